@@ -1,0 +1,143 @@
+/**
+ * The canonical storefront events: one zod schema per type, the single source of truth for
+ * validation at the HTTP edge, for decoding records in the actors, and for TypeScript types.
+ */
+import { z } from "zod";
+
+/** Longest accepted user id, per the specification. */
+export const MAX_USER_ID_LENGTH = 128;
+/** Events dated further than this into the future are rejected at ingestion. */
+export const DEFAULT_MAX_FUTURE_MS = 5 * 60_000;
+
+const id = z.string().min(1).max(256);
+const userId = z.string().min(1).max(MAX_USER_ID_LENGTH);
+const money = z.number().finite().min(0);
+const timestamp = z.iso.datetime({ offset: true });
+
+const envelope = {
+  eventId: z.uuid().optional(),
+  userId,
+  sessionId: z.string().min(1).max(256).optional(),
+  occurredAt: timestamp.optional(),
+};
+
+const lineItem = z.object({
+  productId: id,
+  quantity: z.number().int().min(1),
+  price: money,
+  category: z.string().max(256).optional(),
+});
+
+/** Every event type with its properties. */
+export const eventSchemas = {
+  page_viewed: z.object({
+    ...envelope,
+    type: z.literal("page_viewed"),
+    properties: z.object({
+      url: z.string().min(1).max(4096),
+      referrer: z.string().max(4096).optional(),
+      title: z.string().max(1024).optional(),
+      loadTime: z.number().finite().min(0).optional(),
+    }),
+  }),
+  product_viewed: z.object({
+    ...envelope,
+    type: z.literal("product_viewed"),
+    properties: z.object({
+      productId: id,
+      price: money.optional(),
+      category: z.string().max(256).optional(),
+      brand: z.string().max(256).optional(),
+    }),
+  }),
+  search_performed: z.object({
+    ...envelope,
+    type: z.literal("search_performed"),
+    properties: z.object({
+      query: z.string().max(1024),
+      resultsCount: z.number().int().min(0).optional(),
+    }),
+  }),
+  product_added_to_cart: z.object({
+    ...envelope,
+    type: z.literal("product_added_to_cart"),
+    properties: z.object({
+      productId: id,
+      quantity: z.number().int().min(1).default(1),
+      price: money,
+      category: z.string().max(256).optional(),
+      brand: z.string().max(256).optional(),
+    }),
+  }),
+  product_removed_from_cart: z.object({
+    ...envelope,
+    type: z.literal("product_removed_from_cart"),
+    properties: z.object({
+      productId: id,
+      quantity: z.number().int().min(1).optional(),
+    }),
+  }),
+  checkout_started: z.object({
+    ...envelope,
+    type: z.literal("checkout_started"),
+    properties: z.object({ cartValue: money.optional() }).default({}),
+  }),
+  order_completed: z.object({
+    ...envelope,
+    type: z.literal("order_completed"),
+    properties: z.object({
+      orderId: id,
+      items: z.array(lineItem).min(1).max(1000),
+      total: money,
+      currency: z.string().regex(/^[A-Z]{3}$/, "an ISO 4217 code such as USD").default("USD"),
+      paymentMethod: z.string().max(64).optional(),
+      shippingCountry: z.string().max(64).optional(),
+    }),
+  }),
+  inventory_updated: z.object({
+    ...envelope,
+    userId: userId.optional(),
+    type: z.literal("inventory_updated"),
+    properties: z.object({
+      productId: id,
+      stock: z.number().int().min(0),
+    }),
+  }),
+} as const;
+
+/** The names of all event types. */
+export type EventType = keyof typeof eventSchemas;
+/** All event types, in specification order. */
+export const EVENT_TYPES = Object.keys(eventSchemas) as EventType[];
+
+/** An event as posted by a client, after validation. */
+export const incomingEvent = z.discriminatedUnion(
+  "type",
+  Object.values(eventSchemas) as [
+    (typeof eventSchemas)[EventType],
+    ...(typeof eventSchemas)[EventType][],
+  ],
+);
+/** An event as posted, after validation and defaults. */
+export type IncomingEvent = z.output<typeof incomingEvent>;
+
+/** Fields the server fills in before an event is appended to the log. */
+const stored = { eventId: z.uuid(), occurredAt: timestamp, receivedAt: timestamp };
+
+/** An event as stored in the log: id and times always present. */
+export const storedEvent = z.discriminatedUnion(
+  "type",
+  Object.values(eventSchemas).map((s) => s.extend(stored)) as unknown as [
+    z.ZodObject,
+    ...z.ZodObject[],
+  ],
+);
+/** An event as stored in the log and handled by actors. */
+export type StoredEvent = IncomingEvent & { eventId: string; occurredAt: string; receivedAt: string };
+/** A stored event of one type. */
+export type StoredEventOf<T extends EventType> = Extract<StoredEvent, { type: T }>;
+
+/** The key an event is partitioned by: the product for inventory, otherwise the user. */
+export function partitionKey(event: IncomingEvent): string {
+  return event.type === "inventory_updated" ? event.properties.productId : event.userId;
+}

@@ -1,0 +1,48 @@
+/**
+ * What an actor is to the runtime: a value describing its logic, with no I/O in it.
+ * `handle` is `(state, message, ctx) => state`; every effect goes through `ctx`, so the same
+ * logic runs in the engine, in unit tests, and as the reference model of the exactly-once tests.
+ */
+import type { LogRecord } from "./log.ts";
+
+/** Logical output topics an actor may emit to; the runtime maps them to prefixed names. */
+export type OutputTopic = "alerts" | "recommendations" | "productEvents";
+
+/** A message an actor asks the runtime to publish once its input is checkpointed. */
+export interface Emitted {
+  readonly topic: OutputTopic;
+  readonly key: string;
+  readonly value: unknown;
+}
+
+/** The effects available to a handler. */
+export interface ActorContext {
+  /** The partition clock (event time) in epoch milliseconds. */
+  now(): number;
+  /** Publishes a message; published before the checkpoint that covers the input commits. */
+  emit(topic: OutputTopic, key: string, value: unknown): void;
+  /** An id derived from the input message and `rule`, identical when the input is replayed. */
+  outputId(rule: string): string;
+}
+
+/** An actor type: how to create, update, persist and restore the state of one key. */
+export interface ActorLogic<S, M> {
+  /** Actor type name, used as the key namespace in storage. */
+  readonly kind: string;
+  /** The state of a key that has never been seen. */
+  initial(key: string): S;
+  /** Turns a log record into a message; throws ValidationError for records that can never be handled. */
+  decode(record: LogRecord): M;
+  /** Event time of a message in epoch milliseconds; drives the partition clock. */
+  eventTime(message: M): number;
+  /** Applies one message. May await (lookups); the runtime never runs two messages of one key at once. */
+  handle(state: S, message: M, ctx: ActorContext): S | Promise<S>;
+  /** JSON-serialisable form of the state for checkpoints. */
+  persist(state: S): unknown;
+  /** Inverse of `persist`. */
+  restore(data: unknown): S;
+}
+
+/** An ActorLogic with its type parameters erased, for registries. */
+// deno-lint-ignore no-explicit-any
+export type AnyActorLogic = ActorLogic<any, any>;

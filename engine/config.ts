@@ -1,0 +1,92 @@
+/**
+ * Configuration: every setting is read once from the environment, validated, and frozen.
+ *
+ * This is the only module that reads `Deno.env`. Everything else receives the `Config` object
+ * (or the part of it that it needs) as an argument.
+ */
+import { z } from "zod";
+import { ConfigError } from "./errors.ts";
+
+const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
+
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+
+/** One table of settings: environment variable name → schema with its default. */
+const settings = {
+  PORT: int(0, 65535).default(8080),
+  HOST: z.string().trim().min(1).default("0.0.0.0"),
+  KAFKA_BROKERS: z.string().trim().min(1).optional(),
+  KAFKA_CLIENT_ID: z.string().trim().min(1).default("actor-engine"),
+  GROUP_ID: z.string().trim().min(1).default("actor-engine"),
+  TOPIC_PREFIX: z.string().regex(/^[A-Za-z0-9._-]*$/, "only letters, digits, '.', '_' and '-'").default(""),
+  PARTITIONS: int(1, 10_000).default(12),
+  REPLICATION_FACTOR: int(1, 32).default(1),
+  DATABASE_URL: z.string().trim().regex(/^postgres(ql)?:\/\//, "a postgres:// URL").optional(),
+  DATA_DIR: z.string().min(1).default("./data"),
+  CHECKPOINT_INTERVAL_MS: int(10, 3_600_000).default(1000),
+  CHECKPOINT_MAX_MESSAGES: int(1, 10_000_000).default(10_000),
+  MAX_ACTORS: int(1).default(100_000),
+  PUBLISH_TIMEOUT_MS: int(100, 120_000).default(5000),
+  MAX_BATCH_EVENTS: int(1, 100_000).default(1000),
+  MAX_BODY_BYTES: int(1024, 64 * 1024 * 1024).default(1024 * 1024),
+  MAX_EVENT_FUTURE_MS: int(0).default(5 * 60_000),
+  LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
+} as const;
+
+const schema = z.object(settings);
+
+/** The engine's validated, immutable configuration. */
+export type Config = Readonly<z.output<typeof schema>> & { readonly mode: "embedded" | "production" };
+
+/** Names of every setting, for documentation and tests. */
+export const SETTING_NAMES = Object.keys(settings) as (keyof typeof settings)[];
+
+/** Builds the configuration from an environment map; throws ConfigError naming every bad variable. */
+export function parseConfig(env: Record<string, string | undefined>): Config {
+  const input: Record<string, string> = {};
+  for (const name of SETTING_NAMES) {
+    const value = env[name];
+    if (value !== undefined && value !== "") input[name] = value;
+  }
+  const result = schema.safeParse(input);
+  if (!result.success) {
+    const problems = result.error.issues.map((issue) => {
+      const name = String(issue.path[0]);
+      return `${name}=${JSON.stringify(input[name])}: ${issue.message}`;
+    });
+    throw new ConfigError(`Cannot start: invalid configuration: ${problems.join("; ")}`);
+  }
+  const values = result.data;
+  if (values.KAFKA_BROKERS && !values.DATABASE_URL) {
+    throw new ConfigError(
+      "Cannot start: KAFKA_BROKERS is set but DATABASE_URL is not; production mode needs both (unset KAFKA_BROKERS for embedded mode)",
+    );
+  }
+  return Object.freeze({ ...values, mode: values.KAFKA_BROKERS ? "production" : "embedded" });
+}
+
+/** Reads the process environment; the one place that touches `Deno.env`. */
+export function loadConfig(): Config {
+  return parseConfig(Deno.env.toObject());
+}
+
+/** Kafka topic names with the configured prefix applied. */
+export interface Topics {
+  readonly events: string;
+  readonly productEvents: string;
+  readonly alerts: string;
+  readonly recommendations: string;
+  readonly dlq: string;
+}
+
+/** Applies TOPIC_PREFIX to the fixed topic names of the specification. */
+export function topicNames(config: Pick<Config, "TOPIC_PREFIX">): Topics {
+  const p = config.TOPIC_PREFIX;
+  return Object.freeze({
+    events: `${p}events`,
+    productEvents: `${p}product-events`,
+    alerts: `${p}alerts`,
+    recommendations: `${p}recommendations`,
+    dlq: `${p}events.dlq`,
+  });
+}

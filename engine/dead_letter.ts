@@ -1,0 +1,32 @@
+/** Dead-letter records: the original bytes and key, with headers naming the error and the source. */
+import type { EngineError } from "./errors.ts";
+import type { LogRecord, OutgoingRecord } from "./log.ts";
+
+/** Header names on `events.dlq` records. */
+export const DLQ_HEADERS = {
+  errorCode: "dlq-error-code",
+  errorMessage: "dlq-error-message",
+  topic: "dlq-source-topic",
+  partition: "dlq-source-partition",
+  offset: "dlq-source-offset",
+} as const;
+
+/** Longest error message copied into a header. */
+const MAX_MESSAGE_LENGTH = 1000;
+
+/** Builds the DLQ record for `record`, which failed with `error`. */
+export function deadLetter(dlqTopic: string, record: LogRecord, error: EngineError): OutgoingRecord {
+  return {
+    topic: dlqTopic,
+    key: record.key ?? "",
+    value: record.value ?? new Uint8Array(),
+    headers: {
+      ...record.headers,
+      [DLQ_HEADERS.errorCode]: error.code,
+      [DLQ_HEADERS.errorMessage]: error.message.slice(0, MAX_MESSAGE_LENGTH),
+      [DLQ_HEADERS.topic]: record.topic,
+      [DLQ_HEADERS.partition]: String(record.partition),
+      [DLQ_HEADERS.offset]: String(record.offset),
+    },
+  };
+}

@@ -1,0 +1,69 @@
+/**
+ * The engine's error taxonomy. Every error has a stable `code`; the HTTP layer maps codes to
+ * problem responses in one place, and the runtime decides between dead-lettering (terminal)
+ * and retrying (transient) by class, never by message text.
+ */
+
+/** Base class: a stable machine-readable code plus the original cause. */
+export abstract class EngineError extends Error {
+  abstract readonly code: string;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** A setting is missing or invalid; start-up stops with this message. */
+export class ConfigError extends EngineError {
+  readonly code = "config_invalid";
+}
+
+/** One offending field of an input, by path. */
+export interface FieldProblem {
+  readonly path: string;
+  readonly message: string;
+}
+
+/** Input that can never succeed as sent (HTTP 400, or a DLQ record with the reason). */
+export class ValidationError extends EngineError {
+  readonly code = "validation_failed";
+  constructor(message: string, readonly problems: readonly FieldProblem[] = []) {
+    super(message);
+  }
+}
+
+/** A request body or batch exceeds a configured limit (HTTP 413). */
+export class PayloadTooLargeError extends EngineError {
+  readonly code = "payload_too_large";
+}
+
+/** The request's content type is not one the route accepts (HTTP 415). */
+export class UnsupportedMediaTypeError extends EngineError {
+  readonly code = "unsupported_media_type";
+}
+
+/** The key or resource does not exist (HTTP 404). */
+export class NotFoundError extends EngineError {
+  readonly code = "not_found";
+}
+
+/** The log (Kafka or embedded) did not acknowledge in time; retry later (HTTP 503). */
+export class LogUnavailableError extends EngineError {
+  readonly code = "log_unavailable";
+}
+
+/** The database is unreachable or failing; retry later (HTTP 503). */
+export class DatabaseUnavailableError extends EngineError {
+  readonly code = "database_unavailable";
+}
+
+/** A handler decided that a message can never be processed; it goes to the DLQ. */
+export class TerminalError extends EngineError {
+  readonly code = "terminal";
+}
+
+/** Wraps anything thrown into an Error so that logs and causes are uniform. */
+export function ensureError(value: unknown): Error {
+  if (value instanceof Error) return value;
+  return new Error(typeof value === "string" ? value : JSON.stringify(value));
+}

@@ -1,0 +1,287 @@
+/**
+ * The partitioned log on Apache Kafka, through kafkajs. This is the only module that imports
+ * kafkajs; swapping the client means rewriting this file and nothing else.
+ */
+import { type Consumer, type EachBatchPayload, Kafka, logLevel, type Producer } from "kafkajs";
+import { LogUnavailableError } from "./errors.ts";
+import type {
+  LogAdmin,
+  LogConsumer,
+  LogProducer,
+  LogRecord,
+  OutgoingRecord,
+  PartitionListener,
+  TopicPartition,
+} from "./log.ts";
+import { tpKey } from "./log.ts";
+import type { Logger } from "./logger.ts";
+
+/** Settings the Kafka adapter needs, taken from the engine's Config. */
+export interface KafkaOptions {
+  readonly brokers: readonly string[];
+  readonly clientId: string;
+  readonly logger: Logger;
+  /** Deadline for an append to be acknowledged by all in-sync replicas. */
+  readonly publishTimeoutMs: number;
+}
+
+/** Consumer-group settings. */
+export interface KafkaConsumerOptions {
+  readonly groupId: string;
+  /** How many partitions are handled at the same time. */
+  readonly partitionsConsumedConcurrently?: number;
+  readonly sessionTimeoutMs?: number;
+  readonly heartbeatIntervalMs?: number;
+  /** Longest time the broker holds a fetch open when there is nothing new; bounds idle latency. */
+  readonly maxWaitTimeMs?: number;
+}
+
+const CONSUMER_DEFAULTS = {
+  partitionsConsumedConcurrently: 12,
+  sessionTimeoutMs: 10_000,
+  heartbeatIntervalMs: 1_000,
+  maxWaitTimeMs: 100,
+} as const;
+
+const KAFKAJS_LEVEL_NAMES: Record<number, "debug" | "info" | "warn" | "error"> = {
+  [logLevel.ERROR]: "error",
+  [logLevel.WARN]: "warn",
+  [logLevel.INFO]: "info",
+  [logLevel.DEBUG]: "debug",
+};
+
+/** Creates a kafkajs client whose own logs go through our structured logger. */
+export function createKafka(options: KafkaOptions): Kafka {
+  const log = options.logger.child({ component: "kafkajs" });
+  return new Kafka({
+    clientId: options.clientId,
+    brokers: [...options.brokers],
+    logLevel: logLevel.WARN,
+    retry: { initialRetryTime: 100, retries: 8 },
+    logCreator: () => ({ namespace, level, log: entry }) => {
+      const { message, ...fields } = entry;
+      log[KAFKAJS_LEVEL_NAMES[level] ?? "info"](String(message), { namespace, ...fields });
+    },
+  });
+}
+
+/** Runs `promise` with a deadline; on expiry rejects with LogUnavailableError. */
+function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new LogUnavailableError(`${what} not acknowledged within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+}
+
+/** Producer with acks=all and idempotence, so retries inside kafkajs never duplicate a record. */
+export class KafkaProducer implements LogProducer {
+  #producer: Producer;
+  #connected: Promise<void> | null = null;
+
+  constructor(kafka: Kafka, private readonly options: KafkaOptions) {
+    this.#producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+    this.#producer.on(this.#producer.events.DISCONNECT, () => {
+      this.#connected = null;
+    });
+  }
+
+  #connect(): Promise<void> {
+    if (!this.#connected) {
+      this.#connected = this.#producer.connect().catch((error) => {
+        this.#connected = null;
+        throw error;
+      });
+    }
+    return this.#connected;
+  }
+
+  async append(records: readonly OutgoingRecord[]): Promise<void> {
+    if (records.length === 0) return;
+    const byTopic = new Map<string, OutgoingRecord[]>();
+    for (const record of records) {
+      const list = byTopic.get(record.topic) ?? [];
+      list.push(record);
+      byTopic.set(record.topic, list);
+    }
+    const send = async () => {
+      await this.#connect();
+      await this.#producer.sendBatch({
+        acks: -1,
+        timeout: this.options.publishTimeoutMs,
+        topicMessages: [...byTopic].map(([topic, list]) => ({
+          topic,
+          messages: list.map((r) => ({
+            key: r.key,
+            value: typeof r.value === "string" ? r.value : Buffer.from(r.value),
+            headers: r.headers ? { ...r.headers } : undefined,
+            partition: r.partition,
+          })),
+        })),
+      });
+    };
+    try {
+      await withDeadline(send(), this.options.publishTimeoutMs, `append of ${records.length} record(s)`);
+    } catch (error) {
+      if (error instanceof LogUnavailableError) throw error;
+      throw new LogUnavailableError(`Kafka did not acknowledge the append: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#producer.disconnect();
+  }
+}
+
+function toLogRecord(topic: string, partition: number, m: EachBatchPayload["batch"]["messages"][number]): LogRecord {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(m.headers ?? {})) {
+    if (value !== undefined) headers[name] = String(value);
+  }
+  return {
+    topic,
+    partition,
+    offset: Number(m.offset),
+    key: m.key ? m.key.toString("utf8") : null,
+    value: m.value ? new Uint8Array(m.value.buffer, m.value.byteOffset, m.value.byteLength) : null,
+    headers,
+    timestamp: Number(m.timestamp),
+  };
+}
+
+/**
+ * Consumer-group member. kafkajs reports a new assignment only after the rebalance (GROUP_JOIN),
+ * so revocation is derived by comparing assignments; batches wait until the new assignment
+ * has been handed to the listener and each partition sought to its checkpointed offset.
+ */
+export class KafkaConsumer implements LogConsumer {
+  #consumer: Consumer;
+  #owned = new Map<string, TopicPartition>();
+  #ready: Promise<void> = Promise.resolve();
+  #logger: Logger;
+
+  constructor(kafka: Kafka, private readonly options: KafkaConsumerOptions, logger: Logger) {
+    this.#logger = logger.child({ component: "kafka-consumer" });
+    this.#consumer = kafka.consumer({
+      groupId: options.groupId,
+      sessionTimeout: options.sessionTimeoutMs ?? CONSUMER_DEFAULTS.sessionTimeoutMs,
+      heartbeatInterval: options.heartbeatIntervalMs ?? CONSUMER_DEFAULTS.heartbeatIntervalMs,
+      maxWaitTimeInMs: options.maxWaitTimeMs ?? CONSUMER_DEFAULTS.maxWaitTimeMs,
+      allowAutoTopicCreation: false,
+    });
+  }
+
+  async start(topics: readonly string[], listener: PartitionListener): Promise<void> {
+    const consumer = this.#consumer;
+    consumer.on(consumer.events.GROUP_JOIN, (event) => {
+      const assignment = event.payload.memberAssignment as Record<string, number[]>;
+      this.#ready = this.#ready.then(() => this.#onAssignment(assignment, listener)).catch((error) => {
+        this.#logger.error("handling a new assignment failed", { error });
+      });
+    });
+    consumer.on(consumer.events.CRASH, (event) => {
+      this.#logger.error("consumer crashed", { error: event.payload.error, restart: event.payload.restart });
+    });
+    await consumer.connect();
+    await consumer.subscribe({ topics: [...topics], fromBeginning: true });
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: this.options.partitionsConsumedConcurrently ??
+        CONSUMER_DEFAULTS.partitionsConsumedConcurrently,
+      eachBatch: async ({ batch, resolveOffset, heartbeat, isStale, isRunning }) => {
+        await this.#ready;
+        const { topic, partition } = batch;
+        if (!isRunning() || isStale() || !this.#owned.has(tpKey(batch))) return;
+        const records = batch.messages.map((m) => toLogRecord(topic, partition, m));
+        await listener.batch({ topic, partition, records, highWatermark: Number(batch.highWatermark) }, heartbeat);
+        if (!isStale() && records.length > 0) {
+          resolveOffset(String(records[records.length - 1].offset));
+        }
+      },
+    });
+  }
+
+  async #onAssignment(assignment: Record<string, number[]>, listener: PartitionListener): Promise<void> {
+    const next = new Map<string, TopicPartition>();
+    for (const [topic, partitions] of Object.entries(assignment)) {
+      for (const partition of partitions) next.set(tpKey({ topic, partition }), { topic, partition });
+    }
+    const revoked = [...this.#owned].filter(([k]) => !next.has(k)).map(([, tp]) => tp);
+    const added = [...next].filter(([k]) => !this.#owned.has(k)).map(([, tp]) => tp);
+    this.#logger.info("assignment changed", {
+      revoked: revoked.map(tpKey),
+      assigned: added.map(tpKey),
+      owned: [...next.keys()],
+    });
+    if (revoked.length > 0) await listener.revoked(revoked);
+    this.#owned = next;
+    if (added.length > 0) {
+      const offsets = await listener.assigned(added);
+      for (const tp of added) {
+        const offset = offsets.get(tpKey(tp));
+        if (offset !== undefined) this.seek(tp, offset);
+      }
+    }
+  }
+
+  seek(tp: TopicPartition, offset: number): void {
+    this.#consumer.seek({ topic: tp.topic, partition: tp.partition, offset: String(offset) });
+  }
+
+  async commit(tp: TopicPartition, nextOffset: number): Promise<void> {
+    await this.#consumer.commitOffsets([{ topic: tp.topic, partition: tp.partition, offset: String(nextOffset) }]);
+  }
+
+  pause(tps: readonly TopicPartition[]): void {
+    this.#consumer.pause(tps.map((tp) => ({ topic: tp.topic, partitions: [tp.partition] })));
+  }
+
+  resume(tps: readonly TopicPartition[]): void {
+    this.#consumer.resume(tps.map((tp) => ({ topic: tp.topic, partitions: [tp.partition] })));
+  }
+
+  async stop(): Promise<void> {
+    await this.#consumer.disconnect();
+    await this.#ready;
+    this.#owned.clear();
+  }
+}
+
+/** Topic administration. */
+export class KafkaAdmin implements LogAdmin {
+  #admin;
+  #connected: Promise<void> | null = null;
+
+  constructor(kafka: Kafka) {
+    this.#admin = kafka.admin();
+  }
+
+  #connect(): Promise<void> {
+    this.#connected ??= this.#admin.connect();
+    return this.#connected;
+  }
+
+  async ensureTopics(topics: readonly string[], partitions: number, replicationFactor: number): Promise<void> {
+    await this.#connect();
+    const existing = new Set(await this.#admin.listTopics());
+    const missing = topics.filter((t) => !existing.has(t));
+    if (missing.length === 0) return;
+    await this.#admin.createTopics({
+      waitForLeaders: true,
+      topics: missing.map((topic) => ({ topic, numPartitions: partitions, replicationFactor })),
+    });
+  }
+
+  async partitionCount(topic: string): Promise<number> {
+    await this.#connect();
+    const metadata = await this.#admin.fetchTopicMetadata({ topics: [topic] });
+    return metadata.topics[0].partitions.length;
+  }
+
+  async close(): Promise<void> {
+    if (this.#connected) await this.#admin.disconnect();
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * The partitioned-log interface the runtime is written against. Kafka implements it
+ * (`kafka_log.ts`), and so do the in-memory log for unit tests and the embedded durable log.
+ * Nothing outside these adapters knows which client library is underneath.
+ */
+
+/** A partition of a topic. */
+export interface TopicPartition {
+  readonly topic: string;
+  readonly partition: number;
+}
+
+/** A record as read from the log. */
+export interface LogRecord extends TopicPartition {
+  readonly offset: number;
+  readonly key: string | null;
+  readonly value: Uint8Array | null;
+  readonly headers: Readonly<Record<string, string>>;
+  /** Append time in epoch milliseconds. */
+  readonly timestamp: number;
+}
+
+/** A record to append; the log picks the partition from the key unless one is given. */
+export interface OutgoingRecord {
+  readonly topic: string;
+  readonly key: string;
+  readonly value: Uint8Array | string;
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly partition?: number;
+}
+
+/** Appends records durably. */
+export interface LogProducer {
+  /** Resolves only after the log acknowledged every record (Kafka: acks=all); rejects with LogUnavailableError otherwise. */
+  append(records: readonly OutgoingRecord[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A run of consecutive records of one partition, in offset order. */
+export interface RecordBatch extends TopicPartition {
+  readonly records: readonly LogRecord[];
+  /** The partition's end offset when the batch was fetched, for lag. */
+  readonly highWatermark: number;
+}
+
+/** What the consumer calls back into; implemented by the partition runtime. */
+export interface PartitionListener {
+  /** Partitions now owned by this instance; the consumer seeks each to the returned next offset. */
+  assigned(partitions: readonly TopicPartition[]): Promise<Map<string, number>>;
+  /** Partitions no longer owned; called before they are consumed elsewhere when the log allows it. */
+  revoked(partitions: readonly TopicPartition[]): Promise<void>;
+  /** Handles one batch; the consumer fetches the partition's next batch only after this resolves. */
+  batch(batch: RecordBatch, heartbeat: () => Promise<void>): Promise<void>;
+}
+
+/** Consumes topics as a member of a group. */
+export interface LogConsumer {
+  /** Joins the group and starts delivering batches to `listener`. */
+  start(topics: readonly string[], listener: PartitionListener): Promise<void>;
+  /** Moves the read position of an owned partition; the current batch is abandoned. */
+  seek(tp: TopicPartition, offset: number): void;
+  /** Records progress in the group's committed offsets (for lag monitoring; checkpoints are authoritative). */
+  commit(tp: TopicPartition, nextOffset: number): Promise<void>;
+  pause(tps: readonly TopicPartition[]): void;
+  resume(tps: readonly TopicPartition[]): void;
+  stop(): Promise<void>;
+}
+
+/** Creates topics that are missing. */
+export interface LogAdmin {
+  ensureTopics(topics: readonly string[], partitions: number, replicationFactor: number): Promise<void>;
+  /** Number of partitions of a topic, for computing a key's partition. */
+  partitionCount(topic: string): Promise<number>;
+  close(): Promise<void>;
+}
+
+/** A stable string id for a topic partition, for maps. */
+export function tpKey(tp: TopicPartition): string {
+  return `${tp.topic}:${tp.partition}`;
+}

@@ -1,0 +1,93 @@
+/**
+ * The actor runtime: owns one PartitionWorker per assigned partition, routes batches to them,
+ * checkpoints them on an interval, and answers read-only state lookups for queries.
+ */
+import type { AnyActorLogic } from "./actor.ts";
+import type { PartitionListener, RecordBatch, TopicPartition } from "./log.ts";
+import { tpKey } from "./log.ts";
+import type { Logger } from "./logger.ts";
+import { PartitionWorker, type WorkerDeps } from "./partition_worker.ts";
+
+/** Runtime settings and collaborators; `logics` maps each consumed topic to its actor type. */
+export interface RuntimeDeps extends Omit<WorkerDeps, "logic"> {
+  readonly logics: ReadonlyMap<string, AnyActorLogic>;
+  readonly checkpointIntervalMs: number;
+}
+
+/** A live actor state found in this instance's memory. */
+export interface LiveState {
+  readonly state: unknown;
+  readonly partition: number;
+}
+
+/** Implements the consumer's PartitionListener on top of partition workers. */
+export class ActorRuntime implements PartitionListener {
+  readonly #deps: RuntimeDeps;
+  readonly #log: Logger;
+  readonly #workers = new Map<string, PartitionWorker>();
+  #timer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(deps: RuntimeDeps) {
+    this.#deps = deps;
+    this.#log = deps.logger.child({ component: "runtime" });
+  }
+
+  /** Starts the periodic checkpoint. */
+  start(): void {
+    this.#timer = setInterval(() => {
+      for (const worker of this.#workers.values()) {
+        worker.checkpoint().catch((error) => this.#log.warn("periodic checkpoint failed", { error }));
+      }
+    }, this.#deps.checkpointIntervalMs);
+  }
+
+  async assigned(partitions: readonly TopicPartition[]): Promise<Map<string, number>> {
+    const offsets = new Map<string, number>();
+    await Promise.all(partitions.map(async (tp) => {
+      const logic = this.#deps.logics.get(tp.topic);
+      if (!logic) throw new Error(`no actor logic for topic ${tp.topic}`);
+      const worker = await PartitionWorker.claim(tp, { ...this.#deps, logic });
+      this.#workers.set(tpKey(tp), worker);
+      offsets.set(tpKey(tp), worker.checkpointedOffset);
+    }));
+    return offsets;
+  }
+
+  async revoked(partitions: readonly TopicPartition[]): Promise<void> {
+    await Promise.all(partitions.map(async (tp) => {
+      const worker = this.#workers.get(tpKey(tp));
+      this.#workers.delete(tpKey(tp));
+      await worker?.close();
+    }));
+  }
+
+  async batch(batch: RecordBatch, heartbeat: () => Promise<void>): Promise<void> {
+    const worker = this.#workers.get(tpKey(batch));
+    if (!worker || !worker.active) return;
+    await worker.handleBatch(batch, heartbeat);
+  }
+
+  /** Finds a key's state in memory, across the partitions of the topic that feeds `kind`. */
+  lookup(kind: string, key: string): LiveState | undefined {
+    for (const worker of this.#workers.values()) {
+      const { topic, partition } = worker.topicPartition;
+      if (this.#deps.logics.get(topic)?.kind !== kind) continue;
+      const state = worker.peek(key);
+      if (state !== undefined) return { state, partition };
+    }
+    return undefined;
+  }
+
+  /** Partitions this instance owns now. */
+  owned(): string[] {
+    return [...this.#workers.keys()].sort();
+  }
+
+  /** Stops checkpointing on a timer and releases every partition with a final checkpoint. */
+  async stop(): Promise<void> {
+    clearInterval(this.#timer);
+    const workers = [...this.#workers.values()];
+    this.#workers.clear();
+    await Promise.all(workers.map((w) => w.close()));
+  }
+}

@@ -1,0 +1,44 @@
+/** Routes as a data table of URLPatterns; 404 for unknown paths, 405 with Allow for wrong methods. */
+import { problemResponse } from "./problem.ts";
+
+/** A request with its path parameters. */
+export type RouteHandler = (request: Request, params: Record<string, string>) => Response | Promise<Response>;
+
+/** One row of the route table. */
+export interface Route {
+  readonly method: "GET" | "POST" | "DELETE";
+  readonly path: string;
+  readonly handler: RouteHandler;
+}
+
+/** Compiles a route table into a request handler. */
+export function createRouter(routes: readonly Route[]): (request: Request) => Promise<Response> {
+  const compiled = routes.map((route) => ({ ...route, pattern: new URLPattern({ pathname: route.path }) }));
+  return async (request) => {
+    const allowed: string[] = [];
+    for (const route of compiled) {
+      const match = route.pattern.exec(request.url);
+      if (!match) continue;
+      if (route.method !== request.method && !(route.method === "GET" && request.method === "HEAD")) {
+        allowed.push(route.method);
+        continue;
+      }
+      const params: Record<string, string> = {};
+      for (const [name, value] of Object.entries(match.pathname.groups)) {
+        if (value !== undefined) params[name] = decodeURIComponent(value);
+      }
+      return await route.handler(request, params);
+    }
+    if (allowed.length > 0) {
+      return problemResponse(
+        { title: "Method not allowed", status: 405, detail: `${request.method} is not allowed here` },
+        { allow: [...new Set(allowed)].join(", ") },
+      );
+    }
+    return problemResponse({
+      title: "Not found",
+      status: 404,
+      detail: `no route for ${new URL(request.url).pathname}`,
+    });
+  };
+}

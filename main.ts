@@ -1,0 +1,45 @@
+/** Entry point: `deno task start`. Reads the configuration, starts the engine, stops it on SIGINT/SIGTERM. */
+import { loadConfig } from "./engine/config.ts";
+import { startEngine } from "./engine/engine.ts";
+import { ConfigError } from "./engine/errors.ts";
+import { createLogger } from "./engine/logger.ts";
+
+/** Longest a graceful shutdown may take before the process exits anyway. */
+const SHUTDOWN_DEADLINE_MS = 10_000;
+
+async function main(): Promise<number> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      createLogger("error").error(error.message, { code: error.code });
+      return 2;
+    }
+    throw error;
+  }
+  const logger = createLogger(config.LOG_LEVEL);
+  let engine;
+  try {
+    engine = await startEngine(config, logger);
+  } catch (error) {
+    logger.error(error instanceof Error ? error.message : String(error), { error });
+    return 1;
+  }
+  const stopped = Promise.withResolvers<number>();
+  const onSignal = (signal: Deno.Signal) => () => {
+    logger.info("signal received; shutting down", { signal });
+    setTimeout(() => {
+      logger.error("shutdown deadline passed; exiting", { deadlineMs: SHUTDOWN_DEADLINE_MS });
+      Deno.exit(1);
+    }, SHUTDOWN_DEADLINE_MS);
+    engine.stop().then(() => stopped.resolve(0), (error) => {
+      logger.error("shutdown failed", { error });
+      stopped.resolve(1);
+    });
+  };
+  for (const signal of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(signal, onSignal(signal));
+  return await stopped.promise;
+}
+
+Deno.exit(await main());

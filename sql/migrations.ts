@@ -1,0 +1,47 @@
+/** Applies the numbered migrations in sql/migrations/ once each, in order, recording them. */
+import type { Sql } from "../engine/database.ts";
+
+const MIGRATIONS_DIR = new URL("./migrations/", import.meta.url);
+/** Serialises concurrent start-ups of several instances on one database. */
+const MIGRATION_LOCK_ID = 7_341_001;
+
+/** A migration file: `NNN_name.sql`. */
+export interface Migration {
+  readonly id: number;
+  readonly name: string;
+  readonly sql: string;
+}
+
+/** Reads the migration files, sorted by number; rejects gaps and duplicate numbers. */
+export async function readMigrations(dir: URL = MIGRATIONS_DIR): Promise<Migration[]> {
+  const found: Migration[] = [];
+  for await (const entry of Deno.readDir(dir)) {
+    const match = /^(\d{3})_([a-z0-9_]+)\.sql$/.exec(entry.name);
+    if (!entry.isFile || !match) continue;
+    found.push({ id: Number(match[1]), name: entry.name, sql: await Deno.readTextFile(new URL(entry.name, dir)) });
+  }
+  found.sort((a, b) => a.id - b.id);
+  found.forEach((m, i) => {
+    if (m.id !== i + 1) throw new Error(`Cannot migrate: expected migration ${i + 1}, found ${m.name}`);
+  });
+  return found;
+}
+
+/** Applies every migration not yet recorded, all in one transaction; returns the names applied. */
+export async function migrate(sql: Sql, migrations?: readonly Migration[]): Promise<string[]> {
+  const all = migrations ?? await readMigrations();
+  return await sql.begin(async (tx) => {
+    await tx`select pg_advisory_xact_lock(${MIGRATION_LOCK_ID})`;
+    await tx`create table if not exists schema_migrations (
+      id integer primary key, name text not null, applied_at timestamptz not null default now())`;
+    const done = new Set((await tx<{ id: number }[]>`select id from schema_migrations`).map((r) => r.id));
+    const applied: string[] = [];
+    for (const m of all) {
+      if (done.has(m.id)) continue;
+      await tx.unsafe(m.sql);
+      await tx`insert into schema_migrations (id, name) values (${m.id}, ${m.name})`;
+      applied.push(m.name);
+    }
+    return applied;
+  });
+}
