@@ -11,6 +11,7 @@ import { stateRoute } from "../http/state_route.ts";
 import { migrate } from "../sql/migrations.ts";
 import { type Config, topicNames } from "./config.ts";
 import type { AnyActorLogic } from "./actor.ts";
+import { SqlCheckpointStore } from "./checkpoint.ts";
 import { connectDatabase } from "./database.ts";
 import { ConfigError } from "./errors.ts";
 import { createKafka, KafkaAdmin, KafkaConsumer, KafkaProducer } from "./kafka_log.ts";
@@ -62,8 +63,9 @@ export async function startEngine(config: Config, logger: Logger): Promise<Runni
     publishTimeoutMs: config.PUBLISH_TIMEOUT_MS,
   });
   const consumer = new KafkaConsumer(kafka, { groupId: config.GROUP_ID }, log);
+  const store = new SqlCheckpointStore(sql);
   const runtime = new ActorRuntime({
-    sql,
+    store,
     producer,
     consumer,
     topics,
@@ -77,7 +79,7 @@ export async function startEngine(config: Config, logger: Logger): Promise<Runni
   runtime.start();
   await consumer.start([topics.events, topics.productEvents], runtime);
 
-  const reader = createStateReader(runtime, sql);
+  const reader = createStateReader(runtime, store);
   const routes: Route[] = [
     {
       method: "POST",

@@ -4,17 +4,16 @@
  * the dirty states and the partition's next offset in one transaction, fenced by the owner epoch.
  */
 import type { ActorContext, AnyActorLogic, OutputTopic } from "./actor.ts";
-import type { Sql } from "./database.ts";
-import { ensureError, TerminalError, ValidationError } from "./errors.ts";
+import type { CheckpointStore } from "./checkpoint.ts";
+import { EngineError, ensureError, TerminalError, ValidationError } from "./errors.ts";
 import type { LogConsumer, LogProducer, LogRecord, OutgoingRecord, RecordBatch, TopicPartition } from "./log.ts";
 import type { Logger } from "./logger.ts";
 import type { Topics } from "./config.ts";
-import { advanceCheckpoint, claimPartition, loadStates, saveStates } from "../sql/checkpoints.ts";
 import { deadLetter } from "./dead_letter.ts";
 
 /** What a worker needs from the engine. */
 export interface WorkerDeps {
-  readonly sql: Sql;
+  readonly store: CheckpointStore;
   readonly producer: LogProducer;
   readonly consumer: LogConsumer;
   readonly logic: AnyActorLogic;
@@ -68,7 +67,7 @@ export class PartitionWorker {
 
   /** Claims the partition in the database (fencing any previous owner) and resumes at its checkpoint. */
   static async claim(tp: TopicPartition, deps: WorkerDeps): Promise<PartitionWorker> {
-    const claimed = await claimPartition(deps.sql, deps.groupId, tp.topic, tp.partition, deps.owner);
+    const claimed = await deps.store.claim(tp, deps.groupId, deps.owner);
     const worker = new PartitionWorker(tp, deps, claimed.epoch, claimed.nextOffset);
     worker.#log.info("partition claimed", { epoch: claimed.epoch, nextOffset: claimed.nextOffset });
     return worker;
@@ -198,9 +197,10 @@ export class PartitionWorker {
         if (record.key === null) throw new ValidationError("record has no key");
         message = logic.decode(record);
       } catch (error) {
-        if (!(error instanceof ValidationError)) throw error;
-        this.#outputs.push(deadLetter(this.#deps.topics.dlq, record, error));
-        this.#log.warn("record dead-lettered", { offset: record.offset, error });
+        // Decoding is pure: whatever it throws, the record can never be handled.
+        const reason = error instanceof EngineError ? error : new ValidationError(ensureError(error).message);
+        this.#outputs.push(deadLetter(this.#deps.topics.dlq, record, reason));
+        this.#log.warn("record dead-lettered", { offset: record.offset, error: reason });
         continue;
       }
       const list = byKey.get(record.key!) ?? [];
@@ -216,8 +216,8 @@ export class PartitionWorker {
   /** Loads the states of keys not in memory with one query. */
   async #activate(keys: readonly string[]): Promise<void> {
     if (keys.length === 0) return;
-    const { logic, sql } = this.#deps;
-    const stored = await loadStates(sql, logic.kind, keys);
+    const { logic, store } = this.#deps;
+    const stored = await store.load(logic.kind, keys);
     for (const key of keys) {
       const data = stored.get(key);
       this.#cells.set(key, { state: data === undefined ? logic.initial(key) : logic.restore(data), dirty: false });
@@ -262,18 +262,12 @@ export class PartitionWorker {
     const dirty = [...this.#cells].filter(([, cell]) => cell.dirty);
     if (dirty.length === 0 && this.#position === this.#checkpointed && this.#outputs.length === 0) return;
     const started = performance.now();
-    const { sql, producer, logic, groupId } = this.#deps;
+    const { store, producer, logic, groupId } = this.#deps;
     await producer.append(this.#outputs);
     this.#outputs = [];
     const position = this.#position;
     const states = dirty.map(([key, cell]) => ({ key, state: logic.persist(cell.state) }));
-    const owned = await sql.begin(async (tx) => {
-      if (!await advanceCheckpoint(tx, groupId, this.#tp.topic, this.#tp.partition, this.#epoch, position)) {
-        return false;
-      }
-      await saveStates(tx, logic.kind, states);
-      return true;
-    });
+    const owned = await store.commit(this.#tp, groupId, this.#epoch, position, logic.kind, states);
     if (!owned) {
       this.#log.warn("checkpoint fenced off: another instance owns this partition now", { epoch: this.#epoch });
       this.#closed = true;

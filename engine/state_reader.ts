@@ -1,7 +1,6 @@
 /** Read-only access to actor state for queries: live memory first, then the last checkpoint. */
-import type { Sql } from "./database.ts";
+import type { CheckpointStore } from "./checkpoint.ts";
 import type { ActorRuntime } from "./runtime.ts";
-import { loadState } from "../sql/checkpoints.ts";
 import { DatabaseUnavailableError } from "./errors.ts";
 
 /** A state as a query sees it. */
@@ -18,14 +17,14 @@ export interface StateReader {
 }
 
 /** Reads live state from the runtime, falling back to the checkpoint table. */
-export function createStateReader(runtime: ActorRuntime, sql: Sql): StateReader {
+export function createStateReader(runtime: ActorRuntime, store: CheckpointStore): StateReader {
   return {
     async read(kind, key) {
       const live = runtime.lookup(kind, key);
       if (live) return { state: live.state, source: "memory" };
       let stored;
       try {
-        stored = await loadState(sql, kind, key);
+        stored = await store.read(kind, key);
       } catch (error) {
         throw new DatabaseUnavailableError("cannot read the checkpoint", { cause: error });
       }

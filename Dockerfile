@@ -1,0 +1,41 @@
+# Actor engine image: HTTP ingestion -> Kafka -> actors -> PostgreSQL checkpoints.
+#
+#   docker build -t actor-engine .
+#   docker compose up --build        (engine + Kafka + PostgreSQL, see docker-compose.yml)
+#
+# The Deno version matches the one the project pins (.ci/run installs deno@2.9.6).
+ARG DENO_VERSION=2.9.6
+FROM denoland/deno:${DENO_VERSION}
+
+WORKDIR /app
+
+# The image's unprivileged `deno` user owns the app directory and DATA_DIR; DENO_DIR (/deno-dir)
+# already belongs to it in the base image.
+RUN mkdir -p /app/data && chown -R deno:deno /app
+USER deno
+
+# Dependencies first, in their own layer: rebuilt only when deno.json or deno.lock change.
+# --frozen fails the build instead of silently updating the lockfile.
+COPY --chown=deno:deno deno.json deno.lock ./
+RUN deno install --frozen
+
+# Source, then cache the whole module graph so start-up needs no network.
+COPY --chown=deno:deno main.ts ./
+COPY --chown=deno:deno engine/ ./engine/
+COPY --chown=deno:deno actors/ ./actors/
+COPY --chown=deno:deno http/ ./http/
+COPY --chown=deno:deno sql/ ./sql/
+COPY --chown=deno:deno scripts/ ./scripts/
+RUN deno cache --frozen main.ts
+
+ENV PORT=8080 \
+    DATA_DIR=/app/data
+EXPOSE 8080
+
+# No curl in the image: probe /healthz with Deno's fetch (a refused connection throws -> exit 1).
+HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
+  CMD ["deno", "eval", "--no-config", "const r=await fetch('http://127.0.0.1:'+(Deno.env.get('PORT')||'8080')+'/healthz');Deno.exit(r.ok?0:1)"]
+
+# The image's entrypoint runs under tini; `deno task` forwards SIGTERM to `deno run`, so
+# main.ts's graceful shutdown runs on `docker stop`.
+CMD ["deno", "task", "start"]

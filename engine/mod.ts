@@ -1,0 +1,32 @@
+/**
+ * The engine: how storefront events become per-key state, checkpoints and outputs.
+ *
+ *   HTTP (http/)  ──append, acks=all──▶  log: Kafka or embedded (log.ts, kafka_log.ts)
+ *                                          │ consumer group: partitions assigned to this instance
+ *                                          ▼
+ *   ActorRuntime (runtime.ts): one PartitionWorker per owned partition (partition_worker.ts)
+ *     · claims the partition in PostgreSQL (epoch fencing) and resumes at its checkpointed offset
+ *     · activates actors on demand (state batch-loaded from PostgreSQL), one per key
+ *     · runs each key's messages in order through its ActorLogic (actor.ts, logic in actors/)
+ *     · handlers emit outputs through ctx; bad records go to the DLQ (dead_letter.ts)
+ *   Checkpoint: outputs appended and acknowledged first, then dirty states + next offset in one
+ *     transaction (sql/checkpoints.ts); a replay from it re-produces identical outputs.
+ *   Queries read state through state_reader.ts: live memory, else the last checkpoint (`asOf`).
+ *
+ * Configuration (config.ts) is parsed once and passed down; errors are typed (errors.ts);
+ * logs are structured JSON (logger.ts). `startEngine` (engine.ts) wires it all together.
+ */
+export { type Config, loadConfig, parseConfig, topicNames, type Topics } from "./config.ts";
+export { type RunningEngine, startEngine } from "./engine.ts";
+export type { ActorContext, ActorLogic, Emitted, OutputTopic } from "./actor.ts";
+export type {
+  LogConsumer,
+  LogProducer,
+  LogRecord,
+  OutgoingRecord,
+  PartitionListener,
+  RecordBatch,
+  TopicPartition,
+} from "./log.ts";
+export { createLogger, type Logger } from "./logger.ts";
+export * from "./errors.ts";

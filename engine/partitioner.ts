@@ -1,0 +1,39 @@
+/**
+ * Kafka's default partitioner for keyed records: murmur2 of the key's UTF-8 bytes, made positive,
+ * modulo the partition count. Computing it ourselves lets queries find a key's owner and lets
+ * the embedded log place records exactly where Kafka would.
+ */
+
+const SEED = 0x9747b28c;
+const M = 0x5bd1e995;
+const encoder = new TextEncoder();
+
+/** Kafka's 32-bit murmur2 hash (signed, as Java computes it). */
+export function murmur2(data: Uint8Array): number {
+  const length = data.length;
+  let h = SEED ^ length;
+  const whole = length & ~3;
+  for (let i = 0; i < whole; i += 4) {
+    let k = data[i] | (data[i + 1] << 8) | (data[i + 2] << 16) | (data[i + 3] << 24);
+    k = Math.imul(k, M);
+    k ^= k >>> 24;
+    k = Math.imul(k, M);
+    h = Math.imul(h, M) ^ k;
+  }
+  const tail = length & 3;
+  if (tail === 3) h ^= data[whole + 2] << 16;
+  if (tail >= 2) h ^= data[whole + 1] << 8;
+  if (tail >= 1) {
+    h ^= data[whole];
+    h = Math.imul(h, M);
+  }
+  h ^= h >>> 13;
+  h = Math.imul(h, M);
+  h ^= h >>> 15;
+  return h | 0;
+}
+
+/** The partition Kafka's default partitioner picks for `key`. */
+export function partitionForKey(key: string, partitionCount: number): number {
+  return (murmur2(encoder.encode(key)) & 0x7fffffff) % partitionCount;
+}

@@ -1,0 +1,109 @@
+/** A runtime on the in-memory log and checkpoint store, for unit tests. */
+import type { ActorLogic, AnyActorLogic } from "../../engine/actor.ts";
+import { MemoryCheckpointStore } from "../../engine/checkpoint.ts";
+import { topicNames } from "../../engine/config.ts";
+import { ValidationError } from "../../engine/errors.ts";
+import { silentLogger } from "../../engine/logger.ts";
+import { type MemoryConsumer, MemoryLog } from "../../engine/memory_log.ts";
+import { ActorRuntime } from "../../engine/runtime.ts";
+
+/** State of the recorder actor: every value it handled, in order. */
+export interface Recorded {
+  readonly key: string;
+  readonly values: readonly number[];
+}
+
+/** Message of the recorder actor. */
+export interface RecorderMessage {
+  readonly n: number;
+  readonly at: number;
+}
+
+/** A test actor that records the `n` of every message; `hooks.handle` may await or throw. */
+export function recorderLogic(
+  hooks: { handle?: (key: string, message: RecorderMessage) => Promise<void> | void } = {},
+): ActorLogic<Recorded, RecorderMessage> {
+  return {
+    kind: "recorder",
+    initial: (key) => ({ key, values: [] }),
+    decode: (record) => {
+      const value = JSON.parse(new TextDecoder().decode(record.value!));
+      if (typeof value.n !== "number") throw new ValidationError("n must be a number");
+      return { n: value.n, at: value.at ?? 0 };
+    },
+    eventTime: (m) => m.at,
+    handle: async (state, message) => {
+      await hooks.handle?.(state.key, message);
+      return { ...state, values: [...state.values, message.n] };
+    },
+    persist: (state) => state,
+    restore: (data) => data as Recorded,
+  };
+}
+
+/** An engine-shaped harness: log, store, runtime and consumer, restartable over the same log and store. */
+export class Harness {
+  readonly topics = topicNames({ TOPIC_PREFIX: "" });
+  readonly log = new MemoryLog();
+  readonly store = new MemoryCheckpointStore();
+  runtime!: ActorRuntime;
+  consumer!: MemoryConsumer;
+
+  constructor(readonly logic: AnyActorLogic, readonly partitions = 3, readonly checkpointMaxMessages = 1_000) {}
+
+  async start(owner = "test-instance"): Promise<void> {
+    await this.log.ensureTopics(Object.values(this.topics), this.partitions);
+    this.consumer = this.log.consumer({ maxBatch: 50 });
+    this.runtime = new ActorRuntime({
+      store: this.store,
+      producer: this.log.producer(),
+      consumer: this.consumer,
+      topics: this.topics,
+      groupId: "group",
+      owner,
+      logger: silentLogger,
+      logics: new Map([[this.topics.events, this.logic]]),
+      checkpointIntervalMs: 50,
+      checkpointMaxMessages: this.checkpointMaxMessages,
+      retryBackoffMs: { initial: 5, max: 20 },
+    });
+    this.runtime.start();
+    await this.consumer.start([this.topics.events], this.runtime);
+  }
+
+  /** Graceful stop: final checkpoints. */
+  async stop(): Promise<void> {
+    await this.consumer.stop();
+    await this.runtime.stop();
+  }
+
+  /** Abrupt stop: memory is lost, nothing more is checkpointed. */
+  async crash(): Promise<void> {
+    this.store.failWith = new Error("crashed");
+    await this.consumer.stop();
+    await this.runtime.stop();
+    this.store.failWith = null;
+  }
+
+  send(key: string, value: unknown): void {
+    this.log.appendNow([{ topic: this.topics.events, key, value: JSON.stringify(value) }]);
+  }
+
+  /** Waits until every partition's checkpoint reaches the end of the log. */
+  async drained(timeoutMs = 5_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const behind = this.log.topicPartitions([this.topics.events]).some((tp) => {
+        const row = this.store.partitions.get(`group/${tp.topic}:${tp.partition}`);
+        return (row?.nextOffset ?? 0) < this.log.read(tp, 0).length;
+      });
+      if (!behind) return;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    throw new Error("checkpoints did not reach the end of the log in time");
+  }
+
+  async stored(key: string): Promise<Recorded | undefined> {
+    return (await this.store.read("recorder", key))?.state as Recorded | undefined;
+  }
+}

@@ -1,0 +1,49 @@
+import assert from "node:assert/strict";
+import { parseConfig, topicNames } from "../../engine/config.ts";
+import { ConfigError } from "../../engine/errors.ts";
+
+Deno.test("parseConfig() with an empty environment gives embedded mode and the documented defaults", () => {
+  const config = parseConfig({});
+  assert.equal(config.mode, "embedded");
+  assert.equal(config.PORT, 8080);
+  assert.equal(config.PARTITIONS, 12);
+  assert.equal(config.DATA_DIR, "./data");
+  assert.equal(config.CHECKPOINT_INTERVAL_MS, 1000);
+  assert.equal(config.LOG_LEVEL, "info");
+  assert.ok(Object.isFrozen(config));
+});
+
+Deno.test("parseConfig() gives production mode when KAFKA_BROKERS and DATABASE_URL are set", () => {
+  const config = parseConfig({ KAFKA_BROKERS: "k:9092", DATABASE_URL: "postgres://u@h/db", PARTITIONS: "6" });
+  assert.equal(config.mode, "production");
+  assert.equal(config.PARTITIONS, 6);
+});
+
+Deno.test("parseConfig() names every bad variable with its value", () => {
+  assert.throws(
+    () => parseConfig({ PORT: "eighty", PARTITIONS: "0", LOG_LEVEL: "loud" }),
+    (error: unknown) => {
+      assert.ok(error instanceof ConfigError);
+      assert.match(error.message, /PORT="eighty"/);
+      assert.match(error.message, /PARTITIONS="0"/);
+      assert.match(error.message, /LOG_LEVEL="loud"/);
+      return true;
+    },
+  );
+});
+
+Deno.test("parseConfig() refuses KAFKA_BROKERS without DATABASE_URL", () => {
+  assert.throws(() => parseConfig({ KAFKA_BROKERS: "k:9092" }), /DATABASE_URL/);
+  assert.throws(() => parseConfig({ DATABASE_URL: "mysql://x" }), /DATABASE_URL="mysql:\/\/x"/);
+});
+
+Deno.test("topicNames() applies TOPIC_PREFIX to every topic", () => {
+  const topics = topicNames({ TOPIC_PREFIX: "shop1." });
+  assert.deepEqual(Object.values(topics).sort(), [
+    "shop1.alerts",
+    "shop1.events",
+    "shop1.events.dlq",
+    "shop1.product-events",
+    "shop1.recommendations",
+  ]);
+});

@@ -1,0 +1,120 @@
+import assert from "node:assert/strict";
+import { DLQ_HEADERS } from "../../engine/dead_letter.ts";
+import { TerminalError } from "../../engine/errors.ts";
+import { Harness, recorderLogic } from "../helpers/runtime.ts";
+
+Deno.test("ActorRuntime handles each key's messages in partition order and checkpoints them", async () => {
+  const h = new Harness(recorderLogic());
+  await h.start();
+  for (let n = 0; n < 300; n++) h.send(`k${n % 7}`, { n });
+  await h.drained();
+  await h.stop();
+  for (let k = 0; k < 7; k++) {
+    const expected = Array.from({ length: 300 }, (_, n) => n).filter((n) => n % 7 === k);
+    assert.deepEqual((await h.stored(`k${k}`))?.values, expected);
+  }
+});
+
+Deno.test("ActorRuntime lets other keys go on while one key's handler awaits", async () => {
+  const gate = Promise.withResolvers<void>();
+  const order: string[] = [];
+  const h = new Harness(
+    recorderLogic({
+      handle: async (key) => {
+        if (key === "slow") await gate.promise;
+        order.push(key);
+      },
+    }),
+    1,
+  );
+  await h.start();
+  h.send("slow", { n: 1 });
+  h.send("fast", { n: 2 });
+  // Let the batch start; 'fast' must finish while 'slow' is still waiting.
+  while (!order.includes("fast")) await new Promise((resolve) => setTimeout(resolve, 5));
+  assert.deepEqual(order, ["fast"]);
+  assert.equal((await h.stored("fast"))?.values, undefined, "no checkpoint passes a message still being handled");
+  gate.resolve();
+  await h.drained();
+  await h.stop();
+  assert.deepEqual(order, ["fast", "slow"]);
+  assert.deepEqual((await h.stored("slow"))?.values, [1]);
+});
+
+Deno.test("ActorRuntime resumes from the checkpoint after a crash: every message counted exactly once", async () => {
+  const h = new Harness(recorderLogic(), 3, 40);
+  await h.start();
+  for (let n = 0; n < 200; n++) h.send(`k${n % 5}`, { n });
+  await h.drained();
+  await h.crash();
+  for (let n = 200; n < 400; n++) h.send(`k${n % 5}`, { n });
+  await h.start("second-instance");
+  await h.drained();
+  await h.stop();
+  for (let k = 0; k < 5; k++) {
+    const expected = Array.from({ length: 400 }, (_, n) => n).filter((n) => n % 5 === k);
+    assert.deepEqual((await h.stored(`k${k}`))?.values, expected);
+  }
+});
+
+Deno.test("ActorRuntime dead-letters undecodable records and terminal failures and moves on", async () => {
+  const h = new Harness(
+    recorderLogic({
+      handle: (_key, message) => {
+        if (message.n === 13) throw new TerminalError("13 is unlucky");
+      },
+    }),
+    1,
+  );
+  await h.start();
+  h.send("a", { n: 1 });
+  h.log.appendNow([{ topic: h.topics.events, key: "a", value: "{not json" }]);
+  h.send("a", { n: "two" });
+  h.send("a", { n: 13 });
+  h.send("a", { n: 4 });
+  await h.drained();
+  await h.stop();
+  assert.deepEqual((await h.stored("a"))?.values, [1, 4]);
+  const dlq = h.log.all(h.topics.dlq);
+  assert.equal(dlq.length, 3);
+  assert.deepEqual(dlq.map((r) => r.headers[DLQ_HEADERS.offset]), ["1", "2", "3"]);
+  assert.deepEqual(dlq.map((r) => r.headers[DLQ_HEADERS.errorCode]), [
+    "validation_failed",
+    "validation_failed",
+    "terminal",
+  ]);
+  assert.equal(new TextDecoder().decode(dlq[0].value!), "{not json", "the original bytes are kept");
+  assert.equal(dlq[0].headers[DLQ_HEADERS.topic], h.topics.events);
+});
+
+Deno.test("ActorRuntime retries a transient handler failure without skipping or double-counting", async () => {
+  let failures = 3;
+  const h = new Harness(
+    recorderLogic({
+      handle: (_key, message) => {
+        if (message.n === 5 && failures-- > 0) throw new Error("database hiccup");
+      },
+    }),
+    1,
+  );
+  await h.start();
+  for (let n = 0; n < 10; n++) h.send("a", { n });
+  await h.drained();
+  await h.stop();
+  assert.deepEqual((await h.stored("a"))?.values, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  assert.equal(failures, -1);
+});
+
+Deno.test("a fenced-off owner cannot overwrite the new owner's checkpoint", async () => {
+  const h = new Harness(recorderLogic(), 1);
+  await h.start("old-owner");
+  h.send("a", { n: 1 });
+  await h.drained();
+  // Another instance claims the partition (as after a rebalance) while the old one still runs.
+  await h.store.claim({ topic: h.topics.events, partition: 0 }, "group", "new-owner");
+  h.send("a", { n: 2 });
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  await h.stop();
+  assert.deepEqual((await h.stored("a"))?.values, [1], "the old owner's later checkpoint was rejected");
+  assert.equal(h.store.partitions.get(`group/${h.topics.events}:0`)?.nextOffset, 1);
+});
