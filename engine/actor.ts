@@ -5,8 +5,12 @@
  */
 import type { LogRecord } from "./log.ts";
 
-/** Logical output topics an actor may emit to; the runtime maps them to prefixed names. */
-export type OutputTopic = "alerts" | "recommendations" | "productEvents";
+/**
+ * Logical output topics an actor may emit to; the runtime maps them to prefixed names.
+ * `productEvents` repartitions product-side facts to their product's owner; `analytics` feeds
+ * the single global actor (a one-partition internal topic).
+ */
+export type OutputTopic = "alerts" | "recommendations" | "productEvents" | "analytics";
 
 /** A message an actor asks the runtime to publish once its input is checkpointed. */
 export interface Emitted {
@@ -21,8 +25,14 @@ export interface ActorContext {
   now(): number;
   /** Publishes a message; published before the checkpoint that covers the input commits. */
   emit(topic: OutputTopic, key: string, value: unknown): void;
-  /** An id derived from the input message and `rule`, identical when the input is replayed. */
+  /** An id derived from the input message (or fired timer) and `rule`, identical when replayed. */
   outputId(rule: string): string;
+  /** Schedules (or moves) this actor's timer `name` to fire when the partition clock reaches `at`. */
+  setTimer(name: string, at: number): void;
+  /** Cancels this actor's timer `name`, if set. */
+  cancelTimer(name: string): void;
+  /** Deadline of this actor's timer `name`, if set. */
+  timer(name: string): number | undefined;
 }
 
 /** An actor type: how to create, update, persist and restore the state of one key. */
@@ -37,6 +47,8 @@ export interface ActorLogic<S, M> {
   eventTime(message: M): number;
   /** Applies one message. May await (lookups); the runtime never runs two messages of one key at once. */
   handle(state: S, message: M, ctx: ActorContext): S | Promise<S>;
+  /** Handles a timer that came due (timers are durable and part of the checkpointed state). */
+  onTimer?(state: S, name: string, ctx: ActorContext): S | Promise<S>;
   /** JSON-serialisable form of the state for checkpoints. */
   persist(state: S): unknown;
   /** Inverse of `persist`. */

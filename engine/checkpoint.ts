@@ -1,12 +1,24 @@
 /**
  * Checkpoint storage: where partition progress and actor states are made durable together.
  * `SqlCheckpointStore` is the real one (PostgreSQL or PGlite); `MemoryCheckpointStore` serves
- * unit tests of the runtime.
+ * unit tests of the runtime with the same fencing and expiry rules.
  */
-import { advanceCheckpoint, claimPartition, loadState, loadStates, saveStates } from "../sql/checkpoints.ts";
+import {
+  advanceCheckpoint,
+  claimPartition,
+  deleteStates,
+  expireStates,
+  loadState,
+  loadStates,
+  loadTimers,
+  saveStates,
+  type StoredActor,
+} from "../sql/checkpoints.ts";
 import type { Sql } from "./database.ts";
 import type { TopicPartition } from "./log.ts";
 import { tpKey } from "./log.ts";
+
+export type { StoredActor };
 
 /** A partition's resume point and the owner epoch this instance now holds. */
 export interface Claim {
@@ -14,27 +26,38 @@ export interface Claim {
   readonly nextOffset: number;
 }
 
-/** One actor state to persist. */
-export interface StateRecord {
-  readonly key: string;
-  readonly state: unknown;
+/** Everything one checkpoint writes, atomically. */
+export interface CheckpointWrite {
+  readonly tp: TopicPartition;
+  readonly groupId: string;
+  readonly epoch: number;
+  readonly nextOffset: number;
+  readonly kind: string;
+  readonly upserts: readonly StoredActor[];
+  /** Keys whose state is removed (expired in memory). */
+  readonly deletes: readonly string[];
+  /** Also remove this partition's stored actors last active before this event time (epoch ms). */
+  readonly expireBefore?: number;
+}
+
+/** What a commit did. */
+export interface CommitResult {
+  /** False (and nothing written) if the epoch was fenced off by a newer owner. */
+  readonly committed: boolean;
+  /** Stored actors removed by `expireBefore`. */
+  readonly expired: number;
 }
 
 /** Durable partition progress and actor state. */
 export interface CheckpointStore {
   /** Takes ownership of a partition, fencing off checkpoints of any previous owner. */
   claim(tp: TopicPartition, groupId: string, owner: string): Promise<Claim>;
-  /** Persisted states of `keys` (absent keys are missing from the map), in one round trip. */
-  load(kind: string, keys: readonly string[]): Promise<Map<string, unknown>>;
-  /** Writes states and the next offset atomically; false (and nothing written) if `epoch` was fenced off. */
-  commit(
-    tp: TopicPartition,
-    groupId: string,
-    epoch: number,
-    nextOffset: number,
-    kind: string,
-    states: readonly StateRecord[],
-  ): Promise<boolean>;
+  /** Persisted actors for `keys` (absent keys are missing from the map), in one round trip. */
+  load(kind: string, keys: readonly string[]): Promise<Map<string, StoredActor>>;
+  /** Pending timers of a partition's actors, whether or not they are in memory. */
+  loadTimers(kind: string, partition: number): Promise<Map<string, Record<string, number>>>;
+  /** Writes the checkpoint in one transaction. */
+  commit(write: CheckpointWrite): Promise<CommitResult>;
   /** One persisted state and when it was written, for queries. */
   read(kind: string, key: string): Promise<{ state: unknown; updatedAt: Date } | null>;
 }
@@ -47,22 +70,23 @@ export class SqlCheckpointStore implements CheckpointStore {
     return claimPartition(this.sql, groupId, tp.topic, tp.partition, owner);
   }
 
-  load(kind: string, keys: readonly string[]): Promise<Map<string, unknown>> {
+  load(kind: string, keys: readonly string[]): Promise<Map<string, StoredActor>> {
     return loadStates(this.sql, kind, keys);
   }
 
-  async commit(
-    tp: TopicPartition,
-    groupId: string,
-    epoch: number,
-    nextOffset: number,
-    kind: string,
-    states: readonly StateRecord[],
-  ): Promise<boolean> {
+  loadTimers(kind: string, partition: number): Promise<Map<string, Record<string, number>>> {
+    return loadTimers(this.sql, kind, partition);
+  }
+
+  async commit(w: CheckpointWrite): Promise<CommitResult> {
     return await this.sql.begin(async (tx) => {
-      if (!await advanceCheckpoint(tx, groupId, tp.topic, tp.partition, epoch, nextOffset)) return false;
-      await saveStates(tx, kind, states);
-      return true;
+      if (!await advanceCheckpoint(tx, w.groupId, w.tp.topic, w.tp.partition, w.epoch, w.nextOffset)) {
+        return { committed: false, expired: 0 };
+      }
+      await saveStates(tx, w.kind, w.tp.partition, w.upserts);
+      await deleteStates(tx, w.kind, w.deletes);
+      const expired = w.expireBefore === undefined ? 0 : await expireStates(tx, w.kind, w.tp.partition, w.expireBefore);
+      return { committed: true, expired };
     });
   }
 
@@ -71,14 +95,21 @@ export class SqlCheckpointStore implements CheckpointStore {
   }
 }
 
-/** Checkpoints in memory with the same fencing rules, for unit tests. */
+interface MemoryRow extends StoredActor {
+  readonly partition: number;
+  readonly updatedAt: Date;
+}
+
+/** Checkpoints in memory with the same fencing and expiry rules, for unit tests. */
 export class MemoryCheckpointStore implements CheckpointStore {
   readonly partitions = new Map<string, { epoch: number; nextOffset: number; owner: string }>();
-  readonly states = new Map<string, { state: unknown; updatedAt: Date }>();
+  readonly rows = new Map<string, MemoryRow>();
   /** When set, every call fails with this error (to simulate a database outage). */
   failWith: Error | null = null;
   /** Number of successful commits, for assertions. */
   commits = 0;
+  /** Number of `load` calls, for asserting that activation is batched. */
+  loads = 0;
 
   #check(): void {
     if (this.failWith) throw this.failWith;
@@ -93,37 +124,56 @@ export class MemoryCheckpointStore implements CheckpointStore {
     return Promise.resolve({ epoch: next.epoch, nextOffset: next.nextOffset });
   }
 
-  load(kind: string, keys: readonly string[]): Promise<Map<string, unknown>> {
+  load(kind: string, keys: readonly string[]): Promise<Map<string, StoredActor>> {
     this.#check();
-    const out = new Map<string, unknown>();
+    this.loads++;
+    const out = new Map<string, StoredActor>();
     for (const key of keys) {
-      const found = this.states.get(`${kind}/${key}`);
-      if (found) out.set(key, structuredClone(found.state));
+      const row = this.rows.get(`${kind}/${key}`);
+      if (row) {
+        out.set(key, structuredClone({ key, state: row.state, timers: row.timers, lastActiveAt: row.lastActiveAt }));
+      }
     }
     return Promise.resolve(out);
   }
 
-  commit(
-    tp: TopicPartition,
-    groupId: string,
-    epoch: number,
-    nextOffset: number,
-    kind: string,
-    states: readonly StateRecord[],
-  ): Promise<boolean> {
+  loadTimers(kind: string, partition: number): Promise<Map<string, Record<string, number>>> {
     this.#check();
-    const id = `${groupId}/${tpKey(tp)}`;
-    const row = this.partitions.get(id);
-    if (!row || row.epoch !== epoch) return Promise.resolve(false);
-    row.nextOffset = nextOffset;
+    const out = new Map<string, Record<string, number>>();
+    for (const [id, row] of this.rows) {
+      if (id.startsWith(`${kind}/`) && row.partition === partition && Object.keys(row.timers).length > 0) {
+        out.set(row.key, { ...row.timers });
+      }
+    }
+    return Promise.resolve(out);
+  }
+
+  commit(w: CheckpointWrite): Promise<CommitResult> {
+    this.#check();
+    const row = this.partitions.get(`${w.groupId}/${tpKey(w.tp)}`);
+    if (!row || row.epoch !== w.epoch) return Promise.resolve({ committed: false, expired: 0 });
+    row.nextOffset = w.nextOffset;
     const now = new Date();
-    for (const s of states) this.states.set(`${kind}/${s.key}`, { state: structuredClone(s.state), updatedAt: now });
+    for (const a of w.upserts) {
+      this.rows.set(`${w.kind}/${a.key}`, { ...structuredClone(a), partition: w.tp.partition, updatedAt: now });
+    }
+    for (const key of w.deletes) this.rows.delete(`${w.kind}/${key}`);
+    let expired = 0;
+    if (w.expireBefore !== undefined) {
+      for (const [id, r] of this.rows) {
+        if (id.startsWith(`${w.kind}/`) && r.partition === w.tp.partition && r.lastActiveAt < w.expireBefore) {
+          this.rows.delete(id);
+          expired++;
+        }
+      }
+    }
     this.commits++;
-    return Promise.resolve(true);
+    return Promise.resolve({ committed: true, expired });
   }
 
   read(kind: string, key: string): Promise<{ state: unknown; updatedAt: Date } | null> {
     this.#check();
-    return Promise.resolve(this.states.get(`${kind}/${key}`) ?? null);
+    const row = this.rows.get(`${kind}/${key}`);
+    return Promise.resolve(row ? { state: row.state, updatedAt: row.updatedAt } : null);
   }
 }

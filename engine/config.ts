@@ -26,6 +26,9 @@ const settings = {
   CHECKPOINT_INTERVAL_MS: int(10, 3_600_000).default(1000),
   CHECKPOINT_MAX_MESSAGES: int(1, 10_000_000).default(10_000),
   MAX_ACTORS: int(1).default(100_000),
+  ACTOR_IDLE_MS: int(1000).default(5 * 60_000),
+  STATE_TTL_DAYS: int(0, 36_500).default(90),
+  CLOCK_IDLE_MS: int(100).default(10_000),
   PUBLISH_TIMEOUT_MS: int(100, 120_000).default(5000),
   MAX_BATCH_EVENTS: int(1, 100_000).default(1000),
   MAX_BODY_BYTES: int(1024, 64 * 1024 * 1024).default(1024 * 1024),
@@ -77,6 +80,8 @@ export interface Topics {
   readonly alerts: string;
   readonly recommendations: string;
   readonly dlq: string;
+  /** Internal one-partition topic feeding the global analytics actor. */
+  readonly analytics: string;
 }
 
 /** Applies TOPIC_PREFIX to the fixed topic names of the specification. */
@@ -88,5 +93,17 @@ export function topicNames(config: Pick<Config, "TOPIC_PREFIX">): Topics {
     alerts: `${p}alerts`,
     recommendations: `${p}recommendations`,
     dlq: `${p}events.dlq`,
+    analytics: `${p}analytics`,
   });
+}
+
+/** Every topic with the partition count it is created with: the analytics feed has one. */
+export function topicSpecs(
+  config: Pick<Config, "PARTITIONS">,
+  topics: Topics,
+): { topic: string; partitions: number }[] {
+  return Object.entries(topics).map(([name, topic]) => ({
+    topic,
+    partitions: name === "analytics" ? 1 : config.PARTITIONS,
+  }));
 }

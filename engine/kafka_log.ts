@@ -12,6 +12,7 @@ import type {
   OutgoingRecord,
   PartitionListener,
   TopicPartition,
+  TopicSpec,
 } from "./log.ts";
 import { tpKey } from "./log.ts";
 import type { Logger } from "./logger.ts";
@@ -264,14 +265,14 @@ export class KafkaAdmin implements LogAdmin {
     return this.#connected;
   }
 
-  async ensureTopics(topics: readonly string[], partitions: number, replicationFactor: number): Promise<void> {
+  async ensureTopics(topics: readonly TopicSpec[], replicationFactor: number): Promise<void> {
     await this.#connect();
     const existing = new Set(await this.#admin.listTopics());
-    const missing = topics.filter((t) => !existing.has(t));
+    const missing = topics.filter((t) => !existing.has(t.topic));
     if (missing.length === 0) return;
     await this.#admin.createTopics({
       waitForLeaders: true,
-      topics: missing.map((topic) => ({ topic, numPartitions: partitions, replicationFactor })),
+      topics: missing.map((t) => ({ topic: t.topic, numPartitions: t.partitions, replicationFactor })),
     });
   }
 

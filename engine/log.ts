@@ -66,9 +66,15 @@ export interface LogConsumer {
   stop(): Promise<void>;
 }
 
+/** A topic and the number of partitions it is created with. */
+export interface TopicSpec {
+  readonly topic: string;
+  readonly partitions: number;
+}
+
 /** Creates topics that are missing. */
 export interface LogAdmin {
-  ensureTopics(topics: readonly string[], partitions: number, replicationFactor: number): Promise<void>;
+  ensureTopics(topics: readonly TopicSpec[], replicationFactor: number): Promise<void>;
   /** Number of partitions of a topic, for computing a key's partition. */
   partitionCount(topic: string): Promise<number>;
   close(): Promise<void>;

@@ -10,6 +10,7 @@ import type {
   OutgoingRecord,
   PartitionListener,
   TopicPartition,
+  TopicSpec,
 } from "./log.ts";
 import { tpKey } from "./log.ts";
 import { partitionForKey } from "./partitioner.ts";
@@ -28,8 +29,8 @@ export class MemoryLog implements LogAdmin {
 
   constructor(private readonly clock: () => number = Date.now) {}
 
-  ensureTopics(topics: readonly string[], partitions: number): Promise<void> {
-    for (const topic of topics) {
+  ensureTopics(topics: readonly TopicSpec[]): Promise<void> {
+    for (const { topic, partitions } of topics) {
       if (!this.#topics.has(topic)) this.#topics.set(topic, Array.from({ length: partitions }, () => []));
     }
     return Promise.resolve();

@@ -1,15 +1,21 @@
 /**
  * One partition's actors. Messages of one key run one at a time in offset order; different keys
  * run concurrently. A checkpoint publishes the outputs the handled messages caused, then writes
- * the dirty states and the partition's next offset in one transaction, fenced by the owner epoch.
+ * the dirty states, their timers and the partition's next offset in one transaction, fenced by
+ * the owner epoch.
+ *
+ * Time: the partition clock is the largest event time seen so far; when the partition has been
+ * idle for `idleClockMs` of wall time, it advances to wall time less that grace, so timers fire
+ * even if no other event arrives. Before a message is handled, its key's timers that are due at
+ * the clock of that message fire first; so the outcome does not depend on batch boundaries.
  */
 import type { ActorContext, AnyActorLogic, OutputTopic } from "./actor.ts";
-import type { CheckpointStore } from "./checkpoint.ts";
+import type { CheckpointStore, StoredActor } from "./checkpoint.ts";
+import type { Topics } from "./config.ts";
+import { deadLetter } from "./dead_letter.ts";
 import { EngineError, ensureError, TerminalError, ValidationError } from "./errors.ts";
 import type { LogConsumer, LogProducer, LogRecord, OutgoingRecord, RecordBatch, TopicPartition } from "./log.ts";
 import type { Logger } from "./logger.ts";
-import type { Topics } from "./config.ts";
-import { deadLetter } from "./dead_letter.ts";
 
 /** What a worker needs from the engine. */
 export interface WorkerDeps {
@@ -24,16 +30,38 @@ export interface WorkerDeps {
   readonly logger: Logger;
   /** Checkpoint after this many handled messages even if the interval has not elapsed. */
   readonly checkpointMaxMessages: number;
+  /** Wall time without records after which the partition clock follows wall time (less this much). */
+  readonly idleClockMs?: number;
+  /** Actors whose last record is older than this (log append time) are deleted; 0 disables. */
+  readonly stateTtlMs?: number;
   /** Delay before retrying after a transient failure; doubles up to the maximum. */
   readonly retryBackoffMs?: { readonly initial: number; readonly max: number };
+  /** Wall clock, injectable for tests. */
+  readonly wallClock?: () => number;
 }
 
 interface Cell {
   state: unknown;
   dirty: boolean;
+  /** Append time (epoch ms) of the key's latest record, for TTL. */
+  lastActiveAt: number;
+  /** Wall time of the last activation, for idle passivation. */
+  usedAt: number;
+}
+
+interface Item {
+  readonly record: LogRecord;
+  readonly message: unknown;
+  /** The partition clock at this record. */
+  readonly clock: number;
 }
 
 const DEFAULT_BACKOFF = { initial: 100, max: 5_000 };
+const DEFAULT_IDLE_CLOCK_MS = 10_000;
+/** A timer handler that keeps re-arming an already-due timer is cut off after this many firings. */
+const MAX_FIRINGS_PER_KEY = 1_000;
+/** How often a partition's stored actors are swept for expiry. */
+const EXPIRY_SWEEP_MS = 60_000;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -42,7 +70,13 @@ export class PartitionWorker {
   readonly #tp: TopicPartition;
   readonly #deps: WorkerDeps;
   readonly #log: Logger;
+  readonly #wall: () => number;
+  /** Actors in memory, least recently used first. */
   readonly #cells = new Map<string, Cell>();
+  /** Pending timers of every actor of the partition, in memory or not: key → name → deadline. */
+  readonly #timers: Map<string, Map<string, number>>;
+  /** Keys expired in memory, deleted from the store by the next checkpoint. */
+  readonly #expired = new Set<string>();
   #epoch: number;
   /** Next offset to handle. */
   #position: number;
@@ -51,25 +85,43 @@ export class PartitionWorker {
   #outputs: OutgoingRecord[] = [];
   #sinceCheckpoint = 0;
   #clock = 0;
+  #lastRecordAt: number;
   #lock: Promise<unknown> = Promise.resolve();
   #closed = false;
   /** Consecutive failures, for exponential backoff. */
   #failures = 0;
+  /** Wall time of the last expiry sweep of stored actors. */
+  #sweptAt = 0;
 
-  private constructor(tp: TopicPartition, deps: WorkerDeps, epoch: number, nextOffset: number) {
+  private constructor(
+    tp: TopicPartition,
+    deps: WorkerDeps,
+    epoch: number,
+    nextOffset: number,
+    timers: Map<string, Map<string, number>>,
+  ) {
     this.#tp = tp;
     this.#deps = deps;
     this.#epoch = epoch;
     this.#position = nextOffset;
     this.#checkpointed = nextOffset;
+    this.#timers = timers;
+    this.#wall = deps.wallClock ?? Date.now;
+    this.#lastRecordAt = this.#wall();
     this.#log = deps.logger.child({ topic: tp.topic, partition: tp.partition });
   }
 
-  /** Claims the partition in the database (fencing any previous owner) and resumes at its checkpoint. */
+  /** Claims the partition (fencing any previous owner), loads its pending timers, and resumes at its checkpoint. */
   static async claim(tp: TopicPartition, deps: WorkerDeps): Promise<PartitionWorker> {
     const claimed = await deps.store.claim(tp, deps.groupId, deps.owner);
-    const worker = new PartitionWorker(tp, deps, claimed.epoch, claimed.nextOffset);
-    worker.#log.info("partition claimed", { epoch: claimed.epoch, nextOffset: claimed.nextOffset });
+    const stored = await deps.store.loadTimers(deps.logic.kind, tp.partition);
+    const timers = new Map([...stored].map(([key, t]) => [key, new Map(Object.entries(t))]));
+    const worker = new PartitionWorker(tp, deps, claimed.epoch, claimed.nextOffset, timers);
+    worker.#log.info("partition claimed", {
+      epoch: claimed.epoch,
+      nextOffset: claimed.nextOffset,
+      timers: timers.size,
+    });
     return worker;
   }
 
@@ -88,12 +140,29 @@ export class PartitionWorker {
     return this.#position;
   }
 
+  /** The partition clock (epoch ms). */
+  get clock(): number {
+    return this.#clock;
+  }
+
+  /** Actors in memory. */
+  get size(): number {
+    return this.#cells.size;
+  }
+
+  /** Pending timers across the partition's actors. */
+  get pendingTimers(): number {
+    let n = 0;
+    for (const t of this.#timers.values()) n += t.size;
+    return n;
+  }
+
   /** False once the partition was revoked, fenced off, or stopped. */
   get active(): boolean {
     return !this.#closed;
   }
 
-  /** Runs `fn` after everything queued before it; batches and checkpoints never overlap. */
+  /** Runs `fn` after everything queued before it; batches, ticks and checkpoints never overlap. */
   #serial<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.#lock.then(fn, fn);
     this.#lock = run.catch(() => {});
@@ -114,14 +183,47 @@ export class PartitionWorker {
         this.#deps.consumer.seek(this.#tp, this.#position);
         return;
       }
-      await this.#applyOrRewind(records);
+      this.#lastRecordAt = this.#wall();
+      await this.#guarded(() => this.#apply(records));
       if (this.#sinceCheckpoint >= this.#deps.checkpointMaxMessages) await this.#checkpointUntilDone(heartbeat);
+    });
+  }
+
+  /**
+   * Wall-clock housekeeping: advances an idle partition's clock and fires the timers that came
+   * due, and expires actors past their TTL.
+   */
+  tick(): Promise<void> {
+    return this.#serial(async () => {
+      if (this.#closed) return;
+      const wall = this.#wall();
+      const grace = this.#deps.idleClockMs ?? DEFAULT_IDLE_CLOCK_MS;
+      if (wall - this.#lastRecordAt >= grace) this.#clock = Math.max(this.#clock, wall - grace);
+      await this.#guarded(() => this.#fireDue(this.#clock));
+      this.#expireInMemory(wall);
     });
   }
 
   /** Writes a checkpoint if anything changed since the last one. */
   checkpoint(): Promise<void> {
     return this.#serial(() => this.#checkpoint());
+  }
+
+  /**
+   * Evicts checkpointed (clean) actors: those unused since before `idleBefore` (wall ms), and then
+   * up to `atLeast` more, least recently used first. Their timers stay armed. Returns how many.
+   */
+  passivate(idleBefore: number, atLeast: number): Promise<number> {
+    return this.#serial(() => {
+      let evicted = 0;
+      for (const [key, cell] of this.#cells) {
+        if (evicted >= atLeast && cell.usedAt >= idleBefore) break;
+        if (cell.dirty) continue;
+        this.#cells.delete(key);
+        evicted++;
+      }
+      return Promise.resolve(evicted);
+    });
   }
 
   /** Final checkpoint (best effort), then forgets the partition's actors. */
@@ -135,6 +237,7 @@ export class PartitionWorker {
       }
       this.#closed = true;
       this.#cells.clear();
+      this.#timers.clear();
       this.#log.info("partition released", { nextOffset: this.#checkpointed });
     });
   }
@@ -145,15 +248,15 @@ export class PartitionWorker {
     return cell ? this.#deps.logic.persist(cell.state) : undefined;
   }
 
-  /** Applies records; a transient failure discards everything since the last checkpoint and re-reads from there. */
-  async #applyOrRewind(records: readonly LogRecord[]): Promise<void> {
+  /** Runs a processing step; a failure discards everything since the last checkpoint and re-reads from there. */
+  async #guarded(step: () => Promise<void>): Promise<void> {
     try {
-      await this.#apply(records);
+      await step();
       this.#failures = 0;
     } catch (error) {
       const delay = this.#backoff();
       this.#log.error("handling failed; rewinding to the last checkpoint", { error: ensureError(error), delay });
-      this.#rewind();
+      await this.#rewind();
       await sleep(delay);
     }
   }
@@ -179,18 +282,28 @@ export class PartitionWorker {
     return Math.min(initial * 2 ** this.#failures++, max);
   }
 
-  /** Drops uncheckpointed work and re-reads the log from the checkpoint. */
-  #rewind(): void {
+  /** Drops uncheckpointed work (states, timers, outputs) and re-reads the log from the checkpoint. */
+  async #rewind(): Promise<void> {
     this.#cells.clear();
+    this.#expired.clear();
     this.#outputs = [];
     this.#sinceCheckpoint = 0;
     this.#position = this.#checkpointed;
     this.#deps.consumer.seek(this.#tp, this.#checkpointed);
+    try {
+      const stored = await this.#deps.store.loadTimers(this.#deps.logic.kind, this.#tp.partition);
+      this.#timers.clear();
+      for (const [key, t] of stored) this.#timers.set(key, new Map(Object.entries(t)));
+    } catch (error) {
+      // The index may now hold timers set after the checkpoint; they fire at worst early and once.
+      this.#log.warn("could not reload timers after a rewind", { error });
+    }
   }
 
   async #apply(records: readonly LogRecord[]): Promise<void> {
     const { logic } = this.#deps;
-    const byKey = new Map<string, { record: LogRecord; message: unknown }[]>();
+    const byKey = new Map<string, Item[]>();
+    let clock = this.#clock;
     for (const record of records) {
       let message: unknown;
       try {
@@ -203,87 +316,199 @@ export class PartitionWorker {
         this.#log.warn("record dead-lettered", { offset: record.offset, error: reason });
         continue;
       }
+      clock = Math.max(clock, logic.eventTime(message) || 0);
       const list = byKey.get(record.key!) ?? [];
-      list.push({ record, message });
+      list.push({ record, message, clock });
       byKey.set(record.key!, list);
     }
-    await this.#activate([...byKey.keys()].filter((key) => !this.#cells.has(key)));
+    await this.#activate([...byKey.keys()]);
     await Promise.all([...byKey].map(([key, items]) => this.#runKey(key, items)));
+    this.#clock = clock;
+    await this.#fireDue(clock);
     this.#position = records[records.length - 1].offset + 1;
     this.#sinceCheckpoint += records.length;
   }
 
-  /** Loads the states of keys not in memory with one query. */
+  /** Brings keys into memory (most recently used), loading the missing ones with one query. */
   async #activate(keys: readonly string[]): Promise<void> {
-    if (keys.length === 0) return;
     const { logic, store } = this.#deps;
-    const stored = await store.load(logic.kind, keys);
+    const missing = keys.filter((key) => !this.#cells.has(key));
+    const stored = missing.length > 0 ? await store.load(logic.kind, missing) : new Map<string, StoredActor>();
     for (const key of keys) {
-      const data = stored.get(key);
-      this.#cells.set(key, { state: data === undefined ? logic.initial(key) : logic.restore(data), dirty: false });
+      let cell = this.#cells.get(key);
+      if (cell) {
+        this.#cells.delete(key);
+      } else {
+        const data = stored.get(key);
+        cell = data
+          ? { state: logic.restore(data.state), dirty: false, lastActiveAt: data.lastActiveAt, usedAt: 0 }
+          : { state: logic.initial(key), dirty: false, lastActiveAt: 0, usedAt: 0 };
+        this.#expired.delete(key);
+      }
+      cell.usedAt = this.#wall();
+      this.#cells.set(key, cell);
     }
   }
 
-  async #runKey(key: string, items: readonly { record: LogRecord; message: unknown }[]): Promise<void> {
+  async #runKey(key: string, items: readonly Item[]): Promise<void> {
     const { logic } = this.#deps;
     const cell = this.#cells.get(key)!;
-    for (const { record, message } of items) {
-      this.#clock = Math.max(this.#clock, logic.eventTime(message) || 0);
+    for (const item of items) {
+      await this.#fireKeyTimers(key, cell, item.clock);
       const emitted: OutgoingRecord[] = [];
-      const ctx = this.#context(record, emitted);
+      const ctx = this.#context(key, cell, emitted, () => item.clock, (rule) => outputId(item.record, rule));
       try {
-        cell.state = await logic.handle(cell.state, message, ctx);
+        cell.state = await logic.handle(cell.state, item.message, ctx);
         cell.dirty = true;
+        cell.lastActiveAt = Math.max(cell.lastActiveAt, item.record.timestamp);
         this.#outputs.push(...emitted);
       } catch (error) {
         if (!(error instanceof TerminalError)) throw error;
-        this.#outputs.push(deadLetter(this.#deps.topics.dlq, record, error));
-        this.#log.warn("handler rejected record", { key, offset: record.offset, error });
+        this.#outputs.push(deadLetter(this.#deps.topics.dlq, item.record, error));
+        this.#log.warn("handler rejected record", { key, offset: item.record.offset, error });
       }
     }
   }
 
-  #context(record: LogRecord, emitted: OutgoingRecord[]): ActorContext {
+  /** Fires every timer due at `clock`, activating the actors that own them. */
+  async #fireDue(clock: number): Promise<void> {
+    const due = [...this.#timers].filter(([, t]) => [...t.values()].some((at) => at <= clock)).map(([k]) => k);
+    if (due.length === 0) return;
+    await this.#activate(due);
+    await Promise.all(due.map((key) => this.#fireKeyTimers(key, this.#cells.get(key)!, clock)));
+  }
+
+  /** Fires `key`'s timers due at `clock`, earliest first; `ctx.now()` is each timer's deadline. */
+  async #fireKeyTimers(key: string, cell: Cell, clock: number): Promise<void> {
+    const { logic } = this.#deps;
+    for (let fired = 0; fired < MAX_FIRINGS_PER_KEY; fired++) {
+      const timers = this.#timers.get(key);
+      if (!timers) return;
+      let next: [string, number] | undefined;
+      for (const entry of timers) if (entry[1] <= clock && (!next || entry[1] < next[1])) next = entry;
+      if (!next) return;
+      const [name, at] = next;
+      timers.delete(name);
+      if (timers.size === 0) this.#timers.delete(key);
+      cell.dirty = true;
+      if (!logic.onTimer) continue;
+      const emitted: OutgoingRecord[] = [];
+      const ctx = this.#context(
+        key,
+        cell,
+        emitted,
+        () => at,
+        (rule) => `timer-${logic.kind}-${key}-${name}-${at}-${rule}`,
+      );
+      cell.state = await logic.onTimer(cell.state, name, ctx);
+      this.#outputs.push(...emitted);
+    }
+    this.#log.warn("timer handler keeps re-arming due timers; deferring the rest", { key });
+  }
+
+  #context(
+    key: string,
+    cell: Cell,
+    emitted: OutgoingRecord[],
+    now: () => number,
+    id: (rule: string) => string,
+  ): ActorContext {
     const topics = this.#deps.topics;
     const names: Record<OutputTopic, string> = {
       alerts: topics.alerts,
       recommendations: topics.recommendations,
       productEvents: topics.productEvents,
+      analytics: topics.analytics,
     };
     return {
-      now: () => this.#clock,
-      emit: (topic, key, value) => emitted.push({ topic: names[topic], key, value: JSON.stringify(value) }),
-      outputId: (rule) => `${record.topic}-${record.partition}-${record.offset}-${rule}`,
+      now,
+      emit: (topic, outKey, value) => emitted.push({ topic: names[topic], key: outKey, value: JSON.stringify(value) }),
+      outputId: id,
+      setTimer: (name, at) => {
+        const timers = this.#timers.get(key) ?? new Map<string, number>();
+        timers.set(name, at);
+        this.#timers.set(key, timers);
+        cell.dirty = true;
+      },
+      cancelTimer: (name) => {
+        const timers = this.#timers.get(key);
+        if (!timers?.delete(name)) return;
+        if (timers.size === 0) this.#timers.delete(key);
+        cell.dirty = true;
+      },
+      timer: (name) => this.#timers.get(key)?.get(name),
     };
+  }
+
+  /** Removes actors inactive for longer than the TTL (and without pending timers) from memory. */
+  #expireInMemory(wall: number): void {
+    const ttl = this.#deps.stateTtlMs ?? 0;
+    if (ttl <= 0) return;
+    for (const [key, cell] of this.#cells) {
+      if (cell.lastActiveAt < wall - ttl && !this.#timers.has(key)) {
+        this.#cells.delete(key);
+        this.#expired.add(key);
+      }
+    }
   }
 
   async #checkpoint(): Promise<void> {
     if (this.#closed) return;
     const dirty = [...this.#cells].filter(([, cell]) => cell.dirty);
-    if (dirty.length === 0 && this.#position === this.#checkpointed && this.#outputs.length === 0) return;
+    const ttl = this.#deps.stateTtlMs ?? 0;
+    const sweep = ttl > 0 && this.#wall() - this.#sweptAt >= EXPIRY_SWEEP_MS;
+    const nothingNew = dirty.length === 0 && this.#expired.size === 0 && this.#outputs.length === 0;
+    if (nothingNew && this.#position === this.#checkpointed && !sweep) return;
     const started = performance.now();
     const { store, producer, logic, groupId } = this.#deps;
     await producer.append(this.#outputs);
     this.#outputs = [];
     const position = this.#position;
-    const states = dirty.map(([key, cell]) => ({ key, state: logic.persist(cell.state) }));
-    const owned = await store.commit(this.#tp, groupId, this.#epoch, position, logic.kind, states);
-    if (!owned) {
+    const deletes = [...this.#expired];
+    const upserts = dirty.map(([key, cell]) => ({
+      key,
+      state: logic.persist(cell.state),
+      timers: Object.fromEntries(this.#timers.get(key) ?? []),
+      lastActiveAt: cell.lastActiveAt,
+    }));
+    const result = await store.commit({
+      tp: this.#tp,
+      groupId,
+      epoch: this.#epoch,
+      nextOffset: position,
+      kind: logic.kind,
+      upserts,
+      deletes,
+      expireBefore: sweep ? this.#wall() - ttl : undefined,
+    });
+    if (sweep) this.#sweptAt = this.#wall();
+    if (!result.committed) {
       this.#log.warn("checkpoint fenced off: another instance owns this partition now", { epoch: this.#epoch });
       this.#closed = true;
       this.#cells.clear();
+      this.#timers.clear();
       return;
     }
     for (const [, cell] of dirty) cell.dirty = false;
+    for (const key of deletes) this.#expired.delete(key);
+    const advanced = position !== this.#checkpointed;
     this.#checkpointed = position;
     this.#sinceCheckpoint = 0;
+    if (nothingNew && !advanced) return;
     this.#log.debug("checkpoint", {
       nextOffset: position,
-      states: states.length,
+      states: upserts.length,
+      deleted: deletes.length,
+      expired: result.expired,
       ms: Math.round(performance.now() - started),
     });
     this.#deps.consumer.commit(this.#tp, position).catch((error) => {
       this.#log.debug("committing the group offset failed (lag reporting only)", { error });
     });
   }
+}
+
+/** Output ids derive from the input's position, so a replay re-produces the same id. */
+function outputId(record: LogRecord, rule: string): string {
+  return `${record.topic}-${record.partition}-${record.offset}-${rule}`;
 }

@@ -11,8 +11,15 @@ import { PartitionWorker, type WorkerDeps } from "./partition_worker.ts";
 /** Runtime settings and collaborators; `logics` maps each consumed topic to its actor type. */
 export interface RuntimeDeps extends Omit<WorkerDeps, "logic"> {
   readonly logics: ReadonlyMap<string, AnyActorLogic>;
+  /** Period of the housekeeping round: timers, checkpoints, passivation. */
   readonly checkpointIntervalMs: number;
+  /** Actors kept in memory across all partitions; beyond it the least recently used clean ones go. */
+  readonly maxActors?: number;
+  /** Clean actors unused for this long (wall ms) are passivated. */
+  readonly actorIdleMs?: number;
 }
+
+const DEFAULT_ACTOR_IDLE_MS = 5 * 60_000;
 
 /** A live actor state found in this instance's memory. */
 export interface LiveState {
@@ -32,13 +39,36 @@ export class ActorRuntime implements PartitionListener {
     this.#log = deps.logger.child({ component: "runtime" });
   }
 
-  /** Starts the periodic checkpoint. */
+  /** Starts the periodic housekeeping round. */
   start(): void {
+    let running = false;
     this.#timer = setInterval(() => {
-      for (const worker of this.#workers.values()) {
-        worker.checkpoint().catch((error) => this.#log.warn("periodic checkpoint failed", { error }));
-      }
+      if (running) return;
+      running = true;
+      this.housekeep().catch((error) => this.#log.warn("housekeeping failed", { error })).finally(() => {
+        running = false;
+      });
     }, this.#deps.checkpointIntervalMs);
+  }
+
+  /** One round: fire due timers and expire, checkpoint every partition, then passivate. */
+  async housekeep(): Promise<void> {
+    const workers = [...this.#workers.values()];
+    await Promise.all(workers.map(async (worker) => {
+      await worker.tick();
+      await worker.checkpoint().catch((error) => this.#log.warn("periodic checkpoint failed", { error }));
+    }));
+    const total = workers.reduce((n, w) => n + w.size, 0);
+    const excess = Math.max(0, total - (this.#deps.maxActors ?? Number.MAX_SAFE_INTEGER));
+    const idleBefore = (this.#deps.wallClock ?? Date.now)() - (this.#deps.actorIdleMs ?? DEFAULT_ACTOR_IDLE_MS);
+    await Promise.all(workers.map((w) => w.passivate(idleBefore, total > 0 ? Math.ceil(excess * w.size / total) : 0)));
+  }
+
+  /** Actors in memory across all partitions. */
+  get actorCount(): number {
+    let n = 0;
+    for (const w of this.#workers.values()) n += w.size;
+    return n;
   }
 
   async assigned(partitions: readonly TopicPartition[]): Promise<Map<string, number>> {

@@ -7,6 +7,16 @@ export interface ClaimedPartition {
   readonly epoch: number;
 }
 
+/** An actor's persisted row. */
+export interface StoredActor {
+  readonly key: string;
+  readonly state: unknown;
+  /** Pending timers: name → deadline (epoch ms). */
+  readonly timers: Record<string, number>;
+  /** Event time of the actor's last message (epoch ms). */
+  readonly lastActiveAt: number;
+}
+
 /**
  * Takes ownership of a partition: bumps its epoch so that any checkpoint still in flight from
  * a previous owner is rejected, and returns where to resume.
@@ -47,30 +57,83 @@ export async function advanceCheckpoint(
   return rows.length === 1;
 }
 
-/** Upserts many actor states in one statement. */
+/** Upserts many actor rows of one partition in one statement. */
 export async function saveStates(
   tx: TransactionSql,
   kind: string,
-  states: readonly { key: string; state: unknown }[],
+  partition: number,
+  actors: readonly StoredActor[],
 ): Promise<void> {
-  if (states.length === 0) return;
-  const keys = states.map((s) => s.key);
-  const docs = states.map((s) => JSON.stringify(s.state));
+  if (actors.length === 0) return;
+  const keys = actors.map((a) => a.key);
+  const states = actors.map((a) => JSON.stringify(a.state));
+  const timers = actors.map((a) => JSON.stringify(a.timers));
+  const next = actors.map((a) => {
+    const deadlines = Object.values(a.timers);
+    return deadlines.length > 0 ? String(Math.min(...deadlines)) : null;
+  });
+  const active = actors.map((a) => String(a.lastActiveAt));
   await tx`
-    insert into actor_states (kind, key, state, updated_at)
-    select ${kind}, t.key, t.state::jsonb, now()
-      from unnest(${keys}::text[], ${docs}::text[]) as t(key, state)
-    on conflict (kind, key) do update set state = excluded.state, updated_at = excluded.updated_at`;
+    insert into actor_states (kind, key, partition, state, timers, next_timer_at, last_active_at, updated_at)
+    select ${kind}, t.key, ${partition}, t.state::jsonb, t.timers::jsonb, t.next::bigint, t.active::bigint, now()
+      from unnest(${keys}::text[], ${states}::text[], ${timers}::text[], ${next}::text[], ${active}::text[])
+        as t(key, state, timers, next, active)
+    on conflict (kind, key) do update
+      set partition = excluded.partition, state = excluded.state, timers = excluded.timers,
+          next_timer_at = excluded.next_timer_at, last_active_at = excluded.last_active_at,
+          updated_at = excluded.updated_at`;
 }
 
-/** Loads the persisted states of many actors in one query; missing keys are absent from the map. */
-export async function loadStates(sql: Sql, kind: string, keys: readonly string[]): Promise<Map<string, unknown>> {
-  const out = new Map<string, unknown>();
+/** Deletes actor rows (expired or erased). */
+export async function deleteStates(tx: TransactionSql, kind: string, keys: readonly string[]): Promise<void> {
+  if (keys.length === 0) return;
+  await tx`delete from actor_states where kind = ${kind} and key = any(${keys as string[]}::text[])`;
+}
+
+/** Deletes a partition's actors inactive since before `cutoff` (event time, epoch ms); returns how many. */
+export async function expireStates(
+  tx: TransactionSql,
+  kind: string,
+  partition: number,
+  cutoff: number,
+): Promise<number> {
+  const rows = await tx`
+    delete from actor_states
+     where kind = ${kind} and partition = ${partition} and last_active_at < ${cutoff}
+    returning 1`;
+  return rows.length;
+}
+
+type ActorRow = { key: string; state: unknown; timers: Record<string, number>; last_active_at: string };
+
+const toStored = (row: ActorRow): StoredActor => ({
+  key: row.key,
+  state: row.state,
+  timers: row.timers,
+  lastActiveAt: Number(row.last_active_at),
+});
+
+/** Loads many actors in one query; missing keys are absent from the map. */
+export async function loadStates(sql: Sql, kind: string, keys: readonly string[]): Promise<Map<string, StoredActor>> {
+  const out = new Map<string, StoredActor>();
   if (keys.length === 0) return out;
-  const rows = await sql<{ key: string; state: unknown }[]>`
-    select key, state from actor_states where kind = ${kind} and key = any(${keys as string[]}::text[])`;
-  for (const row of rows) out.set(row.key, row.state);
+  const rows = await sql<ActorRow[]>`
+    select key, state, timers, last_active_at from actor_states
+     where kind = ${kind} and key = any(${keys as string[]}::text[])`;
+  for (const row of rows) out.set(row.key, toStored(row));
   return out;
+}
+
+/** The pending timers of a partition's actors, without their states. */
+export async function loadTimers(
+  sql: Sql,
+  kind: string,
+  partition: number,
+): Promise<Map<string, Record<string, number>>> {
+  const rows = await sql<{ key: string; timers: Record<string, number> }[]>`
+    select key, timers from actor_states
+     where kind = ${kind} and partition = ${partition} and next_timer_at is not null`;
+  return new Map(rows.map((r) => [r.key, r.timers]));
 }
 
 /** One persisted actor state with the time it was checkpointed. */

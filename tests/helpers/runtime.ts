@@ -52,7 +52,7 @@ export class Harness {
   constructor(readonly logic: AnyActorLogic, readonly partitions = 3, readonly checkpointMaxMessages = 1_000) {}
 
   async start(owner = "test-instance"): Promise<void> {
-    await this.log.ensureTopics(Object.values(this.topics), this.partitions);
+    await this.log.ensureTopics(Object.values(this.topics).map((topic) => ({ topic, partitions: this.partitions })));
     this.consumer = this.log.consumer({ maxBatch: 50 });
     this.runtime = new ActorRuntime({
       store: this.store,

@@ -41,6 +41,7 @@ Deno.test("topicNames() applies TOPIC_PREFIX to every topic", () => {
   const topics = topicNames({ TOPIC_PREFIX: "shop1." });
   assert.deepEqual(Object.values(topics).sort(), [
     "shop1.alerts",
+    "shop1.analytics",
     "shop1.events",
     "shop1.events.dlq",
     "shop1.product-events",
