@@ -161,7 +161,10 @@ export class MemoryCheckpointStore implements CheckpointStore {
     let expired = 0;
     if (w.expireBefore !== undefined) {
       for (const [id, r] of this.rows) {
-        if (id.startsWith(`${w.kind}/`) && r.partition === w.tp.partition && r.lastActiveAt < w.expireBefore) {
+        const armed = Object.keys(r.timers).length > 0;
+        if (
+          id.startsWith(`${w.kind}/`) && r.partition === w.tp.partition && r.lastActiveAt < w.expireBefore && !armed
+        ) {
           this.rows.delete(id);
           expired++;
         }

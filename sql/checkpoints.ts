@@ -90,7 +90,7 @@ export async function deleteStates(tx: TransactionSql, kind: string, keys: reado
   await tx`delete from actor_states where kind = ${kind} and key = any(${keys as string[]}::text[])`;
 }
 
-/** Deletes a partition's actors inactive since before `cutoff` (event time, epoch ms); returns how many. */
+/** Deletes a partition's actors inactive since before `cutoff` (epoch ms) with no pending timer; returns how many. */
 export async function expireStates(
   tx: TransactionSql,
   kind: string,
@@ -100,6 +100,7 @@ export async function expireStates(
   const rows = await tx`
     delete from actor_states
      where kind = ${kind} and partition = ${partition} and last_active_at < ${cutoff}
+       and next_timer_at is null
     returning 1`;
   return rows.length;
 }

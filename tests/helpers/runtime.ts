@@ -44,12 +44,20 @@ export function recorderLogic(
 /** An engine-shaped harness: log, store, runtime and consumer, restartable over the same log and store. */
 export class Harness {
   readonly topics = topicNames({ TOPIC_PREFIX: "" });
-  readonly log = new MemoryLog();
+  readonly log = new MemoryLog(() => this.wall);
   readonly store = new MemoryCheckpointStore();
   runtime!: ActorRuntime;
   consumer!: MemoryConsumer;
 
-  constructor(readonly logic: AnyActorLogic, readonly partitions = 3, readonly checkpointMaxMessages = 1_000) {}
+  /** Simulated wall clock (epoch ms), advanced by tests. */
+  wall = Date.UTC(2026, 0, 1);
+
+  constructor(
+    readonly logic: AnyActorLogic,
+    readonly partitions = 3,
+    readonly checkpointMaxMessages = 1_000,
+    readonly options: { maxActors?: number; actorIdleMs?: number; stateTtlMs?: number; idleClockMs?: number } = {},
+  ) {}
 
   async start(owner = "test-instance"): Promise<void> {
     await this.log.ensureTopics(Object.values(this.topics).map((topic) => ({ topic, partitions: this.partitions })));
@@ -66,6 +74,8 @@ export class Harness {
       checkpointIntervalMs: 50,
       checkpointMaxMessages: this.checkpointMaxMessages,
       retryBackoffMs: { initial: 5, max: 20 },
+      wallClock: () => this.wall,
+      ...this.options,
     });
     this.runtime.start();
     await this.consumer.start([this.topics.events], this.runtime);

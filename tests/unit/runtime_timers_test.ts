@@ -1,0 +1,166 @@
+import assert from "node:assert/strict";
+import type { ActorLogic } from "../../engine/actor.ts";
+import { Harness } from "../helpers/runtime.ts";
+
+/** A reminder actor: `{at, remind}` arms a timer `remind` ms after the message's event time; `{at, cancel}` cancels it. */
+interface Reminders {
+  readonly key: string;
+  readonly fired: readonly number[];
+  readonly seen: number;
+}
+type ReminderMessage = { at: number; remind?: number; cancel?: boolean };
+
+const reminderLogic: ActorLogic<Reminders, ReminderMessage> = {
+  kind: "reminder",
+  initial: (key) => ({ key, fired: [], seen: 0 }),
+  decode: (record) => JSON.parse(new TextDecoder().decode(record.value!)),
+  eventTime: (m) => m.at,
+  handle: (state, m, ctx) => {
+    if (m.remind !== undefined) ctx.setTimer("remind", m.at + m.remind);
+    if (m.cancel) ctx.cancelTimer("remind");
+    return { ...state, seen: state.seen + 1 };
+  },
+  onTimer: (state, _name, ctx) => {
+    ctx.emit("alerts", state.key, { alertId: ctx.outputId("reminder"), at: ctx.now() });
+    return { ...state, fired: [...state.fired, ctx.now()] };
+  },
+  persist: (s) => s,
+  restore: (d) => d as Reminders,
+};
+
+const T0 = Date.UTC(2026, 0, 1, 10, 0, 0);
+const MIN = 60_000;
+
+async function settle(h: Harness): Promise<void> {
+  await h.drained();
+  await h.runtime.housekeep();
+}
+
+async function stored(h: Harness, key: string): Promise<Reminders | undefined> {
+  return (await h.store.read("reminder", key))?.state as Reminders | undefined;
+}
+
+Deno.test("a timer fires when the partition clock (event time) passes its deadline, before that later message", async () => {
+  const h = new Harness(reminderLogic, 1, 1_000, { idleClockMs: 3_600_000 });
+  h.wall = T0;
+  await h.start();
+  h.send("a", { at: T0, remind: 30 * MIN });
+  h.send("b", { at: T0 + 29 * MIN }); // another key moves the clock, not far enough
+  await settle(h);
+  assert.deepEqual((await stored(h, "a"))?.fired, []);
+  h.send("b", { at: T0 + 31 * MIN }); // now past the deadline
+  await settle(h);
+  await h.stop();
+  assert.deepEqual((await stored(h, "a"))?.fired, [T0 + 30 * MIN], "ctx.now() in onTimer is the deadline");
+  const alerts = h.log.all(h.topics.alerts);
+  assert.equal(alerts.length, 1);
+  assert.equal(alerts[0].key, "a");
+});
+
+Deno.test("a cancel one second before the deadline wins; a message one second after comes after the firing", async () => {
+  const h = new Harness(reminderLogic, 1, 1_000, { idleClockMs: 3_600_000 });
+  h.wall = T0;
+  await h.start();
+  h.send("a", { at: T0, remind: 30 * MIN });
+  h.send("a", { at: T0 + 30 * MIN - 1000, cancel: true });
+  h.send("b", { at: T0, remind: 30 * MIN });
+  h.send("b", { at: T0 + 30 * MIN + 1000, cancel: true }); // too late: fired first
+  h.send("z", { at: T0 + 2 * 60 * MIN });
+  await settle(h);
+  await h.stop();
+  assert.deepEqual((await stored(h, "a"))?.fired, []);
+  assert.deepEqual((await stored(h, "b"))?.fired, [T0 + 30 * MIN]);
+});
+
+Deno.test("an idle partition's clock follows wall time less the grace, so timers fire with no further event", async () => {
+  const h = new Harness(reminderLogic, 1, 1_000, { idleClockMs: 10_000 });
+  h.wall = T0;
+  await h.start();
+  h.send("a", { at: T0, remind: 30 * MIN });
+  await settle(h);
+  h.wall = T0 + 30 * MIN; // deadline reached on the wall, but grace not yet passed
+  await h.runtime.housekeep();
+  assert.deepEqual((await stored(h, "a"))?.fired, []);
+  h.wall = T0 + 30 * MIN + 10_000;
+  await h.runtime.housekeep();
+  await h.stop();
+  assert.deepEqual((await stored(h, "a"))?.fired, [T0 + 30 * MIN]);
+});
+
+Deno.test("timers are durable: a new owner after a crash fires a timer set before it, exactly once", async () => {
+  const h = new Harness(reminderLogic, 1, 1_000, { idleClockMs: 3_600_000 });
+  h.wall = T0;
+  await h.start();
+  h.send("a", { at: T0, remind: 30 * MIN });
+  await settle(h);
+  await h.crash();
+  h.send("b", { at: T0 + 40 * MIN });
+  await h.start("another-instance");
+  await settle(h);
+  await h.stop();
+  assert.deepEqual((await stored(h, "a"))?.fired, [T0 + 30 * MIN]);
+  assert.equal(h.log.all(h.topics.alerts).length, 1);
+});
+
+Deno.test("a replay after a crash re-produces identical output ids", async () => {
+  const h = new Harness(reminderLogic, 1, 1_000, { idleClockMs: 3_600_000 });
+  h.wall = T0;
+  await h.start();
+  h.send("a", { at: T0, remind: MIN });
+  await settle(h); // checkpoint with the timer armed
+  h.store.failWith = new Error("database down"); // the next checkpoint cannot commit
+  h.send("b", { at: T0 + 2 * MIN });
+  await new Promise((resolve) => setTimeout(resolve, 100)); // handled, alert published, not checkpointed
+  await h.crash();
+  await h.start("another-instance");
+  await settle(h);
+  await h.stop();
+  const alerts = h.log.all(h.topics.alerts).map((r) => new TextDecoder().decode(r.value!));
+  assert.ok(alerts.length >= 1);
+  assert.equal(new Set(alerts).size, 1, "every re-publication is byte-identical");
+  assert.deepEqual((await stored(h, "a"))?.fired, [T0 + MIN]);
+});
+
+Deno.test("idle and least-recently-used actors are passivated once checkpointed, and reload with their state", async () => {
+  const h = new Harness(reminderLogic, 2, 1_000, { maxActors: 5, actorIdleMs: 60_000, idleClockMs: 3_600_000 });
+  h.wall = T0;
+  await h.start();
+  for (let i = 0; i < 12; i++) h.send(`k${i}`, { at: T0 });
+  await settle(h);
+  await h.runtime.housekeep();
+  assert.ok(h.runtime.actorCount <= 5, `at most MAX_ACTORS in memory, got ${h.runtime.actorCount}`);
+  h.wall += 61_000;
+  await h.runtime.housekeep();
+  assert.equal(h.runtime.actorCount, 0, "idle actors are passivated");
+  const loadsBefore = h.store.loads;
+  for (let i = 0; i < 12; i++) h.send(`k${i}`, { at: T0 + 1000 });
+  await settle(h);
+  await h.stop();
+  for (let i = 0; i < 12; i++) assert.equal((await stored(h, `k${i}`))?.seen, 2, `k${i} reloaded its state`);
+  assert.ok(h.store.loads - loadsBefore <= 2, "activation loads all new keys of a batch in one query per partition");
+});
+
+Deno.test("actors inactive for longer than the TTL are deleted from memory and from the store", async () => {
+  const DAY = 86_400_000;
+  const h = new Harness(reminderLogic, 1, 1_000, { stateTtlMs: 90 * DAY, idleClockMs: 3_600_000 });
+  h.wall = T0;
+  await h.start();
+  h.send("old", { at: T0 });
+  h.send("armed", { at: T0, remind: 365 * DAY });
+  await settle(h);
+  h.wall = T0 + 10 * MIN;
+  h.send("sleeping", { at: T0 + 10 * MIN });
+  await settle(h);
+  h.wall = T0 + 20 * MIN;
+  await h.runtime.housekeep(); // passivates everything (idle > 5 min): "sleeping" now lives only in the store
+  assert.equal(h.runtime.actorCount, 0);
+  h.wall = T0 + 91 * DAY;
+  h.send("new", { at: T0 + 91 * DAY });
+  await settle(h);
+  await h.runtime.housekeep();
+  await h.stop();
+  assert.equal(await stored(h, "old"), undefined, "expired");
+  assert.equal(await stored(h, "sleeping"), undefined, "expired in the store while passivated");
+  assert.equal((await stored(h, "new"))?.seen, 1);
+  assert.equal((await stored(h, "armed"))?.seen, 1, "an actor with a pending timer is kept");
+});
