@@ -8,12 +8,15 @@ import {
   claimPartition,
   deleteStates,
   expireStates,
+  insertAlerts,
   loadState,
   loadStates,
   loadTimers,
   saveStates,
   type StoredActor,
+  upsertRecommendations,
 } from "../sql/checkpoints.ts";
+import type { Alert, Projections, Recommendation } from "./outputs.ts";
 import type { Sql } from "./database.ts";
 import type { TopicPartition } from "./log.ts";
 import { tpKey } from "./log.ts";
@@ -36,8 +39,10 @@ export interface CheckpointWrite {
   readonly upserts: readonly StoredActor[];
   /** Keys whose state is removed (expired in memory). */
   readonly deletes: readonly string[];
-  /** Also remove this partition's stored actors last active before this event time (epoch ms). */
+  /** Also remove this partition's stored actors last active before this time (epoch ms). */
   readonly expireBefore?: number;
+  /** Alerts and recommendations emitted since the last checkpoint, for the query tables. */
+  readonly projections: Projections;
 }
 
 /** What a commit did. */
@@ -85,6 +90,8 @@ export class SqlCheckpointStore implements CheckpointStore {
       }
       await saveStates(tx, w.kind, w.tp.partition, w.upserts);
       await deleteStates(tx, w.kind, w.deletes);
+      await insertAlerts(tx, w.projections.alerts);
+      await upsertRecommendations(tx, w.projections.recommendations);
       const expired = w.expireBefore === undefined ? 0 : await expireStates(tx, w.kind, w.tp.partition, w.expireBefore);
       return { committed: true, expired };
     });
@@ -104,6 +111,8 @@ interface MemoryRow extends StoredActor {
 export class MemoryCheckpointStore implements CheckpointStore {
   readonly partitions = new Map<string, { epoch: number; nextOffset: number; owner: string }>();
   readonly rows = new Map<string, MemoryRow>();
+  readonly alerts = new Map<string, Alert>();
+  readonly recommendations = new Map<string, Recommendation>();
   /** When set, every call fails with this error (to simulate a database outage). */
   failWith: Error | null = null;
   /** Number of successful commits, for assertions. */
@@ -170,6 +179,8 @@ export class MemoryCheckpointStore implements CheckpointStore {
         }
       }
     }
+    for (const a of w.projections.alerts) if (!this.alerts.has(a.alertId)) this.alerts.set(a.alertId, a);
+    for (const r of w.projections.recommendations) this.recommendations.set(r.userId, r);
     this.commits++;
     return Promise.resolve({ committed: true, expired });
   }

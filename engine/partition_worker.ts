@@ -9,13 +9,14 @@
  * even if no other event arrives. Before a message is handled, its key's timers that are due at
  * the clock of that message fire first; so the outcome does not depend on batch boundaries.
  */
-import type { ActorContext, AnyActorLogic, OutputTopic } from "./actor.ts";
+import type { ActorContext, AnyActorLogic, Emitted, OutputTopic } from "./actor.ts";
 import type { CheckpointStore, StoredActor } from "./checkpoint.ts";
 import type { Topics } from "./config.ts";
 import { deadLetter } from "./dead_letter.ts";
 import { EngineError, ensureError, TerminalError, ValidationError } from "./errors.ts";
 import type { LogConsumer, LogProducer, LogRecord, OutgoingRecord, RecordBatch, TopicPartition } from "./log.ts";
 import type { Logger } from "./logger.ts";
+import { type Alert, alertSchema, type Recommendation, recommendationSchema } from "./outputs.ts";
 
 /** What a worker needs from the engine. */
 export interface WorkerDeps {
@@ -83,6 +84,8 @@ export class PartitionWorker {
   /** Next offset as recorded in the last committed checkpoint. */
   #checkpointed: number;
   #outputs: OutgoingRecord[] = [];
+  #alerts: Alert[] = [];
+  #recommendations: Recommendation[] = [];
   #sinceCheckpoint = 0;
   #clock = 0;
   #lastRecordAt: number;
@@ -287,6 +290,8 @@ export class PartitionWorker {
     this.#cells.clear();
     this.#expired.clear();
     this.#outputs = [];
+    this.#alerts = [];
+    this.#recommendations = [];
     this.#sinceCheckpoint = 0;
     this.#position = this.#checkpointed;
     this.#deps.consumer.seek(this.#tp, this.#checkpointed);
@@ -355,13 +360,13 @@ export class PartitionWorker {
     const cell = this.#cells.get(key)!;
     for (const item of items) {
       await this.#fireKeyTimers(key, cell, item.clock);
-      const emitted: OutgoingRecord[] = [];
+      const emitted: Emitted[] = [];
       const ctx = this.#context(key, cell, emitted, () => item.clock, (rule) => outputId(item.record, rule));
       try {
         cell.state = await logic.handle(cell.state, item.message, ctx);
         cell.dirty = true;
         cell.lastActiveAt = Math.max(cell.lastActiveAt, item.record.timestamp);
-        this.#outputs.push(...emitted);
+        this.#publish(emitted);
       } catch (error) {
         if (!(error instanceof TerminalError)) throw error;
         this.#outputs.push(deadLetter(this.#deps.topics.dlq, item.record, error));
@@ -392,7 +397,7 @@ export class PartitionWorker {
       if (timers.size === 0) this.#timers.delete(key);
       cell.dirty = true;
       if (!logic.onTimer) continue;
-      const emitted: OutgoingRecord[] = [];
+      const emitted: Emitted[] = [];
       const ctx = this.#context(
         key,
         cell,
@@ -401,18 +406,13 @@ export class PartitionWorker {
         (rule) => `timer-${logic.kind}-${key}-${name}-${at}-${rule}`,
       );
       cell.state = await logic.onTimer(cell.state, name, ctx);
-      this.#outputs.push(...emitted);
+      this.#publish(emitted);
     }
     this.#log.warn("timer handler keeps re-arming due timers; deferring the rest", { key });
   }
 
-  #context(
-    key: string,
-    cell: Cell,
-    emitted: OutgoingRecord[],
-    now: () => number,
-    id: (rule: string) => string,
-  ): ActorContext {
+  /** Queues a handler's outputs for the next checkpoint, and their query projections. */
+  #publish(emitted: readonly Emitted[]): void {
     const topics = this.#deps.topics;
     const names: Record<OutputTopic, string> = {
       alerts: topics.alerts,
@@ -420,9 +420,31 @@ export class PartitionWorker {
       productEvents: topics.productEvents,
       analytics: topics.analytics,
     };
+    for (const { topic, key, value } of emitted) {
+      this.#outputs.push({ topic: names[topic], key, value: JSON.stringify(value) });
+      const schema = topic === "alerts" ? alertSchema : topic === "recommendations" ? recommendationSchema : null;
+      if (!schema) continue;
+      const parsed = schema.safeParse(value);
+      if (!parsed.success) {
+        this.#log.warn("output does not match its topic's contract; published but not stored", { topic, key });
+      } else if (topic === "alerts") {
+        this.#alerts.push(parsed.data as Alert);
+      } else {
+        this.#recommendations.push(parsed.data as Recommendation);
+      }
+    }
+  }
+
+  #context(
+    key: string,
+    cell: Cell,
+    emitted: Emitted[],
+    now: () => number,
+    id: (rule: string) => string,
+  ): ActorContext {
     return {
       now,
-      emit: (topic, outKey, value) => emitted.push({ topic: names[topic], key: outKey, value: JSON.stringify(value) }),
+      emit: (topic, outKey, value) => emitted.push({ topic, key: outKey, value }),
       outputId: id,
       setTimer: (name, at) => {
         const timers = this.#timers.get(key) ?? new Map<string, number>();
@@ -480,6 +502,7 @@ export class PartitionWorker {
       upserts,
       deletes,
       expireBefore: sweep ? this.#wall() - ttl : undefined,
+      projections: { alerts: this.#alerts, recommendations: this.#recommendations },
     });
     if (sweep) this.#sweptAt = this.#wall();
     if (!result.committed) {
@@ -491,6 +514,8 @@ export class PartitionWorker {
     }
     for (const [, cell] of dirty) cell.dirty = false;
     for (const key of deletes) this.#expired.delete(key);
+    this.#alerts = [];
+    this.#recommendations = [];
     const advanced = position !== this.#checkpointed;
     this.#checkpointed = position;
     this.#sinceCheckpoint = 0;

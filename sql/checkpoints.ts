@@ -1,5 +1,6 @@
 /** Queries on partition checkpoints and actor states. Tagged templates only. */
 import type { Sql, TransactionSql } from "../engine/database.ts";
+import type { Alert, Recommendation } from "../engine/outputs.ts";
 
 /** A partition's checkpoint row after this owner claimed it. */
 export interface ClaimedPartition {
@@ -146,4 +147,37 @@ export async function loadState(
   const [row] = await sql<{ state: unknown; updated_at: Date }[]>`
     select state, updated_at from actor_states where kind = ${kind} and key = ${key}`;
   return row ? { state: row.state, updatedAt: row.updated_at } : null;
+}
+
+/** Inserts alerts; an alert already stored (same id, from a replay) is left as it is. */
+export async function insertAlerts(tx: TransactionSql, alerts: readonly Alert[]): Promise<void> {
+  if (alerts.length === 0) return;
+  const rows = alerts.map((a) => ({
+    alert_id: a.alertId,
+    type: a.type,
+    severity: a.severity,
+    subject_kind: a.subject.kind,
+    subject_id: a.subject.id,
+    occurred_at: a.occurredAt,
+    details: JSON.stringify(a.details),
+  }));
+  await tx`
+    insert into alerts (alert_id, type, severity, subject_kind, subject_id, occurred_at, details)
+    select r.alert_id, r.type, r.severity, r.subject_kind, r.subject_id, r.occurred_at::timestamptz, r.details::jsonb
+      from json_to_recordset(${JSON.stringify(rows)}::text::json) as r(
+        alert_id text, type text, severity text, subject_kind text, subject_id text, occurred_at text, details text)
+    on conflict (alert_id) do nothing`;
+}
+
+/** Keeps each user's newest recommendations (by generatedAt). */
+export async function upsertRecommendations(tx: TransactionSql, recs: readonly Recommendation[]): Promise<void> {
+  if (recs.length === 0) return;
+  const rows = recs.map((r) => ({ user_id: r.userId, payload: JSON.stringify(r), generated_at: r.generatedAt }));
+  await tx`
+    insert into latest_recommendations (user_id, payload, generated_at)
+    select distinct on (r.user_id) r.user_id, r.payload::jsonb, r.generated_at::timestamptz
+      from json_to_recordset(${JSON.stringify(rows)}::text::json) as r(user_id text, payload text, generated_at text)
+     order by r.user_id, r.generated_at::timestamptz desc
+    on conflict (user_id) do update set payload = excluded.payload, generated_at = excluded.generated_at
+     where latest_recommendations.generated_at <= excluded.generated_at`;
 }

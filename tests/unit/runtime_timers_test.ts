@@ -21,7 +21,14 @@ const reminderLogic: ActorLogic<Reminders, ReminderMessage> = {
     return { ...state, seen: state.seen + 1 };
   },
   onTimer: (state, _name, ctx) => {
-    ctx.emit("alerts", state.key, { alertId: ctx.outputId("reminder"), at: ctx.now() });
+    ctx.emit("alerts", state.key, {
+      alertId: ctx.outputId("reminder"),
+      type: "reminder",
+      severity: "info",
+      subject: { kind: "reminder", id: state.key },
+      occurredAt: new Date(ctx.now()).toISOString(),
+      details: {},
+    });
     return { ...state, fired: [...state.fired, ctx.now()] };
   },
   persist: (s) => s,
@@ -118,6 +125,7 @@ Deno.test("a replay after a crash re-produces identical output ids", async () =>
   const alerts = h.log.all(h.topics.alerts).map((r) => new TextDecoder().decode(r.value!));
   assert.ok(alerts.length >= 1);
   assert.equal(new Set(alerts).size, 1, "every re-publication is byte-identical");
+  assert.equal(h.store.alerts.size, 1, "the alerts table holds it once");
   assert.deepEqual((await stored(h, "a"))?.fired, [T0 + MIN]);
 });
 
