@@ -49,6 +49,8 @@ export interface ActorLogic<S, M> {
   handle(state: S, message: M, ctx: ActorContext): S | Promise<S>;
   /** Handles a timer that came due (timers are durable and part of the checkpointed state). */
   onTimer?(state: S, name: string, ctx: ActorContext): S | Promise<S>;
+  /** A short type name of a message for metrics (e.g. the event type); defaults to the kind. */
+  label?(message: M): string;
   /** JSON-serialisable form of the state for checkpoints. */
   persist(state: S): unknown;
   /** Inverse of `persist`. */

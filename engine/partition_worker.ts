@@ -15,6 +15,7 @@ import type { Topics } from "./config.ts";
 import { deadLetter } from "./dead_letter.ts";
 import { EngineError, ensureError, TerminalError, ValidationError } from "./errors.ts";
 import type { LogConsumer, LogProducer, LogRecord, OutgoingRecord, RecordBatch, TopicPartition } from "./log.ts";
+import { type Instrumentation, noInstrumentation } from "./instrumentation.ts";
 import type { Logger } from "./logger.ts";
 import { type Alert, alertSchema, type Recommendation, recommendationSchema } from "./outputs.ts";
 
@@ -39,6 +40,8 @@ export interface WorkerDeps {
   readonly retryBackoffMs?: { readonly initial: number; readonly max: number };
   /** Wall clock, injectable for tests. */
   readonly wallClock?: () => number;
+  /** Where the worker reports what it does (metrics). */
+  readonly instrumentation?: Instrumentation;
 }
 
 interface Cell {
@@ -72,6 +75,7 @@ export class PartitionWorker {
   readonly #deps: WorkerDeps;
   readonly #log: Logger;
   readonly #wall: () => number;
+  readonly #events: Instrumentation;
   /** Actors in memory, least recently used first. */
   readonly #cells = new Map<string, Cell>();
   /** Pending timers of every actor of the partition, in memory or not: key → name → deadline. */
@@ -110,6 +114,7 @@ export class PartitionWorker {
     this.#checkpointed = nextOffset;
     this.#timers = timers;
     this.#wall = deps.wallClock ?? Date.now;
+    this.#events = deps.instrumentation ?? noInstrumentation;
     this.#lastRecordAt = this.#wall();
     this.#log = deps.logger.child({ topic: tp.topic, partition: tp.partition });
   }
@@ -188,6 +193,7 @@ export class PartitionWorker {
       }
       this.#lastRecordAt = this.#wall();
       await this.#guarded(() => this.#apply(records));
+      this.#events.emit({ ...this.#tp, type: "consumer_lag", lag: Math.max(0, batch.highWatermark - this.#position) });
       if (this.#sinceCheckpoint >= this.#deps.checkpointMaxMessages) await this.#checkpointUntilDone(heartbeat);
     });
   }
@@ -204,6 +210,13 @@ export class PartitionWorker {
       if (wall - this.#lastRecordAt >= grace) this.#clock = Math.max(this.#clock, wall - grace);
       await this.#guarded(() => this.#fireDue(this.#clock));
       this.#expireInMemory(wall);
+      this.#events.emit({
+        ...this.#tp,
+        type: "timers",
+        kind: this.#deps.logic.kind,
+        fired: 0,
+        pending: this.pendingTimers,
+      });
     });
   }
 
@@ -224,6 +237,9 @@ export class PartitionWorker {
         if (cell.dirty) continue;
         this.#cells.delete(key);
         evicted++;
+      }
+      if (evicted > 0) {
+        this.#events.emit({ type: "actors", kind: this.#deps.logic.kind, change: "passivated", count: evicted });
       }
       return Promise.resolve(evicted);
     });
@@ -273,6 +289,7 @@ export class PartitionWorker {
         return;
       } catch (error) {
         const delay = this.#backoff();
+        this.#events.emit({ type: "checkpoint", topic: this.#tp.topic, seconds: 0, states: 0, ok: false });
         this.#log.error("checkpoint failed; retrying", { error: ensureError(error), delay });
         await sleep(delay);
         await heartbeat().catch(() => {});
@@ -318,6 +335,7 @@ export class PartitionWorker {
         // Decoding is pure: whatever it throws, the record can never be handled.
         const reason = error instanceof EngineError ? error : new ValidationError(ensureError(error).message);
         this.#outputs.push(deadLetter(this.#deps.topics.dlq, record, reason));
+        this.#events.emit({ type: "dead_lettered", topic: record.topic, code: reason.code });
         this.#log.warn("record dead-lettered", { offset: record.offset, error: reason });
         continue;
       }
@@ -339,6 +357,9 @@ export class PartitionWorker {
     const { logic, store } = this.#deps;
     const missing = keys.filter((key) => !this.#cells.has(key));
     const stored = missing.length > 0 ? await store.load(logic.kind, missing) : new Map<string, StoredActor>();
+    if (missing.length > 0) {
+      this.#events.emit({ type: "actors", kind: logic.kind, change: "activated", count: missing.length });
+    }
     for (const key of keys) {
       let cell = this.#cells.get(key);
       if (cell) {
@@ -367,9 +388,16 @@ export class PartitionWorker {
         cell.dirty = true;
         cell.lastActiveAt = Math.max(cell.lastActiveAt, item.record.timestamp);
         this.#publish(emitted);
+        this.#events.emit({
+          type: "message_processed",
+          kind: logic.kind,
+          label: logic.label?.(item.message) ?? logic.kind,
+          lagSeconds: (this.#wall() - (logic.eventTime(item.message) || this.#wall())) / 1000,
+        });
       } catch (error) {
         if (!(error instanceof TerminalError)) throw error;
         this.#outputs.push(deadLetter(this.#deps.topics.dlq, item.record, error));
+        this.#events.emit({ type: "dead_lettered", topic: item.record.topic, code: error.code });
         this.#log.warn("handler rejected record", { key, offset: item.record.offset, error });
       }
     }
@@ -396,6 +424,7 @@ export class PartitionWorker {
       timers.delete(name);
       if (timers.size === 0) this.#timers.delete(key);
       cell.dirty = true;
+      this.#events.emit({ ...this.#tp, type: "timers", kind: logic.kind, fired: 1, pending: this.pendingTimers });
       if (!logic.onTimer) continue;
       const emitted: Emitted[] = [];
       const ctx = this.#context(
@@ -422,6 +451,8 @@ export class PartitionWorker {
     };
     for (const { topic, key, value } of emitted) {
       this.#outputs.push({ topic: names[topic], key, value: JSON.stringify(value) });
+      const subtype = (value as { type?: unknown } | null)?.type;
+      this.#events.emit({ type: "output", topic, subtype: typeof subtype === "string" ? subtype : "" });
       const schema = topic === "alerts" ? alertSchema : topic === "recommendations" ? recommendationSchema : null;
       if (!schema) continue;
       const parsed = schema.safeParse(value);
@@ -466,11 +497,16 @@ export class PartitionWorker {
   #expireInMemory(wall: number): void {
     const ttl = this.#deps.stateTtlMs ?? 0;
     if (ttl <= 0) return;
+    let expired = 0;
     for (const [key, cell] of this.#cells) {
       if (cell.lastActiveAt < wall - ttl && !this.#timers.has(key)) {
         this.#cells.delete(key);
         this.#expired.add(key);
+        expired++;
       }
+    }
+    if (expired > 0) {
+      this.#events.emit({ type: "actors", kind: this.#deps.logic.kind, change: "expired", count: expired });
     }
   }
 
@@ -505,6 +541,9 @@ export class PartitionWorker {
       projections: { alerts: this.#alerts, recommendations: this.#recommendations },
     });
     if (sweep) this.#sweptAt = this.#wall();
+    if (result.expired > 0) {
+      this.#events.emit({ type: "actors", kind: logic.kind, change: "expired", count: result.expired });
+    }
     if (!result.committed) {
       this.#log.warn("checkpoint fenced off: another instance owns this partition now", { epoch: this.#epoch });
       this.#closed = true;
@@ -520,6 +559,8 @@ export class PartitionWorker {
     this.#checkpointed = position;
     this.#sinceCheckpoint = 0;
     if (nothingNew && !advanced) return;
+    const seconds = (performance.now() - started) / 1000;
+    this.#events.emit({ type: "checkpoint", topic: this.#tp.topic, seconds, states: upserts.length, ok: true });
     this.#log.debug("checkpoint", {
       nextOffset: position,
       states: upserts.length,

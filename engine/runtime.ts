@@ -62,6 +62,8 @@ export class ActorRuntime implements PartitionListener {
     const excess = Math.max(0, total - (this.#deps.maxActors ?? Number.MAX_SAFE_INTEGER));
     const idleBefore = (this.#deps.wallClock ?? Date.now)() - (this.#deps.actorIdleMs ?? DEFAULT_ACTOR_IDLE_MS);
     await Promise.all(workers.map((w) => w.passivate(idleBefore, total > 0 ? Math.ceil(excess * w.size / total) : 0)));
+    this.#deps.instrumentation?.emit({ type: "actors_in_memory", count: this.actorCount });
+    this.#deps.instrumentation?.emit({ type: "partitions_owned", count: this.#workers.size });
   }
 
   /** Actors in memory across all partitions. */

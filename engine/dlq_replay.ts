@@ -1,0 +1,121 @@
+/**
+ * Re-injects dead-lettered records into the topic they came from, after a fix: all of them, or
+ * only those that failed with one error code. Each DLQ record is re-injected at most once across
+ * runs (recorded in `dlq_replays` after the append is acknowledged; a crash between the two can
+ * re-inject a record twice, which the actors absorb because events keep their eventId).
+ * A record that fails again is dead-lettered again, as a new DLQ record.
+ */
+import { loadReplayed, markReplayed } from "../sql/dlq.ts";
+import type { Sql } from "./database.ts";
+import { DLQ_HEADERS } from "./dead_letter.ts";
+import type {
+  LogConsumer,
+  LogProducer,
+  OutgoingRecord,
+  PartitionListener,
+  RecordBatch,
+  TopicPartition,
+} from "./log.ts";
+import { tpKey } from "./log.ts";
+
+/** Header on a re-injected record naming the DLQ record it came from. */
+export const REPLAYED_FROM_HEADER = "dlq-replayed-from";
+
+/** What a replay needs. */
+export interface ReplayOptions {
+  readonly consumer: LogConsumer;
+  readonly producer: LogProducer;
+  readonly sql: Sql;
+  readonly dlqTopic: string;
+  readonly groupId: string;
+  /** Only records whose error code is this; all when undefined. */
+  readonly errorCode?: string;
+  /** The replay ends when no record arrived for this long (ms). */
+  readonly idleMs?: number;
+  /** Count what would be replayed without appending anything or recording progress. */
+  readonly dryRun?: boolean;
+}
+
+/** Outcome of a replay. */
+export interface ReplaySummary {
+  readonly replayed: number;
+  /** Records passed over because they failed with another error code. */
+  readonly skipped: number;
+  /** Records re-injected by an earlier run. */
+  readonly alreadyReplayed: number;
+  /** Records without a source topic header (not written by the engine). */
+  readonly unusable: number;
+  readonly byCode: Readonly<Record<string, number>>;
+}
+
+const DEFAULT_IDLE_MS = 3_000;
+
+/** Replays the DLQ up to its current end and returns what was done. */
+export async function replayDlq(options: ReplayOptions): Promise<ReplaySummary> {
+  const done = await loadReplayed(options.sql, options.groupId);
+  const summary = { replayed: 0, skipped: 0, alreadyReplayed: 0, unusable: 0, byCode: {} as Record<string, number> };
+  let lastActivity = Date.now();
+  let assignedOnce = false;
+  const pending = new Set<string>();
+  /** Per partition, the end offset seen at its first batch: records that failed again after being
+   * re-injected land beyond it (same key, same partition) and are left for a later run. */
+  const ends = new Map<string, number>();
+
+  const listener: PartitionListener = {
+    assigned(tps: readonly TopicPartition[]) {
+      for (const tp of tps) pending.add(tpKey(tp));
+      assignedOnce = true;
+      lastActivity = Date.now();
+      return Promise.resolve(new Map(tps.map((tp) => [tpKey(tp), 0])));
+    },
+    revoked: () => Promise.resolve(),
+    async batch(batch: RecordBatch) {
+      lastActivity = Date.now();
+      if (!ends.has(tpKey(batch))) ends.set(tpKey(batch), batch.highWatermark);
+      const end = ends.get(tpKey(batch))!;
+      const records = batch.records.filter((r) => r.offset < end);
+      const out: OutgoingRecord[] = [];
+      const offsets: number[] = [];
+      for (const record of records) {
+        if (done.has(`${record.partition}/${record.offset}`)) {
+          summary.alreadyReplayed++;
+          continue;
+        }
+        const code = record.headers[DLQ_HEADERS.errorCode] ?? "unknown";
+        const source = record.headers[DLQ_HEADERS.topic];
+        if (options.errorCode !== undefined && code !== options.errorCode) {
+          summary.skipped++;
+          continue;
+        }
+        if (!source) {
+          summary.unusable++;
+          continue;
+        }
+        const headers: Record<string, string> = {};
+        for (const [name, value] of Object.entries(record.headers)) {
+          if (!Object.values(DLQ_HEADERS).includes(name as never)) headers[name] = value;
+        }
+        headers[REPLAYED_FROM_HEADER] = `${record.topic}/${record.partition}/${record.offset}`;
+        out.push({ topic: source, key: record.key ?? "", value: record.value ?? new Uint8Array(), headers });
+        offsets.push(record.offset);
+        summary.byCode[code] = (summary.byCode[code] ?? 0) + 1;
+      }
+      if (!options.dryRun) {
+        await options.producer.append(out);
+        await markReplayed(options.sql, options.groupId, batch.partition, offsets);
+      }
+      summary.replayed += out.length;
+      if (records.length < batch.records.length || batch.records[batch.records.length - 1].offset + 1 >= end) {
+        pending.delete(tpKey(batch));
+      }
+    },
+  };
+
+  await options.consumer.start([options.dlqTopic], listener);
+  const idleMs = options.idleMs ?? DEFAULT_IDLE_MS;
+  while ((!assignedOnce || pending.size > 0) && Date.now() - lastActivity < idleMs) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  await options.consumer.stop();
+  return summary;
+}

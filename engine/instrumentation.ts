@@ -1,0 +1,55 @@
+/**
+ * Typed instrumentation events. The engine reports what happens through `Instrumentation.emit`;
+ * one adapter (metrics.ts) maps events to Prometheus metrics. Components never touch prom-client.
+ */
+
+/** Everything the engine reports. */
+export type EngineEvent =
+  | {
+    readonly type: "http_request";
+    readonly route: string;
+    readonly method: string;
+    readonly status: number;
+    readonly seconds: number;
+  }
+  | {
+    readonly type: "events_ingested";
+    readonly eventType: string;
+    readonly outcome: "accepted" | "rejected" | "unavailable";
+    readonly count: number;
+  }
+  | { readonly type: "message_processed"; readonly kind: string; readonly label: string; readonly lagSeconds: number }
+  | { readonly type: "consumer_lag"; readonly topic: string; readonly partition: number; readonly lag: number }
+  | {
+    readonly type: "checkpoint";
+    readonly topic: string;
+    readonly seconds: number;
+    readonly states: number;
+    readonly ok: boolean;
+  }
+  | {
+    readonly type: "actors";
+    readonly kind: string;
+    readonly change: "activated" | "passivated" | "expired";
+    readonly count: number;
+  }
+  | { readonly type: "actors_in_memory"; readonly count: number }
+  | {
+    readonly type: "timers";
+    readonly kind: string;
+    readonly fired: number;
+    readonly pending: number;
+    readonly topic: string;
+    readonly partition: number;
+  }
+  | { readonly type: "dead_lettered"; readonly topic: string; readonly code: string }
+  | { readonly type: "output"; readonly topic: string; readonly subtype: string }
+  | { readonly type: "partitions_owned"; readonly count: number };
+
+/** The reporting surface components receive. */
+export interface Instrumentation {
+  emit(event: EngineEvent): void;
+}
+
+/** Discards every event; the default where nothing listens. */
+export const noInstrumentation: Instrumentation = Object.freeze({ emit: () => {} });

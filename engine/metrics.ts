@@ -1,0 +1,168 @@
+/**
+ * The one adapter from instrumentation events to Prometheus metrics, on an explicit registry
+ * (no global default registry), served at GET /metrics.
+ */
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { EngineEvent, Instrumentation } from "./instrumentation.ts";
+
+const PREFIX = "engine_";
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+const LAG_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600];
+
+/** Prometheus metrics fed by instrumentation events. */
+export class Metrics implements Instrumentation {
+  readonly registry = new Registry();
+  readonly #httpRequests = new Counter({
+    name: `${PREFIX}http_requests_total`,
+    help: "HTTP requests by route, method and status",
+    labelNames: ["route", "method", "status"],
+    registers: [this.registry],
+  });
+  readonly #httpSeconds = new Histogram({
+    name: `${PREFIX}http_request_duration_seconds`,
+    help: "HTTP request latency by route",
+    labelNames: ["route", "method"],
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly #ingested = new Counter({
+    name: `${PREFIX}events_ingested_total`,
+    help: "Events received for ingestion, by type and outcome",
+    labelNames: ["type", "outcome"],
+    registers: [this.registry],
+  });
+  readonly #processed = new Counter({
+    name: `${PREFIX}events_processed_total`,
+    help: "Messages handled by actors, by actor kind and message type",
+    labelNames: ["kind", "type"],
+    registers: [this.registry],
+  });
+  readonly #lag = new Histogram({
+    name: `${PREFIX}processing_lag_seconds`,
+    help: "Event time to handling time",
+    labelNames: ["kind"],
+    buckets: LAG_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly #consumerLag = new Gauge({
+    name: `${PREFIX}consumer_lag_records`,
+    help: "Records between a partition's end and the next record to handle",
+    labelNames: ["topic", "partition"],
+    registers: [this.registry],
+  });
+  readonly #checkpointSeconds = new Histogram({
+    name: `${PREFIX}checkpoint_duration_seconds`,
+    help: "Checkpoint duration (outputs acknowledged + transaction)",
+    labelNames: ["topic"],
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly #checkpointStates = new Histogram({
+    name: `${PREFIX}checkpoint_states`,
+    help: "Actor states written per checkpoint",
+    labelNames: ["topic"],
+    buckets: [0, 1, 10, 100, 1000, 10000, 100000],
+    registers: [this.registry],
+  });
+  readonly #checkpointFailures = new Counter({
+    name: `${PREFIX}checkpoint_failures_total`,
+    help: "Checkpoints that failed (retried)",
+    labelNames: ["topic"],
+    registers: [this.registry],
+  });
+  readonly #actors = new Counter({
+    name: `${PREFIX}actors_total`,
+    help: "Actor lifecycle changes: activated, passivated, expired",
+    labelNames: ["kind", "change"],
+    registers: [this.registry],
+  });
+  readonly #actorsInMemory = new Gauge({
+    name: `${PREFIX}actors_in_memory`,
+    help: "Actors currently in memory",
+    registers: [this.registry],
+  });
+  readonly #timersFired = new Counter({
+    name: `${PREFIX}timers_fired_total`,
+    help: "Timers fired",
+    labelNames: ["kind"],
+    registers: [this.registry],
+  });
+  readonly #timersPending = new Gauge({
+    name: `${PREFIX}timers_pending`,
+    help: "Timers armed, per partition",
+    labelNames: ["topic", "partition"],
+    registers: [this.registry],
+  });
+  readonly #deadLettered = new Counter({
+    name: `${PREFIX}dlq_records_total`,
+    help: "Records sent to the dead-letter topic, by source topic and error code",
+    labelNames: ["topic", "code"],
+    registers: [this.registry],
+  });
+  readonly #outputs = new Counter({
+    name: `${PREFIX}outputs_total`,
+    help: "Messages emitted by actors, by topic and subtype (alert type, ...)",
+    labelNames: ["topic", "subtype"],
+    registers: [this.registry],
+  });
+  readonly #partitions = new Gauge({
+    name: `${PREFIX}partitions_owned`,
+    help: "Partitions this instance owns",
+    registers: [this.registry],
+  });
+
+  constructor(options: { defaultMetrics?: boolean } = {}) {
+    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: PREFIX });
+  }
+
+  emit(e: EngineEvent): void {
+    switch (e.type) {
+      case "http_request":
+        this.#httpRequests.inc({ route: e.route, method: e.method, status: String(e.status) });
+        this.#httpSeconds.observe({ route: e.route, method: e.method }, e.seconds);
+        return;
+      case "events_ingested":
+        this.#ingested.inc({ type: e.eventType, outcome: e.outcome }, e.count);
+        return;
+      case "message_processed":
+        this.#processed.inc({ kind: e.kind, type: e.label });
+        if (e.lagSeconds >= 0) this.#lag.observe({ kind: e.kind }, e.lagSeconds);
+        return;
+      case "consumer_lag":
+        this.#consumerLag.set({ topic: e.topic, partition: String(e.partition) }, e.lag);
+        return;
+      case "checkpoint":
+        if (!e.ok) {
+          this.#checkpointFailures.inc({ topic: e.topic });
+          return;
+        }
+        this.#checkpointSeconds.observe({ topic: e.topic }, e.seconds);
+        this.#checkpointStates.observe({ topic: e.topic }, e.states);
+        return;
+      case "actors":
+        this.#actors.inc({ kind: e.kind, change: e.change }, e.count);
+        return;
+      case "actors_in_memory":
+        this.#actorsInMemory.set(e.count);
+        return;
+      case "timers":
+        if (e.fired > 0) this.#timersFired.inc({ kind: e.kind }, e.fired);
+        this.#timersPending.set({ topic: e.topic, partition: String(e.partition) }, e.pending);
+        return;
+      case "dead_lettered":
+        this.#deadLettered.inc({ topic: e.topic, code: e.code });
+        return;
+      case "output":
+        this.#outputs.inc({ topic: e.topic, subtype: e.subtype });
+        return;
+      case "partitions_owned":
+        this.#partitions.set(e.count);
+        return;
+    }
+  }
+
+  /** The exposition text and its content type. */
+  async render(): Promise<{ body: string; contentType: string }> {
+    return { body: await this.registry.metrics(), contentType: this.registry.contentType };
+  }
+}
