@@ -1,4 +1,5 @@
-/** Turns a log record into a validated stored event, or a ValidationError naming what is wrong. */
+/** Turns log records into validated messages, or a ValidationError naming what is wrong. */
+import type { z } from "zod";
 import type { LogRecord } from "../engine/log.ts";
 import { ValidationError } from "../engine/errors.ts";
 import { type StoredEvent, storedEvent } from "./events.ts";
@@ -6,19 +7,30 @@ import { zodProblems } from "./problems.ts";
 
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
-/** Decodes UTF-8 JSON and validates it against the stored-event schema. */
-export function decodeEvent(record: LogRecord): StoredEvent {
+/** The record's value as parsed UTF-8 JSON. */
+export function recordJson(record: LogRecord): unknown {
   if (!record.value) throw new ValidationError("record has no value");
-  let json: unknown;
   try {
-    json = JSON.parse(decoder.decode(record.value));
+    return JSON.parse(decoder.decode(record.value));
   } catch (error) {
     throw new ValidationError(`record value is not UTF-8 JSON: ${(error as Error).message}`);
   }
-  const result = storedEvent.safeParse(json);
+}
+
+/** Validates `json` against `schema`; `what` names the expected message in the error. */
+export function validate<T extends z.ZodType>(schema: T, json: unknown, what: string): z.output<T> {
+  const result = schema.safeParse(json);
   if (!result.success) {
     const problems = zodProblems(result.error);
-    throw new ValidationError(`invalid event: ${problems.map((p) => `${p.path}: ${p.message}`).join("; ")}`, problems);
+    throw new ValidationError(
+      `invalid ${what}: ${problems.map((p) => `${p.path}: ${p.message}`).join("; ")}`,
+      problems,
+    );
   }
-  return result.data as StoredEvent;
+  return result.data;
+}
+
+/** Decodes UTF-8 JSON and validates it against the stored-event schema. */
+export function decodeEvent(record: LogRecord): StoredEvent {
+  return validate(storedEvent, recordJson(record), "event") as StoredEvent;
 }

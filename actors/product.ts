@@ -1,39 +1,190 @@
 /**
  * The product actor: one per productId, fed by the `product-events` topic, so that each product
- * has exactly one owner. Pure logic: state in, state out.
+ * has exactly one owner. It handles canonical `inventory_updated` events and the product-side
+ * facts user actors forward (facts.ts): views and unique viewers, cart adds and removals, orders,
+ * units, revenue, conversion, trending score, category and brand, stock with `low_inventory` /
+ * `out_of_stock` alerts, co-viewed / co-bought counters, and the recommendations asked for by
+ * views and cart adds (recommendations.ts). Everything it counts is order-independent (integer
+ * sums, sketch unions, latest-by-event-time attributes), so the result does not depend on how
+ * facts from different users interleave. Pure logic: state in, state out.
  */
-import type { ActorLogic } from "../engine/actor.ts";
-import { decodeEvent } from "./decode.ts";
-import type { StoredEvent } from "./events.ts";
+import type { ActorContext, ActorLogic } from "../engine/actor.ts";
+import { iso, raiseAlert } from "./alerts.ts";
+import { admit, admitId } from "./dedupe.ts";
+import { decodeProductMessage, type ProductFact, type ProductMessage } from "./facts.ts";
+import { applySale, applyUpdate, type Inventory, stockAlerts } from "./inventory.ts";
+import { fromMillis } from "./money.ts";
+import { bump, rankRelated, type Recommendation } from "./recommendations.ts";
+import { DEFAULT_DOMAIN_SETTINGS, type DomainSettings, minutesMs } from "./settings.ts";
+import { initialProduct, persistProduct, type ProductState, restoreProduct, type Stamped } from "./product_state.ts";
+import { recordTrend, type TrendKind } from "./trending.ts";
 
-/** What the engine knows about one product. */
-export interface ProductState {
-  readonly productId: string;
-  /** Units in stock as last reported; null until an inventory update arrives. */
-  readonly stock: number | null;
-  readonly stockUpdatedAt: string | null;
-  readonly eventCount: number;
+export { type PersistedProduct, type ProductState } from "./product_state.ts";
+
+/** The product actor's logic with the given settings. */
+export function createProductLogic(
+  settings: DomainSettings = DEFAULT_DOMAIN_SETTINGS,
+): ActorLogic<ProductState, ProductMessage> {
+  return {
+    kind: "product",
+    initial: initialProduct,
+    decode: decodeProductMessage,
+    eventTime: (message) => "fact" in message ? message.at : Date.parse(message.occurredAt),
+    handle: (state, message, ctx) => handle(state, message, ctx, settings),
+    persist: (state) => persistProduct(state, settings),
+    restore: restoreProduct,
+  };
 }
 
-function initial(productId: string): ProductState {
-  return { productId, stock: null, stockUpdatedAt: null, eventCount: 0 };
-}
+/** The product actor's logic with the default settings. */
+export const productLogic: ActorLogic<ProductState, ProductMessage> = createProductLogic();
 
-function handle(state: ProductState, event: StoredEvent): ProductState {
-  const counted = { ...state, eventCount: state.eventCount + 1 };
-  if (event.type === "inventory_updated") {
-    return { ...counted, stock: event.properties.stock, stockUpdatedAt: event.occurredAt };
+function handle(state: ProductState, message: ProductMessage, ctx: ActorContext, s: DomainSettings): ProductState {
+  const bounds = { window: s.FACT_DEDUPE_WINDOW, recentLimit: s.FACT_DEDUPE_RECENT_IDS };
+  const dedupe = "fact" in message
+    ? admit(state.dedupe, message.factId, bounds)
+    : admitId(state.dedupe, message.eventId, bounds);
+  if (!dedupe) return { ...state, duplicates: state.duplicates + 1 };
+  const at = "fact" in message ? message.at : Date.parse(message.occurredAt);
+  const counted: ProductState = {
+    ...state,
+    dedupe,
+    eventCount: state.eventCount + 1,
+    lastEventAt: state.lastEventAt === null ? at : Math.max(state.lastEventAt, at),
+  };
+  if (!("fact" in message)) {
+    return withInventory(counted, applyUpdate(counted.inventory, message.properties.stock, at), at, ctx, s);
   }
-  return counted;
+  return applyFact(counted, message, ctx, s);
 }
 
-/** The product actor's logic, as the runtime consumes it. */
-export const productLogic: ActorLogic<ProductState, StoredEvent> = {
-  kind: "product",
-  initial,
-  decode: decodeEvent,
-  eventTime: (event) => Date.parse(event.occurredAt),
-  handle: (state, event) => handle(state, event),
-  persist: (state) => state,
-  restore: (data) => data as ProductState,
-};
+function applyFact(state: ProductState, fact: ProductFact, ctx: ActorContext, s: DomainSettings): ProductState {
+  const limit = s.RELATED_CANDIDATES;
+  switch (fact.fact) {
+    case "product_viewed": {
+      const next: ProductState = {
+        ...attributes(state, fact),
+        views: state.views + 1,
+        viewers: state.viewers.add(fact.userId),
+        trend: trend(state, "view", fact.at, s),
+        coViewed: fact.coViewed.length > 0
+          ? bump(state.coViewed, fact.coViewed, state.productId, limit)
+          : state.coViewed,
+      };
+      return recommend(next, fact, ctx, s);
+    }
+    case "product_added_to_cart": {
+      const next: ProductState = {
+        ...attributes(state, fact),
+        cartAdds: state.cartAdds + 1,
+        cartUnitsAdded: state.cartUnitsAdded + fact.quantity,
+        trend: trend(state, "cart", fact.at, s),
+      };
+      return recommend(next, fact, ctx, s);
+    }
+    case "product_removed_from_cart":
+      return {
+        ...state,
+        cartRemovals: state.cartRemovals + 1,
+        cartUnitsRemoved: state.cartUnitsRemoved + fact.quantity,
+      };
+    case "product_ordered": {
+      const next: ProductState = {
+        ...attributes(state, fact),
+        orders: state.orders + 1,
+        unitsSold: state.unitsSold + fact.quantity,
+        revenueMillis: state.revenueMillis + fact.revenueMillis,
+        trend: trend(state, "purchase", fact.at, s),
+        coBought: fact.coBought.length > 0
+          ? bump(state.coBought, fact.coBought, state.productId, limit)
+          : state.coBought,
+      };
+      return withInventory(next, applySale(next.inventory, fact.quantity, fact.at), fact.at, ctx, s);
+    }
+    case "co_occurrence":
+      return fact.relation === "viewed"
+        ? { ...state, coViewed: bump(state.coViewed, fact.related, state.productId, limit) }
+        : { ...state, coBought: bump(state.coBought, fact.related, state.productId, limit) };
+  }
+}
+
+/** Applies a stock change and raises the crossing alerts. */
+function withInventory(
+  state: ProductState,
+  inventory: Inventory,
+  at: number,
+  ctx: ActorContext,
+  s: DomainSettings,
+): ProductState {
+  const { inventory: checked, raised } = stockAlerts(inventory, s.LOW_STOCK_THRESHOLD);
+  for (const type of raised) {
+    raiseAlert(
+      ctx,
+      type,
+      type === "out_of_stock" ? "critical" : "warning",
+      { kind: "product", id: state.productId },
+      at,
+      {
+        productId: state.productId,
+        stock: checked.level,
+        threshold: s.LOW_STOCK_THRESHOLD,
+      },
+    );
+  }
+  return {
+    ...state,
+    inventory: checked,
+    stock: checked.level,
+    stockUpdatedAt: checked.reportedAt === null ? null : iso(checked.reportedAt),
+  };
+}
+
+/** Emits the recommendations a view or cart add asked for. */
+function recommend(
+  state: ProductState,
+  fact: Extract<ProductFact, { recommend?: unknown }>,
+  ctx: ActorContext,
+  s: DomainSettings,
+): ProductState {
+  if (!fact.recommend) return state;
+  const exclude = new Set([state.productId, ...fact.recommend.exclude]);
+  const items = rankRelated(state.coViewed, state.coBought, s.RECS_CO_BOUGHT_WEIGHT, s.RECS_TOP_K, exclude);
+  if (items.length === 0) return state;
+  const recommendation: Recommendation = {
+    recommendationId: ctx.outputId("rec"),
+    userId: fact.userId,
+    basedOn: state.productId,
+    items,
+    generatedAt: iso(fact.at),
+  };
+  ctx.emit("recommendations", fact.userId, recommendation);
+  return { ...state, recommendationsSent: state.recommendationsSent + 1 };
+}
+
+/** Category, brand and price: the value with the latest event time wins (ties: the larger value). */
+function attributes(
+  state: ProductState,
+  fact: { at: number; category?: string; brand?: string; priceMillis?: number },
+): ProductState {
+  return {
+    ...state,
+    category: latest(state.category, fact.category, fact.at),
+    brand: latest(state.brand, fact.brand, fact.at),
+    price: latest(state.price, fact.priceMillis === undefined ? undefined : fromMillis(fact.priceMillis), fact.at),
+  };
+}
+
+function latest<T extends string | number>(
+  current: Stamped<T> | null,
+  value: T | undefined,
+  at: number,
+): Stamped<T> | null {
+  if (value === undefined || value === "") return current;
+  if (!current || at > current.at || (at === current.at && value > current.value)) return { value, at };
+  return current;
+}
+
+function trend(state: ProductState, kind: TrendKind, at: number, s: DomainSettings) {
+  const latestAt = Math.max(state.lastEventAt ?? at, at);
+  return recordTrend(state.trend, kind, at, latestAt, minutesMs(s.TRENDING_HALF_LIFE_MINUTES));
+}

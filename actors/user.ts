@@ -1,50 +1,259 @@
 /**
- * The user actor: one per userId, fed by the `events` topic in partition order.
- * Pure logic: state in, state out; effects only through the context.
+ * The user actor: one per userId, fed by the `events` topic in partition order. Keeps sessions,
+ * the funnel, the cart, checkout, order history, fraud score, recent alerts and recommendation
+ * requests; raises `cart_abandoned` / `checkout_abandoned` through durable timers and
+ * `fraud_suspected` on orders; forwards product-side facts to `product-events` and activity to
+ * `analytics`. Pure logic: state in, state out; effects only through the context.
+ *
+ * A repeated eventId (within the last USER_DEDUPE_EVENTS of the user) or a repeated orderId
+ * (within the last USER_RECENT_ORDERS orders) is counted once and emits nothing.
  */
-import type { ActorLogic } from "../engine/actor.ts";
+import type { ActorContext, ActorLogic } from "../engine/actor.ts";
+import { iso, raiseAlert, rememberAlert } from "./alerts.ts";
+import { addToCart, type Cart, isEmpty, removeFromCart } from "./cart.ts";
 import { decodeEvent } from "./decode.ts";
-import type { StoredEvent } from "./events.ts";
+import { MAX_FACT_LIST } from "./facts.ts";
+import type { StoredEvent, StoredEventOf } from "./events.ts";
+import { toMillis } from "./money.ts";
+import { openSession, placeEvent, pushRecent, recordInSession, summarize } from "./session.ts";
+import { DEFAULT_DOMAIN_SETTINGS, type DomainSettings, minutesMs } from "./settings.ts";
+import { applyOrder, isRepeatedOrder } from "./user_orders.ts";
+import {
+  initialUser,
+  RECENT_PRODUCTS_LIMIT,
+  RECENT_RECOMMENDATION_REQUESTS,
+  restoreUser,
+  type UserState,
+} from "./user_state.ts";
+import { UserStep } from "./user_step.ts";
 
-/** How many recently viewed products a user's state keeps. */
-export const RECENT_PRODUCTS_LIMIT = 20;
+export { RECENT_PRODUCTS_LIMIT, type UserState } from "./user_state.ts";
 
-/** Everything the engine knows about one user. */
-export interface UserState {
-  readonly userId: string;
-  readonly eventCount: number;
-  readonly productViews: number;
-  /** Most recent first, without duplicates, at most RECENT_PRODUCTS_LIMIT. */
-  readonly recentProducts: readonly string[];
-  readonly firstSeenAt: string | null;
-  readonly lastSeenAt: string | null;
-}
+/** Timer names of the user actor. */
+export const USER_TIMERS = { cart: "cart", checkout: "checkout" } as const;
 
-function initial(userId: string): UserState {
-  return { userId, eventCount: 0, productViews: 0, recentProducts: [], firstSeenAt: null, lastSeenAt: null };
-}
-
-function handle(state: UserState, event: StoredEvent): UserState {
-  const seen = {
-    eventCount: state.eventCount + 1,
-    firstSeenAt: state.firstSeenAt ?? event.occurredAt,
-    lastSeenAt: state.lastSeenAt && state.lastSeenAt > event.occurredAt ? state.lastSeenAt : event.occurredAt,
+/** The user actor's logic with the given settings. */
+export function createUserLogic(
+  settings: DomainSettings = DEFAULT_DOMAIN_SETTINGS,
+): ActorLogic<UserState, StoredEvent> {
+  return {
+    kind: "user",
+    initial: initialUser,
+    decode: decodeEvent,
+    eventTime: (event) => Date.parse(event.occurredAt),
+    handle: (state, event, ctx) => handle(state, event, ctx, settings),
+    onTimer: (state, name, ctx) => onTimer(state, name, ctx, settings),
+    persist: (state) => state,
+    restore: restoreUser,
   };
-  if (event.type === "product_viewed") {
-    const productId = event.properties.productId;
-    const recent = [productId, ...state.recentProducts.filter((p) => p !== productId)].slice(0, RECENT_PRODUCTS_LIMIT);
-    return { ...state, ...seen, productViews: state.productViews + 1, recentProducts: recent };
-  }
-  return { ...state, ...seen };
 }
 
-/** The user actor's logic, as the runtime consumes it. */
-export const userLogic: ActorLogic<UserState, StoredEvent> = {
-  kind: "user",
-  initial,
-  decode: decodeEvent,
-  eventTime: (event) => Date.parse(event.occurredAt),
-  handle: (state, event) => handle(state, event),
-  persist: (state) => state,
-  restore: (data) => data as UserState,
-};
+/** The user actor's logic with the default settings. */
+export const userLogic: ActorLogic<UserState, StoredEvent> = createUserLogic();
+
+function handle(state: UserState, event: StoredEvent, ctx: ActorContext, s: DomainSettings): UserState {
+  if (event.type === "inventory_updated") return state;
+  const seenEventIds = [...state.seenEventIds, event.eventId].slice(-s.USER_DEDUPE_EVENTS);
+  const repeated = state.seenEventIds.includes(event.eventId) ||
+    (event.type === "order_completed" && isRepeatedOrder(state, event.properties.orderId));
+  if (repeated) {
+    return {
+      ...state,
+      duplicateEvents: state.duplicateEvents + 1,
+      seenEventIds: state.seenEventIds.includes(event.eventId) ? state.seenEventIds : seenEventIds,
+    };
+  }
+
+  const at = Date.parse(event.occurredAt);
+  const time = iso(at);
+  let next: UserState = {
+    ...state,
+    eventCount: state.eventCount + 1,
+    seenEventIds,
+    firstSeenAt: state.firstSeenAt && Date.parse(state.firstSeenAt) <= at ? state.firstSeenAt : time,
+    lastSeenAt: state.lastSeenAt && Date.parse(state.lastSeenAt) >= at ? state.lastSeenAt : time,
+  };
+
+  const placement = placeEvent(state.session, at, event.sessionId, minutesMs(s.SESSION_GAP_MINUTES));
+  if (placement === "new") {
+    const previous = state.session ? [summarize(state.session), ...state.recentSessions] : state.recentSessions;
+    next = {
+      ...next,
+      sessionCount: state.sessionCount + 1,
+      session: openSession(state.sessionCount + 1, at, event.sessionId),
+      recentSessions: previous.slice(0, s.USER_RECENT_SESSIONS),
+    };
+  }
+  const late = placement === "late";
+  if (!late) {
+    const session = recordInSession(next.session!, event.type, at, event.sessionId);
+    next = { ...next, session, funnelStage: session.stage };
+  }
+  const step = new UserStep(ctx, s, state.userId, at, `${state.userId}/${late ? "late" : next.session!.id}`, late);
+
+  switch (event.type) {
+    case "page_viewed":
+      step.toAnalytics({
+        type: event.type,
+        ...(event.properties.loadTime !== undefined ? { loadTime: event.properties.loadTime } : {}),
+      });
+      return { ...next, pageViews: next.pageViews + 1 };
+    case "search_performed":
+      step.toAnalytics({ type: event.type });
+      return { ...next, searches: next.searches + 1 };
+    case "product_viewed":
+      return viewProduct(next, event, step);
+    case "product_added_to_cart":
+      return addProduct(next, event, step);
+    case "product_removed_from_cart":
+      return removeProduct(next, event, step);
+    case "checkout_started":
+      return startCheckout(next, event, step);
+    case "order_completed":
+      return applyOrder(next, event, step);
+  }
+}
+
+function viewProduct(state: UserState, event: StoredEventOf<"product_viewed">, step: UserStep): UserState {
+  const { productId, price, category, brand } = event.properties;
+  const s = step.settings;
+  let session = state.session;
+  let coViewed: string[] = [];
+  if (!step.late && session) {
+    if (!session.viewed.includes(productId)) coViewed = session.viewed.slice(0, MAX_FACT_LIST);
+    session = { ...session, viewed: pushRecent(session.viewed, [productId], s.RECS_SESSION_ITEMS) };
+  }
+  const [recommend, recommendations] = requestRecommendations(state, productId, state.cart, step);
+  step.toProduct(productId, {
+    fact: "product_viewed",
+    ...(price !== undefined ? { priceMillis: toMillis(price) } : {}),
+    ...(category !== undefined ? { category } : {}),
+    ...(brand !== undefined ? { brand } : {}),
+    coViewed,
+    ...recommend,
+  });
+  for (const other of coViewed) {
+    step.toProduct(other, { fact: "co_occurrence", relation: "viewed", related: [productId] });
+  }
+  step.toAnalytics({ type: event.type });
+  return {
+    ...state,
+    session,
+    productViews: state.productViews + 1,
+    recentProducts: pushRecent(state.recentProducts, [productId], RECENT_PRODUCTS_LIMIT),
+    recommendations,
+  };
+}
+
+function addProduct(state: UserState, event: StoredEventOf<"product_added_to_cart">, step: UserStep): UserState {
+  const { productId, quantity, price, category, brand } = event.properties;
+  const cart = addToCart(state.cart, productId, { quantity, price, category, brand }, step.at);
+  armCartTimer(cart, step);
+  const [recommend, recommendations] = requestRecommendations(state, productId, cart, step);
+  step.toProduct(productId, {
+    fact: "product_added_to_cart",
+    quantity,
+    priceMillis: toMillis(price),
+    ...(category !== undefined ? { category } : {}),
+    ...(brand !== undefined ? { brand } : {}),
+    ...recommend,
+  });
+  step.toAnalytics({ type: event.type });
+  return { ...state, cart, recommendations };
+}
+
+function removeProduct(state: UserState, event: StoredEventOf<"product_removed_from_cart">, step: UserStep): UserState {
+  const { productId, quantity } = event.properties;
+  const { cart, removed } = removeFromCart(state.cart, productId, quantity, step.at);
+  step.toAnalytics({ type: event.type });
+  if (removed === 0) return state;
+  armCartTimer(cart, step);
+  step.toProduct(productId, { fact: "product_removed_from_cart", quantity: removed });
+  return { ...state, cart };
+}
+
+function startCheckout(state: UserState, event: StoredEventOf<"checkout_started">, step: UserStep): UserState {
+  const cartConverted = !isEmpty(state.cart) && !state.cart.converted;
+  step.ctx.cancelTimer(USER_TIMERS.cart);
+  step.ctx.setTimer(USER_TIMERS.checkout, step.at + minutesMs(step.settings.CHECKOUT_ABANDON_MINUTES));
+  step.toAnalytics({ type: event.type, cartConverted });
+  return {
+    ...state,
+    cart: cartConverted ? { ...state.cart, converted: true } : state.cart,
+    checkout: { startedAt: iso(step.at), cartValue: event.properties.cartValue ?? state.cart.value, abandoned: false },
+  };
+}
+
+/** (Re-)arms the abandonment timer of a changed cart: its latest change plus CART_ABANDON_MINUTES. */
+function armCartTimer(cart: Cart, step: UserStep): void {
+  if (isEmpty(cart)) step.ctx.cancelTimer(USER_TIMERS.cart);
+  else step.ctx.setTimer(USER_TIMERS.cart, Date.parse(cart.updatedAt!) + minutesMs(step.settings.CART_ABANDON_MINUTES));
+}
+
+/** The rate-limited recommendation request for a view or cart add, and the updated request log. */
+function requestRecommendations(
+  state: UserState,
+  basedOn: string,
+  cart: Cart,
+  step: UserStep,
+): [{ recommend?: { exclude: string[] } }, UserState["recommendations"]] {
+  const s = step.settings;
+  const log = state.recommendations;
+  const last = log.lastRequestedAt === null ? null : Date.parse(log.lastRequestedAt);
+  if (last !== null && step.at - last < s.RECS_MIN_INTERVAL_SECONDS * 1000) return [{}, log];
+  const exclude = [...new Set([...Object.keys(cart.items).sort(), ...state.purchasedProducts])]
+    .slice(0, Math.min(s.RECS_EXCLUDE_LIMIT, MAX_FACT_LIST));
+  const time = iso(step.at);
+  return [{ recommend: { exclude } }, {
+    count: log.count + 1,
+    lastRequestedAt: time,
+    recent: [{ basedOn, at: time }, ...log.recent].slice(0, RECENT_RECOMMENDATION_REQUESTS),
+  }];
+}
+
+function onTimer(state: UserState, name: string, ctx: ActorContext, s: DomainSettings): UserState {
+  const at = ctx.now();
+  const subject = { kind: "user", id: state.userId } as const;
+  if (name === USER_TIMERS.cart) {
+    if (isEmpty(state.cart) || state.cart.converted) return state;
+    const alert = raiseAlert(ctx, "cart_abandoned", "info", subject, at, {
+      cartValue: state.cart.value,
+      units: state.cart.units,
+      productIds: Object.keys(state.cart.items).sort(),
+      lastChangeAt: state.cart.updatedAt,
+    });
+    ctx.emit("analytics", "global", {
+      fact: "abandonment",
+      factId: ctx.outputId("a"),
+      at,
+      userId: state.userId,
+      stage: "cart",
+    });
+    return {
+      ...state,
+      abandonedCarts: state.abandonedCarts + 1,
+      alerts: rememberAlert(state.alerts, alert, s.USER_RECENT_ALERTS),
+    };
+  }
+  if (name === USER_TIMERS.checkout) {
+    if (!state.checkout || state.checkout.abandoned) return state;
+    const alert = raiseAlert(ctx, "checkout_abandoned", "warning", subject, at, {
+      startedAt: state.checkout.startedAt,
+      cartValue: state.checkout.cartValue,
+    });
+    ctx.emit("analytics", "global", {
+      fact: "abandonment",
+      factId: ctx.outputId("a"),
+      at,
+      userId: state.userId,
+      stage: "checkout",
+    });
+    return {
+      ...state,
+      checkout: { ...state.checkout, abandoned: true },
+      abandonedCheckouts: state.abandonedCheckouts + 1,
+      alerts: rememberAlert(state.alerts, alert, s.USER_RECENT_ALERTS),
+    };
+  }
+  return state;
+}

@@ -51,7 +51,11 @@ export interface ActorLogic<S, M> {
   onTimer?(state: S, name: string, ctx: ActorContext): S | Promise<S>;
   /** A short type name of a message for metrics (e.g. the event type); defaults to the kind. */
   label?(message: M): string;
-  /** JSON-serialisable form of the state for checkpoints. */
+  /**
+   * JSON-serialisable form of the state for checkpoints. PostgreSQL's jsonb does not keep object
+   * key order, so logic must never let the order of an object's keys reach its outputs or
+   * decisions (sort them): a restored state has to behave exactly like the one before it.
+   */
   persist(state: S): unknown;
   /** Inverse of `persist`. */
   restore(data: unknown): S;

@@ -5,6 +5,7 @@
  * (or the part of it that it needs) as an argument.
  */
 import { z } from "zod";
+import { domainSettingsShape } from "../actors/settings.ts";
 import { ConfigError } from "./errors.ts";
 
 const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
@@ -36,13 +37,14 @@ const settings = {
   LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
 } as const;
 
-const schema = z.object(settings);
+/** Engine settings plus every domain threshold (actors/settings.ts), one flat table. */
+const schema = z.object({ ...settings, ...domainSettingsShape });
 
 /** The engine's validated, immutable configuration. */
 export type Config = Readonly<z.output<typeof schema>> & { readonly mode: "embedded" | "production" };
 
 /** Names of every setting, for documentation and tests. */
-export const SETTING_NAMES = Object.keys(settings) as (keyof typeof settings)[];
+export const SETTING_NAMES = Object.keys(schema.shape) as (keyof typeof schema.shape)[];
 
 /** Builds the configuration from an environment map; throws ConfigError naming every bad variable. */
 export function parseConfig(env: Record<string, string | undefined>): Config {

@@ -2,8 +2,7 @@
  * Assembles a running engine from a Config: backend (log + database) and migrations, the actor
  * runtime, and the HTTP server. `stop()` shuts down in the reverse order.
  */
-import { productLogic } from "../actors/product.ts";
-import { userLogic } from "../actors/user.ts";
+import { createDomainLogics } from "../actors/domain.ts";
 import { buildRoutes } from "../http/routes.ts";
 import { createHandler } from "../http/server.ts";
 import { migrate } from "../sql/migrations.ts";
@@ -11,7 +10,9 @@ import type { AnyActorLogic } from "./actor.ts";
 import { openBackend } from "./backend.ts";
 import { SqlCheckpointStore } from "./checkpoint.ts";
 import { type Config, topicNames } from "./config.ts";
+import type { Instrumentation } from "./instrumentation.ts";
 import type { Logger } from "./logger.ts";
+import { Metrics } from "./metrics.ts";
 import { ActorRuntime } from "./runtime.ts";
 import { createStateReader } from "./state_reader.ts";
 
@@ -22,12 +23,20 @@ export interface RunningEngine {
   /** This instance's id, recorded as the owner of its partitions. */
   readonly instanceId: string;
   readonly runtime: ActorRuntime;
+  /** Prometheus metrics of this instance. */
+  readonly metrics: Metrics;
   /** Graceful shutdown: stop HTTP, leave the group, final checkpoints, close connections. */
   stop(): Promise<void>;
 }
 
+/** Optional collaborators of an engine (benchmarks and tests observe it through these). */
+export interface EngineOptions {
+  /** Receives every instrumentation event, in addition to the engine's own metrics. */
+  readonly instrumentation?: Instrumentation;
+}
+
 /** Starts the engine described by `config`. */
-export async function startEngine(config: Config, logger: Logger): Promise<RunningEngine> {
+export async function startEngine(config: Config, logger: Logger, options: EngineOptions = {}): Promise<RunningEngine> {
   const instanceId = `${Deno.hostname()}-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
   const log = logger.child({ instance: instanceId });
   const topics = topicNames(config);
@@ -36,7 +45,13 @@ export async function startEngine(config: Config, logger: Logger): Promise<Runni
   const applied = await migrate(backend.sql);
   log.info("database ready", { migrationsApplied: applied });
 
+  const metrics = new Metrics();
+  const extra = options.instrumentation;
+  const instrumentation: Instrumentation = extra
+    ? { emit: (event) => (metrics.emit(event), extra.emit(event)) }
+    : metrics;
   const store = new SqlCheckpointStore(backend.sql);
+  const domain = createDomainLogics(config);
   const runtime = new ActorRuntime({
     store,
     producer: backend.producer,
@@ -45,16 +60,21 @@ export async function startEngine(config: Config, logger: Logger): Promise<Runni
     groupId: config.GROUP_ID,
     owner: instanceId,
     logger: log,
-    logics: new Map<string, AnyActorLogic>([[topics.events, userLogic], [topics.productEvents, productLogic]]),
+    logics: new Map<string, AnyActorLogic>([
+      [topics.events, domain.user],
+      [topics.productEvents, domain.product],
+      [topics.analytics, domain.global],
+    ]),
     checkpointIntervalMs: config.CHECKPOINT_INTERVAL_MS,
     checkpointMaxMessages: config.CHECKPOINT_MAX_MESSAGES,
     maxActors: config.MAX_ACTORS,
     actorIdleMs: config.ACTOR_IDLE_MS,
     stateTtlMs: config.STATE_TTL_DAYS * 86_400_000,
     idleClockMs: config.CLOCK_IDLE_MS,
+    instrumentation,
   });
   runtime.start();
-  await backend.consumer.start([topics.events, topics.productEvents], runtime);
+  await backend.consumer.start([topics.events, topics.productEvents, topics.analytics], runtime);
 
   const routes = buildRoutes({
     producer: backend.producer,
@@ -80,6 +100,7 @@ export async function startEngine(config: Config, logger: Logger): Promise<Runni
     url,
     instanceId,
     runtime,
+    metrics,
     async stop() {
       log.info("engine stopping");
       await server.shutdown();

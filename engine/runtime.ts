@@ -66,6 +66,14 @@ export class ActorRuntime implements PartitionListener {
     this.#deps.instrumentation?.emit({ type: "partitions_owned", count: this.#workers.size });
   }
 
+  /** Checkpoints every partition, then passivates every clean actor; returns how many left memory. */
+  async passivateAll(): Promise<number> {
+    const workers = [...this.#workers.values()];
+    await Promise.all(workers.map((w) => w.checkpoint()));
+    const counts = await Promise.all(workers.map((w) => w.passivate(Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER)));
+    return counts.reduce((a, b) => a + b, 0);
+  }
+
   /** Actors in memory across all partitions. */
   get actorCount(): number {
     let n = 0;

@@ -48,3 +48,9 @@ Deno.test("topicNames() applies TOPIC_PREFIX to every topic", () => {
     "shop1.recommendations",
   ]);
 });
+
+Deno.test("parseConfig() covers the domain thresholds: defaults, overrides and bad values", () => {
+  assert.equal(parseConfig({}).CART_ABANDON_MINUTES, 30);
+  assert.equal(parseConfig({ CART_ABANDON_MINUTES: "45" }).CART_ABANDON_MINUTES, 45);
+  assert.throws(() => parseConfig({ FRAUD_ALERT_THRESHOLD: "high" }), /FRAUD_ALERT_THRESHOLD="high"/);
+});

@@ -1,0 +1,105 @@
+/**
+ * The cart: items with quantities and the price they were added at; value = Σ quantity × price,
+ * computed in integer millis so it is exact and never drifts below zero. Removals never go below
+ * zero: removing more than is in the cart removes the item, removing without a quantity removes
+ * all of it, removing what is not in the cart changes nothing.
+ */
+import { iso } from "./alerts.ts";
+import { fromMillis, toMillis } from "./money.ts";
+import { get, put, withEntry } from "./records.ts";
+
+/** One product in the cart. */
+export interface CartItem {
+  readonly quantity: number;
+  /** Unit price of the latest add. */
+  readonly price: number;
+  readonly category?: string;
+  readonly brand?: string;
+}
+
+/** A user's cart. */
+export interface Cart {
+  readonly items: Readonly<Record<string, CartItem>>;
+  /** Σ quantity × price, in currency units. */
+  readonly value: number;
+  readonly units: number;
+  /** Latest event time of a change (the maximum, whatever the arrival order). */
+  readonly updatedAt: string | null;
+  /** Bumped on every change; identifies a "cart state" for abandonment. */
+  readonly version: number;
+  /** This cart state already reached checkout or an order. */
+  readonly converted: boolean;
+}
+
+/** An empty cart. */
+export const EMPTY_CART: Cart = Object.freeze({
+  items: {},
+  value: 0,
+  units: 0,
+  updatedAt: null,
+  version: 0,
+  converted: false,
+});
+
+/** Whether the cart holds anything. */
+export function isEmpty(cart: Cart): boolean {
+  return cart.units === 0;
+}
+
+/** Adds `quantity` of a product at `price`. */
+export function addToCart(
+  cart: Cart,
+  productId: string,
+  line: { quantity: number; price: number; category?: string; brand?: string },
+  at: number,
+): Cart {
+  const previous = get(cart.items, productId);
+  const category = line.category ?? previous?.category;
+  const brand = line.brand ?? previous?.brand;
+  const item: CartItem = {
+    quantity: (previous?.quantity ?? 0) + line.quantity,
+    price: line.price,
+    ...(category !== undefined ? { category } : {}),
+    ...(brand !== undefined ? { brand } : {}),
+  };
+  return changed(cart, withEntry(cart.items, productId, item), at);
+}
+
+/** Removes up to `quantity` (all when undefined); returns the cart and the units actually removed. */
+export function removeFromCart(
+  cart: Cart,
+  productId: string,
+  quantity: number | undefined,
+  at: number,
+): { cart: Cart; removed: number } {
+  const item = get(cart.items, productId);
+  if (!item) return { cart, removed: 0 };
+  const removed = Math.min(item.quantity, quantity ?? item.quantity);
+  const items = { ...cart.items };
+  if (removed === item.quantity) delete items[productId];
+  else put(items, productId, { ...item, quantity: item.quantity - removed });
+  return { cart: changed(cart, items, at), removed };
+}
+
+/** The cart after an order: empty, keeping its history counters. */
+export function clearCart(cart: Cart, at: number): Cart {
+  return isEmpty(cart) ? cart : changed(cart, {}, at);
+}
+
+function changed(cart: Cart, items: Record<string, CartItem>, at: number): Cart {
+  let valueMillis = 0;
+  let units = 0;
+  for (const item of Object.values(items)) {
+    valueMillis += item.quantity * toMillis(item.price);
+    units += item.quantity;
+  }
+  const updated = cart.updatedAt && Date.parse(cart.updatedAt) > at ? cart.updatedAt : iso(at);
+  return {
+    items,
+    value: fromMillis(valueMillis),
+    units,
+    updatedAt: updated,
+    version: cart.version + 1,
+    converted: false,
+  };
+}

@@ -1,0 +1,152 @@
+/**
+ * Exactly-once for messages that may arrive twice. After a crash a partition replays from its
+ * checkpoint and re-produces its outputs with identical ids, so product and global actors can
+ * receive the same fact twice. Output ids of messages have the form
+ * `<topic>-<partition>-<offset>-<rule>` (engine/partition_worker.ts), and an actor receives at
+ * most one fact per input message, so a fact is identified by its source partition and offset.
+ *
+ * Per source partition we keep the offsets already seen as runs, within a window of the last
+ * `window` offsets: an offset inside the window is a duplicate if seen, an offset below it is a
+ * replay (outputs of a source partition are out of offset order by at most one batch, and a
+ * replay starts at most one checkpoint segment back, so the window must exceed
+ * CHECKPOINT_MAX_MESSAGES plus the largest batch). Ids without a source offset (timer outputs,
+ * canonical events) go to a ring of the last `recentLimit` 52-bit id hashes.
+ */
+import { fromBase64, toBase64 } from "./base64.ts";
+import { hash52 } from "./hash.ts";
+import { get, put, withEntry } from "./records.ts";
+
+/** Seen-message memory of one actor. Plain JSON. */
+export interface DedupeState {
+  /** Source (`topic-partition`) → seen offsets as flattened inclusive runs `[start0, end0, start1, end1, …]`. */
+  readonly sources: Readonly<Record<string, readonly number[]>>;
+  /** Hashes of ids without a source offset, oldest first. */
+  readonly recent: readonly number[];
+}
+
+/** Bounds of a dedupe memory. */
+export interface DedupeBounds {
+  readonly window: number;
+  readonly recentLimit: number;
+}
+
+/** An empty memory. */
+export const EMPTY_DEDUPE: DedupeState = Object.freeze({ sources: {}, recent: [] });
+
+const SOURCE_ID = /^(.+-\d+)-(\d+)-[^-]*$/;
+
+/** The source partition and offset an output id derives from, if it derives from a message. */
+export function factSource(id: string): { source: string; offset: number } | undefined {
+  if (id.startsWith("timer-")) return undefined;
+  const match = SOURCE_ID.exec(id);
+  return match ? { source: match[1], offset: Number(match[2]) } : undefined;
+}
+
+/** Records a fact's output id; returns the new memory, or null if it was seen before (a duplicate). */
+export function admit(state: DedupeState, id: string, bounds: DedupeBounds): DedupeState | null {
+  const position = factSource(id);
+  if (!position) return admitRecent(state, hash52(id), bounds.recentLimit);
+  const runs = get(state.sources, position.source) ?? [];
+  const next = insertOffset(runs, position.offset, bounds.window);
+  return next ? { ...state, sources: withEntry(state.sources, position.source, next) } : null;
+}
+
+/** Records an id that carries no source offset (an eventId); null if it is among the recent ones. */
+export function admitId(state: DedupeState, id: string, bounds: DedupeBounds): DedupeState | null {
+  return admitRecent(state, hash52(id), bounds.recentLimit);
+}
+
+function admitRecent(state: DedupeState, hash: number, limit: number): DedupeState | null {
+  if (state.recent.includes(hash)) return null;
+  const recent = [...state.recent, hash];
+  return { ...state, recent: recent.length > limit ? recent.slice(recent.length - limit) : recent };
+}
+
+/** Inserts `offset` into sorted inclusive runs; null if already present or below the window. */
+export function insertOffset(runs: readonly number[], offset: number, window: number): number[] | null {
+  const hi = runs.length > 0 ? runs[runs.length - 1] : -Infinity;
+  if (offset <= hi - window) return null;
+  // First run whose end is ≥ offset - 1 (the run offset may extend or fall into).
+  let i = 0;
+  while (i < runs.length && runs[i + 1] < offset - 1) i += 2;
+  const next = runs.slice(0, i);
+  if (i < runs.length && runs[i] <= offset && offset <= runs[i + 1]) return null;
+  let start = offset;
+  let end = offset;
+  let j = i;
+  // Merge with the run ending right before, and with the run starting right after.
+  while (j < runs.length && runs[j] <= offset + 1) {
+    start = Math.min(start, runs[j]);
+    end = Math.max(end, runs[j + 1]);
+    j += 2;
+  }
+  next.push(start, end, ...runs.slice(j));
+  return prune(next, window);
+}
+
+function prune(runs: number[], window: number): number[] {
+  const floor = runs[runs.length - 1] - window + 1;
+  let k = 0;
+  while (k < runs.length && runs[k + 1] < floor) k += 2;
+  const kept = k > 0 ? runs.slice(k) : runs;
+  if (kept.length > 0 && kept[0] < floor) kept[0] = floor;
+  return kept;
+}
+
+/** The persisted form: runs as base64 varint deltas (a few bytes per run instead of ~20 characters). */
+export interface PersistedDedupe {
+  readonly sources: Readonly<Record<string, string | readonly number[]>>;
+  readonly recent: readonly number[];
+}
+
+/** Compacts a memory for a checkpoint. */
+export function persistDedupe(state: DedupeState): PersistedDedupe {
+  const sources: Record<string, string> = {};
+  for (const [source, runs] of Object.entries(state.sources)) put(sources, source, encodeRuns(runs));
+  return { sources, recent: state.recent };
+}
+
+/** Inverse of `persistDedupe`; also accepts plain run arrays. */
+export function restoreDedupe(data: PersistedDedupe | undefined): DedupeState {
+  if (!data) return EMPTY_DEDUPE;
+  const sources: Record<string, readonly number[]> = {};
+  for (const [source, runs] of Object.entries(data.sources ?? {})) {
+    put(sources, source, typeof runs === "string" ? decodeRuns(runs) : runs);
+  }
+  return { sources, recent: data.recent ?? [] };
+}
+
+/** Runs `[s0, e0, s1, e1, …]` as unsigned LEB128 varints of s0, e0 − s0, s1 − e0, e1 − s1, …, in base64. */
+export function encodeRuns(runs: readonly number[]): string {
+  const bytes: number[] = [];
+  let previous = 0;
+  for (const value of runs) {
+    let delta = value - previous;
+    previous = value;
+    while (delta >= 0x80) {
+      bytes.push((delta % 0x80) | 0x80);
+      delta = Math.floor(delta / 0x80);
+    }
+    bytes.push(delta);
+  }
+  return toBase64(Uint8Array.from(bytes));
+}
+
+/** Inverse of `encodeRuns`. */
+export function decodeRuns(text: string): number[] {
+  const bytes = fromBase64(text);
+  const runs: number[] = [];
+  let previous = 0;
+  for (let i = 0; i < bytes.length;) {
+    let delta = 0;
+    let scale = 1;
+    while (bytes[i] & 0x80) {
+      delta += (bytes[i++] & 0x7f) * scale;
+      scale *= 0x80;
+    }
+    delta += bytes[i++] * scale;
+    previous += delta;
+    runs.push(previous);
+  }
+  return runs;
+}

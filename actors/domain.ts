@@ -1,0 +1,26 @@
+/** The three actor types of the domain, built from one settings object. */
+import type { ActorLogic } from "../engine/actor.ts";
+import type { StoredEvent } from "./events.ts";
+import type { AnalyticsFact, ProductMessage } from "./facts.ts";
+import { createGlobalLogic, type GlobalState } from "./global.ts";
+import { createProductLogic } from "./product.ts";
+import type { ProductState } from "./product_state.ts";
+import { DEFAULT_DOMAIN_SETTINGS, type DomainSettings } from "./settings.ts";
+import { createUserLogic } from "./user.ts";
+import type { UserState } from "./user_state.ts";
+
+/** The logics, by the topic that feeds them: events → user, product-events → product, analytics → global. */
+export interface DomainLogics {
+  readonly user: ActorLogic<UserState, StoredEvent>;
+  readonly product: ActorLogic<ProductState, ProductMessage>;
+  readonly global: ActorLogic<GlobalState, AnalyticsFact>;
+}
+
+/** Builds the three logics with `settings`. */
+export function createDomainLogics(settings: DomainSettings = DEFAULT_DOMAIN_SETTINGS): DomainLogics {
+  return {
+    user: createUserLogic(settings),
+    product: createProductLogic(settings),
+    global: createGlobalLogic(settings),
+  };
+}

@@ -1,0 +1,149 @@
+/**
+ * Facts: the internal messages user actors emit so that every piece of state has exactly one
+ * owner. Product-side facts go to `product-events` keyed by productId (the product actor owns
+ * views, carts, sales and co-occurrence); activity facts go to the one-partition `analytics`
+ * topic keyed "global" (the global actor owns the rollups). Times are epoch milliseconds of the
+ * event (event time); money is integer millis (actors/money.ts). Every fact carries `factId`, the
+ * emitter's `ctx.outputId(rule)`, which the receiver uses to drop replayed copies (dedupe.ts).
+ */
+import { z } from "zod";
+import type { LogRecord } from "../engine/log.ts";
+import { recordJson, validate } from "./decode.ts";
+import { EVENT_TYPES, storedEvent, type StoredEventOf } from "./events.ts";
+import { ValidationError } from "../engine/errors.ts";
+
+/** Longest list of product ids a fact carries (co-occurrence, exclusions). */
+export const MAX_FACT_LIST = 1000;
+
+const id = z.string().min(1).max(256);
+const ids = z.array(id).max(MAX_FACT_LIST);
+const millis = z.number().int().min(0);
+const time = z.number().int();
+const label = z.string().max(256).optional();
+
+const base = {
+  factId: z.string().min(1).max(1024),
+  productId: id,
+  userId: z.string().min(1).max(128),
+  /** The user's session the fact belongs to. */
+  session: z.string().min(1).max(512),
+  at: time,
+};
+
+/** Present when the user asks for recommendations based on this product (rate-limited by the user actor). */
+const recommend = z.object({ exclude: ids }).optional();
+
+/** Product-side facts, one schema per kind. */
+export const productFactSchemas = {
+  product_viewed: z.object({
+    fact: z.literal("product_viewed"),
+    ...base,
+    priceMillis: millis.optional(),
+    category: label,
+    brand: label,
+    /** Products viewed earlier in the same session (new pairs only). */
+    coViewed: ids,
+    recommend,
+  }),
+  product_added_to_cart: z.object({
+    fact: z.literal("product_added_to_cart"),
+    ...base,
+    quantity: z.number().int().min(1),
+    priceMillis: millis,
+    category: label,
+    brand: label,
+    recommend,
+  }),
+  product_removed_from_cart: z.object({
+    fact: z.literal("product_removed_from_cart"),
+    ...base,
+    /** Units actually removed (never more than were in the cart). */
+    quantity: z.number().int().min(0),
+  }),
+  product_ordered: z.object({
+    fact: z.literal("product_ordered"),
+    ...base,
+    orderId: id,
+    quantity: z.number().int().min(1),
+    revenueMillis: millis,
+    category: label,
+    /** Other products bought in the same order or earlier in the same session. */
+    coBought: ids,
+  }),
+  co_occurrence: z.object({
+    fact: z.literal("co_occurrence"),
+    ...base,
+    relation: z.enum(["viewed", "bought"]),
+    related: ids,
+  }),
+} as const;
+
+/** Any product-side fact. */
+export const productFact = z.discriminatedUnion("fact", [
+  productFactSchemas.product_viewed,
+  productFactSchemas.product_added_to_cart,
+  productFactSchemas.product_removed_from_cart,
+  productFactSchemas.product_ordered,
+  productFactSchemas.co_occurrence,
+]);
+/** A product-side fact. */
+export type ProductFact = z.output<typeof productFact>;
+/** A product-side fact of one kind. */
+export type ProductFactOf<K extends ProductFact["fact"]> = Extract<ProductFact, { fact: K }>;
+
+const userEventType = z.enum(EVENT_TYPES.filter((t) => t !== "inventory_updated") as [string, ...string[]]);
+
+/** Activity facts for the global actor. */
+export const analyticsFactSchemas = {
+  /** One per distinct user event. */
+  activity: z.object({
+    fact: z.literal("activity"),
+    factId: base.factId,
+    at: time,
+    userId: base.userId,
+    session: base.session,
+    type: userEventType,
+    /** page_viewed: seconds to load. */
+    loadTime: z.number().finite().min(0).optional(),
+    /** order_completed: order total and revenue per category (millis; "unknown" without a category). */
+    revenueMillis: millis.optional(),
+    categoryRevenue: z.record(z.string().max(256), millis).optional(),
+    /** A non-empty cart reached checkout or an order (the opposite of an abandoned cart). */
+    cartConverted: z.boolean().optional(),
+  }),
+  /** A cart or checkout abandonment raised by a user's timer. */
+  abandonment: z.object({
+    fact: z.literal("abandonment"),
+    factId: base.factId,
+    at: time,
+    userId: base.userId,
+    stage: z.enum(["cart", "checkout"]),
+  }),
+} as const;
+
+/** Any analytics fact. */
+export const analyticsFact = z.discriminatedUnion("fact", [
+  analyticsFactSchemas.activity,
+  analyticsFactSchemas.abandonment,
+]);
+/** An analytics fact. */
+export type AnalyticsFact = z.output<typeof analyticsFact>;
+
+/** What the product actor handles: canonical inventory updates and product-side facts. */
+export type ProductMessage = StoredEventOf<"inventory_updated"> | ProductFact;
+
+/** Decodes a `product-events` record: a product fact, or a canonical `inventory_updated` event. */
+export function decodeProductMessage(record: LogRecord): ProductMessage {
+  const json = recordJson(record);
+  if (typeof json === "object" && json !== null && "fact" in json) return validate(productFact, json, "product fact");
+  const event = validate(storedEvent, json, "event") as { type: string };
+  if (event.type !== "inventory_updated") {
+    throw new ValidationError(`product-events accepts inventory_updated events and product facts, not '${event.type}'`);
+  }
+  return event as StoredEventOf<"inventory_updated">;
+}
+
+/** Decodes an `analytics` record. */
+export function decodeAnalyticsFact(record: LogRecord): AnalyticsFact {
+  return validate(analyticsFact, recordJson(record), "analytics fact");
+}

@@ -1,0 +1,101 @@
+/**
+ * The fraud score of an order: a weighted sum of signals, capped at 1; `fraud_suspected` is
+ * raised at FRAUD_ALERT_THRESHOLD or more, listing the signals that fired. Every signal looks only
+ * at the order and the user's earlier orders (bounded history), on event time:
+ *
+ * | signal | fires when |
+ * |---|---|
+ * | `high_total` | total > FRAUD_HIGH_TOTAL |
+ * | `order_velocity` | more than FRAUD_VELOCITY_ORDERS earlier orders in the FRAUD_VELOCITY_MINUTES before it |
+ * | `night_time` | placed between FRAUD_NIGHT_START_HOUR and FRAUD_NIGHT_END_HOUR, in UTC shifted by FRAUD_NIGHT_UTC_OFFSET_MINUTES (the event's occurredAt; the store's time zone is a setting, not a guess) |
+ * | `first_order_high` | the user's first order and total > FRAUD_FIRST_ORDER_TOTAL |
+ * | `aov_spike` | after FRAUD_AOV_MIN_ORDERS or more orders, total ≥ FRAUD_AOV_MULTIPLIER × the average order value |
+ * | `distinct_payment_or_country` | FRAUD_DISTINCT_LIMIT or more distinct payment methods, or shipping countries, among the orders of the last FRAUD_DISTINCT_HOURS (this one included) |
+ */
+import type { DomainSettings } from "./settings.ts";
+import { minutesMs } from "./settings.ts";
+
+/** The names of the fraud signals. */
+export type FraudSignal =
+  | "high_total"
+  | "order_velocity"
+  | "night_time"
+  | "first_order_high"
+  | "aov_spike"
+  | "distinct_payment_or_country";
+
+/** An earlier order as the user's history keeps it. */
+export interface PastOrder {
+  readonly orderId: string;
+  readonly at: string;
+  readonly total: number;
+  readonly paymentMethod?: string;
+  readonly shippingCountry?: string;
+}
+
+/** The order being scored. */
+export interface ScoredOrder {
+  readonly at: number;
+  readonly total: number;
+  readonly paymentMethod?: string;
+  readonly shippingCountry?: string;
+}
+
+/** What the user's history says before this order. */
+export interface OrderHistoryView {
+  readonly count: number;
+  /** Σ totals of all earlier orders, in currency units. */
+  readonly revenue: number;
+  /** Earlier orders, most recent first, bounded. */
+  readonly recent: readonly PastOrder[];
+}
+
+/** The outcome of scoring one order. */
+export interface FraudAssessment {
+  /** Weighted sum of the fired signals, capped at 1, rounded to 6 decimals. */
+  readonly score: number;
+  readonly signals: readonly FraudSignal[];
+  readonly suspected: boolean;
+}
+
+/** Scores `order` against the user's earlier orders. */
+export function assessFraud(order: ScoredOrder, history: OrderHistoryView, s: DomainSettings): FraudAssessment {
+  const fired: [FraudSignal, number][] = [];
+  if (order.total > s.FRAUD_HIGH_TOTAL) fired.push(["high_total", s.FRAUD_HIGH_TOTAL_WEIGHT]);
+
+  const times = history.recent.map((o) => Date.parse(o.at));
+  const velocityFrom = order.at - minutesMs(s.FRAUD_VELOCITY_MINUTES);
+  const recentCount = times.filter((t) => t >= velocityFrom && t <= order.at).length;
+  if (recentCount > s.FRAUD_VELOCITY_ORDERS) fired.push(["order_velocity", s.FRAUD_VELOCITY_WEIGHT]);
+
+  if (isNight(order.at, s)) fired.push(["night_time", s.FRAUD_NIGHT_WEIGHT]);
+
+  if (history.count === 0 && order.total > s.FRAUD_FIRST_ORDER_TOTAL) {
+    fired.push(["first_order_high", s.FRAUD_FIRST_ORDER_WEIGHT]);
+  }
+
+  if (history.count >= s.FRAUD_AOV_MIN_ORDERS) {
+    const average = history.revenue / history.count;
+    if (average > 0 && order.total >= s.FRAUD_AOV_MULTIPLIER * average) fired.push(["aov_spike", s.FRAUD_AOV_WEIGHT]);
+  }
+
+  const distinctFrom = order.at - minutesMs(s.FRAUD_DISTINCT_HOURS * 60);
+  const window = [order, ...history.recent.filter((_, i) => times[i] >= distinctFrom && times[i] <= order.at)];
+  const methods = new Set(window.map((o) => o.paymentMethod).filter((m) => m !== undefined));
+  const countries = new Set(window.map((o) => o.shippingCountry).filter((c) => c !== undefined));
+  if (methods.size >= s.FRAUD_DISTINCT_LIMIT || countries.size >= s.FRAUD_DISTINCT_LIMIT) {
+    fired.push(["distinct_payment_or_country", s.FRAUD_DISTINCT_WEIGHT]);
+  }
+
+  const sum = fired.reduce((total, [, weight]) => total + weight, 0);
+  const score = Math.round(Math.min(1, sum) * 1e6) / 1e6;
+  return { score, signals: fired.map(([signal]) => signal), suspected: score >= s.FRAUD_ALERT_THRESHOLD };
+}
+
+/** Whether `at` falls in the night window, in the configured offset from UTC. */
+export function isNight(at: number, s: DomainSettings): boolean {
+  const local = new Date(at + s.FRAUD_NIGHT_UTC_OFFSET_MINUTES * 60_000);
+  const hour = local.getUTCHours();
+  const { FRAUD_NIGHT_START_HOUR: start, FRAUD_NIGHT_END_HOUR: end } = s;
+  return start <= end ? hour >= start && hour < end : hour >= start || hour < end;
+}

@@ -1,0 +1,255 @@
+/**
+ * The global actor: a single key ("global") fed by the one-partition `analytics` topic, to which
+ * user actors emit one activity fact per distinct event and one fact per abandonment. It keeps
+ * per-minute rollups for ANALYTICS_RETENTION_MINUTES and evaluates the business alerts on minute
+ * boundaries with a timer on the partition clock (event time; wall time when idle):
+ *
+ * | alert | raised when, over its window ending at the minute boundary |
+ * |---|---|
+ * | `low_conversion` | orders / checkouts < LOW_CONVERSION_RATIO, with ≥ LOW_CONVERSION_MIN_CHECKOUTS checkouts |
+ * | `high_cart_abandonment` | abandoned / (abandoned + converted) carts > HIGH_ABANDONMENT_RATIO, with ≥ HIGH_ABANDONMENT_MIN_CARTS outcomes |
+ * | `low_traffic` | fewer than LOW_TRAFFIC_PAGE_VIEWS page views, once page views were ever seen and the history covers the window |
+ * | `slow_pages` | average loadTime > SLOW_PAGES_SECONDS, with ≥ SLOW_PAGES_MIN_SAMPLES samples |
+ *
+ * Each at most once per BUSINESS_ALERT_COOLDOWN_MINUTES. While facts are recent the timer fires
+ * every minute; once the newest fact is older than the longest window it fires once per cooldown
+ * (for `low_traffic`) and stops after the retention, so a long idle gap costs a bounded number of
+ * firings; the next fact re-arms it.
+ */
+import type { ActorContext, ActorLogic } from "../engine/actor.ts";
+import { type AlertSummary, raiseAlert, rememberAlert } from "./alerts.ts";
+import { admit, type DedupeState, EMPTY_DEDUPE, persistDedupe, type PersistedDedupe, restoreDedupe } from "./dedupe.ts";
+import { type AnalyticsFact, decodeAnalyticsFact } from "./facts.ts";
+import {
+  ACTIVE_SKETCH_MINUTES,
+  addFact,
+  emptyRollup,
+  freeze,
+  minuteOf,
+  type MinuteRollup,
+  type PersistedRollup,
+  persistRollup,
+  restoreRollup,
+  revenueByCategoryWindows,
+  type WindowTotals,
+  windowTotals,
+} from "./rollups.ts";
+import { DEFAULT_DOMAIN_SETTINGS, type DomainSettings, minutesMs } from "./settings.ts";
+
+/** The single key of the global actor. */
+export const GLOBAL_KEY = "global";
+/** The global actor's timer. */
+export const EVALUATE_TIMER = "evaluate";
+/** Alerts the global actor remembers. */
+export const GLOBAL_RECENT_ALERTS = 50;
+const MINUTE = 60_000;
+
+/** The analytics state. */
+export interface GlobalState {
+  readonly key: string;
+  /** Ascending by minute, within ANALYTICS_RETENTION_MINUTES of the latest fact. */
+  readonly minutes: readonly MinuteRollup[];
+  readonly firstEventAt: number | null;
+  readonly lastEventAt: number | null;
+  readonly pageViewsSeen: boolean;
+  readonly facts: number;
+  readonly duplicates: number;
+  /** Facts older than the retention when they arrived (not counted). */
+  readonly tooLate: number;
+  /** Alert type → boundary (epoch ms) it was last raised at. */
+  readonly lastAlertAt: Readonly<Record<string, number>>;
+  readonly alerts: readonly AlertSummary[];
+  readonly dedupe: DedupeState;
+}
+
+/** The persisted form, with realtime summaries for readers (ignored by restore). */
+export interface PersistedGlobal extends Omit<GlobalState, "minutes" | "dedupe"> {
+  readonly minutes: readonly PersistedRollup[];
+  readonly dedupe: PersistedDedupe;
+  readonly realtime:
+    | { readonly last1: WindowTotals; readonly last5: WindowTotals; readonly last15: WindowTotals }
+    | null;
+  readonly revenueByCategory: ReturnType<typeof revenueByCategoryWindows>;
+}
+
+/** The analytics state before any fact. */
+export function initialGlobal(key: string = GLOBAL_KEY): GlobalState {
+  return {
+    key,
+    minutes: [],
+    firstEventAt: null,
+    lastEventAt: null,
+    pageViewsSeen: false,
+    facts: 0,
+    duplicates: 0,
+    tooLate: 0,
+    lastAlertAt: {},
+    alerts: [],
+    dedupe: EMPTY_DEDUPE,
+  };
+}
+
+/** The global actor's logic with the given settings. */
+export function createGlobalLogic(
+  settings: DomainSettings = DEFAULT_DOMAIN_SETTINGS,
+): ActorLogic<GlobalState, AnalyticsFact> {
+  return {
+    kind: "global",
+    initial: initialGlobal,
+    decode: decodeAnalyticsFact,
+    eventTime: (fact) => fact.at,
+    handle: (state, fact, ctx) => handle(state, fact, ctx, settings),
+    onTimer: (state, name, ctx) => name === EVALUATE_TIMER ? evaluate(state, ctx, settings) : state,
+    persist: (state) => persistGlobal(state, settings),
+    restore: restoreGlobal,
+  };
+}
+
+/** The global actor's logic with the default settings. */
+export const globalLogic: ActorLogic<GlobalState, AnalyticsFact> = createGlobalLogic();
+
+function handle(state: GlobalState, fact: AnalyticsFact, ctx: ActorContext, s: DomainSettings): GlobalState {
+  const next = minuteOf(ctx.now()) + MINUTE;
+  const due = ctx.timer(EVALUATE_TIMER);
+  if (due === undefined || due > next) ctx.setTimer(EVALUATE_TIMER, next);
+
+  const dedupe = admit(state.dedupe, fact.factId, {
+    window: s.FACT_DEDUPE_WINDOW,
+    recentLimit: s.FACT_DEDUPE_RECENT_IDS,
+  });
+  if (!dedupe) return { ...state, duplicates: state.duplicates + 1 };
+  const retention = minutesMs(s.ANALYTICS_RETENTION_MINUTES);
+  const latest = Math.max(state.lastEventAt ?? fact.at, fact.at);
+  if (fact.at < latest - retention) return { ...state, dedupe, tooLate: state.tooLate + 1 };
+
+  // Retention and sketch ageing only move when the latest minute does.
+  let minutes = state.minutes;
+  if (state.lastEventAt === null || minuteOf(latest) !== minuteOf(state.lastEventAt)) {
+    const sketchFloor = minuteOf(latest) - ACTIVE_SKETCH_MINUTES * MINUTE;
+    minutes = minutes.filter((m) => m.minute >= latest - retention).map((m) => m.minute < sketchFloor ? freeze(m) : m);
+  }
+  const minute = minuteOf(fact.at);
+  let i = minutes.length;
+  while (i > 0 && minutes[i - 1].minute > minute) i--;
+  const updated = [...minutes];
+  if (i > 0 && minutes[i - 1].minute === minute) updated[i - 1] = addFact(minutes[i - 1], fact);
+  else {
+    const fresh = emptyRollup(minute);
+    const aged = minute < minuteOf(latest) - ACTIVE_SKETCH_MINUTES * MINUTE ? freeze(fresh) : fresh;
+    updated.splice(i, 0, addFact(aged, fact));
+  }
+  return {
+    ...state,
+    dedupe,
+    minutes: updated,
+    facts: state.facts + 1,
+    firstEventAt: state.firstEventAt === null ? fact.at : Math.min(state.firstEventAt, fact.at),
+    lastEventAt: latest,
+    pageViewsSeen: state.pageViewsSeen || (fact.fact === "activity" && fact.type === "page_viewed"),
+  };
+}
+
+function evaluate(state: GlobalState, ctx: ActorContext, s: DomainSettings): GlobalState {
+  const at = ctx.now();
+  const window = (minutes: number) => windowTotals(state.minutes, at - minutes * MINUTE, at, { sketches: false });
+  const candidates: [string, Record<string, unknown>][] = [];
+
+  const conversion = window(s.LOW_CONVERSION_WINDOW_MINUTES);
+  if (conversion.checkouts >= s.LOW_CONVERSION_MIN_CHECKOUTS) {
+    const ratio = conversion.orders / conversion.checkouts;
+    if (ratio < s.LOW_CONVERSION_RATIO) {
+      candidates.push(["low_conversion", {
+        windowMinutes: s.LOW_CONVERSION_WINDOW_MINUTES,
+        orders: conversion.orders,
+        checkouts: conversion.checkouts,
+        ratio,
+        threshold: s.LOW_CONVERSION_RATIO,
+      }]);
+    }
+  }
+
+  const carts = window(s.HIGH_ABANDONMENT_WINDOW_MINUTES);
+  const outcomes = carts.cartsAbandoned + carts.cartsConverted;
+  if (outcomes >= s.HIGH_ABANDONMENT_MIN_CARTS && carts.cartsAbandoned / outcomes > s.HIGH_ABANDONMENT_RATIO) {
+    candidates.push(["high_cart_abandonment", {
+      windowMinutes: s.HIGH_ABANDONMENT_WINDOW_MINUTES,
+      abandoned: carts.cartsAbandoned,
+      converted: carts.cartsConverted,
+      ratio: carts.cartsAbandoned / outcomes,
+      threshold: s.HIGH_ABANDONMENT_RATIO,
+    }]);
+  }
+
+  const trafficFrom = at - s.LOW_TRAFFIC_WINDOW_MINUTES * MINUTE;
+  if (state.pageViewsSeen && state.firstEventAt !== null && state.firstEventAt <= trafficFrom) {
+    const traffic = window(s.LOW_TRAFFIC_WINDOW_MINUTES);
+    if (traffic.pageViews < s.LOW_TRAFFIC_PAGE_VIEWS) {
+      candidates.push(["low_traffic", {
+        windowMinutes: s.LOW_TRAFFIC_WINDOW_MINUTES,
+        pageViews: traffic.pageViews,
+        threshold: s.LOW_TRAFFIC_PAGE_VIEWS,
+      }]);
+    }
+  }
+
+  const pages = window(s.SLOW_PAGES_WINDOW_MINUTES);
+  if (pages.loadTimeSamples >= s.SLOW_PAGES_MIN_SAMPLES && pages.averageLoadTimeSeconds > s.SLOW_PAGES_SECONDS) {
+    candidates.push(["slow_pages", {
+      windowMinutes: s.SLOW_PAGES_WINDOW_MINUTES,
+      averageLoadTimeSeconds: pages.averageLoadTimeSeconds,
+      samples: pages.loadTimeSamples,
+      threshold: s.SLOW_PAGES_SECONDS,
+    }]);
+  }
+
+  const cooldown = minutesMs(s.BUSINESS_ALERT_COOLDOWN_MINUTES);
+  let { lastAlertAt, alerts } = state;
+  for (const [type, details] of candidates) {
+    const last = lastAlertAt[type];
+    if (last !== undefined && at - last < cooldown) continue;
+    const alert = raiseAlert(ctx, type, "warning", { kind: "global", id: state.key }, at, details);
+    lastAlertAt = { ...lastAlertAt, [type]: at };
+    alerts = rememberAlert(alerts, alert, GLOBAL_RECENT_ALERTS);
+  }
+
+  rearm(state, at, ctx, s);
+  return { ...state, lastAlertAt, alerts };
+}
+
+/** Schedules the next evaluation: every minute while facts are recent, then per cooldown, then none. */
+function rearm(state: GlobalState, at: number, ctx: ActorContext, s: DomainSettings): void {
+  if (state.lastEventAt === null) return;
+  const longest = Math.max(
+    s.LOW_CONVERSION_WINDOW_MINUTES,
+    s.HIGH_ABANDONMENT_WINDOW_MINUTES,
+    s.LOW_TRAFFIC_WINDOW_MINUTES,
+    s.SLOW_PAGES_WINDOW_MINUTES,
+  );
+  if (at < state.lastEventAt + (longest + 1) * MINUTE) ctx.setTimer(EVALUATE_TIMER, at + MINUTE);
+  else if (state.pageViewsSeen && at < state.lastEventAt + minutesMs(s.ANALYTICS_RETENTION_MINUTES)) {
+    ctx.setTimer(EVALUATE_TIMER, at + minutesMs(s.BUSINESS_ALERT_COOLDOWN_MINUTES));
+  }
+}
+
+/** Totals of the `minutes` minutes before the latest fact's minute boundary. */
+export function recentTotals(state: GlobalState, minutes: number): WindowTotals | null {
+  if (state.lastEventAt === null) return null;
+  const to = minuteOf(state.lastEventAt) + MINUTE;
+  return windowTotals(state.minutes, to - minutes * MINUTE, to);
+}
+
+function persistGlobal(state: GlobalState, s: DomainSettings): PersistedGlobal {
+  const last = (n: number) => recentTotals(state, n)!;
+  return {
+    ...state,
+    minutes: state.minutes.map(persistRollup),
+    dedupe: persistDedupe(state.dedupe),
+    realtime: state.lastEventAt === null ? null : { last1: last(1), last5: last(5), last15: last(15) },
+    revenueByCategory: revenueByCategoryWindows(state.minutes, s.CATEGORY_WINDOW_MINUTES, 12),
+  };
+}
+
+function restoreGlobal(data: unknown): GlobalState {
+  const { realtime: _r, revenueByCategory: _c, minutes, dedupe, ...rest } = data as PersistedGlobal;
+  return { ...initialGlobal(), ...rest, minutes: (minutes ?? []).map(restoreRollup), dedupe: restoreDedupe(dedupe) };
+}

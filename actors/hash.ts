@@ -1,0 +1,58 @@
+/**
+ * Deterministic, seedable string hashes for sketches, dedupe memories and derived ids. No
+ * randomness: the same input gives the same value in every process, so replays agree.
+ */
+
+const encoder = new TextEncoder();
+const C1 = 0xcc9e2d51;
+const C2 = 0x1b873593;
+
+/** MurmurHash3 (x86, 32-bit) of the UTF-8 bytes of `text`, as an unsigned 32-bit integer. */
+export function murmur3(text: string, seed = 0): number {
+  const data = encoder.encode(text);
+  const length = data.length;
+  let h = seed >>> 0;
+  const whole = length & ~3;
+  for (let i = 0; i < whole; i += 4) {
+    let k = data[i] | (data[i + 1] << 8) | (data[i + 2] << 16) | (data[i + 3] << 24);
+    k = Math.imul(k, C1);
+    k = (k << 15) | (k >>> 17);
+    k = Math.imul(k, C2);
+    h ^= k;
+    h = (h << 13) | (h >>> 19);
+    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
+  }
+  let k = 0;
+  const tail = length & 3;
+  if (tail === 3) k ^= data[whole + 2] << 16;
+  if (tail >= 2) k ^= data[whole + 1] << 8;
+  if (tail >= 1) {
+    k ^= data[whole];
+    k = Math.imul(k, C1);
+    k = (k << 15) | (k >>> 17);
+    k = Math.imul(k, C2);
+    h ^= k;
+  }
+  h ^= length;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/** A 52-bit hash (exact in a double), for compact dedupe memories where 32 bits collide too often. */
+export function hash52(text: string): number {
+  return (murmur3(text, 0x2f1b) & 0xfffff) * 2 ** 32 + murmur3(text, 0x9e37);
+}
+
+/** A name-derived UUID (RFC 9562 version 8, hash-based): the same name always gives the same id. */
+export function nameUuid(name: string): string {
+  const words = [murmur3(name, 1), murmur3(name, 2), murmur3(name, 3), murmur3(name, 4)];
+  const hex = words.map((w) => w.toString(16).padStart(8, "0")).join("").split("");
+  hex[12] = "8";
+  hex[16] = ((parseInt(hex[16], 16) & 0x3) | 0x8).toString(16);
+  const s = hex.join("");
+  return `${s.slice(0, 8)}-${s.slice(8, 12)}-${s.slice(12, 16)}-${s.slice(16, 20)}-${s.slice(20)}`;
+}

@@ -1,0 +1,87 @@
+/**
+ * Streaming CSV (RFC 4180): quoted fields, doubled quotes, commas and newlines inside quotes,
+ * LF or CRLF line ends. Records are yielded as they complete, so memory stays bounded whatever
+ * the file size. Blank lines are skipped.
+ */
+
+const QUOTE = 34;
+const COMMA = 44;
+const LF = 10;
+
+/** Parses text chunks into records of fields. */
+export async function* parseCsv(chunks: AsyncIterable<string> | Iterable<string>): AsyncGenerator<string[]> {
+  let record: string[] = [];
+  let field = "";
+  let inQuotes = false;
+  /** A quote just closed a quoted run: a second quote right after it is an escaped quote. */
+  let closed = false;
+  const end = (): string[] | undefined => {
+    record.push(field.endsWith("\r") ? field.slice(0, -1) : field);
+    const done = record;
+    record = [];
+    field = "";
+    return done.length === 1 && done[0] === "" ? undefined : done;
+  };
+  for await (const chunk of chunks) {
+    let start = 0;
+    for (let i = 0; i < chunk.length; i++) {
+      const c = chunk.charCodeAt(i);
+      if (inQuotes) {
+        if (c === QUOTE) {
+          field += chunk.slice(start, i);
+          inQuotes = false;
+          closed = true;
+          start = i + 1;
+        }
+        continue;
+      }
+      if (closed) {
+        closed = false;
+        if (c === QUOTE) {
+          field += '"';
+          inQuotes = true;
+          start = i + 1;
+          continue;
+        }
+      }
+      if (c === QUOTE) {
+        field += chunk.slice(start, i);
+        inQuotes = true;
+        start = i + 1;
+      } else if (c === COMMA) {
+        record.push(field + chunk.slice(start, i));
+        field = "";
+        start = i + 1;
+      } else if (c === LF) {
+        field += chunk.slice(start, i);
+        start = i + 1;
+        const done = end();
+        if (done) yield done;
+      }
+    }
+    field += chunk.slice(start);
+  }
+  if (field !== "" || record.length > 0) {
+    const done = end();
+    if (done) yield done;
+  }
+}
+
+/** The text of a byte stream, gunzipped first when `gzip` is set. */
+export function textChunks(
+  bytes: ReadableStream<Uint8Array<ArrayBuffer>>,
+  options: { gzip?: boolean } = {},
+): ReadableStream<string> {
+  const raw: ReadableStream<Uint8Array<ArrayBuffer>> = options.gzip
+    ? bytes.pipeThrough(new DecompressionStream("gzip"))
+    : bytes;
+  return raw.pipeThrough(new TextDecoderStream());
+}
+
+/** Checks a header record against the expected column names; throws naming the difference. */
+export function expectHeader(header: readonly string[] | undefined, columns: readonly string[], source: string): void {
+  const got = (header ?? []).map((h) => h.trim().replace(/^\uFEFF/, ""));
+  if (got.length !== columns.length || got.some((name, i) => name !== columns[i])) {
+    throw new Error(`Cannot import ${source}: header is "${got.join(",")}", expected "${columns.join(",")}"`);
+  }
+}

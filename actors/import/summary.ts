@@ -1,0 +1,23 @@
+/** What an import did with every row: mapped into events, or skipped for a counted reason. */
+
+/** Counts of an import run. */
+export interface ImportSummary {
+  /** Data rows read (header excluded). */
+  rows: number;
+  /** Canonical events produced. */
+  mapped: number;
+  /** Rows that became part of an event (equals `mapped` when one row makes one event). */
+  rowsMapped: number;
+  /** Rows skipped, by reason. */
+  skipped: Record<string, number>;
+}
+
+/** A fresh summary. */
+export function newSummary(): ImportSummary {
+  return { rows: 0, mapped: 0, rowsMapped: 0, skipped: {} };
+}
+
+/** Counts one skipped row. */
+export function skip(summary: ImportSummary, reason: string): void {
+  summary.skipped[reason] = (summary.skipped[reason] ?? 0) + 1;
+}

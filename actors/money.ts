@@ -1,0 +1,23 @@
+/**
+ * Money as integer thousandths of the currency unit ("millis"), so that sums are exact and do not
+ * depend on the order in which amounts arrive (floating-point addition is not associative). Prices
+ * in the data have at most three decimals; amounts are converted once, at the edge of a handler.
+ */
+
+/** Thousandths per currency unit. */
+export const MILLIS_PER_UNIT = 1000;
+
+/** An amount in currency units as integer millis. */
+export function toMillis(amount: number): number {
+  return Math.round(amount * MILLIS_PER_UNIT);
+}
+
+/** Integer millis as currency units. */
+export function fromMillis(millis: number): number {
+  return millis / MILLIS_PER_UNIT;
+}
+
+/** A ratio rounded to six decimals for display (0 when the denominator is 0). */
+export function ratioOf(numerator: number, denominator: number): number {
+  return denominator > 0 ? Math.round((numerator / denominator) * 1e6) / 1e6 : 0;
+}

@@ -1,0 +1,66 @@
+/**
+ * Item-to-item recommendations from co-occurrence within sessions. Each product actor owns
+ * bounded counters of the products co-viewed and co-bought with it (at most RELATED_CANDIDATES
+ * each; when full, the lowest count goes, ties broken by product id, so the top-K survives).
+ *
+ * The flow is message-based, since a user actor cannot read a product actor: on a product view
+ * or cart add, the user actor (which owns the rate limit, the cart and the purchases) attaches a
+ * `recommend: {exclude}` request to the fact it forwards to that product; the product actor, which
+ * owns the counters, ranks them (co-views + RECS_CO_BOUGHT_WEIGHT × co-buys), drops the product
+ * itself and the excluded ones, and emits the top RECS_TOP_K on `recommendations` keyed by the
+ * user. The latest recommendations a user got are read from that topic (the engine's table).
+ */
+import { addTo } from "./records.ts";
+
+/** Co-occurrence counts: related product id → count. */
+export type CoCounts = Readonly<Record<string, number>>;
+
+/** One recommended product. */
+export interface ScoredProduct {
+  readonly productId: string;
+  readonly score: number;
+}
+
+/** The payload on the `recommendations` topic. */
+export interface Recommendation {
+  /** `ctx.outputId`, identical on replay, for idempotent storage. */
+  readonly recommendationId: string;
+  readonly userId: string;
+  readonly basedOn: string;
+  readonly items: readonly ScoredProduct[];
+  /** Event time of the view or cart add that asked for it. */
+  readonly generatedAt: string;
+}
+
+/** Counts one more co-occurrence with each of `related` (except `self`), keeping at most `limit`. */
+export function bump(counts: CoCounts, related: readonly string[], self: string, limit: number): CoCounts {
+  const next: Record<string, number> = { ...counts };
+  for (const id of new Set(related)) if (id !== self) addTo(next, id, 1);
+  const ids = Object.keys(next);
+  if (ids.length <= limit) return next;
+  const kept = ids.sort((a, b) => next[b] - next[a] || compare(a, b)).slice(0, limit);
+  return Object.fromEntries(kept.map((id) => [id, next[id]]));
+}
+
+/** Ranks related products by co-views + `boughtWeight` × co-buys, best first, ties by product id. */
+export function rankRelated(
+  coViewed: CoCounts,
+  coBought: CoCounts,
+  boughtWeight: number,
+  limit: number,
+  exclude: ReadonlySet<string> = new Set(),
+): ScoredProduct[] {
+  const scores = new Map<string, number>();
+  for (const [id, n] of Object.entries(coViewed)) scores.set(id, n);
+  for (const [id, n] of Object.entries(coBought)) scores.set(id, (scores.get(id) ?? 0) + boughtWeight * n);
+  return [...scores]
+    .filter(([id, score]) => score > 0 && !exclude.has(id))
+    .sort(([a, x], [b, y]) => y - x || compare(a, b))
+    .slice(0, limit)
+    .map(([productId, score]) => ({ productId, score: Math.round(score * 1e6) / 1e6 }));
+}
+
+/** Code-unit order, the same in every locale. */
+export function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

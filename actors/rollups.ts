@@ -1,0 +1,245 @@
+/**
+ * Per-minute analytics rollups and the windowed queries over them. Counts are integers (money in
+ * millis, load times in milliseconds), so a rollup does not depend on the order facts arrive in.
+ * Active users and sessions are HyperLogLog sketches (precision 11, ≈2.3% error) while a minute is
+ * among the latest ACTIVE_SKETCH_MINUTES; older minutes keep only the estimates. Facts reach the
+ * global actor from every partition of `events`, so they arrive out of time order by as much as
+ * partitions lag behind each other; a fact for a minute whose sketch is gone still counts in every
+ * total, but no longer in that minute's active users and sessions.
+ */
+import type { AnalyticsFact } from "./facts.ts";
+import { HyperLogLog, type HyperLogLogData } from "./hyperloglog.ts";
+import { fromMillis, ratioOf } from "./money.ts";
+import { addTo } from "./records.ts";
+
+/** Precision of the per-minute active user and session sketches (2 KiB each when dense). */
+export const ACTIVE_PRECISION = 11;
+/** Minutes (behind the latest fact) whose sketches are kept: 1/5/15-minute unions, and partition lag. */
+export const ACTIVE_SKETCH_MINUTES = 30;
+const MINUTE = 60_000;
+
+/** One minute of activity. */
+export interface MinuteRollup {
+  /** Start of the minute, epoch ms. */
+  readonly minute: number;
+  readonly events: Readonly<Record<string, number>>;
+  readonly orders: number;
+  readonly revenueMillis: number;
+  readonly pageViews: number;
+  readonly loadTimeMsSum: number;
+  readonly loadTimeSamples: number;
+  readonly checkouts: number;
+  readonly cartsConverted: number;
+  readonly cartsAbandoned: number;
+  readonly checkoutsAbandoned: number;
+  readonly categoryRevenueMillis: Readonly<Record<string, number>>;
+  /** Estimates; authoritative once the sketches are dropped. */
+  readonly activeUsers: number;
+  readonly activeSessions: number;
+  readonly users: HyperLogLog | null;
+  readonly sessions: HyperLogLog | null;
+}
+
+/** A rollup as persisted (sketches in their compact form). */
+export type PersistedRollup = Omit<MinuteRollup, "users" | "sessions"> & {
+  readonly users: HyperLogLogData | null;
+  readonly sessions: HyperLogLogData | null;
+};
+
+/** Start of the minute containing `at`. */
+export function minuteOf(at: number): number {
+  return Math.floor(at / MINUTE) * MINUTE;
+}
+
+/** An empty rollup. */
+export function emptyRollup(minute: number): MinuteRollup {
+  return {
+    minute,
+    events: {},
+    orders: 0,
+    revenueMillis: 0,
+    pageViews: 0,
+    loadTimeMsSum: 0,
+    loadTimeSamples: 0,
+    checkouts: 0,
+    cartsConverted: 0,
+    cartsAbandoned: 0,
+    checkoutsAbandoned: 0,
+    categoryRevenueMillis: {},
+    activeUsers: 0,
+    activeSessions: 0,
+    users: HyperLogLog.empty(ACTIVE_PRECISION),
+    sessions: HyperLogLog.empty(ACTIVE_PRECISION),
+  };
+}
+
+/** Counts one fact into its minute. */
+export function addFact(rollup: MinuteRollup, fact: AnalyticsFact): MinuteRollup {
+  if (fact.fact === "abandonment") {
+    return fact.stage === "cart"
+      ? { ...rollup, cartsAbandoned: rollup.cartsAbandoned + 1 }
+      : { ...rollup, checkoutsAbandoned: rollup.checkoutsAbandoned + 1 };
+  }
+  const events = { ...rollup.events, [fact.type]: (rollup.events[fact.type] ?? 0) + 1 };
+  const next: { -readonly [K in keyof MinuteRollup]: MinuteRollup[K] } = { ...rollup, events };
+  if (rollup.users) next.users = rollup.users.add(fact.userId);
+  if (rollup.sessions) next.sessions = rollup.sessions.add(fact.session);
+  if (fact.type === "page_viewed") {
+    next.pageViews++;
+    if (fact.loadTime !== undefined) {
+      next.loadTimeMsSum += Math.round(fact.loadTime * 1000);
+      next.loadTimeSamples++;
+    }
+  }
+  if (fact.type === "checkout_started") next.checkouts++;
+  if (fact.cartConverted) next.cartsConverted++;
+  if (fact.type === "order_completed") {
+    next.orders++;
+    next.revenueMillis += fact.revenueMillis ?? 0;
+    const categories = { ...rollup.categoryRevenueMillis };
+    for (const [category, millis] of Object.entries(fact.categoryRevenue ?? {})) addTo(categories, category, millis);
+    next.categoryRevenueMillis = categories;
+  }
+  return next;
+}
+
+/** The rollup with its sketches replaced by their estimates. */
+export function freeze(rollup: MinuteRollup): MinuteRollup {
+  if (!rollup.users && !rollup.sessions) return rollup;
+  return { ...rollup, ...estimates(rollup), users: null, sessions: null };
+}
+
+/** Active users and sessions of a minute. */
+export function estimates(rollup: MinuteRollup): { activeUsers: number; activeSessions: number } {
+  return {
+    activeUsers: rollup.users ? rollup.users.estimate() : rollup.activeUsers,
+    activeSessions: rollup.sessions ? rollup.sessions.estimate() : rollup.activeSessions,
+  };
+}
+
+/** Persisted form of a rollup. */
+export function persistRollup(rollup: MinuteRollup): PersistedRollup {
+  return {
+    ...rollup,
+    ...estimates(rollup),
+    users: rollup.users?.toJSON() ?? null,
+    sessions: rollup.sessions?.toJSON() ?? null,
+  };
+}
+
+/** Inverse of `persistRollup`. */
+export function restoreRollup(data: PersistedRollup): MinuteRollup {
+  return {
+    ...data,
+    users: data.users ? HyperLogLog.fromJSON(data.users) : null,
+    sessions: data.sessions ? HyperLogLog.fromJSON(data.sessions) : null,
+  };
+}
+
+/** Totals of the minutes in [from, to). */
+export interface WindowTotals {
+  readonly from: string;
+  readonly to: string;
+  readonly events: Readonly<Record<string, number>>;
+  readonly orders: number;
+  readonly revenue: number;
+  readonly pageViews: number;
+  readonly averageLoadTimeSeconds: number;
+  readonly loadTimeSamples: number;
+  readonly checkouts: number;
+  readonly cartsConverted: number;
+  readonly cartsAbandoned: number;
+  readonly checkoutsAbandoned: number;
+  /** Union of the minute sketches when all are kept, else the sum of minute estimates (an upper bound). */
+  readonly activeUsers: number;
+  readonly activeSessions: number;
+  readonly revenueByCategory: Readonly<Record<string, number>>;
+  /** Step conversions of the funnel over the window. */
+  readonly funnel: Readonly<Record<string, number>>;
+}
+
+/** Aggregates the rollups of the minutes in [from, to); `sketches: false` skips the active-user unions. */
+export function windowTotals(
+  minutes: readonly MinuteRollup[],
+  from: number,
+  to: number,
+  options: { sketches?: boolean } = {},
+): WindowTotals {
+  let first = minutes.length;
+  while (first > 0 && minutes[first - 1].minute >= from) first--;
+  let last = first;
+  while (last < minutes.length && minutes[last].minute < to) last++;
+  const inside = minutes.slice(first, last);
+  const unions = options.sketches ?? true;
+  const events: Record<string, number> = {};
+  const categories: Record<string, number> = {};
+  let users: HyperLogLog | null = unions ? HyperLogLog.empty(ACTIVE_PRECISION) : null;
+  let sessions: HyperLogLog | null = unions ? HyperLogLog.empty(ACTIVE_PRECISION) : null;
+  let userSum = 0;
+  let sessionSum = 0;
+  const t = {
+    orders: 0,
+    revenueMillis: 0,
+    pageViews: 0,
+    loadTimeMsSum: 0,
+    loadTimeSamples: 0,
+    checkouts: 0,
+    cartsConverted: 0,
+    cartsAbandoned: 0,
+    checkoutsAbandoned: 0,
+  };
+  for (const m of inside) {
+    for (const [type, n] of Object.entries(m.events)) events[type] = (events[type] ?? 0) + n;
+    for (const [category, millis] of Object.entries(m.categoryRevenueMillis)) addTo(categories, category, millis);
+    for (const key of Object.keys(t) as (keyof typeof t)[]) t[key] += m[key];
+    users = users && m.users ? users.merge(m.users) : null;
+    sessions = sessions && m.sessions ? sessions.merge(m.sessions) : null;
+    const e = estimates(m);
+    userSum += e.activeUsers;
+    sessionSum += e.activeSessions;
+  }
+  const n = (type: string) => events[type] ?? 0;
+  return {
+    from: new Date(from).toISOString(),
+    to: new Date(to).toISOString(),
+    events,
+    orders: t.orders,
+    revenue: fromMillis(t.revenueMillis),
+    pageViews: t.pageViews,
+    averageLoadTimeSeconds: t.loadTimeSamples > 0 ? Math.round(t.loadTimeMsSum / t.loadTimeSamples) / 1000 : 0,
+    loadTimeSamples: t.loadTimeSamples,
+    checkouts: t.checkouts,
+    cartsConverted: t.cartsConverted,
+    cartsAbandoned: t.cartsAbandoned,
+    checkoutsAbandoned: t.checkoutsAbandoned,
+    activeUsers: users ? users.estimate() : userSum,
+    activeSessions: sessions ? sessions.estimate() : sessionSum,
+    revenueByCategory: Object.fromEntries(Object.entries(categories).map(([c, millis]) => [c, fromMillis(millis)])),
+    funnel: {
+      viewToCart: ratioOf(n("product_added_to_cart"), n("product_viewed")),
+      cartToCheckout: ratioOf(n("checkout_started"), n("product_added_to_cart")),
+      checkoutToOrder: ratioOf(t.orders, t.checkouts),
+      viewToOrder: ratioOf(t.orders, n("product_viewed")),
+    },
+  };
+}
+
+/** Revenue by category in consecutive windows of `windowMinutes`, the latest `count` of them, oldest first. */
+export function revenueByCategoryWindows(
+  minutes: readonly MinuteRollup[],
+  windowMinutes: number,
+  count: number,
+): { windowStart: string; revenue: Record<string, number> }[] {
+  const width = windowMinutes * MINUTE;
+  const windows = new Map<number, Record<string, number>>();
+  for (const m of minutes) {
+    const start = Math.floor(m.minute / width) * width;
+    const totals = windows.get(start) ?? {};
+    for (const [category, millis] of Object.entries(m.categoryRevenueMillis)) addTo(totals, category, millis);
+    windows.set(start, totals);
+  }
+  return [...windows].sort(([a], [b]) => a - b).slice(-count).map(([start, totals]) => ({
+    windowStart: new Date(start).toISOString(),
+    revenue: Object.fromEntries(Object.entries(totals).map(([c, millis]) => [c, fromMillis(millis)])),
+  }));
+}

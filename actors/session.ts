@@ -1,0 +1,125 @@
+/**
+ * Sessions and the funnel, on event time. A new session starts after SESSION_GAP_MINUTES without
+ * events, or when the client's sessionId changes. Events may arrive out of order: one inside the
+ * session's span (or within a gap before its start) joins it and may move its start earlier;
+ * one from before that (or carrying an earlier client session's id) is a late event of a past
+ * session and leaves the current one alone.
+ */
+import { iso } from "./alerts.ts";
+
+/** Funnel stages, in order. */
+export const FUNNEL_STAGES = ["visited", "viewed_product", "added_to_cart", "started_checkout", "purchased"] as const;
+/** A funnel stage. */
+export type FunnelStage = typeof FUNNEL_STAGES[number];
+
+/** The funnel stage an event type reaches. */
+export function stageOf(type: string): FunnelStage {
+  switch (type) {
+    case "product_viewed":
+      return "viewed_product";
+    case "product_added_to_cart":
+      return "added_to_cart";
+    case "checkout_started":
+      return "started_checkout";
+    case "order_completed":
+      return "purchased";
+    default:
+      return "visited";
+  }
+}
+
+/** The further of two stages. */
+export function furthest(a: FunnelStage, b: FunnelStage): FunnelStage {
+  return FUNNEL_STAGES.indexOf(a) >= FUNNEL_STAGES.indexOf(b) ? a : b;
+}
+
+/** One session of a user. */
+export interface Session {
+  /** The client's sessionId, or `auto-<number>` when the client sends none. */
+  readonly id: string;
+  /** 1 for the user's first session. */
+  readonly number: number;
+  readonly startedAt: string;
+  /** Latest event time in the session (the maximum, whatever the arrival order). */
+  readonly lastEventAt: string;
+  readonly durationSeconds: number;
+  readonly events: number;
+  readonly pageViews: number;
+  readonly productViews: number;
+  readonly stage: FunnelStage;
+  /** Distinct products viewed in the session, most recent first (bounded): co-view pairs. */
+  readonly viewed: readonly string[];
+  /** Distinct products bought in the session, most recent first (bounded): co-bought pairs. */
+  readonly bought: readonly string[];
+}
+
+/** A finished session as kept in the user's recent history. */
+export type SessionSummary = Omit<Session, "viewed" | "bought">;
+
+/** Where an event goes relative to the current session. */
+export type Placement = "current" | "new" | "late";
+
+/** Decides whether an event at `at` joins the current session, starts a new one, or is late. */
+export function placeEvent(
+  session: Session | null,
+  at: number,
+  clientId: string | undefined,
+  gapMs: number,
+): Placement {
+  if (!session) return "new";
+  const start = Date.parse(session.startedAt);
+  const last = Date.parse(session.lastEventAt);
+  if (clientId !== undefined && !session.id.startsWith("auto-") && clientId !== session.id) {
+    return at < start ? "late" : "new";
+  }
+  if (at > last + gapMs) return "new";
+  if (at < start - gapMs) return "late";
+  return "current";
+}
+
+/** A new session opened by an event. */
+export function openSession(number: number, at: number, clientId: string | undefined): Session {
+  const time = iso(at);
+  return {
+    id: clientId ?? `auto-${number}`,
+    number,
+    startedAt: time,
+    lastEventAt: time,
+    durationSeconds: 0,
+    events: 0,
+    pageViews: 0,
+    productViews: 0,
+    stage: "visited",
+    viewed: [],
+    bought: [],
+  };
+}
+
+/** Counts an event of `type` at `at` into the session. */
+export function recordInSession(session: Session, type: string, at: number, clientId: string | undefined): Session {
+  const start = Math.min(Date.parse(session.startedAt), at);
+  const last = Math.max(Date.parse(session.lastEventAt), at);
+  return {
+    ...session,
+    id: session.id.startsWith("auto-") && clientId !== undefined ? clientId : session.id,
+    startedAt: iso(start),
+    lastEventAt: iso(last),
+    durationSeconds: (last - start) / 1000,
+    events: session.events + 1,
+    pageViews: session.pageViews + (type === "page_viewed" ? 1 : 0),
+    productViews: session.productViews + (type === "product_viewed" ? 1 : 0),
+    stage: furthest(session.stage, stageOf(type)),
+  };
+}
+
+/** The session without its pair-building lists. */
+export function summarize(session: Session): SessionSummary {
+  const { viewed: _viewed, bought: _bought, ...summary } = session;
+  return summary;
+}
+
+/** Puts `ids` at the front of a most-recent-first distinct list, bounded to `limit`. */
+export function pushRecent(list: readonly string[], ids: readonly string[], limit: number): string[] {
+  const fresh = [...new Set(ids)];
+  return [...fresh, ...list.filter((p) => !fresh.includes(p))].slice(0, limit);
+}

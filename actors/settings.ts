@@ -1,0 +1,154 @@
+/**
+ * The domain's thresholds, windows and weights: one table, keyed by environment variable name,
+ * each with its documented default and coercion from strings. The configuration module merges
+ * this schema into its own; the actors only ever receive the parsed, frozen object.
+ */
+import { z } from "zod";
+
+const positive = (value: number) => z.coerce.number().finite().positive().default(value);
+const nonNegative = (value: number) => z.coerce.number().finite().min(0).default(value);
+const count = (value: number, min = 1) => z.coerce.number().int().min(min).max(1_000_000_000).default(value);
+const ratio = (value: number) => z.coerce.number().finite().min(0).max(1).default(value);
+const hour = (value: number) => z.coerce.number().int().min(0).max(24).default(value);
+
+/** Every domain setting: environment variable name → schema with its default. */
+export const domainSettingsShape = {
+  // Sessions, dedupe, bounded user history.
+  SESSION_GAP_MINUTES: positive(30),
+  USER_DEDUPE_EVENTS: count(256),
+  USER_RECENT_ALERTS: count(20),
+  USER_RECENT_ORDERS: count(50),
+  USER_RECENT_SESSIONS: count(5),
+  // Cart and checkout abandonment.
+  CART_ABANDON_MINUTES: positive(30),
+  CHECKOUT_ABANDON_MINUTES: positive(30),
+  // Fraud score: weighted signals, capped at 1.
+  FRAUD_ALERT_THRESHOLD: ratio(0.7),
+  FRAUD_HIGH_TOTAL: nonNegative(1000),
+  FRAUD_HIGH_TOTAL_WEIGHT: ratio(0.3),
+  FRAUD_VELOCITY_ORDERS: count(2, 0),
+  FRAUD_VELOCITY_MINUTES: positive(5),
+  FRAUD_VELOCITY_WEIGHT: ratio(0.4),
+  FRAUD_NIGHT_START_HOUR: hour(0),
+  FRAUD_NIGHT_END_HOUR: hour(6),
+  FRAUD_NIGHT_UTC_OFFSET_MINUTES: z.coerce.number().int().min(-14 * 60).max(14 * 60).default(0),
+  FRAUD_NIGHT_WEIGHT: ratio(0.2),
+  FRAUD_FIRST_ORDER_TOTAL: nonNegative(500),
+  FRAUD_FIRST_ORDER_WEIGHT: ratio(0.3),
+  FRAUD_AOV_MULTIPLIER: positive(5),
+  FRAUD_AOV_MIN_ORDERS: count(3),
+  FRAUD_AOV_WEIGHT: ratio(0.4),
+  FRAUD_DISTINCT_LIMIT: count(3, 2),
+  FRAUD_DISTINCT_HOURS: positive(24),
+  FRAUD_DISTINCT_WEIGHT: ratio(0.4),
+  // Inventory.
+  LOW_STOCK_THRESHOLD: count(10, 1),
+  // Product statistics.
+  TRENDING_HALF_LIFE_MINUTES: positive(60),
+  TRENDING_VIEW_WEIGHT: nonNegative(1),
+  TRENDING_CART_WEIGHT: nonNegative(3),
+  TRENDING_PURCHASE_WEIGHT: nonNegative(5),
+  RELATED_CANDIDATES: count(50),
+  FACT_DEDUPE_WINDOW: count(32_768, 1024),
+  FACT_DEDUPE_RECENT_IDS: count(1024),
+  // Recommendations.
+  RECS_TOP_K: count(5),
+  RECS_MIN_INTERVAL_SECONDS: nonNegative(60),
+  RECS_SESSION_ITEMS: count(10),
+  RECS_EXCLUDE_LIMIT: count(100),
+  RECS_CO_BOUGHT_WEIGHT: nonNegative(3),
+  // Global analytics and business alerts.
+  ANALYTICS_RETENTION_MINUTES: count(1440, 60),
+  CATEGORY_WINDOW_MINUTES: count(5),
+  LOW_CONVERSION_RATIO: ratio(0.02),
+  LOW_CONVERSION_WINDOW_MINUTES: count(15),
+  LOW_CONVERSION_MIN_CHECKOUTS: count(20),
+  HIGH_ABANDONMENT_RATIO: ratio(0.8),
+  HIGH_ABANDONMENT_WINDOW_MINUTES: count(15),
+  HIGH_ABANDONMENT_MIN_CARTS: count(10),
+  LOW_TRAFFIC_PAGE_VIEWS: count(100),
+  LOW_TRAFFIC_WINDOW_MINUTES: count(10),
+  SLOW_PAGES_SECONDS: positive(3),
+  SLOW_PAGES_WINDOW_MINUTES: count(5),
+  SLOW_PAGES_MIN_SAMPLES: count(10),
+  BUSINESS_ALERT_COOLDOWN_MINUTES: count(60),
+} as const;
+
+/** The domain settings schema; unknown keys are ignored so it can parse a whole environment. */
+export const domainSettingsSchema = z.object(domainSettingsShape);
+
+/** The validated domain settings. */
+export type DomainSettings = Readonly<z.output<typeof domainSettingsSchema>>;
+
+/** Names of every domain setting, for documentation and the configuration module. */
+export const DOMAIN_SETTING_NAMES = Object.keys(domainSettingsShape) as (keyof typeof domainSettingsShape)[];
+
+/** The documented defaults. */
+export const DEFAULT_DOMAIN_SETTINGS: DomainSettings = Object.freeze(domainSettingsSchema.parse({}));
+
+/** Defaults overridden by `overrides` (already typed values), validated; for tests and embedding. */
+export function domainSettings(overrides: Partial<Record<keyof DomainSettings, number>> = {}): DomainSettings {
+  return Object.freeze(domainSettingsSchema.parse({ ...DEFAULT_DOMAIN_SETTINGS, ...overrides }));
+}
+
+/** What each setting means, for the README and start-up errors. */
+export const DOMAIN_SETTING_DOCS: Readonly<Record<keyof typeof domainSettingsShape, string>> = {
+  SESSION_GAP_MINUTES: "event-time gap after which a user's next event starts a new session",
+  USER_DEDUPE_EVENTS: "eventIds remembered per user; a repeat among them is counted once",
+  USER_RECENT_ALERTS: "alerts kept in a user's state",
+  USER_RECENT_ORDERS: "orders kept per user for fraud signals and repeated-orderId detection",
+  USER_RECENT_SESSIONS: "finished sessions kept in a user's state",
+  CART_ABANDON_MINUTES:
+    "a non-empty cart with no checkout or order this long after its last change raises cart_abandoned",
+  CHECKOUT_ABANDON_MINUTES: "a checkout with no order this long after it raises checkout_abandoned",
+  FRAUD_ALERT_THRESHOLD: "fraud score (0–1) at which fraud_suspected is raised",
+  FRAUD_HIGH_TOTAL: "order total above which the high_total signal fires",
+  FRAUD_HIGH_TOTAL_WEIGHT: "weight of high_total",
+  FRAUD_VELOCITY_ORDERS: "order_velocity fires with more than this many earlier orders in the velocity window",
+  FRAUD_VELOCITY_MINUTES: "velocity window",
+  FRAUD_VELOCITY_WEIGHT: "weight of order_velocity",
+  FRAUD_NIGHT_START_HOUR: "night_time window start hour (inclusive)",
+  FRAUD_NIGHT_END_HOUR: "night_time window end hour (exclusive); may wrap past midnight",
+  FRAUD_NIGHT_UTC_OFFSET_MINUTES:
+    "store time zone for night_time, as minutes from UTC (occurredAt is read in UTC plus this)",
+  FRAUD_NIGHT_WEIGHT: "weight of night_time",
+  FRAUD_FIRST_ORDER_TOTAL: "a user's first order above this fires first_order_high",
+  FRAUD_FIRST_ORDER_WEIGHT: "weight of first_order_high",
+  FRAUD_AOV_MULTIPLIER: "aov_spike fires when the total is at least this many times the average order value",
+  FRAUD_AOV_MIN_ORDERS: "earlier orders needed before aov_spike applies",
+  FRAUD_AOV_WEIGHT: "weight of aov_spike",
+  FRAUD_DISTINCT_LIMIT: "distinct payment methods or shipping countries that fire distinct_payment_or_country",
+  FRAUD_DISTINCT_HOURS: "window of distinct_payment_or_country",
+  FRAUD_DISTINCT_WEIGHT: "weight of distinct_payment_or_country",
+  LOW_STOCK_THRESHOLD: "stock below this raises low_inventory (once per crossing); 0 raises out_of_stock",
+  TRENDING_HALF_LIFE_MINUTES: "half-life of the trending score (event time)",
+  TRENDING_VIEW_WEIGHT: "trending weight of a view",
+  TRENDING_CART_WEIGHT: "trending weight of a cart add",
+  TRENDING_PURCHASE_WEIGHT: "trending weight of an order line",
+  RELATED_CANDIDATES: "co-viewed and co-bought products counted per product (bounded top-K)",
+  FACT_DEDUPE_WINDOW:
+    "source offsets per partition within which replayed facts are recognised; keep above CHECKPOINT_MAX_MESSAGES plus the largest batch",
+  FACT_DEDUPE_RECENT_IDS: "ids of timer-raised facts and inventory events remembered per actor for dedupe",
+  RECS_TOP_K: "recommendations per request",
+  RECS_MIN_INTERVAL_SECONDS: "least event time between two recommendation requests of a user",
+  RECS_SESSION_ITEMS: "recent products of a session paired into co-views and co-buys (and order neighbours paired)",
+  RECS_EXCLUDE_LIMIT: "products bought remembered per user, and most products excluded from a recommendation",
+  RECS_CO_BOUGHT_WEIGHT: "a co-buy counts this many co-views in the recommendation score",
+  ANALYTICS_RETENTION_MINUTES: "minute rollups kept by the global actor",
+  CATEGORY_WINDOW_MINUTES: "width of the revenue-by-category windows",
+  LOW_CONVERSION_RATIO: "orders / checkouts below this raises low_conversion",
+  LOW_CONVERSION_WINDOW_MINUTES: "window of low_conversion",
+  LOW_CONVERSION_MIN_CHECKOUTS: "checkouts needed in the window before low_conversion applies",
+  HIGH_ABANDONMENT_RATIO: "abandoned / (abandoned + converted) carts above this raises high_cart_abandonment",
+  HIGH_ABANDONMENT_WINDOW_MINUTES: "window of high_cart_abandonment",
+  HIGH_ABANDONMENT_MIN_CARTS: "cart outcomes needed in the window before high_cart_abandonment applies",
+  LOW_TRAFFIC_PAGE_VIEWS: "fewer page views than this in the window raises low_traffic",
+  LOW_TRAFFIC_WINDOW_MINUTES: "window of low_traffic",
+  SLOW_PAGES_SECONDS: "average loadTime above this raises slow_pages",
+  SLOW_PAGES_WINDOW_MINUTES: "window of slow_pages",
+  SLOW_PAGES_MIN_SAMPLES: "page views with a loadTime needed before slow_pages applies",
+  BUSINESS_ALERT_COOLDOWN_MINUTES: "least time between two business alerts of the same type",
+};
+
+/** Minutes or seconds as milliseconds. */
+export const minutesMs = (minutes: number): number => Math.round(minutes * 60_000);

@@ -1,0 +1,129 @@
+/** The user actor's state: plain JSON, persisted as is and served by GET /v1/users/{id}. */
+import type { AlertSummary } from "./alerts.ts";
+import { type Cart, EMPTY_CART } from "./cart.ts";
+import type { FraudAssessment, PastOrder } from "./fraud.ts";
+import type { FunnelStage, Session, SessionSummary } from "./session.ts";
+
+/** How many recently viewed products a user's state keeps. */
+export const RECENT_PRODUCTS_LIMIT = 20;
+/** How many recommendation requests a user's state remembers. */
+export const RECENT_RECOMMENDATION_REQUESTS = 10;
+
+/** The latest order, for the order history summary. */
+export interface OrderSummary {
+  readonly orderId: string;
+  readonly at: string;
+  readonly total: number;
+  readonly currency: string;
+  readonly items: number;
+  readonly units: number;
+}
+
+/** Order history summary. */
+export interface OrderHistory {
+  readonly count: number;
+  /** Σ order totals in currency units (exact: kept as integer millis in `revenueMillis`). */
+  readonly revenue: number;
+  readonly revenueMillis: number;
+  readonly averageOrderValue: number;
+  readonly firstOrderAt: string | null;
+  /** The order with the latest event time. */
+  readonly lastOrder: OrderSummary | null;
+  /** Most recent first, at most USER_RECENT_ORDERS: fraud signals and repeated-orderId detection. */
+  readonly recent: readonly PastOrder[];
+}
+
+/** A checkout awaiting its order. */
+export interface Checkout {
+  readonly startedAt: string;
+  readonly cartValue: number;
+  /** `checkout_abandoned` was raised for it. */
+  readonly abandoned: boolean;
+}
+
+/** What the user asked recommendations for (they are delivered on the `recommendations` topic). */
+export interface RecommendationRequests {
+  readonly count: number;
+  readonly lastRequestedAt: string | null;
+  /** Most recent first. */
+  readonly recent: readonly { readonly basedOn: string; readonly at: string }[];
+}
+
+/** Everything the engine knows about one user. */
+export interface UserState {
+  readonly userId: string;
+  /** Distinct events handled (repeated eventIds and orderIds excluded). */
+  readonly eventCount: number;
+  /** Repeated eventIds (or repeated orderIds of orders) that were ignored. */
+  readonly duplicateEvents: number;
+  readonly pageViews: number;
+  readonly productViews: number;
+  readonly searches: number;
+  /** Most recent first, without duplicates, at most RECENT_PRODUCTS_LIMIT. */
+  readonly recentProducts: readonly string[];
+  readonly firstSeenAt: string | null;
+  readonly lastSeenAt: string | null;
+  readonly sessionCount: number;
+  readonly session: Session | null;
+  /** Earlier sessions, most recent first, at most USER_RECENT_SESSIONS. */
+  readonly recentSessions: readonly SessionSummary[];
+  /** Stage reached in the current session. */
+  readonly funnelStage: FunnelStage | null;
+  readonly cart: Cart;
+  readonly checkout: Checkout | null;
+  readonly orders: OrderHistory;
+  /** Products bought, most recent first, at most RECS_EXCLUDE_LIMIT: excluded from recommendations. */
+  readonly purchasedProducts: readonly string[];
+  /** The fraud assessment of the latest order. */
+  readonly fraud: (FraudAssessment & { readonly orderId: string }) | null;
+  readonly abandonedCarts: number;
+  readonly abandonedCheckouts: number;
+  /** Alerts about this user, newest first, at most USER_RECENT_ALERTS. */
+  readonly alerts: readonly AlertSummary[];
+  readonly recommendations: RecommendationRequests;
+  /** The last USER_DEDUPE_EVENTS eventIds, oldest first: a retried event is counted once. */
+  readonly seenEventIds: readonly string[];
+}
+
+/** The state of a user never seen. */
+export function initialUser(userId: string): UserState {
+  return {
+    userId,
+    eventCount: 0,
+    duplicateEvents: 0,
+    pageViews: 0,
+    productViews: 0,
+    searches: 0,
+    recentProducts: [],
+    firstSeenAt: null,
+    lastSeenAt: null,
+    sessionCount: 0,
+    session: null,
+    recentSessions: [],
+    funnelStage: null,
+    cart: EMPTY_CART,
+    checkout: null,
+    orders: {
+      count: 0,
+      revenue: 0,
+      revenueMillis: 0,
+      averageOrderValue: 0,
+      firstOrderAt: null,
+      lastOrder: null,
+      recent: [],
+    },
+    purchasedProducts: [],
+    fraud: null,
+    abandonedCarts: 0,
+    abandonedCheckouts: 0,
+    alerts: [],
+    recommendations: { count: 0, lastRequestedAt: null, recent: [] },
+    seenEventIds: [],
+  };
+}
+
+/** Restores a persisted user, filling fields that older checkpoints lack. */
+export function restoreUser(data: unknown): UserState {
+  const stored = data as Partial<UserState> & { userId: string };
+  return { ...initialUser(stored.userId), ...stored };
+}

@@ -1,0 +1,176 @@
+// deno-lint-ignore-file no-console
+/**
+ * `deno task bench engine [--events N] [--users N]`: events/s processed by the engine from a
+ * pre-filled `events` topic (checkpoints on), against a bare kafkajs consumer reading the same
+ * topic as the ceiling; heap bytes per in-memory actor; checkpoint duration p99.
+ */
+import { Kafka, logLevel } from "kafkajs";
+import postgres from "postgres";
+import { parseConfig, topicNames } from "../engine/config.ts";
+import { startEngine } from "../engine/engine.ts";
+import type { EngineEvent } from "../engine/instrumentation.ts";
+import { createLogger } from "../engine/logger.ts";
+import { uuidv7 } from "../engine/uuid.ts";
+
+const PRODUCE_BATCH = 5_000;
+const PRODUCE_CONCURRENCY = 4;
+const POLL_MS = 100;
+
+function flag(args: string[], name: string, fallback: number): number {
+  const at = args.indexOf(`--${name}`);
+  return at >= 0 ? Number(args[at + 1]) : fallback;
+}
+
+function quantile(values: number[], q: number): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+}
+
+const gc = (globalThis as { gc?: () => void }).gc ?? (() => {});
+
+/** Runs the benchmark and prints its figures. */
+export async function run(args: string[]): Promise<void> {
+  const total = flag(args, "events", 1_000_000);
+  const users = flag(args, "users", 100_000);
+  const brokers = Deno.env.get("KAFKA_BROKERS")!;
+  const databaseUrl = Deno.env.get("DATABASE_URL")!;
+  const id = `bench${Date.now().toString(36)}`;
+  const config = parseConfig({
+    KAFKA_BROKERS: brokers,
+    DATABASE_URL: databaseUrl,
+    TOPIC_PREFIX: `${id}.`,
+    GROUP_ID: `${id}-engine`,
+    PORT: "0",
+    HOST: "127.0.0.1",
+    LOG_LEVEL: "warn",
+    MAX_ACTORS: String(users * 2),
+    CLOCK_IDLE_MS: String(3_600_000),
+  });
+  const topics = topicNames(config);
+  const kafka = new Kafka({ clientId: id, brokers: [brokers], logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  await admin.connect();
+  await admin.createTopics({
+    waitForLeaders: true,
+    topics: [topics.events, topics.productEvents, topics.alerts, topics.recommendations, topics.dlq].map((topic) => ({
+      topic,
+      numPartitions: config.PARTITIONS,
+    })),
+  });
+
+  // 1. Pre-fill the events topic.
+  console.log(`pre-filling ${total} events over ${users} users into ${config.PARTITIONS} partitions...`);
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  const base = Date.UTC(2026, 10, 1);
+  let sent = 0;
+  const produceStarted = performance.now();
+  const nextBatch = () => {
+    const messages = [];
+    for (let i = 0; i < PRODUCE_BATCH && sent < total; i++, sent++) {
+      const at = new Date(base + sent * 10).toISOString();
+      const userId = `user-${sent % users}`;
+      messages.push({
+        key: userId,
+        value: JSON.stringify({
+          eventId: uuidv7(base + sent),
+          type: "product_viewed",
+          userId,
+          occurredAt: at,
+          receivedAt: at,
+          properties: { productId: `sku-${(sent * 7919) % 5000}`, price: 19.99, category: "shoes" },
+        }),
+      });
+    }
+    return messages;
+  };
+  await Promise.all(Array.from({ length: PRODUCE_CONCURRENCY }, async () => {
+    while (sent < total) await producer.send({ topic: topics.events, acks: -1, messages: nextBatch() });
+  }));
+  await producer.disconnect();
+  console.log(`  produced in ${((performance.now() - produceStarted) / 1000).toFixed(1)} s`);
+
+  // 2. Ceiling: a bare kafkajs consumer that does nothing with the records.
+  const bare = kafka.consumer({ groupId: `${id}-bare`, maxWaitTimeInMs: 100 });
+  await bare.connect();
+  await bare.subscribe({ topic: topics.events, fromBeginning: true });
+  let seen = 0;
+  let bareFirst = 0;
+  const bareDone = Promise.withResolvers<number>();
+  await bare.run({
+    partitionsConsumedConcurrently: config.PARTITIONS,
+    eachBatch: ({ batch }) => {
+      if (seen === 0) bareFirst = performance.now();
+      seen += batch.messages.length;
+      if (seen >= total) bareDone.resolve(performance.now());
+      return Promise.resolve();
+    },
+  });
+  const bareEnd = await bareDone.promise;
+  await bare.disconnect();
+  const bareRate = total / ((bareEnd - bareFirst) / 1000);
+
+  // 3. The engine, checkpoints on.
+  gc();
+  const heapBefore = Deno.memoryUsage().heapUsed;
+  const checkpoints: number[] = [];
+  let firstProcessed = 0;
+  const engineStarted = performance.now();
+  const engine = await startEngine(config, createLogger("warn"), {
+    instrumentation: {
+      emit: (e: EngineEvent) => {
+        if (e.type === "checkpoint" && e.ok) checkpoints.push(e.seconds);
+        if (e.type === "message_processed" && firstProcessed === 0) firstProcessed = performance.now();
+      },
+    },
+  });
+  const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
+  let engineEnd = 0;
+  while (engineEnd === 0) {
+    const [row] = await sql`
+      select coalesce(sum(next_offset), 0) as done from partition_checkpoints
+       where group_id = ${config.GROUP_ID} and topic = ${topics.events}`;
+    if (Number(row.done) >= total) engineEnd = performance.now();
+    else await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+  const steadyRate = total / ((engineEnd - firstProcessed) / 1000);
+  const withStartRate = total / ((engineEnd - engineStarted) / 1000);
+
+  // 4. Heap per actor: with every user in memory, then with all of them passivated.
+  gc();
+  const heapWithActors = Deno.memoryUsage().heapUsed;
+  const inMemory = engine.runtime.actorCount;
+  await engine.runtime.passivateAll();
+  gc();
+  const heapWithout = Deno.memoryUsage().heapUsed;
+  await engine.stop();
+  await sql.end();
+  await admin.deleteTopics({ topics: Object.values(topics) }).catch(() => {});
+  await admin.disconnect();
+
+  const cpu = (await Deno.readTextFile("/proc/cpuinfo")).match(/model name\s*:\s*(.*)/)?.[1] ?? "unknown CPU";
+  console.log(`\nmachine: ${navigator.hardwareConcurrency} cores, ${cpu}, Deno ${Deno.version.deno}`);
+  console.log(`command: deno task bench engine --events ${total} --users ${users}`);
+  console.log(`bare kafkajs consumer (ceiling): ${Math.round(bareRate).toLocaleString("en")} events/s`);
+  console.log(
+    `engine (checkpoints every ${config.CHECKPOINT_INTERVAL_MS} ms): ${
+      Math.round(steadyRate).toLocaleString("en")
+    } events/s from first message to last checkpoint; ${
+      Math.round(withStartRate).toLocaleString("en")
+    } events/s including start-up`,
+  );
+  console.log(`engine / ceiling: ${(100 * steadyRate / bareRate).toFixed(0)}%`);
+  console.log(
+    `heap per in-memory actor: ${
+      Math.round((heapWithActors - heapWithout) / Math.max(1, inMemory))
+    } bytes (${inMemory} actors; heap ${(heapBefore / 2 ** 20).toFixed(0)} MiB before start, ${
+      (heapWithActors / 2 ** 20).toFixed(0)
+    } MiB with actors, ${(heapWithout / 2 ** 20).toFixed(0)} MiB after passivation)`,
+  );
+  console.log(
+    `checkpoints: ${checkpoints.length}, p50 ${(quantile(checkpoints, 0.5) * 1000).toFixed(1)} ms, p99 ${
+      (quantile(checkpoints, 0.99) * 1000).toFixed(1)
+    } ms`,
+  );
+}

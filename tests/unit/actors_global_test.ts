@@ -1,0 +1,207 @@
+import assert from "node:assert/strict";
+import type { ActorContext } from "../../engine/actor.ts";
+import { ValidationError } from "../../engine/errors.ts";
+import {
+  createGlobalLogic,
+  EVALUATE_TIMER,
+  globalLogic,
+  type PersistedGlobal,
+  recentTotals,
+} from "../../actors/global.ts";
+import type { AnalyticsFact } from "../../actors/facts.ts";
+import { domainSettings } from "../../actors/settings.ts";
+import { EventBuilder, fold } from "../helpers/fold.ts";
+
+const MIN = 60;
+const HOUR = 3600;
+const T0 = Date.UTC(2026, 0, 5, 10, 0, 0);
+const iso = (ms: number) => new Date(ms).toISOString();
+
+function typesOf(alerts: { type: string; occurredAt: string }[], type: string): string[] {
+  return alerts.filter((a) => a.type === type).map((a) => a.occurredAt);
+}
+
+Deno.test("global rollups: events by type, orders, revenue, active users and sessions per minute; revenue by category in 5-minute windows", async () => {
+  const b = new EventBuilder(T0);
+  const order = (
+    user: string,
+    seconds: number,
+    items: { productId: string; quantity: number; price: number; category?: string }[],
+  ) =>
+    b.event("order_completed", user, seconds, {
+      orderId: `o-${user}-${seconds}`,
+      items,
+      total: items.reduce((t, i) => t + i.quantity * i.price, 0),
+    });
+  const r = await fold([
+    b.event("page_viewed", "a", 0, { url: "/" }),
+    b.event("page_viewed", "a", 10, { url: "/" }),
+    b.event("page_viewed", "b", 20, { url: "/" }),
+    b.event("product_viewed", "c", 30, { productId: "p1" }),
+    order("a", 40, [{ productId: "p1", quantity: 2, price: 10, category: "shoes" }, {
+      productId: "p2",
+      quantity: 1,
+      price: 5,
+    }]),
+    order("b", 70, [{ productId: "p3", quantity: 1, price: 2.5, category: "hats" }]),
+    order("c", 6 * MIN, [{ productId: "p1", quantity: 1, price: 10, category: "shoes" }]),
+  ]);
+  const g = r.global!;
+  assert.deepEqual(g.minutes.map((m) => [iso(m.minute), m.events, m.orders, m.revenueMillis]), [
+    [iso(T0), { page_viewed: 3, product_viewed: 1, order_completed: 1 }, 1, 25_000],
+    [iso(T0 + 60_000), { order_completed: 1 }, 1, 2_500],
+    [iso(T0 + 6 * 60_000), { order_completed: 1 }, 1, 10_000],
+  ]);
+  const persisted = r.persisted("global", "global") as PersistedGlobal;
+  assert.equal(persisted.minutes[0].activeUsers, 3);
+  assert.equal(persisted.minutes[0].activeSessions, 3);
+  assert.deepEqual(persisted.revenueByCategory, [
+    { windowStart: iso(T0), revenue: { shoes: 20, unknown: 5, hats: 2.5 } },
+    { windowStart: iso(T0 + 5 * 60_000), revenue: { shoes: 10 } },
+  ]);
+  const last15 = recentTotals(g, 15)!;
+  assert.equal(last15.orders, 3);
+  assert.equal(last15.revenue, 37.5);
+  assert.equal(last15.activeUsers, 3);
+  assert.equal(last15.pageViews, 3);
+  assert.deepEqual(last15.revenueByCategory, { shoes: 30, unknown: 5, hats: 2.5 });
+  assert.equal(last15.funnel.viewToOrder, 3);
+  assert.equal(recentTotals(g, 1)!.orders, 1);
+});
+
+Deno.test("low_conversion: orders / checkouts below 2% over 15 minutes with enough checkouts, at most once per hour", async () => {
+  const b = new EventBuilder(T0);
+  const checkouts = Array.from({ length: 160 }, (_, i) => b.event("checkout_started", `u${i}`, i * 30, {}));
+  const r = await fold(checkouts, { until: T0 + 3 * HOUR * 1000 });
+  assert.deepEqual(typesOf(r.alerts, "low_conversion"), [iso(T0 + 10 * 60_000), iso(T0 + 70 * 60_000)]);
+  const [first] = r.alerts.filter((a) => a.type === "low_conversion");
+  assert.deepEqual(first.details, { windowMinutes: 15, orders: 0, checkouts: 20, ratio: 0, threshold: 0.02 });
+  assert.deepEqual(first.subject, { kind: "global", id: "global" });
+  assert.equal(first.alertId, `timer-global-global-evaluate-${T0 + 10 * 60_000}-low_conversion`);
+
+  // With an order every 10 minutes (≥ 1 per 30 checkouts in any window: > 2%), or fewer checkouts than the sample, nothing.
+  const healthy = [...checkouts];
+  for (let i = 0; i < 8; i++) {
+    healthy.push(b.event("order_completed", `u${i * 20}`, i * 600 + 5, {
+      orderId: `o${i}`,
+      items: [{ productId: "p", quantity: 1, price: 1 }],
+      total: 1,
+    }));
+  }
+  healthy.sort((x, y) => String(x.occurredAt).localeCompare(String(y.occurredAt)));
+  const ok = await fold(healthy, { until: T0 + 3 * HOUR * 1000 });
+  assert.deepEqual(typesOf(ok.alerts, "low_conversion"), []);
+  const few = await fold(checkouts.slice(0, 19), { until: T0 + 3 * HOUR * 1000 });
+  assert.deepEqual(typesOf(few.alerts, "low_conversion"), []);
+});
+
+Deno.test("high_cart_abandonment: more than 80% of cart outcomes abandoned over 15 minutes", async () => {
+  const b = new EventBuilder(T0);
+  const carts = (converted: number) => {
+    const events = Array.from(
+      { length: 10 },
+      (_, i) => b.event("product_added_to_cart", `u${i}`, i, { productId: "p", quantity: 1, price: 1 }),
+    );
+    for (let i = 0; i < converted; i++) events.push(b.event("checkout_started", `u${i}`, 60 + i, {}));
+    return events;
+  };
+  const all = await fold(carts(0), { until: T0 + 2 * HOUR * 1000 });
+  assert.deepEqual(typesOf(all.alerts, "high_cart_abandonment"), [iso(T0 + 31 * 60_000)]);
+  assert.deepEqual(all.alerts.find((a) => a.type === "high_cart_abandonment")!.details, {
+    windowMinutes: 15,
+    abandoned: 10,
+    converted: 0,
+    ratio: 1,
+    threshold: 0.8,
+  });
+  const eightyPercent = await fold(carts(2), { until: T0 + 2 * HOUR * 1000 });
+  assert.deepEqual(typesOf(eightyPercent.alerts, "high_cart_abandonment"), [], "8 of 10 is not more than 80%");
+});
+
+Deno.test("low_traffic: fewer than 100 page views in 10 minutes; hourly while idle, then silent; never without page views", async () => {
+  const b = new EventBuilder(T0);
+  const views = Array.from({ length: 5 }, (_, i) => b.event("page_viewed", `u${i}`, i, { url: "/" }));
+  const r = await fold(views, { until: T0 + 48 * HOUR * 1000 });
+  const lows = typesOf(r.alerts, "low_traffic");
+  assert.equal(lows[0], iso(T0 + 10 * 60_000));
+  // Every minute until the longest window (15 min) has passed the last view, then hourly.
+  assert.equal(lows[1], iso(T0 + 77 * 60_000));
+  assert.equal(lows.length, 25, "one per hour for the retention (24 h), then the timer stops");
+  assert.equal(lows.at(-1), iso(T0 + (24 * 60 + 17) * 60_000));
+  const busy = Array.from({ length: 120 }, (_, i) => b.event("page_viewed", `u${i}`, i * 5, { url: "/" }));
+  const fine = await fold(busy, { until: T0 + 10 * 60_000 });
+  assert.deepEqual(typesOf(fine.alerts, "low_traffic"), []);
+  const orders = await fold(
+    [b.event("order_completed", "u", 0, {
+      orderId: "o",
+      items: [{ productId: "p", quantity: 1, price: 1 }],
+      total: 1,
+    })],
+    { until: T0 + 5 * HOUR * 1000 },
+  );
+  assert.deepEqual(orders.alerts, [], "a feed without page views is not low traffic");
+});
+
+Deno.test("slow_pages: average loadTime above 3 s over 5 minutes, with a minimum sample", async () => {
+  const b = new EventBuilder(T0);
+  const pages = (n: number, loadTime: number) =>
+    Array.from({ length: n }, (_, i) => b.event("page_viewed", `u${i}`, i, { url: "/", loadTime }));
+  const slow = await fold(pages(10, 3.5), { until: T0 + 5 * 60_000 });
+  assert.deepEqual(typesOf(slow.alerts, "slow_pages"), [iso(T0 + 60_000)]);
+  assert.deepEqual(slow.alerts.find((a) => a.type === "slow_pages")!.details, {
+    windowMinutes: 5,
+    averageLoadTimeSeconds: 3.5,
+    samples: 10,
+    threshold: 3,
+  });
+  assert.deepEqual(typesOf((await fold(pages(9, 3.5), { until: T0 + 5 * 60_000 })).alerts, "slow_pages"), []);
+  assert.deepEqual(typesOf((await fold(pages(10, 3), { until: T0 + 5 * 60_000 })).alerts, "slow_pages"), []);
+  const strict = domainSettings({ SLOW_PAGES_SECONDS: 1, SLOW_PAGES_MIN_SAMPLES: 1 });
+  assert.equal(
+    typesOf((await fold(pages(1, 1.5), { settings: strict, until: T0 + 5 * 60_000 })).alerts, "slow_pages").length,
+    1,
+  );
+});
+
+Deno.test("the global actor counts a replayed fact once, keeps its evaluation timer at the next minute, and rejects other records", () => {
+  const timers = new Map<string, number>();
+  const ctx = (now: number): ActorContext => ({
+    now: () => now,
+    emit: () => {},
+    outputId: (rule) => `x-${rule}`,
+    setTimer: (name, at) => timers.set(name, at),
+    cancelTimer: (name) => timers.delete(name),
+    timer: (name) => timers.get(name),
+  });
+  const fact = (offset: number): AnalyticsFact => ({
+    fact: "activity",
+    factId: `events-1-${offset}-a`,
+    at: T0 + offset * 1000,
+    userId: "u",
+    session: "u/auto-1",
+    type: "page_viewed",
+  });
+  const logic = createGlobalLogic();
+  let state = logic.initial("global");
+  for (const offset of [1, 2, 1, 3, 2]) {
+    state = logic.handle(state, fact(offset), ctx(T0 + offset * 1000)) as typeof state;
+  }
+  assert.equal(state.facts, 3);
+  assert.equal(state.duplicates, 2);
+  assert.equal(state.minutes[0].pageViews, 3);
+  assert.equal(timers.get(EVALUATE_TIMER), T0 + 60_000);
+  const record = (value: unknown) => ({
+    topic: "analytics",
+    partition: 0,
+    offset: 0,
+    key: "global",
+    value: new TextEncoder().encode(JSON.stringify(value)),
+    headers: {},
+    timestamp: 0,
+  });
+  assert.deepEqual(globalLogic.decode(record(fact(1))), fact(1));
+  assert.throws(() => globalLogic.decode(record({ ...fact(1), type: "inventory_updated" })), ValidationError);
+  assert.throws(() => globalLogic.decode(record({ fact: "product_viewed" })), ValidationError);
+  const restored = globalLogic.restore(JSON.parse(JSON.stringify(globalLogic.persist(state))));
+  assert.deepEqual(globalLogic.persist(restored), globalLogic.persist(state));
+});

@@ -1,0 +1,311 @@
+import assert from "node:assert/strict";
+import type { ActorContext } from "../../engine/actor.ts";
+import { ValidationError } from "../../engine/errors.ts";
+import type { LogRecord } from "../../engine/log.ts";
+import { createProductLogic, productLogic } from "../../actors/product.ts";
+import type { ProductFact } from "../../actors/facts.ts";
+import { domainSettings } from "../../actors/settings.ts";
+import { EventBuilder, fold } from "../helpers/fold.ts";
+
+const HOUR = 3600;
+
+function record(value: unknown, offset = 0): LogRecord {
+  return {
+    topic: "product-events",
+    partition: 0,
+    offset,
+    key: "p1",
+    value: new TextEncoder().encode(typeof value === "string" ? value : JSON.stringify(value)),
+    headers: {},
+    timestamp: 0,
+  };
+}
+
+/** A context that records emissions; output ids derive from `source` like the runtime's. */
+function recordingContext(source: string, now = 0) {
+  const emitted: { topic: string; key: string; value: unknown }[] = [];
+  const ctx: ActorContext = {
+    now: () => now,
+    emit: (topic, key, value) => emitted.push({ topic, key, value }),
+    outputId: (rule) => `${source}-${rule}`,
+    setTimer: () => {},
+    cancelTimer: () => {},
+    timer: () => undefined,
+  };
+  return { ctx, emitted };
+}
+
+Deno.test("productLogic.decode() accepts inventory_updated events and product facts, and rejects anything else", () => {
+  const b = new EventBuilder();
+  const inventory = b.inventory("p1", 5, 0);
+  const decoded = productLogic.decode(record(inventory));
+  assert.ok(!("fact" in decoded) && decoded.type === "inventory_updated" && decoded.properties.stock === 5);
+  const fact = {
+    fact: "product_viewed",
+    factId: "events-0-1-p0",
+    productId: "p1",
+    userId: "u",
+    session: "u/auto-1",
+    at: 1,
+    coViewed: [],
+  };
+  assert.deepEqual(productLogic.decode(record(fact)), fact);
+  const rejected = [
+    b.event("product_viewed", "u", 0, { productId: "p1" }), // a canonical event of another type
+    { ...fact, fact: "product_teleported" },
+    { ...fact, at: "yesterday" },
+    { type: "inventory_updated", properties: { productId: "p1", stock: -1 } },
+    "{not json",
+    "[1,2]",
+  ];
+  for (const value of rejected) {
+    assert.throws(() => productLogic.decode(record(value)), ValidationError, JSON.stringify(value));
+  }
+});
+
+Deno.test("product statistics: views, unique viewers, cart adds and removals, orders, units, revenue, conversion", async () => {
+  const b = new EventBuilder();
+  const events = [];
+  for (let i = 0; i < 10; i++) {
+    events.push(
+      b.event("product_viewed", `u${i % 4}`, i * 10, { productId: "p1", price: 12.5, category: "toys", brand: "acme" }),
+    );
+  }
+  events.push(
+    b.event("product_added_to_cart", "u0", 200, { productId: "p1", quantity: 2, price: 12.5 }),
+    b.event("product_added_to_cart", "u1", 210, { productId: "p1", quantity: 1, price: 12.5 }),
+    b.event("product_removed_from_cart", "u1", 220, { productId: "p1" }),
+    b.event("order_completed", "u0", 300, {
+      orderId: "o1",
+      items: [{ productId: "p1", quantity: 2, price: 12.5 }, { productId: "p1", quantity: 1, price: 10 }],
+      total: 35,
+    }),
+    b.event("order_completed", "u9", 400, {
+      orderId: "o2",
+      items: [{ productId: "p1", quantity: 1, price: 0.1 }],
+      total: 0.1,
+    }),
+  );
+  const r = await fold(events);
+  const p = r.persisted("product", "p1") as Record<string, unknown>;
+  assert.equal(p.views, 10);
+  assert.equal(p.uniqueViewers, 4);
+  assert.equal(p.cartAdds, 2);
+  assert.equal(p.cartUnitsAdded, 3);
+  assert.equal(p.cartRemovals, 1);
+  assert.equal(p.cartUnitsRemoved, 1);
+  assert.equal(p.orders, 2, "one per order, however many lines");
+  assert.equal(p.unitsSold, 4);
+  assert.equal(p.revenue, 35.1);
+  assert.deepEqual(p.conversion, { viewToCart: 0.2, viewToPurchase: 0.2 });
+  assert.equal(p.category, "toys");
+  assert.equal(p.brand, "acme");
+  assert.equal(p.price, 12.5);
+});
+
+Deno.test("product attributes: the value with the latest event time wins, whatever the arrival order", async () => {
+  const b = new EventBuilder();
+  const early = b.event("product_viewed", "u1", 0, { productId: "p1", category: "old", brand: "b1" });
+  const late = b.event("product_viewed", "u2", 100, { productId: "p1", category: "new" });
+  for (const order of [[early, late], [late, early]]) {
+    const p = (await fold(order)).persisted("product", "p1") as Record<string, unknown>;
+    assert.equal(p.category, "new");
+    assert.equal(p.brand, "b1");
+  }
+});
+
+Deno.test("low_inventory and out_of_stock: once per crossing, re-armed when stock is back at or above the threshold", async () => {
+  const b = new EventBuilder();
+  const order = (user: string, seconds: number, quantity: number) =>
+    b.event("order_completed", user, seconds, {
+      orderId: `o${seconds}`,
+      items: [{ productId: "p1", quantity, price: 1 }],
+      total: quantity,
+    });
+  const r = await fold([
+    b.inventory("p1", 20, 0),
+    order("a", 10, 11), // 9: below 10 → low_inventory
+    order("b", 20, 1), // 8: still low, no repeat
+    b.inventory("p1", 9, 30), // still low
+    b.inventory("p1", 15, 40), // back above: re-armed
+    order("c", 50, 6), // 9: low again
+    order("d", 60, 9), // 0: out_of_stock (low already raised)
+    order("e", 70, 1), // never below 0, no repeat
+    b.inventory("p1", 3, 80), // back above 0, still low: re-arms out_of_stock only
+    order("f", 90, 3), // 0 again
+  ], { partitions: 1 });
+  const stock = r.alerts.filter((a) => a.subject.kind === "product");
+  assert.deepEqual(stock.map((a) => [a.type, (a.details as { stock: number }).stock, a.occurredAt]), [
+    ["low_inventory", 9, new Date(b.time(10)).toISOString()],
+    ["low_inventory", 9, new Date(b.time(50)).toISOString()],
+    ["out_of_stock", 0, new Date(b.time(60)).toISOString()],
+    ["out_of_stock", 0, new Date(b.time(90)).toISOString()],
+  ]);
+  assert.deepEqual(stock.map((a) => a.severity), ["warning", "warning", "critical", "critical"]);
+  const p = r.products.get("p1")!;
+  assert.equal(p.stock, 0);
+  assert.equal(p.stockUpdatedAt, new Date(b.time(80)).toISOString());
+  // A first update that is already low raises at once; a drop straight to 0 raises both.
+  const direct = await fold([b.inventory("p2", 4, 0), b.inventory("p3", 50, 0), b.inventory("p3", 0, 10)]);
+  assert.deepEqual(direct.alerts.map((a) => [a.subject.id, a.type]), [
+    ["p2", "low_inventory"],
+    ["p3", "low_inventory"],
+    ["p3", "out_of_stock"],
+  ]);
+});
+
+Deno.test("stock: an update is a snapshot at its event time; sales after it count even if they arrived first", async () => {
+  const b = new EventBuilder();
+  const sale = (seconds: number, quantity: number) =>
+    b.event("order_completed", `u${seconds}`, seconds, {
+      orderId: `o${seconds}`,
+      items: [{ productId: "p1", quantity, price: 1 }],
+      total: quantity,
+    });
+  const first = b.inventory("p1", 100, 0);
+  const update = b.inventory("p1", 50, 100);
+  const before = sale(50, 5); // in the snapshot at 100
+  const after = sale(150, 7); // after the snapshot
+  const stale = b.inventory("p1", 999, 20); // older than the applied update
+  const orders = [
+    [first, before, update, after, stale],
+    [first, after, before, update, stale],
+    [first, stale, after, update, before],
+  ];
+  for (const events of orders) {
+    const p = (await fold(events, { partitions: 1 })).products.get("p1")!;
+    assert.equal(p.stock, 43, JSON.stringify(events.map((e) => e.occurredAt)));
+  }
+  const unknown = (await fold([sale(10, 2)])).products.get("p1")!;
+  assert.equal(unknown.stock, null, "no stock before the first update");
+});
+
+Deno.test("trending score: decays with a one-hour half-life on event time, independent of arrival order", async () => {
+  const b = new EventBuilder();
+  const view = (user: string, seconds: number) => b.event("product_viewed", user, seconds, { productId: "p1" });
+  const now = await fold([view("a", 0), view("b", 0)]);
+  assert.equal((now.persisted("product", "p1") as { trendingScore: number }).trendingScore, 2);
+  const hourLater = await fold([view("a", 0), view("b", HOUR)]);
+  assert.equal((hourLater.persisted("product", "p1") as { trendingScore: number }).trendingScore, 1.5);
+  const cart = await fold([b.event("product_added_to_cart", "a", 0, { productId: "p1", quantity: 1, price: 1 })]);
+  assert.equal((cart.persisted("product", "p1") as { trendingScore: number }).trendingScore, 3, "a cart add weighs 3");
+
+  const events = Array.from({ length: 40 }, (_, i) => view(`u${i}`, (i * 7919) % (5 * HOUR)));
+  const forward = (await fold(events)).persisted("product", "p1") as Record<string, unknown>;
+  const backward = (await fold([...events].reverse())).persisted("product", "p1") as Record<string, unknown>;
+  assert.equal(forward.trendingScore, backward.trendingScore);
+  assert.deepEqual(forward.trend, backward.trend);
+  // Ten half-lives later the old buckets are gone.
+  const aged = await fold([view("a", 0), view("b", 11 * HOUR)]);
+  assert.equal(aged.products.get("p1")!.trend.length, 1);
+});
+
+Deno.test("related products: bounded co-view and co-buy counters; recommendations skip the cart, purchases and the product", async () => {
+  const b = new EventBuilder();
+  const events = [];
+  // Sessions of users who viewed p1 then p2 (3 times), p1 then p3 (2 times), and bought p1 with p4 (once).
+  for (const [user, other] of [["a", "p2"], ["b", "p2"], ["c", "p2"], ["d", "p3"], ["e", "p3"]]) {
+    events.push(
+      b.event("product_viewed", user, 0, { productId: "p1" }),
+      b.event("product_viewed", user, 10, { productId: other }),
+    );
+  }
+  events.push(b.event("order_completed", "f", 20, {
+    orderId: "of",
+    items: [{ productId: "p1", quantity: 1, price: 1 }, { productId: "p4", quantity: 1, price: 1 }],
+    total: 2,
+  }));
+  // A user with p2 in the cart and p3 bought views p1.
+  events.push(
+    b.event("order_completed", "z", 100, {
+      orderId: "oz",
+      items: [{ productId: "p3", quantity: 1, price: 1 }],
+      total: 1,
+    }),
+    b.event("product_added_to_cart", "z", 200, { productId: "p2", quantity: 1, price: 1 }),
+    b.event("product_viewed", "z", 300, { productId: "p1" }),
+  );
+  const r = await fold(events);
+  const p1 = r.persisted("product", "p1") as Record<string, unknown>;
+  assert.deepEqual(p1.coViewed, { p2: 3, p3: 2 });
+  assert.deepEqual(p1.coBought, { p4: 1 });
+  assert.deepEqual(p1.related, [
+    { productId: "p2", score: 3 },
+    { productId: "p4", score: 3 },
+    { productId: "p3", score: 2 },
+  ]);
+  const forZ = r.recommendations.filter((x) => x.userId === "z" && x.basedOn === "p1");
+  assert.equal(forZ.length, 1);
+  assert.deepEqual(forZ[0].items, [{ productId: "p4", score: 3 }]);
+  assert.equal(forZ[0].generatedAt, new Date(b.time(300)).toISOString());
+  assert.match(forZ[0].recommendationId, /^product-events-\d+-\d+-rec$/);
+
+  // The counters keep at most RELATED_CANDIDATES entries, the highest counts.
+  const few = domainSettings({ RELATED_CANDIDATES: 2 });
+  const bounded = await fold(events, { settings: few });
+  assert.deepEqual(bounded.products.get("p1")!.coViewed, { p2: 3, p3: 2 });
+  assert.equal(Object.keys(bounded.products.get("p1")!.coBought).length, 1);
+});
+
+Deno.test("product facts replayed after a crash (same ids) are counted once; a fact below the window is a replay", () => {
+  const logic = createProductLogic(domainSettings({ FACT_DEDUPE_WINDOW: 1024 }));
+  const fact = (offset: number): ProductFact => ({
+    fact: "product_ordered",
+    factId: `events-3-${offset}-p0`,
+    productId: "p1",
+    userId: "u",
+    session: "u/auto-1",
+    at: 1000 + offset,
+    orderId: `o${offset}`,
+    quantity: 1,
+    revenueMillis: 1000,
+    coBought: [],
+  });
+  let state = logic.initial("p1");
+  // Out of offset order within a batch, then the whole segment again (a replay), then new ones.
+  const offsets = [5, 3, 4, 8, 3, 4, 5, 8, 9, 2000, 900, 977, 976];
+  for (const offset of offsets) {
+    state = logic.handle(state, fact(offset), recordingContext(`events-3-${offset}`).ctx) as typeof state;
+  }
+  assert.equal(state.orders, 7, "5, 3, 4, 8, 9, 2000, 977");
+  assert.equal(state.duplicates, 6, "3, 4, 5, 8 again; 900 and 976 below the window of 2000");
+  assert.equal(state.unitsSold, 7);
+  // Inventory events are deduplicated by eventId.
+  const b = new EventBuilder();
+  const update = logic.decode(record(b.inventory("p1", 5, 0)));
+  state = logic.handle(state, update, recordingContext("product-events-0-1").ctx) as typeof state;
+  state = logic.handle(state, update, recordingContext("product-events-0-2").ctx) as typeof state;
+  assert.equal(state.duplicates, 7);
+});
+
+Deno.test("productLogic persists a compact JSON form and restores it, also from a checkpoint with only stock", async () => {
+  const b = new EventBuilder();
+  const events = [
+    b.inventory("p1", 30, 0),
+    ...Array.from({ length: 50 }, (_, i) => b.event("product_viewed", `u${i}`, i, { productId: "p1", category: "c" })),
+    b.event("order_completed", "u1", 100, {
+      orderId: "o",
+      items: [{ productId: "p1", quantity: 2, price: 3 }],
+      total: 6,
+    }),
+  ];
+  const plain = await fold(events);
+  const roundTripped = await fold(events, { roundTrip: true });
+  assert.deepEqual(roundTripped.persisted("product", "p1"), plain.persisted("product", "p1"));
+  const persisted = plain.persisted("product", "p1") as { viewers: { p: number; sparse?: string } };
+  assert.equal(persisted.viewers.p, 14);
+  assert.ok(
+    persisted.viewers.sparse !== undefined && persisted.viewers.sparse.length < 300,
+    "50 viewers fit in a few hundred bytes",
+  );
+
+  const old = productLogic.restore({
+    productId: "p9",
+    stock: 7,
+    stockUpdatedAt: "2026-01-01T00:00:00.000Z",
+    eventCount: 1,
+  });
+  assert.equal(old.stock, 7);
+  assert.equal(old.inventory.level, 7);
+  assert.equal(old.views, 0);
+});

@@ -1,0 +1,374 @@
+import assert from "node:assert/strict";
+import { createUserLogic, userLogic } from "../../actors/user.ts";
+import type { ProductFact } from "../../actors/facts.ts";
+import { domainSettings } from "../../actors/settings.ts";
+import { EventBuilder, fold } from "../helpers/fold.ts";
+
+const MIN = 60;
+const HOUR = 3600;
+
+function productFacts(result: Awaited<ReturnType<typeof fold>>): ProductFact[] {
+  return result.outputs.filter((o) => o.topic === "productEvents").map((o) => o.value as ProductFact);
+}
+
+Deno.test("user sessions: a new one after 30 minutes without events, or when the client's sessionId changes", async () => {
+  const b = new EventBuilder();
+  const r = await fold([
+    b.event("page_viewed", "u", 0, { url: "/" }),
+    b.event("product_viewed", "u", 10 * MIN, { productId: "p1" }),
+    b.event("page_viewed", "u", 40 * MIN, { url: "/b" }), // 30 min after the last: same session
+    b.event("page_viewed", "u", 70 * MIN + 1, { url: "/c" }), // 30 min 1 s after: new session
+    b.event("page_viewed", "u", 71 * MIN, { url: "/d" }, { sessionId: "s-1" }), // adopts the client id
+    b.event("page_viewed", "u", 72 * MIN, { url: "/e" }, { sessionId: "s-2" }), // changed id: new session
+  ]);
+  const u = r.users.get("u")!;
+  assert.equal(u.sessionCount, 3);
+  assert.equal(u.session!.id, "s-2");
+  assert.equal(u.session!.number, 3);
+  assert.deepEqual(u.recentSessions.map((s) => [s.id, s.events, s.pageViews, s.productViews, s.durationSeconds]), [
+    ["s-1", 2, 2, 0, 59],
+    ["auto-1", 3, 2, 1, 40 * MIN],
+  ]);
+  assert.equal(u.eventCount, 6);
+});
+
+Deno.test("user sessions: out-of-order events move the start back, never the last event; a past session's event leaves it alone", async () => {
+  const b = new EventBuilder();
+  const r = await fold([
+    b.event("page_viewed", "u", 10 * MIN, { url: "/" }),
+    b.event("product_viewed", "u", 20 * MIN, { productId: "p1" }),
+    b.event("page_viewed", "u", 5 * MIN, { url: "/late" }), // earlier, within the gap of the start
+    b.event("product_added_to_cart", "u", 15 * MIN, { productId: "p1", quantity: 1, price: 5 }),
+    b.event("order_completed", "u", -2 * HOUR, { // a past session's event, arriving last
+      orderId: "o-old",
+      items: [{ productId: "p9", quantity: 1, price: 1 }],
+      total: 1,
+    }),
+  ], { partitions: 1 });
+  const u = r.users.get("u")!;
+  assert.equal(u.session!.startedAt, new Date(b.time(5 * MIN)).toISOString());
+  assert.equal(u.session!.lastEventAt, new Date(b.time(20 * MIN)).toISOString());
+  assert.equal(u.session!.durationSeconds, 15 * MIN);
+  assert.equal(u.session!.events, 4, "the late order is not part of the current session");
+  assert.equal(u.session!.stage, "added_to_cart", "nor does it move the current funnel stage");
+  assert.equal(u.funnelStage, "added_to_cart");
+  assert.equal(u.sessionCount, 1);
+  assert.equal(u.eventCount, 5);
+  assert.equal(u.orders.count, 1, "it still counts in the order history");
+  assert.equal(u.firstSeenAt, new Date(b.time(-2 * HOUR)).toISOString());
+  assert.equal(u.lastSeenAt, new Date(b.time(20 * MIN)).toISOString());
+});
+
+Deno.test("user funnel: the furthest stage of the current session, from visited to purchased, reset by a new session", async () => {
+  const b = new EventBuilder();
+  const steps: [Record<string, unknown>, string][] = [
+    [b.event("search_performed", "u", 0, { query: "shoes" }), "visited"],
+    [b.event("product_viewed", "u", 60, { productId: "p1" }), "viewed_product"],
+    [b.event("product_added_to_cart", "u", 120, { productId: "p1", quantity: 1, price: 3 }), "added_to_cart"],
+    [b.event("page_viewed", "u", 150, { url: "/" }), "added_to_cart"],
+    [b.event("checkout_started", "u", 180, {}), "started_checkout"],
+    [
+      b.event("order_completed", "u", 240, {
+        orderId: "o1",
+        items: [{ productId: "p1", quantity: 1, price: 3 }],
+        total: 3,
+      }),
+      "purchased",
+    ],
+    [b.event("page_viewed", "u", 240 + HOUR, { url: "/" }), "visited"],
+  ];
+  for (let i = 1; i <= steps.length; i++) {
+    const r = await fold(steps.slice(0, i).map(([e]) => e));
+    assert.equal(r.users.get("u")!.funnelStage, steps[i - 1][1], `after event ${i}`);
+  }
+});
+
+Deno.test("user cart: value = Σ quantity × price; removals never go below zero; no quantity removes all", async () => {
+  const b = new EventBuilder();
+  const r = await fold([
+    b.event("product_added_to_cart", "u", 0, { productId: "a", quantity: 3, price: 0.1 }),
+    b.event("product_added_to_cart", "u", 1, { productId: "b", quantity: 1, price: 19.99 }),
+    b.event("product_added_to_cart", "u", 2, { productId: "a", quantity: 2, price: 0.2 }), // latest price wins
+    b.event("product_removed_from_cart", "u", 3, { productId: "a", quantity: 1 }),
+  ]);
+  const cart = r.users.get("u")!.cart;
+  assert.deepEqual(Object.fromEntries(Object.entries(cart.items).map(([id, i]) => [id, i.quantity])), { a: 4, b: 1 });
+  assert.equal(cart.value, 20.79);
+  assert.equal(cart.units, 5);
+
+  const more = await fold([
+    b.event("product_added_to_cart", "v", 0, { productId: "a", quantity: 2, price: 1.5 }),
+    b.event("product_added_to_cart", "v", 1, { productId: "b", quantity: 3, price: 2 }),
+    b.event("product_removed_from_cart", "v", 2, { productId: "a", quantity: 5 }), // more than in the cart
+    b.event("product_removed_from_cart", "v", 3, { productId: "b" }), // no quantity: all
+    b.event("product_removed_from_cart", "v", 4, { productId: "zzz", quantity: 1 }), // not in the cart
+  ]);
+  const empty = more.users.get("v")!.cart;
+  assert.deepEqual(empty.items, {});
+  assert.equal(empty.value, 0);
+  assert.equal(empty.units, 0);
+  const removals = productFacts(more).filter((f) => f.fact === "product_removed_from_cart");
+  assert.deepEqual(removals.map((f) => [f.productId, f.fact === "product_removed_from_cart" && f.quantity]), [
+    ["a", 2],
+    ["b", 3],
+  ], "products hear the units actually removed, and nothing for a no-op");
+});
+
+Deno.test("user dedupe: a repeated eventId, or a repeated orderId under a new eventId, is counted once and emits nothing", async () => {
+  const b = new EventBuilder();
+  const order = b.event("order_completed", "u", 0, {
+    orderId: "o1",
+    items: [{ productId: "p1", quantity: 2, price: 600 }],
+    total: 1200,
+  });
+  const once = await fold([order]);
+  const retried = { ...order, eventId: "00000000-0000-4000-8000-0000000000ff" };
+  const thrice = await fold([order, order, retried]);
+  const u = thrice.users.get("u")!;
+  assert.equal(u.eventCount, 1);
+  assert.equal(u.duplicateEvents, 2);
+  assert.equal(u.orders.count, 1);
+  assert.equal(u.orders.revenue, 1200);
+  assert.equal(thrice.outputs.length, once.outputs.length);
+  assert.deepEqual(u.fraud?.signals, ["high_total", "first_order_high"]);
+  assert.equal(thrice.products.get("p1")!.unitsSold, 2);
+
+  // The memory is bounded: beyond USER_DEDUPE_EVENTS other events, an id is forgotten.
+  const small = domainSettings({ USER_DEDUPE_EVENTS: 2 });
+  const views = [0, 1, 2].map((i) => b.event("product_viewed", "w", i, { productId: `p${i}` }));
+  const replayed = await fold([...views, views[0], views[2]], { settings: small });
+  assert.equal(replayed.users.get("w")!.productViews, 4, "view 0 was forgotten, view 2 was not");
+});
+
+Deno.test("user orders: an order with no cart before it counts, reaches purchased, and keeps the history summary", async () => {
+  const b = new EventBuilder();
+  const r = await fold([
+    b.event("order_completed", "u", 0, {
+      orderId: "o1",
+      items: [{ productId: "p1", quantity: 2, price: 10 }, { productId: "p2", quantity: 1, price: 5 }],
+      total: 25,
+      currency: "EUR",
+    }),
+    b.event("order_completed", "u", HOUR, {
+      orderId: "o2",
+      items: [{ productId: "p1", quantity: 1, price: 10 }],
+      total: 10,
+    }),
+  ]);
+  const u = r.users.get("u")!;
+  assert.equal(u.funnelStage, "purchased");
+  assert.equal(u.orders.count, 2);
+  assert.equal(u.orders.revenue, 35);
+  assert.equal(u.orders.averageOrderValue, 17.5);
+  assert.equal(u.orders.lastOrder?.orderId, "o2");
+  assert.equal(u.orders.firstOrderAt, new Date(b.time(0)).toISOString());
+  assert.deepEqual(u.purchasedProducts, ["p1", "p2"]);
+  const activity = r.outputs.filter((o) => o.topic === "analytics").map((o) => o.value as Record<string, unknown>);
+  assert.deepEqual(activity.map((a) => a.cartConverted), [false, false]);
+  assert.deepEqual(activity[0].categoryRevenue, { unknown: 25000 });
+});
+
+Deno.test("cart_abandoned: 30 minutes after the last change, once per cart state, re-armed by a change", async () => {
+  const b = new EventBuilder();
+  const r = await fold([
+    b.event("product_added_to_cart", "u", 0, { productId: "a", quantity: 1, price: 4 }),
+    b.event("product_added_to_cart", "u", 20 * MIN, { productId: "b", quantity: 1, price: 6 }), // moves the deadline
+    b.event("page_viewed", "u", 55 * MIN, { url: "/" }), // after the deadline (50 min): it fired, once
+    b.event("page_viewed", "u", 90 * MIN, { url: "/" }),
+    b.event("product_removed_from_cart", "u", 100 * MIN, { productId: "a" }), // a change re-arms
+  ], { until: b.time(5 * HOUR) });
+  const abandoned = r.alerts.filter((a) => a.type === "cart_abandoned");
+  assert.deepEqual(abandoned.map((a) => a.occurredAt), [
+    new Date(b.time(50 * MIN)).toISOString(),
+    new Date(b.time(130 * MIN)).toISOString(),
+  ]);
+  assert.deepEqual(abandoned[0].subject, { kind: "user", id: "u" });
+  assert.deepEqual(abandoned[0].details, {
+    cartValue: 10,
+    units: 2,
+    productIds: ["a", "b"],
+    lastChangeAt: new Date(b.time(20 * MIN)).toISOString(),
+  });
+  assert.equal(abandoned[0].alertId, `timer-user-u-cart-${b.time(50 * MIN)}-cart_abandoned`);
+  const u = r.users.get("u")!;
+  assert.equal(u.abandonedCarts, 2);
+  assert.deepEqual(u.alerts.map((a) => a.type), ["cart_abandoned", "cart_abandoned"]);
+  const facts = r.outputs.filter((o) =>
+    o.topic === "analytics" && (o.value as { fact: string }).fact === "abandonment"
+  );
+  assert.equal(facts.length, 2);
+});
+
+Deno.test("cart_abandoned: a checkout one second before the deadline cancels it; one second after comes too late", async () => {
+  const b = new EventBuilder();
+  const add = (user: string) => b.event("product_added_to_cart", user, 0, { productId: "a", quantity: 1, price: 4 });
+  const inTime = await fold([add("u"), b.event("checkout_started", "u", 30 * MIN - 1, {})], {
+    until: b.time(3 * HOUR),
+  });
+  assert.deepEqual(inTime.alerts.filter((a) => a.type === "cart_abandoned"), []);
+  const late = await fold([add("v"), b.event("checkout_started", "v", 30 * MIN + 1, {})], { until: b.time(3 * HOUR) });
+  assert.deepEqual(late.alerts.filter((a) => a.type === "cart_abandoned").map((a) => a.occurredAt), [
+    new Date(b.time(30 * MIN)).toISOString(),
+  ]);
+  // An order cancels it the same way, and an emptied cart is never abandoned.
+  const ordered = await fold([
+    add("w"),
+    b.event("order_completed", "w", 29 * MIN, {
+      orderId: "o",
+      items: [{ productId: "a", quantity: 1, price: 4 }],
+      total: 4,
+    }),
+    add("x"),
+    b.event("product_removed_from_cart", "x", 10, { productId: "a" }),
+  ], { until: b.time(3 * HOUR) });
+  assert.deepEqual(ordered.alerts.filter((a) => a.type === "cart_abandoned"), []);
+});
+
+Deno.test("checkout_abandoned: 30 minutes after a checkout with no order; an order one second before the deadline cancels it", async () => {
+  const b = new EventBuilder();
+  const order = (user: string, seconds: number) =>
+    b.event("order_completed", user, seconds, {
+      orderId: `o-${user}`,
+      items: [{ productId: "a", quantity: 1, price: 4 }],
+      total: 4,
+    });
+  const r = await fold([
+    b.event("product_added_to_cart", "u", 0, { productId: "a", quantity: 1, price: 4 }),
+    b.event("checkout_started", "u", 60, { cartValue: 4 }),
+    b.event("checkout_started", "v", 0, {}),
+    order("v", 30 * MIN - 1),
+    b.event("checkout_started", "w", 0, {}),
+    order("w", 30 * MIN + 1),
+  ], { until: b.time(3 * HOUR) });
+  const abandoned = r.alerts.filter((a) => a.type === "checkout_abandoned");
+  assert.deepEqual(abandoned.map((a) => [a.subject.id, a.occurredAt]).sort(), [
+    ["u", new Date(b.time(31 * MIN)).toISOString()],
+    ["w", new Date(b.time(30 * MIN)).toISOString()],
+  ]);
+  assert.equal(abandoned.find((a) => a.subject.id === "u")!.severity, "warning");
+  assert.equal(r.alerts.filter((a) => a.type === "cart_abandoned").length, 0, "the checkout cancelled the cart timer");
+  assert.equal(r.users.get("u")!.checkout?.abandoned, true);
+  assert.equal(r.users.get("w")!.orders.count, 1, "a late order still counts");
+  assert.equal(r.users.get("w")!.checkout, null);
+});
+
+Deno.test("user facts: a view goes to its product with the session's co-viewed products; each of those hears the pair", async () => {
+  const b = new EventBuilder();
+  const r = await fold([
+    b.event("product_viewed", "u", 0, { productId: "p1", price: 10, category: "shoes", brand: "acme" }),
+    b.event("product_viewed", "u", 60, { productId: "p2" }),
+    b.event("product_viewed", "u", 120, { productId: "p3" }),
+    b.event("product_viewed", "u", 180, { productId: "p1" }), // already viewed in this session: no new pairs
+    b.event("product_viewed", "u", 180 + HOUR, { productId: "p4" }), // new session: no pairs
+  ]);
+  const facts = productFacts(r);
+  const views = facts.filter((f) => f.fact === "product_viewed");
+  assert.deepEqual(views.map((f) => [f.productId, f.fact === "product_viewed" && f.coViewed]), [
+    ["p1", []],
+    ["p2", ["p1"]],
+    ["p3", ["p2", "p1"]],
+    ["p1", []],
+    ["p4", []],
+  ]);
+  const pairs = facts.filter((f) => f.fact === "co_occurrence");
+  assert.deepEqual(pairs.map((f) => [f.productId, f.fact === "co_occurrence" && f.related]), [
+    ["p1", ["p2"]],
+    ["p2", ["p3"]],
+    ["p1", ["p3"]],
+  ]);
+  assert.deepEqual(views[0], {
+    fact: "product_viewed",
+    priceMillis: 10_000,
+    category: "shoes",
+    brand: "acme",
+    coViewed: [],
+    recommend: { exclude: [] },
+    factId: views[0].factId,
+    userId: "u",
+    session: "u/auto-1",
+    at: b.time(0),
+    productId: "p1",
+  });
+  assert.match(views[0].factId, /^events-\d+-0-p0$/);
+  assert.deepEqual(r.products.get("p1")!.coViewed, { p2: 1, p3: 1 });
+  assert.deepEqual(r.products.get("p3")!.coViewed, { p1: 1, p2: 1 });
+});
+
+Deno.test("user recommendations: requested at most once per RECS_MIN_INTERVAL_SECONDS, excluding the cart and purchases", async () => {
+  const b = new EventBuilder();
+  const r = await fold([
+    b.event("order_completed", "u", 0, {
+      orderId: "o",
+      items: [{ productId: "bought", quantity: 1, price: 1 }],
+      total: 1,
+    }),
+    b.event("product_added_to_cart", "u", 10, { productId: "c1", quantity: 1, price: 1 }),
+    b.event("product_viewed", "u", 40, { productId: "v1" }), // 30 s later: rate-limited
+    b.event("product_viewed", "u", 70, { productId: "v2" }), // 60 s after the last request
+  ]);
+  const asks = productFacts(r).filter((f) => "recommend" in f && f.recommend).map((f) => [
+    f.productId,
+    (f as { recommend: { exclude: string[] } }).recommend.exclude,
+  ]);
+  assert.deepEqual(asks, [["c1", ["c1", "bought"]], ["v2", ["c1", "bought"]]]);
+  const u = r.users.get("u")!;
+  assert.equal(u.recommendations.count, 2);
+  assert.deepEqual(u.recommendations.recent.map((x) => x.basedOn), ["v2", "c1"]);
+
+  const unlimited = await fold(
+    [0, 1, 2].map((i) => b.event("product_viewed", "w", i, { productId: `p${i}` })),
+    { settings: domainSettings({ RECS_MIN_INTERVAL_SECONDS: 0 }) },
+  );
+  assert.equal(unlimited.users.get("w")!.recommendations.count, 3);
+});
+
+Deno.test("user analytics: one activity fact per distinct event, with page load time and the session", async () => {
+  const b = new EventBuilder();
+  const view = b.event("page_viewed", "u", 0, { url: "/", loadTime: 1.25 }, { sessionId: "s" });
+  const r = await fold([view, view, b.event("search_performed", "u", 5, { query: "x" })]);
+  const activity = r.outputs.filter((o) => o.topic === "analytics");
+  assert.equal(activity.length, 2);
+  assert.deepEqual(activity.map((o) => o.key), ["global", "global"]);
+  const first = activity[0].value as Record<string, unknown>;
+  assert.equal(first.type, "page_viewed");
+  assert.equal(first.loadTime, 1.25);
+  assert.equal(first.session, "u/s");
+});
+
+Deno.test("createUserLogic(settings) applies its settings; userLogic uses the defaults", async () => {
+  const b = new EventBuilder();
+  const events = [
+    b.event("page_viewed", "u", 0, { url: "/" }),
+    b.event("page_viewed", "u", 11 * MIN, { url: "/" }),
+  ];
+  const short = await fold(events, { settings: domainSettings({ SESSION_GAP_MINUTES: 10 }) });
+  assert.equal(short.users.get("u")!.sessionCount, 2);
+  const standard = await fold(events);
+  assert.equal(standard.users.get("u")!.sessionCount, 1);
+  assert.equal(userLogic.kind, createUserLogic().kind);
+});
+
+Deno.test("userLogic.restore() fills the fields an older checkpoint lacks, and round-trips its own state", async () => {
+  const old = {
+    userId: "alice",
+    eventCount: 3,
+    productViews: 2,
+    recentProducts: ["a", "b"],
+    firstSeenAt: null,
+    lastSeenAt: null,
+  };
+  const restored = userLogic.restore(old);
+  assert.equal(restored.productViews, 2);
+  assert.deepEqual(restored.recentProducts, ["a", "b"]);
+  assert.equal(restored.cart.value, 0);
+  assert.equal(restored.orders.count, 0);
+  const b = new EventBuilder();
+  const events = [
+    b.event("product_viewed", "u", 0, { productId: "p1" }),
+    b.event("product_added_to_cart", "u", 10, { productId: "p1", quantity: 2, price: 3 }),
+    b.event("checkout_started", "u", 20, {}),
+  ];
+  const plain = await fold(events);
+  const roundTripped = await fold(events, { roundTrip: true });
+  assert.deepEqual(roundTripped.users.get("u"), plain.users.get("u"));
+});

@@ -1,0 +1,69 @@
+import assert from "node:assert/strict";
+import {
+  admit,
+  admitId,
+  decodeRuns,
+  EMPTY_DEDUPE,
+  encodeRuns,
+  factSource,
+  insertOffset,
+  persistDedupe,
+  restoreDedupe,
+} from "../../actors/dedupe.ts";
+
+const bounds = { window: 100, recentLimit: 3 };
+
+Deno.test("factSource() reads the source partition and offset of a message output id, not of a timer output id", () => {
+  assert.deepEqual(factSource("events-3-1234-p0"), { source: "events-3", offset: 1234 });
+  assert.deepEqual(factSource("shop-events-11-7-a"), { source: "shop-events-11", offset: 7 });
+  assert.equal(factSource("timer-user-alice-cart-1767261600000-a"), undefined);
+  assert.equal(factSource("not an id"), undefined);
+});
+
+Deno.test("insertOffset() keeps seen offsets as merged runs and refuses repeats and offsets below the window", () => {
+  let runs: number[] = [];
+  for (const offset of [5, 7, 6, 1, 2, 10]) runs = insertOffset(runs, offset, 100)!;
+  assert.deepEqual(runs, [1, 2, 5, 7, 10, 10]);
+  for (const offset of [1, 2, 5, 6, 7, 10]) assert.equal(insertOffset(runs, offset, 100), null, `${offset}`);
+  assert.deepEqual(insertOffset(runs, 3, 100), [1, 3, 5, 7, 10, 10]);
+  assert.deepEqual(insertOffset(runs, 4, 100), [1, 2, 4, 7, 10, 10]);
+  runs = insertOffset(runs, 150, 100)!;
+  assert.deepEqual(runs, [150, 150], "runs wholly below the window are dropped");
+  assert.equal(insertOffset(runs, 50, 100), null, "below the window: a replay");
+  assert.deepEqual(insertOffset(runs, 51, 100), [51, 51, 150, 150]);
+});
+
+Deno.test("admit() dedupes facts per source partition and ids without a source in a bounded ring", () => {
+  let state = EMPTY_DEDUPE;
+  const seen: string[] = [];
+  for (const id of ["events-0-1-p0", "events-1-1-p0", "events-0-2-a", "events-0-1-p0", "events-1-1-p1"]) {
+    const next = admit(state, id, bounds);
+    if (next) {
+      state = next;
+      seen.push(id);
+    }
+  }
+  assert.deepEqual(seen, ["events-0-1-p0", "events-1-1-p0", "events-0-2-a"]);
+  for (const id of ["timer-a-1", "timer-b-1", "timer-a-1", "e1", "e2", "timer-a-1"]) {
+    const next = id.startsWith("e") ? admitId(state, id, bounds) : admit(state, id, bounds);
+    if (next) state = next;
+    else seen.push(`dup:${id}`);
+  }
+  assert.deepEqual(seen.slice(3), ["dup:timer-a-1"], "the third timer-a-1 came after the ring (3) forgot it");
+  assert.equal(state.recent.length, 3);
+});
+
+Deno.test("persistDedupe() encodes runs compactly and restoreDedupe() gets them back", () => {
+  const runs = [0, 0, 5, 9, 200, 200, 70_000, 70_100, 2 ** 40, 2 ** 40 + 3];
+  assert.deepEqual(decodeRuns(encodeRuns(runs)), runs);
+  let state = EMPTY_DEDUPE;
+  for (let offset = 0; offset < 5000; offset += 7) {
+    state = admit(state, `events-2-${offset}-p0`, { window: 32_768, recentLimit: 8 })!;
+  }
+  state = admit(state, "timer-user-u-cart-1-a", bounds)!;
+  const persisted = JSON.parse(JSON.stringify(persistDedupe(state)));
+  assert.ok(JSON.stringify(persisted).length < 2_000, "715 runs in under 2 kB");
+  assert.deepEqual(restoreDedupe(persisted), state);
+  assert.deepEqual(restoreDedupe({ sources: { "events-0": [1, 3] }, recent: [] }).sources, { "events-0": [1, 3] });
+  assert.deepEqual(restoreDedupe(undefined), EMPTY_DEDUPE);
+});

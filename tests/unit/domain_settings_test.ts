@@ -1,0 +1,44 @@
+import assert from "node:assert/strict";
+import {
+  DEFAULT_DOMAIN_SETTINGS,
+  DOMAIN_SETTING_NAMES,
+  domainSettings,
+  domainSettingsSchema,
+} from "../../actors/settings.ts";
+
+Deno.test("domain settings: documented defaults, frozen", () => {
+  const s = DEFAULT_DOMAIN_SETTINGS;
+  assert.equal(s.SESSION_GAP_MINUTES, 30);
+  assert.equal(s.CART_ABANDON_MINUTES, 30);
+  assert.equal(s.CHECKOUT_ABANDON_MINUTES, 30);
+  assert.equal(s.FRAUD_ALERT_THRESHOLD, 0.7);
+  assert.equal(s.FRAUD_HIGH_TOTAL, 1000);
+  assert.equal(s.LOW_STOCK_THRESHOLD, 10);
+  assert.equal(s.TRENDING_HALF_LIFE_MINUTES, 60);
+  assert.equal(s.LOW_CONVERSION_RATIO, 0.02);
+  assert.equal(s.HIGH_ABANDONMENT_RATIO, 0.8);
+  assert.equal(s.LOW_TRAFFIC_PAGE_VIEWS, 100);
+  assert.equal(s.SLOW_PAGES_SECONDS, 3);
+  assert.equal(s.BUSINESS_ALERT_COOLDOWN_MINUTES, 60);
+  assert.ok(Object.isFrozen(s));
+  assert.equal(DOMAIN_SETTING_NAMES.length, Object.keys(s).length);
+});
+
+Deno.test("domain settings: values are coerced from environment strings and validated", () => {
+  const parsed = domainSettingsSchema.parse({ SESSION_GAP_MINUTES: "45", RECS_TOP_K: "3", PORT: "ignored" });
+  assert.equal(parsed.SESSION_GAP_MINUTES, 45);
+  assert.equal(parsed.RECS_TOP_K, 3);
+  assert.equal((parsed as Record<string, unknown>).PORT, undefined);
+  const bad = domainSettingsSchema.safeParse({
+    LOW_STOCK_THRESHOLD: "-1",
+    FRAUD_ALERT_THRESHOLD: "2",
+    RECS_TOP_K: "x",
+  });
+  assert.equal(bad.success, false);
+  assert.deepEqual(bad.error!.issues.map((i) => i.path[0]).sort(), [
+    "FRAUD_ALERT_THRESHOLD",
+    "LOW_STOCK_THRESHOLD",
+    "RECS_TOP_K",
+  ]);
+  assert.equal(domainSettings({ RECS_TOP_K: 7 }).RECS_TOP_K, 7);
+});

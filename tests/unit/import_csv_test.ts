@@ -1,0 +1,33 @@
+import assert from "node:assert/strict";
+import { expectHeader, parseCsv, textChunks } from "../../actors/import/csv.ts";
+
+async function all(chunks: string[]): Promise<string[][]> {
+  const out: string[][] = [];
+  for await (const record of parseCsv(chunks)) out.push(record);
+  return out;
+}
+
+Deno.test("parseCsv() handles quotes, doubled quotes, separators and newlines inside quotes, CRLF and blank lines", async () => {
+  const text = 'a,b,c\r\n1,"x, y","say ""hi"""\r\n\r\n2,"line\nbreak",\n3,,"" \n4,"end"';
+  const expected = [["a", "b", "c"], ["1", "x, y", 'say "hi"'], ["2", "line\nbreak", ""], ["3", "", " "], ["4", "end"]];
+  assert.deepEqual(await all([text]), expected);
+  // Any chunking gives the same records.
+  for (let size = 1; size <= 7; size++) {
+    const chunks = [];
+    for (let i = 0; i < text.length; i += size) chunks.push(text.slice(i, i + size));
+    assert.deepEqual(await all(chunks), expected, `chunks of ${size}`);
+  }
+});
+
+Deno.test("textChunks() decodes UTF-8 and gunzips", async () => {
+  const bytes = new TextEncoder().encode("é,ü\n1,2\n");
+  const gz = new Response(new Blob([bytes]).stream().pipeThrough(new CompressionStream("gzip")));
+  const records = [];
+  for await (const r of parseCsv(textChunks(gz.body!, { gzip: true }))) records.push(r);
+  assert.deepEqual(records, [["é", "ü"], ["1", "2"]]);
+});
+
+Deno.test("expectHeader() names the header it got and the one it expected", () => {
+  expectHeader(["\uFEFFa", "b "], ["a", "b"], "X");
+  assert.throws(() => expectHeader(["a", "c"], ["a", "b"], "X"), /Cannot import X: header is "a,c", expected "a,b"/);
+});
