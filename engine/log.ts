@@ -29,10 +29,16 @@ export interface OutgoingRecord {
   readonly partition?: number;
 }
 
+/** Per-call settings of an append. */
+export interface AppendOptions {
+  /** Deadline for the acknowledgement; defaults to the log's configured publish timeout. */
+  readonly timeoutMs?: number;
+}
+
 /** Appends records durably. */
 export interface LogProducer {
   /** Resolves only after the log acknowledged every record (Kafka: acks=all); rejects with LogUnavailableError otherwise. */
-  append(records: readonly OutgoingRecord[]): Promise<void>;
+  append(records: readonly OutgoingRecord[], options?: AppendOptions): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -64,6 +64,8 @@ const DEFAULT_BACKOFF = { initial: 100, max: 5_000 };
 const DEFAULT_IDLE_CLOCK_MS = 10_000;
 /** A timer handler that keeps re-arming an already-due timer is cut off after this many firings. */
 const MAX_FIRINGS_PER_KEY = 1_000;
+/** Outputs of a checkpoint may be megabytes after a catch-up; they get longer than an HTTP request. */
+const OUTPUT_APPEND_TIMEOUT_MS = 60_000;
 /** How often a partition's stored actors are swept for expiry. */
 const EXPIRY_SWEEP_MS = 60_000;
 
@@ -519,7 +521,7 @@ export class PartitionWorker {
     if (nothingNew && this.#position === this.#checkpointed && !sweep) return;
     const started = performance.now();
     const { store, producer, logic, groupId } = this.#deps;
-    await producer.append(this.#outputs);
+    await producer.append(this.#outputs, { timeoutMs: OUTPUT_APPEND_TIMEOUT_MS });
     this.#outputs = [];
     const position = this.#position;
     const deletes = [...this.#expired];
