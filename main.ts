@@ -13,7 +13,8 @@ async function main(): Promise<number> {
     config = loadConfig();
   } catch (error) {
     if (error instanceof ConfigError) {
-      createLogger("error").error(error.message, { code: error.code });
+      // Plain text, not a JSON log line: this is read by a person fixing their environment.
+      await Deno.stderr.write(new TextEncoder().encode(`${error.message}\n`));
       return 2;
     }
     throw error;

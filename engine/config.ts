@@ -10,7 +10,11 @@ import { ConfigError } from "./errors.ts";
 
 const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
 
-const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) => {
+  const allowed = max === Number.MAX_SAFE_INTEGER ? `an integer >= ${min}` : `an integer from ${min} to ${max}`;
+  return z.coerce.number({ error: `must be ${allowed}` }).int({ error: `must be ${allowed}` })
+    .min(min, { error: `must be ${allowed}` }).max(max, { error: `must be ${allowed}` });
+};
 
 /** One table of settings: environment variable name → schema with its default. */
 const settings = {
