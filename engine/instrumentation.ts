@@ -44,7 +44,8 @@ export type EngineEvent =
   }
   | { readonly type: "dead_lettered"; readonly topic: string; readonly code: string }
   | { readonly type: "output"; readonly topic: string; readonly subtype: string }
-  | { readonly type: "partitions_owned"; readonly count: number };
+  | { readonly type: "partitions_owned"; readonly count: number }
+  | { readonly type: "partition_released"; readonly topic: string; readonly partition: number };
 
 /** The reporting surface components receive. */
 export interface Instrumentation {

@@ -158,6 +158,13 @@ export class Metrics implements Instrumentation {
       case "partitions_owned":
         this.#partitions.set(e.count);
         return;
+      case "partition_released": {
+        // Another instance reports this partition now; stale values here would double count.
+        const labels = { topic: e.topic, partition: String(e.partition) };
+        this.#consumerLag.remove(labels);
+        this.#timersPending.remove(labels);
+        return;
+      }
     }
   }
 

@@ -259,6 +259,7 @@ export class PartitionWorker {
       this.#closed = true;
       this.#cells.clear();
       this.#timers.clear();
+      this.#events.emit({ ...this.#tp, type: "partition_released" });
       this.#log.info("partition released", { nextOffset: this.#checkpointed });
     });
   }
@@ -551,6 +552,7 @@ export class PartitionWorker {
       this.#closed = true;
       this.#cells.clear();
       this.#timers.clear();
+      this.#events.emit({ ...this.#tp, type: "partition_released" });
       return;
     }
     for (const [, cell] of dirty) cell.dirty = false;

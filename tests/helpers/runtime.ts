@@ -3,6 +3,7 @@ import type { ActorLogic, AnyActorLogic } from "../../engine/actor.ts";
 import { MemoryCheckpointStore } from "../../engine/checkpoint.ts";
 import { topicNames } from "../../engine/config.ts";
 import { ValidationError } from "../../engine/errors.ts";
+import type { Instrumentation } from "../../engine/instrumentation.ts";
 import { silentLogger } from "../../engine/logger.ts";
 import { type MemoryConsumer, MemoryLog } from "../../engine/memory_log.ts";
 import { ActorRuntime } from "../../engine/runtime.ts";
@@ -49,6 +50,8 @@ export class Harness {
   runtime!: ActorRuntime;
   consumer!: MemoryConsumer;
 
+  /** Receives the runtime's instrumentation events, when set before `start`. */
+  instrumentation: Instrumentation | undefined;
   /** Simulated wall clock (epoch ms), advanced by tests. */
   wall = Date.UTC(2026, 0, 1);
 
@@ -75,6 +78,7 @@ export class Harness {
       checkpointMaxMessages: this.checkpointMaxMessages,
       retryBackoffMs: { initial: 5, max: 20 },
       wallClock: () => this.wall,
+      instrumentation: this.instrumentation,
       ...this.options,
     });
     this.runtime.start();

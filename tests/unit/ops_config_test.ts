@@ -1,0 +1,171 @@
+/**
+ * Checks the monitoring configuration of the compose stack (ops/, docker-compose.yml) against the
+ * engine: every dashboard query names metrics that engine/metrics.ts defines, every panel uses the
+ * provisioned Prometheus datasource, panels tile the 24-column grid without overlapping, and
+ * Prometheus scrapes both engine replicas. No YAML parser: the YAML files are checked line by line.
+ */
+import assert from "node:assert/strict";
+
+const read = (path: string) => Deno.readTextFile(new URL(`../../${path}`, import.meta.url));
+
+const DATASOURCE_UID = "prometheus";
+const GRID_COLUMNS = 24;
+
+interface GridPos {
+  x: number;
+  y: number;
+  w: number;
+  h: number;
+}
+
+interface Panel {
+  id?: number;
+  type?: string;
+  title?: string;
+  datasource?: { type?: string; uid?: string };
+  gridPos?: GridPos;
+  targets?: { refId?: string; expr?: string; datasource?: { uid?: string } }[];
+  panels?: Panel[];
+}
+
+/** Metric names engine/metrics.ts registers: every `${PREFIX}xxx` template, with PREFIX read from the file. */
+async function engineMetricNames(): Promise<Set<string>> {
+  const source = await read("engine/metrics.ts");
+  const prefix = source.match(/const PREFIX = "([^"]+)";/)?.[1];
+  assert.equal(prefix, "engine_", 'engine/metrics.ts no longer declares PREFIX = "engine_"');
+  const names = new Set<string>();
+  for (const match of source.matchAll(/`\$\{PREFIX\}([a-z_]+)`/g)) names.add(prefix + match[1]);
+  assert.ok(names.size >= 10, `found only ${names.size} metric names in engine/metrics.ts`);
+  return names;
+}
+
+/** The dashboard's panels, including panels nested in collapsed rows. */
+async function dashboardPanels(): Promise<{ dashboard: Record<string, unknown>; panels: Panel[] }> {
+  const text = await read("ops/grafana/dashboards/engine.json");
+  let dashboard: Record<string, unknown>;
+  try {
+    dashboard = JSON.parse(text);
+  } catch (error) {
+    throw new Error(`ops/grafana/dashboards/engine.json is not valid JSON: ${error}`);
+  }
+  const panels: Panel[] = [];
+  const walk = (list: unknown) => {
+    assert.ok(Array.isArray(list), "panels must be an array");
+    for (const panel of list as Panel[]) {
+      panels.push(panel);
+      if (panel.panels) walk(panel.panels);
+    }
+  };
+  walk(dashboard.panels);
+  return { dashboard, panels };
+}
+
+const isRow = (panel: Panel) => panel.type === "row";
+const label = (panel: Panel) => `panel ${panel.id} "${panel.title}"`;
+
+/** Strips the series suffixes Prometheus adds to histograms and summaries. */
+const baseName = (name: string) => name.replace(/_(bucket|count|sum)$/, "");
+
+Deno.test("dashboard: valid JSON with the expected uid, title and queries in every panel", async () => {
+  const { dashboard, panels } = await dashboardPanels();
+  assert.equal(dashboard.uid, "actor-engine");
+  assert.equal(dashboard.title, "Actor engine");
+  assert.equal(typeof dashboard.schemaVersion, "number");
+  const queryPanels = panels.filter((panel) => !isRow(panel));
+  assert.ok(queryPanels.length >= 11, `expected at least 11 panels, found ${queryPanels.length}`);
+  const ids = panels.map((panel) => panel.id);
+  assert.equal(new Set(ids).size, ids.length, "panel ids must be unique");
+  for (const panel of queryPanels) {
+    assert.ok(panel.targets && panel.targets.length > 0, `${label(panel)} has no queries`);
+    const refIds = panel.targets.map((target) => target.refId);
+    assert.equal(new Set(refIds).size, refIds.length, `${label(panel)} repeats a refId`);
+    for (const target of panel.targets) {
+      assert.ok(target.expr && target.expr.trim() !== "", `${label(panel)} has an empty query`);
+    }
+  }
+});
+
+Deno.test("dashboard: every query names only metrics the engine defines", async () => {
+  const defined = await engineMetricNames();
+  const { panels } = await dashboardPanels();
+  const unknown: string[] = [];
+  let used = 0;
+  for (const panel of panels) {
+    for (const target of panel.targets ?? []) {
+      for (const [token] of (target.expr ?? "").matchAll(/engine_[a-z_]+/g)) {
+        used++;
+        if (!defined.has(baseName(token))) unknown.push(`${label(panel)}: ${token}`);
+      }
+    }
+  }
+  assert.ok(used > 0, "no engine_ metric found in any query");
+  assert.deepEqual(unknown, []);
+});
+
+Deno.test("dashboard: every panel and query uses the provisioned Prometheus datasource", async () => {
+  const { panels } = await dashboardPanels();
+  const wrong: string[] = [];
+  for (const panel of panels.filter((panel) => !isRow(panel))) {
+    if (panel.datasource?.uid !== DATASOURCE_UID) wrong.push(label(panel));
+    for (const target of panel.targets ?? []) {
+      if (target.datasource && target.datasource.uid !== DATASOURCE_UID) wrong.push(`${label(panel)} ${target.refId}`);
+    }
+  }
+  assert.deepEqual(wrong, []);
+});
+
+Deno.test("dashboard: panels fit the 24-column grid without overlapping", async () => {
+  const { panels } = await dashboardPanels();
+  const placed = panels.map((panel) => {
+    const pos = panel.gridPos;
+    assert.ok(pos, `${label(panel)} has no gridPos`);
+    for (const key of ["x", "y", "w", "h"] as const) {
+      assert.ok(Number.isInteger(pos[key]) && pos[key] >= 0, `${label(panel)}: gridPos.${key} = ${pos[key]}`);
+    }
+    assert.ok(pos.w > 0 && pos.h > 0, `${label(panel)} has an empty gridPos`);
+    assert.ok(pos.x + pos.w <= GRID_COLUMNS, `${label(panel)} extends past column ${GRID_COLUMNS}`);
+    return { panel, pos };
+  });
+  const overlaps: string[] = [];
+  for (let i = 0; i < placed.length; i++) {
+    for (let j = i + 1; j < placed.length; j++) {
+      const a = placed[i].pos, b = placed[j].pos;
+      if (a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h) {
+        overlaps.push(`${label(placed[i].panel)} overlaps ${label(placed[j].panel)}`);
+      }
+    }
+  }
+  assert.deepEqual(overlaps, []);
+});
+
+Deno.test("Prometheus scrapes both engine replicas at /metrics every 5 s", async () => {
+  const lines = (await read("ops/prometheus/prometheus.yml")).split("\n").map((line) => line.replace(/#.*$/, ""));
+  const start = lines.findIndex((line) => /^\s*-\s*job_name:\s*["']?engine["']?\s*$/.test(line));
+  assert.ok(start >= 0, "no scrape job named engine");
+  const end = lines.findIndex((line, i) => i > start && /^\s*-\s*job_name:/.test(line));
+  const job = lines.slice(start, end < 0 ? undefined : end).join("\n");
+  for (const target of ["engine-1:8080", "engine-2:8080"]) {
+    assert.match(job, new RegExp(`^\\s*-\\s*["']?${target}["']?\\s*$|["']${target}["']`, "m"), `${target} missing`);
+  }
+  assert.match(job, /^\s*metrics_path:\s*["']?\/metrics["']?\s*$/m);
+  assert.match(job, /^\s*scrape_interval:\s*["']?5s["']?\s*$/m);
+});
+
+Deno.test("compose: two engine replicas, Prometheus and Grafana wired to the ops/ files", async () => {
+  const compose = await read("docker-compose.yml");
+  for (const service of ["kafka", "postgres", "engine-1", "engine-2", "prometheus", "grafana"]) {
+    assert.match(compose, new RegExp(`^  ${service}:\\s*$`, "m"), `service ${service} missing`);
+  }
+  assert.match(compose, /^x-engine: &engine\s*$/m);
+  assert.match(compose, /"8080:8080"/);
+  assert.match(compose, /"8081:8080"/);
+  assert.match(compose, /\.\/ops\/prometheus\/prometheus\.yml:\/etc\/prometheus\/prometheus\.yml/);
+  assert.match(compose, /\.\/ops\/grafana\/provisioning:\/etc\/grafana\/provisioning/);
+  const dashboardsMount = compose.match(/\.\/ops\/grafana\/dashboards:(\S+?)(:ro)?\s*$/m)?.[1];
+  assert.ok(dashboardsMount, "ops/grafana/dashboards is not mounted into Grafana");
+  const provider = await read("ops/grafana/provisioning/dashboards/dashboards.yml");
+  assert.match(provider, new RegExp(`^\\s*path:\\s*${dashboardsMount}\\s*$`, "m"), "provider path != mount point");
+  const datasource = await read("ops/grafana/provisioning/datasources/datasource.yml");
+  assert.match(datasource, new RegExp(`^\\s*uid:\\s*${DATASOURCE_UID}\\s*$`, "m"));
+  assert.match(datasource, /^\s*url:\s*http:\/\/prometheus:9090\s*$/m);
+});
