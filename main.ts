@@ -1,6 +1,6 @@
 /** Entry point: `deno task start`. Reads the configuration, starts the engine, stops it on SIGINT/SIGTERM. */
 import { loadConfig } from "./engine/config.ts";
-import { startEngine } from "./engine/engine.ts";
+import { type RunningEngine, startEngine } from "./engine/engine.ts";
 import { ConfigError } from "./engine/errors.ts";
 import { createLogger } from "./engine/logger.ts";
 
@@ -27,6 +27,7 @@ async function main(): Promise<number> {
     logger.error(error instanceof Error ? error.message : String(error), { error });
     return 1;
   }
+  Deno.stdout.writeSync(new TextEncoder().encode(banner(engine) + "\n"));
   const stopped = Promise.withResolvers<number>();
   const onSignal = (signal: Deno.Signal) => () => {
     logger.info("signal received; shutting down", { signal });
@@ -41,6 +42,20 @@ async function main(): Promise<number> {
   };
   for (const signal of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(signal, onSignal(signal));
   return await stopped.promise;
+}
+
+/** Human-readable start-up banner on stdout (the JSON logs go to stderr). */
+function banner(engine: RunningEngine): string {
+  const lines = [`actor-engine in ${engine.mode} mode at ${engine.url}`, `  data: ${engine.backend}`];
+  if (engine.mode === "embedded") {
+    lines.push(
+      `  try:  curl -X POST ${engine.url}/v1/events -H 'content-type: application/json' \\`,
+      `          -d '{"type":"product_viewed","userId":"u1","properties":{"productId":"p1","price":9.5}}'`,
+      `        curl ${engine.url}/v1/users/u1`,
+      "  production: set KAFKA_BROKERS and DATABASE_URL to run on Apache Kafka and PostgreSQL (see README)",
+    );
+  }
+  return lines.join("\n");
 }
 
 Deno.exit(await main());

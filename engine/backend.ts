@@ -1,9 +1,13 @@
 /**
  * The log and database a mode runs on. Production: Kafka and PostgreSQL. Embedded: a durable log
- * kept in PGlite (issue 7). Everything above this module sees only the interfaces.
+ * kept in PGlite on disk under DATA_DIR (embedded_log.ts, embedded_database.ts), which one engine
+ * at a time may open (data_dir_lock.ts). Everything above this module sees only the interfaces.
  */
 import { type Config, type Topics, topicSpecs } from "./config.ts";
+import { lockDataDir } from "./data_dir_lock.ts";
 import { connectDatabase, type Sql } from "./database.ts";
+import { openEmbeddedDatabase } from "./embedded_database.ts";
+import { EmbeddedLog } from "./embedded_log.ts";
 import { ConfigError } from "./errors.ts";
 import { createKafka, KafkaAdmin, KafkaConsumer, KafkaProducer } from "./kafka_log.ts";
 import type { LogAdmin, LogConsumer, LogProducer } from "./log.ts";
@@ -26,11 +30,16 @@ export interface Backend {
 }
 
 /** Opens the backend for the configured mode; topics are created when missing. */
-export async function openBackend(config: Config, topics: Topics, logger: Logger): Promise<Backend> {
-  if (config.mode !== "production" || !config.KAFKA_BROKERS || !config.DATABASE_URL) {
-    throw new ConfigError(
-      "Cannot start: embedded mode is not available yet; set KAFKA_BROKERS and DATABASE_URL (see README)",
-    );
+export function openBackend(config: Config, topics: Topics, logger: Logger): Promise<Backend> {
+  return config.mode === "embedded"
+    ? openEmbeddedBackend(config, topics, logger)
+    : openProductionBackend(config, topics, logger);
+}
+
+/** Kafka and PostgreSQL. */
+async function openProductionBackend(config: Config, topics: Topics, logger: Logger): Promise<Backend> {
+  if (!config.KAFKA_BROKERS || !config.DATABASE_URL) {
+    throw new ConfigError("Cannot start in production mode: KAFKA_BROKERS and DATABASE_URL must both be set");
   }
   const sql = connectDatabase({ url: config.DATABASE_URL, maxConnections: DATABASE_POOL_SIZE });
   const kafkaOptions = {
@@ -56,6 +65,43 @@ export async function openBackend(config: Config, topics: Topics, logger: Logger
       await sql.end({ timeout: 5 });
     },
   };
+}
+
+/**
+ * PGlite under DATA_DIR with the embedded log in it: locks DATA_DIR (failing at once if another
+ * engine holds it), opens the database, creates the topics. Whatever was opened is closed again
+ * if a later step fails.
+ */
+async function openEmbeddedBackend(config: Config, topics: Topics, logger: Logger): Promise<Backend> {
+  const lock = await lockDataDir(config.DATA_DIR);
+  let database;
+  try {
+    database = await openEmbeddedDatabase(lock.dir, { logger });
+    const log = await EmbeddedLog.open(database.sql, { logger, appendTimeoutMs: config.PUBLISH_TIMEOUT_MS });
+    await log.ensureTopics(topicSpecs(config, topics));
+    const producer = log.producer();
+    const consumer = log.consumer({ groupId: config.GROUP_ID });
+    const db = database;
+    return {
+      sql: db.sql,
+      admin: log,
+      producer,
+      consumer,
+      describe: `embedded log and PGlite in ${db.pgdata}`,
+      async close() {
+        try {
+          await producer.close();
+          await db.close();
+        } finally {
+          lock.release();
+        }
+      },
+    };
+  } catch (error) {
+    await database?.close().catch(() => {});
+    lock.release();
+    throw error;
+  }
 }
 
 /** A URL without its password, for logs. */

@@ -25,6 +25,10 @@ export interface RunningEngine {
   readonly runtime: ActorRuntime;
   /** Prometheus metrics of this instance. */
   readonly metrics: Metrics;
+  /** "embedded" or "production". */
+  readonly mode: Config["mode"];
+  /** Where the log and the state live, for the start-up banner. */
+  readonly backend: string;
   /** Graceful shutdown: stop HTTP, leave the group, final checkpoints, close connections. */
   stop(): Promise<void>;
 }
@@ -101,6 +105,8 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
     instanceId,
     runtime,
     metrics,
+    mode: config.mode,
+    backend: backend.describe,
     async stop() {
       log.info("engine stopping");
       await server.shutdown();

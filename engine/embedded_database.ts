@@ -1,0 +1,130 @@
+/**
+ * The embedded database: PGlite (PostgreSQL compiled to WASM) on disk under DATA_DIR, served on a
+ * loopback port by PGlite's socket server, so that the engine talks to it with postgres.js exactly
+ * as it talks to PostgreSQL in production. PGlite runs one backend, so the pool has exactly one
+ * connection and the socket server accepts one.
+ *
+ * Durability (PGlite 0.5.16, verified by reading its source and by kill -9 tests): PostgreSQL runs
+ * with `synchronous_commit=on`, so a commit writes its WAL with write(2) before the query answers;
+ * the data then lives in the operating system's page cache and survives the death of the process
+ * (kill -9, OOM, panic). PGlite starts PostgreSQL with fsync off and its Node filesystem has no
+ * fsync, so an operating-system crash or power loss may lose the last commits: use production mode
+ * (PostgreSQL) where that matters.
+ */
+import { PGlite } from "@electric-sql/pglite";
+import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
+import { connectDatabase, type Sql } from "./database.ts";
+import { DatabaseUnavailableError } from "./errors.ts";
+import type { Logger } from "./logger.ts";
+
+/** Subdirectory of DATA_DIR holding PostgreSQL's files. */
+export const PGDATA_DIR = "pgdata";
+/** Written next to PGDATA_DIR once the database was initialised completely. */
+const INITIALISED_MARKER = "pgdata.initialised";
+/** PGlite runs no autovacuum (single-user PostgreSQL), so the engine vacuums this often. */
+const DEFAULT_VACUUM_INTERVAL_MS = 10 * 60_000;
+
+/** Settings of the embedded database. */
+export interface EmbeddedDatabaseOptions {
+  readonly logger: Logger;
+  /** How often to run VACUUM (ANALYZE); 0 disables it. */
+  readonly vacuumIntervalMs?: number;
+}
+
+/** An open embedded database. */
+export interface EmbeddedDatabase {
+  /** postgres.js client with one connection to PGlite. */
+  readonly sql: Sql;
+  /** The loopback URL the socket server listens on (it accepts one connection: the engine's). */
+  readonly url: string;
+  /** Where PostgreSQL's files are. */
+  readonly pgdata: string;
+  /** Closes the client, the socket server and PGlite, in that order. */
+  close(): Promise<void>;
+}
+
+/**
+ * Opens (initialising on first use) the database under `dataDir`, which must exist and be locked
+ * by the caller. A first start that was interrupted before initialisation finished is set aside
+ * and initialised again.
+ */
+export async function openEmbeddedDatabase(
+  dataDir: string,
+  options: EmbeddedDatabaseOptions,
+): Promise<EmbeddedDatabase> {
+  const log = options.logger.child({ component: "pglite" });
+  const started = performance.now();
+  const pgdata = `${dataDir}/${PGDATA_DIR}`;
+  const marker = `${dataDir}/${INITIALISED_MARKER}`;
+  const initialised = await exists(marker);
+  if (!initialised && await exists(pgdata)) {
+    const aside = `${pgdata}.incomplete-${Date.now()}`;
+    log.warn("setting aside a database whose initialisation did not finish", { from: pgdata, to: aside });
+    await Deno.rename(pgdata, aside);
+  }
+  let db: PGlite | undefined;
+  let server: PGLiteSocketServer | undefined;
+  try {
+    db = new PGlite(pgdata);
+    await db.waitReady;
+    if (!initialised) await Deno.writeTextFile(marker, `${new Date().toISOString()}\n`);
+    server = new PGLiteSocketServer({ db, host: "127.0.0.1", port: 0, maxConnections: 1 });
+    await server.start();
+  } catch (error) {
+    await server?.stop().catch(() => {});
+    await db?.close().catch(() => {});
+    throw new DatabaseUnavailableError(`Cannot open the embedded database in ${pgdata}: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  const url = `postgres://postgres@${server.getServerConn()}/postgres`;
+  const sql = connectDatabase({ url, maxConnections: 1 });
+  log.info("embedded database open", { pgdata, created: !initialised, ms: Math.round(performance.now() - started) });
+  const stopVacuum = scheduleVacuum(sql, options.vacuumIntervalMs ?? DEFAULT_VACUUM_INTERVAL_MS, log);
+  let closing: Promise<void> | null = null;
+  const [pg, socketServer] = [db, server];
+  return {
+    sql,
+    url,
+    pgdata,
+    close() {
+      closing ??= (async () => {
+        await stopVacuum();
+        await sql.end({ timeout: 5 });
+        await socketServer.stop();
+        await pg.close();
+      })();
+      return closing;
+    },
+  };
+}
+
+/** Runs VACUUM (ANALYZE) every `intervalMs` on the engine's own connection; returns a stop function. */
+function scheduleVacuum(sql: Sql, intervalMs: number, log: Logger): () => Promise<void> {
+  if (intervalMs <= 0) return () => Promise.resolve();
+  let running: Promise<void> | null = null;
+  const timer = setInterval(() => {
+    if (running) return;
+    const started = performance.now();
+    running = sql`vacuum (analyze)`.then(
+      () => log.debug("vacuumed", { ms: Math.round(performance.now() - started) }),
+      (error) => log.warn("vacuum failed", { error }),
+    ).finally(() => {
+      running = null;
+    });
+  }, intervalMs);
+  return async () => {
+    clearInterval(timer);
+    await running;
+  };
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}

@@ -1,0 +1,169 @@
+/**
+ * Tables and queries of the embedded durable log (engine/embedded_log.ts). The log creates its own
+ * small schema with `create table if not exists` instead of joining sql/migrations/: the tables
+ * exist only in embedded mode and never in a production PostgreSQL. Tagged templates only.
+ *
+ * Offsets are allocated by bumping `embedded_log_partitions.next_offset` in the same statement that
+ * inserts the records: the row lock on a partition's counter serialises concurrent appends to it,
+ * so offsets are dense and ordered per partition, and a failed append allocates nothing.
+ */
+import type { Sql } from "../engine/database.ts";
+
+/** Creates the log's tables if missing. */
+export async function createEmbeddedLogSchema(sql: Sql): Promise<void> {
+  await sql.begin(async (tx) => {
+    await tx`create table if not exists embedded_log_topics (
+      topic      text        primary key,
+      partitions integer     not null check (partitions > 0),
+      created_at timestamptz not null default now())`;
+    await tx`create table if not exists embedded_log_partitions (
+      topic       text    not null references embedded_log_topics (topic),
+      partition   integer not null,
+      next_offset bigint  not null default 0,   -- the offset the next appended record gets
+      primary key (topic, partition))`;
+    await tx`create table if not exists embedded_log_records (
+      topic         text    not null,
+      partition     integer not null,
+      record_offset bigint  not null,
+      key           text,
+      value         bytea,
+      headers       jsonb   not null default '{}',
+      appended_at   bigint  not null,           -- epoch ms
+      primary key (topic, partition, record_offset))`;
+    await tx`create table if not exists embedded_log_group_offsets (
+      group_id    text        not null,
+      topic       text        not null,
+      partition   integer     not null,
+      next_offset bigint      not null,
+      updated_at  timestamptz not null default now(),
+      primary key (group_id, topic, partition))`;
+  });
+}
+
+/** Creates the missing topics with their partitions; returns every topic's partition count afterwards. */
+export async function ensureTopics(
+  sql: Sql,
+  topics: readonly { topic: string; partitions: number }[],
+): Promise<Map<string, number>> {
+  const names = topics.map((t) => t.topic);
+  const counts = topics.map((t) => t.partitions);
+  await sql.begin(async (tx) => {
+    await tx`
+      insert into embedded_log_topics (topic, partitions)
+      select * from unnest(${names}::text[], ${counts}::int[])
+      on conflict (topic) do nothing`;
+    await tx`
+      insert into embedded_log_partitions (topic, partition)
+      select t.topic, p from embedded_log_topics t, generate_series(0, t.partitions - 1) p
+       where t.topic = any(${names}::text[])
+      on conflict do nothing`;
+  });
+  return await loadTopics(sql);
+}
+
+/** Every topic and its partition count. */
+export async function loadTopics(sql: Sql): Promise<Map<string, number>> {
+  const rows = await sql<{ topic: string; partitions: number }[]>`select topic, partitions from embedded_log_topics`;
+  return new Map(rows.map((r) => [r.topic, r.partitions]));
+}
+
+/** A record ready to be stored: partition already chosen, value base64-encoded, headers as JSON. */
+export interface StoredRecordInput {
+  readonly topic: string;
+  readonly partition: number;
+  readonly key: string;
+  readonly valueBase64: string;
+  readonly headersJson: string;
+}
+
+/**
+ * Appends records in one statement (one transaction): allocates each partition's offsets and
+ * inserts the records, numbered in input order within each partition. A record whose partition does not exist makes the whole
+ * statement fail (its offset would be null), so nothing is half-appended.
+ */
+export async function appendRecords(sql: Sql, records: readonly StoredRecordInput[], now: number): Promise<void> {
+  const counts = new Map<string, { topic: string; partition: number; n: number }>();
+  const index: number[] = [];
+  for (const r of records) {
+    const id = `${r.topic}\u0000${r.partition}`;
+    const c = counts.get(id) ?? { topic: r.topic, partition: r.partition, n: 0 };
+    index.push(c.n++);
+    counts.set(id, c);
+  }
+  const groups = [...counts.values()];
+  await sql`
+    with counts as (
+      select * from unnest(${groups.map((g) => g.topic)}::text[], ${groups.map((g) => g.partition)}::int[],
+                           ${groups.map((g) => g.n)}::int[]) as c(topic, partition, n)
+    ), bumped as (
+      update embedded_log_partitions p set next_offset = p.next_offset + c.n
+        from counts c
+       where p.topic = c.topic and p.partition = c.partition
+      returning p.topic, p.partition, p.next_offset - c.n as base
+    )
+    insert into embedded_log_records (topic, partition, record_offset, key, value, headers, appended_at)
+    select r.topic, r.partition, b.base + r.idx, r.key, decode(r.value, 'base64'), r.headers::jsonb, ${now}
+      from unnest(${records.map((r) => r.topic)}::text[], ${records.map((r) => r.partition)}::int[], ${index}::int[],
+                  ${records.map((r) => r.key)}::text[], ${records.map((r) => r.valueBase64)}::text[],
+                  ${records.map((r) => r.headersJson)}::text[]) as r(topic, partition, idx, key, value, headers)
+      left join bumped b on b.topic = r.topic and b.partition = r.partition`;
+}
+
+/** Where a partition is read from. */
+export interface FetchPosition {
+  readonly topic: string;
+  readonly partition: number;
+  readonly position: number;
+}
+
+/** A fetched record row, with its partition's end offset. */
+export interface FetchedRow {
+  readonly topic: string;
+  readonly partition: number;
+  readonly high_watermark: string;
+  readonly record_offset: string;
+  readonly key: string | null;
+  readonly value: Uint8Array | null;
+  readonly headers: Record<string, string>;
+  readonly appended_at: string;
+}
+
+/** Up to `max` records of each partition from its position on, in one query; partitions at their end return nothing. */
+export async function fetchRecords(sql: Sql, positions: readonly FetchPosition[], max: number): Promise<FetchedRow[]> {
+  if (positions.length === 0) return [];
+  return await sql<FetchedRow[]>`
+    select q.topic, q.partition, p.next_offset as high_watermark,
+           r.record_offset, r.key, r.value, r.headers, r.appended_at
+      from unnest(${positions.map((p) => p.topic)}::text[], ${positions.map((p) => p.partition)}::int[],
+                  ${positions.map((p) => p.position)}::bigint[]) as q(topic, partition, position)
+      join embedded_log_partitions p
+        on p.topic = q.topic and p.partition = q.partition and p.next_offset > q.position
+      cross join lateral (
+        select record_offset, key, value, headers, appended_at from embedded_log_records x
+         where x.topic = q.topic and x.partition = q.partition and x.record_offset >= q.position
+         order by x.record_offset
+         limit ${max}) r
+     order by q.topic, q.partition, r.record_offset`;
+}
+
+/** Records a group's committed offset of a partition (lag reporting). */
+export async function saveGroupOffset(
+  sql: Sql,
+  groupId: string,
+  topic: string,
+  partition: number,
+  nextOffset: number,
+): Promise<void> {
+  await sql`
+    insert into embedded_log_group_offsets (group_id, topic, partition, next_offset)
+    values (${groupId}, ${topic}, ${partition}, ${nextOffset})
+    on conflict (group_id, topic, partition) do update
+      set next_offset = excluded.next_offset, updated_at = now()`;
+}
+
+/** A group's committed offsets, keyed by `topic:partition`. */
+export async function loadGroupOffsets(sql: Sql, groupId: string): Promise<Map<string, number>> {
+  const rows = await sql<{ topic: string; partition: number; next_offset: string }[]>`
+    select topic, partition, next_offset from embedded_log_group_offsets where group_id = ${groupId}`;
+  return new Map(rows.map((r) => [`${r.topic}:${r.partition}`, Number(r.next_offset)]));
+}

@@ -1,0 +1,56 @@
+import assert from "node:assert/strict";
+import { lockDataDir } from "../../engine/data_dir_lock.ts";
+import { ConfigError } from "../../engine/errors.ts";
+
+Deno.test("lockDataDir() creates DATA_DIR and refuses a second lock while the first is held", async () => {
+  const parent = await Deno.makeTempDir({ prefix: "data-dir-lock-" });
+  const dir = `${parent}/nested/data`;
+  try {
+    const lock = await lockDataDir(dir);
+    assert.equal(lock.dir, await Deno.realPath(dir));
+    await assert.rejects(() => lockDataDir(dir), (error: unknown) => {
+      assert.ok(error instanceof ConfigError);
+      assert.match(error.message, new RegExp(`DATA_DIR ${lock.dir} is in use by another engine \\(pid ${Deno.pid}\\)`));
+      return true;
+    });
+    lock.release();
+    lock.release();
+    (await lockDataDir(dir)).release();
+  } finally {
+    await Deno.remove(parent, { recursive: true });
+  }
+});
+
+Deno.test("lockDataDir() fails at once when another process holds the lock, and succeeds once it exits", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "data-dir-lock-" });
+  const holder = new Deno.Command(Deno.execPath(), {
+    args: [
+      "eval",
+      `
+      const f = await Deno.open(${JSON.stringify(`${dir}/engine.lock`)}, { read: true, write: true, create: true });
+      if (!(await f.tryLock(true))) Deno.exit(3);
+      console.log("locked");
+      await new Promise((resolve) => setTimeout(resolve, 30_000));`,
+    ],
+    stdout: "piped",
+  }).spawn();
+  try {
+    const reader = holder.stdout.getReader();
+    const { value } = await reader.read();
+    assert.equal(new TextDecoder().decode(value).trim(), "locked");
+    reader.releaseLock();
+    const started = performance.now();
+    await assert.rejects(() => lockDataDir(dir), ConfigError);
+    assert.ok(performance.now() - started < 500, "fails fast instead of waiting for the lock");
+    holder.kill("SIGKILL");
+    await holder.status;
+    (await lockDataDir(dir)).release();
+  } finally {
+    try {
+      holder.kill("SIGKILL");
+    } catch { /* already gone */ }
+    await holder.stdout.cancel().catch(() => {});
+    await holder.status;
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -1,0 +1,310 @@
+/**
+ * The embedded durable log on a real PGlite database in a temporary DATA_DIR. The steps share one
+ * database (opening a fresh one costs an initdb), each on its own topics.
+ */
+import assert from "node:assert/strict";
+import type { EmbeddedConsumer } from "../../engine/embedded_consumer.ts";
+import { type EmbeddedDatabase, openEmbeddedDatabase } from "../../engine/embedded_database.ts";
+import { EmbeddedLog } from "../../engine/embedded_log.ts";
+import type { LogRecord, PartitionListener, RecordBatch, TopicPartition } from "../../engine/log.ts";
+import { tpKey } from "../../engine/log.ts";
+import { silentLogger } from "../../engine/logger.ts";
+import { partitionForKey } from "../../engine/partitioner.ts";
+import { appendRecords, loadGroupOffsets } from "../../sql/embedded_log.ts";
+import { eventually } from "../helpers/services.ts";
+
+const decoder = new TextDecoder();
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** A listener that records every batch; `onBatch` runs inside the batch (it may await or seek). */
+class Recorder implements PartitionListener {
+  readonly batches: RecordBatch[] = [];
+  readonly inFlight = new Map<string, number>();
+  overlapped = false;
+  assignedWith: TopicPartition[] = [];
+
+  constructor(
+    private readonly offsets: Map<string, number> = new Map(),
+    private readonly onBatch: (batch: RecordBatch) => Promise<void> | void = () => {},
+  ) {}
+
+  assigned(partitions: readonly TopicPartition[]): Promise<Map<string, number>> {
+    this.assignedWith = [...partitions];
+    return Promise.resolve(this.offsets);
+  }
+
+  revoked(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  async batch(batch: RecordBatch): Promise<void> {
+    const key = tpKey(batch);
+    const running = (this.inFlight.get(key) ?? 0) + 1;
+    if (running > 1) this.overlapped = true;
+    this.inFlight.set(key, running);
+    try {
+      await this.onBatch(batch);
+      this.batches.push(batch);
+    } finally {
+      this.inFlight.set(key, running - 1);
+    }
+  }
+
+  /** Every delivered record, in delivery order. */
+  records(tp?: TopicPartition): LogRecord[] {
+    return this.batches.filter((b) => !tp || tpKey(b) === tpKey(tp)).flatMap((b) => b.records);
+  }
+
+  async waitFor(count: number, timeoutMs = 5_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.records().length < count) {
+      if (Date.now() > deadline) throw new Error(`expected ${count} records, got ${this.records().length}`);
+      await sleep(5);
+    }
+  }
+}
+
+const text = (r: LogRecord) => decoder.decode(r.value!);
+
+Deno.test("EmbeddedLog", async (t) => {
+  const dir = await Deno.makeTempDir({ prefix: "embedded-log-" });
+  let db: EmbeddedDatabase = await openEmbeddedDatabase(dir, { logger: silentLogger, vacuumIntervalMs: 200 });
+  let log = await EmbeddedLog.open(db.sql, { logger: silentLogger });
+  const consumers: EmbeddedConsumer[] = [];
+  const consumer = (options: { pollIntervalMs?: number; maxBatch?: number } = {}) => {
+    const c = log.consumer({ groupId: "g", pollIntervalMs: options.pollIntervalMs ?? 50, maxBatch: options.maxBatch });
+    consumers.push(c);
+    return c;
+  };
+  try {
+    await t.step("puts a keyed record in the partition Kafka's default partitioner picks", async () => {
+      await log.ensureTopics([{ topic: "keyed", partitions: 7 }]);
+      const keys = Array.from({ length: 200 }, (_, i) => `user-${i}`);
+      await log.append(keys.map((key) => ({ topic: "keyed", key, value: key })));
+      await log.append([{ topic: "keyed", key: "pinned", value: "x", partition: 3 }]);
+      const rows = await db.sql<{ key: string; partition: number }[]>`
+        select key, partition from embedded_log_records where topic = 'keyed'`;
+      assert.equal(rows.length, 201);
+      for (const row of rows) {
+        assert.equal(row.partition, row.key === "pinned" ? 3 : partitionForKey(row.key, 7), row.key);
+      }
+      assert.equal(await log.partitionCount("keyed"), 7);
+    });
+
+    await t.step("allocates dense, ordered offsets per partition under concurrent appends", async () => {
+      await log.ensureTopics([{ topic: "dense", partitions: 3 }]);
+      await Promise.all(Array.from({ length: 40 }, (_, call) =>
+        log.append(Array.from({ length: 10 }, (_, seq) => ({
+          topic: "dense",
+          key: `k${(call + seq) % 5}`,
+          value: JSON.stringify({ call, seq }),
+        })))));
+      const rows = await db.sql<{ partition: number; record_offset: string; value: Uint8Array }[]>`
+        select partition, record_offset, value from embedded_log_records where topic = 'dense'
+         order by partition, record_offset`;
+      assert.equal(rows.length, 400);
+      for (let partition = 0; partition < 3; partition++) {
+        const list = rows.filter((r) => r.partition === partition);
+        assert.deepEqual(list.map((r) => Number(r.record_offset)), list.map((_, i) => i), `partition ${partition}`);
+        // Within one append, a partition's records keep their input order, contiguously.
+        const byCall = new Map<number, { seq: number; offset: number }[]>();
+        for (const r of list) {
+          const { call, seq } = JSON.parse(decoder.decode(r.value));
+          byCall.set(call, [...(byCall.get(call) ?? []), { seq, offset: Number(r.record_offset) }]);
+        }
+        for (const entries of byCall.values()) {
+          const seqs = entries.map((e) => e.seq);
+          assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b));
+          assert.equal(entries[entries.length - 1].offset - entries[0].offset, entries.length - 1, "contiguous");
+        }
+      }
+    });
+
+    await t.step("round-trips binary values, headers and append time", async () => {
+      await log.ensureTopics([{ topic: "bytes", partitions: 1 }]);
+      const value = new Uint8Array([0, 255, 1, 128, 10, 13, 92, 39]);
+      const before = Date.now();
+      await log.append([{ topic: "bytes", key: "k", value, headers: { "x-error": 'bad "json"', source: "t:0:1" } }]);
+      const recorder = new Recorder();
+      const c = consumer();
+      await c.start(["bytes"], recorder);
+      await recorder.waitFor(1);
+      await c.stop();
+      const [record] = recorder.records();
+      assert.deepEqual(record.value, value);
+      assert.deepEqual(record.headers, { "x-error": 'bad "json"', source: "t:0:1" });
+      assert.equal(record.key, "k");
+      assert.equal(record.offset, 0);
+      assert.ok(record.timestamp >= before && record.timestamp <= Date.now());
+    });
+
+    await t.step("rejects an append to a missing topic and stores nothing of it", async () => {
+      await log.ensureTopics([{ topic: "exists", partitions: 2 }]);
+      await assert.rejects(() =>
+        log.append([{ topic: "exists", key: "a", value: "1" }, { topic: "missing", key: "b", value: "2" }])
+      );
+      await assert.rejects(() => log.append([{ topic: "exists", key: "a", value: "1", partition: 2 }]));
+      // The statement itself refuses a partition without a counter row, all or nothing.
+      const row = { topic: "exists", key: "a", valueBase64: "MQ==", headersJson: "{}" };
+      await assert.rejects(() => appendRecords(db.sql, [{ ...row, partition: 0 }, { ...row, partition: 9 }], 0));
+      const [{ n }] = await db.sql<
+        { n: string }[]
+      >`select count(*) as n from embedded_log_records where topic = 'exists'`;
+      assert.equal(Number(n), 0);
+    });
+
+    await t.step("delivers every partition in offset order, one batch of a partition at a time", async () => {
+      await log.ensureTopics([{ topic: "ordered", partitions: 3 }]);
+      const recorder = new Recorder(new Map(), () => sleep(2));
+      const c = consumer({ maxBatch: 7 });
+      await c.start(["ordered"], recorder);
+      assert.deepEqual(recorder.assignedWith.map(tpKey), ["ordered:0", "ordered:1", "ordered:2"]);
+      for (let i = 0; i < 10; i++) {
+        await log.append(
+          Array.from({ length: 30 }, (_, j) => ({ topic: "ordered", key: `k${j % 4}`, value: `${i * 30 + j}` })),
+        );
+      }
+      await recorder.waitFor(300);
+      await sleep(100);
+      await c.stop();
+      assert.equal(recorder.records().length, 300, "no record delivered twice");
+      assert.equal(recorder.overlapped, false);
+      for (let partition = 0; partition < 3; partition++) {
+        const records = recorder.records({ topic: "ordered", partition });
+        assert.deepEqual(records.map((r) => r.offset), records.map((_, i) => i));
+        assert.ok(recorder.batches.every((b) => b.records.length <= 7));
+        // Per key, values arrive in the order they were appended.
+        for (let k = 0; k < 4; k++) {
+          const values = records.filter((r) => r.key === `k${k}`).map((r) => Number(text(r)));
+          assert.deepEqual(values, [...values].sort((a, b) => a - b));
+        }
+      }
+    });
+
+    await t.step("starts each partition at the offset the listener returns", async () => {
+      await log.ensureTopics([{ topic: "resume", partitions: 1 }]);
+      await log.append(Array.from({ length: 10 }, (_, i) => ({ topic: "resume", key: "k", value: `${i}` })));
+      const recorder = new Recorder(new Map([["resume:0", 6]]));
+      const c = consumer();
+      await c.start(["resume"], recorder);
+      await recorder.waitFor(4);
+      await sleep(50);
+      await c.stop();
+      assert.deepEqual(recorder.records().map((r) => r.offset), [6, 7, 8, 9]);
+    });
+
+    await t.step("a seek during a batch wins over the batch's natural advance", async () => {
+      await log.ensureTopics([{ topic: "seek", partitions: 1 }]);
+      await log.append(Array.from({ length: 10 }, (_, i) => ({ topic: "seek", key: "k", value: `${i}` })));
+      const tp = { topic: "seek", partition: 0 };
+      let rewound = false;
+      const recorder = new Recorder(new Map(), async (batch) => {
+        if (!rewound && batch.records[0].offset === 0) {
+          rewound = true;
+          await sleep(20);
+          c.seek(tp, 2); // back to 2, although this batch ends at 4
+        }
+      });
+      const c = consumer({ maxBatch: 5 });
+      await c.start(["seek"], recorder);
+      await recorder.waitFor(13);
+      await sleep(50);
+      await c.stop();
+      assert.deepEqual(recorder.records().map((r) => r.offset), [0, 1, 2, 3, 4, 2, 3, 4, 5, 6, 7, 8, 9]);
+    });
+
+    await t.step("a paused partition gets nothing until it is resumed; the others go on", async () => {
+      await log.ensureTopics([{ topic: "pause", partitions: 2 }]);
+      const recorder = new Recorder();
+      const c = consumer();
+      await c.start(["pause"], recorder);
+      const p0 = { topic: "pause", partition: 0 };
+      c.pause([p0]);
+      await log.append([{ topic: "pause", key: "a", value: "0", partition: 0 }, {
+        topic: "pause",
+        key: "b",
+        value: "1",
+        partition: 1,
+      }]);
+      await recorder.waitFor(1);
+      await sleep(200);
+      assert.deepEqual(recorder.records().map((r) => r.partition), [1]);
+      c.resume([p0]);
+      await recorder.waitFor(2);
+      await c.stop();
+      assert.deepEqual(recorder.records().map((r) => r.partition), [1, 0]);
+    });
+
+    await t.step("an append in this process wakes an idle consumer at once", async () => {
+      await log.ensureTopics([{ topic: "wake", partitions: 1 }]);
+      const recorder = new Recorder();
+      const c = consumer({ pollIntervalMs: 10_000 });
+      await c.start(["wake"], recorder);
+      await sleep(50);
+      const started = performance.now();
+      await log.append([{ topic: "wake", key: "k", value: "v" }]);
+      await recorder.waitFor(1);
+      const ms = performance.now() - started;
+      await c.stop();
+      assert.ok(ms < 500, `delivered after ${ms} ms`);
+    });
+
+    await t.step("commit records the group's offset, used when the listener returns none", async () => {
+      await log.ensureTopics([{ topic: "committed", partitions: 1 }]);
+      await log.append(Array.from({ length: 5 }, (_, i) => ({ topic: "committed", key: "k", value: `${i}` })));
+      const first = consumer();
+      await first.start(["committed"], new Recorder());
+      await first.commit({ topic: "committed", partition: 0 }, 3);
+      await first.stop();
+      assert.equal((await loadGroupOffsets(db.sql, "g")).get("committed:0"), 3);
+      const recorder = new Recorder();
+      const second = consumer();
+      await second.start(["committed"], recorder);
+      await recorder.waitFor(2);
+      await second.stop();
+      assert.deepEqual(recorder.records().map((r) => r.offset), [3, 4]);
+    });
+
+    await t.step("vacuums the database periodically (PGlite runs no autovacuum)", async () => {
+      await eventually(
+        "a vacuum",
+        async () => {
+          const [row] = await db.sql<{ last_vacuum: Date | null }[]>`
+          select last_vacuum from pg_stat_user_tables where relname = 'embedded_log_partitions'`;
+          return row?.last_vacuum ?? undefined;
+        },
+        5_000,
+        50,
+      );
+    });
+
+    await t.step("keeps topics, records and offsets across close and reopen", async () => {
+      await log.ensureTopics([{ topic: "durable", partitions: 2 }]);
+      await log.append(Array.from({ length: 20 }, (_, i) => ({ topic: "durable", key: `k${i}`, value: `${i}` })));
+      await log.close();
+      await db.close();
+      db = await openEmbeddedDatabase(dir, { logger: silentLogger, vacuumIntervalMs: 200 });
+      log = await EmbeddedLog.open(db.sql, { logger: silentLogger });
+      assert.equal(await log.partitionCount("durable"), 2);
+      await log.append(Array.from({ length: 20 }, (_, i) => ({ topic: "durable", key: `k${i}`, value: `${20 + i}` })));
+      const recorder = new Recorder();
+      const c = consumer();
+      await c.start(["durable"], recorder);
+      await recorder.waitFor(40);
+      await c.stop();
+      assert.deepEqual(
+        recorder.records().map(text).map(Number).sort((a, b) => a - b),
+        Array.from({ length: 40 }, (_, i) => i),
+      );
+      for (let partition = 0; partition < 2; partition++) {
+        const offsets = recorder.records({ topic: "durable", partition }).map((r) => r.offset);
+        assert.deepEqual(offsets, offsets.map((_, i) => i), "offsets continue after reopen, none reused");
+      }
+    });
+  } finally {
+    await Promise.all(consumers.map((c) => c.stop()));
+    await log.close();
+    await db.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
