@@ -21,8 +21,10 @@ export interface Backend {
   readonly sql: Sql;
   readonly admin: LogAdmin;
   readonly producer: LogProducer;
-  /** Creates the group consumer (one per engine). */
+  /** The engine's consumer, in GROUP_ID. */
   readonly consumer: LogConsumer;
+  /** Another consumer, in its own group (tools such as the DLQ replay). */
+  createConsumer(groupId: string): LogConsumer;
   /** Where the data lives, for the start-up banner. */
   readonly describe: string;
   /** Closes the log clients and the database, in that order. */
@@ -58,6 +60,7 @@ async function openProductionBackend(config: Config, topics: Topics, logger: Log
     admin,
     producer,
     consumer,
+    createConsumer: (groupId) => new KafkaConsumer(kafka, { groupId }, logger),
     describe: `Kafka at ${config.KAFKA_BROKERS}, PostgreSQL at ${redactUrl(config.DATABASE_URL)}`,
     async close() {
       await producer.close();
@@ -87,6 +90,7 @@ async function openEmbeddedBackend(config: Config, topics: Topics, logger: Logge
       admin: log,
       producer,
       consumer,
+      createConsumer: (groupId) => log.consumer({ groupId }),
       describe: `embedded log and PGlite in ${db.pgdata}`,
       async close() {
         try {
