@@ -15,10 +15,12 @@ const money = z.number().finite().min(0);
 const timestamp = z.iso.datetime({ offset: true });
 
 const envelope = {
-  eventId: z.uuid().optional(),
+  eventId: z.uuid().optional().describe("Idempotency key; the server assigns a UUIDv7 when absent"),
   userId,
-  sessionId: z.string().min(1).max(256).optional(),
-  occurredAt: timestamp.optional(),
+  sessionId: z.string().min(1).max(256).optional().describe("Client session id; a change starts a new session"),
+  occurredAt: timestamp.optional().describe(
+    "RFC 3339 time of the event; defaults to the receive time; rejected when too far in the future (default 5 minutes)",
+  ),
 };
 
 const lineItem = z.object({
@@ -39,7 +41,7 @@ export const eventSchemas = {
       title: z.string().max(1024).optional(),
       loadTime: z.number().finite().min(0).optional(),
     }),
-  }),
+  }).meta({ id: "PageViewedEvent", description: "A storefront page was viewed; `loadTime` in seconds." }),
   product_viewed: z.object({
     ...envelope,
     type: z.literal("product_viewed"),
@@ -49,7 +51,7 @@ export const eventSchemas = {
       category: z.string().max(256).optional(),
       brand: z.string().max(256).optional(),
     }),
-  }),
+  }).meta({ id: "ProductViewedEvent", description: "A product page or tile was viewed." }),
   search_performed: z.object({
     ...envelope,
     type: z.literal("search_performed"),
@@ -57,7 +59,7 @@ export const eventSchemas = {
       query: z.string().max(1024),
       resultsCount: z.number().int().min(0).optional(),
     }),
-  }),
+  }).meta({ id: "SearchPerformedEvent", description: "A search was run." }),
   product_added_to_cart: z.object({
     ...envelope,
     type: z.literal("product_added_to_cart"),
@@ -68,6 +70,9 @@ export const eventSchemas = {
       category: z.string().max(256).optional(),
       brand: z.string().max(256).optional(),
     }),
+  }).meta({
+    id: "ProductAddedToCartEvent",
+    description: "A product was added to the cart (`quantity` defaults to 1).",
   }),
   product_removed_from_cart: z.object({
     ...envelope,
@@ -76,12 +81,15 @@ export const eventSchemas = {
       productId: id,
       quantity: z.number().int().min(1).optional(),
     }),
+  }).meta({
+    id: "ProductRemovedFromCartEvent",
+    description: "A product was removed from the cart (no `quantity`: all of it).",
   }),
   checkout_started: z.object({
     ...envelope,
     type: z.literal("checkout_started"),
     properties: z.object({ cartValue: money.optional() }).default({}),
-  }),
+  }).meta({ id: "CheckoutStartedEvent", description: "Checkout began." }),
   order_completed: z.object({
     ...envelope,
     type: z.literal("order_completed"),
@@ -93,7 +101,7 @@ export const eventSchemas = {
       paymentMethod: z.string().max(64).optional(),
       shippingCountry: z.string().max(64).optional(),
     }),
-  }),
+  }).meta({ id: "OrderCompletedEvent", description: "An order was placed (`currency` defaults to USD)." }),
   inventory_updated: z.object({
     ...envelope,
     userId: userId.optional(),
@@ -102,6 +110,9 @@ export const eventSchemas = {
       productId: id,
       stock: z.number().int().min(0),
     }),
+  }).meta({
+    id: "InventoryUpdatedEvent",
+    description: "A product's stock level; keyed by product, so `userId` is optional.",
   }),
 } as const;
 
@@ -117,7 +128,11 @@ export const incomingEvent = z.discriminatedUnion(
     (typeof eventSchemas)[EventType],
     ...(typeof eventSchemas)[EventType][],
   ],
-);
+).meta({
+  id: "Event",
+  description: "One storefront event; `type` selects the shape of `properties`.",
+  discriminator: { propertyName: "type" },
+});
 /** An event as posted, after validation and defaults. */
 export type IncomingEvent = z.output<typeof incomingEvent>;
 

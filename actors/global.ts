@@ -98,6 +98,7 @@ export function createGlobalLogic(
     initial: initialGlobal,
     decode: decodeAnalyticsFact,
     eventTime: (fact) => fact.at,
+    label: (fact) => fact.fact,
     handle: (state, fact, ctx) => handle(state, fact, ctx, settings),
     onTimer: (state, name, ctx) => name === EVALUATE_TIMER ? evaluate(state, ctx, settings) : state,
     persist: (state) => persistGlobal(state, settings),

@@ -30,6 +30,7 @@ export function createProductLogic(
     initial: initialProduct,
     decode: decodeProductMessage,
     eventTime: (message) => "fact" in message ? message.at : Date.parse(message.occurredAt),
+    label: (message) => "fact" in message ? message.fact : message.type,
     handle: (state, message, ctx) => handle(state, message, ctx, settings),
     persist: (state) => persistProduct(state, settings),
     restore: restoreProduct,

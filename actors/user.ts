@@ -41,6 +41,7 @@ export function createUserLogic(
     initial: initialUser,
     decode: decodeEvent,
     eventTime: (event) => Date.parse(event.occurredAt),
+    label: (event) => event.type,
     handle: (state, event, ctx) => handle(state, event, ctx, settings),
     onTimer: (state, name, ctx) => onTimer(state, name, ctx, settings),
     persist: (state) => state,

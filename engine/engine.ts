@@ -3,6 +3,8 @@
  * runtime, and the HTTP server. `stop()` shuts down in the reverse order.
  */
 import { createDomainLogics } from "../actors/domain.ts";
+import { operationsRoutes, type ReadinessChecks } from "../http/operations_routes.ts";
+import { queryRoutes } from "../http/query_routes.ts";
 import { buildRoutes } from "../http/routes.ts";
 import { createHandler } from "../http/server.ts";
 import { migrate } from "../sql/migrations.ts";
@@ -50,6 +52,7 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
   log.info("database ready", { migrationsApplied: applied });
 
   const metrics = new Metrics();
+  let stopping = false;
   const extra = options.instrumentation;
   const instrumentation: Instrumentation = extra
     ? { emit: (event) => (metrics.emit(event), extra.emit(event)) }
@@ -80,10 +83,20 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
   runtime.start();
   await backend.consumer.start([topics.events, topics.productEvents, topics.analytics], runtime);
 
+  const reader = createStateReader(runtime, store);
+  const checks: ReadinessChecks = {
+    database: async () => (await backend.sql`select 1`, { ok: true }),
+    log: async () => (await backend.admin.partitionCount(topics.events), { ok: true }),
+    consumer: () => Promise.resolve(stopping ? { ok: false, reason: "shutting down" } : { ok: true }),
+  };
   const routes = buildRoutes({
     producer: backend.producer,
     topics,
-    reader: createStateReader(runtime, store),
+    reader,
+    extra: [
+      ...queryRoutes({ reader, sql: backend.sql, now: Date.now }),
+      ...operationsRoutes({ checks, metrics: () => metrics.render() }),
+    ],
     ingest: {
       rules: { maxFutureMs: config.MAX_EVENT_FUTURE_MS },
       maxEvents: config.MAX_BATCH_EVENTS,
@@ -108,6 +121,7 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
     mode: config.mode,
     backend: backend.describe,
     async stop() {
+      stopping = true;
       log.info("engine stopping");
       await server.shutdown();
       await backend.consumer.stop();

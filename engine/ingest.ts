@@ -5,7 +5,7 @@
 import { EVENT_TYPES, type EventType, incomingEvent, partitionKey, type StoredEvent } from "../actors/events.ts";
 import { zodProblems } from "../actors/problems.ts";
 import type { Topics } from "./config.ts";
-import { type FieldProblem, ValidationError } from "./errors.ts";
+import { ensureError, type FieldProblem, LogUnavailableError, ValidationError } from "./errors.ts";
 import type { LogProducer, OutgoingRecord } from "./log.ts";
 import { uuidv7 } from "./uuid.ts";
 
@@ -33,39 +33,11 @@ export function prepareEvents(
 ): PreparedEvents {
   const problems: FieldProblem[] = [];
   const events: StoredEvent[] = [];
-  const receivedAt = new Date(options.nowMs).toISOString();
+  const context = { ...options, receivedAt: new Date(options.nowMs).toISOString() };
   raw.forEach((input, index) => {
-    const prefix = options.batch ? [index] : [];
-    const at = (path: string) => [...prefix, path].join(".");
-    const type = (input as { type?: unknown } | null)?.type;
-    if (typeof input !== "object" || input === null || Array.isArray(input)) {
-      problems.push({ path: prefix.join(".") || "(root)", message: "each event must be a JSON object" });
-      return;
-    }
-    if (typeof type !== "string" || !TYPE_SET.has(type)) {
-      problems.push({ path: at("type"), message: `must be one of: ${EVENT_TYPES.join(", ")}` });
-      return;
-    }
-    const result = incomingEvent.safeParse(input);
-    if (!result.success) {
-      problems.push(...zodProblems(result.error, prefix));
-      return;
-    }
-    const event = result.data;
-    const occurredAt = event.occurredAt ?? receivedAt;
-    if (Date.parse(occurredAt) > options.nowMs + options.rules.maxFutureMs) {
-      problems.push({
-        path: at("occurredAt"),
-        message: `is more than ${options.rules.maxFutureMs / 1000} s in the future`,
-      });
-      return;
-    }
-    events.push({
-      ...event,
-      eventId: event.eventId ?? uuidv7(options.nowMs),
-      occurredAt: new Date(occurredAt).toISOString(),
-      receivedAt,
-    } as StoredEvent);
+    const prepared = prepareOne(input, options.batch ? [index] : [], context);
+    if (Array.isArray(prepared)) problems.push(...prepared);
+    else events.push(prepared);
   });
   if (problems.length > 0) {
     const count = new Set(problems.map((p) => p.path.split(".")[0])).size;
@@ -82,13 +54,57 @@ export function prepareEvents(
   return { events, records };
 }
 
+/** Validates one event and fills in its server-assigned fields, or lists its problems. */
+function prepareOne(
+  input: unknown,
+  prefix: readonly number[],
+  context: { rules: IngestRules; nowMs: number; receivedAt: string },
+): StoredEvent | FieldProblem[] {
+  const at = (path: string) => [...prefix, path].join(".");
+  if (typeof input !== "object" || input === null || Array.isArray(input)) {
+    return [{ path: prefix.join(".") || "(root)", message: "each event must be a JSON object" }];
+  }
+  const type = (input as { type?: unknown }).type;
+  if (typeof type !== "string" || !TYPE_SET.has(type)) {
+    return [{ path: at("type"), message: `must be one of: ${EVENT_TYPES.join(", ")}` }];
+  }
+  const result = incomingEvent.safeParse(input);
+  if (!result.success) return zodProblems(result.error, prefix);
+  const event = result.data;
+  let occurredAt = context.receivedAt;
+  if (event.occurredAt !== undefined) {
+    const occurredMs = Date.parse(event.occurredAt);
+    if (!Number.isFinite(occurredMs)) return [{ path: at("occurredAt"), message: "is not a representable date" }];
+    if (occurredMs > context.nowMs + context.rules.maxFutureMs) {
+      return [{ path: at("occurredAt"), message: `is more than ${context.rules.maxFutureMs / 1000} s in the future` }];
+    }
+    occurredAt = new Date(occurredMs).toISOString();
+  }
+  return {
+    ...event,
+    eventId: event.eventId ?? uuidv7(context.nowMs),
+    occurredAt,
+    receivedAt: context.receivedAt,
+  } as StoredEvent;
+}
+
 /** User events go to `events`, inventory to `product-events`. */
 function topicFor(type: EventType, topics: Topics): string {
   return type === "inventory_updated" ? topics.productEvents : topics.events;
 }
 
-/** Appends prepared events; resolves only once the log acknowledged all of them. */
+/**
+ * Appends prepared events; resolves only once the log acknowledged all of them. Any failure of
+ * the log is a LogUnavailableError (retry later), whatever the adapter threw.
+ */
 export async function publishEvents(producer: LogProducer, prepared: PreparedEvents): Promise<string[]> {
-  await producer.append(prepared.records);
+  try {
+    await producer.append(prepared.records);
+  } catch (error) {
+    if (error instanceof LogUnavailableError) throw error;
+    throw new LogUnavailableError(`the log did not acknowledge the events: ${ensureError(error).message}`, {
+      cause: error,
+    });
+  }
   return prepared.events.map((e) => e.eventId);
 }

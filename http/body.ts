@@ -1,18 +1,32 @@
 /** Request bodies: content-type negotiation, a hard byte limit, and strict UTF-8 JSON / NDJSON parsing. */
-import { PayloadTooLargeError, UnsupportedMediaTypeError, ValidationError } from "../engine/errors.ts";
+import {
+  type FieldProblem,
+  PayloadTooLargeError,
+  UnsupportedMediaTypeError,
+  ValidationError,
+} from "../engine/errors.ts";
 
 /** Body formats the ingestion routes accept. */
 export type BodyFormat = "json" | "ndjson";
 
+/** The media type of JSON bodies; any `+json` suffix type is read as JSON too. */
+export const JSON_CONTENT_TYPE = "application/json";
+/** Media types read as newline-delimited JSON, the preferred one first. */
+export const NDJSON_CONTENT_TYPES = ["application/x-ndjson", "application/ndjson", "application/jsonl"] as const;
+
+const JSON_SUFFIX = "+json";
+const NDJSON_SET = new Set<string>(NDJSON_CONTENT_TYPES);
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
 /** The body format named by the request's content type, or UnsupportedMediaTypeError. */
 export function bodyFormat(request: Request): BodyFormat {
   const type = (request.headers.get("content-type") ?? "").split(";")[0].trim().toLowerCase();
-  if (type === "application/json" || type.endsWith("+json")) return "json";
-  if (type === "application/x-ndjson" || type === "application/ndjson" || type === "application/jsonl") return "ndjson";
+  if (type === JSON_CONTENT_TYPE || type.endsWith(JSON_SUFFIX)) return "json";
+  if (NDJSON_SET.has(type)) return "ndjson";
   throw new UnsupportedMediaTypeError(
-    `content type ${type ? `'${type}'` : "(missing)"} is not accepted; use application/json or application/x-ndjson`,
+    `content type ${type ? `'${type}'` : "(missing)"} is not accepted; use ${JSON_CONTENT_TYPE} or ${
+      NDJSON_CONTENT_TYPES[0]
+    }`,
   );
 }
 
@@ -47,20 +61,34 @@ export async function readBody(request: Request, maxBytes: number): Promise<stri
   }
 }
 
-/** Parses a JSON body into a list of values; `batch` tells whether the client sent a list. */
-export function parseBody(text: string, format: BodyFormat): { values: unknown[]; batch: boolean } {
+/**
+ * Parses a JSON body into a list of values; `batch` tells whether the client sent a list. NDJSON
+ * with more than `maxValues` lines is refused before any line is parsed.
+ */
+export function parseBody(
+  text: string,
+  format: BodyFormat,
+  maxValues = Number.POSITIVE_INFINITY,
+): { values: unknown[]; batch: boolean } {
   if (format === "ndjson") {
+    const lines = text.split("\n");
+    const count = lines.reduce((n, line) => (line.trim() === "" ? n : n + 1), 0);
+    if (count > maxValues) {
+      throw new PayloadTooLargeError(`${count} events exceed the limit of ${maxValues} per request`);
+    }
     const values: unknown[] = [];
-    text.split("\n").forEach((line, index) => {
+    const problems: FieldProblem[] = [];
+    lines.forEach((line, index) => {
       if (line.trim() === "") return;
       try {
         values.push(JSON.parse(line));
       } catch (error) {
-        throw new ValidationError(`line ${index + 1} is not valid JSON`, [
-          { path: `line ${index + 1}`, message: (error as Error).message },
-        ]);
+        problems.push({ path: `line ${index + 1}`, message: (error as Error).message });
       }
     });
+    if (problems.length > 0) {
+      throw new ValidationError(`${problems.length} line(s) are not valid JSON; none was accepted`, problems);
+    }
     return { values, batch: true };
   }
   let value: unknown;

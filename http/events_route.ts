@@ -1,9 +1,13 @@
 /** POST /v1/events: one event, a JSON array, or NDJSON; 202 only after the log acknowledged all. */
+import { z } from "zod";
+import { incomingEvent } from "../actors/events.ts";
 import type { Topics } from "../engine/config.ts";
 import { PayloadTooLargeError, ValidationError } from "../engine/errors.ts";
 import { type IngestRules, prepareEvents, publishEvents } from "../engine/ingest.ts";
 import type { LogProducer } from "../engine/log.ts";
-import { bodyFormat, parseBody, readBody } from "./body.ts";
+import { bodyFormat, JSON_CONTENT_TYPE, NDJSON_CONTENT_TYPES, parseBody, readBody } from "./body.ts";
+import type { OperationDoc } from "./openapi.ts";
+import { problemDoc } from "./problem.ts";
 import type { RouteHandler } from "./router.ts";
 
 /** Limits and collaborators of the ingestion route. */
@@ -16,17 +20,72 @@ export interface EventsRouteDeps {
   readonly now: () => number;
 }
 
+/** Body of a 202: what the client needs to correlate and to retry idempotently. */
+export const acceptedSchema = z.object({
+  accepted: z.number().int().min(1).describe("Number of events stored"),
+  eventIds: z.array(z.uuid()).describe("The events' ids in input order; server-assigned UUIDv7 where none was sent"),
+}).meta({ id: "Accepted", description: "Every event was acknowledged by the log (Kafka: acks=all)" });
+
+/** Body of a 202 response. */
+export type Accepted = z.output<typeof acceptedSchema>;
+
 /** Handler for POST /v1/events. */
 export function eventsRoute(deps: EventsRouteDeps): RouteHandler {
   return async (request) => {
     const format = bodyFormat(request);
-    const { values, batch } = parseBody(await readBody(request, deps.maxBodyBytes), format);
+    const { values, batch } = parseBody(await readBody(request, deps.maxBodyBytes), format, deps.maxEvents);
     if (values.length === 0) throw new ValidationError("no events in the body", [{ path: "(body)", message: "empty" }]);
     if (values.length > deps.maxEvents) {
       throw new PayloadTooLargeError(`${values.length} events exceed the limit of ${deps.maxEvents} per request`);
     }
     const prepared = prepareEvents(values, { rules: deps.rules, topics: deps.topics, nowMs: deps.now(), batch });
     const eventIds = await publishEvents(deps.producer, prepared);
-    return Response.json({ accepted: eventIds.length, eventIds }, { status: 202 });
+    const body: Accepted = { accepted: eventIds.length, eventIds };
+    return Response.json(body, { status: 202 });
+  };
+}
+
+/** The route's OpenAPI operation, with the configured limits. */
+export function eventsRouteDoc(limits: Pick<EventsRouteDeps, "maxEvents" | "maxBodyBytes" | "rules">): OperationDoc {
+  const batch = z.array(incomingEvent).min(1).max(limits.maxEvents).meta({
+    id: "EventBatch",
+    description: "Several events, validated together: one invalid event rejects the whole batch",
+  });
+  return {
+    operationId: "postEvents",
+    summary: "Ingest one event, a JSON array of events, or NDJSON",
+    description: [
+      `At most ${limits.maxEvents} events and ${limits.maxBodyBytes} bytes per request.`,
+      "Every event is validated before any is stored: one invalid event rejects the whole request (400),",
+      "listing every offending field as `errors[].path` (prefixed by the event's index for a batch).",
+      `Events dated more than ${limits.rules.maxFutureMs / 1000} s in the future are rejected.`,
+      "202 is sent only after the log acknowledged every event (Kafka: acks=all). A 503 means they were not",
+      "acknowledged (some may still have been stored): retry with the same `eventId`s to stay idempotent.",
+    ].join(" "),
+    tags: ["ingestion"],
+    requestBody: {
+      required: true,
+      content: {
+        [JSON_CONTENT_TYPE]: { schema: z.union([incomingEvent, batch]) },
+        [NDJSON_CONTENT_TYPES[0]]: {
+          schema: z.string().describe(
+            `Newline-delimited JSON, one Event per line; blank lines are skipped (also accepted as ${
+              NDJSON_CONTENT_TYPES.slice(1).join(" and ")
+            })`,
+          ),
+          itemSchema: incomingEvent,
+        },
+      },
+    },
+    responses: {
+      202: {
+        description: "Every event was stored",
+        content: { [JSON_CONTENT_TYPE]: { schema: acceptedSchema } },
+      },
+      400: problemDoc(400, "Malformed JSON, invalid UTF-8, or invalid events (every problem listed)"),
+      413: problemDoc(413, "The body exceeds the byte limit, or the request holds too many events"),
+      415: problemDoc(415, "The content type is missing or not JSON / NDJSON"),
+      503: problemDoc(503, "The log did not acknowledge in time; nothing is reported accepted, retry later"),
+    },
   };
 }

@@ -2,6 +2,7 @@
  * RFC 9457 problem responses, and the one place where engine errors become HTTP statuses.
  * No stack traces or internal details ever reach a response.
  */
+import { z } from "zod";
 import {
   DatabaseUnavailableError,
   EngineError,
@@ -12,50 +13,96 @@ import {
   UnsupportedMediaTypeError,
   ValidationError,
 } from "../engine/errors.ts";
+import type { ResponseDoc } from "./openapi.ts";
 
 /** Seconds a client should wait before retrying after a 503. */
 export const RETRY_AFTER_S = 5;
 
+/** Media type of every error response (RFC 9457). */
+export const PROBLEM_CONTENT_TYPE = "application/problem+json";
+
+/** One offending field, as listed in a problem's `errors`; mirrors FieldProblem. */
+export const fieldProblemSchema = z.object({
+  path: z.string().describe(
+    "Dotted path of the field; batches start with the event's index, e.g. `2.properties.price`",
+  ),
+  message: z.string().describe("What is wrong with it"),
+}).meta({ id: "FieldProblem" }) satisfies z.ZodType<FieldProblem>;
+
+/** Body of an application/problem+json response; the schema documents it in the OpenAPI document. */
+export const problemSchema = z.looseObject({
+  type: z.string().default("about:blank").describe("URI naming the kind of problem"),
+  title: z.string().describe("Short summary of the kind of problem"),
+  status: z.number().int().min(400).max(599).describe("The HTTP status code"),
+  detail: z.string().optional().describe("What went wrong with this request"),
+  errors: z.array(fieldProblemSchema).optional().describe("Every offending field (validation problems only)"),
+}).meta({ id: "Problem", description: "An RFC 9457 problem; no stack traces or internal details" });
+
 /** Body of an application/problem+json response. */
-export interface Problem {
-  readonly type?: string;
-  readonly title: string;
-  readonly status: number;
-  readonly detail?: string;
-  readonly errors?: readonly FieldProblem[];
-  readonly [extension: string]: unknown;
+export type Problem = z.input<typeof problemSchema>;
+
+/** Statuses after which the client should retry later; they carry Retry-After. */
+const RETRYABLE_STATUSES = new Set([429, 503]);
+
+/** OpenAPI description of a problem response with `status`; retryable ones document Retry-After. */
+export function problemDoc(status: number, description: string): ResponseDoc {
+  return {
+    description,
+    content: { [PROBLEM_CONTENT_TYPE]: { schema: problemSchema } },
+    ...(RETRYABLE_STATUSES.has(status)
+      ? {
+        headers: { "Retry-After": { description: "Seconds to wait before retrying", schema: z.number().int().min(0) } },
+      }
+      : {}),
+  };
 }
 
 /** Builds a problem response. */
 export function problemResponse(problem: Problem, headers: HeadersInit = {}): Response {
   return new Response(JSON.stringify({ type: "about:blank", ...problem }), {
     status: problem.status,
-    headers: { "content-type": "application/problem+json", ...headers },
+    headers: { "content-type": PROBLEM_CONTENT_TYPE, ...headers },
   });
 }
 
-const STATUS_BY_ERROR: [new (...args: never[]) => EngineError, number, string][] = [
-  [ValidationError, 400, "Invalid request"],
-  [NotFoundError, 404, "Not found"],
-  [PayloadTooLargeError, 413, "Payload too large"],
-  [UnsupportedMediaTypeError, 415, "Unsupported media type"],
-  [LogUnavailableError, 503, "Event log unavailable"],
-  [DatabaseUnavailableError, 503, "Database unavailable"],
+/** How one error class is answered; `detail` replaces the message where it may name internals. */
+interface ErrorMapping {
+  readonly type: new (...args: never[]) => EngineError;
+  readonly status: number;
+  readonly title: string;
+  readonly detail?: string;
+}
+
+const STATUS_BY_ERROR: readonly ErrorMapping[] = [
+  { type: ValidationError, status: 400, title: "Invalid request" },
+  { type: NotFoundError, status: 404, title: "Not found" },
+  { type: PayloadTooLargeError, status: 413, title: "Payload too large" },
+  { type: UnsupportedMediaTypeError, status: 415, title: "Unsupported media type" },
+  {
+    type: LogUnavailableError,
+    status: 503,
+    title: "Event log unavailable",
+    detail: "The event log did not acknowledge the events in time; none is reported accepted. Retry later.",
+  },
+  {
+    type: DatabaseUnavailableError,
+    status: 503,
+    title: "Database unavailable",
+    detail: "The database is unavailable. Retry later.",
+  },
 ];
 
 /** Maps any error to a problem response; unknown errors become a bare 500. */
 export function errorResponse(error: unknown): Response {
-  for (const [type, status, title] of STATUS_BY_ERROR) {
-    if (!(error instanceof type)) continue;
-    const engineError = error as EngineError;
-    const body: Problem = {
-      type: `urn:actor-engine:problem:${engineError.code}`,
-      title,
-      status,
-      detail: engineError.message,
-      ...(error instanceof ValidationError && error.problems.length > 0 ? { errors: error.problems } : {}),
-    };
-    return problemResponse(body, status === 503 ? { "retry-after": String(RETRY_AFTER_S) } : {});
-  }
-  return problemResponse({ title: "Internal server error", status: 500 });
+  const mapping = STATUS_BY_ERROR.find((m) => error instanceof m.type);
+  if (!mapping) return problemResponse({ title: "Internal server error", status: 500 });
+  const engineError = error as EngineError;
+  const body: Problem = {
+    type: `urn:actor-engine:problem:${engineError.code}`,
+    title: mapping.title,
+    status: mapping.status,
+    detail: mapping.detail ?? engineError.message,
+    ...(error instanceof ValidationError && error.problems.length > 0 ? { errors: [...error.problems] } : {}),
+  };
+  return problemResponse(body, RETRYABLE_STATUSES.has(mapping.status) ? { "retry-after": String(RETRY_AFTER_S) } : {});
 }

@@ -1,4 +1,6 @@
 /** Routes as a data table of URLPatterns; 404 for unknown paths, 405 with Allow for wrong methods. */
+import { ValidationError } from "../engine/errors.ts";
+import type { OperationDoc } from "./openapi.ts";
 import { problemResponse } from "./problem.ts";
 
 /** A request with its path parameters. */
@@ -9,6 +11,8 @@ export interface Route {
   readonly method: "GET" | "POST" | "DELETE";
   readonly path: string;
   readonly handler: RouteHandler;
+  /** How the route appears in the OpenAPI document; routes without it are left out. */
+  readonly doc?: OperationDoc;
 }
 
 /** Compiles a route table into a request handler. */
@@ -23,11 +27,7 @@ export function createRouter(routes: readonly Route[]): (request: Request) => Pr
         allowed.push(route.method);
         continue;
       }
-      const params: Record<string, string> = {};
-      for (const [name, value] of Object.entries(match.pathname.groups)) {
-        if (value !== undefined) params[name] = decodeURIComponent(value);
-      }
-      return await route.handler(request, params);
+      return await route.handler(request, decodeParams(match.pathname.groups));
     }
     if (allowed.length > 0) {
       return problemResponse(
@@ -41,4 +41,20 @@ export function createRouter(routes: readonly Route[]): (request: Request) => Pr
       detail: `no route for ${new URL(request.url).pathname}`,
     });
   };
+}
+
+/** Percent-decodes path parameters; a malformed escape is the client's error (400), not ours. */
+function decodeParams(groups: Record<string, string | undefined>): Record<string, string> {
+  const params: Record<string, string> = {};
+  for (const [name, value] of Object.entries(groups)) {
+    if (value === undefined) continue;
+    try {
+      params[name] = decodeURIComponent(value);
+    } catch {
+      throw new ValidationError(`path parameter '${name}' is not valid percent-encoded UTF-8`, [
+        { path: name, message: "malformed percent-encoding" },
+      ]);
+    }
+  }
+  return params;
 }

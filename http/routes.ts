@@ -1,11 +1,15 @@
-/** The route table of the engine's HTTP API. */
+/** The route table of the engine's HTTP API; each row carries its OpenAPI operation. */
+import { z } from "zod";
 import type { Topics } from "../engine/config.ts";
 import type { IngestRules } from "../engine/ingest.ts";
 import type { LogProducer } from "../engine/log.ts";
 import type { StateReader } from "../engine/state_reader.ts";
-import { eventsRoute } from "./events_route.ts";
+import { JSON_CONTENT_TYPE } from "./body.ts";
+import { eventsRoute, eventsRouteDoc } from "./events_route.ts";
+import { healthRoute, healthRouteDoc } from "./health_route.ts";
+import { type ApiInfo, OPENAPI_VERSION, openApiDocument } from "./openapi.ts";
 import type { Route } from "./router.ts";
-import { stateRoute } from "./state_route.ts";
+import { stateRoute, stateRouteDoc } from "./state_route.ts";
 
 /** Everything the routes need from the engine. */
 export interface RouteDeps {
@@ -18,18 +22,58 @@ export interface RouteDeps {
     readonly maxBodyBytes: number;
   };
   readonly now: () => number;
+  /** Further routes assembled by the engine (queries, readiness, metrics); documented if they carry a doc. */
+  readonly extra?: readonly Route[];
 }
 
-/** Builds the route table. */
+/** The `info` of the published OpenAPI document. */
+export const API_INFO: ApiInfo = {
+  title: "Actor engine HTTP API",
+  version: "1.0.0",
+  description: "Storefront event ingestion and per-user / per-product state queries. " +
+    "Errors are application/problem+json (RFC 9457) naming each offending field.",
+};
+
+/** Where the generated OpenAPI document is served. */
+export const OPENAPI_PATH = "/openapi.json";
+
+const openApiSchema = z.looseObject({ openapi: z.literal(OPENAPI_VERSION) }).meta({
+  id: "OpenApiDocument",
+  description: "This document",
+});
+
+/** Builds the route table, including GET /openapi.json describing it. */
 export function buildRoutes(deps: RouteDeps): Route[] {
-  return [
+  const routes: Route[] = [
     {
       method: "POST",
       path: "/v1/events",
       handler: eventsRoute({ producer: deps.producer, topics: deps.topics, now: deps.now, ...deps.ingest }),
+      doc: eventsRouteDoc(deps.ingest),
     },
-    { method: "GET", path: "/v1/users/:id", handler: stateRoute(deps.reader, "user") },
-    { method: "GET", path: "/v1/products/:id", handler: stateRoute(deps.reader, "product") },
-    { method: "GET", path: "/healthz", handler: () => Response.json({ status: "ok" }) },
+    { method: "GET", path: "/v1/users/:id", handler: stateRoute(deps.reader, "user"), doc: stateRouteDoc("user") },
+    {
+      method: "GET",
+      path: "/v1/products/:id",
+      handler: stateRoute(deps.reader, "product"),
+      doc: stateRouteDoc("product"),
+    },
+    { method: "GET", path: "/healthz", handler: healthRoute, doc: healthRouteDoc },
+    ...(deps.extra ?? []),
   ];
+  let document = "";
+  routes.push({
+    method: "GET",
+    path: OPENAPI_PATH,
+    handler: () => new Response(document, { headers: { "content-type": JSON_CONTENT_TYPE } }),
+    doc: {
+      operationId: "getOpenApi",
+      summary: "This API's OpenAPI 3.1 document, generated from the validation schemas",
+      tags: ["operations"],
+      responses: { 200: { description: "The document", content: { [JSON_CONTENT_TYPE]: { schema: openApiSchema } } } },
+    },
+  });
+  // Generated once from the finished table (this row included), so a bad schema fails at start-up.
+  document = JSON.stringify(openApiDocument(routes, API_INFO));
+  return routes;
 }

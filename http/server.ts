@@ -17,7 +17,15 @@ export function createHandler(routes: readonly Route[], logger: Logger): (reques
       response = await route(request);
     } catch (error) {
       response = errorResponse(error);
-      if (response.status >= 500) log.error("request failed", { method: request.method, url: request.url, error });
+      // Unexpected failures are errors; an unavailable log or database is an expected, retryable warning.
+      if (response.status >= 500) {
+        log[response.status === 500 ? "error" : "warn"]("request failed", {
+          method: request.method,
+          url: request.url,
+          status: response.status,
+          error,
+        });
+      }
     }
     log.debug("request", {
       method: request.method,

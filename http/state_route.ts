@@ -1,14 +1,51 @@
 /** GET /v1/users/{id} and /v1/products/{id}: live state, or the last checkpoint marked with `asOf`. */
+import { z } from "zod";
 import { NotFoundError } from "../engine/errors.ts";
 import type { StateReader } from "../engine/state_reader.ts";
+import { JSON_CONTENT_TYPE } from "./body.ts";
+import type { OperationDoc } from "./openapi.ts";
+import { problemDoc } from "./problem.ts";
 import type { RouteHandler } from "./router.ts";
 
+/** The kinds of actor whose state is queryable, with their documentation. */
+const KINDS = {
+  user: { title: "User", what: "session, funnel stage, cart, order history summary and recent alerts" },
+  product: { title: "Product", what: "statistics, stock and related products" },
+} as const;
+
+/** Actor kinds served by this route. */
+export type StateKind = keyof typeof KINDS;
+
+/** Fields every state response carries besides the actor's own state. */
+export const stateSourceSchema = z.looseObject({
+  source: z.enum(["memory", "checkpoint"]).describe("`memory`: live state; `checkpoint`: the last checkpoint"),
+  asOf: z.iso.datetime().optional().describe("Time of the checkpoint, when answered from one"),
+}).meta({ id: "ActorState", description: "The actor's state, with where it was read from" });
+
 /** Handler returning the state of the actor of `kind` named by the `id` path parameter. */
-export function stateRoute(reader: StateReader, kind: "user" | "product"): RouteHandler {
+export function stateRoute(reader: StateReader, kind: StateKind): RouteHandler {
   return async (_request, params) => {
     const found = await reader.read(kind, params.id);
     if (!found) throw new NotFoundError(`no ${kind} with id '${params.id}'`);
     const body = { ...found.state as Record<string, unknown>, source: found.source };
     return Response.json(found.asOf ? { ...body, asOf: found.asOf } : body);
+  };
+}
+
+/** The route's OpenAPI operation. */
+export function stateRouteDoc(kind: StateKind): OperationDoc {
+  const { title, what } = KINDS[kind];
+  return {
+    operationId: `get${title}`,
+    summary: `A ${kind}'s state: ${what}`,
+    description: "Answered from live memory, or else from the last checkpoint and then marked with `asOf`.",
+    tags: ["queries"],
+    pathParams: { id: { description: `The ${kind} id (percent-encoded)`, schema: z.string().min(1) } },
+    responses: {
+      200: { description: `The ${kind}'s state`, content: { [JSON_CONTENT_TYPE]: { schema: stateSourceSchema } } },
+      400: problemDoc(400, "The id is not valid percent-encoded UTF-8"),
+      404: problemDoc(404, `No ${kind} with this id`),
+      503: problemDoc(503, "The database is unavailable; retry later"),
+    },
   };
 }

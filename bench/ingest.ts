@@ -1,0 +1,317 @@
+// deno-lint-ignore-file no-console
+/**
+ * `deno task bench ingest [--clients=N] [--batch=N] [--duration=S] [--rate=N] [--latency-duration=S] [--edge]`:
+ * HTTP ingestion against an in-process engine on the local Kafka and PostgreSQL (scripts/services.sh).
+ *
+ *  (b) latency, run first, in steady state: single-event requests on an open-loop schedule at a
+ *      fixed rate, each measured from its scheduled send time (a stall counts against every
+ *      request it delays) → p50/p99;
+ *  (a) throughput: N closed-loop clients post batches of events for a fixed duration → events/s.
+ *
+ * The engine runs whole (HTTP, Kafka producer, consumer group, actors, checkpoints) on this
+ * process's one JavaScript thread, so the actors' work on what was ingested competes with
+ * ingestion. `--edge` measures the HTTP edge and Kafka producer alone (the same route table and
+ * producer, no actor runtime), which is what ingestion itself can do on this machine.
+ * The load generator runs in a Web Worker (this same module), on its own thread, like a client.
+ */
+import { type Config, parseConfig, topicNames, topicSpecs } from "../engine/config.ts";
+import { startEngine } from "../engine/engine.ts";
+import { createKafka, KafkaAdmin, KafkaProducer } from "../engine/kafka_log.ts";
+import { createLogger, type Logger } from "../engine/logger.ts";
+import { buildRoutes } from "../http/routes.ts";
+import { createHandler } from "../http/server.ts";
+
+/** Options of a run, with their defaults. */
+const DEFAULTS = {
+  clients: 16,
+  batch: 100,
+  duration: 10,
+  warmup: 2,
+  rate: 1_000,
+  "latency-duration": 10,
+} as const;
+
+type Options = { -readonly [K in keyof typeof DEFAULTS]: number } & { edge: boolean };
+
+/** Goals from the issue, printed next to the figures. */
+const GOAL_EVENTS_PER_S = 50_000;
+const GOAL_P99_MS = 10;
+
+const USERS = 10_000;
+const PRODUCTS = 2_000;
+const DISTINCT_BODIES = 64;
+const MS_PER_S = 1_000;
+const TICK_MS = 1;
+
+/** A message to the load worker. */
+type Job =
+  | { kind: "throughput"; url: string; bodies: string[]; clients: number; warmupMs: number; durationMs: number }
+  | { kind: "latency"; url: string; bodies: string[]; rate: number; durationMs: number };
+
+/** A finished phase, as reported by the worker. */
+interface PhaseResult {
+  readonly requests: number;
+  readonly events: number;
+  readonly errors: Record<string, number>;
+  readonly seconds: number;
+  readonly latenciesMs: number[];
+}
+
+function event(i: number): Record<string, unknown> {
+  const userId = `user-${i % USERS}`;
+  const productId = `sku-${(i * 7) % PRODUCTS}`;
+  switch (i % 5) {
+    case 0:
+      return { type: "page_viewed", userId, properties: { url: `/p/${productId}`, loadTime: 0.8 } };
+    case 1:
+      return { type: "product_viewed", userId, properties: { productId, price: 19.99, category: "shoes" } };
+    case 2:
+      return { type: "product_added_to_cart", userId, properties: { productId, price: 19.99, quantity: 2 } };
+    case 3:
+      return { type: "search_performed", userId, properties: { query: "running shoes", resultsCount: 42 } };
+    default:
+      return { type: "checkout_started", userId, properties: { cartValue: 39.98 } };
+  }
+}
+
+function batchBodies(batch: number): string[] {
+  return Array.from(
+    { length: DISTINCT_BODIES },
+    (_, b) => JSON.stringify(Array.from({ length: batch }, (_, i) => event(b * batch + i))),
+  );
+}
+
+function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+}
+
+function parseOptions(args: string[]): Options {
+  const options: Options = { ...DEFAULTS, edge: false };
+  for (const arg of args) {
+    if (arg === "--edge") {
+      options.edge = true;
+      continue;
+    }
+    const [name, value] = arg.replace(/^--/, "").split("=");
+    if (!(name in options) || !Number.isFinite(Number(value)) || Number(value) <= 0) {
+      throw new Error(`Cannot run the ingest benchmark: unknown or invalid option '${arg}'`);
+    }
+    options[name as keyof typeof DEFAULTS] = Number(value);
+  }
+  return options;
+}
+
+async function machine(): Promise<string> {
+  const cpuinfo = await Deno.readTextFile("/proc/cpuinfo").catch(() => "");
+  const model = cpuinfo.match(/^model name\s*:\s*(.+)$/m)?.[1] ?? "unknown CPU";
+  return `${navigator.hardwareConcurrency} CPUs (nproc), ${model}, ${
+    Math.round(Deno.systemMemoryInfo().total / 2 ** 30)
+  } GiB; ` +
+    `Deno ${Deno.version.deno}`;
+}
+
+function runInWorker(job: Job): Promise<PhaseResult> {
+  const worker = new Worker(import.meta.url, { type: "module" });
+  const { promise, resolve, reject } = Promise.withResolvers<PhaseResult>();
+  worker.onmessage = (message: MessageEvent<PhaseResult>) => resolve(message.data);
+  worker.onerror = (error) => {
+    error.preventDefault();
+    reject(new Error(error.message));
+  };
+  worker.postMessage(job);
+  return promise.finally(() => worker.terminate());
+}
+
+function report(title: string, result: PhaseResult): void {
+  const sorted = [...result.latenciesMs].sort((a, b) => a - b);
+  const ms = (p: number) => percentile(sorted, p).toFixed(2);
+  console.log(`\n${title}`);
+  console.log(
+    `  ${result.requests} requests (${(result.requests / result.seconds).toFixed(0)}/s), ` +
+      `${result.events} events accepted (${(result.events / result.seconds).toFixed(0)} events/s) in ${
+        result.seconds.toFixed(1)
+      } s`,
+  );
+  console.log(`  latency ms: p50 ${ms(50)}  p90 ${ms(90)}  p99 ${ms(99)}  p99.9 ${ms(99.9)}  max ${ms(100)}`);
+  const errors = Object.entries(result.errors);
+  console.log(`  errors: ${errors.length === 0 ? "none" : errors.map(([k, v]) => `${k} ×${v}`).join(", ")}`);
+}
+
+/** What the load is pointed at. */
+interface Target {
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+/** The HTTP edge alone: the engine's route table and Kafka producer, without the actor runtime. */
+async function startEdge(config: Config, logger: Logger): Promise<Target> {
+  const topics = topicNames(config);
+  const kafkaOptions = {
+    brokers: config.KAFKA_BROKERS!.split(","),
+    clientId: config.KAFKA_CLIENT_ID,
+    logger,
+    publishTimeoutMs: config.PUBLISH_TIMEOUT_MS,
+  };
+  const kafka = createKafka(kafkaOptions);
+  const admin = new KafkaAdmin(kafka);
+  await admin.ensureTopics(topicSpecs(config, topics), config.REPLICATION_FACTOR);
+  const producer = new KafkaProducer(kafka, kafkaOptions);
+  const routes = buildRoutes({
+    producer,
+    topics,
+    reader: { read: () => Promise.resolve(null) },
+    ingest: {
+      rules: { maxFutureMs: config.MAX_EVENT_FUTURE_MS },
+      maxEvents: config.MAX_BATCH_EVENTS,
+      maxBodyBytes: config.MAX_BODY_BYTES,
+    },
+    now: Date.now,
+  });
+  const server = Deno.serve({ port: 0, hostname: config.HOST, onListen: () => {} }, createHandler(routes, logger));
+  return {
+    url: `http://${config.HOST}:${server.addr.port}`,
+    async stop() {
+      await server.shutdown();
+      await producer.close();
+      await admin.close();
+    },
+  };
+}
+
+/** Entry point called by bench/main.ts. */
+export async function run(args: string[]): Promise<void> {
+  const options = parseOptions(args);
+  const id = crypto.randomUUID().slice(0, 8);
+  const config = parseConfig({
+    KAFKA_BROKERS: Deno.env.get("KAFKA_BROKERS"),
+    DATABASE_URL: Deno.env.get("DATABASE_URL"),
+    TOPIC_PREFIX: `bench-${id}.`,
+    GROUP_ID: `bench-${id}`,
+    PORT: "0",
+    HOST: "127.0.0.1",
+    LOG_LEVEL: "warn",
+  });
+  if (config.mode !== "production") {
+    throw new Error("Cannot run the ingest benchmark: run it with `deno task bench ingest`");
+  }
+  console.log(`command: deno task bench ingest ${args.join(" ")}`.trimEnd());
+  console.log(`machine: ${await machine()}`);
+  console.log(
+    `target: ${options.edge ? "HTTP edge + Kafka producer only (--edge)" : "whole engine in-process"}; ` +
+      `Kafka at ${config.KAFKA_BROKERS} (acks=all, idempotent), ${config.PARTITIONS} partitions; ` +
+      "load generator in a worker thread",
+  );
+  console.log(`options: ${JSON.stringify(options)}`);
+  const logger = createLogger(config.LOG_LEVEL);
+  const target: Target = options.edge ? await startEdge(config, logger) : await startEngine(config, logger);
+  try {
+    const latency = await runInWorker({
+      kind: "latency",
+      url: `${target.url}/v1/events`,
+      bodies: batchBodies(1).map((b) => JSON.stringify(JSON.parse(b)[0])),
+      rate: options.rate,
+      durationMs: options["latency-duration"] * MS_PER_S,
+    });
+    report(
+      `(b) latency: single-event requests, open loop at ${options.rate} requests/s, measured from the scheduled time ` +
+        `(goal p99 ≤ ${GOAL_P99_MS} ms)`,
+      latency,
+    );
+    const throughput = await runInWorker({
+      kind: "throughput",
+      url: `${target.url}/v1/events`,
+      bodies: batchBodies(options.batch),
+      clients: options.clients,
+      warmupMs: options.warmup * MS_PER_S,
+      durationMs: options.duration * MS_PER_S,
+    });
+    report(
+      `(a) throughput: ${options.clients} clients posting batches of ${options.batch} events ` +
+        `(goal ≥ ${GOAL_EVENTS_PER_S} events/s)`,
+      throughput,
+    );
+  } finally {
+    await target.stop();
+  }
+}
+
+// ---- load generator (runs inside the worker) ----
+
+async function post(url: string, body: string, result: Mutable<PhaseResult>): Promise<void> {
+  try {
+    const response = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body });
+    const text = await response.text();
+    if (response.status === 202) result.events += JSON.parse(text).accepted;
+    else result.errors[response.status] = (result.errors[response.status] ?? 0) + 1;
+  } catch (error) {
+    const name = (error as Error).name;
+    result.errors[name] = (result.errors[name] ?? 0) + 1;
+  }
+}
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+function emptyResult(): Mutable<PhaseResult> {
+  return { requests: 0, events: 0, errors: {}, seconds: 0, latenciesMs: [] };
+}
+
+async function throughputPhase(job: Extract<Job, { kind: "throughput" }>): Promise<PhaseResult> {
+  const warm = emptyResult();
+  const measured = emptyResult();
+  const start = performance.now();
+  const measureFrom = start + job.warmupMs;
+  const end = measureFrom + job.durationMs;
+  const client = async (n: number) => {
+    for (let i = n; performance.now() < end; i += job.clients) {
+      const sent = performance.now();
+      const result = sent < measureFrom ? warm : measured;
+      await post(job.url, job.bodies[i % job.bodies.length], result);
+      result.requests++;
+      result.latenciesMs.push(performance.now() - sent);
+    }
+  };
+  await Promise.all(Array.from({ length: job.clients }, (_, n) => client(n)));
+  measured.seconds = (performance.now() - measureFrom) / MS_PER_S;
+  return measured;
+}
+
+async function latencyPhase(job: Extract<Job, { kind: "latency" }>): Promise<PhaseResult> {
+  const result = emptyResult();
+  const total = Math.round((job.rate * job.durationMs) / MS_PER_S);
+  const intervalMs = MS_PER_S / job.rate;
+  const start = performance.now() + 100;
+  const inFlight: Promise<void>[] = [];
+  let sent = 0;
+  while (sent < total) {
+    const due = Math.min(total, Math.floor((performance.now() - start) / intervalMs) + 1);
+    for (; sent < due; sent++) {
+      const scheduled = start + sent * intervalMs;
+      const body = job.bodies[sent % job.bodies.length];
+      inFlight.push(
+        post(job.url, body, result).then(() => {
+          result.requests++;
+          result.latenciesMs.push(performance.now() - scheduled);
+        }),
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, TICK_MS));
+  }
+  await Promise.all(inFlight);
+  result.seconds = (performance.now() - start) / MS_PER_S;
+  return result;
+}
+
+/** The worker's view of its global scope. */
+interface WorkerScope {
+  onmessage: ((message: MessageEvent<Job>) => void) | null;
+  postMessage(message: PhaseResult): void;
+}
+
+if ("WorkerGlobalScope" in globalThis) {
+  const scope = globalThis as unknown as WorkerScope;
+  scope.onmessage = async (message) => {
+    const job = message.data;
+    scope.postMessage(job.kind === "throughput" ? await throughputPhase(job) : await latencyPhase(job));
+  };
+}

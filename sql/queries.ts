@@ -1,0 +1,123 @@
+/** Read-only queries behind the HTTP query routes. Tagged templates only. */
+import type { Sql } from "../engine/database.ts";
+
+/** Persisted product-state fields that products can be ranked by. */
+export type ProductRankField = "views" | "unitsSold" | "revenue" | "trendingScore";
+
+/** One product of a ranking, from its last checkpoint. */
+export interface RankedProduct {
+  readonly productId: string;
+  readonly views: number;
+  readonly uniqueViewers: number;
+  readonly cartAdds: number;
+  readonly orders: number;
+  readonly unitsSold: number;
+  readonly revenue: number;
+  readonly trendingScore: number;
+  readonly category: string | null;
+  readonly brand: string | null;
+  readonly stock: number | null;
+  readonly asOf: string;
+}
+
+type RankedRow = {
+  key: string;
+  views: string | null;
+  unique_viewers: string | null;
+  cart_adds: string | null;
+  orders: string | null;
+  units_sold: string | null;
+  revenue: string | null;
+  trending_score: string | null;
+  category: string | null;
+  brand: string | null;
+  stock: string | null;
+  updated_at: Date;
+};
+
+const num = (value: string | null): number => value === null ? 0 : Number(value);
+
+/** The `limit` checkpointed products with the highest `field`, ties broken by product id. */
+export async function topProducts(sql: Sql, field: ProductRankField, limit: number): Promise<RankedProduct[]> {
+  const rows = await sql<RankedRow[]>`
+    select key, state->>'views' as views, state->>'uniqueViewers' as unique_viewers,
+           state->>'cartAdds' as cart_adds, state->>'orders' as orders, state->>'unitsSold' as units_sold,
+           state->>'revenue' as revenue, state->>'trendingScore' as trending_score,
+           state->>'category' as category, state->>'brand' as brand, state->>'stock' as stock, updated_at
+      from actor_states
+     where kind = 'product'
+     order by coalesce((state->>${field}::text)::numeric, 0) desc, key
+     limit ${limit}`;
+  return rows.map((r) => ({
+    productId: r.key,
+    views: num(r.views),
+    uniqueViewers: num(r.unique_viewers),
+    cartAdds: num(r.cart_adds),
+    orders: num(r.orders),
+    unitsSold: num(r.units_sold),
+    revenue: num(r.revenue),
+    trendingScore: num(r.trending_score),
+    category: r.category,
+    brand: r.brand,
+    stock: r.stock === null ? null : Number(r.stock),
+    asOf: r.updated_at.toISOString(),
+  }));
+}
+
+/** An alert as the query API returns it. */
+export interface StoredAlert {
+  readonly alertId: string;
+  readonly type: string;
+  readonly severity: string;
+  readonly subject: { readonly kind: string; readonly id: string };
+  readonly occurredAt: string;
+  readonly details: unknown;
+}
+
+/** Filters of `listAlerts`. */
+export interface AlertFilter {
+  readonly type?: string;
+  /** Only alerts that occurred at or after this time. */
+  readonly since?: Date;
+  readonly limit: number;
+}
+
+/** Stored alerts, newest first. */
+export async function listAlerts(sql: Sql, filter: AlertFilter): Promise<StoredAlert[]> {
+  const rows = await sql<
+    {
+      alert_id: string;
+      type: string;
+      severity: string;
+      subject_kind: string;
+      subject_id: string;
+      occurred_at: Date;
+      details: unknown;
+    }[]
+  >`
+    select alert_id, type, severity, subject_kind, subject_id, occurred_at, details
+      from alerts
+     where true
+       ${filter.type === undefined ? sql`` : sql`and type = ${filter.type}`}
+       ${filter.since === undefined ? sql`` : sql`and occurred_at >= ${filter.since}`}
+     order by occurred_at desc, alert_id
+     limit ${filter.limit}`;
+  return rows.map((r) => ({
+    alertId: r.alert_id,
+    type: r.type,
+    severity: r.severity,
+    subject: { kind: r.subject_kind, id: r.subject_id },
+    occurredAt: r.occurred_at.toISOString(),
+    details: r.details,
+  }));
+}
+
+/** A user's latest stored recommendations (the `recommendations` topic payload), or null. */
+export async function latestRecommendations(
+  sql: Sql,
+  userId: string,
+): Promise<{ payload: unknown; generatedAt: string } | null> {
+  const [row] = await sql<{ payload: unknown; generated_at: Date }[]>`
+    select payload, generated_at from latest_recommendations where user_id = ${userId}`;
+  return row ? { payload: row.payload, generatedAt: row.generated_at.toISOString() } : null;
+}

@@ -1,0 +1,79 @@
+/** Readiness and metrics of a running engine on real Kafka and PostgreSQL. */
+import assert from "node:assert/strict";
+import { startEngine } from "../../engine/engine.ts";
+import { silentLogger } from "../../engine/logger.ts";
+import { eventually, freshDatabase, testConfig } from "../helpers/services.ts";
+import { startTcpProxy } from "../helpers/tcp_proxy.ts";
+
+Deno.test({
+  name: "/readyz is 503 naming the database while PostgreSQL is unreachable, and 200 again once it returns",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const db = await freshDatabase();
+    const real = new URL(db.url);
+    const proxy = startTcpProxy({ hostname: real.hostname, port: Number(real.port) });
+    const viaProxy = new URL(db.url);
+    viaProxy.port = String(proxy.port);
+    const engine = await startEngine(testConfig(viaProxy.toString()), silentLogger);
+    const ready = async () => {
+      const response = await fetch(`${engine.url}/readyz`);
+      return { status: response.status, body: await response.json() };
+    };
+    try {
+      assert.deepEqual(await ready(), {
+        status: 200,
+        body: { status: "ready", checks: { database: "ok", log: "ok", consumer: "ok" } },
+      });
+      proxy.cut();
+      const down = await eventually("503 from /readyz", async () => {
+        const r = await ready();
+        return r.status === 503 ? r : undefined;
+      });
+      assert.notEqual(down.body.checks.database, "ok");
+      assert.equal(down.body.checks.log, "ok");
+      proxy.restore();
+      await eventually("200 from /readyz", async () => ((await ready()).status === 200 ? true : undefined), 30_000);
+    } finally {
+      proxy.restore();
+      await engine.stop();
+      proxy.close();
+      await db.drop();
+    }
+  },
+});
+
+Deno.test("metrics count what a scripted workload did", async () => {
+  const db = await freshDatabase();
+  const engine = await startEngine(testConfig(db.url), silentLogger);
+  try {
+    const at = new Date(Date.now() - 60_000).toISOString();
+    const events = [
+      ...Array.from(
+        { length: 7 },
+        (_, i) => ({ type: "product_viewed", userId: `m${i % 3}`, occurredAt: at, properties: { productId: "x" } }),
+      ),
+      ...Array.from(
+        { length: 4 },
+        (_, i) => ({ type: "page_viewed", userId: `m${i}`, occurredAt: at, properties: { url: "/" } }),
+      ),
+    ];
+    const response = await fetch(`${engine.url}/v1/events`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(events),
+    });
+    assert.equal(response.status, 202);
+    await response.body?.cancel();
+    const text = await eventually("processed counts", async () => {
+      const body = await (await fetch(`${engine.url}/metrics`)).text();
+      return /engine_events_processed_total\{kind="user",type="page_viewed"\} 4/.test(body) ? body : undefined;
+    });
+    assert.match(text, /engine_events_processed_total\{kind="user",type="product_viewed"\} 7/);
+    assert.match(text, /engine_actors_total\{kind="user",change="activated"\} [1-9]/);
+    assert.match(text, /engine_process_cpu_seconds_total/, "runtime default metrics");
+  } finally {
+    await engine.stop();
+    await db.drop();
+  }
+});

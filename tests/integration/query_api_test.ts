@@ -1,0 +1,183 @@
+/**
+ * The query routes over a real engine (Kafka and PostgreSQL): after a few shoppers browse, buy and
+ * drain a product's stock, recommendations, related products, realtime analytics, the funnel, top
+ * products and alerts answer with the values those events imply.
+ */
+import assert from "node:assert/strict";
+import { SqlCheckpointStore } from "../../engine/checkpoint.ts";
+import { connectDatabase } from "../../engine/database.ts";
+import { startEngine } from "../../engine/engine.ts";
+import { silentLogger } from "../../engine/logger.ts";
+import { createStateReader } from "../../engine/state_reader.ts";
+import { queryRoutes } from "../../http/query_routes.ts";
+import { createHandler } from "../../http/server.ts";
+import { eventually, freshDatabase, testConfig } from "../helpers/services.ts";
+
+const MIN = 60_000;
+// deno-lint-ignore no-explicit-any
+type Json = Record<string, any>;
+
+/** Five shoppers view pA (all), pB (three) and pC (one); u0 buys pA; p9's stock of 12 is sold out. */
+function events(t0: number): Record<string, unknown>[] {
+  const out: Record<string, unknown>[] = [];
+  const add = (type: string, userId: string | undefined, at: number, properties: Record<string, unknown>) =>
+    out.push({ type, ...(userId ? { userId } : {}), occurredAt: new Date(at).toISOString(), properties });
+  add("inventory_updated", undefined, t0, { productId: "p9", stock: 12 });
+  add("page_viewed", "lurker", t0, { url: "/" });
+  const viewed = ["pA", "pB", "pC"];
+  for (let u = 0; u < 5; u++) {
+    const start = t0 + u * 30_000;
+    add("page_viewed", `u${u}`, start, { url: "/" });
+    for (let k = 0; k < 3 - Math.min(2, Math.ceil(u / 2)); k++) {
+      add("product_viewed", `u${u}`, start + (k + 1) * MIN, { productId: viewed[k], price: 25, category: "toys" });
+    }
+  }
+  add("product_added_to_cart", "u0", t0 + 7 * MIN, { productId: "pA", price: 25, quantity: 2 });
+  add("checkout_started", "u0", t0 + 7.5 * MIN, { cartValue: 50 });
+  add("order_completed", "u0", t0 + 8 * MIN, {
+    orderId: "o-u0",
+    items: [{ productId: "pA", quantity: 2, price: 25 }],
+    total: 50,
+  });
+  add("order_completed", "dave", t0 + 8.5 * MIN, {
+    orderId: "o-dave",
+    items: [{ productId: "p9", quantity: 3, price: 10 }],
+    total: 30,
+  });
+  add("order_completed", "erin", t0 + 9 * MIN, {
+    orderId: "o-erin",
+    items: [{ productId: "p9", quantity: 9, price: 10 }],
+    total: 90,
+  });
+  return out.sort((a, b) => String(a.occurredAt).localeCompare(String(b.occurredAt)));
+}
+
+Deno.test({
+  name: "the query routes answer recommendations, related, realtime, funnel, top products and alerts from real state",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const db = await freshDatabase();
+    const config = testConfig(db.url, { CLOCK_IDLE_MS: "500" });
+    const engine = await startEngine(config, silentLogger);
+    const sql = connectDatabase({ url: db.url, maxConnections: 2 });
+    try {
+      const t0 = Date.now() - 10 * MIN;
+      const batch = events(t0);
+      const views = batch.filter((e) => e.type === "product_viewed").length;
+      assert.equal(views, 9);
+      const posted = await fetch(`${engine.url}/v1/events`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(batch),
+      });
+      assert.equal(posted.status, 202, await posted.text());
+
+      const reader = createStateReader(engine.runtime, new SqlCheckpointStore(sql));
+      const handle = createHandler(queryRoutes({ reader, sql, now: Date.now }), silentLogger);
+      const get = async (path: string): Promise<{ status: number; body: Json }> => {
+        const response = await handle(new Request(`http://engine.test${path}`));
+        return { status: response.status, body: await response.json() };
+      };
+      /** Polls `path` until `ready` holds for its 200 body. */
+      const until = (path: string, ready: (body: Json) => boolean) =>
+        eventually(
+          path,
+          async () => {
+            const { status, body } = await get(path);
+            return status === 200 && ready(body) ? body : undefined;
+          },
+          30_000,
+          200,
+        );
+
+      // Top products (checkpointed product states): pA has the most views, p9 the most units and revenue.
+      const byViews = await until("/v1/analytics/top-products?by=views", (b) => b.items[0]?.views === 5);
+      assert.deepEqual(byViews.items.slice(0, 3).map((p: Json) => [p.productId, p.views]), [
+        ["pA", 5],
+        ["pB", 3],
+        ["pC", 1],
+      ]);
+      const byUnits = await until(
+        "/v1/analytics/top-products?by=purchases&limit=2",
+        (b) => b.items[0]?.unitsSold === 12,
+      );
+      assert.deepEqual(byUnits.items.map((p: Json) => p.productId), ["p9", "pA"]);
+      assert.equal(byUnits.items[1].unitsSold, 2);
+      const byRevenue = await until(
+        "/v1/analytics/top-products?by=revenue&limit=1",
+        (b) => b.items[0]?.revenue === 120,
+      );
+      assert.deepEqual(byRevenue.items.map((p: Json) => p.productId), ["p9"]);
+      const trending = await get("/v1/analytics/top-products?by=trending&limit=100");
+      assert.equal(trending.status, 200);
+      assert.equal(trending.body.items.length, 4);
+      const scores = trending.body.items.map((p: Json) => p.trendingScore);
+      assert.deepEqual(scores, [...scores].sort((a, b) => b - a), "ordered by trending score");
+
+      // Alerts: p9 went low, then out of stock.
+      const all = await until(
+        "/v1/alerts",
+        (b) => ["low_inventory", "out_of_stock"].every((t) => b.items.some((a: Json) => a.type === t)),
+      );
+      const times = all.items.map((a: Json) => a.occurredAt);
+      assert.deepEqual(times, [...times].sort().reverse(), "newest first");
+      const outOfStock = await get("/v1/alerts?type=out_of_stock");
+      assert.equal(outOfStock.body.items.length, 1);
+      assert.deepEqual(outOfStock.body.items[0].subject, { kind: "product", id: "p9" });
+      assert.equal(outOfStock.body.items[0].severity, "critical");
+      assert.equal((await get("/v1/alerts?limit=1")).body.items.length, 1);
+      const future = new Date(Date.now() + 60 * MIN).toISOString();
+      assert.deepEqual((await get(`/v1/alerts?since=${encodeURIComponent(future)}`)).body.items, []);
+      const since = new Date(t0 + 8.75 * MIN).toISOString();
+      const late = (await get(`/v1/alerts?since=${encodeURIComponent(since)}&type=low_inventory`)).body.items;
+      assert.ok(late.every((a: Json) => a.type === "low_inventory" && a.occurredAt >= since));
+
+      // Realtime and funnel, from the global actor's minute rollups.
+      const realtime = await until("/v1/analytics/realtime", (b) => b.last15.orders === 3);
+      assert.equal(realtime.last15.eventsByType.product_viewed, views);
+      assert.equal(realtime.last15.revenue, 170);
+      assert.ok(realtime.last15.activeUsers >= 5);
+      assert.ok(realtime.last1.orders <= realtime.last5.orders && realtime.last5.orders <= 3);
+      assert.equal(realtime.topProducts[0].productId, "pA");
+      const funnel = await until("/v1/analytics/funnel?window=1h", (b) => b.steps.orderCompleted === 3);
+      assert.deepEqual(funnel.steps, { productViewed: views, addedToCart: 1, checkoutStarted: 1, orderCompleted: 3 });
+      assert.equal(funnel.minutes, 60);
+      assert.equal(funnel.conversion.viewToCart, Math.round((1 / views) * 1e6) / 1e6);
+      const narrow = await get("/v1/analytics/funnel?window=1m");
+      assert.ok(narrow.body.steps.productViewed < views, "a 1-minute window sees fewer views than an hour");
+
+      // Related products of pA: co-viewed pB and pC.
+      const related = await until("/v1/products/pA/related", (b) => b.items.length >= 2);
+      assert.deepEqual(related.items.map((r: Json) => r.productId).sort(), ["pB", "pC"]);
+      assert.equal((await get("/v1/products/pA/related?limit=1")).body.items.length, 1);
+      assert.equal((await get("/v1/products/nope/related")).status, 404);
+
+      // Recommendations: a shopper who got some; a known user without any; an unknown user.
+      const [stored] = await eventually(
+        "stored recommendations",
+        async () => {
+          const rows = await sql<{ user_id: string; payload: Json }[]>`
+          select user_id, payload from latest_recommendations order by user_id limit 1`;
+          return rows.length > 0 ? rows : undefined;
+        },
+        30_000,
+        200,
+      );
+      const recs = await get(`/v1/users/${stored.user_id}/recommendations`);
+      assert.equal(recs.status, 200);
+      assert.equal(recs.body.userId, stored.user_id);
+      assert.ok(recs.body.items.length > 0);
+      assert.deepEqual(recs.body.items, stored.payload.items);
+      await until("/v1/users/lurker/recommendations", () => true);
+      assert.deepEqual((await get("/v1/users/lurker/recommendations")).body, { userId: "lurker", items: [] });
+      const unknown = await get("/v1/users/nobody/recommendations");
+      assert.equal(unknown.status, 404);
+      assert.equal(unknown.body.status, 404);
+    } finally {
+      await sql.end();
+      await engine.stop();
+      await db.drop();
+    }
+  },
+});

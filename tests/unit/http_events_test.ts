@@ -1,0 +1,208 @@
+/**
+ * POST /v1/events through the real handler and route table, on the in-memory log: statuses,
+ * bodies and headers of every outcome, and that nothing is reported accepted that is not stored.
+ */
+import assert from "node:assert/strict";
+import { LogUnavailableError } from "../../engine/errors.ts";
+import type { StateReader } from "../../engine/state_reader.ts";
+import { BASE, FIXTURE_LIMITS, httpFixture, pageView, postEvents } from "./http_fixture.ts";
+
+const PROBLEM_KEYS = new Set(["type", "title", "status", "detail", "errors"]);
+
+/** Asserts an RFC 9457 response with `status` and returns its body. */
+async function problem(response: Response, status: number): Promise<Record<string, unknown>> {
+  const text = await response.text();
+  assert.equal(response.status, status, text);
+  assert.equal(response.headers.get("content-type"), "application/problem+json");
+  const body = JSON.parse(text);
+  assert.equal(body.status, status);
+  assert.equal(typeof body.title, "string");
+  for (const key of Object.keys(body)) assert.ok(PROBLEM_KEYS.has(key), `unexpected member ${key}`);
+  assert.doesNotMatch(text, /\.ts:\d+|\bat [\w.<>]+ \(|stack/i, "no stack traces in problems");
+  return body;
+}
+
+function errorPaths(body: Record<string, unknown>): string[] {
+  return (body.errors as { path: string }[]).map((e) => e.path);
+}
+
+Deno.test("POST /v1/events answers 202 {accepted, eventIds} for one event, after it is in the log", async () => {
+  const { handle, log, topics } = await httpFixture();
+  const response = await handle(postEvents(JSON.stringify(pageView("alice"))));
+  assert.equal(response.status, 202);
+  assert.equal(response.headers.get("content-type"), "application/json");
+  const body = await response.json();
+  assert.deepEqual(Object.keys(body).sort(), ["accepted", "eventIds"]);
+  assert.equal(body.accepted, 1);
+  const stored = log.all(topics.events).map((r) => JSON.parse(new TextDecoder().decode(r.value!)));
+  assert.deepEqual(stored.map((e) => e.eventId), body.eventIds);
+  assert.equal(stored[0].userId, "alice");
+});
+
+Deno.test("POST /v1/events accepts a JSON array and answers the ids in input order", async () => {
+  const { handle, log, topics } = await httpFixture();
+  const eventId = "3b241101-e2bb-4255-8caf-4136c566a962";
+  const batch = [pageView("a"), { ...pageView("b"), eventId }, pageView("a", "/2")];
+  const response = await handle(postEvents(JSON.stringify(batch)));
+  assert.equal(response.status, 202);
+  const body = await response.json();
+  assert.equal(body.accepted, 3);
+  assert.equal(body.eventIds[1], eventId);
+  const stored = log.all(topics.events).map((r) => JSON.parse(new TextDecoder().decode(r.value!)));
+  assert.deepEqual(stored.map((e) => e.eventId).sort(), [...body.eventIds].sort());
+});
+
+Deno.test("POST /v1/events accepts NDJSON under each of its media types, skipping blank lines and CRs", async () => {
+  for (const type of ["application/x-ndjson", "application/ndjson", "application/jsonl; charset=utf-8"]) {
+    const { handle, log, topics } = await httpFixture();
+    const text = [pageView("a"), pageView("b"), pageView("c")].map((e) => JSON.stringify(e)).join("\r\n") + "\n\n";
+    const response = await handle(postEvents(text, type));
+    assert.equal(response.status, 202, type);
+    const body = await response.json();
+    assert.equal(body.accepted, 3);
+    assert.equal(log.all(topics.events).length, 3);
+  }
+});
+
+Deno.test("POST /v1/events answers 400 for malformed JSON, invalid UTF-8 and empty bodies", async () => {
+  const { handle, log, topics } = await httpFixture();
+  const malformed = await problem(await handle(postEvents('{"type": "page_viewed",')), 400);
+  assert.deepEqual(errorPaths(malformed), ["(body)"]);
+  const utf8 = await problem(await handle(postEvents(new Uint8Array([0x7b, 0xff, 0xfe, 0x7d]))), 400);
+  assert.match(String(utf8.detail), /UTF-8/);
+  for (const empty of ["", "[]", "\n\n"]) {
+    const type = empty.startsWith("\n") ? "application/x-ndjson" : "application/json";
+    await problem(await handle(postEvents(empty, type)), 400);
+  }
+  const lines = await problem(await handle(postEvents('{"a":1}\n{oops\n{"b":2}\n[', "application/x-ndjson")), 400);
+  assert.deepEqual(errorPaths(lines), ["line 2", "line 4"]);
+  assert.equal(log.all(topics.events).length, 0);
+});
+
+Deno.test("POST /v1/events answers 400 listing every problem, and stores nothing of the batch", async () => {
+  const { handle, log, topics } = await httpFixture();
+  const batch = [
+    pageView("ok"),
+    { type: "product_added_to_cart", userId: "u", properties: { productId: "p", quantity: 0, price: -1 } },
+    { type: "teleported", userId: "u" },
+    { type: "inventory_updated", properties: { productId: "p", stock: -1 } },
+  ];
+  const body = await problem(await handle(postEvents(JSON.stringify(batch))), 400);
+  assert.deepEqual(errorPaths(body).sort(), [
+    "1.properties.price",
+    "1.properties.quantity",
+    "2.type",
+    "3.properties.stock",
+  ]);
+  assert.match(String(body.detail), /3 of 4 events are invalid; none was accepted/);
+  assert.equal(body.type, "urn:actor-engine:problem:validation_failed");
+  assert.equal(log.all(topics.events).length + log.all(topics.productEvents).length, 0);
+});
+
+Deno.test("POST /v1/events answers 413 when the body exceeds the byte limit, declared or streamed", async () => {
+  const { handle, log, topics } = await httpFixture();
+  const big = JSON.stringify(pageView("a", "x".repeat(FIXTURE_LIMITS.maxBodyBytes)));
+  const declared = postEvents(big);
+  assert.ok(Number(declared.headers.get("content-length") ?? big.length) > FIXTURE_LIMITS.maxBodyBytes);
+  await problem(await handle(declared), 413);
+  // A chunked body of unknown length is cut off as soon as it passes the limit.
+  const chunk = new TextEncoder().encode(" ".repeat(1024));
+  let sent = 0;
+  const stream = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      sent += chunk.byteLength;
+      controller.enqueue(chunk);
+    },
+  });
+  const streamed = new Request(`${BASE}/v1/events`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: stream,
+  });
+  await problem(await handle(streamed), 413);
+  assert.ok(sent <= FIXTURE_LIMITS.maxBodyBytes + 4 * chunk.byteLength, `read ${sent} bytes of an endless body`);
+  assert.equal(log.all(topics.events).length, 0);
+});
+
+Deno.test("POST /v1/events answers 413 when the request holds more events than allowed", async () => {
+  const { handle, log, topics } = await httpFixture();
+  const tooMany = Array.from({ length: FIXTURE_LIMITS.maxEvents + 1 }, (_, i) => pageView(`u${i}`, "/"));
+  const body = await problem(await handle(postEvents(JSON.stringify(tooMany))), 413);
+  assert.match(String(body.detail), new RegExp(`${FIXTURE_LIMITS.maxEvents + 1} events exceed the limit`));
+  const ndjson = tooMany.map((e) => JSON.stringify(e)).join("\n");
+  await problem(await handle(postEvents(ndjson, "application/x-ndjson")), 413);
+  assert.equal(log.all(topics.events).length, 0);
+  const exactly = await handle(postEvents(JSON.stringify(tooMany.slice(1))));
+  assert.equal(exactly.status, 202);
+  await exactly.body?.cancel();
+});
+
+Deno.test("POST /v1/events answers 415 for a wrong or missing content type", async () => {
+  const { handle } = await httpFixture();
+  const json = JSON.stringify(pageView("a"));
+  for (const type of ["text/plain", "application/xml", "multipart/form-data; boundary=x", "json", null]) {
+    const body = await problem(await handle(postEvents(json, type)), 415);
+    assert.match(String(body.detail), /application\/json/);
+  }
+  const accepted = await handle(postEvents(json, "application/vnd.shop+json; charset=utf-8"));
+  assert.equal(accepted.status, 202);
+  await accepted.body?.cancel();
+});
+
+Deno.test("POST /v1/events answers 503 with Retry-After when the log fails, and reports nothing accepted", async () => {
+  const { handle, log, topics } = await httpFixture();
+  for (const failure of [new LogUnavailableError("broker gone"), new Error("socket hang up")]) {
+    log.failAppends = failure;
+    const response = await handle(postEvents(JSON.stringify([pageView("a"), pageView("b")])));
+    assert.ok(Number(response.headers.get("retry-after")) > 0);
+    const body = await problem(response, 503);
+    assert.equal("accepted" in body || "eventIds" in body, false);
+    assert.doesNotMatch(JSON.stringify(body), /socket hang up/, "no internal details");
+  }
+  assert.equal(log.all(topics.events).length, 0);
+  // Recovery needs nothing but the log coming back.
+  log.failAppends = null;
+  const response = await handle(postEvents(JSON.stringify(pageView("a"))));
+  assert.equal(response.status, 202);
+  await response.body?.cancel();
+  assert.equal(log.all(topics.events).length, 1);
+});
+
+Deno.test("unknown routes answer 404, wrong methods 405 with Allow, both as problems", async () => {
+  const { handle } = await httpFixture();
+  await problem(await handle(new Request(`${BASE}/v1/nothing`)), 404);
+  const wrong = await handle(new Request(`${BASE}/v1/events`, { method: "GET" }));
+  assert.equal(wrong.headers.get("allow"), "POST");
+  await problem(wrong, 405);
+  const put = await handle(new Request(`${BASE}/v1/users/alice`, { method: "PUT", body: "{}" }));
+  assert.equal(put.headers.get("allow"), "GET");
+  await problem(put, 405);
+});
+
+Deno.test("GET /v1/users/{id} decodes the id, answers 404 for an unknown one and 400 for bad percent-encoding", async () => {
+  const { handle } = await httpFixture();
+  const found = await handle(new Request(`${BASE}/v1/users/%61lice`));
+  assert.equal(found.status, 200);
+  assert.deepEqual(await found.json(), { userId: "alice", source: "memory" });
+  await problem(await handle(new Request(`${BASE}/v1/users/bob`)), 404);
+  for (const bad of ["%E0%A4%A", "%", "%zz", "%C3%28"]) {
+    const body = await problem(await handle(new Request(`${BASE}/v1/users/${bad}`)), 400);
+    assert.deepEqual(errorPaths(body), ["id"]);
+    await problem(await handle(new Request(`${BASE}/v1/products/${bad}`)), 400);
+  }
+});
+
+Deno.test("an unexpected failure answers a bare 500 problem without internal details", async () => {
+  const broken: StateReader = { read: () => Promise.reject(new Error("secret connection string in here")) };
+  const { handle } = await httpFixture(broken);
+  const response = await handle(new Request(`${BASE}/v1/users/alice`));
+  const body = await problem(response, 500);
+  assert.deepEqual(Object.keys(body).sort(), ["status", "title", "type"]);
+});
+
+Deno.test("GET /healthz answers 200 {status: ok}", async () => {
+  const { handle } = await httpFixture();
+  const response = await handle(new Request(`${BASE}/healthz`));
+  assert.equal(response.status, 200);
+  assert.deepEqual(await response.json(), { status: "ok" });
+});

@@ -1,0 +1,60 @@
+/** The real HTTP handler over an in-memory log and a stub state reader, for HTTP unit tests. */
+import { topicNames } from "../../engine/config.ts";
+import { silentLogger } from "../../engine/logger.ts";
+import { MemoryLog } from "../../engine/memory_log.ts";
+import type { StateReader } from "../../engine/state_reader.ts";
+import { buildRoutes, type RouteDeps } from "../../http/routes.ts";
+import { createHandler } from "../../http/server.ts";
+
+/** Fixed "now" of the fixture, so that future-dated checks are deterministic. */
+export const FIXTURE_NOW = Date.parse("2026-11-22T12:00:00.000Z");
+/** Small limits, so that 413s are cheap to provoke. */
+export const FIXTURE_LIMITS = { maxEvents: 50, maxBodyBytes: 64 * 1024 } as const;
+/** Partitions per topic of the in-memory log. */
+export const FIXTURE_PARTITIONS = 3;
+/** Base URL of requests; the handler never listens on it. */
+export const BASE = "http://engine.test";
+
+/** A handler plus the log behind it. */
+export interface HttpFixture {
+  readonly log: MemoryLog;
+  readonly topics: RouteDeps["topics"];
+  readonly handle: (request: Request) => Promise<Response>;
+}
+
+/** Builds the handler; `reader` defaults to one that knows user "alice" only. */
+export async function httpFixture(
+  reader: StateReader = aliceOnly,
+  limits: { maxEvents: number; maxBodyBytes: number } = FIXTURE_LIMITS,
+): Promise<HttpFixture> {
+  const log = new MemoryLog(() => FIXTURE_NOW);
+  const topics = topicNames({ TOPIC_PREFIX: "" });
+  await log.ensureTopics(Object.values(topics).map((topic) => ({ topic, partitions: FIXTURE_PARTITIONS })));
+  const routes = buildRoutes({
+    producer: log.producer(),
+    topics,
+    reader,
+    ingest: { rules: { maxFutureMs: 5 * 60_000 }, ...limits },
+    now: () => FIXTURE_NOW,
+  });
+  return { log, topics, handle: createHandler(routes, silentLogger) };
+}
+
+const aliceOnly: StateReader = {
+  read: (kind, key) =>
+    Promise.resolve(kind === "user" && key === "alice" ? { state: { userId: "alice" }, source: "memory" } : null),
+};
+
+/** A POST of `body` to /v1/events with `contentType` (none when null). */
+export function postEvents(body: BodyInit | null, contentType: string | null = "application/json"): Request {
+  const headers = new Headers();
+  if (contentType !== null) headers.set("content-type", contentType);
+  // A Uint8Array body gets no implicit content type, unlike a string body.
+  const bytes = typeof body === "string" ? new TextEncoder().encode(body) : body;
+  return new Request(`${BASE}/v1/events`, { method: "POST", headers, body: bytes });
+}
+
+/** A valid page view of `userId`. */
+export function pageView(userId: string, url = "https://shop.example/"): Record<string, unknown> {
+  return { type: "page_viewed", userId, properties: { url } };
+}

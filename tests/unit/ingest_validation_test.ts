@@ -1,0 +1,330 @@
+/**
+ * prepareEvents() validation, table-driven for every event type: valid events, each required field
+ * missing, each bound violated, unknown types, whole-batch rejection and the defaults applied.
+ */
+import assert from "node:assert/strict";
+import { EVENT_TYPES, type EventType, MAX_USER_ID_LENGTH, type StoredEvent } from "../../actors/events.ts";
+import { topicNames } from "../../engine/config.ts";
+import { ValidationError } from "../../engine/errors.ts";
+import { type PreparedEvents, prepareEvents } from "../../engine/ingest.ts";
+
+const NOW = Date.parse("2026-11-22T12:00:00.000Z");
+const MINUTE_MS = 60_000;
+const RULES = { maxFutureMs: 5 * MINUTE_MS };
+const TOPICS = topicNames({ TOPIC_PREFIX: "t." });
+const UUID_V4 = "3b241101-e2bb-4255-8caf-4136c566a962";
+const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+type Json = Record<string, unknown>;
+
+/** The smallest valid event of each type. */
+const MINIMAL: Record<EventType, Json> = {
+  page_viewed: { type: "page_viewed", userId: "u1", properties: { url: "https://shop.example/" } },
+  product_viewed: { type: "product_viewed", userId: "u1", properties: { productId: "sku-1" } },
+  search_performed: { type: "search_performed", userId: "u1", properties: { query: "red shoes" } },
+  product_added_to_cart: { type: "product_added_to_cart", userId: "u1", properties: { productId: "sku-1", price: 10 } },
+  product_removed_from_cart: { type: "product_removed_from_cart", userId: "u1", properties: { productId: "sku-1" } },
+  checkout_started: { type: "checkout_started", userId: "u1" },
+  order_completed: {
+    type: "order_completed",
+    userId: "u1",
+    properties: { orderId: "o-1", items: [{ productId: "sku-1", quantity: 1, price: 10 }], total: 10 },
+  },
+  inventory_updated: { type: "inventory_updated", properties: { productId: "sku-1", stock: 0 } },
+};
+
+/** A valid event of each type with every optional field set. */
+const FULL: Record<EventType, Json> = {
+  page_viewed: {
+    type: "page_viewed",
+    userId: "u1",
+    properties: { url: "https://shop.example/a", referrer: "https://google.com", title: "A", loadTime: 1.25 },
+  },
+  product_viewed: {
+    type: "product_viewed",
+    userId: "u1",
+    properties: { productId: "sku-1", price: 0, category: "shoes", brand: "acme" },
+  },
+  search_performed: { type: "search_performed", userId: "u1", properties: { query: "", resultsCount: 0 } },
+  product_added_to_cart: {
+    type: "product_added_to_cart",
+    userId: "u1",
+    properties: { productId: "sku-1", quantity: 3, price: 0, category: "shoes", brand: "acme" },
+  },
+  product_removed_from_cart: {
+    type: "product_removed_from_cart",
+    userId: "u1",
+    properties: { productId: "sku-1", quantity: 2 },
+  },
+  checkout_started: { type: "checkout_started", userId: "u1", properties: { cartValue: 99.5 } },
+  order_completed: {
+    type: "order_completed",
+    userId: "u1",
+    properties: {
+      orderId: "o-1",
+      items: [{ productId: "sku-1", quantity: 2, price: 10, category: "shoes" }, {
+        productId: "sku-2",
+        quantity: 1,
+        price: 0,
+      }],
+      total: 20,
+      currency: "EUR",
+      paymentMethod: "card",
+      shippingCountry: "DE",
+    },
+  },
+  inventory_updated: { type: "inventory_updated", userId: "ops", properties: { productId: "sku-1", stock: 1000 } },
+};
+
+const ENVELOPE = {
+  eventId: UUID_V4,
+  sessionId: "s-1",
+  occurredAt: "2026-11-22T13:59:00+02:00",
+};
+
+/** Required fields per type, as paths; each case removes one and expects a problem at that path. */
+const REQUIRED: Record<EventType, string[]> = {
+  page_viewed: ["userId", "properties", "properties.url"],
+  product_viewed: ["userId", "properties", "properties.productId"],
+  search_performed: ["userId", "properties", "properties.query"],
+  product_added_to_cart: ["userId", "properties", "properties.productId", "properties.price"],
+  product_removed_from_cart: ["userId", "properties", "properties.productId"],
+  checkout_started: ["userId"],
+  order_completed: [
+    "userId",
+    "properties",
+    "properties.orderId",
+    "properties.items",
+    "properties.total",
+    "properties.items.0.productId",
+    "properties.items.0.quantity",
+    "properties.items.0.price",
+  ],
+  inventory_updated: ["properties", "properties.productId", "properties.stock"],
+};
+
+/** One bound violation: set `path` of the type's full event to `value`; expect a problem at `path`. */
+interface BoundCase {
+  readonly type: EventType;
+  readonly path: string;
+  readonly value: unknown;
+  readonly why: string;
+}
+
+const ENVELOPE_BOUNDS: Omit<BoundCase, "type">[] = [
+  { path: "eventId", value: "not-a-uuid", why: "bad eventId" },
+  { path: "eventId", value: 42, why: "numeric eventId" },
+  { path: "sessionId", value: "", why: "empty sessionId" },
+  { path: "occurredAt", value: "yesterday", why: "occurredAt not RFC 3339" },
+  { path: "occurredAt", value: "2026-11-22T12:00:00", why: "occurredAt without offset" },
+  { path: "occurredAt", value: "2026-02-30T12:00:00Z", why: "occurredAt on a day that does not exist" },
+  { path: "occurredAt", value: 1_700_000_000_000, why: "occurredAt as epoch number" },
+];
+
+const USER_BOUNDS: Omit<BoundCase, "type">[] = [
+  { path: "userId", value: "", why: "empty userId" },
+  { path: "userId", value: "u".repeat(MAX_USER_ID_LENGTH + 1), why: "userId of 129 chars" },
+  { path: "userId", value: 7, why: "numeric userId" },
+];
+
+const PROPERTY_BOUNDS: BoundCase[] = [
+  { type: "page_viewed", path: "properties.url", value: "", why: "empty url" },
+  { type: "page_viewed", path: "properties.loadTime", value: -1, why: "negative loadTime" },
+  { type: "page_viewed", path: "properties", value: [], why: "properties as an array" },
+  { type: "product_viewed", path: "properties.price", value: -0.01, why: "negative price" },
+  { type: "product_viewed", path: "properties.productId", value: "", why: "empty productId" },
+  { type: "product_viewed", path: "properties.productId", value: "p".repeat(257), why: "productId of 257 chars" },
+  { type: "search_performed", path: "properties.resultsCount", value: -1, why: "negative resultsCount" },
+  { type: "search_performed", path: "properties.resultsCount", value: 1.5, why: "fractional resultsCount" },
+  { type: "product_added_to_cart", path: "properties.quantity", value: 0, why: "quantity 0" },
+  { type: "product_added_to_cart", path: "properties.quantity", value: 1.5, why: "fractional quantity" },
+  { type: "product_added_to_cart", path: "properties.quantity", value: "2", why: "quantity as a string" },
+  { type: "product_added_to_cart", path: "properties.price", value: -5, why: "negative price" },
+  { type: "product_added_to_cart", path: "properties.price", value: null, why: "null price" },
+  { type: "product_removed_from_cart", path: "properties.quantity", value: 0, why: "quantity 0" },
+  { type: "checkout_started", path: "properties.cartValue", value: -1, why: "negative cartValue" },
+  { type: "order_completed", path: "properties.items", value: [], why: "items empty" },
+  { type: "order_completed", path: "properties.items.0.quantity", value: 0, why: "line item quantity 0" },
+  { type: "order_completed", path: "properties.items.1.price", value: -1, why: "negative line item price" },
+  { type: "order_completed", path: "properties.total", value: -0.5, why: "negative total" },
+  { type: "order_completed", path: "properties.currency", value: "usd", why: "lower-case currency" },
+  { type: "order_completed", path: "properties.currency", value: "US", why: "two-letter currency" },
+  { type: "order_completed", path: "properties.currency", value: "EURO", why: "four-letter currency" },
+  { type: "inventory_updated", path: "properties.stock", value: -1, why: "stock -1" },
+  { type: "inventory_updated", path: "properties.stock", value: 2.5, why: "fractional stock" },
+  { type: "inventory_updated", path: "properties.productId", value: "", why: "empty productId" },
+];
+
+const BOUNDS: BoundCase[] = [
+  ...EVENT_TYPES.flatMap((type) => ENVELOPE_BOUNDS.map((c) => ({ ...c, type }))),
+  ...EVENT_TYPES.filter((t) => t !== "inventory_updated").flatMap((type) => USER_BOUNDS.map((c) => ({ ...c, type }))),
+  ...PROPERTY_BOUNDS,
+];
+
+function prepare(raw: unknown[], batch = raw.length > 1): PreparedEvents {
+  return prepareEvents(raw, { rules: RULES, topics: TOPICS, nowMs: NOW, batch });
+}
+
+/** The ValidationError that preparing `raw` throws. */
+function rejection(raw: unknown[], batch = raw.length > 1): ValidationError {
+  try {
+    prepare(raw, batch);
+  } catch (error) {
+    assert.ok(error instanceof ValidationError, `expected a ValidationError, got ${error}`);
+    return error;
+  }
+  assert.fail(`expected ${JSON.stringify(raw).slice(0, 200)} to be rejected`);
+}
+
+function clone(value: Json): Json {
+  return structuredClone(value);
+}
+
+/** Sets (or with `remove`, deletes) the value at a dotted path. */
+function edit(event: Json, path: string, value: unknown, remove = false): Json {
+  const copy = clone(event);
+  const keys = path.split(".");
+  let at = copy as Record<string, unknown>;
+  for (const key of keys.slice(0, -1)) at = at[key] as Record<string, unknown>;
+  const last = keys[keys.length - 1];
+  if (remove) delete at[last];
+  else at[last] = value;
+  return copy;
+}
+
+function paths(error: ValidationError): string[] {
+  return error.problems.map((p) => p.path);
+}
+
+Deno.test("prepareEvents() accepts the minimal and the full event of every type", () => {
+  for (const type of EVENT_TYPES) {
+    for (const event of [MINIMAL[type], FULL[type], { ...FULL[type], ...ENVELOPE }]) {
+      const { events, records } = prepare([event]);
+      assert.equal(events.length, 1, type);
+      assert.equal(events[0].type, type);
+      assert.equal(records.length, 1);
+    }
+  }
+});
+
+Deno.test("prepareEvents() names the path of each missing required field, for every type", () => {
+  for (const type of EVENT_TYPES) {
+    for (const path of REQUIRED[type]) {
+      const error = rejection([edit(FULL[type], path, undefined, true)]);
+      assert.ok(paths(error).includes(path), `${type} without ${path}: got ${JSON.stringify(error.problems)}`);
+    }
+  }
+});
+
+Deno.test("prepareEvents() names the path of each violated bound, for every type", () => {
+  for (const { type, path, value, why } of BOUNDS) {
+    const error = rejection([edit(FULL[type], path, value)]);
+    assert.ok(paths(error).includes(path), `${type}, ${why}: got ${JSON.stringify(error.problems)}`);
+    for (const problem of error.problems) assert.ok(problem.message.length > 0, `${type}, ${why}: empty message`);
+  }
+});
+
+Deno.test("prepareEvents() accepts values exactly on the bounds", () => {
+  const edge = [
+    edit(FULL.page_viewed, "userId", "u".repeat(MAX_USER_ID_LENGTH)),
+    edit(FULL.product_added_to_cart, "properties.quantity", 1),
+    edit(FULL.inventory_updated, "properties.stock", 0),
+    edit(FULL.order_completed, "properties.total", 0),
+    edit(FULL.page_viewed, "occurredAt", new Date(NOW + 5 * MINUTE_MS).toISOString()),
+    edit(FULL.page_viewed, "occurredAt", "1970-01-01T00:00:00Z"),
+  ];
+  assert.equal(prepare(edge).events.length, edge.length);
+});
+
+Deno.test("prepareEvents() rejects an event dated more than 5 minutes ahead, of every type", () => {
+  for (const type of EVENT_TYPES) {
+    const error = rejection([edit(FULL[type], "occurredAt", new Date(NOW + 6 * MINUTE_MS).toISOString())]);
+    assert.deepEqual(paths(error), ["occurredAt"]);
+    assert.match(error.problems[0].message, /future/);
+  }
+  // The rule uses the instant, not the wall-clock digits: 12:04 in UTC+1 is 11:04Z, fine.
+  assert.equal(prepare([edit(FULL.page_viewed, "occurredAt", "2026-11-22T12:04:00+01:00")]).events.length, 1);
+  const ahead = rejection([edit(FULL.page_viewed, "occurredAt", "2026-11-22T12:06:00Z")]);
+  assert.deepEqual(paths(ahead), ["occurredAt"]);
+});
+
+Deno.test("prepareEvents() rejects an unknown or missing type, listing the allowed types", () => {
+  for (const type of ["product_exploded", "", "PAGE_VIEWED", "__proto__", 5, null, undefined]) {
+    const error = rejection([{ ...FULL.page_viewed, type }]);
+    assert.deepEqual(paths(error), ["type"], `type ${String(type)}`);
+    for (const allowed of EVENT_TYPES) assert.ok(error.problems[0].message.includes(allowed), allowed);
+  }
+});
+
+Deno.test("prepareEvents() rejects values that are not JSON objects", () => {
+  for (const value of [null, 42, "page_viewed", [], true]) {
+    assert.deepEqual(paths(rejection([value], false)), ["(root)"], JSON.stringify(value));
+  }
+  assert.deepEqual(paths(rejection([MINIMAL.page_viewed, null, []], true)), ["1", "2"]);
+});
+
+Deno.test("prepareEvents() rejects a whole batch for one invalid event, naming its index and field path", () => {
+  const batch = [MINIMAL.page_viewed, MINIMAL.product_viewed, edit(FULL.product_added_to_cart, "properties.price", -1)];
+  const error = rejection(batch);
+  assert.deepEqual(paths(error), ["2.properties.price"]);
+  assert.match(error.message, /1 of 3 events are invalid; none was accepted/);
+});
+
+Deno.test("prepareEvents() lists every problem of every invalid event in a batch", () => {
+  const batch = [
+    edit(edit(FULL.order_completed, "properties.currency", "usd"), "properties.items", []),
+    MINIMAL.page_viewed,
+    { ...MINIMAL.page_viewed, type: "nope" },
+    edit(MINIMAL.inventory_updated, "properties.stock", -1),
+    edit(FULL.page_viewed, "occurredAt", new Date(NOW + 6 * MINUTE_MS).toISOString()),
+  ];
+  const error = rejection(batch);
+  assert.deepEqual(paths(error).sort(), [
+    "0.properties.currency",
+    "0.properties.items",
+    "2.type",
+    "3.properties.stock",
+    "4.occurredAt",
+  ]);
+  assert.match(error.message, /4 of 5 events are invalid/);
+});
+
+Deno.test("prepareEvents() applies defaults: quantity 1, currency USD, empty checkout properties", () => {
+  const { events } = prepare([MINIMAL.product_added_to_cart, MINIMAL.order_completed, MINIMAL.checkout_started]);
+  const [added, order, checkout] = events as [
+    StoredEvent & { properties: { quantity: number } },
+    StoredEvent & { properties: { currency: string } },
+    StoredEvent,
+  ];
+  assert.equal(added.properties.quantity, 1);
+  assert.equal(order.properties.currency, "USD");
+  assert.deepEqual(checkout.properties, {});
+});
+
+Deno.test("prepareEvents() assigns UUIDv7 ids and times, keeping a client's eventId and normalising occurredAt", () => {
+  const { events } = prepare([MINIMAL.page_viewed, { ...FULL.page_viewed, ...ENVELOPE }]);
+  const [assigned, kept] = events;
+  assert.match(assigned.eventId, UUID_V7);
+  assert.equal(assigned.occurredAt, new Date(NOW).toISOString());
+  assert.equal(assigned.receivedAt, new Date(NOW).toISOString());
+  assert.equal(kept.eventId, UUID_V4);
+  assert.equal(kept.occurredAt, "2026-11-22T11:59:00.000Z");
+  assert.equal(kept.sessionId, "s-1");
+});
+
+Deno.test("prepareEvents() drops unknown fields instead of storing them", () => {
+  const { events } = prepare([{ ...FULL.page_viewed, extra: { deep: [1, 2] }, properties: { url: "/", x: 1 } }]);
+  assert.equal("extra" in events[0], false);
+  assert.deepEqual(events[0].properties, { url: "/" });
+});
+
+Deno.test("prepareEvents() routes user events to `events` by userId and inventory to `product-events` by productId", () => {
+  const { records, events } = prepare(EVENT_TYPES.map((type) => FULL[type]));
+  for (const [index, record] of records.entries()) {
+    const type = EVENT_TYPES[index];
+    const inventory = type === "inventory_updated";
+    assert.equal(record.topic, inventory ? TOPICS.productEvents : TOPICS.events, type);
+    assert.equal(record.key, inventory ? "sku-1" : "u1", type);
+    assert.deepEqual(JSON.parse(record.value as string), events[index]);
+  }
+});
