@@ -1,6 +1,6 @@
 // deno-lint-ignore-file no-console
 /**
- * `deno task bench ingest [--clients=N] [--batch=N] [--duration=S] [--rate=N] [--latency-duration=S] [--edge]`:
+ * `deno task bench ingest [--clients=N] [--batch=N] [--duration=S] [--rate=N] [--latency-duration=S] [--warmup=S] [--edge]`:
  * HTTP ingestion against an in-process engine on the local Kafka and PostgreSQL (scripts/services.sh).
  *
  *  (b) latency, run first, in steady state: single-event requests on an open-loop schedule at a
@@ -26,7 +26,7 @@ const DEFAULTS = {
   clients: 16,
   batch: 100,
   duration: 10,
-  warmup: 2,
+  warmup: 3,
   rate: 1_000,
   "latency-duration": 10,
 } as const;
@@ -46,7 +46,7 @@ const TICK_MS = 1;
 /** A message to the load worker. */
 type Job =
   | { kind: "throughput"; url: string; bodies: string[]; clients: number; warmupMs: number; durationMs: number }
-  | { kind: "latency"; url: string; bodies: string[]; rate: number; durationMs: number };
+  | { kind: "latency"; url: string; bodies: string[]; rate: number; warmupMs: number; durationMs: number };
 
 /** A finished phase, as reported by the worker. */
 interface PhaseResult {
@@ -211,6 +211,7 @@ export async function run(args: string[]): Promise<void> {
       url: `${target.url}/v1/events`,
       bodies: batchBodies(1).map((b) => JSON.stringify(JSON.parse(b)[0])),
       rate: options.rate,
+      warmupMs: options.warmup * MS_PER_S,
       durationMs: options["latency-duration"] * MS_PER_S,
     });
     report(
@@ -277,28 +278,32 @@ async function throughputPhase(job: Extract<Job, { kind: "throughput" }>): Promi
 }
 
 async function latencyPhase(job: Extract<Job, { kind: "latency" }>): Promise<PhaseResult> {
+  const warm = emptyResult();
   const result = emptyResult();
-  const total = Math.round((job.rate * job.durationMs) / MS_PER_S);
   const intervalMs = MS_PER_S / job.rate;
-  const start = performance.now() + 100;
+  const warmupRequests = Math.round((job.rate * job.warmupMs) / MS_PER_S);
+  const total = warmupRequests + Math.round((job.rate * job.durationMs) / MS_PER_S);
+  const start = performance.now() + intervalMs;
   const inFlight: Promise<void>[] = [];
   let sent = 0;
   while (sent < total) {
     const due = Math.min(total, Math.floor((performance.now() - start) / intervalMs) + 1);
     for (; sent < due; sent++) {
       const scheduled = start + sent * intervalMs;
+      // Warm-up requests go out on the same schedule but are not measured.
+      const into = sent < warmupRequests ? warm : result;
       const body = job.bodies[sent % job.bodies.length];
       inFlight.push(
-        post(job.url, body, result).then(() => {
-          result.requests++;
-          result.latenciesMs.push(performance.now() - scheduled);
+        post(job.url, body, into).then(() => {
+          into.requests++;
+          into.latenciesMs.push(performance.now() - scheduled);
         }),
       );
     }
     await new Promise((resolve) => setTimeout(resolve, TICK_MS));
   }
   await Promise.all(inFlight);
-  result.seconds = (performance.now() - start) / MS_PER_S;
+  result.seconds = (performance.now() - start - warmupRequests * intervalMs) / MS_PER_S;
   return result;
 }
 

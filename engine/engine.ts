@@ -93,6 +93,7 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
     producer: backend.producer,
     topics,
     reader,
+    instrumentation,
     extra: [
       ...queryRoutes({ reader, sql: backend.sql, now: Date.now }),
       ...operationsRoutes({ checks, metrics: () => metrics.render() }),
@@ -107,7 +108,7 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
   const listening = Promise.withResolvers<Deno.NetAddr>();
   const server = Deno.serve(
     { port: config.PORT, hostname: config.HOST, onListen: (addr) => listening.resolve(addr) },
-    createHandler(routes, log),
+    createHandler(routes, log, instrumentation),
   );
   const addr = await listening.promise;
   const url = `http://${addr.hostname === "0.0.0.0" ? "127.0.0.1" : addr.hostname}:${addr.port}`;

@@ -4,6 +4,7 @@ import { incomingEvent } from "../actors/events.ts";
 import type { Topics } from "../engine/config.ts";
 import { PayloadTooLargeError, ValidationError } from "../engine/errors.ts";
 import { type IngestRules, prepareEvents, publishEvents } from "../engine/ingest.ts";
+import type { Instrumentation } from "../engine/instrumentation.ts";
 import type { LogProducer } from "../engine/log.ts";
 import { bodyFormat, JSON_CONTENT_TYPE, NDJSON_CONTENT_TYPES, parseBody, readBody } from "./body.ts";
 import type { OperationDoc } from "./openapi.ts";
@@ -18,6 +19,8 @@ export interface EventsRouteDeps {
   readonly maxEvents: number;
   readonly maxBodyBytes: number;
   readonly now: () => number;
+  /** Counts accepted, rejected and unacknowledged events (metrics). */
+  readonly instrumentation?: Instrumentation;
 }
 
 /** Body of a 202: what the client needs to correlate and to retry idempotently. */
@@ -38,8 +41,33 @@ export function eventsRoute(deps: EventsRouteDeps): RouteHandler {
     if (values.length > deps.maxEvents) {
       throw new PayloadTooLargeError(`${values.length} events exceed the limit of ${deps.maxEvents} per request`);
     }
-    const prepared = prepareEvents(values, { rules: deps.rules, topics: deps.topics, nowMs: deps.now(), batch });
-    const eventIds = await publishEvents(deps.producer, prepared);
+    let prepared;
+    try {
+      prepared = prepareEvents(values, { rules: deps.rules, topics: deps.topics, nowMs: deps.now(), batch });
+    } catch (error) {
+      deps.instrumentation?.emit({
+        type: "events_ingested",
+        eventType: "(batch)",
+        outcome: "rejected",
+        count: values.length,
+      });
+      throw error;
+    }
+    const count = (outcome: "accepted" | "unavailable") => {
+      const byType = new Map<string, number>();
+      for (const e of prepared.events) byType.set(e.type, (byType.get(e.type) ?? 0) + 1);
+      for (const [eventType, n] of byType) {
+        deps.instrumentation?.emit({ type: "events_ingested", eventType, outcome, count: n });
+      }
+    };
+    let eventIds;
+    try {
+      eventIds = await publishEvents(deps.producer, prepared);
+    } catch (error) {
+      count("unavailable");
+      throw error;
+    }
+    count("accepted");
     const body: Accepted = { accepted: eventIds.length, eventIds };
     return Response.json(body, { status: 202 });
   };

@@ -2,6 +2,7 @@
 import { z } from "zod";
 import type { Topics } from "../engine/config.ts";
 import type { IngestRules } from "../engine/ingest.ts";
+import type { Instrumentation } from "../engine/instrumentation.ts";
 import type { LogProducer } from "../engine/log.ts";
 import type { StateReader } from "../engine/state_reader.ts";
 import { JSON_CONTENT_TYPE } from "./body.ts";
@@ -22,6 +23,8 @@ export interface RouteDeps {
     readonly maxBodyBytes: number;
   };
   readonly now: () => number;
+  /** Receives ingestion outcomes (metrics). */
+  readonly instrumentation?: Instrumentation;
   /** Further routes assembled by the engine (queries, readiness, metrics); documented if they carry a doc. */
   readonly extra?: readonly Route[];
 }
@@ -48,7 +51,13 @@ export function buildRoutes(deps: RouteDeps): Route[] {
     {
       method: "POST",
       path: "/v1/events",
-      handler: eventsRoute({ producer: deps.producer, topics: deps.topics, now: deps.now, ...deps.ingest }),
+      handler: eventsRoute({
+        producer: deps.producer,
+        topics: deps.topics,
+        now: deps.now,
+        instrumentation: deps.instrumentation,
+        ...deps.ingest,
+      }),
       doc: eventsRouteDoc(deps.ingest),
     },
     { method: "GET", path: "/v1/users/:id", handler: stateRoute(deps.reader, "user"), doc: stateRouteDoc("user") },

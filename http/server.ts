@@ -2,13 +2,28 @@
  * The HTTP edge: the route table, the single error funnel, and request logging.
  * Handlers throw typed errors; only `errorResponse` turns them into statuses.
  */
+import type { Instrumentation } from "../engine/instrumentation.ts";
 import type { Logger } from "../engine/logger.ts";
 import { errorResponse } from "./problem.ts";
 import { createRouter, type Route } from "./router.ts";
 
-/** Turns routes into a fetch handler that never throws. */
-export function createHandler(routes: readonly Route[], logger: Logger): (request: Request) => Promise<Response> {
-  const route = createRouter(routes);
+/** Label for requests that matched no route (keeps metric cardinality bounded). */
+const UNMATCHED_ROUTE = "(unmatched)";
+
+/** Turns routes into a fetch handler that never throws; reports each request to `instrumentation`. */
+export function createHandler(
+  routes: readonly Route[],
+  logger: Logger,
+  instrumentation?: Instrumentation,
+): (request: Request) => Promise<Response> {
+  const matched = new WeakMap<Request, string>();
+  const route = createRouter(routes.map((r) => ({
+    ...r,
+    handler: (request: Request, params: Record<string, string>) => {
+      matched.set(request, r.path);
+      return r.handler(request, params);
+    },
+  })));
   const log = logger.child({ component: "http" });
   return async (request) => {
     const started = performance.now();
@@ -27,6 +42,13 @@ export function createHandler(routes: readonly Route[], logger: Logger): (reques
         });
       }
     }
+    instrumentation?.emit({
+      type: "http_request",
+      route: matched.get(request) ?? UNMATCHED_ROUTE,
+      method: request.method,
+      status: response.status,
+      seconds: (performance.now() - started) / 1000,
+    });
     log.debug("request", {
       method: request.method,
       path: new URL(request.url).pathname,

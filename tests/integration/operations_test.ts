@@ -65,11 +65,22 @@ Deno.test("metrics count what a scripted workload did", async () => {
     });
     assert.equal(response.status, 202);
     await response.body?.cancel();
+    const invalid = await fetch(`${engine.url}/v1/events`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify([{ type: "page_viewed", userId: "m1", properties: {} }, { type: "nope" }]),
+    });
+    assert.equal(invalid.status, 400);
+    await invalid.body?.cancel();
     const text = await eventually("processed counts", async () => {
       const body = await (await fetch(`${engine.url}/metrics`)).text();
       return /engine_events_processed_total\{kind="user",type="page_viewed"\} 4/.test(body) ? body : undefined;
     });
     assert.match(text, /engine_events_processed_total\{kind="user",type="product_viewed"\} 7/);
+    assert.match(text, /engine_events_ingested_total\{type="product_viewed",outcome="accepted"\} 7/);
+    assert.match(text, /engine_events_ingested_total\{type="\(batch\)",outcome="rejected"\} 2/);
+    assert.match(text, /engine_http_requests_total\{route="\/v1\/events",method="POST",status="202"\} 1/);
+    assert.match(text, /engine_http_requests_total\{route="\/v1\/events",method="POST",status="400"\} 1/);
     assert.match(text, /engine_actors_total\{kind="user",change="activated"\} [1-9]/);
     assert.match(text, /engine_process_cpu_seconds_total/, "runtime default metrics");
   } finally {
