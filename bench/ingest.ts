@@ -26,7 +26,8 @@ const DEFAULTS = {
   clients: 16,
   batch: 100,
   duration: 10,
-  warmup: 3,
+  /** Seconds of unmeasured load before each phase: the task starts a cold broker JVM every time. */
+  warmup: 10,
   rate: 1_000,
   "latency-duration": 10,
 } as const;
