@@ -16,21 +16,10 @@ import { uuidv7 } from "../../engine/uuid.ts";
 import { type EngineProcess, startEngineProcess } from "../helpers/engine_process.ts";
 import { replayPartition } from "../helpers/replay.ts";
 import { freshDatabase, services, uniqueName } from "../helpers/services.ts";
+import { prng } from "../helpers/prng.ts";
 
 const PARTITIONS = 6;
 const PRODUCE_BATCH = 500;
-
-/** A seeded PRNG (mulberry32), so a failing run can be repeated with the printed seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A realistic mix of stored events over `users` shoppers, in event-time order. */
 function workload(total: number, users: number, random: () => number): { key: string; value: string }[] {

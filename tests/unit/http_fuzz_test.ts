@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { EVENT_TYPES, type EventType } from "../../actors/events.ts";
 import { BASE, FIXTURE_NOW, httpFixture, postEvents } from "./http_fixture.ts";
+import { prng } from "../helpers/prng.ts";
 
 const CASES = 4_000;
 /** The production default body limit, so that deep nesting reaches the JSON parser. */
@@ -14,18 +15,6 @@ const LIMITS = { maxEvents: 1_000, maxBodyBytes: 1024 * 1024 };
 const DEEP = 100_000;
 const HUGE = 200_000;
 const ALLOWED = new Set([400, 404, 405, 413, 415]);
-
-/** mulberry32: a small seeded PRNG, so that every run can be replayed from its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class Gen {
   constructor(readonly random: () => number) {}
