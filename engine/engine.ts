@@ -18,6 +18,8 @@ import { Metrics } from "./metrics.ts";
 import { ActorRuntime } from "./runtime.ts";
 import { createStateReader } from "./state_reader.ts";
 
+const MS_PER_DAY = 86_400_000;
+
 /** A started engine. */
 export interface RunningEngine {
   /** Base URL of the HTTP server. */
@@ -76,7 +78,7 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
     checkpointMaxMessages: config.CHECKPOINT_MAX_MESSAGES,
     maxActors: config.MAX_ACTORS,
     actorIdleMs: config.ACTOR_IDLE_MS,
-    stateTtlMs: config.STATE_TTL_DAYS * 86_400_000,
+    stateTtlMs: config.STATE_TTL_DAYS * MS_PER_DAY,
     idleClockMs: config.CLOCK_IDLE_MS,
     instrumentation,
   });
