@@ -6,6 +6,7 @@
 const BENCHMARKS: Record<string, string> = {
   ingest: "./ingest.ts",
   engine: "./engine.ts",
+  query: "./query.ts",
 };
 
 const name = Deno.args[0];
