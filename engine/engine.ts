@@ -12,6 +12,7 @@ import type { AnyActorLogic } from "./actor.ts";
 import { openBackend } from "./backend.ts";
 import { SqlCheckpointStore } from "./checkpoint.ts";
 import { type Config, topicNames } from "./config.ts";
+import { InstanceRegistry } from "./instance_registry.ts";
 import type { Instrumentation } from "./instrumentation.ts";
 import type { Logger } from "./logger.ts";
 import { Metrics } from "./metrics.ts";
@@ -85,7 +86,16 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
   runtime.start();
   await backend.consumer.start([topics.events, topics.productEvents, topics.analytics], runtime);
 
-  const reader = createStateReader(runtime, store);
+  const registry = new InstanceRegistry(backend.sql, config.GROUP_ID, instanceId, log);
+  // Assumes the events and product-events topics were created with PARTITIONS partitions (topicSpecs).
+  const reader = createStateReader(runtime, store, {
+    registry,
+    partitions: config.PARTITIONS,
+    kinds: {
+      user: { topic: topics.events, path: (key) => `/v1/users/${encodeURIComponent(key)}` },
+      product: { topic: topics.productEvents, path: (key) => `/v1/products/${encodeURIComponent(key)}` },
+    },
+  });
   const checks: ReadinessChecks = {
     database: async () => (await backend.sql`select 1`, { ok: true }),
     log: async () => (await backend.admin.partitionCount(topics.events), { ok: true }),
@@ -114,7 +124,9 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
   );
   const addr = await listening.promise;
   const url = `http://${addr.hostname === "0.0.0.0" ? "127.0.0.1" : addr.hostname}:${addr.port}`;
-  log.info("engine started", { mode: config.mode, url, backend: backend.describe });
+  const advertised = advertisedUrl(addr, url);
+  await registry.register(advertised);
+  log.info("engine started", { mode: config.mode, url, advertised, backend: backend.describe });
 
   return {
     url,
@@ -126,6 +138,7 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
     async stop() {
       stopping = true;
       log.info("engine stopping");
+      await registry.unregister();
       await server.shutdown();
       await backend.consumer.stop();
       await runtime.stop();
@@ -133,4 +146,10 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
       log.info("engine stopped");
     },
   };
+}
+
+/** The URL other instances forward queries to: this host's name when listening on every interface. */
+function advertisedUrl(addr: Deno.NetAddr, url: string): string {
+  const wildcard = addr.hostname === "0.0.0.0" || addr.hostname === "::";
+  return wildcard ? `http://${Deno.hostname()}:${addr.port}` : url;
 }

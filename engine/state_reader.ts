@@ -1,7 +1,20 @@
-/** Read-only access to actor state for queries: live memory first, then the last checkpoint. */
+/**
+ * Read-only access to actor state for queries: live memory first; then, for a key whose partition
+ * another instance owns, that instance's answer (the query is forwarded once); else the last checkpoint.
+ */
 import type { CheckpointStore } from "./checkpoint.ts";
-import type { ActorRuntime } from "./runtime.ts";
 import { DatabaseUnavailableError } from "./errors.ts";
+import type { InstanceRegistry } from "./instance_registry.ts";
+import { tpKey } from "./log.ts";
+import { partitionForKey } from "./partitioner.ts";
+import type { ActorRuntime } from "./runtime.ts";
+
+/** Request header marking a query forwarded by another instance; such a query is never forwarded again. */
+export const FORWARDED_HEADER = "x-engine-forwarded";
+/** Response header naming the instance that answered a state query. */
+export const INSTANCE_HEADER = "x-engine-instance";
+/** A forwarded query slower than this is answered from the checkpoint instead. */
+export const FORWARD_TIMEOUT_MS = 1_000;
 
 /** A state as a query sees it. */
 export interface ReadState {
@@ -9,26 +22,97 @@ export interface ReadState {
   /** `memory` when live; `checkpoint` when read from PostgreSQL, with `asOf` its time. */
   readonly source: "memory" | "checkpoint";
   readonly asOf?: string;
+  /** The instance that answered: this one, or the owner the query was forwarded to. */
+  readonly instance?: string;
+}
+
+/** How a state route asks: `forwarded` when the request came from another instance. */
+export interface ReadOptions {
+  readonly forwarded: boolean;
 }
 
 /** What query routes use to see actor state; there is no path from it back into actors. */
 export interface StateReader {
-  read(kind: string, key: string): Promise<ReadState | null>;
+  /** Without `options` the read is local (memory, then checkpoint); with them it may be forwarded. */
+  read(kind: string, key: string, options?: ReadOptions): Promise<ReadState | null>;
 }
 
-/** Reads live state from the runtime, falling back to the checkpoint table. */
-export function createStateReader(runtime: ActorRuntime, store: CheckpointStore): StateReader {
+/** Where a routable kind's keys live and where its owner serves them over HTTP. */
+export interface RoutedKind {
+  /** The topic feeding the kind; assumed created with `StateRouting.partitions` partitions. */
+  readonly topic: string;
+  /** The GET path of a key's state on any instance. */
+  readonly path: (key: string) => string;
+}
+
+/** What forwarding needs: the registry, the routable kinds, and the partition count (PARTITIONS). */
+export interface StateRouting {
+  readonly registry: Pick<InstanceRegistry, "instanceId" | "owner">;
+  readonly kinds: Readonly<Record<string, RoutedKind>>;
+  readonly partitions: number;
+  readonly timeoutMs?: number;
+  /** Injected in unit tests. */
+  readonly fetch?: typeof fetch;
+}
+
+/** Reads live state from the runtime, asks the owning instance if routing is given, else the checkpoint. */
+export function createStateReader(
+  runtime: ActorRuntime,
+  store: CheckpointStore,
+  routing?: StateRouting,
+): StateReader {
+  const self = routing?.registry.instanceId;
   return {
-    async read(kind, key) {
+    async read(kind, key, options) {
       const live = runtime.lookup(kind, key);
-      if (live) return { state: live.state, source: "memory" };
+      if (live) return { state: live.state, source: "memory", instance: self };
+      const routed = routing?.kinds[kind];
+      if (routing && routed && options && !options.forwarded) {
+        const partition = partitionForKey(key, routing.partitions);
+        if (!runtime.owned().includes(tpKey({ topic: routed.topic, partition }))) {
+          const answer = await forward(routing, routed, partition, key);
+          if (answer !== undefined) return answer;
+        }
+      }
       let stored;
       try {
         stored = await store.read(kind, key);
       } catch (error) {
         throw new DatabaseUnavailableError("cannot read the checkpoint", { cause: error });
       }
-      return stored ? { state: stored.state, source: "checkpoint", asOf: stored.updatedAt.toISOString() } : null;
+      return stored
+        ? { state: stored.state, source: "checkpoint", asOf: stored.updatedAt.toISOString(), instance: self }
+        : null;
     },
   };
+}
+
+/** The owner's answer (null: it has no such key), or undefined when it cannot be asked or failed. */
+async function forward(
+  routing: StateRouting,
+  routed: RoutedKind,
+  partition: number,
+  key: string,
+): Promise<ReadState | null | undefined> {
+  try {
+    const owner = await routing.registry.owner(routed.topic, partition);
+    if (!owner?.httpUrl || owner.instanceId === routing.registry.instanceId) return undefined;
+    const response = await (routing.fetch ?? fetch)(new URL(routed.path(key), owner.httpUrl), {
+      headers: { [FORWARDED_HEADER]: "1", accept: "application/json" },
+      signal: AbortSignal.timeout(routing.timeoutMs ?? FORWARD_TIMEOUT_MS),
+    });
+    if (response.status === 404) return (await response.body?.cancel(), null);
+    if (response.status !== 200) return (await response.body?.cancel(), undefined);
+    const { source, asOf, instance, ...state } = await response.json() as Record<string, unknown>;
+    if (source !== "memory" && source !== "checkpoint") return undefined;
+    return {
+      state,
+      source,
+      ...(typeof asOf === "string" ? { asOf } : {}),
+      instance: typeof instance === "string" ? instance : owner.instanceId,
+    };
+  } catch {
+    // Unreachable, timed out, or not JSON: the checkpoint answers instead.
+    return undefined;
+  }
 }

@@ -1,7 +1,10 @@
-/** GET /v1/users/{id} and /v1/products/{id}: live state, or the last checkpoint marked with `asOf`. */
+/**
+ * GET /v1/users/{id} and /v1/products/{id}: live state, the owning instance's answer (forwarded once),
+ * or the last checkpoint marked with `asOf`; every answer names the instance that gave it.
+ */
 import { z } from "zod";
 import { NotFoundError } from "../engine/errors.ts";
-import type { StateReader } from "../engine/state_reader.ts";
+import { FORWARDED_HEADER, INSTANCE_HEADER, type StateReader } from "../engine/state_reader.ts";
 import { JSON_CONTENT_TYPE } from "./body.ts";
 import type { OperationDoc } from "./openapi.ts";
 import { problemDoc } from "./problem.ts";
@@ -20,15 +23,22 @@ export type StateKind = keyof typeof KINDS;
 export const stateSourceSchema = z.looseObject({
   source: z.enum(["memory", "checkpoint"]).describe("`memory`: live state; `checkpoint`: the last checkpoint"),
   asOf: z.iso.datetime().optional().describe("Time of the checkpoint, when answered from one"),
+  instance: z.string().optional().describe("The engine instance that answered (also the `x-engine-instance` header)"),
 }).meta({ id: "ActorState", description: "The actor's state, with where it was read from" });
 
 /** Handler returning the state of the actor of `kind` named by the `id` path parameter. */
 export function stateRoute(reader: StateReader, kind: StateKind): RouteHandler {
-  return async (_request, params) => {
-    const found = await reader.read(kind, params.id);
+  return async (request, params) => {
+    const forwarded = request.headers.get(FORWARDED_HEADER) !== null;
+    const found = await reader.read(kind, params.id, { forwarded });
     if (!found) throw new NotFoundError(`no ${kind} with id '${params.id}'`);
-    const body = { ...found.state as Record<string, unknown>, source: found.source };
-    return Response.json(found.asOf ? { ...body, asOf: found.asOf } : body);
+    const body = {
+      ...found.state as Record<string, unknown>,
+      source: found.source,
+      ...(found.asOf ? { asOf: found.asOf } : {}),
+      ...(found.instance ? { instance: found.instance } : {}),
+    };
+    return Response.json(body, found.instance ? { headers: { [INSTANCE_HEADER]: found.instance } } : undefined);
   };
 }
 
@@ -38,7 +48,8 @@ export function stateRouteDoc(kind: StateKind): OperationDoc {
   return {
     operationId: `get${title}`,
     summary: `A ${kind}'s state: ${what}`,
-    description: "Answered from live memory, or else from the last checkpoint and then marked with `asOf`.",
+    description: "Answered from live memory, or by the instance owning the key's partition, or else from the " +
+      "last checkpoint and then marked with `asOf`. `instance` names the instance that answered.",
     tags: ["queries"],
     pathParams: { id: { description: `The ${kind} id (percent-encoded)`, schema: z.string().min(1) } },
     responses: {

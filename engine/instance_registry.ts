@@ -1,0 +1,60 @@
+/**
+ * The instance registry: each instance records where it serves HTTP and keeps a heartbeat, so that
+ * another instance can forward a state query to the owner of a key's partition. Partition
+ * ownership itself is not duplicated here: it is `partition_checkpoints.owner`, set by each claim.
+ */
+import {
+  deleteInstance,
+  type PartitionOwner,
+  partitionOwner,
+  touchInstance,
+  upsertInstance,
+} from "../sql/instances.ts";
+import type { Sql } from "./database.ts";
+import type { Logger } from "./logger.ts";
+
+/** How often an instance refreshes its row. */
+export const INSTANCE_HEARTBEAT_MS = 2_000;
+/** A row older than this belongs to an instance presumed dead: queries are not forwarded to it. */
+export const INSTANCE_STALE_MS = 3 * INSTANCE_HEARTBEAT_MS;
+
+export type { PartitionOwner };
+
+/** Registers this instance, heartbeats it, and looks up partition owners. */
+export class InstanceRegistry {
+  readonly #sql: Sql;
+  readonly #groupId: string;
+  readonly #log: Logger;
+  #timer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(sql: Sql, groupId: string, readonly instanceId: string, logger: Logger) {
+    this.#sql = sql;
+    this.#groupId = groupId;
+    this.#log = logger.child({ component: "instance-registry" });
+  }
+
+  /** Upserts this instance's row and starts the heartbeat. */
+  async register(httpUrl: string): Promise<void> {
+    await upsertInstance(this.#sql, this.instanceId, httpUrl);
+    this.#timer = setInterval(() => {
+      // A row deleted by someone else (or lost) is recreated, so the instance stays routable.
+      touchInstance(this.#sql, this.instanceId)
+        .then((found) => found ? undefined : upsertInstance(this.#sql, this.instanceId, httpUrl))
+        .catch((error) => this.#log.warn("instance heartbeat failed", { error }));
+    }, INSTANCE_HEARTBEAT_MS);
+  }
+
+  /** The instance that last claimed `topic`/`partition`, with its URL if its heartbeat is fresh. */
+  async owner(topic: string, partition: number): Promise<PartitionOwner | null> {
+    return await partitionOwner(this.#sql, this.#groupId, topic, partition, INSTANCE_STALE_MS);
+  }
+
+  /** Stops the heartbeat and deletes this instance's row (graceful stop). */
+  async unregister(): Promise<void> {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+    await deleteInstance(this.#sql, this.instanceId).catch((error) =>
+      this.#log.warn("cannot unregister the instance", { error })
+    );
+  }
+}

@@ -1,0 +1,172 @@
+/**
+ * Query routing between two engine processes on real Kafka and PostgreSQL: a state query answered
+ * by either instance is the owner's answer (forwarded once), and when the owner dies its keys are
+ * answered from the checkpoint with `asOf` until the survivor takes the partitions over.
+ */
+import assert from "node:assert/strict";
+import postgres from "postgres";
+import { parseConfig, topicNames } from "../../engine/config.ts";
+import { partitionForKey } from "../../engine/partitioner.ts";
+import { type EngineProcess, startEngineProcess } from "../helpers/engine_process.ts";
+import { eventually, freshDatabase, services, uniqueName } from "../helpers/services.ts";
+
+const PARTITIONS = 6;
+const USERS = 30;
+// deno-lint-ignore no-explicit-any
+type Json = Record<string, any>;
+
+/** The state without the fields saying where and by whom it was read. */
+const stateOf = ({ source: _s, instance: _i, asOf: _a, ...state }: Json) => state;
+
+async function post(engine: EngineProcess, events: Record<string, unknown>[]): Promise<void> {
+  const response = await fetch(`${engine.url}/v1/events`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(events),
+  });
+  assert.equal(response.status, 202, await response.text());
+}
+
+async function getUser(engine: EngineProcess, userId: string): Promise<{ status: number; body: Json }> {
+  const response = await fetch(`${engine.url}/v1/users/${encodeURIComponent(userId)}`);
+  const body = await response.json();
+  if (response.status === 200) assert.equal(response.headers.get("x-engine-instance"), body.instance);
+  return { status: response.status, body };
+}
+
+Deno.test({
+  name: "routing: either instance answers with the owner's state; a dead owner's keys fall back to the checkpoint",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const { kafkaBrokers } = services();
+    const db = await freshDatabase();
+    const id = uniqueName("rt");
+    const env = {
+      KAFKA_BROKERS: kafkaBrokers,
+      DATABASE_URL: db.url,
+      TOPIC_PREFIX: `${id}.`,
+      GROUP_ID: `${id}-group`,
+      PARTITIONS: String(PARTITIONS),
+      CHECKPOINT_INTERVAL_MS: "200",
+      CLOCK_IDLE_MS: String(86_400_000),
+    };
+    const topics = topicNames(parseConfig(env));
+    const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+    let a: EngineProcess | undefined;
+    let b: EngineProcess | undefined;
+    try {
+      a = await startEngineProcess({ dataDir: await Deno.makeTempDir(), env });
+      b = await startEngineProcess({ dataDir: await Deno.makeTempDir(), env });
+      const ids = await eventually("both instances registered", async () => {
+        const rows = await sql<
+          { instance_id: string; http_url: string }[]
+        >`select instance_id, http_url from instances`;
+        const byUrl = new Map(rows.map((r) => [r.http_url, r.instance_id]));
+        const [ia, ib] = [byUrl.get(a!.url), byUrl.get(b!.url)];
+        return ia && ib ? { a: ia, b: ib } : undefined;
+      });
+      const owners = await eventually(
+        "both instances own partitions of the events topic",
+        async () => {
+          const rows = await sql<{ partition: number; owner: string }[]>`
+          select partition, owner from partition_checkpoints where group_id = ${env.GROUP_ID} and topic = ${topics.events}`;
+          const found = new Set(rows.map((r) => r.owner));
+          return rows.length === PARTITIONS && found.has(ids.a) && found.has(ids.b)
+            ? new Map(rows.map((r) => [r.partition, r.owner]))
+            : undefined;
+        },
+        30_000,
+        200,
+      );
+
+      const users = Array.from({ length: USERS }, (_, i) => `rt-user-${i}`);
+      const at = Date.now() - 60_000;
+      await post(
+        a,
+        users.flatMap((userId, i) => [
+          { type: "page_viewed", userId, occurredAt: new Date(at + i).toISOString(), properties: { url: "/" } },
+          {
+            type: "product_added_to_cart",
+            userId,
+            occurredAt: new Date(at + 1000 + i).toISOString(),
+            properties: { productId: `p${i % 5}`, price: 10 + i, quantity: 1 + (i % 3) },
+          },
+        ]),
+      );
+      await eventually(
+        "every event checkpointed",
+        async () => {
+          const [row] = await sql`
+          select coalesce(sum(next_offset), 0) as done from partition_checkpoints
+           where group_id = ${env.GROUP_ID} and topic = ${topics.events}`;
+          return Number(row.done) === 2 * USERS ? true : undefined;
+        },
+        30_000,
+        200,
+      );
+
+      const ownerOf = (userId: string) => owners.get(partitionForKey(userId, PARTITIONS))!;
+      const before = new Map<string, Json>();
+      let forwardedByA = 0;
+      let forwardedByB = 0;
+      for (const userId of users) {
+        const onA = await getUser(a, userId);
+        const onB = await getUser(b, userId);
+        assert.equal(onA.status, 200, JSON.stringify(onA.body));
+        assert.equal(onB.status, 200, JSON.stringify(onB.body));
+        assert.deepEqual(stateOf(onA.body), stateOf(onB.body), `same state of ${userId} on A and B`);
+        assert.equal(onA.body.instance, ownerOf(userId), `A's answer for ${userId} comes from its owner`);
+        assert.equal(onB.body.instance, ownerOf(userId), `B's answer for ${userId} comes from its owner`);
+        if (onA.body.instance !== ids.a) forwardedByA++;
+        if (onB.body.instance !== ids.b) forwardedByB++;
+        before.set(userId, stateOf(onA.body));
+      }
+      assert.ok(forwardedByA > 0 && forwardedByB > 0, `forwarded: A ${forwardedByA}, B ${forwardedByB}`);
+
+      await b.kill("SIGKILL");
+      const orphans = users.filter((u) => ownerOf(u) === ids.b);
+      for (const userId of orphans) {
+        const { status, body } = await getUser(a, userId);
+        assert.equal(status, 200);
+        // Until the rebalance nobody has it in memory: A answers from the checkpoint.
+        assert.equal(body.source, "checkpoint", `${userId} answered from the checkpoint`);
+        assert.equal(typeof body.asOf, "string");
+        assert.equal(body.instance, ids.a);
+        assert.deepEqual(stateOf(body), before.get(userId));
+      }
+
+      const revived = orphans[0];
+      await post(a, [{
+        type: "page_viewed",
+        userId: revived,
+        occurredAt: new Date().toISOString(),
+        properties: { url: "/x" },
+      }]);
+      const live = await eventually(
+        "A serves B's former key from memory",
+        async () => {
+          const { status, body } = await getUser(a!, revived);
+          return status === 200 && body.source === "memory" ? body : undefined;
+        },
+        40_000,
+        250,
+      );
+      assert.equal(live.instance, ids.a);
+      assert.notDeepEqual(stateOf(live), before.get(revived), "the new event is in the live state");
+      const [row] = await sql`
+        select owner from partition_checkpoints
+         where group_id = ${env.GROUP_ID} and topic = ${topics.events}
+           and partition = ${partitionForKey(revived, PARTITIONS)}`;
+      assert.equal(row.owner, ids.a, "A now owns the partition");
+    } catch (error) {
+      const tail = (e?: EngineProcess) => e?.logs().split("\n").slice(-20).join("\n") ?? "";
+      throw new Error(`${(error as Error).message}\nA logs:\n${tail(a)}\nB logs:\n${tail(b)}`, { cause: error });
+    } finally {
+      await a?.kill("SIGTERM");
+      await b?.kill("SIGKILL");
+      await sql.end();
+      await db.drop();
+    }
+  },
+});

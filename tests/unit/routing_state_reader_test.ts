@@ -1,0 +1,86 @@
+/** The state reader's routing rules, with a fake runtime, store, registry and fetch. */
+import assert from "node:assert/strict";
+import type { CheckpointStore } from "../../engine/checkpoint.ts";
+import type { PartitionOwner } from "../../engine/instance_registry.ts";
+import { partitionForKey } from "../../engine/partitioner.ts";
+import type { ActorRuntime } from "../../engine/runtime.ts";
+import { createStateReader, FORWARDED_HEADER, type StateRouting } from "../../engine/state_reader.ts";
+
+const TOPIC = "events";
+const UPDATED = new Date("2026-11-01T00:00:00Z");
+
+/** A reader for a user `u1` that is not in memory, whose partition `ownsIt` or not, owned by `owner`. */
+function setup(options: { ownsIt?: boolean; owner?: PartitionOwner | null; answer?: () => Promise<Response> }) {
+  const calls: Request[] = [];
+  const runtime = {
+    lookup: () => undefined,
+    owned: () => options.ownsIt ? [`${TOPIC}:${partitionForKey("u1", 6)}`] : [],
+  } as unknown as ActorRuntime;
+  const store = {
+    read: () => Promise.resolve({ state: { userId: "u1", n: 1 }, updatedAt: UPDATED }),
+  } as unknown as CheckpointStore;
+  const routing: StateRouting = {
+    registry: {
+      instanceId: "self",
+      owner: () =>
+        Promise.resolve(options.owner === undefined ? { instanceId: "other", httpUrl: "http://o" } : options.owner),
+    },
+    kinds: { user: { topic: TOPIC, path: (key) => `/v1/users/${key}` } },
+    partitions: 6,
+    fetch: (input, init) => {
+      calls.push(new Request(input, init));
+      return options.answer?.() ?? Promise.resolve(Response.json({ userId: "u1", n: 2, source: "memory" }));
+    },
+  };
+  return { reader: createStateReader(runtime, store, routing), calls };
+}
+
+const fromCheckpoint = {
+  state: { userId: "u1", n: 1 },
+  source: "checkpoint",
+  asOf: UPDATED.toISOString(),
+  instance: "self",
+};
+
+Deno.test("routing: a key owned elsewhere is answered by its owner, marked as forwarded", async () => {
+  const { reader, calls } = setup({});
+  const found = await reader.read("user", "u1", { forwarded: false });
+  assert.deepEqual(found, { state: { userId: "u1", n: 2 }, source: "memory", instance: "other" });
+  assert.equal(calls.length, 1);
+  assert.equal(calls[0].url, "http://o/v1/users/u1");
+  assert.equal(calls[0].headers.get(FORWARDED_HEADER), "1");
+});
+
+Deno.test("routing: a forwarded request, a local read, or an owned partition is never forwarded", async () => {
+  for (
+    const [options, read] of [
+      [{}, { forwarded: true }],
+      [{}, undefined],
+      [{ ownsIt: true }, { forwarded: false }],
+    ] as const
+  ) {
+    const { reader, calls } = setup(options);
+    assert.deepEqual(await reader.read("user", "u1", read), fromCheckpoint);
+    assert.equal(calls.length, 0);
+  }
+});
+
+Deno.test("routing: an unreachable, stale, failing or absent owner falls back to the checkpoint", async () => {
+  const cases = [
+    { owner: null },
+    { owner: { instanceId: "other", httpUrl: null } },
+    { owner: { instanceId: "self", httpUrl: "http://self" } },
+    { answer: () => Promise.reject(new TypeError("connection refused")) },
+    { answer: () => Promise.resolve(new Response("boom", { status: 503 })) },
+    { answer: () => Promise.resolve(new Response("not json", { status: 200 })) },
+  ];
+  for (const options of cases) {
+    const { reader } = setup(options);
+    assert.deepEqual(await reader.read("user", "u1", { forwarded: false }), fromCheckpoint, JSON.stringify(options));
+  }
+});
+
+Deno.test("routing: the owner's 404 is the answer", async () => {
+  const { reader } = setup({ answer: () => Promise.resolve(new Response("{}", { status: 404 })) });
+  assert.equal(await reader.read("user", "u1", { forwarded: false }), null);
+});
