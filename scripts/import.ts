@@ -1,0 +1,189 @@
+// deno-lint-ignore-file no-console
+/**
+ * `deno task import rees46|uci FILE [--url URL] [--batch N]`: replays a public dataset into a
+ * RUNNING engine over HTTP (`POST /v1/events`, JSON arrays of up to 500 events), using the
+ * mappings of actors/import/. Events keep their historical `occurredAt` and their name-based
+ * `eventId`, so a re-import is deduplicated. Progress goes to stderr; the summary (rows, events,
+ * accepted, skipped rows by reason) to stdout. A 503/429 is retried after Retry-After (bounded);
+ * any other 4xx/5xx stops the import with the problem the engine returned.
+ */
+import { parseCsv, textChunks } from "../actors/import/csv.ts";
+import { importRees46 } from "../actors/import/rees46.ts";
+import { importUci, newUciSummary, type UciSummary } from "../actors/import/uci.ts";
+import { type ImportSummary, newSummary } from "../actors/import/summary.ts";
+import type { StoredEvent } from "../actors/events.ts";
+
+const USAGE = `usage: deno task import rees46|uci FILE [--url URL] [--batch N]
+
+  rees46 FILE   a REES46 Open CDP CSV (event_time,event_type,product_id,...); .gz is gunzipped
+  uci FILE      the UCI Online Retail CSV (.csv or .csv.gz)
+  --url URL     the running engine (default http://127.0.0.1:8080)
+  --batch N     events per POST, 1..500 (default 500)`;
+
+const MAX_RETRIES = 8;
+
+function fail(message: string, code = 2): never {
+  console.error(`import: ${message}`);
+  if (code === 2) console.error(USAGE);
+  Deno.exit(code);
+}
+
+interface Options {
+  kind: "rees46" | "uci";
+  file: string;
+  url: string;
+  batch: number;
+}
+
+function parseArgs(args: readonly string[]): Options {
+  const positional: string[] = [];
+  let url = "http://127.0.0.1:8080";
+  let batch = 500;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === "--help" || arg === "-h") {
+      console.log(USAGE);
+      Deno.exit(0);
+    }
+    if (arg.startsWith("--")) {
+      const [name, inline] = arg.split("=", 2);
+      const value = inline ?? args[++i];
+      if (value === undefined) fail(`${name} needs a value`);
+      if (name === "--url") {
+        try {
+          const parsed = new URL(value);
+          if (parsed.protocol !== "http:" && parsed.protocol !== "https:") throw new Error();
+        } catch {
+          fail(`--url must be an http(s) URL, got ${JSON.stringify(value)}`);
+        }
+        url = value.replace(/\/+$/, "");
+      } else if (name === "--batch") {
+        batch = Number(value);
+        if (!Number.isInteger(batch) || batch < 1 || batch > 500) {
+          fail(`--batch must be an integer 1..500, got ${JSON.stringify(value)}`);
+        }
+      } else {
+        fail(`unknown option ${name}`);
+      }
+    } else {
+      positional.push(arg);
+    }
+  }
+  const [kind, file, ...extra] = positional;
+  if (kind !== "rees46" && kind !== "uci") fail(kind === undefined ? "missing dataset" : `unknown dataset ${kind}`);
+  if (!file) fail("missing FILE");
+  if (extra.length > 0) fail(`unexpected argument ${extra[0]}`);
+  return { kind, file, url, batch };
+}
+
+/** The POST body of one event: the stored event less its server-side receipt time. */
+function incoming(event: StoredEvent): Record<string, unknown> {
+  const { receivedAt: _receivedAt, ...rest } = event;
+  return rest;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Posts one batch; returns the number accepted. Retries 503/429 and network errors; exits on anything else. */
+async function post(url: string, events: readonly StoredEvent[]): Promise<number> {
+  const body = JSON.stringify(events.map(incoming));
+  for (let attempt = 0;; attempt++) {
+    let response: Response;
+    try {
+      response = await fetch(`${url}/v1/events`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body,
+      });
+    } catch (error) {
+      if (attempt >= MAX_RETRIES) fail(`cannot reach ${url}: ${(error as Error).message}`, 1);
+      await sleep(Math.min(10_000, 250 * 2 ** attempt));
+      continue;
+    }
+    const text = await response.text();
+    if (response.status === 202) {
+      const accepted = (JSON.parse(text) as { accepted?: number }).accepted;
+      return typeof accepted === "number" ? accepted : events.length;
+    }
+    if ((response.status === 503 || response.status === 429) && attempt < MAX_RETRIES) {
+      const seconds = Number(response.headers.get("retry-after"));
+      await sleep(Number.isFinite(seconds) && seconds >= 0 ? Math.min(seconds, 60) * 1000 : 1000 * 2 ** attempt);
+      continue;
+    }
+    console.error("");
+    fail(`POST ${url}/v1/events answered ${response.status} (after ${attempt + 1} attempt(s)):\n${text}`, 1);
+  }
+}
+
+async function main(): Promise<void> {
+  const options = parseArgs(Deno.args);
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(options.file);
+  } catch (error) {
+    fail(`cannot open ${options.file}: ${(error as Error).message}`, 1);
+  }
+  try {
+    const health = await fetch(`${options.url}/healthz`);
+    await health.body?.cancel();
+  } catch {
+    fail(`no engine answers at ${options.url} (start one with \`deno task start\`, or pass --url)`, 1);
+  }
+
+  const records = parseCsv(textChunks(file.readable, { gzip: options.file.endsWith(".gz") }));
+  const summary: ImportSummary | UciSummary = options.kind === "uci" ? newUciSummary() : newSummary();
+  const events = options.kind === "uci" ? importUci(records, summary as UciSummary) : importRees46(records, summary);
+
+  const started = performance.now();
+  const tty = Deno.stderr.isTerminal();
+  let posted = 0;
+  let accepted = 0;
+  let lastProgress = 0;
+  const progress = (final = false) => {
+    const now = performance.now();
+    if (!final && now - lastProgress < (tty ? 250 : 5000)) return;
+    lastProgress = now;
+    const seconds = (now - started) / 1000;
+    const rate = seconds > 0 ? Math.round(posted / seconds) : 0;
+    const line = `${options.kind}: ${summary.rows} rows read, ${posted} events posted, ${rate} events/s, ` +
+      `${seconds.toFixed(1)} s`;
+    if (tty) Deno.stderr.writeSync(new TextEncoder().encode(`\r\x1b[2K${line}${final ? "\n" : ""}`));
+    else console.error(line);
+  };
+
+  let batch: StoredEvent[] = [];
+  try {
+    for await (const event of events) {
+      batch.push(event);
+      if (batch.length >= options.batch) {
+        accepted += await post(options.url, batch);
+        posted += batch.length;
+        batch = [];
+      }
+      progress();
+    }
+    if (batch.length > 0) {
+      accepted += await post(options.url, batch);
+      posted += batch.length;
+    }
+  } catch (error) {
+    console.error("");
+    fail((error as Error).message, 1);
+  }
+  progress(true);
+
+  const seconds = (performance.now() - started) / 1000;
+  const skipped = Object.entries(summary.skipped).sort(([a], [b]) => a.localeCompare(b));
+  const skippedRows = skipped.reduce((n, [, c]) => n + c, 0);
+  console.log(
+    `imported ${options.kind}: ${summary.rows} rows, ${summary.rowsMapped} rows mapped into ${summary.mapped} events, ` +
+      `${posted} posted, ${accepted} accepted, ${skippedRows} rows skipped, in ${seconds.toFixed(1)} s`,
+  );
+  const split = options.kind === "uci" ? (summary as UciSummary).splitInvoices : 0;
+  if (split > 0) {
+    console.log(`  invoices split in two orders (lines far apart in time): ${split}`);
+  }
+  for (const [reason, count] of skipped) console.log(`  skipped ${reason}: ${count}`);
+}
+
+if (import.meta.main) await main();

@@ -1,0 +1,416 @@
+// deno-lint-ignore-file no-console
+/**
+ * `deno task loadgen [--url URL] [--rate 50] [--users 200] [--duration 30] [--seed N] [--batch 50]`:
+ * a shopper simulator that posts realistic storefront traffic to a running engine over HTTP.
+ * Shoppers browse in sessions (page views, searches, product views in a catalog of 200 products),
+ * add and remove cart items, drop off, start checkouts (some abandoned) and place orders (now and
+ * then a suspiciously large one); the store posts `inventory_updated` every few seconds. Events go
+ * out in batches (JSON arrays) at about `--rate` events/s; the run stops after `--duration` seconds
+ * and prints what was sent, accepted and rejected.
+ */
+
+const USAGE = `usage: deno task loadgen [--url URL] [--rate N] [--users N] [--duration S] [--seed N] [--batch N]
+
+  --url URL       the running engine (default http://127.0.0.1:8080)
+  --rate N        events per second, 0.1..100000 (default 50)
+  --users N       simulated shoppers, 1..1000000 (default 200)
+  --duration S    seconds to run, 0.1..86400 (default 30)
+  --seed N        PRNG seed (integer) for a reproducible run (default: random)
+  --batch N       maximum events per POST, 1..1000 (default 50)`;
+
+function fail(message: string): never {
+  console.error(`loadgen: ${message}\n${USAGE}`);
+  Deno.exit(2);
+}
+
+interface Options {
+  url: string;
+  rate: number;
+  users: number;
+  duration: number;
+  seed: number;
+  batch: number;
+}
+
+function parseArgs(args: readonly string[]): Options {
+  const options: Options = {
+    url: "http://127.0.0.1:8080",
+    rate: 50,
+    users: 200,
+    duration: 30,
+    seed: Math.floor(Math.random() * 2 ** 31),
+    batch: 50,
+  };
+  const number = (name: string, value: string, min: number, max: number, integer: boolean): number => {
+    const n = Number(value);
+    if (value.trim() === "" || !Number.isFinite(n) || n < min || n > max || (integer && !Number.isInteger(n))) {
+      fail(`${name} must be ${integer ? "an integer" : "a number"} in ${min}..${max}, got ${JSON.stringify(value)}`);
+    }
+    return n;
+  };
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === "--help" || arg === "-h") {
+      console.log(USAGE);
+      Deno.exit(0);
+    }
+    if (!arg.startsWith("--")) fail(`unexpected argument ${JSON.stringify(arg)}`);
+    const [name, inline] = arg.split("=", 2);
+    const value = inline ?? args[++i];
+    if (value === undefined) fail(`${name} needs a value`);
+    switch (name) {
+      case "--url":
+        try {
+          const parsed = new URL(value);
+          if (parsed.protocol !== "http:" && parsed.protocol !== "https:") throw new Error();
+        } catch {
+          fail(`--url must be an http(s) URL, got ${JSON.stringify(value)}`);
+        }
+        options.url = value.replace(/\/+$/, "");
+        break;
+      case "--rate":
+        options.rate = number(name, value, 0.1, 100_000, false);
+        break;
+      case "--users":
+        options.users = number(name, value, 1, 1_000_000, true);
+        break;
+      case "--duration":
+        options.duration = number(name, value, 0.1, 86_400, false);
+        break;
+      case "--seed":
+        options.seed = number(name, value, -(2 ** 31), 2 ** 32, true);
+        break;
+      case "--batch":
+        options.batch = number(name, value, 1, 1000, true);
+        break;
+      default:
+        fail(`unknown option ${name}`);
+    }
+  }
+  return options;
+}
+
+/** mulberry32: a small seeded PRNG. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+interface Product {
+  readonly productId: string;
+  readonly category: string;
+  readonly brand: string;
+  readonly price: number;
+  readonly name: string;
+}
+
+const CATEGORIES: readonly { code: string; brands: string[]; min: number; max: number; nouns: string[] }[] = [
+  { code: "electronics.smartphone", brands: ["samsung", "apple", "xiaomi"], min: 120, max: 1300, nouns: ["phone"] },
+  { code: "electronics.audio.headphone", brands: ["sony", "jbl", "apple"], min: 20, max: 400, nouns: ["headphones"] },
+  { code: "appliances.kitchen.kettle", brands: ["bosch", "tefal", "philips"], min: 15, max: 120, nouns: ["kettle"] },
+  { code: "apparel.shoes", brands: ["nike", "adidas", "puma"], min: 40, max: 220, nouns: ["sneakers", "boots"] },
+  { code: "furniture.living_room.sofa", brands: ["ikea", "hoff"], min: 250, max: 1800, nouns: ["sofa"] },
+  { code: "computers.notebook", brands: ["lenovo", "asus", "hp"], min: 350, max: 2500, nouns: ["laptop"] },
+];
+
+function catalog(random: () => number): Product[] {
+  return Array.from({ length: 200 }, (_, i) => {
+    const c = CATEGORIES[i % CATEGORIES.length];
+    const brand = c.brands[Math.floor(random() * c.brands.length)];
+    const noun = c.nouns[Math.floor(random() * c.nouns.length)];
+    const price = Math.round((c.min + (c.max - c.min) * random() ** 2) * 100) / 100;
+    return { productId: `sku-${String(1000 + i)}`, category: c.code, brand, price, name: `${brand} ${noun} ${i}` };
+  });
+}
+
+type Event = { type: string; userId?: string; sessionId?: string; properties: Record<string, unknown> };
+
+interface Shopper {
+  readonly userId: string;
+  session?: string;
+  viewed: Product[];
+  cart: Map<string, { product: Product; quantity: number }>;
+  checkingOut: boolean;
+  sessions: number;
+}
+
+/** The simulation: `next()` gives the next event of a random shopper. */
+class Store {
+  readonly #random: () => number;
+  readonly #products: Product[];
+  readonly #shoppers: Shopper[];
+  #orders = 0;
+
+  constructor(random: () => number, users: number) {
+    this.#random = random;
+    this.#products = catalog(random);
+    this.#shoppers = Array.from({ length: users }, (_, i) => ({
+      userId: `loadgen-user-${String(i + 1).padStart(5, "0")}`,
+      viewed: [],
+      cart: new Map(),
+      checkingOut: false,
+      sessions: 0,
+    }));
+  }
+
+  #pick<T>(items: readonly T[]): T {
+    return items[Math.floor(this.#random() * items.length)];
+  }
+
+  /** Popular products are viewed more (a skewed pick). */
+  #product(): Product {
+    return this.#products[Math.floor(this.#products.length * this.#random() ** 2)];
+  }
+
+  inventory(): Event {
+    const product = this.#product();
+    return {
+      type: "inventory_updated",
+      properties: { productId: product.productId, stock: Math.floor(this.#random() * 40) },
+    };
+  }
+
+  next(): Event {
+    const shopper = this.#pick(this.#shoppers);
+    const base = () => ({ userId: shopper.userId, sessionId: shopper.session! });
+    if (shopper.session === undefined) {
+      shopper.sessions++;
+      shopper.session = `${shopper.userId}-s${shopper.sessions}`;
+      shopper.viewed = [];
+      shopper.checkingOut = false;
+      const landing = this.#pick(["/", "/", "/deals", `/c/${this.#pick(CATEGORIES).code}`]);
+      return {
+        ...base(),
+        type: "page_viewed",
+        properties: {
+          url: `https://shop.example${landing}`,
+          referrer: this.#pick(["https://www.google.com/", "https://instagram.com/", ""]) || undefined,
+          loadTime: Math.round(200 + this.#random() * 1800),
+        },
+      };
+    }
+    const r = this.#random();
+    if (shopper.checkingOut) {
+      shopper.checkingOut = false;
+      if (r < 0.7) return this.#order(shopper);
+      // abandoned checkout: the shopper leaves
+      shopper.session = undefined;
+      return { ...base(), type: "page_viewed", properties: { url: "https://shop.example/checkout/shipping" } };
+    }
+    if (r < 0.04) {
+      // drop-off: the session ends (the cart, if any, stays and may be reported abandoned later)
+      shopper.session = undefined;
+      return this.next();
+    }
+    if (r < 0.2) {
+      const product = this.#product();
+      return {
+        ...base(),
+        type: "search_performed",
+        properties: {
+          query: `${product.brand} ${product.name.split(" ")[1]}`,
+          resultsCount: Math.floor(this.#random() * 60),
+        },
+      };
+    }
+    if (r < 0.3) {
+      return {
+        ...base(),
+        type: "page_viewed",
+        properties: { url: `https://shop.example/c/${this.#pick(CATEGORIES).code}` },
+      };
+    }
+    if (r < 0.7 || shopper.viewed.length === 0) {
+      const product = this.#product();
+      shopper.viewed.push(product);
+      const { productId, price, category, brand } = product;
+      return { ...base(), type: "product_viewed", properties: { productId, price, category, brand } };
+    }
+    if (r < 0.86) {
+      const product = this.#pick(shopper.viewed);
+      const quantity = this.#random() < 0.85 ? 1 : 2;
+      const line = shopper.cart.get(product.productId);
+      shopper.cart.set(product.productId, { product, quantity: (line?.quantity ?? 0) + quantity });
+      const { productId, price, category, brand } = product;
+      return { ...base(), type: "product_added_to_cart", properties: { productId, quantity, price, category, brand } };
+    }
+    if (r < 0.91 && shopper.cart.size > 0) {
+      const line = this.#pick([...shopper.cart.values()]);
+      shopper.cart.delete(line.product.productId);
+      return {
+        ...base(),
+        type: "product_removed_from_cart",
+        properties: { productId: line.product.productId, quantity: line.quantity },
+      };
+    }
+    if (shopper.cart.size > 0) {
+      shopper.checkingOut = true;
+      return { ...base(), type: "checkout_started", properties: { cartValue: cartValue(shopper) } };
+    }
+    const product = this.#product();
+    shopper.viewed.push(product);
+    const { productId, price, category, brand } = product;
+    return { ...base(), type: "product_viewed", properties: { productId, price, category, brand } };
+  }
+
+  #order(shopper: Shopper): Event {
+    this.#orders++;
+    const items = [...shopper.cart.values()].map(({ product, quantity }) => ({
+      productId: product.productId,
+      quantity,
+      price: product.price,
+      category: product.category,
+    }));
+    // now and then an order big enough to look fraudulent
+    if (this.#random() < 0.03) {
+      const product = this.#products.reduce((a, b) => (a.price > b.price ? a : b));
+      items.push({
+        productId: product.productId,
+        quantity: 5 + Math.floor(this.#random() * 10),
+        price: product.price,
+        category: product.category,
+      });
+    }
+    shopper.cart.clear();
+    const total = Math.round(items.reduce((sum, i) => sum + i.quantity * i.price, 0) * 100) / 100;
+    const event: Event = {
+      userId: shopper.userId,
+      sessionId: shopper.session,
+      type: "order_completed",
+      properties: {
+        orderId: `loadgen-${shopper.userId}-${Date.now().toString(36)}-${this.#orders}`,
+        items,
+        total,
+        currency: "USD",
+        paymentMethod: this.#pick(["card", "card", "paypal", "gift_card"]),
+        shippingCountry: this.#pick(["US", "GB", "DE", "FR", "PL"]),
+      },
+    };
+    shopper.session = undefined;
+    return event;
+  }
+}
+
+function cartValue(shopper: Shopper): number {
+  let value = 0;
+  for (const { product, quantity } of shopper.cart.values()) value += product.price * quantity;
+  return Math.round(value * 100) / 100;
+}
+
+interface Stats {
+  generated: Record<string, number>;
+  sent: number;
+  accepted: number;
+  requests: number;
+  rejected: Record<string, number>;
+  failed: number;
+  lastProblem?: string;
+}
+
+async function send(url: string, events: readonly Event[], stats: Stats): Promise<void> {
+  stats.requests++;
+  try {
+    const response = await fetch(`${url}/v1/events`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(events),
+    });
+    const text = await response.text();
+    stats.sent += events.length;
+    if (response.status === 202) {
+      const accepted = (JSON.parse(text) as { accepted?: number }).accepted;
+      stats.accepted += typeof accepted === "number" ? accepted : events.length;
+    } else {
+      stats.rejected[response.status] = (stats.rejected[response.status] ?? 0) + 1;
+      stats.lastProblem = `${response.status}: ${text.slice(0, 500)}`;
+    }
+  } catch (error) {
+    stats.failed++;
+    stats.lastProblem = `request failed: ${(error as Error).message}`;
+  }
+}
+
+async function main(): Promise<void> {
+  const options = parseArgs(Deno.args);
+  try {
+    const health = await fetch(`${options.url}/healthz`);
+    await health.body?.cancel();
+  } catch {
+    console.error(`loadgen: no engine answers at ${options.url} (start one with \`deno task start\`, or pass --url)`);
+    Deno.exit(1);
+  }
+  const store = new Store(prng(options.seed), options.users);
+  const stats: Stats = { generated: {}, sent: 0, accepted: 0, requests: 0, rejected: {}, failed: 0 };
+  console.error(
+    `loadgen: ${options.rate} events/s from ${options.users} shoppers for ${options.duration} s to ${options.url} ` +
+      `(seed ${options.seed})`,
+  );
+
+  const TICK_MS = 100;
+  const INVENTORY_EVERY_MS = 5000;
+  const MAX_IN_FLIGHT = 8;
+  const started = performance.now();
+  const end = started + options.duration * 1000;
+  let generated = 0;
+  let nextInventory = started;
+  let nextProgress = started + 5000;
+  const inFlight = new Set<Promise<void>>();
+  let stopping = false;
+  const onSignal = () => stopping = true;
+  Deno.addSignalListener("SIGINT", onSignal);
+
+  while (!stopping) {
+    const now = performance.now();
+    const elapsed = Math.min(now, end) - started;
+    const due = Math.floor((options.rate * elapsed) / 1000) - generated;
+    const events: Event[] = [];
+    for (let i = 0; i < due; i++) events.push(store.next());
+    generated += Math.max(0, due);
+    if (now >= nextInventory && now < end) {
+      nextInventory += INVENTORY_EVERY_MS;
+      for (let i = 0; i < 3; i++) events.push(store.inventory());
+    }
+    for (const e of events) stats.generated[e.type] = (stats.generated[e.type] ?? 0) + 1;
+    for (let i = 0; i < events.length; i += options.batch) {
+      while (inFlight.size >= MAX_IN_FLIGHT) await Promise.race(inFlight);
+      const request = send(options.url, events.slice(i, i + options.batch), stats).finally(() =>
+        inFlight.delete(request)
+      );
+      inFlight.add(request);
+    }
+    if (now >= nextProgress) {
+      nextProgress += 5000;
+      const rejected = Object.values(stats.rejected).reduce((a, b) => a + b, 0);
+      console.error(
+        `loadgen: ${((now - started) / 1000).toFixed(0)} s, ${stats.sent} sent, ${stats.accepted} accepted, ` +
+          `${rejected} rejected and ${stats.failed} failed requests, ${inFlight.size} in flight`,
+      );
+    }
+    if (now >= end) break;
+    await new Promise((resolve) => setTimeout(resolve, TICK_MS));
+  }
+  await Promise.all(inFlight);
+  Deno.removeSignalListener("SIGINT", onSignal);
+
+  const seconds = (performance.now() - started) / 1000;
+  const rejected = Object.entries(stats.rejected);
+  console.log(
+    `loadgen: sent ${stats.sent} events in ${stats.requests} requests over ${seconds.toFixed(1)} s ` +
+      `(${(stats.sent / seconds).toFixed(1)} events/s); accepted ${stats.accepted}`,
+  );
+  for (const [type, count] of Object.entries(stats.generated).sort(([, a], [, b]) => b - a)) {
+    console.log(`  ${type}: ${count}`);
+  }
+  for (const [status, count] of rejected) console.log(`  rejected requests with status ${status}: ${count}`);
+  if (stats.failed > 0) console.log(`  failed requests (no answer): ${stats.failed}`);
+  if (stats.lastProblem) console.log(`  last problem: ${stats.lastProblem}`);
+  if (stats.accepted === 0 && stats.sent > 0) Deno.exit(1);
+}
+
+if (import.meta.main) await main();

@@ -1,0 +1,174 @@
+// deno-lint-ignore-file no-console
+/**
+ * `deno task tail alerts|recommendations [--from-beginning] [--url URL] [--interval MS]`: prints an
+ * output stream as it arrives, one JSON line per message, until Ctrl-C.
+ *
+ * - Production mode (KAFKA_BROKERS set): consumes the topic itself (TOPIC_PREFIX applied) with a
+ *   throwaway consumer group `${GROUP_ID}.tail-<random>`; alerts and recommendations. Without
+ *   --from-beginning it starts at the end of the topic.
+ * - Embedded mode (KAFKA_BROKERS unset): never opens DATA_DIR (the running engine holds its lock);
+ *   polls `GET /v1/alerts` of the running engine. Alerts only: the HTTP API serves recommendations
+ *   per user (`GET /v1/users/{id}/recommendations`), not as a stream.
+ */
+import { Kafka, logLevel } from "kafkajs";
+import { topicNames } from "../engine/config.ts";
+
+const USAGE = `usage: deno task tail alerts|recommendations [--from-beginning] [--url URL] [--interval MS]
+
+  Prints each message as one JSON line until Ctrl-C.
+  Production mode (KAFKA_BROKERS set): reads the Kafka topic directly (alerts or recommendations)
+    with a throwaway consumer group \${GROUP_ID}.tail-<random>.
+  Embedded mode (KAFKA_BROKERS unset): polls GET /v1/alerts of the running engine at --url
+    (default http://127.0.0.1:8080) every --interval ms (default 1000); alerts only.
+  --from-beginning  also print what is already there (embedded: the 500 newest stored alerts, oldest first)`;
+
+function fail(message: string, code = 2): never {
+  console.error(`tail: ${message}`);
+  if (code === 2) console.error(USAGE);
+  Deno.exit(code);
+}
+
+interface Options {
+  stream: "alerts" | "recommendations";
+  fromBeginning: boolean;
+  url: string;
+  interval: number;
+}
+
+function parseArgs(args: readonly string[]): Options {
+  const options: Partial<Options> = { fromBeginning: false, url: "http://127.0.0.1:8080", interval: 1000 };
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === "--help" || arg === "-h") {
+      console.log(USAGE);
+      Deno.exit(0);
+    } else if (arg === "--from-beginning") {
+      options.fromBeginning = true;
+    } else if (arg.startsWith("--")) {
+      const [name, inline] = arg.split("=", 2);
+      const value = inline ?? args[++i];
+      if (value === undefined) fail(`${name} needs a value`);
+      if (name === "--url") {
+        try {
+          const parsed = new URL(value);
+          if (parsed.protocol !== "http:" && parsed.protocol !== "https:") throw new Error();
+        } catch {
+          fail(`--url must be an http(s) URL, got ${JSON.stringify(value)}`);
+        }
+        options.url = value.replace(/\/+$/, "");
+      } else if (name === "--interval") {
+        const n = Number(value);
+        if (!Number.isInteger(n) || n < 100 || n > 60_000) fail(`--interval must be 100..60000 ms, got ${value}`);
+        options.interval = n;
+      } else {
+        fail(`unknown option ${name}`);
+      }
+    } else if (options.stream === undefined && (arg === "alerts" || arg === "recommendations")) {
+      options.stream = arg;
+    } else {
+      fail(`unexpected argument ${JSON.stringify(arg)}`);
+    }
+  }
+  if (options.stream === undefined) fail("name the stream: alerts or recommendations");
+  return options as Options;
+}
+
+/** One line of JSON (re-serialized when the payload is JSON, else the raw text). */
+function line(text: string): string {
+  try {
+    return JSON.stringify(JSON.parse(text));
+  } catch {
+    return JSON.stringify({ raw: text });
+  }
+}
+
+async function tailKafka(options: Options, brokers: string): Promise<void> {
+  const env = Deno.env.toObject();
+  const topic = topicNames({ TOPIC_PREFIX: env.TOPIC_PREFIX ?? "" })[options.stream];
+  const groupId = `${env.GROUP_ID || "actor-engine"}.tail-${crypto.randomUUID().slice(0, 8)}`;
+  const kafka = new Kafka({
+    clientId: `${env.KAFKA_CLIENT_ID || "actor-engine"}-tail`,
+    brokers: brokers.split(",").map((b) => b.trim()).filter((b) => b !== ""),
+    logLevel: logLevel.ERROR,
+  });
+  const consumer = kafka.consumer({ groupId });
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    await consumer.disconnect().catch(() => {});
+    Deno.exit(0);
+  };
+  Deno.addSignalListener("SIGINT", stop);
+  Deno.addSignalListener("SIGTERM", stop);
+  await consumer.connect();
+  await consumer.subscribe({ topics: [topic], fromBeginning: options.fromBeginning });
+  console.error(`tail: ${topic} on ${brokers} (group ${groupId}); Ctrl-C to stop`);
+  await consumer.run({
+    autoCommit: false,
+    eachMessage: ({ message }) => {
+      if (message.value) console.log(line(new TextDecoder().decode(message.value)));
+      return Promise.resolve();
+    },
+  });
+  await new Promise(() => {}); // runs until a signal
+}
+
+interface Alert {
+  alertId: string;
+  occurredAt: string;
+}
+
+async function tailHttp(options: Options): Promise<void> {
+  if (options.stream !== "alerts") {
+    fail(
+      "in embedded mode (KAFKA_BROKERS unset) tail supports alerts only: the engine serves recommendations per user, " +
+        "GET /v1/users/{id}/recommendations. Set KAFKA_BROKERS to tail the recommendations topic in production mode.",
+      1,
+    );
+  }
+  let stopping = false;
+  const stop = () => {
+    stopping = true;
+    Deno.exit(0);
+  };
+  Deno.addSignalListener("SIGINT", stop);
+  Deno.addSignalListener("SIGTERM", stop);
+  const seen = new Set<string>();
+  let first = true;
+  let warned = false;
+  console.error(`tail: alerts from ${options.url} (polling every ${options.interval} ms); Ctrl-C to stop`);
+  while (!stopping) {
+    try {
+      const response = await fetch(`${options.url}/v1/alerts?limit=500`);
+      if (!response.ok) {
+        const text = await response.text();
+        fail(`GET ${options.url}/v1/alerts answered ${response.status}: ${text}`, 1);
+      }
+      const { items } = await response.json() as { items: Alert[] };
+      // newest first: print the unseen ones oldest first
+      for (const alert of [...items].reverse()) {
+        if (seen.has(alert.alertId)) continue;
+        seen.add(alert.alertId);
+        if (!first || options.fromBeginning) console.log(JSON.stringify(alert));
+      }
+      if (seen.size > 100_000) {
+        seen.clear();
+        for (const alert of items) seen.add(alert.alertId);
+      }
+      first = false;
+      warned = false;
+    } catch (error) {
+      if (!warned) console.error(`tail: cannot reach ${options.url}: ${(error as Error).message}; retrying`);
+      warned = true;
+    }
+    await new Promise((resolve) => setTimeout(resolve, options.interval));
+  }
+}
+
+if (import.meta.main) {
+  const options = parseArgs(Deno.args);
+  const brokers = Deno.env.get("KAFKA_BROKERS");
+  if (brokers && brokers.trim() !== "") await tailKafka(options, brokers);
+  else await tailHttp(options);
+}

@@ -1,0 +1,151 @@
+/**
+ * The newcomer's tools against a real embedded engine process: `deno task import` replays the
+ * REES46 sample over HTTP, `deno task loadgen` posts simulated traffic, and `deno task tail alerts`
+ * prints an abandoned-cart alert as it appears (the engine's idle clock fires it).
+ */
+import assert from "node:assert/strict";
+import { type EngineProcess, startEngineProcess } from "../helpers/engine_process.ts";
+import { eventually } from "../helpers/services.ts";
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+const SAMPLE = new URL("../../../shared/data/rees46-2019-10-sample.csv", import.meta.url).pathname;
+
+async function runScript(script: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const env = Deno.env.toObject();
+  delete env.KAFKA_BROKERS;
+  delete env.DATABASE_URL;
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", `scripts/${script}`, ...args],
+    cwd: ROOT,
+    env,
+    clearEnv: true,
+    stdin: "null",
+  }).output();
+  const decoder = new TextDecoder();
+  return { code: output.code, stdout: decoder.decode(output.stdout), stderr: decoder.decode(output.stderr) };
+}
+
+/** Views per product in the CSV, counted independently of the importer. */
+function expectedViews(csv: string): Map<string, number> {
+  const views = new Map<string, number>();
+  const [, ...rows] = csv.trim().split("\n");
+  for (const row of rows) {
+    const fields = row.split(",");
+    const [time, type, productId, , , , price, userId] = fields;
+    if (fields.length !== 9 || type !== "view" || !/ UTC$/.test(time) || userId === "" || productId === "") continue;
+    if (price === "" || !(Number(price) >= 0)) continue;
+    views.set(productId, (views.get(productId) ?? 0) + 1);
+  }
+  return views;
+}
+
+Deno.test("tools: import, loadgen and tail against an embedded engine", async (t) => {
+  const dataDir = await Deno.makeTempDir({ prefix: "tools-test-" });
+  let engine: EngineProcess | undefined;
+  try {
+    engine = await startEngineProcess({ dataDir, env: { CLOCK_IDLE_MS: "1000", CHECKPOINT_INTERVAL_MS: "200" } });
+    const url = engine.url;
+
+    await t.step("import rees46 replays the sample over HTTP", async () => {
+      const csv = await Deno.readTextFile(SAMPLE);
+      const rows = csv.trim().split("\n").length - 1;
+      const run = await runScript("import.ts", ["rees46", SAMPLE, "--url", url]);
+      assert.equal(run.code, 0, `import failed:\n${run.stdout}\n${run.stderr}`);
+      const summary = /imported rees46: (\d+) rows, (\d+) rows mapped into (\d+) events, (\d+) posted, (\d+) accepted/
+        .exec(run.stdout);
+      assert.ok(summary, `no summary line in:\n${run.stdout}`);
+      assert.equal(Number(summary[1]), rows);
+      assert.equal(Number(summary[3]), Number(summary[4]));
+      assert.equal(Number(summary[5]), Number(summary[4]));
+      const skipped = [...run.stdout.matchAll(/ {2}skipped \w+: (\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
+      assert.equal(Number(summary[2]) + skipped, rows);
+
+      const [productId, views] = [...expectedViews(csv)].sort(([, a], [, b]) => b - a)[0];
+      assert.ok(views > 1);
+      await eventually(`${views} views of product ${productId}`, async () => {
+        const response = await fetch(`${url}/v1/products/${productId}`);
+        const product = await response.json() as { views?: number };
+        assert.equal(response.status, 200);
+        assert.equal(product.views, views);
+        return true;
+      }, 15_000);
+    });
+
+    await t.step("loadgen posts simulated traffic and stops by itself", async () => {
+      const run = await runScript("loadgen.ts", ["--url", url, "--rate", "40", "--users", "20", "--duration", "3"]);
+      assert.equal(run.code, 0, `loadgen failed:\n${run.stdout}\n${run.stderr}`);
+      assert.match(run.stdout, /accepted [1-9]\d*/);
+      const metrics = await (await fetch(`${url}/metrics`)).text();
+      const accepted = [...metrics.matchAll(/^engine_events_ingested_total\{[^}]*outcome="accepted"[^}]*\} (\S+)$/gm)]
+        .reduce((n, m) => n + Number(m[1]), 0);
+      assert.ok(accepted > 0, metrics);
+      assert.match(metrics, /engine_events_ingested_total\{type="page_viewed",outcome="accepted"\} [1-9]/);
+    });
+
+    await t.step("tail alerts prints an abandoned cart as it appears", async () => {
+      const env = Deno.env.toObject();
+      delete env.KAFKA_BROKERS;
+      const tail = new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", "--quiet", "scripts/tail.ts", "alerts", "--url", url, "--interval", "250"],
+        cwd: ROOT,
+        env,
+        clearEnv: true,
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      const decoder = new TextDecoder();
+      let stderr = "";
+      const stderrDone = tail.stderr.pipeTo(
+        new WritableStream({ write: (chunk) => void (stderr += decoder.decode(chunk, { stream: true })) }),
+      );
+      const reader = tail.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      let stdout = "";
+      try {
+        // wait until tail has taken its first look, so the alert is new to it
+        await eventually(
+          "tail to start polling",
+          () => Promise.resolve(/polling/.test(stderr) ? true : undefined),
+          10_000,
+        );
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+        const userId = "tools-tail-user";
+        const response = await fetch(`${url}/v1/events`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({
+            type: "product_added_to_cart",
+            userId,
+            occurredAt: new Date(Date.now() - 31 * 60_000).toISOString(),
+            properties: { productId: "sku-tail", price: 9.5 },
+          }),
+        });
+        assert.equal(response.status, 202, await response.text());
+        const deadline = Date.now() + 25_000;
+        let found: string | undefined;
+        while (!found && Date.now() < deadline) {
+          const next = await Promise.race([
+            reader.read(),
+            new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), deadline - Date.now())),
+          ]);
+          if (!next || next.done) break;
+          stdout += next.value;
+          found = stdout.split("\n").find((l) => l.includes("cart_abandoned") && l.includes(userId));
+        }
+        assert.ok(found, `tail printed no cart_abandoned for ${userId}:\n${stdout}\n${stderr}`);
+        const alert = JSON.parse(found) as { type: string; subject: { id: string } };
+        assert.equal(alert.type, "cart_abandoned");
+        assert.equal(alert.subject.id, userId);
+      } finally {
+        tail.kill("SIGINT");
+        await reader.cancel().catch(() => {});
+        await stderrDone.catch(() => {});
+        const status = await tail.status;
+        assert.equal(status.code, 0, stderr);
+      }
+    });
+  } finally {
+    await engine?.kill("SIGTERM");
+    await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+  }
+});
