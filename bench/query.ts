@@ -3,12 +3,14 @@
  * `deno task bench query [--users N] [--rate R] [--duration S]`: p50/p99 of GET /v1/users/{id} and
  * GET /v1/products/{id} at a fixed rate, for keys in the instance's memory.
  */
-import { parseConfig } from "../engine/config.ts";
-import { startEngine } from "../engine/engine.ts";
+import { type Config, parseConfig, topicNames } from "../engine/config.ts";
+import { partitionForKey } from "../engine/partitioner.ts";
+import { type RunningEngine, startEngine } from "../engine/engine.ts";
 import { createLogger } from "../engine/logger.ts";
 import { printResult, runFixedRate } from "./fixed_rate.ts";
 
 const GOAL_MEMORY_P99_MS = 5;
+const GOAL_ROUTED_P99_MS = 20;
 const EVENTS_PER_USER = 5;
 const PRODUCTS = 500;
 const POST_BATCH = 500;
@@ -74,7 +76,66 @@ export async function run(args: string[]): Promise<void> {
       `GET /v1/products/{id} (in memory) at ${rate}/s`,
       await runFixedRate({ ...job, requests: productRequests }),
     );
+    await measureRouted(engine, config, users, job);
   } finally {
     await engine.stop();
+  }
+}
+
+/**
+ * Routed keys: a second instance (a real process) joins the group and takes about half of the
+ * partitions; queries sent to this instance for keys it no longer owns are forwarded to the owner.
+ */
+async function measureRouted(
+  engine: RunningEngine,
+  config: Config,
+  users: number,
+  job: { rate: number; warmupMs: number; durationMs: number },
+): Promise<void> {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  const second = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", "main.ts"],
+    cwd: new URL("../", import.meta.url).pathname,
+    env: {
+      KAFKA_BROKERS: config.KAFKA_BROKERS!,
+      DATABASE_URL: config.DATABASE_URL!,
+      TOPIC_PREFIX: config.TOPIC_PREFIX,
+      GROUP_ID: config.GROUP_ID,
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      LOG_LEVEL: "warn",
+    },
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    const events = topicNames(config).events;
+    const remote = () =>
+      Array.from({ length: users }, (_, u) => `user-${u}`)
+        .filter((key) => !engine.runtime.owned().includes(`${events}:${partitionForKey(key, config.PARTITIONS)}`));
+    const deadline = Date.now() + 60_000;
+    while (remote().length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 500));
+    const keys = remote();
+    if (keys.length === 0) throw new Error("the second instance took no partitions within 60 s");
+    // Wait until the owner answers (it registers and claims before serving), then check it is routed.
+    let answeredBy = "";
+    while (Date.now() < deadline) {
+      const body = await (await fetch(`${engine.url}/v1/users/${keys[0]}`)).json();
+      answeredBy = body.instance ?? "";
+      if (answeredBy && answeredBy !== engine.instanceId && body.source !== "checkpoint") break;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    if (answeredBy === engine.instanceId) throw new Error("queries for remote keys were not routed");
+    const routed = await runFixedRate({
+      ...job,
+      requests: keys.map((key) => ({ url: `${engine.url}/v1/users/${key}` })),
+    });
+    console.log(`\ngoal: routed p99 <= ${GOAL_ROUTED_P99_MS} ms (${keys.length} keys owned by the other instance)`);
+    printResult(`GET /v1/users/{id} (routed to the owner) at ${job.rate}/s`, routed);
+  } finally {
+    second.kill("SIGTERM");
+    await second.status;
   }
 }
