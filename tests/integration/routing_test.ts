@@ -4,6 +4,7 @@
  * answered from the checkpoint with `asOf` until the survivor takes the partitions over.
  */
 import assert from "node:assert/strict";
+import { isDeepStrictEqual } from "node:util";
 import postgres from "postgres";
 import { parseConfig, topicNames } from "../../engine/config.ts";
 import { partitionForKey } from "../../engine/partitioner.ts";
@@ -123,6 +124,25 @@ Deno.test({
         before.set(userId, stateOf(onA.body));
       }
       assert.ok(forwardedByA > 0 && forwardedByB > 0, `forwarded: A ${forwardedByA}, B ${forwardedByB}`);
+
+      // Products too: the same answer on both instances, once their facts are handled.
+      for (const productId of ["p0", "p1", "p2", "p3", "p4"]) {
+        await eventually(
+          `${productId} answered alike by A and B`,
+          async () => {
+            const [onA, onB] = await Promise.all(
+              [a!, b!].map(async (engine) => {
+                const response = await fetch(`${engine.url}/v1/products/${productId}`);
+                return { status: response.status, body: await response.json() };
+              }),
+            );
+            if (onA.status !== 200 || onB.status !== 200) return undefined;
+            return isDeepStrictEqual(stateOf(onA.body), stateOf(onB.body)) ? true : undefined;
+          },
+          20_000,
+          200,
+        );
+      }
 
       await b.kill("SIGKILL");
       const orphans = users.filter((u) => ownerOf(u) === ids.b);
