@@ -27,6 +27,9 @@ COPY --chown=deno:deno http/ ./http/
 COPY --chown=deno:deno sql/ ./sql/
 COPY --chown=deno:deno scripts/ ./scripts/
 RUN deno cache --frozen main.ts
+# Save PGlite's initialised data directory once, so a container starting on an empty DATA_DIR
+# unpacks it (~0.3 s) instead of running initdb (~2.5 s).
+RUN deno run -A --frozen scripts/pglite_template.ts
 
 ENV PORT=8080 \
     DATA_DIR=/app/data

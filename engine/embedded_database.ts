@@ -16,6 +16,7 @@ import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
 import { connectDatabase, type Sql } from "./database.ts";
 import { DatabaseUnavailableError } from "./errors.ts";
 import type { Logger } from "./logger.ts";
+import { DEFAULT_TEMPLATE_DIR, readTemplate, saveTemplate, templatePath } from "./pglite_template.ts";
 
 /** Subdirectory of DATA_DIR holding PostgreSQL's files. */
 export const PGDATA_DIR = "pgdata";
@@ -29,6 +30,8 @@ export interface EmbeddedDatabaseOptions {
   readonly logger: Logger;
   /** How often to run VACUUM (ANALYZE); 0 disables it. */
   readonly vacuumIntervalMs?: number;
+  /** Folder of the machine-wide template that makes a first start fast (pglite_template.ts); null: none. */
+  readonly templateDir?: string | null;
 }
 
 /** An open embedded database. */
@@ -39,6 +42,8 @@ export interface EmbeddedDatabase {
   readonly url: string;
   /** Where PostgreSQL's files are. */
   readonly pgdata: string;
+  /** Whether this start unpacked the machine-wide template instead of running initdb. */
+  readonly fromTemplate: boolean;
   /** Closes the client, the socket server and PGlite, in that order. */
   close(): Promise<void>;
 }
@@ -64,9 +69,10 @@ export async function openEmbeddedDatabase(
   }
   let db: PGlite | undefined;
   let server: PGLiteSocketServer | undefined;
+  let fromTemplate = false;
   try {
-    db = new PGlite(pgdata);
-    await db.waitReady;
+    const templateDir = options.templateDir === undefined ? DEFAULT_TEMPLATE_DIR : options.templateDir;
+    ({ db, fromTemplate } = await startPGlite(pgdata, initialised ? null : templateDir, log));
     if (!initialised) await Deno.writeTextFile(marker, `${new Date().toISOString()}\n`);
     server = new PGLiteSocketServer({ db, host: "127.0.0.1", port: 0, maxConnections: 1 });
     await server.start();
@@ -79,7 +85,12 @@ export async function openEmbeddedDatabase(
   }
   const url = `postgres://postgres@${server.getServerConn()}/postgres`;
   const sql = connectDatabase({ url, maxConnections: 1 });
-  log.info("embedded database open", { pgdata, created: !initialised, ms: Math.round(performance.now() - started) });
+  log.info("embedded database open", {
+    pgdata,
+    created: !initialised,
+    fromTemplate,
+    ms: Math.round(performance.now() - started),
+  });
   const stopVacuum = scheduleVacuum(sql, options.vacuumIntervalMs ?? DEFAULT_VACUUM_INTERVAL_MS, log);
   let closing: Promise<void> | null = null;
   const [pg, socketServer] = [db, server];
@@ -87,6 +98,7 @@ export async function openEmbeddedDatabase(
     sql,
     url,
     pgdata,
+    fromTemplate,
     close() {
       closing ??= (async () => {
         await stopVacuum();
@@ -97,6 +109,39 @@ export async function openEmbeddedDatabase(
       return closing;
     },
   };
+}
+
+/**
+ * Starts PGlite on `pgdata`. A new directory (templateDir given) is unpacked from the template when
+ * there is one, and otherwise initialised and saved as the template. A template that cannot be
+ * unpacked is deleted and the directory initialised from scratch.
+ */
+async function startPGlite(
+  pgdata: string,
+  templateDir: string | null,
+  log: Logger,
+): Promise<{ db: PGlite; fromTemplate: boolean }> {
+  const template = templateDir ? await templatePath(templateDir) : undefined;
+  const loadDataDir = template ? await readTemplate(template, log) : undefined;
+  if (template && loadDataDir) {
+    const db = new PGlite(pgdata, { loadDataDir });
+    try {
+      await db.waitReady;
+      return { db, fromTemplate: true };
+    } catch (error) {
+      log.warn("the PGlite template cannot be unpacked; deleting it and initialising from scratch", {
+        template,
+        error,
+      });
+      await db.close().catch(() => {});
+      await Deno.remove(template).catch(() => {});
+      await Deno.remove(pgdata, { recursive: true }).catch(() => {});
+    }
+  }
+  const db = new PGlite(pgdata);
+  await db.waitReady;
+  if (template) await saveTemplate(db, template, log);
+  return { db, fromTemplate: false };
 }
 
 /** Runs VACUUM (ANALYZE) every `intervalMs` on the engine's own connection; returns a stop function. */

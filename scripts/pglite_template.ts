@@ -1,0 +1,22 @@
+/**
+ * Saves the machine-wide PGlite template (engine/pglite_template.ts) ahead of time, so that even the
+ * first engine start on an empty DATA_DIR skips initdb. The Dockerfile runs it at build time;
+ * on a development machine the first start does the same by itself.
+ *
+ *   deno run -A scripts/pglite_template.ts
+ */
+import { openEmbeddedDatabase } from "../engine/embedded_database.ts";
+import { createLogger } from "../engine/logger.ts";
+import { DEFAULT_TEMPLATE_DIR, templatePath } from "../engine/pglite_template.ts";
+
+const logger = createLogger("warn");
+const dir = await Deno.makeTempDir({ prefix: "pglite-template-" });
+try {
+  const db = await openEmbeddedDatabase(dir, { logger, vacuumIntervalMs: 0 });
+  await db.close();
+  const path = await templatePath(DEFAULT_TEMPLATE_DIR);
+  const { size } = await Deno.stat(path);
+  Deno.stdout.writeSync(new TextEncoder().encode(`PGlite template: ${path} (${size} bytes)\n`));
+} finally {
+  await Deno.remove(dir, { recursive: true });
+}
