@@ -17,6 +17,7 @@ import type {
 } from "./log.ts";
 import { tpKey } from "./log.ts";
 import type { Logger } from "./logger.ts";
+import { installFastEncoder } from "./kafkajs_encoder.ts";
 
 /** Settings the Kafka adapter needs, taken from the engine's Config. */
 export interface KafkaOptions {
@@ -55,6 +56,7 @@ const KAFKAJS_LEVEL_NAMES: Record<number, "debug" | "info" | "warn" | "error"> =
 /** Creates a kafkajs client whose own logs go through our structured logger. */
 export function createKafka(options: KafkaOptions): Kafka {
   const log = options.logger.child({ component: "kafkajs" });
+  installFastEncoder();
   return new Kafka({
     clientId: options.clientId,
     brokers: [...options.brokers],
