@@ -4,8 +4,8 @@
  * HTTP ingestion against an in-process engine on the local Kafka and PostgreSQL (scripts/services.sh).
  *
  *  (b) latency, run first, in steady state: single-event requests on an open-loop schedule at a
- *      fixed rate, each measured from its scheduled send time (a stall counts against every
- *      request it delays) → p50/p99;
+ *      fixed rate (bench/fixed_rate.ts: requests go out on schedule whatever the server does, so
+ *      a stall delays every request behind it) → p50/p99;
  *  (a) throughput: N closed-loop clients post batches of events for a fixed duration → events/s.
  *
  * The engine runs whole (HTTP, Kafka producer, consumer group, actors, checkpoints) on this
@@ -20,6 +20,7 @@ import { createKafka, KafkaAdmin, KafkaProducer } from "../engine/kafka_log.ts";
 import { createLogger, type Logger } from "../engine/logger.ts";
 import { buildRoutes } from "../http/routes.ts";
 import { createHandler } from "../http/server.ts";
+import { printResult, runFixedRate } from "./fixed_rate.ts";
 
 /** Options of a run, with their defaults. */
 const DEFAULTS = {
@@ -42,12 +43,15 @@ const USERS = 10_000;
 const PRODUCTS = 2_000;
 const DISTINCT_BODIES = 64;
 const MS_PER_S = 1_000;
-const TICK_MS = 1;
 
-/** A message to the load worker. */
-type Job =
-  | { kind: "throughput"; url: string; bodies: string[]; clients: number; warmupMs: number; durationMs: number }
-  | { kind: "latency"; url: string; bodies: string[]; rate: number; warmupMs: number; durationMs: number };
+/** A throughput run, as sent to the load worker. */
+interface Job {
+  readonly url: string;
+  readonly bodies: string[];
+  readonly clients: number;
+  readonly warmupMs: number;
+  readonly durationMs: number;
+}
 
 /** A finished phase, as reported by the worker. */
 interface PhaseResult {
@@ -207,22 +211,21 @@ export async function run(args: string[]): Promise<void> {
   const logger = createLogger(config.LOG_LEVEL);
   const target: Target = options.edge ? await startEdge(config, logger) : await startEngine(config, logger);
   try {
-    const latency = await runInWorker({
-      kind: "latency",
-      url: `${target.url}/v1/events`,
-      bodies: batchBodies(1).map((b) => JSON.stringify(JSON.parse(b)[0])),
+    const url = `${target.url}/v1/events`;
+    const singles = batchBodies(1).map((b) => JSON.stringify(JSON.parse(b)[0]));
+    const latency = await runFixedRate({
+      requests: singles.map((body) => ({ url, method: "POST", body })),
       rate: options.rate,
       warmupMs: options.warmup * MS_PER_S,
       durationMs: options["latency-duration"] * MS_PER_S,
     });
-    report(
-      `(b) latency: single-event requests, open loop at ${options.rate} requests/s, measured from the scheduled time ` +
-        `(goal p99 ≤ ${GOAL_P99_MS} ms)`,
+    console.log();
+    printResult(
+      `(b) latency: single-event requests, open loop at ${options.rate} requests/s (goal p99 ≤ ${GOAL_P99_MS} ms)`,
       latency,
     );
     const throughput = await runInWorker({
-      kind: "throughput",
-      url: `${target.url}/v1/events`,
+      url,
       bodies: batchBodies(options.batch),
       clients: options.clients,
       warmupMs: options.warmup * MS_PER_S,
@@ -258,7 +261,7 @@ function emptyResult(): Mutable<PhaseResult> {
   return { requests: 0, events: 0, errors: {}, seconds: 0, latenciesMs: [] };
 }
 
-async function throughputPhase(job: Extract<Job, { kind: "throughput" }>): Promise<PhaseResult> {
+async function throughputPhase(job: Job): Promise<PhaseResult> {
   const warm = emptyResult();
   const measured = emptyResult();
   const start = performance.now();
@@ -278,36 +281,6 @@ async function throughputPhase(job: Extract<Job, { kind: "throughput" }>): Promi
   return measured;
 }
 
-async function latencyPhase(job: Extract<Job, { kind: "latency" }>): Promise<PhaseResult> {
-  const warm = emptyResult();
-  const result = emptyResult();
-  const intervalMs = MS_PER_S / job.rate;
-  const warmupRequests = Math.round((job.rate * job.warmupMs) / MS_PER_S);
-  const total = warmupRequests + Math.round((job.rate * job.durationMs) / MS_PER_S);
-  const start = performance.now() + intervalMs;
-  const inFlight: Promise<void>[] = [];
-  let sent = 0;
-  while (sent < total) {
-    const due = Math.min(total, Math.floor((performance.now() - start) / intervalMs) + 1);
-    for (; sent < due; sent++) {
-      const scheduled = start + sent * intervalMs;
-      // Warm-up requests go out on the same schedule but are not measured.
-      const into = sent < warmupRequests ? warm : result;
-      const body = job.bodies[sent % job.bodies.length];
-      inFlight.push(
-        post(job.url, body, into).then(() => {
-          into.requests++;
-          into.latenciesMs.push(performance.now() - scheduled);
-        }),
-      );
-    }
-    await new Promise((resolve) => setTimeout(resolve, TICK_MS));
-  }
-  await Promise.all(inFlight);
-  result.seconds = (performance.now() - start - warmupRequests * intervalMs) / MS_PER_S;
-  return result;
-}
-
 /** The worker's view of its global scope. */
 interface WorkerScope {
   onmessage: ((message: MessageEvent<Job>) => void) | null;
@@ -317,7 +290,6 @@ interface WorkerScope {
 if ("WorkerGlobalScope" in globalThis) {
   const scope = globalThis as unknown as WorkerScope;
   scope.onmessage = async (message) => {
-    const job = message.data;
-    scope.postMessage(job.kind === "throughput" ? await throughputPhase(job) : await latencyPhase(job));
+    scope.postMessage(await throughputPhase(message.data));
   };
 }
