@@ -10,16 +10,13 @@
  *
  * The engine runs whole (HTTP, Kafka producer, consumer group, actors, checkpoints) on this
  * process's one JavaScript thread, so the actors' work on what was ingested competes with
- * ingestion. `--edge` measures the HTTP edge and Kafka producer alone (the same route table and
- * producer, no actor runtime), which is what ingestion itself can do on this machine.
+ * ingestion. `--edge` runs the engine with ROLE=ingest (HTTP and Kafka producer, no actors: the
+ * way ingestion is scaled apart from processing), which is what ingestion itself can do here.
  * The load generator runs in a Web Worker (this same module), on its own thread, like a client.
  */
-import { type Config, parseConfig, topicNames, topicSpecs } from "../engine/config.ts";
+import { parseConfig } from "../engine/config.ts";
 import { startEngine } from "../engine/engine.ts";
-import { createKafka, KafkaAdmin, KafkaProducer } from "../engine/kafka_log.ts";
-import { createLogger, type Logger } from "../engine/logger.ts";
-import { buildRoutes } from "../http/routes.ts";
-import { createHandler } from "../http/server.ts";
+import { createLogger } from "../engine/logger.ts";
 import { printResult, runFixedRate } from "./fixed_rate.ts";
 
 /** Options of a run, with their defaults. */
@@ -143,47 +140,6 @@ function report(title: string, result: PhaseResult): void {
   console.log(`  errors: ${errors.length === 0 ? "none" : errors.map(([k, v]) => `${k} ×${v}`).join(", ")}`);
 }
 
-/** What the load is pointed at. */
-interface Target {
-  readonly url: string;
-  stop(): Promise<void>;
-}
-
-/** The HTTP edge alone: the engine's route table and Kafka producer, without the actor runtime. */
-async function startEdge(config: Config, logger: Logger): Promise<Target> {
-  const topics = topicNames(config);
-  const kafkaOptions = {
-    brokers: config.KAFKA_BROKERS!.split(","),
-    clientId: config.KAFKA_CLIENT_ID,
-    logger,
-    publishTimeoutMs: config.PUBLISH_TIMEOUT_MS,
-  };
-  const kafka = createKafka(kafkaOptions);
-  const admin = new KafkaAdmin(kafka);
-  await admin.ensureTopics(topicSpecs(config, topics), config.REPLICATION_FACTOR);
-  const producer = new KafkaProducer(kafka, kafkaOptions);
-  const routes = buildRoutes({
-    producer,
-    topics,
-    reader: { read: () => Promise.resolve(null) },
-    ingest: {
-      rules: { maxFutureMs: config.MAX_EVENT_FUTURE_MS },
-      maxEvents: config.MAX_BATCH_EVENTS,
-      maxBodyBytes: config.MAX_BODY_BYTES,
-    },
-    now: Date.now,
-  });
-  const server = Deno.serve({ port: 0, hostname: config.HOST, onListen: () => {} }, createHandler(routes, logger));
-  return {
-    url: `http://${config.HOST}:${server.addr.port}`,
-    async stop() {
-      await server.shutdown();
-      await producer.close();
-      await admin.close();
-    },
-  };
-}
-
 /** Entry point called by bench/main.ts. */
 export async function run(args: string[]): Promise<void> {
   const options = parseOptions(args);
@@ -196,6 +152,7 @@ export async function run(args: string[]): Promise<void> {
     PORT: "0",
     HOST: "127.0.0.1",
     LOG_LEVEL: "warn",
+    ROLE: options.edge ? "ingest" : "all",
   });
   if (config.mode !== "production") {
     throw new Error("Cannot run the ingest benchmark: run it with `deno task bench ingest`");
@@ -203,13 +160,12 @@ export async function run(args: string[]): Promise<void> {
   console.log(`command: deno task bench ingest ${args.join(" ")}`.trimEnd());
   console.log(`machine: ${await machine()}`);
   console.log(
-    `target: ${options.edge ? "HTTP edge + Kafka producer only (--edge)" : "whole engine in-process"}; ` +
+    `target: ${options.edge ? "engine with ROLE=ingest (--edge)" : "whole engine (ROLE=all)"} in-process; ` +
       `Kafka at ${config.KAFKA_BROKERS} (acks=all, idempotent), ${config.PARTITIONS} partitions; ` +
       "load generator in a worker thread",
   );
   console.log(`options: ${JSON.stringify(options)}`);
-  const logger = createLogger(config.LOG_LEVEL);
-  const target: Target = options.edge ? await startEdge(config, logger) : await startEngine(config, logger);
+  const target = await startEngine(config, createLogger(config.LOG_LEVEL));
   try {
     const url = `${target.url}/v1/events`;
     const singles = batchBodies(1).map((b) => JSON.stringify(JSON.parse(b)[0]));

@@ -9,6 +9,8 @@ import { domainSettingsShape } from "../actors/settings.ts";
 import { ConfigError } from "./errors.ts";
 
 const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
+/** `all`: ingestion, actors and queries; `ingest`: HTTP only (ingestion, and queries forwarded to the owners). */
+const ROLES = ["all", "ingest"] as const;
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => {
   const allowed = max === Number.MAX_SAFE_INTEGER ? `an integer >= ${min}` : `an integer from ${min} to ${max}`;
@@ -39,6 +41,7 @@ const settings = {
   MAX_BODY_BYTES: int(1024, 64 * 1024 * 1024).default(1024 * 1024),
   MAX_EVENT_FUTURE_MS: int(0).default(5 * 60_000),
   LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
+  ROLE: z.enum(ROLES).default("all"),
 } as const;
 
 /** Engine settings plus every domain threshold (actors/settings.ts), one flat table. */
@@ -69,6 +72,11 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   if (values.KAFKA_BROKERS && !values.DATABASE_URL) {
     throw new ConfigError(
       "Cannot start: KAFKA_BROKERS is set but DATABASE_URL is not; production mode needs both (unset KAFKA_BROKERS for embedded mode)",
+    );
+  }
+  if (values.ROLE === "ingest" && !values.KAFKA_BROKERS) {
+    throw new ConfigError(
+      'Cannot start: ROLE="ingest" needs production mode (KAFKA_BROKERS and DATABASE_URL): in embedded mode one process holds the log',
     );
   }
   return Object.freeze({ ...values, mode: values.KAFKA_BROKERS ? "production" : "embedded" });

@@ -83,8 +83,12 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
     idleClockMs: config.CLOCK_IDLE_MS,
     instrumentation,
   });
-  runtime.start();
-  await backend.consumer.start([topics.events, topics.productEvents, topics.analytics], runtime);
+  // An ingest-only instance never joins the consumer group: it owns no partition, so every state
+  // query it receives is forwarded to the owner (or answered from the checkpoint).
+  if (config.ROLE === "all") {
+    runtime.start();
+    await backend.consumer.start([topics.events, topics.productEvents, topics.analytics], runtime);
+  }
 
   const registry = new InstanceRegistry(backend.sql, config.GROUP_ID, instanceId, log);
   // Assumes the events and product-events topics were created with PARTITIONS partitions (topicSpecs).
@@ -126,7 +130,7 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
   const url = `http://${addr.hostname === "0.0.0.0" ? "127.0.0.1" : addr.hostname}:${addr.port}`;
   const advertised = advertisedUrl(addr, url);
   await registry.register(advertised);
-  log.info("engine started", { mode: config.mode, url, advertised, backend: backend.describe });
+  log.info("engine started", { mode: config.mode, role: config.ROLE, url, advertised, backend: backend.describe });
 
   return {
     url,

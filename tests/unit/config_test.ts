@@ -37,6 +37,14 @@ Deno.test("parseConfig() refuses KAFKA_BROKERS without DATABASE_URL", () => {
   assert.throws(() => parseConfig({ DATABASE_URL: "mysql://x" }), /DATABASE_URL="mysql:\/\/x"/);
 });
 
+Deno.test("ROLE: all by default, ingest only in production mode, anything else named", () => {
+  const production = { KAFKA_BROKERS: "k:9092", DATABASE_URL: "postgres://x/y" };
+  assert.equal(parseConfig(production).ROLE, "all");
+  assert.equal(parseConfig({ ...production, ROLE: "ingest" }).ROLE, "ingest");
+  assert.throws(() => parseConfig({ ROLE: "ingest" }), /ROLE="ingest" needs production mode/);
+  assert.throws(() => parseConfig({ ...production, ROLE: "worker" }), /ROLE="worker"/);
+});
+
 Deno.test("topicNames() applies TOPIC_PREFIX to every topic", () => {
   const topics = topicNames({ TOPIC_PREFIX: "shop1." });
   assert.deepEqual(Object.values(topics).sort(), [

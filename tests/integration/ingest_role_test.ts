@@ -1,0 +1,74 @@
+/**
+ * ROLE=ingest on real Kafka and PostgreSQL: an ingest-only instance accepts events and answers
+ * state queries, but never joins the consumer group; the processing instance (ROLE=all) owns every
+ * partition and holds the state, and the ingest instance forwards queries to it.
+ */
+import assert from "node:assert/strict";
+import { parseConfig } from "../../engine/config.ts";
+import { startEngine } from "../../engine/engine.ts";
+import { silentLogger } from "../../engine/logger.ts";
+import { eventually, freshDatabase, testConfig } from "../helpers/services.ts";
+
+const USERS = 20;
+const VIEWS_PER_USER = 3;
+
+Deno.test({
+  name: "an ingest-only instance publishes events and forwards queries; the processing instance owns the state",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const db = await freshDatabase();
+    const processing = testConfig(db.url);
+    const ingestConfig = parseConfig({
+      ...Object.fromEntries(Object.entries(processing).map(([k, v]) => [k, String(v)])),
+      ROLE: "ingest",
+    });
+    const worker = await startEngine(processing, silentLogger);
+    const ingest = await startEngine(ingestConfig, silentLogger);
+    try {
+      await eventually(
+        "the processing instance to own every partition",
+        () => Promise.resolve(worker.runtime.owned().length >= processing.PARTITIONS * 2 ? true : undefined),
+      );
+      const at = new Date(Date.now() - 60_000).toISOString();
+      const events = [];
+      for (let u = 0; u < USERS; u++) {
+        for (let k = 0; k < VIEWS_PER_USER; k++) {
+          events.push({
+            type: "product_viewed",
+            userId: `ing-${u}`,
+            occurredAt: at,
+            properties: { productId: `sku-${k}`, price: 5 },
+          });
+        }
+      }
+      const posted = await fetch(`${ingest.url}/v1/events`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(events),
+      });
+      assert.equal(posted.status, 202);
+      assert.equal((await posted.json()).accepted, USERS * VIEWS_PER_USER);
+
+      for (let u = 0; u < USERS; u++) {
+        const body = await eventually(`user ing-${u} on the ingest instance`, async () => {
+          const response = await fetch(`${ingest.url}/v1/users/ing-${u}`);
+          const json = await response.json();
+          return response.status === 200 && json.productViews === VIEWS_PER_USER ? json : undefined;
+        });
+        assert.equal(body.instance, worker.instanceId, "answered by the owner, through the ingest instance");
+        assert.equal(body.source, "memory");
+        assert.ok(worker.runtime.lookup("user", `ing-${u}`), "the state lives on the processing instance");
+      }
+      assert.deepEqual(ingest.runtime.owned(), [], "the ingest instance owns no partition");
+      assert.equal(ingest.runtime.actorCount, 0);
+      const ready = await fetch(`${ingest.url}/readyz`);
+      assert.equal(ready.status, 200);
+      await ready.body?.cancel();
+    } finally {
+      await ingest.stop();
+      await worker.stop();
+      await db.drop();
+    }
+  },
+});
