@@ -15,6 +15,12 @@ export const FORWARDED_HEADER = "x-engine-forwarded";
 export const INSTANCE_HEADER = "x-engine-instance";
 /** A forwarded query slower than this is answered from the checkpoint instead. */
 export const FORWARD_TIMEOUT_MS = 1_000;
+/**
+ * How long a partition's owner, once looked up, is reused before asking PostgreSQL again. Saves a
+ * database round trip per routed query; after a rebalance a query may reach the previous owner
+ * for this long, which then answers from the checkpoint (with `asOf`), never with stale live state.
+ */
+export const OWNER_CACHE_MS = 1_000;
 
 /** A state as a query sees it. */
 export interface ReadState {
@@ -51,6 +57,8 @@ export interface StateRouting {
   readonly kinds: Readonly<Record<string, RoutedKind>>;
   readonly partitions: number;
   readonly timeoutMs?: number;
+  /** Defaults to OWNER_CACHE_MS; 0 looks the owner up for every query. */
+  readonly ownerCacheMs?: number;
   /** Injected in unit tests. */
   readonly fetch?: typeof fetch;
 }
@@ -62,6 +70,7 @@ export function createStateReader(
   routing?: StateRouting,
 ): StateReader {
   const self = routing?.registry.instanceId;
+  const owners = routing ? ownerCache(routing) : undefined;
   return {
     async read(kind, key, options) {
       const live = runtime.lookup(kind, key);
@@ -70,7 +79,7 @@ export function createStateReader(
       if (routing && routed && options && !options.forwarded) {
         const partition = partitionForKey(key, routing.partitions);
         if (!runtime.owned().includes(tpKey({ topic: routed.topic, partition }))) {
-          const answer = await forward(routing, routed, partition, key);
+          const answer = await forward(routing, owners!, routed, partition, key);
           if (answer !== undefined) return answer;
         }
       }
@@ -88,14 +97,44 @@ export function createStateReader(
 }
 
 /** The owner's answer (null: it has no such key), or undefined when it cannot be asked or failed. */
+/** Partition owners looked up in PostgreSQL, each reused for `ownerCacheMs`. */
+interface OwnerCache {
+  get(topic: string, partition: number): Promise<PartitionOwnerRow | null>;
+  /** Forgets an owner that could not be reached, so the next query looks again. */
+  forget(topic: string, partition: number): void;
+}
+
+type PartitionOwnerRow = Awaited<ReturnType<InstanceRegistry["owner"]>>;
+
+function ownerCache(routing: StateRouting): OwnerCache {
+  const ttl = routing.ownerCacheMs ?? OWNER_CACHE_MS;
+  const entries = new Map<string, { owner: Promise<PartitionOwnerRow | null>; at: number }>();
+  return {
+    get(topic, partition) {
+      const k = tpKey({ topic, partition });
+      const now = performance.now();
+      const hit = entries.get(k);
+      if (hit && now - hit.at < ttl) return hit.owner;
+      const owner = routing.registry.owner(topic, partition);
+      entries.set(k, { owner, at: now });
+      owner.catch(() => entries.delete(k));
+      return owner;
+    },
+    forget(topic, partition) {
+      entries.delete(tpKey({ topic, partition }));
+    },
+  };
+}
+
 async function forward(
   routing: StateRouting,
+  owners: OwnerCache,
   routed: RoutedKind,
   partition: number,
   key: string,
 ): Promise<ReadState | null | undefined> {
   try {
-    const owner = await routing.registry.owner(routed.topic, partition);
+    const owner = await owners.get(routed.topic, partition);
     if (!owner?.httpUrl || owner.instanceId === routing.registry.instanceId) return undefined;
     const response = await (routing.fetch ?? fetch)(new URL(routed.path(key), owner.httpUrl), {
       headers: { [FORWARDED_HEADER]: "1", accept: "application/json" },
@@ -113,6 +152,7 @@ async function forward(
     };
   } catch {
     // Unreachable, timed out, or not JSON: the checkpoint answers instead.
+    owners.forget(routed.topic, partition);
     return undefined;
   }
 }

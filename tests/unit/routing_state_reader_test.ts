@@ -84,3 +84,38 @@ Deno.test("routing: the owner's 404 is the answer", async () => {
   const { reader } = setup({ answer: () => Promise.resolve(new Response("{}", { status: 404 })) });
   assert.equal(await reader.read("user", "u1", { forwarded: false }), null);
 });
+
+Deno.test("routing: a partition's owner is looked up once per cache period, and again after it failed", async () => {
+  let lookups = 0;
+  let reachable = true;
+  const runtime = { lookup: () => undefined, owned: () => [] } as unknown as ActorRuntime;
+  const store = {
+    read: () => Promise.resolve({ state: { userId: "u1", n: 1 }, updatedAt: UPDATED }),
+  } as unknown as CheckpointStore;
+  const routing = (ownerCacheMs: number): StateRouting => ({
+    registry: {
+      instanceId: "self",
+      owner: () => (lookups++, Promise.resolve({ instanceId: "other", httpUrl: "http://o" })),
+    },
+    kinds: { user: { topic: TOPIC, path: (key) => `/v1/users/${key}` } },
+    partitions: 6,
+    ownerCacheMs,
+    fetch: () =>
+      reachable
+        ? Promise.resolve(Response.json({ userId: "u1", n: 2, source: "memory" }))
+        : Promise.reject(new TypeError("connection refused")),
+  });
+  const cached = createStateReader(runtime, store, routing(60_000));
+  for (let i = 0; i < 5; i++) assert.equal((await cached.read("user", "u1", { forwarded: false }))?.source, "memory");
+  assert.equal(lookups, 1, "five queries, one lookup");
+  reachable = false;
+  assert.deepEqual(await cached.read("user", "u1", { forwarded: false }), fromCheckpoint);
+  reachable = true;
+  assert.equal((await cached.read("user", "u1", { forwarded: false }))?.instance, "other");
+  assert.equal(lookups, 2, "an unreachable owner is looked up again");
+
+  lookups = 0;
+  const uncached = createStateReader(runtime, store, routing(0));
+  for (let i = 0; i < 3; i++) await uncached.read("user", "u1", { forwarded: false });
+  assert.equal(lookups, 3);
+});
