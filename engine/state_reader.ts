@@ -21,6 +21,12 @@ export const FORWARD_TIMEOUT_MS = 1_000;
  * for this long, which then answers from the checkpoint (with `asOf`), never with stale live state.
  */
 export const OWNER_CACHE_MS = 1_000;
+/**
+ * Forwarded queries in flight at most; beyond it a query is answered from the checkpoint. Each
+ * forward holds a connection to the owner, so a slow owner must not pile up connections until
+ * the process runs out of file descriptors.
+ */
+export const MAX_FORWARDS_IN_FLIGHT = 64;
 
 /** A state as a query sees it. */
 export interface ReadState {
@@ -59,6 +65,8 @@ export interface StateRouting {
   readonly timeoutMs?: number;
   /** Defaults to OWNER_CACHE_MS; 0 looks the owner up for every query. */
   readonly ownerCacheMs?: number;
+  /** Defaults to MAX_FORWARDS_IN_FLIGHT. */
+  readonly maxForwards?: number;
   /** Injected in unit tests. */
   readonly fetch?: typeof fetch;
 }
@@ -71,6 +79,8 @@ export function createStateReader(
 ): StateReader {
   const self = routing?.registry.instanceId;
   const owners = routing ? ownerCache(routing) : undefined;
+  const maxForwards = routing?.maxForwards ?? MAX_FORWARDS_IN_FLIGHT;
+  let forwarding = 0;
   return {
     async read(kind, key, options) {
       const live = runtime.lookup(kind, key);
@@ -78,9 +88,14 @@ export function createStateReader(
       const routed = routing?.kinds[kind];
       if (routing && routed && options && !options.forwarded) {
         const partition = partitionForKey(key, routing.partitions);
-        if (!runtime.owned().includes(tpKey({ topic: routed.topic, partition }))) {
-          const answer = await forward(routing, owners!, routed, partition, key);
-          if (answer !== undefined) return answer;
+        if (!runtime.owned().includes(tpKey({ topic: routed.topic, partition })) && forwarding < maxForwards) {
+          forwarding++;
+          try {
+            const answer = await forward(routing, owners!, routed, partition, key);
+            if (answer !== undefined) return answer;
+          } finally {
+            forwarding--;
+          }
         }
       }
       let stored;

@@ -119,3 +119,30 @@ Deno.test("routing: a partition's owner is looked up once per cache period, and 
   for (let i = 0; i < 3; i++) await uncached.read("user", "u1", { forwarded: false });
   assert.equal(lookups, 3);
 });
+
+Deno.test("routing: beyond the forwards in flight allowed, queries are answered from the checkpoint", async () => {
+  const release = Promise.withResolvers<void>();
+  let fetched = 0;
+  const runtime = { lookup: () => undefined, owned: () => [] } as unknown as ActorRuntime;
+  const store = {
+    read: () => Promise.resolve({ state: { userId: "u1", n: 1 }, updatedAt: UPDATED }),
+  } as unknown as CheckpointStore;
+  const reader = createStateReader(runtime, store, {
+    registry: { instanceId: "self", owner: () => Promise.resolve({ instanceId: "other", httpUrl: "http://o" }) },
+    kinds: { user: { topic: TOPIC, path: (key) => `/v1/users/${key}` } },
+    partitions: 6,
+    maxForwards: 2,
+    fetch: async () => {
+      fetched++;
+      await release.promise;
+      return Response.json({ userId: "u1", n: 2, source: "memory" });
+    },
+  });
+  const slow = [reader.read("user", "u1", { forwarded: false }), reader.read("user", "u1", { forwarded: false })];
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.deepEqual(await reader.read("user", "u1", { forwarded: false }), fromCheckpoint, "the third is not forwarded");
+  assert.equal(fetched, 2);
+  release.resolve();
+  for (const answer of await Promise.all(slow)) assert.equal(answer?.instance, "other");
+  assert.equal((await reader.read("user", "u1", { forwarded: false }))?.instance, "other", "forwarding again");
+});
