@@ -1,7 +1,7 @@
 /**
  * Read-only query routes: recommendations, related products, realtime analytics, the windowed
- * funnel, top products and alerts. Query parameters are validated with zod; a bad one is a
- * ValidationError naming it (400), an unknown id a NotFoundError (404), a failing database a
+ * funnel, top products and alerts. Query parameters are validated (and documented) by one zod
+ * schema per route (routeWithQuery); a bad one is a ValidationError naming it (400), an unknown id a NotFoundError (404), a failing database a
  * DatabaseUnavailableError (503). Actor state comes through the StateReader (live, else the last
  * checkpoint, marked with `asOf`); rankings and alerts come from PostgreSQL (checkpointed data).
  */
@@ -9,12 +9,13 @@ import { z } from "zod";
 import { GLOBAL_KEY, globalLogic, recentTotals } from "../actors/global.ts";
 import { type WindowTotals, windowTotals } from "../actors/rollups.ts";
 import type { Sql } from "../engine/database.ts";
-import { DatabaseUnavailableError, NotFoundError, ValidationError } from "../engine/errors.ts";
+import { DatabaseUnavailableError, NotFoundError } from "../engine/errors.ts";
 import type { ReadState, StateReader } from "../engine/state_reader.ts";
 import { latestRecommendations, listAlerts, type ProductRankField, topProducts } from "../sql/queries.ts";
 import { JSON_CONTENT_TYPE } from "./body.ts";
 import type { OperationDoc } from "./openapi.ts";
 import { problemDoc } from "./problem.ts";
+import { type QueryHandler, routeWithQuery } from "./query_params.ts";
 import type { Route, RouteHandler } from "./router.ts";
 
 /** What the query routes need. */
@@ -36,44 +37,28 @@ export const RANK_FIELDS: Readonly<Record<string, ProductRankField>> = {
 /** Products listed by GET /v1/analytics/realtime. */
 export const REALTIME_TOP_PRODUCTS = 10;
 
-const limit = (max: number, fallback: number) => z.coerce.number().int().min(1).max(max).default(fallback);
+const limit = (max: number, fallback: number) =>
+  z.coerce.number().int().min(1).max(max).default(fallback).describe(`How many items to return, 1..${max}`);
 
-/** Query parameter schemas, one per route. */
+/** Query parameter schemas, one per route: they validate the parameters and document them. */
 export const querySchemas = {
   related: z.object({ limit: limit(100, 10) }),
   funnel: z.object({
-    window: z.enum(Object.keys(FUNNEL_WINDOWS) as [keyof typeof FUNNEL_WINDOWS]).default("15m"),
+    window: z.enum(Object.keys(FUNNEL_WINDOWS) as [keyof typeof FUNNEL_WINDOWS]).default("15m")
+      .describe("Length of the window, ending at the minute of the latest event"),
   }),
   topProducts: z.object({
-    by: z.enum(["views", "purchases", "revenue", "trending"]).default("views"),
+    by: z.enum(["views", "purchases", "revenue", "trending"]).default("views")
+      .describe("What products are ranked by (purchases: units sold)"),
     limit: limit(100, 10),
   }),
   alerts: z.object({
-    type: z.string().min(1).max(64).optional(),
-    since: z.iso.datetime({ offset: true }).optional(),
+    type: z.string().min(1).max(64).optional().describe("Only alerts of this type, e.g. `cart_abandoned`"),
+    since: z.iso.datetime({ offset: true }).optional()
+      .describe("Only alerts that occurred at or after this RFC 3339 timestamp"),
     limit: limit(500, 50),
   }),
 } as const;
-
-/** Validates the named query parameters of `request` (the first value of each); throws ValidationError. */
-export function parseQuery<S extends z.ZodObject>(schema: S, request: Request): z.output<S> {
-  const params = new URL(request.url).searchParams;
-  const input: Record<string, string> = {};
-  for (const name of Object.keys(schema.shape)) {
-    const value = params.get(name);
-    if (value !== null) input[name] = value;
-  }
-  const parsed = schema.safeParse(input);
-  if (parsed.success) return parsed.data;
-  const problems = parsed.error.issues.map((issue) => ({
-    path: issue.path.map(String).join(".") || "query",
-    message: issue.message,
-  }));
-  throw new ValidationError(
-    `Cannot answer the query: invalid parameter(s) ${[...new Set(problems.map((p) => p.path))].join(", ")}`,
-    problems,
-  );
-}
 
 /** Runs a query, turning database failures into DatabaseUnavailableError (503). */
 async function query<T>(what: string, run: () => Promise<T>): Promise<T> {
@@ -127,9 +112,8 @@ function recommendationsRoute({ reader, sql }: QueryDeps): RouteHandler {
   };
 }
 
-function relatedRoute({ reader }: QueryDeps): RouteHandler {
-  return async (request, params) => {
-    const { limit } = parseQuery(querySchemas.related, request);
+function relatedRoute({ reader }: QueryDeps): QueryHandler<typeof querySchemas.related> {
+  return async (_request, params, { limit }) => {
     const found = await reader.read("product", params.id);
     if (!found) throw new NotFoundError(`no product with id '${params.id}'`);
     const related = (found.state as { related?: unknown[] }).related ?? [];
@@ -152,9 +136,8 @@ function realtimeRoute({ reader, sql, now }: QueryDeps): RouteHandler {
   };
 }
 
-function funnelRoute({ reader, now }: QueryDeps): RouteHandler {
-  return async (request) => {
-    const { window } = parseQuery(querySchemas.funnel, request);
+function funnelRoute({ reader, now }: QueryDeps): QueryHandler<typeof querySchemas.funnel> {
+  return async (_request, _params, { window }) => {
     const minutes = FUNNEL_WINDOWS[window];
     const found = await reader.read("global", GLOBAL_KEY);
     const t = totalsOf(found, minutes, now());
@@ -179,17 +162,15 @@ function funnelRoute({ reader, now }: QueryDeps): RouteHandler {
   };
 }
 
-function topProductsRoute({ sql }: QueryDeps): RouteHandler {
-  return async (request) => {
-    const { by, limit } = parseQuery(querySchemas.topProducts, request);
+function topProductsRoute({ sql }: QueryDeps): QueryHandler<typeof querySchemas.topProducts> {
+  return async (_request, _params, { by, limit }) => {
     const items = await query("top products", () => topProducts(sql, RANK_FIELDS[by], limit));
     return Response.json({ by, items });
   };
 }
 
-function alertsRoute({ sql }: QueryDeps): RouteHandler {
-  return async (request) => {
-    const { type, since, limit } = parseQuery(querySchemas.alerts, request);
+function alertsRoute({ sql }: QueryDeps): QueryHandler<typeof querySchemas.alerts> {
+  return async (_request, _params, { type, since, limit }) => {
     const items = await query(
       "alerts",
       () => listAlerts(sql, { type, since: since === undefined ? undefined : new Date(since), limit }),
@@ -231,17 +212,18 @@ export function queryRoutes(deps: QueryDeps): Route[] {
         { 404: "No user with this id" },
       ),
     },
-    {
+    routeWithQuery({
       method: "GET",
       path: "/v1/products/:id/related",
+      query: querySchemas.related,
       handler: relatedRoute(deps),
       doc: doc(
         "getRelatedProducts",
         "Products related to a product (co-viewed and co-bought)",
-        "Query: `limit` 1..100 (default 10).",
+        "Ranked by co-occurrence score, best first.",
         { 400: "Invalid `limit`", 404: "No product with this id" },
       ),
-    },
+    }),
     {
       method: "GET",
       path: "/v1/analytics/realtime",
@@ -253,38 +235,41 @@ export function queryRoutes(deps: QueryDeps): Route[] {
         {},
       ),
     },
-    {
+    routeWithQuery({
       method: "GET",
       path: "/v1/analytics/funnel",
+      query: querySchemas.funnel,
       handler: funnelRoute(deps),
       doc: doc(
         "getFunnel",
         "The conversion funnel over a window",
-        "Query: `window` one of 1m, 5m, 15m, 1h, 24h (default 15m).",
+        "Step counts, cart outcomes and step conversions over the window.",
         { 400: "Invalid `window`" },
       ),
-    },
-    {
+    }),
+    routeWithQuery({
       method: "GET",
       path: "/v1/analytics/top-products",
+      query: querySchemas.topProducts,
       handler: topProductsRoute(deps),
       doc: doc(
         "getTopProducts",
         "Products ranked by views, purchases, revenue or trending score (as of their last checkpoint)",
-        "Query: `by` one of views, purchases, revenue, trending (default views); `limit` 1..100 (default 10).",
+        "Ties are broken by product id.",
         { 400: "Invalid `by` or `limit`" },
       ),
-    },
-    {
+    }),
+    routeWithQuery({
       method: "GET",
       path: "/v1/alerts",
+      query: querySchemas.alerts,
       handler: alertsRoute(deps),
       doc: doc(
         "listAlerts",
         "Stored alerts, newest first",
-        "Query: `type` (1..64 characters), `since` (RFC 3339 timestamp), `limit` 1..500 (default 50).",
+        "Alerts are stored by the checkpoint that covers the event that raised them.",
         { 400: "Invalid `type`, `since` or `limit`" },
       ),
-    },
+    }),
   ];
 }

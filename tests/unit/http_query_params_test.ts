@@ -3,26 +3,16 @@
  * `limit`, `by` or `since` is a 400 problem naming the parameter; unknown ids are 404s.
  */
 import assert from "node:assert/strict";
-import type { Sql } from "../../engine/database.ts";
 import { silentLogger } from "../../engine/logger.ts";
 import type { StateReader } from "../../engine/state_reader.ts";
 import { API_INFO } from "../../http/routes.ts";
 import { openApiDocument } from "../../http/openapi.ts";
 import { queryRoutes } from "../../http/query_routes.ts";
 import { createHandler } from "../../http/server.ts";
+import { noSql } from "./http_fixture.ts";
 
 const BASE = "http://engine.test";
 const NOW = Date.parse("2026-11-22T12:00:00.000Z");
-
-/** A `sql` that fails the test if any query runs. */
-const noSql = new Proxy(() => {}, {
-  apply: () => {
-    throw new Error("SQL must not be reached");
-  },
-  get: () => {
-    throw new Error("SQL must not be reached");
-  },
-}) as unknown as Sql;
 
 /** Knows product "p1" (with three related products) and no global state. */
 const reader: StateReader = {
