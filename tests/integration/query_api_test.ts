@@ -1,7 +1,7 @@
 /**
  * The query routes over a real engine (Kafka and PostgreSQL): after a few shoppers browse, buy and
  * drain a product's stock, recommendations, related products, realtime analytics, the funnel, top
- * products and alerts answer with the values those events imply.
+ * products and alerts answer with the values those events imply. The engine registers its ADVERTISED_URL.
  */
 import assert from "node:assert/strict";
 import { SqlCheckpointStore } from "../../engine/checkpoint.ts";
@@ -14,6 +14,8 @@ import { createHandler } from "../../http/server.ts";
 import { eventually, freshDatabase, testConfig } from "../helpers/services.ts";
 
 const MIN = 60_000;
+/** What the engine under test registers for query routing (no other instance dials it here). */
+const ADVERTISED = "http://engine-under-test.example:8080";
 // deno-lint-ignore no-explicit-any
 type Json = Record<string, any>;
 
@@ -58,10 +60,16 @@ Deno.test({
   sanitizeResources: false,
   fn: async () => {
     const db = await freshDatabase();
-    const config = testConfig(db.url, { CLOCK_IDLE_MS: "500" });
+    const config = testConfig(db.url, { CLOCK_IDLE_MS: "500", ADVERTISED_URL: ADVERTISED });
     const engine = await startEngine(config, silentLogger);
     const sql = connectDatabase({ url: db.url, maxConnections: 2 });
     try {
+      // The instance registers ADVERTISED_URL for query routing, not the address it is bound to.
+      const [registered] = await sql<{ http_url: string }[]>`
+        select http_url from instances where instance_id = ${engine.instanceId}`;
+      assert.equal(registered?.http_url, ADVERTISED);
+      assert.notEqual(engine.url, ADVERTISED);
+
       const t0 = Date.now() - 10 * MIN;
       const batch = events(t0);
       const views = batch.filter((e) => e.type === "product_viewed").length;
