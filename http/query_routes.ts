@@ -1,17 +1,21 @@
 /**
  * Read-only query routes: recommendations, related products, realtime analytics, the windowed
  * funnel, top products and alerts. Query parameters are validated (and documented) by one zod
- * schema per route (routeWithQuery); a bad one is a ValidationError naming it (400), an unknown id a NotFoundError (404), a failing database a
- * DatabaseUnavailableError (503). Actor state comes through the StateReader (live, else the last
- * checkpoint, marked with `asOf`); rankings and alerts come from PostgreSQL (checkpointed data).
+ * schema per route (routeWithQuery); a bad one is a ValidationError naming it (400), an unknown id
+ * a NotFoundError (404), a failing database a DatabaseUnavailableError (503). Actor state comes
+ * through the StateReader (live, else the last checkpoint, marked with `asOf`); analytics windows
+ * longer than the global actor's memory are completed from PostgreSQL (analytics_window.ts);
+ * rankings and alerts come from PostgreSQL (checkpointed data).
  */
 import { z } from "zod";
-import { GLOBAL_KEY, globalLogic, recentTotals } from "../actors/global.ts";
-import { type WindowTotals, windowTotals } from "../actors/rollups.ts";
+import { GLOBAL_KEY } from "../actors/global.ts";
+import type { WindowTotals } from "../actors/rollups.ts";
 import type { Sql } from "../engine/database.ts";
 import { DatabaseUnavailableError, NotFoundError } from "../engine/errors.ts";
 import type { ReadState, StateReader } from "../engine/state_reader.ts";
+import { sumAnalyticsMinutes } from "../sql/analytics_minutes.ts";
 import { latestRecommendations, listAlerts, type ProductRankField, topProducts } from "../sql/queries.ts";
+import { type AnalyticsWindow, type HistoryReader, readAnalyticsWindow, storageFields } from "./analytics_window.ts";
 import { JSON_CONTENT_TYPE } from "./body.ts";
 import type { OperationDoc } from "./openapi.ts";
 import { problemDoc } from "./problem.ts";
@@ -23,10 +27,20 @@ export interface QueryDeps {
   readonly reader: StateReader;
   readonly sql: Sql;
   readonly now: () => number;
+  /** Stored analytics minutes; defaults to `analytics_minutes` through `sql` (unit tests give their own). */
+  readonly history?: HistoryReader;
 }
 
-/** Funnel windows and their length in minutes. */
-export const FUNNEL_WINDOWS = { "1m": 1, "5m": 5, "15m": 15, "1h": 60, "24h": 1440 } as const;
+/** Funnel windows and their length in minutes; beyond the global actor's memory they come from PostgreSQL. */
+export const FUNNEL_WINDOWS = {
+  "1m": 1,
+  "5m": 5,
+  "15m": 15,
+  "1h": 60,
+  "24h": 1440,
+  "7d": 7 * 1440,
+  "30d": 30 * 1440,
+} as const;
 /** `by` of top-products and the persisted product field it ranks by. */
 export const RANK_FIELDS: Readonly<Record<string, ProductRankField>> = {
   views: "views",
@@ -45,7 +59,10 @@ export const querySchemas = {
   related: z.object({ limit: limit(100, 10) }),
   funnel: z.object({
     window: z.enum(Object.keys(FUNNEL_WINDOWS) as [keyof typeof FUNNEL_WINDOWS]).default("15m")
-      .describe("Length of the window, ending at the minute of the latest event"),
+      .describe(
+        "Length of the window, ending at the minute of the latest event; the part older than the global " +
+          "actor's memory (ANALYTICS_RETENTION_MINUTES) is read from PostgreSQL (`fromStorage`)",
+      ),
   }),
   topProducts: z.object({
     by: z.enum(["views", "purchases", "revenue", "trending"]).default("views")
@@ -74,14 +91,17 @@ function sourceOf(found: ReadState): { source: ReadState["source"]; asOf?: strin
   return found.asOf ? { source: found.source, asOf: found.asOf } : { source: found.source };
 }
 
-/** Totals of `minutes` minutes: from the global state when there is one, else zeros ending now. */
-function totalsOf(found: ReadState | null, minutes: number, now: number): WindowTotals {
-  const totals = found ? recentTotals(globalLogic.restore(found.state), minutes) : null;
-  return totals ?? windowTotals([], now - minutes * 60_000, now);
+/** The stored-minutes reader of `deps`: its own, else `analytics_minutes` through its `sql`. */
+function historyOf(deps: QueryDeps): HistoryReader {
+  return deps.history ?? ((from, to) => sumAnalyticsMinutes(deps.sql, from, to));
 }
 
 /** A window's figures as the analytics routes present them. */
-function windowView(t: WindowTotals) {
+function windowView(window: AnalyticsWindow) {
+  return { ...figures(window.totals), ...storageFields(window) };
+}
+
+function figures(t: WindowTotals) {
   return {
     from: t.from,
     to: t.to,
@@ -121,26 +141,30 @@ function relatedRoute({ reader }: QueryDeps): QueryHandler<typeof querySchemas.r
   };
 }
 
-function realtimeRoute({ reader, sql, now }: QueryDeps): RouteHandler {
+function realtimeRoute(deps: QueryDeps): RouteHandler {
+  const { reader, sql, now } = deps;
   return async () => {
     const found = await reader.read("global", GLOBAL_KEY);
     const at = now();
+    const window = (minutes: number) => readAnalyticsWindow(found, minutes, historyOf(deps), at);
+    const [last1, last5, last15] = await Promise.all([window(1), window(5), window(15)]);
     const top = await query("top products", () => topProducts(sql, "views", REALTIME_TOP_PRODUCTS));
     return Response.json({
-      last1: windowView(totalsOf(found, 1, at)),
-      last5: windowView(totalsOf(found, 5, at)),
-      last15: windowView(totalsOf(found, 15, at)),
+      last1: windowView(last1),
+      last5: windowView(last5),
+      last15: windowView(last15),
       topProducts: top,
       ...(found ? sourceOf(found) : { source: "none" }),
     });
   };
 }
 
-function funnelRoute({ reader, now }: QueryDeps): QueryHandler<typeof querySchemas.funnel> {
+function funnelRoute(deps: QueryDeps): QueryHandler<typeof querySchemas.funnel> {
   return async (_request, _params, { window }) => {
     const minutes = FUNNEL_WINDOWS[window];
-    const found = await reader.read("global", GLOBAL_KEY);
-    const t = totalsOf(found, minutes, now());
+    const found = await deps.reader.read("global", GLOBAL_KEY);
+    const read = await readAnalyticsWindow(found, minutes, historyOf(deps), deps.now());
+    const t = read.totals;
     const n = (type: string) => t.events[type] ?? 0;
     return Response.json({
       window,
@@ -157,6 +181,7 @@ function funnelRoute({ reader, now }: QueryDeps): QueryHandler<typeof querySchem
       cartsAbandoned: t.cartsAbandoned,
       checkoutsAbandoned: t.checkoutsAbandoned,
       conversion: t.funnel,
+      ...storageFields(read),
       ...(found ? sourceOf(found) : { source: "none" }),
     });
   };
@@ -231,7 +256,7 @@ export function queryRoutes(deps: QueryDeps): Route[] {
       doc: doc(
         "getRealtimeAnalytics",
         "The last 1, 5 and 15 minutes, and the top products by views",
-        "Zeros before any event.",
+        "Zeros before any event. Each window says whether part of it was read from PostgreSQL (`fromStorage`).",
         {},
       ),
     },
@@ -243,7 +268,9 @@ export function queryRoutes(deps: QueryDeps): Route[] {
       doc: doc(
         "getFunnel",
         "The conversion funnel over a window",
-        "Step counts, cart outcomes and step conversions over the window.",
+        "Step counts, cart outcomes and step conversions over the window. `fromStorage` is true when part of " +
+          "the window lies before the global actor's memory and was read from PostgreSQL; `storage` then says " +
+          "which range and how many stored minutes it held.",
         { 400: "Invalid `window`" },
       ),
     }),
