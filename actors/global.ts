@@ -1,8 +1,13 @@
 /**
  * The global actor: a single key ("global") fed by the one-partition `analytics` topic, to which
  * user actors emit one activity fact per distinct event and one fact per abandonment. It keeps
- * per-minute rollups for ANALYTICS_RETENTION_MINUTES and evaluates the business alerts on minute
- * boundaries with a timer on the partition clock (event time; wall time when idle):
+ * per-minute rollups in memory for ANALYTICS_RETENTION_MINUTES and evaluates the business alerts on
+ * minute boundaries with a timer on the partition clock (event time; wall time when idle).
+ *
+ * Minutes that fall out of the retention are finished (a fact for them is too late from then on)
+ * and are emitted to `analyticsHistory`; the checkpoint covering them stores them in PostgreSQL,
+ * where they stay ANALYTICS_HISTORY_DAYS, so that windows longer than the memory can be answered
+ * (analytics_window.ts). The boundary, `memoryFrom`, never moves back, even if the retention grows.
  *
  * | alert | raised when, over its window ending at the minute boundary |
  * |---|---|
@@ -31,6 +36,8 @@ import {
   persistRollup,
   restoreRollup,
   revenueByCategoryWindows,
+  type StoredMinute,
+  storedMinute,
   type WindowTotals,
   windowTotals,
 } from "./rollups.ts";
@@ -43,18 +50,29 @@ export const EVALUATE_TIMER = "evaluate";
 /** Alerts the global actor remembers. */
 export const GLOBAL_RECENT_ALERTS = 50;
 const MINUTE = 60_000;
+const DAY = 1440 * MINUTE;
+
+/** What the global actor emits to `analyticsHistory` when minutes leave its memory. */
+export interface AnalyticsHistoryBatch {
+  /** The finished minutes (those still within ANALYTICS_HISTORY_DAYS), ascending. */
+  readonly minutes: readonly StoredMinute[];
+  /** Stored minutes before this (epoch ms) are past ANALYTICS_HISTORY_DAYS and are deleted. */
+  readonly keepFrom: number;
+}
 
 /** The analytics state. */
 export interface GlobalState {
   readonly key: string;
-  /** Ascending by minute, within ANALYTICS_RETENTION_MINUTES of the latest fact. */
+  /** Ascending by minute, none before `memoryFrom`. */
   readonly minutes: readonly MinuteRollup[];
+  /** Minutes before this (epoch ms) have left memory for storage, and their facts are too late; null before any fact. */
+  readonly memoryFrom: number | null;
   readonly firstEventAt: number | null;
   readonly lastEventAt: number | null;
   readonly pageViewsSeen: boolean;
   readonly facts: number;
   readonly duplicates: number;
-  /** Facts older than the retention when they arrived (not counted). */
+  /** Facts for minutes before `memoryFrom` when they arrived (not counted). */
   readonly tooLate: number;
   /** Alert type → boundary (epoch ms) it was last raised at. */
   readonly lastAlertAt: Readonly<Record<string, number>>;
@@ -77,6 +95,7 @@ export function initialGlobal(key: string = GLOBAL_KEY): GlobalState {
   return {
     key,
     minutes: [],
+    memoryFrom: null,
     firstEventAt: null,
     lastEventAt: null,
     pageViewsSeen: false,
@@ -119,15 +138,20 @@ function handle(state: GlobalState, fact: AnalyticsFact, ctx: ActorContext, s: D
     recentLimit: s.FACT_DEDUPE_RECENT_IDS,
   });
   if (!dedupe) return { ...state, duplicates: state.duplicates + 1 };
-  const retention = minutesMs(s.ANALYTICS_RETENTION_MINUTES);
   const latest = Math.max(state.lastEventAt ?? fact.at, fact.at);
-  if (fact.at < latest - retention) return { ...state, dedupe, tooLate: state.tooLate + 1 };
+  // Minute-aligned and monotonic, so a finished (stored) minute is never re-created in memory.
+  const floor = Math.max(state.memoryFrom ?? -Infinity, minuteOf(latest) - minutesMs(s.ANALYTICS_RETENTION_MINUTES));
+  if (fact.at < floor) return { ...state, dedupe, tooLate: state.tooLate + 1 };
 
   // Retention and sketch ageing only move when the latest minute does.
   let minutes = state.minutes;
+  let memoryFrom = state.memoryFrom;
   if (state.lastEventAt === null || minuteOf(latest) !== minuteOf(state.lastEventAt)) {
     const sketchFloor = minuteOf(latest) - ACTIVE_SKETCH_MINUTES * MINUTE;
-    minutes = minutes.filter((m) => m.minute >= latest - retention).map((m) => m.minute < sketchFloor ? freeze(m) : m);
+    const finished = minutes.filter((m) => m.minute < floor);
+    if (finished.length > 0) emitHistory(ctx, state.key, finished, minuteOf(latest) - s.ANALYTICS_HISTORY_DAYS * DAY);
+    minutes = minutes.filter((m) => m.minute >= floor).map((m) => m.minute < sketchFloor ? freeze(m) : m);
+    memoryFrom = floor;
   }
   const minute = minuteOf(fact.at);
   let i = minutes.length;
@@ -143,11 +167,21 @@ function handle(state: GlobalState, fact: AnalyticsFact, ctx: ActorContext, s: D
     ...state,
     dedupe,
     minutes: updated,
+    memoryFrom,
     facts: state.facts + 1,
     firstEventAt: state.firstEventAt === null ? fact.at : Math.min(state.firstEventAt, fact.at),
     lastEventAt: latest,
     pageViewsSeen: state.pageViewsSeen || (fact.fact === "activity" && fact.type === "page_viewed"),
   };
+}
+
+/** Hands minutes that left memory to the checkpoint, which stores them (idempotently: they no longer change). */
+function emitHistory(ctx: ActorContext, key: string, finished: readonly MinuteRollup[], keepFrom: number): void {
+  const batch: AnalyticsHistoryBatch = {
+    minutes: finished.filter((m) => m.minute >= keepFrom).map(storedMinute),
+    keepFrom,
+  };
+  ctx.emit("analyticsHistory", key, batch);
 }
 
 function evaluate(state: GlobalState, ctx: ActorContext, s: DomainSettings): GlobalState {

@@ -136,6 +136,39 @@ export function restoreRollup(data: PersistedRollup): MinuteRollup {
   };
 }
 
+/** A finished minute as stored in PostgreSQL (`analytics_minutes`): counts and its estimates, no sketches. */
+export interface StoredMinute {
+  /** Start of the minute, epoch ms. */
+  readonly minute: number;
+  readonly events: Readonly<Record<string, number>>;
+  readonly orders: number;
+  readonly revenueMillis: number;
+  readonly pageViews: number;
+  readonly loadTimeMsSum: number;
+  readonly loadTimeSamples: number;
+  readonly checkouts: number;
+  readonly cartsConverted: number;
+  readonly cartsAbandoned: number;
+  readonly checkoutsAbandoned: number;
+  readonly categoryRevenueMillis: Readonly<Record<string, number>>;
+  readonly activeUsers: number;
+  readonly activeSessions: number;
+}
+
+/** The stored form of a rollup: sketches replaced by their estimates, keys sorted (jsonb keeps no order). */
+export function storedMinute(rollup: MinuteRollup): StoredMinute {
+  const { users: _u, sessions: _s, ...counts } = freeze(rollup);
+  return { ...counts, events: sorted(counts.events), categoryRevenueMillis: sorted(counts.categoryRevenueMillis) };
+}
+
+/** A stored minute (or a stored sum of minutes) as a frozen rollup that window totals can count. */
+export function fromStoredMinute(stored: StoredMinute): MinuteRollup {
+  return { ...stored, users: null, sessions: null };
+}
+
+const sorted = (record: Readonly<Record<string, number>>): Record<string, number> =>
+  Object.fromEntries(Object.entries(record).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+
 /** Totals of the minutes in [from, to). */
 export interface WindowTotals {
   readonly from: string;

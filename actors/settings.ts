@@ -59,6 +59,7 @@ export const domainSettingsShape = {
   RECS_CO_BOUGHT_WEIGHT: nonNegative(3),
   // Global analytics and business alerts.
   ANALYTICS_RETENTION_MINUTES: count(1440, 60),
+  ANALYTICS_HISTORY_DAYS: z.coerce.number().int().min(1).max(3650).default(30),
   CATEGORY_WINDOW_MINUTES: count(5),
   LOW_CONVERSION_RATIO: ratio(0.02),
   LOW_CONVERSION_WINDOW_MINUTES: count(15),
@@ -134,7 +135,9 @@ export const DOMAIN_SETTING_DOCS: Readonly<Record<keyof typeof domainSettingsSha
   RECS_SESSION_ITEMS: "recent products of a session paired into co-views and co-buys (and order neighbours paired)",
   RECS_EXCLUDE_LIMIT: "products bought remembered per user, and most products excluded from a recommendation",
   RECS_CO_BOUGHT_WEIGHT: "a co-buy counts this many co-views in the recommendation score",
-  ANALYTICS_RETENTION_MINUTES: "minute rollups kept by the global actor",
+  ANALYTICS_RETENTION_MINUTES:
+    "minutes of rollups the global actor keeps in memory; older finished minutes are stored in PostgreSQL",
+  ANALYTICS_HISTORY_DAYS: "days of finished minute rollups kept in PostgreSQL for windows beyond the memory",
   CATEGORY_WINDOW_MINUTES: "width of the revenue-by-category windows",
   LOW_CONVERSION_RATIO: "orders / checkouts below this raises low_conversion",
   LOW_CONVERSION_WINDOW_MINUTES: "window of low_conversion",

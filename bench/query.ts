@@ -126,12 +126,14 @@ async function measureRouted(
       const response = await fetch(`${engine.url}/v1/events`, {
         method: "POST",
         headers: { "content-type": "application/json" },
-        body: JSON.stringify(keys.slice(i, i + POST_BATCH).map((userId) => ({
-          type: "page_viewed",
-          userId,
-          occurredAt: at,
-          properties: { url: "/" },
-        }))),
+        body: JSON.stringify(
+          keys.slice(i, i + POST_BATCH).map((userId) => ({
+            type: "page_viewed",
+            userId,
+            occurredAt: at,
+            properties: { url: "/" },
+          })),
+        ),
       });
       if (response.status !== 202) throw new Error(`load failed: ${response.status} ${await response.text()}`);
       await response.body?.cancel();

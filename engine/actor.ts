@@ -10,9 +10,18 @@ import type { LogRecord } from "./log.ts";
  * `productEvents` repartitions product-side facts to their product's owner; `analytics` feeds
  * the single global actor (a one-partition internal topic).
  */
-export type OutputTopic = "alerts" | "recommendations" | "productEvents" | "analytics";
+export type LogTopic = "alerts" | "recommendations" | "productEvents" | "analytics";
 
-/** A message an actor asks the runtime to publish once its input is checkpointed. */
+/**
+ * Outputs that are not published but stored in PostgreSQL by the checkpoint covering their input:
+ * `analyticsHistory`, finished minutes of the global analytics (engine/outputs.ts).
+ */
+export type StoredOutput = "analyticsHistory";
+
+/** Everything an actor may emit to. */
+export type OutputTopic = LogTopic | StoredOutput;
+
+/** A message an actor asks the runtime to publish (or store) with the checkpoint covering its input. */
 export interface Emitted {
   readonly topic: OutputTopic;
   readonly key: string;
@@ -23,7 +32,7 @@ export interface Emitted {
 export interface ActorContext {
   /** The partition clock (event time) in epoch milliseconds. */
   now(): number;
-  /** Publishes a message; published before the checkpoint that covers the input commits. */
+  /** Publishes a message before the checkpoint that covers the input commits (stored outputs: within it). */
   emit(topic: OutputTopic, key: string, value: unknown): void;
   /** An id derived from the input message (or fired timer) and `rule`, identical when replayed. */
   outputId(rule: string): string;

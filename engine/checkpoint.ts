@@ -16,7 +16,8 @@ import {
   type StoredActor,
   upsertRecommendations,
 } from "../sql/checkpoints.ts";
-import type { Alert, Projections, Recommendation } from "./outputs.ts";
+import { storeAnalyticsHistory } from "../sql/analytics_minutes.ts";
+import type { Alert, AnalyticsMinute, Projections, Recommendation } from "./outputs.ts";
 import type { Sql } from "./database.ts";
 import type { TopicPartition } from "./log.ts";
 import { tpKey } from "./log.ts";
@@ -41,7 +42,7 @@ export interface CheckpointWrite {
   readonly deletes: readonly string[];
   /** Also remove this partition's stored actors last active before this time (epoch ms). */
   readonly expireBefore?: number;
-  /** Alerts and recommendations emitted since the last checkpoint, for the query tables. */
+  /** Alerts, recommendations and analytics history emitted since the last checkpoint, for the query tables. */
   readonly projections: Projections;
 }
 
@@ -92,6 +93,7 @@ export class SqlCheckpointStore implements CheckpointStore {
       await deleteStates(tx, w.kind, w.deletes);
       await insertAlerts(tx, w.projections.alerts);
       await upsertRecommendations(tx, w.projections.recommendations);
+      await storeAnalyticsHistory(tx, w.projections.analyticsHistory);
       const expired = w.expireBefore === undefined ? 0 : await expireStates(tx, w.kind, w.tp.partition, w.expireBefore);
       return { committed: true, expired };
     });
@@ -113,6 +115,8 @@ export class MemoryCheckpointStore implements CheckpointStore {
   readonly rows = new Map<string, MemoryRow>();
   readonly alerts = new Map<string, Alert>();
   readonly recommendations = new Map<string, Recommendation>();
+  /** Stored analytics minutes by minute (epoch ms), as `analytics_minutes` holds them. */
+  readonly analyticsMinutes = new Map<number, AnalyticsMinute>();
   /** When set, every call fails with this error (to simulate a database outage). */
   failWith: Error | null = null;
   /** Number of successful commits, for assertions. */
@@ -181,6 +185,13 @@ export class MemoryCheckpointStore implements CheckpointStore {
     }
     for (const a of w.projections.alerts) if (!this.alerts.has(a.alertId)) this.alerts.set(a.alertId, a);
     for (const r of w.projections.recommendations) this.recommendations.set(r.userId, r);
+    for (const batch of w.projections.analyticsHistory) {
+      for (const m of batch.minutes) this.analyticsMinutes.set(m.minute, structuredClone(m));
+    }
+    if (w.projections.analyticsHistory.length > 0) {
+      const keepFrom = Math.max(...w.projections.analyticsHistory.map((b) => b.keepFrom));
+      for (const minute of this.analyticsMinutes.keys()) if (minute < keepFrom) this.analyticsMinutes.delete(minute);
+    }
     this.commits++;
     return Promise.resolve({ committed: true, expired });
   }

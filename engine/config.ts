@@ -18,10 +18,23 @@ const int = (min: number, max = Number.MAX_SAFE_INTEGER) => {
     .min(min, { error: `must be ${allowed}` }).max(max, { error: `must be ${allowed}` });
 };
 
+const ADVERTISED_URL_RULE = "must be an http:// or https:// URL without path, query or credentials, " +
+  "e.g. http://engine-1:8080";
+
+/** Whether `value` is an http(s) origin: queries are forwarded to absolute paths under it. */
+function isHttpOrigin(value: string): boolean {
+  if (!URL.canParse(value)) return false;
+  const url = new URL(value);
+  return (url.protocol === "http:" || url.protocol === "https:") && url.pathname === "/" && !url.search &&
+    !url.hash && !url.username && !url.password;
+}
+
 /** One table of settings: environment variable name → schema with its default. */
 const settings = {
   PORT: int(0, 65535).default(8080),
   HOST: z.string().trim().min(1).default("0.0.0.0"),
+  ADVERTISED_URL: z.string().trim().refine(isHttpOrigin, { error: ADVERTISED_URL_RULE })
+    .transform((value) => new URL(value).origin).optional(),
   KAFKA_BROKERS: z.string().trim().min(1).optional(),
   KAFKA_CLIENT_ID: z.string().trim().min(1).default("actor-engine"),
   GROUP_ID: z.string().trim().min(1).default("actor-engine"),

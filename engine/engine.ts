@@ -9,6 +9,7 @@ import { buildRoutes } from "../http/routes.ts";
 import { createHandler } from "../http/server.ts";
 import { migrate } from "../sql/migrations.ts";
 import type { AnyActorLogic } from "./actor.ts";
+import { advertisedUrl } from "./advertised_url.ts";
 import { openBackend } from "./backend.ts";
 import { SqlCheckpointStore } from "./checkpoint.ts";
 import { type Config, topicNames } from "./config.ts";
@@ -128,7 +129,7 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
   );
   const addr = await listening.promise;
   const url = `http://${addr.hostname === "0.0.0.0" ? "127.0.0.1" : addr.hostname}:${addr.port}`;
-  const advertised = advertisedUrl(addr, url);
+  const advertised = advertisedUrl({ configured: config.ADVERTISED_URL, bound: addr });
   await registry.register(advertised);
   log.info("engine started", { mode: config.mode, role: config.ROLE, url, advertised, backend: backend.describe });
 
@@ -150,10 +151,4 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
       log.info("engine stopped");
     },
   };
-}
-
-/** The URL other instances forward queries to: this host's name when listening on every interface. */
-function advertisedUrl(addr: Deno.NetAddr, url: string): string {
-  const wildcard = addr.hostname === "0.0.0.0" || addr.hostname === "::";
-  return wildcard ? `http://${Deno.hostname()}:${addr.port}` : url;
 }

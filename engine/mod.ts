@@ -10,7 +10,9 @@
  *     · runs each key's messages in order through its ActorLogic (actor.ts, logic in actors/)
  *     · handlers emit outputs through ctx; bad records go to the DLQ (dead_letter.ts)
  *   Checkpoint: outputs appended and acknowledged first, then dirty states + next offset in one
- *     transaction (sql/checkpoints.ts); a replay from it re-produces identical outputs.
+ *     transaction (sql/checkpoints.ts), with the query projections: alerts, latest recommendations,
+ *     and the global actor's finished analytics minutes (a stored output, sql/analytics_minutes.ts);
+ *     a replay from it re-produces identical outputs.
  *   Queries read state through state_reader.ts: live memory, else the last checkpoint (`asOf`).
  *
  * Configuration (config.ts) is parsed once and passed down; errors are typed (errors.ts);

@@ -1,7 +1,7 @@
 /**
- * The contracts of the `alerts` and `recommendations` topics (SPEC § Topics). The runtime also
- * projects them into PostgreSQL for queries; payloads that do not match are published but not
- * projected, and logged.
+ * The contracts of the `alerts` and `recommendations` topics (SPEC § Topics), and of the
+ * `analyticsHistory` stored output. The runtime projects them into PostgreSQL for queries;
+ * payloads that do not match are published but not projected (stored outputs: dropped), and logged.
  */
 import { z } from "zod";
 
@@ -27,11 +27,45 @@ export const recommendationSchema = z.object({
 /** Recommendations as published on `recommendations`. */
 export type Recommendation = z.output<typeof recommendationSchema>;
 
+const count = z.number().int().min(0);
+const millis = z.number().int();
+
+/** A finished minute of the global analytics, as `analytics_minutes` stores it. */
+export const analyticsMinuteSchema = z.object({
+  /** Start of the minute, epoch ms. */
+  minute: z.number().int(),
+  events: z.record(z.string(), count),
+  orders: count,
+  revenueMillis: millis,
+  pageViews: count,
+  loadTimeMsSum: count,
+  loadTimeSamples: count,
+  checkouts: count,
+  cartsConverted: count,
+  cartsAbandoned: count,
+  checkoutsAbandoned: count,
+  categoryRevenueMillis: z.record(z.string(), millis),
+  activeUsers: count,
+  activeSessions: count,
+});
+/** A finished minute of the global analytics. */
+export type AnalyticsMinute = z.output<typeof analyticsMinuteSchema>;
+
+/** Minutes that left the global actor's memory, and the oldest minute the history keeps. */
+export const analyticsHistorySchema = z.object({
+  minutes: z.array(analyticsMinuteSchema),
+  /** Stored minutes before this (epoch ms) are deleted. */
+  keepFrom: z.number().int(),
+});
+/** Minutes that left the global actor's memory, and the oldest minute the history keeps. */
+export type AnalyticsHistory = z.output<typeof analyticsHistorySchema>;
+
 /** Output projections a checkpoint writes together with the states. */
 export interface Projections {
   readonly alerts: readonly Alert[];
   readonly recommendations: readonly Recommendation[];
+  readonly analyticsHistory: readonly AnalyticsHistory[];
 }
 
 /** No projections. */
-export const NO_PROJECTIONS: Projections = Object.freeze({ alerts: [], recommendations: [] });
+export const NO_PROJECTIONS: Projections = Object.freeze({ alerts: [], recommendations: [], analyticsHistory: [] });

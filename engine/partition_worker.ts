@@ -1,15 +1,15 @@
 /**
  * One partition's actors. Messages of one key run one at a time in offset order; different keys
  * run concurrently. A checkpoint publishes the outputs the handled messages caused, then writes
- * the dirty states, their timers and the partition's next offset in one transaction, fenced by
- * the owner epoch.
+ * the dirty states, their timers, the partition's next offset and the query projections (stored
+ * outputs included) in one transaction, fenced by the owner epoch.
  *
  * Time: the partition clock is the largest event time seen so far; when the partition has been
  * idle for `idleClockMs` of wall time, it advances to wall time less that grace, so timers fire
  * even if no other event arrives. Before a message is handled, its key's timers that are due at
  * the clock of that message fire first; so the outcome does not depend on batch boundaries.
  */
-import type { ActorContext, AnyActorLogic, Emitted, OutputTopic } from "./actor.ts";
+import type { ActorContext, AnyActorLogic, Emitted, LogTopic } from "./actor.ts";
 import type { CheckpointStore, StoredActor } from "./checkpoint.ts";
 import type { Topics } from "./config.ts";
 import { deadLetter } from "./dead_letter.ts";
@@ -17,7 +17,14 @@ import { EngineError, ensureError, TerminalError, ValidationError } from "./erro
 import type { LogConsumer, LogProducer, LogRecord, OutgoingRecord, RecordBatch, TopicPartition } from "./log.ts";
 import { type Instrumentation, noInstrumentation } from "./instrumentation.ts";
 import type { Logger } from "./logger.ts";
-import { type Alert, alertSchema, type Recommendation, recommendationSchema } from "./outputs.ts";
+import {
+  type Alert,
+  alertSchema,
+  type AnalyticsHistory,
+  analyticsHistorySchema,
+  type Recommendation,
+  recommendationSchema,
+} from "./outputs.ts";
 
 /** What a worker needs from the engine. */
 export interface WorkerDeps {
@@ -92,6 +99,7 @@ export class PartitionWorker {
   #outputs: OutgoingRecord[] = [];
   #alerts: Alert[] = [];
   #recommendations: Recommendation[] = [];
+  #analyticsHistory: AnalyticsHistory[] = [];
   #sinceCheckpoint = 0;
   #clock = 0;
   #lastRecordAt: number;
@@ -312,6 +320,7 @@ export class PartitionWorker {
     this.#outputs = [];
     this.#alerts = [];
     this.#recommendations = [];
+    this.#analyticsHistory = [];
     this.#sinceCheckpoint = 0;
     this.#position = this.#checkpointed;
     this.#deps.consumer.seek(this.#tp, this.#checkpointed);
@@ -446,13 +455,17 @@ export class PartitionWorker {
   /** Queues a handler's outputs for the next checkpoint, and their query projections. */
   #publish(emitted: readonly Emitted[]): void {
     const topics = this.#deps.topics;
-    const names: Record<OutputTopic, string> = {
+    const names: Record<LogTopic, string> = {
       alerts: topics.alerts,
       recommendations: topics.recommendations,
       productEvents: topics.productEvents,
       analytics: topics.analytics,
     };
     for (const { topic, key, value } of emitted) {
+      if (topic === "analyticsHistory") {
+        this.#store(key, value);
+        continue;
+      }
       this.#outputs.push({ topic: names[topic], key, value: JSON.stringify(value) });
       const subtype = (value as { type?: unknown } | null)?.type;
       this.#events.emit({ type: "output", topic, subtype: typeof subtype === "string" ? subtype : "" });
@@ -467,6 +480,13 @@ export class PartitionWorker {
         this.#recommendations.push(parsed.data as Recommendation);
       }
     }
+  }
+
+  /** Queues a stored output (not published) for the next checkpoint's transaction. */
+  #store(key: string, value: unknown): void {
+    const parsed = analyticsHistorySchema.safeParse(value);
+    if (parsed.success) this.#analyticsHistory.push(parsed.data);
+    else this.#log.warn("analytics history does not match its contract; not stored", { key });
   }
 
   #context(
@@ -541,7 +561,11 @@ export class PartitionWorker {
       upserts,
       deletes,
       expireBefore: sweep ? this.#wall() - ttl : undefined,
-      projections: { alerts: this.#alerts, recommendations: this.#recommendations },
+      projections: {
+        alerts: this.#alerts,
+        recommendations: this.#recommendations,
+        analyticsHistory: this.#analyticsHistory,
+      },
     });
     if (sweep) this.#sweptAt = this.#wall();
     if (result.expired > 0) {
@@ -559,6 +583,7 @@ export class PartitionWorker {
     for (const key of deletes) this.#expired.delete(key);
     this.#alerts = [];
     this.#recommendations = [];
+    this.#analyticsHistory = [];
     const advanced = position !== this.#checkpointed;
     this.#checkpointed = position;
     this.#sinceCheckpoint = 0;

@@ -2,8 +2,10 @@
  * The OpenAPI 3.1 document, generated from the route table and the zod schemas the routes validate
  * with, so that the published contract cannot drift from what the server accepts and answers.
  * Schemas named with `.meta({ id })` become `components.schemas` entries referenced by `$ref`.
+ * Query parameters come from the schema a route validates them with (Route.query).
  */
 import { z } from "zod";
+import type { QuerySchema } from "./query_params.ts";
 import type { Route } from "./router.ts";
 
 /** The OpenAPI version this generator writes. */
@@ -63,7 +65,7 @@ export function openApiDocument(routes: readonly Route[], info: ApiInfo): JsonOb
     if (!route.doc) continue;
     const doc = route.doc;
     const path = route.path.replace(PATH_PARAM, "{$1}");
-    const parameters = [...route.path.matchAll(PATH_PARAM)].map(([, name]) => {
+    const pathParameters = [...route.path.matchAll(PATH_PARAM)].map(([, name]) => {
       const param = doc.pathParams?.[name];
       return {
         name,
@@ -73,6 +75,7 @@ export function openApiDocument(routes: readonly Route[], info: ApiInfo): JsonOb
         schema: param ? convert(param.schema, "input") : { type: "string" },
       };
     });
+    const parameters = [...pathParameters, ...queryParameters(route.query, (s) => convert(s, "input"))];
     const operation: JsonObject = {
       operationId: doc.operationId,
       summary: doc.summary,
@@ -112,6 +115,22 @@ export function openApiDocument(routes: readonly Route[], info: ApiInfo): JsonOb
     paths,
     components: { schemas: Object.fromEntries([...components].sort(([a], [b]) => a.localeCompare(b))) },
   };
+}
+
+/** One `in: query` parameter per field of the route's query schema; a field's `.describe()` is its description. */
+function queryParameters(query: QuerySchema | undefined, convert: (schema: z.ZodType) => JsonObject): JsonObject[] {
+  if (!query) return [];
+  const required = new Set((z.toJSONSchema(query, { io: "input", unrepresentable: "any" }).required ?? []) as string[]);
+  return Object.entries(query.shape).map(([name, field]) => {
+    const { description, ...schema } = convert(field as z.ZodType);
+    return {
+      name,
+      in: "query",
+      required: required.has(name),
+      ...(typeof description === "string" ? { description } : {}),
+      schema,
+    };
+  });
 }
 
 function content(

@@ -1,4 +1,8 @@
 /** GET /readyz and GET /metrics: readiness for load balancers, metrics for Prometheus. */
+import { z } from "zod";
+import { JSON_CONTENT_TYPE } from "./body.ts";
+import type { OperationDoc } from "./openapi.ts";
+import { RETRY_AFTER_S } from "./problem.ts";
 import type { Route } from "./router.ts";
 
 /** The outcome of one readiness check. */
@@ -28,6 +32,41 @@ async function runCheck(check: () => Promise<CheckResult>): Promise<CheckResult>
   }
 }
 
+/** Body of a readiness answer, 200 or 503 alike. */
+export const readinessSchema = z.object({
+  status: z.enum(["ready", "not ready"]),
+  checks: z.record(z.string(), z.string()).describe("Each check (database, log, consumer): `ok`, or why it failed"),
+}).meta({ id: "Readiness" });
+
+/** Media type of the metrics (Prometheus text exposition format). */
+const METRICS_CONTENT_TYPE = "text/plain";
+
+const readinessDoc: OperationDoc = {
+  operationId: "getReadiness",
+  summary: "Readiness: the database, the log and the consumer answer",
+  tags: ["operations"],
+  responses: {
+    200: { description: "Ready", content: { [JSON_CONTENT_TYPE]: { schema: readinessSchema } } },
+    503: {
+      description: "Not ready; `checks` names the failing check",
+      content: { [JSON_CONTENT_TYPE]: { schema: readinessSchema } },
+      headers: { "Retry-After": { description: "Seconds to wait before asking again", schema: z.number().int() } },
+    },
+  },
+};
+
+const metricsDoc: OperationDoc = {
+  operationId: "getMetrics",
+  summary: "Prometheus metrics of this instance",
+  tags: ["operations"],
+  responses: {
+    200: {
+      description: "Metrics in the Prometheus text exposition format (version 0.0.4)",
+      content: { [METRICS_CONTENT_TYPE]: { schema: z.string() } },
+    },
+  },
+};
+
 /** Routes for readiness and metrics. */
 export function operationsRoutes(deps: {
   readonly checks: ReadinessChecks;
@@ -43,10 +82,11 @@ export function operationsRoutes(deps: {
         const checks = Object.fromEntries(names.map((name, i) => [name, results[i].ok ? "ok" : results[i].reason]));
         const ready = results.every((r) => r.ok);
         return Response.json(
-          { status: ready ? "ready" : "not ready", checks },
-          { status: ready ? 200 : 503, headers: ready ? {} : { "retry-after": "5" } },
+          { status: ready ? "ready" : "not ready", checks } satisfies z.output<typeof readinessSchema>,
+          { status: ready ? 200 : 503, headers: ready ? {} : { "retry-after": String(RETRY_AFTER_S) } },
         );
       },
+      doc: readinessDoc,
     },
     {
       method: "GET",
@@ -55,6 +95,7 @@ export function operationsRoutes(deps: {
         const { body, contentType } = await deps.metrics();
         return new Response(body, { headers: { "content-type": contentType } });
       },
+      doc: metricsDoc,
     },
   ];
 }

@@ -1,20 +1,25 @@
 /**
  * Read-only query routes: recommendations, related products, realtime analytics, the windowed
- * funnel, top products and alerts. Query parameters are validated with zod; a bad one is a
- * ValidationError naming it (400), an unknown id a NotFoundError (404), a failing database a
- * DatabaseUnavailableError (503). Actor state comes through the StateReader (live, else the last
- * checkpoint, marked with `asOf`); rankings and alerts come from PostgreSQL (checkpointed data).
+ * funnel, top products and alerts. Query parameters are validated (and documented) by one zod
+ * schema per route (routeWithQuery); a bad one is a ValidationError naming it (400), an unknown id
+ * a NotFoundError (404), a failing database a DatabaseUnavailableError (503). Actor state comes
+ * through the StateReader (live, else the last checkpoint, marked with `asOf`); analytics windows
+ * longer than the global actor's memory are completed from PostgreSQL (analytics_window.ts);
+ * rankings and alerts come from PostgreSQL (checkpointed data).
  */
 import { z } from "zod";
-import { GLOBAL_KEY, globalLogic, recentTotals } from "../actors/global.ts";
-import { type WindowTotals, windowTotals } from "../actors/rollups.ts";
+import { GLOBAL_KEY } from "../actors/global.ts";
+import type { WindowTotals } from "../actors/rollups.ts";
 import type { Sql } from "../engine/database.ts";
-import { DatabaseUnavailableError, NotFoundError, ValidationError } from "../engine/errors.ts";
+import { DatabaseUnavailableError, NotFoundError } from "../engine/errors.ts";
 import type { ReadState, StateReader } from "../engine/state_reader.ts";
+import { sumAnalyticsMinutes } from "../sql/analytics_minutes.ts";
 import { latestRecommendations, listAlerts, type ProductRankField, topProducts } from "../sql/queries.ts";
+import { type AnalyticsWindow, type HistoryReader, readAnalyticsWindow, storageFields } from "./analytics_window.ts";
 import { JSON_CONTENT_TYPE } from "./body.ts";
 import type { OperationDoc } from "./openapi.ts";
 import { problemDoc } from "./problem.ts";
+import { type QueryHandler, routeWithQuery } from "./query_params.ts";
 import type { Route, RouteHandler } from "./router.ts";
 
 /** What the query routes need. */
@@ -22,10 +27,20 @@ export interface QueryDeps {
   readonly reader: StateReader;
   readonly sql: Sql;
   readonly now: () => number;
+  /** Stored analytics minutes; defaults to `analytics_minutes` through `sql` (unit tests give their own). */
+  readonly history?: HistoryReader;
 }
 
-/** Funnel windows and their length in minutes. */
-export const FUNNEL_WINDOWS = { "1m": 1, "5m": 5, "15m": 15, "1h": 60, "24h": 1440 } as const;
+/** Funnel windows and their length in minutes; beyond the global actor's memory they come from PostgreSQL. */
+export const FUNNEL_WINDOWS = {
+  "1m": 1,
+  "5m": 5,
+  "15m": 15,
+  "1h": 60,
+  "24h": 1440,
+  "7d": 7 * 1440,
+  "30d": 30 * 1440,
+} as const;
 /** `by` of top-products and the persisted product field it ranks by. */
 export const RANK_FIELDS: Readonly<Record<string, ProductRankField>> = {
   views: "views",
@@ -36,44 +51,31 @@ export const RANK_FIELDS: Readonly<Record<string, ProductRankField>> = {
 /** Products listed by GET /v1/analytics/realtime. */
 export const REALTIME_TOP_PRODUCTS = 10;
 
-const limit = (max: number, fallback: number) => z.coerce.number().int().min(1).max(max).default(fallback);
+const limit = (max: number, fallback: number) =>
+  z.coerce.number().int().min(1).max(max).default(fallback).describe(`How many items to return, 1..${max}`);
 
-/** Query parameter schemas, one per route. */
+/** Query parameter schemas, one per route: they validate the parameters and document them. */
 export const querySchemas = {
   related: z.object({ limit: limit(100, 10) }),
   funnel: z.object({
-    window: z.enum(Object.keys(FUNNEL_WINDOWS) as [keyof typeof FUNNEL_WINDOWS]).default("15m"),
+    window: z.enum(Object.keys(FUNNEL_WINDOWS) as [keyof typeof FUNNEL_WINDOWS]).default("15m")
+      .describe(
+        "Length of the window, ending at the minute of the latest event; the part older than the global " +
+          "actor's memory (ANALYTICS_RETENTION_MINUTES) is read from PostgreSQL (`fromStorage`)",
+      ),
   }),
   topProducts: z.object({
-    by: z.enum(["views", "purchases", "revenue", "trending"]).default("views"),
+    by: z.enum(["views", "purchases", "revenue", "trending"]).default("views")
+      .describe("What products are ranked by (purchases: units sold)"),
     limit: limit(100, 10),
   }),
   alerts: z.object({
-    type: z.string().min(1).max(64).optional(),
-    since: z.iso.datetime({ offset: true }).optional(),
+    type: z.string().min(1).max(64).optional().describe("Only alerts of this type, e.g. `cart_abandoned`"),
+    since: z.iso.datetime({ offset: true }).optional()
+      .describe("Only alerts that occurred at or after this RFC 3339 timestamp"),
     limit: limit(500, 50),
   }),
 } as const;
-
-/** Validates the named query parameters of `request` (the first value of each); throws ValidationError. */
-export function parseQuery<S extends z.ZodObject>(schema: S, request: Request): z.output<S> {
-  const params = new URL(request.url).searchParams;
-  const input: Record<string, string> = {};
-  for (const name of Object.keys(schema.shape)) {
-    const value = params.get(name);
-    if (value !== null) input[name] = value;
-  }
-  const parsed = schema.safeParse(input);
-  if (parsed.success) return parsed.data;
-  const problems = parsed.error.issues.map((issue) => ({
-    path: issue.path.map(String).join(".") || "query",
-    message: issue.message,
-  }));
-  throw new ValidationError(
-    `Cannot answer the query: invalid parameter(s) ${[...new Set(problems.map((p) => p.path))].join(", ")}`,
-    problems,
-  );
-}
 
 /** Runs a query, turning database failures into DatabaseUnavailableError (503). */
 async function query<T>(what: string, run: () => Promise<T>): Promise<T> {
@@ -89,14 +91,17 @@ function sourceOf(found: ReadState): { source: ReadState["source"]; asOf?: strin
   return found.asOf ? { source: found.source, asOf: found.asOf } : { source: found.source };
 }
 
-/** Totals of `minutes` minutes: from the global state when there is one, else zeros ending now. */
-function totalsOf(found: ReadState | null, minutes: number, now: number): WindowTotals {
-  const totals = found ? recentTotals(globalLogic.restore(found.state), minutes) : null;
-  return totals ?? windowTotals([], now - minutes * 60_000, now);
+/** The stored-minutes reader of `deps`: its own, else `analytics_minutes` through its `sql`. */
+function historyOf(deps: QueryDeps): HistoryReader {
+  return deps.history ?? ((from, to) => sumAnalyticsMinutes(deps.sql, from, to));
 }
 
 /** A window's figures as the analytics routes present them. */
-function windowView(t: WindowTotals) {
+function windowView(window: AnalyticsWindow) {
+  return { ...figures(window.totals), ...storageFields(window) };
+}
+
+function figures(t: WindowTotals) {
   return {
     from: t.from,
     to: t.to,
@@ -127,9 +132,8 @@ function recommendationsRoute({ reader, sql }: QueryDeps): RouteHandler {
   };
 }
 
-function relatedRoute({ reader }: QueryDeps): RouteHandler {
-  return async (request, params) => {
-    const { limit } = parseQuery(querySchemas.related, request);
+function relatedRoute({ reader }: QueryDeps): QueryHandler<typeof querySchemas.related> {
+  return async (_request, params, { limit }) => {
     const found = await reader.read("product", params.id);
     if (!found) throw new NotFoundError(`no product with id '${params.id}'`);
     const related = (found.state as { related?: unknown[] }).related ?? [];
@@ -137,27 +141,30 @@ function relatedRoute({ reader }: QueryDeps): RouteHandler {
   };
 }
 
-function realtimeRoute({ reader, sql, now }: QueryDeps): RouteHandler {
+function realtimeRoute(deps: QueryDeps): RouteHandler {
+  const { reader, sql, now } = deps;
   return async () => {
     const found = await reader.read("global", GLOBAL_KEY);
     const at = now();
+    const window = (minutes: number) => readAnalyticsWindow(found, minutes, historyOf(deps), at);
+    const [last1, last5, last15] = await Promise.all([window(1), window(5), window(15)]);
     const top = await query("top products", () => topProducts(sql, "views", REALTIME_TOP_PRODUCTS));
     return Response.json({
-      last1: windowView(totalsOf(found, 1, at)),
-      last5: windowView(totalsOf(found, 5, at)),
-      last15: windowView(totalsOf(found, 15, at)),
+      last1: windowView(last1),
+      last5: windowView(last5),
+      last15: windowView(last15),
       topProducts: top,
       ...(found ? sourceOf(found) : { source: "none" }),
     });
   };
 }
 
-function funnelRoute({ reader, now }: QueryDeps): RouteHandler {
-  return async (request) => {
-    const { window } = parseQuery(querySchemas.funnel, request);
+function funnelRoute(deps: QueryDeps): QueryHandler<typeof querySchemas.funnel> {
+  return async (_request, _params, { window }) => {
     const minutes = FUNNEL_WINDOWS[window];
-    const found = await reader.read("global", GLOBAL_KEY);
-    const t = totalsOf(found, minutes, now());
+    const found = await deps.reader.read("global", GLOBAL_KEY);
+    const read = await readAnalyticsWindow(found, minutes, historyOf(deps), deps.now());
+    const t = read.totals;
     const n = (type: string) => t.events[type] ?? 0;
     return Response.json({
       window,
@@ -174,22 +181,21 @@ function funnelRoute({ reader, now }: QueryDeps): RouteHandler {
       cartsAbandoned: t.cartsAbandoned,
       checkoutsAbandoned: t.checkoutsAbandoned,
       conversion: t.funnel,
+      ...storageFields(read),
       ...(found ? sourceOf(found) : { source: "none" }),
     });
   };
 }
 
-function topProductsRoute({ sql }: QueryDeps): RouteHandler {
-  return async (request) => {
-    const { by, limit } = parseQuery(querySchemas.topProducts, request);
+function topProductsRoute({ sql }: QueryDeps): QueryHandler<typeof querySchemas.topProducts> {
+  return async (_request, _params, { by, limit }) => {
     const items = await query("top products", () => topProducts(sql, RANK_FIELDS[by], limit));
     return Response.json({ by, items });
   };
 }
 
-function alertsRoute({ sql }: QueryDeps): RouteHandler {
-  return async (request) => {
-    const { type, since, limit } = parseQuery(querySchemas.alerts, request);
+function alertsRoute({ sql }: QueryDeps): QueryHandler<typeof querySchemas.alerts> {
+  return async (_request, _params, { type, since, limit }) => {
     const items = await query(
       "alerts",
       () => listAlerts(sql, { type, since: since === undefined ? undefined : new Date(since), limit }),
@@ -231,17 +237,18 @@ export function queryRoutes(deps: QueryDeps): Route[] {
         { 404: "No user with this id" },
       ),
     },
-    {
+    routeWithQuery({
       method: "GET",
       path: "/v1/products/:id/related",
+      query: querySchemas.related,
       handler: relatedRoute(deps),
       doc: doc(
         "getRelatedProducts",
         "Products related to a product (co-viewed and co-bought)",
-        "Query: `limit` 1..100 (default 10).",
+        "Ranked by co-occurrence score, best first.",
         { 400: "Invalid `limit`", 404: "No product with this id" },
       ),
-    },
+    }),
     {
       method: "GET",
       path: "/v1/analytics/realtime",
@@ -249,42 +256,47 @@ export function queryRoutes(deps: QueryDeps): Route[] {
       doc: doc(
         "getRealtimeAnalytics",
         "The last 1, 5 and 15 minutes, and the top products by views",
-        "Zeros before any event.",
+        "Zeros before any event. Each window says whether part of it was read from PostgreSQL (`fromStorage`).",
         {},
       ),
     },
-    {
+    routeWithQuery({
       method: "GET",
       path: "/v1/analytics/funnel",
+      query: querySchemas.funnel,
       handler: funnelRoute(deps),
       doc: doc(
         "getFunnel",
         "The conversion funnel over a window",
-        "Query: `window` one of 1m, 5m, 15m, 1h, 24h (default 15m).",
+        "Step counts, cart outcomes and step conversions over the window. `fromStorage` is true when part of " +
+          "the window lies before the global actor's memory and was read from PostgreSQL; `storage` then says " +
+          "which range and how many stored minutes it held.",
         { 400: "Invalid `window`" },
       ),
-    },
-    {
+    }),
+    routeWithQuery({
       method: "GET",
       path: "/v1/analytics/top-products",
+      query: querySchemas.topProducts,
       handler: topProductsRoute(deps),
       doc: doc(
         "getTopProducts",
         "Products ranked by views, purchases, revenue or trending score (as of their last checkpoint)",
-        "Query: `by` one of views, purchases, revenue, trending (default views); `limit` 1..100 (default 10).",
+        "Ties are broken by product id.",
         { 400: "Invalid `by` or `limit`" },
       ),
-    },
-    {
+    }),
+    routeWithQuery({
       method: "GET",
       path: "/v1/alerts",
+      query: querySchemas.alerts,
       handler: alertsRoute(deps),
       doc: doc(
         "listAlerts",
         "Stored alerts, newest first",
-        "Query: `type` (1..64 characters), `since` (RFC 3339 timestamp), `limit` 1..500 (default 50).",
+        "Alerts are stored by the checkpoint that covers the event that raised them.",
         { 400: "Invalid `type`, `since` or `limit`" },
       ),
-    },
+    }),
   ];
 }

@@ -2,6 +2,7 @@
 import { ValidationError } from "../engine/errors.ts";
 import type { OperationDoc } from "./openapi.ts";
 import { problemResponse } from "./problem.ts";
+import type { QuerySchema } from "./query_params.ts";
 
 /** A request with its path parameters. */
 export type RouteHandler = (request: Request, params: Record<string, string>) => Response | Promise<Response>;
@@ -11,6 +12,8 @@ export interface Route {
   readonly method: "GET" | "POST" | "DELETE";
   readonly path: string;
   readonly handler: RouteHandler;
+  /** Query parameters the handler validates (see routeWithQuery); documented from the same schema. */
+  readonly query?: QuerySchema;
   /** How the route appears in the OpenAPI document; routes without it are left out. */
   readonly doc?: OperationDoc;
 }

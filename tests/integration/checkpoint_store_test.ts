@@ -1,8 +1,12 @@
-/** SqlCheckpointStore on a real PostgreSQL server: atomic commits, fencing, timers, expiry, projections. */
+/**
+ * SqlCheckpointStore on a real PostgreSQL server: atomic commits, fencing, timers, expiry, projections
+ * (alerts, recommendations, and the analytics history with its sums).
+ */
 import assert from "node:assert/strict";
 import { type CheckpointWrite, SqlCheckpointStore } from "../../engine/checkpoint.ts";
 import { connectDatabase } from "../../engine/database.ts";
-import { NO_PROJECTIONS } from "../../engine/outputs.ts";
+import { type AnalyticsMinute, NO_PROJECTIONS } from "../../engine/outputs.ts";
+import { sumAnalyticsMinutes } from "../../sql/analytics_minutes.ts";
 import { migrate } from "../../sql/migrations.ts";
 import { freshDatabase } from "../helpers/services.ts";
 
@@ -81,7 +85,7 @@ Deno.test("a commit writes states, timers and the next offset together; a fenced
 Deno.test("alerts are stored once per alertId, even when a replay commits them again", async () => {
   await withStore(async (store, sql) => {
     const { epoch } = await store.claim(tp, "g", "a");
-    const projections = { alerts: [alert("x-1"), alert("x-2")], recommendations: [] };
+    const projections = { ...NO_PROJECTIONS, alerts: [alert("x-1"), alert("x-2")] };
     await store.commit(write(epoch, 1, { projections }));
     await store.commit(write(epoch, 2, { projections }));
     const rows = await sql`select alert_id, subject_id, details from alerts order by alert_id`;
@@ -101,12 +105,12 @@ Deno.test("the latest recommendations per user keep the newest by generatedAt", 
     });
     await store.commit(write(epoch, 1, {
       projections: {
-        alerts: [],
+        ...NO_PROJECTIONS,
         recommendations: [rec("2026-11-01T10:00:00Z", "a"), rec("2026-11-01T11:00:00Z", "b")],
       },
     }));
     await store.commit(write(epoch, 2, {
-      projections: { alerts: [], recommendations: [rec("2026-11-01T09:00:00Z", "old")] },
+      projections: { ...NO_PROJECTIONS, recommendations: [rec("2026-11-01T09:00:00Z", "old")] },
     }));
     const [row] = await sql`select payload from latest_recommendations where user_id = 'alice'`;
     assert.equal(row.payload.items[0].productId, "b");
@@ -130,5 +134,77 @@ Deno.test("expiry removes a partition's inactive actors without pending timers, 
       "armed",
       "recent",
     ]);
+  });
+});
+
+/** A stored minute at `T0 + i` minutes with `n` page views (and one order worth n, in a category). */
+const T0 = Date.parse("2026-11-01T10:00:00.000Z");
+const minute = (i: number, n: number): AnalyticsMinute => ({
+  minute: T0 + i * 60_000,
+  events: { page_viewed: n, order_completed: 1 },
+  orders: 1,
+  revenueMillis: n * 1000,
+  pageViews: n,
+  loadTimeMsSum: n * 100,
+  loadTimeSamples: n,
+  checkouts: 1,
+  cartsConverted: 1,
+  cartsAbandoned: 0,
+  checkoutsAbandoned: 0,
+  categoryRevenueMillis: { [i % 2 === 0 ? "even" : "odd"]: n * 1000 },
+  activeUsers: n,
+  activeSessions: n,
+});
+
+Deno.test("analytics history: finished minutes stored idempotently, summed over a range, pruned before keepFrom", async () => {
+  await withStore(async (store, sql) => {
+    const { epoch } = await store.claim({ topic: "analytics", partition: 0 }, "g", "a");
+    const commit = (offset: number, minutes: AnalyticsMinute[], keepFrom: number, e = epoch) =>
+      store.commit({
+        ...write(e, offset, { kind: "global" }),
+        tp: { topic: "analytics", partition: 0 },
+        projections: { ...NO_PROJECTIONS, analyticsHistory: [{ minutes, keepFrom }] },
+      });
+    const first = [minute(0, 1), minute(1, 2), minute(2, 3)];
+    await commit(1, first, T0);
+    const rows = () => sql`select * from analytics_minutes order by minute`;
+    const before = await rows();
+    assert.equal(before.length, 3);
+    await commit(2, first, T0); // a replay re-emits the same finished minutes
+    const after = await rows();
+    assert.deepEqual(after, before, "a replay rewrites identical rows");
+
+    const sum = await sumAnalyticsMinutes(sql, T0, T0 + 2 * 60_000);
+    assert.equal(sum.count, 2, "[from, to) holds minutes 0 and 1");
+    assert.deepEqual(sum.total, {
+      minute: T0,
+      events: { page_viewed: 3, order_completed: 2 },
+      orders: 2,
+      revenueMillis: 3000,
+      pageViews: 3,
+      loadTimeMsSum: 300,
+      loadTimeSamples: 3,
+      checkouts: 2,
+      cartsConverted: 2,
+      cartsAbandoned: 0,
+      checkoutsAbandoned: 0,
+      categoryRevenueMillis: { even: 1000, odd: 2000 },
+      activeUsers: 3,
+      activeSessions: 3,
+    });
+    const empty = await sumAnalyticsMinutes(sql, T0 - 60 * 60_000, T0);
+    assert.equal(empty.count, 0);
+    assert.deepEqual(empty.total.events, {});
+    assert.equal(empty.total.orders, 0);
+
+    // A later batch moves keepFrom: older minutes go.
+    await commit(3, [minute(3, 4)], T0 + 2 * 60_000);
+    assert.deepEqual((await rows()).map((r) => r.page_views), ["3", "4"]);
+
+    // A fenced-off checkpoint stores nothing.
+    await store.claim({ topic: "analytics", partition: 0 }, "g", "b");
+    const fenced = await commit(4, [minute(9, 9)], T0, epoch);
+    assert.equal(fenced.committed, false);
+    assert.deepEqual((await rows()).map((r) => r.page_views), ["3", "4"]);
   });
 });

@@ -1,10 +1,13 @@
 /**
  * The query routes over a real engine (Kafka and PostgreSQL): after a few shoppers browse, buy and
  * drain a product's stock, recommendations, related products, realtime analytics, the funnel, top
- * products and alerts answer with the values those events imply.
+ * products and alerts answer with the values those events imply. The engine registers its ADVERTISED_URL.
+ * With a one-hour memory, the global actor's finished minutes go to `analytics_minutes` and a 24-hour
+ * funnel is completed from them (`fromStorage`); a replay of the analytics partition rewrites them identically.
  */
 import assert from "node:assert/strict";
 import { SqlCheckpointStore } from "../../engine/checkpoint.ts";
+import { topicNames } from "../../engine/config.ts";
 import { connectDatabase } from "../../engine/database.ts";
 import { startEngine } from "../../engine/engine.ts";
 import { silentLogger } from "../../engine/logger.ts";
@@ -14,6 +17,8 @@ import { createHandler } from "../../http/server.ts";
 import { eventually, freshDatabase, testConfig } from "../helpers/services.ts";
 
 const MIN = 60_000;
+/** What the engine under test registers for query routing (no other instance dials it here). */
+const ADVERTISED = "http://engine-under-test.example:8080";
 // deno-lint-ignore no-explicit-any
 type Json = Record<string, any>;
 
@@ -58,10 +63,16 @@ Deno.test({
   sanitizeResources: false,
   fn: async () => {
     const db = await freshDatabase();
-    const config = testConfig(db.url, { CLOCK_IDLE_MS: "500" });
+    const config = testConfig(db.url, { CLOCK_IDLE_MS: "500", ADVERTISED_URL: ADVERTISED });
     const engine = await startEngine(config, silentLogger);
     const sql = connectDatabase({ url: db.url, maxConnections: 2 });
     try {
+      // The instance registers ADVERTISED_URL for query routing, not the address it is bound to.
+      const [registered] = await sql<{ http_url: string }[]>`
+        select http_url from instances where instance_id = ${engine.instanceId}`;
+      assert.equal(registered?.http_url, ADVERTISED);
+      assert.notEqual(engine.url, ADVERTISED);
+
       const t0 = Date.now() - 10 * MIN;
       const batch = events(t0);
       const views = batch.filter((e) => e.type === "product_viewed").length;
@@ -174,6 +185,129 @@ Deno.test({
       const unknown = await get("/v1/users/nobody/recommendations");
       assert.equal(unknown.status, 404);
       assert.equal(unknown.body.status, 404);
+    } finally {
+      await sql.end();
+      await engine.stop();
+      await db.drop();
+    }
+  },
+});
+
+/** One shopper over the last five hours: a page and a product view every 5 minutes, an order every 30. */
+function history(t0: number): Record<string, unknown>[] {
+  const out: Record<string, unknown>[] = [];
+  const add = (type: string, at: number, properties: Record<string, unknown>) =>
+    out.push({ type, userId: "solo", occurredAt: new Date(at).toISOString(), properties });
+  for (let m = 0; m < 300; m += 5) {
+    const at = t0 + m * MIN;
+    add("page_viewed", at, { url: "/" });
+    add("product_viewed", at + 10_000, { productId: `p${m % 7}`, price: 10, category: "toys" });
+    if (m % 30 === 0) {
+      add("product_added_to_cart", at + 20_000, { productId: `p${m % 7}`, price: 10 });
+      add("checkout_started", at + 30_000, {});
+      add("order_completed", at + 40_000, {
+        orderId: `o-${m}`,
+        items: [{ productId: `p${m % 7}`, quantity: 1, price: 10, category: "toys" }],
+        total: 10,
+      });
+    }
+  }
+  return out;
+}
+
+Deno.test({
+  name:
+    "analytics windows beyond the global actor's memory are completed from PostgreSQL; a replay rewrites that history",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const db = await freshDatabase();
+    // One hour of minutes in memory; no wall-clock timers, so that only the posted events count.
+    const config = testConfig(db.url, { ANALYTICS_RETENTION_MINUTES: "60", CLOCK_IDLE_MS: String(86_400_000) });
+    const sql = connectDatabase({ url: db.url, maxConnections: 2 });
+    let engine = await startEngine(config, silentLogger);
+    try {
+      const t0 = Date.now() - 300 * MIN;
+      const batch = history(t0);
+      const posted = await fetch(`${engine.url}/v1/events`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(batch),
+      });
+      assert.equal(posted.status, 202, await posted.text());
+      const get = async (path: string): Promise<Json> => {
+        const response = await fetch(`${engine.url}${path}`);
+        assert.equal(response.status, 200, path);
+        return await response.json();
+      };
+      const day = await eventually(
+        "a 24-hour funnel with every order",
+        async () => {
+          const body = await get("/v1/analytics/funnel?window=24h");
+          return body.steps.orderCompleted === 10 ? body : undefined;
+        },
+        30_000,
+        200,
+      );
+      assert.deepEqual(day.steps, { productViewed: 60, addedToCart: 10, checkoutStarted: 10, orderCompleted: 10 });
+      assert.equal(day.fromStorage, true);
+      const rows = async () =>
+        await sql<Json[]>`
+          select minute, events, orders, revenue_millis, page_views, category_revenue_millis, active_users
+            from analytics_minutes order by minute`;
+      const stored = await rows();
+      assert.ok(stored.length > 0);
+      assert.equal(day.storage.minutes, stored.length, "every stored minute lies within the 24 hours");
+      assert.ok(stored.every((r) => r.minute.toISOString() < day.storage.to), "stored minutes are before the memory");
+      const memoryFrom = Date.parse(day.storage.to);
+      const ordersInMemory = batch.filter((e) =>
+        e.type === "order_completed" && Date.parse(String(e.occurredAt)) >= memoryFrom
+      ).length;
+      const storedOrders = stored.reduce((n, r) => n + Number(r.orders), 0);
+      assert.ok(storedOrders > 0 && ordersInMemory > 0, `${storedOrders} stored, ${ordersInMemory} in memory`);
+      assert.equal(storedOrders + ordersInMemory, 10, "each order is either stored or in memory, never both");
+      const sold = stored.find((r) => Number(r.orders) > 0)!;
+      assert.deepEqual([sold.revenue_millis, sold.category_revenue_millis], ["10000", { toys: 10_000 }]);
+
+      const hour = await get("/v1/analytics/funnel?window=1h");
+      assert.equal(hour.fromStorage, false);
+      const lastAt = Math.max(...batch.map((e) => Date.parse(String(e.occurredAt))));
+      const to = Math.floor(lastAt / MIN) * MIN + MIN;
+      const viewsInHour = batch.filter((e) => {
+        const at = Date.parse(String(e.occurredAt));
+        return e.type === "product_viewed" && at >= to - 60 * MIN && at < to;
+      }).length;
+      assert.equal(hour.steps.productViewed, viewsInHour);
+      const realtime = await get("/v1/analytics/realtime");
+      assert.equal(realtime.last15.fromStorage, false);
+
+      // Replay the analytics partition from offset 0 with no global state, over tampered rows.
+      await engine.stop();
+      const analytics = topicNames(config).analytics;
+      await sql`update partition_checkpoints set next_offset = 0 where topic = ${analytics}`;
+      await sql`delete from actor_states where kind = 'global'`;
+      await sql`update analytics_minutes set orders = -1, events = '{}'`;
+      engine = await startEngine(config, silentLogger);
+      const replayed = await eventually(
+        "the replay rewrote the history",
+        async () => {
+          const now = await rows();
+          return now.every((r) => Number(r.orders) >= 0) ? now : undefined;
+        },
+        30_000,
+        200,
+      );
+      assert.deepEqual(replayed, stored, "the same finished minutes, stored again");
+      const again = await eventually(
+        "the replayed 24-hour funnel",
+        async () => {
+          const body = await get("/v1/analytics/funnel?window=24h");
+          return body.steps.orderCompleted === 10 ? body : undefined;
+        },
+        30_000,
+        200,
+      );
+      assert.deepEqual(again.steps, day.steps);
     } finally {
       await sql.end();
       await engine.stop();

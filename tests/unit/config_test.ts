@@ -62,3 +62,28 @@ Deno.test("parseConfig() covers the domain thresholds: defaults, overrides and b
   assert.equal(parseConfig({ CART_ABANDON_MINUTES: "45" }).CART_ABANDON_MINUTES, 45);
   assert.throws(() => parseConfig({ FRAUD_ALERT_THRESHOLD: "high" }), /FRAUD_ALERT_THRESHOLD="high"/);
 });
+
+Deno.test("parseConfig() accepts ADVERTISED_URL as an http(s) origin, normalised; unset by default", () => {
+  assert.equal(parseConfig({}).ADVERTISED_URL, undefined);
+  assert.equal(parseConfig({ ADVERTISED_URL: "http://engine-1:8080" }).ADVERTISED_URL, "http://engine-1:8080");
+  assert.equal(
+    parseConfig({ ADVERTISED_URL: " https://Engine-2.internal/ " }).ADVERTISED_URL,
+    "https://engine-2.internal",
+  );
+  assert.equal(parseConfig({ ADVERTISED_URL: "http://10.0.0.7:9000" }).ADVERTISED_URL, "http://10.0.0.7:9000");
+});
+
+Deno.test("parseConfig() rejects an ADVERTISED_URL that is not an http(s) origin, naming the variable", () => {
+  for (const value of ["engine-1:8080", "ftp://engine-1", "http://engine-1:8080/api", "http://u:p@engine-1", "nope"]) {
+    assert.throws(
+      () => parseConfig({ ADVERTISED_URL: value }),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.ok(error.message.includes(`ADVERTISED_URL=${JSON.stringify(value)}`), error.message);
+        assert.match(error.message, /http:\/\/ or https:\/\/ URL/);
+        return true;
+      },
+      value,
+    );
+  }
+});

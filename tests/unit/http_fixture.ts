@@ -1,8 +1,15 @@
-/** The real HTTP handler over an in-memory log and a stub state reader, for HTTP unit tests. */
+/**
+ * The real HTTP handler (every route: ingestion, state, queries, operations) over an in-memory log
+ * and a stub state reader, for HTTP unit tests. Query routes get a database that fails if reached.
+ */
 import { topicNames } from "../../engine/config.ts";
+import type { Sql } from "../../engine/database.ts";
 import { silentLogger } from "../../engine/logger.ts";
 import { MemoryLog } from "../../engine/memory_log.ts";
 import type { StateReader } from "../../engine/state_reader.ts";
+import { operationsRoutes } from "../../http/operations_routes.ts";
+import { queryRoutes } from "../../http/query_routes.ts";
+import type { Route } from "../../http/router.ts";
 import { buildRoutes, type RouteDeps } from "../../http/routes.ts";
 import { createHandler } from "../../http/server.ts";
 
@@ -15,10 +22,21 @@ export const FIXTURE_PARTITIONS = 3;
 /** Base URL of requests; the handler never listens on it. */
 export const BASE = "http://engine.test";
 
-/** A handler plus the log behind it. */
+/** A `sql` that fails the test if any query runs. */
+export const noSql = new Proxy(() => {}, {
+  apply: () => {
+    throw new Error("SQL must not be reached");
+  },
+  get: () => {
+    throw new Error("SQL must not be reached");
+  },
+}) as unknown as Sql;
+
+/** A handler plus the log and the route table behind it. */
 export interface HttpFixture {
   readonly log: MemoryLog;
   readonly topics: RouteDeps["topics"];
+  readonly routes: readonly Route[];
   readonly handle: (request: Request) => Promise<Response>;
 }
 
@@ -36,8 +54,15 @@ export async function httpFixture(
     reader,
     ingest: { rules: { maxFutureMs: 5 * 60_000 }, ...limits },
     now: () => FIXTURE_NOW,
+    extra: [
+      ...queryRoutes({ reader, sql: noSql, now: () => FIXTURE_NOW }),
+      ...operationsRoutes({
+        checks: { database: () => Promise.resolve({ ok: true }) },
+        metrics: () => Promise.resolve({ body: "", contentType: "text/plain; version=0.0.4" }),
+      }),
+    ],
   });
-  return { log, topics, handle: createHandler(routes, silentLogger) };
+  return { log, topics, routes, handle: createHandler(routes, silentLogger) };
 }
 
 const aliceOnly: StateReader = {

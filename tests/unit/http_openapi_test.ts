@@ -1,12 +1,11 @@
 /**
  * GET /openapi.json: the document generated from the route table and the zod schemas is a
- * well-shaped OpenAPI 3.1 document that describes every route, every event type and every status.
+ * well-shaped OpenAPI 3.1 document that describes every route, every event type, every status and
+ * every query parameter a route validates.
  */
 import assert from "node:assert/strict";
 import { EVENT_TYPES, MAX_USER_ID_LENGTH } from "../../actors/events.ts";
-import { MemoryLog } from "../../engine/memory_log.ts";
-import { topicNames } from "../../engine/config.ts";
-import { buildRoutes } from "../../http/routes.ts";
+import { FUNNEL_WINDOWS } from "../../http/query_routes.ts";
 import { BASE, FIXTURE_LIMITS, httpFixture } from "./http_fixture.ts";
 
 /** Parsed JSON, navigated freely by the assertions. */
@@ -66,26 +65,105 @@ Deno.test("GET /openapi.json serves an OpenAPI 3.1.0 document with info, paths a
 });
 
 Deno.test("the OpenAPI document describes every route of the table, and the required ones", async () => {
+  const { routes } = await httpFixture();
   const doc = await fetchDocument();
-  const routes = buildRoutes({
-    producer: new MemoryLog().producer(),
-    topics: topicNames({ TOPIC_PREFIX: "" }),
-    reader: { read: () => Promise.resolve(null) },
-    ingest: { rules: { maxFutureMs: 1 }, maxEvents: 1, maxBodyBytes: 1 },
-    now: Date.now,
-  });
   for (const route of routes) {
     const path = route.path.replace(/:(\w+)/g, "{$1}");
+    assert.ok(route.doc, `${route.method} ${path} carries a doc`);
     assert.ok(doc.paths[path]?.[route.method.toLowerCase()], `${route.method} ${path} is documented`);
   }
   for (
-    const [path, method] of [["/v1/events", "post"], ["/v1/users/{id}", "get"], ["/v1/products/{id}", "get"], [
-      "/healthz",
-      "get",
-    ], ["/openapi.json", "get"]]
+    const [path, method] of [
+      ["/v1/events", "post"],
+      ["/v1/users/{id}", "get"],
+      ["/v1/products/{id}", "get"],
+      ["/v1/users/{id}/recommendations", "get"],
+      ["/v1/products/{id}/related", "get"],
+      ["/v1/analytics/realtime", "get"],
+      ["/v1/analytics/funnel", "get"],
+      ["/v1/analytics/top-products", "get"],
+      ["/v1/alerts", "get"],
+      ["/healthz", "get"],
+      ["/readyz", "get"],
+      ["/metrics", "get"],
+      ["/openapi.json", "get"],
+    ]
   ) {
     assert.ok(doc.paths[path]?.[method], `${method} ${path}`);
   }
+});
+
+Deno.test("every query parameter a route validates is documented from its schema: in, required, schema, description", async () => {
+  const { routes } = await httpFixture();
+  const doc = await fetchDocument();
+  const withQuery = routes.filter((route) => route.query);
+  assert.ok(withQuery.length >= 4, "related, funnel, top-products and alerts declare their query parameters");
+  for (const route of withQuery) {
+    const path = route.path.replace(/:(\w+)/g, "{$1}");
+    const documented = (doc.paths[path][route.method.toLowerCase()].parameters ?? [])
+      .filter((p: Json) => p.in === "query");
+    const declared = Object.keys(route.query!.shape);
+    assert.deepEqual(documented.map((p: Json) => p.name).sort(), [...declared].sort(), `${path} query parameters`);
+    for (const param of documented) {
+      const field = route.query!.shape[param.name];
+      assert.equal(param.required, !field.safeParse(undefined).success, `${path} ${param.name} required`);
+      assert.equal(typeof param.description, "string", `${path} ${param.name} has a description`);
+      assert.ok(param.schema.type || param.schema.enum, `${path} ${param.name} has a typed schema`);
+      assert.equal(param.schema.description, undefined, "the description is the parameter's, not repeated");
+    }
+  }
+  const funnel = doc.paths["/v1/analytics/funnel"].get.parameters.find((p: Json) => p.name === "window");
+  assert.deepEqual([funnel.in, funnel.required, funnel.schema.default], ["query", false, "15m"]);
+  assert.deepEqual(funnel.schema.enum, Object.keys(FUNNEL_WINDOWS));
+  const limit = doc.paths["/v1/alerts"].get.parameters.find((p: Json) => p.name === "limit");
+  assert.deepEqual([limit.schema.type, limit.schema.minimum, limit.schema.maximum, limit.schema.default], [
+    "integer",
+    1,
+    500,
+    50,
+  ]);
+  const since = doc.paths["/v1/alerts"].get.parameters.find((p: Json) => p.name === "since");
+  assert.equal(since.schema.format, "date-time");
+  const related = doc.paths["/v1/products/{id}/related"].get.parameters.map((p: Json) => [p.name, p.in]);
+  assert.deepEqual(related, [["id", "path"], ["limit", "query"]]);
+});
+
+Deno.test("a query parameter that any route rejects with a 400 is documented for that route", async () => {
+  const { routes, handle } = await httpFixture();
+  const doc = await fetchDocument();
+  // Every declared name anywhere, plus names a handler might read on its own.
+  const candidates = new Set(["window", "by", "limit", "type", "since", "until", "from", "to", "offset", "cursor"]);
+  for (const route of routes) for (const name of Object.keys(route.query?.shape ?? {})) candidates.add(name);
+  const invalid = ["", "-1", "0", "not valid", "x".repeat(300)];
+  let rejected = 0;
+  for (const route of routes.filter((r) => r.method === "GET")) {
+    const path = route.path.replace(/:(\w+)/g, "{$1}");
+    const documented = new Set(
+      (doc.paths[path].get.parameters ?? []).filter((p: Json) => p.in === "query").map((p: Json) => p.name),
+    );
+    for (const name of candidates) {
+      for (const value of invalid) {
+        const url = `${BASE}${route.path.replace(/:(\w+)/g, "alice")}?${name}=${encodeURIComponent(value)}`;
+        const response = await handle(new Request(url));
+        const body = await response.json().catch(() => null);
+        const named = response.status === 400 && body?.errors?.some((e: Json) => e.path === name);
+        if (!named) continue;
+        rejected++;
+        assert.ok(documented.has(name), `GET ${path} validates \`${name}\` but does not document it`);
+      }
+    }
+  }
+  assert.ok(rejected > 0, "the probe reached the validation of some parameters");
+});
+
+Deno.test("GET /readyz and /metrics document their answers", async () => {
+  const doc = await fetchDocument();
+  const ready = doc.paths["/readyz"].get.responses;
+  assert.equal(component(doc, ready["200"].content["application/json"].schema.$ref).type, "object");
+  assert.equal(ready["503"].content["application/json"].schema.$ref, `${REF_PREFIX}Readiness`);
+  assert.ok(ready["503"].headers["Retry-After"]);
+  assert.deepEqual(component(doc, `${REF_PREFIX}Readiness`).properties.status.enum, ["ready", "not ready"]);
+  assert.equal(doc.paths["/metrics"].get.responses["200"].content["text/plain"].schema.type, "string");
 });
 
 Deno.test("every $ref resolves, and no JSON Schema dialect leftovers ($schema, $id, $defs) remain", async () => {

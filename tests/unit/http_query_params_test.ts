@@ -3,26 +3,16 @@
  * `limit`, `by` or `since` is a 400 problem naming the parameter; unknown ids are 404s.
  */
 import assert from "node:assert/strict";
-import type { Sql } from "../../engine/database.ts";
 import { silentLogger } from "../../engine/logger.ts";
 import type { StateReader } from "../../engine/state_reader.ts";
 import { API_INFO } from "../../http/routes.ts";
 import { openApiDocument } from "../../http/openapi.ts";
 import { queryRoutes } from "../../http/query_routes.ts";
 import { createHandler } from "../../http/server.ts";
+import { noSql } from "./http_fixture.ts";
 
 const BASE = "http://engine.test";
 const NOW = Date.parse("2026-11-22T12:00:00.000Z");
-
-/** A `sql` that fails the test if any query runs. */
-const noSql = new Proxy(() => {}, {
-  apply: () => {
-    throw new Error("SQL must not be reached");
-  },
-  get: () => {
-    throw new Error("SQL must not be reached");
-  },
-}) as unknown as Sql;
 
 /** Knows product "p1" (with three related products) and no global state. */
 const reader: StateReader = {
@@ -59,20 +49,22 @@ async function assertBadParameter(path: string, parameter: string): Promise<void
   assert.ok(errors.every((e) => e.message.length > 0));
 }
 
-Deno.test("GET /v1/analytics/funnel rejects a window that is not 1m, 5m, 15m, 1h or 24h", async () => {
+Deno.test("GET /v1/analytics/funnel rejects a window that is not 1m, 5m, 15m, 1h, 24h, 7d or 30d", async () => {
   for (const window of ["2m", "", "15", "1d", "15M"]) {
     await assertBadParameter(`/v1/analytics/funnel?window=${window}`, "window");
   }
 });
 
 Deno.test("GET /v1/analytics/funnel answers zeros for every valid window before any event", async () => {
-  for (const [window, minutes] of [["1m", 1], ["5m", 5], ["15m", 15], ["1h", 60], ["24h", 1440]] as const) {
+  const windows = [["1m", 1], ["5m", 5], ["15m", 15], ["1h", 60], ["24h", 1440], ["7d", 10_080], ["30d", 43_200]];
+  for (const [window, minutes] of windows) {
     const { status, body } = await get(`/v1/analytics/funnel?window=${window}`);
     assert.equal(status, 200);
     assert.equal(body.window, window);
     assert.equal(body.minutes, minutes);
     assert.equal(body.to, new Date(NOW).toISOString());
     assert.deepEqual(body.steps, { productViewed: 0, addedToCart: 0, checkoutStarted: 0, orderCompleted: 0 });
+    assert.equal(body.fromStorage, false, "no global state: nothing read from storage");
   }
   const { body } = await get("/v1/analytics/funnel");
   assert.equal(body.window, "15m", "15m by default");
