@@ -138,27 +138,29 @@ Deno.test("dashboard: panels fit the 24-column grid without overlapping", async 
   assert.deepEqual(overlaps, []);
 });
 
-Deno.test("Prometheus scrapes both engine replicas at /metrics every 5 s", async () => {
+Deno.test("Prometheus scrapes both engine replicas and the ingest instance at /metrics every 5 s", async () => {
   const lines = (await read("ops/prometheus/prometheus.yml")).split("\n").map((line) => line.replace(/#.*$/, ""));
   const start = lines.findIndex((line) => /^\s*-\s*job_name:\s*["']?engine["']?\s*$/.test(line));
   assert.ok(start >= 0, "no scrape job named engine");
   const end = lines.findIndex((line, i) => i > start && /^\s*-\s*job_name:/.test(line));
   const job = lines.slice(start, end < 0 ? undefined : end).join("\n");
-  for (const target of ["engine-1:8080", "engine-2:8080"]) {
+  for (const target of ["engine-1:8080", "engine-2:8080", "engine-ingest:8080"]) {
     assert.match(job, new RegExp(`^\\s*-\\s*["']?${target}["']?\\s*$|["']${target}["']`, "m"), `${target} missing`);
   }
   assert.match(job, /^\s*metrics_path:\s*["']?\/metrics["']?\s*$/m);
   assert.match(job, /^\s*scrape_interval:\s*["']?5s["']?\s*$/m);
 });
 
-Deno.test("compose: two engine replicas, Prometheus and Grafana wired to the ops/ files", async () => {
+Deno.test("compose: two engine replicas, an ingest instance, Prometheus and Grafana wired to the ops/ files", async () => {
   const compose = await read("docker-compose.yml");
-  for (const service of ["kafka", "postgres", "engine-1", "engine-2", "prometheus", "grafana"]) {
+  for (const service of ["kafka", "postgres", "engine-1", "engine-2", "engine-ingest", "prometheus", "grafana"]) {
     assert.match(compose, new RegExp(`^  ${service}:\\s*$`, "m"), `service ${service} missing`);
   }
   assert.match(compose, /^x-engine: &engine\s*$/m);
   assert.match(compose, /"8080:8080"/);
   assert.match(compose, /"8081:8080"/);
+  assert.match(compose, /"8082:8080"/);
+  assert.match(compose, /^\s*ROLE:\s*"ingest"\s*$/m);
   assert.match(compose, /\.\/ops\/prometheus\/prometheus\.yml:\/etc\/prometheus\/prometheus\.yml/);
   assert.match(compose, /\.\/ops\/grafana\/provisioning:\/etc\/grafana\/provisioning/);
   const dashboardsMount = compose.match(/\.\/ops\/grafana\/dashboards:(\S+?)(:ro)?\s*$/m)?.[1];
