@@ -9,7 +9,7 @@ import { buildRoutes } from "../http/routes.ts";
 import { createHandler } from "../http/server.ts";
 import { migrate } from "../sql/migrations.ts";
 import type { AnyActorLogic } from "./actor.ts";
-import { openBackend } from "./backend.ts";
+import { type Backend, openBackend } from "./backend.ts";
 import { SqlCheckpointStore } from "./checkpoint.ts";
 import { type Config, topicNames } from "./config.ts";
 import { InstanceRegistry } from "./instance_registry.ts";
@@ -34,6 +34,8 @@ export interface RunningEngine {
   readonly mode: Config["mode"];
   /** Where the log and the state live, for the start-up banner. */
   readonly backend: string;
+  /** The engine's own database and log clients, for code in the same process (tests, benchmarks). */
+  readonly clients: Pick<Backend, "sql" | "producer" | "createConsumer">;
   /** Graceful shutdown: stop HTTP, leave the group, final checkpoints, close connections. */
   stop(): Promise<void>;
 }
@@ -135,6 +137,11 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
     metrics,
     mode: config.mode,
     backend: backend.describe,
+    clients: {
+      sql: backend.sql,
+      producer: backend.producer,
+      createConsumer: (groupId) => backend.createConsumer(groupId),
+    },
     async stop() {
       stopping = true;
       log.info("engine stopping");

@@ -5,6 +5,7 @@ import { connectDatabase } from "../../engine/database.ts";
 import { NO_PROJECTIONS } from "../../engine/outputs.ts";
 import { migrate } from "../../sql/migrations.ts";
 import { freshDatabase } from "../helpers/services.ts";
+import { onlyOn } from "../helpers/modes.ts";
 
 const tp = { topic: "events", partition: 2 };
 const alert = (id: string) => ({
@@ -40,7 +41,7 @@ const write = (epoch: number, nextOffset: number, extra: Partial<CheckpointWrite
   ...extra,
 });
 
-Deno.test("migrate() applies every migration once and records it", async () => {
+onlyOn("postgresql", "migrate() applies every migration once and records it", async () => {
   const db = await freshDatabase();
   const sql = connectDatabase({ url: db.url, maxConnections: 2 });
   try {
@@ -55,30 +56,34 @@ Deno.test("migrate() applies every migration once and records it", async () => {
   }
 });
 
-Deno.test("a commit writes states, timers and the next offset together; a fenced epoch writes nothing", async () => {
-  await withStore(async (store) => {
-    const first = await store.claim(tp, "g", "instance-a");
-    assert.deepEqual(first, { epoch: 1, nextOffset: 0 });
-    const ok = await store.commit(write(first.epoch, 7, {
-      upserts: [{ key: "alice", state: { views: 3 }, timers: { cart: 1000 }, lastActiveAt: 5 }],
-    }));
-    assert.equal(ok.committed, true);
+onlyOn(
+  "postgresql",
+  "a commit writes states, timers and the next offset together; a fenced epoch writes nothing",
+  async () => {
+    await withStore(async (store) => {
+      const first = await store.claim(tp, "g", "instance-a");
+      assert.deepEqual(first, { epoch: 1, nextOffset: 0 });
+      const ok = await store.commit(write(first.epoch, 7, {
+        upserts: [{ key: "alice", state: { views: 3 }, timers: { cart: 1000 }, lastActiveAt: 5 }],
+      }));
+      assert.equal(ok.committed, true);
 
-    const second = await store.claim(tp, "g", "instance-b");
-    assert.deepEqual(second, { epoch: 2, nextOffset: 7 }, "the new owner resumes at the checkpoint");
-    const stale = await store.commit(write(first.epoch, 9, {
-      upserts: [{ key: "alice", state: { views: 99 }, timers: {}, lastActiveAt: 6 }],
-    }));
-    assert.equal(stale.committed, false);
-    assert.deepEqual((await store.read("user", "alice"))?.state, { views: 3 }, "the fenced write left no trace");
-    assert.deepEqual([...(await store.loadTimers("user", tp.partition))], [["alice", { cart: 1000 }]]);
-    const loaded = await store.load("user", ["alice", "bob"]);
-    assert.deepEqual([...loaded.keys()], ["alice"]);
-    assert.equal(loaded.get("alice")?.lastActiveAt, 5);
-  });
-});
+      const second = await store.claim(tp, "g", "instance-b");
+      assert.deepEqual(second, { epoch: 2, nextOffset: 7 }, "the new owner resumes at the checkpoint");
+      const stale = await store.commit(write(first.epoch, 9, {
+        upserts: [{ key: "alice", state: { views: 99 }, timers: {}, lastActiveAt: 6 }],
+      }));
+      assert.equal(stale.committed, false);
+      assert.deepEqual((await store.read("user", "alice"))?.state, { views: 3 }, "the fenced write left no trace");
+      assert.deepEqual([...(await store.loadTimers("user", tp.partition))], [["alice", { cart: 1000 }]]);
+      const loaded = await store.load("user", ["alice", "bob"]);
+      assert.deepEqual([...loaded.keys()], ["alice"]);
+      assert.equal(loaded.get("alice")?.lastActiveAt, 5);
+    });
+  },
+);
 
-Deno.test("alerts are stored once per alertId, even when a replay commits them again", async () => {
+onlyOn("postgresql", "alerts are stored once per alertId, even when a replay commits them again", async () => {
   await withStore(async (store, sql) => {
     const { epoch } = await store.claim(tp, "g", "a");
     const projections = { alerts: [alert("x-1"), alert("x-2")], recommendations: [] };
@@ -90,7 +95,7 @@ Deno.test("alerts are stored once per alertId, even when a replay commits them a
   });
 });
 
-Deno.test("the latest recommendations per user keep the newest by generatedAt", async () => {
+onlyOn("postgresql", "the latest recommendations per user keep the newest by generatedAt", async () => {
   await withStore(async (store, sql) => {
     const { epoch } = await store.claim(tp, "g", "a");
     const rec = (at: string, productId: string) => ({
@@ -113,22 +118,26 @@ Deno.test("the latest recommendations per user keep the newest by generatedAt", 
   });
 });
 
-Deno.test("expiry removes a partition's inactive actors without pending timers, and explicit deletes", async () => {
-  await withStore(async (store) => {
-    const { epoch } = await store.claim(tp, "g", "a");
-    await store.commit(write(epoch, 1, {
-      upserts: [
-        { key: "old", state: {}, timers: {}, lastActiveAt: 100 },
-        { key: "armed", state: {}, timers: { t: 5 }, lastActiveAt: 100 },
-        { key: "recent", state: {}, timers: {}, lastActiveAt: 1000 },
-        { key: "gone", state: {}, timers: {}, lastActiveAt: 1000 },
-      ],
-    }));
-    const result = await store.commit(write(epoch, 2, { expireBefore: 500, deletes: ["gone"] }));
-    assert.equal(result.expired, 1);
-    assert.deepEqual([...(await store.load("user", ["old", "armed", "recent", "gone"])).keys()].sort(), [
-      "armed",
-      "recent",
-    ]);
-  });
-});
+onlyOn(
+  "postgresql",
+  "expiry removes a partition's inactive actors without pending timers, and explicit deletes",
+  async () => {
+    await withStore(async (store) => {
+      const { epoch } = await store.claim(tp, "g", "a");
+      await store.commit(write(epoch, 1, {
+        upserts: [
+          { key: "old", state: {}, timers: {}, lastActiveAt: 100 },
+          { key: "armed", state: {}, timers: { t: 5 }, lastActiveAt: 100 },
+          { key: "recent", state: {}, timers: {}, lastActiveAt: 1000 },
+          { key: "gone", state: {}, timers: {}, lastActiveAt: 1000 },
+        ],
+      }));
+      const result = await store.commit(write(epoch, 2, { expireBefore: 500, deletes: ["gone"] }));
+      assert.equal(result.expired, 1);
+      assert.deepEqual([...(await store.load("user", ["old", "armed", "recent", "gone"])).keys()].sort(), [
+        "armed",
+        "recent",
+      ]);
+    });
+  },
+);

@@ -1,17 +1,17 @@
 /**
- * The query routes over a real engine (Kafka and PostgreSQL): after a few shoppers browse, buy and
- * drain a product's stock, recommendations, related products, realtime analytics, the funnel, top
- * products and alerts answer with the values those events imply.
+ * The query routes over a real engine, on each log: after a few shoppers browse, buy and drain a
+ * product's stock, recommendations, related products, realtime analytics, the funnel, top products
+ * and alerts answer with the values those events imply.
  */
 import assert from "node:assert/strict";
 import { SqlCheckpointStore } from "../../engine/checkpoint.ts";
-import { connectDatabase } from "../../engine/database.ts";
 import { startEngine } from "../../engine/engine.ts";
 import { silentLogger } from "../../engine/logger.ts";
 import { createStateReader } from "../../engine/state_reader.ts";
 import { queryRoutes } from "../../http/query_routes.ts";
 import { createHandler } from "../../http/server.ts";
-import { eventually, freshDatabase, testConfig } from "../helpers/services.ts";
+import { forEachLog } from "../helpers/modes.ts";
+import { eventually } from "../helpers/services.ts";
 
 const MIN = 60_000;
 // deno-lint-ignore no-explicit-any
@@ -52,15 +52,13 @@ function events(t0: number): Record<string, unknown>[] {
   return out.sort((a, b) => String(a.occurredAt).localeCompare(String(b.occurredAt)));
 }
 
-Deno.test({
-  name: "the query routes answer recommendations, related, realtime, funnel, top products and alerts from real state",
-  sanitizeOps: false,
-  sanitizeResources: false,
-  fn: async () => {
-    const db = await freshDatabase();
-    const config = testConfig(db.url, { CLOCK_IDLE_MS: "500" });
+forEachLog(
+  "the query routes answer recommendations, related, realtime, funnel, top products and alerts from real state",
+  { settings: { CLOCK_IDLE_MS: "500" } },
+  async ({ config }) => {
     const engine = await startEngine(config, silentLogger);
-    const sql = connectDatabase({ url: db.url, maxConnections: 2 });
+    // The engine's own connection: PGlite serves one, and PostgreSQL answers the same on it.
+    const sql = engine.clients.sql;
     try {
       const t0 = Date.now() - 10 * MIN;
       const batch = events(t0);
@@ -175,9 +173,7 @@ Deno.test({
       assert.equal(unknown.status, 404);
       assert.equal(unknown.body.status, 404);
     } finally {
-      await sql.end();
       await engine.stop();
-      await db.drop();
     }
   },
-});
+);
