@@ -28,6 +28,7 @@ const settings = {
   REPLICATION_FACTOR: int(1, 32).default(1),
   DATABASE_URL: z.string().trim().regex(/^postgres(ql)?:\/\//, "a postgres:// URL").optional(),
   DATA_DIR: z.string().min(1).default("./data"),
+  EMBEDDED_LOG_RETENTION_HOURS: int(0, 87_600).default(168),
   CHECKPOINT_INTERVAL_MS: int(10, 3_600_000).default(1000),
   CHECKPOINT_MAX_MESSAGES: int(1, 10_000_000).default(10_000),
   MAX_ACTORS: int(1).default(100_000),

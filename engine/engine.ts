@@ -52,16 +52,16 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
   const log = logger.child({ instance: instanceId });
   const topics = topicNames(config);
 
-  const backend = await openBackend(config, topics, log);
-  const applied = await migrate(backend.sql);
-  log.info("database ready", { migrationsApplied: applied });
-
   const metrics = new Metrics();
-  let stopping = false;
   const extra = options.instrumentation;
   const instrumentation: Instrumentation = extra
     ? { emit: (event) => (metrics.emit(event), extra.emit(event)) }
     : metrics;
+  const backend = await openBackend(config, topics, log, { instrumentation });
+  const applied = await migrate(backend.sql);
+  log.info("database ready", { migrationsApplied: applied });
+
+  let stopping = false;
   const store = new SqlCheckpointStore(backend.sql);
   const domain = createDomainLogics(config);
   const runtime = new ActorRuntime({

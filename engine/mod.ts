@@ -12,6 +12,8 @@
  *   Checkpoint: outputs appended and acknowledged first, then dirty states + next offset in one
  *     transaction (sql/checkpoints.ts); a replay from it re-produces identical outputs.
  *   Queries read state through state_reader.ts: live memory, else the last checkpoint (`asOf`).
+ *   Embedded mode's log drops records past its retention once every group has consumed them
+ *     (embedded_log_retention.ts); Kafka's retention is the broker's.
  *
  * Configuration (config.ts) is parsed once and passed down; errors are typed (errors.ts);
  * logs are structured JSON (logger.ts). `startEngine` (engine.ts) wires it all together.

@@ -26,6 +26,7 @@
  *   same SQL runs on PGlite under every embedded scenario.
  * - [embedded]
  *   - embedded_lock_test.ts: one engine per DATA_DIR.
+ *   - embedded_retention_test.ts: the embedded log's retention (Kafka's belongs to the broker).
  *   - tools_test.ts: import and loadgen only talk HTTP, so one log is enough; `tail` is tested in its
  *     embedded form (polling GET /v1/alerts), its Kafka form (a consumer) is not.
  * - [no log] lifecycle_test.ts's bad-configuration test stops before any log is opened.

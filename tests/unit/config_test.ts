@@ -54,3 +54,10 @@ Deno.test("parseConfig() covers the domain thresholds: defaults, overrides and b
   assert.equal(parseConfig({ CART_ABANDON_MINUTES: "45" }).CART_ABANDON_MINUTES, 45);
   assert.throws(() => parseConfig({ FRAUD_ALERT_THRESHOLD: "high" }), /FRAUD_ALERT_THRESHOLD="high"/);
 });
+
+Deno.test("parseConfig() keeps the embedded log a week by default; 0 keeps it forever, negatives are refused", () => {
+  assert.equal(parseConfig({}).EMBEDDED_LOG_RETENTION_HOURS, 168);
+  assert.equal(parseConfig({ EMBEDDED_LOG_RETENTION_HOURS: "0" }).EMBEDDED_LOG_RETENTION_HOURS, 0);
+  assert.throws(() => parseConfig({ EMBEDDED_LOG_RETENTION_HOURS: "-1" }), /EMBEDDED_LOG_RETENTION_HOURS="-1"/);
+  assert.throws(() => parseConfig({ EMBEDDED_LOG_RETENTION_HOURS: "1.5" }), /EMBEDDED_LOG_RETENTION_HOURS="1.5"/);
+});
