@@ -3,7 +3,7 @@
  * kept in PGlite on disk under DATA_DIR (embedded_log.ts, embedded_database.ts), which one engine
  * at a time may open (data_dir_lock.ts). Everything above this module sees only the interfaces.
  */
-import { type Config, type Topics, topicSpecs } from "./config.ts";
+import { type Config, consumedTopics, type Topics, topicSpecs } from "./config.ts";
 import { lockDataDir } from "./data_dir_lock.ts";
 import { connectDatabase, type Sql } from "./database.ts";
 import { openEmbeddedDatabase } from "./embedded_database.ts";
@@ -86,8 +86,10 @@ async function openProductionBackend(config: Config, topics: Topics, logger: Log
 
 /**
  * PGlite under DATA_DIR with the embedded log in it: locks DATA_DIR (failing at once if another
- * engine holds it), opens the database, creates the topics, and starts the log's retention unless
- * EMBEDDED_LOG_RETENTION_HOURS is 0. Whatever was opened is closed again if a later step fails.
+ * engine holds it), opens the database, creates the topics, registers the engine's group on the
+ * topics it consumes (so that retention never deletes what it has not consumed, even before its
+ * first commit), and starts the log's retention unless EMBEDDED_LOG_RETENTION_HOURS is 0.
+ * Whatever was opened is closed again if a later step fails.
  */
 async function openEmbeddedBackend(
   config: Config,
@@ -101,6 +103,7 @@ async function openEmbeddedBackend(
     database = await openEmbeddedDatabase(lock.dir, { logger });
     const log = await EmbeddedLog.open(database.sql, { logger, appendTimeoutMs: config.PUBLISH_TIMEOUT_MS });
     await log.ensureTopics(topicSpecs(config, topics));
+    await log.registerGroup(config.GROUP_ID, consumedTopics(topics));
     const producer = log.producer();
     const consumer = log.consumer({ groupId: config.GROUP_ID });
     const db = database;

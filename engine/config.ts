@@ -104,6 +104,11 @@ export function topicNames(config: Pick<Config, "TOPIC_PREFIX">): Topics {
   });
 }
 
+/** The topics the engine's consumer group reads. */
+export function consumedTopics(topics: Topics): string[] {
+  return [topics.events, topics.productEvents, topics.analytics];
+}
+
 /** Every topic with the partition count it is created with: the analytics feed has one. */
 export function topicSpecs(
   config: Pick<Config, "PARTITIONS">,

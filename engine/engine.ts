@@ -11,7 +11,7 @@ import { migrate } from "../sql/migrations.ts";
 import type { AnyActorLogic } from "./actor.ts";
 import { type Backend, openBackend } from "./backend.ts";
 import { SqlCheckpointStore } from "./checkpoint.ts";
-import { type Config, topicNames } from "./config.ts";
+import { type Config, consumedTopics, topicNames } from "./config.ts";
 import { InstanceRegistry } from "./instance_registry.ts";
 import type { Instrumentation } from "./instrumentation.ts";
 import type { Logger } from "./logger.ts";
@@ -86,7 +86,7 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
     instrumentation,
   });
   runtime.start();
-  await backend.consumer.start([topics.events, topics.productEvents, topics.analytics], runtime);
+  await backend.consumer.start(consumedTopics(topics), runtime);
 
   const registry = new InstanceRegistry(backend.sql, config.GROUP_ID, instanceId, log);
   // Assumes the events and product-events topics were created with PARTITIONS partitions (topicSpecs).

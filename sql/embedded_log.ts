@@ -161,6 +161,17 @@ export async function saveGroupOffset(
       set next_offset = excluded.next_offset, updated_at = now()`;
 }
 
+/**
+ * Gives `groupId` an offset of 0 on every partition of `topics` where it has none yet: from then
+ * on retention keeps whatever the group has not committed past, even before its first commit.
+ */
+export async function registerGroup(sql: Sql, groupId: string, topics: readonly string[]): Promise<void> {
+  await sql`
+    insert into embedded_log_group_offsets (group_id, topic, partition, next_offset)
+    select ${groupId}, p.topic, p.partition, 0 from embedded_log_partitions p where p.topic = any(${topics}::text[])
+    on conflict (group_id, topic, partition) do nothing`;
+}
+
 /** A group's committed offsets, keyed by `topic:partition`. */
 export async function loadGroupOffsets(sql: Sql, groupId: string): Promise<Map<string, number>> {
   const rows = await sql<{ topic: string; partition: number; next_offset: string }[]>`
@@ -177,10 +188,10 @@ export interface PurgeablePartition {
 }
 
 /**
- * Partitions with records below their floor. A topic's consuming groups are those with a committed
- * offset on any of its partitions; a partition's floor is the least of their offsets there, 0 for
- * a group that has committed none on it (it has passed nothing). A topic no group has committed on
- * (alerts, recommendations, the DLQ) has its end as floor, so retention trims it by age alone.
+ * Partitions with records below their floor. A topic's consuming groups are those with an offset
+ * (committed or registered) on any of its partitions; a partition's floor is the least of their
+ * offsets there, 0 for a group with none on it (it has passed nothing). A topic no group has an
+ * offset on (alerts, recommendations, the DLQ) has its end as floor: retention trims it by age alone.
  */
 export async function purgeablePartitions(sql: Sql): Promise<PurgeablePartition[]> {
   const rows = await sql<{ topic: string; partition: number; floor: string }[]>`

@@ -142,6 +142,21 @@ Deno.test("EmbeddedLogRetention", async (t) => {
       assert.deepEqual((await offsets(db.sql, "t"))[0], [17]);
     });
 
+    await t.step("a registered group holds its topics' records until it commits past them", async () => {
+      await log.ensureTopics([{ topic: "reg", partitions: 1 }]);
+      await log.registerGroup("r", ["reg"]);
+      now = T0 - 48 * HOUR;
+      await append("reg", 0, 5);
+      now = T0 + 48 * HOUR;
+      assert.equal((await retention().purge()).get("reg"), undefined, "r has passed nothing yet");
+      assert.deepEqual((await offsets(db.sql, "reg"))[0], range(0, 5));
+      await log.registerGroup("r", ["reg"]); // registering again keeps the group's offsets
+      await saveGroupOffset(db.sql, "r", "reg", 0, 3);
+      await log.registerGroup("r", ["reg"]);
+      assert.equal((await retention().purge()).get("reg"), 3);
+      assert.deepEqual((await offsets(db.sql, "reg"))[0], [3, 4]);
+    });
+
     await t.step("refuses a retention that is not positive", () => {
       assert.throws(() => new EmbeddedLogRetention(db.sql, { retentionMs: 0, logger: silentLogger }), RangeError);
     });
