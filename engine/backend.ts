@@ -3,18 +3,21 @@
  * kept in PGlite on disk under DATA_DIR (embedded_log.ts, embedded_database.ts), which one engine
  * at a time may open (data_dir_lock.ts). Everything above this module sees only the interfaces.
  */
-import { type Config, type Topics, topicSpecs } from "./config.ts";
+import { type Config, consumedTopics, type Topics, topicSpecs } from "./config.ts";
 import { lockDataDir } from "./data_dir_lock.ts";
 import { connectDatabase, type Sql } from "./database.ts";
 import { openEmbeddedDatabase } from "./embedded_database.ts";
 import { EmbeddedLog } from "./embedded_log.ts";
+import { EmbeddedLogRetention } from "./embedded_log_retention.ts";
 import { ConfigError } from "./errors.ts";
 import { createKafka, KafkaAdmin, KafkaConsumer, KafkaProducer } from "./kafka_log.ts";
+import type { Instrumentation } from "./instrumentation.ts";
 import type { LogAdmin, LogConsumer, LogProducer } from "./log.ts";
 import type { Logger } from "./logger.ts";
 
 /** Connections the engine keeps open to PostgreSQL. */
 const DATABASE_POOL_SIZE = 10;
+const MS_PER_HOUR = 3_600_000;
 
 /** The log and database of one running engine. */
 export interface Backend {
@@ -31,10 +34,21 @@ export interface Backend {
   close(): Promise<void>;
 }
 
+/** Optional collaborators of a backend. */
+export interface BackendOptions {
+  /** Receives what the backend's own upkeep does (embedded log retention). */
+  readonly instrumentation?: Instrumentation;
+}
+
 /** Opens the backend for the configured mode; topics are created when missing. */
-export function openBackend(config: Config, topics: Topics, logger: Logger): Promise<Backend> {
+export function openBackend(
+  config: Config,
+  topics: Topics,
+  logger: Logger,
+  options: BackendOptions = {},
+): Promise<Backend> {
   return config.mode === "embedded"
-    ? openEmbeddedBackend(config, topics, logger)
+    ? openEmbeddedBackend(config, topics, logger, options)
     : openProductionBackend(config, topics, logger);
 }
 
@@ -72,19 +86,35 @@ async function openProductionBackend(config: Config, topics: Topics, logger: Log
 
 /**
  * PGlite under DATA_DIR with the embedded log in it: locks DATA_DIR (failing at once if another
- * engine holds it), opens the database, creates the topics. Whatever was opened is closed again
- * if a later step fails.
+ * engine holds it), opens the database, creates the topics, registers the engine's group on the
+ * topics it consumes (so that retention never deletes what it has not consumed, even before its
+ * first commit), and starts the log's retention unless EMBEDDED_LOG_RETENTION_HOURS is 0.
+ * Whatever was opened is closed again if a later step fails.
  */
-async function openEmbeddedBackend(config: Config, topics: Topics, logger: Logger): Promise<Backend> {
+async function openEmbeddedBackend(
+  config: Config,
+  topics: Topics,
+  logger: Logger,
+  options: BackendOptions,
+): Promise<Backend> {
   const lock = await lockDataDir(config.DATA_DIR);
   let database;
   try {
     database = await openEmbeddedDatabase(lock.dir, { logger });
     const log = await EmbeddedLog.open(database.sql, { logger, appendTimeoutMs: config.PUBLISH_TIMEOUT_MS });
     await log.ensureTopics(topicSpecs(config, topics));
+    await log.registerGroup(config.GROUP_ID, consumedTopics(topics));
     const producer = log.producer();
     const consumer = log.consumer({ groupId: config.GROUP_ID });
     const db = database;
+    const retention = config.EMBEDDED_LOG_RETENTION_HOURS > 0
+      ? new EmbeddedLogRetention(db.sql, {
+        retentionMs: config.EMBEDDED_LOG_RETENTION_HOURS * MS_PER_HOUR,
+        logger,
+        instrumentation: options.instrumentation,
+      })
+      : undefined;
+    retention?.start();
     return {
       sql: db.sql,
       admin: log,
@@ -94,6 +124,7 @@ async function openEmbeddedBackend(config: Config, topics: Topics, logger: Logge
       describe: `embedded log and PGlite in ${db.pgdata}`,
       async close() {
         try {
+          await retention?.stop();
           await producer.close();
           await db.close();
         } finally {

@@ -43,6 +43,7 @@ const settings = {
   REPLICATION_FACTOR: int(1, 32).default(1),
   DATABASE_URL: z.string().trim().regex(/^postgres(ql)?:\/\//, "a postgres:// URL").optional(),
   DATA_DIR: z.string().min(1).default("./data"),
+  EMBEDDED_LOG_RETENTION_HOURS: int(0, 87_600).default(168),
   CHECKPOINT_INTERVAL_MS: int(10, 3_600_000).default(1000),
   CHECKPOINT_MAX_MESSAGES: int(1, 10_000_000).default(10_000),
   MAX_ACTORS: int(1).default(100_000),
@@ -122,6 +123,11 @@ export function topicNames(config: Pick<Config, "TOPIC_PREFIX">): Topics {
     dlq: `${p}events.dlq`,
     analytics: `${p}analytics`,
   });
+}
+
+/** The topics the engine's consumer group reads. */
+export function consumedTopics(topics: Topics): string[] {
+  return [topics.events, topics.productEvents, topics.analytics];
 }
 
 /** Every topic with the partition count it is created with: the analytics feed has one. */

@@ -29,6 +29,8 @@ export interface EmbeddedConsumerOptions {
 export interface AppendSource {
   partitionCount(topic: string): Promise<number>;
   onAppend(wake: () => void): () => void;
+  /** Keeps `write` until it settles, so that closing the log waits for it. */
+  track(write: Promise<unknown>): void;
 }
 
 const DEFAULTS = { maxBatch: 500, pollIntervalMs: 250, retryBackoffMs: { initial: 100, max: 5_000 } } as const;
@@ -95,8 +97,15 @@ export class EmbeddedConsumer implements LogConsumer {
     this.#wake();
   }
 
-  async commit(tp: TopicPartition, nextOffset: number): Promise<void> {
-    await saveGroupOffset(this.#sql, this.#options.groupId, tp.topic, tp.partition, nextOffset);
+  /**
+   * Records the group's offset. The runtime commits after each checkpoint without waiting, also
+   * after `stop` (final checkpoints); the log's close waits for these writes, so the database is
+   * never closed under them and the offsets retention relies on are not lost.
+   */
+  commit(tp: TopicPartition, nextOffset: number): Promise<void> {
+    const write = saveGroupOffset(this.#sql, this.#options.groupId, tp.topic, tp.partition, nextOffset);
+    this.#source.track(write);
+    return write;
   }
 
   pause(tps: readonly TopicPartition[]): void {

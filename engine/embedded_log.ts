@@ -11,6 +11,7 @@ import {
   createEmbeddedLogSchema,
   ensureTopics,
   loadTopics,
+  registerGroup,
   type StoredRecordInput,
 } from "../sql/embedded_log.ts";
 import type { Sql } from "./database.ts";
@@ -39,7 +40,8 @@ export class EmbeddedLog implements LogAdmin {
   readonly #log: Logger;
   #partitions = new Map<string, number>();
   readonly #listeners = new Set<() => void>();
-  readonly #appending = new Set<Promise<void>>();
+  /** Appends and group-offset commits in flight, awaited by close(). */
+  readonly #writing = new Set<Promise<unknown>>();
 
   private constructor(sql: Sql, options: EmbeddedLogOptions) {
     this.#sql = sql;
@@ -69,15 +71,29 @@ export class EmbeddedLog implements LogAdmin {
     }
   }
 
+  /**
+   * Declares `groupId` a consumer of `topics`: retention keeps every record of theirs the group has
+   * not committed past, from now on, even before the group's first commit.
+   */
+  async registerGroup(groupId: string, topics: readonly string[]): Promise<void> {
+    await registerGroup(this.#sql, groupId, topics);
+  }
+
   partitionCount(topic: string): Promise<number> {
     const count = this.#partitions.get(topic);
     if (count === undefined) return Promise.reject(new Error(`Cannot find topic ${topic}: it was never created`));
     return Promise.resolve(count);
   }
 
-  /** Waits for appends in flight; the database itself is closed by its owner. */
+  /** Waits for appends and commits in flight; the database itself is closed by its owner. */
   async close(): Promise<void> {
-    await Promise.allSettled([...this.#appending]);
+    await Promise.allSettled([...this.#writing]);
+  }
+
+  /** Keeps `write` until it settles, so that close() waits for it. */
+  track(write: Promise<unknown>): void {
+    this.#writing.add(write);
+    write.then(() => this.#writing.delete(write), () => this.#writing.delete(write));
   }
 
   /** The producer: `append` resolves once the records are committed. */
@@ -105,7 +121,7 @@ export class EmbeddedLog implements LogAdmin {
     const rows = records.map((r) => this.#toRow(r));
     const timeoutMs = this.#options.appendTimeoutMs ?? DEFAULT_APPEND_TIMEOUT_MS;
     const write = appendRecords(this.#sql, rows, (this.#options.clock ?? Date.now)());
-    this.#appending.add(write);
+    this.track(write);
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
       await Promise.race([
@@ -127,7 +143,6 @@ export class EmbeddedLog implements LogAdmin {
       });
     } finally {
       clearTimeout(timer);
-      this.#appending.delete(write);
       write.catch(() => {});
     }
     for (const wake of this.#listeners) wake();

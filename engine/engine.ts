@@ -10,9 +10,9 @@ import { createHandler } from "../http/server.ts";
 import { migrate } from "../sql/migrations.ts";
 import type { AnyActorLogic } from "./actor.ts";
 import { advertisedUrl } from "./advertised_url.ts";
-import { openBackend } from "./backend.ts";
+import { type Backend, openBackend } from "./backend.ts";
 import { SqlCheckpointStore } from "./checkpoint.ts";
-import { type Config, topicNames } from "./config.ts";
+import { type Config, consumedTopics, topicNames } from "./config.ts";
 import { InstanceRegistry } from "./instance_registry.ts";
 import type { Instrumentation } from "./instrumentation.ts";
 import type { Logger } from "./logger.ts";
@@ -35,6 +35,8 @@ export interface RunningEngine {
   readonly mode: Config["mode"];
   /** Where the log and the state live, for the start-up banner. */
   readonly backend: string;
+  /** The engine's own database and log clients, for code in the same process (tests, benchmarks). */
+  readonly clients: Pick<Backend, "sql" | "producer" | "createConsumer">;
   /** Graceful shutdown: stop HTTP, leave the group, final checkpoints, close connections. */
   stop(): Promise<void>;
 }
@@ -51,16 +53,16 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
   const log = logger.child({ instance: instanceId });
   const topics = topicNames(config);
 
-  const backend = await openBackend(config, topics, log);
-  const applied = await migrate(backend.sql);
-  log.info("database ready", { migrationsApplied: applied });
-
   const metrics = new Metrics();
-  let stopping = false;
   const extra = options.instrumentation;
   const instrumentation: Instrumentation = extra
     ? { emit: (event) => (metrics.emit(event), extra.emit(event)) }
     : metrics;
+  const backend = await openBackend(config, topics, log, { instrumentation });
+  const applied = await migrate(backend.sql);
+  log.info("database ready", { migrationsApplied: applied });
+
+  let stopping = false;
   const store = new SqlCheckpointStore(backend.sql);
   const domain = createDomainLogics(config);
   const runtime = new ActorRuntime({
@@ -88,7 +90,7 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
   // query it receives is forwarded to the owner (or answered from the checkpoint).
   if (config.ROLE === "all") {
     runtime.start();
-    await backend.consumer.start([topics.events, topics.productEvents, topics.analytics], runtime);
+    await backend.consumer.start(consumedTopics(topics), runtime);
   }
 
   const registry = new InstanceRegistry(backend.sql, config.GROUP_ID, instanceId, log);
@@ -140,6 +142,11 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
     metrics,
     mode: config.mode,
     backend: backend.describe,
+    clients: {
+      sql: backend.sql,
+      producer: backend.producer,
+      createConsumer: (groupId) => backend.createConsumer(groupId),
+    },
     async stop() {
       stopping = true;
       log.info("engine stopping");

@@ -45,7 +45,8 @@ export type EngineEvent =
   | { readonly type: "dead_lettered"; readonly topic: string; readonly code: string }
   | { readonly type: "output"; readonly topic: string; readonly subtype: string }
   | { readonly type: "partitions_owned"; readonly count: number }
-  | { readonly type: "partition_released"; readonly topic: string; readonly partition: number };
+  | { readonly type: "partition_released"; readonly topic: string; readonly partition: number }
+  | { readonly type: "log_records_purged"; readonly topic: string; readonly count: number };
 
 /** The reporting surface components receive. */
 export interface Instrumentation {

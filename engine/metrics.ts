@@ -105,6 +105,12 @@ export class Metrics implements Instrumentation {
     labelNames: ["topic", "subtype"],
     registers: [this.registry],
   });
+  readonly #purged = new Counter({
+    name: `${PREFIX}log_records_purged_total`,
+    help: "Embedded log records deleted by retention, by topic",
+    labelNames: ["topic"],
+    registers: [this.registry],
+  });
   readonly #partitions = new Gauge({
     name: `${PREFIX}partitions_owned`,
     help: "Partitions this instance owns",
@@ -154,6 +160,9 @@ export class Metrics implements Instrumentation {
         return;
       case "output":
         this.#outputs.inc({ topic: e.topic, subtype: e.subtype });
+        return;
+      case "log_records_purged":
+        this.#purged.inc({ topic: e.topic }, e.count);
         return;
       case "partitions_owned":
         this.#partitions.set(e.count);

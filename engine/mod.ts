@@ -14,6 +14,8 @@
  *     and the global actor's finished analytics minutes (a stored output, sql/analytics_minutes.ts);
  *     a replay from it re-produces identical outputs.
  *   Queries read state through state_reader.ts: live memory, else the last checkpoint (`asOf`).
+ *   Embedded mode's log drops records past its retention once every group has consumed them
+ *     (embedded_log_retention.ts); Kafka's retention is the broker's.
  *
  * Configuration (config.ts) is parsed once and passed down; errors are typed (errors.ts);
  * logs are structured JSON (logger.ts). `startEngine` (engine.ts) wires it all together.

@@ -161,9 +161,77 @@ export async function saveGroupOffset(
       set next_offset = excluded.next_offset, updated_at = now()`;
 }
 
+/**
+ * Gives `groupId` an offset of 0 on every partition of `topics` where it has none yet: from then
+ * on retention keeps whatever the group has not committed past, even before its first commit.
+ */
+export async function registerGroup(sql: Sql, groupId: string, topics: readonly string[]): Promise<void> {
+  await sql`
+    insert into embedded_log_group_offsets (group_id, topic, partition, next_offset)
+    select ${groupId}, p.topic, p.partition, 0 from embedded_log_partitions p where p.topic = any(${topics}::text[])
+    on conflict (group_id, topic, partition) do nothing`;
+}
+
 /** A group's committed offsets, keyed by `topic:partition`. */
 export async function loadGroupOffsets(sql: Sql, groupId: string): Promise<Map<string, number>> {
   const rows = await sql<{ topic: string; partition: number; next_offset: string }[]>`
     select topic, partition, next_offset from embedded_log_group_offsets where group_id = ${groupId}`;
   return new Map(rows.map((r) => [`${r.topic}:${r.partition}`, Number(r.next_offset)]));
+}
+
+/** A partition holding records that every group consuming its topic has passed. */
+export interface PurgeablePartition {
+  readonly topic: string;
+  readonly partition: number;
+  /** Records below this offset have been passed by every consuming group. */
+  readonly floor: number;
+}
+
+/**
+ * Partitions with records below their floor. A topic's consuming groups are those with an offset
+ * (committed or registered) on any of its partitions; a partition's floor is the least of their
+ * offsets there, 0 for a group with none on it (it has passed nothing). A topic no group has an
+ * offset on (alerts, recommendations, the DLQ) has its end as floor: retention trims it by age alone.
+ */
+export async function purgeablePartitions(sql: Sql): Promise<PurgeablePartition[]> {
+  const rows = await sql<{ topic: string; partition: number; floor: string }[]>`
+    with consumers as (
+      select distinct group_id, topic from embedded_log_group_offsets
+    ), floors as (
+      select p.topic, p.partition,
+             least(p.next_offset,
+                   case when count(c.group_id) = 0 then p.next_offset
+                        else min(coalesce(g.next_offset, 0)) end) as floor
+        from embedded_log_partitions p
+        left join consumers c on c.topic = p.topic
+        left join embedded_log_group_offsets g
+          on g.group_id = c.group_id and g.topic = p.topic and g.partition = p.partition
+       group by p.topic, p.partition, p.next_offset
+    )
+    select f.topic, f.partition, f.floor from floors f
+     where exists (select 1 from embedded_log_records r
+                    where r.topic = f.topic and r.partition = f.partition and r.record_offset < f.floor)
+     order by f.topic, f.partition`;
+  return rows.map((r) => ({ topic: r.topic, partition: r.partition, floor: Number(r.floor) }));
+}
+
+/**
+ * Deletes a partition's oldest records that lie below `floor` and were appended before `before`
+ * (epoch ms), at most `limit` offsets from the oldest remaining one; returns how many were deleted.
+ * Other records and the partition's next offset are untouched.
+ */
+export async function purgeOldestRecords(
+  sql: Sql,
+  target: PurgeablePartition,
+  before: number,
+  limit: number,
+): Promise<number> {
+  const { topic, partition, floor } = target;
+  const result = await sql`
+    delete from embedded_log_records
+     where topic = ${topic} and partition = ${partition} and appended_at < ${before}
+       and record_offset < least(${floor}::bigint, (
+             select min(record_offset) from embedded_log_records
+              where topic = ${topic} and partition = ${partition}) + ${limit}::bigint)`;
+  return result.count;
 }

@@ -9,6 +9,7 @@ import { type AnalyticsMinute, NO_PROJECTIONS } from "../../engine/outputs.ts";
 import { sumAnalyticsMinutes } from "../../sql/analytics_minutes.ts";
 import { migrate } from "../../sql/migrations.ts";
 import { freshDatabase } from "../helpers/services.ts";
+import { onlyOn } from "../helpers/modes.ts";
 
 const tp = { topic: "events", partition: 2 };
 const alert = (id: string) => ({
@@ -44,7 +45,7 @@ const write = (epoch: number, nextOffset: number, extra: Partial<CheckpointWrite
   ...extra,
 });
 
-Deno.test("migrate() applies every migration once and records it", async () => {
+onlyOn("postgresql", "migrate() applies every migration once and records it", async () => {
   const db = await freshDatabase();
   const sql = connectDatabase({ url: db.url, maxConnections: 2 });
   try {
@@ -59,30 +60,34 @@ Deno.test("migrate() applies every migration once and records it", async () => {
   }
 });
 
-Deno.test("a commit writes states, timers and the next offset together; a fenced epoch writes nothing", async () => {
-  await withStore(async (store) => {
-    const first = await store.claim(tp, "g", "instance-a");
-    assert.deepEqual(first, { epoch: 1, nextOffset: 0 });
-    const ok = await store.commit(write(first.epoch, 7, {
-      upserts: [{ key: "alice", state: { views: 3 }, timers: { cart: 1000 }, lastActiveAt: 5 }],
-    }));
-    assert.equal(ok.committed, true);
+onlyOn(
+  "postgresql",
+  "a commit writes states, timers and the next offset together; a fenced epoch writes nothing",
+  async () => {
+    await withStore(async (store) => {
+      const first = await store.claim(tp, "g", "instance-a");
+      assert.deepEqual(first, { epoch: 1, nextOffset: 0 });
+      const ok = await store.commit(write(first.epoch, 7, {
+        upserts: [{ key: "alice", state: { views: 3 }, timers: { cart: 1000 }, lastActiveAt: 5 }],
+      }));
+      assert.equal(ok.committed, true);
 
-    const second = await store.claim(tp, "g", "instance-b");
-    assert.deepEqual(second, { epoch: 2, nextOffset: 7 }, "the new owner resumes at the checkpoint");
-    const stale = await store.commit(write(first.epoch, 9, {
-      upserts: [{ key: "alice", state: { views: 99 }, timers: {}, lastActiveAt: 6 }],
-    }));
-    assert.equal(stale.committed, false);
-    assert.deepEqual((await store.read("user", "alice"))?.state, { views: 3 }, "the fenced write left no trace");
-    assert.deepEqual([...(await store.loadTimers("user", tp.partition))], [["alice", { cart: 1000 }]]);
-    const loaded = await store.load("user", ["alice", "bob"]);
-    assert.deepEqual([...loaded.keys()], ["alice"]);
-    assert.equal(loaded.get("alice")?.lastActiveAt, 5);
-  });
-});
+      const second = await store.claim(tp, "g", "instance-b");
+      assert.deepEqual(second, { epoch: 2, nextOffset: 7 }, "the new owner resumes at the checkpoint");
+      const stale = await store.commit(write(first.epoch, 9, {
+        upserts: [{ key: "alice", state: { views: 99 }, timers: {}, lastActiveAt: 6 }],
+      }));
+      assert.equal(stale.committed, false);
+      assert.deepEqual((await store.read("user", "alice"))?.state, { views: 3 }, "the fenced write left no trace");
+      assert.deepEqual([...(await store.loadTimers("user", tp.partition))], [["alice", { cart: 1000 }]]);
+      const loaded = await store.load("user", ["alice", "bob"]);
+      assert.deepEqual([...loaded.keys()], ["alice"]);
+      assert.equal(loaded.get("alice")?.lastActiveAt, 5);
+    });
+  },
+);
 
-Deno.test("alerts are stored once per alertId, even when a replay commits them again", async () => {
+onlyOn("postgresql", "alerts are stored once per alertId, even when a replay commits them again", async () => {
   await withStore(async (store, sql) => {
     const { epoch } = await store.claim(tp, "g", "a");
     const projections = { ...NO_PROJECTIONS, alerts: [alert("x-1"), alert("x-2")] };
@@ -94,7 +99,7 @@ Deno.test("alerts are stored once per alertId, even when a replay commits them a
   });
 });
 
-Deno.test("the latest recommendations per user keep the newest by generatedAt", async () => {
+onlyOn("postgresql", "the latest recommendations per user keep the newest by generatedAt", async () => {
   await withStore(async (store, sql) => {
     const { epoch } = await store.claim(tp, "g", "a");
     const rec = (at: string, productId: string) => ({
@@ -117,25 +122,29 @@ Deno.test("the latest recommendations per user keep the newest by generatedAt", 
   });
 });
 
-Deno.test("expiry removes a partition's inactive actors without pending timers, and explicit deletes", async () => {
-  await withStore(async (store) => {
-    const { epoch } = await store.claim(tp, "g", "a");
-    await store.commit(write(epoch, 1, {
-      upserts: [
-        { key: "old", state: {}, timers: {}, lastActiveAt: 100 },
-        { key: "armed", state: {}, timers: { t: 5 }, lastActiveAt: 100 },
-        { key: "recent", state: {}, timers: {}, lastActiveAt: 1000 },
-        { key: "gone", state: {}, timers: {}, lastActiveAt: 1000 },
-      ],
-    }));
-    const result = await store.commit(write(epoch, 2, { expireBefore: 500, deletes: ["gone"] }));
-    assert.equal(result.expired, 1);
-    assert.deepEqual([...(await store.load("user", ["old", "armed", "recent", "gone"])).keys()].sort(), [
-      "armed",
-      "recent",
-    ]);
-  });
-});
+onlyOn(
+  "postgresql",
+  "expiry removes a partition's inactive actors without pending timers, and explicit deletes",
+  async () => {
+    await withStore(async (store) => {
+      const { epoch } = await store.claim(tp, "g", "a");
+      await store.commit(write(epoch, 1, {
+        upserts: [
+          { key: "old", state: {}, timers: {}, lastActiveAt: 100 },
+          { key: "armed", state: {}, timers: { t: 5 }, lastActiveAt: 100 },
+          { key: "recent", state: {}, timers: {}, lastActiveAt: 1000 },
+          { key: "gone", state: {}, timers: {}, lastActiveAt: 1000 },
+        ],
+      }));
+      const result = await store.commit(write(epoch, 2, { expireBefore: 500, deletes: ["gone"] }));
+      assert.equal(result.expired, 1);
+      assert.deepEqual([...(await store.load("user", ["old", "armed", "recent", "gone"])).keys()].sort(), [
+        "armed",
+        "recent",
+      ]);
+    });
+  },
+);
 
 /** A stored minute at `T0 + i` minutes with `n` page views (and one order worth n, in a category). */
 const T0 = Date.parse("2026-11-01T10:00:00.000Z");
@@ -156,55 +165,59 @@ const minute = (i: number, n: number): AnalyticsMinute => ({
   activeSessions: n,
 });
 
-Deno.test("analytics history: finished minutes stored idempotently, summed over a range, pruned before keepFrom", async () => {
-  await withStore(async (store, sql) => {
-    const { epoch } = await store.claim({ topic: "analytics", partition: 0 }, "g", "a");
-    const commit = (offset: number, minutes: AnalyticsMinute[], keepFrom: number, e = epoch) =>
-      store.commit({
-        ...write(e, offset, { kind: "global" }),
-        tp: { topic: "analytics", partition: 0 },
-        projections: { ...NO_PROJECTIONS, analyticsHistory: [{ minutes, keepFrom }] },
+onlyOn(
+  "postgresql",
+  "analytics history: finished minutes stored idempotently, summed over a range, pruned before keepFrom",
+  async () => {
+    await withStore(async (store, sql) => {
+      const { epoch } = await store.claim({ topic: "analytics", partition: 0 }, "g", "a");
+      const commit = (offset: number, minutes: AnalyticsMinute[], keepFrom: number, e = epoch) =>
+        store.commit({
+          ...write(e, offset, { kind: "global" }),
+          tp: { topic: "analytics", partition: 0 },
+          projections: { ...NO_PROJECTIONS, analyticsHistory: [{ minutes, keepFrom }] },
+        });
+      const first = [minute(0, 1), minute(1, 2), minute(2, 3)];
+      await commit(1, first, T0);
+      const rows = () => sql`select * from analytics_minutes order by minute`;
+      const before = await rows();
+      assert.equal(before.length, 3);
+      await commit(2, first, T0); // a replay re-emits the same finished minutes
+      const after = await rows();
+      assert.deepEqual(after, before, "a replay rewrites identical rows");
+
+      const sum = await sumAnalyticsMinutes(sql, T0, T0 + 2 * 60_000);
+      assert.equal(sum.count, 2, "[from, to) holds minutes 0 and 1");
+      assert.deepEqual(sum.total, {
+        minute: T0,
+        events: { page_viewed: 3, order_completed: 2 },
+        orders: 2,
+        revenueMillis: 3000,
+        pageViews: 3,
+        loadTimeMsSum: 300,
+        loadTimeSamples: 3,
+        checkouts: 2,
+        cartsConverted: 2,
+        cartsAbandoned: 0,
+        checkoutsAbandoned: 0,
+        categoryRevenueMillis: { even: 1000, odd: 2000 },
+        activeUsers: 3,
+        activeSessions: 3,
       });
-    const first = [minute(0, 1), minute(1, 2), minute(2, 3)];
-    await commit(1, first, T0);
-    const rows = () => sql`select * from analytics_minutes order by minute`;
-    const before = await rows();
-    assert.equal(before.length, 3);
-    await commit(2, first, T0); // a replay re-emits the same finished minutes
-    const after = await rows();
-    assert.deepEqual(after, before, "a replay rewrites identical rows");
+      const empty = await sumAnalyticsMinutes(sql, T0 - 60 * 60_000, T0);
+      assert.equal(empty.count, 0);
+      assert.deepEqual(empty.total.events, {});
+      assert.equal(empty.total.orders, 0);
 
-    const sum = await sumAnalyticsMinutes(sql, T0, T0 + 2 * 60_000);
-    assert.equal(sum.count, 2, "[from, to) holds minutes 0 and 1");
-    assert.deepEqual(sum.total, {
-      minute: T0,
-      events: { page_viewed: 3, order_completed: 2 },
-      orders: 2,
-      revenueMillis: 3000,
-      pageViews: 3,
-      loadTimeMsSum: 300,
-      loadTimeSamples: 3,
-      checkouts: 2,
-      cartsConverted: 2,
-      cartsAbandoned: 0,
-      checkoutsAbandoned: 0,
-      categoryRevenueMillis: { even: 1000, odd: 2000 },
-      activeUsers: 3,
-      activeSessions: 3,
+      // A later batch moves keepFrom: older minutes go.
+      await commit(3, [minute(3, 4)], T0 + 2 * 60_000);
+      assert.deepEqual((await rows()).map((r) => r.page_views), ["3", "4"]);
+
+      // A fenced-off checkpoint stores nothing.
+      await store.claim({ topic: "analytics", partition: 0 }, "g", "b");
+      const fenced = await commit(4, [minute(9, 9)], T0, epoch);
+      assert.equal(fenced.committed, false);
+      assert.deepEqual((await rows()).map((r) => r.page_views), ["3", "4"]);
     });
-    const empty = await sumAnalyticsMinutes(sql, T0 - 60 * 60_000, T0);
-    assert.equal(empty.count, 0);
-    assert.deepEqual(empty.total.events, {});
-    assert.equal(empty.total.orders, 0);
-
-    // A later batch moves keepFrom: older minutes go.
-    await commit(3, [minute(3, 4)], T0 + 2 * 60_000);
-    assert.deepEqual((await rows()).map((r) => r.page_views), ["3", "4"]);
-
-    // A fenced-off checkpoint stores nothing.
-    await store.claim({ topic: "analytics", partition: 0 }, "g", "b");
-    const fenced = await commit(4, [minute(9, 9)], T0, epoch);
-    assert.equal(fenced.committed, false);
-    assert.deepEqual((await rows()).map((r) => r.page_views), ["3", "4"]);
-  });
-});
+  },
+);

@@ -1,15 +1,14 @@
 /**
- * A scripted day of shoppers through HTTP on real Kafka and PostgreSQL. A kafkajs consumer reads
- * `alerts` and `recommendations`: the user and product alerts the reference fold predicts arrive,
- * each exactly once; recommendations arrive once each and respect their exclusions.
+ * A scripted day of shoppers through HTTP, on each log. A consumer of its own group reads `alerts`
+ * and `recommendations` from the log: the user and product alerts the reference fold predicts
+ * arrive, each exactly once; recommendations arrive once each and respect their exclusions.
  */
 import assert from "node:assert/strict";
-import { Kafka, logLevel } from "kafkajs";
-import { topicNames } from "../../engine/config.ts";
 import { startEngine } from "../../engine/engine.ts";
 import { silentLogger } from "../../engine/logger.ts";
+import { collect, type Collector } from "../helpers/collector.ts";
 import { fold } from "../helpers/fold.ts";
-import { freshDatabase, services, testConfig } from "../helpers/services.ts";
+import { forEachLog } from "../helpers/modes.ts";
 
 const MIN = 60_000;
 
@@ -60,18 +59,12 @@ function scriptedDay(t0: number): Record<string, unknown>[] {
   return events.sort((a, b) => String(a.occurredAt).localeCompare(String(b.occurredAt)));
 }
 
-Deno.test({
-  name: "a scripted day over HTTP yields the predicted user and product alerts exactly once, and clean recommendations",
-  sanitizeOps: false,
-  sanitizeResources: false,
-  fn: async () => {
-    const db = await freshDatabase();
-    const config = testConfig(db.url, { CLOCK_IDLE_MS: "500" });
-    const topics = topicNames(config);
+forEachLog(
+  "a scripted day over HTTP yields the predicted user and product alerts exactly once, and clean recommendations",
+  { settings: { CLOCK_IDLE_MS: "500" } },
+  async ({ config, topics }) => {
     const engine = await startEngine(config, silentLogger);
-    const kafka = new Kafka({ clientId: "day", brokers: [services().kafkaBrokers], logLevel: logLevel.NOTHING });
-    const reader = kafka.consumer({ groupId: `${config.GROUP_ID}-reader`, maxWaitTimeInMs: 100 });
-    const received: { topic: string; value: Record<string, unknown> }[] = [];
+    let reader: Collector | undefined;
     try {
       const t0 = Date.now() - 6 * 60 * MIN;
       const day = scriptedDay(t0);
@@ -93,18 +86,12 @@ Deno.test({
         assert.ok(expectedAlerts.some((a) => a.startsWith(`${type}:`)), `the day is built to raise ${type}`);
       }
 
-      await reader.connect();
-      await reader.subscribe({ topics: [topics.alerts, topics.recommendations], fromBeginning: true });
-      await reader.run({
-        eachMessage: ({ topic, message }) => {
-          received.push({ topic, value: JSON.parse(message.value!.toString()) });
-          return Promise.resolve();
-        },
-      });
+      reader = await collect(engine.clients.createConsumer(`${config.GROUP_ID}-reader`), [
+        topics.alerts,
+        topics.recommendations,
+      ]);
       const alertsNow = () =>
-        received.filter((r) => r.topic === topics.alerts).map((r) =>
-          r.value as { type: string; subject: { kind: string; id: string } }
-        );
+        reader!.json<{ alertId: string; type: string; subject: { kind: string; id: string } }>(topics.alerts);
       const deadline = Date.now() + 60_000;
       while (Date.now() < deadline) {
         const got = alertsNow().filter((a) => a.subject.kind !== "global").length;
@@ -114,7 +101,7 @@ Deno.test({
       await new Promise((resolve) => setTimeout(resolve, 3_000)); // anything duplicated would show up now
 
       const alerts = alertsNow();
-      const ids = alerts.map((a) => (a as unknown as { alertId: string }).alertId);
+      const ids = alerts.map((a) => a.alertId);
       assert.equal(new Set(ids).size, ids.length, "every alert arrives exactly once");
       assert.deepEqual(
         alerts.filter((a) => a.subject.kind !== "global").map((a) => `${a.type}:${a.subject.kind}:${a.subject.id}`)
@@ -122,9 +109,9 @@ Deno.test({
         expectedAlerts,
       );
 
-      const recs = received.filter((r) => r.topic === topics.recommendations).map((r) =>
-        r.value as { recommendationId: string; userId: string; basedOn: unknown; items: { productId: string }[] }
-      );
+      const recs = reader.json<
+        { recommendationId: string; userId: string; basedOn: unknown; items: { productId: string }[] }
+      >(topics.recommendations);
       assert.ok(recs.length > 0, "shoppers who viewed co-viewed products got recommendations");
       assert.equal(new Set(recs.map((r) => r.recommendationId)).size, recs.length, "each recommendation once");
       for (const rec of recs) {
@@ -133,9 +120,8 @@ Deno.test({
         assert.ok(rec.items.every((item) => !basedOn.includes(`"${item.productId}"`)), "never recommends its basis");
       }
     } finally {
-      await reader.disconnect();
+      await reader?.stop();
       await engine.stop();
-      await db.drop();
     }
   },
-});
+);

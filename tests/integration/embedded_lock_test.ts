@@ -5,8 +5,9 @@
 import assert from "node:assert/strict";
 import { type EngineProcess, spawnEngine, startEngineProcess } from "../helpers/engine_process.ts";
 import { eventually } from "../helpers/services.ts";
+import { onlyOn } from "../helpers/modes.ts";
 
-Deno.test("a second engine on a DATA_DIR in use exits non-zero at once, naming the directory", async () => {
+onlyOn("embedded", "a second engine on a DATA_DIR in use exits non-zero at once, naming the directory", async () => {
   const dataDir = await Deno.makeTempDir({ prefix: "embedded-lock-" });
   let first: EngineProcess | undefined;
   try {

@@ -11,6 +11,7 @@ import { silentLogger } from "../../engine/logger.ts";
 import { partitionForKey } from "../../engine/partitioner.ts";
 import { startPrivateBroker } from "../helpers/kafka_broker.ts";
 import { eventually, freshDatabase, testConfig } from "../helpers/services.ts";
+import { onlyOn } from "../helpers/modes.ts";
 
 const PARTITIONS = 3;
 const PUBLISH_TIMEOUT_MS = 1_500;
@@ -99,112 +100,120 @@ function mixedBatch(): Record<string, unknown>[] {
   return batch;
 }
 
-Deno.test("a mixed batch of every event type lands in Kafka in order per key, on the right topic, key and partition", async () => {
-  const db = await freshDatabase();
-  const config = testConfig(db.url, { PARTITIONS: String(PARTITIONS) });
-  const topics = topicNames(config);
-  const engine = await startEngine(config, silentLogger);
-  try {
-    const batch = mixedBatch();
-    const response = await post(engine.url, batch);
-    assert.equal(response.status, 202);
-    const { accepted, eventIds } = await response.json();
-    assert.equal(accepted, batch.length);
+onlyOn(
+  "kafka",
+  "a mixed batch of every event type lands in Kafka in order per key, on the right topic, key and partition",
+  async () => {
+    const db = await freshDatabase();
+    const config = testConfig(db.url, { PARTITIONS: String(PARTITIONS) });
+    const topics = topicNames(config);
+    const engine = await startEngine(config, silentLogger);
+    try {
+      const batch = mixedBatch();
+      const response = await post(engine.url, batch);
+      assert.equal(response.status, 202);
+      const { accepted, eventIds } = await response.json();
+      assert.equal(accepted, batch.length);
 
-    // product-events also carries the facts user actors forward; only the ingested events count here.
-    const wanted = new Set<string>(eventIds);
-    const ingested = (all: readonly ReadRecord[]) => all.filter((r) => wanted.has(r.value.eventId));
-    const all = await readBack(
-      config,
-      [topics.events, topics.productEvents],
-      (r) => ingested(r).length >= batch.length,
-    );
-    const records = ingested(all);
-    const byId = new Map(records.map((r) => [r.value.eventId as string, r]));
-    assert.equal(records.length, batch.length, "every event once");
-    assert.equal(byId.size, batch.length, "every event once");
-    const perKey = new Map<string, { expected: string[]; records: ReadRecord[] }>();
-    batch.forEach((event, index) => {
-      const record = byId.get(eventIds[index]);
-      assert.ok(record, `event ${index} is in Kafka`);
-      const inventory = event.type === "inventory_updated";
-      const key = inventory ? (event.properties as { productId: string }).productId : event.userId as string;
-      assert.equal(record.topic, inventory ? topics.productEvents : topics.events, `topic of event ${index}`);
-      assert.equal(record.key, key, `key of event ${index}`);
-      assert.equal(record.partition, partitionForKey(key, PARTITIONS), `murmur2 partition of key ${key}`);
-      assert.equal(record.value.type, event.type);
-      const entry = perKey.get(`${record.topic}/${key}`) ?? { expected: [], records: [] };
-      entry.expected.push(eventIds[index]);
-      entry.records.push(record);
-      perKey.set(`${record.topic}/${key}`, entry);
-    });
-    for (const [key, { expected, records: keyed }] of perKey) {
-      const inLogOrder = [...keyed].sort((a, b) => a.offset - b.offset).map((r) => r.value.eventId);
-      assert.deepEqual(inLogOrder, expected, `order of ${key}`);
-    }
-    // What was stored is the validated event with server-filled fields and defaults.
-    const cartAdd = records.find((r) => r.value.type === "product_added_to_cart")!;
-    assert.equal(cartAdd.value.properties.quantity, 1);
-    assert.equal(records.find((r) => r.value.type === "order_completed")!.value.properties.currency, "USD");
-    for (const record of records) {
-      assert.match(record.value.receivedAt, /^\d{4}-\d\d-\d\dT/);
-      assert.match(record.value.occurredAt, /^\d{4}-\d\d-\d\dT/);
-    }
-  } finally {
-    await engine.stop();
-    await db.drop();
-  }
-});
-
-Deno.test("concurrent requests, coalesced into shared produce requests, are all stored once and in order per client", async () => {
-  const db = await freshDatabase();
-  const config = testConfig(db.url, { PARTITIONS: String(PARTITIONS) });
-  const topics = topicNames(config);
-  const engine = await startEngine(config, silentLogger);
-  const clients = 20;
-  const requestsPerClient = 10;
-  const eventsPerRequest = 10;
-  try {
-    // Each client posts its own user's events in sequence; the clients run concurrently.
-    const acknowledged = await Promise.all(Array.from({ length: clients }, async (_, client) => {
-      const ids: string[] = [];
-      for (let request = 0; request < requestsPerClient; request++) {
-        const batch = Array.from({ length: eventsPerRequest }, (_, i) => ({
-          type: "page_viewed",
-          userId: `client-${client}`,
-          properties: { url: `/${request * eventsPerRequest + i}` },
-        }));
-        const response = await post(engine.url, batch);
-        assert.equal(response.status, 202);
-        ids.push(...(await response.json()).eventIds);
-      }
-      return ids;
-    }));
-    const total = clients * requestsPerClient * eventsPerRequest;
-    const wanted = new Set(acknowledged.flat());
-    assert.equal(wanted.size, total, "distinct ids");
-    const ingested = (all: readonly ReadRecord[]) => all.filter((r) => wanted.has(r.value.eventId));
-    let seen = 0;
-    const records = ingested(
-      await readBack(
+      // product-events also carries the facts user actors forward; only the ingested events count here.
+      const wanted = new Set<string>(eventIds);
+      const ingested = (all: readonly ReadRecord[]) => all.filter((r) => wanted.has(r.value.eventId));
+      const all = await readBack(
         config,
-        [topics.events],
-        (r) => (seen += wanted.has(r[r.length - 1].value.eventId) ? 1 : 0) >= total,
-      ),
-    );
-    assert.equal(records.length, total, "nothing lost, nothing duplicated");
-    acknowledged.forEach((ids, client) => {
-      const inLogOrder = records.filter((r) => r.key === `client-${client}`).sort((a, b) => a.offset - b.offset)
-        .map((r) => r.value.eventId);
-      assert.deepEqual(inLogOrder, ids, `order of client ${client}`);
-    });
-  } finally {
-    await engine.stop();
-    await db.drop();
-  }
-});
+        [topics.events, topics.productEvents],
+        (r) => ingested(r).length >= batch.length,
+      );
+      const records = ingested(all);
+      const byId = new Map(records.map((r) => [r.value.eventId as string, r]));
+      assert.equal(records.length, batch.length, "every event once");
+      assert.equal(byId.size, batch.length, "every event once");
+      const perKey = new Map<string, { expected: string[]; records: ReadRecord[] }>();
+      batch.forEach((event, index) => {
+        const record = byId.get(eventIds[index]);
+        assert.ok(record, `event ${index} is in Kafka`);
+        const inventory = event.type === "inventory_updated";
+        const key = inventory ? (event.properties as { productId: string }).productId : event.userId as string;
+        assert.equal(record.topic, inventory ? topics.productEvents : topics.events, `topic of event ${index}`);
+        assert.equal(record.key, key, `key of event ${index}`);
+        assert.equal(record.partition, partitionForKey(key, PARTITIONS), `murmur2 partition of key ${key}`);
+        assert.equal(record.value.type, event.type);
+        const entry = perKey.get(`${record.topic}/${key}`) ?? { expected: [], records: [] };
+        entry.expected.push(eventIds[index]);
+        entry.records.push(record);
+        perKey.set(`${record.topic}/${key}`, entry);
+      });
+      for (const [key, { expected, records: keyed }] of perKey) {
+        const inLogOrder = [...keyed].sort((a, b) => a.offset - b.offset).map((r) => r.value.eventId);
+        assert.deepEqual(inLogOrder, expected, `order of ${key}`);
+      }
+      // What was stored is the validated event with server-filled fields and defaults.
+      const cartAdd = records.find((r) => r.value.type === "product_added_to_cart")!;
+      assert.equal(cartAdd.value.properties.quantity, 1);
+      assert.equal(records.find((r) => r.value.type === "order_completed")!.value.properties.currency, "USD");
+      for (const record of records) {
+        assert.match(record.value.receivedAt, /^\d{4}-\d\d-\d\dT/);
+        assert.match(record.value.occurredAt, /^\d{4}-\d\d-\d\dT/);
+      }
+    } finally {
+      await engine.stop();
+      await db.drop();
+    }
+  },
+);
 
-Deno.test({
+onlyOn(
+  "kafka",
+  "concurrent requests, coalesced into shared produce requests, are all stored once and in order per client",
+  async () => {
+    const db = await freshDatabase();
+    const config = testConfig(db.url, { PARTITIONS: String(PARTITIONS) });
+    const topics = topicNames(config);
+    const engine = await startEngine(config, silentLogger);
+    const clients = 20;
+    const requestsPerClient = 10;
+    const eventsPerRequest = 10;
+    try {
+      // Each client posts its own user's events in sequence; the clients run concurrently.
+      const acknowledged = await Promise.all(Array.from({ length: clients }, async (_, client) => {
+        const ids: string[] = [];
+        for (let request = 0; request < requestsPerClient; request++) {
+          const batch = Array.from({ length: eventsPerRequest }, (_, i) => ({
+            type: "page_viewed",
+            userId: `client-${client}`,
+            properties: { url: `/${request * eventsPerRequest + i}` },
+          }));
+          const response = await post(engine.url, batch);
+          assert.equal(response.status, 202);
+          ids.push(...(await response.json()).eventIds);
+        }
+        return ids;
+      }));
+      const total = clients * requestsPerClient * eventsPerRequest;
+      const wanted = new Set(acknowledged.flat());
+      assert.equal(wanted.size, total, "distinct ids");
+      const ingested = (all: readonly ReadRecord[]) => all.filter((r) => wanted.has(r.value.eventId));
+      let seen = 0;
+      const records = ingested(
+        await readBack(
+          config,
+          [topics.events],
+          (r) => (seen += wanted.has(r[r.length - 1].value.eventId) ? 1 : 0) >= total,
+        ),
+      );
+      assert.equal(records.length, total, "nothing lost, nothing duplicated");
+      acknowledged.forEach((ids, client) => {
+        const inLogOrder = records.filter((r) => r.key === `client-${client}`).sort((a, b) => a.offset - b.offset)
+          .map((r) => r.value.eventId);
+        assert.deepEqual(inLogOrder, ids, `order of client ${client}`);
+      });
+    } finally {
+      await engine.stop();
+      await db.drop();
+    }
+  },
+);
+
+onlyOn("kafka", {
   name: "with the broker down POST /v1/events answers 503 + Retry-After, and recovers by itself when it returns",
   // kafkajs keeps retrying the timed-out sends in the background for a while after the 503s.
   sanitizeOps: false,

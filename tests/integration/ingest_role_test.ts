@@ -7,12 +7,13 @@ import assert from "node:assert/strict";
 import { parseConfig } from "../../engine/config.ts";
 import { startEngine } from "../../engine/engine.ts";
 import { silentLogger } from "../../engine/logger.ts";
+import { onlyOn } from "../helpers/modes.ts";
 import { eventually, freshDatabase, testConfig } from "../helpers/services.ts";
 
 const USERS = 20;
 const VIEWS_PER_USER = 3;
 
-Deno.test({
+onlyOn("kafka", {
   name: "an ingest-only instance publishes events and forwards queries; the processing instance owns the state",
   sanitizeOps: false,
   sanitizeResources: false,

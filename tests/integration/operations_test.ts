@@ -1,11 +1,12 @@
-/** Readiness and metrics of a running engine on real Kafka and PostgreSQL. */
+/** Readiness and metrics of a running engine: metrics on each log, readiness with PostgreSQL cut (Kafka only). */
 import assert from "node:assert/strict";
 import { startEngine } from "../../engine/engine.ts";
 import { silentLogger } from "../../engine/logger.ts";
+import { forEachLog, onlyOn } from "../helpers/modes.ts";
 import { eventually, freshDatabase, testConfig } from "../helpers/services.ts";
 import { startTcpProxy } from "../helpers/tcp_proxy.ts";
 
-Deno.test({
+onlyOn("kafka", {
   name: "/readyz is 503 naming the database while PostgreSQL is unreachable, and 200 again once it returns",
   sanitizeOps: false,
   sanitizeResources: false,
@@ -43,9 +44,8 @@ Deno.test({
   },
 });
 
-Deno.test("metrics count what a scripted workload did", async () => {
-  const db = await freshDatabase();
-  const engine = await startEngine(testConfig(db.url), silentLogger);
+forEachLog("metrics count what a scripted workload did", { sanitizeOps: true, sanitizeResources: true }, async (d) => {
+  const engine = await startEngine(d.config, silentLogger);
   try {
     const at = new Date(Date.now() - 60_000).toISOString();
     const events = [
@@ -85,6 +85,5 @@ Deno.test("metrics count what a scripted workload did", async () => {
     assert.match(text, /engine_process_cpu_seconds_total/, "runtime default metrics");
   } finally {
     await engine.stop();
-    await db.drop();
   }
 });

@@ -1,9 +1,10 @@
 /**
- * The query routes over a real engine (Kafka and PostgreSQL): after a few shoppers browse, buy and
- * drain a product's stock, recommendations, related products, realtime analytics, the funnel, top
- * products and alerts answer with the values those events imply. The engine registers its ADVERTISED_URL.
- * With a one-hour memory, the global actor's finished minutes go to `analytics_minutes` and a 24-hour
- * funnel is completed from them (`fromStorage`); a replay of the analytics partition rewrites them identically.
+ * The query routes over a real engine, on each log: after a few shoppers browse, buy and drain a
+ * product's stock, recommendations, related products, realtime analytics, the funnel, top products
+ * and alerts answer with the values those events imply. The engine registers its ADVERTISED_URL.
+ * On Kafka and PostgreSQL: with a one-hour memory, the global actor's finished minutes go to
+ * `analytics_minutes` and a 24-hour funnel is completed from them (`fromStorage`); a replay of the
+ * analytics partition rewrites them identically.
  */
 import assert from "node:assert/strict";
 import { SqlCheckpointStore } from "../../engine/checkpoint.ts";
@@ -14,6 +15,7 @@ import { silentLogger } from "../../engine/logger.ts";
 import { createStateReader } from "../../engine/state_reader.ts";
 import { queryRoutes } from "../../http/query_routes.ts";
 import { createHandler } from "../../http/server.ts";
+import { forEachLog, onlyOn } from "../helpers/modes.ts";
 import { eventually, freshDatabase, testConfig } from "../helpers/services.ts";
 
 const MIN = 60_000;
@@ -57,15 +59,13 @@ function events(t0: number): Record<string, unknown>[] {
   return out.sort((a, b) => String(a.occurredAt).localeCompare(String(b.occurredAt)));
 }
 
-Deno.test({
-  name: "the query routes answer recommendations, related, realtime, funnel, top products and alerts from real state",
-  sanitizeOps: false,
-  sanitizeResources: false,
-  fn: async () => {
-    const db = await freshDatabase();
-    const config = testConfig(db.url, { CLOCK_IDLE_MS: "500", ADVERTISED_URL: ADVERTISED });
+forEachLog(
+  "the query routes answer recommendations, related, realtime, funnel, top products and alerts from real state",
+  { settings: { CLOCK_IDLE_MS: "500", ADVERTISED_URL: ADVERTISED } },
+  async ({ config }) => {
     const engine = await startEngine(config, silentLogger);
-    const sql = connectDatabase({ url: db.url, maxConnections: 2 });
+    // The engine's own connection: PGlite serves one, and PostgreSQL answers the same on it.
+    const sql = engine.clients.sql;
     try {
       // The instance registers ADVERTISED_URL for query routing, not the address it is bound to.
       const [registered] = await sql<{ http_url: string }[]>`
@@ -186,12 +186,10 @@ Deno.test({
       assert.equal(unknown.status, 404);
       assert.equal(unknown.body.status, 404);
     } finally {
-      await sql.end();
       await engine.stop();
-      await db.drop();
     }
   },
-});
+);
 
 /** One shopper over the last five hours: a page and a product view every 5 minutes, an order every 30. */
 function history(t0: number): Record<string, unknown>[] {
@@ -215,7 +213,7 @@ function history(t0: number): Record<string, unknown>[] {
   return out;
 }
 
-Deno.test({
+onlyOn("kafka", {
   name:
     "analytics windows beyond the global actor's memory are completed from PostgreSQL; a replay rewrites that history",
   sanitizeOps: false,

@@ -10,6 +10,7 @@ import { parseConfig, topicNames } from "../../engine/config.ts";
 import { partitionForKey } from "../../engine/partitioner.ts";
 import { type EngineProcess, startEngineProcess } from "../helpers/engine_process.ts";
 import { eventually, freshDatabase, services, uniqueName } from "../helpers/services.ts";
+import { onlyOn } from "../helpers/modes.ts";
 
 const PARTITIONS = 6;
 const USERS = 30;
@@ -35,7 +36,7 @@ async function getUser(engine: EngineProcess, userId: string): Promise<{ status:
   return { status: response.status, body };
 }
 
-Deno.test({
+onlyOn("kafka", {
   name: "routing: either instance answers with the owner's state; a dead owner's keys fall back to the checkpoint",
   sanitizeOps: false,
   sanitizeResources: false,

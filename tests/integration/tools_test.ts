@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { type EngineProcess, startEngineProcess } from "../helpers/engine_process.ts";
 import { eventually } from "../helpers/services.ts";
+import { onlyOn } from "../helpers/modes.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const SAMPLE = new URL("../../../shared/data/rees46-2019-10-sample.csv", import.meta.url).pathname;
@@ -39,7 +40,7 @@ function expectedViews(csv: string): Map<string, number> {
   return views;
 }
 
-Deno.test("tools: import, loadgen and tail against an embedded engine", async (t) => {
+onlyOn("embedded", "tools: import, loadgen and tail against an embedded engine", async (t) => {
   const dataDir = await Deno.makeTempDir({ prefix: "tools-test-" });
   let engine: EngineProcess | undefined;
   try {

@@ -87,3 +87,10 @@ Deno.test("parseConfig() rejects an ADVERTISED_URL that is not an http(s) origin
     );
   }
 });
+
+Deno.test("parseConfig() keeps the embedded log a week by default; 0 keeps it forever, negatives are refused", () => {
+  assert.equal(parseConfig({}).EMBEDDED_LOG_RETENTION_HOURS, 168);
+  assert.equal(parseConfig({ EMBEDDED_LOG_RETENTION_HOURS: "0" }).EMBEDDED_LOG_RETENTION_HOURS, 0);
+  assert.throws(() => parseConfig({ EMBEDDED_LOG_RETENTION_HOURS: "-1" }), /EMBEDDED_LOG_RETENTION_HOURS="-1"/);
+  assert.throws(() => parseConfig({ EMBEDDED_LOG_RETENTION_HOURS: "1.5" }), /EMBEDDED_LOG_RETENTION_HOURS="1.5"/);
+});

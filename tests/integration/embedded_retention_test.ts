@@ -1,0 +1,109 @@
+/**
+ * Retention of the embedded log in a running engine: records that are past EMBEDDED_LOG_RETENTION_HOURS
+ * and consumed are deleted when the engine starts, old records it has not consumed yet are kept,
+ * and the engine carries on from its checkpoints: nothing counted twice or lost, new records at
+ * the next offsets.
+ */
+import assert from "node:assert/strict";
+import { type RunningEngine, startEngine } from "../../engine/engine.ts";
+import { silentLogger } from "../../engine/logger.ts";
+import { deploy, onlyOn } from "../helpers/modes.ts";
+import { eventually } from "../helpers/services.ts";
+
+const USERS = ["ret-a", "ret-b", "ret-c", "ret-d"];
+const HOUR = 3_600_000;
+
+async function post(engine: RunningEngine, views: number, productId: string): Promise<void> {
+  const events = Array.from({ length: views }, (_, i) => ({
+    type: "product_viewed",
+    userId: USERS[i % USERS.length],
+    properties: { productId, price: 5 },
+  }));
+  const response = await fetch(`${engine.url}/v1/events`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(events),
+  });
+  assert.equal(response.status, 202, await response.text());
+}
+
+/** Waits until every user shows `views` product views. */
+function counted(engine: RunningEngine, views: number): Promise<true> {
+  return eventually(`${views} views per user`, async () => {
+    for (const user of USERS) {
+      const response = await fetch(`${engine.url}/v1/users/${user}`);
+      const body = await response.json();
+      if (response.status !== 200 || body.productViews !== views) return undefined;
+    }
+    return true;
+  });
+}
+
+onlyOn("embedded", {
+  name: "retention deletes consumed records past EMBEDDED_LOG_RETENTION_HOURS at start; the engine resumes exactly",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const { deployment: d, remove } = await deploy("embedded", { EMBEDDED_LOG_RETENTION_HOURS: "24" });
+    const { topics } = d;
+    try {
+      let engine = await startEngine(d.config, silentLogger);
+      try {
+        await post(engine, 40, "sku-old");
+        await counted(engine, 10);
+      } finally {
+        await engine.stop();
+      }
+      const before = await d.inspect(async ({ sql, records }) => {
+        // A graceful stop leaves the group's offsets at the checkpoints: retention's floor is where the engine resumes.
+        const lagging = await sql`
+          select c.topic, c.partition, c.next_offset, g.next_offset as committed
+            from partition_checkpoints c left join embedded_log_group_offsets g
+              on g.group_id = c.group_id and g.topic = c.topic and g.partition = c.partition
+           where c.group_id = ${d.config.GROUP_ID} and g.next_offset is distinct from c.next_offset`;
+        assert.deepEqual([...lagging], []);
+        // Age every record by two days, as if the engine had been stopped that long.
+        await sql`update embedded_log_records set appended_at = appended_at - ${48 * HOUR}`;
+        const ends = new Map<number, number>();
+        for (const [partition, list] of await records(topics.events)) ends.set(partition, list.length);
+        return ends;
+      });
+      assert.equal([...before.values()].reduce((a, b) => a + b, 0), 40);
+
+      engine = await startEngine(d.config, silentLogger);
+      try {
+        const purged = await eventually("the purge at start", async () => {
+          const text = (await engine.metrics.render()).body;
+          const line = new RegExp(`^engine_log_records_purged_total\\{topic="${topics.events}"\\} (\\d+)`, "m");
+          const n = Number(line.exec(text)?.[1] ?? 0);
+          return n >= 40 ? n : undefined;
+        });
+        assert.equal(Number(purged), 40, "every event was consumed and old");
+        await post(engine, 8, "sku-new");
+        await counted(engine, 12);
+        const user = await (await fetch(`${engine.url}/v1/users/${USERS[0]}`)).json();
+        assert.deepEqual(user.recentProducts, ["sku-new", "sku-old"]);
+        // The facts the first engine appended to product-events as it stopped were old but not consumed: kept, and counted now.
+        const product = await eventually("sku-old's views", async () => {
+          const response = await fetch(`${engine.url}/v1/products/sku-old`);
+          const body = response.status === 200 ? await response.json() : (await response.body?.cancel(), undefined);
+          return body?.views === 40 ? body : undefined;
+        });
+        assert.equal(product.views, 40);
+      } finally {
+        await engine.stop();
+      }
+
+      await d.inspect(async ({ records }) => {
+        for (const [partition, list] of await records(topics.events)) {
+          const end = before.get(partition)!;
+          // Only the new records are left, numbered on from where the old ones ended.
+          assert.deepEqual(list.map((r) => r.offset), list.map((_, i) => end + i), `events:${partition}`);
+          assert.ok(list.every((r) => new TextDecoder().decode(r.value!).includes("sku-new")));
+        }
+      });
+    } finally {
+      await remove();
+    }
+  },
+});
