@@ -6,7 +6,13 @@
  * during a batch wins over the batch's natural advance. It waits for an append in this process
  * (woken at once) or, at most, a poll interval.
  */
-import { type FetchedRow, fetchRecords, loadGroupOffsets, saveGroupOffset } from "../sql/embedded_log.ts";
+import {
+  earliestOffset,
+  type FetchedRow,
+  fetchRecords,
+  loadGroupOffsets,
+  saveGroupOffset,
+} from "../sql/embedded_log.ts";
 import type { Sql } from "./database.ts";
 import { ensureError } from "./errors.ts";
 import type { LogConsumer, LogRecord, PartitionListener, TopicPartition } from "./log.ts";
@@ -106,6 +112,10 @@ export class EmbeddedConsumer implements LogConsumer {
     const write = saveGroupOffset(this.#sql, this.#options.groupId, tp.topic, tp.partition, nextOffset);
     this.#source.track(write);
     return write;
+  }
+
+  earliestOffset(tp: TopicPartition): Promise<number> {
+    return earliestOffset(this.#sql, tp.topic, tp.partition);
   }
 
   pause(tps: readonly TopicPartition[]): void {

@@ -46,7 +46,9 @@ export type EngineEvent =
   | { readonly type: "output"; readonly topic: string; readonly subtype: string }
   | { readonly type: "partitions_owned"; readonly count: number }
   | { readonly type: "partition_released"; readonly topic: string; readonly partition: number }
-  | { readonly type: "log_records_purged"; readonly topic: string; readonly count: number };
+  | { readonly type: "log_records_purged"; readonly topic: string; readonly count: number }
+  /** Records deleted from the log (retention) before this group handled them: lost to the actors. */
+  | { readonly type: "records_skipped"; readonly topic: string; readonly partition: number; readonly count: number };
 
 /** The reporting surface components receive. */
 export interface Instrumentation {

@@ -289,9 +289,12 @@ export class KafkaConsumer implements LogConsumer {
   #owned = new Map<string, TopicPartition>();
   #ready: Promise<void> = Promise.resolve();
   #logger: Logger;
+  /** Asks the broker for a partition's log start offset; connected on first use. */
+  #admin: KafkaAdmin;
 
   constructor(kafka: Kafka, private readonly options: KafkaConsumerOptions, logger: Logger) {
     this.#logger = logger.child({ component: "kafka-consumer" });
+    this.#admin = new KafkaAdmin(kafka);
     this.#consumer = kafka.consumer({
       groupId: options.groupId,
       sessionTimeout: options.sessionTimeoutMs ?? CONSUMER_DEFAULTS.sessionTimeoutMs,
@@ -371,10 +374,15 @@ export class KafkaConsumer implements LogConsumer {
     this.#consumer.resume(tps.map((tp) => ({ topic: tp.topic, partitions: [tp.partition] })));
   }
 
+  earliestOffset(tp: TopicPartition): Promise<number> {
+    return this.#admin.earliestOffset(tp);
+  }
+
   async stop(): Promise<void> {
     await this.#consumer.disconnect();
     await this.#ready;
     this.#owned.clear();
+    await this.#admin.close();
   }
 }
 
@@ -407,6 +415,15 @@ export class KafkaAdmin implements LogAdmin {
     await this.#connect();
     const metadata = await this.#admin.fetchTopicMetadata({ topics: [topic] });
     return metadata.topics[0].partitions.length;
+  }
+
+  /** The partition's log start offset (`low`): records before it were deleted by retention. */
+  async earliestOffset(tp: TopicPartition): Promise<number> {
+    await this.#connect();
+    const offsets = await this.#admin.fetchTopicOffsets(tp.topic);
+    const found = offsets.find((o) => o.partition === tp.partition);
+    if (!found) throw new LogUnavailableError(`no offsets for ${tp.topic}:${tp.partition}`);
+    return Number(found.low);
   }
 
   async close(): Promise<void> {

@@ -67,6 +67,8 @@ export interface LogConsumer {
   seek(tp: TopicPartition, offset: number): void;
   /** Records progress in the group's committed offsets (for lag monitoring; checkpoints are authoritative). */
   commit(tp: TopicPartition, nextOffset: number): Promise<void>;
+  /** The first offset still in the partition: retention may have deleted the records before it. */
+  earliestOffset(tp: TopicPartition): Promise<number>;
   pause(tps: readonly TopicPartition[]): void;
   resume(tps: readonly TopicPartition[]): void;
   stop(): Promise<void>;

@@ -23,6 +23,8 @@ const DEFAULT_MAX_BATCH = 500;
 /** The log itself: topics of partitions of records. */
 export class MemoryLog implements LogAdmin {
   readonly #topics = new Map<string, LogRecord[][]>();
+  /** Per partition, the first offset retention kept (deleteBefore). */
+  readonly #deletedBefore = new Map<string, number>();
   #waiters: (() => void)[] = [];
   /** When set, appends fail with this error (to simulate an unavailable log). */
   failAppends: Error | null = null;
@@ -75,12 +77,29 @@ export class MemoryLog implements LogAdmin {
     return stored;
   }
 
-  /** Records of a partition from `offset` on. */
+  /** Records of a partition from `offset` on (from the earliest one kept, like Kafka's offset reset). */
   read(tp: TopicPartition, offset: number, max = Number.MAX_SAFE_INTEGER): LogRecord[] {
-    return this.#partitions(tp.topic)[tp.partition].slice(offset, offset + max);
+    const from = Math.max(offset, this.earliest(tp));
+    return this.#partitions(tp.topic)[tp.partition].slice(from, from + max);
   }
 
-  /** Every record of a topic, partition by partition. */
+  /** Simulates retention: records of the partition before `offset` are gone; offsets do not change. */
+  deleteBefore(tp: TopicPartition, offset: number): void {
+    const end = this.endOffset(tp);
+    this.#deletedBefore.set(tpKey(tp), Math.max(this.earliest(tp), Math.min(offset, end)));
+  }
+
+  /** The first offset still kept in the partition. */
+  earliest(tp: TopicPartition): number {
+    return this.#deletedBefore.get(tpKey(tp)) ?? 0;
+  }
+
+  /** The offset the next appended record of the partition gets. */
+  endOffset(tp: TopicPartition): number {
+    return this.#partitions(tp.topic)[tp.partition].length;
+  }
+
+  /** Every record of a topic, partition by partition (retention ignored). */
   all(topic: string): LogRecord[] {
     return this.#partitions(topic).flat();
   }
@@ -157,7 +176,7 @@ export class MemoryConsumer implements LogConsumer {
         const records = this.log.read(tp, position, this.maxBatch);
         if (records.length === 0) continue;
         delivered = true;
-        const highWatermark = this.log.read(tp, 0).length;
+        const highWatermark = this.log.endOffset(tp);
         const seeks = this.#seeks.get(key) ?? 0;
         await this.#listener!.batch({ ...tp, records, highWatermark }, () => Promise.resolve());
         // A seek during the batch wins over the natural advance.
@@ -175,6 +194,10 @@ export class MemoryConsumer implements LogConsumer {
   commit(tp: TopicPartition, nextOffset: number): Promise<void> {
     this.#committed.set(tpKey(tp), nextOffset);
     return Promise.resolve();
+  }
+
+  earliestOffset(tp: TopicPartition): Promise<number> {
+    return Promise.resolve(this.log.earliest(tp));
   }
 
   /** The last committed offset of a partition (lag reporting). */

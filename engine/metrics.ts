@@ -111,6 +111,12 @@ export class Metrics implements Instrumentation {
     labelNames: ["topic"],
     registers: [this.registry],
   });
+  readonly #skipped = new Counter({
+    name: `${PREFIX}log_records_skipped_total`,
+    help: "Records deleted from the log by retention before they were handled, by topic",
+    labelNames: ["topic"],
+    registers: [this.registry],
+  });
   readonly #partitions = new Gauge({
     name: `${PREFIX}partitions_owned`,
     help: "Partitions this instance owns",
@@ -163,6 +169,9 @@ export class Metrics implements Instrumentation {
         return;
       case "log_records_purged":
         this.#purged.inc({ topic: e.topic }, e.count);
+        return;
+      case "records_skipped":
+        this.#skipped.inc({ topic: e.topic }, e.count);
         return;
       case "partitions_owned":
         this.#partitions.set(e.count);

@@ -191,21 +191,50 @@ export class PartitionWorker {
   handleBatch(batch: RecordBatch, heartbeat: () => Promise<void>): Promise<void> {
     return this.#serial(async () => {
       if (this.#closed) return;
-      const records = batch.records.filter((r) => r.offset >= this.#position);
+      let records = batch.records.filter((r) => r.offset >= this.#position);
       if (records.length === 0) return;
-      if (records[0].offset > this.#position) {
-        this.#log.warn("gap before batch; seeking back to the next unhandled offset", {
-          expected: this.#position,
-          got: records[0].offset,
-        });
-        this.#deps.consumer.seek(this.#tp, this.#position);
-        return;
-      }
+      if (records[0].offset > this.#position && !(await this.#skipDeletedRecords(records[0].offset))) return;
+      records = records.filter((r) => r.offset >= this.#position);
+      if (records.length === 0) return;
       this.#lastRecordAt = this.#wall();
       await this.#guarded(() => this.#apply(records));
       this.#events.emit({ ...this.#tp, type: "consumer_lag", lag: Math.max(0, batch.highWatermark - this.#position) });
       if (this.#sinceCheckpoint >= this.#deps.checkpointMaxMessages) await this.#checkpointUntilDone(heartbeat);
     });
+  }
+
+  /**
+   * A batch that starts after the next unhandled offset: either records before it are still to be
+   * read (a stale batch after a seek: seek back), or retention deleted them before they were
+   * handled (the checkpoint is older than the log's start: move on to the earliest record kept,
+   * since seeking back would return the same batch for ever). Returns whether to handle the batch.
+   */
+  async #skipDeletedRecords(first: number): Promise<boolean> {
+    let earliest: number;
+    try {
+      earliest = await this.#deps.consumer.earliestOffset(this.#tp);
+    } catch (error) {
+      this.#log.warn("cannot read the log's start offset; seeking back", { error });
+      earliest = this.#position;
+    }
+    if (earliest <= this.#position) {
+      this.#log.warn("gap before batch; seeking back to the next unhandled offset", {
+        expected: this.#position,
+        got: first,
+      });
+      this.#deps.consumer.seek(this.#tp, this.#position);
+      return false;
+    }
+    this.#log.error("records were deleted from the log before they were handled; resuming at the earliest kept", {
+      from: this.#position,
+      to: earliest,
+      lost: earliest - this.#position,
+    });
+    this.#events.emit({ ...this.#tp, type: "records_skipped", count: earliest - this.#position });
+    this.#position = earliest;
+    if (first === earliest) return true;
+    this.#deps.consumer.seek(this.#tp, earliest);
+    return false;
   }
 
   /**

@@ -235,3 +235,13 @@ export async function purgeOldestRecords(
               where topic = ${topic} and partition = ${partition}) + ${limit}::bigint)`;
   return result.count;
 }
+
+/** The first offset still stored in a partition; its next offset when retention emptied it. */
+export async function earliestOffset(sql: Sql, topic: string, partition: number): Promise<number> {
+  const [row] = await sql<{ earliest: string | null }[]>`
+    select coalesce(
+             (select min(record_offset) from embedded_log_records where topic = ${topic} and partition = ${partition}),
+             (select next_offset from embedded_log_partitions where topic = ${topic} and partition = ${partition}),
+             0) as earliest`;
+  return Number(row.earliest);
+}

@@ -109,7 +109,7 @@ export class Harness {
     while (Date.now() < deadline) {
       const behind = this.log.topicPartitions([this.topics.events]).some((tp) => {
         const row = this.store.partitions.get(`group/${tp.topic}:${tp.partition}`);
-        return (row?.nextOffset ?? 0) < this.log.read(tp, 0).length;
+        return (row?.nextOffset ?? 0) < this.log.endOffset(tp);
       });
       if (!behind) return;
       await new Promise((resolve) => setTimeout(resolve, 10));

@@ -94,6 +94,14 @@ Deno.test("EmbeddedLogRetention", async (t) => {
       assert.equal(purged.reduce((n, e) => n + (e.type === "log_records_purged" ? e.count : 0), 0), 19);
     });
 
+    await t.step("consumers report the first offset kept, so a reader behind it can move on", async () => {
+      const consumer = log.consumer({ groupId: "new-group" });
+      assert.equal(await consumer.earliestOffset({ topic: "t", partition: 0 }), 10);
+      assert.equal(await consumer.earliestOffset({ topic: "t", partition: 1 }), 4);
+      assert.equal(await consumer.earliestOffset({ topic: "t", partition: 2 }), 0);
+      assert.equal(await consumer.earliestOffset({ topic: "out", partition: 0 }), 5);
+    });
+
     await t.step("a second pass finds nothing more", async () => {
       assert.deepEqual(Object.fromEntries(await retention().purge()), {});
     });

@@ -118,3 +118,21 @@ Deno.test("a fenced-off owner cannot overwrite the new owner's checkpoint", asyn
   assert.deepEqual((await h.stored("a"))?.values, [1], "the old owner's later checkpoint was rejected");
   assert.equal(h.store.partitions.get(`group/${h.topics.events}:0`)?.nextOffset, 1);
 });
+
+Deno.test("records deleted by retention before they were handled are skipped once, counted, and never loop", async () => {
+  const h = new Harness(recorderLogic(), 1);
+  const skipped: number[] = [];
+  h.instrumentation = { emit: (e) => e.type === "records_skipped" && skipped.push(e.count) };
+  await h.start();
+  for (let n = 0; n < 10; n++) h.send("k", { n });
+  await h.drained();
+  await h.stop();
+  // While the engine is down, 10 more records arrive and retention deletes the first 5 of them.
+  for (let n = 10; n < 20; n++) h.send("k", { n });
+  h.log.deleteBefore({ topic: h.topics.events, partition: 0 }, 15);
+  await h.start("after-retention");
+  await h.drained();
+  await h.stop();
+  assert.deepEqual((await h.stored("k"))?.values, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 18, 19]);
+  assert.deepEqual(skipped, [5]);
+});
