@@ -61,7 +61,8 @@ export async function run(args: string[]): Promise<void> {
 
   // 1. Pre-fill the events topic.
   console.log(`pre-filling ${total} events over ${users} users into ${config.PARTITIONS} partitions...`);
-  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  // Not idempotent: kafkajs's idempotent producer breaks ("out of order sequence") under concurrent sends.
+  const producer = kafka.producer({ idempotent: false });
   await producer.connect();
   const base = Date.UTC(2026, 10, 1);
   let sent = 0;
