@@ -357,7 +357,7 @@ export class PartitionWorker {
       byKey.set(record.key!, list);
     }
     await this.#activate([...byKey.keys()]);
-    await Promise.all([...byKey].map(([key, items]) => this.#runKey(key, items)));
+    await settleAll([...byKey].map(([key, items]) => this.#runKey(key, items)));
     this.#clock = clock;
     await this.#fireDue(clock);
     this.#position = records[records.length - 1].offset + 1;
@@ -420,7 +420,7 @@ export class PartitionWorker {
     const due = [...this.#timers].filter(([, t]) => [...t.values()].some((at) => at <= clock)).map(([k]) => k);
     if (due.length === 0) return;
     await this.#activate(due);
-    await Promise.all(due.map((key) => this.#fireKeyTimers(key, this.#cells.get(key)!, clock)));
+    await settleAll(due.map((key) => this.#fireKeyTimers(key, this.#cells.get(key)!, clock)));
   }
 
   /** Fires `key`'s timers due at `clock`, earliest first; `ctx.now()` is each timer's deadline. */
@@ -601,6 +601,16 @@ export class PartitionWorker {
       this.#log.debug("committing the group offset failed (lag reporting only)", { error });
     });
   }
+}
+
+/**
+ * Waits for every key's run, then throws the first failure: a rewind must not start while other
+ * keys still emit, or their outputs (and additive product minute deltas) would outlive it and be
+ * emitted again by the replay.
+ */
+async function settleAll(runs: readonly Promise<void>[]): Promise<void> {
+  const failed = (await Promise.allSettled(runs)).find((r) => r.status === "rejected");
+  if (failed) throw failed.reason;
 }
 
 /** Output ids derive from the input's position, so a replay re-produces the same id. */
