@@ -22,9 +22,11 @@ import {
   alertSchema,
   type AnalyticsHistory,
   analyticsHistorySchema,
+  productMinuteSchema,
   type Recommendation,
   recommendationSchema,
 } from "./outputs.ts";
+import { ProductMinuteDeltas } from "./product_minutes.ts";
 
 /** What a worker needs from the engine. */
 export interface WorkerDeps {
@@ -100,6 +102,8 @@ export class PartitionWorker {
   #alerts: Alert[] = [];
   #recommendations: Recommendation[] = [];
   #analyticsHistory: AnalyticsHistory[] = [];
+  /** Product minute deltas since the last checkpoint, added up (committed with the offset covering them). */
+  readonly #productMinutes = new ProductMinuteDeltas();
   #sinceCheckpoint = 0;
   #clock = 0;
   #lastRecordAt: number;
@@ -321,6 +325,7 @@ export class PartitionWorker {
     this.#alerts = [];
     this.#recommendations = [];
     this.#analyticsHistory = [];
+    this.#productMinutes.clear();
     this.#sinceCheckpoint = 0;
     this.#position = this.#checkpointed;
     this.#deps.consumer.seek(this.#tp, this.#checkpointed);
@@ -462,8 +467,8 @@ export class PartitionWorker {
       analytics: topics.analytics,
     };
     for (const { topic, key, value } of emitted) {
-      if (topic === "analyticsHistory") {
-        this.#store(key, value);
+      if (topic === "analyticsHistory" || topic === "productMinutes") {
+        this.#store(topic, key, value);
         continue;
       }
       this.#outputs.push({ topic: names[topic], key, value: JSON.stringify(value) });
@@ -483,7 +488,13 @@ export class PartitionWorker {
   }
 
   /** Queues a stored output (not published) for the next checkpoint's transaction. */
-  #store(key: string, value: unknown): void {
+  #store(topic: "analyticsHistory" | "productMinutes", key: string, value: unknown): void {
+    if (topic === "productMinutes") {
+      const parsed = productMinuteSchema.safeParse(value);
+      if (parsed.success) this.#productMinutes.add(parsed.data);
+      else this.#log.warn("product minute does not match its contract; not stored", { key });
+      return;
+    }
     const parsed = analyticsHistorySchema.safeParse(value);
     if (parsed.success) this.#analyticsHistory.push(parsed.data);
     else this.#log.warn("analytics history does not match its contract; not stored", { key });
@@ -556,6 +567,7 @@ export class PartitionWorker {
       tp: this.#tp,
       groupId,
       epoch: this.#epoch,
+      previousOffset: this.#checkpointed,
       nextOffset: position,
       kind: logic.kind,
       upserts,
@@ -565,6 +577,7 @@ export class PartitionWorker {
         alerts: this.#alerts,
         recommendations: this.#recommendations,
         analyticsHistory: this.#analyticsHistory,
+        productMinutes: this.#productMinutes.values(),
       },
     });
     if (sweep) this.#sweptAt = this.#wall();
@@ -576,6 +589,7 @@ export class PartitionWorker {
       this.#closed = true;
       this.#cells.clear();
       this.#timers.clear();
+      this.#productMinutes.clear();
       this.#events.emit({ ...this.#tp, type: "partition_released" });
       return;
     }
@@ -584,6 +598,7 @@ export class PartitionWorker {
     this.#alerts = [];
     this.#recommendations = [];
     this.#analyticsHistory = [];
+    this.#productMinutes.clear();
     const advanced = position !== this.#checkpointed;
     this.#checkpointed = position;
     this.#sinceCheckpoint = 0;

@@ -38,9 +38,15 @@ export async function claimPartition(
   return { nextOffset: Number(row.next_offset), epoch: Number(row.epoch) };
 }
 
+/** What `advanceCheckpoint` found. */
+export type Advance = "advanced" | "fenced" | "alreadyCommitted";
+
 /**
- * Advances the partition's offset if `epoch` still owns it; returns false when fenced off.
- * Runs inside the checkpoint transaction, so it also locks the row until commit.
+ * Advances the partition's offset if `epoch` still owns it and, when `previousOffset` is given,
+ * the offset is still that one. "alreadyCommitted": the same epoch already stands at `nextOffset`,
+ * i.e. an earlier attempt of this very checkpoint committed but its reply was lost; writing it
+ * again would add the product minute deltas twice. Runs inside the checkpoint transaction, so it
+ * also locks the row until commit.
  */
 export async function advanceCheckpoint(
   tx: TransactionSql,
@@ -49,13 +55,21 @@ export async function advanceCheckpoint(
   partition: number,
   epoch: number,
   nextOffset: number,
-): Promise<boolean> {
+  previousOffset?: number,
+): Promise<Advance> {
   const rows = await tx`
     update partition_checkpoints
        set next_offset = ${nextOffset}, updated_at = now()
      where group_id = ${groupId} and topic = ${topic} and partition = ${partition} and epoch = ${epoch}
+       ${previousOffset === undefined ? tx`` : tx`and next_offset = ${previousOffset}`}
     returning 1`;
-  return rows.length === 1;
+  if (rows.length === 1) return "advanced";
+  if (previousOffset === undefined) return "fenced";
+  const [row] = await tx<{ epoch: string; next_offset: string }[]>`
+    select epoch, next_offset from partition_checkpoints
+     where group_id = ${groupId} and topic = ${topic} and partition = ${partition}`;
+  const same = row && Number(row.epoch) === epoch && Number(row.next_offset) === nextOffset;
+  return same ? "alreadyCommitted" : "fenced";
 }
 
 /** Upserts many actor rows of one partition in one statement. */
