@@ -4,7 +4,8 @@
  * facts user actors forward (facts.ts): views and unique viewers, cart adds and removals, orders,
  * units, revenue, conversion, trending score, category and brand, stock with `low_inventory` /
  * `out_of_stock` alerts, co-viewed / co-bought counters, and the recommendations asked for by
- * views and cart adds (recommendations.ts). Everything it counts is order-independent (integer
+ * views and cart adds (recommendations.ts), and the per-minute counts of windowed rankings
+ * (product_minute.ts). Everything it counts is order-independent (integer
  * sums, sketch unions, latest-by-event-time attributes), so the result does not depend on how
  * facts from different users interleave. Pure logic: state in, state out.
  */
@@ -16,6 +17,7 @@ import { applySale, applyUpdate, type Inventory, stockAlerts } from "./inventory
 import { fromMillis } from "./money.ts";
 import { bump, rankRelated, type Recommendation } from "./recommendations.ts";
 import { DEFAULT_DOMAIN_SETTINGS, type DomainSettings, minutesMs } from "./settings.ts";
+import { countMinute, type MinuteCounts } from "./product_minute.ts";
 import { initialProduct, persistProduct, type ProductState, restoreProduct, type Stamped } from "./product_state.ts";
 import { recordTrend, type TrendKind } from "./trending.ts";
 
@@ -72,6 +74,7 @@ function applyFact(state: ProductState, fact: ProductFact, ctx: ActorContext, s:
           ? bump(state.coViewed, fact.coViewed, state.productId, limit)
           : state.coViewed,
       };
+      counted(next, fact.at, { views: 1 }, ctx, s);
       return recommend(next, fact, ctx, s);
     }
     case "product_added_to_cart": {
@@ -81,6 +84,7 @@ function applyFact(state: ProductState, fact: ProductFact, ctx: ActorContext, s:
         cartUnitsAdded: state.cartUnitsAdded + fact.quantity,
         trend: trend(state, "cart", fact.at, s),
       };
+      counted(next, fact.at, { cartAdds: 1 }, ctx, s);
       return recommend(next, fact, ctx, s);
     }
     case "product_removed_from_cart":
@@ -100,6 +104,7 @@ function applyFact(state: ProductState, fact: ProductFact, ctx: ActorContext, s:
           ? bump(state.coBought, fact.coBought, state.productId, limit)
           : state.coBought,
       };
+      counted(next, fact.at, { orders: 1, units: fact.quantity, revenueMillis: fact.revenueMillis }, ctx, s);
       return withInventory(next, applySale(next.inventory, fact.quantity, fact.at), fact.at, ctx, s);
     }
     case "co_occurrence":
@@ -107,6 +112,11 @@ function applyFact(state: ProductState, fact: ProductFact, ctx: ActorContext, s:
         ? { ...state, coViewed: bump(state.coViewed, fact.related, state.productId, limit) }
         : { ...state, coBought: bump(state.coBought, fact.related, state.productId, limit) };
   }
+}
+
+/** Emits what a fact adds to its product's minute (a stored output, for windowed rankings). */
+function counted(state: ProductState, at: number, counts: Partial<MinuteCounts>, ctx: ActorContext, s: DomainSettings) {
+  ctx.emit("productMinutes", state.productId, countMinute(state, at, counts, s.ANALYTICS_HISTORY_DAYS));
 }
 
 /** Applies a stock change and raises the crossing alerts. */

@@ -14,9 +14,10 @@ export type LogTopic = "alerts" | "recommendations" | "productEvents" | "analyti
 
 /**
  * Outputs that are not published but stored in PostgreSQL by the checkpoint covering their input:
- * `analyticsHistory`, finished minutes of the global analytics (engine/outputs.ts).
+ * `analyticsHistory`, finished minutes of the global analytics; `productMinutes`, a product's
+ * per-minute counts, added up by the checkpoint for windowed rankings (engine/outputs.ts).
  */
-export type StoredOutput = "analyticsHistory";
+export type StoredOutput = "analyticsHistory" | "productMinutes";
 
 /** Everything an actor may emit to. */
 export type OutputTopic = LogTopic | StoredOutput;

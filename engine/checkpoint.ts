@@ -17,7 +17,8 @@ import {
   upsertRecommendations,
 } from "../sql/checkpoints.ts";
 import { storeAnalyticsHistory } from "../sql/analytics_minutes.ts";
-import type { Alert, AnalyticsMinute, Projections, Recommendation } from "./outputs.ts";
+import { storeProductMinutes } from "../sql/product_minutes.ts";
+import type { Alert, AnalyticsMinute, ProductMinute, Projections, Recommendation } from "./outputs.ts";
 import type { Sql } from "./database.ts";
 import type { TopicPartition } from "./log.ts";
 import { tpKey } from "./log.ts";
@@ -35,6 +36,11 @@ export interface CheckpointWrite {
   readonly tp: TopicPartition;
   readonly groupId: string;
   readonly epoch: number;
+  /**
+   * The offset this checkpoint advances from (the last committed one); when given, a commit whose
+   * earlier attempt already committed (lost reply) writes nothing again: product minutes are added.
+   */
+  readonly previousOffset?: number;
   readonly nextOffset: number;
   readonly kind: string;
   readonly upserts: readonly StoredActor[];
@@ -42,14 +48,19 @@ export interface CheckpointWrite {
   readonly deletes: readonly string[];
   /** Also remove this partition's stored actors last active before this time (epoch ms). */
   readonly expireBefore?: number;
-  /** Alerts, recommendations and analytics history emitted since the last checkpoint, for the query tables. */
+  /** Alerts, recommendations, analytics history and product minutes since the last checkpoint, for the query tables. */
   readonly projections: Projections;
 }
 
 /** What a commit did. */
 export interface CommitResult {
-  /** False (and nothing written) if the epoch was fenced off by a newer owner. */
+  /** False (and nothing written) if the epoch was fenced off by a newer owner, or diverged. */
   readonly committed: boolean;
+  /**
+   * Set when this epoch still owns the partition but an earlier attempt already committed up to
+   * this offset (its reply was lost): nothing was written, and the writer resumes from here.
+   */
+  readonly storedOffset?: number;
   /** Stored actors removed by `expireBefore`. */
   readonly expired: number;
 }
@@ -86,14 +97,23 @@ export class SqlCheckpointStore implements CheckpointStore {
 
   async commit(w: CheckpointWrite): Promise<CommitResult> {
     return await this.sql.begin(async (tx) => {
-      if (!await advanceCheckpoint(tx, w.groupId, w.tp.topic, w.tp.partition, w.epoch, w.nextOffset)) {
-        return { committed: false, expired: 0 };
-      }
+      const advance = await advanceCheckpoint(
+        tx,
+        w.groupId,
+        w.tp.topic,
+        w.tp.partition,
+        w.epoch,
+        w.nextOffset,
+        w.previousOffset,
+      );
+      if (advance.outcome === "diverged") return { committed: false, storedOffset: advance.storedOffset, expired: 0 };
+      if (advance.outcome !== "advanced") return { committed: advance.outcome === "alreadyCommitted", expired: 0 };
       await saveStates(tx, w.kind, w.tp.partition, w.upserts);
       await deleteStates(tx, w.kind, w.deletes);
       await insertAlerts(tx, w.projections.alerts);
       await upsertRecommendations(tx, w.projections.recommendations);
       await storeAnalyticsHistory(tx, w.projections.analyticsHistory);
+      await storeProductMinutes(tx, w.tp.partition, w.projections.productMinutes);
       const expired = w.expireBefore === undefined ? 0 : await expireStates(tx, w.kind, w.tp.partition, w.expireBefore);
       return { committed: true, expired };
     });
@@ -117,8 +137,12 @@ export class MemoryCheckpointStore implements CheckpointStore {
   readonly recommendations = new Map<string, Recommendation>();
   /** Stored analytics minutes by minute (epoch ms), as `analytics_minutes` holds them. */
   readonly analyticsMinutes = new Map<number, AnalyticsMinute>();
+  /** Stored product minutes by `productId/minute`, added up as `product_minutes` holds them (keepFrom unused). */
+  readonly productMinutes = new Map<string, ProductMinute & { partition: number }>();
   /** When set, every call fails with this error (to simulate a database outage). */
   failWith: Error | null = null;
+  /** When true, the next commit is applied and then reported as failed (a lost reply), once. */
+  loseNextReply = false;
   /** Number of successful commits, for assertions. */
   commits = 0;
   /** Number of `load` calls, for asserting that activation is batched. */
@@ -165,6 +189,13 @@ export class MemoryCheckpointStore implements CheckpointStore {
     this.#check();
     const row = this.partitions.get(`${w.groupId}/${tpKey(w.tp)}`);
     if (!row || row.epoch !== w.epoch) return Promise.resolve({ committed: false, expired: 0 });
+    if (w.previousOffset !== undefined && row.nextOffset !== w.previousOffset) {
+      return Promise.resolve(
+        row.nextOffset === w.nextOffset
+          ? { committed: true, expired: 0 }
+          : { committed: false, storedOffset: row.nextOffset, expired: 0 },
+      );
+    }
     row.nextOffset = w.nextOffset;
     const now = new Date();
     for (const a of w.upserts) {
@@ -192,8 +223,37 @@ export class MemoryCheckpointStore implements CheckpointStore {
       const keepFrom = Math.max(...w.projections.analyticsHistory.map((b) => b.keepFrom));
       for (const minute of this.analyticsMinutes.keys()) if (minute < keepFrom) this.analyticsMinutes.delete(minute);
     }
+    this.#addProductMinutes(w.tp.partition, w.projections.productMinutes);
     this.commits++;
+    if (this.loseNextReply) {
+      this.loseNextReply = false;
+      return Promise.reject(new Error("connection lost before the commit's reply"));
+    }
     return Promise.resolve({ committed: true, expired });
+  }
+
+  /** Adds deltas as `storeProductMinutes` does, and prunes the partition's minutes before the newest `keepFrom`. */
+  #addProductMinutes(partition: number, deltas: readonly ProductMinute[]): void {
+    if (deltas.length === 0) return;
+    for (const d of deltas) {
+      const id = `${d.productId}/${d.minute}`;
+      const sum = this.productMinutes.get(id);
+      this.productMinutes.set(id, {
+        ...d,
+        partition,
+        category: d.category ?? sum?.category ?? null,
+        brand: d.brand ?? sum?.brand ?? null,
+        views: (sum?.views ?? 0) + d.views,
+        cartAdds: (sum?.cartAdds ?? 0) + d.cartAdds,
+        orders: (sum?.orders ?? 0) + d.orders,
+        units: (sum?.units ?? 0) + d.units,
+        revenueMillis: (sum?.revenueMillis ?? 0) + d.revenueMillis,
+      });
+    }
+    const keepFrom = Math.max(...deltas.map((d) => d.keepFrom));
+    for (const [id, m] of this.productMinutes) {
+      if (m.partition === partition && m.minute < keepFrom) this.productMinutes.delete(id);
+    }
   }
 
   read(kind: string, key: string): Promise<{ state: unknown; updatedAt: Date } | null> {

@@ -11,8 +11,9 @@
  *     · handlers emit outputs through ctx; bad records go to the DLQ (dead_letter.ts)
  *   Checkpoint: outputs appended and acknowledged first, then dirty states + next offset in one
  *     transaction (sql/checkpoints.ts), with the query projections: alerts, latest recommendations,
- *     and the global actor's finished analytics minutes (a stored output, sql/analytics_minutes.ts);
- *     a replay from it re-produces identical outputs.
+ *     the global actor's finished analytics minutes (a stored output, sql/analytics_minutes.ts), and
+ *     the product actors' per-minute counts, added up (product_minutes.ts, sql/product_minutes.ts);
+ *     a replay from it re-produces identical outputs and recounts only what was not committed.
  *   Queries read state through state_reader.ts: live memory, else the last checkpoint (`asOf`).
  *   Embedded mode's log drops records past its retention once every group has consumed them
  *     (embedded_log_retention.ts); Kafka's retention is the broker's.

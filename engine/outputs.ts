@@ -1,6 +1,6 @@
 /**
  * The contracts of the `alerts` and `recommendations` topics (SPEC § Topics), and of the
- * `analyticsHistory` stored output. The runtime projects them into PostgreSQL for queries;
+ * `analyticsHistory` and `productMinutes` stored outputs. The runtime projects them into PostgreSQL for queries;
  * payloads that do not match are published but not projected (stored outputs: dropped), and logged.
  */
 import { z } from "zod";
@@ -60,12 +60,43 @@ export const analyticsHistorySchema = z.object({
 /** Minutes that left the global actor's memory, and the oldest minute the history keeps. */
 export type AnalyticsHistory = z.output<typeof analyticsHistorySchema>;
 
+/**
+ * What one product fact adds to its product's minute in `product_minutes` (a delta, not a total);
+ * the partition worker adds up the deltas of a checkpoint per product and minute (product_minutes.ts).
+ */
+export const productMinuteSchema = z.object({
+  productId: z.string().min(1),
+  /** Start of the minute of the fact's event time, epoch ms. */
+  minute: z.number().int().multipleOf(60_000),
+  /** The product's category and brand after the fact (null: not known yet). */
+  category: z.string().nullable(),
+  brand: z.string().nullable(),
+  views: count,
+  cartAdds: count,
+  /** Orders containing the product. */
+  orders: count,
+  /** Units sold. */
+  units: count,
+  revenueMillis: millis,
+  /** Stored minutes of this partition before this (epoch ms) are past ANALYTICS_HISTORY_DAYS and are deleted. */
+  keepFrom: z.number().int(),
+});
+/** What one product fact adds to its product's minute. */
+export type ProductMinute = z.output<typeof productMinuteSchema>;
+
 /** Output projections a checkpoint writes together with the states. */
 export interface Projections {
   readonly alerts: readonly Alert[];
   readonly recommendations: readonly Recommendation[];
   readonly analyticsHistory: readonly AnalyticsHistory[];
+  /** Product minute deltas since the last checkpoint, one per product and minute. */
+  readonly productMinutes: readonly ProductMinute[];
 }
 
 /** No projections. */
-export const NO_PROJECTIONS: Projections = Object.freeze({ alerts: [], recommendations: [], analyticsHistory: [] });
+export const NO_PROJECTIONS: Projections = Object.freeze({
+  alerts: [],
+  recommendations: [],
+  analyticsHistory: [],
+  productMinutes: [],
+});

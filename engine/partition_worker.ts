@@ -22,9 +22,11 @@ import {
   alertSchema,
   type AnalyticsHistory,
   analyticsHistorySchema,
+  productMinuteSchema,
   type Recommendation,
   recommendationSchema,
 } from "./outputs.ts";
+import { ProductMinuteDeltas } from "./product_minutes.ts";
 
 /** What a worker needs from the engine. */
 export interface WorkerDeps {
@@ -100,6 +102,8 @@ export class PartitionWorker {
   #alerts: Alert[] = [];
   #recommendations: Recommendation[] = [];
   #analyticsHistory: AnalyticsHistory[] = [];
+  /** Product minute deltas since the last checkpoint, added up (committed with the offset covering them). */
+  readonly #productMinutes = new ProductMinuteDeltas();
   #sinceCheckpoint = 0;
   #clock = 0;
   #lastRecordAt: number;
@@ -350,6 +354,7 @@ export class PartitionWorker {
     this.#alerts = [];
     this.#recommendations = [];
     this.#analyticsHistory = [];
+    this.#productMinutes.clear();
     this.#sinceCheckpoint = 0;
     this.#position = this.#checkpointed;
     this.#deps.consumer.seek(this.#tp, this.#checkpointed);
@@ -386,7 +391,7 @@ export class PartitionWorker {
       byKey.set(record.key!, list);
     }
     await this.#activate([...byKey.keys()]);
-    await Promise.all([...byKey].map(([key, items]) => this.#runKey(key, items)));
+    await settleAll([...byKey].map(([key, items]) => this.#runKey(key, items)));
     this.#clock = clock;
     await this.#fireDue(clock);
     this.#position = records[records.length - 1].offset + 1;
@@ -449,7 +454,7 @@ export class PartitionWorker {
     const due = [...this.#timers].filter(([, t]) => [...t.values()].some((at) => at <= clock)).map(([k]) => k);
     if (due.length === 0) return;
     await this.#activate(due);
-    await Promise.all(due.map((key) => this.#fireKeyTimers(key, this.#cells.get(key)!, clock)));
+    await settleAll(due.map((key) => this.#fireKeyTimers(key, this.#cells.get(key)!, clock)));
   }
 
   /** Fires `key`'s timers due at `clock`, earliest first; `ctx.now()` is each timer's deadline. */
@@ -491,8 +496,8 @@ export class PartitionWorker {
       analytics: topics.analytics,
     };
     for (const { topic, key, value } of emitted) {
-      if (topic === "analyticsHistory") {
-        this.#store(key, value);
+      if (topic === "analyticsHistory" || topic === "productMinutes") {
+        this.#store(topic, key, value);
         continue;
       }
       this.#outputs.push({ topic: names[topic], key, value: JSON.stringify(value) });
@@ -512,7 +517,13 @@ export class PartitionWorker {
   }
 
   /** Queues a stored output (not published) for the next checkpoint's transaction. */
-  #store(key: string, value: unknown): void {
+  #store(topic: "analyticsHistory" | "productMinutes", key: string, value: unknown): void {
+    if (topic === "productMinutes") {
+      const parsed = productMinuteSchema.safeParse(value);
+      if (parsed.success) this.#productMinutes.add(parsed.data);
+      else this.#log.warn("product minute does not match its contract; not stored", { key });
+      return;
+    }
     const parsed = analyticsHistorySchema.safeParse(value);
     if (parsed.success) this.#analyticsHistory.push(parsed.data);
     else this.#log.warn("analytics history does not match its contract; not stored", { key });
@@ -585,6 +596,7 @@ export class PartitionWorker {
       tp: this.#tp,
       groupId,
       epoch: this.#epoch,
+      previousOffset: this.#checkpointed,
       nextOffset: position,
       kind: logic.kind,
       upserts,
@@ -594,17 +606,31 @@ export class PartitionWorker {
         alerts: this.#alerts,
         recommendations: this.#recommendations,
         analyticsHistory: this.#analyticsHistory,
+        productMinutes: this.#productMinutes.values(),
       },
     });
     if (sweep) this.#sweptAt = this.#wall();
     if (result.expired > 0) {
       this.#events.emit({ type: "actors", kind: logic.kind, change: "expired", count: result.expired });
     }
+    if (!result.committed && result.storedOffset !== undefined) {
+      // An earlier attempt committed (its reply was lost) and this worker has moved on since: the
+      // store is the truth. Resume from it like after a crash; replayed outputs keep their ids.
+      this.#log.warn("an earlier checkpoint attempt had committed; resuming from the stored offset", {
+        believed: this.#checkpointed,
+        stored: result.storedOffset,
+        attempted: position,
+      });
+      this.#checkpointed = result.storedOffset;
+      await this.#rewind();
+      return;
+    }
     if (!result.committed) {
       this.#log.warn("checkpoint fenced off: another instance owns this partition now", { epoch: this.#epoch });
       this.#closed = true;
       this.#cells.clear();
       this.#timers.clear();
+      this.#productMinutes.clear();
       this.#events.emit({ ...this.#tp, type: "partition_released" });
       return;
     }
@@ -613,6 +639,7 @@ export class PartitionWorker {
     this.#alerts = [];
     this.#recommendations = [];
     this.#analyticsHistory = [];
+    this.#productMinutes.clear();
     const advanced = position !== this.#checkpointed;
     this.#checkpointed = position;
     this.#sinceCheckpoint = 0;
@@ -630,6 +657,16 @@ export class PartitionWorker {
       this.#log.debug("committing the group offset failed (lag reporting only)", { error });
     });
   }
+}
+
+/**
+ * Waits for every key's run, then throws the first failure: a rewind must not start while other
+ * keys still emit, or their outputs (and additive product minute deltas) would outlive it and be
+ * emitted again by the replay.
+ */
+async function settleAll(runs: readonly Promise<void>[]): Promise<void> {
+  const failed = (await Promise.allSettled(runs)).find((r) => r.status === "rejected");
+  if (failed) throw failed.reason;
 }
 
 /** Output ids derive from the input's position, so a replay re-produces the same id. */

@@ -5,7 +5,9 @@
  * a NotFoundError (404), a failing database a DatabaseUnavailableError (503). Actor state comes
  * through the StateReader (live, else the last checkpoint, marked with `asOf`); analytics windows
  * longer than the global actor's memory are completed from PostgreSQL (analytics_window.ts);
- * rankings and alerts come from PostgreSQL (checkpointed data).
+ * rankings and alerts come from PostgreSQL (checkpointed data): windowed rankings from the
+ * per-minute product counts (`product_minutes`), over windows ending where the analytics windows
+ * end (ranking_window.ts).
  */
 import { z } from "zod";
 import { GLOBAL_KEY } from "../actors/global.ts";
@@ -14,11 +16,13 @@ import type { Sql } from "../engine/database.ts";
 import { DatabaseUnavailableError, NotFoundError } from "../engine/errors.ts";
 import type { ReadState, StateReader } from "../engine/state_reader.ts";
 import { sumAnalyticsMinutes } from "../sql/analytics_minutes.ts";
+import { rankCategoriesInWindow, rankProductsInWindow, type WindowMeasure } from "../sql/product_minutes.ts";
 import { latestRecommendations, listAlerts, type ProductRankField, topProducts } from "../sql/queries.ts";
 import { type AnalyticsWindow, type HistoryReader, readAnalyticsWindow, storageFields } from "./analytics_window.ts";
 import { JSON_CONTENT_TYPE } from "./body.ts";
 import type { OperationDoc } from "./openapi.ts";
 import { problemDoc } from "./problem.ts";
+import { type RankingSpan, rankingSpan } from "./ranking_window.ts";
 import { type QueryHandler, routeWithQuery } from "./query_params.ts";
 import type { Route, RouteHandler } from "./router.ts";
 
@@ -41,15 +45,25 @@ export const FUNNEL_WINDOWS = {
   "7d": 7 * 1440,
   "30d": 30 * 1440,
 } as const;
-/** `by` of top-products and the persisted product field it ranks by. */
+/** `by` of top-products and the persisted product field it ranks by (window `all`, and `trending`). */
 export const RANK_FIELDS: Readonly<Record<string, ProductRankField>> = {
   views: "views",
   purchases: "unitsSold",
   revenue: "revenue",
   trending: "trendingScore",
 };
-/** Products listed by GET /v1/analytics/realtime. */
+/** `by` of windowed rankings and the `product_minutes` sum it ranks by (purchases: units sold). */
+export const WINDOW_MEASURES = { views: "views", purchases: "units", revenue: "revenue" } as const satisfies Record<
+  string,
+  WindowMeasure
+>;
+/** Ranking windows: the funnel's, and `all` (the products' checkpointed all-time totals). */
+export const RANKING_WINDOWS = [...Object.keys(FUNNEL_WINDOWS) as (keyof typeof FUNNEL_WINDOWS)[], "all"] as const;
+/** The default ranking window. */
+export const DEFAULT_RANKING_WINDOW = "24h";
+/** Products listed by GET /v1/analytics/realtime, and the window they are ranked over. */
 export const REALTIME_TOP_PRODUCTS = 10;
+export const REALTIME_TOP_WINDOW = "15m";
 
 const limit = (max: number, fallback: number) =>
   z.coerce.number().int().min(1).max(max).default(fallback).describe(`How many items to return, 1..${max}`);
@@ -66,7 +80,22 @@ export const querySchemas = {
   }),
   topProducts: z.object({
     by: z.enum(["views", "purchases", "revenue", "trending"]).default("views")
-      .describe("What products are ranked by (purchases: units sold)"),
+      .describe(
+        "What products are ranked by (purchases: units sold); `trending` is each product's decayed score as of " +
+          "its last event, among the products with a fact in the window",
+      ),
+    window: z.enum(RANKING_WINDOWS).default(DEFAULT_RANKING_WINDOW)
+      .describe(
+        "Length of the window, ending at the minute of the latest event (as the funnel's); at most " +
+          "ANALYTICS_HISTORY_DAYS back. `all`: the products' all-time totals as of their last checkpoint",
+      ),
+    limit: limit(100, 10),
+  }),
+  topCategories: z.object({
+    by: z.enum(["views", "purchases", "revenue"]).default("views")
+      .describe("What categories are ranked by (purchases: units sold)"),
+    window: z.enum(Object.keys(FUNNEL_WINDOWS) as [keyof typeof FUNNEL_WINDOWS]).default(DEFAULT_RANKING_WINDOW)
+      .describe("Length of the window, ending at the minute of the latest event; at most ANALYTICS_HISTORY_DAYS back"),
     limit: limit(100, 10),
   }),
   alerts: z.object({
@@ -148,12 +177,17 @@ function realtimeRoute(deps: QueryDeps): RouteHandler {
     const at = now();
     const window = (minutes: number) => readAnalyticsWindow(found, minutes, historyOf(deps), at);
     const [last1, last5, last15] = await Promise.all([window(1), window(5), window(15)]);
-    const top = await query("top products", () => topProducts(sql, "views", REALTIME_TOP_PRODUCTS));
+    const span = rankingSpan(found, FUNNEL_WINDOWS[REALTIME_TOP_WINDOW], at);
+    const top = await query(
+      "top products",
+      () => rankProductsInWindow(sql, "views", span.from, span.to, REALTIME_TOP_PRODUCTS),
+    );
     return Response.json({
       last1: windowView(last1),
       last5: windowView(last5),
       last15: windowView(last15),
       topProducts: top,
+      topProductsWindow: { window: REALTIME_TOP_WINDOW, by: "views", ...spanView(span) },
       ...(found ? sourceOf(found) : { source: "none" }),
     });
   };
@@ -187,10 +221,39 @@ function funnelRoute(deps: QueryDeps): QueryHandler<typeof querySchemas.funnel> 
   };
 }
 
-function topProductsRoute({ sql }: QueryDeps): QueryHandler<typeof querySchemas.topProducts> {
-  return async (_request, _params, { by, limit }) => {
-    const items = await query("top products", () => topProducts(sql, RANK_FIELDS[by], limit));
-    return Response.json({ by, items });
+/** The response fields of a ranking window. */
+function spanView(span: RankingSpan) {
+  return { from: new Date(span.from).toISOString(), to: new Date(span.to).toISOString(), reference: span.reference };
+}
+
+function topProductsRoute({ sql, reader, now }: QueryDeps): QueryHandler<typeof querySchemas.topProducts> {
+  return async (_request, _params, { by, window, limit }) => {
+    if (window === "all") {
+      const items = await query("top products", () => topProducts(sql, RANK_FIELDS[by], limit));
+      return Response.json({ by, window, items });
+    }
+    const minutes = FUNNEL_WINDOWS[window];
+    const span = rankingSpan(await reader.read("global", GLOBAL_KEY), minutes, now());
+    const items = await query(
+      "top products",
+      () =>
+        by === "trending"
+          ? topProducts(sql, RANK_FIELDS[by], limit, span)
+          : rankProductsInWindow(sql, WINDOW_MEASURES[by], span.from, span.to, limit),
+    );
+    return Response.json({ by, window, minutes, ...spanView(span), items });
+  };
+}
+
+function topCategoriesRoute({ sql, reader, now }: QueryDeps): QueryHandler<typeof querySchemas.topCategories> {
+  return async (_request, _params, { by, window, limit }) => {
+    const minutes = FUNNEL_WINDOWS[window];
+    const span = rankingSpan(await reader.read("global", GLOBAL_KEY), minutes, now());
+    const items = await query(
+      "top categories",
+      () => rankCategoriesInWindow(sql, WINDOW_MEASURES[by], span.from, span.to, limit),
+    );
+    return Response.json({ by, window, minutes, ...spanView(span), items });
   };
 }
 
@@ -255,8 +318,9 @@ export function queryRoutes(deps: QueryDeps): Route[] {
       handler: realtimeRoute(deps),
       doc: doc(
         "getRealtimeAnalytics",
-        "The last 1, 5 and 15 minutes, and the top products by views",
-        "Zeros before any event. Each window says whether part of it was read from PostgreSQL (`fromStorage`).",
+        "The last 1, 5 and 15 minutes, and the top products by views over the last 15 minutes",
+        "Zeros before any event. Each window says whether part of it was read from PostgreSQL (`fromStorage`); " +
+          "`topProductsWindow` says which window the top products were ranked over.",
         {},
       ),
     },
@@ -281,9 +345,25 @@ export function queryRoutes(deps: QueryDeps): Route[] {
       handler: topProductsRoute(deps),
       doc: doc(
         "getTopProducts",
-        "Products ranked by views, purchases, revenue or trending score (as of their last checkpoint)",
-        "Ties are broken by product id.",
-        { 400: "Invalid `by` or `limit`" },
+        "Products ranked by views, purchases, revenue or trending score over a window",
+        "Sums over the window's minutes (`from`, `to`: the window, ending at the minute of the latest event; " +
+          "`reference`: `latestEvent`, or `wallClock` before any event). `uniqueViewers`, `trendingScore` and " +
+          "`stock` are the product's current figures as of its last checkpoint (`asOf`), not windowed. " +
+          "`window=all` ranks all-time totals as of the last checkpoints. Ties are broken by product id.",
+        { 400: "Invalid `by`, `window` or `limit`" },
+      ),
+    }),
+    routeWithQuery({
+      method: "GET",
+      path: "/v1/analytics/top-categories",
+      query: querySchemas.topCategories,
+      handler: topCategoriesRoute(deps),
+      doc: doc(
+        "getTopCategories",
+        "Categories ranked by views, purchases or revenue over a window",
+        "Sums over the window's minutes of the products of each category (as reported by their latest fact in " +
+          "each minute); products without a category are left out. Ties are broken by category name.",
+        { 400: "Invalid `by`, `window` or `limit`" },
       ),
     }),
     routeWithQuery({

@@ -39,8 +39,20 @@ export async function claimPartition(
 }
 
 /**
- * Advances the partition's offset if `epoch` still owns it; returns false when fenced off.
- * Runs inside the checkpoint transaction, so it also locks the row until commit.
+ * What `advanceCheckpoint` found. `diverged`: this epoch still owns the partition but its offset is
+ * neither the one the writer believes nor the one it writes: an earlier attempt committed and its
+ * reply was lost, and the writer has moved on since. The writer must resume from `storedOffset`.
+ */
+export type Advance =
+  | { readonly outcome: "advanced" | "fenced" | "alreadyCommitted" }
+  | { readonly outcome: "diverged"; readonly storedOffset: number };
+
+/**
+ * Advances the partition's offset if `epoch` still owns it and, when `previousOffset` is given,
+ * the offset is still that one. "alreadyCommitted": the same epoch already stands at `nextOffset`,
+ * i.e. an earlier attempt of this very checkpoint committed but its reply was lost; writing it
+ * again would add the product minute deltas twice. Runs inside the checkpoint transaction, so it
+ * also locks the row until commit.
  */
 export async function advanceCheckpoint(
   tx: TransactionSql,
@@ -49,13 +61,22 @@ export async function advanceCheckpoint(
   partition: number,
   epoch: number,
   nextOffset: number,
-): Promise<boolean> {
+  previousOffset?: number,
+): Promise<Advance> {
   const rows = await tx`
     update partition_checkpoints
        set next_offset = ${nextOffset}, updated_at = now()
      where group_id = ${groupId} and topic = ${topic} and partition = ${partition} and epoch = ${epoch}
+       ${previousOffset === undefined ? tx`` : tx`and next_offset = ${previousOffset}`}
     returning 1`;
-  return rows.length === 1;
+  if (rows.length === 1) return { outcome: "advanced" };
+  if (previousOffset === undefined) return { outcome: "fenced" };
+  const [row] = await tx<{ epoch: string; next_offset: string }[]>`
+    select epoch, next_offset from partition_checkpoints
+     where group_id = ${groupId} and topic = ${topic} and partition = ${partition}`;
+  if (!row || Number(row.epoch) !== epoch) return { outcome: "fenced" };
+  const stored = Number(row.next_offset);
+  return stored === nextOffset ? { outcome: "alreadyCommitted" } : { outcome: "diverged", storedOffset: stored };
 }
 
 /** Upserts many actor rows of one partition in one statement. */

@@ -37,8 +37,17 @@ type RankedRow = {
 
 const num = (value: string | null): number => value === null ? 0 : Number(value);
 
-/** The `limit` checkpointed products with the highest `field`, ties broken by product id. */
-export async function topProducts(sql: Sql, field: ProductRankField, limit: number): Promise<RankedProduct[]> {
+/**
+ * The `limit` checkpointed products with the highest `field` (all-time totals, or the trending score
+ * as of each product's last event), ties broken by product id; with `activeIn` (epoch ms, [from, to)),
+ * only products with a fact in that range (`product_minutes`).
+ */
+export async function topProducts(
+  sql: Sql,
+  field: ProductRankField,
+  limit: number,
+  activeIn?: { readonly from: number; readonly to: number },
+): Promise<RankedProduct[]> {
   const rows = await sql<RankedRow[]>`
     select key, state->>'views' as views, state->>'uniqueViewers' as unique_viewers,
            state->>'cartAdds' as cart_adds, state->>'orders' as orders, state->>'unitsSold' as units_sold,
@@ -46,6 +55,10 @@ export async function topProducts(sql: Sql, field: ProductRankField, limit: numb
            state->>'category' as category, state->>'brand' as brand, state->>'stock' as stock, updated_at
       from actor_states
      where kind = 'product'
+       ${
+    activeIn === undefined ? sql`` : sql`and key in (select product_id from product_minutes
+                      where minute >= ${new Date(activeIn.from)} and minute < ${new Date(activeIn.to)})`
+  }
      order by coalesce((state->>${field}::text)::numeric, 0) desc, key
      limit ${limit}`;
   return rows.map((r) => ({

@@ -83,6 +83,18 @@ onlyOn(
       const loaded = await store.load("user", ["alice", "bob"]);
       assert.deepEqual([...loaded.keys()], ["alice"]);
       assert.equal(loaded.get("alice")?.lastActiveAt, 5);
+
+      // The owner's own earlier attempt committed (a lost reply): a retry of it is acknowledged,
+      // a later write that believes the older offset is told where the store stands.
+      const believed = { previousOffset: 0 };
+      const retry = await store.commit({ ...write(second.epoch, 7, { upserts: [] }), ...believed });
+      assert.deepEqual(retry, { committed: true, expired: 0 });
+      const diverged = await store.commit({
+        ...write(second.epoch, 12, { upserts: [{ key: "alice", state: { views: 50 }, timers: {}, lastActiveAt: 7 }] }),
+        ...believed,
+      });
+      assert.deepEqual(diverged, { committed: false, storedOffset: 7, expired: 0 });
+      assert.deepEqual((await store.read("user", "alice"))?.state, { views: 3 }, "nothing written");
     });
   },
 );

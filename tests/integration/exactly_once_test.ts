@@ -219,9 +219,25 @@ async function verify(
   const rows = await view.sql<
     { kind: string; key: string; state: unknown }[]
   >`select kind, key, state from actor_states`;
+  // Product minutes are added to by checkpoints: their sums must equal the fold's totals exactly.
+  const minutes = await view.sql<{ product_id: string; sums: string }[]>`
+    select product_id, concat_ws(',', sum(views), sum(cart_adds), sum(orders), sum(units), sum(revenue_millis)) as sums
+      from product_minutes group by product_id`;
   const actual = new Map(rows.map((r) => [`${r.kind}/${r.key}`, r.state]));
   assert.deepEqual([...actual.keys()].sort(), [...expected.keys()].sort(), "the same actors exist");
   for (const [id, state] of expected) assert.deepEqual(actual.get(id), state, `state of ${id}`);
+  const totals = new Map<string, string>();
+  for (const [id, state] of expected) {
+    if (!id.startsWith("product/")) continue;
+    const p = state as { views: number; cartAdds: number; orders: number; unitsSold: number; revenueMillis: number };
+    if (p.views + p.cartAdds + p.orders === 0) continue;
+    totals.set(id.slice("product/".length), [p.views, p.cartAdds, p.orders, p.unitsSold, p.revenueMillis].join(","));
+  }
+  assert.deepEqual(
+    new Map(minutes.map((r) => [r.product_id, r.sums])),
+    totals,
+    "product minutes add up to the products' totals, each fact once",
+  );
 
   // No output id with two different payloads, across every output topic.
   const payloads = new Map<string, string>();

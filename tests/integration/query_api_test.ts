@@ -313,3 +313,125 @@ onlyOn("kafka", {
     }
   },
 });
+
+Deno.test({
+  name: "top products and categories are ranked over their window; a retried or fenced checkpoint adds nothing",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const db = await freshDatabase();
+    const config = testConfig(db.url, { CLOCK_IDLE_MS: String(86_400_000) });
+    const sql = connectDatabase({ url: db.url, maxConnections: 2 });
+    const engine = await startEngine(config, silentLogger);
+    let stopped = false;
+    try {
+      // pOld (garden) was viewed by six shoppers two hours ago; pNew (toys) by two, three minutes ago.
+      const now = Date.now();
+      const batch: Record<string, unknown>[] = [];
+      const view = (userId: string, productId: string, category: string, at: number) =>
+        batch.push({
+          type: "product_viewed",
+          userId,
+          occurredAt: new Date(at).toISOString(),
+          properties: { productId, price: 10, category },
+        });
+      for (let u = 0; u < 6; u++) view(`old${u}`, "pOld", "garden", now - 120 * MIN + u * 1000);
+      for (let u = 0; u < 2; u++) view(`new${u}`, "pNew", "toys", now - 3 * MIN + u * 1000);
+      const posted = await fetch(`${engine.url}/v1/events`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(batch),
+      });
+      assert.equal(posted.status, 202, await posted.text());
+      const get = async (path: string): Promise<Json> => {
+        const response = await fetch(`${engine.url}${path}`);
+        assert.equal(response.status, 200, path);
+        return await response.json();
+      };
+      const ids = (body: Json) => body.items.map((p: Json) => [p.productId ?? p.category, p.views]);
+
+      const day = await eventually(
+        "both products counted in the 24-hour window",
+        async () => {
+          const body = await get("/v1/analytics/top-products?window=24h");
+          return body.items.length === 2 && body.items[1].views === 2 ? body : undefined;
+        },
+        30_000,
+        200,
+      );
+      assert.deepEqual(ids(day), [["pOld", 6], ["pNew", 2]]);
+      assert.equal(day.window, "24h");
+      assert.equal(day.reference, "latestEvent");
+      const latest = Math.floor((now - 3 * MIN + 1000) / MIN) * MIN + MIN;
+      assert.deepEqual([day.from, day.to], [
+        new Date(latest - 1440 * MIN).toISOString(),
+        new Date(latest).toISOString(),
+      ]);
+      assert.equal(day.items[0].category, "garden");
+
+      const recent = await get("/v1/analytics/top-products?window=5m");
+      assert.deepEqual(ids(recent), [["pNew", 2]], "the 5-minute window ranks only the recent product");
+      const allTime = await get("/v1/analytics/top-products?window=all");
+      assert.deepEqual(ids(allTime), [["pOld", 6], ["pNew", 2]]);
+      const trending = await get("/v1/analytics/top-products?by=trending&window=15m");
+      assert.deepEqual(trending.items.map((p: Json) => p.productId), ["pNew"]);
+      assert.deepEqual(ids(await get("/v1/analytics/top-categories?window=5m")), [["toys", 2]]);
+      assert.deepEqual(ids(await get("/v1/analytics/top-categories?window=24h")), [["garden", 6], ["toys", 2]]);
+      const realtime = await get("/v1/analytics/realtime");
+      assert.deepEqual(realtime.topProducts.map((p: Json) => p.productId), ["pNew"]);
+      assert.equal(realtime.topProductsWindow.window, "15m");
+
+      // Stored minutes add up to the products' all-time totals.
+      const minutes = await sql<{ product_id: string; views: string; partition: number }[]>`
+        select product_id, sum(views)::text as views, min(partition) as partition
+          from product_minutes group by product_id order by product_id`;
+      assert.deepEqual(minutes.map((r) => [r.product_id, Number(r.views)]), [["pNew", 2], ["pOld", 6]]);
+
+      // A checkpoint of a fenced epoch, or the retry of one that already committed, adds nothing.
+      await engine.stop();
+      stopped = true;
+      const topic = topicNames(config).productEvents;
+      const partition = minutes[0].partition;
+      const [row] = await sql<{ epoch: string; next_offset: string }[]>`
+        select epoch, next_offset from partition_checkpoints where topic = ${topic} and partition = ${partition}`;
+      const store = new SqlCheckpointStore(sql);
+      const write = {
+        tp: { topic, partition },
+        groupId: config.GROUP_ID,
+        kind: "product",
+        upserts: [],
+        deletes: [],
+        projections: {
+          alerts: [],
+          recommendations: [],
+          analyticsHistory: [],
+          productMinutes: [{
+            productId: "pNew",
+            minute: Math.floor(now / MIN) * MIN,
+            category: "toys",
+            brand: null,
+            views: 100,
+            cartAdds: 0,
+            orders: 0,
+            units: 0,
+            revenueMillis: 0,
+            keepFrom: 0,
+          }],
+        },
+      };
+      const epoch = Number(row.epoch);
+      const next = Number(row.next_offset);
+      const fenced = await store.commit({ ...write, epoch: epoch - 1, nextOffset: next + 1 });
+      assert.equal(fenced.committed, false);
+      const retried = await store.commit({ ...write, epoch, previousOffset: next - 1, nextOffset: next });
+      assert.equal(retried.committed, true, "the earlier attempt committed");
+      const [after] = await sql<{ views: string }[]>`
+        select sum(views)::text as views from product_minutes where product_id = 'pNew'`;
+      assert.equal(Number(after.views), 2, "nothing added twice");
+    } finally {
+      await sql.end();
+      if (!stopped) await engine.stop();
+      await db.drop();
+    }
+  },
+});

@@ -107,6 +107,15 @@ Deno.test("GET /v1/products/{id}/related validates `limit`, answers 404 for unkn
   assert.equal(((await get("/v1/products/p1/related")).body.items as unknown[]).length, 3);
 });
 
+Deno.test("GET /v1/analytics/top-products and top-categories reject a window outside the funnel's (or `all`)", async () => {
+  for (const window of ["2m", "", "1d", "15M"]) {
+    await assertBadParameter(`/v1/analytics/top-products?window=${window}`, "window");
+    await assertBadParameter(`/v1/analytics/top-categories?window=${window}`, "window");
+  }
+  await assertBadParameter("/v1/analytics/top-categories?window=all", "window");
+  await assertBadParameter("/v1/analytics/top-categories?by=trending", "by");
+});
+
 Deno.test("the query routes document themselves in the OpenAPI document", () => {
   const document = openApiDocument(queryRoutes({ reader, sql: noSql, now: () => NOW }), API_INFO) as {
     paths: Record<string, Record<string, unknown>>;
@@ -118,6 +127,7 @@ Deno.test("the query routes document themselves in the OpenAPI document", () => 
       "/v1/analytics/realtime",
       "/v1/analytics/funnel",
       "/v1/analytics/top-products",
+      "/v1/analytics/top-categories",
       "/v1/alerts",
     ]
   ) assert.ok(document.paths[path]?.get, `documents GET ${path}`);

@@ -136,3 +136,16 @@ Deno.test("records deleted by retention before they were handled are skipped onc
   assert.deepEqual((await h.stored("k"))?.values, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 18, 19]);
   assert.deepEqual(skipped, [5]);
 });
+
+Deno.test("a checkpoint whose reply was lost after it committed: the worker resumes from the stored offset, exactly once", async () => {
+  const h = new Harness(recorderLogic(), 1, 1_000_000);
+  await h.start();
+  for (let n = 0; n < 50; n++) h.send("k", { n });
+  h.store.loseNextReply = true;
+  while (h.store.loseNextReply) await new Promise((resolve) => setTimeout(resolve, 5));
+  // The periodic checkpoint committed offset 50 but the worker believes it failed; it moves on.
+  for (let n = 50; n < 100; n++) h.send("k", { n });
+  await h.drained();
+  await h.stop();
+  assert.deepEqual((await h.stored("k"))?.values, Array.from({ length: 100 }, (_, n) => n));
+});

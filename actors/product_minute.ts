@@ -1,0 +1,44 @@
+/**
+ * What one product fact adds to its product's minute of `product_minutes` (the `productMinutes`
+ * stored output), from which windowed top products and categories are ranked. Pure: the minute is
+ * the fact's event time, so a replay emits identical deltas.
+ */
+import type { ProductMinute } from "../engine/outputs.ts";
+import type { ProductState } from "./product_state.ts";
+import { minuteOf } from "./rollups.ts";
+
+const DAY = 86_400_000;
+
+/** The counters of a product minute. */
+export interface MinuteCounts {
+  readonly views: number;
+  readonly cartAdds: number;
+  readonly orders: number;
+  readonly units: number;
+  readonly revenueMillis: number;
+}
+
+/**
+ * The delta of a fact at `at` counted into `state` (category and brand as they now are); stored
+ * minutes more than `historyDays` before the product's latest event are to be deleted.
+ */
+export function countMinute(
+  state: ProductState,
+  at: number,
+  counts: Partial<MinuteCounts>,
+  historyDays: number,
+): ProductMinute {
+  const latest = Math.max(state.lastEventAt ?? at, at);
+  return {
+    productId: state.productId,
+    minute: minuteOf(at),
+    category: state.category?.value ?? null,
+    brand: state.brand?.value ?? null,
+    views: counts.views ?? 0,
+    cartAdds: counts.cartAdds ?? 0,
+    orders: counts.orders ?? 0,
+    units: counts.units ?? 0,
+    revenueMillis: counts.revenueMillis ?? 0,
+    keepFrom: minuteOf(latest) - historyDays * DAY,
+  };
+}

@@ -1,0 +1,169 @@
+/** Per-product minute counts (`product_minutes`): added to by checkpoints, ranked over windows by queries. */
+import { fromMillis } from "../actors/money.ts";
+import type { Sql, TransactionSql } from "../engine/database.ts";
+import type { ProductMinute } from "../engine/outputs.ts";
+
+/**
+ * Adds a checkpoint's deltas (one per product and minute) to the stored minutes, then deletes the
+ * partition's minutes before the newest `keepFrom`. NOT idempotent on purpose: it must run only in
+ * the checkpoint transaction that advances the partition's offset past the facts the deltas count.
+ */
+export async function storeProductMinutes(
+  tx: TransactionSql,
+  partition: number,
+  deltas: readonly ProductMinute[],
+): Promise<void> {
+  if (deltas.length === 0) return;
+  const rows = deltas.map((d) => ({
+    product_id: d.productId,
+    minute: new Date(d.minute).toISOString(),
+    category: d.category,
+    brand: d.brand,
+    views: d.views,
+    cart_adds: d.cartAdds,
+    orders: d.orders,
+    units: d.units,
+    revenue_millis: d.revenueMillis,
+  }));
+  await tx`
+    insert into product_minutes (product_id, minute, partition, category, brand, views, cart_adds, orders, units,
+      revenue_millis)
+    select r.product_id, r.minute::timestamptz, ${partition}, r.category, r.brand, r.views, r.cart_adds, r.orders,
+           r.units, r.revenue_millis
+      from json_to_recordset(${JSON.stringify(rows)}::text::json) as r(product_id text, minute text, category text,
+        brand text, views bigint, cart_adds bigint, orders bigint, units bigint, revenue_millis bigint)
+    on conflict (product_id, minute) do update set
+      partition = excluded.partition,
+      category = coalesce(excluded.category, product_minutes.category),
+      brand = coalesce(excluded.brand, product_minutes.brand),
+      views = product_minutes.views + excluded.views,
+      cart_adds = product_minutes.cart_adds + excluded.cart_adds,
+      orders = product_minutes.orders + excluded.orders,
+      units = product_minutes.units + excluded.units,
+      revenue_millis = product_minutes.revenue_millis + excluded.revenue_millis`;
+  const keepFrom = Math.max(...deltas.map((d) => d.keepFrom));
+  await tx`delete from product_minutes where partition = ${partition} and minute < ${new Date(keepFrom)}`;
+}
+
+/** What windowed rankings order by: views, units sold, or revenue. */
+export type WindowMeasure = "views" | "units" | "revenue";
+
+const COLUMNS: Readonly<Record<WindowMeasure, string>> = {
+  views: "views",
+  units: "units",
+  revenue: "revenue_millis",
+};
+
+/** A product's sums over a window, with its current (checkpointed, not windowed) figures. */
+export interface WindowedProduct {
+  readonly productId: string;
+  readonly views: number;
+  readonly cartAdds: number;
+  readonly orders: number;
+  readonly unitsSold: number;
+  readonly revenue: number;
+  readonly category: string | null;
+  readonly brand: string | null;
+  /** From the product's last checkpoint (not windowed); null when it has none. */
+  readonly uniqueViewers: number | null;
+  readonly trendingScore: number | null;
+  readonly stock: number | null;
+  readonly asOf: string | null;
+}
+
+type ProductRow = {
+  product_id: string;
+  views: string;
+  cart_adds: string;
+  orders: string;
+  units: string;
+  revenue_millis: string;
+  category: string | null;
+  brand: string | null;
+  unique_viewers: string | null;
+  trending_score: string | null;
+  stock: string | null;
+  updated_at: Date | null;
+};
+
+const orNull = (value: string | null): number | null => value === null ? null : Number(value);
+
+/** The `limit` products with the largest `measure` in [from, to) (epoch ms), ties broken by product id. */
+export async function rankProductsInWindow(
+  sql: Sql,
+  measure: WindowMeasure,
+  from: number,
+  to: number,
+  limit: number,
+): Promise<WindowedProduct[]> {
+  const rows = await sql<ProductRow[]>`
+    with ranked as (
+      select product_id, sum(views) as views, sum(cart_adds) as cart_adds, sum(orders) as orders,
+             sum(units) as units, sum(revenue_millis) as revenue_millis,
+             (array_agg(category order by minute desc) filter (where category is not null))[1] as category,
+             (array_agg(brand order by minute desc) filter (where brand is not null))[1] as brand
+        from product_minutes
+       where minute >= ${new Date(from)} and minute < ${new Date(to)}
+       group by product_id
+       order by sum(${sql(COLUMNS[measure])}) desc, product_id
+       limit ${limit}
+    )
+    select r.*, s.state->>'uniqueViewers' as unique_viewers, s.state->>'trendingScore' as trending_score,
+           s.state->>'stock' as stock, s.updated_at
+      from ranked r
+      left join actor_states s on s.kind = 'product' and s.key = r.product_id
+     order by r.${sql(COLUMNS[measure])} desc, r.product_id`;
+  return rows.map((r) => ({
+    productId: r.product_id,
+    views: Number(r.views),
+    cartAdds: Number(r.cart_adds),
+    orders: Number(r.orders),
+    unitsSold: Number(r.units),
+    revenue: fromMillis(Number(r.revenue_millis)),
+    category: r.category,
+    brand: r.brand,
+    uniqueViewers: orNull(r.unique_viewers),
+    trendingScore: orNull(r.trending_score),
+    stock: orNull(r.stock),
+    asOf: r.updated_at?.toISOString() ?? null,
+  }));
+}
+
+/** A category's sums over a window (products without a known category are left out). */
+export interface WindowedCategory {
+  readonly category: string;
+  readonly views: number;
+  readonly cartAdds: number;
+  readonly orders: number;
+  readonly unitsSold: number;
+  readonly revenue: number;
+  /** Distinct products of the category with activity in the window. */
+  readonly products: number;
+}
+
+/** The `limit` categories with the largest `measure` in [from, to) (epoch ms), ties broken by name. */
+export async function rankCategoriesInWindow(
+  sql: Sql,
+  measure: WindowMeasure,
+  from: number,
+  to: number,
+  limit: number,
+): Promise<WindowedCategory[]> {
+  const rows = await sql<(Omit<ProductRow, "product_id" | "brand"> & { category: string; products: string })[]>`
+    select category, sum(views) as views, sum(cart_adds) as cart_adds, sum(orders) as orders, sum(units) as units,
+           sum(revenue_millis) as revenue_millis, count(distinct product_id) as products
+      from product_minutes
+     where minute >= ${new Date(from)} and minute < ${new Date(to)} and category is not null
+     group by category
+     order by sum(${sql(COLUMNS[measure])}) desc, category
+     limit ${limit}`;
+  return rows.map((r) => ({
+    category: r.category,
+    views: Number(r.views),
+    cartAdds: Number(r.cart_adds),
+    orders: Number(r.orders),
+    unitsSold: Number(r.units),
+    revenue: fromMillis(Number(r.revenue_millis)),
+    products: Number(r.products),
+  }));
+}

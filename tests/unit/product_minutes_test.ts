@@ -1,0 +1,199 @@
+/**
+ * Product minute counts (the `productMinutes` stored output): the product actor emits one delta per
+ * fact, the partition worker adds them up per product and minute, and the checkpoint adds them to
+ * the store with the offset that covers them, so transient failures (rewinds) and crashes never
+ * count a fact twice. Checked against sums computed directly from the facts sent.
+ */
+import assert from "node:assert/strict";
+import type { ActorLogic } from "../../engine/actor.ts";
+import type { ProductMessage } from "../../actors/facts.ts";
+import { productLogic, type ProductState } from "../../actors/product.ts";
+import { countMinute } from "../../actors/product_minute.ts";
+import { initialProduct } from "../../actors/product_state.ts";
+import { ProductMinuteDeltas } from "../../engine/product_minutes.ts";
+import { Harness } from "../helpers/runtime.ts";
+import { prng } from "../helpers/prng.ts";
+
+const MINUTE = 60_000;
+const T0 = Date.UTC(2026, 10, 22, 10, 0);
+
+type Fact = Record<string, unknown> & { factId: string; productId: string; at: number; fact: string };
+
+/** Random views, cart adds and orders of 6 products over 3 hours. */
+function randomFacts(seed: number, n: number): Fact[] {
+  const random = prng(seed);
+  return Array.from({ length: n }, (_, i) => {
+    const productId = `p${Math.floor(random() * 6)}`;
+    const base = {
+      factId: `f${i}`,
+      productId,
+      userId: `u${i % 7}`,
+      session: `s${i % 7}`,
+      at: T0 + Math.floor(random() * 180 * MINUTE),
+      category: `c${productId.slice(1) as string}`.replace(/[345]$/, "x"),
+    };
+    const kind = random();
+    if (kind < 0.6) return { ...base, fact: "product_viewed", coViewed: [] };
+    if (kind < 0.8) return { ...base, fact: "product_added_to_cart", quantity: 2, priceMillis: 1500 };
+    return {
+      ...base,
+      fact: "product_ordered",
+      orderId: `o${i}`,
+      quantity: 1 + (i % 3),
+      revenueMillis: 1000 * (1 + (i % 3)),
+      coBought: [],
+    };
+  });
+}
+
+/** Sums per product over [from, to), straight from the facts. */
+function expectedSums(facts: readonly Fact[], from: number, to: number) {
+  const out = new Map<string, { views: number; cartAdds: number; orders: number; units: number; revenue: number }>();
+  for (const f of facts) {
+    if (f.at < from || f.at >= to) continue;
+    const s = out.get(f.productId) ?? { views: 0, cartAdds: 0, orders: 0, units: 0, revenue: 0 };
+    if (f.fact === "product_viewed") s.views++;
+    if (f.fact === "product_added_to_cart") s.cartAdds++;
+    if (f.fact === "product_ordered") {
+      s.orders++;
+      s.units += f.quantity as number;
+      s.revenue += f.revenueMillis as number;
+    }
+    out.set(f.productId, s);
+  }
+  return out;
+}
+
+/** The same sums from the checkpoint store's product minutes. */
+function storedSums(h: Harness, from: number, to: number) {
+  const out = new Map<string, { views: number; cartAdds: number; orders: number; units: number; revenue: number }>();
+  for (const m of h.store.productMinutes.values()) {
+    if (m.minute < from || m.minute >= to) continue;
+    const s = out.get(m.productId) ?? { views: 0, cartAdds: 0, orders: 0, units: 0, revenue: 0 };
+    s.views += m.views;
+    s.cartAdds += m.cartAdds;
+    s.orders += m.orders;
+    s.units += m.units;
+    s.revenue += m.revenueMillis;
+    out.set(m.productId, s);
+  }
+  return out;
+}
+
+/** Products ranked by views, ties by id. */
+const ranking = (sums: Map<string, { views: number }>) =>
+  [...sums].sort(([a, x], [b, y]) => y.views - x.views || (a < b ? -1 : 1)).map(([id]) => id);
+
+const sorted = <V>(m: Map<string, V>) => new Map([...m].sort(([a], [b]) => (a < b ? -1 : 1)));
+
+/** The product logic, failing transiently on chosen facts (the worker then rewinds to its checkpoint). */
+function flakyProductLogic(failOn: Set<string>): ActorLogic<ProductState, ProductMessage> {
+  return {
+    ...productLogic,
+    handle: (state, message, ctx) => {
+      if ("fact" in message && failOn.delete(message.factId)) throw new Error("database hiccup");
+      return productLogic.handle(state, message, ctx);
+    },
+  };
+}
+
+Deno.test("the product actor emits one minute delta per counted fact, and none for a duplicate", () => {
+  const emitted: unknown[] = [];
+  const ctx = {
+    now: () => T0,
+    emit: (topic: string, _key: string, value: unknown) => topic === "productMinutes" && emitted.push(value),
+    outputId: (rule: string) => `x-${rule}`,
+    setTimer: () => {},
+    cancelTimer: () => {},
+    timer: () => undefined,
+  };
+  const at = T0 + 90_500;
+  const view = { fact: "product_viewed", factId: "f1", productId: "p1", userId: "u", session: "s", at, coViewed: [] };
+  let state = productLogic.handle(initialProduct("p1"), { ...view, category: "toys" } as ProductMessage, ctx);
+  state = productLogic.handle(state as ProductState, view as ProductMessage, ctx); // same factId: dropped
+  assert.equal(emitted.length, 1);
+  assert.deepEqual(emitted[0], {
+    productId: "p1",
+    minute: T0 + MINUTE,
+    category: "toys",
+    brand: null,
+    views: 1,
+    cartAdds: 0,
+    orders: 0,
+    units: 0,
+    revenueMillis: 0,
+    keepFrom: T0 + MINUTE - 30 * 86_400_000,
+  });
+});
+
+Deno.test("ProductMinuteDeltas adds deltas up per product and minute", () => {
+  const deltas = new ProductMinuteDeltas();
+  const p = initialProduct("p1");
+  deltas.add(countMinute(p, T0 + 1, { views: 1 }, 30));
+  deltas.add(countMinute(p, T0 + 59_999, { orders: 1, units: 3, revenueMillis: 4500 }, 30));
+  deltas.add(countMinute(p, T0 + MINUTE, { views: 1 }, 30));
+  deltas.add(countMinute(initialProduct("p2"), T0, { cartAdds: 1 }, 30));
+  assert.equal(deltas.size, 3);
+  const first = deltas.values().find((d) => d.productId === "p1" && d.minute === T0)!;
+  assert.deepEqual([first.views, first.orders, first.units, first.revenueMillis], [1, 1, 3, 4500]);
+  deltas.clear();
+  assert.equal(deltas.size, 0);
+});
+
+Deno.test("stored product minutes equal the facts' sums per window, through rewinds and a crash", async () => {
+  const facts = randomFacts(7, 600);
+  // Transient failures in the middle of batches: the worker rewinds and drops the deltas it had added up.
+  const h = new Harness(flakyProductLogic(new Set(["f37", "f122", "f123", "f401"])), 3, 45);
+  await h.start();
+  for (const f of facts.slice(0, 300)) h.send(f.productId, f);
+  await h.drained();
+  await h.crash();
+  for (const f of facts.slice(300)) h.send(f.productId, f);
+  await h.start("second-instance");
+  await h.drained();
+  await h.stop();
+
+  const end = T0 + 180 * MINUTE;
+  for (const minutes of [5, 15, 60, 180]) {
+    const from = end - minutes * MINUTE;
+    const expected = expectedSums(facts, from, end);
+    assert.deepEqual(sorted(storedSums(h, from, end)), sorted(expected), `${minutes}-minute window`);
+    assert.deepEqual(ranking(storedSums(h, from, end)), ranking(expected), `${minutes}-minute ranking`);
+  }
+  // Every stored minute is a minute boundary and carries its product's category.
+  for (const m of h.store.productMinutes.values()) {
+    assert.equal(m.minute % MINUTE, 0);
+    assert.ok(m.category?.startsWith("c"));
+  }
+});
+
+Deno.test("a checkpoint whose earlier attempt committed (lost reply) adds nothing twice", async () => {
+  const h = new Harness(productLogic, 1);
+  await h.start();
+  const facts = randomFacts(3, 50);
+  for (const f of facts) h.send(f.productId, f);
+  await h.drained();
+  await h.stop();
+  const before = structuredClone([...h.store.productMinutes]);
+  const [id, row] = [...h.store.partitions][0];
+  const [groupId] = id.split("/");
+  const delta = { ...[...h.store.productMinutes.values()][0], keepFrom: 0 };
+  const tp = { topic: h.topics.events, partition: 0 };
+  const write = {
+    tp,
+    groupId,
+    epoch: row.epoch,
+    kind: "product",
+    upserts: [],
+    deletes: [],
+    projections: { alerts: [], recommendations: [], analyticsHistory: [], productMinutes: [delta] },
+  };
+  // The same epoch already stands at nextOffset: the retry is acknowledged and writes nothing.
+  const retried = await h.store.commit({ ...write, previousOffset: row.nextOffset - 10, nextOffset: row.nextOffset });
+  assert.equal(retried.committed, true);
+  // An offset that is neither: nothing written, and the writer is told where the store stands.
+  const stale = await h.store.commit({ ...write, previousOffset: 1, nextOffset: 2 });
+  assert.equal(stale.committed, false);
+  assert.equal(stale.storedOffset, row.nextOffset);
+  assert.deepEqual([...h.store.productMinutes], before);
+});
