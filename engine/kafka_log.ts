@@ -18,6 +18,7 @@ import type {
 import { tpKey } from "./log.ts";
 import type { Logger } from "./logger.ts";
 import { installFastEncoder } from "./kafkajs_encoder.ts";
+import { installRequestQueueFix } from "./kafkajs_request_queue.ts";
 
 /** Settings the Kafka adapter needs, taken from the engine's Config. */
 export interface KafkaOptions {
@@ -57,6 +58,7 @@ const KAFKAJS_LEVEL_NAMES: Record<number, "debug" | "info" | "warn" | "error"> =
 export function createKafka(options: KafkaOptions): Kafka {
   const log = options.logger.child({ component: "kafkajs" });
   installFastEncoder();
+  installRequestQueueFix();
   return new Kafka({
     clientId: options.clientId,
     brokers: [...options.brokers],
