@@ -157,7 +157,11 @@ export async function run(args: string[]): Promise<void> {
   if (config.mode !== "production") {
     throw new Error("Cannot run the ingest benchmark: run it with `deno task bench ingest`");
   }
-  console.log(`command: deno task bench ingest ${args.join(" ")}`.trimEnd());
+  // V8 flags from the environment change the figures (README: ingest-only instances), so the command shows them.
+  const v8Flags = Deno.env.get("DENO_V8_FLAGS");
+  console.log(
+    `command: ${v8Flags ? `DENO_V8_FLAGS=${v8Flags} ` : ""}deno task bench ingest ${args.join(" ")}`.trimEnd(),
+  );
   console.log(`machine: ${await machine()}`);
   console.log(
     `target: ${options.edge ? "engine with ROLE=ingest (--edge)" : "whole engine (ROLE=all)"} in-process; ` +

@@ -2,7 +2,7 @@
  * The partitioned log on Apache Kafka, through kafkajs. This is the only module that imports
  * kafkajs; swapping the client means rewriting this file and nothing else.
  */
-import { type Consumer, type EachBatchPayload, Kafka, logLevel, type Producer } from "kafkajs";
+import { type Consumer, type EachBatchPayload, Kafka, logLevel, Partitioners, type Producer } from "kafkajs";
 import { LogUnavailableError } from "./errors.ts";
 import type {
   AppendOptions,
@@ -54,6 +54,15 @@ const KAFKAJS_LEVEL_NAMES: Record<number, "debug" | "info" | "warn" | "error"> =
   [logLevel.DEBUG]: "debug",
 };
 
+/**
+ * kafkajs warnings that describe a choice this adapter made on purpose, logged at debug level so
+ * that every start does not print them: retries are bounded because a failed idempotent producer
+ * is replaced (see KafkaProducer), which is what keeps the guarantee the warning is about.
+ */
+const EXPECTED_KAFKAJS_WARNINGS = new Set([
+  "Limiting retries for the idempotent producer may invalidate EoS guarantees",
+]);
+
 /** Creates a kafkajs client whose own logs go through our structured logger. */
 export function createKafka(options: KafkaOptions): Kafka {
   const log = options.logger.child({ component: "kafkajs" });
@@ -66,7 +75,8 @@ export function createKafka(options: KafkaOptions): Kafka {
     retry: { initialRetryTime: 100, retries: 8 },
     logCreator: () => ({ namespace, level, log: entry }) => {
       const { message, ...fields } = entry;
-      log[KAFKAJS_LEVEL_NAMES[level] ?? "info"](String(message), { namespace, ...fields });
+      const name = EXPECTED_KAFKAJS_WARNINGS.has(String(message)) ? "debug" : KAFKAJS_LEVEL_NAMES[level] ?? "info";
+      log[name](String(message), { namespace, ...fields });
     },
   });
 }
@@ -135,7 +145,13 @@ export class KafkaProducer implements LogProducer {
   }
 
   #createProducer(): Producer {
-    const producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+    const producer = this.kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      allowAutoTopicCreation: false,
+      // Kafka's own murmur2 partitioner (kafkajs 2's default), named so kafkajs does not warn about it.
+      createPartitioner: Partitioners.DefaultPartitioner,
+    });
     producer.on(producer.events.DISCONNECT, () => {
       if (producer === this.#producer) this.#connected = null;
     });
