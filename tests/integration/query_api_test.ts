@@ -314,7 +314,7 @@ onlyOn("kafka", {
   },
 });
 
-Deno.test({
+onlyOn("kafka", {
   name: "top products and categories are ranked over their window; a retried or fenced checkpoint adds nothing",
   sanitizeOps: false,
   sanitizeResources: false,
