@@ -18,24 +18,8 @@ export const ACTIVE_PRECISION = 11;
 export const ACTIVE_SKETCH_MINUTES = 30;
 const MINUTE = 60_000;
 
-/** One minute of activity. */
-export interface MinuteRollup {
-  /** Start of the minute, epoch ms. */
-  readonly minute: number;
-  readonly events: Readonly<Record<string, number>>;
-  readonly orders: number;
-  readonly revenueMillis: number;
-  readonly pageViews: number;
-  readonly loadTimeMsSum: number;
-  readonly loadTimeSamples: number;
-  readonly checkouts: number;
-  readonly cartsConverted: number;
-  readonly cartsAbandoned: number;
-  readonly checkoutsAbandoned: number;
-  readonly categoryRevenueMillis: Readonly<Record<string, number>>;
-  /** Estimates; authoritative once the sketches are dropped. */
-  readonly activeUsers: number;
-  readonly activeSessions: number;
+/** One minute of activity: the stored counts plus the sketches that make its estimates exact to merge. */
+export interface MinuteRollup extends StoredMinute {
   readonly users: HyperLogLog | null;
   readonly sessions: HyperLogLog | null;
 }
@@ -151,6 +135,7 @@ export interface StoredMinute {
   readonly cartsAbandoned: number;
   readonly checkoutsAbandoned: number;
   readonly categoryRevenueMillis: Readonly<Record<string, number>>;
+  /** Estimates; authoritative once the sketches are dropped. */
   readonly activeUsers: number;
   readonly activeSessions: number;
 }
