@@ -1,6 +1,7 @@
 /**
- * The partitioned log on Apache Kafka, through kafkajs. This is the only module that imports
- * kafkajs; swapping the client means rewriting this file and nothing else.
+ * The partitioned log on Apache Kafka, through kafkajs. This and its two runtime patches to kafkajs
+ * (kafkajs_encoder.ts, kafkajs_request_queue.ts) are the only modules that import kafkajs; swapping
+ * the client means rewriting this file and dropping those two, nothing else.
  */
 import { type Consumer, type EachBatchPayload, Kafka, logLevel, Partitioners, type Producer } from "kafkajs";
 import { LogUnavailableError } from "./errors.ts";
