@@ -138,10 +138,20 @@ export async function run(args: string[]): Promise<void> {
   const steadyRate = total / ((engineEnd - firstProcessed) / 1000);
   const withStartRate = total / ((engineEnd - engineStarted) / 1000);
 
-  // 4. Heap per actor: with every user in memory, then with all of them passivated.
+  // 4. Heap per actor: with every actor in memory, live, then once the idle ones are packed
+  // (ACTOR_PACK_MS after their last message, by the engine's own housekeeping), then with all of
+  // them passivated.
   gc();
   const heapWithActors = Deno.memoryUsage().heapUsed;
   const inMemory = engine.runtime.actorCount;
+  const liveAtEnd = inMemory - engine.runtime.packedCount;
+  const packDeadline = performance.now() + config.ACTOR_PACK_MS + 5 * config.CHECKPOINT_INTERVAL_MS + 10_000;
+  while (engine.runtime.packedCount < engine.runtime.actorCount && performance.now() < packDeadline) {
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+  gc();
+  const heapPacked = Deno.memoryUsage().heapUsed;
+  const packed = engine.runtime.packedCount;
   await engine.runtime.passivateAll();
   gc();
   const heapWithout = Deno.memoryUsage().heapUsed;
@@ -165,9 +175,13 @@ export async function run(args: string[]): Promise<void> {
   console.log(
     `heap per in-memory actor: ${
       Math.round((heapWithActors - heapWithout) / Math.max(1, inMemory))
-    } bytes (${inMemory} actors; heap ${(heapBefore / 2 ** 20).toFixed(0)} MiB before start, ${
-      (heapWithActors / 2 ** 20).toFixed(0)
-    } MiB with actors, ${(heapWithout / 2 ** 20).toFixed(0)} MiB after passivation)`,
+    } bytes right after the run (${inMemory} actors, ${liveAtEnd} of them live); ${
+      Math.round((heapPacked - heapWithout) / Math.max(1, inMemory))
+    } bytes per idle actor (${packed} packed after ACTOR_PACK_MS=${config.ACTOR_PACK_MS}); heap ${
+      (heapBefore / 2 ** 20).toFixed(0)
+    } MiB before start, ${(heapWithActors / 2 ** 20).toFixed(0)} MiB with actors, ${
+      (heapPacked / 2 ** 20).toFixed(0)
+    } MiB packed, ${(heapWithout / 2 ** 20).toFixed(0)} MiB after passivation`,
   );
   console.log(
     `checkpoints: ${checkpoints.length}, p50 ${(quantile(checkpoints, 0.5) * 1000).toFixed(1)} ms, p99 ${

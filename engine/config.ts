@@ -48,6 +48,7 @@ const settings = {
   CHECKPOINT_MAX_MESSAGES: int(1, 10_000_000).default(10_000),
   MAX_ACTORS: int(1).default(100_000),
   ACTOR_IDLE_MS: int(1000).default(5 * 60_000),
+  ACTOR_PACK_MS: int(0).default(30_000),
   STATE_TTL_DAYS: int(0, 36_500).default(90),
   CLOCK_IDLE_MS: int(100).default(10_000),
   PUBLISH_TIMEOUT_MS: int(100, 120_000).default(5000),

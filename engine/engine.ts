@@ -82,6 +82,7 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
     checkpointMaxMessages: config.CHECKPOINT_MAX_MESSAGES,
     maxActors: config.MAX_ACTORS,
     actorIdleMs: config.ACTOR_IDLE_MS,
+    actorPackMs: config.ACTOR_PACK_MS,
     stateTtlMs: config.STATE_TTL_DAYS * MS_PER_DAY,
     idleClockMs: config.CLOCK_IDLE_MS,
     instrumentation,

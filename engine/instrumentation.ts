@@ -30,10 +30,10 @@ export type EngineEvent =
   | {
     readonly type: "actors";
     readonly kind: string;
-    readonly change: "activated" | "passivated" | "expired";
+    readonly change: "activated" | "passivated" | "expired" | "packed" | "unpacked";
     readonly count: number;
   }
-  | { readonly type: "actors_in_memory"; readonly count: number }
+  | { readonly type: "actors_in_memory"; readonly count: number; readonly packed: number }
   | {
     readonly type: "timers";
     readonly kind: string;

@@ -72,13 +72,18 @@ export class Metrics implements Instrumentation {
   });
   readonly #actors = new Counter({
     name: `${PREFIX}actors_total`,
-    help: "Actor lifecycle changes: activated, passivated, expired",
+    help: "Actor lifecycle changes: activated, passivated, expired, packed (idle), unpacked",
     labelNames: ["kind", "change"],
     registers: [this.registry],
   });
   readonly #actorsInMemory = new Gauge({
     name: `${PREFIX}actors_in_memory`,
-    help: "Actors currently in memory",
+    help: "Actors currently in memory, packed ones included",
+    registers: [this.registry],
+  });
+  readonly #actorsPacked = new Gauge({
+    name: `${PREFIX}actors_packed`,
+    help: "Idle actors in memory in their packed form",
     registers: [this.registry],
   });
   readonly #timersFired = new Counter({
@@ -156,6 +161,7 @@ export class Metrics implements Instrumentation {
         return;
       case "actors_in_memory":
         this.#actorsInMemory.set(e.count);
+        this.#actorsPacked.set(e.packed);
         return;
       case "timers":
         if (e.fired > 0) this.#timersFired.inc({ kind: e.kind }, e.fired);

@@ -27,6 +27,7 @@ import {
   recommendationSchema,
 } from "./outputs.ts";
 import { ProductMinuteDeltas } from "./product_minutes.ts";
+import type { StatePacker } from "./state_packer.ts";
 
 /** What a worker needs from the engine. */
 export interface WorkerDeps {
@@ -51,10 +52,15 @@ export interface WorkerDeps {
   readonly wallClock?: () => number;
   /** Where the worker reports what it does (metrics). */
   readonly instrumentation?: Instrumentation;
+  /** Packs idle actors (engine/state_packer.ts); shared by the runtime's partitions for its key table. */
+  readonly packer?: StatePacker;
 }
 
 interface Cell {
+  /** The live state; undefined while the actor is packed. */
   state: unknown;
+  /** The packed persisted form of an idle, checkpointed actor (then `state` is undefined). */
+  packed: string | undefined;
   dirty: boolean;
   /** Append time (epoch ms) of the key's latest record, for TTL. */
   lastActiveAt: number;
@@ -167,9 +173,16 @@ export class PartitionWorker {
     return this.#clock;
   }
 
-  /** Actors in memory. */
+  /** Actors in memory, packed or not. */
   get size(): number {
     return this.#cells.size;
+  }
+
+  /** Actors in memory that are packed. */
+  get packedCount(): number {
+    let n = 0;
+    for (const cell of this.#cells.values()) if (cell.packed !== undefined) n++;
+    return n;
   }
 
   /** Pending timers across the partition's actors. */
@@ -288,6 +301,30 @@ export class PartitionWorker {
     });
   }
 
+  /**
+   * Packs checkpointed (clean) actors unused since before `idleBefore` (wall ms): an idle actor
+   * keeps its persisted form in a few hundred bytes instead of its live objects, and is unpacked
+   * by its next message or timer, as if it had been reloaded from its checkpoint. Returns how many.
+   */
+  pack(idleBefore: number): Promise<number> {
+    return this.#serial(() => {
+      const packer = this.#deps.packer;
+      let packed = 0;
+      if (!packer || this.#closed) return Promise.resolve(0);
+      for (const cell of this.#cells.values()) {
+        if (cell.usedAt >= idleBefore) break;
+        if (cell.dirty || cell.packed !== undefined) continue;
+        cell.packed = packer.pack(this.#deps.logic.persist(cell.state));
+        cell.state = undefined;
+        packed++;
+      }
+      if (packed > 0) {
+        this.#events.emit({ type: "actors", kind: this.#deps.logic.kind, change: "packed", count: packed });
+      }
+      return Promise.resolve(packed);
+    });
+  }
+
   /** Final checkpoint (best effort), then forgets the partition's actors. */
   close(): Promise<void> {
     return this.#serial(async () => {
@@ -308,7 +345,8 @@ export class PartitionWorker {
   /** The persisted form of a key's live state, if this partition holds it in memory. */
   peek(key: string): unknown | undefined {
     const cell = this.#cells.get(key);
-    return cell ? this.#deps.logic.persist(cell.state) : undefined;
+    if (!cell) return undefined;
+    return cell.packed !== undefined ? this.#deps.packer!.unpack(cell.packed) : this.#deps.logic.persist(cell.state);
   }
 
   /** Runs a processing step; a failure discards everything since the last checkpoint and re-reads from there. */
@@ -406,20 +444,33 @@ export class PartitionWorker {
     if (missing.length > 0) {
       this.#events.emit({ type: "actors", kind: logic.kind, change: "activated", count: missing.length });
     }
+    let unpacked = 0;
     for (const key of keys) {
       let cell = this.#cells.get(key);
       if (cell) {
         this.#cells.delete(key);
+        if (cell.packed !== undefined) {
+          cell.state = logic.restore(this.#deps.packer!.unpack(cell.packed));
+          cell.packed = undefined;
+          unpacked++;
+        }
       } else {
         const data = stored.get(key);
         cell = data
-          ? { state: logic.restore(data.state), dirty: false, lastActiveAt: data.lastActiveAt, usedAt: 0 }
-          : { state: logic.initial(key), dirty: false, lastActiveAt: 0, usedAt: 0 };
+          ? {
+            state: logic.restore(data.state),
+            packed: undefined,
+            dirty: false,
+            lastActiveAt: data.lastActiveAt,
+            usedAt: 0,
+          }
+          : { state: logic.initial(key), packed: undefined, dirty: false, lastActiveAt: 0, usedAt: 0 };
         this.#expired.delete(key);
       }
       cell.usedAt = this.#wall();
       this.#cells.set(key, cell);
     }
+    if (unpacked > 0) this.#events.emit({ type: "actors", kind: logic.kind, change: "unpacked", count: unpacked });
   }
 
   async #runKey(key: string, items: readonly Item[]): Promise<void> {

@@ -7,6 +7,7 @@ import type { PartitionListener, RecordBatch, TopicPartition } from "./log.ts";
 import { tpKey } from "./log.ts";
 import type { Logger } from "./logger.ts";
 import { PartitionWorker, type WorkerDeps } from "./partition_worker.ts";
+import { StatePacker } from "./state_packer.ts";
 
 /** Runtime settings and collaborators; `logics` maps each consumed topic to its actor type. */
 export interface RuntimeDeps extends Omit<WorkerDeps, "logic"> {
@@ -17,6 +18,8 @@ export interface RuntimeDeps extends Omit<WorkerDeps, "logic"> {
   readonly maxActors?: number;
   /** Clean actors unused for this long (wall ms) are passivated. */
   readonly actorIdleMs?: number;
+  /** Clean actors unused for this long (wall ms) are packed; 0 never packs. */
+  readonly actorPackMs?: number;
 }
 
 const DEFAULT_ACTOR_IDLE_MS = 5 * 60_000;
@@ -32,6 +35,8 @@ export class ActorRuntime implements PartitionListener {
   readonly #deps: RuntimeDeps;
   readonly #log: Logger;
   readonly #workers = new Map<string, PartitionWorker>();
+  /** One key table for every partition's packed actors. */
+  readonly #packer = new StatePacker();
   #timer: ReturnType<typeof setInterval> | undefined;
 
   constructor(deps: RuntimeDeps) {
@@ -51,7 +56,7 @@ export class ActorRuntime implements PartitionListener {
     }, this.#deps.checkpointIntervalMs);
   }
 
-  /** One round: fire due timers and expire, checkpoint every partition, then passivate. */
+  /** One round: fire due timers and expire, checkpoint every partition, then passivate and pack the idle. */
   async housekeep(): Promise<void> {
     const workers = [...this.#workers.values()];
     await Promise.all(workers.map(async (worker) => {
@@ -60,9 +65,12 @@ export class ActorRuntime implements PartitionListener {
     }));
     const total = workers.reduce((n, w) => n + w.size, 0);
     const excess = Math.max(0, total - (this.#deps.maxActors ?? Number.MAX_SAFE_INTEGER));
-    const idleBefore = (this.#deps.wallClock ?? Date.now)() - (this.#deps.actorIdleMs ?? DEFAULT_ACTOR_IDLE_MS);
+    const wall = (this.#deps.wallClock ?? Date.now)();
+    const idleBefore = wall - (this.#deps.actorIdleMs ?? DEFAULT_ACTOR_IDLE_MS);
     await Promise.all(workers.map((w) => w.passivate(idleBefore, total > 0 ? Math.ceil(excess * w.size / total) : 0)));
-    this.#deps.instrumentation?.emit({ type: "actors_in_memory", count: this.actorCount });
+    const packMs = this.#deps.actorPackMs ?? 0;
+    if (packMs > 0) await Promise.all(workers.map((w) => w.pack(wall - packMs)));
+    this.#deps.instrumentation?.emit({ type: "actors_in_memory", count: this.actorCount, packed: this.packedCount });
     this.#deps.instrumentation?.emit({ type: "partitions_owned", count: this.#workers.size });
   }
 
@@ -72,6 +80,13 @@ export class ActorRuntime implements PartitionListener {
     await Promise.all(workers.map((w) => w.checkpoint()));
     const counts = await Promise.all(workers.map((w) => w.passivate(Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER)));
     return counts.reduce((a, b) => a + b, 0);
+  }
+
+  /** Packed (idle) actors across all partitions. */
+  get packedCount(): number {
+    let n = 0;
+    for (const w of this.#workers.values()) n += w.packedCount;
+    return n;
   }
 
   /** Actors in memory across all partitions. */
@@ -86,7 +101,7 @@ export class ActorRuntime implements PartitionListener {
     await Promise.all(partitions.map(async (tp) => {
       const logic = this.#deps.logics.get(tp.topic);
       if (!logic) throw new Error(`no actor logic for topic ${tp.topic}`);
-      const worker = await PartitionWorker.claim(tp, { ...this.#deps, logic });
+      const worker = await PartitionWorker.claim(tp, { ...this.#deps, logic, packer: this.#packer });
       this.#workers.set(tpKey(tp), worker);
       offsets.set(tpKey(tp), worker.checkpointedOffset);
     }));

@@ -17,12 +17,13 @@
  * - `until` finally advances every partition's clock to that time (as the idle clock does), firing
  *   what comes due, until nothing more does.
  * - `roundTrip` passes every state through persist → JSON → restore after each step, as a
- *   checkpoint and reactivation would.
+ *   checkpoint and reactivation would, or ("packed") through the packing of idle actors.
  */
 import type { ActorContext, AnyActorLogic, OutputTopic } from "../../engine/actor.ts";
 import { ValidationError } from "../../engine/errors.ts";
 import type { LogRecord } from "../../engine/log.ts";
 import { partitionForKey } from "../../engine/partitioner.ts";
+import { StatePacker } from "../../engine/state_packer.ts";
 import type { Alert } from "../../actors/alerts.ts";
 import { createDomainLogics, type DomainLogics } from "../../actors/domain.ts";
 import type { GlobalState } from "../../actors/global.ts";
@@ -46,7 +47,8 @@ export interface FoldOptions {
   readonly partitionOf?: (topic: FoldTopic, key: string, partitions: number) => number;
   /** Finally advance every partition clock to this time (epoch ms). */
   readonly until?: number;
-  readonly roundTrip?: boolean;
+  /** true: persist → JSON → restore after each step; "packed": persist → pack → unpack → restore (engine/state_packer.ts). */
+  readonly roundTrip?: boolean | "packed";
 }
 
 /** A message emitted to a topic, with its value as JSON. */
@@ -128,9 +130,12 @@ export async function fold(events: readonly unknown[], options: FoldOptions = {}
   const deadLetters: FoldDeadLetter[] = [];
   const queue: Delivery[] = [];
 
+  const packer = options.roundTrip === "packed" ? new StatePacker() : undefined;
   const settle = (p: Partition, key: string, state: unknown): void => {
     const logic = p.logic;
-    p.states.set(key, options.roundTrip ? logic.restore(JSON.parse(JSON.stringify(logic.persist(state)))) : state);
+    if (!options.roundTrip) p.states.set(key, state);
+    else if (packer) p.states.set(key, logic.restore(packer.unpack(packer.pack(logic.persist(state)))));
+    else p.states.set(key, logic.restore(JSON.parse(JSON.stringify(logic.persist(state)))));
   };
 
   const context = (p: Partition, key: string, now: number, id: (rule: string) => string): ActorContext => ({

@@ -59,7 +59,13 @@ export class Harness {
     readonly logic: AnyActorLogic,
     readonly partitions = 3,
     readonly checkpointMaxMessages = 1_000,
-    readonly options: { maxActors?: number; actorIdleMs?: number; stateTtlMs?: number; idleClockMs?: number } = {},
+    readonly options: {
+      maxActors?: number;
+      actorIdleMs?: number;
+      actorPackMs?: number;
+      stateTtlMs?: number;
+      idleClockMs?: number;
+    } = {},
   ) {}
 
   async start(owner = "test-instance"): Promise<void> {

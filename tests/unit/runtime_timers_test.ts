@@ -148,6 +148,37 @@ Deno.test("idle and least-recently-used actors are passivated once checkpointed,
   assert.ok(h.store.loads - loadsBefore <= 2, "activation loads all new keys of a batch in one query per partition");
 });
 
+Deno.test("idle actors are packed once checkpointed; their next message or timer unpacks them without a load", async () => {
+  const h = new Harness(reminderLogic, 1, 1_000, {
+    actorPackMs: 30_000,
+    actorIdleMs: 3_600_000,
+    idleClockMs: 3_600_000,
+  });
+  h.wall = T0;
+  await h.start();
+  h.send("k0", { at: T0, remind: 10 * MIN });
+  for (let i = 1; i < 6; i++) h.send(`k${i}`, { at: T0 });
+  await settle(h);
+  assert.equal(h.runtime.packedCount, 0, "actors used within ACTOR_PACK_MS stay live");
+  h.wall += 31_000;
+  h.send("k5", { at: T0 + 1_000 });
+  await settle(h);
+  assert.equal(h.runtime.packedCount, 5, "every idle actor is packed, the one just used is not");
+  assert.equal(h.runtime.actorCount, 6, "packed actors stay in memory");
+  assert.deepEqual(h.runtime.lookup("reminder", "k1")?.state, { key: "k1", fired: [], seen: 1 });
+  const loads = h.store.loads;
+  h.send("k1", { at: T0 + 2_000 });
+  h.send("k2", { at: T0 + 11 * MIN }); // moves the clock past k0's deadline: k0 is unpacked to fire it
+  await settle(h);
+  assert.equal(h.store.loads, loads, "unpacking reads nothing from the store");
+  assert.equal(h.runtime.packedCount, 2, "k3 and k4 are still packed");
+  await h.stop();
+  assert.deepEqual(await stored(h, "k0"), { key: "k0", fired: [T0 + 10 * MIN], seen: 1 });
+  assert.deepEqual(await stored(h, "k1"), { key: "k1", fired: [], seen: 2 });
+  assert.deepEqual(await stored(h, "k2"), { key: "k2", fired: [], seen: 2 });
+  assert.deepEqual(await stored(h, "k3"), { key: "k3", fired: [], seen: 1 });
+});
+
 Deno.test("actors inactive for longer than the TTL are deleted from memory and from the store", async () => {
   const DAY = 86_400_000;
   const h = new Harness(reminderLogic, 1, 1_000, { stateTtlMs: 90 * DAY, idleClockMs: 3_600_000 });

@@ -1,0 +1,85 @@
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { KEY_TABLE_LIMIT, StatePacker } from "../../engine/state_packer.ts";
+import { fold } from "../helpers/fold.ts";
+import { uuidv7 } from "../../engine/uuid.ts";
+
+const viaJson = (value: unknown) => JSON.parse(JSON.stringify(value));
+
+Deno.test("unpack(pack(x)) is x as a JSON round trip gives it back, for arbitrary JSON values", () => {
+  const packer = new StatePacker();
+  fc.assert(
+    fc.property(fc.jsonValue(), (value) => {
+      assert.deepEqual(packer.unpack(packer.pack(value)), viaJson(value));
+    }),
+    { numRuns: 2_000 },
+  );
+});
+
+Deno.test("the packer keeps the strings it gives special encodings exactly, and near misses as they are", () => {
+  const packer = new StatePacker();
+  const strings = fc.oneof(
+    fc.date({ noInvalidDate: true }).map((d) => d.toISOString()),
+    fc.uuid(),
+    fc.uuid().map((u) => u.toUpperCase()),
+    fc.string({ unit: "binary" }),
+    fc.constantFrom("2026-13-01T00:00:00.000Z", "2026-11-01T00:00:00.000+00:00", "1969-12-31T23:59:59.999Z", "ab"),
+  );
+  fc.assert(
+    fc.property(fc.array(strings), fc.array(strings), (a, b) => {
+      const value = { a, b, again: [...a, ...b], object: Object.fromEntries(a.map((s, i) => [s, b[i] ?? null])) };
+      assert.deepEqual(packer.unpack(packer.pack(value)), viaJson(value));
+    }),
+    { numRuns: 1_000 },
+  );
+});
+
+Deno.test("the packer follows JSON for what JSON drops or changes", () => {
+  const packer = new StatePacker();
+  const value = {
+    gone: undefined,
+    fn: () => 1,
+    list: [undefined, () => 1, NaN, Infinity, -0, 1e300, -5, 2 ** 53, 0.1],
+    date: new Date(Date.UTC(2026, 10, 1)),
+    nested: { toJSON: () => ({ replaced: true }) },
+    ["__proto__"]: 1,
+  };
+  const json = viaJson(value);
+  const unpacked = packer.unpack(packer.pack(value)) as Record<string, unknown>;
+  assert.deepEqual(unpacked, json);
+  assert.equal(Object.getPrototypeOf(unpacked), Object.prototype);
+  assert.equal(packer.unpack(packer.pack(undefined)), null);
+  assert.throws(() => packer.pack({ n: 1n }), TypeError);
+});
+
+Deno.test("the shared key table is bounded; keys beyond it are spelled out and still read back", () => {
+  const packer = new StatePacker();
+  const wide = Object.fromEntries(Array.from({ length: KEY_TABLE_LIMIT + 100 }, (_, i) => [`key-${i}`, i]));
+  assert.deepEqual(packer.unpack(packer.pack(wide)), wide);
+  assert.equal(packer.keyCount, KEY_TABLE_LIMIT);
+  const later = { "key-5": 1, "never-seen": 2 };
+  assert.deepEqual(packer.unpack(packer.pack(later)), later);
+  assert.equal(packer.keyCount, KEY_TABLE_LIMIT);
+});
+
+Deno.test("a user state of ten product views packs to under a third of its JSON", async () => {
+  const base = Date.UTC(2026, 10, 1);
+  const events = Array.from({ length: 200 }, (_, i) => ({
+    eventId: uuidv7(base + i),
+    type: "product_viewed",
+    userId: `user-${i % 20}`,
+    occurredAt: new Date(base + i * 1_000).toISOString(),
+    properties: { productId: `sku-${(i * 7919) % 50}`, price: 19.99, category: "shoes" },
+  }));
+  const result = await fold(events);
+  const packer = new StatePacker();
+  for (const userId of result.users.keys()) {
+    const persisted = result.persisted("user", userId);
+    const packed = packer.pack(persisted);
+    assert.deepEqual(packer.unpack(packed), viaJson(persisted));
+    assert.ok(
+      packed.length * 3 < JSON.stringify(persisted).length,
+      `${packed.length} vs ${JSON.stringify(persisted).length}`,
+    );
+  }
+});
