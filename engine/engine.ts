@@ -65,6 +65,14 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
   let stopping = false;
   const store = new SqlCheckpointStore(backend.sql);
   const domain = createDomainLogics(config);
+  // Facts are published to these topics in bundles per partition (engine/fact_bundle.ts).
+  const bundledTopics = new Map(
+    await Promise.all(
+      [topics.productEvents, topics.analytics].map(async (topic) =>
+        [topic, await backend.admin.partitionCount(topic)] as const
+      ),
+    ),
+  );
   const runtime = new ActorRuntime({
     store,
     producer: backend.producer,
@@ -83,6 +91,7 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
     maxActors: config.MAX_ACTORS,
     actorIdleMs: config.ACTOR_IDLE_MS,
     actorPackMs: config.ACTOR_PACK_MS,
+    bundledTopics,
     stateTtlMs: config.STATE_TTL_DAYS * MS_PER_DAY,
     idleClockMs: config.CLOCK_IDLE_MS,
     instrumentation,

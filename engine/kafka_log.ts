@@ -64,6 +64,14 @@ const EXPECTED_KAFKAJS_WARNINGS = new Set([
   "Limiting retries for the idempotent producer may invalidate EoS guarantees",
 ]);
 
+/**
+ * Broker errors kafkajs logs at error level although it retries them: a freshly started broker
+ * answers the first producer-id request of every client this way for a moment.
+ */
+const RETRIED_KAFKAJS_ERRORS = new Set([
+  "The coordinator is loading and hence can't process requests for this group",
+]);
+
 /** Creates a kafkajs client whose own logs go through our structured logger. */
 export function createKafka(options: KafkaOptions): Kafka {
   const log = options.logger.child({ component: "kafkajs" });
@@ -76,7 +84,9 @@ export function createKafka(options: KafkaOptions): Kafka {
     retry: { initialRetryTime: 100, retries: 8 },
     logCreator: () => ({ namespace, level, log: entry }) => {
       const { message, ...fields } = entry;
-      const name = EXPECTED_KAFKAJS_WARNINGS.has(String(message)) ? "debug" : KAFKAJS_LEVEL_NAMES[level] ?? "info";
+      const expected = EXPECTED_KAFKAJS_WARNINGS.has(String(message)) ||
+        RETRIED_KAFKAJS_ERRORS.has(String((fields as { error?: unknown }).error));
+      const name = expected ? "debug" : KAFKAJS_LEVEL_NAMES[level] ?? "info";
       log[name](String(message), { namespace, ...fields });
     },
   });

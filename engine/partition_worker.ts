@@ -26,6 +26,7 @@ import {
   type Recommendation,
   recommendationSchema,
 } from "./outputs.ts";
+import { BUNDLE_INDEX_HEADER, bundleRecords, expandBundle, isBundle } from "./fact_bundle.ts";
 import { ProductMinuteDeltas } from "./product_minutes.ts";
 import type { StatePacker } from "./state_packer.ts";
 
@@ -52,6 +53,8 @@ export interface WorkerDeps {
   readonly wallClock?: () => number;
   /** Where the worker reports what it does (metrics). */
   readonly instrumentation?: Instrumentation;
+  /** Internal topics whose records a checkpoint publishes as bundles (engine/fact_bundle.ts) → their partition counts. */
+  readonly bundledTopics?: ReadonlyMap<string, number>;
   /** Packs idle actors (engine/state_packer.ts); shared by the runtime's partitions for its key table. */
   readonly packer?: StatePacker;
 }
@@ -304,15 +307,18 @@ export class PartitionWorker {
   /**
    * Packs checkpointed (clean) actors unused since before `idleBefore` (wall ms): an idle actor
    * keeps its persisted form in a few hundred bytes instead of its live objects, and is unpacked
-   * by its next message or timer, as if it had been reloaded from its checkpoint. Returns how many.
+   * by its next message or timer, as if it had been reloaded from its checkpoint. Stops after
+   * `budgetMs` of work (the rest waits for the next round), so packing never stalls the event
+   * loop for long. Returns how many it packed.
    */
-  pack(idleBefore: number): Promise<number> {
+  pack(idleBefore: number, budgetMs = Infinity): Promise<number> {
     return this.#serial(() => {
       const packer = this.#deps.packer;
       let packed = 0;
       if (!packer || this.#closed) return Promise.resolve(0);
+      const deadline = performance.now() + budgetMs;
       for (const cell of this.#cells.values()) {
-        if (cell.usedAt >= idleBefore) break;
+        if (cell.usedAt >= idleBefore || (packed % 16 === 15 && performance.now() > deadline)) break;
         if (cell.dirty || cell.packed !== undefined) continue;
         cell.packed = packer.pack(this.#deps.logic.persist(cell.state));
         cell.state = undefined;
@@ -410,30 +416,47 @@ export class PartitionWorker {
     const { logic } = this.#deps;
     const byKey = new Map<string, Item[]>();
     let clock = this.#clock;
-    for (const record of records) {
-      let message: unknown;
-      try {
-        if (record.key === null) throw new ValidationError("record has no key");
-        message = logic.decode(record);
-      } catch (error) {
-        // Decoding is pure: whatever it throws, the record can never be handled.
-        const reason = error instanceof EngineError ? error : new ValidationError(ensureError(error).message);
-        this.#outputs.push(deadLetter(this.#deps.topics.dlq, record, reason));
-        this.#events.emit({ type: "dead_lettered", topic: record.topic, code: reason.code });
-        this.#log.warn("record dead-lettered", { offset: record.offset, error: reason });
-        continue;
+    let messages = 0;
+    for (const read of records) {
+      let entries: readonly LogRecord[] = [read];
+      if (isBundle(read)) {
+        try {
+          entries = expandBundle(read);
+        } catch (error) {
+          this.#reject(read, error);
+          continue;
+        }
       }
-      clock = Math.max(clock, logic.eventTime(message) || 0);
-      const list = byKey.get(record.key!) ?? [];
-      list.push({ record, message, clock });
-      byKey.set(record.key!, list);
+      messages += entries.length;
+      for (const record of entries) {
+        let message: unknown;
+        try {
+          if (record.key === null) throw new ValidationError("record has no key");
+          message = logic.decode(record);
+        } catch (error) {
+          this.#reject(record, error);
+          continue;
+        }
+        clock = Math.max(clock, logic.eventTime(message) || 0);
+        const list = byKey.get(record.key!) ?? [];
+        list.push({ record, message, clock });
+        byKey.set(record.key!, list);
+      }
     }
     await this.#activate([...byKey.keys()]);
     await settleAll([...byKey].map(([key, items]) => this.#runKey(key, items)));
     this.#clock = clock;
     await this.#fireDue(clock);
     this.#position = records[records.length - 1].offset + 1;
-    this.#sinceCheckpoint += records.length;
+    this.#sinceCheckpoint += messages;
+  }
+
+  /** Dead-letters a record that can never be handled (decoding is pure: whatever it throws stays). */
+  #reject(record: LogRecord, error: unknown): void {
+    const reason = error instanceof EngineError ? error : new ValidationError(ensureError(error).message);
+    this.#outputs.push(deadLetter(this.#deps.topics.dlq, record, reason));
+    this.#events.emit({ type: "dead_lettered", topic: record.topic, code: reason.code });
+    this.#log.warn("record dead-lettered", { offset: record.offset, error: reason });
   }
 
   /** Brings keys into memory (most recently used), loading the missing ones with one query. */
@@ -633,7 +656,10 @@ export class PartitionWorker {
     if (nothingNew && this.#position === this.#checkpointed && !sweep) return;
     const started = performance.now();
     const { store, producer, logic, groupId } = this.#deps;
-    await producer.append(this.#outputs, { timeoutMs: OUTPUT_APPEND_TIMEOUT_MS });
+    const bundled = this.#deps.bundledTopics;
+    await producer.append(bundled ? bundleRecords(this.#outputs, bundled) : this.#outputs, {
+      timeoutMs: OUTPUT_APPEND_TIMEOUT_MS,
+    });
     this.#outputs = [];
     const position = this.#position;
     const deletes = [...this.#expired];
@@ -720,7 +746,9 @@ async function settleAll(runs: readonly Promise<void>[]): Promise<void> {
   if (failed) throw failed.reason;
 }
 
-/** Output ids derive from the input's position, so a replay re-produces the same id. */
+/** Output ids derive from the input's position (and index in its bundle), so a replay re-produces the same id. */
 function outputId(record: LogRecord, rule: string): string {
-  return `${record.topic}-${record.partition}-${record.offset}-${rule}`;
+  const index = record.headers[BUNDLE_INDEX_HEADER];
+  const position = index === undefined ? record.offset : `${record.offset}.${index}`;
+  return `${record.topic}-${record.partition}-${position}-${rule}`;
 }

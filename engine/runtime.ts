@@ -23,6 +23,8 @@ export interface RuntimeDeps extends Omit<WorkerDeps, "logic"> {
 }
 
 const DEFAULT_ACTOR_IDLE_MS = 5 * 60_000;
+/** Packing time per partition per housekeeping round; other work runs between partitions. */
+const PACK_BUDGET_MS = 5;
 
 /** A live actor state found in this instance's memory. */
 export interface LiveState {
@@ -69,7 +71,10 @@ export class ActorRuntime implements PartitionListener {
     const idleBefore = wall - (this.#deps.actorIdleMs ?? DEFAULT_ACTOR_IDLE_MS);
     await Promise.all(workers.map((w) => w.passivate(idleBefore, total > 0 ? Math.ceil(excess * w.size / total) : 0)));
     const packMs = this.#deps.actorPackMs ?? 0;
-    if (packMs > 0) await Promise.all(workers.map((w) => w.pack(wall - packMs)));
+    for (const worker of packMs > 0 ? workers : []) {
+      await worker.pack(wall - packMs, PACK_BUDGET_MS);
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
     this.#deps.instrumentation?.emit({ type: "actors_in_memory", count: this.actorCount, packed: this.packedCount });
     this.#deps.instrumentation?.emit({ type: "partitions_owned", count: this.#workers.size });
   }

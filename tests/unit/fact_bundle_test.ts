@@ -1,0 +1,104 @@
+import assert from "node:assert/strict";
+import { BUNDLE_HEADER, BUNDLE_INDEX_HEADER, bundleRecords, expandBundle, isBundle } from "../../engine/fact_bundle.ts";
+import { ValidationError } from "../../engine/errors.ts";
+import type { LogRecord, OutgoingRecord } from "../../engine/log.ts";
+import { partitionForKey } from "../../engine/partitioner.ts";
+import { DLQ_HEADERS } from "../../engine/dead_letter.ts";
+import { Harness, recorderLogic } from "../helpers/runtime.ts";
+import { TerminalError } from "../../engine/errors.ts";
+
+const text = (bytes: Uint8Array | string) => typeof bytes === "string" ? bytes : new TextDecoder().decode(bytes);
+
+/** What the log would hand back for an appended record. */
+function asRead(record: OutgoingRecord, offset: number): LogRecord {
+  return {
+    topic: record.topic,
+    partition: record.partition ?? -1,
+    offset,
+    key: record.key,
+    value: typeof record.value === "string" ? new TextEncoder().encode(record.value) : record.value,
+    headers: record.headers ?? {},
+    timestamp: 0,
+  };
+}
+
+Deno.test("bundleRecords() puts each fact in its key's partition, in order, and expandBundle() gives the exact records back", () => {
+  const facts: OutgoingRecord[] = Array.from({ length: 500 }, (_, i) => ({
+    topic: "product-events",
+    key: `sku-${i % 37}-é`,
+    value: JSON.stringify({ fact: "view", n: i, text: "ü".repeat(i % 5) }),
+  }));
+  const others: OutgoingRecord[] = [
+    { topic: "alerts", key: "u1", value: "{}" },
+    { topic: "product-events", key: "sku-1", value: "{}", headers: { custom: "kept apart" } },
+  ];
+  const out = bundleRecords([...facts.slice(0, 250), ...others, ...facts.slice(250)], new Map([["product-events", 6]]));
+  assert.deepEqual(
+    out.filter((r) => !r.headers?.[BUNDLE_HEADER]),
+    others,
+    "other topics and records with headers pass",
+  );
+  const bundles = out.filter((r) => r.headers?.[BUNDLE_HEADER]);
+  assert.equal(bundles.length, 6, "one bundle per partition");
+  const expanded = bundles.flatMap((b, i) => expandBundle(asRead(b, i)));
+  for (const entry of expanded) assert.equal(entry.partition, partitionForKey(entry.key!, 6));
+  for (let p = 0; p < 6; p++) {
+    const sent = facts.filter((f) => partitionForKey(f.key, 6) === p).map((f) => [f.key, f.value]);
+    const got = expanded.filter((e) => e.partition === p).map((e) => [e.key, text(e.value!)]);
+    assert.deepEqual(got, sent, `partition ${p}: same records, same order`);
+  }
+  const indexes = expanded.filter((e) => e.offset === 0).map((e) => e.headers[BUNDLE_INDEX_HEADER]);
+  assert.deepEqual(indexes, indexes.map((_, i) => String(i)));
+});
+
+Deno.test("bundles are split to stay under the size limit; a larger record goes alone", () => {
+  const facts: OutgoingRecord[] = Array.from({ length: 100 }, (_, i) => ({
+    topic: "analytics",
+    key: "global",
+    value: "x".repeat(i === 50 ? 5_000 : 90),
+  }));
+  const bundles = bundleRecords(facts, new Map([["analytics", 1]]), 1_000);
+  assert.ok(bundles.every((b) => (b.value as Uint8Array).length <= 1_000 || expandBundle(asRead(b, 0)).length === 1));
+  assert.ok(bundles.length >= 10);
+  const values = bundles.flatMap((b, i) => expandBundle(asRead(b, i)).map((e) => text(e.value!)));
+  assert.deepEqual(values, facts.map((f) => f.value));
+});
+
+Deno.test("a malformed bundle is a validation error, not a partial read", () => {
+  const [bundle] = bundleRecords([{ topic: "t", key: "k", value: "value" }], new Map([["t", 1]]));
+  const read = asRead(bundle, 0);
+  assert.ok(isBundle(read));
+  assert.throws(
+    () => expandBundle({ ...read, value: read.value!.subarray(0, read.value!.length - 1) }),
+    ValidationError,
+  );
+  assert.throws(() => expandBundle({ ...read, headers: { [BUNDLE_HEADER]: "99" } }), /unknown bundle version/);
+});
+
+Deno.test("the runtime handles bundled records one by one: distinct output ids, bad entries dead-lettered alone", async () => {
+  const h = new Harness(
+    recorderLogic({
+      handle: (_key, message) => {
+        if (message.n === 13) throw new TerminalError("13 is unlucky");
+      },
+    }),
+    1,
+  );
+  await h.start();
+  const entries = [1, 2, 13, 3].map((n) => ({ topic: h.topics.events, key: n === 2 ? "b" : "a", value: `{"n":${n}}` }));
+  entries.splice(3, 0, { topic: h.topics.events, key: "a", value: "{not json" });
+  const [bundle] = bundleRecords(entries, new Map([[h.topics.events, 1]]));
+  h.send("a", { n: 0 });
+  h.log.appendNow([bundle, { topic: h.topics.events, key: "", value: "\u0005", headers: { [BUNDLE_HEADER]: "1" } }]);
+  h.send("b", { n: 4 });
+  await h.drained();
+  await h.stop();
+  assert.deepEqual((await h.stored("a"))?.values, [0, 1, 3]);
+  assert.deepEqual((await h.stored("b"))?.values, [2, 4]);
+  const dlq = h.log.all(h.topics.dlq);
+  assert.deepEqual(
+    dlq.map((r) => [r.headers[DLQ_HEADERS.offset], r.headers[BUNDLE_INDEX_HEADER], text(r.value!)]),
+    [["1", "3", "{not json"], ["2", undefined, "\u0005"], ["1", "2", '{"n":13}']],
+    "entries are dead-lettered with their bytes and index; a broken bundle as a whole",
+  );
+});
