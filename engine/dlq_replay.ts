@@ -5,6 +5,7 @@
  * re-inject a record twice, which the actors absorb because events keep their eventId).
  * A record that fails again is dead-lettered again, as a new DLQ record.
  */
+import { BUNDLE_INDEX_HEADER } from "./fact_bundle.ts";
 import { loadReplayed, markReplayed } from "../sql/dlq.ts";
 import type { Sql } from "./database.ts";
 import { DLQ_HEADERS } from "./dead_letter.ts";
@@ -93,7 +94,10 @@ export async function replayDlq(options: ReplayOptions): Promise<ReplaySummary> 
         }
         const headers: Record<string, string> = {};
         for (const [name, value] of Object.entries(record.headers)) {
-          if (!Object.values(DLQ_HEADERS).includes(name as never)) headers[name] = value;
+          // A bundle entry's index named its place in the bundle; replayed, it is a record of its own.
+          if (!Object.values(DLQ_HEADERS).includes(name as never) && name !== BUNDLE_INDEX_HEADER) {
+            headers[name] = value;
+          }
         }
         headers[REPLAYED_FROM_HEADER] = `${record.topic}/${record.partition}/${record.offset}`;
         out.push({ topic: source, key: record.key ?? "", value: record.value ?? new Uint8Array(), headers });

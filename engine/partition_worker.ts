@@ -747,7 +747,7 @@ async function settleAll(runs: readonly Promise<void>[]): Promise<void> {
 }
 
 /** Output ids derive from the input's position (and index in its bundle), so a replay re-produces the same id. */
-function outputId(record: LogRecord, rule: string): string {
+export function outputId(record: LogRecord, rule: string): string {
   const index = record.headers[BUNDLE_INDEX_HEADER];
   const position = index === undefined ? record.offset : `${record.offset}.${index}`;
   return `${record.topic}-${record.partition}-${position}-${rule}`;

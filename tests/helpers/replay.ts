@@ -1,6 +1,7 @@
 /**
  * The runtime's semantics as a plain sequential fold over one partition's records: the reference
- * model of the exactly-once tests. Per record: decode (undecodable records are skipped, as the DLQ
+ * model of the exactly-once tests. Bundles (engine/fact_bundle.ts) are expanded into their
+ * entries, as the runtime does. Per record: decode (undecodable records are skipped, as the DLQ
  * does), advance the partition clock to the record's event time, fire the key's due timers
  * (earliest first, `now()` = deadline), handle the message (`now()` = clock), then fire every due
  * timer of the partition. No wall-clock advance: tests that use this set CLOCK_IDLE_MS high.
@@ -8,6 +9,8 @@
 import type { ActorContext, AnyActorLogic, Emitted } from "../../engine/actor.ts";
 import { TerminalError } from "../../engine/errors.ts";
 import type { LogRecord } from "../../engine/log.ts";
+import { expandBundle, isBundle } from "../../engine/fact_bundle.ts";
+import { outputId } from "../../engine/partition_worker.ts";
 
 /** Final states and outputs of one partition. */
 export interface PartitionReplay {
@@ -58,7 +61,15 @@ export async function replayPartition(logic: AnyActorLogic, records: readonly Lo
     }
   };
 
-  for (const record of records) {
+  const entries = records.flatMap((record) => {
+    if (!isBundle(record)) return [record];
+    try {
+      return expandBundle(record);
+    } catch {
+      return [];
+    }
+  });
+  for (const record of entries) {
     let message: unknown;
     try {
       if (record.key === null) continue;
@@ -70,7 +81,7 @@ export async function replayPartition(logic: AnyActorLogic, records: readonly Lo
     clock = Math.max(clock, logic.eventTime(message) || 0);
     await fireKey(key, clock);
     const emittedBefore = outputs.length;
-    const ctx = context(key, clock, (rule) => `${record.topic}-${record.partition}-${record.offset}-${rule}`);
+    const ctx = context(key, clock, (rule) => outputId(record, rule));
     try {
       states.set(key, await logic.handle(stateOf(key), message, ctx));
     } catch (error) {

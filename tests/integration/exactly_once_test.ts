@@ -11,6 +11,7 @@
  * posted over HTTP and the kills also hit requests in flight (those count as not acknowledged).
  * The failover test (two instances sharing a consumer group) runs on Kafka only.
  */
+import { expandBundle, isBundle } from "../../engine/fact_bundle.ts";
 import assert from "node:assert/strict";
 import { Kafka, logLevel } from "kafkajs";
 import { createDomainLogics } from "../../actors/domain.ts";
@@ -31,6 +32,8 @@ const SETTINGS = {
   PARTITIONS: String(PARTITIONS),
   CHECKPOINT_INTERVAL_MS: "300",
   CLOCK_IDLE_MS: String(86_400_000),
+  // Actors idle for a second are packed, so the kills also land on actors being packed and unpacked.
+  ACTOR_PACK_MS: "1000",
 };
 
 /**
@@ -83,6 +86,16 @@ function workload(total: number, users: number, random: () => number): Posted[] 
 }
 
 /** The engine process of the moment: replaced at every restart, awaited while it restarts. */
+/** Actors this process has packed so far, from its metrics (waits for one housekeeping round past ACTOR_PACK_MS). */
+async function packedActors(engine: EngineProcess): Promise<number> {
+  await new Promise((resolve) => setTimeout(resolve, Number(SETTINGS.ACTOR_PACK_MS) + 1_000));
+  const text = await (await fetch(`${engine.url}/metrics`)).text();
+  const lines = text.split("\n").filter((line) =>
+    line.startsWith("engine_actors_total{") && line.includes('change="packed"')
+  );
+  return lines.reduce((sum, line) => sum + Number(line.split(" ").at(-1)), 0);
+}
+
 class Current {
   #engine: Promise<EngineProcess>;
   constructor(first: EngineProcess) {
@@ -244,7 +257,7 @@ async function verify(
   let outputs = 0;
   for (const topic of [d.topics.alerts, d.topics.recommendations, d.topics.productEvents, d.topics.analytics]) {
     for (const records of (await view.records(topic)).values()) {
-      for (const record of records) {
+      for (const record of records.flatMap((r) => isBundle(r) ? expandBundle(r) : [r])) {
         const text = new TextDecoder().decode(record.value!);
         const value = JSON.parse(text);
         const id = value.alertId ?? value.recommendationId ?? value.factId;
@@ -282,6 +295,7 @@ forEachLog(
       const acknowledged = await writing;
       const engine = await current.get();
       await caughtUp(engine);
+      assert.ok(await packedActors(engine) > 0, "idle actors were packed (ACTOR_PACK_MS) while the load ran");
       const stopped = await engine.kill("SIGTERM");
       assert.equal(stopped.code, 0, "a graceful stop");
       const { actors, outputs, events } = await d.inspect((view) => verify(d, view, acknowledged));
