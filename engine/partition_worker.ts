@@ -28,6 +28,7 @@ import {
 } from "./outputs.ts";
 import { BUNDLE_INDEX_HEADER, bundleRecords, expandBundle, isBundle } from "./fact_bundle.ts";
 import { ProductMinuteDeltas } from "./product_minutes.ts";
+import { TimerTable } from "./timer_table.ts";
 import type { StatePacker } from "./state_packer.ts";
 
 /** What a worker needs from the engine. */
@@ -99,7 +100,7 @@ export class PartitionWorker {
   /** Actors in memory, least recently used first. */
   readonly #cells = new Map<string, Cell>();
   /** Pending timers of every actor of the partition, in memory or not: key → name → deadline. */
-  readonly #timers: Map<string, Map<string, number>>;
+  readonly #timers = new TimerTable();
   /** Keys expired in memory, deleted from the store by the next checkpoint. */
   readonly #expired = new Set<string>();
   #epoch: number;
@@ -128,14 +129,14 @@ export class PartitionWorker {
     deps: WorkerDeps,
     epoch: number,
     nextOffset: number,
-    timers: Map<string, Map<string, number>>,
+    timers: Map<string, Record<string, number>>,
   ) {
     this.#tp = tp;
     this.#deps = deps;
     this.#epoch = epoch;
     this.#position = nextOffset;
     this.#checkpointed = nextOffset;
-    this.#timers = timers;
+    this.#timers.load(timers);
     this.#wall = deps.wallClock ?? Date.now;
     this.#events = deps.instrumentation ?? noInstrumentation;
     this.#lastRecordAt = this.#wall();
@@ -145,13 +146,12 @@ export class PartitionWorker {
   /** Claims the partition (fencing any previous owner), loads its pending timers, and resumes at its checkpoint. */
   static async claim(tp: TopicPartition, deps: WorkerDeps): Promise<PartitionWorker> {
     const claimed = await deps.store.claim(tp, deps.groupId, deps.owner);
-    const stored = await deps.store.loadTimers(deps.logic.kind, tp.partition);
-    const timers = new Map([...stored].map(([key, t]) => [key, new Map(Object.entries(t))]));
+    const timers = await deps.store.loadTimers(deps.logic.kind, tp.partition);
     const worker = new PartitionWorker(tp, deps, claimed.epoch, claimed.nextOffset, timers);
     worker.#log.info("partition claimed", {
       epoch: claimed.epoch,
       nextOffset: claimed.nextOffset,
-      timers: timers.size,
+      timers: worker.pendingTimers,
     });
     return worker;
   }
@@ -190,9 +190,7 @@ export class PartitionWorker {
 
   /** Pending timers across the partition's actors. */
   get pendingTimers(): number {
-    let n = 0;
-    for (const t of this.#timers.values()) n += t.size;
-    return n;
+    return this.#timers.count;
   }
 
   /** False once the partition was revoked, fenced off, or stopped. */
@@ -404,8 +402,7 @@ export class PartitionWorker {
     this.#deps.consumer.seek(this.#tp, this.#checkpointed);
     try {
       const stored = await this.#deps.store.loadTimers(this.#deps.logic.kind, this.#tp.partition);
-      this.#timers.clear();
-      for (const [key, t] of stored) this.#timers.set(key, new Map(Object.entries(t)));
+      this.#timers.load(stored);
     } catch (error) {
       // The index may now hold timers set after the checkpoint; they fire at worst early and once.
       this.#log.warn("could not reload timers after a rewind", { error });
@@ -500,11 +497,13 @@ export class PartitionWorker {
     const { logic } = this.#deps;
     const cell = this.#cells.get(key)!;
     for (const item of items) {
-      await this.#fireKeyTimers(key, cell, item.clock);
+      // Awaiting only what is a promise: most keys have no timers and most handlers are synchronous.
+      if (this.#timers.has(key)) await this.#fireKeyTimers(key, cell, item.clock);
       const emitted: Emitted[] = [];
       const ctx = this.#context(key, cell, emitted, () => item.clock, (rule) => outputId(item.record, rule));
       try {
-        cell.state = await logic.handle(cell.state, item.message, ctx);
+        const next = logic.handle(cell.state, item.message, ctx);
+        cell.state = next instanceof Promise ? await next : next;
         cell.dirty = true;
         cell.lastActiveAt = Math.max(cell.lastActiveAt, item.record.timestamp);
         this.#publish(emitted);
@@ -525,7 +524,7 @@ export class PartitionWorker {
 
   /** Fires every timer due at `clock`, activating the actors that own them. */
   async #fireDue(clock: number): Promise<void> {
-    const due = [...this.#timers].filter(([, t]) => [...t.values()].some((at) => at <= clock)).map(([k]) => k);
+    const due = this.#timers.keysDue(clock);
     if (due.length === 0) return;
     await this.#activate(due);
     await settleAll(due.map((key) => this.#fireKeyTimers(key, this.#cells.get(key)!, clock)));
@@ -535,14 +534,10 @@ export class PartitionWorker {
   async #fireKeyTimers(key: string, cell: Cell, clock: number): Promise<void> {
     const { logic } = this.#deps;
     for (let fired = 0; fired < MAX_FIRINGS_PER_KEY; fired++) {
-      const timers = this.#timers.get(key);
-      if (!timers) return;
-      let next: [string, number] | undefined;
-      for (const entry of timers) if (entry[1] <= clock && (!next || entry[1] < next[1])) next = entry;
+      const next = this.#timers.nextDue(key, clock);
       if (!next) return;
       const [name, at] = next;
-      timers.delete(name);
-      if (timers.size === 0) this.#timers.delete(key);
+      this.#timers.delete(key, name);
       cell.dirty = true;
       this.#events.emit({ ...this.#tp, type: "timers", kind: logic.kind, fired: 1, pending: this.pendingTimers });
       if (!logic.onTimer) continue;
@@ -615,18 +610,13 @@ export class PartitionWorker {
       emit: (topic, outKey, value) => emitted.push({ topic, key: outKey, value }),
       outputId: id,
       setTimer: (name, at) => {
-        const timers = this.#timers.get(key) ?? new Map<string, number>();
-        timers.set(name, at);
-        this.#timers.set(key, timers);
+        this.#timers.set(key, name, at);
         cell.dirty = true;
       },
       cancelTimer: (name) => {
-        const timers = this.#timers.get(key);
-        if (!timers?.delete(name)) return;
-        if (timers.size === 0) this.#timers.delete(key);
-        cell.dirty = true;
+        if (this.#timers.delete(key, name)) cell.dirty = true;
       },
-      timer: (name) => this.#timers.get(key)?.get(name),
+      timer: (name) => this.#timers.get(key, name),
     };
   }
 
@@ -666,7 +656,7 @@ export class PartitionWorker {
     const upserts = dirty.map(([key, cell]) => ({
       key,
       state: logic.persist(cell.state),
-      timers: Object.fromEntries(this.#timers.get(key) ?? []),
+      timers: this.#timers.of(key),
       lastActiveAt: cell.lastActiveAt,
     }));
     const result = await store.commit({

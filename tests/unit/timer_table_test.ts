@@ -1,0 +1,66 @@
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { TimerTable } from "../../engine/timer_table.ts";
+
+Deno.test("TimerTable counts timers and finds the due ones like a scan of every deadline would", () => {
+  const op = fc.oneof(
+    fc.record({
+      op: fc.constant("set" as const),
+      key: fc.integer({ min: 0, max: 5 }),
+      name: fc.constantFrom("a", "b"),
+      at: fc.integer({ min: 0, max: 100 }),
+    }),
+    fc.record({
+      op: fc.constant("delete" as const),
+      key: fc.integer({ min: 0, max: 5 }),
+      name: fc.constantFrom("a", "b"),
+    }),
+    fc.record({ op: fc.constant("fire" as const), clock: fc.integer({ min: 0, max: 100 }) }),
+  );
+  fc.assert(
+    fc.property(fc.array(op, { maxLength: 60 }), (ops) => {
+      const table = new TimerTable();
+      const model = new Map<string, number>(); // "key/name" → deadline
+      for (const step of ops) {
+        if (step.op === "set") {
+          table.set(`k${step.key}`, step.name, step.at);
+          model.set(`k${step.key}/${step.name}`, step.at);
+        } else if (step.op === "delete") {
+          assert.equal(table.delete(`k${step.key}`, step.name), model.delete(`k${step.key}/${step.name}`));
+        } else {
+          const expected = [
+            ...new Set([...model].filter(([, at]) => at <= step.clock).map(([id]) => id.split("/")[0])),
+          ];
+          assert.deepEqual(table.keysDue(step.clock).sort(), expected.sort());
+          for (const key of expected) {
+            // Fire the due timers of each key, earliest first, as the worker does.
+            for (let next = table.nextDue(key, step.clock); next; next = table.nextDue(key, step.clock)) {
+              const due: [string, number][] = [...model].filter(([id, at]) =>
+                id.startsWith(`${key}/`) && at <= step.clock
+              );
+              assert.equal(next[1], Math.min(...due.map(([, at]) => at)));
+              table.delete(key, next[0]);
+              model.delete(`${key}/${next[0]}`);
+            }
+          }
+        }
+        assert.equal(table.count, model.size);
+      }
+    }),
+    { numRuns: 500 },
+  );
+});
+
+Deno.test("TimerTable.load replaces everything and keeps the checkpoint form", () => {
+  const table = new TimerTable();
+  table.set("old", "x", 1);
+  table.load(new Map<string, Record<string, number>>([["u1", { cart: 50, checkout: 70 }], ["u2", { cart: 10 }]]));
+  assert.equal(table.count, 3);
+  assert.equal(table.has("old"), false);
+  assert.deepEqual(table.of("u1"), { cart: 50, checkout: 70 });
+  assert.deepEqual(table.keysDue(9), []);
+  assert.deepEqual(table.keysDue(50).sort(), ["u1", "u2"]);
+  table.clear();
+  assert.equal(table.count, 0);
+  assert.deepEqual(table.keysDue(Infinity), []);
+});
