@@ -155,7 +155,7 @@ export async function run(args: string[]): Promise<void> {
   const heapWithActors = Deno.memoryUsage().heapUsed;
   const inMemory = engine.runtime.actorCount;
   const liveAtEnd = inMemory - engine.runtime.packedCount;
-  const packDeadline = performance.now() + config.ACTOR_PACK_MS + 60_000;
+  const packDeadline = performance.now() + config.ACTOR_PACK_MS + 120_000;
   while (engine.runtime.packedCount < engine.runtime.actorCount && performance.now() < packDeadline) {
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }

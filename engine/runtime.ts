@@ -24,7 +24,7 @@ export interface RuntimeDeps extends Omit<WorkerDeps, "logic"> {
 
 const DEFAULT_ACTOR_IDLE_MS = 5 * 60_000;
 /** Packing time per partition per housekeeping round; other work runs between partitions. */
-const PACK_BUDGET_MS = 5;
+const PACK_BUDGET_MS = 10;
 
 /** A live actor state found in this instance's memory. */
 export interface LiveState {
