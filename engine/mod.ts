@@ -9,6 +9,10 @@
  *     · activates actors on demand (state batch-loaded from PostgreSQL), one per key
  *     · runs each key's messages in order through its ActorLogic (actor.ts, logic in actors/)
  *     · handlers emit outputs through ctx; bad records go to the DLQ (dead_letter.ts)
+ *     · pending timers live in a TimerTable (timer_table.ts); idle actors are packed into compact
+ *       strings (state_packer.ts) and unpacked by their next message
+ *   Facts for product and global actors are published in bundles, one record per target partition
+ *     per checkpoint (fact_bundle.ts), and expanded back into one message each when consumed.
  *   Checkpoint: outputs appended and acknowledged first, then dirty states + next offset in one
  *     transaction (sql/checkpoints.ts), with the query projections: alerts, latest recommendations,
  *     the global actor's finished analytics minutes (a stored output, sql/analytics_minutes.ts), and

@@ -12,6 +12,7 @@
  */
 import { Kafka, logLevel } from "kafkajs";
 import { topicNames } from "../engine/config.ts";
+import { installRequestQueueFix } from "../engine/kafkajs_request_queue.ts";
 
 const USAGE = `usage: deno task tail alerts|recommendations [--from-beginning] [--url URL] [--interval MS]
 
@@ -86,6 +87,7 @@ async function tailKafka(options: Options, brokers: string): Promise<void> {
   const env = Deno.env.toObject();
   const topic = topicNames({ TOPIC_PREFIX: env.TOPIC_PREFIX ?? "" })[options.stream];
   const groupId = `${env.GROUP_ID || "actor-engine"}.tail-${crypto.randomUUID().slice(0, 8)}`;
+  installRequestQueueFix(); // kafkajs#1704: no idle 1 ms polling loop (engine/kafkajs_request_queue.ts)
   const kafka = new Kafka({
     clientId: `${env.KAFKA_CLIENT_ID || "actor-engine"}-tail`,
     brokers: brokers.split(",").map((b) => b.trim()).filter((b) => b !== ""),
