@@ -49,15 +49,21 @@ export function bundleRecords(
   const open = new Map<string, OpenBundle>();
   for (const record of records) {
     const partitions = partitionsOf.get(record.topic);
-    if (partitions === undefined || record.headers !== undefined) {
+    if (partitions === undefined) {
       out.push(record);
       continue;
     }
     const partition = record.partition ?? partitionForKey(record.key, partitions);
+    const id = `${record.topic}\u0000${partition}`;
+    if (record.headers !== undefined) {
+      // Headers cannot ride in a bundle: the record goes alone, and later ones start a new bundle after it.
+      open.delete(id);
+      out.push(record);
+      continue;
+    }
     const key = encoder.encode(record.key);
     const value = typeof record.value === "string" ? encoder.encode(record.value) : record.value;
     const size = varintLength(key.length) + key.length + varintLength(value.length) + value.length;
-    const id = `${record.topic}\u0000${partition}`;
     let bundle = open.get(id);
     if (!bundle || (bundle.bytes > 0 && bundle.bytes + size > maxBytes)) {
       bundle = { topic: record.topic, partition, parts: [], bytes: 0, at: out.length };

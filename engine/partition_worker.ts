@@ -503,7 +503,7 @@ export class PartitionWorker {
       const ctx = this.#context(key, cell, emitted, () => item.clock, (rule) => outputId(item.record, rule));
       try {
         const next = logic.handle(cell.state, item.message, ctx);
-        cell.state = next instanceof Promise ? await next : next;
+        cell.state = typeof (next as PromiseLike<unknown> | null)?.then === "function" ? await next : next;
         cell.dirty = true;
         cell.lastActiveAt = Math.max(cell.lastActiveAt, item.record.timestamp);
         this.#publish(emitted);

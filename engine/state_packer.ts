@@ -55,7 +55,7 @@ export class StatePacker {
     this.#length = 0;
     this.#strings.clear();
     this.#stringCount = 0;
-    if (!this.#value(value)) this.#byte(NULL);
+    if (!this.#value(jsonValue(value, ""))) this.#byte(NULL);
     let text = "";
     for (let i = 0; i < this.#length; i += 8_192) {
       text += String.fromCharCode.apply(null, this.#out.subarray(i, Math.min(this.#length, i + 8_192)) as never);
@@ -68,7 +68,7 @@ export class StatePacker {
     return new Reader(packed, this.#keys).value();
   }
 
-  /** Writes a value; false for what JSON omits (undefined, functions, symbols). */
+  /** Writes a value already through `jsonValue`; false for what JSON omits (undefined, functions, symbols). */
   #value(value: unknown): boolean {
     switch (typeof value) {
       case "string":
@@ -84,9 +84,7 @@ export class StatePacker {
         throw new TypeError("Do not know how to serialize a BigInt");
       case "object":
         if (value === null) this.#byte(NULL);
-        else if (typeof (value as { toJSON?: unknown }).toJSON === "function") {
-          if (!this.#value((value as { toJSON(): unknown }).toJSON())) this.#byte(NULL);
-        } else if (Array.isArray(value)) this.#array(value);
+        else if (Array.isArray(value)) this.#array(value);
         else this.#object(value as Record<string, unknown>);
         return true;
       default:
@@ -143,18 +141,20 @@ export class StatePacker {
 
   #array(items: readonly unknown[]): void {
     this.#tagged(ARRAY, items.length);
-    for (const item of items) if (!this.#value(item)) this.#byte(NULL);
+    for (let i = 0; i < items.length; i++) if (!this.#value(jsonValue(items[i], i))) this.#byte(NULL);
   }
 
   #object(object: Record<string, unknown>): void {
-    const keys = Object.keys(object).filter((key) => {
-      const t = typeof object[key];
-      return t !== "undefined" && t !== "function" && t !== "symbol";
-    });
-    this.#tagged(OBJECT, keys.length);
-    for (const key of keys) {
+    const entries: [string, unknown][] = [];
+    for (const key of Object.keys(object)) {
+      const value = jsonValue(object[key], key);
+      const t = typeof value;
+      if (t !== "undefined" && t !== "function" && t !== "symbol") entries.push([key, value]);
+    }
+    this.#tagged(OBJECT, entries.length);
+    for (const [key, value] of entries) {
       this.#key(key);
-      this.#value(object[key]);
+      this.#value(value);
     }
   }
 
@@ -199,6 +199,18 @@ export class StatePacker {
   }
 }
 
+/** What JSON.stringify serialises for a property: `toJSON(key)` applied once, primitives taken out of their boxes. */
+function jsonValue(value: unknown, key: string | number): unknown {
+  if ((typeof value === "object" && value !== null) || typeof value === "bigint") {
+    const toJSON = (value as { toJSON?: unknown }).toJSON;
+    if (typeof toJSON === "function") value = toJSON.call(value, String(key));
+  }
+  if (value instanceof Number) return Number(value);
+  if (value instanceof String) return String(value);
+  if (value instanceof Boolean) return value.valueOf();
+  return value;
+}
+
 /** Decodes one packed string. */
 class Reader {
   #at = 0;
@@ -207,7 +219,7 @@ class Reader {
   constructor(readonly text: string, readonly keys: readonly string[]) {}
 
   value(): unknown {
-    const tag = this.text.charCodeAt(this.#at++);
+    const tag = this.#next();
     if (tag >= SMALL_INT) return tag - SMALL_INT;
     switch (tag) {
       case NULL:
@@ -225,8 +237,11 @@ class Reader {
       case LATIN1:
       case UTF16:
         return this.#remember(this.#chars(tag === UTF16));
-      case BACKREF:
-        return this.#strings[this.#varint()];
+      case BACKREF: {
+        const index = this.#varint();
+        if (index >= this.#strings.length) throw new Error(`corrupt packed state: back-reference ${index}`);
+        return this.#strings[index];
+      }
       case TIMESTAMP:
         return this.#remember(new Date(this.#varint()).toISOString());
       case UUID:
@@ -252,6 +267,12 @@ class Reader {
     }
   }
 
+  /** The next byte; a packed string never ends early unless corrupted. */
+  #next(): number {
+    if (this.#at >= this.text.length) throw new Error(`corrupt packed state: truncated at ${this.#at}`);
+    return this.text.charCodeAt(this.#at++);
+  }
+
   #remember(s: string): string {
     if (s.length >= MIN_BACKREF_LENGTH) this.#strings.push(s);
     return s;
@@ -259,6 +280,9 @@ class Reader {
 
   #chars(wide: boolean): string {
     const length = this.#varint();
+    if (this.#at + (wide ? 2 * length : length) > this.text.length) {
+      throw new Error(`corrupt packed state: truncated at ${this.#at}`);
+    }
     if (!wide) return this.text.slice(this.#at, this.#at += length);
     let s = "";
     for (let i = 0; i < length; i++, this.#at += 2) {
@@ -271,7 +295,7 @@ class Reader {
     let s = "";
     for (let i = 0; i < 16; i++) {
       if (i === 4 || i === 6 || i === 8 || i === 10) s += "-";
-      const b = this.text.charCodeAt(this.#at++);
+      const b = this.#next();
       s += HEX[b >> 4] + HEX[b & 0xf];
     }
     return s;
@@ -279,7 +303,7 @@ class Reader {
 
   #float(): number {
     const bytes = new Uint8Array(8);
-    for (let i = 0; i < 8; i++) bytes[i] = this.text.charCodeAt(this.#at++);
+    for (let i = 0; i < 8; i++) bytes[i] = this.#next();
     return new DataView(bytes.buffer).getFloat64(0);
   }
 
@@ -287,7 +311,7 @@ class Reader {
     let n = 0;
     let scale = 1;
     for (;;) {
-      const b = this.text.charCodeAt(this.#at++);
+      const b = this.#next();
       n += (b & 0x7f) * scale;
       if (b < 0x80) return n;
       scale *= 0x80;

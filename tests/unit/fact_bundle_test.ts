@@ -39,7 +39,7 @@ Deno.test("bundleRecords() puts each fact in its key's partition, in order, and 
     "other topics and records with headers pass",
   );
   const bundles = out.filter((r) => r.headers?.[BUNDLE_HEADER]);
-  assert.equal(bundles.length, 6, "one bundle per partition");
+  assert.equal(bundles.length, 7, "one bundle per partition, two for the one the record with headers went to");
   const expanded = bundles.flatMap((b, i) => expandBundle(asRead(b, i)));
   for (const entry of expanded) assert.equal(entry.partition, partitionForKey(entry.key!, 6));
   for (let p = 0; p < 6; p++) {
@@ -49,6 +49,20 @@ Deno.test("bundleRecords() puts each fact in its key's partition, in order, and 
   }
   const indexes = expanded.filter((e) => e.offset === 0).map((e) => e.headers[BUNDLE_INDEX_HEADER]);
   assert.deepEqual(indexes, indexes.map((_, i) => String(i)));
+});
+
+Deno.test("a record with headers goes alone, between the bundles of what came before and after it", () => {
+  const record = (value: string, headers?: Record<string, string>): OutgoingRecord => ({
+    topic: "analytics",
+    key: "global",
+    value,
+    headers,
+  });
+  const out = bundleRecords([record("a"), record("b", { h: "1" }), record("c")], new Map([["analytics", 1]]));
+  const values = out.flatMap((r, i) =>
+    r.headers?.[BUNDLE_HEADER] ? expandBundle(asRead(r, i)).map((e) => text(e.value!)) : [text(r.value)]
+  );
+  assert.deepEqual(values, ["a", "b", "c"]);
 });
 
 Deno.test("bundles are split to stay under the size limit; a larger record goes alone", () => {

@@ -42,6 +42,10 @@ Deno.test("the packer follows JSON for what JSON drops or changes", () => {
     list: [undefined, () => 1, NaN, Infinity, -0, 1e300, -5, 2 ** 53, 0.1],
     date: new Date(Date.UTC(2026, 10, 1)),
     nested: { toJSON: () => ({ replaced: true }) },
+    dropped: { toJSON: () => undefined },
+    once: { toJSON: () => ({ toJSON: () => "twice" }) },
+    keyed: { toJSON: (key: string) => `as ${key}` },
+    boxed: [new String("ab"), new Number(3), new Boolean(false)],
     ["__proto__"]: 1,
   };
   const json = viaJson(value);
@@ -50,6 +54,13 @@ Deno.test("the packer follows JSON for what JSON drops or changes", () => {
   assert.equal(Object.getPrototypeOf(unpacked), Object.prototype);
   assert.equal(packer.unpack(packer.pack(undefined)), null);
   assert.throws(() => packer.pack({ n: 1n }), TypeError);
+});
+
+Deno.test("a corrupted packed string fails to unpack instead of looping or inventing values", () => {
+  const packer = new StatePacker();
+  const packed = packer.pack({ id: "0190b2a0-0000-7000-8000-000000000000", at: "2026-11-01T00:00:00.000Z", n: 1e15 });
+  for (let cut = 1; cut < packed.length; cut++) assert.throws(() => packer.unpack(packed.slice(0, cut)), /corrupt/);
+  assert.throws(() => packer.unpack(String.fromCharCode(0x08, 0x05)), /back-reference/);
 });
 
 Deno.test("the shared key table is bounded; keys beyond it are spelled out and still read back", () => {
