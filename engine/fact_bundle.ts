@@ -14,6 +14,7 @@
 import { ValidationError } from "./errors.ts";
 import type { LogRecord, OutgoingRecord } from "./log.ts";
 import { partitionForKey } from "./partitioner.ts";
+import { varintLength, writeVarint } from "./varint.ts";
 
 /** Marks a bundle record; its value is the frame version. */
 export const BUNDLE_HEADER = "engine-bundle";
@@ -134,22 +135,8 @@ export function expandBundle(record: LogRecord): LogRecord[] {
   return entries;
 }
 
-function varintLength(n: number): number {
-  let length = 1;
-  while (n >= 0x80) {
-    n = Math.floor(n / 0x80);
-    length++;
-  }
-  return length;
-}
-
 function varint(n: number): Uint8Array {
   const out = new Uint8Array(varintLength(n));
-  let i = 0;
-  while (n >= 0x80) {
-    out[i++] = (n % 0x80) | 0x80;
-    n = Math.floor(n / 0x80);
-  }
-  out[i] = n;
+  writeVarint(out, 0, n);
   return out;
 }

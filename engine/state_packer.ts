@@ -10,6 +10,8 @@
  * `unpack(pack(x))` equals `JSON.parse(JSON.stringify(x))` for every JSON-serialisable x.
  */
 
+import { writeVarint } from "./varint.ts";
+
 /** Keys beyond this many distinct ones are stored inline: data-dependent keys (product ids) must not grow the table for ever. */
 export const KEY_TABLE_LIMIT = 4_096;
 
@@ -184,11 +186,7 @@ export class StatePacker {
   /** Unsigned LEB128 of a safe integer. */
   #varint(n: number): void {
     this.#reserve(8);
-    while (n >= 0x80) {
-      this.#out[this.#length++] = (n % 0x80) | 0x80;
-      n = Math.floor(n / 0x80);
-    }
-    this.#out[this.#length++] = n;
+    this.#length = writeVarint(this.#out, this.#length, n);
   }
 
   #reserve(n: number): void {
