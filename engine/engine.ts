@@ -65,8 +65,9 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
   let stopping = false;
   const store = new SqlCheckpointStore(backend.sql);
   const domain = createDomainLogics(config);
-  // Facts are published to these topics in bundles per partition (engine/fact_bundle.ts).
-  const bundledTopics = new Map(
+  // Facts are published to these topics in bundles per partition (engine/fact_bundle.ts); an
+  // ingest-only instance owns no partition, so it never publishes facts and needs no counts.
+  const bundledTopics = config.ROLE !== "all" ? undefined : new Map(
     await Promise.all(
       [topics.productEvents, topics.analytics].map(async (topic) =>
         [topic, await backend.admin.partitionCount(topic)] as const
