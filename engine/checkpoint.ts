@@ -29,6 +29,8 @@ export type { StoredActor };
 export interface Claim {
   readonly epoch: number;
   readonly nextOffset: number;
+  /** The partition clock (epoch ms) as of `nextOffset`; 0 before the first checkpoint. */
+  readonly clock: number;
 }
 
 /** Everything one checkpoint writes, atomically. */
@@ -42,6 +44,8 @@ export interface CheckpointWrite {
    */
   readonly previousOffset?: number;
   readonly nextOffset: number;
+  /** The partition clock (epoch ms) as of `nextOffset`, where a new owner or a rewind resumes it. */
+  readonly clock: number;
   readonly kind: string;
   readonly upserts: readonly StoredActor[];
   /** Keys whose state is removed (expired in memory). */
@@ -61,6 +65,8 @@ export interface CommitResult {
    * this offset (its reply was lost): nothing was written, and the writer resumes from here.
    */
   readonly storedOffset?: number;
+  /** The partition clock stored with `storedOffset`. */
+  readonly storedClock?: number;
   /** Stored actors removed by `expireBefore`. */
   readonly expired: number;
 }
@@ -104,9 +110,12 @@ export class SqlCheckpointStore implements CheckpointStore {
         w.tp.partition,
         w.epoch,
         w.nextOffset,
+        w.clock,
         w.previousOffset,
       );
-      if (advance.outcome === "diverged") return { committed: false, storedOffset: advance.storedOffset, expired: 0 };
+      if (advance.outcome === "diverged") {
+        return { committed: false, storedOffset: advance.storedOffset, storedClock: advance.storedClock, expired: 0 };
+      }
       if (advance.outcome !== "advanced") return { committed: advance.outcome === "alreadyCommitted", expired: 0 };
       await saveStates(tx, w.kind, w.tp.partition, w.upserts);
       await deleteStates(tx, w.kind, w.deletes);
@@ -131,7 +140,7 @@ interface MemoryRow extends StoredActor {
 
 /** Checkpoints in memory with the same fencing and expiry rules, for unit tests. */
 export class MemoryCheckpointStore implements CheckpointStore {
-  readonly partitions = new Map<string, { epoch: number; nextOffset: number; owner: string }>();
+  readonly partitions = new Map<string, { epoch: number; nextOffset: number; clock: number; owner: string }>();
   readonly rows = new Map<string, MemoryRow>();
   readonly alerts = new Map<string, Alert>();
   readonly recommendations = new Map<string, Recommendation>();
@@ -155,10 +164,10 @@ export class MemoryCheckpointStore implements CheckpointStore {
   claim(tp: TopicPartition, groupId: string, owner: string): Promise<Claim> {
     this.#check();
     const id = `${groupId}/${tpKey(tp)}`;
-    const row = this.partitions.get(id) ?? { epoch: 0, nextOffset: 0, owner };
-    const next = { epoch: row.epoch + 1, nextOffset: row.nextOffset, owner };
+    const row = this.partitions.get(id) ?? { epoch: 0, nextOffset: 0, clock: 0, owner };
+    const next = { ...row, epoch: row.epoch + 1, owner };
     this.partitions.set(id, next);
-    return Promise.resolve({ epoch: next.epoch, nextOffset: next.nextOffset });
+    return Promise.resolve({ epoch: next.epoch, nextOffset: next.nextOffset, clock: next.clock });
   }
 
   load(kind: string, keys: readonly string[]): Promise<Map<string, StoredActor>> {
@@ -193,10 +202,11 @@ export class MemoryCheckpointStore implements CheckpointStore {
       return Promise.resolve(
         row.nextOffset === w.nextOffset
           ? { committed: true, expired: 0 }
-          : { committed: false, storedOffset: row.nextOffset, expired: 0 },
+          : { committed: false, storedOffset: row.nextOffset, storedClock: row.clock, expired: 0 },
       );
     }
     row.nextOffset = w.nextOffset;
+    row.clock = w.clock;
     const now = new Date();
     for (const a of w.upserts) {
       this.rows.set(`${w.kind}/${a.key}`, { ...structuredClone(a), partition: w.tp.partition, updatedAt: now });

@@ -6,11 +6,13 @@
  *
  * Time: the partition clock is the largest event time seen so far; when the partition has been
  * idle for `idleClockMs` of wall time, it advances to wall time less that grace, so timers fire
- * even if no other event arrives. Before a message is handled, its key's timers that are due at
+ * even if no other event arrives. Each checkpoint stores the clock with the offset, and a new
+ * owner or a rewind resumes it from there, so a late record after a restart sees the same
+ * `ctx.now()` as without the restart. Before a message is handled, its key's timers that are due at
  * the clock of that message fire first; so the outcome does not depend on batch boundaries.
  */
 import type { ActorContext, AnyActorLogic, Emitted, LogTopic } from "./actor.ts";
-import type { CheckpointStore, StoredActor } from "./checkpoint.ts";
+import type { CheckpointStore, Claim, StoredActor } from "./checkpoint.ts";
 import type { Topics } from "./config.ts";
 import { deadLetter } from "./dead_letter.ts";
 import { EngineError, ensureError, TerminalError, ValidationError } from "./errors.ts";
@@ -108,6 +110,8 @@ export class PartitionWorker {
   #position: number;
   /** Next offset as recorded in the last committed checkpoint. */
   #checkpointed: number;
+  /** The partition clock recorded with `#checkpointed`. */
+  #checkpointedClock: number;
   #outputs: OutgoingRecord[] = [];
   #alerts: Alert[] = [];
   #recommendations: Recommendation[] = [];
@@ -115,7 +119,7 @@ export class PartitionWorker {
   /** Product minute deltas since the last checkpoint, added up (committed with the offset covering them). */
   readonly #productMinutes = new ProductMinuteDeltas();
   #sinceCheckpoint = 0;
-  #clock = 0;
+  #clock: number;
   #lastRecordAt: number;
   #lock: Promise<unknown> = Promise.resolve();
   #closed = false;
@@ -127,15 +131,16 @@ export class PartitionWorker {
   private constructor(
     tp: TopicPartition,
     deps: WorkerDeps,
-    epoch: number,
-    nextOffset: number,
+    claim: Claim,
     timers: Map<string, Record<string, number>>,
   ) {
     this.#tp = tp;
     this.#deps = deps;
-    this.#epoch = epoch;
-    this.#position = nextOffset;
-    this.#checkpointed = nextOffset;
+    this.#epoch = claim.epoch;
+    this.#position = claim.nextOffset;
+    this.#checkpointed = claim.nextOffset;
+    this.#clock = claim.clock;
+    this.#checkpointedClock = claim.clock;
     this.#timers.load(timers);
     this.#wall = deps.wallClock ?? Date.now;
     this.#events = deps.instrumentation ?? noInstrumentation;
@@ -147,10 +152,11 @@ export class PartitionWorker {
   static async claim(tp: TopicPartition, deps: WorkerDeps): Promise<PartitionWorker> {
     const claimed = await deps.store.claim(tp, deps.groupId, deps.owner);
     const timers = await deps.store.loadTimers(deps.logic.kind, tp.partition);
-    const worker = new PartitionWorker(tp, deps, claimed.epoch, claimed.nextOffset, timers);
+    const worker = new PartitionWorker(tp, deps, claimed, timers);
     worker.#log.info("partition claimed", {
       epoch: claimed.epoch,
       nextOffset: claimed.nextOffset,
+      clock: claimed.clock,
       timers: worker.pendingTimers,
     });
     return worker;
@@ -399,6 +405,7 @@ export class PartitionWorker {
     this.#productMinutes.clear();
     this.#sinceCheckpoint = 0;
     this.#position = this.#checkpointed;
+    this.#clock = this.#checkpointedClock;
     this.#deps.consumer.seek(this.#tp, this.#checkpointed);
     try {
       const stored = await this.#deps.store.loadTimers(this.#deps.logic.kind, this.#tp.partition);
@@ -652,6 +659,7 @@ export class PartitionWorker {
     });
     this.#outputs = [];
     const position = this.#position;
+    const clock = this.#clock;
     const deletes = [...this.#expired];
     const upserts = dirty.map(([key, cell]) => ({
       key,
@@ -665,6 +673,7 @@ export class PartitionWorker {
       epoch: this.#epoch,
       previousOffset: this.#checkpointed,
       nextOffset: position,
+      clock,
       kind: logic.kind,
       upserts,
       deletes,
@@ -689,6 +698,7 @@ export class PartitionWorker {
         attempted: position,
       });
       this.#checkpointed = result.storedOffset;
+      this.#checkpointedClock = result.storedClock ?? 0;
       await this.#rewind();
       return;
     }
@@ -709,6 +719,7 @@ export class PartitionWorker {
     this.#productMinutes.clear();
     const advanced = position !== this.#checkpointed;
     this.#checkpointed = position;
+    this.#checkpointedClock = clock;
     this.#sinceCheckpoint = 0;
     if (nothingNew && !advanced) return;
     const seconds = (performance.now() - started) / 1000;

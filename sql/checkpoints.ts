@@ -5,6 +5,8 @@ import type { Alert, Recommendation } from "../engine/outputs.ts";
 /** A partition's checkpoint row after this owner claimed it. */
 export interface ClaimedPartition {
   readonly nextOffset: number;
+  /** The partition clock (epoch ms) as of `nextOffset`. */
+  readonly clock: number;
   readonly epoch: number;
 }
 
@@ -29,13 +31,13 @@ export async function claimPartition(
   partition: number,
   owner: string,
 ): Promise<ClaimedPartition> {
-  const [row] = await sql<{ next_offset: string; epoch: string }[]>`
+  const [row] = await sql<{ next_offset: string; clock: string; epoch: string }[]>`
     insert into partition_checkpoints (group_id, topic, partition, epoch, owner)
     values (${groupId}, ${topic}, ${partition}, 1, ${owner})
     on conflict (group_id, topic, partition) do update
       set epoch = partition_checkpoints.epoch + 1, owner = excluded.owner, updated_at = now()
-    returning next_offset, epoch`;
-  return { nextOffset: Number(row.next_offset), epoch: Number(row.epoch) };
+    returning next_offset, clock, epoch`;
+  return { nextOffset: Number(row.next_offset), clock: Number(row.clock), epoch: Number(row.epoch) };
 }
 
 /**
@@ -45,10 +47,10 @@ export async function claimPartition(
  */
 export type Advance =
   | { readonly outcome: "advanced" | "fenced" | "alreadyCommitted" }
-  | { readonly outcome: "diverged"; readonly storedOffset: number };
+  | { readonly outcome: "diverged"; readonly storedOffset: number; readonly storedClock: number };
 
 /**
- * Advances the partition's offset if `epoch` still owns it and, when `previousOffset` is given,
+ * Advances the partition's offset (and its clock) if `epoch` still owns it and, when `previousOffset` is given,
  * the offset is still that one. "alreadyCommitted": the same epoch already stands at `nextOffset`,
  * i.e. an earlier attempt of this very checkpoint committed but its reply was lost; writing it
  * again would add the product minute deltas twice. Runs inside the checkpoint transaction, so it
@@ -61,22 +63,25 @@ export async function advanceCheckpoint(
   partition: number,
   epoch: number,
   nextOffset: number,
+  clock: number,
   previousOffset?: number,
 ): Promise<Advance> {
   const rows = await tx`
     update partition_checkpoints
-       set next_offset = ${nextOffset}, updated_at = now()
+       set next_offset = ${nextOffset}, clock = ${clock}, updated_at = now()
      where group_id = ${groupId} and topic = ${topic} and partition = ${partition} and epoch = ${epoch}
        ${previousOffset === undefined ? tx`` : tx`and next_offset = ${previousOffset}`}
     returning 1`;
   if (rows.length === 1) return { outcome: "advanced" };
   if (previousOffset === undefined) return { outcome: "fenced" };
-  const [row] = await tx<{ epoch: string; next_offset: string }[]>`
-    select epoch, next_offset from partition_checkpoints
+  const [row] = await tx<{ epoch: string; next_offset: string; clock: string }[]>`
+    select epoch, next_offset, clock from partition_checkpoints
      where group_id = ${groupId} and topic = ${topic} and partition = ${partition}`;
   if (!row || Number(row.epoch) !== epoch) return { outcome: "fenced" };
   const stored = Number(row.next_offset);
-  return stored === nextOffset ? { outcome: "alreadyCommitted" } : { outcome: "diverged", storedOffset: stored };
+  return stored === nextOffset
+    ? { outcome: "alreadyCommitted" }
+    : { outcome: "diverged", storedOffset: stored, storedClock: Number(row.clock) };
 }
 
 /** Upserts many actor rows of one partition in one statement. */

@@ -65,6 +65,8 @@ export class Harness {
       actorPackMs?: number;
       stateTtlMs?: number;
       idleClockMs?: number;
+      /** Period of the runtime's own housekeeping (50 ms unless set); tests may drive it with `housekeep()`. */
+      checkpointIntervalMs?: number;
     } = {},
   ) {}
 

@@ -38,6 +38,7 @@ const write = (epoch: number, nextOffset: number, extra: Partial<CheckpointWrite
   groupId: "g",
   epoch,
   nextOffset,
+  clock: nextOffset * 1_000,
   kind: "user",
   upserts: [],
   deletes: [],
@@ -62,18 +63,22 @@ onlyOn("postgresql", "migrate() applies every migration once and records it", as
 
 onlyOn(
   "postgresql",
-  "a commit writes states, timers and the next offset together; a fenced epoch writes nothing",
+  "a commit writes states, timers, the next offset and the clock together; a fenced epoch writes nothing",
   async () => {
     await withStore(async (store) => {
       const first = await store.claim(tp, "g", "instance-a");
-      assert.deepEqual(first, { epoch: 1, nextOffset: 0 });
+      assert.deepEqual(first, { epoch: 1, nextOffset: 0, clock: 0 });
       const ok = await store.commit(write(first.epoch, 7, {
         upserts: [{ key: "alice", state: { views: 3 }, timers: { cart: 1000 }, lastActiveAt: 5 }],
       }));
       assert.equal(ok.committed, true);
 
       const second = await store.claim(tp, "g", "instance-b");
-      assert.deepEqual(second, { epoch: 2, nextOffset: 7 }, "the new owner resumes at the checkpoint");
+      assert.deepEqual(
+        second,
+        { epoch: 2, nextOffset: 7, clock: 7_000 },
+        "the new owner resumes at the checkpoint, with its clock",
+      );
       const stale = await store.commit(write(first.epoch, 9, {
         upserts: [{ key: "alice", state: { views: 99 }, timers: {}, lastActiveAt: 6 }],
       }));
@@ -93,7 +98,7 @@ onlyOn(
         ...write(second.epoch, 12, { upserts: [{ key: "alice", state: { views: 50 }, timers: {}, lastActiveAt: 7 }] }),
         ...believed,
       });
-      assert.deepEqual(diverged, { committed: false, storedOffset: 7, expired: 0 });
+      assert.deepEqual(diverged, { committed: false, storedOffset: 7, storedClock: 7_000, expired: 0 });
       assert.deepEqual((await store.read("user", "alice"))?.state, { views: 3 }, "nothing written");
     });
   },

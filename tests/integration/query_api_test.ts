@@ -398,6 +398,7 @@ onlyOn("kafka", {
       const write = {
         tp: { topic, partition },
         groupId: config.GROUP_ID,
+        clock: now,
         kind: "product",
         upserts: [],
         deletes: [],

@@ -183,6 +183,7 @@ Deno.test("a checkpoint whose earlier attempt committed (lost reply) adds nothin
     tp,
     groupId,
     epoch: row.epoch,
+    clock: row.clock,
     kind: "product",
     upserts: [],
     deletes: [],
@@ -195,5 +196,6 @@ Deno.test("a checkpoint whose earlier attempt committed (lost reply) adds nothin
   const stale = await h.store.commit({ ...write, previousOffset: 1, nextOffset: 2 });
   assert.equal(stale.committed, false);
   assert.equal(stale.storedOffset, row.nextOffset);
+  assert.equal(stale.storedClock, row.clock);
   assert.deepEqual([...h.store.productMinutes], before);
 });

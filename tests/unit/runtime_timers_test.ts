@@ -203,3 +203,74 @@ Deno.test("actors inactive for longer than the TTL are deleted from memory and f
   assert.equal((await stored(h, "new"))?.seen, 1);
   assert.equal((await stored(h, "armed"))?.seen, 1, "an actor with a pending timer is kept");
 });
+
+/** An actor that records `ctx.now()` at each message; a message with `fail` throws a transient error while `failures` last. */
+function clockLogic(counters: { handled: number; failures: number }): ActorLogic<
+  { key: string; nows: readonly number[] },
+  { at: number; fail?: boolean }
+> {
+  return {
+    kind: "clock",
+    initial: (key) => ({ key, nows: [] }),
+    decode: (record) => JSON.parse(new TextDecoder().decode(record.value!)),
+    eventTime: (m) => m.at,
+    handle: (state, m, ctx) => {
+      if (m.fail && counters.failures-- > 0) throw new Error("database hiccup");
+      counters.handled++;
+      return { ...state, nows: [...state.nows, ctx.now()] };
+    },
+    persist: (s) => s,
+    restore: (d) => d as { key: string; nows: readonly number[] },
+  };
+}
+
+async function handledAtLeast(counters: { handled: number }, n: number): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while (counters.handled < n) {
+    if (Date.now() > deadline) throw new Error(`only ${counters.handled} of ${n} messages handled`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+async function nowsOf(h: Harness, key: string): Promise<readonly number[] | undefined> {
+  return ((await h.store.read("clock", key))?.state as { nows: readonly number[] } | undefined)?.nows;
+}
+
+Deno.test("the partition clock is checkpointed: after a crash a late event sees the clock the partition had reached", async () => {
+  const counters = { handled: 0, failures: 0 };
+  // Housekeeping (checkpoints) only when the test calls it.
+  const h = new Harness(clockLogic(counters), 1, 1_000, { idleClockMs: 3_600_000, checkpointIntervalMs: 3_600_000 });
+  h.wall = T0;
+  await h.start();
+  h.send("a", { at: T0 + 10 * MIN });
+  await handledAtLeast(counters, 1);
+  await h.runtime.housekeep();
+  await h.crash();
+  h.send("late", { at: T0 }); // ten minutes older than what the partition had seen
+  await h.start("another-instance");
+  await handledAtLeast(counters, 2);
+  await h.runtime.housekeep();
+  await h.stop();
+  assert.deepEqual(await nowsOf(h, "late"), [T0 + 10 * MIN], "ctx.now() continues from the checkpointed clock");
+});
+
+Deno.test("a rewind to the checkpoint also rewinds the clock, so replayed messages see the clock they first saw", async () => {
+  const counters = { handled: 0, failures: 1 };
+  const h = new Harness(clockLogic(counters), 1, 1_000, { idleClockMs: 3_600_000, checkpointIntervalMs: 3_600_000 });
+  h.wall = T0;
+  await h.start();
+  h.send("a", { at: T0 });
+  await handledAtLeast(counters, 1);
+  await h.runtime.housekeep(); // checkpoint: clock T0
+  h.send("b", { at: T0 + 5 * MIN });
+  h.send("c", { at: T0 + 20 * MIN });
+  await handledAtLeast(counters, 3); // the clock is at T0 + 20 min, not checkpointed
+  h.send("d", { at: T0 + 1 * MIN, fail: true }); // fails once: the partition rewinds to its checkpoint
+  await handledAtLeast(counters, 6); // b and c again, then d
+  await h.runtime.housekeep();
+  await h.stop();
+  assert.equal(counters.failures, -1, "the failure happened");
+  assert.deepEqual(await nowsOf(h, "b"), [T0 + 5 * MIN], "b is handled again at its own time, not the later clock");
+  assert.deepEqual(await nowsOf(h, "c"), [T0 + 20 * MIN]);
+  assert.deepEqual(await nowsOf(h, "d"), [T0 + 20 * MIN]);
+});
