@@ -112,6 +112,8 @@ export class PartitionWorker {
   #checkpointed: number;
   /** The partition clock recorded with `#checkpointed`. */
   #checkpointedClock: number;
+  /** Set by a rewind until the timer index is reloaded from the checkpoint. */
+  #timersStale = false;
   #outputs: OutgoingRecord[] = [];
   #alerts: Alert[] = [];
   #recommendations: Recommendation[] = [];
@@ -271,7 +273,10 @@ export class PartitionWorker {
       const wall = this.#wall();
       const grace = this.#deps.idleClockMs ?? DEFAULT_IDLE_CLOCK_MS;
       if (wall - this.#lastRecordAt >= grace) this.#clock = Math.max(this.#clock, wall - grace);
-      await this.#guarded(() => this.#fireDue(this.#clock));
+      await this.#guarded(async () => {
+        await this.#reloadStaleTimers();
+        await this.#fireDue(this.#clock);
+      });
       this.#expireInMemory(wall);
       this.#events.emit({
         ...this.#tp,
@@ -407,17 +412,29 @@ export class PartitionWorker {
     this.#position = this.#checkpointed;
     this.#clock = this.#checkpointedClock;
     this.#deps.consumer.seek(this.#tp, this.#checkpointed);
+    this.#timersStale = true;
     try {
-      const stored = await this.#deps.store.loadTimers(this.#deps.logic.kind, this.#tp.partition);
-      this.#timers.load(stored);
+      await this.#reloadStaleTimers();
     } catch (error) {
-      // The index may now hold timers set after the checkpoint; they fire at worst early and once.
-      this.#log.warn("could not reload timers after a rewind", { error });
+      // Typically the outage that caused the rewind: the next batch or tick retries first.
+      this.#log.warn("could not reload timers after a rewind; retrying before the next record", { error });
     }
+  }
+
+  /**
+   * After a rewind, the timer index must be the checkpoint's again before anything is handled:
+   * timers that fired since the checkpoint would otherwise never fire in the replay, and timers
+   * armed since would fire before the messages that arm them. Throws while the store is down.
+   */
+  async #reloadStaleTimers(): Promise<void> {
+    if (!this.#timersStale) return;
+    this.#timers.load(await this.#deps.store.loadTimers(this.#deps.logic.kind, this.#tp.partition));
+    this.#timersStale = false;
   }
 
   async #apply(records: readonly LogRecord[]): Promise<void> {
     const { logic } = this.#deps;
+    await this.#reloadStaleTimers();
     const byKey = new Map<string, Item[]>();
     let clock = this.#clock;
     let messages = 0;

@@ -43,8 +43,13 @@ import { openEmbeddedDatabase } from "../../engine/embedded_database.ts";
 import type { RunningEngine } from "../../engine/engine.ts";
 import type { LogRecord } from "../../engine/log.ts";
 import { silentLogger } from "../../engine/logger.ts";
+import { installRequestQueueFix } from "../../engine/kafkajs_request_queue.ts";
 import { readEmbeddedTopic, readKafkaTopic } from "./read_topic.ts";
 import { freshDatabase, services, uniqueName } from "./services.ts";
+
+// The test process's own kafkajs clients (producers, admins, readers) get the engine's fix for
+// kafkajs's idle 1 ms polling loop, which would otherwise take CPU from the engines under test.
+installRequestQueueFix();
 
 /** The logs a scenario can run on. */
 export type LogName = "kafka" | "embedded";

@@ -274,3 +274,24 @@ Deno.test("a rewind to the checkpoint also rewinds the clock, so replayed messag
   assert.deepEqual(await nowsOf(h, "c"), [T0 + 20 * MIN]);
   assert.deepEqual(await nowsOf(h, "d"), [T0 + 20 * MIN]);
 });
+
+Deno.test("a rewind during a database outage reloads the timers before handling anything, so a timer that had fired fires again", async () => {
+  const h = new Harness(reminderLogic, 1, 1_000, { idleClockMs: 3_600_000, checkpointIntervalMs: 3_600_000 });
+  h.wall = T0;
+  await h.start();
+  h.send("a", { at: T0, remind: 10 * MIN });
+  while (!h.runtime.lookup("reminder", "a")) await new Promise((resolve) => setTimeout(resolve, 5));
+  await h.runtime.housekeep(); // checkpoint: a's timer is stored
+  h.send("b", { at: T0 + 15 * MIN }); // moves the clock past a's deadline: the timer fires, not yet checkpointed
+  while (!h.runtime.lookup("reminder", "b")) await new Promise((resolve) => setTimeout(resolve, 5));
+  assert.deepEqual((h.runtime.lookup("reminder", "a")?.state as Reminders).fired, [T0 + 10 * MIN]);
+  h.store.failWith = new Error("database down"); // c cannot be loaded: the partition rewinds, and cannot reload timers
+  h.send("c", { at: T0 + 16 * MIN });
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  h.store.failWith = null; // back: the replay of b and c must fire a's timer again
+  while (!h.runtime.lookup("reminder", "c")) await new Promise((resolve) => setTimeout(resolve, 5));
+  await h.runtime.housekeep();
+  await h.stop();
+  assert.deepEqual((await stored(h, "a"))?.fired, [T0 + 10 * MIN], "the timer fired in the replay too");
+  assert.equal((await stored(h, "c"))?.seen, 1);
+});
