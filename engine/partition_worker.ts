@@ -554,7 +554,7 @@ export class PartitionWorker {
     await settleAll(due.map((key) => this.#fireKeyTimers(key, this.#cells.get(key)!, clock)));
   }
 
-  /** Fires `key`'s timers due at `clock`, earliest first; `ctx.now()` is each timer's deadline. */
+  /** Fires `key`'s timers due at `clock`, earliest first (ties by name); `ctx.now()` is each timer's deadline. */
   async #fireKeyTimers(key: string, cell: Cell, clock: number): Promise<void> {
     const { logic } = this.#deps;
     for (let fired = 0; fired < MAX_FIRINGS_PER_KEY; fired++) {

@@ -64,7 +64,7 @@ export class TimerTable {
     const timers = this.#byKey.get(key);
     if (!timers || clock < this.#earliest) return undefined;
     let next: [string, number] | undefined;
-    for (const entry of timers) if (entry[1] <= clock && (!next || entry[1] < next[1])) next = entry;
+    for (const entry of timers) if (entry[1] <= clock && (!next || firesBefore(entry, next))) next = entry;
     return next;
   }
 
@@ -85,4 +85,12 @@ export class TimerTable {
     this.#earliest = earliest;
     return due;
   }
+}
+
+/**
+ * Firing order of one key's due timers: earliest deadline first, ties by name. Not by insertion:
+ * timers round-trip through a jsonb column, which does not keep the order they were set in.
+ */
+export function firesBefore(a: readonly [string, number], b: readonly [string, number]): boolean {
+  return a[1] < b[1] || (a[1] === b[1] && a[0] < b[0]);
 }

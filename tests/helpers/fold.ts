@@ -6,7 +6,7 @@
  *   `product-events` by productId), keys placed by Kafka's partitioner unless `partitionOf` says
  *   otherwise, and gets the next offset of that partition.
  * - Each partition has its own clock, the largest event time it has seen. Before a message is
- *   handled, its key's timers due at that clock fire, earliest first, with `ctx.now()` = deadline;
+ *   handled, its key's timers due at that clock fire, earliest first (ties by name), with `ctx.now()` = deadline;
  *   after it, every due timer of the partition fires (the runtime does that at the end of each
  *   batch; this is the batch-of-one schedule).
  * - Output ids are the runtime's: `<topic>-<partition>-<offset>-<rule>` for messages and
@@ -24,6 +24,7 @@ import { ValidationError } from "../../engine/errors.ts";
 import type { LogRecord } from "../../engine/log.ts";
 import { partitionForKey } from "../../engine/partitioner.ts";
 import { StatePacker } from "../../engine/state_packer.ts";
+import { firesBefore } from "../../engine/timer_table.ts";
 import type { Alert } from "../../actors/alerts.ts";
 import { createDomainLogics, type DomainLogics } from "../../actors/domain.ts";
 import type { GlobalState } from "../../actors/global.ts";
@@ -165,7 +166,7 @@ export async function fold(events: readonly unknown[], options: FoldOptions = {}
       const timers = p.timers.get(key);
       if (!timers) return fired;
       let due: [string, number] | undefined;
-      for (const entry of timers) if (entry[1] <= clock && (!due || entry[1] < due[1])) due = entry;
+      for (const entry of timers) if (entry[1] <= clock && (!due || firesBefore(entry, due))) due = entry;
       if (!due) return fired;
       const [name, at] = due;
       timers.delete(name);

@@ -3,7 +3,7 @@
  * model of the exactly-once tests. Bundles (engine/fact_bundle.ts) are expanded into their
  * entries, as the runtime does. Per record: decode (undecodable records are skipped, as the DLQ
  * does), advance the partition clock to the record's event time, fire the key's due timers
- * (earliest first, `now()` = deadline), handle the message (`now()` = clock), then fire every due
+ * (earliest first, ties by name, `now()` = deadline), handle the message (`now()` = clock), then fire every due
  * timer of the partition. No wall-clock advance: tests that use this set CLOCK_IDLE_MS high.
  */
 import type { ActorContext, AnyActorLogic, Emitted } from "../../engine/actor.ts";
@@ -11,6 +11,7 @@ import { TerminalError } from "../../engine/errors.ts";
 import type { LogRecord } from "../../engine/log.ts";
 import { expandBundle, isBundle } from "../../engine/fact_bundle.ts";
 import { outputId } from "../../engine/partition_worker.ts";
+import { firesBefore } from "../../engine/timer_table.ts";
 
 /** Final states and outputs of one partition. */
 export interface PartitionReplay {
@@ -47,7 +48,7 @@ export async function replayPartition(logic: AnyActorLogic, records: readonly Lo
       const t = timers.get(key);
       if (!t) return;
       let next: [string, number] | undefined;
-      for (const entry of t) if (entry[1] <= upTo && (!next || entry[1] < next[1])) next = entry;
+      for (const entry of t) if (entry[1] <= upTo && (!next || firesBefore(entry, next))) next = entry;
       if (!next) return;
       const [name, at] = next;
       t.delete(name);

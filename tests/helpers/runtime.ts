@@ -46,7 +46,7 @@ export function recorderLogic(
 export class Harness {
   readonly topics = topicNames({ TOPIC_PREFIX: "" });
   readonly log = new MemoryLog(() => this.wall);
-  readonly store = new MemoryCheckpointStore();
+  readonly store: MemoryCheckpointStore;
   runtime!: ActorRuntime;
   consumer!: MemoryConsumer;
 
@@ -67,8 +67,12 @@ export class Harness {
       idleClockMs?: number;
       /** Period of the runtime's own housekeeping (50 ms unless set); tests may drive it with `housekeep()`. */
       checkpointIntervalMs?: number;
+      /** A store with other behaviour (e.g. the key order of PostgreSQL's jsonb). */
+      store?: MemoryCheckpointStore;
     } = {},
-  ) {}
+  ) {
+    this.store = options.store ?? new MemoryCheckpointStore();
+  }
 
   async start(owner = "test-instance"): Promise<void> {
     await this.log.ensureTopics(Object.values(this.topics).map((topic) => ({ topic, partitions: this.partitions })));

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import type { ActorLogic } from "../../engine/actor.ts";
+import { MemoryCheckpointStore } from "../../engine/checkpoint.ts";
 import { Harness } from "../helpers/runtime.ts";
+import { replayPartition } from "../helpers/replay.ts";
 
 /** A reminder actor: `{at, remind}` arms a timer `remind` ms after the message's event time; `{at, cancel}` cancels it. */
 interface Reminders {
@@ -294,4 +296,48 @@ Deno.test("a rewind during a database outage reloads the timers before handling 
   await h.stop();
   assert.deepEqual((await stored(h, "a"))?.fired, [T0 + 10 * MIN], "the timer fired in the replay too");
   assert.equal((await stored(h, "c"))?.seen, 1);
+});
+
+/** An actor that arms the named timers one minute after the message and records the order they fire in. */
+const pairLogic: ActorLogic<{ key: string; fired: readonly string[] }, { at: number; timers?: string[] }> = {
+  kind: "pair",
+  initial: (key) => ({ key, fired: [] }),
+  decode: (record) => JSON.parse(new TextDecoder().decode(record.value!)),
+  eventTime: (m) => m.at,
+  handle: (state, m, ctx) => {
+    for (const name of m.timers ?? []) ctx.setTimer(name, m.at + MIN);
+    return state;
+  },
+  onTimer: (state, name) => ({ ...state, fired: [...state.fired, name] }),
+  persist: (s) => s,
+  restore: (d) => d as { key: string; fired: readonly string[] },
+};
+
+/** Returns each key's timers in reverse order, as a store that does not keep insertion order may. */
+class ReorderingStore extends MemoryCheckpointStore {
+  override async loadTimers(kind: string, partition: number): Promise<Map<string, Record<string, number>>> {
+    const timers = await super.loadTimers(kind, partition);
+    return new Map([...timers].map(([key, t]) => [key, Object.fromEntries(Object.entries(t).reverse())]));
+  }
+}
+
+Deno.test("timers of one key due at the same time fire in name order, with or without a restart, as in the fold", async () => {
+  for (const restart of [false, true]) {
+    const h = new Harness(pairLogic, 1, 1_000, { idleClockMs: 3_600_000, store: new ReorderingStore() });
+    h.wall = T0;
+    await h.start();
+    h.send("k", { at: T0, timers: ["zz", "a", "m"] });
+    await settle(h);
+    if (restart) {
+      await h.crash();
+      await h.start("another-instance");
+    }
+    h.send("other", { at: T0 + 2 * MIN });
+    await settle(h);
+    await h.stop();
+    const fired = ((await h.store.read("pair", "k"))?.state as { fired: string[] }).fired;
+    assert.deepEqual(fired, ["a", "m", "zz"], restart ? "after a restart" : "without a restart");
+    const fold = await replayPartition(pairLogic, h.log.read({ topic: h.topics.events, partition: 0 }, 0));
+    assert.deepEqual((fold.states.get("k") as { fired: string[] }).fired, fired, "the reference fold agrees");
+  }
 });
