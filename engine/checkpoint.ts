@@ -12,6 +12,7 @@ import {
   loadState,
   loadStates,
   loadTimers,
+  readCheckpoint,
   saveStates,
   type StoredActor,
   upsertRecommendations,
@@ -81,6 +82,8 @@ export interface CheckpointStore {
   loadTimers(kind: string, partition: number): Promise<Map<string, Record<string, number>>>;
   /** Writes the checkpoint in one transaction. */
   commit(write: CheckpointWrite): Promise<CommitResult>;
+  /** Where the partition's checkpoint stands: for an owner that cannot tell whether its last commit landed. */
+  stored(tp: TopicPartition, groupId: string): Promise<Claim | null>;
   /** One persisted state and when it was written, for queries. */
   read(kind: string, key: string): Promise<{ state: unknown; updatedAt: Date } | null>;
 }
@@ -130,6 +133,10 @@ export class SqlCheckpointStore implements CheckpointStore {
 
   read(kind: string, key: string): Promise<{ state: unknown; updatedAt: Date } | null> {
     return loadState(this.sql, kind, key);
+  }
+
+  stored(tp: TopicPartition, groupId: string): Promise<Claim | null> {
+    return readCheckpoint(this.sql, groupId, tp.topic, tp.partition);
   }
 }
 
@@ -181,6 +188,12 @@ export class MemoryCheckpointStore implements CheckpointStore {
       }
     }
     return Promise.resolve(out);
+  }
+
+  stored(tp: TopicPartition, groupId: string): Promise<Claim | null> {
+    this.#check();
+    const row = this.partitions.get(`${groupId}/${tpKey(tp)}`);
+    return Promise.resolve(row ? { epoch: row.epoch, nextOffset: row.nextOffset, clock: row.clock } : null);
   }
 
   loadTimers(kind: string, partition: number): Promise<Map<string, Record<string, number>>> {

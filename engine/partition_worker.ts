@@ -12,7 +12,7 @@
  * the clock of that message fire first; so the outcome does not depend on batch boundaries.
  */
 import type { ActorContext, AnyActorLogic, Emitted, LogTopic } from "./actor.ts";
-import type { CheckpointStore, Claim, StoredActor } from "./checkpoint.ts";
+import type { CheckpointStore, Claim, CommitResult, StoredActor } from "./checkpoint.ts";
 import type { Topics } from "./config.ts";
 import { deadLetter } from "./dead_letter.ts";
 import { EngineError, ensureError, TerminalError, ValidationError } from "./errors.ts";
@@ -112,8 +112,10 @@ export class PartitionWorker {
   #checkpointed: number;
   /** The partition clock recorded with `#checkpointed`. */
   #checkpointedClock: number;
-  /** Set by a rewind until the timer index is reloaded from the checkpoint. */
-  #timersStale = false;
+  /** Set by a rewind until the position (if uncertain) and the timer index are re-read from the store. */
+  #needsResync = false;
+  /** A commit failed without saying whether it landed: `#checkpointed` may be behind the store. */
+  #commitUncertain = false;
   #outputs: OutgoingRecord[] = [];
   #alerts: Alert[] = [];
   #recommendations: Recommendation[] = [];
@@ -217,6 +219,8 @@ export class PartitionWorker {
   handleBatch(batch: RecordBatch, heartbeat: () => Promise<void>): Promise<void> {
     return this.#serial(async () => {
       if (this.#closed) return;
+      if (this.#needsResync) await this.#guarded(() => this.#resync());
+      if (this.#needsResync || this.#closed) return;
       let records = batch.records.filter((r) => r.offset >= this.#position);
       if (records.length === 0) return;
       if (records[0].offset > this.#position && !(await this.#skipDeletedRecords(records[0].offset))) return;
@@ -272,9 +276,9 @@ export class PartitionWorker {
       if (this.#closed) return;
       const wall = this.#wall();
       const grace = this.#deps.idleClockMs ?? DEFAULT_IDLE_CLOCK_MS;
-      if (wall - this.#lastRecordAt >= grace) this.#clock = Math.max(this.#clock, wall - grace);
       await this.#guarded(async () => {
-        await this.#reloadStaleTimers();
+        await this.#resync();
+        if (wall - this.#lastRecordAt >= grace) this.#clock = Math.max(this.#clock, wall - grace);
         await this.#fireDue(this.#clock);
       });
       this.#expireInMemory(wall);
@@ -290,7 +294,14 @@ export class PartitionWorker {
 
   /** Writes a checkpoint if anything changed since the last one. */
   checkpoint(): Promise<void> {
-    return this.#serial(() => this.#checkpoint());
+    return this.#serial(async () => {
+      try {
+        await this.#checkpoint();
+      } catch (error) {
+        if (this.#commitUncertain) await this.#rewind();
+        throw error;
+      }
+    });
   }
 
   /**
@@ -390,6 +401,11 @@ export class PartitionWorker {
         this.#log.error("checkpoint failed; retrying", { error: ensureError(error), delay });
         await sleep(delay);
         await heartbeat().catch(() => {});
+        if (this.#commitUncertain) {
+          // It may have committed: continue from whatever the store holds, replaying what it lacks.
+          await this.#rewind();
+          return;
+        }
       }
     }
   }
@@ -412,29 +428,52 @@ export class PartitionWorker {
     this.#position = this.#checkpointed;
     this.#clock = this.#checkpointedClock;
     this.#deps.consumer.seek(this.#tp, this.#checkpointed);
-    this.#timersStale = true;
+    this.#needsResync = true;
     try {
-      await this.#reloadStaleTimers();
+      await this.#resync();
     } catch (error) {
       // Typically the outage that caused the rewind: the next batch or tick retries first.
-      this.#log.warn("could not reload timers after a rewind; retrying before the next record", { error });
+      this.#log.warn("could not re-read the checkpoint after a rewind; retrying before the next record", { error });
     }
   }
 
   /**
-   * After a rewind, the timer index must be the checkpoint's again before anything is handled:
-   * timers that fired since the checkpoint would otherwise never fire in the replay, and timers
-   * armed since would fire before the messages that arm them. Throws while the store is down.
+   * After a rewind, nothing is handled until the worker stands where the store does. If a commit
+   * failed without an answer, it may have landed: the stored offset and clock are the truth, or
+   * records would be applied twice onto the states it wrote. And the timer index must be the
+   * checkpoint's again: timers that fired since would otherwise never fire in the replay, and
+   * timers armed since would fire before the messages that arm them. Throws while the store is down.
    */
-  async #reloadStaleTimers(): Promise<void> {
-    if (!this.#timersStale) return;
-    this.#timers.load(await this.#deps.store.loadTimers(this.#deps.logic.kind, this.#tp.partition));
-    this.#timersStale = false;
+  async #resync(): Promise<void> {
+    if (!this.#needsResync) return;
+    const { store, logic, groupId, consumer } = this.#deps;
+    if (this.#commitUncertain) {
+      const stored = await store.stored(this.#tp, groupId);
+      if (!stored || stored.epoch !== this.#epoch) {
+        this.#release();
+        return;
+      }
+      this.#checkpointed = this.#position = stored.nextOffset;
+      this.#checkpointedClock = this.#clock = stored.clock;
+      consumer.seek(this.#tp, stored.nextOffset);
+      this.#commitUncertain = false;
+    }
+    this.#timers.load(await store.loadTimers(logic.kind, this.#tp.partition));
+    this.#needsResync = false;
+  }
+
+  /** Gives the partition up: another instance has claimed it since. */
+  #release(): void {
+    this.#log.warn("checkpoint fenced off: another instance owns this partition now", { epoch: this.#epoch });
+    this.#closed = true;
+    this.#cells.clear();
+    this.#timers.clear();
+    this.#productMinutes.clear();
+    this.#events.emit({ ...this.#tp, type: "partition_released" });
   }
 
   async #apply(records: readonly LogRecord[]): Promise<void> {
     const { logic } = this.#deps;
-    await this.#reloadStaleTimers();
     const byKey = new Map<string, Item[]>();
     let clock = this.#clock;
     let messages = 0;
@@ -684,24 +723,32 @@ export class PartitionWorker {
       timers: this.#timers.of(key),
       lastActiveAt: cell.lastActiveAt,
     }));
-    const result = await store.commit({
-      tp: this.#tp,
-      groupId,
-      epoch: this.#epoch,
-      previousOffset: this.#checkpointed,
-      nextOffset: position,
-      clock,
-      kind: logic.kind,
-      upserts,
-      deletes,
-      expireBefore: sweep ? this.#wall() - ttl : undefined,
-      projections: {
-        alerts: this.#alerts,
-        recommendations: this.#recommendations,
-        analyticsHistory: this.#analyticsHistory,
-        productMinutes: this.#productMinutes.values(),
-      },
-    });
+    let result: CommitResult;
+    try {
+      result = await store.commit({
+        tp: this.#tp,
+        groupId,
+        epoch: this.#epoch,
+        previousOffset: this.#checkpointed,
+        nextOffset: position,
+        clock,
+        kind: logic.kind,
+        upserts,
+        deletes,
+        expireBefore: sweep ? this.#wall() - ttl : undefined,
+        projections: {
+          alerts: this.#alerts,
+          recommendations: this.#recommendations,
+          analyticsHistory: this.#analyticsHistory,
+          productMinutes: this.#productMinutes.values(),
+        },
+      });
+    } catch (error) {
+      // A lost connection may hide a commit that landed; the callers rewind and re-read the store.
+      this.#commitUncertain = true;
+      throw error;
+    }
+    this.#commitUncertain = false;
     if (sweep) this.#sweptAt = this.#wall();
     if (result.expired > 0) {
       this.#events.emit({ type: "actors", kind: logic.kind, change: "expired", count: result.expired });
@@ -720,12 +767,7 @@ export class PartitionWorker {
       return;
     }
     if (!result.committed) {
-      this.#log.warn("checkpoint fenced off: another instance owns this partition now", { epoch: this.#epoch });
-      this.#closed = true;
-      this.#cells.clear();
-      this.#timers.clear();
-      this.#productMinutes.clear();
-      this.#events.emit({ ...this.#tp, type: "partition_released" });
+      this.#release();
       return;
     }
     for (const [, cell] of dirty) cell.dirty = false;

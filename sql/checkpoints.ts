@@ -40,6 +40,19 @@ export async function claimPartition(
   return { nextOffset: Number(row.next_offset), clock: Number(row.clock), epoch: Number(row.epoch) };
 }
 
+/** Where a partition's checkpoint stands (null if it was never claimed). */
+export async function readCheckpoint(
+  sql: Sql,
+  groupId: string,
+  topic: string,
+  partition: number,
+): Promise<ClaimedPartition | null> {
+  const [row] = await sql<{ next_offset: string; clock: string; epoch: string }[]>`
+    select next_offset, clock, epoch from partition_checkpoints
+     where group_id = ${groupId} and topic = ${topic} and partition = ${partition}`;
+  return row ? { nextOffset: Number(row.next_offset), clock: Number(row.clock), epoch: Number(row.epoch) } : null;
+}
+
 /**
  * What `advanceCheckpoint` found. `diverged`: this epoch still owns the partition but its offset is
  * neither the one the writer believes nor the one it writes: an earlier attempt committed and its

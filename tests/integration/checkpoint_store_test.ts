@@ -99,6 +99,12 @@ onlyOn(
         ...believed,
       });
       assert.deepEqual(diverged, { committed: false, storedOffset: 7, storedClock: 7_000, expired: 0 });
+      assert.deepEqual(
+        await store.stored(tp, "g"),
+        { epoch: 2, nextOffset: 7, clock: 7_000 },
+        "where the store stands",
+      );
+      assert.equal(await store.stored(tp, "another-group"), null);
       assert.deepEqual((await store.read("user", "alice"))?.state, { views: 3 }, "nothing written");
     });
   },

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
+import { type CheckpointWrite, type CommitResult, MemoryCheckpointStore } from "../../engine/checkpoint.ts";
 import { DLQ_HEADERS } from "../../engine/dead_letter.ts";
 import { TerminalError } from "../../engine/errors.ts";
-import { Harness, recorderLogic } from "../helpers/runtime.ts";
+import { Harness, type Recorded, recorderLogic } from "../helpers/runtime.ts";
 
 Deno.test("ActorRuntime handles each key's messages in partition order and checkpoints them", async () => {
   const h = new Harness(recorderLogic());
@@ -148,4 +149,61 @@ Deno.test("a checkpoint whose reply was lost after it committed: the worker resu
   await h.drained();
   await h.stop();
   assert.deepEqual((await h.stored("k"))?.values, Array.from({ length: 100 }, (_, n) => n));
+});
+
+Deno.test("a checkpoint whose reply was lost, then a database outage: nothing is applied twice onto what it wrote", async () => {
+  const h = new Harness(recorderLogic(), 1, 1_000_000, { checkpointIntervalMs: 3_600_000 });
+  const handled = (key: string, n: number) =>
+    ((h.runtime.lookup("recorder", key)?.state as Recorded | undefined)?.values ?? []).length >= n;
+  const until = async (done: () => boolean) => {
+    while (!done()) await new Promise((resolve) => setTimeout(resolve, 5));
+  };
+  await h.start();
+  h.send("k", { n: 1 });
+  h.send("k", { n: 2 });
+  await until(() => handled("k", 2));
+  h.store.loseNextReply = true;
+  await h.runtime.housekeep(); // commits k = [1, 2] at offset 2, but the worker is told it failed
+  h.store.failWith = new Error("database down"); // j cannot be loaded: the partition rewinds
+  h.send("j", { n: 3 });
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  h.store.failWith = null;
+  h.send("k", { n: 4 });
+  await until(() => handled("j", 1) && handled("k", 3));
+  await h.runtime.housekeep();
+  await h.stop();
+  assert.deepEqual((await h.stored("k"))?.values, [1, 2, 4]);
+  assert.deepEqual((await h.stored("j"))?.values, [3]);
+});
+
+/** A store whose next commit lands, loses its reply, and takes the store down with it. */
+class DyingStore extends MemoryCheckpointStore {
+  dieOnNextCommit = false;
+  override async commit(write: CheckpointWrite): Promise<CommitResult> {
+    const result = await super.commit(write);
+    if (!this.dieOnNextCommit) return result;
+    this.dieOnNextCommit = false;
+    this.failWith = new Error("database down");
+    throw new Error("connection lost before the commit's reply");
+  }
+}
+
+Deno.test("a lost reply while the database goes down: the worker re-reads where the store stands before going on", async () => {
+  const store = new DyingStore();
+  const h = new Harness(recorderLogic(), 1, 1_000_000, { checkpointIntervalMs: 3_600_000, store });
+  const values = () => (h.runtime.lookup("recorder", "k")?.state as Recorded | undefined)?.values ?? [];
+  await h.start();
+  h.send("k", { n: 1 });
+  h.send("k", { n: 2 });
+  while (values().length < 2) await new Promise((resolve) => setTimeout(resolve, 5));
+  store.dieOnNextCommit = true;
+  await h.runtime.housekeep(); // commits [1, 2]; the rewind cannot read the store back
+  h.send("k", { n: 3 });
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  store.failWith = null;
+  h.send("k", { n: 4 });
+  while (!values().includes(4)) await new Promise((resolve) => setTimeout(resolve, 5));
+  await h.runtime.housekeep();
+  await h.stop();
+  assert.deepEqual((await h.stored("k"))?.values, [1, 2, 3, 4]);
 });
