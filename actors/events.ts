@@ -9,15 +9,25 @@ export const MAX_USER_ID_LENGTH = 128;
 /** Events dated further than this into the future are rejected at ingestion. */
 export const DEFAULT_MAX_FUTURE_MS = 5 * 60_000;
 
-const id = z.string().min(1).max(256);
-const userId = z.string().min(1).max(MAX_USER_ID_LENGTH);
+/**
+ * Free text of `min`–`max` characters without U+0000: PostgreSQL cannot store that character in
+ * jsonb or text, so an accepted event carrying it would fail every checkpoint of its partition.
+ */
+export function storableText(min: number, max: number): z.ZodString {
+  return z.string().min(min).max(max).refine((value) => !value.includes("\u0000"), {
+    message: "must not contain the NUL character (U+0000)",
+  });
+}
+
+const id = storableText(1, 256);
+const userId = storableText(1, MAX_USER_ID_LENGTH);
 const money = z.number().finite().min(0);
 const timestamp = z.iso.datetime({ offset: true });
 
 const envelope = {
   eventId: z.uuid().optional().describe("Idempotency key; the server assigns a UUIDv7 when absent"),
   userId,
-  sessionId: z.string().min(1).max(256).optional().describe("Client session id; a change starts a new session"),
+  sessionId: storableText(1, 256).optional().describe("Client session id; a change starts a new session"),
   occurredAt: timestamp.optional().describe(
     "RFC 3339 time of the event; defaults to the receive time; rejected when too far in the future (default 5 minutes)",
   ),
@@ -27,7 +37,7 @@ const lineItem = z.object({
   productId: id,
   quantity: z.number().int().min(1),
   price: money,
-  category: z.string().max(256).optional(),
+  category: storableText(0, 256).optional(),
 });
 
 /** Every event type with its properties. */
@@ -36,9 +46,9 @@ export const eventSchemas = {
     ...envelope,
     type: z.literal("page_viewed"),
     properties: z.object({
-      url: z.string().min(1).max(4096),
-      referrer: z.string().max(4096).optional(),
-      title: z.string().max(1024).optional(),
+      url: storableText(1, 4096),
+      referrer: storableText(0, 4096).optional(),
+      title: storableText(0, 1024).optional(),
       loadTime: z.number().finite().min(0).optional(),
     }),
   }).meta({ id: "PageViewedEvent", description: "A storefront page was viewed; `loadTime` in seconds." }),
@@ -48,15 +58,15 @@ export const eventSchemas = {
     properties: z.object({
       productId: id,
       price: money.optional(),
-      category: z.string().max(256).optional(),
-      brand: z.string().max(256).optional(),
+      category: storableText(0, 256).optional(),
+      brand: storableText(0, 256).optional(),
     }),
   }).meta({ id: "ProductViewedEvent", description: "A product page or tile was viewed." }),
   search_performed: z.object({
     ...envelope,
     type: z.literal("search_performed"),
     properties: z.object({
-      query: z.string().max(1024),
+      query: storableText(0, 1024),
       resultsCount: z.number().int().min(0).optional(),
     }),
   }).meta({ id: "SearchPerformedEvent", description: "A search was run." }),
@@ -67,8 +77,8 @@ export const eventSchemas = {
       productId: id,
       quantity: z.number().int().min(1).default(1),
       price: money,
-      category: z.string().max(256).optional(),
-      brand: z.string().max(256).optional(),
+      category: storableText(0, 256).optional(),
+      brand: storableText(0, 256).optional(),
     }),
   }).meta({
     id: "ProductAddedToCartEvent",
@@ -98,8 +108,8 @@ export const eventSchemas = {
       items: z.array(lineItem).min(1).max(1000),
       total: money,
       currency: z.string().regex(/^[A-Z]{3}$/, "an ISO 4217 code such as USD").default("USD"),
-      paymentMethod: z.string().max(64).optional(),
-      shippingCountry: z.string().max(64).optional(),
+      paymentMethod: storableText(0, 64).optional(),
+      shippingCountry: storableText(0, 64).optional(),
     }),
   }).meta({ id: "OrderCompletedEvent", description: "An order was placed (`currency` defaults to USD)." }),
   inventory_updated: z.object({

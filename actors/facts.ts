@@ -9,24 +9,24 @@
 import { z } from "zod";
 import type { LogRecord } from "../engine/log.ts";
 import { recordJson, validate } from "./decode.ts";
-import { EVENT_TYPES, storedEvent, type StoredEventOf } from "./events.ts";
+import { EVENT_TYPES, storableText, storedEvent, type StoredEventOf } from "./events.ts";
 import { ValidationError } from "../engine/errors.ts";
 
 /** Longest list of product ids a fact carries (co-occurrence, exclusions). */
 export const MAX_FACT_LIST = 1000;
 
-const id = z.string().min(1).max(256);
+const id = storableText(1, 256);
 const ids = z.array(id).max(MAX_FACT_LIST);
 const millis = z.number().int().min(0);
 const time = z.number().int();
-const label = z.string().max(256).optional();
+const label = storableText(0, 256).optional();
 
 const base = {
-  factId: z.string().min(1).max(1024),
+  factId: storableText(1, 1024),
   productId: id,
-  userId: z.string().min(1).max(128),
+  userId: storableText(1, 128),
   /** The user's session the fact belongs to. */
-  session: z.string().min(1).max(512),
+  session: storableText(1, 512),
   at: time,
 };
 
@@ -107,7 +107,7 @@ export const analyticsFactSchemas = {
     loadTime: z.number().finite().min(0).optional(),
     /** order_completed: order total and revenue per category (millis; "unknown" without a category). */
     revenueMillis: millis.optional(),
-    categoryRevenue: z.record(z.string().max(256), millis).optional(),
+    categoryRevenue: z.record(storableText(0, 256), millis).optional(),
     /** A non-empty cart reached checkout or an order (the opposite of an abandoned cart). */
     cartConverted: z.boolean().optional(),
   }),

@@ -492,6 +492,9 @@ export class PartitionWorker {
         let message: unknown;
         try {
           if (record.key === null) throw new ValidationError("record has no key");
+          if (record.key.includes("\u0000")) {
+            throw new ValidationError("record key contains U+0000 (NUL), which PostgreSQL cannot store");
+          }
           message = logic.decode(record);
         } catch (error) {
           this.#reject(record, error);

@@ -10,6 +10,7 @@
  * end (ranking_window.ts).
  */
 import { z } from "zod";
+import { storableText } from "../actors/events.ts";
 import { GLOBAL_KEY } from "../actors/global.ts";
 import type { WindowTotals } from "../actors/rollups.ts";
 import type { Sql } from "../engine/database.ts";
@@ -99,7 +100,7 @@ export const querySchemas = {
     limit: limit(100, 10),
   }),
   alerts: z.object({
-    type: z.string().min(1).max(64).optional().describe("Only alerts of this type, e.g. `cart_abandoned`"),
+    type: storableText(1, 64).optional().describe("Only alerts of this type, e.g. `cart_abandoned`"),
     since: z.iso.datetime({ offset: true }).optional()
       .describe("Only alerts that occurred at or after this RFC 3339 timestamp"),
     limit: limit(500, 50),

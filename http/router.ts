@@ -46,7 +46,10 @@ export function createRouter(routes: readonly Route[]): (request: Request) => Pr
   };
 }
 
-/** Percent-decodes path parameters; a malformed escape is the client's error (400), not ours. */
+/**
+ * Percent-decodes path parameters; a malformed escape is the client's error (400), not ours, and so
+ * is U+0000, which no key can hold (PostgreSQL cannot store it) and the database would reject.
+ */
 function decodeParams(groups: Record<string, string | undefined>): Record<string, string> {
   const params: Record<string, string> = {};
   for (const [name, value] of Object.entries(groups)) {
@@ -56,6 +59,11 @@ function decodeParams(groups: Record<string, string | undefined>): Record<string
     } catch {
       throw new ValidationError(`path parameter '${name}' is not valid percent-encoded UTF-8`, [
         { path: name, message: "malformed percent-encoding" },
+      ]);
+    }
+    if (params[name].includes("\u0000")) {
+      throw new ValidationError(`path parameter '${name}' contains U+0000 (NUL)`, [
+        { path: name, message: "must not contain the NUL character (U+0000)" },
       ]);
     }
   }

@@ -179,13 +179,13 @@ Deno.test("unknown routes answer 404, wrong methods 405 with Allow, both as prob
   await problem(put, 405);
 });
 
-Deno.test("GET /v1/users/{id} decodes the id, answers 404 for an unknown one and 400 for bad percent-encoding", async () => {
+Deno.test("GET /v1/users/{id} decodes the id, answers 404 for an unknown one and 400 for bad percent-encoding or NUL", async () => {
   const { handle } = await httpFixture();
   const found = await handle(new Request(`${BASE}/v1/users/%61lice`));
   assert.equal(found.status, 200);
   assert.deepEqual(await found.json(), { userId: "alice", source: "memory" });
   await problem(await handle(new Request(`${BASE}/v1/users/bob`)), 404);
-  for (const bad of ["%E0%A4%A", "%", "%zz", "%C3%28"]) {
+  for (const bad of ["%E0%A4%A", "%", "%zz", "%C3%28", "bob%00"]) {
     const body = await problem(await handle(new Request(`${BASE}/v1/users/${bad}`)), 400);
     assert.deepEqual(errorPaths(body), ["id"]);
     await problem(await handle(new Request(`${BASE}/v1/products/${bad}`)), 400);

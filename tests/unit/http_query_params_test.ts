@@ -90,6 +90,7 @@ Deno.test("GET /v1/alerts rejects an invalid `since`, `type` or `limit`", async 
   }
   await assertBadParameter("/v1/alerts?type=", "type");
   await assertBadParameter(`/v1/alerts?type=${"x".repeat(65)}`, "type");
+  await assertBadParameter("/v1/alerts?type=cart%00", "type");
   await assertBadParameter("/v1/alerts?limit=501", "limit");
   await assertBadParameter("/v1/alerts?limit=0", "limit");
 });

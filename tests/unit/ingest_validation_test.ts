@@ -328,3 +328,26 @@ Deno.test("prepareEvents() routes user events to `events` by userId and inventor
     assert.deepEqual(JSON.parse(record.value as string), events[index]);
   }
 });
+
+/** Paths of every string in `value`, e.g. `properties.items.0.productId`. */
+function stringPaths(value: unknown, prefix = ""): string[] {
+  if (typeof value === "string") return [prefix];
+  if (value === null || typeof value !== "object") return [];
+  return Object.entries(value).flatMap(([key, inner]) => stringPaths(inner, prefix ? `${prefix}.${key}` : key));
+}
+
+Deno.test("prepareEvents() rejects U+0000 (which PostgreSQL cannot store) in every text field, naming it", () => {
+  const formatted = new Set(["type", "eventId", "occurredAt", "properties.currency"]);
+  let checked = 0;
+  for (const type of EVENT_TYPES) {
+    const event = { ...FULL[type], ...ENVELOPE };
+    for (const path of stringPaths(event).filter((p) => !formatted.has(p))) {
+      const original = path.split(".").reduce((at: unknown, key) => (at as Record<string, unknown>)[key], event);
+      const error = rejection([edit(event, path, `${original}\u0000x`)]);
+      const problem = error.problems.find((p) => p.path === path);
+      assert.ok(problem?.message.includes("U+0000"), `${type} ${path}: got ${JSON.stringify(error.problems)}`);
+      checked++;
+    }
+  }
+  assert.ok(checked >= 30, `every text field of every type (${checked})`);
+});

@@ -72,17 +72,19 @@ Deno.test("ActorRuntime dead-letters undecodable records and terminal failures a
   h.log.appendNow([{ topic: h.topics.events, key: "a", value: "{not json" }]);
   h.send("a", { n: "two" });
   h.send("a", { n: 13 });
+  h.send("a\u0000", { n: 5 }); // a key PostgreSQL cannot store
   h.send("a", { n: 4 });
   await h.drained();
   await h.stop();
   assert.deepEqual((await h.stored("a"))?.values, [1, 4]);
   const dlq = h.log.all(h.topics.dlq);
-  assert.equal(dlq.length, 3);
-  assert.deepEqual(dlq.map((r) => r.headers[DLQ_HEADERS.offset]), ["1", "2", "3"]);
-  assert.deepEqual(dlq.map((r) => r.headers[DLQ_HEADERS.errorCode]), [
-    "validation_failed",
-    "validation_failed",
-    "terminal",
+  assert.equal(dlq.length, 4);
+  // Records that cannot be decoded are rejected before the batch is handled, so before offset 3.
+  assert.deepEqual(dlq.map((r) => [r.headers[DLQ_HEADERS.offset], r.headers[DLQ_HEADERS.errorCode]]), [
+    ["1", "validation_failed"],
+    ["2", "validation_failed"],
+    ["4", "validation_failed"],
+    ["3", "terminal"],
   ]);
   assert.equal(new TextDecoder().decode(dlq[0].value!), "{not json", "the original bytes are kept");
   assert.equal(dlq[0].headers[DLQ_HEADERS.topic], h.topics.events);
