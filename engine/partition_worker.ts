@@ -713,6 +713,16 @@ export class PartitionWorker {
     const started = performance.now();
     const { store, producer, logic, groupId } = this.#deps;
     const bundled = this.#deps.bundledTopics;
+    if (this.#outputs.length > 0) {
+      // An owner that lost the partition without noticing must not publish outputs computed from
+      // states the new owner may have written since: checking the epoch first narrows that window
+      // from the whole batch to this round trip (README, "Not guaranteed").
+      const stored = await store.stored(this.#tp, groupId);
+      if (!stored || stored.epoch !== this.#epoch) {
+        this.#release();
+        return;
+      }
+    }
     await producer.append(bundled ? bundleRecords(this.#outputs, bundled) : this.#outputs, {
       timeoutMs: OUTPUT_APPEND_TIMEOUT_MS,
     });

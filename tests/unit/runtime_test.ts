@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import type { ActorLogic } from "../../engine/actor.ts";
 import { type CheckpointWrite, type CommitResult, MemoryCheckpointStore } from "../../engine/checkpoint.ts";
 import { DLQ_HEADERS } from "../../engine/dead_letter.ts";
 import { TerminalError } from "../../engine/errors.ts";
@@ -208,4 +209,37 @@ Deno.test("a lost reply while the database goes down: the worker re-reads where 
   await h.runtime.housekeep();
   await h.stop();
   assert.deepEqual((await h.stored("k"))?.values, [1, 2, 3, 4]);
+});
+
+Deno.test("a fenced-off owner does not publish the outputs of what it handled after losing the partition", async () => {
+  const echo: ActorLogic<{ key: string; n: number }, { n: number }> = {
+    kind: "echo",
+    initial: (key) => ({ key, n: 0 }),
+    decode: (record) => JSON.parse(new TextDecoder().decode(record.value!)),
+    eventTime: () => 0,
+    handle: (state, message, ctx) => {
+      ctx.emit("alerts", state.key, {
+        alertId: ctx.outputId("echo"),
+        type: "echo",
+        severity: "info",
+        subject: { kind: "echo", id: state.key },
+        occurredAt: new Date(0).toISOString(),
+        details: { n: message.n },
+      });
+      return { ...state, n: message.n };
+    },
+    persist: (state) => state,
+    restore: (data) => data as { key: string; n: number },
+  };
+  const h = new Harness(echo, 1);
+  await h.start("old-owner");
+  h.send("a", { n: 1 });
+  await h.drained();
+  assert.equal(h.log.all(h.topics.alerts).length, 1);
+  await h.store.claim({ topic: h.topics.events, partition: 0 }, "group", "new-owner");
+  h.send("a", { n: 2 });
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  await h.stop();
+  assert.equal(h.log.all(h.topics.alerts).length, 1, "the old owner published nothing more");
+  assert.equal(((await h.store.read("echo", "a"))?.state as { n: number }).n, 1);
 });
