@@ -171,11 +171,13 @@ async function write(d: Deployment, current: Current, load: Posted[], seconds: n
 }
 
 /**
- * Waits until the engine owns every consumed partition, reports no lag, and has handled nothing new
- * for a while; whether it really caught up is asserted afterwards against the checkpoints.
+ * Waits until the engine owns every consumed partition, reports no lag, and has handled and
+ * checkpointed nothing new for a while (a user partition's checkpoint publishes the facts product
+ * and global partitions then consume); whether it really caught up is asserted afterwards against
+ * the checkpoints.
  */
 async function caughtUp(engine: EngineProcess, quietMs = 2_000): Promise<void> {
-  let last = -1;
+  let last = "";
   let since = Date.now();
   await eventually(
     "the engine to catch up with the log",
@@ -185,8 +187,11 @@ async function caughtUp(engine: EngineProcess, quietMs = 2_000): Promise<void> {
       const lagging = [...text.matchAll(/^engine_consumer_lag_records\{[^}]*\} (\d+)/gm)].some((m) => m[1] !== "0");
       const handled = [...text.matchAll(/^engine_events_processed_total\{[^}]*\} (\d+)/gm)]
         .reduce((n, m) => n + Number(m[1]), 0);
-      if (owned !== CONSUMED_PARTITIONS || lagging || handled !== last) {
-        last = handled;
+      const checkpoints = [...text.matchAll(/^engine_checkpoint_duration_seconds_count\{[^}]*\} (\d+)/gm)]
+        .reduce((n, m) => n + Number(m[1]), 0);
+      const progress = `${handled}/${checkpoints}`;
+      if (owned !== CONSUMED_PARTITIONS || lagging || progress !== last) {
+        last = progress;
         since = Date.now();
         return undefined;
       }

@@ -8,6 +8,7 @@ import { Kafka, logLevel } from "kafkajs";
 import { type Config, topicNames } from "../../engine/config.ts";
 import { startEngine } from "../../engine/engine.ts";
 import { silentLogger } from "../../engine/logger.ts";
+import { BUNDLE_HEADER } from "../../engine/fact_bundle.ts";
 import { partitionForKey } from "../../engine/partitioner.ts";
 import { startPrivateBroker } from "../helpers/kafka_broker.ts";
 import { eventually, freshDatabase, testConfig } from "../helpers/services.ts";
@@ -46,6 +47,8 @@ async function readBack(
     await consumer.subscribe({ topics, fromBeginning: true });
     await consumer.run({
       eachMessage: ({ topic, partition, message }) => {
+        // Fact bundles (binary) that user checkpoints write to product-events are not ingested events.
+        if (message.headers?.[BUNDLE_HEADER] !== undefined) return Promise.resolve();
         records.push({
           topic,
           partition,
