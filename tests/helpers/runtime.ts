@@ -1,5 +1,5 @@
 /** A runtime on the in-memory log and checkpoint store, for unit tests. */
-import type { ActorLogic, AnyActorLogic } from "../../engine/actor.ts";
+import type { ActorContext, ActorLogic, AnyActorLogic } from "../../engine/actor.ts";
 import { MemoryCheckpointStore } from "../../engine/checkpoint.ts";
 import { topicNames } from "../../engine/config.ts";
 import { ValidationError } from "../../engine/errors.ts";
@@ -40,6 +40,23 @@ export function recorderLogic(
     persist: (state) => state,
     restore: (data) => data as Recorded,
   };
+}
+
+/** Emits the alert a test actor raises: its id from `ctx`, the actor as its subject, `ctx.now()` as its time. */
+export function emitTestAlert(
+  ctx: ActorContext,
+  kind: string,
+  key: string,
+  details: Record<string, unknown> = {},
+): void {
+  ctx.emit("alerts", key, {
+    alertId: ctx.outputId(kind),
+    type: kind,
+    severity: "info",
+    subject: { kind, id: key },
+    occurredAt: new Date(ctx.now()).toISOString(),
+    details,
+  });
 }
 
 /** An engine-shaped harness: log, store, runtime and consumer, restartable over the same log and store. */

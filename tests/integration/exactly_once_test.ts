@@ -85,14 +85,20 @@ function workload(total: number, users: number, random: () => number): Posted[] 
   return out;
 }
 
+/** The values of a metric's series in Prometheus text, optionally only those whose labels contain `labels`. */
+function metricValues(text: string, name: string, labels = ""): number[] {
+  return text.split("\n")
+    .filter((line) => line.startsWith(`${name}{`) && line.includes(labels))
+    .map((line) => Number(line.split(" ").at(-1)));
+}
+
+const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
+
 /** Actors a process has packed so far, from its metrics; 0 if it does not answer within a second. */
 async function packedActors(engine: EngineProcess): Promise<number> {
   try {
     const response = await fetch(`${engine.url}/metrics`, { signal: AbortSignal.timeout(1_000) });
-    const lines = (await response.text()).split("\n").filter((line) =>
-      line.startsWith("engine_actors_total{") && line.includes('change="packed"')
-    );
-    return lines.reduce((sum, line) => sum + Number(line.split(" ").at(-1)), 0);
+    return sum(metricValues(await response.text(), "engine_actors_total", 'change="packed"'));
   } catch {
     return 0;
   }
@@ -184,11 +190,9 @@ async function caughtUp(engine: EngineProcess, quietMs = 2_000): Promise<void> {
     async () => {
       const text = await (await fetch(`${engine.url}/metrics`)).text();
       const owned = Number(/^engine_partitions_owned (\d+)/m.exec(text)?.[1] ?? 0);
-      const lagging = [...text.matchAll(/^engine_consumer_lag_records\{[^}]*\} (\d+)/gm)].some((m) => m[1] !== "0");
-      const handled = [...text.matchAll(/^engine_events_processed_total\{[^}]*\} (\d+)/gm)]
-        .reduce((n, m) => n + Number(m[1]), 0);
-      const checkpoints = [...text.matchAll(/^engine_checkpoint_duration_seconds_count\{[^}]*\} (\d+)/gm)]
-        .reduce((n, m) => n + Number(m[1]), 0);
+      const lagging = metricValues(text, "engine_consumer_lag_records").some((lag) => lag !== 0);
+      const handled = sum(metricValues(text, "engine_events_processed_total"));
+      const checkpoints = sum(metricValues(text, "engine_checkpoint_duration_seconds_count"));
       const progress = `${handled}/${checkpoints}`;
       if (owned !== CONSUMED_PARTITIONS || lagging || progress !== last) {
         last = progress;

@@ -3,7 +3,7 @@ import type { ActorLogic } from "../../engine/actor.ts";
 import { type CheckpointWrite, type CommitResult, MemoryCheckpointStore } from "../../engine/checkpoint.ts";
 import { DLQ_HEADERS } from "../../engine/dead_letter.ts";
 import { TerminalError } from "../../engine/errors.ts";
-import { Harness, type Recorded, recorderLogic } from "../helpers/runtime.ts";
+import { emitTestAlert, Harness, type Recorded, recorderLogic } from "../helpers/runtime.ts";
 
 Deno.test("ActorRuntime handles each key's messages in partition order and checkpoints them", async () => {
   const h = new Harness(recorderLogic());
@@ -218,14 +218,7 @@ Deno.test("a fenced-off owner does not publish the outputs of what it handled af
     decode: (record) => JSON.parse(new TextDecoder().decode(record.value!)),
     eventTime: () => 0,
     handle: (state, message, ctx) => {
-      ctx.emit("alerts", state.key, {
-        alertId: ctx.outputId("echo"),
-        type: "echo",
-        severity: "info",
-        subject: { kind: "echo", id: state.key },
-        occurredAt: new Date(0).toISOString(),
-        details: { n: message.n },
-      });
+      emitTestAlert(ctx, "echo", state.key, { n: message.n });
       return { ...state, n: message.n };
     },
     persist: (state) => state,

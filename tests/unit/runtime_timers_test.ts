@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type { ActorLogic } from "../../engine/actor.ts";
 import { MemoryCheckpointStore } from "../../engine/checkpoint.ts";
-import { Harness } from "../helpers/runtime.ts";
+import { emitTestAlert, Harness } from "../helpers/runtime.ts";
 import { replayPartition } from "../helpers/replay.ts";
 
 /** A reminder actor: `{at, remind}` arms a timer `remind` ms after the message's event time; `{at, cancel}` cancels it. */
@@ -23,14 +23,7 @@ const reminderLogic: ActorLogic<Reminders, ReminderMessage> = {
     return { ...state, seen: state.seen + 1 };
   },
   onTimer: (state, _name, ctx) => {
-    ctx.emit("alerts", state.key, {
-      alertId: ctx.outputId("reminder"),
-      type: "reminder",
-      severity: "info",
-      subject: { kind: "reminder", id: state.key },
-      occurredAt: new Date(ctx.now()).toISOString(),
-      details: {},
-    });
+    emitTestAlert(ctx, "reminder", state.key);
     return { ...state, fired: [...state.fired, ctx.now()] };
   },
   persist: (s) => s,
