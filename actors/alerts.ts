@@ -53,7 +53,17 @@ export function rememberAlert(list: readonly AlertSummary[], alert: Alert, limit
   return [{ alertId, type, severity, occurredAt }, ...list].slice(0, limit);
 }
 
-/** Epoch milliseconds as an RFC 3339 UTC timestamp. */
+let lastMs = NaN;
+let lastIso = "";
+
+/**
+ * Epoch milliseconds as an RFC 3339 UTC timestamp. Remembers the last instant formatted: the
+ * handlers of one event format its time several times, and formatting is costlier than comparing.
+ */
 export function iso(ms: number): string {
-  return new Date(ms).toISOString();
+  if (ms !== lastMs) {
+    lastIso = new Date(ms).toISOString();
+    lastMs = ms;
+  }
+  return lastIso;
 }

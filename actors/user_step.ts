@@ -20,7 +20,9 @@ export type ActivityBody = Omit<
 /** One event being applied. */
 export class UserStep {
   #facts = 0;
-  readonly #sent = new Set<string>();
+  /** Products sent a fact by this step; most steps send one, so the set is made for the second. */
+  #first: string | undefined;
+  #sent: Set<string> | undefined;
 
   constructor(
     readonly ctx: ActorContext,
@@ -36,8 +38,11 @@ export class UserStep {
 
   /** Forwards a fact to the product's owner on `product-events`. */
   toProduct(productId: string, body: ProductFactBody): void {
-    if (this.#sent.has(productId)) throw new Error(`one fact per product per event: ${productId} got two`);
-    this.#sent.add(productId);
+    if (this.#first === productId || this.#sent?.has(productId)) {
+      throw new Error(`one fact per product per event: ${productId} got two`);
+    }
+    if (this.#first === undefined) this.#first = productId;
+    else (this.#sent ??= new Set()).add(productId);
     const fact = {
       ...body,
       factId: this.ctx.outputId(`p${this.#facts++}`),

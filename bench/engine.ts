@@ -1,6 +1,6 @@
 // deno-lint-ignore-file no-console
 /**
- * `deno task bench engine [--events N] [--users N]`: events/s processed by the engine from a
+ * `deno task bench engine [--events N] [--users N] [--checkpoint-ms N]`: events/s processed by the engine from a
  * pre-filled `events` topic (checkpoints on), against a bare kafkajs consumer reading the same
  * topic as the ceiling; heap bytes per in-memory actor; checkpoint duration p99.
  */
@@ -54,6 +54,7 @@ function benchEvent(n: number, users: number) {
 export async function run(args: string[]): Promise<void> {
   const total = flag(args, "events", 1_000_000);
   const users = flag(args, "users", 100_000);
+  const checkpointMs = flag(args, "checkpoint-ms", 1_000);
   const brokers = Deno.env.get("KAFKA_BROKERS")!;
   const databaseUrl = Deno.env.get("DATABASE_URL")!;
   const id = `bench${Date.now().toString(36)}`;
@@ -67,6 +68,7 @@ export async function run(args: string[]): Promise<void> {
     LOG_LEVEL: "warn",
     MAX_ACTORS: String(users * 2),
     CLOCK_IDLE_MS: String(3_600_000),
+    CHECKPOINT_INTERVAL_MS: String(checkpointMs),
   });
   const topics = topicNames(config);
   // The bare consumer runs on the same patched kafkajs as the engine (engine/kafka_log.ts).
@@ -189,7 +191,7 @@ export async function run(args: string[]): Promise<void> {
 
   const model = (await Deno.readTextFile("/proc/cpuinfo")).match(/model name\s*:\s*(.*)/)?.[1] ?? "unknown CPU";
   console.log(`\nmachine: ${navigator.hardwareConcurrency} cores, ${model}, Deno ${Deno.version.deno}`);
-  console.log(`command: deno task bench engine --events ${total} --users ${users}`);
+  console.log(`command: deno task bench engine --events ${total} --users ${users} --checkpoint-ms ${checkpointMs}`);
   console.log(`bare kafkajs consumer (ceiling): ${Math.round(bareRate).toLocaleString("en")} events/s`);
   console.log(
     `engine (checkpoints every ${config.CHECKPOINT_INTERVAL_MS} ms): ${

@@ -30,6 +30,7 @@ const decoder = new TextDecoder();
 interface OpenBundle {
   readonly topic: string;
   readonly partition: number;
+  /** Keys and values, alternating; each is framed by its varint length when the bundle closes. */
   readonly parts: Uint8Array[];
   bytes: number;
   /** Position of the bundle among the output records. */
@@ -71,7 +72,7 @@ export function bundleRecords(
       open.set(id, bundle);
       out.push(bundle);
     }
-    bundle.parts.push(varint(key.length), key, varint(value.length), value);
+    bundle.parts.push(key, value);
     bundle.bytes += size;
   }
   return out.map((item) => "parts" in item ? close(item) : item);
@@ -81,6 +82,7 @@ function close(bundle: OpenBundle): OutgoingRecord {
   const value = new Uint8Array(bundle.bytes);
   let at = 0;
   for (const part of bundle.parts) {
+    at = writeVarint(value, at, part.length);
     value.set(part, at);
     at += part.length;
   }
@@ -133,10 +135,4 @@ export function expandBundle(record: LogRecord): LogRecord[] {
     });
   }
   return entries;
-}
-
-function varint(n: number): Uint8Array {
-  const out = new Uint8Array(varintLength(n));
-  writeVarint(out, 0, n);
-  return out;
 }

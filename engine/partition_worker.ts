@@ -83,8 +83,8 @@ interface Item {
 
 const DEFAULT_BACKOFF = { initial: 100, max: 5_000 };
 const DEFAULT_IDLE_CLOCK_MS = 10_000;
-/** A timer handler that keeps re-arming an already-due timer is cut off after this many firings. */
-const MAX_FIRINGS_PER_KEY = 1_000;
+/** A timer handler that keeps re-arming an already-due timer is cut off after this many firings (per key and call). */
+export const MAX_FIRINGS_PER_KEY = 1_000;
 /** Outputs of a checkpoint may be megabytes after a catch-up; they get longer than an HTTP request. */
 const OUTPUT_APPEND_TIMEOUT_MS = 60_000;
 /** How often a partition's stored actors are swept for expiry. */

@@ -22,6 +22,7 @@
 import type { ActorContext, AnyActorLogic, OutputTopic } from "../../engine/actor.ts";
 import { ValidationError } from "../../engine/errors.ts";
 import type { LogRecord } from "../../engine/log.ts";
+import { MAX_FIRINGS_PER_KEY } from "../../engine/partition_worker.ts";
 import { partitionForKey } from "../../engine/partitioner.ts";
 import { StatePacker } from "../../engine/state_packer.ts";
 import { firesBefore } from "../../engine/timer_table.ts";
@@ -81,7 +82,6 @@ export interface FoldResult {
   persisted(kind: "user" | "product" | "global", key: string): unknown;
 }
 
-const MAX_FIRINGS_PER_KEY = 1_000;
 const encoder = new TextEncoder();
 
 interface Partition {

@@ -4,13 +4,13 @@
  * entries, as the runtime does. Per record: decode (undecodable records are skipped, as the DLQ
  * does), advance the partition clock to the record's event time, fire the key's due timers
  * (earliest first, ties by name, `now()` = deadline), handle the message (`now()` = clock), then fire every due
- * timer of the partition. No wall-clock advance: tests that use this set CLOCK_IDLE_MS high.
+ * timer of the partition. A key fires at most MAX_FIRINGS_PER_KEY timers per call, as in the runtime. No wall-clock advance: tests that use this set CLOCK_IDLE_MS high.
  */
 import type { ActorContext, AnyActorLogic, Emitted } from "../../engine/actor.ts";
 import { TerminalError } from "../../engine/errors.ts";
 import type { LogRecord } from "../../engine/log.ts";
 import { expandBundle, isBundle } from "../../engine/fact_bundle.ts";
-import { outputId } from "../../engine/partition_worker.ts";
+import { MAX_FIRINGS_PER_KEY, outputId } from "../../engine/partition_worker.ts";
 import { firesBefore } from "../../engine/timer_table.ts";
 
 /** Final states and outputs of one partition. */
@@ -44,7 +44,7 @@ export async function replayPartition(logic: AnyActorLogic, records: readonly Lo
   const stateOf = (key: string) => states.has(key) ? states.get(key) : logic.initial(key);
 
   const fireKey = async (key: string, upTo: number) => {
-    while (true) {
+    for (let fired = 0; fired < MAX_FIRINGS_PER_KEY; fired++) {
       const t = timers.get(key);
       if (!t) return;
       let next: [string, number] | undefined;

@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { createUserLogic, userLogic } from "../../actors/user.ts";
 import type { ProductFact } from "../../actors/facts.ts";
 import { domainSettings } from "../../actors/settings.ts";
+import { iso } from "../../actors/alerts.ts";
+import { UserStep } from "../../actors/user_step.ts";
 import { EventBuilder, fold } from "../helpers/fold.ts";
 
 const MIN = 60;
@@ -371,4 +373,33 @@ Deno.test("userLogic.restore() fills the fields an older checkpoint lacks, and r
   const plain = await fold(events);
   const roundTripped = await fold(events, { roundTrip: true });
   assert.deepEqual(roundTripped.users.get("u"), plain.users.get("u"));
+});
+
+Deno.test("a user step sends each product at most one fact per event", () => {
+  const emitted: string[] = [];
+  const ctx = {
+    now: () => 0,
+    emit: (_topic: string, key: string) => emitted.push(key),
+    outputId: (rule: string) => `events-0-0-${rule}`,
+    setTimer: () => {},
+    cancelTimer: () => {},
+    timer: () => undefined,
+  };
+  const step = new UserStep(ctx, domainSettings({}), "u", 0, "u/auto-1", false);
+  const fact = { fact: "co_occurrence" as const, relation: "viewed" as const, related: ["p0"] };
+  step.toProduct("p1", fact);
+  step.toProduct("p2", fact);
+  step.toProduct("p3", fact);
+  for (const again of ["p1", "p2", "p3"]) assert.throws(() => step.toProduct(again, fact), /one fact per product/);
+  assert.deepEqual(emitted, ["p1", "p2", "p3"]);
+});
+
+Deno.test("iso formats each instant it is given, the same one repeatedly or a new one", () => {
+  const t = Date.UTC(2026, 0, 5, 10, 0, 0, 123);
+  assert.equal(iso(t), "2026-01-05T10:00:00.123Z");
+  assert.equal(iso(t), "2026-01-05T10:00:00.123Z");
+  assert.equal(iso(t + 1), "2026-01-05T10:00:00.124Z");
+  assert.equal(iso(t), "2026-01-05T10:00:00.123Z");
+  assert.throws(() => iso(NaN), RangeError);
+  assert.throws(() => iso(NaN), RangeError);
 });

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import type { ActorLogic } from "../../engine/actor.ts";
 import { MemoryCheckpointStore } from "../../engine/checkpoint.ts";
+import { MAX_FIRINGS_PER_KEY } from "../../engine/partition_worker.ts";
 import { emitTestAlert, Harness } from "../helpers/runtime.ts";
 import { replayPartition } from "../helpers/replay.ts";
 
@@ -333,4 +334,38 @@ Deno.test("timers of one key due at the same time fire in name order, with or wi
     const fold = await replayPartition(pairLogic, h.log.read({ topic: h.topics.events, partition: 0 }, 0));
     assert.deepEqual((fold.states.get("k") as { fired: string[] }).fired, fired, "the reference fold agrees");
   }
+});
+
+Deno.test("the reference replay cuts a timer storm off as the runtime does, at MAX_FIRINGS_PER_KEY firings per call", async () => {
+  // A handler that re-arms its timer at the deadline it fires at would fire for ever at one clock.
+  const stormLogic: ActorLogic<{ fired: number }, { at: number }> = {
+    kind: "storm",
+    initial: () => ({ fired: 0 }),
+    decode: (record) => JSON.parse(new TextDecoder().decode(record.value!)),
+    eventTime: (m) => m.at,
+    handle: (state, m, ctx) => {
+      ctx.setTimer("again", m.at);
+      return state;
+    },
+    onTimer: (state, name, ctx) => {
+      ctx.setTimer(name, ctx.now());
+      return { fired: state.fired + 1 };
+    },
+    persist: (s) => s,
+    restore: (d) => d as { fired: number },
+  };
+  const record = (offset: number, key: string) => ({
+    topic: "events",
+    partition: 0,
+    offset,
+    key,
+    value: new TextEncoder().encode(JSON.stringify({ at: T0 })),
+    headers: {},
+    timestamp: 0,
+  });
+  const one = await replayPartition(stormLogic, [record(0, "a")]);
+  assert.deepEqual(one.states.get("a"), { fired: MAX_FIRINGS_PER_KEY });
+  // A later record of the key fires its due timers first, then the partition's: one more cut-off call each.
+  const two = await replayPartition(stormLogic, [record(0, "a"), record(1, "a")]);
+  assert.deepEqual(two.states.get("a"), { fired: 3 * MAX_FIRINGS_PER_KEY });
 });
