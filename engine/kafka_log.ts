@@ -4,7 +4,7 @@
  * the client means rewriting this file and dropping those two, nothing else.
  */
 import { type Consumer, type EachBatchPayload, Kafka, logLevel, Partitioners, type Producer } from "kafkajs";
-import { LogUnavailableError } from "./errors.ts";
+import { ensureError, LogUnavailableError } from "./errors.ts";
 import type {
   AppendOptions,
   LogAdmin,
@@ -13,6 +13,7 @@ import type {
   LogRecord,
   OutgoingRecord,
   PartitionListener,
+  RecordBatch,
   TopicPartition,
   TopicSpec,
 } from "./log.ts";
@@ -308,16 +309,37 @@ function toLogRecord(topic: string, partition: number, m: EachBatchPayload["batc
   };
 }
 
+/** A partition's batches handed to the listener: delivered one after the other, counted for pausing. */
+interface Lane {
+  /** Batches handed off and not finished (the one being handled included). */
+  batches: number;
+  /** Seeks so far: a batch handed off before a seek is dropped, the seek re-reads it. */
+  seeks: number;
+  /** The last batch handed off; the next one is delivered after it. */
+  tail: Promise<void>;
+}
+
+/** Batches of one partition handed off at a time; the partition is paused at this many, resumed below. */
+const MAX_BATCHES_PER_PARTITION = 2;
+
 /**
  * Consumer-group member. kafkajs reports a new assignment only after the rebalance (GROUP_JOIN),
  * so revocation is derived by comparing assignments; batches wait until the new assignment
  * has been handed to the listener and each partition sought to its checkpointed offset.
+ *
+ * kafkajs fetches again only when every batch of its last fetch is handled, so one partition
+ * waiting on its checkpoint would hold up all the others. Batches are therefore handed off: each
+ * partition's go to the listener one after the other, in a lane of their own, while kafkajs fetches
+ * on; a partition with MAX_BATCHES_PER_PARTITION batches in its lane is paused until one finishes,
+ * so memory stays bounded and a partition that cannot make progress stops being fetched.
  */
 export class KafkaConsumer implements LogConsumer {
   #consumer: Consumer;
   #owned = new Map<string, TopicPartition>();
   #ready: Promise<void> = Promise.resolve();
   #logger: Logger;
+  readonly #lanes = new Map<string, Lane>();
+  #stopping = false;
   /** Asks the broker for a partition's log start offset; connected on first use. */
   #admin: KafkaAdmin;
 
@@ -354,14 +376,53 @@ export class KafkaConsumer implements LogConsumer {
       eachBatch: async ({ batch, resolveOffset, heartbeat, isStale, isRunning }) => {
         await this.#ready;
         const { topic, partition } = batch;
-        if (!isRunning() || isStale() || !this.#owned.has(tpKey(batch))) return;
+        if (this.#stopping || !isRunning() || isStale() || !this.#owned.has(tpKey(batch))) return;
         const records = batch.messages.map((m) => toLogRecord(topic, partition, m));
-        await listener.batch({ topic, partition, records, highWatermark: Number(batch.highWatermark) }, heartbeat);
-        if (!isStale() && records.length > 0) {
-          resolveOffset(String(records[records.length - 1].offset));
-        }
+        if (records.length === 0) return;
+        // kafkajs's position moves on at once; where a partition resumes after a crash is the
+        // checkpoint's business, and a rewind seeks.
+        resolveOffset(String(records[records.length - 1].offset));
+        this.#handOff(listener, { topic, partition, records, highWatermark: Number(batch.highWatermark) }, heartbeat);
       },
     });
+  }
+
+  /** Queues a batch in its partition's lane, pausing the partition while the lane is full. */
+  #handOff(listener: PartitionListener, batch: RecordBatch, heartbeat: () => Promise<void>): void {
+    const tp = { topic: batch.topic, partition: batch.partition };
+    const lane = this.#lane(tp);
+    const seeks = lane.seeks;
+    lane.batches++;
+    if (lane.batches === MAX_BATCHES_PER_PARTITION) this.pause([tp]);
+    lane.tail = lane.tail.then(async () => {
+      // Dropped if the partition was sought (the seek re-reads it), revoked or stopped since.
+      if (this.#stopping || lane.seeks !== seeks || this.#lanes.get(tpKey(tp)) !== lane) return;
+      try {
+        await listener.batch(batch, heartbeat);
+      } catch (error) {
+        this.#logger.error("batch handler failed; reading the batch again", {
+          topic: tp.topic,
+          partition: tp.partition,
+          offset: batch.records[0].offset,
+          error: ensureError(error),
+        });
+        this.seek(tp, batch.records[0].offset);
+      }
+    }).finally(() => {
+      lane.batches--;
+      if (lane.batches === MAX_BATCHES_PER_PARTITION - 1 && !this.#stopping && this.#lanes.get(tpKey(tp)) === lane) {
+        this.resume([tp]);
+      }
+    });
+  }
+
+  #lane(tp: TopicPartition): Lane {
+    let lane = this.#lanes.get(tpKey(tp));
+    if (!lane) {
+      lane = { batches: 0, seeks: 0, tail: Promise.resolve() };
+      this.#lanes.set(tpKey(tp), lane);
+    }
+    return lane;
   }
 
   async #onAssignment(assignment: Record<string, number[]>, listener: PartitionListener): Promise<void> {
@@ -376,7 +437,13 @@ export class KafkaConsumer implements LogConsumer {
       assigned: added.map(tpKey),
       owned: [...next.keys()],
     });
-    if (revoked.length > 0) await listener.revoked(revoked);
+    if (revoked.length > 0) {
+      // Their lanes are dropped (batches still queued in them are skipped) and their pauses lifted,
+      // so that a partition assigned again later starts afresh.
+      for (const tp of revoked) this.#lanes.delete(tpKey(tp));
+      this.resume(revoked);
+      await listener.revoked(revoked);
+    }
     this.#owned = next;
     if (added.length > 0) {
       const offsets = await listener.assigned(added);
@@ -388,6 +455,7 @@ export class KafkaConsumer implements LogConsumer {
   }
 
   seek(tp: TopicPartition, offset: number): void {
+    this.#lane(tp).seeks++;
     this.#consumer.seek({ topic: tp.topic, partition: tp.partition, offset: String(offset) });
   }
 
@@ -407,10 +475,14 @@ export class KafkaConsumer implements LogConsumer {
     return this.#admin.earliestOffset(tp);
   }
 
+  /** Skips the batches still queued, waits for those being handled, then leaves the group. */
   async stop(): Promise<void> {
+    this.#stopping = true;
+    await Promise.all([...this.#lanes.values()].map((lane) => lane.tail));
     await this.#consumer.disconnect();
     await this.#ready;
     this.#owned.clear();
+    this.#lanes.clear();
     await this.#admin.close();
   }
 }

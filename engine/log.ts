@@ -55,7 +55,7 @@ export interface PartitionListener {
   assigned(partitions: readonly TopicPartition[]): Promise<Map<string, number>>;
   /** Partitions no longer owned; called before they are consumed elsewhere when the log allows it. */
   revoked(partitions: readonly TopicPartition[]): Promise<void>;
-  /** Handles one batch; the consumer fetches the partition's next batch only after this resolves. */
+  /** Handles one batch; the partition's next batch is delivered only after this resolves (it may be fetched before). */
   batch(batch: RecordBatch, heartbeat: () => Promise<void>): Promise<void>;
 }
 
