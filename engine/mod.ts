@@ -2,7 +2,10 @@
  * The engine: how storefront events become per-key state, checkpoints and outputs.
  *
  *   HTTP (http/)  ──append, acks=all──▶  log: Kafka or embedded (log.ts, kafka_log.ts)
- *                                          │ consumer group: partitions assigned to this instance
+ *                                          │ consumer group: partitions assigned to this instance;
+ *                                          │ each partition's batches in a lane of their own (at most
+ *                                          │ two; the partition paused while full), so one slow
+ *                                          │ partition does not hold up kafkajs's next fetch
  *                                          ▼
  *   ActorRuntime (runtime.ts): one PartitionWorker per owned partition (partition_worker.ts)
  *     · claims the partition in PostgreSQL (epoch fencing) and resumes at its checkpointed offset
