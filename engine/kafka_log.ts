@@ -313,6 +313,8 @@ function toLogRecord(topic: string, partition: number, m: EachBatchPayload["batc
 interface Lane {
   /** Batches handed off and not finished (the one being handled included). */
   batches: number;
+  /** Consecutive handler failures, for the backoff before the batch is read again. */
+  failures: number;
   /** Seeks so far: a batch handed off before a seek is dropped, the seek re-reads it. */
   seeks: number;
   /** The last batch handed off; the next one is delivered after it. */
@@ -321,6 +323,8 @@ interface Lane {
 
 /** Batches of one partition handed off at a time; the partition is paused at this many, resumed below. */
 const MAX_BATCHES_PER_PARTITION = 2;
+/** Wait before a batch whose handler threw is read again: doubles from `initial` up to `max`. */
+const HANDLER_RETRY_MS = { initial: 100, max: 2_000 } as const;
 
 /**
  * Consumer-group member. kafkajs reports a new assignment only after the rebalance (GROUP_JOIN),
@@ -357,8 +361,17 @@ export class KafkaConsumer implements LogConsumer {
 
   async start(topics: readonly string[], listener: PartitionListener): Promise<void> {
     const consumer = this.#consumer;
+    this.#stopping = false;
     consumer.on(consumer.events.GROUP_JOIN, (event) => {
       const assignment = event.payload.memberAssignment as Record<string, number[]>;
+      // Batches queued for partitions this member no longer has are dropped at once, not after the
+      // assignments queued before this one: their new owner may be claiming them already.
+      const kept = new Set(
+        Object.entries(assignment).flatMap(([topic, partitions]) =>
+          partitions.map((partition) => tpKey({ topic, partition }))
+        ),
+      );
+      for (const key of [...this.#lanes.keys()]) if (!kept.has(key)) this.#lanes.delete(key);
       this.#ready = this.#ready.then(() => this.#onAssignment(assignment, listener)).catch((error) => {
         this.#logger.error("handling a new assignment failed", { error });
       });
@@ -390,39 +403,67 @@ export class KafkaConsumer implements LogConsumer {
   /** Queues a batch in its partition's lane, pausing the partition while the lane is full. */
   #handOff(listener: PartitionListener, batch: RecordBatch, heartbeat: () => Promise<void>): void {
     const tp = { topic: batch.topic, partition: batch.partition };
-    const lane = this.#lane(tp);
+    const key = tpKey(tp);
+    let lane = this.#lanes.get(key);
+    if (!lane) {
+      lane = { batches: 0, seeks: 0, failures: 0, tail: Promise.resolve() };
+      this.#lanes.set(key, lane);
+    }
+    const current = lane;
     const seeks = lane.seeks;
     lane.batches++;
-    if (lane.batches === MAX_BATCHES_PER_PARTITION) this.pause([tp]);
-    lane.tail = lane.tail.then(async () => {
+    // `>=`, not `===`: a consumer restarted by kafkajs forgets its pauses, so each hand-off re-applies it.
+    if (lane.batches >= MAX_BATCHES_PER_PARTITION) this.pause([tp]);
+    const run = async (): Promise<void> => {
       // Dropped if the partition was sought (the seek re-reads it), revoked or stopped since.
-      if (this.#stopping || lane.seeks !== seeks || this.#lanes.get(tpKey(tp)) !== lane) return;
+      if (this.#stopping || current.seeks !== seeks || this.#lanes.get(key) !== current) return;
       try {
         await listener.batch(batch, heartbeat);
+        current.failures = 0;
       } catch (error) {
+        // The lane waits (the partition is paused once it is full), then reads the batch again.
+        const delay = Math.min(HANDLER_RETRY_MS.initial * 2 ** current.failures++, HANDLER_RETRY_MS.max);
         this.#logger.error("batch handler failed; reading the batch again", {
           topic: tp.topic,
           partition: tp.partition,
           offset: batch.records[0].offset,
           error: ensureError(error),
+          delay,
         });
-        this.seek(tp, batch.records[0].offset);
+        await new Promise((resolve) => setTimeout(resolve, delay));
+        if (!this.#stopping && this.#lanes.get(key) === current) this.seek(tp, batch.records[0].offset);
       }
+    };
+    lane.tail = lane.tail.then(run).catch((error) => {
+      this.#logger.error("a batch lane failed", {
+        topic: tp.topic,
+        partition: tp.partition,
+        error: ensureError(error),
+      });
     }).finally(() => {
-      lane.batches--;
-      if (lane.batches === MAX_BATCHES_PER_PARTITION - 1 && !this.#stopping && this.#lanes.get(tpKey(tp)) === lane) {
+      current.batches--;
+      if (current.batches < MAX_BATCHES_PER_PARTITION && !this.#stopping && this.#lanes.get(key) === current) {
         this.resume([tp]);
       }
     });
   }
 
-  #lane(tp: TopicPartition): Lane {
-    let lane = this.#lanes.get(tpKey(tp));
-    if (!lane) {
-      lane = { batches: 0, seeks: 0, tail: Promise.resolve() };
-      this.#lanes.set(tpKey(tp), lane);
+  /** Batches of a partition handed off and not finished yet, the one being handled included (for diagnostics). */
+  inFlight(tp: TopicPartition): number {
+    return this.#lanes.get(tpKey(tp))?.batches ?? 0;
+  }
+
+  /**
+   * Calls kafkajs, which throws while a crashed consumer restarts (no consumer group then). Its
+   * restart reads from the group's committed offset, which a checkpoint only ever moves up to its
+   * own offset, so a lost seek, pause or resume costs a re-read, never a record.
+   */
+  #kafkajs(what: string, call: () => void): void {
+    try {
+      call();
+    } catch (error) {
+      this.#logger.warn(`kafkajs ${what} failed; the consumer is restarting`, { error: ensureError(error) });
     }
-    return lane;
   }
 
   async #onAssignment(assignment: Record<string, number[]>, listener: PartitionListener): Promise<void> {
@@ -438,9 +479,8 @@ export class KafkaConsumer implements LogConsumer {
       owned: [...next.keys()],
     });
     if (revoked.length > 0) {
-      // Their lanes are dropped (batches still queued in them are skipped) and their pauses lifted,
-      // so that a partition assigned again later starts afresh.
-      for (const tp of revoked) this.#lanes.delete(tpKey(tp));
+      // Their lanes were dropped when the group was joined; their pauses are lifted, so that a
+      // partition assigned again later starts afresh.
       this.resume(revoked);
       await listener.revoked(revoked);
     }
@@ -455,8 +495,12 @@ export class KafkaConsumer implements LogConsumer {
   }
 
   seek(tp: TopicPartition, offset: number): void {
-    this.#lane(tp).seeks++;
-    this.#consumer.seek({ topic: tp.topic, partition: tp.partition, offset: String(offset) });
+    const lane = this.#lanes.get(tpKey(tp));
+    if (lane) lane.seeks++;
+    this.#kafkajs(
+      "seek",
+      () => this.#consumer.seek({ topic: tp.topic, partition: tp.partition, offset: String(offset) }),
+    );
   }
 
   async commit(tp: TopicPartition, nextOffset: number): Promise<void> {
@@ -464,11 +508,17 @@ export class KafkaConsumer implements LogConsumer {
   }
 
   pause(tps: readonly TopicPartition[]): void {
-    this.#consumer.pause(tps.map((tp) => ({ topic: tp.topic, partitions: [tp.partition] })));
+    this.#kafkajs(
+      "pause",
+      () => this.#consumer.pause(tps.map((tp) => ({ topic: tp.topic, partitions: [tp.partition] }))),
+    );
   }
 
   resume(tps: readonly TopicPartition[]): void {
-    this.#consumer.resume(tps.map((tp) => ({ topic: tp.topic, partitions: [tp.partition] })));
+    this.#kafkajs(
+      "resume",
+      () => this.#consumer.resume(tps.map((tp) => ({ topic: tp.topic, partitions: [tp.partition] }))),
+    );
   }
 
   earliestOffset(tp: TopicPartition): Promise<number> {

@@ -2,8 +2,9 @@
  * The Kafka consumer's lanes (engine/kafka_log.ts) on a real broker: kafkajs fetches again only
  * when every batch of its last fetch is handled, so the adapter hands batches off, one lane per
  * partition. A partition whose handler is stuck must not hold up the others; its own records must
- * still arrive once each and in order when it is released; and a seek from inside a handler (a
- * rewind) drops what was queued behind it and re-reads from the seek.
+ * still arrive once each and in order when it is released; a seek from inside a handler (a
+ * rewind) drops what was queued behind it and re-reads from the seek; and a handler that throws
+ * gets its batch again, after a backoff.
  */
 import assert from "node:assert/strict";
 import { createKafka, KafkaAdmin, KafkaConsumer } from "../../engine/kafka_log.ts";
@@ -16,7 +17,8 @@ import { eventually, services, uniqueName } from "../helpers/services.ts";
 class Recorder implements PartitionListener {
   readonly handled = new Map<number, number[]>();
   readonly holds = new Map<number, PromiseWithResolvers<void>>();
-  onBatch: (batch: RecordBatch) => void = () => {};
+  /** The next this many batches throw before handling anything. */
+  failures = 0;
 
   assigned(partitions: readonly TopicPartition[]): Promise<Map<string, number>> {
     return Promise.resolve(new Map(partitions.map((tp) => [`${tp.topic}:${tp.partition}`, 0])));
@@ -27,7 +29,10 @@ class Recorder implements PartitionListener {
   }
 
   async batch(batch: RecordBatch): Promise<void> {
-    this.onBatch(batch);
+    if (this.failures > 0) {
+      this.failures--;
+      throw new Error("handler failed");
+    }
     const list = this.handled.get(batch.partition) ?? [];
     list.push(...batch.records.map((r) => r.offset));
     this.handled.set(batch.partition, list);
@@ -124,7 +129,10 @@ onlyOn("kafka", {
       await consumer.start([topic], recorder);
       await eventually("the first batch", () => Promise.resolve(recorder.count(0) === 5 || undefined));
       await send(0, 5); // offsets 5–9: fetched and queued behind the stuck batch
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      await eventually(
+        "the second batch queued",
+        () => Promise.resolve(consumer.inFlight({ topic, partition: 0 }) === 2 || undefined),
+      );
       // The stuck handler rewinds to offset 3 (as a failed checkpoint does), then finishes.
       consumer.seek({ topic, partition: 0 }, 3);
       release();
@@ -133,6 +141,34 @@ onlyOn("kafka", {
       assert.deepEqual(recorder.handled.get(0), [...range(0, 5), ...range(3, 10)]);
     } finally {
       release(); // a failed assertion must not leave the consumer stuck in the handler
+      await consumer.stop();
+      await close();
+    }
+  },
+});
+
+onlyOn("kafka", {
+  name: "a batch whose handler throws is read again after a backoff, and nothing after it is lost",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const { topic, send, consumer, close } = await setUp("retry");
+    const recorder = new Recorder();
+    recorder.failures = 3; // waits of 100, 200 and 400 ms before the fourth attempt
+    try {
+      await send(0, 5);
+      const started = Date.now();
+      await consumer.start([topic], recorder);
+      await eventually(
+        "the batch, once the handler stops failing",
+        () => Promise.resolve(recorder.count(0) >= 5 || undefined),
+      );
+      assert.ok(Date.now() - started >= 700, "the retries were spaced by the backoff");
+      await send(0, 5);
+      await eventually("the records after it", () => Promise.resolve(recorder.count(0) >= 10 || undefined));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.deepEqual(recorder.handled.get(0), range(0, 10));
+    } finally {
       await consumer.stop();
       await close();
     }
