@@ -142,7 +142,9 @@ export async function run(args: string[]): Promise<void> {
       emit: (e: EngineEvent) => {
         if (e.type === "checkpoint" && e.ok) {
           checkpoints.push(e.seconds);
-          checkpointsByTopic.set(e.topic, [...(checkpointsByTopic.get(e.topic) ?? []), e.seconds]);
+          const list = checkpointsByTopic.get(e.topic) ?? [];
+          list.push(e.seconds);
+          checkpointsByTopic.set(e.topic, list);
         }
         if (e.type === "message_processed" && firstProcessed === 0) firstProcessed = performance.now();
       },

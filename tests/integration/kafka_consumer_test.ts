@@ -51,126 +51,127 @@ class Recorder implements PartitionListener {
   count(partition: number): number {
     return this.handled.get(partition)?.length ?? 0;
   }
+
+  /** Lets every held handler go: a failed assertion must not leave the consumer stuck in one. */
+  releaseAll(): void {
+    for (const gate of this.holds.values()) gate.resolve();
+    this.holds.clear();
+  }
 }
 
-async function setUp(name: string) {
-  const kafka = createKafka({
-    brokers: [services().kafkaBrokers],
-    clientId: name,
-    logger: silentLogger,
-    publishTimeoutMs: 10_000,
+/** What a test gets: a fresh two-partition topic, a way to write to it, a consumer and a recorder. */
+interface Fixture {
+  readonly topic: string;
+  readonly send: (partition: number, count: number) => Promise<void>;
+  readonly consumer: KafkaConsumer;
+  readonly recorder: Recorder;
+}
+
+/** A test on the broker with its own topic and group; the consumer is stopped however the test ends. */
+function consumerTest(name: string, fn: (f: Fixture) => Promise<void>): void {
+  onlyOn("kafka", {
+    name,
+    sanitizeOps: false,
+    sanitizeResources: false,
+    fn: async () => {
+      const kafka = createKafka({
+        brokers: [services().kafkaBrokers],
+        clientId: "consumer-test",
+        logger: silentLogger,
+        publishTimeoutMs: 10_000,
+      });
+      const topic = uniqueName("lanes");
+      const admin = new KafkaAdmin(kafka);
+      await admin.ensureTopics([{ topic, partitions: 2 }], 1);
+      await admin.close();
+      const producer = kafka.producer();
+      await producer.connect();
+      const send = async (partition: number, count: number) => {
+        await producer.send({
+          topic,
+          acks: -1,
+          messages: Array.from({ length: count }, (_, i) => ({ key: `k${i}`, value: String(i), partition })),
+        });
+      };
+      const consumer = new KafkaConsumer(kafka, { groupId: uniqueName("group"), maxWaitTimeMs: 50 }, silentLogger);
+      const recorder = new Recorder();
+      try {
+        await fn({ topic, send, consumer, recorder });
+      } finally {
+        recorder.releaseAll();
+        await consumer.stop();
+        await producer.disconnect();
+      }
+    },
   });
-  const topic = uniqueName(name);
-  const admin = new KafkaAdmin(kafka);
-  await admin.ensureTopics([{ topic, partitions: 2 }], 1);
-  await admin.close();
-  const producer = kafka.producer();
-  await producer.connect();
-  const send = async (partition: number, count: number) => {
-    await producer.send({
-      topic,
-      acks: -1,
-      messages: Array.from({ length: count }, (_, i) => ({ key: `k${i}`, value: String(i), partition })),
-    });
-  };
-  const consumer = new KafkaConsumer(kafka, { groupId: uniqueName("group"), maxWaitTimeMs: 50 }, silentLogger);
-  return { topic, send, consumer, close: () => producer.disconnect() };
+}
+
+/** Waits until `condition` holds. */
+function until(what: string, condition: () => boolean): Promise<true> {
+  return eventually(what, () => Promise.resolve(condition() || undefined));
+}
+
+/** Gives a wrong extra delivery time to show up before the final assertion. */
+function quiet(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 300));
 }
 
 const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
 
-onlyOn("kafka", {
-  name: "a partition stuck in its handler does not hold up the others, and gets its records once each, in order",
-  sanitizeOps: false,
-  sanitizeResources: false,
-  fn: async () => {
-    const { topic, send, consumer, close } = await setUp("lanes");
-    const recorder = new Recorder();
+consumerTest(
+  "a partition stuck in its handler does not hold up the others, and gets its records once each, in order",
+  async ({ topic, send, consumer, recorder }) => {
     const release = recorder.hold(0);
-    try {
-      await send(0, 1);
-      await consumer.start([topic], recorder);
-      await eventually("partition 0's first batch", () => Promise.resolve(recorder.count(0) === 1 || undefined));
+    await send(0, 1);
+    await consumer.start([topic], recorder);
+    await until("partition 0's first batch", () => recorder.count(0) === 1);
 
-      // Partition 0 is stuck; partition 1 goes on, one send after another.
-      for (let round = 0; round < 5; round++) {
-        await send(1, 10);
-        await send(0, 10);
-        await eventually(
-          `partition 1, round ${round}`,
-          () => Promise.resolve(recorder.count(1) === 10 * (round + 1) || undefined),
-        );
-      }
-      assert.deepEqual(recorder.handled.get(1), range(0, 50));
-      assert.deepEqual(recorder.handled.get(0), [0], "nothing more of partition 0 while its first batch is handled");
-
-      release();
-      await eventually("partition 0 after its release", () => Promise.resolve(recorder.count(0) >= 51 || undefined));
-      await new Promise((resolve) => setTimeout(resolve, 300));
-      assert.deepEqual(recorder.handled.get(0), range(0, 51));
-    } finally {
-      release(); // a failed assertion must not leave the consumer stuck in the handler
-      await consumer.stop();
-      await close();
+    // Partition 0 is stuck; partition 1 goes on, one send after another.
+    for (let round = 0; round < 5; round++) {
+      await send(1, 10);
+      await send(0, 10);
+      await until(`partition 1, round ${round}`, () => recorder.count(1) === 10 * (round + 1));
     }
-  },
-});
+    assert.deepEqual(recorder.handled.get(1), range(0, 50));
+    assert.deepEqual(recorder.handled.get(0), [0], "nothing more of partition 0 while its first batch is handled");
 
-onlyOn("kafka", {
-  name: "a seek from inside a handler drops the batches queued behind it and re-reads from the seek",
-  sanitizeOps: false,
-  sanitizeResources: false,
-  fn: async () => {
-    const { topic, send, consumer, close } = await setUp("seek");
-    const recorder = new Recorder();
+    release();
+    await until("partition 0 after its release", () => recorder.count(0) >= 51);
+    await quiet();
+    assert.deepEqual(recorder.handled.get(0), range(0, 51));
+  },
+);
+
+consumerTest(
+  "a seek from inside a handler drops the batches queued behind it and re-reads from the seek",
+  async ({ topic, send, consumer, recorder }) => {
     const release = recorder.hold(0);
-    try {
-      await send(0, 5); // offsets 0–4
-      await consumer.start([topic], recorder);
-      await eventually("the first batch", () => Promise.resolve(recorder.count(0) === 5 || undefined));
-      await send(0, 5); // offsets 5–9: fetched and queued behind the stuck batch
-      await eventually(
-        "the second batch queued",
-        () => Promise.resolve(consumer.inFlight({ topic, partition: 0 }) === 2 || undefined),
-      );
-      // The stuck handler rewinds to offset 3 (as a failed checkpoint does), then finishes.
-      consumer.seek({ topic, partition: 0 }, 3);
-      release();
-      await eventually("the records from the seek on", () => Promise.resolve(recorder.count(0) >= 12 || undefined));
-      await new Promise((resolve) => setTimeout(resolve, 300));
-      assert.deepEqual(recorder.handled.get(0), [...range(0, 5), ...range(3, 10)]);
-    } finally {
-      release(); // a failed assertion must not leave the consumer stuck in the handler
-      await consumer.stop();
-      await close();
-    }
+    await send(0, 5); // offsets 0–4
+    await consumer.start([topic], recorder);
+    await until("the first batch", () => recorder.count(0) === 5);
+    await send(0, 5); // offsets 5–9: fetched and queued behind the stuck batch
+    await until("the second batch queued", () => consumer.inFlight({ topic, partition: 0 }) === 2);
+    // The stuck handler rewinds to offset 3 (as a failed checkpoint does), then finishes.
+    consumer.seek({ topic, partition: 0 }, 3);
+    release();
+    await until("the records from the seek on", () => recorder.count(0) >= 12);
+    await quiet();
+    assert.deepEqual(recorder.handled.get(0), [...range(0, 5), ...range(3, 10)]);
   },
-});
+);
 
-onlyOn("kafka", {
-  name: "a batch whose handler throws is read again after a backoff, and nothing after it is lost",
-  sanitizeOps: false,
-  sanitizeResources: false,
-  fn: async () => {
-    const { topic, send, consumer, close } = await setUp("retry");
-    const recorder = new Recorder();
+consumerTest(
+  "a batch whose handler throws is read again after a backoff, and nothing after it is lost",
+  async ({ topic, send, consumer, recorder }) => {
     recorder.failures = 3; // waits of 100, 200 and 400 ms before the fourth attempt
-    try {
-      await send(0, 5);
-      const started = Date.now();
-      await consumer.start([topic], recorder);
-      await eventually(
-        "the batch, once the handler stops failing",
-        () => Promise.resolve(recorder.count(0) >= 5 || undefined),
-      );
-      assert.ok(Date.now() - started >= 700, "the retries were spaced by the backoff");
-      await send(0, 5);
-      await eventually("the records after it", () => Promise.resolve(recorder.count(0) >= 10 || undefined));
-      await new Promise((resolve) => setTimeout(resolve, 300));
-      assert.deepEqual(recorder.handled.get(0), range(0, 10));
-    } finally {
-      await consumer.stop();
-      await close();
-    }
+    await send(0, 5);
+    const started = Date.now();
+    await consumer.start([topic], recorder);
+    await until("the batch, once the handler stops failing", () => recorder.count(0) >= 5);
+    assert.ok(Date.now() - started >= 700, "the retries were spaced by the backoff");
+    await send(0, 5);
+    await until("the records after it", () => recorder.count(0) >= 10);
+    await quiet();
+    assert.deepEqual(recorder.handled.get(0), range(0, 10));
   },
-});
+);
