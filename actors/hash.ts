@@ -7,24 +7,33 @@ const encoder = new TextEncoder();
 const C1 = 0xcc9e2d51;
 const C2 = 0x1b873593;
 
+/** Longest text copied into the scratch buffer; longer text is encoded. */
+const SCRATCH_BYTES = 256;
+const scratch = new Uint8Array(SCRATCH_BYTES);
+
 /** MurmurHash3 (x86, 32-bit) of the UTF-8 bytes of `text`, as an unsigned 32-bit integer. */
 export function murmur3(text: string, seed = 0): number {
-  // ASCII (ids, keys) is its own UTF-8: read the code units instead of allocating the bytes.
-  let ascii = true;
-  for (let i = 0; i < text.length && ascii; i++) ascii = text.charCodeAt(i) < 0x80;
-  return ascii ? murmur3Of(text.length, (i) => text.charCodeAt(i), seed) : murmur3Bytes(encoder.encode(text), seed);
+  // ASCII (ids, keys) is its own UTF-8: copy the code units instead of encoding (a call into Deno
+  // and an allocation). One byte-reading loop for both keeps the hash's hot loop monomorphic.
+  const length = text.length;
+  if (length <= SCRATCH_BYTES) {
+    let i = 0;
+    for (; i < length; i++) {
+      const c = text.charCodeAt(i);
+      if (c >= 0x80) break;
+      scratch[i] = c;
+    }
+    if (i === length) return murmur3Bytes(scratch, seed, length);
+  }
+  return murmur3Bytes(encoder.encode(text), seed);
 }
 
-/** MurmurHash3 (x86, 32-bit) of bytes. */
-export function murmur3Bytes(data: Uint8Array, seed = 0): number {
-  return murmur3Of(data.length, (i) => data[i], seed);
-}
-
-function murmur3Of(length: number, byte: (i: number) => number, seed: number): number {
+/** MurmurHash3 (x86, 32-bit) of `data`'s first `length` bytes. */
+export function murmur3Bytes(data: Uint8Array, seed = 0, length = data.length): number {
   let h = seed >>> 0;
   const whole = length & ~3;
   for (let i = 0; i < whole; i += 4) {
-    let k = byte(i) | (byte(i + 1) << 8) | (byte(i + 2) << 16) | (byte(i + 3) << 24);
+    let k = data[i] | (data[i + 1] << 8) | (data[i + 2] << 16) | (data[i + 3] << 24);
     k = Math.imul(k, C1);
     k = (k << 15) | (k >>> 17);
     k = Math.imul(k, C2);
@@ -34,10 +43,10 @@ function murmur3Of(length: number, byte: (i: number) => number, seed: number): n
   }
   let k = 0;
   const tail = length & 3;
-  if (tail === 3) k ^= byte(whole + 2) << 16;
-  if (tail >= 2) k ^= byte(whole + 1) << 8;
+  if (tail === 3) k ^= data[whole + 2] << 16;
+  if (tail >= 2) k ^= data[whole + 1] << 8;
   if (tail >= 1) {
-    k ^= byte(whole);
+    k ^= data[whole];
     k = Math.imul(k, C1);
     k = (k << 15) | (k >>> 17);
     k = Math.imul(k, C2);

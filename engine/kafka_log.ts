@@ -278,7 +278,10 @@ export class KafkaProducer implements LogProducer {
         topic,
         messages: list.map((r) => ({
           key: r.key,
-          value: typeof r.value === "string" ? r.value : Buffer.from(r.value),
+          // A view, not a copy: an appended record's bytes are not changed afterwards (log.ts).
+          value: typeof r.value === "string"
+            ? r.value
+            : Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength),
           headers: r.headers ? { ...r.headers } : undefined,
           partition: r.partition,
         })),

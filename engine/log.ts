@@ -24,6 +24,7 @@ export interface LogRecord extends TopicPartition {
 export interface OutgoingRecord {
   readonly topic: string;
   readonly key: string;
+  /** Bytes are not copied: they must not change once appended. */
   readonly value: Uint8Array | string;
   readonly headers?: Readonly<Record<string, string>>;
   readonly partition?: number;

@@ -8,9 +8,8 @@ const SEED = 0x9747b28c;
 const M = 0x5bd1e995;
 const encoder = new TextEncoder();
 
-/** Kafka's 32-bit murmur2 hash (signed, as Java computes it). */
-export function murmur2(data: Uint8Array): number {
-  const length = data.length;
+/** Kafka's 32-bit murmur2 hash (signed, as Java computes it) of `data`'s first `length` bytes. */
+export function murmur2(data: Uint8Array, length = data.length): number {
   let h = SEED ^ length;
   const whole = length & ~3;
   for (let i = 0; i < whole; i += 4) {
@@ -33,7 +32,26 @@ export function murmur2(data: Uint8Array): number {
   return h | 0;
 }
 
+/** Longest key copied into the scratch buffer; longer ones are encoded. */
+const SCRATCH_BYTES = 256;
+const scratch = new Uint8Array(SCRATCH_BYTES);
+
 /** The partition Kafka's default partitioner picks for `key`. */
 export function partitionForKey(key: string, partitionCount: number): number {
-  return (murmur2(encoder.encode(key)) & 0x7fffffff) % partitionCount;
+  return (keyHash(key) & 0x7fffffff) % partitionCount;
+}
+
+/** murmur2 of the key's UTF-8 bytes. An ASCII key (ids) is its own UTF-8: copied, not encoded (a call into Deno). */
+function keyHash(key: string): number {
+  const length = key.length;
+  if (length <= SCRATCH_BYTES) {
+    let i = 0;
+    for (; i < length; i++) {
+      const c = key.charCodeAt(i);
+      if (c >= 0x80) break;
+      scratch[i] = c;
+    }
+    if (i === length) return murmur2(scratch, length);
+  }
+  return murmur2(encoder.encode(key));
 }

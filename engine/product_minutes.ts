@@ -21,18 +21,16 @@ export class ProductMinuteDeltas {
       this.#byKey.set(key, { ...delta });
       return;
     }
-    this.#byKey.set(key, {
-      productId: delta.productId,
-      minute: delta.minute,
-      category: delta.category ?? sum.category,
-      brand: delta.brand ?? sum.brand,
-      views: sum.views + delta.views,
-      cartAdds: sum.cartAdds + delta.cartAdds,
-      orders: sum.orders + delta.orders,
-      units: sum.units + delta.units,
-      revenueMillis: sum.revenueMillis + delta.revenueMillis,
-      keepFrom: Math.max(sum.keepFrom, delta.keepFrom),
-    });
+    // The sum is this object's own copy, and no checkpoint reads it while facts are handled:
+    // adding in place allocates nothing per fact.
+    sum.category = delta.category ?? sum.category;
+    sum.brand = delta.brand ?? sum.brand;
+    sum.views += delta.views;
+    sum.cartAdds += delta.cartAdds;
+    sum.orders += delta.orders;
+    sum.units += delta.units;
+    sum.revenueMillis += delta.revenueMillis;
+    sum.keepFrom = Math.max(sum.keepFrom, delta.keepFrom);
   }
 
   /** The sums, one per product and minute. */

@@ -403,3 +403,28 @@ Deno.test("iso formats each instant it is given, the same one repeatedly or a ne
   assert.throws(() => iso(NaN), RangeError);
   assert.throws(() => iso(NaN), RangeError);
 });
+
+Deno.test("iso writes what toISOString writes: within a minute, across minutes, before 1970, fractions, six-digit years", () => {
+  const t = Date.UTC(2026, 0, 5, 10, 59, 59, 990);
+  const instants = [
+    ...Array.from({ length: 3_000 }, (_, n) => t + n * 7), // runs within a minute and over minute and hour ends
+    0,
+    59_999,
+    60_000,
+    -1,
+    -60_001,
+    Date.UTC(1969, 11, 31, 23, 59, 59, 999),
+    t + 0.5,
+    253_402_300_799_999,
+    253_402_300_800_000,
+    8.64e15,
+    -8.64e15,
+  ];
+  let seed = 42;
+  for (let n = 0; n < 20_000; n++) {
+    seed = (Math.imul(seed, 1_103_515_245) + 12_345) >>> 0;
+    instants.push((seed / 2 ** 32) * 2 * 253_402_300_800_000 - 62_198_755_200_000);
+    instants.push(Math.floor(instants[instants.length - 1]));
+  }
+  for (const ms of instants) assert.equal(iso(ms), new Date(ms).toISOString(), `instant ${ms}`);
+});

@@ -7,6 +7,11 @@ Deno.test("murmur3() gives MurmurHash3 x86_32's published values", () => {
   assert.equal(murmur3("", 1), 0x514e28b7);
   assert.equal(murmur3("hello"), 0x248bfa47);
   assert.equal(murmur3("The quick brown fox jumps over the lazy dog"), 0x2e4ff723);
+  // Computed with Python's mmh3 5.x: text of 256 ASCII bytes (the longest copied), longer, and not ASCII.
+  assert.equal(murmur3(`user-${"x".repeat(251)}`, 7), 0x7ceffa37);
+  assert.equal(murmur3("a".repeat(300)), 0x430c10f3);
+  assert.equal(murmur3("produit-é"), 0x289ba1b8);
+  assert.equal(murmur3("ü".repeat(200), 3), 0xd714b199);
 });
 
 Deno.test("murmur3() of a string is murmur3 of its UTF-8 bytes, ASCII fast path or not", () => {

@@ -27,7 +27,8 @@ Deno.test("partitionForKey() agrees with kafkajs's default partitioner for many 
   for (const count of [1, 3, 12, 50]) {
     const partitionMetadata = Array.from({ length: count }, (_, i) => ({ partitionId: i, leader: 0 }));
     for (let i = 0; i < 2000; i++) {
-      const key = `user-${i}-${"ü".repeat(i % 4)}`;
+      // ASCII and not, short and longer than the partitioner's scratch buffer (256 bytes).
+      const key = `user-${i}-${"ü".repeat(i % 4)}${"x".repeat(i % 5 === 0 ? 250 + (i % 11) : 0)}`;
       const expected = kafkajs({
         topic: "t",
         partitionMetadata: partitionMetadata as never,

@@ -129,13 +129,16 @@ Deno.test("the product actor emits one minute delta per counted fact, and none f
 Deno.test("ProductMinuteDeltas adds deltas up per product and minute", () => {
   const deltas = new ProductMinuteDeltas();
   const p = initialProduct("p1");
-  deltas.add(countMinute(p, T0 + 1, { views: 1 }, 30));
+  const firstDelta = countMinute(p, T0 + 1, { views: 1 }, 30);
+  deltas.add(firstDelta);
   deltas.add(countMinute(p, T0 + 59_999, { orders: 1, units: 3, revenueMillis: 4500 }, 30));
   deltas.add(countMinute(p, T0 + MINUTE, { views: 1 }, 30));
   deltas.add(countMinute(initialProduct("p2"), T0, { cartAdds: 1 }, 30));
   assert.equal(deltas.size, 3);
   const first = deltas.values().find((d) => d.productId === "p1" && d.minute === T0)!;
   assert.deepEqual([first.views, first.orders, first.units, first.revenueMillis], [1, 1, 3, 4500]);
+  // Sums are kept in the collection's own objects: the deltas given to it are left as they were.
+  assert.deepEqual([firstDelta.views, firstDelta.orders, firstDelta.units], [1, 0, 0]);
   deltas.clear();
   assert.equal(deltas.size, 0);
 });
