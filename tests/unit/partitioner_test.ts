@@ -28,7 +28,7 @@ Deno.test("partitionForKey() agrees with kafkajs's default partitioner for many 
     const partitionMetadata = Array.from({ length: count }, (_, i) => ({ partitionId: i, leader: 0 }));
     for (let i = 0; i < 2000; i++) {
       // ASCII and not, short and longer than the partitioner's scratch buffer (256 bytes).
-      const key = `user-${i}-${"ü".repeat(i % 4)}${"x".repeat(i % 5 === 0 ? 250 + (i % 11) : 0)}`;
+      const key = `user-${i}-${"ü".repeat(i % 4)}${"x".repeat(i % 5 === 0 ? 240 + (i % 31) : 0)}`;
       const expected = kafkajs({
         topic: "t",
         partitionMetadata: partitionMetadata as never,
