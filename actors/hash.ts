@@ -15,17 +15,23 @@ const scratch = new Uint8Array(SCRATCH_BYTES);
 export function murmur3(text: string, seed = 0): number {
   // ASCII (ids, keys) is its own UTF-8: copy the code units instead of encoding (a call into Deno
   // and an allocation). One byte-reading loop for both keeps the hash's hot loop monomorphic.
-  const length = text.length;
-  if (length <= SCRATCH_BYTES) {
-    let i = 0;
-    for (; i < length; i++) {
-      const c = text.charCodeAt(i);
-      if (c >= 0x80) break;
-      scratch[i] = c;
-    }
-    if (i === length) return murmur3Bytes(scratch, seed, length);
-  }
+  if (asciiInto(text, scratch)) return murmur3Bytes(scratch, seed, text.length);
   return murmur3Bytes(encoder.encode(text), seed);
+}
+
+/**
+ * Copies `text` into `out` when it is ASCII (its own UTF-8) and fits: hashing a key then needs no
+ * `TextEncoder` call or allocation. Returns whether it did.
+ */
+export function asciiInto(text: string, out: Uint8Array): boolean {
+  const length = text.length;
+  if (length > out.length) return false;
+  for (let i = 0; i < length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0x80) return false;
+    out[i] = c;
+  }
+  return true;
 }
 
 /** MurmurHash3 (x86, 32-bit) of `data`'s first `length` bytes. */

@@ -4,6 +4,8 @@
  * the embedded log place records exactly where Kafka would.
  */
 
+import { asciiInto } from "../actors/hash.ts";
+
 const SEED = 0x9747b28c;
 const M = 0x5bd1e995;
 const encoder = new TextEncoder();
@@ -43,15 +45,6 @@ export function partitionForKey(key: string, partitionCount: number): number {
 
 /** murmur2 of the key's UTF-8 bytes. An ASCII key (ids) is its own UTF-8: copied, not encoded (a call into Deno). */
 function keyHash(key: string): number {
-  const length = key.length;
-  if (length <= SCRATCH_BYTES) {
-    let i = 0;
-    for (; i < length; i++) {
-      const c = key.charCodeAt(i);
-      if (c >= 0x80) break;
-      scratch[i] = c;
-    }
-    if (i === length) return murmur2(scratch, length);
-  }
+  if (asciiInto(key, scratch)) return murmur2(scratch, key.length);
   return murmur2(encoder.encode(key));
 }
