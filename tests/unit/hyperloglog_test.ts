@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { HyperLogLog, VIEWER_PRECISION } from "../../actors/hyperloglog.ts";
+import { toBase64 } from "../../actors/base64.ts";
+import { HyperLogLog, type HyperLogLogData, VIEWER_PRECISION } from "../../actors/hyperloglog.ts";
 
 function sketch(ids: Iterable<string>, p = VIEWER_PRECISION): HyperLogLog {
   let h = HyperLogLog.empty(p);
@@ -73,4 +74,69 @@ Deno.test("HyperLogLog values are immutable: add() returns a new sketch and leav
   assert.notEqual(a, b);
   assert.deepEqual(a.toJSON(), before);
   assert.equal(b.add("y"), b, "an add that changes nothing returns the same sketch");
+});
+
+/** The persisted form a sketch with these register ranks must have (dense once over a quarter of the registers). */
+function expectedJSON(p: number, ranks: Map<number, number>): HyperLogLogData {
+  const m = 1 << p;
+  if (ranks.size * 4 > m) {
+    const dense = new Uint8Array(m);
+    for (const [index, rank] of ranks) dense[index] = rank;
+    return { p, dense: toBase64(dense) };
+  }
+  const indexes = [...ranks.keys()].sort((a, b) => a - b);
+  const bytes = new Uint8Array(indexes.length * 4);
+  const view = new DataView(bytes.buffer);
+  indexes.forEach((index, i) => view.setUint32(i * 4, (index << 5) | ranks.get(index)!, true));
+  return { p, sparse: toBase64(bytes) };
+}
+
+Deno.test("HyperLogLog versions share registers yet each stays exact, read or added to in any order", () => {
+  // Adds mostly extend the newest version (changing the shared registers in place) but also branch from and
+  // read older ones, which must rebuild their own registers; every version is checked against a plain model.
+  let seed = 0x9e3779b9;
+  const random = () => {
+    seed = (seed + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(seed ^ (seed >>> 15), seed | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+  for (const p of [4, 6, 7]) {
+    const q = 32 - p;
+    const versions = [{ sketch: HyperLogLog.empty(p), ranks: new Map<number, number>() }];
+    const pick = () => versions[random() < 0.8 ? versions.length - 1 : Math.floor(random() * versions.length)];
+    const check = (version: (typeof versions)[number], label: string) => {
+      const expected = expectedJSON(p, version.ranks);
+      assert.deepEqual(version.sketch.toJSON(), expected, label);
+      assert.equal(version.sketch.isSparse, expected.sparse !== undefined, label);
+      assert.equal(version.sketch.estimate(), HyperLogLog.fromJSON(expected).estimate(), label);
+    };
+    for (let step = 0; step < 4000; step++) {
+      const from = pick();
+      if (random() < 0.25) {
+        check(from, `p=${p}, step ${step}: read`);
+        continue;
+      }
+      // Few distinct hashes, so that many adds change nothing or raise a register already set.
+      const hash = random() < 0.5 ? Math.floor(random() * 2 ** 32) : [0x12345678, 0xfedcba98, 0x0000ffff][step % 3];
+      const index = hash >>> q;
+      const rank = Math.min(Math.clz32((hash << p) >>> 0) + 1, q + 1);
+      const ranks = new Map(from.ranks);
+      if ((ranks.get(index) ?? 0) < rank) ranks.set(index, rank);
+      const sketch = from.sketch.addHash(hash);
+      if (ranks.size === from.ranks.size && ranks.get(index) === from.ranks.get(index)) {
+        assert.equal(sketch, from.sketch, `p=${p}, step ${step}: an add that changes nothing returns the same sketch`);
+      } else {
+        versions.push({ sketch, ranks });
+      }
+    }
+    assert.ok(versions.length > 500, `p=${p}: ${versions.length} versions`);
+    assert.ok(versions.some((v) => !v.sketch.isSparse) && versions.some((v) => v.sketch.isSparse && v.ranks.size > 1));
+    for (const [n, version] of [...versions.entries()].reverse()) check(version, `p=${p}, version ${n}`);
+    // Merging old versions reads their own registers too.
+    const [a, b] = [versions[1], versions[Math.floor(versions.length / 2)]];
+    const union = new Map(a.ranks);
+    for (const [index, rank] of b.ranks) union.set(index, Math.max(rank, union.get(index) ?? 0));
+    assert.deepEqual(a.sketch.merge(b.sketch).toJSON(), expectedJSON(p, union));
+  }
 });
