@@ -4,6 +4,7 @@ import type { LogRecord } from "../engine/log.ts";
 import { ValidationError } from "../engine/errors.ts";
 import { type StoredEvent, storedEvent } from "./events.ts";
 import { zodProblems } from "./problems.ts";
+import { safeParseFast } from "../engine/schema_check.ts";
 
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
@@ -19,7 +20,7 @@ export function recordJson(record: LogRecord): unknown {
 
 /** Validates `json` against `schema`; `what` names the expected message in the error. */
 export function validate<T extends z.ZodType>(schema: T, json: unknown, what: string): z.output<T> {
-  const result = schema.safeParse(json);
+  const result = safeParseFast(schema, json);
   if (!result.success) {
     const problems = zodProblems(result.error);
     throw new ValidationError(

@@ -7,6 +7,7 @@ import { zodProblems } from "../actors/problems.ts";
 import type { Topics } from "./config.ts";
 import { ensureError, type FieldProblem, LogUnavailableError, ValidationError } from "./errors.ts";
 import type { LogProducer, OutgoingRecord } from "./log.ts";
+import { safeParseFast } from "./schema_check.ts";
 import { uuidv7 } from "./uuid.ts";
 
 /** Rules applied to every incoming event. */
@@ -68,7 +69,7 @@ function prepareOne(
   if (typeof type !== "string" || !TYPE_SET.has(type)) {
     return [{ path: at("type"), message: `must be one of: ${EVENT_TYPES.join(", ")}` }];
   }
-  const result = incomingEvent.safeParse(input);
+  const result = safeParseFast(incomingEvent, input);
   if (!result.success) return zodProblems(result.error, prefix);
   const event = result.data;
   let occurredAt = context.receivedAt;

@@ -30,6 +30,7 @@ import {
 } from "./outputs.ts";
 import { BUNDLE_INDEX_HEADER, bundleRecords, expandBundle, isBundle } from "./fact_bundle.ts";
 import { ProductMinuteDeltas } from "./product_minutes.ts";
+import { safeParseFast } from "./schema_check.ts";
 import { TimerTable } from "./timer_table.ts";
 import type { StatePacker } from "./state_packer.ts";
 
@@ -640,7 +641,7 @@ export class PartitionWorker {
       this.#events.emit({ type: "output", topic, subtype: typeof subtype === "string" ? subtype : "" });
       const schema = topic === "alerts" ? alertSchema : topic === "recommendations" ? recommendationSchema : null;
       if (!schema) continue;
-      const parsed = schema.safeParse(value);
+      const parsed = safeParseFast(schema, value);
       if (!parsed.success) {
         this.#log.warn("output does not match its topic's contract; published but not stored", { topic, key });
       } else if (topic === "alerts") {
@@ -654,12 +655,12 @@ export class PartitionWorker {
   /** Queues a stored output (not published) for the next checkpoint's transaction. */
   #store(topic: "analyticsHistory" | "productMinutes", key: string, value: unknown): void {
     if (topic === "productMinutes") {
-      const parsed = productMinuteSchema.safeParse(value);
+      const parsed = safeParseFast(productMinuteSchema, value);
       if (parsed.success) this.#productMinutes.add(parsed.data);
       else this.#log.warn("product minute does not match its contract; not stored", { key });
       return;
     }
-    const parsed = analyticsHistorySchema.safeParse(value);
+    const parsed = safeParseFast(analyticsHistorySchema, value);
     if (parsed.success) this.#analyticsHistory.push(parsed.data);
     else this.#log.warn("analytics history does not match its contract; not stored", { key });
   }
