@@ -3,6 +3,7 @@
  * (no global default registry), served at GET /metrics.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { LocalHistogram, TalliedCounter } from "./hot_metrics.ts";
 import type { EngineEvent, Instrumentation } from "./instrumentation.ts";
 
 const PREFIX = "engine_";
@@ -31,18 +32,18 @@ export class Metrics implements Instrumentation {
     labelNames: ["type", "outcome"],
     registers: [this.registry],
   });
-  readonly #processed = new Counter({
+  readonly #processed = new TalliedCounter({
     name: `${PREFIX}events_processed_total`,
     help: "Messages handled by actors, by actor kind and message type",
     labelNames: ["kind", "type"],
-    registers: [this.registry],
+    registry: this.registry,
   });
-  readonly #lag = new Histogram({
+  readonly #lag = new LocalHistogram({
     name: `${PREFIX}processing_lag_seconds`,
     help: "Event time to handling time",
-    labelNames: ["kind"],
+    labelName: "kind",
     buckets: LAG_BUCKETS,
-    registers: [this.registry],
+    registry: this.registry,
   });
   readonly #consumerLag = new Gauge({
     name: `${PREFIX}consumer_lag_records`,
@@ -104,11 +105,11 @@ export class Metrics implements Instrumentation {
     labelNames: ["topic", "code"],
     registers: [this.registry],
   });
-  readonly #outputs = new Counter({
+  readonly #outputs = new TalliedCounter({
     name: `${PREFIX}outputs_total`,
     help: "Messages emitted by actors, by topic and subtype (alert type, ...)",
     labelNames: ["topic", "subtype"],
-    registers: [this.registry],
+    registry: this.registry,
   });
   readonly #purged = new Counter({
     name: `${PREFIX}log_records_purged_total`,
@@ -142,8 +143,8 @@ export class Metrics implements Instrumentation {
         this.#ingested.inc({ type: e.eventType, outcome: e.outcome }, e.count);
         return;
       case "message_processed":
-        this.#processed.inc({ kind: e.kind, type: e.label });
-        if (e.lagSeconds >= 0) this.#lag.observe({ kind: e.kind }, e.lagSeconds);
+        this.#processed.inc(e.kind, e.label);
+        if (e.lagSeconds >= 0) this.#lag.observe(e.kind, e.lagSeconds);
         return;
       case "consumer_lag":
         this.#consumerLag.set({ topic: e.topic, partition: String(e.partition) }, e.lag);
@@ -171,7 +172,7 @@ export class Metrics implements Instrumentation {
         this.#deadLettered.inc({ topic: e.topic, code: e.code });
         return;
       case "output":
-        this.#outputs.inc({ topic: e.topic, subtype: e.subtype });
+        this.#outputs.inc(e.topic, e.subtype);
         return;
       case "log_records_purged":
         this.#purged.inc({ topic: e.topic }, e.count);

@@ -11,7 +11,9 @@
  *     · claims the partition in PostgreSQL (epoch fencing) and resumes at its checkpointed offset
  *     · activates actors on demand (state batch-loaded from PostgreSQL), one per key
  *     · runs each key's messages in order through its ActorLogic (actor.ts, logic in actors/)
- *     · handlers emit outputs through ctx; bad records go to the DLQ (dead_letter.ts)
+ *     · records are decoded and validated with zod, through a compiled fast path for values zod
+ *       would return unchanged (schema_check.ts); bad records go to the DLQ (dead_letter.ts)
+ *     · handlers emit outputs through ctx
  *     · pending timers live in a TimerTable (timer_table.ts); idle actors are packed into compact
  *       strings (state_packer.ts) and unpacked by their next message
  *   Facts for product and global actors are published in bundles, one record per target partition

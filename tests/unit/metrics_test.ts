@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
+import { Counter, Histogram, Registry } from "prom-client";
+import { LocalHistogram, TalliedCounter } from "../../engine/hot_metrics.ts";
 import { Metrics } from "../../engine/metrics.ts";
+import { prng } from "../helpers/prng.ts";
 import { Harness, recorderLogic } from "../helpers/runtime.ts";
 
 Deno.test("metrics count what the runtime did, and a released partition stops reporting lag", async () => {
@@ -20,4 +23,44 @@ Deno.test("metrics count what the runtime did, and a released partition stops re
   await h.stop();
   const after = (await metrics.render()).body;
   assert.doesNotMatch(after, /engine_consumer_lag_records\{/);
+});
+
+Deno.test("hot metrics write the same exposition as prom-client's own counter and histogram, read after read", async () => {
+  const buckets = [0.01, 0.1, 1, 10];
+  const ours = new Registry();
+  const reference = new Registry();
+  const counter = new TalliedCounter({ name: "c_total", help: "h", labelNames: ["kind", "type"], registry: ours });
+  const histogram = new LocalHistogram({ name: "lag_seconds", help: "h", labelName: "kind", buckets, registry: ours });
+  const referenceCounter = new Counter({
+    name: "c_total",
+    help: "h",
+    labelNames: ["kind", "type"],
+    registers: [reference],
+  });
+  const referenceHistogram = new Histogram({
+    name: "lag_seconds",
+    help: "h",
+    labelNames: ["kind"],
+    buckets,
+    registers: [reference],
+  });
+  const random = prng(3);
+  // Values on the bounds, between them, above the last and zero; reads in between must not lose or repeat counts.
+  const values = [0, 0.01, 0.05, 0.1, 1, 3, 10, 10.5, 1e6];
+  for (let round = 0; round < 3; round++) {
+    for (let n = 0; n < 200; n++) {
+      const kind = ["user", "product", "global"][Math.floor(random() * 3)];
+      const type = ["a", "b"][Math.floor(random() * 2)];
+      const value = values[Math.floor(random() * values.length)];
+      counter.inc(kind, type);
+      referenceCounter.inc({ kind, type });
+      histogram.observe(kind, value);
+      referenceHistogram.observe({ kind }, value);
+    }
+    const sorted = (text: string) => text.split("\n").sort().join("\n");
+    assert.equal(sorted(await ours.metrics()), sorted(await reference.metrics()), `round ${round}`);
+  }
+  assert.match(await ours.metrics(), /lag_seconds_bucket\{le="0.01",kind="(user|product|global)"\} [1-9]/);
+  ours.resetMetrics();
+  assert.doesNotMatch(await ours.metrics(), /lag_seconds_count/);
 });
