@@ -80,6 +80,8 @@ interface Item {
   readonly message: unknown;
   /** The partition clock at this record. */
   readonly clock: number;
+  /** The message's event time (epoch ms; 0 or NaN if it has none). */
+  readonly at: number;
 }
 
 const DEFAULT_BACKOFF = { initial: 100, max: 5_000 };
@@ -501,9 +503,10 @@ export class PartitionWorker {
           this.#reject(record, error);
           continue;
         }
-        clock = Math.max(clock, logic.eventTime(message) || 0);
+        const at = logic.eventTime(message);
+        clock = Math.max(clock, at || 0);
         const list = byKey.get(record.key!) ?? [];
-        list.push({ record, message, clock });
+        list.push({ record, message, clock, at });
         byKey.set(record.key!, list);
       }
     }
@@ -578,7 +581,7 @@ export class PartitionWorker {
           type: "message_processed",
           kind: logic.kind,
           label: logic.label?.(item.message) ?? logic.kind,
-          lagSeconds: (this.#wall() - (logic.eventTime(item.message) || this.#wall())) / 1000,
+          lagSeconds: item.at ? (this.#wall() - item.at) / 1000 : 0,
         });
       } catch (error) {
         if (!(error instanceof TerminalError)) throw error;
