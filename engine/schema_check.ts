@@ -9,8 +9,10 @@
  * records, optionals, nullables, defaults, unknown) into a plain predicate that answers "valid, and zod would return
  * this very value": no unknown keys to strip, no defaults to fill in. Whenever it answers no, or a
  * schema uses anything else (coercion, transforms, other formats), zod itself decides and words
- * the error, so results and messages are zod's. tests/unit/schema_check_test.ts holds the two to
- * each other over mutated messages.
+ * the error, so results and messages are zod's. It is made for plain data, as JSON.parse and
+ * object literals make: other objects go to zod, and a getter that answers differently when read
+ * again is beyond it. tests/unit/schema_check_test.ts holds the two to each other over mutated
+ * messages and adversarial values.
  */
 import type { z } from "zod";
 
@@ -48,7 +50,8 @@ interface CheckDef {
 }
 
 interface Schema {
-  readonly _zod: { readonly def: Def };
+  /** `optin`: "optional" or "defaulted" when the key may be absent from an object. */
+  readonly _zod: { readonly def: Def; readonly optin?: string };
 }
 
 /** String formats zod checks with its pattern alone (others, such as url, run code of their own). */
@@ -56,7 +59,7 @@ const PATTERN_FORMATS = new Set(["datetime", "uuid", "regex"]);
 
 const compiled = new WeakMap<object, Check | null>();
 
-/** zod's `safeParse`, answered without zod when the compiled check accepts the value as it is. */
+/** zod's `safeParse`, answered without zod when the compiled check accepts the value as it is (then `data` is `value` itself, not a copy). */
 export function safeParseFast<T extends z.ZodType>(schema: T, value: unknown): z.ZodSafeParseResult<z.output<T>> {
   const check = checkOf(schema);
   if (check !== null && check(value)) return { success: true, data: value as z.output<T> };
@@ -133,8 +136,9 @@ function compileType(def: Def): Check | null {
     }
     case "array": {
       const element = compile(def.element!);
+      // Named properties on an array are not looked at: JSON leaves them out, as zod's copy does.
       return element && ((value) => {
-        if (!Array.isArray(value)) return false;
+        if (!Array.isArray(value) || Object.getPrototypeOf(value) !== Array.prototype) return false;
         for (let i = 0; i < value.length; i++) if (!element(value[i])) return false;
         return true;
       });
@@ -147,8 +151,11 @@ function compileType(def: Def): Check | null {
       if (key === null || item === null) return null;
       return (value) => {
         if (!isPlainObject(value)) return false;
-        // `__proto__` would set the prototype of zod's output object rather than copy a key.
-        for (const k in value) if (k === "__proto__" || !key(k) || !item(value[k])) return false;
+        // `__proto__` would set the prototype of zod's output object rather than copy a key
+        // (zod takes an own function-valued `constructor` for a class instance.)
+        for (const k in value) {
+          if (k === "__proto__" || k === "constructor" || !key(k) || !item(value[k])) return false;
+        }
         return true;
       };
     }
@@ -161,19 +168,34 @@ function compileType(def: Def): Check | null {
 
 function compileObject(shape: Readonly<Record<string, Schema>>): Check | null {
   const keys = Object.keys(shape);
+  if (keys.includes("__proto__")) return null;
   const checks: Check[] = [];
+  /** Keys zod requires present even though their schema accepts `undefined` (z.unknown()). */
+  const mustBePresent: boolean[] = [];
   for (const key of keys) {
     const check = compile(shape[key]);
     if (check === null) return null;
     checks.push(check);
+    mustBePresent.push(shape[key]._zod.optin === undefined && check(undefined));
   }
   const known = new Set(keys);
   return (value) => {
     if (!isPlainObject(value)) return false;
-    for (let i = 0; i < keys.length; i++) if (!checks[i](value[keys[i]])) return false;
-    // zod strips unknown keys: its output would differ, so let zod produce it.
-    for (const key in value) if (!known.has(key)) return false;
-    return true;
+    let present = 0;
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i];
+      if (!checks[i](value[key])) return false;
+      if (key in value) present++;
+      else if (mustBePresent[i]) return false;
+    }
+    // zod strips unknown keys: its output would differ, so let zod produce it. A shape key that is
+    // present but not enumerated (inherited, or not enumerable) would not survive serialisation.
+    let enumerated = 0;
+    for (const key in value) {
+      if (!known.has(key)) return false;
+      enumerated++;
+    }
+    return enumerated === present;
   };
 }
 
@@ -200,8 +222,14 @@ function compileDiscriminated(discriminator: string, options: readonly Schema[])
 function compileRefinement(def: CheckDef): Check | null {
   switch (def.check) {
     case "min_length": {
+      // zod measures strings in code points: a surrogate pair is one. Fewer than twice the minimum in
+      // UTF-16 units may be too few code points, so count those.
       const minimum = def.minimum!;
-      return (value) => (value as { length: number }).length >= minimum;
+      return (value) => {
+        const units = (value as { length: number }).length;
+        if (units < minimum) return false;
+        return typeof value !== "string" || units >= 2 * minimum || codePoints(value) >= minimum;
+      };
     }
     case "max_length": {
       const maximum = def.maximum!;
@@ -250,6 +278,23 @@ function patternOf(format: string | undefined, pattern: RegExp | undefined): Reg
   return pattern.global || pattern.sticky ? null : pattern;
 }
 
+/**
+ * Plain data, as JSON.parse and object literals make: zod copies any other object (or, for records,
+ * rejects it), and leaves symbol keys out of its copy.
+ */
 function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
+  return typeof value === "object" && value !== null && Object.getPrototypeOf(value) === Object.prototype &&
+    Object.getOwnPropertySymbols(value).length === 0;
+}
+
+/** Code points in `text`, a surrogate pair counting once (as zod counts). */
+function codePoints(text: string): number {
+  let count = text.length;
+  for (let i = 0; i < text.length - 1; i++) {
+    if ((text.charCodeAt(i) & 0xfc00) === 0xd800 && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      count--;
+      i++;
+    }
+  }
+  return count;
 }
