@@ -113,6 +113,12 @@ export class HyperLogLog {
     return 1 << this.p;
   }
 
+  /** Bytes held for this sketch's registers (sparse words reserved, or one byte per register). */
+  get registerBytes(): number {
+    const registers = this.#own();
+    return registers.dense ? registers.dense.byteLength : registers.words!.byteLength;
+  }
+
   /** Whether the sketch is in its sparse form (all versions sharing registers have the same form). */
   get isSparse(): boolean {
     return this.#registers.dense === null;
@@ -262,7 +268,8 @@ export class HyperLogLog {
     if (size < words.length) {
       words.copyWithin(lo + 1, lo, size);
     } else {
-      const grown = new Uint32Array(Math.max(FIRST_CAPACITY, 2 * words.length));
+      // Doubling, but never past the m/4 words at which the sketch turns dense.
+      const grown = new Uint32Array(Math.min(Math.max(FIRST_CAPACITY, 2 * words.length), this.m >>> 2));
       grown.set(words.subarray(0, lo));
       grown.set(words.subarray(lo, size), lo + 1);
       registers.words = grown;

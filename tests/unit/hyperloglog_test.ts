@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { toBase64 } from "../../actors/base64.ts";
+import { fromBase64, toBase64 } from "../../actors/base64.ts";
 import { HyperLogLog, type HyperLogLogData, VIEWER_PRECISION } from "../../actors/hyperloglog.ts";
 
 function sketch(ids: Iterable<string>, p = VIEWER_PRECISION): HyperLogLog {
@@ -101,20 +101,32 @@ Deno.test("HyperLogLog versions share registers yet each stays exact, read or ad
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
   };
-  for (const p of [4, 6, 7]) {
+  // Small precisions branch a lot; at p = 10 the newest version is extended far more often, so the
+  // sparse words grow through several capacities (up to 256) before turning dense.
+  for (const [p, steps, newest] of [[4, 4000, 0.8], [6, 4000, 0.8], [7, 4000, 0.8], [10, 6000, 0.97]]) {
     const q = 32 - p;
     const versions = [{ sketch: HyperLogLog.empty(p), ranks: new Map<number, number>() }];
-    const pick = () => versions[random() < 0.8 ? versions.length - 1 : Math.floor(random() * versions.length)];
+    const pick = () => versions[random() < newest ? versions.length - 1 : Math.floor(random() * versions.length)];
     const check = (version: (typeof versions)[number], label: string) => {
       const expected = expectedJSON(p, version.ranks);
       assert.deepEqual(version.sketch.toJSON(), expected, label);
       assert.equal(version.sketch.isSparse, expected.sparse !== undefined, label);
       assert.equal(version.sketch.estimate(), HyperLogLog.fromJSON(expected).estimate(), label);
     };
-    for (let step = 0; step < 4000; step++) {
+    for (let step = 0; step < steps; step++) {
       const from = pick();
-      if (random() < 0.25) {
+      const roll = random();
+      if (roll < 0.2) {
         check(from, `p=${p}, step ${step}: read`);
+        continue;
+      }
+      if (roll < 0.23) {
+        // Branch from a restored copy, and from a union with another version.
+        versions.push({ sketch: HyperLogLog.fromJSON(from.sketch.toJSON()), ranks: from.ranks });
+        const other = versions[Math.floor(random() * versions.length)];
+        const union = new Map(from.ranks);
+        for (const [index, rank] of other.ranks) union.set(index, Math.max(rank, union.get(index) ?? 0));
+        versions.push({ sketch: from.sketch.merge(other.sketch), ranks: union });
         continue;
       }
       // Few distinct hashes, so that many adds change nothing or raise a register already set.
@@ -131,12 +143,35 @@ Deno.test("HyperLogLog versions share registers yet each stays exact, read or ad
       }
     }
     assert.ok(versions.length > 500, `p=${p}: ${versions.length} versions`);
-    assert.ok(versions.some((v) => !v.sketch.isSparse) && versions.some((v) => v.sketch.isSparse && v.ranks.size > 1));
+    assert.ok(versions.some((v) => !v.sketch.isSparse), `p=${p}: some versions dense`);
+    const largestSparse = Math.max(...versions.filter((v) => v.sketch.isSparse).map((v) => v.ranks.size));
+    assert.ok(largestSparse * 8 > 1 << p, `p=${p}: sparse versions up to ${largestSparse} words, near the switch`);
     for (const [n, version] of [...versions.entries()].reverse()) check(version, `p=${p}, version ${n}`);
     // Merging old versions reads their own registers too.
     const [a, b] = [versions[1], versions[Math.floor(versions.length / 2)]];
     const union = new Map(a.ranks);
     for (const [index, rank] of b.ranks) union.set(index, Math.max(rank, union.get(index) ?? 0));
     assert.deepEqual(a.sketch.merge(b.sketch).toJSON(), expectedJSON(p, union));
+  }
+});
+
+Deno.test("HyperLogLog never reserves more for sparse words than its dense form takes", () => {
+  // A restored sketch holds exactly its words; growing from any size must stop at the m/4 words
+  // where the sketch turns dense (m bytes), not double past it.
+  const words = (h: HyperLogLog) => h.isSparse ? fromBase64(h.toJSON().sparse ?? "").length / 4 : Infinity;
+  for (const p of [4, 10, VIEWER_PRECISION]) {
+    const m = 1 << p;
+    for (const start of [1, 3, m / 8 + 1, m / 4 - 1]) {
+      let h = HyperLogLog.empty(p);
+      for (let i = 0; words(h) < start; i++) h = h.add(`x${i}`);
+      assert.equal(words(h), start);
+      h = HyperLogLog.fromJSON(h.toJSON());
+      assert.equal(h.registerBytes, 4 * start, "restored: exactly its words");
+      for (let n = 0; h.isSparse; n++) {
+        assert.ok(h.registerBytes <= m, `p=${p} from ${start} words: ${h.registerBytes} bytes reserved, dense is ${m}`);
+        h = h.add(`y${n}`);
+      }
+      assert.equal(h.registerBytes, m);
+    }
   }
 });
