@@ -1,0 +1,64 @@
+import assert from "node:assert/strict";
+import { recordJson, utf8Text } from "../../actors/decode.ts";
+import { ValidationError } from "../../engine/errors.ts";
+import { prng } from "../helpers/prng.ts";
+
+const strict = new TextDecoder("utf-8", { fatal: true });
+
+/** The strict decoder's answer: the text, or "invalid". */
+function reference(bytes: Uint8Array): string {
+  try {
+    return strict.decode(bytes);
+  } catch {
+    return "invalid";
+  }
+}
+
+function answer(bytes: Uint8Array): string {
+  try {
+    return utf8Text(bytes);
+  } catch (error) {
+    assert.ok(error instanceof TypeError, String(error));
+    return "invalid";
+  }
+}
+
+Deno.test("utf8Text decodes exactly as a strict decoder: same text, and an error for every invalid byte sequence", () => {
+  const random = prng(5);
+  const pieces = ["a", '{"k":1}', "é", "€", "😀", "\uFFFD", "\uFEFF", "\u0000", "ÿ", "日本"];
+  let invalid = 0;
+  let replacementKept = 0;
+  for (let n = 0; n < 20_000; n++) {
+    let text = "";
+    for (let i = Math.floor(random() * 12); i > 0; i--) text += pieces[Math.floor(random() * pieces.length)];
+    const bytes = new TextEncoder().encode(text);
+    // Corrupt some: a random byte, a truncated sequence, or a stray continuation or lead byte.
+    if (bytes.length > 0 && random() < 0.5) {
+      const at = Math.floor(random() * bytes.length);
+      bytes[at] = [0x80, 0xbf, 0xc0, 0xc3, 0xe2, 0xf0, 0xff, Math.floor(random() * 256)][Math.floor(random() * 8)];
+    }
+    const expected = reference(bytes);
+    assert.equal(answer(bytes), expected, `bytes ${[...bytes]}`);
+    if (expected === "invalid") invalid++;
+    else if (expected.includes("\uFFFD")) replacementKept++;
+  }
+  assert.ok(invalid > 1000 && replacementKept > 1000, `${invalid} invalid, ${replacementKept} with a real U+FFFD`);
+});
+
+Deno.test("recordJson names invalid UTF-8 and JSON as validation errors", () => {
+  const record = (value: Uint8Array) => ({
+    topic: "t",
+    partition: 0,
+    offset: 0,
+    key: "k",
+    value,
+    headers: {},
+    timestamp: 0,
+  });
+  assert.deepEqual(recordJson(record(new TextEncoder().encode('{"a":"\uFFFD"}'))), { a: "\uFFFD" });
+  assert.throws(
+    () => recordJson(record(new Uint8Array([0x7b, 0xff, 0x7d]))),
+    (e) => e instanceof ValidationError && /not UTF-8 JSON/.test(e.message),
+  );
+  assert.throws(() => recordJson(record(new TextEncoder().encode("{"))), ValidationError);
+});
