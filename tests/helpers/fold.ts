@@ -91,6 +91,8 @@ interface Partition {
   next: number;
   clock: number;
   readonly timers: Map<string, Map<string, number>>;
+  /** No timer of the partition is due before this (a lower bound: cancelling does not raise it). */
+  earliest: number;
   readonly states: Map<string, unknown>;
 }
 
@@ -121,7 +123,16 @@ export async function fold(events: readonly unknown[], options: FoldOptions = {}
     const id = `${topic}:${index}`;
     let p = partitions.get(id);
     if (!p) {
-      p = { topic, index, logic: logicOf[topic], next: 0, clock: 0, timers: new Map(), states: new Map() };
+      p = {
+        topic,
+        index,
+        logic: logicOf[topic],
+        next: 0,
+        clock: 0,
+        timers: new Map(),
+        earliest: Infinity,
+        states: new Map(),
+      };
       partitions.set(id, p);
     }
     return p;
@@ -152,6 +163,7 @@ export async function fold(events: readonly unknown[], options: FoldOptions = {}
       const timers = p.timers.get(key) ?? new Map<string, number>();
       timers.set(name, at);
       p.timers.set(key, timers);
+      p.earliest = Math.min(p.earliest, at);
     },
     cancelTimer: (name) => {
       const timers = p.timers.get(key);
@@ -181,12 +193,16 @@ export async function fold(events: readonly unknown[], options: FoldOptions = {}
   };
 
   const fireAll = async (p: Partition, clock: number): Promise<boolean> => {
+    // Scanning every key's timers on every delivery made the fold quadratic in keys with timers.
+    if (p.earliest > clock) return false;
     const due = [...p.timers]
       .map(([key, timers]) => [key, Math.min(...timers.values())] as const)
       .filter(([, at]) => at <= clock)
       .sort((a, b) => a[1] - b[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
     let fired = false;
     for (const [key] of due) fired = (await fireKey(p, key, clock)) || fired;
+    p.earliest = Infinity;
+    for (const timers of p.timers.values()) for (const at of timers.values()) p.earliest = Math.min(p.earliest, at);
     return fired;
   };
 
