@@ -134,6 +134,8 @@ export class PartitionWorker {
   #failures = 0;
   /** Wall time of the last expiry sweep of stored actors. */
   #sweptAt = 0;
+  /** The log topic behind each topic actors emit to. */
+  readonly #topicNames: Readonly<Record<LogTopic, string>>;
 
   private constructor(
     tp: TopicPartition,
@@ -153,6 +155,13 @@ export class PartitionWorker {
     this.#events = deps.instrumentation ?? noInstrumentation;
     this.#lastRecordAt = this.#wall();
     this.#log = deps.logger.child({ topic: tp.topic, partition: tp.partition });
+    const topics = deps.topics;
+    this.#topicNames = {
+      alerts: topics.alerts,
+      recommendations: topics.recommendations,
+      productEvents: topics.productEvents,
+      analytics: topics.analytics,
+    };
   }
 
   /** Claims the partition (fencing any previous owner), loads its pending timers, and resumes at its checkpoint. */
@@ -627,13 +636,7 @@ export class PartitionWorker {
 
   /** Queues a handler's outputs for the next checkpoint, and their query projections. */
   #publish(emitted: readonly Emitted[]): void {
-    const topics = this.#deps.topics;
-    const names: Record<LogTopic, string> = {
-      alerts: topics.alerts,
-      recommendations: topics.recommendations,
-      productEvents: topics.productEvents,
-      analytics: topics.analytics,
-    };
+    const names = this.#topicNames;
     for (const { topic, key, value } of emitted) {
       if (topic === "analyticsHistory" || topic === "productMinutes") {
         this.#store(topic, key, value);
