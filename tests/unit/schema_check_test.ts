@@ -229,6 +229,10 @@ Deno.test("a fast check sends to zod whatever is not plain data zod would return
     ["record with a constructor", alertSchema, { ...alert, details: { constructor() {} } }],
     ["record with a symbol key", alertSchema, { ...alert, details: { [Symbol("s")]: 1 } }],
     ["record without a prototype", alertSchema, { ...alert, details: Object.assign(Object.create(null), { a: 1 }) }],
+    ["record with a hidden key", alertSchema, {
+      ...alert,
+      details: Object.defineProperty({ a: 1 }, "b", { value: 2, enumerable: false }),
+    }],
     ["object with a symbol key", alertSchema, { ...alert, [Symbol("s")]: 1 }],
     ["object as a class instance", alertSchema, Object.assign(new Details(), alert)],
     ["shape key not enumerable", alertSchema, hidden],
