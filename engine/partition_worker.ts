@@ -11,7 +11,7 @@
  * `ctx.now()` as without the restart. Before a message is handled, its key's timers that are due at
  * the clock of that message fire first; so the outcome does not depend on batch boundaries.
  */
-import type { ActorContext, AnyActorLogic, Emitted, LogTopic } from "./actor.ts";
+import type { ActorContext, AnyActorLogic, Emitted } from "./actor.ts";
 import type { CheckpointStore, Claim, CommitResult, StoredActor } from "./checkpoint.ts";
 import type { Topics } from "./config.ts";
 import { deadLetter } from "./dead_letter.ts";
@@ -134,8 +134,6 @@ export class PartitionWorker {
   #failures = 0;
   /** Wall time of the last expiry sweep of stored actors. */
   #sweptAt = 0;
-  /** The log topic behind each topic actors emit to. */
-  readonly #topicNames: Readonly<Record<LogTopic, string>>;
 
   private constructor(
     tp: TopicPartition,
@@ -155,13 +153,6 @@ export class PartitionWorker {
     this.#events = deps.instrumentation ?? noInstrumentation;
     this.#lastRecordAt = this.#wall();
     this.#log = deps.logger.child({ topic: tp.topic, partition: tp.partition });
-    const topics = deps.topics;
-    this.#topicNames = {
-      alerts: topics.alerts,
-      recommendations: topics.recommendations,
-      productEvents: topics.productEvents,
-      analytics: topics.analytics,
-    };
   }
 
   /** Claims the partition (fencing any previous owner), loads its pending timers, and resumes at its checkpoint. */
@@ -636,7 +627,8 @@ export class PartitionWorker {
 
   /** Queues a handler's outputs for the next checkpoint, and their query projections. */
   #publish(emitted: readonly Emitted[]): void {
-    const names = this.#topicNames;
+    // Actors emit to a topic by its name in the configuration's topic table (LogTopic ⊂ keyof Topics).
+    const names = this.#deps.topics;
     for (const { topic, key, value } of emitted) {
       if (topic === "analyticsHistory" || topic === "productMinutes") {
         this.#store(topic, key, value);
