@@ -62,35 +62,43 @@ function admitRecent(state: DedupeState, hash: number, limit: number): DedupeSta
   return { ...state, recent: recent.length > limit ? recent.slice(recent.length - limit) : recent };
 }
 
-/** Inserts `offset` into sorted inclusive runs; null if already present or below the window. */
+/**
+ * Inserts `offset` into sorted inclusive runs; null if already present or below the window. A hot
+ * product holds hundreds of runs per source (its offsets are scattered), and offsets mostly come
+ * last: the place is found by binary search, and the runs before it are copied in one slice.
+ */
 export function insertOffset(runs: readonly number[], offset: number, window: number): number[] | null {
-  const hi = runs.length > 0 ? runs[runs.length - 1] : -Infinity;
+  const n = runs.length;
+  const hi = n > 0 ? runs[n - 1] : -Infinity;
   if (offset <= hi - window) return null;
-  // First run whose end is ≥ offset - 1 (the run offset may extend or fall into).
-  let i = 0;
-  while (i < runs.length && runs[i + 1] < offset - 1) i += 2;
-  const next = runs.slice(0, i);
-  if (i < runs.length && runs[i] <= offset && offset <= runs[i + 1]) return null;
+  // First run whose end is ≥ offset - 1 (the run offset may extend or fall into), as run index `lo`.
+  let lo = 0;
+  let up = n / 2;
+  while (lo < up) {
+    const mid = (lo + up) >>> 1;
+    if (runs[2 * mid + 1] < offset - 1) lo = mid + 1;
+    else up = mid;
+  }
+  const i = 2 * lo;
+  if (i < n && runs[i] <= offset && offset <= runs[i + 1]) return null;
   let start = offset;
   let end = offset;
   let j = i;
   // Merge with the run ending right before, and with the run starting right after.
-  while (j < runs.length && runs[j] <= offset + 1) {
+  while (j < n && runs[j] <= offset + 1) {
     start = Math.min(start, runs[j]);
     end = Math.max(end, runs[j + 1]);
     j += 2;
   }
-  next.push(start, end, ...runs.slice(j));
-  return prune(next, window);
-}
-
-function prune(runs: number[], window: number): number[] {
-  const floor = runs[runs.length - 1] - window + 1;
-  let k = 0;
-  while (k < runs.length && runs[k + 1] < floor) k += 2;
-  const kept = k > 0 ? runs.slice(k) : runs;
-  if (kept.length > 0 && kept[0] < floor) kept[0] = floor;
-  return kept;
+  // Runs after the new one start above `offset`, which is inside the window: only earlier ones can fall out.
+  const floor = (j < n ? hi : end) - window + 1;
+  let kept = 0;
+  while (kept < i && runs[kept + 1] < floor) kept += 2;
+  const next = runs.slice(kept, i);
+  if (next.length > 0) next[0] = Math.max(next[0], floor);
+  next.push(next.length === 0 ? Math.max(start, floor) : start, end);
+  for (let k = j; k < n; k++) next.push(runs[k]);
+  return next;
 }
 
 /** The persisted form: runs as base64 varint deltas (a few bytes per run instead of ~20 characters). */

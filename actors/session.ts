@@ -97,13 +97,16 @@ export function openSession(number: number, at: number, clientId: string | undef
 
 /** Counts an event of `type` at `at` into the session. */
 export function recordInSession(session: Session, type: string, at: number, clientId: string | undefined): Session {
-  const start = Math.min(Date.parse(session.startedAt), at);
-  const last = Math.max(Date.parse(session.lastEventAt), at);
+  const startedAt = Date.parse(session.startedAt);
+  const lastEventAt = Date.parse(session.lastEventAt);
+  const start = Math.min(startedAt, at);
+  const last = Math.max(lastEventAt, at);
   return {
     ...session,
     id: session.id.startsWith("auto-") && clientId !== undefined ? clientId : session.id,
-    startedAt: iso(start),
-    lastEventAt: iso(last),
+    // An unchanged time keeps its string: a new one per event outlived the young generation with the state.
+    startedAt: start === startedAt ? session.startedAt : iso(start),
+    lastEventAt: last === lastEventAt ? session.lastEventAt : iso(last),
     durationSeconds: (last - start) / 1000,
     events: session.events + 1,
     pageViews: session.pageViews + (type === "page_viewed" ? 1 : 0),

@@ -40,40 +40,57 @@ interface OpenBundle {
   /** Framed entries so far, in `buffer[0, bytes)`. */
   buffer: Uint8Array;
   bytes: number;
-  /** Position of the bundle among the output records. */
-  readonly at: number;
 }
 
+/** Scratch space entries are encoded into before being framed; used synchronously only. */
+let scratch: Uint8Array | undefined;
+
 /**
- * Replaces the records of the topics in `partitionsOf` (topic → partition count) by bundles, one
- * or more per target partition, in their order; other records pass through. The output keeps the
- * relative order of every partition's records.
+ * The outputs of a partition since its last checkpoint, bundled as they come. Facts are framed into
+ * their bundle's bytes at once, so a checkpoint interval's facts wait as a few byte buffers (outside
+ * the JavaScript heap) instead of a string and a record object each: those survived the young
+ * generation and were copied by every scavenge until the checkpoint published them.
+ *
+ * Records of the topics in `partitionsOf` (topic → partition count) go into bundles, one or more per
+ * target partition, in their order; other records pass through. `records()` keeps the relative
+ * order of every partition's records.
  *
  * Entries are encoded into a scratch buffer and copied into their bundle's growing buffer: a
  * `TextEncoder.encode` per key and value allocated two buffers per fact, about 1.2 µs for a 200-byte
  * fact here against 0.17 µs for `encodeInto`.
  */
-export function bundleRecords(
-  records: readonly OutgoingRecord[],
-  partitionsOf: ReadonlyMap<string, number>,
-  maxBytes = MAX_BUNDLE_BYTES,
-): OutgoingRecord[] {
-  const out: (OutgoingRecord | OpenBundle)[] = [];
-  const open = new Map<string, OpenBundle>();
-  let scratch: Uint8Array | undefined;
-  for (const record of records) {
-    const partitions = partitionsOf.get(record.topic);
+export class OutputBundler {
+  readonly #partitionsOf: ReadonlyMap<string, number>;
+  readonly #maxBytes: number;
+  /** Records and bundles in output order. */
+  #out: (OutgoingRecord | OpenBundle)[] = [];
+  /** Bundles still taking entries, by topic and partition. */
+  readonly #open = new Map<string, OpenBundle>();
+
+  constructor(partitionsOf: ReadonlyMap<string, number> = new Map(), maxBytes = MAX_BUNDLE_BYTES) {
+    this.#partitionsOf = partitionsOf;
+    this.#maxBytes = maxBytes;
+  }
+
+  /** Records and bundles held (a bundle counts once however many entries it frames). */
+  get length(): number {
+    return this.#out.length;
+  }
+
+  /** Adds a record: framed into its partition's open bundle if its topic is bundled, else kept as is. */
+  add(record: OutgoingRecord): void {
+    const partitions = this.#partitionsOf.get(record.topic);
     if (partitions === undefined) {
-      out.push(record);
-      continue;
+      this.#out.push(record);
+      return;
     }
     const partition = record.partition ?? partitionForKey(record.key, partitions);
     const id = `${record.topic}\u0000${partition}`;
     if (record.headers !== undefined) {
       // Headers cannot ride in a bundle: the record goes alone, and later ones start a new bundle after it.
-      open.delete(id);
-      out.push(record);
-      continue;
+      this.#open.delete(id);
+      this.#out.push(record);
+      return;
     }
     let key: Uint8Array;
     let value: Uint8Array;
@@ -95,17 +112,16 @@ export function bundleRecords(
       value = typeof record.value === "string" ? encoder.encode(record.value) : record.value;
     }
     const size = varintLength(key.length) + key.length + varintLength(value.length) + value.length;
-    let bundle = open.get(id);
-    if (!bundle || (bundle.bytes > 0 && bundle.bytes + size > maxBytes)) {
+    let bundle = this.#open.get(id);
+    if (!bundle || (bundle.bytes > 0 && bundle.bytes + size > this.#maxBytes)) {
       bundle = {
         topic: record.topic,
         partition,
-        buffer: new Uint8Array(Math.max(size, Math.min(maxBytes, INITIAL_BUNDLE_CAPACITY))),
+        buffer: new Uint8Array(Math.max(size, Math.min(this.#maxBytes, INITIAL_BUNDLE_CAPACITY))),
         bytes: 0,
-        at: out.length,
       };
-      open.set(id, bundle);
-      out.push(bundle);
+      this.#open.set(id, bundle);
+      this.#out.push(bundle);
     }
     if (bundle.bytes + size > bundle.buffer.length) {
       const grown = new Uint8Array(Math.max(bundle.bytes + size, 2 * bundle.buffer.length));
@@ -115,7 +131,33 @@ export function bundleRecords(
     bundle.bytes = writeEntry(bundle.buffer, bundle.bytes, key);
     bundle.bytes = writeEntry(bundle.buffer, bundle.bytes, value);
   }
-  return out.map((item) => "buffer" in item ? close(item) : item);
+
+  /**
+   * Everything added so far, bundles closed. They stay held (a failed publish is retried with the
+   * same records); records added afterwards start new bundles after them.
+   */
+  records(): OutgoingRecord[] {
+    this.#open.clear();
+    this.#out = this.#out.map((item) => "buffer" in item ? close(item) : item);
+    return [...this.#out] as OutgoingRecord[];
+  }
+
+  /** Forgets everything (once published, or when uncheckpointed work is dropped). */
+  clear(): void {
+    this.#out = [];
+    this.#open.clear();
+  }
+}
+
+/** The records bundled at once (see `OutputBundler`). */
+export function bundleRecords(
+  records: readonly OutgoingRecord[],
+  partitionsOf: ReadonlyMap<string, number>,
+  maxBytes = MAX_BUNDLE_BYTES,
+): OutgoingRecord[] {
+  const bundler = new OutputBundler(partitionsOf, maxBytes);
+  for (const record of records) bundler.add(record);
+  return bundler.records();
 }
 
 /** Writes `part` framed by its varint length at `at`; returns the position after it. */

@@ -16,7 +16,7 @@ import type { CheckpointStore, Claim, CommitResult, StoredActor } from "./checkp
 import type { Topics } from "./config.ts";
 import { deadLetter } from "./dead_letter.ts";
 import { EngineError, ensureError, TerminalError, ValidationError } from "./errors.ts";
-import type { LogConsumer, LogProducer, LogRecord, OutgoingRecord, RecordBatch, TopicPartition } from "./log.ts";
+import type { LogConsumer, LogProducer, LogRecord, RecordBatch, TopicPartition } from "./log.ts";
 import { type Instrumentation, noInstrumentation } from "./instrumentation.ts";
 import type { Logger } from "./logger.ts";
 import {
@@ -28,7 +28,7 @@ import {
   type Recommendation,
   recommendationSchema,
 } from "./outputs.ts";
-import { BUNDLE_INDEX_HEADER, bundleRecords, expandBundle, isBundle } from "./fact_bundle.ts";
+import { BUNDLE_INDEX_HEADER, expandBundle, isBundle, OutputBundler } from "./fact_bundle.ts";
 import { ProductMinuteDeltas } from "./product_minutes.ts";
 import { safeParseFast } from "./schema_check.ts";
 import { TimerTable } from "./timer_table.ts";
@@ -119,7 +119,8 @@ export class PartitionWorker {
   #needsResync = false;
   /** A commit failed without saying whether it landed: `#checkpointed` may be behind the store. */
   #commitUncertain = false;
-  #outputs: OutgoingRecord[] = [];
+  /** Outputs to publish before the next checkpoint commits, bundled as they come. */
+  readonly #outputs: OutputBundler;
   #alerts: Alert[] = [];
   #recommendations: Recommendation[] = [];
   #analyticsHistory: AnalyticsHistory[] = [];
@@ -153,6 +154,7 @@ export class PartitionWorker {
     this.#events = deps.instrumentation ?? noInstrumentation;
     this.#lastRecordAt = this.#wall();
     this.#log = deps.logger.child({ topic: tp.topic, partition: tp.partition });
+    this.#outputs = new OutputBundler(deps.bundledTopics);
   }
 
   /** Claims the partition (fencing any previous owner), loads its pending timers, and resumes at its checkpoint. */
@@ -422,7 +424,7 @@ export class PartitionWorker {
   async #rewind(): Promise<void> {
     this.#cells.clear();
     this.#expired.clear();
-    this.#outputs = [];
+    this.#outputs.clear();
     this.#alerts = [];
     this.#recommendations = [];
     this.#analyticsHistory = [];
@@ -521,7 +523,7 @@ export class PartitionWorker {
   /** Dead-letters a record that can never be handled (decoding is pure: whatever it throws stays). */
   #reject(record: LogRecord, error: unknown): void {
     const reason = error instanceof EngineError ? error : new ValidationError(ensureError(error).message);
-    this.#outputs.push(deadLetter(this.#deps.topics.dlq, record, reason));
+    this.#outputs.add(deadLetter(this.#deps.topics.dlq, record, reason));
     this.#events.emit({ type: "dead_lettered", topic: record.topic, code: reason.code });
     this.#log.warn("record dead-lettered", { offset: record.offset, error: reason });
   }
@@ -585,7 +587,7 @@ export class PartitionWorker {
         });
       } catch (error) {
         if (!(error instanceof TerminalError)) throw error;
-        this.#outputs.push(deadLetter(this.#deps.topics.dlq, item.record, error));
+        this.#outputs.add(deadLetter(this.#deps.topics.dlq, item.record, error));
         this.#events.emit({ type: "dead_lettered", topic: item.record.topic, code: error.code });
         this.#log.warn("handler rejected record", { key, offset: item.record.offset, error });
       }
@@ -634,7 +636,7 @@ export class PartitionWorker {
         this.#store(topic, key, value);
         continue;
       }
-      this.#outputs.push({ topic: names[topic], key, value: JSON.stringify(value) });
+      this.#outputs.add({ topic: names[topic], key, value: JSON.stringify(value) });
       const subtype = (value as { type?: unknown } | null)?.type;
       this.#events.emit({ type: "output", topic, subtype: typeof subtype === "string" ? subtype : "" });
       const schema = topic === "alerts" ? alertSchema : topic === "recommendations" ? recommendationSchema : null;
@@ -711,7 +713,6 @@ export class PartitionWorker {
     if (nothingNew && this.#position === this.#checkpointed && !sweep) return;
     const started = performance.now();
     const { store, producer, logic, groupId } = this.#deps;
-    const bundled = this.#deps.bundledTopics;
     if (this.#outputs.length > 0) {
       // An owner that lost the partition without noticing must not publish outputs computed from
       // states the new owner may have written since: checking the epoch first narrows that window
@@ -722,10 +723,8 @@ export class PartitionWorker {
         return;
       }
     }
-    await producer.append(bundled ? bundleRecords(this.#outputs, bundled) : this.#outputs, {
-      timeoutMs: OUTPUT_APPEND_TIMEOUT_MS,
-    });
-    this.#outputs = [];
+    await producer.append(this.#outputs.records(), { timeoutMs: OUTPUT_APPEND_TIMEOUT_MS });
+    this.#outputs.clear();
     const position = this.#position;
     const clock = this.#clock;
     const deletes = [...this.#expired];

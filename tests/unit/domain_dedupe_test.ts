@@ -10,6 +10,7 @@ import {
   persistDedupe,
   restoreDedupe,
 } from "../../actors/dedupe.ts";
+import { prng } from "../helpers/prng.ts";
 
 const bounds = { window: 100, recentLimit: 3 };
 
@@ -31,6 +32,40 @@ Deno.test("insertOffset() keeps seen offsets as merged runs and refuses repeats 
   assert.deepEqual(runs, [150, 150], "runs wholly below the window are dropped");
   assert.equal(insertOffset(runs, 50, 100), null, "below the window: a replay");
   assert.deepEqual(insertOffset(runs, 51, 100), [51, 51, 150, 150]);
+});
+
+Deno.test("insertOffset() agrees with a set of the offsets seen within the window, for random insertion orders", () => {
+  const expand = (runs: readonly number[]) => {
+    const offsets: number[] = [];
+    for (let k = 0; k < runs.length; k += 2) for (let o = runs[k]; o <= runs[k + 1]; o++) offsets.push(o);
+    return offsets;
+  };
+  for (let seed = 1; seed <= 40; seed++) {
+    const random = prng(seed);
+    const window = [1, 2, 5, 16, 64][seed % 5];
+    // Mostly rising offsets with gaps (a product's share of a source), sometimes late or repeated ones.
+    let runs: number[] = [];
+    const seen = new Set<number>();
+    let cursor = 0;
+    for (let step = 0; step < 400; step++) {
+      cursor += Math.floor(random() * 4);
+      const offset = random() < 0.25 ? Math.max(0, cursor - Math.floor(random() * (window + 8))) : cursor;
+      const top = seen.size > 0 ? Math.max(...seen) : -Infinity;
+      const expected = offset <= top - window || seen.has(offset) ? null : offset;
+      const next = insertOffset(runs, offset, window);
+      if (expected === null) {
+        assert.equal(next, null, `seed ${seed} step ${step}: ${offset} refused`);
+        continue;
+      }
+      assert.ok(next, `seed ${seed} step ${step}: ${offset} admitted`);
+      seen.add(offset);
+      const floor = Math.max(...seen) - window + 1;
+      for (const o of [...seen]) if (o < floor) seen.delete(o);
+      assert.deepEqual(expand(next), [...seen].sort((a, b) => a - b), `seed ${seed} step ${step}`);
+      for (let k = 2; k < next.length; k += 2) assert.ok(next[k] > next[k - 1] + 1, "runs are merged");
+      runs = next;
+    }
+  }
 });
 
 Deno.test("admit() dedupes facts per source partition and ids without a source in a bounded ring", () => {

@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { BUNDLE_HEADER, BUNDLE_INDEX_HEADER, bundleRecords, expandBundle, isBundle } from "../../engine/fact_bundle.ts";
+import {
+  BUNDLE_HEADER,
+  BUNDLE_INDEX_HEADER,
+  bundleRecords,
+  expandBundle,
+  isBundle,
+  OutputBundler,
+} from "../../engine/fact_bundle.ts";
 import { ValidationError } from "../../engine/errors.ts";
 import type { LogRecord, OutgoingRecord } from "../../engine/log.ts";
 import { partitionForKey } from "../../engine/partitioner.ts";
@@ -95,6 +102,34 @@ Deno.test("bundles keep exact bytes as they grow: byte values, non-ASCII text, v
     const [sent, got] = [bytes(f.value), entries[n].value!];
     assert.ok(sent.length === got.length && sent.every((b, i) => got[i] === b), `entry ${n}: bytes differ`);
   });
+});
+
+Deno.test("OutputBundler: records() closes the bundles so far and keeps them; later records start new bundles after them", () => {
+  const bundler = new OutputBundler(new Map([["analytics", 1], ["product-events", 3]]));
+  const fact = (topic: string, key: string, n: number): OutgoingRecord => ({ topic, key, value: `{"n":${n}}` });
+  const entries = (records: OutgoingRecord[]) =>
+    records.flatMap((r, i) =>
+      r.headers?.[BUNDLE_HEADER]
+        ? expandBundle(asRead(r, i)).map((e) => `${r.topic}/${e.key}=${text(e.value!)}`)
+        : [`${r.topic}/${r.key}=${text(r.value)}`]
+    );
+  for (let n = 0; n < 6; n++) bundler.add(fact(n % 2 ? "analytics" : "product-events", `k${n % 3}`, n));
+  bundler.add({ topic: "alerts", key: "u", value: "alert" });
+  assert.equal(bundler.length, 1 + new Set([0, 2, 4].map((n) => partitionForKey(`k${n % 3}`, 3))).size + 1);
+  const first = bundler.records();
+  const firstEntries = entries(first);
+  assert.equal(firstEntries.length, 7);
+  // A publish that failed is retried with the same records, plus what was handled since, after them.
+  bundler.add(fact("analytics", "k0", 6));
+  const second = bundler.records();
+  assert.deepEqual(second.slice(0, first.length), first, "the earlier records, unchanged");
+  assert.deepEqual(entries(second), [...firstEntries, 'analytics/k0={"n":6}']);
+  assert.deepEqual(entries(first), firstEntries, "a returned list does not change with later records");
+  bundler.clear();
+  assert.equal(bundler.length, 0);
+  assert.deepEqual(bundler.records(), []);
+  bundler.add(fact("analytics", "k1", 7));
+  assert.deepEqual(entries(bundler.records()), ['analytics/k1={"n":7}']);
 });
 
 Deno.test("a malformed bundle is a validation error, not a partial read", () => {
