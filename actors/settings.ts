@@ -95,7 +95,7 @@ export function domainSettings(overrides: Partial<Record<keyof DomainSettings, n
 /** What each setting means, for the README and start-up errors. */
 export const DOMAIN_SETTING_DOCS: Readonly<Record<keyof typeof domainSettingsShape, string>> = {
   SESSION_GAP_MINUTES: "event-time gap after which a user's next event starts a new session",
-  USER_DEDUPE_EVENTS: "eventIds remembered per user; a repeat among them is counted once",
+  USER_DEDUPE_EVENTS: "eventIds remembered per user (as 52-bit hashes); a repeat among them is counted once",
   USER_RECENT_ALERTS: "alerts kept in a user's state",
   USER_RECENT_ORDERS: "orders kept per user for fraud signals and repeated-orderId detection",
   USER_RECENT_SESSIONS: "finished sessions kept in a user's state",

@@ -5,13 +5,14 @@
  * `fraud_suspected` on orders; forwards product-side facts to `product-events` and activity to
  * `analytics`. Pure logic: state in, state out; effects only through the context.
  *
- * A repeated eventId (within the last USER_DEDUPE_EVENTS of the user) or a repeated orderId
- * (within the last USER_RECENT_ORDERS orders) is counted once and emits nothing.
+ * A repeated eventId (within the last USER_DEDUPE_EVENTS of the user, remembered as 52-bit hashes)
+ * or a repeated orderId (within the last USER_RECENT_ORDERS orders) is counted once and emits nothing.
  */
 import type { ActorContext, ActorLogic } from "../engine/actor.ts";
 import { iso, raiseAlert, rememberAlert } from "./alerts.ts";
 import { addToCart, type Cart, isEmpty, removeFromCart } from "./cart.ts";
 import { decodeEvent } from "./decode.ts";
+import { hash52 } from "./hash.ts";
 import { MAX_FACT_LIST } from "./facts.ts";
 import type { StoredEvent, StoredEventOf } from "./events.ts";
 import { toMillis } from "./money.ts";
@@ -54,15 +55,11 @@ export const userLogic: ActorLogic<UserState, StoredEvent> = createUserLogic();
 
 function handle(state: UserState, event: StoredEvent, ctx: ActorContext, s: DomainSettings): UserState {
   if (event.type === "inventory_updated") return state;
-  const seenEventIds = [...state.seenEventIds, event.eventId].slice(-s.USER_DEDUPE_EVENTS);
-  const repeated = state.seenEventIds.includes(event.eventId) ||
-    (event.type === "order_completed" && isRepeatedOrder(state, event.properties.orderId));
-  if (repeated) {
-    return {
-      ...state,
-      duplicateEvents: state.duplicateEvents + 1,
-      seenEventIds: state.seenEventIds.includes(event.eventId) ? state.seenEventIds : seenEventIds,
-    };
+  const hash = hash52(event.eventId);
+  const repeatedEvent = state.seenEventHashes.includes(hash);
+  const seenEventHashes = repeatedEvent ? state.seenEventHashes : remember(state.seenEventHashes, hash, s);
+  if (repeatedEvent || (event.type === "order_completed" && isRepeatedOrder(state, event.properties.orderId))) {
+    return { ...state, duplicateEvents: state.duplicateEvents + 1, seenEventHashes };
   }
 
   const at = Date.parse(event.occurredAt);
@@ -70,7 +67,7 @@ function handle(state: UserState, event: StoredEvent, ctx: ActorContext, s: Doma
   let next: UserState = {
     ...state,
     eventCount: state.eventCount + 1,
-    seenEventIds,
+    seenEventHashes,
     firstSeenAt: state.firstSeenAt && Date.parse(state.firstSeenAt) <= at ? state.firstSeenAt : time,
     lastSeenAt: state.lastSeenAt && Date.parse(state.lastSeenAt) >= at ? state.lastSeenAt : time,
   };
@@ -113,6 +110,13 @@ function handle(state: UserState, event: StoredEvent, ctx: ActorContext, s: Doma
     case "order_completed":
       return applyOrder(next, event, step);
   }
+}
+
+/** The last USER_DEDUPE_EVENTS event hashes with `hash` appended, copied once. */
+function remember(hashes: readonly number[], hash: number, s: DomainSettings): number[] {
+  const next = hashes.slice(Math.max(0, hashes.length + 1 - s.USER_DEDUPE_EVENTS));
+  next.push(hash);
+  return next;
 }
 
 function viewProduct(state: UserState, event: StoredEventOf<"product_viewed">, step: UserStep): UserState {

@@ -1,5 +1,6 @@
 /** The user actor's state: plain JSON, persisted as is and served by GET /v1/users/{id}. */
 import type { AlertSummary } from "./alerts.ts";
+import { hash52 } from "./hash.ts";
 import { type Cart, EMPTY_CART } from "./cart.ts";
 import type { FraudAssessment, PastOrder } from "./fraud.ts";
 import type { FunnelStage, Session, SessionSummary } from "./session.ts";
@@ -81,8 +82,12 @@ export interface UserState {
   /** Alerts about this user, newest first, at most USER_RECENT_ALERTS. */
   readonly alerts: readonly AlertSummary[];
   readonly recommendations: RecommendationRequests;
-  /** The last USER_DEDUPE_EVENTS eventIds, oldest first: a retried event is counted once. */
-  readonly seenEventIds: readonly string[];
+  /**
+   * 52-bit hashes (actors/hash.ts) of the last USER_DEDUPE_EVENTS eventIds, oldest first: a retried
+   * event is counted once. A hash takes 8 bytes where an id took about 64 in memory and 39 in JSON;
+   * two of 256 ids collide with a chance of about 10^-13.
+   */
+  readonly seenEventHashes: readonly number[];
 }
 
 /** The state of a user never seen. */
@@ -118,12 +123,15 @@ export function initialUser(userId: string): UserState {
     abandonedCheckouts: 0,
     alerts: [],
     recommendations: { count: 0, lastRequestedAt: null, recent: [] },
-    seenEventIds: [],
+    seenEventHashes: [],
   };
 }
 
 /** Restores a persisted user, filling fields that older checkpoints lack. */
 export function restoreUser(data: unknown): UserState {
-  const stored = data as Partial<UserState> & { userId: string };
-  return { ...initialUser(stored.userId), ...stored };
+  // Checkpoints written before 2026-12-03 kept the eventIds themselves.
+  const { seenEventIds, ...stored } = data as Partial<UserState> & { userId: string; seenEventIds?: string[] };
+  const restored = { ...initialUser(stored.userId), ...stored };
+  if (seenEventIds === undefined || stored.seenEventHashes !== undefined) return restored;
+  return { ...restored, seenEventHashes: seenEventIds.map(hash52) };
 }

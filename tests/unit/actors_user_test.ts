@@ -142,6 +142,46 @@ Deno.test("user dedupe: a repeated eventId, or a repeated orderId under a new ev
   assert.equal(replayed.users.get("w")!.productViews, 4, "view 0 was forgotten, view 2 was not");
 });
 
+Deno.test("user dedupe: remembered as hashes; a checkpoint that kept the eventIds themselves still dedupes them", async () => {
+  const b = new EventBuilder();
+  const views = [0, 1, 2].map((i) => b.event("product_viewed", "u", i, { productId: `p${i}` }));
+  const ids = views.map((v) => v.eventId as string);
+  const { users } = await fold(views);
+  const state = users.get("u")!;
+  assert.equal(state.seenEventHashes.length, 3);
+  assert.ok(state.seenEventHashes.every((h) => Number.isSafeInteger(h) && h >= 0));
+  assert.ok(!JSON.stringify(userLogic.persist(state)).includes(ids[0]), "no eventId in the checkpoint");
+
+  // The same user as a checkpoint from before the hashes: its eventIds, no hashes.
+  const { seenEventHashes: _hashes, ...rest } = state;
+  const old = userLogic.restore(JSON.parse(JSON.stringify({ ...rest, seenEventIds: ids })));
+  assert.deepEqual(old, state, "restored to the same state");
+  const ctx = {
+    now: () => 0,
+    emit: () => {},
+    outputId: (r: string) => r,
+    setTimer: () => {},
+    cancelTimer: () => {},
+    timer: () => undefined,
+  };
+  const repeat = await userLogic.handle(old, userLogic.decode(record(views[1])), ctx);
+  assert.equal(repeat.duplicateEvents, 1, "a repeat of an eventId the old checkpoint kept is counted once");
+  assert.equal(repeat.productViews, 3);
+});
+
+/** A stored event as the log hands it to the user logic. */
+function record(event: Record<string, unknown>) {
+  return {
+    topic: "events",
+    partition: 0,
+    offset: 0,
+    key: String(event.userId),
+    value: new TextEncoder().encode(JSON.stringify(event)),
+    headers: {},
+    timestamp: 0,
+  };
+}
+
 Deno.test("user orders: an order with no cart before it counts, reaches purchased, and keeps the history summary", async () => {
   const b = new EventBuilder();
   const r = await fold([
