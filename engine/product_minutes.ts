@@ -11,14 +11,18 @@ import type { ProductMinute } from "./outputs.ts";
 
 /** Deltas summed per (product, minute); category and brand are the latest reported. */
 export class ProductMinuteDeltas {
-  readonly #byKey = new Map<string, ProductMinute>();
+  /** productId → minute → sum. Nested rather than a joined string key: no string to build and hash per fact. */
+  readonly #byProduct = new Map<string, Map<number, ProductMinute>>();
+  #size = 0;
 
   /** Adds one delta. */
   add(delta: ProductMinute): void {
-    const key = `${delta.productId}\u0000${delta.minute}`;
-    const sum = this.#byKey.get(key);
+    let minutes = this.#byProduct.get(delta.productId);
+    if (!minutes) this.#byProduct.set(delta.productId, minutes = new Map());
+    const sum = minutes.get(delta.minute);
     if (!sum) {
-      this.#byKey.set(key, { ...delta });
+      minutes.set(delta.minute, { ...delta });
+      this.#size++;
       return;
     }
     // The sum is this object's own copy, and no checkpoint reads it while facts are handled:
@@ -35,16 +39,19 @@ export class ProductMinuteDeltas {
 
   /** The sums, one per product and minute. */
   values(): ProductMinute[] {
-    return [...this.#byKey.values()];
+    const sums: ProductMinute[] = [];
+    for (const minutes of this.#byProduct.values()) for (const sum of minutes.values()) sums.push(sum);
+    return sums;
   }
 
   /** Product-minute pairs held. */
   get size(): number {
-    return this.#byKey.size;
+    return this.#size;
   }
 
   /** Forgets every delta (after a commit, or when uncommitted work is dropped). */
   clear(): void {
-    this.#byKey.clear();
+    this.#byProduct.clear();
+    this.#size = 0;
   }
 }

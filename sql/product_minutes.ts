@@ -16,7 +16,8 @@ export async function storeProductMinutes(
   if (deltas.length === 0) return;
   const rows = deltas.map((d) => ({
     product_id: d.productId,
-    minute: new Date(d.minute).toISOString(),
+    // Epoch ms, turned into a timestamp by PostgreSQL: a JavaScript Date and its ISO text cost 0.5 µs per row.
+    minute: d.minute,
     category: d.category,
     brand: d.brand,
     views: d.views,
@@ -28,9 +29,9 @@ export async function storeProductMinutes(
   await tx`
     insert into product_minutes (product_id, minute, partition, category, brand, views, cart_adds, orders, units,
       revenue_millis)
-    select r.product_id, r.minute::timestamptz, ${partition}, r.category, r.brand, r.views, r.cart_adds, r.orders,
+    select r.product_id, to_timestamp(r.minute / 1000.0), ${partition}, r.category, r.brand, r.views, r.cart_adds, r.orders,
            r.units, r.revenue_millis
-      from json_to_recordset(${JSON.stringify(rows)}::text::json) as r(product_id text, minute text, category text,
+      from json_to_recordset(${JSON.stringify(rows)}::text::json) as r(product_id text, minute bigint, category text,
         brand text, views bigint, cart_adds bigint, orders bigint, units bigint, revenue_millis bigint)
     on conflict (product_id, minute) do update set
       partition = excluded.partition,

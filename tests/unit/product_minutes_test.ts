@@ -11,6 +11,10 @@ import { productLogic, type ProductState } from "../../actors/product.ts";
 import { countMinute } from "../../actors/product_minute.ts";
 import { initialProduct } from "../../actors/product_state.ts";
 import { ProductMinuteDeltas } from "../../engine/product_minutes.ts";
+import { openEmbeddedDatabase } from "../../engine/embedded_database.ts";
+import { silentLogger } from "../../engine/logger.ts";
+import { migrate } from "../../sql/migrations.ts";
+import { storeProductMinutes } from "../../sql/product_minutes.ts";
 import { Harness } from "../helpers/runtime.ts";
 import { prng } from "../helpers/prng.ts";
 
@@ -141,6 +145,36 @@ Deno.test("ProductMinuteDeltas adds deltas up per product and minute", () => {
   assert.deepEqual([firstDelta.views, firstDelta.orders, firstDelta.units], [1, 0, 0]);
   deltas.clear();
   assert.equal(deltas.size, 0);
+  assert.deepEqual(deltas.values(), []);
+});
+
+Deno.test("storeProductMinutes adds each delta to its product's row for its minute (PostgreSQL, via PGlite)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "product-minutes-" });
+  const db = await openEmbeddedDatabase(dir, { logger: silentLogger, vacuumIntervalMs: 0 });
+  try {
+    await migrate(db.sql);
+    const deltas = new ProductMinuteDeltas();
+    const p = { ...initialProduct("p1"), category: { value: "shoes", at: T0 } };
+    for (const at of [T0 + 1, T0 + 59_999, T0 + MINUTE, T0 + 7 * MINUTE + 5]) {
+      deltas.add(countMinute(p, at, { views: 1 }, 30));
+    }
+    deltas.add(countMinute(initialProduct("p2"), T0 + 2 * MINUTE, { orders: 1, units: 2, revenueMillis: 1500 }, 30));
+    await db.sql.begin((tx) => storeProductMinutes(tx, 0, deltas.values()));
+    await db.sql.begin((tx) => storeProductMinutes(tx, 0, deltas.values())); // a second checkpoint adds again
+    const rows = await db.sql<{ product_id: string; ms: string; category: string | null; sums: string }[]>`
+      select product_id, (extract(epoch from minute) * 1000)::bigint as ms, category,
+             concat_ws(',', views, orders, units, revenue_millis) as sums
+        from product_minutes order by product_id, minute`;
+    assert.deepEqual(rows.map((r) => [r.product_id, Number(r.ms), r.category, r.sums]), [
+      ["p1", T0, "shoes", "4,0,0,0"],
+      ["p1", T0 + MINUTE, "shoes", "2,0,0,0"],
+      ["p1", T0 + 7 * MINUTE, "shoes", "2,0,0,0"],
+      ["p2", T0 + 2 * MINUTE, null, "0,2,4,3000"],
+    ]);
+  } finally {
+    await db.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("stored product minutes equal the facts' sums per window, through rewinds and a crash", async () => {
