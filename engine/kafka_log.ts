@@ -19,6 +19,7 @@ import type {
 } from "./log.ts";
 import { tpKey } from "./log.ts";
 import type { Logger } from "./logger.ts";
+import { installFastCrc32c } from "./kafkajs_crc32c.ts";
 import { installFastEncoder } from "./kafkajs_encoder.ts";
 import { installRequestQueueFix } from "./kafkajs_request_queue.ts";
 
@@ -78,6 +79,7 @@ export function createKafka(options: KafkaOptions): Kafka {
   const log = options.logger.child({ component: "kafkajs" });
   installFastEncoder();
   installRequestQueueFix();
+  if (!installFastCrc32c()) log.debug("kafkajs's record batch encoder was loaded before; it keeps its own CRC-32C");
   return new Kafka({
     clientId: options.clientId,
     brokers: [...options.brokers],
