@@ -19,6 +19,8 @@ export type Alert = z.output<typeof alertSchema>;
 
 /** Recommendations as published on `recommendations`. */
 export const recommendationSchema = z.object({
+  /** Derived from the input that asked for it (identical on replay); GET /v1/users/{id}/recommendations returns it. */
+  recommendationId: z.string().min(1).optional(),
   userId: z.string().min(1),
   basedOn: z.unknown(),
   items: z.array(z.object({ productId: z.string(), score: z.number() })),

@@ -188,6 +188,11 @@ forEachLog(
       assert.equal(recs.body.userId, stored.user_id);
       assert.ok(recs.body.items.length > 0);
       assert.deepEqual(recs.body.items, stored.payload.items);
+      assert.match(
+        recs.body.recommendationId,
+        /^.+-\d+-\d+(\.\d+)?-rec$/,
+        "the id the recommendation was published with",
+      );
       await until("/v1/users/lurker/recommendations", () => true);
       assert.deepEqual((await get("/v1/users/lurker/recommendations")).body, { userId: "lurker", items: [] });
       const unknown = await get("/v1/users/nobody/recommendations");
