@@ -85,7 +85,7 @@ export interface UserState {
   /**
    * 52-bit hashes (actors/hash.ts) of the last USER_DEDUPE_EVENTS eventIds, oldest first: a retried
    * event is counted once. A hash takes 8 bytes where an id took about 64 in memory and 39 in JSON;
-   * two of 256 ids collide with a chance of about 10^-13.
+   * a new event is taken for a repeat with a chance of 256 in 2^52 (about 6·10^-14).
    */
   readonly seenEventHashes: readonly number[];
 }
