@@ -10,7 +10,7 @@
  * itself and the excluded ones, and emits the top RECS_TOP_K on `recommendations` keyed by the
  * user. The latest recommendations a user got are read from that topic (the engine's table).
  */
-import { addTo } from "./records.ts";
+import { addTo, get } from "./records.ts";
 
 /** Co-occurrence counts: related product id → count. */
 export type CoCounts = Readonly<Record<string, number>>;
@@ -32,14 +32,29 @@ export interface Recommendation {
   readonly generatedAt: string;
 }
 
-/** Counts one more co-occurrence with each of `related` (except `self`), keeping at most `limit`. */
+/**
+ * Counts one more co-occurrence with each of `related` (except `self`), keeping at most `limit`: the
+ * lowest count goes, ties by the last product id. A full product gains a new id on most views, so
+ * the few ids over the limit are taken out one scan each instead of sorting all of them.
+ */
 export function bump(counts: CoCounts, related: readonly string[], self: string, limit: number): CoCounts {
   const next: Record<string, number> = { ...counts };
-  for (const id of new Set(related)) if (id !== self) addTo(next, id, 1);
-  const ids = Object.keys(next);
-  if (ids.length <= limit) return next;
-  const kept = ids.sort((a, b) => next[b] - next[a] || compare(a, b)).slice(0, limit);
-  return Object.fromEntries(kept.map((id) => [id, next[id]]));
+  let size = Object.keys(next).length;
+  for (const id of new Set(related)) {
+    if (id === self) continue;
+    if (get(next, id) === undefined) size++;
+    addTo(next, id, 1);
+  }
+  for (; size > limit; size--) {
+    let worst: string | undefined;
+    for (const id in next) {
+      if (worst === undefined || next[id] < next[worst] || (next[id] === next[worst] && compare(id, worst) > 0)) {
+        worst = id;
+      }
+    }
+    delete next[worst!];
+  }
+  return next;
 }
 
 /** Ranks related products by co-views + `boughtWeight` × co-buys, best first, ties by product id. */

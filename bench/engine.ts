@@ -1,6 +1,6 @@
 // deno-lint-ignore-file no-console
 /**
- * `deno task bench engine [--events N] [--users N] [--checkpoint-ms N]`: events/s processed by the engine from a
+ * `deno task bench engine [--events N] [--users N] [--products N] [--checkpoint-ms N]`: events/s processed by the engine from a
  * pre-filled `events` topic (checkpoints on), against a bare kafkajs consumer reading the same
  * topic as the ceiling; heap bytes per in-memory actor; checkpoint duration p99.
  */
@@ -21,7 +21,12 @@ const PRODUCE_BATCH = 5_000;
 const PRODUCE_CONCURRENCY = 4;
 const POLL_MS = 100;
 const BASE_TIME = Date.UTC(2026, 10, 1);
-const PRODUCTS = 5_000;
+/**
+ * Products viewed. Event n views product n · 7919 mod products, so with the default 5,000 and a number of users that
+ * 5,000 divides, each user views one product over and over: no co-viewing, so no co-occurrence facts and no
+ * recommendations. A product count prime to the users' (4,999) gives each user different products.
+ */
+const DEFAULT_PRODUCTS = 5_000;
 /** Events folded through the domain logic alone, for its cost per event. */
 const FOLD_EVENTS = 200_000;
 
@@ -39,7 +44,7 @@ function quantile(values: number[], q: number): number {
 const gc = (globalThis as { gc?: () => void }).gc ?? (() => {});
 
 /** Event `n` of the benchmark's input: product views, round-robin over the users, 10 ms of event time apart. */
-function benchEvent(n: number, users: number) {
+function benchEvent(n: number, users: number, products: number) {
   const at = new Date(BASE_TIME + n * 10).toISOString();
   return {
     eventId: uuidv7(BASE_TIME + n),
@@ -47,7 +52,7 @@ function benchEvent(n: number, users: number) {
     userId: `user-${n % users}`,
     occurredAt: at,
     receivedAt: at,
-    properties: { productId: `sku-${(n * 7919) % PRODUCTS}`, price: 19.99, category: "shoes" },
+    properties: { productId: `sku-${(n * 7919) % products}`, price: 19.99, category: "shoes" },
   };
 }
 
@@ -55,6 +60,7 @@ function benchEvent(n: number, users: number) {
 export async function run(args: string[]): Promise<void> {
   const total = flag(args, "events", 1_000_000);
   const users = flag(args, "users", 100_000);
+  const products = flag(args, "products", DEFAULT_PRODUCTS);
   const checkpointMs = flag(args, "checkpoint-ms", 1_000);
   const brokers = Deno.env.get("KAFKA_BROKERS")!;
   const databaseUrl = Deno.env.get("DATABASE_URL")!;
@@ -97,7 +103,7 @@ export async function run(args: string[]): Promise<void> {
   const nextBatch = () => {
     const messages = [];
     for (let i = 0; i < PRODUCE_BATCH && sent < total; i++, sent++) {
-      const event = benchEvent(sent, users);
+      const event = benchEvent(sent, users, products);
       messages.push({ key: event.userId, value: JSON.stringify(event) });
     }
     return messages;
@@ -136,6 +142,8 @@ export async function run(args: string[]): Promise<void> {
   const checkpoints: number[] = [];
   /** Checkpoint durations by topic: user, product and global partitions checkpoint very different amounts. */
   const checkpointsByTopic = new Map<string, number[]>();
+  /** Published outputs by logical topic: the work an event causes beyond its own handling. */
+  const outputs = new Map<string, number>();
   const cpuBefore = process.cpuUsage();
   let firstProcessed = 0;
   const engineStarted = performance.now();
@@ -149,6 +157,7 @@ export async function run(args: string[]): Promise<void> {
           checkpointsByTopic.set(e.topic, list);
         }
         if (e.type === "message_processed" && firstProcessed === 0) firstProcessed = performance.now();
+        if (e.type === "output") outputs.set(e.topic, (outputs.get(e.topic) ?? 0) + 1);
       },
     },
   });
@@ -193,14 +202,16 @@ export async function run(args: string[]): Promise<void> {
   // of input, with as many events per user; after the engine, so that it does not warm up its code.
   const foldEvents = Math.min(total, FOLD_EVENTS);
   const foldUsers = Math.ceil(users * foldEvents / total);
-  const foldInput = Array.from({ length: foldEvents }, (_, n) => benchEvent(n, foldUsers));
+  const foldInput = Array.from({ length: foldEvents }, (_, n) => benchEvent(n, foldUsers, products));
   const foldStarted = performance.now();
   await fold(foldInput);
   const foldMicros = 1000 * (performance.now() - foldStarted) / foldEvents;
 
   const model = (await Deno.readTextFile("/proc/cpuinfo")).match(/model name\s*:\s*(.*)/)?.[1] ?? "unknown CPU";
   console.log(`\nmachine: ${navigator.hardwareConcurrency} cores, ${model}, Deno ${Deno.version.deno}`);
-  console.log(`command: deno task bench engine --events ${total} --users ${users} --checkpoint-ms ${checkpointMs}`);
+  console.log(
+    `command: deno task bench engine --events ${total} --users ${users} --products ${products} --checkpoint-ms ${checkpointMs}`,
+  );
   console.log(`bare kafkajs consumer (ceiling): ${Math.round(bareRate).toLocaleString("en")} events/s`);
   console.log(
     `engine (checkpoints every ${config.CHECKPOINT_INTERVAL_MS} ms): ${
@@ -210,6 +221,11 @@ export async function run(args: string[]): Promise<void> {
     } events/s including start-up`,
   );
   console.log(`engine / ceiling: ${(100 * steadyRate / bareRate).toFixed(0)}%`);
+  console.log(
+    `outputs per event: ${
+      [...outputs].sort().map(([topic, n]) => `${topic} ${(n / records).toFixed(2)}`).join(", ") || "none"
+    }`,
+  );
   console.log(
     `domain logic alone (reference fold of ${foldEvents} events, tests/helpers/fold.ts): ${
       foldMicros.toFixed(0)
