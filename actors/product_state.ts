@@ -1,6 +1,6 @@
 /**
  * The product actor's state, and its persisted form: the state as plain JSON (the viewer sketch as
- * base64 registers) plus derived figures (unique viewers, revenue, conversion, trending score,
+ * base64 registers, co-occurrence counts as objects) plus derived figures (unique viewers, revenue, conversion, trending score,
  * related products) for readers; `restoreProduct` ignores the derived ones.
  */
 import { iso } from "./alerts.ts";
@@ -8,7 +8,14 @@ import { type DedupeState, EMPTY_DEDUPE, persistDedupe, type PersistedDedupe, re
 import { HyperLogLog, type HyperLogLogData, VIEWER_PRECISION } from "./hyperloglog.ts";
 import { applyUpdate, type Inventory, UNKNOWN_INVENTORY } from "./inventory.ts";
 import { fromMillis, ratioOf } from "./money.ts";
-import { type CoCounts, rankRelated, type ScoredProduct } from "./recommendations.ts";
+import {
+  type CoCounts,
+  coCountsFromJSON,
+  coCountsToJSON,
+  type PersistedCoCounts,
+  rankRelated,
+  type ScoredProduct,
+} from "./recommendations.ts";
 import type { DomainSettings } from "./settings.ts";
 import { minutesMs } from "./settings.ts";
 import { type TrendBucket, trendingScore } from "./trending.ts";
@@ -52,8 +59,11 @@ export interface ProductState {
 }
 
 /** The persisted form (also what GET /v1/products/{id} returns). */
-export interface PersistedProduct extends Omit<ProductState, "viewers" | "category" | "brand" | "price" | "dedupe"> {
+export interface PersistedProduct
+  extends Omit<ProductState, "viewers" | "category" | "brand" | "price" | "dedupe" | "coViewed" | "coBought"> {
   readonly viewers: HyperLogLogData;
+  readonly coViewed: PersistedCoCounts;
+  readonly coBought: PersistedCoCounts;
   readonly dedupe: PersistedDedupe;
   readonly uniqueViewers: number;
   readonly revenue: number;
@@ -93,8 +103,8 @@ export function initialProduct(productId: string): ProductState {
     price: null,
     lastEventAt: null,
     trend: [],
-    coViewed: {},
-    coBought: {},
+    coViewed: new Map(),
+    coBought: new Map(),
     inventory: UNKNOWN_INVENTORY,
     recommendationsSent: 0,
     dedupe: EMPTY_DEDUPE,
@@ -108,6 +118,8 @@ export function persistProduct(state: ProductState, s: DomainSettings): Persiste
   return {
     ...state,
     viewers: state.viewers.toJSON(),
+    coViewed: coCountsToJSON(state.coViewed),
+    coBought: coCountsToJSON(state.coBought),
     dedupe: persistDedupe(state.dedupe),
     uniqueViewers: state.viewers.estimate(),
     revenue: fromMillis(state.revenueMillis),
@@ -138,6 +150,8 @@ export function restoreProduct(data: unknown): ProductState {
     related: _rel,
     attributes,
     viewers,
+    coViewed,
+    coBought,
     dedupe,
     category: _category,
     brand: _brand,
@@ -154,6 +168,8 @@ export function restoreProduct(data: unknown): ProductState {
     ...rest,
     ...(inventory ? { inventory } : {}),
     viewers: viewers ? HyperLogLog.fromJSON(viewers) : base.viewers,
+    coViewed: coCountsFromJSON(coViewed),
+    coBought: coCountsFromJSON(coBought),
     dedupe: restoreDedupe(dedupe),
     category: attributes?.category ?? null,
     brand: attributes?.brand ?? null,

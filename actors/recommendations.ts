@@ -10,10 +10,15 @@
  * itself and the excluded ones, and emits the top RECS_TOP_K on `recommendations` keyed by the
  * user. The latest recommendations a user got are read from that topic (the engine's table).
  */
-import { addTo, get } from "./records.ts";
+/**
+ * Co-occurrence counts: related product id → count. A Map in memory (a product with a full set
+ * gains and drops an id on most views; a plain object with that many changing keys is a slow
+ * hash table to copy), a plain object when persisted (`coCountsToJSON`, `coCountsFromJSON`).
+ */
+export type CoCounts = ReadonlyMap<string, number>;
 
-/** Co-occurrence counts: related product id → count. */
-export type CoCounts = Readonly<Record<string, number>>;
+/** The persisted form of co-occurrence counts. */
+export type PersistedCoCounts = Readonly<Record<string, number>>;
 
 /** One recommended product. */
 export interface ScoredProduct {
@@ -38,23 +43,30 @@ export interface Recommendation {
  * the few ids over the limit are taken out one scan each instead of sorting all of them.
  */
 export function bump(counts: CoCounts, related: readonly string[], self: string, limit: number): CoCounts {
-  const next: Record<string, number> = { ...counts };
-  let size = Object.keys(next).length;
-  for (const id of new Set(related)) {
-    if (id === self) continue;
-    if (get(next, id) === undefined) size++;
-    addTo(next, id, 1);
-  }
-  for (; size > limit; size--) {
-    let worst: string | undefined;
-    for (const id in next) {
-      if (worst === undefined || next[id] < next[worst] || (next[id] === next[worst] && compare(id, worst) > 0)) {
+  const next = new Map(counts);
+  for (const id of new Set(related)) if (id !== self) next.set(id, (next.get(id) ?? 0) + 1);
+  while (next.size > limit) {
+    let worst = "";
+    let lowest = Infinity;
+    for (const [id, n] of next) {
+      if (n < lowest || (n === lowest && compare(id, worst) > 0)) {
         worst = id;
+        lowest = n;
       }
     }
-    delete next[worst!];
+    next.delete(worst);
   }
   return next;
+}
+
+/** Counts as a plain object, for checkpoints and readers. */
+export function coCountsToJSON(counts: CoCounts): PersistedCoCounts {
+  return Object.fromEntries(counts);
+}
+
+/** Inverse of `coCountsToJSON`. */
+export function coCountsFromJSON(data: PersistedCoCounts | undefined): CoCounts {
+  return new Map(Object.entries(data ?? {}));
 }
 
 /** Ranks related products by co-views + `boughtWeight` × co-buys, best first, ties by product id. */
@@ -66,8 +78,8 @@ export function rankRelated(
   exclude: ReadonlySet<string> = new Set(),
 ): ScoredProduct[] {
   const scores = new Map<string, number>();
-  for (const [id, n] of Object.entries(coViewed)) scores.set(id, n);
-  for (const [id, n] of Object.entries(coBought)) scores.set(id, (scores.get(id) ?? 0) + boughtWeight * n);
+  for (const [id, n] of coViewed) scores.set(id, n);
+  for (const [id, n] of coBought) scores.set(id, (scores.get(id) ?? 0) + boughtWeight * n);
   return [...scores]
     .filter(([id, score]) => score > 0 && !exclude.has(id))
     .sort(([a, x], [b, y]) => y - x || compare(a, b))

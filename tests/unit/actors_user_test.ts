@@ -332,8 +332,8 @@ Deno.test("user facts: a view goes to its product with the session's co-viewed p
     productId: "p1",
   });
   assert.match(views[0].factId, /^events-\d+-0-p0$/);
-  assert.deepEqual(r.products.get("p1")!.coViewed, { p2: 1, p3: 1 });
-  assert.deepEqual(r.products.get("p3")!.coViewed, { p1: 1, p2: 1 });
+  assert.deepEqual(r.products.get("p1")!.coViewed, new Map([["p2", 1], ["p3", 1]]));
+  assert.deepEqual(r.products.get("p3")!.coViewed, new Map([["p1", 1], ["p2", 1]]));
 });
 
 Deno.test("user recommendations: requested at most once per RECS_MIN_INTERVAL_SECONDS, excluding the cart and purchases", async () => {
