@@ -57,9 +57,16 @@ export function admitId(state: DedupeState, id: string, bounds: DedupeBounds): D
 }
 
 function admitRecent(state: DedupeState, hash: number, limit: number): DedupeState | null {
-  if (state.recent.includes(hash)) return null;
-  const recent = [...state.recent, hash];
-  return { ...state, recent: recent.length > limit ? recent.slice(recent.length - limit) : recent };
+  const recent = admitHash(state.recent, hash, limit);
+  return recent ? { ...state, recent } : null;
+}
+
+/** Appends `hash` to the last `limit` hashes (oldest first), copied once; null if it is among them. */
+export function admitHash(hashes: readonly number[], hash: number, limit: number): number[] | null {
+  if (hashes.includes(hash)) return null;
+  const next = hashes.slice(Math.max(0, hashes.length + 1 - limit));
+  next.push(hash);
+  return next;
 }
 
 /**

@@ -1,7 +1,7 @@
 /**
  * The product actor's state, and its persisted form: the state as plain JSON (the viewer sketch as
- * base64 registers, co-occurrence counts as objects) plus derived figures (unique viewers, revenue, conversion, trending score,
- * related products) for readers; `restoreProduct` ignores the derived ones.
+ * base64 registers, co-occurrence counts as objects) plus derived figures (unique viewers, revenue,
+ * conversion, trending score, related products) for readers; `restoreProduct` ignores the derived ones.
  */
 import { iso } from "./alerts.ts";
 import { type DedupeState, EMPTY_DEDUPE, persistDedupe, type PersistedDedupe, restoreDedupe } from "./dedupe.ts";

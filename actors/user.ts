@@ -12,6 +12,7 @@ import type { ActorContext, ActorLogic } from "../engine/actor.ts";
 import { iso, raiseAlert, rememberAlert } from "./alerts.ts";
 import { addToCart, type Cart, isEmpty, removeFromCart } from "./cart.ts";
 import { decodeEvent } from "./decode.ts";
+import { admitHash } from "./dedupe.ts";
 import { hash52 } from "./hash.ts";
 import { MAX_FACT_LIST } from "./facts.ts";
 import type { StoredEvent, StoredEventOf } from "./events.ts";
@@ -55,9 +56,9 @@ export const userLogic: ActorLogic<UserState, StoredEvent> = createUserLogic();
 
 function handle(state: UserState, event: StoredEvent, ctx: ActorContext, s: DomainSettings): UserState {
   if (event.type === "inventory_updated") return state;
-  const hash = hash52(event.eventId);
-  const repeatedEvent = state.seenEventHashes.includes(hash);
-  const seenEventHashes = repeatedEvent ? state.seenEventHashes : remember(state.seenEventHashes, hash, s);
+  const remembered = admitHash(state.seenEventHashes, hash52(event.eventId), s.USER_DEDUPE_EVENTS);
+  const repeatedEvent = remembered === null;
+  const seenEventHashes = remembered ?? state.seenEventHashes;
   if (repeatedEvent || (event.type === "order_completed" && isRepeatedOrder(state, event.properties.orderId))) {
     return { ...state, duplicateEvents: state.duplicateEvents + 1, seenEventHashes };
   }
@@ -110,13 +111,6 @@ function handle(state: UserState, event: StoredEvent, ctx: ActorContext, s: Doma
     case "order_completed":
       return applyOrder(next, event, step);
   }
-}
-
-/** The last USER_DEDUPE_EVENTS event hashes with `hash` appended, copied once. */
-function remember(hashes: readonly number[], hash: number, s: DomainSettings): number[] {
-  const next = hashes.slice(Math.max(0, hashes.length + 1 - s.USER_DEDUPE_EVENTS));
-  next.push(hash);
-  return next;
 }
 
 function viewProduct(state: UserState, event: StoredEventOf<"product_viewed">, step: UserStep): UserState {

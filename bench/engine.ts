@@ -9,9 +9,7 @@ import process from "node:process";
 import postgres from "postgres";
 import { parseConfig, topicNames } from "../engine/config.ts";
 import { startEngine } from "../engine/engine.ts";
-import { installFastCrc32c } from "../engine/kafkajs_crc32c.ts";
-import { installFastEncoder } from "../engine/kafkajs_encoder.ts";
-import { installRequestQueueFix } from "../engine/kafkajs_request_queue.ts";
+import { patchKafkajs } from "../engine/kafka_log.ts";
 import type { EngineEvent } from "../engine/instrumentation.ts";
 import { createLogger } from "../engine/logger.ts";
 import { uuidv7 } from "../engine/uuid.ts";
@@ -79,9 +77,7 @@ export async function run(args: string[]): Promise<void> {
   });
   const topics = topicNames(config);
   // The bare consumer runs on the same patched kafkajs as the engine (engine/kafka_log.ts).
-  installFastEncoder();
-  installRequestQueueFix();
-  installFastCrc32c();
+  patchKafkajs();
   const kafka = new Kafka({ clientId: id, brokers: [brokers], logLevel: logLevel.NOTHING });
   const admin = kafka.admin();
   await admin.connect();

@@ -74,12 +74,20 @@ const RETRIED_KAFKAJS_ERRORS = new Set([
   "The coordinator is loading and hence can't process requests for this group",
 ]);
 
+/**
+ * Patches kafkajs (idempotent; before creating clients): faster varints and CRC-32C, no idle 1 ms
+ * polling loop. Returns false if the CRC-32C came too late (kafkajs then keeps its own).
+ */
+export function patchKafkajs(): boolean {
+  installFastEncoder();
+  installRequestQueueFix();
+  return installFastCrc32c();
+}
+
 /** Creates a kafkajs client whose own logs go through our structured logger. */
 export function createKafka(options: KafkaOptions): Kafka {
   const log = options.logger.child({ component: "kafkajs" });
-  installFastEncoder();
-  installRequestQueueFix();
-  if (!installFastCrc32c()) log.debug("kafkajs's record batch encoder was loaded before; it keeps its own CRC-32C");
+  if (!patchKafkajs()) log.debug("kafkajs's record batch encoder was loaded before; it keeps its own CRC-32C");
   return new Kafka({
     clientId: options.clientId,
     brokers: [...options.brokers],
