@@ -5,6 +5,7 @@ import { ValidationError } from "../engine/errors.ts";
 import { type StoredEvent, storedEvent } from "./events.ts";
 import { zodProblems } from "./problems.ts";
 import { safeParseFast } from "../engine/schema_check.ts";
+import { parseJson } from "../engine/json_parse.ts";
 
 const strict = new TextDecoder("utf-8", { fatal: true });
 const lenient = new TextDecoder("utf-8");
@@ -24,7 +25,7 @@ export function utf8Text(bytes: Uint8Array): string {
 export function recordJson(record: LogRecord): unknown {
   if (!record.value) throw new ValidationError("record has no value");
   try {
-    return JSON.parse(utf8Text(record.value));
+    return parseJson(utf8Text(record.value));
   } catch (error) {
     throw new ValidationError(`record value is not UTF-8 JSON: ${(error as Error).message}`);
   }

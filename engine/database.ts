@@ -1,5 +1,6 @@
 /** The PostgreSQL connection: postgres.js for both PostgreSQL and embedded PGlite. */
 import postgres from "postgres";
+import { parseJson } from "./json_parse.ts";
 
 /** A postgres.js client. */
 export type Sql = postgres.Sql;
@@ -20,5 +21,9 @@ export function connectDatabase(options: DatabaseOptions): Sql {
     max: options.maxConnections,
     connect_timeout: options.connectTimeoutS ?? 5,
     onnotice: () => {},
+    // json and jsonb columns (states, timers, alert details) hold client-supplied ids as names.
+    types: {
+      json: { to: 114, from: [114, 3802], serialize: (value: unknown) => JSON.stringify(value), parse: parseJson },
+    },
   });
 }

@@ -4,6 +4,7 @@
  */
 import type { CheckpointStore } from "./checkpoint.ts";
 import { DatabaseUnavailableError } from "./errors.ts";
+import { parseJson } from "./json_parse.ts";
 import type { InstanceRegistry } from "./instance_registry.ts";
 import { tpKey } from "./log.ts";
 import { partitionForKey } from "./partitioner.ts";
@@ -157,7 +158,7 @@ async function forward(
     });
     if (response.status === 404) return (await response.body?.cancel(), null);
     if (response.status !== 200) return (await response.body?.cancel(), undefined);
-    const { source, asOf, instance, ...state } = await response.json() as Record<string, unknown>;
+    const { source, asOf, instance, ...state } = parseJson(await response.text()) as Record<string, unknown>;
     if (source !== "memory" && source !== "checkpoint") return undefined;
     return {
       state,

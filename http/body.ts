@@ -5,6 +5,7 @@ import {
   UnsupportedMediaTypeError,
   ValidationError,
 } from "../engine/errors.ts";
+import { parseJson } from "../engine/json_parse.ts";
 
 /** Body formats the ingestion routes accept. */
 export type BodyFormat = "json" | "ndjson";
@@ -81,7 +82,7 @@ export function parseBody(
     lines.forEach((line, index) => {
       if (line.trim() === "") return;
       try {
-        values.push(JSON.parse(line));
+        values.push(parseJson(line));
       } catch (error) {
         problems.push({ path: `line ${index + 1}`, message: (error as Error).message });
       }
@@ -93,7 +94,7 @@ export function parseBody(
   }
   let value: unknown;
   try {
-    value = JSON.parse(text);
+    value = parseJson(text);
   } catch (error) {
     throw new ValidationError("body is not valid JSON", [{ path: "(body)", message: (error as Error).message }]);
   }

@@ -12,6 +12,7 @@
  */
 import { Kafka, logLevel } from "kafkajs";
 import { topicNames } from "../engine/config.ts";
+import { parseJson } from "../engine/json_parse.ts";
 import { installRequestQueueFix } from "../engine/kafkajs_request_queue.ts";
 
 const USAGE = `usage: deno task tail alerts|recommendations [--from-beginning] [--url URL] [--interval MS]
@@ -77,7 +78,7 @@ function parseArgs(args: readonly string[]): Options {
 /** One line of JSON (re-serialized when the payload is JSON, else the raw text). */
 function line(text: string): string {
   try {
-    return JSON.stringify(JSON.parse(text));
+    return JSON.stringify(parseJson(text));
   } catch {
     return JSON.stringify({ raw: text });
   }
@@ -147,7 +148,7 @@ async function tailHttp(options: Options): Promise<void> {
         const text = await response.text();
         fail(`GET ${options.url}/v1/alerts answered ${response.status}: ${text}`, 1);
       }
-      const { items } = await response.json() as { items: Alert[] };
+      const { items } = parseJson(await response.text()) as { items: Alert[] };
       // newest first: print the unseen ones oldest first
       for (const alert of [...items].reverse()) {
         if (seen.has(alert.alertId)) continue;

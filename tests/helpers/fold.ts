@@ -33,6 +33,7 @@ import type { ProductState } from "../../actors/product_state.ts";
 import type { Recommendation } from "../../actors/recommendations.ts";
 import type { DomainSettings } from "../../actors/settings.ts";
 import type { UserState } from "../../actors/user_state.ts";
+import { parseJson } from "../../engine/json_parse.ts";
 
 /** The topics the fold models. */
 export type FoldTopic = "events" | "product-events" | "analytics";
@@ -147,14 +148,14 @@ export async function fold(events: readonly unknown[], options: FoldOptions = {}
     const logic = p.logic;
     if (!options.roundTrip) p.states.set(key, state);
     else if (packer) p.states.set(key, logic.restore(packer.unpack(packer.pack(logic.persist(state)))));
-    else p.states.set(key, logic.restore(JSON.parse(JSON.stringify(logic.persist(state)))));
+    else p.states.set(key, logic.restore(parseJson(JSON.stringify(logic.persist(state)))));
   };
 
   const context = (p: Partition, key: string, now: number, id: (rule: string) => string): ActorContext => ({
     now: () => now,
     emit: (topic, outKey, value) => {
       const json = JSON.stringify(value);
-      outputs.push({ topic, key: outKey, value: JSON.parse(json) });
+      outputs.push({ topic, key: outKey, value: parseJson(json) });
       if (topic === "productEvents") queue.push({ topic: "product-events", key: outKey, value: json });
       if (topic === "analytics") queue.push({ topic: "analytics", key: outKey, value: json });
     },
@@ -278,7 +279,7 @@ export async function fold(events: readonly unknown[], options: FoldOptions = {}
     persisted(kind, key) {
       const state = kind === "user" ? users.get(key) : kind === "product" ? products.get(key) : global;
       if (state === undefined) return undefined;
-      return JSON.parse(JSON.stringify(logics[kind].persist(state as never)));
+      return parseJson(JSON.stringify(logics[kind].persist(state as never)));
     },
   };
 }

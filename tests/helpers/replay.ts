@@ -12,6 +12,7 @@ import type { LogRecord } from "../../engine/log.ts";
 import { expandBundle, isBundle } from "../../engine/fact_bundle.ts";
 import { MAX_FIRINGS_PER_KEY, outputId } from "../../engine/partition_worker.ts";
 import { firesBefore } from "../../engine/timer_table.ts";
+import { parseJson } from "../../engine/json_parse.ts";
 
 /** Final states and outputs of one partition. */
 export interface PartitionReplay {
@@ -28,7 +29,7 @@ export async function replayPartition(logic: AnyActorLogic, records: readonly Lo
 
   const context = (key: string, now: number, id: (rule: string) => string): ActorContext => ({
     now: () => now,
-    emit: (topic, outKey, value) => outputs.push({ topic, key: outKey, value: JSON.parse(JSON.stringify(value)) }),
+    emit: (topic, outKey, value) => outputs.push({ topic, key: outKey, value: parseJson(JSON.stringify(value)) }),
     outputId: id,
     setTimer: (name, at) => {
       const t = timers.get(key) ?? new Map<string, number>();

@@ -22,6 +22,7 @@ import { deploy, type Deployment, forEachLog, type LogName, type LogView, onlyOn
 import { prng } from "../helpers/prng.ts";
 import { replayPartition } from "../helpers/replay.ts";
 import { eventually } from "../helpers/services.ts";
+import { parseJson } from "../../engine/json_parse.ts";
 
 const PARTITIONS = 6;
 /** events and product-events have PARTITIONS partitions, the analytics feed one. */
@@ -237,7 +238,7 @@ async function verify(
       }
       const { states } = await replayPartition(logic, records);
       for (const [key, state] of states) {
-        expected.set(`${logic.kind}/${key}`, JSON.parse(JSON.stringify(logic.persist(state))));
+        expected.set(`${logic.kind}/${key}`, parseJson(JSON.stringify(logic.persist(state))));
       }
     }
   }

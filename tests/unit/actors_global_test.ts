@@ -11,6 +11,7 @@ import {
 import type { AnalyticsFact } from "../../actors/facts.ts";
 import { domainSettings } from "../../actors/settings.ts";
 import { EventBuilder, fold } from "../helpers/fold.ts";
+import { parseJson } from "../../engine/json_parse.ts";
 
 const MIN = 60;
 const HOUR = 3600;
@@ -202,6 +203,6 @@ Deno.test("the global actor counts a replayed fact once, keeps its evaluation ti
   assert.deepEqual(globalLogic.decode(record(fact(1))), fact(1));
   assert.throws(() => globalLogic.decode(record({ ...fact(1), type: "inventory_updated" })), ValidationError);
   assert.throws(() => globalLogic.decode(record({ fact: "product_viewed" })), ValidationError);
-  const restored = globalLogic.restore(JSON.parse(JSON.stringify(globalLogic.persist(state))));
+  const restored = globalLogic.restore(parseJson(JSON.stringify(globalLogic.persist(state))));
   assert.deepEqual(globalLogic.persist(restored), globalLogic.persist(state));
 });

@@ -5,6 +5,7 @@ import { domainSettings } from "../../actors/settings.ts";
 import { iso } from "../../actors/alerts.ts";
 import { UserStep } from "../../actors/user_step.ts";
 import { EventBuilder, fold } from "../helpers/fold.ts";
+import { parseJson } from "../../engine/json_parse.ts";
 
 const MIN = 60;
 const HOUR = 3600;
@@ -154,7 +155,7 @@ Deno.test("user dedupe: remembered as hashes; a checkpoint that kept the eventId
 
   // The same user as a checkpoint from before the hashes: its eventIds, no hashes.
   const { seenEventHashes: _hashes, ...rest } = state;
-  const old = userLogic.restore(JSON.parse(JSON.stringify({ ...rest, seenEventIds: ids })));
+  const old = userLogic.restore(parseJson(JSON.stringify({ ...rest, seenEventIds: ids })));
   assert.deepEqual(old, state, "restored to the same state");
   const ctx = {
     now: () => 0,

@@ -62,3 +62,13 @@ Deno.test("recordJson names invalid UTF-8 and JSON as validation errors", () => 
   );
   assert.throws(() => recordJson(record(new TextEncoder().encode("{"))), ValidationError);
 });
+
+Deno.test("recordJson reads names that differ by an escape as they were written (category revenue of facts)", () => {
+  const encode = (value: unknown) => ({ value: new TextEncoder().encode(JSON.stringify(value)) });
+  const facts = [
+    { fact: "order", categoryRevenue: { a: 1, "tools\\": 2 } },
+    { fact: "order", categoryRevenue: { a: 3, 'tools"': 4 } },
+    { fact: "order", categoryRevenue: { a: 5, "tools\t": 6 } },
+  ];
+  for (const fact of facts) assert.deepEqual(recordJson(encode(fact) as Parameters<typeof recordJson>[0]), fact);
+});

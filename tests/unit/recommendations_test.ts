@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { bump, type CoCounts, coCountsFromJSON, coCountsToJSON, compare } from "../../actors/recommendations.ts";
 import { prng } from "../helpers/prng.ts";
+import { parseJson } from "../../engine/json_parse.ts";
 
 /** The specification of `bump`: count, then keep the `limit` best by count (ties: the smaller id). */
 function reference(counts: CoCounts, related: readonly string[], self: string, limit: number): [string, number][] {
@@ -27,7 +28,7 @@ Deno.test("bump() keeps the limit's best counts, ties by product id, whatever th
       assert.deepEqual([...counts], before, "the counts given are left alone");
       assert.deepEqual([...next].sort(byId), expected, `seed ${seed} step ${step}`);
       // Persisted as a plain object with own keys (also `__proto__`), and restored to the same counts.
-      const json = JSON.parse(JSON.stringify(coCountsToJSON(next)));
+      const json = parseJson(JSON.stringify(coCountsToJSON(next))) as Record<string, number>;
       assert.deepEqual(Object.entries(json).sort(byId), expected);
       assert.deepEqual(coCountsFromJSON(json), next);
       counts = next;
