@@ -14,12 +14,16 @@
  */
 import { fromBase64, toBase64 } from "./base64.ts";
 import { hash52 } from "./hash.ts";
-import { get, put, withEntry } from "./records.ts";
+import { put } from "./records.ts";
 
-/** Seen-message memory of one actor. Plain JSON. */
+/** Seen-message memory of one actor. */
 export interface DedupeState {
-  /** Source (`topic-partition`) → seen offsets as flattened inclusive runs `[start0, end0, start1, end1, …]`. */
-  readonly sources: Readonly<Record<string, readonly number[]>>;
+  /**
+   * Source (`topic-partition`) → seen offsets as flattened inclusive runs `[start0, end0, start1, end1, …]`. A Map: a
+   * product hears from every user partition, in its own order, and copying a plain object of a dozen keys added in
+   * varying orders (a hidden class per order) was 5% of the domain logic's time.
+   */
+  readonly sources: ReadonlyMap<string, readonly number[]>;
   /** Hashes of ids without a source offset, oldest first. */
   readonly recent: readonly number[];
 }
@@ -31,7 +35,7 @@ export interface DedupeBounds {
 }
 
 /** An empty memory. */
-export const EMPTY_DEDUPE: DedupeState = Object.freeze({ sources: {}, recent: [] });
+export const EMPTY_DEDUPE: DedupeState = Object.freeze({ sources: new Map(), recent: [] });
 
 const SOURCE_ID = /^(.+-\d+)-(\d+)-[^-]*$/;
 
@@ -46,9 +50,9 @@ export function factSource(id: string): { source: string; offset: number } | und
 export function admit(state: DedupeState, id: string, bounds: DedupeBounds): DedupeState | null {
   const position = factSource(id);
   if (!position) return admitRecent(state, hash52(id), bounds.recentLimit);
-  const runs = get(state.sources, position.source) ?? [];
+  const runs = state.sources.get(position.source) ?? [];
   const next = insertOffset(runs, position.offset, bounds.window);
-  return next ? { ...state, sources: withEntry(state.sources, position.source, next) } : null;
+  return next ? { ...state, sources: new Map(state.sources).set(position.source, next) } : null;
 }
 
 /** Records an id that carries no source offset (an eventId); null if it is among the recent ones. */
@@ -117,16 +121,16 @@ export interface PersistedDedupe {
 /** Compacts a memory for a checkpoint. */
 export function persistDedupe(state: DedupeState): PersistedDedupe {
   const sources: Record<string, string> = {};
-  for (const [source, runs] of Object.entries(state.sources)) put(sources, source, encodeRuns(runs));
+  for (const [source, runs] of state.sources) put(sources, source, encodeRuns(runs));
   return { sources, recent: state.recent };
 }
 
 /** Inverse of `persistDedupe`; also accepts plain run arrays. */
 export function restoreDedupe(data: PersistedDedupe | undefined): DedupeState {
   if (!data) return EMPTY_DEDUPE;
-  const sources: Record<string, readonly number[]> = {};
+  const sources = new Map<string, readonly number[]>();
   for (const [source, runs] of Object.entries(data.sources ?? {})) {
-    put(sources, source, typeof runs === "string" ? decodeRuns(runs) : runs);
+    sources.set(source, typeof runs === "string" ? decodeRuns(runs) : runs);
   }
   return { sources, recent: data.recent ?? [] };
 }

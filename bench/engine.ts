@@ -12,26 +12,14 @@ import { startEngine } from "../engine/engine.ts";
 import { patchKafkajs } from "../engine/kafka_log.ts";
 import type { EngineEvent } from "../engine/instrumentation.ts";
 import { createLogger } from "../engine/logger.ts";
-import { uuidv7 } from "../engine/uuid.ts";
 import { fold } from "../tests/helpers/fold.ts";
+import { benchEvent, DEFAULT_PRODUCTS, flag, machine } from "./workload.ts";
 
 const PRODUCE_BATCH = 5_000;
 const PRODUCE_CONCURRENCY = 4;
 const POLL_MS = 100;
-const BASE_TIME = Date.UTC(2026, 10, 1);
-/**
- * Products viewed. Event n views product n · 7919 mod products, so with the default 5,000 and a number of users that
- * 5,000 divides, each user views one product over and over: no co-viewing, so no co-occurrence facts and no
- * recommendations. A product count prime to the users' (4,999) gives each user different products.
- */
-const DEFAULT_PRODUCTS = 5_000;
 /** Events folded through the domain logic alone, for its cost per event. */
 const FOLD_EVENTS = 200_000;
-
-function flag(args: string[], name: string, fallback: number): number {
-  const at = args.indexOf(`--${name}`);
-  return at >= 0 ? Number(args[at + 1]) : fallback;
-}
 
 function quantile(values: number[], q: number): number {
   if (values.length === 0) return NaN;
@@ -40,19 +28,6 @@ function quantile(values: number[], q: number): number {
 }
 
 const gc = (globalThis as { gc?: () => void }).gc ?? (() => {});
-
-/** Event `n` of the benchmark's input: product views, round-robin over the users, 10 ms of event time apart. */
-function benchEvent(n: number, users: number, products: number) {
-  const at = new Date(BASE_TIME + n * 10).toISOString();
-  return {
-    eventId: uuidv7(BASE_TIME + n),
-    type: "product_viewed",
-    userId: `user-${n % users}`,
-    occurredAt: at,
-    receivedAt: at,
-    properties: { productId: `sku-${(n * 7919) % products}`, price: 19.99, category: "shoes" },
-  };
-}
 
 /** Runs the benchmark and prints its figures. */
 export async function run(args: string[]): Promise<void> {
@@ -203,8 +178,7 @@ export async function run(args: string[]): Promise<void> {
   await fold(foldInput);
   const foldMicros = 1000 * (performance.now() - foldStarted) / foldEvents;
 
-  const model = (await Deno.readTextFile("/proc/cpuinfo")).match(/model name\s*:\s*(.*)/)?.[1] ?? "unknown CPU";
-  console.log(`\nmachine: ${navigator.hardwareConcurrency} cores, ${model}, Deno ${Deno.version.deno}`);
+  console.log(`\n${await machine()}`);
   console.log(
     `command: deno task bench engine --events ${total} --users ${users} --products ${products} --checkpoint-ms ${checkpointMs}`,
   );

@@ -6,6 +6,7 @@
 const BENCHMARKS: Record<string, string> = {
   ingest: "./ingest.ts",
   engine: "./engine.ts",
+  domain: "./domain.ts",
   query: "./query.ts",
 };
 

@@ -99,6 +99,9 @@ Deno.test("persistDedupe() encodes runs compactly and restoreDedupe() gets them 
   const persisted = JSON.parse(JSON.stringify(persistDedupe(state)));
   assert.ok(JSON.stringify(persisted).length < 2_000, "715 runs in under 2 kB");
   assert.deepEqual(restoreDedupe(persisted), state);
-  assert.deepEqual(restoreDedupe({ sources: { "events-0": [1, 3] }, recent: [] }).sources, { "events-0": [1, 3] });
+  assert.deepEqual(
+    restoreDedupe({ sources: { "events-0": [1, 3] }, recent: [] }).sources,
+    new Map([["events-0", [1, 3]]]),
+  );
   assert.deepEqual(restoreDedupe(undefined), EMPTY_DEDUPE);
 });

@@ -1,0 +1,46 @@
+/** The benchmarks' input and flags, shared so that the engine and domain benchmarks measure the same events. */
+import { uuidv7 } from "../engine/uuid.ts";
+
+const BASE_TIME = Date.UTC(2026, 10, 1);
+
+/**
+ * Products viewed. Event n views product n · 7919 mod products, so with the default 5,000 and a number of users that
+ * 5,000 divides, each user views one product over and over: no co-viewing, so no co-occurrence facts and no
+ * recommendations. A product count prime to the users' (4,999) gives each user different products.
+ */
+export const DEFAULT_PRODUCTS = 5_000;
+
+/** `--name N` from the arguments, or `fallback`. */
+export function flag(args: string[], name: string, fallback: number): number {
+  const at = args.indexOf(`--${name}`);
+  return at >= 0 ? Number(args[at + 1]) : fallback;
+}
+
+/** A product view as the benchmarks post it. */
+export interface BenchEvent {
+  readonly eventId: string;
+  readonly type: "product_viewed";
+  readonly userId: string;
+  readonly occurredAt: string;
+  readonly receivedAt: string;
+  readonly properties: { readonly productId: string; readonly price: number; readonly category: string };
+}
+
+/** Event `n` of the benchmarks' input: product views, round-robin over the users, 10 ms of event time apart. */
+export function benchEvent(n: number, users: number, products: number): BenchEvent {
+  const at = new Date(BASE_TIME + n * 10).toISOString();
+  return {
+    eventId: uuidv7(BASE_TIME + n),
+    type: "product_viewed",
+    userId: `user-${n % users}`,
+    occurredAt: at,
+    receivedAt: at,
+    properties: { productId: `sku-${(n * 7919) % products}`, price: 19.99, category: "shoes" },
+  };
+}
+
+/** The machine line every benchmark prints with its figures. */
+export async function machine(): Promise<string> {
+  const model = (await Deno.readTextFile("/proc/cpuinfo")).match(/model name\s*:\s*(.*)/)?.[1] ?? "unknown CPU";
+  return `machine: ${navigator.hardwareConcurrency} cores, ${model}, Deno ${Deno.version.deno}`;
+}
