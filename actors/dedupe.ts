@@ -144,19 +144,24 @@ export function restoreDedupe(data: PersistedDedupe | undefined): DedupeState {
 
 /** Runs `[s0, e0, s1, e1, …]` as unsigned LEB128 varints of s0, e0 − s0, s1 − e0, e1 − s1, …, in base64. */
 export function encodeRuns(runs: readonly number[]): string {
-  const bytes: number[] = [];
+  // Offsets stay below 2^53: a varint of one is at most 8 bytes.
+  if (scratch.length < runs.length * 8) scratch = new Uint8Array(runs.length * 16);
+  let n = 0;
   let previous = 0;
   for (const value of runs) {
     let delta = value - previous;
     previous = value;
     while (delta >= 0x80) {
-      bytes.push((delta % 0x80) | 0x80);
+      scratch[n++] = (delta % 0x80) | 0x80;
       delta = Math.floor(delta / 0x80);
     }
-    bytes.push(delta);
+    scratch[n++] = delta;
   }
-  return toBase64(Uint8Array.from(bytes));
+  return toBase64(scratch.subarray(0, n));
 }
+
+/** Varints being encoded; grown as needed, never shared beyond one call. */
+let scratch = new Uint8Array(256);
 
 /** Inverse of `encodeRuns`. */
 export function decodeRuns(text: string): number[] {
