@@ -1,11 +1,13 @@
 // deno-lint-ignore-file no-console
 /**
  * `deno task bench domain [--events N] [--users N] [--products N]`: what the domain logic costs apart from the engine,
- * per actor kind: decoding and handling per message, and what a checkpoint pays per dirty actor (persist + JSON) and
- * a reactivation (parse + restore). Same input as `bench engine`, folded by the reference model (tests/helpers/fold.ts)
- * with every logic call timed. Needs no services; compare domain changes here, where runs vary far less than the engine's.
+ * per actor kind: decoding and handling per message, with the outputs' JSON round trip in `ctx.emit` counted apart as
+ * "emit" (the engine serialises outputs at emit too, and decodes them where they are consumed); then what a checkpoint
+ * pays per dirty actor (persist + JSON) and a reactivation (parse + restore). Same input as `bench engine`, folded by
+ * the reference model (tests/helpers/fold.ts) with every logic call timed. Needs no services: compare domain changes
+ * here, where runs vary less than the engine's.
  */
-import type { ActorLogic } from "../engine/actor.ts";
+import type { ActorContext, ActorLogic } from "../engine/actor.ts";
 import { parseJson } from "../engine/json_parse.ts";
 import { createDomainLogics, type DomainLogics } from "../actors/domain.ts";
 import { fold } from "../tests/helpers/fold.ts";
@@ -17,9 +19,23 @@ const WARM_UP_EVENTS = 20_000;
 /** Time spent in one kind's logic, in ms, and how many calls. */
 interface Spent {
   decodeMs: number;
+  /** Handling, without the time inside `ctx.emit` (the fold's JSON round trip of each output). */
   handleMs: number;
+  emitMs: number;
   messages: number;
   timers: number;
+}
+
+/** `ctx` with the time spent in its `emit` counted into `spent.emitMs`. */
+function timedContext(ctx: ActorContext, spent: Spent): ActorContext {
+  return {
+    ...ctx,
+    emit(topic, key, value) {
+      const started = performance.now();
+      ctx.emit(topic, key, value);
+      spent.emitMs += performance.now() - started;
+    },
+  };
 }
 
 /** `logic` with its decode, handle and onTimer calls timed into `spent`. */
@@ -34,18 +50,20 @@ function timed<S, M>(logic: ActorLogic<S, M>, spent: Spent): ActorLogic<S, M> {
       return message;
     },
     handle(state, message, ctx) {
+      const emitted = spent.emitMs;
       const started = performance.now();
-      const next = logic.handle(state, message, ctx);
-      spent.handleMs += performance.now() - started;
+      const next = logic.handle(state, message, timedContext(ctx, spent));
+      spent.handleMs += performance.now() - started - (spent.emitMs - emitted);
       spent.messages++;
       return next;
     },
     ...(onTimer
       ? {
         onTimer(state: S, name: string, ctx: Parameters<typeof onTimer>[2]) {
+          const emitted = spent.emitMs;
           const started = performance.now();
-          const next = onTimer.call(logic, state, name, ctx);
-          spent.handleMs += performance.now() - started;
+          const next = onTimer.call(logic, state, name, timedContext(ctx, spent));
+          spent.handleMs += performance.now() - started - (spent.emitMs - emitted);
           spent.timers++;
           return next;
         },
@@ -81,9 +99,9 @@ export async function run(args: string[]): Promise<void> {
   await fold(input.slice(0, Math.min(events, WARM_UP_EVENTS)));
   const plain = createDomainLogics();
   const spent: Record<keyof DomainLogics, Spent> = {
-    user: { decodeMs: 0, handleMs: 0, messages: 0, timers: 0 },
-    product: { decodeMs: 0, handleMs: 0, messages: 0, timers: 0 },
-    global: { decodeMs: 0, handleMs: 0, messages: 0, timers: 0 },
+    user: { decodeMs: 0, handleMs: 0, emitMs: 0, messages: 0, timers: 0 },
+    product: { decodeMs: 0, handleMs: 0, emitMs: 0, messages: 0, timers: 0 },
+    global: { decodeMs: 0, handleMs: 0, emitMs: 0, messages: 0, timers: 0 },
   };
   const logics: DomainLogics = {
     user: timed(plain.user, spent.user),
@@ -107,7 +125,7 @@ export async function run(args: string[]): Promise<void> {
       (result.outputs.length / events).toFixed(2)
     } outputs per event`,
   );
-  console.log("kind      messages/event  timers/event  decode µs/msg  handle µs/msg  handle µs/event");
+  console.log("kind      messages/event  timers/event  decode µs/msg  handle µs/msg  handle µs/event  emit µs/event");
   for (const kind of ["user", "product", "global"] as const) {
     const s = spent[kind];
     const perMessage = (ms: number) => (s.messages === 0 ? 0 : 1000 * ms / s.messages).toFixed(2);
@@ -119,6 +137,7 @@ export async function run(args: string[]): Promise<void> {
         perMessage(s.decodeMs).padStart(14),
         perMessage(s.handleMs).padStart(14),
         (1000 * s.handleMs / events).toFixed(2).padStart(16),
+        (1000 * s.emitMs / events).toFixed(2).padStart(14),
       ].join(" "),
     );
   }
