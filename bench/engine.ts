@@ -113,6 +113,8 @@ export async function run(args: string[]): Promise<void> {
   const checkpoints: number[] = [];
   /** Checkpoint durations by topic: user, product and global partitions checkpoint very different amounts. */
   const checkpointsByTopic = new Map<string, number[]>();
+  /** Checkpoint steps (publish, persist, commit) by topic: "<topic> <phase>" → seconds. */
+  const phasesByTopic = new Map<string, number[]>();
   /** Published outputs by logical topic: the work an event causes beyond its own handling. */
   const outputs = new Map<string, number>();
   const cpuBefore = process.cpuUsage();
@@ -126,6 +128,10 @@ export async function run(args: string[]): Promise<void> {
           const list = checkpointsByTopic.get(e.topic) ?? [];
           list.push(e.seconds);
           checkpointsByTopic.set(e.topic, list);
+          for (const [phase, seconds] of Object.entries(e.phases ?? {})) {
+            const key = `${e.topic} ${phase}`;
+            phasesByTopic.set(key, [...phasesByTopic.get(key) ?? [], seconds]);
+          }
         }
         if (e.type === "message_processed" && firstProcessed === 0) firstProcessed = performance.now();
         if (e.type === "output") outputs.set(e.topic, (outputs.get(e.topic) ?? 0) + 1);
@@ -222,5 +228,14 @@ export async function run(args: string[]): Promise<void> {
       (quantile(list, 0.99) * 1000).toFixed(1)
     } ms, max ${(Math.max(...list) * 1000).toFixed(1)} ms`;
   console.log(`checkpoints: ${durations(checkpoints)}`);
-  for (const [topic, list] of checkpointsByTopic) console.log(`  ${topic.slice(id.length + 1)}: ${durations(list)}`);
+  for (const [topic, list] of checkpointsByTopic) {
+    console.log(`  ${topic.slice(id.length + 1)}: ${durations(list)}`);
+    const steps = ["publish", "persist", "commit"].map((phase) => {
+      const times = phasesByTopic.get(`${topic} ${phase}`) ?? [];
+      return `${phase} p50 ${(quantile(times, 0.5) * 1000).toFixed(1)} ms, p99 ${
+        (quantile(times, 0.99) * 1000).toFixed(1)
+      } ms`;
+    });
+    console.log(`    ${steps.join("; ")}`);
+  }
 }

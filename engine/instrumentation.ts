@@ -26,6 +26,8 @@ export type EngineEvent =
     readonly seconds: number;
     readonly states: number;
     readonly ok: boolean;
+    /** Where a successful checkpoint's time went, for telling a slow broker from a slow database. */
+    readonly phases?: CheckpointPhases;
   }
   | {
     readonly type: "actors";
@@ -57,3 +59,13 @@ export interface Instrumentation {
 
 /** Discards every event; the default where nothing listens. */
 export const noInstrumentation: Instrumentation = Object.freeze({ emit: () => {} });
+
+/** Seconds a checkpoint spent on each step, in order. */
+export interface CheckpointPhases {
+  /** The epoch check and the outputs' append, until the log acknowledged them. */
+  readonly publish: number;
+  /** Building the dirty actors' persisted forms. */
+  readonly persist: number;
+  /** The transaction: states, timers, offset, projections. */
+  readonly commit: number;
+}

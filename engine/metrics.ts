@@ -58,6 +58,13 @@ export class Metrics implements Instrumentation {
     buckets: LATENCY_BUCKETS,
     registers: [this.registry],
   });
+  readonly #checkpointPhaseSeconds = new Histogram({
+    name: `${PREFIX}checkpoint_phase_seconds`,
+    help: "Checkpoint time by step: publish (outputs acknowledged), persist (states built), commit (transaction)",
+    labelNames: ["topic", "phase"],
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
   readonly #checkpointStates = new Histogram({
     name: `${PREFIX}checkpoint_states`,
     help: "Actor states written per checkpoint",
@@ -155,6 +162,9 @@ export class Metrics implements Instrumentation {
           return;
         }
         this.#checkpointSeconds.observe({ topic: e.topic }, e.seconds);
+        for (const [phase, seconds] of Object.entries(e.phases ?? {})) {
+          this.#checkpointPhaseSeconds.observe({ topic: e.topic, phase }, seconds);
+        }
         this.#checkpointStates.observe({ topic: e.topic }, e.states);
         return;
       case "actors":

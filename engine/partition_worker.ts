@@ -725,6 +725,7 @@ export class PartitionWorker {
     }
     await producer.append(this.#outputs.records(), { timeoutMs: OUTPUT_APPEND_TIMEOUT_MS });
     this.#outputs.clear();
+    const published = performance.now();
     const position = this.#position;
     const clock = this.#clock;
     const deletes = [...this.#expired];
@@ -734,6 +735,7 @@ export class PartitionWorker {
       timers: this.#timers.of(key),
       lastActiveAt: cell.lastActiveAt,
     }));
+    const persisted = performance.now();
     let result: CommitResult;
     try {
       result = await store.commit({
@@ -760,6 +762,7 @@ export class PartitionWorker {
       throw error;
     }
     this.#commitUncertain = false;
+    const committed = performance.now();
     if (sweep) this.#sweptAt = this.#wall();
     if (result.expired > 0) {
       this.#events.emit({ type: "actors", kind: logic.kind, change: "expired", count: result.expired });
@@ -792,8 +795,13 @@ export class PartitionWorker {
     this.#checkpointedClock = clock;
     this.#sinceCheckpoint = 0;
     if (nothingNew && !advanced) return;
-    const seconds = (performance.now() - started) / 1000;
-    this.#events.emit({ type: "checkpoint", topic: this.#tp.topic, seconds, states: upserts.length, ok: true });
+    const seconds = (committed - started) / 1000;
+    const phases = {
+      publish: (published - started) / 1000,
+      persist: (persisted - published) / 1000,
+      commit: (committed - persisted) / 1000,
+    };
+    this.#events.emit({ type: "checkpoint", topic: this.#tp.topic, seconds, states: upserts.length, ok: true, phases });
     this.#log.debug("checkpoint", {
       nextOffset: position,
       states: upserts.length,

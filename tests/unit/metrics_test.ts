@@ -20,6 +20,18 @@ Deno.test("metrics count what the runtime did, and a released partition stops re
   assert.match(during, /engine_actors_total\{kind="recorder",change="activated"\} 4/);
   assert.match(during, /engine_consumer_lag_records\{topic="events",partition="\d"\} 0/);
   assert.match(during, /engine_checkpoint_duration_seconds_count\{topic="events"\} [1-9]/);
+  // Every successful checkpoint reports its three steps, and they add up to its duration.
+  const value = (pattern: RegExp) => Number(during.match(pattern)?.[1]);
+  const count = value(/engine_checkpoint_duration_seconds_count\{topic="events"\} (\S+)/);
+  const phaseSum = ["publish", "persist", "commit"].reduce((sum, phase) => {
+    assert.equal(
+      value(new RegExp(`engine_checkpoint_phase_seconds_count\\{topic="events",phase="${phase}"\\} (\\S+)`)),
+      count,
+    );
+    return sum + value(new RegExp(`engine_checkpoint_phase_seconds_sum\\{topic="events",phase="${phase}"\\} (\\S+)`));
+  }, 0);
+  const durationSum = value(/engine_checkpoint_duration_seconds_sum\{topic="events"\} (\S+)/);
+  assert.ok(durationSum > 0 && Math.abs(phaseSum - durationSum) < 1e-6, `${phaseSum} vs ${durationSum}`);
   await h.stop();
   const after = (await metrics.render()).body;
   assert.doesNotMatch(after, /engine_consumer_lag_records\{/);
