@@ -33,7 +33,7 @@ export function toBase64(bytes: Uint8Array): string {
   return out;
 }
 
-/** Decodes standard, padded base64; throws a SyntaxError on anything else. */
+/** Decodes standard, padded base64; throws a SyntaxError on anything else (unused trailing bits are ignored, as by `atob`). */
 export function fromBase64(text: string): Uint8Array {
   if (text.length % 4 !== 0) throw new SyntaxError("base64 length is not a multiple of 4");
   const padding = text.length === 0

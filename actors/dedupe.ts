@@ -144,11 +144,11 @@ export function restoreDedupe(data: PersistedDedupe | undefined): DedupeState {
 
 /** Runs `[s0, e0, s1, e1, …]` as unsigned LEB128 varints of s0, e0 − s0, s1 − e0, e1 − s1, …, in base64. */
 export function encodeRuns(runs: readonly number[]): string {
-  // Offsets stay below 2^53: a varint of one is at most 8 bytes.
-  if (scratch.length < runs.length * 8) scratch = new Uint8Array(runs.length * 16);
   let n = 0;
   let previous = 0;
   for (const value of runs) {
+    // A varint of an offset below 2^53 takes at most 8 bytes; a larger number (a corrupt id) up to 147.
+    if (scratch.length - n < VARINT_ROOM) scratch = grown(scratch, n);
     let delta = value - previous;
     previous = value;
     while (delta >= 0x80) {
@@ -161,7 +161,16 @@ export function encodeRuns(runs: readonly number[]): string {
 }
 
 /** Varints being encoded; grown as needed, never shared beyond one call. */
-let scratch = new Uint8Array(256);
+let scratch: Uint8Array = new Uint8Array(256);
+/** Room for the varint of any finite double (1.8e308 < 2^1029, 7 bits a byte). */
+const VARINT_ROOM = 148;
+
+/** A buffer twice the size of `bytes`, with its first `used` bytes. */
+function grown(bytes: Uint8Array, used: number): Uint8Array {
+  const next = new Uint8Array(Math.max(2 * bytes.length, used + VARINT_ROOM));
+  next.set(bytes.subarray(0, used));
+  return next;
+}
 
 /** Inverse of `encodeRuns`. */
 export function decodeRuns(text: string): number[] {

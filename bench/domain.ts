@@ -50,9 +50,10 @@ function timed<S, M>(logic: ActorLogic<S, M>, spent: Spent): ActorLogic<S, M> {
       return message;
     },
     handle(state, message, ctx) {
+      const context = timedContext(ctx, spent);
       const emitted = spent.emitMs;
       const started = performance.now();
-      const next = logic.handle(state, message, timedContext(ctx, spent));
+      const next = logic.handle(state, message, context);
       spent.handleMs += performance.now() - started - (spent.emitMs - emitted);
       spent.messages++;
       return next;
@@ -60,9 +61,10 @@ function timed<S, M>(logic: ActorLogic<S, M>, spent: Spent): ActorLogic<S, M> {
     ...(onTimer
       ? {
         onTimer(state: S, name: string, ctx: Parameters<typeof onTimer>[2]) {
+          const context = timedContext(ctx, spent);
           const emitted = spent.emitMs;
           const started = performance.now();
-          const next = onTimer.call(logic, state, name, timedContext(ctx, spent));
+          const next = onTimer.call(logic, state, name, context);
           spent.handleMs += performance.now() - started - (spent.emitMs - emitted);
           spent.timers++;
           return next;
@@ -118,7 +120,7 @@ export async function run(args: string[]): Promise<void> {
     global: checkpointCost(plain.global, result.global ? [result.global] : []),
   };
 
-  console.log(`\n${await machine()}`);
+  console.log(`\nmachine: ${await machine()}`);
   console.log(`command: deno task bench domain --events ${events} --users ${users} --products ${products}`);
   console.log(
     `reference fold: ${(1000 * foldMs / events).toFixed(1)} µs per event in all (its own bookkeeping included), ${

@@ -184,7 +184,7 @@ export async function run(args: string[]): Promise<void> {
   await fold(foldInput);
   const foldMicros = 1000 * (performance.now() - foldStarted) / foldEvents;
 
-  console.log(`\n${await machine()}`);
+  console.log(`\nmachine: ${await machine()}`);
   console.log(
     `command: deno task bench engine --events ${total} --users ${users} --products ${products} --checkpoint-ms ${checkpointMs}`,
   );

@@ -18,6 +18,7 @@ import { parseConfig } from "../engine/config.ts";
 import { startEngine } from "../engine/engine.ts";
 import { createLogger } from "../engine/logger.ts";
 import { printResult, runFixedRate } from "./fixed_rate.ts";
+import { machine } from "./workload.ts";
 
 /** Options of a run, with their defaults. */
 const DEFAULTS = {
@@ -102,15 +103,6 @@ function parseOptions(args: string[]): Options {
     options[name as keyof typeof DEFAULTS] = Number(value);
   }
   return options;
-}
-
-async function machine(): Promise<string> {
-  const cpuinfo = await Deno.readTextFile("/proc/cpuinfo").catch(() => "");
-  const model = cpuinfo.match(/^model name\s*:\s*(.+)$/m)?.[1] ?? "unknown CPU";
-  return `${navigator.hardwareConcurrency} CPUs (nproc), ${model}, ${
-    Math.round(Deno.systemMemoryInfo().total / 2 ** 30)
-  } GiB; ` +
-    `Deno ${Deno.version.deno}`;
 }
 
 function runInWorker(job: Job): Promise<PhaseResult> {

@@ -8,17 +8,13 @@ import { partitionForKey } from "../engine/partitioner.ts";
 import { type RunningEngine, startEngine } from "../engine/engine.ts";
 import { createLogger } from "../engine/logger.ts";
 import { printResult, runFixedRate } from "./fixed_rate.ts";
+import { flag, machine } from "./workload.ts";
 
 const GOAL_MEMORY_P99_MS = 5;
 const GOAL_ROUTED_P99_MS = 20;
 const EVENTS_PER_USER = 5;
 const PRODUCTS = 500;
 const POST_BATCH = 500;
-
-function flag(args: string[], name: string, fallback: number): number {
-  const at = args.indexOf(`--${name}`);
-  return at >= 0 ? Number(args[at + 1]) : fallback;
-}
 
 /** Runs the benchmark and prints its figures. */
 export async function run(args: string[]): Promise<void> {
@@ -68,7 +64,7 @@ export async function run(args: string[]): Promise<void> {
     );
     const productRequests = Array.from({ length: PRODUCTS }, (_, p) => ({ url: `${engine.url}/v1/products/sku-${p}` }));
     const job = { rate, warmupMs: 2_000, durationMs: durationS * 1_000 };
-    console.log(`\nmachine: ${navigator.hardwareConcurrency} cores, Deno ${Deno.version.deno}`);
+    console.log(`\nmachine: ${await machine()}`);
     console.log(`command: deno task bench query --users ${users} --rate ${rate} --duration ${durationS}`);
     console.log(`goal: in-memory p99 <= ${GOAL_MEMORY_P99_MS} ms\n`);
     printResult(`GET /v1/users/{id} (in memory) at ${rate}/s`, await runFixedRate({ ...job, requests: userRequests }));

@@ -39,8 +39,10 @@ export function benchEvent(n: number, users: number, products: number): BenchEve
   };
 }
 
-/** The machine line every benchmark prints with its figures. */
+/** What every benchmark prints as its machine: cores, CPU model, memory, Deno. */
 export async function machine(): Promise<string> {
-  const model = (await Deno.readTextFile("/proc/cpuinfo")).match(/model name\s*:\s*(.*)/)?.[1] ?? "unknown CPU";
-  return `machine: ${navigator.hardwareConcurrency} cores, ${model}, Deno ${Deno.version.deno}`;
+  const cpuinfo = await Deno.readTextFile("/proc/cpuinfo").catch(() => "");
+  const model = cpuinfo.match(/^model name\s*:\s*(.+)$/m)?.[1] ?? "unknown CPU";
+  const memory = Math.round(Deno.systemMemoryInfo().total / 2 ** 30);
+  return `${navigator.hardwareConcurrency} CPUs (nproc), ${model}, ${memory} GiB; Deno ${Deno.version.deno}`;
 }

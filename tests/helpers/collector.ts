@@ -1,6 +1,7 @@
 /** Reads topics from their beginning as records arrive, through any LogConsumer (Kafka or embedded). */
 import type { LogConsumer, LogRecord, PartitionListener, TopicPartition } from "../../engine/log.ts";
 import { tpKey } from "../../engine/log.ts";
+import { parseJson } from "../../engine/json_parse.ts";
 
 /** Records received so far, in arrival order. */
 export interface Collector {
@@ -26,7 +27,7 @@ export async function collect(consumer: LogConsumer, topics: readonly string[]):
   return {
     records,
     json: <T>(topic: string) =>
-      records.filter((r) => r.topic === topic).map((r) => JSON.parse(decoder.decode(r.value!)) as T),
+      records.filter((r) => r.topic === topic).map((r) => parseJson(decoder.decode(r.value!)) as T),
     stop: () => consumer.stop(),
   };
 }

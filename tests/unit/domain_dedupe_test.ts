@@ -104,3 +104,10 @@ Deno.test("persistDedupe() encodes runs compactly and restoreDedupe() gets them 
 
   assert.deepEqual(restoreDedupe(undefined), EMPTY_DEDUPE);
 });
+
+Deno.test("encodeRuns keeps numbers of any size, however many, past its first buffer", () => {
+  const huge = Array.from({ length: 40 }, (_, i) => 2 ** 62 + i * 2 ** 20);
+  assert.deepEqual(decodeRuns(encodeRuns(huge)), huge);
+  const many = Array.from({ length: 5_000 }, (_, i) => i * 1_000_003);
+  assert.deepEqual(decodeRuns(encodeRuns(many)), many);
+});
