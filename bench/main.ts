@@ -7,6 +7,7 @@ const BENCHMARKS: Record<string, string> = {
   ingest: "./ingest.ts",
   engine: "./engine.ts",
   domain: "./domain.ts",
+  produce: "./produce.ts",
   query: "./query.ts",
 };
 
