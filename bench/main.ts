@@ -8,6 +8,7 @@ const BENCHMARKS: Record<string, string> = {
   engine: "./engine.ts",
   domain: "./domain.ts",
   produce: "./produce.ts",
+  store: "./store.ts",
   query: "./query.ts",
 };
 
