@@ -11,14 +11,16 @@
  *     · claims the partition in PostgreSQL (epoch fencing) and resumes at its checkpointed offset
  *     · activates actors on demand (state batch-loaded from PostgreSQL), one per key
  *     · runs each key's messages in order through its ActorLogic (actor.ts, logic in actors/)
- *     · records are decoded and validated with zod, through a compiled fast path for values zod
- *       would return unchanged (schema_check.ts); bad records go to the DLQ (dead_letter.ts)
+ *     · records are parsed by json_parse.ts (exact property names on this Deno's V8) and validated
+ *       with zod, through a compiled fast path for values zod would return unchanged
+ *       (schema_check.ts); bad records go to the DLQ (dead_letter.ts)
  *     · handlers emit outputs through ctx
  *     · pending timers live in a TimerTable (timer_table.ts); idle actors are packed into compact
  *       strings (state_packer.ts) and unpacked by their next message
  *   Facts for product and global actors are published in bundles, one record per target partition
  *     per checkpoint (fact_bundle.ts), and expanded back into one message each when consumed.
- *   Checkpoint: outputs appended and acknowledged first, then dirty states + next offset in one
+ *   Checkpoint: outputs appended and acknowledged first (the "publish" phase of
+ *     engine_checkpoint_phase_seconds), then dirty states + next offset in one
  *     transaction (sql/checkpoints.ts), with the query projections: alerts, latest recommendations,
  *     the global actor's finished analytics minutes (a stored output, sql/analytics_minutes.ts), and
  *     the product actors' per-minute counts, added up (product_minutes.ts, sql/product_minutes.ts);
