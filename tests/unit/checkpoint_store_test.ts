@@ -1,5 +1,5 @@
 /**
- * States are keyed by client-supplied ids (cart items, co-occurrence counters); what PostgreSQL
+ * The checkpoint store's tables on PostgreSQL (PGlite). States are keyed by client-supplied ids (cart items, co-occurrence counters); what PostgreSQL
  * gives back must have the names that were checkpointed, including ids this V8's JSON.parse misreads
  * (see engine/json_parse.ts).
  */
@@ -28,6 +28,27 @@ Deno.test("checkpointed states come back with their own names, also ids that dif
     for (const [key, state] of states) assert.deepEqual((await loadState(db.sql, "user", key))?.state, state);
     const all = await loadStates(db.sql, "user", [...states.keys()]);
     for (const [key, state] of states) assert.deepEqual(all.get(key)?.state, state);
+  } finally {
+    await db.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("the tables every checkpoint rewrites leave room on their pages (migration 009)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "checkpoint-store-" });
+  const db = await openEmbeddedDatabase(dir, { logger: silentLogger, vacuumIntervalMs: 0 });
+  try {
+    await migrate(db.sql);
+    const rows = await db.sql<{ relname: string; reloptions: string[] | null }[]>`
+      select relname, reloptions from pg_class
+       where relname in ('actor_states', 'partition_checkpoints', 'product_minutes', 'analytics_minutes')
+       order by relname`;
+    assert.deepEqual(
+      rows.map((r) => [r.relname, r.reloptions]),
+      ["actor_states", "analytics_minutes", "partition_checkpoints", "product_minutes"].map((t) => [t, [
+        "fillfactor=70",
+      ]]),
+    );
   } finally {
     await db.close();
     await Deno.remove(dir, { recursive: true });
