@@ -66,6 +66,6 @@ export interface CheckpointPhases {
   readonly publish: number;
   /** Building the dirty actors' persisted forms. */
   readonly persist: number;
-  /** The transaction: states, timers, offset, projections. */
+  /** The transaction: states (serialised to JSON here), timers, offset, projections. */
   readonly commit: number;
 }

@@ -60,7 +60,8 @@ export class Metrics implements Instrumentation {
   });
   readonly #checkpointPhaseSeconds = new Histogram({
     name: `${PREFIX}checkpoint_phase_seconds`,
-    help: "Checkpoint time by step: publish (outputs acknowledged), persist (states built), commit (transaction)",
+    help:
+      "Checkpoint time by step: publish (outputs acknowledged), persist (states built), commit (JSON + transaction)",
     labelNames: ["topic", "phase"],
     buckets: LATENCY_BUCKETS,
     registers: [this.registry],
