@@ -1,8 +1,10 @@
 // deno-lint-ignore-file no-console
 /**
- * `deno task bench engine [--events N] [--users N] [--products N] [--checkpoint-ms N]`: events/s processed by the engine from a
- * pre-filled `events` topic (checkpoints on), against a bare kafkajs consumer reading the same
- * topic as the ceiling; heap bytes per in-memory actor; checkpoint duration p99.
+ * `deno task bench engine [--events N] [--users N] [--products N] [--checkpoint-ms N] [--instances N] [--spacing-ms N]`:
+ * events/s processed by the engine from a pre-filled `events` topic (checkpoints on), against a bare kafkajs consumer
+ * reading the same topic as the ceiling; heap bytes per in-memory actor; checkpoint duration p99. With `--instances N`,
+ * N − 1 more engine processes join the group at the start and share the partitions (how the engine scales out);
+ * `--spacing-ms` sets the event time between consecutive events (bench/workload.ts).
  */
 import { Kafka, logLevel } from "kafkajs";
 import process from "node:process";
@@ -13,7 +15,8 @@ import { patchKafkajs } from "../engine/kafka_log.ts";
 import type { EngineEvent } from "../engine/instrumentation.ts";
 import { createLogger } from "../engine/logger.ts";
 import { fold } from "../tests/helpers/fold.ts";
-import { benchEvent, DEFAULT_PRODUCTS, flag, machine } from "./workload.ts";
+import { spawnInstance } from "./instance.ts";
+import { benchEvent, DEFAULT_PRODUCTS, DEFAULT_SPACING_MS, flag, machine } from "./workload.ts";
 
 const PRODUCE_BATCH = 5_000;
 const PRODUCE_CONCURRENCY = 4;
@@ -35,6 +38,12 @@ export async function run(args: string[]): Promise<void> {
   const users = flag(args, "users", 100_000);
   const products = flag(args, "products", DEFAULT_PRODUCTS);
   const checkpointMs = flag(args, "checkpoint-ms", 1_000);
+  const instances = flag(args, "instances", 1);
+  const spacingMs = flag(args, "spacing-ms", DEFAULT_SPACING_MS);
+  if (!(spacingMs > 0)) throw new Error(`--spacing-ms must be a positive number, not ${spacingMs}`);
+  if (!Number.isInteger(instances) || instances < 1) {
+    throw new Error(`--instances must be an integer ≥ 1, not ${instances}`);
+  }
   const brokers = Deno.env.get("KAFKA_BROKERS")!;
   const databaseUrl = Deno.env.get("DATABASE_URL")!;
   const id = `bench${Date.now().toString(36)}`;
@@ -74,7 +83,7 @@ export async function run(args: string[]): Promise<void> {
   const nextBatch = () => {
     const messages = [];
     for (let i = 0; i < PRODUCE_BATCH && sent < total; i++, sent++) {
-      const event = benchEvent(sent, users, products);
+      const event = benchEvent(sent, users, products, spacingMs);
       messages.push({ key: event.userId, value: JSON.stringify(event) });
     }
     return messages;
@@ -120,6 +129,12 @@ export async function run(args: string[]): Promise<void> {
   const cpuBefore = process.cpuUsage();
   let firstProcessed = 0;
   const engineStarted = performance.now();
+  const others = Array.from({ length: instances - 1 }, () =>
+    spawnInstance(config, {
+      MAX_ACTORS: String(config.MAX_ACTORS),
+      CLOCK_IDLE_MS: String(config.CLOCK_IDLE_MS),
+      CHECKPOINT_INTERVAL_MS: String(config.CHECKPOINT_INTERVAL_MS),
+    }));
   const engine = await startEngine(config, createLogger("warn"), {
     instrumentation: {
       emit: (e: EngineEvent) => {
@@ -148,7 +163,10 @@ export async function run(args: string[]): Promise<void> {
     else await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }
   const cpu = process.cpuUsage(cpuBefore);
-  const cpuSeconds = (cpu.user + cpu.system) / 1e6;
+  const ownCpuSeconds = (cpu.user + cpu.system) / 1e6;
+  const othersCpuSeconds = others.map((other) => other.cpuSeconds());
+  const cpuSeconds = othersCpuSeconds.reduce((sum, seconds) => sum + seconds, ownCpuSeconds);
+  await Promise.all(others.map((other) => other.stop()));
   const engineSeconds = (engineEnd - engineStarted) / 1000;
   const steadyRate = records / ((engineEnd - firstProcessed) / 1000);
   const withStartRate = records / ((engineEnd - engineStarted) / 1000);
@@ -179,18 +197,20 @@ export async function run(args: string[]): Promise<void> {
   // of input, with as many events per user; after the engine, so that it does not warm up its code.
   const foldEvents = Math.min(total, FOLD_EVENTS);
   const foldUsers = Math.ceil(users * foldEvents / total);
-  const foldInput = Array.from({ length: foldEvents }, (_, n) => benchEvent(n, foldUsers, products));
+  const foldInput = Array.from({ length: foldEvents }, (_, n) => benchEvent(n, foldUsers, products, spacingMs));
   const foldStarted = performance.now();
   await fold(foldInput);
   const foldMicros = 1000 * (performance.now() - foldStarted) / foldEvents;
 
   console.log(`\nmachine: ${await machine()}`);
   console.log(
-    `command: deno task bench engine --events ${total} --users ${users} --products ${products} --checkpoint-ms ${checkpointMs}`,
+    `command: deno task bench engine --events ${total} --users ${users} --products ${products} --checkpoint-ms ${checkpointMs} --instances ${instances} --spacing-ms ${spacingMs}`,
   );
   console.log(`bare kafkajs consumer (ceiling): ${Math.round(bareRate).toLocaleString("en")} events/s`);
   console.log(
-    `engine (checkpoints every ${config.CHECKPOINT_INTERVAL_MS} ms): ${
+    `engine (${
+      instances > 1 ? `${instances} instances, ` : ""
+    }checkpoints every ${config.CHECKPOINT_INTERVAL_MS} ms): ${
       Math.round(steadyRate).toLocaleString("en")
     } events/s from first message to last checkpoint; ${
       Math.round(withStartRate).toLocaleString("en")
@@ -208,10 +228,21 @@ export async function run(args: string[]): Promise<void> {
     } µs per event`,
   );
   console.log(
-    `engine process CPU: ${cpuSeconds.toFixed(1)} s in ${engineSeconds.toFixed(1)} s of wall time (${
-      (100 * cpuSeconds / engineSeconds).toFixed(0)
-    }% of one core), ${(1e6 * cpuSeconds / records).toFixed(0)} µs per event`,
+    `engine process CPU${instances > 1 ? `, ${instances} processes together` : ""}: ${cpuSeconds.toFixed(1)} s in ${
+      engineSeconds.toFixed(1)
+    } s of wall time (${(100 * cpuSeconds / engineSeconds).toFixed(0)}% of one core), ${
+      (1e6 * cpuSeconds / records).toFixed(0)
+    } µs per event${
+      instances > 1
+        ? ` (this process ${ownCpuSeconds.toFixed(1)} s, the others ${
+          othersCpuSeconds.map((seconds) => `${seconds.toFixed(1)} s`).join(", ")
+        })`
+        : ""
+    }`,
   );
+  if (instances > 1) {
+    console.log("heap and checkpoint figures below are this process's alone (its share of partitions)");
+  }
   console.log(
     `heap per in-memory actor: ${
       Math.round((heapWithActors - heapWithout) / Math.max(1, inMemory))

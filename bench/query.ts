@@ -8,6 +8,7 @@ import { partitionForKey } from "../engine/partitioner.ts";
 import { type RunningEngine, startEngine } from "../engine/engine.ts";
 import { createLogger } from "../engine/logger.ts";
 import { printResult, runFixedRate } from "./fixed_rate.ts";
+import { spawnInstance } from "./instance.ts";
 import { flag, machine } from "./workload.ts";
 
 const GOAL_MEMORY_P99_MS = 5;
@@ -88,24 +89,7 @@ async function measureRouted(
   users: number,
   job: { rate: number; warmupMs: number; durationMs: number },
 ): Promise<void> {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  const second = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", "main.ts"],
-    cwd: new URL("../", import.meta.url).pathname,
-    env: {
-      KAFKA_BROKERS: config.KAFKA_BROKERS!,
-      DATABASE_URL: config.DATABASE_URL!,
-      TOPIC_PREFIX: config.TOPIC_PREFIX,
-      GROUP_ID: config.GROUP_ID,
-      PORT: String(port),
-      HOST: "127.0.0.1",
-      LOG_LEVEL: "warn",
-    },
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
+  const second = spawnInstance(config);
   try {
     const events = topicNames(config).events;
     const remote = () =>
@@ -149,7 +133,6 @@ async function measureRouted(
     console.log(`\ngoal: routed p99 <= ${GOAL_ROUTED_P99_MS} ms (${keys.length} keys owned by the other instance)`);
     printResult(`GET /v1/users/{id} (routed to the owner, live in its memory) at ${job.rate}/s`, routed);
   } finally {
-    second.kill("SIGTERM");
-    await second.status;
+    await second.stop();
   }
 }

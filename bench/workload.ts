@@ -26,9 +26,15 @@ export interface BenchEvent {
   readonly properties: { readonly productId: string; readonly price: number; readonly category: string };
 }
 
-/** Event `n` of the benchmarks' input: product views, round-robin over the users, 10 ms of event time apart. */
-export function benchEvent(n: number, users: number, products: number): BenchEvent {
-  const at = new Date(BASE_TIME + n * 10).toISOString();
+/**
+ * Event time between two consecutive events of the benchmarks' input, by default: 100 events per second of event time,
+ * so a run replays a quiet shop's backlog and nearly every product view falls in a product-minute of its own.
+ */
+export const DEFAULT_SPACING_MS = 10;
+
+/** Event `n` of the benchmarks' input: product views, round-robin over the users, `spacingMs` of event time apart. */
+export function benchEvent(n: number, users: number, products: number, spacingMs = DEFAULT_SPACING_MS): BenchEvent {
+  const at = new Date(BASE_TIME + Math.round(n * spacingMs)).toISOString();
   return {
     eventId: uuidv7(BASE_TIME + n),
     type: "product_viewed",
