@@ -10,7 +10,7 @@ import { Kafka, logLevel } from "kafkajs";
 import process from "node:process";
 import postgres from "postgres";
 import { parseConfig, topicNames } from "../engine/config.ts";
-import { startEngine } from "../engine/engine.ts";
+import { type RunningEngine, startEngine } from "../engine/engine.ts";
 import { patchKafkajs } from "../engine/kafka_log.ts";
 import type { EngineEvent } from "../engine/instrumentation.ts";
 import { createLogger } from "../engine/logger.ts";
@@ -135,32 +135,39 @@ export async function run(args: string[]): Promise<void> {
       CLOCK_IDLE_MS: String(config.CLOCK_IDLE_MS),
       CHECKPOINT_INTERVAL_MS: String(config.CHECKPOINT_INTERVAL_MS),
     }));
-  const engine = await startEngine(config, createLogger("warn"), {
-    instrumentation: {
-      emit: (e: EngineEvent) => {
-        if (e.type === "checkpoint" && e.ok) {
-          checkpoints.push(e.seconds);
-          const list = checkpointsByTopic.get(e.topic) ?? [];
-          list.push(e.seconds);
-          checkpointsByTopic.set(e.topic, list);
-          for (const [phase, seconds] of Object.entries(e.phases ?? {})) {
-            const key = `${e.topic} ${phase}`;
-            phasesByTopic.set(key, [...phasesByTopic.get(key) ?? [], seconds]);
-          }
-        }
-        if (e.type === "message_processed" && firstProcessed === 0) firstProcessed = performance.now();
-        if (e.type === "output") outputs.set(e.topic, (outputs.get(e.topic) ?? 0) + 1);
-      },
-    },
-  });
   const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
+  let engine: RunningEngine;
   let engineEnd = 0;
-  while (engineEnd === 0) {
-    const [row] = await sql`
-      select coalesce(sum(next_offset), 0) as done from partition_checkpoints
-       where group_id = ${config.GROUP_ID} and topic = ${topics.events}`;
-    if (Number(row.done) >= records) engineEnd = performance.now();
-    else await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  // The other instances must not outlive a failed run: they would retry against stopped services for ever.
+  try {
+    engine = await startEngine(config, createLogger("warn"), {
+      instrumentation: {
+        emit: (e: EngineEvent) => {
+          if (e.type === "checkpoint" && e.ok) {
+            checkpoints.push(e.seconds);
+            const list = checkpointsByTopic.get(e.topic) ?? [];
+            list.push(e.seconds);
+            checkpointsByTopic.set(e.topic, list);
+            for (const [phase, seconds] of Object.entries(e.phases ?? {})) {
+              const key = `${e.topic} ${phase}`;
+              phasesByTopic.set(key, [...phasesByTopic.get(key) ?? [], seconds]);
+            }
+          }
+          if (e.type === "message_processed" && firstProcessed === 0) firstProcessed = performance.now();
+          if (e.type === "output") outputs.set(e.topic, (outputs.get(e.topic) ?? 0) + 1);
+        },
+      },
+    });
+    while (engineEnd === 0) {
+      const [row] = await sql`
+        select coalesce(sum(next_offset), 0) as done from partition_checkpoints
+         where group_id = ${config.GROUP_ID} and topic = ${topics.events}`;
+      if (Number(row.done) >= records) engineEnd = performance.now();
+      else await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    }
+  } catch (error) {
+    await Promise.all(others.map((other) => other.stop()));
+    throw error;
   }
   const cpu = process.cpuUsage(cpuBefore);
   const ownCpuSeconds = (cpu.user + cpu.system) / 1e6;
