@@ -66,8 +66,6 @@ export class OutputBundler {
   #out: (OutgoingRecord | OpenBundle)[] = [];
   /** Bundles still taking entries, by topic and partition. */
   readonly #open = new Map<string, OpenBundle>();
-  /** Bytes of keys and values held (framing aside). */
-  #bytes = 0;
 
   constructor(partitionsOf: ReadonlyMap<string, number> = new Map(), maxBytes = MAX_BUNDLE_BYTES) {
     this.#partitionsOf = partitionsOf;
@@ -79,17 +77,11 @@ export class OutputBundler {
     return this.#out.length;
   }
 
-  /** Bytes of keys and values held, as UTF-8 where encoded (strings not yet encoded count one byte per unit). */
-  get bytes(): number {
-    return this.#bytes;
-  }
-
   /** Adds a record: framed into its partition's open bundle if its topic is bundled, else kept as is. */
   add(record: OutgoingRecord): void {
     const partitions = this.#partitionsOf.get(record.topic);
     if (partitions === undefined) {
       this.#out.push(record);
-      this.#bytes += record.key.length + record.value.length;
       return;
     }
     const partition = record.partition ?? partitionForKey(record.key, partitions);
@@ -98,7 +90,6 @@ export class OutputBundler {
       // Headers cannot ride in a bundle: the record goes alone, and later ones start a new bundle after it.
       this.#open.delete(id);
       this.#out.push(record);
-      this.#bytes += record.key.length + record.value.length;
       return;
     }
     let key: Uint8Array;
@@ -139,7 +130,6 @@ export class OutputBundler {
     }
     bundle.bytes = writeEntry(bundle.buffer, bundle.bytes, key);
     bundle.bytes = writeEntry(bundle.buffer, bundle.bytes, value);
-    this.#bytes += key.length + value.length;
   }
 
   /**
@@ -156,7 +146,6 @@ export class OutputBundler {
   clear(): void {
     this.#out = [];
     this.#open.clear();
-    this.#bytes = 0;
   }
 }
 

@@ -16,7 +16,7 @@ import type { CheckpointStore, Claim, CommitResult, StoredActor } from "./checkp
 import type { Topics } from "./config.ts";
 import { deadLetter } from "./dead_letter.ts";
 import { EngineError, ensureError, TerminalError, ValidationError } from "./errors.ts";
-import type { LogConsumer, LogProducer, LogRecord, OutgoingRecord, RecordBatch, TopicPartition } from "./log.ts";
+import type { LogConsumer, LogProducer, LogRecord, RecordBatch, TopicPartition } from "./log.ts";
 import { type Instrumentation, noInstrumentation } from "./instrumentation.ts";
 import type { Logger } from "./logger.ts";
 import {
@@ -61,8 +61,6 @@ export interface WorkerDeps {
   readonly bundledTopics?: ReadonlyMap<string, number>;
   /** Packs idle actors (engine/state_packer.ts); shared by the runtime's partitions for its key table. */
   readonly packer?: StatePacker;
-  /** Outputs are published ahead of the checkpoint once this many bytes are held (EARLY_PUBLISH_BYTES unless set). */
-  readonly earlyPublishBytes?: number;
 }
 
 interface Cell {
@@ -94,12 +92,6 @@ export const MAX_FIRINGS_PER_KEY = 1_000;
 const OUTPUT_APPEND_TIMEOUT_MS = 60_000;
 /** How often a partition's stored actors are swept for expiry. */
 const EXPIRY_SWEEP_MS = 60_000;
-/**
- * Held outputs beyond this are handed to the producer while handling goes on, so that a checkpoint
- * waits only for the rest: a user partition's checkpoint used to publish megabytes of facts, and the
- * partition handled nothing meanwhile.
- */
-export const EARLY_PUBLISH_BYTES = 1 << 20;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -129,17 +121,6 @@ export class PartitionWorker {
   #commitUncertain = false;
   /** Outputs to publish before the next checkpoint commits, bundled as they come. */
   readonly #outputs: OutputBundler;
-  /**
-   * Outputs handed to the producer ahead of the checkpoint, oldest first; the checkpoint publishes
-   * again those not acknowledged (and everything after them), in order, before it commits.
-   */
-  #early: EarlyAppend[] = [];
-  /** The last early append: each waits for the one before it, so outputs leave in their order. */
-  #earlyTail: Promise<void> = Promise.resolve();
-  /** Set when an early append failed or found the partition claimed: no more until the next checkpoint. */
-  #earlyStopped = false;
-  /** Bumped whenever held outputs are dropped (rewind, release): early appends of an older generation stop. */
-  #generation = 0;
   #alerts: Alert[] = [];
   #recommendations: Recommendation[] = [];
   #analyticsHistory: AnalyticsHistory[] = [];
@@ -443,7 +424,7 @@ export class PartitionWorker {
   async #rewind(): Promise<void> {
     this.#cells.clear();
     this.#expired.clear();
-    this.#dropOutputs();
+    this.#outputs.clear();
     this.#alerts = [];
     this.#recommendations = [];
     this.#analyticsHistory = [];
@@ -493,16 +474,7 @@ export class PartitionWorker {
     this.#cells.clear();
     this.#timers.clear();
     this.#productMinutes.clear();
-    this.#dropOutputs();
     this.#events.emit({ ...this.#tp, type: "partition_released" });
-  }
-
-  /** Forgets the outputs not yet published with a checkpoint; early appends not yet sent are not sent. */
-  #dropOutputs(): void {
-    this.#outputs.clear();
-    this.#early = [];
-    this.#earlyStopped = false;
-    this.#generation++;
   }
 
   async #apply(records: readonly LogRecord[]): Promise<void> {
@@ -546,33 +518,6 @@ export class PartitionWorker {
     await this.#fireDue(clock);
     this.#position = records[records.length - 1].offset + 1;
     this.#sinceCheckpoint += messages;
-    this.#publishEarly();
-  }
-
-  /** Hands the held outputs to the producer if they are many; the next checkpoint waits for their acknowledgement. */
-  #publishEarly(): void {
-    if (this.#earlyStopped || this.#outputs.bytes < (this.#deps.earlyPublishBytes ?? EARLY_PUBLISH_BYTES)) return;
-    const append: EarlyAppend = { records: this.#outputs.records(), acknowledged: false };
-    this.#outputs.clear();
-    this.#early.push(append);
-    const generation = this.#generation;
-    const { store, producer, groupId } = this.#deps;
-    this.#earlyTail = this.#earlyTail.then(async () => {
-      if (this.#earlyStopped || generation !== this.#generation) return;
-      // As before a checkpoint's own append: an owner that lost the partition must not publish what it handled since.
-      const stored = await store.stored(this.#tp, groupId);
-      if (!stored || stored.epoch !== this.#epoch) {
-        this.#earlyStopped = true;
-        return;
-      }
-      await producer.append(append.records, { timeoutMs: OUTPUT_APPEND_TIMEOUT_MS });
-      append.acknowledged = true;
-    }).catch((error) => {
-      this.#earlyStopped = true;
-      this.#log.warn("publishing outputs ahead of the checkpoint failed; the checkpoint publishes them again", {
-        error,
-      });
-    });
   }
 
   /** Dead-letters a record that can never be handled (decoding is pure: whatever it throws stays). */
@@ -764,18 +709,11 @@ export class PartitionWorker {
     const dirty = [...this.#cells].filter(([, cell]) => cell.dirty);
     const ttl = this.#deps.stateTtlMs ?? 0;
     const sweep = ttl > 0 && this.#wall() - this.#sweptAt >= EXPIRY_SWEEP_MS;
-    const nothingNew = dirty.length === 0 && this.#expired.size === 0 && this.#outputs.length === 0 &&
-      this.#early.length === 0;
+    const nothingNew = dirty.length === 0 && this.#expired.size === 0 && this.#outputs.length === 0;
     if (nothingNew && this.#position === this.#checkpointed && !sweep) return;
     const started = performance.now();
     const { store, producer, logic, groupId } = this.#deps;
-    await this.#earlyTail;
-    // Early appends stop at the first failure, so the unacknowledged ones are the last and keep their order.
-    const outputs = [
-      ...this.#early.filter((append) => !append.acknowledged).flatMap((append) => append.records),
-      ...this.#outputs.records(),
-    ];
-    if (outputs.length > 0) {
+    if (this.#outputs.length > 0) {
       // An owner that lost the partition without noticing must not publish outputs computed from
       // states the new owner may have written since: checking the epoch first narrows that window
       // from the whole batch to this round trip (README, "Not guaranteed").
@@ -785,10 +723,8 @@ export class PartitionWorker {
         return;
       }
     }
-    await producer.append(outputs, { timeoutMs: OUTPUT_APPEND_TIMEOUT_MS });
+    await producer.append(this.#outputs.records(), { timeoutMs: OUTPUT_APPEND_TIMEOUT_MS });
     this.#outputs.clear();
-    this.#early = [];
-    this.#earlyStopped = false;
     const published = performance.now();
     const position = this.#position;
     const clock = this.#clock;
@@ -877,12 +813,6 @@ export class PartitionWorker {
       this.#log.debug("committing the group offset failed (lag reporting only)", { error });
     });
   }
-}
-
-/** Outputs handed to the producer before their checkpoint. */
-interface EarlyAppend {
-  readonly records: readonly OutgoingRecord[];
-  acknowledged: boolean;
 }
 
 /**

@@ -4,7 +4,6 @@ import { MemoryCheckpointStore } from "../../engine/checkpoint.ts";
 import { topicNames } from "../../engine/config.ts";
 import { ValidationError } from "../../engine/errors.ts";
 import type { Instrumentation } from "../../engine/instrumentation.ts";
-import type { LogProducer } from "../../engine/log.ts";
 import { silentLogger } from "../../engine/logger.ts";
 import { type MemoryConsumer, MemoryLog } from "../../engine/memory_log.ts";
 import { ActorRuntime } from "../../engine/runtime.ts";
@@ -87,10 +86,6 @@ export class Harness {
       checkpointIntervalMs?: number;
       /** A store with other behaviour (e.g. the key order of PostgreSQL's jsonb). */
       store?: MemoryCheckpointStore;
-      /** Outputs held beyond this many bytes are published ahead of the checkpoint (engine/partition_worker.ts). */
-      earlyPublishBytes?: number;
-      /** Another producer than the log's own (e.g. one that fails on demand). */
-      producer?: LogProducer;
     } = {},
   ) {
     this.store = options.store ?? new MemoryCheckpointStore();

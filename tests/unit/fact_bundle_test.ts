@@ -170,18 +170,3 @@ Deno.test("the runtime handles bundled records one by one: distinct output ids, 
     "entries are dead-lettered with their bytes and index; a broken bundle as a whole",
   );
 });
-
-Deno.test("OutputBundler: bytes counts the keys and values held, bundled or not, until clear()", () => {
-  const bundler = new OutputBundler(new Map([["analytics", 1]]));
-  assert.equal(bundler.bytes, 0);
-  bundler.add({ topic: "analytics", key: "k1", value: '{"n":1}' });
-  assert.equal(bundler.bytes, 2 + 7);
-  bundler.add({ topic: "analytics", key: "ké", value: "é" }); // UTF-8 bytes once framed
-  assert.equal(bundler.bytes, 9 + 3 + 2);
-  bundler.add({ topic: "alerts", key: "u", value: new Uint8Array(10) });
-  assert.equal(bundler.bytes, 14 + 1 + 10);
-  bundler.records();
-  assert.equal(bundler.bytes, 25, "closing the bundles publishes nothing");
-  bundler.clear();
-  assert.equal(bundler.bytes, 0);
-});

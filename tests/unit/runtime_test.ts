@@ -211,103 +211,28 @@ Deno.test("a lost reply while the database goes down: the worker re-reads where 
   assert.deepEqual((await h.stored("k"))?.values, [1, 2, 3, 4]);
 });
 
-/** An actor that raises one alert per message, carrying the message's n. */
-const echo: ActorLogic<{ key: string; n: number }, { n: number }> = {
-  kind: "echo",
-  initial: (key) => ({ key, n: 0 }),
-  decode: (record) => JSON.parse(new TextDecoder().decode(record.value!)),
-  eventTime: () => 0,
-  handle: (state, message, ctx) => {
-    emitTestAlert(ctx, "echo", state.key, { n: message.n });
-    return { ...state, n: message.n };
-  },
-  persist: (state) => state,
-  restore: (data) => data as { key: string; n: number },
-};
-
-/** Waits until `done()` holds; fails the test after `timeoutMs` instead of hanging. */
-async function until(done: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!done()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
-
-/** The `n` of each alert published so far, in log order. */
-function alertNumbers(h: Harness): number[] {
-  return h.log.all(h.topics.alerts).map((r) => JSON.parse(new TextDecoder().decode(r.value!)).details.n);
-}
-
-/** Asserts that the alerts published are those of messages 1..count, once each, and in order for each key. */
-function assertAlertsOnceInKeyOrder(h: Harness, count: number): void {
-  const byKey = new Map<string, number[]>();
-  for (const record of h.log.all(h.topics.alerts)) {
-    const list = byKey.get(record.key!) ?? [];
-    list.push(JSON.parse(new TextDecoder().decode(record.value!)).details.n);
-    byKey.set(record.key!, list);
-  }
-  for (const [key, list] of byKey) assert.deepEqual(list, [...list].sort((a, b) => a - b), `${key}'s alerts in order`);
-  assert.deepEqual(alertNumbers(h).sort((a, b) => a - b), Array.from({ length: count }, (_, i) => i + 1), "once each");
-}
-
-for (const early of [false, true]) {
-  Deno.test(
-    `a fenced-off owner does not publish the outputs of what it handled after losing the partition${
-      early ? " (outputs published ahead of checkpoints)" : ""
-    }`,
-    async () => {
-      const h = new Harness(echo, 1, 1_000, early ? { earlyPublishBytes: 1 } : {});
-      await h.start("old-owner");
-      h.send("a", { n: 1 });
-      await h.drained();
-      assert.equal(h.log.all(h.topics.alerts).length, 1);
-      await h.store.claim({ topic: h.topics.events, partition: 0 }, "group", "new-owner");
-      h.send("a", { n: 2 });
-      await new Promise((resolve) => setTimeout(resolve, 200));
-      await h.stop();
-      assert.equal(h.log.all(h.topics.alerts).length, 1, "the old owner published nothing more");
-      assert.equal(((await h.store.read("echo", "a"))?.state as { n: number }).n, 1);
+Deno.test("a fenced-off owner does not publish the outputs of what it handled after losing the partition", async () => {
+  const echo: ActorLogic<{ key: string; n: number }, { n: number }> = {
+    kind: "echo",
+    initial: (key) => ({ key, n: 0 }),
+    decode: (record) => JSON.parse(new TextDecoder().decode(record.value!)),
+    eventTime: () => 0,
+    handle: (state, message, ctx) => {
+      emitTestAlert(ctx, "echo", state.key, { n: message.n });
+      return { ...state, n: message.n };
     },
-  );
-}
-
-Deno.test("outputs beyond earlyPublishBytes are published while handling goes on, before the checkpoint commits", async () => {
-  // No checkpoint by time or count during the test: only the final one, at stop.
-  const h = new Harness(echo, 1, 1_000_000, { earlyPublishBytes: 1, checkpointIntervalMs: 3_600_000 });
-  await h.start();
-  for (let n = 1; n <= 120; n++) h.send(`k${n % 5}`, { n });
-  await until(() => alertNumbers(h).length === 120, "every alert was published without a checkpoint");
-  assert.equal(await h.store.stored({ topic: h.topics.events, partition: 0 }, "group").then((c) => c?.nextOffset), 0);
+    persist: (state) => state,
+    restore: (data) => data as { key: string; n: number },
+  };
+  const h = new Harness(echo, 1);
+  await h.start("old-owner");
+  h.send("a", { n: 1 });
+  await h.drained();
+  assert.equal(h.log.all(h.topics.alerts).length, 1);
+  await h.store.claim({ topic: h.topics.events, partition: 0 }, "group", "new-owner");
+  h.send("a", { n: 2 });
+  await new Promise((resolve) => setTimeout(resolve, 200));
   await h.stop();
-  assertAlertsOnceInKeyOrder(h, 120);
-  assert.equal((await h.store.stored({ topic: h.topics.events, partition: 0 }, "group"))?.nextOffset, 120);
-});
-
-Deno.test("an early append that fails is published again by the checkpoint, in order, before it commits", async () => {
-  let down = false;
-  let handled = 0;
-  const h: Harness = new Harness(echo, 1, 1_000_000, {
-    earlyPublishBytes: 1,
-    checkpointIntervalMs: 3_600_000,
-    producer: {
-      append: (records): Promise<void> =>
-        down ? Promise.reject(new Error("log down")) : h.log.producer().append(records),
-      close: () => Promise.resolve(),
-    },
-  });
-  h.instrumentation = { emit: (e) => void (e.type === "message_processed" && handled++) };
-  await h.start();
-  for (let n = 1; n <= 30; n++) h.send("a", { n });
-  await until(() => alertNumbers(h).length === 30, "the first 30 alerts were published ahead of the checkpoint");
-  down = true;
-  for (let n = 31; n <= 60; n++) h.send(`k${n % 3}`, { n });
-  await until(() => handled === 60, "all 60 messages were handled");
-  assertAlertsOnceInKeyOrder(h, 30); // nothing more while the log is down
-  await h.runtime.housekeep(); // its checkpoint cannot publish, so it does not commit
-  assert.equal((await h.store.stored({ topic: h.topics.events, partition: 0 }, "group"))?.nextOffset, 0);
-  down = false;
-  await h.stop();
-  assertAlertsOnceInKeyOrder(h, 60);
-  assert.equal((await h.store.stored({ topic: h.topics.events, partition: 0 }, "group"))?.nextOffset, 60);
+  assert.equal(h.log.all(h.topics.alerts).length, 1, "the old owner published nothing more");
+  assert.equal(((await h.store.read("echo", "a"))?.state as { n: number }).n, 1);
 });
