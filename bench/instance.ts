@@ -7,7 +7,6 @@ const USER_HZ = 100;
 /** An engine process started by a benchmark. */
 export interface Instance {
   readonly pid: number;
-  readonly port: number;
   /** CPU seconds (user + system) the process has used so far; NaN where /proc is unreadable. */
   cpuSeconds(): number;
   /** Stops it with SIGTERM (a final checkpoint, as in production) and waits for it to exit. */
@@ -37,7 +36,6 @@ export function spawnInstance(config: Config, env: Record<string, string> = {}):
   }).spawn();
   return {
     pid: child.pid,
-    port,
     cpuSeconds() {
       try {
         // Fields after the command name (which is in parentheses and may hold spaces): utime is the 12th, stime the 13th.
