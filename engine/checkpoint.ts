@@ -159,6 +159,8 @@ export class MemoryCheckpointStore implements CheckpointStore {
   failWith: Error | null = null;
   /** When true, the next commit is applied and then reported as failed (a lost reply), once. */
   loseNextReply = false;
+  /** Commits for which this answers true fail without being applied (a transaction that did not land). */
+  failCommitWhen: ((write: CheckpointWrite) => boolean) | null = null;
   /** Number of successful commits, for assertions. */
   commits = 0;
   /** Number of `load` calls, for asserting that activation is batched. */
@@ -209,6 +211,7 @@ export class MemoryCheckpointStore implements CheckpointStore {
 
   commit(w: CheckpointWrite): Promise<CommitResult> {
     this.#check();
+    if (this.failCommitWhen?.(w)) throw new Error("commit failed");
     const row = this.partitions.get(`${w.groupId}/${tpKey(w.tp)}`);
     if (!row || row.epoch !== w.epoch) return Promise.resolve({ committed: false, expired: 0 });
     if (w.previousOffset !== undefined && row.nextOffset !== w.previousOffset) {

@@ -9,7 +9,9 @@
  * even if no other event arrives. Each checkpoint stores the clock with the offset, and a new
  * owner or a rewind resumes it from there, so a late record after a restart sees the same
  * `ctx.now()` as without the restart. Before a message is handled, its key's timers that are due at
- * the clock of that message fire first; so the outcome does not depend on batch boundaries.
+ * the clock of that message fire first; so the outcome does not depend on batch boundaries. An idle
+ * advance comes from the wall, not from the log, so a replay could not repeat it: it is checkpointed
+ * before anything sees it (a timer firing from it, or the next record handled at that clock).
  */
 import type { ActorContext, AnyActorLogic, Emitted } from "./actor.ts";
 import type { CheckpointStore, Claim, CommitResult, StoredActor } from "./checkpoint.ts";
@@ -128,6 +130,8 @@ export class PartitionWorker {
   readonly #productMinutes = new ProductMinuteDeltas();
   #sinceCheckpoint = 0;
   #clock: number;
+  /** The clock was advanced by wall time (idle) since the last checkpoint, which does not hold it yet. */
+  #clockAhead = false;
   #lastRecordAt: number;
   #lock: Promise<unknown> = Promise.resolve();
   #closed = false;
@@ -232,7 +236,10 @@ export class PartitionWorker {
       records = records.filter((r) => r.offset >= this.#position);
       if (records.length === 0) return;
       this.#lastRecordAt = this.#wall();
-      await this.#guarded(() => this.#apply(records));
+      await this.#guarded(async () => {
+        await this.#checkpointClockAhead();
+        if (!this.#closed) await this.#apply(records);
+      });
       this.#events.emit({ ...this.#tp, type: "consumer_lag", lag: Math.max(0, batch.highWatermark - this.#position) });
       if (this.#sinceCheckpoint >= this.#deps.checkpointMaxMessages) await this.#checkpointUntilDone(heartbeat);
     });
@@ -283,8 +290,15 @@ export class PartitionWorker {
       const grace = this.#deps.idleClockMs ?? DEFAULT_IDLE_CLOCK_MS;
       await this.#guarded(async () => {
         await this.#resync();
-        if (wall - this.#lastRecordAt >= grace) this.#clock = Math.max(this.#clock, wall - grace);
-        await this.#fireDue(this.#clock);
+        if (this.#needsResync || this.#closed) return;
+        if (wall - this.#lastRecordAt >= grace && wall - grace > this.#clock) {
+          this.#clock = wall - grace;
+          this.#clockAhead = true;
+        }
+        const due = this.#timers.keysDue(this.#clock);
+        if (due.length === 0) return;
+        await this.#checkpointClockAhead();
+        if (!this.#closed) await this.#fireDue(this.#clock, due);
       });
       this.#expireInMemory(wall);
       this.#events.emit({
@@ -432,6 +446,7 @@ export class PartitionWorker {
     this.#sinceCheckpoint = 0;
     this.#position = this.#checkpointed;
     this.#clock = this.#checkpointedClock;
+    this.#clockAhead = false;
     this.#deps.consumer.seek(this.#tp, this.#checkpointed);
     this.#needsResync = true;
     try {
@@ -460,6 +475,7 @@ export class PartitionWorker {
       }
       this.#checkpointed = this.#position = stored.nextOffset;
       this.#checkpointedClock = this.#clock = stored.clock;
+      this.#clockAhead = false;
       consumer.seek(this.#tp, stored.nextOffset);
       this.#commitUncertain = false;
     }
@@ -595,8 +611,7 @@ export class PartitionWorker {
   }
 
   /** Fires every timer due at `clock`, activating the actors that own them. */
-  async #fireDue(clock: number): Promise<void> {
-    const due = this.#timers.keysDue(clock);
+  async #fireDue(clock: number, due = this.#timers.keysDue(clock)): Promise<void> {
     if (due.length === 0) return;
     await this.#activate(due);
     await settleAll(due.map((key) => this.#fireKeyTimers(key, this.#cells.get(key)!, clock)));
@@ -704,13 +719,22 @@ export class PartitionWorker {
     }
   }
 
-  async #checkpoint(): Promise<void> {
+  /**
+   * Checkpoints an idle advance of the clock before anything depends on it: a record handled at that
+   * clock, or a timer firing from it. A replay resumes from the advanced clock and does the same.
+   */
+  async #checkpointClockAhead(): Promise<void> {
+    if (this.#clockAhead) await this.#checkpoint(true);
+  }
+
+  /** `clockOnly`: write even if only the clock moved (periodic checkpoints leave an idle advance for later). */
+  async #checkpoint(clockOnly = false): Promise<void> {
     if (this.#closed) return;
     const dirty = [...this.#cells].filter(([, cell]) => cell.dirty);
     const ttl = this.#deps.stateTtlMs ?? 0;
     const sweep = ttl > 0 && this.#wall() - this.#sweptAt >= EXPIRY_SWEEP_MS;
     const nothingNew = dirty.length === 0 && this.#expired.size === 0 && this.#outputs.length === 0;
-    if (nothingNew && this.#position === this.#checkpointed && !sweep) return;
+    if (nothingNew && this.#position === this.#checkpointed && !sweep && !(clockOnly && this.#clockAhead)) return;
     const started = performance.now();
     const { store, producer, logic, groupId } = this.#deps;
     if (this.#outputs.length > 0) {
@@ -793,6 +817,7 @@ export class PartitionWorker {
     const advanced = position !== this.#checkpointed;
     this.#checkpointed = position;
     this.#checkpointedClock = clock;
+    this.#clockAhead = false;
     this.#sinceCheckpoint = 0;
     if (nothingNew && !advanced) return;
     const seconds = (committed - started) / 1000;

@@ -125,6 +125,76 @@ Deno.test("a replay after a crash re-produces identical output ids", async () =>
   assert.deepEqual((await stored(h, "a"))?.fired, [T0 + MIN]);
 });
 
+Deno.test("an idle clock advance is checkpointed before a timer fires from it: a replay fires it at the same place", async () => {
+  // The reminder's alert carries how many messages the actor had seen when it fired.
+  const logic: ActorLogic<Reminders, ReminderMessage> = {
+    ...reminderLogic,
+    onTimer: (state, _name, ctx) => {
+      emitTestAlert(ctx, "reminder", state.key, { seen: state.seen });
+      return { ...state, fired: [...state.fired, ctx.now()] };
+    },
+  };
+  const h = new Harness(logic, 1, 1_000, { idleClockMs: 10_000 });
+  h.wall = T0;
+  await h.start();
+  h.send("a", { at: T0, remind: 30 * MIN });
+  await settle(h);
+  // The wall passes the deadline: the idle partition's clock follows it and the reminder fires. Its
+  // alert is published, but no checkpoint holding a state lands before the process dies.
+  h.store.failCommitWhen = (write) => write.upserts.length > 0;
+  h.wall = T0 + 30 * MIN + 10_000;
+  await h.runtime.housekeep();
+  const published = h.log.all(h.topics.alerts).map((r) => new TextDecoder().decode(r.value!));
+  assert.equal(published.length >= 1, true, "the alert went out before the failed commit");
+  await h.crash();
+  h.store.failCommitWhen = null;
+  // A late event for the same actor (event time before the deadline), then a new owner.
+  h.send("a", { at: T0 + MIN });
+  await h.start("another-instance");
+  await settle(h);
+  h.wall += 10_000; // the partition idles again: anything still due fires
+  await h.runtime.housekeep();
+  await h.stop();
+  const alerts = h.log.all(h.topics.alerts).map((r) => new TextDecoder().decode(r.value!));
+  assert.deepEqual([...new Set(alerts)], [published[0]], "the new owner re-published the same alert, byte for byte");
+  assert.deepEqual(await stored(h, "a"), { key: "a", fired: [T0 + 30 * MIN], seen: 2 });
+});
+
+Deno.test("an idle clock advance is checkpointed before a record is handled at it: a replay sees the same ctx.now()", async () => {
+  // Each message raises an alert stamped with ctx.now().
+  const logic: ActorLogic<Reminders, ReminderMessage> = {
+    ...reminderLogic,
+    handle: (state, _m, ctx) => {
+      emitTestAlert(ctx, "echo", state.key);
+      return { ...state, seen: state.seen + 1 };
+    },
+  };
+  const h = new Harness(logic, 1, 1_000, { idleClockMs: 10_000 });
+  h.wall = T0;
+  await h.start();
+  h.send("a", { at: T0 });
+  await settle(h);
+  h.wall = T0 + 60 * MIN; // idle: the clock follows the wall to T0 + 60 min - 10 s, with no timer to fire
+  await h.runtime.housekeep();
+  // A late event is handled at the advanced clock and its alert published; its checkpoint does not land.
+  h.store.failCommitWhen = (write) => write.upserts.length > 0;
+  h.send("b", { at: T0 + MIN });
+  const deadline = Date.now() + 5_000;
+  while (h.log.all(h.topics.alerts).length < 2 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  const published = h.log.all(h.topics.alerts).map((r) => new TextDecoder().decode(r.value!));
+  assert.equal(published.length, 2, "b's alert went out before the failed commit");
+  await h.crash();
+  h.store.failCommitWhen = null;
+  await h.start("another-instance");
+  await settle(h);
+  await h.stop();
+  const alerts = h.log.all(h.topics.alerts).map((r) => new TextDecoder().decode(r.value!));
+  assert.deepEqual([...new Set(alerts)], published, "the new owner re-published b's alert byte for byte");
+  assert.match(published[1], /"occurredAt":"2026-01-01T10:59:50.000Z"/);
+});
+
 Deno.test("idle and least-recently-used actors are passivated once checkpointed, and reload with their state", async () => {
   const h = new Harness(reminderLogic, 2, 1_000, { maxActors: 5, actorIdleMs: 60_000, idleClockMs: 3_600_000 });
   h.wall = T0;
