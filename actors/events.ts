@@ -9,20 +9,50 @@ export const MAX_USER_ID_LENGTH = 128;
 /** Events dated further than this into the future are rejected at ingestion. */
 export const DEFAULT_MAX_FUTURE_MS = 5 * 60_000;
 
+/** Largest price, total or line value (price × quantity) accepted: sums stay exact in integer thousandths. */
+export const MAX_AMOUNT = 1_000_000_000;
+/** Largest quantity of one product in one cart change or order line. */
+export const MAX_QUANTITY = 1_000_000;
+/** Longest page load time accepted, in seconds: anything longer is a client's clock or unit error. */
+export const MAX_LOAD_TIME_SECONDS = 3_600;
+
 /**
- * Free text of `min`–`max` characters without U+0000: PostgreSQL cannot store that character in
- * jsonb or text, so an accepted event carrying it would fail every checkpoint of its partition.
+ * Free text of `min`–`max` characters that PostgreSQL can store: no U+0000 and no unpaired UTF-16
+ * surrogate (JSON allows both as escapes, jsonb refuses them), or an accepted event carrying one
+ * would fail every checkpoint of its partition.
  */
 export function storableText(min: number, max: number): z.ZodString {
-  return z.string().min(min).max(max).refine((value) => !value.includes("\u0000"), {
-    message: "must not contain the NUL character (U+0000)",
-  });
+  return z.string().min(min).max(max)
+    .refine((value) => !value.includes("\u0000"), { message: "must not contain the NUL character (U+0000)" })
+    .refine((value) => value.isWellFormed(), { message: "must not contain an unpaired UTF-16 surrogate" });
 }
 
 const id = storableText(1, 256);
 const userId = storableText(1, MAX_USER_ID_LENGTH);
-const money = z.number().finite().min(0);
-const timestamp = z.iso.datetime({ offset: true });
+const money = z.number().finite().min(0).max(MAX_AMOUNT);
+const quantity = z.number().int().min(1).max(MAX_QUANTITY);
+/** `price × quantity` of a cart change or order line within MAX_AMOUNT. */
+const lineValue = {
+  check: (line: { quantity?: number; price: number }) => line.price * (line.quantity ?? 1) <= MAX_AMOUNT,
+  message: { message: `price × quantity must be at most ${MAX_AMOUNT}`, path: ["price"] },
+};
+/**
+ * Instants an event may carry (epoch ms): from the Unix epoch to the end of year 9999. PostgreSQL
+ * refuses year 0 and ISO text past 9999 ("+010000-…"), and an accepted event it cannot store
+ * would fail every checkpoint of its partition; nothing in a shop happened before 1970.
+ */
+export const EARLIEST_TIME_MS = 0;
+export const LATEST_TIME_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
+/** Whether an instant (epoch ms) is within the range events and queries may use. */
+export function isStorableTime(ms: number): boolean {
+  return ms >= EARLIEST_TIME_MS && ms <= LATEST_TIME_MS;
+}
+
+/** RFC 3339 text with an offset, of an instant between 1970 and the end of 9999 (UTC). */
+export const timestamp = z.iso.datetime({ offset: true }).refine((text) => isStorableTime(Date.parse(text)), {
+  message: "must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z",
+});
 
 const envelope = {
   eventId: z.uuid().optional().describe("Idempotency key; the server assigns a UUIDv7 when absent"),
@@ -35,10 +65,10 @@ const envelope = {
 
 const lineItem = z.object({
   productId: id,
-  quantity: z.number().int().min(1),
+  quantity,
   price: money,
   category: storableText(0, 256).optional(),
-});
+}).refine(lineValue.check, lineValue.message);
 
 /** Every event type with its properties. */
 export const eventSchemas = {
@@ -49,7 +79,7 @@ export const eventSchemas = {
       url: storableText(1, 4096),
       referrer: storableText(0, 4096).optional(),
       title: storableText(0, 1024).optional(),
-      loadTime: z.number().finite().min(0).optional(),
+      loadTime: z.number().finite().min(0).max(MAX_LOAD_TIME_SECONDS).optional(),
     }),
   }).meta({ id: "PageViewedEvent", description: "A storefront page was viewed; `loadTime` in seconds." }),
   product_viewed: z.object({
@@ -75,11 +105,11 @@ export const eventSchemas = {
     type: z.literal("product_added_to_cart"),
     properties: z.object({
       productId: id,
-      quantity: z.number().int().min(1).default(1),
+      quantity: quantity.default(1),
       price: money,
       category: storableText(0, 256).optional(),
       brand: storableText(0, 256).optional(),
-    }),
+    }).refine(lineValue.check, lineValue.message),
   }).meta({
     id: "ProductAddedToCartEvent",
     description: "A product was added to the cart (`quantity` defaults to 1).",
@@ -89,7 +119,7 @@ export const eventSchemas = {
     type: z.literal("product_removed_from_cart"),
     properties: z.object({
       productId: id,
-      quantity: z.number().int().min(1).optional(),
+      quantity: quantity.optional(),
     }),
   }).meta({
     id: "ProductRemovedFromCartEvent",

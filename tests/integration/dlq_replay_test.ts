@@ -96,3 +96,84 @@ forEachLog(
     }
   },
 );
+
+forEachLog(
+  "records PostgreSQL could not store are dead-lettered, and their partitions go on checkpointing",
+  async ({ config, topics }) => {
+    const engine = await startEngine(config, silentLogger);
+    const { sql, producer, createConsumer } = engine.clients;
+    let dlq: Collector | undefined;
+    const stored = (kind: string, key: string) =>
+      sql<{ state: Record<string, unknown> }[]>`select state from actor_states where kind = ${kind} and key = ${key}`;
+    const event = (fields: Record<string, unknown>) =>
+      JSON.stringify({
+        eventId: crypto.randomUUID(),
+        occurredAt: "2026-11-01T10:00:00.000Z",
+        receivedAt: "2026-11-01T10:00:00.000Z",
+        ...fields,
+      });
+    try {
+      dlq = await collect(createConsumer(`${config.GROUP_ID}.dlq-reader`), [topics.dlq]);
+      // Each was accepted once and then failed every checkpoint of its partition (or corrupted a state).
+      await producer.append([
+        // jsonb refuses an unpaired surrogate ("\ud800" in the JSON text).
+        {
+          topic: topics.events,
+          key: "carol",
+          value: event({ type: "product_viewed", userId: "carol", properties: { productId: "sku-\ud800" } }),
+        },
+        // 1e306 made the user's revenue null and dead-lettered the order's product facts.
+        {
+          topic: topics.events,
+          key: "carol",
+          value: event({
+            type: "order_completed",
+            userId: "carol",
+            properties: { orderId: "o-1", items: [{ productId: "sku-1", quantity: 1, price: 1e306 }], total: 1e306 },
+          }),
+        },
+        {
+          topic: topics.events,
+          key: "carol",
+          value: event({ type: "product_viewed", userId: "carol", properties: { productId: "sku-1" } }),
+        },
+        // PostgreSQL has no year 0: the out-of-stock alert could not be stored.
+        {
+          topic: topics.productEvents,
+          key: "sku-0",
+          value: event({
+            type: "inventory_updated",
+            occurredAt: "0000-01-01T00:00:00Z",
+            properties: { productId: "sku-0", stock: 0 },
+          }),
+        },
+        {
+          topic: topics.productEvents,
+          key: "sku-0",
+          value: event({ type: "inventory_updated", properties: { productId: "sku-0", stock: 7 } }),
+        },
+      ]);
+      const dead = await eventually("three records in the DLQ", () => {
+        const records = dlq!.records;
+        return Promise.resolve(records.length >= 3 ? records : undefined);
+      });
+      assert.deepEqual(dead.map((r) => r.headers[DLQ_HEADERS.errorCode]), Array(3).fill("validation_failed"));
+      assert.deepEqual(dead.map((r) => r.key).sort(), ["carol", "carol", "sku-0"]);
+      // Only a checkpoint past the bad records writes these states.
+      const carol = await eventually("carol's checkpointed state", async () => (await stored("user", "carol"))[0]);
+      assert.equal(carol.state.productViews, 1);
+      assert.deepEqual((carol.state.orders as { count: number }).count, 0);
+      const product = await eventually("sku-0's checkpointed state", async () => (await stored("product", "sku-0"))[0]);
+      assert.equal(product.state.stock, 7);
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      assert.equal(
+        dlq!.records.length,
+        3,
+        "each bad record dead-lettered once: no checkpoint failed and replayed them",
+      );
+    } finally {
+      await dlq?.stop();
+      await engine.stop();
+    }
+  },
+);

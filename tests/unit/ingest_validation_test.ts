@@ -3,7 +3,14 @@
  * missing, each bound violated, unknown types, whole-batch rejection and the defaults applied.
  */
 import assert from "node:assert/strict";
-import { EVENT_TYPES, type EventType, MAX_USER_ID_LENGTH, type StoredEvent } from "../../actors/events.ts";
+import {
+  EVENT_TYPES,
+  type EventType,
+  MAX_AMOUNT,
+  MAX_QUANTITY,
+  MAX_USER_ID_LENGTH,
+  type StoredEvent,
+} from "../../actors/events.ts";
 import { topicNames } from "../../engine/config.ts";
 import { ValidationError } from "../../engine/errors.ts";
 import { type PreparedEvents, prepareEvents } from "../../engine/ingest.ts";
@@ -119,6 +126,10 @@ const ENVELOPE_BOUNDS: Omit<BoundCase, "type">[] = [
   { path: "occurredAt", value: "2026-11-22T12:00:00", why: "occurredAt without offset" },
   { path: "occurredAt", value: "2026-02-30T12:00:00Z", why: "occurredAt on a day that does not exist" },
   { path: "occurredAt", value: 1_700_000_000_000, why: "occurredAt as epoch number" },
+  // PostgreSQL has no year 0: an accepted event dated there failed every checkpoint of its partition.
+  { path: "occurredAt", value: "0000-01-01T00:00:00Z", why: "occurredAt in year 0" },
+  { path: "occurredAt", value: "0001-01-01T00:00:00+01:00", why: "occurredAt in year 0 once in UTC" },
+  { path: "occurredAt", value: "1969-12-31T23:59:59.999Z", why: "occurredAt before 1970" },
 ];
 
 const USER_BOUNDS: Omit<BoundCase, "type">[] = [
@@ -130,6 +141,7 @@ const USER_BOUNDS: Omit<BoundCase, "type">[] = [
 const PROPERTY_BOUNDS: BoundCase[] = [
   { type: "page_viewed", path: "properties.url", value: "", why: "empty url" },
   { type: "page_viewed", path: "properties.loadTime", value: -1, why: "negative loadTime" },
+  { type: "page_viewed", path: "properties.loadTime", value: 1e306, why: "loadTime that overflows a sum" },
   { type: "page_viewed", path: "properties", value: [], why: "properties as an array" },
   { type: "product_viewed", path: "properties.price", value: -0.01, why: "negative price" },
   { type: "product_viewed", path: "properties.productId", value: "", why: "empty productId" },
@@ -141,12 +153,21 @@ const PROPERTY_BOUNDS: BoundCase[] = [
   { type: "product_added_to_cart", path: "properties.quantity", value: "2", why: "quantity as a string" },
   { type: "product_added_to_cart", path: "properties.price", value: -5, why: "negative price" },
   { type: "product_added_to_cart", path: "properties.price", value: null, why: "null price" },
+  { type: "product_added_to_cart", path: "properties.price", value: MAX_AMOUNT + 1, why: "price above MAX_AMOUNT" },
+  { type: "product_added_to_cart", path: "properties.price", value: MAX_AMOUNT, why: "3 × price above MAX_AMOUNT" },
+  { type: "product_added_to_cart", path: "properties.quantity", value: MAX_QUANTITY + 1, why: "huge quantity" },
   { type: "product_removed_from_cart", path: "properties.quantity", value: 0, why: "quantity 0" },
   { type: "checkout_started", path: "properties.cartValue", value: -1, why: "negative cartValue" },
   { type: "order_completed", path: "properties.items", value: [], why: "items empty" },
   { type: "order_completed", path: "properties.items.0.quantity", value: 0, why: "line item quantity 0" },
   { type: "order_completed", path: "properties.items.1.price", value: -1, why: "negative line item price" },
   { type: "order_completed", path: "properties.total", value: -0.5, why: "negative total" },
+  // Accepted, 1e306 made the user's revenue null and dead-lettered the order's product facts.
+  { type: "order_completed", path: "properties.total", value: 1e306, why: "total above MAX_AMOUNT" },
+  { type: "order_completed", path: "properties.items.0.price", value: 1e306, why: "line item price above MAX_AMOUNT" },
+  { type: "order_completed", path: "properties.items.0.price", value: MAX_AMOUNT / 2 + 1, why: "2 × price too much" },
+  { type: "order_completed", path: "properties.items.1.quantity", value: MAX_QUANTITY + 1, why: "huge line quantity" },
+  { type: "checkout_started", path: "properties.cartValue", value: MAX_AMOUNT + 1, why: "cartValue above MAX_AMOUNT" },
   { type: "order_completed", path: "properties.currency", value: "usd", why: "lower-case currency" },
   { type: "order_completed", path: "properties.currency", value: "US", why: "two-letter currency" },
   { type: "order_completed", path: "properties.currency", value: "EURO", why: "four-letter currency" },
@@ -336,18 +357,30 @@ function stringPaths(value: unknown, prefix = ""): string[] {
   return Object.entries(value).flatMap(([key, inner]) => stringPaths(inner, prefix ? `${prefix}.${key}` : key));
 }
 
-Deno.test("prepareEvents() rejects U+0000 (which PostgreSQL cannot store) in every text field, naming it", () => {
+Deno.test("prepareEvents() rejects U+0000 and unpaired surrogates (which PostgreSQL cannot store) in every text field, naming it", () => {
   const formatted = new Set(["type", "eventId", "occurredAt", "properties.currency"]);
+  // JSON carries both as escapes ("\u0000", "\ud800"); jsonb refuses them, and an accepted event
+  // holding one failed every checkpoint of its partition.
+  const unstorable = [
+    { text: "\u0000", says: "U+0000" },
+    { text: "\ud800", says: "surrogate" },
+    { text: "\udc00x", says: "surrogate" },
+    { text: "x\ud83d", says: "surrogate" },
+  ];
   let checked = 0;
   for (const type of EVENT_TYPES) {
     const event = { ...FULL[type], ...ENVELOPE };
     for (const path of stringPaths(event).filter((p) => !formatted.has(p))) {
       const original = path.split(".").reduce((at: unknown, key) => (at as Record<string, unknown>)[key], event);
-      const error = rejection([edit(event, path, `${original}\u0000x`)]);
-      const problem = error.problems.find((p) => p.path === path);
-      assert.ok(problem?.message.includes("U+0000"), `${type} ${path}: got ${JSON.stringify(error.problems)}`);
-      checked++;
+      for (const { text, says } of unstorable) {
+        const error = rejection([edit(event, path, `${original}${text}x`)]);
+        const problem = error.problems.find((p) => p.path === path);
+        assert.ok(problem?.message.includes(says), `${type} ${path}: got ${JSON.stringify(error.problems)}`);
+        checked++;
+      }
+      // A paired surrogate (an emoji) is ordinary text.
+      prepare([edit(event, path, `${original}\ud83d\ude00`)]);
     }
   }
-  assert.ok(checked >= 30, `every text field of every type (${checked})`);
+  assert.ok(checked >= 120, `every text field of every type (${checked})`);
 });
