@@ -56,6 +56,11 @@ export interface PartitionListener {
   assigned(partitions: readonly TopicPartition[]): Promise<Map<string, number>>;
   /** Partitions no longer owned; called before they are consumed elsewhere when the log allows it. */
   revoked(partitions: readonly TopicPartition[]): Promise<void>;
+  /**
+   * Whether this instance gave the partition up since it was assigned (its worker was fenced off by
+   * a newer owner), so that an assignment that still lists it claims it again. Absent: never.
+   */
+  gaveUp?(tp: TopicPartition): boolean;
   /** Handles one batch; the partition's next batch is delivered only after this resolves (it may be fetched before). */
   batch(batch: RecordBatch, heartbeat: () => Promise<void>): Promise<void>;
 }

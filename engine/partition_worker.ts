@@ -132,7 +132,13 @@ export class PartitionWorker {
   #clock: number;
   /** The clock was advanced by wall time (idle) since the last checkpoint, which does not hold it yet. */
   #clockAhead = false;
+  /** Wall time records were last delivered. */
   #lastRecordAt: number;
+  /**
+   * Wall time spent since then in this worker's own steps, during which no record could be delivered:
+   * the partition is idle only after `idleClockMs` of listening without records, not of being stuck.
+   */
+  #busySinceRecord = 0;
   #lock: Promise<unknown> = Promise.resolve();
   #closed = false;
   /** Consecutive failures, for exponential backoff. */
@@ -219,7 +225,15 @@ export class PartitionWorker {
 
   /** Runs `fn` after everything queued before it; batches, ticks and checkpoints never overlap. */
   #serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.#lock.then(fn, fn);
+    const step = async () => {
+      const started = this.#wall();
+      try {
+        return await fn();
+      } finally {
+        this.#busySinceRecord += this.#wall() - started;
+      }
+    };
+    const run = this.#lock.then(step, step);
     this.#lock = run.catch(() => {});
     return run;
   }
@@ -228,6 +242,12 @@ export class PartitionWorker {
   handleBatch(batch: RecordBatch, heartbeat: () => Promise<void>): Promise<void> {
     return this.#serial(async () => {
       if (this.#closed) return;
+      const last = batch.records[batch.records.length - 1];
+      if (last !== undefined && last.offset >= this.#position) {
+        // Records are waiting, handled now or (after a failure) re-read: the partition is not idle.
+        this.#lastRecordAt = this.#wall();
+        this.#busySinceRecord = 0;
+      }
       if (this.#needsResync) await this.#guarded(() => this.#resync());
       if (this.#needsResync || this.#closed) return;
       let records = batch.records.filter((r) => r.offset >= this.#position);
@@ -235,10 +255,10 @@ export class PartitionWorker {
       if (records[0].offset > this.#position && !(await this.#skipDeletedRecords(records[0].offset))) return;
       records = records.filter((r) => r.offset >= this.#position);
       if (records.length === 0) return;
-      this.#lastRecordAt = this.#wall();
       await this.#guarded(async () => {
         await this.#checkpointClockAhead();
-        if (!this.#closed) await this.#apply(records);
+        // A checkpoint that found an earlier attempt committed has rewound: the batch is read again.
+        if (!this.#closed && records[0].offset === this.#position) await this.#apply(records);
       });
       this.#events.emit({ ...this.#tp, type: "consumer_lag", lag: Math.max(0, batch.highWatermark - this.#position) });
       if (this.#sinceCheckpoint >= this.#deps.checkpointMaxMessages) await this.#checkpointUntilDone(heartbeat);
@@ -291,7 +311,8 @@ export class PartitionWorker {
       await this.#guarded(async () => {
         await this.#resync();
         if (this.#needsResync || this.#closed) return;
-        if (wall - this.#lastRecordAt >= grace && wall - grace > this.#clock) {
+        const idle = wall - this.#lastRecordAt - this.#busySinceRecord;
+        if (idle >= grace && wall - grace > this.#clock) {
           this.#clock = wall - grace;
           this.#clockAhead = true;
         }
@@ -708,7 +729,8 @@ export class PartitionWorker {
     if (ttl <= 0) return;
     let expired = 0;
     for (const [key, cell] of this.#cells) {
-      if (cell.lastActiveAt < wall - ttl && !this.#timers.has(key)) {
+      // A dirty actor's last changes are not checkpointed yet: it expires once they are.
+      if (cell.lastActiveAt < wall - ttl && !cell.dirty && !this.#timers.has(key)) {
         this.#cells.delete(key);
         this.#expired.add(key);
         expired++;

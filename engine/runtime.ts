@@ -113,6 +113,10 @@ export class ActorRuntime implements PartitionListener {
     return offsets;
   }
 
+  gaveUp(tp: TopicPartition): boolean {
+    return this.#workers.get(tpKey(tp))?.active === false;
+  }
+
   async revoked(partitions: readonly TopicPartition[]): Promise<void> {
     await Promise.all(partitions.map(async (tp) => {
       const worker = this.#workers.get(tpKey(tp));

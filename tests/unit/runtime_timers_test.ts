@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { ActorLogic } from "../../engine/actor.ts";
-import { MemoryCheckpointStore } from "../../engine/checkpoint.ts";
+import { type CheckpointWrite, type CommitResult, MemoryCheckpointStore } from "../../engine/checkpoint.ts";
 import { MAX_FIRINGS_PER_KEY } from "../../engine/partition_worker.ts";
 import { emitTestAlert, Harness } from "../helpers/runtime.ts";
 import { replayPartition } from "../helpers/replay.ts";
@@ -33,6 +33,8 @@ const reminderLogic: ActorLogic<Reminders, ReminderMessage> = {
 
 const T0 = Date.UTC(2026, 0, 1, 10, 0, 0);
 const MIN = 60_000;
+
+const pause = () => new Promise((resolve) => setTimeout(resolve, 5));
 
 async function settle(h: Harness): Promise<void> {
   await h.drained();
@@ -193,6 +195,92 @@ Deno.test("an idle clock advance is checkpointed before a record is handled at i
   const alerts = h.log.all(h.topics.alerts).map((r) => new TextDecoder().decode(r.value!));
   assert.deepEqual([...new Set(alerts)], published, "the new owner re-published b's alert byte for byte");
   assert.match(published[1], /"occurredAt":"2026-01-01T10:59:50.000Z"/);
+});
+
+/** A store whose commits wait on a gate while it is set (a slow database). */
+class SlowStore extends MemoryCheckpointStore {
+  gate: PromiseWithResolvers<void> | null = null;
+  waiting = false;
+  override async commit(w: CheckpointWrite): Promise<CommitResult> {
+    if (this.gate) {
+      this.waiting = true;
+      await this.gate.promise;
+      this.waiting = false;
+    }
+    return super.commit(w);
+  }
+}
+
+Deno.test("a partition stuck in a slow checkpoint is not idle: a cancel already in the log still comes before the deadline", async () => {
+  const store = new SlowStore();
+  // Idle grace 10 s (the default); a checkpoint after every batch; housekeeping when the test runs it.
+  const h = new Harness(reminderLogic, 1, 1, { idleClockMs: 10_000, checkpointIntervalMs: 3_600_000, store });
+  h.wall = T0;
+  await h.start();
+  h.send("a", { at: T0, remind: 1 * MIN }); // deadline T0 + 60 s
+  await h.drained();
+
+  store.gate = Promise.withResolvers<void>();
+  h.wall = T0 + 1_000;
+  h.send("b", { at: T0 + 1_000 }); // its checkpoint stalls in the database
+  while (!store.waiting) await pause();
+
+  h.wall = T0 + 30_000;
+  h.send("a", { at: T0 + 30_000, cancel: true }); // appended on time, before the deadline
+  h.wall = T0 + 2 * MIN; // the database answers two minutes later
+  const round = h.runtime.housekeep(); // the periodic round was due meanwhile: its tick queues behind the batch
+  await pause();
+  store.gate.resolve();
+  store.gate = null;
+  await round;
+  await h.drained();
+  await h.runtime.housekeep();
+  await h.stop();
+
+  const a = (await h.store.read("reminder", "a"))?.state as Reminders;
+  assert.equal(a.seen, 2);
+  // In partition order (the fold), the cancel at T0+30 s comes before the deadline T0+60 s: nothing fires.
+  // Measured from the last record alone, the two stuck minutes looked idle: the clock jumped to the
+  // wall less the grace and the timer fired ahead of the cancel.
+  assert.deepEqual(a.fired, [], "the timer fired ahead of the cancel already in the log");
+  assert.equal(h.log.all(h.topics.alerts).length, 0, "a false alert was published");
+});
+
+Deno.test("an actor past its TTL with changes not checkpointed yet expires only after they are", async () => {
+  const DAY = 86_400_000;
+  let gate: PromiseWithResolvers<void> | null = null;
+  let inTimer = false;
+  // A reminder whose timer handler awaits (handlers may), which holds the tick while a message queues.
+  const logic: ActorLogic<Reminders, ReminderMessage> = {
+    ...reminderLogic,
+    onTimer: async (state, _name, ctx) => {
+      inTimer = true;
+      await gate?.promise;
+      emitTestAlert(ctx, "reminder", state.key);
+      return { ...state, fired: [...state.fired, ctx.now()] };
+    },
+  };
+  const h = new Harness(logic, 1, 1_000, { stateTtlMs: 90 * DAY, checkpointIntervalMs: 3_600_000 });
+  h.wall = T0;
+  await h.start();
+  h.send("a", { at: T0, remind: 365 * DAY });
+  while (!h.runtime.lookup("reminder", "a")) await pause();
+  await h.runtime.housekeep(); // stored: a has seen 1 message, its timer is armed
+
+  h.wall = T0 + 366 * DAY; // the idle clock passes the deadline, and a is past its TTL
+  gate = Promise.withResolvers<void>();
+  const round = h.runtime.housekeep(); // the tick fires a's timer, then expires what is past the TTL
+  while (!inTimer) await pause();
+  h.send("a", { at: T0 + 366 * DAY }); // the user comes back; the batch queues behind the tick
+  await pause();
+  gate.resolve();
+  gate = null;
+  await round;
+  await settle(h);
+  await h.stop();
+  // Expiring the fired (dirty) actor dropped the firing, and the message then reloaded the stale row.
+  assert.deepEqual(await stored(h, "a"), { key: "a", fired: [T0 + 365 * DAY], seen: 2 });
+  assert.equal(h.log.all(h.topics.alerts).length, 1);
 });
 
 Deno.test("idle and least-recently-used actors are passivated once checkpointed, and reload with their state", async () => {

@@ -1,0 +1,115 @@
+/**
+ * KafkaConsumer's assignments against a runtime, driven by a stand-in for kafkajs's consumer (the
+ * test emits GROUP_JOIN and delivers batches). An instance that stalled past the session timeout is
+ * fenced off (another member claimed its partition in PostgreSQL); when it rejoins, the group may
+ * hand it the same partition again, and it must claim it again even though its assignment did not
+ * change as far as it saw.
+ */
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { MemoryCheckpointStore } from "../../engine/checkpoint.ts";
+import { topicNames } from "../../engine/config.ts";
+import { KafkaConsumer } from "../../engine/kafka_log.ts";
+import { silentLogger } from "../../engine/logger.ts";
+import { MemoryLog } from "../../engine/memory_log.ts";
+import { ActorRuntime } from "../../engine/runtime.ts";
+import { recorderLogic } from "../helpers/runtime.ts";
+
+// deno-lint-ignore no-explicit-any
+type Any = any;
+
+/** Just enough of a kafkajs client for KafkaConsumer: the test emits GROUP_JOIN and delivers batches. */
+function fakeKafka() {
+  const handlers = new Map<string, (e: Any) => void>();
+  let eachBatch: ((payload: Any) => Promise<void>) | undefined;
+  const consumer = {
+    events: { GROUP_JOIN: "group_join", CRASH: "crash" },
+    on: (name: string, fn: (e: Any) => void) => handlers.set(name, fn),
+    connect: () => Promise.resolve(),
+    subscribe: () => Promise.resolve(),
+    run: (opts: Any) => {
+      eachBatch = opts.eachBatch;
+      return Promise.resolve();
+    },
+    seek: () => {},
+    pause: () => {},
+    resume: () => {},
+    commitOffsets: () => Promise.resolve(),
+    disconnect: () => Promise.resolve(),
+  };
+  const kafka = { consumer: () => consumer, admin: () => ({}) };
+  return {
+    kafka,
+    join: (assignment: Record<string, number[]>) =>
+      handlers.get("group_join")!({ payload: { memberAssignment: assignment } }),
+    deliver: (topic: string, partition: number, offsets: number[]) =>
+      eachBatch!({
+        batch: {
+          topic,
+          partition,
+          highWatermark: String(offsets[offsets.length - 1] + 1),
+          messages: offsets.map((o) => ({
+            offset: String(o),
+            key: Buffer.from("k"),
+            value: Buffer.from(JSON.stringify({ n: o })),
+            headers: {},
+            timestamp: String(Date.now()),
+          })),
+        },
+        resolveOffset: () => {},
+        heartbeat: () => Promise.resolve(),
+        isStale: () => false,
+        isRunning: () => true,
+      }),
+  };
+}
+
+const settle = () => new Promise((r) => setTimeout(r, 50));
+
+Deno.test("a fenced partition handed back to the same member by the next rebalance is claimed again", async () => {
+  const topics = topicNames({ TOPIC_PREFIX: "" });
+  const log = new MemoryLog();
+  await log.ensureTopics(Object.values(topics).map((topic) => ({ topic, partitions: 1 })));
+  const store = new MemoryCheckpointStore();
+  const fake = fakeKafka();
+  const consumer = new KafkaConsumer(fake.kafka as Any, { groupId: "group" }, silentLogger);
+  const runtime = new ActorRuntime({
+    store,
+    producer: log.producer(),
+    consumer,
+    topics,
+    groupId: "group",
+    owner: "A",
+    logger: silentLogger,
+    logics: new Map([[topics.events, recorderLogic()]]),
+    checkpointIntervalMs: 3_600_000,
+    checkpointMaxMessages: 1,
+    retryBackoffMs: { initial: 5, max: 20 },
+  });
+  const tp = { topic: topics.events, partition: 0 };
+  const row = () => store.partitions.get(`group/${topics.events}:0`)!;
+
+  await consumer.start([topics.events], runtime);
+  fake.join({ [topics.events]: [0] }); // A owns partition 0
+  await settle();
+  await fake.deliver(tp.topic, 0, [0]);
+  await settle();
+  assert.equal(row().nextOffset, 1);
+
+  // A stalls past the session timeout; the group gives partition 0 to B, which claims it and checkpoints.
+  await store.claim(tp, "group", "B");
+  row().nextOffset = 2; // B handled offset 1
+  // A wakes up: its next batch's checkpoint is fenced, and the worker gives the partition up.
+  await fake.deliver(tp.topic, 0, [1, 2]);
+  await settle();
+  assert.equal(row().owner, "B");
+
+  // A rejoins; the rebalance hands partition 0 back to A (B's GROUP_JOIN revokes it there).
+  fake.join({ [topics.events]: [0] });
+  await settle();
+  await fake.deliver(tp.topic, 0, [2, 3]);
+  await settle();
+  // It used to compare the assignment with the one it remembered, find nothing new, and drop every batch.
+  assert.equal(row().owner, "A", "nobody claimed partition 0 again");
+  assert.equal(row().nextOffset, 4, "partition 0 makes no progress");
+});
