@@ -1,15 +1,27 @@
 /**
  * The domain's thresholds, windows and weights: one table, keyed by environment variable name,
- * each with its documented default and coercion from strings. The configuration module merges
+ * each with its documented default, read from decimal text. The configuration module merges
  * this schema into its own; the actors only ever receive the parsed, frozen object.
  */
 import { z } from "zod";
 
-const positive = (value: number) => z.coerce.number().finite().positive().default(value);
-const nonNegative = (value: number) => z.coerce.number().finite().min(0).default(value);
-const count = (value: number, min = 1) => z.coerce.number().int().min(min).max(1_000_000_000).default(value);
-const ratio = (value: number) => z.coerce.number().finite().min(0).max(1).default(value);
-const hour = (value: number) => z.coerce.number().int().min(0).max(24).default(value);
+/**
+ * Environment text in plain decimal digits (spaces around ignored) as a number; any other text stays
+ * text and fails as such. `Number()` would read "0x10" as 16, "1e3" as 1000 and "  " as 0.
+ */
+export function fromDecimal(value: unknown): unknown {
+  return typeof value === "string" && /^\s*-?(\d+(\.\d*)?|\.\d+)\s*$/.test(value) ? Number(value) : value;
+}
+
+const decimal = (error = "must be a decimal number, e.g. 0.5") => z.number({ error });
+const integer = () => decimal("must be an integer in decimal digits, e.g. 30").int();
+const read = <T extends z.ZodNumber>(schema: T) => z.preprocess(fromDecimal, schema);
+
+const positive = (value: number) => read(decimal().finite().positive()).default(value);
+const nonNegative = (value: number) => read(decimal().finite().min(0)).default(value);
+const count = (value: number, min = 1) => read(integer().min(min).max(1_000_000_000)).default(value);
+const ratio = (value: number) => read(decimal().finite().min(0).max(1)).default(value);
+const hour = (value: number) => read(integer().min(0).max(24)).default(value);
 
 /** Every domain setting: environment variable name → schema with its default. */
 export const domainSettingsShape = {
@@ -31,7 +43,7 @@ export const domainSettingsShape = {
   FRAUD_VELOCITY_WEIGHT: ratio(0.4),
   FRAUD_NIGHT_START_HOUR: hour(0),
   FRAUD_NIGHT_END_HOUR: hour(6),
-  FRAUD_NIGHT_UTC_OFFSET_MINUTES: z.coerce.number().int().min(-14 * 60).max(14 * 60).default(0),
+  FRAUD_NIGHT_UTC_OFFSET_MINUTES: read(integer().min(-14 * 60).max(14 * 60)).default(0),
   FRAUD_NIGHT_WEIGHT: ratio(0.2),
   FRAUD_FIRST_ORDER_TOTAL: nonNegative(500),
   FRAUD_FIRST_ORDER_WEIGHT: ratio(0.3),
@@ -59,7 +71,7 @@ export const domainSettingsShape = {
   RECS_CO_BOUGHT_WEIGHT: nonNegative(3),
   // Global analytics and business alerts.
   ANALYTICS_RETENTION_MINUTES: count(1440, 60),
-  ANALYTICS_HISTORY_DAYS: z.coerce.number().int().min(1).max(3650).default(30),
+  ANALYTICS_HISTORY_DAYS: read(integer().min(1).max(3650)).default(30),
   CATEGORY_WINDOW_MINUTES: count(5),
   LOW_CONVERSION_RATIO: ratio(0.02),
   LOW_CONVERSION_WINDOW_MINUTES: count(15),

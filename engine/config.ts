@@ -5,18 +5,35 @@
  * (or the part of it that it needs) as an argument.
  */
 import { z } from "zod";
-import { domainSettingsShape } from "../actors/settings.ts";
+import { domainSettingsShape, fromDecimal } from "../actors/settings.ts";
 import { ConfigError } from "./errors.ts";
 
 const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
 /** `all`: ingestion, actors and queries; `ingest`: HTTP only (ingestion, and queries forwarded to the owners). */
 const ROLES = ["all", "ingest"] as const;
 
+/** An integer setting in decimal digits (spaces around ignored) within [min, max]. */
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => {
   const allowed = max === Number.MAX_SAFE_INTEGER ? `an integer >= ${min}` : `an integer from ${min} to ${max}`;
-  return z.coerce.number({ error: `must be ${allowed}` }).int({ error: `must be ${allowed}` })
-    .min(min, { error: `must be ${allowed}` }).max(max, { error: `must be ${allowed}` });
+  const error = `must be ${allowed}, in decimal digits`;
+  return z.preprocess(fromDecimal, z.number({ error }).int({ error }).min(min, { error }).max(max, { error }));
 };
+
+const HOST_RULE = "must be a hostname or an IPv4 or IPv6 address, e.g. 0.0.0.0, ::, 127.0.0.1 or localhost";
+/** Four dot-separated decimal bytes, 0 to 255, without leading zeros. */
+const IPV4 = /^((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+/** One DNS label: letters, digits and inner hyphens, at most 63 characters. */
+const HOSTNAME_LABEL = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+
+/** Whether `value` is something the HTTP server can bind to: a hostname, an IPv4 or an IPv6 literal. */
+function isHost(value: string): boolean {
+  if (IPV4.test(value)) return true;
+  if (value.includes(":")) return /^[0-9A-Fa-f:.]+$/.test(value) && URL.canParse(`http://[${value}]/`);
+  const labels = value.split(".");
+  // An all-digit last label is a mistyped IPv4 address ("10.0.0.256") or a port, not a hostname.
+  return value.length <= 253 && labels.every((label) => HOSTNAME_LABEL.test(label)) &&
+    !/^\d+$/.test(labels[labels.length - 1]);
+}
 
 const ADVERTISED_URL_RULE = "must be an http:// or https:// URL without path, query or credentials, " +
   "e.g. http://engine-1:8080";
@@ -32,7 +49,7 @@ function isHttpOrigin(value: string): boolean {
 /** One table of settings: environment variable name → schema with its default. */
 const settings = {
   PORT: int(0, 65535).default(8080),
-  HOST: z.string().trim().min(1).default("0.0.0.0"),
+  HOST: z.string().trim().refine(isHost, { error: HOST_RULE }).default("0.0.0.0"),
   ADVERTISED_URL: z.string().trim().refine(isHttpOrigin, { error: ADVERTISED_URL_RULE })
     .transform((value) => new URL(value).origin).optional(),
   KAFKA_BROKERS: z.string().trim().min(1).optional(),
@@ -68,25 +85,34 @@ export type Config = Readonly<z.output<typeof schema>> & { readonly mode: "embed
 /** Names of every setting, for documentation and tests. */
 export const SETTING_NAMES = Object.keys(schema.shape) as (keyof typeof schema.shape)[];
 
-/** Builds the configuration from an environment map; throws ConfigError naming every bad variable. */
+/**
+ * Builds the configuration from an environment map; throws ConfigError naming every bad variable.
+ * A variable that is empty or only whitespace counts as unset.
+ */
 export function parseConfig(env: Record<string, string | undefined>): Config {
   const input: Record<string, string> = {};
   for (const name of SETTING_NAMES) {
     const value = env[name];
-    if (value !== undefined && value !== "") input[name] = value;
+    // Empty or only whitespace: unset, so the default applies (PORT="  " must not become port 0).
+    if (value !== undefined && value.trim() !== "") input[name] = value;
   }
   const result = schema.safeParse(input);
   if (!result.success) {
-    const problems = result.error.issues.map((issue) => {
+    const problems = new Set(result.error.issues.map((issue) => {
       const name = String(issue.path[0]);
       return `${name}=${JSON.stringify(input[name])}: ${issue.message}`;
-    });
-    throw new ConfigError(`Cannot start: invalid configuration: ${problems.join("; ")}`);
+    }));
+    throw new ConfigError(`Cannot start: invalid configuration: ${[...problems].join("; ")}`);
   }
   const values = result.data;
   if (values.KAFKA_BROKERS && !values.DATABASE_URL) {
     throw new ConfigError(
       "Cannot start: KAFKA_BROKERS is set but DATABASE_URL is not; production mode needs both (unset KAFKA_BROKERS for embedded mode)",
+    );
+  }
+  if (values.DATABASE_URL && !values.KAFKA_BROKERS) {
+    throw new ConfigError(
+      "Cannot start: DATABASE_URL is set but KAFKA_BROKERS is not; production mode needs both (unset DATABASE_URL for embedded mode)",
     );
   }
   if (values.ROLE === "ingest" && !values.KAFKA_BROKERS) {

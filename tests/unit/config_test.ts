@@ -94,3 +94,110 @@ Deno.test("parseConfig() keeps the embedded log a week by default; 0 keeps it fo
   assert.throws(() => parseConfig({ EMBEDDED_LOG_RETENTION_HOURS: "-1" }), /EMBEDDED_LOG_RETENTION_HOURS="-1"/);
   assert.throws(() => parseConfig({ EMBEDDED_LOG_RETENTION_HOURS: "1.5" }), /EMBEDDED_LOG_RETENTION_HOURS="1.5"/);
 });
+
+Deno.test("parseConfig() treats a value of only whitespace like an empty one: unset, so the default applies", () => {
+  const config = parseConfig({ PORT: "  ", MAX_EVENT_FUTURE_MS: "\t", STATE_TTL_DAYS: " ", HOST: " ", LOG_LEVEL: " " });
+  assert.equal(config.PORT, 8080);
+  assert.equal(config.MAX_EVENT_FUTURE_MS, 300_000);
+  assert.equal(config.STATE_TTL_DAYS, 90);
+  assert.equal(config.HOST, "0.0.0.0");
+  assert.equal(config.LOG_LEVEL, "info");
+  assert.equal(parseConfig({ FRAUD_NIGHT_END_HOUR: "  " }).FRAUD_NIGHT_END_HOUR, 6);
+});
+
+Deno.test("parseConfig() reads integers as plain decimal digits, surrounding whitespace trimmed", () => {
+  assert.equal(parseConfig({ PORT: " 9000 " }).PORT, 9000);
+  assert.equal(parseConfig({ PORT: "0" }).PORT, 0);
+  assert.equal(parseConfig({ ACTOR_PACK_MS: "0" }).ACTOR_PACK_MS, 0);
+  assert.equal(parseConfig({ FRAUD_NIGHT_UTC_OFFSET_MINUTES: "-60" }).FRAUD_NIGHT_UTC_OFFSET_MINUTES, -60);
+  assert.equal(parseConfig({ FRAUD_ALERT_THRESHOLD: " 0.5 " }).FRAUD_ALERT_THRESHOLD, 0.5);
+});
+
+Deno.test("parseConfig() refuses hexadecimal, exponent and other non-decimal integers, naming the variable", () => {
+  const cases: [string, string, RegExp][] = [
+    ["PORT", "0x1F91", /must be an integer from 0 to 65535, in decimal digits/],
+    ["PORT", "1e3", /must be an integer from 0 to 65535/],
+    ["PORT", "+80", /must be an integer from 0 to 65535/],
+    ["PORT", "0b1", /must be an integer from 0 to 65535/],
+    ["MAX_EVENT_FUTURE_MS", "1e3", /must be an integer >= 0, in decimal digits/],
+    ["STATE_TTL_DAYS", "0x10", /must be an integer from 0 to 36500/],
+    ["ACTOR_PACK_MS", "3e4", /must be an integer >= 0/],
+    ["EMBEDDED_LOG_RETENTION_HOURS", "0o7", /must be an integer from 0 to 87600/],
+    ["CHECKPOINT_INTERVAL_MS", "1_000", /must be an integer from 10 to 3600000/],
+    ["USER_DEDUPE_EVENTS", "0x100", /must be an integer in decimal digits/],
+    ["FRAUD_NIGHT_END_HOUR", "6e0", /must be an integer in decimal digits/],
+    ["FRAUD_HIGH_TOTAL", "1e3", /must be a decimal number/],
+    ["CART_ABANDON_MINUTES", "0x1E", /must be a decimal number/],
+  ];
+  for (const [name, value, allowed] of cases) {
+    assert.throws(
+      () => parseConfig({ [name]: value }),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.ok(error.message.includes(`${name}=${JSON.stringify(value)}: `), error.message);
+        assert.match(error.message, allowed);
+        return true;
+      },
+      `${name}=${value}`,
+    );
+  }
+});
+
+Deno.test("parseConfig() names an out-of-range integer once", () => {
+  assert.throws(
+    () => parseConfig({ PORT: "99999999999999999999" }),
+    (error: unknown) => {
+      assert.ok(error instanceof ConfigError);
+      assert.equal(error.message.split('PORT="99999999999999999999"').length, 2, error.message);
+      return true;
+    },
+  );
+});
+
+Deno.test("parseConfig() refuses DATABASE_URL without KAFKA_BROKERS instead of ignoring it", () => {
+  assert.throws(
+    () => parseConfig({ DATABASE_URL: "postgres://u@h/db" }),
+    (error: unknown) => {
+      assert.ok(error instanceof ConfigError);
+      assert.match(error.message, /DATABASE_URL is set but KAFKA_BROKERS is not/);
+      assert.match(error.message, /unset DATABASE_URL for embedded mode/);
+      return true;
+    },
+  );
+  assert.equal(parseConfig({ DATABASE_URL: "", KAFKA_BROKERS: "" }).mode, "embedded");
+});
+
+Deno.test("parseConfig() accepts HOST as a hostname, IPv4 or IPv6 literal", () => {
+  for (
+    const host of ["0.0.0.0", "::", "127.0.0.1", "::1", "localhost", "engine-1.internal", "fd00::7", "::ffff:10.0.0.1"]
+  ) {
+    assert.equal(parseConfig({ HOST: host }).HOST, host);
+  }
+  assert.equal(parseConfig({ HOST: " localhost " }).HOST, "localhost");
+});
+
+Deno.test("parseConfig() rejects a HOST that cannot be bound, naming the variable and what is allowed", () => {
+  for (
+    const host of [
+      "not a host!",
+      "http://localhost",
+      "localhost:8080",
+      "10.0.0.256",
+      "8080",
+      "-engine",
+      "a..b",
+      "[::1]",
+    ]
+  ) {
+    assert.throws(
+      () => parseConfig({ HOST: host }),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.ok(error.message.includes(`HOST=${JSON.stringify(host)}: `), error.message);
+        assert.match(error.message, /must be a hostname or an IPv4 or IPv6 address/);
+        return true;
+      },
+      host,
+    );
+  }
+});
