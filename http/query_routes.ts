@@ -1,16 +1,16 @@
 /**
  * Read-only query routes: recommendations, related products, realtime analytics, the windowed
  * funnel, top products and alerts. Query parameters are validated (and documented) by one zod
- * schema per route (routeWithQuery); a bad one is a ValidationError naming it (400), an unknown id
- * a NotFoundError (404), a failing database a DatabaseUnavailableError (503). Actor state comes
- * through the StateReader (live, else the last checkpoint, marked with `asOf`); analytics windows
- * longer than the global actor's memory are completed from PostgreSQL (analytics_window.ts);
- * rankings and alerts come from PostgreSQL (checkpointed data): windowed rankings from the
- * per-minute product counts (`product_minutes`), over windows ending where the analytics windows
- * end (ranking_window.ts).
+ * schema per route (routeWithQuery); a bad, repeated or undeclared one is a ValidationError naming it
+ * (400; query_params.ts), an unknown id a NotFoundError (404), a failing database a
+ * DatabaseUnavailableError (503). Actor state comes through the StateReader (live, else the last
+ * checkpoint, marked with `asOf`); analytics windows longer than the global actor's memory are
+ * completed from PostgreSQL (analytics_window.ts); rankings and alerts come from PostgreSQL
+ * (checkpointed data): windowed rankings from the per-minute product counts (`product_minutes`),
+ * over windows ending where the analytics windows end (ranking_window.ts).
  */
 import { z } from "zod";
-import { storableText } from "../actors/events.ts";
+import { EARLIEST_TIME_MS, LATEST_TIME_MS, storableText, timestamp } from "../actors/events.ts";
 import { GLOBAL_KEY } from "../actors/global.ts";
 import type { WindowTotals } from "../actors/rollups.ts";
 import type { Sql } from "../engine/database.ts";
@@ -24,8 +24,8 @@ import { JSON_CONTENT_TYPE } from "./body.ts";
 import type { OperationDoc } from "./openapi.ts";
 import { problemDoc } from "./problem.ts";
 import { type RankingSpan, rankingSpan } from "./ranking_window.ts";
-import { type QueryHandler, routeWithQuery } from "./query_params.ts";
-import type { Route, RouteHandler } from "./router.ts";
+import { NO_QUERY, type QueryHandler, routeWithQuery } from "./query_params.ts";
+import type { Route } from "./router.ts";
 
 /** What the query routes need. */
 export interface QueryDeps {
@@ -66,12 +66,15 @@ export const DEFAULT_RANKING_WINDOW = "24h";
 export const REALTIME_TOP_PRODUCTS = 10;
 export const REALTIME_TOP_WINDOW = "15m";
 
+/** `limit`: an integer in decimal digits (query_params.ts refuses `0x10`, `1e1` before coercion). */
 const limit = (max: number, fallback: number) =>
   z.coerce.number().int().min(1).max(max).default(fallback).describe(`How many items to return, 1..${max}`);
 
 /** Query parameter schemas, one per route: they validate the parameters and document them. */
 export const querySchemas = {
+  recommendations: NO_QUERY,
   related: z.object({ limit: limit(100, 10) }),
+  realtime: NO_QUERY,
   funnel: z.object({
     window: z.enum(Object.keys(FUNNEL_WINDOWS) as [keyof typeof FUNNEL_WINDOWS]).default("15m")
       .describe(
@@ -101,8 +104,11 @@ export const querySchemas = {
   }),
   alerts: z.object({
     type: storableText(1, 64).optional().describe("Only alerts of this type, e.g. `cart_abandoned`"),
-    since: z.iso.datetime({ offset: true }).optional()
-      .describe("Only alerts that occurred at or after this RFC 3339 timestamp"),
+    since: timestamp.optional()
+      .describe(
+        "Only alerts that occurred at or after this RFC 3339 timestamp (with an offset, between " +
+          `${new Date(EARLIEST_TIME_MS).toISOString()} and ${new Date(LATEST_TIME_MS).toISOString()})`,
+      ),
     limit: limit(500, 50),
   }),
 } as const;
@@ -144,7 +150,7 @@ function figures(t: WindowTotals) {
   };
 }
 
-function recommendationsRoute({ reader, sql }: QueryDeps): RouteHandler {
+function recommendationsRoute({ reader, sql }: QueryDeps): QueryHandler<typeof querySchemas.recommendations> {
   return async (_request, params) => {
     const stored = await query("recommendations", () => latestRecommendations(sql, params.id));
     if (stored) {
@@ -171,7 +177,7 @@ function relatedRoute({ reader }: QueryDeps): QueryHandler<typeof querySchemas.r
   };
 }
 
-function realtimeRoute(deps: QueryDeps): RouteHandler {
+function realtimeRoute(deps: QueryDeps): QueryHandler<typeof querySchemas.realtime> {
   const { reader, sql, now } = deps;
   return async () => {
     const found = await reader.read("global", GLOBAL_KEY);
@@ -290,17 +296,18 @@ function doc(operationId: string, summary: string, description: string, extra: R
 /** The query routes, as rows for the route table. */
 export function queryRoutes(deps: QueryDeps): Route[] {
   return [
-    {
+    routeWithQuery({
       method: "GET",
       path: "/v1/users/:id/recommendations",
+      query: querySchemas.recommendations,
       handler: recommendationsRoute(deps),
       doc: doc(
         "getUserRecommendations",
         "A user's latest recommendations",
         "`items` is empty for a known user without recommendations yet.",
-        { 404: "No user with this id" },
+        { 400: "A query parameter was given (this route takes none)", 404: "No user with this id" },
       ),
-    },
+    }),
     routeWithQuery({
       method: "GET",
       path: "/v1/products/:id/related",
@@ -310,21 +317,22 @@ export function queryRoutes(deps: QueryDeps): Route[] {
         "getRelatedProducts",
         "Products related to a product (co-viewed and co-bought)",
         "Ranked by co-occurrence score, best first.",
-        { 400: "Invalid `limit`", 404: "No product with this id" },
+        { 400: "Invalid `limit`, or a repeated or unknown parameter", 404: "No product with this id" },
       ),
     }),
-    {
+    routeWithQuery({
       method: "GET",
       path: "/v1/analytics/realtime",
+      query: querySchemas.realtime,
       handler: realtimeRoute(deps),
       doc: doc(
         "getRealtimeAnalytics",
         "The last 1, 5 and 15 minutes, and the top products by views over the last 15 minutes",
         "Zeros before any event. Each window says whether part of it was read from PostgreSQL (`fromStorage`); " +
           "`topProductsWindow` says which window the top products were ranked over.",
-        {},
+        { 400: "A query parameter was given (this route takes none)" },
       ),
-    },
+    }),
     routeWithQuery({
       method: "GET",
       path: "/v1/analytics/funnel",
@@ -336,7 +344,7 @@ export function queryRoutes(deps: QueryDeps): Route[] {
         "Step counts, cart outcomes and step conversions over the window. `fromStorage` is true when part of " +
           "the window lies before the global actor's memory and was read from PostgreSQL; `storage` then says " +
           "which range and how many stored minutes it held.",
-        { 400: "Invalid `window`" },
+        { 400: "Invalid `window`, or a repeated or unknown parameter" },
       ),
     }),
     routeWithQuery({
@@ -351,7 +359,7 @@ export function queryRoutes(deps: QueryDeps): Route[] {
           "`reference`: `latestEvent`, or `wallClock` before any event). `uniqueViewers`, `trendingScore` and " +
           "`stock` are the product's current figures as of its last checkpoint (`asOf`), not windowed. " +
           "`window=all` ranks all-time totals as of the last checkpoints. Ties are broken by product id.",
-        { 400: "Invalid `by`, `window` or `limit`" },
+        { 400: "Invalid `by`, `window` or `limit`, or a repeated or unknown parameter" },
       ),
     }),
     routeWithQuery({
@@ -364,7 +372,7 @@ export function queryRoutes(deps: QueryDeps): Route[] {
         "Categories ranked by views, purchases or revenue over a window",
         "Sums over the window's minutes of the products of each category (as reported by their latest fact in " +
           "each minute); products without a category are left out. Ties are broken by category name.",
-        { 400: "Invalid `by`, `window` or `limit`" },
+        { 400: "Invalid `by`, `window` or `limit`, or a repeated or unknown parameter" },
       ),
     }),
     routeWithQuery({
@@ -376,7 +384,7 @@ export function queryRoutes(deps: QueryDeps): Route[] {
         "listAlerts",
         "Stored alerts, newest first",
         "Alerts are stored by the checkpoint that covers the event that raised them.",
-        { 400: "Invalid `type`, `since` or `limit`" },
+        { 400: "Invalid `type`, `since` or `limit`, or a repeated or unknown parameter" },
       ),
     }),
   ];

@@ -9,6 +9,7 @@ import { JSON_CONTENT_TYPE } from "./body.ts";
 import { eventsRoute, eventsRouteDoc } from "./events_route.ts";
 import { healthRoute, healthRouteDoc } from "./health_route.ts";
 import { type ApiInfo, OPENAPI_VERSION, openApiDocument } from "./openapi.ts";
+import { NO_QUERY, routeWithQuery } from "./query_params.ts";
 import type { Route } from "./router.ts";
 import { stateRoute, stateRouteDoc } from "./state_route.ts";
 
@@ -60,13 +61,20 @@ export function buildRoutes(deps: RouteDeps): Route[] {
       }),
       doc: eventsRouteDoc(deps.ingest),
     },
-    { method: "GET", path: "/v1/users/:id", handler: stateRoute(deps.reader, "user"), doc: stateRouteDoc("user") },
-    {
+    routeWithQuery({
+      method: "GET",
+      path: "/v1/users/:id",
+      query: NO_QUERY,
+      handler: stateRoute(deps.reader, "user"),
+      doc: stateRouteDoc("user"),
+    }),
+    routeWithQuery({
       method: "GET",
       path: "/v1/products/:id",
+      query: NO_QUERY,
       handler: stateRoute(deps.reader, "product"),
       doc: stateRouteDoc("product"),
-    },
+    }),
     { method: "GET", path: "/healthz", handler: healthRoute, doc: healthRouteDoc },
     ...(deps.extra ?? []),
   ];

@@ -54,7 +54,7 @@ export function stateRouteDoc(kind: StateKind): OperationDoc {
     pathParams: { id: { description: `The ${kind} id (percent-encoded)`, schema: z.string().min(1) } },
     responses: {
       200: { description: `The ${kind}'s state`, content: { [JSON_CONTENT_TYPE]: { schema: stateSourceSchema } } },
-      400: problemDoc(400, "The id is not valid percent-encoded UTF-8"),
+      400: problemDoc(400, "The id is not valid percent-encoded UTF-8, or a query parameter was given (none is taken)"),
       404: problemDoc(404, `No ${kind} with this id`),
       503: problemDoc(503, "The database is unavailable; retry later"),
     },

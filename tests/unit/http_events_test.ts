@@ -190,6 +190,11 @@ Deno.test("GET /v1/users/{id} decodes the id, answers 404 for an unknown one and
     assert.deepEqual(errorPaths(body), ["id"]);
     await problem(await handle(new Request(`${BASE}/v1/products/${bad}`)), 400);
   }
+  // State routes take no query parameters: a misspelt one is refused, not ignored.
+  for (const path of ["/v1/users/alice?fields=cart", "/v1/products/p1?asOf=now"]) {
+    const body = await problem(await handle(new Request(`${BASE}${path}`)), 400);
+    assert.deepEqual(errorPaths(body), ["query"]);
+  }
 });
 
 Deno.test("an unexpected failure answers a bare 500 problem without internal details", async () => {
