@@ -83,7 +83,8 @@ function prepareOne(
   }
   return {
     ...event,
-    eventId: event.eventId ?? uuidv7(context.nowMs),
+    // UUIDs are case-insensitive: one spelling, so that the same id in upper case is the same event.
+    eventId: event.eventId?.toLowerCase() ?? uuidv7(context.nowMs),
     occurredAt,
     receivedAt: context.receivedAt,
   } as StoredEvent;

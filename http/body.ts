@@ -19,9 +19,23 @@ const JSON_SUFFIX = "+json";
 const NDJSON_SET = new Set<string>(NDJSON_CONTENT_TYPES);
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
-/** The body format named by the request's content type, or UnsupportedMediaTypeError. */
+/**
+ * The body format named by the request's content type, or UnsupportedMediaTypeError: also for a
+ * compressed body (`content-encoding`) or a charset other than UTF-8, which would otherwise be read
+ * as UTF-8 and refused, or misread, as text.
+ */
 export function bodyFormat(request: Request): BodyFormat {
-  const type = (request.headers.get("content-type") ?? "").split(";")[0].trim().toLowerCase();
+  const encoding = (request.headers.get("content-encoding") ?? "identity").trim().toLowerCase();
+  if (encoding !== "identity") {
+    throw new UnsupportedMediaTypeError(`content encoding '${encoding}' is not accepted; send the body uncompressed`);
+  }
+  const [media, ...parameters] = (request.headers.get("content-type") ?? "").split(";");
+  const charset = parameters.map((p) => p.trim().toLowerCase()).find((p) => p.startsWith("charset="));
+  const named = charset?.slice("charset=".length).replaceAll('"', "");
+  if (named !== undefined && named !== "utf-8" && named !== "utf8") {
+    throw new UnsupportedMediaTypeError(`charset '${named}' is not accepted; send UTF-8`);
+  }
+  const type = media.trim().toLowerCase();
   if (type === JSON_CONTENT_TYPE || type.endsWith(JSON_SUFFIX)) return "json";
   if (NDJSON_SET.has(type)) return "ndjson";
   throw new UnsupportedMediaTypeError(

@@ -147,6 +147,24 @@ Deno.test("POST /v1/events answers 415 for a wrong or missing content type", asy
   const accepted = await handle(postEvents(json, "application/vnd.shop+json; charset=utf-8"));
   assert.equal(accepted.status, 202);
   await accepted.body?.cancel();
+  // Text in another charset, and a compressed body, were read as UTF-8: misread, or a 400 about UTF-8.
+  for (const type of ["application/json; charset=latin1", 'application/json; charset="ISO-8859-1"']) {
+    const body = await problem(await handle(postEvents(json, type)), 415);
+    assert.match(String(body.detail), /charset '(latin1|iso-8859-1)' is not accepted; send UTF-8/);
+  }
+  const gzipped = postEvents(json);
+  gzipped.headers.set("content-encoding", "gzip");
+  assert.match(String((await problem(await handle(gzipped), 415)).detail), /content encoding 'gzip'/);
+});
+
+Deno.test("POST /v1/events stores an eventId in lower case: the same UUID in upper case is the same event", async () => {
+  const { handle, log, topics } = await httpFixture();
+  const id = "3B241101-E2BB-4255-8CAF-4136C566A962";
+  const response = await handle(postEvents(JSON.stringify({ ...pageView("a"), eventId: id })));
+  assert.equal(response.status, 202);
+  assert.deepEqual((await response.json()).eventIds, [id.toLowerCase()]);
+  const stored = log.all(topics.events).map((r) => JSON.parse(new TextDecoder().decode(r.value!)));
+  assert.deepEqual(stored.map((e) => e.eventId), [id.toLowerCase()]);
 });
 
 Deno.test("POST /v1/events answers 503 with Retry-After when the log fails, and reports nothing accepted", async () => {
