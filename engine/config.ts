@@ -55,7 +55,8 @@ const settings = {
   KAFKA_BROKERS: z.string().trim().min(1).optional(),
   KAFKA_CLIENT_ID: z.string().trim().min(1).default("actor-engine"),
   GROUP_ID: z.string().trim().min(1).default("actor-engine"),
-  TOPIC_PREFIX: z.string().regex(/^[A-Za-z0-9._-]*$/, "only letters, digits, '.', '_' and '-'").default(""),
+  TOPIC_PREFIX: z.string().regex(/^[A-Za-z0-9._-]*$/, "only letters, digits, '.', '_' and '-'")
+    .max(200, "at most 200 characters: Kafka refuses topic names over 249").default(""),
   PARTITIONS: int(1, 10_000).default(12),
   REPLICATION_FACTOR: int(1, 32).default(1),
   DATABASE_URL: z.string().trim().regex(/^postgres(ql)?:\/\//, "a postgres:// URL").optional(),

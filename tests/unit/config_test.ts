@@ -201,3 +201,8 @@ Deno.test("parseConfig() rejects a HOST that cannot be bound, naming the variabl
     );
   }
 });
+
+Deno.test("parseConfig() refuses a TOPIC_PREFIX that would make topic names longer than Kafka accepts", () => {
+  assert.equal(parseConfig({ TOPIC_PREFIX: "p".repeat(200) }).TOPIC_PREFIX.length, 200);
+  assert.throws(() => parseConfig({ TOPIC_PREFIX: "p".repeat(201) }), /TOPIC_PREFIX="p+": at most 200 characters/);
+});
