@@ -90,7 +90,7 @@ function changed(cart: Cart, items: Record<string, CartItem>, at: number): Cart 
   let valueMillis = 0;
   let units = 0;
   for (const item of Object.values(items)) {
-    valueMillis += item.quantity * toMillis(item.price);
+    valueMillis += toMillis(item.quantity * item.price);
     units += item.quantity;
   }
   const updated = cart.updatedAt && Date.parse(cart.updatedAt) > at ? cart.updatedAt : iso(at);

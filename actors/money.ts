@@ -1,7 +1,8 @@
 /**
  * Money as integer thousandths of the currency unit ("millis"), so that sums are exact and do not
- * depend on the order in which amounts arrive (floating-point addition is not associative). Prices
- * in the data have at most three decimals; amounts are converted once, at the edge of a handler.
+ * depend on the order in which amounts arrive (floating-point addition is not associative). Amounts
+ * are converted once, at the edge of a handler; a line's value (quantity × price) is rounded as a
+ * whole, so that 1,000 units at 0.0004 are worth 0.4, not 1,000 × a price rounded to 0.
  */
 
 /** Thousandths per currency unit. */

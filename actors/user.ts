@@ -147,7 +147,7 @@ function viewProduct(state: UserState, event: StoredEventOf<"product_viewed">, s
 function addProduct(state: UserState, event: StoredEventOf<"product_added_to_cart">, step: UserStep): UserState {
   const { productId, quantity, price, category, brand } = event.properties;
   const cart = addToCart(state.cart, productId, { quantity, price, category, brand }, step.at);
-  armCartTimer(cart, step);
+  armCartTimer(state, cart, step);
   const [recommend, recommendations] = requestRecommendations(state, productId, cart, step);
   step.toProduct(productId, {
     fact: "product_added_to_cart",
@@ -166,12 +166,20 @@ function removeProduct(state: UserState, event: StoredEventOf<"product_removed_f
   const { cart, removed } = removeFromCart(state.cart, productId, quantity, step.at);
   step.toAnalytics({ type: event.type });
   if (removed === 0) return state;
-  armCartTimer(cart, step);
+  armCartTimer(state, cart, step);
   step.toProduct(productId, { fact: "product_removed_from_cart", quantity: removed });
   return { ...state, cart };
 }
 
 function startCheckout(state: UserState, event: StoredEventOf<"checkout_started">, step: UserStep): UserState {
+  const lastOrder = state.orders.lastOrder;
+  const started = state.checkout === null ? -Infinity : Date.parse(state.checkout.startedAt);
+  if ((lastOrder !== null && Date.parse(lastOrder.at) >= step.at) || started >= step.at) {
+    // Late: an order already followed this checkout (event time), or a checkout as recent is open
+    // (or was reported abandoned): no new checkout to watch.
+    step.toAnalytics({ type: event.type, cartConverted: false });
+    return state;
+  }
   const cartConverted = !isEmpty(state.cart) && !state.cart.converted;
   step.ctx.cancelTimer(USER_TIMERS.cart);
   step.ctx.setTimer(USER_TIMERS.checkout, step.at + minutesMs(step.settings.CHECKOUT_ABANDON_MINUTES));
@@ -183,10 +191,16 @@ function startCheckout(state: UserState, event: StoredEventOf<"checkout_started"
   };
 }
 
-/** (Re-)arms the abandonment timer of a changed cart: its latest change plus CART_ABANDON_MINUTES. */
-function armCartTimer(cart: Cart, step: UserStep): void {
-  if (isEmpty(cart)) step.ctx.cancelTimer(USER_TIMERS.cart);
-  else step.ctx.setTimer(USER_TIMERS.cart, Date.parse(cart.updatedAt!) + minutesMs(step.settings.CART_ABANDON_MINUTES));
+/**
+ * (Re-)arms the abandonment timer of a changed cart: its latest change plus CART_ABANDON_MINUTES;
+ * not at or before an abandonment already raised (a late change to that cart: raising it again
+ * would be a second alert under the same id, which derives from the deadline).
+ */
+function armCartTimer(state: UserState, cart: Cart, step: UserStep): void {
+  const deadline = Date.parse(cart.updatedAt!) + minutesMs(step.settings.CART_ABANDON_MINUTES);
+  const reported = state.cartAbandonedAt === null ? -Infinity : Date.parse(state.cartAbandonedAt);
+  if (isEmpty(cart) || deadline <= reported) step.ctx.cancelTimer(USER_TIMERS.cart);
+  else step.ctx.setTimer(USER_TIMERS.cart, deadline);
 }
 
 /** The rate-limited recommendation request for a view or cart add, and the updated request log. */
@@ -231,6 +245,7 @@ function onTimer(state: UserState, name: string, ctx: ActorContext, s: DomainSet
     return {
       ...state,
       abandonedCarts: state.abandonedCarts + 1,
+      cartAbandonedAt: iso(at),
       alerts: rememberAlert(state.alerts, alert, s.USER_RECENT_ALERTS),
     };
   }

@@ -43,7 +43,7 @@ export function applyOrder(state: UserState, event: StoredEventOf<"order_complet
   for (const item of p.items) {
     const line = lines.get(item.productId) ?? { quantity: 0, revenueMillis: 0 };
     line.quantity += item.quantity;
-    line.revenueMillis += item.quantity * toMillis(item.price);
+    line.revenueMillis += toMillis(item.quantity * item.price);
     line.category ??= item.category ?? get(state.cart.items, item.productId)?.category;
     lines.set(item.productId, line);
   }
@@ -69,10 +69,14 @@ export function applyOrder(state: UserState, event: StoredEventOf<"order_complet
   const totalMillis = toMillis(p.total);
   const categoryRevenue: Record<string, number> = {};
   for (const line of lines.values()) addTo(categoryRevenue, line.category ?? "unknown", line.revenueMillis);
-  const cartConverted = !isEmpty(state.cart) && !state.cart.converted;
+  // A late order (event time) closes only the cart and checkout as they were when it was placed:
+  // a cart changed or a checkout started after it stays open, with its abandonment timer.
+  const closesCart = state.cart.updatedAt === null || Date.parse(state.cart.updatedAt) <= at;
+  const closesCheckout = state.checkout === null || Date.parse(state.checkout.startedAt) <= at;
+  const cartConverted = closesCart && !isEmpty(state.cart) && !state.cart.converted;
   step.toAnalytics({ type: "order_completed", revenueMillis: totalMillis, categoryRevenue, cartConverted });
-  ctx.cancelTimer("cart");
-  ctx.cancelTimer("checkout");
+  if (closesCart) ctx.cancelTimer("cart");
+  if (closesCheckout) ctx.cancelTimer("checkout");
 
   const past: PastOrder = {
     orderId: p.orderId,
@@ -106,8 +110,8 @@ export function applyOrder(state: UserState, event: StoredEventOf<"order_complet
   return {
     ...state,
     session,
-    cart: clearCart(state.cart, at),
-    checkout: null,
+    cart: closesCart ? clearCart(state.cart, at) : state.cart,
+    checkout: closesCheckout ? null : state.checkout,
     orders: {
       count,
       revenue: fromMillis(revenueMillis),

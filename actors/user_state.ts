@@ -78,6 +78,11 @@ export interface UserState {
   /** The fraud assessment of the latest order. */
   readonly fraud: (FraudAssessment & { readonly orderId: string }) | null;
   readonly abandonedCarts: number;
+  /**
+   * When the last `cart_abandoned` was raised (its deadline): a late cart change dated before the
+   * abandoned cart's last change belongs to that abandonment and does not raise another.
+   */
+  readonly cartAbandonedAt: string | null;
   readonly abandonedCheckouts: number;
   /** Alerts about this user, newest first, at most USER_RECENT_ALERTS. */
   readonly alerts: readonly AlertSummary[];
@@ -120,6 +125,7 @@ export function initialUser(userId: string): UserState {
     purchasedProducts: [],
     fraud: null,
     abandonedCarts: 0,
+    cartAbandonedAt: null,
     abandonedCheckouts: 0,
     alerts: [],
     recommendations: { count: 0, lastRequestedAt: null, recent: [] },

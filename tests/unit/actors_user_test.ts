@@ -469,3 +469,74 @@ Deno.test("iso writes what toISOString writes: within a minute, across minutes, 
   }
   for (const ms of instants) assert.equal(iso(ms), new Date(ms).toISOString(), `instant ${ms}`);
 });
+
+Deno.test("a late order closes only the cart and checkout it was placed after (event time), whatever the arrival order", async () => {
+  const MIN = 60;
+  const b = new EventBuilder();
+  const add = b.event("product_added_to_cart", "u", 0, { productId: "p1", quantity: 1, price: 5 });
+  const oldOrder = b.event("order_completed", "u", -120 * MIN, {
+    orderId: "o-old",
+    items: [{ productId: "p9", quantity: 1, price: 1 }],
+    total: 1,
+  });
+  const options = { partitions: 1, until: b.time(180 * MIN) };
+  for (const events of [[oldOrder, add], [add, oldOrder]]) {
+    const r = await fold(events, options);
+    // The order two hours before the cart was filled used to empty it and cancel its abandonment.
+    assert.equal(r.users.get("u")!.cart.units, 1);
+    assert.equal(r.alerts.filter((a) => a.type === "cart_abandoned").length, 1);
+  }
+  // A checkout at +5 min arriving after its order at +10 min: no checkout is left to abandon.
+  const checkout = b.event("checkout_started", "u", 5 * MIN, {});
+  const order = b.event("order_completed", "u", 10 * MIN, {
+    orderId: "o1",
+    items: [{ productId: "p1", quantity: 1, price: 5 }],
+    total: 5,
+  });
+  for (const events of [[add, checkout, order], [add, order, checkout]]) {
+    const r = await fold(events, options);
+    assert.deepEqual(r.alerts.filter((a) => a.type.endsWith("_abandoned")), [], "a false abandonment");
+    assert.equal(r.users.get("u")!.checkout, null);
+  }
+});
+
+Deno.test("a late change to a cart already reported abandoned raises no second alert under the same id", async () => {
+  const MIN = 60;
+  const b = new EventBuilder();
+  const r = await fold([
+    b.event("product_added_to_cart", "u", 20 * MIN, { productId: "p1", quantity: 1, price: 5 }),
+    b.event("page_viewed", "u", 55 * MIN, { url: "/" }), // the clock passes 50 min: cart_abandoned
+    // A buffered add dated before the last change arrives late: it belongs to the abandoned cart.
+    b.event("product_added_to_cart", "u", 10 * MIN, { productId: "p2", quantity: 1, price: 7 }),
+    b.event("product_added_to_cart", "u", 20 * MIN, { productId: "p3", quantity: 1, price: 7 }), // same instant
+  ], { partitions: 1, until: b.time(180 * MIN) });
+  const abandoned = r.alerts.filter((a) => a.type === "cart_abandoned");
+  // It used to fire again at the same deadline: a second alert, other details, the same alertId.
+  assert.equal(abandoned.length, 1);
+  assert.equal(r.users.get("u")!.abandonedCarts, 1);
+  assert.equal(r.users.get("u")!.cartAbandonedAt, new Date(b.time(50 * MIN)).toISOString());
+  assert.equal(r.global!.minutes.reduce((n, m) => n + m.cartsAbandoned, 0), 1);
+  // A change after the abandoned cart's last change is a new cart state, watched again.
+  const later = await fold([
+    b.event("product_added_to_cart", "u", 20 * MIN, { productId: "p1", quantity: 1, price: 5 }),
+    b.event("page_viewed", "u", 55 * MIN, { url: "/" }),
+    b.event("product_added_to_cart", "u", 60 * MIN, { productId: "p2", quantity: 1, price: 7 }),
+  ], { partitions: 1, until: b.time(180 * MIN) });
+  const ids = later.alerts.filter((a) => a.type === "cart_abandoned").map((a) => a.alertId);
+  assert.equal(new Set(ids).size, 2);
+});
+
+Deno.test("a cart's value and an order's revenue round each line as a whole, not its unit price", async () => {
+  const b = new EventBuilder();
+  const r = await fold([
+    b.event("product_added_to_cart", "u", 0, { productId: "bolt", quantity: 1000, price: 0.0004 }),
+    b.event("order_completed", "v", 0, {
+      orderId: "o1",
+      items: [{ productId: "screw", quantity: 10000, price: 0.0126 }],
+      total: 126,
+    }),
+  ]);
+  // Unit prices rounded to thousandths first: 0 and 130.
+  assert.equal(r.users.get("u")!.cart.value, 0.4);
+  assert.equal((r.persisted("product", "screw") as { revenue: number }).revenue, 126);
+});
