@@ -100,7 +100,18 @@ export async function replayDlq(options: ReplayOptions): Promise<ReplaySummary> 
           }
         }
         headers[REPLAYED_FROM_HEADER] = `${record.topic}/${record.partition}/${record.offset}`;
-        out.push({ topic: source, key: record.key ?? "", value: record.value ?? new Uint8Array(), headers });
+        // A keyed record goes where its key leads, as any append. A record without a key (a fact bundle,
+        // whose entries all belong to the partition it was written to) goes back to its partition: by
+        // its empty key it would land on another, whose worker would handle keys it does not own.
+        const sourcePartition = Number(record.headers[DLQ_HEADERS.partition]);
+        const partition = !record.key && Number.isInteger(sourcePartition) ? { partition: sourcePartition } : {};
+        out.push({
+          topic: source,
+          key: record.key ?? "",
+          value: record.value ?? new Uint8Array(),
+          headers,
+          ...partition,
+        });
         offsets.push(record.offset);
         summary.byCode[code] = (summary.byCode[code] ?? 0) + 1;
       }

@@ -1,0 +1,74 @@
+/**
+ * `dlq replay` and records without a key: a fact bundle is appended with an explicit partition and
+ * key "" (its entries all belong to that partition), so replayed it must go back to the partition
+ * its dead letter names, not to the one key "" leads to.
+ */
+import assert from "node:assert/strict";
+import { openEmbeddedDatabase } from "../../engine/embedded_database.ts";
+import { EmbeddedLog } from "../../engine/embedded_log.ts";
+import { replayDlq } from "../../engine/dlq_replay.ts";
+import { deadLetter } from "../../engine/dead_letter.ts";
+import { expandBundle, OutputBundler } from "../../engine/fact_bundle.ts";
+import { ValidationError } from "../../engine/errors.ts";
+import { partitionForKey } from "../../engine/partitioner.ts";
+import { silentLogger } from "../../engine/logger.ts";
+import { migrate } from "../../sql/migrations.ts";
+
+Deno.test("dlq replay: a dead-lettered bundle goes back to the partition it came from", async () => {
+  const PARTITIONS = 4;
+  const home = (partitionForKey("", PARTITIONS) + 1) % PARTITIONS; // any partition but the one of key ""
+  const keys: string[] = [];
+  for (let i = 0; keys.length < 3; i++) {
+    if (partitionForKey(`product-${i}`, PARTITIONS) === home) keys.push(`product-${i}`);
+  }
+  const bundler = new OutputBundler(new Map([["product-events", PARTITIONS]]));
+  for (const key of keys) bundler.add({ topic: "product-events", key, value: JSON.stringify({ fact: key }) });
+  const [bundle] = bundler.records();
+  assert.equal(bundle.partition, home);
+
+  const dir = await Deno.makeTempDir({ prefix: "dlq-bundle-" });
+  const db = await openEmbeddedDatabase(dir, { logger: silentLogger, vacuumIntervalMs: 0 });
+  try {
+    await migrate(db.sql);
+    const log = await EmbeddedLog.open(db.sql, { logger: silentLogger });
+    await log.ensureTopics([{ topic: "product-events", partitions: PARTITIONS }, { topic: "dlq", partitions: 1 }]);
+    // The bundle as a worker read it from its partition, dead-lettered whole (e.g. by an engine
+    // that does not know this bundle version, README "Upgrades").
+    const read = {
+      topic: "product-events",
+      partition: home,
+      offset: 0,
+      key: bundle.key,
+      value: bundle.value as Uint8Array,
+      headers: bundle.headers!,
+      timestamp: Date.now(),
+    };
+    await log.append([deadLetter("dlq", read, new ValidationError("unknown bundle version '1'"))]);
+
+    const summary = await replayDlq({
+      consumer: log.consumer({ groupId: "g.dlq-replay", pollIntervalMs: 20 }),
+      producer: log.producer(),
+      sql: db.sql,
+      dlqTopic: "dlq",
+      groupId: "g",
+      idleMs: 1_000,
+    });
+    await log.close();
+    assert.equal(summary.replayed, 1);
+    const rows = await db.sql<{ partition: number; value: Uint8Array; headers: Record<string, string> }[]>`
+      select partition, value, headers from embedded_log_records where topic = 'product-events'`;
+    assert.equal(rows.length, 1);
+    const entries = expandBundle({
+      ...read,
+      partition: rows[0].partition,
+      headers: rows[0].headers,
+      value: rows[0].value,
+    });
+    assert.deepEqual(entries.map((e) => e.key), keys);
+    // By its empty key it used to land on another partition, whose worker handled keys it does not own.
+    assert.equal(rows[0].partition, home, "the bundle's entries belong to their keys' partition");
+  } finally {
+    await db.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
