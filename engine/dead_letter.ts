@@ -14,6 +14,15 @@ export const DLQ_HEADERS = {
 /** Longest error message copied into a header. */
 const MAX_MESSAGE_LENGTH = 1000;
 
+/**
+ * The message cut to MAX_MESSAGE_LENGTH, as text any log can store: a cut through a surrogate pair
+ * (an emoji) or a NUL quoted from the input would make the embedded log refuse the DLQ record, and
+ * the partition would retry that append for ever.
+ */
+export function storableMessage(message: string): string {
+  return message.slice(0, MAX_MESSAGE_LENGTH).toWellFormed().replaceAll("\u0000", "\uFFFD");
+}
+
 /** Builds the DLQ record for `record`, which failed with `error`. */
 export function deadLetter(dlqTopic: string, record: LogRecord, error: EngineError): OutgoingRecord {
   return {
@@ -23,7 +32,7 @@ export function deadLetter(dlqTopic: string, record: LogRecord, error: EngineErr
     headers: {
       ...record.headers,
       [DLQ_HEADERS.errorCode]: error.code,
-      [DLQ_HEADERS.errorMessage]: error.message.slice(0, MAX_MESSAGE_LENGTH),
+      [DLQ_HEADERS.errorMessage]: storableMessage(error.message),
       [DLQ_HEADERS.topic]: record.topic,
       [DLQ_HEADERS.partition]: String(record.partition),
       [DLQ_HEADERS.offset]: String(record.offset),

@@ -1,13 +1,14 @@
 /**
- * `dlq replay` and records without a key: a fact bundle is appended with an explicit partition and
- * key "" (its entries all belong to that partition), so replayed it must go back to the partition
- * its dead letter names, not to the one key "" leads to.
+ * Dead letters on the embedded log: what a dead letter carries must be storable there, and `dlq
+ * replay` of a record without a key (a fact bundle is appended with an explicit partition and key "",
+ * its entries all belonging to that partition) must go back to the partition its dead letter names,
+ * not to the one key "" leads to.
  */
 import assert from "node:assert/strict";
 import { openEmbeddedDatabase } from "../../engine/embedded_database.ts";
 import { EmbeddedLog } from "../../engine/embedded_log.ts";
 import { replayDlq } from "../../engine/dlq_replay.ts";
-import { deadLetter } from "../../engine/dead_letter.ts";
+import { deadLetter, DLQ_HEADERS } from "../../engine/dead_letter.ts";
 import { expandBundle, OutputBundler } from "../../engine/fact_bundle.ts";
 import { ValidationError } from "../../engine/errors.ts";
 import { partitionForKey } from "../../engine/partitioner.ts";
@@ -67,6 +68,38 @@ Deno.test("dlq replay: a dead-lettered bundle goes back to the partition it came
     assert.deepEqual(entries.map((e) => e.key), keys);
     // By its empty key it used to land on another partition, whose worker handled keys it does not own.
     assert.equal(rows[0].partition, home, "the bundle's entries belong to their keys' partition");
+  } finally {
+    await db.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a dead letter's error message is cut and cleaned so that the embedded log can store it", async () => {
+  // Cut at 1,000 UTF-16 units through an emoji, with a NUL quoted from the input: jsonb refused the
+  // headers, and the partition retried that append for ever.
+  const message = `${"x".repeat(999)}😀 and \u0000`;
+  const read = {
+    topic: "events",
+    partition: 0,
+    offset: 7,
+    key: "k",
+    value: new Uint8Array(),
+    headers: {},
+    timestamp: 0,
+  };
+  const letter = deadLetter("dlq", read, new ValidationError(message));
+  const stored = letter.headers![DLQ_HEADERS.errorMessage];
+  assert.equal(stored, `${"x".repeat(999)}\uFFFD`);
+  const dir = await Deno.makeTempDir({ prefix: "dlq-message-" });
+  const db = await openEmbeddedDatabase(dir, { logger: silentLogger, vacuumIntervalMs: 0 });
+  try {
+    await migrate(db.sql);
+    const log = await EmbeddedLog.open(db.sql, { logger: silentLogger });
+    await log.ensureTopics([{ topic: "dlq", partitions: 1 }]);
+    await log.append([deadLetter("dlq", read, new ValidationError(`NUL \u0000 here`)), letter]);
+    const rows = await db.sql<{ headers: Record<string, string> }[]>`select headers from embedded_log_records`;
+    assert.deepEqual(rows.map((r) => r.headers[DLQ_HEADERS.errorMessage]), ["NUL \uFFFD here", stored]);
+    await log.close();
   } finally {
     await db.close();
     await Deno.remove(dir, { recursive: true });
