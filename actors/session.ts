@@ -69,12 +69,20 @@ export function placeEvent(
   if (!session) return "new";
   const start = Date.parse(session.startedAt);
   const last = Date.parse(session.lastEventAt);
-  if (clientId !== undefined && !session.id.startsWith("auto-") && clientId !== session.id) {
+  if (clientId !== undefined && !isGenerated(session) && clientId !== session.id) {
     return at < start ? "late" : "new";
   }
   if (at > last + gapMs) return "new";
   if (at < start - gapMs) return "late";
   return "current";
+}
+
+/**
+ * Whether the session's id is the one the engine made up (`auto-<number>`, no client id yet): the
+ * exact form, so that a client's own `auto-a` and `auto-b` are two sessions like any other ids.
+ */
+function isGenerated(session: Session): boolean {
+  return session.id === `auto-${session.number}`;
 }
 
 /** A new session opened by an event. */
@@ -103,7 +111,7 @@ export function recordInSession(session: Session, type: string, at: number, clie
   const last = Math.max(lastEventAt, at);
   return {
     ...session,
-    id: session.id.startsWith("auto-") && clientId !== undefined ? clientId : session.id,
+    id: isGenerated(session) && clientId !== undefined ? clientId : session.id,
     // An unchanged time keeps its string: a new one per event outlived the young generation with the state.
     startedAt: start === startedAt ? session.startedAt : iso(start),
     lastEventAt: last === lastEventAt ? session.lastEventAt : iso(last),

@@ -540,3 +540,23 @@ Deno.test("a cart's value and an order's revenue round each line as a whole, not
   assert.equal(r.users.get("u")!.cart.value, 0.4);
   assert.equal((r.persisted("product", "screw") as { revenue: number }).revenue, 126);
 });
+
+Deno.test("a change of client sessionId starts a new session, even between ids that look like generated ones", async () => {
+  const b = new EventBuilder();
+  for (const [first, second] of [["tab-a", "tab-b"], ["auto-a", "auto-b"], ["auto-7", "auto-8"]]) {
+    const r = await fold([
+      b.event("page_viewed", "u", 0, { url: "/" }, { sessionId: first }),
+      b.event("page_viewed", "u", 60, { url: "/" }, { sessionId: second }),
+    ]);
+    // Any id starting with "auto-" used to be taken for the engine's own, and renamed instead.
+    assert.equal(r.users.get("u")!.sessionCount, 2, `${first} → ${second}`);
+    assert.equal(r.users.get("u")!.session!.id, second);
+  }
+  // Without a client id the engine makes one up, and adopts the client's id when one comes.
+  const r = await fold([
+    b.event("page_viewed", "u", 0, { url: "/" }),
+    b.event("page_viewed", "u", 60, { url: "/" }, { sessionId: "tab-a" }),
+  ]);
+  assert.equal(r.users.get("u")!.sessionCount, 1);
+  assert.equal(r.users.get("u")!.session!.id, "tab-a");
+});
