@@ -47,6 +47,8 @@ export interface ReplaySummary {
   /** Records without a source topic header (not written by the engine). */
   readonly unusable: number;
   readonly byCode: Readonly<Record<string, number>>;
+  /** False when the replay stopped (idle for `idleMs`, e.g. the log kept failing) before the DLQ's end. */
+  readonly complete: boolean;
 }
 
 const DEFAULT_IDLE_MS = 3_000;
@@ -77,19 +79,21 @@ export async function replayDlq(options: ReplayOptions): Promise<ReplaySummary> 
       const records = batch.records.filter((r) => r.offset < end);
       const out: OutgoingRecord[] = [];
       const offsets: number[] = [];
+      // Counted into the summary once the batch is through: a failed batch is delivered again.
+      const tally = { skipped: 0, alreadyReplayed: 0, unusable: 0, byCode: {} as Record<string, number> };
       for (const record of records) {
         if (done.has(`${record.partition}/${record.offset}`)) {
-          summary.alreadyReplayed++;
+          tally.alreadyReplayed++;
           continue;
         }
         const code = record.headers[DLQ_HEADERS.errorCode] ?? "unknown";
         const source = record.headers[DLQ_HEADERS.topic];
         if (options.errorCode !== undefined && code !== options.errorCode) {
-          summary.skipped++;
+          tally.skipped++;
           continue;
         }
         if (!source) {
-          summary.unusable++;
+          tally.unusable++;
           continue;
         }
         const headers: Record<string, string> = {};
@@ -113,13 +117,18 @@ export async function replayDlq(options: ReplayOptions): Promise<ReplaySummary> 
           ...partition,
         });
         offsets.push(record.offset);
-        summary.byCode[code] = (summary.byCode[code] ?? 0) + 1;
+        tally.byCode[code] = (tally.byCode[code] ?? 0) + 1;
       }
       if (!options.dryRun) {
         await options.producer.append(out);
         await markReplayed(options.sql, options.groupId, batch.partition, offsets);
+        for (const offset of offsets) done.add(`${batch.partition}/${offset}`);
       }
       summary.replayed += out.length;
+      summary.skipped += tally.skipped;
+      summary.alreadyReplayed += tally.alreadyReplayed;
+      summary.unusable += tally.unusable;
+      for (const [code, n] of Object.entries(tally.byCode)) summary.byCode[code] = (summary.byCode[code] ?? 0) + n;
       if (records.length < batch.records.length || batch.records[batch.records.length - 1].offset + 1 >= end) {
         pending.delete(tpKey(batch));
       }
@@ -132,5 +141,5 @@ export async function replayDlq(options: ReplayOptions): Promise<ReplaySummary> 
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   await options.consumer.stop();
-  return summary;
+  return { ...summary, complete: assignedOnce && pending.size === 0 };
 }

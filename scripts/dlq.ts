@@ -45,6 +45,10 @@ try {
   if (summary.skipped > 0) console.log(`  skipped (other error codes): ${summary.skipped}`);
   if (summary.alreadyReplayed > 0) console.log(`  already replayed earlier: ${summary.alreadyReplayed}`);
   if (summary.unusable > 0) console.log(`  without a source topic header: ${summary.unusable}`);
+  if (!summary.complete) {
+    console.error(`stopped before the end of ${topics.dlq} (the log or database kept failing); run it again`);
+    Deno.exitCode = 1;
+  }
 } finally {
   await backend.close();
 }

@@ -11,6 +11,7 @@ import { replayDlq } from "../../engine/dlq_replay.ts";
 import { deadLetter, DLQ_HEADERS } from "../../engine/dead_letter.ts";
 import { expandBundle, OutputBundler } from "../../engine/fact_bundle.ts";
 import { ValidationError } from "../../engine/errors.ts";
+import type { LogProducer } from "../../engine/log.ts";
 import { partitionForKey } from "../../engine/partitioner.ts";
 import { silentLogger } from "../../engine/logger.ts";
 import { migrate } from "../../sql/migrations.ts";
@@ -99,6 +100,61 @@ Deno.test("a dead letter's error message is cut and cleaned so that the embedded
     await log.append([deadLetter("dlq", read, new ValidationError(`NUL \u0000 here`)), letter]);
     const rows = await db.sql<{ headers: Record<string, string> }[]>`select headers from embedded_log_records`;
     assert.deepEqual(rows.map((r) => r.headers[DLQ_HEADERS.errorMessage]), ["NUL \uFFFD here", stored]);
+    await log.close();
+  } finally {
+    await db.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("dlq replay counts a batch once when its append failed and was retried, and says when it stopped short", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "dlq-retry-" });
+  const db = await openEmbeddedDatabase(dir, { logger: silentLogger, vacuumIntervalMs: 0 });
+  try {
+    await migrate(db.sql);
+    const log = await EmbeddedLog.open(db.sql, { logger: silentLogger });
+    await log.ensureTopics([{ topic: "events", partitions: 1 }, { topic: "dlq", partitions: 1 }]);
+    const read = (offset: number) => ({
+      topic: "events",
+      partition: 0,
+      offset,
+      key: `u${offset}`,
+      value: new TextEncoder().encode("{oops"),
+      headers: {},
+      timestamp: 0,
+    });
+    await log.append([0, 1, 2].map((n) => deadLetter("dlq", read(n), new ValidationError("bad JSON"))));
+    const real = log.producer();
+    let failures = 1;
+    const flaky: LogProducer = {
+      ...real,
+      append: (records, options) =>
+        failures-- > 0 ? Promise.reject(new Error("log unavailable")) : real.append(records, options),
+    };
+    const replay = (producer: LogProducer, groupId: string) =>
+      replayDlq({
+        consumer: log.consumer({ groupId: `${groupId}.dlq-replay`, pollIntervalMs: 20 }),
+        producer,
+        sql: db.sql,
+        dlqTopic: "dlq",
+        groupId,
+        idleMs: 1_000,
+      });
+    const summary = await replay(flaky, "g");
+    // The failed attempt's records used to be counted as well: validation_failed 6 for 3 replayed.
+    assert.deepEqual({ ...summary.byCode, replayed: summary.replayed, complete: summary.complete }, {
+      validation_failed: 3,
+      replayed: 3,
+      complete: true,
+    });
+    const [{ n }] = await db.sql<{ n: number }[]>`
+      select count(*)::int as n from embedded_log_records where topic = 'events'`;
+    assert.equal(n, 3, "each record re-injected once");
+    // A log that keeps failing: the replay gives up after idleMs and says it did not finish.
+    failures = Infinity;
+    const stopped = await replay(flaky, "other-group");
+    assert.equal(stopped.replayed, 0);
+    assert.equal(stopped.complete, false);
     await log.close();
   } finally {
     await db.close();
