@@ -21,6 +21,8 @@ import { ActorRuntime } from "./runtime.ts";
 import { createStateReader } from "./state_reader.ts";
 
 const MS_PER_DAY = 86_400_000;
+/** How long a stop waits for requests in progress before it goes on to leave the group and checkpoint. */
+const HTTP_DRAIN_MS = 3_000;
 
 /** A started engine. */
 export interface RunningEngine {
@@ -63,6 +65,7 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
   log.info("database ready", { migrationsApplied: applied });
 
   let stopping = false;
+  let stopped: Promise<void> | undefined;
   const store = new SqlCheckpointStore(backend.sql);
   const domain = createDomainLogics(config);
   // Facts are published to these topics in bundles per partition (engine/fact_bundle.ts); an
@@ -141,7 +144,8 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
     createHandler(routes, log, instrumentation),
   );
   const addr = await listening.promise;
-  const url = `http://${addr.hostname === "0.0.0.0" ? "127.0.0.1" : addr.hostname}:${addr.port}`;
+  const host = addr.hostname === "0.0.0.0" ? "127.0.0.1" : addr.hostname === "::" ? "[::1]" : addr.hostname;
+  const url = `http://${host.includes(":") && !host.startsWith("[") ? `[${host}]` : host}:${addr.port}`;
   const advertised = advertisedUrl({ configured: config.ADVERTISED_URL, bound: addr });
   await registry.register(advertised);
   log.info("engine started", { mode: config.mode, role: config.ROLE, url, advertised, backend: backend.describe });
@@ -158,15 +162,26 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
       producer: backend.producer,
       createConsumer: (groupId) => backend.createConsumer(groupId),
     },
-    async stop() {
-      stopping = true;
-      log.info("engine stopping");
-      await registry.unregister();
-      await server.shutdown();
-      await backend.consumer.stop();
-      await runtime.stop();
-      await backend.close();
-      log.info("engine stopped");
+    stop() {
+      // Once: a second signal must not close the backend under the first stop's final checkpoints.
+      stopped ??= (async () => {
+        stopping = true;
+        log.info("engine stopping");
+        await registry.unregister();
+        // A request still running (a client stalled mid-upload) must not hold the final checkpoints.
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const drained = await Promise.race([
+          server.shutdown().then(() => true),
+          new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), HTTP_DRAIN_MS)),
+        ]);
+        clearTimeout(timer);
+        if (!drained) log.warn("requests still running after the HTTP drain time; stopping anyway", { HTTP_DRAIN_MS });
+        await backend.consumer.stop();
+        await runtime.stop();
+        await backend.close();
+        log.info("engine stopped");
+      })();
+      return stopped;
     },
   };
 }

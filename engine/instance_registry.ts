@@ -26,6 +26,8 @@ export class InstanceRegistry {
   readonly #groupId: string;
   readonly #log: Logger;
   #timer: ReturnType<typeof setInterval> | undefined;
+  /** The heartbeat in flight, awaited by `unregister` so that it cannot re-create the row after the delete. */
+  #beat: Promise<unknown> = Promise.resolve();
 
   constructor(sql: Sql, groupId: string, readonly instanceId: string, logger: Logger) {
     this.#sql = sql;
@@ -38,8 +40,10 @@ export class InstanceRegistry {
     await upsertInstance(this.#sql, this.instanceId, httpUrl);
     this.#timer = setInterval(() => {
       // A row deleted by someone else (or lost) is recreated, so the instance stays routable.
-      touchInstance(this.#sql, this.instanceId)
-        .then((found) => found ? undefined : upsertInstance(this.#sql, this.instanceId, httpUrl))
+      this.#beat = touchInstance(this.#sql, this.instanceId)
+        .then((found) =>
+          found || this.#timer === undefined ? undefined : upsertInstance(this.#sql, this.instanceId, httpUrl)
+        )
         .catch((error) => this.#log.warn("instance heartbeat failed", { error }));
     }, INSTANCE_HEARTBEAT_MS);
   }
@@ -53,6 +57,7 @@ export class InstanceRegistry {
   async unregister(): Promise<void> {
     clearInterval(this.#timer);
     this.#timer = undefined;
+    await this.#beat;
     await deleteInstance(this.#sql, this.instanceId).catch((error) =>
       this.#log.warn("cannot unregister the instance", { error })
     );
