@@ -2,7 +2,7 @@
 import type { z } from "zod";
 import type { LogRecord } from "../engine/log.ts";
 import { ValidationError } from "../engine/errors.ts";
-import { type StoredEvent, storedEvent } from "./events.ts";
+import { MAX_AHEAD_OF_RECEIPT_MS, type StoredEvent, storedEvent } from "./events.ts";
 import { zodProblems } from "./problems.ts";
 import { safeParseFast } from "../engine/schema_check.ts";
 import { parseJson } from "../engine/json_parse.ts";
@@ -44,7 +44,20 @@ export function validate<T extends z.ZodType>(schema: T, json: unknown, what: st
   return result.data;
 }
 
-/** Decodes UTF-8 JSON and validates it against the stored-event schema. */
+/**
+ * Validates `json` as a stored event, dated at most MAX_AHEAD_OF_RECEIPT_MS after its receipt (the
+ * HTTP edge refuses such events; this catches those written to the log another way).
+ */
+export function storedEventOf(json: unknown): StoredEvent {
+  const event = validate(storedEvent, json, "event") as StoredEvent;
+  if (Date.parse(event.occurredAt) - Date.parse(event.receivedAt) > MAX_AHEAD_OF_RECEIPT_MS) {
+    const message = `is more than ${MAX_AHEAD_OF_RECEIPT_MS / 3_600_000} h after receivedAt`;
+    throw new ValidationError(`invalid event: occurredAt: ${message}`, [{ path: "occurredAt", message }]);
+  }
+  return event;
+}
+
+/** Decodes UTF-8 JSON and validates it as a stored event. */
 export function decodeEvent(record: LogRecord): StoredEvent {
-  return validate(storedEvent, recordJson(record), "event") as StoredEvent;
+  return storedEventOf(recordJson(record));
 }

@@ -8,6 +8,12 @@ import { z } from "zod";
 export const MAX_USER_ID_LENGTH = 128;
 /** Events dated further than this into the future are rejected at ingestion. */
 export const DEFAULT_MAX_FUTURE_MS = 5 * 60_000;
+/**
+ * The furthest an event read from the log may be dated after its `receivedAt`, and so the largest
+ * MAX_EVENT_FUTURE_MS: a typo (2062 for 2026) would move its partition's clock decades ahead and
+ * expire every windowed history before it.
+ */
+export const MAX_AHEAD_OF_RECEIPT_MS = 86_400_000;
 
 /** Largest price, total or line value (price × quantity) accepted: sums stay exact in integer thousandths. */
 export const MAX_AMOUNT = 1_000_000_000;

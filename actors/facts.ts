@@ -8,8 +8,8 @@
  */
 import { z } from "zod";
 import type { LogRecord } from "../engine/log.ts";
-import { recordJson, validate } from "./decode.ts";
-import { EVENT_TYPES, storableText, storedEvent, type StoredEventOf } from "./events.ts";
+import { recordJson, storedEventOf, validate } from "./decode.ts";
+import { EVENT_TYPES, storableText, type StoredEventOf } from "./events.ts";
 import { ValidationError } from "../engine/errors.ts";
 
 /** Longest list of product ids a fact carries (co-occurrence, exclusions). */
@@ -136,7 +136,7 @@ export type ProductMessage = StoredEventOf<"inventory_updated"> | ProductFact;
 export function decodeProductMessage(record: LogRecord): ProductMessage {
   const json = recordJson(record);
   if (typeof json === "object" && json !== null && "fact" in json) return validate(productFact, json, "product fact");
-  const event = validate(storedEvent, json, "event") as { type: string };
+  const event = storedEventOf(json);
   if (event.type !== "inventory_updated") {
     throw new ValidationError(`product-events accepts inventory_updated events and product facts, not '${event.type}'`);
   }

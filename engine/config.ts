@@ -5,6 +5,7 @@
  * (or the part of it that it needs) as an argument.
  */
 import { z } from "zod";
+import { DEFAULT_MAX_FUTURE_MS, MAX_AHEAD_OF_RECEIPT_MS } from "../actors/events.ts";
 import { domainSettingsShape, fromDecimal } from "../actors/settings.ts";
 import { ConfigError } from "./errors.ts";
 
@@ -72,7 +73,7 @@ const settings = {
   PUBLISH_TIMEOUT_MS: int(100, 120_000).default(5000),
   MAX_BATCH_EVENTS: int(1, 100_000).default(1000),
   MAX_BODY_BYTES: int(1024, 64 * 1024 * 1024).default(1024 * 1024),
-  MAX_EVENT_FUTURE_MS: int(0).default(5 * 60_000),
+  MAX_EVENT_FUTURE_MS: int(0, MAX_AHEAD_OF_RECEIPT_MS).default(DEFAULT_MAX_FUTURE_MS),
   LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
   ROLE: z.enum(ROLES).default("all"),
 } as const;

@@ -119,7 +119,7 @@ Deno.test("parseConfig() refuses hexadecimal, exponent and other non-decimal int
     ["PORT", "1e3", /must be an integer from 0 to 65535/],
     ["PORT", "+80", /must be an integer from 0 to 65535/],
     ["PORT", "0b1", /must be an integer from 0 to 65535/],
-    ["MAX_EVENT_FUTURE_MS", "1e3", /must be an integer >= 0, in decimal digits/],
+    ["MAX_EVENT_FUTURE_MS", "1e3", /must be an integer from 0 to 86400000, in decimal digits/],
     ["STATE_TTL_DAYS", "0x10", /must be an integer from 0 to 36500/],
     ["ACTOR_PACK_MS", "3e4", /must be an integer >= 0/],
     ["EMBEDDED_LOG_RETENTION_HOURS", "0o7", /must be an integer from 0 to 87600/],
@@ -205,4 +205,12 @@ Deno.test("parseConfig() rejects a HOST that cannot be bound, naming the variabl
 Deno.test("parseConfig() refuses a TOPIC_PREFIX that would make topic names longer than Kafka accepts", () => {
   assert.equal(parseConfig({ TOPIC_PREFIX: "p".repeat(200) }).TOPIC_PREFIX.length, 200);
   assert.throws(() => parseConfig({ TOPIC_PREFIX: "p".repeat(201) }), /TOPIC_PREFIX="p+": at most 200 characters/);
+});
+
+Deno.test("parseConfig() keeps MAX_EVENT_FUTURE_MS within the day the log side allows", () => {
+  assert.equal(parseConfig({ MAX_EVENT_FUTURE_MS: "86400000" }).MAX_EVENT_FUTURE_MS, 86_400_000);
+  assert.throws(
+    () => parseConfig({ MAX_EVENT_FUTURE_MS: "86400001" }),
+    /MAX_EVENT_FUTURE_MS="86400001": must be an integer from 0 to 86400000/,
+  );
 });

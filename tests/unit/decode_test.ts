@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { recordJson, utf8Text } from "../../actors/decode.ts";
+import { decodeEvent, recordJson, utf8Text } from "../../actors/decode.ts";
+import { decodeProductMessage } from "../../actors/facts.ts";
 import { ValidationError } from "../../engine/errors.ts";
 import { prng } from "../helpers/prng.ts";
 
@@ -71,4 +72,39 @@ Deno.test("recordJson reads names that differ by an escape as they were written 
     { fact: "order", categoryRevenue: { a: 5, "tools\t": 6 } },
   ];
   for (const fact of facts) assert.deepEqual(recordJson(encode(fact) as Parameters<typeof recordJson>[0]), fact);
+});
+
+Deno.test("an event read from the log dated more than a day after its receipt is refused, naming occurredAt", () => {
+  const record = (event: Record<string, unknown>, topic = "events") => ({
+    topic,
+    partition: 0,
+    offset: 0,
+    key: "k",
+    value: new TextEncoder().encode(JSON.stringify({
+      eventId: "3b241101-e2bb-4255-8caf-4136c566a962",
+      receivedAt: "2026-11-01T10:00:00.000Z",
+      ...event,
+    })),
+    headers: {},
+    timestamp: 0,
+  });
+  const view = { type: "product_viewed", userId: "u", properties: { productId: "p1" } };
+  const stock = { type: "inventory_updated", properties: { productId: "p1", stock: 3 } };
+  // A day ahead is taken (the most MAX_EVENT_FUTURE_MS allows at the edge)...
+  assert.equal(decodeEvent(record({ ...view, occurredAt: "2026-11-02T10:00:00.000Z" })).type, "product_viewed");
+  // ...2062 for 2026 is not: it moved its partition's clock decades ahead, and the minutes kept for
+  // windowed history were expired before it.
+  for (
+    const decode of [
+      () => decodeEvent(record({ ...view, occurredAt: "2062-11-01T10:00:00.000Z" })),
+      () => decodeProductMessage(record({ ...stock, occurredAt: "2026-11-02T10:00:00.001Z" }, "product-events")),
+    ]
+  ) {
+    assert.throws(decode, (error: unknown) => {
+      assert.ok(error instanceof ValidationError);
+      assert.deepEqual(error.problems.map((p) => p.path), ["occurredAt"]);
+      assert.match(error.message, /occurredAt: is more than 24 h after receivedAt/);
+      return true;
+    });
+  }
 });
