@@ -48,19 +48,27 @@ export async function topProducts(
   limit: number,
   activeIn?: { readonly from: number; readonly to: number },
 ): Promise<RankedProduct[]> {
+  // Ranked on the one field first, the others read for the winners only: each `->>` reads the whole
+  // (often TOASTed) state again, and eleven of them per product made a 20,000-product ranking 6 to 9
+  // times slower on PGlite.
   const rows = await sql<RankedRow[]>`
-    select key, state->>'views' as views, state->>'uniqueViewers' as unique_viewers,
-           state->>'cartAdds' as cart_adds, state->>'orders' as orders, state->>'unitsSold' as units_sold,
-           state->>'revenue' as revenue, state->>'trendingScore' as trending_score,
-           state->>'category' as category, state->>'brand' as brand, state->>'stock' as stock, updated_at
-      from actor_states
-     where kind = 'product'
-       ${
+    with ranked as (
+      select key, coalesce((state->>${field}::text)::numeric, 0) as score
+        from actor_states
+       where kind = 'product'
+         ${
     activeIn === undefined ? sql`` : sql`and key in (select product_id from product_minutes
-                      where minute >= ${new Date(activeIn.from)} and minute < ${new Date(activeIn.to)})`
+                        where minute >= ${new Date(activeIn.from)} and minute < ${new Date(activeIn.to)})`
   }
-     order by coalesce((state->>${field}::text)::numeric, 0) desc, key
-     limit ${limit}`;
+       order by score desc, key
+       limit ${limit}
+    )
+    select s.key, s.state->>'views' as views, s.state->>'uniqueViewers' as unique_viewers,
+           s.state->>'cartAdds' as cart_adds, s.state->>'orders' as orders, s.state->>'unitsSold' as units_sold,
+           s.state->>'revenue' as revenue, s.state->>'trendingScore' as trending_score,
+           s.state->>'category' as category, s.state->>'brand' as brand, s.state->>'stock' as stock, s.updated_at
+      from ranked r join actor_states s on s.kind = 'product' and s.key = r.key
+     order by r.score desc, r.key`;
   return rows.map((r) => ({
     productId: r.key,
     views: num(r.views),
