@@ -26,6 +26,7 @@ import { problemDoc } from "./problem.ts";
 import { type RankingSpan, rankingSpan } from "./ranking_window.ts";
 import { NO_QUERY, type QueryHandler, routeWithQuery } from "./query_params.ts";
 import type { Route } from "./router.ts";
+import { routedRead } from "./state_route.ts";
 
 /** What the query routes need. */
 export interface QueryDeps {
@@ -151,7 +152,7 @@ function figures(t: WindowTotals) {
 }
 
 function recommendationsRoute({ reader, sql }: QueryDeps): QueryHandler<typeof querySchemas.recommendations> {
-  return async (_request, params) => {
+  return async (request, params) => {
     const stored = await query("recommendations", () => latestRecommendations(sql, params.id));
     if (stored) {
       const payload = stored.payload as { items?: unknown[]; basedOn?: unknown; recommendationId?: string };
@@ -163,14 +164,16 @@ function recommendationsRoute({ reader, sql }: QueryDeps): QueryHandler<typeof q
         generatedAt: stored.generatedAt,
       });
     }
-    if (!await reader.read("user", params.id)) throw new NotFoundError(`no user with id '${params.id}'`);
+    if (!await reader.read("user", params.id, routedRead(request))) {
+      throw new NotFoundError(`no user with id '${params.id}'`);
+    }
     return Response.json({ userId: params.id, items: [] });
   };
 }
 
 function relatedRoute({ reader }: QueryDeps): QueryHandler<typeof querySchemas.related> {
-  return async (_request, params, { limit }) => {
-    const found = await reader.read("product", params.id);
+  return async (request, params, { limit }) => {
+    const found = await reader.read("product", params.id, routedRead(request));
     if (!found) throw new NotFoundError(`no product with id '${params.id}'`);
     const related = (found.state as { related?: unknown[] }).related ?? [];
     return Response.json({ productId: params.id, items: related.slice(0, limit), ...sourceOf(found) });

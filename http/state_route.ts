@@ -4,7 +4,7 @@
  */
 import { z } from "zod";
 import { NotFoundError } from "../engine/errors.ts";
-import { FORWARDED_HEADER, INSTANCE_HEADER, type StateReader } from "../engine/state_reader.ts";
+import { FORWARDED_HEADER, INSTANCE_HEADER, type ReadOptions, type StateReader } from "../engine/state_reader.ts";
 import { JSON_CONTENT_TYPE } from "./body.ts";
 import type { OperationDoc } from "./openapi.ts";
 import { problemDoc } from "./problem.ts";
@@ -26,11 +26,15 @@ export const stateSourceSchema = z.looseObject({
   instance: z.string().optional().describe("The engine instance that answered (also the `x-engine-instance` header)"),
 }).meta({ id: "ActorState", description: "The actor's state, with where it was read from" });
 
+/** Read options for a key in a request: routed to the key's owner, unless another instance forwarded it here. */
+export function routedRead(request: Request): ReadOptions {
+  return { forwarded: request.headers.get(FORWARDED_HEADER) !== null };
+}
+
 /** Handler returning the state of the actor of `kind` named by the `id` path parameter. */
 export function stateRoute(reader: StateReader, kind: StateKind): RouteHandler {
   return async (request, params) => {
-    const forwarded = request.headers.get(FORWARDED_HEADER) !== null;
-    const found = await reader.read(kind, params.id, { forwarded });
+    const found = await reader.read(kind, params.id, routedRead(request));
     if (!found) throw new NotFoundError(`no ${kind} with id '${params.id}'`);
     const body = {
       ...found.state as Record<string, unknown>,

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { LogUnavailableError } from "../../engine/errors.ts";
-import type { StateReader } from "../../engine/state_reader.ts";
+import { FORWARDED_HEADER, type StateReader } from "../../engine/state_reader.ts";
 import { BASE, FIXTURE_LIMITS, httpFixture, pageView, postEvents } from "./http_fixture.ts";
 
 const PROBLEM_KEYS = new Set(["type", "title", "status", "detail", "errors"]);
@@ -228,4 +228,26 @@ Deno.test("GET /healthz answers 200 {status: ok}", async () => {
   const response = await handle(new Request(`${BASE}/healthz`));
   assert.equal(response.status, 200);
   assert.deepEqual(await response.json(), { status: "ok" });
+});
+
+Deno.test("related products read their key through the owner, as the state routes do", async () => {
+  const reads: { kind: string; key: string; forwarded?: boolean }[] = [];
+  const reader: StateReader = {
+    read: (kind, key, options) => {
+      reads.push({ kind, key, forwarded: options?.forwarded });
+      return Promise.resolve({ state: { related: [] }, source: "memory" });
+    },
+  };
+  const { handle } = await httpFixture(reader);
+  for (const forwarded of [false, true]) {
+    const headers = forwarded ? { [FORWARDED_HEADER]: "1" } : undefined;
+    const response = await handle(new Request(`${BASE}/v1/products/p1/related`, { headers }));
+    assert.equal(response.status, 200);
+    await response.body?.cancel();
+  }
+  // It used to read locally only (memory, else the checkpoint), never asking the key's owner.
+  assert.deepEqual(reads, [
+    { kind: "product", key: "p1", forwarded: false },
+    { kind: "product", key: "p1", forwarded: true },
+  ]);
 });
