@@ -15,6 +15,25 @@ import type { LogProducer } from "../../engine/log.ts";
 import { partitionForKey } from "../../engine/partitioner.ts";
 import { silentLogger } from "../../engine/logger.ts";
 import { migrate } from "../../sql/migrations.ts";
+import type { Sql } from "../../engine/database.ts";
+
+/** Runs `fn` on a fresh embedded log (and its database) in a temporary DATA_DIR, removed afterwards. */
+async function withEmbeddedLog(fn: (log: EmbeddedLog, sql: Sql) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "dead-letter-" });
+  const db = await openEmbeddedDatabase(dir, { logger: silentLogger, vacuumIntervalMs: 0 });
+  try {
+    await migrate(db.sql);
+    const log = await EmbeddedLog.open(db.sql, { logger: silentLogger });
+    try {
+      await fn(log, db.sql);
+    } finally {
+      await log.close();
+    }
+  } finally {
+    await db.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
 
 Deno.test("dlq replay: a dead-lettered bundle goes back to the partition it came from", async () => {
   const PARTITIONS = 4;
@@ -28,11 +47,7 @@ Deno.test("dlq replay: a dead-lettered bundle goes back to the partition it came
   const [bundle] = bundler.records();
   assert.equal(bundle.partition, home);
 
-  const dir = await Deno.makeTempDir({ prefix: "dlq-bundle-" });
-  const db = await openEmbeddedDatabase(dir, { logger: silentLogger, vacuumIntervalMs: 0 });
-  try {
-    await migrate(db.sql);
-    const log = await EmbeddedLog.open(db.sql, { logger: silentLogger });
+  await withEmbeddedLog(async (log, sql) => {
     await log.ensureTopics([{ topic: "product-events", partitions: PARTITIONS }, { topic: "dlq", partitions: 1 }]);
     // The bundle as a worker read it from its partition, dead-lettered whole (e.g. by an engine
     // that does not know this bundle version, README "Upgrades").
@@ -50,14 +65,13 @@ Deno.test("dlq replay: a dead-lettered bundle goes back to the partition it came
     const summary = await replayDlq({
       consumer: log.consumer({ groupId: "g.dlq-replay", pollIntervalMs: 20 }),
       producer: log.producer(),
-      sql: db.sql,
+      sql: sql,
       dlqTopic: "dlq",
       groupId: "g",
       idleMs: 1_000,
     });
-    await log.close();
     assert.equal(summary.replayed, 1);
-    const rows = await db.sql<{ partition: number; value: Uint8Array; headers: Record<string, string> }[]>`
+    const rows = await sql<{ partition: number; value: Uint8Array; headers: Record<string, string> }[]>`
       select partition, value, headers from embedded_log_records where topic = 'product-events'`;
     assert.equal(rows.length, 1);
     const entries = expandBundle({
@@ -69,10 +83,7 @@ Deno.test("dlq replay: a dead-lettered bundle goes back to the partition it came
     assert.deepEqual(entries.map((e) => e.key), keys);
     // By its empty key it used to land on another partition, whose worker handled keys it does not own.
     assert.equal(rows[0].partition, home, "the bundle's entries belong to their keys' partition");
-  } finally {
-    await db.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("a dead letter's error message is cut and cleaned so that the embedded log can store it", async () => {
@@ -91,28 +102,16 @@ Deno.test("a dead letter's error message is cut and cleaned so that the embedded
   const letter = deadLetter("dlq", read, new ValidationError(message));
   const stored = letter.headers![DLQ_HEADERS.errorMessage];
   assert.equal(stored, `${"x".repeat(999)}\uFFFD`);
-  const dir = await Deno.makeTempDir({ prefix: "dlq-message-" });
-  const db = await openEmbeddedDatabase(dir, { logger: silentLogger, vacuumIntervalMs: 0 });
-  try {
-    await migrate(db.sql);
-    const log = await EmbeddedLog.open(db.sql, { logger: silentLogger });
+  await withEmbeddedLog(async (log, sql) => {
     await log.ensureTopics([{ topic: "dlq", partitions: 1 }]);
     await log.append([deadLetter("dlq", read, new ValidationError(`NUL \u0000 here`)), letter]);
-    const rows = await db.sql<{ headers: Record<string, string> }[]>`select headers from embedded_log_records`;
+    const rows = await sql<{ headers: Record<string, string> }[]>`select headers from embedded_log_records`;
     assert.deepEqual(rows.map((r) => r.headers[DLQ_HEADERS.errorMessage]), ["NUL \uFFFD here", stored]);
-    await log.close();
-  } finally {
-    await db.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("dlq replay counts a batch once when its append failed and was retried, and says when it stopped short", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "dlq-retry-" });
-  const db = await openEmbeddedDatabase(dir, { logger: silentLogger, vacuumIntervalMs: 0 });
-  try {
-    await migrate(db.sql);
-    const log = await EmbeddedLog.open(db.sql, { logger: silentLogger });
+  await withEmbeddedLog(async (log, sql) => {
     await log.ensureTopics([{ topic: "events", partitions: 1 }, { topic: "dlq", partitions: 1 }]);
     const read = (offset: number) => ({
       topic: "events",
@@ -135,7 +134,7 @@ Deno.test("dlq replay counts a batch once when its append failed and was retried
       replayDlq({
         consumer: log.consumer({ groupId: `${groupId}.dlq-replay`, pollIntervalMs: 20 }),
         producer,
-        sql: db.sql,
+        sql: sql,
         dlqTopic: "dlq",
         groupId,
         idleMs: 1_000,
@@ -147,7 +146,7 @@ Deno.test("dlq replay counts a batch once when its append failed and was retried
       replayed: 3,
       complete: true,
     });
-    const [{ n }] = await db.sql<{ n: number }[]>`
+    const [{ n }] = await sql<{ n: number }[]>`
       select count(*)::int as n from embedded_log_records where topic = 'events'`;
     assert.equal(n, 3, "each record re-injected once");
     // A log that keeps failing: the replay gives up after idleMs and says it did not finish.
@@ -155,9 +154,5 @@ Deno.test("dlq replay counts a batch once when its append failed and was retried
     const stopped = await replay(flaky, "other-group");
     assert.equal(stopped.replayed, 0);
     assert.equal(stopped.complete, false);
-    await log.close();
-  } finally {
-    await db.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
