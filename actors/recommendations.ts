@@ -38,23 +38,32 @@ export interface Recommendation {
 }
 
 /**
- * Counts one more co-occurrence with each of `related` (except `self`), keeping at most `limit`: the
- * lowest count goes, ties by the last product id. A full product gains a new id on most views, so
- * the few ids over the limit are taken out one scan each instead of sorting all of them.
+ * Counts one more co-occurrence with each of `related` (except `self`), keeping at most `limit`
+ * (Space-Saving): a new id on a full product takes the place of the lowest count (ties: the last
+ * product id) and inherits that count plus one. Entering at 1, it was always the lowest and went at
+ * once, so once every count was 2 or more no new product could get in however often it was seen.
+ * Counts of ids that entered so are estimates from above, by at most the count they inherited.
  */
 export function bump(counts: CoCounts, related: readonly string[], self: string, limit: number): CoCounts {
   const next = new Map(counts);
-  for (const id of new Set(related)) if (id !== self) next.set(id, (next.get(id) ?? 0) + 1);
-  while (next.size > limit) {
+  for (const id of new Set(related)) {
+    if (id === self) continue;
+    const count = next.get(id);
+    if (count !== undefined || next.size < limit) {
+      next.set(id, (count ?? 0) + 1);
+      continue;
+    }
     let worst = "";
     let lowest = Infinity;
-    for (const [id, n] of next) {
-      if (n < lowest || (n === lowest && compare(id, worst) > 0)) {
-        worst = id;
+    for (const [other, n] of next) {
+      if (n < lowest || (n === lowest && compare(other, worst) > 0)) {
+        worst = other;
         lowest = n;
       }
     }
+    if (lowest === Infinity) continue; // limit 0: nothing is kept
     next.delete(worst);
+    next.set(id, lowest + 1);
   }
   return next;
 }

@@ -3,16 +3,28 @@ import { bump, type CoCounts, coCountsFromJSON, coCountsToJSON, compare } from "
 import { prng } from "../helpers/prng.ts";
 import { parseJson } from "../../engine/json_parse.ts";
 
-/** The specification of `bump`: count, then keep the `limit` best by count (ties: the smaller id). */
+/**
+ * The specification of `bump` (Space-Saving): each id in turn counts one more; a new id on a full
+ * product replaces the lowest count (ties: the larger id) and inherits it, plus one.
+ */
 function reference(counts: CoCounts, related: readonly string[], self: string, limit: number): [string, number][] {
   const all = new Map(counts);
-  for (const id of new Set(related)) if (id !== self) all.set(id, (all.get(id) ?? 0) + 1);
-  return [...all].sort(([a, x], [b, y]) => y - x || compare(a, b)).slice(0, limit);
+  for (const id of new Set(related)) {
+    if (id === self) continue;
+    if (all.has(id) || all.size < limit) {
+      all.set(id, (all.get(id) ?? 0) + 1);
+      continue;
+    }
+    const [worst, lowest] = [...all].sort(([a, x], [b, y]) => x - y || compare(b, a))[0];
+    all.delete(worst);
+    all.set(id, lowest + 1);
+  }
+  return [...all];
 }
 
 const byId = ([a]: [string, unknown], [b]: [string, unknown]) => compare(a, b);
 
-Deno.test("bump() keeps the limit's best counts, ties by product id, whatever the order facts come in", () => {
+Deno.test("bump() keeps at most the limit's counts, as Space-Saving does, ties by product id", () => {
   const names = ["__proto__", "constructor", "toString", ...Array.from({ length: 40 }, (_, i) => `p${i}`)];
   for (let seed = 1; seed <= 30; seed++) {
     const random = prng(seed);
@@ -34,4 +46,13 @@ Deno.test("bump() keeps the limit's best counts, ties by product id, whatever th
       counts = next;
     }
   }
+});
+
+Deno.test("bump(): a product seen often after the counts filled up gets in and stays (it was evicted on arrival)", () => {
+  let counts: CoCounts = new Map(Array.from({ length: 50 }, (_, i) => [`old${i}`, 2]));
+  for (let i = 0; i < 20; i++) counts = bump(counts, ["new"], "hot", 50);
+  assert.equal(counts.size, 50);
+  assert.equal(counts.get("new"), 22, "it inherited an evicted count of 2 and was counted 20 times");
+  const best = [...counts].sort(([a, x], [b, y]) => y - x || compare(a, b))[0];
+  assert.deepEqual(best, ["new", 22]);
 });
