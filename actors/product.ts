@@ -196,6 +196,9 @@ function latest<T extends string | number>(
 }
 
 function trend(state: ProductState, kind: TrendKind, at: number, s: DomainSettings) {
-  const latestAt = Math.max(state.lastEventAt ?? at, at);
+  // The horizon follows the newest activity bucket, not the product's latest event of any kind: a
+  // stock update or a removal (not counted here) moved it, so what was dropped depended on arrival order.
+  const newest = state.trend.length > 0 ? state.trend[state.trend.length - 1][0] : at;
+  const latestAt = Math.max(newest, at);
   return recordTrend(state.trend, kind, at, latestAt, minutesMs(s.TRENDING_HALF_LIFE_MINUTES));
 }

@@ -309,3 +309,18 @@ Deno.test("productLogic persists a compact JSON form and restores it, also from 
   assert.equal(old.inventory.level, 7);
   assert.equal(old.views, 0);
 });
+
+Deno.test("trending buckets and score do not depend on the arrival order of a view and a later stock update", async () => {
+  const HOUR = 3600;
+  const b = new EventBuilder();
+  const view = b.event("product_viewed", "u1", 0, { productId: "p1" });
+  const stock = b.inventory("p1", 50, 11 * HOUR); // ten half-lives (1 h by default) after the view, and more
+  const persisted = async (events: Record<string, unknown>[]) =>
+    (await fold(events)).persisted("product", "p1") as { trendingScore: number; trend: unknown[] };
+  const viewFirst = await persisted([view, stock]);
+  const stockFirst = await persisted([stock, view]);
+  // The stock update moved the horizon the view's bucket was dropped behind, when it came first.
+  assert.deepEqual(stockFirst.trend, viewFirst.trend);
+  assert.equal(stockFirst.trendingScore, viewFirst.trendingScore);
+  assert.equal(viewFirst.trend.length, 1);
+});
