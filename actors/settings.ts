@@ -18,6 +18,9 @@ const integer = () => decimal("must be an integer in decimal digits, e.g. 30").i
 const read = <T extends z.ZodNumber>(schema: T) => z.preprocess(fromDecimal, schema);
 
 const positive = (value: number) => read(decimal().finite().positive()).default(value);
+/** A duration in minutes of at least a second: shorter ones round to 0 ms (a half-life of 0 divides by zero). */
+const minutes = (value: number) =>
+  read(decimal().finite().min(1 / 60, { error: "must be at least 0.0167 (one second)" })).default(value);
 const nonNegative = (value: number) => read(decimal().finite().min(0)).default(value);
 const count = (value: number, min = 1) => read(integer().min(min).max(1_000_000_000)).default(value);
 const ratio = (value: number) => read(decimal().finite().min(0).max(1)).default(value);
@@ -26,20 +29,20 @@ const hour = (value: number) => read(integer().min(0).max(24)).default(value);
 /** Every domain setting: environment variable name → schema with its default. */
 export const domainSettingsShape = {
   // Sessions, dedupe, bounded user history.
-  SESSION_GAP_MINUTES: positive(30),
+  SESSION_GAP_MINUTES: minutes(30),
   USER_DEDUPE_EVENTS: count(256),
   USER_RECENT_ALERTS: count(20),
   USER_RECENT_ORDERS: count(50),
   USER_RECENT_SESSIONS: count(5),
   // Cart and checkout abandonment.
-  CART_ABANDON_MINUTES: positive(30),
-  CHECKOUT_ABANDON_MINUTES: positive(30),
+  CART_ABANDON_MINUTES: minutes(30),
+  CHECKOUT_ABANDON_MINUTES: minutes(30),
   // Fraud score: weighted signals, capped at 1.
   FRAUD_ALERT_THRESHOLD: ratio(0.7),
   FRAUD_HIGH_TOTAL: nonNegative(1000),
   FRAUD_HIGH_TOTAL_WEIGHT: ratio(0.3),
   FRAUD_VELOCITY_ORDERS: count(2, 0),
-  FRAUD_VELOCITY_MINUTES: positive(5),
+  FRAUD_VELOCITY_MINUTES: minutes(5),
   FRAUD_VELOCITY_WEIGHT: ratio(0.4),
   FRAUD_NIGHT_START_HOUR: hour(0),
   FRAUD_NIGHT_END_HOUR: hour(6),
@@ -56,7 +59,7 @@ export const domainSettingsShape = {
   // Inventory.
   LOW_STOCK_THRESHOLD: count(10, 1),
   // Product statistics.
-  TRENDING_HALF_LIFE_MINUTES: positive(60),
+  TRENDING_HALF_LIFE_MINUTES: minutes(60),
   TRENDING_VIEW_WEIGHT: nonNegative(1),
   TRENDING_CART_WEIGHT: nonNegative(3),
   TRENDING_PURCHASE_WEIGHT: nonNegative(5),

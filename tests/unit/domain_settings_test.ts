@@ -42,3 +42,12 @@ Deno.test("domain settings: values are coerced from environment strings and vali
   ]);
   assert.equal(domainSettings({ RECS_TOP_K: 7 }).RECS_TOP_K, 7);
 });
+
+Deno.test("domain settings: durations in minutes are at least a second (a 0 ms half-life made the trending score NaN)", () => {
+  for (const name of ["TRENDING_HALF_LIFE_MINUTES", "SESSION_GAP_MINUTES", "CART_ABANDON_MINUTES"] as const) {
+    const bad = domainSettingsSchema.safeParse({ [name]: "0.000001" });
+    assert.equal(bad.success, false, name);
+    assert.match(bad.error!.issues[0].message, /at least 0.0167 \(one second\)/);
+    assert.equal(domainSettingsSchema.parse({ [name]: "0.5" })[name], 0.5);
+  }
+});
