@@ -97,6 +97,9 @@ export async function advanceCheckpoint(
     : { outcome: "diverged", storedOffset: stored, storedClock: Number(row.clock) };
 }
 
+/** Separates the states' JSON texts in `saveStates`' one text parameter (never in JSON text: see there). */
+const STATE_SEPARATOR = "\u0001";
+
 /** Upserts many actor rows of one partition in one statement. */
 export async function saveStates(
   tx: TransactionSql,
@@ -105,15 +108,15 @@ export async function saveStates(
   actors: readonly StoredActor[],
 ): Promise<void> {
   if (actors.length === 0) return;
-  // One JSON document for all rows (no text[] escaping, which costs more than the serialisation).
-  // Each state rides in it as a JSON string, cast to jsonb once: as a nested object PostgreSQL
-  // would parse it twice, in the document and again into jsonb. For 1,650 user states of 1.7 KB
-  // that is 100 ms of server time instead of 157 ms, for 5 ms more here.
+  // The rows' small fields in one JSON document; the states apart, as one text of their JSON joined by
+  // U+0001, which JSON text never holds raw (JSON.stringify escapes every control character). As
+  // strings inside the document they were escaped once more here and unescaped by PostgreSQL; as
+  // nested objects PostgreSQL parsed them twice. Each is cast to jsonb once.
+  const states = actors.map((a) => JSON.stringify(a.state)).join(STATE_SEPARATOR);
   const rows = JSON.stringify(actors.map((a) => {
     const deadlines = Object.values(a.timers);
     return {
       key: a.key,
-      state: JSON.stringify(a.state),
       timers: a.timers,
       next: deadlines.length > 0 ? Math.min(...deadlines) : null,
       active: a.lastActiveAt,
@@ -121,8 +124,10 @@ export async function saveStates(
   }));
   await tx`
     insert into actor_states (kind, key, partition, state, timers, next_timer_at, last_active_at, updated_at)
-    select ${kind}, t.key, ${partition}, t.state::jsonb, t.timers, t.next, t.active, now()
-      from json_to_recordset(${rows}::text::json) as t(key text, state text, timers jsonb, next bigint, active bigint)
+    select ${kind}, t.key, ${partition}, s.state::jsonb, t.timers, t.next, t.active, now()
+      from rows from (json_to_recordset(${rows}::text::json) as (key text, timers jsonb, next bigint, active bigint))
+           with ordinality as t(key, timers, next, active, n)
+      join unnest(string_to_array(${states}::text, chr(1))) with ordinality as s(state, n) using (n)
     on conflict (kind, key) do update
       set partition = excluded.partition, state = excluded.state, timers = excluded.timers,
           next_timer_at = excluded.next_timer_at, last_active_at = excluded.last_active_at,
