@@ -60,6 +60,8 @@ export async function replayDlq(options: ReplayOptions): Promise<ReplaySummary> 
   let lastActivity = Date.now();
   let assignedOnce = false;
   const pending = new Set<string>();
+  /** Partitions whose last batch failed: records there may be left (an empty partition delivers none). */
+  const failing = new Set<string>();
   /** Per partition, the end offset seen at its first batch: records that failed again after being
    * re-injected land beyond it (same key, same partition) and are left for a later run. */
   const ends = new Map<string, number>();
@@ -72,68 +74,74 @@ export async function replayDlq(options: ReplayOptions): Promise<ReplaySummary> 
       return Promise.resolve(new Map(tps.map((tp) => [tpKey(tp), 0])));
     },
     revoked: () => Promise.resolve(),
-    async batch(batch: RecordBatch) {
-      lastActivity = Date.now();
-      if (!ends.has(tpKey(batch))) ends.set(tpKey(batch), batch.highWatermark);
-      const end = ends.get(tpKey(batch))!;
-      const records = batch.records.filter((r) => r.offset < end);
-      const out: OutgoingRecord[] = [];
-      const offsets: number[] = [];
-      // Counted into the summary once the batch is through: a failed batch is delivered again.
-      const tally = { skipped: 0, alreadyReplayed: 0, unusable: 0, byCode: {} as Record<string, number> };
-      for (const record of records) {
-        if (done.has(`${record.partition}/${record.offset}`)) {
-          tally.alreadyReplayed++;
-          continue;
-        }
-        const code = record.headers[DLQ_HEADERS.errorCode] ?? "unknown";
-        const source = record.headers[DLQ_HEADERS.topic];
-        if (options.errorCode !== undefined && code !== options.errorCode) {
-          tally.skipped++;
-          continue;
-        }
-        if (!source) {
-          tally.unusable++;
-          continue;
-        }
-        const headers: Record<string, string> = {};
-        for (const [name, value] of Object.entries(record.headers)) {
-          // A bundle entry's index named its place in the bundle; replayed, it is a record of its own.
-          if (!Object.values(DLQ_HEADERS).includes(name as never) && name !== BUNDLE_INDEX_HEADER) {
-            headers[name] = value;
-          }
-        }
-        headers[REPLAYED_FROM_HEADER] = `${record.topic}/${record.partition}/${record.offset}`;
-        // A keyed record goes where its key leads, as any append. A record without a key (a fact bundle,
-        // whose entries all belong to the partition it was written to) goes back to its partition: by
-        // its empty key it would land on another, whose worker would handle keys it does not own.
-        const sourcePartition = Number(record.headers[DLQ_HEADERS.partition]);
-        const partition = !record.key && Number.isInteger(sourcePartition) ? { partition: sourcePartition } : {};
-        out.push({
-          topic: source,
-          key: record.key ?? "",
-          value: record.value ?? new Uint8Array(),
-          headers,
-          ...partition,
-        });
-        offsets.push(record.offset);
-        tally.byCode[code] = (tally.byCode[code] ?? 0) + 1;
-      }
-      if (!options.dryRun) {
-        await options.producer.append(out);
-        await markReplayed(options.sql, options.groupId, batch.partition, offsets);
-        for (const offset of offsets) done.add(`${batch.partition}/${offset}`);
-      }
-      summary.replayed += out.length;
-      summary.skipped += tally.skipped;
-      summary.alreadyReplayed += tally.alreadyReplayed;
-      summary.unusable += tally.unusable;
-      for (const [code, n] of Object.entries(tally.byCode)) summary.byCode[code] = (summary.byCode[code] ?? 0) + n;
-      if (records.length < batch.records.length || batch.records[batch.records.length - 1].offset + 1 >= end) {
-        pending.delete(tpKey(batch));
-      }
-    },
+    batch: (batch: RecordBatch) =>
+      handle(batch).then(() => void failing.delete(tpKey(batch)), (error) => {
+        failing.add(tpKey(batch));
+        throw error;
+      }),
   };
+
+  async function handle(batch: RecordBatch): Promise<void> {
+    lastActivity = Date.now();
+    if (!ends.has(tpKey(batch))) ends.set(tpKey(batch), batch.highWatermark);
+    const end = ends.get(tpKey(batch))!;
+    const records = batch.records.filter((r) => r.offset < end);
+    const out: OutgoingRecord[] = [];
+    const offsets: number[] = [];
+    // Counted into the summary once the batch is through: a failed batch is delivered again.
+    const tally = { skipped: 0, alreadyReplayed: 0, unusable: 0, byCode: {} as Record<string, number> };
+    for (const record of records) {
+      if (done.has(`${record.partition}/${record.offset}`)) {
+        tally.alreadyReplayed++;
+        continue;
+      }
+      const code = record.headers[DLQ_HEADERS.errorCode] ?? "unknown";
+      const source = record.headers[DLQ_HEADERS.topic];
+      if (options.errorCode !== undefined && code !== options.errorCode) {
+        tally.skipped++;
+        continue;
+      }
+      if (!source) {
+        tally.unusable++;
+        continue;
+      }
+      const headers: Record<string, string> = {};
+      for (const [name, value] of Object.entries(record.headers)) {
+        // A bundle entry's index named its place in the bundle; replayed, it is a record of its own.
+        if (!Object.values(DLQ_HEADERS).includes(name as never) && name !== BUNDLE_INDEX_HEADER) {
+          headers[name] = value;
+        }
+      }
+      headers[REPLAYED_FROM_HEADER] = `${record.topic}/${record.partition}/${record.offset}`;
+      // A keyed record goes where its key leads, as any append. A record without a key (a fact bundle,
+      // whose entries all belong to the partition it was written to) goes back to its partition: by
+      // its empty key it would land on another, whose worker would handle keys it does not own.
+      const sourcePartition = Number(record.headers[DLQ_HEADERS.partition]);
+      const partition = !record.key && Number.isInteger(sourcePartition) ? { partition: sourcePartition } : {};
+      out.push({
+        topic: source,
+        key: record.key ?? "",
+        value: record.value ?? new Uint8Array(),
+        headers,
+        ...partition,
+      });
+      offsets.push(record.offset);
+      tally.byCode[code] = (tally.byCode[code] ?? 0) + 1;
+    }
+    if (!options.dryRun) {
+      await options.producer.append(out);
+      await markReplayed(options.sql, options.groupId, batch.partition, offsets);
+      for (const offset of offsets) done.add(`${batch.partition}/${offset}`);
+    }
+    summary.replayed += out.length;
+    summary.skipped += tally.skipped;
+    summary.alreadyReplayed += tally.alreadyReplayed;
+    summary.unusable += tally.unusable;
+    for (const [code, n] of Object.entries(tally.byCode)) summary.byCode[code] = (summary.byCode[code] ?? 0) + n;
+    if (records.length < batch.records.length || batch.records[batch.records.length - 1].offset + 1 >= end) {
+      pending.delete(tpKey(batch));
+    }
+  }
 
   await options.consumer.start([options.dlqTopic], listener);
   const idleMs = options.idleMs ?? DEFAULT_IDLE_MS;
@@ -141,5 +149,5 @@ export async function replayDlq(options: ReplayOptions): Promise<ReplaySummary> 
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   await options.consumer.stop();
-  return { ...summary, complete: assignedOnce && pending.size === 0 };
+  return { ...summary, complete: assignedOnce && failing.size === 0 };
 }

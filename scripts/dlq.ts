@@ -12,23 +12,42 @@ import { migrate } from "../sql/migrations.ts";
 
 const USAGE = "usage: deno task dlq replay [--error CODE] [--dry-run]";
 
+/** Stops with `message` and the usage (exit 2: a mistake in the command, nothing was done). */
+function fail(message: string): never {
+  console.error(`${message}\n${USAGE}`);
+  Deno.exit(2);
+}
+
 const [command, ...rest] = Deno.args;
-if (command !== "replay") {
-  console.error(USAGE);
-  Deno.exit(2);
+if (command !== "replay") fail(command === undefined ? "missing command" : `unknown command ${command}`);
+let errorCode: string | undefined;
+let dryRun = false;
+for (let i = 0; i < rest.length; i++) {
+  const [name, inline] = rest[i].split("=", 2);
+  if (name === "--dry-run" && inline === undefined) {
+    dryRun = true;
+  } else if (name === "--error") {
+    errorCode = inline ?? rest[++i];
+    if (!errorCode || errorCode.startsWith("--")) {
+      fail("--error needs an error code, e.g. validation_failed or terminal");
+    }
+  } else {
+    // A mistyped flag (--dryrun) must not run a real replay of everything.
+    fail(`unknown option ${rest[i]}`);
+  }
 }
-const errorAt = rest.indexOf("--error");
-const errorCode = errorAt >= 0 ? rest[errorAt + 1] : undefined;
-if (errorAt >= 0 && !errorCode) {
-  console.error(`--error needs an error code, e.g. validation_failed or terminal\n${USAGE}`);
-  Deno.exit(2);
-}
-const dryRun = rest.includes("--dry-run");
 
 const config = loadConfig();
 const logger = createLogger(config.LOG_LEVEL);
 const topics = topicNames(config);
-const backend = await openBackend(config, topics, logger);
+let backend: Awaited<ReturnType<typeof openBackend>>;
+try {
+  backend = await openBackend(config, topics, logger);
+} catch (error) {
+  // E.g. the embedded engine holds DATA_DIR: stop it first.
+  console.error(`cannot open the log and database: ${error instanceof Error ? error.message : String(error)}`);
+  Deno.exit(1);
+}
 try {
   await migrate(backend.sql);
   const summary = await replayDlq({

@@ -150,3 +150,21 @@ onlyOn("embedded", "tools: import, loadgen and tail against an embedded engine",
     await Deno.remove(dataDir, { recursive: true }).catch(() => {});
   }
 });
+
+onlyOn("no log", "dlq replay refuses an unknown option or a missing error code before opening anything", async () => {
+  // A mistyped --dry-run used to be ignored: a real replay of every record ran.
+  for (
+    const [args, message] of [
+      [["replay", "--dryrun"], /unknown option --dryrun/],
+      [["replay", "--error"], /--error needs an error code/],
+      [["replay", "--error", "--dry-run"], /--error needs an error code/],
+      [["replay", "--errors=terminal"], /unknown option --errors=terminal/],
+      [["nope"], /unknown command nope/],
+    ] as const
+  ) {
+    const { code, stderr } = await runScript("dlq.ts", [...args]);
+    assert.equal(code, 2, args.join(" "));
+    assert.match(stderr, message);
+    assert.match(stderr, /usage: deno task dlq replay/);
+  }
+});

@@ -112,7 +112,8 @@ Deno.test("a dead letter's error message is cut and cleaned so that the embedded
 
 Deno.test("dlq replay counts a batch once when its append failed and was retried, and says when it stopped short", async () => {
   await withEmbeddedLog(async (log, sql) => {
-    await log.ensureTopics([{ topic: "events", partitions: 1 }, { topic: "dlq", partitions: 1 }]);
+    // Four DLQ partitions for three records: one at least stays empty, and delivers no batch.
+    await log.ensureTopics([{ topic: "events", partitions: 1 }, { topic: "dlq", partitions: 4 }]);
     const read = (offset: number) => ({
       topic: "events",
       partition: 0,
