@@ -106,7 +106,9 @@ async function post(url: string, events: readonly StoredEvent[]): Promise<number
       return typeof accepted === "number" ? accepted : events.length;
     }
     if ((response.status === 503 || response.status === 429) && attempt < MAX_RETRIES) {
-      const seconds = Number(response.headers.get("retry-after"));
+      // Without the header (a proxy's answer), Number(null) was 0: nine retries in 34 ms.
+      const header = response.headers.get("retry-after");
+      const seconds = header === null || header.trim() === "" ? NaN : Number(header);
       await sleep(Number.isFinite(seconds) && seconds >= 0 ? Math.min(seconds, 60) * 1000 : 1000 * 2 ** attempt);
       continue;
     }

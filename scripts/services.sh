@@ -24,8 +24,15 @@ say() { printf '[services] %s\n' "$*" >&2; }
 die() { say "ERROR: $*"; exit 1; }
 now_ms() { date +%s%3N; }
 
+# A free loopback port, asked of the kernel by binding port 0 (Node or Python, whichever is there).
 free_port() {
-  node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
+  if command -v node >/dev/null; then
+    node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
+  elif command -v python3 >/dev/null; then
+    python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1]);s.close()'
+  else
+    die "finding a free port needs node or python3 on PATH"
+  fi
 }
 
 # Runs a command as the user that owns the PostgreSQL cluster (postgres refuses to run as root).
@@ -192,7 +199,8 @@ case "${1:-}" in
     start_services
     say "export KAFKA_BROKERS=$KAFKA_BROKERS DATABASE_URL=$DATABASE_URL"
     say "running; press Ctrl-C to stop and delete the data"
-    while true; do sleep 3600; done
+    # In the background, so that a SIGTERM runs the cleanup trap now, not when the sleep ends.
+    while true; do sleep 3600 & wait $!; done
     ;;
   *)
     die "usage: scripts/services.sh run CMD [ARGS...] | scripts/services.sh up"

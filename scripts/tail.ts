@@ -146,6 +146,8 @@ async function tailHttp(options: Options): Promise<void> {
       const response = await fetch(`${options.url}/v1/alerts?limit=500`);
       if (!response.ok) {
         const text = await response.text();
+        // A 5xx (a database briefly unavailable: 503) passes like a lost connection; a 4xx will not.
+        if (response.status >= 500) throw new Error(`it answered ${response.status}`);
         fail(`GET ${options.url}/v1/alerts answered ${response.status}: ${text}`, 1);
       }
       const { items } = parseJson(await response.text()) as { items: Alert[] };
@@ -162,7 +164,7 @@ async function tailHttp(options: Options): Promise<void> {
       first = false;
       warned = false;
     } catch (error) {
-      if (!warned) console.error(`tail: cannot reach ${options.url}: ${(error as Error).message}; retrying`);
+      if (!warned) console.error(`tail: ${options.url} is unavailable (${(error as Error).message}); retrying`);
       warned = true;
     }
     await new Promise((resolve) => setTimeout(resolve, options.interval));
