@@ -168,3 +168,75 @@ onlyOn("no log", "dlq replay refuses an unknown option or a missing error code b
     assert.match(stderr, /usage: deno task dlq replay/);
   }
 });
+
+/** A stand-in engine on a free loopback port, answering with `answer`; stopped by the returned function. */
+function mockEngine(
+  answer: (request: Request) => Response | Promise<Response>,
+): { url: string; stop: () => Promise<void> } {
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, answer);
+  return { url: `http://127.0.0.1:${server.addr.port}`, stop: () => server.shutdown() };
+}
+
+onlyOn("no log", "tail alerts retries an engine answering 503, and prints the alert once it answers", async () => {
+  const alert = { alertId: "a-1", type: "cart_abandoned", occurredAt: "2026-11-01T10:00:00.000Z" };
+  let calls = 0;
+  const engine = mockEngine(() =>
+    ++calls <= 2 ? new Response("database unavailable", { status: 503 }) : Response.json({ items: [alert] })
+  );
+  const env = Deno.env.toObject();
+  delete env.KAFKA_BROKERS;
+  const tail = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--quiet",
+      "scripts/tail.ts",
+      "alerts",
+      "--url",
+      engine.url,
+      "--interval",
+      "100",
+      "--from-beginning",
+    ],
+    cwd: ROOT,
+    env,
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const deadline = Date.now() + 10_000;
+  while (calls < 4 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+  try {
+    tail.kill("SIGTERM");
+  } catch {
+    // it exited already: its output says why
+  }
+  const output = await tail.output();
+  await engine.stop();
+  const [stdout, stderr] = [output.stdout, output.stderr].map((bytes) => new TextDecoder().decode(bytes));
+  // It used to exit 1 at the first 503.
+  assert.match(stderr, /unavailable \(it answered 503\); retrying/);
+  assert.deepEqual(JSON.parse(stdout.trim()), alert, stderr);
+  assert.ok(calls >= 3);
+});
+
+onlyOn("no log", "import waits before retrying a 503 that has no Retry-After", async () => {
+  const attempts: number[] = [];
+  const engine = mockEngine(async (request) => {
+    if (request.method === "GET") return Response.json({ status: "ok" });
+    const events = await request.json() as unknown[];
+    attempts.push(performance.now());
+    return attempts.length === 1
+      ? new Response("busy", { status: 503 }) // a proxy's answer: no Retry-After
+      : Response.json({ accepted: events.length, eventIds: [] }, { status: 202 });
+  });
+  try {
+    const { code, stderr } = await runScript("import.ts", ["rees46", SAMPLE, "--url", engine.url]);
+    assert.equal(code, 0, stderr);
+    // Number(null) was 0: the retries came back to back and the import gave up within milliseconds.
+    assert.ok(attempts[1] - attempts[0] >= 900, `retried after ${Math.round(attempts[1] - attempts[0])} ms`);
+  } finally {
+    await engine.stop();
+  }
+});
