@@ -21,6 +21,8 @@ const USAGE = `usage: deno task import rees46|uci FILE [--url URL] [--batch N]
   --batch N     events per POST, 1..500 (default 500)`;
 
 const MAX_RETRIES = 8;
+/** Refusals printed one by one; the rest are only counted. */
+const SHOWN_REFUSALS = 10;
 
 function fail(message: string, code = 2): never {
   console.error(`import: ${message}`);
@@ -84,8 +86,45 @@ function incoming(event: StoredEvent): Record<string, unknown> {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Posts one batch; returns the number accepted. Retries 503/429 and network errors; exits on anything else. */
-async function post(url: string, events: readonly StoredEvent[]): Promise<number> {
+/** An event the engine refused (400), with the problems it named. */
+interface Refused {
+  readonly event: StoredEvent;
+  readonly message: string;
+}
+
+/**
+ * The events of a 400 problem's `errors` (paths start with the event's index in the batch), or
+ * undefined when it names none of them.
+ */
+function refusedEvents(text: string, events: readonly StoredEvent[]): Map<number, string> | undefined {
+  let errors: unknown;
+  try {
+    errors = (JSON.parse(text) as { errors?: unknown }).errors;
+  } catch {
+    return undefined;
+  }
+  if (!Array.isArray(errors)) return undefined;
+  const refused = new Map<number, string>();
+  for (const error of errors as { path?: unknown; message?: unknown }[]) {
+    const match = /^(\d+)\.(.*)$/.exec(String(error.path));
+    const index = match ? Number(match[1]) : NaN;
+    if (!(index < events.length)) return undefined;
+    const said = `${match![2]}: ${String(error.message)}`;
+    refused.set(index, refused.has(index) ? `${refused.get(index)}; ${said}` : said);
+  }
+  return refused.size > 0 ? refused : undefined;
+}
+
+/**
+ * Posts one batch; returns the number accepted. Retries 503/429 and network errors; events the
+ * engine refuses (a 400 naming them) are reported to `onRefused` and the rest posted again; exits
+ * on anything else.
+ */
+async function post(
+  url: string,
+  events: readonly StoredEvent[],
+  onRefused: (refused: Refused) => void,
+): Promise<number> {
   const body = JSON.stringify(events.map(incoming));
   for (let attempt = 0;; attempt++) {
     let response: Response;
@@ -104,6 +143,13 @@ async function post(url: string, events: readonly StoredEvent[]): Promise<number
     if (response.status === 202) {
       const accepted = (JSON.parse(text) as { accepted?: number }).accepted;
       return typeof accepted === "number" ? accepted : events.length;
+    }
+    const refused = response.status === 400 ? refusedEvents(text, events) : undefined;
+    if (refused) {
+      // One bad row (say, dated in the future) used to stop the whole import.
+      for (const [index, message] of refused) onRefused({ event: events[index], message });
+      const rest = events.filter((_, index) => !refused.has(index));
+      return rest.length > 0 ? await post(url, rest, onRefused) : 0;
     }
     if ((response.status === 503 || response.status === 429) && attempt < MAX_RETRIES) {
       // Without the header (a proxy's answer), Number(null) was 0: nine retries in 34 ms.
@@ -153,19 +199,25 @@ async function main(): Promise<void> {
     else console.error(line);
   };
 
+  let refused = 0;
+  const onRefused = ({ event, message }: Refused) => {
+    if (refused++ < SHOWN_REFUSALS) {
+      console.error(`\nrefused by the engine: event ${event.eventId} (${event.type}): ${message}`);
+    }
+  };
   let batch: StoredEvent[] = [];
   try {
     for await (const event of events) {
       batch.push(event);
       if (batch.length >= options.batch) {
-        accepted += await post(options.url, batch);
+        accepted += await post(options.url, batch, onRefused);
         posted += batch.length;
         batch = [];
       }
       progress();
     }
     if (batch.length > 0) {
-      accepted += await post(options.url, batch);
+      accepted += await post(options.url, batch, onRefused);
       posted += batch.length;
     }
   } catch (error) {
@@ -181,6 +233,9 @@ async function main(): Promise<void> {
     `imported ${options.kind}: ${summary.rows} rows, ${summary.rowsMapped} rows mapped into ${summary.mapped} events, ` +
       `${posted} posted, ${accepted} accepted, ${skippedRows} rows skipped, in ${seconds.toFixed(1)} s`,
   );
+  if (refused > 0) {
+    console.log(`  refused by the engine (400): ${refused} event(s), the first ${SHOWN_REFUSALS} shown above`);
+  }
   const split = options.kind === "uci" ? (summary as UciSummary).splitInvoices : 0;
   if (split > 0) {
     console.log(`  invoices split in two orders (lines far apart in time): ${split}`);

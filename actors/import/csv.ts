@@ -13,6 +13,8 @@ export async function* parseCsv(chunks: AsyncIterable<string> | Iterable<string>
   let record: string[] = [];
   let field = "";
   let inQuotes = false;
+  /** Records yielded so far, to name where an unclosed quote started. */
+  let records = 0;
   /** A quote just closed a quoted run: a second quote right after it is an escaped quote. */
   let closed = false;
   const end = (): string[] | undefined => {
@@ -56,15 +58,27 @@ export async function* parseCsv(chunks: AsyncIterable<string> | Iterable<string>
         field += chunk.slice(start, i);
         start = i + 1;
         const done = end();
-        if (done) yield done;
+        if (done) {
+          records++;
+          yield done;
+        }
       }
     }
     field += chunk.slice(start);
+  }
+  if (inQuotes) {
+    // Everything after the quote was swallowed into one field: say so rather than count one bad row.
+    throw new CsvError(`a quoted field is not closed before the end of the file (record ${records + 1})`);
   }
   if (field !== "" || record.length > 0) {
     const done = end();
     if (done) yield done;
   }
+}
+
+/** A file that is not CSV as RFC 4180 defines it. */
+export class CsvError extends Error {
+  override readonly name = "CsvError";
 }
 
 /** The text of a byte stream, gunzipped first when `gzip` is set. */

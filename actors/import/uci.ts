@@ -74,7 +74,8 @@ interface Line {
 
 interface OpenInvoice {
   readonly orderId: string;
-  readonly customer: string;
+  /** The first customer among the invoice's lines ("" while none had one). */
+  customer: string;
   readonly country: string;
   readonly at: number;
   readonly lines: Line[];
@@ -150,13 +151,15 @@ export async function* importUci(
       continue;
     }
     group.seen.add(fields.join("\u0000"));
+    // An invoice whose first line had no customer takes the first one given (it used to fail the order).
+    group.customer ||= CUSTOMER.exec(customerText)?.[1] ?? "";
     group.lines.push({ stockCode, quantity, price });
   }
   yield* flush(Infinity);
 }
 
 function toOrder(group: OpenInvoice): StoredEvent {
-  const totalMillis = group.lines.reduce((sum, l) => sum + l.quantity * toMillis(l.price), 0);
+  const totalMillis = group.lines.reduce((sum, l) => sum + toMillis(l.quantity * l.price), 0);
   const occurredAt = new Date(group.at).toISOString();
   const event = {
     eventId: nameUuid(`uci:${group.orderId}`),

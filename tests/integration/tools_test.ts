@@ -240,3 +240,39 @@ onlyOn("no log", "import waits before retrying a 503 that has no Retry-After", a
     await engine.stop();
   }
 });
+
+onlyOn("no log", "import leaves out the events the engine refuses and posts the rest of their batch", async () => {
+  const batches: { eventId: string }[][] = [];
+  const engine = mockEngine(async (request) => {
+    if (request.method === "GET") return Response.json({ status: "ok" });
+    const events = await request.json() as { eventId: string }[];
+    batches.push(events);
+    if (batches.length > 1) return Response.json({ accepted: events.length, eventIds: [] }, { status: 202 });
+    // The first batch: its events 1 and 3 are refused, as the engine words it.
+    return Response.json({
+      type: "about:blank",
+      title: "Invalid request",
+      status: 400,
+      errors: [
+        { path: "1.occurredAt", message: "is more than 300 s in the future" },
+        { path: "3.userId", message: "Too big" },
+        { path: "3.sessionId", message: "Too big" },
+      ],
+    }, { status: 400, headers: { "content-type": "application/problem+json" } });
+  });
+  try {
+    const { code, stdout, stderr } = await runScript("import.ts", ["rees46", SAMPLE, "--url", engine.url]);
+    // One bad row used to stop the whole import.
+    assert.equal(code, 0, stderr);
+    const [first, again] = batches;
+    assert.deepEqual(again.map((e) => e.eventId), first.filter((_, i) => i !== 1 && i !== 3).map((e) => e.eventId));
+    assert.match(
+      stderr,
+      new RegExp(`refused by the engine: event ${first[1].eventId} \\(\\w+\\): occurredAt: is more`),
+    );
+    assert.match(stderr, /userId: Too big; sessionId: Too big/);
+    assert.match(stdout, /refused by the engine \(400\): 2 event\(s\)/);
+  } finally {
+    await engine.stop();
+  }
+});

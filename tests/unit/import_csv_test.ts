@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { expectHeader, parseCsv, textChunks } from "../../actors/import/csv.ts";
+import { CsvError, expectHeader, parseCsv, textChunks } from "../../actors/import/csv.ts";
 
 async function all(chunks: string[]): Promise<string[][]> {
   const out: string[][] = [];
@@ -30,4 +30,14 @@ Deno.test("textChunks() decodes UTF-8 and gunzips", async () => {
 Deno.test("expectHeader() names the header it got and the one it expected", () => {
   expectHeader(["\uFEFFa", "b "], ["a", "b"], "X");
   assert.throws(() => expectHeader(["a", "c"], ["a", "b"], "X"), /Cannot import X: header is "a,c", expected "a,b"/);
+});
+
+Deno.test("parseCsv() refuses a quoted field left open at the end of the file, naming the record", async () => {
+  // Everything after the quote used to become one field of one record, counted as one bad row.
+  const text = 'a,b\n1,2\n3,"open\n4,5\n6,7\n';
+  await assert.rejects(
+    () => all([text]),
+    CsvError,
+    "a quoted field is not closed before the end of the file (record 3)",
+  );
 });

@@ -161,3 +161,20 @@ Deno.test("UCI December 2010 replayed through the actors matches an independent 
   }
   assert.equal(result.global!.facts, invoices.size, "one activity fact per order reached the global actor");
 });
+
+Deno.test("a UCI invoice whose first line has no customer takes the customer of its later lines", async () => {
+  const csv = [
+    "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country",
+    "540001,85123A,HANGING HEART,2,2011-01-04 10:00:00,1.25,,United Kingdom",
+    "540001,71053,LANTERN,1,2011-01-04 10:00:00,3.00,13047.0,United Kingdom",
+  ].join("\n");
+  const summary = newUciSummary();
+  const events: StoredEvent[] = [];
+  // It used to fail the whole import with a raw validation error (an order without a userId).
+  for await (const e of importUci(parseCsv([csv]), summary)) events.push(e);
+  assert.equal(events.length, 1);
+  const order = events[0] as StoredEventOf<"order_completed">;
+  assert.equal(order.userId, "13047");
+  assert.deepEqual(order.properties.items.map((i) => i.productId), ["71053"]);
+  assert.deepEqual(summary.skipped, { missing_customer: 1 });
+});
