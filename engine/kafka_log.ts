@@ -129,10 +129,35 @@ interface PendingAppend {
   timer?: ReturnType<typeof setTimeout>;
 }
 
-/** Approximate size of records (string lengths for text), for the coalescing cap. */
-function recordBytes(records: readonly OutgoingRecord[]): number {
+const NON_ASCII = /[^\x00-\x7f]/;
+
+/** Bytes of `text` in UTF-8, without encoding it (ASCII, the usual case, is its length). */
+export function utf8Bytes(text: string): number {
+  if (!NON_ASCII.test(text)) return text.length;
   let bytes = 0;
-  for (const r of records) bytes += r.key.length + (typeof r.value === "string" ? r.value.length : r.value.byteLength);
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) bytes += 1;
+    else if (c < 0x800) bytes += 2;
+    else if ((c & 0xfc00) === 0xd800 && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      bytes += 4;
+      i++;
+    } else bytes += 3;
+  }
+  return bytes;
+}
+
+/**
+ * Size of records as the broker counts them (keys, values and headers in UTF-8), for the cap on a
+ * request: counted in UTF-16 units and without headers, a burst of dead letters (each with its
+ * error message in a header) or of non-ASCII text made requests the broker refused every time.
+ */
+export function recordBytes(records: readonly OutgoingRecord[]): number {
+  let bytes = 0;
+  for (const r of records) {
+    bytes += utf8Bytes(r.key) + (typeof r.value === "string" ? utf8Bytes(r.value) : r.value.byteLength);
+    if (r.headers) for (const name in r.headers) bytes += utf8Bytes(name) + utf8Bytes(r.headers[name]);
+  }
   return bytes;
 }
 
@@ -564,7 +589,11 @@ export class KafkaAdmin implements LogAdmin {
   }
 
   #connect(): Promise<void> {
-    this.#connected ??= this.#admin.connect();
+    // A failed connect is forgotten, so that the next call tries again (it used to fail for ever).
+    this.#connected ??= this.#admin.connect().catch((error) => {
+      this.#connected = null;
+      throw error;
+    });
     return this.#connected;
   }
 

@@ -86,7 +86,8 @@ interface Item {
   readonly at: number;
 }
 
-const DEFAULT_BACKOFF = { initial: 100, max: 5_000 };
+/** Retry delays after transient failures (doubling from `initial` up to `max`), unless WorkerDeps set others. */
+export const DEFAULT_BACKOFF = { initial: 100, max: 5_000 };
 const DEFAULT_IDLE_CLOCK_MS = 10_000;
 /** A timer handler that keeps re-arming an already-due timer is cut off after this many firings (per key and call). */
 export const MAX_FIRINGS_PER_KEY = 1_000;

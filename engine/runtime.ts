@@ -6,7 +6,7 @@ import type { AnyActorLogic } from "./actor.ts";
 import type { PartitionListener, RecordBatch, TopicPartition } from "./log.ts";
 import { tpKey } from "./log.ts";
 import type { Logger } from "./logger.ts";
-import { PartitionWorker, type WorkerDeps } from "./partition_worker.ts";
+import { DEFAULT_BACKOFF, PartitionWorker, type WorkerDeps } from "./partition_worker.ts";
 import { StatePacker } from "./state_packer.ts";
 
 /** Runtime settings and collaborators; `logics` maps each consumed topic to its actor type. */
@@ -40,6 +40,7 @@ export class ActorRuntime implements PartitionListener {
   /** One key table for every partition's packed actors. */
   readonly #packer = new StatePacker();
   #timer: ReturnType<typeof setInterval> | undefined;
+  #stopped = false;
 
   constructor(deps: RuntimeDeps) {
     this.#deps = deps;
@@ -106,7 +107,8 @@ export class ActorRuntime implements PartitionListener {
     await Promise.all(partitions.map(async (tp) => {
       const logic = this.#deps.logics.get(tp.topic);
       if (!logic) throw new Error(`no actor logic for topic ${tp.topic}`);
-      const worker = await PartitionWorker.claim(tp, { ...this.#deps, logic, packer: this.#packer });
+      const worker = await this.#claim(tp, logic);
+      if (!worker) return;
       this.#workers.set(tpKey(tp), worker);
       offsets.set(tpKey(tp), worker.checkpointedOffset);
     }));
@@ -148,7 +150,26 @@ export class ActorRuntime implements PartitionListener {
   }
 
   /** Stops checkpointing on a timer and releases every partition with a final checkpoint. */
+  /**
+   * Claims a partition, retrying with backoff while the database fails (undefined once stopped): a
+   * claim that failed in a rebalance was never tried again, and the partition consumed by nobody.
+   */
+  async #claim(tp: TopicPartition, logic: AnyActorLogic): Promise<PartitionWorker | undefined> {
+    const { initial, max } = this.#deps.retryBackoffMs ?? DEFAULT_BACKOFF;
+    for (let failures = 0; !this.#stopped; failures++) {
+      try {
+        return await PartitionWorker.claim(tp, { ...this.#deps, logic, packer: this.#packer });
+      } catch (error) {
+        const delay = Math.min(initial * 2 ** failures, max);
+        this.#log.warn("cannot claim the partition; retrying", { partition: tpKey(tp), error, delay });
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
+    return undefined;
+  }
+
   async stop(): Promise<void> {
+    this.#stopped = true;
     clearInterval(this.#timer);
     const workers = [...this.#workers.values()];
     this.#workers.clear();

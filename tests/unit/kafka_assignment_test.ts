@@ -113,3 +113,39 @@ Deno.test("a fenced partition handed back to the same member by the next rebalan
   assert.equal(row().owner, "A", "nobody claimed partition 0 again");
   assert.equal(row().nextOffset, 4, "partition 0 makes no progress");
 });
+
+Deno.test("a partition whose claim failed during a rebalance is claimed once the database is back", async () => {
+  const topics = topicNames({ TOPIC_PREFIX: "" });
+  const log = new MemoryLog();
+  await log.ensureTopics(Object.values(topics).map((topic) => ({ topic, partitions: 1 })));
+  const store = new MemoryCheckpointStore();
+  const fake = fakeKafka();
+  const consumer = new KafkaConsumer(fake.kafka as Any, { groupId: "group" }, silentLogger);
+  const runtime = new ActorRuntime({
+    store,
+    producer: log.producer(),
+    consumer,
+    topics,
+    groupId: "group",
+    owner: "A",
+    logger: silentLogger,
+    logics: new Map([[topics.events, recorderLogic()]]),
+    checkpointIntervalMs: 3_600_000,
+    checkpointMaxMessages: 1,
+    retryBackoffMs: { initial: 5, max: 20 },
+  });
+  await consumer.start([topics.events], runtime);
+  // The database is down while the group hands partition 0 to this member, and back a moment later.
+  store.failWith = new Error("connection refused");
+  fake.join({ [topics.events]: [0] });
+  await settle();
+  store.failWith = null;
+  await settle();
+  await fake.deliver(topics.events, 0, [0, 1]);
+  await settle();
+  // The failed claim was only logged: the partition stayed assigned here and was handled by nobody.
+  assert.deepEqual(runtime.owned(), [`${topics.events}:0`]);
+  assert.equal(store.partitions.get(`group/${topics.events}:0`)?.nextOffset, 2);
+  await consumer.stop();
+  await runtime.stop();
+});

@@ -1,0 +1,96 @@
+/**
+ * The engine's Kafka producer and admin against a real broker: requests sized as the broker counts
+ * bytes (headers and UTF-8 included), and an admin connection that recovers after a failed connect.
+ */
+import assert from "node:assert/strict";
+import { Kafka, logLevel } from "kafkajs";
+import { deadLetter } from "../../engine/dead_letter.ts";
+import { ValidationError } from "../../engine/errors.ts";
+import { createKafka, KafkaAdmin, KafkaConsumer, KafkaProducer } from "../../engine/kafka_log.ts";
+import type { LogRecord, OutgoingRecord } from "../../engine/log.ts";
+import { silentLogger } from "../../engine/logger.ts";
+import { onlyOn } from "../helpers/modes.ts";
+import { services, uniqueName } from "../helpers/services.ts";
+import { startTcpProxy } from "../helpers/tcp_proxy.ts";
+
+/** A fresh one-partition topic and a producer of the engine's. */
+async function producerOnNewTopic() {
+  const options = {
+    brokers: [services().kafkaBrokers],
+    clientId: uniqueName("p"),
+    logger: silentLogger,
+    publishTimeoutMs: 10_000,
+  };
+  const kafka = createKafka(options);
+  const topic = uniqueName("big");
+  const admin = new KafkaAdmin(kafka);
+  await admin.ensureTopics([{ topic, partitions: 1 }], 1);
+  await admin.close();
+  return { topic, producer: new KafkaProducer(kafka, options) };
+}
+
+onlyOn("kafka", {
+  name: "appends of large headers or non-ASCII text stay under the broker's message.max.bytes per request",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const { topic, producer } = await producerOnNewTopic();
+    try {
+      // A checkpoint's burst of dead letters: 1,500 records whose error message (in a header) is 900
+      // characters. Counted without headers they made one 150 KB request of over 1 MiB, refused every time.
+      const message = `field 'items' is invalid: ${"x".repeat(900)}`;
+      const deadLetters: OutgoingRecord[] = Array.from({ length: 1_500 }, (_, offset) => {
+        const source: LogRecord = {
+          topic: "events",
+          partition: 3,
+          offset,
+          key: null,
+          value: new TextEncoder().encode(`{"bad":${offset}}`),
+          headers: {},
+          timestamp: 0,
+        };
+        return { ...deadLetter(topic, source, new ValidationError(message)), partition: 0 };
+      });
+      await producer.append(deadLetters, { timeoutMs: 60_000 });
+      // 3,000 values of 150 '€': 450,000 UTF-16 units, 1.35 MB of UTF-8.
+      const euros = Array.from(
+        { length: 3_000 },
+        (_, i) => ({ topic, key: `k${i}`, value: "€".repeat(150), partition: 0 }),
+      );
+      await producer.append(euros, { timeoutMs: 60_000 });
+    } finally {
+      await producer.close();
+    }
+  },
+});
+
+onlyOn("kafka", {
+  name: "a consumer's admin connects again after a failed first connect",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const [hostname, port] = services().kafkaBrokers.split(":");
+    const topic = uniqueName("admin");
+    const setup = new KafkaAdmin(new Kafka({ brokers: [services().kafkaBrokers], logLevel: logLevel.NOTHING }));
+    await setup.ensureTopics([{ topic, partitions: 1 }], 1);
+    await setup.close();
+    const proxy = startTcpProxy({ hostname, port: Number(port) });
+    const kafka = new Kafka({
+      brokers: [`127.0.0.1:${proxy.port}`],
+      logLevel: logLevel.NOTHING,
+      retry: { retries: 1, initialRetryTime: 50 },
+      connectionTimeout: 300,
+    });
+    const consumer = new KafkaConsumer(kafka, { groupId: uniqueName("g") }, silentLogger);
+    try {
+      proxy.cut(); // the broker is unreachable the first time the consumer asks
+      await assert.rejects(consumer.earliestOffset({ topic, partition: 0 }));
+      proxy.restore();
+      // The failed connect was kept and every later call failed with it, for the life of the process.
+      assert.equal(await consumer.earliestOffset({ topic, partition: 0 }), 0);
+    } finally {
+      await consumer.stop().catch(() => {});
+      proxy.close();
+    }
+  },
+});
