@@ -9,6 +9,7 @@ import { buildRoutes } from "../http/routes.ts";
 import { createHandler } from "../http/server.ts";
 import { migrate } from "../sql/migrations.ts";
 import type { AnyActorLogic } from "./actor.ts";
+import { guardStrayNetworkErrors } from "./stray_errors.ts";
 import { advertisedUrl } from "./advertised_url.ts";
 import { type Backend, openBackend } from "./backend.ts";
 import { SqlCheckpointStore } from "./checkpoint.ts";
@@ -60,6 +61,7 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
   const instrumentation: Instrumentation = extra
     ? { emit: (event) => (metrics.emit(event), extra.emit(event)) }
     : metrics;
+  const unguard = guardStrayNetworkErrors(log);
   const backend = await openBackend(config, topics, log, { instrumentation });
   const applied = await migrate(backend.sql);
   log.info("database ready", { migrationsApplied: applied });
@@ -179,6 +181,7 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
         await backend.consumer.stop();
         await runtime.stop();
         await backend.close();
+        unguard();
         log.info("engine stopped");
       })();
       return stopped;

@@ -129,7 +129,7 @@ interface PendingAppend {
   timer?: ReturnType<typeof setTimeout>;
 }
 
-const NON_ASCII = /[^\x00-\x7f]/;
+const NON_ASCII = /[\u0080-\uffff]/;
 
 /** Bytes of `text` in UTF-8, without encoding it (ASCII, the usual case, is its length). */
 export function utf8Bytes(text: string): number {
@@ -156,7 +156,7 @@ export function recordBytes(records: readonly OutgoingRecord[]): number {
   let bytes = 0;
   for (const r of records) {
     bytes += utf8Bytes(r.key) + (typeof r.value === "string" ? utf8Bytes(r.value) : r.value.byteLength);
-    if (r.headers) for (const name in r.headers) bytes += utf8Bytes(name) + utf8Bytes(r.headers[name]);
+    if (r.headers) { for (const name in r.headers) bytes += utf8Bytes(name) + utf8Bytes(r.headers[name]); }
   }
   return bytes;
 }
