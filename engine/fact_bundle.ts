@@ -25,7 +25,8 @@ const VERSION = "1";
 export const MAX_BUNDLE_BYTES = 256 * 1024;
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
+/** Keeps a leading U+FEFF: by default it is dropped as a byte order mark, and "\uFEFFsku-1" became "sku-1". */
+const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /** First capacity of a bundle's buffer; it doubles as entries come. */
 const INITIAL_BUNDLE_CAPACITY = 16 * 1024;

@@ -255,8 +255,10 @@ class Reader {
           const index = this.#varint();
           const key = index > 0 ? this.keys[index - 1] : this.value() as string;
           const value = this.value();
-          if (key === "__proto__") Object.defineProperty(object, key, { value, enumerable: true, writable: true });
-          else object[key] = value;
+          if (key === "__proto__") {
+            // As JSON.parse makes it: an own property that can be changed and deleted like any other.
+            Object.defineProperty(object, key, { value, enumerable: true, writable: true, configurable: true });
+          } else object[key] = value;
         }
         return object;
       }

@@ -170,3 +170,13 @@ Deno.test("the runtime handles bundled records one by one: distinct output ids, 
     "entries are dead-lettered with their bytes and index; a broken bundle as a whole",
   );
 });
+
+Deno.test("a key that starts with U+FEFF comes out of its bundle as it went in", () => {
+  const keys = ["\uFEFF", "\uFEFFsku-1", "sku-\uFEFF", "\uFEFF\uFEFFx"];
+  const [bundle] = bundleRecords(
+    keys.map((key) => ({ topic: "product-events", key, value: "{}" })),
+    new Map([["product-events", 1]]),
+  );
+  // A leading U+FEFF was dropped as a byte order mark: "\uFEFFsku-1" came back as "sku-1", another product.
+  assert.deepEqual(expandBundle(asRead(bundle, 0)).map((r) => r.key), keys);
+});

@@ -95,3 +95,16 @@ Deno.test("a user state of ten product views packs to under a third of its JSON"
     );
   }
 });
+
+Deno.test("an unpacked __proto__ key is an ordinary own property, as JSON.parse makes it: it can be changed and deleted", () => {
+  const packer = new StatePacker();
+  const unpacked = packer.unpack(packer.pack(parseJson('{"__proto__":"abc","a":1}'))) as Record<string, unknown>;
+  assert.deepEqual(
+    Object.getOwnPropertyDescriptor(unpacked, "__proto__"),
+    Object.getOwnPropertyDescriptor(JSON.parse('{"__proto__":"abc"}'), "__proto__"),
+  );
+  // It was not configurable: redefining it threw "Cannot redefine property", and so did delete.
+  Object.defineProperty(unpacked, "__proto__", { value: "changed" });
+  assert.equal(delete unpacked["__proto__"], true);
+  assert.deepEqual(Object.keys(unpacked), ["a"]);
+});
