@@ -512,9 +512,9 @@ export class KafkaConsumer implements LogConsumer {
     const revoked = [...this.#owned].filter(([k]) => !next.has(k)).map(([, tp]) => tp);
     // A partition still assigned but given up since (its worker was fenced off while this member
     // stalled, and the group handed it back) is claimed again too.
-    const added = [...next].filter(([k, tp]) => !this.#owned.has(k) || listener.gaveUp?.(tp) === true).map(([, tp]) =>
-      tp
-    );
+    const added = [...next]
+      .filter(([k, tp]) => !this.#owned.has(k) || listener.gaveUp?.(tp) === true)
+      .map(([, tp]) => tp);
     this.#logger.info("assignment changed", {
       revoked: revoked.map(tpKey),
       assigned: added.map(tpKey),

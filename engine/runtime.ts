@@ -149,7 +149,6 @@ export class ActorRuntime implements PartitionListener {
     return [...this.#workers.keys()].sort();
   }
 
-  /** Stops checkpointing on a timer and releases every partition with a final checkpoint. */
   /**
    * Claims a partition, retrying with backoff while the database fails (undefined once stopped): a
    * claim that failed in a rebalance was never tried again, and the partition consumed by nobody.
@@ -168,6 +167,7 @@ export class ActorRuntime implements PartitionListener {
     return undefined;
   }
 
+  /** Stops checkpointing on a timer and releases every partition with a final checkpoint. */
   async stop(): Promise<void> {
     this.#stopped = true;
     clearInterval(this.#timer);

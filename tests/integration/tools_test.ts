@@ -26,6 +26,21 @@ async function runScript(script: string, args: string[]): Promise<{ code: number
   return { code: output.code, stdout: decoder.decode(output.stdout), stderr: decoder.decode(output.stderr) };
 }
 
+/** `deno task tail` in embedded mode (KAFKA_BROKERS unset), its output piped. */
+function spawnTail(args: string[]): Deno.ChildProcess {
+  const env = Deno.env.toObject();
+  delete env.KAFKA_BROKERS;
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", "scripts/tail.ts", ...args],
+    cwd: ROOT,
+    env,
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}
+
 /** Views per product in the CSV, counted independently of the importer. */
 function expectedViews(csv: string): Map<string, number> {
   const views = new Map<string, number>();
@@ -84,17 +99,7 @@ onlyOn("embedded", "tools: import, loadgen and tail against an embedded engine",
     });
 
     await t.step("tail alerts prints an abandoned cart as it appears", async () => {
-      const env = Deno.env.toObject();
-      delete env.KAFKA_BROKERS;
-      const tail = new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", "--quiet", "scripts/tail.ts", "alerts", "--url", url, "--interval", "250"],
-        cwd: ROOT,
-        env,
-        clearEnv: true,
-        stdin: "null",
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
+      const tail = spawnTail(["alerts", "--url", url, "--interval", "250"]);
       const decoder = new TextDecoder();
       let stderr = "";
       const stderrDone = tail.stderr.pipeTo(
@@ -183,28 +188,7 @@ onlyOn("no log", "tail alerts retries an engine answering 503, and prints the al
   const engine = mockEngine(() =>
     ++calls <= 2 ? new Response("database unavailable", { status: 503 }) : Response.json({ items: [alert] })
   );
-  const env = Deno.env.toObject();
-  delete env.KAFKA_BROKERS;
-  const tail = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "--quiet",
-      "scripts/tail.ts",
-      "alerts",
-      "--url",
-      engine.url,
-      "--interval",
-      "100",
-      "--from-beginning",
-    ],
-    cwd: ROOT,
-    env,
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const tail = spawnTail(["alerts", "--url", engine.url, "--interval", "100", "--from-beginning"]);
   const deadline = Date.now() + 10_000;
   while (calls < 4 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
   try {

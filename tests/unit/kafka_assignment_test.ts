@@ -66,7 +66,8 @@ function fakeKafka() {
 
 const settle = () => new Promise((r) => setTimeout(r, 50));
 
-Deno.test("a fenced partition handed back to the same member by the next rebalance is claimed again", async () => {
+/** A runtime of member "A" on a KafkaConsumer over the stand-in kafkajs, one partition, a checkpoint per batch. */
+async function memberA() {
   const topics = topicNames({ TOPIC_PREFIX: "" });
   const log = new MemoryLog();
   await log.ensureTopics(Object.values(topics).map((topic) => ({ topic, partitions: 1 })));
@@ -86,6 +87,11 @@ Deno.test("a fenced partition handed back to the same member by the next rebalan
     checkpointMaxMessages: 1,
     retryBackoffMs: { initial: 5, max: 20 },
   });
+  return { topics, store, fake, consumer, runtime };
+}
+
+Deno.test("a fenced partition handed back to the same member by the next rebalance is claimed again", async () => {
+  const { topics, store, fake, consumer, runtime } = await memberA();
   const tp = { topic: topics.events, partition: 0 };
   const row = () => store.partitions.get(`group/${topics.events}:0`)!;
 
@@ -115,25 +121,7 @@ Deno.test("a fenced partition handed back to the same member by the next rebalan
 });
 
 Deno.test("a partition whose claim failed during a rebalance is claimed once the database is back", async () => {
-  const topics = topicNames({ TOPIC_PREFIX: "" });
-  const log = new MemoryLog();
-  await log.ensureTopics(Object.values(topics).map((topic) => ({ topic, partitions: 1 })));
-  const store = new MemoryCheckpointStore();
-  const fake = fakeKafka();
-  const consumer = new KafkaConsumer(fake.kafka as Any, { groupId: "group" }, silentLogger);
-  const runtime = new ActorRuntime({
-    store,
-    producer: log.producer(),
-    consumer,
-    topics,
-    groupId: "group",
-    owner: "A",
-    logger: silentLogger,
-    logics: new Map([[topics.events, recorderLogic()]]),
-    checkpointIntervalMs: 3_600_000,
-    checkpointMaxMessages: 1,
-    retryBackoffMs: { initial: 5, max: 20 },
-  });
+  const { topics, store, fake, consumer, runtime } = await memberA();
   await consumer.start([topics.events], runtime);
   // The database is down while the group hands partition 0 to this member, and back a moment later.
   store.failWith = new Error("connection refused");
