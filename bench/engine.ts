@@ -154,7 +154,7 @@ export async function run(args: string[]): Promise<void> {
             }
           }
           if (e.type === "message_processed" && firstProcessed === 0) firstProcessed = performance.now();
-          if (e.type === "output") outputs.set(e.topic, (outputs.get(e.topic) ?? 0) + 1);
+          if (e.type === "output") outputs.set(e.topic, (outputs.get(e.topic) ?? 0) + e.count);
         },
       },
     });

@@ -24,11 +24,11 @@ export class TalliedCounter {
     });
   }
 
-  /** Adds one for these label values. */
-  inc(first: string, second: string): void {
+  /** Adds `n` (one by default) for these label values. */
+  inc(first: string, second: string, n = 1): void {
     let counts = this.#pending.get(first);
     if (counts === undefined) this.#pending.set(first, counts = new Map());
-    counts.set(second, (counts.get(second) ?? 0) + 1);
+    counts.set(second, (counts.get(second) ?? 0) + n);
   }
 
   #flush(): void {

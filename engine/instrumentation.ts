@@ -44,8 +44,10 @@ export type EngineEvent =
     readonly topic: string;
     readonly partition: number;
   }
-  | { readonly type: "dead_lettered"; readonly topic: string; readonly code: string }
-  | { readonly type: "output"; readonly topic: string; readonly subtype: string }
+  /** Records dead-lettered, counted once their checkpoint commits (a rewind handles them again). */
+  | { readonly type: "dead_lettered"; readonly topic: string; readonly code: string; readonly count: number }
+  /** Outputs published, counted once their checkpoint commits. */
+  | { readonly type: "output"; readonly topic: string; readonly subtype: string; readonly count: number }
   | { readonly type: "partitions_owned"; readonly count: number }
   | { readonly type: "partition_released"; readonly topic: string; readonly partition: number }
   | { readonly type: "log_records_purged"; readonly topic: string; readonly count: number }

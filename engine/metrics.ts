@@ -180,10 +180,10 @@ export class Metrics implements Instrumentation {
         this.#timersPending.set({ topic: e.topic, partition: String(e.partition) }, e.pending);
         return;
       case "dead_lettered":
-        this.#deadLettered.inc({ topic: e.topic, code: e.code });
+        this.#deadLettered.inc({ topic: e.topic, code: e.code }, e.count);
         return;
       case "output":
-        this.#outputs.inc(e.topic, e.subtype);
+        this.#outputs.inc(e.topic, e.subtype, e.count);
         return;
       case "log_records_purged":
         this.#purged.inc({ topic: e.topic }, e.count);

@@ -98,6 +98,11 @@ const EXPIRY_SWEEP_MS = 60_000;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** Adds one to `key`'s count. */
+function tally(counts: Map<string, number>, key: string): void {
+  counts.set(key, (counts.get(key) ?? 0) + 1);
+}
+
 /** The actors and progress of one owned partition. */
 export class PartitionWorker {
   readonly #tp: TopicPartition;
@@ -130,6 +135,12 @@ export class PartitionWorker {
   /** Product minute deltas since the last checkpoint, added up (committed with the offset covering them). */
   readonly #productMinutes = new ProductMinuteDeltas();
   #sinceCheckpoint = 0;
+  /**
+   * Outputs and dead letters since the last checkpoint, by `topic\u0000subtype` or `topic\u0000code`:
+   * reported when it commits, since a rewind drops them and handles their records again.
+   */
+  readonly #outputCounts = new Map<string, number>();
+  readonly #deadLetterCounts = new Map<string, number>();
   #clock: number;
   /** The clock was advanced by wall time (idle) since the last checkpoint, which does not hold it yet. */
   #clockAhead = false;
@@ -461,6 +472,8 @@ export class PartitionWorker {
     this.#cells.clear();
     this.#expired.clear();
     this.#outputs.clear();
+    this.#outputCounts.clear();
+    this.#deadLetterCounts.clear();
     this.#alerts = [];
     this.#recommendations = [];
     this.#analyticsHistory = [];
@@ -512,6 +525,8 @@ export class PartitionWorker {
     this.#cells.clear();
     this.#timers.clear();
     this.#productMinutes.clear();
+    this.#outputCounts.clear();
+    this.#deadLetterCounts.clear();
     this.#events.emit({ ...this.#tp, type: "partition_released" });
   }
 
@@ -562,7 +577,7 @@ export class PartitionWorker {
   #reject(record: LogRecord, error: unknown): void {
     const reason = error instanceof EngineError ? error : new ValidationError(ensureError(error).message);
     this.#outputs.add(deadLetter(this.#deps.topics.dlq, record, reason));
-    this.#events.emit({ type: "dead_lettered", topic: record.topic, code: reason.code });
+    tally(this.#deadLetterCounts, `${record.topic}\u0000${reason.code}`);
     this.#log.warn("record dead-lettered", { offset: record.offset, error: reason });
   }
 
@@ -626,7 +641,7 @@ export class PartitionWorker {
       } catch (error) {
         if (!(error instanceof TerminalError)) throw error;
         this.#outputs.add(deadLetter(this.#deps.topics.dlq, item.record, error));
-        this.#events.emit({ type: "dead_lettered", topic: item.record.topic, code: error.code });
+        tally(this.#deadLetterCounts, `${item.record.topic}\u0000${error.code}`);
         this.#log.warn("handler rejected record", { key, offset: item.record.offset, error });
       }
     }
@@ -675,7 +690,7 @@ export class PartitionWorker {
       }
       this.#outputs.add({ topic: names[topic], key, value: JSON.stringify(value) });
       const subtype = (value as { type?: unknown } | null)?.type;
-      this.#events.emit({ type: "output", topic, subtype: typeof subtype === "string" ? subtype : "" });
+      tally(this.#outputCounts, `${topic}\u0000${typeof subtype === "string" ? subtype : ""}`);
       const schema = topic === "alerts" ? alertSchema : topic === "recommendations" ? recommendationSchema : null;
       if (!schema) continue;
       const parsed = safeParseFast(schema, value);
@@ -687,6 +702,20 @@ export class PartitionWorker {
         this.#recommendations.push(parsed.data as Recommendation);
       }
     }
+  }
+
+  /** Reports the outputs and dead letters of the checkpoint that just committed. */
+  #reportCounts(): void {
+    for (const [key, count] of this.#outputCounts) {
+      const [topic, subtype] = key.split("\u0000");
+      this.#events.emit({ type: "output", topic, subtype, count });
+    }
+    for (const [key, count] of this.#deadLetterCounts) {
+      const [topic, code] = key.split("\u0000");
+      this.#events.emit({ type: "dead_lettered", topic, code, count });
+    }
+    this.#outputCounts.clear();
+    this.#deadLetterCounts.clear();
   }
 
   /** Queues a stored output (not published) for the next checkpoint's transaction. */
@@ -833,6 +862,7 @@ export class PartitionWorker {
     }
     for (const [, cell] of dirty) cell.dirty = false;
     for (const key of deletes) this.#expired.delete(key);
+    this.#reportCounts();
     this.#alerts = [];
     this.#recommendations = [];
     this.#analyticsHistory = [];

@@ -10,6 +10,9 @@ import { createRouter, type Route } from "./router.ts";
 /** Label for requests that matched no route (keeps metric cardinality bounded). */
 const UNMATCHED_ROUTE = "(unmatched)";
 
+/** Methods a metric label names; any other a client sends (any token is a method) is "other", not a new series. */
+const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
+
 /** Turns routes into a fetch handler that never throws; reports each request to `instrumentation`. */
 export function createHandler(
   routes: readonly Route[],
@@ -45,7 +48,7 @@ export function createHandler(
     instrumentation?.emit({
       type: "http_request",
       route: matched.get(request) ?? UNMATCHED_ROUTE,
-      method: request.method,
+      method: METHODS.has(request.method) ? request.method : "other",
       status: response.status,
       seconds: (performance.now() - started) / 1000,
     });

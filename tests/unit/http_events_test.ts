@@ -5,6 +5,8 @@
 import assert from "node:assert/strict";
 import { LogUnavailableError } from "../../engine/errors.ts";
 import { FORWARDED_HEADER, type StateReader } from "../../engine/state_reader.ts";
+import { silentLogger } from "../../engine/logger.ts";
+import { createHandler } from "../../http/server.ts";
 import { BASE, FIXTURE_LIMITS, httpFixture, pageView, postEvents } from "./http_fixture.ts";
 
 const PROBLEM_KEYS = new Set(["type", "title", "status", "detail", "errors"]);
@@ -250,4 +252,16 @@ Deno.test("related products read their key through the owner, as the state route
     { kind: "product", key: "p1", forwarded: false },
     { kind: "product", key: "p1", forwarded: true },
   ]);
+});
+
+Deno.test('the method label of request metrics is one of the standard methods or "other": clients cannot add series', async () => {
+  const seen: string[] = [];
+  const handle = createHandler([], silentLogger, {
+    emit: (event) => void (event.type === "http_request" && seen.push(event.method)),
+  });
+  for (const method of ["GET", "POST", "M0", "M1", "PROPFIND"]) {
+    await (await handle(new Request(`${BASE}/nowhere`, { method }))).body?.cancel();
+  }
+  // Any token is a method: "M0" … "M49" made fifty series of each request metric.
+  assert.deepEqual(seen, ["GET", "POST", "other", "other", "other"]);
 });

@@ -236,3 +236,26 @@ Deno.test("a fenced-off owner does not publish the outputs of what it handled af
   assert.equal(h.log.all(h.topics.alerts).length, 1, "the old owner published nothing more");
   assert.equal(((await h.store.read("echo", "a"))?.state as { n: number }).n, 1);
 });
+
+Deno.test("dead letters and outputs are counted when their checkpoint commits, once, whatever rewinds came before", async () => {
+  let failures = 2;
+  const h = new Harness(
+    recorderLogic({
+      handle: (_key, message) => {
+        if (message.n === 5 && failures-- > 0) throw new Error("database hiccup");
+      },
+    }),
+    1,
+  );
+  let deadLettered = 0;
+  h.instrumentation = { emit: (e) => void (e.type === "dead_lettered" && (deadLettered += e.count)) };
+  await h.start();
+  h.send("a", { n: "not a number" }); // dead-lettered, then handled again by each rewind
+  for (let n = 0; n < 10; n++) h.send("b", { n });
+  await h.drained();
+  await h.stop();
+  assert.equal(failures, -1);
+  assert.equal(h.log.all(h.topics.dlq).length, 1);
+  // Counted when handled, it read 3 here: once per handling.
+  assert.equal(deadLettered, 1);
+});
