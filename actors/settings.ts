@@ -13,7 +13,9 @@ export function fromDecimal(value: unknown): unknown {
   return typeof value === "string" && /^\s*-?(\d+(\.\d*)?|\.\d+)\s*$/.test(value) ? Number(value) : value;
 }
 
-const decimal = (error = "must be a decimal number, e.g. 0.5") => z.number({ error });
+/** Numbers whose wrong type or form says how to write one; a value out of range gets zod's message naming the bound. */
+const decimal = (message = "must be a decimal number, e.g. 0.5") =>
+  z.number({ error: (issue) => issue.code === "invalid_type" ? message : undefined });
 const integer = () => decimal("must be an integer in decimal digits, e.g. 30").int();
 const read = <T extends z.ZodNumber>(schema: T) => z.preprocess(fromDecimal, schema);
 

@@ -1,7 +1,7 @@
 /**
- * The partitioned log on Apache Kafka, through kafkajs. This and its two runtime patches to kafkajs
- * (kafkajs_encoder.ts, kafkajs_request_queue.ts) are the only modules that import kafkajs; swapping
- * the client means rewriting this file and dropping those two, nothing else.
+ * The partitioned log on Apache Kafka, through kafkajs. This and its three runtime patches to kafkajs
+ * (kafkajs_encoder.ts, kafkajs_request_queue.ts, kafkajs_crc32c.ts) are the only modules that import
+ * kafkajs; swapping the client means rewriting this file and dropping those three, nothing else.
  */
 import { type Consumer, type EachBatchPayload, Kafka, logLevel, Partitioners, type Producer } from "kafkajs";
 import { ensureError, LogUnavailableError } from "./errors.ts";

@@ -1,6 +1,6 @@
 /** POST /v1/events: one event, a JSON array, or NDJSON; 202 only after the log acknowledged all. */
 import { z } from "zod";
-import { incomingEvent } from "../actors/events.ts";
+import { incomingEvent, MAX_AMOUNT } from "../actors/events.ts";
 import type { Topics } from "../engine/config.ts";
 import { PayloadTooLargeError, ValidationError } from "../engine/errors.ts";
 import { type IngestRules, prepareEvents, publishEvents } from "../engine/ingest.ts";
@@ -87,6 +87,10 @@ export function eventsRouteDoc(limits: Pick<EventsRouteDeps, "maxEvents" | "maxB
       "Every event is validated before any is stored: one invalid event rejects the whole request (400),",
       "listing every offending field as `errors[].path` (prefixed by the event's index for a batch).",
       `Events dated more than ${limits.rules.maxFutureMs / 1000} s in the future are rejected.`,
+      // Checks the JSON Schema below cannot express (zod refinements are left out of it).
+      "Beyond the schema: times must fall between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z once in UTC;",
+      "text must not hold U+0000 or an unpaired UTF-16 surrogate; a line's price × quantity (a cart add, an order",
+      `item) must be at most ${MAX_AMOUNT}.`,
       "202 is sent only after the log acknowledged every event (Kafka: acks=all). A 503 means they were not",
       "acknowledged (some may still have been stored): retry with the same `eventId`s to stay idempotent.",
     ].join(" "),

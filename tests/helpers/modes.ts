@@ -23,8 +23,10 @@
  *   - routing_test.ts, ingest_role_test.ts and the failover test in exactly_once_test.ts: two
  *     instances share one consumer group (or one Kafka cluster); an embedded engine owns its
  *     DATA_DIR alone, and ROLE=ingest needs production mode.
- *   - query_api_test.ts's analytics history replay: it rewrites checkpoints through a second
- *     connection while the engine is stopped; PGlite serves the engine's connection only.
+ *   - query_api_test.ts's analytics history replay and its fenced-checkpoint ranking test: they
+ *     write checkpoints through a second connection; PGlite serves the engine's connection only.
+ *   - kafka_consumer_test.ts, kafka_producer_test.ts, log_retention_gap_test.ts: the Kafka adapter
+ *     itself (groups, request sizes, reconnects, DeleteRecords); the embedded log has unit tests.
  * - [postgresql] checkpoint_store_test.ts: the checkpoint store on a PostgreSQL server, no log; the
  *   same SQL runs on PGlite under every embedded scenario.
  * - [embedded]
@@ -32,7 +34,9 @@
  *   - embedded_retention_test.ts: the embedded log's retention (Kafka's belongs to the broker).
  *   - tools_test.ts: import and loadgen only talk HTTP, so one log is enough; `tail` is tested in its
  *     embedded form (polling GET /v1/alerts), its Kafka form (a consumer) is not.
- * - [no log] lifecycle_test.ts's bad-configuration test stops before any log is opened.
+ *   - engine_stop_test.ts: the engine's own shutdown (a second signal, a stalled upload) and its URL.
+ * - [no log] lifecycle_test.ts's bad-configuration test stops before any log is opened; tools_test.ts's
+ *   argument checks and its tools against a stand-in engine (503s, refusals) need no log either.
  */
 import { Kafka, logLevel } from "kafkajs";
 import postgres from "postgres";

@@ -51,3 +51,13 @@ Deno.test("domain settings: durations in minutes are at least a second (a 0 ms h
     assert.equal(domainSettingsSchema.parse({ [name]: "0.5" })[name], 0.5);
   }
 });
+
+Deno.test("domain settings: a value out of range is refused naming the bound, one of the wrong form saying how to write it", () => {
+  const message = (input: Record<string, string>) => domainSettingsSchema.safeParse(input).error!.issues[0].message;
+  // Every problem used to read "must be an integer in decimal digits, e.g. 30", also for 25 hours.
+  assert.match(message({ FRAUD_NIGHT_END_HOUR: "25" }), /<=\s?24/);
+  assert.match(message({ USER_DEDUPE_EVENTS: "0" }), />=\s?1/);
+  assert.match(message({ FRAUD_ALERT_THRESHOLD: "2" }), /<=\s?1/);
+  assert.equal(message({ FRAUD_NIGHT_END_HOUR: "1.5" }), "must be an integer in decimal digits, e.g. 30");
+  assert.equal(message({ FRAUD_ALERT_THRESHOLD: "0x1" }), "must be a decimal number, e.g. 0.5");
+});

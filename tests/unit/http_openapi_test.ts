@@ -244,3 +244,15 @@ Deno.test("GET /v1/users/{id}, /v1/products/{id} and /healthz document their ans
   const health = doc.paths["/healthz"].get.responses["200"].content["application/json"].schema;
   assert.equal(component(doc, health.$ref).properties.status.const, "ok");
 });
+
+Deno.test("POST /v1/events documents the checks its JSON Schema cannot carry, and the bounds it can", async () => {
+  const doc = await fetchDocument();
+  const post = doc.paths["/v1/events"].post;
+  // zod refinements are left out of the generated schemas: the operation says what they check.
+  assert.match(post.description, /1970-01-01T00:00:00Z and 9999-12-31T23:59:59\.999Z/);
+  assert.match(post.description, /U\+0000 or an unpaired UTF-16 surrogate/);
+  assert.match(post.description, /price × quantity .* at most 1000000000/);
+  // Plain bounds are in the schemas themselves.
+  const maxima = collect(doc.components.schemas, "maximum");
+  for (const bound of [1_000_000_000, 1_000_000, 3_600]) assert.ok(maxima.includes(bound), `maximum ${bound}`);
+});
