@@ -19,7 +19,7 @@ import { bump, rankRelated, type Recommendation } from "./recommendations.ts";
 import { DEFAULT_DOMAIN_SETTINGS, type DomainSettings, minutesMs } from "./settings.ts";
 import { countMinute, type MinuteCounts } from "./product_minute.ts";
 import { initialProduct, persistProduct, type ProductState, restoreProduct, type Stamped } from "./product_state.ts";
-import { recordTrend, type TrendKind } from "./trending.ts";
+import { bucketStart, recordTrend, type TrendKind } from "./trending.ts";
 
 export { type PersistedProduct, type ProductState } from "./product_state.ts";
 
@@ -198,7 +198,9 @@ function latest<T extends string | number>(
 function trend(state: ProductState, kind: TrendKind, at: number, s: DomainSettings) {
   // The horizon follows the newest activity bucket, not the product's latest event of any kind: a
   // stock update or a removal (not counted here) moved it, so what was dropped depended on arrival order.
-  const newest = state.trend.length > 0 ? state.trend[state.trend.length - 1][0] : at;
-  const latestAt = Math.max(newest, at);
-  return recordTrend(state.trend, kind, at, latestAt, minutesMs(s.TRENDING_HALF_LIFE_MINUTES));
+  // Bucket starts on both sides: the exact time of one and the bucket of the other disagreed for some half-lives.
+  const halfLifeMs = minutesMs(s.TRENDING_HALF_LIFE_MINUTES);
+  const newest = state.trend.length > 0 ? state.trend[state.trend.length - 1][0] : -Infinity;
+  const latestAt = Math.max(newest, bucketStart(at, halfLifeMs));
+  return recordTrend(state.trend, kind, at, latestAt, halfLifeMs);
 }

@@ -46,26 +46,33 @@ export interface Recommendation {
  */
 export function bump(counts: CoCounts, related: readonly string[], self: string, limit: number): CoCounts {
   const next = new Map(counts);
+  // Counts restored from a checkpoint taken under a higher limit are trimmed to this one first.
+  while (next.size > limit) next.delete(lowest(next)[0]);
   for (const id of new Set(related)) {
     if (id === self) continue;
     const count = next.get(id);
     if (count !== undefined || next.size < limit) {
       next.set(id, (count ?? 0) + 1);
-      continue;
+    } else if (next.size > 0) {
+      const [worst, n] = lowest(next);
+      next.delete(worst);
+      next.set(id, n + 1);
     }
-    let worst = "";
-    let lowest = Infinity;
-    for (const [other, n] of next) {
-      if (n < lowest || (n === lowest && compare(other, worst) > 0)) {
-        worst = other;
-        lowest = n;
-      }
-    }
-    if (lowest === Infinity) continue; // limit 0: nothing is kept
-    next.delete(worst);
-    next.set(id, lowest + 1);
   }
   return next;
+}
+
+/** The entry that goes first: the lowest count, ties by the last product id. */
+function lowest(counts: CoCounts): [string, number] {
+  let worst = "";
+  let n = Infinity;
+  for (const [id, count] of counts) {
+    if (count < n || (count === n && compare(id, worst) > 0)) {
+      worst = id;
+      n = count;
+    }
+  }
+  return [worst, n];
 }
 
 /**

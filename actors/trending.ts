@@ -26,6 +26,12 @@ export interface TrendWeights {
 
 const COLUMN: Record<TrendKind, 1 | 2 | 3> = { view: 1, cart: 2, purchase: 3 };
 
+/** Start (epoch ms) of the bucket holding `at`. */
+export function bucketStart(at: number, halfLifeMs: number): number {
+  const width = Math.max(1, Math.floor(halfLifeMs / BUCKETS_PER_HALF_LIFE));
+  return Math.floor(at / width) * width;
+}
+
 /** Counts one activity at `at`; `latest` is the latest event time of the product (after this one). */
 export function recordTrend(
   buckets: readonly TrendBucket[],

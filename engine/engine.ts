@@ -61,7 +61,6 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
   const instrumentation: Instrumentation = extra
     ? { emit: (event) => (metrics.emit(event), extra.emit(event)) }
     : metrics;
-  const unguard = guardStrayNetworkErrors(log);
   const backend = await openBackend(config, topics, log, { instrumentation });
   const applied = await migrate(backend.sql);
   log.info("database ready", { migrationsApplied: applied });
@@ -151,6 +150,8 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
   const advertised = advertisedUrl({ configured: config.ADVERTISED_URL, bound: addr });
   await registry.register(advertised);
   log.info("engine started", { mode: config.mode, role: config.ROLE, url, advertised, backend: backend.describe });
+  // Installed once started (a failed start leaves nothing behind), removed when the stop ends, however it ends.
+  const unguard = guardStrayNetworkErrors(log);
 
   return {
     url,
@@ -167,22 +168,27 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
     stop() {
       // Once: a second signal must not close the backend under the first stop's final checkpoints.
       stopped ??= (async () => {
-        stopping = true;
-        log.info("engine stopping");
-        await registry.unregister();
-        // A request still running (a client stalled mid-upload) must not hold the final checkpoints.
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        const drained = await Promise.race([
-          server.shutdown().then(() => true),
-          new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), HTTP_DRAIN_MS)),
-        ]);
-        clearTimeout(timer);
-        if (!drained) log.warn("requests still running after the HTTP drain time; stopping anyway", { HTTP_DRAIN_MS });
-        await backend.consumer.stop();
-        await runtime.stop();
-        await backend.close();
-        unguard();
-        log.info("engine stopped");
+        try {
+          stopping = true;
+          log.info("engine stopping");
+          await registry.unregister();
+          // A request still running (a client stalled mid-upload) must not hold the final checkpoints.
+          let timer: ReturnType<typeof setTimeout> | undefined;
+          const drained = await Promise.race([
+            server.shutdown().then(() => true),
+            new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), HTTP_DRAIN_MS)),
+          ]);
+          clearTimeout(timer);
+          if (!drained) {
+            log.warn("requests still running after the HTTP drain time; stopping anyway", { HTTP_DRAIN_MS });
+          }
+          await backend.consumer.stop();
+          await runtime.stop();
+          await backend.close();
+          log.info("engine stopped");
+        } finally {
+          unguard();
+        }
       })();
       return stopped;
     },

@@ -41,6 +41,12 @@ export class ActorRuntime implements PartitionListener {
   readonly #packer = new StatePacker();
   #timer: ReturnType<typeof setInterval> | undefined;
   #stopped = false;
+  /**
+   * Partitions assigned here whose claim failed (the database down during a rebalance): housekeeping
+   * claims them again, with backoff, until they are revoked. Retrying inside the assignment instead
+   * held up the group's next assignment (a revocation could not get through, and a stop hung).
+   */
+  readonly #unclaimed = new Map<string, { readonly tp: TopicPartition; failures: number; retryAt: number }>();
 
   constructor(deps: RuntimeDeps) {
     this.#deps = deps;
@@ -61,6 +67,7 @@ export class ActorRuntime implements PartitionListener {
 
   /** One round: fire due timers and expire, checkpoint every partition, then passivate and pack the idle. */
   async housekeep(): Promise<void> {
+    await this.#retryClaims();
     const workers = [...this.#workers.values()];
     await Promise.all(workers.map(async (worker) => {
       await worker.tick();
@@ -105,12 +112,10 @@ export class ActorRuntime implements PartitionListener {
   async assigned(partitions: readonly TopicPartition[]): Promise<Map<string, number>> {
     const offsets = new Map<string, number>();
     await Promise.all(partitions.map(async (tp) => {
-      const logic = this.#deps.logics.get(tp.topic);
-      if (!logic) throw new Error(`no actor logic for topic ${tp.topic}`);
-      const worker = await this.#claim(tp, logic);
-      if (!worker) return;
-      this.#workers.set(tpKey(tp), worker);
-      offsets.set(tpKey(tp), worker.checkpointedOffset);
+      if (!this.#deps.logics.has(tp.topic)) throw new Error(`no actor logic for topic ${tp.topic}`);
+      const worker = await this.#claim(tp);
+      if (worker) offsets.set(tpKey(tp), worker.checkpointedOffset);
+      else this.#unclaimed.set(tpKey(tp), { tp, failures: 1, retryAt: performance.now() + this.#backoff(0) });
     }));
     return offsets;
   }
@@ -121,6 +126,7 @@ export class ActorRuntime implements PartitionListener {
 
   async revoked(partitions: readonly TopicPartition[]): Promise<void> {
     await Promise.all(partitions.map(async (tp) => {
+      this.#unclaimed.delete(tpKey(tp));
       const worker = this.#workers.get(tpKey(tp));
       this.#workers.delete(tpKey(tp));
       await worker?.close();
@@ -149,27 +155,55 @@ export class ActorRuntime implements PartitionListener {
     return [...this.#workers.keys()].sort();
   }
 
-  /**
-   * Claims a partition, retrying with backoff while the database fails (undefined once stopped): a
-   * claim that failed in a rebalance was never tried again, and the partition consumed by nobody.
-   */
-  async #claim(tp: TopicPartition, logic: AnyActorLogic): Promise<PartitionWorker | undefined> {
-    const { initial, max } = this.#deps.retryBackoffMs ?? DEFAULT_BACKOFF;
-    for (let failures = 0; !this.#stopped; failures++) {
-      try {
-        return await PartitionWorker.claim(tp, { ...this.#deps, logic, packer: this.#packer });
-      } catch (error) {
-        const delay = Math.min(initial * 2 ** failures, max);
-        this.#log.warn("cannot claim the partition; retrying", { partition: tpKey(tp), error, delay });
-        await new Promise((resolve) => setTimeout(resolve, delay));
-      }
+  /** Claims a partition and adds its worker; undefined if the claim failed (logged) or the runtime stopped meanwhile. */
+  async #claim(tp: TopicPartition): Promise<PartitionWorker | undefined> {
+    const logic = this.#deps.logics.get(tp.topic)!;
+    let worker: PartitionWorker;
+    try {
+      worker = await PartitionWorker.claim(tp, { ...this.#deps, logic, packer: this.#packer });
+    } catch (error) {
+      this.#log.warn("cannot claim the partition; housekeeping tries again", { partition: tpKey(tp), error });
+      return undefined;
     }
-    return undefined;
+    if (this.#stopped) {
+      await worker.close();
+      return undefined;
+    }
+    this.#workers.set(tpKey(tp), worker);
+    return worker;
+  }
+
+  /** Claims again the partitions whose claim failed, each when its backoff is over; reads each from its checkpoint. */
+  async #retryClaims(): Promise<void> {
+    const now = performance.now();
+    await Promise.all(
+      [...this.#unclaimed].filter(([, u]) => u.retryAt <= now).map(async ([key, unclaimed]) => {
+        const worker = await this.#claim(unclaimed.tp);
+        if (this.#unclaimed.get(key) !== unclaimed) {
+          // Revoked while claiming: give it back at once.
+          if (worker && this.#workers.get(key) === worker) this.#workers.delete(key);
+          await worker?.close();
+          return;
+        }
+        if (!worker) {
+          unclaimed.retryAt = performance.now() + this.#backoff(unclaimed.failures++);
+          return;
+        }
+        this.#unclaimed.delete(key);
+        this.#deps.consumer.seek(unclaimed.tp, worker.checkpointedOffset);
+      }),
+    );
+  }
+
+  #backoff(failures: number): number {
+    const { initial, max } = this.#deps.retryBackoffMs ?? DEFAULT_BACKOFF;
+    return Math.min(initial * 2 ** failures, max);
   }
 
   /** Stops checkpointing on a timer and releases every partition with a final checkpoint. */
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#unclaimed.clear();
     clearInterval(this.#timer);
     const workers = [...this.#workers.values()];
     this.#workers.clear();

@@ -112,7 +112,12 @@ export async function saveStates(
   // U+0001, which JSON text never holds raw (JSON.stringify escapes every control character). As
   // strings inside the document they were escaped once more here and unescaped by PostgreSQL; as
   // nested objects PostgreSQL parsed them twice. Each is cast to jsonb once.
-  const states = actors.map((a) => JSON.stringify(a.state)).join(STATE_SEPARATOR);
+  const states = actors.map((a) => {
+    const text = JSON.stringify(a.state);
+    // An empty text would split into no row, and the upsert would leave the actor out without a word.
+    if (text === undefined) throw new Error(`actor ${kind}/${a.key} persisted to nothing`);
+    return text;
+  }).join(STATE_SEPARATOR);
   const rows = JSON.stringify(actors.map((a) => {
     const deadlines = Object.values(a.timers);
     return {

@@ -4,7 +4,7 @@ import { ValidationError } from "../../engine/errors.ts";
 import type { LogRecord } from "../../engine/log.ts";
 import { createProductLogic, productLogic } from "../../actors/product.ts";
 import type { ProductFact } from "../../actors/facts.ts";
-import { domainSettings } from "../../actors/settings.ts";
+import { domainSettings, minutesMs } from "../../actors/settings.ts";
 import { EventBuilder, fold } from "../helpers/fold.ts";
 
 const HOUR = 3600;
@@ -323,4 +323,40 @@ Deno.test("trending buckets and score do not depend on the arrival order of a vi
   assert.deepEqual(stockFirst.trend, viewFirst.trend);
   assert.equal(stockFirst.trendingScore, viewFirst.trendingScore);
   assert.equal(viewFirst.trend.length, 1);
+});
+
+Deno.test("two views keep the same trending buckets in either arrival order, whatever the half-life's milliseconds", () => {
+  // 0.0167 minutes = 1,002 ms: buckets of 83 ms, and ten half-lives (10,020 ms) are not a whole number of them.
+  const s = domainSettings({ TRENDING_HALF_LIFE_MINUTES: 0.0167 });
+  const logic = createProductLogic(s);
+  const half = minutesMs(s.TRENDING_HALF_LIFE_MINUTES);
+  const width = Math.floor(half / 12);
+  const horizon = 10 * half;
+  const newer = 1000 * width + 70; // late in its bucket
+  const older = 879 * width; // its bucket ends between (newer's bucket − horizon) and (newer − horizon)
+  assert.ok(older + width > 1000 * width - horizon && older + width <= newer - horizon);
+  const ctx: ActorContext = {
+    now: () => 0,
+    emit: () => {},
+    outputId: (rule) => `x-${rule}`,
+    setTimer: () => {},
+    cancelTimer: () => {},
+    timer: () => undefined,
+  };
+  const view = (at: number, n: number) => ({
+    fact: "product_viewed",
+    factId: `f${n}`,
+    productId: "p1",
+    userId: `u${n}`,
+    session: `u${n}/auto-1`,
+    at,
+    coViewed: [],
+  });
+  const buckets = (order: number[]) => {
+    let state = logic.initial("p1");
+    order.forEach((at, n) => state = logic.handle(state, view(at, n) as never, ctx) as typeof state);
+    return state.trend.map((b) => b[0]);
+  };
+  // The horizon came from the newest bucket's start one way and the newest view's exact time the other.
+  assert.deepEqual(buckets([newer, older]), buckets([older, newer]));
 });

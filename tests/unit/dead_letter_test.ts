@@ -11,7 +11,7 @@ import { replayDlq } from "../../engine/dlq_replay.ts";
 import { deadLetter, DLQ_HEADERS } from "../../engine/dead_letter.ts";
 import { expandBundle, OutputBundler } from "../../engine/fact_bundle.ts";
 import { ValidationError } from "../../engine/errors.ts";
-import type { LogProducer } from "../../engine/log.ts";
+import type { LogConsumer, LogProducer, LogRecord, OutgoingRecord, PartitionListener } from "../../engine/log.ts";
 import { partitionForKey } from "../../engine/partitioner.ts";
 import { silentLogger } from "../../engine/logger.ts";
 import { migrate } from "../../sql/migrations.ts";
@@ -156,4 +156,47 @@ Deno.test("dlq replay counts a batch once when its append failed and was retried
     assert.equal(stopped.replayed, 0);
     assert.equal(stopped.complete, false);
   });
+});
+
+Deno.test("dlq replay is not complete when a partition that showed records stopped short of them", async () => {
+  const record = (offset: number): LogRecord => ({
+    topic: "dlq",
+    partition: 0,
+    offset,
+    key: `k${offset}`,
+    value: new TextEncoder().encode("{}"),
+    headers: { [DLQ_HEADERS.errorCode]: "terminal", [DLQ_HEADERS.topic]: "events", [DLQ_HEADERS.partition]: "0" },
+    timestamp: 0,
+  });
+  const consumer: LogConsumer = {
+    async start(_topics: readonly string[], listener: PartitionListener) {
+      await listener.assigned([{ topic: "dlq", partition: 0 }]);
+      // One batch of offsets 0-4 out of 10; then the fetches stop delivering.
+      setTimeout(
+        () =>
+          listener.batch(
+            { topic: "dlq", partition: 0, records: [0, 1, 2, 3, 4].map(record), highWatermark: 10 },
+            () => Promise.resolve(),
+          ),
+        10,
+      );
+    },
+    seek: () => {},
+    commit: () => Promise.resolve(),
+    earliestOffset: () => Promise.resolve(0),
+    pause: () => {},
+    resume: () => {},
+    stop: () => Promise.resolve(),
+  };
+  const appended: OutgoingRecord[] = [];
+  const producer = {
+    append: (r: readonly OutgoingRecord[]) => (appended.push(...r), Promise.resolve()),
+    close: () => Promise.resolve(),
+  };
+  // deno-lint-ignore no-explicit-any
+  const sql = ((..._args: unknown[]) => Promise.resolve([])) as any;
+  const summary = await replayDlq({ consumer, producer, sql, dlqTopic: "dlq", groupId: "g", idleMs: 300 });
+  assert.equal(summary.replayed, 5);
+  // Offsets 5-9 were never read; counting only failed batches, the run said complete and exited 0.
+  assert.equal(summary.complete, false);
 });

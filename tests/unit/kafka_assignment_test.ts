@@ -129,6 +129,7 @@ Deno.test("a partition whose claim failed during a rebalance is claimed once the
   await settle();
   store.failWith = null;
   await settle();
+  await runtime.housekeep(); // claims it again, and seeks it to its checkpoint
   await fake.deliver(topics.events, 0, [0, 1]);
   await settle();
   // The failed claim was only logged: the partition stayed assigned here and was handled by nobody.
@@ -136,4 +137,33 @@ Deno.test("a partition whose claim failed during a rebalance is claimed once the
   assert.equal(store.partitions.get(`group/${topics.events}:0`)?.nextOffset, 2);
   await consumer.stop();
   await runtime.stop();
+});
+
+Deno.test("a partition whose claim failed is not claimed again once revoked, and a stop does not wait on it", async () => {
+  const { topics, store, fake, consumer, runtime } = await memberA();
+  await consumer.start([topics.events], runtime);
+  store.failWith = new Error("connection refused");
+  fake.join({ [topics.events]: [0] });
+  await settle();
+  // The group moves partition 0 to another member while the database is still down.
+  fake.join({ [topics.events]: [] });
+  await settle();
+  store.failWith = null;
+  await runtime.housekeep();
+  await settle();
+  // Retrying inside the assignment claimed it once the database was back, fencing off its new owner.
+  assert.equal(store.partitions.get(`group/${topics.events}:0`)?.owner, undefined, "never claimed by A");
+  assert.deepEqual(runtime.owned(), []);
+  // And with the database down for good, a stop returns: it used to wait for the retries for ever.
+  store.failWith = new Error("connection refused");
+  fake.join({ [topics.events]: [0] });
+  await settle();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const outcome = await Promise.race([
+    // In the engine's order: leave the group, then release the partitions.
+    consumer.stop().then(() => runtime.stop()).then(() => "stopped"),
+    new Promise((resolve) => timer = setTimeout(() => resolve("hung"), 2_000)),
+  ]);
+  clearTimeout(timer);
+  assert.equal(outcome, "stopped");
 });

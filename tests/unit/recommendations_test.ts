@@ -9,13 +9,16 @@ import { parseJson } from "../../engine/json_parse.ts";
  */
 function reference(counts: CoCounts, related: readonly string[], self: string, limit: number): [string, number][] {
   const all = new Map(counts);
+  const lowestFirst = ([a, x]: [string, number], [b, y]: [string, number]) => x - y || compare(b, a);
+  while (all.size > limit) all.delete([...all].sort(lowestFirst)[0][0]);
   for (const id of new Set(related)) {
     if (id === self) continue;
     if (all.has(id) || all.size < limit) {
       all.set(id, (all.get(id) ?? 0) + 1);
       continue;
     }
-    const [worst, lowest] = [...all].sort(([a, x], [b, y]) => x - y || compare(b, a))[0];
+    if (all.size === 0) continue;
+    const [worst, lowest] = [...all].sort(lowestFirst)[0];
     all.delete(worst);
     all.set(id, lowest + 1);
   }
@@ -55,4 +58,10 @@ Deno.test("bump(): a product seen often after the counts filled up gets in and s
   assert.equal(counts.get("new"), 22, "it inherited an evicted count of 2 and was counted 20 times");
   const best = [...counts].sort(([a, x], [b, y]) => y - x || compare(a, b))[0];
   assert.deepEqual(best, ["new", 22]);
+});
+
+Deno.test("bump(): counts kept under a higher limit (a checkpoint before RELATED_CANDIDATES was lowered) are trimmed", () => {
+  const restored: CoCounts = new Map([["a", 5], ["b", 1], ["c", 3], ["d", 1], ["e", 4]]);
+  // Space-Saving alone never shrinks a full map: five stayed with a limit of three.
+  assert.deepEqual([...bump(restored, ["c"], "self", 3)].sort(byId), [["a", 5], ["c", 4], ["e", 4]]);
 });
