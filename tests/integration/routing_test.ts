@@ -68,17 +68,26 @@ onlyOn("kafka", {
         const [ia, ib] = [byUrl.get(a!.url), byUrl.get(b!.url)];
         return ia && ib ? { a: ia, b: ib } : undefined;
       });
-      const owners = await eventually(
-        "both instances own partitions of the events topic",
-        async () => {
-          const rows = await sql<{ partition: number; owner: string }[]>`
+      const claims = async () => {
+        const rows = await sql<{ partition: number; owner: string }[]>`
           select partition, owner from partition_checkpoints where group_id = ${env.GROUP_ID} and topic = ${topics.events}`;
-          const found = new Set(rows.map((r) => r.owner));
-          return rows.length === PARTITIONS && found.has(ids.a) && found.has(ids.b)
-            ? new Map(rows.map((r) => [r.partition, r.owner]))
-            : undefined;
+        const found = new Set(rows.map((r) => r.owner));
+        return rows.length === PARTITIONS && found.has(ids.a) && found.has(ids.b)
+          ? new Map(rows.map((r) => [r.partition, r.owner]))
+          : undefined;
+      };
+      // Two members joining one after the other may take the group through more than one rebalance:
+      // the owners are those that stay put for two seconds.
+      const owners = await eventually(
+        "both instances own partitions of the events topic, the same for two seconds",
+        async () => {
+          const first = await claims();
+          if (!first) return undefined;
+          await new Promise((resolve) => setTimeout(resolve, 2_000));
+          const second = await claims();
+          return second && [...first].every(([p, o]) => second.get(p) === o) ? second : undefined;
         },
-        30_000,
+        60_000,
         200,
       );
 
