@@ -11,7 +11,8 @@ import { ValidationError } from "../../engine/errors.ts";
 import type { LogRecord, OutgoingRecord } from "../../engine/log.ts";
 import { partitionForKey } from "../../engine/partitioner.ts";
 import { DLQ_HEADERS } from "../../engine/dead_letter.ts";
-import { Harness, recorderLogic } from "../helpers/runtime.ts";
+import { emitTestAlert, Harness, recorderLogic } from "../helpers/runtime.ts";
+import type { ActorContext } from "../../engine/actor.ts";
 import { TerminalError } from "../../engine/errors.ts";
 
 const text = (bytes: Uint8Array | string) => typeof bytes === "string" ? bytes : new TextDecoder().decode(bytes);
@@ -179,4 +180,25 @@ Deno.test("a key that starts with U+FEFF comes out of its bundle as it went in",
   );
   // A leading U+FEFF was dropped as a byte order mark: "\uFEFFsku-1" came back as "sku-1", another product.
   assert.deepEqual(expandBundle(asRead(bundle, 0)).map((r) => r.key), keys);
+});
+
+Deno.test("entries of one bundle get distinct output ids, so each one's alert is stored", async () => {
+  // Every message raises an alert whose id is ctx.outputId: derived from the record, and for a
+  // bundle entry from its index too.
+  const logic = {
+    ...recorderLogic(),
+    handle: (state: { key: string; values: readonly number[] }, message: { n: number }, ctx: ActorContext) => {
+      emitTestAlert(ctx, "recorded", state.key, { n: message.n });
+      return { ...state, values: [...state.values, message.n] };
+    },
+  };
+  const h = new Harness(logic, 1);
+  await h.start();
+  const entries = [1, 2, 3].map((n) => ({ topic: h.topics.events, key: "a", value: `{"n":${n}}` }));
+  h.log.appendNow(bundleRecords(entries, new Map([[h.topics.events, 1]])));
+  await h.drained();
+  await h.stop();
+  // With the index left out, the three shared one id, and the alerts table (unique by id) kept one.
+  assert.equal(h.store.alerts.size, 3);
+  assert.deepEqual([...h.store.alerts.values()].map((a) => a.details.n).sort(), [1, 2, 3]);
 });

@@ -259,3 +259,17 @@ Deno.test("dead letters and outputs are counted when their checkpoint commits, o
   // Counted when handled, it read 3 here: once per handling.
   assert.equal(deadLettered, 1);
 });
+
+Deno.test("an actor's last activity is its latest record time, whatever order the records came in", async () => {
+  const h = new Harness(recorderLogic(), 1);
+  const t0 = Date.UTC(2026, 0, 1);
+  h.wall = t0 + 60_000;
+  await h.start();
+  h.send("a", { n: 1 }); // written at t0 + 1 min
+  h.wall = t0; // a producer whose clock is behind: the next record carries an older timestamp
+  h.send("a", { n: 2 });
+  await h.drained();
+  await h.stop();
+  // Taking the last record's time as is would make the actor look a minute older to the TTL.
+  assert.equal(h.store.rows.get("recorder/a")?.lastActiveAt, t0 + 60_000);
+});
