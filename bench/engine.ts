@@ -11,7 +11,7 @@ import process from "node:process";
 import postgres from "postgres";
 import { parseConfig, topicNames } from "../engine/config.ts";
 import { type RunningEngine, startEngine } from "../engine/engine.ts";
-import { patchKafkajs } from "../engine/kafka_log.ts";
+import { patchKafkajs } from "../engine/kafka_client.ts";
 import type { EngineEvent } from "../engine/instrumentation.ts";
 import { createLogger } from "../engine/logger.ts";
 import { fold } from "../tests/helpers/fold.ts";
@@ -60,7 +60,7 @@ export async function run(args: string[]): Promise<void> {
     CHECKPOINT_INTERVAL_MS: String(checkpointMs),
   });
   const topics = topicNames(config);
-  // The bare consumer runs on the same patched kafkajs as the engine (engine/kafka_log.ts).
+  // The bare consumer runs on the same patched kafkajs as the engine (engine/kafka_client.ts).
   patchKafkajs();
   const kafka = new Kafka({ clientId: id, brokers: [brokers], logLevel: logLevel.NOTHING });
   const admin = kafka.admin();

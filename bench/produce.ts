@@ -1,12 +1,14 @@
 // deno-lint-ignore-file no-console
 /**
- * `deno task bench produce [--appends N]`: what the engine's Kafka producer (engine/kafka_log.ts: kafkajs, idempotent,
+ * `deno task bench produce [--appends N]`: what the engine's Kafka producer (engine/kafka_producer.ts: kafkajs, idempotent,
  * acks=all, one request in flight, appends coalesced) delivers alone, for the shapes the engine appends: a checkpoint's
  * fact bundles (a few records of tens of KB) and the ingestion edge's events (many records of a few hundred bytes),
  * one append at a time and eight at once. The ceiling the engine's outputs are published under; inside the engine the
  * same requests share the thread with everything else (engine_checkpoint_phase_seconds{phase="publish"}).
  */
-import { createKafka, KafkaAdmin, KafkaProducer } from "../engine/kafka_log.ts";
+import { KafkaAdmin } from "../engine/kafka_admin.ts";
+import { createKafka } from "../engine/kafka_client.ts";
+import { KafkaProducer } from "../engine/kafka_producer.ts";
 import type { OutgoingRecord } from "../engine/log.ts";
 import { silentLogger } from "../engine/logger.ts";
 import { flag, machine } from "./workload.ts";

@@ -1,6 +1,6 @@
 /**
  * The partitioned-log interface the runtime is written against. Kafka implements it
- * (`kafka_log.ts`), and so do the in-memory log for unit tests and the embedded durable log.
+ * (`kafka_client.ts` and the `kafka_*.ts` beside it), and so do the in-memory log for unit tests and the embedded durable log.
  * Nothing outside these adapters knows which client library is underneath.
  */
 

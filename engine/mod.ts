@@ -1,7 +1,7 @@
 /**
  * The engine: how storefront events become per-key state, checkpoints and outputs.
  *
- *   HTTP (http/)  ──append, acks=all──▶  log: Kafka or embedded (log.ts, kafka_log.ts)
+ *   HTTP (http/)  ──append, acks=all──▶  log: Kafka or embedded (log.ts, kafka_*.ts)
  *                                          │ consumer group: partitions assigned to this instance;
  *                                          │ each partition's batches in a lane of their own (at most
  *                                          │ two; the partition paused while full), so one slow

@@ -1,5 +1,5 @@
 /**
- * The Kafka consumer's lanes (engine/kafka_log.ts) on a real broker: kafkajs fetches again only
+ * The Kafka consumer's lanes (engine/kafka_consumer.ts) on a real broker: kafkajs fetches again only
  * when every batch of its last fetch is handled, so the adapter hands batches off, one lane per
  * partition. A partition whose handler is stuck must not hold up the others; its own records must
  * still arrive once each and in order when it is released; a seek from inside a handler (a
@@ -7,7 +7,9 @@
  * gets its batch again, after a backoff.
  */
 import assert from "node:assert/strict";
-import { createKafka, KafkaAdmin, KafkaConsumer } from "../../engine/kafka_log.ts";
+import { KafkaAdmin } from "../../engine/kafka_admin.ts";
+import { createKafka } from "../../engine/kafka_client.ts";
+import { KafkaConsumer } from "../../engine/kafka_consumer.ts";
 import type { PartitionListener, RecordBatch, TopicPartition } from "../../engine/log.ts";
 import { silentLogger } from "../../engine/logger.ts";
 import { onlyOn } from "../helpers/modes.ts";

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import type { Kafka } from "kafkajs";
 import { LogUnavailableError } from "../../engine/errors.ts";
-import { KafkaProducer } from "../../engine/kafka_log.ts";
+import { KafkaProducer } from "../../engine/kafka_producer.ts";
 import type { OutgoingRecord } from "../../engine/log.ts";
 import { silentLogger } from "../../engine/logger.ts";
 

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { MemoryCheckpointStore } from "../../engine/checkpoint.ts";
 import { topicNames } from "../../engine/config.ts";
-import { KafkaConsumer } from "../../engine/kafka_log.ts";
+import { KafkaConsumer } from "../../engine/kafka_consumer.ts";
 import { silentLogger } from "../../engine/logger.ts";
 import { MemoryLog } from "../../engine/memory_log.ts";
 import { ActorRuntime } from "../../engine/runtime.ts";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { recordBytes, utf8Bytes } from "../../engine/kafka_log.ts";
+import { recordBytes, utf8Bytes } from "../../engine/kafka_producer.ts";
 
 Deno.test("utf8Bytes() and recordBytes() count what TextEncoder writes: keys, values and headers", () => {
   const encoder = new TextEncoder();

@@ -1,0 +1,73 @@
+/**
+ * The kafkajs client, shared by the Kafka adapter's producer, consumer and admin
+ * (kafka_producer.ts, kafka_consumer.ts, kafka_admin.ts). These, and the three runtime patches to
+ * kafkajs (kafkajs_encoder.ts, kafkajs_request_queue.ts, kafkajs_crc32c.ts), are the only modules
+ * that import kafkajs; swapping the client means rewriting them, nothing else.
+ */
+import { Kafka, logLevel } from "kafkajs";
+import type { Logger } from "./logger.ts";
+import { installFastCrc32c } from "./kafkajs_crc32c.ts";
+import { installFastEncoder } from "./kafkajs_encoder.ts";
+import { installRequestQueueFix } from "./kafkajs_request_queue.ts";
+
+/** Settings the Kafka adapter needs, taken from the engine's Config. */
+export interface KafkaOptions {
+  readonly brokers: readonly string[];
+  readonly clientId: string;
+  readonly logger: Logger;
+  /** Deadline for an append to be acknowledged by all in-sync replicas. */
+  readonly publishTimeoutMs: number;
+}
+
+const KAFKAJS_LEVEL_NAMES: Record<number, "debug" | "info" | "warn" | "error"> = {
+  [logLevel.ERROR]: "error",
+  [logLevel.WARN]: "warn",
+  [logLevel.INFO]: "info",
+  [logLevel.DEBUG]: "debug",
+};
+
+/**
+ * kafkajs warnings that describe a choice this adapter made on purpose, logged at debug level so
+ * that every start does not print them: retries are bounded because a failed idempotent producer
+ * is replaced (see KafkaProducer), which is what keeps the guarantee the warning is about.
+ */
+const EXPECTED_KAFKAJS_WARNINGS = new Set([
+  "Limiting retries for the idempotent producer may invalidate EoS guarantees",
+]);
+
+/**
+ * Broker errors kafkajs logs at error level although it retries them: a freshly started broker
+ * answers the first producer-id request of every client this way for a moment.
+ */
+const RETRIED_KAFKAJS_ERRORS = new Set([
+  "The coordinator is loading and hence can't process requests for this group",
+]);
+
+/**
+ * Patches kafkajs (idempotent; before creating clients): faster varints and CRC-32C, no idle 1 ms
+ * polling loop. Returns false if the CRC-32C came too late (kafkajs then keeps its own).
+ */
+export function patchKafkajs(): boolean {
+  installFastEncoder();
+  installRequestQueueFix();
+  return installFastCrc32c();
+}
+
+/** Creates a kafkajs client whose own logs go through our structured logger. */
+export function createKafka(options: KafkaOptions): Kafka {
+  const log = options.logger.child({ component: "kafkajs" });
+  if (!patchKafkajs()) log.debug("kafkajs's record batch encoder was loaded before; it keeps its own CRC-32C");
+  return new Kafka({
+    clientId: options.clientId,
+    brokers: [...options.brokers],
+    logLevel: logLevel.WARN,
+    retry: { initialRetryTime: 100, retries: 8 },
+    logCreator: () => ({ namespace, level, log: entry }) => {
+      const { message, ...fields } = entry;
+      const expected = EXPECTED_KAFKAJS_WARNINGS.has(String(message)) ||
+        RETRIED_KAFKAJS_ERRORS.has(String((fields as { error?: unknown }).error));
+      const name = expected ? "debug" : KAFKAJS_LEVEL_NAMES[level] ?? "info";
+      log[name](String(message), { namespace, ...fields });
+    },
+  });
+}

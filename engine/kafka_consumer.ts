@@ -1,0 +1,273 @@
+/** A Kafka consumer-group member (the LogConsumer of log.ts), delivering each partition's batches in a lane of its own. */
+import type { Consumer, EachBatchPayload, Kafka } from "kafkajs";
+import { ensureError } from "./errors.ts";
+import type { LogConsumer, LogRecord, PartitionListener, RecordBatch, TopicPartition } from "./log.ts";
+import { tpKey } from "./log.ts";
+import type { Logger } from "./logger.ts";
+import { KafkaAdmin } from "./kafka_admin.ts";
+
+/** Consumer-group settings. */
+export interface KafkaConsumerOptions {
+  readonly groupId: string;
+  /** How many partitions are handled at the same time. */
+  readonly partitionsConsumedConcurrently?: number;
+  readonly sessionTimeoutMs?: number;
+  readonly heartbeatIntervalMs?: number;
+  /** Longest time the broker holds a fetch open when there is nothing new; bounds idle latency. */
+  readonly maxWaitTimeMs?: number;
+}
+
+const CONSUMER_DEFAULTS = {
+  partitionsConsumedConcurrently: 12,
+  sessionTimeoutMs: 10_000,
+  heartbeatIntervalMs: 1_000,
+  maxWaitTimeMs: 100,
+} as const;
+
+function toLogRecord(topic: string, partition: number, m: EachBatchPayload["batch"]["messages"][number]): LogRecord {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(m.headers ?? {})) {
+    if (value !== undefined) headers[name] = String(value);
+  }
+  return {
+    topic,
+    partition,
+    offset: Number(m.offset),
+    key: m.key ? m.key.toString("utf8") : null,
+    value: m.value ? new Uint8Array(m.value.buffer, m.value.byteOffset, m.value.byteLength) : null,
+    headers,
+    timestamp: Number(m.timestamp),
+  };
+}
+
+/** A partition's batches handed to the listener: delivered one after the other, counted for pausing. */
+interface Lane {
+  /** Batches handed off and not finished (the one being handled included). */
+  batches: number;
+  /** Consecutive handler failures, for the backoff before the batch is read again. */
+  failures: number;
+  /** Seeks so far: a batch handed off before a seek is dropped, the seek re-reads it. */
+  seeks: number;
+  /** The last batch handed off; the next one is delivered after it. */
+  tail: Promise<void>;
+}
+
+/** Batches of one partition handed off at a time; the partition is paused at this many, resumed below. */
+const MAX_BATCHES_PER_PARTITION = 2;
+/** Wait before a batch whose handler threw is read again: doubles from `initial` up to `max`. */
+const HANDLER_RETRY_MS = { initial: 100, max: 2_000 } as const;
+
+/**
+ * Consumer-group member. kafkajs reports a new assignment only after the rebalance (GROUP_JOIN),
+ * so revocation is derived by comparing assignments; batches wait until the new assignment
+ * has been handed to the listener and each partition sought to its checkpointed offset.
+ *
+ * kafkajs fetches again only when every batch of its last fetch is handled, so one partition
+ * waiting on its checkpoint would hold up all the others. Batches are therefore handed off: each
+ * partition's go to the listener one after the other, in a lane of their own, while kafkajs fetches
+ * on; a partition with MAX_BATCHES_PER_PARTITION batches in its lane is paused until one finishes,
+ * so memory stays bounded and a partition that cannot make progress stops being fetched.
+ */
+export class KafkaConsumer implements LogConsumer {
+  #consumer: Consumer;
+  #owned = new Map<string, TopicPartition>();
+  #ready: Promise<void> = Promise.resolve();
+  #logger: Logger;
+  readonly #lanes = new Map<string, Lane>();
+  #stopping = false;
+  /** Asks the broker for a partition's log start offset; connected on first use. */
+  #admin: KafkaAdmin;
+
+  constructor(kafka: Kafka, private readonly options: KafkaConsumerOptions, logger: Logger) {
+    this.#logger = logger.child({ component: "kafka-consumer" });
+    this.#admin = new KafkaAdmin(kafka);
+    this.#consumer = kafka.consumer({
+      groupId: options.groupId,
+      sessionTimeout: options.sessionTimeoutMs ?? CONSUMER_DEFAULTS.sessionTimeoutMs,
+      heartbeatInterval: options.heartbeatIntervalMs ?? CONSUMER_DEFAULTS.heartbeatIntervalMs,
+      maxWaitTimeInMs: options.maxWaitTimeMs ?? CONSUMER_DEFAULTS.maxWaitTimeMs,
+      allowAutoTopicCreation: false,
+    });
+  }
+
+  async start(topics: readonly string[], listener: PartitionListener): Promise<void> {
+    const consumer = this.#consumer;
+    this.#stopping = false;
+    consumer.on(consumer.events.GROUP_JOIN, (event) => {
+      const assignment = event.payload.memberAssignment as Record<string, number[]>;
+      // Batches queued for partitions this member no longer has are dropped at once, not after the
+      // assignments queued before this one: their new owner may be claiming them already.
+      const kept = new Set(
+        Object.entries(assignment).flatMap(([topic, partitions]) =>
+          partitions.map((partition) => tpKey({ topic, partition }))
+        ),
+      );
+      for (const key of [...this.#lanes.keys()]) if (!kept.has(key)) this.#lanes.delete(key);
+      this.#ready = this.#ready.then(() => this.#onAssignment(assignment, listener)).catch((error) => {
+        this.#logger.error("handling a new assignment failed", { error });
+      });
+    });
+    consumer.on(consumer.events.CRASH, (event) => {
+      this.#logger.error("consumer crashed", { error: event.payload.error, restart: event.payload.restart });
+    });
+    await consumer.connect();
+    await consumer.subscribe({ topics: [...topics], fromBeginning: true });
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: this.options.partitionsConsumedConcurrently ??
+        CONSUMER_DEFAULTS.partitionsConsumedConcurrently,
+      eachBatch: async ({ batch, resolveOffset, heartbeat, isStale, isRunning }) => {
+        await this.#ready;
+        const { topic, partition } = batch;
+        if (this.#stopping || !isRunning() || isStale() || !this.#owned.has(tpKey(batch))) return;
+        const records = batch.messages.map((m) => toLogRecord(topic, partition, m));
+        if (records.length === 0) return;
+        // kafkajs's position moves on at once; where a partition resumes after a crash is the
+        // checkpoint's business, and a rewind seeks.
+        resolveOffset(String(records[records.length - 1].offset));
+        this.#handOff(listener, { topic, partition, records, highWatermark: Number(batch.highWatermark) }, heartbeat);
+      },
+    });
+  }
+
+  /** Queues a batch in its partition's lane, pausing the partition while the lane is full. */
+  #handOff(listener: PartitionListener, batch: RecordBatch, heartbeat: () => Promise<void>): void {
+    const tp = { topic: batch.topic, partition: batch.partition };
+    const key = tpKey(tp);
+    let lane = this.#lanes.get(key);
+    if (!lane) {
+      lane = { batches: 0, seeks: 0, failures: 0, tail: Promise.resolve() };
+      this.#lanes.set(key, lane);
+    }
+    const current = lane;
+    const seeks = lane.seeks;
+    lane.batches++;
+    // `>=`, not `===`: a consumer restarted by kafkajs forgets its pauses, so each hand-off re-applies it.
+    if (lane.batches >= MAX_BATCHES_PER_PARTITION) this.pause([tp]);
+    const run = async (): Promise<void> => {
+      // Dropped if the partition was sought (the seek re-reads it), revoked or stopped since.
+      if (this.#stopping || current.seeks !== seeks || this.#lanes.get(key) !== current) return;
+      try {
+        await listener.batch(batch, heartbeat);
+        current.failures = 0;
+      } catch (error) {
+        // The lane waits (the partition is paused once it is full), then reads the batch again.
+        const delay = Math.min(HANDLER_RETRY_MS.initial * 2 ** current.failures++, HANDLER_RETRY_MS.max);
+        this.#logger.error("batch handler failed; reading the batch again", {
+          topic: tp.topic,
+          partition: tp.partition,
+          offset: batch.records[0].offset,
+          error: ensureError(error),
+          delay,
+        });
+        await new Promise((resolve) => setTimeout(resolve, delay));
+        if (!this.#stopping && this.#lanes.get(key) === current) this.seek(tp, batch.records[0].offset);
+      }
+    };
+    lane.tail = lane.tail.then(run).catch((error) => {
+      this.#logger.error("a batch lane failed", {
+        topic: tp.topic,
+        partition: tp.partition,
+        error: ensureError(error),
+      });
+    }).finally(() => {
+      current.batches--;
+      if (current.batches < MAX_BATCHES_PER_PARTITION && !this.#stopping && this.#lanes.get(key) === current) {
+        this.resume([tp]);
+      }
+    });
+  }
+
+  /** Batches of a partition handed off and not finished yet, the one being handled included (for diagnostics). */
+  inFlight(tp: TopicPartition): number {
+    return this.#lanes.get(tpKey(tp))?.batches ?? 0;
+  }
+
+  /**
+   * Calls kafkajs, which throws while a crashed consumer restarts (no consumer group then). Its
+   * restart reads from the group's committed offset, which a checkpoint only ever moves up to its
+   * own offset, so a lost seek, pause or resume costs a re-read, never a record.
+   */
+  #kafkajs(what: string, call: () => void): void {
+    try {
+      call();
+    } catch (error) {
+      this.#logger.warn(`kafkajs ${what} failed; the consumer is restarting`, { error: ensureError(error) });
+    }
+  }
+
+  async #onAssignment(assignment: Record<string, number[]>, listener: PartitionListener): Promise<void> {
+    const next = new Map<string, TopicPartition>();
+    for (const [topic, partitions] of Object.entries(assignment)) {
+      for (const partition of partitions) next.set(tpKey({ topic, partition }), { topic, partition });
+    }
+    const revoked = [...this.#owned].filter(([k]) => !next.has(k)).map(([, tp]) => tp);
+    // A partition still assigned but given up since (its worker was fenced off while this member
+    // stalled, and the group handed it back) is claimed again too.
+    const added = [...next]
+      .filter(([k, tp]) => !this.#owned.has(k) || listener.gaveUp?.(tp) === true)
+      .map(([, tp]) => tp);
+    this.#logger.info("assignment changed", {
+      revoked: revoked.map(tpKey),
+      assigned: added.map(tpKey),
+      owned: [...next.keys()],
+    });
+    if (revoked.length > 0) {
+      // Their lanes were dropped when the group was joined; their pauses are lifted, so that a
+      // partition assigned again later starts afresh.
+      this.resume(revoked);
+      await listener.revoked(revoked);
+    }
+    this.#owned = next;
+    if (added.length > 0) {
+      const offsets = await listener.assigned(added);
+      for (const tp of added) {
+        const offset = offsets.get(tpKey(tp));
+        if (offset !== undefined) this.seek(tp, offset);
+      }
+    }
+  }
+
+  seek(tp: TopicPartition, offset: number): void {
+    const lane = this.#lanes.get(tpKey(tp));
+    if (lane) lane.seeks++;
+    this.#kafkajs(
+      "seek",
+      () => this.#consumer.seek({ topic: tp.topic, partition: tp.partition, offset: String(offset) }),
+    );
+  }
+
+  async commit(tp: TopicPartition, nextOffset: number): Promise<void> {
+    await this.#consumer.commitOffsets([{ topic: tp.topic, partition: tp.partition, offset: String(nextOffset) }]);
+  }
+
+  pause(tps: readonly TopicPartition[]): void {
+    this.#kafkajs(
+      "pause",
+      () => this.#consumer.pause(tps.map((tp) => ({ topic: tp.topic, partitions: [tp.partition] }))),
+    );
+  }
+
+  resume(tps: readonly TopicPartition[]): void {
+    this.#kafkajs(
+      "resume",
+      () => this.#consumer.resume(tps.map((tp) => ({ topic: tp.topic, partitions: [tp.partition] }))),
+    );
+  }
+
+  earliestOffset(tp: TopicPartition): Promise<number> {
+    return this.#admin.earliestOffset(tp);
+  }
+
+  /** Skips the batches still queued, waits for those being handled, then leaves the group. */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    await Promise.all([...this.#lanes.values()].map((lane) => lane.tail));
+    await this.#consumer.disconnect();
+    await this.#ready;
+    this.#owned.clear();
+    this.#lanes.clear();
+    await this.#admin.close();
+  }
+}
