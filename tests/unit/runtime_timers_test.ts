@@ -302,6 +302,32 @@ Deno.test("idle and least-recently-used actors are passivated once checkpointed,
   assert.ok(h.store.loads - loadsBefore <= 2, "activation loads all new keys of a batch in one query per partition");
 });
 
+Deno.test("an actor whose changes could not be checkpointed yet is not passivated, however idle", async () => {
+  const announcer: ActorLogic<Reminders, ReminderMessage> = {
+    ...reminderLogic,
+    handle: (state, m, ctx) => {
+      emitTestAlert(ctx, "seen", state.key, { seen: state.seen + 1 });
+      return reminderLogic.handle(state, m, ctx);
+    },
+  };
+  const h = new Harness(announcer, 1, 1_000, { actorIdleMs: 60_000, idleClockMs: 3_600_000 });
+  h.wall = T0;
+  await h.start();
+  h.send("k", { at: T0 });
+  await settle(h);
+  h.send("k", { at: T0 + 1_000 });
+  while ((h.runtime.lookup("reminder", "k")?.state as Reminders).seen < 2) await pause();
+  h.log.failAppends = new Error("log down"); // the checkpoint cannot publish k's second alert, so it cannot commit
+  h.wall += 61_000;
+  await h.runtime.housekeep(); // the periodic checkpoint fails; k is idle but dirty
+  assert.equal(h.runtime.actorCount, 1, "the dirty actor stays in memory");
+  h.log.failAppends = null;
+  await settle(h);
+  await h.stop();
+  assert.equal((await stored(h, "k"))?.seen, 2, "the change made while the log was down is checkpointed");
+  assert.equal(h.log.all(h.topics.alerts).length, 2);
+});
+
 Deno.test("idle actors are packed once checkpointed; their next message or timer unpacks them without a load", async () => {
   const h = new Harness(reminderLogic, 1, 1_000, {
     actorPackMs: 30_000,
