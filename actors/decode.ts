@@ -2,7 +2,9 @@
 import type { z } from "zod";
 import type { LogRecord } from "../engine/log.ts";
 import { ValidationError } from "../engine/errors.ts";
-import { MAX_AHEAD_OF_RECEIPT_MS, type StoredEvent, storedEvent } from "./events.ts";
+import { MAX_AHEAD_OF_RECEIPT_MS, partitionKey, type StoredEvent, storedEvent } from "./events.ts";
+import { iso } from "./alerts.ts";
+import { nameUuid } from "./hash.ts";
 import { zodProblems } from "./problems.ts";
 import { safeParseFast } from "../engine/schema_check.ts";
 import { parseJson } from "../engine/json_parse.ts";
@@ -46,18 +48,62 @@ export function validate<T extends z.ZodType>(schema: T, json: unknown, what: st
 
 /**
  * Validates `json` as a stored event, dated at most MAX_AHEAD_OF_RECEIPT_MS after its receipt (the
- * HTTP edge refuses such events; this catches those written to the log another way).
+ * HTTP edge refuses such events; this catches those written to the log another way). An event a
+ * service produced straight to the log gets what the HTTP edge would have filled in (recordDefaults),
+ * and must be keyed by its partition key, or it would reach another key's actor.
  */
-export function storedEventOf(json: unknown): StoredEvent {
-  const event = validate(storedEvent, json, "event") as StoredEvent;
+export function storedEventOf(json: unknown, record: LogRecord): StoredEvent {
+  const event = validate(storedEvent, recordDefaults(json, record), "event") as StoredEvent;
   if (Date.parse(event.occurredAt) - Date.parse(event.receivedAt) > MAX_AHEAD_OF_RECEIPT_MS) {
     const message = `is more than ${MAX_AHEAD_OF_RECEIPT_MS / 3_600_000} h after receivedAt`;
     throw new ValidationError(`invalid event: occurredAt: ${message}`, [{ path: "occurredAt", message }]);
   }
-  return event;
+  if (record.key !== partitionKey(event)) {
+    const field = event.type === "inventory_updated" ? "properties.productId" : "userId";
+    const message = `the record's key must be the event's ${field}`;
+    throw new ValidationError(`invalid event: ${field}: ${message}`, [{ path: field, message }]);
+  }
+  return canonical(event);
 }
 
-/** Decodes UTF-8 JSON and validates it as a stored event. */
+/**
+ * Services may produce events straight to the log (SPEC) without the fields the HTTP edge fills in.
+ * They are derived from the record, so a replay derives the same: `receivedAt` is its append time,
+ * `occurredAt` defaults to that, and `eventId` is a UUID named by the record's position.
+ */
+function recordDefaults(json: unknown, record: LogRecord): unknown {
+  if (typeof json !== "object" || json === null || Array.isArray(json)) return json;
+  const event = json as Record<string, unknown>;
+  if (event.eventId !== undefined && event.occurredAt !== undefined && event.receivedAt !== undefined) return json;
+  const receivedAt = event.receivedAt ?? iso(record.timestamp);
+  return {
+    ...event,
+    eventId: event.eventId ?? nameUuid(`${record.topic}:${record.partition}:${record.offset}`),
+    occurredAt: event.occurredAt ?? receivedAt,
+    receivedAt,
+  };
+}
+
+/** An RFC 3339 time in the form every stored time has (UTC, milliseconds): `2026-01-05T10:00:00.000Z`. */
+const CANONICAL_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+
+/**
+ * The event with its id in lower case and its times in UTC with milliseconds, as the HTTP edge
+ * writes them: ids are compared and times sliced into minutes as text. Most events already are.
+ */
+function canonical(event: StoredEvent): StoredEvent {
+  const { eventId, occurredAt, receivedAt } = event;
+  const lowerId = eventId.toLowerCase();
+  if (lowerId === eventId && CANONICAL_TIME.test(occurredAt) && CANONICAL_TIME.test(receivedAt)) return event;
+  return {
+    ...event,
+    eventId: lowerId,
+    occurredAt: new Date(Date.parse(occurredAt)).toISOString(),
+    receivedAt: new Date(Date.parse(receivedAt)).toISOString(),
+  };
+}
+
+/** Decodes UTF-8 JSON read from the log and validates it as a stored event (see storedEventOf). */
 export function decodeEvent(record: LogRecord): StoredEvent {
-  return storedEventOf(recordJson(record));
+  return storedEventOf(recordJson(record), record);
 }

@@ -136,7 +136,7 @@ export type ProductMessage = StoredEventOf<"inventory_updated"> | ProductFact;
 export function decodeProductMessage(record: LogRecord): ProductMessage {
   const json = recordJson(record);
   if (typeof json === "object" && json !== null && "fact" in json) return validate(productFact, json, "product fact");
-  const event = storedEventOf(json);
+  const event = storedEventOf(json, record);
   if (event.type !== "inventory_updated") {
     throw new ValidationError(`product-events accepts inventory_updated events and product facts, not '${event.type}'`);
   }

@@ -79,7 +79,7 @@ Deno.test("an event read from the log dated more than a day after its receipt is
     topic,
     partition: 0,
     offset: 0,
-    key: "k",
+    key: topic === "events" ? "u" : "p1",
     value: new TextEncoder().encode(JSON.stringify({
       eventId: "3b241101-e2bb-4255-8caf-4136c566a962",
       receivedAt: "2026-11-01T10:00:00.000Z",
@@ -104,6 +104,66 @@ Deno.test("an event read from the log dated more than a day after its receipt is
       assert.ok(error instanceof ValidationError);
       assert.deepEqual(error.problems.map((p) => p.path), ["occurredAt"]);
       assert.match(error.message, /occurredAt: is more than 24 h after receivedAt/);
+      return true;
+    });
+  }
+});
+
+/** A record as a service would produce it straight to the log (no HTTP edge in between). */
+function produced(event: Record<string, unknown>, at: { key?: string; offset?: number; topic?: string } = {}) {
+  return {
+    topic: at.topic ?? "events",
+    partition: 3,
+    offset: at.offset ?? 41,
+    key: at.key ?? String(event.userId),
+    value: new TextEncoder().encode(JSON.stringify(event)),
+    headers: {},
+    timestamp: Date.UTC(2026, 10, 22, 11, 0, 0, 250),
+  };
+}
+
+Deno.test("an event produced straight to the log gets the id and times the HTTP edge would have given it, the same on a replay", () => {
+  const view = { type: "page_viewed", userId: "u1", properties: { url: "/" } };
+  const event = decodeEvent(produced(view));
+  assert.equal(event.receivedAt, "2026-11-22T11:00:00.250Z", "received when appended");
+  assert.equal(event.occurredAt, event.receivedAt, "occurred when received, as over HTTP");
+  assert.match(event.eventId, /^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  assert.equal(decodeEvent(produced(view)).eventId, event.eventId, "a replay of the record derives the same id");
+  assert.notEqual(decodeEvent(produced(view, { offset: 42 })).eventId, event.eventId, "another record, another id");
+  const stock = { type: "inventory_updated", properties: { productId: "p1", stock: 3 } };
+  const update = decodeProductMessage(produced(stock, { key: "p1", topic: "product-events" }));
+  assert.equal((update as { receivedAt: string }).receivedAt, "2026-11-22T11:00:00.250Z");
+});
+
+Deno.test("an event produced straight to the log is stored as the HTTP edge stores it: id in lower case, times in UTC", () => {
+  const event = decodeEvent(produced({
+    eventId: "3B241101-E2BB-4255-8CAF-4136C566A962",
+    type: "page_viewed",
+    userId: "u1",
+    occurredAt: "2026-11-22T12:59:30+02:00",
+    properties: { url: "/" },
+  }));
+  assert.equal(event.eventId, "3b241101-e2bb-4255-8caf-4136c566a962");
+  assert.equal(event.occurredAt, "2026-11-22T10:59:30.000Z");
+  assert.equal(event.receivedAt, "2026-11-22T11:00:00.250Z");
+});
+
+Deno.test("an event keyed by anything but its user (or its product, for stock) is refused, naming the field", () => {
+  const cases = [
+    () => decodeEvent(produced({ type: "page_viewed", userId: "u1", properties: { url: "/" } }, { key: "u2" })),
+    () =>
+      decodeProductMessage(
+        produced({ type: "inventory_updated", properties: { productId: "p1", stock: 3 } }, {
+          key: "p2",
+          topic: "product-events",
+        }),
+      ),
+  ];
+  for (const [i, decode] of cases.entries()) {
+    assert.throws(decode, (error: unknown) => {
+      assert.ok(error instanceof ValidationError);
+      assert.deepEqual(error.problems.map((p) => p.path), [i === 0 ? "userId" : "properties.productId"]);
+      assert.match(error.message, /the record's key must be the event's/);
       return true;
     });
   }
