@@ -69,6 +69,12 @@ const envelope = {
   ),
 };
 
+/**
+ * The envelope's fields alone, `userId` optional: checked for an event whose `type` is unknown, so
+ * that one answer still lists every problem the envelope has.
+ */
+export const eventEnvelope = z.object({ ...envelope, userId: userId.optional() });
+
 const lineItem = z.object({
   productId: id,
   quantity,

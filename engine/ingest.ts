@@ -2,7 +2,14 @@
  * Ingestion: validates raw events, fills in server-assigned fields, and appends them to the log.
  * Shared by the HTTP API, compatibility inputs and importers, so every path applies the same rules.
  */
-import { EVENT_TYPES, type EventType, incomingEvent, partitionKey, type StoredEvent } from "../actors/events.ts";
+import {
+  EVENT_TYPES,
+  eventEnvelope,
+  type EventType,
+  incomingEvent,
+  partitionKey,
+  type StoredEvent,
+} from "../actors/events.ts";
 import { zodProblems } from "../actors/problems.ts";
 import type { Topics } from "./config.ts";
 import { ensureError, type FieldProblem, LogUnavailableError, ValidationError } from "./errors.ts";
@@ -67,18 +74,30 @@ function prepareOne(
   }
   const type = (input as { type?: unknown }).type;
   if (typeof type !== "string" || !TYPE_SET.has(type)) {
-    return [{ path: at("type"), message: `must be one of: ${EVENT_TYPES.join(", ")}` }];
+    // The envelope is still checked, so that one answer lists every problem.
+    const envelope = safeParseFast(eventEnvelope, input);
+    return [
+      { path: at("type"), message: `must be one of: ${EVENT_TYPES.join(", ")}` },
+      ...(envelope.success ? [] : zodProblems(envelope.error, prefix)),
+    ];
   }
   const result = safeParseFast(incomingEvent, input);
-  if (!result.success) return zodProblems(result.error, prefix);
+  const occurred = (input as { occurredAt?: unknown }).occurredAt;
+  const occurredMs = typeof occurred === "string" ? Date.parse(occurred) : NaN;
+  const tooFar = occurredMs > context.nowMs + context.rules.maxFutureMs
+    ? { path: at("occurredAt"), message: `is more than ${context.rules.maxFutureMs / 1000} s in the future` }
+    : null;
+  if (!result.success) {
+    const problems = zodProblems(result.error, prefix);
+    // A time too far ahead is a problem of its own, listed with the others unless its form already is one.
+    if (tooFar && !problems.some((p) => p.path === tooFar.path)) problems.push(tooFar);
+    return problems;
+  }
+  if (tooFar) return [tooFar];
   const event = result.data;
   let occurredAt = context.receivedAt;
   if (event.occurredAt !== undefined) {
-    const occurredMs = Date.parse(event.occurredAt);
     if (!Number.isFinite(occurredMs)) return [{ path: at("occurredAt"), message: "is not a representable date" }];
-    if (occurredMs > context.nowMs + context.rules.maxFutureMs) {
-      return [{ path: at("occurredAt"), message: `is more than ${context.rules.maxFutureMs / 1000} s in the future` }];
-    }
     occurredAt = new Date(occurredMs).toISOString();
   }
   return {

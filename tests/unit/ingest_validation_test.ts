@@ -277,6 +277,18 @@ Deno.test("prepareEvents() rejects an unknown or missing type, listing the allow
   }
 });
 
+Deno.test("prepareEvents() lists a time too far ahead with the event's other problems, and an unknown type with the envelope's", () => {
+  const ahead = new Date(NOW + 6 * MINUTE_MS).toISOString();
+  const both = rejection([edit(edit(FULL.product_viewed, "occurredAt", ahead), "properties.price", -1)]);
+  assert.deepEqual(paths(both).sort(), ["occurredAt", "properties.price"]);
+  // A time whose form is wrong is named once, for its form.
+  assert.deepEqual(paths(rejection([edit(FULL.page_viewed, "occurredAt", "2099-01-01 10:00:00")])), ["occurredAt"]);
+  const unknown = rejection([{ type: "product_view", userId: "", eventId: "nope", properties: {} }]);
+  assert.deepEqual(paths(unknown).sort(), ["eventId", "type", "userId"]);
+  // The envelope of an unknown type is checked, not required: a user id may be what is missing.
+  assert.deepEqual(paths(rejection([{ type: "stock_changed", properties: {} }])), ["type"]);
+});
+
 Deno.test("prepareEvents() rejects values that are not JSON objects", () => {
   for (const value of [null, 42, "page_viewed", [], true]) {
     assert.deepEqual(paths(rejection([value], false)), ["(root)"], JSON.stringify(value));
