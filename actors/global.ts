@@ -90,6 +90,9 @@ export interface PersistedGlobal extends Omit<GlobalState, "minutes" | "dedupe">
   readonly revenueByCategory: ReturnType<typeof revenueByCategoryWindows>;
 }
 
+/** Windows of revenue by category in the state (and `GET /v1/analytics/realtime`): an hour at the default 5 minutes. */
+const CATEGORY_WINDOWS_SHOWN = 12;
+
 /** The analytics state before any fact. */
 export function initialGlobal(key: string = GLOBAL_KEY): GlobalState {
   return {
@@ -280,7 +283,7 @@ function persistGlobal(state: GlobalState, s: DomainSettings): PersistedGlobal {
     minutes: state.minutes.map(persistRollup),
     dedupe: persistDedupe(state.dedupe),
     realtime: state.lastEventAt === null ? null : { last1: last(1), last5: last(5), last15: last(15) },
-    revenueByCategory: revenueByCategoryWindows(state.minutes, s.CATEGORY_WINDOW_MINUTES, 12),
+    revenueByCategory: revenueByCategoryWindows(state.minutes, s.CATEGORY_WINDOW_MINUTES, CATEGORY_WINDOWS_SHOWN),
   };
 }
 

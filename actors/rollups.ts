@@ -247,7 +247,7 @@ export function revenueByCategoryWindows(
   minutes: readonly MinuteRollup[],
   windowMinutes: number,
   count: number,
-): { windowStart: string; revenue: Record<string, number> }[] {
+): { windowStart: string; windowEnd: string; revenue: Record<string, number> }[] {
   const width = windowMinutes * MINUTE;
   const windows = new Map<number, Record<string, number>>();
   for (const m of minutes) {
@@ -258,6 +258,7 @@ export function revenueByCategoryWindows(
   }
   return [...windows].sort(([a], [b]) => a - b).slice(-count).map(([start, totals]) => ({
     windowStart: new Date(start).toISOString(),
+    windowEnd: new Date(start + width).toISOString(),
     revenue: Object.fromEntries(Object.entries(totals).map(([c, millis]) => [c, fromMillis(millis)])),
   }));
 }

@@ -147,6 +147,7 @@ function figures(t: WindowTotals) {
     activeSessions: t.activeSessions,
     orders: t.orders,
     revenue: t.revenue,
+    revenueByCategory: t.revenueByCategory,
     funnel: t.funnel,
   };
 }
@@ -198,6 +199,8 @@ function realtimeRoute(deps: QueryDeps): QueryHandler<typeof querySchemas.realti
       last15: windowView(last15),
       topProducts: top,
       topProductsWindow: { window: REALTIME_TOP_WINDOW, by: "views", ...spanView(span) },
+      // The latest windows of CATEGORY_WINDOW_MINUTES, as the global actor's state keeps them.
+      revenueByCategory: (found?.state as { revenueByCategory?: unknown[] } | undefined)?.revenueByCategory ?? [],
       ...(found ? sourceOf(found) : { source: "none" }),
     });
   };

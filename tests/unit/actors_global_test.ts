@@ -57,8 +57,8 @@ Deno.test("global rollups: events by type, orders, revenue, active users and ses
   assert.equal(persisted.minutes[0].activeUsers, 3);
   assert.equal(persisted.minutes[0].activeSessions, 3);
   assert.deepEqual(persisted.revenueByCategory, [
-    { windowStart: iso(T0), revenue: { shoes: 20, unknown: 5, hats: 2.5 } },
-    { windowStart: iso(T0 + 5 * 60_000), revenue: { shoes: 10 } },
+    { windowStart: iso(T0), windowEnd: iso(T0 + 5 * 60_000), revenue: { shoes: 20, unknown: 5, hats: 2.5 } },
+    { windowStart: iso(T0 + 5 * 60_000), windowEnd: iso(T0 + 10 * 60_000), revenue: { shoes: 10 } },
   ]);
   const last15 = recentTotals(g, 15)!;
   assert.equal(last15.orders, 3);
