@@ -3,6 +3,7 @@
  * runtime, and the HTTP server. `stop()` shuts down in the reverse order.
  */
 import { createDomainLogics } from "../actors/domain.ts";
+import { minutesMs } from "../actors/settings.ts";
 import { operationsRoutes, type ReadinessChecks } from "../http/operations_routes.ts";
 import { queryRoutes } from "../http/query_routes.ts";
 import { buildRoutes } from "../http/routes.ts";
@@ -129,7 +130,12 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
     reader,
     instrumentation,
     extra: [
-      ...queryRoutes({ reader, sql: backend.sql, now: Date.now }),
+      ...queryRoutes({
+        reader,
+        sql: backend.sql,
+        now: Date.now,
+        trendingHalfLifeMs: minutesMs(config.TRENDING_HALF_LIFE_MINUTES),
+      }),
       ...operationsRoutes({ checks, metrics: () => metrics.render() }),
     ],
     ingest: {

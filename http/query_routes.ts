@@ -12,6 +12,7 @@
 import { z } from "zod";
 import { EARLIEST_TIME_MS, LATEST_TIME_MS, storableText, timestamp } from "../actors/events.ts";
 import { GLOBAL_KEY } from "../actors/global.ts";
+import { DEFAULT_DOMAIN_SETTINGS, minutesMs } from "../actors/settings.ts";
 import type { WindowTotals } from "../actors/rollups.ts";
 import type { Sql } from "../engine/database.ts";
 import { DatabaseUnavailableError, NotFoundError } from "../engine/errors.ts";
@@ -35,6 +36,8 @@ export interface QueryDeps {
   readonly now: () => number;
   /** Stored analytics minutes; defaults to `analytics_minutes` through `sql` (unit tests give their own). */
   readonly history?: HistoryReader;
+  /** TRENDING_HALF_LIFE_MINUTES in ms, to compare trending scores at one time; defaults to the default setting. */
+  readonly trendingHalfLifeMs?: number;
 }
 
 /** Funnel windows and their length in minutes; beyond the global actor's memory they come from PostgreSQL. */
@@ -86,8 +89,8 @@ export const querySchemas = {
   topProducts: z.object({
     by: z.enum(["views", "purchases", "revenue", "trending"]).default("views")
       .describe(
-        "What products are ranked by (purchases: units sold); `trending` is each product's decayed score as of " +
-          "its last event, among the products with a fact in the window",
+        "What products are ranked by (purchases: units sold); `trending`: each product's trending score decayed " +
+          "to the window's end (`all`: to the minute of the latest event), among the products with a fact in the window",
       ),
     window: z.enum(RANKING_WINDOWS).default(DEFAULT_RANKING_WINDOW)
       .describe(
@@ -239,19 +242,24 @@ function spanView(span: RankingSpan) {
   return { from: new Date(span.from).toISOString(), to: new Date(span.to).toISOString(), reference: span.reference };
 }
 
-function topProductsRoute({ sql, reader, now }: QueryDeps): QueryHandler<typeof querySchemas.topProducts> {
+function topProductsRoute(deps: QueryDeps): QueryHandler<typeof querySchemas.topProducts> {
+  const { sql, reader, now } = deps;
+  const halfLifeMs = deps.trendingHalfLifeMs ?? minutesMs(DEFAULT_DOMAIN_SETTINGS.TRENDING_HALF_LIFE_MINUTES);
   return async (_request, _params, { by, window, limit }) => {
+    const found = by === "trending" || window !== "all" ? await reader.read("global", GLOBAL_KEY) : null;
+    // Trending scores are compared at the end of the window (for `all`, of the minute of the latest event).
+    const span = rankingSpan(found, window === "all" ? 1 : FUNNEL_WINDOWS[window], now());
+    const trending = { at: span.to, halfLifeMs };
     if (window === "all") {
-      const items = await query("top products", () => topProducts(sql, RANK_FIELDS[by], limit));
-      return Response.json({ by, window, items });
+      const items = await query("top products", () => topProducts(sql, RANK_FIELDS[by], limit, undefined, trending));
+      return Response.json({ by, window, ...(by === "trending" ? { trendingAt: spanView(span).to } : {}), items });
     }
     const minutes = FUNNEL_WINDOWS[window];
-    const span = rankingSpan(await reader.read("global", GLOBAL_KEY), minutes, now());
     const items = await query(
       "top products",
       () =>
         by === "trending"
-          ? topProducts(sql, RANK_FIELDS[by], limit, span)
+          ? topProducts(sql, RANK_FIELDS[by], limit, span, trending)
           : rankProductsInWindow(sql, WINDOW_MEASURES[by], span.from, span.to, limit),
     );
     return Response.json({ by, window, minutes, ...spanView(span), items });

@@ -33,27 +33,44 @@ type RankedRow = {
   brand: string | null;
   stock: string | null;
   updated_at: Date;
+  score: string;
 };
 
 const num = (value: string | null): number => value === null ? 0 : Number(value);
 
+/** The time trending scores are compared at, and their half-life: each stored score is as of its product's last event. */
+export interface TrendingReference {
+  readonly at: number;
+  readonly halfLifeMs: number;
+}
+
+/** Halvings past which a decayed score is 0 (2^−1000 is still a normal double; PostgreSQL refuses an underflow). */
+const MAX_HALVINGS = 1_000;
+
 /**
  * The `limit` checkpointed products with the highest `field` (all-time totals, or the trending score
- * as of each product's last event), ties broken by product id; with `activeIn` (epoch ms, [from, to)),
- * only products with a fact in that range (`product_minutes`).
+ * decayed from each product's last event to `trending.at`), ties broken by product id; with
+ * `activeIn` (epoch ms, [from, to)), only products with a fact in that range (`product_minutes`).
  */
 export async function topProducts(
   sql: Sql,
   field: ProductRankField,
   limit: number,
   activeIn?: { readonly from: number; readonly to: number },
+  trending?: TrendingReference,
 ): Promise<RankedProduct[]> {
+  // A product quiet for a day must not outrank one busy now with the score it had a day ago.
+  const score = field === "trendingScore" && trending
+    ? sql`coalesce((state->>'trendingScore')::float8 * power(2::float8, greatest(-${MAX_HALVINGS}::float8,
+            -greatest(0, ${trending.at}::float8 - extract(epoch from (state->>'trendingAt')::timestamptz) * 1000)
+            / ${trending.halfLifeMs}::float8)), 0)`
+    : sql`coalesce((state->>${field}::text)::numeric, 0)`;
   // Ranked on the one field first, the others read for the winners only: each `->>` reads the whole
   // (often TOASTed) state again, and eleven of them per product made a 20,000-product ranking 6 to 9
   // times slower on PGlite.
   const rows = await sql<RankedRow[]>`
     with ranked as (
-      select key, coalesce((state->>${field}::text)::numeric, 0) as score
+      select key, ${score} as score
         from actor_states
        where kind = 'product'
          ${
@@ -66,7 +83,8 @@ export async function topProducts(
     select s.key, s.state->>'views' as views, s.state->>'uniqueViewers' as unique_viewers,
            s.state->>'cartAdds' as cart_adds, s.state->>'orders' as orders, s.state->>'unitsSold' as units_sold,
            s.state->>'revenue' as revenue, s.state->>'trendingScore' as trending_score,
-           s.state->>'category' as category, s.state->>'brand' as brand, s.state->>'stock' as stock, s.updated_at
+           s.state->>'category' as category, s.state->>'brand' as brand, s.state->>'stock' as stock, s.updated_at,
+           r.score::text as score
       from ranked r join actor_states s on s.kind = 'product' and s.key = r.key
      order by r.score desc, r.key`;
   return rows.map((r) => ({
@@ -77,7 +95,7 @@ export async function topProducts(
     orders: num(r.orders),
     unitsSold: num(r.units_sold),
     revenue: num(r.revenue),
-    trendingScore: num(r.trending_score),
+    trendingScore: trending && field === "trendingScore" ? Math.round(num(r.score) * 1e6) / 1e6 : num(r.trending_score),
     category: r.category,
     brand: r.brand,
     stock: r.stock === null ? null : Number(r.stock),

@@ -127,6 +127,13 @@ forEachLog(
       assert.equal(trending.body.items.length, 4);
       const scores = trending.body.items.map((p: Json) => p.trendingScore);
       assert.deepEqual(scores, [...scores].sort((a, b) => b - a), "ordered by trending score");
+      const allTime = await get("/v1/analytics/top-products?by=trending&window=all&limit=100");
+      assert.equal(allTime.status, 200);
+      assert.deepEqual(
+        allTime.body.items.map((p: Json) => [p.productId, p.trendingScore]),
+        trending.body.items.map((p: Json) => [p.productId, p.trendingScore]),
+        "every product has a fact in the last 24 hours, and both compare scores at the same minute",
+      );
 
       // Alerts: p9 went low, then out of stock.
       const all = await until(

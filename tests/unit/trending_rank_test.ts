@@ -1,0 +1,81 @@
+/**
+ * Ranking by trend: each product's score is stored as of its own last event, so the ranking decays
+ * every score to one time (the window's end) before comparing them (SPEC: "a trending score
+ * (exponentially decayed, 1-hour half-life)"; "top products ... by ... trend").
+ */
+import assert from "node:assert/strict";
+import { openEmbeddedDatabase } from "../../engine/embedded_database.ts";
+import { silentLogger } from "../../engine/logger.ts";
+import type { StateReader } from "../../engine/state_reader.ts";
+import { queryRoutes } from "../../http/query_routes.ts";
+import { createHandler } from "../../http/server.ts";
+import { saveStates } from "../../sql/checkpoints.ts";
+import { migrate } from "../../sql/migrations.ts";
+import { EventBuilder, fold } from "../helpers/fold.ts";
+
+const HOUR = 3600;
+
+/** "ancient" is viewed 2,000 hours before t0, "old" 100 times at t0 and never since, "hot" 10 times 23 hours later. */
+async function ancientOldAndHot() {
+  const b = new EventBuilder();
+  const events = [
+    b.event("product_viewed", "z", -2000 * HOUR, { productId: "ancient" }),
+    ...Array.from({ length: 100 }, (_, i) => b.event("product_viewed", `a${i}`, i, { productId: "old" })),
+    ...Array.from({ length: 10 }, (_, i) => b.event("product_viewed", `b${i}`, 23 * HOUR + i, { productId: "hot" })),
+  ];
+  return { b, r: await fold(events) };
+}
+
+Deno.test("top products by trend rank the product busy now above one busy a day ago, with scores decayed to the window's end", async () => {
+  const { b, r } = await ancientOldAndHot();
+  const dir = await Deno.makeTempDir({ prefix: "trending-rank-" });
+  const db = await openEmbeddedDatabase(dir, { logger: silentLogger, vacuumIntervalMs: 0 });
+  try {
+    await migrate(db.sql);
+    await db.sql.begin((tx) =>
+      saveStates(
+        tx,
+        "product",
+        0,
+        ["ancient", "old", "hot"].map((key) => ({
+          key,
+          state: r.persisted("product", key),
+          timers: {},
+          lastActiveAt: 1,
+        })),
+      )
+    );
+    // Both products have views within the last 24 hours (product_minutes, as checkpoints store them).
+    for (const [product, at, views] of [["old", b.time(0), 100], ["hot", b.time(23 * HOUR), 10]] as const) {
+      await db.sql`insert into product_minutes (product_id, minute, partition, views, cart_adds, orders, units,
+                     revenue_millis) values (${product}, ${new Date(at)}, 0, ${views}, 0, 0, 0, 0)`;
+    }
+    const global = r.persisted("global", "global");
+    const reader: StateReader = {
+      read: (kind) => Promise.resolve(kind === "global" ? { state: global, source: "memory" } : null),
+    };
+    const handle = createHandler(
+      queryRoutes({ reader, sql: db.sql, now: () => b.time(23 * HOUR + 60) }),
+      silentLogger,
+    );
+    for (const window of ["24h", "all"]) {
+      const response = await handle(
+        new Request(`http://engine.test/v1/analytics/top-products?by=trending&window=${window}`),
+      );
+      assert.equal(response.status, 200);
+      const body = await response.json() as { items: { productId: string; trendingScore: number }[] };
+      const scores = Object.fromEntries(body.items.map((i) => [i.productId, i.trendingScore]));
+      // The window ends at 23:01 (the minute after the latest event): hot's views are 1 minute old at most.
+      assert.deepEqual(
+        body.items.map((i) => i.productId),
+        window === "all" ? ["hot", "old", "ancient"] : ["hot", "old"],
+      );
+      assert.ok(scores.hot > 9.8 && scores.hot < 10, `hot ${scores.hot}`);
+      assert.equal(scores.old, Math.round(100 * 2 ** -23 * 1e6) / 1e6, "old: 100 views 23 half-lives back");
+      if (window === "all") assert.equal(scores.ancient, 0, "2,000 half-lives back: nothing left, and no underflow");
+    }
+  } finally {
+    await db.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
