@@ -10,6 +10,7 @@ import { z } from "zod";
 import type { LogRecord } from "../engine/log.ts";
 import { recordJson, storedEventOf, validate } from "./decode.ts";
 import { EVENT_TYPES, storableText, type StoredEventOf } from "./events.ts";
+import { FUNNEL_STAGES } from "./session.ts";
 import { ValidationError } from "../engine/errors.ts";
 
 /** Longest list of product ids a fact carries (co-occurrence, exclusions). */
@@ -110,6 +111,8 @@ export const analyticsFactSchemas = {
     categoryRevenue: z.record(storableText(0, 256), millis).optional(),
     /** A non-empty cart reached checkout or an order (the opposite of an abandoned cart). */
     cartConverted: z.boolean().optional(),
+    /** Funnel stages the user's session reached for the first time with this event, in order. */
+    reached: z.array(z.enum(FUNNEL_STAGES)).min(1).optional(),
   }),
   /** A cart or checkout abandonment raised by a user's timer. */
   abandonment: z.object({

@@ -8,6 +8,7 @@
  * total, but no longer in that minute's active users and sessions.
  */
 import type { AnalyticsFact } from "./facts.ts";
+import { FUNNEL_STAGES, type FunnelStage } from "./session.ts";
 import { HyperLogLog, type HyperLogLogData } from "./hyperloglog.ts";
 import { fromMillis, ratioOf } from "./money.ts";
 import { addTo } from "./records.ts";
@@ -52,6 +53,7 @@ export function emptyRollup(minute: number): MinuteRollup {
     categoryRevenueMillis: {},
     activeUsers: 0,
     activeSessions: 0,
+    sessionsReached: {},
     users: HyperLogLog.empty(ACTIVE_PRECISION),
     sessions: HyperLogLog.empty(ACTIVE_PRECISION),
   };
@@ -77,6 +79,11 @@ export function addFact(rollup: MinuteRollup, fact: AnalyticsFact): MinuteRollup
   }
   if (fact.type === "checkout_started") next.checkouts++;
   if (fact.cartConverted) next.cartsConverted++;
+  if (fact.reached) {
+    const reached = { ...rollup.sessionsReached };
+    for (const stage of fact.reached) addTo(reached, stage, 1);
+    next.sessionsReached = reached;
+  }
   if (fact.type === "order_completed") {
     next.orders++;
     next.revenueMillis += fact.revenueMillis ?? 0;
@@ -115,6 +122,8 @@ export function persistRollup(rollup: MinuteRollup): PersistedRollup {
 export function restoreRollup(data: PersistedRollup): MinuteRollup {
   return {
     ...data,
+    // Rollups persisted before sessions were counted per stage count none.
+    sessionsReached: data.sessionsReached ?? {},
     users: data.users ? HyperLogLog.fromJSON(data.users) : null,
     sessions: data.sessions ? HyperLogLog.fromJSON(data.sessions) : null,
   };
@@ -138,12 +147,19 @@ export interface StoredMinute {
   /** Estimates; authoritative once the sketches are dropped. */
   readonly activeUsers: number;
   readonly activeSessions: number;
+  /** Funnel stage -> sessions that reached it in this minute (absent stages: none). */
+  readonly sessionsReached: Readonly<Record<string, number>>;
 }
 
 /** The stored form of a rollup: sketches replaced by their estimates, keys sorted (jsonb keeps no order). */
 export function storedMinute(rollup: MinuteRollup): StoredMinute {
   const { users: _u, sessions: _s, ...counts } = freeze(rollup);
-  return { ...counts, events: sorted(counts.events), categoryRevenueMillis: sorted(counts.categoryRevenueMillis) };
+  return {
+    ...counts,
+    events: sorted(counts.events),
+    categoryRevenueMillis: sorted(counts.categoryRevenueMillis),
+    sessionsReached: sorted(counts.sessionsReached),
+  };
 }
 
 /** A stored minute (or a stored sum of minutes) as a frozen rollup that window totals can count. */
@@ -172,8 +188,12 @@ export interface WindowTotals {
   readonly activeUsers: number;
   readonly activeSessions: number;
   readonly revenueByCategory: Readonly<Record<string, number>>;
-  /** Step conversions of the funnel over the window. */
+  /** Step conversions of the funnel over the window, as ratios of event counts. */
   readonly funnel: Readonly<Record<string, number>>;
+  /** Sessions that reached each funnel stage within the window. */
+  readonly sessionsReached: Readonly<Record<FunnelStage, number>>;
+  /** Each stage's sessions over the previous stage's, and purchases over visits. */
+  readonly sessionConversion: Readonly<Record<string, number>>;
 }
 
 /** Aggregates the rollups of the minutes in [from, to); `sketches: false` skips the active-user unions. */
@@ -191,6 +211,7 @@ export function windowTotals(
   const unions = options.sketches ?? true;
   const events: Record<string, number> = {};
   const categories: Record<string, number> = {};
+  const reached = Object.fromEntries(FUNNEL_STAGES.map((stage) => [stage, 0])) as Record<FunnelStage, number>;
   let users: HyperLogLog | null = unions ? HyperLogLog.empty(ACTIVE_PRECISION) : null;
   let sessions: HyperLogLog | null = unions ? HyperLogLog.empty(ACTIVE_PRECISION) : null;
   let userSum = 0;
@@ -209,6 +230,7 @@ export function windowTotals(
   for (const m of inside) {
     for (const [type, n] of Object.entries(m.events)) events[type] = (events[type] ?? 0) + n;
     for (const [category, millis] of Object.entries(m.categoryRevenueMillis)) addTo(categories, category, millis);
+    for (const stage of FUNNEL_STAGES) reached[stage] += m.sessionsReached[stage] ?? 0;
     for (const key of Object.keys(t) as (keyof typeof t)[]) t[key] += m[key];
     users = users && m.users ? users.merge(m.users) : null;
     sessions = sessions && m.sessions ? sessions.merge(m.sessions) : null;
@@ -238,6 +260,14 @@ export function windowTotals(
       cartToCheckout: ratioOf(n("checkout_started"), n("product_added_to_cart")),
       checkoutToOrder: ratioOf(t.orders, t.checkouts),
       viewToOrder: ratioOf(t.orders, n("product_viewed")),
+    },
+    sessionsReached: reached,
+    sessionConversion: {
+      visitToView: ratioOf(reached.viewed_product, reached.visited),
+      viewToCart: ratioOf(reached.added_to_cart, reached.viewed_product),
+      cartToCheckout: ratioOf(reached.started_checkout, reached.added_to_cart),
+      checkoutToPurchase: ratioOf(reached.purchased, reached.started_checkout),
+      visitToPurchase: ratioOf(reached.purchased, reached.visited),
     },
   };
 }

@@ -33,6 +33,12 @@ export function furthest(a: FunnelStage, b: FunnelStage): FunnelStage {
   return FUNNEL_STAGES.indexOf(a) >= FUNNEL_STAGES.indexOf(b) ? a : b;
 }
 
+/** The stages after `from` (none: before the first) up to and including `to`: what a session just reached. */
+export function stagesBetween(from: FunnelStage | null, to: FunnelStage): readonly FunnelStage[] {
+  const start = from === null ? 0 : FUNNEL_STAGES.indexOf(from) + 1;
+  return FUNNEL_STAGES.slice(start, FUNNEL_STAGES.indexOf(to) + 1);
+}
+
 /** One session of a user. */
 export interface Session {
   /** The client's sessionId, or `auto-<number>` when the client sends none. */

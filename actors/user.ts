@@ -17,7 +17,15 @@ import { hash52 } from "./hash.ts";
 import { MAX_FACT_LIST } from "./facts.ts";
 import type { StoredEvent, StoredEventOf } from "./events.ts";
 import { toMillis } from "./money.ts";
-import { openSession, placeEvent, pushRecent, recordInSession, summarize } from "./session.ts";
+import {
+  type FunnelStage,
+  openSession,
+  placeEvent,
+  pushRecent,
+  recordInSession,
+  stagesBetween,
+  summarize,
+} from "./session.ts";
 import { DEFAULT_DOMAIN_SETTINGS, type DomainSettings, minutesMs } from "./settings.ts";
 import { applyOrder, isRepeatedOrder } from "./user_orders.ts";
 import {
@@ -84,11 +92,14 @@ function handle(state: UserState, event: StoredEvent, ctx: ActorContext, s: Doma
     };
   }
   const late = placement === "late";
+  let reached: readonly FunnelStage[] = [];
   if (!late) {
     const session = recordInSession(next.session!, event.type, at, event.sessionId);
+    reached = stagesBetween(placement === "new" ? null : state.session!.stage, session.stage);
     next = { ...next, session, funnelStage: session.stage };
   }
-  const step = new UserStep(ctx, s, state.userId, at, `${state.userId}/${late ? "late" : next.session!.id}`, late);
+  const sessionName = `${state.userId}/${late ? "late" : next.session!.id}`;
+  const step = new UserStep(ctx, s, state.userId, at, sessionName, late, reached);
 
   switch (event.type) {
     case "page_viewed":

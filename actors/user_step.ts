@@ -5,6 +5,7 @@
  */
 import type { ActorContext } from "../engine/actor.ts";
 import type { AnalyticsFact, ProductFact } from "./facts.ts";
+import type { FunnelStage } from "./session.ts";
 import type { DomainSettings } from "./settings.ts";
 
 /** Fields every product fact of this step shares. */
@@ -34,6 +35,8 @@ export class UserStep {
     readonly session: string,
     /** The event belongs to a past session (arrived out of order): it does not touch the current one. */
     readonly late: boolean,
+    /** Funnel stages the session reached for the first time with this event (reported with its activity). */
+    readonly reached: readonly FunnelStage[] = [],
   ) {}
 
   /** Forwards a fact to the product's owner on `product-events`. */
@@ -63,6 +66,7 @@ export class UserStep {
       userId: this.userId,
       session: this.session,
       ...body,
+      ...(this.reached.length > 0 ? { reached: [...this.reached] } : {}),
     };
     this.ctx.emit("analytics", "global", fact);
   }

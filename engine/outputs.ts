@@ -49,6 +49,8 @@ export const analyticsMinuteSchema = z.object({
   categoryRevenueMillis: z.record(z.string(), millis),
   activeUsers: count,
   activeSessions: count,
+  /** Funnel stage -> sessions that reached it in this minute. */
+  sessionsReached: z.record(z.string(), count),
 });
 /** A finished minute of the global analytics. */
 export type AnalyticsMinute = z.output<typeof analyticsMinuteSchema>;

@@ -152,6 +152,8 @@ function figures(t: WindowTotals) {
     revenue: t.revenue,
     revenueByCategory: t.revenueByCategory,
     funnel: t.funnel,
+    funnelSessions: t.sessionsReached,
+    sessionConversion: t.sessionConversion,
   };
 }
 
@@ -231,6 +233,8 @@ function funnelRoute(deps: QueryDeps): QueryHandler<typeof querySchemas.funnel> 
       cartsAbandoned: t.cartsAbandoned,
       checkoutsAbandoned: t.checkoutsAbandoned,
       conversion: t.funnel,
+      funnelSessions: t.sessionsReached,
+      sessionConversion: t.sessionConversion,
       ...storageFields(read),
       ...(found ? sourceOf(found) : { source: "none" }),
     });
@@ -355,7 +359,10 @@ export function queryRoutes(deps: QueryDeps): Route[] {
       doc: doc(
         "getFunnel",
         "The conversion funnel over a window",
-        "Step counts, cart outcomes and step conversions over the window. `fromStorage` is true when part of " +
+        "Step counts (events), cart outcomes and step conversions (ratios of event counts) over the window; " +
+          "`funnelSessions`: sessions that reached each stage (visited, viewed_product, added_to_cart, " +
+          "started_checkout, purchased) within the window, and `sessionConversion` their step ratios. " +
+          "`fromStorage` is true when part of " +
           "the window lies before the global actor's memory and was read from PostgreSQL; `storage` then says " +
           "which range and how many stored minutes it held.",
         { 400: "Invalid `window`, or a repeated or unknown parameter" },

@@ -26,25 +26,28 @@ export async function storeAnalyticsHistory(tx: TransactionSql, batches: readonl
       category_revenue_millis: m.categoryRevenueMillis,
       active_users: m.activeUsers,
       active_sessions: m.activeSessions,
+      sessions_reached: m.sessionsReached,
     }));
     await tx`
       insert into analytics_minutes (minute, events, orders, revenue_millis, page_views, load_time_ms_sum,
         load_time_samples, checkouts, carts_converted, carts_abandoned, checkouts_abandoned, category_revenue_millis,
-        active_users, active_sessions)
+        active_users, active_sessions, sessions_reached)
       select r.minute::timestamptz, r.events, r.orders, r.revenue_millis, r.page_views, r.load_time_ms_sum,
              r.load_time_samples, r.checkouts, r.carts_converted, r.carts_abandoned, r.checkouts_abandoned,
-             r.category_revenue_millis, r.active_users, r.active_sessions
+             r.category_revenue_millis, r.active_users, r.active_sessions, r.sessions_reached
         from jsonb_to_recordset(${JSON.stringify(rows)}::text::jsonb) as r(
           minute text, events jsonb, orders bigint, revenue_millis bigint, page_views bigint, load_time_ms_sum bigint,
           load_time_samples bigint, checkouts bigint, carts_converted bigint, carts_abandoned bigint,
-          checkouts_abandoned bigint, category_revenue_millis jsonb, active_users bigint, active_sessions bigint)
+          checkouts_abandoned bigint, category_revenue_millis jsonb, active_users bigint, active_sessions bigint,
+          sessions_reached jsonb)
       on conflict (minute) do update set
         events = excluded.events, orders = excluded.orders, revenue_millis = excluded.revenue_millis,
         page_views = excluded.page_views, load_time_ms_sum = excluded.load_time_ms_sum,
         load_time_samples = excluded.load_time_samples, checkouts = excluded.checkouts,
         carts_converted = excluded.carts_converted, carts_abandoned = excluded.carts_abandoned,
         checkouts_abandoned = excluded.checkouts_abandoned, category_revenue_millis = excluded.category_revenue_millis,
-        active_users = excluded.active_users, active_sessions = excluded.active_sessions`;
+        active_users = excluded.active_users, active_sessions = excluded.active_sessions,
+        sessions_reached = excluded.sessions_reached`;
   }
   const keepFrom = Math.max(...batches.map((b) => b.keepFrom));
   await tx`delete from analytics_minutes where minute < ${new Date(keepFrom)}`;
@@ -73,6 +76,7 @@ type SumRow = {
   active_sessions: string;
   events: Record<string, number | string>;
   category_revenue_millis: Record<string, number | string>;
+  sessions_reached: Record<string, number | string>;
 };
 
 /** Sums the stored minutes in [from, to) (epoch ms) in one query. */
@@ -94,7 +98,10 @@ export async function sumAnalyticsMinutes(sql: Sql, from: number, to: number): P
            (select coalesce(jsonb_object_agg(c.key, c.n), '{}')
               from (select key, sum(value::bigint) as n
                       from stored, jsonb_each_text(stored.category_revenue_millis) group by key) c
-           ) as category_revenue_millis
+           ) as category_revenue_millis,
+           (select coalesce(jsonb_object_agg(r.key, r.n), '{}')
+              from (select key, sum(value::bigint) as n from stored, jsonb_each_text(stored.sessions_reached) group by key) r
+           ) as sessions_reached
       from stored`;
   const numbers = (record: Record<string, number | string>) =>
     Object.fromEntries(Object.entries(record).map(([key, n]) => [key, Number(n)]));
@@ -115,6 +122,7 @@ export async function sumAnalyticsMinutes(sql: Sql, from: number, to: number): P
       categoryRevenueMillis: numbers(row.category_revenue_millis),
       activeUsers: Number(row.active_users),
       activeSessions: Number(row.active_sessions),
+      sessionsReached: numbers(row.sessions_reached),
     },
   };
 }

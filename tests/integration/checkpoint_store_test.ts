@@ -186,6 +186,7 @@ const minute = (i: number, n: number): AnalyticsMinute => ({
   categoryRevenueMillis: { [i % 2 === 0 ? "even" : "odd"]: n * 1000 },
   activeUsers: n,
   activeSessions: n,
+  sessionsReached: { visited: n, purchased: 1 },
 });
 
 onlyOn(
@@ -226,6 +227,7 @@ onlyOn(
         categoryRevenueMillis: { even: 1000, odd: 2000 },
         activeUsers: 3,
         activeSessions: 3,
+        sessionsReached: { visited: 3, purchased: 2 },
       });
       const empty = await sumAnalyticsMinutes(sql, T0 - 60 * 60_000, T0);
       assert.equal(empty.count, 0);

@@ -114,6 +114,7 @@ function sumMinutes(minutes: readonly StoredMinute[], from: number, to: number):
     categoryRevenueMillis: {} as Record<string, number>,
     activeUsers: 0,
     activeSessions: 0,
+    sessionsReached: {} as Record<string, number>,
   };
   const merge = (into: Record<string, number>, add: Readonly<Record<string, number>>) => {
     for (const [key, n] of Object.entries(add)) into[key] = (into[key] ?? 0) + n;
@@ -121,6 +122,7 @@ function sumMinutes(minutes: readonly StoredMinute[], from: number, to: number):
   for (const m of inside) {
     merge(total.events, m.events);
     merge(total.categoryRevenueMillis, m.categoryRevenueMillis);
+    merge(total.sessionsReached, m.sessionsReached);
     for (const key of Object.keys(total) as (keyof typeof total)[]) {
       if (typeof total[key] === "number" && key !== "minute") (total[key] as number) += m[key] as number;
     }

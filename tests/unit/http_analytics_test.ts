@@ -39,3 +39,58 @@ Deno.test("GET /v1/analytics/realtime reports revenue by category in 5-minute wi
   assert.deepEqual(body.last1.revenueByCategory, { shoes: 4.5 }, "the minute of the latest event");
   assert.deepEqual(body.last15.revenueByCategory, { shoes: 14.5, hats: 7 });
 });
+
+Deno.test("GET /v1/analytics/funnel counts the sessions that reached each stage, so no session step passes 100%", async () => {
+  const b = new EventBuilder();
+  const add = (user: string, at: number, productId: string) =>
+    b.event("product_added_to_cart", user, at, { productId, price: 1 });
+  const events = [
+    // u1 lands, views one product, adds three, checks out and buys: one session through every stage.
+    b.event("page_viewed", "u1", 0, { url: "/" }),
+    b.event("product_viewed", "u1", 5, { productId: "p1" }),
+    add("u1", 10, "p1"),
+    add("u1", 11, "p2"),
+    add("u1", 12, "p3"),
+    b.event("checkout_started", "u1", 20),
+    b.event("order_completed", "u1", 30, {
+      orderId: "o1",
+      items: [{ productId: "p1", quantity: 1, price: 1 }],
+      total: 1,
+    }),
+    // u2 only lands; u3's first event is a product view (visited and viewed at once), and it comes twice.
+    b.event("page_viewed", "u2", 40, { url: "/" }),
+    b.event("product_viewed", "u3", 50, { productId: "p1" }),
+    // u1 comes back after the 30-minute gap: a second session, which only visits.
+    b.event("page_viewed", "u1", 45 * 60, { url: "/" }),
+    // A late view of u1's first session (arriving after the second opened) moves no session's stage.
+    b.event("product_viewed", "u1", 60, { productId: "p9" }),
+  ];
+  const repeated = { ...events[8] }; // the same eventId again: counted once
+  const r = await fold([...events, repeated], { partitions: 1 });
+  const reader: StateReader = {
+    read: (kind) =>
+      Promise.resolve(kind === "global" ? { state: r.persisted("global", "global"), source: "memory" } : null),
+  };
+  const handle = createHandler(queryRoutes({ reader, sql: emptySql, now: () => b.time(46 * 60) }), silentLogger);
+  const response = await handle(new Request("http://engine.test/v1/analytics/funnel?window=1h"));
+  assert.equal(response.status, 200);
+  const body = await response.json();
+  assert.deepEqual(body.funnelSessions, {
+    visited: 4,
+    viewed_product: 2,
+    added_to_cart: 1,
+    started_checkout: 1,
+    purchased: 1,
+  });
+  assert.deepEqual(body.sessionConversion, {
+    visitToView: 0.5,
+    viewToCart: 0.5,
+    cartToCheckout: 1,
+    checkoutToPurchase: 1,
+    visitToPurchase: 0.25,
+  });
+  assert.equal(body.conversion.viewToCart, 1, "event counts: three adds over three views (one of them late)");
+  assert.equal(body.steps.addedToCart, 3);
+  const realtime = await (await handle(new Request("http://engine.test/v1/analytics/realtime"))).json();
+  assert.deepEqual(realtime.last1.funnelSessions.visited, 1, "u1's second session, in the latest minute");
+});
