@@ -3,9 +3,8 @@
  * runtime, and the HTTP server. `stop()` shuts down in the reverse order.
  */
 import { createDomainLogics } from "../actors/domain.ts";
-import { minutesMs } from "../actors/settings.ts";
 import { operationsRoutes, type ReadinessChecks } from "../http/operations_routes.ts";
-import { queryRoutes } from "../http/query_routes.ts";
+import { queryRoutes, trendSettings } from "../http/query_routes.ts";
 import { buildRoutes } from "../http/routes.ts";
 import { createHandler } from "../http/server.ts";
 import { migrate } from "../sql/migrations.ts";
@@ -134,7 +133,7 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
         reader,
         sql: backend.sql,
         now: Date.now,
-        trendingHalfLifeMs: minutesMs(config.TRENDING_HALF_LIFE_MINUTES),
+        trending: trendSettings(config),
       }),
       ...operationsRoutes({ checks, metrics: () => metrics.render() }),
     ],

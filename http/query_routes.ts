@@ -12,13 +12,18 @@
 import { z } from "zod";
 import { EARLIEST_TIME_MS, LATEST_TIME_MS, storableText, timestamp } from "../actors/events.ts";
 import { GLOBAL_KEY } from "../actors/global.ts";
-import { DEFAULT_DOMAIN_SETTINGS, minutesMs } from "../actors/settings.ts";
+import { DEFAULT_DOMAIN_SETTINGS, type DomainSettings, minutesMs } from "../actors/settings.ts";
 import type { WindowTotals } from "../actors/rollups.ts";
 import type { Sql } from "../engine/database.ts";
 import { DatabaseUnavailableError, NotFoundError } from "../engine/errors.ts";
 import type { ReadState, StateReader } from "../engine/state_reader.ts";
 import { sumAnalyticsMinutes } from "../sql/analytics_minutes.ts";
-import { rankCategoriesInWindow, rankProductsInWindow, type WindowMeasure } from "../sql/product_minutes.ts";
+import {
+  rankCategoriesInWindow,
+  rankProductsInWindow,
+  type TrendMeasure,
+  type WindowMeasure,
+} from "../sql/product_minutes.ts";
 import { latestRecommendations, listAlerts, type ProductRankField, topProducts } from "../sql/queries.ts";
 import { type AnalyticsWindow, type HistoryReader, readAnalyticsWindow, storageFields } from "./analytics_window.ts";
 import { JSON_CONTENT_TYPE } from "./body.ts";
@@ -36,8 +41,22 @@ export interface QueryDeps {
   readonly now: () => number;
   /** Stored analytics minutes; defaults to `analytics_minutes` through `sql` (unit tests give their own). */
   readonly history?: HistoryReader;
-  /** TRENDING_HALF_LIFE_MINUTES in ms, to compare trending scores at one time; defaults to the default setting. */
-  readonly trendingHalfLifeMs?: number;
+  /** The trending settings (TRENDING_*), to compare and compute scores at one time; defaults to the defaults. */
+  readonly trending?: TrendSettings;
+}
+
+/** The trending half-life (ms) and weights, as the product actors use them. */
+export interface TrendSettings {
+  readonly halfLifeMs: number;
+  readonly weights: TrendMeasure["weights"];
+}
+
+/** The trending settings of `s`. */
+export function trendSettings(s: DomainSettings): TrendSettings {
+  return {
+    halfLifeMs: minutesMs(s.TRENDING_HALF_LIFE_MINUTES),
+    weights: { view: s.TRENDING_VIEW_WEIGHT, cart: s.TRENDING_CART_WEIGHT, purchase: s.TRENDING_PURCHASE_WEIGHT },
+  };
 }
 
 /** Funnel windows and their length in minutes; beyond the global actor's memory they come from PostgreSQL. */
@@ -100,8 +119,11 @@ export const querySchemas = {
     limit: limit(100, 10),
   }),
   topCategories: z.object({
-    by: z.enum(["views", "purchases", "revenue"]).default("views")
-      .describe("What categories are ranked by (purchases: units sold)"),
+    by: z.enum(["views", "purchases", "revenue", "trending"]).default("views")
+      .describe(
+        "What categories are ranked by (purchases: units sold); `trending`: the window's views, cart adds and " +
+          "orders weighted and decayed as the products' trending score, to the window's end",
+      ),
     window: z.enum(Object.keys(FUNNEL_WINDOWS) as [keyof typeof FUNNEL_WINDOWS]).default(DEFAULT_RANKING_WINDOW)
       .describe("Length of the window, ending at the minute of the latest event; at most ANALYTICS_HISTORY_DAYS back"),
     limit: limit(100, 10),
@@ -248,7 +270,7 @@ function spanView(span: RankingSpan) {
 
 function topProductsRoute(deps: QueryDeps): QueryHandler<typeof querySchemas.topProducts> {
   const { sql, reader, now } = deps;
-  const halfLifeMs = deps.trendingHalfLifeMs ?? minutesMs(DEFAULT_DOMAIN_SETTINGS.TRENDING_HALF_LIFE_MINUTES);
+  const { halfLifeMs } = deps.trending ?? trendSettings(DEFAULT_DOMAIN_SETTINGS);
   return async (_request, _params, { by, window, limit }) => {
     const found = by === "trending" || window !== "all" ? await reader.read("global", GLOBAL_KEY) : null;
     // Trending scores are compared at the end of the window (for `all`, of the minute of the latest event).
@@ -270,14 +292,14 @@ function topProductsRoute(deps: QueryDeps): QueryHandler<typeof querySchemas.top
   };
 }
 
-function topCategoriesRoute({ sql, reader, now }: QueryDeps): QueryHandler<typeof querySchemas.topCategories> {
+function topCategoriesRoute(deps: QueryDeps): QueryHandler<typeof querySchemas.topCategories> {
+  const { sql, reader, now } = deps;
+  const trend = deps.trending ?? trendSettings(DEFAULT_DOMAIN_SETTINGS);
   return async (_request, _params, { by, window, limit }) => {
     const minutes = FUNNEL_WINDOWS[window];
     const span = rankingSpan(await reader.read("global", GLOBAL_KEY), minutes, now());
-    const items = await query(
-      "top categories",
-      () => rankCategoriesInWindow(sql, WINDOW_MEASURES[by], span.from, span.to, limit),
-    );
+    const measure = by === "trending" ? { ...trend, at: span.to } : WINDOW_MEASURES[by];
+    const items = await query("top categories", () => rankCategoriesInWindow(sql, measure, span.from, span.to, limit));
     return Response.json({ by, window, minutes, ...spanView(span), items });
   };
 }

@@ -140,25 +140,49 @@ export interface WindowedCategory {
   readonly revenue: number;
   /** Distinct products of the category with activity in the window. */
   readonly products: number;
+  /** Ranked by trend: the decayed, weighted activity of the window. */
+  readonly trendingScore?: number;
 }
 
-/** The `limit` categories with the largest `measure` in [from, to) (epoch ms), ties broken by name. */
+/** Ranking by trend: activity weighted as the products' trending score, decayed to `at` with the half-life. */
+export interface TrendMeasure {
+  readonly at: number;
+  readonly halfLifeMs: number;
+  readonly weights: { readonly view: number; readonly cart: number; readonly purchase: number };
+}
+
+/** Halvings past which a decayed count is 0 (2^−1000 is still a normal double; PostgreSQL refuses an underflow). */
+const MAX_HALVINGS = 1_000;
+
+/**
+ * The `limit` categories with the largest `measure` in [from, to) (epoch ms), ties broken by name. A
+ * trend measure sums each minute's weighted views, cart adds and orders decayed to `at`: the
+ * products' trending score, at minute rather than bucket resolution, given as `trendingScore`.
+ */
 export async function rankCategoriesInWindow(
   sql: Sql,
-  measure: WindowMeasure,
+  measure: WindowMeasure | TrendMeasure,
   from: number,
   to: number,
   limit: number,
 ): Promise<WindowedCategory[]> {
-  const rows = await sql<(Omit<ProductRow, "product_id" | "brand"> & { category: string; products: string })[]>`
+  const score = typeof measure === "string" ? sql`sum(${sql(COLUMNS[measure])})` : sql`sum(
+    (${measure.weights.view}::float8 * views + ${measure.weights.cart}::float8 * cart_adds
+      + ${measure.weights.purchase}::float8 * orders)
+    * power(2::float8, greatest(-${MAX_HALVINGS}::float8,
+        -greatest(0, ${measure.at}::float8 - extract(epoch from minute) * 1000) / ${measure.halfLifeMs}::float8)))`;
+  const rows = await sql<
+    (Omit<ProductRow, "product_id" | "brand"> & { category: string; products: string; score: string })[]
+  >`
     select category, sum(views) as views, sum(cart_adds) as cart_adds, sum(orders) as orders, sum(units) as units,
-           sum(revenue_millis) as revenue_millis, count(distinct product_id) as products
+           sum(revenue_millis) as revenue_millis, count(distinct product_id) as products, ${score}::text as score
       from product_minutes
      where minute >= ${new Date(from)} and minute < ${new Date(to)} and category is not null
      group by category
-     order by sum(${sql(COLUMNS[measure])}) desc, category
+     order by ${score} desc, category
      limit ${limit}`;
   return rows.map((r) => ({
+    ...(typeof measure === "string" ? {} : { trendingScore: Math.round(Number(r.score) * 1e6) / 1e6 }),
     category: r.category,
     views: Number(r.views),
     cartAdds: Number(r.cart_adds),

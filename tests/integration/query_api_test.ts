@@ -400,6 +400,11 @@ onlyOn("kafka", {
       assert.deepEqual(trending.items.map((p: Json) => p.productId), ["pNew"]);
       assert.deepEqual(ids(await get("/v1/analytics/top-categories?window=5m")), [["toys", 2]]);
       assert.deepEqual(ids(await get("/v1/analytics/top-categories?window=24h")), [["garden", 6], ["toys", 2]]);
+      const trendingCategories = (await get("/v1/analytics/top-categories?by=trending&window=24h")).items;
+      assert.deepEqual(trendingCategories.map((c: Json) => c.category).sort(), ["garden", "toys"]);
+      const categoryScores = trendingCategories.map((c: Json) => c.trendingScore);
+      assert.ok(categoryScores.every((n: number) => n > 0), JSON.stringify(categoryScores));
+      assert.deepEqual(categoryScores, [...categoryScores].sort((x, y) => y - x), "ordered by trending score");
       const realtime = await get("/v1/analytics/realtime");
       assert.deepEqual(realtime.topProducts.map((p: Json) => p.productId), ["pNew"]);
       assert.equal(realtime.topProductsWindow.window, "15m");

@@ -114,7 +114,7 @@ Deno.test("GET /v1/analytics/top-products and top-categories reject a window out
     await assertBadParameter(`/v1/analytics/top-categories?window=${window}`, "window");
   }
   await assertBadParameter("/v1/analytics/top-categories?window=all", "window");
-  await assertBadParameter("/v1/analytics/top-categories?by=trending", "by");
+  await assertBadParameter("/v1/analytics/top-categories?by=popularity", "by");
 });
 
 Deno.test("the query routes document themselves in the OpenAPI document", () => {

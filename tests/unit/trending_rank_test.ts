@@ -79,3 +79,44 @@ Deno.test("top products by trend rank the product busy now above one busy a day 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("top categories by trend weigh each minute's views, cart adds and orders as the trending score, decayed to the window's end", async () => {
+  const b = new EventBuilder();
+  const dir = await Deno.makeTempDir({ prefix: "trending-rank-" });
+  const db = await openEmbeddedDatabase(dir, { logger: silentLogger, vacuumIntervalMs: 0 });
+  try {
+    await migrate(db.sql);
+    const rows = [
+      ["p-shoe", "shoes", b.time(0), 100, 0], // busy 23 hours before the window's end
+      ["p-hat", "hats", b.time(23 * HOUR), 10, 0],
+      ["p-sock", "socks", b.time(23 * HOUR), 0, 2], // two cart adds weigh 3 each
+    ] as const;
+    for (const [product, category, at, views, carts] of rows) {
+      await db.sql`insert into product_minutes (product_id, minute, partition, category, views, cart_adds, orders,
+                     units, revenue_millis) values (${product}, ${new Date(at)}, 0, ${category}, ${views}, ${carts},
+                     0, 0, 0)`;
+    }
+    // The latest event is at 23:00:00, so the window ends at 23:01.
+    const global = { lastEventAt: b.time(23 * HOUR) };
+    const reader: StateReader = {
+      read: (kind) => Promise.resolve(kind === "global" ? { state: global, source: "memory" } : null),
+    };
+    const handle = createHandler(queryRoutes({ reader, sql: db.sql, now: () => b.time(23 * HOUR) }), silentLogger);
+    const get = async (by: string) => {
+      const response = await handle(new Request(`http://engine.test/v1/analytics/top-categories?by=${by}&window=24h`));
+      assert.equal(response.status, 200);
+      return (await response.json()).items as { category: string; trendingScore?: number }[];
+    };
+    assert.deepEqual((await get("views")).map((c) => c.category), ["shoes", "hats", "socks"]);
+    const trending = await get("trending");
+    const minute = 2 ** (-1 / 60); // one minute of a 60-minute half-life
+    assert.deepEqual(trending.map((c) => [c.category, c.trendingScore]), [
+      ["hats", Math.round(10 * minute * 1e6) / 1e6],
+      ["socks", Math.round(6 * minute * 1e6) / 1e6],
+      ["shoes", Math.round(100 * 2 ** (-(23 * 60 + 1) / 60) * 1e6) / 1e6],
+    ]);
+  } finally {
+    await db.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
