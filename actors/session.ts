@@ -33,8 +33,11 @@ export function furthest(a: FunnelStage, b: FunnelStage): FunnelStage {
   return FUNNEL_STAGES.indexOf(a) >= FUNNEL_STAGES.indexOf(b) ? a : b;
 }
 
+const NO_STAGES: readonly FunnelStage[] = Object.freeze([]);
+
 /** The stages after `from` (none: before the first) up to and including `to`: what a session just reached. */
 export function stagesBetween(from: FunnelStage | null, to: FunnelStage): readonly FunnelStage[] {
+  if (from === to) return NO_STAGES; // most events: no allocation
   const start = from === null ? 0 : FUNNEL_STAGES.indexOf(from) + 1;
   return FUNNEL_STAGES.slice(start, FUNNEL_STAGES.indexOf(to) + 1);
 }
