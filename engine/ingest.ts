@@ -72,27 +72,25 @@ function prepareOne(
   if (typeof input !== "object" || input === null || Array.isArray(input)) {
     return [{ path: prefix.join(".") || "(root)", message: "each event must be a JSON object" }];
   }
-  const type = (input as { type?: unknown }).type;
-  if (typeof type !== "string" || !TYPE_SET.has(type)) {
-    // The envelope is still checked, so that one answer lists every problem.
-    const envelope = safeParseFast(eventEnvelope, input);
-    return [
-      { path: at("type"), message: `must be one of: ${EVENT_TYPES.join(", ")}` },
-      ...(envelope.success ? [] : zodProblems(envelope.error, prefix)),
-    ];
-  }
-  const result = safeParseFast(incomingEvent, input);
   const occurred = (input as { occurredAt?: unknown }).occurredAt;
   const occurredMs = typeof occurred === "string" ? Date.parse(occurred) : NaN;
   const tooFar = occurredMs > context.nowMs + context.rules.maxFutureMs
     ? { path: at("occurredAt"), message: `is more than ${context.rules.maxFutureMs / 1000} s in the future` }
     : null;
-  if (!result.success) {
-    const problems = zodProblems(result.error, prefix);
-    // A time too far ahead is a problem of its own, listed with the others unless its form already is one.
-    if (tooFar && !problems.some((p) => p.path === tooFar.path)) problems.push(tooFar);
-    return problems;
+  /** The schema's problems, and a time too far ahead unless its form is already one of them: one answer lists all. */
+  const withTooFar = (problems: FieldProblem[]): FieldProblem[] =>
+    tooFar && !problems.some((p) => p.path === tooFar.path) ? [...problems, tooFar] : problems;
+  const type = (input as { type?: unknown }).type;
+  if (typeof type !== "string" || !TYPE_SET.has(type)) {
+    // The envelope is still checked, so that one answer lists every problem.
+    const envelope = safeParseFast(eventEnvelope, input);
+    return withTooFar([
+      { path: at("type"), message: `must be one of: ${EVENT_TYPES.join(", ")}` },
+      ...(envelope.success ? [] : zodProblems(envelope.error, prefix)),
+    ]);
   }
+  const result = safeParseFast(incomingEvent, input);
+  if (!result.success) return withTooFar(zodProblems(result.error, prefix));
   if (tooFar) return [tooFar];
   const event = result.data;
   let occurredAt = context.receivedAt;

@@ -46,6 +46,8 @@ export interface TrendingReference {
 
 /** Halvings past which a decayed score is 0 (2^−1000 is still a normal double; PostgreSQL refuses an underflow). */
 const MAX_HALVINGS = 1_000;
+/** Doublings a score is brought back by at most: a guard against overflow (2^64 times any score is a finite double). */
+const MAX_DOUBLINGS = 64;
 
 /**
  * The `limit` checkpointed products with the highest `field` (all-time totals, or the trending score
@@ -59,11 +61,14 @@ export async function topProducts(
   activeIn?: { readonly from: number; readonly to: number },
   trending?: TrendingReference,
 ): Promise<RankedProduct[]> {
-  // A product quiet for a day must not outrank one busy now with the score it had a day ago.
+  // A product quiet for a day must not outrank one busy now with the score it had a day ago. The
+  // decay runs both ways: a product whose last event (a restock, say) came after `at` has its score
+  // brought back to `at`, exactly as long as its activity came before.
   const score = field === "trendingScore" && trending
-    ? sql`coalesce((state->>'trendingScore')::float8 * power(2::float8, greatest(-${MAX_HALVINGS}::float8,
-            -greatest(0, ${trending.at}::float8 - extract(epoch from (state->>'trendingAt')::timestamptz) * 1000)
-            / ${trending.halfLifeMs}::float8)), 0)`
+    ? sql`coalesce((state->>'trendingScore')::float8 * power(2::float8, least(${MAX_DOUBLINGS}::float8,
+            greatest(-${MAX_HALVINGS}::float8,
+              (extract(epoch from (state->>'trendingAt')::timestamptz) * 1000 - ${trending.at}::float8)
+              / ${trending.halfLifeMs}::float8))), 0)`
     : sql`coalesce((state->>${field}::text)::numeric, 0)`;
   // Ranked on the one field first, the others read for the winners only: each `->>` reads the whole
   // (often TOASTed) state again, and eleven of them per product made a 20,000-product ranking 6 to 9

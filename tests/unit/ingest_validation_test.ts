@@ -283,8 +283,8 @@ Deno.test("prepareEvents() lists a time too far ahead with the event's other pro
   assert.deepEqual(paths(both).sort(), ["occurredAt", "properties.price"]);
   // A time whose form is wrong is named once, for its form.
   assert.deepEqual(paths(rejection([edit(FULL.page_viewed, "occurredAt", "2099-01-01 10:00:00")])), ["occurredAt"]);
-  const unknown = rejection([{ type: "product_view", userId: "", eventId: "nope", properties: {} }]);
-  assert.deepEqual(paths(unknown).sort(), ["eventId", "type", "userId"]);
+  const unknown = rejection([{ type: "product_view", userId: "", eventId: "nope", occurredAt: ahead, properties: {} }]);
+  assert.deepEqual(paths(unknown).sort(), ["eventId", "occurredAt", "type", "userId"]);
   // The envelope of an unknown type is checked, not required: a user id may be what is missing.
   assert.deepEqual(paths(rejection([{ type: "stock_changed", properties: {} }])), ["type"]);
 });

@@ -120,3 +120,53 @@ Deno.test("top categories by trend weigh each minute's views, cart adds and orde
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a restock after the latest storefront event does not sink a product's trending rank: scores decay both ways", async () => {
+  const b = new EventBuilder();
+  // "restocked" and "plain" get the same 10 views at t0; "restocked" also gets a stock update two hours
+  // later (the warehouse feed, while the storefront is quiet).
+  const events = [
+    ...Array.from({ length: 10 }, (_, i) => b.event("product_viewed", `a${i}`, i, { productId: "restocked" })),
+    ...Array.from({ length: 10 }, (_, i) => b.event("product_viewed", `b${i}`, i, { productId: "plain" })),
+    b.inventory("restocked", 50, 2 * HOUR),
+  ];
+  const r = await fold(events);
+  const dir = await Deno.makeTempDir({ prefix: "trending-rank-" });
+  const db = await openEmbeddedDatabase(dir, { logger: silentLogger, vacuumIntervalMs: 0 });
+  try {
+    await migrate(db.sql);
+    await db.sql.begin((tx) =>
+      saveStates(
+        tx,
+        "product",
+        0,
+        ["restocked", "plain"].map((key) => ({ key, state: r.persisted("product", key), timers: {}, lastActiveAt: 1 })),
+      )
+    );
+    for (const product of ["restocked", "plain"]) {
+      await db.sql`insert into product_minutes (product_id, minute, partition, views, cart_adds, orders, units,
+                     revenue_millis) values (${product}, ${new Date(b.time(0))}, 0, 10, 0, 0, 0, 0)`;
+    }
+    const global = r.persisted("global", "global");
+    const reader: StateReader = {
+      read: (kind) => Promise.resolve(kind === "global" ? { state: global, source: "memory" } : null),
+    };
+    const handle = createHandler(queryRoutes({ reader, sql: db.sql, now: () => b.time(3 * HOUR) }), silentLogger);
+    for (const window of ["1h", "all"]) {
+      const response = await handle(
+        new Request(`http://engine.test/v1/analytics/top-products?by=trending&window=${window}`),
+      );
+      assert.equal(response.status, 200);
+      const body = await response.json() as { items: { productId: string; trendingScore: number }[] };
+      const scores = Object.fromEntries(body.items.map((i) => [i.productId, i.trendingScore]));
+      // Both had the same 10 views in the same minute: at the window's end their scores are equal.
+      assert.ok(
+        Math.abs(scores.restocked - scores.plain) < 1e-4,
+        `window=${window}: restocked ${scores.restocked} vs plain ${scores.plain} for identical activity`,
+      );
+    }
+  } finally {
+    await db.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
