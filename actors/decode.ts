@@ -2,9 +2,10 @@
 import type { z } from "zod";
 import type { LogRecord } from "../engine/log.ts";
 import { ValidationError } from "../engine/errors.ts";
-import { MAX_AHEAD_OF_RECEIPT_MS, partitionKey, type StoredEvent, storedEvent } from "./events.ts";
+import { isStorableTime, MAX_AHEAD_OF_RECEIPT_MS, partitionKey, type StoredEvent, storedEvent } from "./events.ts";
 import { iso } from "./alerts.ts";
 import { nameUuid } from "./hash.ts";
+import { ORIGIN_HEADERS } from "../engine/dead_letter.ts";
 import { zodProblems } from "./problems.ts";
 import { safeParseFast } from "../engine/schema_check.ts";
 import { parseJson } from "../engine/json_parse.ts";
@@ -68,17 +69,21 @@ export function storedEventOf(json: unknown, record: LogRecord): StoredEvent {
 
 /**
  * Services may produce events straight to the log (SPEC) without the fields the HTTP edge fills in.
- * They are derived from the record, so a replay derives the same: `receivedAt` is its append time,
- * `occurredAt` defaults to that, and `eventId` is a UUID named by the record's position.
+ * They are derived from the record's first append, so a replay derives the same: `receivedAt` is its
+ * append time, `occurredAt` defaults to that, and `eventId` is a UUID named by the record's position.
+ * A record re-injected by `dlq replay` names its first append in ORIGIN_HEADERS.
  */
 function recordDefaults(json: unknown, record: LogRecord): unknown {
   if (typeof json !== "object" || json === null || Array.isArray(json)) return json;
   const event = json as Record<string, unknown>;
   if (event.eventId !== undefined && event.occurredAt !== undefined && event.receivedAt !== undefined) return json;
-  const receivedAt = event.receivedAt ?? iso(record.timestamp);
+  const originTime = Number(record.headers[ORIGIN_HEADERS.time] ?? NaN);
+  const appendedAt = isStorableTime(originTime) ? originTime : record.timestamp;
+  const position = record.headers[ORIGIN_HEADERS.position] ?? `${record.topic}:${record.partition}:${record.offset}`;
+  const receivedAt = event.receivedAt ?? iso(appendedAt);
   return {
     ...event,
-    eventId: event.eventId ?? nameUuid(`${record.topic}:${record.partition}:${record.offset}`),
+    eventId: event.eventId ?? nameUuid(position),
     occurredAt: event.occurredAt ?? receivedAt,
     receivedAt,
   };

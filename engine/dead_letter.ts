@@ -9,6 +9,18 @@ export const DLQ_HEADERS = {
   topic: "dlq-source-topic",
   partition: "dlq-source-partition",
   offset: "dlq-source-offset",
+  /** The source record's append time (epoch ms). */
+  timestamp: "dlq-source-timestamp",
+} as const;
+
+/**
+ * Headers of a record re-injected by `dlq replay` naming where (`topic:partition:offset`) and when
+ * (epoch ms) it was first appended: an event produced without an id or time derives them from its
+ * first append, so that it is dated then and keeps one eventId however often it is re-injected.
+ */
+export const ORIGIN_HEADERS = {
+  position: "event-origin",
+  time: "event-origin-time",
 } as const;
 
 /** Longest error message copied into a header. */
@@ -36,6 +48,7 @@ export function deadLetter(dlqTopic: string, record: LogRecord, error: EngineErr
       [DLQ_HEADERS.topic]: record.topic,
       [DLQ_HEADERS.partition]: String(record.partition),
       [DLQ_HEADERS.offset]: String(record.offset),
+      [DLQ_HEADERS.timestamp]: String(record.timestamp),
     },
   };
 }

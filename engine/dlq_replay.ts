@@ -8,7 +8,7 @@
 import { BUNDLE_INDEX_HEADER } from "./fact_bundle.ts";
 import { loadReplayed, markReplayed } from "../sql/dlq.ts";
 import type { Sql } from "./database.ts";
-import { DLQ_HEADERS } from "./dead_letter.ts";
+import { DLQ_HEADERS, ORIGIN_HEADERS } from "./dead_letter.ts";
 import type {
   LogConsumer,
   LogProducer,
@@ -113,10 +113,17 @@ export async function replayDlq(options: ReplayOptions): Promise<ReplaySummary> 
         }
       }
       headers[REPLAYED_FROM_HEADER] = `${record.topic}/${record.partition}/${record.offset}`;
+      // Where and when it was first appended, unless a replay before this one said so already (a DLQ
+      // record written before the source time was kept: the DLQ record's own time is the closest).
+      const sourcePartition = Number(record.headers[DLQ_HEADERS.partition]);
+      const sourceOffset = record.headers[DLQ_HEADERS.offset];
+      headers[ORIGIN_HEADERS.position] ??= Number.isInteger(sourcePartition) && sourceOffset !== undefined
+        ? `${source}:${sourcePartition}:${sourceOffset}`
+        : `${record.topic}:${record.partition}:${record.offset}`; // the DLQ record's own: still one per record
+      headers[ORIGIN_HEADERS.time] ??= record.headers[DLQ_HEADERS.timestamp] ?? String(record.timestamp);
       // A keyed record goes where its key leads, as any append. A record without a key (a fact bundle,
       // whose entries all belong to the partition it was written to) goes back to its partition: by
       // its empty key it would land on another, whose worker would handle keys it does not own.
-      const sourcePartition = Number(record.headers[DLQ_HEADERS.partition]);
       const partition = !record.key && Number.isInteger(sourcePartition) ? { partition: sourcePartition } : {};
       out.push({
         topic: source,
