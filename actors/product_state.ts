@@ -115,6 +115,7 @@ export function initialProduct(productId: string): ProductState {
 export function persistProduct(state: ProductState, s: DomainSettings): PersistedProduct {
   const halfLife = minutesMs(s.TRENDING_HALF_LIFE_MINUTES);
   const weights = { view: s.TRENDING_VIEW_WEIGHT, cart: s.TRENDING_CART_WEIGHT, purchase: s.TRENDING_PURCHASE_WEIGHT };
+  const trendAt = state.trend.length > 0 ? state.trend[state.trend.length - 1][0] : null;
   return {
     ...state,
     viewers: state.viewers.toJSON(),
@@ -127,8 +128,10 @@ export function persistProduct(state: ProductState, s: DomainSettings): Persiste
       viewToCart: ratioOf(state.cartAdds, state.views),
       viewToPurchase: ratioOf(state.orders, state.views),
     },
-    trendingScore: state.lastEventAt === null ? 0 : trendingScore(state.trend, state.lastEventAt, weights, halfLife),
-    trendingAt: state.lastEventAt === null ? null : iso(state.lastEventAt),
+    // As of the newest activity bucket, not the latest event of any kind: a restock a day later would
+    // otherwise decay (and round) the stored score to nothing that a ranking could bring back.
+    trendingScore: trendAt === null ? 0 : trendingScore(state.trend, trendAt, weights, halfLife),
+    trendingAt: trendAt === null ? null : iso(trendAt),
     category: state.category?.value ?? null,
     brand: state.brand?.value ?? null,
     price: state.price?.value ?? null,

@@ -111,16 +111,21 @@ Deno.test("top categories by trend weigh each minute's views, cart adds and orde
   });
 });
 
-Deno.test("a restock after the latest storefront event does not sink a product's trending rank: scores decay both ways", async () => {
+for (const hours of [2, 24, 30]) {
+  Deno.test(`a restock ${hours} hours after the latest storefront event does not move a product's trending rank`, async () => {
+    await restockedAndPlain(hours);
+  });
+}
+
+/** "restocked" and "plain" get the same 10 views at t0; "restocked" also gets a stock update `hours` later (the warehouse feed, while the storefront is quiet). */
+async function restockedAndPlain(hours: number): Promise<void> {
   const b = new EventBuilder();
-  // "restocked" and "plain" get the same 10 views at t0; "restocked" also gets a stock update two hours
-  // later (the warehouse feed, while the storefront is quiet).
   const r = await fold([
     ...Array.from({ length: 10 }, (_, i) => b.event("product_viewed", `a${i}`, i, { productId: "restocked" })),
     ...Array.from({ length: 10 }, (_, i) => b.event("product_viewed", `b${i}`, i, { productId: "plain" })),
-    b.inventory("restocked", 50, 2 * HOUR),
+    b.inventory("restocked", 50, hours * HOUR),
   ]);
-  await withRanking(r.persisted("global", "global"), b.time(3 * HOUR), async (sql) => {
+  await withRanking(r.persisted("global", "global"), b.time((hours + 1) * HOUR), async (sql) => {
     await saveProducts(sql, r, ["restocked", "plain"]);
     for (const product of ["restocked", "plain"]) await minuteOf(sql, { product, at: b.time(0), views: 10 });
   }, async (get) => {
@@ -133,4 +138,4 @@ Deno.test("a restock after the latest storefront event does not sink a product's
       );
     }
   });
-});
+}
