@@ -38,13 +38,13 @@ function stubContext(): ActorContext {
   };
 }
 
-/** Appends the service's event at T0, dead-letters it as the previous version did, replays the DLQ at T1. */
+/** Appends the service's event at T0, dead-letters it (as this version does: with the source's append time), replays the DLQ at T1. */
 async function replayedRecords(times: number): Promise<{ original: LogRecord; replayed: LogRecord[] }> {
   let clock = T0;
   const log = new MemoryLog(() => clock);
   await log.ensureTopics([{ topic: "events", partitions: 1 }, { topic: "dlq", partitions: 1 }]);
   const [original] = log.appendNow([{ topic: "events", key: "svc-user", value: serviceEvent }]);
-  // Dead-lettered (as the previous version did: "invalid event: eventId: ...; receivedAt: ...").
+  // Dead-lettered for a reason since fixed (the previous version: "invalid event: eventId: ...; receivedAt: ...").
   log.appendNow([deadLetter("dlq", original, new ValidationError("invalid event: eventId: Invalid input"))]);
 
   clock = T1;
