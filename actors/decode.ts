@@ -2,7 +2,14 @@
 import type { z } from "zod";
 import type { LogRecord } from "../engine/log.ts";
 import { ValidationError } from "../engine/errors.ts";
-import { isStorableTime, MAX_AHEAD_OF_RECEIPT_MS, partitionKey, type StoredEvent, storedEvent } from "./events.ts";
+import {
+  isStorableTime,
+  MAX_AHEAD_OF_RECEIPT_MS,
+  partitionKey,
+  type StoredEvent,
+  storedEvent,
+  upperCaseTime,
+} from "./events.ts";
 import { iso } from "./alerts.ts";
 import { nameUuid } from "./hash.ts";
 import { ORIGIN_HEADERS } from "../engine/dead_letter.ts";
@@ -75,8 +82,13 @@ export function storedEventOf(json: unknown, record: LogRecord): StoredEvent {
  */
 function recordDefaults(json: unknown, record: LogRecord): unknown {
   if (typeof json !== "object" || json === null || Array.isArray(json)) return json;
-  const event = json as Record<string, unknown>;
-  if (event.eventId !== undefined && event.occurredAt !== undefined && event.receivedAt !== undefined) return json;
+  let event = json as Record<string, unknown>;
+  const occurredAt = upperCaseTime(event.occurredAt);
+  const received = upperCaseTime(event.receivedAt);
+  if (occurredAt !== event.occurredAt || received !== event.receivedAt) {
+    event = { ...event, occurredAt, receivedAt: received };
+  }
+  if (event.eventId !== undefined && event.occurredAt !== undefined && event.receivedAt !== undefined) return event;
   const originTime = Number(record.headers[ORIGIN_HEADERS.time] ?? NaN);
   const appendedAt = isStorableTime(originTime) ? originTime : record.timestamp;
   const position = record.headers[ORIGIN_HEADERS.position] ?? `${record.topic}:${record.partition}:${record.offset}`;

@@ -55,6 +55,16 @@ export function isStorableTime(ms: number): boolean {
   return ms >= EARLIEST_TIME_MS && ms <= LATEST_TIME_MS;
 }
 
+/**
+ * RFC 3339 time text with its `T` and `Z` in upper case: RFC 3339 allows them in lower case, which
+ * the check below (zod's ISO datetime) refuses. Every other character of such text is a digit or
+ * punctuation, so upper-casing it changes nothing else. Anything but a string is returned as is.
+ */
+export function upperCaseTime<T>(value: T): T {
+  return typeof value === "string" && LOWER_T_OR_Z.test(value) ? value.toUpperCase() as T : value;
+}
+const LOWER_T_OR_Z = /[tz]/;
+
 /** RFC 3339 text with an offset, of an instant between 1970 and the end of 9999 (UTC). */
 export const timestamp = z.iso.datetime({ offset: true }).refine((text) => isStorableTime(Date.parse(text)), {
   message: "must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z",

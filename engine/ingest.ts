@@ -9,6 +9,7 @@ import {
   incomingEvent,
   partitionKey,
   type StoredEvent,
+  upperCaseTime,
 } from "../actors/events.ts";
 import { zodProblems } from "../actors/problems.ts";
 import type { Topics } from "./config.ts";
@@ -72,7 +73,10 @@ function prepareOne(
   if (typeof input !== "object" || input === null || Array.isArray(input)) {
     return [{ path: prefix.join(".") || "(root)", message: "each event must be a JSON object" }];
   }
-  const occurred = (input as { occurredAt?: unknown }).occurredAt;
+  const given = (input as { occurredAt?: unknown }).occurredAt;
+  const occurred = upperCaseTime(given);
+  // RFC 3339 allows a lower-case `t` and `z`: checked (and stored) in upper case.
+  const raw = occurred === given ? input : { ...input, occurredAt: occurred };
   const occurredMs = typeof occurred === "string" ? Date.parse(occurred) : NaN;
   const tooFar = occurredMs > context.nowMs + context.rules.maxFutureMs
     ? { path: at("occurredAt"), message: `is more than ${context.rules.maxFutureMs / 1000} s in the future` }
@@ -80,16 +84,16 @@ function prepareOne(
   /** The schema's problems, and a time too far ahead unless its form is already one of them: one answer lists all. */
   const withTooFar = (problems: FieldProblem[]): FieldProblem[] =>
     tooFar && !problems.some((p) => p.path === tooFar.path) ? [...problems, tooFar] : problems;
-  const type = (input as { type?: unknown }).type;
+  const type = (raw as { type?: unknown }).type;
   if (typeof type !== "string" || !TYPE_SET.has(type)) {
     // The envelope is still checked, so that one answer lists every problem.
-    const envelope = safeParseFast(eventEnvelope, input);
+    const envelope = safeParseFast(eventEnvelope, raw);
     return withTooFar([
       { path: at("type"), message: `must be one of: ${EVENT_TYPES.join(", ")}` },
       ...(envelope.success ? [] : zodProblems(envelope.error, prefix)),
     ]);
   }
-  const result = safeParseFast(incomingEvent, input);
+  const result = safeParseFast(incomingEvent, raw);
   if (!result.success) return withTooFar(zodProblems(result.error, prefix));
   if (tooFar) return [tooFar];
   const event = result.data;

@@ -6,6 +6,7 @@
  * (`0x10`, `1e1`, ` 5`, which `Number()` would accept) are each a 400 as well.
  */
 import { z } from "zod";
+import { upperCaseTime } from "../actors/events.ts";
 import { type FieldProblem, ValidationError } from "../engine/errors.ts";
 import type { Route, RouteHandler } from "./router.ts";
 
@@ -45,6 +46,24 @@ function numeralRulesOf(schema: QuerySchema): ReadonlyMap<string, (typeof NUMERA
   return rules;
 }
 
+/** Per schema: the parameters documented as RFC 3339 times (memoised), whose lower-case `t`/`z` RFC 3339 allows. */
+const timeParams = new WeakMap<QuerySchema, ReadonlySet<string>>();
+
+function timeParamsOf(schema: QuerySchema): ReadonlySet<string> {
+  let names = timeParams.get(schema);
+  if (!names) {
+    names = new Set(
+      Object.entries(schema.shape)
+        .filter(([, field]) =>
+          z.toJSONSchema(field as z.ZodType, { io: "input", unrepresentable: "any" }).format === "date-time"
+        )
+        .map(([name]) => name),
+    );
+    timeParams.set(schema, names);
+  }
+  return names;
+}
+
 /**
  * Validates the query parameters of `request` against `schema`; throws one ValidationError listing
  * every problem: undeclared parameters (path `query`, naming each and the accepted ones), parameters
@@ -54,6 +73,7 @@ export function parseQuery<S extends QuerySchema>(schema: S, request: Request): 
   const params = new URL(request.url).searchParams;
   const accepted = Object.keys(schema.shape);
   const numerals = numeralRulesOf(schema);
+  const times = timeParamsOf(schema);
   const problems: FieldProblem[] = [];
   const unknown: string[] = [];
   const input: Record<string, string> = {};
@@ -62,7 +82,7 @@ export function parseQuery<S extends QuerySchema>(schema: S, request: Request): 
       unknown.push(name);
       continue;
     }
-    const values = params.getAll(name);
+    const values = params.getAll(name).map((value) => times.has(name) ? upperCaseTime(value) : value);
     const numeral = numerals.get(name);
     if (values.length > 1) {
       problems.push({ path: name, message: `given ${values.length} times; give it at most once` });

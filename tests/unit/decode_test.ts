@@ -148,6 +148,19 @@ Deno.test("an event produced straight to the log is stored as the HTTP edge stor
   assert.equal(event.receivedAt, "2026-11-22T11:00:00.250Z");
 });
 
+Deno.test("an event read from the log may write its times with a lower-case t and z (RFC 3339 allows them)", () => {
+  const event = decodeEvent(produced({
+    eventId: "3b241101-e2bb-4255-8caf-4136c566a962",
+    type: "page_viewed",
+    userId: "u1",
+    occurredAt: "2026-11-22t10:59:30z",
+    receivedAt: "2026-11-22t11:00:00.250z",
+    properties: { url: "/" },
+  }));
+  assert.equal(event.occurredAt, "2026-11-22T10:59:30.000Z");
+  assert.equal(event.receivedAt, "2026-11-22T11:00:00.250Z");
+});
+
 Deno.test("an event keyed by anything but its user (or its product, for stock) is refused, naming the field", () => {
   const cases = [
     () => decodeEvent(produced({ type: "page_viewed", userId: "u1", properties: { url: "/" } }, { key: "u2" })),

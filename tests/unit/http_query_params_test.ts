@@ -95,6 +95,13 @@ Deno.test("GET /v1/alerts rejects an invalid `since`, `type` or `limit`", async 
   await assertBadParameter("/v1/alerts?limit=0", "limit");
 });
 
+Deno.test("GET /v1/alerts takes a `since` written with a lower-case t and z, as RFC 3339 allows", async () => {
+  // Accepted: the query goes on to the database, which this fixture does not have (503).
+  assert.equal((await get("/v1/alerts?since=2026-11-22t12:00:00z")).status, 503);
+  assert.equal((await get("/v1/alerts?since=2026-11-22t12:00:00%2B01:00")).status, 503);
+  await assertBadParameter("/v1/alerts?since=2026-11-22x12:00:00z", "since");
+});
+
 Deno.test("GET /v1/products/{id}/related validates `limit`, answers 404 for unknown products and truncates", async () => {
   await assertBadParameter("/v1/products/p1/related?limit=0", "limit");
   await assertBadParameter("/v1/products/p1/related?limit=101", "limit");

@@ -322,6 +322,16 @@ Deno.test("prepareEvents() lists every problem of every invalid event in a batch
   assert.match(error.message, /4 of 5 events are invalid/);
 });
 
+Deno.test("prepareEvents() takes an occurredAt written with a lower-case t and z (RFC 3339 allows them)", () => {
+  const [event] = prepare([edit(FULL.page_viewed, "occurredAt", "2026-11-22t11:59:00.5+01:00")]).events;
+  assert.equal(event.occurredAt, "2026-11-22T10:59:00.500Z");
+  assert.equal(
+    prepare([edit(FULL.page_viewed, "occurredAt", "2026-11-22t11:00:00z")]).events[0].occurredAt,
+    "2026-11-22T11:00:00.000Z",
+  );
+  assert.deepEqual(paths(rejection([edit(FULL.page_viewed, "occurredAt", "2026-11-22t12:06:00z")])), ["occurredAt"]);
+});
+
 Deno.test("prepareEvents() applies defaults: quantity 1, currency USD, empty checkout properties", () => {
   const { events } = prepare([MINIMAL.product_added_to_cart, MINIMAL.order_completed, MINIMAL.checkout_started]);
   const [added, order, checkout] = events as [
