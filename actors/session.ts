@@ -33,7 +33,8 @@ export function furthest(a: FunnelStage, b: FunnelStage): FunnelStage {
   return FUNNEL_STAGES.indexOf(a) >= FUNNEL_STAGES.indexOf(b) ? a : b;
 }
 
-const NO_STAGES: readonly FunnelStage[] = Object.freeze([]);
+/** No stage reached: shared, so that the usual step allocates nothing. */
+export const NO_STAGES: readonly FunnelStage[] = Object.freeze([]);
 
 /** The stages after `from` (none: before the first) up to and including `to`: what a session just reached. */
 export function stagesBetween(from: FunnelStage | null, to: FunnelStage): readonly FunnelStage[] {

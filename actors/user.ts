@@ -18,7 +18,7 @@ import { MAX_FACT_LIST } from "./facts.ts";
 import type { StoredEvent, StoredEventOf } from "./events.ts";
 import { toMillis } from "./money.ts";
 import {
-  type FunnelStage,
+  NO_STAGES,
   openSession,
   placeEvent,
   pushRecent,
@@ -92,7 +92,7 @@ function handle(state: UserState, event: StoredEvent, ctx: ActorContext, s: Doma
     };
   }
   const late = placement === "late";
-  let reached: readonly FunnelStage[] = [];
+  let reached = NO_STAGES;
   if (!late) {
     const session = recordInSession(next.session!, event.type, at, event.sessionId);
     reached = stagesBetween(placement === "new" ? null : state.session!.stage, session.stage);

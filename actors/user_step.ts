@@ -5,7 +5,7 @@
  */
 import type { ActorContext } from "../engine/actor.ts";
 import type { AnalyticsFact, ProductFact } from "./facts.ts";
-import type { FunnelStage } from "./session.ts";
+import { type FunnelStage, NO_STAGES } from "./session.ts";
 import type { DomainSettings } from "./settings.ts";
 
 /** Fields every product fact of this step shares. */
@@ -36,7 +36,7 @@ export class UserStep {
     /** The event belongs to a past session (arrived out of order): it does not touch the current one. */
     readonly late: boolean,
     /** Funnel stages the session reached for the first time with this event (reported with its activity). */
-    readonly reached: readonly FunnelStage[] = [],
+    readonly reached: readonly FunnelStage[] = NO_STAGES,
   ) {}
 
   /** Forwards a fact to the product's owner on `product-events`. */
