@@ -1,7 +1,8 @@
 /**
  * A window of the global analytics, ending at the latest fact's minute boundary, assembled from
- * where its minutes are: the global actor's memory from `memoryFrom` on, and the stored history
- * (`analytics_minutes`, summed by the reader) for the part before it. Pure: the caller reads the
+ * where its minutes are: the global actor's memory from its oldest minute on (finished minutes stay
+ * there one round after they are emitted for storage), and the stored history (`analytics_minutes`,
+ * summed by the reader) for the part before it: each minute is read from one place only. Pure: the caller reads the
  * stored sum for `WindowSpan.stored` and passes it in.
  */
 import type { GlobalState } from "./global.ts";
@@ -23,7 +24,8 @@ export function windowSpan(state: GlobalState, minutes: number): WindowSpan | nu
   const to = minuteOf(state.lastEventAt) + MINUTE;
   const from = to - minutes * MINUTE;
   const memoryFrom = state.memoryFrom ?? from;
-  return { from, to, stored: from < memoryFrom ? { from, to: Math.min(to, memoryFrom) } : null };
+  const heldFrom = Math.min(memoryFrom, state.minutes[0]?.minute ?? memoryFrom);
+  return { from, to, stored: from < heldFrom ? { from, to: Math.min(to, heldFrom) } : null };
 }
 
 /**

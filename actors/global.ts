@@ -8,6 +8,9 @@
  * and are emitted to `analyticsHistory`; the checkpoint covering them stores them in PostgreSQL,
  * where they stay ANALYTICS_HISTORY_DAYS, so that windows longer than the memory can be answered
  * (analytics_window.ts). The boundary, `memoryFrom`, never moves back, even if the retention grows.
+ * Finished minutes stay in memory one more round (until the latest minute moves again): by then the
+ * checkpoint storing them has normally committed, so a window reaching before the memory finds each
+ * minute in memory or in storage, never in neither.
  *
  * | alert | raised when, over its window ending at the minute boundary |
  * |---|---|
@@ -63,7 +66,7 @@ export interface AnalyticsHistoryBatch {
 /** The analytics state. */
 export interface GlobalState {
   readonly key: string;
-  /** Ascending by minute, none before `memoryFrom`. */
+  /** Ascending by minute; those before `memoryFrom` are finished (emitted for storage) and kept one more round. */
   readonly minutes: readonly MinuteRollup[];
   /** Minutes before this (epoch ms) have left memory for storage, and their facts are too late; null before any fact. */
   readonly memoryFrom: number | null;
@@ -151,9 +154,11 @@ function handle(state: GlobalState, fact: AnalyticsFact, ctx: ActorContext, s: D
   let memoryFrom = state.memoryFrom;
   if (state.lastEventAt === null || minuteOf(latest) !== minuteOf(state.lastEventAt)) {
     const sketchFloor = minuteOf(latest) - ACTIVE_SKETCH_MINUTES * MINUTE;
-    const finished = minutes.filter((m) => m.minute < floor);
+    // Minutes before the previous boundary were emitted last round and are dropped now.
+    const held = state.memoryFrom ?? -Infinity;
+    const finished = minutes.filter((m) => m.minute < floor && m.minute >= held);
     if (finished.length > 0) emitHistory(ctx, state.key, finished, minuteOf(latest) - s.ANALYTICS_HISTORY_DAYS * DAY);
-    minutes = minutes.filter((m) => m.minute >= floor).map((m) => m.minute < sketchFloor ? freeze(m) : m);
+    minutes = minutes.filter((m) => m.minute >= held).map((m) => m.minute < sketchFloor ? freeze(m) : m);
     memoryFrom = floor;
   }
   const minute = minuteOf(fact.at);
