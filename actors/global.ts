@@ -154,11 +154,15 @@ function handle(state: GlobalState, fact: AnalyticsFact, ctx: ActorContext, s: D
   let memoryFrom = state.memoryFrom;
   if (state.lastEventAt === null || minuteOf(latest) !== minuteOf(state.lastEventAt)) {
     const sketchFloor = minuteOf(latest) - ACTIVE_SKETCH_MINUTES * MINUTE;
-    // Minutes before the previous boundary were emitted last round and are dropped now.
+    // Minutes before the previous boundary were emitted last round and are dropped now; of those
+    // finished now, only the ones the history keeps are held (the others are stored nowhere).
     const held = state.memoryFrom ?? -Infinity;
+    const keepFrom = minuteOf(latest) - s.ANALYTICS_HISTORY_DAYS * DAY;
     const finished = minutes.filter((m) => m.minute < floor && m.minute >= held);
-    if (finished.length > 0) emitHistory(ctx, state.key, finished, minuteOf(latest) - s.ANALYTICS_HISTORY_DAYS * DAY);
-    minutes = minutes.filter((m) => m.minute >= held).map((m) => m.minute < sketchFloor ? freeze(m) : m);
+    if (finished.length > 0) emitHistory(ctx, state.key, finished, keepFrom);
+    minutes = minutes
+      .filter((m) => m.minute >= floor || (m.minute >= held && m.minute >= keepFrom))
+      .map((m) => m.minute < sketchFloor ? freeze(m) : m);
     memoryFrom = floor;
   }
   const minute = minuteOf(fact.at);
@@ -192,9 +196,17 @@ function emitHistory(ctx: ActorContext, key: string, finished: readonly MinuteRo
   ctx.emit("analyticsHistory", key, batch);
 }
 
+/** The minutes within the retention (from `memoryFrom` on), without the finished ones held one more round. */
+function remembered(state: GlobalState): readonly MinuteRollup[] {
+  const from = state.memoryFrom;
+  if (from === null || state.minutes.length === 0 || state.minutes[0].minute >= from) return state.minutes;
+  return state.minutes.filter((m) => m.minute >= from);
+}
+
 function evaluate(state: GlobalState, ctx: ActorContext, s: DomainSettings): GlobalState {
   const at = ctx.now();
-  const window = (minutes: number) => windowTotals(state.minutes, at - minutes * MINUTE, at, { sketches: false });
+  const minutes = remembered(state);
+  const window = (n: number) => windowTotals(minutes, at - n * MINUTE, at, { sketches: false });
   const candidates: [string, Record<string, unknown>][] = [];
 
   const conversion = window(s.LOW_CONVERSION_WINDOW_MINUTES);
@@ -278,7 +290,7 @@ function rearm(state: GlobalState, at: number, ctx: ActorContext, s: DomainSetti
 export function recentTotals(state: GlobalState, minutes: number): WindowTotals | null {
   if (state.lastEventAt === null) return null;
   const to = minuteOf(state.lastEventAt) + MINUTE;
-  return windowTotals(state.minutes, to - minutes * MINUTE, to);
+  return windowTotals(remembered(state), to - minutes * MINUTE, to);
 }
 
 function persistGlobal(state: GlobalState, s: DomainSettings): PersistedGlobal {
@@ -288,7 +300,7 @@ function persistGlobal(state: GlobalState, s: DomainSettings): PersistedGlobal {
     minutes: state.minutes.map(persistRollup),
     dedupe: persistDedupe(state.dedupe),
     realtime: state.lastEventAt === null ? null : { last1: last(1), last5: last(5), last15: last(15) },
-    revenueByCategory: revenueByCategoryWindows(state.minutes, s.CATEGORY_WINDOW_MINUTES, CATEGORY_WINDOWS_SHOWN),
+    revenueByCategory: revenueByCategoryWindows(remembered(state), s.CATEGORY_WINDOW_MINUTES, CATEGORY_WINDOWS_SHOWN),
   };
 }
 

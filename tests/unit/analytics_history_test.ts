@@ -8,16 +8,9 @@
 import assert from "node:assert/strict";
 import { windowSpan, windowTotalsWithHistory } from "../../actors/analytics_window.ts";
 import type { AnalyticsFact } from "../../actors/facts.ts";
-import {
-  type AnalyticsHistoryBatch,
-  createGlobalLogic,
-  GLOBAL_KEY,
-  type GlobalState,
-  recentTotals,
-} from "../../actors/global.ts";
+import { createGlobalLogic, GLOBAL_KEY, type GlobalState, recentTotals } from "../../actors/global.ts";
 import { minuteOf, type StoredMinute, storedMinute } from "../../actors/rollups.ts";
-import { type DomainSettings, domainSettings } from "../../actors/settings.ts";
-import type { ActorContext } from "../../engine/actor.ts";
+import { domainSettings } from "../../actors/settings.ts";
 import { MemoryCheckpointStore } from "../../engine/checkpoint.ts";
 import { topicNames, topicSpecs } from "../../engine/config.ts";
 import { silentLogger } from "../../engine/logger.ts";
@@ -29,6 +22,7 @@ import { queryRoutes } from "../../http/query_routes.ts";
 import { createHandler } from "../../http/server.ts";
 import type { StoredMinutes } from "../../sql/analytics_minutes.ts";
 import { noSql } from "./http_fixture.ts";
+import { runGlobal } from "../helpers/global_actor.ts";
 
 const MIN = 60_000;
 const DAY = 1440 * MIN;
@@ -69,32 +63,7 @@ function shopFacts(minutes: number, every = 1): AnalyticsFact[] {
   return facts;
 }
 
-/** The global actor's handler applied to `facts` in order; what it emitted to `analyticsHistory`. */
-function run(
-  settings: DomainSettings,
-  facts: readonly AnalyticsFact[],
-  from?: GlobalState,
-): { state: GlobalState; history: AnalyticsHistoryBatch[] } {
-  const logic = createGlobalLogic(settings);
-  let state = from ?? logic.initial(GLOBAL_KEY);
-  const history: AnalyticsHistoryBatch[] = [];
-  let clock = 0;
-  for (const fact of facts) {
-    clock = Math.max(clock, fact.at);
-    const ctx: ActorContext = {
-      now: () => clock,
-      emit: (topic, _key, value) => {
-        if (topic === "analyticsHistory") history.push(JSON.parse(JSON.stringify(value)));
-      },
-      outputId: (rule) => `test-${rule}`,
-      setTimer: () => {},
-      cancelTimer: () => {},
-      timer: () => undefined,
-    };
-    state = logic.handle(state, fact, ctx) as GlobalState;
-  }
-  return { state, history };
-}
+const run = runGlobal;
 
 /** What `sumAnalyticsMinutes` computes in SQL, over stored minutes in memory. */
 function sumMinutes(minutes: readonly StoredMinute[], from: number, to: number): StoredMinutes {
