@@ -20,11 +20,19 @@ export interface RuntimeDeps extends Omit<WorkerDeps, "logic"> {
   readonly actorIdleMs?: number;
   /** Clean actors unused for this long (wall ms) are packed; 0 never packs. */
   readonly actorPackMs?: number;
+  /** Wait before claiming again a partition still assigned here whose worker was fenced off (wall ms). */
+  readonly reclaimAfterFenceMs?: number;
 }
 
 const DEFAULT_ACTOR_IDLE_MS = 5 * 60_000;
 /** Packing time per partition per housekeeping round; other work runs between partitions. */
 const PACK_BUDGET_MS = 10;
+/**
+ * Long enough for the consumer to hear of a rebalance at its next heartbeat (Kafka's: every
+ * second) before a fenced-off partition is claimed again: a rebalance that gave it to another
+ * instance revokes it here instead, and the claim does not take it back from its new owner.
+ */
+const DEFAULT_RECLAIM_AFTER_FENCE_MS = 3_000;
 
 /** A live actor state found in this instance's memory. */
 export interface LiveState {
@@ -45,6 +53,7 @@ export class ActorRuntime implements PartitionListener {
    * Partitions assigned here whose claim failed (the database down during a rebalance): housekeeping
    * claims them again, with backoff, until they are revoked. Retrying inside the assignment instead
    * held up the group's next assignment (a revocation could not get through, and a stop hung).
+   * Partitions whose worker was fenced off while still assigned here wait in it too.
    */
   readonly #unclaimed = new Map<string, { readonly tp: TopicPartition; failures: number; retryAt: number }>();
 
@@ -73,6 +82,7 @@ export class ActorRuntime implements PartitionListener {
       await worker.tick();
       await worker.checkpoint().catch((error) => this.#log.warn("periodic checkpoint failed", { error }));
     }));
+    this.#requeueFenced();
     const total = workers.reduce((n, w) => n + w.size, 0);
     const excess = Math.max(0, total - (this.#deps.maxActors ?? Number.MAX_SAFE_INTEGER));
     const wall = (this.#deps.wallClock ?? Date.now)();
@@ -114,8 +124,10 @@ export class ActorRuntime implements PartitionListener {
     await Promise.all(partitions.map(async (tp) => {
       if (!this.#deps.logics.has(tp.topic)) throw new Error(`no actor logic for topic ${tp.topic}`);
       const worker = await this.#claim(tp);
-      if (worker) offsets.set(tpKey(tp), worker.checkpointedOffset);
-      else this.#unclaimed.set(tpKey(tp), { tp, failures: 1, retryAt: performance.now() + this.#backoff(0) });
+      if (worker) {
+        this.#unclaimed.delete(tpKey(tp));
+        offsets.set(tpKey(tp), worker.checkpointedOffset);
+      } else this.#unclaimed.set(tpKey(tp), { tp, failures: 1, retryAt: performance.now() + this.#backoff(0) });
     }));
     return offsets;
   }
@@ -193,6 +205,26 @@ export class ActorRuntime implements PartitionListener {
         this.#deps.consumer.seek(unclaimed.tp, worker.checkpointedOffset);
       }),
     );
+  }
+
+  /**
+   * A worker fenced off by a newer owner gives its partition up, yet the group may still assign that
+   * partition here: this instance stalled past its session, the group handed the partition to
+   * another and, once it rejoined, back to it, before the worker noticed. Nothing would claim it
+   * again and it would stand still, so it is claimed again after a wait; a revocation meanwhile
+   * drops it.
+   */
+  #requeueFenced(): void {
+    for (const [key, worker] of this.#workers) {
+      if (worker.active) continue;
+      this.#workers.delete(key);
+      const delay = this.#deps.reclaimAfterFenceMs ?? DEFAULT_RECLAIM_AFTER_FENCE_MS;
+      this.#unclaimed.set(key, { tp: worker.topicPartition, failures: 0, retryAt: performance.now() + delay });
+      this.#log.warn("partition fenced off while still assigned here; claiming it again unless it is revoked", {
+        partition: key,
+        delayMs: delay,
+      });
+    }
   }
 
   #backoff(failures: number): number {

@@ -62,7 +62,7 @@ export function emitTestAlert(
 /** An engine-shaped harness: log, store, runtime and consumer, restartable over the same log and store. */
 export class Harness {
   readonly topics = topicNames({ TOPIC_PREFIX: "" });
-  readonly log = new MemoryLog(() => this.wall);
+  readonly log: MemoryLog;
   readonly store: MemoryCheckpointStore;
   runtime!: ActorRuntime;
   consumer!: MemoryConsumer;
@@ -78,22 +78,27 @@ export class Harness {
     readonly checkpointMaxMessages = 1_000,
     readonly options: {
       maxActors?: number;
+      reclaimAfterFenceMs?: number;
       actorIdleMs?: number;
       actorPackMs?: number;
       stateTtlMs?: number;
       idleClockMs?: number;
       /** Period of the runtime's own housekeeping (50 ms unless set); tests may drive it with `housekeep()`. */
       checkpointIntervalMs?: number;
-      /** A store with other behaviour (e.g. the key order of PostgreSQL's jsonb). */
+      /** A store with other behaviour (e.g. the key order of PostgreSQL's jsonb), or another harness's. */
       store?: MemoryCheckpointStore;
+      /** Another harness's log: a second instance beside the first. */
+      log?: MemoryLog;
     } = {},
   ) {
     this.store = options.store ?? new MemoryCheckpointStore();
+    this.log = options.log ?? new MemoryLog(() => this.wall);
   }
 
   async start(owner = "test-instance"): Promise<void> {
     await this.log.ensureTopics(Object.values(this.topics).map((topic) => ({ topic, partitions: this.partitions })));
     this.consumer = this.log.consumer({ maxBatch: 50 });
+    const { log: _log, ...options } = this.options;
     this.runtime = new ActorRuntime({
       store: this.store,
       producer: this.log.producer(),
@@ -108,7 +113,7 @@ export class Harness {
       retryBackoffMs: { initial: 5, max: 20 },
       wallClock: () => this.wall,
       instrumentation: this.instrumentation,
-      ...this.options,
+      ...options,
     });
     this.runtime.start();
     await this.consumer.start([this.topics.events], this.runtime);

@@ -9,7 +9,8 @@
  * The load is written the way each log allows: on Kafka by a producer beside the engine (the kills
  * then only hit consumption); the embedded log can only be written through the engine, so it is
  * posted over HTTP and the kills also hit requests in flight (those count as not acknowledged).
- * The failover test (two instances sharing a consumer group) runs on Kafka only.
+ * The failover test (two instances sharing a consumer group, one killed) and the stalled-owner test
+ * (one stopped with SIGSTOP until the other took its partitions, then woken) run on Kafka only.
  */
 import { expandBundle, isBundle } from "../../engine/fact_bundle.ts";
 import assert from "node:assert/strict";
@@ -178,23 +179,26 @@ async function write(d: Deployment, current: Current, load: Posted[], seconds: n
 }
 
 /**
- * Waits until the engine owns every consumed partition, reports no lag, and has handled and
- * checkpointed nothing new for a while (a user partition's checkpoint publishes the facts product
- * and global partitions then consume); whether it really caught up is asserted afterwards against
- * the checkpoints.
+ * Waits until the engines together own every consumed partition, report no lag, and have handled
+ * and checkpointed nothing new for a while (a user partition's checkpoint publishes the facts
+ * product and global partitions then consume); whether they really caught up is asserted
+ * afterwards against the checkpoints.
  */
-async function caughtUp(engine: EngineProcess, quietMs = 2_000): Promise<void> {
+async function caughtUp(engines: EngineProcess | EngineProcess[], quietMs = 2_000): Promise<void> {
+  const all = Array.isArray(engines) ? engines : [engines];
   let last = "";
   let since = Date.now();
   await eventually(
-    "the engine to catch up with the log",
+    "the engines to catch up with the log",
     async () => {
-      const text = await (await fetch(`${engine.url}/metrics`)).text();
-      const owned = Number(/^engine_partitions_owned (\d+)/m.exec(text)?.[1] ?? 0);
-      const lagging = metricValues(text, "engine_consumer_lag_records").some((lag) => lag !== 0);
-      const handled = sum(metricValues(text, "engine_events_processed_total"));
-      const checkpoints = sum(metricValues(text, "engine_checkpoint_duration_seconds_count"));
-      const progress = `${handled}/${checkpoints}`;
+      const texts = await Promise.all(all.map(async (engine) => await (await fetch(`${engine.url}/metrics`)).text()));
+      const owned = sum(texts.map((text) => Number(/^engine_partitions_owned (\d+)/m.exec(text)?.[1] ?? 0)));
+      const lagging = texts.some((text) => metricValues(text, "engine_consumer_lag_records").some((lag) => lag !== 0));
+      const progress = texts.map((text) =>
+        `${sum(metricValues(text, "engine_events_processed_total"))}/${
+          sum(metricValues(text, "engine_checkpoint_duration_seconds_count"))
+        }`
+      ).join(" ");
       if (owned !== CONSUMED_PARTITIONS || lagging || progress !== last) {
         last = progress;
         since = Date.now();
@@ -359,6 +363,58 @@ onlyOn("kafka", {
         assert.equal(events, load.length);
       });
     } finally {
+      await a.kill("SIGKILL");
+      await b.kill("SIGKILL");
+      await remove();
+    }
+  },
+});
+
+onlyOn("kafka", {
+  name:
+    "a stalled instance (SIGSTOP past the group's session timeout) woken after the other took its partitions: final states are exact, no output id has two payloads",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const { deployment: d, remove } = await deploy("kafka", SETTINGS);
+    const load = workload(40_000, 2_000, prng(11));
+    const a = await startEngineProcess({ dataDir: await Deno.makeTempDir(), env: d.env });
+    const b = await startEngineProcess({ dataDir: await Deno.makeTempDir(), env: d.env });
+    const owned = async (engine: EngineProcess) =>
+      Number(/^engine_partitions_owned (\d+)/m.exec(await (await fetch(`${engine.url}/metrics`)).text())?.[1] ?? 0);
+    try {
+      const writing = write(d, new Current(a), load, 25);
+      await eventually("both instances to own partitions", async () => (await owned(a)) > 0 && (await owned(b)) > 0);
+      await new Promise((resolve) => setTimeout(resolve, 3_000));
+      // Stopped, not killed: a keeps its memory, its uncheckpointed work and its connections.
+      Deno.kill(a.pid, "SIGSTOP");
+      await eventually(
+        "the other instance to take every partition",
+        async () => (await owned(b)) === CONSUMED_PARTITIONS ? true : undefined,
+        60_000,
+        250,
+      );
+      Deno.kill(a.pid, "SIGCONT");
+      const acknowledged = await writing;
+      await caughtUp([a, b]);
+      assert.match(a.logs(), /another instance owns this partition now/, "the woken instance was fenced off");
+      assert.equal((await a.kill("SIGTERM")).code, 0);
+      assert.equal((await b.kill("SIGTERM")).code, 0);
+      await d.inspect(async (view) => {
+        const { events } = await verify(d, view, acknowledged);
+        assert.equal(events, load.length);
+      });
+    } catch (error) {
+      const tail = (engine: EngineProcess) => engine.logs().split("\n").slice(-30).join("\n");
+      throw new Error(`${(error as Error).message}\nstalled instance:\n${tail(a)}\nother:\n${tail(b)}`, {
+        cause: error,
+      });
+    } finally {
+      try {
+        Deno.kill(a.pid, "SIGCONT");
+      } catch {
+        // already exited
+      }
       await a.kill("SIGKILL");
       await b.kill("SIGKILL");
       await remove();

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import type { ActorLogic } from "../../engine/actor.ts";
-import { type CheckpointWrite, type CommitResult, MemoryCheckpointStore } from "../../engine/checkpoint.ts";
+import { type CheckpointWrite, type Claim, type CommitResult, MemoryCheckpointStore } from "../../engine/checkpoint.ts";
+import { type TopicPartition, tpKey } from "../../engine/log.ts";
 import { DLQ_HEADERS } from "../../engine/dead_letter.ts";
 import { TerminalError } from "../../engine/errors.ts";
 import { emitTestAlert, Harness, type Recorded, recorderLogic } from "../helpers/runtime.ts";
@@ -235,6 +236,119 @@ Deno.test("a fenced-off owner does not publish the outputs of what it handled af
   await h.stop();
   assert.equal(h.log.all(h.topics.alerts).length, 1, "the old owner published nothing more");
   assert.equal(((await h.store.read("echo", "a"))?.state as { n: number }).n, 1);
+});
+
+/** Long enough that a fenced-off partition is not claimed back during a test. */
+const NEVER = 3_600_000;
+
+/** Waits until `h` has given `tp` up (fenced off: its worker closed, or waiting to claim it again). */
+async function gaveUp(h: Harness, tp: TopicPartition): Promise<void> {
+  for (let waited = 0; h.runtime.gaveUp(tp) === false && h.runtime.owned().includes(tpKey(tp)); waited += 10) {
+    assert.ok(waited < 5_000, "the old owner gave the partition up");
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** Each alert carries the running total: a payload that depends on the state it was computed from. */
+const totals: ActorLogic<{ key: string; total: number }, { n: number }> = {
+  kind: "totals",
+  initial: (key) => ({ key, total: 0 }),
+  decode: (record) => JSON.parse(new TextDecoder().decode(record.value!)),
+  eventTime: () => 0,
+  handle: (state, message, ctx) => {
+    const total = state.total + message.n;
+    emitTestAlert(ctx, "totals", state.key, { n: message.n, total });
+    return { ...state, total };
+  },
+  persist: (state) => state,
+  restore: (data) => data as { key: string; total: number },
+};
+
+Deno.test("a claim landing between a stalled owner's epoch check and its append: what it lets out is the new owner's outputs, byte for byte", async () => {
+  /** Runs `afterCheck` once, between answering an epoch check and returning it: the claim races the append. */
+  class RacingStore extends MemoryCheckpointStore {
+    afterCheck: (() => Promise<void>) | undefined;
+    override async stored(tp: TopicPartition, groupId: string): Promise<Claim | null> {
+      const answer = await super.stored(tp, groupId);
+      const race = this.afterCheck;
+      this.afterCheck = undefined;
+      await race?.();
+      return answer;
+    }
+  }
+  const store = new RacingStore();
+  const old = new Harness(totals, 1, 1_000, { store, reclaimAfterFenceMs: NEVER });
+  await old.start("old-owner");
+  old.send("a", { n: 1 });
+  old.send("b", { n: 10 });
+  await old.drained();
+  const fresh = new Harness(totals, 1, 1_000, { store, log: old.log });
+  store.afterCheck = async () => {
+    // The new owner claims, handles everything from the old owner's last checkpoint and publishes.
+    await fresh.start("new-owner");
+    await fresh.drained();
+  };
+  for (let n = 2; n <= 4; n++) old.send("a", { n });
+  old.send("b", { n: 20 });
+  // The old owner's commit after the race is fenced off: it gives the partition up.
+  await gaveUp(old, { topic: old.topics.events, partition: 0 });
+  await old.stop();
+  await fresh.stop();
+
+  const alerts = old.log.all(old.topics.alerts).map((r) => new TextDecoder().decode(r.value!));
+  const byId = new Map<string, Set<string>>();
+  for (const text of alerts) {
+    const id = JSON.parse(text).alertId as string;
+    byId.set(id, (byId.get(id) ?? new Set()).add(text));
+  }
+  assert.equal(byId.size, 6, "one alert per message");
+  assert.equal(alerts.length, 6 + 4, "the four handled after the old owner's check were published by both owners");
+  for (const [id, payloads] of byId) assert.equal(payloads.size, 1, `alert ${id} has one payload`);
+  assert.equal(((await store.read("totals", "a"))?.state as { total: number }).total, 10);
+  assert.equal(((await store.read("totals", "b"))?.state as { total: number }).total, 30);
+});
+
+Deno.test("a stalled owner that reloads an actor the new owner has written since publishes nothing computed from it", async () => {
+  const store = new MemoryCheckpointStore();
+  const old = new Harness(totals, 1, 1_000, { store, maxActors: 0, reclaimAfterFenceMs: NEVER });
+  await old.start("old-owner");
+  old.send("a", { n: 1 });
+  await old.drained();
+  await old.runtime.housekeep(); // checkpointed and beyond MAX_ACTORS: passivated
+  assert.equal(old.runtime.actorCount, 0);
+  const tp = { topic: old.topics.events, partition: 0 };
+  old.consumer.pause([tp]); // the old owner stalls
+  const fresh = new Harness(totals, 1, 1_000, { store, log: old.log });
+  await fresh.start("new-owner");
+  old.send("a", { n: 2 });
+  old.send("a", { n: 3 });
+  await fresh.drained();
+  old.consumer.resume([tp]); // it wakes up and reads a's state, as the new owner wrote it
+  await gaveUp(old, tp);
+  await old.stop();
+  await fresh.stop();
+  const alerts = old.log.all(old.topics.alerts).map((r) => JSON.parse(new TextDecoder().decode(r.value!)));
+  assert.deepEqual(alerts.map((a) => a.details.total), [1, 3, 6], "the old owner published nothing after it stalled");
+  assert.equal(((await store.read("totals", "a"))?.state as { total: number }).total, 6);
+});
+
+Deno.test("a partition fenced off while still assigned here is claimed again after a wait, and nothing is lost or applied twice", async () => {
+  const h = new Harness(recorderLogic(), 1, 1_000, { reclaimAfterFenceMs: 100 });
+  await h.start("this-instance");
+  h.send("a", { n: 1 });
+  await h.drained();
+  // Another instance claimed it (a rebalance this one slept through) and then lost it again.
+  const tp = { topic: h.topics.events, partition: 0 };
+  await h.store.claim(tp, "group", "other-instance");
+  h.send("a", { n: 2 });
+  await gaveUp(h, tp);
+  h.send("a", { n: 3 });
+  await h.drained();
+  await h.stop();
+  assert.deepEqual((await h.stored("a"))?.values, [1, 2, 3]);
+  const row = h.store.partitions.get(`group/${tp.topic}:0`);
+  assert.equal(row?.owner, "this-instance");
+  assert.equal(row?.epoch, 3, "claimed, fenced off, claimed again");
 });
 
 Deno.test("dead letters and outputs are counted when their checkpoint commits, once, whatever rewinds came before", async () => {
