@@ -791,8 +791,10 @@ export class PartitionWorker {
     const { store, producer, logic, groupId } = this.#deps;
     if (this.#outputs.length > 0) {
       // An owner that lost the partition without noticing must not publish outputs computed from
-      // states the new owner may have written since: checking the epoch first narrows that window
-      // from the whole batch to this round trip (README, "Not guaranteed").
+      // states the new owner may have written since. Every state and timer these outputs came from
+      // was read before this check: if it passes, they were read before any claim, and what a claim
+      // landing before the append lets out, the new owner publishes too, identical (README, "A
+      // stalled owner publishes nothing the new owner would not").
       const stored = await store.stored(this.#tp, groupId);
       if (!stored || stored.epoch !== this.#epoch) {
         this.#release();
