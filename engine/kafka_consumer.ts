@@ -77,6 +77,10 @@ export class KafkaConsumer implements LogConsumer {
   #stopping = false;
   /** Asks the broker for a partition's log start offset; connected on first use. */
   #admin: KafkaAdmin;
+  /** When the coordinator last answered this member's heartbeats (performance.now() ms), the last two. */
+  readonly #heartbeats: number[] = [];
+  /** Assignments received from the group and not yet handed to the listener. */
+  #pendingAssignments = 0;
 
   constructor(kafka: Kafka, private readonly options: KafkaConsumerOptions, logger: Logger) {
     this.#logger = logger.child({ component: "kafka-consumer" });
@@ -103,9 +107,14 @@ export class KafkaConsumer implements LogConsumer {
         ),
       );
       for (const key of [...this.#lanes.keys()]) if (!kept.has(key)) this.#lanes.delete(key);
+      this.#pendingAssignments++;
       this.#ready = this.#ready.then(() => this.#onAssignment(assignment, listener)).catch((error) => {
         this.#logger.error("handling a new assignment failed", { error });
-      });
+      }).finally(() => this.#pendingAssignments--);
+    });
+    consumer.on(consumer.events.HEARTBEAT, () => {
+      this.#heartbeats.push(performance.now());
+      if (this.#heartbeats.length > 2) this.#heartbeats.shift();
     });
     consumer.on(consumer.events.CRASH, (event) => {
       this.#logger.error("consumer crashed", { error: event.payload.error, restart: event.payload.restart });
@@ -258,6 +267,15 @@ export class KafkaConsumer implements LogConsumer {
 
   earliestOffset(tp: TopicPartition): Promise<number> {
     return this.#admin.earliestOffset(tp);
+  }
+
+  /**
+   * A heartbeat is answered only while this member's generation is current, so its assignment is.
+   * Two answered since `since`: the first may have been asked before it. And no new assignment may be
+   * waiting to reach the listener, or "current" would be one the listener has not seen.
+   */
+  assignmentConfirmedSince(since: number): boolean {
+    return this.#pendingAssignments === 0 && this.#heartbeats.length === 2 && this.#heartbeats[0] >= since;
   }
 
   /** Skips the batches still queued, waits for those being handled, then leaves the group. */

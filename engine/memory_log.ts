@@ -200,6 +200,13 @@ export class MemoryConsumer implements LogConsumer {
     return Promise.resolve(this.log.earliest(tp));
   }
 
+  /** Whether the "group" confirms the assignment: tests of a member the group has not confirmed set it false. */
+  confirmsAssignment = true;
+
+  assignmentConfirmedSince(_since: number): boolean {
+    return this.confirmsAssignment;
+  }
+
   /** The last committed offset of a partition (lag reporting). */
   committed(tp: TopicPartition): number | undefined {
     return this.#committed.get(tpKey(tp));

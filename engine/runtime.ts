@@ -20,19 +20,20 @@ export interface RuntimeDeps extends Omit<WorkerDeps, "logic"> {
   readonly actorIdleMs?: number;
   /** Clean actors unused for this long (wall ms) are packed; 0 never packs. */
   readonly actorPackMs?: number;
-  /** Wait before claiming again a partition still assigned here whose worker was fenced off (wall ms). */
-  readonly reclaimAfterFenceMs?: number;
 }
 
 const DEFAULT_ACTOR_IDLE_MS = 5 * 60_000;
 /** Packing time per partition per housekeeping round; other work runs between partitions. */
 const PACK_BUDGET_MS = 10;
-/**
- * Long enough for the consumer to hear of a rebalance at its next heartbeat (Kafka's: every
- * second) before a fenced-off partition is claimed again: a rebalance that gave it to another
- * instance revokes it here instead, and the claim does not take it back from its new owner.
- */
-const DEFAULT_RECLAIM_AFTER_FENCE_MS = 3_000;
+
+/** A partition assigned here without a worker: its claim failed, or its worker was fenced off. */
+interface Unclaimed {
+  readonly tp: TopicPartition;
+  failures: number;
+  retryAt: number;
+  /** When its worker was fenced off (performance.now() ms); absent if its claim failed. */
+  readonly fencedAt?: number;
+}
 
 /** A live actor state found in this instance's memory. */
 export interface LiveState {
@@ -53,9 +54,17 @@ export class ActorRuntime implements PartitionListener {
    * Partitions assigned here whose claim failed (the database down during a rebalance): housekeeping
    * claims them again, with backoff, until they are revoked. Retrying inside the assignment instead
    * held up the group's next assignment (a revocation could not get through, and a stop hung).
-   * Partitions whose worker was fenced off while still assigned here wait in it too.
+   * Partitions whose worker was fenced off while still assigned here wait in it too (`fencedAt`).
    */
-  readonly #unclaimed = new Map<string, { readonly tp: TopicPartition; failures: number; retryAt: number }>();
+  readonly #unclaimed = new Map<string, Unclaimed>();
+  /** Partitions the consumer has assigned here and not revoked since. */
+  readonly #assignedNow = new Set<string>();
+  /** Claims in flight by partition: an assignment and a retry never claim the same partition twice. */
+  readonly #claiming = new Map<string, Promise<PartitionWorker | undefined>>();
+  /** Times each partition was fenced off since it was assigned here, for the backoff. */
+  readonly #fences = new Map<string, number>();
+  /** Set once the consumer is about to leave the group: its partitions go elsewhere, none is claimed. */
+  #leaving = false;
 
   constructor(deps: RuntimeDeps) {
     this.#deps = deps;
@@ -123,11 +132,13 @@ export class ActorRuntime implements PartitionListener {
     const offsets = new Map<string, number>();
     await Promise.all(partitions.map(async (tp) => {
       if (!this.#deps.logics.has(tp.topic)) throw new Error(`no actor logic for topic ${tp.topic}`);
+      const key = tpKey(tp);
+      this.#assignedNow.add(key);
       const worker = await this.#claim(tp);
       if (worker) {
-        this.#unclaimed.delete(tpKey(tp));
-        offsets.set(tpKey(tp), worker.checkpointedOffset);
-      } else this.#unclaimed.set(tpKey(tp), { tp, failures: 1, retryAt: performance.now() + this.#backoff(0) });
+        this.#unclaimed.delete(key);
+        offsets.set(key, worker.checkpointedOffset);
+      } else this.#unclaimed.set(key, { tp, failures: 1, retryAt: performance.now() + this.#backoff(0) });
     }));
     return offsets;
   }
@@ -138,9 +149,13 @@ export class ActorRuntime implements PartitionListener {
 
   async revoked(partitions: readonly TopicPartition[]): Promise<void> {
     await Promise.all(partitions.map(async (tp) => {
-      this.#unclaimed.delete(tpKey(tp));
-      const worker = this.#workers.get(tpKey(tp));
-      this.#workers.delete(tpKey(tp));
+      const key = tpKey(tp);
+      // A claim still in flight sees this and gives the partition back itself.
+      this.#assignedNow.delete(key);
+      this.#unclaimed.delete(key);
+      this.#fences.delete(key);
+      const worker = this.#workers.get(key);
+      this.#workers.delete(key);
       await worker?.close();
     }));
   }
@@ -167,64 +182,99 @@ export class ActorRuntime implements PartitionListener {
     return [...this.#workers.keys()].sort();
   }
 
-  /** Claims a partition and adds its worker; undefined if the claim failed (logged) or the runtime stopped meanwhile. */
-  async #claim(tp: TopicPartition): Promise<PartitionWorker | undefined> {
+  /**
+   * Claims a partition and adds its worker; undefined if the claim failed (logged), or the partition
+   * was revoked or the runtime stopped meanwhile. A claim already in flight for it is joined.
+   */
+  #claim(tp: TopicPartition): Promise<PartitionWorker | undefined> {
+    const key = tpKey(tp);
+    let claiming = this.#claiming.get(key);
+    if (!claiming) {
+      claiming = this.#claimOnce(tp).finally(() => this.#claiming.delete(key));
+      this.#claiming.set(key, claiming);
+    }
+    return claiming;
+  }
+
+  async #claimOnce(tp: TopicPartition): Promise<PartitionWorker | undefined> {
+    const key = tpKey(tp);
     const logic = this.#deps.logics.get(tp.topic)!;
     let worker: PartitionWorker;
     try {
       worker = await PartitionWorker.claim(tp, { ...this.#deps, logic, packer: this.#packer });
     } catch (error) {
-      this.#log.warn("cannot claim the partition; housekeeping tries again", { partition: tpKey(tp), error });
+      this.#log.warn("cannot claim the partition; housekeeping tries again", { partition: key, error });
       return undefined;
     }
-    if (this.#stopped) {
+    if (this.#stopped || !this.#assignedNow.has(key)) {
       await worker.close();
       return undefined;
     }
-    this.#workers.set(tpKey(tp), worker);
+    const displaced = this.#workers.get(key);
+    this.#workers.set(key, worker);
+    await displaced?.close();
     return worker;
   }
 
-  /** Claims again the partitions whose claim failed, each when its backoff is over; reads each from its checkpoint. */
+  /**
+   * Claims again the partitions assigned here without a worker, each when its backoff is over (and,
+   * if its worker was fenced off, once the group has confirmed the assignment since); reads each
+   * from its checkpoint.
+   */
   async #retryClaims(): Promise<void> {
+    if (this.#leaving) return;
     const now = performance.now();
-    await Promise.all(
-      [...this.#unclaimed].filter(([, u]) => u.retryAt <= now).map(async ([key, unclaimed]) => {
-        const worker = await this.#claim(unclaimed.tp);
-        if (this.#unclaimed.get(key) !== unclaimed) {
-          // Revoked while claiming: give it back at once.
-          if (worker && this.#workers.get(key) === worker) this.#workers.delete(key);
-          await worker?.close();
-          return;
-        }
-        if (!worker) {
-          unclaimed.retryAt = performance.now() + this.#backoff(unclaimed.failures++);
-          return;
-        }
-        this.#unclaimed.delete(key);
-        this.#deps.consumer.seek(unclaimed.tp, worker.checkpointedOffset);
-      }),
+    const { consumer } = this.#deps;
+    const due = [...this.#unclaimed].filter(([, u]) =>
+      u.retryAt <= now && (u.fencedAt === undefined || (consumer.assignmentConfirmedSince?.(u.fencedAt) ?? true))
     );
+    await Promise.all(due.map(async ([key, unclaimed]) => {
+      const worker = await this.#claim(unclaimed.tp);
+      // Revoked meanwhile (the claim gave it back), or claimed by a new assignment (whose worker stands).
+      if (this.#unclaimed.get(key) !== unclaimed) return;
+      if (!worker) {
+        unclaimed.retryAt = performance.now() + this.#backoff(unclaimed.failures++);
+        return;
+      }
+      this.#unclaimed.delete(key);
+      consumer.seek(unclaimed.tp, worker.checkpointedOffset);
+    }));
   }
 
   /**
    * A worker fenced off by a newer owner gives its partition up, yet the group may still assign that
    * partition here: this instance stalled past its session, the group handed the partition to
-   * another and, once it rejoined, back to it, before the worker noticed. Nothing would claim it
-   * again and it would stand still, so it is claimed again after a wait; a revocation meanwhile
-   * drops it.
+   * another and, once it rejoined, back to it, before the worker noticed. Nothing else would claim it
+   * again and it would stand still. It is claimed again once the group has confirmed, after the
+   * fence, that this member's assignment is current (Kafka: heartbeats answered, no rebalance
+   * pending): if the group gave it to another instance, it is revoked here first instead. Repeated
+   * fences of one partition back off.
    */
   #requeueFenced(): void {
+    if (this.#leaving) return;
     for (const [key, worker] of this.#workers) {
       if (worker.active) continue;
       this.#workers.delete(key);
-      const delay = this.#deps.reclaimAfterFenceMs ?? DEFAULT_RECLAIM_AFTER_FENCE_MS;
-      this.#unclaimed.set(key, { tp: worker.topicPartition, failures: 0, retryAt: performance.now() + delay });
-      this.#log.warn("partition fenced off while still assigned here; claiming it again unless it is revoked", {
+      const fences = (this.#fences.get(key) ?? 0) + 1;
+      this.#fences.set(key, fences);
+      const now = performance.now();
+      this.#unclaimed.set(key, {
+        tp: worker.topicPartition,
+        failures: fences,
+        retryAt: now + this.#backoff(fences - 1),
+        fencedAt: now,
+      });
+      this.#log.warn("partition fenced off while still assigned here; claiming it again once the group confirms", {
         partition: key,
-        delayMs: delay,
+        fences,
       });
     }
+  }
+
+  /** Claims nothing more: the consumer is about to leave the group, and its partitions go elsewhere. */
+  stopClaiming(): void {
+    this.#leaving = true;
+    this.#unclaimed.clear();
   }
 
   #backoff(failures: number): number {

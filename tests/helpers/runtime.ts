@@ -78,7 +78,6 @@ export class Harness {
     readonly checkpointMaxMessages = 1_000,
     readonly options: {
       maxActors?: number;
-      reclaimAfterFenceMs?: number;
       actorIdleMs?: number;
       actorPackMs?: number;
       stateTtlMs?: number;
@@ -121,6 +120,7 @@ export class Harness {
 
   /** Graceful stop: final checkpoints. */
   async stop(): Promise<void> {
+    this.runtime.stopClaiming();
     await this.consumer.stop();
     await this.runtime.stop();
   }

@@ -113,6 +113,7 @@ Deno.test("ActorRuntime retries a transient handler failure without skipping or 
 Deno.test("a fenced-off owner cannot overwrite the new owner's checkpoint", async () => {
   const h = new Harness(recorderLogic(), 1);
   await h.start("old-owner");
+  h.consumer.confirmsAssignment = false; // the group gave the partition to the new owner
   h.send("a", { n: 1 });
   await h.drained();
   // Another instance claims the partition (as after a rebalance) while the old one still runs.
@@ -227,6 +228,7 @@ Deno.test("a fenced-off owner does not publish the outputs of what it handled af
   };
   const h = new Harness(echo, 1);
   await h.start("old-owner");
+  h.consumer.confirmsAssignment = false; // the group gave the partition to the new owner
   h.send("a", { n: 1 });
   await h.drained();
   assert.equal(h.log.all(h.topics.alerts).length, 1);
@@ -237,9 +239,6 @@ Deno.test("a fenced-off owner does not publish the outputs of what it handled af
   assert.equal(h.log.all(h.topics.alerts).length, 1, "the old owner published nothing more");
   assert.equal(((await h.store.read("echo", "a"))?.state as { n: number }).n, 1);
 });
-
-/** Long enough that a fenced-off partition is not claimed back during a test. */
-const NEVER = 3_600_000;
 
 /** Waits until `h` has given `tp` up (fenced off: its worker closed, or waiting to claim it again). */
 async function gaveUp(h: Harness, tp: TopicPartition): Promise<void> {
@@ -277,8 +276,9 @@ Deno.test("a claim landing between a stalled owner's epoch check and its append:
     }
   }
   const store = new RacingStore();
-  const old = new Harness(totals, 1, 1_000, { store, reclaimAfterFenceMs: NEVER });
+  const old = new Harness(totals, 1, 1_000, { store });
   await old.start("old-owner");
+  old.consumer.confirmsAssignment = false; // the group has moved on: it never claims the partition back
   old.send("a", { n: 1 });
   old.send("b", { n: 10 });
   await old.drained();
@@ -310,8 +310,9 @@ Deno.test("a claim landing between a stalled owner's epoch check and its append:
 
 Deno.test("a stalled owner that reloads an actor the new owner has written since publishes nothing computed from it", async () => {
   const store = new MemoryCheckpointStore();
-  const old = new Harness(totals, 1, 1_000, { store, maxActors: 0, reclaimAfterFenceMs: NEVER });
+  const old = new Harness(totals, 1, 1_000, { store, maxActors: 0 });
   await old.start("old-owner");
+  old.consumer.confirmsAssignment = false; // the group has moved on: it never claims the partition back
   old.send("a", { n: 1 });
   await old.drained();
   await old.runtime.housekeep(); // checkpointed and beyond MAX_ACTORS: passivated
@@ -332,23 +333,72 @@ Deno.test("a stalled owner that reloads an actor the new owner has written since
   assert.equal(((await store.read("totals", "a"))?.state as { total: number }).total, 6);
 });
 
-Deno.test("a partition fenced off while still assigned here is claimed again after a wait, and nothing is lost or applied twice", async () => {
-  const h = new Harness(recorderLogic(), 1, 1_000, { reclaimAfterFenceMs: 100 });
+Deno.test("a partition fenced off while still assigned here is claimed again once the group confirms the assignment", async () => {
+  const h = new Harness(recorderLogic(), 1);
   await h.start("this-instance");
   h.send("a", { n: 1 });
   await h.drained();
-  // Another instance claimed it (a rebalance this one slept through) and then lost it again.
+  // Another instance claimed it (a rebalance this one slept through), and the group gave it back.
   const tp = { topic: h.topics.events, partition: 0 };
+  h.consumer.confirmsAssignment = false;
   await h.store.claim(tp, "group", "other-instance");
   h.send("a", { n: 2 });
   await gaveUp(h, tp);
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.equal(h.store.partitions.get(`group/${tp.topic}:0`)?.owner, "other-instance", "not before the group confirms");
+  h.consumer.confirmsAssignment = true;
   h.send("a", { n: 3 });
   await h.drained();
+  assert.deepEqual(h.runtime.owned(), [tpKey(tp)]);
   await h.stop();
   assert.deepEqual((await h.stored("a"))?.values, [1, 2, 3]);
   const row = h.store.partitions.get(`group/${tp.topic}:0`);
   assert.equal(row?.owner, "this-instance");
   assert.equal(row?.epoch, 3, "claimed, fenced off, claimed again");
+});
+
+Deno.test("a claim retried while the partition is revoked and assigned again: one worker, and it goes on", async () => {
+  /** Holds back the reply of one claim (it landed) until `release` is called. */
+  class SlowReplyStore extends MemoryCheckpointStore {
+    held: Promise<void> | undefined;
+    waiting = 0;
+    override async claim(tp: TopicPartition, groupId: string, owner: string): Promise<Claim> {
+      const claim = await super.claim(tp, groupId, owner);
+      const held = this.held;
+      this.held = undefined;
+      if (held) {
+        this.waiting++;
+        await held;
+      }
+      return claim;
+    }
+  }
+  const store = new SlowReplyStore();
+  const h = new Harness(recorderLogic(), 1, 1_000, { store });
+  await h.start("this-instance");
+  h.send("a", { n: 1 });
+  await h.drained();
+  const tp = { topic: h.topics.events, partition: 0 };
+  await store.claim(tp, "group", "other-instance");
+  const release = Promise.withResolvers<void>();
+  store.held = release.promise;
+  h.send("a", { n: 2 }); // fenced off; housekeeping claims it again, and that claim's reply is held
+  for (let waited = 0; store.waiting === 0; waited += 10) {
+    assert.ok(waited < 5_000, "the partition is claimed again");
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  // Meanwhile a rebalance revokes the partition and assigns it here again.
+  await h.runtime.revoked([tp]);
+  const assigning = h.runtime.assigned([tp]);
+  release.resolve();
+  const offsets = await assigning;
+  h.consumer.seek(tp, offsets.get(tpKey(tp))!);
+  h.send("a", { n: 3 });
+  await h.drained();
+  assert.deepEqual(h.runtime.owned(), [tpKey(tp)]);
+  await h.stop();
+  assert.deepEqual((await h.stored("a"))?.values, [1, 2, 3]);
+  assert.equal(store.partitions.get(`group/${tp.topic}:0`)?.epoch, 3, "one claim, not two");
 });
 
 Deno.test("dead letters and outputs are counted when their checkpoint commits, once, whatever rewinds came before", async () => {
