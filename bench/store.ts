@@ -6,7 +6,7 @@
  * first (the schema's is 70, sql/migrations/009_fillfactor.sql), to compare.
  */
 import postgres from "postgres";
-import { saveStates } from "../sql/checkpoints.ts";
+import { encodeStates, saveStates } from "../sql/checkpoints.ts";
 import { migrate } from "../sql/migrations.ts";
 import { flag, machine } from "./workload.ts";
 
@@ -44,7 +44,7 @@ export async function run(args: string[]): Promise<void> {
         lastActiveAt: 1_700_000_000_000 + round * 1_000,
       }));
       const started = performance.now();
-      await sql.begin((tx) => saveStates(tx, "user", partition, rows));
+      await sql.begin((tx) => saveStates(tx, "user", partition, encodeStates("user", rows)));
       if (round >= WARM_UP_ROUNDS) times.push(performance.now() - started);
     }
   }

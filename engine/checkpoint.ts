@@ -7,6 +7,7 @@ import {
   advanceCheckpoint,
   claimPartition,
   deleteStates,
+  encodeStates,
   expireStates,
   insertAlerts,
   loadState,
@@ -105,6 +106,7 @@ export class SqlCheckpointStore implements CheckpointStore {
   }
 
   async commit(w: CheckpointWrite): Promise<CommitResult> {
+    const states = encodeStates(w.kind, w.upserts);
     return await this.sql.begin(async (tx) => {
       const advance = await advanceCheckpoint(
         tx,
@@ -120,7 +122,7 @@ export class SqlCheckpointStore implements CheckpointStore {
         return { committed: false, storedOffset: advance.storedOffset, storedClock: advance.storedClock, expired: 0 };
       }
       if (advance.outcome !== "advanced") return { committed: advance.outcome === "alreadyCommitted", expired: 0 };
-      await saveStates(tx, w.kind, w.tp.partition, w.upserts);
+      await saveStates(tx, w.kind, w.tp.partition, states);
       await deleteStates(tx, w.kind, w.deletes);
       await insertAlerts(tx, w.projections.alerts);
       await upsertRecommendations(tx, w.projections.recommendations);

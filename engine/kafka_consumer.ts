@@ -4,6 +4,7 @@ import { ensureError } from "./errors.ts";
 import type { LogConsumer, LogRecord, PartitionListener, RecordBatch, TopicPartition } from "./log.ts";
 import { tpKey } from "./log.ts";
 import type { Logger } from "./logger.ts";
+import { AssignmentConfirmation } from "./assignment_confirmation.ts";
 import { KafkaAdmin } from "./kafka_admin.ts";
 
 /** Consumer-group settings. */
@@ -52,6 +53,8 @@ interface Lane {
   tail: Promise<void>;
 }
 
+/** Heartbeat intervals after which the last answered heartbeat no longer confirms the assignment. */
+const HEARTBEATS_STALE_AFTER = 3;
 /** Batches of one partition handed off at a time; the partition is paused at this many, resumed below. */
 const MAX_BATCHES_PER_PARTITION = 2;
 /** Wait before a batch whose handler threw is read again: doubles from `initial` up to `max`. */
@@ -77,14 +80,14 @@ export class KafkaConsumer implements LogConsumer {
   #stopping = false;
   /** Asks the broker for a partition's log start offset; connected on first use. */
   #admin: KafkaAdmin;
-  /** When the coordinator last answered this member's heartbeats (performance.now() ms), the last two. */
-  readonly #heartbeats: number[] = [];
-  /** Assignments received from the group and not yet handed to the listener. */
-  #pendingAssignments = 0;
+  /** Whether the group has confirmed the assignment the listener holds (for claiming a partition again). */
+  readonly #confirmation: AssignmentConfirmation;
 
   constructor(kafka: Kafka, private readonly options: KafkaConsumerOptions, logger: Logger) {
     this.#logger = logger.child({ component: "kafka-consumer" });
     this.#admin = new KafkaAdmin(kafka);
+    const heartbeatMs = options.heartbeatIntervalMs ?? CONSUMER_DEFAULTS.heartbeatIntervalMs;
+    this.#confirmation = new AssignmentConfirmation(HEARTBEATS_STALE_AFTER * heartbeatMs);
     this.#consumer = kafka.consumer({
       groupId: options.groupId,
       sessionTimeout: options.sessionTimeoutMs ?? CONSUMER_DEFAULTS.sessionTimeoutMs,
@@ -107,15 +110,16 @@ export class KafkaConsumer implements LogConsumer {
         ),
       );
       for (const key of [...this.#lanes.keys()]) if (!kept.has(key)) this.#lanes.delete(key);
-      this.#pendingAssignments++;
+      this.#confirmation.assignmentReceived();
       this.#ready = this.#ready.then(() => this.#onAssignment(assignment, listener)).catch((error) => {
         this.#logger.error("handling a new assignment failed", { error });
-      }).finally(() => this.#pendingAssignments--);
+      }).finally(() => this.#confirmation.assignmentHandled());
     });
-    consumer.on(consumer.events.HEARTBEAT, () => {
-      this.#heartbeats.push(performance.now());
-      if (this.#heartbeats.length > 2) this.#heartbeats.shift();
-    });
+    consumer.on(consumer.events.REBALANCING, () => this.#confirmation.rebalancing());
+    consumer.on(
+      consumer.events.HEARTBEAT,
+      (event) => this.#confirmation.heartbeat(Number(event.payload.groupGenerationId)),
+    );
     consumer.on(consumer.events.CRASH, (event) => {
       this.#logger.error("consumer crashed", { error: event.payload.error, restart: event.payload.restart });
     });
@@ -269,13 +273,8 @@ export class KafkaConsumer implements LogConsumer {
     return this.#admin.earliestOffset(tp);
   }
 
-  /**
-   * A heartbeat is answered only while this member's generation is current, so its assignment is.
-   * Two answered since `since`: the first may have been asked before it. And no new assignment may be
-   * waiting to reach the listener, or "current" would be one the listener has not seen.
-   */
   assignmentConfirmedSince(since: number): boolean {
-    return this.#pendingAssignments === 0 && this.#heartbeats.length === 2 && this.#heartbeats[0] >= since;
+    return this.#confirmation.confirmedSince(since);
   }
 
   /** Skips the batches still queued, waits for those being handled, then leaves the group. */

@@ -130,6 +130,7 @@ export class ActorRuntime implements PartitionListener {
 
   async assigned(partitions: readonly TopicPartition[]): Promise<Map<string, number>> {
     const offsets = new Map<string, number>();
+    if (this.#leaving) return offsets;
     await Promise.all(partitions.map(async (tp) => {
       if (!this.#deps.logics.has(tp.topic)) throw new Error(`no actor logic for topic ${tp.topic}`);
       const key = tpKey(tp);
@@ -206,7 +207,7 @@ export class ActorRuntime implements PartitionListener {
       this.#log.warn("cannot claim the partition; housekeeping tries again", { partition: key, error });
       return undefined;
     }
-    if (this.#stopped || !this.#assignedNow.has(key)) {
+    if (this.#stopped || this.#leaving || !this.#assignedNow.has(key)) {
       await worker.close();
       return undefined;
     }
@@ -271,10 +272,14 @@ export class ActorRuntime implements PartitionListener {
     }
   }
 
-  /** Claims nothing more: the consumer is about to leave the group, and its partitions go elsewhere. */
-  stopClaiming(): void {
+  /**
+   * Claims nothing more, and waits for claims in flight to give their partitions back: the consumer
+   * is about to leave the group, and its partitions go elsewhere.
+   */
+  async stopClaiming(): Promise<void> {
     this.#leaving = true;
     this.#unclaimed.clear();
+    await Promise.all(this.#claiming.values());
   }
 
   #backoff(failures: number): number {

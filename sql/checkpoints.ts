@@ -100,14 +100,17 @@ export async function advanceCheckpoint(
 /** Separates the states' JSON texts in `saveStates`' one text parameter (never in JSON text: see there). */
 const STATE_SEPARATOR = "\u0001";
 
-/** Upserts many actor rows of one partition in one statement. */
-export async function saveStates(
-  tx: TransactionSql,
-  kind: string,
-  partition: number,
-  actors: readonly StoredActor[],
-): Promise<void> {
-  if (actors.length === 0) return;
+/** Actor rows as `saveStates` sends them: encoded before the transaction, whose locks are then held for its statements only. */
+export interface EncodedStates {
+  readonly count: number;
+  /** The states' JSON texts joined by STATE_SEPARATOR. */
+  readonly states: string;
+  /** The rows' small fields (key, timers, next deadline, last activity) as one JSON array. */
+  readonly rows: string;
+}
+
+/** Encodes actor rows for `saveStates`. */
+export function encodeStates(kind: string, actors: readonly StoredActor[]): EncodedStates {
   // The rows' small fields in one JSON document; the states apart, as one text of their JSON joined by
   // U+0001, which JSON text never holds raw (JSON.stringify escapes every control character). As
   // strings inside the document they were escaped once more here and unescaped by PostgreSQL; as
@@ -127,6 +130,17 @@ export async function saveStates(
       active: a.lastActiveAt,
     };
   }));
+  return { count: actors.length, states, rows };
+}
+
+/** Upserts many actor rows of one partition in one statement. */
+export async function saveStates(
+  tx: TransactionSql,
+  kind: string,
+  partition: number,
+  { count, states, rows }: EncodedStates,
+): Promise<void> {
+  if (count === 0) return;
   await tx`
     insert into actor_states (kind, key, partition, state, timers, next_timer_at, last_active_at, updated_at)
     select ${kind}, t.key, ${partition}, s.state::jsonb, t.timers, t.next, t.active, now()

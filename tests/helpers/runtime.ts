@@ -120,7 +120,7 @@ export class Harness {
 
   /** Graceful stop: final checkpoints. */
   async stop(): Promise<void> {
-    this.runtime.stopClaiming();
+    await this.runtime.stopClaiming();
     await this.consumer.stop();
     await this.runtime.stop();
   }

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { openEmbeddedDatabase } from "../../engine/embedded_database.ts";
 import { silentLogger } from "../../engine/logger.ts";
 import { migrate } from "../../sql/migrations.ts";
-import { loadState, loadStates, saveStates } from "../../sql/checkpoints.ts";
+import { encodeStates, loadState, loadStates, saveStates } from "../../sql/checkpoints.ts";
 
 Deno.test("checkpointed states come back with their own names, also ids that differ by an escape", async () => {
   const dir = await Deno.makeTempDir({ prefix: "checkpoint-names-" });
@@ -22,7 +22,12 @@ Deno.test("checkpointed states come back with their own names, also ids that dif
       ["u4", { coCounts: { "p\\": 1, 'p"': 2, "p\t": 3, "p\\\\": 4 } }],
     ]);
     await db.sql.begin((tx) =>
-      saveStates(tx, "user", 0, [...states].map(([key, state]) => ({ key, state, timers: {}, lastActiveAt: 1 })))
+      saveStates(
+        tx,
+        "user",
+        0,
+        encodeStates("user", [...states].map(([key, state]) => ({ key, state, timers: {}, lastActiveAt: 1 }))),
+      )
     );
     // One by one and in one query: each read meets the object shapes the reads before it left.
     for (const [key, state] of states) assert.deepEqual((await loadState(db.sql, "user", key))?.state, state);

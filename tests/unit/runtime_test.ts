@@ -3,6 +3,7 @@ import type { ActorLogic } from "../../engine/actor.ts";
 import { type CheckpointWrite, type Claim, type CommitResult, MemoryCheckpointStore } from "../../engine/checkpoint.ts";
 import { type TopicPartition, tpKey } from "../../engine/log.ts";
 import { DLQ_HEADERS } from "../../engine/dead_letter.ts";
+import { partitionForKey } from "../../engine/partitioner.ts";
 import { TerminalError } from "../../engine/errors.ts";
 import { emitTestAlert, Harness, type Recorded, recorderLogic } from "../helpers/runtime.ts";
 
@@ -248,6 +249,30 @@ async function gaveUp(h: Harness, tp: TopicPartition): Promise<void> {
   }
 }
 
+/** Holds back the reply of one claim (it landed) until `release` is called. */
+class SlowReplyStore extends MemoryCheckpointStore {
+  held: Promise<void> | undefined;
+  waiting = 0;
+  override async claim(tp: TopicPartition, groupId: string, owner: string): Promise<Claim> {
+    const claim = await super.claim(tp, groupId, owner);
+    const held = this.held;
+    this.held = undefined;
+    if (held) {
+      this.waiting++;
+      await held;
+    }
+    return claim;
+  }
+}
+
+/** Polls `condition` every 10 ms; fails after 5 s. */
+async function until(condition: () => boolean, what: string): Promise<void> {
+  for (let waited = 0; !condition(); waited += 10) {
+    assert.ok(waited < 5_000, what);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
 /** Each alert carries the running total: a payload that depends on the state it was computed from. */
 const totals: ActorLogic<{ key: string; total: number }, { n: number }> = {
   kind: "totals",
@@ -358,21 +383,6 @@ Deno.test("a partition fenced off while still assigned here is claimed again onc
 });
 
 Deno.test("a claim retried while the partition is revoked and assigned again: one worker, and it goes on", async () => {
-  /** Holds back the reply of one claim (it landed) until `release` is called. */
-  class SlowReplyStore extends MemoryCheckpointStore {
-    held: Promise<void> | undefined;
-    waiting = 0;
-    override async claim(tp: TopicPartition, groupId: string, owner: string): Promise<Claim> {
-      const claim = await super.claim(tp, groupId, owner);
-      const held = this.held;
-      this.held = undefined;
-      if (held) {
-        this.waiting++;
-        await held;
-      }
-      return claim;
-    }
-  }
   const store = new SlowReplyStore();
   const h = new Harness(recorderLogic(), 1, 1_000, { store });
   await h.start("this-instance");
@@ -399,6 +409,54 @@ Deno.test("a claim retried while the partition is revoked and assigned again: on
   await h.stop();
   assert.deepEqual((await h.stored("a"))?.values, [1, 2, 3]);
   assert.equal(store.partitions.get(`group/${tp.topic}:0`)?.epoch, 3, "one claim, not two");
+});
+
+Deno.test("a claim in flight when its partition is revoked gives it back: no worker is left behind", async () => {
+  const store = new SlowReplyStore();
+  const h = new Harness(recorderLogic(), 1, 1_000, { store });
+  await h.start("this-instance");
+  h.send("a", { n: 1 });
+  await h.drained();
+  const tp = { topic: h.topics.events, partition: 0 };
+  await store.claim(tp, "group", "other-instance");
+  const release = Promise.withResolvers<void>();
+  store.held = release.promise;
+  h.send("a", { n: 2 }); // fenced off; housekeeping claims it again, and that claim's reply is held
+  await until(() => store.waiting > 0, "the partition is claimed again");
+  await h.runtime.revoked([tp]); // and the group gives it to another instance
+  const stoodAt = store.commits;
+  release.resolve();
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  assert.equal(store.partitions.get(`group/${tp.topic}:0`)?.epoch, 3, "the held claim landed");
+  assert.deepEqual(h.runtime.owned(), [], "no worker for a partition no longer assigned here");
+  h.send("a", { n: 3 });
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  assert.equal(store.commits, stoodAt, "nothing handled or checkpointed it since");
+  await h.stop();
+  assert.deepEqual((await h.stored("a"))?.values, [1]);
+});
+
+Deno.test("once the engine is leaving the group, nothing is claimed: not a new assignment, not a fenced-off partition", async () => {
+  const h = new Harness(recorderLogic(), 2);
+  await h.start("this-instance");
+  h.send("a", { n: 1 });
+  await h.drained();
+  const tp = { topic: h.topics.events, partition: 0 };
+  const other = { topic: h.topics.events, partition: 1 };
+  const key = ["a", "b", "c", "d"].find((k) => partitionForKey(k, 2) === 0)!;
+  await h.store.claim(tp, "group", "other-instance");
+  await h.runtime.stopClaiming();
+  h.send(key, { n: 2 });
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.equal(h.runtime.gaveUp(tp), true, "the fenced-off partition was given up, not claimed again");
+  await h.runtime.revoked([tp, other]);
+  const epoch = () => h.store.partitions.get(`group/${other.topic}:1`)?.epoch;
+  const before = epoch();
+  assert.deepEqual(await h.runtime.assigned([other]), new Map(), "nor a partition assigned now");
+  assert.equal(epoch(), before, "not even claimed and given back: that would fence its new owner");
+  assert.deepEqual(h.runtime.owned(), []);
+  assert.equal(h.store.partitions.get(`group/${tp.topic}:0`)?.owner, "other-instance");
+  await h.stop();
 });
 
 Deno.test("dead letters and outputs are counted when their checkpoint commits, once, whatever rewinds came before", async () => {

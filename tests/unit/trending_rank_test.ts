@@ -10,7 +10,7 @@ import { silentLogger } from "../../engine/logger.ts";
 import type { StateReader } from "../../engine/state_reader.ts";
 import { queryRoutes } from "../../http/query_routes.ts";
 import { createHandler } from "../../http/server.ts";
-import { saveStates } from "../../sql/checkpoints.ts";
+import { encodeStates, saveStates } from "../../sql/checkpoints.ts";
 import { migrate } from "../../sql/migrations.ts";
 import { EventBuilder, fold, type FoldResult } from "../helpers/fold.ts";
 
@@ -46,7 +46,7 @@ async function withRanking(
 /** Checkpoints the folded states of `keys`, as product checkpoints store them. */
 function saveProducts(sql: Sql, r: FoldResult, keys: readonly string[]): Promise<unknown> {
   const rows = keys.map((key) => ({ key, state: r.persisted("product", key), timers: {}, lastActiveAt: 1 }));
-  return sql.begin((tx) => saveStates(tx, "product", 0, rows));
+  return sql.begin((tx) => saveStates(tx, "product", 0, encodeStates("product", rows)));
 }
 
 /** A product's minute of activity in `product_minutes`, as checkpoints store it. */

@@ -1,0 +1,75 @@
+import assert from "node:assert/strict";
+import { AssignmentConfirmation } from "../../engine/assignment_confirmation.ts";
+
+/** A confirmation on a clock the test moves; heartbeats are stale after 3 s. */
+function setup() {
+  let now = 1_000;
+  const confirmation = new AssignmentConfirmation(3_000, () => now);
+  return { confirmation, advance: (ms: number) => now += ms, now: () => now };
+}
+
+Deno.test("two heartbeats of one generation answered since the fence confirm the assignment", () => {
+  const { confirmation, advance, now } = setup();
+  confirmation.assignmentReceived();
+  confirmation.assignmentHandled();
+  const fenced = now();
+  assert.equal(confirmation.confirmedSince(fenced), false, "no heartbeat yet");
+  confirmation.heartbeat(4);
+  assert.equal(confirmation.confirmedSince(fenced), false, "one heartbeat: it may have been asked before the fence");
+  advance(1_000);
+  confirmation.heartbeat(4);
+  assert.equal(confirmation.confirmedSince(fenced), true);
+  assert.equal(confirmation.confirmedSince(fenced + 1), false, "the first heartbeat was answered before that time");
+});
+
+Deno.test("heartbeats answered before the fence, of two generations, or long ago confirm nothing", () => {
+  const { confirmation, advance, now } = setup();
+  confirmation.assignmentReceived();
+  confirmation.assignmentHandled();
+  confirmation.heartbeat(4);
+  advance(1_000);
+  const fenced = now();
+  advance(1);
+  confirmation.heartbeat(4);
+  assert.equal(confirmation.confirmedSince(fenced), false, "the earlier of the two came before the fence");
+  advance(1_000);
+  confirmation.heartbeat(5);
+  assert.equal(confirmation.confirmedSince(fenced), false, "two generations");
+  advance(1_000);
+  confirmation.heartbeat(5);
+  assert.equal(confirmation.confirmedSince(fenced), true);
+  advance(3_001);
+  assert.equal(confirmation.confirmedSince(fenced), false, "no heartbeat answered for longer than the stale time");
+});
+
+Deno.test("a rebalance, or an assignment not yet handed to the listener, confirms nothing until heartbeats follow it", () => {
+  const { confirmation, advance, now } = setup();
+  confirmation.assignmentReceived();
+  confirmation.assignmentHandled();
+  const fenced = now();
+  advance(1);
+  confirmation.heartbeat(4);
+  advance(1_000);
+  confirmation.heartbeat(4);
+  assert.equal(confirmation.confirmedSince(fenced), true);
+
+  confirmation.rebalancing();
+  assert.equal(confirmation.confirmedSince(fenced), false, "rebalancing");
+  advance(500);
+  confirmation.heartbeat(5); // answered between the join and the sync: the listener has not the assignment yet
+  advance(500);
+  confirmation.heartbeat(5);
+  assert.equal(confirmation.confirmedSince(fenced), false, "still rebalancing");
+  confirmation.assignmentReceived();
+  advance(1_000);
+  confirmation.heartbeat(5);
+  advance(1_000);
+  confirmation.heartbeat(5);
+  assert.equal(confirmation.confirmedSince(fenced), false, "the assignment has not reached the listener");
+  confirmation.assignmentHandled();
+  assert.equal(confirmation.confirmedSince(fenced), true);
+
+  confirmation.assignmentReceived();
+  confirmation.assignmentHandled();
+  assert.equal(confirmation.confirmedSince(fenced), false, "heartbeats before the latest assignment do not count");
+});
