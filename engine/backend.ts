@@ -20,13 +20,6 @@ import type { Logger } from "./logger.ts";
 
 /** Connections the engine keeps open to PostgreSQL. */
 const DATABASE_POOL_SIZE = 10;
-/**
- * A session idle inside a transaction for this long belongs to a process that stalled in the middle
- * of a checkpoint (a checkpoint's statements follow one another within a second even under load):
- * PostgreSQL ends it, so that its row locks do not hold up the claim of the instance taking its
- * partitions over.
- */
-const DATABASE_IDLE_IN_TRANSACTION_MS = 10_000;
 const MS_PER_HOUR = 3_600_000;
 
 /** The log and database of one running engine. */
@@ -67,11 +60,7 @@ async function openProductionBackend(config: Config, topics: Topics, logger: Log
   if (!config.KAFKA_BROKERS || !config.DATABASE_URL) {
     throw new ConfigError("Cannot start in production mode: KAFKA_BROKERS and DATABASE_URL must both be set");
   }
-  const sql = connectDatabase({
-    url: config.DATABASE_URL,
-    maxConnections: DATABASE_POOL_SIZE,
-    idleInTransactionTimeoutMs: DATABASE_IDLE_IN_TRANSACTION_MS,
-  });
+  const sql = connectDatabase({ url: config.DATABASE_URL, maxConnections: DATABASE_POOL_SIZE });
   const kafkaOptions = {
     brokers: config.KAFKA_BROKERS.split(",").map((b) => b.trim()),
     clientId: config.KAFKA_CLIENT_ID,

@@ -13,11 +13,6 @@ export interface DatabaseOptions {
   /** Pool size; PGlite's socket server needs exactly one. */
   readonly maxConnections: number;
   readonly connectTimeoutS?: number;
-  /**
-   * The server ends a session left idle inside a transaction this long (ms), releasing its locks;
-   * absent: never (PGlite, where one process holds the only connection).
-   */
-  readonly idleInTransactionTimeoutMs?: number;
 }
 
 /** Opens a pool; connections are made lazily on first query. */
@@ -26,9 +21,6 @@ export function connectDatabase(options: DatabaseOptions): Sql {
     max: options.maxConnections,
     connect_timeout: options.connectTimeoutS ?? 5,
     onnotice: () => {},
-    connection: options.idleInTransactionTimeoutMs === undefined
-      ? {}
-      : { idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMs },
     // json and jsonb columns (states, timers, alert details) hold client-supplied ids as names.
     types: {
       json: { to: 114, from: [114, 3802], serialize: (value: unknown) => JSON.stringify(value), parse: parseJson },

@@ -246,35 +246,3 @@ onlyOn(
     });
   },
 );
-
-onlyOn(
-  "postgresql",
-  "an owner stalled inside a checkpoint transaction does not hold up the next owner's claim",
-  async () => {
-    const db = await freshDatabase();
-    const stalled = connectDatabase({ url: db.url, maxConnections: 1, idleInTransactionTimeoutMs: 500 });
-    const next = connectDatabase({ url: db.url, maxConnections: 1 });
-    try {
-      await migrate(next);
-      const first = await new SqlCheckpointStore(stalled).claim(tp, "g", "stalled-owner");
-      const locked = Promise.withResolvers<void>();
-      // A checkpoint that advanced the partition's row (and so holds its lock), then its process stopped.
-      const checkpoint = stalled.begin(async (tx) => {
-        await tx`update partition_checkpoints set next_offset = 100
-                where group_id = 'g' and topic = ${tp.topic} and partition = ${tp.partition}`;
-        locked.resolve();
-        await new Promise((resolve) => setTimeout(resolve, 3_000));
-        await tx`select 1`;
-      }).then(() => "committed", (error: Error) => `failed: ${error.message}`);
-      await locked.promise;
-      const claimed = await new SqlCheckpointStore(next).claim(tp, "g", "next-owner");
-      assert.equal(claimed.epoch, first.epoch + 1);
-      assert.equal(claimed.nextOffset, 0, "the stalled checkpoint never committed");
-      assert.match(await checkpoint, /^failed: /, "PostgreSQL ended the stalled session");
-    } finally {
-      await stalled.end();
-      await next.end();
-      await db.drop();
-    }
-  },
-);

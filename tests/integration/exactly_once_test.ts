@@ -18,6 +18,7 @@ import { Kafka, logLevel } from "kafkajs";
 import { createDomainLogics } from "../../actors/domain.ts";
 import type { AnyActorLogic } from "../../engine/actor.ts";
 import { uuidv7 } from "../../engine/uuid.ts";
+import { connectDatabase } from "../../engine/database.ts";
 import { type EngineProcess, startEngineProcess } from "../helpers/engine_process.ts";
 import { deploy, type Deployment, forEachLog, type LogName, type LogView, onlyOn } from "../helpers/modes.ts";
 import { prng } from "../helpers/prng.ts";
@@ -380,6 +381,7 @@ onlyOn("kafka", {
     const load = workload(40_000, 2_000, prng(11));
     const a = await startEngineProcess({ dataDir: await Deno.makeTempDir(), env: d.env });
     const b = await startEngineProcess({ dataDir: await Deno.makeTempDir(), env: d.env });
+    const sql = connectDatabase({ url: d.env.DATABASE_URL, maxConnections: 1 });
     const owned = async (engine: EngineProcess) =>
       Number(/^engine_partitions_owned (\d+)/m.exec(await (await fetch(`${engine.url}/metrics`)).text())?.[1] ?? 0);
     try {
@@ -393,10 +395,24 @@ onlyOn("kafka", {
       await new Promise((resolve) => setTimeout(resolve, 3_000));
       // Stopped, not killed: a keeps its memory, its uncheckpointed work and its connections.
       Deno.kill(a.pid, "SIGSTOP");
+      // Every partition, except one whose checkpoint row the stopped instance holds locked: stopped in
+      // the middle of a checkpoint transaction, it holds the lock until it wakes (README, "Not
+      // guaranteed"), and the other instance's claim of that partition waits for it.
+      const waitingClaims = async () => {
+        const [row] = await sql<{ n: number }[]>`
+          select count(*)::int as n from pg_stat_activity
+           where wait_event_type = 'Lock' and query like '%insert into partition_checkpoints%'`;
+        return row.n;
+      };
       await eventually(
         "the other instance to take every partition",
-        async () => (await owned(b)) === CONSUMED_PARTITIONS ? true : undefined,
-        90_000,
+        async () => {
+          const taken = await owned(b);
+          if (taken === CONSUMED_PARTITIONS) return true;
+          const waiting = taken > 0 ? await waitingClaims() : 0;
+          return waiting > 0 && taken + waiting === CONSUMED_PARTITIONS ? true : undefined;
+        },
+        60_000,
         250,
       );
       Deno.kill(a.pid, "SIGCONT");
@@ -410,11 +426,20 @@ onlyOn("kafka", {
         assert.equal(events, load.length);
       });
     } catch (error) {
-      const tail = (engine: EngineProcess) => engine.logs().split("\n").slice(-30).join("\n");
-      throw new Error(`${(error as Error).message}\nstalled instance:\n${tail(a)}\nother:\n${tail(b)}`, {
-        cause: error,
-      });
+      const tail = (engine: EngineProcess) =>
+        engine.logs().split("\n").filter((l) => !l.includes("kafkajs")).slice(-40).join("\n");
+      // What the database's sessions were doing: a stopped instance may hold locks others wait on.
+      const sessions = await d.inspect((view) =>
+        view.sql`select pid, state, wait_event_type, wait_event, now() - xact_start as in_transaction,
+                        left(query, 100) as query
+                   from pg_stat_activity where datname = current_database() and state <> 'idle'`
+      ).then((rows) => JSON.stringify(rows, null, 1), (e) => String(e));
+      throw new Error(
+        `${(error as Error).message}\nstalled instance:\n${tail(a)}\nother:\n${tail(b)}\nsessions: ${sessions}`,
+        { cause: error },
+      );
     } finally {
+      await sql.end();
       try {
         Deno.kill(a.pid, "SIGCONT");
       } catch {
