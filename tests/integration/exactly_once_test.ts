@@ -395,9 +395,10 @@ onlyOn("kafka", {
       await new Promise((resolve) => setTimeout(resolve, 3_000));
       // Stopped, not killed: a keeps its memory, its uncheckpointed work and its connections.
       Deno.kill(a.pid, "SIGSTOP");
-      // Every partition, except one whose checkpoint row the stopped instance holds locked: stopped in
-      // the middle of a checkpoint transaction, it holds the lock until it wakes (README, "Not
-      // guaranteed"), and the other instance's claim of that partition waits for it.
+      // Every partition; or, if the stopped instance holds a checkpoint row locked (stopped inside a
+      // checkpoint transaction, it holds the lock until it wakes: README, "Not guaranteed"), the
+      // other instance's claim of that partition waits for it, and it is woken once that is so.
+      const stopped = Date.now();
       const waitingClaims = async () => {
         const [row] = await sql<{ n: number }[]>`
           select count(*)::int as n from pg_stat_activity
@@ -407,10 +408,8 @@ onlyOn("kafka", {
       await eventually(
         "the other instance to take every partition",
         async () => {
-          const taken = await owned(b);
-          if (taken === CONSUMED_PARTITIONS) return true;
-          const waiting = taken > 0 ? await waitingClaims() : 0;
-          return waiting > 0 && taken + waiting === CONSUMED_PARTITIONS ? true : undefined;
+          if ((await owned(b)) === CONSUMED_PARTITIONS) return true;
+          return Date.now() - stopped > 20_000 && (await waitingClaims()) > 0 ? true : undefined;
         },
         60_000,
         250,
@@ -434,8 +433,11 @@ onlyOn("kafka", {
                         left(query, 100) as query
                    from pg_stat_activity where datname = current_database() and state <> 'idle'`
       ).then((rows) => JSON.stringify(rows, null, 1), (e) => String(e));
+      const taken = await owned(b).catch((e) => String(e));
       throw new Error(
-        `${(error as Error).message}\nstalled instance:\n${tail(a)}\nother:\n${tail(b)}\nsessions: ${sessions}`,
+        `${(error as Error).message} (the other instance owns ${taken})\nstalled instance:\n${tail(a)}\nother:\n${
+          tail(b)
+        }\nsessions: ${sessions}`,
         { cause: error },
       );
     } finally {
