@@ -273,6 +273,26 @@ async function until(condition: () => boolean, what: string): Promise<void> {
   }
 }
 
+/**
+ * One partition, fenced off by another instance's claim after handling {n: 1} of key "a"; the
+ * runtime is claiming it back (after {n: 2} arrived) and that claim landed, its reply held until
+ * `release` resolves.
+ */
+async function fencedAndClaimingAgain() {
+  const store = new SlowReplyStore();
+  const h = new Harness(recorderLogic(), 1, 1_000, { store });
+  await h.start("this-instance");
+  h.send("a", { n: 1 });
+  await h.drained();
+  const tp = { topic: h.topics.events, partition: 0 };
+  await store.claim(tp, "group", "other-instance");
+  const release = Promise.withResolvers<void>();
+  store.held = release.promise;
+  h.send("a", { n: 2 });
+  await until(() => store.waiting > 0, "the partition is claimed again");
+  return { store, h, tp, release };
+}
+
 /** Each alert carries the running total: a payload that depends on the state it was computed from. */
 const totals: ActorLogic<{ key: string; total: number }, { n: number }> = {
   kind: "totals",
@@ -383,20 +403,7 @@ Deno.test("a partition fenced off while still assigned here is claimed again onc
 });
 
 Deno.test("a claim retried while the partition is revoked and assigned again: one worker, and it goes on", async () => {
-  const store = new SlowReplyStore();
-  const h = new Harness(recorderLogic(), 1, 1_000, { store });
-  await h.start("this-instance");
-  h.send("a", { n: 1 });
-  await h.drained();
-  const tp = { topic: h.topics.events, partition: 0 };
-  await store.claim(tp, "group", "other-instance");
-  const release = Promise.withResolvers<void>();
-  store.held = release.promise;
-  h.send("a", { n: 2 }); // fenced off; housekeeping claims it again, and that claim's reply is held
-  for (let waited = 0; store.waiting === 0; waited += 10) {
-    assert.ok(waited < 5_000, "the partition is claimed again");
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
+  const { store, h, tp, release } = await fencedAndClaimingAgain();
   // Meanwhile a rebalance revokes the partition and assigns it here again.
   await h.runtime.revoked([tp]);
   const assigning = h.runtime.assigned([tp]);
@@ -412,17 +419,7 @@ Deno.test("a claim retried while the partition is revoked and assigned again: on
 });
 
 Deno.test("a claim in flight when its partition is revoked gives it back: no worker is left behind", async () => {
-  const store = new SlowReplyStore();
-  const h = new Harness(recorderLogic(), 1, 1_000, { store });
-  await h.start("this-instance");
-  h.send("a", { n: 1 });
-  await h.drained();
-  const tp = { topic: h.topics.events, partition: 0 };
-  await store.claim(tp, "group", "other-instance");
-  const release = Promise.withResolvers<void>();
-  store.held = release.promise;
-  h.send("a", { n: 2 }); // fenced off; housekeeping claims it again, and that claim's reply is held
-  await until(() => store.waiting > 0, "the partition is claimed again");
+  const { store, h, tp, release } = await fencedAndClaimingAgain();
   await h.runtime.revoked([tp]); // and the group gives it to another instance
   const stoodAt = store.commits;
   release.resolve();
