@@ -7,6 +7,7 @@ import { type CheckpointWrite, SqlCheckpointStore } from "../../engine/checkpoin
 import { connectDatabase } from "../../engine/database.ts";
 import { type AnalyticsMinute, NO_PROJECTIONS } from "../../engine/outputs.ts";
 import { sumAnalyticsMinutes } from "../../sql/analytics_minutes.ts";
+import { advanceCheckpoint } from "../../sql/checkpoints.ts";
 import { migrate } from "../../sql/migrations.ts";
 import { freshDatabase } from "../helpers/services.ts";
 import { onlyOn } from "../helpers/modes.ts";
@@ -245,4 +246,40 @@ onlyOn(
       assert.deepEqual((await rows()).map((r) => r.page_views), ["3", "4"]);
     });
   },
+);
+
+onlyOn(
+  "postgresql",
+  "a claim waits for a checkpoint transaction still open (its owner stopped), then resumes from what it committed",
+  () =>
+    withStore(async (store, sql) => {
+      const first = await store.claim(tp, "g", "old-owner");
+      const advanced = Promise.withResolvers<void>();
+      const wake = Promise.withResolvers<void>();
+      // The old owner's checkpoint, held open after it advanced the offset (and so locked the row).
+      const checkpoint = sql.begin(async (tx) => {
+        assert.equal(
+          (await advanceCheckpoint(tx, "g", tp.topic, tp.partition, first.epoch, 7, 7_000, 0)).outcome,
+          "advanced",
+        );
+        advanced.resolve();
+        await wake.promise;
+      });
+      await advanced.promise;
+      const claiming = store.claim(tp, "g", "new-owner");
+      for (let waited = 0;; waited += 20) {
+        const [row] = await sql<{ n: number }[]>`
+          select count(*)::int as n from pg_stat_activity
+           where wait_event_type = 'Lock' and query like '%insert into partition_checkpoints%'`;
+        if (row.n === 1) break;
+        assert.ok(waited < 5_000, "the claim waits on the row the open checkpoint holds");
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      wake.resolve(); // the old owner wakes: its checkpoint commits, its epoch was still current
+      await checkpoint;
+      const claimed = await claiming;
+      assert.equal(claimed.epoch, first.epoch + 1);
+      assert.equal(claimed.nextOffset, 7, "the new owner resumes from what the woken owner committed");
+      assert.equal(claimed.clock, 7_000);
+    }),
 );
