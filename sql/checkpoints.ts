@@ -21,8 +21,16 @@ export interface StoredActor {
 }
 
 /**
+ * How long a claim waits for the partition's row, locked by a checkpoint of the previous owner still
+ * open (its process stopped or frozen between its statements). A claim waiting longer would hold up
+ * the whole assignment, and with it the consumer; refused, it is retried with backoff instead.
+ */
+const CLAIM_LOCK_TIMEOUT = "2s";
+
+/**
  * Takes ownership of a partition: bumps its epoch so that any checkpoint still in flight from
- * a previous owner is rejected, and returns where to resume.
+ * a previous owner is rejected, and returns where to resume. Throws (lock_not_available) if the
+ * previous owner's checkpoint holds the row for longer than CLAIM_LOCK_TIMEOUT.
  */
 export async function claimPartition(
   sql: Sql,
@@ -31,13 +39,16 @@ export async function claimPartition(
   partition: number,
   owner: string,
 ): Promise<ClaimedPartition> {
-  const [row] = await sql<{ next_offset: string; clock: string; epoch: string }[]>`
-    insert into partition_checkpoints (group_id, topic, partition, epoch, owner)
-    values (${groupId}, ${topic}, ${partition}, 1, ${owner})
-    on conflict (group_id, topic, partition) do update
-      set epoch = partition_checkpoints.epoch + 1, owner = excluded.owner, updated_at = now()
-    returning next_offset, clock, epoch`;
-  return { nextOffset: Number(row.next_offset), clock: Number(row.clock), epoch: Number(row.epoch) };
+  return await sql.begin(async (tx) => {
+    await tx`select set_config('lock_timeout', ${CLAIM_LOCK_TIMEOUT}, true)`;
+    const [row] = await tx<{ next_offset: string; clock: string; epoch: string }[]>`
+      insert into partition_checkpoints (group_id, topic, partition, epoch, owner)
+      values (${groupId}, ${topic}, ${partition}, 1, ${owner})
+      on conflict (group_id, topic, partition) do update
+        set epoch = partition_checkpoints.epoch + 1, owner = excluded.owner, updated_at = now()
+      returning next_offset, clock, epoch`;
+    return { nextOffset: Number(row.next_offset), clock: Number(row.clock), epoch: Number(row.epoch) };
+  });
 }
 
 /** Where a partition's checkpoint stands (null if it was never claimed). */

@@ -395,21 +395,21 @@ onlyOn("kafka", {
       await new Promise((resolve) => setTimeout(resolve, 3_000));
       // Stopped, not killed: a keeps its memory, its uncheckpointed work and its connections.
       Deno.kill(a.pid, "SIGSTOP");
-      // Every partition; or, if the stopped instance holds a checkpoint row locked (stopped inside a
-      // checkpoint transaction, it holds the lock until it wakes: README, "Not guaranteed"), the
-      // other instance's claim of that partition waits for it, and it is woken once that is so.
+      // Every partition; or, if the stopped instance was stopped inside a checkpoint transaction (it
+      // holds that partition's row locked until it wakes: README, "Not guaranteed"), all it can, and
+      // it is woken once that is so.
       const stopped = Date.now();
-      const waitingClaims = async () => {
+      const openCheckpoints = async () => {
         const [row] = await sql<{ n: number }[]>`
           select count(*)::int as n from pg_stat_activity
-           where wait_event_type = 'Lock' and query like '%insert into partition_checkpoints%'`;
+           where state = 'idle in transaction' and now() - state_change > interval '10 seconds'`;
         return row.n;
       };
       await eventually(
         "the other instance to take every partition",
         async () => {
           if ((await owned(b)) === CONSUMED_PARTITIONS) return true;
-          return Date.now() - stopped > 20_000 && (await waitingClaims()) > 0 ? true : undefined;
+          return Date.now() - stopped > 20_000 && (await openCheckpoints()) > 0 ? true : undefined;
         },
         60_000,
         250,
