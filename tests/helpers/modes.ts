@@ -20,6 +20,8 @@
  *     checked in tests/unit/embedded_log_test.ts.)
  *   - operations_test.ts, /readyz while PostgreSQL is unreachable: it cuts a TCP proxy between the
  *     engine and its PostgreSQL server; PGlite lives in the engine's process, there is nothing to cut.
+ *   - the outage test in exactly_once_test.ts: it crashes PostgreSQL and kills the broker under a
+ *     running engine, on servers of its own (`deployOnServers`); the embedded log has neither.
  *   - routing_test.ts, ingest_role_test.ts and the failover test in exactly_once_test.ts: two
  *     instances share one consumer group (or one Kafka cluster); an embedded engine owns its
  *     DATA_DIR alone, and ROLE=ingest needs production mode.
@@ -28,7 +30,8 @@
  *   - kafka_consumer_test.ts, kafka_producer_test.ts, log_retention_gap_test.ts: the Kafka adapter
  *     itself (groups, request sizes, reconnects, DeleteRecords); the embedded log has unit tests.
  * - [postgresql] checkpoint_store_test.ts: the checkpoint store on a PostgreSQL server, no log; the
- *   same SQL runs on PGlite under every embedded scenario.
+ *   same SQL runs on PGlite under every embedded scenario. postgres_client_test.ts: the client
+ *   under a server crash (PGlite runs inside the engine's process).
  * - [embedded]
  *   - embedded_lock_test.ts: one engine per DATA_DIR.
  *   - embedded_retention_test.ts: the embedded log's retention (Kafka's belongs to the broker).
@@ -169,10 +172,25 @@ function inProcess(env: Record<string, string>, dataDir: string): Config {
   return parseConfig({ ...env, DATA_DIR: dataDir, PORT: "0", HOST: "127.0.0.1" });
 }
 
-/** Kafka and PostgreSQL from scripts/services.sh, kept apart by topic prefix, group and database. */
-async function kafkaDeployment(settings: Record<string, string>) {
-  const { kafkaBrokers } = services();
-  const db = await freshDatabase();
+/** Where a Kafka deployment runs when it is not on the shared services: servers the test owns. */
+export interface PrivateServers {
+  readonly kafkaBrokers: string;
+  /** A database of its own: the deployment uses it as it is and leaves it behind. */
+  readonly databaseUrl: string;
+}
+
+/** A deployment on a broker and a PostgreSQL server the test owns (to stop and restart them), and its removal. */
+export function deployOnServers(
+  servers: PrivateServers,
+  settings: Record<string, string> = {},
+): Promise<{ deployment: Deployment; remove: () => Promise<void> }> {
+  return kafkaDeployment(settings, servers);
+}
+
+/** Kafka and PostgreSQL from scripts/services.sh (or `servers`), kept apart by topic prefix, group and database. */
+async function kafkaDeployment(settings: Record<string, string>, servers?: PrivateServers) {
+  const kafkaBrokers = servers?.kafkaBrokers ?? services().kafkaBrokers;
+  const db = servers ? { url: servers.databaseUrl, drop: () => Promise.resolve() } : await freshDatabase();
   const dataDir = await Deno.makeTempDir({ prefix: "kafka-scenario-" });
   const id = uniqueName("t");
   const env = {

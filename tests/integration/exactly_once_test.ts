@@ -9,8 +9,9 @@
  * The load is written the way each log allows: on Kafka by a producer beside the engine (the kills
  * then only hit consumption); the embedded log can only be written through the engine, so it is
  * posted over HTTP and the kills also hit requests in flight (those count as not acknowledged).
- * The failover test (two instances sharing a consumer group, one killed) and the stalled-owner test
- * (one stopped with SIGSTOP until the other took its partitions, then woken) run on Kafka only.
+ * The failover test (two instances sharing a consumer group, one killed), the stalled-owner test
+ * (one stopped with SIGSTOP until the other took its partitions, then woken) and the outage test
+ * (PostgreSQL crashed, then the broker killed, under one running instance) run on Kafka only.
  */
 import { expandBundle, isBundle } from "../../engine/fact_bundle.ts";
 import assert from "node:assert/strict";
@@ -20,7 +21,17 @@ import type { AnyActorLogic } from "../../engine/actor.ts";
 import { uuidv7 } from "../../engine/uuid.ts";
 import { connectDatabase } from "../../engine/database.ts";
 import { type EngineProcess, startEngineProcess } from "../helpers/engine_process.ts";
-import { deploy, type Deployment, forEachLog, type LogName, type LogView, onlyOn } from "../helpers/modes.ts";
+import { startPrivateBroker } from "../helpers/kafka_broker.ts";
+import {
+  deploy,
+  type Deployment,
+  deployOnServers,
+  forEachLog,
+  type LogName,
+  type LogView,
+  onlyOn,
+} from "../helpers/modes.ts";
+import { startPrivatePostgres } from "../helpers/postgres_server.ts";
 import { prng } from "../helpers/prng.ts";
 import { replayPartition } from "../helpers/replay.ts";
 import { eventually } from "../helpers/services.ts";
@@ -131,8 +142,42 @@ class Current {
   }
 }
 
+/**
+ * Where a writer waits while the test has the broker down: the writer passes it before each batch,
+ * and `close` resolves once the writer waits there (or has finished), so no send is in flight.
+ */
+class Gate {
+  #closed: { parked: PromiseWithResolvers<void>; reopened: PromiseWithResolvers<void> } | null = null;
+  #finished = false;
+  async pass(): Promise<void> {
+    const closed = this.#closed;
+    if (!closed) return;
+    closed.parked.resolve();
+    await closed.reopened.promise;
+  }
+  finish(): void {
+    this.#finished = true;
+    this.#closed?.parked.resolve();
+  }
+  close(): Promise<void> {
+    this.#closed = { parked: Promise.withResolvers(), reopened: Promise.withResolvers() };
+    if (this.#finished) this.#closed.parked.resolve();
+    return this.#closed.parked.promise;
+  }
+  open(): void {
+    this.#closed?.reopened.resolve();
+    this.#closed = null;
+  }
+}
+
 /** Writes `load` over about `seconds`; resolves with the ids of the events the log acknowledged. */
-async function write(d: Deployment, current: Current, load: Posted[], seconds: number): Promise<Set<string>> {
+async function write(
+  d: Deployment,
+  current: Current,
+  load: Posted[],
+  seconds: number,
+  gate = new Gate(),
+): Promise<Set<string>> {
   const acknowledged = new Set<string>();
   const size = d.kafkaBrokers ? PRODUCE_BATCH : POST_BATCH;
   const batches = Array.from({ length: Math.ceil(load.length / size) }, (_, b) => load.slice(b * size, (b + 1) * size));
@@ -147,6 +192,7 @@ async function write(d: Deployment, current: Current, load: Posted[], seconds: n
     const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();
     for (const [b, batch] of batches.entries()) {
+      await gate.pass();
       const messages = batch.map(({ key, event }) => ({
         key,
         value: JSON.stringify({ ...event, receivedAt: event.occurredAt }),
@@ -155,6 +201,7 @@ async function write(d: Deployment, current: Current, load: Posted[], seconds: n
       for (const { event } of batch) acknowledged.add(event.eventId);
       await pace(b);
     }
+    gate.finish();
     await producer.disconnect();
     return acknowledged;
   }
@@ -450,6 +497,86 @@ onlyOn("kafka", {
       await a.kill("SIGKILL");
       await b.kill("SIGKILL");
       await remove();
+    }
+  },
+});
+
+onlyOn("kafka", {
+  name:
+    "outages: PostgreSQL crashed, then the broker killed, during a load: the engine waits each out by itself and final states are exact",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    // Servers of this test's own, so that stopping them leaves the other tests' alone.
+    const database = await startPrivatePostgres();
+    const broker = await startPrivateBroker().catch(async (error) => {
+      await database.destroy();
+      throw error;
+    });
+    const servers = { kafkaBrokers: broker.brokers, databaseUrl: database.url };
+    const { deployment: d, remove } = await deployOnServers(servers, SETTINGS);
+    const load = workload(30_000, 2_000, prng(13));
+    const engine = await startEngineProcess({ dataDir: await Deno.makeTempDir(), env: d.env });
+    let exited: Deno.CommandStatus | undefined;
+    engine.exited.then((status) => (exited = status));
+    const stillRunning = (while_: string) =>
+      assert.equal(exited, undefined, `the engine process ended while ${while_}: ${JSON.stringify(exited)}`);
+    const readiness = async () => {
+      const response = await fetch(`${engine.url}/readyz`, { signal: AbortSignal.timeout(2_000) });
+      return { status: response.status, body: await response.json() };
+    };
+    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    const gate = new Gate();
+    try {
+      const writing = write(d, new Current(engine), load, 24, gate);
+      await sleep(4_000);
+
+      // PostgreSQL crashes (every backend ended at once, no shutdown checkpoint) while events keep coming.
+      await database.stop("immediate");
+      const down = await eventually("/readyz to answer 503", async () => {
+        const r = await readiness();
+        return r.status === 503 ? r : undefined;
+      });
+      assert.notEqual(down.body.checks.database, "ok", "/readyz names the database");
+      await sleep(5_000);
+      stillRunning("PostgreSQL was down");
+      assert.match(
+        engine.logs(),
+        /"msg":"(handling failed; rewinding to the last checkpoint|checkpoint failed; retrying)"/,
+      );
+      await database.start();
+      await eventually(
+        "/readyz to answer 200 again",
+        async () => ((await readiness()).status === 200 ? true : undefined),
+        30_000,
+      );
+      await sleep(3_000);
+
+      // The broker is killed; the writer waits meanwhile (its acknowledged sends are the load's record).
+      await gate.close();
+      await broker.stop("SIGKILL");
+      await sleep(5_000);
+      stillRunning("the broker was down");
+      await broker.start();
+      gate.open();
+
+      const acknowledged = await writing;
+      await caughtUp(engine);
+      stillRunning("it caught up");
+      assert.equal((await engine.kill("SIGTERM")).code, 0, "a graceful stop");
+      await d.inspect(async (view) => {
+        const { events } = await verify(d, view, acknowledged);
+        assert.equal(events, load.length);
+      });
+    } catch (error) {
+      const logs = engine.logs().split("\n").filter((l) => !l.includes("kafkajs")).slice(-60).join("\n");
+      throw new Error(`${(error as Error).message}\nengine logs:\n${logs}`, { cause: error });
+    } finally {
+      gate.open();
+      await engine.kill("SIGKILL");
+      await remove();
+      await broker.destroy();
+      await database.destroy();
     }
   },
 });

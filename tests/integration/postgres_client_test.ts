@@ -1,0 +1,68 @@
+/**
+ * The PostgreSQL client under a server crash. postgres.js 3.4.9, as published, leaves a connection
+ * that the server closed while a write was pending unable ever to write again (every later connect
+ * times out) and can throw from a timer, ending the process; the engine runs a patched copy
+ * (vendor/postgres/PATCHED.md). This pins the patch: transactions running while the server is
+ * killed fail, and once it is back the pool serves again.
+ */
+import assert from "node:assert/strict";
+import { connectDatabase } from "../../engine/database.ts";
+import { onlyOn } from "../helpers/modes.ts";
+import { startPrivatePostgres } from "../helpers/postgres_server.ts";
+import { eventually } from "../helpers/services.ts";
+
+const CONNECTIONS = 4;
+const WORKERS = 6;
+
+onlyOn("postgresql", {
+  name: "a pool whose server crashed during transactions serves again once the server is back",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const server = await startPrivatePostgres();
+    const sql = connectDatabase({ url: server.url, maxConnections: CONNECTIONS, connectTimeoutS: 2 });
+    let running = true;
+    let committed = 0;
+    const failures = new Map<string, number>();
+    const worker = async (id: number) => {
+      while (running) {
+        try {
+          await sql.begin(async (tx) => {
+            await tx`insert into counts values (${id}, 1) on conflict (id) do update set n = counts.n + 1`;
+            await tx`select pg_sleep(0.005)`;
+          });
+          committed++;
+        } catch (error) {
+          const code = (error as { code?: string }).code ?? String(error);
+          failures.set(code, (failures.get(code) ?? 0) + 1);
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+      }
+    };
+    try {
+      await sql`create table counts (id int primary key, n int not null)`;
+      const workers = Array.from({ length: WORKERS }, (_, id) => worker(id));
+      await eventually("transactions to commit", () => Promise.resolve(committed >= 100 ? true : undefined));
+      await server.stop("immediate");
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      assert.ok(failures.size > 0, "transactions failed while the server was down");
+      await server.start();
+      const before = committed;
+      await eventually(
+        "every connection to commit again",
+        async () => {
+          const [{ n }] = await sql<{ n: number }[]>`select count(*)::int as n from pg_stat_activity
+            where datname = current_database() and pid <> pg_backend_pid()`;
+          return committed - before >= 200 && n >= CONNECTIONS - 1 ? true : undefined;
+        },
+        30_000,
+      );
+      running = false;
+      await Promise.all(workers);
+    } finally {
+      running = false;
+      await sql.end({ timeout: 1 });
+      await server.destroy();
+    }
+  },
+});
