@@ -15,11 +15,24 @@ export interface DatabaseOptions {
   readonly connectTimeoutS?: number;
 }
 
+/**
+ * Seconds before a connection the server closed with an error connects again, by failures in a row
+ * (counted across the pool). postgres.js's default grows to 10–20 s after seven, so after an outage
+ * the engine's queries waited that long for a server that was back; partitions already retry with
+ * their own backoff, so the pool reconnects within a second or two.
+ */
+export function reconnectDelayS(failures: number): number {
+  return Math.min(RECONNECT_INITIAL_S * 2 ** failures, RECONNECT_MAX_S);
+}
+const RECONNECT_INITIAL_S = 0.05;
+const RECONNECT_MAX_S = 2;
+
 /** Opens a pool; connections are made lazily on first query. */
 export function connectDatabase(options: DatabaseOptions): Sql {
   return postgres(options.url, {
     max: options.maxConnections,
     connect_timeout: options.connectTimeoutS ?? 5,
+    backoff: reconnectDelayS,
     onnotice: () => {},
     // json and jsonb columns (states, timers, alert details) hold client-supplied ids as names.
     types: {

@@ -259,6 +259,49 @@ async function caughtUp(engines: EngineProcess | EngineProcess[], quietMs = 2_00
   );
 }
 
+/**
+ * Waits until every consumed partition's checkpoint is at the partition's end, read from the broker
+ * and the database themselves (not from the engine's metrics, which a consumer that stopped
+ * fetching leaves as they were), and stays there for `quietMs`.
+ */
+async function checkpointedToEnd(d: Deployment, timeoutMs: number, quietMs = 2_000): Promise<void> {
+  const kafka = new Kafka({ clientId: "caught-up", brokers: [d.kafkaBrokers!], logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  await admin.connect();
+  let since = Date.now();
+  let behind = "";
+  try {
+    await eventually(
+      "every checkpoint at its partition's end",
+      async () => {
+        const ends = new Map<string, number>();
+        for (const topic of [d.topics.events, d.topics.productEvents, d.topics.analytics]) {
+          for (const o of await admin.fetchTopicOffsets(topic)) ends.set(`${topic}:${o.partition}`, Number(o.high));
+        }
+        const stored = await d.inspect((view) =>
+          view.sql<{ tp: string; next_offset: string }[]>`
+            select topic || ':' || partition as tp, next_offset from partition_checkpoints
+             where group_id = ${d.config.GROUP_ID}`
+        );
+        const at = new Map(stored.map((r) => [r.tp, Number(r.next_offset)]));
+        behind = [...ends].filter(([tp, end]) => (at.get(tp) ?? 0) !== end)
+          .map(([tp, end]) => `${tp} at ${at.get(tp) ?? 0} of ${end}`).join(", ");
+        if (behind !== "") {
+          since = Date.now();
+          return undefined;
+        }
+        return Date.now() - since >= quietMs ? true : undefined;
+      },
+      timeoutMs,
+      500,
+    );
+  } catch (error) {
+    throw new Error(`${(error as Error).message}; behind: ${behind}`, { cause: error });
+  } finally {
+    await admin.disconnect();
+  }
+}
+
 /** Checks the log, the checkpoints, every state and every output id; returns what it compared. */
 async function verify(
   d: Deployment,
@@ -522,7 +565,8 @@ onlyOn("kafka", {
     const stillRunning = (while_: string) =>
       assert.equal(exited, undefined, `the engine process ended while ${while_}: ${JSON.stringify(exited)}`);
     const readiness = async () => {
-      const response = await fetch(`${engine.url}/readyz`, { signal: AbortSignal.timeout(2_000) });
+      // Longer than the engine's own deadline per check (READINESS_CHECK_TIMEOUT_MS, 2 s).
+      const response = await fetch(`${engine.url}/readyz`, { signal: AbortSignal.timeout(10_000) });
       return { status: response.status, body: await response.json() };
     };
     const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -561,7 +605,7 @@ onlyOn("kafka", {
       gate.open();
 
       const acknowledged = await writing;
-      await caughtUp(engine);
+      await checkpointedToEnd(d, 90_000);
       stillRunning("it caught up");
       assert.equal((await engine.kill("SIGTERM")).code, 0, "a graceful stop");
       await d.inspect(async (view) => {
