@@ -60,7 +60,12 @@ async function openProductionBackend(config: Config, topics: Topics, logger: Log
   if (!config.KAFKA_BROKERS || !config.DATABASE_URL) {
     throw new ConfigError("Cannot start in production mode: KAFKA_BROKERS and DATABASE_URL must both be set");
   }
-  const sql = connectDatabase({ url: config.DATABASE_URL, maxConnections: DATABASE_POOL_SIZE });
+  const sql = connectDatabase({
+    url: config.DATABASE_URL,
+    maxConnections: DATABASE_POOL_SIZE,
+    // A stopped or frozen instance frees the partition row its checkpoint holds locked.
+    idleInTransactionTimeoutMs: config.TRANSACTION_IDLE_TIMEOUT_MS,
+  });
   const kafkaOptions = {
     brokers: config.KAFKA_BROKERS.split(",").map((b) => b.trim()),
     clientId: config.KAFKA_CLIENT_ID,

@@ -71,6 +71,7 @@ const settings = {
   STATE_TTL_DAYS: int(0, 36_500).default(90),
   CLOCK_IDLE_MS: int(100).default(10_000),
   PUBLISH_TIMEOUT_MS: int(100, 120_000).default(5000),
+  TRANSACTION_IDLE_TIMEOUT_MS: int(0, 86_400_000).default(10_000),
   MAX_BATCH_EVENTS: int(1, 100_000).default(1000),
   MAX_BODY_BYTES: int(1024, 64 * 1024 * 1024).default(1024 * 1024),
   MAX_EVENT_FUTURE_MS: int(0, MAX_AHEAD_OF_RECEIPT_MS).default(DEFAULT_MAX_FUTURE_MS),

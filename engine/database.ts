@@ -13,6 +13,11 @@ export interface DatabaseOptions {
   /** Pool size; PGlite's socket server needs exactly one. */
   readonly maxConnections: number;
   readonly connectTimeoutS?: number;
+  /**
+   * PostgreSQL ends a session that stays this long idle inside a transaction
+   * (`idle_in_transaction_session_timeout`); 0 or unset: never.
+   */
+  readonly idleInTransactionTimeoutMs?: number;
 }
 
 /**
@@ -33,6 +38,9 @@ export function connectDatabase(options: DatabaseOptions): Sql {
     max: options.maxConnections,
     connect_timeout: options.connectTimeoutS ?? 5,
     backoff: reconnectDelayS,
+    connection: options.idleInTransactionTimeoutMs
+      ? { idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMs }
+      : {},
     onnotice: () => {},
     // json and jsonb columns (states, timers, alert details) hold client-supplied ids as names.
     types: {

@@ -9,7 +9,7 @@ import { type AnalyticsMinute, NO_PROJECTIONS } from "../../engine/outputs.ts";
 import { sumAnalyticsMinutes } from "../../sql/analytics_minutes.ts";
 import { advanceCheckpoint } from "../../sql/checkpoints.ts";
 import { migrate } from "../../sql/migrations.ts";
-import { freshDatabase } from "../helpers/services.ts";
+import { eventually, freshDatabase } from "../helpers/services.ts";
 import { onlyOn } from "../helpers/modes.ts";
 
 const tp = { topic: "events", partition: 2 };
@@ -22,12 +22,14 @@ const alert = (id: string) => ({
   details: { cartValue: 42 },
 });
 
-async function withStore(fn: (store: SqlCheckpointStore, sql: ReturnType<typeof connectDatabase>) => Promise<void>) {
+async function withStore(
+  fn: (store: SqlCheckpointStore, sql: ReturnType<typeof connectDatabase>, url: string) => Promise<void>,
+) {
   const db = await freshDatabase();
   const sql = connectDatabase({ url: db.url, maxConnections: 4 });
   try {
     await migrate(sql);
-    await fn(new SqlCheckpointStore(sql), sql);
+    await fn(new SqlCheckpointStore(sql), sql, db.url);
   } finally {
     await sql.end();
     await db.drop();
@@ -275,5 +277,71 @@ onlyOn(
       assert.equal(claimed.epoch, first.epoch + 1, "the refused claim changed nothing");
       assert.equal(claimed.nextOffset, 7, "the new owner resumes from what the woken owner committed");
       assert.equal(claimed.clock, 7_000);
+    }),
+);
+
+/** `promise`, or a failure naming `what` after `ms`: a client that hangs fails the test instead of stalling it. */
+function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
+onlyOn(
+  "postgresql",
+  "with an idle-in-transaction timeout, the server ends a checkpoint its owner left open: the next claim takes the partition; woken, the owner writes nothing and is fenced",
+  () =>
+    withStore(async (store, _sql, url) => {
+      const first = await store.claim(tp, "g", "old-owner");
+      // The old owner's own pool, as an engine in production mode opens it (TRANSACTION_IDLE_TIMEOUT_MS).
+      const ownerSql = connectDatabase({ url, maxConnections: 1, idleInTransactionTimeoutMs: 500 });
+      try {
+        const advanced = Promise.withResolvers<void>();
+        const wake = Promise.withResolvers<void>();
+        const woken = Promise.withResolvers<string>();
+        const checkpoint = ownerSql.begin(async (tx) => {
+          await advanceCheckpoint(tx, "g", tp.topic, tp.partition, first.epoch, 7, 7_000, 0);
+          advanced.resolve();
+          await wake.promise;
+          // The woken owner's next statement: a write that must not land outside its (ended) transaction.
+          try {
+            await tx`update partition_checkpoints set next_offset = 99 where group_id = 'g' and topic = ${tp.topic}`;
+            woken.resolve("ran");
+          } catch {
+            woken.resolve("refused");
+          }
+        });
+        const ended = checkpoint.then(() => "committed", (error: Error) => error.message);
+        await advanced.promise;
+        const claimed = await eventually(
+          "a claim to take the partition while its old owner is still stopped",
+          () => store.claim(tp, "g", "new-owner").catch(() => undefined),
+          10_000,
+          200,
+        );
+        assert.equal(claimed.epoch, first.epoch + 1);
+        assert.equal(claimed.nextOffset, 0, "the old owner's advance was rolled back with its session");
+        assert.notEqual(await within(5_000, "the ended transaction", ended), "committed");
+        // The owner's pool connects again (other work of the woken engine), then its checkpoint goes on.
+        const [{ one }] = await within(
+          5_000,
+          "a query on the owner's pool",
+          ownerSql<{ one: number }[]>`select 1 as one`,
+        );
+        assert.equal(one, 1, "the owner's pool serves again");
+        wake.resolve();
+        assert.equal(await within(5_000, "the woken statement", woken.promise), "refused");
+        assert.equal((await store.stored(tp, "g"))?.nextOffset, 0, "nothing of the woken transaction landed");
+        const fenced = await within(
+          5_000,
+          "a fenced commit",
+          new SqlCheckpointStore(ownerSql).commit(write(first.epoch, 9)),
+        );
+        assert.equal(fenced.committed, false, "and its old epoch is fenced off");
+      } finally {
+        await ownerSql.end({ timeout: 1 });
+      }
     }),
 );

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { connectDatabase } from "../../engine/database.ts";
 import { onlyOn } from "../helpers/modes.ts";
 import { startPrivatePostgres } from "../helpers/postgres_server.ts";
-import { eventually } from "../helpers/services.ts";
+import { eventually, freshDatabase } from "../helpers/services.ts";
 
 const CONNECTIONS = 4;
 const WORKERS = 6;
@@ -63,6 +63,54 @@ onlyOn("postgresql", {
       running = false;
       await sql.end({ timeout: 1 });
       await server.destroy();
+    }
+  },
+});
+
+/** `promise`, or a failure naming `what` after `ms`: a client that hangs fails the test instead of stalling it. */
+function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
+const IDLE_TIMEOUT_MS = 300;
+
+onlyOn("postgresql", {
+  name:
+    "a statement sent as the server ends its idle transaction fails, and the pool of one serves the next transaction",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const db = await freshDatabase();
+    const sql = connectDatabase({ url: db.url, maxConnections: 1, idleInTransactionTimeoutMs: IDLE_TIMEOUT_MS });
+    try {
+      // The next statement leaves at moments around the server's deadline: some before it, some
+      // between the server's error and the socket's close (the window the published code mishandles).
+      for (const pauseMs of [250, 290, 300, 310, 320, 340, 380, 450]) {
+        const outcome = await within(
+          5_000,
+          `a transaction pausing ${pauseMs} ms`,
+          sql.begin(async (tx) => {
+            await tx`select 1`;
+            await new Promise((resolve) => setTimeout(resolve, pauseMs));
+            await tx`select 2`;
+          }).then(() => "committed", (error: { code?: string }) => error.code ?? "error"),
+        );
+        // Well past the deadline the server has ended the session; around it, either may happen.
+        if (pauseMs >= 1.5 * IDLE_TIMEOUT_MS) assert.notEqual(outcome, "committed", `paused ${pauseMs} ms`);
+        const [{ n }] = await within(
+          5_000,
+          `the transaction after a ${pauseMs} ms pause`,
+          sql.begin((tx) => tx<{ n: number }[]>`select ${pauseMs}::int as n`),
+        );
+        assert.equal(n, pauseMs);
+      }
+    } finally {
+      await sql.end({ timeout: 1 });
+      await db.drop();
     }
   },
 });

@@ -458,7 +458,13 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     if (initial)
       return reconnect()
 
-    !hadError && (query || sent.length) && error(Errors.connection('CONNECTION_CLOSED', options, socket))
+    // PATCHED (see PATCHED.md): whatever was sent on the dead socket fails, after an error too (a query
+    // written between the error and the close would otherwise wait in `sent` and take the next
+    // connection's replies), and the next connection starts with no query, result or error in flight
+    // (the server's last error would otherwise fail the next connection's first query).
+    ;(query || sent.length) && error(Errors.connection('CONNECTION_CLOSED', options, socket))
+    query = results = errorResponse = null
+    result = new Result()
     closedTime = performance.now()
     hadError && options.shared.retries++
     delay = (typeof backoff === 'function' ? backoff(options.shared.retries) : backoff) * 1000

@@ -237,12 +237,19 @@ function Postgres(a, b) {
     let savepoints = 0
       , connection
       , prepare = null
+      , closedError = null // PATCHED (see PATCHED.md)
 
     try {
       await sql.unsafe('begin ' + options.replace(/[^a-z ]/ig, ''), [], { onexecute }).execute()
       return await Promise.race([
         scope(connection, fn),
-        new Promise((_, reject) => connection.onclose = reject)
+        new Promise((_, reject) => connection.onclose = e => {
+          // PATCHED (see PATCHED.md): the transaction died with its connection; nothing of it may run after.
+          closedError = e || Errors.connection('CONNECTION_CLOSED', options)
+          while (queries.length)
+            queries.shift().reject(closedError)
+          reject(closedError)
+        })
       ])
     } catch (error) {
       throw error
@@ -289,6 +296,8 @@ function Postgres(a, b) {
       }
 
       function handler(q) {
+        if (closedError) // PATCHED (see PATCHED.md)
+          return q.reject(closedError)
         q.catch(e => uncaughtError || (uncaughtError = e))
         c.queue === full
           ? queries.push(q)
