@@ -9,7 +9,7 @@ import { type AnalyticsMinute, NO_PROJECTIONS } from "../../engine/outputs.ts";
 import { sumAnalyticsMinutes } from "../../sql/analytics_minutes.ts";
 import { advanceCheckpoint } from "../../sql/checkpoints.ts";
 import { migrate } from "../../sql/migrations.ts";
-import { eventually, freshDatabase } from "../helpers/services.ts";
+import { eventually, freshDatabase, within } from "../helpers/services.ts";
 import { onlyOn } from "../helpers/modes.ts";
 
 const tp = { topic: "events", partition: 2 };
@@ -279,15 +279,6 @@ onlyOn(
       assert.equal(claimed.clock, 7_000);
     }),
 );
-
-/** `promise`, or a failure naming `what` after `ms`: a client that hangs fails the test instead of stalling it. */
-function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
-}
 
 onlyOn(
   "postgresql",

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { connectDatabase } from "../../engine/database.ts";
 import { onlyOn } from "../helpers/modes.ts";
 import { startPrivatePostgres } from "../helpers/postgres_server.ts";
-import { eventually, freshDatabase } from "../helpers/services.ts";
+import { eventually, freshDatabase, within } from "../helpers/services.ts";
 
 const CONNECTIONS = 4;
 const WORKERS = 6;
@@ -66,15 +66,6 @@ onlyOn("postgresql", {
     }
   },
 });
-
-/** `promise`, or a failure naming `what` after `ms`: a client that hangs fails the test instead of stalling it. */
-function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
-}
 
 const IDLE_TIMEOUT_MS = 300;
 
