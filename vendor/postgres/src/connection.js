@@ -455,16 +455,27 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     socket.removeAllListeners()
     socket = null
 
-    if (initial)
-      return reconnect()
-
     // PATCHED (see PATCHED.md): whatever was sent on the dead socket fails, after an error too (a query
     // written between the error and the close would otherwise wait in `sent` and take the next
     // connection's replies), and the next connection starts with no query, result or error in flight
-    // (the server's last error would otherwise fail the next connection's first query).
-    ;(query || sent.length) && error(Errors.connection('CONNECTION_CLOSED', options, socket))
+    // (the server's last error would otherwise fail the next connection's first query). While
+    // connecting (`initial` set), only the query sent on this socket (the type lookup) fails: the
+    // initial query is sent again on the next connection.
+    const closedError = Errors.connection('CONNECTION_CLOSED', options, socket)
+    if (initial) {
+      query && queryError(query, closedError)
+      while (sent.length)
+        queryError(sent.shift(), closedError)
+    } else {
+      (query || sent.length) && error(closedError)
+    }
     query = results = errorResponse = null
     result = new Result()
+    rows = 0
+
+    if (initial)
+      return reconnect()
+
     closedTime = performance.now()
     hadError && options.shared.retries++
     delay = (typeof backoff === 'function' ? backoff(options.shared.retries) : backoff) * 1000
@@ -575,7 +586,9 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
 
       if (needsTypes) {
         initial.reserve && (initial = null)
-        return fetchArrayTypes()
+        // PATCHED (see PATCHED.md): a failed lookup fails the initial query (ReadyForQuery) or is sent
+        // again by the next connection; its own rejection had no handler and ended the process.
+        return fetchArrayTypes().catch(() => { /* reported through the initial query, or retried */ })
       }
 
       initial && !initial.reserve && execute(initial)

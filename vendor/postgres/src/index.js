@@ -245,7 +245,7 @@ function Postgres(a, b) {
         scope(connection, fn),
         new Promise((_, reject) => connection.onclose = e => {
           // PATCHED (see PATCHED.md): the transaction died with its connection; nothing of it may run after.
-          closedError = e || Errors.connection('CONNECTION_CLOSED', options)
+          closedError = e
           while (queries.length)
             queries.shift().reject(closedError)
           reject(closedError)
@@ -296,9 +296,9 @@ function Postgres(a, b) {
       }
 
       function handler(q) {
+        q.catch(e => uncaughtError || (uncaughtError = e))
         if (closedError) // PATCHED (see PATCHED.md)
           return q.reject(closedError)
-        q.catch(e => uncaughtError || (uncaughtError = e))
         c.queue === full
           ? queries.push(q)
           : c.execute(q) || move(c, full)
