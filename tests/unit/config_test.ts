@@ -95,6 +95,13 @@ Deno.test("parseConfig() keeps the embedded log a week by default; 0 keeps it fo
   assert.throws(() => parseConfig({ EMBEDDED_LOG_RETENTION_HOURS: "1.5" }), /EMBEDDED_LOG_RETENTION_HOURS="1.5"/);
 });
 
+Deno.test("parseConfig() ends idle transactions after 10 s by default; 0 never, anything else named", () => {
+  assert.equal(parseConfig({}).TRANSACTION_IDLE_TIMEOUT_MS, 10_000);
+  assert.equal(parseConfig({ TRANSACTION_IDLE_TIMEOUT_MS: "0" }).TRANSACTION_IDLE_TIMEOUT_MS, 0);
+  assert.throws(() => parseConfig({ TRANSACTION_IDLE_TIMEOUT_MS: "-5" }), /TRANSACTION_IDLE_TIMEOUT_MS="-5"/);
+  assert.throws(() => parseConfig({ TRANSACTION_IDLE_TIMEOUT_MS: "10s" }), /TRANSACTION_IDLE_TIMEOUT_MS="10s"/);
+});
+
 Deno.test("parseConfig() treats a value of only whitespace like an empty one: unset, so the default applies", () => {
   const config = parseConfig({ PORT: "  ", MAX_EVENT_FUTURE_MS: "\t", STATE_TTL_DAYS: " ", HOST: " ", LOG_LEVEL: " " });
   assert.equal(config.PORT, 8080);
