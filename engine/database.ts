@@ -20,6 +20,10 @@ export interface DatabaseOptions {
   readonly idleInTransactionTimeoutMs?: number;
 }
 
+/** First and longest wait before a closed connection connects again (postgres.js's `backoff`, in seconds). */
+const RECONNECT_INITIAL_S = 0.05;
+const RECONNECT_MAX_S = 2;
+
 /**
  * Seconds before a connection the server closed with an error connects again, by failures in a row
  * (counted across the pool). postgres.js's default grows to 10–20 s after seven, so after an outage
@@ -29,8 +33,6 @@ export interface DatabaseOptions {
 export function reconnectDelayS(failures: number): number {
   return Math.min(RECONNECT_INITIAL_S * 2 ** failures, RECONNECT_MAX_S);
 }
-const RECONNECT_INITIAL_S = 0.05;
-const RECONNECT_MAX_S = 2;
 
 /** Opens a pool; connections are made lazily on first query. */
 export function connectDatabase(options: DatabaseOptions): Sql {
