@@ -13,8 +13,21 @@ export interface TcpProxy {
   close(): void;
 }
 
-/** Forwards loopback `port` (chosen freely) to `target`. */
-export function startTcpProxy(target: { hostname: string; port: number }): TcpProxy {
+/**
+ * Sees each chunk a client sends before it is forwarded: `forward` passes it on, `close` ends that
+ * client's connection (and its upstream one) without forwarding it, after `reply` (bytes sent back
+ * to the client), if any.
+ */
+export type ClientChunkHook = (chunk: Uint8Array) => { readonly action: "forward" } | {
+  readonly action: "close";
+  readonly reply?: Uint8Array;
+};
+
+/** Forwards loopback `port` (chosen freely) to `target`, optionally through `onClientChunk`. */
+export function startTcpProxy(
+  target: { hostname: string; port: number },
+  onClientChunk?: ClientChunkHook,
+): TcpProxy {
   let listener: Deno.Listener | null = null;
   const open = new Set<Deno.Conn>();
   let port = 0;
@@ -25,7 +38,11 @@ export function startTcpProxy(target: { hostname: string; port: number }): TcpPr
     } catch {
       // a side closed
     }
-    for (const conn of [from, to]) {
+    closePair(from, to);
+  };
+
+  const closePair = (a: Deno.Conn, b: Deno.Conn) => {
+    for (const conn of [a, b]) {
       open.delete(conn);
       try {
         conn.close();
@@ -33,6 +50,23 @@ export function startTcpProxy(target: { hostname: string; port: number }): TcpPr
         // already closed
       }
     }
+  };
+
+  /** Client to upstream, chunk by chunk through the hook. */
+  const inspect = async (client: Deno.Conn, upstream: Deno.Conn, hook: ClientChunkHook) => {
+    try {
+      for await (const chunk of client.readable) {
+        const decision = hook(chunk);
+        if (decision.action === "close") {
+          if (decision.reply) await client.write(decision.reply);
+          break;
+        }
+        await upstream.write(chunk);
+      }
+    } catch {
+      // a side closed
+    }
+    closePair(client, upstream);
   };
 
   const listen = () => {
@@ -52,7 +86,8 @@ export function startTcpProxy(target: { hostname: string; port: number }): TcpPr
           }
           open.add(client);
           open.add(upstream);
-          pipe(client, upstream);
+          if (onClientChunk) inspect(client, upstream, onClientChunk);
+          else pipe(client, upstream);
           pipe(upstream, client);
         }
       } catch {

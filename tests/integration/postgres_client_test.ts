@@ -10,6 +10,7 @@ import { connectDatabase } from "../../engine/database.ts";
 import { onlyOn } from "../helpers/modes.ts";
 import { startPrivatePostgres } from "../helpers/postgres_server.ts";
 import { eventually, freshDatabase, within } from "../helpers/services.ts";
+import { startTcpProxy } from "../helpers/tcp_proxy.ts";
 
 const CONNECTIONS = 4;
 const WORKERS = 6;
@@ -118,60 +119,6 @@ function adminShutdownError(): Uint8Array {
   return message;
 }
 
-/**
- * A proxy to PostgreSQL that ends the first connection the way a restarting server would (an
- * error, then the close) at the moment its client sends the type lookup postgres.js runs after
- * connecting; later connections pass through.
- */
-function typeLookupKiller(target: { hostname: string; port: number }) {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const state = { killed: 0 };
-  const conns = new Set<Deno.Conn>();
-  (async () => {
-    for await (const client of listener) {
-      const upstream = await Deno.connect(target);
-      conns.add(client).add(upstream);
-      const closeBoth = () => {
-        for (const conn of [client, upstream]) {
-          conns.delete(conn);
-          try {
-            conn.close();
-          } catch {
-            // already closed
-          }
-        }
-      };
-      upstream.readable.pipeTo(client.writable, { preventClose: true }).catch(() => {}).finally(closeBoth);
-      (async () => {
-        const writer = upstream.writable.getWriter();
-        try {
-          for await (const chunk of client.readable) {
-            if (state.killed === 0 && new TextDecoder().decode(chunk).includes("pg_catalog.pg_type")) {
-              state.killed++;
-              await client.write(adminShutdownError());
-              break;
-            }
-            await writer.write(chunk);
-          }
-        } catch {
-          // a side closed
-        }
-        closeBoth();
-      })();
-    }
-  })().catch(() => {});
-  return {
-    port: (listener.addr as Deno.NetAddr).port,
-    get killed() {
-      return state.killed;
-    },
-    close() {
-      listener.close();
-      for (const conn of conns) conn.close();
-    },
-  };
-}
-
 onlyOn("postgresql", {
   name: "a connection the server ends during its type lookup: the first query runs on the next connection",
   sanitizeOps: false,
@@ -179,14 +126,21 @@ onlyOn("postgresql", {
   fn: async () => {
     const db = await freshDatabase();
     const real = new URL(db.url);
-    const proxy = typeLookupKiller({ hostname: real.hostname, port: Number(real.port) });
+    // Ends the first connection the way a restarting server would (an error, then the close) at the
+    // moment its client sends the type lookup postgres.js runs after connecting; later ones pass.
+    let killed = 0;
+    const proxy = startTcpProxy({ hostname: real.hostname, port: Number(real.port) }, (chunk) => {
+      if (killed > 0 || !new TextDecoder().decode(chunk).includes("pg_catalog.pg_type")) return { action: "forward" };
+      killed++;
+      return { action: "close", reply: adminShutdownError() };
+    });
     const viaProxy = new URL(db.url);
     viaProxy.port = String(proxy.port);
     const sql = connectDatabase({ url: viaProxy.toString(), maxConnections: 1 });
     try {
       const [{ n }] = await within(10_000, "the first query", sql<{ n: number }[]>`select 42 as n`);
       assert.equal(n, 42);
-      assert.equal(proxy.killed, 1, "the first connection was ended during its type lookup");
+      assert.equal(killed, 1, "the first connection was ended during its type lookup");
       const [{ m }] = await within(10_000, "the next query", sql<{ m: number }[]>`select 7 as m`);
       assert.equal(m, 7);
     } finally {
