@@ -4,7 +4,8 @@
  * events/s processed by the engine from a pre-filled `events` topic (checkpoints on), against a bare kafkajs consumer
  * reading the same topic as the ceiling; heap bytes per in-memory actor; checkpoint duration p99. With `--instances N`,
  * N − 1 more engine processes join the group at the start and share the partitions (how the engine scales out);
- * `--spacing-ms` sets the event time between consecutive events (bench/workload.ts).
+ * `--spacing-ms` sets the event time between consecutive events (bench/workload.ts); `--cpu-profile FILE` writes a V8
+ * CPU profile of this process while the engine runs (bench/cpu_profile.ts) and prints where its time went.
  */
 import { Kafka, logLevel } from "kafkajs";
 import process from "node:process";
@@ -15,7 +16,9 @@ import { patchKafkajs } from "../engine/kafka_client.ts";
 import type { EngineEvent } from "../engine/instrumentation.ts";
 import { createLogger } from "../engine/logger.ts";
 import { fold } from "../tests/helpers/fold.ts";
+import { report, startProfiler } from "./cpu_profile.ts";
 import { spawnInstance } from "./instance.ts";
+import { listenerPid, portOf, treeCpuSeconds } from "./process_cpu.ts";
 import { benchEvent, DEFAULT_PRODUCTS, DEFAULT_SPACING_MS, flag, machine } from "./workload.ts";
 
 const PRODUCE_BATCH = 5_000;
@@ -40,6 +43,9 @@ export async function run(args: string[]): Promise<void> {
   const checkpointMs = flag(args, "checkpoint-ms", 1_000);
   const instances = flag(args, "instances", 1);
   const spacingMs = flag(args, "spacing-ms", DEFAULT_SPACING_MS);
+  const profileAt = args.indexOf("--cpu-profile");
+  const profileFile = profileAt >= 0 ? args[profileAt + 1] : undefined;
+  if (profileAt >= 0 && !profileFile) throw new Error("--cpu-profile needs a file name");
   if (!(spacingMs > 0)) throw new Error(`--spacing-ms must be a positive number, not ${spacingMs}`);
   if (!Number.isInteger(instances) || instances < 1) {
     throw new Error(`--instances must be an integer ≥ 1, not ${instances}`);
@@ -126,6 +132,13 @@ export async function run(args: string[]): Promise<void> {
   const phasesByTopic = new Map<string, number[]>();
   /** Published outputs by logical topic: the work an event causes beyond its own handling. */
   const outputs = new Map<string, number>();
+  // The services' CPU over the same span, when they run on this machine: what an event costs beside the engine.
+  const services = [
+    { name: "PostgreSQL", pid: listenerPid(portOf(databaseUrl) ?? -1) },
+    { name: "Kafka broker", pid: listenerPid(portOf(brokers.split(",")[0]) ?? -1) },
+  ].filter((service): service is { name: string; pid: number } => service.pid !== null)
+    .map((service) => ({ ...service, before: treeCpuSeconds(service.pid) }));
+  const profiler = profileFile ? await startProfiler() : undefined;
   const cpuBefore = process.cpuUsage();
   let firstProcessed = 0;
   const engineStarted = performance.now();
@@ -170,6 +183,11 @@ export async function run(args: string[]): Promise<void> {
     throw error;
   }
   const cpu = process.cpuUsage(cpuBefore);
+  const servicesCpu = services.map((service) => ({
+    ...service,
+    seconds: treeCpuSeconds(service.pid) - service.before,
+  }));
+  const profile = await profiler?.stop();
   const ownCpuSeconds = (cpu.user + cpu.system) / 1e6;
   const othersCpuSeconds = others.map((other) => other.cpuSeconds());
   const cpuSeconds = othersCpuSeconds.reduce((sum, seconds) => sum + seconds, ownCpuSeconds);
@@ -209,6 +227,7 @@ export async function run(args: string[]): Promise<void> {
   await fold(foldInput);
   const foldMicros = 1000 * (performance.now() - foldStarted) / foldEvents;
 
+  if (profile) await report(profile, profileFile!);
   console.log(`\nmachine: ${await machine()}`);
   console.log(
     `command: deno task bench engine --events ${total} --users ${users} --products ${products} --checkpoint-ms ${checkpointMs} --instances ${instances} --spacing-ms ${spacingMs}`,
@@ -247,6 +266,17 @@ export async function run(args: string[]): Promise<void> {
         : ""
     }`,
   );
+  if (servicesCpu.length > 0) {
+    const perEvent = (seconds: number) => 1e6 * seconds / records;
+    const machineSeconds = servicesCpu.reduce((sum, service) => sum + service.seconds, cpuSeconds);
+    console.log(
+      `CPU per event, machine-wide: engine ${perEvent(cpuSeconds).toFixed(0)} µs, ${
+        servicesCpu.map((service) => `${service.name} ${perEvent(service.seconds).toFixed(0)} µs`).join(", ")
+      }; ${perEvent(machineSeconds).toFixed(0)} µs in all (${
+        (100 * machineSeconds / engineSeconds).toFixed(0)
+      }% of one core over the run; 100,000 events/s would take ${(perEvent(machineSeconds) / 10).toFixed(1)} cores)`,
+    );
+  }
   if (instances > 1) {
     console.log("heap and checkpoint figures below are this process's alone (its share of partitions)");
   }
