@@ -2,9 +2,13 @@
 /**
  * A V8 CPU profile of one stretch of a benchmark (`--cpu-profile FILE`), through `node:inspector`, since Deno has no
  * `--cpu-prof`: the file opens in Chrome DevTools, and a summary by self time is printed, so that a run says where its
- * time went without a second tool.
+ * time went without a second tool. Line numbers are those of the JavaScript Deno compiled each module to, which may sit a
+ * few lines off the TypeScript's; function names are exact.
  */
 import { Session } from "node:inspector";
+
+/** The project's root as a URL: functions under it are named by their path in it. */
+const PROJECT = new URL("../", import.meta.url).href;
 
 /** One node of V8's profile tree (Profiler.Profile in the DevTools protocol). */
 interface ProfileNode {
@@ -51,8 +55,8 @@ export async function startProfiler(intervalUs = 200): Promise<Profiler> {
 /** Where a function lives, shortened to the part a reader recognises (a project path, or an npm package). */
 function place(url: string, line: number): string {
   if (url === "") return "";
-  const npm = url.match(/node_modules\/\.deno\/([^/]+)\/node_modules\/(.*)$/) ?? url.match(/npm\/[^/]+\/(.*)$/);
-  const path = npm ? npm[npm.length - 1] : url.replace(/^file:\/\/.*?\/(engine|actors|http|sql|bench|tests)\//, "$1/");
+  const npm = url.match(/node_modules\/\.deno\/([^/]+)\/node_modules\/(.*)$/);
+  const path = npm ? npm[2] : url.startsWith(PROJECT) ? url.slice(PROJECT.length) : url;
   return `${path}:${line + 1}`;
 }
 
@@ -78,12 +82,13 @@ export function sourceTimes(profile: CpuProfile): { name: string; share: number 
     const { functionName, url } = byId.get(id)!.callFrame;
     let source: string;
     if (url === "") source = functionName.startsWith("(") ? functionName : "(native)";
+    else if (url.startsWith("ext:deno_node/")) source = "(deno's node: modules)";
+    else if (url.startsWith("ext:")) source = "(deno runtime)";
     else {
-      const npm = url.match(/node_modules\/\.deno\/([^/@]+|@[^/]+\/[^/@]+)@/) ??
-        url.match(/node_modules\/\.deno\/([^/]+?)@/);
-      const project = url.match(/\/(engine|actors|http|sql|bench|tests|vendor)\//);
-      source = npm ? `npm:${npm[1]}` : project ? `${project[1]}/` : url.startsWith("node:") ? "node:" : url;
-      if (url.startsWith("ext:")) source = "(deno runtime)";
+      // Deno keeps npm packages in node_modules/.deno/<name>@<version>, a scope's "/" written as "+".
+      const npm = url.match(/node_modules\/\.deno\/(@?[^/@]+)@/);
+      const project = url.startsWith(PROJECT) ? url.slice(PROJECT.length).match(/^([^/]+)\//) : null;
+      source = npm ? `npm:${npm[1].replace("+", "/")}` : project ? `${project[1]}/` : url;
     }
     counts.set(source, (counts.get(source) ?? 0) + 1);
   }
@@ -96,7 +101,11 @@ export async function report(profile: CpuProfile, file: string, top = 30): Promi
   await Deno.writeTextFile(file, JSON.stringify(profile));
   const seconds = (profile.endTime - profile.startTime) / 1e6;
   const percent = (share: number) => `${(100 * share).toFixed(1).padStart(5)}%`;
-  console.log(`\nCPU profile: ${file} (${profile.samples.length} samples over ${seconds.toFixed(1)} s)`);
+  console.log(
+    `\nCPU profile: ${file} (${profile.samples.length} samples over ${
+      seconds.toFixed(1)
+    } s; shares of all samples, idle ones included)`,
+  );
   console.log("self time by source:");
   for (const { name, share } of sourceTimes(profile).filter(({ share }) => share >= 0.005)) {
     console.log(`  ${percent(share)}  ${name}`);

@@ -78,21 +78,38 @@ export function listenerPid(port: number): number | null {
   if (inodes.size === 0) return null;
   for (const entry of Deno.readDirSync("/proc")) {
     if (!/^\d+$/.test(entry.name)) continue;
+    let fds: Deno.DirEntry[];
     try {
-      for (const fd of Deno.readDirSync(`/proc/${entry.name}/fd`)) {
-        const target = Deno.readLinkSync(`/proc/${entry.name}/fd/${fd.name}`);
-        const inode = target.match(/^socket:\[(\d+)\]$/)?.[1];
-        if (inode && inodes.has(inode)) return Number(entry.name);
-      }
+      fds = [...Deno.readDirSync(`/proc/${entry.name}/fd`)];
     } catch {
-      // not ours to read, or ended meanwhile
+      continue; // not ours to read, or ended meanwhile
+    }
+    for (const fd of fds) {
+      let target: string;
+      try {
+        target = Deno.readLinkSync(`/proc/${entry.name}/fd/${fd.name}`);
+      } catch {
+        continue; // closed meanwhile
+      }
+      const inode = target.match(/^socket:\[(\d+)\]$/)?.[1];
+      if (inode && inodes.has(inode)) return Number(entry.name);
     }
   }
   return null;
 }
 
-/** The port of a `host:port` address or a URL, or null. */
+/** PostgreSQL's port when a URL names none. */
+const POSTGRES_DEFAULT_PORT = 5432;
+
+/** The port of a `host:port` address or a `postgres://` URL (5432 when it names none), or null. */
 export function portOf(address: string): number | null {
-  const match = address.match(/:(\d+)(?:\/|$)/);
+  if (/^postgres(ql)?:\/\//.test(address)) {
+    try {
+      return Number(new URL(address).port || POSTGRES_DEFAULT_PORT);
+    } catch {
+      return null;
+    }
+  }
+  const match = address.match(/:(\d+)$/);
   return match ? Number(match[1]) : null;
 }
