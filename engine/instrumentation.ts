@@ -44,9 +44,9 @@ export type EngineEvent =
     readonly topic: string;
     readonly partition: number;
   }
-  /** Records dead-lettered, counted once their checkpoint commits (a rewind handles them again). */
+  /** Records dead-lettered, counted when the log acknowledges them (a replay after a rewind appends them again). */
   | { readonly type: "dead_lettered"; readonly topic: string; readonly code: string; readonly count: number }
-  /** Outputs published, counted once their checkpoint commits. */
+  /** Outputs published, counted when the log acknowledges them (a replay after a rewind appends them again). */
   | { readonly type: "output"; readonly topic: string; readonly subtype: string; readonly count: number }
   | { readonly type: "partitions_owned"; readonly count: number }
   | { readonly type: "partition_released"; readonly topic: string; readonly partition: number }

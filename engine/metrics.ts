@@ -115,7 +115,7 @@ export class Metrics implements Instrumentation {
   });
   readonly #outputs = new TalliedCounter({
     name: `${PREFIX}outputs_total`,
-    help: "Messages emitted by actors, by topic and subtype (alert type, ...)",
+    help: "Messages emitted by actors, counted as the log acknowledged them, by topic and subtype (alert type, ...)",
     labelNames: ["topic", "subtype"],
     registry: this.registry,
   });

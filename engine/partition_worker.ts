@@ -704,7 +704,7 @@ export class PartitionWorker {
     }
   }
 
-  /** Reports the outputs and dead letters of the checkpoint that just committed. */
+  /** Reports the outputs and dead letters the log has just acknowledged. */
   #reportCounts(): void {
     for (const [key, count] of this.#outputCounts) {
       const [topic, subtype] = key.split("\u0000");
@@ -803,6 +803,9 @@ export class PartitionWorker {
     }
     await producer.append(this.#outputs.records(), { timeoutMs: OUTPUT_APPEND_TIMEOUT_MS });
     this.#outputs.clear();
+    // Counted as the log takes them, so the counts match the topics: a commit that fails after this
+    // does not append them again, and a replay after a rewind appends (and counts) them again.
+    this.#reportCounts();
     const published = performance.now();
     const position = this.#position;
     const clock = this.#clock;
@@ -864,7 +867,6 @@ export class PartitionWorker {
     }
     for (const [, cell] of dirty) cell.dirty = false;
     for (const key of deletes) this.#expired.delete(key);
-    this.#reportCounts();
     this.#alerts = [];
     this.#recommendations = [];
     this.#analyticsHistory = [];

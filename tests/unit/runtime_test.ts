@@ -456,7 +456,7 @@ Deno.test("once the engine is leaving the group, nothing is claimed: not a new a
   await h.stop();
 });
 
-Deno.test("dead letters and outputs are counted when their checkpoint commits, once, whatever rewinds came before", async () => {
+Deno.test("dead letters and outputs are counted when appended, not each time a rewind handles their record again", async () => {
   let failures = 2;
   const h = new Harness(
     recorderLogic({
@@ -477,6 +477,58 @@ Deno.test("dead letters and outputs are counted when their checkpoint commits, o
   assert.equal(h.log.all(h.topics.dlq).length, 1);
   // Counted when handled, it read 3 here: once per handling.
   assert.equal(deadLettered, 1);
+});
+
+Deno.test("outputs and dead letters are counted as the log takes them: after a lost reply and a failed commit, as many as the topics hold", async () => {
+  const echo: ActorLogic<{ key: string; n: number }, { n: number }> = {
+    kind: "echo",
+    initial: (key) => ({ key, n: 0 }),
+    decode: (record) => JSON.parse(new TextDecoder().decode(record.value!)),
+    eventTime: () => 0,
+    handle: (state, message, ctx) => {
+      if (message.n % 10 === 3) throw new TerminalError(`${message.n} is unlucky`);
+      emitTestAlert(ctx, "echo", state.key, { n: message.n });
+      return { ...state, n: message.n };
+    },
+    persist: (state) => state,
+    restore: (data) => data as { key: string; n: number },
+  };
+  const h = new Harness(echo, 1, 1_000_000, { checkpointIntervalMs: 3_600_000 });
+  let outputs = 0;
+  let deadLettered = 0;
+  h.instrumentation = {
+    emit: (e) => {
+      if (e.type === "output") outputs += e.count;
+      if (e.type === "dead_lettered") deadLettered += e.count;
+    },
+  };
+  const handled = async (n: number) => {
+    while (((h.runtime.lookup("echo", "a")?.state as { n: number } | undefined)?.n ?? -1) < n) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  };
+  await h.start();
+  for (let n = 0; n < 5; n++) h.send("a", { n });
+  await handled(4);
+  h.store.loseNextReply = true;
+  await h.runtime.housekeep(); // lands; the worker is told it failed and resumes from the stored offset
+  for (let n = 5; n < 10; n++) h.send("a", { n });
+  await handled(9);
+  let failOnce = true;
+  h.store.failCommitWhen = () => failOnce && !(failOnce = false);
+  await h.runtime.housekeep(); // appends 5-9's outputs, then fails without landing: the replay appends them again
+  await handled(9);
+  await h.runtime.housekeep();
+  await h.stop();
+  const alerts = h.log.all(h.topics.alerts);
+  const ids = new Set(
+    alerts.map((r) => (JSON.parse(new TextDecoder().decode(r.value!)) as { alertId: string }).alertId),
+  );
+  assert.equal(ids.size, 9, "one alert per message but the dead-lettered one");
+  assert.ok(alerts.length > ids.size, "the failed commit's outputs were appended again");
+  assert.equal(outputs, alerts.length);
+  assert.equal(deadLettered, h.log.all(h.topics.dlq).length);
+  assert.ok(deadLettered >= 1);
 });
 
 Deno.test("an actor's last activity is its latest record time, whatever order the records came in", async () => {
