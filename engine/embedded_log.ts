@@ -17,7 +17,7 @@ import {
 import type { Sql } from "./database.ts";
 import { EmbeddedConsumer, type EmbeddedConsumerOptions } from "./embedded_consumer.ts";
 import { LogUnavailableError } from "./errors.ts";
-import type { LogAdmin, LogProducer, OutgoingRecord, TopicSpec } from "./log.ts";
+import type { AppendOptions, LogAdmin, LogProducer, OutgoingRecord, TopicSpec } from "./log.ts";
 import type { Logger } from "./logger.ts";
 import { partitionForKey } from "./partitioner.ts";
 
@@ -99,7 +99,7 @@ export class EmbeddedLog implements LogAdmin {
   /** The producer: `append` resolves once the records are committed. */
   producer(): LogProducer {
     return {
-      append: (records) => this.append(records),
+      append: (records, options) => this.append(records, options),
       close: () => this.close(),
     };
   }
@@ -115,11 +115,14 @@ export class EmbeddedLog implements LogAdmin {
     return () => this.#listeners.delete(wake);
   }
 
-  /** Appends every record in one transaction; rejects with LogUnavailableError if it did not commit in time. */
-  async append(records: readonly OutgoingRecord[]): Promise<void> {
+  /**
+   * Appends every record in one transaction; rejects with LogUnavailableError if it did not commit in time
+   * (`options.timeoutMs`, else the log's `appendTimeoutMs`: a checkpoint's outputs get a longer deadline than ingestion).
+   */
+  async append(records: readonly OutgoingRecord[], options: AppendOptions = {}): Promise<void> {
     if (records.length === 0) return;
     const rows = records.map((r) => this.#toRow(r));
-    const timeoutMs = this.#options.appendTimeoutMs ?? DEFAULT_APPEND_TIMEOUT_MS;
+    const timeoutMs = options.timeoutMs ?? this.#options.appendTimeoutMs ?? DEFAULT_APPEND_TIMEOUT_MS;
     const write = appendRecords(this.#sql, rows, (this.#options.clock ?? Date.now)());
     this.track(write);
     let timer: ReturnType<typeof setTimeout> | undefined;

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import type { EmbeddedConsumer } from "../../engine/embedded_consumer.ts";
 import { type EmbeddedDatabase, openEmbeddedDatabase } from "../../engine/embedded_database.ts";
 import { EmbeddedLog } from "../../engine/embedded_log.ts";
+import { LogUnavailableError } from "../../engine/errors.ts";
 import type { LogRecord, PartitionListener, RecordBatch, TopicPartition } from "../../engine/log.ts";
 import { tpKey } from "../../engine/log.ts";
 import { silentLogger } from "../../engine/logger.ts";
@@ -90,6 +91,27 @@ Deno.test("EmbeddedLog", async (t) => {
       }
       assert.equal(await log.partitionCount("keyed"), 7);
     });
+
+    await t.step(
+      "an append's own deadline overrides the log's (a checkpoint's outputs get more time than ingestion)",
+      async () => {
+        await log.ensureTopics([{ topic: "deadline", partitions: 2 }]);
+        const hasty = await EmbeddedLog.open(db.sql, { logger: silentLogger, appendTimeoutMs: 1 });
+        const records = Array.from(
+          { length: 3_000 },
+          (_, i) => ({ topic: "deadline", key: `k${i}`, value: "x".repeat(200) }),
+        );
+        await assert.rejects(
+          hasty.producer().append(records),
+          LogUnavailableError,
+          "1 ms is too short for this append",
+        );
+        await hasty.close();
+        const patient = await EmbeddedLog.open(db.sql, { logger: silentLogger, appendTimeoutMs: 1 });
+        await patient.producer().append(records, { timeoutMs: 30_000 });
+        await patient.close();
+      },
+    );
 
     await t.step("allocates dense, ordered offsets per partition under concurrent appends", async () => {
       await log.ensureTopics([{ topic: "dense", partitions: 3 }]);
