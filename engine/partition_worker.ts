@@ -119,6 +119,8 @@ export class PartitionWorker {
   #epoch: number;
   /** Next offset to handle. */
   #position: number;
+  /** Offsets before this were found deleted and reported once: a rewind that meets the same gap again counts nothing. */
+  #skipReportedTo = 0;
   /** Next offset as recorded in the last committed checkpoint. */
   #checkpointed: number;
   /** The partition clock recorded with `#checkpointed`. */
@@ -299,12 +301,18 @@ export class PartitionWorker {
       this.#deps.consumer.seek(this.#tp, this.#position);
       return false;
     }
-    this.#log.error("records were deleted from the log before they were handled; resuming at the earliest kept", {
-      from: this.#position,
-      to: earliest,
-      lost: earliest - this.#position,
-    });
-    this.#events.emit({ ...this.#tp, type: "records_skipped", count: earliest - this.#position });
+    const unreported = earliest - Math.max(this.#position, this.#skipReportedTo);
+    if (unreported > 0) {
+      this.#log.error("records were deleted from the log before they were handled; resuming at the earliest kept", {
+        from: this.#position,
+        to: earliest,
+        lost: earliest - this.#position,
+      });
+      this.#events.emit({ ...this.#tp, type: "records_skipped", count: unreported });
+      this.#skipReportedTo = earliest;
+    } else {
+      this.#log.warn("resuming past deleted records again after a rewind", { from: this.#position, to: earliest });
+    }
     this.#position = earliest;
     if (first === earliest) return true;
     this.#deps.consumer.seek(this.#tp, earliest);

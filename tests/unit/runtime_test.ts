@@ -144,6 +144,32 @@ Deno.test("records deleted by retention before they were handled are skipped onc
   assert.deepEqual(skipped, [5]);
 });
 
+Deno.test("records deleted by retention are counted once even when a failure rewinds the partition past the gap again", async () => {
+  let failures = 1;
+  const h = new Harness(
+    recorderLogic({
+      handle: (_key, message) => {
+        if (message.n === 17 && failures-- > 0) throw new Error("database hiccup");
+      },
+    }),
+    1,
+  );
+  const skipped: number[] = [];
+  h.instrumentation = { emit: (e) => e.type === "records_skipped" && skipped.push(e.count) };
+  await h.start();
+  for (let n = 0; n < 10; n++) h.send("k", { n });
+  await h.drained();
+  await h.stop();
+  for (let n = 10; n < 20; n++) h.send("k", { n });
+  h.log.deleteBefore({ topic: h.topics.events, partition: 0 }, 15);
+  await h.start("after-retention");
+  await h.drained();
+  await h.stop();
+  assert.equal(failures, -1, "the failure rewound the partition to its checkpoint, before the gap");
+  assert.deepEqual((await h.stored("k"))?.values, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 18, 19]);
+  assert.deepEqual(skipped, [5]);
+});
+
 Deno.test("a checkpoint whose reply was lost after it committed: the worker resumes from the stored offset, exactly once", async () => {
   const h = new Harness(recorderLogic(), 1, 1_000_000);
   await h.start();
