@@ -14,6 +14,7 @@ import {
   loadStates,
   loadTimers,
   readCheckpoint,
+  readSettledCheckpoint,
   saveStates,
   type StoredActor,
   upsertRecommendations,
@@ -83,8 +84,13 @@ export interface CheckpointStore {
   loadTimers(kind: string, partition: number): Promise<Map<string, Record<string, number>>>;
   /** Writes the checkpoint in one transaction. */
   commit(write: CheckpointWrite): Promise<CommitResult>;
-  /** Where the partition's checkpoint stands: for an owner that cannot tell whether its last commit landed. */
+  /** Where the partition's checkpoint stands now: for the epoch check before a checkpoint's outputs are appended. */
   stored(tp: TopicPartition, groupId: string): Promise<Claim | null>;
+  /**
+   * Where it stands once a commit still in flight has ended: for an owner that cannot tell whether its last
+   * commit landed (its reply lost, it may still be committing).
+   */
+  settled(tp: TopicPartition, groupId: string): Promise<Claim | null>;
   /** One persisted state and when it was written, for queries. */
   read(kind: string, key: string): Promise<{ state: unknown; updatedAt: Date } | null>;
 }
@@ -139,6 +145,10 @@ export class SqlCheckpointStore implements CheckpointStore {
 
   stored(tp: TopicPartition, groupId: string): Promise<Claim | null> {
     return readCheckpoint(this.sql, groupId, tp.topic, tp.partition);
+  }
+
+  settled(tp: TopicPartition, groupId: string): Promise<Claim | null> {
+    return readSettledCheckpoint(this.sql, groupId, tp.topic, tp.partition);
   }
 }
 
@@ -198,6 +208,11 @@ export class MemoryCheckpointStore implements CheckpointStore {
     this.#check();
     const row = this.partitions.get(`${groupId}/${tpKey(tp)}`);
     return Promise.resolve(row ? { epoch: row.epoch, nextOffset: row.nextOffset, clock: row.clock } : null);
+  }
+
+  /** Commits here are applied at once, so nothing is ever still in flight. */
+  settled(tp: TopicPartition, groupId: string): Promise<Claim | null> {
+    return this.stored(tp, groupId);
   }
 
   loadTimers(kind: string, partition: number): Promise<Map<string, Record<string, number>>> {

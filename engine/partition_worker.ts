@@ -336,10 +336,10 @@ export class PartitionWorker {
           this.#clock = wall - grace;
           this.#clockAhead = true;
         }
-        const due = this.#timers.keysDue(this.#clock);
-        if (due.length === 0) return;
+        if (this.#timers.keysDue(this.#clock).length === 0) return;
         await this.#checkpointClockAhead();
-        if (!this.#closed) await this.#fireDue(this.#clock, due);
+        // That checkpoint may have found the store ahead and rewound: timers and clock are the store's now.
+        if (!this.#closed && !this.#needsResync) await this.#fireDue(this.#clock);
       });
       this.#expireInMemory(wall);
       this.#events.emit({
@@ -511,7 +511,7 @@ export class PartitionWorker {
     if (!this.#needsResync) return;
     const { store, logic, groupId, consumer } = this.#deps;
     if (this.#commitUncertain) {
-      const stored = await store.stored(this.#tp, groupId);
+      const stored = await store.settled(this.#tp, groupId);
       if (!stored || stored.epoch !== this.#epoch) {
         this.#release();
         return;

@@ -51,7 +51,30 @@ export async function claimPartition(
   });
 }
 
-/** Where a partition's checkpoint stands (null if it was never claimed). */
+/**
+ * Where a partition's checkpoint stands once a transaction still writing it has ended (null if it was
+ * never claimed). A commit whose reply was lost may still be finishing on the server (its COMMIT
+ * sent, the row still locked); a plain read would see the offset before it and the owner would
+ * apply those records again onto the states it wrote. Waiting for the row lock (up to
+ * CLAIM_LOCK_TIMEOUT, then an error to retry) reads what it left.
+ */
+export async function readSettledCheckpoint(
+  sql: Sql,
+  groupId: string,
+  topic: string,
+  partition: number,
+): Promise<ClaimedPartition | null> {
+  return await sql.begin(async (tx) => {
+    await tx`select set_config('lock_timeout', ${CLAIM_LOCK_TIMEOUT}, true)`;
+    const [row] = await tx<{ next_offset: string; clock: string; epoch: string }[]>`
+      select next_offset, clock, epoch from partition_checkpoints
+       where group_id = ${groupId} and topic = ${topic} and partition = ${partition}
+         for share`;
+    return row ? { nextOffset: Number(row.next_offset), clock: Number(row.clock), epoch: Number(row.epoch) } : null;
+  });
+}
+
+/** Where a partition's checkpoint stands now (null if it was never claimed); see readSettledCheckpoint. */
 export async function readCheckpoint(
   sql: Sql,
   groupId: string,

@@ -282,6 +282,46 @@ onlyOn(
 
 onlyOn(
   "postgresql",
+  "an owner unsure whether its commit landed reads the checkpoint once that commit has ended, not the offset before it",
+  () =>
+    withStore(async (store, sql) => {
+      const { epoch } = await store.claim(tp, "g", "owner");
+      const advanced = Promise.withResolvers<void>();
+      const commit = Promise.withResolvers<void>();
+      // A checkpoint still committing (its reply lost to its owner): the row is locked until it ends.
+      const checkpoint = sql.begin(async (tx) => {
+        await advanceCheckpoint(tx, "g", tp.topic, tp.partition, epoch, 9, 9_000, 0);
+        advanced.resolve();
+        await commit.promise;
+      });
+      await advanced.promise;
+      assert.equal((await store.stored(tp, "g"))?.nextOffset, 0, "a plain read sees the offset before it");
+      let settled: number | undefined;
+      const reading = store.settled(tp, "g").then((claim) => (settled = claim?.nextOffset));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.equal(settled, undefined, "the settled read waits while the commit is in flight");
+      commit.resolve();
+      await checkpoint;
+      await within(5_000, "the settled read", reading);
+      assert.equal(settled, 9, "and then reads what the commit left");
+      // A transaction that never ends (its owner stopped) makes the read fail after the lock timeout, to be retried.
+      const stuck = Promise.withResolvers<void>();
+      const held = Promise.withResolvers<void>();
+      const open = sql.begin(async (tx) => {
+        await advanceCheckpoint(tx, "g", tp.topic, tp.partition, epoch, 12, 12_000, 9);
+        held.resolve();
+        await stuck.promise;
+      });
+      await held.promise;
+      await assert.rejects(store.settled(tp, "g"), (error: { code?: string }) => error.code === "55P03");
+      stuck.resolve();
+      await open;
+      assert.equal((await store.settled(tp, "g"))?.nextOffset, 12);
+    }),
+);
+
+onlyOn(
+  "postgresql",
   "with an idle-in-transaction timeout, the server ends a checkpoint its owner left open: the next claim takes the partition; woken, the owner writes nothing and is fenced",
   () =>
     withStore(async (store, _sql, url) => {

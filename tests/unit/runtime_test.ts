@@ -240,6 +240,55 @@ Deno.test("a lost reply while the database goes down: the worker re-reads where 
   assert.deepEqual((await h.stored("k"))?.values, [1, 2, 3, 4]);
 });
 
+/**
+ * A store whose next commit loses its connection after COMMIT was sent: the server finishes it a
+ * moment later. As on PostgreSQL, a plain read (`stored`) does not see it yet, and a read that waits
+ * for the row's lock (`settled`) sees it.
+ */
+class LateCommitStore extends MemoryCheckpointStore {
+  commitLateNext = false;
+  #inFlight: CheckpointWrite | null = null;
+  override commit(write: CheckpointWrite): Promise<CommitResult> {
+    if (!this.commitLateNext) return super.commit(write);
+    this.commitLateNext = false;
+    this.#inFlight = write;
+    return Promise.reject(new Error("connection lost after COMMIT was sent"));
+  }
+  override async stored(tp: TopicPartition, groupId: string): Promise<Claim | null> {
+    const before = await super.stored(tp, groupId);
+    await this.#finish();
+    return before;
+  }
+  override async settled(tp: TopicPartition, groupId: string): Promise<Claim | null> {
+    await this.#finish();
+    return super.stored(tp, groupId);
+  }
+  async #finish(): Promise<void> {
+    const write = this.#inFlight;
+    this.#inFlight = null;
+    if (write) await super.commit(write);
+  }
+}
+
+Deno.test("a commit still finishing when the worker re-reads the store: the worker waits for it and applies nothing twice", async () => {
+  const store = new LateCommitStore();
+  const h = new Harness(recorderLogic(), 1, 1_000_000, { checkpointIntervalMs: 3_600_000, store });
+  const values = () => (h.runtime.lookup("recorder", "k")?.state as Recorded | undefined)?.values ?? [];
+  await h.start();
+  h.send("k", { n: 1 });
+  h.send("k", { n: 2 });
+  while (values().length < 2) await new Promise((resolve) => setTimeout(resolve, 5));
+  store.commitLateNext = true;
+  await h.runtime.housekeep(); // the commit fails without an answer; the worker rewinds and re-reads the store
+  h.send("k", { n: 3 });
+  while (!values().includes(3)) await new Promise((resolve) => setTimeout(resolve, 5));
+  // Read before the late commit landed, the store said offset 0: 1 and 2 were applied again onto [1, 2].
+  assert.deepEqual(values(), [1, 2, 3]);
+  await h.stop();
+  assert.equal(store.partitions.get(`group/${h.topics.events}:0`)?.nextOffset, 3);
+  assert.deepEqual((await h.stored("k"))?.values, [1, 2, 3]);
+});
+
 Deno.test("a fenced-off owner does not publish the outputs of what it handled after losing the partition", async () => {
   const echo: ActorLogic<{ key: string; n: number }, { n: number }> = {
     kind: "echo",
