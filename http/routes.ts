@@ -49,9 +49,10 @@ const openApiSchema = z.looseObject({ openapi: z.literal(OPENAPI_VERSION) }).met
 /** Builds the route table, including GET /openapi.json describing it. */
 export function buildRoutes(deps: RouteDeps): Route[] {
   const routes: Route[] = [
-    {
+    routeWithQuery({
       method: "POST",
       path: "/v1/events",
+      query: NO_QUERY,
       handler: eventsRoute({
         producer: deps.producer,
         topics: deps.topics,
@@ -60,7 +61,7 @@ export function buildRoutes(deps: RouteDeps): Route[] {
         ...deps.ingest,
       }),
       doc: eventsRouteDoc(deps.ingest),
-    },
+    }),
     routeWithQuery({
       method: "GET",
       path: "/v1/users/:id",

@@ -81,6 +81,16 @@ Deno.test("POST /v1/events answers 400 for malformed JSON, invalid UTF-8 and emp
   assert.equal(log.all(topics.events).length, 0);
 });
 
+Deno.test("POST /v1/events refuses query parameters, naming them, and stores nothing (it takes none)", async () => {
+  const { handle, log, topics } = await httpFixture();
+  const request = postEvents(JSON.stringify(pageView("alice")));
+  const withQuery = new Request(`${BASE}/v1/events?dryRun=true&Window=1y`, request);
+  const body = await problem(await handle(withQuery), 400);
+  assert.deepEqual(errorPaths(body), ["query", "query"]);
+  assert.match(String(body.detail), /unknown parameter\(s\) 'dryRun', 'Window'/);
+  assert.equal(log.all(topics.events).length, 0);
+});
+
 Deno.test("POST /v1/events answers 400 listing every problem, and stores nothing of the batch", async () => {
   const { handle, log, topics } = await httpFixture();
   const batch = [
