@@ -6,6 +6,7 @@ import {
   EVENT_TYPES,
   eventEnvelope,
   type EventType,
+  type IncomingEvent,
   incomingEvent,
   partitionKey,
   type StoredEvent,
@@ -97,6 +98,8 @@ function prepareOne(
   if (!result.success) return withTooFar(zodProblems(result.error, prefix));
   if (tooFar) return [tooFar];
   const event = result.data;
+  const unaddressable = dotSegmentIds(event).map((path) => ({ path: at(path), message: DOT_SEGMENT_MESSAGE }));
+  if (unaddressable.length > 0) return unaddressable;
   let occurredAt = context.receivedAt;
   if (event.occurredAt !== undefined) {
     if (!Number.isFinite(occurredMs)) return [{ path: at("occurredAt"), message: "is not a representable date" }];
@@ -109,6 +112,27 @@ function prepareOne(
     occurredAt,
     receivedAt: context.receivedAt,
   } as StoredEvent;
+}
+
+/**
+ * Ids a URL path cannot name: URL parsing resolves `/v1/users/..` (also written `%2E%2E`) to `/v1/`, so such a user or
+ * product could be written but never queried. Refused at the edge only: events already in the log keep being handled.
+ */
+const DOT_SEGMENTS = new Set([".", ".."]);
+const DOT_SEGMENT_MESSAGE = 'must not be "." or "..": a URL path cannot name it';
+
+/** Paths of the user and product ids of `event` that are dot segments. */
+function dotSegmentIds(event: IncomingEvent): string[] {
+  const paths: string[] = [];
+  if (event.userId !== undefined && DOT_SEGMENTS.has(event.userId)) paths.push("userId");
+  const properties = event.properties as { productId?: unknown; items?: readonly { productId: string }[] };
+  if (typeof properties.productId === "string" && DOT_SEGMENTS.has(properties.productId)) {
+    paths.push("properties.productId");
+  }
+  properties.items?.forEach((item, index) => {
+    if (DOT_SEGMENTS.has(item.productId)) paths.push(`properties.items.${index}.productId`);
+  });
+  return paths;
 }
 
 /** User events go to `events`, inventory to `product-events`. */

@@ -91,6 +91,36 @@ Deno.test("POST /v1/events refuses query parameters, naming them, and stores not
   assert.equal(log.all(topics.events).length, 0);
 });
 
+Deno.test('POST /v1/events refuses user and product ids a URL path cannot name ("." and "..")', async () => {
+  const { handle, log, topics } = await httpFixture();
+  const batch = [
+    pageView(".."),
+    { type: "product_viewed", userId: "u", properties: { productId: "." } },
+    { type: "inventory_updated", properties: { productId: "..", stock: 1 } },
+    {
+      type: "order_completed",
+      userId: "u",
+      properties: {
+        orderId: "..",
+        total: 2,
+        items: [{ productId: "p", quantity: 1, price: 1 }, { productId: ".", quantity: 1, price: 1 }],
+      },
+    },
+    pageView("..."),
+  ];
+  const body = await problem(await handle(postEvents(JSON.stringify(batch))), 400);
+  assert.deepEqual(errorPaths(body).sort(), [
+    "0.userId",
+    "1.properties.productId",
+    "2.properties.productId",
+    "3.properties.items.1.productId",
+  ]);
+  assert.match(JSON.stringify(body.errors), /a URL path cannot name it/);
+  assert.equal(log.all(topics.events).length, 0);
+  // Such a path does not reach the actor: URL parsing resolves the segment away.
+  assert.equal(new URL(`${BASE}/v1/users/%2E%2E`).pathname, "/v1/");
+});
+
 Deno.test("POST /v1/events answers 400 listing every problem, and stores nothing of the batch", async () => {
   const { handle, log, topics } = await httpFixture();
   const batch = [
