@@ -14,7 +14,14 @@ import {
 } from "../actors/events.ts";
 import { zodProblems } from "../actors/problems.ts";
 import type { Topics } from "./config.ts";
-import { ensureError, type FieldProblem, LogUnavailableError, ValidationError } from "./errors.ts";
+import {
+  ensureError,
+  type FieldProblem,
+  LogUnavailableError,
+  PayloadTooLargeError,
+  ValidationError,
+} from "./errors.ts";
+import { utf8Bytes } from "./kafka_producer.ts";
 import type { LogProducer, OutgoingRecord } from "./log.ts";
 import { safeParseFast } from "./schema_check.ts";
 import { uuidv7 } from "./uuid.ts";
@@ -61,8 +68,25 @@ export function prepareEvents(
     key: partitionKey(event),
     value: JSON.stringify(event),
   }));
+  records.forEach((record, index) => {
+    const bytes = utf8Bytes(record.key) + utf8Bytes(record.value);
+    if (bytes > MAX_EVENT_RECORD_BYTES) {
+      throw new PayloadTooLargeError(
+        `${
+          options.batch ? `event ${index}` : "the event"
+        } would be a log record of ${bytes} bytes, above the ${MAX_EVENT_RECORD_BYTES} one event may take; none was accepted`,
+      );
+    }
+  });
   return { events, records };
 }
+
+/**
+ * Most bytes (key and value) of the log record one event becomes. Kafka refuses a record batch
+ * over its `message.max.bytes` (1 MiB by default), so a larger event would be refused by the
+ * broker on every retry, each answered 503: refused here instead, as too large (413).
+ */
+export const MAX_EVENT_RECORD_BYTES = 1_000_000;
 
 /** Validates one event and fills in its server-assigned fields, or lists its problems. */
 function prepareOne(

@@ -121,6 +121,25 @@ Deno.test('POST /v1/events refuses user and product ids a URL path cannot name (
   assert.equal(new URL(`${BASE}/v1/users/%2E%2E`).pathname, "/v1/");
 });
 
+Deno.test("POST /v1/events answers 413, not a retryable 503, for an event too large to be one log record", async () => {
+  const { handle, log, topics } = await httpFixture(undefined, { maxEvents: 50, maxBodyBytes: 4 * 1024 * 1024 });
+  // 1,000 lines of about 1 KB of UTF-8 each (3 bytes per character): a 1 MB order.
+  const wide = "\u4e00".repeat(256);
+  const items = Array.from({ length: 1_000 }, (_, i) => ({
+    productId: `${wide.slice(0, 250)}${i}`,
+    quantity: 1,
+    price: 1,
+    category: wide.slice(0, 90),
+  }));
+  const order = { type: "order_completed", userId: "u", properties: { orderId: "o1", items, total: 1_000 } };
+  const body = await problem(await handle(postEvents(JSON.stringify([pageView("u"), order]))), 413);
+  assert.match(String(body.detail), /event 1 would be a log record of \d+ bytes, above the 1000000/);
+  assert.equal(log.all(topics.events).length, 0, "nothing of the batch was stored");
+  // Half of it is one record like any other.
+  const half = { ...order, properties: { ...order.properties, items: items.slice(0, 500), total: 500 } };
+  assert.equal((await handle(postEvents(JSON.stringify(half)))).status, 202);
+});
+
 Deno.test("POST /v1/events answers 400 listing every problem, and stores nothing of the batch", async () => {
   const { handle, log, topics } = await httpFixture();
   const batch = [
