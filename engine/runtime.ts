@@ -31,8 +31,12 @@ interface Unclaimed {
   readonly tp: TopicPartition;
   failures: number;
   retryAt: number;
-  /** When its worker was fenced off (performance.now() ms); absent if its claim failed. */
-  readonly fencedAt?: number;
+  /**
+   * When it lost its worker or failed its claim (performance.now() ms). It is claimed again only once the group has
+   * confirmed this member's assignment since: meanwhile the group may have given it to another instance, whose
+   * claim a retry here would fence off, and kafkajs reports that revocation only after the assignment handled before.
+   */
+  readonly since: number;
 }
 
 /** A live actor state found in this instance's memory. */
@@ -54,7 +58,7 @@ export class ActorRuntime implements PartitionListener {
    * Partitions assigned here whose claim failed (the database down during a rebalance): housekeeping
    * claims them again, with backoff, until they are revoked. Retrying inside the assignment instead
    * held up the group's next assignment (a revocation could not get through, and a stop hung).
-   * Partitions whose worker was fenced off while still assigned here wait in it too (`fencedAt`).
+   * Partitions whose worker was fenced off while still assigned here wait in it too.
    */
   readonly #unclaimed = new Map<string, Unclaimed>();
   /** Partitions the consumer has assigned here and not revoked since. */
@@ -139,7 +143,10 @@ export class ActorRuntime implements PartitionListener {
       if (worker) {
         this.#unclaimed.delete(key);
         offsets.set(key, worker.checkpointedOffset);
-      } else this.#unclaimed.set(key, { tp, failures: 1, retryAt: performance.now() + this.#backoff(0) });
+      } else {
+        const now = performance.now();
+        this.#unclaimed.set(key, { tp, failures: 1, retryAt: now + this.#backoff(0), since: now });
+      }
     }));
     return offsets;
   }
@@ -218,8 +225,8 @@ export class ActorRuntime implements PartitionListener {
   }
 
   /**
-   * Claims again the partitions assigned here without a worker, each when its backoff is over (and,
-   * if its worker was fenced off, once the group has confirmed the assignment since); reads each
+   * Claims again the partitions assigned here without a worker, each when its backoff is over and
+   * the group has confirmed the assignment since it lost its worker or failed its claim; reads each
    * from its checkpoint.
    */
   async #retryClaims(): Promise<void> {
@@ -227,7 +234,7 @@ export class ActorRuntime implements PartitionListener {
     const now = performance.now();
     const { consumer } = this.#deps;
     const due = [...this.#unclaimed].filter(([, u]) =>
-      u.retryAt <= now && (u.fencedAt === undefined || (consumer.assignmentConfirmedSince?.(u.fencedAt) ?? true))
+      u.retryAt <= now && (consumer.assignmentConfirmedSince?.(u.since) ?? true)
     );
     await Promise.all(due.map(async ([key, unclaimed]) => {
       const worker = await this.#claim(unclaimed.tp);
@@ -263,7 +270,7 @@ export class ActorRuntime implements PartitionListener {
         tp: worker.topicPartition,
         failures: fences,
         retryAt: now + this.#backoff(fences - 1),
-        fencedAt: now,
+        since: now,
       });
       this.#log.warn("partition fenced off while still assigned here; claiming it again once the group confirms", {
         partition: key,

@@ -23,7 +23,7 @@ function fakeKafka() {
   const handlers = new Map<string, (e: Any) => void>();
   let eachBatch: ((payload: Any) => Promise<void>) | undefined;
   const consumer = {
-    events: { GROUP_JOIN: "group_join", CRASH: "crash" },
+    events: { GROUP_JOIN: "group_join", CRASH: "crash", HEARTBEAT: "heartbeat", REBALANCING: "rebalancing" },
     on: (name: string, fn: (e: Any) => void) => handlers.set(name, fn),
     connect: () => Promise.resolve(),
     subscribe: () => Promise.resolve(),
@@ -42,6 +42,8 @@ function fakeKafka() {
     kafka,
     join: (assignment: Record<string, number[]>) =>
       handlers.get("group_join")!({ payload: { memberAssignment: assignment } }),
+    /** The coordinator answers a heartbeat: twice in a row, the member's assignment is confirmed current. */
+    heartbeat: (generation = 1) => handlers.get("heartbeat")!({ payload: { groupGenerationId: generation } }),
     deliver: (topic: string, partition: number, offsets: number[]) =>
       eachBatch!({
         batch: {
@@ -129,12 +131,39 @@ Deno.test("a partition whose claim failed during a rebalance is claimed once the
   await settle();
   store.failWith = null;
   await settle();
+  fake.heartbeat();
+  fake.heartbeat(); // the group confirms the assignment still holds
   await runtime.housekeep(); // claims it again, and seeks it to its checkpoint
   await fake.deliver(topics.events, 0, [0, 1]);
   await settle();
   // The failed claim was only logged: the partition stayed assigned here and was handled by nobody.
   assert.deepEqual(runtime.owned(), [`${topics.events}:0`]);
   assert.equal(store.partitions.get(`group/${topics.events}:0`)?.nextOffset, 2);
+  await consumer.stop();
+  await runtime.stop();
+});
+
+Deno.test("a partition whose claim failed is claimed again only once the group confirms it is still assigned here", async () => {
+  const { topics, store, fake, consumer, runtime } = await memberA();
+  const tp = { topic: topics.events, partition: 0 };
+  const row = () => store.partitions.get(`group/${topics.events}:0`)!;
+  await consumer.start([topics.events], runtime);
+  store.failWith = new Error("connection refused");
+  fake.join({ [topics.events]: [0] }); // the claim fails: partition 0 waits for a retry
+  await settle();
+  store.failWith = null;
+  // A stalls past the session timeout; the group gives partition 0 to B, which claims it. A wakes, and its
+  // housekeeping runs before kafkajs tells it of the revocation.
+  await store.claim(tp, "group", "B");
+  await runtime.housekeep();
+  assert.equal(row().owner, "B", "A retried the claim without the group's word and fenced off B");
+  assert.deepEqual(runtime.owned(), []);
+  // Had the group kept partition 0 here, its heartbeats say so, and the retry goes ahead.
+  fake.heartbeat();
+  fake.heartbeat();
+  await runtime.housekeep();
+  assert.equal(row().owner, "A");
+  assert.deepEqual(runtime.owned(), [`${topics.events}:0`]);
   await consumer.stop();
   await runtime.stop();
 });
