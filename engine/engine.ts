@@ -187,9 +187,7 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
           if (!drained) {
             log.warn("requests still running after the HTTP drain time; stopping anyway", { HTTP_DRAIN_MS });
           }
-          await runtime.stopClaiming();
-          await backend.consumer.stop();
-          await runtime.stop();
+          await runtime.shutdown();
           await backend.close();
           log.info("engine stopped");
         } finally {

@@ -277,10 +277,15 @@ export class KafkaConsumer implements LogConsumer {
     return this.#confirmation.confirmedSince(since);
   }
 
-  /** Skips the batches still queued, waits for those being handled, then leaves the group. */
-  async stop(): Promise<void> {
+  /** Skips the batches still queued and those fetched from now on, and waits for those being handled. */
+  async quiesce(): Promise<void> {
     this.#stopping = true;
     await Promise.all([...this.#lanes.values()].map((lane) => lane.tail));
+  }
+
+  /** Quiesces, then leaves the group. */
+  async stop(): Promise<void> {
+    await this.quiesce();
     await this.#consumer.disconnect();
     await this.#ready;
     this.#owned.clear();

@@ -83,6 +83,13 @@ export interface LogConsumer {
   assignmentConfirmedSince?(since: number): boolean;
   pause(tps: readonly TopicPartition[]): void;
   resume(tps: readonly TopicPartition[]): void;
+  /**
+   * Stops delivering batches and waits for those being handled, still a member of the group with its
+   * partitions assigned, so that final checkpoints land before another member may claim them. Absent: a
+   * log with one member, where no one else would.
+   */
+  quiesce?(): Promise<void>;
+  /** Stops delivering (as `quiesce`), then leaves the group. */
   stop(): Promise<void>;
 }
 

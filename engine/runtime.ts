@@ -294,6 +294,32 @@ export class ActorRuntime implements PartitionListener {
     return Math.min(initial * 2 ** failures, max);
   }
 
+  /**
+   * The engine's graceful stop: no new claims; the consumer's batches drained; a final checkpoint of every partition
+   * while this member still holds it, so that the next owner resumes from it (claiming after the group was left, it
+   * fenced these checkpoints off and replayed, and published again, up to a checkpoint interval); then the group left
+   * and every partition released.
+   */
+  async shutdown(): Promise<void> {
+    await this.stopClaiming();
+    const { consumer } = this.#deps;
+    if (consumer.quiesce) {
+      await consumer.quiesce();
+      await Promise.all(
+        [...this.#workers].map(([key, worker]) =>
+          worker.checkpoint().catch((error) =>
+            this.#log.warn("final checkpoint before leaving the group failed; retried at release", {
+              partition: key,
+              error,
+            })
+          )
+        ),
+      );
+    }
+    await consumer.stop();
+    await this.stop();
+  }
+
   /** Stops checkpointing on a timer and releases every partition with a final checkpoint. */
   async stop(): Promise<void> {
     this.#stopped = true;

@@ -35,11 +35,17 @@ function fakeKafka() {
     pause: () => {},
     resume: () => {},
     commitOffsets: () => Promise.resolve(),
-    disconnect: () => Promise.resolve(),
+    disconnect: () => {
+      left.resolve();
+      return Promise.resolve();
+    },
   };
   const kafka = { consumer: () => consumer, admin: () => ({}) };
+  const left = Promise.withResolvers<void>();
   return {
     kafka,
+    /** Settles when the member leaves the group (kafkajs's disconnect). */
+    left: left.promise,
     join: (assignment: Record<string, number[]>) =>
       handlers.get("group_join")!({ payload: { memberAssignment: assignment } }),
     /** The coordinator answers a heartbeat: twice in a row, the member's assignment is confirmed current. */
@@ -68,8 +74,8 @@ function fakeKafka() {
 
 const settle = () => new Promise((r) => setTimeout(r, 50));
 
-/** A runtime of member "A" on a KafkaConsumer over the stand-in kafkajs, one partition, a checkpoint per batch. */
-async function memberA() {
+/** A runtime of member "A" on a KafkaConsumer over the stand-in kafkajs, one partition, a checkpoint per batch by default. */
+async function memberA(checkpointMaxMessages = 1) {
   const topics = topicNames({ TOPIC_PREFIX: "" });
   const log = new MemoryLog();
   await log.ensureTopics(Object.values(topics).map((topic) => ({ topic, partitions: 1 })));
@@ -86,7 +92,7 @@ async function memberA() {
     logger: silentLogger,
     logics: new Map([[topics.events, recorderLogic()]]),
     checkpointIntervalMs: 3_600_000,
-    checkpointMaxMessages: 1,
+    checkpointMaxMessages,
     retryBackoffMs: { initial: 5, max: 20 },
   });
   return { topics, store, fake, consumer, runtime };
@@ -195,4 +201,21 @@ Deno.test("a partition whose claim failed is not claimed again once revoked, and
   ]);
   clearTimeout(timer);
   assert.equal(outcome, "stopped");
+});
+
+Deno.test("a graceful stop writes its final checkpoints before it leaves the group, while its partitions are still its own", async () => {
+  const { topics, store, fake, consumer, runtime } = await memberA(1_000);
+  const row = () => store.partitions.get(`group/${topics.events}:0`)!;
+  await consumer.start([topics.events], runtime);
+  fake.join({ [topics.events]: [0] });
+  await settle();
+  await fake.deliver(topics.events, 0, [0, 1, 2]);
+  await settle();
+  assert.equal(row().nextOffset, 0, "handled, not checkpointed yet");
+  let atLeaving: { nextOffset: number; epoch: number } | undefined;
+  fake.left.then(() => atLeaving = { ...row() });
+  await runtime.shutdown();
+  // Checkpointed after leaving, another member could have claimed first: this checkpoint refused, offsets 0-2 replayed.
+  assert.equal(atLeaving?.nextOffset, 3, "the checkpoint stood at 3 when the member left the group");
+  assert.equal(row().nextOffset, 3);
 });
