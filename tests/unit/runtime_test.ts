@@ -126,30 +126,19 @@ Deno.test("a fenced-off owner cannot overwrite the new owner's checkpoint", asyn
   assert.equal(h.store.partitions.get(`group/${h.topics.events}:0`)?.nextOffset, 1);
 });
 
-Deno.test("records deleted by retention before they were handled are skipped once, counted, and never loop", async () => {
-  const h = new Harness(recorderLogic(), 1);
-  const skipped: number[] = [];
-  h.instrumentation = { emit: (e) => e.type === "records_skipped" && skipped.push(e.count) };
-  await h.start();
-  for (let n = 0; n < 10; n++) h.send("k", { n });
-  await h.drained();
-  await h.stop();
-  // While the engine is down, 10 more records arrive and retention deletes the first 5 of them.
-  for (let n = 10; n < 20; n++) h.send("k", { n });
-  h.log.deleteBefore({ topic: h.topics.events, partition: 0 }, 15);
-  await h.start("after-retention");
-  await h.drained();
-  await h.stop();
-  assert.deepEqual((await h.stored("k"))?.values, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 18, 19]);
-  assert.deepEqual(skipped, [5]);
-});
-
-Deno.test("records deleted by retention are counted once even when a failure rewinds the partition past the gap again", async () => {
-  let failures = 1;
+/**
+ * Ten records handled and checkpointed; while the engine is down, ten more arrive and retention deletes the first five
+ * of them; a new instance then handles the rest. `failures` transient failures at record 17 rewind the partition to
+ * its checkpoint, before the gap, each time.
+ */
+async function afterRetention(
+  failures: number,
+): Promise<{ values?: readonly number[]; skipped: number[]; failuresLeft: number }> {
+  let left = failures;
   const h = new Harness(
     recorderLogic({
       handle: (_key, message) => {
-        if (message.n === 17 && failures-- > 0) throw new Error("database hiccup");
+        if (message.n === 17 && left-- > 0) throw new Error("database hiccup");
       },
     }),
     1,
@@ -165,8 +154,19 @@ Deno.test("records deleted by retention are counted once even when a failure rew
   await h.start("after-retention");
   await h.drained();
   await h.stop();
-  assert.equal(failures, -1, "the failure rewound the partition to its checkpoint, before the gap");
-  assert.deepEqual((await h.stored("k"))?.values, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 18, 19]);
+  return { values: (await h.stored("k"))?.values, skipped, failuresLeft: left };
+}
+
+Deno.test("records deleted by retention before they were handled are skipped once, counted, and never loop", async () => {
+  const { values, skipped } = await afterRetention(0);
+  assert.deepEqual(values, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 18, 19]);
+  assert.deepEqual(skipped, [5]);
+});
+
+Deno.test("records deleted by retention are counted once even when a failure rewinds the partition past the gap again", async () => {
+  const { values, skipped, failuresLeft } = await afterRetention(1);
+  assert.equal(failuresLeft, -1, "the failure rewound the partition to its checkpoint, before the gap");
+  assert.deepEqual(values, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 18, 19]);
   assert.deepEqual(skipped, [5]);
 });
 
@@ -208,6 +208,17 @@ Deno.test("a checkpoint whose reply was lost, then a database outage: nothing is
   assert.deepEqual((await h.stored("j"))?.values, [3]);
 });
 
+/** A one-partition harness on `store` that checkpoints only when housekeeping is called, with k = [1, 2] handled. */
+async function handledOneTwo(store: MemoryCheckpointStore): Promise<{ h: Harness; values: () => readonly number[] }> {
+  const h = new Harness(recorderLogic(), 1, 1_000_000, { checkpointIntervalMs: 3_600_000, store });
+  const values = () => (h.runtime.lookup("recorder", "k")?.state as Recorded | undefined)?.values ?? [];
+  await h.start();
+  h.send("k", { n: 1 });
+  h.send("k", { n: 2 });
+  while (values().length < 2) await new Promise((resolve) => setTimeout(resolve, 5));
+  return { h, values };
+}
+
 /** A store whose next commit lands, loses its reply, and takes the store down with it. */
 class DyingStore extends MemoryCheckpointStore {
   dieOnNextCommit = false;
@@ -222,12 +233,7 @@ class DyingStore extends MemoryCheckpointStore {
 
 Deno.test("a lost reply while the database goes down: the worker re-reads where the store stands before going on", async () => {
   const store = new DyingStore();
-  const h = new Harness(recorderLogic(), 1, 1_000_000, { checkpointIntervalMs: 3_600_000, store });
-  const values = () => (h.runtime.lookup("recorder", "k")?.state as Recorded | undefined)?.values ?? [];
-  await h.start();
-  h.send("k", { n: 1 });
-  h.send("k", { n: 2 });
-  while (values().length < 2) await new Promise((resolve) => setTimeout(resolve, 5));
+  const { h, values } = await handledOneTwo(store);
   store.dieOnNextCommit = true;
   await h.runtime.housekeep(); // commits [1, 2]; the rewind cannot read the store back
   h.send("k", { n: 3 });
@@ -272,12 +278,7 @@ class LateCommitStore extends MemoryCheckpointStore {
 
 Deno.test("a commit still finishing when the worker re-reads the store: the worker waits for it and applies nothing twice", async () => {
   const store = new LateCommitStore();
-  const h = new Harness(recorderLogic(), 1, 1_000_000, { checkpointIntervalMs: 3_600_000, store });
-  const values = () => (h.runtime.lookup("recorder", "k")?.state as Recorded | undefined)?.values ?? [];
-  await h.start();
-  h.send("k", { n: 1 });
-  h.send("k", { n: 2 });
-  while (values().length < 2) await new Promise((resolve) => setTimeout(resolve, 5));
+  const { h, values } = await handledOneTwo(store);
   store.commitLateNext = true;
   await h.runtime.housekeep(); // the commit fails without an answer; the worker rewinds and re-reads the store
   h.send("k", { n: 3 });
@@ -289,19 +290,27 @@ Deno.test("a commit still finishing when the worker re-reads the store: the work
   assert.deepEqual((await h.stored("k"))?.values, [1, 2, 3]);
 });
 
-Deno.test("a fenced-off owner does not publish the outputs of what it handled after losing the partition", async () => {
-  const echo: ActorLogic<{ key: string; n: number }, { n: number }> = {
+/** Raises an alert for each message (its `n` in the details); messages `unlucky` picks are a terminal error. */
+function echoLogic(
+  unlucky: (n: number) => boolean = () => false,
+): ActorLogic<{ key: string; n: number }, { n: number }> {
+  return {
     kind: "echo",
     initial: (key) => ({ key, n: 0 }),
     decode: (record) => JSON.parse(new TextDecoder().decode(record.value!)),
     eventTime: () => 0,
     handle: (state, message, ctx) => {
+      if (unlucky(message.n)) throw new TerminalError(`${message.n} is unlucky`);
       emitTestAlert(ctx, "echo", state.key, { n: message.n });
       return { ...state, n: message.n };
     },
     persist: (state) => state,
     restore: (data) => data as { key: string; n: number },
   };
+}
+
+Deno.test("a fenced-off owner does not publish the outputs of what it handled after losing the partition", async () => {
+  const echo = echoLogic();
   const h = new Harness(echo, 1);
   await h.start("old-owner");
   h.consumer.confirmsAssignment = false; // the group gave the partition to the new owner
@@ -555,19 +564,7 @@ Deno.test("dead letters and outputs are counted when appended, not each time a r
 });
 
 Deno.test("outputs and dead letters are counted as the log takes them: after a lost reply and a failed commit, as many as the topics hold", async () => {
-  const echo: ActorLogic<{ key: string; n: number }, { n: number }> = {
-    kind: "echo",
-    initial: (key) => ({ key, n: 0 }),
-    decode: (record) => JSON.parse(new TextDecoder().decode(record.value!)),
-    eventTime: () => 0,
-    handle: (state, message, ctx) => {
-      if (message.n % 10 === 3) throw new TerminalError(`${message.n} is unlucky`);
-      emitTestAlert(ctx, "echo", state.key, { n: message.n });
-      return { ...state, n: message.n };
-    },
-    persist: (state) => state,
-    restore: (data) => data as { key: string; n: number },
-  };
+  const echo = echoLogic((n) => n % 10 === 3);
   const h = new Harness(echo, 1, 1_000_000, { checkpointIntervalMs: 3_600_000 });
   let outputs = 0;
   let deadLettered = 0;
