@@ -29,6 +29,16 @@ export interface Cart {
   readonly version: number;
   /** This cart state already reached checkout or an order. */
   readonly converted: boolean;
+  /**
+   * Event time of the checkout that converted this cart: a change dated at or before it arrived late and belongs to
+   * the cart that checkout took, which stays converted. Absent before any.
+   */
+  readonly convertedAt?: string;
+  /**
+   * Event time of the latest order that emptied this cart: a change dated at or before it arrived late and belonged to
+   * the cart that order closed, so it changes nothing here. Absent before any.
+   */
+  readonly orderedAt?: string;
 }
 
 /** An empty cart. */
@@ -81,9 +91,23 @@ export function removeFromCart(
   return { cart: changed(cart, items, at), removed };
 }
 
-/** The cart after an order: empty, keeping its history counters. */
+/** The cart after an order at `at`: empty, keeping its history counters; later-arriving changes dated up to `at` belong to it. */
 export function clearCart(cart: Cart, at: number): Cart {
-  return isEmpty(cart) ? cart : changed(cart, {}, at);
+  const emptied = isEmpty(cart) ? cart : changed(cart, {}, at);
+  return cart.orderedAt !== undefined && Date.parse(cart.orderedAt) >= at
+    ? emptied
+    : { ...emptied, orderedAt: iso(at) };
+}
+
+/** The cart after a checkout at `at` that took it as it was (no change after `at`): converted. */
+export function convertCart(cart: Cart, at: number): Cart {
+  const convertedAt = cart.convertedAt !== undefined && Date.parse(cart.convertedAt) >= at ? cart.convertedAt : iso(at);
+  return { ...cart, converted: true, convertedAt };
+}
+
+/** Whether a change dated `at`, arriving now, belongs to a cart an order has already emptied (it changes nothing). */
+export function closedByOrder(cart: Cart, at: number): boolean {
+  return cart.orderedAt !== undefined && at <= Date.parse(cart.orderedAt);
 }
 
 function changed(cart: Cart, items: Record<string, CartItem>, at: number): Cart {
@@ -94,12 +118,16 @@ function changed(cart: Cart, items: Record<string, CartItem>, at: number): Cart 
     units += item.quantity;
   }
   const updated = cart.updatedAt && Date.parse(cart.updatedAt) > at ? cart.updatedAt : iso(at);
+  // A change dated at or before the checkout that converted the cart is part of what that checkout took.
+  const converted = cart.converted && cart.convertedAt !== undefined && at <= Date.parse(cart.convertedAt);
   return {
     items,
     value: fromMillis(valueMillis),
     units,
     updatedAt: updated,
     version: cart.version + 1,
-    converted: false,
+    converted,
+    ...(cart.convertedAt !== undefined ? { convertedAt: cart.convertedAt } : {}),
+    ...(cart.orderedAt !== undefined ? { orderedAt: cart.orderedAt } : {}),
   };
 }

@@ -10,7 +10,7 @@
  */
 import type { ActorContext, ActorLogic } from "../engine/actor.ts";
 import { iso, raiseAlert, rememberAlert } from "./alerts.ts";
-import { addToCart, type Cart, isEmpty, removeFromCart } from "./cart.ts";
+import { addToCart, type Cart, closedByOrder, convertCart, isEmpty, removeFromCart } from "./cart.ts";
 import { decodeEvent } from "./decode.ts";
 import { admitHash } from "./dedupe.ts";
 import { hash52 } from "./hash.ts";
@@ -157,8 +157,10 @@ function viewProduct(state: UserState, event: StoredEventOf<"product_viewed">, s
 
 function addProduct(state: UserState, event: StoredEventOf<"product_added_to_cart">, step: UserStep): UserState {
   const { productId, quantity, price, category, brand } = event.properties;
-  const cart = addToCart(state.cart, productId, { quantity, price, category, brand }, step.at);
-  armCartTimer(state, cart, step);
+  const cart = closedByOrder(state.cart, step.at)
+    ? state.cart
+    : addToCart(state.cart, productId, { quantity, price, category, brand }, step.at);
+  if (cart !== state.cart) armCartTimer(state, cart, step);
   const [recommend, recommendations] = requestRecommendations(state, productId, cart, step);
   step.toProduct(productId, {
     fact: "product_added_to_cart",
@@ -174,7 +176,9 @@ function addProduct(state: UserState, event: StoredEventOf<"product_added_to_car
 
 function removeProduct(state: UserState, event: StoredEventOf<"product_removed_from_cart">, step: UserStep): UserState {
   const { productId, quantity } = event.properties;
-  const { cart, removed } = removeFromCart(state.cart, productId, quantity, step.at);
+  const { cart, removed } = closedByOrder(state.cart, step.at)
+    ? { cart: state.cart, removed: 0 }
+    : removeFromCart(state.cart, productId, quantity, step.at);
   step.toAnalytics({ type: event.type });
   if (removed === 0) return state;
   armCartTimer(state, cart, step);
@@ -191,13 +195,16 @@ function startCheckout(state: UserState, event: StoredEventOf<"checkout_started"
     step.toAnalytics({ type: event.type, cartConverted: false });
     return state;
   }
-  const cartConverted = !isEmpty(state.cart) && !state.cart.converted;
-  step.ctx.cancelTimer(USER_TIMERS.cart);
+  // A late checkout (event time) takes only the cart as it was then: a cart changed after it stays open, with its
+  // abandonment timer, as an order does (applyOrder).
+  const takesCart = state.cart.updatedAt === null || Date.parse(state.cart.updatedAt) <= step.at;
+  const cartConverted = takesCart && !isEmpty(state.cart) && !state.cart.converted;
+  if (takesCart) step.ctx.cancelTimer(USER_TIMERS.cart);
   step.ctx.setTimer(USER_TIMERS.checkout, step.at + minutesMs(step.settings.CHECKOUT_ABANDON_MINUTES));
   step.toAnalytics({ type: event.type, cartConverted });
   return {
     ...state,
-    cart: cartConverted ? { ...state.cart, converted: true } : state.cart,
+    cart: takesCart && !isEmpty(state.cart) ? convertCart(state.cart, step.at) : state.cart,
     checkout: { startedAt: iso(step.at), cartValue: event.properties.cartValue ?? state.cart.value, abandoned: false },
   };
 }
@@ -210,7 +217,7 @@ function startCheckout(state: UserState, event: StoredEventOf<"checkout_started"
 function armCartTimer(state: UserState, cart: Cart, step: UserStep): void {
   const deadline = Date.parse(cart.updatedAt!) + minutesMs(step.settings.CART_ABANDON_MINUTES);
   const reported = state.cartAbandonedAt === null ? -Infinity : Date.parse(state.cartAbandonedAt);
-  if (isEmpty(cart) || deadline <= reported) step.ctx.cancelTimer(USER_TIMERS.cart);
+  if (isEmpty(cart) || cart.converted || deadline <= reported) step.ctx.cancelTimer(USER_TIMERS.cart);
   else step.ctx.setTimer(USER_TIMERS.cart, deadline);
 }
 

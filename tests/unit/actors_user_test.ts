@@ -500,6 +500,44 @@ Deno.test("a late order closes only the cart and checkout it was placed after (e
   }
 });
 
+Deno.test("a late cart change or checkout raises the abandonment alerts (and leaves the cart) that event-time order does", async () => {
+  const b = new EventBuilder();
+  const add = (minute: number, productId: string) =>
+    b.event("product_added_to_cart", "u", minute * MIN, { productId, quantity: 1, price: 10 });
+  const checkout = (minute: number) => b.event("checkout_started", "u", minute * MIN, {});
+  const order = (minute: number, productIds: string[]) =>
+    b.event("order_completed", "u", minute * MIN, {
+      orderId: "o1",
+      items: productIds.map((productId) => ({ productId, quantity: 1, price: 10 })),
+      total: 10 * productIds.length,
+    });
+  const abandonments = (r: Awaited<ReturnType<typeof fold>>) =>
+    r.alerts.filter((a) => a.type.endsWith("_abandoned")).map((a) => `${a.type} ${a.occurredAt.slice(11, 16)}`);
+  const scenarios = [
+    // A change dated before an order already handled belonged to the cart that order emptied; it armed a
+    // cart_abandoned 30 minutes after the order.
+    { arrival: [add(0, "A"), order(5, ["A", "B"]), add(2, "B")], alerts: [], units: 0 },
+    // A checkout dated before a later change takes only the cart as it was: the changed cart is still watched.
+    {
+      arrival: [add(0, "A"), add(10, "B"), checkout(5)],
+      alerts: ["checkout_abandoned 10:35", "cart_abandoned 10:40"],
+      units: 2,
+    },
+    // A change dated before a checkout already handled is part of what it took: no cart_abandoned besides it.
+    { arrival: [add(0, "A"), checkout(5), add(2, "B")], alerts: ["checkout_abandoned 10:35"], units: 2 },
+  ];
+  const options = { partitions: 1, until: b.time(180 * MIN) };
+  for (const { arrival, alerts, units } of scenarios) {
+    const at = (e: { occurredAt?: unknown }) => Date.parse(String(e.occurredAt));
+    const byTime = [...arrival].sort((x, y) => at(x) - at(y));
+    for (const events of [byTime, arrival]) {
+      const r = await fold(events, options);
+      assert.deepEqual(abandonments(r), alerts, JSON.stringify(events.map((e) => [e.type, e.occurredAt])));
+      assert.equal(r.users.get("u")!.cart.units, units);
+    }
+  }
+});
+
 Deno.test("a late change to a cart already reported abandoned raises no second alert under the same id", async () => {
   const MIN = 60;
   const b = new EventBuilder();
