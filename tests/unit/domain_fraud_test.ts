@@ -47,6 +47,20 @@ Deno.test("fraud: each signal alone, at its edge", () => {
     ["5× the average after 3 orders", { at: NOON, total: 500 }, history(3, 100), ["aov_spike"]],
     ["just under 5×", { at: NOON, total: 499.99 }, history(3, 100), []],
     ["5× after only 2 orders", { at: NOON, total: 500 }, history(2, 100), []],
+    // A late order: the orders already handled are dated after it, so by event time it is the first.
+    [
+      "first order 500.01, later ones handled before it",
+      { at: NOON, total: 500.01 },
+      history(3, 100, NOON + 4 * 60 * MIN),
+      [
+        "first_order_high",
+      ],
+    ],
+    ["5× the average of the earlier orders only", { at: NOON, total: 500 }, {
+      count: 4,
+      revenue: 10_300,
+      recent: [...history(1, 10_000, NOON + 2 * 60 * MIN).recent, ...history(3, 100).recent],
+    }, ["aov_spike"]],
     [
       "3 payment methods in 24 h",
       { at: NOON, total: 10, paymentMethod: "card" },
