@@ -153,6 +153,8 @@ export class PartitionWorker {
    * the partition is idle only after `idleClockMs` of listening without records, not of being stuck.
    */
   #busySinceRecord = 0;
+  /** Append time of the latest record handled: how far the log has come, for the TTL (see `#ttlNow`). */
+  #logTime = 0;
   #lock: Promise<unknown> = Promise.resolve();
   #closed = false;
   /** Consecutive failures, for exponential backoff. */
@@ -331,8 +333,7 @@ export class PartitionWorker {
       await this.#guarded(async () => {
         await this.#resync();
         if (this.#needsResync || this.#closed) return;
-        const idle = wall - this.#lastRecordAt - this.#busySinceRecord;
-        if (idle >= grace && wall - grace > this.#clock) {
+        if (this.#isIdle(wall) && wall - grace > this.#clock) {
           this.#clock = wall - grace;
           this.#clockAhead = true;
         }
@@ -639,6 +640,7 @@ export class PartitionWorker {
         cell.state = typeof (next as PromiseLike<unknown> | null)?.then === "function" ? await next : next;
         cell.dirty = true;
         cell.lastActiveAt = Math.max(cell.lastActiveAt, item.record.timestamp);
+        if (item.record.timestamp > this.#logTime) this.#logTime = item.record.timestamp;
         this.#publish(emitted);
         this.#events.emit({
           type: "message_processed",
@@ -761,14 +763,29 @@ export class PartitionWorker {
     };
   }
 
+  /**
+   * The time an actor's inactivity is measured to: the log's (the latest record handled) while records come, so that
+   * a backlog worked through after downtime is judged by its own times, not as days of silence between an actor's
+   * consecutive records; the wall's once the partition is idle.
+   */
+  #ttlNow(wall: number): number {
+    return this.#isIdle(wall) ? wall : Math.min(wall, this.#logTime);
+  }
+
+  /** Whether the partition has waited `idleClockMs` for records, not counting time stuck in its own steps. */
+  #isIdle(wall: number): boolean {
+    return wall - this.#lastRecordAt - this.#busySinceRecord >= (this.#deps.idleClockMs ?? DEFAULT_IDLE_CLOCK_MS);
+  }
+
   /** Removes actors inactive for longer than the TTL (and without pending timers) from memory. */
   #expireInMemory(wall: number): void {
     const ttl = this.#deps.stateTtlMs ?? 0;
     if (ttl <= 0) return;
+    const cutoff = this.#ttlNow(wall) - ttl;
     let expired = 0;
     for (const [key, cell] of this.#cells) {
       // A dirty actor's last changes are not checkpointed yet: it expires once they are.
-      if (cell.lastActiveAt < wall - ttl && !cell.dirty && !this.#timers.has(key)) {
+      if (cell.lastActiveAt < cutoff && !cell.dirty && !this.#timers.has(key)) {
         this.#cells.delete(key);
         this.#expired.add(key);
         expired++;
@@ -837,7 +854,7 @@ export class PartitionWorker {
         kind: logic.kind,
         upserts,
         deletes,
-        expireBefore: sweep ? this.#wall() - ttl : undefined,
+        expireBefore: sweep ? this.#ttlNow(this.#wall()) - ttl : undefined,
         projections: {
           alerts: this.#alerts,
           recommendations: this.#recommendations,

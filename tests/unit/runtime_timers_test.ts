@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import type { ActorLogic } from "../../engine/actor.ts";
 import { type CheckpointWrite, type CommitResult, MemoryCheckpointStore } from "../../engine/checkpoint.ts";
 import { MAX_FIRINGS_PER_KEY } from "../../engine/partition_worker.ts";
-import { emitTestAlert, Harness } from "../helpers/runtime.ts";
+import { emitTestAlert, Harness, recorderLogic } from "../helpers/runtime.ts";
 import { replayPartition } from "../helpers/replay.ts";
 
 /** A reminder actor: `{at, remind}` arms a timer `remind` ms after the message's event time; `{at, cancel}` cancels it. */
@@ -552,4 +552,29 @@ Deno.test("the reference replay cuts a timer storm off as the runtime does, at M
   // A later record of the key fires its due timers first, then the partition's: one more cut-off call each.
   const two = await replayPartition(stormLogic, [record(0, "a"), record(1, "a")]);
   assert.deepEqual(two.states.get("a"), { fired: 3 * MAX_FIRINGS_PER_KEY });
+});
+
+Deno.test("a backlog older than the TTL, worked through after downtime, is judged by its own times: no actor resets between its records", async () => {
+  const DAY = 86_400_000;
+  const h = new Harness(recorderLogic(), 1, 1_000, { stateTtlMs: DAY, checkpointIntervalMs: 3_600_000 });
+  await h.log.ensureTopics(Object.values(h.topics).map((topic) => ({ topic, partitions: 1 })));
+  // Appended while the engine was down, a minute apart; it comes back two days later.
+  for (let n = 0; n < 3; n++) {
+    h.wall = T0 + n * MIN;
+    h.send("a", { n });
+  }
+  h.wall = T0 + 2 * DAY;
+  await h.start();
+  while (!h.runtime.lookup("recorder", "a")) await pause();
+  await h.runtime.housekeep(); // checkpoint and expiry sweep: by the wall, a looked two days inactive
+  await h.runtime.housekeep();
+  assert.deepEqual((await h.stored("a"))?.values, [0, 1, 2], "deleted in the very checkpoint that stored it");
+  h.wall = T0 + 3 * MIN;
+  h.send("a", { n: 3 }); // more of the backlog
+  h.wall = T0 + 2 * DAY;
+  h.send("a", { n: 4 }); // and a live record
+  const handled = () => (h.runtime.lookup("recorder", "a")?.state as { values?: number[] } | undefined)?.values ?? [];
+  while (!handled().includes(4)) await pause();
+  await h.stop();
+  assert.deepEqual((await h.stored("a"))?.values, [0, 1, 2, 3, 4], "a never went a day without a record");
 });
