@@ -2,8 +2,9 @@
  * Re-injects dead-lettered records into the topic they came from, after a fix: all of them, or
  * only those that failed with one error code. Each DLQ record is re-injected at most once across
  * runs (recorded in `dlq_replays` after the append is acknowledged; a crash between the two can
- * re-inject a record twice, which the actors absorb because events keep their eventId).
- * A record that fails again is dead-lettered again, as a new DLQ record.
+ * re-inject a record twice, which the actors absorb because events keep their eventId; so can two
+ * replays run at once, which nothing prevents: run one at a time). A record that fails again is
+ * dead-lettered again, as a new DLQ record.
  */
 import { BUNDLE_INDEX_HEADER } from "./fact_bundle.ts";
 import { loadReplayed, markReplayed } from "../sql/dlq.ts";
@@ -62,16 +63,29 @@ export async function replayDlq(options: ReplayOptions): Promise<ReplaySummary> 
   const pending = new Set<string>();
   /** Partitions whose last batch failed: records there may be left (an empty partition delivers none). */
   const failing = new Set<string>();
-  /** Per partition, the end offset seen at its first batch: records that failed again after being
-   * re-injected land beyond it (same key, same partition) and are left for a later run. */
+  /** Per partition, its end offset when assigned (or at its first batch): records that failed again after
+   * being re-injected land beyond it (same key, same partition) and are left for a later run. */
   const ends = new Map<string, number>();
+  /** Appended by this run but not yet recorded in `dlq_replays` (the recording failed): recorded, not appended, again. */
+  const appended = new Set<string>();
 
   const listener: PartitionListener = {
-    assigned(tps: readonly TopicPartition[]) {
+    async assigned(tps: readonly TopicPartition[]) {
       for (const tp of tps) pending.add(tpKey(tp));
       assignedOnce = true;
       lastActivity = Date.now();
-      return Promise.resolve(new Map(tps.map((tp) => [tpKey(tp), 0])));
+      // A partition with records must be read to its end for the run to be complete, even if it never delivers a
+      // batch (the log failing): an empty one, which delivers none, is not waited for.
+      await Promise.all(tps.map(async (tp) => {
+        try {
+          const end = await options.consumer.endOffset(tp);
+          if (end > 0) ends.set(tpKey(tp), end);
+          else pending.delete(tpKey(tp));
+        } catch {
+          failing.add(tpKey(tp)); // its end is unknown: the run cannot say it is complete unless a batch gets through
+        }
+      }));
+      return new Map(tps.map((tp) => [tpKey(tp), 0]));
     },
     revoked: () => Promise.resolve(),
     batch: (batch: RecordBatch) =>
@@ -91,11 +105,18 @@ export async function replayDlq(options: ReplayOptions): Promise<ReplaySummary> 
     // Counted into the summary once the batch is through: a failed batch is delivered again.
     const tally = { skipped: 0, alreadyReplayed: 0, unusable: 0, byCode: {} as Record<string, number> };
     for (const record of records) {
-      if (done.has(`${record.partition}/${record.offset}`)) {
+      const id = `${record.partition}/${record.offset}`;
+      if (done.has(id)) {
         tally.alreadyReplayed++;
         continue;
       }
       const code = record.headers[DLQ_HEADERS.errorCode] ?? "unknown";
+      if (appended.has(id)) {
+        // Appended by an earlier delivery of this batch whose recording failed: record it, do not append it again.
+        offsets.push(record.offset);
+        tally.byCode[code] = (tally.byCode[code] ?? 0) + 1;
+        continue;
+      }
       const source = record.headers[DLQ_HEADERS.topic];
       if (options.errorCode !== undefined && code !== options.errorCode) {
         tally.skipped++;
@@ -137,10 +158,11 @@ export async function replayDlq(options: ReplayOptions): Promise<ReplaySummary> 
     }
     if (!options.dryRun) {
       await options.producer.append(out);
+      for (const offset of offsets) appended.add(`${batch.partition}/${offset}`);
       await markReplayed(options.sql, options.groupId, batch.partition, offsets);
       for (const offset of offsets) done.add(`${batch.partition}/${offset}`);
     }
-    summary.replayed += out.length;
+    summary.replayed += offsets.length;
     summary.skipped += tally.skipped;
     summary.alreadyReplayed += tally.alreadyReplayed;
     summary.unusable += tally.unusable;

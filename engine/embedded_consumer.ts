@@ -8,6 +8,7 @@
  */
 import {
   earliestOffset,
+  endOffset,
   type FetchedRow,
   fetchRecords,
   loadGroupOffsets,
@@ -116,6 +117,10 @@ export class EmbeddedConsumer implements LogConsumer {
 
   earliestOffset(tp: TopicPartition): Promise<number> {
     return earliestOffset(this.#sql, tp.topic, tp.partition);
+  }
+
+  endOffset(tp: TopicPartition): Promise<number> {
+    return endOffset(this.#sql, tp.topic, tp.partition);
   }
 
   pause(tps: readonly TopicPartition[]): void {

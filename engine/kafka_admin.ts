@@ -40,11 +40,20 @@ export class KafkaAdmin implements LogAdmin {
 
   /** The partition's log start offset (`low`): records before it were deleted by retention. */
   async earliestOffset(tp: TopicPartition): Promise<number> {
+    return Number((await this.#offsets(tp)).low);
+  }
+
+  /** The partition's high watermark (`high`): the offset its next record will get. */
+  async endOffset(tp: TopicPartition): Promise<number> {
+    return Number((await this.#offsets(tp)).high);
+  }
+
+  async #offsets(tp: TopicPartition): Promise<{ low: string; high: string }> {
     await this.#connect();
     const offsets = await this.#admin.fetchTopicOffsets(tp.topic);
     const found = offsets.find((o) => o.partition === tp.partition);
     if (!found) throw new LogUnavailableError(`no offsets for ${tp.topic}:${tp.partition}`);
-    return Number(found.low);
+    return found;
   }
 
   async close(): Promise<void> {

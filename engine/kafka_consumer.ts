@@ -273,6 +273,10 @@ export class KafkaConsumer implements LogConsumer {
     return this.#admin.earliestOffset(tp);
   }
 
+  endOffset(tp: TopicPartition): Promise<number> {
+    return this.#admin.endOffset(tp);
+  }
+
   assignmentConfirmedSince(since: number): boolean {
     return this.#confirmation.confirmedSince(since);
   }

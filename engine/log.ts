@@ -75,6 +75,8 @@ export interface LogConsumer {
   commit(tp: TopicPartition, nextOffset: number): Promise<void>;
   /** The first offset still in the partition: retention may have deleted the records before it. */
   earliestOffset(tp: TopicPartition): Promise<number>;
+  /** The partition's next offset (its end): what a reader that means to reach the end must read up to. */
+  endOffset(tp: TopicPartition): Promise<number>;
   /**
    * Whether the group has confirmed, since `since` (performance.now() ms), that this member's
    * assignment as last handed to the listener is current. Absent: a log with one member, where it

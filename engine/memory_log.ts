@@ -200,6 +200,10 @@ export class MemoryConsumer implements LogConsumer {
     return Promise.resolve(this.log.earliest(tp));
   }
 
+  endOffset(tp: TopicPartition): Promise<number> {
+    return Promise.resolve(this.log.endOffset(tp));
+  }
+
   /** Whether the "group" confirms the assignment: tests of a member the group has not confirmed set it false. */
   confirmsAssignment = true;
 

@@ -236,6 +236,15 @@ export async function purgeOldestRecords(
   return result.count;
 }
 
+/** A partition's next offset (0 for a partition never appended to). */
+export async function endOffset(sql: Sql, topic: string, partition: number): Promise<number> {
+  const [row] = await sql<{ next_offset: string | null }[]>`
+    select coalesce(
+             (select next_offset from embedded_log_partitions where topic = ${topic} and partition = ${partition}),
+             0) as next_offset`;
+  return Number(row.next_offset);
+}
+
 /** The first offset still stored in a partition; its next offset when retention emptied it. */
 export async function earliestOffset(sql: Sql, topic: string, partition: number): Promise<number> {
   const [row] = await sql<{ earliest: string | null }[]>`

@@ -158,8 +158,9 @@ Deno.test("dlq replay counts a batch once when its append failed and was retried
   });
 });
 
-Deno.test("dlq replay is not complete when a partition that showed records stopped short of them", async () => {
-  const record = (offset: number): LogRecord => ({
+/** A DLQ record of partition 0 at `offset`, dead-lettered from `events`. */
+function dlqRecord(offset: number): LogRecord {
+  return {
     topic: "dlq",
     partition: 0,
     offset,
@@ -167,36 +168,98 @@ Deno.test("dlq replay is not complete when a partition that showed records stopp
     value: new TextEncoder().encode("{}"),
     headers: { [DLQ_HEADERS.errorCode]: "terminal", [DLQ_HEADERS.topic]: "events", [DLQ_HEADERS.partition]: "0" },
     timestamp: 0,
-  });
-  const consumer: LogConsumer = {
+  };
+}
+
+/**
+ * A consumer of a DLQ partition 0 ending at `end` that delivers `batches` (offsets) one after another, each again
+ * while the listener rejects it (as the Kafka and embedded consumers do); then nothing more.
+ */
+function scriptedConsumer(end: number, batches: number[][]): LogConsumer {
+  return {
     async start(_topics: readonly string[], listener: PartitionListener) {
       await listener.assigned([{ topic: "dlq", partition: 0 }]);
-      // One batch of offsets 0-4 out of 10; then the fetches stop delivering.
-      setTimeout(
-        () =>
-          listener.batch(
-            { topic: "dlq", partition: 0, records: [0, 1, 2, 3, 4].map(record), highWatermark: 10 },
-            () => Promise.resolve(),
-          ),
-        10,
-      );
+      setTimeout(async () => {
+        for (const offsets of batches) {
+          const batch = { topic: "dlq", partition: 0, records: offsets.map(dlqRecord), highWatermark: end };
+          for (let attempt = 0; attempt < 5; attempt++) {
+            if (await listener.batch(batch, () => Promise.resolve()).then(() => true, () => false)) break;
+          }
+        }
+      }, 10);
     },
     seek: () => {},
     commit: () => Promise.resolve(),
     earliestOffset: () => Promise.resolve(0),
+    endOffset: () => Promise.resolve(end),
     pause: () => {},
     resume: () => {},
     stop: () => Promise.resolve(),
   };
+}
+
+/** A producer that keeps what it is given. */
+function keepingProducer(): LogProducer & { appended: OutgoingRecord[] } {
   const appended: OutgoingRecord[] = [];
-  const producer = {
+  return {
+    appended,
     append: (r: readonly OutgoingRecord[]) => (appended.push(...r), Promise.resolve()),
     close: () => Promise.resolve(),
   };
+}
+
+Deno.test("dlq replay is not complete when a partition that showed records stopped short of them", async () => {
+  const producer = keepingProducer();
   // deno-lint-ignore no-explicit-any
   const sql = ((..._args: unknown[]) => Promise.resolve([])) as any;
+  // One batch of offsets 0-4 out of 10; then the fetches stop delivering.
+  const consumer = scriptedConsumer(10, [[0, 1, 2, 3, 4]]);
   const summary = await replayDlq({ consumer, producer, sql, dlqTopic: "dlq", groupId: "g", idleMs: 300 });
   assert.equal(summary.replayed, 5);
   // Offsets 5-9 were never read; counting only failed batches, the run said complete and exited 0.
   assert.equal(summary.complete, false);
+});
+
+Deno.test("dlq replay is not complete when a partition with records never delivered a batch", async () => {
+  const producer = keepingProducer();
+  // deno-lint-ignore no-explicit-any
+  const sql = ((..._args: unknown[]) => Promise.resolve([])) as any;
+  const summary = await replayDlq({
+    consumer: scriptedConsumer(2, []),
+    producer,
+    sql,
+    dlqTopic: "dlq",
+    groupId: "g",
+    idleMs: 300,
+  });
+  assert.equal(summary.replayed, 0);
+  // It looked like an empty partition (no batch), and the run said "replayed 0 record(s)", complete.
+  assert.equal(summary.complete, false);
+  const empty = await replayDlq({ consumer: scriptedConsumer(0, []), producer, sql, dlqTopic: "dlq", groupId: "g" });
+  assert.equal(empty.complete, true, "an empty partition is not waited for");
+});
+
+Deno.test("dlq replay appends a record once when recording it fails after the append: the batch again only records it", async () => {
+  const producer = keepingProducer();
+  let failures = 1;
+  const recorded: string[] = [];
+  // deno-lint-ignore no-explicit-any
+  const sql = ((strings: TemplateStringsArray, ...values: unknown[]) => {
+    if (!strings.join("?").includes("insert into dlq_replays")) return Promise.resolve([]);
+    if (failures-- > 0) return Promise.reject(new Error("connection reset"));
+    recorded.push(...(values[2] as string[]));
+    return Promise.resolve([]);
+  }) as any;
+  const summary = await replayDlq({
+    consumer: scriptedConsumer(2, [[0, 1]]),
+    producer,
+    sql,
+    dlqTopic: "dlq",
+    groupId: "g",
+    idleMs: 300,
+  });
+  assert.deepEqual(producer.appended.map((r) => r.key), ["k0", "k1"], "each appended once");
+  assert.deepEqual(recorded, ["0", "1"]);
+  assert.equal(summary.replayed, 2);
+  assert.equal(summary.complete, true);
 });
