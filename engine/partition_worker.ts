@@ -89,6 +89,9 @@ interface Item {
 /** Retry delays after transient failures (doubling from `initial` up to `max`), unless WorkerDeps set others. */
 export const DEFAULT_BACKOFF = { initial: 100, max: 5_000 };
 const DEFAULT_IDLE_CLOCK_MS = 10_000;
+
+/** A handler's timer changes, each with the deadline it replaced (undefined: none), to undo if it rejects its record. */
+type TimerUndo = [name: string, previous: number | undefined][];
 /** A timer handler that keeps re-arming an already-due timer is cut off after this many firings (per key and call). */
 export const MAX_FIRINGS_PER_KEY = 1_000;
 /** Outputs of a checkpoint may be megabytes after a catch-up; they get longer than an HTTP request. */
@@ -634,7 +637,8 @@ export class PartitionWorker {
       // Awaiting only what is a promise: most keys have no timers and most handlers are synchronous.
       if (this.#timers.has(key)) await this.#fireKeyTimers(key, cell, item.clock);
       const emitted: Emitted[] = [];
-      const ctx = this.#context(key, cell, emitted, () => item.clock, (rule) => outputId(item.record, rule));
+      const undo: TimerUndo = [];
+      const ctx = this.#context(key, cell, emitted, () => item.clock, (rule) => outputId(item.record, rule), undo);
       try {
         const next = logic.handle(cell.state, item.message, ctx);
         cell.state = typeof (next as PromiseLike<unknown> | null)?.then === "function" ? await next : next;
@@ -650,6 +654,11 @@ export class PartitionWorker {
         });
       } catch (error) {
         if (!(error instanceof TerminalError)) throw error;
+        // Nothing of a rejected record stays: its outputs were never queued, and its timer changes are undone.
+        for (const [name, previous] of undo.reverse()) {
+          if (previous === undefined) this.#timers.delete(key, name);
+          else this.#timers.set(key, name, previous);
+        }
         this.#outputs.add(deadLetter(this.#deps.topics.dlq, item.record, error));
         tally(this.#deadLetterCounts, `${item.record.topic}\u0000${error.code}`);
         this.#log.warn("handler rejected record", { key, offset: item.record.offset, error });
@@ -747,16 +756,19 @@ export class PartitionWorker {
     emitted: Emitted[],
     now: () => number,
     id: (rule: string) => string,
+    undo?: TimerUndo,
   ): ActorContext {
     return {
       now,
       emit: (topic, outKey, value) => emitted.push({ topic, key: outKey, value }),
       outputId: id,
       setTimer: (name, at) => {
+        undo?.push([name, this.#timers.get(key, name)]);
         this.#timers.set(key, name, at);
         cell.dirty = true;
       },
       cancelTimer: (name) => {
+        undo?.push([name, this.#timers.get(key, name)]);
         if (this.#timers.delete(key, name)) cell.dirty = true;
       },
       timer: (name) => this.#timers.get(key, name),

@@ -93,6 +93,39 @@ Deno.test("ActorRuntime dead-letters undecodable records and terminal failures a
   assert.equal(dlq[0].headers[DLQ_HEADERS.topic], h.topics.events);
 });
 
+Deno.test("a record whose handler throws a TerminalError leaves no timer change behind: it is dead-lettered whole", async () => {
+  type Armed = { key: string; seen: number };
+  const logic: ActorLogic<Armed, { n: number }> = {
+    kind: "armed",
+    initial: (key) => ({ key, seen: 0 }),
+    decode: (record) => JSON.parse(new TextDecoder().decode(record.value!)),
+    eventTime: () => 0,
+    handle: (state, message, ctx) => {
+      if (message.n === 1) ctx.setTimer("keep", 1_000);
+      if (message.n === 2) {
+        ctx.setTimer("stray", 2_000); // set, then the record is rejected
+        ctx.cancelTimer("keep");
+        ctx.setTimer("keep", 5_000);
+        throw new TerminalError("rejected after arming");
+      }
+      return { ...state, seen: state.seen + 1 };
+    },
+    persist: (state) => state,
+    restore: (data) => data as Armed,
+  };
+  const h = new Harness(logic, 1);
+  await h.start();
+  h.send("a", { n: 1 });
+  h.send("a", { n: 2 });
+  h.send("a", { n: 3 });
+  await h.drained();
+  await h.stop();
+  assert.equal(h.log.all(h.topics.dlq).length, 1);
+  const row = await h.store.read("armed", "a");
+  assert.equal((row?.state as Armed).seen, 2);
+  assert.deepEqual(h.store.rows.get("armed/a")?.timers, { keep: 1_000 }, "the rejected record's timer changes stayed");
+});
+
 Deno.test("ActorRuntime retries a transient handler failure without skipping or double-counting", async () => {
   let failures = 3;
   const h = new Harness(
