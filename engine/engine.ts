@@ -19,7 +19,7 @@ import type { Instrumentation } from "./instrumentation.ts";
 import type { Logger } from "./logger.ts";
 import { Metrics } from "./metrics.ts";
 import { ActorRuntime } from "./runtime.ts";
-import { createStateReader } from "./state_reader.ts";
+import { createStateReader, routedKinds } from "./state_reader.ts";
 
 const MS_PER_DAY = 86_400_000;
 /** How long a stop waits for requests in progress before it goes on to leave the group and checkpoint. */
@@ -109,15 +109,7 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
   }
 
   const registry = new InstanceRegistry(backend.sql, config.GROUP_ID, instanceId, log);
-  // Assumes the events and product-events topics were created with PARTITIONS partitions (topicSpecs).
-  const reader = createStateReader(runtime, store, {
-    registry,
-    partitions: config.PARTITIONS,
-    kinds: {
-      user: { topic: topics.events, path: (key) => `/v1/users/${encodeURIComponent(key)}` },
-      product: { topic: topics.productEvents, path: (key) => `/v1/products/${encodeURIComponent(key)}` },
-    },
-  });
+  const reader = createStateReader(runtime, store, { registry, kinds: await routedKinds(topics, backend.admin) });
   const checks: ReadinessChecks = {
     database: async () => (await backend.sql`select 1`, { ok: true }),
     log: async () => (await backend.admin.partitionCount(topics.events), { ok: true }),

@@ -6,7 +6,8 @@ import type { CheckpointStore } from "./checkpoint.ts";
 import { DatabaseUnavailableError } from "./errors.ts";
 import { parseJson } from "./json_parse.ts";
 import type { InstanceRegistry } from "./instance_registry.ts";
-import { tpKey } from "./log.ts";
+import { type LogAdmin, tpKey } from "./log.ts";
+import type { Topics } from "./config.ts";
 import { partitionForKey } from "./partitioner.ts";
 import type { ActorRuntime } from "./runtime.ts";
 
@@ -52,17 +53,40 @@ export interface StateReader {
 
 /** Where a routable kind's keys live and where its owner serves them over HTTP. */
 export interface RoutedKind {
-  /** The topic feeding the kind; assumed created with `StateRouting.partitions` partitions. */
+  /** The topic feeding the kind. */
   readonly topic: string;
+  /** The topic's partition count as the log has it (not as configured: an existing topic keeps its own). */
+  readonly partitions: number;
   /** The GET path of a key's state on any instance. */
   readonly path: (key: string) => string;
 }
 
-/** What forwarding needs: the registry, the routable kinds, and the partition count (PARTITIONS). */
+/**
+ * The kinds a query is forwarded for, users and products, each with the partition count the log has for its topic: a
+ * key's owner is found by the partition the log puts it in, and an existing topic keeps its count whatever
+ * PARTITIONS says now (the configured count sent queries to the owner of another partition, or to none).
+ */
+export async function routedKinds(
+  topics: Pick<Topics, "events" | "productEvents">,
+  admin: Pick<LogAdmin, "partitionCount">,
+): Promise<Record<string, RoutedKind>> {
+  const [users, products] = await Promise.all(
+    [topics.events, topics.productEvents].map((t) => admin.partitionCount(t)),
+  );
+  return {
+    user: { topic: topics.events, partitions: users, path: (key) => `/v1/users/${encodeURIComponent(key)}` },
+    product: {
+      topic: topics.productEvents,
+      partitions: products,
+      path: (key) => `/v1/products/${encodeURIComponent(key)}`,
+    },
+  };
+}
+
+/** What forwarding needs: the registry and the routable kinds. */
 export interface StateRouting {
   readonly registry: Pick<InstanceRegistry, "instanceId" | "owner">;
   readonly kinds: Readonly<Record<string, RoutedKind>>;
-  readonly partitions: number;
   readonly timeoutMs?: number;
   /** Defaults to OWNER_CACHE_MS; 0 looks the owner up for every query. */
   readonly ownerCacheMs?: number;
@@ -88,7 +112,7 @@ export function createStateReader(
       if (live) return { state: live.state, source: "memory", instance: self };
       const routed = routing?.kinds[kind];
       if (routing && routed && options && !options.forwarded) {
-        const partition = partitionForKey(key, routing.partitions);
+        const partition = partitionForKey(key, routed.partitions);
         if (!runtime.owned().includes(tpKey({ topic: routed.topic, partition })) && forwarding < maxForwards) {
           forwarding++;
           try {

@@ -4,7 +4,7 @@ import type { CheckpointStore } from "../../engine/checkpoint.ts";
 import type { PartitionOwner } from "../../engine/instance_registry.ts";
 import { partitionForKey } from "../../engine/partitioner.ts";
 import type { ActorRuntime } from "../../engine/runtime.ts";
-import { createStateReader, FORWARDED_HEADER, type StateRouting } from "../../engine/state_reader.ts";
+import { createStateReader, FORWARDED_HEADER, routedKinds, type StateRouting } from "../../engine/state_reader.ts";
 
 const TOPIC = "events";
 const UPDATED = new Date("2026-11-01T00:00:00Z");
@@ -25,8 +25,7 @@ function setup(options: { ownsIt?: boolean; owner?: PartitionOwner | null; answe
       owner: () =>
         Promise.resolve(options.owner === undefined ? { instanceId: "other", httpUrl: "http://o" } : options.owner),
     },
-    kinds: { user: { topic: TOPIC, path: (key) => `/v1/users/${key}` } },
-    partitions: 6,
+    kinds: { user: { topic: TOPIC, partitions: 6, path: (key) => `/v1/users/${key}` } },
     fetch: (input, init) => {
       calls.push(new Request(input, init));
       return options.answer?.() ?? Promise.resolve(Response.json({ userId: "u1", n: 2, source: "memory" }));
@@ -97,8 +96,7 @@ Deno.test("routing: a partition's owner is looked up once per cache period, and 
       instanceId: "self",
       owner: () => (lookups++, Promise.resolve({ instanceId: "other", httpUrl: "http://o" })),
     },
-    kinds: { user: { topic: TOPIC, path: (key) => `/v1/users/${key}` } },
-    partitions: 6,
+    kinds: { user: { topic: TOPIC, partitions: 6, path: (key) => `/v1/users/${key}` } },
     ownerCacheMs,
     fetch: () =>
       reachable
@@ -129,8 +127,7 @@ Deno.test("routing: beyond the forwards in flight allowed, queries are answered 
   } as unknown as CheckpointStore;
   const reader = createStateReader(runtime, store, {
     registry: { instanceId: "self", owner: () => Promise.resolve({ instanceId: "other", httpUrl: "http://o" }) },
-    kinds: { user: { topic: TOPIC, path: (key) => `/v1/users/${key}` } },
-    partitions: 6,
+    kinds: { user: { topic: TOPIC, partitions: 6, path: (key) => `/v1/users/${key}` } },
     maxForwards: 2,
     fetch: async () => {
       fetched++;
@@ -145,4 +142,18 @@ Deno.test("routing: beyond the forwards in flight allowed, queries are answered 
   release.resolve();
   for (const answer of await Promise.all(slow)) assert.equal(answer?.instance, "other");
   assert.equal((await reader.read("user", "u1", { forwarded: false }))?.instance, "other", "forwarding again");
+});
+
+Deno.test("queries are routed by the partition count the log has for a topic, not the configured one", async () => {
+  const counts: Record<string, number> = { events: 4, "product-events": 7 };
+  const kinds = await routedKinds({ events: "events", productEvents: "product-events" }, {
+    partitionCount: (topic) => Promise.resolve(counts[topic]),
+  });
+  assert.equal(
+    kinds.user.partitions,
+    4,
+    "an events topic created with 4 partitions keeps them, whatever PARTITIONS says",
+  );
+  assert.equal(kinds.product.partitions, 7);
+  assert.equal(kinds.user.path("a b"), "/v1/users/a%20b");
 });
