@@ -243,13 +243,12 @@ Deno.test("dlq replay appends a record once when recording it fails after the ap
   const producer = keepingProducer();
   let failures = 1;
   const recorded: string[] = [];
-  // deno-lint-ignore no-explicit-any
   const sql = ((strings: TemplateStringsArray, ...values: unknown[]) => {
     if (!strings.join("?").includes("insert into dlq_replays")) return Promise.resolve([]);
     if (failures-- > 0) return Promise.reject(new Error("connection reset"));
     recorded.push(...(values[2] as string[]));
     return Promise.resolve([]);
-  }) as any;
+  }) as unknown as Sql;
   const summary = await replayDlq({
     consumer: scriptedConsumer(2, [[0, 1]]),
     producer,
