@@ -92,6 +92,7 @@ const DEFAULT_IDLE_CLOCK_MS = 10_000;
 
 /** A handler's timer changes, each with the deadline it replaced (undefined: none), to undo if it rejects its record. */
 type TimerUndo = [name: string, previous: number | undefined][];
+
 /** A timer handler that keeps re-arming an already-due timer is cut off after this many firings (per key and call). */
 export const MAX_FIRINGS_PER_KEY = 1_000;
 /** Outputs of a checkpoint may be megabytes after a catch-up; they get longer than an HTTP request. */
@@ -141,8 +142,8 @@ export class PartitionWorker {
   readonly #productMinutes = new ProductMinuteDeltas();
   #sinceCheckpoint = 0;
   /**
-   * Outputs and dead letters since the last checkpoint, by `topic\u0000subtype` or `topic\u0000code`:
-   * reported when it commits, since a rewind drops them and handles their records again.
+   * Outputs and dead letters queued since the last checkpoint, by `topic\u0000subtype` or `topic\u0000code`:
+   * reported once the log acknowledges the checkpoint's append; a rewind before that drops them with the outputs.
    */
   readonly #outputCounts = new Map<string, number>();
   readonly #deadLetterCounts = new Map<string, number>();
