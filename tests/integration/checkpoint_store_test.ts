@@ -250,29 +250,51 @@ onlyOn(
   },
 );
 
+/**
+ * A checkpoint transaction that advanced the partition's offset (locking its row) and is held open until `release`:
+ * an owner stopped in the middle of it, or a commit still finishing. `ended` settles once it has committed.
+ */
+async function heldCheckpoint(
+  sql: ReturnType<typeof connectDatabase>,
+  epoch: number,
+  nextOffset: number,
+  previousOffset: number,
+): Promise<{ outcome: string; release: () => void; ended: Promise<unknown> }> {
+  const advanced = Promise.withResolvers<string>();
+  const release = Promise.withResolvers<void>();
+  const ended = sql.begin(async (tx) => {
+    const advance = await advanceCheckpoint(
+      tx,
+      "g",
+      tp.topic,
+      tp.partition,
+      epoch,
+      nextOffset,
+      nextOffset * 1_000,
+      previousOffset,
+    );
+    advanced.resolve(advance.outcome);
+    await release.promise;
+  });
+  return { outcome: await advanced.promise, release: () => release.resolve(), ended };
+}
+
 onlyOn(
   "postgresql",
   "a claim behind a checkpoint transaction left open (its owner stopped) is refused, not held; later it resumes from what that committed",
   () =>
     withStore(async (store, sql) => {
       const first = await store.claim(tp, "g", "old-owner");
-      const advanced = Promise.withResolvers<void>();
-      const wake = Promise.withResolvers<void>();
       // The old owner's checkpoint, held open after it advanced the offset (and so locked the row).
-      const checkpoint = sql.begin(async (tx) => {
-        const advance = await advanceCheckpoint(tx, "g", tp.topic, tp.partition, first.epoch, 7, 7_000, 0);
-        assert.equal(advance.outcome, "advanced");
-        advanced.resolve();
-        await wake.promise;
-      });
-      await advanced.promise;
+      const checkpoint = await heldCheckpoint(sql, first.epoch, 7, 0);
+      assert.equal(checkpoint.outcome, "advanced");
       // Refused after the lock timeout, so that the claim does not hold up the assignment (and the consumer).
       await assert.rejects(store.claim(tp, "g", "new-owner"), (error: { code?: string }) => {
         assert.equal(error.code, "55P03", "lock_not_available");
         return true;
       });
-      wake.resolve(); // the old owner wakes: its checkpoint commits, its epoch was still current
-      await checkpoint;
+      checkpoint.release(); // the old owner wakes: its checkpoint commits, its epoch was still current
+      await checkpoint.ended;
       const claimed = await store.claim(tp, "g", "new-owner");
       assert.equal(claimed.epoch, first.epoch + 1, "the refused claim changed nothing");
       assert.equal(claimed.nextOffset, 7, "the new owner resumes from what the woken owner committed");
@@ -286,36 +308,22 @@ onlyOn(
   () =>
     withStore(async (store, sql) => {
       const { epoch } = await store.claim(tp, "g", "owner");
-      const advanced = Promise.withResolvers<void>();
-      const commit = Promise.withResolvers<void>();
       // A checkpoint still committing (its reply lost to its owner): the row is locked until it ends.
-      const checkpoint = sql.begin(async (tx) => {
-        await advanceCheckpoint(tx, "g", tp.topic, tp.partition, epoch, 9, 9_000, 0);
-        advanced.resolve();
-        await commit.promise;
-      });
-      await advanced.promise;
+      const checkpoint = await heldCheckpoint(sql, epoch, 9, 0);
       assert.equal((await store.stored(tp, "g"))?.nextOffset, 0, "a plain read sees the offset before it");
       let settled: number | undefined;
       const reading = store.settled(tp, "g").then((claim) => (settled = claim?.nextOffset));
       await new Promise((resolve) => setTimeout(resolve, 300));
       assert.equal(settled, undefined, "the settled read waits while the commit is in flight");
-      commit.resolve();
-      await checkpoint;
+      checkpoint.release();
+      await checkpoint.ended;
       await within(5_000, "the settled read", reading);
       assert.equal(settled, 9, "and then reads what the commit left");
       // A transaction that never ends (its owner stopped) makes the read fail after the lock timeout, to be retried.
-      const stuck = Promise.withResolvers<void>();
-      const held = Promise.withResolvers<void>();
-      const open = sql.begin(async (tx) => {
-        await advanceCheckpoint(tx, "g", tp.topic, tp.partition, epoch, 12, 12_000, 9);
-        held.resolve();
-        await stuck.promise;
-      });
-      await held.promise;
+      const stuck = await heldCheckpoint(sql, epoch, 12, 9);
       await assert.rejects(store.settled(tp, "g"), (error: { code?: string }) => error.code === "55P03");
-      stuck.resolve();
-      await open;
+      stuck.release();
+      await stuck.ended;
       assert.equal((await store.settled(tp, "g"))?.nextOffset, 12);
     }),
 );
