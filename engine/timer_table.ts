@@ -59,24 +59,24 @@ export class TimerTable {
     return true;
   }
 
-  /** `key`'s earliest timer due at `clock`, if any. */
+  /** `key`'s earliest timer due at `clock` (a timer is due once the clock has passed its deadline), if any. */
   nextDue(key: string, clock: number): [name: string, at: number] | undefined {
     const timers = this.#byKey.get(key);
-    if (!timers || clock < this.#earliest) return undefined;
+    if (!timers || clock <= this.#earliest) return undefined;
     let next: [string, number] | undefined;
-    for (const entry of timers) if (entry[1] <= clock && (!next || firesBefore(entry, next))) next = entry;
+    for (const entry of timers) if (entry[1] < clock && (!next || firesBefore(entry, next))) next = entry;
     return next;
   }
 
   /** Keys with a timer due at `clock`; also tightens the earliest-deadline bound. */
   keysDue(clock: number): string[] {
-    if (clock < this.#earliest) return [];
+    if (clock <= this.#earliest) return [];
     const due: string[] = [];
     let earliest = Infinity;
     for (const [key, timers] of this.#byKey) {
       let isDue = false;
       for (const at of timers.values()) {
-        if (at <= clock) isDue = true;
+        if (at < clock) isDue = true;
         if (at < earliest) earliest = at;
       }
       if (isDue) due.push(key);

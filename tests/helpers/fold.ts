@@ -179,7 +179,7 @@ export async function fold(events: readonly unknown[], options: FoldOptions = {}
       const timers = p.timers.get(key);
       if (!timers) return fired;
       let due: [string, number] | undefined;
-      for (const entry of timers) if (entry[1] <= clock && (!due || firesBefore(entry, due))) due = entry;
+      for (const entry of timers) if (entry[1] < clock && (!due || firesBefore(entry, due))) due = entry;
       if (!due) return fired;
       const [name, at] = due;
       timers.delete(name);
@@ -195,10 +195,10 @@ export async function fold(events: readonly unknown[], options: FoldOptions = {}
 
   const fireAll = async (p: Partition, clock: number): Promise<boolean> => {
     // Scanning every key's timers on every delivery made the fold quadratic in keys with timers.
-    if (p.earliest > clock) return false;
+    if (p.earliest >= clock) return false;
     const due = [...p.timers]
       .map(([key, timers]) => [key, Math.min(...timers.values())] as const)
-      .filter(([, at]) => at <= clock)
+      .filter(([, at]) => at < clock)
       .sort((a, b) => a[1] - b[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
     let fired = false;
     for (const [key] of due) fired = (await fireKey(p, key, clock)) || fired;

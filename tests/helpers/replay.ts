@@ -49,7 +49,7 @@ export async function replayPartition(logic: AnyActorLogic, records: readonly Lo
       const t = timers.get(key);
       if (!t) return;
       let next: [string, number] | undefined;
-      for (const entry of t) if (entry[1] <= upTo && (!next || firesBefore(entry, next))) next = entry;
+      for (const entry of t) if (entry[1] < upTo && (!next || firesBefore(entry, next))) next = entry;
       if (!next) return;
       const [name, at] = next;
       t.delete(name);

@@ -6,6 +6,7 @@ import { iso } from "../../actors/alerts.ts";
 import { UserStep } from "../../actors/user_step.ts";
 import { EventBuilder, fold } from "../helpers/fold.ts";
 import { parseJson } from "../../engine/json_parse.ts";
+import { Harness } from "../helpers/runtime.ts";
 
 const MIN = 60;
 const HOUR = 3600;
@@ -242,13 +243,17 @@ Deno.test("cart_abandoned: 30 minutes after the last change, once per cart state
   assert.equal(facts.length, 2);
 });
 
-Deno.test("cart_abandoned: a checkout one second before the deadline cancels it; one second after comes too late", async () => {
+Deno.test("cart_abandoned: a checkout one second before the deadline, or at it, cancels it; one second after comes too late", async () => {
   const b = new EventBuilder();
   const add = (user: string) => b.event("product_added_to_cart", user, 0, { productId: "a", quantity: 1, price: 4 });
-  const inTime = await fold([add("u"), b.event("checkout_started", "u", 30 * MIN - 1, {})], {
-    until: b.time(3 * HOUR),
-  });
+  const inTime = await fold([
+    add("u"),
+    b.event("checkout_started", "u", 30 * MIN - 1, {}),
+    add("t"),
+    b.event("checkout_started", "t", 30 * MIN, {}), // within 30 minutes: timers fire once the clock passes them
+  ], { until: b.time(3 * HOUR) });
   assert.deepEqual(inTime.alerts.filter((a) => a.type === "cart_abandoned"), []);
+  assert.equal(inTime.users.get("t")!.abandonedCarts, 0);
   const late = await fold([add("v"), b.event("checkout_started", "v", 30 * MIN + 1, {})], { until: b.time(3 * HOUR) });
   assert.deepEqual(late.alerts.filter((a) => a.type === "cart_abandoned").map((a) => a.occurredAt), [
     new Date(b.time(30 * MIN)).toISOString(),
@@ -267,7 +272,7 @@ Deno.test("cart_abandoned: a checkout one second before the deadline cancels it;
   assert.deepEqual(ordered.alerts.filter((a) => a.type === "cart_abandoned"), []);
 });
 
-Deno.test("checkout_abandoned: 30 minutes after a checkout with no order; an order one second before the deadline cancels it", async () => {
+Deno.test("checkout_abandoned: 30 minutes after a checkout with no order; an order one second before the deadline, or at it, cancels it", async () => {
   const b = new EventBuilder();
   const order = (user: string, seconds: number) =>
     b.event("order_completed", user, seconds, {
@@ -282,6 +287,8 @@ Deno.test("checkout_abandoned: 30 minutes after a checkout with no order; an ord
     order("v", 30 * MIN - 1),
     b.event("checkout_started", "w", 0, {}),
     order("w", 30 * MIN + 1),
+    b.event("checkout_started", "x", 0, {}),
+    order("x", 30 * MIN), // at the deadline: still within 30 minutes
   ], { until: b.time(3 * HOUR) });
   const abandoned = r.alerts.filter((a) => a.type === "checkout_abandoned");
   assert.deepEqual(abandoned.map((a) => [a.subject.id, a.occurredAt]).sort(), [
@@ -597,4 +604,19 @@ Deno.test("a change of client sessionId starts a new session, even between ids t
   ]);
   assert.equal(r.users.get("u")!.sessionCount, 1);
   assert.equal(r.users.get("u")!.session!.id, "tab-a");
+});
+
+Deno.test("the runtime, like the fold, lets a checkout at exactly the cart's deadline cancel its abandonment", async () => {
+  const b = new EventBuilder();
+  const h = new Harness(userLogic, 1, 1_000, { idleClockMs: 3_600_000 });
+  h.wall = b.t0;
+  await h.start();
+  h.send("u", b.event("product_added_to_cart", "u", 0, { productId: "a", quantity: 1, price: 4 }));
+  h.send("u", b.event("checkout_started", "u", 30 * MIN, {}));
+  h.send("v", b.event("product_added_to_cart", "v", 0, { productId: "a", quantity: 1, price: 4 }));
+  h.send("v", b.event("checkout_started", "v", 30 * MIN + 1, {}));
+  await h.drained();
+  await h.stop();
+  const alerts = h.log.all(h.topics.alerts).map((r) => JSON.parse(new TextDecoder().decode(r.value!)));
+  assert.deepEqual(alerts.filter((a) => a.type === "cart_abandoned").map((a) => a.subject.id), ["v"]);
 });

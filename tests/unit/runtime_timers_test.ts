@@ -86,7 +86,10 @@ Deno.test("an idle partition's clock follows wall time less the grace, so timers
   h.wall = T0 + 30 * MIN; // deadline reached on the wall, but grace not yet passed
   await h.runtime.housekeep();
   assert.deepEqual((await stored(h, "a"))?.fired, []);
-  h.wall = T0 + 30 * MIN + 10_000;
+  h.wall = T0 + 30 * MIN + 10_000; // the clock is at the deadline: a timer fires once the clock passes it
+  await h.runtime.housekeep();
+  assert.deepEqual((await stored(h, "a"))?.fired, []);
+  h.wall = T0 + 30 * MIN + 10_001;
   await h.runtime.housekeep();
   await h.stop();
   assert.deepEqual((await stored(h, "a"))?.fired, [T0 + 30 * MIN]);
@@ -144,7 +147,7 @@ Deno.test("an idle clock advance is checkpointed before a timer fires from it: a
   // The wall passes the deadline: the idle partition's clock follows it and the reminder fires. Its
   // alert is published, but no checkpoint holding a state lands before the process dies.
   h.store.failCommitWhen = (write) => write.upserts.length > 0;
-  h.wall = T0 + 30 * MIN + 10_000;
+  h.wall = T0 + 30 * MIN + 10_001;
   await h.runtime.housekeep();
   const published = h.log.all(h.topics.alerts).map((r) => new TextDecoder().decode(r.value!));
   assert.equal(published.length >= 1, true, "the alert went out before the failed commit");
@@ -528,7 +531,7 @@ Deno.test("the reference replay cuts a timer storm off as the runtime does, at M
     decode: (record) => JSON.parse(new TextDecoder().decode(record.value!)),
     eventTime: (m) => m.at,
     handle: (state, m, ctx) => {
-      ctx.setTimer("again", m.at);
+      ctx.setTimer("again", m.at - 1);
       return state;
     },
     onTimer: (state, name, ctx) => {
