@@ -62,8 +62,15 @@ export function validate<T extends z.ZodType>(schema: T, json: unknown, what: st
  */
 export function storedEventOf(json: unknown, record: LogRecord): StoredEvent {
   const event = validate(storedEvent, recordDefaults(json, record), "event") as StoredEvent;
-  if (Date.parse(event.occurredAt) - Date.parse(event.receivedAt) > MAX_AHEAD_OF_RECEIPT_MS) {
+  const occurredAt = Date.parse(event.occurredAt);
+  if (occurredAt - Date.parse(event.receivedAt) > MAX_AHEAD_OF_RECEIPT_MS) {
     const message = `is more than ${MAX_AHEAD_OF_RECEIPT_MS / 3_600_000} h after receivedAt`;
+    throw new ValidationError(`invalid event: occurredAt: ${message}`, [{ path: "occurredAt", message }]);
+  }
+  // A producer writing straight to the log sets receivedAt too: the append time bounds both.
+  const appendedAt = firstAppendTime(record);
+  if (appendedAt > 0 && occurredAt - appendedAt > MAX_AHEAD_OF_RECEIPT_MS) {
+    const message = `is more than ${MAX_AHEAD_OF_RECEIPT_MS / 3_600_000} h after the record was appended`;
     throw new ValidationError(`invalid event: occurredAt: ${message}`, [{ path: "occurredAt", message }]);
   }
   if (record.key !== partitionKey(event)) {
@@ -89,8 +96,7 @@ function recordDefaults(json: unknown, record: LogRecord): unknown {
     event = { ...event, occurredAt, receivedAt: received };
   }
   if (event.eventId !== undefined && event.occurredAt !== undefined && event.receivedAt !== undefined) return event;
-  const originTime = Number(record.headers[ORIGIN_HEADERS.time] ?? NaN);
-  const appendedAt = isStorableTime(originTime) ? originTime : record.timestamp;
+  const appendedAt = firstAppendTime(record);
   const position = record.headers[ORIGIN_HEADERS.position] ?? `${record.topic}:${record.partition}:${record.offset}`;
   const receivedAt = event.receivedAt ?? iso(appendedAt);
   return {
@@ -99,6 +105,15 @@ function recordDefaults(json: unknown, record: LogRecord): unknown {
     occurredAt: event.occurredAt ?? receivedAt,
     receivedAt,
   };
+}
+
+/**
+ * When the record was first appended (epoch ms): a record re-injected by `dlq replay` names its
+ * first append in ORIGIN_HEADERS. Kafka gives -1 for a record without a timestamp.
+ */
+function firstAppendTime(record: LogRecord): number {
+  const originTime = Number(record.headers[ORIGIN_HEADERS.time] ?? NaN);
+  return isStorableTime(originTime) ? originTime : record.timestamp;
 }
 
 /** An RFC 3339 time in the form every stored time has (UTC, milliseconds): `2026-01-05T10:00:00.000Z`. */

@@ -214,6 +214,17 @@ export type StoredEvent = IncomingEvent & { eventId: string; occurredAt: string;
 /** A stored event of one type. */
 export type StoredEventOf<T extends EventType> = Extract<StoredEvent, { type: T }>;
 
+/**
+ * The time an event moves its partition's clock to: when it occurred, but never after it was
+ * received. A client clock a few minutes fast (accepted up to MAX_EVENT_FUTURE_MS) would otherwise
+ * carry every other key of the partition past their timers' deadlines early.
+ */
+export function clockTimeOf(event: StoredEvent): number {
+  const occurred = Date.parse(event.occurredAt);
+  const received = Date.parse(event.receivedAt);
+  return occurred < received ? occurred : received;
+}
+
 /** The key an event is partitioned by: the product for inventory, otherwise the user. */
 export function partitionKey(event: IncomingEvent): string {
   return event.type === "inventory_updated" ? event.properties.productId : event.userId;

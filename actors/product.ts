@@ -12,6 +12,7 @@
 import type { ActorContext, ActorLogic } from "../engine/actor.ts";
 import { iso, raiseAlert } from "./alerts.ts";
 import { admit, admitId } from "./dedupe.ts";
+import { clockTimeOf } from "./events.ts";
 import { decodeProductMessage, type ProductFact, type ProductMessage } from "./facts.ts";
 import { applySale, applyUpdate, type Inventory, stockAlerts } from "./inventory.ts";
 import { fromMillis } from "./money.ts";
@@ -31,7 +32,7 @@ export function createProductLogic(
     kind: "product",
     initial: initialProduct,
     decode: decodeProductMessage,
-    eventTime: (message) => "fact" in message ? message.at : Date.parse(message.occurredAt),
+    eventTime: (message) => "fact" in message ? message.at : clockTimeOf(message),
     label: (message) => "fact" in message ? message.fact : message.type,
     handle: (state, message, ctx) => handle(state, message, ctx, settings),
     persist: (state) => persistProduct(state, settings),

@@ -15,7 +15,7 @@ import { decodeEvent } from "./decode.ts";
 import { admitHash } from "./dedupe.ts";
 import { hash52 } from "./hash.ts";
 import { MAX_FACT_LIST } from "./facts.ts";
-import type { StoredEvent, StoredEventOf } from "./events.ts";
+import { clockTimeOf, type StoredEvent, type StoredEventOf } from "./events.ts";
 import { toMillis } from "./money.ts";
 import {
   NO_STAGES,
@@ -50,7 +50,7 @@ export function createUserLogic(
     kind: "user",
     initial: initialUser,
     decode: decodeEvent,
-    eventTime: (event) => Date.parse(event.occurredAt),
+    eventTime: clockTimeOf,
     label: (event) => event.type,
     handle: (state, event, ctx) => handle(state, event, ctx, settings),
     onTimer: (state, name, ctx) => onTimer(state, name, ctx, settings),

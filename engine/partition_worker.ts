@@ -337,7 +337,9 @@ export class PartitionWorker {
       await this.#guarded(async () => {
         await this.#resync();
         if (this.#needsResync || this.#closed) return;
-        if (this.#isIdle(wall) && wall - grace > this.#clock) {
+        // A partition that has never had a record has no timers to fire; leaving its clock unset lets a
+        // historical import into a fresh engine follow its own event time (see README, "late events").
+        if (this.#clock > 0 && this.#isIdle(wall) && wall - grace > this.#clock) {
           this.#clock = wall - grace;
           this.#clockAhead = true;
         }

@@ -620,3 +620,57 @@ Deno.test("the runtime, like the fold, lets a checkout at exactly the cart's dea
   const alerts = h.log.all(h.topics.alerts).map((r) => JSON.parse(new TextDecoder().decode(r.value!)));
   assert.deepEqual(alerts.filter((a) => a.type === "cart_abandoned").map((a) => a.subject.id), ["v"]);
 });
+
+Deno.test("an event dated ahead of its receipt moves the partition clock only to its receipt: other carts keep their 30 minutes", async () => {
+  const b = new EventBuilder();
+  const fast = (seconds: number, received: number): Record<string, unknown> => ({
+    ...b.event("page_viewed", "b", seconds, { url: "/" }),
+    receivedAt: new Date(b.time(received)).toISOString(),
+  });
+  const events = [
+    b.event("product_added_to_cart", "a", 0, { productId: "p", quantity: 1, price: 4 }),
+    fast(31 * MIN, 26 * MIN), // b's client clock is five minutes fast (accepted up to MAX_EVENT_FUTURE_MS)
+    b.event("checkout_started", "a", 27 * MIN, {}),
+  ];
+  const folded = await fold(events, { partitions: 1 });
+  assert.deepEqual(folded.alerts.filter((a) => a.type === "cart_abandoned"), []);
+  assert.equal(folded.users.get("b")!.lastSeenAt, new Date(b.time(31 * MIN)).toISOString(), "b keeps its own time");
+
+  const h = new Harness(userLogic, 1, 1_000, { idleClockMs: 3_600_000 });
+  h.wall = b.time(26 * MIN);
+  await h.start();
+  for (const event of events) h.send(event.userId as string, event);
+  await h.drained();
+  await h.stop();
+  const alerts = h.log.all(h.topics.alerts).map((r) => JSON.parse(new TextDecoder().decode(r.value!)));
+  assert.deepEqual(alerts.filter((a) => a.type === "cart_abandoned"), []);
+});
+
+Deno.test("a historical import into a fresh engine follows its own event time: an idle partition that never had a record keeps no wall clock", async () => {
+  const b = new EventBuilder(Date.UTC(2019, 9, 1, 10, 0, 0));
+  const h = new Harness(userLogic, 1, 1_000, { idleClockMs: 10_000 });
+  h.wall = Date.UTC(2026, 0, 1);
+  await h.start();
+  h.wall += 11_000; // up 11 s without records: idle
+  await h.runtime.housekeep();
+  h.send("u", b.event("product_added_to_cart", "u", 0, { productId: "a", quantity: 1, price: 4 }));
+  h.send("u", b.event("checkout_started", "u", 2 * MIN, {}));
+  h.send(
+    "u",
+    b.event("order_completed", "u", 3 * MIN, {
+      orderId: "o",
+      items: [{ productId: "a", quantity: 1, price: 4 }],
+      total: 4,
+    }),
+  );
+  h.send("v", b.event("product_added_to_cart", "v", 4 * MIN, { productId: "a", quantity: 1, price: 4 }));
+  await h.drained();
+  assert.deepEqual(h.log.all(h.topics.alerts), [], "no timer was due in the import's own time");
+  h.wall += 11_000; // the import is over and the partition idles: its clock follows the wall
+  await h.runtime.housekeep();
+  await h.stop();
+  const alerts = h.log.all(h.topics.alerts).map((r) => JSON.parse(new TextDecoder().decode(r.value!)));
+  assert.deepEqual(alerts.map((a) => [a.type, a.subject.id, a.occurredAt]), [
+    ["cart_abandoned", "v", new Date(b.time(34 * MIN)).toISOString()],
+  ]);
+});

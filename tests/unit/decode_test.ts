@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { decodeEvent, recordJson, utf8Text } from "../../actors/decode.ts";
 import { decodeProductMessage } from "../../actors/facts.ts";
 import { ValidationError } from "../../engine/errors.ts";
+import { ORIGIN_HEADERS } from "../../engine/dead_letter.ts";
 import { prng } from "../helpers/prng.ts";
 
 const strict = new TextDecoder("utf-8", { fatal: true });
@@ -107,6 +108,39 @@ Deno.test("an event read from the log dated more than a day after its receipt is
       return true;
     });
   }
+});
+
+Deno.test("an event whose occurredAt and receivedAt are both more than a day after the record's append is refused", () => {
+  const appended = Date.UTC(2026, 10, 1, 10, 0, 0);
+  const record = (occurredAt: string, headers: Record<string, string> = {}) => ({
+    topic: "events",
+    partition: 0,
+    offset: 0,
+    key: "u",
+    value: new TextEncoder().encode(JSON.stringify({
+      eventId: "3b241101-e2bb-4255-8caf-4136c566a962",
+      type: "page_viewed",
+      userId: "u",
+      occurredAt,
+      receivedAt: occurredAt, // a producer writing straight to the log chose both
+      properties: { url: "/" },
+    })),
+    headers,
+    timestamp: appended,
+  });
+  assert.equal(decodeEvent(record("2026-11-02T10:00:00.000Z")).type, "page_viewed", "a day after is taken");
+  assert.throws(() => decodeEvent(record("2062-11-01T10:00:00.000Z")), (error: unknown) => {
+    assert.ok(error instanceof ValidationError);
+    assert.deepEqual(error.problems.map((p) => p.path), ["occurredAt"]);
+    assert.match(error.message, /occurredAt: is more than 24 h after the record was appended/);
+    return true;
+  });
+  // A record re-injected by `dlq replay` is judged by its first append, named in its headers.
+  const firstAppend = String(appended - 30 * 86_400_000);
+  assert.throws(
+    () => decodeEvent(record("2026-11-02T10:00:00.000Z", { [ORIGIN_HEADERS.time]: firstAppend })),
+    /occurredAt: is more than 24 h after the record was appended/,
+  );
 });
 
 /** A record as a service would produce it straight to the log (no HTTP edge in between). */
