@@ -8,11 +8,14 @@ import { queryRoutes, trendSettings } from "../http/query_routes.ts";
 import { buildRoutes } from "../http/routes.ts";
 import { createHandler } from "../http/server.ts";
 import { migrate } from "../sql/migrations.ts";
+import { otherStateOwners } from "../sql/checkpoints.ts";
 import type { AnyActorLogic } from "./actor.ts";
 import { guardStrayNetworkErrors } from "./stray_errors.ts";
 import { advertisedUrl } from "./advertised_url.ts";
 import { type Backend, openBackend } from "./backend.ts";
 import { SqlCheckpointStore } from "./checkpoint.ts";
+import type { Sql } from "./database.ts";
+import { ConfigError } from "./errors.ts";
 import { type Config, consumedTopics, topicNames } from "./config.ts";
 import { InstanceRegistry } from "./instance_registry.ts";
 import type { Instrumentation } from "./instrumentation.ts";
@@ -64,6 +67,7 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
   const backend = await openBackend(config, topics, log, { instrumentation });
   const applied = await migrate(backend.sql);
   log.info("database ready", { migrationsApplied: applied });
+  if (config.ROLE === "all") await refuseAnotherGroupsState(backend.sql, config.GROUP_ID, consumedTopics(topics));
 
   let stopping = false;
   let stopped: Promise<void> | undefined;
@@ -189,4 +193,18 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
       return stopped;
     },
   };
+}
+
+/**
+ * Refuses to consume with a group that has no checkpoints where another group has some: actor states
+ * carry no group, so the new group would replay the log from its start into the states already built.
+ */
+async function refuseAnotherGroupsState(sql: Sql, groupId: string, topics: readonly string[]): Promise<void> {
+  const others = await otherStateOwners(sql, groupId, topics);
+  if (others.length === 0) return;
+  throw new ConfigError(
+    `Cannot start with GROUP_ID="${groupId}": the database holds the state built by group ${
+      others.map((g) => `"${g}"`).join(", ")
+    } on these topics, and a new group would fold the whole log into it again; use that GROUP_ID, or a new database (and TOPIC_PREFIX)`,
+  );
 }

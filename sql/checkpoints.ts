@@ -28,6 +28,20 @@ export interface StoredActor {
 const CLAIM_LOCK_TIMEOUT = "2s";
 
 /**
+ * The consumer groups other than `groupId` that have checkpointed any of `topics`, when `groupId` has
+ * not: actor states carry no group, so a second group (or a changed GROUP_ID) would fold the whole
+ * log again into the states the first one built.
+ */
+export async function otherStateOwners(sql: Sql, groupId: string, topics: readonly string[]): Promise<string[]> {
+  const rows = await sql<{ group_id: string }[]>`
+    select distinct group_id from partition_checkpoints
+     where topic in ${sql(topics)}
+       and not exists (select 1 from partition_checkpoints where group_id = ${groupId} and topic in ${sql(topics)})
+     order by group_id`;
+  return rows.map((row) => row.group_id);
+}
+
+/**
  * Takes ownership of a partition: bumps its epoch so that any checkpoint still in flight from
  * a previous owner is rejected, and returns where to resume. Throws (lock_not_available) if the
  * previous owner's checkpoint holds the row for longer than CLAIM_LOCK_TIMEOUT.

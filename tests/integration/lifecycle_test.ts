@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { spawnEngine, startEngineProcess } from "../helpers/engine_process.ts";
 import { forEachLog, onlyOn } from "../helpers/modes.ts";
+import { eventually } from "../helpers/services.ts";
 
 /** Longest a graceful shutdown may take (SPEC/issue: exit within 10 s). */
 const SHUTDOWN_LIMIT_MS = 10_000;
@@ -81,6 +82,48 @@ forEachLog(
       }
     } finally {
       stop = true;
+      await engine.kill("SIGKILL");
+    }
+  },
+);
+
+forEachLog(
+  "a new GROUP_ID on a database that holds another group's state is refused at start-up, naming both groups",
+  async ({ dataDir, env }) => {
+    let engine = await startEngineProcess({ dataDir, env });
+    try {
+      const posted = await fetch(`${engine.url}/v1/events`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ type: "product_viewed", userId: "g-user", properties: { productId: "p1" } }),
+      });
+      assert.equal(posted.status, 202);
+      await posted.body?.cancel();
+      await eventually("the view to be counted", async () => {
+        const body = await (await fetch(`${engine.url}/v1/users/g-user`)).json();
+        return body.productViews === 1 ? true : undefined;
+      });
+      assert.equal((await engine.kill("SIGTERM")).code, 0, engine.logs());
+
+      // Actor states carry no group: another group would replay the whole log into them (productViews 2).
+      const group = env.GROUP_ID ?? "actor-engine";
+      const other = spawnEngine({ dataDir, env: { ...env, GROUP_ID: "another-group" } });
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const status = await Promise.race([
+        other.exited,
+        new Promise<null>((resolve) => timer = setTimeout(() => resolve(null), 60_000)),
+      ]);
+      clearTimeout(timer);
+      if (status === null) await other.kill("SIGKILL");
+      assert.ok(status !== null, `the engine with another group started and ran:\n${other.logs()}`);
+      assert.notEqual(status.code, 0);
+      assert.match(other.logs(), /Cannot start with GROUP_ID=\\?"another-group\\?"/);
+      assert.ok(other.logs().includes(group), other.logs());
+
+      engine = await startEngineProcess({ dataDir, env });
+      const body = await (await fetch(`${engine.url}/v1/users/g-user`)).json();
+      assert.equal(body.productViews, 1);
+    } finally {
       await engine.kill("SIGKILL");
     }
   },
