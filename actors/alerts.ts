@@ -5,6 +5,22 @@
  */
 import type { ActorContext } from "../engine/actor.ts";
 
+/** Every alert type the actors raise: `GET /v1/alerts?type=` accepts these and refuses a misspelt one. */
+export const ALERT_TYPES = [
+  "cart_abandoned",
+  "checkout_abandoned",
+  "fraud_suspected",
+  "low_inventory",
+  "out_of_stock",
+  "low_conversion",
+  "high_cart_abandonment",
+  "low_traffic",
+  "slow_pages",
+] as const;
+
+/** One of ALERT_TYPES. */
+export type AlertType = typeof ALERT_TYPES[number];
+
 /** How urgent an alert is. */
 export type Severity = "info" | "warning" | "critical";
 
@@ -36,7 +52,7 @@ export interface AlertSummary {
 /** Builds an alert, emits it on `alerts`, and returns it. */
 export function raiseAlert(
   ctx: ActorContext,
-  type: string,
+  type: AlertType,
   severity: Severity,
   subject: AlertSubject,
   at: number,

@@ -25,7 +25,7 @@
  * firings; the next fact re-arms it.
  */
 import type { ActorContext, ActorLogic } from "../engine/actor.ts";
-import { type AlertSummary, raiseAlert, rememberAlert } from "./alerts.ts";
+import { type AlertSummary, type AlertType, raiseAlert, rememberAlert } from "./alerts.ts";
 import { admit, type DedupeState, EMPTY_DEDUPE, persistDedupe, type PersistedDedupe, restoreDedupe } from "./dedupe.ts";
 import { type AnalyticsFact, decodeAnalyticsFact } from "./facts.ts";
 import {
@@ -207,7 +207,7 @@ function evaluate(state: GlobalState, ctx: ActorContext, s: DomainSettings): Glo
   const at = ctx.now();
   const minutes = remembered(state);
   const window = (n: number) => windowTotals(minutes, at - n * MINUTE, at, { sketches: false });
-  const candidates: [string, Record<string, unknown>][] = [];
+  const candidates: [AlertType, Record<string, unknown>][] = [];
 
   const conversion = window(s.LOW_CONVERSION_WINDOW_MINUTES);
   if (conversion.checkouts >= s.LOW_CONVERSION_MIN_CHECKOUTS) {

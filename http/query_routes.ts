@@ -10,6 +10,7 @@
  * over windows ending where the analytics windows end (ranking_window.ts).
  */
 import { z } from "zod";
+import { ALERT_TYPES } from "../actors/alerts.ts";
 import { EARLIEST_TIME_MS, LATEST_TIME_MS, storableText, timestamp } from "../actors/events.ts";
 import { GLOBAL_KEY } from "../actors/global.ts";
 import { DEFAULT_DOMAIN_SETTINGS, type DomainSettings, minutesMs } from "../actors/settings.ts";
@@ -129,7 +130,7 @@ export const querySchemas = {
     limit: limit(100, 10),
   }),
   alerts: z.object({
-    type: storableText(1, 64).optional().describe("Only alerts of this type, e.g. `cart_abandoned`"),
+    type: z.enum(ALERT_TYPES).optional().describe("Only alerts of this type, e.g. `cart_abandoned`"),
     since: timestamp.optional()
       .describe(
         "Only alerts that occurred at or after this RFC 3339 timestamp (with an offset, between " +

@@ -7,6 +7,7 @@
 import { loadConfig, topicNames } from "../engine/config.ts";
 import { openBackend } from "../engine/backend.ts";
 import { replayDlq } from "../engine/dlq_replay.ts";
+import { ConfigError } from "../engine/errors.ts";
 import { createLogger } from "../engine/logger.ts";
 import { migrate } from "../sql/migrations.ts";
 
@@ -19,6 +20,13 @@ function fail(message: string): never {
 }
 
 const [command, ...rest] = Deno.args;
+if (command === "--help" || command === "-h" || rest.includes("--help") || rest.includes("-h")) {
+  console.log(`${USAGE}
+  Re-injects the records of the DLQ topic into the topics they came from (all, or those whose
+  error code is CODE), each once; --dry-run counts them without re-injecting. Reads the engine's
+  configuration from the environment; in embedded mode, stop the engine first.`);
+  Deno.exit(0);
+}
 if (command !== "replay") fail(command === undefined ? "missing command" : `unknown command ${command}`);
 let errorCode: string | undefined;
 let dryRun = false;
@@ -37,7 +45,14 @@ for (let i = 0; i < rest.length; i++) {
   }
 }
 
-const config = loadConfig();
+let config;
+try {
+  config = loadConfig();
+} catch (error) {
+  if (!(error instanceof ConfigError)) throw error;
+  console.error(error.message); // names the setting; the same configuration as the engine's
+  Deno.exit(2);
+}
 const logger = createLogger(config.LOG_LEVEL);
 const topics = topicNames(config);
 let backend: Awaited<ReturnType<typeof openBackend>>;

@@ -91,7 +91,7 @@ function parseArgs(args: readonly string[]): Options {
 }
 
 /** mulberry32: a small seeded PRNG. */
-function prng(seed: number): () => number {
+export function prng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -141,7 +141,7 @@ interface Shopper {
 }
 
 /** The simulation: `next()` gives the next event of a random shopper. */
-class Store {
+export class Store {
   readonly #random: () => number;
   readonly #products: Product[];
   readonly #shoppers: Shopper[];
@@ -191,7 +191,7 @@ class Store {
         properties: {
           url: `https://shop.example${landing}`,
           referrer: this.#pick(["https://www.google.com/", "https://instagram.com/", ""]) || undefined,
-          loadTime: Math.round(200 + this.#random() * 1800),
+          loadTime: Math.round(200 + this.#random() * 1800) / 1000, // seconds (SPEC): 0.2–2 s
         },
       };
     }

@@ -42,16 +42,19 @@ as_pg_user() {
 
 cleanup() {
   local status=$?
-  trap - EXIT INT TERM
+  # Further signals are ignored, not fatal: one Ctrl-C under `deno task` arrives twice (from the
+  # terminal and from the task runner), and a second one must not leave the servers running.
+  trap - EXIT
+  trap '' INT TERM
+  if [ -n "$PG_DATA" ] && [ -f "$PG_DATA/postmaster.pid" ]; then
+    say "stopping PostgreSQL"
+    as_pg_user "$PG_BIN/pg_ctl" -D "$PG_DATA" -m immediate -w stop >/dev/null 2>&1 || true
+  fi
   if [ -n "$KAFKA_PID" ] && kill -0 "$KAFKA_PID" 2>/dev/null; then
     say "stopping Kafka (pid $KAFKA_PID)"
     kill "$KAFKA_PID" 2>/dev/null || true
     for _ in $(seq 1 50); do kill -0 "$KAFKA_PID" 2>/dev/null || break; sleep 0.2; done
     kill -9 "$KAFKA_PID" 2>/dev/null || true
-  fi
-  if [ -n "$PG_DATA" ] && [ -f "$PG_DATA/postmaster.pid" ]; then
-    say "stopping PostgreSQL"
-    as_pg_user "$PG_BIN/pg_ctl" -D "$PG_DATA" -m immediate -w stop >/dev/null 2>&1 || true
   fi
   if [ -n "$WORK" ]; then
     if [ "$status" != "0" ] && [ -n "${SERVICES_KEEP_LOGS:-}" ]; then

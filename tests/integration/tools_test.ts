@@ -11,10 +11,14 @@ import { onlyOn } from "../helpers/modes.ts";
 const ROOT = new URL("../../", import.meta.url).pathname;
 const SAMPLE = new URL("../../../shared/data/rees46-2019-10-sample.csv", import.meta.url).pathname;
 
-async function runScript(script: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env = Deno.env.toObject();
-  delete env.KAFKA_BROKERS;
-  delete env.DATABASE_URL;
+async function runScript(
+  script: string,
+  args: string[],
+  extraEnv: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const env = { ...Deno.env.toObject(), ...extraEnv };
+  if (!("KAFKA_BROKERS" in extraEnv)) delete env.KAFKA_BROKERS;
+  if (!("DATABASE_URL" in extraEnv)) delete env.DATABASE_URL;
   const output = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "--quiet", `scripts/${script}`, ...args],
     cwd: ROOT,
@@ -156,23 +160,35 @@ onlyOn("embedded", "tools: import, loadgen and tail against an embedded engine",
   }
 });
 
-onlyOn("no log", "dlq replay refuses an unknown option or a missing error code before opening anything", async () => {
-  // A mistyped --dry-run used to be ignored: a real replay of every record ran.
-  for (
-    const [args, message] of [
-      [["replay", "--dryrun"], /unknown option --dryrun/],
-      [["replay", "--error"], /--error needs an error code/],
-      [["replay", "--error", "--dry-run"], /--error needs an error code/],
-      [["replay", "--errors=terminal"], /unknown option --errors=terminal/],
-      [["nope"], /unknown command nope/],
-    ] as const
-  ) {
-    const { code, stderr } = await runScript("dlq.ts", [...args]);
-    assert.equal(code, 2, args.join(" "));
-    assert.match(stderr, message);
-    assert.match(stderr, /usage: deno task dlq replay/);
-  }
-});
+onlyOn(
+  "no log",
+  "dlq replay refuses an unknown option, a missing error code or a bad setting before opening anything; --help explains it",
+  async () => {
+    // A mistyped --dry-run used to be ignored: a real replay of every record ran.
+    for (
+      const [args, message] of [
+        [["replay", "--dryrun"], /unknown option --dryrun/],
+        [["replay", "--error"], /--error needs an error code/],
+        [["replay", "--error", "--dry-run"], /--error needs an error code/],
+        [["replay", "--errors=terminal"], /unknown option --errors=terminal/],
+        [["nope"], /unknown command nope/],
+      ] as const
+    ) {
+      const { code, stderr } = await runScript("dlq.ts", [...args]);
+      assert.equal(code, 2, args.join(" "));
+      assert.match(stderr, message);
+      assert.match(stderr, /usage: deno task dlq replay/);
+    }
+    const help = await runScript("dlq.ts", ["--help"]);
+    assert.equal(help.code, 0, help.stderr);
+    assert.match(help.stdout, /usage: deno task dlq replay/);
+    // A bad setting is named in one plain line, as the engine names it, not thrown as a stack trace.
+    const misconfigured = await runScript("dlq.ts", ["replay", "--dry-run"], { KAFKA_BROKERS: "127.0.0.1:1" });
+    assert.equal(misconfigured.code, 2, misconfigured.stderr);
+    assert.match(misconfigured.stderr, /DATABASE_URL/);
+    assert.doesNotMatch(misconfigured.stderr, /Uncaught|at file:/);
+  },
+);
 
 /** A stand-in engine on a free loopback port, answering with `answer`; stopped by the returned function. */
 function mockEngine(

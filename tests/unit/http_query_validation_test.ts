@@ -5,6 +5,7 @@
  * the query strings the project itself sends are still answered.
  */
 import assert from "node:assert/strict";
+import { ALERT_TYPES } from "../../actors/alerts.ts";
 import { isStorableTime, LATEST_TIME_MS } from "../../actors/events.ts";
 import type { Sql } from "../../engine/database.ts";
 import { silentLogger } from "../../engine/logger.ts";
@@ -175,6 +176,13 @@ Deno.test("unknown or misspelled parameters are refused, each named, with the ac
     assert.match(refused.body.errors![0].message, /takes no parameters/);
   }
   await assertRefused("/v1/analytics/funnel?=1h", ["query"]);
+});
+
+Deno.test("an alert type no actor raises is refused, naming the parameter and the accepted types, not answered as no alerts", async () => {
+  const { body } = await assertRefused("/v1/alerts?type=cart_abandon", ["type"]);
+  assert.match(body.errors![0].message, /cart_abandoned/);
+  assert.match(body.errors![0].message, /slow_pages/);
+  for (const type of ALERT_TYPES) assert.equal((await get(`/v1/alerts?type=${type}`)).status, 200, type);
 });
 
 Deno.test("the query strings the project itself sends are still answered", async () => {
