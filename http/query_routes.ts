@@ -11,7 +11,7 @@
  */
 import { z } from "zod";
 import { ALERT_TYPES } from "../actors/alerts.ts";
-import { EARLIEST_TIME_MS, LATEST_TIME_MS, storableText, timestamp } from "../actors/events.ts";
+import { EARLIEST_TIME_MS, LATEST_TIME_MS, timestamp } from "../actors/events.ts";
 import { GLOBAL_KEY } from "../actors/global.ts";
 import { DEFAULT_DOMAIN_SETTINGS, type DomainSettings, minutesMs } from "../actors/settings.ts";
 import type { WindowTotals } from "../actors/rollups.ts";
