@@ -6,7 +6,9 @@
 import assert from "node:assert/strict";
 import { openEmbeddedDatabase } from "../../engine/embedded_database.ts";
 import { silentLogger } from "../../engine/logger.ts";
+import { ALERT_PRUNE_BATCH, type CheckpointWrite, SqlCheckpointStore } from "../../engine/checkpoint.ts";
 import type { Sql } from "../../engine/database.ts";
+import { type Alert, NO_PROJECTIONS, type Recommendation } from "../../engine/outputs.ts";
 import { migrate, readMigrations } from "../../sql/migrations.ts";
 import { encodeStates, loadState, loadStates, saveStates } from "../../sql/checkpoints.ts";
 
@@ -73,6 +75,84 @@ async function withDatabase(fn: (sql: Sql) => Promise<void>): Promise<void> {
     await Deno.remove(dir, { recursive: true });
   }
 }
+
+const tp = { topic: "events", partition: 0 };
+const recommendation = (userId: string): Recommendation => ({
+  userId,
+  basedOn: "p1",
+  items: [{ productId: "p2", score: 1 }],
+  generatedAt: "2026-01-01T00:00:00.000Z",
+});
+const write = (epoch: number, nextOffset: number, extra: Partial<CheckpointWrite> = {}): CheckpointWrite => ({
+  tp,
+  groupId: "g",
+  epoch,
+  nextOffset,
+  clock: nextOffset,
+  kind: "user",
+  upserts: [],
+  deletes: [],
+  projections: NO_PROJECTIONS,
+  ...extra,
+});
+
+Deno.test("an expired user's latest recommendations are deleted with its state, expired in memory or by the sweep", async () => {
+  await withDatabase(async (sql) => {
+    const store = new SqlCheckpointStore(sql);
+    const { epoch } = await store.claim(tp, "g", "me");
+    const users = ["in-memory", "swept", "back", "active"];
+    await store.commit(write(epoch, 1, {
+      upserts: users.map((key) => ({
+        key,
+        state: { n: 1 },
+        timers: {},
+        lastActiveAt: key === "active" ? 9_000 : 1_000,
+      })),
+      projections: { ...NO_PROJECTIONS, recommendations: users.map(recommendation) },
+    }));
+    // A product's row with a user's key is not that user's.
+    await store.commit(write(epoch, 2, { kind: "product", deletes: ["active"] }));
+    const result = await store.commit(write(epoch, 3, {
+      deletes: ["in-memory", "back"],
+      // Expired, then back with a new record before this checkpoint: its new state stays.
+      upserts: [{ key: "back", state: { n: 2 }, timers: {}, lastActiveAt: 9_500 }],
+      expireBefore: 5_000,
+    }));
+    assert.equal(result.expired, 1);
+    const recommended = await sql<{ user_id: string }[]>`select user_id from latest_recommendations order by user_id`;
+    assert.deepEqual(recommended.map((r) => r.user_id), ["active"]);
+    assert.deepEqual([...(await store.load("user", users)).keys()].sort(), ["active", "back"]);
+    assert.deepEqual((await store.read("user", "back"))?.state, { n: 2 });
+  });
+});
+
+Deno.test("alerts that occurred before the retention's cutoff are pruned oldest first, a bounded batch per checkpoint", async () => {
+  await withDatabase(async (sql) => {
+    const store = new SqlCheckpointStore(sql);
+    const { epoch } = await store.claim(tp, "g", "me");
+    const T0 = Date.parse("2026-01-01T00:00:00.000Z");
+    const alert = (id: string, at: number): Alert => ({
+      alertId: id,
+      type: "cart_abandoned",
+      severity: "warning",
+      subject: { kind: "user", id },
+      occurredAt: new Date(at).toISOString(),
+      details: {},
+    });
+    const old = Array.from({ length: ALERT_PRUNE_BATCH + 2 }, (_, i) => alert(`old-${i}`, T0 + i));
+    await store.commit(write(epoch, 1, {
+      projections: { ...NO_PROJECTIONS, alerts: [...old, alert("new", T0 + 86_400_000)] },
+    }));
+    const cutoff = T0 + 86_400_000;
+    const first = await store.commit(write(epoch, 2, { pruneAlertsBefore: cutoff }));
+    assert.equal(first.alertsPruned, ALERT_PRUNE_BATCH);
+    const left = await sql<{ alert_id: string }[]>`select alert_id from alerts order by occurred_at`;
+    assert.deepEqual(left.map((r) => r.alert_id), [`old-${ALERT_PRUNE_BATCH}`, `old-${ALERT_PRUNE_BATCH + 1}`, "new"]);
+    assert.equal((await store.commit(write(epoch, 3, { pruneAlertsBefore: cutoff }))).alertsPruned, 2);
+    assert.equal((await store.commit(write(epoch, 4))).alertsPruned, undefined, "not asked to prune");
+    assert.deepEqual((await sql`select alert_id from alerts`).map((r) => r.alert_id), ["new"]);
+  });
+});
 
 Deno.test("a misnamed migration file is refused, not skipped", async () => {
   const dir = await Deno.makeTempDir({ prefix: "migrations-" });
