@@ -5,6 +5,7 @@
  */
 import {
   advanceCheckpoint,
+  ALERT_PRUNE_BATCH,
   claimPartition,
   deleteStates,
   encodeStates,
@@ -13,8 +14,10 @@ import {
   loadState,
   loadStates,
   loadTimers,
+  pruneAlerts,
   readCheckpoint,
   readSettledCheckpoint,
+  RECOMMENDED_KIND,
   saveStates,
   type StoredActor,
   upsertRecommendations,
@@ -27,6 +30,7 @@ import type { TopicPartition } from "./log.ts";
 import { tpKey } from "./log.ts";
 
 export type { StoredActor };
+export { ALERT_PRUNE_BATCH };
 
 /** A partition's resume point and the owner epoch this instance now holds. */
 export interface Claim {
@@ -51,10 +55,15 @@ export interface CheckpointWrite {
   readonly clock: number;
   readonly kind: string;
   readonly upserts: readonly StoredActor[];
-  /** Keys whose state is removed (expired in memory). */
+  /**
+   * Keys whose state is removed (expired in memory), users' latest recommendations with it; removed before the
+   * upserts are written, so a key in both (expired, then back with a new record) keeps only its new state.
+   */
   readonly deletes: readonly string[];
-  /** Also remove this partition's stored actors last active before this time (epoch ms). */
+  /** Also remove this partition's stored actors last active before this time (epoch ms), users' recommendations too. */
   readonly expireBefore?: number;
+  /** Also delete a bounded batch of alerts (of any partition) that occurred before this time (epoch ms). */
+  readonly pruneAlertsBefore?: number;
   /** Alerts, recommendations, analytics history and product minutes since the last checkpoint, for the query tables. */
   readonly projections: Projections;
 }
@@ -72,6 +81,8 @@ export interface CommitResult {
   readonly storedClock?: number;
   /** Stored actors removed by `expireBefore`. */
   readonly expired: number;
+  /** Alerts deleted by `pruneAlertsBefore` (set only when it was given and the commit wrote). */
+  readonly alertsPruned?: number;
 }
 
 /** Durable partition progress and actor state. */
@@ -128,14 +139,15 @@ export class SqlCheckpointStore implements CheckpointStore {
         return { committed: false, storedOffset: advance.storedOffset, storedClock: advance.storedClock, expired: 0 };
       }
       if (advance.outcome !== "advanced") return { committed: advance.outcome === "alreadyCommitted", expired: 0 };
-      await saveStates(tx, w.kind, w.tp.partition, states);
       await deleteStates(tx, w.kind, w.deletes);
+      await saveStates(tx, w.kind, w.tp.partition, states);
       await insertAlerts(tx, w.projections.alerts);
       await upsertRecommendations(tx, w.projections.recommendations);
       await storeAnalyticsHistory(tx, w.projections.analyticsHistory);
       await storeProductMinutes(tx, w.tp.partition, w.projections.productMinutes);
       const expired = w.expireBefore === undefined ? 0 : await expireStates(tx, w.kind, w.tp.partition, w.expireBefore);
-      return { committed: true, expired };
+      if (w.pruneAlertsBefore === undefined) return { committed: true, expired };
+      return { committed: true, expired, alertsPruned: await pruneAlerts(tx, w.pruneAlertsBefore) };
     });
   }
 
@@ -241,10 +253,10 @@ export class MemoryCheckpointStore implements CheckpointStore {
     row.nextOffset = w.nextOffset;
     row.clock = w.clock;
     const now = new Date();
+    for (const key of w.deletes) this.#deleteActor(w.kind, key);
     for (const a of w.upserts) {
       this.rows.set(`${w.kind}/${a.key}`, { ...structuredClone(a), partition: w.tp.partition, updatedAt: now });
     }
-    for (const key of w.deletes) this.rows.delete(`${w.kind}/${key}`);
     let expired = 0;
     if (w.expireBefore !== undefined) {
       for (const [id, r] of this.rows) {
@@ -252,7 +264,7 @@ export class MemoryCheckpointStore implements CheckpointStore {
         if (
           id.startsWith(`${w.kind}/`) && r.partition === w.tp.partition && r.lastActiveAt < w.expireBefore && !armed
         ) {
-          this.rows.delete(id);
+          this.#deleteActor(w.kind, r.key);
           expired++;
         }
       }
@@ -267,12 +279,30 @@ export class MemoryCheckpointStore implements CheckpointStore {
       for (const minute of this.analyticsMinutes.keys()) if (minute < keepFrom) this.analyticsMinutes.delete(minute);
     }
     this.#addProductMinutes(w.tp.partition, w.projections.productMinutes);
+    const alertsPruned = w.pruneAlertsBefore === undefined ? undefined : this.#pruneAlerts(w.pruneAlertsBefore);
     this.commits++;
     if (this.loseNextReply) {
       this.loseNextReply = false;
       return Promise.reject(new Error("connection lost before the commit's reply"));
     }
-    return Promise.resolve({ committed: true, expired });
+    return Promise.resolve(
+      alertsPruned === undefined ? { committed: true, expired } : { committed: true, expired, alertsPruned },
+    );
+  }
+
+  /** Deletes an actor's row, and a user's latest recommendations, as `deleteStates` and `expireStates` do. */
+  #deleteActor(kind: string, key: string): void {
+    this.rows.delete(`${kind}/${key}`);
+    if (kind === RECOMMENDED_KIND) this.recommendations.delete(key);
+  }
+
+  /** Deletes up to ALERT_PRUNE_BATCH alerts that occurred before `before`, oldest first, as `pruneAlerts` does. */
+  #pruneAlerts(before: number): number {
+    const old = [...this.alerts.values()].filter((a) => Date.parse(a.occurredAt) < before)
+      .sort((a, b) => Date.parse(a.occurredAt) - Date.parse(b.occurredAt))
+      .slice(0, ALERT_PRUNE_BATCH);
+    for (const a of old) this.alerts.delete(a.alertId);
+    return old.length;
   }
 
   /** Adds deltas as `storeProductMinutes` does, and prunes the partition's minutes before the newest `keepFrom`. */

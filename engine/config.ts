@@ -69,6 +69,7 @@ const settings = {
   ACTOR_IDLE_MS: int(1000).default(5 * 60_000),
   ACTOR_PACK_MS: int(0).default(30_000),
   STATE_TTL_DAYS: int(0, 36_500).default(90),
+  ALERT_RETENTION_DAYS: int(0, 36_500).default(90),
   CLOCK_IDLE_MS: int(100).default(10_000),
   PUBLISH_TIMEOUT_MS: int(100, 120_000).default(5000),
   TRANSACTION_IDLE_TIMEOUT_MS: int(0, 86_400_000).default(10_000),

@@ -102,6 +102,7 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
     actorPackMs: config.ACTOR_PACK_MS,
     bundledTopics,
     stateTtlMs: config.STATE_TTL_DAYS * MS_PER_DAY,
+    alertRetentionMs: config.ALERT_RETENTION_DAYS * MS_PER_DAY,
     idleClockMs: config.CLOCK_IDLE_MS,
     instrumentation,
   });

@@ -14,7 +14,13 @@
  * before anything sees it (a timer firing from it, or the next record handled at that clock).
  */
 import type { ActorContext, AnyActorLogic, Emitted } from "./actor.ts";
-import type { CheckpointStore, Claim, CommitResult, StoredActor } from "./checkpoint.ts";
+import {
+  ALERT_PRUNE_BATCH,
+  type CheckpointStore,
+  type Claim,
+  type CommitResult,
+  type StoredActor,
+} from "./checkpoint.ts";
 import type { Topics } from "./config.ts";
 import { deadLetter } from "./dead_letter.ts";
 import { EngineError, ensureError, TerminalError, ValidationError } from "./errors.ts";
@@ -53,6 +59,8 @@ export interface WorkerDeps {
   readonly idleClockMs?: number;
   /** Actors whose last record is older than this (log append time) are deleted; 0 disables. */
   readonly stateTtlMs?: number;
+  /** Stored alerts that occurred longer ago than this (before the partition clock) are deleted; 0 keeps them. */
+  readonly alertRetentionMs?: number;
   /** Delay before retrying after a transient failure; doubles up to the maximum. */
   readonly retryBackoffMs?: { readonly initial: number; readonly max: number };
   /** Wall clock, injectable for tests. */
@@ -97,7 +105,7 @@ type TimerUndo = [name: string, previous: number | undefined][];
 export const MAX_FIRINGS_PER_KEY = 1_000;
 /** Outputs of a checkpoint may be megabytes after a catch-up; they get longer than an HTTP request. */
 const OUTPUT_APPEND_TIMEOUT_MS = 60_000;
-/** How often a partition's stored actors are swept for expiry. */
+/** How often a partition's stored actors are swept for expiry, and its checkpoints prune old alerts. */
 const EXPIRY_SWEEP_MS = 60_000;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -118,7 +126,11 @@ export class PartitionWorker {
   readonly #cells = new Map<string, Cell>();
   /** Pending timers of every actor of the partition, in memory or not: key → name → deadline. */
   readonly #timers = new TimerTable();
-  /** Keys expired in memory, deleted from the store by the next checkpoint. */
+  /**
+   * Keys expired in memory (or found past the TTL in the store), deleted from the store by the next checkpoint that
+   * commits. Kept across rewinds (the delete is idempotent): until that commit the store still holds the old state,
+   * and a key in here activates afresh instead of loading it.
+   */
   readonly #expired = new Set<string>();
   #epoch: number;
   /** Next offset to handle. */
@@ -165,6 +177,10 @@ export class PartitionWorker {
   #failures = 0;
   /** Wall time of the last expiry sweep of stored actors. */
   #sweptAt = 0;
+  /** Wall time alerts were last pruned. */
+  #alertsPrunedAt = 0;
+  /** The last pruning deleted a full batch of alerts: the next checkpoint prunes again, without waiting. */
+  #alertsBehind = false;
 
   private constructor(
     tp: TopicPartition,
@@ -485,7 +501,6 @@ export class PartitionWorker {
   /** Drops uncheckpointed work (states, timers, outputs) and re-reads the log from the checkpoint. */
   async #rewind(): Promise<void> {
     this.#cells.clear();
-    this.#expired.clear();
     this.#outputs.clear();
     this.#outputCounts.clear();
     this.#deadLetterCounts.clear();
@@ -580,7 +595,10 @@ export class PartitionWorker {
         byKey.set(record.key!, list);
       }
     }
-    await this.#activate([...byKey.keys()]);
+    await this.#activate(
+      [...byKey.keys()],
+      new Map([...byKey].map(([key, items]) => [key, items[0].record.timestamp])),
+    );
     await settleAll([...byKey].map(([key, items]) => this.#runKey(key, items)));
     this.#clock = clock;
     await this.#fireDue(clock);
@@ -596,8 +614,11 @@ export class PartitionWorker {
     this.#log.warn("record dead-lettered", { offset: record.offset, error: reason });
   }
 
-  /** Brings keys into memory (most recently used), loading the missing ones with one query. */
-  async #activate(keys: readonly string[]): Promise<void> {
+  /**
+   * Brings keys into memory (most recently used), loading the missing ones with one query. `recordAt` gives the append
+   * time of the record each key is activated for (none: a timer): the TTL applies at load (see `#pastTtl`).
+   */
+  async #activate(keys: readonly string[], recordAt?: ReadonlyMap<string, number>): Promise<void> {
     const { logic, store } = this.#deps;
     const missing = keys.filter((key) => !this.#cells.has(key));
     const stored = missing.length > 0 ? await store.load(logic.kind, missing) : new Map<string, StoredActor>();
@@ -616,7 +637,7 @@ export class PartitionWorker {
         }
       } else {
         const data = stored.get(key);
-        cell = data
+        cell = data && !this.#pastTtl(key, data, recordAt?.get(key))
           ? {
             state: logic.restore(data.state),
             packed: undefined,
@@ -625,7 +646,6 @@ export class PartitionWorker {
             usedAt: 0,
           }
           : { state: logic.initial(key), packed: undefined, dirty: false, lastActiveAt: 0, usedAt: 0 };
-        this.#expired.delete(key);
       }
       cell.usedAt = this.#wall();
       this.#cells.set(key, cell);
@@ -792,6 +812,23 @@ export class PartitionWorker {
     return wall - this.#lastRecordAt - this.#busySinceRecord >= (this.#deps.idleClockMs ?? DEFAULT_IDLE_CLOCK_MS);
   }
 
+  /**
+   * Whether a stored actor is past its TTL, so activates afresh (and its row is deleted by the next checkpoint): it was
+   * expired in memory and that delete has not committed yet (a failed checkpoint, a rewind, or its record came first),
+   * or, loaded for a record, that record came more than the TTL after the actor's last one. The record's own append
+   * time, not the wall's, so that a backlog worked through after downtime is judged by its own times, the same way in
+   * a replay. An actor with a pending timer never is.
+   */
+  #pastTtl(key: string, data: StoredActor, recordAt: number | undefined): boolean {
+    const ttl = this.#deps.stateTtlMs ?? 0;
+    if (ttl <= 0 || Object.keys(data.timers).length > 0) return false;
+    // Never judged later than the wall: a record stamped in the future (a producer's clock) does not wipe an actor.
+    const at = recordAt === undefined ? undefined : Math.min(recordAt, this.#wall());
+    if (!this.#expired.has(key) && (at === undefined || at - data.lastActiveAt <= ttl)) return false;
+    this.#expired.add(key);
+    return true;
+  }
+
   /** Removes actors inactive for longer than the TTL (and without pending timers) from memory. */
   #expireInMemory(wall: number): void {
     const ttl = this.#deps.stateTtlMs ?? 0;
@@ -824,9 +861,15 @@ export class PartitionWorker {
     if (this.#closed) return;
     const dirty = [...this.#cells].filter(([, cell]) => cell.dirty);
     const ttl = this.#deps.stateTtlMs ?? 0;
+    const alertRetention = this.#deps.alertRetentionMs ?? 0;
     const sweep = ttl > 0 && this.#wall() - this.#sweptAt >= EXPIRY_SWEEP_MS;
+    // Alerts are dated by event time: they are judged by the partition clock (none before the partition's first record).
+    const pruneAlerts = alertRetention > 0 && this.#clock > 0 &&
+      (this.#alertsBehind || this.#wall() - this.#alertsPrunedAt >= EXPIRY_SWEEP_MS);
     const nothingNew = dirty.length === 0 && this.#expired.size === 0 && this.#outputs.length === 0;
-    if (nothingNew && this.#position === this.#checkpointed && !sweep && !(clockOnly && this.#clockAhead)) return;
+    if (
+      nothingNew && this.#position === this.#checkpointed && !sweep && !pruneAlerts && !(clockOnly && this.#clockAhead)
+    ) return;
     const started = performance.now();
     const { store, producer, logic, groupId } = this.#deps;
     if (this.#outputs.length > 0) {
@@ -870,6 +913,7 @@ export class PartitionWorker {
         upserts,
         deletes,
         expireBefore: sweep ? this.#ttlNow(this.#wall()) - ttl : undefined,
+        pruneAlertsBefore: pruneAlerts ? clock - alertRetention : undefined,
         projections: {
           alerts: this.#alerts,
           recommendations: this.#recommendations,
@@ -885,6 +929,10 @@ export class PartitionWorker {
     this.#commitUncertain = false;
     const committed = performance.now();
     if (sweep) this.#sweptAt = this.#wall();
+    if (result.alertsPruned !== undefined) {
+      this.#alertsPrunedAt = this.#wall();
+      this.#alertsBehind = result.alertsPruned >= ALERT_PRUNE_BATCH;
+    }
     if (result.expired > 0) {
       this.#events.emit({ type: "actors", kind: logic.kind, change: "expired", count: result.expired });
     }

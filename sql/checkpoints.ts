@@ -201,25 +201,63 @@ export async function saveStates(
           updated_at = excluded.updated_at`;
 }
 
-/** Deletes actor rows (expired or erased). */
+/**
+ * The actor kind `latest_recommendations` is keyed by (the `recommendations` topic's key is the user id): when a user's
+ * state is deleted, its latest recommendations go with it, or GET /v1/users/{id}/recommendations would still answer.
+ */
+export const RECOMMENDED_KIND = "user";
+
+/** Deletes actor rows (expired or erased), and an expired user's latest recommendations with them. */
 export async function deleteStates(tx: TransactionSql, kind: string, keys: readonly string[]): Promise<void> {
   if (keys.length === 0) return;
   await tx`delete from actor_states where kind = ${kind} and key = any(${keys as string[]}::text[])`;
+  if (kind !== RECOMMENDED_KIND) return;
+  await tx`delete from latest_recommendations where user_id = any(${keys as string[]}::text[])`;
 }
 
-/** Deletes a partition's actors inactive since before `cutoff` (epoch ms) with no pending timer; returns how many. */
+/**
+ * Deletes a partition's actors inactive since before `cutoff` (epoch ms) with no pending timer, and the latest
+ * recommendations of the users among them; returns how many actors.
+ */
 export async function expireStates(
   tx: TransactionSql,
   kind: string,
   partition: number,
   cutoff: number,
 ): Promise<number> {
-  const rows = await tx`
-    delete from actor_states
-     where kind = ${kind} and partition = ${partition} and last_active_at < ${cutoff}
-       and next_timer_at is null
-    returning 1`;
-  return rows.length;
+  const [{ expired }] = await tx<{ expired: number }[]>`
+    with gone as (
+      delete from actor_states
+       where kind = ${kind} and partition = ${partition} and last_active_at < ${cutoff}
+         and next_timer_at is null
+      returning key
+    ), recommendations as (
+      delete from latest_recommendations
+       where ${kind}::text = ${RECOMMENDED_KIND} and user_id in (select key from gone)
+    )
+    select count(*)::int as expired from gone`;
+  return expired;
+}
+
+/** Alerts deleted per checkpoint at most: a backlog of old alerts is worked off over several checkpoints. */
+export const ALERT_PRUNE_BATCH = 5_000;
+
+/**
+ * Deletes up to ALERT_PRUNE_BATCH alerts that occurred before `before` (epoch ms), oldest first; returns how many.
+ * Alerts are not partitioned: the checkpoints of every partition prune them, each skipping the rows another has locked.
+ */
+export async function pruneAlerts(tx: TransactionSql, before: number): Promise<number> {
+  const [{ pruned }] = await tx<{ pruned: number }[]>`
+    with pruned as (
+      delete from alerts
+       where alert_id in (
+         select alert_id from alerts where occurred_at < ${new Date(before)}
+          order by occurred_at limit ${ALERT_PRUNE_BATCH}
+            for update skip locked)
+      returning 1
+    )
+    select count(*)::int as pruned from pruned`;
+  return pruned;
 }
 
 type ActorRow = { key: string; state: unknown; timers: Record<string, number>; last_active_at: string };

@@ -12,12 +12,18 @@ export interface Migration {
   readonly sql: string;
 }
 
-/** Reads the migration files, sorted by number; rejects gaps and duplicate numbers. */
+/**
+ * Reads the migration files, sorted by number; rejects gaps, duplicate numbers, and any other entry (hidden ones
+ * aside): a misnamed migration would otherwise never be applied, without a word.
+ */
 export async function readMigrations(dir: URL = MIGRATIONS_DIR): Promise<Migration[]> {
   const found: Migration[] = [];
   for await (const entry of Deno.readDir(dir)) {
+    if (entry.name.startsWith(".")) continue;
     const match = /^(\d{3})_([a-z0-9_]+)\.sql$/.exec(entry.name);
-    if (!entry.isFile || !match) continue;
+    if (!entry.isFile || !match) {
+      throw new Error(`Cannot migrate: ${entry.name} in ${dir.pathname} is not a migration named NNN_name.sql`);
+    }
     found.push({ id: Number(match[1]), name: entry.name, sql: await Deno.readTextFile(new URL(entry.name, dir)) });
   }
   found.sort((a, b) => a.id - b.id);
@@ -27,14 +33,27 @@ export async function readMigrations(dir: URL = MIGRATIONS_DIR): Promise<Migrati
   return found;
 }
 
-/** Applies every migration not yet recorded, all in one transaction; returns the names applied. */
+/**
+ * Applies every migration not yet recorded, all in one transaction; returns the names applied. Refuses a database
+ * that a newer version has migrated past the migrations it knows (an older instance, say in a rollback, would run
+ * against a schema it was not written for).
+ */
 export async function migrate(sql: Sql, migrations?: readonly Migration[]): Promise<string[]> {
   const all = migrations ?? await readMigrations();
   return await sql.begin(async (tx) => {
     await tx`select pg_advisory_xact_lock(${MIGRATION_LOCK_ID})`;
     await tx`create table if not exists schema_migrations (
       id integer primary key, name text not null, applied_at timestamptz not null default now())`;
-    const done = new Set((await tx<{ id: number }[]>`select id from schema_migrations`).map((r) => r.id));
+    const recorded = await tx<{ id: number; name: string }[]>`select id, name from schema_migrations order by id`;
+    const known = all.reduce<Migration | undefined>((a, m) => (a && a.id > m.id ? a : m), undefined);
+    const newest = recorded.at(-1);
+    if (newest && newest.id > (known?.id ?? 0)) {
+      throw new Error(
+        `Cannot start: the database was migrated by a newer version (its latest migration is ${newest.name}, this ` +
+          `version knows up to ${known?.name ?? "none"}); run that version or a later one`,
+      );
+    }
+    const done = new Set(recorded.map((r) => r.id));
     const applied: string[] = [];
     for (const m of all) {
       if (done.has(m.id)) continue;

@@ -81,6 +81,7 @@ export class Harness {
       actorIdleMs?: number;
       actorPackMs?: number;
       stateTtlMs?: number;
+      alertRetentionMs?: number;
       idleClockMs?: number;
       /** Period of the runtime's own housekeeping (50 ms unless set); tests may drive it with `housekeep()`. */
       checkpointIntervalMs?: number;

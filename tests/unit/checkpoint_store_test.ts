@@ -1,12 +1,15 @@
 /**
- * The checkpoint store's tables on PostgreSQL (PGlite). States are keyed by client-supplied ids (cart items, co-occurrence counters); what PostgreSQL
- * gives back must have the names that were checkpointed, including ids this V8's JSON.parse misreads
- * (see engine/json_parse.ts).
+ * The checkpoint store's tables on PostgreSQL (PGlite), and the migrations that make them. States are keyed by
+ * client-supplied ids (cart items, co-occurrence counters); what PostgreSQL gives back must have the names that were
+ * checkpointed, including ids this V8's JSON.parse misreads (see engine/json_parse.ts).
  */
 import assert from "node:assert/strict";
 import { openEmbeddedDatabase } from "../../engine/embedded_database.ts";
 import { silentLogger } from "../../engine/logger.ts";
-import { migrate } from "../../sql/migrations.ts";
+import { ALERT_PRUNE_BATCH, type CheckpointWrite, SqlCheckpointStore } from "../../engine/checkpoint.ts";
+import type { Sql } from "../../engine/database.ts";
+import { type Alert, NO_PROJECTIONS, type Recommendation } from "../../engine/outputs.ts";
+import { migrate, readMigrations } from "../../sql/migrations.ts";
 import { encodeStates, loadState, loadStates, saveStates } from "../../sql/checkpoints.ts";
 
 Deno.test("checkpointed states come back with their own names, also ids that differ by an escape", async () => {
@@ -58,4 +61,128 @@ Deno.test("the tables every checkpoint rewrites leave room on their pages (migra
     await db.close();
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+/** A fresh embedded database with the schema, for `fn`. */
+async function withDatabase(fn: (sql: Sql) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "checkpoint-store-" });
+  const db = await openEmbeddedDatabase(dir, { logger: silentLogger, vacuumIntervalMs: 0 });
+  try {
+    await migrate(db.sql);
+    await fn(db.sql);
+  } finally {
+    await db.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+const tp = { topic: "events", partition: 0 };
+const recommendation = (userId: string): Recommendation => ({
+  userId,
+  basedOn: "p1",
+  items: [{ productId: "p2", score: 1 }],
+  generatedAt: "2026-01-01T00:00:00.000Z",
+});
+const write = (epoch: number, nextOffset: number, extra: Partial<CheckpointWrite> = {}): CheckpointWrite => ({
+  tp,
+  groupId: "g",
+  epoch,
+  nextOffset,
+  clock: nextOffset,
+  kind: "user",
+  upserts: [],
+  deletes: [],
+  projections: NO_PROJECTIONS,
+  ...extra,
+});
+
+Deno.test("an expired user's latest recommendations are deleted with its state, expired in memory or by the sweep", async () => {
+  await withDatabase(async (sql) => {
+    const store = new SqlCheckpointStore(sql);
+    const { epoch } = await store.claim(tp, "g", "me");
+    const users = ["in-memory", "swept", "back", "active"];
+    await store.commit(write(epoch, 1, {
+      upserts: users.map((key) => ({
+        key,
+        state: { n: 1 },
+        timers: {},
+        lastActiveAt: key === "active" ? 9_000 : 1_000,
+      })),
+      projections: { ...NO_PROJECTIONS, recommendations: users.map(recommendation) },
+    }));
+    // A product's row with a user's key is not that user's.
+    await store.commit(write(epoch, 2, { kind: "product", deletes: ["active"] }));
+    const result = await store.commit(write(epoch, 3, {
+      deletes: ["in-memory", "back"],
+      // Expired, then back with a new record before this checkpoint: its new state stays.
+      upserts: [{ key: "back", state: { n: 2 }, timers: {}, lastActiveAt: 9_500 }],
+      expireBefore: 5_000,
+    }));
+    assert.equal(result.expired, 1);
+    const recommended = await sql<{ user_id: string }[]>`select user_id from latest_recommendations order by user_id`;
+    assert.deepEqual(recommended.map((r) => r.user_id), ["active"]);
+    assert.deepEqual([...(await store.load("user", users)).keys()].sort(), ["active", "back"]);
+    assert.deepEqual((await store.read("user", "back"))?.state, { n: 2 });
+  });
+});
+
+Deno.test("alerts that occurred before the retention's cutoff are pruned oldest first, a bounded batch per checkpoint", async () => {
+  await withDatabase(async (sql) => {
+    const store = new SqlCheckpointStore(sql);
+    const { epoch } = await store.claim(tp, "g", "me");
+    const T0 = Date.parse("2026-01-01T00:00:00.000Z");
+    const alert = (id: string, at: number): Alert => ({
+      alertId: id,
+      type: "cart_abandoned",
+      severity: "warning",
+      subject: { kind: "user", id },
+      occurredAt: new Date(at).toISOString(),
+      details: {},
+    });
+    const old = Array.from({ length: ALERT_PRUNE_BATCH + 2 }, (_, i) => alert(`old-${i}`, T0 + i));
+    await store.commit(write(epoch, 1, {
+      projections: { ...NO_PROJECTIONS, alerts: [...old, alert("new", T0 + 86_400_000)] },
+    }));
+    const cutoff = T0 + 86_400_000;
+    const first = await store.commit(write(epoch, 2, { pruneAlertsBefore: cutoff }));
+    assert.equal(first.alertsPruned, ALERT_PRUNE_BATCH);
+    const left = await sql<{ alert_id: string }[]>`select alert_id from alerts order by occurred_at`;
+    assert.deepEqual(left.map((r) => r.alert_id), [`old-${ALERT_PRUNE_BATCH}`, `old-${ALERT_PRUNE_BATCH + 1}`, "new"]);
+    assert.equal((await store.commit(write(epoch, 3, { pruneAlertsBefore: cutoff }))).alertsPruned, 2);
+    assert.equal((await store.commit(write(epoch, 4))).alertsPruned, undefined, "not asked to prune");
+    assert.deepEqual((await sql`select alert_id from alerts`).map((r) => r.alert_id), ["new"]);
+  });
+});
+
+Deno.test("a misnamed migration file is refused, not skipped", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "migrations-" });
+  try {
+    await Deno.writeTextFile(`${dir}/001_first.sql`, "create table first (id int);");
+    await Deno.writeTextFile(`${dir}/.editor-swap`, "ignored: hidden");
+    const url = new URL(`file://${dir}/`);
+    assert.deepEqual((await readMigrations(url)).map((m) => m.name), ["001_first.sql"]);
+    for (const name of ["002-second.sql", "2_second.sql", "002_Second.sql", "002_second.SQL"]) {
+      await Deno.writeTextFile(`${dir}/${name}`, "create table second (id int);");
+      await assert.rejects(
+        readMigrations(url),
+        new RegExp(`Cannot migrate: ${name.replace(".", "\\.")} in .* NNN_name\\.sql`),
+      );
+      await Deno.remove(`${dir}/${name}`);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a database migrated past the migrations this version knows is refused", async () => {
+  await withDatabase(async (sql) => {
+    const known = await readMigrations();
+    assert.deepEqual(await migrate(sql, known), [], "every known migration is applied");
+    // A newer version applied one more; this version, started again (a rollback), must not run on that schema.
+    await sql`insert into schema_migrations (id, name) values (${known.length + 1}, 'from_the_future.sql')`;
+    await assert.rejects(
+      migrate(sql, known),
+      /Cannot start: the database was migrated by a newer version \(its latest migration is from_the_future\.sql/,
+    );
+  });
 });
