@@ -73,15 +73,16 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
   let stopped: Promise<void> | undefined;
   const store = new SqlCheckpointStore(backend.sql);
   const domain = createDomainLogics(config);
-  // Facts are published to these topics in bundles per partition (engine/fact_bundle.ts); an
-  // ingest-only instance owns no partition, so it never publishes facts and needs no counts.
-  const bundledTopics = config.ROLE !== "all" ? undefined : new Map(
+  // Records are checked against their key's partition, and facts are published to product-events and
+  // analytics in bundles per partition (engine/fact_bundle.ts); an ingest-only instance owns no
+  // partition, so it needs no counts.
+  const partitionCounts = config.ROLE !== "all" ? undefined : new Map(
     await Promise.all(
-      [topics.productEvents, topics.analytics].map(async (topic) =>
-        [topic, await backend.admin.partitionCount(topic)] as const
-      ),
+      consumedTopics(topics).map(async (topic) => [topic, await backend.admin.partitionCount(topic)] as const),
     ),
   );
+  const bundledTopics = partitionCounts &&
+    new Map([topics.productEvents, topics.analytics].map((topic) => [topic, partitionCounts.get(topic)!] as const));
   const runtime = new ActorRuntime({
     store,
     producer: backend.producer,
@@ -101,6 +102,7 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
     actorIdleMs: config.ACTOR_IDLE_MS,
     actorPackMs: config.ACTOR_PACK_MS,
     bundledTopics,
+    partitionCounts,
     stateTtlMs: config.STATE_TTL_DAYS * MS_PER_DAY,
     alertRetentionMs: config.ALERT_RETENTION_DAYS * MS_PER_DAY,
     idleClockMs: config.CLOCK_IDLE_MS,

@@ -37,6 +37,7 @@ import {
   recommendationSchema,
 } from "./outputs.ts";
 import { BUNDLE_INDEX_HEADER, expandBundle, isBundle, OutputBundler } from "./fact_bundle.ts";
+import { partitionForKey } from "./partitioner.ts";
 import { ProductMinuteDeltas } from "./product_minutes.ts";
 import { safeParseFast } from "./schema_check.ts";
 import { TimerTable } from "./timer_table.ts";
@@ -69,6 +70,12 @@ export interface WorkerDeps {
   readonly instrumentation?: Instrumentation;
   /** Internal topics whose records a checkpoint publishes as bundles (engine/fact_bundle.ts) → their partition counts. */
   readonly bundledTopics?: ReadonlyMap<string, number>;
+  /**
+   * Consumed topics → their partition counts. A record whose key the engine's partitioner (Kafka's
+   * default, murmur2) places on another partition is dead-lettered: that key's actor lives there, and
+   * two partitions checkpointing one actor would overwrite each other's updates.
+   */
+  readonly partitionCounts?: ReadonlyMap<string, number>;
   /** Packs idle actors (engine/state_packer.ts); shared by the runtime's partitions for its key table. */
   readonly packer?: StatePacker;
 }
@@ -562,6 +569,7 @@ export class PartitionWorker {
 
   async #apply(records: readonly LogRecord[]): Promise<void> {
     const { logic } = this.#deps;
+    const partitions = this.#deps.partitionCounts?.get(this.#tp.topic);
     const byKey = new Map<string, Item[]>();
     let clock = this.#clock;
     let messages = 0;
@@ -582,6 +590,13 @@ export class PartitionWorker {
           if (record.key === null) throw new ValidationError("record has no key");
           if (record.key.includes("\u0000")) {
             throw new ValidationError("record key contains U+0000 (NUL), which PostgreSQL cannot store");
+          }
+          if (partitions !== undefined && partitionForKey(record.key, partitions) !== record.partition) {
+            throw new ValidationError(
+              `record key belongs to partition ${
+                partitionForKey(record.key, partitions)
+              } of ${partitions}, not ${record.partition}: produce with Kafka's default (murmur2) partitioner`,
+            );
           }
           message = logic.decode(record);
         } catch (error) {

@@ -108,6 +108,7 @@ export class Harness {
       owner,
       logger: silentLogger,
       logics: new Map([[this.topics.events, this.logic]]),
+      partitionCounts: new Map([[this.topics.events, this.partitions]]),
       checkpointIntervalMs: 50,
       checkpointMaxMessages: this.checkpointMaxMessages,
       retryBackoffMs: { initial: 5, max: 20 },

@@ -93,6 +93,24 @@ Deno.test("ActorRuntime dead-letters undecodable records and terminal failures a
   assert.equal(dlq[0].headers[DLQ_HEADERS.topic], h.topics.events);
 });
 
+Deno.test("a record on a partition its key does not hash to is dead-lettered: one actor is never split across two partitions", async () => {
+  const h = new Harness(recorderLogic(), 2);
+  await h.start();
+  const home = partitionForKey("k", 2);
+  h.send("k", { n: 1 });
+  // A producer with another partitioner (librdkafka's CRC32, say) puts the same key on the other partition.
+  h.log.appendNow([{ topic: h.topics.events, partition: 1 - home, key: "k", value: JSON.stringify({ n: 2 }) }]);
+  h.send("k", { n: 3 });
+  await h.drained();
+  await h.stop();
+  assert.deepEqual((await h.stored("k"))?.values, [1, 3], "the stray record neither overwrote nor was overwritten");
+  const dlq = h.log.all(h.topics.dlq);
+  assert.equal(dlq.length, 1);
+  assert.equal(dlq[0].headers[DLQ_HEADERS.partition], String(1 - home));
+  assert.equal(dlq[0].headers[DLQ_HEADERS.errorCode], "validation_failed");
+  assert.match(dlq[0].headers[DLQ_HEADERS.errorMessage]!, new RegExp(`belongs to partition ${home} of 2`));
+});
+
 Deno.test("a record whose handler throws a TerminalError leaves no timer change behind: it is dead-lettered whole", async () => {
   type Armed = { key: string; seen: number };
   const logic: ActorLogic<Armed, { n: number }> = {
