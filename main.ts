@@ -1,7 +1,7 @@
 /** Entry point: `deno task start`. Reads the configuration, starts the engine, stops it on SIGINT/SIGTERM. */
 import { loadConfig } from "./engine/config.ts";
 import { type RunningEngine, startEngine } from "./engine/engine.ts";
-import { ConfigError } from "./engine/errors.ts";
+import { ConfigError, StartAbortedError } from "./engine/errors.ts";
 import { createLogger } from "./engine/logger.ts";
 
 /** Longest a graceful shutdown may take before the process exits anyway. */
@@ -20,28 +20,43 @@ async function main(): Promise<number> {
     throw error;
   }
   const logger = createLogger(config.LOG_LEVEL);
+  // Listening from before start-up: a signal while starting aborts it (the engine closes what it opened and leaves
+  // the consumer group if it joined); once started, it stops the engine. The deadline covers both.
+  const signalled = new AbortController();
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    Deno.addSignalListener(signal, () => {
+      logger.info("signal received; shutting down", { signal });
+      if (signalled.signal.aborted) return;
+      setTimeout(() => {
+        logger.error("shutdown deadline passed; exiting", { deadlineMs: SHUTDOWN_DEADLINE_MS });
+        Deno.exit(1);
+      }, SHUTDOWN_DEADLINE_MS);
+      signalled.abort(signal);
+    });
+  }
   let engine;
   try {
-    engine = await startEngine(config, logger);
+    engine = await startEngine(config, logger, { signal: signalled.signal });
   } catch (error) {
+    if (error instanceof StartAbortedError) {
+      logger.info("start-up stopped by the signal; what it had opened is closed");
+      return 0;
+    }
     logger.error(error instanceof Error ? error.message : String(error), { error });
     return 1;
   }
   Deno.stdout.writeSync(new TextEncoder().encode(banner(engine) + "\n"));
-  const stopped = Promise.withResolvers<number>();
-  const onSignal = (signal: Deno.Signal) => () => {
-    logger.info("signal received; shutting down", { signal });
-    setTimeout(() => {
-      logger.error("shutdown deadline passed; exiting", { deadlineMs: SHUTDOWN_DEADLINE_MS });
-      Deno.exit(1);
-    }, SHUTDOWN_DEADLINE_MS);
-    engine.stop().then(() => stopped.resolve(0), (error) => {
-      logger.error("shutdown failed", { error });
-      stopped.resolve(1);
-    });
-  };
-  for (const signal of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(signal, onSignal(signal));
-  return await stopped.promise;
+  await new Promise((resolve) => {
+    if (signalled.signal.aborted) resolve(undefined);
+    signalled.signal.addEventListener("abort", resolve, { once: true });
+  });
+  try {
+    await engine.stop();
+    return 0;
+  } catch (error) {
+    logger.error("shutdown failed", { error });
+    return 1;
+  }
 }
 
 /** Human-readable start-up banner on stdout (the JSON logs go to stderr). */

@@ -1,11 +1,12 @@
 /**
- * Assembles a running engine from a Config: backend (log + database) and migrations, the actor
- * runtime, and the HTTP server. `stop()` shuts down in the reverse order.
+ * Assembles a running engine from a Config: the HTTP server (bound first, answering 503 until the
+ * engine is ready), backend (log + database) and migrations, the actor runtime. `stop()` shuts
+ * down, and a failed start-up closes what it opened, in the reverse order.
  */
 import { createDomainLogics } from "../actors/domain.ts";
-import { operationsRoutes, type ReadinessChecks } from "../http/operations_routes.ts";
+import { type CheckResult, operationsRoutes, type ReadinessChecks } from "../http/operations_routes.ts";
 import { queryRoutes, trendSettings } from "../http/query_routes.ts";
-import { buildRoutes } from "../http/routes.ts";
+import { buildRoutes, startingRoutes } from "../http/routes.ts";
 import { createHandler } from "../http/server.ts";
 import { migrate } from "../sql/migrations.ts";
 import { otherStateOwners } from "../sql/checkpoints.ts";
@@ -17,6 +18,8 @@ import { SqlCheckpointStore } from "./checkpoint.ts";
 import type { Sql } from "./database.ts";
 import { ConfigError } from "./errors.ts";
 import { type Config, consumedTopics, topicNames } from "./config.ts";
+import { StartAbortedError } from "./errors.ts";
+import { listenHttp } from "./http_listener.ts";
 import { InstanceRegistry } from "./instance_registry.ts";
 import type { Instrumentation } from "./instrumentation.ts";
 import type { Logger } from "./logger.ts";
@@ -51,10 +54,32 @@ export interface RunningEngine {
 export interface EngineOptions {
   /** Receives every instrumentation event, in addition to the engine's own metrics. */
   readonly instrumentation?: Instrumentation;
+  /**
+   * Stops the start-up (main.ts aborts it on SIGINT/SIGTERM): at the end of the step in progress, the
+   * engine closes what it opened (leaving the consumer group if it joined) and rejects with a
+   * StartAbortedError. Aborted after the engine started, it has no effect (call `stop`).
+   */
+  readonly signal?: AbortSignal;
 }
 
-/** Starts the engine described by `config`. */
+const READY: CheckResult = { ok: true };
+
+/**
+ * Starts the engine described by `config`. The HTTP server is bound first (a HOST or PORT it cannot
+ * have is a ConfigError, before anything else is opened); until the engine is ready it answers
+ * /healthz, /readyz (503) and /metrics, and 503 to the rest. If a later step fails (or `options.signal`
+ * is aborted), everything opened so far is closed in the reverse order before the error is thrown:
+ * the instance's registry row, the consumer group (left) and the runtime's timers, the backend (and
+ * with it the embedded DATA_DIR lock), and the HTTP server.
+ */
 export async function startEngine(config: Config, logger: Logger, options: EngineOptions = {}): Promise<RunningEngine> {
+  const { signal } = options;
+  const aborted = () => new StartAbortedError("start-up stopped before it completed", { cause: signal?.reason });
+  /** Called between the steps of the start-up: an abort takes effect there, after the step in progress. */
+  const stillWanted = () => {
+    if (signal?.aborted) throw aborted();
+  };
+  stillWanted();
   const instanceId = `${Deno.hostname()}-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
   const log = logger.child({ instance: instanceId });
   const topics = topicNames(config);
@@ -64,138 +89,203 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
   const instrumentation: Instrumentation = extra
     ? { emit: (event) => (metrics.emit(event), extra.emit(event)) }
     : metrics;
-  const backend = await openBackend(config, topics, log, { instrumentation });
-  const applied = await migrate(backend.sql);
-  log.info("database ready", { migrationsApplied: applied });
-  if (config.ROLE === "all") await refuseAnotherGroupsState(backend.sql, config.GROUP_ID, consumedTopics(topics));
 
-  let stopping = false;
-  let stopped: Promise<void> | undefined;
-  const store = new SqlCheckpointStore(backend.sql);
-  const domain = createDomainLogics(config);
-  // Records are checked against their key's partition, and facts are published to product-events and
-  // analytics in bundles per partition (engine/fact_bundle.ts); an ingest-only instance owns no
-  // partition, so it needs no counts.
-  const partitionCounts = config.ROLE !== "all" ? undefined : new Map(
-    await Promise.all(
-      consumedTopics(topics).map(async (topic) => [topic, await backend.admin.partitionCount(topic)] as const),
-    ),
-  );
-  const bundledTopics = partitionCounts &&
-    new Map([topics.productEvents, topics.analytics].map((topic) => [topic, partitionCounts.get(topic)!] as const));
-  const runtime = new ActorRuntime({
-    store,
-    producer: backend.producer,
-    consumer: backend.consumer,
-    topics,
-    groupId: config.GROUP_ID,
-    owner: instanceId,
-    logger: log,
-    logics: new Map<string, AnyActorLogic>([
-      [topics.events, domain.user],
-      [topics.productEvents, domain.product],
-      [topics.analytics, domain.global],
-    ]),
-    checkpointIntervalMs: config.CHECKPOINT_INTERVAL_MS,
-    checkpointMaxMessages: config.CHECKPOINT_MAX_MESSAGES,
-    maxActors: config.MAX_ACTORS,
-    actorIdleMs: config.ACTOR_IDLE_MS,
-    actorPackMs: config.ACTOR_PACK_MS,
-    bundledTopics,
-    partitionCounts,
-    stateTtlMs: config.STATE_TTL_DAYS * MS_PER_DAY,
-    alertRetentionMs: config.ALERT_RETENTION_DAYS * MS_PER_DAY,
-    idleClockMs: config.CLOCK_IDLE_MS,
-    instrumentation,
-  });
-  // An ingest-only instance never joins the consumer group: it owns no partition, so every state
-  // query it receives is forwarded to the owner (or answered from the checkpoint).
-  if (config.ROLE === "all") {
-    runtime.start();
-    await backend.consumer.start(consumedTopics(topics), runtime);
-  }
-
-  const registry = new InstanceRegistry(backend.sql, config.GROUP_ID, instanceId, log);
-  const reader = createStateReader(runtime, store, { registry, kinds: await routedKinds(topics, backend.admin) });
+  let backend: Backend | undefined;
+  let phase: "starting" | "running" | "stopping" = "starting";
+  const notOpen: CheckResult = { ok: false, reason: "not open yet (starting up)" };
   const checks: ReadinessChecks = {
-    database: async () => (await backend.sql`select 1`, { ok: true }),
-    log: async () => (await backend.admin.partitionCount(topics.events), { ok: true }),
-    consumer: () => Promise.resolve(stopping ? { ok: false, reason: "shutting down" } : { ok: true }),
+    database: async () => backend ? (await backend.sql`select 1`, READY) : notOpen,
+    log: async () => backend ? (await backend.admin.partitionCount(topics.events), READY) : notOpen,
+    consumer: () =>
+      Promise.resolve(
+        phase === "running" ? READY : { ok: false, reason: phase === "starting" ? "starting up" : "shutting down" },
+      ),
   };
-  const routes = buildRoutes({
-    producer: backend.producer,
-    topics,
-    reader,
-    instrumentation,
-    extra: [
-      ...queryRoutes({
-        reader,
-        sql: backend.sql,
-        now: Date.now,
-        trending: trendSettings(config),
-      }),
-      ...operationsRoutes({ checks, metrics: () => metrics.render() }),
-    ],
-    ingest: {
-      rules: { maxFutureMs: config.MAX_EVENT_FUTURE_MS },
-      maxEvents: config.MAX_BATCH_EVENTS,
-      maxBodyBytes: config.MAX_BODY_BYTES,
-    },
-    now: Date.now,
-  });
-  const listening = Promise.withResolvers<Deno.NetAddr>();
-  const server = Deno.serve(
-    { port: config.PORT, hostname: config.HOST, onListen: (addr) => listening.resolve(addr) },
-    createHandler(routes, log, instrumentation),
-  );
-  const addr = await listening.promise;
-  const host = addr.hostname === "0.0.0.0" ? "127.0.0.1" : addr.hostname === "::" ? "[::1]" : addr.hostname;
-  const url = `http://${host.includes(":") && !host.startsWith("[") ? `[${host}]` : host}:${addr.port}`;
-  const advertised = advertisedUrl({ configured: config.ADVERTISED_URL, bound: addr });
-  await registry.register(advertised);
-  log.info("engine started", { mode: config.mode, role: config.ROLE, url, advertised, backend: backend.describe });
-  // Installed once started (a failed start leaves nothing behind), removed when the stop ends, however it ends.
-  const unguard = guardStrayNetworkErrors(log);
+  const operations = operationsRoutes({ checks, metrics: () => metrics.render() });
+  let handle = createHandler(startingRoutes(operations), log, instrumentation);
+  const server = listenHttp(config.HOST, config.PORT, (request) => handle(request));
+  // What start-up has opened, each with how to close it; closed in the reverse order if a later step fails.
+  const opened: { readonly what: string; readonly close: () => Promise<unknown> }[] = [
+    { what: "HTTP server", close: () => drain(server, log) },
+  ];
+  try {
+    // Opening the backend keeps retrying while Kafka is unreachable, so an abort does not wait for it:
+    // whatever it opens after that is closed at once.
+    const opening = await abandonedOnAbort(openBackend(config, topics, log, { instrumentation }), signal, aborted);
+    backend = opening;
+    opened.push({ what: "backend", close: () => opening.close() });
+    stillWanted();
+    const applied = await migrate(backend.sql);
+    log.info("database ready", { migrationsApplied: applied });
+    if (config.ROLE === "all") await refuseAnotherGroupsState(backend.sql, config.GROUP_ID, consumedTopics(topics));
+    stillWanted();
 
-  return {
-    url,
-    instanceId,
-    runtime,
-    metrics,
-    mode: config.mode,
-    backend: backend.describe,
-    clients: {
-      sql: backend.sql,
+    const store = new SqlCheckpointStore(backend.sql);
+    const domain = createDomainLogics(config);
+    // Records are checked against their key's partition, and facts are published to product-events and
+    // analytics in bundles per partition (engine/fact_bundle.ts); an ingest-only instance owns no
+    // partition, so it needs no counts.
+    const admin = backend.admin;
+    const partitionCounts = config.ROLE !== "all" ? undefined : new Map(
+      await Promise.all(
+        consumedTopics(topics).map(async (topic) => [topic, await admin.partitionCount(topic)] as const),
+      ),
+    );
+    const bundledTopics = partitionCounts &&
+      new Map([topics.productEvents, topics.analytics].map((topic) => [topic, partitionCounts.get(topic)!] as const));
+    const runtime = new ActorRuntime({
+      store,
       producer: backend.producer,
-      createConsumer: (groupId) => backend.createConsumer(groupId),
-    },
-    stop() {
-      // Once: a second signal must not close the backend under the first stop's final checkpoints.
-      stopped ??= (async () => {
-        try {
-          stopping = true;
-          log.info("engine stopping");
-          await registry.unregister();
-          // A request still running (a client stalled mid-upload) must not hold the final checkpoints.
-          let timer: ReturnType<typeof setTimeout> | undefined;
-          const drained = await Promise.race([
-            server.shutdown().then(() => true),
-            new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), HTTP_DRAIN_MS)),
-          ]);
-          clearTimeout(timer);
-          if (!drained) {
-            log.warn("requests still running after the HTTP drain time; stopping anyway", { HTTP_DRAIN_MS });
+      consumer: backend.consumer,
+      topics,
+      groupId: config.GROUP_ID,
+      owner: instanceId,
+      logger: log,
+      logics: new Map<string, AnyActorLogic>([
+        [topics.events, domain.user],
+        [topics.productEvents, domain.product],
+        [topics.analytics, domain.global],
+      ]),
+      checkpointIntervalMs: config.CHECKPOINT_INTERVAL_MS,
+      checkpointMaxMessages: config.CHECKPOINT_MAX_MESSAGES,
+      maxActors: config.MAX_ACTORS,
+      actorIdleMs: config.ACTOR_IDLE_MS,
+      actorPackMs: config.ACTOR_PACK_MS,
+      bundledTopics,
+      partitionCounts,
+      stateTtlMs: config.STATE_TTL_DAYS * MS_PER_DAY,
+      alertRetentionMs: config.ALERT_RETENTION_DAYS * MS_PER_DAY,
+      idleClockMs: config.CLOCK_IDLE_MS,
+      instrumentation,
+    });
+    stillWanted();
+    // An ingest-only instance never joins the consumer group: it owns no partition, so every state
+    // query it receives is forwarded to the owner (or answered from the checkpoint).
+    if (config.ROLE === "all") {
+      runtime.start();
+      // Also after a join that failed half-way: the consumer leaves (or never stays in) the group,
+      // claimed partitions get their final checkpoint, and the housekeeping timer stops.
+      opened.push({ what: "runtime and consumer", close: () => runtime.shutdown() });
+      await backend.consumer.start(consumedTopics(topics), runtime);
+      stillWanted();
+    }
+
+    const registry = new InstanceRegistry(backend.sql, config.GROUP_ID, instanceId, log);
+    const reader = createStateReader(runtime, store, { registry, kinds: await routedKinds(topics, admin) });
+    const routes = buildRoutes({
+      producer: backend.producer,
+      topics,
+      reader,
+      instrumentation,
+      extra: [
+        ...queryRoutes({
+          reader,
+          sql: backend.sql,
+          now: Date.now,
+          trending: trendSettings(config),
+        }),
+        ...operations,
+      ],
+      ingest: {
+        rules: { maxFutureMs: config.MAX_EVENT_FUTURE_MS },
+        maxEvents: config.MAX_BATCH_EVENTS,
+        maxBodyBytes: config.MAX_BODY_BYTES,
+      },
+      now: Date.now,
+    });
+    const addr = server.addr;
+    const host = addr.hostname === "0.0.0.0" ? "127.0.0.1" : addr.hostname === "::" ? "[::1]" : addr.hostname;
+    const url = `http://${host.includes(":") && !host.startsWith("[") ? `[${host}]` : host}:${addr.port}`;
+    const advertised = advertisedUrl({ configured: config.ADVERTISED_URL, bound: addr });
+    stillWanted();
+    opened.push({ what: "instance registration", close: () => registry.unregister() });
+    await registry.register(advertised);
+    stillWanted();
+    handle = createHandler(routes, log, instrumentation);
+    phase = "running";
+    log.info("engine started", { mode: config.mode, role: config.ROLE, url, advertised, backend: backend.describe });
+    // Installed once started, removed when the stop ends, however it ends (a start that failed never installed it).
+    const unguard = guardStrayNetworkErrors(log);
+
+    const started = backend;
+    let stopped: Promise<void> | undefined;
+    return {
+      url,
+      instanceId,
+      runtime,
+      metrics,
+      mode: config.mode,
+      backend: started.describe,
+      clients: {
+        sql: started.sql,
+        producer: started.producer,
+        createConsumer: (groupId) => started.createConsumer(groupId),
+      },
+      stop() {
+        // Once: a second signal must not close the backend under the first stop's final checkpoints.
+        stopped ??= (async () => {
+          try {
+            phase = "stopping";
+            log.info("engine stopping");
+            await registry.unregister();
+            await drain(server, log);
+            await runtime.shutdown();
+            await started.close();
+            log.info("engine stopped");
+          } finally {
+            unguard();
           }
-          await runtime.shutdown();
-          await backend.close();
-          log.info("engine stopped");
-        } finally {
-          unguard();
-        }
-      })();
-      return stopped;
-    },
-  };
+        })();
+        return stopped;
+      },
+    };
+  } catch (error) {
+    log[error instanceof StartAbortedError ? "info" : "warn"]("start-up failed; closing what it opened", {
+      error,
+      opened: opened.map((o) => o.what),
+    });
+    for (const { what, close } of opened.reverse()) {
+      await close().catch((closeError) =>
+        log.warn("closing after a failed start-up failed", { what, error: closeError })
+      );
+    }
+    throw error;
+  }
+}
+
+/**
+ * `step`, or a rejection with `aborted()` as soon as `signal` is aborted; a backend the abandoned step
+ * opens later is closed then.
+ */
+function abandonedOnAbort(
+  step: Promise<Backend>,
+  signal: AbortSignal | undefined,
+  aborted: () => Error,
+): Promise<Backend> {
+  if (!signal) return step;
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      reject(aborted());
+      step.then((late) => late.close()).catch(() => {});
+    };
+    if (signal.aborted) return onAbort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    step.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
+/**
+ * Stops accepting requests and waits for those in progress, at most HTTP_DRAIN_MS: a request still
+ * running (a client stalled mid-upload) must not hold the final checkpoints.
+ */
+async function drain(server: Deno.HttpServer, log: Logger): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const drained = await Promise.race([
+    server.shutdown().then(() => true),
+    new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), HTTP_DRAIN_MS)),
+  ]);
+  clearTimeout(timer);
+  if (!drained) log.warn("requests still running after the HTTP drain time; stopping anyway", { HTTP_DRAIN_MS });
 }
 
 /**

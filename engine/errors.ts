@@ -18,6 +18,16 @@ export class ConfigError extends EngineError {
   readonly code = "config_invalid";
 }
 
+/** The engine was asked to stop (a signal) while it was starting; what it had opened is closed again. */
+export class StartAbortedError extends EngineError {
+  readonly code = "start_aborted";
+}
+
+/** A request arrived while the engine is still starting, before it serves the API (HTTP 503). */
+export class EngineStartingError extends EngineError {
+  readonly code = "starting";
+}
+
 /** One offending field of an input, by path. */
 export interface FieldProblem {
   readonly path: string;

@@ -6,6 +6,7 @@ import { z } from "zod";
 import {
   DatabaseUnavailableError,
   EngineError,
+  EngineStartingError,
   type FieldProblem,
   LogUnavailableError,
   NotFoundError,
@@ -89,6 +90,12 @@ const STATUS_BY_ERROR: readonly ErrorMapping[] = [
     status: 503,
     title: "Database unavailable",
     detail: "The database is unavailable. Retry later.",
+  },
+  {
+    type: EngineStartingError,
+    status: 503,
+    title: "Engine starting",
+    detail: "The engine is still starting (opening its log and database, joining its consumer group). Retry later.",
   },
 ];
 

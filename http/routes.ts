@@ -1,6 +1,7 @@
 /** The route table of the engine's HTTP API; each row carries its OpenAPI operation. */
 import { z } from "zod";
 import type { Topics } from "../engine/config.ts";
+import { EngineStartingError } from "../engine/errors.ts";
 import type { IngestRules } from "../engine/ingest.ts";
 import type { Instrumentation } from "../engine/instrumentation.ts";
 import type { LogProducer } from "../engine/log.ts";
@@ -94,4 +95,20 @@ export function buildRoutes(deps: RouteDeps): Route[] {
   // Generated once from the finished table (this row included), so a bad schema fails at start-up.
   document = JSON.stringify(openApiDocument(routes, API_INFO));
   return routes;
+}
+
+/**
+ * The route table while the engine starts: it serves from before its log and database are open, so
+ * /healthz (alive), `operations` (/readyz, 503 until the engine is ready; /metrics) answer, and every
+ * other request is a 503 with Retry-After (EngineStartingError).
+ */
+export function startingRoutes(operations: readonly Route[]): Route[] {
+  const starting = () => {
+    throw new EngineStartingError("the engine is still starting");
+  };
+  return [
+    { method: "GET", path: "/healthz", handler: healthRoute },
+    ...operations,
+    ...(["GET", "POST", "DELETE"] as const).map((method) => ({ method, path: "/*", handler: starting })),
+  ];
 }

@@ -84,26 +84,30 @@ export function spawnEngine(options: EngineProcessOptions): EngineProcess {
   };
 }
 
-/** Waits until the engine answers HTTP; throws with its logs if it exits or takes too long. */
+/**
+ * Waits until the engine is ready (/readyz 200: it serves HTTP from early in its start-up, answering 503
+ * until then); throws with its logs if it exits or takes too long.
+ */
 export async function waitReady(engine: EngineProcess, timeoutMs = READY_TIMEOUT_MS): Promise<void> {
   let exited: Deno.CommandStatus | undefined;
   engine.exited.then((status) => exited = status);
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (exited) throw new Error(`engine exited with code ${exited.code} before serving:\n${engine.logs()}`);
+    if (exited) throw new Error(`engine exited with code ${exited.code} before it was ready:\n${engine.logs()}`);
     try {
-      const response = await fetch(`${engine.url}/healthz`);
+      const response = await fetch(`${engine.url}/readyz`);
       await response.body?.cancel();
-      return;
+      if (response.status === 200) return;
     } catch {
-      await new Promise((resolve) => setTimeout(resolve, READY_POLL_MS));
+      // not listening yet
     }
+    await new Promise((resolve) => setTimeout(resolve, READY_POLL_MS));
   }
   await engine.kill("SIGKILL");
-  throw new Error(`engine did not serve within ${timeoutMs} ms:\n${engine.logs()}`);
+  throw new Error(`engine was not ready within ${timeoutMs} ms:\n${engine.logs()}`);
 }
 
-/** Spawns the engine and waits until it serves. */
+/** Spawns the engine and waits until it is ready. */
 export async function startEngineProcess(options: EngineProcessOptions): Promise<EngineProcess> {
   const engine = spawnEngine(options);
   await waitReady(engine);

@@ -27,6 +27,9 @@
  *     DATA_DIR alone, and ROLE=ingest needs production mode.
  *   - query_api_test.ts's analytics history replay and its fenced-checkpoint ranking test: they
  *     write checkpoints through a second connection; PGlite serves the engine's connection only.
+ *   - startup_test.ts's group scenarios: a second instance on a busy port, and a start-up aborted after
+ *     joining, beside a running first instance in one consumer group (on the embedded log, the same start-ups
+ *     are checked by reusing DATA_DIR in the same process).
  *   - kafka_consumer_test.ts, kafka_producer_test.ts, log_retention_gap_test.ts: the Kafka adapter
  *     itself (groups, request sizes, reconnects, DeleteRecords); the embedded log has unit tests.
  * - [postgresql] checkpoint_store_test.ts: the checkpoint store on a PostgreSQL server, no log; the
@@ -38,7 +41,10 @@
  *   - tools_test.ts: import and loadgen only talk HTTP, so one log is enough; `tail` is tested in its
  *     embedded form (polling GET /v1/alerts), its Kafka form (a consumer) is not.
  *   - engine_stop_test.ts: the engine's own shutdown (a second signal, a stalled upload) and its URL.
- * - [no log] lifecycle_test.ts's bad-configuration test stops before any log is opened; tools_test.ts's
+ *   - startup_test.ts's in-process scenarios: a start-up that fails or is aborted releases DATA_DIR (its lock and
+ *     PGlite) and the port, so that the same process starts on them again; the Kafka counterpart is the group.
+ * - [no log] lifecycle_test.ts's bad-configuration test stops before any log is opened, and so do startup_test.ts's
+ *   busy PORT and unknown HOST, and its start-up waiting for an unreachable broker; tools_test.ts's
  *   argument checks and its tools against a stand-in engine (503s, refusals) need no log either.
  */
 import { Kafka, logLevel } from "kafkajs";

@@ -1,0 +1,303 @@
+/**
+ * Start-up that does not complete: the HTTP address is bound before anything else is opened (a
+ * busy or impossible HOST/PORT stops the engine naming both, with nothing opened and no group
+ * joined), the engine answers 503 until it is ready, and a start-up that fails or is stopped by a
+ * signal after it opened its backend or joined its group closes all of it (in the same process, the
+ * same DATA_DIR and port can be used again at once; on Kafka, the group is left at once).
+ */
+import assert from "node:assert/strict";
+import { AssignerProtocol, Kafka, logLevel } from "kafkajs";
+import { type Config, consumedTopics } from "../../engine/config.ts";
+import { type RunningEngine, startEngine } from "../../engine/engine.ts";
+import { ConfigError, StartAbortedError } from "../../engine/errors.ts";
+import { createLogger, type Logger, silentLogger } from "../../engine/logger.ts";
+import { freePort, spawnEngine } from "../helpers/engine_process.ts";
+import { deploy, type Deployment, onlyOn } from "../helpers/modes.ts";
+import { eventually } from "../helpers/services.ts";
+
+/** A logger that calls `onMessage` with the message of every entry at info level and above. */
+function watchingLogger(onMessage: (msg: string) => void): Logger {
+  return createLogger("info", (line) => onMessage(JSON.parse(line).msg));
+}
+
+/** Whether something can bind 127.0.0.1:`port` (the engine that had it closed its server). */
+function portIsFree(port: number): boolean {
+  try {
+    Deno.listen({ hostname: "127.0.0.1", port }).close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Posts one product view of `userId` and waits until the engine has counted it. */
+async function viewedOnce(engine: RunningEngine, userId: string): Promise<void> {
+  const posted = await fetch(`${engine.url}/v1/events`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ type: "product_viewed", userId, properties: { productId: "p1" } }),
+  });
+  assert.equal(posted.status, 202);
+  await posted.body?.cancel();
+  await eventually(`${userId}'s view`, async () => {
+    const response = await fetch(`${engine.url}/v1/users/${userId}`);
+    const body = response.status === 200 ? await response.json() : (await response.body?.cancel(), {});
+    return body.productViews === 1 ? true : undefined;
+  });
+}
+
+/** Starts an engine on `config` in this process, checks that it works, and stops it. */
+async function startsAndServes(config: Config, userId: string): Promise<void> {
+  const engine = await startEngine(config, silentLogger);
+  try {
+    await viewedOnce(engine, userId);
+  } finally {
+    await engine.stop();
+  }
+}
+
+const BUSY_PORT = /Cannot listen on 127\.0\.0\.1:(\d+) \(HOST, PORT\): address in use/;
+
+onlyOn("no log", "a busy PORT or an unknown HOST stops the process at once, naming HOST and PORT", async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "startup-" });
+  const holder = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const port = (holder.addr as Deno.NetAddr).port;
+    const busy = spawnEngine({ dataDir, port });
+    assert.notEqual((await busy.exited).code, 0);
+    assert.equal(BUSY_PORT.exec(busy.logs())?.[1], String(port), busy.logs());
+
+    const unknown = spawnEngine({ dataDir, env: { HOST: "nonexistent.invalid" } });
+    assert.notEqual((await unknown.exited).code, 0);
+    assert.match(unknown.logs(), /Cannot listen on nonexistent\.invalid:\d+ \(HOST, PORT\): /);
+  } finally {
+    holder.close();
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});
+
+onlyOn(
+  "no log",
+  "while start-up waits for an unreachable broker: /healthz 200, /readyz 503, the API 503; SIGTERM exits 0 at once",
+  async () => {
+    const dataDir = await Deno.makeTempDir({ prefix: "startup-" });
+    const engine = spawnEngine({
+      dataDir,
+      // Nothing listens on either port: the broker connection is retried for about 20 s.
+      env: {
+        KAFKA_BROKERS: `127.0.0.1:${freePort()}`,
+        DATABASE_URL: `postgres://u:p@127.0.0.1:${freePort()}/db`,
+        LOG_LEVEL: "info",
+      },
+    });
+    try {
+      await eventually(
+        "the engine to answer /healthz",
+        async () => {
+          const response = await fetch(`${engine.url}/healthz`);
+          await response.body?.cancel();
+          return response.status === 200 ? true : undefined;
+        },
+        15_000,
+        25,
+      );
+
+      const ready = await fetch(`${engine.url}/readyz`);
+      assert.equal(ready.status, 503);
+      assert.deepEqual(await ready.json(), {
+        status: "not ready",
+        checks: { database: "not open yet (starting up)", log: "not open yet (starting up)", consumer: "starting up" },
+      });
+      for (
+        const request of [
+          new Request(`${engine.url}/v1/users/u1`),
+          new Request(`${engine.url}/v1/events`, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({ type: "product_viewed", userId: "u1", properties: { productId: "p1" } }),
+          }),
+        ]
+      ) {
+        const response = await fetch(request);
+        assert.equal(response.status, 503, request.url);
+        assert.equal(response.headers.get("retry-after"), "5");
+        assert.equal((await response.json()).type, "urn:actor-engine:problem:starting");
+      }
+
+      const signalled = performance.now();
+      const status = await engine.kill("SIGTERM");
+      const ms = performance.now() - signalled;
+      assert.equal(status.code, 0, engine.logs());
+      assert.ok(ms < 3_000, `exited ${Math.round(ms)} ms after SIGTERM`);
+      assert.match(engine.logs(), /start-up stopped by the signal/);
+    } finally {
+      await engine.kill("SIGKILL");
+      await Deno.remove(dataDir, { recursive: true });
+    }
+  },
+);
+
+/** Runs `fn` on a fresh embedded deployment, removed afterwards. */
+async function onEmbedded(fn: (d: Deployment) => Promise<void>): Promise<void> {
+  const { deployment, remove } = await deploy("embedded");
+  try {
+    await fn(deployment);
+  } finally {
+    await remove();
+  }
+}
+
+onlyOn(
+  "embedded",
+  "a start on a busy port names HOST and PORT and leaves nothing: the same DATA_DIR starts again in the same process",
+  () =>
+    onEmbedded(async (d) => {
+      const holder = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      const port = (holder.addr as Deno.NetAddr).port;
+      let failure: unknown;
+      try {
+        await assert.rejects(
+          startEngine({ ...d.config, PORT: port }, silentLogger),
+          (error) => (failure = error, true),
+        );
+      } finally {
+        holder.close();
+      }
+      // It used to fail with "DATA_DIR … is in use by another engine (pid <this process>)".
+      await startsAndServes(d.config, "after-busy-port");
+      assert.ok(failure instanceof ConfigError, String(failure));
+      assert.equal(BUSY_PORT.exec(failure.message)?.[1], String(port));
+    }),
+);
+
+onlyOn(
+  "embedded",
+  "a start-up failing after the backend opened (a migration fails) releases DATA_DIR, PGlite and the port",
+  () =>
+    onEmbedded(async (d) => {
+      // A schema_migrations table without its `name` column: recording the first migration fails.
+      await d.inspect(({ sql }) => sql`create table schema_migrations (id integer primary key)`);
+      const port = freePort();
+      await assert.rejects(startEngine({ ...d.config, PORT: port }, silentLogger), /column "name"/);
+      assert.ok(portIsFree(port), "the HTTP server was shut down");
+      // inspect takes the DATA_DIR lock and opens PGlite: both must have been released.
+      await d.inspect(({ sql }) => sql`drop table schema_migrations`);
+      await startsAndServes({ ...d.config, PORT: port }, "after-failed-migration");
+    }),
+);
+
+for (const when of ["database ready", "partitions assigned"]) {
+  onlyOn(
+    "embedded",
+    `a start-up aborted after "${when}" rejects, closing everything: the same DATA_DIR and port start again`,
+    () =>
+      onEmbedded(async (d) => {
+        const abort = new AbortController();
+        const logger = watchingLogger((msg) => msg === when && abort.abort("SIGTERM"));
+        const port = freePort();
+        await assert.rejects(
+          startEngine({ ...d.config, PORT: port }, logger, { signal: abort.signal }),
+          StartAbortedError,
+        );
+        assert.ok(portIsFree(port), "the HTTP server was shut down");
+        await startsAndServes({ ...d.config, PORT: port }, "after-abort");
+      }),
+  );
+}
+
+/** The members of `groupId` with the partitions of each (decoded), by member id. */
+async function groupMembers(kafka: Kafka, groupId: string): Promise<Map<string, Record<string, number[]>>> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const { groups: [group] } = await admin.describeGroups([groupId]);
+    return new Map(group.members.map((m) => [
+      m.memberId,
+      m.memberAssignment.length > 0 ? AssignerProtocol.MemberAssignment.decode(m.memberAssignment)!.assignment : {},
+    ]));
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** Settles once `member` is the group's only member and holds every partition of `topics` (`partitions` each). */
+function soleOwner(kafka: Kafka, groupId: string, topics: readonly string[], partitions: Record<string, number>) {
+  return eventually(`one member holding every partition of ${groupId}`, async () => {
+    const members = await groupMembers(kafka, groupId);
+    if (members.size !== 1) return undefined;
+    const [[member, assignment]] = members;
+    const complete = topics.every((t) => (assignment[t] ?? []).length === partitions[t]);
+    return complete ? { member, assignment } : undefined;
+  });
+}
+
+onlyOn("kafka", {
+  name: "a second instance on a busy port never joins the group: the first keeps its assignment throughout",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const { deployment: d, remove } = await deploy("kafka", { PARTITIONS: "6" });
+    const kafka = new Kafka({ clientId: "startup-test", brokers: [d.kafkaBrokers!], logLevel: logLevel.NOTHING });
+    const port = freePort();
+    let first: RunningEngine | undefined;
+    try {
+      first = await startEngine({ ...d.config, PORT: port }, silentLogger);
+      const topics = consumedTopics(d.topics);
+      const counts = Object.fromEntries(topics.map((t) => [t, t === d.topics.analytics ? 1 : 6]));
+      const before = await soleOwner(kafka, d.config.GROUP_ID, topics, counts);
+
+      const second = spawnEngine({ dataDir: d.dataDir, port, env: d.env });
+      let exited = false;
+      const status = second.exited.finally(() => exited = true);
+      const seen: Map<string, Record<string, number[]>>[] = [];
+      // Watched while the second instance runs and for 2 s after: it used to join, take some partitions, and
+      // exit without leaving, so that they stalled until the session timeout.
+      let after = Infinity;
+      while (performance.now() < after) {
+        seen.push(await groupMembers(kafka, d.config.GROUP_ID));
+        if (exited && after === Infinity) after = performance.now() + 2_000;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      for (const members of seen) assert.deepEqual(members, new Map([[before.member, before.assignment]]));
+      assert.notEqual((await status).code, 0);
+      assert.equal(BUSY_PORT.exec(second.logs())?.[1], String(port), second.logs());
+    } finally {
+      await first?.stop();
+      await remove();
+    }
+  },
+});
+
+onlyOn("kafka", {
+  name: "a start-up aborted after joining the group leaves it at once: the first instance gets every partition back",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const { deployment: d, remove } = await deploy("kafka", { PARTITIONS: "6" });
+    const kafka = new Kafka({ clientId: "startup-test", brokers: [d.kafkaBrokers!], logLevel: logLevel.NOTHING });
+    let first: RunningEngine | undefined;
+    try {
+      first = await startEngine(d.config, silentLogger);
+      const topics = consumedTopics(d.topics);
+      const counts = Object.fromEntries(topics.map((t) => [t, t === d.topics.analytics ? 1 : 6]));
+      const before = await soleOwner(kafka, d.config.GROUP_ID, topics, counts);
+
+      // Stopped (as by SIGTERM) once it has claimed a partition: it is in the group, holding partitions.
+      const abort = new AbortController();
+      const logger = watchingLogger((msg) => msg === "partition claimed" && abort.abort("SIGTERM"));
+      await assert.rejects(startEngine(d.config, logger, { signal: abort.signal }), StartAbortedError);
+      // Left, not crashed: a member that vanished without leaving stays listed until the session timeout (10 s).
+      const members = await groupMembers(kafka, d.config.GROUP_ID);
+      assert.deepEqual([...members.keys()], [before.member]);
+      const started = performance.now();
+      const after = await soleOwner(kafka, d.config.GROUP_ID, topics, counts);
+      assert.equal(after.member, before.member);
+      const ms = performance.now() - started;
+      assert.ok(ms < 5_000, `the first instance held every partition again ${Math.round(ms)} ms later`);
+      await viewedOnce(first, "after-aborted-peer");
+    } finally {
+      await first?.stop();
+      await remove();
+    }
+  },
+});
