@@ -15,7 +15,7 @@ export interface KafkaOptions {
   readonly brokers: readonly string[];
   readonly clientId: string;
   readonly logger: Logger;
-  /** Deadline for an append to be acknowledged by all in-sync replicas. */
+  /** Deadline for an append to be acknowledged by all in-sync replicas, unless the append gives its own. */
   readonly publishTimeoutMs: number;
 }
 

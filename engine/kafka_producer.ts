@@ -4,15 +4,6 @@ import { LogUnavailableError } from "./errors.ts";
 import type { AppendOptions, LogProducer, OutgoingRecord } from "./log.ts";
 import type { KafkaOptions } from "./kafka_client.ts";
 
-/** Runs `promise` with a deadline; on expiry rejects with LogUnavailableError. */
-function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new LogUnavailableError(`${what} not acknowledged within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
-}
-
 /**
  * Most bytes of record values and keys coalesced into one produce request. Kafka refuses a
  * partition's record batch over `message.max.bytes` (1 MiB by default), and in the worst case all
@@ -24,10 +15,21 @@ const MAX_COALESCED_BYTES = 512 * 1024;
 interface PendingAppend {
   readonly records: readonly OutgoingRecord[];
   readonly bytes: number;
+  /** performance.now() at which it is rejected unless acknowledged. */
+  readonly deadline: number;
   readonly resolve: () => void;
   readonly reject: (error: LogUnavailableError) => void;
   settled: boolean;
+  /** How many of its records were handed to requests so far (only the oldest append may be part-way). */
+  sent: number;
   timer?: ReturnType<typeof setTimeout>;
+}
+
+/** The next produce request: its records, and the appends it carries records of (in order). */
+interface Request {
+  readonly records: readonly OutgoingRecord[];
+  /** Each carried append, with how many of its records are sent once this request is acknowledged. */
+  readonly parts: readonly { readonly append: PendingAppend; readonly sentAfter: number }[];
 }
 
 const NON_ASCII = /[\u0080-\uffff]/;
@@ -76,11 +78,21 @@ function settle(pending: PendingAppend, error?: LogUnavailableError): void {
  * kafkajs sends one produce request per `send` and, with idempotence, serialises requests per
  * broker; one request per HTTP call would cap ingestion at one round trip per call. So appends
  * that arrive while a request is in flight are coalesced into the next one (no linger: an append
- * to an idle producer goes out at once). Each append still resolves only after the request
- * holding its records was acknowledged, keeps its order relative to earlier appends, and is
- * rejected with LogUnavailableError if not acknowledged within its own deadline (a queued append
- * whose deadline passes before it is sent is dropped, never sent). A rejected append may still
- * be stored later by kafkajs's own retries, so a 503 means "not acknowledged", not "not stored".
+ * to an idle producer goes out at once). Each append resolves only after the requests holding its
+ * records were acknowledged, keeps its order relative to earlier appends, and is rejected with
+ * LogUnavailableError if not acknowledged within its own deadline (AppendOptions.timeoutMs, else
+ * publishTimeoutMs), which also bounds the broker's wait for replicas on each of its requests.
+ *
+ * A rejected append may still be stored: its request stays with kafkajs, which retries it, so a
+ * 503 means "not acknowledged", not "not stored". Three rules keep such a late record from landing
+ * after a record acknowledged after it: (1) once an append is rejected, none of its records that
+ * were not yet in a request are sent (a big append goes out in several requests); (2) the deadline
+ * counts the time spent connecting, and what was rejected meanwhile is not sent once connected;
+ * (3) there is never more than one request in flight: the next one waits until kafkajs has
+ * finished with the previous one, acknowledged or given up after its retries, even when every
+ * append it carries was already rejected. Appends behind it wait meanwhile, and are rejected if
+ * their own deadline comes first. Not covered: a request the broker received but had not answered
+ * when kafkajs gave up on it (its request timeout) may still be stored after newer ones.
  */
 export class KafkaProducer implements LogProducer {
   #producer: Producer;
@@ -107,11 +119,11 @@ export class KafkaProducer implements LogProducer {
   }
 
   /**
-   * Replaces the kafkajs producer after a failed or abandoned send. An idempotent producer whose
-   * request was abandoned at its deadline may still deliver it; the next request on the same
-   * producer id would then be out of sequence, which kafkajs never recovers from. A new producer
-   * id starts a clean sequence; the abandoned records may still land once (at-least-once, which
-   * event and output ids make harmless).
+   * Replaces the kafkajs producer after a failed connect or request. kafkajs may have given up on a
+   * request the broker stored all the same; the next request on the same producer id would then be
+   * out of sequence, which kafkajs never recovers from. A new producer id starts a clean sequence.
+   * Only called once kafkajs has finished with the old producer's request, so disconnecting it
+   * stops nothing (disconnected during a send, kafkajs reconnects it to retry).
    */
   #resetProducer(): void {
     const old = this.#producer;
@@ -122,8 +134,9 @@ export class KafkaProducer implements LogProducer {
 
   #connect(): Promise<void> {
     if (!this.#connected) {
-      this.#connected = this.#producer.connect().catch((error) => {
-        this.#connected = null;
+      const producer = this.#producer;
+      this.#connected = producer.connect().catch((error) => {
+        if (producer === this.#producer) this.#connected = null;
         throw error;
       });
     }
@@ -134,7 +147,15 @@ export class KafkaProducer implements LogProducer {
     if (records.length === 0) return Promise.resolve();
     const ms = options.timeoutMs ?? this.options.publishTimeoutMs;
     const { promise, resolve, reject } = Promise.withResolvers<void>();
-    const pending: PendingAppend = { records, bytes: recordBytes(records), resolve, reject, settled: false };
+    const pending: PendingAppend = {
+      records,
+      bytes: recordBytes(records),
+      deadline: performance.now() + ms,
+      resolve,
+      reject,
+      settled: false,
+      sent: 0,
+    };
     pending.timer = setTimeout(() => {
       const queued = this.#queue.indexOf(pending);
       if (queued >= 0) this.#queue.splice(queued, 1);
@@ -148,59 +169,97 @@ export class KafkaProducer implements LogProducer {
     return promise;
   }
 
-  /** Sends the queued appends as one request unless one is in flight; runs again when it ends. */
+  /** Starts sending the queued appends unless that is under way. */
   #pump(): void {
     if (this.#inFlight || this.#queue.length === 0) return;
-    const batch: PendingAppend[] = [];
-    let bytes = 0;
-    while (this.#queue.length > 0 && (batch.length === 0 || bytes + this.#queue[0].bytes <= MAX_COALESCED_BYTES)) {
-      const next = this.#queue.shift()!;
-      bytes += next.bytes;
-      batch.push(next);
+    this.#inFlight = this.#drain().finally(() => {
+      this.#inFlight = null;
+      this.#pump();
+    });
+  }
+
+  /** Sends requests, one at a time, until no append is waiting. */
+  async #drain(): Promise<void> {
+    while (this.#queue.length > 0) {
+      try {
+        await this.#connect();
+      } catch (error) {
+        this.#fail(this.#nextRequest(), error);
+        continue;
+      }
+      // Taken after the connect: what was rejected while connecting is not sent, and what was
+      // appended meanwhile joins.
+      const request = this.#nextRequest();
+      if (request.parts.length === 0) continue;
+      try {
+        await this.#sendRequest(request);
+      } catch (error) {
+        this.#fail(request, error);
+        continue;
+      }
+      for (const { append, sentAfter } of request.parts) {
+        if (sentAfter === append.records.length) settle(append);
+      }
     }
-    // The pipeline waits for the request at most one deadline: a request kafkajs keeps retrying
-    // during an outage must not hold back the appends behind it once the broker is back.
-    this.#inFlight = this.#send(batch.flatMap((p) => p.records))
-      .then(
-        () => batch.forEach((p) => settle(p)),
-        (error) => {
-          const failure = error instanceof LogUnavailableError ? error : new LogUnavailableError(
-            `Kafka did not acknowledge the append: ${(error as Error).message}`,
-            { cause: error },
-          );
-          batch.forEach((p) => settle(p, failure));
-          this.#resetProducer();
-        },
-      )
-      .finally(() => {
-        this.#inFlight = null;
-        this.#pump();
-      });
+  }
+
+  /** Rejects the appends a failed request (or connect) was for, and replaces the producer. */
+  #fail(request: Request, error: unknown): void {
+    const failure = error instanceof LogUnavailableError ? error : new LogUnavailableError(
+      `Kafka did not acknowledge the append: ${(error as Error).message}`,
+      { cause: error },
+    );
+    for (const { append } of request.parts) {
+      settle(append, failure);
+      const queued = this.#queue.indexOf(append);
+      if (queued >= 0) this.#queue.splice(queued, 1);
+    }
+    this.#resetProducer();
   }
 
   /**
-   * Sends records in order, in requests of at most MAX_COALESCED_BYTES each (a checkpoint after a
+   * Takes the next request's records off the queue, in order, leaving out appends already settled:
+   * the rest of the oldest append, in requests of at most MAX_COALESCED_BYTES (a checkpoint after a
    * long catch-up can emit megabytes, and the broker refuses a partition batch over
-   * `message.max.bytes`); each request is acknowledged before the next goes out.
+   * `message.max.bytes`; a single larger record still goes, alone), then whole appends while they
+   * fit.
    */
-  async #send(records: readonly OutgoingRecord[]): Promise<void> {
-    await this.#connect();
-    let chunk: OutgoingRecord[] = [];
+  #nextRequest(): Request {
+    this.#queue = this.#queue.filter((p) => !p.settled);
+    const records: OutgoingRecord[] = [];
+    const parts: { append: PendingAppend; sentAfter: number }[] = [];
     let bytes = 0;
-    for (const record of records) {
-      const size = recordBytes([record]);
-      if (chunk.length > 0 && bytes + size > MAX_COALESCED_BYTES) {
-        await withDeadline(this.#sendRequest(chunk), this.options.publishTimeoutMs, "append");
-        chunk = [];
-        bytes = 0;
+    for (const append of this.#queue) {
+      const whole = append.sent === 0 && bytes + append.bytes <= MAX_COALESCED_BYTES;
+      if (!whole && parts.length > 0) break;
+      let next = append.sent;
+      if (whole) {
+        for (const record of append.records) records.push(record);
+        next = append.records.length;
+        bytes += append.bytes;
+      } else {
+        while (next < append.records.length) {
+          const size = recordBytes([append.records[next]]);
+          if (records.length > 0 && bytes + size > MAX_COALESCED_BYTES) break;
+          records.push(append.records[next++]);
+          bytes += size;
+        }
       }
-      chunk.push(record);
-      bytes += size;
+      append.sent = next;
+      parts.push({ append, sentAfter: next });
+      if (next < append.records.length) break;
     }
-    if (chunk.length > 0) await withDeadline(this.#sendRequest(chunk), this.options.publishTimeoutMs, "append");
+    this.#queue = this.#queue.slice(parts.filter((p) => p.sentAfter === p.append.records.length).length);
+    return { records, parts };
   }
 
-  async #sendRequest(records: readonly OutgoingRecord[]): Promise<void> {
+  /**
+   * Sends one request and waits for kafkajs to be done with it, past every deadline if need be. The
+   * broker may wait for replicas until the latest deadline among the appends it carries.
+   */
+  async #sendRequest({ records, parts }: Request): Promise<void> {
+    const latest = Math.max(...parts.map((p) => p.append.deadline));
+    const timeout = Math.max(1, Math.ceil(latest - performance.now()));
     const byTopic = new Map<string, OutgoingRecord[]>();
     for (const record of records) {
       const list = byTopic.get(record.topic) ?? [];
@@ -209,7 +268,7 @@ export class KafkaProducer implements LogProducer {
     }
     await this.#producer.sendBatch({
       acks: -1,
-      timeout: this.options.publishTimeoutMs,
+      timeout,
       topicMessages: [...byTopic].map(([topic, list]) => ({
         topic,
         messages: list.map((r) => ({
@@ -225,7 +284,7 @@ export class KafkaProducer implements LogProducer {
     });
   }
 
-  /** Waits for the appends already made, then disconnects. */
+  /** Waits for the appends already made (and for kafkajs to finish with their requests), then disconnects. */
   async close(): Promise<void> {
     while (this.#inFlight) await this.#inFlight;
     await this.#producer.disconnect();

@@ -1,8 +1,10 @@
 /**
  * KafkaProducer's coalescing of concurrent appends, against a fake kafkajs producer: appends made
  * while a request is in flight share the next request, in order; each resolves only after its own
- * request was acknowledged; failures and deadlines reject with LogUnavailableError; a hung request
- * does not hold back later appends beyond its deadline; big appends are not coalesced past a cap.
+ * request was acknowledged; failures and deadlines reject with LogUnavailableError; nothing of an
+ * append is sent once its deadline has answered it; nothing newer is sent while a request answered
+ * at its deadline is still with kafkajs; each append keeps its own deadline; big appends are not
+ * coalesced past a cap.
  */
 import assert from "node:assert/strict";
 import type { Kafka } from "kafkajs";
@@ -16,29 +18,77 @@ const DEADLINE_MS = 200;
 /** One sendBatch call the fake received, with the means to answer it. */
 interface SentRequest {
   readonly keys: string[];
+  /** Which kafkajs producer (0 = the first created) sent it. */
+  readonly producer: number;
+  /** The `timeout` given to the broker. */
+  readonly timeout: number;
   readonly ack: () => void;
   readonly fail: (error: Error) => void;
 }
 
-/** A stand-in for kafkajs whose sendBatch calls wait until the test acknowledges or fails them. */
-function fakeKafka(): { kafka: Kafka; sent: SentRequest[] } {
+/** A stand-in for kafkajs; what it saw, in order, is in `events`, and the keys it stored in `stored`. */
+interface FakeKafka {
+  readonly kafka: Kafka;
+  readonly sent: SentRequest[];
+  /** `send#P keys`, `ack#P keys`, `fail#P keys`, `disconnect#P`, P being the producer. */
+  readonly events: string[];
+  /** Keys of acknowledged requests, in the order the fake broker acknowledged them. */
+  readonly stored: string[];
+  /** kafkajs producers created so far. */
+  producers(): number;
+}
+
+/**
+ * A stand-in for kafkajs whose sendBatch calls wait until the test acknowledges or fails them
+ * (or, with `answerAfterMs`, are acknowledged that long after they were sent), and whose connect
+ * is `connect` (default: at once).
+ */
+function fakeKafka(options: { connect?: () => Promise<void>; answerAfterMs?: number } = {}): FakeKafka {
   const sent: SentRequest[] = [];
-  const producer = {
-    events: { DISCONNECT: "producer.disconnect" },
-    on: () => () => {},
-    connect: () => Promise.resolve(),
-    disconnect: () => Promise.resolve(),
-    sendBatch: (batch: { topicMessages: { messages: { key: string }[] }[] }) => {
-      const { promise, resolve, reject } = Promise.withResolvers<void>();
-      sent.push({
-        keys: batch.topicMessages.flatMap((t) => t.messages.map((m) => m.key)),
-        ack: resolve,
-        fail: reject,
-      });
-      return promise;
-    },
+  const events: string[] = [];
+  const stored: string[] = [];
+  let created = 0;
+  const createProducer = () => {
+    const id = created++;
+    return {
+      events: { DISCONNECT: "producer.disconnect" },
+      on: () => () => {},
+      connect: options.connect ?? (() => Promise.resolve()),
+      disconnect: () => {
+        events.push(`disconnect#${id}`);
+        return Promise.resolve();
+      },
+      sendBatch: (batch: { timeout: number; topicMessages: { messages: { key: string }[] }[] }) => {
+        const { promise, resolve, reject } = Promise.withResolvers<void>();
+        const keys = batch.topicMessages.flatMap((t) => t.messages.map((m) => m.key));
+        events.push(`send#${id} ${keys}`);
+        let answered = false;
+        const ack = () => {
+          if (answered) return;
+          answered = true;
+          events.push(`ack#${id} ${keys}`);
+          stored.push(...keys);
+          resolve();
+        };
+        const fail = (error: Error) => {
+          if (answered) return;
+          answered = true;
+          events.push(`fail#${id} ${keys}`);
+          reject(error);
+        };
+        sent.push({ keys, producer: id, timeout: batch.timeout, ack, fail });
+        if (options.answerAfterMs !== undefined) setTimeout(ack, options.answerAfterMs);
+        return promise;
+      },
+    };
   };
-  return { kafka: { producer: () => producer } as unknown as Kafka, sent };
+  return {
+    kafka: { producer: createProducer } as unknown as Kafka,
+    sent,
+    events,
+    stored,
+    producers: () => created,
+  };
 }
 
 function producerOn(kafka: Kafka): KafkaProducer {
@@ -57,6 +107,8 @@ function records(...keys: string[]): OutgoingRecord[] {
     value: `{"k":"${key}"}`,
   }));
 }
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Lets queued microtasks and zero-delay timers run. */
 function settle(): Promise<void> {
@@ -133,39 +185,158 @@ Deno.test("KafkaProducer rejects every append of a failed request with LogUnavai
   await producer.close();
 });
 
-Deno.test("KafkaProducer rejects a hung request's appends at their deadline, and sends the appends behind it then", async () => {
-  const { kafka, sent } = fakeKafka();
+Deno.test("KafkaProducer rejects a hung request's appends at their deadline, and sends nothing newer until kafkajs gives up on it", async () => {
+  const { kafka, sent, events, stored } = fakeKafka();
   const producer = producerOn(kafka);
-  const hung = watch(producer.append(records("a")));
-  await new Promise((resolve) => setTimeout(resolve, DEADLINE_MS / 2));
-  const behind = watch(producer.append(records("b")));
-  await settle();
-  assert.equal(sent.length, 1, "b waits while a is in flight");
-  await new Promise((resolve) => setTimeout(resolve, DEADLINE_MS / 2 + DEADLINE_MS / 10));
+  const hung = watch(producer.append(records("u1", "u2")));
+  await sleep(DEADLINE_MS + DEADLINE_MS / 4);
   assert.equal(hung.state, "rejected");
   assert.ok(hung.error instanceof LogUnavailableError);
   assert.match((hung.error as Error).message, new RegExp(`not acknowledged within ${DEADLINE_MS} ms`));
-  assert.deepEqual(sent.map((s) => s.keys), [["a"], ["b"]], "b went out once a's deadline passed");
+  const behind = watch(producer.append(records("u1")));
+  await sleep(DEADLINE_MS / 2);
+  // kafkajs is still retrying the first request: were the next one sent now (by a new producer),
+  // the first could land after it, and u1's events would be out of order.
+  assert.deepEqual(events, ["send#0 u1,u2"], "nothing newer is sent, and the producer is kept, while kafkajs retries");
+  assert.equal(behind.state, "pending");
+  sent[0].fail(new Error("retries exhausted"));
+  await settle();
+  assert.deepEqual(events, ["send#0 u1,u2", "fail#0 u1,u2", "disconnect#0", "send#1 u1"], "a fresh producer sends it");
   sent[1].ack();
   await settle();
   assert.equal(behind.state, "resolved");
-  sent[0].ack(); // The hung request completing late changes nothing.
-  await settle();
-  assert.equal(hung.state, "rejected");
+  assert.deepEqual(stored, ["u1"]);
   await producer.close();
 });
 
-Deno.test("KafkaProducer keeps a coalesced request under its byte cap, sending an oversized append alone", async () => {
+Deno.test("KafkaProducer keeps a key's order when a request answered at its deadline is stored after all", async () => {
+  const { kafka, sent, events, stored } = fakeKafka();
+  const producer = producerOn(kafka);
+  const late = watch(producer.append(records("u1")));
+  await sleep(DEADLINE_MS + DEADLINE_MS / 4);
+  assert.equal(late.state, "rejected", "503: not acknowledged");
+  const behind = watch(producer.append(records("u1", "u2")));
+  await sleep(DEADLINE_MS / 2);
+  assert.equal(sent.length, 1, "the next request waits for the late one");
+  sent[0].ack(); // kafkajs's retry got through: the record answered 503 is stored.
+  await settle();
+  sent[1].ack();
+  await settle();
+  assert.equal(behind.state, "resolved");
+  assert.deepEqual(stored, ["u1", "u1", "u2"], "the late record lands before the one acknowledged after it");
+  assert.deepEqual(events, ["send#0 u1", "ack#0 u1", "send#0 u1,u2", "ack#0 u1,u2"], "same producer, no reset");
+  await producer.close();
+});
+
+Deno.test("KafkaProducer sends nothing more of an append split into several requests once its deadline has passed", async () => {
+  const { kafka, sent, events } = fakeKafka();
+  const producer = producerOn(kafka);
+  // Three records of 300 KiB: three requests under the 512 KiB cap, one after the other.
+  const value = "x".repeat(300 * 1024);
+  const split = watch(producer.append(["u1", "u2", "u3"].map((key) => ({ topic: "events", key, value }))));
+  await sleep(DEADLINE_MS * 3 / 4);
+  sent[0].ack();
+  await sleep(DEADLINE_MS / 2); // the append's deadline passes while its second request is in flight
+  assert.equal(split.state, "rejected");
+  sent[1].ack();
+  await settle();
+  assert.deepEqual(events, ["send#0 u1", "ack#0 u1", "send#0 u2", "ack#0 u2"], "u3 is not sent after the 503");
+  const next = watch(producer.append(records("u9")));
+  await settle();
+  assert.deepEqual(sent.map((s) => s.keys), [["u1"], ["u2"], ["u9"]], "the next append goes out without u3");
+  sent[2].ack();
+  await settle();
+  assert.equal(next.state, "resolved");
+  await producer.close();
+});
+
+Deno.test("KafkaProducer does not send an append answered 503 while it was connecting, once connected", async () => {
+  const connected = Promise.withResolvers<void>();
+  const { kafka, sent } = fakeKafka({ connect: () => connected.promise });
+  const producer = producerOn(kafka);
+  const waiting = watch(producer.append(records("u1")));
+  await sleep(DEADLINE_MS + DEADLINE_MS / 4);
+  assert.equal(waiting.state, "rejected", "the deadline counts the connect");
+  connected.resolve();
+  await sleep(DEADLINE_MS / 4);
+  assert.equal(sent.length, 0, "u1 is not sent once the broker is reached");
+  const next = watch(producer.append(records("u2")));
+  await settle();
+  assert.deepEqual(sent.map((s) => s.keys), [["u2"]]);
+  sent[0].ack();
+  await settle();
+  assert.equal(next.state, "resolved");
+  await producer.close();
+});
+
+Deno.test("KafkaProducer rejects the appends a failed connect was for, and connects a fresh producer for the next", async () => {
+  let connects = 0;
+  const { kafka, sent, events, producers } = fakeKafka({
+    connect: () => ++connects === 1 ? Promise.reject(new Error("connection refused")) : Promise.resolve(),
+  });
+  const producer = producerOn(kafka);
+  const refused = watch(producer.append(records("u1")));
+  await settle();
+  assert.equal(refused.state, "rejected");
+  assert.ok(refused.error instanceof LogUnavailableError);
+  assert.match((refused.error as Error).message, /connection refused/);
+  const next = watch(producer.append(records("u2")));
+  await settle();
+  sent[0].ack();
+  await settle();
+  assert.equal(next.state, "resolved");
+  assert.deepEqual(events, ["disconnect#0", "send#1 u2", "ack#1 u2"]);
+  assert.equal(producers(), 2);
+  await producer.close();
+});
+
+Deno.test("KafkaProducer gives an append its own deadline, for each of its requests and the broker's timeout", async () => {
+  // Every request takes 300 ms, longer than the default deadline of 200 ms.
+  const { kafka, sent, producers } = fakeKafka({ answerAfterMs: 300 });
+  const producer = producerOn(kafka);
+  const value = "x".repeat(300 * 1024);
+  const started = performance.now();
+  await producer.append(["c1", "c2"].map((key) => ({ topic: "outputs", key, value })), { timeoutMs: 60_000 });
+  assert.ok(performance.now() - started >= 600, "two requests of 300 ms each");
+  assert.deepEqual(sent.map((s) => s.keys), [["c1"], ["c2"]]);
+  for (const { timeout } of sent) {
+    assert.ok(timeout > 59_000 && timeout <= 60_000, `the broker is given what is left of 60 s (${timeout} ms)`);
+  }
+  assert.equal(producers(), 1, "no request failed, so the producer was not replaced");
+  // An append with the default deadline gives the broker at most that.
+  await assert.rejects(producer.append(records("u1")), LogUnavailableError);
+  assert.ok(sent[2].timeout <= DEADLINE_MS, `${sent[2].timeout} ms`);
+  await producer.close();
+});
+
+Deno.test("KafkaProducer keeps a coalesced request under its byte cap, sending an oversized record alone", async () => {
   const { kafka, sent } = fakeKafka();
   const producer = producerOn(kafka);
   const big = (key: string) => [{ topic: "events", key, value: "x".repeat(300 * 1024) }];
+  // Appends made in one go (here while the producer connects) share the first request up to the cap.
   const appends = [producer.append(records("first")), producer.append(big("b1")), producer.append(big("b2"))];
   appends.push(producer.append([{ topic: "events", key: "huge", value: "y".repeat(2 * 1024 * 1024) }]));
-  for (let i = 0; i < 4; i++) {
+  for (let i = 0; i < 3; i++) {
     await settle();
     sent[i].ack();
   }
   await Promise.all(appends);
-  assert.deepEqual(sent.map((s) => s.keys), [["first"], ["b1"], ["b2"], ["huge"]]);
+  assert.deepEqual(sent.map((s) => s.keys), [["first", "b1"], ["b2"], ["huge"]]);
+  await producer.close();
+});
+
+Deno.test("KafkaProducer sends the rest of a split append first, then whole appends that fit with it", async () => {
+  const { kafka, sent } = fakeKafka();
+  const producer = producerOn(kafka);
+  const value = "x".repeat(200 * 1024);
+  const split = producer.append(["s1", "s2", "s3", "s4"].map((key) => ({ topic: "outputs", key, value })));
+  const small = producer.append(records("u1"));
+  const whole = producer.append(["w1", "w2"].map((key) => ({ topic: "events", key, value })));
+  for (let i = 0; i < 3; i++) {
+    await settle();
+    sent[i].ack();
+  }
+  await Promise.all([split, small, whole]);
+  assert.deepEqual(sent.map((s) => s.keys), [["s1", "s2"], ["s3", "s4", "u1"], ["w1", "w2"]]);
   await producer.close();
 });
