@@ -34,6 +34,10 @@ export function storableText(min: number, max: number): z.ZodString {
 }
 
 const id = storableText(1, 256);
+/** A category name: it becomes a key of revenue by category, where `__proto__` would be dropped on the way. */
+const category = storableText(0, 256).refine((value) => value !== "__proto__", {
+  message: 'must not be "__proto__" (categories are keys of revenue by category)',
+});
 const userId = storableText(1, MAX_USER_ID_LENGTH);
 const money = z.number().finite().min(0).max(MAX_AMOUNT);
 const quantity = z.number().int().min(1).max(MAX_QUANTITY);
@@ -89,7 +93,7 @@ const lineItem = z.object({
   productId: id,
   quantity,
   price: money,
-  category: storableText(0, 256).optional(),
+  category: category.optional(),
 }).refine(lineValue.check, lineValue.message);
 
 /** Every event type with its properties. */
@@ -110,7 +114,7 @@ export const eventSchemas = {
     properties: z.object({
       productId: id,
       price: money.optional(),
-      category: storableText(0, 256).optional(),
+      category: category.optional(),
       brand: storableText(0, 256).optional(),
     }),
   }).meta({ id: "ProductViewedEvent", description: "A product page or tile was viewed." }),
@@ -129,7 +133,7 @@ export const eventSchemas = {
       productId: id,
       quantity: quantity.default(1),
       price: money,
-      category: storableText(0, 256).optional(),
+      category: category.optional(),
       brand: storableText(0, 256).optional(),
     }).refine(lineValue.check, lineValue.message),
   }).meta({

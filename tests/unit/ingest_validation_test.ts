@@ -406,3 +406,20 @@ Deno.test("prepareEvents() rejects U+0000 and unpaired surrogates (which Postgre
   }
   assert.ok(checked >= 120, `every text field of every type (${checked})`);
 });
+
+Deno.test("prepareEvents() refuses a category named __proto__ wherever categories are given, naming the field", () => {
+  // Categories become keys of revenue by category, where zod's records drop `__proto__`: an order's
+  // revenue counted under it vanished from the category sums without a dead letter.
+  let checked = 0;
+  for (const type of EVENT_TYPES) {
+    const event = { ...FULL[type], ...ENVELOPE };
+    for (const path of stringPaths(event).filter((p) => p.endsWith(".category"))) {
+      const error = rejection([edit(event, path, "__proto__")]);
+      const problem = error.problems.find((p) => p.path === path);
+      assert.ok(problem?.message.includes("__proto__"), `${type} ${path}: got ${JSON.stringify(error.problems)}`);
+      prepare([edit(event, path, "proto")]);
+      checked++;
+    }
+  }
+  assert.ok(checked >= 3, `categories of product views, cart adds and order items (${checked})`);
+});
