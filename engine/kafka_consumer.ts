@@ -82,6 +82,8 @@ export class KafkaConsumer implements LogConsumer {
   #admin: KafkaAdmin;
   /** Whether the group has confirmed the assignment the listener holds (for claiming a partition again). */
   readonly #confirmation: AssignmentConfirmation;
+  /** When kafkajs sent the latest fetch the broker answered (records or none): see LogConsumer.lastReadAt. */
+  #lastReadAt = Date.now();
 
   constructor(kafka: Kafka, private readonly options: KafkaConsumerOptions, logger: Logger) {
     this.#logger = logger.child({ component: "kafka-consumer" });
@@ -120,6 +122,12 @@ export class KafkaConsumer implements LogConsumer {
       consumer.events.HEARTBEAT,
       (event) => this.#confirmation.heartbeat(Number(event.payload.groupGenerationId)),
     );
+    // A fetch the broker answered, with records or without, read everything appended before it was
+    // sent (engine/log.ts, lastReadAt). kafkajs's FETCH event is also emitted after a failed fetch.
+    consumer.on(consumer.events.REQUEST, (event) => {
+      const { apiName, sentAt } = event.payload as { apiName: string; sentAt: number };
+      if (apiName === "Fetch" && sentAt > this.#lastReadAt) this.#lastReadAt = sentAt;
+    });
     consumer.on(consumer.events.CRASH, (event) => {
       this.#logger.error("consumer crashed", { error: event.payload.error, restart: event.payload.restart });
     });
@@ -253,6 +261,10 @@ export class KafkaConsumer implements LogConsumer {
 
   async commit(tp: TopicPartition, nextOffset: number): Promise<void> {
     await this.#consumer.commitOffsets([{ topic: tp.topic, partition: tp.partition, offset: String(nextOffset) }]);
+  }
+
+  lastReadAt(): number {
+    return this.#lastReadAt;
   }
 
   pause(tps: readonly TopicPartition[]): void {

@@ -83,6 +83,13 @@ export interface LogConsumer {
    * always is.
    */
   assignmentConfirmedSince?(since: number): boolean;
+  /**
+   * Wall time (epoch ms) of the consumer's latest successful read of the log, the latest moment it
+   * could have seen a record appended: an idle partition's clock never follows the wall past it, so a
+   * log that cannot be read (a broker down or unreachable) is not taken for one without records.
+   * Absent: a log that is always readable.
+   */
+  lastReadAt?(): number;
   pause(tps: readonly TopicPartition[]): void;
   resume(tps: readonly TopicPartition[]): void;
   /**

@@ -31,6 +31,11 @@ export class MemoryLog implements LogAdmin {
 
   constructor(private readonly clock: () => number = Date.now) {}
 
+  /** The log's clock (epoch ms): append times, and when its consumers last read it. */
+  now(): number {
+    return this.clock();
+  }
+
   ensureTopics(topics: readonly TopicSpec[]): Promise<void> {
     for (const { topic, partitions } of topics) {
       if (!this.#topics.has(topic)) this.#topics.set(topic, Array.from({ length: partitions }, () => []));
@@ -171,7 +176,7 @@ export class MemoryConsumer implements LogConsumer {
       for (const tp of this.#owned) {
         if (!this.#running) break;
         const key = tpKey(tp);
-        if (this.#paused.has(key)) continue;
+        if (this.#paused.has(key) || this.#unreadableSince !== undefined) continue;
         const position = this.#positions.get(key) ?? 0;
         const records = this.log.read(tp, position, this.maxBatch);
         if (records.length === 0) continue;
@@ -202,6 +207,20 @@ export class MemoryConsumer implements LogConsumer {
 
   endOffset(tp: TopicPartition): Promise<number> {
     return Promise.resolve(this.log.endOffset(tp));
+  }
+
+  #unreadableSince: number | undefined;
+
+  /**
+   * Whether the consumer can read the log: tests of a broker it cannot reach set it false. Reads
+   * succeed continuously while true, so the last one is now; once false, it is when that happened.
+   */
+  set readable(value: boolean) {
+    this.#unreadableSince = value ? undefined : (this.#unreadableSince ?? this.log.now());
+  }
+
+  lastReadAt(): number {
+    return this.#unreadableSince ?? this.log.now();
   }
 
   /** Whether the "group" confirms the assignment: tests of a member the group has not confirmed set it false. */

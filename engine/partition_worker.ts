@@ -362,8 +362,11 @@ export class PartitionWorker {
         if (this.#needsResync || this.#closed) return;
         // A partition that has never had a record has no timers to fire; leaving its clock unset lets a
         // historical import into a fresh engine follow its own event time (see README, "late events").
-        if (this.#clock > 0 && this.#isIdle(wall) && wall - grace > this.#clock) {
-          this.#clock = wall - grace;
+        // Never past the consumer's last read of the log: a record appended while it could not read
+        // (a broker unreachable) may be waiting there with an earlier time.
+        const idleClock = Math.min(wall - grace, this.#deps.consumer.lastReadAt?.() ?? Infinity);
+        if (this.#clock > 0 && this.#isIdle(wall) && idleClock > this.#clock) {
+          this.#clock = idleClock;
           this.#clockAhead = true;
         }
         if (this.#timers.keysDue(this.#clock).length === 0) return;

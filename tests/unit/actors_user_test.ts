@@ -674,3 +674,26 @@ Deno.test("a historical import into a fresh engine follows its own event time: a
     ["cart_abandoned", "v", new Date(b.time(34 * MIN)).toISOString()],
   ]);
 });
+
+Deno.test("a log the consumer cannot read is not taken for an idle partition: the clock waits for the records appended meanwhile", async () => {
+  const b = new EventBuilder();
+  const h = new Harness(userLogic, 1, 1_000, { idleClockMs: 10_000 });
+  h.wall = b.t0;
+  await h.start();
+  h.send("u", b.event("product_added_to_cart", "u", 0, { productId: "a", quantity: 1, price: 4 }));
+  await h.drained();
+  h.wall = b.time(29 * MIN);
+  h.consumer.readable = false; // the broker is unreachable from here: fetches fail
+  h.wall = b.time(29 * MIN + 50);
+  h.send("u", b.event("checkout_started", "u", 29 * MIN + 50, {})); // acknowledged to its producer
+  h.wall = b.time(31 * MIN);
+  await h.runtime.housekeep(); // no records for two minutes, but none could be read either
+  assert.deepEqual(h.log.all(h.topics.alerts), []);
+  h.consumer.readable = true;
+  await h.drained();
+  h.wall = b.time(3 * HOUR);
+  await h.runtime.housekeep();
+  await h.stop();
+  const alerts = h.log.all(h.topics.alerts).map((r) => JSON.parse(new TextDecoder().decode(r.value!)));
+  assert.deepEqual(alerts.map((a) => a.type), ["checkout_abandoned"], "the checkout took the cart in time");
+});

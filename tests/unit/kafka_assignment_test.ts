@@ -23,7 +23,13 @@ function fakeKafka() {
   const handlers = new Map<string, (e: Any) => void>();
   let eachBatch: ((payload: Any) => Promise<void>) | undefined;
   const consumer = {
-    events: { GROUP_JOIN: "group_join", CRASH: "crash", HEARTBEAT: "heartbeat", REBALANCING: "rebalancing" },
+    events: {
+      GROUP_JOIN: "group_join",
+      CRASH: "crash",
+      HEARTBEAT: "heartbeat",
+      REBALANCING: "rebalancing",
+      REQUEST: "request",
+    },
     on: (name: string, fn: (e: Any) => void) => handlers.set(name, fn),
     connect: () => Promise.resolve(),
     subscribe: () => Promise.resolve(),
@@ -50,6 +56,8 @@ function fakeKafka() {
       handlers.get("group_join")!({ payload: { memberAssignment: assignment } }),
     /** The coordinator answers a heartbeat: twice in a row, the member's assignment is confirmed current. */
     heartbeat: (generation = 1) => handlers.get("heartbeat")!({ payload: { groupGenerationId: generation } }),
+    /** A broker answered a request (kafkajs's consumer.network.request event). */
+    answered: (apiName: string, sentAt: number) => handlers.get("request")!({ payload: { apiName, sentAt } }),
     deliver: (topic: string, partition: number, offsets: number[]) =>
       eachBatch!({
         batch: {
@@ -218,4 +226,17 @@ Deno.test("a graceful stop writes its final checkpoints before it leaves the gro
   // Checkpointed after leaving, another member could have claimed first: this checkpoint refused, offsets 0-2 replayed.
   assert.equal(atLeaving?.nextOffset, 3, "the checkpoint stood at 3 when the member left the group");
   assert.equal(row().nextOffset, 3);
+});
+
+Deno.test("the consumer's last read of the log is when it sent the latest fetch a broker answered", async () => {
+  const { topics, fake, consumer, runtime } = await memberA();
+  await consumer.start([topics.events], runtime);
+  const started = consumer.lastReadAt();
+  fake.answered("Fetch", started + 1_000);
+  assert.equal(consumer.lastReadAt(), started + 1_000);
+  fake.answered("Heartbeat", started + 5_000); // the group coordinator answering is not a read of the log
+  fake.answered("Fetch", started + 500); // an older fetch answered late
+  assert.equal(consumer.lastReadAt(), started + 1_000);
+  await consumer.stop();
+  await runtime.stop();
 });
