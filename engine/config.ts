@@ -7,6 +7,7 @@
 import { z } from "zod";
 import { DEFAULT_MAX_FUTURE_MS, MAX_AHEAD_OF_RECEIPT_MS } from "../actors/events.ts";
 import { domainSettingsShape, fromDecimal } from "../actors/settings.ts";
+import { databaseUrlProblem, redactUrl } from "./database_url.ts";
 import { ConfigError } from "./errors.ts";
 
 const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
@@ -60,7 +61,10 @@ const settings = {
     .max(200, "at most 200 characters: Kafka refuses topic names over 249").default(""),
   PARTITIONS: int(1, 10_000).default(12),
   REPLICATION_FACTOR: int(1, 32).default(1),
-  DATABASE_URL: z.string().trim().regex(/^postgres(ql)?:\/\//, "a postgres:// URL").optional(),
+  DATABASE_URL: z.string().trim().superRefine((value, context) => {
+    const problem = databaseUrlProblem(value);
+    if (problem) context.addIssue({ code: "custom", message: problem });
+  }).optional(),
   DATA_DIR: z.string().min(1).default("./data"),
   EMBEDDED_LOG_RETENTION_HOURS: int(0, 87_600).default(168),
   CHECKPOINT_INTERVAL_MS: int(10, 3_600_000).default(1000),
@@ -103,7 +107,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   if (!result.success) {
     const problems = new Set(result.error.issues.map((issue) => {
       const name = String(issue.path[0]);
-      return `${name}=${JSON.stringify(input[name])}: ${issue.message}`;
+      return `${name}=${JSON.stringify(shown(name, input[name]))}: ${issue.message}`;
     }));
     throw new ConfigError(`Cannot start: invalid configuration: ${[...problems].join("; ")}`);
   }
@@ -124,6 +128,14 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     );
   }
   return Object.freeze({ ...values, mode: values.KAFKA_BROKERS ? "production" : "embedded" });
+}
+
+/** Settings whose value may hold a password: shown with it replaced by `***`. */
+const URL_SETTINGS = new Set(["DATABASE_URL", "ADVERTISED_URL"]);
+
+/** A setting's value as a message may show it: never a password. */
+function shown(name: string, value: string): string {
+  return URL_SETTINGS.has(name) ? redactUrl(value) : value;
 }
 
 /** Reads the process environment; the one place that touches `Deno.env`. */

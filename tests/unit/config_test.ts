@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { parseConfig, topicNames } from "../../engine/config.ts";
+import { redactUrl } from "../../engine/database_url.ts";
 import { ConfigError } from "../../engine/errors.ts";
 
 Deno.test("parseConfig() with an empty environment gives embedded mode and the documented defaults", () => {
@@ -38,7 +39,7 @@ Deno.test("parseConfig() refuses KAFKA_BROKERS without DATABASE_URL", () => {
 });
 
 Deno.test("ROLE: all by default, ingest only in production mode, anything else named", () => {
-  const production = { KAFKA_BROKERS: "k:9092", DATABASE_URL: "postgres://x/y" };
+  const production = { KAFKA_BROKERS: "k:9092", DATABASE_URL: "postgres://u@x/y" };
   assert.equal(parseConfig(production).ROLE, "all");
   assert.equal(parseConfig({ ...production, ROLE: "ingest" }).ROLE, "ingest");
   assert.throws(() => parseConfig({ ROLE: "ingest" }), /ROLE="ingest" needs production mode/);
@@ -79,7 +80,8 @@ Deno.test("parseConfig() rejects an ADVERTISED_URL that is not an http(s) origin
       () => parseConfig({ ADVERTISED_URL: value }),
       (error: unknown) => {
         assert.ok(error instanceof ConfigError);
-        assert.ok(error.message.includes(`ADVERTISED_URL=${JSON.stringify(value)}`), error.message);
+        const shown = value.replace(":p@", ":***@");
+        assert.ok(error.message.includes(`ADVERTISED_URL=${JSON.stringify(shown)}`), error.message);
         assert.match(error.message, /http:\/\/ or https:\/\/ URL/);
         return true;
       },
@@ -220,4 +222,68 @@ Deno.test("parseConfig() keeps MAX_EVENT_FUTURE_MS within the day the log side a
     () => parseConfig({ MAX_EVENT_FUTURE_MS: "86400001" }),
     /MAX_EVENT_FUTURE_MS="86400001": must be an integer from 0 to 86400000/,
   );
+});
+
+Deno.test("parseConfig() refuses a DATABASE_URL postgres.js cannot use, naming it and never showing its password", () => {
+  const cases: [string, RegExp][] = [
+    ["postgres://app:s3cret@db:99999/app", /each host must be a hostname, .* port from 1 to 65535/],
+    ["postgres://app:s3cret@db:0/app", /port from 1 to 65535/],
+    ["postgres://app:s3cret@db:54x/app", /port from 1 to 65535/],
+    ["postgres://app:50%off@db/app", /the password is not valid percent-encoding/],
+    ["postgres://a%zzpp:s3cret@db/app", /the user name is not valid percent-encoding/],
+    ["postgress://app:s3cret@db/app", /must be a postgres:\/\/ or postgresql:\/\/ URL/],
+    ["app:s3cret@db/app", /must be a postgres:\/\/ or postgresql:\/\/ URL/],
+    ["postgres://app:s3cret@/app", /must name a host/],
+    ["postgres://:s3cret@db/app", /must name the user/],
+    ["postgres://app:s3cret@db,/app", /each host must be/],
+    ["postgres://app:s3cret@not a host/app", /each host must be/],
+    ["postgres://app:s3cr/et@db/app", /percent-encoded/],
+    ["postgres://app:s3cr#et@db/app", /percent-encoded/],
+    ["postgres://app:s3cret@db/app%zz", /the database name is not valid percent-encoding/],
+    ["postgres://app:s3cret@db/app?sslmode=on", /sslmode must be one of disable, allow, prefer, require/],
+    ["postgres://app:s3cret@db/app?target_session_attrs=master", /target_session_attrs must be one of/],
+    ["postgres://app:s3cret@db/app?idle_timeout=5", /idle_timeout is a client option the engine sets itself/],
+  ];
+  for (const [url, rule] of cases) {
+    assert.throws(
+      () => parseConfig({ KAFKA_BROKERS: "k:9092", DATABASE_URL: url }),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.match(error.message, /DATABASE_URL="/);
+        assert.match(error.message, rule);
+        assert.doesNotMatch(error.message, /s3cr/, "the password is shown");
+        return true;
+      },
+      url,
+    );
+  }
+  // The value is shown with the password replaced.
+  assert.throws(
+    () => parseConfig({ KAFKA_BROKERS: "k:9092", DATABASE_URL: "postgress://app:s3cret@db/app" }),
+    /DATABASE_URL="postgress:\/\/app:\*\*\*@db\/app"/,
+  );
+});
+
+Deno.test("parseConfig() accepts DATABASE_URLs postgres.js connects with: encoded passwords, host lists, IPv6, parameters", () => {
+  for (
+    const url of [
+      "postgres://app:50%25off@db/app",
+      "postgresql://app:p%40ss%2Fw%3Ard@db.internal:6543/app",
+      "postgres://app@db-1:5432,db-2:5433/app?target_session_attrs=read-write",
+      "postgres://app@[::1]:5432/app",
+      "postgres://app@10.0.0.7/app?sslmode=require&application_name=engine",
+      "postgres://app@postgres_1",
+    ]
+  ) {
+    assert.equal(parseConfig({ KAFKA_BROKERS: "k:9092", DATABASE_URL: url }).DATABASE_URL, url);
+  }
+});
+
+Deno.test("redactUrl() hides the password of valid and malformed URLs alike", () => {
+  assert.equal(redactUrl("postgres://app:s3cret@db/app"), "postgres://app:***@db/app");
+  assert.equal(redactUrl("postgres://app:s3cret@db:99999/app"), "postgres://app:***@db:99999/app");
+  assert.equal(redactUrl("postgres://app:p@ss/w#rd@db/app"), "postgres://app:***@db/app");
+  assert.equal(redactUrl("app:s3cret@db/app"), "app:***@db/app");
+  assert.equal(redactUrl("postgres://app@[::1]:5432/app"), "postgres://app@[::1]:5432/app");
+  assert.equal(redactUrl("postgres://db/app"), "postgres://db/app");
 });
