@@ -7,7 +7,7 @@
 import { z } from "zod";
 import { DEFAULT_MAX_FUTURE_MS, MAX_AHEAD_OF_RECEIPT_MS } from "../actors/events.ts";
 import { domainSettingsShape, fromDecimal } from "../actors/settings.ts";
-import { databaseUrlProblem, redactUrl } from "./database_url.ts";
+import { databaseUrlProblem, isHostNameOrIpv4, parsePort, redactUrl } from "./database_url.ts";
 import { ConfigError } from "./errors.ts";
 
 const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
@@ -48,13 +48,28 @@ function isHttpOrigin(value: string): boolean {
     !url.hash && !url.username && !url.password;
 }
 
+const BROKERS_RULE = "each broker must be host:port with a port from 1 to 65535, comma-separated, " +
+  "e.g. kafka-1:9092,kafka-2:9092";
+
+/**
+ * Whether `value` is a list of brokers kafkajs can connect to: it splits each at its first colon
+ * into host and port, so an IPv6 address, a scheme or a missing port fail only when it connects.
+ */
+function isBrokerList(value: string): boolean {
+  return value.split(",").every((broker) => {
+    const [host, port] = broker.trim().split(/:(.*)/s, 2);
+    return isHostNameOrIpv4(host) && port !== undefined && !Number.isNaN(parsePort(port));
+  });
+}
+
 /** One table of settings: environment variable name → schema with its default. */
 const settings = {
   PORT: int(0, 65535).default(8080),
   HOST: z.string().trim().refine(isHost, { error: HOST_RULE }).default("0.0.0.0"),
   ADVERTISED_URL: z.string().trim().refine(isHttpOrigin, { error: ADVERTISED_URL_RULE })
     .transform((value) => new URL(value).origin).optional(),
-  KAFKA_BROKERS: z.string().trim().min(1).optional(),
+  KAFKA_BROKERS: z.string().trim().refine(isBrokerList, { error: BROKERS_RULE })
+    .transform((value) => value.split(",").map((broker) => broker.trim()).join(",")).optional(),
   KAFKA_CLIENT_ID: z.string().trim().min(1).default("actor-engine"),
   GROUP_ID: z.string().trim().min(1).default("actor-engine"),
   TOPIC_PREFIX: z.string().regex(/^[A-Za-z0-9._-]*$/, "only letters, digits, '.', '_' and '-'")

@@ -287,3 +287,41 @@ Deno.test("redactUrl() hides the password of valid and malformed URLs alike", ()
   assert.equal(redactUrl("postgres://app@[::1]:5432/app"), "postgres://app@[::1]:5432/app");
   assert.equal(redactUrl("postgres://db/app"), "postgres://db/app");
 });
+
+Deno.test("parseConfig() refuses KAFKA_BROKERS that are not host:port, naming the variable", () => {
+  const database = { DATABASE_URL: "postgres://u@db/app" };
+  for (
+    const value of [
+      "127.0.0.1:1,",
+      "localhost",
+      "kafka://localhost:9092",
+      " , ",
+      "localhost:0",
+      "localhost:65536",
+      "localhost:90x",
+      "[::1]:9092",
+      "kafka-1:9092,,kafka-2:9092",
+      "kafka 1:9092",
+    ]
+  ) {
+    assert.throws(
+      () => parseConfig({ ...database, KAFKA_BROKERS: value }),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.ok(error.message.includes(`KAFKA_BROKERS=${JSON.stringify(value)}: `), error.message);
+        assert.match(error.message, /each broker must be host:port with a port from 1 to 65535/);
+        return true;
+      },
+      value,
+    );
+  }
+});
+
+Deno.test("parseConfig() accepts KAFKA_BROKERS as comma-separated host:port, spaces around each trimmed", () => {
+  const database = { DATABASE_URL: "postgres://u@db/app" };
+  assert.equal(parseConfig({ ...database, KAFKA_BROKERS: "localhost:9092" }).KAFKA_BROKERS, "localhost:9092");
+  assert.equal(
+    parseConfig({ ...database, KAFKA_BROKERS: " kafka-1:9092 , 10.0.0.7:19092,kafka_2.internal:65535 " }).KAFKA_BROKERS,
+    "kafka-1:9092,10.0.0.7:19092,kafka_2.internal:65535",
+  );
+});
