@@ -6,11 +6,13 @@
  */
 import { z } from "zod";
 import { DEFAULT_MAX_FUTURE_MS, MAX_AHEAD_OF_RECEIPT_MS } from "../actors/events.ts";
-import { domainSettingsShape, fromDecimal } from "../actors/settings.ts";
+import { domainSettingsShape, fromDecimal, TEN_YEARS } from "../actors/settings.ts";
 import { databaseUrlProblem, isHostNameOrIpv4, parsePort, redactUrl } from "./database_url.ts";
 import { ConfigError } from "./errors.ts";
 
 const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
+/** The longest duration in milliseconds a setting may have: ten years, as the domain's durations. */
+const TEN_YEARS_MS = TEN_YEARS.seconds * 1000;
 /** `all`: ingestion, actors and queries; `ingest`: HTTP only (ingestion, and queries forwarded to the owners). */
 const ROLES = ["all", "ingest"] as const;
 
@@ -85,10 +87,10 @@ const settings = {
   CHECKPOINT_INTERVAL_MS: int(10, 3_600_000).default(1000),
   CHECKPOINT_MAX_MESSAGES: int(1, 10_000_000).default(10_000),
   MAX_ACTORS: int(1).default(100_000),
-  ACTOR_IDLE_MS: int(1000).default(5 * 60_000),
-  ACTOR_PACK_MS: int(0).default(30_000),
+  ACTOR_IDLE_MS: int(1000, TEN_YEARS_MS).default(5 * 60_000),
+  ACTOR_PACK_MS: int(0, TEN_YEARS_MS).default(30_000),
   STATE_TTL_DAYS: int(0, 36_500).default(90),
-  CLOCK_IDLE_MS: int(100).default(10_000),
+  CLOCK_IDLE_MS: int(100, TEN_YEARS_MS).default(10_000),
   PUBLISH_TIMEOUT_MS: int(100, 120_000).default(5000),
   TRANSACTION_IDLE_TIMEOUT_MS: int(0, 86_400_000).default(10_000),
   MAX_BATCH_EVENTS: int(1, 100_000).default(1000),

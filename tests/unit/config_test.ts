@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { parseConfig, topicNames } from "../../engine/config.ts";
+import { LATEST_TIME_MS } from "../../actors/events.ts";
 import { redactUrl } from "../../engine/database_url.ts";
 import { ConfigError } from "../../engine/errors.ts";
 
@@ -130,7 +131,7 @@ Deno.test("parseConfig() refuses hexadecimal, exponent and other non-decimal int
     ["PORT", "0b1", /must be an integer from 0 to 65535/],
     ["MAX_EVENT_FUTURE_MS", "1e3", /must be an integer from 0 to 86400000, in decimal digits/],
     ["STATE_TTL_DAYS", "0x10", /must be an integer from 0 to 36500/],
-    ["ACTOR_PACK_MS", "3e4", /must be an integer >= 0/],
+    ["ACTOR_PACK_MS", "3e4", /must be an integer from 0 to 315360000000/],
     ["EMBEDDED_LOG_RETENTION_HOURS", "0o7", /must be an integer from 0 to 87600/],
     ["CHECKPOINT_INTERVAL_MS", "1_000", /must be an integer from 10 to 3600000/],
     ["USER_DEDUPE_EVENTS", "0x100", /must be an integer in decimal digits/],
@@ -324,4 +325,46 @@ Deno.test("parseConfig() accepts KAFKA_BROKERS as comma-separated host:port, spa
     parseConfig({ ...database, KAFKA_BROKERS: " kafka-1:9092 , 10.0.0.7:19092,kafka_2.internal:65535 " }).KAFKA_BROKERS,
     "kafka-1:9092,10.0.0.7:19092,kafka_2.internal:65535",
   );
+});
+
+/** Every duration setting with the milliseconds in one of its units. */
+const DURATIONS: [name: string, unitMs: number, integer: boolean][] = [
+  ["ACTOR_IDLE_MS", 1, true],
+  ["ACTOR_PACK_MS", 1, true],
+  ["CLOCK_IDLE_MS", 1, true],
+  ["SESSION_GAP_MINUTES", 60_000, false],
+  ["CART_ABANDON_MINUTES", 60_000, false],
+  ["CHECKOUT_ABANDON_MINUTES", 60_000, false],
+  ["FRAUD_VELOCITY_MINUTES", 60_000, false],
+  ["FRAUD_DISTINCT_HOURS", 3_600_000, false],
+  ["TRENDING_HALF_LIFE_MINUTES", 60_000, false],
+  ["RECS_MIN_INTERVAL_SECONDS", 1000, false],
+  ["ANALYTICS_RETENTION_MINUTES", 60_000, true],
+  ["CATEGORY_WINDOW_MINUTES", 60_000, true],
+  ["LOW_CONVERSION_WINDOW_MINUTES", 60_000, true],
+  ["HIGH_ABANDONMENT_WINDOW_MINUTES", 60_000, true],
+  ["LOW_TRAFFIC_WINDOW_MINUTES", 60_000, true],
+  ["SLOW_PAGES_WINDOW_MINUTES", 60_000, true],
+  ["BUSINESS_ALERT_COOLDOWN_MINUTES", 60_000, true],
+];
+const TEN_YEARS_MS = 3650 * 86_400_000;
+
+Deno.test("parseConfig() refuses a duration over ten years (CART_ABANDON_MINUTES=1e15 overflowed next_timer_at)", () => {
+  assert.throws(
+    () => parseConfig({ CART_ABANDON_MINUTES: "1000000000000000" }),
+    /CART_ABANDON_MINUTES="1000000000000000": must be at most 5256000 \(ten years\)/,
+  );
+  // The retention at its longest too, so that no business-alert window at its longest exceeds it.
+  const longest = { ANALYTICS_RETENTION_MINUTES: String(TEN_YEARS_MS / 60_000) };
+  for (const [name, unitMs, integer] of DURATIONS) {
+    const max = TEN_YEARS_MS / unitMs;
+    assert.equal(parseConfig({ ...longest, [name]: String(max) })[name as "PORT"], max, name);
+    assert.throws(
+      () => parseConfig({ ...longest, [name]: String(integer ? max + 1 : max + 0.5) }),
+      (error: unknown) => error instanceof ConfigError && error.message.includes(`${name}=`),
+      name,
+    );
+    // In milliseconds after the latest instant an event may carry, still exact and within a PostgreSQL bigint.
+    assert.ok(LATEST_TIME_MS + max * unitMs <= Number.MAX_SAFE_INTEGER, name);
+  }
 });
