@@ -119,6 +119,27 @@ export const domainSettingsSchema = z.object(domainSettingsShape);
 /** The validated domain settings. */
 export type DomainSettings = Readonly<z.output<typeof domainSettingsSchema>>;
 
+/** The business alerts' windows: the global actor evaluates each over the minutes it keeps in memory. */
+const BUSINESS_ALERT_WINDOWS = [
+  "LOW_CONVERSION_WINDOW_MINUTES",
+  "HIGH_ABANDONMENT_WINDOW_MINUTES",
+  "LOW_TRAFFIC_WINDOW_MINUTES",
+  "SLOW_PAGES_WINDOW_MINUTES",
+] as const;
+
+/**
+ * Problems between domain settings that each pass alone, as messages naming both settings; the
+ * configuration (engine/config.ts) refuses to start with any. A business alert's window longer than
+ * ANALYTICS_RETENTION_MINUTES was silently cut to the retention (actors/global.ts, `evaluate`).
+ */
+export function domainSettingsConflicts(s: DomainSettings): string[] {
+  return BUSINESS_ALERT_WINDOWS.filter((name) => s[name] > s.ANALYTICS_RETENTION_MINUTES).map((name) =>
+    `Cannot evaluate ${name} over minutes the global actor no longer keeps: current value is ${s[name]}, ` +
+    `above ANALYTICS_RETENTION_MINUTES (${s.ANALYTICS_RETENTION_MINUTES}); lower ${name} or raise ` +
+    "ANALYTICS_RETENTION_MINUTES"
+  );
+}
+
 /** Names of every domain setting, for documentation and the configuration module. */
 export const DOMAIN_SETTING_NAMES = Object.keys(domainSettingsShape) as (keyof typeof domainSettingsShape)[];
 
@@ -166,7 +187,7 @@ export const DOMAIN_SETTING_DOCS: Readonly<Record<keyof typeof domainSettingsSha
   TRENDING_PURCHASE_WEIGHT: "trending weight of an order line",
   RELATED_CANDIDATES: "co-viewed and co-bought products counted per product (bounded top-K)",
   FACT_DEDUPE_WINDOW:
-    "source offsets per partition within which replayed facts are recognised; keep above CHECKPOINT_MAX_MESSAGES plus the largest batch",
+    "source offsets per partition within which replayed facts are recognised; must exceed CHECKPOINT_MAX_MESSAGES plus the largest batch (10000 records)",
   FACT_DEDUPE_RECENT_IDS: "ids of timer-raised facts and inventory events remembered per actor for dedupe",
   RECS_TOP_K: "recommendations per request",
   RECS_MIN_INTERVAL_SECONDS: "least event time between two recommendation requests of a user",

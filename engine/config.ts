@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import { DEFAULT_MAX_FUTURE_MS, MAX_AHEAD_OF_RECEIPT_MS } from "../actors/events.ts";
-import { domainSettingsShape, fromDecimal, TEN_YEARS } from "../actors/settings.ts";
+import { domainSettingsConflicts, domainSettingsShape, fromDecimal, TEN_YEARS } from "../actors/settings.ts";
 import { databaseUrlProblem, isHostNameOrIpv4, parsePort, redactUrl } from "./database_url.ts";
 import { ConfigError } from "./errors.ts";
 
@@ -144,7 +144,37 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       'Cannot start: ROLE="ingest" needs production mode (KAFKA_BROKERS and DATABASE_URL): in embedded mode one process holds the log',
     );
   }
+  const conflicts = [...engineSettingsConflicts(values), ...domainSettingsConflicts(values)];
+  if (conflicts.length > 0) throw new ConfigError(conflicts.join("; "));
   return Object.freeze({ ...values, mode: values.KAFKA_BROKERS ? "production" : "embedded" });
+}
+
+/**
+ * The most records a partition is handed in one batch, as far as the log lets it be known: the
+ * embedded consumer reads at most 500 (engine/embedded_consumer.ts); a Kafka fetch brings about 1 MiB
+ * per partition (kafkajs's maxBytesPerPartition; more only for a single larger record batch, up to
+ * the broker's message.max.bytes, 1 MiB by default), and every event the engine appends is over 100
+ * bytes (its eventId and two timestamps alone take 84), so about 10,000 at most. Records under 100
+ * bytes that another producer appends could make a batch longer.
+ */
+export const LARGEST_BATCH_RECORDS = 10_000;
+
+/**
+ * Problems between engine settings and domain settings that each pass alone. Facts are told apart
+ * by their source offset within FACT_DEDUPE_WINDOW (actors/dedupe.ts): a replay starts at most one
+ * checkpoint segment back (CHECKPOINT_MAX_MESSAGES, reached at the end of a batch) and a batch's
+ * facts come out of offset order, so a window not above the two together would take a new fact
+ * arriving after a replay for a replayed one, and drop it.
+ */
+function engineSettingsConflicts(values: z.output<typeof schema>): string[] {
+  const needed = values.CHECKPOINT_MAX_MESSAGES + LARGEST_BATCH_RECORDS;
+  if (values.FACT_DEDUPE_WINDOW > needed) return [];
+  return [
+    `Cannot tell facts replayed after a crash from new ones with FACT_DEDUPE_WINDOW at or below ` +
+    `CHECKPOINT_MAX_MESSAGES (${values.CHECKPOINT_MAX_MESSAGES}) plus the largest batch (${LARGEST_BATCH_RECORDS} ` +
+    `records): current value is ${values.FACT_DEDUPE_WINDOW}; set FACT_DEDUPE_WINDOW above ${needed} or lower ` +
+    "CHECKPOINT_MAX_MESSAGES",
+  ];
 }
 
 /** Settings whose value may hold a password: shown with it replaced by `***`. */

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { parseConfig, topicNames } from "../../engine/config.ts";
+import { LARGEST_BATCH_RECORDS, parseConfig, topicNames } from "../../engine/config.ts";
 import { LATEST_TIME_MS } from "../../actors/events.ts";
 import { redactUrl } from "../../engine/database_url.ts";
 import { ConfigError } from "../../engine/errors.ts";
@@ -367,4 +367,64 @@ Deno.test("parseConfig() refuses a duration over ten years (CART_ABANDON_MINUTES
     // In milliseconds after the latest instant an event may carry, still exact and within a PostgreSQL bigint.
     assert.ok(LATEST_TIME_MS + max * unitMs <= Number.MAX_SAFE_INTEGER, name);
   }
+});
+
+Deno.test("parseConfig() refuses a FACT_DEDUPE_WINDOW not above CHECKPOINT_MAX_MESSAGES plus the largest batch", () => {
+  assert.equal(LARGEST_BATCH_RECORDS, 10_000);
+  // The defaults leave room: 32768 > 10000 + 10000.
+  assert.equal(parseConfig({}).FACT_DEDUPE_WINDOW, 32_768);
+  assert.equal(parseConfig({ FACT_DEDUPE_WINDOW: "20001" }).FACT_DEDUPE_WINDOW, 20_001);
+  const refusals: [Record<string, string>, RegExp][] = [
+    [{ FACT_DEDUPE_WINDOW: "20000" }, /current value is 20000; set FACT_DEDUPE_WINDOW above 20000/],
+    [{ FACT_DEDUPE_WINDOW: "15000" }, /CHECKPOINT_MAX_MESSAGES \(10000\) plus the largest batch \(10000 records\)/],
+    [{ CHECKPOINT_MAX_MESSAGES: "30000" }, /current value is 32768; set FACT_DEDUPE_WINDOW above 40000/],
+  ];
+  for (const [env, detail] of refusals) {
+    assert.throws(
+      () => parseConfig(env),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.match(error.message, /^Cannot tell facts replayed after a crash from new ones with FACT_DEDUPE_WINDOW/);
+        assert.match(error.message, /CHECKPOINT_MAX_MESSAGES/);
+        assert.match(error.message, detail);
+        return true;
+      },
+      JSON.stringify(env),
+    );
+  }
+});
+
+Deno.test("parseConfig() refuses a business-alert window longer than ANALYTICS_RETENTION_MINUTES (it was cut)", () => {
+  const windows = [
+    "LOW_CONVERSION_WINDOW_MINUTES",
+    "HIGH_ABANDONMENT_WINDOW_MINUTES",
+    "LOW_TRAFFIC_WINDOW_MINUTES",
+    "SLOW_PAGES_WINDOW_MINUTES",
+  ];
+  for (const name of windows) {
+    assert.equal(parseConfig({ ANALYTICS_RETENTION_MINUTES: "60", [name]: "60" })[name as "PORT"], 60);
+    assert.throws(
+      () => parseConfig({ ANALYTICS_RETENTION_MINUTES: "60", [name]: "100000" }),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.ok(
+          error.message.includes(
+            `Cannot evaluate ${name} over minutes the global actor no longer keeps: current value is 100000, ` +
+              "above ANALYTICS_RETENTION_MINUTES (60)",
+          ),
+          error.message,
+        );
+        return true;
+      },
+      name,
+    );
+  }
+  // Every conflict is named at once.
+  assert.throws(
+    () =>
+      parseConfig({ ANALYTICS_RETENTION_MINUTES: "60", LOW_TRAFFIC_WINDOW_MINUTES: "61", FACT_DEDUPE_WINDOW: "2000" }),
+    (error: unknown) =>
+      error instanceof ConfigError && /FACT_DEDUPE_WINDOW/.test(error.message) &&
+      /LOW_TRAFFIC_WINDOW_MINUTES over minutes/.test(error.message),
+  );
 });
