@@ -50,6 +50,13 @@ function isHttpOrigin(value: string): boolean {
     !url.hash && !url.username && !url.password;
 }
 
+/**
+ * A session idle this long inside a transaction is ended by the server. Under a second ends the
+ * engine's own checkpoints between two statements (a pause for a slow append or a garbage
+ * collection), and the partition checkpoints again and again.
+ */
+const IDLE_TIMEOUT_RULE = "must be 0 (never) or an integer from 1000 to 86400000, in decimal digits";
+
 const BROKERS_RULE = "each broker must be host:port with a port from 1 to 65535, comma-separated, " +
   "e.g. kafka-1:9092,kafka-2:9092";
 
@@ -92,7 +99,11 @@ const settings = {
   STATE_TTL_DAYS: int(0, 36_500).default(90),
   CLOCK_IDLE_MS: int(100, TEN_YEARS_MS).default(10_000),
   PUBLISH_TIMEOUT_MS: int(100, 120_000).default(5000),
-  TRANSACTION_IDLE_TIMEOUT_MS: int(0, 86_400_000).default(10_000),
+  TRANSACTION_IDLE_TIMEOUT_MS: z.preprocess(
+    fromDecimal,
+    z.number({ error: IDLE_TIMEOUT_RULE }).int({ error: IDLE_TIMEOUT_RULE })
+      .refine((ms) => ms === 0 || (ms >= 1000 && ms <= 86_400_000), { error: IDLE_TIMEOUT_RULE }),
+  ).default(10_000),
   MAX_BATCH_EVENTS: int(1, 100_000).default(1000),
   MAX_BODY_BYTES: int(1024, 64 * 1024 * 1024).default(1024 * 1024),
   MAX_EVENT_FUTURE_MS: int(0, MAX_AHEAD_OF_RECEIPT_MS).default(DEFAULT_MAX_FUTURE_MS),

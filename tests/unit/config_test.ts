@@ -101,6 +101,16 @@ Deno.test("parseConfig() keeps the embedded log a week by default; 0 keeps it fo
 Deno.test("parseConfig() ends idle transactions after 10 s by default; 0 never, anything else named", () => {
   assert.equal(parseConfig({}).TRANSACTION_IDLE_TIMEOUT_MS, 10_000);
   assert.equal(parseConfig({ TRANSACTION_IDLE_TIMEOUT_MS: "0" }).TRANSACTION_IDLE_TIMEOUT_MS, 0);
+  assert.equal(parseConfig({ TRANSACTION_IDLE_TIMEOUT_MS: "1000" }).TRANSACTION_IDLE_TIMEOUT_MS, 1000);
+  assert.equal(parseConfig({ TRANSACTION_IDLE_TIMEOUT_MS: "86400000" }).TRANSACTION_IDLE_TIMEOUT_MS, 86_400_000);
+  // Under a second ends the engine's own checkpoint transactions between their statements.
+  for (const value of ["1", "5", "999", "86400001", "1.5"]) {
+    assert.throws(
+      () => parseConfig({ TRANSACTION_IDLE_TIMEOUT_MS: value }),
+      new RegExp(`TRANSACTION_IDLE_TIMEOUT_MS="${value}": must be 0 \\(never\\) or an integer from 1000 to 86400000`),
+      value,
+    );
+  }
   assert.throws(() => parseConfig({ TRANSACTION_IDLE_TIMEOUT_MS: "-5" }), /TRANSACTION_IDLE_TIMEOUT_MS="-5"/);
   assert.throws(() => parseConfig({ TRANSACTION_IDLE_TIMEOUT_MS: "10s" }), /TRANSACTION_IDLE_TIMEOUT_MS="10s"/);
 });
