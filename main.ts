@@ -7,16 +7,21 @@ import { createLogger } from "./engine/logger.ts";
 /** Longest a graceful shutdown may take before the process exits anyway. */
 const SHUTDOWN_DEADLINE_MS = 10_000;
 
+/** Exit code of a bad setting, found in the configuration or when the engine starts (README, Configuration). */
+const CONFIG_ERROR_EXIT = 2;
+
+/** Reports a bad setting in plain text, not as a JSON log line: it is read by a person fixing their environment. */
+async function reportConfigError(error: ConfigError): Promise<number> {
+  await Deno.stderr.write(new TextEncoder().encode(`${error.message}\n`));
+  return CONFIG_ERROR_EXIT;
+}
+
 async function main(): Promise<number> {
   let config;
   try {
     config = loadConfig();
   } catch (error) {
-    if (error instanceof ConfigError) {
-      // Plain text, not a JSON log line: this is read by a person fixing their environment.
-      await Deno.stderr.write(new TextEncoder().encode(`${error.message}\n`));
-      return 2;
-    }
+    if (error instanceof ConfigError) return await reportConfigError(error);
     throw error;
   }
   const logger = createLogger(config.LOG_LEVEL);
@@ -42,6 +47,8 @@ async function main(): Promise<number> {
       logger.info("start-up stopped by the signal; what it had opened is closed");
       return 0;
     }
+    // A setting found unusable only when used (DATA_DIR a file, or in use by another engine).
+    if (error instanceof ConfigError) return await reportConfigError(error);
     logger.error(error instanceof Error ? error.message : String(error), { error });
     return 1;
   }

@@ -9,8 +9,9 @@
  * `window` offsets: an offset inside the window is a duplicate if seen, an offset below it is a
  * replay (outputs of a source partition are out of offset order by at most one batch, and a
  * replay starts at most one checkpoint segment back, so the window must exceed
- * CHECKPOINT_MAX_MESSAGES plus the largest batch). Ids without a source offset (timer outputs,
- * canonical events) go to a ring of the last `recentLimit` 52-bit id hashes.
+ * CHECKPOINT_MAX_MESSAGES plus the largest batch; engine/config.ts refuses to start otherwise).
+ * Ids without a source offset (timer outputs, canonical events) go to a ring of the last
+ * `recentLimit` 52-bit id hashes.
  */
 import { fromBase64, toBase64 } from "./base64.ts";
 import { hash52 } from "./hash.ts";

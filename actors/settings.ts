@@ -19,12 +19,33 @@ const decimal = (message = "must be a decimal number, e.g. 0.5") =>
 const integer = () => decimal("must be an integer in decimal digits, e.g. 30").int();
 const read = <T extends z.ZodNumber>(schema: T) => z.preprocess(fromDecimal, schema);
 
+/** Unbounded numbers, for what never becomes milliseconds: weights, amounts, a multiplier, a load-time threshold. */
 const positive = (value: number) => read(decimal().finite().positive()).default(value);
-/** A duration in minutes of at least a second: shorter ones round to 0 ms (a half-life of 0 divides by zero). */
-const minutes = (value: number) =>
-  read(decimal().finite().min(1 / 60, { error: "must be at least 0.0167 (one second)" })).default(value);
 const nonNegative = (value: number) => read(decimal().finite().min(0)).default(value);
 const count = (value: number, min = 1) => read(integer().min(min).max(1_000_000_000)).default(value);
+
+/**
+ * The longest duration a setting may have, in each unit. Durations become milliseconds added to
+ * event times (up to the end of year 9999) and stored as PostgreSQL bigints (timer deadlines);
+ * CART_ABANDON_MINUTES=1e15 overflowed `next_timer_at`, and every checkpoint of the partition
+ * failed from then on. Ten years keeps every sum far inside both bigint and exact doubles.
+ */
+export const TEN_YEARS = { hours: 87_600, minutes: 5_256_000, seconds: 315_360_000 } as const;
+const atMostTenYears = (max: number) => ({ error: `must be at most ${max} (ten years)` });
+
+/** A duration in minutes of at least a second (shorter ones round to 0 ms: a half-life of 0 divides by zero). */
+const minutes = (value: number) =>
+  read(
+    decimal().finite().min(1 / 60, { error: "must be at least 0.0167 (one second)" })
+      .max(TEN_YEARS.minutes, atMostTenYears(TEN_YEARS.minutes)),
+  ).default(value);
+/** A duration in whole minutes. */
+const wholeMinutes = (value: number, min = 1) =>
+  read(integer().min(min).max(TEN_YEARS.minutes, atMostTenYears(TEN_YEARS.minutes))).default(value);
+const hours = (value: number) =>
+  read(decimal().finite().positive().max(TEN_YEARS.hours, atMostTenYears(TEN_YEARS.hours))).default(value);
+const seconds = (value: number) =>
+  read(decimal().finite().min(0).max(TEN_YEARS.seconds, atMostTenYears(TEN_YEARS.seconds))).default(value);
 const ratio = (value: number) => read(decimal().finite().min(0).max(1)).default(value);
 const hour = (value: number) => read(integer().min(0).max(24)).default(value);
 
@@ -56,7 +77,7 @@ export const domainSettingsShape = {
   FRAUD_AOV_MIN_ORDERS: count(3),
   FRAUD_AOV_WEIGHT: ratio(0.4),
   FRAUD_DISTINCT_LIMIT: count(3, 2),
-  FRAUD_DISTINCT_HOURS: positive(24),
+  FRAUD_DISTINCT_HOURS: hours(24),
   FRAUD_DISTINCT_WEIGHT: ratio(0.4),
   // Inventory.
   LOW_STOCK_THRESHOLD: count(10, 1),
@@ -70,26 +91,26 @@ export const domainSettingsShape = {
   FACT_DEDUPE_RECENT_IDS: count(1024),
   // Recommendations.
   RECS_TOP_K: count(5),
-  RECS_MIN_INTERVAL_SECONDS: nonNegative(60),
+  RECS_MIN_INTERVAL_SECONDS: seconds(60),
   RECS_SESSION_ITEMS: count(10),
   RECS_EXCLUDE_LIMIT: count(100),
   RECS_CO_BOUGHT_WEIGHT: nonNegative(3),
   // Global analytics and business alerts.
-  ANALYTICS_RETENTION_MINUTES: count(1440, 60),
+  ANALYTICS_RETENTION_MINUTES: wholeMinutes(1440, 60),
   ANALYTICS_HISTORY_DAYS: read(integer().min(1).max(3650)).default(30),
-  CATEGORY_WINDOW_MINUTES: count(5),
+  CATEGORY_WINDOW_MINUTES: wholeMinutes(5),
   LOW_CONVERSION_RATIO: ratio(0.02),
-  LOW_CONVERSION_WINDOW_MINUTES: count(15),
+  LOW_CONVERSION_WINDOW_MINUTES: wholeMinutes(15),
   LOW_CONVERSION_MIN_CHECKOUTS: count(20),
   HIGH_ABANDONMENT_RATIO: ratio(0.8),
-  HIGH_ABANDONMENT_WINDOW_MINUTES: count(15),
+  HIGH_ABANDONMENT_WINDOW_MINUTES: wholeMinutes(15),
   HIGH_ABANDONMENT_MIN_CARTS: count(10),
   LOW_TRAFFIC_PAGE_VIEWS: count(100),
-  LOW_TRAFFIC_WINDOW_MINUTES: count(10),
+  LOW_TRAFFIC_WINDOW_MINUTES: wholeMinutes(10),
   SLOW_PAGES_SECONDS: positive(3),
-  SLOW_PAGES_WINDOW_MINUTES: count(5),
+  SLOW_PAGES_WINDOW_MINUTES: wholeMinutes(5),
   SLOW_PAGES_MIN_SAMPLES: count(10),
-  BUSINESS_ALERT_COOLDOWN_MINUTES: count(60),
+  BUSINESS_ALERT_COOLDOWN_MINUTES: wholeMinutes(60),
 } as const;
 
 /** The domain settings schema; unknown keys are ignored so it can parse a whole environment. */
@@ -97,6 +118,27 @@ export const domainSettingsSchema = z.object(domainSettingsShape);
 
 /** The validated domain settings. */
 export type DomainSettings = Readonly<z.output<typeof domainSettingsSchema>>;
+
+/** The business alerts' windows: the global actor evaluates each over the minutes it keeps in memory. */
+const BUSINESS_ALERT_WINDOWS = [
+  "LOW_CONVERSION_WINDOW_MINUTES",
+  "HIGH_ABANDONMENT_WINDOW_MINUTES",
+  "LOW_TRAFFIC_WINDOW_MINUTES",
+  "SLOW_PAGES_WINDOW_MINUTES",
+] as const;
+
+/**
+ * Problems between domain settings that each pass alone, as messages naming both settings; the
+ * configuration (engine/config.ts) refuses to start with any. A business alert's window longer than
+ * ANALYTICS_RETENTION_MINUTES was silently cut to the retention (actors/global.ts, `evaluate`).
+ */
+export function domainSettingsConflicts(s: DomainSettings): string[] {
+  return BUSINESS_ALERT_WINDOWS.filter((name) => s[name] > s.ANALYTICS_RETENTION_MINUTES).map((name) =>
+    `Cannot evaluate ${name} over minutes the global actor no longer keeps: current value is ${s[name]}, ` +
+    `above ANALYTICS_RETENTION_MINUTES (${s.ANALYTICS_RETENTION_MINUTES}); lower ${name} or raise ` +
+    "ANALYTICS_RETENTION_MINUTES"
+  );
+}
 
 /** Names of every domain setting, for documentation and the configuration module. */
 export const DOMAIN_SETTING_NAMES = Object.keys(domainSettingsShape) as (keyof typeof domainSettingsShape)[];
@@ -145,7 +187,7 @@ export const DOMAIN_SETTING_DOCS: Readonly<Record<keyof typeof domainSettingsSha
   TRENDING_PURCHASE_WEIGHT: "trending weight of an order line",
   RELATED_CANDIDATES: "co-viewed and co-bought products counted per product (bounded top-K)",
   FACT_DEDUPE_WINDOW:
-    "source offsets per partition within which replayed facts are recognised; keep above CHECKPOINT_MAX_MESSAGES plus the largest batch",
+    "source offsets per partition within which replayed facts are recognised; must exceed CHECKPOINT_MAX_MESSAGES plus the largest batch (10000 records)",
   FACT_DEDUPE_RECENT_IDS: "ids of timer-raised facts and inventory events remembered per actor for dedupe",
   RECS_TOP_K: "recommendations per request",
   RECS_MIN_INTERVAL_SECONDS: "least event time between two recommendation requests of a user",

@@ -6,6 +6,7 @@
 import { type Config, consumedTopics, type Topics, topicSpecs } from "./config.ts";
 import { lockDataDir } from "./data_dir_lock.ts";
 import { connectDatabase, type Sql } from "./database.ts";
+import { redactUrl } from "./database_url.ts";
 import { openEmbeddedDatabase } from "./embedded_database.ts";
 import { EmbeddedLog } from "./embedded_log.ts";
 import { EmbeddedLogRetention } from "./embedded_log_retention.ts";
@@ -144,16 +145,5 @@ async function openEmbeddedBackend(
     await database?.close().catch(() => {});
     lock.release();
     throw error;
-  }
-}
-
-/** A URL without its password, for logs. */
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = "***";
-    return parsed.toString();
-  } catch {
-    return "(unparseable URL)";
   }
 }

@@ -6,10 +6,13 @@
  */
 import { z } from "zod";
 import { DEFAULT_MAX_FUTURE_MS, MAX_AHEAD_OF_RECEIPT_MS } from "../actors/events.ts";
-import { domainSettingsShape, fromDecimal } from "../actors/settings.ts";
+import { domainSettingsConflicts, domainSettingsShape, fromDecimal, TEN_YEARS } from "../actors/settings.ts";
+import { databaseUrlProblem, isHostNameOrIpv4, parsePort, redactUrl } from "./database_url.ts";
 import { ConfigError } from "./errors.ts";
 
 const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
+/** The longest duration in milliseconds a setting may have: ten years, as the domain's durations. */
+const TEN_YEARS_MS = TEN_YEARS.seconds * 1000;
 /** `all`: ingestion, actors and queries; `ingest`: HTTP only (ingestion, and queries forwarded to the owners). */
 const ROLES = ["all", "ingest"] as const;
 
@@ -47,32 +50,61 @@ function isHttpOrigin(value: string): boolean {
     !url.hash && !url.username && !url.password;
 }
 
+/**
+ * A session idle this long inside a transaction is ended by the server. Under a second ends the
+ * engine's own checkpoints between two statements (a pause for a slow append or a garbage
+ * collection), and the partition checkpoints again and again.
+ */
+const IDLE_TIMEOUT_RULE = "must be 0 (never) or an integer from 1000 to 86400000, in decimal digits";
+
+const BROKERS_RULE = "each broker must be host:port with a port from 1 to 65535, comma-separated, " +
+  "e.g. kafka-1:9092,kafka-2:9092";
+
+/**
+ * Whether `value` is a list of brokers kafkajs can connect to: it splits each at its first colon
+ * into host and port, so an IPv6 address, a scheme or a missing port fail only when it connects.
+ */
+function isBrokerList(value: string): boolean {
+  return value.split(",").every((broker) => {
+    const [host, port] = broker.trim().split(/:(.*)/s, 2);
+    return isHostNameOrIpv4(host) && port !== undefined && !Number.isNaN(parsePort(port));
+  });
+}
+
 /** One table of settings: environment variable name → schema with its default. */
 const settings = {
   PORT: int(0, 65535).default(8080),
   HOST: z.string().trim().refine(isHost, { error: HOST_RULE }).default("0.0.0.0"),
   ADVERTISED_URL: z.string().trim().refine(isHttpOrigin, { error: ADVERTISED_URL_RULE })
     .transform((value) => new URL(value).origin).optional(),
-  KAFKA_BROKERS: z.string().trim().min(1).optional(),
+  KAFKA_BROKERS: z.string().trim().refine(isBrokerList, { error: BROKERS_RULE })
+    .transform((value) => value.split(",").map((broker) => broker.trim()).join(",")).optional(),
   KAFKA_CLIENT_ID: z.string().trim().min(1).default("actor-engine"),
   GROUP_ID: z.string().trim().min(1).default("actor-engine"),
   TOPIC_PREFIX: z.string().regex(/^[A-Za-z0-9._-]*$/, "only letters, digits, '.', '_' and '-'")
     .max(200, "at most 200 characters: Kafka refuses topic names over 249").default(""),
   PARTITIONS: int(1, 10_000).default(12),
   REPLICATION_FACTOR: int(1, 32).default(1),
-  DATABASE_URL: z.string().trim().regex(/^postgres(ql)?:\/\//, "a postgres:// URL").optional(),
+  DATABASE_URL: z.string().trim().superRefine((value, context) => {
+    const problem = databaseUrlProblem(value);
+    if (problem) context.addIssue({ code: "custom", message: problem });
+  }).optional(),
   DATA_DIR: z.string().min(1).default("./data"),
   EMBEDDED_LOG_RETENTION_HOURS: int(0, 87_600).default(168),
   CHECKPOINT_INTERVAL_MS: int(10, 3_600_000).default(1000),
   CHECKPOINT_MAX_MESSAGES: int(1, 10_000_000).default(10_000),
   MAX_ACTORS: int(1).default(100_000),
-  ACTOR_IDLE_MS: int(1000).default(5 * 60_000),
-  ACTOR_PACK_MS: int(0).default(30_000),
+  ACTOR_IDLE_MS: int(1000, TEN_YEARS_MS).default(5 * 60_000),
+  ACTOR_PACK_MS: int(0, TEN_YEARS_MS).default(30_000),
   STATE_TTL_DAYS: int(0, 36_500).default(90),
   ALERT_RETENTION_DAYS: int(0, 36_500).default(90),
-  CLOCK_IDLE_MS: int(100).default(10_000),
+  CLOCK_IDLE_MS: int(100, TEN_YEARS_MS).default(10_000),
   PUBLISH_TIMEOUT_MS: int(100, 120_000).default(5000),
-  TRANSACTION_IDLE_TIMEOUT_MS: int(0, 86_400_000).default(10_000),
+  TRANSACTION_IDLE_TIMEOUT_MS: z.preprocess(
+    fromDecimal,
+    z.number({ error: IDLE_TIMEOUT_RULE }).int({ error: IDLE_TIMEOUT_RULE })
+      .refine((ms) => ms === 0 || (ms >= 1000 && ms <= 86_400_000), { error: IDLE_TIMEOUT_RULE }),
+  ).default(10_000),
   MAX_BATCH_EVENTS: int(1, 100_000).default(1000),
   MAX_BODY_BYTES: int(1024, 64 * 1024 * 1024).default(1024 * 1024),
   MAX_EVENT_FUTURE_MS: int(0, MAX_AHEAD_OF_RECEIPT_MS).default(DEFAULT_MAX_FUTURE_MS),
@@ -104,7 +136,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   if (!result.success) {
     const problems = new Set(result.error.issues.map((issue) => {
       const name = String(issue.path[0]);
-      return `${name}=${JSON.stringify(input[name])}: ${issue.message}`;
+      return `${name}=${JSON.stringify(shown(name, input[name]))}: ${issue.message}`;
     }));
     throw new ConfigError(`Cannot start: invalid configuration: ${[...problems].join("; ")}`);
   }
@@ -124,7 +156,45 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       'Cannot start: ROLE="ingest" needs production mode (KAFKA_BROKERS and DATABASE_URL): in embedded mode one process holds the log',
     );
   }
+  const conflicts = [...engineSettingsConflicts(values), ...domainSettingsConflicts(values)];
+  if (conflicts.length > 0) throw new ConfigError(conflicts.join("; "));
   return Object.freeze({ ...values, mode: values.KAFKA_BROKERS ? "production" : "embedded" });
+}
+
+/**
+ * The most records a partition is handed in one batch, as far as the log lets it be known: the
+ * embedded consumer reads at most 500 (engine/embedded_consumer.ts); a Kafka fetch brings about 1 MiB
+ * per partition (kafkajs's maxBytesPerPartition; more only for a single larger record batch, up to
+ * the broker's message.max.bytes, 1 MiB by default), and every event the engine appends is over 100
+ * bytes (its eventId and two timestamps alone take 84), so about 10,000 at most. Records under 100
+ * bytes that another producer appends could make a batch longer.
+ */
+export const LARGEST_BATCH_RECORDS = 10_000;
+
+/**
+ * Problems between engine settings and domain settings that each pass alone. Facts are told apart
+ * by their source offset within FACT_DEDUPE_WINDOW (actors/dedupe.ts): a replay starts at most one
+ * checkpoint segment back (CHECKPOINT_MAX_MESSAGES, reached at the end of a batch) and a batch's
+ * facts come out of offset order, so a window not above the two together would take a new fact
+ * arriving after a replay for a replayed one, and drop it.
+ */
+function engineSettingsConflicts(values: z.output<typeof schema>): string[] {
+  const needed = values.CHECKPOINT_MAX_MESSAGES + LARGEST_BATCH_RECORDS;
+  if (values.FACT_DEDUPE_WINDOW > needed) return [];
+  return [
+    `Cannot tell facts replayed after a crash from new ones with FACT_DEDUPE_WINDOW at or below ` +
+    `CHECKPOINT_MAX_MESSAGES (${values.CHECKPOINT_MAX_MESSAGES}) plus the largest batch (${LARGEST_BATCH_RECORDS} ` +
+    `records): current value is ${values.FACT_DEDUPE_WINDOW}; set FACT_DEDUPE_WINDOW above ${needed} or lower ` +
+    "CHECKPOINT_MAX_MESSAGES",
+  ];
+}
+
+/** Settings whose value may hold a password: shown with it replaced by `***`. */
+const URL_SETTINGS = new Set(["DATABASE_URL", "ADVERTISED_URL"]);
+
+/** A setting's value as a message may show it: never a password. */
+function shown(name: string, value: string): string {
+  return URL_SETTINGS.has(name) ? redactUrl(value) : value;
 }
 
 /** Reads the process environment; the one place that touches `Deno.env`. */

@@ -16,11 +16,23 @@ export interface DataDirLock {
   release(): void;
 }
 
-/** Creates `dir` if needed and locks it; throws ConfigError naming the directory if another engine holds it. */
+/**
+ * Creates `dir` if needed and locks it; throws ConfigError naming DATA_DIR if it cannot be created,
+ * the lock file cannot be created in it (`/proc/sys`, a read-only mount), or another engine holds it.
+ */
 export async function lockDataDir(dir: string): Promise<DataDirLock> {
   const absolute = await Deno.realPath(await ensureDir(dir));
   const path = `${absolute}/${LOCK_FILE}`;
-  const file = await Deno.open(path, { read: true, write: true, create: true });
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path, { read: true, write: true, create: true });
+  } catch (error) {
+    throw new ConfigError(
+      `Cannot create the lock file ${LOCK_FILE} in DATA_DIR: current value is ${JSON.stringify(dir)} ` +
+        `(${(error as Error).message})`,
+      { cause: error },
+    );
+  }
   let locked = false;
   try {
     locked = await file.tryLock(true);

@@ -1,5 +1,6 @@
 /** The PostgreSQL connection: postgres.js for both PostgreSQL and embedded PGlite. */
 import postgres from "postgres";
+import { parseDatabaseUrl } from "./database_url.ts";
 import { parseJson } from "./json_parse.ts";
 
 /** A postgres.js client. */
@@ -9,6 +10,7 @@ export type TransactionSql = postgres.TransactionSql;
 
 /** Connection settings. */
 export interface DatabaseOptions {
+  /** A `postgres://` URL (engine/database_url.ts), validated by the configuration. */
   readonly url: string;
   /** Pool size; PGlite's socket server needs exactly one. */
   readonly maxConnections: number;
@@ -34,19 +36,62 @@ export function reconnectDelayS(failures: number): number {
   return Math.min(RECONNECT_INITIAL_S * 2 ** failures, RECONNECT_MAX_S);
 }
 
-/** Opens a pool; connections are made lazily on first query. */
-export function connectDatabase(options: DatabaseOptions): Sql {
-  return postgres(options.url, {
+/** postgres.js's own default lifetime of a connection: 30 to 60 minutes, drawn per connection. */
+const connectionLifetimeS = () => 60 * (30 + Math.random() * 30);
+
+/**
+ * The postgres.js options of a pool, every one given explicitly. postgres.js takes any option left
+ * out from the environment (`PGSSL`, `PGHOST`, `PGPASSWORD`, `PGTARGETSESSIONATTRS`, `PGIDLE_TIMEOUT`,
+ * `PGMAX_LIFETIME`, `PGAPPNAME`, … in vendor/postgres/src/index.js), behind the configuration's back:
+ * `PGSSL=require` made the embedded database unreachable. So the URL is parsed here and never handed
+ * to postgres.js, and every option the engine has no setting for gets postgres.js's default.
+ * (`target_session_attrs: null` holds only with the vendored copy's patch 5, vendor/postgres/PATCHED.md.)
+ */
+export function databaseClientOptions(
+  options: DatabaseOptions,
+): postgres.Options<Record<string, postgres.PostgresType>> {
+  const address = parseDatabaseUrl(options.url);
+  const explicit = {
+    // Arrays, for a URL naming several hosts (postgres.js tries them in order).
+    host: [...address.hosts],
+    port: [...address.ports],
+    database: address.database,
+    user: address.user,
+    // A function, because postgres.js reads PGPASSWORD for an empty one.
+    pass: () => address.password,
+    ssl: address.ssl,
+    sslnegotiation: address.sslnegotiation,
+    target_session_attrs: address.targetSessionAttrs,
     max: options.maxConnections,
     connect_timeout: options.connectTimeoutS ?? 5,
     backoff: reconnectDelayS,
-    connection: options.idleInTransactionTimeoutMs
-      ? { idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMs }
-      : {},
+    idle_timeout: null,
+    max_lifetime: connectionLifetimeS,
+    max_pipeline: 100,
+    keep_alive: 60,
+    prepare: true,
+    debug: false,
+    fetch_types: true,
+    publications: "alltables",
+    // Server settings from the URL come last, as postgres.js orders them.
+    connection: {
+      application_name: "postgres.js",
+      ...(options.idleInTransactionTimeoutMs
+        ? { idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMs }
+        : {}),
+      ...address.serverSettings,
+    },
     onnotice: () => {},
     // json and jsonb columns (states, timers, alert details) hold client-supplied ids as names.
     types: {
       json: { to: 114, from: [114, 3802], serialize: (value: unknown) => JSON.stringify(value), parse: parseJson },
     },
-  });
+  };
+  // The declared types know neither host lists, sslnegotiation, a null lifetime function nor verify-ca.
+  return explicit as unknown as postgres.Options<Record<string, postgres.PostgresType>>;
+}
+
+/** Opens a pool; connections are made lazily on first query. */
+export function connectDatabase(options: DatabaseOptions): Sql {
+  return postgres(databaseClientOptions(options));
 }

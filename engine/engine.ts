@@ -240,7 +240,9 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
       },
     };
   } catch (error) {
-    log[error instanceof StartAbortedError ? "info" : "warn"]("start-up failed; closing what it opened", {
+    // A bad setting is reported, in plain text, by main.ts; a signal is no failure.
+    const level = error instanceof ConfigError ? "debug" : error instanceof StartAbortedError ? "info" : "warn";
+    log[level]("start-up failed; closing what it opened", {
       error,
       opened: opened.map((o) => o.what),
     });

@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
-import { parseConfig, topicNames } from "../../engine/config.ts";
+import { LARGEST_BATCH_RECORDS, parseConfig, topicNames } from "../../engine/config.ts";
+import { LATEST_TIME_MS } from "../../actors/events.ts";
+import { redactUrl } from "../../engine/database_url.ts";
 import { ConfigError } from "../../engine/errors.ts";
 
 Deno.test("parseConfig() with an empty environment gives embedded mode and the documented defaults", () => {
@@ -38,7 +40,7 @@ Deno.test("parseConfig() refuses KAFKA_BROKERS without DATABASE_URL", () => {
 });
 
 Deno.test("ROLE: all by default, ingest only in production mode, anything else named", () => {
-  const production = { KAFKA_BROKERS: "k:9092", DATABASE_URL: "postgres://x/y" };
+  const production = { KAFKA_BROKERS: "k:9092", DATABASE_URL: "postgres://u@x/y" };
   assert.equal(parseConfig(production).ROLE, "all");
   assert.equal(parseConfig({ ...production, ROLE: "ingest" }).ROLE, "ingest");
   assert.throws(() => parseConfig({ ROLE: "ingest" }), /ROLE="ingest" needs production mode/);
@@ -79,7 +81,8 @@ Deno.test("parseConfig() rejects an ADVERTISED_URL that is not an http(s) origin
       () => parseConfig({ ADVERTISED_URL: value }),
       (error: unknown) => {
         assert.ok(error instanceof ConfigError);
-        assert.ok(error.message.includes(`ADVERTISED_URL=${JSON.stringify(value)}`), error.message);
+        const shown = value.replace(":p@", ":***@");
+        assert.ok(error.message.includes(`ADVERTISED_URL=${JSON.stringify(shown)}`), error.message);
         assert.match(error.message, /http:\/\/ or https:\/\/ URL/);
         return true;
       },
@@ -98,6 +101,16 @@ Deno.test("parseConfig() keeps the embedded log a week by default; 0 keeps it fo
 Deno.test("parseConfig() ends idle transactions after 10 s by default; 0 never, anything else named", () => {
   assert.equal(parseConfig({}).TRANSACTION_IDLE_TIMEOUT_MS, 10_000);
   assert.equal(parseConfig({ TRANSACTION_IDLE_TIMEOUT_MS: "0" }).TRANSACTION_IDLE_TIMEOUT_MS, 0);
+  assert.equal(parseConfig({ TRANSACTION_IDLE_TIMEOUT_MS: "1000" }).TRANSACTION_IDLE_TIMEOUT_MS, 1000);
+  assert.equal(parseConfig({ TRANSACTION_IDLE_TIMEOUT_MS: "86400000" }).TRANSACTION_IDLE_TIMEOUT_MS, 86_400_000);
+  // Under a second ends the engine's own checkpoint transactions between their statements.
+  for (const value of ["1", "5", "999", "86400001", "1.5"]) {
+    assert.throws(
+      () => parseConfig({ TRANSACTION_IDLE_TIMEOUT_MS: value }),
+      new RegExp(`TRANSACTION_IDLE_TIMEOUT_MS="${value}": must be 0 \\(never\\) or an integer from 1000 to 86400000`),
+      value,
+    );
+  }
   assert.throws(() => parseConfig({ TRANSACTION_IDLE_TIMEOUT_MS: "-5" }), /TRANSACTION_IDLE_TIMEOUT_MS="-5"/);
   assert.throws(() => parseConfig({ TRANSACTION_IDLE_TIMEOUT_MS: "10s" }), /TRANSACTION_IDLE_TIMEOUT_MS="10s"/);
 });
@@ -128,7 +141,7 @@ Deno.test("parseConfig() refuses hexadecimal, exponent and other non-decimal int
     ["PORT", "0b1", /must be an integer from 0 to 65535/],
     ["MAX_EVENT_FUTURE_MS", "1e3", /must be an integer from 0 to 86400000, in decimal digits/],
     ["STATE_TTL_DAYS", "0x10", /must be an integer from 0 to 36500/],
-    ["ACTOR_PACK_MS", "3e4", /must be an integer >= 0/],
+    ["ACTOR_PACK_MS", "3e4", /must be an integer from 0 to 315360000000/],
     ["EMBEDDED_LOG_RETENTION_HOURS", "0o7", /must be an integer from 0 to 87600/],
     ["CHECKPOINT_INTERVAL_MS", "1_000", /must be an integer from 10 to 3600000/],
     ["USER_DEDUPE_EVENTS", "0x100", /must be an integer in decimal digits/],
@@ -219,5 +232,209 @@ Deno.test("parseConfig() keeps MAX_EVENT_FUTURE_MS within the day the log side a
   assert.throws(
     () => parseConfig({ MAX_EVENT_FUTURE_MS: "86400001" }),
     /MAX_EVENT_FUTURE_MS="86400001": must be an integer from 0 to 86400000/,
+  );
+});
+
+Deno.test("parseConfig() refuses a DATABASE_URL postgres.js cannot use, naming it and never showing its password", () => {
+  const cases: [string, RegExp][] = [
+    ["postgres://app:s3cret@db:99999/app", /each host must be a hostname, .* port from 1 to 65535/],
+    ["postgres://app:s3cret@db:0/app", /port from 1 to 65535/],
+    ["postgres://app:s3cret@db:54x/app", /port from 1 to 65535/],
+    ["postgres://app:50%off@db/app", /the password is not valid percent-encoding/],
+    ["postgres://a%zzpp:s3cret@db/app", /the user name is not valid percent-encoding/],
+    ["postgress://app:s3cret@db/app", /must be a postgres:\/\/ or postgresql:\/\/ URL/],
+    ["app:s3cret@db/app", /must be a postgres:\/\/ or postgresql:\/\/ URL/],
+    ["postgres://app:s3cret@/app", /must name a host/],
+    ["postgres://:s3cret@db/app", /must name the user/],
+    ["postgres://app:s3cret@db,/app", /each host must be/],
+    ["postgres://app:s3cret@not a host/app", /each host must be/],
+    ["postgres://app:s3cr/et@db/app", /percent-encoded/],
+    ["postgres://app:s3cr#et@db/app", /percent-encoded/],
+    ["postgres://app:s3cret@db/app%zz", /the database name is not valid percent-encoding/],
+    ["postgres://app:s3cret@db/app?sslmode=on", /sslmode must be one of disable, allow, prefer, require/],
+    ["postgres://app:s3cret@db/app?target_session_attrs=master", /target_session_attrs must be one of/],
+    ["postgres://app:s3cret@db/app?idle_timeout=5", /idle_timeout is a client option the engine sets itself/],
+  ];
+  for (const [url, rule] of cases) {
+    assert.throws(
+      () => parseConfig({ KAFKA_BROKERS: "k:9092", DATABASE_URL: url }),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.match(error.message, /DATABASE_URL="/);
+        assert.match(error.message, rule);
+        assert.doesNotMatch(error.message, /s3cr/, "the password is shown");
+        return true;
+      },
+      url,
+    );
+  }
+  // The value is shown with the password replaced.
+  assert.throws(
+    () => parseConfig({ KAFKA_BROKERS: "k:9092", DATABASE_URL: "postgress://app:s3cret@db/app" }),
+    /DATABASE_URL="postgress:\/\/app:\*\*\*@db\/app"/,
+  );
+});
+
+Deno.test("parseConfig() accepts DATABASE_URLs postgres.js connects with: encoded passwords, host lists, IPv6, parameters", () => {
+  for (
+    const url of [
+      "postgres://app:50%25off@db/app",
+      "postgresql://app:p%40ss%2Fw%3Ard@db.internal:6543/app",
+      "postgres://app@db-1:5432,db-2:5433/app?target_session_attrs=read-write",
+      "postgres://app@[::1]:5432/app",
+      "postgres://app@10.0.0.7/app?sslmode=require&application_name=engine",
+      "postgres://app@postgres_1",
+    ]
+  ) {
+    assert.equal(parseConfig({ KAFKA_BROKERS: "k:9092", DATABASE_URL: url }).DATABASE_URL, url);
+  }
+});
+
+Deno.test("redactUrl() hides the password of valid and malformed URLs alike", () => {
+  assert.equal(redactUrl("postgres://app:s3cret@db/app"), "postgres://app:***@db/app");
+  assert.equal(redactUrl("postgres://app:s3cret@db:99999/app"), "postgres://app:***@db:99999/app");
+  assert.equal(redactUrl("postgres://app:p@ss/w#rd@db/app"), "postgres://app:***@db/app");
+  assert.equal(redactUrl("app:s3cret@db/app"), "app:***@db/app");
+  assert.equal(redactUrl("postgres://app@[::1]:5432/app"), "postgres://app@[::1]:5432/app");
+  assert.equal(redactUrl("postgres://db/app"), "postgres://db/app");
+});
+
+Deno.test("parseConfig() refuses KAFKA_BROKERS that are not host:port, naming the variable", () => {
+  const database = { DATABASE_URL: "postgres://u@db/app" };
+  for (
+    const value of [
+      "127.0.0.1:1,",
+      "localhost",
+      "kafka://localhost:9092",
+      " , ",
+      "localhost:0",
+      "localhost:65536",
+      "localhost:90x",
+      "[::1]:9092",
+      "kafka-1:9092,,kafka-2:9092",
+      "kafka 1:9092",
+    ]
+  ) {
+    assert.throws(
+      () => parseConfig({ ...database, KAFKA_BROKERS: value }),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.ok(error.message.includes(`KAFKA_BROKERS=${JSON.stringify(value)}: `), error.message);
+        assert.match(error.message, /each broker must be host:port with a port from 1 to 65535/);
+        return true;
+      },
+      value,
+    );
+  }
+});
+
+Deno.test("parseConfig() accepts KAFKA_BROKERS as comma-separated host:port, spaces around each trimmed", () => {
+  const database = { DATABASE_URL: "postgres://u@db/app" };
+  assert.equal(parseConfig({ ...database, KAFKA_BROKERS: "localhost:9092" }).KAFKA_BROKERS, "localhost:9092");
+  assert.equal(
+    parseConfig({ ...database, KAFKA_BROKERS: " kafka-1:9092 , 10.0.0.7:19092,kafka_2.internal:65535 " }).KAFKA_BROKERS,
+    "kafka-1:9092,10.0.0.7:19092,kafka_2.internal:65535",
+  );
+});
+
+/** Every duration setting with the milliseconds in one of its units. */
+const DURATIONS: [name: string, unitMs: number, integer: boolean][] = [
+  ["ACTOR_IDLE_MS", 1, true],
+  ["ACTOR_PACK_MS", 1, true],
+  ["CLOCK_IDLE_MS", 1, true],
+  ["SESSION_GAP_MINUTES", 60_000, false],
+  ["CART_ABANDON_MINUTES", 60_000, false],
+  ["CHECKOUT_ABANDON_MINUTES", 60_000, false],
+  ["FRAUD_VELOCITY_MINUTES", 60_000, false],
+  ["FRAUD_DISTINCT_HOURS", 3_600_000, false],
+  ["TRENDING_HALF_LIFE_MINUTES", 60_000, false],
+  ["RECS_MIN_INTERVAL_SECONDS", 1000, false],
+  ["ANALYTICS_RETENTION_MINUTES", 60_000, true],
+  ["CATEGORY_WINDOW_MINUTES", 60_000, true],
+  ["LOW_CONVERSION_WINDOW_MINUTES", 60_000, true],
+  ["HIGH_ABANDONMENT_WINDOW_MINUTES", 60_000, true],
+  ["LOW_TRAFFIC_WINDOW_MINUTES", 60_000, true],
+  ["SLOW_PAGES_WINDOW_MINUTES", 60_000, true],
+  ["BUSINESS_ALERT_COOLDOWN_MINUTES", 60_000, true],
+];
+const TEN_YEARS_MS = 3650 * 86_400_000;
+
+Deno.test("parseConfig() refuses a duration over ten years (CART_ABANDON_MINUTES=1e15 overflowed next_timer_at)", () => {
+  assert.throws(
+    () => parseConfig({ CART_ABANDON_MINUTES: "1000000000000000" }),
+    /CART_ABANDON_MINUTES="1000000000000000": must be at most 5256000 \(ten years\)/,
+  );
+  // The retention at its longest too, so that no business-alert window at its longest exceeds it.
+  const longest = { ANALYTICS_RETENTION_MINUTES: String(TEN_YEARS_MS / 60_000) };
+  for (const [name, unitMs, integer] of DURATIONS) {
+    const max = TEN_YEARS_MS / unitMs;
+    assert.equal(parseConfig({ ...longest, [name]: String(max) })[name as "PORT"], max, name);
+    assert.throws(
+      () => parseConfig({ ...longest, [name]: String(integer ? max + 1 : max + 0.5) }),
+      (error: unknown) => error instanceof ConfigError && error.message.includes(`${name}=`),
+      name,
+    );
+    // In milliseconds after the latest instant an event may carry, still exact and within a PostgreSQL bigint.
+    assert.ok(LATEST_TIME_MS + max * unitMs <= Number.MAX_SAFE_INTEGER, name);
+  }
+});
+
+Deno.test("parseConfig() refuses a FACT_DEDUPE_WINDOW not above CHECKPOINT_MAX_MESSAGES plus the largest batch", () => {
+  assert.equal(LARGEST_BATCH_RECORDS, 10_000);
+  // The defaults leave room: 32768 > 10000 + 10000.
+  assert.equal(parseConfig({}).FACT_DEDUPE_WINDOW, 32_768);
+  assert.equal(parseConfig({ FACT_DEDUPE_WINDOW: "20001" }).FACT_DEDUPE_WINDOW, 20_001);
+  const refusals: [Record<string, string>, RegExp][] = [
+    [{ FACT_DEDUPE_WINDOW: "20000" }, /current value is 20000; set FACT_DEDUPE_WINDOW above 20000/],
+    [{ FACT_DEDUPE_WINDOW: "15000" }, /CHECKPOINT_MAX_MESSAGES \(10000\) plus the largest batch \(10000 records\)/],
+    [{ CHECKPOINT_MAX_MESSAGES: "30000" }, /current value is 32768; set FACT_DEDUPE_WINDOW above 40000/],
+  ];
+  for (const [env, detail] of refusals) {
+    assert.throws(
+      () => parseConfig(env),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.match(error.message, /^Cannot tell facts replayed after a crash from new ones with FACT_DEDUPE_WINDOW/);
+        assert.match(error.message, /CHECKPOINT_MAX_MESSAGES/);
+        assert.match(error.message, detail);
+        return true;
+      },
+      JSON.stringify(env),
+    );
+  }
+});
+
+Deno.test("parseConfig() refuses a business-alert window longer than ANALYTICS_RETENTION_MINUTES (it was cut)", () => {
+  const windows = [
+    "LOW_CONVERSION_WINDOW_MINUTES",
+    "HIGH_ABANDONMENT_WINDOW_MINUTES",
+    "LOW_TRAFFIC_WINDOW_MINUTES",
+    "SLOW_PAGES_WINDOW_MINUTES",
+  ];
+  for (const name of windows) {
+    assert.equal(parseConfig({ ANALYTICS_RETENTION_MINUTES: "60", [name]: "60" })[name as "PORT"], 60);
+    assert.throws(
+      () => parseConfig({ ANALYTICS_RETENTION_MINUTES: "60", [name]: "100000" }),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.ok(
+          error.message.includes(
+            `Cannot evaluate ${name} over minutes the global actor no longer keeps: current value is 100000, ` +
+              "above ANALYTICS_RETENTION_MINUTES (60)",
+          ),
+          error.message,
+        );
+        return true;
+      },
+      name,
+    );
+  }
+  // Every conflict is named at once.
+  assert.throws(
+    () =>
+      parseConfig({ ANALYTICS_RETENTION_MINUTES: "60", LOW_TRAFFIC_WINDOW_MINUTES: "61", FACT_DEDUPE_WINDOW: "2000" }),
+    (error: unknown) =>
+      error instanceof ConfigError && /FACT_DEDUPE_WINDOW/.test(error.message) &&
+      /LOW_TRAFFIC_WINDOW_MINUTES over minutes/.test(error.message),
   );
 });

@@ -54,3 +54,19 @@ Deno.test("lockDataDir() fails at once when another process holds the lock, and 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test({
+  name: "lockDataDir() refuses a DATA_DIR it cannot create its lock file in, naming DATA_DIR (was a raw ENOENT)",
+  ignore: Deno.build.os !== "linux",
+  fn: async () => {
+    // procfs: the directory exists, and no file can be created in it, not even by root.
+    await assert.rejects(() => lockDataDir("/proc/sys"), (error: unknown) => {
+      assert.ok(error instanceof ConfigError, String(error));
+      assert.match(
+        error.message,
+        /^Cannot create the lock file engine\.lock in DATA_DIR: current value is "\/proc\/sys" \(/,
+      );
+      return true;
+    });
+  },
+});

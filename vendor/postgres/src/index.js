@@ -510,7 +510,11 @@ function parseOptions(a, b) {
 }
 
 function tsa(o, url, env) {
-  const x = o.target_session_attrs || url.searchParams.get('target_session_attrs') || env.PGTARGETSESSIONATTRS
+  // PATCHED (see PATCHED.md): an option given explicitly, null included, is not replaced by
+  // PGTARGETSESSIONATTRS; every other option can be given so that the environment is not read.
+  const x = 'target_session_attrs' in o
+    ? o.target_session_attrs
+    : url.searchParams.get('target_session_attrs') || env.PGTARGETSESSIONATTRS
   if (!x || ['read-write', 'read-only', 'primary', 'standby', 'prefer-standby'].includes(x))
     return x
 

@@ -1,0 +1,130 @@
+import assert from "node:assert/strict";
+import { databaseClientOptions } from "../../engine/database.ts";
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+
+/** Every option postgres.js would otherwise read from a PG* variable (vendor/postgres/src/index.js, parseOptions). */
+const ENVIRONMENT = {
+  PGHOST: "evil-host",
+  PGPORT: "6666",
+  PGUSER: "evil-user",
+  PGUSERNAME: "evil-user",
+  PGPASSWORD: "evil-password",
+  PGDATABASE: "evil-db",
+  PGAPPNAME: "evil-app",
+  PGSSL: "require",
+  PGSSLNEGOTIATION: "direct",
+  PGTARGETSESSIONATTRS: "read-only",
+  PGTARGET_SESSION_ATTRS: "read-only",
+  PGMAX: "99",
+  PGIDLE_TIMEOUT: "1",
+  PGCONNECT_TIMEOUT: "1",
+  PGMAX_LIFETIME: "1",
+  PGMAX_PIPELINE: "1",
+  PGBACKOFF: "1",
+  PGKEEP_ALIVE: "1",
+  PGPREPARE: "false",
+  PGDEBUG: "true",
+  PGFETCH_TYPES: "false",
+  PGPUBLICATIONS: "evil",
+};
+
+/** The options a pool gets in a fresh process with `env` (as postgres.js parsed them), as JSON. */
+async function poolOptionsIn(env: Record<string, string>, url: string): Promise<Record<string, unknown>> {
+  const script = `
+    import { connectDatabase } from "./engine/database.ts";
+    const sql = connectDatabase({ url: ${JSON.stringify(url)}, maxConnections: 1 });
+    const o = sql.options;
+    const keys = ["host", "port", "path", "user", "database", "ssl", "sslnegotiation", "target_session_attrs", "max",
+      "idle_timeout", "connect_timeout", "max_pipeline", "keep_alive", "prepare", "debug", "fetch_types", "publications"];
+    console.log(JSON.stringify({
+      ...Object.fromEntries(keys.map((key) => [key, o[key] ?? null])),
+      pass: typeof o.pass === "function" ? await o.pass() : o.pass,
+      max_lifetime: typeof o.max_lifetime === "function" ? "drawn per connection" : o.max_lifetime,
+      backoff: typeof o.backoff === "function" ? o.backoff(3) : o.backoff,
+      application_name: o.connection.application_name,
+    }));
+    await sql.end();`;
+  const inherited = Deno.env.toObject();
+  for (const name of Object.keys(inherited)) if (name.startsWith("PG")) delete inherited[name];
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--quiet", script],
+    cwd: ROOT,
+    env: { ...inherited, ...env },
+    clearEnv: true,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(output.stderr);
+  assert.equal(output.code, 0, stderr);
+  return JSON.parse(new TextDecoder().decode(output.stdout));
+}
+
+Deno.test("connectDatabase(): PG* environment variables change nothing (PGSSL=require broke the embedded database)", async () => {
+  // The embedded database's URL, as engine/embedded_database.ts builds it.
+  const url = "postgres://postgres@127.0.0.1:5/postgres";
+  // One after the other: each deno process re-links vendor/postgres into node_modules as it starts.
+  const clean = await poolOptionsIn({}, url);
+  const polluted = await poolOptionsIn(ENVIRONMENT, url);
+  assert.deepEqual(polluted, clean);
+  assert.deepEqual(clean, {
+    host: ["127.0.0.1"],
+    port: [5],
+    path: false,
+    user: "postgres",
+    database: "postgres",
+    pass: "",
+    ssl: false,
+    sslnegotiation: null,
+    target_session_attrs: null,
+    max: 1,
+    idle_timeout: null,
+    connect_timeout: 5,
+    max_pipeline: 100,
+    keep_alive: 60,
+    prepare: true,
+    debug: false,
+    fetch_types: true,
+    publications: "alltables",
+    max_lifetime: "drawn per connection",
+    backoff: 0.4,
+    application_name: "postgres.js",
+  });
+});
+
+Deno.test("connectDatabase(): the URL's TLS and server choice apply, not the environment's", async () => {
+  const url = "postgres://app:p%40ss@db-1,db-2:5433/shop?sslmode=verify-full&target_session_attrs=read-write";
+  const options = await poolOptionsIn({ ...ENVIRONMENT, PGSSL: "disable", PGTARGETSESSIONATTRS: "standby" }, url);
+  assert.deepEqual(options.host, ["db-1", "db-2"]);
+  assert.deepEqual(options.port, [5432, 5433]);
+  assert.equal(options.user, "app");
+  assert.equal(options.pass, "p@ss");
+  assert.equal(options.database, "shop");
+  assert.equal(options.ssl, "verify-full");
+  assert.equal(options.target_session_attrs, "read-write");
+});
+
+Deno.test("databaseClientOptions(): every option from the URL or the engine, none left for postgres.js to look up", async () => {
+  const options = databaseClientOptions({
+    url: "postgresql://app:s3cret@[::1]:6543/?sslmode=require&sslnegotiation=direct&application_name=engine-1",
+    maxConnections: 10,
+    idleInTransactionTimeoutMs: 10_000,
+  }) as Record<string, unknown>;
+  assert.deepEqual(options.host, ["::1"]);
+  assert.deepEqual(options.port, [6543]);
+  assert.equal(options.database, "app");
+  assert.equal(await (options.pass as () => string)(), "s3cret");
+  assert.equal(options.ssl, "require");
+  assert.equal(options.sslnegotiation, "direct");
+  assert.equal(options.target_session_attrs, null);
+  assert.deepEqual(options.connection, { application_name: "engine-1", idle_in_transaction_session_timeout: 10_000 });
+  // The keys postgres.js's parseOptions fills from PG* variables when they are absent.
+  for (
+    const key of ["ssl", "sslnegotiation", "idle_timeout", "connect_timeout", "max_lifetime", "max_pipeline", "backoff"]
+      .concat(["keep_alive", "prepare", "debug", "fetch_types", "publications", "target_session_attrs", "max"])
+  ) {
+    assert.ok(key in options, key);
+  }
+  const sslOff = databaseClientOptions({ url: "postgres://app@db/app?sslmode=disable", maxConnections: 1 });
+  assert.equal((sslOff as Record<string, unknown>).ssl, false);
+});
