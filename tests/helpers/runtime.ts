@@ -1,10 +1,18 @@
 /** A runtime on the in-memory log and checkpoint store, for unit tests. */
 import type { ActorContext, ActorLogic, AnyActorLogic } from "../../engine/actor.ts";
-import { MemoryCheckpointStore } from "../../engine/checkpoint.ts";
+import assert from "node:assert/strict";
+import {
+  type CheckpointWrite,
+  type Claim,
+  type CommitResult,
+  MemoryCheckpointStore,
+  type StoredActor,
+} from "../../engine/checkpoint.ts";
 import { topicNames } from "../../engine/config.ts";
 import { ValidationError } from "../../engine/errors.ts";
 import type { Instrumentation } from "../../engine/instrumentation.ts";
 import { silentLogger } from "../../engine/logger.ts";
+import type { TopicPartition } from "../../engine/log.ts";
 import { type MemoryConsumer, MemoryLog } from "../../engine/memory_log.ts";
 import { ActorRuntime } from "../../engine/runtime.ts";
 
@@ -155,5 +163,61 @@ export class Harness {
 
   async stored(key: string): Promise<Recorded | undefined> {
     return (await this.store.read("recorder", key))?.state as Recorded | undefined;
+  }
+}
+
+/** Polls `condition` every 10 ms; fails with `what` after 5 s. */
+export async function until(condition: () => boolean, what: string): Promise<void> {
+  for (let waited = 0; !condition(); waited += 10) {
+    assert.ok(waited < 5_000, what);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/**
+ * A memory store that counts, by method, the calls it refused while `failWith` was set: a test lifts an outage only
+ * once the runtime has met it.
+ */
+export class OutageStore extends MemoryCheckpointStore {
+  readonly #refused = new Map<string, number>();
+
+  /** Calls refused so far (of `method` only, if given). */
+  refused(method?: string): number {
+    if (method !== undefined) return this.#refused.get(method) ?? 0;
+    return [...this.#refused.values()].reduce((a, b) => a + b, 0);
+  }
+
+  #note(method: string): void {
+    if (this.failWith) this.#refused.set(method, (this.#refused.get(method) ?? 0) + 1);
+  }
+
+  override claim(tp: TopicPartition, groupId: string, owner: string): Promise<Claim> {
+    this.#note("claim");
+    return super.claim(tp, groupId, owner);
+  }
+
+  override load(kind: string, keys: readonly string[]): Promise<Map<string, StoredActor>> {
+    this.#note("load");
+    return super.load(kind, keys);
+  }
+
+  override loadTimers(kind: string, partition: number): Promise<Map<string, Record<string, number>>> {
+    this.#note("loadTimers");
+    return super.loadTimers(kind, partition);
+  }
+
+  override commit(write: CheckpointWrite): Promise<CommitResult> {
+    this.#note("commit");
+    return super.commit(write);
+  }
+
+  override stored(tp: TopicPartition, groupId: string): Promise<Claim | null> {
+    this.#note("stored");
+    return super.stored(tp, groupId);
+  }
+
+  override settled(tp: TopicPartition, groupId: string): Promise<Claim | null> {
+    this.#note("settled");
+    return super.settled(tp, groupId);
   }
 }

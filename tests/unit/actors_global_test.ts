@@ -164,6 +164,59 @@ Deno.test("slow_pages: average loadTime above 3 s over 5 minutes, with a minimum
   );
 });
 
+/** `n` checkouts by distinct users from `seconds` on, one a second, and one order a few seconds after them. */
+function checkoutsAndAnOrder(b: EventBuilder, seconds: number, n: number) {
+  const events = Array.from({ length: n }, (_, i) => b.event("checkout_started", `c${i}`, seconds + i, {}));
+  events.push(b.event("order_completed", "buyer", seconds + n + 2, {
+    orderId: `o-${seconds}`,
+    items: [{ productId: "p", quantity: 1, price: 1 }],
+    total: 1,
+  }));
+  return events;
+}
+
+Deno.test("low_conversion: 1 order in 50 checkouts is exactly 2%, not below it; 1 in 51 is", async () => {
+  const b = new EventBuilder(T0);
+  const exact = await fold(checkoutsAndAnOrder(b, 0, 50), { until: T0 + 2 * HOUR * 1000 });
+  assert.deepEqual(typesOf(exact.alerts, "low_conversion"), []);
+  const below = await fold(checkoutsAndAnOrder(b, 0, 51), { until: T0 + 2 * HOUR * 1000 });
+  const raised = below.alerts.filter((a) => a.type === "low_conversion");
+  // Evaluated at each minute boundary over the 15 minutes before it: first at T0 + 1 min, then within the hour's cooldown.
+  assert.deepEqual(raised.map((a) => a.occurredAt), [iso(T0 + 60_000)]);
+  assert.deepEqual(raised[0].details, { windowMinutes: 15, orders: 1, checkouts: 51, ratio: 1 / 51, threshold: 0.02 });
+});
+
+Deno.test("low_traffic: exactly 100 page views in 10 minutes is not fewer than 100; 90 is", async () => {
+  const b = new EventBuilder(T0);
+  // Ten page views a minute for 30 minutes: every 10-minute window within them holds exactly 100.
+  const views = [];
+  for (let minute = 0; minute < 30; minute++) {
+    for (let i = 0; i < 10; i++) views.push(b.event("page_viewed", `u${i}`, minute * MIN + i * 6, { url: "/" }));
+  }
+  const r = await fold(views, { until: T0 + 40 * 60_000 });
+  const lows = r.alerts.filter((a) => a.type === "low_traffic");
+  // The first window that is short of 100 ends at T0 + 31 min: minutes 21 to 29 hold 90 (minute 30 has none).
+  assert.deepEqual(lows.map((a) => a.occurredAt), [iso(T0 + 31 * 60_000)]);
+  assert.deepEqual(lows[0].details, { windowMinutes: 10, pageViews: 90, threshold: 100 });
+});
+
+Deno.test("business alerts: the hourly cooldown is per type, so different types raise within the same hour", async () => {
+  const b = new EventBuilder(T0);
+  const events = [
+    // Minute 0: ten slow page views (3.5 s each), and no more page views: slow_pages, then low_traffic.
+    ...Array.from({ length: 10 }, (_, i) => b.event("page_viewed", `u${i}`, i, { url: "/", loadTime: 3.5 })),
+    // Minute 20: 1 order in 51 checkouts (below 2%): low_conversion.
+    ...checkoutsAndAnOrder(b, 20 * MIN, 51),
+  ];
+  const r = await fold(events, { until: T0 + 2 * HOUR * 1000 });
+  const firstHour = r.alerts.filter((a) => a.subject.kind === "global" && Date.parse(a.occurredAt) < T0 + HOUR * 1000);
+  assert.deepEqual(firstHour.map((a) => [a.type, a.occurredAt]), [
+    ["slow_pages", iso(T0 + 60_000)], // window of 5 minutes ending at the first boundary after them
+    ["low_traffic", iso(T0 + 10 * 60_000)], // the first boundary with 10 minutes of history: 10 views
+    ["low_conversion", iso(T0 + 21 * 60_000)], // the first boundary after minute 20
+  ]);
+});
+
 Deno.test("the global actor counts a replayed fact once, keeps its evaluation timer at the next minute, and rejects other records", () => {
   const timers = new Map<string, number>();
   const ctx = (now: number): ActorContext => ({

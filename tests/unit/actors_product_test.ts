@@ -154,6 +154,28 @@ Deno.test("low_inventory and out_of_stock: once per crossing, re-armed when stoc
   ]);
 });
 
+Deno.test("low_inventory: a stock at the threshold is not below it, one unit less is; back at the threshold re-arms", async () => {
+  const b = new EventBuilder();
+  const order = (user: string, seconds: number) =>
+    b.event("order_completed", user, seconds, {
+      orderId: `o${seconds}`,
+      items: [{ productId: "p1", quantity: 1, price: 1 }],
+      total: 1,
+    });
+  const r = await fold([
+    b.inventory("p1", 10, 0), // at the default threshold (10): not below it
+    order("a", 10), // 9: below
+    b.inventory("p1", 10, 20), // back at the threshold: not below, so the next crossing raises again
+    order("b", 30), // 9: below again
+  ], { partitions: 1 });
+  const stock = r.alerts.filter((a) => a.subject.kind === "product");
+  assert.deepEqual(stock.map((a) => [a.type, (a.details as { stock: number }).stock, a.occurredAt]), [
+    ["low_inventory", 9, new Date(b.time(10)).toISOString()],
+    ["low_inventory", 9, new Date(b.time(30)).toISOString()],
+  ]);
+  assert.equal(r.products.get("p1")!.stock, 9);
+});
+
 Deno.test("stock: an update is a snapshot at its event time; sales after it count even if they arrived first", async () => {
   const b = new EventBuilder();
   const sale = (seconds: number, quantity: number) =>

@@ -15,6 +15,51 @@ Deno.test("parseConfig() with an empty environment gives embedded mode and the d
   assert.ok(Object.isFrozen(config));
 });
 
+Deno.test("parseConfig() with an empty environment gives the default SPEC.md states for every setting it names", () => {
+  const config = parseConfig({});
+  // HTTP API: "≤ 1,000 events and ≤ 1 MiB by default"; actor semantics: STATE_TTL_DAYS "(default 90)".
+  const engine = { MAX_BATCH_EVENTS: 1000, MAX_BODY_BYTES: 1024 * 1024, STATE_TTL_DAYS: 90 };
+  // Domain rules (defaults), in the order SPEC.md lists them.
+  const domain = {
+    SESSION_GAP_MINUTES: 30, // "a new session after 30 minutes without events"
+    CART_ABANDON_MINUTES: 30, // "no checkout or order within 30 minutes of its last change"
+    CHECKOUT_ABANDON_MINUTES: 30, // "a checkout with no order within 30 minutes"
+    FRAUD_ALERT_THRESHOLD: 0.7, // "alert at ≥ 0.7"
+    FRAUD_HIGH_TOTAL: 1000, // "total > 1,000 (0.3)"
+    FRAUD_HIGH_TOTAL_WEIGHT: 0.3,
+    FRAUD_VELOCITY_ORDERS: 2, // "more than 2 earlier orders in the past 5 minutes (0.4)"
+    FRAUD_VELOCITY_MINUTES: 5,
+    FRAUD_VELOCITY_WEIGHT: 0.4,
+    FRAUD_NIGHT_START_HOUR: 0, // "placed between 00:00 and 06:00 (0.2)"
+    FRAUD_NIGHT_END_HOUR: 6,
+    FRAUD_NIGHT_WEIGHT: 0.2,
+    FRAUD_FIRST_ORDER_TOTAL: 500, // "a first order over 500 (0.3)"
+    FRAUD_FIRST_ORDER_WEIGHT: 0.3,
+    FRAUD_AOV_MULTIPLIER: 5, // "total ≥ 5× the user's average order value after 3+ orders (0.4)"
+    FRAUD_AOV_MIN_ORDERS: 3,
+    FRAUD_AOV_WEIGHT: 0.4,
+    FRAUD_DISTINCT_LIMIT: 3, // "3+ distinct payment methods or shipping countries within 24 hours (0.4)"
+    FRAUD_DISTINCT_HOURS: 24,
+    FRAUD_DISTINCT_WEIGHT: 0.4,
+    LOW_STOCK_THRESHOLD: 10, // "below the threshold (default 10)"
+    TRENDING_HALF_LIFE_MINUTES: 60, // "exponentially decayed, 1-hour half-life"
+    LOW_CONVERSION_RATIO: 0.02, // "orders / checkouts < 2% over 15 minutes"
+    LOW_CONVERSION_WINDOW_MINUTES: 15,
+    HIGH_ABANDONMENT_RATIO: 0.8, // "> 80% of carts abandoned over 15 minutes"
+    HIGH_ABANDONMENT_WINDOW_MINUTES: 15,
+    LOW_TRAFFIC_PAGE_VIEWS: 100, // "fewer than 100 page views in 10 minutes"
+    LOW_TRAFFIC_WINDOW_MINUTES: 10,
+    SLOW_PAGES_SECONDS: 3, // "average `loadTime` > 3 s over 5 minutes"
+    SLOW_PAGES_WINDOW_MINUTES: 5,
+    BUSINESS_ALERT_COOLDOWN_MINUTES: 60, // "each at most once per hour"
+  };
+  const expected: Record<string, number> = { ...engine, ...domain };
+  const actual = Object.fromEntries(
+    Object.keys(expected).map((name) => [name, (config as unknown as Record<string, unknown>)[name]]),
+  );
+  assert.deepEqual(actual, expected);
+});
+
 Deno.test("parseConfig() gives production mode when KAFKA_BROKERS and DATABASE_URL are set", () => {
   const config = parseConfig({ KAFKA_BROKERS: "k:9092", DATABASE_URL: "postgres://u@h/db", PARTITIONS: "6" });
   assert.equal(config.mode, "production");

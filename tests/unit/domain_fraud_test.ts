@@ -73,6 +73,19 @@ Deno.test("fraud: each signal alone, at its edge", () => {
       history(2, 10, NOON, 60, [{ shippingCountry: "DE" }, { shippingCountry: "US" }]),
       ["distinct_payment_or_country"],
     ],
+    // A late order: the orders already handled are dated after it, so they are not within the 24 h before it.
+    [
+      "two other payment methods only on orders dated after it",
+      { at: NOON, total: 10, paymentMethod: "card" },
+      history(2, 10, NOON + 3 * 60 * MIN, 60, [{ paymentMethod: "paypal" }, { paymentMethod: "crypto" }]),
+      [],
+    ],
+    [
+      "two other shipping countries only on orders dated after it",
+      { at: NOON, total: 10, shippingCountry: "FR" },
+      history(2, 10, NOON + 3 * 60 * MIN, 60, [{ shippingCountry: "DE" }, { shippingCountry: "US" }]),
+      [],
+    ],
     [
       "the third method 25 h ago",
       { at: NOON, total: 10, paymentMethod: "card" },

@@ -40,10 +40,11 @@ export interface HttpFixture {
   readonly handle: (request: Request) => Promise<Response>;
 }
 
-/** Builds the handler; `reader` defaults to one that knows user "alice" only. */
+/** Builds the handler; `reader` defaults to one that knows user "alice" only, `sql` to one that must not be reached. */
 export async function httpFixture(
   reader: StateReader = aliceOnly,
   limits: { maxEvents: number; maxBodyBytes: number } = FIXTURE_LIMITS,
+  sql: Sql = noSql,
 ): Promise<HttpFixture> {
   const log = new MemoryLog(() => FIXTURE_NOW);
   const topics = topicNames({ TOPIC_PREFIX: "" });
@@ -55,7 +56,7 @@ export async function httpFixture(
     ingest: { rules: { maxFutureMs: 5 * 60_000 }, ...limits },
     now: () => FIXTURE_NOW,
     extra: [
-      ...queryRoutes({ reader, sql: noSql, now: () => FIXTURE_NOW }),
+      ...queryRoutes({ reader, sql, now: () => FIXTURE_NOW }),
       ...operationsRoutes({
         checks: { database: () => Promise.resolve({ ok: true }) },
         metrics: () => Promise.resolve({ body: "", contentType: "text/plain; version=0.0.4" }),

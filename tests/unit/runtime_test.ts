@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import type { ActorLogic } from "../../engine/actor.ts";
 import { type CheckpointWrite, type Claim, type CommitResult, MemoryCheckpointStore } from "../../engine/checkpoint.ts";
-import { type TopicPartition, tpKey } from "../../engine/log.ts";
+import { type LogRecord, type TopicPartition, tpKey } from "../../engine/log.ts";
 import { DLQ_HEADERS } from "../../engine/dead_letter.ts";
 import { partitionForKey } from "../../engine/partitioner.ts";
 import { TerminalError } from "../../engine/errors.ts";
-import { emitTestAlert, Harness, type Recorded, recorderLogic } from "../helpers/runtime.ts";
+import { emitTestAlert, Harness, OutageStore, type Recorded, recorderLogic, until } from "../helpers/runtime.ts";
 
 Deno.test("ActorRuntime handles each key's messages in partition order and checkpoints them", async () => {
   const h = new Harness(recorderLogic());
@@ -19,7 +19,18 @@ Deno.test("ActorRuntime handles each key's messages in partition order and check
   }
 });
 
-Deno.test("ActorRuntime lets other keys go on while one key's handler awaits", async () => {
+Deno.test("ActorRuntime handles one key's messages in offset order, not in event-time order", async () => {
+  const h = new Harness(recorderLogic(), 1);
+  await h.start();
+  const t0 = Date.UTC(2026, 0, 1);
+  // Each message is dated a minute before the previous one (late events, a producer's clock going back).
+  for (let n = 0; n < 20; n++) h.send("k", { n, at: t0 - n * 60_000 });
+  await h.drained();
+  await h.stop();
+  assert.deepEqual((await h.stored("k"))?.values, Array.from({ length: 20 }, (_, n) => n));
+});
+
+Deno.test("ActorRuntime lets other keys go on while one key's handler awaits, and no checkpoint passes it", async () => {
   const gate = Promise.withResolvers<void>();
   const order: string[] = [];
   const h = new Harness(
@@ -30,19 +41,44 @@ Deno.test("ActorRuntime lets other keys go on while one key's handler awaits", a
       },
     }),
     1,
+    1_000,
+    { checkpointIntervalMs: 3_600_000 }, // checkpoints only when the test asks
   );
   await h.start();
   h.send("slow", { n: 1 });
   h.send("fast", { n: 2 });
-  // Let the batch start; 'fast' must finish while 'slow' is still waiting.
-  while (!order.includes("fast")) await new Promise((resolve) => setTimeout(resolve, 5));
+  // 'fast' finishes while 'slow' is still waiting.
+  await until(() => order.includes("fast"), "'fast' was handled while 'slow' waits");
   assert.deepEqual(order, ["fast"]);
-  assert.equal((await h.stored("fast"))?.values, undefined, "no checkpoint passes a message still being handled");
+  // A checkpoint asked for now must wait for the batch: 'fast' is done, but 'slow' (offset 0) is not.
+  const passivated = h.runtime.passivateAll();
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.equal(await h.stored("fast"), undefined, "no checkpoint passes a message still being handled");
+  assert.equal(h.store.partitions.get(`group/${h.topics.events}:0`)?.nextOffset, 0);
   gate.resolve();
-  await h.drained();
-  await h.stop();
+  assert.equal(await passivated, 2, "checkpointed once the batch was done, then passivated");
   assert.deepEqual(order, ["fast", "slow"]);
+  assert.equal(h.store.partitions.get(`group/${h.topics.events}:0`)?.nextOffset, 2);
   assert.deepEqual((await h.stored("slow"))?.values, [1]);
+  assert.deepEqual((await h.stored("fast"))?.values, [2]);
+  await h.stop();
+});
+
+Deno.test("beyond MAX_ACTORS the least recently used checkpointed actors are passivated first", async () => {
+  const h = new Harness(recorderLogic(), 1, 1_000, { maxActors: 3, checkpointIntervalMs: 3_600_000 });
+  const keys = ["a", "b", "c", "d", "e"];
+  const live = () => keys.filter((key) => h.runtime.lookup("recorder", key) !== undefined);
+  await h.start();
+  keys.forEach((key, n) => h.send(key, { n }));
+  await until(() => live().length === 5, "a to e are handled");
+  h.send("a", { n: 5 }); // a is the most recently used now
+  await until(
+    () => (h.runtime.lookup("recorder", "a")?.state as Recorded | undefined)?.values.length === 2,
+    "a is handled again",
+  );
+  await h.runtime.housekeep(); // checkpoints all five, then passivates two: b and c were used least recently
+  assert.deepEqual(live(), ["a", "d", "e"]);
+  await h.stop();
 });
 
 Deno.test("ActorRuntime resumes from the checkpoint after a crash: every message counted exactly once", async () => {
@@ -91,6 +127,58 @@ Deno.test("ActorRuntime dead-letters undecodable records and terminal failures a
   ]);
   assert.equal(new TextDecoder().decode(dlq[0].value!), "{not json", "the original bytes are kept");
   assert.equal(dlq[0].headers[DLQ_HEADERS.topic], h.topics.events);
+});
+
+Deno.test("a dead letter keeps its record's key and bytes and names its source in all six headers, on every partition", async () => {
+  const h = new Harness(
+    recorderLogic({
+      handle: (_key, message) => {
+        if (message.n === 13) throw new TerminalError("13 is unlucky");
+      },
+    }),
+    3,
+  );
+  await h.start();
+  const keys = [0, 1, 2].map((p) => ["a", "b", "c", "d", "e", "f", "g", "h"].find((k) => partitionForKey(k, 3) === p)!);
+  const append = (key: string, value: string) => {
+    h.wall += 1_000; // every record has its own append time
+    return h.log.appendNow([{ topic: h.topics.events, key, value }])[0];
+  };
+  const expected: { source: LogRecord; code: string; message: RegExp }[] = [];
+  keys.forEach((key, p) => {
+    for (let n = 0; n < p; n++) append(key, JSON.stringify({ n })); // offsets differ from partition to partition
+    expected.push({ source: append(key, "{not json"), code: "validation_failed", message: /JSON/ });
+    expected.push({ source: append(key, JSON.stringify({ n: 13 })), code: "terminal", message: /13 is unlucky/ });
+    append(key, JSON.stringify({ n: 99 }));
+  });
+  await h.drained();
+  await h.stop();
+  for (const [p, key] of keys.entries()) {
+    assert.deepEqual((await h.stored(key))?.values, [...Array.from({ length: p }, (_, n) => n), 99]);
+  }
+  const dlq = h.log.all(h.topics.dlq);
+  assert.equal(dlq.length, expected.length);
+  const text = (bytes: Uint8Array | null) => new TextDecoder().decode(bytes!);
+  for (const { source, code, message } of expected) {
+    const letter = dlq.find((r) =>
+      r.headers[DLQ_HEADERS.partition] === String(source.partition) &&
+      r.headers[DLQ_HEADERS.offset] === String(source.offset)
+    );
+    assert.ok(letter, `a dead letter for ${source.partition}:${source.offset}`);
+    assert.equal(letter.key, source.key);
+    assert.equal(text(letter.value), text(source.value), "the original bytes are kept");
+    const { [DLQ_HEADERS.errorMessage]: errorMessage, ...headers } = letter.headers;
+    assert.deepEqual(headers, {
+      [DLQ_HEADERS.errorCode]: code,
+      [DLQ_HEADERS.topic]: h.topics.events,
+      [DLQ_HEADERS.partition]: String(source.partition),
+      [DLQ_HEADERS.offset]: String(source.offset),
+      [DLQ_HEADERS.timestamp]: String(source.timestamp),
+    });
+    assert.match(errorMessage!, message);
+  }
+  assert.deepEqual(new Set(expected.map((e) => e.source.partition)), new Set([0, 1, 2]));
+  assert.equal(new Set(expected.map((e) => e.source.timestamp)).size, expected.length);
 });
 
 Deno.test("a record on a partition its key does not hash to is dead-lettered: one actor is never split across two partitions", async () => {
@@ -235,24 +323,22 @@ Deno.test("a checkpoint whose reply was lost after it committed: the worker resu
 });
 
 Deno.test("a checkpoint whose reply was lost, then a database outage: nothing is applied twice onto what it wrote", async () => {
-  const h = new Harness(recorderLogic(), 1, 1_000_000, { checkpointIntervalMs: 3_600_000 });
+  const store = new OutageStore();
+  const h = new Harness(recorderLogic(), 1, 1_000_000, { checkpointIntervalMs: 3_600_000, store });
   const handled = (key: string, n: number) =>
     ((h.runtime.lookup("recorder", key)?.state as Recorded | undefined)?.values ?? []).length >= n;
-  const until = async (done: () => boolean) => {
-    while (!done()) await new Promise((resolve) => setTimeout(resolve, 5));
-  };
   await h.start();
   h.send("k", { n: 1 });
   h.send("k", { n: 2 });
-  await until(() => handled("k", 2));
+  await until(() => handled("k", 2), "k = [1, 2] handled");
   h.store.loseNextReply = true;
   await h.runtime.housekeep(); // commits k = [1, 2] at offset 2, but the worker is told it failed
   h.store.failWith = new Error("database down"); // j cannot be loaded: the partition rewinds
   h.send("j", { n: 3 });
-  await new Promise((resolve) => setTimeout(resolve, 100));
+  await until(() => store.refused("load") > 0, "loading j met the outage");
   h.store.failWith = null;
   h.send("k", { n: 4 });
-  await until(() => handled("j", 1) && handled("k", 3));
+  await until(() => handled("j", 1) && handled("k", 3), "j and k's next record handled");
   await h.runtime.housekeep();
   await h.stop();
   assert.deepEqual((await h.stored("k"))?.values, [1, 2, 4]);
@@ -271,7 +357,7 @@ async function handledOneTwo(store: MemoryCheckpointStore): Promise<{ h: Harness
 }
 
 /** A store whose next commit lands, loses its reply, and takes the store down with it. */
-class DyingStore extends MemoryCheckpointStore {
+class DyingStore extends OutageStore {
   dieOnNextCommit = false;
   override async commit(write: CheckpointWrite): Promise<CommitResult> {
     const result = await super.commit(write);
@@ -287,11 +373,13 @@ Deno.test("a lost reply while the database goes down: the worker re-reads where 
   const { h, values } = await handledOneTwo(store);
   store.dieOnNextCommit = true;
   await h.runtime.housekeep(); // commits [1, 2]; the rewind cannot read the store back
+  const refused = store.refused();
+  assert.ok(refused > 0, "the rewind met the outage");
   h.send("k", { n: 3 });
-  await new Promise((resolve) => setTimeout(resolve, 100));
+  await until(() => store.refused() > refused, "the next batch met the outage too");
   store.failWith = null;
   h.send("k", { n: 4 });
-  while (!values().includes(4)) await new Promise((resolve) => setTimeout(resolve, 5));
+  await until(() => values().includes(4), "4 handled");
   await h.runtime.housekeep();
   await h.stop();
   assert.deepEqual((await h.stored("k"))?.values, [1, 2, 3, 4]);
@@ -400,14 +488,6 @@ class SlowReplyStore extends MemoryCheckpointStore {
   }
 }
 
-/** Polls `condition` every 10 ms; fails after 5 s. */
-async function until(condition: () => boolean, what: string): Promise<void> {
-  for (let waited = 0; !condition(); waited += 10) {
-    assert.ok(waited < 5_000, what);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
 /**
  * One partition, fenced off by another instance's claim after handling {n: 1} of key "a"; the
  * runtime is claiming it back (after {n: 2} arrived) and that claim landed, its reply held until
@@ -416,6 +496,8 @@ async function until(condition: () => boolean, what: string): Promise<void> {
 async function fencedAndClaimingAgain() {
   const store = new SlowReplyStore();
   const h = new Harness(recorderLogic(), 1, 1_000, { store });
+  let released = 0;
+  h.instrumentation = { emit: (e) => void (e.type === "partition_released" && released++) };
   await h.start("this-instance");
   h.send("a", { n: 1 });
   await h.drained();
@@ -425,7 +507,7 @@ async function fencedAndClaimingAgain() {
   store.held = release.promise;
   h.send("a", { n: 2 });
   await until(() => store.waiting > 0, "the partition is claimed again");
-  return { store, h, tp, release };
+  return { store, h, tp, release, released: () => released };
 }
 
 /** Each alert carries the running total: a payload that depends on the state it was computed from. */
@@ -554,11 +636,12 @@ Deno.test("a claim retried while the partition is revoked and assigned again: on
 });
 
 Deno.test("a claim in flight when its partition is revoked gives it back: no worker is left behind", async () => {
-  const { store, h, tp, release } = await fencedAndClaimingAgain();
+  const { store, h, tp, release, released } = await fencedAndClaimingAgain();
   await h.runtime.revoked([tp]); // and the group gives it to another instance
   const stoodAt = store.commits;
+  const releasedBefore = released();
   release.resolve();
-  await new Promise((resolve) => setTimeout(resolve, 200));
+  await until(() => released() > releasedBefore, "the claim's worker gave the partition back");
   assert.equal(store.partitions.get(`group/${tp.topic}:0`)?.epoch, 3, "the held claim landed");
   assert.deepEqual(h.runtime.owned(), [], "no worker for a partition no longer assigned here");
   h.send("a", { n: 3 });
@@ -579,7 +662,8 @@ Deno.test("once the engine is leaving the group, nothing is claimed: not a new a
   await h.store.claim(tp, "group", "other-instance");
   await h.runtime.stopClaiming();
   h.send(key, { n: 2 });
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  await until(() => h.runtime.gaveUp(tp), "the fenced-off partition was given up");
+  await h.runtime.housekeep(); // would claim it again, were the engine not leaving
   assert.equal(h.runtime.gaveUp(tp), true, "the fenced-off partition was given up, not claimed again");
   await h.runtime.revoked([tp, other]);
   const epoch = () => h.store.partitions.get(`group/${other.topic}:1`)?.epoch;

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import type { ActorLogic } from "../../engine/actor.ts";
 import { type CheckpointWrite, type CommitResult, MemoryCheckpointStore } from "../../engine/checkpoint.ts";
 import { MAX_FIRINGS_PER_KEY } from "../../engine/partition_worker.ts";
-import { emitTestAlert, Harness, recorderLogic } from "../helpers/runtime.ts";
+import { emitTestAlert, Harness, OutageStore, recorderLogic, until } from "../helpers/runtime.ts";
 import { replayPartition } from "../helpers/replay.ts";
 
 /** A reminder actor: `{at, remind}` arms a timer `remind` ms after the message's event time; `{at, cancel}` cancels it. */
@@ -111,21 +111,29 @@ Deno.test("timers are durable: a new owner after a crash fires a timer set befor
 });
 
 Deno.test("a replay after a crash re-produces identical output ids", async () => {
-  const h = new Harness(reminderLogic, 1, 1_000, { idleClockMs: 3_600_000 });
+  // Housekeeping (checkpoints) only when the test calls it.
+  const h = new Harness(reminderLogic, 1, 1_000, { idleClockMs: 3_600_000, checkpointIntervalMs: 3_600_000 });
+  const handled = (key: string) => until(() => h.runtime.lookup("reminder", key) !== undefined, `${key} handled`);
+  const alerts = () => h.log.all(h.topics.alerts).map((r) => new TextDecoder().decode(r.value!));
   h.wall = T0;
   await h.start();
   h.send("a", { at: T0, remind: MIN });
-  await settle(h); // checkpoint with the timer armed
-  h.store.failWith = new Error("database down"); // the next checkpoint cannot commit
+  await handled("a");
+  await h.runtime.housekeep(); // checkpoint with the timer armed
+  // b moves the clock past a's deadline: the reminder fires. Its alert is published, but the checkpoint fails.
+  h.store.failCommitWhen = (write) => write.upserts.length > 0;
   h.send("b", { at: T0 + 2 * MIN });
-  await new Promise((resolve) => setTimeout(resolve, 100)); // handled, alert published, not checkpointed
+  await handled("b");
+  await h.runtime.housekeep();
+  const published = alerts();
+  assert.equal(published.length, 1, "the alert went out before the failed commit");
   await h.crash();
-  await h.start("another-instance");
-  await settle(h);
+  h.store.failCommitWhen = null;
+  await h.start("another-instance"); // replays b from the checkpoint: the timer fires again
+  await handled("b");
+  await h.runtime.housekeep();
   await h.stop();
-  const alerts = h.log.all(h.topics.alerts).map((r) => new TextDecoder().decode(r.value!));
-  assert.ok(alerts.length >= 1);
-  assert.equal(new Set(alerts).size, 1, "every re-publication is byte-identical");
+  assert.deepEqual(alerts(), [published[0], published[0]], "published again by the replay, byte for byte");
   assert.equal(h.store.alerts.size, 1, "the alerts table holds it once");
   assert.deepEqual((await stored(h, "a"))?.fired, [T0 + MIN]);
 });
@@ -387,6 +395,31 @@ Deno.test("actors inactive for longer than the TTL are deleted from memory and f
   assert.equal((await stored(h, "armed"))?.seen, 1, "an actor with a pending timer is kept");
 });
 
+Deno.test("an actor in memory past its TTL with a pending timer is kept, and its timer with it", async () => {
+  const DAY = 86_400_000;
+  // Nothing is passivated: the expiry in memory is what decides.
+  const h = new Harness(reminderLogic, 1, 1_000, {
+    stateTtlMs: 90 * DAY,
+    actorIdleMs: 1_000 * DAY,
+    idleClockMs: 3_600_000,
+  });
+  h.wall = T0;
+  await h.start();
+  h.send("old", { at: T0 });
+  h.send("armed", { at: T0, remind: 365 * DAY });
+  await settle(h);
+  h.wall = T0 + 91 * DAY;
+  h.send("new", { at: T0 + 91 * DAY });
+  await settle(h);
+  await h.runtime.housekeep();
+  assert.equal(h.runtime.lookup("reminder", "old"), undefined, "old expired in memory");
+  assert.equal(await stored(h, "old"), undefined, "and in the store");
+  assert.deepEqual(h.runtime.lookup("reminder", "armed")?.state, { key: "armed", fired: [], seen: 1 });
+  assert.deepEqual(h.store.rows.get("reminder/armed")?.timers, { remind: T0 + 365 * DAY }, "its timer is kept");
+  await h.stop();
+  assert.equal((await stored(h, "armed"))?.seen, 1);
+});
+
 /** An actor that records `ctx.now()` at each message; a message with `fail` throws a transient error while `failures` last. */
 function clockLogic(counters: { handled: number; failures: number }): ActorLogic<
   { key: string; nows: readonly number[] },
@@ -459,7 +492,8 @@ Deno.test("a rewind to the checkpoint also rewinds the clock, so replayed messag
 });
 
 Deno.test("a rewind during a database outage reloads the timers before handling anything, so a timer that had fired fires again", async () => {
-  const h = new Harness(reminderLogic, 1, 1_000, { idleClockMs: 3_600_000, checkpointIntervalMs: 3_600_000 });
+  const store = new OutageStore();
+  const h = new Harness(reminderLogic, 1, 1_000, { idleClockMs: 3_600_000, checkpointIntervalMs: 3_600_000, store });
   h.wall = T0;
   await h.start();
   h.send("a", { at: T0, remind: 10 * MIN });
@@ -470,7 +504,7 @@ Deno.test("a rewind during a database outage reloads the timers before handling 
   assert.deepEqual((h.runtime.lookup("reminder", "a")?.state as Reminders).fired, [T0 + 10 * MIN]);
   h.store.failWith = new Error("database down"); // c cannot be loaded: the partition rewinds, and cannot reload timers
   h.send("c", { at: T0 + 16 * MIN });
-  await new Promise((resolve) => setTimeout(resolve, 100));
+  await until(() => store.refused("load") > 0, "loading c met the outage");
   h.store.failWith = null; // back: the replay of b and c must fire a's timer again
   while (!h.runtime.lookup("reminder", "c")) await new Promise((resolve) => setTimeout(resolve, 5));
   await h.runtime.housekeep();
