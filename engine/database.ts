@@ -14,6 +14,7 @@ export interface DatabaseOptions {
   readonly url: string;
   /** Pool size; PGlite's socket server needs exactly one. */
   readonly maxConnections: number;
+  /** Seconds; the URL's `connect_timeout` takes precedence. */
   readonly connectTimeoutS?: number;
   /**
    * PostgreSQL ends a session that stays this long idle inside a transaction
@@ -55,6 +56,8 @@ export function databaseClientOptions(
     // Arrays, for a URL naming several hosts (postgres.js tries them in order).
     host: [...address.hosts],
     port: [...address.ports],
+    // A Unix socket's file (`<directory>/.s.PGSQL.<port>`); false: TCP.
+    path: address.socketPath ?? false,
     database: address.database,
     user: address.user,
     // A function, because postgres.js reads PGPASSWORD for an empty one.
@@ -63,7 +66,8 @@ export function databaseClientOptions(
     sslnegotiation: address.sslnegotiation,
     target_session_attrs: address.targetSessionAttrs,
     max: options.maxConnections,
-    connect_timeout: options.connectTimeoutS ?? 5,
+    // The URL's connect_timeout, else the caller's, else 5 s.
+    connect_timeout: address.connectTimeoutS ?? options.connectTimeoutS ?? 5,
     backoff: reconnectDelayS,
     idle_timeout: null,
     max_lifetime: connectionLifetimeS,

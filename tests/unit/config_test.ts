@@ -299,6 +299,11 @@ Deno.test("parseConfig() refuses a DATABASE_URL postgres.js cannot use, naming i
     ["postgres://app:s3cret@db/app?sslmode=on", /sslmode must be one of disable, allow, prefer, require/],
     ["postgres://app:s3cret@db/app?target_session_attrs=master", /target_session_attrs must be one of/],
     ["postgres://app:s3cret@db/app?idle_timeout=5", /idle_timeout is a client option the engine sets itself/],
+    ["postgres://app:s3cret@db/app?keepalives=1", /the parameter keepalives is not supported/],
+    ["postgres://app:s3cret@db/app?connect_timeout=0", /connect_timeout must be whole seconds from 1/],
+    ["postgres://app@db/app?password=s3cret", /password= is not supported/],
+    ["postgres://app@db/app?sslpassword=s3cret", /the parameter sslpassword is not supported/],
+    ["postgres://app:s3cret@/app?host=db", /host= must be a Unix socket directory/],
   ];
   for (const [url, rule] of cases) {
     assert.throws(
@@ -329,6 +334,12 @@ Deno.test("parseConfig() accepts DATABASE_URLs postgres.js connects with: encode
       "postgres://app@[::1]:5432/app",
       "postgres://app@10.0.0.7/app?sslmode=require&application_name=engine",
       "postgres://app@postgres_1",
+      // Unix sockets: Cloud SQL on Cloud Run, local peer authentication.
+      "postgres://app:s3cret@/app?host=/cloudsql/project:region:instance",
+      "postgres://app@%2Fvar%2Frun%2Fpostgresql/app",
+      // libpq's connect_timeout; a hosted service's channel_binding.
+      "postgres://app@db/app?connect_timeout=10",
+      "postgresql://app:s3cret@ep-x-123.us-east-2.aws.neon.tech/app?sslmode=require&channel_binding=require",
     ]
   ) {
     assert.equal(parseConfig({ KAFKA_BROKERS: "k:9092", DATABASE_URL: url }).DATABASE_URL, url);

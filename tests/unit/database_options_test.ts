@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
-import { databaseClientOptions } from "../../engine/database.ts";
+import { PGlite } from "@electric-sql/pglite";
+import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
+import { connectDatabase, databaseClientOptions } from "../../engine/database.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
@@ -127,4 +129,47 @@ Deno.test("databaseClientOptions(): every option from the URL or the engine, non
   }
   const sslOff = databaseClientOptions({ url: "postgres://app@db/app?sslmode=disable", maxConnections: 1 });
   assert.equal((sslOff as Record<string, unknown>).ssl, false);
+});
+
+Deno.test("databaseClientOptions(): a socket URL gives postgres.js its socket file; connect_timeout its timeout", () => {
+  const socket = databaseClientOptions({
+    url: "postgres://app@/shop?host=/cloudsql/p:r:i&connect_timeout=10&sslmode=require",
+    maxConnections: 1,
+    connectTimeoutS: 2,
+  }) as Record<string, unknown>;
+  assert.equal(socket.path, "/cloudsql/p:r:i/.s.PGSQL.5432");
+  assert.equal(socket.connect_timeout, 10);
+  assert.equal(socket.ssl, false);
+  assert.deepEqual(socket.connection, { application_name: "postgres.js" });
+  const tcp = databaseClientOptions({ url: "postgres://app@db/shop", maxConnections: 1 }) as Record<string, unknown>;
+  assert.equal(tcp.path, false);
+  assert.equal(tcp.connect_timeout, 5);
+});
+
+Deno.test("connectDatabase(): queries PostgreSQL (PGlite) on a Unix socket, both socket forms", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "pgsock-" });
+  const db = await PGlite.create();
+  const server = new PGLiteSocketServer({ db, path: `${dir}/.s.PGSQL.5433`, maxConnections: 1 });
+  await server.start();
+  try {
+    // sslmode=require and channel_binding as a hosted service's URL has them: ignored on a socket (as libpq does).
+    for (
+      const url of [
+        `postgres://postgres@/postgres?host=${dir}&port=5433&sslmode=require&channel_binding=require`,
+        `postgres://postgres@${encodeURIComponent(dir)}:5433/postgres?connect_timeout=3`,
+      ]
+    ) {
+      const sql = connectDatabase({ url, maxConnections: 1 });
+      try {
+        const [row] = await sql`select 1 + 1 as two`;
+        assert.equal(row.two, 2, url);
+      } finally {
+        await sql.end();
+      }
+    }
+  } finally {
+    await server.stop();
+    await db.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 });
