@@ -46,14 +46,14 @@ const CLIENT_OPTIONS = new Set([
 /**
  * libpq parameters accepted and dropped, with the values accepted: postgres.js does what they ask
  * (or libpq's default) without being told. `channel_binding`: postgres.js authenticates with
- * SCRAM-SHA-256 without channel binding whatever the value, so `require` is not enforced (hosted
- * services such as Neon put it in their URLs). `sslcompression`: ignored by libpq itself since
+ * SCRAM-SHA-256 without channel binding, which `disable` and `prefer` allow; `require` (in some hosted
+ * services' URLs) is refused rather than silently not enforced. `sslcompression`: ignored by libpq itself since
  * PostgreSQL 14. `gssencmode`: postgres.js never tries GSSAPI encryption, which `disable` and
  * `prefer` allow. `load_balance_hosts=disable`: hosts are tried in order. `client_encoding`:
  * postgres.js always asks for UTF8.
  */
 const DROPPED: Readonly<Record<string, (value: string) => boolean>> = {
-  channel_binding: (value) => ["disable", "prefer", "require"].includes(value),
+  channel_binding: (value) => value === "disable" || value === "prefer",
   sslcompression: (value) => value === "0" || value === "1",
   gssencmode: (value) => value === "disable" || value === "prefer",
   load_balance_hosts: (value) => value === "disable",

@@ -339,7 +339,7 @@ Deno.test("parseConfig() accepts DATABASE_URLs postgres.js connects with: encode
       "postgres://app@%2Fvar%2Frun%2Fpostgresql/app",
       // libpq's connect_timeout; a hosted service's channel_binding.
       "postgres://app@db/app?connect_timeout=10",
-      "postgresql://app:s3cret@ep-x-123.us-east-2.aws.neon.tech/app?sslmode=require&channel_binding=require",
+      "postgresql://app:s3cret@ep-x-123.us-east-2.aws.neon.tech/app?sslmode=require&channel_binding=prefer",
     ]
   ) {
     assert.equal(parseConfig({ KAFKA_BROKERS: "k:9092", DATABASE_URL: url }).DATABASE_URL, url);
