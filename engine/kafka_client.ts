@@ -53,6 +53,12 @@ export function patchKafkajs(): boolean {
   return installFastCrc32c();
 }
 
+/**
+ * How long kafkajs waits for a broker's answer to a request before giving up on it (kafkajs's
+ * default, set explicitly because KafkaProducer gives the broker a produce timeout below it).
+ */
+export const KAFKA_REQUEST_TIMEOUT_MS = 30_000;
+
 /** Creates a kafkajs client whose own logs go through our structured logger. */
 export function createKafka(options: KafkaOptions): Kafka {
   const log = options.logger.child({ component: "kafkajs" });
@@ -61,6 +67,7 @@ export function createKafka(options: KafkaOptions): Kafka {
     clientId: options.clientId,
     brokers: [...options.brokers],
     logLevel: logLevel.WARN,
+    requestTimeout: KAFKA_REQUEST_TIMEOUT_MS,
     retry: { initialRetryTime: 100, retries: 8 },
     logCreator: () => ({ namespace, level, log: entry }) => {
       const { message, ...fields } = entry;

@@ -2,7 +2,7 @@
 import { type Kafka, Partitioners, type Producer } from "kafkajs";
 import { LogUnavailableError } from "./errors.ts";
 import type { AppendOptions, LogProducer, OutgoingRecord } from "./log.ts";
-import type { KafkaOptions } from "./kafka_client.ts";
+import { KAFKA_REQUEST_TIMEOUT_MS, type KafkaOptions } from "./kafka_client.ts";
 
 /**
  * Most bytes of record values and keys coalesced into one produce request. Kafka refuses a
@@ -10,6 +10,25 @@ import type { KafkaOptions } from "./kafka_client.ts";
  * records go to one partition; a single larger append is still sent, alone.
  */
 const MAX_COALESCED_BYTES = 512 * 1024;
+
+/**
+ * How long the producer keeps waiting for kafkajs to finish with an abandoned request (every append
+ * it carried already answered, i.e. rejected at its deadline) before replacing the kafkajs producer
+ * and sending what is newer. Unbounded, that wait lasted as long as kafkajs's retry backoff (up to
+ * about 30 s after an outage, forever if its promise never settled) and every append behind it,
+ * the final checkpoints of a shutdown included, waited too: the 10 s shutdown deadline passed. The
+ * price: a record of the abandoned request may land after newer ones (README, "A 503 means").
+ */
+export const ABANDONED_REQUEST_WAIT_MS = 3_000;
+
+/** Most close() waits for the appends made before it, and for kafkajs's disconnect. */
+export const CLOSE_TIMEOUT_MS = 3_000;
+
+/**
+ * What the broker's produce timeout stays below kafkajs's request timeout by (network and the
+ * broker's own handling): given more, the broker could still hold a request kafkajs gave up on.
+ */
+export const BROKER_TIMEOUT_MARGIN_MS = 5_000;
 
 /** An append waiting for its records to be acknowledged. */
 interface PendingAppend {
@@ -90,15 +109,20 @@ function settle(pending: PendingAppend, error?: LogUnavailableError): void {
  * counts the time spent connecting, and what was rejected meanwhile is not sent once connected;
  * (3) there is never more than one request in flight: the next one waits until kafkajs has
  * finished with the previous one, acknowledged or given up after its retries, even when every
- * append it carries was already rejected. Appends behind it wait meanwhile, and are rejected if
- * their own deadline comes first. Not covered: a request the broker received but had not answered
- * when kafkajs gave up on it (its request timeout) may still be stored after newer ones.
+ * append it carries was already rejected, for ABANDONED_REQUEST_WAIT_MS at most after that (then
+ * the kafkajs producer is replaced, and what kafkajs still stores of the old request lands after
+ * newer records). Appends behind it wait meanwhile, and are rejected if their own deadline comes
+ * first. Not covered either: a request the broker received but had not answered when kafkajs gave
+ * up on it (its request timeout) may still be stored after newer ones; nor, with several brokers,
+ * produces of a failed multi-leader request still queued in kafkajs.
  */
 export class KafkaProducer implements LogProducer {
   #producer: Producer;
   #connected: Promise<void> | null = null;
   #queue: PendingAppend[] = [];
   #inFlight: Promise<void> | null = null;
+  /** Stops waiting for the request in flight if it is abandoned (every append it carried answered). */
+  #abandonIfAnswered: (() => void) | null = null;
 
   constructor(private readonly kafka: Kafka, private readonly options: KafkaOptions) {
     this.#producer = this.#createProducer();
@@ -122,14 +146,21 @@ export class KafkaProducer implements LogProducer {
    * Replaces the kafkajs producer after a failed connect or request. kafkajs may have given up on a
    * request the broker stored all the same; the next request on the same producer id would then be
    * out of sequence, which kafkajs never recovers from. A new producer id starts a clean sequence.
-   * Only called once kafkajs has finished with the old producer's request, so disconnecting it
-   * stops nothing (disconnected during a send, kafkajs reconnects it to retry).
+   * Usually called once kafkajs has finished with the old producer's request; for an abandoned
+   * request (`unfinished`), the old producer is disconnected at once and again once kafkajs is done
+   * with it (disconnected during a send, kafkajs reconnects it to retry).
    */
-  #resetProducer(): void {
+  #resetProducer(unfinished?: Promise<unknown>): void {
     const old = this.#producer;
     this.#producer = this.#createProducer();
     this.#connected = null;
-    old.disconnect().catch(() => {});
+    const disconnect = () => {
+      old.disconnect().catch((error) =>
+        this.options.logger.warn("disconnecting a replaced Kafka producer failed", { error: String(error) })
+      );
+    };
+    disconnect();
+    unfinished?.then(disconnect, disconnect);
   }
 
   #connect(): Promise<void> {
@@ -194,7 +225,7 @@ export class KafkaProducer implements LogProducer {
       try {
         await this.#sendRequest(request);
       } catch (error) {
-        this.#fail(request, error);
+        this.#fail(request, error, error instanceof AbandonedRequest ? error.unfinished : undefined);
         continue;
       }
       for (const { append, sentAfter } of request.parts) {
@@ -204,7 +235,7 @@ export class KafkaProducer implements LogProducer {
   }
 
   /** Rejects the appends a failed request (or connect) was for, and replaces the producer. */
-  #fail(request: Request, error: unknown): void {
+  #fail(request: Request, error: unknown, unfinished?: Promise<unknown>): void {
     const failure = error instanceof LogUnavailableError ? error : new LogUnavailableError(
       `Kafka did not acknowledge the append: ${(error as Error).message}`,
       { cause: error },
@@ -214,7 +245,7 @@ export class KafkaProducer implements LogProducer {
       const queued = this.#queue.indexOf(append);
       if (queued >= 0) this.#queue.splice(queued, 1);
     }
-    this.#resetProducer();
+    this.#resetProducer(unfinished);
   }
 
   /**
@@ -254,19 +285,24 @@ export class KafkaProducer implements LogProducer {
   }
 
   /**
-   * Sends one request and waits for kafkajs to be done with it, past every deadline if need be. The
-   * broker may wait for replicas until the latest deadline among the appends it carries.
+   * Sends one request and waits for kafkajs to be done with it, past every deadline if need be, but
+   * once every append it carries is answered, for ABANDONED_REQUEST_WAIT_MS at most (none once
+   * close() is called); then throws AbandonedRequest. The broker may wait for replicas until the
+   * latest deadline among the appends it carries, and less than kafkajs waits for its answer.
    */
   async #sendRequest({ records, parts }: Request): Promise<void> {
     const latest = Math.max(...parts.map((p) => p.append.deadline));
-    const timeout = Math.max(1, Math.ceil(latest - performance.now()));
+    const timeout = Math.max(
+      1,
+      Math.min(Math.ceil(latest - performance.now()), KAFKA_REQUEST_TIMEOUT_MS - BROKER_TIMEOUT_MARGIN_MS),
+    );
     const byTopic = new Map<string, OutgoingRecord[]>();
     for (const record of records) {
       const list = byTopic.get(record.topic) ?? [];
       list.push(record);
       byTopic.set(record.topic, list);
     }
-    await this.#producer.sendBatch({
+    const sending = this.#producer.sendBatch({
       acks: -1,
       timeout,
       topicMessages: [...byTopic].map(([topic, list]) => ({
@@ -282,11 +318,53 @@ export class KafkaProducer implements LogProducer {
         })),
       })),
     });
+    const abandoned = Promise.withResolvers<void>();
+    const abandonIfAnswered = () => {
+      if (parts.every((p) => p.append.settled)) abandoned.resolve();
+    };
+    this.#abandonIfAnswered = abandonIfAnswered;
+    // Every append it carries is answered at the latest deadline among them.
+    const timer = setTimeout(abandonIfAnswered, Math.max(0, latest - performance.now()) + ABANDONED_REQUEST_WAIT_MS);
+    try {
+      const finished = await Promise.race([sending.then(() => true), abandoned.promise.then(() => false)]);
+      if (!finished) {
+        sending.catch(() => {});
+        throw new AbandonedRequest(sending);
+      }
+    } finally {
+      clearTimeout(timer);
+      this.#abandonIfAnswered = null;
+    }
   }
 
-  /** Waits for the appends already made (and for kafkajs to finish with their requests), then disconnects. */
+  /**
+   * Waits for the appends already made (and for kafkajs to finish with their requests, except one
+   * already abandoned), then disconnects; all within CLOSE_TIMEOUT_MS.
+   */
   async close(): Promise<void> {
-    while (this.#inFlight) await this.#inFlight;
-    await this.#producer.disconnect();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_TIMEOUT_MS)));
+    let late = false;
+    deadline.then(() => (late = true));
+    try {
+      this.#abandonIfAnswered?.();
+      while (this.#inFlight && !late) {
+        await Promise.race([this.#inFlight, deadline]);
+        this.#abandonIfAnswered?.();
+      }
+      const disconnecting = this.#producer.disconnect();
+      disconnecting.catch(() => {});
+      await Promise.race([disconnecting, deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
+    if (late) this.options.logger.warn("Kafka producer closed before it finished", { timeoutMs: CLOSE_TIMEOUT_MS });
+  }
+}
+
+/** A request still with kafkajs after every append it carried was answered, no longer waited for. */
+class AbandonedRequest extends LogUnavailableError {
+  constructor(readonly unfinished: Promise<unknown>) {
+    super("abandoned a produce request every append of which was already answered");
   }
 }

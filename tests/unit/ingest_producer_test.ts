@@ -9,7 +9,13 @@
 import assert from "node:assert/strict";
 import type { Kafka } from "kafkajs";
 import { LogUnavailableError } from "../../engine/errors.ts";
-import { KafkaProducer } from "../../engine/kafka_producer.ts";
+import { KAFKA_REQUEST_TIMEOUT_MS } from "../../engine/kafka_client.ts";
+import {
+  ABANDONED_REQUEST_WAIT_MS,
+  BROKER_TIMEOUT_MARGIN_MS,
+  CLOSE_TIMEOUT_MS,
+  KafkaProducer,
+} from "../../engine/kafka_producer.ts";
 import type { OutgoingRecord } from "../../engine/log.ts";
 import { silentLogger } from "../../engine/logger.ts";
 
@@ -299,13 +305,19 @@ Deno.test("KafkaProducer gives an append its own deadline, for each of its reque
   await producer.append(["c1", "c2"].map((key) => ({ topic: "outputs", key, value })), { timeoutMs: 60_000 });
   assert.ok(performance.now() - started >= 600, "two requests of 300 ms each");
   assert.deepEqual(sent.map((s) => s.keys), [["c1"], ["c2"]]);
+  // kafkajs gives up on a request after KAFKA_REQUEST_TIMEOUT_MS (30 s): the broker must not hold it longer.
+  const cap = KAFKA_REQUEST_TIMEOUT_MS - BROKER_TIMEOUT_MARGIN_MS;
+  assert.ok(BROKER_TIMEOUT_MARGIN_MS > 0 && cap > 0);
   for (const { timeout } of sent) {
-    assert.ok(timeout > 59_000 && timeout <= 60_000, `the broker is given what is left of 60 s (${timeout} ms)`);
+    assert.equal(timeout, cap, "a 60 s deadline gives the broker requestTimeout - margin");
   }
   assert.equal(producers(), 1, "no request failed, so the producer was not replaced");
   // An append with the default deadline gives the broker at most that.
   await assert.rejects(producer.append(records("u1")), LogUnavailableError);
   assert.ok(sent[2].timeout <= DEADLINE_MS, `${sent[2].timeout} ms`);
+  // Under the cap, what is left of the deadline.
+  await producer.append(records("u2"), { timeoutMs: cap - 1_000 });
+  assert.ok(sent[3].timeout > cap - 2_000 && sent[3].timeout <= cap - 1_000, `${sent[3].timeout} ms`);
   await producer.close();
 });
 
@@ -339,4 +351,95 @@ Deno.test("KafkaProducer sends the rest of a split append first, then whole appe
   await Promise.all([split, small, whole]);
   assert.deepEqual(sent.map((s) => s.keys), [["s1", "s2"], ["s3", "s4", "u1"], ["w1", "w2"]]);
   await producer.close();
+});
+
+Deno.test("KafkaProducer stops waiting for an abandoned request after ABANDONED_REQUEST_WAIT_MS: a checkpoint behind it goes out on a fresh producer", async () => {
+  const { kafka, sent, events } = fakeKafka();
+  const producer = producerOn(kafka);
+  // A 503: kafkajs keeps the request (sleeping in its retry backoff, the broker back meanwhile).
+  const answered = watch(producer.append(records("u1")));
+  await sleep(DEADLINE_MS + DEADLINE_MS / 4);
+  assert.equal(answered.state, "rejected");
+  const answeredAt = performance.now();
+  // SIGTERM: the runtime's final checkpoint, with its 60 s deadline, queues behind it.
+  const checkpoint = producer.append([{ topic: "outputs", key: "c1", value: "c" }], { timeoutMs: 60_000 });
+  let resent = -1;
+  const done = checkpoint.then(() => performance.now());
+  while (resent < 0) {
+    await sleep(20);
+    resent = sent.findIndex((s) => s.keys.includes("c1"));
+    assert.ok(
+      performance.now() - answeredAt < ABANDONED_REQUEST_WAIT_MS + 1_000,
+      "the checkpoint waits no longer than the bound",
+    );
+  }
+  assert.ok(performance.now() - answeredAt >= ABANDONED_REQUEST_WAIT_MS - DEADLINE_MS, "it did wait, for the order");
+  sent[resent].ack();
+  const resolvedAt = await done;
+  assert.ok(resolvedAt - answeredAt < ABANDONED_REQUEST_WAIT_MS + 1_000, `${resolvedAt - answeredAt} ms after the 503`);
+  assert.deepEqual(
+    events,
+    ["send#0 u1", "disconnect#0", "send#1 c1", "ack#1 c1"],
+    "the old producer is disconnected, a new one sends",
+  );
+  const closing = performance.now();
+  await producer.close();
+  assert.ok(performance.now() - closing < 500, "close() does not wait for the abandoned request");
+  // kafkajs finally gives up on the abandoned request: the old producer (which kafkajs may have
+  // reconnected to retry) is disconnected again.
+  sent[0].fail(new Error("retries exhausted"));
+  await settle();
+  assert.deepEqual(events.slice(4), ["disconnect#1", "fail#0 u1", "disconnect#0"]);
+});
+
+Deno.test("KafkaProducer close() stops waiting for an abandoned request at once, sending what was appended before it", async () => {
+  const { kafka, sent, events } = fakeKafka();
+  const producer = producerOn(kafka);
+  await assert.rejects(producer.append(records("u1")), LogUnavailableError); // kafkajs keeps the request
+  // The reviewer's scenario: the final checkpoint is appended, and close() called, while kafkajs is
+  // still in its backoff on the request answered 503.
+  const started = performance.now();
+  const checkpoint = watch(producer.append([{ topic: "outputs", key: "c1", value: "c" }], { timeoutMs: 60_000 }));
+  const closing = watch(producer.close());
+  await settle();
+  assert.deepEqual(events, ["send#0 u1", "disconnect#0", "send#1 c1"], "the checkpoint goes out at once");
+  sent[1].ack();
+  while (closing.state === "pending") await settle();
+  assert.equal(checkpoint.state, "resolved");
+  assert.equal(closing.state, "resolved");
+  assert.ok(performance.now() - started < 500, `${performance.now() - started} ms`);
+});
+
+Deno.test("KafkaProducer does not block later appends forever on a request whose kafkajs promise never settles", async () => {
+  const { kafka, sent, events } = fakeKafka();
+  const producer = producerOn(kafka);
+  await assert.rejects(producer.append(records("u1")), LogUnavailableError); // sent[0] is never answered
+  const started = performance.now();
+  // Appends made meanwhile are answered at their own deadline (they wait for the order)...
+  while (performance.now() - started < ABANDONED_REQUEST_WAIT_MS - DEADLINE_MS) {
+    await assert.rejects(producer.append(records("u2")), LogUnavailableError);
+  }
+  assert.equal(sent.length, 1);
+  // ...until the bound: then a fresh producer sends them.
+  await sleep(DEADLINE_MS);
+  const later = watch(producer.append(records("u3")));
+  await settle();
+  assert.deepEqual(sent.map((s) => [s.producer, s.keys]), [[0, ["u1"]], [1, ["u3"]]]);
+  sent[1].ack();
+  await settle();
+  assert.equal(later.state, "resolved");
+  assert.ok(events.includes("disconnect#0"), "the stuck producer was disconnected");
+  await producer.close();
+});
+
+Deno.test("KafkaProducer close() returns within CLOSE_TIMEOUT_MS even if kafkajs never answers a request", async () => {
+  const { kafka } = fakeKafka();
+  const producer = producerOn(kafka);
+  const hung = watch(producer.append(records("c1"), { timeoutMs: 60_000 })); // not abandoned: still waited for
+  await settle();
+  const started = performance.now();
+  await producer.close();
+  const took = performance.now() - started;
+  assert.ok(took >= CLOSE_TIMEOUT_MS - 50 && took < CLOSE_TIMEOUT_MS + 500, `${took} ms`);
+  assert.equal(hung.state, "pending", "left to its own deadline");
 });
