@@ -62,8 +62,6 @@ export interface CheckpointWrite {
   readonly deletes: readonly string[];
   /** Also remove this partition's stored actors last active before this time (epoch ms), users' recommendations too. */
   readonly expireBefore?: number;
-  /** Also delete a bounded batch of alerts (of any partition) that occurred before this time (epoch ms). */
-  readonly pruneAlertsBefore?: number;
   /** Alerts, recommendations, analytics history and product minutes since the last checkpoint, for the query tables. */
   readonly projections: Projections;
 }
@@ -81,8 +79,6 @@ export interface CommitResult {
   readonly storedClock?: number;
   /** Stored actors removed by `expireBefore`. */
   readonly expired: number;
-  /** Alerts deleted by `pruneAlertsBefore` (set only when it was given and the commit wrote). */
-  readonly alertsPruned?: number;
 }
 
 /** Durable partition progress and actor state. */
@@ -104,6 +100,11 @@ export interface CheckpointStore {
   settled(tp: TopicPartition, groupId: string): Promise<Claim | null>;
   /** One persisted state and when it was written, for queries. */
   read(kind: string, key: string): Promise<{ state: unknown; updatedAt: Date } | null>;
+  /**
+   * Deletes up to `limit` alerts (of any partition) stored more than `retentionMs` ago by the store's clock, oldest
+   * first, in a statement of its own; returns how many. Rows another caller is deleting are skipped, not waited for.
+   */
+  pruneAlerts(retentionMs: number, limit: number): Promise<number>;
 }
 
 /** Checkpoints in PostgreSQL: one transaction per commit, row-locked and fenced by epoch. */
@@ -146,9 +147,12 @@ export class SqlCheckpointStore implements CheckpointStore {
       await storeAnalyticsHistory(tx, w.projections.analyticsHistory);
       await storeProductMinutes(tx, w.tp.partition, w.projections.productMinutes);
       const expired = w.expireBefore === undefined ? 0 : await expireStates(tx, w.kind, w.tp.partition, w.expireBefore);
-      if (w.pruneAlertsBefore === undefined) return { committed: true, expired };
-      return { committed: true, expired, alertsPruned: await pruneAlerts(tx, w.pruneAlertsBefore) };
+      return { committed: true, expired };
     });
+  }
+
+  pruneAlerts(retentionMs: number, limit: number): Promise<number> {
+    return pruneAlerts(this.sql, retentionMs, limit);
   }
 
   read(kind: string, key: string): Promise<{ state: unknown; updatedAt: Date } | null> {
@@ -174,6 +178,8 @@ export class MemoryCheckpointStore implements CheckpointStore {
   readonly partitions = new Map<string, { epoch: number; nextOffset: number; clock: number; owner: string }>();
   readonly rows = new Map<string, MemoryRow>();
   readonly alerts = new Map<string, Alert>();
+  /** When each alert was stored (epoch ms, by `now`), as `alerts.created_at`; one put in `alerts` directly has none. */
+  readonly alertsStoredAt = new Map<string, number>();
   readonly recommendations = new Map<string, Recommendation>();
   /** Stored analytics minutes by minute (epoch ms), as `analytics_minutes` holds them. */
   readonly analyticsMinutes = new Map<number, AnalyticsMinute>();
@@ -189,6 +195,9 @@ export class MemoryCheckpointStore implements CheckpointStore {
   commits = 0;
   /** Number of `load` calls, for asserting that activation is batched. */
   loads = 0;
+
+  /** `now`: the store's clock (epoch ms), PostgreSQL's `now()` for the SQL store: when alerts are stored. */
+  constructor(readonly now: () => number = Date.now) {}
 
   #check(): void {
     if (this.failWith) throw this.failWith;
@@ -269,7 +278,11 @@ export class MemoryCheckpointStore implements CheckpointStore {
         }
       }
     }
-    for (const a of w.projections.alerts) if (!this.alerts.has(a.alertId)) this.alerts.set(a.alertId, a);
+    for (const a of w.projections.alerts) {
+      if (this.alerts.has(a.alertId)) continue;
+      this.alerts.set(a.alertId, a);
+      this.alertsStoredAt.set(a.alertId, this.now());
+    }
     for (const r of w.projections.recommendations) this.recommendations.set(r.userId, r);
     for (const batch of w.projections.analyticsHistory) {
       for (const m of batch.minutes) this.analyticsMinutes.set(m.minute, structuredClone(m));
@@ -279,15 +292,12 @@ export class MemoryCheckpointStore implements CheckpointStore {
       for (const minute of this.analyticsMinutes.keys()) if (minute < keepFrom) this.analyticsMinutes.delete(minute);
     }
     this.#addProductMinutes(w.tp.partition, w.projections.productMinutes);
-    const alertsPruned = w.pruneAlertsBefore === undefined ? undefined : this.#pruneAlerts(w.pruneAlertsBefore);
     this.commits++;
     if (this.loseNextReply) {
       this.loseNextReply = false;
       return Promise.reject(new Error("connection lost before the commit's reply"));
     }
-    return Promise.resolve(
-      alertsPruned === undefined ? { committed: true, expired } : { committed: true, expired, alertsPruned },
-    );
+    return Promise.resolve({ committed: true, expired });
   }
 
   /** Deletes an actor's row, and a user's latest recommendations, as `deleteStates` and `expireStates` do. */
@@ -296,13 +306,16 @@ export class MemoryCheckpointStore implements CheckpointStore {
     if (kind === RECOMMENDED_KIND) this.recommendations.delete(key);
   }
 
-  /** Deletes up to ALERT_PRUNE_BATCH alerts that occurred before `before`, oldest first, as `pruneAlerts` does. */
-  #pruneAlerts(before: number): number {
-    const old = [...this.alerts.values()].filter((a) => Date.parse(a.occurredAt) < before)
-      .sort((a, b) => Date.parse(a.occurredAt) - Date.parse(b.occurredAt))
-      .slice(0, ALERT_PRUNE_BATCH);
-    for (const a of old) this.alerts.delete(a.alertId);
-    return old.length;
+  /** Deletes up to `limit` alerts stored before `now() - retentionMs`, oldest first, as the SQL store does. */
+  pruneAlerts(retentionMs: number, limit: number): Promise<number> {
+    this.#check();
+    const before = this.now() - retentionMs;
+    const old = [...this.alertsStoredAt].filter(([, at]) => at < before).sort((a, b) => a[1] - b[1]).slice(0, limit);
+    for (const [id] of old) {
+      this.alerts.delete(id);
+      this.alertsStoredAt.delete(id);
+    }
+    return Promise.resolve(old.length);
   }
 
   /** Adds deltas as `storeProductMinutes` does, and prunes the partition's minutes before the newest `keepFrom`. */

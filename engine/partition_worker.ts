@@ -14,13 +14,7 @@
  * before anything sees it (a timer firing from it, or the next record handled at that clock).
  */
 import type { ActorContext, AnyActorLogic, Emitted } from "./actor.ts";
-import {
-  ALERT_PRUNE_BATCH,
-  type CheckpointStore,
-  type Claim,
-  type CommitResult,
-  type StoredActor,
-} from "./checkpoint.ts";
+import type { CheckpointStore, Claim, CommitResult, StoredActor } from "./checkpoint.ts";
 import type { Topics } from "./config.ts";
 import { deadLetter } from "./dead_letter.ts";
 import { EngineError, ensureError, TerminalError, ValidationError } from "./errors.ts";
@@ -60,8 +54,6 @@ export interface WorkerDeps {
   readonly idleClockMs?: number;
   /** Actors whose last record is older than this (log append time) are deleted; 0 disables. */
   readonly stateTtlMs?: number;
-  /** Stored alerts that occurred longer ago than this (before the partition clock) are deleted; 0 keeps them. */
-  readonly alertRetentionMs?: number;
   /** Delay before retrying after a transient failure; doubles up to the maximum. */
   readonly retryBackoffMs?: { readonly initial: number; readonly max: number };
   /** Wall clock, injectable for tests. */
@@ -112,7 +104,7 @@ type TimerUndo = [name: string, previous: number | undefined][];
 export const MAX_FIRINGS_PER_KEY = 1_000;
 /** Outputs of a checkpoint may be megabytes after a catch-up; they get longer than an HTTP request. */
 const OUTPUT_APPEND_TIMEOUT_MS = 60_000;
-/** How often a partition's stored actors are swept for expiry, and its checkpoints prune old alerts. */
+/** How often a partition's stored actors are swept for expiry. */
 const EXPIRY_SWEEP_MS = 60_000;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -184,10 +176,6 @@ export class PartitionWorker {
   #failures = 0;
   /** Wall time of the last expiry sweep of stored actors. */
   #sweptAt = 0;
-  /** Wall time alerts were last pruned. */
-  #alertsPrunedAt = 0;
-  /** The last pruning deleted a full batch of alerts: the next checkpoint prunes again, without waiting. */
-  #alertsBehind = false;
 
   private constructor(
     tp: TopicPartition,
@@ -879,15 +867,9 @@ export class PartitionWorker {
     if (this.#closed) return;
     const dirty = [...this.#cells].filter(([, cell]) => cell.dirty);
     const ttl = this.#deps.stateTtlMs ?? 0;
-    const alertRetention = this.#deps.alertRetentionMs ?? 0;
     const sweep = ttl > 0 && this.#wall() - this.#sweptAt >= EXPIRY_SWEEP_MS;
-    // Alerts are dated by event time: they are judged by the partition clock (none before the partition's first record).
-    const pruneAlerts = alertRetention > 0 && this.#clock > 0 &&
-      (this.#alertsBehind || this.#wall() - this.#alertsPrunedAt >= EXPIRY_SWEEP_MS);
     const nothingNew = dirty.length === 0 && this.#expired.size === 0 && this.#outputs.length === 0;
-    if (
-      nothingNew && this.#position === this.#checkpointed && !sweep && !pruneAlerts && !(clockOnly && this.#clockAhead)
-    ) return;
+    if (nothingNew && this.#position === this.#checkpointed && !sweep && !(clockOnly && this.#clockAhead)) return;
     const started = performance.now();
     const { store, producer, logic, groupId } = this.#deps;
     if (this.#outputs.length > 0) {
@@ -931,7 +913,6 @@ export class PartitionWorker {
         upserts,
         deletes,
         expireBefore: sweep ? this.#ttlNow(this.#wall()) - ttl : undefined,
-        pruneAlertsBefore: pruneAlerts ? clock - alertRetention : undefined,
         projections: {
           alerts: this.#alerts,
           recommendations: this.#recommendations,
@@ -947,10 +928,6 @@ export class PartitionWorker {
     this.#commitUncertain = false;
     const committed = performance.now();
     if (sweep) this.#sweptAt = this.#wall();
-    if (result.alertsPruned !== undefined) {
-      this.#alertsPrunedAt = this.#wall();
-      this.#alertsBehind = result.alertsPruned >= ALERT_PRUNE_BATCH;
-    }
     if (result.expired > 0) {
       this.#events.emit({ type: "actors", kind: logic.kind, change: "expired", count: result.expired });
     }

@@ -3,6 +3,8 @@
  * checkpoints them on an interval, and answers read-only state lookups for queries.
  */
 import type { AnyActorLogic } from "./actor.ts";
+import { ALERT_PRUNE_BATCH } from "./checkpoint.ts";
+import { ensureError } from "./errors.ts";
 import type { PartitionListener, RecordBatch, TopicPartition } from "./log.ts";
 import { tpKey } from "./log.ts";
 import type { Logger } from "./logger.ts";
@@ -20,11 +22,15 @@ export interface RuntimeDeps extends Omit<WorkerDeps, "logic"> {
   readonly actorIdleMs?: number;
   /** Clean actors unused for this long (wall ms) are packed; 0 never packs. */
   readonly actorPackMs?: number;
+  /** Stored alerts are deleted this long after they were stored (the store's clock); 0 keeps them. */
+  readonly alertRetentionMs?: number;
 }
 
 const DEFAULT_ACTOR_IDLE_MS = 5 * 60_000;
 /** Packing time per partition per housekeeping round; other work runs between partitions. */
 const PACK_BUDGET_MS = 10;
+/** How often housekeeping starts a pruning of the stored alerts past their retention. */
+const ALERT_PRUNE_INTERVAL_MS = 60_000;
 
 /** A partition assigned here without a worker: its claim failed, or its worker was fenced off. */
 interface Unclaimed {
@@ -69,6 +75,10 @@ export class ActorRuntime implements PartitionListener {
   readonly #fences = new Map<string, number>();
   /** Set once the consumer is about to leave the group: its partitions go elsewhere, none is claimed. */
   #leaving = false;
+  /** The alert pruning in flight, started by housekeeping beside its rounds. */
+  #pruning: Promise<void> | undefined;
+  /** Wall time the last alert pruning started. */
+  #alertsPrunedAt = Number.NEGATIVE_INFINITY;
 
   constructor(deps: RuntimeDeps) {
     this.#deps = deps;
@@ -89,6 +99,7 @@ export class ActorRuntime implements PartitionListener {
 
   /** One round: fire due timers and expire, checkpoint every partition, then passivate and pack the idle. */
   async housekeep(): Promise<void> {
+    this.#startAlertPruning();
     await this.#retryClaims();
     const workers = [...this.#workers.values()];
     await Promise.all(workers.map(async (worker) => {
@@ -108,6 +119,43 @@ export class ActorRuntime implements PartitionListener {
     }
     this.#deps.instrumentation?.emit({ type: "actors_in_memory", count: this.actorCount, packed: this.packedCount });
     this.#deps.instrumentation?.emit({ type: "partitions_owned", count: this.#workers.size });
+  }
+
+  /**
+   * Once a minute, starts deleting the stored alerts past their retention, without waiting for it: a backlog takes
+   * many batches, and the checkpoints of this round and the next ones go on meanwhile.
+   */
+  #startAlertPruning(): void {
+    const retention = this.#deps.alertRetentionMs ?? 0;
+    const wall = (this.#deps.wallClock ?? Date.now)();
+    if (retention <= 0 || this.#stopped || this.#pruning || wall - this.#alertsPrunedAt < ALERT_PRUNE_INTERVAL_MS) {
+      return;
+    }
+    this.#alertsPrunedAt = wall;
+    this.#pruning = this.pruneAlerts(retention)
+      .then((count) => {
+        if (count > 0) this.#log.info("deleted stored alerts past their retention", { count });
+      }, (error) => this.#log.warn("alert pruning failed; retrying in a minute", { error: ensureError(error) }))
+      .finally(() => this.#pruning = undefined);
+  }
+
+  /**
+   * Deletes every stored alert past `retentionMs`, a batch of ALERT_PRUNE_BATCH per statement, yielding between them,
+   * until a batch comes back short (or the runtime stops); returns how many.
+   */
+  async pruneAlerts(retentionMs: number): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const count = await this.#deps.store.pruneAlerts(retentionMs, ALERT_PRUNE_BATCH);
+      total += count;
+      if (count < ALERT_PRUNE_BATCH || this.#stopped) return total;
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+  }
+
+  /** Resolves once the alert pruning housekeeping started, if any, has ended. */
+  get alertPruning(): Promise<void> {
+    return this.#pruning ?? Promise.resolve();
   }
 
   /** Checkpoints every partition, then passivates every clean actor; returns how many left memory. */
@@ -327,6 +375,6 @@ export class ActorRuntime implements PartitionListener {
     clearInterval(this.#timer);
     const workers = [...this.#workers.values()];
     this.#workers.clear();
-    await Promise.all(workers.map((w) => w.close()));
+    await Promise.all([...workers.map((w) => w.close()), this.#pruning]);
   }
 }

@@ -239,20 +239,22 @@ export async function expireStates(
   return expired;
 }
 
-/** Alerts deleted per checkpoint at most: a backlog of old alerts is worked off over several checkpoints. */
-export const ALERT_PRUNE_BATCH = 5_000;
+/** Alerts deleted per statement at most: a backlog of old alerts is worked off in several short statements. */
+export const ALERT_PRUNE_BATCH = 1_000;
 
 /**
- * Deletes up to ALERT_PRUNE_BATCH alerts that occurred before `before` (epoch ms), oldest first; returns how many.
- * Alerts are not partitioned: the checkpoints of every partition prune them, each skipping the rows another has locked.
+ * Deletes up to `limit` alerts stored (`created_at`, by the database's clock) more than `retentionMs` ago, oldest first;
+ * returns how many. Stored time, not event time: an import of old events keeps its alerts for the retention. Instances
+ * pruning at once skip the rows another has locked, so neither waits for the other.
  */
-export async function pruneAlerts(tx: TransactionSql, before: number): Promise<number> {
-  const [{ pruned }] = await tx<{ pruned: number }[]>`
+export async function pruneAlerts(sql: Sql, retentionMs: number, limit: number): Promise<number> {
+  const [{ pruned }] = await sql<{ pruned: number }[]>`
     with pruned as (
       delete from alerts
        where alert_id in (
-         select alert_id from alerts where occurred_at < ${new Date(before)}
-          order by occurred_at limit ${ALERT_PRUNE_BATCH}
+         select alert_id from alerts
+          where created_at < now() - make_interval(secs => ${retentionMs / 1000}::float8)
+          order by created_at limit ${limit}
             for update skip locked)
       returning 1
     )

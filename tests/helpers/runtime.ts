@@ -99,7 +99,7 @@ export class Harness {
       log?: MemoryLog;
     } = {},
   ) {
-    this.store = options.store ?? new MemoryCheckpointStore();
+    this.store = options.store ?? new MemoryCheckpointStore(() => this.wall);
     this.log = options.log ?? new MemoryLog(() => this.wall);
   }
 

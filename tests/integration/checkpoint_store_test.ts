@@ -125,6 +125,39 @@ onlyOn("postgresql", "alerts are stored once per alertId, even when a replay com
   });
 });
 
+onlyOn(
+  "postgresql",
+  "instances pruning alerts at once do not wait for each other: each skips the rows the other is deleting",
+  async () => {
+    await withStore(async (store, sql) => {
+      const { epoch } = await store.claim(tp, "g", "a");
+      const projections = { ...NO_PROJECTIONS, alerts: ["x-1", "x-2", "x-3", "x-4"].map(alert) };
+      await store.commit(write(epoch, 1, { projections }));
+      await sql`update alerts set created_at = now() - interval '2 days'`;
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => release = resolve);
+      let locked!: () => void;
+      const lockTaken = new Promise<void>((resolve) => locked = resolve);
+      // Another instance in the middle of its batch: the two oldest rows locked by its delete.
+      const other = sql.begin(async (tx) => {
+        await tx`delete from alerts where alert_id in ('x-1', 'x-2')`;
+        locked();
+        await held;
+      });
+      await lockTaken;
+      const pruning = store.pruneAlerts(86_400_000, 10);
+      try {
+        assert.equal(await within(5_000, "the pruning beside a locked batch", pruning), 2);
+      } finally {
+        release();
+        await other;
+        await pruning.catch(() => {});
+      }
+      assert.equal((await sql`select alert_id from alerts`).length, 0);
+    });
+  },
+);
+
 onlyOn("postgresql", "the latest recommendations per user keep the newest by generatedAt", async () => {
   await withStore(async (store, sql) => {
     const { epoch } = await store.claim(tp, "g", "a");

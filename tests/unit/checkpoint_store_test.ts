@@ -77,6 +77,7 @@ async function withDatabase(fn: (sql: Sql) => Promise<void>): Promise<void> {
 }
 
 const tp = { topic: "events", partition: 0 };
+const DAY = 86_400_000;
 const recommendation = (userId: string): Recommendation => ({
   userId,
   basedOn: "p1",
@@ -126,31 +127,58 @@ Deno.test("an expired user's latest recommendations are deleted with its state, 
   });
 });
 
-Deno.test("alerts that occurred before the retention's cutoff are pruned oldest first, a bounded batch per checkpoint", async () => {
+Deno.test("alerts stored longer ago than the retention are pruned oldest first, a bounded batch per call, whenever they occurred; checkpoints prune none", async () => {
   await withDatabase(async (sql) => {
     const store = new SqlCheckpointStore(sql);
     const { epoch } = await store.claim(tp, "g", "me");
-    const T0 = Date.parse("2026-01-01T00:00:00.000Z");
-    const alert = (id: string, at: number): Alert => ({
+    const alert = (id: string, at: string): Alert => ({
       alertId: id,
       type: "cart_abandoned",
       severity: "warning",
       subject: { kind: "user", id },
-      occurredAt: new Date(at).toISOString(),
+      occurredAt: at,
       details: {},
     });
-    const old = Array.from({ length: ALERT_PRUNE_BATCH + 2 }, (_, i) => alert(`old-${i}`, T0 + i));
+    const old = Array.from({ length: ALERT_PRUNE_BATCH + 2 }, (_, i) => alert(`old-${i}`, "2026-01-01T00:00:00Z"));
     await store.commit(write(epoch, 1, {
-      projections: { ...NO_PROJECTIONS, alerts: [...old, alert("new", T0 + 86_400_000)] },
+      // "imported": an event of 2019 imported now.
+      projections: { ...NO_PROJECTIONS, alerts: [...old, alert("imported", "2019-10-01T00:00:00Z")] },
     }));
-    const cutoff = T0 + 86_400_000;
-    const first = await store.commit(write(epoch, 2, { pruneAlertsBefore: cutoff }));
-    assert.equal(first.alertsPruned, ALERT_PRUNE_BATCH);
-    const left = await sql<{ alert_id: string }[]>`select alert_id from alerts order by occurred_at`;
-    assert.deepEqual(left.map((r) => r.alert_id), [`old-${ALERT_PRUNE_BATCH}`, `old-${ALERT_PRUNE_BATCH + 1}`, "new"]);
-    assert.equal((await store.commit(write(epoch, 3, { pruneAlertsBefore: cutoff }))).alertsPruned, 2);
-    assert.equal((await store.commit(write(epoch, 4))).alertsPruned, undefined, "not asked to prune");
-    assert.deepEqual((await sql`select alert_id from alerts`).map((r) => r.alert_id), ["new"]);
+    await sql`update alerts set created_at = now() - interval '2 days' + split_part(alert_id, '-', 2)::int * interval '1 ms'
+               where alert_id like 'old-%'`;
+    await store.commit(
+      write(epoch, 2, { projections: { ...NO_PROJECTIONS, alerts: [alert("new", "2026-01-02T00:00:00Z")] } }),
+    );
+    assert.equal((await sql`select alert_id from alerts`).length, ALERT_PRUNE_BATCH + 4, "a checkpoint prunes none");
+    assert.equal(await store.pruneAlerts(DAY, ALERT_PRUNE_BATCH), ALERT_PRUNE_BATCH);
+    const left = await sql<{ alert_id: string }[]>`select alert_id from alerts order by created_at, alert_id`;
+    assert.deepEqual(left.map((r) => r.alert_id), [
+      `old-${ALERT_PRUNE_BATCH}`,
+      `old-${ALERT_PRUNE_BATCH + 1}`,
+      "imported",
+      "new",
+    ]);
+    assert.equal(await store.pruneAlerts(DAY, ALERT_PRUNE_BATCH), 2);
+    assert.equal(await store.pruneAlerts(DAY, ALERT_PRUNE_BATCH), 0);
+    assert.deepEqual((await sql`select alert_id from alerts order by alert_id`).map((r) => r.alert_id), [
+      "imported",
+      "new",
+    ]);
+  });
+});
+
+Deno.test("alerts are pruned by an index on created_at; GET /v1/alerts keeps its index on occurred_at (migration 011)", async () => {
+  await withDatabase(async (sql) => {
+    const rows = await sql<{ indexname: string; indexdef: string }[]>`
+      select indexname, indexdef from pg_indexes where tablename = 'alerts' and indexname like 'alerts_by_%'
+       order by indexname`;
+    assert.deepEqual(rows.map((r) => r.indexname), [
+      "alerts_by_created",
+      "alerts_by_subject",
+      "alerts_by_time",
+      "alerts_by_type",
+    ]);
+    assert.match(rows[0].indexdef, /\(created_at\)$/);
   });
 });
 

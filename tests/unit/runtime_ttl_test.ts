@@ -1,11 +1,13 @@
 /**
  * The state TTL as the runtime applies it (README, "State expiry"): an expired actor never comes back with its old
- * state, whether the checkpoint carrying its delete failed, or its record came first; and the alerts' retention.
+ * state, whether the checkpoint carrying its delete failed, or its record came first; and the alerts' retention,
+ * counted from when each alert was stored.
  */
 import assert from "node:assert/strict";
-import { ALERT_PRUNE_BATCH } from "../../engine/checkpoint.ts";
+import type { ActorLogic } from "../../engine/actor.ts";
+import { ALERT_PRUNE_BATCH, MemoryCheckpointStore } from "../../engine/checkpoint.ts";
 import type { Alert } from "../../engine/outputs.ts";
-import { Harness, recorderLogic } from "../helpers/runtime.ts";
+import { emitTestAlert, Harness, type Recorded, recorderLogic, type RecorderMessage } from "../helpers/runtime.ts";
 
 const SECOND = 1_000;
 const DAY = 86_400_000;
@@ -93,19 +95,78 @@ const alert = (id: string, occurredAt: number): Alert => ({
   details: {},
 });
 
-Deno.test("alerts older than the retention (by the partition clock) are pruned in bounded batches until none is left", async () => {
-  const h = harness({ alertRetentionMs: DAY });
-  const T0 = h.wall;
-  for (let i = 0; i < ALERT_PRUNE_BATCH + 3; i++) h.store.alerts.set(`old-${i}`, alert(`old-${i}`, T0 - 3 * DAY + i));
-  h.store.alerts.set("kept", alert("kept", T0 - DAY / 2));
+Deno.test("alerts of a historical import are kept after the partitions idle past their event time, until stored longer than the retention", async () => {
+  const base = recorderLogic();
+  const logic: ActorLogic<Recorded, RecorderMessage> = {
+    ...base,
+    handle: (state, message, ctx) => {
+      emitTestAlert(ctx, "recorded", state.key, { n: message.n });
+      return { ...state, values: [...state.values, message.n] };
+    },
+  };
+  const h = new Harness(logic, 1, 1, { idleClockMs: SECOND, checkpointIntervalMs: 1e9, alertRetentionMs: 90 * DAY });
   await h.start();
+  const october2019 = Date.UTC(2019, 9, 1);
+  for (let i = 0; i < 5; i++) h.send(`u${i}`, { n: i, at: october2019 + i * 60 * SECOND });
+  await h.drained();
+  assert.equal(h.store.alerts.size, 5);
+  // The import is over: the idle partition's clock follows the wall, years past the alerts' event time.
+  for (let round = 0; round < 3; round++) {
+    h.wall += 61 * SECOND;
+    await h.runtime.housekeep();
+    await h.runtime.alertPruning;
+  }
+  assert.equal(h.store.alerts.size, 5, "an import keeps its alerts for the retention from when they were stored");
+  h.wall += 90 * DAY;
   await h.runtime.housekeep();
-  assert.equal(h.store.alerts.size, ALERT_PRUNE_BATCH + 4, "a partition without a record has no clock to judge by");
-  h.send("k", { n: 1, at: T0 });
-  await h.drained(); // the record's checkpoint prunes
-  assert.deepEqual([...h.store.alerts.keys()].sort(), ["kept", "old-5000", "old-5001", "old-5002"], "oldest first");
-  h.wall += SECOND; // long before the next sweep: a full batch has the next checkpoint prune again
+  await h.runtime.alertPruning;
+  assert.equal(h.store.alerts.size, 0);
+  await h.stop();
+});
+
+/** A memory store that records what each `pruneAlerts` call deleted. */
+class CountingStore extends MemoryCheckpointStore {
+  readonly prunes: number[] = [];
+
+  override async pruneAlerts(retentionMs: number, limit: number): Promise<number> {
+    const count = await super.pruneAlerts(retentionMs, limit);
+    this.prunes.push(count);
+    return count;
+  }
+}
+
+Deno.test("housekeeping prunes alerts stored longer ago than the retention, a batch per call until one comes back short; checkpoints never do", async () => {
+  let wall = Date.UTC(2026, 0, 1);
+  const store = new CountingStore(() => wall);
+  const h = new Harness(recorderLogic(), 1, 1, {
+    idleClockMs: SECOND,
+    checkpointIntervalMs: 1e9,
+    alertRetentionMs: DAY,
+    store,
+  });
+  h.wall = wall;
+  const stored = (id: string, at: number) => {
+    store.alerts.set(id, alert(id, at));
+    store.alertsStoredAt.set(id, at);
+  };
+  for (let i = 0; i < 2 * ALERT_PRUNE_BATCH + 3; i++) stored(`old-${i}`, wall - 2 * DAY + i);
+  stored("recent", wall - DAY / 2);
+  await h.start();
+  h.send("k", { n: 1, at: wall });
+  await h.drained();
+  assert.equal(store.alerts.size, 2 * ALERT_PRUNE_BATCH + 4, "the record's checkpoint deleted none");
   await h.runtime.housekeep();
-  assert.deepEqual([...h.store.alerts.keys()], ["kept"]);
+  await h.runtime.alertPruning;
+  assert.deepEqual(store.prunes, [ALERT_PRUNE_BATCH, ALERT_PRUNE_BATCH, 3]);
+  assert.deepEqual([...store.alerts.keys()], ["recent"]);
+  h.wall = wall += 30 * SECOND;
+  await h.runtime.housekeep();
+  await h.runtime.alertPruning;
+  assert.equal(store.prunes.length, 3, "once a minute");
+  h.wall = wall += DAY;
+  await h.runtime.housekeep();
+  await h.runtime.alertPruning;
+  assert.deepEqual(store.prunes, [ALERT_PRUNE_BATCH, ALERT_PRUNE_BATCH, 3, 1]);
+  assert.equal(store.alerts.size, 0);
   await h.stop();
 });
