@@ -67,6 +67,10 @@ export function storedEventOf(json: unknown, record: LogRecord): StoredEvent {
     const message = `is more than ${MAX_AHEAD_OF_RECEIPT_MS / 3_600_000} h after receivedAt`;
     throw new ValidationError(`invalid event: occurredAt: ${message}`, [{ path: "occurredAt", message }]);
   }
+  if (occurredAt > LATEST_EVENT_TIME_MS) {
+    const message = `is after ${new Date(LATEST_EVENT_TIME_MS).toISOString()}: timers it arms would pass year 9999`;
+    throw new ValidationError(`invalid event: occurredAt: ${message}`, [{ path: "occurredAt", message }]);
+  }
   // A producer writing straight to the log sets receivedAt too: the append time bounds both.
   const appendedAt = firstAppendTime(record);
   if (appendedAt > 0 && occurredAt - appendedAt > MAX_AHEAD_OF_RECEIPT_MS) {
@@ -106,6 +110,13 @@ function recordDefaults(json: unknown, record: LogRecord): unknown {
     receivedAt,
   };
 }
+
+/**
+ * The latest event time a stored event may have: ten years (the longest duration a setting may
+ * give a timer) before the end of 9999, the last instant PostgreSQL and ISO text hold with four
+ * digits. Only a producer writing straight to the log with a forged record time could come near.
+ */
+const LATEST_EVENT_TIME_MS = Date.UTC(9989, 11, 31, 23, 59, 59, 999);
 
 /**
  * When the record was first appended (epoch ms): a record re-injected by `dlq replay` names its
