@@ -23,6 +23,8 @@ export const ABANDONED_REQUEST_WAIT_MS = 3_000;
 
 /** Most close() waits for the appends made before it, and for kafkajs's disconnect. */
 export const CLOSE_TIMEOUT_MS = 3_000;
+/** How often close() looks whether the request in flight has been abandoned meanwhile. */
+const CLOSE_POLL_MS = 50;
 
 /**
  * What the broker's produce timeout stays below kafkajs's request timeout by (network and the
@@ -123,6 +125,10 @@ export class KafkaProducer implements LogProducer {
   #inFlight: Promise<void> | null = null;
   /** Stops waiting for the request in flight if it is abandoned (every append it carried answered). */
   #abandonIfAnswered: (() => void) | null = null;
+  /** Set by close(): new appends are refused. */
+  #closing = false;
+  /** Set when close() gave up waiting: nothing more is sent, and no producer is created again. */
+  #closed = false;
 
   constructor(private readonly kafka: Kafka, private readonly options: KafkaOptions) {
     this.#producer = this.#createProducer();
@@ -152,7 +158,7 @@ export class KafkaProducer implements LogProducer {
    */
   #resetProducer(unfinished?: Promise<unknown>): void {
     const old = this.#producer;
-    this.#producer = this.#createProducer();
+    if (!this.#closed) this.#producer = this.#createProducer();
     this.#connected = null;
     const disconnect = () => {
       old.disconnect().catch((error) =>
@@ -176,6 +182,7 @@ export class KafkaProducer implements LogProducer {
 
   append(records: readonly OutgoingRecord[], options: AppendOptions = {}): Promise<void> {
     if (records.length === 0) return Promise.resolve();
+    if (this.#closing) return Promise.reject(new LogUnavailableError("the Kafka producer is closed"));
     const ms = options.timeoutMs ?? this.options.publishTimeoutMs;
     const { promise, resolve, reject } = Promise.withResolvers<void>();
     const pending: PendingAppend = {
@@ -202,7 +209,7 @@ export class KafkaProducer implements LogProducer {
 
   /** Starts sending the queued appends unless that is under way. */
   #pump(): void {
-    if (this.#inFlight || this.#queue.length === 0) return;
+    if (this.#inFlight || this.#queue.length === 0 || this.#closed) return;
     this.#inFlight = this.#drain().finally(() => {
       this.#inFlight = null;
       this.#pump();
@@ -211,7 +218,7 @@ export class KafkaProducer implements LogProducer {
 
   /** Sends requests, one at a time, until no append is waiting. */
   async #drain(): Promise<void> {
-    while (this.#queue.length > 0) {
+    while (this.#queue.length > 0 && !this.#closed) {
       try {
         await this.#connect();
       } catch (error) {
@@ -342,20 +349,38 @@ export class KafkaProducer implements LogProducer {
    * already abandoned), then disconnects; all within CLOSE_TIMEOUT_MS.
    */
   async close(): Promise<void> {
+    this.#closing = true;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_TIMEOUT_MS)));
     let late = false;
     deadline.then(() => (late = true));
     try {
-      this.#abandonIfAnswered?.();
       while (this.#inFlight && !late) {
-        await Promise.race([this.#inFlight, deadline]);
+        // A request becomes abandoned when its last append is answered (its deadline): looked for
+        // every CLOSE_POLL_MS, so that close() does not wait on it.
         this.#abandonIfAnswered?.();
+        let poll: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([
+          this.#inFlight,
+          deadline,
+          new Promise((resolve) => poll = setTimeout(resolve, CLOSE_POLL_MS)),
+        ]);
+        clearTimeout(poll);
+      }
+      if (late) {
+        // Given up: nothing more is sent or connected, what is still queued is answered, and the
+        // producer is disconnected now and again once kafkajs has finished with its request.
+        this.#closed = true;
+        for (const append of this.#queue) settle(append, new LogUnavailableError("the Kafka producer was closed"));
+        this.#queue = [];
+        const producer = this.#producer;
+        this.#inFlight?.finally(() => producer.disconnect().catch(() => {}));
       }
       const disconnecting = this.#producer.disconnect();
       disconnecting.catch(() => {});
       await Promise.race([disconnecting, deadline]);
     } finally {
+      this.#closed = true;
       clearTimeout(timer);
     }
     if (late) this.options.logger.warn("Kafka producer closed before it finished", { timeoutMs: CLOSE_TIMEOUT_MS });

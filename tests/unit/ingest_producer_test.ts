@@ -443,3 +443,37 @@ Deno.test("KafkaProducer close() returns within CLOSE_TIMEOUT_MS even if kafkajs
   assert.ok(took >= CLOSE_TIMEOUT_MS - 50 && took < CLOSE_TIMEOUT_MS + 500, `${took} ms`);
   assert.equal(hung.state, "pending", "left to its own deadline");
 });
+
+Deno.test("KafkaProducer.close() that gave up sends nothing more and creates no producer, and refuses new appends", async () => {
+  const { kafka, sent, events, producers } = fakeKafka();
+  const producer = producerOn(kafka);
+  const hung = watch(producer.append(records("u1"), { timeoutMs: 10_000 })); // kafkajs never answers in time
+  await settle();
+  const queued = watch(producer.append(records("u2"), { timeoutMs: 10_000 }));
+  await producer.close(); // gives up at CLOSE_TIMEOUT_MS
+  assert.equal(queued.state, "rejected", "what was still queued is answered");
+  await assert.rejects(producer.append(records("u3")), LogUnavailableError);
+  sent[0].fail(new Error("kafkajs gave up")); // its retries end after close()
+  await sleep(50);
+  assert.equal(producers(), 1, "no producer created after close()");
+  assert.deepEqual(events.filter((e) => e.startsWith("send")), ["send#0 u1"]);
+  assert.equal(
+    events.filter((e) => e === "disconnect#0").length >= 2,
+    true,
+    "disconnected again once kafkajs was done",
+  );
+  await sleep(0);
+  assert.notEqual(hung.state, "resolved");
+});
+
+Deno.test("KafkaProducer.close() stops waiting for a request once its appends are answered meanwhile", async () => {
+  const { kafka } = fakeKafka();
+  const producer = producerOn(kafka);
+  const answered = watch(producer.append(records("u1"))); // DEADLINE_MS; kafkajs never answers
+  await settle();
+  const started = performance.now();
+  await producer.close();
+  const took = performance.now() - started;
+  assert.equal(answered.state, "rejected");
+  assert.ok(took < CLOSE_TIMEOUT_MS - 1_000, `close() waited ${Math.round(took)} ms, not stopping at the 503`);
+});
