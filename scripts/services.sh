@@ -84,7 +84,7 @@ ensure_kafka_jars() {
 
 start_kafka() {
   command -v java >/dev/null || die "java (17+) is required to run the local Kafka broker"
-  command -v deno >/dev/null || die "deno is not on PATH (it checks that Kafka is ready); run through 'npx deno task …'"
+  command -v deno >/dev/null || die "deno is not on PATH (it checks that Kafka is ready); run through 'npx --yes deno@2.9.6 task …'"
   ensure_kafka_jars
   local started port controller dir
   started=$(now_ms)
