@@ -4,6 +4,7 @@ import type { LogRecord } from "../engine/log.ts";
 import { ValidationError } from "../engine/errors.ts";
 import {
   isStorableTime,
+  LATEST_TIME_MS,
   MAX_AHEAD_OF_RECEIPT_MS,
   partitionKey,
   type StoredEvent,
@@ -11,6 +12,7 @@ import {
   upperCaseTime,
 } from "./events.ts";
 import { iso } from "./alerts.ts";
+import { TEN_YEARS } from "./settings.ts";
 import { nameUuid } from "./hash.ts";
 import { ORIGIN_HEADERS } from "../engine/dead_letter.ts";
 import { zodProblems } from "./problems.ts";
@@ -63,19 +65,20 @@ export function validate<T extends z.ZodType>(schema: T, json: unknown, what: st
 export function storedEventOf(json: unknown, record: LogRecord): StoredEvent {
   const event = validate(storedEvent, recordDefaults(json, record), "event") as StoredEvent;
   const occurredAt = Date.parse(event.occurredAt);
+  const invalidOccurredAt = (message: string) =>
+    new ValidationError(`invalid event: occurredAt: ${message}`, [{ path: "occurredAt", message }]);
   if (occurredAt - Date.parse(event.receivedAt) > MAX_AHEAD_OF_RECEIPT_MS) {
-    const message = `is more than ${MAX_AHEAD_OF_RECEIPT_MS / 3_600_000} h after receivedAt`;
-    throw new ValidationError(`invalid event: occurredAt: ${message}`, [{ path: "occurredAt", message }]);
+    throw invalidOccurredAt(`is more than ${MAX_AHEAD_OF_RECEIPT_MS / 3_600_000} h after receivedAt`);
   }
   if (occurredAt > LATEST_EVENT_TIME_MS) {
-    const message = `is after ${new Date(LATEST_EVENT_TIME_MS).toISOString()}: timers it arms would pass year 9999`;
-    throw new ValidationError(`invalid event: occurredAt: ${message}`, [{ path: "occurredAt", message }]);
+    throw invalidOccurredAt(
+      `is after ${new Date(LATEST_EVENT_TIME_MS).toISOString()}: timers it arms would pass year 9999`,
+    );
   }
   // A producer writing straight to the log sets receivedAt too: the append time bounds both.
   const appendedAt = firstAppendTime(record);
   if (appendedAt > 0 && occurredAt - appendedAt > MAX_AHEAD_OF_RECEIPT_MS) {
-    const message = `is more than ${MAX_AHEAD_OF_RECEIPT_MS / 3_600_000} h after the record was appended`;
-    throw new ValidationError(`invalid event: occurredAt: ${message}`, [{ path: "occurredAt", message }]);
+    throw invalidOccurredAt(`is more than ${MAX_AHEAD_OF_RECEIPT_MS / 3_600_000} h after the record was appended`);
   }
   if (record.key !== partitionKey(event)) {
     const field = event.type === "inventory_updated" ? "properties.productId" : "userId";
@@ -116,7 +119,7 @@ function recordDefaults(json: unknown, record: LogRecord): unknown {
  * give a timer) before the end of 9999, the last instant PostgreSQL and ISO text hold with four
  * digits. Only a producer writing straight to the log with a forged record time could come near.
  */
-const LATEST_EVENT_TIME_MS = Date.UTC(9989, 11, 31, 23, 59, 59, 999);
+const LATEST_EVENT_TIME_MS = LATEST_TIME_MS - TEN_YEARS.seconds * 1000;
 
 /**
  * When the record was first appended (epoch ms): a record re-injected by `dlq replay` names its

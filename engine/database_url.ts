@@ -106,12 +106,12 @@ const MAX_SOCKET_PATH_BYTES = 107;
 const MAX_CONNECT_TIMEOUT_S = 2_147_483;
 
 /** TLS as postgres.js's `ssl` option: false for none, else the mode. */
-export type SslMode = false | Exclude<(typeof SSL_MODES)[number], "disable">;
+type SslMode = false | Exclude<(typeof SSL_MODES)[number], "disable">;
 /** A server the pool may settle on; null: any. */
-export type TargetSessionAttrs = Exclude<(typeof TARGET_SESSION_ATTRS)[number], "any"> | null;
+type TargetSessionAttrs = Exclude<(typeof TARGET_SESSION_ATTRS)[number], "any"> | null;
 
 /** Where and as whom to connect, read from a `postgres://` URL. */
-export interface DatabaseAddress {
+interface DatabaseAddress {
   /**
    * Hosts in the order postgres.js tries them, each with its port at the same index; for a Unix
    * socket, its directory and port.
@@ -139,7 +139,7 @@ const ENCODING_HINT = "characters such as @ : / ? # % in the user name or passwo
   "(%40 %3A %2F %3F %23 %25)";
 
 /** A DATABASE_URL that cannot be used; the message never contains the URL or any part of it. */
-export class DatabaseUrlError extends Error {}
+class DatabaseUrlError extends Error {}
 
 /** Four dot-separated decimal bytes, 0 to 255, without leading zeros. */
 const IPV4 = /^((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;

@@ -23,8 +23,6 @@ export const ABANDONED_REQUEST_WAIT_MS = 3_000;
 
 /** Most close() waits for the appends made before it, and for kafkajs's disconnect. */
 export const CLOSE_TIMEOUT_MS = 3_000;
-/** How often close() looks whether the request in flight has been abandoned meanwhile. */
-const CLOSE_POLL_MS = 50;
 
 /**
  * What the broker's produce timeout stays below kafkajs's request timeout by (network and the
@@ -201,6 +199,8 @@ export class KafkaProducer implements LogProducer {
         pending,
         new LogUnavailableError(`append of ${records.length} record(s) not acknowledged within ${ms} ms`),
       );
+      // Closing waits for no request whose appends are all answered.
+      if (this.#closing) this.#abandonIfAnswered?.();
     }, ms);
     this.#queue.push(pending);
     this.#pump();
@@ -355,17 +355,10 @@ export class KafkaProducer implements LogProducer {
     let late = false;
     deadline.then(() => (late = true));
     try {
+      this.#abandonIfAnswered?.();
       while (this.#inFlight && !late) {
-        // A request becomes abandoned when its last append is answered (its deadline): looked for
-        // every CLOSE_POLL_MS, so that close() does not wait on it.
+        await Promise.race([this.#inFlight, deadline]);
         this.#abandonIfAnswered?.();
-        let poll: ReturnType<typeof setTimeout> | undefined;
-        await Promise.race([
-          this.#inFlight,
-          deadline,
-          new Promise((resolve) => poll = setTimeout(resolve, CLOSE_POLL_MS)),
-        ]);
-        clearTimeout(poll);
       }
       if (late) {
         // Given up: nothing more is sent or connected, what is still queued is answered, and the

@@ -562,6 +562,8 @@ export class PartitionWorker {
     const { logic } = this.#deps;
     const partitions = this.#deps.partitionCounts?.get(this.#tp.topic);
     const byKey = new Map<string, Item[]>();
+    /** Each key's first record's append time: the TTL is judged by it when the key is activated. */
+    const firstAppended = new Map<string, number>();
     let clock = this.#clock;
     let messages = 0;
     for (const read of records) {
@@ -582,11 +584,10 @@ export class PartitionWorker {
           if (record.key.includes("\u0000")) {
             throw new ValidationError("record key contains U+0000 (NUL), which PostgreSQL cannot store");
           }
-          if (partitions !== undefined && partitionForKey(record.key, partitions) !== record.partition) {
+          const home = partitions === undefined ? record.partition : partitionForKey(record.key, partitions);
+          if (home !== record.partition) {
             throw new ValidationError(
-              `record key belongs to partition ${
-                partitionForKey(record.key, partitions)
-              } of ${partitions}, not ${record.partition}: produce with Kafka's default (murmur2) partitioner`,
+              `record key belongs to partition ${home} of ${partitions}, not ${record.partition}: produce with Kafka's default (murmur2) partitioner`,
             );
           }
           message = logic.decode(record);
@@ -596,15 +597,15 @@ export class PartitionWorker {
         }
         const at = logic.eventTime(message);
         clock = Math.max(clock, at || 0);
-        const list = byKey.get(record.key!) ?? [];
+        let list = byKey.get(record.key!);
+        if (!list) {
+          byKey.set(record.key!, list = []);
+          firstAppended.set(record.key!, record.timestamp);
+        }
         list.push({ record, message, clock, at });
-        byKey.set(record.key!, list);
       }
     }
-    await this.#activate(
-      [...byKey.keys()],
-      new Map([...byKey].map(([key, items]) => [key, items[0].record.timestamp])),
-    );
+    await this.#activate([...byKey.keys()], firstAppended);
     await settleAll([...byKey].map(([key, items]) => this.#runKey(key, items)));
     this.#clock = clock;
     await this.#fireDue(clock);

@@ -91,7 +91,7 @@ function parseArgs(args: readonly string[]): Options {
 }
 
 /** mulberry32: a small seeded PRNG. */
-export function prng(seed: number): () => number {
+function prng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

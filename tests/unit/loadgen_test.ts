@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { incomingEvent } from "../../actors/events.ts";
-import { prng, Store } from "../../scripts/loadgen.ts";
+import { Store } from "../../scripts/loadgen.ts";
+import { prng } from "../helpers/prng.ts";
 
 Deno.test("loadgen's simulated events are valid, with page load times in seconds (SPEC), not milliseconds", () => {
   const store = new Store(prng(7), 50);
