@@ -1,5 +1,5 @@
 /** Entry point: `deno task start`. Reads the configuration, starts the engine, stops it on SIGINT/SIGTERM. */
-import { loadConfig } from "./engine/config.ts";
+import { loadConfig, reportConfigError } from "./engine/config.ts";
 import { type RunningEngine, startEngine } from "./engine/engine.ts";
 import { ConfigError, StartAbortedError } from "./engine/errors.ts";
 import { createLogger } from "./engine/logger.ts";
@@ -8,14 +8,6 @@ import { createLogger } from "./engine/logger.ts";
 const SHUTDOWN_DEADLINE_MS = 10_000;
 
 /** Exit code of a bad setting, found in the configuration or when the engine starts (README, Configuration). */
-const CONFIG_ERROR_EXIT = 2;
-
-/** Reports a bad setting in plain text, not as a JSON log line: it is read by a person fixing their environment. */
-async function reportConfigError(error: ConfigError): Promise<number> {
-  await Deno.stderr.write(new TextEncoder().encode(`${error.message}\n`));
-  return CONFIG_ERROR_EXIT;
-}
-
 async function main(): Promise<number> {
   let config;
   try {

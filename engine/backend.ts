@@ -68,7 +68,7 @@ async function openProductionBackend(config: Config, topics: Topics, logger: Log
     idleInTransactionTimeoutMs: config.TRANSACTION_IDLE_TIMEOUT_MS,
   });
   const kafkaOptions = {
-    brokers: config.KAFKA_BROKERS.split(",").map((b) => b.trim()),
+    brokers: config.KAFKA_BROKERS.split(","), // trimmed by the config
     clientId: config.KAFKA_CLIENT_ID,
     logger,
     publishTimeoutMs: config.PUBLISH_TIMEOUT_MS,

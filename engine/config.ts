@@ -197,6 +197,15 @@ function shown(name: string, value: string): string {
   return URL_SETTINGS.has(name) ? redactUrl(value) : value;
 }
 
+/** Exit code of a process stopped by a bad setting. */
+export const CONFIG_ERROR_EXIT = 2;
+
+/** Reports a bad setting in plain text, not as a JSON log line: it is read by a person fixing their environment. */
+export async function reportConfigError(error: ConfigError): Promise<number> {
+  await Deno.stderr.write(new TextEncoder().encode(`${error.message}\n`));
+  return CONFIG_ERROR_EXIT;
+}
+
 /** Reads the process environment; the one place that touches `Deno.env`. */
 export function loadConfig(): Config {
   return parseConfig(Deno.env.toObject());

@@ -4,7 +4,7 @@
  * topic they came from, after a fix. Uses the same configuration as the engine (environment);
  * in embedded mode, stop the engine first (it holds DATA_DIR).
  */
-import { loadConfig, topicNames } from "../engine/config.ts";
+import { loadConfig, reportConfigError, topicNames } from "../engine/config.ts";
 import { openBackend } from "../engine/backend.ts";
 import { replayDlq } from "../engine/dlq_replay.ts";
 import { ConfigError } from "../engine/errors.ts";
@@ -50,8 +50,7 @@ try {
   config = loadConfig();
 } catch (error) {
   if (!(error instanceof ConfigError)) throw error;
-  console.error(error.message); // names the setting; the same configuration as the engine's
-  Deno.exit(2);
+  Deno.exit(await reportConfigError(error)); // names the setting, as the engine does
 }
 const logger = createLogger(config.LOG_LEVEL);
 const topics = topicNames(config);
