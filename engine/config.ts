@@ -7,7 +7,8 @@
 import { z } from "zod";
 import { DEFAULT_MAX_FUTURE_MS, MAX_AHEAD_OF_RECEIPT_MS } from "../actors/events.ts";
 import { domainSettingsConflicts, domainSettingsShape, fromDecimal, TEN_YEARS } from "../actors/settings.ts";
-import { databaseUrlProblem, isHostNameOrIpv4, parsePort, redactUrl } from "./database_url.ts";
+import { databaseUrlProblem, parsePort, redactUrl } from "./database_url.ts";
+import { isHostNameOrIpv4, isIpv6 } from "./host.ts";
 import { ConfigError } from "./errors.ts";
 
 const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
@@ -24,19 +25,9 @@ const int = (min: number, max = Number.MAX_SAFE_INTEGER) => {
 };
 
 const HOST_RULE = "must be a hostname or an IPv4 or IPv6 address, e.g. 0.0.0.0, ::, 127.0.0.1 or localhost";
-/** Four dot-separated decimal bytes, 0 to 255, without leading zeros. */
-const IPV4 = /^((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
-/** One DNS label: letters, digits and inner hyphens, at most 63 characters. */
-const HOSTNAME_LABEL = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
-
 /** Whether `value` is something the HTTP server can bind to: a hostname, an IPv4 or an IPv6 literal. */
 function isHost(value: string): boolean {
-  if (IPV4.test(value)) return true;
-  if (value.includes(":")) return /^[0-9A-Fa-f:.]+$/.test(value) && URL.canParse(`http://[${value}]/`);
-  const labels = value.split(".");
-  // An all-digit last label is a mistyped IPv4 address ("10.0.0.256") or a port, not a hostname.
-  return value.length <= 253 && labels.every((label) => HOSTNAME_LABEL.test(label)) &&
-    !/^\d+$/.test(labels[labels.length - 1]);
+  return value.includes(":") ? isIpv6(value) : isHostNameOrIpv4(value);
 }
 
 const ADVERTISED_URL_RULE = "must be an http:// or https:// URL without path, query or credentials, " +

@@ -24,6 +24,8 @@
  * is a server setting sent when connecting (`application_name`, `search_path`, `options`, …).
  */
 
+import { isHostNameOrIpv4, isIpv6 } from "./host.ts";
+
 /** Values of `sslmode`; `disable` connects without TLS, the others as postgres.js's `ssl` of the same name. */
 const SSL_MODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] as const;
 /** Values of `target_session_attrs`; `any` (libpq's default) takes the first server that answers. */
@@ -141,18 +143,6 @@ const ENCODING_HINT = "characters such as @ : / ? # % in the user name or passwo
 /** A DATABASE_URL that cannot be used; the message never contains the URL or any part of it. */
 class DatabaseUrlError extends Error {}
 
-/** Four dot-separated decimal bytes, 0 to 255, without leading zeros. */
-const IPV4 = /^((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
-/** One DNS label: letters, digits, inner hyphens; underscores too (container and service names). */
-const LABEL = /^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/;
-
-/** Whether `value` is a hostname or an IPv4 address (an all-digit last label is neither: a mistyped address). */
-export function isHostNameOrIpv4(value: string): boolean {
-  if (IPV4.test(value)) return true;
-  const labels = value.split(".");
-  return value.length <= 253 && labels.every((label) => LABEL.test(label)) && !/^\d+$/.test(labels[labels.length - 1]);
-}
-
 /** A port in decimal digits from 1 to 65535, or NaN. */
 export function parsePort(text: string): number {
   const port = /^\d{1,5}$/.test(text) ? Number(text) : NaN;
@@ -173,9 +163,7 @@ function parseHostPort(entry: string): HostEntry | undefined {
   const [raw, port] = bracketed ? [bracketed[1], bracketed[2]] : entry.split(/:(.*)/s, 2);
   const socket = !bracketed && /^%2F/i.test(raw);
   const host = socket ? socketDirectory(decode(raw, "the socket directory")) : raw;
-  const valid = bracketed
-    ? /^[0-9A-Fa-f:.]+$/.test(host) && URL.canParse(`http://[${host}]/`)
-    : socket || isHostNameOrIpv4(host);
+  const valid = bracketed ? isIpv6(host) : socket || isHostNameOrIpv4(host);
   if (!valid) return undefined;
   const number = port === undefined ? undefined : parsePort(port);
   return Number.isNaN(number) ? undefined : { host, port: number, socket };

@@ -233,8 +233,19 @@ Deno.test("parseConfig() refuses DATABASE_URL without KAFKA_BROKERS instead of i
 });
 
 Deno.test("parseConfig() accepts HOST as a hostname, IPv4 or IPv6 literal", () => {
+  // A container name with an underscore is a name KAFKA_BROKERS and DATABASE_URL take too.
   for (
-    const host of ["0.0.0.0", "::", "127.0.0.1", "::1", "localhost", "engine-1.internal", "fd00::7", "::ffff:10.0.0.1"]
+    const host of [
+      "0.0.0.0",
+      "::",
+      "127.0.0.1",
+      "::1",
+      "localhost",
+      "engine-1.internal",
+      "engine_1",
+      "fd00::7",
+      "::ffff:10.0.0.1",
+    ]
   ) {
     assert.equal(parseConfig({ HOST: host }).HOST, host);
   }
