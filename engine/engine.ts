@@ -183,6 +183,7 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
           sql: backend.sql,
           now: Date.now,
           trending: trendSettings(config),
+          coBoughtWeight: config.RECS_CO_BOUGHT_WEIGHT,
         }),
         ...operations,
       ],

@@ -13,6 +13,7 @@ import { z } from "zod";
 import { ALERT_TYPES } from "../actors/alerts.ts";
 import { EARLIEST_TIME_MS, LATEST_TIME_MS, timestamp } from "../actors/events.ts";
 import { GLOBAL_KEY } from "../actors/global.ts";
+import { coCountsFromJSON, type PersistedCoCounts, rankRelated } from "../actors/recommendations.ts";
 import { DEFAULT_DOMAIN_SETTINGS, type DomainSettings, minutesMs } from "../actors/settings.ts";
 import type { WindowTotals } from "../actors/rollups.ts";
 import type { Sql } from "../engine/database.ts";
@@ -44,6 +45,8 @@ export interface QueryDeps {
   readonly history?: HistoryReader;
   /** The trending settings (TRENDING_*), to compare and compute scores at one time; defaults to the defaults. */
   readonly trending?: TrendSettings;
+  /** RECS_CO_BOUGHT_WEIGHT, to rank a product's related candidates as its actor does; defaults to the default. */
+  readonly coBoughtWeight?: number;
 }
 
 /** The trending half-life (ms) and weights, as the product actors use them. */
@@ -200,12 +203,17 @@ function recommendationsRoute({ reader, sql }: QueryDeps): QueryHandler<typeof q
   };
 }
 
-function relatedRoute({ reader }: QueryDeps): QueryHandler<typeof querySchemas.related> {
+function relatedRoute({ reader, coBoughtWeight }: QueryDeps): QueryHandler<typeof querySchemas.related> {
+  const weight = coBoughtWeight ?? DEFAULT_DOMAIN_SETTINGS.RECS_CO_BOUGHT_WEIGHT;
   return async (request, params, { limit }) => {
     const found = await reader.read("product", params.id, routedRead(request));
     if (!found) throw new NotFoundError(`no product with id '${params.id}'`);
-    const related = (found.state as { related?: unknown[] }).related ?? [];
-    return Response.json({ productId: params.id, items: related.slice(0, limit), ...sourceOf(found) });
+    const state = found.state as { related?: unknown[]; coViewed?: PersistedCoCounts; coBought?: PersistedCoCounts };
+    // Ranked from all the counted candidates: the state's `related` is only the short list of GET /v1/products/{id}.
+    const items = state.coViewed || state.coBought
+      ? rankRelated(coCountsFromJSON(state.coViewed), coCountsFromJSON(state.coBought), weight, limit)
+      : (state.related ?? []).slice(0, limit);
+    return Response.json({ productId: params.id, items, ...sourceOf(found) });
   };
 }
 
@@ -357,7 +365,7 @@ export function queryRoutes(deps: QueryDeps): Route[] {
       doc: doc(
         "getRelatedProducts",
         "Products related to a product (co-viewed and co-bought)",
-        "Ranked by co-occurrence score, best first.",
+        "Ranked by co-occurrence score (co-views + RECS_CO_BOUGHT_WEIGHT × co-buys), best first, from every candidate the product counts (RELATED_CANDIDATES co-viewed and as many co-bought).",
         { 400: "Invalid `limit`, or a repeated or unknown parameter", 404: "No product with this id" },
       ),
     }),
