@@ -27,7 +27,7 @@
 import type { ActorContext, ActorLogic } from "../engine/actor.ts";
 import { type AlertSummary, type AlertType, raiseAlert, rememberAlert } from "./alerts.ts";
 import { admit, type DedupeState, EMPTY_DEDUPE, persistDedupe, type PersistedDedupe, restoreDedupe } from "./dedupe.ts";
-import { type AnalyticsFact, decodeAnalyticsFact } from "./facts.ts";
+import { type AnalyticsFact, clockTimeOfFact, decodeAnalyticsFact } from "./facts.ts";
 import {
   ACTIVE_SKETCH_MINUTES,
   addFact,
@@ -71,6 +71,7 @@ export interface GlobalState {
   /** Minutes before this (epoch ms) have left memory for storage, and their facts are too late; null before any fact. */
   readonly memoryFrom: number | null;
   readonly firstEventAt: number | null;
+  /** The latest event time, each taken no later than its receipt (clockTimeOfFact): where windows end. */
   readonly lastEventAt: number | null;
   readonly pageViewsSeen: boolean;
   readonly facts: number;
@@ -122,7 +123,7 @@ export function createGlobalLogic(
     kind: "global",
     initial: initialGlobal,
     decode: decodeAnalyticsFact,
-    eventTime: (fact) => fact.at,
+    eventTime: clockTimeOfFact,
     label: (fact) => fact.fact,
     handle: (state, fact, ctx) => handle(state, fact, ctx, settings),
     onTimer: (state, name, ctx) => name === EVALUATE_TIMER ? evaluate(state, ctx, settings) : state,
@@ -144,7 +145,8 @@ function handle(state: GlobalState, fact: AnalyticsFact, ctx: ActorContext, s: D
     recentLimit: s.FACT_DEDUPE_RECENT_IDS,
   });
   if (!dedupe) return { ...state, duplicates: state.duplicates + 1 };
-  const latest = Math.max(state.lastEventAt ?? fact.at, fact.at);
+  const clock = clockTimeOfFact(fact);
+  const latest = Math.max(state.lastEventAt ?? clock, clock);
   // Minute-aligned and monotonic, so a finished (stored) minute is never re-created in memory.
   const floor = Math.max(state.memoryFrom ?? -Infinity, minuteOf(latest) - minutesMs(s.ANALYTICS_RETENTION_MINUTES));
   if (fact.at < floor) return { ...state, dedupe, tooLate: state.tooLate + 1 };

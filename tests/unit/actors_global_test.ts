@@ -259,3 +259,28 @@ Deno.test("the global actor counts a replayed fact once, keeps its evaluation ti
   const restored = globalLogic.restore(parseJson(JSON.stringify(globalLogic.persist(state))));
   assert.deepEqual(globalLogic.persist(restored), globalLogic.persist(state));
 });
+
+Deno.test("an event dated minutes after its receipt (a fast client clock) neither empties the latest windows nor raises low_traffic", async () => {
+  const b = new EventBuilder(T0);
+  // 12 page views a minute (120 in any 10 minutes, above the 100 of low_traffic) for 21 minutes.
+  const views = (from: number, to: number) => {
+    const events = [];
+    for (let s = from; s < to; s += 5) events.push(b.event("page_viewed", `u${s % 7}`, s, { url: "/" }));
+    return events;
+  };
+  // One client's clock is 4.5 minutes fast (accepted: under MAX_EVENT_FUTURE_MS), received at minute 20.
+  const skewed = {
+    ...b.event("page_viewed", "skewed", 20 * MIN, { url: "/" }),
+    occurredAt: iso(T0 + 24.5 * MIN * 1000),
+  };
+  const r = await fold([...views(0, 20 * MIN), skewed, ...views(20 * MIN + 1, 21 * MIN)], { partitions: 4 });
+  assert.deepEqual(typesOf(r.alerts, "low_traffic"), [], "the traffic never fell");
+  const g = r.global!;
+  assert.equal(g.lastEventAt, T0 + (21 * MIN - 4) * 1000, "the windows end at the latest event as received");
+  assert.equal(recentTotals(g, 1)!.pageViews, 12, "minute 20's views (the skewed one is dated in minute 24)");
+  assert.equal(recentTotals(g, 5)!.pageViews, 60);
+  // Once the wall reaches its minute, the skewed view counts there.
+  const later = await fold([...views(0, 20 * MIN), skewed, ...views(20 * MIN + 1, 25 * MIN)], { partitions: 4 });
+  assert.equal(recentTotals(later.global!, 1)!.pageViews, 13);
+  assert.deepEqual(typesOf(later.alerts, "low_traffic"), []);
+});
