@@ -302,7 +302,12 @@ function persistGlobal(state: GlobalState, s: DomainSettings): PersistedGlobal {
     minutes: state.minutes.map(persistRollup),
     dedupe: persistDedupe(state.dedupe),
     realtime: state.lastEventAt === null ? null : { last1: last(1), last5: last(5), last15: last(15) },
-    revenueByCategory: revenueByCategoryWindows(remembered(state), s.CATEGORY_WINDOW_MINUTES, CATEGORY_WINDOWS_SHOWN),
+    revenueByCategory: state.lastEventAt === null ? [] : revenueByCategoryWindows(
+      remembered(state),
+      s.CATEGORY_WINDOW_MINUTES,
+      CATEGORY_WINDOWS_SHOWN,
+      minuteOf(state.lastEventAt) + MINUTE,
+    ),
   };
 }
 

@@ -272,23 +272,32 @@ export function windowTotals(
   };
 }
 
-/** Revenue by category in consecutive windows of `windowMinutes`, the latest `count` of them, oldest first. */
+/**
+ * Revenue by category in the latest `count` consecutive windows of `windowMinutes` up to `to` (the end of the latest
+ * minute, exclusive), oldest first, quiet windows included (empty): the hour of the default 5-minute windows, not the
+ * windows that happen to hold a minute (those spread over the whole memory after a quiet spell). None start before the
+ * window of the oldest minute.
+ */
 export function revenueByCategoryWindows(
   minutes: readonly MinuteRollup[],
   windowMinutes: number,
   count: number,
+  to: number,
 ): { windowStart: string; windowEnd: string; revenue: Record<string, number> }[] {
+  if (minutes.length === 0) return [];
   const width = windowMinutes * MINUTE;
-  const windows = new Map<number, Record<string, number>>();
+  const last = Math.floor((to - MINUTE) / width) * width;
+  const first = Math.max(last - (count - 1) * width, Math.floor(minutes[0].minute / width) * width);
+  const windows: Record<string, number>[] = [];
+  for (let start = first; start <= last; start += width) windows.push({});
   for (const m of minutes) {
-    const start = Math.floor(m.minute / width) * width;
-    const totals = windows.get(start) ?? {};
+    if (m.minute < first || m.minute >= to) continue;
+    const totals = windows[Math.floor((m.minute - first) / width)];
     for (const [category, millis] of Object.entries(m.categoryRevenueMillis)) addTo(totals, category, millis);
-    windows.set(start, totals);
   }
-  return [...windows].sort(([a], [b]) => a - b).slice(-count).map(([start, totals]) => ({
-    windowStart: new Date(start).toISOString(),
-    windowEnd: new Date(start + width).toISOString(),
+  return windows.map((totals, i) => ({
+    windowStart: new Date(first + i * width).toISOString(),
+    windowEnd: new Date(first + (i + 1) * width).toISOString(),
     revenue: Object.fromEntries(Object.entries(totals).map(([c, millis]) => [c, fromMillis(millis)])),
   }));
 }

@@ -284,3 +284,31 @@ Deno.test("an event dated minutes after its receipt (a fast client clock) neithe
   assert.equal(recentTotals(later.global!, 1)!.pageViews, 13);
   assert.deepEqual(typesOf(later.alerts, "low_traffic"), []);
 });
+
+Deno.test("revenue by category: the latest 12 windows are the hour up to the latest event, quiet windows included", async () => {
+  const b = new EventBuilder(T0);
+  const order = (id: string, seconds: number, category: string, price: number) =>
+    b.event("order_completed", "u1", seconds, {
+      orderId: id,
+      items: [{ productId: `p-${id}`, quantity: 1, price, category }],
+      total: price,
+    });
+  // An order at 10:00, nothing for an hour, a page view at 11:07 and an order at 11:31.
+  const r = await fold([
+    order("o1", 0, "shoes", 10),
+    b.event("page_viewed", "u2", 67 * MIN, { url: "/" }),
+    order("o2", 91 * MIN, "hats", 7),
+  ]);
+  const windows = (r.persisted("global", "global") as PersistedGlobal).revenueByCategory;
+  const start = (minute: number) => iso(T0 + minute * 60_000);
+  assert.deepEqual(
+    windows.map((w) => [w.windowStart, w.windowEnd]),
+    Array.from({ length: 12 }, (_, i) => [start(35 + 5 * i), start(40 + 5 * i)]),
+    "twelve consecutive windows, the last one holding the latest event",
+  );
+  assert.deepEqual(windows.at(-1)!.revenue, { hats: 7 });
+  assert.ok(
+    windows.slice(0, -1).every((w) => Object.keys(w.revenue).length === 0),
+    "10:00's order is over an hour old",
+  );
+});
