@@ -31,6 +31,7 @@ import { type AnalyticsFact, clockTimeOfFact, decodeAnalyticsFact } from "./fact
 import {
   ACTIVE_SKETCH_MINUTES,
   addFact,
+  countedAbandonment,
   emptyRollup,
   freeze,
   minuteOf,
@@ -144,7 +145,9 @@ function handle(state: GlobalState, fact: AnalyticsFact, ctx: ActorContext, s: D
     window: s.FACT_DEDUPE_WINDOW,
     recentLimit: s.FACT_DEDUPE_RECENT_IDS,
   });
-  if (!dedupe) return { ...state, duplicates: state.duplicates + 1 };
+  if (!dedupe || (fact.fact === "abandonment" && countedInItsMinute(state.minutes, fact))) {
+    return { ...state, duplicates: state.duplicates + 1 };
+  }
   const clock = clockTimeOfFact(fact);
   const latest = Math.max(state.lastEventAt ?? clock, clock);
   // Minute-aligned and monotonic, so a finished (stored) minute is never re-created in memory.
@@ -187,6 +190,15 @@ function handle(state: GlobalState, fact: AnalyticsFact, ctx: ActorContext, s: D
     lastEventAt: latest,
     pageViewsSeen: state.pageViewsSeen || (fact.fact === "activity" && fact.type === "page_viewed"),
   };
+}
+
+/** Whether an abandonment fact was already counted in its minute (known while the minute keeps its hashes). */
+function countedInItsMinute(minutes: readonly MinuteRollup[], fact: AnalyticsFact): boolean {
+  const minute = minuteOf(fact.at);
+  for (let i = minutes.length - 1; i >= 0 && minutes[i].minute >= minute; i--) {
+    if (minutes[i].minute === minute) return countedAbandonment(minutes[i], fact.factId);
+  }
+  return false;
 }
 
 /** Hands minutes that left memory to the checkpoint, which stores them (idempotently: they no longer change). */

@@ -12,6 +12,7 @@ import type { AnalyticsFact } from "../../actors/facts.ts";
 import { domainSettings } from "../../actors/settings.ts";
 import { EventBuilder, fold } from "../helpers/fold.ts";
 import { parseJson } from "../../engine/json_parse.ts";
+import { runGlobal } from "../helpers/global_actor.ts";
 
 const MIN = 60;
 const HOUR = 3600;
@@ -311,4 +312,29 @@ Deno.test("revenue by category: the latest 12 windows are the hour up to the lat
     windows.slice(0, -1).every((w) => Object.keys(w.revenue).length === 0),
     "10:00's order is over an hour old",
   );
+});
+
+Deno.test("a replayed abandonment fact counts once however many other users' abandonments came in between", () => {
+  // Abandonment facts come from user timers, so their ids carry no source offset: the global actor hears them from every
+  // user partition, and a replayed copy used to be recognised only among the last FACT_DEDUPE_RECENT_IDS (1024) of them.
+  const abandoned = (i: number): AnalyticsFact => ({
+    fact: "abandonment",
+    factId: `timer-user-u${i}-cart-${T0 + i * 1000}-a`,
+    at: T0 + i * 1000,
+    userId: `u${i}`,
+    stage: "cart",
+  });
+  const settings = domainSettings({});
+  const first = Array.from({ length: 1500 }, (_, i) => abandoned(i));
+  const counted = (facts: AnalyticsFact[], from?: Parameters<typeof runGlobal>[2]) => {
+    const { state, logic } = runGlobal(settings, facts, from);
+    return { state, logic, abandoned: state.minutes.reduce((n, m) => n + m.cartsAbandoned, 0) };
+  };
+  const run = counted([...first, abandoned(0), abandoned(3)]);
+  assert.equal(run.abandoned, 1500);
+  assert.equal(run.state.duplicates, 2);
+  // Also after a checkpoint and a restore.
+  const restored = run.logic.restore(parseJson(JSON.stringify(run.logic.persist(run.state))));
+  const again = counted([abandoned(7), abandoned(1499)], restored);
+  assert.equal(again.abandoned, 1500);
 });
