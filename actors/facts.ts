@@ -101,6 +101,8 @@ export const analyticsFactSchemas = {
     fact: z.literal("activity"),
     factId: base.factId,
     at: time,
+    /** When the event was received, present only if before `at` (a fast client clock): the analytics clock stops here. */
+    receivedAt: time.optional(),
     userId: base.userId,
     session: base.session,
     type: userEventType,
@@ -131,6 +133,17 @@ export const analyticsFact = z.discriminatedUnion("fact", [
 ]);
 /** An analytics fact. */
 export type AnalyticsFact = z.output<typeof analyticsFact>;
+
+/**
+ * The time a fact moves the analytics clock to: its event time, but never past the event's receipt,
+ * as for the partitions of `events` (events.ts clockTimeOf). Else one client clock minutes fast moved
+ * every window's end into the future: the latest minutes looked empty and low_traffic fired.
+ */
+export function clockTimeOfFact(fact: AnalyticsFact): number {
+  return fact.fact === "activity" && fact.receivedAt !== undefined && fact.receivedAt < fact.at
+    ? fact.receivedAt
+    : fact.at;
+}
 
 /** What the product actor handles: canonical inventory updates and product-side facts. */
 export type ProductMessage = StoredEventOf<"inventory_updated"> | ProductFact;

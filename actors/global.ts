@@ -27,10 +27,11 @@
 import type { ActorContext, ActorLogic } from "../engine/actor.ts";
 import { type AlertSummary, type AlertType, raiseAlert, rememberAlert } from "./alerts.ts";
 import { admit, type DedupeState, EMPTY_DEDUPE, persistDedupe, type PersistedDedupe, restoreDedupe } from "./dedupe.ts";
-import { type AnalyticsFact, decodeAnalyticsFact } from "./facts.ts";
+import { type AnalyticsFact, clockTimeOfFact, decodeAnalyticsFact } from "./facts.ts";
 import {
   ACTIVE_SKETCH_MINUTES,
   addFact,
+  countedAbandonment,
   emptyRollup,
   freeze,
   minuteOf,
@@ -71,6 +72,7 @@ export interface GlobalState {
   /** Minutes before this (epoch ms) have left memory for storage, and their facts are too late; null before any fact. */
   readonly memoryFrom: number | null;
   readonly firstEventAt: number | null;
+  /** The latest event time, each taken no later than its receipt (clockTimeOfFact): where windows end. */
   readonly lastEventAt: number | null;
   readonly pageViewsSeen: boolean;
   readonly facts: number;
@@ -122,7 +124,7 @@ export function createGlobalLogic(
     kind: "global",
     initial: initialGlobal,
     decode: decodeAnalyticsFact,
-    eventTime: (fact) => fact.at,
+    eventTime: clockTimeOfFact,
     label: (fact) => fact.fact,
     handle: (state, fact, ctx) => handle(state, fact, ctx, settings),
     onTimer: (state, name, ctx) => name === EVALUATE_TIMER ? evaluate(state, ctx, settings) : state,
@@ -143,8 +145,11 @@ function handle(state: GlobalState, fact: AnalyticsFact, ctx: ActorContext, s: D
     window: s.FACT_DEDUPE_WINDOW,
     recentLimit: s.FACT_DEDUPE_RECENT_IDS,
   });
-  if (!dedupe) return { ...state, duplicates: state.duplicates + 1 };
-  const latest = Math.max(state.lastEventAt ?? fact.at, fact.at);
+  if (!dedupe || (fact.fact === "abandonment" && countedInItsMinute(state.minutes, fact))) {
+    return { ...state, duplicates: state.duplicates + 1 };
+  }
+  const clock = clockTimeOfFact(fact);
+  const latest = Math.max(state.lastEventAt ?? clock, clock);
   // Minute-aligned and monotonic, so a finished (stored) minute is never re-created in memory.
   const floor = Math.max(state.memoryFrom ?? -Infinity, minuteOf(latest) - minutesMs(s.ANALYTICS_RETENTION_MINUTES));
   if (fact.at < floor) return { ...state, dedupe, tooLate: state.tooLate + 1 };
@@ -185,6 +190,15 @@ function handle(state: GlobalState, fact: AnalyticsFact, ctx: ActorContext, s: D
     lastEventAt: latest,
     pageViewsSeen: state.pageViewsSeen || (fact.fact === "activity" && fact.type === "page_viewed"),
   };
+}
+
+/** Whether an abandonment fact was already counted in its minute (known while the minute keeps its hashes). */
+function countedInItsMinute(minutes: readonly MinuteRollup[], fact: AnalyticsFact): boolean {
+  const minute = minuteOf(fact.at);
+  for (let i = minutes.length - 1; i >= 0 && minutes[i].minute >= minute; i--) {
+    if (minutes[i].minute === minute) return countedAbandonment(minutes[i], fact.factId);
+  }
+  return false;
 }
 
 /** Hands minutes that left memory to the checkpoint, which stores them (idempotently: they no longer change). */
@@ -300,7 +314,12 @@ function persistGlobal(state: GlobalState, s: DomainSettings): PersistedGlobal {
     minutes: state.minutes.map(persistRollup),
     dedupe: persistDedupe(state.dedupe),
     realtime: state.lastEventAt === null ? null : { last1: last(1), last5: last(5), last15: last(15) },
-    revenueByCategory: revenueByCategoryWindows(remembered(state), s.CATEGORY_WINDOW_MINUTES, CATEGORY_WINDOWS_SHOWN),
+    revenueByCategory: state.lastEventAt === null ? [] : revenueByCategoryWindows(
+      remembered(state),
+      s.CATEGORY_WINDOW_MINUTES,
+      CATEGORY_WINDOWS_SHOWN,
+      minuteOf(state.lastEventAt) + MINUTE,
+    ),
   };
 }
 

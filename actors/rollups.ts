@@ -12,6 +12,7 @@ import { FUNNEL_STAGES, type FunnelStage } from "./session.ts";
 import { HyperLogLog, type HyperLogLogData } from "./hyperloglog.ts";
 import { fromMillis, ratioOf } from "./money.ts";
 import { addTo } from "./records.ts";
+import { hash52 } from "./hash.ts";
 
 /** Precision of the per-minute active user and session sketches (2 KiB each when dense). */
 export const ACTIVE_PRECISION = 11;
@@ -23,12 +24,20 @@ const MINUTE = 60_000;
 export interface MinuteRollup extends StoredMinute {
   readonly users: HyperLogLog | null;
   readonly sessions: HyperLogLog | null;
+  /**
+   * Hashes (hash52) of the abandonment facts counted in this minute, kept with the sketches (null once frozen): their
+   * ids carry no source offset, and the actor-wide ring of recent ids holds only the last FACT_DEDUPE_RECENT_IDS of
+   * every user partition's, too few to recognise a replayed copy under load.
+   */
+  readonly abandonments: readonly number[] | null;
 }
 
 /** A rollup as persisted (sketches in their compact form). */
-export type PersistedRollup = Omit<MinuteRollup, "users" | "sessions"> & {
+export type PersistedRollup = Omit<MinuteRollup, "users" | "sessions" | "abandonments"> & {
   readonly users: HyperLogLogData | null;
   readonly sessions: HyperLogLogData | null;
+  /** Absent in rollups persisted before it was kept. */
+  readonly abandonments?: readonly number[] | null;
 };
 
 /** Start of the minute containing `at`. */
@@ -56,15 +65,17 @@ export function emptyRollup(minute: number): MinuteRollup {
     sessionsReached: {},
     users: HyperLogLog.empty(ACTIVE_PRECISION),
     sessions: HyperLogLog.empty(ACTIVE_PRECISION),
+    abandonments: [],
   };
 }
 
 /** Counts one fact into its minute. */
 export function addFact(rollup: MinuteRollup, fact: AnalyticsFact): MinuteRollup {
   if (fact.fact === "abandonment") {
+    const abandonments = rollup.abandonments ? withHash(rollup.abandonments, hash52(fact.factId)) : null;
     return fact.stage === "cart"
-      ? { ...rollup, cartsAbandoned: rollup.cartsAbandoned + 1 }
-      : { ...rollup, checkoutsAbandoned: rollup.checkoutsAbandoned + 1 };
+      ? { ...rollup, abandonments, cartsAbandoned: rollup.cartsAbandoned + 1 }
+      : { ...rollup, abandonments, checkoutsAbandoned: rollup.checkoutsAbandoned + 1 };
   }
   const events = { ...rollup.events, [fact.type]: (rollup.events[fact.type] ?? 0) + 1 };
   const next: { -readonly [K in keyof MinuteRollup]: MinuteRollup[K] } = { ...rollup, events };
@@ -94,10 +105,35 @@ export function addFact(rollup: MinuteRollup, fact: AnalyticsFact): MinuteRollup
   return next;
 }
 
-/** The rollup with its sketches replaced by their estimates. */
+/** The rollup with its sketches replaced by their estimates (and its abandonment hashes dropped). */
 export function freeze(rollup: MinuteRollup): MinuteRollup {
-  if (!rollup.users && !rollup.sessions) return rollup;
-  return { ...rollup, ...estimates(rollup), users: null, sessions: null };
+  if (!rollup.users && !rollup.sessions && !rollup.abandonments) return rollup;
+  return { ...rollup, ...estimates(rollup), users: null, sessions: null, abandonments: null };
+}
+
+/** Whether the abandonment fact `factId` was counted in this minute (false once its hashes are dropped). */
+export function countedAbandonment(rollup: MinuteRollup, factId: string): boolean {
+  if (!rollup.abandonments) return false;
+  const hash = hash52(factId);
+  return rollup.abandonments[firstNotBelow(rollup.abandonments, hash)] === hash;
+}
+
+/** Index of the first of the ascending `hashes` not below `hash`. */
+function firstNotBelow(hashes: readonly number[], hash: number): number {
+  let lo = 0;
+  let hi = hashes.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (hashes[mid] < hash) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** The ascending `hashes` with `hash` inserted: sorted, so that a minute does not depend on the order facts arrive in. */
+function withHash(hashes: readonly number[], hash: number): number[] {
+  const at = firstNotBelow(hashes, hash);
+  return [...hashes.slice(0, at), hash, ...hashes.slice(at)];
 }
 
 /** Active users and sessions of a minute. */
@@ -126,6 +162,7 @@ export function restoreRollup(data: PersistedRollup): MinuteRollup {
     sessionsReached: data.sessionsReached ?? {},
     users: data.users ? HyperLogLog.fromJSON(data.users) : null,
     sessions: data.sessions ? HyperLogLog.fromJSON(data.sessions) : null,
+    abandonments: data.abandonments ?? null,
   };
 }
 
@@ -153,7 +190,7 @@ export interface StoredMinute {
 
 /** The stored form of a rollup: sketches replaced by their estimates, keys sorted (jsonb keeps no order). */
 export function storedMinute(rollup: MinuteRollup): StoredMinute {
-  const { users: _u, sessions: _s, ...counts } = freeze(rollup);
+  const { users: _u, sessions: _s, abandonments: _a, ...counts } = freeze(rollup);
   return {
     ...counts,
     events: sorted(counts.events),
@@ -164,7 +201,7 @@ export function storedMinute(rollup: MinuteRollup): StoredMinute {
 
 /** A stored minute (or a stored sum of minutes) as a frozen rollup that window totals can count. */
 export function fromStoredMinute(stored: StoredMinute): MinuteRollup {
-  return { ...stored, users: null, sessions: null };
+  return { ...stored, users: null, sessions: null, abandonments: null };
 }
 
 const sorted = (record: Readonly<Record<string, number>>): Record<string, number> =>
@@ -272,23 +309,32 @@ export function windowTotals(
   };
 }
 
-/** Revenue by category in consecutive windows of `windowMinutes`, the latest `count` of them, oldest first. */
+/**
+ * Revenue by category in the latest `count` consecutive windows of `windowMinutes` up to `to` (the end of the latest
+ * minute, exclusive), oldest first, quiet windows included (empty): the hour of the default 5-minute windows, not the
+ * windows that happen to hold a minute (those spread over the whole memory after a quiet spell). None start before the
+ * window of the oldest minute.
+ */
 export function revenueByCategoryWindows(
   minutes: readonly MinuteRollup[],
   windowMinutes: number,
   count: number,
+  to: number,
 ): { windowStart: string; windowEnd: string; revenue: Record<string, number> }[] {
+  if (minutes.length === 0) return [];
   const width = windowMinutes * MINUTE;
-  const windows = new Map<number, Record<string, number>>();
+  const last = Math.floor((to - MINUTE) / width) * width;
+  const first = Math.max(last - (count - 1) * width, Math.floor(minutes[0].minute / width) * width);
+  const windows: Record<string, number>[] = [];
+  for (let start = first; start <= last; start += width) windows.push({});
   for (const m of minutes) {
-    const start = Math.floor(m.minute / width) * width;
-    const totals = windows.get(start) ?? {};
+    if (m.minute < first || m.minute >= to) continue;
+    const totals = windows[Math.floor((m.minute - first) / width)];
     for (const [category, millis] of Object.entries(m.categoryRevenueMillis)) addTo(totals, category, millis);
-    windows.set(start, totals);
   }
-  return [...windows].sort(([a], [b]) => a - b).slice(-count).map(([start, totals]) => ({
-    windowStart: new Date(start).toISOString(),
-    windowEnd: new Date(start + width).toISOString(),
+  return windows.map((totals, i) => ({
+    windowStart: new Date(first + i * width).toISOString(),
+    windowEnd: new Date(first + (i + 1) * width).toISOString(),
     revenue: Object.fromEntries(Object.entries(totals).map(([c, millis]) => [c, fromMillis(millis)])),
   }));
 }

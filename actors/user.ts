@@ -99,7 +99,7 @@ function handle(state: UserState, event: StoredEvent, ctx: ActorContext, s: Doma
     next = { ...next, session, funnelStage: session.stage };
   }
   const sessionName = `${state.userId}/${late ? "late" : next.session!.id}`;
-  const step = new UserStep(ctx, s, state.userId, at, sessionName, late, reached);
+  const step = new UserStep(ctx, s, state.userId, at, sessionName, late, reached, Date.parse(event.receivedAt));
 
   switch (event.type) {
     case "page_viewed":

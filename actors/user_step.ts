@@ -37,6 +37,8 @@ export class UserStep {
     readonly late: boolean,
     /** Funnel stages the session reached for the first time with this event (reported with its activity). */
     readonly reached: readonly FunnelStage[] = NO_STAGES,
+    /** When the event was received, epoch ms (reported with its activity when before `at`). */
+    readonly receivedAt: number = at,
   ) {}
 
   /** Forwards a fact to the product's owner on `product-events`. */
@@ -65,6 +67,7 @@ export class UserStep {
       at: this.at,
       userId: this.userId,
       session: this.session,
+      ...(this.receivedAt < this.at ? { receivedAt: this.receivedAt } : {}),
       ...body,
       ...(this.reached.length > 0 ? { reached: [...this.reached] } : {}),
     };

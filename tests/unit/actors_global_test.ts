@@ -12,6 +12,7 @@ import type { AnalyticsFact } from "../../actors/facts.ts";
 import { domainSettings } from "../../actors/settings.ts";
 import { EventBuilder, fold } from "../helpers/fold.ts";
 import { parseJson } from "../../engine/json_parse.ts";
+import { runGlobal } from "../helpers/global_actor.ts";
 
 const MIN = 60;
 const HOUR = 3600;
@@ -258,4 +259,82 @@ Deno.test("the global actor counts a replayed fact once, keeps its evaluation ti
   assert.throws(() => globalLogic.decode(record({ fact: "product_viewed" })), ValidationError);
   const restored = globalLogic.restore(parseJson(JSON.stringify(globalLogic.persist(state))));
   assert.deepEqual(globalLogic.persist(restored), globalLogic.persist(state));
+});
+
+Deno.test("an event dated minutes after its receipt (a fast client clock) neither empties the latest windows nor raises low_traffic", async () => {
+  const b = new EventBuilder(T0);
+  // 12 page views a minute (120 in any 10 minutes, above the 100 of low_traffic) for 21 minutes.
+  const views = (from: number, to: number) => {
+    const events = [];
+    for (let s = from; s < to; s += 5) events.push(b.event("page_viewed", `u${s % 7}`, s, { url: "/" }));
+    return events;
+  };
+  // One client's clock is 4.5 minutes fast (accepted: under MAX_EVENT_FUTURE_MS), received at minute 20.
+  const skewed = {
+    ...b.event("page_viewed", "skewed", 20 * MIN, { url: "/" }),
+    occurredAt: iso(T0 + 24.5 * MIN * 1000),
+  };
+  const r = await fold([...views(0, 20 * MIN), skewed, ...views(20 * MIN + 1, 21 * MIN)], { partitions: 4 });
+  assert.deepEqual(typesOf(r.alerts, "low_traffic"), [], "the traffic never fell");
+  const g = r.global!;
+  assert.equal(g.lastEventAt, T0 + (21 * MIN - 4) * 1000, "the windows end at the latest event as received");
+  assert.equal(recentTotals(g, 1)!.pageViews, 12, "minute 20's views (the skewed one is dated in minute 24)");
+  assert.equal(recentTotals(g, 5)!.pageViews, 60);
+  // Once the wall reaches its minute, the skewed view counts there.
+  const later = await fold([...views(0, 20 * MIN), skewed, ...views(20 * MIN + 1, 25 * MIN)], { partitions: 4 });
+  assert.equal(recentTotals(later.global!, 1)!.pageViews, 13);
+  assert.deepEqual(typesOf(later.alerts, "low_traffic"), []);
+});
+
+Deno.test("revenue by category: the latest 12 windows are the hour up to the latest event, quiet windows included", async () => {
+  const b = new EventBuilder(T0);
+  const order = (id: string, seconds: number, category: string, price: number) =>
+    b.event("order_completed", "u1", seconds, {
+      orderId: id,
+      items: [{ productId: `p-${id}`, quantity: 1, price, category }],
+      total: price,
+    });
+  // An order at 10:00, nothing for an hour, a page view at 11:07 and an order at 11:31.
+  const r = await fold([
+    order("o1", 0, "shoes", 10),
+    b.event("page_viewed", "u2", 67 * MIN, { url: "/" }),
+    order("o2", 91 * MIN, "hats", 7),
+  ]);
+  const windows = (r.persisted("global", "global") as PersistedGlobal).revenueByCategory;
+  const start = (minute: number) => iso(T0 + minute * 60_000);
+  assert.deepEqual(
+    windows.map((w) => [w.windowStart, w.windowEnd]),
+    Array.from({ length: 12 }, (_, i) => [start(35 + 5 * i), start(40 + 5 * i)]),
+    "twelve consecutive windows, the last one holding the latest event",
+  );
+  assert.deepEqual(windows.at(-1)!.revenue, { hats: 7 });
+  assert.ok(
+    windows.slice(0, -1).every((w) => Object.keys(w.revenue).length === 0),
+    "10:00's order is over an hour old",
+  );
+});
+
+Deno.test("a replayed abandonment fact counts once however many other users' abandonments came in between", () => {
+  // Abandonment facts come from user timers, so their ids carry no source offset: the global actor hears them from every
+  // user partition, and a replayed copy used to be recognised only among the last FACT_DEDUPE_RECENT_IDS (1024) of them.
+  const abandoned = (i: number): AnalyticsFact => ({
+    fact: "abandonment",
+    factId: `timer-user-u${i}-cart-${T0 + i * 1000}-a`,
+    at: T0 + i * 1000,
+    userId: `u${i}`,
+    stage: "cart",
+  });
+  const settings = domainSettings({});
+  const first = Array.from({ length: 1500 }, (_, i) => abandoned(i));
+  const counted = (facts: AnalyticsFact[], from?: Parameters<typeof runGlobal>[2]) => {
+    const { state, logic } = runGlobal(settings, facts, from);
+    return { state, logic, abandoned: state.minutes.reduce((n, m) => n + m.cartsAbandoned, 0) };
+  };
+  const run = counted([...first, abandoned(0), abandoned(3)]);
+  assert.equal(run.abandoned, 1500);
+  assert.equal(run.state.duplicates, 2);
+  // Also after a checkpoint and a restore.
+  const restored = run.logic.restore(parseJson(JSON.stringify(run.logic.persist(run.state))));
+  const again = counted([abandoned(7), abandoned(1499)], restored);
+  assert.equal(again.abandoned, 1500);
 });

@@ -61,7 +61,12 @@ Deno.test("realtime revenue by category leaves out the finished minutes held one
     const persisted = logic.persist(state) as PersistedGlobal;
     assert.deepEqual(
       persisted.revenueByCategory,
-      revenueByCategoryWindows(remembered(state), settings.CATEGORY_WINDOW_MINUTES, 12),
+      revenueByCategoryWindows(
+        remembered(state),
+        settings.CATEGORY_WINDOW_MINUTES,
+        12,
+        minuteOf(state.lastEventAt!) + MIN,
+      ),
     );
   }
 });
