@@ -72,10 +72,11 @@ export function assessFraud(order: ScoredOrder, history: OrderHistoryView, s: Do
   if (isNight(order.at, s)) fired.push(["night_time", s.FRAUD_NIGHT_WEIGHT]);
 
   // Orders dated after this one may have arrived first (this order is late): they are not earlier. While the bounded
-  // history still holds every order, the first-order and average signals count only those dated before this one; once
-  // it has dropped some, all orders (the dropped ones are not known to be later).
+  // history still holds every order, the first-order and average signals count only those dated up to this one (one
+  // of the same instant arrived before it: earlier, as for velocity); once it has dropped some, all orders (the
+  // dropped ones are not known to be later).
   const complete = history.recent.length >= history.count;
-  const earlier = complete ? history.recent.filter((_, i) => times[i] < order.at) : null;
+  const earlier = complete ? history.recent.filter((_, i) => times[i] <= order.at) : null;
   const earlierCount = earlier ? earlier.length : history.count;
   const earlierRevenue = earlier
     ? fromMillis(earlier.reduce((millis, o) => millis + toMillis(o.total), 0))

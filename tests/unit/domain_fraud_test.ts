@@ -191,3 +191,25 @@ Deno.test("fraud_suspected is emitted by the user actor, listing the signals, fr
   assert.deepEqual(third.users.get("u")!.fraud?.signals, ["night_time", "distinct_payment_or_country"]);
   assert.equal(third.alerts.length, 0);
 });
+
+Deno.test("fraud: orders of one instant are earlier in arrival order, for every signal alike", async () => {
+  // One receive time for a batch posted without occurredAt; REES46 purchase rows of one order share a second.
+  const b = new EventBuilder(Date.UTC(2026, 2, 10, 12, 0, 0));
+  const order = (id: string, total: number) =>
+    b.event("order_completed", "u", 0, { orderId: id, items: [{ productId: id, quantity: 1, price: total }], total });
+  const r = await fold([order("a", 600), order("b", 600), order("c", 100), order("d", 100), order("e", 100)]);
+  // "e" has 4 earlier orders in 5 minutes (velocity) and is compared with their average (350).
+  assert.deepEqual(r.users.get("u")!.fraud, {
+    score: 0.4,
+    signals: ["order_velocity"],
+    suspected: false,
+    orderId: "e",
+  });
+  // "b" is the second order, not a first one over 500: the first-order and average signals used to see no earlier
+  // order of the same instant, though velocity counted them.
+  const b2 = await fold([order("a", 600), order("b", 600)]);
+  assert.deepEqual(b2.users.get("u")!.fraud?.signals, []);
+  const spike = await fold([order("a", 100), order("b", 100), order("c", 100), order("d", 500)]);
+  assert.deepEqual(spike.users.get("u")!.fraud?.signals, ["order_velocity", "aov_spike"]);
+  assert.equal(spike.alerts.length, 1, "velocity 0.4 + average spike 0.4");
+});
