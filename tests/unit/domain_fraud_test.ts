@@ -46,6 +46,16 @@ Deno.test("fraud: each signal alone, at its edge", () => {
     ["first order exactly 500", { at: NOON, total: 500 }, NONE, []],
     ["5× the average after 3 orders", { at: NOON, total: 500 }, history(3, 100), ["aov_spike"]],
     ["just under 5×", { at: NOON, total: 499.99 }, history(3, 100), []],
+    // Exactly 5× an average of 10.20: 51 ≥ 5 × (30.6 / 3) used to be false in floating point (5 × 10.200000000000001).
+    ["exactly 5× an average of 10.20", { at: NOON, total: 51 }, { ...history(3, 10.2), revenue: 30.6 }, ["aov_spike"]],
+    ["exactly 5× an average of 0.09", { at: NOON, total: 0.45 }, { ...history(3, 0.09), revenue: 0.27 }, ["aov_spike"]],
+    ["just under 5× an average of 10.20", { at: NOON, total: 50.99 }, { ...history(3, 10.2), revenue: 30.6 }, []],
+    // A history that no longer holds every order: the average is the whole revenue's, 612 / 60.
+    ["exactly 5× the average of 60 orders", { at: NOON, total: 51 }, {
+      count: 60,
+      revenue: 612,
+      recent: history(50, 10.2).recent,
+    }, ["aov_spike"]],
     ["5× after only 2 orders", { at: NOON, total: 500 }, history(2, 100), []],
     // A late order: the orders already handled are dated after it, so by event time it is the first.
     [
