@@ -208,7 +208,8 @@ function startCheckout(state: UserState, event: StoredEventOf<"checkout_started"
   step.toAnalytics({ type: event.type, cartConverted });
   return {
     ...state,
-    cart: takesCart && !isEmpty(state.cart) ? convertCart(state.cart, step.at) : state.cart,
+    // An empty cart is marked too: a change dated before this checkout that arrives later is part of what it took.
+    cart: takesCart ? convertCart(state.cart, step.at) : state.cart,
     checkout: { startedAt: iso(step.at), cartValue: event.properties.cartValue ?? state.cart.value, abandoned: false },
   };
 }

@@ -532,6 +532,10 @@ Deno.test("a late cart change or checkout raises the abandonment alerts (and lea
     },
     // A change dated before a checkout already handled is part of what it took: no cart_abandoned besides it.
     { arrival: [add(0, "A"), checkout(5), add(2, "B")], alerts: ["checkout_abandoned 10:35"], units: 2 },
+    // Also when the checkout found the cart empty on arrival: the late change is still what it took. It used to raise
+    // a cart_abandoned as well (the empty cart kept no record of the checkout).
+    { arrival: [checkout(5), add(2, "A")], alerts: ["checkout_abandoned 10:35"], units: 1 },
+    { arrival: [checkout(3), checkout(9), add(4, "A")], alerts: ["checkout_abandoned 10:39"], units: 1 },
   ];
   const options = { partitions: 1, until: b.time(180 * MIN) };
   for (const { arrival, alerts, units } of scenarios) {
