@@ -30,13 +30,13 @@ export interface Cart {
   /** This cart state already reached checkout or an order. */
   readonly converted: boolean;
   /**
-   * Event time of the checkout that converted this cart: a change dated at or before it arrived late and belongs to
-   * the cart that checkout took, which stays converted. Absent before any.
+   * Event time of the checkout that converted this cart: a change dated before it arrived late and belongs to the
+   * cart that checkout took, which stays converted (one of the same instant came after it). Absent before any.
    */
   readonly convertedAt?: string;
   /**
-   * Event time of the latest order that emptied this cart: a change dated at or before it arrived late and belonged to
-   * the cart that order closed, so it changes nothing here. Absent before any.
+   * Event time of the latest order that emptied this cart: a change dated before it arrived late and belonged to the
+   * cart that order closed, so it changes nothing here (one of the same instant came after it). Absent before any.
    */
   readonly orderedAt?: string;
 }
@@ -91,7 +91,7 @@ export function removeFromCart(
   return { cart: changed(cart, items, at), removed };
 }
 
-/** The cart after an order at `at`: empty, keeping its history counters; later-arriving changes dated up to `at` belong to it. */
+/** The cart after an order at `at`: empty, keeping its history counters; later-arriving changes dated before `at` belong to it. */
 export function clearCart(cart: Cart, at: number): Cart {
   const emptied = isEmpty(cart) ? cart : changed(cart, {}, at);
   return cart.orderedAt !== undefined && Date.parse(cart.orderedAt) >= at
@@ -105,9 +105,13 @@ export function convertCart(cart: Cart, at: number): Cart {
   return { ...cart, converted: true, convertedAt };
 }
 
-/** Whether a change dated `at`, arriving now, belongs to a cart an order has already emptied (it changes nothing). */
+/**
+ * Whether a change dated `at`, arriving now, belongs to a cart an order has already emptied (it changes nothing): one
+ * dated before the order. One of the same instant arrived after it and goes to the next cart (events of one instant,
+ * a batch posted without occurredAt, follow their arrival order).
+ */
 export function closedByOrder(cart: Cart, at: number): boolean {
-  return cart.orderedAt !== undefined && at <= Date.parse(cart.orderedAt);
+  return cart.orderedAt !== undefined && at < Date.parse(cart.orderedAt);
 }
 
 function changed(cart: Cart, items: Record<string, CartItem>, at: number): Cart {
@@ -118,8 +122,9 @@ function changed(cart: Cart, items: Record<string, CartItem>, at: number): Cart 
     units += item.quantity;
   }
   const updated = cart.updatedAt && Date.parse(cart.updatedAt) > at ? cart.updatedAt : iso(at);
-  // A change dated at or before the checkout that converted the cart is part of what that checkout took.
-  const converted = cart.converted && cart.convertedAt !== undefined && at <= Date.parse(cart.convertedAt);
+  // A change dated before the checkout that converted the cart is part of what that checkout took (one of the same
+  // instant arrived after it).
+  const converted = cart.converted && cart.convertedAt !== undefined && at < Date.parse(cart.convertedAt);
   return {
     items,
     value: fromMillis(valueMillis),

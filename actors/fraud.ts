@@ -12,7 +12,7 @@
  * | `aov_spike` | after FRAUD_AOV_MIN_ORDERS or more orders, total ≥ FRAUD_AOV_MULTIPLIER × the average order value |
  * | `distinct_payment_or_country` | FRAUD_DISTINCT_LIMIT or more distinct payment methods, or shipping countries, among the orders of the last FRAUD_DISTINCT_HOURS (this one included) |
  */
-import { fromMillis, toMillis } from "./money.ts";
+import { toMillis } from "./money.ts";
 import type { DomainSettings } from "./settings.ts";
 import { minutesMs } from "./settings.ts";
 
@@ -72,22 +72,27 @@ export function assessFraud(order: ScoredOrder, history: OrderHistoryView, s: Do
   if (isNight(order.at, s)) fired.push(["night_time", s.FRAUD_NIGHT_WEIGHT]);
 
   // Orders dated after this one may have arrived first (this order is late): they are not earlier. While the bounded
-  // history still holds every order, the first-order and average signals count only those dated before this one; once
-  // it has dropped some, all orders (the dropped ones are not known to be later).
+  // history still holds every order, the first-order and average signals count only those dated up to this one (one
+  // of the same instant arrived before it: earlier, as for velocity); once it has dropped some, all orders (the
+  // dropped ones are not known to be later).
   const complete = history.recent.length >= history.count;
-  const earlier = complete ? history.recent.filter((_, i) => times[i] < order.at) : null;
+  const earlier = complete ? history.recent.filter((_, i) => times[i] <= order.at) : null;
   const earlierCount = earlier ? earlier.length : history.count;
-  const earlierRevenue = earlier
-    ? fromMillis(earlier.reduce((millis, o) => millis + toMillis(o.total), 0))
-    : history.revenue;
+  const earlierRevenueMillis = earlier
+    ? earlier.reduce((millis, o) => millis + toMillis(o.total), 0)
+    : toMillis(history.revenue);
 
   if (earlierCount === 0 && order.total > s.FRAUD_FIRST_ORDER_TOTAL) {
     fired.push(["first_order_high", s.FRAUD_FIRST_ORDER_WEIGHT]);
   }
 
-  if (earlierCount >= s.FRAUD_AOV_MIN_ORDERS) {
-    const average = earlierRevenue / earlierCount;
-    if (average > 0 && order.total >= s.FRAUD_AOV_MULTIPLIER * average) fired.push(["aov_spike", s.FRAUD_AOV_WEIGHT]);
+  // total ≥ multiplier × revenue / count, without the division: in integer millis, so that exactly 5× an average of
+  // 10.20 (51 after three orders of 10.20) fires, where 5 × (30.6 / 3) is 51.00000000000001 in floating point.
+  if (
+    earlierCount >= s.FRAUD_AOV_MIN_ORDERS && earlierRevenueMillis > 0 &&
+    toMillis(order.total) * earlierCount >= s.FRAUD_AOV_MULTIPLIER * earlierRevenueMillis
+  ) {
+    fired.push(["aov_spike", s.FRAUD_AOV_WEIGHT]);
   }
 
   const distinctFrom = order.at - minutesMs(s.FRAUD_DISTINCT_HOURS * 60);

@@ -189,9 +189,13 @@ function removeProduct(state: UserState, event: StoredEventOf<"product_removed_f
 function startCheckout(state: UserState, event: StoredEventOf<"checkout_started">, step: UserStep): UserState {
   const lastOrder = state.orders.lastOrder;
   const started = state.checkout === null ? -Infinity : Date.parse(state.checkout.startedAt);
-  if ((lastOrder !== null && Date.parse(lastOrder.at) >= step.at) || started >= step.at) {
-    // Late: an order already followed this checkout (event time), or a checkout as recent is open
-    // (or was reported abandoned): no new checkout to watch.
+  if (
+    (lastOrder !== null && Date.parse(lastOrder.at) > step.at) || started > step.at ||
+    (started === step.at && state.checkout!.abandoned)
+  ) {
+    // Late: an order already followed this checkout (event time), or a later checkout is open, or one of this instant
+    // was reported abandoned (its deadline has passed): no new checkout to watch. Events of one instant follow their
+    // arrival order: after an order or an open checkout of the same instant, this checkout is the one to watch.
     step.toAnalytics({ type: event.type, cartConverted: false });
     return state;
   }
@@ -204,7 +208,8 @@ function startCheckout(state: UserState, event: StoredEventOf<"checkout_started"
   step.toAnalytics({ type: event.type, cartConverted });
   return {
     ...state,
-    cart: takesCart && !isEmpty(state.cart) ? convertCart(state.cart, step.at) : state.cart,
+    // An empty cart is marked too: a change dated before this checkout that arrives later is part of what it took.
+    cart: takesCart ? convertCart(state.cart, step.at) : state.cart,
     checkout: { startedAt: iso(step.at), cartValue: event.properties.cartValue ?? state.cart.value, abandoned: false },
   };
 }

@@ -532,6 +532,10 @@ Deno.test("a late cart change or checkout raises the abandonment alerts (and lea
     },
     // A change dated before a checkout already handled is part of what it took: no cart_abandoned besides it.
     { arrival: [add(0, "A"), checkout(5), add(2, "B")], alerts: ["checkout_abandoned 10:35"], units: 2 },
+    // Also when the checkout found the cart empty on arrival: the late change is still what it took. It used to raise
+    // a cart_abandoned as well (the empty cart kept no record of the checkout).
+    { arrival: [checkout(5), add(2, "A")], alerts: ["checkout_abandoned 10:35"], units: 1 },
+    { arrival: [checkout(3), checkout(9), add(4, "A")], alerts: ["checkout_abandoned 10:39"], units: 1 },
   ];
   const options = { partitions: 1, until: b.time(180 * MIN) };
   for (const { arrival, alerts, units } of scenarios) {
@@ -696,4 +700,54 @@ Deno.test("a log the consumer cannot read is not taken for an idle partition: th
   await h.stop();
   const alerts = h.log.all(h.topics.alerts).map((r) => JSON.parse(new TextDecoder().decode(r.value!)));
   assert.deepEqual(alerts.map((a) => a.type), ["checkout_abandoned"], "the checkout took the cart in time");
+});
+
+Deno.test("events of one instant follow their arrival order: a cart change after an order or a checkout at the same millisecond", async () => {
+  // A batch posted without occurredAt gets one receive time for every event in it; REES46 rows have whole seconds.
+  const b = new EventBuilder();
+  const order = b.event("order_completed", "u", 0, {
+    orderId: "o1",
+    items: [{ productId: "p1", quantity: 1, price: 10 }],
+    total: 10,
+  });
+  const add = b.event("product_added_to_cart", "u", 0, { productId: "p2", quantity: 3, price: 4 });
+  const checkout = b.event("checkout_started", "u", 0, {});
+  const options = { partitions: 1, until: b.time(3 * HOUR) };
+  const abandonments = (r: Awaited<ReturnType<typeof fold>>) =>
+    r.alerts.filter((a) => a.type.endsWith("_abandoned")).map((a) => a.type);
+
+  // An add after the order: it used to be taken for part of the cart the order emptied, and dropped.
+  const afterOrder = await fold([order, add], options);
+  assert.deepEqual(afterOrder.users.get("u")!.cart.items, { p2: { quantity: 3, price: 4 } });
+  assert.equal(afterOrder.users.get("u")!.cart.value, 12);
+  assert.deepEqual(abandonments(afterOrder), ["cart_abandoned"]);
+  // The other way round the order closes the cart.
+  const beforeOrder = await fold([add, order], options);
+  assert.equal(beforeOrder.users.get("u")!.cart.units, 0);
+  assert.deepEqual(abandonments(beforeOrder), []);
+
+  // An add after a checkout is a cart the checkout did not take: it used to stay "converted", never abandoned.
+  const afterCheckout = await fold([
+    b.event("product_added_to_cart", "u", -60, { productId: "p1", price: 1 }),
+    checkout,
+    add,
+  ], options);
+  assert.equal(afterCheckout.users.get("u")!.cart.converted, false);
+  assert.deepEqual(abandonments(afterCheckout).sort(), ["cart_abandoned", "checkout_abandoned"]);
+
+  // A checkout after an order of the same instant is a new checkout to watch; it used to be ignored.
+  const checkoutAfterOrder = await fold([order, checkout], options);
+  assert.notEqual(checkoutAfterOrder.users.get("u")!.checkout, null);
+  assert.deepEqual(abandonments(checkoutAfterOrder), ["checkout_abandoned"]);
+
+  // A checkout again after an add of the same instant takes the changed cart: it used to be ignored, and the cart was
+  // reported abandoned though it went to checkout.
+  const again = await fold([add, checkout, b.event("product_added_to_cart", "u", 0, { productId: "p3", price: 1 }), {
+    ...checkout,
+    eventId: "00000000-0000-4000-8000-0000000000ff",
+    properties: { cartValue: 13 },
+  }], options);
+  assert.equal(again.users.get("u")!.cart.converted, true);
+  assert.equal(again.users.get("u")!.checkout!.cartValue, 13);
+  assert.deepEqual(abandonments(again), ["checkout_abandoned"]);
 });

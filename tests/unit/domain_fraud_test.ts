@@ -46,6 +46,16 @@ Deno.test("fraud: each signal alone, at its edge", () => {
     ["first order exactly 500", { at: NOON, total: 500 }, NONE, []],
     ["5× the average after 3 orders", { at: NOON, total: 500 }, history(3, 100), ["aov_spike"]],
     ["just under 5×", { at: NOON, total: 499.99 }, history(3, 100), []],
+    // Exactly 5× an average of 10.20: 51 ≥ 5 × (30.6 / 3) used to be false in floating point (5 × 10.200000000000001).
+    ["exactly 5× an average of 10.20", { at: NOON, total: 51 }, { ...history(3, 10.2), revenue: 30.6 }, ["aov_spike"]],
+    ["exactly 5× an average of 0.09", { at: NOON, total: 0.45 }, { ...history(3, 0.09), revenue: 0.27 }, ["aov_spike"]],
+    ["just under 5× an average of 10.20", { at: NOON, total: 50.99 }, { ...history(3, 10.2), revenue: 30.6 }, []],
+    // A history that no longer holds every order: the average is the whole revenue's, 612 / 60.
+    ["exactly 5× the average of 60 orders", { at: NOON, total: 51 }, {
+      count: 60,
+      revenue: 612,
+      recent: history(50, 10.2).recent,
+    }, ["aov_spike"]],
     ["5× after only 2 orders", { at: NOON, total: 500 }, history(2, 100), []],
     // A late order: the orders already handled are dated after it, so by event time it is the first.
     [
@@ -190,4 +200,26 @@ Deno.test("fraud_suspected is emitted by the user actor, listing the signals, fr
   const third = await fold([order("o1", 0, 20), order("o2", 60, 20), order("o3", 120, 20)]);
   assert.deepEqual(third.users.get("u")!.fraud?.signals, ["night_time", "distinct_payment_or_country"]);
   assert.equal(third.alerts.length, 0);
+});
+
+Deno.test("fraud: orders of one instant are earlier in arrival order, for every signal alike", async () => {
+  // One receive time for a batch posted without occurredAt; REES46 purchase rows of one order share a second.
+  const b = new EventBuilder(Date.UTC(2026, 2, 10, 12, 0, 0));
+  const order = (id: string, total: number) =>
+    b.event("order_completed", "u", 0, { orderId: id, items: [{ productId: id, quantity: 1, price: total }], total });
+  const r = await fold([order("a", 600), order("b", 600), order("c", 100), order("d", 100), order("e", 100)]);
+  // "e" has 4 earlier orders in 5 minutes (velocity) and is compared with their average (350).
+  assert.deepEqual(r.users.get("u")!.fraud, {
+    score: 0.4,
+    signals: ["order_velocity"],
+    suspected: false,
+    orderId: "e",
+  });
+  // "b" is the second order, not a first one over 500: the first-order and average signals used to see no earlier
+  // order of the same instant, though velocity counted them.
+  const b2 = await fold([order("a", 600), order("b", 600)]);
+  assert.deepEqual(b2.users.get("u")!.fraud?.signals, []);
+  const spike = await fold([order("a", 100), order("b", 100), order("c", 100), order("d", 500)]);
+  assert.deepEqual(spike.users.get("u")!.fraud?.signals, ["order_velocity", "aov_spike"]);
+  assert.equal(spike.alerts.length, 1, "velocity 0.4 + average spike 0.4");
 });
