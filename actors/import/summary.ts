@@ -17,7 +17,7 @@ export function newSummary(): ImportSummary {
   return { rows: 0, mapped: 0, rowsMapped: 0, skipped: {} };
 }
 
-/** Counts one skipped row. */
-export function skip(summary: ImportSummary, reason: string): void {
-  summary.skipped[reason] = (summary.skipped[reason] ?? 0) + 1;
+/** Counts `rows` skipped rows (one by default). */
+export function skip(summary: ImportSummary, reason: string, rows = 1): void {
+  summary.skipped[reason] = (summary.skipped[reason] ?? 0) + rows;
 }
