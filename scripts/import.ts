@@ -4,7 +4,8 @@
  * RUNNING engine over HTTP (`POST /v1/events`, JSON arrays of up to 500 events), using the
  * mappings of actors/import/. Events keep their historical `occurredAt` and their name-based
  * `eventId`, so a re-import is deduplicated. Progress goes to stderr; the summary (rows, events,
- * accepted, skipped rows by reason) to stdout. A 503/429 is retried after Retry-After (bounded);
+ * accepted, skipped rows by reason with the record, header = 1, where each reason first occurred) to
+ * stdout; an event the engine refuses is named by its record (REES46) or invoice (UCI). A 503/429 is retried after Retry-After (bounded);
  * a 413 (the engine's MAX_BATCH_EVENTS or MAX_BODY_BYTES below the batch) halves the batch size for
  * the rest of the import, and an event too large alone is refused; any other 4xx/5xx stops the
  * import with the problem the engine returned.
@@ -236,9 +237,15 @@ async function main(): Promise<void> {
   };
 
   let refused = 0;
+  /** The record (header = 1) of each REES46 event of the batch; a UCI order is named by its invoice. */
+  const recordOf = new Map<StoredEvent, number>();
   const onRefused = ({ event, message }: Refused) => {
     if (refused++ < SHOWN_REFUSALS) {
-      console.error(`\nrefused by the engine: event ${event.eventId} (${event.type}): ${message}`);
+      // The eventId alone did not say which row of the file to look at.
+      const where = event.type === "order_completed" && options.kind === "uci"
+        ? `invoice ${event.properties.orderId}`
+        : `record ${recordOf.get(event)}`;
+      console.error(`\nrefused by the engine: ${where} (event ${event.eventId}, ${event.type}): ${message}`);
     }
   };
   const limit: BatchLimit = { size: options.batch };
@@ -246,10 +253,13 @@ async function main(): Promise<void> {
   try {
     for await (const event of events) {
       batch.push(event);
+      // REES46 yields each event as soon as its row is read: that row is the latest record.
+      if (options.kind === "rees46") recordOf.set(event, summary.rows + 1);
       if (batch.length >= limit.size) {
         accepted += await post(options.url, batch, onRefused, limit);
         posted += batch.length;
         batch = [];
+        recordOf.clear();
       }
       progress();
     }
@@ -279,7 +289,9 @@ async function main(): Promise<void> {
   if (split > 0) {
     console.log(`  invoices split in two orders (lines far apart in time): ${split}`);
   }
-  for (const [reason, count] of skipped) console.log(`  skipped ${reason}: ${count}`);
+  for (const [reason, count] of skipped) {
+    console.log(`  skipped ${reason}: ${count} (first at record ${summary.firstSkipped[reason]})`);
+  }
 }
 
 if (import.meta.main) await main();

@@ -90,6 +90,8 @@ interface OpenInvoice {
   customer: string;
   readonly country: string;
   readonly at: number;
+  /** Record number (header = 1) of the invoice's first line, to name where an order left out is. */
+  readonly record: number;
   readonly lines: Line[];
   readonly seen: Set<string>;
 }
@@ -114,7 +116,7 @@ export async function* importUci(
       if (group.lines.length === 0) continue;
       const event = toOrder(group);
       if (!event) {
-        skip(summary, "invalid_order", group.lines.length);
+        skip(summary, "invalid_order", group.record, group.lines.length);
         continue;
       }
       summary.mapped++;
@@ -130,6 +132,7 @@ export async function* importUci(
       continue;
     }
     summary.rows++;
+    const record = summary.rows + 1;
     const fields = row.map((f) => f.trim());
     const [invoice, stockCode, , quantityText, dateText, priceText, customerText, country] = fields;
     const at = row.length === UCI_COLUMNS.length ? londonToUtc(dateText) : NaN;
@@ -140,7 +143,7 @@ export async function* importUci(
       stockCode === "" || stockCode.length > MAX_STOCK_CODE_LENGTH || quantity > MAX_QUANTITY ||
       quantity * price > MAX_AMOUNT
     ) {
-      skip(summary, "invalid_row");
+      skip(summary, "invalid_row", record);
       continue;
     }
     yield* flush(at - INVOICE_GROUP_MINUTES * 60_000);
@@ -151,7 +154,7 @@ export async function* importUci(
       emitted.set(invoice, runs + 1);
       if (runs === 1) summary.splitInvoices++;
       const orderId = runs === 0 ? invoice : `${invoice}-${runs + 1}`;
-      group = { orderId, customer: "", country, at, lines: [], seen: new Set() };
+      group = { orderId, customer: "", country, at, record, lines: [], seen: new Set() };
       open.set(invoice, group);
     }
     const customer = CUSTOMER.exec(customerText)?.[1];
@@ -171,7 +174,7 @@ export async function* importUci(
       ? "duplicate_line"
       : undefined;
     if (reason) {
-      skip(summary, reason);
+      skip(summary, reason, record);
       continue;
     }
     group.seen.add(fields.join("\u0000"));

@@ -338,11 +338,41 @@ onlyOn("no log", "import leaves out the events the engine refuses and posts the 
     assert.deepEqual(again.map((e) => e.eventId), first.filter((_, i) => i !== 1 && i !== 3).map((e) => e.eventId));
     assert.match(
       stderr,
-      new RegExp(`refused by the engine: event ${first[1].eventId} \\(\\w+\\): occurredAt: is more`),
+      // Named by its record (header = 1): the second event of the first batch is the sample's record 3.
+      new RegExp(`refused by the engine: record 3 \\(event ${first[1].eventId}, \\w+\\): occurredAt: is more`),
     );
     assert.match(stderr, /userId: Too big; sessionId: Too big/);
     assert.match(stdout, /refused by the engine \(400[^)]*\): 2 event\(s\)/);
   } finally {
     await engine.stop();
+  }
+});
+
+onlyOn("no log", "import names the record where each skip reason first occurred", async () => {
+  const engine = mockEngine(async (request) => {
+    if (request.method === "GET") return Response.json({ status: "ok" });
+    const events = await request.json() as unknown[];
+    return Response.json({ accepted: events.length, eventIds: [] }, { status: 202 });
+  });
+  const file = await Deno.makeTempFile({ suffix: ".csv" });
+  try {
+    await Deno.writeTextFile(
+      file,
+      [
+        "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session",
+        "2019-10-01 00:00:00 UTC,view,p1,1,,b,35.79,u1,s1",
+        "2019-10-01 00:00:01 UTC,wishlist,p1,1,,b,35.79,u1,s1",
+        "2019-10-01 00:00:02 UTC,view,p1,1,,b,-1,u1,s1",
+        "2019-10-01 00:00:03 UTC,view,p1,1,,b,abc,u1,s1",
+      ].join("\n"),
+    );
+    const { code, stdout, stderr } = await runScript("import.ts", ["rees46", file, "--url", engine.url]);
+    assert.equal(code, 0, stderr);
+    // A count alone left the user to search the file for the bad rows.
+    assert.match(stdout, /skipped invalid_price: 2 \(first at record 4\)/);
+    assert.match(stdout, /skipped unknown_event_type: 1 \(first at record 3\)/);
+  } finally {
+    await engine.stop();
+    await Deno.remove(file);
   }
 });

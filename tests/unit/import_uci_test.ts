@@ -70,6 +70,16 @@ Deno.test("UCI invoice lines group into orders; cancellations, missing customers
       non_positive_price: 1,
       invalid_row: 1,
     },
+    // The record (header = 1) where each reason first occurred, so that a user can find the row.
+    firstSkipped: {
+      duplicate_line: 5,
+      non_product_code: 6,
+      cancellation: 7,
+      missing_customer: 8,
+      non_positive_quantity: 9,
+      non_positive_price: 10,
+      invalid_row: 11,
+    },
     splitInvoices: 1,
   });
   const orders = events as StoredEventOf<"order_completed">[];
@@ -206,6 +216,8 @@ Deno.test("a UCI line the canonical schema cannot carry is skipped with a reason
     ["536372", "15000", 3],
   ]);
   assert.deepEqual(summary.skipped, { invalid_row: 4, invalid_customer: 2, invalid_order: 3 });
+  // An order left out is located by its invoice's first line.
+  assert.deepEqual(summary.firstSkipped, { invalid_row: 4, invalid_customer: 7, invalid_order: 10 });
   assert.equal(summary.rows, 12);
   assert.equal(summary.rowsMapped + 9, summary.rows);
 });
