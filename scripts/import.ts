@@ -4,8 +4,11 @@
  * RUNNING engine over HTTP (`POST /v1/events`, JSON arrays of up to 500 events), using the
  * mappings of actors/import/. Events keep their historical `occurredAt` and their name-based
  * `eventId`, so a re-import is deduplicated. Progress goes to stderr; the summary (rows, events,
- * accepted, skipped rows by reason) to stdout. A 503/429 is retried after Retry-After (bounded);
- * any other 4xx/5xx stops the import with the problem the engine returned.
+ * accepted, skipped rows by reason with the record, header = 1, where each reason first occurred) to
+ * stdout; an event the engine refuses is named by its record (REES46) or invoice (UCI). A 503/429 is retried after Retry-After (bounded);
+ * a 413 (the engine's MAX_BATCH_EVENTS or MAX_BODY_BYTES below the batch) halves the batch size for
+ * the rest of the import, and an event too large alone is refused; any other 4xx/5xx stops the
+ * import with the problem the engine returned.
  */
 import { parseCsv, textChunks } from "../actors/import/csv.ts";
 import { importRees46 } from "../actors/import/rees46.ts";
@@ -115,15 +118,32 @@ function refusedEvents(text: string, events: readonly StoredEvent[]): Map<number
   return refused.size > 0 ? refused : undefined;
 }
 
+/** Events per request: starts at --batch, halved whenever the engine answers 413. */
+interface BatchLimit {
+  size: number;
+}
+
+/** The `detail` of a problem response, else its text. */
+function problemDetail(text: string): string {
+  try {
+    const detail = (JSON.parse(text) as { detail?: unknown }).detail;
+    return typeof detail === "string" ? detail : text;
+  } catch {
+    return text;
+  }
+}
+
 /**
  * Posts one batch; returns the number accepted. Retries 503/429 and network errors; events the
- * engine refuses (a 400 naming them) are reported to `onRefused` and the rest posted again; exits
- * on anything else.
+ * engine refuses (a 400 naming them) are reported to `onRefused` and the rest posted again; a 413
+ * halves `limit` and posts the batch again in parts (one event too large is refused); exits on
+ * anything else.
  */
 async function post(
   url: string,
   events: readonly StoredEvent[],
   onRefused: (refused: Refused) => void,
+  limit: BatchLimit,
 ): Promise<number> {
   const body = JSON.stringify(events.map(incoming));
   for (let attempt = 0;; attempt++) {
@@ -149,7 +169,24 @@ async function post(
       // One bad row (say, dated in the future) used to stop the whole import.
       for (const [index, message] of refused) onRefused({ event: events[index], message });
       const rest = events.filter((_, index) => !refused.has(index));
-      return rest.length > 0 ? await post(url, rest, onRefused) : 0;
+      return rest.length > 0 ? await post(url, rest, onRefused, limit) : 0;
+    }
+    if (response.status === 413) {
+      // An engine with lower request limits than --batch used to stop the import at its first batch.
+      if (events.length === 1) {
+        onRefused({ event: events[0], message: `too large: ${problemDetail(text)}` });
+        return 0;
+      }
+      const size = Math.min(limit.size, Math.ceil(events.length / 2));
+      if (size < limit.size) {
+        limit.size = size;
+        console.error(`\nthe engine answered 413 (${problemDetail(text)}): posting ${size} events per request`);
+      }
+      let accepted = 0;
+      for (let i = 0; i < events.length; i += size) {
+        accepted += await post(url, events.slice(i, i + size), onRefused, limit);
+      }
+      return accepted;
     }
     if ((response.status === 503 || response.status === 429) && attempt < MAX_RETRIES) {
       // Without the header (a proxy's answer), Number(null) was 0: nine retries in 34 ms.
@@ -200,24 +237,34 @@ async function main(): Promise<void> {
   };
 
   let refused = 0;
+  /** The record (header = 1) of each REES46 event of the batch; a UCI order is named by its invoice. */
+  const recordOf = new Map<StoredEvent, number>();
   const onRefused = ({ event, message }: Refused) => {
     if (refused++ < SHOWN_REFUSALS) {
-      console.error(`\nrefused by the engine: event ${event.eventId} (${event.type}): ${message}`);
+      // The eventId alone did not say which row of the file to look at.
+      const where = event.type === "order_completed" && options.kind === "uci"
+        ? `invoice ${event.properties.orderId}`
+        : `record ${recordOf.get(event)}`;
+      console.error(`\nrefused by the engine: ${where} (event ${event.eventId}, ${event.type}): ${message}`);
     }
   };
+  const limit: BatchLimit = { size: options.batch };
   let batch: StoredEvent[] = [];
   try {
     for await (const event of events) {
       batch.push(event);
-      if (batch.length >= options.batch) {
-        accepted += await post(options.url, batch, onRefused);
+      // REES46 yields each event as soon as its row is read: that row is the latest record.
+      if (options.kind === "rees46") recordOf.set(event, summary.rows + 1);
+      if (batch.length >= limit.size) {
+        accepted += await post(options.url, batch, onRefused, limit);
         posted += batch.length;
         batch = [];
+        recordOf.clear();
       }
       progress();
     }
     if (batch.length > 0) {
-      accepted += await post(options.url, batch, onRefused);
+      accepted += await post(options.url, batch, onRefused, limit);
       posted += batch.length;
     }
   } catch (error) {
@@ -234,13 +281,17 @@ async function main(): Promise<void> {
       `${posted} posted, ${accepted} accepted, ${skippedRows} rows skipped, in ${seconds.toFixed(1)} s`,
   );
   if (refused > 0) {
-    console.log(`  refused by the engine (400): ${refused} event(s), the first ${SHOWN_REFUSALS} shown above`);
+    console.log(
+      `  refused by the engine (400, or 413 for an event too large alone): ${refused} event(s), the first ${SHOWN_REFUSALS} shown above`,
+    );
   }
   const split = options.kind === "uci" ? (summary as UciSummary).splitInvoices : 0;
   if (split > 0) {
     console.log(`  invoices split in two orders (lines far apart in time): ${split}`);
   }
-  for (const [reason, count] of skipped) console.log(`  skipped ${reason}: ${count}`);
+  for (const [reason, count] of skipped) {
+    console.log(`  skipped ${reason}: ${count} (first at record ${summary.firstSkipped[reason]})`);
+  }
 }
 
 if (import.meta.main) await main();

@@ -6,7 +6,9 @@
  * add and remove cart items, drop off, start checkouts (some abandoned) and place orders (now and
  * then a suspiciously large one); the store posts `inventory_updated` every few seconds. Events go
  * out in batches (JSON arrays) at about `--rate` events/s; the run stops after `--duration` seconds
- * and prints what was sent, accepted and rejected.
+ * and prints what was sent, accepted and rejected. Several batches may be in flight at once, but a
+ * shopper's events always go through one lane whose batches are posted one after another, so they
+ * reach the log in the order the shopper made them.
  */
 
 const USAGE = `usage: deno task loadgen [--url URL] [--rate N] [--users N] [--duration S] [--seed N] [--batch N]
@@ -336,6 +338,15 @@ async function send(url: string, events: readonly Event[], stats: Stats): Promis
   }
 }
 
+/** The lane of an event among `lanes`: one per shopper (by userId); the store's inventory updates share lane 0. */
+export function laneOf(event: { userId?: string }, lanes: number): number {
+  const id = event.userId;
+  if (lanes === 1 || id === undefined) return 0;
+  let hash = 0;
+  for (let i = 0; i < id.length; i++) hash = (Math.imul(hash, 31) + id.charCodeAt(i)) | 0;
+  return (hash >>> 0) % lanes;
+}
+
 async function main(): Promise<void> {
   const options = parseArgs(Deno.args);
   try {
@@ -360,6 +371,10 @@ async function main(): Promise<void> {
   let generated = 0;
   let nextInventory = started;
   let nextProgress = started + 5000;
+  // As many lanes as batches per tick (at most MAX_IN_FLIGHT): a low rate keeps one lane, so whole ticks stay one batch.
+  const lanes = Math.min(MAX_IN_FLIGHT, Math.max(1, Math.ceil((options.rate * TICK_MS) / 1000 / options.batch)));
+  /** Each lane's last batch: the next one is posted once it is answered (concurrent requests reach the log in any order). */
+  const laneTails: Promise<void>[] = Array.from({ length: lanes }, () => Promise.resolve());
   const inFlight = new Set<Promise<void>>();
   let stopping = false;
   const onSignal = () => stopping = true;
@@ -377,12 +392,19 @@ async function main(): Promise<void> {
       for (let i = 0; i < 3; i++) events.push(store.inventory());
     }
     for (const e of events) stats.generated[e.type] = (stats.generated[e.type] ?? 0) + 1;
-    for (let i = 0; i < events.length; i += options.batch) {
-      while (inFlight.size >= MAX_IN_FLIGHT) await Promise.race(inFlight);
-      const request = send(options.url, events.slice(i, i + options.batch), stats).finally(() =>
-        inFlight.delete(request)
-      );
-      inFlight.add(request);
+    const byLane: Event[][] = Array.from({ length: lanes }, () => []);
+    for (const e of events) byLane[laneOf(e, lanes)].push(e);
+    for (let lane = 0; lane < lanes; lane++) {
+      for (let i = 0; i < byLane[lane].length; i += options.batch) {
+        while (inFlight.size >= MAX_IN_FLIGHT) await Promise.race(inFlight);
+        const batch = byLane[lane].slice(i, i + options.batch);
+        // send() never rejects: it counts failures in stats.
+        const request: Promise<void> = laneTails[lane].then(() => send(options.url, batch, stats)).finally(() =>
+          inFlight.delete(request)
+        );
+        laneTails[lane] = request;
+        inFlight.add(request);
+      }
     }
     if (now >= nextProgress) {
       nextProgress += 5000;

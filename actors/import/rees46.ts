@@ -110,7 +110,7 @@ export async function* importRees46(
     summary.rows++;
     const mapped = mapRees46Row(record, line);
     if ("skip" in mapped) {
-      skip(summary, mapped.skip);
+      skip(summary, mapped.skip, line);
       continue;
     }
     summary.mapped++;

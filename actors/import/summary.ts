@@ -10,14 +10,17 @@ export interface ImportSummary {
   rowsMapped: number;
   /** Rows skipped, by reason. */
   skipped: Record<string, number>;
+  /** Where each reason first occurred: the record number (header = 1), so that a user can find the row. */
+  firstSkipped: Record<string, number>;
 }
 
 /** A fresh summary. */
 export function newSummary(): ImportSummary {
-  return { rows: 0, mapped: 0, rowsMapped: 0, skipped: {} };
+  return { rows: 0, mapped: 0, rowsMapped: 0, skipped: {}, firstSkipped: {} };
 }
 
-/** Counts one skipped row. */
-export function skip(summary: ImportSummary, reason: string): void {
-  summary.skipped[reason] = (summary.skipped[reason] ?? 0) + 1;
+/** Counts `rows` skipped rows (one by default), the first of them at `record`. */
+export function skip(summary: ImportSummary, reason: string, record: number, rows = 1): void {
+  summary.skipped[reason] = (summary.skipped[reason] ?? 0) + rows;
+  summary.firstSkipped[reason] ??= record;
 }

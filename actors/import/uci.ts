@@ -11,13 +11,25 @@
  * October) in UTC, receivedAt = occurredAt, eventId = a name-based UUID of the orderId.
  *
  * Each line is kept or skipped for the first reason that applies, in this order, and counted:
- * `invalid_row` (column count, unparsable number or date), `cancellation` (InvoiceNo starting
- * with C: returns are not orders), `missing_customer` (no CustomerID: nobody to attribute it to),
- * `non_positive_quantity` (stock adjustments), `non_positive_price` (free samples, bad-debt
- * adjustments), `non_product_code` (postage, fees, discounts, manual lines: NON_PRODUCT_CODES),
- * `duplicate_line` (identical to a line already in the same invoice: scanned twice).
+ * `invalid_row` (column count, unparsable number or date, a date before 1970, no StockCode or one
+ * over 256 characters, a quantity or quantity × price beyond what an order line may carry),
+ * `cancellation` (InvoiceNo starting with C: returns are not orders), `missing_customer` (no
+ * CustomerID: nobody to attribute it to), `invalid_customer` (a CustomerID that is not a number of
+ * at most 128 digits), `non_positive_quantity` (stock adjustments), `non_positive_price` (free
+ * samples, bad-debt adjustments), `non_product_code` (postage, fees, discounts, manual lines:
+ * NON_PRODUCT_CODES), `duplicate_line` (identical to a line already in the same invoice: scanned
+ * twice). An order that still fails the canonical schema (a total over MAX_AMOUNT, more than 1,000
+ * lines, a Country over 64 characters) is left out and its lines counted as `invalid_order`: a bad
+ * line never stops the import.
  */
-import { type StoredEvent, storedEvent } from "../events.ts";
+import {
+  isStorableTime,
+  MAX_AMOUNT,
+  MAX_QUANTITY,
+  MAX_USER_ID_LENGTH,
+  type StoredEvent,
+  storedEvent,
+} from "../events.ts";
 import { nameUuid } from "../hash.ts";
 import { fromMillis, toMillis } from "../money.ts";
 import { expectHeader } from "./csv.ts";
@@ -74,16 +86,20 @@ interface Line {
 
 interface OpenInvoice {
   readonly orderId: string;
-  /** The first customer among the invoice's lines ("" while none had one). */
+  /** The customer of the invoice's first kept line ("" while none is kept). */
   customer: string;
   readonly country: string;
   readonly at: number;
+  /** Record number (header = 1) of the invoice's first line, to name where an order left out is. */
+  readonly record: number;
   readonly lines: Line[];
   readonly seen: Set<string>;
 }
 
 const DATE = /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2})(?::(\d{2}))?$/;
 const CUSTOMER = /^(\d+)(?:\.0+)?$/;
+/** Longest StockCode: the canonical productId limit. */
+const MAX_STOCK_CODE_LENGTH = 256;
 
 /** Maps UCI CSV records (header first) to order events, counting into `summary`. */
 export async function* importUci(
@@ -99,6 +115,10 @@ export async function* importUci(
       open.delete(invoice);
       if (group.lines.length === 0) continue;
       const event = toOrder(group);
+      if (!event) {
+        skip(summary, "invalid_order", group.record, group.lines.length);
+        continue;
+      }
       summary.mapped++;
       summary.rowsMapped += group.lines.length;
       yield event;
@@ -112,13 +132,18 @@ export async function* importUci(
       continue;
     }
     summary.rows++;
+    const record = summary.rows + 1;
     const fields = row.map((f) => f.trim());
     const [invoice, stockCode, , quantityText, dateText, priceText, customerText, country] = fields;
     const at = row.length === UCI_COLUMNS.length ? londonToUtc(dateText) : NaN;
     const quantity = Number(quantityText);
     const price = Number(priceText);
-    if (Number.isNaN(at) || !Number.isInteger(quantity) || priceText === "" || !Number.isFinite(price) || !invoice) {
-      skip(summary, "invalid_row");
+    if (
+      !isStorableTime(at) || !Number.isInteger(quantity) || priceText === "" || !Number.isFinite(price) || !invoice ||
+      stockCode === "" || stockCode.length > MAX_STOCK_CODE_LENGTH || quantity > MAX_QUANTITY ||
+      quantity * price > MAX_AMOUNT
+    ) {
+      skip(summary, "invalid_row", record);
       continue;
     }
     yield* flush(at - INVOICE_GROUP_MINUTES * 60_000);
@@ -128,15 +153,17 @@ export async function* importUci(
       const runs = emitted.get(invoice) ?? 0;
       emitted.set(invoice, runs + 1);
       if (runs === 1) summary.splitInvoices++;
-      const customer = CUSTOMER.exec(customerText)?.[1] ?? "";
       const orderId = runs === 0 ? invoice : `${invoice}-${runs + 1}`;
-      group = { orderId, customer, country, at, lines: [], seen: new Set() };
+      group = { orderId, customer: "", country, at, record, lines: [], seen: new Set() };
       open.set(invoice, group);
     }
+    const customer = CUSTOMER.exec(customerText)?.[1];
     const reason = invoice.startsWith("C")
       ? "cancellation"
       : customerText === ""
       ? "missing_customer"
+      : customer === undefined || customer.length > MAX_USER_ID_LENGTH
+      ? "invalid_customer"
       : quantity <= 0
       ? "non_positive_quantity"
       : price <= 0
@@ -147,18 +174,19 @@ export async function* importUci(
       ? "duplicate_line"
       : undefined;
     if (reason) {
-      skip(summary, reason);
+      skip(summary, reason, record);
       continue;
     }
     group.seen.add(fields.join("\u0000"));
-    // An invoice whose first line had no customer takes the first one given (it used to fail the order).
-    group.customer ||= CUSTOMER.exec(customerText)?.[1] ?? "";
+    // The customer of the first kept line: an invoice whose first line had none takes a later one's.
+    group.customer ||= customer!;
     group.lines.push({ stockCode, quantity, price });
   }
   yield* flush(Infinity);
 }
 
-function toOrder(group: OpenInvoice): StoredEvent {
+/** The invoice's order, or undefined when it fails the canonical schema. */
+function toOrder(group: OpenInvoice): StoredEvent | undefined {
   const totalMillis = group.lines.reduce((sum, l) => sum + toMillis(l.quantity * l.price), 0);
   const occurredAt = new Date(group.at).toISOString();
   const event = {
@@ -175,7 +203,8 @@ function toOrder(group: OpenInvoice): StoredEvent {
       ...(group.country !== "" ? { shippingCountry: group.country } : {}),
     },
   };
-  return storedEvent.parse(event) as StoredEvent;
+  const checked = storedEvent.safeParse(event);
+  return checked.success ? checked.data as StoredEvent : undefined;
 }
 
 /** A UK local "YYYY-MM-DD HH:MM[:SS]" as epoch ms (NaN if unparsable). */

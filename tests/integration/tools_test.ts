@@ -7,6 +7,9 @@ import assert from "node:assert/strict";
 import { type EngineProcess, startEngineProcess } from "../helpers/engine_process.ts";
 import { eventually } from "../helpers/services.ts";
 import { onlyOn } from "../helpers/modes.ts";
+import { readEmbeddedTopic } from "../helpers/read_topic.ts";
+import { openEmbeddedDatabase } from "../../engine/embedded_database.ts";
+import { silentLogger } from "../../engine/logger.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const SAMPLE = new URL("../../../shared/data/rees46-2019-10-sample.csv", import.meta.url).pathname;
@@ -160,6 +163,73 @@ onlyOn("embedded", "tools: import, loadgen and tail against an embedded engine",
   }
 });
 
+onlyOn("embedded", "import posts smaller batches when the engine's request limits refuse its batch (413)", async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "tools-import-413-" });
+  try {
+    // An operator's lower limits: 100 events and 16 KiB per request (about 60 REES46 events).
+    const engine = await startEngineProcess({ dataDir, env: { MAX_BATCH_EVENTS: "100", MAX_BODY_BYTES: "16384" } });
+    try {
+      const csv = await Deno.readTextFile(SAMPLE);
+      const rows = csv.trim().split("\n").length - 1;
+      const run = await runScript("import.ts", ["rees46", SAMPLE, "--url", engine.url]);
+      // It used to stop at the first batch, 500 events answered 413, with nothing imported.
+      assert.equal(run.code, 0, `import failed:\n${run.stdout}\n${run.stderr}`);
+      assert.match(run.stdout, new RegExp(`${rows} posted, ${rows} accepted`));
+      assert.match(run.stderr, /answered 413/);
+      const [productId, views] = [...expectedViews(csv)].sort(([, a], [, b]) => b - a)[0];
+      await eventually(`${views} views of product ${productId}`, async () => {
+        const product = await (await fetch(`${engine.url}/v1/products/${productId}`)).json() as { views?: number };
+        assert.equal(product.views, views);
+        return true;
+      }, 15_000);
+    } finally {
+      await engine.kill("SIGTERM");
+    }
+  } finally {
+    await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+  }
+});
+
+onlyOn("embedded", "loadgen keeps each shopper's events in order when it posts several batches at once", async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "tools-loadgen-order-" });
+  try {
+    const engine = await startEngineProcess({ dataDir });
+    try {
+      // 200 events per 100 ms tick in batches of 10: several requests at once, 10 shoppers in all of them.
+      const run = await runScript("loadgen.ts", [
+        ...["--url", engine.url, "--rate", "2000", "--users", "10", "--batch", "10", "--duration", "3", "--seed", "7"],
+      ]);
+      assert.equal(run.code, 0, `loadgen failed:\n${run.stdout}\n${run.stderr}`);
+    } finally {
+      await engine.kill("SIGTERM");
+    }
+    const db = await openEmbeddedDatabase(dataDir, { logger: silentLogger, vacuumIntervalMs: 0 });
+    const sessions = new Map<string, string[]>();
+    try {
+      for (const records of (await readEmbeddedTopic(db.sql, "events")).values()) {
+        for (const record of records) {
+          const event = JSON.parse(new TextDecoder().decode(record.value!)) as { type: string; sessionId?: string };
+          if (event.sessionId) sessions.set(event.sessionId, [...sessions.get(event.sessionId) ?? [], event.type]);
+        }
+      }
+    } finally {
+      await db.close();
+    }
+    // loadgen opens every session with a page view and ends it with its order, placed after a checkout. Batches
+    // posted concurrently used to reach the log out of order: orders before their checkout, sessions opened by a
+    // cart add, every such cart later reported abandoned.
+    const misordered = [...sessions].filter(([, types]) => {
+      const order = types.indexOf("order_completed");
+      return types[0] !== "page_viewed" ||
+        (order >= 0 && (order !== types.length - 1 || !types.slice(0, order).includes("checkout_started")));
+    });
+    assert.ok(sessions.size > 100, `${sessions.size} sessions`);
+    assert.deepEqual(misordered.slice(0, 3), [], `${misordered.length} of ${sessions.size} sessions out of order`);
+  } finally {
+    await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+  }
+});
+
 onlyOn(
   "no log",
   "dlq replay refuses an unknown option, a missing error code or a bad setting before opening anything; --help explains it",
@@ -268,11 +338,41 @@ onlyOn("no log", "import leaves out the events the engine refuses and posts the 
     assert.deepEqual(again.map((e) => e.eventId), first.filter((_, i) => i !== 1 && i !== 3).map((e) => e.eventId));
     assert.match(
       stderr,
-      new RegExp(`refused by the engine: event ${first[1].eventId} \\(\\w+\\): occurredAt: is more`),
+      // Named by its record (header = 1): the second event of the first batch is the sample's record 3.
+      new RegExp(`refused by the engine: record 3 \\(event ${first[1].eventId}, \\w+\\): occurredAt: is more`),
     );
     assert.match(stderr, /userId: Too big; sessionId: Too big/);
-    assert.match(stdout, /refused by the engine \(400\): 2 event\(s\)/);
+    assert.match(stdout, /refused by the engine \(400[^)]*\): 2 event\(s\)/);
   } finally {
     await engine.stop();
+  }
+});
+
+onlyOn("no log", "import names the record where each skip reason first occurred", async () => {
+  const engine = mockEngine(async (request) => {
+    if (request.method === "GET") return Response.json({ status: "ok" });
+    const events = await request.json() as unknown[];
+    return Response.json({ accepted: events.length, eventIds: [] }, { status: 202 });
+  });
+  const file = await Deno.makeTempFile({ suffix: ".csv" });
+  try {
+    await Deno.writeTextFile(
+      file,
+      [
+        "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session",
+        "2019-10-01 00:00:00 UTC,view,p1,1,,b,35.79,u1,s1",
+        "2019-10-01 00:00:01 UTC,wishlist,p1,1,,b,35.79,u1,s1",
+        "2019-10-01 00:00:02 UTC,view,p1,1,,b,-1,u1,s1",
+        "2019-10-01 00:00:03 UTC,view,p1,1,,b,abc,u1,s1",
+      ].join("\n"),
+    );
+    const { code, stdout, stderr } = await runScript("import.ts", ["rees46", file, "--url", engine.url]);
+    assert.equal(code, 0, stderr);
+    // A count alone left the user to search the file for the bad rows.
+    assert.match(stdout, /skipped invalid_price: 2 \(first at record 4\)/);
+    assert.match(stdout, /skipped unknown_event_type: 1 \(first at record 3\)/);
+  } finally {
+    await engine.stop();
+    await Deno.remove(file);
   }
 });

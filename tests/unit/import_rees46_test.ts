@@ -73,6 +73,25 @@ Deno.test("mapRees46Row() maps each event type and names what it skips", () => {
   assert.deepEqual(mapRees46Row(["too", "short"], 2), { skip: "invalid_row" });
 });
 
+Deno.test("importRees46() counts skipped rows by reason and names the record where each reason first occurred", async () => {
+  const csv = [
+    "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session",
+    "2019-10-01 00:00:00 UTC,view,p1,1,,b,35.79,u1,s1",
+    "2019-10-01 00:00:01 UTC,wishlist,p1,1,,b,35.79,u1,s1",
+    "2019-10-01 00:00:02 UTC,view,p1,1,,b,-1,u1,s1",
+    '2019-10-01 00:00:03 UTC,view,p1,1,"multi\nline",b,1,u1,s1',
+    "2019-10-01 00:00:04 UTC,view,p1,1,,b,abc,u1,s1",
+    "2019-10-01 00:00:05 UTC,view,p1,1,,b,35.79,u1",
+  ].join("\n");
+  const summary = newSummary();
+  const events: StoredEvent[] = [];
+  for await (const event of importRees46(parseCsv([csv]), summary)) events.push(event);
+  assert.equal(events.length, 2);
+  assert.deepEqual(summary.skipped, { unknown_event_type: 1, invalid_price: 2, invalid_row: 1 });
+  // Records, header = 1 (the quoted newline makes the file one line longer than its records).
+  assert.deepEqual(summary.firstSkipped, { unknown_event_type: 3, invalid_price: 4, invalid_row: 7 });
+});
+
 Deno.test("REES46 head5k replayed through the actors matches an independent aggregation of the CSV", async () => {
   // Independent figures, straight from the text (this file has no quoted fields).
   const lines = (await Deno.readTextFile(path)).trim().split("\n").slice(1);
@@ -103,7 +122,7 @@ Deno.test("REES46 head5k replayed through the actors matches an independent aggr
   assert.deepEqual(Object.fromEntries(types), { view: 4895, cart: 50, purchase: 54 }, "the data README's figures");
 
   const { events, summary } = await load();
-  assert.deepEqual(summary, { rows: 4999, mapped: 4999, rowsMapped: 4999, skipped: {} });
+  assert.deepEqual(summary, { rows: 4999, mapped: 4999, rowsMapped: 4999, skipped: {}, firstSkipped: {} });
   const result = await fold(events);
   assert.equal(result.deadLetters.length, 0);
   assert.equal(result.products.size, expected.size);

@@ -70,6 +70,16 @@ Deno.test("UCI invoice lines group into orders; cancellations, missing customers
       non_positive_price: 1,
       invalid_row: 1,
     },
+    // The record (header = 1) where each reason first occurred, so that a user can find the row.
+    firstSkipped: {
+      duplicate_line: 5,
+      non_product_code: 6,
+      cancellation: 7,
+      missing_customer: 8,
+      non_positive_quantity: 9,
+      non_positive_price: 10,
+      invalid_row: 11,
+    },
     splitInvoices: 1,
   });
   const orders = events as StoredEventOf<"order_completed">[];
@@ -177,4 +187,37 @@ Deno.test("a UCI invoice whose first line has no customer takes the customer of 
   assert.equal(order.userId, "13047");
   assert.deepEqual(order.properties.items.map((i) => i.productId), ["71053"]);
   assert.deepEqual(summary.skipped, { missing_customer: 1 });
+});
+
+Deno.test("a UCI line the canonical schema cannot carry is skipped with a reason; the import goes on", async () => {
+  const csv = [
+    "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country",
+    "536365,A,ITEM A,6,2010-12-01 08:26:00,2.55,17850.0,United Kingdom",
+    "536366,X,GOOD,1,2010-12-01 08:27:00,1.00,12000.0,France",
+    "536366,HUGE,PRICE,1,2010-12-01 08:27:00,2000000000,12000.0,France", // price × quantity over MAX_AMOUNT
+    "536366,MANY,UNITS,2000000,2010-12-01 08:27:00,0.01,12000.0,France", // quantity over MAX_QUANTITY
+    `536366,${"X".repeat(300)},LONG CODE,1,2010-12-01 08:27:00,1.00,12000.0,France`, // productId over 256
+    "536367,A,ITEM A,1,2010-12-01 08:28:00,1.00,N/A,France", // a customer that is not an id
+    `536368,A,ITEM A,1,2010-12-01 08:29:00,1.00,${"1".repeat(200)},France`, // userId over 128
+    "536369,A,ITEM A,1,1969-12-31 23:00:00,1.00,14000.0,France", // before 1970: not storable
+    "536370,A,ITEM A,600000,2010-12-01 08:30:00,900.00,14000.0,France", // each line fits, the total does not
+    "536370,BB,ITEM B,600000,2010-12-01 08:30:00,900.00,14000.0,France",
+    `536371,A,ITEM A,1,2010-12-01 08:31:00,1.00,14000.0,${"F".repeat(80)}`, // shippingCountry over 64
+    "536372,A,ITEM A,2,2010-12-01 09:40:00,1.50,15000.0,United Kingdom",
+  ].join("\n");
+  const summary = newUciSummary();
+  const events: StoredEvent[] = [];
+  // Each of these lines used to stop the whole import with a raw ZodError, losing the invoices still open.
+  for await (const e of importUci(parseCsv([csv]), summary)) events.push(e);
+  const orders = events as StoredEventOf<"order_completed">[];
+  assert.deepEqual(orders.map((o) => [o.properties.orderId, o.userId, o.properties.total]), [
+    ["536365", "17850", 15.3],
+    ["536366", "12000", 1],
+    ["536372", "15000", 3],
+  ]);
+  assert.deepEqual(summary.skipped, { invalid_row: 4, invalid_customer: 2, invalid_order: 3 });
+  // An order left out is located by its invoice's first line.
+  assert.deepEqual(summary.firstSkipped, { invalid_row: 4, invalid_customer: 7, invalid_order: 10 });
+  assert.equal(summary.rows, 12);
+  assert.equal(summary.rowsMapped + 9, summary.rows);
 });
