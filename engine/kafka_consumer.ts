@@ -86,6 +86,8 @@ export class KafkaConsumer implements LogConsumer {
   #lastReadAt = Date.now();
   /** The member id of the last join: a new one means the group dropped this member in between. */
   #memberId: string | undefined;
+  /** Set when kafkajs stopped the consumer after an error and will not restart it. */
+  #failure: Error | undefined;
 
   constructor(kafka: Kafka, private readonly options: KafkaConsumerOptions, logger: Logger) {
     this.#logger = logger.child({ component: "kafka-consumer" });
@@ -140,7 +142,15 @@ export class KafkaConsumer implements LogConsumer {
       if (apiName === "Fetch" && sentAt > this.#lastReadAt) this.#lastReadAt = sentAt;
     });
     consumer.on(consumer.events.CRASH, (event) => {
-      this.#logger.error("consumer crashed", { error: event.payload.error, restart: event.payload.restart });
+      const { error, restart } = event.payload;
+      if (!restart) this.#failure = ensureError(error);
+      this.#logger.error(
+        restart ? "consumer crashed; kafkajs restarts it" : "consumer crashed for good; consuming nothing",
+        {
+          error,
+          restart,
+        },
+      );
     });
     await consumer.connect();
     await consumer.subscribe({ topics: [...topics], fromBeginning: true });
@@ -308,6 +318,10 @@ export class KafkaConsumer implements LogConsumer {
 
   endOffset(tp: TopicPartition): Promise<number> {
     return this.#admin.endOffset(tp);
+  }
+
+  failure(): Error | undefined {
+    return this.#failure;
   }
 
   assignmentConfirmedSince(since: number): boolean {
