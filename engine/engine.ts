@@ -175,7 +175,11 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
     }
 
     const registry = new InstanceRegistry(backend.sql, config.GROUP_ID, instanceId, log);
-    const reader = createStateReader(runtime, store, { registry, kinds: await routedKinds(topics, admin) });
+    const reader = createStateReader(runtime, store, {
+      registry,
+      kinds: await routedKinds(topics, admin),
+      logger: log,
+    });
     const routes = buildRoutes({
       producer: backend.producer,
       topics,
