@@ -96,10 +96,14 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
   const checks: ReadinessChecks = {
     database: async () => backend ? (await backend.sql`select 1`, READY) : notOpen,
     log: async () => backend ? (await backend.admin.partitionCount(topics.events), READY) : notOpen,
-    consumer: () =>
-      Promise.resolve(
-        phase === "running" ? READY : { ok: false, reason: phase === "starting" ? "starting up" : "shutting down" },
-      ),
+    consumer: () => {
+      if (phase !== "running") {
+        return Promise.resolve({ ok: false, reason: phase === "starting" ? "starting up" : "shutting down" });
+      }
+      // A consumer kafkajs gave up on consumes nothing again: the instance is no use until restarted.
+      const failure = backend?.consumer.failure?.();
+      return Promise.resolve(failure ? { ok: false, reason: `stopped consuming: ${failure.message}` } : READY);
+    },
   };
   const operations = operationsRoutes({ checks, metrics: () => metrics.render() });
   let handle = createHandler(startingRoutes(operations), log, instrumentation);
@@ -171,7 +175,11 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
     }
 
     const registry = new InstanceRegistry(backend.sql, config.GROUP_ID, instanceId, log);
-    const reader = createStateReader(runtime, store, { registry, kinds: await routedKinds(topics, admin) });
+    const reader = createStateReader(runtime, store, {
+      registry,
+      kinds: await routedKinds(topics, admin),
+      logger: log,
+    });
     const routes = buildRoutes({
       producer: backend.producer,
       topics,

@@ -37,10 +37,13 @@ const EXPECTED_KAFKAJS_WARNINGS = new Set([
 
 /**
  * Broker errors kafkajs logs at error level although it retries them: a freshly started broker
- * answers the first producer-id request of every client this way for a moment.
+ * answers the first producer-id request of every client this way for a moment, and every member's
+ * heartbeat during a routine rebalance (an instance joining or leaving the group) is answered with
+ * the second; the consumer logs the assignment that follows at info ("assignment changed").
  */
 const RETRIED_KAFKAJS_ERRORS = new Set([
   "The coordinator is loading and hence can't process requests for this group",
+  "The group is rebalancing, so a rejoin is needed",
 ]);
 
 /**

@@ -84,6 +84,10 @@ export class KafkaConsumer implements LogConsumer {
   readonly #confirmation: AssignmentConfirmation;
   /** When kafkajs sent the latest fetch the broker answered (records or none): see LogConsumer.lastReadAt. */
   #lastReadAt = Date.now();
+  /** The member id of the last join: a new one means the group dropped this member in between. */
+  #memberId: string | undefined;
+  /** Set when kafkajs stopped the consumer after an error and will not restart it. */
+  #failure: Error | undefined;
 
   constructor(kafka: Kafka, private readonly options: KafkaConsumerOptions, logger: Logger) {
     this.#logger = logger.child({ component: "kafka-consumer" });
@@ -104,16 +108,25 @@ export class KafkaConsumer implements LogConsumer {
     this.#stopping = false;
     consumer.on(consumer.events.GROUP_JOIN, (event) => {
       const assignment = event.payload.memberAssignment as Record<string, number[]>;
+      // A new member id: the group dropped this member (it stalled past the session timeout, or kafkajs
+      // restarted the consumer) and may have handed its partitions to others meanwhile, who handled and
+      // checkpointed records since. What this instance holds of them is stale even where the new
+      // assignment lists them again: they are all revoked and claimed afresh.
+      const memberId = String(event.payload.memberId);
+      const rejoined = this.#memberId !== undefined && memberId !== this.#memberId;
+      this.#memberId = memberId;
       // Batches queued for partitions this member no longer has are dropped at once, not after the
       // assignments queued before this one: their new owner may be claiming them already.
       const kept = new Set(
-        Object.entries(assignment).flatMap(([topic, partitions]) =>
-          partitions.map((partition) => tpKey({ topic, partition }))
-        ),
+        rejoined
+          ? []
+          : Object.entries(assignment).flatMap(([topic, partitions]) =>
+            partitions.map((partition) => tpKey({ topic, partition }))
+          ),
       );
       for (const key of [...this.#lanes.keys()]) if (!kept.has(key)) this.#lanes.delete(key);
       this.#confirmation.assignmentReceived();
-      this.#ready = this.#ready.then(() => this.#onAssignment(assignment, listener)).catch((error) => {
+      this.#ready = this.#ready.then(() => this.#onAssignment(assignment, listener, rejoined)).catch((error) => {
         this.#logger.error("handling a new assignment failed", { error });
       }).finally(() => this.#confirmation.assignmentHandled());
     });
@@ -129,7 +142,15 @@ export class KafkaConsumer implements LogConsumer {
       if (apiName === "Fetch" && sentAt > this.#lastReadAt) this.#lastReadAt = sentAt;
     });
     consumer.on(consumer.events.CRASH, (event) => {
-      this.#logger.error("consumer crashed", { error: event.payload.error, restart: event.payload.restart });
+      const { error, restart } = event.payload;
+      if (!restart) this.#failure = ensureError(error);
+      this.#logger.error(
+        restart ? "consumer crashed; kafkajs restarts it" : "consumer crashed for good; consuming nothing",
+        {
+          error,
+          restart,
+        },
+      );
     });
     await consumer.connect();
     await consumer.subscribe({ topics: [...topics], fromBeginning: true });
@@ -218,17 +239,27 @@ export class KafkaConsumer implements LogConsumer {
     }
   }
 
-  async #onAssignment(assignment: Record<string, number[]>, listener: PartitionListener): Promise<void> {
+  /** Hands the listener what the new assignment revokes and adds; `rejoined`: every partition held is revoked. */
+  async #onAssignment(
+    assignment: Record<string, number[]>,
+    listener: PartitionListener,
+    rejoined: boolean,
+  ): Promise<void> {
     const next = new Map<string, TopicPartition>();
     for (const [topic, partitions] of Object.entries(assignment)) {
       for (const partition of partitions) next.set(tpKey({ topic, partition }), { topic, partition });
     }
-    const revoked = [...this.#owned].filter(([k]) => !next.has(k)).map(([, tp]) => tp);
+    const revoked = [...this.#owned].filter(([k]) => rejoined || !next.has(k)).map(([, tp]) => tp);
     // A partition still assigned but given up since (its worker was fenced off while this member
     // stalled, and the group handed it back) is claimed again too.
     const added = [...next]
-      .filter(([k, tp]) => !this.#owned.has(k) || listener.gaveUp?.(tp) === true)
+      .filter(([k, tp]) => rejoined || !this.#owned.has(k) || listener.gaveUp?.(tp) === true)
       .map(([, tp]) => tp);
+    if (rejoined && this.#owned.size > 0) {
+      this.#logger.warn("the group dropped this member and it joined again; its partitions are claimed afresh", {
+        held: [...this.#owned.keys()],
+      });
+    }
     this.#logger.info("assignment changed", {
       revoked: revoked.map(tpKey),
       assigned: added.map(tpKey),
@@ -287,6 +318,10 @@ export class KafkaConsumer implements LogConsumer {
 
   endOffset(tp: TopicPartition): Promise<number> {
     return this.#admin.endOffset(tp);
+  }
+
+  failure(): Error | undefined {
+    return this.#failure;
   }
 
   assignmentConfirmedSince(since: number): boolean {

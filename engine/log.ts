@@ -98,6 +98,11 @@ export interface LogConsumer {
    * log with one member, where no one else would.
    */
   quiesce?(): Promise<void>;
+  /**
+   * The error that stopped the consumer for good (Kafka: kafkajs does not restart it after an error it
+   * does not retry), if any: the instance then owns nothing and consumes nothing. Absent: never.
+   */
+  failure?(): Error | undefined;
   /** Stops delivering (as `quiesce`), then leaves the group. */
   stop(): Promise<void>;
 }

@@ -291,6 +291,8 @@ export class PartitionWorker {
         // A checkpoint that found an earlier attempt committed has rewound: the batch is read again.
         if (!this.#closed && records[0].offset === this.#position) await this.#apply(records);
       });
+      // Fenced off meanwhile, the partition was released (its series removed): the new owner reports its lag.
+      if (this.#closed) return;
       this.#events.emit({ ...this.#tp, type: "consumer_lag", lag: Math.max(0, batch.highWatermark - this.#position) });
       if (this.#sinceCheckpoint >= this.#deps.checkpointMaxMessages) await this.#checkpointUntilDone(heartbeat);
     });
@@ -362,6 +364,7 @@ export class PartitionWorker {
         // That checkpoint may have found the store ahead and rewound: timers and clock are the store's now.
         if (!this.#closed && !this.#needsResync) await this.#fireDue(this.#clock);
       });
+      if (this.#closed) return;
       this.#expireInMemory(wall);
       this.#events.emit({
         ...this.#tp,

@@ -7,6 +7,7 @@ import { DatabaseUnavailableError } from "./errors.ts";
 import { parseJson } from "./json_parse.ts";
 import type { InstanceRegistry } from "./instance_registry.ts";
 import { type LogAdmin, tpKey } from "./log.ts";
+import type { Logger } from "./logger.ts";
 import type { Topics } from "./config.ts";
 import { partitionForKey } from "./partitioner.ts";
 import type { ActorRuntime } from "./runtime.ts";
@@ -29,6 +30,11 @@ export const OWNER_CACHE_MS = 1_000;
  * the process runs out of file descriptors.
  */
 export const MAX_FORWARDS_IN_FLIGHT = 64;
+/**
+ * A failed forward is logged at most once per owner in this long: queries to an owner that is down
+ * or registered at a wrong ADVERTISED_URL would otherwise write a line each.
+ */
+export const FORWARD_FAILURE_LOG_MS = 10_000;
 
 /** A state as a query sees it. */
 export interface ReadState {
@@ -94,6 +100,8 @@ export interface StateRouting {
   readonly maxForwards?: number;
   /** Injected in unit tests. */
   readonly fetch?: typeof fetch;
+  /** Where a forward that failed is reported (answered from the checkpoint instead). */
+  readonly logger?: Logger;
 }
 
 /** Reads live state from the runtime, asks the owning instance if routing is given, else the checkpoint. */
@@ -104,6 +112,7 @@ export function createStateReader(
 ): StateReader {
   const self = routing?.registry.instanceId;
   const owners = routing ? ownerCache(routing) : undefined;
+  const failures = routing ? failureLog(routing) : undefined;
   const maxForwards = routing?.maxForwards ?? MAX_FORWARDS_IN_FLIGHT;
   let forwarding = 0;
   return {
@@ -116,7 +125,7 @@ export function createStateReader(
         if (!runtime.owned().includes(tpKey({ topic: routed.topic, partition })) && forwarding < maxForwards) {
           forwarding++;
           try {
-            const answer = await forward(routing, owners!, routed, partition, key);
+            const answer = await forward(routing, owners!, failures!, routed, partition, key);
             if (answer !== undefined) return answer;
           } finally {
             forwarding--;
@@ -136,7 +145,6 @@ export function createStateReader(
   };
 }
 
-/** The owner's answer (null: it has no such key), or undefined when it cannot be asked or failed. */
 /** Partition owners looked up in PostgreSQL, each reused for `ownerCacheMs`. */
 interface OwnerCache {
   get(topic: string, partition: number): Promise<PartitionOwnerRow | null>;
@@ -145,6 +153,7 @@ interface OwnerCache {
 }
 
 type PartitionOwnerRow = Awaited<ReturnType<InstanceRegistry["owner"]>>;
+type PartitionOwner = NonNullable<PartitionOwnerRow>;
 
 function ownerCache(routing: StateRouting): OwnerCache {
   const ttl = routing.ownerCacheMs ?? OWNER_CACHE_MS;
@@ -166,33 +175,66 @@ function ownerCache(routing: StateRouting): OwnerCache {
   };
 }
 
+/** Reports a forward that failed, at most once per owner per FORWARD_FAILURE_LOG_MS. */
+type FailureLog = (owner: PartitionOwner, topic: string, partition: number, reason: unknown) => void;
+
+function failureLog(routing: StateRouting): FailureLog {
+  const loggedAt = new Map<string, number>();
+  return (owner, topic, partition, reason) => {
+    const now = performance.now();
+    const last = loggedAt.get(owner.instanceId);
+    if (!routing.logger || (last !== undefined && now - last < FORWARD_FAILURE_LOG_MS)) return;
+    loggedAt.set(owner.instanceId, now);
+    routing.logger.warn("cannot forward a state query to the partition's owner; answering from the checkpoint", {
+      owner: owner.instanceId,
+      url: owner.httpUrl,
+      topic,
+      partition,
+      error: reason,
+      quietForMs: FORWARD_FAILURE_LOG_MS,
+    });
+  };
+}
+
+/** The owner's answer (null: it has no such key), or undefined when it cannot be asked or failed. */
 async function forward(
   routing: StateRouting,
   owners: OwnerCache,
+  failed: FailureLog,
   routed: RoutedKind,
   partition: number,
   key: string,
 ): Promise<ReadState | null | undefined> {
+  let owner: PartitionOwner | null;
   try {
-    const owner = await owners.get(routed.topic, partition);
-    if (!owner?.httpUrl || owner.instanceId === routing.registry.instanceId) return undefined;
+    owner = await owners.get(routed.topic, partition);
+  } catch {
+    // The database is unavailable: so is the checkpoint, whose read reports it.
+    return undefined;
+  }
+  if (!owner?.httpUrl || owner.instanceId === routing.registry.instanceId) return undefined;
+  try {
     const response = await (routing.fetch ?? fetch)(new URL(routed.path(key), owner.httpUrl), {
       headers: { [FORWARDED_HEADER]: "1", accept: "application/json" },
       signal: AbortSignal.timeout(routing.timeoutMs ?? FORWARD_TIMEOUT_MS),
     });
     if (response.status === 404) return (await response.body?.cancel(), null);
-    if (response.status !== 200) return (await response.body?.cancel(), undefined);
+    if (response.status !== 200) {
+      await response.body?.cancel();
+      throw new Error(`answered ${response.status}`);
+    }
     const { source, asOf, instance, ...state } = parseJson(await response.text()) as Record<string, unknown>;
-    if (source !== "memory" && source !== "checkpoint") return undefined;
+    if (source !== "memory" && source !== "checkpoint") throw new Error("answered without a state source");
     return {
       state,
       source,
       ...(typeof asOf === "string" ? { asOf } : {}),
       instance: typeof instance === "string" ? instance : owner.instanceId,
     };
-  } catch {
-    // Unreachable, timed out, or not JSON: the checkpoint answers instead.
+  } catch (error) {
+    // Unreachable, timed out, failing, or not JSON: the checkpoint answers instead.
     owners.forget(routed.topic, partition);
+    failed(owner, routed.topic, partition, error);
     return undefined;
   }
 }

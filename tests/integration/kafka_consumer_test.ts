@@ -11,7 +11,7 @@ import { KafkaAdmin } from "../../engine/kafka_admin.ts";
 import { createKafka } from "../../engine/kafka_client.ts";
 import { KafkaConsumer } from "../../engine/kafka_consumer.ts";
 import type { PartitionListener, RecordBatch, TopicPartition } from "../../engine/log.ts";
-import { silentLogger } from "../../engine/logger.ts";
+import { createLogger, silentLogger } from "../../engine/logger.ts";
 import { onlyOn } from "../helpers/modes.ts";
 import { eventually, services, uniqueName } from "../helpers/services.ts";
 
@@ -177,3 +177,47 @@ consumerTest(
     assert.deepEqual(recorder.handled.get(0), range(0, 10));
   },
 );
+
+onlyOn("kafka", {
+  name: "a routine rebalance (a member joins, then leaves) logs the new assignments at info and nothing at error",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const lines: Record<string, unknown>[] = [];
+    const logger = createLogger("debug", (line) => void lines.push(JSON.parse(line)));
+    const client = (clientId: string, log = silentLogger) =>
+      createKafka({ brokers: [services().kafkaBrokers], clientId, logger: log, publishTimeoutMs: 10_000 });
+    const topic = uniqueName("rebalance");
+    const admin = new KafkaAdmin(client("rebalance-admin"));
+    await admin.ensureTopics([{ topic, partitions: 4 }], 1);
+    await admin.close();
+    const groupId = uniqueName("group");
+    const first = new KafkaConsumer(client("first", logger), { groupId, maxWaitTimeMs: 50 }, logger);
+    const second = new KafkaConsumer(client("second"), { groupId, maxWaitTimeMs: 50 }, silentLogger);
+    const firstOwns = new Recorder();
+    let owned = 0;
+    const counting: PartitionListener = {
+      assigned: (tps) => (owned += tps.length, firstOwns.assigned(tps)),
+      revoked: (tps) => (owned -= tps.length, firstOwns.revoked()),
+      batch: (batch) => firstOwns.batch(batch),
+    };
+    let secondStopped = false;
+    try {
+      await first.start([topic], counting);
+      await until("the first member owns every partition", () => owned === 4);
+      await second.start([topic], new Recorder());
+      await until("the first member gave half its partitions to the second", () => owned === 2);
+      await second.stop();
+      secondStopped = true;
+      await until("the first member owns every partition again", () => owned === 4);
+      const changes = lines.filter((l) => l.msg === "assignment changed");
+      assert.equal(changes.length, 3, JSON.stringify(changes));
+      assert.ok(changes.every((l) => l.level === "info"));
+      const errors = lines.filter((l) => l.level === "error");
+      assert.deepEqual(errors, [], "a routine rebalance is no error");
+    } finally {
+      if (!secondStopped) await second.stop();
+      await first.stop();
+    }
+  },
+});

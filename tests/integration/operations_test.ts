@@ -1,9 +1,10 @@
 /** Readiness and metrics of a running engine: metrics on each log, readiness with PostgreSQL cut (Kafka only). */
 import assert from "node:assert/strict";
 import { startEngine } from "../../engine/engine.ts";
+import { Kafka, logLevel, type PartitionAssigner, PartitionAssigners } from "kafkajs";
 import { silentLogger } from "../../engine/logger.ts";
 import { forEachLog, onlyOn } from "../helpers/modes.ts";
-import { eventually, freshDatabase, testConfig } from "../helpers/services.ts";
+import { eventually, freshDatabase, services, testConfig } from "../helpers/services.ts";
 import { startTcpProxy } from "../helpers/tcp_proxy.ts";
 
 onlyOn("kafka", {
@@ -86,4 +87,56 @@ forEachLog("metrics count what a scripted workload did", { sanitizeOps: true, sa
   } finally {
     await engine.stop();
   }
+});
+
+onlyOn("kafka", {
+  name: "/readyz is 503 naming the consumer once it stopped for good (a group it cannot join), not ready for ever",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const db = await freshDatabase();
+    const config = testConfig(db.url);
+    // Another application already consumes with this group id under a partition assignor of its own:
+    // the broker refuses the engine's join (INCONSISTENT_GROUP_PROTOCOL), an error kafkajs does not retry.
+    const kafka = new Kafka({
+      clientId: "foreign-app",
+      brokers: services().kafkaBrokers.split(","),
+      logLevel: logLevel.NOTHING,
+    });
+    const foreignAssigner: PartitionAssigner = (options) => {
+      const roundRobin = PartitionAssigners.roundRobin(options);
+      return {
+        ...roundRobin,
+        name: "ForeignAssigner",
+        protocol: (s) => ({ ...roundRobin.protocol(s), name: "ForeignAssigner" }),
+      };
+    };
+    const topic = `${config.TOPIC_PREFIX}foreign`;
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.createTopics({ topics: [{ topic, numPartitions: 1 }] });
+    await admin.disconnect();
+    const foreign = kafka.consumer({ groupId: config.GROUP_ID, partitionAssigners: [foreignAssigner] });
+    const joined = Promise.withResolvers<void>();
+    foreign.on(foreign.events.GROUP_JOIN, () => joined.resolve());
+    await foreign.connect();
+    await foreign.subscribe({ topics: [topic] });
+    await foreign.run({ eachMessage: async () => {} });
+    await joined.promise;
+    const engine = await startEngine(config, silentLogger);
+    try {
+      const down = await eventually("503 from /readyz", async () => {
+        const response = await fetch(`${engine.url}/readyz`);
+        const body = await response.json();
+        return response.status === 503 ? body : undefined;
+      });
+      assert.equal(down.checks.database, "ok");
+      assert.equal(down.checks.log, "ok");
+      assert.match(down.checks.consumer, /stopped.*incompatible/i);
+    } finally {
+      await engine.stop();
+      await foreign.disconnect();
+      await db.drop();
+    }
+  },
 });

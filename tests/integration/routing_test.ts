@@ -8,7 +8,7 @@ import { isDeepStrictEqual } from "node:util";
 import postgres from "postgres";
 import { parseConfig, topicNames } from "../../engine/config.ts";
 import { partitionForKey } from "../../engine/partitioner.ts";
-import { type EngineProcess, startEngineProcess } from "../helpers/engine_process.ts";
+import { type EngineProcess, freePort, startEngineProcess } from "../helpers/engine_process.ts";
 import { eventually, freshDatabase, services, uniqueName } from "../helpers/services.ts";
 import { onlyOn } from "../helpers/modes.ts";
 
@@ -195,6 +195,240 @@ onlyOn("kafka", {
     } finally {
       await a?.kill("SIGTERM");
       await b?.kill("SIGKILL");
+      await sql.end();
+      await db.drop();
+    }
+  },
+});
+
+/** Prometheus gauge `name` (no labels) as an instance reports it, or undefined if absent. */
+async function gauge(engine: EngineProcess, name: string): Promise<number | undefined> {
+  const text = await (await fetch(`${engine.url}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith(`${name} `));
+  return line === undefined ? undefined : Number(line.slice(name.length + 1));
+}
+
+onlyOn("kafka", {
+  name:
+    "routing: an instance woken after the group gave its partitions away answers with the newer state, not its memory",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const { kafkaBrokers } = services();
+    const db = await freshDatabase();
+    const id = uniqueName("zb");
+    const env = {
+      KAFKA_BROKERS: kafkaBrokers,
+      DATABASE_URL: db.url,
+      TOPIC_PREFIX: `${id}.`,
+      GROUP_ID: `${id}-group`,
+      PARTITIONS: String(PARTITIONS),
+      CHECKPOINT_INTERVAL_MS: "200",
+      CLOCK_IDLE_MS: String(86_400_000),
+    };
+    const topics = topicNames(parseConfig(env));
+    const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+    const owners = async () =>
+      new Map(
+        (await sql<{ partition: number; owner: string }[]>`
+          select partition, owner from partition_checkpoints where group_id = ${env.GROUP_ID} and topic = ${topics.events}`)
+          .map((r) => [r.partition, r.owner]),
+      );
+    const views = async (engine: EngineProcess, userId: string) => {
+      const { status, body } = await getUser(engine, userId);
+      return status === 200 ? body : undefined;
+    };
+    const view = (userId: string) => ({ type: "product_viewed", userId, properties: { productId: "p1" } });
+    let a: EngineProcess | undefined;
+    let b: EngineProcess | undefined;
+    try {
+      a = await startEngineProcess({ dataDir: await Deno.makeTempDir(), env });
+      b = await startEngineProcess({ dataDir: await Deno.makeTempDir(), env });
+      const bId = await eventually("B registered", async () => {
+        const [row] = await sql<{ instance_id: string }[]>`select instance_id from instances where http_url = ${
+          b!.url
+        }`;
+        return row?.instance_id;
+      });
+      // A user of a partition B owns, its first view handled by B and held in B's memory.
+      const userId = await eventually(
+        "a user whose partition B owns",
+        async () => {
+          const claimed = await owners();
+          if (claimed.size !== PARTITIONS) return undefined;
+          return Array.from({ length: 50 }, (_, i) => `zb-user-${i}`)
+            .find((u) => claimed.get(partitionForKey(u, PARTITIONS)) === bId);
+        },
+        60_000,
+        200,
+      );
+      const partition = partitionForKey(userId, PARTITIONS);
+      await post(a, [view(userId)]);
+      await eventually(
+        "B holds the first view in memory",
+        async () => {
+          const body = await views(b!, userId);
+          return body?.source === "memory" && body.instance === bId && body.productViews === 1 ? true : undefined;
+        },
+        30_000,
+        100,
+      );
+      // Checkpointed before B stalls: a state still dirty when it wakes would make its checkpoint find the fence.
+      await eventually(
+        "B checkpointed the first view",
+        async () => {
+          const [row] = await sql<{ next_offset: string; owner: string }[]>`
+          select next_offset, owner from partition_checkpoints
+           where group_id = ${env.GROUP_ID} and topic = ${topics.events} and partition = ${partition}`;
+          return row && Number(row.next_offset) === 1 && row.owner === bId ? true : undefined;
+        },
+        30_000,
+        100,
+      );
+
+      // B stalls past the session timeout: the group hands its partitions to A, which handles two more views.
+      Deno.kill(b.pid, "SIGSTOP");
+      try {
+        await eventually(
+          "A owns every partition, B's included",
+          async () =>
+            (await gauge(a!, "engine_partitions_owned")) === 2 * PARTITIONS + 1 &&
+              (await owners()).get(partition) !== bId
+              ? true
+              : undefined,
+          60_000,
+          200,
+        );
+        await post(a, [view(userId), view(userId)]);
+        await eventually(
+          "A handled the views",
+          async () => {
+            const body = await views(a!, userId);
+            return body?.source === "memory" && body.productViews === 3 ? true : undefined;
+          },
+          30_000,
+          100,
+        );
+        // A leaves with its final checkpoints; B, once awake, is the group's only member and gets every partition.
+        assert.equal((await a.kill("SIGTERM")).code, 0);
+      } finally {
+        Deno.kill(b.pid, "SIGCONT");
+      }
+      await eventually(
+        "B rejoined and owns every partition",
+        async () => (await gauge(b!, "engine_partitions_owned")) === 2 * PARTITIONS + 1 ? true : undefined,
+        60_000,
+        200,
+      );
+      const answer = await views(b, userId);
+      assert.equal(answer?.productViews, 3, `B answers with the 3 views A checkpointed: ${JSON.stringify(answer)}`);
+      assert.equal(answer?.instance, bId);
+
+      // And B goes on from there.
+      await post(b, [view(userId)]);
+      await eventually(
+        "B counts the fourth view",
+        async () => {
+          const body = await views(b!, userId);
+          return body?.source === "memory" && body.productViews === 4 ? true : undefined;
+        },
+        30_000,
+        100,
+      );
+    } catch (error) {
+      const tail = (e?: EngineProcess) => e?.logs().split("\n").slice(-20).join("\n") ?? "";
+      throw new Error(`${(error as Error).message}\nA logs:\n${tail(a)}\nB logs:\n${tail(b)}`, { cause: error });
+    } finally {
+      await a?.kill("SIGKILL");
+      await b?.kill("SIGTERM");
+      await sql.end();
+      await db.drop();
+    }
+  },
+});
+
+onlyOn("kafka", {
+  name:
+    "routing: an owner that cannot be reached at its registered address is named in a warning, not silently skipped",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const { kafkaBrokers } = services();
+    const db = await freshDatabase();
+    const id = uniqueName("ua");
+    const env = {
+      KAFKA_BROKERS: kafkaBrokers,
+      DATABASE_URL: db.url,
+      TOPIC_PREFIX: `${id}.`,
+      GROUP_ID: `${id}-group`,
+      PARTITIONS: String(PARTITIONS),
+      CHECKPOINT_INTERVAL_MS: "200",
+      CLOCK_IDLE_MS: String(86_400_000),
+    };
+    const topics = topicNames(parseConfig(env));
+    const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+    // B advertises an address nothing listens on (an ADVERTISED_URL set wrong).
+    const wrongUrl = `http://127.0.0.1:${freePort()}`;
+    let a: EngineProcess | undefined;
+    let b: EngineProcess | undefined;
+    try {
+      a = await startEngineProcess({ dataDir: await Deno.makeTempDir(), env });
+      b = await startEngineProcess({ dataDir: await Deno.makeTempDir(), env: { ...env, ADVERTISED_URL: wrongUrl } });
+      const bId = await eventually("B registered", async () => {
+        const [row] = await sql<
+          { instance_id: string }[]
+        >`select instance_id from instances where http_url = ${wrongUrl}`;
+        return row?.instance_id;
+      });
+      const users = Array.from({ length: 50 }, (_, i) => `ua-user-${i}`);
+      const userId = await eventually(
+        "a user whose partition B owns, for two seconds",
+        async () => {
+          const owned = async () => {
+            const rows = await sql<{ partition: number; owner: string }[]>`
+            select partition, owner from partition_checkpoints where group_id = ${env.GROUP_ID} and topic = ${topics.events}`;
+            return rows.length === PARTITIONS
+              ? users.find((u) => rows.find((r) => r.partition === partitionForKey(u, PARTITIONS))?.owner === bId)
+              : undefined;
+          };
+          const first = await owned();
+          await new Promise((resolve) => setTimeout(resolve, 2_000));
+          return first !== undefined && (await owned()) === first ? first : undefined;
+        },
+        60_000,
+        200,
+      );
+      await post(a, [{ type: "product_viewed", userId, properties: { productId: "p1" } }]);
+      await eventually(
+        "B checkpointed the view",
+        async () => {
+          const [row] = await sql<{ n: string }[]>`
+          select coalesce(sum(next_offset), 0) as n from partition_checkpoints
+           where group_id = ${env.GROUP_ID} and topic = ${topics.events}`;
+          return Number(row.n) === 1 ? true : undefined;
+        },
+        30_000,
+        100,
+      );
+
+      const queries = 5;
+      for (let i = 0; i < queries; i++) {
+        const { status, body } = await getUser(a, userId);
+        assert.equal(status, 200);
+        assert.equal(body.source, "checkpoint", "A answers from the checkpoint");
+        assert.equal(body.productViews, 1);
+      }
+      const warnings = a.logs().split("\n").filter((line) => line.includes(wrongUrl)).map((line) => JSON.parse(line));
+      assert.ok(warnings.length >= 1, `A logged why it answered from the checkpoint:\n${a.logs()}`);
+      assert.ok(warnings.length < queries, `one warning per unreachable owner, not per query: ${warnings.length}`);
+      assert.equal(warnings[0].level, "warn");
+      assert.equal(warnings[0].owner, bId);
+    } catch (error) {
+      const tail = (e?: EngineProcess) => e?.logs().split("\n").slice(-20).join("\n") ?? "";
+      throw new Error(`${(error as Error).message}\nA logs:\n${tail(a)}\nB logs:\n${tail(b)}`, { cause: error });
+    } finally {
+      await a?.kill("SIGTERM");
+      await b?.kill("SIGTERM");
       await sql.end();
       await db.drop();
     }

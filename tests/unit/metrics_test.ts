@@ -3,7 +3,7 @@ import { Counter, Histogram, Registry } from "prom-client";
 import { LocalHistogram, TalliedCounter } from "../../engine/hot_metrics.ts";
 import { Metrics } from "../../engine/metrics.ts";
 import { prng } from "../helpers/prng.ts";
-import { Harness, recorderLogic } from "../helpers/runtime.ts";
+import { Harness, recorderLogic, until } from "../helpers/runtime.ts";
 
 Deno.test("metrics count what the runtime did, and a released partition stops reporting lag", async () => {
   const metrics = new Metrics({ defaultMetrics: false });
@@ -75,4 +75,32 @@ Deno.test("hot metrics write the same exposition as prom-client's own counter an
   assert.match(await ours.metrics(), /lag_seconds_bucket\{le="0.01",kind="(user|product|global)"\} [1-9]/);
   ours.resetMetrics();
   assert.doesNotMatch(await ours.metrics(), /lag_seconds_count/);
+});
+
+Deno.test("a partition fenced off by another owner's claim when a batch arrives leaves no lag or timers series behind", async () => {
+  const metrics = new Metrics({ defaultMetrics: false });
+  const h = new Harness(recorderLogic(), 1, 1_000, { idleClockMs: 10_000, checkpointIntervalMs: 3_600_000 });
+  h.instrumentation = metrics;
+  await h.start("old-owner");
+  try {
+    h.consumer.confirmsAssignment = false; // the group gave the partition to the new owner
+    const tp = { topic: h.topics.events, partition: 0 };
+    h.send("a", { n: 1, at: h.wall });
+    await until(() => h.runtime.lookup("recorder", "a") !== undefined, "the first record handled");
+    await h.runtime.housekeep();
+    await h.drained();
+    // Idle for a minute: the partition's clock follows the wall, to be checkpointed with the next record.
+    h.wall += 60_000;
+    await h.runtime.housekeep();
+    await h.store.claim(tp, "group", "new-owner");
+    h.send("a", { n: 2, at: h.wall });
+    await until(() => h.runtime.gaveUp(tp), "the old owner gave the partition up");
+    await h.runtime.housekeep();
+    const text = (await metrics.render()).body;
+    assert.doesNotMatch(text, /engine_consumer_lag_records\{/, `the new owner reports this partition's lag:\n${text}`);
+    assert.doesNotMatch(text, /engine_timers_pending\{/, "and its timers");
+    assert.match(text, /engine_partitions_owned 0/);
+  } finally {
+    await h.stop();
+  }
 });
