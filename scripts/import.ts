@@ -1,11 +1,12 @@
 // deno-lint-ignore-file no-console
 /**
- * `deno task import rees46|uci FILE [--url URL] [--batch N]`: replays a public dataset into a
+ * `deno task import rees46|uci FILE [--url URL] [--batch N] [--timeout SECONDS]`: replays a public dataset into a
  * RUNNING engine over HTTP (`POST /v1/events`, JSON arrays of up to 500 events), using the
  * mappings of actors/import/. Events keep their historical `occurredAt` and their name-based
  * `eventId`, so a re-import is deduplicated. Progress goes to stderr; the summary (rows, events,
  * accepted, skipped rows by reason with the record, header = 1, where each reason first occurred) to
- * stdout; an event the engine refuses is named by its record (REES46) or invoice (UCI). A 503/429 is retried after Retry-After (bounded);
+ * stdout; an event the engine refuses is named by its record (REES46) or invoice (UCI). A 503/429, a network error or no answer within --timeout is retried (bounded; a batch
+ * posted again is deduplicated by its eventIds);
  * a 413 (the engine's MAX_BATCH_EVENTS or MAX_BODY_BYTES below the batch) halves the batch size for
  * the rest of the import, and an event too large alone is refused; any other 4xx/5xx stops the
  * import with the problem the engine returned.
@@ -16,12 +17,13 @@ import { importUci, newUciSummary, type UciSummary } from "../actors/import/uci.
 import { type ImportSummary, newSummary } from "../actors/import/summary.ts";
 import type { StoredEvent } from "../actors/events.ts";
 
-const USAGE = `usage: deno task import rees46|uci FILE [--url URL] [--batch N]
+const USAGE = `usage: deno task import rees46|uci FILE [--url URL] [--batch N] [--timeout SECONDS]
 
   rees46 FILE   a REES46 Open CDP CSV (event_time,event_type,product_id,...); .gz is gunzipped
   uci FILE      the UCI Online Retail CSV (.csv or .csv.gz)
   --url URL     the running engine (default http://127.0.0.1:8080)
-  --batch N     events per POST, 1..500 (default 500)`;
+  --batch N     events per POST, 1..500 (default 500)
+  --timeout S   seconds to wait for each POST's answer before posting it again, 1..3600 (default 60)`;
 
 const MAX_RETRIES = 8;
 /** Refusals printed one by one; the rest are only counted. */
@@ -38,12 +40,14 @@ interface Options {
   file: string;
   url: string;
   batch: number;
+  timeoutMs: number;
 }
 
 function parseArgs(args: readonly string[]): Options {
   const positional: string[] = [];
   let url = "http://127.0.0.1:8080";
   let batch = 500;
+  let timeoutMs = 60_000;
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
     if (arg === "--help" || arg === "-h") {
@@ -67,6 +71,12 @@ function parseArgs(args: readonly string[]): Options {
         if (!Number.isInteger(batch) || batch < 1 || batch > 500) {
           fail(`--batch must be an integer 1..500, got ${JSON.stringify(value)}`);
         }
+      } else if (name === "--timeout") {
+        const seconds = Number(value);
+        if (!/^\d+$/.test(value) || seconds < 1 || seconds > 3600) {
+          fail(`--timeout must be whole seconds 1..3600, got ${JSON.stringify(value)}`);
+        }
+        timeoutMs = seconds * 1000;
       } else {
         fail(`unknown option ${name}`);
       }
@@ -78,7 +88,7 @@ function parseArgs(args: readonly string[]): Options {
   if (kind !== "rees46" && kind !== "uci") fail(kind === undefined ? "missing dataset" : `unknown dataset ${kind}`);
   if (!file) fail("missing FILE");
   if (extra.length > 0) fail(`unexpected argument ${extra[0]}`);
-  return { kind, file, url, batch };
+  return { kind, file, url, batch, timeoutMs };
 }
 
 /** The POST body of one event: the stored event less its server-side receipt time. */
@@ -121,6 +131,8 @@ function refusedEvents(text: string, events: readonly StoredEvent[]): Map<number
 /** Events per request: starts at --batch, halved whenever the engine answers 413. */
 interface BatchLimit {
   size: number;
+  /** --timeout: a hung engine used to hang the import for good; a batch posted again is deduplicated. */
+  readonly timeoutMs: number;
 }
 
 /** The `detail` of a problem response, else its text. */
@@ -148,18 +160,24 @@ async function post(
   const body = JSON.stringify(events.map(incoming));
   for (let attempt = 0;; attempt++) {
     let response: Response;
+    let text: string;
     try {
       response = await fetch(`${url}/v1/events`, {
         method: "POST",
         headers: { "content-type": "application/json" },
         body,
+        signal: AbortSignal.timeout(limit.timeoutMs),
       });
+      text = await response.text();
     } catch (error) {
-      if (attempt >= MAX_RETRIES) fail(`cannot reach ${url}: ${(error as Error).message}`, 1);
+      const reason = (error as Error).name === "TimeoutError"
+        ? `no answer within ${limit.timeoutMs / 1000} s (--timeout)`
+        : (error as Error).message;
+      if (attempt >= MAX_RETRIES) fail(`cannot reach ${url}: ${reason}`, 1);
+      console.error(`\nPOST ${url}/v1/events: ${reason}; posting the batch again`);
       await sleep(Math.min(10_000, 250 * 2 ** attempt));
       continue;
     }
-    const text = await response.text();
     if (response.status === 202) {
       const accepted = (JSON.parse(text) as { accepted?: number }).accepted;
       return typeof accepted === "number" ? accepted : events.length;
@@ -248,7 +266,7 @@ async function main(): Promise<void> {
       console.error(`\nrefused by the engine: ${where} (event ${event.eventId}, ${event.type}): ${message}`);
     }
   };
-  const limit: BatchLimit = { size: options.batch };
+  const limit: BatchLimit = { size: options.batch, timeoutMs: options.timeoutMs };
   let batch: StoredEvent[] = [];
   try {
     for await (const event of events) {

@@ -376,3 +376,45 @@ onlyOn("no log", "import names the record where each skip reason first occurred"
     await Deno.remove(file);
   }
 });
+
+onlyOn("embedded", "import: a request the engine never answers is posted again after --timeout", async () => {
+  // A hung engine used to hang the import for good (fetch has no timeout of its own).
+  let posts = 0;
+  let received = 0;
+  let release = () => {};
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
+    if (request.method !== "POST") return new Response("ok");
+    const events = await request.json() as unknown[];
+    posts++;
+    if (posts === 1) {
+      // The first batch is not answered while the import runs.
+      return await new Promise<Response>((resolve) => release = () => resolve(new Response(null, { status: 503 })));
+    }
+    received += events.length;
+    return Response.json({ accepted: events.length }, { status: 202 });
+  });
+  try {
+    const url = `http://127.0.0.1:${server.addr.port}`;
+    const { code, stdout, stderr } = await runScript("import.ts", [
+      "rees46",
+      SAMPLE,
+      "--url",
+      url,
+      "--batch",
+      "500",
+      "--timeout",
+      "1",
+    ]);
+    assert.equal(code, 0, stderr);
+    assert.match(stderr, /no answer within 1 s \(--timeout\); posting the batch again/);
+    const events = Number(/ (\d+) posted, (\d+) accepted/.exec(stdout)?.[1]);
+    assert.ok(events > 500, stdout);
+    assert.match(stdout, new RegExp(` ${events} posted, ${events} accepted`));
+    // Every event was answered once: the unanswered first batch was posted again.
+    assert.equal(received, events);
+    assert.equal(posts, Math.ceil(events / 500) + 1);
+  } finally {
+    release();
+    await server.shutdown();
+  }
+});
