@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { parseConfig, SETTING_NAMES } from "../../engine/config.ts";
 import { ConfigError } from "../../engine/errors.ts";
+import { Metrics } from "../../engine/metrics.ts";
 
 const readme = await Deno.readTextFile(new URL("../../README.md", import.meta.url));
 
@@ -82,6 +83,13 @@ Deno.test("README's `allowed` ranges and choices are exactly what engine/config.
   }
   assert.deepEqual(wrong, []);
   assert.ok(checked >= 70, `${checked} rows checked`);
+});
+
+Deno.test("every metric README names is one GET /metrics serves", () => {
+  const served = new Set(new Metrics().registry.getMetricsAsArray().map((metric) => metric.name));
+  const named = new Set([...readme.matchAll(/`(engine_[a-z_]+[a-z])/g)].map((m) => m[1]));
+  assert.ok(named.size >= 4, `README names ${named.size} metrics`);
+  assert.deepEqual([...named].filter((name) => !served.has(name)), []);
 });
 
 Deno.test("README's two set-up commands are the tasks deno.json defines, and .ci/run calls the test one", async () => {
