@@ -69,10 +69,25 @@ export function upperCaseTime<T>(value: T): T {
 }
 const LOWER_T_OR_Z = /[tz]/;
 
-/** RFC 3339 text with an offset, of an instant between 1970 and the end of 9999 (UTC). */
-export const timestamp = z.iso.datetime({ offset: true }).refine((text) => isStorableTime(Date.parse(text)), {
-  message: "must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z",
-});
+/** A positive offset whose `+` a URL query turned into a space (`since=…T00:00:00+01:00` written unencoded). */
+const SPACE_FOR_PLUS = /T\d\d:\d\d(:\d\d(\.\d+)?)? \d\d:\d\d$/i;
+
+/** Why text is not RFC 3339, with the likely cause when a URL query decoded its `+` into a space. */
+function notRfc3339(input: unknown): string {
+  const message = "must be an RFC 3339 time with an offset, e.g. 2026-01-01T00:00:00Z or 2026-01-01T01:00:00+01:00";
+  return typeof input === "string" && SPACE_FOR_PLUS.test(input)
+    ? `${message} (a space stands before the offset: in a URL query, write its + as %2B)`
+    : message;
+}
+
+/**
+ * RFC 3339 text with an offset, of an instant between 1970 and the end of 9999 (UTC). Text that is
+ * not RFC 3339 gets that one problem (`abort`), not also the range's: its Date.parse is NaN.
+ */
+export const timestamp = z.iso.datetime({ offset: true, abort: true, error: (issue) => notRfc3339(issue.input) })
+  .refine((text) => isStorableTime(Date.parse(text)), {
+    message: "must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z",
+  });
 
 const envelope = {
   eventId: z.uuid().optional().describe("Idempotency key; the server assigns a UUIDv7 when absent"),

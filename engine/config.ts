@@ -117,21 +117,7 @@ export const SETTING_NAMES = Object.keys(schema.shape) as (keyof typeof schema.s
  * A variable that is empty or only whitespace counts as unset.
  */
 export function parseConfig(env: Record<string, string | undefined>): Config {
-  const input: Record<string, string> = {};
-  for (const name of SETTING_NAMES) {
-    const value = env[name];
-    // Empty or only whitespace: unset, so the default applies (PORT="  " must not become port 0).
-    if (value !== undefined && value.trim() !== "") input[name] = value;
-  }
-  const result = schema.safeParse(input);
-  if (!result.success) {
-    const problems = new Set(result.error.issues.map((issue) => {
-      const name = String(issue.path[0]);
-      return `${name}=${JSON.stringify(shown(name, input[name]))}: ${issue.message}`;
-    }));
-    throw new ConfigError(`Cannot start: invalid configuration: ${[...problems].join("; ")}`);
-  }
-  const values = result.data;
+  const values = parseSettings(schema, env);
   if (values.KAFKA_BROKERS && !values.DATABASE_URL) {
     throw new ConfigError(
       "Cannot start: KAFKA_BROKERS is set but DATABASE_URL is not; production mode needs both (unset KAFKA_BROKERS for embedded mode)",
@@ -150,6 +136,37 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   const conflicts = [...engineSettingsConflicts(values), ...domainSettingsConflicts(values)];
   if (conflicts.length > 0) throw new ConfigError(conflicts.join("; "));
   return Object.freeze({ ...values, mode: values.KAFKA_BROKERS ? "production" : "embedded" });
+}
+
+/** Validates the variables `settings` names; throws ConfigError naming every bad one. */
+function parseSettings<T extends z.ZodObject>(
+  settings: T,
+  env: Record<string, string | undefined>,
+): z.output<T> {
+  const input: Record<string, string> = {};
+  for (const name of Object.keys(settings.shape)) {
+    const value = env[name];
+    // Empty or only whitespace: unset, so the default applies (PORT="  " must not become port 0).
+    if (value !== undefined && value.trim() !== "") input[name] = value;
+  }
+  const result = settings.safeParse(input);
+  if (result.success) return result.data;
+  const problems = new Set(result.error.issues.map((issue) => {
+    const name = String(issue.path[0]);
+    return `${name}=${JSON.stringify(shown(name, input[name]))}: ${issue.message}`;
+  }));
+  throw new ConfigError(`Cannot start: invalid configuration: ${[...problems].join("; ")}`);
+}
+
+/** The settings of a client reading the engine's topics beside it (`deno task tail`), which needs no database. */
+const logClientSchema = schema.pick({ KAFKA_BROKERS: true, KAFKA_CLIENT_ID: true, GROUP_ID: true, TOPIC_PREFIX: true });
+
+/** The validated settings of a log client beside the engine. */
+export type LogClientConfig = Readonly<z.output<typeof logClientSchema>>;
+
+/** Builds a log client's settings with the engine's rules (tail read them raw: a bad broker list retried for ever). */
+export function parseLogClientConfig(env: Record<string, string | undefined>): LogClientConfig {
+  return Object.freeze(parseSettings(logClientSchema, env));
 }
 
 /**
@@ -200,6 +217,11 @@ export async function reportConfigError(error: ConfigError): Promise<number> {
 /** Reads the process environment; the one place that touches `Deno.env`. */
 export function loadConfig(): Config {
   return parseConfig(Deno.env.toObject());
+}
+
+/** Reads a log client's settings from the process environment. */
+export function loadLogClientConfig(): LogClientConfig {
+  return parseLogClientConfig(Deno.env.toObject());
 }
 
 /** Kafka topic names with the configured prefix applied. */

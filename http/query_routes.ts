@@ -31,6 +31,7 @@ import { type AnalyticsWindow, type HistoryReader, readAnalyticsWindow, storageF
 import { JSON_CONTENT_TYPE } from "./body.ts";
 import type { OperationDoc } from "./openapi.ts";
 import { problemDoc } from "./problem.ts";
+import { alertsAnswer, recommendationsAnswer, relatedAnswer } from "./query_responses.ts";
 import { type RankingSpan, rankingSpan } from "./ranking_window.ts";
 import { NO_QUERY, type QueryHandler, routeWithQuery } from "./query_params.ts";
 import type { Route } from "./router.ts";
@@ -323,19 +324,25 @@ function alertsRoute({ sql }: QueryDeps): QueryHandler<typeof querySchemas.alert
   };
 }
 
-const json = (description: string) => ({
+const json = (description: string, schema: z.ZodType = z.looseObject({})) => ({
   description,
-  content: { [JSON_CONTENT_TYPE]: { schema: z.looseObject({}) } },
+  content: { [JSON_CONTENT_TYPE]: { schema } },
 });
 
-function doc(operationId: string, summary: string, description: string, extra: Record<number, string>): OperationDoc {
+function doc(
+  operationId: string,
+  summary: string,
+  description: string,
+  extra: Record<number, string>,
+  answer?: z.ZodType,
+): OperationDoc {
   return {
     operationId,
     summary,
     description,
     tags: ["queries"],
     responses: {
-      200: json(summary),
+      200: json(summary, answer),
       ...Object.fromEntries(Object.entries(extra).map(([status, what]) => [status, problemDoc(Number(status), what)])),
       503: problemDoc(503, "The database is unavailable; retry later"),
     },
@@ -355,6 +362,7 @@ export function queryRoutes(deps: QueryDeps): Route[] {
         "A user's latest recommendations",
         "`items` is empty for a known user without recommendations yet.",
         { 400: "A query parameter was given (this route takes none)", 404: "No user with this id" },
+        recommendationsAnswer,
       ),
     }),
     routeWithQuery({
@@ -367,6 +375,7 @@ export function queryRoutes(deps: QueryDeps): Route[] {
         "Products related to a product (co-viewed and co-bought)",
         "Ranked by co-occurrence score (co-views + RECS_CO_BOUGHT_WEIGHT × co-buys), best first, from every candidate the product counts (RELATED_CANDIDATES co-viewed and as many co-bought).",
         { 400: "Invalid `limit`, or a repeated or unknown parameter", 404: "No product with this id" },
+        relatedAnswer,
       ),
     }),
     routeWithQuery({
@@ -437,6 +446,7 @@ export function queryRoutes(deps: QueryDeps): Route[] {
         "Stored alerts, newest first",
         "Alerts are stored by the checkpoint that covers the event that raised them.",
         { 400: "Invalid `type`, `since` or `limit`, or a repeated or unknown parameter" },
+        alertsAnswer,
       ),
     }),
   ];

@@ -11,7 +11,8 @@
  *   per user (`GET /v1/users/{id}/recommendations`), not as a stream.
  */
 import { Kafka, logLevel } from "kafkajs";
-import { topicNames } from "../engine/config.ts";
+import { loadLogClientConfig, type LogClientConfig, reportConfigError, topicNames } from "../engine/config.ts";
+import { ConfigError } from "../engine/errors.ts";
 import { parseJson } from "../engine/json_parse.ts";
 import { installRequestQueueFix } from "../engine/kafkajs_request_queue.ts";
 
@@ -84,14 +85,13 @@ function line(text: string): string {
   }
 }
 
-async function tailKafka(options: Options, brokers: string): Promise<void> {
-  const env = Deno.env.toObject();
-  const topic = topicNames({ TOPIC_PREFIX: env.TOPIC_PREFIX ?? "" })[options.stream];
-  const groupId = `${env.GROUP_ID || "actor-engine"}.tail-${crypto.randomUUID().slice(0, 8)}`;
+async function tailKafka(options: Options, config: LogClientConfig, brokers: string): Promise<void> {
+  const topic = topicNames(config)[options.stream];
+  const groupId = `${config.GROUP_ID}.tail-${crypto.randomUUID().slice(0, 8)}`;
   installRequestQueueFix(); // kafkajs#1704: no idle 1 ms polling loop (engine/kafkajs_request_queue.ts)
   const kafka = new Kafka({
-    clientId: `${env.KAFKA_CLIENT_ID || "actor-engine"}-tail`,
-    brokers: brokers.split(",").map((b) => b.trim()).filter((b) => b !== ""),
+    clientId: `${config.KAFKA_CLIENT_ID}-tail`,
+    brokers: brokers.split(","),
     logLevel: logLevel.ERROR,
   });
   const consumer = kafka.consumer({ groupId });
@@ -173,7 +173,13 @@ async function tailHttp(options: Options): Promise<void> {
 
 if (import.meta.main) {
   const options = parseArgs(Deno.args);
-  const brokers = Deno.env.get("KAFKA_BROKERS");
-  if (brokers && brokers.trim() !== "") await tailKafka(options, brokers);
+  let config: LogClientConfig;
+  try {
+    config = loadLogClientConfig(); // the engine's rules: a bad broker list is named, not retried for ever
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    Deno.exit(await reportConfigError(error));
+  }
+  if (config.KAFKA_BROKERS) await tailKafka(options, config, config.KAFKA_BROKERS);
   else await tailHttp(options);
 }

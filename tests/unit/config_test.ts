@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { LARGEST_BATCH_RECORDS, parseConfig, topicNames } from "../../engine/config.ts";
+import { LARGEST_BATCH_RECORDS, parseConfig, parseLogClientConfig, topicNames } from "../../engine/config.ts";
 import { LATEST_TIME_MS } from "../../actors/events.ts";
 import { redactUrl } from "../../engine/database_url.ts";
 import { ConfigError } from "../../engine/errors.ts";
@@ -503,5 +503,32 @@ Deno.test("parseConfig() refuses a business-alert window longer than ANALYTICS_R
     (error: unknown) =>
       error instanceof ConfigError && /FACT_DEDUPE_WINDOW/.test(error.message) &&
       /LOW_TRAFFIC_WINDOW_MINUTES over minutes/.test(error.message),
+  );
+});
+
+Deno.test("parseLogClientConfig() (deno task tail) applies the engine's rules to the broker list, group and topic prefix", () => {
+  const client = parseLogClientConfig({
+    KAFKA_BROKERS: " kafka-1:9092 , kafka-2:9092 ",
+    GROUP_ID: " shop ",
+    TOPIC_PREFIX: "  ",
+    DATABASE_URL: undefined,
+  });
+  assert.deepEqual({ ...client }, {
+    KAFKA_BROKERS: "kafka-1:9092,kafka-2:9092",
+    KAFKA_CLIENT_ID: "actor-engine",
+    GROUP_ID: "shop",
+    TOPIC_PREFIX: "",
+  });
+  assert.equal(topicNames(client).alerts, "alerts", "a blank prefix is unset, as for the engine");
+  assert.equal(parseLogClientConfig({}).KAFKA_BROKERS, undefined);
+  assert.throws(
+    () => parseLogClientConfig({ KAFKA_BROKERS: "http://kafka:9092" }),
+    (error) =>
+      error instanceof ConfigError &&
+      /KAFKA_BROKERS="http:\/\/kafka:9092": each broker must be host:port/.test(error.message),
+  );
+  assert.throws(
+    () => parseLogClientConfig({ TOPIC_PREFIX: "shop/" }),
+    (error) => error instanceof ConfigError && /TOPIC_PREFIX="shop\/"/.test(error.message),
   );
 });

@@ -256,3 +256,24 @@ Deno.test("POST /v1/events documents the checks its JSON Schema cannot carry, an
   const maxima = collect(doc.components.schemas, "maximum");
   for (const bound of [1_000_000_000, 1_000_000, 3_600]) assert.ok(maxima.includes(bound), `maximum ${bound}`);
 });
+
+Deno.test("GET /v1/alerts, /v1/users/{id}/recommendations and /v1/products/{id}/related document their answers' fields", async () => {
+  const doc = await fetchDocument();
+  const answer = (path: string) => {
+    const schema = doc.paths[path].get.responses["200"].content["application/json"].schema;
+    return schema.$ref ? component(doc, schema.$ref) : schema;
+  };
+  const alerts = answer("/v1/alerts");
+  assert.deepEqual(alerts.required, ["items"]);
+  const alert = component(doc, alerts.properties.items.items.$ref);
+  assert.deepEqual(alert.required, ["alertId", "type", "severity", "subject", "occurredAt", "details"]);
+  assert.ok(alert.properties.type.enum.includes("cart_abandoned"));
+  const recommendations = answer("/v1/users/{id}/recommendations");
+  assert.deepEqual(recommendations.required, ["userId", "items"]);
+  for (const field of ["basedOn", "recommendationId", "generatedAt"]) {
+    assert.ok(recommendations.properties[field], field);
+  }
+  assert.deepEqual(recommendations.properties.items.items.required, ["productId", "score"]);
+  const related = answer("/v1/products/{id}/related");
+  assert.deepEqual(related.required, ["productId", "items", "source"]);
+});

@@ -214,3 +214,16 @@ Deno.test("the query strings the project itself sends are still answered", async
     assert.equal(status, 200, `${path}: ${JSON.stringify(body)}`);
   }
 });
+
+Deno.test("GET /v1/alerts names a `since` that is not RFC 3339 once, and an unencoded `+` offset as such, not as out of range", async () => {
+  // A `+` written as is in a query string reaches the server as a space.
+  const { body } = await assertRefused("/v1/alerts?since=2026-01-01T00:00:00+01:00", ["since"]);
+  assert.equal(body.errors!.length, 1, JSON.stringify(body.errors));
+  assert.match(body.errors![0].message, /RFC 3339/);
+  assert.match(body.errors![0].message, /%2B/);
+  assert.doesNotMatch(body.errors![0].message, /1970/);
+  const malformed = await assertRefused("/v1/alerts?since=yesterday", ["since"]);
+  assert.equal(malformed.body.errors!.length, 1, JSON.stringify(malformed.body.errors));
+  assert.match(malformed.body.errors![0].message, /RFC 3339/);
+  assert.doesNotMatch(malformed.body.errors![0].message, /%2B/);
+});

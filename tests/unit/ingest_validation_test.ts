@@ -423,3 +423,12 @@ Deno.test("prepareEvents() refuses a category named __proto__ wherever categorie
   }
   assert.ok(checked >= 3, `categories of product views, cart adds and order items (${checked})`);
 });
+
+Deno.test("prepareEvents() names an occurredAt that is not RFC 3339 once, not also as out of range", () => {
+  for (const occurredAt of ["2016-12-31T23:59:60Z", "yesterday", "2026-11-22 12:00:00Z"]) {
+    const error = rejection([{ ...MINIMAL.page_viewed, occurredAt }]);
+    assert.deepEqual(paths(error), ["occurredAt"], `${occurredAt}: ${JSON.stringify(error.problems)}`);
+    assert.match(error.problems[0].message, /RFC 3339/);
+    assert.doesNotMatch(error.problems[0].message, /1970/);
+  }
+});

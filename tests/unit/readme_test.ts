@@ -1,11 +1,95 @@
 import assert from "node:assert/strict";
-import { SETTING_NAMES } from "../../engine/config.ts";
+import { parseConfig, SETTING_NAMES } from "../../engine/config.ts";
+import { ConfigError } from "../../engine/errors.ts";
+import { Metrics } from "../../engine/metrics.ts";
 
 const readme = await Deno.readTextFile(new URL("../../README.md", import.meta.url));
+
+/** The configuration tables' rows: variable → its default and allowed cells, as written. */
+function configRows(): Map<string, { shown: string; allowed: string }> {
+  const rows = new Map<string, { shown: string; allowed: string }>();
+  for (const row of readme.matchAll(/^\|\s*`([A-Z][A-Z0-9_]+)`\s*\|\s*([^|]*?)\s*\|\s*([^|]*?)\s*\|/gm)) {
+    assert.ok(!rows.has(row[1]), `${row[1]} has one row`);
+    rows.set(row[1], { shown: row[2], allowed: row[3] });
+  }
+  return rows;
+}
+
+/** Whether the configuration takes `value` for `name` by that setting's own rule (rules between settings aside). */
+function takes(name: string, value: string): boolean {
+  try {
+    parseConfig({ [name]: value });
+    return true;
+  } catch (error) {
+    assert.ok(error instanceof ConfigError);
+    // A setting refused by its own rule is reported as NAME="value": why; conflicts between settings are not.
+    return !error.message.includes(`${name}=${JSON.stringify(value)}:`);
+  }
+}
 
 Deno.test("README documents every configuration setting in a table row", () => {
   const missing = SETTING_NAMES.filter((name) => !new RegExp(`^\\|\\s*\`${name}\`\\s*\\|`, "m").test(readme));
   assert.deepEqual(missing, []);
+});
+
+Deno.test("every row of README's configuration tables is a setting engine/config.ts reads", () => {
+  const known = new Set<string>(SETTING_NAMES);
+  assert.deepEqual([...configRows().keys()].filter((name) => !known.has(name)), []);
+});
+
+Deno.test("README's configuration tables give each setting the default engine/config.ts applies", () => {
+  const config = parseConfig({}) as unknown as Record<string, unknown>;
+  const wrong = [...configRows()].flatMap(([name, { shown }]) => {
+    const documented = shown === "unset" ? undefined : shown === "empty" ? "" : shown.replace(/^`(.*)`$/, "$1");
+    const actual = config[name] === undefined ? undefined : String(config[name]);
+    return documented === actual ? [] : [`${name}: README ${shown}, engine/config.ts ${actual ?? "unset"}`];
+  });
+  assert.deepEqual(wrong, []);
+});
+
+Deno.test("README's `allowed` ranges and choices are exactly what engine/config.ts accepts", () => {
+  const wrong: string[] = [];
+  const expect = (name: string, value: string, accepted: boolean) => {
+    if (takes(name, value) !== accepted) wrong.push(`${name}=${value} is ${accepted ? "refused" : "accepted"}`);
+  };
+  let checked = 0;
+  for (const [name, { allowed }] of configRows()) {
+    const choices = [...allowed.matchAll(/`([a-z]+)`(?:, |$)/g)].map((m) => m[1]);
+    const range = allowed.match(
+      /^(0 or )?(integer|number) (?:(-?[\d.]+)–([\d.]+)|([≥>]) ([\d.]+))(?:, at most ([\d.]+))?$/,
+    );
+    if (choices.length > 0 && choices.join("") === allowed.replace(/[`, ]/g, "")) {
+      checked++;
+      for (const choice of choices) expect(name, choice, true);
+      expect(name, `${choices[0]}x`, false);
+    } else if (range) {
+      checked++;
+      const [, zero, kind, from, to, sign, bound, atMost] = range;
+      const low = Number(from ?? bound);
+      const high = to ?? atMost;
+      const step = kind === "integer" ? 1 : Math.max(Math.abs(low), 1) / 1000;
+      if (zero) expect(name, "0", true);
+      expect(name, String(low), sign !== ">");
+      expect(name, String(low - step), false);
+      if (sign === ">") expect(name, String(low + step), true);
+      if (high !== undefined) {
+        expect(name, high, true);
+        expect(name, String(Number(high) + (kind === "integer" ? 1 : Math.max(Number(high), 1) / 1000)), false);
+      }
+      const between = high === undefined ? low + 1.5 : (low + Number(high)) / 2;
+      if (Number.isInteger(between) || kind === "number") expect(name, String(between), true);
+      if (kind === "integer") expect(name, `${Math.floor(between)}.5`, false);
+    }
+  }
+  assert.deepEqual(wrong, []);
+  assert.ok(checked >= 70, `${checked} rows checked`);
+});
+
+Deno.test("every metric README names is one GET /metrics serves", () => {
+  const served = new Set(new Metrics().registry.getMetricsAsArray().map((metric) => metric.name));
+  const named = new Set([...readme.matchAll(/`(engine_[a-z_]+[a-z])/g)].map((m) => m[1]));
+  assert.ok(named.size >= 4, `README names ${named.size} metrics`);
+  assert.deepEqual([...named].filter((name) => !served.has(name)), []);
 });
 
 Deno.test("README's two set-up commands are the tasks deno.json defines, and .ci/run calls the test one", async () => {
