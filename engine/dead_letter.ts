@@ -23,6 +23,12 @@ export const ORIGIN_HEADERS = {
   time: "event-origin-time",
 } as const;
 
+/**
+ * The error codes dead letters carry: a record that cannot be decoded or validated, and one whose
+ * handler threw a TerminalError. `dlq replay --error` takes only these, so a typo is not a replay of nothing.
+ */
+export const DEAD_LETTER_CODES = ["validation_failed", "terminal"] as const;
+
 /** Longest error message copied into a header. */
 const MAX_MESSAGE_LENGTH = 1000;
 

@@ -8,6 +8,7 @@ import { loadConfig, reportConfigError, topicNames } from "../engine/config.ts";
 import { openBackend } from "../engine/backend.ts";
 import { replayDlq } from "../engine/dlq_replay.ts";
 import { ConfigError } from "../engine/errors.ts";
+import { DEAD_LETTER_CODES } from "../engine/dead_letter.ts";
 import { createLogger } from "../engine/logger.ts";
 import { migrate } from "../sql/migrations.ts";
 
@@ -37,7 +38,10 @@ for (let i = 0; i < rest.length; i++) {
   } else if (name === "--error") {
     errorCode = inline ?? rest[++i];
     if (!errorCode || errorCode.startsWith("--")) {
-      fail("--error needs an error code, e.g. validation_failed or terminal");
+      fail(`--error needs an error code: ${DEAD_LETTER_CODES.join(" or ")}`);
+    }
+    if (!(DEAD_LETTER_CODES as readonly string[]).includes(errorCode)) {
+      fail(`--error ${errorCode} is not an error code of dead letters: ${DEAD_LETTER_CODES.join(" or ")}`);
     }
   } else {
     // A mistyped flag (--dryrun) must not run a real replay of everything.

@@ -241,6 +241,11 @@ onlyOn(
         [["replay", "--error"], /--error needs an error code/],
         [["replay", "--error", "--dry-run"], /--error needs an error code/],
         [["replay", "--errors=terminal"], /unknown option --errors=terminal/],
+        // A mistyped code used to replay nothing and say only "replayed 0 record(s)".
+        [
+          ["replay", "--error", "validation_faild"],
+          /--error validation_faild is not an error code.*validation_failed or terminal/,
+        ],
         [["nope"], /unknown command nope/],
       ] as const
     ) {
