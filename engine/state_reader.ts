@@ -12,7 +12,10 @@ import type { Topics } from "./config.ts";
 import { partitionForKey } from "./partitioner.ts";
 import type { ActorRuntime } from "./runtime.ts";
 
-/** Request header marking a query forwarded by another instance; such a query is never forwarded again. */
+/**
+ * Request header marking a query forwarded by another instance: such a query is never forwarded again, and is
+ * answered with the stored state (the asking instance makes the public view of it).
+ */
 export const FORWARDED_HEADER = "x-engine-forwarded";
 /** Response header naming the instance that answered a state query. */
 export const INSTANCE_HEADER = "x-engine-instance";

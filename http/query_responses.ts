@@ -9,7 +9,7 @@ import { ALERT_TYPES } from "../actors/alerts.ts";
 const time = z.iso.datetime({ offset: true });
 
 /** A product and its co-occurrence score, as recommendations and related products list them. */
-const scoredProduct = z.object({ productId: z.string(), score: z.number() });
+export const scoredProduct = z.object({ productId: z.string(), score: z.number() });
 
 /** GET /v1/alerts: stored alerts, newest first, as published on the `alerts` topic. */
 export const alertsAnswer = z.object({

@@ -1,6 +1,7 @@
 /**
- * GET /v1/users/{id} and /v1/products/{id}: live state, the owning instance's answer (forwarded once),
- * or the last checkpoint marked with `asOf`; every answer names the instance that gave it.
+ * GET /v1/users/{id} and /v1/products/{id}: the public view (http/state_answers.ts) of the live state,
+ * the owning instance's (forwarded once), or the last checkpoint's marked with `asOf`; every answer
+ * names the instance that gave it.
  */
 import { z } from "zod";
 import { NotFoundError } from "../engine/errors.ts";
@@ -8,23 +9,27 @@ import { FORWARDED_HEADER, INSTANCE_HEADER, type ReadOptions, type StateReader }
 import { JSON_CONTENT_TYPE } from "./body.ts";
 import type { OperationDoc } from "./openapi.ts";
 import { problemDoc } from "./problem.ts";
+import { productAnswer, productView, userAnswer, userView } from "./state_answers.ts";
 import type { RouteHandler } from "./router.ts";
 
 /** The kinds of actor whose state is queryable, with their documentation. */
 const KINDS = {
-  user: { title: "User", what: "session, funnel stage, cart, order history summary and recent alerts" },
-  product: { title: "Product", what: "statistics, stock and related products" },
+  user: {
+    title: "User",
+    what: "session, funnel stage, cart, order history summary and recent alerts",
+    answer: userAnswer,
+    view: userView,
+  },
+  product: {
+    title: "Product",
+    what: "statistics, stock and related products",
+    answer: productAnswer,
+    view: productView,
+  },
 } as const;
 
 /** Actor kinds served by this route. */
 export type StateKind = keyof typeof KINDS;
-
-/** Fields every state response carries besides the actor's own state. */
-export const stateSourceSchema = z.looseObject({
-  source: z.enum(["memory", "checkpoint"]).describe("`memory`: live state; `checkpoint`: the last checkpoint"),
-  asOf: z.iso.datetime().optional().describe("Time of the checkpoint, when answered from one"),
-  instance: z.string().optional().describe("The engine instance that answered (also the `x-engine-instance` header)"),
-}).meta({ id: "ActorState", description: "The actor's state, with where it was read from" });
 
 /** Read options for a key in a request: routed to the key's owner, unless another instance forwarded it here. */
 export function routedRead(request: Request): ReadOptions {
@@ -33,11 +38,15 @@ export function routedRead(request: Request): ReadOptions {
 
 /** Handler returning the state of the actor of `kind` named by the `id` path parameter. */
 export function stateRoute(reader: StateReader, kind: StateKind): RouteHandler {
+  const { view } = KINDS[kind];
   return async (request, params) => {
-    const found = await reader.read(kind, params.id, routedRead(request));
+    const options = routedRead(request);
+    const found = await reader.read(kind, params.id, options);
     if (!found) throw new NotFoundError(`no ${kind} with id '${params.id}'`);
     const body = {
-      ...found.state as Record<string, unknown>,
+      // The instance that forwarded the query gets the stored form (related products rank its counters) and makes
+      // the view itself, so that every answer has the view's shape, whichever instance read it and from where.
+      ...(options.forwarded ? found.state as Record<string, unknown> : view(found.state)),
       source: found.source,
       ...(found.asOf ? { asOf: found.asOf } : {}),
       ...(found.instance ? { instance: found.instance } : {}),
@@ -48,7 +57,7 @@ export function stateRoute(reader: StateReader, kind: StateKind): RouteHandler {
 
 /** The route's OpenAPI operation. */
 export function stateRouteDoc(kind: StateKind): OperationDoc {
-  const { title, what } = KINDS[kind];
+  const { title, what, answer } = KINDS[kind];
   return {
     operationId: `get${title}`,
     summary: `A ${kind}'s state: ${what}`,
@@ -57,7 +66,7 @@ export function stateRouteDoc(kind: StateKind): OperationDoc {
     tags: ["queries"],
     pathParams: { id: { description: `The ${kind} id (percent-encoded)`, schema: z.string().min(1) } },
     responses: {
-      200: { description: `The ${kind}'s state`, content: { [JSON_CONTENT_TYPE]: { schema: stateSourceSchema } } },
+      200: { description: `The ${kind}'s state`, content: { [JSON_CONTENT_TYPE]: { schema: answer } } },
       400: problemDoc(400, "The id is not valid percent-encoded UTF-8, or a query parameter was given (none is taken)"),
       404: problemDoc(404, `No ${kind} with this id`),
       503: problemDoc(503, "The database is unavailable; retry later"),

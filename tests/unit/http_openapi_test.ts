@@ -236,11 +236,30 @@ Deno.test("POST /v1/events documents 202, 400, 413, 415 and 503 (with Retry-Afte
 
 Deno.test("GET /v1/users/{id}, /v1/products/{id} and /healthz document their answers", async () => {
   const doc = await fetchDocument();
-  for (const path of ["/v1/users/{id}", "/v1/products/{id}"]) {
+  const documented = {
+    "/v1/users/{id}": ["User", ["userId", "session", "funnelStage", "cart", "orders", "alerts", "source"]],
+    "/v1/products/{id}": ["Product", [
+      "productId",
+      "views",
+      "uniqueViewers",
+      "conversion",
+      "stock",
+      "related",
+      "source",
+    ]],
+  } as const;
+  for (const [path, [id, fields]] of Object.entries(documented)) {
     const responses = doc.paths[path].get.responses;
-    assert.equal(responses["200"].content["application/json"].schema.$ref, `${REF_PREFIX}ActorState`);
+    assert.equal(responses["200"].content["application/json"].schema.$ref, `${REF_PREFIX}${id}`);
+    const answer = component(doc, `${REF_PREFIX}${id}`);
+    for (const field of fields) assert.ok(answer.required.includes(field), `${id}.${field} is required`);
+    assert.ok(answer.properties.asOf && answer.properties.instance, `${id} says where it was read from`);
+    for (const internal of ["seenEventHashes", "viewers", "dedupe", "trend", "coViewed", "revenueMillis"]) {
+      assert.equal(answer.properties[internal], undefined, `${id}.${internal} is internal`);
+    }
     for (const status of ["400", "404", "503"]) assert.ok(responses[status], `${path} ${status}`);
   }
+  assert.equal(component(doc, `${REF_PREFIX}User`).properties.session.anyOf[0].$ref, `${REF_PREFIX}Session`);
   const health = doc.paths["/healthz"].get.responses["200"].content["application/json"].schema;
   assert.equal(component(doc, health.$ref).properties.status.const, "ok");
 });

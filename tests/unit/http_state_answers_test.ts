@@ -1,0 +1,151 @@
+/**
+ * GET /v1/users/{id} and /v1/products/{id} answer the documented User and Product (http/state_answers.ts):
+ * real states folded from events, read live from memory, from the last checkpoint, and through the
+ * owning instance (the query forwarded once), give the same public view in all three, with none of
+ * the engine's internals and every time an ISO 8601 string.
+ */
+import assert from "node:assert/strict";
+import type { CheckpointStore } from "../../engine/checkpoint.ts";
+import type { ActorRuntime } from "../../engine/runtime.ts";
+import { createStateReader, type StateReader } from "../../engine/state_reader.ts";
+import { productAnswer, userAnswer } from "../../http/state_answers.ts";
+import { EventBuilder, fold } from "../helpers/fold.ts";
+import { BASE, httpFixture } from "./http_fixture.ts";
+
+const b = new EventBuilder();
+const order = {
+  orderId: "o1",
+  items: [{ productId: "p1", quantity: 2, price: 10, category: "shoes" }, { productId: "p2", quantity: 1, price: 5 }],
+  total: 25,
+  currency: "EUR",
+  paymentMethod: "card",
+};
+const folded = await fold([
+  b.inventory("p1", 12, 0),
+  b.event("page_viewed", "alice", 1, { url: "/" }),
+  b.event("product_viewed", "alice", 2, { productId: "p1", price: 10, category: "shoes", brand: "acme" }),
+  b.event("product_viewed", "alice", 3, { productId: "p2", price: 5 }),
+  b.event("product_added_to_cart", "alice", 4, { productId: "p1", quantity: 2, price: 10, category: "shoes" }),
+  b.event("checkout_started", "alice", 5, { cartValue: 20 }),
+  b.event("order_completed", "alice", 6, order),
+  b.event("product_viewed", "bob", 7, { productId: "p1" }),
+  b.event("product_added_to_cart", "alice", 100, { productId: "p2", price: 5 }),
+], { until: b.time(3 * 3600) });
+const AS_OF = "2026-11-22T11:59:00.000Z";
+
+/** The three ways a state is read: from memory, from the checkpoint, and forwarded to the owner (which has it in memory). */
+function readers(kind: string, key: string, state: unknown): Record<string, StateReader> {
+  const runtime = (live: boolean) =>
+    ({
+      lookup: (k: string, id: string) => live && k === kind && id === key ? { state, partition: 0 } : undefined,
+      owned: () => [],
+    }) as unknown as ActorRuntime;
+  const store = {
+    read: (k: string, id: string) =>
+      Promise.resolve(k === kind && id === key ? { state, updatedAt: new Date(AS_OF) } : null),
+  } as unknown as CheckpointStore;
+  const owner = httpFixture(createStateReader(runtime(true), store));
+  const routing = {
+    registry: {
+      instanceId: "asker",
+      owner: () => Promise.resolve({ instanceId: "owner", httpUrl: BASE }),
+    },
+    kinds: {
+      [kind]: { topic: "t", partitions: 1, path: (id: string) => `/v1/${kind}s/${encodeURIComponent(id)}` },
+    },
+    fetch: async (input: string | URL | Request, init?: RequestInit) => (await owner).handle(new Request(input, init)),
+  };
+  return {
+    memory: createStateReader(runtime(true), store),
+    checkpoint: createStateReader(runtime(false), store),
+    forwarded: createStateReader(runtime(false), store, routing),
+  };
+}
+
+async function answers(kind: "user" | "product", key: string): Promise<Record<string, Record<string, unknown>>> {
+  const found: Record<string, Record<string, unknown>> = {};
+  for (const [name, reader] of Object.entries(readers(kind, key, folded.persisted(kind, key)))) {
+    const { handle } = await httpFixture(reader);
+    const response = await handle(new Request(`${BASE}/v1/${kind}s/${key}`));
+    assert.equal(response.status, 200, name);
+    found[name] = await response.json();
+  }
+  return found;
+}
+
+/** The answer without where it came from. */
+function view({ source: _s, asOf: _a, instance: _i, ...rest }: Record<string, unknown>): Record<string, unknown> {
+  return rest;
+}
+
+/** Every key anywhere in `value`. */
+function keys(value: unknown, found = new Set<string>()): Set<string> {
+  if (Array.isArray(value)) value.forEach((v) => keys(v, found));
+  else if (value !== null && typeof value === "object") {
+    for (const [k, v] of Object.entries(value)) {
+      found.add(k);
+      keys(v, found);
+    }
+  }
+  return found;
+}
+
+Deno.test("GET /v1/users/{id} answers the documented User, the same from memory, the checkpoint and the owner", async () => {
+  const found = await answers("user", "alice");
+  for (const [name, body] of Object.entries(found)) {
+    const user = userAnswer.strict().parse(body);
+    for (const internal of ["seenEventHashes", "revenueMillis", "recent", "version", "viewed", "bought"]) {
+      assert.ok(!keys(body).has(internal), `${name}: ${internal} is internal`);
+    }
+    assert.equal(user.productViews, 2, name);
+    assert.deepEqual(user.recentProducts, ["p2", "p1"], name);
+    assert.deepEqual(user.cart.items, { p2: { quantity: 1, price: 5 } }, name);
+    assert.deepEqual(user.orders.lastOrder, {
+      orderId: "o1",
+      at: new Date(b.time(6)).toISOString(),
+      total: 25,
+      currency: "EUR",
+      items: 2,
+      units: 3,
+    });
+    assert.deepEqual(user.alerts.map((a) => a.type), ["cart_abandoned"], name);
+  }
+  assert.deepEqual([found.memory.source, found.memory.asOf, found.memory.instance], ["memory", undefined, undefined]);
+  assert.deepEqual([found.checkpoint.source, found.checkpoint.asOf], ["checkpoint", AS_OF]);
+  assert.deepEqual([found.forwarded.source, found.forwarded.instance], ["memory", "owner"]);
+  assert.deepEqual(view(found.checkpoint), view(found.memory));
+  assert.deepEqual(view(found.forwarded), view(found.memory));
+});
+
+Deno.test("GET /v1/products/{id} answers the documented Product, the same from memory, the checkpoint and the owner", async () => {
+  const found = await answers("product", "p1");
+  for (const [name, body] of Object.entries(found)) {
+    const product = productAnswer.strict().parse(body);
+    for (const internal of ["viewers", "dedupe", "trend", "coViewed", "coBought", "inventory", "attributes"]) {
+      assert.ok(!keys(body).has(internal), `${name}: ${internal} is internal`);
+    }
+    assert.equal(product.lastEventAt, new Date(b.time(7)).toISOString(), `${name}: times are ISO 8601`);
+    assert.deepEqual(
+      [product.views, product.uniqueViewers, product.orders, product.unitsSold, product.revenue, product.stock],
+      [2, 2, 1, 2, 20, 10],
+      name,
+    );
+    assert.deepEqual([product.category, product.brand, product.price], ["shoes", "acme", 10], name);
+    assert.deepEqual(product.conversion, { viewToCart: 0.5, viewToPurchase: 0.5 }, name);
+    assert.deepEqual(product.related, [{ productId: "p2", score: 4 }], name);
+    assert.ok(product.trendingScore > 0, name);
+  }
+  assert.deepEqual(view(found.checkpoint), view(found.memory));
+  assert.deepEqual(view(found.forwarded), view(found.memory));
+});
+
+Deno.test("related products forwarded to the owner are still ranked from all the candidates it counts", async () => {
+  const related = async (reader: StateReader) => {
+    const { handle } = await httpFixture(reader);
+    return await (await handle(new Request(`${BASE}/v1/products/p1/related?limit=100`))).json();
+  };
+  const { memory, forwarded } = readers("product", "p1", folded.persisted("product", "p1"));
+  const [local, remote] = [await related(memory), await related(forwarded)];
+  assert.ok(local.items.length > 0);
+  assert.deepEqual(remote.items, local.items);
+});
