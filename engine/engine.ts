@@ -9,7 +9,7 @@ import { queryRoutes, trendSettings } from "../http/query_routes.ts";
 import { buildRoutes, startingRoutes } from "../http/routes.ts";
 import { createHandler } from "../http/server.ts";
 import { migrate } from "../sql/migrations.ts";
-import { otherStateOwners } from "../sql/checkpoints.ts";
+import { claimStateOwner } from "../sql/state_owner.ts";
 import type { AnyActorLogic } from "./actor.ts";
 import { guardStrayNetworkErrors } from "./stray_errors.ts";
 import { advertisedUrl } from "./advertised_url.ts";
@@ -300,15 +300,16 @@ async function drain(server: Deno.HttpServer, log: Logger): Promise<void> {
 }
 
 /**
- * Refuses to consume with a group that has no checkpoints where another group has some: actor states
- * carry no group, so the new group would replay the log from its start into the states already built.
+ * Refuses to consume with a group other than the one that owns the database's state, and records `groupId` as its
+ * owner if none does yet: actor states carry no group, so a second group would fold the whole log from its start
+ * into the states already built. Recorded atomically, so that of two start-ups at once only one group passes.
  */
 async function refuseAnotherGroupsState(sql: Sql, groupId: string, topics: readonly string[]): Promise<void> {
-  const others = await otherStateOwners(sql, groupId, topics);
+  const others = await claimStateOwner(sql, groupId, topics);
   if (others.length === 0) return;
   throw new ConfigError(
     `Cannot start with GROUP_ID="${groupId}": the database holds the state built by group ${
       others.map((g) => `"${g}"`).join(", ")
-    } on these topics, and a new group would fold the whole log into it again; use that GROUP_ID, or a new database (and TOPIC_PREFIX)`,
+    }, and a new group would fold the whole log into it again; use that GROUP_ID, or a new database (and TOPIC_PREFIX)`,
   );
 }

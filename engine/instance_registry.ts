@@ -5,6 +5,7 @@
  */
 import {
   deleteInstance,
+  forgetDeadInstances,
   type PartitionOwner,
   partitionOwner,
   touchInstance,
@@ -17,6 +18,13 @@ import type { Logger } from "./logger.ts";
 export const INSTANCE_HEARTBEAT_MS = 2_000;
 /** A row older than this belongs to an instance presumed dead: queries are not forwarded to it. */
 export const INSTANCE_STALE_MS = 3 * INSTANCE_HEARTBEAT_MS;
+/**
+ * A row older than this is deleted by a live instance's heartbeat: its instance died without unregistering (SIGKILL,
+ * a stop past its deadline), and each restart under a new id would otherwise add a row for ever. Far beyond
+ * INSTANCE_STALE_MS (routing ignores such a row long before); an instance frozen longer (SIGSTOP, a paused VM)
+ * registers again at its next heartbeat.
+ */
+export const INSTANCE_FORGET_MS = 60 * 60 * 1_000;
 
 export type { PartitionOwner };
 
@@ -44,6 +52,8 @@ export class InstanceRegistry {
         .then((found) =>
           found || this.#timer === undefined ? undefined : upsertInstance(this.#sql, this.instanceId, httpUrl)
         )
+        .then(() => forgetDeadInstances(this.#sql, INSTANCE_FORGET_MS))
+        .then((forgotten) => forgotten > 0 && this.#log.info("deleted the rows of dead instances", { forgotten }))
         .catch((error) => this.#log.warn("instance heartbeat failed", { error }));
     }, INSTANCE_HEARTBEAT_MS);
   }

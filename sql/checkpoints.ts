@@ -30,7 +30,8 @@ const CLAIM_LOCK_TIMEOUT = "2s";
 /**
  * The consumer groups other than `groupId` that have checkpointed any of `topics`, when `groupId` has
  * not: actor states carry no group, so a second group (or a changed GROUP_ID) would fold the whole
- * log again into the states the first one built.
+ * log again into the states the first one built. Decides the owner of a database that has none recorded
+ * yet (sql/state_owner.ts), i.e. one written before migration 012.
  */
 export async function otherStateOwners(sql: Sql, groupId: string, topics: readonly string[]): Promise<string[]> {
   const rows = await sql<{ group_id: string }[]>`

@@ -20,6 +20,16 @@ export async function deleteInstance(sql: Sql, instanceId: string): Promise<void
   await sql`delete from instances where instance_id = ${instanceId}`;
 }
 
+/**
+ * Deletes the rows of instances whose heartbeat is older than `olderThanMs` (they died without unregistering: killed,
+ * or stopped past their deadline); returns how many. The table is a few rows: a scan is cheaper than an index.
+ */
+export async function forgetDeadInstances(sql: Sql, olderThanMs: number): Promise<number> {
+  const rows = await sql`
+    delete from instances where updated_at < now() - ${olderThanMs}::integer * interval '1 millisecond' returning 1`;
+  return rows.length;
+}
+
 /** The owner of a partition as recorded by its last claim. */
 export interface PartitionOwner {
   readonly instanceId: string;

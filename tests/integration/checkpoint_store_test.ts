@@ -9,6 +9,7 @@ import { type AnalyticsMinute, NO_PROJECTIONS } from "../../engine/outputs.ts";
 import { sumAnalyticsMinutes } from "../../sql/analytics_minutes.ts";
 import { advanceCheckpoint } from "../../sql/checkpoints.ts";
 import { migrate } from "../../sql/migrations.ts";
+import { claimStateOwner, stateOwner } from "../../sql/state_owner.ts";
 import { eventually, freshDatabase, within } from "../helpers/services.ts";
 import { onlyOn } from "../helpers/modes.ts";
 
@@ -109,6 +110,35 @@ onlyOn(
       );
       assert.equal(await store.stored(tp, "another-group"), null);
       assert.deepEqual((await store.read("user", "alice"))?.state, { views: 3 }, "nothing written");
+    });
+  },
+);
+
+onlyOn(
+  "postgresql",
+  "a claim of the state's owner racing another group's: it waits for that claim, then is refused naming its group",
+  async () => {
+    await withStore(async (_store, sql) => {
+      const inserted = Promise.withResolvers<void>();
+      const release = Promise.withResolvers<void>();
+      // The first start-up's claim, inserted but not yet committed when the second one reads the owner row.
+      const first = sql.begin(async (tx) => {
+        await tx`insert into state_owner (group_id) values ('actor-engine')`;
+        inserted.resolve();
+        await release.promise;
+      });
+      await inserted.promise;
+      const second = claimStateOwner(sql, "actor-engin", ["events"]);
+      await eventually("the second claim to wait for the first", async () => {
+        const [{ waiting }] = await sql<{ waiting: number }[]>`
+          select count(*)::int as waiting from pg_stat_activity
+           where datname = current_database() and wait_event_type = 'Lock' and query like '%state_owner%'`;
+        return waiting === 1 ? true : undefined;
+      });
+      release.resolve();
+      await first;
+      assert.deepEqual(await second, ["actor-engine"]);
+      assert.equal(await stateOwner(sql), "actor-engine");
     });
   },
 );

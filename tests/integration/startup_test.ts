@@ -301,3 +301,31 @@ onlyOn("kafka", {
     }
   },
 });
+
+onlyOn("kafka", {
+  name: "two start-ups at once on a fresh database with different GROUP_IDs: exactly one starts, the other is refused",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const { deployment: d, remove } = await deploy("kafka");
+    const groups = [`${d.config.GROUP_ID}-engine`, `${d.config.GROUP_ID}-engin`];
+    const started: RunningEngine[] = [];
+    try {
+      // Neither group has a checkpoint yet when the other checks: the first claim lands seconds after start-up.
+      const outcomes = await Promise.allSettled(
+        groups.map((GROUP_ID) => startEngine({ ...d.config, GROUP_ID }, silentLogger)),
+      );
+      for (const outcome of outcomes) if (outcome.status === "fulfilled") started.push(outcome.value);
+      assert.equal(started.length, 1, "both groups started on one database and would fold the log into the same state");
+      const winner = outcomes.findIndex((o) => o.status === "fulfilled");
+      const refused = outcomes[1 - winner] as PromiseRejectedResult;
+      assert.ok(refused.reason instanceof ConfigError, String(refused.reason));
+      assert.match(refused.reason.message, new RegExp(`^Cannot start with GROUP_ID="${groups[1 - winner]}"`));
+      assert.ok(refused.reason.message.includes(`"${groups[winner]}"`), refused.reason.message);
+      await viewedOnce(started[0], "raced-user");
+    } finally {
+      for (const engine of started) await engine.stop();
+      await remove();
+    }
+  },
+});

@@ -1,7 +1,11 @@
+/** The instance registry: its row and heartbeat, against a stand-in and on PGlite. */
 import assert from "node:assert/strict";
 import type { Sql } from "../../engine/database.ts";
-import { InstanceRegistry } from "../../engine/instance_registry.ts";
+import { openEmbeddedDatabase } from "../../engine/embedded_database.ts";
+import { INSTANCE_HEARTBEAT_MS, InstanceRegistry } from "../../engine/instance_registry.ts";
 import { silentLogger } from "../../engine/logger.ts";
+import { migrate } from "../../sql/migrations.ts";
+import { eventually } from "../helpers/services.ts";
 
 Deno.test("unregister() waits for a heartbeat in flight, which then cannot bring the deleted row back", async () => {
   const rows = new Set<string>();
@@ -30,4 +34,38 @@ Deno.test("unregister() waits for a heartbeat in flight, which then cannot bring
   // The delete used to run at once; the heartbeat then found no row and inserted it again, so the
   // stopped instance kept attracting forwarded queries.
   assert.deepEqual([...rows], []);
+});
+
+Deno.test("a live instance's heartbeat deletes the rows of instances dead for over an hour, and only those", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "instance-rows-" });
+  const db = await openEmbeddedDatabase(dir, { logger: silentLogger, vacuumIntervalMs: 0 });
+  const registry = new InstanceRegistry(db.sql, "g", "alive", silentLogger);
+  try {
+    await migrate(db.sql);
+    // Killed with SIGKILL (or stopped past the shutdown deadline): their rows were never deleted.
+    await db.sql`
+      insert into instances (instance_id, http_url, updated_at) values
+        ('killed-yesterday', 'http://a:8080', now() - interval '1 day'),
+        ('killed-2h-ago', 'http://b:8080', now() - interval '2 hours'),
+        ('killed-10min-ago', 'http://c:8080', now() - interval '10 minutes')`;
+    await registry.register("http://alive:8080");
+    const ids = async () =>
+      (await db.sql<{ instance_id: string }[]>`select instance_id from instances order by instance_id`)
+        .map((r) => r.instance_id);
+    // Each restart of a container under a new instance id used to add a row for ever.
+    const left = await eventually(
+      "the long-dead instances' rows to go",
+      async () => {
+        const now = await ids();
+        return now.includes("killed-yesterday") || now.includes("killed-2h-ago") ? undefined : now;
+      },
+      10 * INSTANCE_HEARTBEAT_MS,
+    );
+    // Recently stale (not routed to, but possibly a frozen instance coming back) and live rows stay.
+    assert.deepEqual(left, ["alive", "killed-10min-ago"]);
+  } finally {
+    await registry.unregister();
+    await db.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 });
