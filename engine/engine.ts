@@ -192,6 +192,7 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
           now: Date.now,
           trending: trendSettings(config),
           coBoughtWeight: config.RECS_CO_BOUGHT_WEIGHT,
+          router: reader,
         }),
         ...operations,
       ],

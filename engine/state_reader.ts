@@ -1,6 +1,8 @@
 /**
  * Read-only access to actor state for queries: live memory first; then, for a key whose partition
  * another instance owns, that instance's answer (the query is forwarded once); else the last checkpoint.
+ * The analytics queries, computed from the global actor's memory, are routed whole (`QueryRouter`)
+ * to the owner of its partition, by the same means: one forward, the same header, timeout and limits.
  */
 import type { CheckpointStore } from "./checkpoint.ts";
 import { DatabaseUnavailableError } from "./errors.ts";
@@ -60,29 +62,41 @@ export interface StateReader {
   read(kind: string, key: string, options?: ReadOptions): Promise<ReadState | null>;
 }
 
+/** Routes a whole query about a key to the instance owning the key's partition. */
+export interface QueryRouter {
+  /**
+   * The owner's answer to the GET `request` about `kind`'s `key`, asked once; undefined when this instance answers
+   * it: it owns the key's partition, the request was forwarded here, or the owner cannot be asked or failed (the
+   * caller then answers from the checkpoint, marked with `asOf`).
+   */
+  route(kind: string, key: string, request: Request): Promise<Response | undefined>;
+}
+
 /** Where a routable kind's keys live and where its owner serves them over HTTP. */
 export interface RoutedKind {
   /** The topic feeding the kind. */
   readonly topic: string;
   /** The topic's partition count as the log has it (not as configured: an existing topic keeps its own). */
   readonly partitions: number;
-  /** The GET path of a key's state on any instance. */
-  readonly path: (key: string) => string;
+  /** The GET path of a key's state on any instance; none for the global actor, whose queries are routed whole. */
+  readonly path?: (key: string) => string;
 }
 
 /**
- * The kinds a query is forwarded for, users and products, each with the partition count the log has for its topic: a
- * key's owner is found by the partition the log puts it in, and an existing topic keeps its count whatever
- * PARTITIONS says now (the configured count sent queries to the owner of another partition, or to none).
+ * The kinds a query is forwarded for, users, products and the global actor (analytics), each with the partition count
+ * the log has for its topic: a key's owner is found by the partition the log puts it in, and an existing topic keeps
+ * its count whatever PARTITIONS says now (the configured count sent queries to the owner of another partition, or to
+ * none).
  */
 export async function routedKinds(
-  topics: Pick<Topics, "events" | "productEvents">,
+  topics: Pick<Topics, "events" | "productEvents" | "analytics">,
   admin: Pick<LogAdmin, "partitionCount">,
 ): Promise<Record<string, RoutedKind>> {
-  const [users, products] = await Promise.all(
-    [topics.events, topics.productEvents].map((t) => admin.partitionCount(t)),
+  const [users, products, analytics] = await Promise.all(
+    [topics.events, topics.productEvents, topics.analytics].map((t) => admin.partitionCount(t)),
   );
   return {
+    global: { topic: topics.analytics, partitions: analytics },
     user: { topic: topics.events, partitions: users, path: (key) => `/v1/users/${encodeURIComponent(key)}` },
     product: {
       topic: topics.productEvents,
@@ -107,33 +121,46 @@ export interface StateRouting {
   readonly logger?: Logger;
 }
 
-/** Reads live state from the runtime, asks the owning instance if routing is given, else the checkpoint. */
+/**
+ * Reads live state from the runtime, asks the owning instance if routing is given, else the checkpoint; routes
+ * whole queries to the owner too (without routing, never).
+ */
 export function createStateReader(
   runtime: ActorRuntime,
   store: CheckpointStore,
   routing?: StateRouting,
-): StateReader {
+): StateReader & QueryRouter {
   const self = routing?.registry.instanceId;
   const owners = routing ? ownerCache(routing) : undefined;
   const failures = routing ? failureLog(routing) : undefined;
   const maxForwards = routing?.maxForwards ?? MAX_FORWARDS_IN_FLIGHT;
   let forwarding = 0;
+  /** `ask` run against the owner of `key`'s partition, if another instance owns it and a forward is allowed. */
+  const viaOwner = async <T>(
+    routed: RoutedKind,
+    key: string,
+    ask: (to: Forward) => Promise<T | undefined>,
+  ): Promise<T | undefined> => {
+    const partition = partitionForKey(key, routed.partitions);
+    if (runtime.owned().includes(tpKey({ topic: routed.topic, partition })) || forwarding >= maxForwards) {
+      return undefined;
+    }
+    forwarding++;
+    try {
+      return await ask({ routing: routing!, owners: owners!, failed: failures!, topic: routed.topic, partition });
+    } finally {
+      forwarding--;
+    }
+  };
   return {
     async read(kind, key, options) {
       const live = runtime.lookup(kind, key);
       if (live) return { state: live.state, source: "memory", instance: self };
       const routed = routing?.kinds[kind];
-      if (routing && routed && options && !options.forwarded) {
-        const partition = partitionForKey(key, routed.partitions);
-        if (!runtime.owned().includes(tpKey({ topic: routed.topic, partition })) && forwarding < maxForwards) {
-          forwarding++;
-          try {
-            const answer = await forward(routing, owners!, failures!, routed, partition, key);
-            if (answer !== undefined) return answer;
-          } finally {
-            forwarding--;
-          }
-        }
+      const path = routed?.path;
+      if (routed && path && options && !options.forwarded) {
+        const answer = await viaOwner(routed, key, (to) => forwardRead(to, path(key)));
+        if (answer !== undefined) return answer;
       }
       let stored;
       try {
@@ -144,6 +171,12 @@ export function createStateReader(
       return stored
         ? { state: stored.state, source: "checkpoint", asOf: stored.updatedAt.toISOString(), instance: self }
         : null;
+    },
+    route(kind, key, request) {
+      const routed = routing?.kinds[kind];
+      if (!routed || request.headers.has(FORWARDED_HEADER)) return Promise.resolve(undefined);
+      const url = new URL(request.url);
+      return viaOwner(routed, key, (to) => forwardQuery(to, url.pathname + url.search));
     },
   };
 }
@@ -188,7 +221,7 @@ function failureLog(routing: StateRouting): FailureLog {
     const last = loggedAt.get(owner.instanceId);
     if (!routing.logger || (last !== undefined && now - last < FORWARD_FAILURE_LOG_MS)) return;
     loggedAt.set(owner.instanceId, now);
-    routing.logger.warn("cannot forward a state query to the partition's owner; answering from the checkpoint", {
+    routing.logger.warn("cannot forward a query to the partition's owner; answering from the checkpoint", {
       owner: owner.instanceId,
       url: owner.httpUrl,
       topic,
@@ -199,28 +232,50 @@ function failureLog(routing: StateRouting): FailureLog {
   };
 }
 
-/** The owner's answer (null: it has no such key), or undefined when it cannot be asked or failed. */
-async function forward(
-  routing: StateRouting,
-  owners: OwnerCache,
-  failed: FailureLog,
-  routed: RoutedKind,
-  partition: number,
-  key: string,
-): Promise<ReadState | null | undefined> {
+/** One forward: to the owner of `topic`'s `partition`, with what it needs to find it and report a failure. */
+interface Forward {
+  readonly routing: StateRouting;
+  readonly owners: OwnerCache;
+  readonly failed: FailureLog;
+  readonly topic: string;
+  readonly partition: number;
+}
+
+/**
+ * GET `path` of the partition's owner, marked as forwarded and within the forward timeout, its response read by
+ * `answer` (which throws when it is unusable); undefined when there is no other owner to ask, or it failed.
+ */
+async function askOwner<T>(
+  { routing, owners, failed, topic, partition }: Forward,
+  path: string,
+  answer: (response: Response, owner: PartitionOwner) => Promise<T>,
+): Promise<T | undefined> {
   let owner: PartitionOwner | null;
   try {
-    owner = await owners.get(routed.topic, partition);
+    owner = await owners.get(topic, partition);
   } catch {
     // The database is unavailable: so is the checkpoint, whose read reports it.
     return undefined;
   }
   if (!owner?.httpUrl || owner.instanceId === routing.registry.instanceId) return undefined;
   try {
-    const response = await (routing.fetch ?? fetch)(new URL(routed.path(key), owner.httpUrl), {
+    const response = await (routing.fetch ?? fetch)(new URL(path, owner.httpUrl), {
       headers: { [FORWARDED_HEADER]: "1", accept: "application/json" },
       signal: AbortSignal.timeout(routing.timeoutMs ?? FORWARD_TIMEOUT_MS),
     });
+    // The body is read under the same timeout: an owner stalling mid-answer is a failure too.
+    return await answer(response, owner);
+  } catch (error) {
+    // Unreachable, timed out, failing, or not JSON: the checkpoint answers instead.
+    owners.forget(topic, partition);
+    failed(owner, topic, partition, error);
+    return undefined;
+  }
+}
+
+/** The owner's state of a key (null: it has no such key), or undefined when it cannot be asked or failed. */
+function forwardRead(to: Forward, path: string): Promise<ReadState | null | undefined> {
+  return askOwner(to, path, async (response, owner) => {
     if (response.status === 404) return (await response.body?.cancel(), null);
     if (response.status !== 200) {
       await response.body?.cancel();
@@ -234,10 +289,22 @@ async function forward(
       ...(typeof asOf === "string" ? { asOf } : {}),
       instance: typeof instance === "string" ? instance : owner.instanceId,
     };
-  } catch (error) {
-    // Unreachable, timed out, failing, or not JSON: the checkpoint answers instead.
-    owners.forget(routed.topic, partition);
-    failed(owner, routed.topic, partition, error);
-    return undefined;
-  }
+  });
+}
+
+/**
+ * The owner's answer to a whole query, passed on as it came (JSON, naming the instance that answered), or undefined
+ * when it cannot be asked or did not answer 200 with JSON.
+ */
+function forwardQuery(to: Forward, path: string): Promise<Response | undefined> {
+  return askOwner(to, path, async (response, owner) => {
+    const type = response.headers.get("content-type") ?? "";
+    if (response.status !== 200 || !type.includes("json")) {
+      await response.body?.cancel();
+      throw new Error(`answered ${response.status} ${type}`.trim());
+    }
+    const body = await response.text();
+    const instance = response.headers.get(INSTANCE_HEADER) ?? owner.instanceId;
+    return new Response(body, { headers: { "content-type": type, [INSTANCE_HEADER]: instance } });
+  });
 }

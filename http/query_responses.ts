@@ -43,3 +43,35 @@ export const relatedAnswer = z.object({
   source: z.enum(["memory", "checkpoint"]),
   asOf: time.optional().describe("Time of the checkpoint, when answered from one"),
 }).meta({ id: "RelatedProducts" });
+
+/** Where an analytics answer's global state was read: `none` before any event. */
+const analyticsSource = z.enum(["memory", "checkpoint", "none"]).describe(
+  "Where the global actor's state the answer is computed from was read: `memory`, live (on this instance or, routed " +
+    "there, on the instance owning the `analytics` partition); `checkpoint`, its last checkpoint, when that owner " +
+    "could not be asked; `none`, before any event",
+);
+
+/** The fields of an analytics answer saying where it was read and who answered. */
+const analyticsFields = {
+  source: analyticsSource,
+  asOf: time.optional().describe("Time of the checkpoint, when answered from one"),
+  instance: z.string().optional().describe(
+    "The engine instance that answered: the owner of the `analytics` partition unless it could not be asked " +
+      "(also the `x-engine-instance` header)",
+  ),
+};
+
+/** GET /v1/analytics/realtime, /funnel and /top-categories: figures of the global actor's state, and where it was read. */
+export const analyticsAnswer = z.looseObject(analyticsFields).meta({
+  id: "AnalyticsAnswer",
+  description: "Figures computed from the global actor's state, with where that state was read",
+});
+
+/** GET /v1/analytics/top-products: as the other analytics, but `window=all` by a total reads no global state. */
+export const topProductsAnswer = z.looseObject({
+  ...analyticsFields,
+  source: analyticsSource.optional().describe(
+    "As in the other analytics answers; absent with `window=all` ranked by views, purchases or revenue, which " +
+      "reads the products' checkpoints in PostgreSQL alone",
+  ),
+}).meta({ id: "TopProducts", description: "Products ranked over a window, with where the window's end was read" });

@@ -7,7 +7,10 @@
  * checkpoint, marked with `asOf`); analytics windows longer than the global actor's memory are
  * completed from PostgreSQL (analytics_window.ts); rankings and alerts come from PostgreSQL
  * (checkpointed data): windowed rankings from the per-minute product counts (`product_minutes`),
- * over windows ending where the analytics windows end (ranking_window.ts).
+ * over windows ending where the analytics windows end (ranking_window.ts). An analytics query whose
+ * answer depends on the global actor's memory is routed to the instance owning its partition
+ * (QueryDeps.router), so that every instance gives the owner's live answer; a query answered from
+ * PostgreSQL alone is answered where it arrives.
  */
 import { z } from "zod";
 import { ALERT_TYPES } from "../actors/alerts.ts";
@@ -18,7 +21,13 @@ import { DEFAULT_DOMAIN_SETTINGS, type DomainSettings, minutesMs } from "../acto
 import type { WindowTotals } from "../actors/rollups.ts";
 import type { Sql } from "../engine/database.ts";
 import { DatabaseUnavailableError, NotFoundError } from "../engine/errors.ts";
-import type { ReadState, StateReader } from "../engine/state_reader.ts";
+import {
+  FORWARD_TIMEOUT_MS,
+  INSTANCE_HEADER,
+  type QueryRouter,
+  type ReadState,
+  type StateReader,
+} from "../engine/state_reader.ts";
 import { sumAnalyticsMinutes } from "../sql/analytics_minutes.ts";
 import {
   rankCategoriesInWindow,
@@ -31,7 +40,13 @@ import { type AnalyticsWindow, type HistoryReader, readAnalyticsWindow, storageF
 import { JSON_CONTENT_TYPE } from "./body.ts";
 import type { OperationDoc } from "./openapi.ts";
 import { problemDoc } from "./problem.ts";
-import { alertsAnswer, recommendationsAnswer, relatedAnswer } from "./query_responses.ts";
+import {
+  alertsAnswer,
+  analyticsAnswer as analyticsAnswerSchema,
+  recommendationsAnswer,
+  relatedAnswer,
+  topProductsAnswer,
+} from "./query_responses.ts";
 import { type RankingSpan, rankingSpan } from "./ranking_window.ts";
 import { NO_QUERY, type QueryHandler, routeWithQuery } from "./query_params.ts";
 import type { Route } from "./router.ts";
@@ -48,6 +63,11 @@ export interface QueryDeps {
   readonly trending?: TrendSettings;
   /** RECS_CO_BOUGHT_WEIGHT, to rank a product's related candidates as its actor does; defaults to the default. */
   readonly coBoughtWeight?: number;
+  /**
+   * Routes the analytics queries that read the global actor's memory to the owner of its partition (once; answered
+   * here from its checkpoint, marked with `asOf`, when the owner cannot be asked); without it, answered here.
+   */
+  readonly router?: QueryRouter;
 }
 
 /** The trending half-life (ms) and weights, as the product actors use them. */
@@ -158,6 +178,28 @@ function sourceOf(found: ReadState): { source: ReadState["source"]; asOf?: strin
   return found.asOf ? { source: found.source, asOf: found.asOf } : { source: found.source };
 }
 
+/**
+ * The global actor's owner's answer to `request`, when another instance owns the actor's partition and answered;
+ * undefined when this instance answers (from memory if it owns the partition, else from the checkpoint).
+ */
+function ownersAnswer(deps: QueryDeps, request: Request): Promise<Response | undefined> {
+  return deps.router?.route("global", GLOBAL_KEY, request) ?? Promise.resolve(undefined);
+}
+
+/**
+ * An analytics answer computed from the global state `found`, saying where that state was read (`source`, and
+ * `asOf` for a checkpoint; `none` before any) and which instance answered (`instance`, and the header).
+ */
+function analyticsAnswer(found: ReadState | null, body: Record<string, unknown>): Response {
+  const read = found
+    ? { ...sourceOf(found), ...(found.instance ? { instance: found.instance } : {}) }
+    : { source: "none" as const };
+  return Response.json(
+    { ...body, ...read },
+    found?.instance ? { headers: { [INSTANCE_HEADER]: found.instance } } : undefined,
+  );
+}
+
 /** The stored-minutes reader of `deps`: its own, else `analytics_minutes` through its `sql`. */
 function historyOf(deps: QueryDeps): HistoryReader {
   return deps.history ?? ((from, to) => sumAnalyticsMinutes(deps.sql, from, to));
@@ -218,9 +260,13 @@ function relatedRoute({ reader, coBoughtWeight }: QueryDeps): QueryHandler<typeo
   };
 }
 
+// Routed: every figure is the global actor's memory (its windows and revenue by category), and the top
+// products' window ends at its latest event.
 function realtimeRoute(deps: QueryDeps): QueryHandler<typeof querySchemas.realtime> {
   const { reader, sql, now } = deps;
-  return async () => {
+  return async (request) => {
+    const routed = await ownersAnswer(deps, request);
+    if (routed) return routed;
     const found = await reader.read("global", GLOBAL_KEY);
     const at = now();
     const window = (minutes: number) => readAnalyticsWindow(found, minutes, historyOf(deps), at);
@@ -230,7 +276,7 @@ function realtimeRoute(deps: QueryDeps): QueryHandler<typeof querySchemas.realti
       "top products",
       () => rankProductsInWindow(sql, "views", span.from, span.to, REALTIME_TOP_PRODUCTS),
     );
-    return Response.json({
+    return analyticsAnswer(found, {
       last1: windowView(last1),
       last5: windowView(last5),
       last15: windowView(last15),
@@ -238,19 +284,22 @@ function realtimeRoute(deps: QueryDeps): QueryHandler<typeof querySchemas.realti
       topProductsWindow: { window: REALTIME_TOP_WINDOW, by: "views", ...spanView(span) },
       // The latest windows of CATEGORY_WINDOW_MINUTES, as the global actor's state keeps them.
       revenueByCategory: (found?.state as { revenueByCategory?: unknown[] } | undefined)?.revenueByCategory ?? [],
-      ...(found ? sourceOf(found) : { source: "none" }),
     });
   };
 }
 
+// Routed, whatever the window: a window reaching before the memory (`fromStorage`) reads only that part from
+// PostgreSQL; the rest of it, and its end (the latest event's minute), are the global actor's memory.
 function funnelRoute(deps: QueryDeps): QueryHandler<typeof querySchemas.funnel> {
-  return async (_request, _params, { window }) => {
+  return async (request, _params, { window }) => {
+    const routed = await ownersAnswer(deps, request);
+    if (routed) return routed;
     const minutes = FUNNEL_WINDOWS[window];
     const found = await deps.reader.read("global", GLOBAL_KEY);
     const read = await readAnalyticsWindow(found, minutes, historyOf(deps), deps.now());
     const t = read.totals;
     const n = (type: string) => t.events[type] ?? 0;
-    return Response.json({
+    return analyticsAnswer(found, {
       window,
       minutes,
       from: t.from,
@@ -268,7 +317,6 @@ function funnelRoute(deps: QueryDeps): QueryHandler<typeof querySchemas.funnel> 
       funnelSessions: t.sessionsReached,
       sessionConversion: t.sessionConversion,
       ...storageFields(read),
-      ...(found ? sourceOf(found) : { source: "none" }),
     });
   };
 }
@@ -278,17 +326,25 @@ function spanView(span: RankingSpan) {
   return { from: new Date(span.from).toISOString(), to: new Date(span.to).toISOString(), reference: span.reference };
 }
 
+// Routed when the ranking reads the global state: a window ends at its latest event, and trending scores are
+// compared at that time. `window=all` by views, purchases or revenue ranks the products' checkpointed totals in
+// PostgreSQL alone, the same on every instance: answered where it arrives.
 function topProductsRoute(deps: QueryDeps): QueryHandler<typeof querySchemas.topProducts> {
   const { sql, reader, now } = deps;
   const { halfLifeMs } = deps.trending ?? trendSettings(DEFAULT_DOMAIN_SETTINGS);
-  return async (_request, _params, { by, window, limit }) => {
-    const found = by === "trending" || window !== "all" ? await reader.read("global", GLOBAL_KEY) : null;
+  return async (request, _params, { by, window, limit }) => {
+    const readsGlobal = by === "trending" || window !== "all";
+    const routed = readsGlobal ? await ownersAnswer(deps, request) : undefined;
+    if (routed) return routed;
+    const found = readsGlobal ? await reader.read("global", GLOBAL_KEY) : null;
     // Trending scores are compared at the end of the window (for `all`, of the minute of the latest event).
     const span = rankingSpan(found, window === "all" ? 1 : FUNNEL_WINDOWS[window], now());
     const trending = { at: span.to, halfLifeMs };
     if (window === "all") {
       const items = await query("top products", () => topProducts(sql, RANK_FIELDS[by], limit, undefined, trending));
-      return Response.json({ by, window, ...(by === "trending" ? { trendingAt: spanView(span).to } : {}), items });
+      return by === "trending"
+        ? analyticsAnswer(found, { by, window, trendingAt: spanView(span).to, items })
+        : Response.json({ by, window, items });
     }
     const minutes = FUNNEL_WINDOWS[window];
     const items = await query(
@@ -298,19 +354,23 @@ function topProductsRoute(deps: QueryDeps): QueryHandler<typeof querySchemas.top
           ? topProducts(sql, RANK_FIELDS[by], limit, span, trending)
           : rankProductsInWindow(sql, WINDOW_MEASURES[by], span.from, span.to, limit),
     );
-    return Response.json({ by, window, minutes, ...spanView(span), items });
+    return analyticsAnswer(found, { by, window, minutes, ...spanView(span), items });
   };
 }
 
+// Routed: the window ends at the global actor's latest event.
 function topCategoriesRoute(deps: QueryDeps): QueryHandler<typeof querySchemas.topCategories> {
   const { sql, reader, now } = deps;
   const trend = deps.trending ?? trendSettings(DEFAULT_DOMAIN_SETTINGS);
-  return async (_request, _params, { by, window, limit }) => {
+  return async (request, _params, { by, window, limit }) => {
+    const routed = await ownersAnswer(deps, request);
+    if (routed) return routed;
     const minutes = FUNNEL_WINDOWS[window];
-    const span = rankingSpan(await reader.read("global", GLOBAL_KEY), minutes, now());
+    const found = await reader.read("global", GLOBAL_KEY);
+    const span = rankingSpan(found, minutes, now());
     const measure = by === "trending" ? { ...trend, at: span.to } : WINDOW_MEASURES[by];
     const items = await query("top categories", () => rankCategoriesInWindow(sql, measure, span.from, span.to, limit));
-    return Response.json({ by, window, minutes, ...spanView(span), items });
+    return analyticsAnswer(found, { by, window, minutes, ...spanView(span), items });
   };
 }
 
@@ -348,6 +408,11 @@ function doc(
     },
   };
 }
+
+/** How every instance answers an analytics query that reads the global actor's state. */
+const ROUTED = "Any instance answers with the live figures of the instance owning the `analytics` partition " +
+  `(the query is forwarded to it once); if that owner cannot be reached within ${FORWARD_TIMEOUT_MS} ms, from the ` +
+  "global actor's last checkpoint (`source: checkpoint`, `asOf`). `instance` names the instance that answered.";
 
 /** The query routes, as rows for the route table. */
 export function queryRoutes(deps: QueryDeps): Route[] {
@@ -387,8 +452,9 @@ export function queryRoutes(deps: QueryDeps): Route[] {
         "getRealtimeAnalytics",
         "The last 1, 5 and 15 minutes, and the top products by views over the last 15 minutes",
         "Zeros before any event. Each window says whether part of it was read from PostgreSQL (`fromStorage`); " +
-          "`topProductsWindow` says which window the top products were ranked over.",
+          "`topProductsWindow` says which window the top products were ranked over. " + ROUTED,
         { 400: "A query parameter was given (this route takes none)" },
+        analyticsAnswerSchema,
       ),
     }),
     routeWithQuery({
@@ -404,8 +470,9 @@ export function queryRoutes(deps: QueryDeps): Route[] {
           "started_checkout, purchased) within the window, and `sessionConversion` their step ratios. " +
           "`fromStorage` is true when part of " +
           "the window lies before the global actor's memory and was read from PostgreSQL; `storage` then says " +
-          "which range and how many stored minutes it held.",
+          "which range and how many stored minutes it held. " + ROUTED,
         { 400: "Invalid `window`, or a repeated or unknown parameter" },
+        analyticsAnswerSchema,
       ),
     }),
     routeWithQuery({
@@ -419,8 +486,10 @@ export function queryRoutes(deps: QueryDeps): Route[] {
         "Sums over the window's minutes (`from`, `to`: the window, ending at the minute of the latest event; " +
           "`reference`: `latestEvent`, or `wallClock` before any event). `uniqueViewers`, `trendingScore` and " +
           "`stock` are the product's current figures as of its last checkpoint (`asOf`), not windowed. " +
-          "`window=all` ranks all-time totals as of the last checkpoints. Ties are broken by product id.",
+          "`window=all` ranks all-time totals as of the last checkpoints. Ties are broken by product id. " +
+          ROUTED,
         { 400: "Invalid `by`, `window` or `limit`, or a repeated or unknown parameter" },
+        topProductsAnswer,
       ),
     }),
     routeWithQuery({
@@ -432,8 +501,9 @@ export function queryRoutes(deps: QueryDeps): Route[] {
         "getTopCategories",
         "Categories ranked by views, purchases or revenue over a window",
         "Sums over the window's minutes of the products of each category (as reported by their latest fact in " +
-          "each minute); products without a category are left out. Ties are broken by category name.",
+          "each minute); products without a category are left out. Ties are broken by category name. " + ROUTED,
         { 400: "Invalid `by`, `window` or `limit`, or a repeated or unknown parameter" },
+        analyticsAnswerSchema,
       ),
     }),
     routeWithQuery({

@@ -434,3 +434,184 @@ onlyOn("kafka", {
     }
   },
 });
+
+/** GET `path` of `engine`: status, JSON body and the instance header. */
+async function getJson(engine: EngineProcess, path: string): Promise<{ status: number; body: Json; header: string }> {
+  const response = await fetch(`${engine.url}${path}`);
+  return { status: response.status, body: await response.json(), header: response.headers.get("x-engine-instance")! };
+}
+
+/** Analytics queries whose answer depends on the global actor's memory (the window's end at least). */
+const LIVE_ANALYTICS = [
+  "/v1/analytics/realtime",
+  "/v1/analytics/funnel",
+  "/v1/analytics/funnel?window=7d",
+  "/v1/analytics/top-products?window=1h",
+  "/v1/analytics/top-products?by=trending&window=all",
+  "/v1/analytics/top-categories?window=15m",
+];
+
+onlyOn("kafka", {
+  name:
+    "routing: analytics asked of a non-owner or a ROLE=ingest instance are the analytics owner's live answer; a dead owner's fall back to the checkpoint",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const { kafkaBrokers } = services();
+    const db = await freshDatabase();
+    const id = uniqueName("an");
+    // Checkpoints only every 10 messages of a partition (never by time): the global actor's checkpoint
+    // then stays behind its memory, deterministically, once it has handled fewer than 10 facts since.
+    const env = {
+      KAFKA_BROKERS: kafkaBrokers,
+      DATABASE_URL: db.url,
+      TOPIC_PREFIX: `${id}.`,
+      GROUP_ID: `${id}-group`,
+      PARTITIONS: String(PARTITIONS),
+      CHECKPOINT_INTERVAL_MS: "3600000",
+      CHECKPOINT_MAX_MESSAGES: "10",
+      CLOCK_IDLE_MS: String(86_400_000),
+    };
+    const topics = topicNames(parseConfig(env));
+    const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+    let a: EngineProcess | undefined;
+    let b: EngineProcess | undefined;
+    let c: EngineProcess | undefined;
+    try {
+      [a, b, c] = await Promise.all([
+        startEngineProcess({ dataDir: await Deno.makeTempDir(), env }),
+        startEngineProcess({ dataDir: await Deno.makeTempDir(), env }),
+        startEngineProcess({ dataDir: await Deno.makeTempDir(), env: { ...env, ROLE: "ingest" } }),
+      ]);
+      const engines = [a, b, c];
+      const ids = await eventually("three instances registered", async () => {
+        const rows = await sql<
+          { instance_id: string; http_url: string }[]
+        >`select instance_id, http_url from instances`;
+        const byUrl = new Map(rows.map((r) => [r.http_url, r.instance_id]));
+        const found = engines.map((e) => byUrl.get(e.url));
+        return found.every((i) => i !== undefined) ? found as string[] : undefined;
+      });
+      const claims = async () => {
+        const rows = await sql<{ topic: string; partition: number; owner: string }[]>`
+          select topic, partition, owner from partition_checkpoints where group_id = ${env.GROUP_ID}`;
+        const found = new Set(rows.map((r) => r.owner));
+        return rows.length === 2 * PARTITIONS + 1 && found.has(ids[0]) && found.has(ids[1])
+          ? new Map(rows.map((r) => [`${r.topic}:${r.partition}`, r.owner]))
+          : undefined;
+      };
+      const owners = await eventually(
+        "both processing instances own partitions, the same for two seconds",
+        async () => {
+          const first = await claims();
+          if (!first) return undefined;
+          await new Promise((resolve) => setTimeout(resolve, 2_000));
+          const second = await claims();
+          return second && [...first].every(([p, o]) => second.get(p) === o) ? second : undefined;
+        },
+        60_000,
+        200,
+      );
+      const ownerId = owners.get(`${topics.analytics}:0`)!;
+      const [owner, other] = ownerId === ids[0] ? [a, b] : [b, a];
+      const otherId = ownerId === ids[0] ? ids[1] : ids[0];
+      const ingest = c;
+      const ingestId = ids[2];
+
+      // Users of one partition of `events`: each event there is a message of that partition and a fact for the
+      // global actor, except a duplicate, which is a message but no fact.
+      const candidates = Array.from({ length: 200 }, (_, i) => `an-user-${i}`);
+      const partition = partitionForKey(candidates[0], PARTITIONS);
+      const users = candidates.filter((u) => partitionForKey(u, PARTITIONS) === partition).slice(0, 10);
+      assert.equal(users.length, 10);
+      const view = (userId: string, at: number) => ({
+        eventId: crypto.randomUUID(),
+        type: "page_viewed",
+        userId,
+        occurredAt: new Date(at).toISOString(),
+        properties: { url: "/" },
+      });
+      const firstAt = Date.now() - 10 * 60_000;
+      const first = users.map((u, i) => view(u, firstAt + i));
+      await post(ingest, first);
+      const pageViews = (body: Json) => body.last15?.eventsByType?.page_viewed;
+      await eventually(
+        "the global actor checkpointed the first 10 views",
+        async () => {
+          const [row] = await sql<{ views: string | null }[]>`
+            select state #>> '{realtime,last15,events,page_viewed}' as views from actor_states
+             where kind = 'global' and key = 'global'`;
+          return row && Number(row.views) === 10 ? true : undefined;
+        },
+        30_000,
+        200,
+      );
+
+      // Ten more messages in that partition, so that it checkpoints and publishes their facts: five
+      // repeats and five new views, a minute later. The global actor's 5 new facts stay below its checkpoint's 10.
+      const laterAt = Date.now() - 2 * 60_000;
+      await post(ingest, [...first.slice(0, 5), ...users.slice(0, 5).map((u, i) => view(u, laterAt + i))]);
+      await eventually(
+        "the owner's live analytics count 15 views",
+        async () => {
+          const { status, body } = await getJson(owner, "/v1/analytics/realtime");
+          return status === 200 && body.source === "memory" && pageViews(body) === 15 ? true : undefined;
+        },
+        30_000,
+        200,
+      );
+      const [stored] = await sql<{ views: string; last: string }[]>`
+        select state #>> '{realtime,last15,events,page_viewed}' as views, state ->> 'lastEventAt' as last
+          from actor_states where kind = 'global' and key = 'global'`;
+      assert.equal(Number(stored.views), 10, "the checkpoint is behind the owner's memory");
+      assert.equal(Number(stored.last), firstAt + 9);
+
+      for (const path of LIVE_ANALYTICS) {
+        const live = await getJson(owner, path);
+        assert.equal(live.status, 200, `${path}: ${JSON.stringify(live.body)}`);
+        assert.equal(live.body.source, "memory", `${path} on the owner: ${JSON.stringify(live.body)}`);
+        for (
+          const [engine, name] of [[other, "the other processing instance"], [ingest, "the ingest instance"]] as const
+        ) {
+          const answer = await getJson(engine, path);
+          assert.equal(answer.status, 200, `${path} on ${name}: ${JSON.stringify(answer.body)}`);
+          assert.deepEqual(answer.body, live.body, `${path} on ${name} is the owner's live answer`);
+          assert.equal(answer.header, ownerId, `${path} on ${name}: answered by the owner`);
+        }
+        assert.equal(live.body.instance, ownerId, path);
+      }
+      const realtime = (await getJson(ingest, "/v1/analytics/realtime")).body;
+      assert.equal(pageViews(realtime), 15);
+      const ranked = (await getJson(other, "/v1/analytics/top-products?window=1h")).body;
+      assert.equal(ranked.to, new Date(Math.floor((laterAt + 4) / 60_000) * 60_000 + 60_000).toISOString());
+
+      // The owner dies: until the group gives its partition away, the others answer from the checkpoint.
+      await owner.kill("SIGKILL");
+      for (const [engine, engineId] of [[other, otherId], [ingest, ingestId]] as const) {
+        const { status, body, header } = await getJson(engine, "/v1/analytics/realtime");
+        assert.equal(status, 200, JSON.stringify(body));
+        assert.equal(body.source, "checkpoint", JSON.stringify(body));
+        assert.equal(typeof body.asOf, "string");
+        assert.equal(body.instance, engineId);
+        assert.equal(header, engineId);
+        assert.equal(pageViews(body), 10, "the checkpoint's figures");
+        const top = (await getJson(engine, "/v1/analytics/top-products?window=1h")).body;
+        assert.equal(top.source, "checkpoint", JSON.stringify(top));
+        assert.equal(typeof top.asOf, "string");
+        assert.equal(top.instance, engineId);
+        assert.equal(top.to, new Date(Math.floor((firstAt + 9) / 60_000) * 60_000 + 60_000).toISOString());
+      }
+    } catch (error) {
+      const tail = (e?: EngineProcess) => e?.logs().split("\n").slice(-20).join("\n") ?? "";
+      throw new Error(`${(error as Error).message}\nA logs:\n${tail(a)}\nB logs:\n${tail(b)}\nC logs:\n${tail(c)}`, {
+        cause: error,
+      });
+    } finally {
+      await c?.kill("SIGTERM");
+      await a?.kill("SIGKILL");
+      await b?.kill("SIGKILL");
+      await sql.end();
+      await db.drop();
+    }
+  },
+});

@@ -5,8 +5,9 @@
 import assert from "node:assert/strict";
 import type { Sql } from "../../engine/database.ts";
 import { silentLogger } from "../../engine/logger.ts";
-import type { StateReader } from "../../engine/state_reader.ts";
+import { INSTANCE_HEADER, type QueryRouter, type StateReader } from "../../engine/state_reader.ts";
 import { queryRoutes } from "../../http/query_routes.ts";
+import { analyticsAnswer, topProductsAnswer } from "../../http/query_responses.ts";
 import { createHandler } from "../../http/server.ts";
 import { EventBuilder, fold } from "../helpers/fold.ts";
 
@@ -93,4 +94,73 @@ Deno.test("GET /v1/analytics/funnel counts the sessions that reached each stage,
   assert.equal(body.steps.addedToCart, 3);
   const realtime = await (await handle(new Request("http://engine.test/v1/analytics/realtime"))).json();
   assert.deepEqual(realtime.last1.funnelSessions.visited, 1, "u1's second session, in the latest minute");
+});
+
+Deno.test("analytics answers name where the global state was read and who answered, as documented", async () => {
+  const b = new EventBuilder();
+  const r = await fold([b.event("page_viewed", "u1", 0, { url: "/" })], { partitions: 1 });
+  const asOf = "2026-01-05T10:00:30.000Z";
+  const reader: StateReader = {
+    read: (kind) =>
+      Promise.resolve(
+        kind === "global"
+          ? { state: r.persisted("global", "global"), source: "checkpoint", asOf, instance: "i1" }
+          : null,
+      ),
+  };
+  const handle = createHandler(queryRoutes({ reader, sql: emptySql, now: () => b.time(60) }), silentLogger);
+  for (
+    const path of [
+      "/v1/analytics/realtime",
+      "/v1/analytics/funnel",
+      "/v1/analytics/top-products",
+      "/v1/analytics/top-products?window=all&by=trending",
+      "/v1/analytics/top-categories",
+    ]
+  ) {
+    const response = await handle(new Request(`http://engine.test${path}`));
+    assert.equal(response.status, 200, path);
+    assert.equal(response.headers.get(INSTANCE_HEADER), "i1", path);
+    const body = (path.includes("top-products") ? topProductsAnswer : analyticsAnswer).parse(await response.json());
+    assert.deepEqual([body.source, body.asOf, body.instance], ["checkpoint", asOf, "i1"], path);
+  }
+  const totals = await (await handle(new Request("http://engine.test/v1/analytics/top-products?window=all"))).json();
+  assert.deepEqual(totals, { by: "views", window: "all", items: [] }, "all-time totals read no global state");
+});
+
+Deno.test("analytics queries reading the global state take the owner's answer; all-time totals are never routed", async () => {
+  const routed: string[] = [];
+  const router: QueryRouter = {
+    route: (
+      kind,
+      key,
+      request,
+    ) => (routed.push(`${kind}/${key} ${new URL(request.url).pathname}${new URL(request.url).search}`),
+      Promise.resolve(Response.json({ fromTheOwner: true }))),
+  };
+  const reader: StateReader = { read: () => Promise.reject(new Error("the owner answers: nothing is read here")) };
+  const handle = createHandler(queryRoutes({ reader, router, sql: emptySql, now: () => 0 }), silentLogger);
+  for (
+    const path of [
+      "/v1/analytics/realtime",
+      "/v1/analytics/funnel?window=30d",
+      "/v1/analytics/top-products?window=1h",
+      "/v1/analytics/top-products?window=all&by=trending",
+      "/v1/analytics/top-categories?by=revenue",
+    ]
+  ) {
+    const response = await handle(new Request(`http://engine.test${path}`));
+    assert.deepEqual(await response.json(), { fromTheOwner: true }, path);
+  }
+  assert.deepEqual(routed, [
+    "global/global /v1/analytics/realtime",
+    "global/global /v1/analytics/funnel?window=30d",
+    "global/global /v1/analytics/top-products?window=1h",
+    "global/global /v1/analytics/top-products?window=all&by=trending",
+    "global/global /v1/analytics/top-categories?by=revenue",
+  ]);
+  const totals = await handle(new Request("http://engine.test/v1/analytics/top-products?window=all&by=revenue"));
+  assert.equal(totals.status, 200);
+  assert.deepEqual(await totals.json(), { by: "revenue", window: "all", items: [] });
+  assert.equal(routed.length, 5, "answered here, from PostgreSQL");
 });

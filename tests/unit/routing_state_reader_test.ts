@@ -4,7 +4,13 @@ import type { CheckpointStore } from "../../engine/checkpoint.ts";
 import type { PartitionOwner } from "../../engine/instance_registry.ts";
 import { partitionForKey } from "../../engine/partitioner.ts";
 import type { ActorRuntime } from "../../engine/runtime.ts";
-import { createStateReader, FORWARDED_HEADER, routedKinds, type StateRouting } from "../../engine/state_reader.ts";
+import {
+  createStateReader,
+  FORWARDED_HEADER,
+  INSTANCE_HEADER,
+  routedKinds,
+  type StateRouting,
+} from "../../engine/state_reader.ts";
 
 const TOPIC = "events";
 const UPDATED = new Date("2026-11-01T00:00:00Z");
@@ -145,8 +151,8 @@ Deno.test("routing: beyond the forwards in flight allowed, queries are answered 
 });
 
 Deno.test("queries are routed by the partition count the log has for a topic, not the configured one", async () => {
-  const counts: Record<string, number> = { events: 4, "product-events": 7 };
-  const kinds = await routedKinds({ events: "events", productEvents: "product-events" }, {
+  const counts: Record<string, number> = { events: 4, "product-events": 7, analytics: 1 };
+  const kinds = await routedKinds({ events: "events", productEvents: "product-events", analytics: "analytics" }, {
     partitionCount: (topic) => Promise.resolve(counts[topic]),
   });
   assert.equal(
@@ -155,5 +161,99 @@ Deno.test("queries are routed by the partition count the log has for a topic, no
     "an events topic created with 4 partitions keeps them, whatever PARTITIONS says",
   );
   assert.equal(kinds.product.partitions, 7);
-  assert.equal(kinds.user.path("a b"), "/v1/users/a%20b");
+  assert.equal(kinds.user.path?.("a b"), "/v1/users/a%20b");
+  assert.deepEqual(kinds.global, { topic: "analytics", partitions: 1 }, "analytics are routed whole, by no state path");
+});
+
+/** A router for the global actor's analytics, whose partition `ownsIt` or not; the owner answers `answer`. */
+function analyticsSetup(
+  options: { ownsIt?: boolean; answer?: (init?: RequestInit) => Promise<Response>; timeoutMs?: number },
+) {
+  const calls: Request[] = [];
+  const runtime = {
+    lookup: () => undefined,
+    owned: () => options.ownsIt ? ["analytics:0"] : [],
+  } as unknown as ActorRuntime;
+  const store = {
+    read: () => Promise.resolve({ state: { lastEventAt: 1 }, updatedAt: UPDATED }),
+  } as unknown as CheckpointStore;
+  const routing: StateRouting = {
+    registry: { instanceId: "self", owner: () => Promise.resolve({ instanceId: "other", httpUrl: "http://o" }) },
+    kinds: { global: { topic: "analytics", partitions: 1 } },
+    timeoutMs: options.timeoutMs,
+    fetch: (input, init) => {
+      calls.push(new Request(input, init));
+      return options.answer?.(init) ??
+        Promise.resolve(Response.json({ views: 15, source: "memory", instance: "other" }, {
+          headers: { [INSTANCE_HEADER]: "other" },
+        }));
+    },
+  };
+  return { router: createStateReader(runtime, store, routing), calls };
+}
+
+const analyticsQuery = (headers: Record<string, string> = {}) =>
+  new Request("http://self/v1/analytics/funnel?window=7d", { headers });
+
+Deno.test("routing: an analytics query is answered by the global actor's owner, path and parameters as asked", async () => {
+  const { router, calls } = analyticsSetup({});
+  const answer = await router.route("global", "global", analyticsQuery());
+  assert.equal(answer?.status, 200);
+  assert.equal(answer?.headers.get(INSTANCE_HEADER), "other");
+  assert.deepEqual(await answer?.json(), { views: 15, source: "memory", instance: "other" });
+  assert.equal(calls.length, 1);
+  assert.equal(calls[0].url, "http://o/v1/analytics/funnel?window=7d");
+  assert.equal(calls[0].headers.get(FORWARDED_HEADER), "1");
+});
+
+Deno.test("routing: an analytics query forwarded here, or whose partition is owned here, is answered here", async () => {
+  for (
+    const [options, request] of [
+      [{}, analyticsQuery({ [FORWARDED_HEADER]: "1" })],
+      [{ ownsIt: true }, analyticsQuery()],
+    ] as const
+  ) {
+    const { router, calls } = analyticsSetup(options);
+    assert.equal(await router.route("global", "global", request), undefined);
+    assert.equal(calls.length, 0);
+  }
+  const { router, calls } = analyticsSetup({});
+  assert.equal(await router.route("user", "u1", analyticsQuery()), undefined, "a kind without routing");
+  assert.deepEqual(
+    await router.read("global", "global", { forwarded: false }),
+    { state: { lastEventAt: 1 }, source: "checkpoint", asOf: UPDATED.toISOString(), instance: "self" },
+    "the global state itself is never forwarded (no route serves it)",
+  );
+  assert.equal(calls.length, 0);
+  const unrouted = createStateReader(
+    { lookup: () => undefined, owned: () => [] } as unknown as ActorRuntime,
+    {} as CheckpointStore,
+  );
+  assert.equal(await unrouted.route("global", "global", analyticsQuery()), undefined, "no routing at all");
+});
+
+Deno.test("routing: an analytics owner that is unreachable, failing, not JSON or stalled mid-answer is not the answer", async () => {
+  // A body that never ends, aborted by the request's signal as fetch's own bodies are.
+  const stalled = (init?: RequestInit) =>
+    Promise.resolve(
+      new Response(
+        new ReadableStream({
+          start(c) {
+            c.enqueue(new TextEncoder().encode("{"));
+            init?.signal?.addEventListener("abort", () => c.error(init.signal!.reason));
+          },
+        }),
+        { headers: { "content-type": "application/json" } },
+      ),
+    );
+  const cases = [
+    { answer: () => Promise.reject(new TypeError("connection refused")) },
+    { answer: () => Promise.resolve(Response.json({ type: "about:blank" }, { status: 503 })) },
+    { answer: () => Promise.resolve(new Response("not json", { status: 200 })) },
+    { answer: stalled, timeoutMs: 20 },
+  ];
+  for (const options of cases) {
+    const { router } = analyticsSetup(options);
+    assert.equal(await router.route("global", "global", analyticsQuery()), undefined, JSON.stringify(options));
+  }
 });
