@@ -5,7 +5,9 @@
  * are already in it, and sales after it are subtracted even if they arrived first. A stale
  * update (older than the one applied) is ignored. Sales newer than the update are remembered up to
  * SALES_MEMORY; beyond it the oldest is folded into the snapshot. Before the first update the
- * stock is unknown and sales are not remembered.
+ * stock is unknown (null) and the newest SALES_MEMORY sales are remembered, so that the first
+ * update also takes into account those dated after it that arrived before it (the oldest are
+ * forgotten: there is no snapshot to fold them into). Sales of one instant share one entry.
  *
  * `low_inventory` is raised when stock falls below the threshold and `out_of_stock` when it
  * reaches 0, each once per crossing: re-armed when stock is back at or above the threshold (resp.
@@ -22,7 +24,7 @@ export interface Inventory {
   /** Stock reported by the latest update (with folded sales), and that update's event time (epoch ms). */
   readonly reported: number | null;
   readonly reportedAt: number | null;
-  /** [event time, units] of sales after the latest update, oldest first. */
+  /** [event time, units] of sales after the latest update (of every sale before the first one), oldest first. */
   readonly sales: readonly (readonly [number, number])[];
   readonly lowAlerted: boolean;
   readonly outAlerted: boolean;
@@ -50,15 +52,31 @@ export function applyUpdate(inventory: Inventory, stock: number, at: number): In
 
 /** Applies a sale of `units` at `at`. */
 export function applySale(inventory: Inventory, units: number, at: number): Inventory {
-  if (inventory.reportedAt === null || at <= inventory.reportedAt) return inventory;
-  let sales = [...inventory.sales, [at, units] as const];
-  if (sales.length > 1 && sales[sales.length - 2][0] > at) sales.sort((a, b) => a[0] - b[0]);
+  if (inventory.reportedAt !== null && at <= inventory.reportedAt) return inventory;
+  let sales = withSale(inventory.sales, units, at);
   let reported = inventory.reported;
   while (sales.length > SALES_MEMORY) {
     if (reported !== null) reported -= sales[0][1];
     sales = sales.slice(1);
   }
   return withLevel({ ...inventory, reported, sales });
+}
+
+/** `sales` with one more, kept in event-time order; a sale at an instant already there joins its entry. */
+function withSale(
+  sales: readonly (readonly [number, number])[],
+  units: number,
+  at: number,
+): (readonly [number, number])[] {
+  let i = sales.length;
+  while (i > 0 && sales[i - 1][0] > at) i--;
+  if (i > 0 && sales[i - 1][0] === at) {
+    const next = sales.slice();
+    next[i - 1] = [at, sales[i - 1][1] + units];
+    return next;
+  }
+  if (i === sales.length) return [...sales, [at, units] as const];
+  return [...sales.slice(0, i), [at, units] as const, ...sales.slice(i)];
 }
 
 /** Re-arms or raises the crossing alerts for the current level. */

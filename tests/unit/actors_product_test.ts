@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import type { ActorContext } from "../../engine/actor.ts";
 import { ValidationError } from "../../engine/errors.ts";
 import type { LogRecord } from "../../engine/log.ts";
+import { applySale, applyUpdate, SALES_MEMORY, UNKNOWN_INVENTORY } from "../../actors/inventory.ts";
 import { createProductLogic, productLogic } from "../../actors/product.ts";
 import type { ProductFact } from "../../actors/facts.ts";
 import { domainSettings, minutesMs } from "../../actors/settings.ts";
@@ -200,6 +201,56 @@ Deno.test("stock: an update is a snapshot at its event time; sales after it coun
   }
   const unknown = (await fold([sale(10, 2)])).products.get("p1")!;
   assert.equal(unknown.stock, null, "no stock before the first update");
+});
+
+Deno.test("stock: the first update takes into account the sales dated after it that arrived before it", async () => {
+  const b = new EventBuilder();
+  const sale = (user: string, seconds: number, quantity: number) =>
+    b.event("order_completed", user, seconds, {
+      orderId: `o-${user}`,
+      items: [{ productId: "p1", quantity, price: 1 }],
+      total: quantity,
+    });
+  const stockAlerts = (r: Awaited<ReturnType<typeof fold>>) =>
+    r.alerts.filter((a) => a.subject.kind === "product").map((a) => [a.type, (a.details as { stock: number }).stock]);
+  const update = b.inventory("p1", 12, 100);
+  const early = sale("a", 50, 4); // dated before the snapshot: already in it
+  const late = sale("b", 150, 5); // dated after it: 12 − 5 = 7, below the threshold (10)
+  for (const roundTrip of [false, true, "packed"] as const) {
+    const r = await fold([early, late, update], { partitions: 1, roundTrip });
+    assert.equal(r.products.get("p1")!.stock, 7, `roundTrip ${roundTrip}`);
+    assert.deepEqual(stockAlerts(r), [["low_inventory", 7]], `roundTrip ${roundTrip}`);
+  }
+  // Event-time order gives the same stock and the same crossing.
+  const inOrder = await fold([early, update, late], { partitions: 1 });
+  assert.equal(inOrder.products.get("p1")!.stock, 7);
+  assert.deepEqual(stockAlerts(inOrder), [["low_inventory", 7]]);
+
+  // A sale that empties the stock before the update arrives: both crossings, once each; a later sale raises nothing.
+  const out = await fold(
+    [sale("c", 200, 20), b.inventory("p2", 15, 0), sale("d", 300, 1)].map((e) =>
+      JSON.parse(JSON.stringify(e).replaceAll('"p1"', '"p2"'))
+    ),
+    { partitions: 1 },
+  );
+  assert.equal(out.products.get("p2")!.stock, 0);
+  assert.deepEqual(stockAlerts(out), [["low_inventory", 0], ["out_of_stock", 0]]);
+});
+
+Deno.test("stock: sales remembered before the first update are bounded by SALES_MEMORY, the oldest forgotten", () => {
+  let inventory = UNKNOWN_INVENTORY;
+  for (let i = 0; i <= SALES_MEMORY; i++) inventory = applySale(inventory, 1, 1000 + i);
+  inventory = applySale(inventory, 2, 1000 + SALES_MEMORY); // the same instant as the newest: one entry
+  assert.equal(inventory.level, null, "unknown until an update");
+  assert.equal(inventory.sales.length, SALES_MEMORY);
+  assert.deepEqual(inventory.sales[0], [1001, 1], "the oldest sale is forgotten");
+  assert.deepEqual(inventory.sales[SALES_MEMORY - 1], [1000 + SALES_MEMORY, 3]);
+  // An update dated before them all: every remembered sale (102 units) is subtracted, the forgotten one is not.
+  assert.equal(applyUpdate(inventory, 500, 0).level, 500 - (SALES_MEMORY + 2));
+  // An update in their midst keeps only the later ones.
+  const mid = applyUpdate(inventory, 500, 1000 + SALES_MEMORY - 2);
+  assert.deepEqual(mid.sales, [[1000 + SALES_MEMORY - 1, 1], [1000 + SALES_MEMORY, 3]]);
+  assert.equal(mid.level, 496);
 });
 
 Deno.test("trending score: decays with a one-hour half-life on event time, independent of arrival order", async () => {
