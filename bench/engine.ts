@@ -17,6 +17,7 @@ import type { EngineEvent } from "../engine/instrumentation.ts";
 import { createLogger } from "../engine/logger.ts";
 import { fold } from "../tests/helpers/fold.ts";
 import { report, startProfiler } from "./cpu_profile.ts";
+import { benchDatabase } from "./database.ts";
 import { spawnInstance } from "./instance.ts";
 import { listenerPid, portOf, treeCpuSeconds } from "./process_cpu.ts";
 import { benchEvent, DEFAULT_PRODUCTS, DEFAULT_SPACING_MS, flag, machine } from "./workload.ts";
@@ -51,7 +52,8 @@ export async function run(args: string[]): Promise<void> {
     throw new Error(`--instances must be an integer ≥ 1, not ${instances}`);
   }
   const brokers = Deno.env.get("KAFKA_BROKERS")!;
-  const databaseUrl = Deno.env.get("DATABASE_URL")!;
+  const database = await benchDatabase(Deno.env.get("DATABASE_URL"));
+  const databaseUrl = database.url!;
   const id = `bench${Date.now().toString(36)}`;
   const config = parseConfig({
     KAFKA_BROKERS: brokers,
@@ -215,6 +217,7 @@ export async function run(args: string[]): Promise<void> {
   const heapWithout = Deno.memoryUsage().heapUsed;
   await engine.stop();
   await sql.end();
+  await database.drop();
   await admin.deleteTopics({ topics: Object.values(topics) }).catch(() => {});
   await admin.disconnect();
 

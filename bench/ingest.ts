@@ -17,6 +17,7 @@
 import { parseConfig } from "../engine/config.ts";
 import { startEngine } from "../engine/engine.ts";
 import { createLogger } from "../engine/logger.ts";
+import { benchDatabase } from "./database.ts";
 import { printResult, runFixedRate } from "./fixed_rate.ts";
 import { machine } from "./workload.ts";
 
@@ -136,9 +137,10 @@ function report(title: string, result: PhaseResult): void {
 export async function run(args: string[]): Promise<void> {
   const options = parseOptions(args);
   const id = crypto.randomUUID().slice(0, 8);
+  const database = await benchDatabase(Deno.env.get("DATABASE_URL"));
   const config = parseConfig({
     KAFKA_BROKERS: Deno.env.get("KAFKA_BROKERS"),
-    DATABASE_URL: Deno.env.get("DATABASE_URL"),
+    DATABASE_URL: database.url,
     TOPIC_PREFIX: `bench-${id}.`,
     GROUP_ID: `bench-${id}`,
     PORT: "0",
@@ -190,6 +192,7 @@ export async function run(args: string[]): Promise<void> {
     );
   } finally {
     await target.stop();
+    await database.drop();
   }
 }
 

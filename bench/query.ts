@@ -7,6 +7,7 @@ import { type Config, parseConfig, topicNames } from "../engine/config.ts";
 import { partitionForKey } from "../engine/partitioner.ts";
 import { type RunningEngine, startEngine } from "../engine/engine.ts";
 import { createLogger } from "../engine/logger.ts";
+import { benchDatabase } from "./database.ts";
 import { printResult, runFixedRate } from "./fixed_rate.ts";
 import { spawnInstance } from "./instance.ts";
 import { flag, machine } from "./workload.ts";
@@ -23,9 +24,10 @@ export async function run(args: string[]): Promise<void> {
   const rate = flag(args, "rate", 1_000);
   const durationS = flag(args, "duration", 10);
   const id = `q${Date.now().toString(36)}`;
+  const database = await benchDatabase(Deno.env.get("DATABASE_URL"));
   const config = parseConfig({
     KAFKA_BROKERS: Deno.env.get("KAFKA_BROKERS"),
-    DATABASE_URL: Deno.env.get("DATABASE_URL"),
+    DATABASE_URL: database.url,
     TOPIC_PREFIX: `${id}.`,
     GROUP_ID: `${id}-group`,
     PORT: "0",
@@ -76,6 +78,7 @@ export async function run(args: string[]): Promise<void> {
     await measureRouted(engine, config, users, job);
   } finally {
     await engine.stop();
+    await database.drop();
   }
 }
 

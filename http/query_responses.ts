@@ -6,7 +6,12 @@
 import { z } from "zod";
 import { ALERT_TYPES } from "../actors/alerts.ts";
 
-const time = z.iso.datetime({ offset: true });
+/** An ISO 8601 time with an offset, as every answer writes times. */
+export const time = z.iso.datetime({ offset: true });
+/** An alert's severity. */
+export const severity = z.enum(["info", "warning", "critical"]);
+/** `asOf` of an answer read from a checkpoint. */
+export const asOf = time.optional().describe("Time of the checkpoint, when answered from one");
 
 /** A product and its co-occurrence score, as recommendations and related products list them. */
 export const scoredProduct = z.object({ productId: z.string(), score: z.number() });
@@ -17,7 +22,7 @@ export const alertsAnswer = z.object({
     z.object({
       alertId: z.string().describe("Derived from the input that raised it: a replay re-produces the same id"),
       type: z.enum(ALERT_TYPES),
-      severity: z.enum(["info", "warning", "critical"]),
+      severity,
       subject: z.object({ kind: z.string(), id: z.string() }).describe(
         "What the alert is about: a user, a product or global",
       ),
@@ -41,7 +46,7 @@ export const relatedAnswer = z.object({
   productId: z.string(),
   items: z.array(scoredProduct),
   source: z.enum(["memory", "checkpoint"]),
-  asOf: time.optional().describe("Time of the checkpoint, when answered from one"),
+  asOf,
 }).meta({ id: "RelatedProducts" });
 
 /** Where an analytics answer's global state was read: `none` before any event. */
@@ -54,7 +59,7 @@ const analyticsSource = z.enum(["memory", "checkpoint", "none"]).describe(
 /** The fields of an analytics answer saying where it was read and who answered. */
 const analyticsFields = {
   source: analyticsSource,
-  asOf: time.optional().describe("Time of the checkpoint, when answered from one"),
+  asOf,
   instance: z.string().optional().describe(
     "The engine instance that answered: the owner of the `analytics` partition unless it could not be asked " +
       "(also the `x-engine-instance` header)",

@@ -9,15 +9,14 @@ import { ALERT_TYPES, type AlertType, iso } from "../actors/alerts.ts";
 import type { PersistedProduct } from "../actors/product_state.ts";
 import { FUNNEL_STAGES, type SessionSummary } from "../actors/session.ts";
 import { restoreUser } from "../actors/user_state.ts";
-import { scoredProduct } from "./query_responses.ts";
+import { asOf, scoredProduct, severity, time } from "./query_responses.ts";
 
-const time = z.iso.datetime({ offset: true });
 const count = z.number().int().min(0);
 
 /** Where a state answer was read from, and who answered it. */
 const stateSource = {
   source: z.enum(["memory", "checkpoint"]).describe("`memory`: live state; `checkpoint`: the last checkpoint"),
-  asOf: time.optional().describe("Time of the checkpoint, when answered from one"),
+  asOf,
   instance: z.string().optional().describe("The engine instance that answered (also the `x-engine-instance` header)"),
 };
 
@@ -89,7 +88,7 @@ const userViewSchema = z.object({
   alerts: z.array(z.object({
     alertId: z.string(),
     type: z.enum(ALERT_TYPES),
-    severity: z.enum(["info", "warning", "critical"]),
+    severity,
     occurredAt: time,
   })).describe("Alerts about the user, newest first"),
   recommendations: z.object({ count, lastRequestedAt: time.nullable() })

@@ -7,8 +7,9 @@
  * accepted, skipped rows by reason with the record, header = 1, where each reason first occurred) to
  * stdout; an event the engine refuses is named by its record (REES46) or invoice (UCI). A 503/429, a network error or no answer within --timeout is retried (bounded; a batch
  * posted again is deduplicated by its eventIds);
- * a 413 (the engine's MAX_BATCH_EVENTS or MAX_BODY_BYTES below the batch) halves the batch size for
- * the rest of the import, and an event too large alone is refused; any other 4xx/5xx stops the
+ * a 413 (the engine's MAX_BATCH_EVENTS or MAX_BODY_BYTES below the batch) splits the batch in halves until the
+ * engine takes them, and the rest of the import posts batches of the largest it took; an event too large alone is
+ * refused; any other 4xx/5xx stops the
  * import with the problem the engine returned.
  */
 import { parseCsv, textChunks } from "../actors/import/csv.ts";
@@ -128,9 +129,13 @@ function refusedEvents(text: string, events: readonly StoredEvent[]): Map<number
   return refused.size > 0 ? refused : undefined;
 }
 
-/** Events per request: starts at --batch, halved whenever the engine answers 413. */
+/** Events per request: starts at --batch; after a 413, the largest batch the engine took meanwhile. */
 interface BatchLimit {
   size: number;
+  /** The largest batch accepted since the outermost 413 split in progress began (0: none yet). */
+  largestAccepted: number;
+  /** 413 splits in progress, nested: only the outermost sets `size`. */
+  splitting: number;
   /** --timeout: a hung engine used to hang the import for good; a batch posted again is deduplicated. */
   readonly timeoutMs: number;
 }
@@ -148,8 +153,8 @@ function problemDetail(text: string): string {
 /**
  * Posts one batch; returns the number accepted. Retries 503/429 and network errors; events the
  * engine refuses (a 400 naming them) are reported to `onRefused` and the rest posted again; a 413
- * halves `limit` and posts the batch again in parts (one event too large is refused); exits on
- * anything else.
+ * posts the batch again in halves (one event too large alone is refused) and sets `limit` to the largest part
+ * taken; exits on anything else.
  */
 async function post(
   url: string,
@@ -179,6 +184,7 @@ async function post(
       continue;
     }
     if (response.status === 202) {
+      limit.largestAccepted = Math.max(limit.largestAccepted, events.length);
       const accepted = (JSON.parse(text) as { accepted?: number }).accepted;
       return typeof accepted === "number" ? accepted : events.length;
     }
@@ -195,14 +201,22 @@ async function post(
         onRefused({ event: events[0], message: `too large: ${problemDetail(text)}` });
         return 0;
       }
-      const size = Math.min(limit.size, Math.ceil(events.length / 2));
-      if (size < limit.size) {
-        limit.size = size;
-        console.error(`\nthe engine answered 413 (${problemDetail(text)}): posting ${size} events per request`);
-      }
+      // Halves until the engine takes them; the rest of the import then posts batches of the largest it took, so
+      // that one event too large alone (refused) does not make every later request a single event.
+      const outer = limit.largestAccepted;
+      limit.largestAccepted = 0;
+      limit.splitting++;
+      const half = Math.ceil(events.length / 2);
       let accepted = 0;
-      for (let i = 0; i < events.length; i += size) {
-        accepted += await post(url, events.slice(i, i + size), onRefused, limit);
+      for (let i = 0; i < events.length; i += half) {
+        accepted += await post(url, events.slice(i, i + half), onRefused, limit);
+      }
+      limit.splitting--;
+      const fits = limit.largestAccepted;
+      limit.largestAccepted = Math.max(outer, fits);
+      if (limit.splitting === 0 && fits > 0 && fits < limit.size) {
+        limit.size = fits;
+        console.error(`\nthe engine answered 413 (${problemDetail(text)}): posting ${fits} events per request`);
       }
       return accepted;
     }
@@ -266,7 +280,7 @@ async function main(): Promise<void> {
       console.error(`\nrefused by the engine: ${where} (event ${event.eventId}, ${event.type}): ${message}`);
     }
   };
-  const limit: BatchLimit = { size: options.batch, timeoutMs: options.timeoutMs };
+  const limit: BatchLimit = { size: options.batch, largestAccepted: 0, splitting: 0, timeoutMs: options.timeoutMs };
   let batch: StoredEvent[] = [];
   try {
     for await (const event of events) {

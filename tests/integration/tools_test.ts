@@ -353,6 +353,54 @@ onlyOn("no log", "import leaves out the events the engine refuses and posts the 
   }
 });
 
+onlyOn(
+  "no log",
+  "import: one event too large alone does not shrink the batches of the rest of the import",
+  async () => {
+    // The engine refuses (413) any request holding the one oversized event, and takes the rest in batches of 500.
+    const sizes: number[] = [];
+    const engine = mockEngine(async (request) => {
+      if (request.method === "GET") return Response.json({ status: "ok" });
+      const events = await request.json() as { userId: string }[];
+      sizes.push(events.length);
+      if (events.some((e) => e.userId === "oversized")) {
+        return Response.json({ title: "Payload too large", status: 413, detail: "the body is over MAX_BODY_BYTES" }, {
+          status: 413,
+          headers: { "content-type": "application/problem+json" },
+        });
+      }
+      return Response.json({ accepted: events.length, eventIds: [] }, { status: 202 });
+    });
+    const file = await Deno.makeTempFile({ suffix: ".csv" });
+    try {
+      const rows = Array.from({ length: 1000 }, (_, i) => {
+        const second = String(i % 60).padStart(2, "0");
+        const minute = String(Math.floor(i / 60)).padStart(2, "0");
+        return `2019-10-01 00:${minute}:${second} UTC,view,p${i % 7},1,,b,10,${
+          i === 2 ? "oversized" : `u${i % 13}`
+        },s1`;
+      });
+      await Deno.writeTextFile(
+        file,
+        ["event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session", ...rows].join(
+          "\n",
+        ),
+      );
+      const { code, stdout, stderr } = await runScript("import.ts", ["rees46", file, "--url", engine.url]);
+      assert.equal(code, 0, stderr);
+      assert.match(stdout, /1000 posted, 999 accepted/);
+      assert.match(stdout, /refused by the engine \(400, or 413 for an event too large alone\): 1 event\(s\)/);
+      // The second batch of 500 was posted one event per request: the search for the oversized event of the first
+      // batch had halved the batch size down to 1 for the rest of the import.
+      // Finding it takes about two requests per halving (19 here); the other 500 events a few more, of 250 at least.
+      assert.ok(sizes.length <= 25 && sizes.at(-1)! >= 250, `posted in batches of ${sizes.join(", ")}`);
+    } finally {
+      await engine.stop();
+      await Deno.remove(file);
+    }
+  },
+);
+
 onlyOn("no log", "import names the record where each skip reason first occurred", async () => {
   const engine = mockEngine(async (request) => {
     if (request.method === "GET") return Response.json({ status: "ok" });
