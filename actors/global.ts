@@ -29,10 +29,12 @@ import { type AlertSummary, type AlertType, raiseAlert, rememberAlert } from "./
 import { admit, type DedupeState, EMPTY_DEDUPE, persistDedupe, type PersistedDedupe, restoreDedupe } from "./dedupe.ts";
 import { type AnalyticsFact, clockTimeOfFact, decodeAnalyticsFact } from "./facts.ts";
 import {
+  ABANDONMENT_DEDUPE_MINUTES,
   ACTIVE_SKETCH_MINUTES,
   addFact,
   countedAbandonment,
   emptyRollup,
+  forgetAbandonments,
   freeze,
   minuteOf,
   type MinuteRollup,
@@ -159,6 +161,7 @@ function handle(state: GlobalState, fact: AnalyticsFact, ctx: ActorContext, s: D
   let memoryFrom = state.memoryFrom;
   if (state.lastEventAt === null || minuteOf(latest) !== minuteOf(state.lastEventAt)) {
     const sketchFloor = minuteOf(latest) - ACTIVE_SKETCH_MINUTES * MINUTE;
+    const hashFloor = minuteOf(latest) - ABANDONMENT_DEDUPE_MINUTES * MINUTE;
     // Minutes before the previous boundary were emitted last round and are dropped now; of those
     // finished now, only the ones the history keeps are held (the others are stored nowhere).
     const held = state.memoryFrom ?? -Infinity;
@@ -167,7 +170,7 @@ function handle(state: GlobalState, fact: AnalyticsFact, ctx: ActorContext, s: D
     if (finished.length > 0) emitHistory(ctx, state.key, finished, keepFrom);
     minutes = minutes
       .filter((m) => m.minute >= floor || (m.minute >= held && m.minute >= keepFrom))
-      .map((m) => m.minute < sketchFloor ? freeze(m) : m);
+      .map((m) => m.minute < sketchFloor ? freeze(m) : m.minute < hashFloor ? forgetAbandonments(m) : m);
     memoryFrom = floor;
   }
   const minute = minuteOf(fact.at);
@@ -177,7 +180,11 @@ function handle(state: GlobalState, fact: AnalyticsFact, ctx: ActorContext, s: D
   if (i > 0 && minutes[i - 1].minute === minute) updated[i - 1] = addFact(minutes[i - 1], fact);
   else {
     const fresh = emptyRollup(minute);
-    const aged = minute < minuteOf(latest) - ACTIVE_SKETCH_MINUTES * MINUTE ? freeze(fresh) : fresh;
+    const aged = minute < minuteOf(latest) - ACTIVE_SKETCH_MINUTES * MINUTE
+      ? freeze(fresh)
+      : minute < minuteOf(latest) - ABANDONMENT_DEDUPE_MINUTES * MINUTE
+      ? forgetAbandonments(fresh)
+      : fresh;
     updated.splice(i, 0, addFact(aged, fact));
   }
   return {

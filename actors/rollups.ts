@@ -18,6 +18,13 @@ import { hash52 } from "./hash.ts";
 export const ACTIVE_PRECISION = 11;
 /** Minutes (behind the latest fact) whose sketches are kept: 1/5/15-minute unions, and partition lag. */
 export const ACTIVE_SKETCH_MINUTES = 30;
+/**
+ * Minutes (behind the latest fact) whose abandonment hashes are kept. A replayed copy comes back after a failover
+ * (a session timeout and a catch-up: about a minute) plus the lag of its partition; every hash kept is written by each
+ * of the global actor's checkpoints, and keeping them for all ACTIVE_SKETCH_MINUTES wrote 1.5 MB per checkpoint at 50
+ * abandonments a second.
+ */
+export const ABANDONMENT_DEDUPE_MINUTES = 10;
 const MINUTE = 60_000;
 
 /** One minute of activity: the stored counts plus the sketches that make its estimates exact to merge. */
@@ -109,6 +116,11 @@ export function addFact(rollup: MinuteRollup, fact: AnalyticsFact): MinuteRollup
 export function freeze(rollup: MinuteRollup): MinuteRollup {
   if (!rollup.users && !rollup.sessions && !rollup.abandonments) return rollup;
   return { ...rollup, ...estimates(rollup), users: null, sessions: null, abandonments: null };
+}
+
+/** The rollup without its abandonment hashes (a minute past ABANDONMENT_DEDUPE_MINUTES). */
+export function forgetAbandonments(rollup: MinuteRollup): MinuteRollup {
+  return rollup.abandonments ? { ...rollup, abandonments: null } : rollup;
 }
 
 /** Whether the abandonment fact `factId` was counted in this minute (false once its hashes are dropped). */
