@@ -12,7 +12,7 @@
  * | `aov_spike` | after FRAUD_AOV_MIN_ORDERS or more orders, total ≥ FRAUD_AOV_MULTIPLIER × the average order value |
  * | `distinct_payment_or_country` | FRAUD_DISTINCT_LIMIT or more distinct payment methods, or shipping countries, among the orders of the last FRAUD_DISTINCT_HOURS (this one included) |
  */
-import { toMillis } from "./money.ts";
+import { atLeastTimes, toMillis } from "./money.ts";
 import type { DomainSettings } from "./settings.ts";
 import { minutesMs } from "./settings.ts";
 
@@ -86,11 +86,12 @@ export function assessFraud(order: ScoredOrder, history: OrderHistoryView, s: Do
     fired.push(["first_order_high", s.FRAUD_FIRST_ORDER_WEIGHT]);
   }
 
-  // total ≥ multiplier × revenue / count, without the division: in integer millis, so that exactly 5× an average of
-  // 10.20 (51 after three orders of 10.20) fires, where 5 × (30.6 / 3) is 51.00000000000001 in floating point.
+  // total ≥ multiplier × revenue / count, without the division and in integers, so that exactly 5× an average of
+  // 10.20 (51 after three orders of 10.20) fires, where 5 × (30.6 / 3) is 51.00000000000001 in floating point, and
+  // exactly 1.1× fires with FRAUD_AOV_MULTIPLIER=1.1 (1.1 × 3,000 is 3,300.0000000000005).
   if (
     earlierCount >= s.FRAUD_AOV_MIN_ORDERS && earlierRevenueMillis > 0 &&
-    toMillis(order.total) * earlierCount >= s.FRAUD_AOV_MULTIPLIER * earlierRevenueMillis
+    atLeastTimes(BigInt(toMillis(order.total)) * BigInt(earlierCount), s.FRAUD_AOV_MULTIPLIER, earlierRevenueMillis)
   ) {
     fired.push(["aov_spike", s.FRAUD_AOV_WEIGHT]);
   }

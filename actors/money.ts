@@ -22,3 +22,22 @@ export function fromMillis(millis: number): number {
 export function ratioOf(numerator: number, denominator: number): number {
   return denominator > 0 ? Math.round((numerator / denominator) * 1e6) / 1e6 : 0;
 }
+
+/**
+ * Whether the integer `a` is at least `times` × the integer `b`, exactly for a multiplier written in decimal (a
+ * setting such as 1.1, whose binary value times 30,000 is 33,000.000000000004): compared as integers.
+ */
+export function atLeastTimes(a: number | bigint, times: number, b: number): boolean {
+  const [digits, exponent] = decimalDigits(times);
+  const scale = 10n ** BigInt(Math.max(0, -exponent));
+  const scaled = BigInt(digits) * 10n ** BigInt(Math.max(0, exponent));
+  return BigInt(a) * scale >= scaled * BigInt(b);
+}
+
+/** A finite non-negative number's shortest decimal form as integer digits × 10^exponent. */
+function decimalDigits(x: number): [string, number] {
+  const match = /^(\d+)(?:\.(\d+))?(?:e([+-]\d+))?$/.exec(String(x));
+  if (!match) throw new RangeError(`not a finite non-negative number: ${x}`);
+  const [, whole, fraction = "", exponent = "0"] = match;
+  return [whole + fraction, Number(exponent) - fraction.length];
+}

@@ -31,6 +31,16 @@ function at(ago: number[]): OrderHistoryView {
   return { count: 10, revenue: 100, recent };
 }
 
+Deno.test("fraud: aov_spike at exactly a fractional FRAUD_AOV_MULTIPLIER's times the average", () => {
+  // 1.1 × 3,000 millis is 3,300.0000000000005 in floating point: exactly 1.1× an average of 1 did not fire.
+  const cases = [[1.1, 1.1, true], [1.1, 1.099, false], [2.7, 2.7, true], [4.9, 4.9, true], [2.5, 2.5, true]];
+  for (const [multiplier, total, fires] of cases) {
+    const s = domainSettings({ FRAUD_AOV_MULTIPLIER: multiplier as number });
+    const signals = assessFraud({ at: NOON, total: total as number }, history(3, 1), s).signals;
+    assert.equal(signals.includes("aov_spike"), fires, `${multiplier}× with ${total}: ${signals}`);
+  }
+});
+
 Deno.test("fraud: each signal alone, at its edge", () => {
   const regular = history(5, 900); // average 900: no spike below 4,500
   const cases: [string, Parameters<typeof assessFraud>[0], OrderHistoryView, string[]][] = [
