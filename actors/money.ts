@@ -25,7 +25,7 @@ export function ratioOf(numerator: number, denominator: number): number {
 
 /**
  * Whether the integer `a` is at least `times` × the integer `b`, exactly for a multiplier written in decimal (a
- * setting such as 1.1, whose binary value times 30,000 is 33,000.000000000004): compared as integers.
+ * setting such as 1.1, whose binary value times 3,000 is 3,300.0000000000005): compared as integers.
  */
 export function atLeastTimes(a: number | bigint, times: number, b: number): boolean {
   const [digits, exponent] = decimalDigits(times);
