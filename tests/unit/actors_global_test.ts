@@ -315,16 +315,16 @@ Deno.test("revenue by category: the latest 12 windows are the hour up to the lat
   );
 });
 
+/** User `u<i>`'s cart abandonment, `spacingMs` × i after T0, with the id its timer gives it. */
+function cartAbandonment(i: number, spacingMs: number): AnalyticsFact {
+  const at = T0 + i * spacingMs;
+  return { fact: "abandonment", factId: `timer-user-u${i}-cart-${at}-a`, at, userId: `u${i}`, stage: "cart" };
+}
+
 Deno.test("a replayed abandonment fact counts once however many other users' abandonments came in between", () => {
   // Abandonment facts come from user timers, so their ids carry no source offset: the global actor hears them from every
   // user partition, and a replayed copy used to be recognised only among the last FACT_DEDUPE_RECENT_IDS (1024) of them.
-  const abandoned = (i: number): AnalyticsFact => ({
-    fact: "abandonment",
-    factId: `timer-user-u${i}-cart-${T0 + i * 300}-a`,
-    at: T0 + i * 300,
-    userId: `u${i}`,
-    stage: "cart",
-  });
+  const abandoned = (i: number) => cartAbandonment(i, 300);
   const settings = domainSettings({});
   const first = Array.from({ length: 1500 }, (_, i) => abandoned(i));
   const counted = (facts: AnalyticsFact[], from?: Parameters<typeof runGlobal>[2]) => {
@@ -342,13 +342,7 @@ Deno.test("a replayed abandonment fact counts once however many other users' aba
 
 Deno.test("abandonment hashes are kept for the latest ABANDONMENT_DEDUPE_MINUTES only, so checkpoints stay small", () => {
   // Kept for all 30 sketch minutes, they made every global checkpoint 1.5 MB at 50 abandonments a second.
-  const abandoned = (i: number): AnalyticsFact => ({
-    fact: "abandonment",
-    factId: `timer-user-u${i}-cart-${T0 + i * 1000}-a`,
-    at: T0 + i * 1000,
-    userId: `u${i}`,
-    stage: "cart",
-  });
+  const abandoned = (i: number) => cartAbandonment(i, 1000);
   const facts = Array.from({ length: 30 * 60 }, (_, i) => abandoned(i));
   const { state } = runGlobal(domainSettings({}), facts);
   const latest = Math.floor((T0 + (facts.length - 1) * 1000) / 60_000) * 60_000;
