@@ -187,3 +187,26 @@ Deno.test("GET /v1/users/{id} shows a checkout awaiting its order, and once repo
     }
   }
 });
+
+Deno.test("GET /v1/users/{id} shows the current session, and the earlier ones apart, most recent first", async () => {
+  const r = await fold([
+    b.event("page_viewed", "erin", 0, { url: "/" }),
+    b.event("page_viewed", "erin", 3600, { url: "/" }), // an hour later: a new session
+    b.event("product_viewed", "erin", 3660, { productId: "p1" }),
+    b.event("page_viewed", "erin", 7200, { url: "/" }), // and a third
+  ]);
+  for (const [source, body] of Object.entries(await answers("user", "erin", r.persisted("user", "erin")))) {
+    const user = userAnswer.parse(body);
+    assert.equal(user.sessionCount, 3, source);
+    assert.deepEqual(
+      [user.session?.number, user.session?.startedAt, user.session?.events],
+      [3, new Date(b.time(7200)).toISOString(), 1],
+      source,
+    );
+    assert.deepEqual(
+      user.recentSessions.map((s) => [s.number, s.events, s.productViews]),
+      [[2, 2, 1], [1, 1, 0]],
+      source,
+    );
+  }
+});
