@@ -353,6 +353,44 @@ onlyOn("no log", "import leaves out the events the engine refuses and posts the 
   }
 });
 
+onlyOn("no log", "import uci names an order the engine refuses by its invoice", async () => {
+  const engine = mockEngine(async (request) => {
+    if (request.method === "GET") return Response.json({ status: "ok" });
+    const events = await request.json() as { properties: { orderId: string } }[];
+    const refused = events.findIndex((e) => e.properties.orderId === "536366");
+    if (refused < 0) return Response.json({ accepted: events.length, eventIds: [] }, { status: 202 });
+    return Response.json({
+      type: "about:blank",
+      title: "Invalid request",
+      status: 400,
+      errors: [{ path: `${refused}.occurredAt`, message: "is more than 300 s in the future" }],
+    }, { status: 400, headers: { "content-type": "application/problem+json" } });
+  });
+  const file = await Deno.makeTempFile({ suffix: ".csv" });
+  try {
+    await Deno.writeTextFile(
+      file,
+      [
+        "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country",
+        "536365,A,ITEM A,6,2010-12-01 08:26:00,2.55,17850.0,United Kingdom",
+        "536366,B,ITEM B,2,2010-12-01 08:28:00,3.39,17851.0,United Kingdom",
+        "536366,C,ITEM C,1,2010-12-01 08:28:00,1.25,17851.0,United Kingdom",
+      ].join("\n"),
+    );
+    const { code, stdout, stderr } = await runScript("import.ts", ["uci", file, "--url", engine.url]);
+    assert.equal(code, 0, stderr);
+    // An order is made of an invoice's lines: its invoice is what to look for in the file, not a record number.
+    assert.match(
+      stderr,
+      /refused by the engine: invoice 536366 \(event [0-9a-f-]+, order_completed\): occurredAt: is more/,
+    );
+    assert.match(stdout, /refused by the engine \(400[^)]*\): 1 event\(s\)/);
+  } finally {
+    await engine.stop();
+    await Deno.remove(file);
+  }
+});
+
 onlyOn(
   "no log",
   "import: one event too large alone does not shrink the batches of the rest of the import",
