@@ -15,7 +15,7 @@ import { silentLogger } from "../../engine/logger.ts";
 import { createStateReader } from "../../engine/state_reader.ts";
 import { queryRoutes } from "../../http/query_routes.ts";
 import { createHandler } from "../../http/server.ts";
-import { forEachLog, onlyOn } from "../helpers/modes.ts";
+import { deploy, forEachLog, onlyOn } from "../helpers/modes.ts";
 import { eventually, freshDatabase, testConfig } from "../helpers/services.ts";
 
 const MIN = 60_000;
@@ -232,6 +232,53 @@ function history(t0: number): Record<string, unknown>[] {
   }
   return out;
 }
+
+onlyOn(
+  "embedded",
+  "the engine ranks related products with its RECS_CO_BOUGHT_WEIGHT, in both product answers",
+  async () => {
+    const { deployment, remove } = await deploy("embedded", { RECS_CO_BOUGHT_WEIGHT: "4" });
+    try {
+      const engine = await startEngine(deployment.config, silentLogger);
+      try {
+        const at = (minutes: number) => new Date(Date.now() - 10 * MIN + minutes * MIN).toISOString();
+        // x1 bought with x2 once (a co-buy: 4 co-views here, 3 by default), viewed with x3 in one session.
+        const batch = [
+          {
+            type: "order_completed",
+            userId: "w1",
+            occurredAt: at(0),
+            properties: {
+              orderId: "o-w1",
+              items: [{ productId: "x1", quantity: 1, price: 5 }, { productId: "x2", quantity: 1, price: 5 }],
+              total: 10,
+            },
+          },
+          { type: "product_viewed", userId: "w2", occurredAt: at(1), properties: { productId: "x1" } },
+          { type: "product_viewed", userId: "w2", occurredAt: at(2), properties: { productId: "x3" } },
+        ];
+        const posted = await fetch(`${engine.url}/v1/events`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify(batch),
+        });
+        assert.equal(posted.status, 202, await posted.text());
+        const expected = [{ productId: "x2", score: 4 }, { productId: "x3", score: 1 }];
+        const product = await eventually("x1's related products", async () => {
+          const body = await (await fetch(`${engine.url}/v1/products/x1`)).json() as Json;
+          return body.related?.length === 2 ? body : undefined;
+        });
+        assert.deepEqual(product.related, expected);
+        const related = await (await fetch(`${engine.url}/v1/products/x1/related?limit=100`)).json() as Json;
+        assert.deepEqual(related.items, expected);
+      } finally {
+        await engine.stop();
+      }
+    } finally {
+      await remove();
+    }
+  },
+);
 
 onlyOn("kafka", {
   name:

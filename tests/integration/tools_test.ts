@@ -353,6 +353,44 @@ onlyOn("no log", "import leaves out the events the engine refuses and posts the 
   }
 });
 
+onlyOn("no log", "import uci names an order the engine refuses by its invoice", async () => {
+  const engine = mockEngine(async (request) => {
+    if (request.method === "GET") return Response.json({ status: "ok" });
+    const events = await request.json() as { properties: { orderId: string } }[];
+    const refused = events.findIndex((e) => e.properties.orderId === "536366");
+    if (refused < 0) return Response.json({ accepted: events.length, eventIds: [] }, { status: 202 });
+    return Response.json({
+      type: "about:blank",
+      title: "Invalid request",
+      status: 400,
+      errors: [{ path: `${refused}.occurredAt`, message: "is more than 300 s in the future" }],
+    }, { status: 400, headers: { "content-type": "application/problem+json" } });
+  });
+  const file = await Deno.makeTempFile({ suffix: ".csv" });
+  try {
+    await Deno.writeTextFile(
+      file,
+      [
+        "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country",
+        "536365,A,ITEM A,6,2010-12-01 08:26:00,2.55,17850.0,United Kingdom",
+        "536366,B,ITEM B,2,2010-12-01 08:28:00,3.39,17851.0,United Kingdom",
+        "536366,C,ITEM C,1,2010-12-01 08:28:00,1.25,17851.0,United Kingdom",
+      ].join("\n"),
+    );
+    const { code, stdout, stderr } = await runScript("import.ts", ["uci", file, "--url", engine.url]);
+    assert.equal(code, 0, stderr);
+    // An order is made of an invoice's lines: its invoice is what to look for in the file, not a record number.
+    assert.match(
+      stderr,
+      /refused by the engine: invoice 536366 \(event [0-9a-f-]+, order_completed\): occurredAt: is more/,
+    );
+    assert.match(stdout, /refused by the engine \(400[^)]*\): 1 event\(s\)/);
+  } finally {
+    await engine.stop();
+    await Deno.remove(file);
+  }
+});
+
 onlyOn(
   "no log",
   "import: one event too large alone does not shrink the batches of the rest of the import",
@@ -400,6 +438,49 @@ onlyOn(
     }
   },
 );
+
+onlyOn("no log", "import: after a 413, the rest of the import posts batches of the size the engine took", async () => {
+  // An engine taking at most 100 events per request: the first batch of 500 is split down to parts it takes.
+  const answers: [size: number, status: number][] = [];
+  const engine = mockEngine(async (request) => {
+    if (request.method === "GET") return Response.json({ status: "ok" });
+    const events = await request.json() as unknown[];
+    const status = events.length > 100 ? 413 : 202;
+    answers.push([events.length, status]);
+    return status === 413
+      ? Response.json({ title: "Payload too large", status, detail: "more than MAX_BATCH_EVENTS (100) events" }, {
+        status,
+        headers: { "content-type": "application/problem+json" },
+      })
+      : Response.json({ accepted: events.length, eventIds: [] }, { status });
+  });
+  const file = await Deno.makeTempFile({ suffix: ".csv" });
+  try {
+    const rows = Array.from({ length: 2000 }, (_, i) => {
+      const time = new Date(Date.UTC(2019, 9, 1) + i * 1000).toISOString().replace("T", " ").slice(0, 19);
+      return `${time} UTC,view,p${i % 7},1,,b,10,u${i % 13},s1`;
+    });
+    await Deno.writeTextFile(
+      file,
+      ["event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session", ...rows].join(
+        "\n",
+      ),
+    );
+    const { code, stdout, stderr } = await runScript("import.ts", ["rees46", file, "--url", engine.url]);
+    assert.equal(code, 0, stderr);
+    assert.match(stdout, /2000 posted, 2000 accepted/);
+    assert.match(stderr, /answered 413 \(more than MAX_BATCH_EVENTS \(100\) events\): posting 63 events per request/);
+    // Only the first batch was refused (500, then 250 twice, then 125 four times): every later batch of 500 used to be
+    // posted, refused and split again.
+    const refused = answers.filter(([, status]) => status === 413).map(([size]) => size);
+    assert.deepEqual(refused, [500, 250, 125, 125, 250, 125, 125]);
+    // The first batch took 15 requests (8 taken); then 1,500 events in 24 requests of 63 at most.
+    assert.equal(answers.length - 15, 24, JSON.stringify(answers));
+  } finally {
+    await engine.stop();
+    await Deno.remove(file);
+  }
+});
 
 onlyOn("no log", "import names the record where each skip reason first occurred", async () => {
   const engine = mockEngine(async (request) => {

@@ -315,6 +315,31 @@ Deno.test("revenue by category: the latest 12 windows are the hour up to the lat
   );
 });
 
+Deno.test("revenue by category leaves out an order dated after the latest event as received (a fast client clock) until its window comes", async () => {
+  const b = new EventBuilder(T0);
+  // Received at 10:03:30 from a client whose clock is 1 or 4.5 minutes fast (accepted: under MAX_EVENT_FUTURE_MS).
+  const skewed = (id: string, datedSeconds: number, category: string, price: number) => ({
+    ...b.event("order_completed", "fast", 3.5 * MIN, {
+      orderId: id,
+      items: [{ productId: `p-${id}`, quantity: 1, price, category }],
+      total: price,
+    }),
+    occurredAt: iso(T0 + datedSeconds * 1000),
+  });
+  const early = [b.event("page_viewed", "u1", MIN, { url: "/" }), skewed("o1", 4.5 * MIN, "hats", 7)];
+  const late = skewed("o2", 8 * MIN, "shoes", 10);
+  const windowsOf = (r: Awaited<ReturnType<typeof fold>>) =>
+    (r.persisted("global", "global") as PersistedGlobal).revenueByCategory.map((w) => [w.windowStart, w.revenue]);
+
+  // The windows end with the minute of the latest event as received, 10:03: neither order is dated before that.
+  const now = await fold([...early, late]);
+  assert.deepEqual(now.global!.lastEventAt, T0 + 3.5 * MIN * 1000);
+  assert.deepEqual(windowsOf(now), [[iso(T0), {}]], "nothing dated after the latest event is in a window");
+  // Once the traffic reaches their minutes, each counts in its own window.
+  const later = await fold([...early, late, b.event("page_viewed", "u1", 9 * MIN, { url: "/" })]);
+  assert.deepEqual(windowsOf(later), [[iso(T0), { hats: 7 }], [iso(T0 + 5 * MIN * 1000), { shoes: 10 }]]);
+});
+
 /** User `u<i>`'s cart abandonment, `spacingMs` × i after T0, with the id its timer gives it. */
 function cartAbandonment(i: number, spacingMs: number): AnalyticsFact {
   const at = T0 + i * spacingMs;

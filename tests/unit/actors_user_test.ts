@@ -751,3 +751,19 @@ Deno.test("events of one instant follow their arrival order: a cart change after
   assert.equal(again.users.get("u")!.checkout!.cartValue, 13);
   assert.deepEqual(abandonments(again), ["checkout_abandoned"]);
 });
+
+Deno.test("a checkout of the same instant arriving after that checkout was reported abandoned is not abandoned again", async () => {
+  // A client retrying checkout_started without an eventId, its occurredAt kept, after the abandonment was reported.
+  const b = new EventBuilder();
+  const checkout = () => b.event("checkout_started", "u", 0, { cartValue: 12 });
+  const r = await fold([
+    b.event("product_added_to_cart", "u", -60, { productId: "p1", quantity: 3, price: 4 }),
+    checkout(),
+    b.event("page_viewed", "u", 40 * MIN, { url: "/" }), // the checkout's 30 minutes have passed: abandoned
+    checkout(),
+  ], { partitions: 1, until: b.time(3 * HOUR) });
+  assert.deepEqual(r.alerts.filter((a) => a.type.endsWith("_abandoned")).map((a) => a.type), ["checkout_abandoned"]);
+  const user = r.users.get("u")!;
+  assert.equal(user.abandonedCheckouts, 1);
+  assert.equal(user.checkout?.abandoned, true);
+});

@@ -259,6 +259,8 @@ Deno.test("parseConfig() rejects a HOST that cannot be bound, naming the variabl
       "http://localhost",
       "localhost:8080",
       "10.0.0.256",
+      "256.0.0.1",
+      "10.300.0.1",
       "8080",
       "-engine",
       "a..b",

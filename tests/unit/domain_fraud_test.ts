@@ -67,6 +67,9 @@ Deno.test("fraud: each signal alone, at its edge", () => {
       recent: history(50, 10.2).recent,
     }, ["aov_spike"]],
     ["5× after only 2 orders", { at: NOON, total: 500 }, history(2, 100), []],
+    // No average to exceed: free orders (100% coupons, samples) are no baseline for a spike.
+    ["an order after 3 free orders", { at: NOON, total: 20 }, history(3, 0), []],
+    ["a free order after 3 free orders", { at: NOON, total: 0 }, history(3, 0), []],
     // A late order: the orders already handled are dated after it, so by event time it is the first.
     [
       "first order 500.01, later ones handled before it",

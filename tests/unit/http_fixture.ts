@@ -8,7 +8,7 @@ import { silentLogger } from "../../engine/logger.ts";
 import { MemoryLog } from "../../engine/memory_log.ts";
 import type { StateReader } from "../../engine/state_reader.ts";
 import { operationsRoutes } from "../../http/operations_routes.ts";
-import { queryRoutes } from "../../http/query_routes.ts";
+import { type QueryDeps, queryRoutes } from "../../http/query_routes.ts";
 import type { Route } from "../../http/router.ts";
 import { buildRoutes, type RouteDeps } from "../../http/routes.ts";
 import { createHandler } from "../../http/server.ts";
@@ -45,6 +45,8 @@ export async function httpFixture(
   reader: StateReader = aliceOnly,
   limits: { maxEvents: number; maxBodyBytes: number } = FIXTURE_LIMITS,
   sql: Sql = noSql,
+  /** Query settings of the engine's own (engine.ts passes them from the configuration). */
+  query: Partial<Pick<QueryDeps, "coBoughtWeight" | "trending">> = {},
 ): Promise<HttpFixture> {
   const log = new MemoryLog(() => FIXTURE_NOW);
   const topics = topicNames({ TOPIC_PREFIX: "" });
@@ -56,7 +58,7 @@ export async function httpFixture(
     ingest: { rules: { maxFutureMs: 5 * 60_000 }, ...limits },
     now: () => FIXTURE_NOW,
     extra: [
-      ...queryRoutes({ reader, sql, now: () => FIXTURE_NOW }),
+      ...queryRoutes({ reader, sql, now: () => FIXTURE_NOW, ...query }),
       ...operationsRoutes({
         checks: { database: () => Promise.resolve({ ok: true }) },
         metrics: () => Promise.resolve({ body: "", contentType: "text/plain; version=0.0.4" }),

@@ -62,9 +62,13 @@ function readers(kind: string, key: string, state: unknown): Record<string, Stat
   };
 }
 
-async function answers(kind: "user" | "product", key: string): Promise<Record<string, Record<string, unknown>>> {
+async function answers(
+  kind: "user" | "product",
+  key: string,
+  stored: unknown = folded.persisted(kind, key),
+): Promise<Record<string, Record<string, unknown>>> {
   const found: Record<string, Record<string, unknown>> = {};
-  for (const [name, reader] of Object.entries(readers(kind, key, folded.persisted(kind, key)))) {
+  for (const [name, reader] of Object.entries(readers(kind, key, stored))) {
     const { handle } = await httpFixture(reader);
     const response = await handle(new Request(`${BASE}/v1/${kind}s/${key}`));
     assert.equal(response.status, 200, name);
@@ -140,12 +144,69 @@ Deno.test("GET /v1/products/{id} answers the documented Product, the same from m
 });
 
 Deno.test("related products forwarded to the owner are still ranked from all the candidates it counts", async () => {
-  const related = async (reader: StateReader) => {
-    const { handle } = await httpFixture(reader);
-    return await (await handle(new Request(`${BASE}/v1/products/p1/related?limit=100`))).json();
-  };
-  const { memory, forwarded } = readers("product", "p1", folded.persisted("product", "p1"));
-  const [local, remote] = [await related(memory), await related(forwarded)];
-  assert.ok(local.items.length > 0);
-  assert.deepEqual(remote.items, local.items);
+  // q0 viewed again after each of 14 other products in one session: more candidates than its short `related` list.
+  const many = await fold(
+    Array.from({ length: 14 }, (_, i) => [
+      b.event("product_viewed", "carol", 10 + 2 * i, { productId: `q${i + 1}` }),
+      b.event("product_viewed", "carol", 11 + 2 * i, { productId: "q0" }),
+    ]).flat(),
+  );
+  const cases = [
+    { key: "p1", stored: folded.persisted("product", "p1"), candidates: 1 },
+    { key: "q0", stored: many.persisted("product", "q0"), candidates: 14 },
+  ];
+  for (const { key, stored, candidates } of cases) {
+    const related = async (reader: StateReader) => {
+      const { handle } = await httpFixture(reader);
+      return await (await handle(new Request(`${BASE}/v1/products/${key}/related?limit=100`))).json();
+    };
+    const { memory, forwarded } = readers("product", key, stored);
+    const [local, remote] = [await related(memory), await related(forwarded)];
+    assert.equal(local.items.length, candidates, key);
+    assert.deepEqual(remote.items, local.items, key);
+  }
+  const shown = productAnswer.parse((await answers("product", "q0", many.persisted("product", "q0"))).memory).related;
+  assert.ok(shown.length < 14, `GET /v1/products/q0 lists ${shown.length} related products`);
+});
+
+Deno.test("GET /v1/users/{id} shows a checkout awaiting its order, and once reported abandoned, as the user actor holds it", async () => {
+  const pending = await fold([
+    b.event("product_added_to_cart", "dave", 0, { productId: "p1", quantity: 2, price: 10 }),
+    b.event("checkout_started", "dave", 60, { cartValue: 20 }),
+  ], { until: b.time(600) });
+  const abandoned = await fold([
+    b.event("product_added_to_cart", "dave", 0, { productId: "p1", quantity: 2, price: 10 }),
+    b.event("checkout_started", "dave", 60, { cartValue: 20 }),
+  ], { until: b.time(3 * 3600) });
+  const startedAt = new Date(b.time(60)).toISOString();
+  for (const [name, r, isAbandoned] of [["pending", pending, false], ["abandoned", abandoned, true]] as const) {
+    for (const [source, body] of Object.entries(await answers("user", "dave", r.persisted("user", "dave")))) {
+      const user = userAnswer.parse(body);
+      assert.deepEqual(user.checkout, { startedAt, cartValue: 20, abandoned: isAbandoned }, `${name}, ${source}`);
+      assert.equal(user.abandonedCheckouts, isAbandoned ? 1 : 0, `${name}, ${source}`);
+    }
+  }
+});
+
+Deno.test("GET /v1/users/{id} shows the current session, and the earlier ones apart, most recent first", async () => {
+  const r = await fold([
+    b.event("page_viewed", "erin", 0, { url: "/" }),
+    b.event("page_viewed", "erin", 3600, { url: "/" }), // an hour later: a new session
+    b.event("product_viewed", "erin", 3660, { productId: "p1" }),
+    b.event("page_viewed", "erin", 7200, { url: "/" }), // and a third
+  ]);
+  for (const [source, body] of Object.entries(await answers("user", "erin", r.persisted("user", "erin")))) {
+    const user = userAnswer.parse(body);
+    assert.equal(user.sessionCount, 3, source);
+    assert.deepEqual(
+      [user.session?.number, user.session?.startedAt, user.session?.events],
+      [3, new Date(b.time(7200)).toISOString(), 1],
+      source,
+    );
+    assert.deepEqual(
+      user.recentSessions.map((s) => [s.number, s.events, s.productViews]),
+      [[2, 2, 1], [1, 1, 0]],
+      source,
+    );
+  }
 });

@@ -52,8 +52,11 @@ function fakeKafka() {
     kafka,
     /** Settles when the member leaves the group (kafkajs's disconnect). */
     left: left.promise,
-    join: (assignment: Record<string, number[]>) =>
-      handlers.get("group_join")!({ payload: { memberAssignment: assignment } }),
+    /** The group's assignment to this member, under `memberId` (a new one: the group dropped it in between). */
+    join: (assignment: Record<string, number[]>, memberId = "member-1") =>
+      handlers.get("group_join")!({ payload: { memberId, memberAssignment: assignment } }),
+    /** kafkajs's consumer crashed; `restart`: kafkajs restarts it, else it consumes nothing again. */
+    crash: (error: Error, restart: boolean) => handlers.get("crash")!({ payload: { error, restart } }),
     /** The coordinator answers a heartbeat: twice in a row, the member's assignment is confirmed current. */
     heartbeat: (generation = 1) => handlers.get("heartbeat")!({ payload: { groupGenerationId: generation } }),
     /** A broker answered a request (kafkajs's consumer.network.request event). */
@@ -134,6 +137,70 @@ Deno.test("a fenced partition handed back to the same member by the next rebalan
   // It used to compare the assignment with the one it remembered, find nothing new, and drop every batch.
   assert.equal(row().owner, "A", "nobody claimed partition 0 again");
   assert.equal(row().nextOffset, 4, "partition 0 makes no progress");
+});
+
+Deno.test("a member the group dropped and took back under a new member id claims its partitions afresh, memory dropped", async () => {
+  const { topics, store, fake, consumer, runtime } = await memberA();
+  const tp = { topic: topics.events, partition: 0 };
+  const row = () => store.partitions.get(`group/${topics.events}:0`)!;
+  await consumer.start([topics.events], runtime);
+  fake.join({ [topics.events]: [0] });
+  await settle();
+  await fake.deliver(tp.topic, 0, [0]);
+  await settle();
+  assert.deepEqual(runtime.lookup("recorder", "k")?.state, { key: "k", values: [0] });
+
+  // A routine rebalance (the same member id, the same assignment) changes nothing here.
+  const epoch = row().epoch;
+  fake.join({ [topics.events]: [0] });
+  await settle();
+  assert.equal(row().epoch, epoch, "a routine rebalance claimed the partition again");
+  assert.ok(runtime.lookup("recorder", "k"), "a routine rebalance dropped the partition's actors");
+
+  // A stalls past the session timeout, the group drops it and gives partition 0 to B, which handles offset 1.
+  await store.claim(tp, "group", "B");
+  row().nextOffset = 2;
+  // A joins again under a new member id and gets partition 0 back, before any batch of its own found the fence:
+  // what it holds of the partition predates B's work.
+  fake.join({ [topics.events]: [0] }, "member-2");
+  await settle();
+  assert.equal(row().owner, "A", "partition 0 was not claimed afresh");
+  assert.equal(runtime.lookup("recorder", "k"), undefined, "A kept its memory of the partition from before B");
+  await fake.deliver(tp.topic, 0, [2, 3]);
+  await settle();
+  assert.equal(row().nextOffset, 4);
+  await consumer.stop();
+  await runtime.stop();
+});
+
+Deno.test("a member taken back under a new member id while the database is down keeps nothing of its stale memory", async () => {
+  const { topics, store, fake, consumer, runtime } = await memberA();
+  await consumer.start([topics.events], runtime);
+  fake.join({ [topics.events]: [0] });
+  await settle();
+  await fake.deliver(topics.events, 0, [0]);
+  await settle();
+  assert.ok(runtime.lookup("recorder", "k"));
+  // Dropped by the group and taken back; the claim of the partition fails for now.
+  store.failWith = new Error("connection refused");
+  fake.join({ [topics.events]: [0] }, "member-2");
+  await settle();
+  assert.equal(runtime.lookup("recorder", "k"), undefined, "a query would be answered from the stale memory");
+  assert.deepEqual(runtime.owned(), []);
+  store.failWith = null;
+  await consumer.stop();
+  await runtime.stop();
+});
+
+Deno.test("the consumer reports a crash kafkajs gives up on (readiness names it), not one kafkajs restarts from", async () => {
+  const { topics, fake, consumer, runtime } = await memberA();
+  await consumer.start([topics.events], runtime);
+  fake.crash(new Error("The coordinator is not aware of this member"), true);
+  assert.equal(consumer.failure(), undefined, "kafkajs restarts the consumer: it is not stopped");
+  fake.crash(new Error("The group member's supported protocols are incompatible"), false);
+  assert.match(consumer.failure()?.message ?? "none", /incompatible/);
+  await consumer.stop();
+  await runtime.stop();
 });
 
 Deno.test("a partition whose claim failed during a rebalance is claimed once the database is back", async () => {

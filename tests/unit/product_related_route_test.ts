@@ -12,7 +12,8 @@ Deno.test("related products: limit returns as many ranked candidates as the prod
   const b = new EventBuilder();
   const events = [];
   // 30 shoppers view p1 then a product of their own; shopper i views q<i> (i + 1) times in separate sessions,
-  // so q29 is the most co-viewed; one order pairs p1 with b1 (a co-buy weighs RECS_CO_BOUGHT_WEIGHT co-views).
+  // so q29 is the most co-viewed; one order pairs p1 with b1 (a co-buy weighs RECS_CO_BOUGHT_WEIGHT co-views, 5 here,
+  // not the default 3: the route ranks with the configured weight).
   for (let i = 0; i < 30; i++) {
     for (let k = 0; k <= i % 3; k++) {
       const t = (i * 3 + k) * 3600; // a session each (an hour apart)
@@ -27,17 +28,17 @@ Deno.test("related products: limit returns as many ranked candidates as the prod
     items: [{ productId: "p1", quantity: 1, price: 1 }, { productId: "b1", quantity: 1, price: 1 }],
     total: 2,
   }));
-  const settings = domainSettings({ RECS_CO_BOUGHT_WEIGHT: 3 });
+  const settings = domainSettings({ RECS_CO_BOUGHT_WEIGHT: 5 });
   const r = await fold(events, { settings });
   const state = r.persisted("product", "p1");
-  // The independent expectation: each q counted once per session, b1 once as a co-buy (× 3).
+  // The independent expectation: each q counted once per session, b1 once as a co-buy (× 5).
   const expected = [
-    { productId: "b1", score: 3 },
+    { productId: "b1", score: 5 },
     ...Array.from({ length: 30 }, (_, i) => ({ productId: `q${String(i).padStart(2, "0")}`, score: (i % 3) + 1 }))
       .sort((x, y) => y.score - x.score || (x.productId < y.productId ? -1 : 1)),
   ].sort((x, y) => y.score - x.score || (x.productId < y.productId ? -1 : 1));
   const reader: StateReader = { read: () => Promise.resolve({ state, source: "memory" }) };
-  const { handle } = await httpFixture(reader);
+  const { handle } = await httpFixture(reader, undefined, undefined, { coBoughtWeight: 5 });
   const get = async (query: string) => {
     const response = await handle(new Request(`${BASE}/v1/products/p1/related${query}`));
     assert.equal(response.status, 200);

@@ -39,6 +39,22 @@ Deno.test("the first group to claim a fresh database's state owns it; another is
   });
 });
 
+Deno.test("two groups claiming a fresh database's state at once: exactly one owns it, the other is refused naming it", async () => {
+  await withDatabase(async (sql) => {
+    await migrate(sql);
+    // Both read "no owner yet" before either inserts: the second insert finds the first one's row.
+    const [a, b] = await Promise.all([
+      claimStateOwner(sql, "group-a", TOPICS),
+      claimStateOwner(sql, "group-b", TOPICS),
+    ]);
+    const owner = await stateOwner(sql);
+    assert.ok(owner === "group-a" || owner === "group-b", String(owner));
+    const [winner, loser] = owner === "group-a" ? [a, b] : [b, a];
+    assert.deepEqual(winner, []);
+    assert.deepEqual(loser, [owner], "both groups were let in");
+  });
+});
+
 Deno.test("a database upgraded with a group's checkpoints: that group becomes the owner, another is refused", async () => {
   await withDatabase(async (sql) => {
     const migrations = await readMigrations();
