@@ -200,6 +200,7 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
         rules: { maxFutureMs: config.MAX_EVENT_FUTURE_MS },
         maxEvents: config.MAX_BATCH_EVENTS,
         maxBodyBytes: config.MAX_BODY_BYTES,
+        maxPendingBytes: config.MAX_INGEST_PENDING_BYTES,
       },
       now: Date.now,
     });

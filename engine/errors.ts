@@ -62,6 +62,14 @@ export class LogUnavailableError extends EngineError {
   readonly code = "log_unavailable";
 }
 
+/**
+ * Ingestion holds as many bytes of events waiting for the log's acknowledgement as it may
+ * (MAX_INGEST_PENDING_BYTES); the request is refused whole, retry later (HTTP 429).
+ */
+export class IngestOverloadedError extends EngineError {
+  readonly code = "ingest_overloaded";
+}
+
 /** The database is unreachable or failing; retry later (HTTP 503). */
 export class DatabaseUnavailableError extends EngineError {
   readonly code = "database_unavailable";

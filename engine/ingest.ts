@@ -21,6 +21,7 @@ import {
   PayloadTooLargeError,
   ValidationError,
 } from "./errors.ts";
+import type { IngestAdmission } from "./ingest_admission.ts";
 import { utf8Bytes } from "./kafka_producer.ts";
 import type { LogProducer, OutgoingRecord } from "./log.ts";
 import { safeParseFast } from "./schema_check.ts";
@@ -36,6 +37,8 @@ export interface IngestRules {
 export interface PreparedEvents {
   readonly events: readonly StoredEvent[];
   readonly records: readonly OutgoingRecord[];
+  /** Bytes of the records' keys and values in UTF-8: what the append holds until the log answers it. */
+  readonly bytes: number;
 }
 
 const TYPE_SET = new Set<string>(EVENT_TYPES);
@@ -68,8 +71,10 @@ export function prepareEvents(
     key: partitionKey(event),
     value: JSON.stringify(event),
   }));
+  let total = 0;
   records.forEach((record, index) => {
     const bytes = utf8Bytes(record.key) + utf8Bytes(record.value);
+    total += bytes;
     if (bytes > MAX_EVENT_RECORD_BYTES) {
       throw new PayloadTooLargeError(
         `${
@@ -78,7 +83,7 @@ export function prepareEvents(
       );
     }
   });
-  return { events, records };
+  return { events, records, bytes: total };
 }
 
 /**
@@ -165,10 +170,17 @@ function topicFor(type: EventType, topics: Topics): string {
 }
 
 /**
- * Appends prepared events; resolves only once the log acknowledged all of them. Any failure of
- * the log is a LogUnavailableError (retry later), whatever the adapter threw.
+ * Appends prepared events; resolves only once the log acknowledged all of them. Throws
+ * IngestOverloadedError, appending nothing, if their bytes would pass `admission`'s limit; they
+ * count against it until the append settles, whatever became of the request meanwhile. Any failure
+ * of the log is a LogUnavailableError (retry later), whatever the adapter threw.
  */
-export async function publishEvents(producer: LogProducer, prepared: PreparedEvents): Promise<string[]> {
+export async function publishEvents(
+  producer: LogProducer,
+  prepared: PreparedEvents,
+  admission: IngestAdmission,
+): Promise<string[]> {
+  admission.acquire(prepared.bytes);
   try {
     await producer.append(prepared.records);
   } catch (error) {
@@ -176,6 +188,8 @@ export async function publishEvents(producer: LogProducer, prepared: PreparedEve
     throw new LogUnavailableError(`the log did not acknowledge the events: ${ensureError(error).message}`, {
       cause: error,
     });
+  } finally {
+    admission.release(prepared.bytes);
   }
   return prepared.events.map((e) => e.eventId);
 }

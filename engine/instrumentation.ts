@@ -15,9 +15,11 @@ export type EngineEvent =
   | {
     readonly type: "events_ingested";
     readonly eventType: string;
-    readonly outcome: "accepted" | "rejected" | "unavailable";
+    readonly outcome: "accepted" | "rejected" | "refused" | "unavailable";
     readonly count: number;
   }
+  /** A request refused (HTTP 429) because its events would pass MAX_INGEST_PENDING_BYTES. */
+  | { readonly type: "ingest_refused"; readonly events: number }
   | { readonly type: "message_processed"; readonly kind: string; readonly label: string; readonly lagSeconds: number }
   | { readonly type: "consumer_lag"; readonly topic: string; readonly partition: number; readonly lag: number }
   | {

@@ -32,6 +32,11 @@ export class Metrics implements Instrumentation {
     labelNames: ["type", "outcome"],
     registers: [this.registry],
   });
+  readonly #refused = new Counter({
+    name: `${PREFIX}ingest_refused_requests_total`,
+    help: "Ingestion requests refused (429) because their events would pass MAX_INGEST_PENDING_BYTES",
+    registers: [this.registry],
+  });
   readonly #processed = new TalliedCounter({
     name: `${PREFIX}events_processed_total`,
     help: "Messages handled by actors, by actor kind and message type",
@@ -149,6 +154,9 @@ export class Metrics implements Instrumentation {
         return;
       case "events_ingested":
         this.#ingested.inc({ type: e.eventType, outcome: e.outcome }, e.count);
+        return;
+      case "ingest_refused":
+        this.#refused.inc();
         return;
       case "message_processed":
         this.#processed.inc(e.kind, e.label);

@@ -2,8 +2,9 @@
 import { z } from "zod";
 import { incomingEvent, MAX_AMOUNT } from "../actors/events.ts";
 import type { Topics } from "../engine/config.ts";
-import { PayloadTooLargeError, ValidationError } from "../engine/errors.ts";
+import { IngestOverloadedError, PayloadTooLargeError, ValidationError } from "../engine/errors.ts";
 import { type IngestRules, prepareEvents, publishEvents } from "../engine/ingest.ts";
+import { IngestAdmission } from "../engine/ingest_admission.ts";
 import type { Instrumentation } from "../engine/instrumentation.ts";
 import type { LogProducer } from "../engine/log.ts";
 import { bodyFormat, JSON_CONTENT_TYPE, NDJSON_CONTENT_TYPES, parseBody, readBody } from "./body.ts";
@@ -18,8 +19,10 @@ export interface EventsRouteDeps {
   readonly rules: IngestRules;
   readonly maxEvents: number;
   readonly maxBodyBytes: number;
+  /** Most bytes of records waiting for the log's acknowledgement at once (MAX_INGEST_PENDING_BYTES). */
+  readonly maxPendingBytes: number;
   readonly now: () => number;
-  /** Counts accepted, rejected and unacknowledged events (metrics). */
+  /** Counts accepted, rejected, refused and unacknowledged events (metrics). */
   readonly instrumentation?: Instrumentation;
 }
 
@@ -34,6 +37,7 @@ export type Accepted = z.output<typeof acceptedSchema>;
 
 /** Handler for POST /v1/events. */
 export function eventsRoute(deps: EventsRouteDeps): RouteHandler {
+  const admission = new IngestAdmission(deps.maxPendingBytes);
   return async (request) => {
     const format = bodyFormat(request);
     const { values, batch } = parseBody(await readBody(request, deps.maxBodyBytes), format, deps.maxEvents);
@@ -53,7 +57,7 @@ export function eventsRoute(deps: EventsRouteDeps): RouteHandler {
       });
       throw error;
     }
-    const count = (outcome: "accepted" | "unavailable") => {
+    const count = (outcome: "accepted" | "refused" | "unavailable") => {
       const byType = new Map<string, number>();
       for (const e of prepared.events) byType.set(e.type, (byType.get(e.type) ?? 0) + 1);
       for (const [eventType, n] of byType) {
@@ -62,9 +66,12 @@ export function eventsRoute(deps: EventsRouteDeps): RouteHandler {
     };
     let eventIds;
     try {
-      eventIds = await publishEvents(deps.producer, prepared);
+      eventIds = await publishEvents(deps.producer, prepared, admission);
     } catch (error) {
-      count("unavailable");
+      if (error instanceof IngestOverloadedError) {
+        deps.instrumentation?.emit({ type: "ingest_refused", events: prepared.events.length });
+        count("refused");
+      } else count("unavailable");
       throw error;
     }
     count("accepted");
@@ -74,7 +81,9 @@ export function eventsRoute(deps: EventsRouteDeps): RouteHandler {
 }
 
 /** The route's OpenAPI operation, with the configured limits. */
-export function eventsRouteDoc(limits: Pick<EventsRouteDeps, "maxEvents" | "maxBodyBytes" | "rules">): OperationDoc {
+export function eventsRouteDoc(
+  limits: Pick<EventsRouteDeps, "maxEvents" | "maxBodyBytes" | "maxPendingBytes" | "rules">,
+): OperationDoc {
   const batch = z.array(incomingEvent).min(1).max(limits.maxEvents).meta({
     id: "EventBatch",
     description: "Several events, validated together: one invalid event rejects the whole batch",
@@ -93,6 +102,8 @@ export function eventsRouteDoc(limits: Pick<EventsRouteDeps, "maxEvents" | "maxB
       `item) must be at most ${MAX_AMOUNT}.`,
       "202 is sent only after the log acknowledged every event (Kafka: acks=all). A 503 means they were not",
       "acknowledged (some may still have been stored): retry with the same `eventId`s to stay idempotent.",
+      `A 429 means the instance already holds ${limits.maxPendingBytes} bytes of events waiting for the log`,
+      "(MAX_INGEST_PENDING_BYTES): nothing of the request was stored; retry after `Retry-After`.",
     ].join(" "),
     tags: ["ingestion"],
     requestBody: {
@@ -117,6 +128,11 @@ export function eventsRouteDoc(limits: Pick<EventsRouteDeps, "maxEvents" | "maxB
       400: problemDoc(400, "Malformed JSON, invalid UTF-8, or invalid events (every problem listed)"),
       413: problemDoc(413, "The body exceeds the byte limit, or the request holds too many events"),
       415: problemDoc(415, "The content type is missing or not JSON / NDJSON"),
+      429: problemDoc(
+        429,
+        `The events waiting for the log's acknowledgement would pass ${limits.maxPendingBytes} bytes ` +
+          "(MAX_INGEST_PENDING_BYTES) with this request's: nothing of it was stored, retry after Retry-After",
+      ),
       503: problemDoc(503, "The log did not acknowledge in time; nothing is reported accepted, retry later"),
     },
   };

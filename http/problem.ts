@@ -8,6 +8,7 @@ import {
   EngineError,
   EngineStartingError,
   type FieldProblem,
+  IngestOverloadedError,
   LogUnavailableError,
   NotFoundError,
   PayloadTooLargeError,
@@ -18,6 +19,12 @@ import type { ResponseDoc } from "./openapi.ts";
 
 /** Seconds a client should wait before retrying after a 503. */
 export const RETRY_AFTER_S = 5;
+
+/**
+ * Seconds a client should wait after ingestion refused a request at its limit: the appends it waits
+ * for are answered within milliseconds while the log keeps up, PUBLISH_TIMEOUT_MS at the latest.
+ */
+export const INGEST_RETRY_AFTER_S = 1;
 
 /** Media type of every error response (RFC 9457). */
 export const PROBLEM_CONTENT_TYPE = "application/problem+json";
@@ -72,6 +79,8 @@ interface ErrorMapping {
   readonly status: number;
   readonly title: string;
   readonly detail?: string;
+  /** Retry-After of a retryable status, if not RETRY_AFTER_S. */
+  readonly retryAfterS?: number;
 }
 
 const STATUS_BY_ERROR: readonly ErrorMapping[] = [
@@ -79,6 +88,12 @@ const STATUS_BY_ERROR: readonly ErrorMapping[] = [
   { type: NotFoundError, status: 404, title: "Not found" },
   { type: PayloadTooLargeError, status: 413, title: "Payload too large" },
   { type: UnsupportedMediaTypeError, status: 415, title: "Unsupported media type" },
+  {
+    type: IngestOverloadedError,
+    status: 429,
+    title: "Too many events waiting for the log",
+    retryAfterS: INGEST_RETRY_AFTER_S,
+  },
   {
     type: LogUnavailableError,
     status: 503,
@@ -111,5 +126,8 @@ export function errorResponse(error: unknown): Response {
     detail: mapping.detail ?? engineError.message,
     ...(error instanceof ValidationError && error.problems.length > 0 ? { errors: [...error.problems] } : {}),
   };
-  return problemResponse(body, RETRYABLE_STATUSES.has(mapping.status) ? { "retry-after": String(RETRY_AFTER_S) } : {});
+  return problemResponse(
+    body,
+    RETRYABLE_STATUSES.has(mapping.status) ? { "retry-after": String(mapping.retryAfterS ?? RETRY_AFTER_S) } : {},
+  );
 }

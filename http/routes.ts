@@ -23,6 +23,8 @@ export interface RouteDeps {
     readonly rules: IngestRules;
     readonly maxEvents: number;
     readonly maxBodyBytes: number;
+    /** Most bytes of records waiting for the log's acknowledgement at once (MAX_INGEST_PENDING_BYTES). */
+    readonly maxPendingBytes: number;
   };
   readonly now: () => number;
   /** Receives ingestion outcomes (metrics). */

@@ -8,7 +8,8 @@
  * out in batches (JSON arrays) at about `--rate` events/s; the run stops after `--duration` seconds
  * and prints what was sent, accepted and rejected. Several batches may be in flight at once, but a
  * shopper's events always go through one lane whose batches are posted one after another, so they
- * reach the log in the order the shopper made them.
+ * reach the log in the order the shopper made them. A batch answered 429 or 503 is posted again in
+ * its lane after the answer's Retry-After.
  */
 
 const USAGE = `usage: deno task loadgen [--url URL] [--rate N] [--users N] [--duration S] [--seed N] [--batch N]
@@ -311,19 +312,44 @@ interface Stats {
   accepted: number;
   requests: number;
   rejected: Record<string, number>;
+  /** Posts answered 429 or 503 and posted again. */
+  retried: number;
   failed: number;
   lastProblem?: string;
 }
 
+/** Most times one batch is posted again after a 429 or 503, as `deno task import` does. */
+const MAX_RETRIES = 8;
+
+/**
+ * Milliseconds to wait before posting a batch answered 429 or 503 again: its Retry-After (at most
+ * 60 s), else a backoff from 1 s; posting it at once, or dropping it, lost a shopper's events.
+ */
+function retryDelayMs(retryAfter: string | null, attempt: number): number {
+  const seconds = retryAfter === null || retryAfter.trim() === "" ? NaN : Number(retryAfter);
+  return Number.isFinite(seconds) && seconds >= 0
+    ? Math.min(seconds, 60) * 1000
+    : Math.min(1000 * 2 ** attempt, 60_000);
+}
+
+/** Posts one batch; a 429 or 503 is retried in its lane (so the shopper's order holds) after Retry-After. */
 async function send(url: string, events: readonly Event[], stats: Stats): Promise<void> {
   stats.requests++;
   try {
-    const response = await fetch(`${url}/v1/events`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify(events),
-    });
-    const text = await response.text();
+    const body = JSON.stringify(events);
+    let response: Response;
+    let text: string;
+    for (let attempt = 0;; attempt++) {
+      response = await fetch(`${url}/v1/events`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body,
+      });
+      text = await response.text();
+      if ((response.status !== 429 && response.status !== 503) || attempt >= MAX_RETRIES) break;
+      stats.retried++;
+      await new Promise((resolve) => setTimeout(resolve, retryDelayMs(response.headers.get("retry-after"), attempt)));
+    }
     stats.sent += events.length;
     if (response.status === 202) {
       const accepted = (JSON.parse(text) as { accepted?: number }).accepted;
@@ -357,7 +383,7 @@ async function main(): Promise<void> {
     Deno.exit(1);
   }
   const store = new Store(prng(options.seed), options.users);
-  const stats: Stats = { generated: {}, sent: 0, accepted: 0, requests: 0, rejected: {}, failed: 0 };
+  const stats: Stats = { generated: {}, sent: 0, accepted: 0, requests: 0, rejected: {}, retried: 0, failed: 0 };
   console.error(
     `loadgen: ${options.rate} events/s from ${options.users} shoppers for ${options.duration} s to ${options.url} ` +
       `(seed ${options.seed})`,
@@ -430,6 +456,7 @@ async function main(): Promise<void> {
     console.log(`  ${type}: ${count}`);
   }
   for (const [status, count] of rejected) console.log(`  rejected requests with status ${status}: ${count}`);
+  if (stats.retried > 0) console.log(`  requests answered 429 or 503 and posted again: ${stats.retried}`);
   if (stats.failed > 0) console.log(`  failed requests (no answer): ${stats.failed}`);
   if (stats.lastProblem) console.log(`  last problem: ${stats.lastProblem}`);
   if (stats.accepted === 0 && stats.sent > 0) Deno.exit(1);

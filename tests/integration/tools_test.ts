@@ -316,6 +316,43 @@ onlyOn("no log", "import waits before retrying a 503 that has no Retry-After", a
   }
 });
 
+onlyOn("no log", "import and loadgen retry a 429 after its Retry-After, losing no event", async () => {
+  for (const tool of ["import", "loadgen"] as const) {
+    const attempts: number[] = [];
+    let received = 0;
+    const engine = mockEngine(async (request) => {
+      if (request.method === "GET") return Response.json({ status: "ok" });
+      const events = await request.json() as unknown[];
+      attempts.push(performance.now());
+      if (attempts.length === 1) {
+        return new Response(JSON.stringify({ status: 429, title: "Too many events waiting for the log" }), {
+          status: 429,
+          headers: { "content-type": "application/problem+json", "retry-after": "1" },
+        });
+      }
+      received += events.length;
+      return Response.json({ accepted: events.length, eventIds: [] }, { status: 202 });
+    });
+    try {
+      const args = tool === "import"
+        ? ["rees46", SAMPLE, "--url", engine.url, "--batch", "100"]
+        : ["--url", engine.url, "--rate", "100", "--duration", "0.5", "--seed", "3"];
+      const { code, stdout, stderr } = await runScript(`${tool}.ts`, args);
+      assert.equal(code, 0, `${tool}:\n${stdout}\n${stderr}`);
+      assert.ok(attempts[1] - attempts[0] >= 900, `${tool} retried after ${Math.round(attempts[1] - attempts[0])} ms`);
+      if (tool === "loadgen") {
+        // It counted the 429 as a rejected request and dropped its events.
+        assert.doesNotMatch(stdout, /rejected requests/, stdout);
+        const [, sent, accepted] = stdout.match(/sent (\d+) events .* accepted (\d+)/)!;
+        assert.equal(Number(accepted), Number(sent), stdout);
+        assert.equal(received, Number(sent));
+      } else assert.match(stdout, new RegExp(`${received} accepted|accepted[^\\n]*${received}`), stdout);
+    } finally {
+      await engine.stop();
+    }
+  }
+});
+
 onlyOn("no log", "import leaves out the events the engine refuses and posts the rest of their batch", async () => {
   const batches: { eventId: string }[][] = [];
   const engine = mockEngine(async (request) => {

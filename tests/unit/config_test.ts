@@ -208,6 +208,20 @@ Deno.test("parseConfig() refuses hexadecimal, exponent and other non-decimal int
   }
 });
 
+Deno.test("parseConfig() bounds the bytes ingestion holds waiting for the log: 32 MiB by default, bad values named", () => {
+  assert.equal(parseConfig({}).MAX_INGEST_PENDING_BYTES, 32 * 1024 * 1024);
+  assert.equal(parseConfig({ MAX_INGEST_PENDING_BYTES: "1048576" }).MAX_INGEST_PENDING_BYTES, 1024 * 1024);
+  for (const value of ["0", "1023", "-1", "1e9", "lots"]) {
+    assert.throws(
+      () => parseConfig({ MAX_INGEST_PENDING_BYTES: value }),
+      (error: unknown) =>
+        error instanceof ConfigError &&
+        error.message.includes(`MAX_INGEST_PENDING_BYTES="${value}": must be an integer from 1024 to 68719476736`),
+      value,
+    );
+  }
+});
+
 Deno.test("parseConfig() names an out-of-range integer once", () => {
   assert.throws(
     () => parseConfig({ PORT: "99999999999999999999" }),

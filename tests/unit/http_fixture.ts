@@ -17,6 +17,8 @@ import { createHandler } from "../../http/server.ts";
 export const FIXTURE_NOW = Date.parse("2026-11-22T12:00:00.000Z");
 /** Small limits, so that 413s are cheap to provoke. */
 export const FIXTURE_LIMITS = { maxEvents: 50, maxBodyBytes: 64 * 1024 } as const;
+/** MAX_INGEST_PENDING_BYTES of the fixture: the in-memory log answers at once, so it is never reached. */
+export const FIXTURE_MAX_PENDING_BYTES = 32 * 1024 * 1024;
 /** Partitions per topic of the in-memory log. */
 export const FIXTURE_PARTITIONS = 3;
 /** Base URL of requests; the handler never listens on it. */
@@ -55,7 +57,7 @@ export async function httpFixture(
     producer: log.producer(),
     topics,
     reader,
-    ingest: { rules: { maxFutureMs: 5 * 60_000 }, ...limits },
+    ingest: { rules: { maxFutureMs: 5 * 60_000 }, maxPendingBytes: FIXTURE_MAX_PENDING_BYTES, ...limits },
     now: () => FIXTURE_NOW,
     extra: [
       ...queryRoutes({ reader, sql, now: () => FIXTURE_NOW, ...query }),

@@ -219,16 +219,19 @@ Deno.test("the Event schema has every event type, with its discriminator, defaul
   assert.equal(byType.get("checkout_started")!.required.includes("properties"), false);
 });
 
-Deno.test("POST /v1/events documents 202, 400, 413, 415 and 503 (with Retry-After) responses", async () => {
+Deno.test("POST /v1/events documents 202, 400, 413, 415, 429 and 503 (with Retry-After) responses", async () => {
   const doc = await fetchDocument();
   const responses = doc.paths["/v1/events"].post.responses;
   assert.equal(responses["202"].content["application/json"].schema.$ref, `${REF_PREFIX}Accepted`);
   const accepted = component(doc, `${REF_PREFIX}Accepted`);
   assert.deepEqual(accepted.required.sort(), ["accepted", "eventIds"]);
-  for (const status of ["400", "413", "415", "503"]) {
+  for (const status of ["400", "413", "415", "429", "503"]) {
     assert.equal(responses[status].content["application/problem+json"].schema.$ref, `${REF_PREFIX}Problem`, status);
   }
   assert.ok(responses["503"].headers["Retry-After"]);
+  assert.ok(responses["429"].headers["Retry-After"]);
+  // The limit a 429 is about is named, with the fixture's value.
+  assert.match(responses["429"].description, /33554432 bytes \(MAX_INGEST_PENDING_BYTES\)/);
   const problem = component(doc, `${REF_PREFIX}Problem`);
   assert.deepEqual(problem.required.sort(), ["status", "title", "type"]);
   assert.equal(problem.properties.errors.items.$ref, `${REF_PREFIX}FieldProblem`);
