@@ -129,6 +129,18 @@ async function flood(
 }
 
 /** Asserts a 429 problem naming the setting, with Retry-After. */
+/** The eventIds of every answer not among the `refused` ones, each of which must be a 202. */
+async function acceptedIds(answers: readonly Promise<Response>[], refused: ReadonlySet<number>): Promise<string[]> {
+  const accepted: string[] = [];
+  for (let i = 0; i < answers.length; i++) {
+    if (refused.has(i)) continue;
+    const response = await answers[i];
+    assert.equal(response.status, 202);
+    accepted.push(...(await response.json()).eventIds);
+  }
+  return accepted;
+}
+
 async function assertRefused(response: Response): Promise<void> {
   const text = await response.text();
   assert.equal(response.status, 429, text);
@@ -162,13 +174,7 @@ Deno.test("POST /v1/events admits requests while their records waiting for the l
   assert.deepEqual(storedIds(held.log, topics.events), [], "nothing stored yet, nothing of the refused ever");
 
   held.acknowledgeAll();
-  const accepted: string[] = [];
-  for (let i = 0; i < n; i++) {
-    if (settled.has(i)) continue;
-    const response = await answers[i];
-    assert.equal(response.status, 202);
-    accepted.push(...(await response.json()).eventIds);
-  }
+  const accepted = await acceptedIds(answers, settled);
   assert.equal(accepted.length, admitted * PER_REQUEST);
   assert.deepEqual(storedIds(held.log, topics.events).sort(), accepted.sort(), "every accepted event, no other");
 
@@ -302,13 +308,7 @@ Deno.test("on the embedded log held by a transaction: 202 within the limit, 429 
     for (const i of settled) await assertRefused(await answers[i]);
     gates[0].resolve();
     await holding;
-    const accepted: string[] = [];
-    for (let i = 0; i < n; i++) {
-      if (settled.has(i)) continue;
-      const response = await answers[i];
-      assert.equal(response.status, 202);
-      accepted.push(...(await response.json()).eventIds);
-    }
+    await acceptedIds(answers, settled); // each a 202
     assert.equal(await count(), admitted * PER_REQUEST, "every accepted event is in the log, nothing refused is");
 
     // Held again, with a deadline: the appends answer 503 at it, and their bytes are released then.
