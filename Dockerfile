@@ -16,7 +16,7 @@ USER deno
 
 # Dependencies first, in their own layer: rebuilt only when deno.json or deno.lock change.
 # --frozen fails the build instead of silently updating the lockfile.
-# vendor/ holds the patched postgres.js that deno.json links in place of the npm package.
+# vendor/ holds the patched postgres.js that deno.json's import map loads in place of the npm package.
 COPY --chown=deno:deno deno.json deno.lock ./
 COPY --chown=deno:deno vendor/ ./vendor/
 RUN deno install --frozen

@@ -65,9 +65,7 @@ async function poolOptionsIn(env: Record<string, string>, url: string): Promise<
 Deno.test("connectDatabase(): PG* environment variables change nothing (PGSSL=require broke the embedded database)", async () => {
   // The embedded database's URL, as engine/embedded_database.ts builds it.
   const url = "postgres://postgres@127.0.0.1:5/postgres";
-  // One after the other: each deno process re-links vendor/postgres into node_modules as it starts.
-  const clean = await poolOptionsIn({}, url);
-  const polluted = await poolOptionsIn(ENVIRONMENT, url);
+  const [clean, polluted] = await Promise.all([poolOptionsIn({}, url), poolOptionsIn(ENVIRONMENT, url)]);
   assert.deepEqual(polluted, clean);
   assert.deepEqual(clean, {
     host: ["127.0.0.1"],

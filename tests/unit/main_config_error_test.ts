@@ -36,10 +36,9 @@ Deno.test("main.ts: a bad DATA_DIR found by the engine exits 2 with a plain-text
         /^Cannot create the lock file engine\.lock in DATA_DIR: current value is "\/proc\/sys"/,
       ]);
     }
-    // One after the other: each deno process re-links vendor/postgres into node_modules as it starts,
-    // and processes of the project started together can find it half-written.
-    for (const [env, message] of cases) {
-      const { code, stderr } = await runMain(env);
+    const results = await Promise.all(cases.map(([env]) => runMain(env)));
+    for (const [index, [, message]] of cases.entries()) {
+      const { code, stderr } = results[index];
       assert.equal(code, 2, stderr);
       assert.match(stderr, message);
       assert.ok(!stderr.trimStart().startsWith("{"), `a JSON log line: ${stderr}`);

@@ -1,3 +1,5 @@
+import { Buffer } from 'node:buffer' // PATCHED: imported, not the npm-only global
+
 const size = 256
 let buffer = Buffer.allocUnsafe(size)
 

@@ -1,5 +1,8 @@
-import os from 'os'
-import fs from 'fs'
+// @ts-self-types="../types/index.d.cts"
+// PATCHED: loaded as a local module (not through node_modules): types named here, Node built-ins imported by name.
+import process from 'node:process'
+import os from 'node:os'
+import fs from 'node:fs'
 
 import {
   mergeUserTypes,

@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer' // PATCHED: imported, not the npm-only global
 const noop = () => { /* noop */ }
 
 export default function Subscribe(postgres, options) {

@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer' // PATCHED: imported, not the npm-only global
 import { Query } from './query.js'
 import { Errors } from './errors.js'
 
