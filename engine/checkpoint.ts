@@ -16,6 +16,7 @@ import {
   loadTimers,
   pruneAlerts,
   readCheckpoint,
+  readCheckpoints,
   readSettledCheckpoint,
   RECOMMENDED_KIND,
   saveStates,
@@ -98,6 +99,8 @@ export interface CheckpointStore {
    * commit landed (its reply lost, it may still be committing).
    */
   settled(tp: TopicPartition, groupId: string): Promise<Claim | null>;
+  /** Where every claimed partition of `topic` stands now, by partition (a partition never claimed is absent). */
+  progress(topic: string, groupId: string): Promise<ReadonlyMap<number, Claim>>;
   /** One persisted state and when it was written, for queries. */
   read(kind: string, key: string): Promise<{ state: unknown; updatedAt: Date } | null>;
   /**
@@ -166,6 +169,10 @@ export class SqlCheckpointStore implements CheckpointStore {
   settled(tp: TopicPartition, groupId: string): Promise<Claim | null> {
     return readSettledCheckpoint(this.sql, groupId, tp.topic, tp.partition);
   }
+
+  progress(topic: string, groupId: string): Promise<ReadonlyMap<number, Claim>> {
+    return readCheckpoints(this.sql, groupId, topic);
+  }
 }
 
 interface MemoryRow extends StoredActor {
@@ -229,6 +236,17 @@ export class MemoryCheckpointStore implements CheckpointStore {
     this.#check();
     const row = this.partitions.get(`${groupId}/${tpKey(tp)}`);
     return Promise.resolve(row ? { epoch: row.epoch, nextOffset: row.nextOffset, clock: row.clock } : null);
+  }
+
+  progress(topic: string, groupId: string): Promise<ReadonlyMap<number, Claim>> {
+    this.#check();
+    const out = new Map<number, Claim>();
+    for (const [id, row] of this.partitions) {
+      const at = id.lastIndexOf(":");
+      if (id.slice(0, at) !== `${groupId}/${topic}`) continue;
+      out.set(Number(id.slice(at + 1)), { epoch: row.epoch, nextOffset: row.nextOffset, clock: row.clock });
+    }
+    return Promise.resolve(out);
   }
 
   /** Commits here are applied at once, so nothing is ever still in flight. */

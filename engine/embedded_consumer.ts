@@ -9,6 +9,7 @@
 import {
   earliestOffset,
   endOffset,
+  endOffsets,
   type FetchedRow,
   fetchRecords,
   loadGroupOffsets,
@@ -121,6 +122,10 @@ export class EmbeddedConsumer implements LogConsumer {
 
   endOffset(tp: TopicPartition): Promise<number> {
     return endOffset(this.#sql, tp.topic, tp.partition);
+  }
+
+  endOffsets(topic: string): Promise<ReadonlyMap<number, number>> {
+    return endOffsets(this.#sql, topic);
   }
 
   pause(tps: readonly TopicPartition[]): void {

@@ -48,6 +48,13 @@ export class KafkaAdmin implements LogAdmin {
     return Number((await this.#offsets(tp)).high);
   }
 
+  /** Every partition's high watermark of `topic`, in one request. */
+  async endOffsets(topic: string): Promise<Map<number, number>> {
+    await this.#connect();
+    const offsets = await this.#admin.fetchTopicOffsets(topic);
+    return new Map(offsets.map((o) => [o.partition, Number(o.high)]));
+  }
+
   async #offsets(tp: TopicPartition): Promise<{ low: string; high: string }> {
     await this.#connect();
     const offsets = await this.#admin.fetchTopicOffsets(tp.topic);

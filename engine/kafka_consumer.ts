@@ -320,6 +320,10 @@ export class KafkaConsumer implements LogConsumer {
     return this.#admin.endOffset(tp);
   }
 
+  endOffsets(topic: string): Promise<ReadonlyMap<number, number>> {
+    return this.#admin.endOffsets(topic);
+  }
+
   failure(): Error | undefined {
     return this.#failure;
   }

@@ -77,6 +77,8 @@ export interface LogConsumer {
   earliestOffset(tp: TopicPartition): Promise<number>;
   /** The partition's next offset (its end): what a reader that means to reach the end must read up to. */
   endOffset(tp: TopicPartition): Promise<number>;
+  /** Every partition's end offset of `topic`, in one read of the log; a partition never appended to may be absent (0). */
+  endOffsets(topic: string): Promise<ReadonlyMap<number, number>>;
   /**
    * Whether the group has confirmed, since `since` (performance.now() ms), that this member's
    * assignment as last handed to the listener is current. Absent: a log with one member, where it

@@ -209,6 +209,12 @@ export class MemoryConsumer implements LogConsumer {
     return Promise.resolve(this.log.endOffset(tp));
   }
 
+  endOffsets(topic: string): Promise<ReadonlyMap<number, number>> {
+    return Promise.resolve(
+      new Map(this.log.topicPartitions([topic]).map((tp) => [tp.partition, this.log.endOffset(tp)] as const)),
+    );
+  }
+
   #unreadableSince: number | undefined;
 
   /**

@@ -11,7 +11,8 @@
  * `ctx.now()` as without the restart. Before a message is handled, its key's timers that are due at
  * the clock of that message fire first; so the outcome does not depend on batch boundaries. An idle
  * advance comes from the wall, not from the log, so a replay could not repeat it: it is checkpointed
- * before anything sees it (a timer firing from it, or the next record handled at that clock).
+ * before anything sees it (a timer firing from it, or the next record handled at that clock). A partition fed
+ * through other partitions' checkpoints (analytics) follows the wall no further than they have published.
  */
 import type { ActorContext, AnyActorLogic, Emitted } from "./actor.ts";
 import type { CheckpointStore, Claim, CommitResult, StoredActor } from "./checkpoint.ts";
@@ -34,6 +35,7 @@ import { BUNDLE_INDEX_HEADER, expandBundle, isBundle, OutputBundler } from "./fa
 import { partitionForKey } from "./partitioner.ts";
 import { ProductMinuteDeltas } from "./product_minutes.ts";
 import { safeParseFast } from "./schema_check.ts";
+import { type ClockSource, sourceWatermark } from "./source_watermark.ts";
 import { TimerTable } from "./timer_table.ts";
 import type { StatePacker } from "./state_packer.ts";
 
@@ -70,6 +72,8 @@ export interface WorkerDeps {
   readonly partitionCounts?: ReadonlyMap<string, number>;
   /** Packs idle actors (engine/state_packer.ts); shared by the runtime's partitions for its key table. */
   readonly packer?: StatePacker;
+  /** Set for a partition fed only through the checkpoints of `source`'s partitions: its idle clock waits for them. */
+  readonly source?: ClockSource;
 }
 
 interface Cell {
@@ -354,10 +358,13 @@ export class PartitionWorker {
         // historical import into a fresh engine follow its own event time (see README, "late events").
         // Never past the consumer's last read of the log: a record appended while it could not read
         // (a broker unreachable) may be waiting there with an earlier time.
-        const idleClock = Math.min(wall - grace, this.#deps.consumer.lastReadAt?.() ?? Infinity);
+        let idleClock = Math.min(wall - grace, this.#deps.consumer.lastReadAt?.() ?? Infinity);
         if (this.#clock > 0 && this.#isIdle(wall) && idleClock > this.#clock) {
-          this.#clock = idleClock;
-          this.#clockAhead = true;
+          idleClock = Math.min(idleClock, await this.#sourceWatermark());
+          if (idleClock > this.#clock) {
+            this.#clock = idleClock;
+            this.#clockAhead = true;
+          }
         }
         if (this.#timers.keysDue(this.#clock).length === 0) return;
         await this.#checkpointClockAhead();
@@ -374,6 +381,21 @@ export class PartitionWorker {
         pending: this.pendingTimers,
       });
     });
+  }
+
+  /**
+   * How far a partition fed through other partitions' checkpoints may follow the wall when idle (engine/source_watermark.ts);
+   * Infinity for the others. Unknown (the store or the log unreadable): not at all this round.
+   */
+  async #sourceWatermark(): Promise<number> {
+    const { source, store, consumer, groupId } = this.#deps;
+    if (!source) return Infinity;
+    try {
+      return await sourceWatermark(store, consumer, groupId, source, this.#tp, this.#position);
+    } catch (error) {
+      this.#log.warn("cannot read how far the partitions feeding this one have come; its idle clock waits", { error });
+      return Number.NEGATIVE_INFINITY;
+    }
   }
 
   /** Writes a checkpoint if anything changed since the last one. */

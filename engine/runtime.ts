@@ -9,10 +9,11 @@ import type { PartitionListener, RecordBatch, TopicPartition } from "./log.ts";
 import { tpKey } from "./log.ts";
 import type { Logger } from "./logger.ts";
 import { DEFAULT_BACKOFF, PartitionWorker, type WorkerDeps } from "./partition_worker.ts";
+import type { ClockSource } from "./source_watermark.ts";
 import { StatePacker } from "./state_packer.ts";
 
 /** Runtime settings and collaborators; `logics` maps each consumed topic to its actor type. */
-export interface RuntimeDeps extends Omit<WorkerDeps, "logic"> {
+export interface RuntimeDeps extends Omit<WorkerDeps, "logic" | "source"> {
   readonly logics: ReadonlyMap<string, AnyActorLogic>;
   /** Period of the housekeeping round: timers, checkpoints, passivation. */
   readonly checkpointIntervalMs: number;
@@ -257,7 +258,12 @@ export class ActorRuntime implements PartitionListener {
     const logic = this.#deps.logics.get(tp.topic)!;
     let worker: PartitionWorker;
     try {
-      worker = await PartitionWorker.claim(tp, { ...this.#deps, logic, packer: this.#packer });
+      worker = await PartitionWorker.claim(tp, {
+        ...this.#deps,
+        logic,
+        packer: this.#packer,
+        source: this.#sourceOf(tp),
+      });
     } catch (error) {
       this.#log.warn("cannot claim the partition; housekeeping tries again", { partition: key, error });
       return undefined;
@@ -270,6 +276,16 @@ export class ActorRuntime implements PartitionListener {
     this.#workers.set(key, worker);
     await displaced?.close();
     return worker;
+  }
+
+  /**
+   * The analytics partition hears of events only through the `events` partitions' checkpoints (their user actors'
+   * facts), which may be owned by other instances: its idle clock waits for them (engine/source_watermark.ts).
+   */
+  #sourceOf(tp: TopicPartition): ClockSource | undefined {
+    const { topics, partitionCounts } = this.#deps;
+    const partitions = partitionCounts?.get(topics.events);
+    return tp.topic === topics.analytics && partitions !== undefined ? { topic: topics.events, partitions } : undefined;
   }
 
   /**

@@ -102,6 +102,22 @@ export async function readCheckpoint(
   return row ? { nextOffset: Number(row.next_offset), clock: Number(row.clock), epoch: Number(row.epoch) } : null;
 }
 
+/** Where every claimed partition of a topic stands, by partition. */
+export async function readCheckpoints(
+  sql: Sql,
+  groupId: string,
+  topic: string,
+): Promise<Map<number, ClaimedPartition>> {
+  const rows = await sql<{ partition: number; next_offset: string; clock: string; epoch: string }[]>`
+    select partition, next_offset, clock, epoch from partition_checkpoints
+     where group_id = ${groupId} and topic = ${topic}`;
+  return new Map(rows.map((row) => [Number(row.partition), {
+    nextOffset: Number(row.next_offset),
+    clock: Number(row.clock),
+    epoch: Number(row.epoch),
+  }]));
+}
+
 /**
  * What `advanceCheckpoint` found. `diverged`: this epoch still owns the partition but its offset is
  * neither the one the writer believes nor the one it writes: an earlier attempt committed and its

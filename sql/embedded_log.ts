@@ -245,6 +245,13 @@ export async function endOffset(sql: Sql, topic: string, partition: number): Pro
   return Number(row.next_offset);
 }
 
+/** Every appended-to partition's next offset of a topic. */
+export async function endOffsets(sql: Sql, topic: string): Promise<Map<number, number>> {
+  const rows = await sql<{ partition: number; next_offset: string }[]>`
+    select partition, next_offset from embedded_log_partitions where topic = ${topic}`;
+  return new Map(rows.map((row) => [Number(row.partition), Number(row.next_offset)]));
+}
+
 /** The first offset still stored in a partition; its next offset when retention emptied it. */
 export async function earliestOffset(sql: Sql, topic: string, partition: number): Promise<number> {
   const [row] = await sql<{ earliest: string | null }[]>`

@@ -97,3 +97,32 @@ onlyOn("kafka", {
     }
   },
 });
+
+onlyOn("kafka", {
+  name: "a consumer reads every partition's end offset of a topic in one request (the analytics idle clock's sources)",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const options = {
+      brokers: [services().kafkaBrokers],
+      clientId: uniqueName("p"),
+      logger: silentLogger,
+      publishTimeoutMs: 10_000,
+    };
+    const kafka = createKafka(options);
+    const topic = uniqueName("ends");
+    const admin = new KafkaAdmin(kafka);
+    await admin.ensureTopics([{ topic, partitions: 3 }], 1);
+    await admin.close();
+    const producer = new KafkaProducer(kafka, options);
+    const consumer = new KafkaConsumer(kafka, { groupId: uniqueName("g") }, silentLogger);
+    try {
+      await producer.append([0, 0, 2, 0].map((partition) => ({ topic, key: "k", value: "v", partition })));
+      const ends = await consumer.endOffsets(topic);
+      assert.deepEqual([0, 1, 2].map((p) => ends.get(p)), [3, 0, 1]);
+    } finally {
+      await producer.close();
+      await consumer.stop().catch(() => {});
+    }
+  },
+});

@@ -127,6 +127,23 @@ Deno.test("an expired user's latest recommendations are deleted with its state, 
   });
 });
 
+Deno.test("progress: where every claimed partition of one topic and group stands, read without claiming", async () => {
+  await withDatabase(async (sql) => {
+    const store = new SqlCheckpointStore(sql);
+    const { epoch } = await store.claim(tp, "g", "me");
+    await store.commit({ ...write(epoch, 7), clock: 1_234 });
+    await store.claim({ topic: "events", partition: 2 }, "g", "me");
+    await store.claim({ topic: "analytics", partition: 0 }, "g", "me");
+    await store.claim({ topic: "events", partition: 1 }, "other", "me");
+    const progress = await store.progress("events", "g");
+    assert.deepEqual([...progress].sort(([a], [b]) => a - b), [
+      [0, { epoch, nextOffset: 7, clock: 1_234 }],
+      [2, { epoch: 1, nextOffset: 0, clock: 0 }],
+    ]);
+    assert.deepEqual(await store.stored(tp, "g"), { epoch, nextOffset: 7, clock: 1_234 }, "nothing claimed");
+  });
+});
+
 Deno.test("alerts stored longer ago than the retention are pruned oldest first, a bounded batch per call, whenever they occurred; checkpoints prune none", async () => {
   await withDatabase(async (sql) => {
     const store = new SqlCheckpointStore(sql);

@@ -192,6 +192,7 @@ function scriptedConsumer(end: number, batches: number[][]): LogConsumer {
     commit: () => Promise.resolve(),
     earliestOffset: () => Promise.resolve(0),
     endOffset: () => Promise.resolve(end),
+    endOffsets: () => Promise.resolve(new Map([[0, end]])),
     pause: () => {},
     resume: () => {},
     stop: () => Promise.resolve(),

@@ -140,6 +140,12 @@ Deno.test("EmbeddedLog", async (t) => {
           assert.equal(entries[entries.length - 1].offset - entries[0].offset, entries.length - 1, "contiguous");
         }
       }
+      // Every partition's end in one read, as the analytics partition's idle clock reads its sources'.
+      const ends = await consumer().endOffsets("dense");
+      assert.deepEqual(
+        [0, 1, 2].map((p) => ends.get(p) ?? 0),
+        [0, 1, 2].map((p) => rows.filter((r) => r.partition === p).length),
+      );
     });
 
     await t.step("round-trips binary values, headers and append time", async () => {

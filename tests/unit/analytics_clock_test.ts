@@ -1,0 +1,188 @@
+/**
+ * The analytics partition's idle clock, beside user partitions that have facts still to publish: two instances on
+ * one in-memory log and store, as the engine wires them, one owning the analytics partition and the other the
+ * `events` and `product-events` partitions.
+ */
+import assert from "node:assert/strict";
+import type { AnyActorLogic } from "../../engine/actor.ts";
+import { MemoryCheckpointStore, type StoredActor } from "../../engine/checkpoint.ts";
+import { consumedTopics, topicNames, topicSpecs } from "../../engine/config.ts";
+import { silentLogger } from "../../engine/logger.ts";
+import { MemoryLog } from "../../engine/memory_log.ts";
+import { partitionForKey } from "../../engine/partitioner.ts";
+import { ActorRuntime } from "../../engine/runtime.ts";
+import { createDomainLogics } from "../../actors/domain.ts";
+import { sourceWatermark } from "../../engine/source_watermark.ts";
+import { EventBuilder } from "../helpers/fold.ts";
+
+const MIN = 60_000;
+const T0 = Date.UTC(2026, 0, 5, 10, 0, 0);
+const PARTITIONS = 2;
+const IDLE_MS = 10_000;
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/** A store whose loads of user states wait while `slow` is set: a restart whose first batches (and checkpoint) lag. */
+class SlowUserLoads extends MemoryCheckpointStore {
+  slow: Promise<void> | undefined;
+  loadsWaiting = 0;
+
+  override async load(kind: string, keys: readonly string[]): Promise<Map<string, StoredActor>> {
+    if (kind === "user" && this.slow) {
+      this.loadsWaiting++;
+      await this.slow;
+    }
+    return super.load(kind, keys);
+  }
+}
+
+Deno.test("the analytics partition's idle clock waits for the facts of a backlog the user partitions have yet to publish, and follows the wall once they are caught up", async () => {
+  let wall = T0 + 20 * MIN;
+  const topics = topicNames({ TOPIC_PREFIX: "" });
+  const log = new MemoryLog(() => wall);
+  await log.ensureTopics(topicSpecs({ PARTITIONS }, topics));
+  const store = new SlowUserLoads(() => wall);
+  const logics = createDomainLogics();
+  const counts = new Map(topicSpecs({ PARTITIONS }, topics).map((s) => [s.topic, s.partitions] as const));
+  /** An instance as engine/engine.ts builds it; `manual`: housekeeping only when the test calls it. */
+  const instance = async (owner: string, consumed: readonly string[], manual: boolean) => {
+    const consumer = log.consumer({ maxBatch: 100 });
+    const runtime = new ActorRuntime({
+      store,
+      producer: log.producer(),
+      consumer,
+      topics,
+      groupId: "g",
+      owner,
+      logger: silentLogger,
+      logics: new Map<string, AnyActorLogic>([
+        [topics.events, logics.user],
+        [topics.productEvents, logics.product],
+        [topics.analytics, logics.global],
+      ]),
+      partitionCounts: new Map(consumedTopics(topics).map((t) => [t, counts.get(t)!] as const)),
+      bundledTopics: new Map([topics.productEvents, topics.analytics].map((t) => [t, counts.get(t)!] as const)),
+      checkpointIntervalMs: manual ? 3_600_000 : 20,
+      checkpointMaxMessages: 10_000,
+      idleClockMs: IDLE_MS,
+      retryBackoffMs: { initial: 5, max: 20 },
+      wallClock: () => wall,
+    });
+    if (!manual) runtime.start();
+    await consumer.start(consumed, runtime);
+    return {
+      runtime,
+      stop: async () => {
+        await runtime.stopClaiming();
+        await consumer.stop();
+        await runtime.stop();
+      },
+    };
+  };
+  const checkpointed = (topic: string, partition: number) =>
+    store.partitions.get(`g/${topic}:${partition}`)?.nextOffset ?? 0;
+  const caughtUp = (topic: string) =>
+    log.topicPartitions([topic]).every((tp) => checkpointed(tp.topic, tp.partition) === log.endOffset(tp));
+  const analytics = await instance("analytics-owner", [topics.analytics], true);
+  /** Housekeeping of the analytics instance until the user partitions and it are checkpointed at their ends. */
+  const drain = async () => {
+    for (let i = 0; i < 500 && !(caughtUp(topics.events) && caughtUp(topics.analytics)); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      await analytics.runtime.housekeep();
+    }
+    assert.ok(caughtUp(topics.events) && caughtUp(topics.analytics), "drained");
+  };
+  const lowTraffic = () =>
+    log.all(topics.alerts)
+      .map((r) => JSON.parse(new TextDecoder().decode(r.value!)))
+      .filter((a) => a.type === "low_traffic")
+      .map((a) => a.occurredAt);
+
+  // 30 page views a minute, 15 on each user partition: 300 in any 10 minutes, and 150 from either partition alone.
+  const users = (p: number) =>
+    Array.from({ length: 200 }, (_, i) => `u${i}`).filter((u) => partitionForKey(u, 2) === p);
+  const [first, second] = [users(0), users(1)];
+  const b = new EventBuilder(T0);
+  const views = (fromMin: number, toMin: number) => {
+    for (let s = fromMin * 60; s < toMin * 60; s += 2) {
+      const user = (s / 2) % 2 === 0
+        ? first[Math.floor(s / 4) % first.length]
+        : second[Math.floor(s / 4) % second.length];
+      log.appendNow([{
+        topic: topics.events,
+        key: user,
+        value: JSON.stringify(b.event("page_viewed", user, s, { url: "/" })),
+      }]);
+    }
+  };
+
+  views(0, 20);
+  let users1 = await instance("users-owner", [topics.events, topics.productEvents], false);
+  await drain();
+  await users1.stop();
+  assert.deepEqual(lowTraffic(), [], "steady traffic so far");
+
+  // The users' instance is down for 20 minutes while the storefront goes on producing to `events`.
+  wall = T0 + 40 * MIN;
+  views(20, 40);
+  wall += IDLE_MS + 1_000;
+  await analytics.runtime.housekeep();
+  assert.deepEqual(lowTraffic(), [], "no owner has published the backlog's facts yet: the analytics clock waits");
+
+  // It restarts, and its first batches take longer than CLOCK_IDLE_MS.
+  let release!: () => void;
+  store.slow = new Promise<void>((resolve) => release = resolve);
+  users1 = await instance("users-owner", [topics.events, topics.productEvents], false);
+  for (let i = 0; i < 500 && store.loadsWaiting === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.ok(store.loadsWaiting > 0, "the restarted instance is held up loading users");
+  wall += IDLE_MS + 1_000;
+  await analytics.runtime.housekeep();
+  assert.deepEqual(lowTraffic(), [], "the user partitions are still catching up: the analytics clock waits");
+
+  store.slow = undefined;
+  release();
+  await drain();
+  assert.deepEqual(lowTraffic(), [], "the backlog filled every window");
+
+  // Caught up and then quiet, with the users' instance down again: the idle clock follows the wall, and the drop in
+  // traffic is reported as soon as the last 10 minutes hold fewer than 100 page views (minutes 37-39: 90).
+  await users1.stop();
+  wall = T0 + 60 * MIN;
+  await analytics.runtime.housekeep();
+  assert.deepEqual(lowTraffic(), [iso(T0 + 47 * MIN)]);
+  await analytics.stop();
+});
+
+Deno.test("sourceWatermark: the earliest stored clock of the sources with records left, none while the fed partition has records waiting", async () => {
+  const log = new MemoryLog();
+  await log.ensureTopics([{ topic: "src", partitions: 3 }, { topic: "fed", partitions: 1 }]);
+  const store = new MemoryCheckpointStore();
+  const consumer = log.consumer();
+  const source = { topic: "src", partitions: 3 };
+  const fed = { topic: "fed", partition: 0 };
+  const limit = (position = 0) => sourceWatermark(store, consumer, "g", source, fed, position);
+  const append = (partition: number, n: number) =>
+    log.appendNow(Array.from({ length: n }, () => ({ topic: "src", key: "k", value: "{}", partition })));
+  const checkpoint = (partition: number, nextOffset: number, clock: number) =>
+    store.partitions.set(`g/src:${partition}`, { epoch: 1, nextOffset, clock, owner: "o" });
+
+  assert.equal(await limit(), Infinity, "no records anywhere");
+  append(0, 3);
+  assert.equal(await limit(), 0, "records of a partition nobody has claimed yet");
+  checkpoint(0, 3, 500);
+  append(1, 2);
+  checkpoint(1, 1, 300);
+  checkpoint(2, 0, 100);
+  assert.equal(await limit(), 300, "partition 0 is caught up, and partition 2 has nothing to handle");
+  append(2, 1);
+  assert.equal(await limit(), 100, "the earliest clock of those with records left");
+  log.deleteBefore({ topic: "src", partition: 2 }, 1);
+  assert.equal(await limit(), 300, "retention deleted what partition 2's checkpoint had not reached: nothing is left");
+  checkpoint(1, 2, 400);
+  assert.equal(await limit(), Infinity, "every source caught up: the wall");
+  log.appendNow([{ topic: "fed", key: "global", value: "{}" }]);
+  assert.equal(await limit(0), -Infinity, "a fact the fed partition has not handled yet");
+  assert.equal(await limit(1), Infinity);
+  assert.equal(store.partitions.size, 3, "a progress read claims nothing");
+  store.partitions.set("other/src:1", { epoch: 1, nextOffset: 0, clock: 1, owner: "o" });
+  assert.equal(await limit(1), Infinity, "another group's checkpoints are not this one's");
+});
