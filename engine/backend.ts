@@ -75,7 +75,18 @@ async function openProductionBackend(config: Config, topics: Topics, logger: Log
   };
   const kafka = createKafka(kafkaOptions);
   const admin = new KafkaAdmin(kafka);
-  await admin.ensureTopics(topicSpecs(config, topics), config.REPLICATION_FACTOR);
+  try {
+    // The database first: it fails at once, where the broker is retried for half a minute.
+    await usable(sql`select 1`, `PostgreSQL at DATABASE_URL="${redactUrl(config.DATABASE_URL)}"`);
+    await usable(
+      admin.ensureTopics(topicSpecs(config, topics), config.REPLICATION_FACTOR),
+      `Kafka at KAFKA_BROKERS="${config.KAFKA_BROKERS}"`,
+    );
+  } catch (error) {
+    await admin.close().catch(() => {});
+    await sql.end({ timeout: 1 }).catch(() => {});
+    throw error;
+  }
   const producer = new KafkaProducer(kafka, kafkaOptions);
   const consumer = new KafkaConsumer(kafka, { groupId: config.GROUP_ID }, logger);
   return {
@@ -91,6 +102,20 @@ async function openProductionBackend(config: Config, topics: Topics, logger: Log
       await sql.end({ timeout: 5 });
     },
   };
+}
+
+/**
+ * Start-up's first use of a service: a failure names the service and its setting (the bare client
+ * error, e.g. `connect ECONNREFUSED 127.0.0.1:5432`, said neither), and stops start-up as a bad
+ * setting does (ConfigError: exit code 2, plain text).
+ */
+async function usable(first: Promise<unknown>, service: string): Promise<void> {
+  try {
+    await first;
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new ConfigError(`Cannot start: ${service} cannot be used: ${reason}`, { cause: error });
+  }
 }
 
 /**

@@ -78,15 +78,21 @@ onlyOn("no log", "a busy PORT or an unknown HOST stops the process at once, nami
 
 onlyOn(
   "no log",
-  "while start-up waits for an unreachable broker: /healthz 200, /readyz 503, the API 503; SIGTERM exits 0 at once",
+  "while start-up waits for a database that does not answer: /healthz 200, /readyz 503, the API 503; SIGTERM exits 0 at once",
   async () => {
     const dataDir = await Deno.makeTempDir({ prefix: "startup-" });
+    // A "database" that accepts connections and never answers: start-up waits on it (up to the URL's
+    // connect_timeout) before it tries the broker, on which nothing listens.
+    const silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const held: Deno.Conn[] = [];
+    const accepting = (async () => {
+      for await (const conn of silent) held.push(conn);
+    })();
     const engine = spawnEngine({
       dataDir,
-      // Nothing listens on either port: the broker connection is retried for about 20 s.
       env: {
         KAFKA_BROKERS: `127.0.0.1:${freePort()}`,
-        DATABASE_URL: `postgres://u:p@127.0.0.1:${freePort()}/db`,
+        DATABASE_URL: `postgres://u:p@127.0.0.1:${silent.addr.port}/db?connect_timeout=120`,
         LOG_LEVEL: "info",
       },
     });
@@ -132,6 +138,9 @@ onlyOn(
       assert.match(engine.logs(), /start-up stopped by the signal/);
     } finally {
       await engine.kill("SIGKILL");
+      silent.close();
+      await accepting.catch(() => {});
+      for (const conn of held) conn.close();
       await Deno.remove(dataDir, { recursive: true });
     }
   },
