@@ -36,12 +36,15 @@ const EXPECTED_KAFKAJS_WARNINGS = new Set([
 ]);
 
 /**
- * Broker errors kafkajs logs at error level although it retries them: a freshly started broker
- * answers the first producer-id request of every client this way for a moment, and every member's
- * heartbeat during a routine rebalance (an instance joining or leaving the group) is answered with
- * the second; the consumer logs the assignment that follows at info ("assignment changed").
+ * Broker errors kafkajs logs at error level although it retries them: a broker whose
+ * __consumer_offsets does not exist yet (a fresh deployment) answers every client's first group
+ * request with the first, a freshly started broker answers the first producer-id request of every
+ * client with the second for a moment, and every member's heartbeat during a routine rebalance (an
+ * instance joining or leaving the group) is answered with the third; the consumer logs the
+ * assignment that follows at info ("assignment changed").
  */
 const RETRIED_KAFKAJS_ERRORS = new Set([
+  "The group coordinator is not available",
   "The coordinator is loading and hence can't process requests for this group",
   "The group is rebalancing, so a rejoin is needed",
 ]);
