@@ -144,3 +144,17 @@ Deno.test("every example event README and the start-up banner show is one POST /
   }
   assert.deepEqual(refused, []);
 });
+
+Deno.test("as README says, a browser's CORS preflight is refused (405, no Access-Control headers)", async () => {
+  assert.match(readme, /sends no CORS headers and answers a preflight\s+\(`OPTIONS`\) with 405/);
+  const { handle } = await httpFixture();
+  const response = await handle(
+    new Request(`${BASE}/v1/events`, {
+      method: "OPTIONS",
+      headers: { origin: "https://shop.example", "access-control-request-method": "POST" },
+    }),
+  );
+  await response.body?.cancel();
+  assert.equal(response.status, 405);
+  assert.deepEqual([...response.headers.keys()].filter((name) => name.startsWith("access-control-")), []);
+});
