@@ -158,3 +158,26 @@ Deno.test("as README says, a browser's CORS preflight is refused (405, no Access
   assert.equal(response.status, 405);
   assert.deepEqual([...response.headers.keys()].filter((name) => name.startsWith("access-control-")), []);
 });
+
+Deno.test("README's test prerequisites name every file of ../shared/data/ that a test reads", async () => {
+  const prerequisites = readme.slice(
+    readme.indexOf("### Prerequisites for the tests"),
+    readme.indexOf("## Architecture"),
+  );
+  const read = new Set<string>();
+  for await (const entry of Deno.readDir(new URL("../", import.meta.url))) {
+    if (!entry.isDirectory) continue;
+    for await (const file of Deno.readDir(new URL(`../${entry.name}/`, import.meta.url))) {
+      if (!file.name.endsWith(".ts")) continue;
+      const source = await Deno.readTextFile(new URL(`../${entry.name}/${file.name}`, import.meta.url));
+      for (const m of source.matchAll(/shared\/data\/([\w.-]+\.(?:csv|gz))/g)) read.add(m[1]);
+      // A file name chosen in a loop: its candidates are the string literals naming such files.
+      if (source.includes("shared/data/${")) {
+        for (const m of source.matchAll(/"([\w.-]+\.(?:csv|gz))"/g)) read.add(m[1]);
+      }
+    }
+  }
+  assert.ok(read.size >= 3, [...read].join(", "));
+  assert.match(prerequisites, /`\.\.\/shared\/data\/`/);
+  assert.deepEqual([...read].filter((name) => !prerequisites.includes(`\`${name}\``)), []);
+});
