@@ -81,6 +81,7 @@ async function openProductionBackend(config: Config, topics: Topics, logger: Log
     await usable(
       admin.ensureTopics(topicSpecs(config, topics), config.REPLICATION_FACTOR),
       `Kafka at KAFKA_BROKERS="${config.KAFKA_BROKERS}"`,
+      `the missing topics are created with PARTITIONS=${config.PARTITIONS}, REPLICATION_FACTOR=${config.REPLICATION_FACTOR}`,
     );
   } catch (error) {
     await admin.close().catch(() => {});
@@ -109,13 +110,33 @@ async function openProductionBackend(config: Config, topics: Topics, logger: Log
  * error, e.g. `connect ECONNREFUSED 127.0.0.1:5432`, said neither), and stops start-up as a bad
  * setting does (ConfigError: exit code 2, plain text).
  */
-async function usable(first: Promise<unknown>, service: string): Promise<void> {
+async function usable(first: Promise<unknown>, service: string, itemsMade = ""): Promise<void> {
   try {
     await first;
   } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    throw new ConfigError(`Cannot start: ${service} cannot be used: ${reason}`, { cause: error });
+    const items = perItemReasons(error);
+    const why = items ? `${(error as Error).message}: ${items}${itemsMade && ` (${itemsMade})`}` : message(error);
+    throw new ConfigError(`Cannot start: ${service} cannot be used: ${why}`, { cause: error });
   }
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * The per-item errors of an aggregate (kafkajs's "Topic creation errors" says neither which topics
+ * nor why): each distinct reason once, with the topics it concerns; undefined for any other error.
+ */
+function perItemReasons(error: unknown): string | undefined {
+  const items = error instanceof Error ? (error as { errors?: unknown }).errors : undefined;
+  if (!Array.isArray(items) || items.length === 0) return undefined;
+  const topics = new Map<string, string[]>();
+  for (const item of items) {
+    const topic = (item as { topic?: unknown }).topic;
+    topics.set(message(item), [...topics.get(message(item)) ?? [], ...typeof topic === "string" ? [topic] : []]);
+  }
+  return [...topics].map(([why, names]) => names.length > 0 ? `${why} (${names.join(", ")})` : why).join("; ");
 }
 
 /**

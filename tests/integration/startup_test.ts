@@ -13,7 +13,7 @@ import { ConfigError, StartAbortedError } from "../../engine/errors.ts";
 import { createLogger, type Logger, silentLogger } from "../../engine/logger.ts";
 import { freePort, spawnEngine } from "../helpers/engine_process.ts";
 import { deploy, type Deployment, onlyOn } from "../helpers/modes.ts";
-import { eventually } from "../helpers/services.ts";
+import { eventually, services, uniqueName } from "../helpers/services.ts";
 
 /** A logger that calls `onMessage` with the message of every entry at info level and above. */
 function watchingLogger(onMessage: (msg: string) => void): Logger {
@@ -340,3 +340,37 @@ onlyOn("kafka", {
     }
   },
 });
+
+onlyOn(
+  "kafka",
+  "topics the broker refuses to create stop start-up with the broker's reason, naming KAFKA_BROKERS",
+  async () => {
+    const dataDir = await Deno.makeTempDir({ prefix: "startup-" });
+    try {
+      const { kafkaBrokers, databaseUrl } = services();
+      // One broker cannot hold three replicas: every topic is refused.
+      const engine = spawnEngine({
+        dataDir,
+        env: {
+          KAFKA_BROKERS: kafkaBrokers,
+          DATABASE_URL: databaseUrl,
+          TOPIC_PREFIX: `${uniqueName("rf")}-`,
+          REPLICATION_FACTOR: "3",
+        },
+      });
+      const status = await engine.exited;
+      assert.equal(status.code, 2, engine.logs());
+      // It used to end with kafkajs's bare "Topic creation errors", which says neither which topics nor why.
+      assert.match(
+        engine.logs(),
+        new RegExp(
+          `Cannot start: Kafka at KAFKA_BROKERS="${kafkaBrokers}" cannot be used: Topic creation errors: ` +
+            `Replication-factor is invalid \\(rf_\\w+-alerts, [^)]*rf_\\w+-events, [^)]*\\) ` +
+            `\\(the missing topics are created with PARTITIONS=12, REPLICATION_FACTOR=3\\)`,
+        ),
+      );
+    } finally {
+      await Deno.remove(dataDir, { recursive: true });
+    }
+  },
+);
