@@ -75,7 +75,19 @@ async function openProductionBackend(config: Config, topics: Topics, logger: Log
   };
   const kafka = createKafka(kafkaOptions);
   const admin = new KafkaAdmin(kafka);
-  await admin.ensureTopics(topicSpecs(config, topics), config.REPLICATION_FACTOR);
+  try {
+    // The database first: it fails at once, where the broker is retried for half a minute.
+    await usable(sql`select 1`, `PostgreSQL at DATABASE_URL="${redactUrl(config.DATABASE_URL)}"`);
+    await usable(
+      admin.ensureTopics(topicSpecs(config, topics), config.REPLICATION_FACTOR),
+      `Kafka at KAFKA_BROKERS="${config.KAFKA_BROKERS}"`,
+      `the missing topics are created with PARTITIONS=${config.PARTITIONS}, REPLICATION_FACTOR=${config.REPLICATION_FACTOR}`,
+    );
+  } catch (error) {
+    await admin.close().catch(() => {});
+    await sql.end({ timeout: 1 }).catch(() => {});
+    throw error;
+  }
   const producer = new KafkaProducer(kafka, kafkaOptions);
   const consumer = new KafkaConsumer(kafka, { groupId: config.GROUP_ID }, logger);
   return {
@@ -91,6 +103,40 @@ async function openProductionBackend(config: Config, topics: Topics, logger: Log
       await sql.end({ timeout: 5 });
     },
   };
+}
+
+/**
+ * Start-up's first use of a service: a failure names the service and its setting (the bare client
+ * error, e.g. `connect ECONNREFUSED 127.0.0.1:5432`, said neither), and stops start-up as a bad
+ * setting does (ConfigError: exit code 2, plain text).
+ */
+async function usable(first: Promise<unknown>, service: string, itemsMade = ""): Promise<void> {
+  try {
+    await first;
+  } catch (error) {
+    const items = perItemReasons(error);
+    const why = items ? `${(error as Error).message}: ${items}${itemsMade && ` (${itemsMade})`}` : message(error);
+    throw new ConfigError(`Cannot start: ${service} cannot be used: ${why}`, { cause: error });
+  }
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * The per-item errors of an aggregate (kafkajs's "Topic creation errors" says neither which topics
+ * nor why): each distinct reason once, with the topics it concerns; undefined for any other error.
+ */
+function perItemReasons(error: unknown): string | undefined {
+  const items = error instanceof Error ? (error as { errors?: unknown }).errors : undefined;
+  if (!Array.isArray(items) || items.length === 0) return undefined;
+  const topics = new Map<string, string[]>();
+  for (const item of items) {
+    const topic = (item as { topic?: unknown }).topic;
+    topics.set(message(item), [...topics.get(message(item)) ?? [], ...typeof topic === "string" ? [topic] : []]);
+  }
+  return [...topics].map(([why, names]) => names.length > 0 ? `${why} (${names.join(", ")})` : why).join("; ");
 }
 
 /**

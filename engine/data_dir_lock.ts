@@ -4,7 +4,7 @@
  * blocking: a second engine fails at once. The kernel releases it when the holder exits, even
  * on `kill -9`, so a crashed engine never leaves a stale lock behind.
  */
-import { ConfigError } from "./errors.ts";
+import { ConfigError, DataDirInUseError } from "./errors.ts";
 
 /** The lock file's name inside DATA_DIR. */
 export const LOCK_FILE = "engine.lock";
@@ -18,7 +18,8 @@ export interface DataDirLock {
 
 /**
  * Creates `dir` if needed and locks it; throws ConfigError naming DATA_DIR if it cannot be created,
- * the lock file cannot be created in it (`/proc/sys`, a read-only mount), or another engine holds it.
+ * the lock file cannot be created in it (`/proc/sys`, a read-only mount), or DataDirInUseError if another process
+ * holds it.
  */
 export async function lockDataDir(dir: string): Promise<DataDirLock> {
   const absolute = await Deno.realPath(await ensureDir(dir));
@@ -41,10 +42,7 @@ export async function lockDataDir(dir: string): Promise<DataDirLock> {
   }
   if (!locked) {
     const holder = (await Deno.readTextFile(path).catch(() => "")).trim();
-    throw new ConfigError(
-      `Cannot start: DATA_DIR ${absolute} is in use by another engine${holder ? ` (pid ${holder})` : ""}; ` +
-        "stop it, or set DATA_DIR to another directory",
-    );
+    throw new DataDirInUseError(absolute, holder || undefined);
   }
   await file.truncate(0);
   await file.write(new TextEncoder().encode(`${Deno.pid}\n`));

@@ -113,8 +113,8 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
     { what: "HTTP server", close: () => drain(server, log) },
   ];
   try {
-    // Opening the backend keeps retrying while Kafka is unreachable, so an abort does not wait for it:
-    // whatever it opens after that is closed at once.
+    // Opening the backend waits for PostgreSQL and Kafka (kafkajs retries a broker for half a minute), so an abort
+    // does not wait for it: whatever it opens after that is closed at once.
     const opening = await abandonedOnAbort(openBackend(config, topics, log, { instrumentation }), signal, aborted);
     backend = opening;
     opened.push({ what: "backend", close: () => opening.close() });

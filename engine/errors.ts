@@ -18,6 +18,16 @@ export class ConfigError extends EngineError {
   readonly code = "config_invalid";
 }
 
+/** Another process (an engine, `dlq replay`) holds the embedded DATA_DIR's lock; start-up stops with this message. */
+export class DataDirInUseError extends ConfigError {
+  constructor(readonly dir: string, readonly holder: string | undefined) {
+    super(
+      `Cannot start: DATA_DIR ${dir} is in use by another engine${holder ? ` (pid ${holder})` : ""}; ` +
+        "stop it, or set DATA_DIR to another directory",
+    );
+  }
+}
+
 /** The engine was asked to stop (a signal) while it was starting; what it had opened is closed again. */
 export class StartAbortedError extends EngineError {
   readonly code = "start_aborted";

@@ -36,14 +36,20 @@ const EXPECTED_KAFKAJS_WARNINGS = new Set([
 ]);
 
 /**
- * Broker errors kafkajs logs at error level although it retries them: a freshly started broker
- * answers the first producer-id request of every client this way for a moment, and every member's
- * heartbeat during a routine rebalance (an instance joining or leaving the group) is answered with
- * the second; the consumer logs the assignment that follows at info ("assignment changed").
+ * Broker errors kafkajs logs at error level although it retries them: a broker whose
+ * __consumer_offsets does not exist yet (a fresh deployment) answers every client's first group
+ * request with the first, a freshly started broker answers the first producer-id request of every
+ * client with the second for a moment, every member's heartbeat during a routine rebalance (an
+ * instance joining or leaving the group) is answered with the third, and instances started together
+ * on fresh topics ask for offsets of partitions whose leader is still being elected (the fourth);
+ * the consumer logs the assignment that follows at info ("assignment changed"). One that lasts
+ * (a broker down) still shows where kafkajs gives up: /readyz, 503 answers and the engine's own logs.
  */
 const RETRIED_KAFKAJS_ERRORS = new Set([
+  "The group coordinator is not available",
   "The coordinator is loading and hence can't process requests for this group",
   "The group is rebalancing, so a rejoin is needed",
+  "This server is not the leader for that topic-partition",
 ]);
 
 /**

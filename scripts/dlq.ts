@@ -7,7 +7,7 @@
 import { loadConfig, reportConfigError, topicNames } from "../engine/config.ts";
 import { openBackend } from "../engine/backend.ts";
 import { replayDlq } from "../engine/dlq_replay.ts";
-import { ConfigError } from "../engine/errors.ts";
+import { ConfigError, DataDirInUseError } from "../engine/errors.ts";
 import { DEAD_LETTER_CODES } from "../engine/dead_letter.ts";
 import { createLogger } from "../engine/logger.ts";
 import { migrate } from "../sql/migrations.ts";
@@ -62,8 +62,15 @@ let backend: Awaited<ReturnType<typeof openBackend>>;
 try {
   backend = await openBackend(config, topics, logger);
 } catch (error) {
-  // E.g. the embedded engine holds DATA_DIR: stop it first.
-  console.error(`cannot open the log and database: ${error instanceof Error ? error.message : String(error)}`);
+  if (error instanceof DataDirInUseError) {
+    // Another DATA_DIR would be another log: the remedy is to stop the engine.
+    console.error(
+      `dlq: an engine${error.holder ? ` (pid ${error.holder})` : ""} holds DATA_DIR ${error.dir}: stop it first, ` +
+        "then run the replay (it re-injects into that DATA_DIR's log, which one process at a time may open)",
+    );
+  } else {
+    console.error(`cannot open the log and database: ${error instanceof Error ? error.message : String(error)}`);
+  }
   Deno.exit(1);
 }
 try {

@@ -16,6 +16,7 @@ KAFKA_HOME="$ROOT/.cache/kafka/$KAFKA_VERSION"
 STARTUP_TIMEOUT_S=${SERVICES_STARTUP_TIMEOUT_S:-90}
 
 WORK=""
+SLEEP_PID=""
 KAFKA_PID=""
 PG_DATA=""
 PG_BIN=""
@@ -46,6 +47,7 @@ cleanup() {
   # terminal and from the task runner), and a second one must not leave the servers running.
   trap - EXIT
   trap '' INT TERM
+  if [ -n "$SLEEP_PID" ]; then kill "$SLEEP_PID" 2>/dev/null || true; fi
   if [ -n "$PG_DATA" ] && [ -f "$PG_DATA/postmaster.pid" ]; then
     say "stopping PostgreSQL"
     as_pg_user "$PG_BIN/pg_ctl" -D "$PG_DATA" -m immediate -w stop >/dev/null 2>&1 || true
@@ -203,7 +205,9 @@ case "${1:-}" in
     say "export KAFKA_BROKERS=$KAFKA_BROKERS DATABASE_URL=$DATABASE_URL"
     say "running; press Ctrl-C to stop and delete the data"
     # In the background, so that a SIGTERM runs the cleanup trap now, not when the sleep ends.
-    while true; do sleep 3600 & wait $!; done
+    # The cleanup trap ends it: a background job of a non-interactive shell ignores Ctrl-C's SIGINT, and used to stay
+    # for up to an hour.
+    while true; do sleep 3600 & SLEEP_PID=$!; wait "$SLEEP_PID"; done
     ;;
   *)
     die "usage: scripts/services.sh run CMD [ARGS...] | scripts/services.sh up"

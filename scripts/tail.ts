@@ -104,16 +104,27 @@ async function tailKafka(options: Options, config: LogClientConfig, brokers: str
   };
   Deno.addSignalListener("SIGINT", stop);
   Deno.addSignalListener("SIGTERM", stop);
-  await consumer.connect();
-  await consumer.subscribe({ topics: [topic], fromBeginning: options.fromBeginning });
-  console.error(`tail: ${topic} on ${brokers} (group ${groupId}); Ctrl-C to stop`);
-  await consumer.run({
-    autoCommit: false,
-    eachMessage: ({ message }) => {
-      if (message.value) console.log(line(new TextDecoder().decode(message.value)));
-      return Promise.resolve();
-    },
+  // kafkajs gives up on an unreachable broker after its retries (about 20 s): name the setting, not a stack trace.
+  const unusable = (error: unknown): never =>
+    fail(`cannot read ${topic} from Kafka at KAFKA_BROKERS="${brokers}": ${(error as Error).message ?? error}`, 1);
+  // A consumer kafkajs will not restart (it gave up while running) would otherwise leave tail silent for ever.
+  consumer.on(consumer.events.CRASH, ({ payload }) => {
+    if (!payload.restart && !stopping) unusable(payload.error);
   });
+  try {
+    await consumer.connect();
+    await consumer.subscribe({ topics: [topic], fromBeginning: options.fromBeginning });
+    console.error(`tail: ${topic} on ${brokers} (group ${groupId}); Ctrl-C to stop`);
+    await consumer.run({
+      autoCommit: false,
+      eachMessage: ({ message }) => {
+        if (message.value) console.log(line(new TextDecoder().decode(message.value)));
+        return Promise.resolve();
+      },
+    });
+  } catch (error) {
+    unusable(error);
+  }
   await new Promise(() => {}); // runs until a signal
 }
 

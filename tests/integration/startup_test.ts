@@ -13,7 +13,7 @@ import { ConfigError, StartAbortedError } from "../../engine/errors.ts";
 import { createLogger, type Logger, silentLogger } from "../../engine/logger.ts";
 import { freePort, spawnEngine } from "../helpers/engine_process.ts";
 import { deploy, type Deployment, onlyOn } from "../helpers/modes.ts";
-import { eventually } from "../helpers/services.ts";
+import { eventually, services, uniqueName } from "../helpers/services.ts";
 
 /** A logger that calls `onMessage` with the message of every entry at info level and above. */
 function watchingLogger(onMessage: (msg: string) => void): Logger {
@@ -78,15 +78,21 @@ onlyOn("no log", "a busy PORT or an unknown HOST stops the process at once, nami
 
 onlyOn(
   "no log",
-  "while start-up waits for an unreachable broker: /healthz 200, /readyz 503, the API 503; SIGTERM exits 0 at once",
+  "while start-up waits for a database that does not answer: /healthz 200, /readyz 503, the API 503; SIGTERM exits 0 at once",
   async () => {
     const dataDir = await Deno.makeTempDir({ prefix: "startup-" });
+    // A "database" that accepts connections and never answers: start-up waits on it (up to the URL's
+    // connect_timeout) before it tries the broker, on which nothing listens.
+    const silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const held: Deno.Conn[] = [];
+    const accepting = (async () => {
+      for await (const conn of silent) held.push(conn);
+    })();
     const engine = spawnEngine({
       dataDir,
-      // Nothing listens on either port: the broker connection is retried for about 20 s.
       env: {
         KAFKA_BROKERS: `127.0.0.1:${freePort()}`,
-        DATABASE_URL: `postgres://u:p@127.0.0.1:${freePort()}/db`,
+        DATABASE_URL: `postgres://u:p@127.0.0.1:${silent.addr.port}/db?connect_timeout=120`,
         LOG_LEVEL: "info",
       },
     });
@@ -132,6 +138,9 @@ onlyOn(
       assert.match(engine.logs(), /start-up stopped by the signal/);
     } finally {
       await engine.kill("SIGKILL");
+      silent.close();
+      await accepting.catch(() => {});
+      for (const conn of held) conn.close();
       await Deno.remove(dataDir, { recursive: true });
     }
   },
@@ -331,3 +340,37 @@ onlyOn("kafka", {
     }
   },
 });
+
+onlyOn(
+  "kafka",
+  "topics the broker refuses to create stop start-up with the broker's reason, naming KAFKA_BROKERS",
+  async () => {
+    const dataDir = await Deno.makeTempDir({ prefix: "startup-" });
+    try {
+      const { kafkaBrokers, databaseUrl } = services();
+      // One broker cannot hold three replicas: every topic is refused.
+      const engine = spawnEngine({
+        dataDir,
+        env: {
+          KAFKA_BROKERS: kafkaBrokers,
+          DATABASE_URL: databaseUrl,
+          TOPIC_PREFIX: `${uniqueName("rf")}-`,
+          REPLICATION_FACTOR: "3",
+        },
+      });
+      const status = await engine.exited;
+      assert.equal(status.code, 2, engine.logs());
+      // It used to end with kafkajs's bare "Topic creation errors", which says neither which topics nor why.
+      assert.match(
+        engine.logs(),
+        new RegExp(
+          `Cannot start: Kafka at KAFKA_BROKERS="${kafkaBrokers}" cannot be used: Topic creation errors: ` +
+            `Replication-factor is invalid \\(rf_\\w+-alerts, [^)]*rf_\\w+-events, [^)]*\\) ` +
+            `\\(the missing topics are created with PARTITIONS=12, REPLICATION_FACTOR=3\\)`,
+        ),
+      );
+    } finally {
+      await Deno.remove(dataDir, { recursive: true });
+    }
+  },
+);

@@ -4,7 +4,7 @@
  * prints an abandoned-cart alert as it appears (the engine's idle clock fires it).
  */
 import assert from "node:assert/strict";
-import { type EngineProcess, startEngineProcess } from "../helpers/engine_process.ts";
+import { type EngineProcess, freePort, startEngineProcess } from "../helpers/engine_process.ts";
 import { eventually } from "../helpers/services.ts";
 import { onlyOn } from "../helpers/modes.ts";
 import { readEmbeddedTopic } from "../helpers/read_topic.ts";
@@ -589,3 +589,29 @@ onlyOn("embedded", "import: a request the engine never answers is posted again a
     await server.shutdown();
   }
 });
+
+onlyOn(
+  "no log",
+  "tail in production mode names KAFKA_BROKERS when the broker cannot be reached, not a stack trace",
+  async () => {
+    const env = Deno.env.toObject();
+    delete env.DATABASE_URL;
+    const broker = `127.0.0.1:${freePort()}`; // nothing listens there
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--quiet", "scripts/tail.ts", "alerts"],
+      cwd: ROOT,
+      env: { ...env, KAFKA_BROKERS: broker },
+      clearEnv: true,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(120_000), // kafkajs retries the connection for about 20 s first
+    }).output();
+    const stderr = new TextDecoder().decode(output.stderr);
+    assert.equal(output.code, 1, stderr);
+    // It used to die of an uncaught KafkaJSNumberOfRetriesExceeded with a stack trace.
+    assert.doesNotMatch(stderr, /Uncaught/);
+    const last = stderr.trim().split("\n").at(-1) ?? "";
+    assert.match(last, new RegExp(`^tail: cannot read alerts from Kafka at KAFKA_BROKERS="${broker}": .*ECONNREFUSED`));
+  },
+);

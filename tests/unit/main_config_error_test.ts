@@ -48,3 +48,25 @@ Deno.test("main.ts: a bad DATA_DIR found by the engine exits 2 with a plain-text
     await Deno.remove(parent, { recursive: true });
   }
 });
+
+Deno.test("main.ts: a PostgreSQL it cannot reach stops production start-up at once, naming DATABASE_URL", async () => {
+  // Nothing listens on either port. The database is tried first: the broker's retries take half a minute.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const closed = listener.addr.port;
+  listener.close();
+  const started = performance.now();
+  const { code, stderr } = await runMain({
+    KAFKA_BROKERS: `127.0.0.1:${closed}`,
+    DATABASE_URL: `postgres://engine:s3cret@127.0.0.1:${closed}/engine`,
+  });
+  assert.equal(code, 2, stderr);
+  assert.match(
+    stderr,
+    new RegExp(
+      `^Cannot start: PostgreSQL at DATABASE_URL="postgres://engine:\\*\\*\\*@127\\.0\\.0\\.1:${closed}/engine" ` +
+        `cannot be used: .*ECONNREFUSED`,
+    ),
+  );
+  assert.ok(!stderr.includes("s3cret"), stderr);
+  assert.ok(performance.now() - started < 20_000, "not after the broker's retries");
+});

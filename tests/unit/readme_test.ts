@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { parseConfig, SETTING_NAMES } from "../../engine/config.ts";
 import { ConfigError } from "../../engine/errors.ts";
 import { Metrics } from "../../engine/metrics.ts";
+import { BASE, FIXTURE_NOW, httpFixture, postEvents } from "./http_fixture.ts";
 
 const readme = await Deno.readTextFile(new URL("../../README.md", import.meta.url));
 
@@ -99,4 +100,84 @@ Deno.test("README's two set-up commands are the tasks deno.json defines, and .ci
   assert.ok(tasks.start && tasks.test);
   const ci = await Deno.readTextFile(new URL("../../.ci/run", import.meta.url));
   assert.match(ci, /^deno task test$/m);
+});
+
+Deno.test("every `deno task NAME` README gives is a task deno.json defines", async () => {
+  const tasks = JSON.parse(await Deno.readTextFile(new URL("../../deno.json", import.meta.url))).tasks;
+  const named = new Set([...readme.matchAll(/deno task ([a-z][a-z:]*)/g)].map((m) => m[1]));
+  assert.ok(named.size >= 8, `README names ${named.size} tasks`);
+  assert.deepEqual([...named].filter((name) => !(name in tasks)), []);
+});
+
+Deno.test("README's HTTP API table lists exactly the routes /openapi.json describes", async () => {
+  const { handle } = await httpFixture();
+  const doc = await (await handle(new Request(`${BASE}/openapi.json`))).json();
+  const served = Object.entries(doc.paths as Record<string, Record<string, unknown>>)
+    .flatMap(([path, item]) => Object.keys(item).map((method) => `${method.toUpperCase()} ${path}`)).sort();
+  const table = readme.slice(readme.indexOf("## HTTP API"), readme.indexOf("### User and product answers"));
+  const listed = [...table.matchAll(/^\|\s*`(GET|POST|PUT|DELETE|PATCH) (\/[^`\s]*)`\s*\|/gm)]
+    .map((m) => `${m[1]} ${m[2]}`).sort();
+  assert.deepEqual(listed, served);
+});
+
+/** The example events a reader copies: README's curl bodies and `{"type":…}` spans, and the start-up banner's. */
+async function exampleBodies(): Promise<string[]> {
+  const banner = await Deno.readTextFile(new URL("../../main.ts", import.meta.url));
+  const bodies = [readme, banner].flatMap((text) => [
+    ...[...text.matchAll(/-d '(\[[\s\S]*?\]|\{[^']*\})'/g)].map((m) => m[1]),
+    ...[...text.matchAll(/`(\{"type":[^`]*\})`/g)].map((m) => m[1]),
+  ]);
+  // A placeholder for a time ("<now − 31 min, RFC 3339>") stands for one that is valid.
+  const past = new Date(FIXTURE_NOW - 31 * 60_000).toISOString();
+  return bodies.map((body) => body.replace(/<[^>"]*RFC 3339[^>"]*>/g, past));
+}
+
+Deno.test("every example event README and the start-up banner show is one POST /v1/events accepts", async () => {
+  const bodies = await exampleBodies();
+  assert.ok(bodies.length >= 3, `${bodies.length} examples found`);
+  const { handle } = await httpFixture();
+  const refused: string[] = [];
+  for (const body of bodies) {
+    const response = await handle(postEvents(body));
+    if (response.status !== 202) refused.push(`${response.status} ${await response.text()}: ${body}`);
+    else await response.body?.cancel();
+  }
+  assert.deepEqual(refused, []);
+});
+
+Deno.test("as README says, a browser's CORS preflight is refused (405, no Access-Control headers)", async () => {
+  assert.match(readme, /sends no CORS headers and answers a preflight\s+\(`OPTIONS`\) with 405/);
+  const { handle } = await httpFixture();
+  const response = await handle(
+    new Request(`${BASE}/v1/events`, {
+      method: "OPTIONS",
+      headers: { origin: "https://shop.example", "access-control-request-method": "POST" },
+    }),
+  );
+  await response.body?.cancel();
+  assert.equal(response.status, 405);
+  assert.deepEqual([...response.headers.keys()].filter((name) => name.startsWith("access-control-")), []);
+});
+
+Deno.test("README's test prerequisites name every file of ../shared/data/ that a test reads", async () => {
+  const prerequisites = readme.slice(
+    readme.indexOf("### Prerequisites for the tests"),
+    readme.indexOf("## Architecture"),
+  );
+  const read = new Set<string>();
+  for await (const entry of Deno.readDir(new URL("../", import.meta.url))) {
+    if (!entry.isDirectory) continue;
+    for await (const file of Deno.readDir(new URL(`../${entry.name}/`, import.meta.url))) {
+      if (!file.name.endsWith(".ts")) continue;
+      const source = await Deno.readTextFile(new URL(`../${entry.name}/${file.name}`, import.meta.url));
+      for (const m of source.matchAll(/shared\/data\/([\w.-]+\.(?:csv|gz))/g)) read.add(m[1]);
+      // A file name chosen in a loop: its candidates are the string literals naming such files.
+      if (source.includes("shared/data/${")) {
+        for (const m of source.matchAll(/"([\w.-]+\.(?:csv|gz))"/g)) read.add(m[1]);
+      }
+    }
+  }
+  assert.ok(read.size >= 3, [...read].join(", "));
+  assert.match(prerequisites, /`\.\.\/shared\/data\/`/);
+  assert.deepEqual([...read].filter((name) => !prerequisites.includes(`\`${name}\``)), []);
 });

@@ -1,0 +1,33 @@
+import assert from "node:assert/strict";
+import { lockDataDir } from "../../engine/data_dir_lock.ts";
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+
+Deno.test("dlq replay while the embedded engine holds DATA_DIR says to stop it first, not to pick another DATA_DIR", async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "dlq-command-" });
+  const engine = await lockDataDir(dataDir); // as a running engine does
+  try {
+    const inherited = Deno.env.toObject();
+    for (const name of ["KAFKA_BROKERS", "DATABASE_URL", "DATA_DIR"]) delete inherited[name];
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--quiet", "scripts/dlq.ts", "replay", "--dry-run"],
+      cwd: ROOT,
+      env: { ...inherited, DATA_DIR: dataDir },
+      clearEnv: true,
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+      signal: AbortSignal.timeout(30_000),
+    }).output();
+    const stderr = new TextDecoder().decode(output.stderr).trim();
+    assert.equal(output.code, 1, stderr);
+    assert.equal(
+      stderr,
+      `dlq: an engine (pid ${Deno.pid}) holds DATA_DIR ${engine.dir}: stop it first, then run the replay ` +
+        "(it re-injects into that DATA_DIR's log, which one process at a time may open)",
+    );
+  } finally {
+    engine.release();
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});

@@ -1,0 +1,47 @@
+import assert from "node:assert/strict";
+import { createKafka } from "../../engine/kafka_client.ts";
+import { createLogger } from "../../engine/logger.ts";
+
+/** What kafkajs's own logger writes through the engine's logger, as JSON lines. */
+function kafkajsLines(): {
+  log: ReturnType<ReturnType<typeof createKafka>["logger"]>;
+  lines: Record<string, unknown>[];
+} {
+  const lines: Record<string, unknown>[] = [];
+  const logger = createLogger("debug", (line) => void lines.push(JSON.parse(line)));
+  const kafka = createKafka({ brokers: ["127.0.0.1:9"], clientId: "log-test", logger, publishTimeoutMs: 1_000 });
+  return { log: kafka.logger(), lines };
+}
+
+Deno.test("kafkajs: the errors it retries on a fresh broker, fresh topics or in a routine rebalance are logged at debug", () => {
+  const { log, lines } = kafkajsLines();
+  const connection = log.namespace("Connection");
+  for (
+    const error of [
+      // Every client's first group request to a broker whose __consumer_offsets is not created yet (a fresh
+      // deployment: `docker compose up`, services.sh): three error lines on a normal first start.
+      "The group coordinator is not available",
+      "The coordinator is loading and hence can't process requests for this group",
+      "The group is rebalancing, so a rejoin is needed",
+      // Instances started together on fresh topics (the compose stack's first start): one creates them, the
+      // others find them and ask for offsets before their leaders are known; 31 error lines from three instances.
+      "This server is not the leader for that topic-partition",
+    ]
+  ) {
+    connection.error("Response GroupCoordinator(key: 10, version: 2)", { error, correlationId: 2, size: 55 });
+  }
+  assert.deepEqual(lines.map((line) => [line.level, line.error]), [
+    ["debug", "The group coordinator is not available"],
+    ["debug", "The coordinator is loading and hence can't process requests for this group"],
+    ["debug", "The group is rebalancing, so a rejoin is needed"],
+    ["debug", "This server is not the leader for that topic-partition"],
+  ]);
+});
+
+Deno.test("kafkajs: any other error it logs stays at error level", () => {
+  const { log, lines } = kafkajsLines();
+  log.namespace("Connection").error("Response Produce(key: 0, version: 7)", { error: "The request timed out" });
+  assert.deepEqual(lines.map((line) => [line.level, line.msg, line.namespace]), [
+    ["error", "Response Produce(key: 0, version: 7)", "Connection"],
+  ]);
+});

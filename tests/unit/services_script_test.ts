@@ -1,0 +1,43 @@
+import assert from "node:assert/strict";
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+
+/** The processes of process group `pgid` still alive, as `pid command` lines. */
+async function group(pgid: number): Promise<string[]> {
+  const ps = await new Deno.Command("ps", { args: ["-o", "pid=,args=", "-g", String(pgid)], stdout: "piped" }).output();
+  return new TextDecoder().decode(ps.stdout).split("\n").map((line) => line.trim()).filter((line) => line !== "");
+}
+
+Deno.test("services.sh up stopped by Ctrl-C (SIGINT to its process group) leaves no process behind", async () => {
+  // Both variables set: nothing is started, `up` only waits; `setsid` makes the script its own process group,
+  // as a terminal's foreground job is.
+  const child = new Deno.Command("setsid", {
+    args: ["bash", "scripts/services.sh", "up"],
+    cwd: ROOT,
+    env: { KAFKA_BROKERS: "127.0.0.1:9", DATABASE_URL: "postgres://u@127.0.0.1:9/db" },
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const pgid = child.pid;
+  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let stderr = "";
+  while (!stderr.includes("press Ctrl-C")) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    stderr += value;
+  }
+  assert.match(stderr, /running; press Ctrl-C/);
+  Deno.kill(-pgid, "SIGINT");
+  await child.status;
+  await reader.cancel();
+  // A `sleep 3600` the script waited on ignored the SIGINT (a background job of a non-interactive shell) and
+  // stayed for up to an hour after every `deno task services`.
+  const left = await group(pgid);
+  try {
+    Deno.kill(-pgid, "SIGKILL"); // not to leave them behind when the assertion fails
+  } catch {
+    // none left
+  }
+  assert.deepEqual(left, []);
+});
