@@ -17,7 +17,7 @@ import { type Backend, openBackend } from "./backend.ts";
 import { SqlCheckpointStore } from "./checkpoint.ts";
 import type { Sql } from "./database.ts";
 import { ConfigError } from "./errors.ts";
-import { type Config, consumedTopics, topicNames } from "./config.ts";
+import { type Config, consumedTopics, topicNames, type Topics, topicSpecs } from "./config.ts";
 import { StartAbortedError } from "./errors.ts";
 import { listenHttp } from "./http_listener.ts";
 import { InstanceRegistry } from "./instance_registry.ts";
@@ -135,6 +135,7 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
         consumedTopics(topics).map(async (topic) => [topic, await admin.partitionCount(topic)] as const),
       ),
     );
+    if (partitionCounts) warnOfIgnoredPartitions(log, config, topics, partitionCounts);
     const bundledTopics = partitionCounts &&
       new Map([topics.productEvents, topics.analytics].map((topic) => [topic, partitionCounts.get(topic)!] as const));
     const runtime = new ActorRuntime({
@@ -314,4 +315,25 @@ async function refuseAnotherGroupsState(sql: Sql, groupId: string, topics: reado
       others.map((g) => `"${g}"`).join(", ")
     }, and a new group would fold the whole log into it again; use that GROUP_ID, or a new database (and TOPIC_PREFIX)`,
   );
+}
+
+/**
+ * PARTITIONS applies only to topics created at start-up: a topic that already exists keeps its count (changing it
+ * would move keys away from their checkpointed state), so a changed setting is named instead of silently ignored.
+ */
+function warnOfIgnoredPartitions(
+  log: Logger,
+  config: Config,
+  topics: Topics,
+  counts: ReadonlyMap<string, number>,
+): void {
+  for (const { topic, partitions } of topicSpecs(config, topics)) {
+    const existing = counts.get(topic);
+    if (existing === undefined || existing === partitions) continue;
+    log.warn("topic exists with another partition count than PARTITIONS; it keeps its own", {
+      topic,
+      partitions: existing,
+      PARTITIONS: config.PARTITIONS,
+    });
+  }
 }

@@ -12,7 +12,7 @@ import { type RunningEngine, startEngine } from "../../engine/engine.ts";
 import { ConfigError, StartAbortedError } from "../../engine/errors.ts";
 import { createLogger, type Logger, silentLogger } from "../../engine/logger.ts";
 import { freePort, spawnEngine } from "../helpers/engine_process.ts";
-import { deploy, type Deployment, onlyOn } from "../helpers/modes.ts";
+import { deploy, type Deployment, forEachLog, onlyOn } from "../helpers/modes.ts";
 import { eventually, services, uniqueName } from "../helpers/services.ts";
 
 /** A logger that calls `onMessage` with the message of every entry at info level and above. */
@@ -374,3 +374,23 @@ onlyOn(
     }
   },
 );
+
+forEachLog("a changed PARTITIONS on existing topics is named in a warning; the topics keep their count", async (d) => {
+  await startsAndServes(d.config, "first");
+  const changed = { ...d.config, PARTITIONS: d.config.PARTITIONS + 2 };
+  const warnings: { msg: string; topic?: string; partitions?: number; PARTITIONS?: number }[] = [];
+  const engine = await startEngine(
+    changed,
+    createLogger("warn", (line) => void warnings.push(JSON.parse(line))),
+  );
+  try {
+    await viewedOnce(engine, "second");
+  } finally {
+    await engine.stop();
+  }
+  const named = warnings.filter((w) => w.msg.includes("PARTITIONS"));
+  assert.deepEqual(
+    named.map((w) => [w.topic, w.partitions, w.PARTITIONS]).sort(),
+    [d.topics.events, d.topics.productEvents].map((topic) => [topic, d.config.PARTITIONS, changed.PARTITIONS]).sort(),
+  );
+});
