@@ -683,7 +683,7 @@ Deno.test("nothing is handled while a rewind's re-read of the timers keeps faili
       }
       return reminderLogic.handle(state, m, ctx);
     },
-    onTimer: (state, name, ctx) => {
+    onTimer: (state, _name, ctx) => {
       emitTestAlert(ctx, "reminder", state.key, { seenBefore: state.seen });
       return { ...state, fired: [...state.fired, ctx.now()] };
     },
