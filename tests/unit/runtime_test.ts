@@ -9,7 +9,15 @@ import { type LogRecord, type TopicPartition, tpKey } from "../../engine/log.ts"
 import { DLQ_HEADERS } from "../../engine/dead_letter.ts";
 import { partitionForKey } from "../../engine/partitioner.ts";
 import { LogUnavailableError, TerminalError } from "../../engine/errors.ts";
-import { emitTestAlert, Harness, OutageStore, type Recorded, recorderLogic, until } from "../helpers/runtime.ts";
+import {
+  emitTestAlert,
+  Harness,
+  OutageStore,
+  type Recorded,
+  recorderLogic,
+  type RecorderMessage,
+  until,
+} from "../helpers/runtime.ts";
 
 Deno.test("ActorRuntime handles each key's messages in partition order and checkpoints them", async () => {
   const h = new Harness(recorderLogic());
@@ -838,4 +846,45 @@ Deno.test("a state lookup answers from the actors of the kind asked for, when a 
   assert.equal(runtime.lookup("nobody", "42"), undefined);
   await consumer.stop();
   await runtime.stop();
+});
+
+Deno.test("outputs are stored by their topic's contract: an alert without details gets {}, one without an id or a minute off its boundary is not stored", async () => {
+  const minute = (at: number) => ({
+    productId: "p",
+    minute: at,
+    category: null,
+    brand: null,
+    views: 1,
+    cartAdds: 0,
+    orders: 0,
+    units: 0,
+    revenueMillis: 0,
+    keepFrom: 0,
+  });
+  const recorder = recorderLogic();
+  const logic: ActorLogic<Recorded, RecorderMessage> = {
+    ...recorder,
+    handle: (state, message, ctx) => {
+      const alert = {
+        type: "t",
+        severity: "info",
+        subject: { kind: "k", id: "x" },
+        occurredAt: "2026-01-01T00:00:00Z",
+      };
+      ctx.emit("alerts", "x", { ...alert, alertId: "no-details" });
+      ctx.emit("alerts", "x", { ...alert, alertId: "", details: {} });
+      ctx.emit("productMinutes", "p", minute(120_000));
+      ctx.emit("productMinutes", "p", minute(120_001));
+      return recorder.handle(state, message, ctx);
+    },
+  };
+  const h = new Harness(logic, 1);
+  await h.start();
+  h.send("x", { n: 1 });
+  await h.drained();
+  await h.stop();
+  assert.deepEqual([...h.store.alerts.keys()], ["no-details"]);
+  assert.deepEqual(h.store.alerts.get("no-details")?.details, {});
+  assert.deepEqual([...h.store.productMinutes.keys()], ["p/120000"]);
+  assert.equal(h.log.all(h.topics.alerts).length, 2, "both published as they were: the topic is the actor's");
 });

@@ -226,3 +226,16 @@ Deno.test("an idle partition with nothing new still sweeps its stored actors pas
   assert.equal(await h.stored("k"), undefined, "the sweep deleted its row");
   await h.stop();
 });
+
+Deno.test("a passivated actor whose record comes exactly the TTL after its last one reloads, as memory and the sweep judge it", async () => {
+  const h = harness({ stateTtlMs: 60 * SECOND });
+  await h.start();
+  h.send("k", { n: 1 });
+  await h.drained();
+  await h.runtime.passivateAll();
+  h.wall += 60 * SECOND; // expired only once longer than the TTL has passed
+  h.send("k", { n: 2 });
+  await h.drained();
+  await h.stop();
+  assert.deepEqual((await h.stored("k"))?.values, [1, 2]);
+});
