@@ -589,6 +589,13 @@ Deno.test("the reference replay cuts a timer storm off as the runtime does, at M
   // A later record of the key fires its due timers first, then the partition's: one more cut-off call each.
   const two = await replayPartition(stormLogic, [record(0, "a"), record(1, "a")]);
   assert.deepEqual(two.states.get("a"), { fired: 3 * MAX_FIRINGS_PER_KEY });
+  // The runtime itself: the record's step fires MAX_FIRINGS_PER_KEY, and its checkpoint holds that many.
+  const h = new Harness(stormLogic, 1, 1, { checkpointIntervalMs: 1e9, idleClockMs: 1e12 });
+  await h.start();
+  h.send("a", { at: T0 });
+  await h.drained();
+  await h.stop();
+  assert.deepEqual((await h.store.read("storm", "a"))?.state, { fired: MAX_FIRINGS_PER_KEY });
 });
 
 Deno.test("a backlog older than the TTL, worked through after downtime, is judged by its own times: no actor resets between its records", async () => {
