@@ -231,3 +231,22 @@ Deno.test("a database migrated past the migrations this version knows is refused
     );
   });
 });
+
+Deno.test("a commit retried after a lost reply: the same write again is committed, an older one is told where the store stands", async () => {
+  await withDatabase(async (sql) => {
+    const store = new SqlCheckpointStore(sql);
+    const { epoch } = await store.claim(tp, "g", "me");
+    const first = write(epoch, 5, { previousOffset: 0, clock: 1_000 });
+    assert.deepEqual(await store.commit(first), { committed: true, expired: 0 });
+    // Its reply lost, the writer sends it again: it landed, so it is committed, and nothing is written twice.
+    assert.deepEqual(await store.commit(first), { committed: true, expired: 0 });
+    // A writer that moved on from the offset it believed (rewound and replayed to 3) learns the stored offset and clock.
+    assert.deepEqual(await store.commit(write(epoch, 3, { previousOffset: 0 })), {
+      committed: false,
+      storedOffset: 5,
+      storedClock: 1_000,
+      expired: 0,
+    });
+    assert.deepEqual(await store.stored(tp, "g"), { epoch, nextOffset: 5, clock: 1_000 });
+  });
+});

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { openEmbeddedDatabase } from "../../engine/embedded_database.ts";
 import { EmbeddedLog } from "../../engine/embedded_log.ts";
 import { replayDlq } from "../../engine/dlq_replay.ts";
-import { deadLetter, DLQ_HEADERS } from "../../engine/dead_letter.ts";
+import { deadLetter, DLQ_HEADERS, ORIGIN_HEADERS } from "../../engine/dead_letter.ts";
 import { expandBundle, OutputBundler } from "../../engine/fact_bundle.ts";
 import { ValidationError } from "../../engine/errors.ts";
 import type { LogConsumer, LogProducer, LogRecord, OutgoingRecord, PartitionListener } from "../../engine/log.ts";
@@ -175,13 +175,13 @@ function dlqRecord(offset: number): LogRecord {
  * A consumer of a DLQ partition 0 ending at `end` that delivers `batches` (offsets) one after another, each again
  * while the listener rejects it (as the Kafka and embedded consumers do); then nothing more.
  */
-function scriptedConsumer(end: number, batches: number[][]): LogConsumer {
+function scriptedConsumer(end: number, batches: number[][], record = dlqRecord): LogConsumer {
   return {
     async start(_topics: readonly string[], listener: PartitionListener) {
       await listener.assigned([{ topic: "dlq", partition: 0 }]);
       setTimeout(async () => {
         for (const offsets of batches) {
-          const batch = { topic: "dlq", partition: 0, records: offsets.map(dlqRecord), highWatermark: end };
+          const batch = { topic: "dlq", partition: 0, records: offsets.map(record), highWatermark: end };
           for (let attempt = 0; attempt < 5; attempt++) {
             if (await listener.batch(batch, () => Promise.resolve()).then(() => true, () => false)) break;
           }
@@ -262,4 +262,61 @@ Deno.test("dlq replay appends a record once when recording it fails after the ap
   assert.deepEqual(recorded, ["0", "1"]);
   assert.equal(summary.replayed, 2);
   assert.equal(summary.complete, true);
+});
+
+Deno.test("dlq replay leaves the records dead-lettered after its start for a later run, the first one past the end too", async () => {
+  const producer = keepingProducer();
+  // deno-lint-ignore no-explicit-any
+  const sql = ((..._args: unknown[]) => Promise.resolve([])) as any;
+  // The DLQ ended at 3 when the run started; offset 3 came since (a re-injected record that failed again).
+  const consumer = scriptedConsumer(3, [[0, 1, 2, 3]]);
+  const summary = await replayDlq({ consumer, producer, sql, dlqTopic: "dlq", groupId: "g", idleMs: 300 });
+  assert.equal(summary.replayed, 3);
+  assert.deepEqual(producer.appended.map((r) => r.key), ["k0", "k1", "k2"]);
+  assert.equal(summary.complete, true);
+});
+
+Deno.test("dlq replay keeps where and when a record was first appended when it was replayed and dead-lettered before", async () => {
+  const producer = keepingProducer();
+  // deno-lint-ignore no-explicit-any
+  const sql = ((..._args: unknown[]) => Promise.resolve([])) as any;
+  // Re-injected once (from events:0:7, appended at 123), it failed again: its new dead letter carries both headers.
+  const again = (offset: number): LogRecord => {
+    const record = dlqRecord(offset);
+    return {
+      ...record,
+      headers: {
+        ...record.headers,
+        [DLQ_HEADERS.offset]: "40",
+        [DLQ_HEADERS.timestamp]: "999",
+        [ORIGIN_HEADERS.position]: "events:0:7",
+        [ORIGIN_HEADERS.time]: "123",
+      },
+    };
+  };
+  const summary = await replayDlq({
+    consumer: scriptedConsumer(1, [[0]], again),
+    producer,
+    sql,
+    dlqTopic: "dlq",
+    groupId: "g",
+    idleMs: 300,
+  });
+  assert.equal(summary.replayed, 1);
+  const [replayed] = producer.appended;
+  assert.equal(replayed.headers?.[ORIGIN_HEADERS.position], "events:0:7", "one derived eventId however often");
+  assert.equal(replayed.headers?.[ORIGIN_HEADERS.time], "123", "dated when it was first appended");
+});
+
+Deno.test("dlq replay is not complete when a partition's end could not be read and it never delivered a batch", async () => {
+  const producer = keepingProducer();
+  // deno-lint-ignore no-explicit-any
+  const sql = ((..._args: unknown[]) => Promise.resolve([])) as any;
+  const consumer: LogConsumer = {
+    ...scriptedConsumer(2, []),
+    endOffset: () => Promise.reject(new Error("log unavailable")),
+  };
+  const summary = await replayDlq({ consumer, producer, sql, dlqTopic: "dlq", groupId: "g", idleMs: 300 });
+  assert.equal(summary.replayed, 0);
+  assert.equal(summary.complete, false, "it may hold records: the run cannot say it replayed them all");
 });

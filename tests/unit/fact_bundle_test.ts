@@ -202,3 +202,13 @@ Deno.test("entries of one bundle get distinct output ids, so each one's alert is
   assert.equal(h.store.alerts.size, 3);
   assert.deepEqual([...h.store.alerts.values()].map((a) => a.details.n).sort(), [1, 2, 3]);
 });
+
+Deno.test("a bundle counts as its entries toward CHECKPOINT_MAX_MESSAGES: a bundle of that many facts is checkpointed at once", async () => {
+  const h = new Harness(recorderLogic(), 1, 5, { checkpointIntervalMs: 1e9 }); // checkpoint after 5 messages
+  await h.start();
+  const entries = [1, 2, 3, 4, 5].map((n) => ({ topic: h.topics.events, key: "a", value: `{"n":${n}}` }));
+  h.log.appendNow(bundleRecords(entries, new Map([[h.topics.events, 1]])));
+  await h.drained(); // no housekeeping round: only the message count can checkpoint it
+  assert.deepEqual((await h.stored("a"))?.values, [1, 2, 3, 4, 5]);
+  await h.stop();
+});

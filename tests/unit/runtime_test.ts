@@ -1,11 +1,23 @@
 import assert from "node:assert/strict";
-import type { ActorLogic } from "../../engine/actor.ts";
+import type { ActorLogic, AnyActorLogic } from "../../engine/actor.ts";
+import { topicNames } from "../../engine/config.ts";
+import { createLogger, silentLogger } from "../../engine/logger.ts";
+import { MemoryLog } from "../../engine/memory_log.ts";
+import { ActorRuntime } from "../../engine/runtime.ts";
 import { type CheckpointWrite, type Claim, type CommitResult, MemoryCheckpointStore } from "../../engine/checkpoint.ts";
 import { type LogRecord, type TopicPartition, tpKey } from "../../engine/log.ts";
 import { DLQ_HEADERS } from "../../engine/dead_letter.ts";
 import { partitionForKey } from "../../engine/partitioner.ts";
-import { TerminalError } from "../../engine/errors.ts";
-import { emitTestAlert, Harness, OutageStore, type Recorded, recorderLogic, until } from "../helpers/runtime.ts";
+import { LogUnavailableError, TerminalError } from "../../engine/errors.ts";
+import {
+  emitTestAlert,
+  Harness,
+  OutageStore,
+  type Recorded,
+  recorderLogic,
+  type RecorderMessage,
+  until,
+} from "../helpers/runtime.ts";
 
 Deno.test("ActorRuntime handles each key's messages in partition order and checkpoints them", async () => {
   const h = new Harness(recorderLogic());
@@ -750,4 +762,129 @@ Deno.test("an actor's last activity is its latest record time, whatever order th
   await h.stop();
   // Taking the last record's time as is would make the actor look a minute older to the TTL.
   assert.equal(h.store.rows.get("recorder/a")?.lastActiveAt, t0 + 60_000);
+});
+
+Deno.test("a handler failing with an engine error that is not terminal (the log unavailable) is retried, not dead-lettered", async () => {
+  let fail = true;
+  const h = new Harness(
+    recorderLogic({
+      handle: () => {
+        if (!fail) return;
+        fail = false;
+        throw new LogUnavailableError("enrichment lookup: log unavailable");
+      },
+    }),
+    1,
+  );
+  await h.start();
+  h.send("k", { n: 1 });
+  await h.drained();
+  await h.stop();
+  assert.deepEqual((await h.stored("k"))?.values, [1], "handled once it succeeded");
+  assert.equal(h.log.all(h.topics.dlq).length, 0, "nothing dead-lettered");
+});
+
+Deno.test("the retry delay starts over after a success: one failure long after an earlier outage waits the initial delay", async () => {
+  const delays: unknown[] = [];
+  const logger = createLogger("error", (line) => {
+    const entry = JSON.parse(line);
+    if (entry.msg === "handling failed; rewinding to the last checkpoint") delays.push(entry.delay);
+  });
+  const failures = new Set([1, 2, 3, 5]); // n of the messages whose first attempt fails
+  const h = new Harness(
+    recorderLogic({
+      handle: (_key, m) => {
+        if (failures.delete(m.n)) throw new Error("transient");
+      },
+    }),
+    1,
+    1_000, // no checkpoint in between: the handling's own success is what starts the delay over
+    { checkpointIntervalMs: 1e9, logger } as ConstructorParameters<typeof Harness>[3],
+  );
+  await h.start();
+  const handled = (n: number) =>
+    until(() => (h.runtime.lookup("recorder", "k")?.state as Recorded | undefined)?.values.length === n, `${n}`);
+  for (let n = 1; n <= 4; n++) h.send("k", { n });
+  await handled(4); // 1..3 fail in a row (one batch, each retry gets one further), then the batch succeeds
+  h.send("k", { n: 5 }); // a failure after that success
+  await handled(5);
+  await h.stop();
+  assert.deepEqual((await h.stored("k"))?.values, [1, 2, 3, 4, 5]);
+  // The harness's backoff: 5 ms doubling up to 20 ms.
+  assert.deepEqual(delays, [5, 10, 20, 5]);
+});
+
+Deno.test("a state lookup answers from the actors of the kind asked for, when a key of another kind has the same id", async () => {
+  const topics = topicNames({ TOPIC_PREFIX: "" });
+  const log = new MemoryLog();
+  await log.ensureTopics([topics.events, topics.productEvents].map((topic) => ({ topic, partitions: 1 })));
+  const store = new MemoryCheckpointStore();
+  const consumer = log.consumer({ maxBatch: 50 });
+  const users = { ...recorderLogic(), kind: "users" };
+  const products = { ...recorderLogic(), kind: "products" };
+  const runtime = new ActorRuntime({
+    store,
+    producer: log.producer(),
+    consumer,
+    topics,
+    groupId: "g",
+    owner: "test",
+    logger: silentLogger,
+    logics: new Map<string, AnyActorLogic>([[topics.productEvents, products], [topics.events, users]]),
+    checkpointIntervalMs: 1e9,
+    checkpointMaxMessages: 1,
+  });
+  await consumer.start([topics.productEvents, topics.events], runtime);
+  log.appendNow([{ topic: topics.productEvents, key: "42", value: JSON.stringify({ n: 1 }) }]);
+  log.appendNow([{ topic: topics.events, key: "42", value: JSON.stringify({ n: 2 }) }]);
+  await until(
+    () => runtime.lookup("users", "42") !== undefined && runtime.lookup("products", "42") !== undefined,
+    "both handled",
+  );
+  assert.deepEqual(runtime.lookup("users", "42")?.state, { key: "42", values: [2] });
+  assert.deepEqual(runtime.lookup("products", "42")?.state, { key: "42", values: [1] });
+  assert.equal(runtime.lookup("nobody", "42"), undefined);
+  await consumer.stop();
+  await runtime.stop();
+});
+
+Deno.test("outputs are stored by their topic's contract: an alert without details gets {}, one without an id or a minute off its boundary is not stored", async () => {
+  const minute = (at: number) => ({
+    productId: "p",
+    minute: at,
+    category: null,
+    brand: null,
+    views: 1,
+    cartAdds: 0,
+    orders: 0,
+    units: 0,
+    revenueMillis: 0,
+    keepFrom: 0,
+  });
+  const recorder = recorderLogic();
+  const logic: ActorLogic<Recorded, RecorderMessage> = {
+    ...recorder,
+    handle: (state, message, ctx) => {
+      const alert = {
+        type: "t",
+        severity: "info",
+        subject: { kind: "k", id: "x" },
+        occurredAt: "2026-01-01T00:00:00Z",
+      };
+      ctx.emit("alerts", "x", { ...alert, alertId: "no-details" });
+      ctx.emit("alerts", "x", { ...alert, alertId: "", details: {} });
+      ctx.emit("productMinutes", "p", minute(120_000));
+      ctx.emit("productMinutes", "p", minute(120_001));
+      return recorder.handle(state, message, ctx);
+    },
+  };
+  const h = new Harness(logic, 1);
+  await h.start();
+  h.send("x", { n: 1 });
+  await h.drained();
+  await h.stop();
+  assert.deepEqual([...h.store.alerts.keys()], ["no-details"]);
+  assert.deepEqual(h.store.alerts.get("no-details")?.details, {});
+  assert.deepEqual([...h.store.productMinutes.keys()], ["p/120000"]);
+  assert.equal(h.log.all(h.topics.alerts).length, 2, "both published as they were: the topic is the actor's");
 });

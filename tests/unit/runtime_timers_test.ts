@@ -589,6 +589,13 @@ Deno.test("the reference replay cuts a timer storm off as the runtime does, at M
   // A later record of the key fires its due timers first, then the partition's: one more cut-off call each.
   const two = await replayPartition(stormLogic, [record(0, "a"), record(1, "a")]);
   assert.deepEqual(two.states.get("a"), { fired: 3 * MAX_FIRINGS_PER_KEY });
+  // The runtime itself: the record's step fires MAX_FIRINGS_PER_KEY, and its checkpoint holds that many.
+  const h = new Harness(stormLogic, 1, 1, { checkpointIntervalMs: 1e9, idleClockMs: 1e12 });
+  await h.start();
+  h.send("a", { at: T0 });
+  await h.drained();
+  await h.stop();
+  assert.deepEqual((await h.store.read("storm", "a"))?.state, { fired: MAX_FIRINGS_PER_KEY });
 });
 
 Deno.test("a backlog older than the TTL, worked through after downtime, is judged by its own times: no actor resets between its records", async () => {
@@ -614,4 +621,124 @@ Deno.test("a backlog older than the TTL, worked through after downtime, is judge
   while (!handled().includes(4)) await pause();
   await h.stop();
   assert.deepEqual((await h.stored("a"))?.values, [0, 1, 2, 3, 4], "a never went a day without a record");
+});
+
+Deno.test("an actor whose changes could not be checkpointed yet is not packed, however idle: the checkpoint writes its state", async () => {
+  const announcer: ActorLogic<Reminders, ReminderMessage> = {
+    ...reminderLogic,
+    handle: (state, m, ctx) => {
+      emitTestAlert(ctx, "seen", state.key, { seen: state.seen + 1 });
+      return reminderLogic.handle(state, m, ctx);
+    },
+  };
+  const h = new Harness(announcer, 1, 1_000, { actorPackMs: 30_000, actorIdleMs: 3_600_000, idleClockMs: 3_600_000 });
+  h.wall = T0;
+  await h.start();
+  h.send("k", { at: T0 });
+  await settle(h);
+  h.send("k", { at: T0 + 1_000 });
+  while ((h.runtime.lookup("reminder", "k")?.state as Reminders).seen < 2) await pause();
+  h.log.failAppends = new Error("log down"); // the checkpoint cannot publish k's second alert, so it cannot commit
+  h.wall += 31_000;
+  await h.runtime.housekeep(); // the periodic checkpoint fails; k is idle past ACTOR_PACK_MS but dirty
+  assert.equal(h.runtime.packedCount, 0, "the dirty actor stays live");
+  h.log.failAppends = null;
+  await settle(h);
+  await h.stop();
+  assert.deepEqual(
+    await stored(h, "k"),
+    { key: "k", fired: [], seen: 2 },
+    "the change made while the log was down is checkpointed",
+  );
+});
+
+Deno.test("a record just handled keeps its partition from being idle: the next round does not move the clock to the wall", async () => {
+  const h = new Harness(reminderLogic, 1, 1_000, { idleClockMs: 10_000 });
+  h.wall = T0;
+  await h.start();
+  h.wall = T0 + 60 * MIN; // an hour without records; the partition never had one, so it keeps no clock
+  await h.runtime.housekeep();
+  h.send("k", { at: T0, remind: 30 * MIN }); // one record, its batch of one: records are flowing again
+  await settle(h); // the round right after it: 10 s of wall time have not passed without records
+  h.send("k", { at: T0 + 29 * MIN, cancel: true }); // cancelled before the deadline, by event time
+  await settle(h);
+  await h.stop();
+  assert.deepEqual(await stored(h, "k"), { key: "k", fired: [], seen: 2 }, "the reminder was cancelled in time");
+  assert.equal(h.log.all(h.topics.alerts).length, 0);
+});
+
+Deno.test("nothing is handled while a rewind's re-read of the timers keeps failing: a timer that had fired fires again in the replay", async () => {
+  let failing = 0; // loadTimers calls still to refuse
+  class FlakyTimersStore extends MemoryCheckpointStore {
+    override loadTimers(kind: string, partition: number): Promise<Map<string, Record<string, number>>> {
+      if (failing > 0) {
+        failing--;
+        return Promise.reject(new Error("database down"));
+      }
+      return super.loadTimers(kind, partition);
+    }
+  }
+  let failBoom = false;
+  const logic: ActorLogic<Reminders, ReminderMessage & { boom?: boolean }> = {
+    ...reminderLogic,
+    handle: (state, m, ctx) => {
+      if (m.boom && failBoom) {
+        failBoom = false;
+        // The outage: this rewind's re-read fails, and so do the next batch's and its own rewind's.
+        failing = 3;
+        throw new Error("transient");
+      }
+      return reminderLogic.handle(state, m, ctx);
+    },
+    onTimer: (state, _name, ctx) => {
+      emitTestAlert(ctx, "reminder", state.key, { seenBefore: state.seen });
+      return { ...state, fired: [...state.fired, ctx.now()] };
+    },
+  };
+  const h: Harness = new Harness(logic, 1, 1_000, {
+    store: new FlakyTimersStore((): number => h.wall),
+    idleClockMs: 3_600_000,
+    checkpointIntervalMs: 3_600_000, // no round of its own: the batches meet the outage, not a tick
+  });
+  /** Rounds driven by hand until every record is checkpointed. */
+  const flush = async () => {
+    for (;;) {
+      await h.runtime.housekeep();
+      if (await h.drained(20).then(() => true, () => false)) return;
+    }
+  };
+  h.wall = T0;
+  await h.start();
+  h.send("k", { at: T0, remind: 10 * MIN });
+  await flush();
+  failBoom = true;
+  h.send("k", { at: T0 + 11 * MIN }); // fires k's reminder first, then fails with "boom": all of it is rewound
+  h.send("b", { at: T0 + 11 * MIN, boom: true });
+  while (failing > 0 || failBoom) await pause();
+  await flush();
+  await h.stop();
+  assert.deepEqual(await stored(h, "k"), { key: "k", fired: [T0 + 10 * MIN], seen: 2 }, "the reminder fired once");
+  const alerts = h.log.all(h.topics.alerts).map((r) => JSON.parse(new TextDecoder().decode(r.value!)).details);
+  assert.deepEqual(alerts, [{ seenBefore: 1 }], "it fired once, before k's later message, as without the outage");
+});
+
+Deno.test("an idle clock advance is checkpointed once: the batches after it wait for the next checkpoint as usual", async () => {
+  const h = new Harness(reminderLogic, 1, 1_000, { idleClockMs: 10_000, checkpointIntervalMs: 1e9 });
+  h.wall = T0;
+  await h.start();
+  h.send("a", { at: T0, remind: 30 * MIN });
+  await until(() => h.runtime.lookup("reminder", "a") !== undefined, "a handled");
+  h.wall = T0 + 40 * MIN;
+  await h.runtime.housekeep(); // idle: the clock follows the wall, is checkpointed, and a's reminder fires
+  assert.deepEqual(await stored(h, "a"), { key: "a", fired: [T0 + 30 * MIN], seen: 1 });
+  const commits = h.store.commits;
+  for (let i = 1; i <= 5; i++) {
+    h.send("b", { at: T0 + 40 * MIN });
+    await until(
+      () => (h.runtime.lookup("reminder", "b")?.state as Reminders | undefined)?.seen === i,
+      `b's record ${i}`,
+    );
+  }
+  assert.equal(h.store.commits, commits, "no checkpoint before CHECKPOINT_INTERVAL_MS or the message count is due");
+  await h.stop();
 });

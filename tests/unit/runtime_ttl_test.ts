@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import type { ActorLogic } from "../../engine/actor.ts";
 import { ALERT_PRUNE_BATCH, MemoryCheckpointStore } from "../../engine/checkpoint.ts";
 import type { Alert } from "../../engine/outputs.ts";
+import { MemoryLog } from "../../engine/memory_log.ts";
 import { emitTestAlert, Harness, type Recorded, recorderLogic, type RecorderMessage } from "../helpers/runtime.ts";
 
 const SECOND = 1_000;
@@ -169,4 +170,76 @@ Deno.test("housekeeping prunes alerts stored longer ago than the retention, a ba
   assert.deepEqual(store.prunes, [ALERT_PRUNE_BATCH, ALERT_PRUNE_BATCH, 3, 1]);
   assert.equal(store.alerts.size, 0);
   await h.stop();
+});
+
+Deno.test("a passivated actor with a pending timer reloads its state for a record that comes past the TTL", async () => {
+  const recorder = recorderLogic();
+  const reminding: ActorLogic<Recorded, RecorderMessage> = {
+    ...recorder,
+    handle: (state, message, ctx) => {
+      if (message.n === 1) ctx.setTimer("remind", message.at + DAY); // due long after the TTL
+      return recorder.handle(state, message, ctx);
+    },
+  };
+  const h = new Harness(reminding, 1, 1, { stateTtlMs: 60 * SECOND, idleClockMs: DAY, checkpointIntervalMs: 1e9 });
+  await h.start();
+  h.send("k", { n: 1, at: h.wall });
+  await h.drained();
+  await h.runtime.passivateAll();
+  assert.equal(h.runtime.actorCount, 0);
+  h.wall += 120 * SECOND; // past the TTL since its last record: but the actor is waiting on its timer
+  h.send("k", { n: 2, at: h.wall });
+  await h.drained();
+  await h.stop();
+  assert.deepEqual((await h.stored("k"))?.values, [1, 2], "it kept its state");
+});
+
+Deno.test("a record stamped in the future by its producer's clock does not take a passivated actor for expired", async () => {
+  let logWall = Date.UTC(2026, 0, 1);
+  const h = new Harness(recorderLogic(), 1, 1, {
+    stateTtlMs: 60 * SECOND,
+    idleClockMs: SECOND,
+    checkpointIntervalMs: 1e9,
+    log: new MemoryLog(() => logWall),
+  });
+  h.wall = logWall;
+  await h.start();
+  h.send("k", { n: 1 });
+  await h.drained();
+  await h.runtime.passivateAll();
+  h.wall += SECOND;
+  logWall = h.wall + 10 * 60 * SECOND; // the record's append time, ten minutes ahead of this engine's wall
+  h.send("k", { n: 2 });
+  await h.drained();
+  await h.stop();
+  assert.deepEqual((await h.stored("k"))?.values, [1, 2], "one second after its last record it is not expired");
+});
+
+Deno.test("an idle partition with nothing new still sweeps its stored actors past the TTL once a minute", async () => {
+  const h = harness({ stateTtlMs: 60 * SECOND });
+  await h.start();
+  h.send("k", { n: 1 });
+  await h.drained();
+  await h.runtime.passivateAll(); // out of memory: only the store's sweep can expire it
+  h.wall += 5 * 60 * SECOND; // past the TTL and the sweep interval, with no record since
+  await h.runtime.housekeep();
+  assert.equal(await h.stored("k"), undefined, "the sweep deleted its row");
+  await h.stop();
+});
+
+Deno.test("an actor exactly the TTL after its last record is not expired: not when loaded, not in memory", async () => {
+  const h = harness({ stateTtlMs: 60 * SECOND });
+  await h.start();
+  h.send("k", { n: 1 });
+  await h.drained();
+  await h.runtime.passivateAll();
+  h.wall += 60 * SECOND; // expired only once longer than the TTL has passed
+  h.send("k", { n: 2 });
+  await h.drained();
+  h.wall += 60 * SECOND; // in memory now, idle exactly the TTL: the round keeps it
+  await h.runtime.housekeep();
+  h.send("k", { n: 3 });
+  await h.drained();
+  await h.stop();
+  assert.deepEqual((await h.stored("k"))?.values, [1, 2, 3]);
 });

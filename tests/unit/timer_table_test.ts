@@ -65,3 +65,20 @@ Deno.test("TimerTable.load replaces everything and keeps the checkpoint form", (
   assert.equal(table.count, 0);
   assert.deepEqual(table.keysDue(Infinity), []);
 });
+
+Deno.test("TimerTable: a timer is not due at its deadline, also behind an earlier one; a key without timers is gone", () => {
+  const table = new TimerTable();
+  table.set("early", "x", 5); // keeps the earliest-deadline bound below the clocks below
+  table.set("k", "a", 10);
+  table.set("k", "b", 20);
+  assert.deepEqual(table.keysDue(10), ["early"], "k's timer at 10 is not due at clock 10");
+  assert.equal(table.nextDue("k", 10), undefined);
+  assert.deepEqual(table.nextDue("k", 11), ["a", 10]);
+  assert.deepEqual(table.nextDue("k", 20), ["a", 10], "b, at 20, is not due at clock 20");
+  table.delete("k", "a");
+  assert.equal(table.nextDue("k", 20), undefined);
+  table.delete("k", "b");
+  assert.equal(table.has("k"), false, "a key whose last timer went has none (its actor may expire)");
+  assert.deepEqual(table.of("k"), {});
+  assert.equal(table.count, 1);
+});
