@@ -5,6 +5,7 @@
  */
 import { type Config, consumedTopics, type Topics, topicSpecs } from "./config.ts";
 import { lockDataDir } from "./data_dir_lock.ts";
+import { startStallWatchdog } from "./stall_watchdog.ts";
 import { connectDatabase, type Sql } from "./database.ts";
 import { redactUrl } from "./database_url.ts";
 import { openEmbeddedDatabase } from "./embedded_database.ts";
@@ -17,7 +18,7 @@ import { KafkaConsumer } from "./kafka_consumer.ts";
 import { KafkaProducer } from "./kafka_producer.ts";
 import type { Instrumentation } from "./instrumentation.ts";
 import type { LogAdmin, LogConsumer, LogProducer } from "./log.ts";
-import type { Logger } from "./logger.ts";
+import type { LogFields, Logger } from "./logger.ts";
 
 /** Connections the engine keeps open to PostgreSQL. */
 const DATABASE_POOL_SIZE = 10;
@@ -42,6 +43,8 @@ export interface Backend {
 export interface BackendOptions {
   /** Receives what the backend's own upkeep does (embedded log retention). */
   readonly instrumentation?: Instrumentation;
+  /** Fields of the process's log lines (instance), for the lines the embedded stall watchdog writes from its thread. */
+  readonly logFields?: LogFields;
 }
 
 /** Opens the backend for the configured mode; topics are created when missing. */
@@ -153,6 +156,7 @@ async function openEmbeddedBackend(
   options: BackendOptions,
 ): Promise<Backend> {
   const lock = await lockDataDir(config.DATA_DIR);
+  const stopWatchdog = startStallWatchdog({ fields: options.logFields ?? {}, level: config.LOG_LEVEL });
   let database;
   try {
     database = await openEmbeddedDatabase(lock.dir, { logger });
@@ -183,12 +187,14 @@ async function openEmbeddedBackend(
           await producer.close();
           await db.close();
         } finally {
+          stopWatchdog();
           lock.release();
         }
       },
     };
   } catch (error) {
     await database?.close().catch(() => {});
+    stopWatchdog();
     lock.release();
     throw error;
   }

@@ -16,6 +16,7 @@ import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
 import { connectDatabase, type Sql } from "./database.ts";
 import { DatabaseUnavailableError } from "./errors.ts";
 import type { Logger } from "./logger.ts";
+import { describePGliteError } from "./pglite_error.ts";
 import { DEFAULT_TEMPLATE_DIR, readTemplate, saveTemplate, templatePath } from "./pglite_template.ts";
 
 /** Subdirectory of DATA_DIR holding PostgreSQL's files. */
@@ -79,9 +80,12 @@ export async function openEmbeddedDatabase(
   } catch (error) {
     await server?.stop().catch(() => {});
     await db?.close().catch(() => {});
-    throw new DatabaseUnavailableError(`Cannot open the embedded database in ${pgdata}: ${(error as Error).message}`, {
-      cause: error,
-    });
+    throw new DatabaseUnavailableError(
+      `Cannot open the embedded database in ${pgdata}: ${describePGliteError(error)}`,
+      {
+        cause: error,
+      },
+    );
   }
   const url = `postgres://postgres@${server.getServerConn()}/postgres`;
   const sql = connectDatabase({ url, maxConnections: 1 });

@@ -115,7 +115,11 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
   try {
     // Opening the backend waits for PostgreSQL and Kafka (kafkajs retries a broker for half a minute), so an abort
     // does not wait for it: whatever it opens after that is closed at once.
-    const opening = await abandonedOnAbort(openBackend(config, topics, log, { instrumentation }), signal, aborted);
+    const opening = await abandonedOnAbort(
+      openBackend(config, topics, log, { instrumentation, logFields: { instance: instanceId } }),
+      signal,
+      aborted,
+    );
     backend = opening;
     opened.push({ what: "backend", close: () => opening.close() });
     stillWanted();
