@@ -186,3 +186,111 @@ Deno.test("sourceWatermark: the earliest stored clock of the sources with record
   store.partitions.set("other/src:1", { epoch: 1, nextOffset: 0, clock: 1, owner: "o" });
   assert.equal(await limit(1), Infinity, "another group's checkpoints are not this one's");
 });
+
+/** A store whose loads of the given users wait while `slow` is set: a partition whose first checkpoint lags. */
+class SlowLoadsOf extends MemoryCheckpointStore {
+  slow: Promise<void> | undefined;
+  loadsWaiting = 0;
+  constructor(readonly slowUsers: ReadonlySet<string>, wall: () => number) {
+    super(wall);
+  }
+
+  override async load(kind: string, keys: readonly string[]): Promise<Map<string, StoredActor>> {
+    if (kind === "user" && this.slow && keys.some((key) => this.slowUsers.has(key))) {
+      this.loadsWaiting++;
+      await this.slow;
+    }
+    return super.load(kind, keys);
+  }
+}
+
+Deno.test("a user partition that checkpoints first does not move the end of the analytics windows past the facts of one still catching up", async () => {
+  // A fresh start over 20 minutes of log, 12 page views a minute (120 in any 10 minutes), 6 on each user partition.
+  const wall = T0 + 20 * MIN;
+  const topics = topicNames({ TOPIC_PREFIX: "" });
+  const log = new MemoryLog(() => wall);
+  await log.ensureTopics(topicSpecs({ PARTITIONS }, topics));
+  const users = (p: number) =>
+    Array.from({ length: 200 }, (_, i) => `u${i}`).filter((u) => partitionForKey(u, 2) === p);
+  const [first, second] = [users(0), users(1)];
+  const store = new SlowLoadsOf(new Set(second), () => wall);
+  const logics = createDomainLogics();
+  const counts = new Map(topicSpecs({ PARTITIONS }, topics).map((s) => [s.topic, s.partitions] as const));
+  /** An instance as engine/engine.ts builds it; `manual`: housekeeping only when the test calls it. */
+  const instance = async (owner: string, consumed: readonly string[], manual: boolean) => {
+    // One batch holds a partition's whole log: the memory consumer delivers its partitions one at a time.
+    const consumer = log.consumer({ maxBatch: 1_000 });
+    const runtime = new ActorRuntime({
+      store,
+      producer: log.producer(),
+      consumer,
+      topics,
+      groupId: "g",
+      owner,
+      logger: silentLogger,
+      logics: new Map<string, AnyActorLogic>([
+        [topics.events, logics.user],
+        [topics.productEvents, logics.product],
+        [topics.analytics, logics.global],
+      ]),
+      partitionCounts: new Map(consumedTopics(topics).map((t) => [t, counts.get(t)!] as const)),
+      bundledTopics: new Map([topics.productEvents, topics.analytics].map((t) => [t, counts.get(t)!] as const)),
+      checkpointIntervalMs: manual ? 3_600_000 : 20,
+      // A checkpoint after every batch: a housekeeping round would wait for the partition held up.
+      checkpointMaxMessages: 1,
+      idleClockMs: IDLE_MS,
+      retryBackoffMs: { initial: 5, max: 20 },
+      wallClock: () => wall,
+    });
+    if (!manual) runtime.start();
+    await consumer.start(consumed, runtime);
+    return async () => {
+      await runtime.stopClaiming();
+      await consumer.stop();
+      await runtime.stop();
+    };
+  };
+  const b = new EventBuilder(T0);
+  for (let s = 0; s < 20 * 60; s += 5) {
+    const user = (s / 5) % 2 === 0 ? first[(s / 10) % first.length] : second[Math.floor(s / 10) % second.length];
+    log.appendNow([{
+      topic: topics.events,
+      key: user,
+      value: JSON.stringify(b.event("page_viewed", user, s, { url: "/" })),
+    }]);
+  }
+  const checkpointed = (topic: string, partition: number) =>
+    store.partitions.get(`g/${topic}:${partition}`)?.nextOffset ?? 0;
+  const atEnd = (topic: string, partition: number) =>
+    checkpointed(topic, partition) === log.endOffset({ topic, partition });
+  const waitFor = async (what: string, done: () => boolean) => {
+    for (let i = 0; i < 1000 && !done(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.ok(done(), what);
+  };
+  const lowTraffic = () =>
+    log.all(topics.alerts)
+      .map((r) => JSON.parse(new TextDecoder().decode(r.value!)))
+      .filter((a) => a.type === "low_traffic")
+      .map((a) => a.occurredAt);
+
+  let release!: () => void;
+  store.slow = new Promise<void>((resolve) => release = resolve);
+  const stopAnalytics = await instance("analytics-owner", [topics.analytics], false);
+  const stopUsers = await instance("users-owner", [topics.events, topics.productEvents], false);
+  await waitFor("partition 0 has published its facts", () => atEnd(topics.events, 0));
+  assert.ok(store.loadsWaiting > 0 && checkpointed(topics.events, 1) === 0, "partition 1 is still held up");
+  await waitFor("the analytics partition has handled them", () => atEnd(topics.analytics, 0));
+  assert.deepEqual(lowTraffic(), [], "partition 1's facts are still to come: the windows do not end past them");
+
+  store.slow = undefined;
+  release();
+  await waitFor(
+    "everything handled",
+    () => atEnd(topics.events, 0) && atEnd(topics.events, 1) && atEnd(topics.analytics, 0),
+  );
+  assert.deepEqual(lowTraffic(), [], "every window held 120 page views");
+  const global = (await store.load("global", ["global"])).get("global")?.state as { alerts: unknown[] };
+  assert.deepEqual(global.alerts, []);
+  await stopUsers();
+  await stopAnalytics();
+});
