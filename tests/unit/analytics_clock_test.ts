@@ -294,3 +294,84 @@ Deno.test("a user partition that checkpoints first does not move the end of the 
   await stopUsers();
   await stopAnalytics();
 });
+
+Deno.test("user partitions that never had a record hold the analytics alerts back only until they are found idle", async () => {
+  // A new deployment: 20 minutes of traffic on partition 0 alone, 12 page views a minute, then none.
+  let wall = T0 + 20 * MIN;
+  const topics = topicNames({ TOPIC_PREFIX: "" });
+  const log = new MemoryLog(() => wall);
+  await log.ensureTopics(topicSpecs({ PARTITIONS }, topics));
+  const store = new MemoryCheckpointStore(() => wall);
+  const logics = createDomainLogics();
+  const counts = new Map(topicSpecs({ PARTITIONS }, topics).map((s) => [s.topic, s.partitions] as const));
+  const instance = async (owner: string, consumed: readonly string[], manual: boolean) => {
+    const consumer = log.consumer({ maxBatch: 1_000 });
+    const runtime = new ActorRuntime({
+      store,
+      producer: log.producer(),
+      consumer,
+      topics,
+      groupId: "g",
+      owner,
+      logger: silentLogger,
+      logics: new Map<string, AnyActorLogic>([
+        [topics.events, logics.user],
+        [topics.productEvents, logics.product],
+        [topics.analytics, logics.global],
+      ]),
+      partitionCounts: new Map(consumedTopics(topics).map((t) => [t, counts.get(t)!] as const)),
+      bundledTopics: new Map([topics.productEvents, topics.analytics].map((t) => [t, counts.get(t)!] as const)),
+      checkpointIntervalMs: manual ? 3_600_000 : 20,
+      // The analytics instance checkpoints (publishes its alerts) after every batch, and never advances its clock idly:
+      // only the user partitions' watermarks release its evaluations.
+      checkpointMaxMessages: 1,
+      idleClockMs: IDLE_MS,
+      retryBackoffMs: { initial: 5, max: 20 },
+      wallClock: () => wall,
+    });
+    if (!manual) runtime.start();
+    await consumer.start(consumed, runtime);
+    return async () => {
+      await runtime.stopClaiming();
+      await consumer.stop();
+      await runtime.stop();
+    };
+  };
+  const first = Array.from({ length: 200 }, (_, i) => `u${i}`).filter((u) => partitionForKey(u, 2) === 0);
+  const b = new EventBuilder(T0);
+  for (let s = 0; s < 20 * 60; s += 5) {
+    const user = first[(s / 5) % first.length];
+    log.appendNow([{
+      topic: topics.events,
+      key: user,
+      value: JSON.stringify(b.event("page_viewed", user, s, { url: "/" })),
+    }]);
+  }
+  const checkpointed = (topic: string, partition: number) =>
+    store.partitions.get(`g/${topic}:${partition}`)?.nextOffset ?? 0;
+  const atEnd = (topic: string, partition: number) =>
+    checkpointed(topic, partition) === log.endOffset({ topic, partition });
+  const waitFor = async (what: string, done: () => boolean) => {
+    for (let i = 0; i < 1000 && !done(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.ok(done(), what);
+  };
+  const lowTraffic = () =>
+    log.all(topics.alerts)
+      .map((r) => JSON.parse(new TextDecoder().decode(r.value!)))
+      .filter((a) => a.type === "low_traffic")
+      .map((a) => a.occurredAt);
+
+  const stopAnalytics = await instance("analytics-owner", [topics.analytics], true);
+  const stopUsers = await instance("users-owner", [topics.events, topics.productEvents], false);
+  await waitFor("the facts are handled", () => atEnd(topics.events, 0) && atEnd(topics.analytics, 0));
+  assert.deepEqual(lowTraffic(), []);
+
+  // The traffic has stopped: once both partitions are found idle, the drop is reported as soon as the last 10 minutes
+  // hold fewer than 100 page views (minutes 12-19: 96).
+  wall = T0 + 40 * MIN;
+  await waitFor("low_traffic", () => lowTraffic().length > 0);
+  await waitFor("every watermark handled", () => atEnd(topics.analytics, 0));
+  assert.deepEqual(lowTraffic(), [iso(T0 + 22 * MIN)]);
+  await stopUsers();
+  await stopAnalytics();
+});
