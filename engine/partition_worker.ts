@@ -178,8 +178,13 @@ export class PartitionWorker {
   #lastRecordAt: number;
   /** The clock of this partition's last watermark queued since its claim or rewind (null: empty; see WorkerDeps.watermarks). */
   #watermarkQueued: number | null | undefined;
-  /** A fed partition's clock at its latest idle advance since its claim or rewind: its sources have published so far. */
+  /**
+   * A fed partition's clock at its latest idle advance: its sources have published so far. Restored with the clock by a
+   * rewind to the checkpoint that holds it, so that a replay releases what the first run did; lost by a restart.
+   */
   #sourcesPublished = Number.NEGATIVE_INFINITY;
+  /** `#sourcesPublished` as of the last committed checkpoint. */
+  #checkpointedSourcesPublished = Number.NEGATIVE_INFINITY;
   /**
    * Wall time spent since then in this worker's own steps, during which no record could be delivered:
    * the partition is idle only after `idleClockMs` of listening without records, not of being stuck.
@@ -565,7 +570,7 @@ export class PartitionWorker {
     this.#position = this.#checkpointed;
     this.#clock = this.#checkpointedClock;
     this.#clockAhead = false;
-    this.#sourcesPublished = Number.NEGATIVE_INFINITY;
+    this.#sourcesPublished = this.#checkpointedSourcesPublished;
     this.#watermarkQueued = undefined;
     this.#deps.consumer.seek(this.#tp, this.#checkpointed);
     this.#needsResync = true;
@@ -594,6 +599,8 @@ export class PartitionWorker {
         return;
       }
       this.#checkpointed = this.#position = stored.nextOffset;
+      if (stored.clock !== this.#checkpointedClock) this.#checkpointedSourcesPublished = Number.NEGATIVE_INFINITY;
+      this.#sourcesPublished = this.#checkpointedSourcesPublished;
       this.#checkpointedClock = this.#clock = stored.clock;
       this.#clockAhead = false;
       consumer.seek(this.#tp, stored.nextOffset);
@@ -983,6 +990,7 @@ export class PartitionWorker {
     const published = performance.now();
     const position = this.#position;
     const clock = this.#clock;
+    const sourcesPublished = this.#sourcesPublished;
     const deletes = [...this.#expired];
     const upserts = dirty.map(([key, cell]) => ({
       key,
@@ -1032,6 +1040,7 @@ export class PartitionWorker {
       });
       this.#checkpointed = result.storedOffset;
       this.#checkpointedClock = result.storedClock ?? 0;
+      this.#checkpointedSourcesPublished = Number.NEGATIVE_INFINITY;
       await this.#rewind();
       return;
     }
@@ -1048,6 +1057,7 @@ export class PartitionWorker {
     const advanced = position !== this.#checkpointed;
     this.#checkpointed = position;
     this.#checkpointedClock = clock;
+    this.#checkpointedSourcesPublished = sourcesPublished;
     this.#clockAhead = false;
     this.#sinceCheckpoint = 0;
     if (nothingNew && !advanced) return;
