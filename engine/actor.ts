@@ -45,7 +45,7 @@ export interface ActorContext {
   timer(name: string): number | undefined;
   /**
    * For a partition fed through other partitions' checkpoints: how far they are known to have published, the clock
-   * of its latest idle advance (engine/source_watermark.ts); -Infinity if none since it was claimed or rewound.
+   * of its latest idle advance (engine/source_watermark.ts), as checkpointed with its clock; -Infinity if none.
    */
   sourcesWatermark?(): number;
 }

@@ -179,12 +179,13 @@ export class PartitionWorker {
   /** The clock of this partition's last watermark queued since its claim or rewind (null: empty; see WorkerDeps.watermarks). */
   #watermarkQueued: number | null | undefined;
   /**
-   * A fed partition's clock at its latest idle advance: its sources have published so far. Restored with the clock by a
-   * rewind to the checkpoint that holds it, so that a replay releases what the first run did; lost by a restart.
+   * A fed partition's clock at its latest idle advance: its sources have published so far (-Infinity: none). Stored with
+   * the clock by each checkpoint, and restored with it by a rewind or a new owner's claim, so that a replay releases what
+   * the first run did.
    */
-  #sourcesPublished = Number.NEGATIVE_INFINITY;
+  #sourcesPublished: number;
   /** `#sourcesPublished` as of the last committed checkpoint. */
-  #checkpointedSourcesPublished = Number.NEGATIVE_INFINITY;
+  #checkpointedSourcesPublished: number;
   /**
    * Wall time spent since then in this worker's own steps, during which no record could be delivered:
    * the partition is idle only after `idleClockMs` of listening without records, not of being stuck.
@@ -212,6 +213,7 @@ export class PartitionWorker {
     this.#checkpointed = claim.nextOffset;
     this.#clock = claim.clock;
     this.#checkpointedClock = claim.clock;
+    this.#sourcesPublished = this.#checkpointedSourcesPublished = claim.sourcesPublished ?? Number.NEGATIVE_INFINITY;
     this.#timers.load(timers);
     this.#wall = deps.wallClock ?? Date.now;
     this.#events = deps.instrumentation ?? noInstrumentation;
@@ -229,6 +231,7 @@ export class PartitionWorker {
       epoch: claimed.epoch,
       nextOffset: claimed.nextOffset,
       clock: claimed.clock,
+      sourcesPublished: claimed.sourcesPublished,
       timers: worker.pendingTimers,
     });
     return worker;
@@ -599,9 +602,8 @@ export class PartitionWorker {
         return;
       }
       this.#checkpointed = this.#position = stored.nextOffset;
-      if (stored.clock !== this.#checkpointedClock) this.#checkpointedSourcesPublished = Number.NEGATIVE_INFINITY;
-      this.#sourcesPublished = this.#checkpointedSourcesPublished;
       this.#checkpointedClock = this.#clock = stored.clock;
+      this.#checkpointedSourcesPublished = this.#sourcesPublished = stored.sourcesPublished ?? Number.NEGATIVE_INFINITY;
       this.#clockAhead = false;
       consumer.seek(this.#tp, stored.nextOffset);
       this.#commitUncertain = false;
@@ -1008,6 +1010,7 @@ export class PartitionWorker {
         previousOffset: this.#checkpointed,
         nextOffset: position,
         clock,
+        sourcesPublished: sourcesPublished === Number.NEGATIVE_INFINITY ? undefined : sourcesPublished,
         kind: logic.kind,
         upserts,
         deletes,
@@ -1040,7 +1043,7 @@ export class PartitionWorker {
       });
       this.#checkpointed = result.storedOffset;
       this.#checkpointedClock = result.storedClock ?? 0;
-      this.#checkpointedSourcesPublished = Number.NEGATIVE_INFINITY;
+      this.#checkpointedSourcesPublished = result.storedSourcesPublished ?? Number.NEGATIVE_INFINITY;
       await this.#rewind();
       return;
     }

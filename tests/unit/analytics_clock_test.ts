@@ -375,3 +375,107 @@ Deno.test("user partitions that never had a record hold the analytics alerts bac
   await stopUsers();
   await stopAnalytics();
 });
+
+Deno.test("a restart after the analytics partition checkpointed an idle advance, but not the alerts it released, replays them identical", async () => {
+  // 20 minutes of traffic, 12 page views a minute on each user partition, then none: low_traffic once the last 10
+  // minutes hold fewer than 100. The users' instance is then down, caught up: the analytics idle clock follows the wall.
+  let wall = T0 + 20 * MIN;
+  const topics = topicNames({ TOPIC_PREFIX: "" });
+  const log = new MemoryLog(() => wall);
+  await log.ensureTopics(topicSpecs({ PARTITIONS }, topics));
+  const store = new MemoryCheckpointStore(() => wall);
+  const logics = createDomainLogics();
+  const counts = new Map(topicSpecs({ PARTITIONS }, topics).map((s) => [s.topic, s.partitions] as const));
+  const instance = async (owner: string, consumed: readonly string[], manual: boolean) => {
+    const consumer = log.consumer({ maxBatch: 1_000 });
+    const runtime = new ActorRuntime({
+      store,
+      producer: log.producer(),
+      consumer,
+      topics,
+      groupId: "g",
+      owner,
+      logger: silentLogger,
+      logics: new Map<string, AnyActorLogic>([
+        [topics.events, logics.user],
+        [topics.productEvents, logics.product],
+        [topics.analytics, logics.global],
+      ]),
+      partitionCounts: new Map(consumedTopics(topics).map((t) => [t, counts.get(t)!] as const)),
+      bundledTopics: new Map([topics.productEvents, topics.analytics].map((t) => [t, counts.get(t)!] as const)),
+      checkpointIntervalMs: manual ? 3_600_000 : 20,
+      checkpointMaxMessages: 10_000,
+      idleClockMs: IDLE_MS,
+      retryBackoffMs: { initial: 5, max: 20 },
+      wallClock: () => wall,
+    });
+    if (!manual) runtime.start();
+    await consumer.start(consumed, runtime);
+    return { runtime, consumer };
+  };
+  const users = (p: number) =>
+    Array.from({ length: 200 }, (_, i) => `u${i}`).filter((u) => partitionForKey(u, 2) === p);
+  const [first, second] = [users(0), users(1)];
+  const b = new EventBuilder(T0);
+  for (let s = 0; s < 20 * 60; s += 5) {
+    const user = (s / 5) % 2 === 0 ? first[(s / 10) % first.length] : second[Math.floor(s / 10) % second.length];
+    log.appendNow([{
+      topic: topics.events,
+      key: user,
+      value: JSON.stringify(b.event("page_viewed", user, s, { url: "/" })),
+    }]);
+  }
+  const checkpointed = (topic: string, partition: number) =>
+    store.partitions.get(`g/${topic}:${partition}`)?.nextOffset ?? 0;
+  const atEnd = (topic: string, partition: number) =>
+    checkpointed(topic, partition) === log.endOffset({ topic, partition });
+  const alerts = () => log.all(topics.alerts).map((r) => new TextDecoder().decode(r.value!));
+
+  const analytics = await instance("analytics-owner", [topics.analytics], true);
+  const usersOwner = await instance("users-owner", [topics.events, topics.productEvents], false);
+  for (let i = 0; i < 500 && !(atEnd(topics.events, 0) && atEnd(topics.events, 1)); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  await usersOwner.runtime.stopClaiming();
+  await usersOwner.consumer.stop();
+  await usersOwner.runtime.stop();
+  for (let i = 0; i < 500 && !atEnd(topics.analytics, 0); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    await analytics.runtime.housekeep();
+  }
+  assert.ok(atEnd(topics.analytics, 0), "the facts and watermarks are handled");
+  assert.deepEqual(alerts(), [], "steady traffic so far");
+
+  // The idle advance releases the evaluations up to the wall; its checkpoint commits, and then the process dies
+  // between appending the alerts it released and committing the checkpoint after them.
+  wall = T0 + 40 * MIN;
+  store.failCommitWhen = (w) => w.tp.topic === topics.analytics && w.projections.alerts.length > 0;
+  await analytics.runtime.housekeep().catch(() => {});
+  const firstRun = alerts();
+  assert.ok(firstRun.length > 0, "the idle advance released low_traffic");
+  assert.ok(store.partitions.get(`g/${topics.analytics}:0`)!.clock > T0 + 39 * MIN, "the idle advance is checkpointed");
+  store.failWith = new Error("crashed");
+  await analytics.consumer.stop();
+  await analytics.runtime.stop();
+  store.failWith = null;
+  store.failCommitWhen = null;
+
+  // A new process claims the partition and replays from that checkpoint, at the same wall time and a minute later.
+  const restarted = await instance("analytics-owner-2", [topics.analytics], true);
+  for (let i = 0; i < 5; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    await restarted.runtime.housekeep();
+  }
+  wall += MIN;
+  for (let i = 0; i < 5; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    await restarted.runtime.housekeep();
+  }
+  const replayed = alerts().slice(firstRun.length);
+  assert.deepEqual(replayed.slice(0, firstRun.length), firstRun, "the replay re-produces the alerts, ids and payloads");
+  assert.deepEqual(new Set(alerts()), new Set(firstRun), "and nothing else: no alert twice under another id");
+  const row = store.partitions.get(`g/${topics.analytics}:0`)!;
+  assert.ok(row.clock > T0 + 39 * MIN && row.sourcesPublished === row.clock, "the release is stored with the clock");
+  await restarted.consumer.stop();
+  await restarted.runtime.stop();
+});
