@@ -1,7 +1,7 @@
 /** The three actor types of the domain, built from one settings object. */
 import type { ActorLogic } from "../engine/actor.ts";
 import type { StoredEvent } from "./events.ts";
-import type { AnalyticsFact, ProductMessage } from "./facts.ts";
+import type { GlobalMessage, ProductMessage } from "./facts.ts";
 import { createGlobalLogic, type GlobalState } from "./global.ts";
 import { createProductLogic } from "./product.ts";
 import type { ProductState } from "./product_state.ts";
@@ -13,7 +13,7 @@ import type { UserState } from "./user_state.ts";
 export interface DomainLogics {
   readonly user: ActorLogic<UserState, StoredEvent>;
   readonly product: ActorLogic<ProductState, ProductMessage>;
-  readonly global: ActorLogic<GlobalState, AnalyticsFact>;
+  readonly global: ActorLogic<GlobalState, GlobalMessage>;
 }
 
 /** Builds the three logics with `settings`. */

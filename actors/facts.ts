@@ -159,7 +159,31 @@ export function decodeProductMessage(record: LogRecord): ProductMessage {
   return event as StoredEventOf<"inventory_updated">;
 }
 
+/**
+ * What an `events` partition's checkpoint publishes to `analytics` after its facts: how far its clock has come, so
+ * that the global actor evaluates a minute only once every partition has published its facts up to it. `clock` null:
+ * the partition is idle and has never had a record, so it holds nothing back.
+ */
+export const sourceWatermarkSchema = z.object({
+  fact: z.literal("watermark"),
+  partition: z.number().int().min(0),
+  /** The partition count of `events` at the publisher. */
+  partitions: z.number().int().min(1),
+  clock: time.nullable(),
+});
+/** A source partition's watermark. */
+export type SourceWatermark = z.output<typeof sourceWatermarkSchema>;
+
+/** What the global actor handles: analytics facts and the watermarks of the partitions that publish them. */
+export type GlobalMessage = AnalyticsFact | SourceWatermark;
+
+const globalMessage = z.discriminatedUnion("fact", [
+  analyticsFactSchemas.activity,
+  analyticsFactSchemas.abandonment,
+  sourceWatermarkSchema,
+]);
+
 /** Decodes an `analytics` record. */
-export function decodeAnalyticsFact(record: LogRecord): AnalyticsFact {
-  return validate(analyticsFact, recordJson(record), "analytics fact");
+export function decodeAnalyticsFact(record: LogRecord): GlobalMessage {
+  return validate(globalMessage, recordJson(record), "analytics fact");
 }

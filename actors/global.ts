@@ -19,6 +19,13 @@
  * | `low_traffic` | fewer than LOW_TRAFFIC_PAGE_VIEWS page views, once page views were ever seen and the history covers the window |
  * | `slow_pages` | average loadTime > SLOW_PAGES_SECONDS, with ≥ SLOW_PAGES_MIN_SAMPLES samples |
  *
+ * A minute is evaluated only once every `events` partition has published its facts up to it: each one's checkpoints
+ * publish its clock after its facts (a SourceWatermark, at most once a minute of its clock, idle ones too), and a
+ * boundary past the lowest of them waits (`heldFrom`), however far the facts of a faster partition have moved the
+ * clock. A partition not heard of yet holds everything back; an idle one that never had a record, nothing. Until any
+ * watermark arrives (analytics fed directly), the clock alone decides. The engine's idle advance of this partition's
+ * clock, which stops at every source with records left (engine/source_watermark.ts), also releases what it passes.
+ *
  * Each at most once per BUSINESS_ALERT_COOLDOWN_MINUTES. While facts are recent the timer fires
  * every minute; once the newest fact is older than the longest window it fires once per cooldown
  * (for `low_traffic`) and stops after the retention, so a long idle gap costs a bounded number of
@@ -27,7 +34,13 @@
 import type { ActorContext, ActorLogic } from "../engine/actor.ts";
 import { type AlertSummary, type AlertType, raiseAlert, rememberAlert } from "./alerts.ts";
 import { admit, type DedupeState, EMPTY_DEDUPE, persistDedupe, type PersistedDedupe, restoreDedupe } from "./dedupe.ts";
-import { type AnalyticsFact, clockTimeOfFact, decodeAnalyticsFact } from "./facts.ts";
+import {
+  type AnalyticsFact,
+  clockTimeOfFact,
+  decodeAnalyticsFact,
+  type GlobalMessage,
+  type SourceWatermark,
+} from "./facts.ts";
 import {
   ABANDONMENT_DEDUPE_MINUTES,
   ACTIVE_SKETCH_MINUTES,
@@ -66,6 +79,14 @@ export interface AnalyticsHistoryBatch {
   readonly keepFrom: number;
 }
 
+/** The `events` partitions publishing facts here, as their watermarks say. */
+export interface SourceClocks {
+  /** The partition count of `events`, as the latest watermark gave it. */
+  readonly partitions: number;
+  /** Partition → its latest watermark (event time, epoch ms); null: idle and never had a record. */
+  readonly clocks: Readonly<Record<string, number | null>>;
+}
+
 /** The analytics state. */
 export interface GlobalState {
   readonly key: string;
@@ -85,6 +106,10 @@ export interface GlobalState {
   readonly lastAlertAt: Readonly<Record<string, number>>;
   readonly alerts: readonly AlertSummary[];
   readonly dedupe: DedupeState;
+  /** Null until a source partition's watermark arrives: evaluations wait for none. */
+  readonly sources: SourceClocks | null;
+  /** The earliest minute boundary come due on the clock whose evaluation waits for a source's watermark. */
+  readonly heldFrom: number | null;
 }
 
 /** The persisted form, with realtime summaries for readers (ignored by restore). */
@@ -115,28 +140,32 @@ export function initialGlobal(key: string = GLOBAL_KEY): GlobalState {
     lastAlertAt: {},
     alerts: [],
     dedupe: EMPTY_DEDUPE,
+    sources: null,
+    heldFrom: null,
   };
 }
 
 /** The global actor's logic with the given settings. */
 export function createGlobalLogic(
   settings: DomainSettings = DEFAULT_DOMAIN_SETTINGS,
-): ActorLogic<GlobalState, AnalyticsFact> {
+): ActorLogic<GlobalState, GlobalMessage> {
   return {
     kind: "global",
     initial: initialGlobal,
     decode: decodeAnalyticsFact,
-    eventTime: clockTimeOfFact,
-    label: (fact) => fact.fact,
-    handle: (state, fact, ctx) => handle(state, fact, ctx, settings),
-    onTimer: (state, name, ctx) => name === EVALUATE_TIMER ? evaluate(state, ctx, settings) : state,
+    // A watermark does not move the clock: a partition's idle clock follows the wall, even beside a historical import.
+    eventTime: (message) => message.fact === "watermark" ? 0 : clockTimeOfFact(message),
+    label: (message) => message.fact,
+    handle: (state, message, ctx) =>
+      message.fact === "watermark" ? onWatermark(state, message, ctx, settings) : handle(state, message, ctx, settings),
+    onTimer: (state, name, ctx) => name === EVALUATE_TIMER ? onEvaluate(state, ctx, settings) : state,
     persist: (state) => persistGlobal(state, settings),
     restore: restoreGlobal,
   };
 }
 
 /** The global actor's logic with the default settings. */
-export const globalLogic: ActorLogic<GlobalState, AnalyticsFact> = createGlobalLogic();
+export const globalLogic: ActorLogic<GlobalState, GlobalMessage> = createGlobalLogic();
 
 function handle(state: GlobalState, fact: AnalyticsFact, ctx: ActorContext, s: DomainSettings): GlobalState {
   const next = minuteOf(ctx.now()) + MINUTE;
@@ -224,8 +253,75 @@ function remembered(state: GlobalState): readonly MinuteRollup[] {
   return state.minutes.filter((m) => m.minute >= from);
 }
 
-function evaluate(state: GlobalState, ctx: ActorContext, s: DomainSettings): GlobalState {
+/** The evaluation timer: the boundaries due up to its deadline, as far as the sources have published. */
+function onEvaluate(state: GlobalState, ctx: ActorContext, s: DomainSettings): GlobalState {
   const at = ctx.now();
+  return advance(state, ctx, s, state.heldFrom ?? at, at, at + MINUTE, at);
+}
+
+/**
+ * A source partition's watermark: evaluates the boundaries (held, or the timer's) it releases, even ahead of the
+ * clock, which a quiet shop's facts no longer move.
+ */
+function onWatermark(state: GlobalState, mark: SourceWatermark, ctx: ActorContext, s: DomainSettings): GlobalState {
+  const clocks = { ...state.sources?.clocks, [String(mark.partition)]: mark.clock };
+  const next = { ...state, sources: { partitions: mark.partitions, clocks } };
+  const from = next.heldFrom ?? ctx.timer(EVALUATE_TIMER);
+  if (from === undefined) return next;
+  const now = ctx.now();
+  return advance(next, ctx, s, from, Math.max(now, releasedTo(next, ctx)), minuteOf(now) + MINUTE);
+}
+
+/**
+ * How far every source partition has published its facts: the lowest watermark (-Infinity while one is not heard of;
+ * an idle one that never had a record holds nothing), or the engine's idle advance if later; Infinity without sources.
+ */
+function releasedTo(state: GlobalState, ctx: ActorContext): number {
+  const sources = state.sources;
+  if (sources === null) return Infinity;
+  let lowest = Infinity;
+  for (let partition = 0; partition < sources.partitions && lowest > -Infinity; partition++) {
+    const clock = sources.clocks[String(partition)];
+    if (clock === undefined) lowest = -Infinity;
+    else if (clock !== null) lowest = Math.min(lowest, clock);
+  }
+  return Math.max(lowest, ctx.sourcesWatermark?.() ?? -Infinity);
+}
+
+/**
+ * Evaluates the boundaries from `from` on, in order, that are due (at or before `dueTo`) and released by the sources.
+ * One due but not released is held, and the timer set to `poll` to look again; else the timer is set to the next one.
+ * Alerts of a boundary other than `ownAt` (the timer being handled) get ids naming it.
+ */
+function advance(
+  state: GlobalState,
+  ctx: ActorContext,
+  s: DomainSettings,
+  from: number,
+  dueTo: number,
+  poll: number,
+  ownAt?: number,
+): GlobalState {
+  const released = releasedTo(state, ctx);
+  ctx.cancelTimer(EVALUATE_TIMER);
+  let at: number | undefined = from;
+  while (at !== undefined && at <= dueTo && at <= released) {
+    const boundary: number = at;
+    const ids = boundary === ownAt ? ctx : { ...ctx, outputId: (rule: string) => ctx.outputId(`${rule}-${boundary}`) };
+    state = evaluate(state, boundary, ids, s);
+    at = nextEvaluation(state, at, s);
+  }
+  if (at === undefined) return state.heldFrom === null ? state : { ...state, heldFrom: null };
+  if (at <= dueTo) {
+    ctx.setTimer(EVALUATE_TIMER, poll);
+    return state.heldFrom === at ? state : { ...state, heldFrom: at };
+  }
+  ctx.setTimer(EVALUATE_TIMER, at);
+  return state.heldFrom === null ? state : { ...state, heldFrom: null };
+}
+
+/** Evaluates the business alerts over their windows ending at the minute boundary `at`. */
+function evaluate(state: GlobalState, at: number, ctx: ActorContext, s: DomainSettings): GlobalState {
   const minutes = remembered(state);
   const window = (n: number) => windowTotals(minutes, at - n * MINUTE, at, { sketches: false });
   const candidates: [AlertType, Record<string, unknown>][] = [];
@@ -288,23 +384,23 @@ function evaluate(state: GlobalState, ctx: ActorContext, s: DomainSettings): Glo
     alerts = rememberAlert(alerts, alert, GLOBAL_RECENT_ALERTS);
   }
 
-  rearm(state, at, ctx, s);
   return { ...state, lastAlertAt, alerts };
 }
 
-/** Schedules the next evaluation: every minute while facts are recent, then per cooldown, then none. */
-function rearm(state: GlobalState, at: number, ctx: ActorContext, s: DomainSettings): void {
-  if (state.lastEventAt === null) return;
+/** The boundary after `at` to evaluate: every minute while facts are recent, then per cooldown, then none. */
+function nextEvaluation(state: GlobalState, at: number, s: DomainSettings): number | undefined {
+  if (state.lastEventAt === null) return undefined;
   const longest = Math.max(
     s.LOW_CONVERSION_WINDOW_MINUTES,
     s.HIGH_ABANDONMENT_WINDOW_MINUTES,
     s.LOW_TRAFFIC_WINDOW_MINUTES,
     s.SLOW_PAGES_WINDOW_MINUTES,
   );
-  if (at < state.lastEventAt + (longest + 1) * MINUTE) ctx.setTimer(EVALUATE_TIMER, at + MINUTE);
-  else if (state.pageViewsSeen && at < state.lastEventAt + minutesMs(s.ANALYTICS_RETENTION_MINUTES)) {
-    ctx.setTimer(EVALUATE_TIMER, at + minutesMs(s.BUSINESS_ALERT_COOLDOWN_MINUTES));
+  if (at < state.lastEventAt + (longest + 1) * MINUTE) return at + MINUTE;
+  if (state.pageViewsSeen && at < state.lastEventAt + minutesMs(s.ANALYTICS_RETENTION_MINUTES)) {
+    return at + minutesMs(s.BUSINESS_ALERT_COOLDOWN_MINUTES);
   }
+  return undefined;
 }
 
 /** Totals of the `minutes` minutes before the latest fact's minute boundary. */

@@ -43,6 +43,11 @@ export interface ActorContext {
   cancelTimer(name: string): void;
   /** Deadline of this actor's timer `name`, if set. */
   timer(name: string): number | undefined;
+  /**
+   * For a partition fed through other partitions' checkpoints: how far they are known to have published, the clock
+   * of its latest idle advance (engine/source_watermark.ts), as checkpointed with its clock; -Infinity if none.
+   */
+  sourcesWatermark?(): number;
 }
 
 /** An actor type: how to create, update, persist and restore the state of one key. */

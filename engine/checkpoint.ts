@@ -39,6 +39,11 @@ export interface Claim {
   readonly nextOffset: number;
   /** The partition clock (epoch ms) as of `nextOffset`; 0 before the first checkpoint. */
   readonly clock: number;
+  /**
+   * A fed partition's release as of `nextOffset`: its clock at its latest idle advance, how far its sources had
+   * published (engine/source_watermark.ts); absent: none. A new owner resumes it, as a rewind does.
+   */
+  readonly sourcesPublished?: number;
 }
 
 /** Everything one checkpoint writes, atomically. */
@@ -54,6 +59,8 @@ export interface CheckpointWrite {
   readonly nextOffset: number;
   /** The partition clock (epoch ms) as of `nextOffset`, where a new owner or a rewind resumes it. */
   readonly clock: number;
+  /** A fed partition's release as of `nextOffset` (Claim.sourcesPublished); absent: none. */
+  readonly sourcesPublished?: number;
   readonly kind: string;
   readonly upserts: readonly StoredActor[];
   /**
@@ -78,6 +85,8 @@ export interface CommitResult {
   readonly storedOffset?: number;
   /** The partition clock stored with `storedOffset`. */
   readonly storedClock?: number;
+  /** The release stored with `storedOffset` (Claim.sourcesPublished), if any. */
+  readonly storedSourcesPublished?: number;
   /** Stored actors removed by `expireBefore`. */
   readonly expired: number;
 }
@@ -138,9 +147,11 @@ export class SqlCheckpointStore implements CheckpointStore {
         w.nextOffset,
         w.clock,
         w.previousOffset,
+        w.sourcesPublished,
       );
       if (advance.outcome === "diverged") {
-        return { committed: false, storedOffset: advance.storedOffset, storedClock: advance.storedClock, expired: 0 };
+        const { outcome: _, ...stored } = advance;
+        return { committed: false, ...stored, expired: 0 };
       }
       if (advance.outcome !== "advanced") return { committed: advance.outcome === "alreadyCommitted", expired: 0 };
       await deleteStates(tx, w.kind, w.deletes);
@@ -175,6 +186,12 @@ export class SqlCheckpointStore implements CheckpointStore {
   }
 }
 
+/** A memory partition row as the SQL store reads it back: `sourcesPublished` only when one is stored. */
+function claimOf(row: { epoch: number; nextOffset: number; clock: number; sourcesPublished?: number }): Claim {
+  const claim = { epoch: row.epoch, nextOffset: row.nextOffset, clock: row.clock };
+  return row.sourcesPublished === undefined ? claim : { ...claim, sourcesPublished: row.sourcesPublished };
+}
+
 interface MemoryRow extends StoredActor {
   readonly partition: number;
   readonly updatedAt: Date;
@@ -182,7 +199,10 @@ interface MemoryRow extends StoredActor {
 
 /** Checkpoints in memory with the same fencing and expiry rules, for unit tests. */
 export class MemoryCheckpointStore implements CheckpointStore {
-  readonly partitions = new Map<string, { epoch: number; nextOffset: number; clock: number; owner: string }>();
+  readonly partitions = new Map<
+    string,
+    { epoch: number; nextOffset: number; clock: number; sourcesPublished?: number; owner: string }
+  >();
   readonly rows = new Map<string, MemoryRow>();
   readonly alerts = new Map<string, Alert>();
   /** When each alert was stored (epoch ms, by `now`), as `alerts.created_at`; one put in `alerts` directly has none. */
@@ -216,7 +236,7 @@ export class MemoryCheckpointStore implements CheckpointStore {
     const row = this.partitions.get(id) ?? { epoch: 0, nextOffset: 0, clock: 0, owner };
     const next = { ...row, epoch: row.epoch + 1, owner };
     this.partitions.set(id, next);
-    return Promise.resolve({ epoch: next.epoch, nextOffset: next.nextOffset, clock: next.clock });
+    return Promise.resolve(claimOf(next));
   }
 
   load(kind: string, keys: readonly string[]): Promise<Map<string, StoredActor>> {
@@ -235,7 +255,7 @@ export class MemoryCheckpointStore implements CheckpointStore {
   stored(tp: TopicPartition, groupId: string): Promise<Claim | null> {
     this.#check();
     const row = this.partitions.get(`${groupId}/${tpKey(tp)}`);
-    return Promise.resolve(row ? { epoch: row.epoch, nextOffset: row.nextOffset, clock: row.clock } : null);
+    return Promise.resolve(row ? claimOf(row) : null);
   }
 
   progress(topic: string, groupId: string): Promise<ReadonlyMap<number, Claim>> {
@@ -244,7 +264,7 @@ export class MemoryCheckpointStore implements CheckpointStore {
     for (const [id, row] of this.partitions) {
       const at = id.lastIndexOf(":");
       if (id.slice(0, at) !== `${groupId}/${topic}`) continue;
-      out.set(Number(id.slice(at + 1)), { epoch: row.epoch, nextOffset: row.nextOffset, clock: row.clock });
+      out.set(Number(id.slice(at + 1)), claimOf(row));
     }
     return Promise.resolve(out);
   }
@@ -272,13 +292,19 @@ export class MemoryCheckpointStore implements CheckpointStore {
     if (!row || row.epoch !== w.epoch) return Promise.resolve({ committed: false, expired: 0 });
     if (w.previousOffset !== undefined && row.nextOffset !== w.previousOffset) {
       return Promise.resolve(
-        row.nextOffset === w.nextOffset
-          ? { committed: true, expired: 0 }
-          : { committed: false, storedOffset: row.nextOffset, storedClock: row.clock, expired: 0 },
+        row.nextOffset === w.nextOffset ? { committed: true, expired: 0 } : {
+          committed: false,
+          storedOffset: row.nextOffset,
+          storedClock: row.clock,
+          ...(row.sourcesPublished === undefined ? {} : { storedSourcesPublished: row.sourcesPublished }),
+          expired: 0,
+        },
       );
     }
     row.nextOffset = w.nextOffset;
     row.clock = w.clock;
+    if (w.sourcesPublished === undefined) delete row.sourcesPublished;
+    else row.sourcesPublished = w.sourcesPublished;
     const now = new Date();
     for (const key of w.deletes) this.#deleteActor(w.kind, key);
     for (const a of w.upserts) {

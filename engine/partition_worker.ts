@@ -12,7 +12,8 @@
  * the clock of that message fire first; so the outcome does not depend on batch boundaries. An idle
  * advance comes from the wall, not from the log, so a replay could not repeat it: it is checkpointed
  * before anything sees it (a timer firing from it, or the next record handled at that clock). A partition fed
- * through other partitions' checkpoints (analytics) follows the wall no further than they have published.
+ * through other partitions' checkpoints (analytics) follows the wall no further than they have published; those
+ * partitions (events) publish their clock to it after their facts, as watermark records (WorkerDeps.watermarks).
  */
 import type { ActorContext, AnyActorLogic, Emitted } from "./actor.ts";
 import type { CheckpointStore, Claim, CommitResult, StoredActor } from "./checkpoint.ts";
@@ -74,6 +75,12 @@ export interface WorkerDeps {
   readonly packer?: StatePacker;
   /** Set for a partition fed only through the checkpoints of `source`'s partitions: its idle clock waits for them. */
   readonly source?: ClockSource;
+  /**
+   * Set for a partition whose facts feed such a partition (an `events` partition): its checkpoints publish its clock
+   * after its facts, as a watermark record (actors/facts.ts SourceWatermark) with this key to this topic, at most once
+   * a minute of its clock, so that the fed partition evaluates a minute only once every source has published up to it.
+   */
+  readonly watermarks?: { readonly topic: string; readonly key: string; readonly partitions: number };
 }
 
 interface Cell {
@@ -100,6 +107,8 @@ interface Item {
 /** Retry delays after transient failures (doubling from `initial` up to `max`), unless WorkerDeps set others. */
 export const DEFAULT_BACKOFF = { initial: 100, max: 5_000 };
 const DEFAULT_IDLE_CLOCK_MS = 10_000;
+/** A source partition publishes its clock once per minute of it: evaluations are per minute. */
+const WATERMARK_MS = 60_000;
 
 /** A handler's timer changes, each with the deadline it replaced (undefined: none), to undo if it rejects its record. */
 type TimerUndo = [name: string, previous: number | undefined][];
@@ -167,6 +176,16 @@ export class PartitionWorker {
   #clockAhead = false;
   /** Wall time records were last delivered. */
   #lastRecordAt: number;
+  /** The clock of this partition's last watermark queued since its claim or rewind (null: empty; see WorkerDeps.watermarks). */
+  #watermarkQueued: number | null | undefined;
+  /**
+   * A fed partition's clock at its latest idle advance: its sources have published so far (-Infinity: none). Stored with
+   * the clock by each checkpoint, and restored with it by a rewind or a new owner's claim, so that a replay releases what
+   * the first run did.
+   */
+  #sourcesPublished: number;
+  /** `#sourcesPublished` as of the last committed checkpoint. */
+  #checkpointedSourcesPublished: number;
   /**
    * Wall time spent since then in this worker's own steps, during which no record could be delivered:
    * the partition is idle only after `idleClockMs` of listening without records, not of being stuck.
@@ -194,6 +213,7 @@ export class PartitionWorker {
     this.#checkpointed = claim.nextOffset;
     this.#clock = claim.clock;
     this.#checkpointedClock = claim.clock;
+    this.#sourcesPublished = this.#checkpointedSourcesPublished = claim.sourcesPublished ?? Number.NEGATIVE_INFINITY;
     this.#timers.load(timers);
     this.#wall = deps.wallClock ?? Date.now;
     this.#events = deps.instrumentation ?? noInstrumentation;
@@ -211,6 +231,7 @@ export class PartitionWorker {
       epoch: claimed.epoch,
       nextOffset: claimed.nextOffset,
       clock: claimed.clock,
+      sourcesPublished: claimed.sourcesPublished,
       timers: worker.pendingTimers,
     });
     return worker;
@@ -364,12 +385,19 @@ export class PartitionWorker {
           if (idleClock > this.#clock) {
             this.#clock = idleClock;
             this.#clockAhead = true;
+            if (this.#deps.source) this.#sourcesPublished = idleClock;
           }
         }
-        if (this.#timers.keysDue(this.#clock).length === 0) return;
-        await this.#checkpointClockAhead();
-        // That checkpoint may have found the store ahead and rewound: timers and clock are the store's now.
-        if (!this.#closed && !this.#needsResync) await this.#fireDue(this.#clock);
+        // Idle without ever a record, having read the log lately and found nothing left: it holds nothing back.
+        const empty = this.#clock === 0 && this.#deps.watermarks !== undefined && this.#watermarkQueued !== null &&
+          this.#isIdle(wall) && idleClock >= wall - grace && await this.#nothingLeft();
+        if (this.#timers.keysDue(this.#clock).length > 0) {
+          await this.#checkpointClockAhead();
+          // That checkpoint may have found the store ahead and rewound: timers and clock are the store's now.
+          if (!this.#closed && !this.#needsResync) await this.#fireDue(this.#clock);
+        }
+        // After the facts of the timers due at the clock it publishes.
+        if (!this.#closed && !this.#needsResync) this.#queueWatermark(empty);
       });
       if (this.#closed) return;
       this.#expireInMemory(wall);
@@ -395,6 +423,16 @@ export class PartitionWorker {
     } catch (error) {
       this.#log.warn("cannot read how far the partitions feeding this one have come; its idle clock waits", { error });
       return Number.NEGATIVE_INFINITY;
+    }
+  }
+
+  /** Whether the log holds no record past the next one to handle (unknown: no). */
+  async #nothingLeft(): Promise<boolean> {
+    try {
+      return await this.#deps.consumer.endOffset(this.#tp) <= this.#position;
+    } catch (error) {
+      this.#log.warn("cannot read the partition's end offset; its watermark waits", { error });
+      return false;
     }
   }
 
@@ -535,6 +573,8 @@ export class PartitionWorker {
     this.#position = this.#checkpointed;
     this.#clock = this.#checkpointedClock;
     this.#clockAhead = false;
+    this.#sourcesPublished = this.#checkpointedSourcesPublished;
+    this.#watermarkQueued = undefined;
     this.#deps.consumer.seek(this.#tp, this.#checkpointed);
     this.#needsResync = true;
     try {
@@ -563,6 +603,7 @@ export class PartitionWorker {
       }
       this.#checkpointed = this.#position = stored.nextOffset;
       this.#checkpointedClock = this.#clock = stored.clock;
+      this.#checkpointedSourcesPublished = this.#sourcesPublished = stored.sourcesPublished ?? Number.NEGATIVE_INFINITY;
       this.#clockAhead = false;
       consumer.seek(this.#tp, stored.nextOffset);
       this.#commitUncertain = false;
@@ -589,6 +630,8 @@ export class PartitionWorker {
     const byKey = new Map<string, Item[]>();
     /** Each key's first record's append time: the TTL is judged by it when the key is activated. */
     const firstAppended = new Map<string, number>();
+    // Announced before the facts of this worker's first records, so that the fed partition waits for it.
+    if (this.#watermarkQueued === undefined) this.#queueWatermark();
     let clock = this.#clock;
     let messages = 0;
     for (const read of records) {
@@ -827,6 +870,7 @@ export class PartitionWorker {
         if (this.#timers.delete(key, name)) cell.dirty = true;
       },
       timer: (name) => this.#timers.get(key, name),
+      sourcesWatermark: () => this.#sourcesPublished,
     };
   }
 
@@ -881,6 +925,34 @@ export class PartitionWorker {
   }
 
   /**
+   * Queues this partition's watermark after the outputs so far (WorkerDeps.watermarks): first, since its claim or
+   * rewind, before the facts of its first records or at its first tick, at the clock it resumes from; then when the
+   * clock has reached another minute; `empty`: idle without ever a record, once. A watermark of an idle advance makes
+   * the checkpoint publishing it write that clock too: something has seen it.
+   */
+  #queueWatermark(empty = false): void {
+    const to = this.#deps.watermarks;
+    if (!to) return;
+    const last = this.#watermarkQueued;
+    let clock: number | null;
+    if (this.#clock > 0) {
+      const sameMinute = typeof last === "number" && last > 0 &&
+        Math.floor(this.#clock / WATERMARK_MS) <= Math.floor(last / WATERMARK_MS);
+      if (sameMinute) return;
+      clock = this.#clock;
+    } else if (empty) {
+      if (last === null) return;
+      clock = null;
+    } else {
+      if (last !== undefined) return;
+      clock = 0;
+    }
+    this.#watermarkQueued = clock;
+    const value = { fact: "watermark", partition: this.#tp.partition, partitions: to.partitions, clock };
+    this.#outputs.add({ topic: to.topic, key: to.key, value: JSON.stringify(value) });
+  }
+
+  /**
    * Checkpoints an idle advance of the clock before anything depends on it: a record handled at that
    * clock, or a timer firing from it. A replay resumes from the advanced clock and does the same.
    */
@@ -891,6 +963,8 @@ export class PartitionWorker {
   /** `clockOnly`: write even if only the clock moved (periodic checkpoints leave an idle advance for later). */
   async #checkpoint(clockOnly = false): Promise<void> {
     if (this.#closed) return;
+    // Not with an idle advance's checkpoint: the timers due at that clock have not fired yet, and their facts go first.
+    if (!clockOnly && this.#watermarkQueued !== undefined) this.#queueWatermark();
     const dirty = [...this.#cells].filter(([, cell]) => cell.dirty);
     const ttl = this.#deps.stateTtlMs ?? 0;
     const sweep = ttl > 0 && this.#wall() - this.#sweptAt >= EXPIRY_SWEEP_MS;
@@ -918,6 +992,7 @@ export class PartitionWorker {
     const published = performance.now();
     const position = this.#position;
     const clock = this.#clock;
+    const sourcesPublished = this.#sourcesPublished;
     const deletes = [...this.#expired];
     const upserts = dirty.map(([key, cell]) => ({
       key,
@@ -935,6 +1010,7 @@ export class PartitionWorker {
         previousOffset: this.#checkpointed,
         nextOffset: position,
         clock,
+        sourcesPublished: sourcesPublished === Number.NEGATIVE_INFINITY ? undefined : sourcesPublished,
         kind: logic.kind,
         upserts,
         deletes,
@@ -967,6 +1043,7 @@ export class PartitionWorker {
       });
       this.#checkpointed = result.storedOffset;
       this.#checkpointedClock = result.storedClock ?? 0;
+      this.#checkpointedSourcesPublished = result.storedSourcesPublished ?? Number.NEGATIVE_INFINITY;
       await this.#rewind();
       return;
     }
@@ -983,6 +1060,7 @@ export class PartitionWorker {
     const advanced = position !== this.#checkpointed;
     this.#checkpointed = position;
     this.#checkpointedClock = clock;
+    this.#checkpointedSourcesPublished = sourcesPublished;
     this.#clockAhead = false;
     this.#sinceCheckpoint = 0;
     if (nothingNew && !advanced) return;

@@ -2,6 +2,7 @@
  * The actor runtime: owns one PartitionWorker per assigned partition, routes batches to them,
  * checkpoints them on an interval, and answers read-only state lookups for queries.
  */
+import { GLOBAL_KEY } from "../actors/global.ts";
 import type { AnyActorLogic } from "./actor.ts";
 import { ALERT_PRUNE_BATCH } from "./checkpoint.ts";
 import { ensureError } from "./errors.ts";
@@ -13,7 +14,7 @@ import type { ClockSource } from "./source_watermark.ts";
 import { StatePacker } from "./state_packer.ts";
 
 /** Runtime settings and collaborators; `logics` maps each consumed topic to its actor type. */
-export interface RuntimeDeps extends Omit<WorkerDeps, "logic" | "source"> {
+export interface RuntimeDeps extends Omit<WorkerDeps, "logic" | "source" | "watermarks"> {
   readonly logics: ReadonlyMap<string, AnyActorLogic>;
   /** Period of the housekeeping round: timers, checkpoints, passivation. */
   readonly checkpointIntervalMs: number;
@@ -263,6 +264,7 @@ export class ActorRuntime implements PartitionListener {
         logic,
         packer: this.#packer,
         source: this.#sourceOf(tp),
+        watermarks: this.#watermarksOf(tp),
       });
     } catch (error) {
       this.#log.warn("cannot claim the partition; housekeeping tries again", { partition: key, error });
@@ -286,6 +288,15 @@ export class ActorRuntime implements PartitionListener {
     const { topics, partitionCounts } = this.#deps;
     const partitions = partitionCounts?.get(topics.events);
     return tp.topic === topics.analytics && partitions !== undefined ? { topic: topics.events, partitions } : undefined;
+  }
+
+  /** An `events` partition publishes its clock to the analytics partition after its facts (WorkerDeps.watermarks). */
+  #watermarksOf(tp: TopicPartition): WorkerDeps["watermarks"] {
+    const { topics, partitionCounts } = this.#deps;
+    const partitions = partitionCounts?.get(topics.events);
+    return tp.topic === topics.events && partitions !== undefined
+      ? { topic: topics.analytics, key: GLOBAL_KEY, partitions }
+      : undefined;
   }
 
   /**

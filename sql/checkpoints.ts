@@ -8,6 +8,22 @@ export interface ClaimedPartition {
   /** The partition clock (epoch ms) as of `nextOffset`. */
   readonly clock: number;
   readonly epoch: number;
+  /** A fed partition's release as of `nextOffset` (engine/checkpoint.ts Claim); absent: none. */
+  readonly sourcesPublished?: number;
+}
+
+/** A partition_checkpoints row as the queries below read it. */
+interface CheckpointRow {
+  readonly next_offset: string;
+  readonly clock: string;
+  readonly epoch: string;
+  readonly sources_published: string | null;
+}
+
+/** A row read back as a claim; `sourcesPublished` only when one is stored. */
+function claimOf(row: CheckpointRow): ClaimedPartition {
+  const claim = { nextOffset: Number(row.next_offset), clock: Number(row.clock), epoch: Number(row.epoch) };
+  return row.sources_published === null ? claim : { ...claim, sourcesPublished: Number(row.sources_published) };
 }
 
 /** An actor's persisted row. */
@@ -56,13 +72,13 @@ export async function claimPartition(
 ): Promise<ClaimedPartition> {
   return await sql.begin(async (tx) => {
     await tx`select set_config('lock_timeout', ${CLAIM_LOCK_TIMEOUT}, true)`;
-    const [row] = await tx<{ next_offset: string; clock: string; epoch: string }[]>`
+    const [row] = await tx<CheckpointRow[]>`
       insert into partition_checkpoints (group_id, topic, partition, epoch, owner)
       values (${groupId}, ${topic}, ${partition}, 1, ${owner})
       on conflict (group_id, topic, partition) do update
         set epoch = partition_checkpoints.epoch + 1, owner = excluded.owner, updated_at = now()
-      returning next_offset, clock, epoch`;
-    return { nextOffset: Number(row.next_offset), clock: Number(row.clock), epoch: Number(row.epoch) };
+      returning next_offset, clock, epoch, sources_published`;
+    return claimOf(row);
   });
 }
 
@@ -81,11 +97,11 @@ export async function readSettledCheckpoint(
 ): Promise<ClaimedPartition | null> {
   return await sql.begin(async (tx) => {
     await tx`select set_config('lock_timeout', ${CLAIM_LOCK_TIMEOUT}, true)`;
-    const [row] = await tx<{ next_offset: string; clock: string; epoch: string }[]>`
-      select next_offset, clock, epoch from partition_checkpoints
+    const [row] = await tx<CheckpointRow[]>`
+      select next_offset, clock, epoch, sources_published from partition_checkpoints
        where group_id = ${groupId} and topic = ${topic} and partition = ${partition}
          for share`;
-    return row ? { nextOffset: Number(row.next_offset), clock: Number(row.clock), epoch: Number(row.epoch) } : null;
+    return row ? claimOf(row) : null;
   });
 }
 
@@ -96,10 +112,10 @@ export async function readCheckpoint(
   topic: string,
   partition: number,
 ): Promise<ClaimedPartition | null> {
-  const [row] = await sql<{ next_offset: string; clock: string; epoch: string }[]>`
-    select next_offset, clock, epoch from partition_checkpoints
+  const [row] = await sql<CheckpointRow[]>`
+    select next_offset, clock, epoch, sources_published from partition_checkpoints
      where group_id = ${groupId} and topic = ${topic} and partition = ${partition}`;
-  return row ? { nextOffset: Number(row.next_offset), clock: Number(row.clock), epoch: Number(row.epoch) } : null;
+  return row ? claimOf(row) : null;
 }
 
 /** Where every claimed partition of a topic stands, by partition. */
@@ -108,14 +124,10 @@ export async function readCheckpoints(
   groupId: string,
   topic: string,
 ): Promise<Map<number, ClaimedPartition>> {
-  const rows = await sql<{ partition: number; next_offset: string; clock: string; epoch: string }[]>`
-    select partition, next_offset, clock, epoch from partition_checkpoints
+  const rows = await sql<(CheckpointRow & { partition: number })[]>`
+    select partition, next_offset, clock, epoch, sources_published from partition_checkpoints
      where group_id = ${groupId} and topic = ${topic}`;
-  return new Map(rows.map((row) => [Number(row.partition), {
-    nextOffset: Number(row.next_offset),
-    clock: Number(row.clock),
-    epoch: Number(row.epoch),
-  }]));
+  return new Map(rows.map((row) => [Number(row.partition), claimOf(row)]));
 }
 
 /**
@@ -125,10 +137,15 @@ export async function readCheckpoints(
  */
 export type Advance =
   | { readonly outcome: "advanced" | "fenced" | "alreadyCommitted" }
-  | { readonly outcome: "diverged"; readonly storedOffset: number; readonly storedClock: number };
+  | {
+    readonly outcome: "diverged";
+    readonly storedOffset: number;
+    readonly storedClock: number;
+    readonly storedSourcesPublished?: number;
+  };
 
 /**
- * Advances the partition's offset (and its clock) if `epoch` still owns it and, when `previousOffset` is given,
+ * Advances the partition's offset (and its clock and release, `sourcesPublished`: absent, none) if `epoch` still owns it and, when `previousOffset` is given,
  * the offset is still that one. "alreadyCommitted": the same epoch already stands at `nextOffset`,
  * i.e. an earlier attempt of this very checkpoint committed but its reply was lost; writing it
  * again would add the product minute deltas twice. Runs inside the checkpoint transaction, so it
@@ -143,23 +160,27 @@ export async function advanceCheckpoint(
   nextOffset: number,
   clock: number,
   previousOffset?: number,
+  sourcesPublished?: number,
 ): Promise<Advance> {
   const rows = await tx`
     update partition_checkpoints
-       set next_offset = ${nextOffset}, clock = ${clock}, updated_at = now()
+       set next_offset = ${nextOffset}, clock = ${clock}, sources_published = ${sourcesPublished ?? null},
+           updated_at = now()
      where group_id = ${groupId} and topic = ${topic} and partition = ${partition} and epoch = ${epoch}
        ${previousOffset === undefined ? tx`` : tx`and next_offset = ${previousOffset}`}
     returning 1`;
   if (rows.length === 1) return { outcome: "advanced" };
   if (previousOffset === undefined) return { outcome: "fenced" };
-  const [row] = await tx<{ epoch: string; next_offset: string; clock: string }[]>`
-    select epoch, next_offset, clock from partition_checkpoints
+  const [row] = await tx<CheckpointRow[]>`
+    select epoch, next_offset, clock, sources_published from partition_checkpoints
      where group_id = ${groupId} and topic = ${topic} and partition = ${partition}`;
   if (!row || Number(row.epoch) !== epoch) return { outcome: "fenced" };
-  const stored = Number(row.next_offset);
-  return stored === nextOffset
-    ? { outcome: "alreadyCommitted" }
-    : { outcome: "diverged", storedOffset: stored, storedClock: Number(row.clock) };
+  const stored = claimOf(row);
+  if (stored.nextOffset === nextOffset) return { outcome: "alreadyCommitted" };
+  const diverged = { outcome: "diverged", storedOffset: stored.nextOffset, storedClock: stored.clock } as const;
+  return stored.sourcesPublished === undefined
+    ? diverged
+    : { ...diverged, storedSourcesPublished: stored.sourcesPublished };
 }
 
 /** Separates the states' JSON texts in `saveStates`' one text parameter (never in JSON text: see there). */

@@ -1,5 +1,5 @@
 /** The global actor driven directly, without a runtime: its handler over facts, on a clock that follows them. */
-import type { AnalyticsFact } from "../../actors/facts.ts";
+import type { AnalyticsFact, GlobalMessage } from "../../actors/facts.ts";
 import { type AnalyticsHistoryBatch, createGlobalLogic, GLOBAL_KEY, type GlobalState } from "../../actors/global.ts";
 import type { DomainSettings } from "../../actors/settings.ts";
 import type { ActorContext, ActorLogic } from "../../engine/actor.ts";
@@ -21,7 +21,7 @@ export function runGlobal(
   settings: DomainSettings,
   facts: readonly AnalyticsFact[],
   from?: GlobalState,
-): { state: GlobalState; history: AnalyticsHistoryBatch[]; logic: ActorLogic<GlobalState, AnalyticsFact> } {
+): { state: GlobalState; history: AnalyticsHistoryBatch[]; logic: ActorLogic<GlobalState, GlobalMessage> } {
   const logic = createGlobalLogic(settings);
   let state = from ?? logic.initial(GLOBAL_KEY);
   const emitted: { topic: string; value: unknown }[] = [];

@@ -447,3 +447,34 @@ onlyOn(
       }
     }),
 );
+
+onlyOn(
+  "postgresql",
+  "the analytics partition's release is committed with its clock and read back by a new owner, a settled read and a diverged commit",
+  async () => {
+    await withStore(async (store) => {
+      const analytics = { topic: "analytics", partition: 0 };
+      const at = Date.UTC(2026, 10, 1, 10, 39, 50);
+      const first = await store.claim(analytics, "g", "a");
+      assert.deepEqual(first, { epoch: 1, nextOffset: 0, clock: 0 }, "none before the first checkpoint");
+      await store.commit({ ...write(1, 0), tp: analytics, clock: at, sourcesPublished: at, previousOffset: 0 });
+      const claimed = await store.claim(analytics, "g", "b");
+      assert.deepEqual(claimed, { epoch: 2, nextOffset: 0, clock: at, sourcesPublished: at }, "a restart resumes it");
+      await store.commit({ ...write(2, 4), tp: analytics, clock: at + 60_000, sourcesPublished: at + 60_000 });
+      assert.deepEqual(await store.settled(analytics, "g"), {
+        epoch: 2,
+        nextOffset: 4,
+        clock: at + 60_000,
+        sourcesPublished: at + 60_000,
+      });
+      const diverged = await store.commit({ ...write(2, 9), tp: analytics, previousOffset: 0 });
+      assert.deepEqual(diverged, {
+        committed: false,
+        storedOffset: 4,
+        storedClock: at + 60_000,
+        storedSourcesPublished: at + 60_000,
+        expired: 0,
+      });
+    });
+  },
+);

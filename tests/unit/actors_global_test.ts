@@ -388,3 +388,86 @@ Deno.test("abandonment hashes are kept for the latest ABANDONMENT_DEDUPE_MINUTES
   assert.equal(lateMinute?.cartsAbandoned, before + 1);
   assert.equal(lateMinute?.abandonments, null);
 });
+
+Deno.test("business alerts wait for every events partition's watermark: not heard of, behind, a new partition; an idle one that never had a record, or the engine's idle advance, releases them", () => {
+  const logic = createGlobalLogic(domainSettings({}));
+  let state = logic.initial("global");
+  const timers = new Map<string, number>();
+  let clock = 0;
+  let idle = -Infinity;
+  const alerts: { alertId: string; type: string; occurredAt: string }[] = [];
+  const ctx = (now: number, id: string): ActorContext => ({
+    now: () => now,
+    emit: (topic, _key, value) => void (topic === "alerts" && alerts.push(value as (typeof alerts)[number])),
+    outputId: (rule) => `${id}-${rule}`,
+    setTimer: (name, at) => void timers.set(name, at),
+    cancelTimer: (name) => void timers.delete(name),
+    timer: (name) => timers.get(name),
+    sourcesWatermark: () => idle,
+  });
+  /** Fires the timer while due on the clock, as the runtime does (ctx.now() its deadline). */
+  const fire = () => {
+    for (let at = timers.get(EVALUATE_TIMER); at !== undefined && at <= clock; at = timers.get(EVALUATE_TIMER)) {
+      timers.delete(EVALUATE_TIMER);
+      state = logic.onTimer!(state, EVALUATE_TIMER, ctx(at, `timer-${at}`)) as typeof state;
+    }
+  };
+  let offset = 0;
+  const send = (message: Parameters<typeof logic.handle>[1]) => {
+    clock = Math.max(clock, logic.eventTime(message));
+    fire();
+    state = logic.handle(state, message, ctx(clock, `analytics-0-${offset++}`)) as typeof state;
+    fire();
+  };
+  const mark = (partition: number, partitions: number, at: number | null) =>
+    send({ fact: "watermark", partition, partitions, clock: at });
+  /** 6 page views a minute on a partition for its first 20 minutes. */
+  const views = (partition: number) => {
+    for (let s = 0; s < 20 * MIN; s += 10) {
+      const at = T0 + s * 1000 + partition * 5_000;
+      send({
+        fact: "activity",
+        factId: `f-${partition}-${s}`,
+        at,
+        userId: `u${partition}`,
+        session: "s",
+        type: "page_viewed",
+      });
+    }
+  };
+  const minute = (n: number) => T0 + n * 60_000;
+
+  mark(0, 2, 0);
+  views(0);
+  mark(0, 2, minute(20) - 5_000);
+  assert.equal(alerts.length, 0, "partition 1 is not heard of: its facts may still come");
+  assert.equal(state.heldFrom, minute(1));
+  mark(1, 2, 0);
+  views(1);
+  assert.equal(alerts.length, 0, "partition 1 is behind");
+  mark(1, 2, minute(20) - 5_000);
+  assert.equal(alerts.length, 0, "120 page views in every window");
+  assert.equal(state.heldFrom, null);
+  assert.equal(timers.get(EVALUATE_TIMER), minute(20));
+
+  // The traffic stops, and `events` gets a third partition.
+  mark(0, 3, minute(25));
+  mark(1, 3, minute(25));
+  assert.equal(alerts.length, 0, "partition 2 is not heard of yet");
+  mark(2, 3, null);
+  assert.deepEqual(
+    alerts.map((a) => [a.type, a.occurredAt, a.alertId]),
+    [["low_traffic", iso(minute(22)), `analytics-0-${offset - 1}-low_traffic-${minute(22)}`]],
+    "an idle partition that never had a record holds nothing back: evaluated up to the lowest watermark, ahead of the clock",
+  );
+  assert.equal(timers.get(EVALUATE_TIMER), minute(26));
+
+  mark(2, 3, minute(26) - 1);
+  idle = minute(40);
+  clock = minute(40);
+  fire();
+  assert.equal(state.heldFrom, null, "the engine's idle advance, which waits for every source with records left");
+  assert.ok(timers.get(EVALUATE_TIMER)! > minute(40), "every boundary up to it evaluated");
+  const restored = logic.restore(JSON.parse(JSON.stringify(logic.persist(state))));
+  assert.deepEqual(restored.sources, { partitions: 3, clocks: { 0: minute(25), 1: minute(25), 2: minute(26) - 1 } });
+});

@@ -186,3 +186,296 @@ Deno.test("sourceWatermark: the earliest stored clock of the sources with record
   store.partitions.set("other/src:1", { epoch: 1, nextOffset: 0, clock: 1, owner: "o" });
   assert.equal(await limit(1), Infinity, "another group's checkpoints are not this one's");
 });
+
+/** A store whose loads of the given users wait while `slow` is set: a partition whose first checkpoint lags. */
+class SlowLoadsOf extends MemoryCheckpointStore {
+  slow: Promise<void> | undefined;
+  loadsWaiting = 0;
+  constructor(readonly slowUsers: ReadonlySet<string>, wall: () => number) {
+    super(wall);
+  }
+
+  override async load(kind: string, keys: readonly string[]): Promise<Map<string, StoredActor>> {
+    if (kind === "user" && this.slow && keys.some((key) => this.slowUsers.has(key))) {
+      this.loadsWaiting++;
+      await this.slow;
+    }
+    return super.load(kind, keys);
+  }
+}
+
+Deno.test("a user partition that checkpoints first does not move the end of the analytics windows past the facts of one still catching up", async () => {
+  // A fresh start over 20 minutes of log, 12 page views a minute (120 in any 10 minutes), 6 on each user partition.
+  const wall = T0 + 20 * MIN;
+  const topics = topicNames({ TOPIC_PREFIX: "" });
+  const log = new MemoryLog(() => wall);
+  await log.ensureTopics(topicSpecs({ PARTITIONS }, topics));
+  const users = (p: number) =>
+    Array.from({ length: 200 }, (_, i) => `u${i}`).filter((u) => partitionForKey(u, 2) === p);
+  const [first, second] = [users(0), users(1)];
+  const store = new SlowLoadsOf(new Set(second), () => wall);
+  const logics = createDomainLogics();
+  const counts = new Map(topicSpecs({ PARTITIONS }, topics).map((s) => [s.topic, s.partitions] as const));
+  /** An instance as engine/engine.ts builds it; `manual`: housekeeping only when the test calls it. */
+  const instance = async (owner: string, consumed: readonly string[], manual: boolean) => {
+    // One batch holds a partition's whole log: the memory consumer delivers its partitions one at a time.
+    const consumer = log.consumer({ maxBatch: 1_000 });
+    const runtime = new ActorRuntime({
+      store,
+      producer: log.producer(),
+      consumer,
+      topics,
+      groupId: "g",
+      owner,
+      logger: silentLogger,
+      logics: new Map<string, AnyActorLogic>([
+        [topics.events, logics.user],
+        [topics.productEvents, logics.product],
+        [topics.analytics, logics.global],
+      ]),
+      partitionCounts: new Map(consumedTopics(topics).map((t) => [t, counts.get(t)!] as const)),
+      bundledTopics: new Map([topics.productEvents, topics.analytics].map((t) => [t, counts.get(t)!] as const)),
+      checkpointIntervalMs: manual ? 3_600_000 : 20,
+      // A checkpoint after every batch: a housekeeping round would wait for the partition held up.
+      checkpointMaxMessages: 1,
+      idleClockMs: IDLE_MS,
+      retryBackoffMs: { initial: 5, max: 20 },
+      wallClock: () => wall,
+    });
+    if (!manual) runtime.start();
+    await consumer.start(consumed, runtime);
+    return async () => {
+      await runtime.stopClaiming();
+      await consumer.stop();
+      await runtime.stop();
+    };
+  };
+  const b = new EventBuilder(T0);
+  for (let s = 0; s < 20 * 60; s += 5) {
+    const user = (s / 5) % 2 === 0 ? first[(s / 10) % first.length] : second[Math.floor(s / 10) % second.length];
+    log.appendNow([{
+      topic: topics.events,
+      key: user,
+      value: JSON.stringify(b.event("page_viewed", user, s, { url: "/" })),
+    }]);
+  }
+  const checkpointed = (topic: string, partition: number) =>
+    store.partitions.get(`g/${topic}:${partition}`)?.nextOffset ?? 0;
+  const atEnd = (topic: string, partition: number) =>
+    checkpointed(topic, partition) === log.endOffset({ topic, partition });
+  const waitFor = async (what: string, done: () => boolean) => {
+    for (let i = 0; i < 1000 && !done(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.ok(done(), what);
+  };
+  const lowTraffic = () =>
+    log.all(topics.alerts)
+      .map((r) => JSON.parse(new TextDecoder().decode(r.value!)))
+      .filter((a) => a.type === "low_traffic")
+      .map((a) => a.occurredAt);
+
+  let release!: () => void;
+  store.slow = new Promise<void>((resolve) => release = resolve);
+  const stopAnalytics = await instance("analytics-owner", [topics.analytics], false);
+  const stopUsers = await instance("users-owner", [topics.events, topics.productEvents], false);
+  await waitFor("partition 0 has published its facts", () => atEnd(topics.events, 0));
+  assert.ok(store.loadsWaiting > 0 && checkpointed(topics.events, 1) === 0, "partition 1 is still held up");
+  await waitFor("the analytics partition has handled them", () => atEnd(topics.analytics, 0));
+  assert.deepEqual(lowTraffic(), [], "partition 1's facts are still to come: the windows do not end past them");
+
+  store.slow = undefined;
+  release();
+  await waitFor(
+    "everything handled",
+    () => atEnd(topics.events, 0) && atEnd(topics.events, 1) && atEnd(topics.analytics, 0),
+  );
+  assert.deepEqual(lowTraffic(), [], "every window held 120 page views");
+  const global = (await store.load("global", ["global"])).get("global")?.state as { alerts: unknown[] };
+  assert.deepEqual(global.alerts, []);
+  await stopUsers();
+  await stopAnalytics();
+});
+
+Deno.test("user partitions that never had a record hold the analytics alerts back only until they are found idle", async () => {
+  // A new deployment: 20 minutes of traffic on partition 0 alone, 12 page views a minute, then none.
+  let wall = T0 + 20 * MIN;
+  const topics = topicNames({ TOPIC_PREFIX: "" });
+  const log = new MemoryLog(() => wall);
+  await log.ensureTopics(topicSpecs({ PARTITIONS }, topics));
+  const store = new MemoryCheckpointStore(() => wall);
+  const logics = createDomainLogics();
+  const counts = new Map(topicSpecs({ PARTITIONS }, topics).map((s) => [s.topic, s.partitions] as const));
+  const instance = async (owner: string, consumed: readonly string[], manual: boolean) => {
+    const consumer = log.consumer({ maxBatch: 1_000 });
+    const runtime = new ActorRuntime({
+      store,
+      producer: log.producer(),
+      consumer,
+      topics,
+      groupId: "g",
+      owner,
+      logger: silentLogger,
+      logics: new Map<string, AnyActorLogic>([
+        [topics.events, logics.user],
+        [topics.productEvents, logics.product],
+        [topics.analytics, logics.global],
+      ]),
+      partitionCounts: new Map(consumedTopics(topics).map((t) => [t, counts.get(t)!] as const)),
+      bundledTopics: new Map([topics.productEvents, topics.analytics].map((t) => [t, counts.get(t)!] as const)),
+      checkpointIntervalMs: manual ? 3_600_000 : 20,
+      // The analytics instance checkpoints (publishes its alerts) after every batch, and never advances its clock idly:
+      // only the user partitions' watermarks release its evaluations.
+      checkpointMaxMessages: 1,
+      idleClockMs: IDLE_MS,
+      retryBackoffMs: { initial: 5, max: 20 },
+      wallClock: () => wall,
+    });
+    if (!manual) runtime.start();
+    await consumer.start(consumed, runtime);
+    return async () => {
+      await runtime.stopClaiming();
+      await consumer.stop();
+      await runtime.stop();
+    };
+  };
+  const first = Array.from({ length: 200 }, (_, i) => `u${i}`).filter((u) => partitionForKey(u, 2) === 0);
+  const b = new EventBuilder(T0);
+  for (let s = 0; s < 20 * 60; s += 5) {
+    const user = first[(s / 5) % first.length];
+    log.appendNow([{
+      topic: topics.events,
+      key: user,
+      value: JSON.stringify(b.event("page_viewed", user, s, { url: "/" })),
+    }]);
+  }
+  const checkpointed = (topic: string, partition: number) =>
+    store.partitions.get(`g/${topic}:${partition}`)?.nextOffset ?? 0;
+  const atEnd = (topic: string, partition: number) =>
+    checkpointed(topic, partition) === log.endOffset({ topic, partition });
+  const waitFor = async (what: string, done: () => boolean) => {
+    for (let i = 0; i < 1000 && !done(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.ok(done(), what);
+  };
+  const lowTraffic = () =>
+    log.all(topics.alerts)
+      .map((r) => JSON.parse(new TextDecoder().decode(r.value!)))
+      .filter((a) => a.type === "low_traffic")
+      .map((a) => a.occurredAt);
+
+  const stopAnalytics = await instance("analytics-owner", [topics.analytics], true);
+  const stopUsers = await instance("users-owner", [topics.events, topics.productEvents], false);
+  await waitFor("the facts are handled", () => atEnd(topics.events, 0) && atEnd(topics.analytics, 0));
+  assert.deepEqual(lowTraffic(), []);
+
+  // The traffic has stopped: once both partitions are found idle, the drop is reported as soon as the last 10 minutes
+  // hold fewer than 100 page views (minutes 12-19: 96).
+  wall = T0 + 40 * MIN;
+  await waitFor("low_traffic", () => lowTraffic().length > 0);
+  await waitFor("every watermark handled", () => atEnd(topics.analytics, 0));
+  assert.deepEqual(lowTraffic(), [iso(T0 + 22 * MIN)]);
+  await stopUsers();
+  await stopAnalytics();
+});
+
+Deno.test("a restart after the analytics partition checkpointed an idle advance, but not the alerts it released, replays them identical", async () => {
+  // 20 minutes of traffic, 12 page views a minute on each user partition, then none: low_traffic once the last 10
+  // minutes hold fewer than 100. The users' instance is then down, caught up: the analytics idle clock follows the wall.
+  let wall = T0 + 20 * MIN;
+  const topics = topicNames({ TOPIC_PREFIX: "" });
+  const log = new MemoryLog(() => wall);
+  await log.ensureTopics(topicSpecs({ PARTITIONS }, topics));
+  const store = new MemoryCheckpointStore(() => wall);
+  const logics = createDomainLogics();
+  const counts = new Map(topicSpecs({ PARTITIONS }, topics).map((s) => [s.topic, s.partitions] as const));
+  const instance = async (owner: string, consumed: readonly string[], manual: boolean) => {
+    const consumer = log.consumer({ maxBatch: 1_000 });
+    const runtime = new ActorRuntime({
+      store,
+      producer: log.producer(),
+      consumer,
+      topics,
+      groupId: "g",
+      owner,
+      logger: silentLogger,
+      logics: new Map<string, AnyActorLogic>([
+        [topics.events, logics.user],
+        [topics.productEvents, logics.product],
+        [topics.analytics, logics.global],
+      ]),
+      partitionCounts: new Map(consumedTopics(topics).map((t) => [t, counts.get(t)!] as const)),
+      bundledTopics: new Map([topics.productEvents, topics.analytics].map((t) => [t, counts.get(t)!] as const)),
+      checkpointIntervalMs: manual ? 3_600_000 : 20,
+      checkpointMaxMessages: 10_000,
+      idleClockMs: IDLE_MS,
+      retryBackoffMs: { initial: 5, max: 20 },
+      wallClock: () => wall,
+    });
+    if (!manual) runtime.start();
+    await consumer.start(consumed, runtime);
+    return { runtime, consumer };
+  };
+  const users = (p: number) =>
+    Array.from({ length: 200 }, (_, i) => `u${i}`).filter((u) => partitionForKey(u, 2) === p);
+  const [first, second] = [users(0), users(1)];
+  const b = new EventBuilder(T0);
+  for (let s = 0; s < 20 * 60; s += 5) {
+    const user = (s / 5) % 2 === 0 ? first[(s / 10) % first.length] : second[Math.floor(s / 10) % second.length];
+    log.appendNow([{
+      topic: topics.events,
+      key: user,
+      value: JSON.stringify(b.event("page_viewed", user, s, { url: "/" })),
+    }]);
+  }
+  const checkpointed = (topic: string, partition: number) =>
+    store.partitions.get(`g/${topic}:${partition}`)?.nextOffset ?? 0;
+  const atEnd = (topic: string, partition: number) =>
+    checkpointed(topic, partition) === log.endOffset({ topic, partition });
+  const alerts = () => log.all(topics.alerts).map((r) => new TextDecoder().decode(r.value!));
+
+  const analytics = await instance("analytics-owner", [topics.analytics], true);
+  const usersOwner = await instance("users-owner", [topics.events, topics.productEvents], false);
+  for (let i = 0; i < 500 && !(atEnd(topics.events, 0) && atEnd(topics.events, 1)); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  await usersOwner.runtime.stopClaiming();
+  await usersOwner.consumer.stop();
+  await usersOwner.runtime.stop();
+  for (let i = 0; i < 500 && !atEnd(topics.analytics, 0); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    await analytics.runtime.housekeep();
+  }
+  assert.ok(atEnd(topics.analytics, 0), "the facts and watermarks are handled");
+  assert.deepEqual(alerts(), [], "steady traffic so far");
+
+  // The idle advance releases the evaluations up to the wall; its checkpoint commits, and then the process dies
+  // between appending the alerts it released and committing the checkpoint after them.
+  wall = T0 + 40 * MIN;
+  store.failCommitWhen = (w) => w.tp.topic === topics.analytics && w.projections.alerts.length > 0;
+  await analytics.runtime.housekeep().catch(() => {});
+  const firstRun = alerts();
+  assert.ok(firstRun.length > 0, "the idle advance released low_traffic");
+  assert.ok(store.partitions.get(`g/${topics.analytics}:0`)!.clock > T0 + 39 * MIN, "the idle advance is checkpointed");
+  store.failWith = new Error("crashed");
+  await analytics.consumer.stop();
+  await analytics.runtime.stop();
+  store.failWith = null;
+  store.failCommitWhen = null;
+
+  // A new process claims the partition and replays from that checkpoint, at the same wall time and a minute later.
+  const restarted = await instance("analytics-owner-2", [topics.analytics], true);
+  for (let i = 0; i < 5; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    await restarted.runtime.housekeep();
+  }
+  wall += MIN;
+  for (let i = 0; i < 5; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    await restarted.runtime.housekeep();
+  }
+  const replayed = alerts().slice(firstRun.length);
+  assert.deepEqual(replayed.slice(0, firstRun.length), firstRun, "the replay re-produces the alerts, ids and payloads");
+  assert.deepEqual(new Set(alerts()), new Set(firstRun), "and nothing else: no alert twice under another id");
+  const row = store.partitions.get(`g/${topics.analytics}:0`)!;
+  assert.ok(row.clock > T0 + 39 * MIN && row.sourcesPublished === row.clock, "the release is stored with the clock");
+  await restarted.consumer.stop();
+  await restarted.runtime.stop();
+});

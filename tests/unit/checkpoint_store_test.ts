@@ -6,7 +6,13 @@
 import assert from "node:assert/strict";
 import { openEmbeddedDatabase } from "../../engine/embedded_database.ts";
 import { silentLogger } from "../../engine/logger.ts";
-import { ALERT_PRUNE_BATCH, type CheckpointWrite, SqlCheckpointStore } from "../../engine/checkpoint.ts";
+import {
+  ALERT_PRUNE_BATCH,
+  type CheckpointStore,
+  type CheckpointWrite,
+  MemoryCheckpointStore,
+  SqlCheckpointStore,
+} from "../../engine/checkpoint.ts";
 import type { Sql } from "../../engine/database.ts";
 import { type Alert, NO_PROJECTIONS, type Recommendation } from "../../engine/outputs.ts";
 import { migrate, readMigrations } from "../../sql/migrations.ts";
@@ -249,4 +255,40 @@ Deno.test("a commit retried after a lost reply: the same write again is committe
     });
     assert.deepEqual(await store.stored(tp, "g"), { epoch, nextOffset: 5, clock: 1_000 });
   });
+});
+
+/** Both stores keep a fed partition's release with its clock: every read of the checkpoint gives it back. */
+async function checkReleaseKept(store: CheckpointStore): Promise<void> {
+  const analytics = { topic: "analytics", partition: 0 };
+  const first = await store.claim(analytics, "g", "me");
+  assert.deepEqual(first, { epoch: 1, nextOffset: 0, clock: 0 }, "none before the first checkpoint");
+  const at = Date.UTC(2026, 0, 5, 10, 39, 50);
+  const ok = await store.commit({ ...write(first.epoch, 0), tp: analytics, clock: at, sourcesPublished: at });
+  assert.equal(ok.committed, true);
+  const kept = { epoch: 1, nextOffset: 0, clock: at, sourcesPublished: at };
+  assert.deepEqual(await store.stored(analytics, "g"), kept);
+  assert.deepEqual(await store.settled(analytics, "g"), kept);
+  assert.deepEqual((await store.progress("analytics", "g")).get(0), kept);
+  // A new owner (a restart) resumes it with the clock.
+  const second = await store.claim(analytics, "g", "other");
+  assert.deepEqual(second, { ...kept, epoch: 2 });
+  // A commit of unknown outcome that landed: the writer, believing the offset before it, learns what it stored.
+  await store.commit({ ...write(second.epoch, 5), tp: analytics, clock: at + 60_000, sourcesPublished: at + 60_000 });
+  const diverged = await store.commit({ ...write(second.epoch, 9), tp: analytics, previousOffset: 0 });
+  assert.deepEqual(diverged, {
+    committed: false,
+    storedOffset: 5,
+    storedClock: at + 60_000,
+    storedSourcesPublished: at + 60_000,
+    expired: 0,
+  });
+  // A checkpoint without one clears it.
+  await store.commit({ ...write(second.epoch, 6), tp: analytics, previousOffset: 5 });
+  assert.deepEqual(await store.stored(analytics, "g"), { epoch: 2, nextOffset: 6, clock: 6 });
+  assert.deepEqual(await store.claim(analytics, "g", "me"), { epoch: 3, nextOffset: 6, clock: 6 });
+}
+
+Deno.test("a fed partition's release is stored with its clock and read back by a claim, a settled read and a diverged commit (migration 013)", async () => {
+  await withDatabase((sql) => checkReleaseKept(new SqlCheckpointStore(sql)));
+  await checkReleaseKept(new MemoryCheckpointStore());
 });
