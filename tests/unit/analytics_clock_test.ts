@@ -21,6 +21,93 @@ const PARTITIONS = 2;
 const IDLE_MS = 10_000;
 const iso = (ms: number) => new Date(ms).toISOString();
 
+/** How an instance of `analyticsWorld` is built; `manual`: housekeeping only when the test calls it. */
+interface InstanceOptions {
+  readonly manual: boolean;
+  readonly maxBatch?: number;
+  readonly checkpointMaxMessages?: number;
+}
+
+/**
+ * Two `events` partitions on one in-memory log and `store`, at the wall time `wall` gives, with instances wired as
+ * engine/engine.ts wires them, and what the tests read of them.
+ */
+async function analyticsWorld(store: MemoryCheckpointStore, wall: () => number) {
+  const topics = topicNames({ TOPIC_PREFIX: "" });
+  const log = new MemoryLog(wall);
+  await log.ensureTopics(topicSpecs({ PARTITIONS }, topics));
+  const logics = createDomainLogics();
+  const counts = new Map(topicSpecs({ PARTITIONS }, topics).map((s) => [s.topic, s.partitions] as const));
+  const instance = async (owner: string, consumed: readonly string[], options: InstanceOptions) => {
+    const consumer = log.consumer({ maxBatch: options.maxBatch ?? 1_000 });
+    const runtime = new ActorRuntime({
+      store,
+      producer: log.producer(),
+      consumer,
+      topics,
+      groupId: "g",
+      owner,
+      logger: silentLogger,
+      logics: new Map<string, AnyActorLogic>([
+        [topics.events, logics.user],
+        [topics.productEvents, logics.product],
+        [topics.analytics, logics.global],
+      ]),
+      partitionCounts: new Map(consumedTopics(topics).map((t) => [t, counts.get(t)!] as const)),
+      bundledTopics: new Map([topics.productEvents, topics.analytics].map((t) => [t, counts.get(t)!] as const)),
+      checkpointIntervalMs: options.manual ? 3_600_000 : 20,
+      checkpointMaxMessages: options.checkpointMaxMessages ?? 10_000,
+      idleClockMs: IDLE_MS,
+      retryBackoffMs: { initial: 5, max: 20 },
+      wallClock: wall,
+    });
+    if (!options.manual) runtime.start();
+    await consumer.start(consumed, runtime);
+    return {
+      runtime,
+      consumer,
+      stop: async () => {
+        await runtime.stopClaiming();
+        await consumer.stop();
+        await runtime.stop();
+      },
+    };
+  };
+  const builder = new EventBuilder(T0);
+  const checkpointed = (topic: string, partition: number) =>
+    store.partitions.get(`g/${topic}:${partition}`)?.nextOffset ?? 0;
+  return {
+    topics,
+    log,
+    instance,
+    /** Users whose events go to `events` partition `partition`. */
+    users: (partition: number) =>
+      Array.from({ length: 200 }, (_, i) => `u${i}`).filter((u) => partitionForKey(u, PARTITIONS) === partition),
+    /** Appends a page view of `user`, `second` seconds after T0. */
+    view: (user: string, second: number) =>
+      log.appendNow([{
+        topic: topics.events,
+        key: user,
+        value: JSON.stringify(builder.event("page_viewed", user, second, { url: "/" })),
+      }]),
+    checkpointed,
+    atEnd: (topic: string, partition: number) => checkpointed(topic, partition) === log.endOffset({ topic, partition }),
+    alerts: () => log.all(topics.alerts).map((r) => new TextDecoder().decode(r.value!)),
+    /** When each low_traffic alert so far was raised. */
+    lowTraffic: () =>
+      log.all(topics.alerts)
+        .map((r) => JSON.parse(new TextDecoder().decode(r.value!)))
+        .filter((a) => a.type === "low_traffic")
+        .map((a) => a.occurredAt),
+  };
+}
+
+/** Waits (10 ms at a time, 10 s at most) until `done`. */
+async function waitFor(what: string, done: () => boolean): Promise<void> {
+  for (let i = 0; i < 1000 && !done(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.ok(done(), what);
+}
+
 /** A store whose loads of user states wait while `slow` is set: a restart whose first batches (and checkpoint) lag. */
 class SlowUserLoads extends MemoryCheckpointStore {
   slow: Promise<void> | undefined;
@@ -37,52 +124,11 @@ class SlowUserLoads extends MemoryCheckpointStore {
 
 Deno.test("the analytics partition's idle clock waits for the facts of a backlog the user partitions have yet to publish, and follows the wall once they are caught up", async () => {
   let wall = T0 + 20 * MIN;
-  const topics = topicNames({ TOPIC_PREFIX: "" });
-  const log = new MemoryLog(() => wall);
-  await log.ensureTopics(topicSpecs({ PARTITIONS }, topics));
   const store = new SlowUserLoads(() => wall);
-  const logics = createDomainLogics();
-  const counts = new Map(topicSpecs({ PARTITIONS }, topics).map((s) => [s.topic, s.partitions] as const));
-  /** An instance as engine/engine.ts builds it; `manual`: housekeeping only when the test calls it. */
-  const instance = async (owner: string, consumed: readonly string[], manual: boolean) => {
-    const consumer = log.consumer({ maxBatch: 100 });
-    const runtime = new ActorRuntime({
-      store,
-      producer: log.producer(),
-      consumer,
-      topics,
-      groupId: "g",
-      owner,
-      logger: silentLogger,
-      logics: new Map<string, AnyActorLogic>([
-        [topics.events, logics.user],
-        [topics.productEvents, logics.product],
-        [topics.analytics, logics.global],
-      ]),
-      partitionCounts: new Map(consumedTopics(topics).map((t) => [t, counts.get(t)!] as const)),
-      bundledTopics: new Map([topics.productEvents, topics.analytics].map((t) => [t, counts.get(t)!] as const)),
-      checkpointIntervalMs: manual ? 3_600_000 : 20,
-      checkpointMaxMessages: 10_000,
-      idleClockMs: IDLE_MS,
-      retryBackoffMs: { initial: 5, max: 20 },
-      wallClock: () => wall,
-    });
-    if (!manual) runtime.start();
-    await consumer.start(consumed, runtime);
-    return {
-      runtime,
-      stop: async () => {
-        await runtime.stopClaiming();
-        await consumer.stop();
-        await runtime.stop();
-      },
-    };
-  };
-  const checkpointed = (topic: string, partition: number) =>
-    store.partitions.get(`g/${topic}:${partition}`)?.nextOffset ?? 0;
+  const { topics, log, instance, users, view, checkpointed, lowTraffic } = await analyticsWorld(store, () => wall);
   const caughtUp = (topic: string) =>
     log.topicPartitions([topic]).every((tp) => checkpointed(tp.topic, tp.partition) === log.endOffset(tp));
-  const analytics = await instance("analytics-owner", [topics.analytics], true);
+  const analytics = await instance("analytics-owner", [topics.analytics], { manual: true, maxBatch: 100 });
   /** Housekeeping of the analytics instance until the user partitions and it are checkpointed at their ends. */
   const drain = async () => {
     for (let i = 0; i < 500 && !(caughtUp(topics.events) && caughtUp(topics.analytics)); i++) {
@@ -91,32 +137,18 @@ Deno.test("the analytics partition's idle clock waits for the facts of a backlog
     }
     assert.ok(caughtUp(topics.events) && caughtUp(topics.analytics), "drained");
   };
-  const lowTraffic = () =>
-    log.all(topics.alerts)
-      .map((r) => JSON.parse(new TextDecoder().decode(r.value!)))
-      .filter((a) => a.type === "low_traffic")
-      .map((a) => a.occurredAt);
+  const users1Options = { manual: false, maxBatch: 100 };
 
   // 30 page views a minute, 15 on each user partition: 300 in any 10 minutes, and 150 from either partition alone.
-  const users = (p: number) =>
-    Array.from({ length: 200 }, (_, i) => `u${i}`).filter((u) => partitionForKey(u, 2) === p);
   const [first, second] = [users(0), users(1)];
-  const b = new EventBuilder(T0);
   const views = (fromMin: number, toMin: number) => {
     for (let s = fromMin * 60; s < toMin * 60; s += 2) {
-      const user = (s / 2) % 2 === 0
-        ? first[Math.floor(s / 4) % first.length]
-        : second[Math.floor(s / 4) % second.length];
-      log.appendNow([{
-        topic: topics.events,
-        key: user,
-        value: JSON.stringify(b.event("page_viewed", user, s, { url: "/" })),
-      }]);
+      view((s / 2) % 2 === 0 ? first[Math.floor(s / 4) % first.length] : second[Math.floor(s / 4) % second.length], s);
     }
   };
 
   views(0, 20);
-  let users1 = await instance("users-owner", [topics.events, topics.productEvents], false);
+  let users1 = await instance("users-owner", [topics.events, topics.productEvents], users1Options);
   await drain();
   await users1.stop();
   assert.deepEqual(lowTraffic(), [], "steady traffic so far");
@@ -131,7 +163,7 @@ Deno.test("the analytics partition's idle clock waits for the facts of a backlog
   // It restarts, and its first batches take longer than CLOCK_IDLE_MS.
   let release!: () => void;
   store.slow = new Promise<void>((resolve) => release = resolve);
-  users1 = await instance("users-owner", [topics.events, topics.productEvents], false);
+  users1 = await instance("users-owner", [topics.events, topics.productEvents], users1Options);
   for (let i = 0; i < 500 && store.loadsWaiting === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
   assert.ok(store.loadsWaiting > 0, "the restarted instance is held up loading users");
   wall += IDLE_MS + 1_000;
@@ -207,76 +239,22 @@ class SlowLoadsOf extends MemoryCheckpointStore {
 Deno.test("a user partition that checkpoints first does not move the end of the analytics windows past the facts of one still catching up", async () => {
   // A fresh start over 20 minutes of log, 12 page views a minute (120 in any 10 minutes), 6 on each user partition.
   const wall = T0 + 20 * MIN;
-  const topics = topicNames({ TOPIC_PREFIX: "" });
-  const log = new MemoryLog(() => wall);
-  await log.ensureTopics(topicSpecs({ PARTITIONS }, topics));
-  const users = (p: number) =>
-    Array.from({ length: 200 }, (_, i) => `u${i}`).filter((u) => partitionForKey(u, 2) === p);
+  const partitionOneUsers = new Set<string>();
+  const store = new SlowLoadsOf(partitionOneUsers, () => wall);
+  const { topics, instance, users, view, checkpointed, atEnd, lowTraffic } = await analyticsWorld(store, () => wall);
   const [first, second] = [users(0), users(1)];
-  const store = new SlowLoadsOf(new Set(second), () => wall);
-  const logics = createDomainLogics();
-  const counts = new Map(topicSpecs({ PARTITIONS }, topics).map((s) => [s.topic, s.partitions] as const));
-  /** An instance as engine/engine.ts builds it; `manual`: housekeeping only when the test calls it. */
-  const instance = async (owner: string, consumed: readonly string[], manual: boolean) => {
-    // One batch holds a partition's whole log: the memory consumer delivers its partitions one at a time.
-    const consumer = log.consumer({ maxBatch: 1_000 });
-    const runtime = new ActorRuntime({
-      store,
-      producer: log.producer(),
-      consumer,
-      topics,
-      groupId: "g",
-      owner,
-      logger: silentLogger,
-      logics: new Map<string, AnyActorLogic>([
-        [topics.events, logics.user],
-        [topics.productEvents, logics.product],
-        [topics.analytics, logics.global],
-      ]),
-      partitionCounts: new Map(consumedTopics(topics).map((t) => [t, counts.get(t)!] as const)),
-      bundledTopics: new Map([topics.productEvents, topics.analytics].map((t) => [t, counts.get(t)!] as const)),
-      checkpointIntervalMs: manual ? 3_600_000 : 20,
-      // A checkpoint after every batch: a housekeeping round would wait for the partition held up.
-      checkpointMaxMessages: 1,
-      idleClockMs: IDLE_MS,
-      retryBackoffMs: { initial: 5, max: 20 },
-      wallClock: () => wall,
-    });
-    if (!manual) runtime.start();
-    await consumer.start(consumed, runtime);
-    return async () => {
-      await runtime.stopClaiming();
-      await consumer.stop();
-      await runtime.stop();
-    };
-  };
-  const b = new EventBuilder(T0);
+  for (const user of second) partitionOneUsers.add(user);
+  // One batch holds a partition's whole log: the memory consumer delivers its partitions one at a time. A checkpoint
+  // after every batch: a housekeeping round would wait for the partition held up.
+  const options = { manual: false, checkpointMaxMessages: 1 };
   for (let s = 0; s < 20 * 60; s += 5) {
-    const user = (s / 5) % 2 === 0 ? first[(s / 10) % first.length] : second[Math.floor(s / 10) % second.length];
-    log.appendNow([{
-      topic: topics.events,
-      key: user,
-      value: JSON.stringify(b.event("page_viewed", user, s, { url: "/" })),
-    }]);
+    view((s / 5) % 2 === 0 ? first[(s / 10) % first.length] : second[Math.floor(s / 10) % second.length], s);
   }
-  const checkpointed = (topic: string, partition: number) =>
-    store.partitions.get(`g/${topic}:${partition}`)?.nextOffset ?? 0;
-  const atEnd = (topic: string, partition: number) =>
-    checkpointed(topic, partition) === log.endOffset({ topic, partition });
-  const waitFor = async (what: string, done: () => boolean) => {
-    for (let i = 0; i < 1000 && !done(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
-    assert.ok(done(), what);
-  };
-  const lowTraffic = () =>
-    log.all(topics.alerts)
-      .map((r) => JSON.parse(new TextDecoder().decode(r.value!)))
-      .filter((a) => a.type === "low_traffic")
-      .map((a) => a.occurredAt);
 
   let release!: () => void;
   store.slow = new Promise<void>((resolve) => release = resolve);
-  const stopAnalytics = await instance("analytics-owner", [topics.analytics], false);
-  const stopUsers = await instance("users-owner", [topics.events, topics.productEvents], false);
+  const analytics = await instance("analytics-owner", [topics.analytics], options);
+  const usersOwner = await instance("users-owner", [topics.events, topics.productEvents], options);
   await waitFor("partition 0 has published its facts", () => atEnd(topics.events, 0));
   assert.ok(store.loadsWaiting > 0 && checkpointed(topics.events, 1) === 0, "partition 1 is still held up");
   await waitFor("the analytics partition has handled them", () => atEnd(topics.analytics, 0));
@@ -291,78 +269,25 @@ Deno.test("a user partition that checkpoints first does not move the end of the 
   assert.deepEqual(lowTraffic(), [], "every window held 120 page views");
   const global = (await store.load("global", ["global"])).get("global")?.state as { alerts: unknown[] };
   assert.deepEqual(global.alerts, []);
-  await stopUsers();
-  await stopAnalytics();
+  await usersOwner.stop();
+  await analytics.stop();
 });
 
 Deno.test("user partitions that never had a record hold the analytics alerts back only until they are found idle", async () => {
   // A new deployment: 20 minutes of traffic on partition 0 alone, 12 page views a minute, then none.
   let wall = T0 + 20 * MIN;
-  const topics = topicNames({ TOPIC_PREFIX: "" });
-  const log = new MemoryLog(() => wall);
-  await log.ensureTopics(topicSpecs({ PARTITIONS }, topics));
   const store = new MemoryCheckpointStore(() => wall);
-  const logics = createDomainLogics();
-  const counts = new Map(topicSpecs({ PARTITIONS }, topics).map((s) => [s.topic, s.partitions] as const));
-  const instance = async (owner: string, consumed: readonly string[], manual: boolean) => {
-    const consumer = log.consumer({ maxBatch: 1_000 });
-    const runtime = new ActorRuntime({
-      store,
-      producer: log.producer(),
-      consumer,
-      topics,
-      groupId: "g",
-      owner,
-      logger: silentLogger,
-      logics: new Map<string, AnyActorLogic>([
-        [topics.events, logics.user],
-        [topics.productEvents, logics.product],
-        [topics.analytics, logics.global],
-      ]),
-      partitionCounts: new Map(consumedTopics(topics).map((t) => [t, counts.get(t)!] as const)),
-      bundledTopics: new Map([topics.productEvents, topics.analytics].map((t) => [t, counts.get(t)!] as const)),
-      checkpointIntervalMs: manual ? 3_600_000 : 20,
-      // The analytics instance checkpoints (publishes its alerts) after every batch, and never advances its clock idly:
-      // only the user partitions' watermarks release its evaluations.
-      checkpointMaxMessages: 1,
-      idleClockMs: IDLE_MS,
-      retryBackoffMs: { initial: 5, max: 20 },
-      wallClock: () => wall,
-    });
-    if (!manual) runtime.start();
-    await consumer.start(consumed, runtime);
-    return async () => {
-      await runtime.stopClaiming();
-      await consumer.stop();
-      await runtime.stop();
-    };
-  };
-  const first = Array.from({ length: 200 }, (_, i) => `u${i}`).filter((u) => partitionForKey(u, 2) === 0);
-  const b = new EventBuilder(T0);
-  for (let s = 0; s < 20 * 60; s += 5) {
-    const user = first[(s / 5) % first.length];
-    log.appendNow([{
-      topic: topics.events,
-      key: user,
-      value: JSON.stringify(b.event("page_viewed", user, s, { url: "/" })),
-    }]);
-  }
-  const checkpointed = (topic: string, partition: number) =>
-    store.partitions.get(`g/${topic}:${partition}`)?.nextOffset ?? 0;
-  const atEnd = (topic: string, partition: number) =>
-    checkpointed(topic, partition) === log.endOffset({ topic, partition });
-  const waitFor = async (what: string, done: () => boolean) => {
-    for (let i = 0; i < 1000 && !done(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
-    assert.ok(done(), what);
-  };
-  const lowTraffic = () =>
-    log.all(topics.alerts)
-      .map((r) => JSON.parse(new TextDecoder().decode(r.value!)))
-      .filter((a) => a.type === "low_traffic")
-      .map((a) => a.occurredAt);
+  const { topics, instance, users, view, atEnd, lowTraffic } = await analyticsWorld(store, () => wall);
+  const first = users(0);
+  for (let s = 0; s < 20 * 60; s += 5) view(first[(s / 5) % first.length], s);
 
-  const stopAnalytics = await instance("analytics-owner", [topics.analytics], true);
-  const stopUsers = await instance("users-owner", [topics.events, topics.productEvents], false);
+  // The analytics instance checkpoints (publishes its alerts) after every batch, and never advances its clock idly:
+  // only the user partitions' watermarks release its evaluations.
+  const analytics = await instance("analytics-owner", [topics.analytics], { manual: true, checkpointMaxMessages: 1 });
+  const usersOwner = await instance("users-owner", [topics.events, topics.productEvents], {
+    manual: false,
+    checkpointMaxMessages: 1,
+  });
   await waitFor("the facts are handled", () => atEnd(topics.events, 0) && atEnd(topics.analytics, 0));
   assert.deepEqual(lowTraffic(), []);
 
@@ -372,67 +297,22 @@ Deno.test("user partitions that never had a record hold the analytics alerts bac
   await waitFor("low_traffic", () => lowTraffic().length > 0);
   await waitFor("every watermark handled", () => atEnd(topics.analytics, 0));
   assert.deepEqual(lowTraffic(), [iso(T0 + 22 * MIN)]);
-  await stopUsers();
-  await stopAnalytics();
+  await usersOwner.stop();
+  await analytics.stop();
 });
 
 Deno.test("a restart after the analytics partition checkpointed an idle advance, but not the alerts it released, replays them identical", async () => {
   // 20 minutes of traffic, 12 page views a minute on each user partition, then none: low_traffic once the last 10
   // minutes hold fewer than 100. The users' instance is then down, caught up: the analytics idle clock follows the wall.
   let wall = T0 + 20 * MIN;
-  const topics = topicNames({ TOPIC_PREFIX: "" });
-  const log = new MemoryLog(() => wall);
-  await log.ensureTopics(topicSpecs({ PARTITIONS }, topics));
   const store = new MemoryCheckpointStore(() => wall);
-  const logics = createDomainLogics();
-  const counts = new Map(topicSpecs({ PARTITIONS }, topics).map((s) => [s.topic, s.partitions] as const));
-  const instance = async (owner: string, consumed: readonly string[], manual: boolean) => {
-    const consumer = log.consumer({ maxBatch: 1_000 });
-    const runtime = new ActorRuntime({
-      store,
-      producer: log.producer(),
-      consumer,
-      topics,
-      groupId: "g",
-      owner,
-      logger: silentLogger,
-      logics: new Map<string, AnyActorLogic>([
-        [topics.events, logics.user],
-        [topics.productEvents, logics.product],
-        [topics.analytics, logics.global],
-      ]),
-      partitionCounts: new Map(consumedTopics(topics).map((t) => [t, counts.get(t)!] as const)),
-      bundledTopics: new Map([topics.productEvents, topics.analytics].map((t) => [t, counts.get(t)!] as const)),
-      checkpointIntervalMs: manual ? 3_600_000 : 20,
-      checkpointMaxMessages: 10_000,
-      idleClockMs: IDLE_MS,
-      retryBackoffMs: { initial: 5, max: 20 },
-      wallClock: () => wall,
-    });
-    if (!manual) runtime.start();
-    await consumer.start(consumed, runtime);
-    return { runtime, consumer };
-  };
-  const users = (p: number) =>
-    Array.from({ length: 200 }, (_, i) => `u${i}`).filter((u) => partitionForKey(u, 2) === p);
+  const { topics, instance, users, view, atEnd, alerts } = await analyticsWorld(store, () => wall);
   const [first, second] = [users(0), users(1)];
-  const b = new EventBuilder(T0);
   for (let s = 0; s < 20 * 60; s += 5) {
-    const user = (s / 5) % 2 === 0 ? first[(s / 10) % first.length] : second[Math.floor(s / 10) % second.length];
-    log.appendNow([{
-      topic: topics.events,
-      key: user,
-      value: JSON.stringify(b.event("page_viewed", user, s, { url: "/" })),
-    }]);
+    view((s / 5) % 2 === 0 ? first[(s / 10) % first.length] : second[Math.floor(s / 10) % second.length], s);
   }
-  const checkpointed = (topic: string, partition: number) =>
-    store.partitions.get(`g/${topic}:${partition}`)?.nextOffset ?? 0;
-  const atEnd = (topic: string, partition: number) =>
-    checkpointed(topic, partition) === log.endOffset({ topic, partition });
-  const alerts = () => log.all(topics.alerts).map((r) => new TextDecoder().decode(r.value!));
-
-  const analytics = await instance("analytics-owner", [topics.analytics], true);
-  const usersOwner = await instance("users-owner", [topics.events, topics.productEvents], false);
+  const analytics = await instance("analytics-owner", [topics.analytics], { manual: true });
+  const usersOwner = await instance("users-owner", [topics.events, topics.productEvents], { manual: false });
   for (let i = 0; i < 500 && !(atEnd(topics.events, 0) && atEnd(topics.events, 1)); i++) {
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
@@ -461,7 +341,7 @@ Deno.test("a restart after the analytics partition checkpointed an idle advance,
   store.failCommitWhen = null;
 
   // A new process claims the partition and replays from that checkpoint, at the same wall time and a minute later.
-  const restarted = await instance("analytics-owner-2", [topics.analytics], true);
+  const restarted = await instance("analytics-owner-2", [topics.analytics], { manual: true });
   for (let i = 0; i < 5; i++) {
     await new Promise((resolve) => setTimeout(resolve, 10));
     await restarted.runtime.housekeep();
