@@ -110,6 +110,8 @@ export interface GlobalState {
   readonly sources: SourceClocks | null;
   /** The earliest minute boundary come due on the clock whose evaluation waits for a source's watermark. */
   readonly heldFrom: number | null;
+  /** The latest minute boundary evaluated: a late fact never sets the timer back to it (watermarks may run ahead). */
+  readonly evaluatedTo: number | null;
 }
 
 /** The persisted form, with realtime summaries for readers (ignored by restore). */
@@ -142,6 +144,7 @@ export function initialGlobal(key: string = GLOBAL_KEY): GlobalState {
     dedupe: EMPTY_DEDUPE,
     sources: null,
     heldFrom: null,
+    evaluatedTo: null,
   };
 }
 
@@ -168,7 +171,8 @@ export function createGlobalLogic(
 export const globalLogic: ActorLogic<GlobalState, GlobalMessage> = createGlobalLogic();
 
 function handle(state: GlobalState, fact: AnalyticsFact, ctx: ActorContext, s: DomainSettings): GlobalState {
-  const next = minuteOf(ctx.now()) + MINUTE;
+  // Not before the first boundary not evaluated yet: a watermark may have evaluated minutes ahead of the clock.
+  const next = Math.max(minuteOf(ctx.now()), state.evaluatedTo ?? -Infinity) + MINUTE;
   const due = ctx.timer(EVALUATE_TIMER);
   if (due === undefined || due > next) ctx.setTimer(EVALUATE_TIMER, next);
 
@@ -384,7 +388,7 @@ function evaluate(state: GlobalState, at: number, ctx: ActorContext, s: DomainSe
     alerts = rememberAlert(alerts, alert, GLOBAL_RECENT_ALERTS);
   }
 
-  return { ...state, lastAlertAt, alerts };
+  return { ...state, lastAlertAt, alerts, evaluatedTo: at };
 }
 
 /** The boundary after `at` to evaluate: every minute while facts are recent, then per cooldown, then none. */

@@ -471,3 +471,57 @@ Deno.test("business alerts wait for every events partition's watermark: not hear
   const restored = logic.restore(JSON.parse(JSON.stringify(logic.persist(state))));
   assert.deepEqual(restored.sources, { partitions: 3, clocks: { 0: minute(25), 1: minute(25), 2: minute(26) - 1 } });
 });
+
+Deno.test("a late fact after watermarks released minutes ahead of the analytics clock does not evaluate those minutes again", () => {
+  const logic = createGlobalLogic(domainSettings({}));
+  let state = logic.initial("global");
+  const timers = new Map<string, number>();
+  let clock = 0;
+  const alerts: { alertId: string; type: string; occurredAt: string }[] = [];
+  const ctx = (now: number, id: string): ActorContext => ({
+    now: () => now,
+    emit: (topic, _key, value) => void (topic === "alerts" && alerts.push(value as (typeof alerts)[number])),
+    outputId: (rule) => `${id}-${rule}`,
+    setTimer: (name, at) => void timers.set(name, at),
+    cancelTimer: (name) => void timers.delete(name),
+    timer: (name) => timers.get(name),
+    sourcesWatermark: () => -Infinity,
+  });
+  const fire = () => {
+    for (let at = timers.get(EVALUATE_TIMER); at !== undefined && at <= clock; at = timers.get(EVALUATE_TIMER)) {
+      timers.delete(EVALUATE_TIMER);
+      state = logic.onTimer!(state, EVALUATE_TIMER, ctx(at, `timer-${at}`)) as typeof state;
+    }
+  };
+  let offset = 0;
+  const send = (message: Parameters<typeof logic.handle>[1]) => {
+    clock = Math.max(clock, logic.eventTime(message));
+    fire();
+    state = logic.handle(state, message, ctx(clock, `analytics-0-${offset++}`)) as typeof state;
+    fire();
+  };
+  const minute = (n: number) => T0 + n * 60_000;
+  let n = 0;
+  const view = (at: number, loadTime: number) =>
+    send({ fact: "activity", factId: `f-${n++}`, at, userId: "u", session: "s", type: "page_viewed", loadTime });
+
+  // 12 page views a minute for 10 minutes, each loading in 1 s; then the shop is quiet, and the one partition's
+  // watermark releases the minutes up to 10:13, ahead of the analytics clock (the last fact, 10:09:55).
+  send({ fact: "watermark", partition: 0, partitions: 1, clock: 0 });
+  for (let s = 0; s < 10 * MIN; s += 5) view(T0 + s * 1000, 1);
+  send({ fact: "watermark", partition: 0, partitions: 1, clock: minute(13) + 1_000 });
+  assert.deepEqual(alerts.map((a) => [a.type, a.occurredAt]), [["low_traffic", iso(minute(12))]]);
+  assert.equal(timers.get(EVALUATE_TIMER), minute(14));
+
+  // 30 late page views dated 10:08, loading in 60 s: they count in their minute, but the windows that hold it
+  // (those ending 10:09 to 10:13) were evaluated already, and the next one (10:14, from 10:09) does not hold it.
+  for (let i = 0; i < 30; i++) view(minute(8), 60);
+  assert.equal(timers.get(EVALUATE_TIMER), minute(14), "the next boundary is still the first not evaluated");
+  send({ fact: "watermark", partition: 0, partitions: 1, clock: minute(14) + 1_000 });
+  assert.deepEqual(
+    alerts.map((a) => [a.type, a.occurredAt]),
+    [["low_traffic", iso(minute(12))]],
+    "no minute evaluated again: slow_pages is not raised for 10:10 after 10:13 was evaluated",
+  );
+  assert.equal(timers.get(EVALUATE_TIMER), minute(15));
+});
