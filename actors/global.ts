@@ -273,7 +273,9 @@ function onWatermark(state: GlobalState, mark: SourceWatermark, ctx: ActorContex
   const from = next.heldFrom ?? ctx.timer(EVALUATE_TIMER);
   if (from === undefined) return next;
   const now = ctx.now();
-  return advance(next, ctx, s, from, Math.max(now, releasedTo(next, ctx)), minuteOf(now) + MINUTE);
+  // Ahead of the clock only as far as a partition's clock: none holding anything back (Infinity) is not a time.
+  const released = releasedTo(next, ctx);
+  return advance(next, ctx, s, from, released === Infinity ? now : Math.max(now, released), minuteOf(now) + MINUTE);
 }
 
 /**

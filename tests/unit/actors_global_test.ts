@@ -525,3 +525,39 @@ Deno.test("a late fact after watermarks released minutes ahead of the analytics 
   );
   assert.equal(timers.get(EVALUATE_TIMER), minute(15));
 });
+
+Deno.test("watermarks of partitions that never had a record release nothing past the analytics clock", () => {
+  // Facts fed to `analytics` directly, beside an `events` topic none of whose partitions has had a record: every
+  // watermark is null (holds nothing back), and the minutes are evaluated on the clock, not ahead of it.
+  const logic = createGlobalLogic(domainSettings({}));
+  let state = logic.initial("global");
+  const timers = new Map<string, number>();
+  const alerts: { type: string; occurredAt: string }[] = [];
+  const ctx = (now: number, id: string): ActorContext => ({
+    now: () => now,
+    emit: (topic, _key, value) => void (topic === "alerts" && alerts.push(value as (typeof alerts)[number])),
+    outputId: (rule) => `${id}-${rule}`,
+    setTimer: (name, at) => void timers.set(name, at),
+    cancelTimer: (name) => void timers.delete(name),
+    timer: (name) => timers.get(name),
+    sourcesWatermark: () => -Infinity,
+  });
+  let clock = 0;
+  let n = 0;
+  const send = (message: Parameters<typeof logic.handle>[1]) => {
+    clock = Math.max(clock, logic.eventTime(message));
+    for (let at = timers.get(EVALUATE_TIMER); at !== undefined && at <= clock; at = timers.get(EVALUATE_TIMER)) {
+      timers.delete(EVALUATE_TIMER);
+      state = logic.onTimer!(state, EVALUATE_TIMER, ctx(at, `timer-${at}`)) as typeof state;
+    }
+    state = logic.handle(state, message, ctx(clock, `analytics-0-${n++}`)) as typeof state;
+  };
+  // 12 page views a minute for 20 minutes: 120 in any 10 minutes.
+  for (let s = 0; s < 20 * MIN; s += 5) {
+    send({ fact: "activity", factId: `f-${n}`, at: T0 + s * 1000, userId: "u", session: "s", type: "page_viewed" });
+  }
+  send({ fact: "watermark", partition: 0, partitions: 2, clock: null });
+  send({ fact: "watermark", partition: 1, partitions: 2, clock: null });
+  assert.deepEqual(alerts, [], "no window ending after the latest fact (10:19:55) is evaluated yet");
+  assert.equal(timers.get(EVALUATE_TIMER), T0 + 20 * MIN * 1000);
+});
