@@ -426,10 +426,15 @@ export class PartitionWorker {
     }
   }
 
-  /** Whether the log holds no record past the next one to handle (unknown: no). */
+  /**
+   * Whether the log holds no record past the next one to handle (unknown: no). Records retention deleted before they
+   * were handled are none left: no batch ever brings them, and the position stays before them.
+   */
   async #nothingLeft(): Promise<boolean> {
     try {
-      return await this.#deps.consumer.endOffset(this.#tp) <= this.#position;
+      const { consumer } = this.#deps;
+      const end = await consumer.endOffset(this.#tp);
+      return end <= this.#position || end <= await consumer.earliestOffset(this.#tp);
     } catch (error) {
       this.#log.warn("cannot read the partition's end offset; its watermark waits", { error });
       return false;

@@ -359,3 +359,32 @@ Deno.test("a restart after the analytics partition checkpointed an idle advance,
   await restarted.consumer.stop();
   await restarted.runtime.stop();
 });
+
+Deno.test("a user partition whose every record retention deleted before it was handled holds the analytics alerts back only until it is found idle", async () => {
+  // A new consumer group on an `events` topic whose partition 1 had a few records, all deleted by retention since, and
+  // no traffic now; partition 0 has 20 minutes of traffic, 12 page views a minute, then none.
+  let wall = T0 + 20 * MIN;
+  const store = new MemoryCheckpointStore(() => wall);
+  const { topics, log, instance, users, view, atEnd, lowTraffic } = await analyticsWorld(store, () => wall);
+  const [first, second] = [users(0), users(1)];
+  for (let i = 0; i < 5; i++) view(second[i], 0);
+  log.deleteBefore({ topic: topics.events, partition: 1 }, 5);
+  for (let s = 0; s < 20 * 60; s += 5) view(first[(s / 5) % first.length], s);
+
+  // Only the user partitions' watermarks release the evaluations (no idle advance of the analytics partition).
+  const analytics = await instance("analytics-owner", [topics.analytics], { manual: true, checkpointMaxMessages: 1 });
+  const usersOwner = await instance("users-owner", [topics.events, topics.productEvents], {
+    manual: false,
+    checkpointMaxMessages: 1,
+  });
+  await waitFor("the facts are handled", () => atEnd(topics.events, 0) && atEnd(topics.analytics, 0));
+  assert.deepEqual(lowTraffic(), []);
+
+  // Partition 1 has nothing left to handle (its log's end is its start): once found idle, it holds nothing back.
+  wall = T0 + 40 * MIN;
+  await waitFor("low_traffic", () => lowTraffic().length > 0);
+  await waitFor("every watermark handled", () => atEnd(topics.analytics, 0));
+  assert.deepEqual(lowTraffic(), [iso(T0 + 22 * MIN)]);
+  await usersOwner.stop();
+  await analytics.stop();
+});
