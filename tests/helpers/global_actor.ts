@@ -1,6 +1,12 @@
-/** The global actor driven directly, without a runtime: its handler over facts, on a clock that follows them. */
+/** The global actor driven directly, without a runtime, on a clock that follows its messages. */
 import type { AnalyticsFact, GlobalMessage } from "../../actors/facts.ts";
-import { type AnalyticsHistoryBatch, createGlobalLogic, GLOBAL_KEY, type GlobalState } from "../../actors/global.ts";
+import {
+  type AnalyticsHistoryBatch,
+  createGlobalLogic,
+  EVALUATE_TIMER,
+  GLOBAL_KEY,
+  type GlobalState,
+} from "../../actors/global.ts";
 import type { DomainSettings } from "../../actors/settings.ts";
 import type { ActorContext, ActorLogic } from "../../engine/actor.ts";
 
@@ -32,4 +38,76 @@ export function runGlobal(
   }
   const history = emitted.filter((e) => e.topic === "analyticsHistory").map((e) => e.value as AnalyticsHistoryBatch);
   return { state, history, logic };
+}
+
+/** What the global actor emitted to `alerts`, as `driveGlobal` collects it. */
+export interface DrivenAlert {
+  readonly alertId: string;
+  readonly type: string;
+  readonly occurredAt: string;
+}
+
+/** The global actor under `driveGlobal`: its logic, evaluation timer, collected alerts and current state. */
+export interface GlobalDriver {
+  readonly logic: ActorLogic<GlobalState, GlobalMessage>;
+  readonly timers: Map<string, number>;
+  readonly alerts: DrivenAlert[];
+  readonly state: GlobalState;
+  /** How many messages were sent: the last one's id is `analytics-0-<sent - 1>`. */
+  readonly sent: number;
+  /** Moves the clock to `to` (never back) and fires the evaluation timer while it is due. */
+  advanceTo(to: number): void;
+  /** Handles `message` at the clock its event time moves to, with the timer fired before and after. */
+  send(message: GlobalMessage): void;
+}
+
+/**
+ * The global actor driven as the runtime drives its partition: the clock follows the messages' event time, its
+ * evaluation timer fires while due on the clock (ctx.now() its deadline, ids `timer-<deadline>`) before and after
+ * each message (ids `analytics-0-<n>`, n counting the messages), and its alerts are collected.
+ */
+export function driveGlobal(
+  settings: DomainSettings,
+  options: { readonly sourcesWatermark?: () => number } = {},
+): GlobalDriver {
+  const logic = createGlobalLogic(settings);
+  let state = logic.initial(GLOBAL_KEY);
+  const timers = new Map<string, number>();
+  const alerts: DrivenAlert[] = [];
+  let clock = 0;
+  let sent = 0;
+  const sourcesWatermark = options.sourcesWatermark ?? (() => -Infinity);
+  const ctx = (now: number, id: string): ActorContext => ({
+    now: () => now,
+    emit: (topic, _key, value) => void (topic === "alerts" && alerts.push(value as DrivenAlert)),
+    outputId: (rule) => `${id}-${rule}`,
+    setTimer: (name, at) => void timers.set(name, at),
+    cancelTimer: (name) => void timers.delete(name),
+    timer: (name) => timers.get(name),
+    sourcesWatermark,
+  });
+  const advanceTo = (to: number) => {
+    clock = Math.max(clock, to);
+    for (let at = timers.get(EVALUATE_TIMER); at !== undefined && at <= clock; at = timers.get(EVALUATE_TIMER)) {
+      timers.delete(EVALUATE_TIMER);
+      state = logic.onTimer!(state, EVALUATE_TIMER, ctx(at, `timer-${at}`)) as GlobalState;
+    }
+  };
+  return {
+    logic,
+    timers,
+    alerts,
+    get state(): GlobalState {
+      return state;
+    },
+    get sent(): number {
+      return sent;
+    },
+    advanceTo,
+    send(message: GlobalMessage): void {
+      advanceTo(logic.eventTime(message));
+      state = logic.handle(state, message, ctx(clock, `analytics-0-${sent++}`)) as GlobalState;
+      advanceTo(clock);
+    },
+  };
 }

@@ -13,7 +13,7 @@ import { domainSettings } from "../../actors/settings.ts";
 import { ABANDONMENT_DEDUPE_MINUTES } from "../../actors/rollups.ts";
 import { EventBuilder, fold } from "../helpers/fold.ts";
 import { parseJson } from "../../engine/json_parse.ts";
-import { runGlobal } from "../helpers/global_actor.ts";
+import { driveGlobal, runGlobal } from "../helpers/global_actor.ts";
 
 const MIN = 60;
 const HOUR = 3600;
@@ -390,42 +390,16 @@ Deno.test("abandonment hashes are kept for the latest ABANDONMENT_DEDUPE_MINUTES
 });
 
 Deno.test("business alerts wait for every events partition's watermark: not heard of, behind, a new partition; an idle one that never had a record, or the engine's idle advance, releases them", () => {
-  const logic = createGlobalLogic(domainSettings({}));
-  let state = logic.initial("global");
-  const timers = new Map<string, number>();
-  let clock = 0;
   let idle = -Infinity;
-  const alerts: { alertId: string; type: string; occurredAt: string }[] = [];
-  const ctx = (now: number, id: string): ActorContext => ({
-    now: () => now,
-    emit: (topic, _key, value) => void (topic === "alerts" && alerts.push(value as (typeof alerts)[number])),
-    outputId: (rule) => `${id}-${rule}`,
-    setTimer: (name, at) => void timers.set(name, at),
-    cancelTimer: (name) => void timers.delete(name),
-    timer: (name) => timers.get(name),
-    sourcesWatermark: () => idle,
-  });
-  /** Fires the timer while due on the clock, as the runtime does (ctx.now() its deadline). */
-  const fire = () => {
-    for (let at = timers.get(EVALUATE_TIMER); at !== undefined && at <= clock; at = timers.get(EVALUATE_TIMER)) {
-      timers.delete(EVALUATE_TIMER);
-      state = logic.onTimer!(state, EVALUATE_TIMER, ctx(at, `timer-${at}`)) as typeof state;
-    }
-  };
-  let offset = 0;
-  const send = (message: Parameters<typeof logic.handle>[1]) => {
-    clock = Math.max(clock, logic.eventTime(message));
-    fire();
-    state = logic.handle(state, message, ctx(clock, `analytics-0-${offset++}`)) as typeof state;
-    fire();
-  };
+  const g = driveGlobal(domainSettings({}), { sourcesWatermark: () => idle });
+  const { alerts, timers } = g;
   const mark = (partition: number, partitions: number, at: number | null) =>
-    send({ fact: "watermark", partition, partitions, clock: at });
+    g.send({ fact: "watermark", partition, partitions, clock: at });
   /** 6 page views a minute on a partition for its first 20 minutes. */
   const views = (partition: number) => {
     for (let s = 0; s < 20 * MIN; s += 10) {
       const at = T0 + s * 1000 + partition * 5_000;
-      send({
+      g.send({
         fact: "activity",
         factId: `f-${partition}-${s}`,
         at,
@@ -441,13 +415,13 @@ Deno.test("business alerts wait for every events partition's watermark: not hear
   views(0);
   mark(0, 2, minute(20) - 5_000);
   assert.equal(alerts.length, 0, "partition 1 is not heard of: its facts may still come");
-  assert.equal(state.heldFrom, minute(1));
+  assert.equal(g.state.heldFrom, minute(1));
   mark(1, 2, 0);
   views(1);
   assert.equal(alerts.length, 0, "partition 1 is behind");
   mark(1, 2, minute(20) - 5_000);
   assert.equal(alerts.length, 0, "120 page views in every window");
-  assert.equal(state.heldFrom, null);
+  assert.equal(g.state.heldFrom, null);
   assert.equal(timers.get(EVALUATE_TIMER), minute(20));
 
   // The traffic stops, and `events` gets a third partition.
@@ -457,59 +431,33 @@ Deno.test("business alerts wait for every events partition's watermark: not hear
   mark(2, 3, null);
   assert.deepEqual(
     alerts.map((a) => [a.type, a.occurredAt, a.alertId]),
-    [["low_traffic", iso(minute(22)), `analytics-0-${offset - 1}-low_traffic-${minute(22)}`]],
+    [["low_traffic", iso(minute(22)), `analytics-0-${g.sent - 1}-low_traffic-${minute(22)}`]],
     "an idle partition that never had a record holds nothing back: evaluated up to the lowest watermark, ahead of the clock",
   );
   assert.equal(timers.get(EVALUATE_TIMER), minute(26));
 
   mark(2, 3, minute(26) - 1);
   idle = minute(40);
-  clock = minute(40);
-  fire();
-  assert.equal(state.heldFrom, null, "the engine's idle advance, which waits for every source with records left");
+  g.advanceTo(minute(40));
+  assert.equal(g.state.heldFrom, null, "the engine's idle advance, which waits for every source with records left");
   assert.ok(timers.get(EVALUATE_TIMER)! > minute(40), "every boundary up to it evaluated");
-  const restored = logic.restore(JSON.parse(JSON.stringify(logic.persist(state))));
+  const restored = g.logic.restore(JSON.parse(JSON.stringify(g.logic.persist(g.state))));
   assert.deepEqual(restored.sources, { partitions: 3, clocks: { 0: minute(25), 1: minute(25), 2: minute(26) - 1 } });
 });
 
 Deno.test("a late fact after watermarks released minutes ahead of the analytics clock does not evaluate those minutes again", () => {
-  const logic = createGlobalLogic(domainSettings({}));
-  let state = logic.initial("global");
-  const timers = new Map<string, number>();
-  let clock = 0;
-  const alerts: { alertId: string; type: string; occurredAt: string }[] = [];
-  const ctx = (now: number, id: string): ActorContext => ({
-    now: () => now,
-    emit: (topic, _key, value) => void (topic === "alerts" && alerts.push(value as (typeof alerts)[number])),
-    outputId: (rule) => `${id}-${rule}`,
-    setTimer: (name, at) => void timers.set(name, at),
-    cancelTimer: (name) => void timers.delete(name),
-    timer: (name) => timers.get(name),
-    sourcesWatermark: () => -Infinity,
-  });
-  const fire = () => {
-    for (let at = timers.get(EVALUATE_TIMER); at !== undefined && at <= clock; at = timers.get(EVALUATE_TIMER)) {
-      timers.delete(EVALUATE_TIMER);
-      state = logic.onTimer!(state, EVALUATE_TIMER, ctx(at, `timer-${at}`)) as typeof state;
-    }
-  };
-  let offset = 0;
-  const send = (message: Parameters<typeof logic.handle>[1]) => {
-    clock = Math.max(clock, logic.eventTime(message));
-    fire();
-    state = logic.handle(state, message, ctx(clock, `analytics-0-${offset++}`)) as typeof state;
-    fire();
-  };
+  const g = driveGlobal(domainSettings({}));
+  const { alerts, timers } = g;
   const minute = (n: number) => T0 + n * 60_000;
   let n = 0;
   const view = (at: number, loadTime: number) =>
-    send({ fact: "activity", factId: `f-${n++}`, at, userId: "u", session: "s", type: "page_viewed", loadTime });
+    g.send({ fact: "activity", factId: `f-${n++}`, at, userId: "u", session: "s", type: "page_viewed", loadTime });
 
   // 12 page views a minute for 10 minutes, each loading in 1 s; then the shop is quiet, and the one partition's
   // watermark releases the minutes up to 10:13, ahead of the analytics clock (the last fact, 10:09:55).
-  send({ fact: "watermark", partition: 0, partitions: 1, clock: 0 });
+  g.send({ fact: "watermark", partition: 0, partitions: 1, clock: 0 });
   for (let s = 0; s < 10 * MIN; s += 5) view(T0 + s * 1000, 1);
-  send({ fact: "watermark", partition: 0, partitions: 1, clock: minute(13) + 1_000 });
+  g.send({ fact: "watermark", partition: 0, partitions: 1, clock: minute(13) + 1_000 });
   assert.deepEqual(alerts.map((a) => [a.type, a.occurredAt]), [["low_traffic", iso(minute(12))]]);
   assert.equal(timers.get(EVALUATE_TIMER), minute(14));
 
@@ -517,7 +465,7 @@ Deno.test("a late fact after watermarks released minutes ahead of the analytics 
   // (those ending 10:09 to 10:13) were evaluated already, and the next one (10:14, from 10:09) does not hold it.
   for (let i = 0; i < 30; i++) view(minute(8), 60);
   assert.equal(timers.get(EVALUATE_TIMER), minute(14), "the next boundary is still the first not evaluated");
-  send({ fact: "watermark", partition: 0, partitions: 1, clock: minute(14) + 1_000 });
+  g.send({ fact: "watermark", partition: 0, partitions: 1, clock: minute(14) + 1_000 });
   assert.deepEqual(
     alerts.map((a) => [a.type, a.occurredAt]),
     [["low_traffic", iso(minute(12))]],
@@ -529,35 +477,13 @@ Deno.test("a late fact after watermarks released minutes ahead of the analytics 
 Deno.test("watermarks of partitions that never had a record release nothing past the analytics clock", () => {
   // Facts fed to `analytics` directly, beside an `events` topic none of whose partitions has had a record: every
   // watermark is null (holds nothing back), and the minutes are evaluated on the clock, not ahead of it.
-  const logic = createGlobalLogic(domainSettings({}));
-  let state = logic.initial("global");
-  const timers = new Map<string, number>();
-  const alerts: { type: string; occurredAt: string }[] = [];
-  const ctx = (now: number, id: string): ActorContext => ({
-    now: () => now,
-    emit: (topic, _key, value) => void (topic === "alerts" && alerts.push(value as (typeof alerts)[number])),
-    outputId: (rule) => `${id}-${rule}`,
-    setTimer: (name, at) => void timers.set(name, at),
-    cancelTimer: (name) => void timers.delete(name),
-    timer: (name) => timers.get(name),
-    sourcesWatermark: () => -Infinity,
-  });
-  let clock = 0;
-  let n = 0;
-  const send = (message: Parameters<typeof logic.handle>[1]) => {
-    clock = Math.max(clock, logic.eventTime(message));
-    for (let at = timers.get(EVALUATE_TIMER); at !== undefined && at <= clock; at = timers.get(EVALUATE_TIMER)) {
-      timers.delete(EVALUATE_TIMER);
-      state = logic.onTimer!(state, EVALUATE_TIMER, ctx(at, `timer-${at}`)) as typeof state;
-    }
-    state = logic.handle(state, message, ctx(clock, `analytics-0-${n++}`)) as typeof state;
-  };
+  const g = driveGlobal(domainSettings({}));
   // 12 page views a minute for 20 minutes: 120 in any 10 minutes.
   for (let s = 0; s < 20 * MIN; s += 5) {
-    send({ fact: "activity", factId: `f-${n}`, at: T0 + s * 1000, userId: "u", session: "s", type: "page_viewed" });
+    g.send({ fact: "activity", factId: `f-${s}`, at: T0 + s * 1000, userId: "u", session: "s", type: "page_viewed" });
   }
-  send({ fact: "watermark", partition: 0, partitions: 2, clock: null });
-  send({ fact: "watermark", partition: 1, partitions: 2, clock: null });
-  assert.deepEqual(alerts, [], "no window ending after the latest fact (10:19:55) is evaluated yet");
-  assert.equal(timers.get(EVALUATE_TIMER), T0 + 20 * MIN * 1000);
+  g.send({ fact: "watermark", partition: 0, partitions: 2, clock: null });
+  g.send({ fact: "watermark", partition: 1, partitions: 2, clock: null });
+  assert.deepEqual(g.alerts, [], "no window ending after the latest fact (10:19:55) is evaluated yet");
+  assert.equal(g.timers.get(EVALUATE_TIMER), T0 + 20 * MIN * 1000);
 });
