@@ -9,6 +9,7 @@ import type { LogFields, LogLevel } from "./logger.ts";
 
 /** A thread blocked this long is not a slow query or a long checkpoint: PGlite's normal statements take milliseconds. */
 export const DEFAULT_STALL_MS = 30_000;
+/** Period of the heartbeat and of the worker's check: a stall is reported within one beat of `stallMs`. */
 const DEFAULT_BEAT_MS = 1_000;
 
 /** Settings of the watchdog. */
@@ -17,7 +18,9 @@ export interface StallWatchdogOptions {
   readonly fields: LogFields;
   /** The process's log level: the reports are errors and warnings, dropped only at "error" for the second. */
   readonly level: LogLevel;
+  /** How long the heartbeat may be silent before the stall is reported (default DEFAULT_STALL_MS). */
   readonly stallMs?: number;
+  /** The heartbeat's and the check's period (default DEFAULT_BEAT_MS). */
   readonly beatMs?: number;
 }
 
