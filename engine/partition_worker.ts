@@ -15,6 +15,7 @@
  * through other partitions' checkpoints (analytics) follows the wall no further than they have published; those
  * partitions (events) publish their clock to it after their facts, as watermark records (WorkerDeps.watermarks).
  */
+import type { SourceWatermark } from "../actors/facts.ts";
 import type { ActorContext, AnyActorLogic, Emitted } from "./actor.ts";
 import type { CheckpointStore, Claim, CommitResult, StoredActor } from "./checkpoint.ts";
 import type { Topics } from "./config.ts";
@@ -953,7 +954,13 @@ export class PartitionWorker {
       clock = 0;
     }
     this.#watermarkQueued = clock;
-    const value = { fact: "watermark", partition: this.#tp.partition, partitions: to.partitions, clock };
+    // Typed by the schema the global actor decodes it with (actors/facts.ts), so the two cannot drift apart.
+    const value: SourceWatermark = {
+      fact: "watermark",
+      partition: this.#tp.partition,
+      partitions: to.partitions,
+      clock,
+    };
     this.#outputs.add({ topic: to.topic, key: to.key, value: JSON.stringify(value) });
   }
 
