@@ -82,9 +82,7 @@ export async function openEmbeddedDatabase(
     await db?.close().catch(() => {});
     throw new DatabaseUnavailableError(
       `Cannot open the embedded database in ${pgdata}: ${describePGliteError(error)}`,
-      {
-        cause: error,
-      },
+      { cause: error },
     );
   }
   const url = `postgres://postgres@${server.getServerConn()}/postgres`;
