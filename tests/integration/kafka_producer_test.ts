@@ -16,8 +16,8 @@ import { onlyOn } from "../helpers/modes.ts";
 import { services, uniqueName } from "../helpers/services.ts";
 import { startTcpProxy } from "../helpers/tcp_proxy.ts";
 
-/** A fresh one-partition topic and a producer of the engine's. */
-async function producerOnNewTopic() {
+/** A fresh topic (one partition unless told) and a producer of the engine's, with the client it was made from. */
+async function producerOnNewTopic(partitions = 1) {
   const options = {
     brokers: [services().kafkaBrokers],
     clientId: uniqueName("p"),
@@ -25,11 +25,11 @@ async function producerOnNewTopic() {
     publishTimeoutMs: 10_000,
   };
   const kafka = createKafka(options);
-  const topic = uniqueName("big");
+  const topic = uniqueName("topic");
   const admin = new KafkaAdmin(kafka);
-  await admin.ensureTopics([{ topic, partitions: 1 }], 1);
+  await admin.ensureTopics([{ topic, partitions }], 1);
   await admin.close();
-  return { topic, producer: new KafkaProducer(kafka, options) };
+  return { topic, producer: new KafkaProducer(kafka, options), kafka };
 }
 
 onlyOn("kafka", {
@@ -103,18 +103,7 @@ onlyOn("kafka", {
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    const options = {
-      brokers: [services().kafkaBrokers],
-      clientId: uniqueName("p"),
-      logger: silentLogger,
-      publishTimeoutMs: 10_000,
-    };
-    const kafka = createKafka(options);
-    const topic = uniqueName("ends");
-    const admin = new KafkaAdmin(kafka);
-    await admin.ensureTopics([{ topic, partitions: 3 }], 1);
-    await admin.close();
-    const producer = new KafkaProducer(kafka, options);
+    const { topic, producer, kafka } = await producerOnNewTopic(3);
     const consumer = new KafkaConsumer(kafka, { groupId: uniqueName("g") }, silentLogger);
     try {
       await producer.append([0, 0, 2, 0].map((partition) => ({ topic, key: "k", value: "v", partition })));
