@@ -145,11 +145,11 @@ export type Advance =
   };
 
 /**
- * Advances the partition's offset (and its clock and release, `sourcesPublished`: absent, none) if `epoch` still owns it and, when `previousOffset` is given,
- * the offset is still that one. "alreadyCommitted": the same epoch already stands at `nextOffset`,
- * i.e. an earlier attempt of this very checkpoint committed but its reply was lost; writing it
- * again would add the product minute deltas twice. Runs inside the checkpoint transaction, so it
- * also locks the row until commit.
+ * Advances the partition's offset (and its clock and release, `sourcesPublished`: absent, none) if `epoch` still
+ * owns it and, when `previousOffset` is given, the offset is still that one. "alreadyCommitted": the same epoch
+ * already stands at `nextOffset`, i.e. an earlier attempt of this very checkpoint committed but its reply was lost;
+ * writing it again would add the product minute deltas twice. Runs inside the checkpoint transaction, so it also
+ * locks the row until commit.
  */
 export async function advanceCheckpoint(
   tx: TransactionSql,
