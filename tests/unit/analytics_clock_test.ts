@@ -102,6 +102,31 @@ async function analyticsWorld(store: MemoryCheckpointStore, wall: () => number) 
   };
 }
 
+/**
+ * Partition 0's 20 minutes of traffic, 12 page views a minute, already in the log, handled with only the user
+ * partitions' watermarks releasing the evaluations (the analytics instance checkpoints, publishing its alerts, after
+ * every batch, and never advances its clock idly): nothing is raised while partition 1 may still publish; once the
+ * traffic has stopped (`quiet` moves the wall to 10:40) and both partitions are found idle, the drop is reported as
+ * soon as the last 10 minutes hold fewer than 100 page views (minutes 12-19: 96).
+ */
+async function heldUntilFoundIdle(world: Awaited<ReturnType<typeof analyticsWorld>>, quiet: () => void): Promise<void> {
+  const { topics, instance, atEnd, lowTraffic } = world;
+  const analytics = await instance("analytics-owner", [topics.analytics], { manual: true, checkpointMaxMessages: 1 });
+  const usersOwner = await instance("users-owner", [topics.events, topics.productEvents], {
+    manual: false,
+    checkpointMaxMessages: 1,
+  });
+  await waitFor("the facts are handled", () => atEnd(topics.events, 0) && atEnd(topics.analytics, 0));
+  assert.deepEqual(lowTraffic(), []);
+
+  quiet();
+  await waitFor("low_traffic", () => lowTraffic().length > 0);
+  await waitFor("every watermark handled", () => atEnd(topics.analytics, 0));
+  assert.deepEqual(lowTraffic(), [iso(T0 + 22 * MIN)]);
+  await usersOwner.stop();
+  await analytics.stop();
+}
+
 /** Waits (10 ms at a time, 10 s at most) until `done`. */
 async function waitFor(what: string, done: () => boolean): Promise<void> {
   for (let i = 0; i < 1000 && !done(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
@@ -277,28 +302,12 @@ Deno.test("user partitions that never had a record hold the analytics alerts bac
   // A new deployment: 20 minutes of traffic on partition 0 alone, 12 page views a minute, then none.
   let wall = T0 + 20 * MIN;
   const store = new MemoryCheckpointStore(() => wall);
-  const { topics, instance, users, view, atEnd, lowTraffic } = await analyticsWorld(store, () => wall);
-  const first = users(0);
-  for (let s = 0; s < 20 * 60; s += 5) view(first[(s / 5) % first.length], s);
+  const world = await analyticsWorld(store, () => wall);
+  const first = world.users(0);
+  for (let s = 0; s < 20 * 60; s += 5) world.view(first[(s / 5) % first.length], s);
 
-  // The analytics instance checkpoints (publishes its alerts) after every batch, and never advances its clock idly:
-  // only the user partitions' watermarks release its evaluations.
-  const analytics = await instance("analytics-owner", [topics.analytics], { manual: true, checkpointMaxMessages: 1 });
-  const usersOwner = await instance("users-owner", [topics.events, topics.productEvents], {
-    manual: false,
-    checkpointMaxMessages: 1,
-  });
-  await waitFor("the facts are handled", () => atEnd(topics.events, 0) && atEnd(topics.analytics, 0));
-  assert.deepEqual(lowTraffic(), []);
-
-  // The traffic has stopped: once both partitions are found idle, the drop is reported as soon as the last 10 minutes
-  // hold fewer than 100 page views (minutes 12-19: 96).
-  wall = T0 + 40 * MIN;
-  await waitFor("low_traffic", () => lowTraffic().length > 0);
-  await waitFor("every watermark handled", () => atEnd(topics.analytics, 0));
-  assert.deepEqual(lowTraffic(), [iso(T0 + 22 * MIN)]);
-  await usersOwner.stop();
-  await analytics.stop();
+  // Partition 1 never had a record: once found idle, it holds nothing back.
+  await heldUntilFoundIdle(world, () => wall = T0 + 40 * MIN);
 });
 
 Deno.test("a restart after the analytics partition checkpointed an idle advance, but not the alerts it released, replays them identical", async () => {
@@ -365,26 +374,12 @@ Deno.test("a user partition whose every record retention deleted before it was h
   // no traffic now; partition 0 has 20 minutes of traffic, 12 page views a minute, then none.
   let wall = T0 + 20 * MIN;
   const store = new MemoryCheckpointStore(() => wall);
-  const { topics, log, instance, users, view, atEnd, lowTraffic } = await analyticsWorld(store, () => wall);
-  const [first, second] = [users(0), users(1)];
-  for (let i = 0; i < 5; i++) view(second[i], 0);
-  log.deleteBefore({ topic: topics.events, partition: 1 }, 5);
-  for (let s = 0; s < 20 * 60; s += 5) view(first[(s / 5) % first.length], s);
-
-  // Only the user partitions' watermarks release the evaluations (no idle advance of the analytics partition).
-  const analytics = await instance("analytics-owner", [topics.analytics], { manual: true, checkpointMaxMessages: 1 });
-  const usersOwner = await instance("users-owner", [topics.events, topics.productEvents], {
-    manual: false,
-    checkpointMaxMessages: 1,
-  });
-  await waitFor("the facts are handled", () => atEnd(topics.events, 0) && atEnd(topics.analytics, 0));
-  assert.deepEqual(lowTraffic(), []);
+  const world = await analyticsWorld(store, () => wall);
+  const [first, second] = [world.users(0), world.users(1)];
+  for (let i = 0; i < 5; i++) world.view(second[i], 0);
+  world.log.deleteBefore({ topic: world.topics.events, partition: 1 }, 5);
+  for (let s = 0; s < 20 * 60; s += 5) world.view(first[(s / 5) % first.length], s);
 
   // Partition 1 has nothing left to handle (its log's end is its start): once found idle, it holds nothing back.
-  wall = T0 + 40 * MIN;
-  await waitFor("low_traffic", () => lowTraffic().length > 0);
-  await waitFor("every watermark handled", () => atEnd(topics.analytics, 0));
-  assert.deepEqual(lowTraffic(), [iso(T0 + 22 * MIN)]);
-  await usersOwner.stop();
-  await analytics.stop();
+  await heldUntilFoundIdle(world, () => wall = T0 + 40 * MIN);
 });
