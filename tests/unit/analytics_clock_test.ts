@@ -325,9 +325,7 @@ Deno.test("a restart after the analytics partition checkpointed an idle advance,
   for (let i = 0; i < 500 && !(atEnd(topics.events, 0) && atEnd(topics.events, 1)); i++) {
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
-  await usersOwner.runtime.stopClaiming();
-  await usersOwner.consumer.stop();
-  await usersOwner.runtime.stop();
+  await usersOwner.stop();
   for (let i = 0; i < 500 && !atEnd(topics.analytics, 0); i++) {
     await new Promise((resolve) => setTimeout(resolve, 10));
     await analytics.runtime.housekeep();
