@@ -136,8 +136,11 @@ function perItemReasons(error: unknown): string | undefined {
   if (!Array.isArray(items) || items.length === 0) return undefined;
   const topics = new Map<string, string[]>();
   for (const item of items) {
+    const why = message(item);
+    const names = topics.get(why) ?? [];
     const topic = (item as { topic?: unknown }).topic;
-    topics.set(message(item), [...topics.get(message(item)) ?? [], ...typeof topic === "string" ? [topic] : []]);
+    if (typeof topic === "string") names.push(topic);
+    topics.set(why, names);
   }
   return [...topics].map(([why, names]) => names.length > 0 ? `${why} (${names.join(", ")})` : why).join("; ");
 }
