@@ -1,5 +1,6 @@
 /** The three actor types of the domain, built from one settings object. */
-import type { ActorLogic } from "../engine/actor.ts";
+import type { ActorLogic, AnyActorLogic } from "../engine/actor.ts";
+import type { Topics } from "../engine/config.ts";
 import type { StoredEvent } from "./events.ts";
 import type { GlobalMessage, ProductMessage } from "./facts.ts";
 import { createGlobalLogic, type GlobalState } from "./global.ts";
@@ -23,4 +24,13 @@ export function createDomainLogics(settings: DomainSettings = DEFAULT_DOMAIN_SET
     product: createProductLogic(settings),
     global: createGlobalLogic(settings),
   };
+}
+
+/** The runtime's topic → logic map: the one wiring of which topic feeds which actor type, for the engine and its tests. */
+export function logicsByTopic(topics: Topics, logics: DomainLogics): Map<string, AnyActorLogic> {
+  return new Map<string, AnyActorLogic>([
+    [topics.events, logics.user],
+    [topics.productEvents, logics.product],
+    [topics.analytics, logics.global],
+  ]);
 }

@@ -3,14 +3,13 @@
  * engine is ready), backend (log + database) and migrations, the actor runtime. `stop()` shuts
  * down, and a failed start-up closes what it opened, in the reverse order.
  */
-import { createDomainLogics } from "../actors/domain.ts";
+import { createDomainLogics, logicsByTopic } from "../actors/domain.ts";
 import { type CheckResult, operationsRoutes, type ReadinessChecks } from "../http/operations_routes.ts";
 import { queryRoutes, trendSettings } from "../http/query_routes.ts";
 import { buildRoutes, startingRoutes } from "../http/routes.ts";
 import { createHandler } from "../http/server.ts";
 import { migrate } from "../sql/migrations.ts";
 import { claimStateOwner } from "../sql/state_owner.ts";
-import type { AnyActorLogic } from "./actor.ts";
 import { guardStrayNetworkErrors } from "./stray_errors.ts";
 import { advertisedUrl } from "./advertised_url.ts";
 import { type Backend, openBackend } from "./backend.ts";
@@ -150,11 +149,7 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
       groupId: config.GROUP_ID,
       owner: instanceId,
       logger: log,
-      logics: new Map<string, AnyActorLogic>([
-        [topics.events, domain.user],
-        [topics.productEvents, domain.product],
-        [topics.analytics, domain.global],
-      ]),
+      logics: logicsByTopic(topics, domain),
       checkpointIntervalMs: config.CHECKPOINT_INTERVAL_MS,
       checkpointMaxMessages: config.CHECKPOINT_MAX_MESSAGES,
       maxActors: config.MAX_ACTORS,

@@ -9,8 +9,7 @@ import { topicNames, topicSpecs } from "../../engine/config.ts";
 import { silentLogger } from "../../engine/logger.ts";
 import { MemoryLog } from "../../engine/memory_log.ts";
 import { ActorRuntime } from "../../engine/runtime.ts";
-import type { AnyActorLogic } from "../../engine/actor.ts";
-import { createDomainLogics } from "../../actors/domain.ts";
+import { createDomainLogics, logicsByTopic } from "../../actors/domain.ts";
 import { parseCsv, textChunks } from "../../actors/import/csv.ts";
 import { importRees46 } from "../../actors/import/rees46.ts";
 import type { StoredEvent } from "../../actors/events.ts";
@@ -51,11 +50,7 @@ Deno.test("the user, product and global actors in ActorRuntime end in the states
     groupId: "g",
     owner: "test",
     logger: silentLogger,
-    logics: new Map<string, AnyActorLogic>([
-      [topics.events, logics.user],
-      [topics.productEvents, logics.product],
-      [topics.analytics, logics.global],
-    ]),
+    logics: logicsByTopic(topics, logics),
     checkpointIntervalMs: 20,
     checkpointMaxMessages: 200,
     idleClockMs: 1e12, // no wall-clock advance: only event time moves the clocks

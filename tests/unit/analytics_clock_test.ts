@@ -4,14 +4,13 @@
  * `events` and `product-events` partitions.
  */
 import assert from "node:assert/strict";
-import type { AnyActorLogic } from "../../engine/actor.ts";
 import { MemoryCheckpointStore, type StoredActor } from "../../engine/checkpoint.ts";
 import { consumedTopics, topicNames, topicSpecs } from "../../engine/config.ts";
 import { silentLogger } from "../../engine/logger.ts";
 import { MemoryLog } from "../../engine/memory_log.ts";
 import { partitionForKey } from "../../engine/partitioner.ts";
 import { ActorRuntime } from "../../engine/runtime.ts";
-import { createDomainLogics } from "../../actors/domain.ts";
+import { createDomainLogics, logicsByTopic } from "../../actors/domain.ts";
 import { sourceWatermark } from "../../engine/source_watermark.ts";
 import { EventBuilder } from "../helpers/fold.ts";
 
@@ -48,11 +47,7 @@ async function analyticsWorld(store: MemoryCheckpointStore, wall: () => number) 
       groupId: "g",
       owner,
       logger: silentLogger,
-      logics: new Map<string, AnyActorLogic>([
-        [topics.events, logics.user],
-        [topics.productEvents, logics.product],
-        [topics.analytics, logics.global],
-      ]),
+      logics: logicsByTopic(topics, logics),
       partitionCounts: new Map(consumedTopics(topics).map((t) => [t, counts.get(t)!] as const)),
       bundledTopics: new Map([topics.productEvents, topics.analytics].map((t) => [t, counts.get(t)!] as const)),
       checkpointIntervalMs: options.manual ? 3_600_000 : 20,
