@@ -23,6 +23,8 @@ import { DEFAULT_TEMPLATE_DIR, readTemplate, saveTemplate, templatePath } from "
 export const PGDATA_DIR = "pgdata";
 /** Written next to PGDATA_DIR once the database was initialised completely. */
 const INITIALISED_MARKER = "pgdata.initialised";
+/** Names a database set aside because its initialisation did not finish (followed by the time). */
+const INCOMPLETE_SUFFIX = ".incomplete-";
 /** PGlite runs no autovacuum (single-user PostgreSQL), so the engine vacuums this often. */
 const DEFAULT_VACUUM_INTERVAL_MS = 10 * 60_000;
 
@@ -64,7 +66,8 @@ export async function openEmbeddedDatabase(
   const marker = `${dataDir}/${INITIALISED_MARKER}`;
   const initialised = await exists(marker);
   if (!initialised && await exists(pgdata)) {
-    const aside = `${pgdata}.incomplete-${Date.now()}`;
+    await removeEarlierAsides(dataDir, log);
+    const aside = `${pgdata}${INCOMPLETE_SUFFIX}${Date.now()}`;
     log.warn("setting aside a database whose initialisation did not finish", { from: pgdata, to: aside });
     await Deno.rename(pgdata, aside);
   }
@@ -173,5 +176,20 @@ async function exists(path: string): Promise<boolean> {
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return false;
     throw error;
+  }
+}
+
+/**
+ * Deletes the databases earlier interrupted first starts set aside, so that repeated interruptions
+ * keep one (the latest, for inspection) rather than a full database's worth of files each. They
+ * hold nothing: the marker is written before the engine stores anything.
+ */
+async function removeEarlierAsides(dataDir: string, log: Logger): Promise<void> {
+  const prefix = `${PGDATA_DIR}${INCOMPLETE_SUFFIX}`;
+  for await (const entry of Deno.readDir(dataDir)) {
+    if (!entry.name.startsWith(prefix)) continue;
+    const path = `${dataDir}/${entry.name}`;
+    log.info("deleting a database an earlier interrupted first start set aside", { path });
+    await Deno.remove(path, { recursive: true });
   }
 }

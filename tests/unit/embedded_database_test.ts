@@ -25,3 +25,29 @@ Deno.test("a pgdata that is a file, not a directory, is named with the error PGl
     await Deno.remove(dataDir, { recursive: true });
   }
 });
+
+Deno.test("an interrupted first start is set aside, and only the latest of those set aside is kept", async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "embedded-database-" });
+  try {
+    // Two earlier first starts were interrupted: one set aside by a later start, one left as pgdata.
+    await Deno.mkdir(`${dataDir}/pgdata.incomplete-1`);
+    await Deno.writeTextFile(`${dataDir}/pgdata.incomplete-1/PG_VERSION`, "17\n");
+    await Deno.mkdir(`${dataDir}/pgdata`);
+    await Deno.writeTextFile(`${dataDir}/pgdata/PG_VERSION`, "17\n");
+    const db = await openEmbeddedDatabase(dataDir, { logger: silentLogger, templateDir: null, vacuumIntervalMs: 0 });
+    try {
+      assert.deepEqual([...await db.sql`select 1 as one`], [{ one: 1 }]);
+    } finally {
+      await db.close();
+    }
+    const names = [];
+    for await (const entry of Deno.readDir(dataDir)) names.push(entry.name);
+    const asides = names.filter((name) => name.startsWith("pgdata.incomplete-"));
+    assert.equal(asides.length, 1, names.join(", "));
+    assert.notEqual(asides[0], "pgdata.incomplete-1");
+    assert.equal(await Deno.readTextFile(`${dataDir}/${asides[0]}/PG_VERSION`), "17\n");
+    assert.ok(names.includes("pgdata.initialised"));
+  } finally {
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});
