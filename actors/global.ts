@@ -81,7 +81,7 @@ export interface AnalyticsHistoryBatch {
 
 /** The `events` partitions publishing facts here, as their watermarks say. */
 export interface SourceClocks {
-  /** The partition count of `events`, as the latest watermark gave it. */
+  /** The partition count of `events`, the largest any watermark gave. */
   readonly partitions: number;
   /** Partition → its latest watermark (event time, epoch ms); null: idle and never had a record. */
   readonly clocks: Readonly<Record<string, number | null>>;
@@ -269,7 +269,9 @@ function onEvaluate(state: GlobalState, ctx: ActorContext, s: DomainSettings): G
  */
 function onWatermark(state: GlobalState, mark: SourceWatermark, ctx: ActorContext, s: DomainSettings): GlobalState {
   const clocks = { ...state.sources?.clocks, [String(mark.partition)]: mark.clock };
-  const next = { ...state, sources: { partitions: mark.partitions, clocks } };
+  // A topic's partitions are never removed: a smaller count is an instance not restarted since some were added.
+  const partitions = Math.max(state.sources?.partitions ?? 0, mark.partitions);
+  const next = { ...state, sources: { partitions, clocks } };
   const from = next.heldFrom ?? ctx.timer(EVALUATE_TIMER);
   if (from === undefined) return next;
   const now = ctx.now();

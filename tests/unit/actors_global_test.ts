@@ -487,3 +487,21 @@ Deno.test("watermarks of partitions that never had a record release nothing past
   assert.deepEqual(g.alerts, [], "no window ending after the latest fact (10:19:55) is evaluated yet");
   assert.equal(g.timers.get(EVALUATE_TIMER), T0 + 20 * MIN * 1000);
 });
+
+Deno.test("a watermark naming fewer `events` partitions than one before it does not stop the wait for the others", () => {
+  // During a rolling restart after partitions were added to `events`, an instance still running with the old count
+  // publishes watermarks naming it; partitions are never removed from a topic, so the larger count stands.
+  const g = driveGlobal(domainSettings({}));
+  g.send({ fact: "watermark", partition: 0, partitions: 2, clock: 0 });
+  g.send({ fact: "watermark", partition: 1, partitions: 2, clock: 0 });
+  for (let s = 0; s < 20 * MIN; s += 5) {
+    g.send({ fact: "activity", factId: `f-${s}`, at: T0 + s * 1000, userId: "u", session: "s", type: "page_viewed" });
+  }
+  g.send({ fact: "watermark", partition: 0, partitions: 2, clock: T0 + 5 * MIN * 1000 });
+  g.send({ fact: "watermark", partition: 1, partitions: 2, clock: T0 + 5 * MIN * 1000 });
+  const held = g.state.heldFrom;
+  assert.ok(held !== null && held <= T0 + 6 * MIN * 1000, `held at ${held}`);
+  g.send({ fact: "watermark", partition: 0, partitions: 1, clock: T0 + 19 * MIN * 1000 });
+  assert.equal(g.state.sources?.partitions, 2);
+  assert.equal(g.state.heldFrom, held, "partition 1 (at 10:05) still holds the minutes after it back");
+});
