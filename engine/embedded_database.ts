@@ -14,6 +14,7 @@
 import { PGlite } from "@electric-sql/pglite";
 import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
 import { connectDatabase, type Sql } from "./database.ts";
+import { LOCK_FILE } from "./data_dir_lock.ts";
 import { DatabaseUnavailableError } from "./errors.ts";
 import type { Logger } from "./logger.ts";
 import { describePGliteError } from "./pglite_error.ts";
@@ -47,6 +48,14 @@ export interface EmbeddedDatabase {
   readonly fromTemplate: boolean;
   /** Closes the client, the socket server and PGlite, in that order. */
   close(): Promise<void>;
+}
+
+/**
+ * Whether an engine has started on `dataDir` (it initialised its database there, or holds or held its lock while
+ * initialising it): tools that must not create a database where none is ask first.
+ */
+export async function engineHasRunIn(dataDir: string): Promise<boolean> {
+  return await exists(`${dataDir}/${INITIALISED_MARKER}`) || await exists(`${dataDir}/${LOCK_FILE}`);
 }
 
 /**
