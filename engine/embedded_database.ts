@@ -18,6 +18,7 @@ import { LOCK_FILE } from "./data_dir_lock.ts";
 import { DatabaseUnavailableError } from "./errors.ts";
 import type { Logger } from "./logger.ts";
 import { describePGliteError } from "./pglite_error.ts";
+import { checkPgdataOwner, foreignFileError } from "./pgdata_owner.ts";
 import { DEFAULT_TEMPLATE_DIR, readTemplate, saveTemplate, templatePath } from "./pglite_template.ts";
 
 /** Subdirectory of DATA_DIR holding PostgreSQL's files. */
@@ -77,6 +78,7 @@ export async function openEmbeddedDatabase(
     log.warn("setting aside a database whose initialisation did not finish", { from: pgdata, to: aside });
     await Deno.rename(pgdata, aside);
   }
+  if (initialised) await checkPgdataOwner(dataDir, pgdata);
   let db: PGlite | undefined;
   let server: PGLiteSocketServer | undefined;
   let fromTemplate = false;
@@ -89,6 +91,8 @@ export async function openEmbeddedDatabase(
   } catch (error) {
     await server?.stop().catch(() => {});
     await db?.close().catch(() => {});
+    const foreign = initialised ? await foreignFileError(dataDir, pgdata).catch(() => null) : null;
+    if (foreign) throw foreign;
     throw new DatabaseUnavailableError(
       `Cannot open the embedded database in ${pgdata}: ${describePGliteError(error)}`,
       { cause: error },
