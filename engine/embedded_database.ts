@@ -14,9 +14,11 @@
 import { PGlite } from "@electric-sql/pglite";
 import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
 import { connectDatabase, type Sql } from "./database.ts";
+import { LOCK_FILE } from "./data_dir_lock.ts";
 import { DatabaseUnavailableError } from "./errors.ts";
 import type { Logger } from "./logger.ts";
 import { describePGliteError } from "./pglite_error.ts";
+import { checkPgdataOwner, foreignFileError } from "./pgdata_owner.ts";
 import { DEFAULT_TEMPLATE_DIR, readTemplate, saveTemplate, templatePath } from "./pglite_template.ts";
 
 /** Subdirectory of DATA_DIR holding PostgreSQL's files. */
@@ -52,6 +54,14 @@ export interface EmbeddedDatabase {
 }
 
 /**
+ * Whether an engine has started on `dataDir` (it initialised its database there, or holds or held its lock while
+ * initialising it): tools that must not create a database where none is ask first.
+ */
+export async function engineHasRunIn(dataDir: string): Promise<boolean> {
+  return await exists(`${dataDir}/${INITIALISED_MARKER}`) || await exists(`${dataDir}/${LOCK_FILE}`);
+}
+
+/**
  * Opens (initialising on first use) the database under `dataDir`, which must exist and be locked
  * by the caller. A first start that was interrupted before initialisation finished is set aside
  * and initialised again.
@@ -71,6 +81,7 @@ export async function openEmbeddedDatabase(
     log.warn("setting aside a database whose initialisation did not finish", { from: pgdata, to: aside });
     await Deno.rename(pgdata, aside);
   }
+  if (initialised) await checkPgdataOwner(dataDir, pgdata);
   let db: PGlite | undefined;
   let server: PGLiteSocketServer | undefined;
   let fromTemplate = false;
@@ -83,6 +94,8 @@ export async function openEmbeddedDatabase(
   } catch (error) {
     await server?.stop().catch(() => {});
     await db?.close().catch(() => {});
+    const foreign = initialised ? await foreignFileError(dataDir, pgdata).catch(() => null) : null;
+    if (foreign) throw foreign;
     throw new DatabaseUnavailableError(
       `Cannot open the embedded database in ${pgdata}: ${describePGliteError(error)}`,
       { cause: error },

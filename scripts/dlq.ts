@@ -6,6 +6,7 @@
  */
 import { loadConfig, reportConfigError, topicNames } from "../engine/config.ts";
 import { openBackend } from "../engine/backend.ts";
+import { engineHasRunIn } from "../engine/embedded_database.ts";
 import { replayDlq } from "../engine/dlq_replay.ts";
 import { ConfigError, DataDirInUseError } from "../engine/errors.ts";
 import { DEAD_LETTER_CODES } from "../engine/dead_letter.ts";
@@ -58,6 +59,14 @@ try {
 }
 const logger = createLogger(config.LOG_LEVEL);
 const topics = topicNames(config);
+if (config.mode === "embedded" && !(await engineHasRunIn(config.DATA_DIR))) {
+  // Opening it would initialise an empty log there and report "replayed 0": a mistyped DATA_DIR looked like an empty DLQ.
+  console.error(
+    `dlq: DATA_DIR ${JSON.stringify(config.DATA_DIR)} holds no embedded database (no engine has run on it): set ` +
+      "DATA_DIR to the engine's (default ./data, relative to the folder the engine was started in)",
+  );
+  Deno.exit(2);
+}
 let backend: Awaited<ReturnType<typeof openBackend>>;
 try {
   backend = await openBackend(config, topics, logger);

@@ -31,3 +31,41 @@ Deno.test("dlq replay while the embedded engine holds DATA_DIR says to stop it f
     await Deno.remove(dataDir, { recursive: true });
   }
 });
+
+Deno.test("dlq replay on a DATA_DIR no engine has run on refuses, naming it, instead of replaying an empty new log", async () => {
+  const parent = await Deno.makeTempDir({ prefix: "dlq-command-" });
+  try {
+    const inherited = Deno.env.toObject();
+    for (const name of ["KAFKA_BROKERS", "DATABASE_URL", "DATA_DIR"]) delete inherited[name];
+    const run = (dataDir: string) =>
+      new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", "--quiet", "scripts/dlq.ts", "replay"],
+        cwd: ROOT,
+        env: { ...inherited, DATA_DIR: dataDir },
+        clearEnv: true,
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+        signal: AbortSignal.timeout(30_000),
+      }).output();
+    // A mistyped path, and an existing folder without a database (the engine runs with another DATA_DIR).
+    const missing = `${parent}/dta`;
+    const empty = `${parent}/empty`;
+    await Deno.mkdir(empty);
+    for (const dataDir of [missing, empty]) {
+      const output = await run(dataDir);
+      const stderr = new TextDecoder().decode(output.stderr).trim();
+      assert.equal(output.code, 2, stderr);
+      assert.equal(new TextDecoder().decode(output.stdout), "", "nothing reported as replayed");
+      assert.equal(
+        stderr,
+        `dlq: DATA_DIR ${JSON.stringify(dataDir)} holds no embedded database (no engine has run on it): set DATA_DIR ` +
+          "to the engine's (default ./data, relative to the folder the engine was started in)",
+      );
+    }
+    await assert.rejects(Deno.stat(missing), Deno.errors.NotFound, "the mistyped DATA_DIR was not created");
+    assert.deepEqual([...Deno.readDirSync(empty)], [], "no database was created in the empty folder");
+  } finally {
+    await Deno.remove(parent, { recursive: true });
+  }
+});

@@ -181,3 +181,17 @@ Deno.test("README's test prerequisites name every file of ../shared/data/ that a
   assert.match(prerequisites, /`\.\.\/shared\/data\/`/);
   assert.deepEqual([...read].filter((name) => !prerequisites.includes(`\`${name}\``)), []);
 });
+
+Deno.test("README's tools example imports into a fresh DATA_DIR, not the quick start's, as its import paragraph asks", async () => {
+  // Imported after the quick start's live events, every historical cart is reported abandoned at once, even those
+  // whose order follows (head5k: 50 cart_abandoned instead of 24).
+  const block = [...readme.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]).find((b) => b.includes("task import"));
+  assert.ok(block, "README has a shell example running deno task import");
+  const start = block.split("\n").find((line) => /\bdeno task start\b/.test(line));
+  assert.ok(start, "the example starts the engine it imports into");
+  const dataDir = start.match(/\bDATA_DIR=(\S+)/)?.[1];
+  assert.ok(dataDir, `the example's engine runs on a DATA_DIR of its own: ${start}`);
+  assert.ok(!["data", "./data", "data/", "./data/"].includes(dataDir), `${dataDir} is the quick start's DATA_DIR`);
+  const ignored = await Deno.readTextFile(new URL("../../.gitignore", import.meta.url));
+  assert.ok(ignored.split("\n").includes(`${dataDir.replace(/^\.\//, "")}/`), `.gitignore keeps ${dataDir} out of git`);
+});
