@@ -166,9 +166,13 @@ export class KafkaConsumer implements LogConsumer {
         const records = batch.messages.map((m) => toLogRecord(topic, partition, m));
         if (records.length === 0) return;
         // kafkajs's position moves on at once; where a partition resumes after a crash is the
-        // checkpoint's business, and a rewind seeks.
-        resolveOffset(String(records[records.length - 1].offset));
-        this.#handOff(listener, { topic, partition, records, highWatermark: Number(batch.highWatermark) }, heartbeat);
+        // checkpoint's business, and a rewind seeks. What the batch covers includes the records
+        // read_committed leaves out (transaction markers, aborted transactions): see RecordBatch.
+        const last = batch.lastOffset();
+        resolveOffset(last);
+        const from = Number(batch.firstOffset() ?? records[0].offset);
+        const highWatermark = Number(batch.highWatermark);
+        this.#handOff(listener, { topic, partition, records, highWatermark, from, end: Number(last) + 1 }, heartbeat);
       },
     });
   }
@@ -199,12 +203,12 @@ export class KafkaConsumer implements LogConsumer {
         this.#logger.error("batch handler failed; reading the batch again", {
           topic: tp.topic,
           partition: tp.partition,
-          offset: batch.records[0].offset,
+          offset: batch.from ?? batch.records[0].offset,
           error: ensureError(error),
           delay,
         });
         await new Promise((resolve) => setTimeout(resolve, delay));
-        if (!this.#stopping && this.#lanes.get(key) === current) this.seek(tp, batch.records[0].offset);
+        if (!this.#stopping && this.#lanes.get(key) === current) this.seek(tp, batch.from ?? batch.records[0].offset);
       }
     };
     lane.tail = lane.tail.then(run).catch((error) => {
