@@ -41,6 +41,9 @@ function toLogRecord(topic: string, partition: number, m: EachBatchPayload["batc
   };
 }
 
+/** The heartbeat given with a batch kafkajs did not hand to eachBatch (it heartbeats itself after it). */
+const noHeartbeat = (): Promise<void> => Promise.resolve();
+
 /** A partition's batches handed to the listener: delivered one after the other, counted for pausing. */
 interface Lane {
   /** Batches handed off and not finished (the one being handled included). */
@@ -140,6 +143,19 @@ export class KafkaConsumer implements LogConsumer {
     consumer.on(consumer.events.REQUEST, (event) => {
       const { apiName, sentAt } = event.payload as { apiName: string; sentAt: number };
       if (apiName === "Fetch" && sentAt > this.#lastReadAt) this.#lastReadAt = sentAt;
+    });
+    // kafkajs resolves a batch of only records read_committed leaves out (transaction markers, aborted
+    // transactions) itself and never hands it to eachBatch: the listener gets it empty, or a partition whose
+    // tail is such records would never reach its end offset (and hold the analytics clock back for good).
+    consumer.on(consumer.events.START_BATCH_PROCESS, (event) => {
+      const { topic, partition, batchSize, firstOffset, lastOffset, highWatermark } = event.payload;
+      if (batchSize > 0 || firstOffset === null) return;
+      const batch = { topic, partition, records: [], highWatermark: Number(highWatermark) };
+      const covered = { ...batch, from: Number(firstOffset), end: Number(lastOffset) + 1 };
+      // After the assignment being handled, as eachBatch's batches; a stale one moves nothing (see RecordBatch).
+      void this.#ready.then(() => {
+        if (!this.#stopping && this.#owned.has(tpKey(covered))) this.#handOff(listener, covered, noHeartbeat);
+      });
     });
     consumer.on(consumer.events.CRASH, (event) => {
       const { error, restart } = event.payload;

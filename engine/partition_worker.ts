@@ -308,7 +308,11 @@ export class PartitionWorker {
       if (this.#needsResync) await this.#guarded(() => this.#resync());
       if (this.#needsResync || this.#closed) return;
       let records = batch.records.filter((r) => r.offset >= this.#position);
-      if (records.length === 0) return;
+      if (records.length === 0) {
+        // Nothing to handle, but it may cover offsets past the position that hold nothing to handle either.
+        if (this.#passLeftOut(batch)) this.#emitLag(batch);
+        return;
+      }
       // Offsets the log left out before the first record (Kafka: a transaction marker) are no gap.
       const first = Math.min(batch.from ?? records[0].offset, records[0].offset);
       if (first > this.#position && !(await this.#skipDeletedRecords(first))) return;
@@ -324,9 +328,14 @@ export class PartitionWorker {
       });
       // Fenced off meanwhile, the partition was released (its series removed): the new owner reports its lag.
       if (this.#closed) return;
-      this.#events.emit({ ...this.#tp, type: "consumer_lag", lag: Math.max(0, batch.highWatermark - this.#position) });
+      this.#emitLag(batch);
       if (this.#sinceCheckpoint >= this.#deps.checkpointMaxMessages) await this.#checkpointUntilDone(heartbeat);
     });
+  }
+
+  /** Reports how far the position is behind the log's end as of `batch`. */
+  #emitLag(batch: RecordBatch): void {
+    this.#events.emit({ ...this.#tp, type: "consumer_lag", lag: Math.max(0, batch.highWatermark - this.#position) });
   }
 
   /**

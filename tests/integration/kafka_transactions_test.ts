@@ -9,9 +9,11 @@ import assert from "node:assert/strict";
 import { Kafka, logLevel, type Producer } from "kafkajs";
 import postgres from "postgres";
 import { startEngine } from "../../engine/engine.ts";
+import { expandBundle, isBundle } from "../../engine/fact_bundle.ts";
 import { silentLogger } from "../../engine/logger.ts";
 import { partitionForKey } from "../../engine/partitioner.ts";
 import { deploy, type Deployment, onlyOn } from "../helpers/modes.ts";
+import { readKafkaTopic } from "../helpers/read_topic.ts";
 import { eventually, uniqueName } from "../helpers/services.ts";
 
 const PARTITIONS = 3;
@@ -113,5 +115,34 @@ transactionTest(
     }
     const stored = await checkpointedToTheEnd(d, kafka);
     assert.equal(stored.get(1), 6, "three records and their three markers");
+  },
+);
+
+transactionTest(
+  "an events partition whose only content is aborted transactions holds nothing back",
+  async (d, url, producer, kafka) => {
+    const live = userOn(0, "live");
+    const ghost = userOn(2, "ghost");
+    await inTransaction(producer, d.topics.events, [view(ghost, "sku-1"), view(ghost, "sku-2")], "abort");
+    await inTransaction(producer, d.topics.events, [view(live, "sku-1")], "commit");
+    await eventually("the committed view", async () => (await productViews(url, live)) === 1 || undefined);
+    // Aborted after a committed one: partition 0's tail is an aborted transaction.
+    await inTransaction(producer, d.topics.events, [view(live, "sku-2")], "abort");
+    const stored = await checkpointedToTheEnd(d, kafka);
+    assert.equal(stored.get(2), 3, "two aborted records and their marker");
+    assert.equal(stored.get(0), 4, "a committed and an aborted record, each with its marker");
+    // The partition says it never had a record: the business alerts do not wait for it.
+    await eventually("partition 2's watermark saying it holds nothing back", async () => {
+      const analytics = await readKafkaTopic(kafka, d.topics.analytics);
+      const said = [...analytics.values()].flat().flatMap((r) => isBundle(r) ? expandBundle(r) : [r]).some((r) => {
+        const value = JSON.parse(new TextDecoder().decode(r.value!));
+        return value.fact === "watermark" && value.partition === 2 && value.clock === null;
+      });
+      return said || undefined;
+    });
+    const response = await fetch(`${url}/v1/users/${ghost}`);
+    await response.body?.cancel();
+    assert.equal(response.status, 404, "nothing of the aborted transaction was handled");
+    assert.equal(await productViews(url, live), 1, "the aborted view did not count");
   },
 );
