@@ -146,3 +146,51 @@ transactionTest(
     assert.equal(await productViews(url, live), 1, "the aborted view did not count");
   },
 );
+
+onlyOn("kafka", {
+  name: "records around an aborted transaction are handled once, and a restart resumes past its marker",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const { deployment: d, remove } = await deploy("kafka", { PARTITIONS: String(PARTITIONS) });
+    const kafka = new Kafka({
+      clientId: uniqueName("storefront"),
+      brokers: [d.kafkaBrokers!],
+      logLevel: logLevel.NOTHING,
+    });
+    const transactional = kafka.producer({
+      transactionalId: uniqueName("tx"),
+      idempotent: true,
+      maxInFlightRequests: 1,
+    });
+    const plain = kafka.producer();
+    const user = userOn(1, "mixed");
+    let engine = await startEngine(d.config, silentLogger);
+    try {
+      await Promise.all([transactional.connect(), plain.connect()]);
+      // An aborted record first, then another service's record inside the open transaction's span: the consumer is
+      // handed the second alone, one offset past its position.
+      const transaction = await transactional.transaction();
+      await transaction.send({ topic: d.topics.events, messages: [view(user, "sku-aborted")] });
+      await plain.send({ topic: d.topics.events, messages: [view(user, "sku-1")] });
+      await transaction.abort();
+      await eventually(
+        "the view beside the aborted one",
+        async () => (await productViews(engine.url, user)) === 1 || undefined,
+      );
+      assert.equal((await checkpointedToTheEnd(d, kafka)).get(1), 3, "aborted record, plain record, marker");
+      await engine.stop();
+      engine = await startEngine(d.config, silentLogger);
+      await inTransaction(transactional, d.topics.events, [view(user, "sku-2")], "commit");
+      await eventually(
+        "the view after the restart",
+        async () => (await productViews(engine.url, user)) === 2 || undefined,
+      );
+      assert.equal((await checkpointedToTheEnd(d, kafka)).get(1), 5, "and a committed record with its marker");
+    } finally {
+      await Promise.all([transactional.disconnect(), plain.disconnect()]);
+      await engine.stop();
+      await remove();
+    }
+  },
+});
