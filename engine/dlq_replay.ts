@@ -167,7 +167,9 @@ export async function replayDlq(options: ReplayOptions): Promise<ReplaySummary> 
     summary.alreadyReplayed += tally.alreadyReplayed;
     summary.unusable += tally.unusable;
     for (const [code, n] of Object.entries(tally.byCode)) summary.byCode[code] = (summary.byCode[code] ?? 0) + n;
-    if (records.length < batch.records.length || batch.records[batch.records.length - 1].offset + 1 >= end) {
+    // Past the records, a batch may cover offsets that hold none (Kafka: transaction markers): RecordBatch.
+    const next = batch.end ?? (batch.records.at(-1)?.offset ?? -1) + 1;
+    if (records.length < batch.records.length || next >= end) {
       pending.delete(tpKey(batch));
     }
   }

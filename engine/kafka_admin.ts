@@ -43,12 +43,15 @@ export class KafkaAdmin implements LogAdmin {
     return Number((await this.#offsets(tp)).low);
   }
 
-  /** The partition's high watermark (`high`): the offset its next record will get. */
+  /**
+   * The partition's end as a read_committed consumer sees it (`high`, read_committed): the offset its next record will
+   * get, or the first offset of a transaction still open (the last stable offset).
+   */
   async endOffset(tp: TopicPartition): Promise<number> {
     return Number((await this.#offsets(tp)).high);
   }
 
-  /** Every partition's high watermark of `topic`, in one request. */
+  /** Every partition's end of `topic` (as `endOffset`), in one request. */
   async endOffsets(topic: string): Promise<Map<number, number>> {
     await this.#connect();
     const offsets = await this.#admin.fetchTopicOffsets(topic);

@@ -41,6 +41,9 @@ function toLogRecord(topic: string, partition: number, m: EachBatchPayload["batc
   };
 }
 
+/** The heartbeat given with a batch kafkajs did not hand to eachBatch (it heartbeats itself after it). */
+const noHeartbeat = (): Promise<void> => Promise.resolve();
+
 /** A partition's batches handed to the listener: delivered one after the other, counted for pausing. */
 interface Lane {
   /** Batches handed off and not finished (the one being handled included). */
@@ -141,6 +144,19 @@ export class KafkaConsumer implements LogConsumer {
       const { apiName, sentAt } = event.payload as { apiName: string; sentAt: number };
       if (apiName === "Fetch" && sentAt > this.#lastReadAt) this.#lastReadAt = sentAt;
     });
+    // kafkajs resolves a batch of only records read_committed leaves out (transaction markers, aborted
+    // transactions) itself and never hands it to eachBatch: the listener gets it empty, or a partition whose
+    // tail is such records would never reach its end offset (and hold the analytics clock back for good).
+    consumer.on(consumer.events.START_BATCH_PROCESS, (event) => {
+      const { topic, partition, batchSize, firstOffset, lastOffset, highWatermark } = event.payload;
+      if (batchSize > 0 || firstOffset === null) return;
+      const batch = { topic, partition, records: [], highWatermark: Number(highWatermark) };
+      const covered = { ...batch, from: Number(firstOffset), end: Number(lastOffset) + 1 };
+      // After the assignment being handled, as eachBatch's batches; a stale one moves nothing (see RecordBatch).
+      void this.#ready.then(() => {
+        if (!this.#stopping && this.#owned.has(tpKey(covered))) this.#handOff(listener, covered, noHeartbeat);
+      });
+    });
     consumer.on(consumer.events.CRASH, (event) => {
       const { error, restart } = event.payload;
       if (!restart) this.#failure = ensureError(error);
@@ -166,9 +182,13 @@ export class KafkaConsumer implements LogConsumer {
         const records = batch.messages.map((m) => toLogRecord(topic, partition, m));
         if (records.length === 0) return;
         // kafkajs's position moves on at once; where a partition resumes after a crash is the
-        // checkpoint's business, and a rewind seeks.
-        resolveOffset(String(records[records.length - 1].offset));
-        this.#handOff(listener, { topic, partition, records, highWatermark: Number(batch.highWatermark) }, heartbeat);
+        // checkpoint's business, and a rewind seeks. What the batch covers includes the records
+        // read_committed leaves out (transaction markers, aborted transactions): see RecordBatch.
+        const last = batch.lastOffset();
+        resolveOffset(last);
+        const from = Number(batch.firstOffset() ?? records[0].offset);
+        const highWatermark = Number(batch.highWatermark);
+        this.#handOff(listener, { topic, partition, records, highWatermark, from, end: Number(last) + 1 }, heartbeat);
       },
     });
   }
@@ -199,12 +219,12 @@ export class KafkaConsumer implements LogConsumer {
         this.#logger.error("batch handler failed; reading the batch again", {
           topic: tp.topic,
           partition: tp.partition,
-          offset: batch.records[0].offset,
+          offset: batch.from ?? batch.records[0].offset,
           error: ensureError(error),
           delay,
         });
         await new Promise((resolve) => setTimeout(resolve, delay));
-        if (!this.#stopping && this.#lanes.get(key) === current) this.seek(tp, batch.records[0].offset);
+        if (!this.#stopping && this.#lanes.get(key) === current) this.seek(tp, batch.from ?? batch.records[0].offset);
       }
     };
     lane.tail = lane.tail.then(run).catch((error) => {

@@ -43,11 +43,19 @@ export interface LogProducer {
   close(): Promise<void>;
 }
 
-/** A run of consecutive records of one partition, in offset order. */
+/**
+ * A run of consecutive records of one partition, in offset order. On Kafka the offsets may have holes: a read_committed
+ * consumer is not handed transaction markers nor the records of aborted transactions, so a batch may even be empty
+ * (only such records): `from` and `end` then say which offsets it covered, so that the reader moves past them.
+ */
 export interface RecordBatch extends TopicPartition {
   readonly records: readonly LogRecord[];
   /** The partition's end offset when the batch was fetched, for lag. */
   readonly highWatermark: number;
+  /** The first offset the batch covers, records left out included; absent: its first record's. */
+  readonly from?: number;
+  /** The offset after the last one the batch covers, records left out included; absent: after its last record's. */
+  readonly end?: number;
 }
 
 /** What the consumer calls back into; implemented by the partition runtime. */

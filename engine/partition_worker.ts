@@ -308,20 +308,46 @@ export class PartitionWorker {
       if (this.#needsResync) await this.#guarded(() => this.#resync());
       if (this.#needsResync || this.#closed) return;
       let records = batch.records.filter((r) => r.offset >= this.#position);
-      if (records.length === 0) return;
-      if (records[0].offset > this.#position && !(await this.#skipDeletedRecords(records[0].offset))) return;
+      if (records.length === 0) {
+        // Nothing to handle, but it may cover offsets past the position that hold nothing to handle either.
+        if (this.#passLeftOut(batch)) this.#emitLag(batch);
+        return;
+      }
+      // Offsets the log left out before the first record (Kafka: a transaction marker) are no gap.
+      const first = Math.min(batch.from ?? records[0].offset, records[0].offset);
+      if (first > this.#position && !(await this.#skipDeletedRecords(first))) return;
       records = records.filter((r) => r.offset >= this.#position);
       if (records.length === 0) return;
       await this.#guarded(async () => {
         await this.#checkpointClockAhead();
         // A checkpoint that found an earlier attempt committed has rewound: the batch is read again.
-        if (!this.#closed && records[0].offset === this.#position) await this.#apply(records);
+        if (!this.#closed && first <= this.#position && this.#position <= records[0].offset) {
+          await this.#apply(records);
+          this.#passLeftOut(batch);
+        }
       });
       // Fenced off meanwhile, the partition was released (its series removed): the new owner reports its lag.
       if (this.#closed) return;
-      this.#events.emit({ ...this.#tp, type: "consumer_lag", lag: Math.max(0, batch.highWatermark - this.#position) });
+      this.#emitLag(batch);
       if (this.#sinceCheckpoint >= this.#deps.checkpointMaxMessages) await this.#checkpointUntilDone(heartbeat);
     });
+  }
+
+  /** Reports how far the position is behind the log's end as of `batch`. */
+  #emitLag(batch: RecordBatch): void {
+    this.#events.emit({ ...this.#tp, type: "consumer_lag", lag: Math.max(0, batch.highWatermark - this.#position) });
+  }
+
+  /**
+   * Moves the position to the end of a batch that covers it: the batch's offsets past its records hold none to handle
+   * (Kafka: transaction markers, records of aborted transactions), so that the checkpoint reaches the log's end and
+   * the partition says it has nothing left (engine/source_watermark.ts). Returns whether it moved.
+   */
+  #passLeftOut(batch: RecordBatch): boolean {
+    const { from, end } = batch;
+    if (from === undefined || end === undefined || from > this.#position || end <= this.#position) return false;
+    this.#position = end;
+    return true;
   }
 
   /**

@@ -32,6 +32,8 @@
  *     are checked by reusing DATA_DIR in the same process).
  *   - kafka_consumer_test.ts, kafka_producer_test.ts, log_retention_gap_test.ts: the Kafka adapter
  *     itself (groups, request sizes, reconnects, DeleteRecords); the embedded log has unit tests.
+ *   - kafka_transactions_test.ts: events appended in Kafka transactions (markers, aborted records); the
+ *     embedded log has no transactions, its offsets have no holes.
  * - [postgresql] checkpoint_store_test.ts: the checkpoint store on a PostgreSQL server, no log; the
  *   same SQL runs on PGlite under every embedded scenario. postgres_client_test.ts: the client
  *   under a server crash (PGlite runs inside the engine's process).

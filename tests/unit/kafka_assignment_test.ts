@@ -29,6 +29,7 @@ function fakeKafka() {
       HEARTBEAT: "heartbeat",
       REBALANCING: "rebalancing",
       REQUEST: "request",
+      START_BATCH_PROCESS: "start_batch_process",
     },
     on: (name: string, fn: (e: Any) => void) => handlers.set(name, fn),
     connect: () => Promise.resolve(),
@@ -67,6 +68,8 @@ function fakeKafka() {
           topic,
           partition,
           highWatermark: String(offsets[offsets.length - 1] + 1),
+          firstOffset: () => String(offsets[0]),
+          lastOffset: () => String(offsets[offsets.length - 1]),
           messages: offsets.map((o) => ({
             offset: String(o),
             key: Buffer.from("k"),

@@ -1,0 +1,196 @@
+/**
+ * Storefront services may produce to `events` with Kafka transactions. A read_committed consumer never sees the
+ * transaction markers (one offset after each transaction) nor the records of aborted transactions, so the offsets it
+ * is handed have holes and a partition's end lies past its last record. The engine must go on past the holes, and its
+ * checkpoints reach the end: a partition with nothing left to handle (its only content aborted, say) holds nothing
+ * back (engine/source_watermark.ts, the watermarks of the business alerts).
+ */
+import assert from "node:assert/strict";
+import { Kafka, logLevel, type Producer } from "kafkajs";
+import postgres from "postgres";
+import { startEngine } from "../../engine/engine.ts";
+import { expandBundle, isBundle } from "../../engine/fact_bundle.ts";
+import { silentLogger } from "../../engine/logger.ts";
+import { partitionForKey } from "../../engine/partitioner.ts";
+import { deploy, type Deployment, onlyOn } from "../helpers/modes.ts";
+import { readKafkaTopic } from "../helpers/read_topic.ts";
+import { eventually, uniqueName } from "../helpers/services.ts";
+
+const PARTITIONS = 3;
+
+/** A user id whose records go to `partition` of `events`. */
+function userOn(partition: number, prefix: string): string {
+  for (let i = 0;; i++) if (partitionForKey(`${prefix}-${i}`, PARTITIONS) === partition) return `${prefix}-${i}`;
+}
+
+/** A product view by `userId`, as a storefront service would produce it. */
+function view(userId: string, productId: string): { key: string; value: string } {
+  return { key: userId, value: JSON.stringify({ type: "product_viewed", userId, properties: { productId } }) };
+}
+
+/** Sends `records` to `topic` in one transaction, committed or aborted. */
+async function inTransaction(
+  producer: Producer,
+  topic: string,
+  records: { key: string; value: string }[],
+  outcome: "commit" | "abort",
+): Promise<void> {
+  const transaction = await producer.transaction();
+  await transaction.send({ topic, messages: records });
+  await transaction[outcome]();
+}
+
+/** Runs `fn` on a fresh Kafka deployment with a running engine and a transactional producer. */
+function transactionTest(
+  name: string,
+  fn: (d: Deployment, url: string, producer: Producer, kafka: Kafka) => Promise<void>,
+): void {
+  onlyOn("kafka", {
+    name,
+    sanitizeOps: false,
+    sanitizeResources: false,
+    fn: async () => {
+      const { deployment, remove } = await deploy("kafka", { PARTITIONS: String(PARTITIONS), CLOCK_IDLE_MS: "500" });
+      const kafka = new Kafka({
+        clientId: uniqueName("storefront"),
+        brokers: [deployment.kafkaBrokers!],
+        logLevel: logLevel.NOTHING,
+      });
+      const producer = kafka.producer({ transactionalId: uniqueName("tx"), idempotent: true, maxInFlightRequests: 1 });
+      const engine = await startEngine(deployment.config, silentLogger);
+      try {
+        await producer.connect();
+        await fn(deployment, engine.url, producer, kafka);
+      } finally {
+        await producer.disconnect();
+        await engine.stop();
+        await remove();
+      }
+    },
+  });
+}
+
+/** The user's product views, once the engine has them (404: not yet). */
+async function productViews(url: string, userId: string): Promise<number | undefined> {
+  const response = await fetch(`${url}/v1/users/${userId}`);
+  if (response.status !== 200) {
+    await response.body?.cancel();
+    return undefined;
+  }
+  return (await response.json()).productViews;
+}
+
+/** Waits until every partition of `events` is checkpointed at its end offset; returns the offsets. */
+async function checkpointedToTheEnd(d: Deployment, kafka: Kafka): Promise<Map<number, number>> {
+  const admin = kafka.admin();
+  await admin.connect();
+  const sql = postgres(d.config.DATABASE_URL!, { max: 1, onnotice: () => {} });
+  try {
+    const ends = new Map((await admin.fetchTopicOffsets(d.topics.events)).map((o) => [o.partition, Number(o.high)]));
+    let last = "";
+    return await eventually("every events partition checkpointed at its end offset", async () => {
+      const rows = await sql<{ partition: number; next_offset: string }[]>`
+        select partition, next_offset from partition_checkpoints where topic = ${d.topics.events}`;
+      const stored = new Map(rows.map((r) => [r.partition, Number(r.next_offset)]));
+      last = JSON.stringify({ ends: [...ends], stored: [...stored] });
+      return [...ends].every(([p, end]) => stored.get(p) === end) ? stored : undefined;
+    }).catch((error) => {
+      throw new Error(`${error.message}; last seen ${last}`);
+    });
+  } finally {
+    await sql.end();
+    await admin.disconnect();
+  }
+}
+
+transactionTest(
+  "events produced in committed transactions are all handled, and each partition is checkpointed at its end",
+  async (d, url, producer, kafka) => {
+    const user = userOn(1, "tx");
+    // One transaction at a time, each handled before the next is produced: the engine reads each transaction's
+    // marker after its records, and the next transaction's records one offset past where it stood.
+    for (let i = 1; i <= 3; i++) {
+      await inTransaction(producer, d.topics.events, [view(user, `sku-${i}`)], "commit");
+      await eventually(`the view of transaction ${i}`, async () => (await productViews(url, user)) === i || undefined);
+    }
+    const stored = await checkpointedToTheEnd(d, kafka);
+    assert.equal(stored.get(1), 6, "three records and their three markers");
+  },
+);
+
+transactionTest(
+  "an events partition whose only content is aborted transactions holds nothing back",
+  async (d, url, producer, kafka) => {
+    const live = userOn(0, "live");
+    const ghost = userOn(2, "ghost");
+    await inTransaction(producer, d.topics.events, [view(ghost, "sku-1"), view(ghost, "sku-2")], "abort");
+    await inTransaction(producer, d.topics.events, [view(live, "sku-1")], "commit");
+    await eventually("the committed view", async () => (await productViews(url, live)) === 1 || undefined);
+    // Aborted after a committed one: partition 0's tail is an aborted transaction.
+    await inTransaction(producer, d.topics.events, [view(live, "sku-2")], "abort");
+    const stored = await checkpointedToTheEnd(d, kafka);
+    assert.equal(stored.get(2), 3, "two aborted records and their marker");
+    assert.equal(stored.get(0), 4, "a committed and an aborted record, each with its marker");
+    // The partition says it never had a record: the business alerts do not wait for it.
+    await eventually("partition 2's watermark saying it holds nothing back", async () => {
+      const analytics = await readKafkaTopic(kafka, d.topics.analytics);
+      const said = [...analytics.values()].flat().flatMap((r) => isBundle(r) ? expandBundle(r) : [r]).some((r) => {
+        const value = JSON.parse(new TextDecoder().decode(r.value!));
+        return value.fact === "watermark" && value.partition === 2 && value.clock === null;
+      });
+      return said || undefined;
+    });
+    const response = await fetch(`${url}/v1/users/${ghost}`);
+    await response.body?.cancel();
+    assert.equal(response.status, 404, "nothing of the aborted transaction was handled");
+    assert.equal(await productViews(url, live), 1, "the aborted view did not count");
+  },
+);
+
+onlyOn("kafka", {
+  name: "records around an aborted transaction are handled once, and a restart resumes past its marker",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const { deployment: d, remove } = await deploy("kafka", { PARTITIONS: String(PARTITIONS) });
+    const kafka = new Kafka({
+      clientId: uniqueName("storefront"),
+      brokers: [d.kafkaBrokers!],
+      logLevel: logLevel.NOTHING,
+    });
+    const transactional = kafka.producer({
+      transactionalId: uniqueName("tx"),
+      idempotent: true,
+      maxInFlightRequests: 1,
+    });
+    const plain = kafka.producer();
+    const user = userOn(1, "mixed");
+    let engine = await startEngine(d.config, silentLogger);
+    try {
+      await Promise.all([transactional.connect(), plain.connect()]);
+      // An aborted record first, then another service's record inside the open transaction's span: the consumer is
+      // handed the second alone, one offset past its position.
+      const transaction = await transactional.transaction();
+      await transaction.send({ topic: d.topics.events, messages: [view(user, "sku-aborted")] });
+      await plain.send({ topic: d.topics.events, messages: [view(user, "sku-1")] });
+      await transaction.abort();
+      await eventually(
+        "the view beside the aborted one",
+        async () => (await productViews(engine.url, user)) === 1 || undefined,
+      );
+      assert.equal((await checkpointedToTheEnd(d, kafka)).get(1), 3, "aborted record, plain record, marker");
+      await engine.stop();
+      engine = await startEngine(d.config, silentLogger);
+      await inTransaction(transactional, d.topics.events, [view(user, "sku-2")], "commit");
+      await eventually(
+        "the view after the restart",
+        async () => (await productViews(engine.url, user)) === 2 || undefined,
+      );
+      assert.equal((await checkpointedToTheEnd(d, kafka)).get(1), 5, "and a committed record with its marker");
+    } finally {
+      await Promise.all([transactional.disconnect(), plain.disconnect()]);
+      await engine.stop();
+      await remove();
+    }
+  },
+});
