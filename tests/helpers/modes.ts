@@ -151,7 +151,8 @@ export function onlyOn(
 ): void {
   const test = typeof testOrName === "string" ? { name: testOrName, fn: fn! } : testOrName;
   const log: LogName | undefined = target === "postgresql" ? "kafka" : target === "no log" ? undefined : target;
-  Deno.test({ ...test, name: `[${target}] ${test.name}`, ignore: log !== undefined && !selectedLogs().has(log) });
+  const otherLog = log !== undefined && !selectedLogs().has(log);
+  Deno.test({ ...test, name: `[${target}] ${test.name}`, ignore: otherLog || test.ignore === true });
 }
 
 /** A fresh deployment on `log`, and the function that removes it. */
