@@ -136,6 +136,23 @@ Deno.test("parseConfig() rejects an ADVERTISED_URL that is not an http(s) origin
   }
 });
 
+Deno.test("parseConfig() rejects an ADVERTISED_URL on a wildcard address, which no other instance can dial", () => {
+  // Dialled, 0.0.0.0 and :: reach the dialling host itself: every forwarded query would be answered by its sender.
+  for (const value of ["http://0.0.0.0:8080", "http://0:8080", "https://[::]:8443", "http://[0:0::0]:8080"]) {
+    assert.throws(
+      () => parseConfig({ ADVERTISED_URL: value }),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.ok(error.message.includes(`ADVERTISED_URL=${JSON.stringify(value)}`), error.message);
+        assert.match(error.message, /wildcard/);
+        return true;
+      },
+      value,
+    );
+  }
+  assert.equal(parseConfig({ ADVERTISED_URL: "http://127.0.0.1:8080" }).ADVERTISED_URL, "http://127.0.0.1:8080");
+});
+
 Deno.test("parseConfig() keeps the embedded log a week by default; 0 keeps it forever, negatives are refused", () => {
   assert.equal(parseConfig({}).EMBEDDED_LOG_RETENTION_HOURS, 168);
   assert.equal(parseConfig({ EMBEDDED_LOG_RETENTION_HOURS: "0" }).EMBEDDED_LOG_RETENTION_HOURS, 0);
