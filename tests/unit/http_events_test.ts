@@ -258,6 +258,23 @@ Deno.test("unknown routes answer 404, wrong methods 405 with Allow, both as prob
   await problem(put, 405);
 });
 
+Deno.test("a GET route answers HEAD as it answers GET (RFC 9110), and HEAD is no method of POST /v1/events", async () => {
+  const { handle } = await httpFixture();
+  for (const path of ["/v1/users/alice", "/healthz", "/openapi.json"]) {
+    const get = await handle(new Request(`${BASE}${path}`));
+    const head = await handle(new Request(`${BASE}${path}`, { method: "HEAD" }));
+    assert.equal(head.status, 200, path);
+    assert.equal(head.headers.get("content-type"), get.headers.get("content-type"), path);
+    await Promise.all([get.body?.cancel(), head.body?.cancel()]);
+  }
+  const unknown = await handle(new Request(`${BASE}/v1/users/nobody`, { method: "HEAD" }));
+  assert.equal(unknown.status, 404);
+  await unknown.body?.cancel();
+  const events = await handle(new Request(`${BASE}/v1/events`, { method: "HEAD" }));
+  assert.equal(events.headers.get("allow"), "POST");
+  await problem(events, 405);
+});
+
 Deno.test("GET /v1/users/{id} decodes the id, answers 404 for an unknown one and 400 for bad percent-encoding or NUL", async () => {
   const { handle } = await httpFixture();
   const found = await handle(new Request(`${BASE}/v1/users/%61lice`));
