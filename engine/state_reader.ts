@@ -5,7 +5,7 @@
  * to the owner of its partition, by the same means: one forward, the same header, timeout and limits.
  */
 import type { CheckpointStore } from "./checkpoint.ts";
-import { DatabaseUnavailableError } from "./errors.ts";
+import { DatabaseUnavailableError, NotFoundError, problemType } from "./errors.ts";
 import { parseJson } from "./json_parse.ts";
 import type { InstanceRegistry } from "./instance_registry.ts";
 import { type LogAdmin, tpKey } from "./log.ts";
@@ -276,7 +276,13 @@ async function askOwner<T>(
 /** The owner's state of a key (null: it has no such key), or undefined when it cannot be asked or failed. */
 function forwardRead(to: Forward, path: string): Promise<ReadState | null | undefined> {
   return askOwner(to, path, async (response, owner) => {
-    if (response.status === 404) return (await response.body?.cancel(), null);
+    if (response.status === 404) {
+      // Only the owner's own "no such key" says so; any other 404 (a wrong ADVERTISED_URL reaching another server, a
+      // path the owner has no route for) is no answer about the key: the checkpoint answers, and the failure is logged.
+      const text = await response.text();
+      if (isNotFoundProblem(text)) return null;
+      throw new Error(`answered 404 without the engine's not-found problem: ${text.slice(0, 200)}`);
+    }
     if (response.status !== 200) {
       await response.body?.cancel();
       throw new Error(`answered ${response.status}`);
@@ -290,6 +296,18 @@ function forwardRead(to: Forward, path: string): Promise<ReadState | null | unde
       instance: typeof instance === "string" ? instance : owner.instanceId,
     };
   });
+}
+
+/** The `type` of the problem the owner answers an unknown key with. */
+const NOT_FOUND_TYPE = problemType(new NotFoundError("").code);
+
+/** Whether a 404's body is the engine's not-found problem. */
+function isNotFoundProblem(text: string): boolean {
+  try {
+    return (parseJson(text) as { type?: unknown } | null)?.type === NOT_FOUND_TYPE;
+  } catch {
+    return false;
+  }
 }
 
 /**
