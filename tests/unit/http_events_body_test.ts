@@ -5,6 +5,8 @@
  * batch of one still reported by index: each a boundary the README states.
  */
 import assert from "node:assert/strict";
+import { createLogger } from "../../engine/logger.ts";
+import { createHandler } from "../../http/server.ts";
 import { BASE, FIXTURE_LIMITS, httpFixture, pageView, postEvents } from "./http_fixture.ts";
 
 const encoder = new TextEncoder();
@@ -120,4 +122,32 @@ Deno.test("POST /v1/events reads media types case-insensitively and takes `utf8`
     assert.equal(await status(await handle(postEvents(json, type))), 202, type);
   }
   assert.equal(log.all(topics.events).length, 5);
+});
+
+Deno.test("a body that breaks off (the client went away mid-upload) is a 400 naming the body, not a 500", async () => {
+  const lines: string[] = [];
+  const { routes, log, topics } = await httpFixture();
+  const handle = createHandler(routes, createLogger("warn", (line) => lines.push(line)));
+  let sent = false;
+  const body = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (sent) return controller.error(new Deno.errors.BadResource("underlying resource unavailable"));
+      sent = true;
+      controller.enqueue(encoder.encode('{"type":"page_viewed",'));
+    },
+  });
+  const request = new Request(`${BASE}/v1/events`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body,
+  });
+  const response = await handle(request);
+  assert.equal(response.status, 400);
+  assert.equal(response.headers.get("content-type"), "application/problem+json");
+  const problem = await response.json();
+  assert.deepEqual(problem.errors.map((e: { path: string }) => e.path), ["(body)"]);
+  assert.match(problem.detail, /could not be read/);
+  // A client error: no error line for the operator, and nothing stored.
+  assert.deepEqual(lines, []);
+  assert.equal(log.all(topics.events).length, 0);
 });
