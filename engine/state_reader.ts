@@ -273,6 +273,12 @@ async function askOwner<T>(
   }
 }
 
+/**
+ * Why an answer from this instance itself is no owner's answer: the owner's registered address leads back here (a
+ * wrong ADVERTISED_URL, e.g. localhost on every host), and this instance read its own checkpoint unannounced.
+ */
+const ANSWERED_BY_SELF = "the owner's address reached this instance itself; check the owner's ADVERTISED_URL";
+
 /** The owner's state of a key (null: it has no such key), or undefined when it cannot be asked or failed. */
 function forwardRead(to: Forward, path: string): Promise<ReadState | null | undefined> {
   return askOwner(to, path, async (response, owner) => {
@@ -289,12 +295,9 @@ function forwardRead(to: Forward, path: string): Promise<ReadState | null | unde
     }
     const { source, asOf, instance, ...state } = parseJson(await response.text()) as Record<string, unknown>;
     if (source !== "memory" && source !== "checkpoint") throw new Error("answered without a state source");
-    return {
-      state,
-      source,
-      ...(typeof asOf === "string" ? { asOf } : {}),
-      instance: typeof instance === "string" ? instance : owner.instanceId,
-    };
+    const answeredBy = typeof instance === "string" ? instance : owner.instanceId;
+    if (answeredBy === to.routing.registry.instanceId) throw new Error(ANSWERED_BY_SELF);
+    return { state, source, ...(typeof asOf === "string" ? { asOf } : {}), instance: answeredBy };
   });
 }
 
@@ -321,8 +324,12 @@ function forwardQuery(to: Forward, path: string): Promise<Response | undefined> 
       await response.body?.cancel();
       throw new Error(`answered ${response.status} ${type}`.trim());
     }
-    const body = await response.text();
     const instance = response.headers.get(INSTANCE_HEADER) ?? owner.instanceId;
+    if (instance === to.routing.registry.instanceId) {
+      await response.body?.cancel();
+      throw new Error(ANSWERED_BY_SELF);
+    }
+    const body = await response.text();
     return new Response(body, { headers: { "content-type": type, [INSTANCE_HEADER]: instance } });
   });
 }

@@ -282,3 +282,29 @@ Deno.test("routing: an analytics owner that is unreachable, failing, not JSON or
     assert.equal(await router.route("global", "global", analyticsQuery()), undefined, JSON.stringify(options));
   }
 });
+
+Deno.test("routing: an owner address that leads back to this instance is a failed forward, logged (a wrong ADVERTISED_URL)", async () => {
+  // E.g. ADVERTISED_URL=http://localhost:8080 on every host: each instance dials itself, answers from its own
+  // checkpoint, and the forward looked like a success; README promises the wrong address shows in the logs.
+  const lines: Record<string, unknown>[] = [];
+  const { reader, calls } = setup(
+    {
+      answer: () => Promise.resolve(Response.json({ ...fromCheckpoint.state, source: "checkpoint", instance: "self" })),
+    },
+    (line) => lines.push(JSON.parse(line)),
+  );
+  assert.deepEqual(await reader.read("user", "u1", { forwarded: false }), fromCheckpoint);
+  assert.equal(calls.length, 1);
+  assert.deepEqual(lines.map((l) => [l.level, l.owner, l.url]), [["warn", "other", "http://o"]]);
+  assert.match(String((lines[0].error as { message?: string }).message), /this instance itself/);
+
+  const { router } = analyticsSetup({
+    answer: () =>
+      Promise.resolve(Response.json({ views: 1, source: "checkpoint" }, { headers: { [INSTANCE_HEADER]: "self" } })),
+  });
+  assert.equal(
+    await router.route("global", "global", analyticsQuery()),
+    undefined,
+    "answered here, not as the owner's",
+  );
+});
