@@ -99,3 +99,11 @@ Deno.test("recommendations: a known user without any answers 200 with no items, 
   assert.equal(unknown.status, 404);
   assert.equal(unknown.body.type, "urn:actor-engine:problem:not_found");
 });
+
+Deno.test("top-products over window=all ranks the product field `by` names: purchases are units sold", async () => {
+  for (const [by, field] of [["views", "views"], ["purchases", "unitsSold"], ["revenue", "revenue"]]) {
+    const { status, values } = await get(`/v1/analytics/top-products?window=all&by=${by}`);
+    assert.equal(status, 200);
+    assert.ok(values.includes(field), `by=${by} ranks ${field}: sent ${values}`);
+  }
+});
