@@ -107,3 +107,12 @@ Deno.test("top-products over window=all ranks the product field `by` names: purc
     assert.ok(values.includes(field), `by=${by} ranks ${field}: sent ${values}`);
   }
 });
+
+Deno.test("before any event, rankings end at the wall clock and say so (`reference: wallClock`)", async () => {
+  for (const path of ["/v1/analytics/top-products", "/v1/analytics/top-categories?window=1h"]) {
+    const { status, body } = await get(path);
+    assert.equal(status, 200);
+    assert.equal(body.reference, "wallClock", path);
+    assert.equal(body.to, new Date(NOW).toISOString(), path);
+  }
+});
