@@ -41,6 +41,17 @@ function isHttpOrigin(value: string): boolean {
     !url.hash && !url.username && !url.password;
 }
 
+/** Hosts a URL normalises the unspecified addresses to: dialled, they reach the dialling host itself. */
+const WILDCARD_HOSTS = new Set(["0.0.0.0", "[::]"]);
+
+const ADVERTISED_WILDCARD_RULE = "must name an address other instances can dial, not a wildcard (0.0.0.0, ::) " +
+  "that each of them would take for itself; e.g. http://engine-1:8080";
+
+/** Whether an http(s) origin names a host other instances can dial (a malformed one is ADVERTISED_URL_RULE's). */
+function isDialable(value: string): boolean {
+  return !URL.canParse(value) || !WILDCARD_HOSTS.has(new URL(value).hostname);
+}
+
 /**
  * A session idle this long inside a transaction is ended by the server. Under a second ends the
  * engine's own checkpoints between two statements (a pause for a slow append or a garbage
@@ -74,6 +85,7 @@ const settings = {
   PORT: int(0, 65535).default(8080),
   HOST: z.string().trim().refine(isHost, { error: HOST_RULE }).default("0.0.0.0"),
   ADVERTISED_URL: z.string().trim().refine(isHttpOrigin, { error: ADVERTISED_URL_RULE })
+    .refine(isDialable, { error: ADVERTISED_WILDCARD_RULE })
     .transform((value) => new URL(value).origin).optional(),
   KAFKA_BROKERS: z.string().trim().refine(isBrokerList, { error: BROKERS_RULE })
     .transform((value) => value.split(",").map((broker) => broker.trim()).join(",")).optional(),

@@ -4,6 +4,11 @@
  * and retrying (transient) by class, never by message text.
  */
 
+/** The `type` of the problem response an error with `code` becomes (RFC 9457): one spelling for the edge and for forwarding. */
+export function problemType(code: string): string {
+  return `urn:actor-engine:problem:${code}`;
+}
+
 /** Base class: a stable machine-readable code plus the original cause. */
 export abstract class EngineError extends Error {
   abstract readonly code: string;

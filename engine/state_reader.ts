@@ -5,7 +5,7 @@
  * to the owner of its partition, by the same means: one forward, the same header, timeout and limits.
  */
 import type { CheckpointStore } from "./checkpoint.ts";
-import { DatabaseUnavailableError } from "./errors.ts";
+import { DatabaseUnavailableError, NotFoundError, problemType } from "./errors.ts";
 import { parseJson } from "./json_parse.ts";
 import type { InstanceRegistry } from "./instance_registry.ts";
 import { type LogAdmin, tpKey } from "./log.ts";
@@ -273,23 +273,44 @@ async function askOwner<T>(
   }
 }
 
+/**
+ * Why an answer from this instance itself is no owner's answer: the owner's registered address leads back here (a
+ * wrong ADVERTISED_URL, e.g. localhost on every host), and this instance read its own checkpoint unannounced.
+ */
+const ANSWERED_BY_SELF = "the owner's address reached this instance itself; check the owner's ADVERTISED_URL";
+
 /** The owner's state of a key (null: it has no such key), or undefined when it cannot be asked or failed. */
 function forwardRead(to: Forward, path: string): Promise<ReadState | null | undefined> {
   return askOwner(to, path, async (response, owner) => {
-    if (response.status === 404) return (await response.body?.cancel(), null);
+    if (response.status === 404) {
+      // Only the owner's own "no such key" says so; any other 404 (a wrong ADVERTISED_URL reaching another server, a
+      // path the owner has no route for) is no answer about the key: the checkpoint answers, and the failure is logged.
+      const text = await response.text();
+      if (isNotFoundProblem(text)) return null;
+      throw new Error(`answered 404 without the engine's not-found problem: ${text.slice(0, 200)}`);
+    }
     if (response.status !== 200) {
       await response.body?.cancel();
       throw new Error(`answered ${response.status}`);
     }
     const { source, asOf, instance, ...state } = parseJson(await response.text()) as Record<string, unknown>;
     if (source !== "memory" && source !== "checkpoint") throw new Error("answered without a state source");
-    return {
-      state,
-      source,
-      ...(typeof asOf === "string" ? { asOf } : {}),
-      instance: typeof instance === "string" ? instance : owner.instanceId,
-    };
+    const answeredBy = typeof instance === "string" ? instance : owner.instanceId;
+    if (answeredBy === to.routing.registry.instanceId) throw new Error(ANSWERED_BY_SELF);
+    return { state, source, ...(typeof asOf === "string" ? { asOf } : {}), instance: answeredBy };
   });
+}
+
+/** The `type` of the problem the owner answers an unknown key with. */
+const NOT_FOUND_TYPE = problemType(new NotFoundError("").code);
+
+/** Whether a 404's body is the engine's not-found problem. */
+function isNotFoundProblem(text: string): boolean {
+  try {
+    return (parseJson(text) as { type?: unknown } | null)?.type === NOT_FOUND_TYPE;
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -303,8 +324,12 @@ function forwardQuery(to: Forward, path: string): Promise<Response | undefined> 
       await response.body?.cancel();
       throw new Error(`answered ${response.status} ${type}`.trim());
     }
-    const body = await response.text();
     const instance = response.headers.get(INSTANCE_HEADER) ?? owner.instanceId;
+    if (instance === to.routing.registry.instanceId) {
+      await response.body?.cancel();
+      throw new Error(ANSWERED_BY_SELF);
+    }
+    const body = await response.text();
     return new Response(body, { headers: { "content-type": type, [INSTANCE_HEADER]: instance } });
   });
 }

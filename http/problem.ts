@@ -12,6 +12,7 @@ import {
   LogUnavailableError,
   NotFoundError,
   PayloadTooLargeError,
+  problemType,
   UnsupportedMediaTypeError,
   ValidationError,
 } from "../engine/errors.ts";
@@ -120,7 +121,7 @@ export function errorResponse(error: unknown): Response {
   if (!mapping) return problemResponse({ title: "Internal server error", status: 500 });
   const engineError = error as EngineError;
   const body: Problem = {
-    type: `urn:actor-engine:problem:${engineError.code}`,
+    type: problemType(engineError.code),
     title: mapping.title,
     status: mapping.status,
     detail: mapping.detail ?? engineError.message,

@@ -293,3 +293,26 @@ Deno.test("through the runtime: the checkpoint stores finished minutes, GET /v1/
   await replay.stop();
   assert.deepEqual([...store.analyticsMinutes], before, "a replay stores the same finished minutes again");
 });
+
+Deno.test("a window reaching before the memory while PostgreSQL is down is a 503 with Retry-After, not a 500", async () => {
+  const { state } = run(SHORT, shopFacts(240));
+  const persisted = createGlobalLogic(SHORT).persist(state);
+  const handle = createHandler(
+    queryRoutes({
+      reader: { read: () => Promise.resolve({ state: persisted, source: "memory" }) },
+      sql: noSql,
+      now: () => Date.now(),
+      history: () => Promise.reject(new Error("connection terminated unexpectedly")),
+    }),
+    silentLogger,
+  );
+  const request = (window: string) => new Request(`http://engine.test/v1/analytics/funnel?window=${window}`);
+  const down = await handle(request("24h"));
+  assert.equal(down.status, 503);
+  assert.equal(down.headers.get("retry-after"), "5");
+  assert.equal((await down.json()).type, "urn:actor-engine:problem:database_unavailable");
+  // The window within memory needs no history: still answered.
+  const hour = await handle(request("1h"));
+  assert.equal(hour.status, 200);
+  assert.equal((await hour.json()).fromStorage, false);
+});

@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { LARGEST_BATCH_RECORDS, parseConfig, parseLogClientConfig, topicNames } from "../../engine/config.ts";
+import {
+  LARGEST_BATCH_RECORDS,
+  parseConfig,
+  parseLogClientConfig,
+  topicNames,
+  topicSpecs,
+} from "../../engine/config.ts";
 import { LATEST_TIME_MS } from "../../actors/events.ts";
 import { redactUrl } from "../../engine/database_url.ts";
 import { ConfigError } from "../../engine/errors.ts";
@@ -104,6 +110,18 @@ Deno.test("topicNames() applies TOPIC_PREFIX to every topic", () => {
   ]);
 });
 
+Deno.test("topicSpecs() creates every topic with PARTITIONS, but the analytics feed with one (one global actor)", () => {
+  const specs = topicSpecs(parseConfig({ PARTITIONS: "5" }), topicNames({ TOPIC_PREFIX: "" }));
+  assert.deepEqual(Object.fromEntries(specs.map((s) => [s.topic, s.partitions])), {
+    events: 5,
+    "product-events": 5,
+    alerts: 5,
+    recommendations: 5,
+    "events.dlq": 5,
+    analytics: 1,
+  });
+});
+
 Deno.test("parseConfig() covers the domain thresholds: defaults, overrides and bad values", () => {
   assert.equal(parseConfig({}).CART_ABANDON_MINUTES, 30);
   assert.equal(parseConfig({ CART_ABANDON_MINUTES: "45" }).CART_ABANDON_MINUTES, 45);
@@ -121,7 +139,18 @@ Deno.test("parseConfig() accepts ADVERTISED_URL as an http(s) origin, normalised
 });
 
 Deno.test("parseConfig() rejects an ADVERTISED_URL that is not an http(s) origin, naming the variable", () => {
-  for (const value of ["engine-1:8080", "ftp://engine-1", "http://engine-1:8080/api", "http://u:p@engine-1", "nope"]) {
+  for (
+    const value of [
+      "engine-1:8080",
+      "ftp://engine-1",
+      "http://engine-1:8080/api",
+      "http://u:p@engine-1",
+      "http://u@engine-1",
+      "http://engine-1/?a=1",
+      "http://engine-1/#x",
+      "nope",
+    ]
+  ) {
     assert.throws(
       () => parseConfig({ ADVERTISED_URL: value }),
       (error: unknown) => {
@@ -134,6 +163,23 @@ Deno.test("parseConfig() rejects an ADVERTISED_URL that is not an http(s) origin
       value,
     );
   }
+});
+
+Deno.test("parseConfig() rejects an ADVERTISED_URL on a wildcard address, which no other instance can dial", () => {
+  // Dialled, 0.0.0.0 and :: reach the dialling host itself: every forwarded query would be answered by its sender.
+  for (const value of ["http://0.0.0.0:8080", "http://0:8080", "https://[::]:8443", "http://[0:0::0]:8080"]) {
+    assert.throws(
+      () => parseConfig({ ADVERTISED_URL: value }),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.ok(error.message.includes(`ADVERTISED_URL=${JSON.stringify(value)}`), error.message);
+        assert.match(error.message, /wildcard/);
+        return true;
+      },
+      value,
+    );
+  }
+  assert.equal(parseConfig({ ADVERTISED_URL: "http://127.0.0.1:8080" }).ADVERTISED_URL, "http://127.0.0.1:8080");
 });
 
 Deno.test("parseConfig() keeps the embedded log a week by default; 0 keeps it forever, negatives are refused", () => {
@@ -168,6 +214,9 @@ Deno.test("parseConfig() treats a value of only whitespace like an empty one: un
   assert.equal(config.HOST, "0.0.0.0");
   assert.equal(config.LOG_LEVEL, "info");
   assert.equal(parseConfig({ FRAUD_NIGHT_END_HOUR: "  " }).FRAUD_NIGHT_END_HOUR, 6);
+  // Text settings lose the spaces around them too: a client id is not " shop-1 ".
+  assert.equal(parseConfig({ KAFKA_CLIENT_ID: " shop-1 " }).KAFKA_CLIENT_ID, "shop-1");
+  assert.equal(parseConfig({ GROUP_ID: "\tshop\n" }).GROUP_ID, "shop");
 });
 
 Deno.test("parseConfig() reads integers as plain decimal digits, surrounding whitespace trimmed", () => {

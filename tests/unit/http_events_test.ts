@@ -4,10 +4,14 @@
  */
 import assert from "node:assert/strict";
 import { LogUnavailableError } from "../../engine/errors.ts";
+import { Metrics } from "../../engine/metrics.ts";
+import { MemoryLog } from "../../engine/memory_log.ts";
+import { topicNames } from "../../engine/config.ts";
+import { buildRoutes } from "../../http/routes.ts";
 import { FORWARDED_HEADER, type StateReader } from "../../engine/state_reader.ts";
-import { silentLogger } from "../../engine/logger.ts";
+import { createLogger, silentLogger } from "../../engine/logger.ts";
 import { createHandler } from "../../http/server.ts";
-import { BASE, FIXTURE_LIMITS, httpFixture, pageView, postEvents } from "./http_fixture.ts";
+import { BASE, FIXTURE_LIMITS, FIXTURE_NOW, httpFixture, pageView, postEvents } from "./http_fixture.ts";
 
 const PROBLEM_KEYS = new Set(["type", "title", "status", "detail", "errors"]);
 
@@ -258,6 +262,23 @@ Deno.test("unknown routes answer 404, wrong methods 405 with Allow, both as prob
   await problem(put, 405);
 });
 
+Deno.test("a GET route answers HEAD as it answers GET (RFC 9110), and HEAD is no method of POST /v1/events", async () => {
+  const { handle } = await httpFixture();
+  for (const path of ["/v1/users/alice", "/healthz", "/openapi.json"]) {
+    const get = await handle(new Request(`${BASE}${path}`));
+    const head = await handle(new Request(`${BASE}${path}`, { method: "HEAD" }));
+    assert.equal(head.status, 200, path);
+    assert.equal(head.headers.get("content-type"), get.headers.get("content-type"), path);
+    await Promise.all([get.body?.cancel(), head.body?.cancel()]);
+  }
+  const unknown = await handle(new Request(`${BASE}/v1/users/nobody`, { method: "HEAD" }));
+  assert.equal(unknown.status, 404);
+  await unknown.body?.cancel();
+  const events = await handle(new Request(`${BASE}/v1/events`, { method: "HEAD" }));
+  assert.equal(events.headers.get("allow"), "POST");
+  await problem(events, 405);
+});
+
 Deno.test("GET /v1/users/{id} decodes the id, answers 404 for an unknown one and 400 for bad percent-encoding or NUL", async () => {
   const { handle } = await httpFixture();
   const found = await handle(new Request(`${BASE}/v1/users/%61lice`));
@@ -324,4 +345,53 @@ Deno.test('the method label of request metrics is one of the standard methods or
   }
   // Any token is a method: "M0" … "M49" made fifty series of each request metric.
   assert.deepEqual(seen, ["GET", "POST", "other", "other", "other"]);
+});
+
+Deno.test("the route label of request metrics is the route's pattern, or (unmatched): paths cannot add series", async () => {
+  const { routes } = await httpFixture();
+  const seen: string[] = [];
+  const handle = createHandler(routes, silentLogger, {
+    emit: (event) => void (event.type === "http_request" && seen.push(event.route)),
+  });
+  for (const path of ["/v1/users/alice", "/v1/users/bob", "/nowhere/1", "/nowhere/2"]) {
+    await (await handle(new Request(`${BASE}${path}`))).body?.cancel();
+  }
+  assert.deepEqual(seen, ["/v1/users/:id", "/v1/users/:id", "(unmatched)", "(unmatched)"]);
+});
+
+Deno.test("a log that is down is logged as a warning (expected, retryable); an unexpected failure as an error", async () => {
+  const { routes, log } = await httpFixture();
+  const lines: { level: string; status: number }[] = [];
+  const handle = createHandler(routes, createLogger("warn", (line) => lines.push(JSON.parse(line))));
+  log.failAppends = new LogUnavailableError("broker gone");
+  await (await handle(postEvents(JSON.stringify(pageView("a"))))).body?.cancel();
+  assert.deepEqual(lines.map((l) => [l.level, l.status]), [["warn", 503]]);
+  lines.length = 0;
+  log.failAppends = null;
+  const broken = createHandler(
+    [{ method: "GET", path: "/boom", handler: () => Promise.reject(new Error("bug")) }],
+    createLogger("warn", (line) => lines.push(JSON.parse(line))),
+  );
+  await (await broken(new Request(`${BASE}/boom`))).body?.cancel();
+  assert.deepEqual(lines.map((l) => [l.level, l.status]), [["error", 500]]);
+});
+
+Deno.test("a rejected request counts every event it held as rejected in the ingestion metric", async () => {
+  const metrics = new Metrics({ defaultMetrics: false });
+  const log = new MemoryLog(() => FIXTURE_NOW);
+  const routes = buildRoutes({
+    producer: log.producer(),
+    topics: topicNames({ TOPIC_PREFIX: "" }),
+    reader: { read: () => Promise.resolve(null) },
+    ingest: { rules: { maxFutureMs: 300_000 }, maxPendingBytes: 1 << 20, ...FIXTURE_LIMITS },
+    now: () => FIXTURE_NOW,
+    instrumentation: metrics,
+  });
+  const handle = createHandler(routes, silentLogger, metrics);
+  const batch = [pageView("a"), { type: "page_viewed", userId: "b", properties: {} }, pageView("c")];
+  assert.equal((await handle(postEvents(JSON.stringify(batch)))).status, 400);
+  assert.match(
+    (await metrics.render()).body,
+    /engine_events_ingested_total\{type="\(batch\)",outcome="rejected"\} 3\b/,
+  );
 });

@@ -10,7 +10,8 @@ import assert from "node:assert/strict";
 import { topicNames } from "../../engine/config.ts";
 import { openEmbeddedDatabase } from "../../engine/embedded_database.ts";
 import { EmbeddedLog } from "../../engine/embedded_log.ts";
-import { LogUnavailableError } from "../../engine/errors.ts";
+import { IngestOverloadedError, LogUnavailableError } from "../../engine/errors.ts";
+import { IngestAdmission } from "../../engine/ingest_admission.ts";
 import { recordBytes } from "../../engine/kafka_producer.ts";
 import type { LogProducer, OutgoingRecord } from "../../engine/log.ts";
 import { silentLogger } from "../../engine/logger.ts";
@@ -145,7 +146,8 @@ async function assertRefused(response: Response): Promise<void> {
   const text = await response.text();
   assert.equal(response.status, 429, text);
   assert.equal(response.headers.get("content-type"), "application/problem+json");
-  assert.ok(Number(response.headers.get("retry-after")) > 0, "Retry-After");
+  // README: `Retry-After: 1`; the appends it waits for are answered within PUBLISH_TIMEOUT_MS at the latest.
+  assert.equal(response.headers.get("retry-after"), "1", "Retry-After");
   const body = JSON.parse(text);
   assert.equal(body.status, 429);
   assert.equal(body.type, "urn:actor-engine:problem:ingest_overloaded");
@@ -198,7 +200,7 @@ Deno.test("POST /v1/events admits requests while their records waiting for the l
 
 Deno.test("the ingestion limit is released when an append fails or times out: 503, then requests are admitted again", async () => {
   const held = new HeldLog();
-  const { handle, topics } = await fixture(held.producer(), held.log);
+  const { handle, topics, metrics } = await fixture(held.producer(), held.log);
   const first = await flood(handle, 10, () => held.held.length);
   const admitted = held.held.length;
   assert.ok(admitted > 0 && admitted < 10, `${admitted} of 10 admitted`);
@@ -209,6 +211,13 @@ Deno.test("the ingestion limit is released when an append fails or times out: 50
     assert.equal(response.status, first.settled.has(i) ? 429 : 503);
     await response.body?.cancel();
   }
+  const exposition = (await metrics.render()).body;
+  assert.match(
+    exposition,
+    new RegExp(
+      `engine_events_ingested_total\\{type="page_viewed",outcome="unavailable"\\} ${admitted * PER_REQUEST}\\b`,
+    ),
+  );
   const second = await flood(handle, admitted, () => held.held.length, 10);
   assert.equal(second.settled.size, 0, "the failed appends' bytes were released");
   held.acknowledgeAll();
@@ -329,4 +338,15 @@ Deno.test("on the embedded log held by a transaction: 202 within the limit, 429 
     await db.close();
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("a request that exactly fills MAX_INGEST_PENDING_BYTES is admitted: only passing it is refused", () => {
+  const admission = new IngestAdmission(1_000);
+  admission.acquire(600);
+  admission.acquire(400);
+  assert.equal(admission.pendingBytes, 1_000);
+  assert.throws(() => admission.acquire(1), IngestOverloadedError);
+  admission.release(400);
+  admission.release(600);
+  assert.equal(admission.pendingBytes, 0);
 });

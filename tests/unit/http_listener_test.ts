@@ -88,3 +88,24 @@ Deno.test("while starting: /healthz 200, /readyz as its checks say, 503 with Ret
     assert.equal((await response.json()).type, "urn:actor-engine:problem:starting");
   }
 });
+
+Deno.test("/readyz is ready only when every check is: one failing check is a 503 with Retry-After naming it", async () => {
+  const pass = () => Promise.resolve({ ok: true as const });
+  const fail = () => Promise.resolve({ ok: false as const, reason: "connection refused" });
+  const readiness = async (checks: Record<string, () => Promise<{ ok: true } | { ok: false; reason: string }>>) => {
+    const metrics = () => Promise.resolve({ body: "", contentType: "text/plain" });
+    const handle = createHandler(operationsRoutes({ checks, metrics }), silentLogger);
+    const response = await handle(new Request("http://engine/readyz"));
+    return { status: response.status, retryAfter: response.headers.get("retry-after"), body: await response.json() };
+  };
+  assert.deepEqual(await readiness({ database: pass, log: pass }), {
+    status: 200,
+    retryAfter: null,
+    body: { status: "ready", checks: { database: "ok", log: "ok" } },
+  });
+  assert.deepEqual(await readiness({ database: pass, log: fail }), {
+    status: 503,
+    retryAfter: "5",
+    body: { status: "not ready", checks: { database: "ok", log: "connection refused" } },
+  });
+});

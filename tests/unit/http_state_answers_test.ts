@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import type { CheckpointStore } from "../../engine/checkpoint.ts";
 import type { ActorRuntime } from "../../engine/runtime.ts";
-import { createStateReader, type StateReader } from "../../engine/state_reader.ts";
+import { createStateReader, INSTANCE_HEADER, type StateReader } from "../../engine/state_reader.ts";
 import { productAnswer, userAnswer } from "../../http/state_answers.ts";
 import { EventBuilder, fold } from "../helpers/fold.ts";
 import { BASE, httpFixture } from "./http_fixture.ts";
@@ -73,6 +73,8 @@ async function answers(
     const response = await handle(new Request(`${BASE}/v1/${kind}s/${key}`));
     assert.equal(response.status, 200, name);
     found[name] = await response.json();
+    // README: the instance that answered is also the x-engine-instance header.
+    assert.equal(response.headers.get(INSTANCE_HEADER), found[name].instance ?? null, `${name}: ${INSTANCE_HEADER}`);
   }
   return found;
 }

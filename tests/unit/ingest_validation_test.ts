@@ -12,8 +12,8 @@ import {
   type StoredEvent,
 } from "../../actors/events.ts";
 import { topicNames } from "../../engine/config.ts";
-import { ValidationError } from "../../engine/errors.ts";
-import { type PreparedEvents, prepareEvents } from "../../engine/ingest.ts";
+import { PayloadTooLargeError, ValidationError } from "../../engine/errors.ts";
+import { MAX_EVENT_RECORD_BYTES, type PreparedEvents, prepareEvents } from "../../engine/ingest.ts";
 
 const NOW = Date.parse("2026-11-22T12:00:00.000Z");
 const MINUTE_MS = 60_000;
@@ -431,4 +431,38 @@ Deno.test("prepareEvents() names an occurredAt that is not RFC 3339 once, not al
     assert.match(error.problems[0].message, /RFC 3339/);
     assert.doesNotMatch(error.problems[0].message, /1970/);
   }
+});
+
+Deno.test("prepareEvents() takes an event whose log record (key and value) is exactly MAX_EVENT_RECORD_BYTES, not a byte more", () => {
+  const options = { rules: RULES, topics: TOPICS, nowMs: NOW, batch: false };
+  // An order of 1,000 lines with 3-byte characters in their product ids comes near the limit; `pad` ASCII
+  // characters spread over their categories take it to the byte. The longest key shows the key counts too.
+  const wide = "\u4e00".repeat(250);
+  const order = (pad: number) => ({
+    type: "order_completed",
+    userId: "k".repeat(MAX_USER_ID_LENGTH),
+    eventId: UUID_V4,
+    occurredAt: "2026-11-22T11:00:00.000Z",
+    properties: {
+      orderId: "o-1",
+      total: 1_000,
+      items: Array.from({ length: 1_000 }, (_, i) => ({
+        productId: `${wide}${i}`,
+        quantity: 1,
+        price: 1,
+        category: "c".repeat(Math.max(0, Math.min(256, pad - 256 * i))),
+      })),
+    },
+  });
+  const base = prepareEvents([order(0)], options);
+  const record = base.records[0];
+  assert.equal(base.bytes, new TextEncoder().encode(record.key + record.value).byteLength);
+  const fits = MAX_EVENT_RECORD_BYTES - base.bytes;
+  assert.ok(fits > 0 && fits < 256 * 1_000, `${fits} bytes of padding`);
+  assert.equal(prepareEvents([order(fits)], options).bytes, MAX_EVENT_RECORD_BYTES);
+  assert.throws(() => prepareEvents([order(fits + 1)], options), (error: unknown) => {
+    assert.ok(error instanceof PayloadTooLargeError, String(error));
+    assert.match(error.message, new RegExp(`log record of ${MAX_EVENT_RECORD_BYTES + 1} bytes`));
+    return true;
+  });
 });

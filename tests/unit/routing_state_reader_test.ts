@@ -1,6 +1,8 @@
 /** The state reader's routing rules, with a fake runtime, store, registry and fetch. */
 import assert from "node:assert/strict";
 import type { CheckpointStore } from "../../engine/checkpoint.ts";
+import { NotFoundError } from "../../engine/errors.ts";
+import { createLogger, type LogSink } from "../../engine/logger.ts";
 import type { PartitionOwner } from "../../engine/instance_registry.ts";
 import { partitionForKey } from "../../engine/partitioner.ts";
 import type { ActorRuntime } from "../../engine/runtime.ts";
@@ -11,12 +13,16 @@ import {
   routedKinds,
   type StateRouting,
 } from "../../engine/state_reader.ts";
+import { errorResponse, problemResponse } from "../../http/problem.ts";
 
 const TOPIC = "events";
 const UPDATED = new Date("2026-11-01T00:00:00Z");
 
 /** A reader for a user `u1` that is not in memory, whose partition `ownsIt` or not, owned by `owner`. */
-function setup(options: { ownsIt?: boolean; owner?: PartitionOwner | null; answer?: () => Promise<Response> }) {
+function setup(
+  options: { ownsIt?: boolean; owner?: PartitionOwner | null; answer?: () => Promise<Response> },
+  log?: LogSink,
+) {
   const calls: Request[] = [];
   const runtime = {
     lookup: () => undefined,
@@ -36,6 +42,7 @@ function setup(options: { ownsIt?: boolean; owner?: PartitionOwner | null; answe
       calls.push(new Request(input, init));
       return options.answer?.() ?? Promise.resolve(Response.json({ userId: "u1", n: 2, source: "memory" }));
     },
+    ...(log ? { logger: createLogger("warn", log) } : {}),
   };
   return { reader: createStateReader(runtime, store, routing), calls };
 }
@@ -86,8 +93,26 @@ Deno.test("routing: an unreachable, stale, failing or absent owner falls back to
 });
 
 Deno.test("routing: the owner's 404 is the answer", async () => {
-  const { reader } = setup({ answer: () => Promise.resolve(new Response("{}", { status: 404 })) });
+  const { reader } = setup({ answer: () => Promise.resolve(errorResponse(new NotFoundError("no user with id 'u1'"))) });
   assert.equal(await reader.read("user", "u1", { forwarded: false }), null);
+});
+
+Deno.test("routing: a 404 that is not the engine's not-found, or a 200 without a state source, falls back to the checkpoint", async () => {
+  // What a wrong ADVERTISED_URL reaches: another server's 404 page, a route the owner does not have, any JSON.
+  const answers = [
+    () => new Response("<h1>Not Found</h1>", { status: 404, headers: { "content-type": "text/html" } }),
+    () => new Response("{}", { status: 404 }),
+    () => problemResponse({ title: "Not found", status: 404, detail: "no route for /v1/users/u1" }),
+    () => Response.json({ userId: "u1", n: 2 }),
+  ];
+  for (const answer of answers) {
+    const lines: Record<string, unknown>[] = [];
+    const { reader } = setup({ answer: () => Promise.resolve(answer()) }, (line) => lines.push(JSON.parse(line)));
+    assert.deepEqual(await reader.read("user", "u1", { forwarded: false }), fromCheckpoint);
+    // The second failure within FORWARD_FAILURE_LOG_MS is not logged again.
+    assert.deepEqual(await reader.read("user", "u1", { forwarded: false }), fromCheckpoint);
+    assert.deepEqual(lines.map((l) => [l.level, l.owner, l.url]), [["warn", "other", "http://o"]]);
+  }
 });
 
 Deno.test("routing: a partition's owner is looked up once per cache period, and again after it failed", async () => {
@@ -256,4 +281,30 @@ Deno.test("routing: an analytics owner that is unreachable, failing, not JSON or
     const { router } = analyticsSetup(options);
     assert.equal(await router.route("global", "global", analyticsQuery()), undefined, JSON.stringify(options));
   }
+});
+
+Deno.test("routing: an owner address that leads back to this instance is a failed forward, logged (a wrong ADVERTISED_URL)", async () => {
+  // E.g. ADVERTISED_URL=http://localhost:8080 on every host: each instance dials itself, answers from its own
+  // checkpoint, and the forward looked like a success; README promises the wrong address shows in the logs.
+  const lines: Record<string, unknown>[] = [];
+  const { reader, calls } = setup(
+    {
+      answer: () => Promise.resolve(Response.json({ ...fromCheckpoint.state, source: "checkpoint", instance: "self" })),
+    },
+    (line) => lines.push(JSON.parse(line)),
+  );
+  assert.deepEqual(await reader.read("user", "u1", { forwarded: false }), fromCheckpoint);
+  assert.equal(calls.length, 1);
+  assert.deepEqual(lines.map((l) => [l.level, l.owner, l.url]), [["warn", "other", "http://o"]]);
+  assert.match(String((lines[0].error as { message?: string }).message), /this instance itself/);
+
+  const { router } = analyticsSetup({
+    answer: () =>
+      Promise.resolve(Response.json({ views: 1, source: "checkpoint" }, { headers: { [INSTANCE_HEADER]: "self" } })),
+  });
+  assert.equal(
+    await router.route("global", "global", analyticsQuery()),
+    undefined,
+    "answered here, not as the owner's",
+  );
 });

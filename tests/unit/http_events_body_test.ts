@@ -1,0 +1,153 @@
+/**
+ * What POST /v1/events reads as a body, at the edges of its rules: the byte limit (declared and
+ * streamed) exactly at and one past MAX_BODY_BYTES, a declared length over it refused before a byte is
+ * read, NDJSON's event count taken before any line is parsed and without its blank lines, and a
+ * batch of one still reported by index: each a boundary the README states.
+ */
+import assert from "node:assert/strict";
+import { createLogger } from "../../engine/logger.ts";
+import { createHandler } from "../../http/server.ts";
+import { BASE, FIXTURE_LIMITS, httpFixture, pageView, postEvents } from "./http_fixture.ts";
+
+const encoder = new TextEncoder();
+
+/** One page view padded with trailing whitespace (valid JSON) to exactly `bytes` bytes. */
+function paddedEvent(bytes: number): Uint8Array<ArrayBuffer> {
+  const json = JSON.stringify(pageView("alice"));
+  return encoder.encode(json + " ".repeat(bytes - encoder.encode(json).byteLength));
+}
+
+/** A POST whose body arrives as a stream of `bytes` in 1 KiB chunks, with no declared length; counts reads. */
+function streamedPost(
+  bytes: Uint8Array,
+  headers: Record<string, string> = {},
+): { request: Request; reads: () => number } {
+  let at = 0;
+  let reads = 0;
+  const body = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      reads++;
+      if (at >= bytes.byteLength) return controller.close();
+      controller.enqueue(bytes.slice(at, at + 1024));
+      at += 1024;
+    },
+  }, { highWaterMark: 0 });
+  const request = new Request(`${BASE}/v1/events`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body,
+  });
+  return { request, reads: () => reads };
+}
+
+async function status(response: Response): Promise<number> {
+  await response.body?.cancel();
+  return response.status;
+}
+
+Deno.test("POST /v1/events takes a body of exactly MAX_BODY_BYTES, streamed or declared, and refuses one byte more", async () => {
+  const { handle, log, topics } = await httpFixture();
+  const limit = FIXTURE_LIMITS.maxBodyBytes;
+  assert.equal(await status(await handle(streamedPost(paddedEvent(limit)).request)), 202, "streamed, at the limit");
+  assert.equal(await status(await handle(streamedPost(paddedEvent(limit + 1)).request)), 413, "streamed, one past");
+  const declared = (bytes: number) =>
+    new Request(`${BASE}/v1/events`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "content-length": String(bytes) },
+      body: paddedEvent(bytes),
+    });
+  assert.equal(await status(await handle(declared(limit))), 202, "declared, at the limit");
+  assert.equal(await status(await handle(declared(limit + 1))), 413, "declared, one past");
+  assert.equal(log.all(topics.events).length, 2);
+});
+
+Deno.test("POST /v1/events refuses a declared length over MAX_BODY_BYTES before reading any of the body", async () => {
+  const { handle, log, topics } = await httpFixture();
+  // The declared length is what the client announces: nothing of a body it says is too large is read.
+  const { request, reads } = streamedPost(paddedEvent(1024), {
+    "content-length": String(FIXTURE_LIMITS.maxBodyBytes + 1),
+  });
+  const response = await handle(request);
+  assert.equal(await status(response), 413);
+  assert.equal(reads(), 0, "no chunk of the body was read");
+  assert.equal(log.all(topics.events).length, 0);
+});
+
+Deno.test("NDJSON over MAX_BATCH_EVENTS is a 413 before any line is parsed; blank and whitespace lines are not events", async () => {
+  const { handle, log, topics } = await httpFixture();
+  const max = FIXTURE_LIMITS.maxEvents;
+  const lines = Array.from({ length: max }, (_, i) => JSON.stringify(pageView(`u${i}`)));
+  // One line too many, one of them not JSON: refused as too many (413), not listed as a bad line (400).
+  const response = await handle(postEvents([...lines, "{not json"].join("\n"), "application/x-ndjson"));
+  assert.equal(await status(response), 413);
+  // Exactly the limit, with blank lines, lines of spaces and tabs, and CRLF: all accepted, none counted.
+  const spaced = lines.flatMap((line) => [line, "", "  \t "]).join("\r\n") + "\n \n";
+  const accepted = await handle(postEvents(spaced, "application/x-ndjson"));
+  assert.equal(accepted.status, 202);
+  assert.equal((await accepted.json()).accepted, max);
+  assert.equal(log.all(topics.events).length, max);
+});
+
+Deno.test("a JSON array of one event, and NDJSON of one line, are batches: problems are prefixed by the index", async () => {
+  const { handle } = await httpFixture();
+  const bad = { type: "page_viewed", userId: "alice", properties: {} };
+  for (
+    const [body, type] of [
+      [JSON.stringify([bad]), "application/json"],
+      [JSON.stringify(bad) + "\n", "application/x-ndjson"],
+      [JSON.stringify(bad), "application/json"],
+    ] as const
+  ) {
+    const response = await handle(postEvents(body, type));
+    assert.equal(response.status, 400);
+    const paths = (await response.json()).errors.map((e: { path: string }) => e.path);
+    assert.deepEqual(paths, [
+      body.startsWith("[") || type !== "application/json" ? "0.properties.url" : "properties.url",
+    ]);
+  }
+});
+
+Deno.test("POST /v1/events reads media types case-insensitively and takes `utf8` as UTF-8, as RFC 9110 and 3629 allow", async () => {
+  const { handle, log, topics } = await httpFixture();
+  const json = JSON.stringify(pageView("alice"));
+  for (
+    const type of [
+      "Application/JSON",
+      "APPLICATION/X-NDJSON",
+      "application/json; charset=utf8",
+      "application/json;charset=UTF-8",
+      'application/json; charset="utf-8"',
+    ]
+  ) {
+    assert.equal(await status(await handle(postEvents(json, type))), 202, type);
+  }
+  assert.equal(log.all(topics.events).length, 5);
+});
+
+Deno.test("a body that breaks off (the client went away mid-upload) is a 400 naming the body, not a 500", async () => {
+  const lines: string[] = [];
+  const { routes, log, topics } = await httpFixture();
+  const handle = createHandler(routes, createLogger("warn", (line) => lines.push(line)));
+  let sent = false;
+  const body = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (sent) return controller.error(new Deno.errors.BadResource("underlying resource unavailable"));
+      sent = true;
+      controller.enqueue(encoder.encode('{"type":"page_viewed",'));
+    },
+  });
+  const request = new Request(`${BASE}/v1/events`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body,
+  });
+  const response = await handle(request);
+  assert.equal(response.status, 400);
+  assert.equal(response.headers.get("content-type"), "application/problem+json");
+  const problem = await response.json();
+  assert.deepEqual(problem.errors.map((e: { path: string }) => e.path), ["(body)"]);
+  assert.match(problem.detail, /could not be read/);
+  // A client error: no error line for the operator, and nothing stored.
+  assert.deepEqual(lines, []);
+  assert.equal(log.all(topics.events).length, 0);
+});
