@@ -91,7 +91,7 @@ const settings = {
     .transform((value) => value.split(",").map((broker) => broker.trim()).join(",")).optional(),
   KAFKA_CLIENT_ID: z.string().trim().min(1).default("actor-engine"),
   GROUP_ID: z.string().trim().min(1).default("actor-engine"),
-  TOPIC_PREFIX: z.string().regex(/^[A-Za-z0-9._-]*$/, "only letters, digits, '.', '_' and '-'")
+  TOPIC_PREFIX: z.string().trim().regex(/^[A-Za-z0-9._-]*$/, "only letters, digits, '.', '_' and '-'")
     .max(200, "at most 200 characters: Kafka refuses topic names over 249").default(""),
   PARTITIONS: int(1, 10_000).default(12),
   REPLICATION_FACTOR: int(1, 32).default(1),
@@ -119,8 +119,8 @@ const settings = {
   MAX_BODY_BYTES: int(1024, 64 * 1024 * 1024).default(1024 * 1024),
   MAX_INGEST_PENDING_BYTES: int(1024, 64 * 1024 * 1024 * 1024).default(DEFAULT_MAX_INGEST_PENDING_BYTES),
   MAX_EVENT_FUTURE_MS: int(0, MAX_AHEAD_OF_RECEIPT_MS).default(DEFAULT_MAX_FUTURE_MS),
-  LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
-  ROLE: z.enum(ROLES).default("all"),
+  LOG_LEVEL: z.string().trim().pipe(z.enum(LOG_LEVELS)).default("info"),
+  ROLE: z.string().trim().pipe(z.enum(ROLES)).default("all"),
 } as const;
 
 /** Engine settings plus every domain threshold (actors/settings.ts), one flat table. */

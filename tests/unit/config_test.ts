@@ -217,6 +217,13 @@ Deno.test("parseConfig() treats a value of only whitespace like an empty one: un
   // Text settings lose the spaces around them too: a client id is not " shop-1 ".
   assert.equal(parseConfig({ KAFKA_CLIENT_ID: " shop-1 " }).KAFKA_CLIENT_ID, "shop-1");
   assert.equal(parseConfig({ GROUP_ID: "\tshop\n" }).GROUP_ID, "shop");
+  // And so do the named choices (an .env file's `LOG_LEVEL=debug ` was refused).
+  assert.equal(parseConfig({ LOG_LEVEL: " debug " }).LOG_LEVEL, "debug");
+  assert.equal(parseConfig({ TOPIC_PREFIX: " shop1. " }).TOPIC_PREFIX, "shop1.");
+  assert.equal(
+    parseConfig({ KAFKA_BROKERS: "k:9092", DATABASE_URL: "postgres://u@x/y", ROLE: "ingest\n" }).ROLE,
+    "ingest",
+  );
 });
 
 Deno.test("parseConfig() reads integers as plain decimal digits, surrounding whitespace trimmed", () => {
