@@ -47,7 +47,7 @@ export function recordJson(record: LogRecord): unknown {
 export function validate<T extends z.ZodType>(schema: T, json: unknown, what: string): z.output<T> {
   const result = safeParseFast(schema, json);
   if (!result.success) {
-    const problems = zodProblems(result.error);
+    const problems = zodProblems(result.error, [], json);
     throw new ValidationError(
       `invalid ${what}: ${problems.map((p) => `${p.path}: ${p.message}`).join("; ")}`,
       problems,

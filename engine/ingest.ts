@@ -120,11 +120,11 @@ function prepareOne(
     const envelope = safeParseFast(eventEnvelope, raw);
     return withTooFar([
       { path: at("type"), message: `must be one of: ${EVENT_TYPES.join(", ")}` },
-      ...(envelope.success ? [] : zodProblems(envelope.error, prefix)),
+      ...(envelope.success ? [] : zodProblems(envelope.error, prefix, raw)),
     ]);
   }
   const result = safeParseFast(incomingEvent, raw);
-  if (!result.success) return withTooFar(zodProblems(result.error, prefix));
+  if (!result.success) return withTooFar(zodProblems(result.error, prefix, raw));
   if (tooFar) return [tooFar];
   const event = result.data;
   const unaddressable = dotSegmentIds(event).map((path) => ({ path: at(path), message: DOT_SEGMENT_MESSAGE }));

@@ -164,6 +164,21 @@ Deno.test("POST /v1/events answers 400 listing every problem, and stores nothing
   assert.equal(log.all(topics.events).length + log.all(topics.productEvents).length, 0);
 });
 
+Deno.test("POST /v1/events names the key a missing field was sent under in another case", async () => {
+  const { handle } = await httpFixture();
+  const event = { type: "product_viewed", userid: "u", properties: { ProductId: "p", price: 1 } };
+  const body = await problem(await handle(postEvents(JSON.stringify(event))), 400);
+  const messages = Object.fromEntries((body.errors as { path: string; message: string }[]).map((e) => [e.path, e]));
+  assert.match(messages["userId"].message, /the object has "userid": names are case-sensitive/);
+  assert.match(messages["properties.productId"].message, /the object has "ProductId": names are case-sensitive/);
+  // A field simply missing gets no hint.
+  const missing = await problem(
+    await handle(postEvents(JSON.stringify({ type: "product_viewed", properties: {} }))),
+    400,
+  );
+  for (const e of missing.errors as { message: string }[]) assert.doesNotMatch(e.message, /case-sensitive/);
+});
+
 Deno.test("POST /v1/events answers 413 when the body exceeds the byte limit, declared or streamed", async () => {
   const { handle, log, topics } = await httpFixture();
   const big = JSON.stringify(pageView("a", "x".repeat(FIXTURE_LIMITS.maxBodyBytes)));
