@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { createUserLogic, userLogic } from "../../actors/user.ts";
+import { createUserLogic, RECENT_PRODUCTS_LIMIT, userLogic } from "../../actors/user.ts";
 import type { ProductFact } from "../../actors/facts.ts";
 import { domainSettings } from "../../actors/settings.ts";
 import { iso } from "../../actors/alerts.ts";
@@ -959,4 +959,40 @@ Deno.test("a late order dated before an open checkout leaves it open: checkout_a
     new Date(b.time(40 * MIN)).toISOString(),
   ]);
   assert.equal(r.users.get("u")!.orders.count, 1);
+});
+
+Deno.test("user counters and bounded lists: page views, searches, recent products, alerts, purchases, exclusions", async () => {
+  const b = new EventBuilder();
+  const settings = domainSettings({ USER_RECENT_ALERTS: 2, RECS_EXCLUDE_LIMIT: 2, RECS_MIN_INTERVAL_SECONDS: 0 });
+  const events = [
+    b.event("page_viewed", "u", 0, { url: "/" }),
+    b.event("page_viewed", "u", 1, { url: "/" }),
+    b.event("search_performed", "u", 2, { query: "hat" }),
+  ];
+  for (let i = 0; i < RECENT_PRODUCTS_LIMIT + 2; i++) {
+    events.push(b.event("product_viewed", "u", 10 + i, { productId: `p${i}` }));
+  }
+  // Three abandoned carts, an hour apart, and an order of three products.
+  for (let i = 0; i < 3; i++) {
+    events.push(b.event("product_added_to_cart", "u", HOUR * (i + 1), { productId: "c", quantity: 1, price: 1 }));
+  }
+  events.push(b.event("order_completed", "u", 5 * HOUR, {
+    orderId: "o",
+    items: ["x", "y", "z"].map((productId) => ({ productId, quantity: 1, price: 1 })),
+    total: 3,
+  }));
+  events.push(b.event("product_added_to_cart", "u", 5 * HOUR + 1, { productId: "c2", quantity: 1, price: 1 }));
+  events.push(b.event("product_viewed", "u", 5 * HOUR + 2, { productId: "p0" }));
+  const r = await fold(events, { settings, until: b.time(6 * HOUR) });
+  const u = r.users.get("u")!;
+  assert.deepEqual([u.pageViews, u.searches, u.productViews], [2, 1, RECENT_PRODUCTS_LIMIT + 3]);
+  assert.equal(u.recentProducts.length, RECENT_PRODUCTS_LIMIT);
+  assert.deepEqual(u.recentProducts.slice(0, 2), ["p0", `p${RECENT_PRODUCTS_LIMIT + 1}`]);
+  const abandoned = r.alerts.filter((a) => a.type === "cart_abandoned");
+  assert.equal(abandoned.length, 4, "each add re-arms: one per cart state");
+  assert.equal(abandoned[0].severity, "info");
+  assert.equal(u.alerts.length, 2, "USER_RECENT_ALERTS");
+  assert.deepEqual(u.purchasedProducts, ["x", "y"]);
+  const last = productFacts(r).at(-1)!;
+  assert.deepEqual(last.fact === "product_viewed" && last.recommend, { exclude: ["c2", "x"] });
 });
