@@ -548,3 +548,26 @@ Deno.test("the global actor counts a fact in the oldest retained minute and only
     [iso(T0 + 60 * 60_000), 1],
   ]);
 });
+
+Deno.test("a retention grown after a restart does not take back minutes already finished for storage", () => {
+  const fact = (n: number, at: number): AnalyticsFact => ({
+    fact: "activity",
+    factId: `events-0-${n}-a`,
+    at,
+    userId: `u${n}`,
+    session: `u${n}/auto-1`,
+    type: "page_viewed",
+  });
+  const short = runGlobal(domainSettings({ ANALYTICS_RETENTION_MINUTES: 60 }), [
+    fact(0, T0),
+    fact(1, T0 + 90 * 60_000),
+  ]);
+  assert.equal(short.state.memoryFrom, T0 + 30 * 60_000);
+  const { state } = runGlobal(
+    domainSettings({ ANALYTICS_RETENTION_MINUTES: 120 }),
+    [fact(2, T0 + 10 * 60_000), fact(3, T0 + 91 * 60_000)],
+    short.state,
+  );
+  assert.equal(state.tooLate, 1, "the minute was finished (stored): a fact for it is too late");
+  assert.equal(state.memoryFrom, T0 + 30 * 60_000);
+});
