@@ -488,6 +488,90 @@ Deno.test("watermarks of partitions that never had a record release nothing past
   assert.equal(g.timers.get(EVALUATE_TIMER), T0 + 20 * MIN * 1000);
 });
 
+Deno.test("high_cart_abandonment: exactly 80% of 10 outcomes in the window is not more than 80%; 90% is", async () => {
+  const b = new EventBuilder(T0);
+  // Ten carts; `converted` of them reach checkout at 29 minutes, so all ten outcomes fall in the window ending at 31.
+  const carts = (converted: number) => {
+    const events = Array.from(
+      { length: 10 },
+      (_, i) => b.event("product_added_to_cart", `u${i}`, i, { productId: "p", quantity: 1, price: 1 }),
+    );
+    for (let i = 0; i < converted; i++) events.push(b.event("checkout_started", `u${i}`, 29 * MIN + i, {}));
+    return events;
+  };
+  // One partition: the fold advances idle partitions one after another, and without watermarks a partition whose
+  // clock ran ahead would have the global actor evaluate the minutes before the others' abandonments arrive.
+  const exact = await fold(carts(2), { partitions: 1, until: T0 + 2 * HOUR * 1000 });
+  assert.deepEqual(typesOf(exact.alerts, "high_cart_abandonment"), []);
+  const above = await fold(carts(1), { partitions: 1, until: T0 + 2 * HOUR * 1000 });
+  const raised = above.alerts.filter((a) => a.type === "high_cart_abandonment");
+  assert.deepEqual(raised.map((a) => [a.occurredAt, a.details.abandoned, a.details.converted]), [
+    [iso(T0 + 31 * 60_000), 9, 1],
+  ]);
+});
+
+Deno.test("slow_pages: load times are kept to the millisecond, each and on average: 3.0004 s counts as 3 s", async () => {
+  const b = new EventBuilder(T0);
+  const pages = (loadTimes: number[]) =>
+    loadTimes.map((loadTime, i) => b.event("page_viewed", `u${i}`, i, { url: "/", loadTime }));
+  const each = await fold(pages(Array(10).fill(3.0004)), { until: T0 + 5 * 60_000 });
+  assert.equal(each.global!.minutes[0].loadTimeMsSum, 30_000);
+  assert.deepEqual(typesOf(each.alerts, "slow_pages"), []);
+  // 9 × 3 s and one 3.004 s: 3.0004 s on average, which is 3 s to the millisecond.
+  const average = await fold(pages([...Array(9).fill(3), 3.004]), { until: T0 + 5 * 60_000 });
+  assert.equal(average.global!.minutes[0].loadTimeMsSum, 30_004);
+  assert.deepEqual(typesOf(average.alerts, "slow_pages"), []);
+});
+
+Deno.test("the global actor counts a fact in the oldest retained minute and only one before it as too late; firstEventAt is the earliest", () => {
+  const settings = domainSettings({ ANALYTICS_RETENTION_MINUTES: 60 });
+  const fact = (n: number, at: number): AnalyticsFact => ({
+    fact: "activity",
+    factId: `events-0-${n}-a`,
+    at,
+    userId: `u${n}`,
+    session: `u${n}/auto-1`,
+    type: "page_viewed",
+  });
+  const { state } = runGlobal(settings, [
+    fact(0, T0 + 5 * 60_000),
+    fact(1, T0 + 60 * 60_000),
+    fact(2, T0), // the first minute kept: minuteOf(latest) - 60 minutes
+    fact(3, T0 - 1),
+  ]);
+  assert.equal(state.tooLate, 1);
+  assert.equal(state.facts, 3);
+  assert.equal(state.firstEventAt, T0);
+  assert.deepEqual(state.minutes.map((m) => [iso(m.minute), m.pageViews]), [
+    [iso(T0), 1],
+    [iso(T0 + 5 * 60_000), 1],
+    [iso(T0 + 60 * 60_000), 1],
+  ]);
+});
+
+Deno.test("a retention grown after a restart does not take back minutes already finished for storage", () => {
+  const fact = (n: number, at: number): AnalyticsFact => ({
+    fact: "activity",
+    factId: `events-0-${n}-a`,
+    at,
+    userId: `u${n}`,
+    session: `u${n}/auto-1`,
+    type: "page_viewed",
+  });
+  const short = runGlobal(domainSettings({ ANALYTICS_RETENTION_MINUTES: 60 }), [
+    fact(0, T0),
+    fact(1, T0 + 90 * 60_000),
+  ]);
+  assert.equal(short.state.memoryFrom, T0 + 30 * 60_000);
+  const { state } = runGlobal(
+    domainSettings({ ANALYTICS_RETENTION_MINUTES: 120 }),
+    [fact(2, T0 + 10 * 60_000), fact(3, T0 + 91 * 60_000)],
+    short.state,
+  );
+  assert.equal(state.tooLate, 1, "the minute was finished (stored): a fact for it is too late");
+  assert.equal(state.memoryFrom, T0 + 30 * 60_000);
+});
+
 Deno.test("a watermark naming fewer `events` partitions than one before it does not stop the wait for the others", () => {
   // During a rolling restart after partitions were added to `events`, an instance still running with the old count
   // publishes watermarks naming it; partitions are never removed from a topic, so the larger count stands.

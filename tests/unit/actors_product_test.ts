@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import type { ActorContext } from "../../engine/actor.ts";
 import { ValidationError } from "../../engine/errors.ts";
 import type { LogRecord } from "../../engine/log.ts";
-import { applySale, applyUpdate, SALES_MEMORY, UNKNOWN_INVENTORY } from "../../actors/inventory.ts";
+import { applySale, applyUpdate, SALES_MEMORY, stockAlerts, UNKNOWN_INVENTORY } from "../../actors/inventory.ts";
 import { createProductLogic, productLogic } from "../../actors/product.ts";
 import type { ProductFact } from "../../actors/facts.ts";
 import { domainSettings, minutesMs } from "../../actors/settings.ts";
@@ -432,4 +432,100 @@ Deno.test("two views keep the same trending buckets in either arrival order, wha
   };
   // The horizon came from the newest bucket's start one way and the newest view's exact time the other.
   assert.deepEqual(buckets([newer, older]), buckets([older, newer]));
+});
+
+Deno.test("stock: a sale at an update's instant is in it; a later update of the same instant replaces it", () => {
+  const updated = applyUpdate(UNKNOWN_INVENTORY, 50, 1000);
+  assert.equal(applySale(updated, 5, 1000).level, 50, "a sale dated at the snapshot is already in it");
+  assert.equal(applySale(updated, 5, 1001).level, 45);
+  // Two updates of one instant follow their arrival order: the later-arriving one is the snapshot.
+  const again = applyUpdate(applySale(updated, 5, 1001), 30, 1000);
+  assert.deepEqual([again.reported, again.level], [30, 25]);
+  assert.equal(applyUpdate(again, 70, 999).level, 25, "an older update is stale");
+});
+
+Deno.test("stock: beyond SALES_MEMORY after an update the oldest sale is folded into the snapshot, not lost", () => {
+  let inventory = applyUpdate(UNKNOWN_INVENTORY, 1000, 0);
+  for (let i = 1; i <= SALES_MEMORY + 5; i++) inventory = applySale(inventory, 2, i);
+  assert.equal(inventory.sales.length, SALES_MEMORY);
+  assert.equal(inventory.reported, 1000 - 5 * 2);
+  assert.equal(inventory.level, 1000 - (SALES_MEMORY + 5) * 2);
+});
+
+Deno.test("out_of_stock: raised at 0 only, not at 1; once per crossing", () => {
+  const at = (level: number, lowAlerted = true, outAlerted = false) =>
+    stockAlerts({ ...UNKNOWN_INVENTORY, level, reported: level, reportedAt: 0, lowAlerted, outAlerted }, 10);
+  assert.deepEqual(at(1).raised, []);
+  assert.deepEqual(at(0).raised, ["out_of_stock"]);
+  assert.deepEqual(at(0, true, true).raised, []);
+  assert.deepEqual(at(0, false).raised, ["low_inventory", "out_of_stock"]);
+  assert.deepEqual(at(1, true, true).inventory.outAlerted, false, "back above 0 re-arms");
+});
+
+Deno.test("a product's lastEventAt is its latest event time, whatever the arrival order", async () => {
+  const b = new EventBuilder();
+  const r = await fold([
+    b.inventory("p1", 50, 100),
+    b.event("product_viewed", "u", 50, { productId: "p1" }),
+  ], { partitions: 1 });
+  assert.equal(r.products.get("p1")!.lastEventAt, b.time(100));
+});
+
+Deno.test("product attributes: of one instant the larger value wins, in either arrival order; an empty one is ignored", async () => {
+  const b = new EventBuilder();
+  const shoes = b.event("product_viewed", "u1", 0, { productId: "p1", category: "shoes", price: 20 });
+  const hats = b.event("product_viewed", "u2", 0, { productId: "p1", category: "hats", price: 30 });
+  const empty = b.event("product_viewed", "u3", 100, { productId: "p1", category: "" });
+  for (const order of [[shoes, hats, empty], [hats, shoes, empty]]) {
+    const p = (await fold(order)).persisted("product", "p1") as Record<string, unknown>;
+    assert.equal(p.category, "shoes");
+    assert.equal(p.price, 30);
+  }
+});
+
+Deno.test("product removals count the units the cart actually gave up", async () => {
+  const b = new EventBuilder();
+  const r = await fold([
+    b.event("product_added_to_cart", "u", 0, { productId: "p1", quantity: 5, price: 1 }),
+    b.event("product_removed_from_cart", "u", 10, { productId: "p1", quantity: 2 }),
+    b.event("product_removed_from_cart", "u", 20, { productId: "p1", quantity: 9 }), // only 3 left
+  ]);
+  const p = r.products.get("p1")!;
+  assert.deepEqual([p.cartRemovals, p.cartUnitsRemoved, p.cartUnitsAdded], [2, 5, 5]);
+});
+
+Deno.test("a view of a product with no related products yet sends no recommendation, though the request counts", async () => {
+  const b = new EventBuilder();
+  const r = await fold([b.event("product_viewed", "u", 0, { productId: "p1" })]);
+  assert.deepEqual(r.recommendations, []);
+  assert.equal(r.products.get("p1")!.recommendationsSent, 0);
+  assert.equal(r.users.get("u")!.recommendations.count, 1);
+});
+
+Deno.test("trending: a view older than the horizon behind the newest activity is dropped, in either arrival order", async () => {
+  const b = new EventBuilder();
+  const old = b.event("product_viewed", "u1", 0, { productId: "p1" });
+  const recent = b.event("product_viewed", "u2", 12 * 3600, { productId: "p1" });
+  const inOrder = (await fold([old, recent])).products.get("p1")!.trend;
+  const late = (await fold([recent, old])).products.get("p1")!.trend;
+  assert.deepEqual(late, inOrder);
+  assert.deepEqual(inOrder.map(([start]) => start), [b.time(12 * 3600)]);
+});
+
+Deno.test("a product's related list holds twice RECS_TOP_K products", async () => {
+  const b = new EventBuilder();
+  const views = ["p1", "p2", "p3", "p4"].map((productId, i) => b.event("product_viewed", "u", i, { productId }));
+  const r = await fold(views, { settings: domainSettings({ RECS_TOP_K: 1 }) });
+  const p4 = r.persisted("product", "p4") as { related: { productId: string }[] };
+  assert.deepEqual(p4.related.map((x) => x.productId), ["p1", "p2"]);
+});
+
+Deno.test("stock: sales are kept in event-time order whatever their arrival, so the oldest is the one folded", () => {
+  let inventory = applyUpdate(UNKNOWN_INVENTORY, 1000, 0);
+  for (let i = 2; i <= SALES_MEMORY + 1; i++) inventory = applySale(inventory, 1, i);
+  inventory = applySale(inventory, 5, 1); // late: the oldest sale, folded into the snapshot at once
+  assert.deepEqual(inventory.sales[0], [2, 1]);
+  assert.equal(inventory.reported, 995);
+  // An update at 1 already holds the sale at 1: the sales after it (2…) are subtracted, the folded one not again.
+  assert.equal(applyUpdate(inventory, 500, 1).level, 500 - SALES_MEMORY);
 });

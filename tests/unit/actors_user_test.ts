@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { createUserLogic, userLogic } from "../../actors/user.ts";
+import { createUserLogic, RECENT_PRODUCTS_LIMIT, userLogic } from "../../actors/user.ts";
 import type { ProductFact } from "../../actors/facts.ts";
 import { domainSettings } from "../../actors/settings.ts";
 import { iso } from "../../actors/alerts.ts";
@@ -766,4 +766,233 @@ Deno.test("a checkout of the same instant arriving after that checkout was repor
   const user = r.users.get("u")!;
   assert.equal(user.abandonedCheckouts, 1);
   assert.equal(user.checkout?.abandoned, true);
+});
+
+/** The activity facts the user actors sent to the global actor. */
+function activities(result: Awaited<ReturnType<typeof fold>>): Record<string, unknown>[] {
+  return result.outputs
+    .filter((o) => o.topic === "analytics" && (o.value as { fact: string }).fact === "activity")
+    .map((o) => o.value as Record<string, unknown>);
+}
+
+Deno.test("user sessions: an event exactly SESSION_GAP_MINUTES before the start joins it; a millisecond more is late", async () => {
+  const b = new EventBuilder();
+  const r = await fold([
+    b.event("page_viewed", "a", 40 * MIN, { url: "/" }),
+    b.event("page_viewed", "a", 10 * MIN, { url: "/edge" }),
+    b.event("page_viewed", "b", 40 * MIN, { url: "/" }),
+    b.event("page_viewed", "b", 10 * MIN - 0.001, { url: "/late" }),
+  ]);
+  const a = r.users.get("a")!;
+  assert.equal(a.sessionCount, 1);
+  assert.equal(a.session!.events, 2);
+  assert.equal(a.session!.startedAt, new Date(b.time(10 * MIN)).toISOString());
+  const late = r.users.get("b")!;
+  assert.equal(late.sessionCount, 1);
+  assert.equal(late.session!.events, 1, "a past session's event leaves the current one alone");
+  assert.equal(late.session!.startedAt, new Date(b.time(40 * MIN)).toISOString());
+});
+
+Deno.test("user sessions: a late event carrying an earlier client session's id opens no session", async () => {
+  const b = new EventBuilder();
+  const r = await fold([
+    b.event("page_viewed", "u", 0, { url: "/" }, { sessionId: "s-1" }),
+    b.event("page_viewed", "u", 10 * MIN, { url: "/" }, { sessionId: "s-2" }),
+    b.event("page_viewed", "u", 5 * MIN, { url: "/late" }, { sessionId: "s-1" }),
+  ]);
+  const u = r.users.get("u")!;
+  assert.equal(u.sessionCount, 2);
+  assert.equal(u.session!.id, "s-2");
+  assert.equal(u.session!.events, 1);
+  assert.deepEqual(u.recentSessions.map((s) => [s.id, s.events]), [["s-1", 1]]);
+  assert.equal(u.eventCount, 3);
+});
+
+Deno.test("user sessions: the duration follows a start moved back by the latest event; at most USER_RECENT_SESSIONS kept", async () => {
+  const b = new EventBuilder();
+  const moved = await fold([
+    b.event("page_viewed", "u", 10 * MIN, { url: "/" }),
+    b.event("page_viewed", "u", 20 * MIN, { url: "/" }),
+    b.event("page_viewed", "u", 5 * MIN, { url: "/earlier" }),
+  ]);
+  assert.equal(moved.users.get("u")!.session!.durationSeconds, 15 * MIN);
+  const many = await fold(Array.from({ length: 8 }, (_, i) => b.event("page_viewed", "v", i * HOUR, { url: "/" })));
+  const v = many.users.get("v")!;
+  assert.equal(v.sessionCount, 8);
+  assert.deepEqual(v.recentSessions.map((s) => s.number), [7, 6, 5, 4, 3]);
+});
+
+Deno.test("user funnel: each activity reports only the stages its session reached for the first time", async () => {
+  const b = new EventBuilder();
+  const r = await fold([
+    b.event("page_viewed", "u", 0, { url: "/" }),
+    b.event("product_viewed", "u", 60, { productId: "p" }),
+    b.event("product_viewed", "u", 120, { productId: "q" }),
+    b.event("checkout_started", "u", 180, {}),
+  ]);
+  assert.deepEqual(activities(r).map((a) => a.reached), [
+    ["visited"],
+    ["viewed_product"],
+    undefined,
+    ["added_to_cart", "started_checkout"],
+  ]);
+});
+
+Deno.test("cart_abandoned: a late change dated before the last one does not move the deadline back", async () => {
+  const b = new EventBuilder();
+  const r = await fold([
+    b.event("product_added_to_cart", "u", 20 * MIN, { productId: "a", quantity: 1, price: 4 }),
+    b.event("product_added_to_cart", "u", 5 * MIN, { productId: "b", quantity: 1, price: 6 }),
+  ], { until: b.time(3 * HOUR) });
+  const abandoned = r.alerts.filter((a) => a.type === "cart_abandoned");
+  assert.deepEqual(abandoned.map((a) => [a.occurredAt, a.details.lastChangeAt, a.details.cartValue]), [
+    [new Date(b.time(50 * MIN)).toISOString(), new Date(b.time(20 * MIN)).toISOString(), 10],
+  ]);
+});
+
+Deno.test("a cart converts once: a second checkout or the order after a checkout counts no second converted cart", async () => {
+  const b = new EventBuilder();
+  const r = await fold([
+    b.event("product_added_to_cart", "u", 0, { productId: "a", quantity: 1, price: 4 }),
+    b.event("checkout_started", "u", 60, {}),
+    b.event("checkout_started", "u", 120, {}),
+    b.event("order_completed", "u", 180, {
+      orderId: "o",
+      items: [{ productId: "a", quantity: 1, price: 4 }],
+      total: 4,
+    }),
+  ]);
+  assert.deepEqual(activities(r).map((a) => a.cartConverted), [undefined, true, false, false]);
+});
+
+Deno.test("checkout: the event's cartValue is kept and reported by checkout_abandoned; an order of its instant closes it", async () => {
+  const b = new EventBuilder();
+  const r = await fold([
+    b.event("product_added_to_cart", "u", 0, { productId: "a", quantity: 1, price: 4 }),
+    b.event("checkout_started", "u", 60, { cartValue: 99 }),
+    b.event("product_added_to_cart", "v", 0, { productId: "a", quantity: 1, price: 4 }),
+    b.event("checkout_started", "v", 60, {}),
+    // Same millisecond, arriving after the checkout (a batch posted without occurredAt): it closes that checkout.
+    b.event("order_completed", "v", 60, { orderId: "o", items: [{ productId: "a", quantity: 1, price: 4 }], total: 4 }),
+  ], { until: b.time(3 * HOUR) });
+  assert.equal(r.users.get("u")!.checkout?.cartValue, 99);
+  const abandoned = r.alerts.filter((a) => a.type === "checkout_abandoned");
+  assert.deepEqual(abandoned.map((a) => [a.subject.id, a.details.cartValue]), [["u", 99]]);
+  assert.equal(r.users.get("v")!.checkout, null);
+});
+
+Deno.test("user orders: a late order keeps the latest as lastOrder, moves firstOrderAt back, and pairs with no session", async () => {
+  const b = new EventBuilder();
+  const order = (id: string, seconds: number, productId: string) =>
+    b.event("order_completed", "u", seconds, { orderId: id, items: [{ productId, quantity: 1, price: 5 }], total: 5 });
+  const r = await fold([order("o2", 2 * HOUR, "p1"), order("o1", 0, "p9")], { partitions: 1 });
+  const u = r.users.get("u")!;
+  assert.equal(u.orders.lastOrder?.orderId, "o2");
+  assert.equal(u.orders.firstOrderAt, new Date(b.time(0)).toISOString());
+  assert.deepEqual(u.session!.bought, ["p1"]);
+  const late = productFacts(r).filter((f) => f.productId === "p9");
+  assert.deepEqual(late.map((f) => [f.fact, f.fact === "product_ordered" ? f.coBought : null]), [[
+    "product_ordered",
+    [],
+  ]]);
+  assert.equal(productFacts(r).filter((f) => f.fact === "co_occurrence").length, 0);
+});
+
+Deno.test("user orders: the average order value is rounded to the thousandth; the kept history is bounded", async () => {
+  const b = new EventBuilder();
+  const order = (id: string, seconds: number, total: number) =>
+    b.event("order_completed", "u", seconds, {
+      orderId: id,
+      items: [{ productId: "p", quantity: 1, price: total }],
+      total,
+    });
+  const r = await fold([order("o1", 0, 10), order("o2", HOUR, 10), order("o3", 2 * HOUR, 10.001)], {
+    settings: domainSettings({ USER_RECENT_ORDERS: 2 }),
+  });
+  const u = r.users.get("u")!;
+  assert.equal(u.orders.averageOrderValue, 10);
+  assert.equal(u.orders.count, 3);
+  assert.deepEqual(u.orders.recent.map((o) => o.orderId), ["o3", "o2"]);
+});
+
+Deno.test("user orders: co-bought neighbours within RECS_SESSION_ITEMS positions; a line's category comes from the cart", async () => {
+  const b = new EventBuilder();
+  const r = await fold([
+    b.event("product_added_to_cart", "u", 0, { productId: "a", quantity: 1, price: 4, category: "shoes" }),
+    b.event("order_completed", "u", 60, {
+      orderId: "o",
+      items: ["a", "b", "c"].map((productId) => ({ productId, quantity: 1, price: 4 })),
+      total: 12,
+    }),
+  ], { settings: domainSettings({ RECS_SESSION_ITEMS: 1 }) });
+  const ordered = productFacts(r).filter((f) => f.fact === "product_ordered");
+  assert.deepEqual(
+    ordered.map((f) => f.fact === "product_ordered" && [f.productId, f.coBought, f.category ?? null]),
+    [["a", ["b"], "shoes"], ["b", ["a", "c"], null], ["c", ["b"], null]],
+  );
+  assert.deepEqual(activities(r)[1].categoryRevenue, { shoes: 4000, unknown: 8000 });
+});
+
+Deno.test("user facts: a late product view pairs with nothing in the current session and leaves its list alone", async () => {
+  const b = new EventBuilder();
+  const r = await fold([
+    b.event("product_viewed", "u", 2 * HOUR, { productId: "p1" }),
+    b.event("product_viewed", "u", 2 * HOUR + 60, { productId: "p2" }),
+    b.event("product_viewed", "u", 0, { productId: "p9" }),
+  ], { partitions: 1 });
+  assert.deepEqual(r.users.get("u")!.session!.viewed, ["p2", "p1"]);
+  const p9 = productFacts(r).filter((f) => f.productId === "p9");
+  assert.deepEqual(p9.map((f) => f.fact === "product_viewed" && f.coViewed), [[]]);
+});
+
+Deno.test("a late order dated before an open checkout leaves it open: checkout_abandoned still comes", async () => {
+  const b = new EventBuilder();
+  const r = await fold([
+    b.event("checkout_started", "u", 10 * MIN, {}),
+    b.event("order_completed", "u", 5 * MIN, {
+      orderId: "o",
+      items: [{ productId: "a", quantity: 1, price: 4 }],
+      total: 4,
+    }),
+  ], { until: b.time(3 * HOUR) });
+  assert.deepEqual(r.alerts.filter((a) => a.type === "checkout_abandoned").map((a) => a.occurredAt), [
+    new Date(b.time(40 * MIN)).toISOString(),
+  ]);
+  assert.equal(r.users.get("u")!.orders.count, 1);
+});
+
+Deno.test("user counters and bounded lists: page views, searches, recent products, alerts, purchases, exclusions", async () => {
+  const b = new EventBuilder();
+  const settings = domainSettings({ USER_RECENT_ALERTS: 2, RECS_EXCLUDE_LIMIT: 2, RECS_MIN_INTERVAL_SECONDS: 0 });
+  const events = [
+    b.event("page_viewed", "u", 0, { url: "/" }),
+    b.event("page_viewed", "u", 1, { url: "/" }),
+    b.event("search_performed", "u", 2, { query: "hat" }),
+  ];
+  for (let i = 0; i < RECENT_PRODUCTS_LIMIT + 2; i++) {
+    events.push(b.event("product_viewed", "u", 10 + i, { productId: `p${i}` }));
+  }
+  // Three abandoned carts, an hour apart, and an order of three products.
+  for (let i = 0; i < 3; i++) {
+    events.push(b.event("product_added_to_cart", "u", HOUR * (i + 1), { productId: "c", quantity: 1, price: 1 }));
+  }
+  events.push(b.event("order_completed", "u", 5 * HOUR, {
+    orderId: "o",
+    items: ["x", "y", "z"].map((productId) => ({ productId, quantity: 1, price: 1 })),
+    total: 3,
+  }));
+  events.push(b.event("product_added_to_cart", "u", 5 * HOUR + 1, { productId: "c2", quantity: 1, price: 1 }));
+  events.push(b.event("product_viewed", "u", 5 * HOUR + 2, { productId: "p0" }));
+  const r = await fold(events, { settings, until: b.time(6 * HOUR) });
+  const u = r.users.get("u")!;
+  assert.deepEqual([u.pageViews, u.searches, u.productViews], [2, 1, RECENT_PRODUCTS_LIMIT + 3]);
+  assert.equal(u.recentProducts.length, RECENT_PRODUCTS_LIMIT);
+  assert.deepEqual(u.recentProducts.slice(0, 2), ["p0", `p${RECENT_PRODUCTS_LIMIT + 1}`]);
+  const abandoned = r.alerts.filter((a) => a.type === "cart_abandoned");
+  assert.equal(abandoned.length, 4, "each add re-arms: one per cart state");
+  assert.equal(abandoned[0].severity, "info");
+  assert.equal(u.alerts.length, 2, "USER_RECENT_ALERTS");
+  assert.deepEqual(u.purchasedProducts, ["x", "y"]);
+  const last = productFacts(r).at(-1)!;
+  assert.deepEqual(last.fact === "product_viewed" && last.recommend, { exclude: ["c2", "x"] });
 });

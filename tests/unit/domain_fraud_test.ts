@@ -109,6 +109,19 @@ Deno.test("fraud: each signal alone, at its edge", () => {
       history(2, 10, NOON + 3 * 60 * MIN, 60, [{ shippingCountry: "DE" }, { shippingCountry: "US" }]),
       [],
     ],
+    // The window's edge is inclusive, as velocity's is: an order exactly 24 h before counts.
+    [
+      "the third method exactly 24 h before",
+      { at: NOON, total: 10, paymentMethod: "card" },
+      history(2, 10, NOON, 60 * 12, [{ paymentMethod: "paypal" }, { paymentMethod: "crypto" }]),
+      ["distinct_payment_or_country"],
+    ],
+    [
+      "the third method 24 h 1 ms before",
+      { at: NOON, total: 10, paymentMethod: "card" },
+      history(2, 10, NOON - 1, 60 * 12, [{ paymentMethod: "paypal" }, { paymentMethod: "crypto" }]),
+      [],
+    ],
     [
       "the third method 25 h ago",
       { at: NOON, total: 10, paymentMethod: "card" },

@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { bump, type CoCounts, coCountsFromJSON, coCountsToJSON, compare } from "../../actors/recommendations.ts";
+import {
+  bump,
+  type CoCounts,
+  coCountsFromJSON,
+  coCountsToJSON,
+  compare,
+  rankRelated,
+} from "../../actors/recommendations.ts";
 import { prng } from "../helpers/prng.ts";
 import { parseJson } from "../../engine/json_parse.ts";
 
@@ -64,4 +71,19 @@ Deno.test("bump(): counts kept under a higher limit (a checkpoint before RELATED
   const restored: CoCounts = new Map([["a", 5], ["b", 1], ["c", 3], ["d", 1], ["e", 4]]);
   // Space-Saving alone never shrinks a full map: five stayed with a limit of three.
   assert.deepEqual([...bump(restored, ["c"], "self", 3)].sort(byId), [["a", 5], ["c", 4], ["e", 4]]);
+});
+
+Deno.test("rankRelated() ranks by co-views + weight × co-buys, ties by product id, and leaves out a zero score", () => {
+  const viewed = new Map([["z", 2], ["b", 2], ["m", 1]]);
+  const bought = new Map([["m", 1], ["q", 4]]);
+  assert.deepEqual(rankRelated(viewed, bought, 0, 10), [
+    { productId: "b", score: 2 },
+    { productId: "z", score: 2 },
+    { productId: "m", score: 1 },
+  ]);
+  assert.deepEqual(rankRelated(viewed, bought, 0.5, 3, new Set(["q"])), [
+    { productId: "b", score: 2 },
+    { productId: "z", score: 2 },
+    { productId: "m", score: 1.5 },
+  ]);
 });
