@@ -318,10 +318,13 @@ export class PartitionWorker {
       if (first > this.#position && !(await this.#skipDeletedRecords(first))) return;
       records = records.filter((r) => r.offset >= this.#position);
       if (records.length === 0) return;
+      // Here `first <= position <= records[0].offset`: the offsets in between hold nothing to handle.
+      const at = this.#position;
       await this.#guarded(async () => {
         await this.#checkpointClockAhead();
-        // A checkpoint that found an earlier attempt committed has rewound: the batch is read again.
-        if (!this.#closed && first <= this.#position && this.#position <= records[0].offset) {
+        // A checkpoint that found an earlier attempt committed has rewound (and sought): the batch is read again. Not
+        // handled from here, as `records` lost those before the old position, which the rewind undid.
+        if (!this.#closed && !this.#needsResync && this.#position === at) {
           await this.#apply(records);
           this.#passLeftOut(batch);
         }
