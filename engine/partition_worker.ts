@@ -309,7 +309,10 @@ export class PartitionWorker {
       if (this.#needsResync || this.#closed) return;
       let records = batch.records.filter((r) => r.offset >= this.#position);
       if (records.length === 0) {
-        // Nothing to handle, but it may cover offsets past the position that hold nothing to handle either.
+        // Nothing to handle, but it may cover offsets past the position that hold nothing to handle either; past a gap
+        // (records deleted unhandled, say, and only a transaction's marker left) only once the gap is accounted for.
+        const { from } = batch;
+        if (from !== undefined && from > this.#position && !(await this.#skipDeletedRecords(from))) return;
         if (this.#passLeftOut(batch)) this.#emitLag(batch);
         return;
       }

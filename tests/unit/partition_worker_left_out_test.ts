@@ -19,6 +19,8 @@ const noHeartbeat = () => Promise.resolve();
 /** A consumer that delivers nothing by itself (the test hands the batches) and records the seeks asked of it. */
 class InertConsumer implements LogConsumer {
   readonly seeks: number[] = [];
+  /** The log's start offset (records before it deleted). */
+  earliest = 0;
   start(): Promise<void> {
     return Promise.resolve();
   }
@@ -29,7 +31,7 @@ class InertConsumer implements LogConsumer {
     return Promise.resolve();
   }
   earliestOffset(): Promise<number> {
-    return Promise.resolve(0);
+    return Promise.resolve(this.earliest);
   }
   endOffset(): Promise<number> {
     return Promise.resolve(0);
@@ -61,6 +63,47 @@ function batch(first: number, last: number, from: number, end: number): RecordBa
   const records = Array.from({ length: last - first + 1 }, (_, i) => record(first + i));
   return { ...tp, records, highWatermark: end, from, end };
 }
+
+/** A worker on `consumer` and a fresh store, its wall clock at `wall()`. */
+function claim(consumer: LogConsumer, wall: () => number, store = new MemoryCheckpointStore(wall)) {
+  return PartitionWorker.claim(tp, {
+    store,
+    producer: new MemoryLog(wall).producer(),
+    consumer,
+    logic: recorderLogic(),
+    topics,
+    groupId: "group",
+    owner: "me",
+    logger: silentLogger,
+    checkpointMaxMessages: 1_000,
+    idleClockMs: 1_000,
+    retryBackoffMs: { initial: 1, max: 1 },
+    wallClock: wall,
+  });
+}
+
+Deno.test("records deleted before they were handled, then only offsets with nothing to handle: the end is reached", async () => {
+  const consumer = new InertConsumer();
+  const worker = await claim(consumer, () => T0);
+  // Retention (or DeleteRecords) removed offsets 0-4 unhandled; what is left, 5-7, is a transaction that was aborted
+  // and its marker: a read_committed consumer, sent to the log's start, is handed only a batch that covers them.
+  consumer.earliest = 5;
+  await worker.handleBatch({ ...tp, records: [], highWatermark: 8, from: 5, end: 8 }, noHeartbeat);
+  assert.equal(worker.position, 8, "the position passes the deleted records and what is left");
+  await worker.checkpoint();
+  assert.equal(worker.checkpointedOffset, 8);
+});
+
+Deno.test("an empty batch past the position with records before it still in the log seeks back to them", async () => {
+  const consumer = new InertConsumer();
+  const worker = await claim(consumer, () => T0);
+  await worker.handleBatch({ ...tp, records: [], highWatermark: 8, from: 5, end: 8 }, noHeartbeat);
+  assert.equal(worker.position, 0, "offsets 0-4 are still to be read");
+  assert.deepEqual(consumer.seeks, [0]);
+  await worker.handleBatch(batch(0, 4, 0, 5), noHeartbeat);
+  await worker.handleBatch({ ...tp, records: [], highWatermark: 8, from: 5, end: 8 }, noHeartbeat);
+  assert.equal(worker.position, 8);
+});
 
 Deno.test("a rewind while a batch is handled (the store had an earlier commit) re-reads the records it undid", async () => {
   let wall = T0;
