@@ -15,7 +15,7 @@ import { PGlite } from "@electric-sql/pglite";
 import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
 import { connectDatabase, type Sql } from "./database.ts";
 import { LOCK_FILE } from "./data_dir_lock.ts";
-import { DatabaseUnavailableError } from "./errors.ts";
+import { ConfigError, DatabaseUnavailableError } from "./errors.ts";
 import type { Logger } from "./logger.ts";
 import { describePGliteError } from "./pglite_error.ts";
 import { checkPgdataOwner, foreignFileError } from "./pgdata_owner.ts";
@@ -80,6 +80,15 @@ export async function openEmbeddedDatabase(
     const aside = `${pgdata}${INCOMPLETE_SUFFIX}${Date.now()}`;
     log.warn("setting aside a database whose initialisation did not finish", { from: pgdata, to: aside });
     await Deno.rename(pgdata, aside);
+  }
+  if (initialised && !(await exists(pgdata))) {
+    // PGlite would initialise an empty database there, as if nothing had ever been accepted: PostgreSQL too refuses
+    // a data directory that is gone.
+    throw new ConfigError(
+      `Cannot start: DATA_DIR ${dataDir} holds ${INITIALISED_MARKER} but no ${PGDATA_DIR}: the embedded database ` +
+        `that was initialised there was moved or deleted. Restore ${pgdata}, or, to start with an empty database ` +
+        `(and an empty log), delete ${marker} too`,
+    );
   }
   if (initialised) await checkPgdataOwner(dataDir, pgdata);
   let db: PGlite | undefined;

@@ -309,7 +309,10 @@ export class PartitionWorker {
       if (this.#needsResync || this.#closed) return;
       let records = batch.records.filter((r) => r.offset >= this.#position);
       if (records.length === 0) {
-        // Nothing to handle, but it may cover offsets past the position that hold nothing to handle either.
+        // Nothing to handle, but it may cover offsets past the position that hold nothing to handle either; past a gap
+        // (records deleted unhandled, say, and only a transaction's marker left) only once the gap is accounted for.
+        const { from } = batch;
+        if (from !== undefined && from > this.#position && !(await this.#skipDeletedRecords(from))) return;
         if (this.#passLeftOut(batch)) this.#emitLag(batch);
         return;
       }
@@ -318,10 +321,13 @@ export class PartitionWorker {
       if (first > this.#position && !(await this.#skipDeletedRecords(first))) return;
       records = records.filter((r) => r.offset >= this.#position);
       if (records.length === 0) return;
+      // Here `first <= position <= records[0].offset`: the offsets in between hold nothing to handle.
+      const at = this.#position;
       await this.#guarded(async () => {
         await this.#checkpointClockAhead();
-        // A checkpoint that found an earlier attempt committed has rewound: the batch is read again.
-        if (!this.#closed && first <= this.#position && this.#position <= records[0].offset) {
+        // A checkpoint that found an earlier attempt committed has rewound (and sought): the batch is read again. Not
+        // handled from here, as `records` lost those before the old position, which the rewind undid.
+        if (!this.#closed && !this.#needsResync && this.#position === at) {
           await this.#apply(records);
           this.#passLeftOut(batch);
         }

@@ -194,3 +194,47 @@ onlyOn("kafka", {
     }
   },
 });
+
+onlyOn("kafka", {
+  name:
+    "records deleted before they were handled, followed only by an aborted transaction: the partition reaches its end",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const { deployment: d, remove } = await deploy("kafka", { PARTITIONS: String(PARTITIONS) });
+    const kafka = new Kafka({
+      clientId: uniqueName("storefront"),
+      brokers: [d.kafkaBrokers!],
+      logLevel: logLevel.NOTHING,
+    });
+    const transactional = kafka.producer({
+      transactionalId: uniqueName("tx"),
+      idempotent: true,
+      maxInFlightRequests: 1,
+    });
+    const plain = kafka.producer();
+    const admin = kafka.admin();
+    const user = userOn(1, "gone");
+    // Creates the topics, and stops: what follows happens while no engine runs.
+    await (await startEngine(d.config, silentLogger)).stop();
+    let engine;
+    try {
+      await Promise.all([transactional.connect(), plain.connect(), admin.connect()]);
+      await plain.send({ topic: d.topics.events, messages: [view(user, "sku-1"), view(user, "sku-2")] });
+      await inTransaction(transactional, d.topics.events, [view(user, "sku-aborted")], "abort");
+      // Retention, or an operator, deletes the two records before any engine handled them: offset 2 (the aborted
+      // record) and 3 (its marker) are all the partition has left.
+      await admin.fetchTopicMetadata({ topics: [d.topics.events] }); // deleteTopicRecords needs it loaded
+      await admin.deleteTopicRecords({ topic: d.topics.events, partitions: [{ partition: 1, offset: "2" }] });
+      engine = await startEngine(d.config, silentLogger);
+      assert.equal((await checkpointedToTheEnd(d, kafka)).get(1), 4, "past the deleted records and the aborted one");
+      const response = await fetch(`${engine.url}/v1/users/${user}`);
+      await response.body?.cancel();
+      assert.equal(response.status, 404, "nothing deleted or aborted was handled");
+    } finally {
+      await Promise.all([transactional.disconnect(), plain.disconnect(), admin.disconnect()]);
+      await engine?.stop();
+      await remove();
+    }
+  },
+});

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { openEmbeddedDatabase } from "../../engine/embedded_database.ts";
-import { DatabaseUnavailableError } from "../../engine/errors.ts";
+import { ConfigError, DatabaseUnavailableError } from "../../engine/errors.ts";
 import { silentLogger } from "../../engine/logger.ts";
 
 Deno.test("a pgdata that is a file, not a directory, is named with the error PGlite met", async () => {
@@ -21,6 +21,26 @@ Deno.test("a pgdata that is a file, not a directory, is named with the error PGl
       error.message,
       `Cannot open the embedded database in ${dataDir}/pgdata: not a directory (ENOTDIR, a file-system error)`,
     );
+  } finally {
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});
+
+Deno.test("an initialised DATA_DIR whose pgdata is gone is refused, naming it and both remedies", async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "embedded-database-" });
+  try {
+    // The marker says a database was made here, but its folder was deleted or not restored with it.
+    await Deno.writeTextFile(`${dataDir}/pgdata.initialised`, "2026-12-05T00:00:00.000Z\n");
+    const error = await openEmbeddedDatabase(dataDir, { logger: silentLogger, templateDir: null, vacuumIntervalMs: 0 })
+      .then(() => undefined, (e) => e);
+    assert.ok(error instanceof ConfigError, String(error));
+    assert.equal(
+      error.message,
+      `Cannot start: DATA_DIR ${dataDir} holds pgdata.initialised but no pgdata: the embedded database that was ` +
+        `initialised there was moved or deleted. Restore ${dataDir}/pgdata, or, to start with an empty database (and ` +
+        `an empty log), delete ${dataDir}/pgdata.initialised too`,
+    );
+    assert.deepEqual([...Deno.readDirSync(dataDir)].map((e) => e.name), ["pgdata.initialised"], "nothing written");
   } finally {
     await Deno.remove(dataDir, { recursive: true });
   }
