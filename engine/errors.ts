@@ -77,6 +77,11 @@ export class LogUnavailableError extends EngineError {
   readonly code = "log_unavailable";
 }
 
+/** The installed kafkajs lacks an internal the Kafka adapter relies on (it is written for kafkajs 2.2.4); start-up stops. */
+export class KafkaClientMismatchError extends EngineError {
+  readonly code = "kafka_client_mismatch";
+}
+
 /**
  * Ingestion holds as many bytes of events waiting for the log's acknowledgement as it may
  * (MAX_INGEST_PENDING_BYTES); the request is refused whole, retry later (HTTP 429).

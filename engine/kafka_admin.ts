@@ -1,15 +1,19 @@
 /** Kafka topic administration and offsets (the LogAdmin of log.ts). */
 import type { Kafka } from "kafkajs";
 import { LogUnavailableError } from "./errors.ts";
+import { HighWatermarks, readUncommittedCluster } from "./kafka_high_watermarks.ts";
 import type { LogAdmin, TopicPartition, TopicSpec } from "./log.ts";
 
 /** Topic administration. */
 export class KafkaAdmin implements LogAdmin {
   #admin;
   #connected: Promise<void> | null = null;
+  /** Ends listed read_uncommitted (kafkajs's admin lists them read_committed): see engine/kafka_high_watermarks.ts. */
+  #ends: HighWatermarks;
 
   constructor(kafka: Kafka) {
     this.#admin = kafka.admin();
+    this.#ends = new HighWatermarks(() => readUncommittedCluster(kafka));
   }
 
   #connect(): Promise<void> {
@@ -44,21 +48,21 @@ export class KafkaAdmin implements LogAdmin {
   }
 
   /**
-   * The partition's end as a read_committed consumer sees it (`high`, read_committed): the offset its next record will
-   * get, or the first offset of a transaction still open (the last stable offset).
+   * The partition's end (its high watermark): the offset its next record will get. Records of a transaction still open
+   * are before it: a read_committed reader is handed them (or goes past them, aborted) once the transaction ends.
    */
   async endOffset(tp: TopicPartition): Promise<number> {
-    return Number((await this.#offsets(tp)).high);
+    const end = (await this.#ends.of(tp.topic)).get(tp.partition);
+    if (end === undefined) throw new LogUnavailableError(`no offsets for ${tp.topic}:${tp.partition}`);
+    return end;
   }
 
-  /** Every partition's end of `topic` (as `endOffset`), in one request. */
-  async endOffsets(topic: string): Promise<Map<number, number>> {
-    await this.#connect();
-    const offsets = await this.#admin.fetchTopicOffsets(topic);
-    return new Map(offsets.map((o) => [o.partition, Number(o.high)]));
+  /** Every partition's end of `topic` (as `endOffset`), in one request (shared with concurrent asks). */
+  endOffsets(topic: string): Promise<ReadonlyMap<number, number>> {
+    return this.#ends.of(topic);
   }
 
-  async #offsets(tp: TopicPartition): Promise<{ low: string; high: string }> {
+  async #offsets(tp: TopicPartition): Promise<{ low: string }> {
     await this.#connect();
     const offsets = await this.#admin.fetchTopicOffsets(tp.topic);
     const found = offsets.find((o) => o.partition === tp.partition);
@@ -67,6 +71,7 @@ export class KafkaAdmin implements LogAdmin {
   }
 
   async close(): Promise<void> {
+    await this.#ends.close();
     if (this.#connected) await this.#admin.disconnect();
   }
 }

@@ -1,8 +1,8 @@
 /**
  * The kafkajs client, shared by the Kafka adapter's producer, consumer and admin
- * (kafka_producer.ts, kafka_consumer.ts, kafka_admin.ts). These, and the three runtime patches to
- * kafkajs (kafkajs_encoder.ts, kafkajs_request_queue.ts, kafkajs_crc32c.ts), are the only modules
- * that import kafkajs; swapping the client means rewriting them, nothing else.
+ * (kafka_producer.ts, kafka_consumer.ts, kafka_admin.ts with kafka_high_watermarks.ts). These, and the three
+ * runtime patches to kafkajs (kafkajs_encoder.ts, kafkajs_request_queue.ts, kafkajs_crc32c.ts), are the only
+ * modules that import kafkajs; swapping the client means rewriting them, nothing else.
  */
 import { Kafka, logLevel } from "kafkajs";
 import type { Logger } from "./logger.ts";

@@ -83,7 +83,10 @@ export interface LogConsumer {
   commit(tp: TopicPartition, nextOffset: number): Promise<void>;
   /** The first offset still in the partition: retention may have deleted the records before it. */
   earliestOffset(tp: TopicPartition): Promise<number>;
-  /** The partition's next offset (its end): what a reader that means to reach the end must read up to. */
+  /**
+   * The partition's next offset (its end): what a reader that means to reach the end must read up to. On Kafka the high
+   * watermark, past the records of a transaction still open: the reader gets them, or past them, once it ends.
+   */
   endOffset(tp: TopicPartition): Promise<number>;
   /** Every partition's end offset of `topic`, in one read of the log; a partition never appended to may be absent (0). */
   endOffsets(topic: string): Promise<ReadonlyMap<number, number>>;

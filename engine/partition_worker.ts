@@ -415,6 +415,10 @@ export class PartitionWorker {
         let idleClock = Math.min(wall - grace, this.#deps.consumer.lastReadAt?.() ?? Infinity);
         if (this.#clock > 0 && this.#isIdle(wall) && idleClock > this.#clock) {
           idleClock = Math.min(idleClock, await this.#sourceWatermark());
+          // Not past records still to come: a transaction still open is handed to no read_committed consumer (nor
+          // anything after it) until it ends, however long the partition looks idle. (A fed partition's own records
+          // are part of its source watermark.)
+          if (idleClock > this.#clock && !this.#deps.source && !(await this.#nothingLeft())) idleClock = this.#clock;
           if (idleClock > this.#clock) {
             this.#clock = idleClock;
             this.#clockAhead = true;
@@ -469,7 +473,7 @@ export class PartitionWorker {
       const end = await consumer.endOffset(this.#tp);
       return end <= this.#position || end <= await consumer.earliestOffset(this.#tp);
     } catch (error) {
-      this.#log.warn("cannot read the partition's end offset; its watermark waits", { error });
+      this.#log.warn("cannot read the partition's end offset; its idle clock and watermark wait", { error });
       return false;
     }
   }

@@ -5,7 +5,8 @@
  * has claimed again, still has facts to publish, dated after the clock of its last checkpoint. Its idle clock
  * therefore stops at the stored clock of every source with records left to handle. A source with nothing left (an
  * idle one, caught up) holds nothing back, so that on a quiet shop the clock still follows the wall and `low_traffic`
- * fires. What the sources checkpointed was appended here before: while any of it is not handled yet, the partition
+ * fires. On Kafka the logs' ends are high watermarks: a source with a transaction still open has records left to handle
+ * (they come once it commits). What the sources checkpointed was appended here before: while any of it is not handled yet, the partition
  * is not idle.
  */
 import type { CheckpointStore } from "./checkpoint.ts";

@@ -88,9 +88,12 @@ onlyOn("kafka", {
     try {
       proxy.cut(); // the broker is unreachable the first time the consumer asks
       await assert.rejects(consumer.earliestOffset({ topic, partition: 0 }));
+      await assert.rejects(consumer.endOffset({ topic, partition: 0 }));
       proxy.restore();
       // The failed connect was kept and every later call failed with it, for the life of the process.
       assert.equal(await consumer.earliestOffset({ topic, partition: 0 }), 0);
+      // The end offsets' own connection (read_uncommitted: engine/kafka_high_watermarks.ts) too.
+      assert.equal(await consumer.endOffset({ topic, partition: 0 }), 0);
     } finally {
       await consumer.stop().catch(() => {});
       proxy.close();

@@ -10,6 +10,7 @@ import { Kafka, logLevel, type Producer } from "kafkajs";
 import postgres from "postgres";
 import { startEngine } from "../../engine/engine.ts";
 import { expandBundle, isBundle } from "../../engine/fact_bundle.ts";
+import { KafkaConsumer } from "../../engine/kafka_consumer.ts";
 import { silentLogger } from "../../engine/logger.ts";
 import { partitionForKey } from "../../engine/partitioner.ts";
 import { deploy, type Deployment, onlyOn } from "../helpers/modes.ts";
@@ -238,3 +239,146 @@ onlyOn("kafka", {
     }
   },
 });
+
+/** A cart add by `userId`, as a storefront service would produce it. */
+function cartAdd(userId: string): { key: string; value: string } {
+  return {
+    key: userId,
+    value: JSON.stringify({
+      type: "product_added_to_cart",
+      userId,
+      properties: { productId: "sku-1", quantity: 1, price: 10 },
+    }),
+  };
+}
+
+/** The order closing `cartAdd`'s cart. */
+function order(userId: string): { key: string; value: string } {
+  const properties = { orderId: "o-1", items: [{ productId: "sku-1", quantity: 1, price: 10 }], total: 10 };
+  return { key: userId, value: JSON.stringify({ type: "order_completed", userId, properties }) };
+}
+
+/** Whether the engine has raised `cart_abandoned` for `userId`. */
+async function cartAbandoned(url: string, userId: string): Promise<boolean> {
+  const response = await fetch(`${url}/v1/alerts?type=cart_abandoned`);
+  const body = await response.json();
+  return body.items.some((a: { subject: { id: string } }) => a.subject.id === userId);
+}
+
+/** The user's event count, once the engine has them (0: none yet). */
+async function eventCount(url: string, userId: string): Promise<number> {
+  const response = await fetch(`${url}/v1/users/${userId}`);
+  return response.status === 200 ? (await response.json()).eventCount : (await response.body?.cancel(), 0);
+}
+
+/**
+ * Runs `fn` on a fresh Kafka deployment with carts abandoned after 6 s and partitions idle after 0.5 s, a running
+ * engine, a plain producer and a transactional one whose transactions Kafka aborts after `transactionTimeoutMs`.
+ */
+function openTransactionTest(
+  name: string,
+  transactionTimeoutMs: number,
+  fn: (d: Deployment, url: string, transactional: Producer, plain: Producer, kafka: Kafka) => Promise<void>,
+): void {
+  onlyOn("kafka", {
+    name,
+    sanitizeOps: false,
+    sanitizeResources: false,
+    fn: async () => {
+      const { deployment: d, remove } = await deploy("kafka", {
+        PARTITIONS: String(PARTITIONS),
+        CLOCK_IDLE_MS: "500",
+        CART_ABANDON_MINUTES: "0.1",
+      });
+      const kafka = new Kafka({
+        clientId: uniqueName("storefront"),
+        brokers: [d.kafkaBrokers!],
+        logLevel: logLevel.NOTHING,
+      });
+      const transactional = kafka.producer({
+        transactionalId: uniqueName("tx"),
+        idempotent: true,
+        maxInFlightRequests: 1,
+        transactionTimeout: transactionTimeoutMs,
+      });
+      const plain = kafka.producer();
+      const engine = await startEngine(d.config, silentLogger);
+      try {
+        await Promise.all([transactional.connect(), plain.connect()]);
+        await fn(d, engine.url, transactional, plain, kafka);
+      } finally {
+        await Promise.all([transactional.disconnect(), plain.disconnect()]);
+        await engine.stop();
+        await remove();
+      }
+    },
+  });
+}
+
+openTransactionTest(
+  "an idle partition's clock waits for a transaction still open: an order inside it cancels the cart's timer",
+  60_000,
+  async (d, url, transactional, plain, kafka) => {
+    const buyer = userOn(0, "buyer");
+    const other = userOn(1, "other");
+    await plain.send({ topic: d.topics.events, messages: [cartAdd(buyer)] });
+    await eventually("the buyer's cart", async () => (await eventCount(url, buyer)) === 1 || undefined);
+    // The order, a moment after the cart, in a transaction the storefront has not committed yet.
+    const transaction = await transactional.transaction();
+    await transaction.send({ topic: d.topics.events, messages: [order(buyer)] });
+    // Another cart, later, on another partition: once its abandonment is out, the wall is past the buyer's deadline.
+    await plain.send({ topic: d.topics.events, messages: [cartAdd(other)] });
+    await eventually("the other cart abandoned", async () => (await cartAbandoned(url, other)) || undefined);
+    await transaction.commit();
+    await eventually("the buyer's order", async () => (await eventCount(url, buyer)) === 2 || undefined);
+    await checkpointedToTheEnd(d, kafka);
+    assert.equal(await cartAbandoned(url, buyer), false, "the buyer ordered a moment after the cart change");
+  },
+);
+
+openTransactionTest(
+  "a transaction never committed holds an idle partition's clock until Kafka aborts it, then the cart is abandoned",
+  4_000,
+  async (d, url, transactional, plain, kafka) => {
+    const buyer = userOn(0, "buyer");
+    await plain.send({ topic: d.topics.events, messages: [cartAdd(buyer)] });
+    await eventually("the buyer's cart", async () => (await eventCount(url, buyer)) === 1 || undefined);
+    // A storefront that died inside its transaction: Kafka aborts it after its timeout (4 s here), at its next check
+    // for timed-out transactions (every 10 s by default).
+    const transaction = await transactional.transaction();
+    await transaction.send({ topic: d.topics.events, messages: [order(buyer)] });
+    await eventually("the cart abandoned once the transaction is aborted", async () => {
+      return (await cartAbandoned(url, buyer)) || undefined;
+    }, 60_000);
+    assert.equal(await eventCount(url, buyer), 1, "the aborted order was not handled");
+    // The clock waited for the abort: its marker was in the log before the cart was abandoned (the clock followed the
+    // wall past the open transaction, and the cart was abandoned 6 s after its change, before Kafka aborted it).
+    assert.equal((await checkpointedToTheEnd(d, kafka)).get(0), 3, "the cart, the aborted order and its marker");
+  },
+);
+
+transactionTest(
+  "a partition's end offset counts the records of a transaction still open (the idle clocks' records left to handle)",
+  async (d, _url, producer, kafka) => {
+    const user = userOn(1, "open");
+    const consumer = new KafkaConsumer(kafka, { groupId: uniqueName("ends") }, silentLogger);
+    const admin = kafka.admin();
+    await admin.connect();
+    const transaction = await producer.transaction();
+    try {
+      await transaction.send({ topic: d.topics.events, messages: [view(user, "sku-1"), view(user, "sku-2")] });
+      const lastStable = (await admin.fetchTopicOffsets(d.topics.events)).find((o) => o.partition === 1)?.high;
+      assert.equal(lastStable, "0", "kafkajs's admin lists the last stable offset, before the open transaction");
+      assert.equal((await consumer.endOffsets(d.topics.events)).get(1), 2, "past the open transaction's two records");
+      assert.equal(await consumer.endOffset({ topic: d.topics.events, partition: 1 }), 2);
+      await transaction.abort();
+      // The coordinator writes the marker after it answered the abort.
+      await eventually("the abort marker", async () => {
+        return (await consumer.endOffset({ topic: d.topics.events, partition: 1 })) === 3 || undefined;
+      });
+    } finally {
+      await admin.disconnect();
+      await consumer.stop().catch(() => {});
+    }
+  },
+);

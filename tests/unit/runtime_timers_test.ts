@@ -95,6 +95,29 @@ Deno.test("an idle partition's clock follows wall time less the grace, so timers
   assert.deepEqual((await stored(h, "a"))?.fired, [T0 + 30 * MIN]);
 });
 
+Deno.test("an idle partition's clock waits for records in the log not handed to it yet (Kafka: a transaction still open)", async () => {
+  const h = new Harness(reminderLogic, 1, 1_000, { idleClockMs: 10_000 });
+  h.wall = T0;
+  await h.start();
+  h.send("a", { at: T0, remind: 30 * MIN });
+  await settle(h);
+  // The cancel is in the log, but the consumer does not hand it over: as a read_committed consumer is handed nothing of
+  // a transaction still open (nor anything after it) until it commits.
+  const tp = { topic: h.topics.events, partition: 0 };
+  h.consumer.pause([tp]);
+  h.send("a", { at: T0 + MIN, cancel: true });
+  h.wall = T0 + 40 * MIN; // the wall is far past the deadline, and the partition has been idle for ten minutes
+  await h.runtime.housekeep();
+  assert.deepEqual((await stored(h, "a"))?.fired, [], "the clock did not follow the wall past the cancel");
+  h.consumer.resume([tp]); // committed: the cancel is handed over, and comes before the deadline
+  await settle(h);
+  h.wall = T0 + 60 * MIN;
+  await h.runtime.housekeep();
+  await h.stop();
+  assert.deepEqual((await stored(h, "a"))?.fired, []);
+  assert.equal((await stored(h, "a"))?.seen, 2);
+});
+
 Deno.test("timers are durable: a new owner after a crash fires a timer set before it, exactly once", async () => {
   const h = new Harness(reminderLogic, 1, 1_000, { idleClockMs: 3_600_000 });
   h.wall = T0;

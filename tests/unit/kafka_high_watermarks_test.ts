@@ -1,0 +1,83 @@
+/** The high watermark lister: a READ_UNCOMMITTED kafkajs cluster, one request shared by concurrent asks of a topic. */
+import assert from "node:assert/strict";
+import { Kafka, logLevel } from "kafkajs";
+import { KafkaClientMismatchError } from "../../engine/errors.ts";
+import { HighWatermarks, type OffsetCluster, readUncommittedCluster } from "../../engine/kafka_high_watermarks.ts";
+
+Deno.test("kafkajs's private cluster factory is there and makes a cluster that lists offsets READ_UNCOMMITTED", () => {
+  const kafka = new Kafka({ brokers: ["127.0.0.1:9"], logLevel: logLevel.NOTHING });
+  assert.equal(readUncommittedCluster(kafka).isolationLevel, 0);
+});
+
+Deno.test("a kafkajs without the private cluster factory is refused with a typed error naming what is missing", () => {
+  assert.throws(
+    () => readUncommittedCluster({} as Kafka),
+    (error: unknown) =>
+      error instanceof KafkaClientMismatchError && error.code === "kafka_client_mismatch" &&
+      error.message.includes("private:Kafka:createCluster"),
+  );
+});
+
+/** A cluster answering list-offsets with `ends` once `release` is called, counting requests and metadata refreshes. */
+function cluster(ends: Record<number, number>) {
+  const counts = { listed: 0, connected: 0, refreshed: 0 };
+  let fail = false;
+  const waiting: (() => void)[] = [];
+  const fake: OffsetCluster = {
+    connect: () => (counts.connected++, Promise.resolve()),
+    disconnect: () => Promise.resolve(),
+    addTargetTopic: () => Promise.resolve(),
+    refreshMetadata: () => (counts.refreshed++, Promise.resolve()),
+    refreshMetadataIfNecessary: () => Promise.resolve(),
+    findTopicPartitionMetadata: () => Object.keys(ends).map((p) => ({ partitionId: Number(p) })),
+    fetchTopicsOffset: async (topics) => {
+      counts.listed++;
+      await new Promise<void>((resolve) => waiting.push(resolve));
+      if (fail) throw new Error("This server is not the leader for that topic-partition");
+      return topics.map(({ topic, partitions }) => ({
+        topic,
+        partitions: partitions.map(({ partition }) => ({ partition, offset: String(ends[partition]) })),
+      }));
+    },
+  };
+  const release = async () => {
+    while (waiting.length === 0) await new Promise((resolve) => setTimeout(resolve, 0));
+    waiting.splice(0).forEach((resolve) => resolve());
+  };
+  return { fake, counts, release, failNext: (value: boolean) => void (fail = value) };
+}
+
+Deno.test("asks of one topic while its request is in flight share it; a later ask sends another", async () => {
+  const { fake, counts, release } = cluster({ 0: 5, 1: 7 });
+  const ends = new HighWatermarks(() => fake);
+  const asks = [ends.of("events"), ends.of("events"), ends.of("events")];
+  await release();
+  const answers = await Promise.all(asks);
+  assert.equal(counts.listed, 1, "one list-offsets request for three concurrent asks");
+  for (const answer of answers) assert.deepEqual([...answer], [[0, 5], [1, 7]]);
+  const later = ends.of("events");
+  await release();
+  await later;
+  assert.equal(counts.listed, 2, "an ask after the answer reads the log again");
+  assert.equal(counts.connected, 1);
+});
+
+Deno.test("a failed request fails every ask sharing it, and the next one reads the metadata afresh first", async () => {
+  const { fake, counts, release, failNext } = cluster({ 0: 5 });
+  const ends = new HighWatermarks(() => fake);
+  failNext(true);
+  const asks = [ends.of("events"), ends.of("events")];
+  await release();
+  for (const ask of asks) await assert.rejects(ask, /not the leader/);
+  failNext(false);
+  const next = ends.of("events");
+  await release();
+  assert.deepEqual([...await next], [[0, 5]]);
+  assert.equal(counts.refreshed, 1, "metadata read afresh after the failure (a leader may have moved)");
+});
+
+Deno.test("a client without the private factory fails each ask for an end offset with the reason, not the constructor", async () => {
+  const ends = new HighWatermarks(() => readUncommittedCluster({} as Kafka));
+  await assert.rejects(ends.of("events"), KafkaClientMismatchError);
+  await assert.rejects(ends.of("events"), KafkaClientMismatchError);
+});
