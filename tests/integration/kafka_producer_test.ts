@@ -102,7 +102,8 @@ onlyOn("kafka", {
 });
 
 onlyOn("kafka", {
-  name: "a consumer reads every partition's end offset of a topic in one request (the analytics idle clock's sources)",
+  name:
+    "a consumer reads every partition's end offset of a topic in one request (the analytics idle clock's sources), and a partition's start",
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
@@ -112,6 +113,15 @@ onlyOn("kafka", {
       await producer.append([0, 0, 2, 0].map((partition) => ({ topic, key: "k", value: "v", partition })));
       const ends = await consumer.endOffsets(topic);
       assert.deepEqual([0, 1, 2].map((p) => ends.get(p)), [3, 0, 1]);
+      // Retention (here DeleteRecords) moves a partition's start: where a worker resumes past records it lost.
+      const admin = kafka.admin();
+      await admin.connect();
+      await admin.fetchTopicMetadata({ topics: [topic] }); // deleteTopicRecords needs it loaded
+      await admin.deleteTopicRecords({ topic, partitions: [{ partition: 0, offset: "2" }] });
+      await admin.disconnect();
+      assert.equal(await consumer.earliestOffset({ topic, partition: 0 }), 2);
+      assert.equal(await consumer.endOffset({ topic, partition: 0 }), 3);
+      assert.equal(await consumer.earliestOffset({ topic, partition: 1 }), 0);
     } finally {
       await producer.close();
       await consumer.stop().catch(() => {});

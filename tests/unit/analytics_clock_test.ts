@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { MemoryCheckpointStore, type StoredActor } from "../../engine/checkpoint.ts";
 import { consumedTopics, topicNames, topicSpecs } from "../../engine/config.ts";
 import { silentLogger } from "../../engine/logger.ts";
+import type { LogConsumer, TopicPartition } from "../../engine/log.ts";
 import { MemoryLog } from "../../engine/memory_log.ts";
 import { partitionForKey } from "../../engine/partitioner.ts";
 import { ActorRuntime } from "../../engine/runtime.ts";
@@ -375,4 +376,50 @@ Deno.test("a user partition whose every record retention deleted before it was h
 
   // Partition 1 has nothing left to handle (its log's end is its start): once found idle, it holds nothing back.
   await heldUntilFoundIdle(world, () => wall = T0 + 40 * MIN);
+});
+
+Deno.test("sourceWatermark reads the checkpoints before the logs' ends: a checkpoint committed in between holds the clock back", async () => {
+  const log = new MemoryLog();
+  await log.ensureTopics([{ topic: "src", partitions: 1 }, { topic: "fed", partitions: 1 }]);
+  const store = new MemoryCheckpointStore();
+  log.appendNow([{ topic: "src", key: "k", value: "{}", partition: 0 }, {
+    topic: "src",
+    key: "k",
+    value: "{}",
+    partition: 0,
+  }]);
+  store.partitions.set("g/src:0", { epoch: 1, nextOffset: 0, clock: 100, owner: "o" });
+  // A checkpoint of src:0 lands between the two reads: its facts (dated up to 200) go to `fed`, then it commits.
+  let checkpointed = false;
+  const checkpoint = () => {
+    if (checkpointed) return;
+    checkpointed = true;
+    log.appendNow([{ topic: "fed", key: "global", value: "{}" }]);
+    store.partitions.set("g/src:0", { epoch: 1, nextOffset: 2, clock: 200, owner: "o" });
+  };
+  const inner = log.consumer();
+  let endsRead = 0;
+  const afterEnds = <T>(value: T): T => {
+    if (++endsRead === 2) checkpoint();
+    return value;
+  };
+  const consumer = {
+    endOffsets: async (topic: string) => afterEnds(await inner.endOffsets(topic)),
+    endOffset: async (tp: TopicPartition) => afterEnds(await inner.endOffset(tp)),
+    earliestOffset: (tp: TopicPartition) => inner.earliestOffset(tp),
+  } as unknown as LogConsumer;
+  const progress = store.progress.bind(store);
+  store.progress = async (topic, groupId) => {
+    const read = await progress(topic, groupId);
+    checkpoint();
+    return read;
+  };
+  const limit = await sourceWatermark(store, consumer, "g", { topic: "src", partitions: 1 }, {
+    topic: "fed",
+    partition: 0,
+  }, 0);
+  // Ends read first, then the checkpoint: src:0 looked caught up and fed empty, and the clock followed the wall
+  // past the facts the checkpoint had just published.
+  assert.notEqual(limit, Infinity);
+  assert.ok(limit <= 200, `the idle clock may advance to ${limit}`);
 });

@@ -73,3 +73,26 @@ Deno.test("a rebalance, or an assignment not yet handed to the listener, confirm
   confirmation.assignmentHandled();
   assert.equal(confirmation.confirmedSince(fenced), false, "heartbeats before the latest assignment do not count");
 });
+
+Deno.test("only the latest heartbeat need be recent; an assignment still pending behind another confirms nothing", () => {
+  const { confirmation, advance, now } = setup();
+  confirmation.assignmentReceived();
+  confirmation.assignmentHandled();
+  const fenced = now();
+  confirmation.heartbeat(4);
+  advance(3_500); // the coordinator was slow to answer the next one
+  confirmation.heartbeat(4);
+  assert.equal(confirmation.confirmedSince(fenced), true, "the latest heartbeat is fresh, both are of one generation");
+
+  // Two assignments in a row; the listener has the first, the second is still on its way.
+  confirmation.assignmentReceived();
+  confirmation.assignmentReceived();
+  confirmation.assignmentHandled();
+  advance(1_000);
+  confirmation.heartbeat(5);
+  advance(1_000);
+  confirmation.heartbeat(5);
+  assert.equal(confirmation.confirmedSince(fenced), false, "the latest assignment has not reached the listener");
+  confirmation.assignmentHandled();
+  assert.equal(confirmation.confirmedSince(fenced), true);
+});

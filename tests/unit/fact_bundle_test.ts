@@ -212,3 +212,24 @@ Deno.test("a bundle counts as its entries toward CHECKPOINT_MAX_MESSAGES: a bund
   assert.deepEqual((await h.stored("a"))?.values, [1, 2, 3, 4, 5]);
   await h.stop();
 });
+
+Deno.test("a bundle keeps an entry of 3-byte characters too long for the encoding scratch, after a small one", () => {
+  // 30,000 units of "€" are 90,000 bytes: a scratch sized for 2 bytes a unit would take it and truncate it.
+  const facts: OutgoingRecord[] = [
+    { topic: "analytics", key: "global", value: '{"n":1}' },
+    { topic: "analytics", key: "global", value: `{"category":"${"€".repeat(30_000)}"}` },
+    { topic: "analytics", key: "€".repeat(25_000), value: "{}" },
+  ];
+  const bundles = bundleRecords(facts, new Map([["analytics", 1]]));
+  const entries = bundles.flatMap((b, i) => expandBundle(asRead(b, i)));
+  assert.deepEqual(entries.map((e) => [e.key, text(e.value!)]), facts.map((f) => [f.key, f.value]));
+});
+
+Deno.test("a record given a partition is bundled for that partition, not its key's", () => {
+  const other = (partitionForKey("global", 3) + 1) % 3;
+  const out = bundleRecords(
+    [{ topic: "analytics", key: "global", value: "{}", partition: other }],
+    new Map([["analytics", 3]]),
+  );
+  assert.deepEqual(out.map((r) => r.partition), [other]);
+});

@@ -7,7 +7,7 @@
  * coalesced past a cap.
  */
 import assert from "node:assert/strict";
-import type { Kafka } from "kafkajs";
+import type { Kafka, ProducerConfig } from "kafkajs";
 import { LogUnavailableError } from "../../engine/errors.ts";
 import { KAFKA_REQUEST_TIMEOUT_MS } from "../../engine/kafka_client.ts";
 import {
@@ -17,6 +17,7 @@ import {
   KafkaProducer,
 } from "../../engine/kafka_producer.ts";
 import type { OutgoingRecord } from "../../engine/log.ts";
+import { partitionForKey } from "../../engine/partitioner.ts";
 import { silentLogger } from "../../engine/logger.ts";
 
 const DEADLINE_MS = 200;
@@ -28,6 +29,8 @@ interface SentRequest {
   readonly producer: number;
   /** The `timeout` given to the broker. */
   readonly timeout: number;
+  /** The acknowledgement asked of the broker (-1: every in-sync replica). */
+  readonly acks: number | undefined;
   readonly ack: () => void;
   readonly fail: (error: Error) => void;
 }
@@ -42,6 +45,8 @@ interface FakeKafka {
   readonly stored: string[];
   /** kafkajs producers created so far. */
   producers(): number;
+  /** The settings each kafkajs producer was created with. */
+  readonly configs: ProducerConfig[];
 }
 
 /**
@@ -54,8 +59,10 @@ function fakeKafka(options: { connect?: () => Promise<void>; answerAfterMs?: num
   const events: string[] = [];
   const stored: string[] = [];
   let created = 0;
-  const createProducer = () => {
+  const configs: ProducerConfig[] = [];
+  const createProducer = (config: ProducerConfig) => {
     const id = created++;
+    configs.push(config);
     return {
       events: { DISCONNECT: "producer.disconnect" },
       on: () => () => {},
@@ -64,7 +71,7 @@ function fakeKafka(options: { connect?: () => Promise<void>; answerAfterMs?: num
         events.push(`disconnect#${id}`);
         return Promise.resolve();
       },
-      sendBatch: (batch: { timeout: number; topicMessages: { messages: { key: string }[] }[] }) => {
+      sendBatch: (batch: { acks?: number; timeout: number; topicMessages: { messages: { key: string }[] }[] }) => {
         const { promise, resolve, reject } = Promise.withResolvers<void>();
         const keys = batch.topicMessages.flatMap((t) => t.messages.map((m) => m.key));
         events.push(`send#${id} ${keys}`);
@@ -82,7 +89,7 @@ function fakeKafka(options: { connect?: () => Promise<void>; answerAfterMs?: num
           events.push(`fail#${id} ${keys}`);
           reject(error);
         };
-        sent.push({ keys, producer: id, timeout: batch.timeout, ack, fail });
+        sent.push({ keys, producer: id, timeout: batch.timeout, acks: batch.acks, ack, fail });
         if (options.answerAfterMs !== undefined) setTimeout(ack, options.answerAfterMs);
         return promise;
       },
@@ -94,6 +101,7 @@ function fakeKafka(options: { connect?: () => Promise<void>; answerAfterMs?: num
     events,
     stored,
     producers: () => created,
+    configs,
   };
 }
 
@@ -476,4 +484,52 @@ Deno.test("KafkaProducer.close() stops waiting for a request once its appends ar
   const took = performance.now() - started;
   assert.equal(answered.state, "rejected");
   assert.ok(took < CLOSE_TIMEOUT_MS - 1_000, `close() waited ${Math.round(took)} ms, not stopping at the 503`);
+});
+
+Deno.test("KafkaProducer asks every in-sync replica, one idempotent request at a time, and places keys as Kafka's partitioner", async () => {
+  const { kafka, sent, configs } = fakeKafka();
+  const producer = producerOn(kafka);
+  const appended = watch(producer.append(records("u1")));
+  await settle();
+  // acks=1 would answer 202 for an event a leader failover then loses; idempotence and a single request in flight
+  // keep kafkajs's retries from duplicating or reordering records.
+  assert.equal(sent[0].acks, -1);
+  assert.equal(configs[0].idempotent, true);
+  assert.equal(configs[0].maxInFlightRequests, 1);
+  // Ingestion leaves the partition of a user's event to kafkajs; queries find its owner with partitionForKey.
+  const partitioner = configs[0].createPartitioner!();
+  for (const count of [1, 3, 12]) {
+    const partitionMetadata = Array.from({ length: count }, (_, i) => ({ partitionId: i, leader: 0 }));
+    for (const key of ["a", "abcd", "user-42", "produit-é", "21"]) {
+      const chosen = partitioner({
+        topic: "events",
+        partitionMetadata: partitionMetadata as never,
+        message: { key, value: null },
+      });
+      assert.equal(chosen, partitionForKey(key, count), `key ${key} of ${count} partitions`);
+    }
+  }
+  sent[0].ack();
+  await settle();
+  assert.equal(appended.state, "resolved");
+  await producer.close();
+});
+
+Deno.test("KafkaProducer gives a coalesced request the broker timeout of the latest deadline among its appends", async () => {
+  const { kafka, sent } = fakeKafka();
+  const producer = producerOn(kafka);
+  const first = watch(producer.append(records("a1")));
+  await settle();
+  // While a1 is in flight: an ingestion append (the default 200 ms) and a checkpoint's outputs (10 s).
+  const ingested = watch(producer.append(records("u1")));
+  const outputs = watch(producer.append(records("c1"), { timeoutMs: 10_000 }));
+  sent[0].ack();
+  await settle();
+  assert.deepEqual(sent[1].keys, ["u1", "c1"]);
+  // The broker's timeout at the earliest deadline failed the outputs' request 200 ms in, far before their own.
+  assert.ok(sent[1].timeout > 9_000, `${sent[1].timeout} ms`);
+  sent[1].ack();
+  await settle();
+  assert.deepEqual([first.state, ingested.state, outputs.state], ["resolved", "resolved", "resolved"]);
+  await producer.close();
 });

@@ -36,6 +36,48 @@ Deno.test("unregister() waits for a heartbeat in flight, which then cannot bring
   assert.deepEqual([...rows], []);
 });
 
+Deno.test("a heartbeat that finds its row gone registers the instance again, and unregister() waits for that", async () => {
+  const rows = new Map<string, string>();
+  /** While set, an insert waits for it before it lands; `issued` hears of each insert. */
+  let gate: Promise<void> | undefined;
+  let issued = Promise.withResolvers<void>();
+  // A stand-in for the instances table.
+  const sql = ((strings: TemplateStringsArray, ...values: unknown[]) => {
+    const text = strings.join("?");
+    const id = values[0] as string;
+    if (text.includes("insert into instances")) {
+      issued.resolve();
+      return Promise.resolve(gate).then(() => void rows.set(id, values[1] as string)).then(() => []);
+    }
+    if (text.includes("delete from instances") && text.includes("updated_at")) return Promise.resolve([]);
+    if (text.includes("delete from instances")) return Promise.resolve(void rows.delete(id)).then(() => []);
+    if (text.includes("update instances")) return Promise.resolve(rows.has(id) ? [1] : []);
+    throw new Error(`unexpected query ${text}`);
+  }) as unknown as Sql;
+  const registry = new InstanceRegistry(sql, "g", "me", silentLogger);
+  await registry.register("http://me:8080");
+  const slow = Promise.withResolvers<void>();
+  try {
+    // A live instance forgot this row (this one was frozen for over INSTANCE_FORGET_MS, say).
+    rows.delete("me");
+    const url = await eventually("the row back", () => Promise.resolve(rows.get("me")), 5 * INSTANCE_HEARTBEAT_MS);
+    // Without it, no query was forwarded to this instance again until it restarted.
+    assert.equal(url, "http://me:8080");
+    // Lost again; the heartbeat's insert is slow to land, and the instance stops meanwhile.
+    gate = slow.promise;
+    issued = Promise.withResolvers<void>();
+    rows.delete("me");
+    await issued.promise;
+  } finally {
+    const unregistered = registry.unregister();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    slow.resolve();
+    await unregistered;
+  }
+  // The delete used to run before that insert landed, and the stopped instance's row came back.
+  assert.deepEqual([...rows.keys()], []);
+});
+
 Deno.test("a live instance's heartbeat deletes the rows of instances dead for over an hour, and only those", async () => {
   const dir = await Deno.makeTempDir({ prefix: "instance-rows-" });
   const db = await openEmbeddedDatabase(dir, { logger: silentLogger, vacuumIntervalMs: 0 });

@@ -9,7 +9,9 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { MemoryCheckpointStore } from "../../engine/checkpoint.ts";
 import { topicNames } from "../../engine/config.ts";
+import { DLQ_HEADERS } from "../../engine/dead_letter.ts";
 import { KafkaConsumer } from "../../engine/kafka_consumer.ts";
+import { type PartitionListener, tpKey } from "../../engine/log.ts";
 import { silentLogger } from "../../engine/logger.ts";
 import { MemoryLog } from "../../engine/memory_log.ts";
 import { ActorRuntime } from "../../engine/runtime.ts";
@@ -38,10 +40,13 @@ function fakeKafka() {
       eachBatch = opts.eachBatch;
       return Promise.resolve();
     },
-    seek: () => {},
-    pause: () => {},
-    resume: () => {},
-    commitOffsets: () => Promise.resolve(),
+    seek: (to: { partition: number; offset: string }) => void calls.push(`seek ${to.partition}@${to.offset}`),
+    pause: (tps: { partitions: number[] }[]) => void calls.push(...tps.map((tp) => `pause ${tp.partitions}`)),
+    resume: (tps: { partitions: number[] }[]) => void calls.push(...tps.map((tp) => `resume ${tp.partitions}`)),
+    commitOffsets: (offsets: { partition: number; offset: string }[]) => {
+      calls.push(...offsets.map((o) => `commit ${o.partition}@${o.offset}`));
+      return Promise.resolve();
+    },
     disconnect: () => {
       left.resolve();
       return Promise.resolve();
@@ -49,8 +54,11 @@ function fakeKafka() {
   };
   const kafka = { consumer: () => consumer, admin: () => ({}) };
   const left = Promise.withResolvers<void>();
+  /** What KafkaConsumer asked of kafkajs: `seek P@O`, `pause P`, `resume P`, `commit P@O`. */
+  const calls: string[] = [];
   return {
     kafka,
+    calls,
     /** Settles when the member leaves the group (kafkajs's disconnect). */
     left: left.promise,
     /** The group's assignment to this member, under `memberId` (a new one: the group dropped it in between). */
@@ -58,11 +66,18 @@ function fakeKafka() {
       handlers.get("group_join")!({ payload: { memberId, memberAssignment: assignment } }),
     /** kafkajs's consumer crashed; `restart`: kafkajs restarts it, else it consumes nothing again. */
     crash: (error: Error, restart: boolean) => handlers.get("crash")!({ payload: { error, restart } }),
+    /** The member found the group rebalancing (a new assignment follows with `join`). */
+    rebalancing: () => handlers.get("rebalancing")!({ payload: {} }),
     /** The coordinator answers a heartbeat: twice in a row, the member's assignment is confirmed current. */
     heartbeat: (generation = 1) => handlers.get("heartbeat")!({ payload: { groupGenerationId: generation } }),
     /** A broker answered a request (kafkajs's consumer.network.request event). */
     answered: (apiName: string, sentAt: number) => handlers.get("request")!({ payload: { apiName, sentAt } }),
-    deliver: (topic: string, partition: number, offsets: number[]) =>
+    deliver: (
+      topic: string,
+      partition: number,
+      offsets: number[],
+      record: { key?: string; value?: string; timestamp?: number } = {},
+    ) =>
       eachBatch!({
         batch: {
           topic,
@@ -72,10 +87,10 @@ function fakeKafka() {
           lastOffset: () => String(offsets[offsets.length - 1]),
           messages: offsets.map((o) => ({
             offset: String(o),
-            key: Buffer.from("k"),
-            value: Buffer.from(JSON.stringify({ n: o })),
+            key: Buffer.from(record.key ?? "k"),
+            value: Buffer.from(record.value ?? JSON.stringify({ n: o })),
             headers: {},
-            timestamp: String(Date.now()),
+            timestamp: String(record.timestamp ?? Date.now()),
           })),
         },
         resolveOffset: () => {},
@@ -109,7 +124,7 @@ async function memberA(checkpointMaxMessages = 1) {
     checkpointMaxMessages,
     retryBackoffMs: { initial: 5, max: 20 },
   });
-  return { topics, store, fake, consumer, runtime };
+  return { topics, log, store, fake, consumer, runtime };
 }
 
 Deno.test("a fenced partition handed back to the same member by the next rebalance is claimed again", async () => {
@@ -309,4 +324,148 @@ Deno.test("the consumer's last read of the log is when it sent the latest fetch 
   assert.equal(consumer.lastReadAt(), started + 1_000);
   await consumer.stop();
   await runtime.stop();
+});
+
+Deno.test("an assigned partition is read from its checkpoint, and each checkpoint commits the next offset to read", async () => {
+  const { topics, store, fake, consumer, runtime } = await memberA();
+  // Another member checkpointed partition 0 up to offset 5 before the group gave it to this one.
+  store.partitions.set(`group/${topics.events}:0`, { epoch: 1, nextOffset: 5, clock: 0, owner: "B" });
+  await consumer.start([topics.events], runtime);
+  fake.join({ [topics.events]: [0] });
+  await settle();
+  // Without the seek, kafkajs reads from the group's committed offset: records handled twice, or never.
+  assert.deepEqual(fake.calls, ["seek 0@5"]);
+  await fake.deliver(topics.events, 0, [5, 6]);
+  await settle();
+  assert.equal(store.partitions.get(`group/${topics.events}:0`)?.nextOffset, 7);
+  // Kafka's committed offset is the next one to read (what lag monitoring expects), as the checkpoint's.
+  assert.deepEqual(fake.calls.filter((call) => !call.startsWith("resume")), ["seek 0@5", "commit 0@7"]);
+  await consumer.stop();
+  await runtime.stop();
+});
+
+Deno.test("a record's key and timestamp reach the actors as written: a non-ASCII key, the append time in a dead letter", async () => {
+  const { topics, log, fake, consumer, runtime } = await memberA();
+  await consumer.start([topics.events], runtime);
+  fake.join({ [topics.events]: [0] });
+  await settle();
+  await fake.deliver(topics.events, 0, [0], { key: "clé-日本" });
+  await fake.deliver(topics.events, 0, [1], { key: "k", value: "{not json", timestamp: 1_234 });
+  await settle();
+  assert.deepEqual(runtime.lookup("recorder", "clé-日本")?.state, { key: "clé-日本", values: [0] });
+  const [dead] = log.all(topics.dlq);
+  assert.equal(dead?.headers[DLQ_HEADERS.timestamp], "1234", "the record's append time, not when it was read");
+  await consumer.stop();
+  await runtime.stop();
+});
+
+Deno.test("a rebalance under way confirms no assignment: a failed claim is retried only after the new one's heartbeats", async () => {
+  const { topics, store, fake, consumer, runtime } = await memberA();
+  const row = () => store.partitions.get(`group/${topics.events}:0`);
+  await consumer.start([topics.events], runtime);
+  store.failWith = new Error("connection refused");
+  fake.join({ [topics.events]: [0] }); // the claim fails: partition 0 waits for a retry
+  await settle();
+  fake.heartbeat();
+  fake.heartbeat();
+  // The group starts rebalancing: the assignment may move partition 0 elsewhere.
+  fake.rebalancing();
+  store.failWith = null;
+  await runtime.housekeep();
+  assert.equal(row()?.owner, undefined, "claimed while the group was rebalancing");
+  // The same assignment again, its claim failing too; then the group confirms it.
+  store.failWith = new Error("connection refused");
+  fake.join({ [topics.events]: [0] });
+  await settle();
+  store.failWith = null;
+  fake.heartbeat(2);
+  fake.heartbeat(2);
+  await runtime.housekeep();
+  assert.equal(row()?.owner, "A", "never claimed once the new assignment was confirmed");
+  await consumer.stop();
+  await runtime.stop();
+});
+
+Deno.test("a revoked partition's queued batches are dropped and its pause lifted, so that it starts afresh if assigned again", async () => {
+  const fake = fakeKafka();
+  const consumer = new KafkaConsumer(fake.kafka as Any, { groupId: "group" }, silentLogger);
+  const handled: number[][] = [];
+  const gate = Promise.withResolvers<void>();
+  const listener: PartitionListener = {
+    assigned: (tps) => Promise.resolve(new Map(tps.map((tp) => [tpKey(tp), 0]))),
+    revoked: () => Promise.resolve(),
+    batch: async (batch) => {
+      handled.push(batch.records.map((r) => r.offset));
+      await gate.promise;
+    },
+  };
+  await consumer.start(["t"], listener);
+  fake.join({ t: [0] });
+  await settle();
+  await fake.deliver("t", 0, [0, 1]); // handled, and held
+  await fake.deliver("t", 0, [2, 3]); // queued behind it: the lane is full
+  assert.deepEqual(fake.calls, ["seek 0@0", "pause 0"]);
+  fake.join({ t: [] }); // the group moves partition 0 to another member
+  await settle();
+  gate.resolve();
+  await settle();
+  assert.deepEqual(handled, [[0, 1]], "a batch of a partition this member no longer has was handled");
+  assert.ok(fake.calls.includes("resume 0"), "partition 0 stays paused here for good");
+  await consumer.stop();
+});
+
+Deno.test("a partition is paused while its lane holds two batches, again at each further hand-off, and resumed below", async () => {
+  const fake = fakeKafka();
+  const consumer = new KafkaConsumer(fake.kafka as Any, { groupId: "group" }, silentLogger);
+  const gate = Promise.withResolvers<void>();
+  const listener: PartitionListener = {
+    assigned: (tps) => Promise.resolve(new Map(tps.map((tp) => [tpKey(tp), 0]))),
+    revoked: () => Promise.resolve(),
+    batch: () => gate.promise,
+  };
+  await consumer.start(["t"], listener);
+  fake.join({ t: [0] });
+  await settle();
+  await fake.deliver("t", 0, [0]);
+  assert.deepEqual(fake.calls, ["seek 0@0"], "one batch in the lane: still fetched");
+  await fake.deliver("t", 0, [1]);
+  // kafkajs restarted after a crash forgets its pauses, and fetches the partition again.
+  await fake.deliver("t", 0, [2]);
+  assert.deepEqual(fake.calls, ["seek 0@0", "pause 0", "pause 0"]);
+  assert.equal(consumer.inFlight({ topic: "t", partition: 0 }), 3);
+  gate.resolve();
+  await settle();
+  assert.equal(consumer.inFlight({ topic: "t", partition: 0 }), 0);
+  assert.ok(fake.calls.includes("resume 0"), "partition 0 stays paused once its lane is empty");
+  await consumer.stop();
+});
+
+Deno.test("quiesce() waits for the batch being handled and skips those queued or fetched after it", async () => {
+  const fake = fakeKafka();
+  const consumer = new KafkaConsumer(fake.kafka as Any, { groupId: "group" }, silentLogger);
+  const handled: number[] = [];
+  const gate = Promise.withResolvers<void>();
+  const listener: PartitionListener = {
+    assigned: (tps) => Promise.resolve(new Map(tps.map((tp) => [tpKey(tp), 0]))),
+    revoked: () => Promise.resolve(),
+    batch: async (batch) => {
+      handled.push(...batch.records.map((r) => r.offset));
+      await gate.promise;
+    },
+  };
+  await consumer.start(["t"], listener);
+  fake.join({ t: [0] });
+  await settle();
+  await fake.deliver("t", 0, [0]);
+  await fake.deliver("t", 0, [1]);
+  let quiesced = false;
+  const quiescing = consumer.quiesce().then(() => quiesced = true);
+  await settle();
+  assert.equal(quiesced, false, "the batch being handled is waited for");
+  await fake.deliver("t", 0, [2]);
+  gate.resolve();
+  await quiescing;
+  // Once quiesced the engine writes its final checkpoints: no batch may be handled during or after them.
+  assert.deepEqual(handled, [0]);
+  await consumer.stop();
 });

@@ -45,3 +45,14 @@ Deno.test("kafkajs: any other error it logs stays at error level", () => {
     ["error", "Response Produce(key: 0, version: 7)", "Connection"],
   ]);
 });
+
+Deno.test("kafkajs: its warning about the producer's bounded retries is at debug (a choice made on purpose), other warnings at warn", () => {
+  const { log, lines } = kafkajsLines();
+  const producer = log.namespace("Producer");
+  producer.warn("Limiting retries for the idempotent producer may invalidate EoS guarantees");
+  producer.warn("Failed to send messages", { error: "The request timed out" });
+  assert.deepEqual(lines.map((line) => [line.level, line.msg]), [
+    ["debug", "Limiting retries for the idempotent producer may invalidate EoS guarantees"],
+    ["warn", "Failed to send messages"],
+  ]);
+});

@@ -236,3 +236,26 @@ Deno.test("a checkpoint whose earlier attempt committed (lost reply) adds nothin
   assert.equal(stale.storedClock, row.clock);
   assert.deepEqual([...h.store.productMinutes], before);
 });
+
+Deno.test("ProductMinuteDeltas keeps the latest category and brand reported, and the latest history bound", () => {
+  const deltas = new ProductMinuteDeltas();
+  const delta = (category: string | null, brand: string | null, keepFrom: number) => ({
+    productId: "p1",
+    minute: T0,
+    category,
+    brand,
+    views: 1,
+    cartAdds: 0,
+    orders: 0,
+    units: 0,
+    revenueMillis: 0,
+    keepFrom,
+  });
+  deltas.add(delta("phones", "acme", T0 - 30 * 86_400_000));
+  // The product was recategorised, then a fact came without a category; the partition's clock moved on a minute.
+  deltas.add(delta("tablets", "globex", T0 + MINUTE - 30 * 86_400_000));
+  deltas.add(delta(null, null, T0 + MINUTE - 30 * 86_400_000));
+  const [sum] = deltas.values();
+  assert.deepEqual([sum.category, sum.brand, sum.views], ["tablets", "globex", 3]);
+  assert.equal(sum.keepFrom, T0 + MINUTE - 30 * 86_400_000, "the bound of the latest fact: older minutes go");
+});
