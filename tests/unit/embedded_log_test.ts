@@ -508,3 +508,32 @@ Deno.test("EmbeddedLog", async (t) => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("EmbeddedLog.close waits for the appends and commits in flight, so closing the database never cuts them off", async () => {
+  // The runtime commits after its final checkpoints without waiting; the backend closes the log, then the database.
+  const dir = await Deno.makeTempDir({ prefix: "embedded-log-close-" });
+  try {
+    let db = await openEmbeddedDatabase(dir, { logger: silentLogger, vacuumIntervalMs: 0 });
+    const log = await EmbeddedLog.open(db.sql, { logger: silentLogger });
+    await log.ensureTopics([{ topic: "closing", partitions: 1 }]);
+    const consumer = log.consumer({ groupId: "closing" });
+    const inFlight = Promise.all([
+      db.sql`select pg_sleep(0.2)`, // the connection is busy (a fetch, a retention chunk): the writes queue behind
+      log.append(Array.from({ length: 2_000 }, (_, i) => ({ topic: "closing", key: `k${i}`, value: "x".repeat(100) }))),
+      consumer.commit({ topic: "closing", partition: 0 }, 5),
+    ]);
+    await log.close();
+    await db.close();
+    await inFlight;
+    db = await openEmbeddedDatabase(dir, { logger: silentLogger, vacuumIntervalMs: 0 });
+    try {
+      assert.equal((await loadGroupOffsets(db.sql, "closing")).get("closing:0"), 5);
+      const [{ n }] = await db.sql<{ n: number }[]>`select count(*)::int as n from embedded_log_records`;
+      assert.equal(n, 2_000);
+    } finally {
+      await db.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
