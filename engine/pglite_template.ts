@@ -19,12 +19,25 @@ export async function templatePath(dir: string): Promise<string> {
   return `${dir.replace(/\/$/, "")}/pgdata-${key}.tar.gz`;
 }
 
-/** The saved template, or undefined when there is none (or it cannot be read). */
+/**
+ * The saved template as an uncompressed tar, or undefined when there is none (or it cannot be read or
+ * unpacked: the caller initialises from scratch and saves a new one). Unpacked here rather than by PGlite:
+ * PGlite 0.5.16 leaves the promise of its gunzip stream unhandled, so a template cut short (its gzip
+ * checksum fails) ended the process with an uncaught rejection instead of falling back to initdb.
+ */
 export async function readTemplate(path: string, log: Logger): Promise<Blob | undefined> {
+  let bytes: Uint8Array<ArrayBuffer>;
   try {
-    return new Blob([await Deno.readFile(path)]);
+    bytes = await Deno.readFile(path);
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound)) log.warn("cannot read the PGlite template", { path, error });
+    return undefined;
+  }
+  try {
+    const tar = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
+    return new Blob([await new Response(tar).arrayBuffer()], { type: "application/x-tar" });
+  } catch (error) {
+    log.warn("the PGlite template is damaged; initialising from scratch and replacing it", { path, error });
     return undefined;
   }
 }

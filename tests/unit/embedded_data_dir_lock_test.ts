@@ -6,16 +6,29 @@ Deno.test("lockDataDir() creates DATA_DIR and refuses a second lock while the fi
   const parent = await Deno.makeTempDir({ prefix: "data-dir-lock-" });
   const dir = `${parent}/nested/data`;
   try {
+    // Left by an engine with a longer pid: the holder's pid replaces it, it is not written over its start.
+    await Deno.mkdir(dir, { recursive: true });
+    await Deno.writeTextFile(`${dir}/engine.lock`, "123456789012\n");
     const lock = await lockDataDir(dir);
+    assert.equal(await Deno.readTextFile(`${dir}/engine.lock`), `${Deno.pid}\n`);
     assert.equal(lock.dir, await Deno.realPath(dir));
+    const openFiles = () => Deno.build.os === "linux" ? [...Deno.readDirSync("/proc/self/fd")].length : 0;
+    const before = openFiles();
     await assert.rejects(() => lockDataDir(dir), (error: unknown) => {
       assert.ok(error instanceof ConfigError);
       assert.match(error.message, new RegExp(`DATA_DIR ${lock.dir} is in use by another engine \\(pid ${Deno.pid}\\)`));
       return true;
     });
+    assert.equal(openFiles(), before, "a refused lock closes its file");
     lock.release();
     lock.release();
     (await lockDataDir(dir)).release();
+    // Through a symbolic link: the same directory, named by its real path.
+    await Deno.symlink(dir, `${parent}/link`);
+    const linked = await lockDataDir(`${parent}/link`);
+    assert.equal(linked.dir, lock.dir);
+    await assert.rejects(() => lockDataDir(dir), ConfigError);
+    linked.release();
   } finally {
     await Deno.remove(parent, { recursive: true });
   }

@@ -57,6 +57,7 @@ Deno.test("an interrupted first start is set aside, and only the latest of those
     const db = await openEmbeddedDatabase(dataDir, { logger: silentLogger, templateDir: null, vacuumIntervalMs: 0 });
     try {
       assert.deepEqual([...await db.sql`select 1 as one`], [{ one: 1 }]);
+      assert.equal(db.fromTemplate, false, "templateDir null: no template, even where the default one exists");
     } finally {
       await db.close();
     }

@@ -90,8 +90,10 @@ Deno.test("EmbeddedLogRetention", async (t) => {
       });
       // No group consumes `out`: trimmed by age alone, as Kafka does.
       assert.deepEqual(await offsets(db.sql, "out"), { 0: range(5, 8) });
-      const purged = events.filter((e) => e.type === "log_records_purged");
-      assert.equal(purged.reduce((n, e) => n + (e.type === "log_records_purged" ? e.count : 0), 0), 19);
+      const purged = events.flatMap((e) => e.type === "log_records_purged" ? [e.count] : []);
+      assert.equal(purged.reduce((a, b) => a + b, 0), 19);
+      // Each statement deletes at most a chunk, so that appends and checkpoints never wait for a whole pass.
+      assert.ok(purged.every((n) => n <= 3), `chunks of ${purged.join(", ")}`);
     });
 
     await t.step("consumers report the first offset kept, so a reader behind it can move on", async () => {
@@ -145,6 +147,11 @@ Deno.test("EmbeddedLogRetention", async (t) => {
       } finally {
         await scheduled.stop();
       }
+      assert.equal(
+        await log.consumer({ groupId: "g" }).earliestOffset({ topic: "t", partition: 2 }),
+        10,
+        "an emptied partition starts at its end, not at 0",
+      );
       // Every record of t:0 was old and passed; its counter is untouched and the next append gets 17.
       await append("t", 0, 1);
       assert.deepEqual((await offsets(db.sql, "t"))[0], [17]);
@@ -163,6 +170,75 @@ Deno.test("EmbeddedLogRetention", async (t) => {
       await log.registerGroup("r", ["reg"]);
       assert.equal((await retention().purge()).get("reg"), 3);
       assert.deepEqual((await offsets(db.sql, "reg"))[0], [3, 4]);
+    });
+
+    await t.step("a group registered after records were appended still holds them", async () => {
+      await log.ensureTopics([{ topic: "late", partitions: 1 }]);
+      now = T0 - 48 * HOUR;
+      await append("late", 0, 4);
+      await log.registerGroup("late-group", ["late"]);
+      now = T0 + 48 * HOUR;
+      assert.equal((await retention().purge()).get("late"), undefined);
+      assert.deepEqual((await offsets(db.sql, "late"))[0], range(0, 4));
+    });
+
+    await t.step("a record exactly the retention old is kept; one a millisecond older is deleted", async () => {
+      await log.ensureTopics([{ topic: "edge", partitions: 1 }]);
+      now = T0 - 24 * HOUR - 1;
+      await append("edge", 0, 1);
+      now = T0 - 24 * HOUR;
+      await append("edge", 0, 1);
+      now = T0;
+      assert.equal((await retention().purge()).get("edge"), 1);
+      assert.deepEqual((await offsets(db.sql, "edge"))[0], [1]);
+    });
+
+    await t.step("a pass stopped midway ends after its current chunk", async () => {
+      await log.ensureTopics([{ topic: "halted", partitions: 1 }]);
+      now = T0 - 48 * HOUR;
+      await append("halted", 0, 10);
+      now = T0;
+      const halted = new EmbeddedLogRetention(db.sql, {
+        retentionMs: 24 * HOUR,
+        logger: silentLogger,
+        clock: () => now,
+        chunkRecords: 2,
+        instrumentation: { emit: () => void halted.stop() },
+      });
+      assert.equal((await halted.purge()).get("halted"), 2);
+      assert.deepEqual((await offsets(db.sql, "halted"))[0], range(2, 10));
+    });
+
+    await t.step("start runs a pass at once, not after the first interval, and stop ends the schedule", async () => {
+      await log.ensureTopics([{ topic: "prompt", partitions: 1 }]);
+      now = T0 - 48 * HOUR;
+      await append("prompt", 0, 3);
+      now = T0;
+      const scheduled = retention({ intervalMs: HOUR });
+      scheduled.start();
+      try {
+        await eventually(
+          "prompt purged",
+          async () => (await offsets(db.sql, "prompt"))[0] ? undefined : true,
+          5_000,
+          10,
+        );
+      } finally {
+        await scheduled.stop();
+      }
+      // Stopped while its pass runs, a retention schedules no further pass (each pass reads the clock once).
+      let passes = 0;
+      const stoppedEarly = new EmbeddedLogRetention(db.sql, {
+        retentionMs: 24 * HOUR,
+        logger: silentLogger,
+        intervalMs: 1,
+        clock: () => (passes++, now),
+      });
+      stoppedEarly.start();
+      await stoppedEarly.stop();
+      const stoppedAfter = passes;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.equal(passes, stoppedAfter, "a pass ran after stop");
     });
 
     await t.step("refuses a retention that is not positive", () => {

@@ -3,7 +3,8 @@
  * database (opening a fresh one costs an initdb), each on its own topics.
  */
 import assert from "node:assert/strict";
-import type { EmbeddedConsumer } from "../../engine/embedded_consumer.ts";
+import type { Sql } from "../../engine/database.ts";
+import { EmbeddedConsumer } from "../../engine/embedded_consumer.ts";
 import { type EmbeddedDatabase, openEmbeddedDatabase } from "../../engine/embedded_database.ts";
 import { EmbeddedLog } from "../../engine/embedded_log.ts";
 import { LogUnavailableError } from "../../engine/errors.ts";
@@ -67,6 +68,31 @@ class Recorder implements PartitionListener {
 
 const text = (r: LogRecord) => decoder.decode(r.value!);
 
+/** `sql` behind a gate: while it is shut, queries wait to be sent; `held` gives the first one that waited. */
+function gatedSql(sql: Sql) {
+  const send = sql as unknown as (strings: TemplateStringsArray, ...values: unknown[]) => Promise<unknown>;
+  let gate: PromiseWithResolvers<void> | null = null;
+  let held = Promise.withResolvers<{ query: Promise<unknown> }>();
+  const gated = (strings: TemplateStringsArray, ...values: unknown[]) => {
+    if (!gate) return send(strings, ...values);
+    const query = gate.promise.then(() => send(strings, ...values));
+    held.resolve({ query }); // wrapped: resolving with the query itself would wait for it
+    return query;
+  };
+  return {
+    sql: gated as unknown as Sql,
+    shut() {
+      gate = Promise.withResolvers();
+      held = Promise.withResolvers<{ query: Promise<unknown> }>();
+    },
+    open() {
+      gate?.resolve();
+      gate = null;
+    },
+    held: () => held.promise,
+  };
+}
+
 Deno.test("EmbeddedLog", async (t) => {
   const dir = await Deno.makeTempDir({ prefix: "embedded-log-" });
   let db: EmbeddedDatabase = await openEmbeddedDatabase(dir, { logger: silentLogger, vacuumIntervalMs: 200 });
@@ -101,11 +127,11 @@ Deno.test("EmbeddedLog", async (t) => {
           { length: 3_000 },
           (_, i) => ({ topic: "deadline", key: `k${i}`, value: "x".repeat(200) }),
         );
-        await assert.rejects(
-          hasty.producer().append(records),
-          LogUnavailableError,
-          "1 ms is too short for this append",
-        );
+        await assert.rejects(hasty.producer().append(records), (error: unknown) => {
+          assert.ok(error instanceof LogUnavailableError, String(error));
+          assert.match(error.message, /^append of 3000 record\(s\) not committed within 1 ms$/);
+          return true;
+        }, "1 ms is too short for this append");
         await hasty.close();
         const patient = await EmbeddedLog.open(db.sql, { logger: silentLogger, appendTimeoutMs: 1 });
         await patient.producer().append(records, { timeoutMs: 30_000 });
@@ -151,8 +177,14 @@ Deno.test("EmbeddedLog", async (t) => {
     await t.step("round-trips binary values, headers and append time", async () => {
       await log.ensureTopics([{ topic: "bytes", partitions: 1 }]);
       const value = new Uint8Array([0, 255, 1, 128, 10, 13, 92, 39]);
-      const before = Date.now();
-      await log.append([{ topic: "bytes", key: "k", value, headers: { "x-error": 'bad "json"', source: "t:0:1" } }]);
+      const appendedAt = Date.UTC(2026, 0, 2, 3, 4, 5, 6);
+      const clocked = await EmbeddedLog.open(db.sql, { logger: silentLogger, clock: () => appendedAt });
+      await clocked.append([{
+        topic: "bytes",
+        key: "k",
+        value,
+        headers: { "x-error": 'bad "json"', source: "t:0:1" },
+      }]);
       const recorder = new Recorder();
       const c = consumer();
       await c.start(["bytes"], recorder);
@@ -163,7 +195,7 @@ Deno.test("EmbeddedLog", async (t) => {
       assert.deepEqual(record.headers, { "x-error": 'bad "json"', source: "t:0:1" });
       assert.equal(record.key, "k");
       assert.equal(record.offset, 0);
-      assert.ok(record.timestamp >= before && record.timestamp <= Date.now());
+      assert.equal(record.timestamp, appendedAt, "the append time, not the delivery time");
     });
 
     await t.step("rejects an append to a missing topic and stores nothing of it", async () => {
@@ -179,6 +211,44 @@ Deno.test("EmbeddedLog", async (t) => {
         { n: string }[]
       >`select count(*) as n from embedded_log_records where topic = 'exists'`;
       assert.equal(Number(n), 0);
+    });
+
+    await t.step(
+      "refuses a partition outside the topic as a programmer error, not an outage, storing nothing",
+      async () => {
+        await log.ensureTopics([{ topic: "bounds", partitions: 3 }]);
+        for (const partition of [3, -1, 0.5, 1.5]) {
+          await assert.rejects(
+            () => log.append([{ topic: "bounds", key: "a", value: "1", partition }]),
+            (error: unknown) => {
+              // A LogUnavailableError would be retried as an outage (503, a checkpoint retried for ever).
+              assert.ok(!(error instanceof LogUnavailableError), `partition ${partition}: ${error}`);
+              assert.equal(
+                (error as Error).message,
+                `Cannot append to bounds: current partition is ${partition}, the topic has 3`,
+              );
+              return true;
+            },
+          );
+        }
+        const [{ n }] = await db.sql<
+          { n: string }[]
+        >`select count(*) as n from embedded_log_records where topic = 'bounds'`;
+        assert.equal(Number(n), 0);
+      },
+    );
+
+    await t.step("keeps an existing topic's partition count when asked for another", async () => {
+      await log.ensureTopics([{ topic: "fixed", partitions: 2 }]);
+      await log.ensureTopics([{ topic: "fixed", partitions: 5 }]);
+      assert.equal(await log.partitionCount("fixed"), 2);
+      const reopened = await EmbeddedLog.open(db.sql, { logger: silentLogger });
+      assert.equal(await reopened.partitionCount("fixed"), 2, "as stored");
+      const keys = Array.from({ length: 20 }, (_, i) => `user-${i}`);
+      await log.append(keys.map((key) => ({ topic: "fixed", key, value: key })));
+      const rows = await db.sql<{ key: string; partition: number }[]>`
+        select key, partition from embedded_log_records where topic = 'fixed'`;
+      for (const row of rows) assert.equal(row.partition, partitionForKey(row.key, 2), row.key);
     });
 
     await t.step("delivers every partition in offset order, one batch of a partition at a time", async () => {
@@ -219,6 +289,7 @@ Deno.test("EmbeddedLog", async (t) => {
       await sleep(50);
       await c.stop();
       assert.deepEqual(recorder.records().map((r) => r.offset), [6, 7, 8, 9]);
+      assert.equal(recorder.batches[0].highWatermark, 10, "the partition's end when fetched, for lag");
     });
 
     await t.step("a seek during a batch wins over the batch's natural advance", async () => {
@@ -263,6 +334,98 @@ Deno.test("EmbeddedLog", async (t) => {
       assert.deepEqual(recorder.records().map((r) => r.partition), [1, 0]);
     });
 
+    await t.step("a batch whose handler fails is delivered again from its first record", async () => {
+      await log.ensureTopics([{ topic: "failing", partitions: 1 }]);
+      await log.append(Array.from({ length: 5 }, (_, i) => ({ topic: "failing", key: "k", value: `${i}` })));
+      let attempts = 0;
+      const recorder = new Recorder(new Map(), () => {
+        if (attempts++ === 0) throw new Error("the handler failed once");
+      });
+      const c = log.consumer({ groupId: "g", pollIntervalMs: 50, retryBackoffMs: { initial: 1, max: 1 } });
+      consumers.push(c);
+      await c.start(["failing"], recorder);
+      await recorder.waitFor(5);
+      await sleep(50);
+      await c.stop();
+      assert.equal(attempts, 2);
+      assert.deepEqual(recorder.records().map((r) => r.offset), [0, 1, 2, 3, 4], "nothing skipped, nothing twice");
+    });
+
+    await t.step("stop waits for the batch being handled", async () => {
+      await log.ensureTopics([{ topic: "draining", partitions: 1 }]);
+      let finished = false;
+      const recorder = new Recorder(new Map(), async () => {
+        await sleep(100);
+        finished = true;
+      });
+      const c = consumer();
+      await c.start(["draining"], recorder);
+      await log.append([{ topic: "draining", key: "k", value: "v" }]);
+      await eventually(
+        "a batch in flight",
+        () => Promise.resolve(recorder.inFlight.get("draining:0") || undefined),
+        5_000,
+        5,
+      );
+      await c.stop();
+      assert.equal(finished, true, "stop resolved while the batch was still being handled");
+    });
+
+    await t.step("a seek or a resume takes effect at once, not at the next poll", async () => {
+      await log.ensureTopics([{ topic: "prompt", partitions: 1 }]);
+      const tp = { topic: "prompt", partition: 0 };
+      await log.append(Array.from({ length: 3 }, (_, i) => ({ topic: "prompt", key: "k", value: `${i}` })));
+      const recorder = new Recorder();
+      const c = consumer({ pollIntervalMs: 60_000 });
+      await c.start(["prompt"], recorder);
+      await recorder.waitFor(3);
+      c.seek(tp, 1);
+      await recorder.waitFor(5, 2_000);
+      c.pause([tp]);
+      await log.append([{ topic: "prompt", key: "k", value: "3" }]);
+      await sleep(100); // the append's wake-up finds the partition paused; the consumer waits again
+      c.resume([tp]);
+      await recorder.waitFor(6, 2_000);
+      await c.stop();
+      assert.deepEqual(recorder.records().map((r) => r.offset), [0, 1, 2, 1, 2, 3]);
+    });
+
+    await t.step(
+      "a fetch that returns after its partition was paused, or the consumer stopped, hands nothing over",
+      async () => {
+        await log.ensureTopics([{ topic: "racing", partitions: 1 }]);
+        const tp = { topic: "racing", partition: 0 };
+        const handed: number[][] = [];
+        const listener: PartitionListener = {
+          assigned: () => Promise.resolve(new Map()),
+          revoked: () => Promise.resolve(),
+          batch: (batch) => (handed.push(batch.records.map((r) => r.offset)), Promise.resolve()),
+        };
+        const gated = gatedSql(db.sql);
+        const c = new EmbeddedConsumer(gated.sql, log, { groupId: "g", logger: silentLogger, pollIntervalMs: 50 });
+        consumers.push(c);
+        await c.start(["racing"], listener);
+        gated.shut();
+        await log.append([{ topic: "racing", key: "k", value: "0" }]);
+        let { query: fetch } = await gated.held(); // sent once the gate opens, after the append: it returns offset 0
+        c.pause([tp]);
+        gated.open();
+        await fetch;
+        await sleep(20);
+        assert.deepEqual(handed, [], "paused while fetching");
+        c.resume([tp]);
+        await eventually("offset 0", () => Promise.resolve(handed.length === 1 ? true : undefined), 5_000, 5);
+        gated.shut();
+        await log.append([{ topic: "racing", key: "k", value: "1" }]);
+        ({ query: fetch } = await gated.held());
+        const stopping = c.stop();
+        gated.open();
+        await fetch;
+        await stopping;
+        assert.deepEqual(handed, [[0]], "stopped while fetching");
+      },
+    );
+
     await t.step("an append in this process wakes an idle consumer at once", async () => {
       await log.ensureTopics([{ topic: "wake", partitions: 1 }]);
       const recorder = new Recorder();
@@ -282,15 +445,24 @@ Deno.test("EmbeddedLog", async (t) => {
       await log.append(Array.from({ length: 5 }, (_, i) => ({ topic: "committed", key: "k", value: `${i}` })));
       const first = consumer();
       await first.start(["committed"], new Recorder());
+      await first.commit({ topic: "committed", partition: 0 }, 1);
       await first.commit({ topic: "committed", partition: 0 }, 3);
       await first.stop();
-      assert.equal((await loadGroupOffsets(db.sql, "g")).get("committed:0"), 3);
+      assert.equal((await loadGroupOffsets(db.sql, "g")).get("committed:0"), 3, "the latest commit wins");
       const recorder = new Recorder();
       const second = consumer();
       await second.start(["committed"], recorder);
       await recorder.waitFor(2);
       await second.stop();
       assert.deepEqual(recorder.records().map((r) => r.offset), [3, 4]);
+      // The listener's offset (its checkpoint, authoritative) wins over the group's committed one.
+      const checkpointed = new Recorder(new Map([["committed:0", 1]]));
+      const third = consumer();
+      await third.start(["committed"], checkpointed);
+      await checkpointed.waitFor(4);
+      await sleep(50);
+      await third.stop();
+      assert.deepEqual(checkpointed.records().map((r) => r.offset), [1, 2, 3, 4]);
     });
 
     await t.step("vacuums the database periodically (PGlite runs no autovacuum)", async () => {
@@ -333,6 +505,35 @@ Deno.test("EmbeddedLog", async (t) => {
     await Promise.all(consumers.map((c) => c.stop()));
     await log.close();
     await db.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("EmbeddedLog.close waits for the appends and commits in flight, so closing the database never cuts them off", async () => {
+  // The runtime commits after its final checkpoints without waiting; the backend closes the log, then the database.
+  const dir = await Deno.makeTempDir({ prefix: "embedded-log-close-" });
+  try {
+    let db = await openEmbeddedDatabase(dir, { logger: silentLogger, vacuumIntervalMs: 0 });
+    const log = await EmbeddedLog.open(db.sql, { logger: silentLogger });
+    await log.ensureTopics([{ topic: "closing", partitions: 1 }]);
+    const consumer = log.consumer({ groupId: "closing" });
+    const inFlight = Promise.all([
+      db.sql`select pg_sleep(0.2)`, // the connection is busy (a fetch, a retention chunk): the writes queue behind
+      log.append(Array.from({ length: 2_000 }, (_, i) => ({ topic: "closing", key: `k${i}`, value: "x".repeat(100) }))),
+      consumer.commit({ topic: "closing", partition: 0 }, 5),
+    ]);
+    await log.close();
+    await db.close();
+    await inFlight;
+    db = await openEmbeddedDatabase(dir, { logger: silentLogger, vacuumIntervalMs: 0 });
+    try {
+      assert.equal((await loadGroupOffsets(db.sql, "closing")).get("closing:0"), 5);
+      const [{ n }] = await db.sql<{ n: number }[]>`select count(*)::int as n from embedded_log_records`;
+      assert.equal(n, 2_000);
+    } finally {
+      await db.close();
+    }
+  } finally {
     await Deno.remove(dir, { recursive: true });
   }
 });

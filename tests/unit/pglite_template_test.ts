@@ -43,6 +43,16 @@ Deno.test("an empty DATA_DIR is unpacked from the template the first initialisat
     assert.equal(one.one, 1);
     await third.close();
     assert.ok((await Deno.stat(path)).size > 100_000, "the damaged template was replaced");
+
+    // Cut short (a copy interrupted): unpacking writes some files before it fails, and those are cleared first.
+    const whole = await Deno.readFile(path);
+    await Deno.writeFile(path, whole.subarray(0, Math.floor(whole.length / 2)));
+    await Deno.mkdir(`${root}/d`);
+    const fourth = await openEmbeddedDatabase(`${root}/d`, { logger: silentLogger, templateDir, vacuumIntervalMs: 0 });
+    assert.equal(fourth.fromTemplate, false, "a truncated template falls back to initdb");
+    await fourth.sql`create table only_in_d (id int)`;
+    await fourth.close();
+    assert.ok((await Deno.stat(path)).size > 100_000, "the truncated template was replaced");
   } finally {
     await Deno.remove(root, { recursive: true });
   }
