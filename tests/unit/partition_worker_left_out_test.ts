@@ -109,20 +109,7 @@ Deno.test("a rewind while a batch is handled (the store had an earlier commit) r
   let wall = T0;
   const store = new MemoryCheckpointStore(() => wall);
   const consumer = new InertConsumer();
-  const worker = await PartitionWorker.claim(tp, {
-    store,
-    producer: new MemoryLog(() => wall).producer(),
-    consumer,
-    logic: recorderLogic(),
-    topics,
-    groupId: "group",
-    owner: "me",
-    logger: silentLogger,
-    checkpointMaxMessages: 1_000,
-    idleClockMs: 1_000,
-    retryBackoffMs: { initial: 1, max: 1 },
-    wallClock: () => wall,
-  });
+  const worker = await claim(consumer, () => wall, store);
   await worker.handleBatch(batch(0, 4, 0, 5), noHeartbeat);
   await worker.checkpoint();
   assert.equal(worker.checkpointedOffset, 5);
