@@ -41,33 +41,69 @@ async function inTransaction(
   await transaction[outcome]();
 }
 
-/** Runs `fn` on a fresh Kafka deployment with a running engine and a transactional producer. */
-function transactionTest(
+/** A storefront service's Kafka clients: a transactional producer and a plain one, both connected. */
+interface Storefront {
+  readonly kafka: Kafka;
+  readonly transactional: Producer;
+  readonly plain: Producer;
+}
+
+/** A fresh Kafka deployment's settings, and how long Kafka lets a transaction stay open before it aborts it. */
+interface StorefrontOptions {
+  readonly settings?: Record<string, string>;
+  /** kafkajs's default when absent: 60 s. */
+  readonly transactionTimeout?: number;
+}
+
+/** Runs `fn` on a fresh Kafka deployment (`PARTITIONS` partitions) with a storefront; the engine is `fn`'s to start. */
+function storefrontTest(
   name: string,
-  fn: (d: Deployment, url: string, producer: Producer, kafka: Kafka) => Promise<void>,
+  options: StorefrontOptions,
+  fn: (d: Deployment, storefront: Storefront) => Promise<void>,
 ): void {
   onlyOn("kafka", {
     name,
     sanitizeOps: false,
     sanitizeResources: false,
     fn: async () => {
-      const { deployment, remove } = await deploy("kafka", { PARTITIONS: String(PARTITIONS), CLOCK_IDLE_MS: "500" });
+      const { deployment, remove } = await deploy("kafka", { PARTITIONS: String(PARTITIONS), ...options.settings });
       const kafka = new Kafka({
         clientId: uniqueName("storefront"),
         brokers: [deployment.kafkaBrokers!],
         logLevel: logLevel.NOTHING,
       });
-      const producer = kafka.producer({ transactionalId: uniqueName("tx"), idempotent: true, maxInFlightRequests: 1 });
-      const engine = await startEngine(deployment.config, silentLogger);
+      const transactional = kafka.producer({
+        transactionalId: uniqueName("tx"),
+        idempotent: true,
+        maxInFlightRequests: 1,
+        transactionTimeout: options.transactionTimeout,
+      });
+      const plain = kafka.producer();
       try {
-        await producer.connect();
-        await fn(deployment, engine.url, producer, kafka);
+        await Promise.all([transactional.connect(), plain.connect()]);
+        await fn(deployment, { kafka, transactional, plain });
       } finally {
-        await producer.disconnect();
-        await engine.stop();
+        await Promise.all([transactional.disconnect(), plain.disconnect()]);
         await remove();
       }
     },
+  });
+}
+
+/** `storefrontTest` with an engine running throughout, its partitions idle after 0.5 s. */
+function transactionTest(
+  name: string,
+  options: StorefrontOptions,
+  fn: (d: Deployment, url: string, storefront: Storefront) => Promise<void>,
+): void {
+  const settings = { CLOCK_IDLE_MS: "500", ...options.settings };
+  storefrontTest(name, { ...options, settings }, async (d, storefront) => {
+    const engine = await startEngine(d.config, silentLogger);
+    try {
+      await fn(d, engine.url, storefront);
+    } finally {
+      await engine.stop();
+    }
   });
 }
 
@@ -106,7 +142,8 @@ async function checkpointedToTheEnd(d: Deployment, kafka: Kafka): Promise<Map<nu
 
 transactionTest(
   "events produced in committed transactions are all handled, and each partition is checkpointed at its end",
-  async (d, url, producer, kafka) => {
+  {},
+  async (d, url, { transactional: producer, kafka }) => {
     const user = userOn(1, "tx");
     // One transaction at a time, each handled before the next is produced: the engine reads each transaction's
     // marker after its records, and the next transaction's records one offset past where it stood.
@@ -121,7 +158,8 @@ transactionTest(
 
 transactionTest(
   "an events partition whose only content is aborted transactions holds nothing back",
-  async (d, url, producer, kafka) => {
+  {},
+  async (d, url, { transactional: producer, kafka }) => {
     const live = userOn(0, "live");
     const ghost = userOn(2, "ghost");
     await inTransaction(producer, d.topics.events, [view(ghost, "sku-1"), view(ghost, "sku-2")], "abort");
@@ -148,27 +186,13 @@ transactionTest(
   },
 );
 
-onlyOn("kafka", {
-  name: "records around an aborted transaction are handled once, and a restart resumes past its marker",
-  sanitizeOps: false,
-  sanitizeResources: false,
-  fn: async () => {
-    const { deployment: d, remove } = await deploy("kafka", { PARTITIONS: String(PARTITIONS) });
-    const kafka = new Kafka({
-      clientId: uniqueName("storefront"),
-      brokers: [d.kafkaBrokers!],
-      logLevel: logLevel.NOTHING,
-    });
-    const transactional = kafka.producer({
-      transactionalId: uniqueName("tx"),
-      idempotent: true,
-      maxInFlightRequests: 1,
-    });
-    const plain = kafka.producer();
+storefrontTest(
+  "records around an aborted transaction are handled once, and a restart resumes past its marker",
+  {},
+  async (d, { kafka, transactional, plain }) => {
     const user = userOn(1, "mixed");
     let engine = await startEngine(d.config, silentLogger);
     try {
-      await Promise.all([transactional.connect(), plain.connect()]);
       // An aborted record first, then another service's record inside the open transaction's span: the consumer is
       // handed the second alone, one offset past its position.
       const transaction = await transactional.transaction();
@@ -189,38 +213,22 @@ onlyOn("kafka", {
       );
       assert.equal((await checkpointedToTheEnd(d, kafka)).get(1), 5, "and a committed record with its marker");
     } finally {
-      await Promise.all([transactional.disconnect(), plain.disconnect()]);
       await engine.stop();
-      await remove();
     }
   },
-});
+);
 
-onlyOn("kafka", {
-  name:
-    "records deleted before they were handled, followed only by an aborted transaction: the partition reaches its end",
-  sanitizeOps: false,
-  sanitizeResources: false,
-  fn: async () => {
-    const { deployment: d, remove } = await deploy("kafka", { PARTITIONS: String(PARTITIONS) });
-    const kafka = new Kafka({
-      clientId: uniqueName("storefront"),
-      brokers: [d.kafkaBrokers!],
-      logLevel: logLevel.NOTHING,
-    });
-    const transactional = kafka.producer({
-      transactionalId: uniqueName("tx"),
-      idempotent: true,
-      maxInFlightRequests: 1,
-    });
-    const plain = kafka.producer();
+storefrontTest(
+  "records deleted before they were handled, followed only by an aborted transaction: the partition reaches its end",
+  {},
+  async (d, { kafka, transactional, plain }) => {
     const admin = kafka.admin();
     const user = userOn(1, "gone");
     // Creates the topics, and stops: what follows happens while no engine runs.
     await (await startEngine(d.config, silentLogger)).stop();
     let engine;
     try {
-      await Promise.all([transactional.connect(), plain.connect(), admin.connect()]);
+      await admin.connect();
       await plain.send({ topic: d.topics.events, messages: [view(user, "sku-1"), view(user, "sku-2")] });
       await inTransaction(transactional, d.topics.events, [view(user, "sku-aborted")], "abort");
       // Retention, or an operator, deletes the two records before any engine handled them: offset 2 (the aborted
@@ -233,12 +241,11 @@ onlyOn("kafka", {
       await response.body?.cancel();
       assert.equal(response.status, 404, "nothing deleted or aborted was handled");
     } finally {
-      await Promise.all([transactional.disconnect(), plain.disconnect(), admin.disconnect()]);
+      await admin.disconnect();
       await engine?.stop();
-      await remove();
     }
   },
-});
+);
 
 /** A cart add by `userId`, as a storefront service would produce it. */
 function cartAdd(userId: string): { key: string; value: string } {
@@ -271,54 +278,13 @@ async function eventCount(url: string, userId: string): Promise<number> {
   return response.status === 200 ? (await response.json()).eventCount : (await response.body?.cancel(), 0);
 }
 
-/**
- * Runs `fn` on a fresh Kafka deployment with carts abandoned after 6 s and partitions idle after 0.5 s, a running
- * engine, a plain producer and a transactional one whose transactions Kafka aborts after `transactionTimeoutMs`.
- */
-function openTransactionTest(
-  name: string,
-  transactionTimeoutMs: number,
-  fn: (d: Deployment, url: string, transactional: Producer, plain: Producer, kafka: Kafka) => Promise<void>,
-): void {
-  onlyOn("kafka", {
-    name,
-    sanitizeOps: false,
-    sanitizeResources: false,
-    fn: async () => {
-      const { deployment: d, remove } = await deploy("kafka", {
-        PARTITIONS: String(PARTITIONS),
-        CLOCK_IDLE_MS: "500",
-        CART_ABANDON_MINUTES: "0.1",
-      });
-      const kafka = new Kafka({
-        clientId: uniqueName("storefront"),
-        brokers: [d.kafkaBrokers!],
-        logLevel: logLevel.NOTHING,
-      });
-      const transactional = kafka.producer({
-        transactionalId: uniqueName("tx"),
-        idempotent: true,
-        maxInFlightRequests: 1,
-        transactionTimeout: transactionTimeoutMs,
-      });
-      const plain = kafka.producer();
-      const engine = await startEngine(d.config, silentLogger);
-      try {
-        await Promise.all([transactional.connect(), plain.connect()]);
-        await fn(d, engine.url, transactional, plain, kafka);
-      } finally {
-        await Promise.all([transactional.disconnect(), plain.disconnect()]);
-        await engine.stop();
-        await remove();
-      }
-    },
-  });
-}
+/** Carts abandoned after 6 s. */
+const ABANDON_SOON = { CART_ABANDON_MINUTES: "0.1" };
 
-openTransactionTest(
+transactionTest(
   "an idle partition's clock waits for a transaction still open: an order inside it cancels the cart's timer",
-  60_000,
-  async (d, url, transactional, plain, kafka) => {
+  { settings: ABANDON_SOON, transactionTimeout: 60_000 },
+  async (d, url, { transactional, plain, kafka }) => {
     const buyer = userOn(0, "buyer");
     const other = userOn(1, "other");
     await plain.send({ topic: d.topics.events, messages: [cartAdd(buyer)] });
@@ -336,10 +302,10 @@ openTransactionTest(
   },
 );
 
-openTransactionTest(
+transactionTest(
   "a transaction never committed holds an idle partition's clock until Kafka aborts it, then the cart is abandoned",
-  4_000,
-  async (d, url, transactional, plain, kafka) => {
+  { settings: ABANDON_SOON, transactionTimeout: 4_000 },
+  async (d, url, { transactional, plain, kafka }) => {
     const buyer = userOn(0, "buyer");
     await plain.send({ topic: d.topics.events, messages: [cartAdd(buyer)] });
     await eventually("the buyer's cart", async () => (await eventCount(url, buyer)) === 1 || undefined);
@@ -359,7 +325,8 @@ openTransactionTest(
 
 transactionTest(
   "a partition's end offset counts the records of a transaction still open (the idle clocks' records left to handle)",
-  async (d, _url, producer, kafka) => {
+  {},
+  async (d, _url, { transactional: producer, kafka }) => {
     const user = userOn(1, "open");
     const consumer = new KafkaConsumer(kafka, { groupId: uniqueName("ends") }, silentLogger);
     const admin = kafka.admin();
