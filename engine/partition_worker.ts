@@ -307,21 +307,18 @@ export class PartitionWorker {
       }
       if (this.#needsResync) await this.#guarded(() => this.#resync());
       if (this.#needsResync || this.#closed) return;
-      let records = batch.records.filter((r) => r.offset >= this.#position);
+      const records = batch.records.filter((r) => r.offset >= this.#position);
+      // Offsets the log left out before the first record (Kafka: a transaction marker) are no gap; a batch with no
+      // record to handle may still cover offsets past the position (only a transaction's marker, say).
+      const first = records.length > 0 ? Math.min(batch.from ?? records[0].offset, records[0].offset) : batch.from;
+      if (first !== undefined && first > this.#position && !(await this.#skipDeletedRecords(first))) return;
       if (records.length === 0) {
-        // Nothing to handle, but it may cover offsets past the position that hold nothing to handle either; past a gap
-        // (records deleted unhandled, say, and only a transaction's marker left) only once the gap is accounted for.
-        const { from } = batch;
-        if (from !== undefined && from > this.#position && !(await this.#skipDeletedRecords(from))) return;
+        // Nothing to handle: pass the offsets it covers that hold nothing to handle either.
         if (this.#passLeftOut(batch)) this.#emitLag(batch);
         return;
       }
-      // Offsets the log left out before the first record (Kafka: a transaction marker) are no gap.
-      const first = Math.min(batch.from ?? records[0].offset, records[0].offset);
-      if (first > this.#position && !(await this.#skipDeletedRecords(first))) return;
-      records = records.filter((r) => r.offset >= this.#position);
-      if (records.length === 0) return;
-      // Here `first <= position <= records[0].offset`: the offsets in between hold nothing to handle.
+      // Here `first <= position <= records[0].offset` (a skip that lets the batch through moved the position to
+      // `first`, so no record was left behind it): the offsets in between hold nothing to handle.
       const at = this.#position;
       await this.#guarded(async () => {
         await this.#checkpointClockAhead();
