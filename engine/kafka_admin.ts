@@ -44,7 +44,10 @@ export class KafkaAdmin implements LogAdmin {
 
   /** The partition's log start offset (`low`): records before it were deleted by retention. */
   async earliestOffset(tp: TopicPartition): Promise<number> {
-    return Number((await this.#offsets(tp)).low);
+    await this.#connect();
+    const found = (await this.#admin.fetchTopicOffsets(tp.topic)).find((o) => o.partition === tp.partition);
+    if (!found) throw new LogUnavailableError(`no offsets for ${tp.topic}:${tp.partition}`);
+    return Number(found.low);
   }
 
   /**
@@ -60,14 +63,6 @@ export class KafkaAdmin implements LogAdmin {
   /** Every partition's end of `topic` (as `endOffset`), in one request (shared with concurrent asks). */
   endOffsets(topic: string): Promise<ReadonlyMap<number, number>> {
     return this.#ends.of(topic);
-  }
-
-  async #offsets(tp: TopicPartition): Promise<{ low: string }> {
-    await this.#connect();
-    const offsets = await this.#admin.fetchTopicOffsets(tp.topic);
-    const found = offsets.find((o) => o.partition === tp.partition);
-    if (!found) throw new LogUnavailableError(`no offsets for ${tp.topic}:${tp.partition}`);
-    return found;
   }
 
   async close(): Promise<void> {
