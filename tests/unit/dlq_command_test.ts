@@ -3,24 +3,30 @@ import { lockDataDir } from "../../engine/data_dir_lock.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
+/** Runs scripts/dlq.ts (`deno task dlq`) with `args` in embedded mode on `dataDir` (no broker, no database URL inherited). */
+async function runDlq(dataDir: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const inherited = Deno.env.toObject();
+  for (const name of ["KAFKA_BROKERS", "DATABASE_URL", "DATA_DIR"]) delete inherited[name];
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", "scripts/dlq.ts", ...args],
+    cwd: ROOT,
+    env: { ...inherited, DATA_DIR: dataDir },
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(30_000),
+  }).output();
+  const decoder = new TextDecoder();
+  return { code: output.code, stdout: decoder.decode(output.stdout), stderr: decoder.decode(output.stderr).trim() };
+}
+
 Deno.test("dlq replay while the embedded engine holds DATA_DIR says to stop it first, not to pick another DATA_DIR", async () => {
   const dataDir = await Deno.makeTempDir({ prefix: "dlq-command-" });
   const engine = await lockDataDir(dataDir); // as a running engine does
   try {
-    const inherited = Deno.env.toObject();
-    for (const name of ["KAFKA_BROKERS", "DATABASE_URL", "DATA_DIR"]) delete inherited[name];
-    const output = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--quiet", "scripts/dlq.ts", "replay", "--dry-run"],
-      cwd: ROOT,
-      env: { ...inherited, DATA_DIR: dataDir },
-      clearEnv: true,
-      stdin: "null",
-      stdout: "null",
-      stderr: "piped",
-      signal: AbortSignal.timeout(30_000),
-    }).output();
-    const stderr = new TextDecoder().decode(output.stderr).trim();
-    assert.equal(output.code, 1, stderr);
+    const { code, stderr } = await runDlq(dataDir, ["replay", "--dry-run"]);
+    assert.equal(code, 1, stderr);
     assert.equal(
       stderr,
       `dlq: an engine (pid ${Deno.pid}) holds DATA_DIR ${engine.dir}: stop it first, then run the replay ` +
@@ -35,28 +41,14 @@ Deno.test("dlq replay while the embedded engine holds DATA_DIR says to stop it f
 Deno.test("dlq replay on a DATA_DIR no engine has run on refuses, naming it, instead of replaying an empty new log", async () => {
   const parent = await Deno.makeTempDir({ prefix: "dlq-command-" });
   try {
-    const inherited = Deno.env.toObject();
-    for (const name of ["KAFKA_BROKERS", "DATABASE_URL", "DATA_DIR"]) delete inherited[name];
-    const run = (dataDir: string) =>
-      new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", "--quiet", "scripts/dlq.ts", "replay"],
-        cwd: ROOT,
-        env: { ...inherited, DATA_DIR: dataDir },
-        clearEnv: true,
-        stdin: "null",
-        stdout: "piped",
-        stderr: "piped",
-        signal: AbortSignal.timeout(30_000),
-      }).output();
     // A mistyped path, and an existing folder without a database (the engine runs with another DATA_DIR).
     const missing = `${parent}/dta`;
     const empty = `${parent}/empty`;
     await Deno.mkdir(empty);
     for (const dataDir of [missing, empty]) {
-      const output = await run(dataDir);
-      const stderr = new TextDecoder().decode(output.stderr).trim();
-      assert.equal(output.code, 2, stderr);
-      assert.equal(new TextDecoder().decode(output.stdout), "", "nothing reported as replayed");
+      const { code, stdout, stderr } = await runDlq(dataDir, ["replay"]);
+      assert.equal(code, 2, stderr);
+      assert.equal(stdout, "", "nothing reported as replayed");
       assert.equal(
         stderr,
         `dlq: DATA_DIR ${JSON.stringify(dataDir)} holds no embedded database (no engine has run on it): set DATA_DIR ` +
