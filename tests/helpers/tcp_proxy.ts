@@ -10,6 +10,9 @@ export interface TcpProxy {
   cut(): void;
   /** Listens again on the same port. */
   restore(): void;
+  /** Holds back what the target sends, as a client that stopped (SIGSTOP) reads nothing; `thaw` delivers it. */
+  freeze(): void;
+  thaw(): void;
   close(): void;
 }
 
@@ -32,6 +35,8 @@ export function startTcpProxy(
   const open = new Set<Deno.Conn>();
   let port = 0;
 
+  let frozen: PromiseWithResolvers<void> | null = null;
+
   const pipe = async (from: Deno.Conn, to: Deno.Conn) => {
     try {
       await from.readable.pipeTo(to.writable);
@@ -39,6 +44,20 @@ export function startTcpProxy(
       // a side closed
     }
     closePair(from, to);
+  };
+
+  /** Target to client, held back while frozen. */
+  const deliver = async (upstream: Deno.Conn, client: Deno.Conn) => {
+    const writer = client.writable.getWriter();
+    try {
+      for await (const chunk of upstream.readable) {
+        while (frozen) await frozen.promise;
+        await writer.write(chunk);
+      }
+    } catch {
+      // a side closed
+    }
+    closePair(upstream, client);
   };
 
   const closePair = (a: Deno.Conn, b: Deno.Conn) => {
@@ -88,7 +107,7 @@ export function startTcpProxy(
           open.add(upstream);
           if (onClientChunk) inspect(client, upstream, onClientChunk);
           else pipe(client, upstream);
-          pipe(upstream, client);
+          deliver(upstream, client);
         }
       } catch {
         // listener closed
@@ -116,6 +135,15 @@ export function startTcpProxy(
     },
     cut,
     restore: listen,
-    close: cut,
+    freeze: () => void (frozen ??= Promise.withResolvers()),
+    thaw: () => {
+      frozen?.resolve();
+      frozen = null;
+    },
+    close: () => {
+      frozen?.resolve();
+      frozen = null;
+      cut();
+    },
   };
 }

@@ -12,6 +12,7 @@ import { migrate } from "../../sql/migrations.ts";
 import { claimStateOwner, stateOwner } from "../../sql/state_owner.ts";
 import { eventually, freshDatabase, within } from "../helpers/services.ts";
 import { onlyOn } from "../helpers/modes.ts";
+import { startTcpProxy } from "../helpers/tcp_proxy.ts";
 
 const tp = { topic: "events", partition: 2 };
 const alert = (id: string) => ({
@@ -443,6 +444,52 @@ onlyOn(
         );
         assert.equal(fenced.committed, false, "and its old epoch is fenced off");
       } finally {
+        await ownerSql.end({ timeout: 1 });
+      }
+    }),
+);
+
+onlyOn(
+  "postgresql",
+  "with an idle-in-transaction timeout, an owner stopped while the server waits for the rest of a statement it runs for the first time (its parameter types asked first) is ended too: the next claim takes the partition",
+  () =>
+    withStore(async (store, _sql, url) => {
+      const first = await store.claim(tp, "g", "old-owner");
+      // The old owner reaches the server through a proxy that, frozen, delivers nothing: a stopped process reads nothing.
+      const real = new URL(url);
+      const proxy = startTcpProxy({ hostname: real.hostname, port: Number(real.port) });
+      const viaProxy = new URL(url);
+      viaProxy.port = String(proxy.port);
+      const ownerSql = connectDatabase({
+        url: viaProxy.toString(),
+        maxConnections: 1,
+        idleInTransactionTimeoutMs: 500,
+      });
+      try {
+        const advanced = Promise.withResolvers<string>();
+        const checkpoint = ownerSql.begin(async (tx) => {
+          advanced.resolve(
+            (await advanceCheckpoint(tx, "g", tp.topic, tp.partition, first.epoch, 7, 7_000, 0)).outcome,
+          );
+          // Stopped once the row is locked, as the owner sends a statement new to its connection: postgres.js asks
+          // the server for its parameter types, then the server waits for the rest of it.
+          proxy.freeze();
+          await tx`select ${"a statement this connection has not run before"}::text as first_run`;
+        });
+        const ended = checkpoint.then(() => "committed", (error: Error) => error.message);
+        assert.equal(await advanced.promise, "advanced");
+        const claimed = await eventually(
+          "a claim to take the partition while its old owner is still stopped",
+          () => store.claim(tp, "g", "new-owner").catch(() => undefined),
+          10_000,
+          200,
+        );
+        assert.equal(claimed.epoch, first.epoch + 1);
+        assert.equal(claimed.nextOffset, 0, "the old owner's advance was rolled back with its session");
+        proxy.thaw();
+        assert.notEqual(await within(5_000, "the ended transaction", ended), "committed");
+      } finally {
+        proxy.close();
         await ownerSql.end({ timeout: 1 });
       }
     }),

@@ -191,7 +191,8 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     return q.options.simple
       ? b().Q().str(q.statement.string + b.N).end()
       : q.describeFirst
-        ? Buffer.concat([describe(q), Flush])
+        // PATCHED (see PATCHED.md): a Sync, not a Flush, so that the server waits for the rest idle, not active.
+        ? Buffer.concat([describe(q), q.onlyDescribe ? Flush : (q.describeSynced = true, Sync)])
         : q.prepare
           ? q.prepared
             ? prepared(q)
@@ -331,7 +332,7 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
       try {
         handle(incoming.subarray(0, length + 1))
       } catch (e) {
-        query && (query.cursorFn || query.describeFirst) && write(Sync)
+        query && (query.cursorFn || (query.describeFirst && !query.describeSynced)) && write(Sync) // PATCHED
         errored(e)
       }
       incoming = incoming.subarray(length + 1)
@@ -560,6 +561,10 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
   }
 
   function ReadyForQuery(x) {
+    // PATCHED (see PATCHED.md): the ReadyForQuery of a statement's describe; its Bind, Execute and Sync are sent.
+    if (query && query.describeSynced && !errorResponse)
+      return (query.describeSynced = false)
+
     if (query) {
       if (errorResponse) {
         query.retried
@@ -840,7 +845,7 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
 
   function ErrorResponse(x) {
     if (query) {
-      (query.cursorFn || query.describeFirst) && write(Sync)
+      (query.cursorFn || (query.describeFirst && !query.describeSynced)) && write(Sync) // PATCHED
       errorResponse = Errors.postgres(parseError(x))
     } else {
       errored(Errors.postgres(parseError(x)))
