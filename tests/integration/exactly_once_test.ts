@@ -521,11 +521,16 @@ onlyOn("kafka", {
                         left(query, 100) as query
                    from pg_stat_activity where datname = current_database() and state <> 'idle'`
       ).then((rows) => JSON.stringify(rows, null, 1), (e) => String(e));
-      const taken = await owned(b).catch((e) => String(e));
+      // The test stops both instances before it verifies: one that has exited is said so, not asked.
+      const exited = (engine: EngineProcess) => Promise.race([engine.exited, Promise.resolve(undefined)]);
+      const [aExited, bExited] = [await exited(a), await exited(b)];
+      const taken = bExited
+        ? `nothing: it exited (${JSON.stringify(bExited)})`
+        : await owned(b).catch((e) => `unknown: ${e}${e?.cause ? ` (${e.cause})` : ""}`);
       throw new Error(
-        `${(error as Error).message} (the other instance owns ${taken})\nstalled instance:\n${tail(a)}\nother:\n${
-          tail(b)
-        }\nsessions: ${sessions}`,
+        `${(error as Error).message} (the other instance owns ${taken}${
+          aExited ? `; the stalled one exited (${JSON.stringify(aExited)})` : ""
+        })\nstalled instance:\n${tail(a)}\nother:\n${tail(b)}\nsessions: ${sessions}`,
         { cause: error },
       );
     } finally {
