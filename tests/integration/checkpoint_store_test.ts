@@ -318,6 +318,18 @@ onlyOn(
  * A checkpoint transaction that advanced the partition's offset (locking its row) and is held open until `release`:
  * an owner stopped in the middle of it, or a commit still finishing. `ended` settles once it has committed.
  */
+/** Asserts that a new owner claims `tp` within 10 s while its old owner (at `epoch`) is stopped, from before its advance. */
+async function assertClaimedWhileStopped(store: SqlCheckpointStore, epoch: number): Promise<void> {
+  const claimed = await eventually(
+    "a claim to take the partition while its old owner is still stopped",
+    () => store.claim(tp, "g", "new-owner").catch(() => undefined),
+    10_000,
+    200,
+  );
+  assert.equal(claimed.epoch, epoch + 1);
+  assert.equal(claimed.nextOffset, 0, "the old owner's advance was rolled back with its session");
+}
+
 async function heldCheckpoint(
   sql: ReturnType<typeof connectDatabase>,
   epoch: number,
@@ -418,14 +430,7 @@ onlyOn(
         });
         const ended = checkpoint.then(() => "committed", (error: Error) => error.message);
         await advanced.promise;
-        const claimed = await eventually(
-          "a claim to take the partition while its old owner is still stopped",
-          () => store.claim(tp, "g", "new-owner").catch(() => undefined),
-          10_000,
-          200,
-        );
-        assert.equal(claimed.epoch, first.epoch + 1);
-        assert.equal(claimed.nextOffset, 0, "the old owner's advance was rolled back with its session");
+        await assertClaimedWhileStopped(store, first.epoch);
         assert.notEqual(await within(5_000, "the ended transaction", ended), "committed");
         // The owner's pool connects again (other work of the woken engine), then its checkpoint goes on.
         const [{ one }] = await within(
@@ -478,14 +483,7 @@ onlyOn(
         });
         const ended = checkpoint.then(() => "committed", (error: Error) => error.message);
         assert.equal(await advanced.promise, "advanced");
-        const claimed = await eventually(
-          "a claim to take the partition while its old owner is still stopped",
-          () => store.claim(tp, "g", "new-owner").catch(() => undefined),
-          10_000,
-          200,
-        );
-        assert.equal(claimed.epoch, first.epoch + 1);
-        assert.equal(claimed.nextOffset, 0, "the old owner's advance was rolled back with its session");
+        await assertClaimedWhileStopped(store, first.epoch);
         proxy.thaw();
         assert.notEqual(await within(5_000, "the ended transaction", ended), "committed");
       } finally {
