@@ -13,16 +13,26 @@ export function fromDecimal(value: unknown): unknown {
   return typeof value === "string" && /^\s*-?(\d+(\.\d*)?|\.\d+)\s*$/.test(value) ? Number(value) : value;
 }
 
+/**
+ * Environment text in decimal digits only (spaces around ignored) as a number, for integer settings: "8080.0" or
+ * "1." stays text and fails as such, as README's "an integer takes digits only" says (fromDecimal read it as 8080).
+ */
+export function fromDigits(value: unknown): unknown {
+  return typeof value === "string" && /^\s*-?\d+\s*$/.test(value) ? Number(value) : value;
+}
+
 /** Numbers whose wrong type or form says how to write one; a value out of range gets zod's message naming the bound. */
 const decimal = (message = "must be a decimal number, e.g. 0.5") =>
   z.number({ error: (issue) => issue.code === "invalid_type" ? message : undefined });
 const integer = () => decimal("must be an integer in decimal digits, e.g. 30").int();
 const read = <T extends z.ZodNumber>(schema: T) => z.preprocess(fromDecimal, schema);
+/** An integer setting: digits only. */
+const readInteger = <T extends z.ZodNumber>(schema: T) => z.preprocess(fromDigits, schema);
 
 /** Unbounded numbers, for what never becomes milliseconds: weights, amounts, a multiplier, a load-time threshold. */
 const positive = (value: number) => read(decimal().finite().positive()).default(value);
 const nonNegative = (value: number) => read(decimal().finite().min(0)).default(value);
-const count = (value: number, min = 1) => read(integer().min(min).max(1_000_000_000)).default(value);
+const count = (value: number, min = 1) => readInteger(integer().min(min).max(1_000_000_000)).default(value);
 
 /**
  * The longest duration a setting may have, in each unit. Durations become milliseconds added to
@@ -41,13 +51,13 @@ const minutes = (value: number) =>
   ).default(value);
 /** A duration in whole minutes. */
 const wholeMinutes = (value: number, min = 1) =>
-  read(integer().min(min).max(TEN_YEARS.minutes, atMostTenYears(TEN_YEARS.minutes))).default(value);
+  readInteger(integer().min(min).max(TEN_YEARS.minutes, atMostTenYears(TEN_YEARS.minutes))).default(value);
 const hours = (value: number) =>
   read(decimal().finite().positive().max(TEN_YEARS.hours, atMostTenYears(TEN_YEARS.hours))).default(value);
 const seconds = (value: number) =>
   read(decimal().finite().min(0).max(TEN_YEARS.seconds, atMostTenYears(TEN_YEARS.seconds))).default(value);
 const ratio = (value: number) => read(decimal().finite().min(0).max(1)).default(value);
-const hour = (value: number) => read(integer().min(0).max(24)).default(value);
+const hour = (value: number) => readInteger(integer().min(0).max(24)).default(value);
 
 /** Every domain setting: environment variable name → schema with its default. */
 export const domainSettingsShape = {
@@ -69,7 +79,7 @@ export const domainSettingsShape = {
   FRAUD_VELOCITY_WEIGHT: ratio(0.4),
   FRAUD_NIGHT_START_HOUR: hour(0),
   FRAUD_NIGHT_END_HOUR: hour(6),
-  FRAUD_NIGHT_UTC_OFFSET_MINUTES: read(integer().min(-14 * 60).max(14 * 60)).default(0),
+  FRAUD_NIGHT_UTC_OFFSET_MINUTES: readInteger(integer().min(-14 * 60).max(14 * 60)).default(0),
   FRAUD_NIGHT_WEIGHT: ratio(0.2),
   FRAUD_FIRST_ORDER_TOTAL: nonNegative(500),
   FRAUD_FIRST_ORDER_WEIGHT: ratio(0.3),
@@ -97,7 +107,7 @@ export const domainSettingsShape = {
   RECS_CO_BOUGHT_WEIGHT: nonNegative(3),
   // Global analytics and business alerts.
   ANALYTICS_RETENTION_MINUTES: wholeMinutes(1440, 60),
-  ANALYTICS_HISTORY_DAYS: read(integer().min(1).max(3650)).default(30),
+  ANALYTICS_HISTORY_DAYS: readInteger(integer().min(1).max(3650)).default(30),
   CATEGORY_WINDOW_MINUTES: wholeMinutes(5),
   LOW_CONVERSION_RATIO: ratio(0.02),
   LOW_CONVERSION_WINDOW_MINUTES: wholeMinutes(15),

@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import { DEFAULT_MAX_FUTURE_MS, MAX_AHEAD_OF_RECEIPT_MS } from "../actors/events.ts";
-import { domainSettingsConflicts, domainSettingsShape, fromDecimal, TEN_YEARS } from "../actors/settings.ts";
+import { domainSettingsConflicts, domainSettingsShape, fromDigits, TEN_YEARS } from "../actors/settings.ts";
 import { databaseUrlProblem, parsePort, redactUrl } from "./database_url.ts";
 import { isHostNameOrIpv4, isIpv6 } from "./host.ts";
 import { ConfigError } from "./errors.ts";
@@ -21,7 +21,7 @@ const ROLES = ["all", "ingest"] as const;
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => {
   const allowed = max === Number.MAX_SAFE_INTEGER ? `an integer >= ${min}` : `an integer from ${min} to ${max}`;
   const error = `must be ${allowed}, in decimal digits`;
-  return z.preprocess(fromDecimal, z.number({ error }).int({ error }).min(min, { error }).max(max, { error }));
+  return z.preprocess(fromDigits, z.number({ error }).int({ error }).min(min, { error }).max(max, { error }));
 };
 
 const HOST_RULE = "must be a hostname or an IPv4 or IPv6 address, e.g. 0.0.0.0, ::, 127.0.0.1 or localhost";
@@ -111,7 +111,7 @@ const settings = {
   CLOCK_IDLE_MS: int(100, TEN_YEARS_MS).default(10_000),
   PUBLISH_TIMEOUT_MS: int(100, 120_000).default(5000),
   TRANSACTION_IDLE_TIMEOUT_MS: z.preprocess(
-    fromDecimal,
+    fromDigits,
     z.number({ error: IDLE_TIMEOUT_RULE }).int({ error: IDLE_TIMEOUT_RULE })
       .refine((ms) => ms === 0 || (ms >= 1000 && ms <= 86_400_000), { error: IDLE_TIMEOUT_RULE }),
   ).default(10_000),

@@ -234,7 +234,7 @@ Deno.test("parseConfig() reads integers as plain decimal digits, surrounding whi
   assert.equal(parseConfig({ FRAUD_ALERT_THRESHOLD: " 0.5 " }).FRAUD_ALERT_THRESHOLD, 0.5);
 });
 
-Deno.test("parseConfig() refuses hexadecimal, exponent and other non-decimal integers, naming the variable", () => {
+Deno.test("parseConfig() refuses hexadecimal, exponent, fractional and other non-decimal integers, naming the variable", () => {
   const cases: [string, string, RegExp][] = [
     ["PORT", "0x1F91", /must be an integer from 0 to 65535, in decimal digits/],
     ["PORT", "1e3", /must be an integer from 0 to 65535/],
@@ -247,6 +247,13 @@ Deno.test("parseConfig() refuses hexadecimal, exponent and other non-decimal int
     ["CHECKPOINT_INTERVAL_MS", "1_000", /must be an integer from 10 to 3600000/],
     ["USER_DEDUPE_EVENTS", "0x100", /must be an integer in decimal digits/],
     ["FRAUD_NIGHT_END_HOUR", "6e0", /must be an integer in decimal digits/],
+    ["PORT", "8080.0", /must be an integer from 0 to 65535, in decimal digits/],
+    ["PORT", "8080.", /must be an integer from 0 to 65535, in decimal digits/],
+    ["CHECKPOINT_INTERVAL_MS", "1000.0", /must be an integer from 10 to 3600000, in decimal digits/],
+    ["TRANSACTION_IDLE_TIMEOUT_MS", "10000.00", /must be 0 \(never\) or an integer from 1000 to 86400000/],
+    ["USER_DEDUPE_EVENTS", "256.0", /must be an integer in decimal digits/],
+    ["FRAUD_NIGHT_START_HOUR", "1.", /must be an integer in decimal digits/],
+    ["ANALYTICS_RETENTION_MINUTES", "1440.0", /must be an integer in decimal digits/],
     ["FRAUD_HIGH_TOTAL", "1e3", /must be a decimal number/],
     ["CART_ABANDON_MINUTES", "0x1E", /must be a decimal number/],
   ];

@@ -80,6 +80,9 @@ Deno.test("README's `allowed` ranges and choices are exactly what engine/config.
       const between = high === undefined ? low + 1.5 : (low + Number(high)) / 2;
       if (Number.isInteger(between) || kind === "number") expect(name, String(between), true);
       if (kind === "integer") expect(name, `${Math.floor(between)}.5`, false);
+      // "Digits only": a whole number written with a fraction (PORT=8080.0) is refused too, not read as the integer.
+      if (kind === "integer") expect(name, `${low + 1}.0`, false);
+      if (kind === "integer") expect(name, `${low + 1}.`, false);
     }
   }
   assert.deepEqual(wrong, []);
