@@ -58,6 +58,8 @@ export interface ReadOptions {
 
 /** What query routes use to see actor state; there is no path from it back into actors. */
 export interface StateReader {
+  /** The instance this reader answers as (none without routing): a forwarded query's 404 names it (see forwardRead). */
+  readonly instance?: string;
   /** Without `options` the read is local (memory, then checkpoint); with them it may be forwarded. */
   read(kind: string, key: string, options?: ReadOptions): Promise<ReadState | null>;
 }
@@ -153,6 +155,7 @@ export function createStateReader(
     }
   };
   return {
+    instance: self,
     async read(kind, key, options) {
       const live = runtime.lookup(kind, key);
       if (live) return { state: live.state, source: "memory", instance: self };
@@ -283,6 +286,11 @@ const ANSWERED_BY_SELF = "the owner's address reached this instance itself; chec
 function forwardRead(to: Forward, path: string): Promise<ReadState | null | undefined> {
   return askOwner(to, path, async (response, owner) => {
     if (response.status === 404) {
+      // This instance's own route answered the forward (it names itself on a forwarded 404): no owner's answer.
+      if (response.headers.get(INSTANCE_HEADER) === to.routing.registry.instanceId) {
+        await response.body?.cancel();
+        throw new Error(ANSWERED_BY_SELF);
+      }
       // Only the owner's own "no such key" says so; any other 404 (a wrong ADVERTISED_URL reaching another server, a
       // path the owner has no route for) is no answer about the key: the checkpoint answers, and the failure is logged.
       const text = await response.text();

@@ -8,7 +8,7 @@ import { NotFoundError } from "../engine/errors.ts";
 import { FORWARDED_HEADER, INSTANCE_HEADER, type ReadOptions, type StateReader } from "../engine/state_reader.ts";
 import { JSON_CONTENT_TYPE } from "./body.ts";
 import type { OperationDoc } from "./openapi.ts";
-import { problemDoc } from "./problem.ts";
+import { errorResponse, problemDoc } from "./problem.ts";
 import { productAnswer, productView, userAnswer, userView } from "./state_answers.ts";
 import type { RouteHandler } from "./router.ts";
 
@@ -42,7 +42,14 @@ export function stateRoute(reader: StateReader, kind: StateKind): RouteHandler {
   return async (request, params) => {
     const options = routedRead(request);
     const found = await reader.read(kind, params.id, options);
-    if (!found) throw new NotFoundError(`no ${kind} with id '${params.id}'`);
+    if (!found) {
+      const error = new NotFoundError(`no ${kind} with id '${params.id}'`);
+      if (!options.forwarded || !reader.instance) throw error;
+      // Named, so that an asker whose owner address led back to itself tells its own 404 from the owner's.
+      const response = errorResponse(error);
+      response.headers.set(INSTANCE_HEADER, reader.instance);
+      return response;
+    }
     const body = {
       // The instance that forwarded the query gets the stored form (related products rank its counters) and makes
       // the view itself, so that every answer has the view's shape, whichever instance read it and from where.

@@ -14,6 +14,7 @@ import {
   type StateRouting,
 } from "../../engine/state_reader.ts";
 import { errorResponse, problemResponse } from "../../http/problem.ts";
+import { stateRoute } from "../../http/state_route.ts";
 
 const TOPIC = "events";
 const UPDATED = new Date("2026-11-01T00:00:00Z");
@@ -307,4 +308,51 @@ Deno.test("routing: an owner address that leads back to this instance is a faile
     undefined,
     "answered here, not as the owner's",
   );
+});
+
+Deno.test("routing: a 404 that an owner address leading back here answers is a failed forward, logged too", async () => {
+  // The same wrong ADVERTISED_URL, for a key this instance's checkpoint does not hold: its own route answers the
+  // forwarded query 404, which was taken for the owner's "no such key" and never logged.
+  const lines: Record<string, unknown>[] = [];
+  const calls: Request[] = [];
+  let checkpointReads = 0;
+  const runtime = { lookup: () => undefined, owned: () => [] } as unknown as ActorRuntime;
+  const store = {
+    read: () => {
+      checkpointReads++;
+      return Promise.resolve(null);
+    },
+  } as unknown as CheckpointStore;
+  const reader = createStateReader(runtime, store, {
+    registry: { instanceId: "self", owner: () => Promise.resolve({ instanceId: "other", httpUrl: "http://o" }) },
+    kinds: { user: { topic: TOPIC, partitions: 6, path: (key) => `/v1/users/${encodeURIComponent(key)}` } },
+    // The owner's address reaches this very instance: its own route answers.
+    fetch: async (input, init) => {
+      const request = new Request(input, init);
+      calls.push(request);
+      return await Promise.resolve(stateRoute(reader, "user")(request, { id: "u1" })).catch(errorResponse);
+    },
+    logger: createLogger("warn", (line) => lines.push(JSON.parse(line))),
+  });
+  assert.equal(await reader.read("user", "u1", { forwarded: false }), null, "nor does the checkpoint hold it");
+  assert.equal(calls.length, 1);
+  assert.equal(checkpointReads, 2, "the forwarded read, then the asker's own fallback");
+  assert.deepEqual(lines.map((l) => [l.level, l.owner, l.url]), [["warn", "other", "http://o"]]);
+  assert.match(String((lines[0].error as { message?: string }).message), /this instance itself/);
+
+  // A 404 from the real owner is still the answer, and is not logged.
+  const owner = createStateReader(runtime, store, {
+    registry: { instanceId: "other", owner: () => Promise.resolve(null) },
+    kinds: {},
+  });
+  const { reader: asker } = setup({
+    answer: async () =>
+      await Promise.resolve(
+        stateRoute(owner, "user")(new Request("http://o/v1/users/u1", { headers: { [FORWARDED_HEADER]: "1" } }), {
+          id: "u1",
+        }),
+      ).catch(errorResponse),
+  }, (line) => lines.push(JSON.parse(line)));
+  assert.equal(await asker.read("user", "u1", { forwarded: false }), null);
+  assert.equal(lines.length, 1);
 });
