@@ -36,6 +36,10 @@ export class InstanceRegistry {
   #timer: ReturnType<typeof setInterval> | undefined;
   /** The heartbeat in flight, awaited by `unregister` so that it cannot re-create the row after the delete. */
   #beat: Promise<unknown> = Promise.resolve();
+  /** Whether a heartbeat is in flight: the next is skipped, or a slow one would run beside it, unawaited. */
+  #beating = false;
+  /** Whether a skip was logged since the heartbeat in flight began: one line per stall, not one per interval. */
+  #skipLogged = false;
 
   constructor(sql: Sql, groupId: string, readonly instanceId: string, logger: Logger) {
     this.#sql = sql;
@@ -47,6 +51,15 @@ export class InstanceRegistry {
   async register(httpUrl: string): Promise<void> {
     await upsertInstance(this.#sql, this.instanceId, httpUrl);
     this.#timer = setInterval(() => {
+      if (this.#beating) {
+        if (this.#skipLogged) return;
+        this.#skipLogged = true;
+        this.#log.warn("instance heartbeat skipped: the previous one is still running", {
+          heartbeatMs: INSTANCE_HEARTBEAT_MS,
+        });
+        return;
+      }
+      this.#beating = true;
       // A row deleted by someone else (or lost) is recreated, so the instance stays routable.
       this.#beat = touchInstance(this.#sql, this.instanceId)
         .then((found) =>
@@ -54,7 +67,8 @@ export class InstanceRegistry {
         )
         .then(() => forgetDeadInstances(this.#sql, INSTANCE_FORGET_MS))
         .then((forgotten) => forgotten > 0 && this.#log.info("deleted the rows of dead instances", { forgotten }))
-        .catch((error) => this.#log.warn("instance heartbeat failed", { error }));
+        .catch((error) => this.#log.warn("instance heartbeat failed", { error }))
+        .finally(() => this.#beating = this.#skipLogged = false);
     }, INSTANCE_HEARTBEAT_MS);
   }
 

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import type { Sql } from "../../engine/database.ts";
 import { openEmbeddedDatabase } from "../../engine/embedded_database.ts";
 import { INSTANCE_HEARTBEAT_MS, InstanceRegistry } from "../../engine/instance_registry.ts";
-import { silentLogger } from "../../engine/logger.ts";
+import { createLogger, silentLogger } from "../../engine/logger.ts";
 import { migrate } from "../../sql/migrations.ts";
 import { eventually } from "../helpers/services.ts";
 
@@ -76,6 +76,52 @@ Deno.test("a heartbeat that finds its row gone registers the instance again, and
   }
   // The delete used to run before that insert landed, and the stopped instance's row came back.
   assert.deepEqual([...rows.keys()], []);
+});
+
+Deno.test("a heartbeat still running when the next is due is not overlapped, so unregister() waits for all of it", async () => {
+  const rows = new Map<string, string>();
+  const updates: string[] = [];
+  const secondTouch = Promise.withResolvers<void>();
+  const skipped = Promise.withResolvers<void>();
+  const firstInsertIssued = Promise.withResolvers<void>();
+  const slow = Promise.withResolvers<void>();
+  let inserts = 0;
+  // A stand-in for the instances table; the first heartbeat's re-insert is slow to land (a slow database).
+  const sql = ((strings: TemplateStringsArray, ...values: unknown[]) => {
+    const text = strings.join("?");
+    const id = values[0] as string;
+    if (text.includes("insert into instances")) {
+      const gate = ++inserts === 2 ? (firstInsertIssued.resolve(), slow.promise) : undefined;
+      return Promise.resolve(gate).then(() => void rows.set(id, values[1] as string)).then(() => []);
+    }
+    if (text.includes("delete from instances") && text.includes("updated_at")) return Promise.resolve([]);
+    if (text.includes("delete from instances")) return Promise.resolve(void rows.delete(id)).then(() => []);
+    if (text.includes("update instances")) {
+      updates.push(id);
+      if (updates.length === 2) secondTouch.resolve();
+      return Promise.resolve(rows.has(id) ? [1] : []);
+    }
+    throw new Error(`unexpected query ${text}`);
+  }) as unknown as Sql;
+  const logger = createLogger("debug", (line) => {
+    if (JSON.parse(line).msg.includes("still running")) skipped.resolve();
+  });
+  const registry = new InstanceRegistry(sql, "g", "me", logger);
+  await registry.register("http://me:8080");
+  // Lost (forgotten by a live instance): the first heartbeat re-inserts it, slowly.
+  rows.delete("me");
+  await firstInsertIssued.promise;
+  // The next heartbeat is due while the first still runs: it either overlaps it or is skipped.
+  await Promise.race([secondTouch.promise, skipped.promise]);
+  const unregistered = registry.unregister();
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  slow.resolve();
+  await unregistered;
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  // The second heartbeat used to run beside the first and replace it as the one unregister() waits for: the delete
+  // ran before the first one's insert landed, and the stopped instance's row came back.
+  assert.deepEqual([...rows.keys()], []);
+  assert.deepEqual(updates, ["me"], "one heartbeat at a time");
 });
 
 Deno.test("a live instance's heartbeat deletes the rows of instances dead for over an hour, and only those", async () => {
