@@ -8,7 +8,10 @@ import type { LogAdmin, TopicPartition, TopicSpec } from "./log.ts";
 export class KafkaAdmin implements LogAdmin {
   #admin;
   #connected: Promise<void> | null = null;
-  /** Ends listed read_uncommitted (kafkajs's admin lists them read_committed): see engine/kafka_high_watermarks.ts. */
+  /**
+   * Ends listed read_uncommitted (kafkajs's admin lists them read_committed), and starts: see
+   * engine/kafka_high_watermarks.ts.
+   */
   #ends: HighWatermarks;
 
   constructor(kafka: Kafka) {
@@ -42,12 +45,14 @@ export class KafkaAdmin implements LogAdmin {
     return metadata.topics[0].partitions.length;
   }
 
-  /** The partition's log start offset (`low`): records before it were deleted by retention. */
+  /**
+   * The partition's log start offset: records before it were deleted by retention. Listed alone, in one request (the
+   * admin's fetchTopicOffsets lists the ends too, a second round trip).
+   */
   async earliestOffset(tp: TopicPartition): Promise<number> {
-    await this.#connect();
-    const found = (await this.#admin.fetchTopicOffsets(tp.topic)).find((o) => o.partition === tp.partition);
-    if (!found) throw new LogUnavailableError(`no offsets for ${tp.topic}:${tp.partition}`);
-    return Number(found.low);
+    const start = (await this.#ends.starts(tp.topic)).get(tp.partition);
+    if (start === undefined) throw new LogUnavailableError(`no offsets for ${tp.topic}:${tp.partition}`);
+    return start;
   }
 
   /**

@@ -46,14 +46,19 @@ export function readUncommittedCluster(kafka: Kafka): OffsetCluster {
   return factory({ allowAutoTopicCreation: false, isolationLevel: READ_UNCOMMITTED }) as OffsetCluster;
 }
 
-/** Lists topics' high watermarks; concurrent asks for one topic share one request (a housekeeping round's ticks). */
+/**
+ * Lists topics' high watermarks, and their log start offsets (the same whatever the isolation level: one request, where
+ * kafkajs's admin lists the ends and then the starts); concurrent asks for one topic share one request (a housekeeping
+ * round's ticks).
+ */
 export class HighWatermarks {
   /** Makes the cluster at the first ask (a client that cannot fails that ask, and the next ones, with the reason). */
   readonly #makeCluster: () => OffsetCluster;
   #cluster: OffsetCluster | undefined;
   #connected: Promise<void> | null = null;
-  /** The request in flight per topic, which later asks join until it is answered. */
+  /** The request in flight per topic, which later asks join until it is answered: ends, and starts. */
   readonly #inFlight = new Map<string, Promise<ReadonlyMap<number, number>>>();
+  readonly #startsInFlight = new Map<string, Promise<ReadonlyMap<number, number>>>();
   /** A request failed: the next one reads the metadata afresh first (a leader may have moved). */
   #stale = false;
 
@@ -63,15 +68,28 @@ export class HighWatermarks {
 
   /** Every partition's high watermark of `topic` (the offset its next record will get). */
   of(topic: string): Promise<ReadonlyMap<number, number>> {
-    let pending = this.#inFlight.get(topic);
+    return this.#shared(this.#inFlight, topic, false);
+  }
+
+  /** Every partition's log start offset of `topic` (records before it were deleted by retention). */
+  starts(topic: string): Promise<ReadonlyMap<number, number>> {
+    return this.#shared(this.#startsInFlight, topic, true);
+  }
+
+  #shared(
+    inFlight: Map<string, Promise<ReadonlyMap<number, number>>>,
+    topic: string,
+    fromBeginning: boolean,
+  ): Promise<ReadonlyMap<number, number>> {
+    let pending = inFlight.get(topic);
     if (!pending) {
-      pending = this.#list(topic).finally(() => this.#inFlight.delete(topic));
-      this.#inFlight.set(topic, pending);
+      pending = this.#list(topic, fromBeginning).finally(() => inFlight.delete(topic));
+      inFlight.set(topic, pending);
     }
     return pending;
   }
 
-  async #list(topic: string): Promise<ReadonlyMap<number, number>> {
+  async #list(topic: string, fromBeginning: boolean): Promise<ReadonlyMap<number, number>> {
     const cluster = this.#cluster ??= this.#makeCluster();
     try {
       // A failed connect is forgotten, so that the next ask tries again.
@@ -84,7 +102,7 @@ export class HighWatermarks {
       if (this.#stale) await cluster.refreshMetadata();
       else await cluster.refreshMetadataIfNecessary();
       const partitions = cluster.findTopicPartitionMetadata(topic).map((p) => ({ partition: p.partitionId }));
-      const listed = await cluster.fetchTopicsOffset([{ topic, fromBeginning: false, partitions }]);
+      const listed = await cluster.fetchTopicsOffset([{ topic, fromBeginning, partitions }]);
       this.#stale = false;
       const found = listed.find((t) => t.topic === topic)?.partitions ?? [];
       return new Map(found.map((p) => [p.partition, Number(p.offset)]));

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { Kafka, logLevel } from "kafkajs";
 import { KafkaClientMismatchError } from "../../engine/errors.ts";
+import { KafkaAdmin } from "../../engine/kafka_admin.ts";
 import { HighWatermarks, type OffsetCluster, readUncommittedCluster } from "../../engine/kafka_high_watermarks.ts";
 
 Deno.test("kafkajs's private cluster factory is there and makes a cluster that lists offsets READ_UNCOMMITTED", () => {
@@ -80,4 +81,45 @@ Deno.test("a client without the private factory fails each ask for an end offset
   const ends = new HighWatermarks(() => readUncommittedCluster({} as Kafka));
   await assert.rejects(ends.of("events"), KafkaClientMismatchError);
   await assert.rejects(ends.of("events"), KafkaClientMismatchError);
+});
+
+Deno.test("KafkaAdmin.earliestOffset() lists the log start offsets in one request, not the admin's two", async () => {
+  // kafkajs's admin.fetchTopicOffsets() lists the ends, then the starts (src/admin/index.js): two list-offsets round
+  // trips where the start alone is wanted. A stand-in admin records that it was used; the cluster counts requests.
+  const starts: Record<number, number> = { 0: 3, 1: 9 };
+  const asked: boolean[] = [];
+  const adminCalls: string[] = [];
+  const fake: OffsetCluster = {
+    connect: () => Promise.resolve(),
+    disconnect: () => Promise.resolve(),
+    addTargetTopic: () => Promise.resolve(),
+    refreshMetadata: () => Promise.resolve(),
+    refreshMetadataIfNecessary: () => Promise.resolve(),
+    findTopicPartitionMetadata: () => Object.keys(starts).map((p) => ({ partitionId: Number(p) })),
+    fetchTopicsOffset: (topics) => {
+      asked.push(...topics.map((t) => t.fromBeginning));
+      return Promise.resolve(topics.map(({ topic, fromBeginning, partitions }) => ({
+        topic,
+        partitions: partitions.map(({ partition }) => ({
+          partition,
+          offset: String(fromBeginning ? starts[partition] : 100),
+        })),
+      })));
+    },
+  };
+  const admin = new Proxy({}, {
+    get: (_, name) => (...args: unknown[]) => {
+      adminCalls.push(String(name));
+      return name === "fetchTopicOffsets"
+        ? Promise.resolve([{ partition: 1, offset: "100", high: "100", low: "9" }])
+        : Promise.resolve(args.length === 0 ? undefined : []);
+    },
+  });
+  const kafka = { admin: () => admin, [Symbol("private:Kafka:createCluster")]: () => fake } as unknown as Kafka;
+  const log = new KafkaAdmin(kafka);
+  assert.equal(await log.earliestOffset({ topic: "events", partition: 1 }), 9);
+  assert.deepEqual(adminCalls.filter((c) => c === "fetchTopicOffsets"), [], "the admin's two-request listing");
+  assert.deepEqual(asked, [true], "one list-offsets request, for the starts");
+  await assert.rejects(log.earliestOffset({ topic: "events", partition: 7 }), /no offsets for events:7/);
+  await log.close();
 });
