@@ -61,6 +61,10 @@ export class ActorRuntime implements PartitionListener {
   /** One key table for every partition's packed actors. */
   readonly #packer = new StatePacker();
   #timer: ReturnType<typeof setInterval> | undefined;
+  /** The housekeeping round the timer started, while it runs. */
+  #round: Promise<void> | undefined;
+  /** Set once the runtime stops: no housekeeping round starts after its final checkpoints. */
+  #housekeepingStopped = false;
   #stopped = false;
   /**
    * Partitions assigned here whose claim failed (the database down during a rebalance): housekeeping
@@ -89,18 +93,20 @@ export class ActorRuntime implements PartitionListener {
 
   /** Starts the periodic housekeeping round. */
   start(): void {
-    let running = false;
     this.#timer = setInterval(() => {
-      if (running) return;
-      running = true;
-      this.housekeep().catch((error) => this.#log.warn("housekeeping failed", { error })).finally(() => {
-        running = false;
+      if (this.#round) return;
+      this.#round = this.housekeep().catch((error) => this.#log.warn("housekeeping failed", { error })).finally(() => {
+        this.#round = undefined;
       });
     }, this.#deps.checkpointIntervalMs);
   }
 
-  /** One round: fire due timers and expire, checkpoint every partition, then passivate and pack the idle. */
+  /**
+   * One round: fire due timers and expire, checkpoint every partition, then passivate and pack the idle. None once the
+   * runtime is stopping: its final checkpoints are the last, and nothing it appends comes after them.
+   */
   async housekeep(): Promise<void> {
+    if (this.#housekeepingStopped) return;
     this.#startAlertPruning();
     await this.#retryClaims();
     const workers = [...this.#workers.values()];
@@ -370,13 +376,14 @@ export class ActorRuntime implements PartitionListener {
   }
 
   /**
-   * The engine's graceful stop: no new claims; the consumer's batches drained; a final checkpoint of every partition
-   * while this member still holds it, so that the next owner resumes from it (claiming after the group was left, it
-   * fenced these checkpoints off and replayed, and published again, up to a checkpoint interval); then the group left
-   * and every partition released.
+   * The engine's graceful stop: no new claims, no more housekeeping; the consumer's batches drained; a final
+   * checkpoint of every partition while this member still holds it, so that the next owner resumes from it (claiming
+   * after the group was left, it fenced these checkpoints off and replayed, and published again, up to a checkpoint
+   * interval); then the group left and every partition released.
    */
   async shutdown(): Promise<void> {
     await this.stopClaiming();
+    await this.#stopHousekeeping();
     const { consumer } = this.#deps;
     if (consumer.quiesce) {
       await consumer.quiesce();
@@ -395,11 +402,23 @@ export class ActorRuntime implements PartitionListener {
     await this.stop();
   }
 
+  /**
+   * No further housekeeping round, and the one in progress ended: a round after the final checkpoints would advance
+   * idle clocks, fire timers and checkpoint again, publishing after them (a claim's first watermark, say) and after
+   * the group was left.
+   */
+  async #stopHousekeeping(): Promise<void> {
+    this.#housekeepingStopped = true;
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+    await this.#round;
+  }
+
   /** Stops checkpointing on a timer and releases every partition with a final checkpoint. */
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#unclaimed.clear();
-    clearInterval(this.#timer);
+    await this.#stopHousekeeping();
     const workers = [...this.#workers.values()];
     this.#workers.clear();
     await Promise.all([...workers.map((w) => w.close()), this.#pruning]);

@@ -47,11 +47,13 @@ function fakeKafka() {
       calls.push(...offsets.map((o) => `commit ${o.partition}@${o.offset}`));
       return Promise.resolve();
     },
-    disconnect: () => {
+    disconnect: async () => {
       left.resolve();
-      return Promise.resolve();
+      await whileLeaving?.();
     },
   };
+  /** Runs while kafkajs leaves the group, before its disconnect returns. */
+  let whileLeaving: (() => Promise<unknown>) | undefined;
   const kafka = { consumer: () => consumer, admin: () => ({}) };
   const left = Promise.withResolvers<void>();
   /** What KafkaConsumer asked of kafkajs: `seek P@O`, `pause P`, `resume P`, `commit P@O`. */
@@ -61,6 +63,8 @@ function fakeKafka() {
     calls,
     /** Settles when the member leaves the group (kafkajs's disconnect). */
     left: left.promise,
+    /** Sets what runs while the member leaves the group (kafkajs's disconnect in progress). */
+    onLeaving: (fn: () => Promise<unknown>) => void (whileLeaving = fn),
     /** The group's assignment to this member, under `memberId` (a new one: the group dropped it in between). */
     join: (assignment: Record<string, number[]>, memberId = "member-1") =>
       handlers.get("group_join")!({ payload: { memberId, memberAssignment: assignment } }),
@@ -311,6 +315,51 @@ Deno.test("a graceful stop writes its final checkpoints before it leaves the gro
   // Checkpointed after leaving, another member could have claimed first: this checkpoint refused, offsets 0-2 replayed.
   assert.equal(atLeaving?.nextOffset, 3, "the checkpoint stood at 3 when the member left the group");
   assert.equal(row().nextOffset, 3);
+});
+
+Deno.test("a stopping member runs no housekeeping round once its final checkpoints are written: nothing is published or checkpointed after them", async () => {
+  const topics = topicNames({ TOPIC_PREFIX: "" });
+  const log = new MemoryLog();
+  await log.ensureTopics(Object.values(topics).map((topic) => ({ topic, partitions: 1 })));
+  const store = new MemoryCheckpointStore();
+  const fake = fakeKafka();
+  const consumer = new KafkaConsumer(fake.kafka as Any, { groupId: "group" }, silentLogger);
+  const runtime = new ActorRuntime({
+    store,
+    producer: log.producer(),
+    consumer,
+    topics,
+    groupId: "group",
+    owner: "A",
+    logger: silentLogger,
+    logics: new Map([[topics.events, recorderLogic()]]),
+    // As the engine wires it: the events partition publishes its clock to analytics (a watermark record).
+    partitionCounts: new Map([[topics.events, 1]]),
+    checkpointIntervalMs: 3_600_000,
+    checkpointMaxMessages: 1_000,
+    retryBackoffMs: { initial: 5, max: 20 },
+  });
+  await consumer.start([topics.events], runtime);
+  // Claimed just before the stop (the group handed it the partitions of a member that left), not ticked yet: its
+  // first housekeeping round would queue the watermark a claim announces, and checkpoint it.
+  fake.join({ [topics.events]: [0] });
+  await settle();
+  const commits = store.commits;
+  let finalCheckpoints: number | undefined;
+  // The housekeeping timer fires while kafkajs leaves the group (its disconnect waits for fetches in flight).
+  fake.onLeaving(async () => {
+    finalCheckpoints = store.commits;
+    await runtime.housekeep();
+  });
+  await runtime.shutdown();
+  assert.equal(finalCheckpoints, commits, "nothing new to checkpoint before leaving");
+  const analytics = log.read({ topic: topics.analytics, partition: 0 }, 0);
+  assert.deepEqual(
+    analytics.map((r) => new TextDecoder().decode(r.value!)),
+    [],
+    "nothing published to a consumed topic after the final checkpoints (and the group left)",
+  );
+  assert.equal(store.commits, commits, "no checkpoint after leaving the group");
 });
 
 Deno.test("the consumer's last read of the log is when it sent the latest fetch a broker answered", async () => {
