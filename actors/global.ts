@@ -4,7 +4,8 @@
  * per-minute rollups in memory for ANALYTICS_RETENTION_MINUTES and evaluates the business alerts on
  * minute boundaries with a timer on the partition clock (event time; wall time when idle).
  *
- * Minutes that fall out of the retention are finished (a fact for them is too late from then on)
+ * Minutes that fall out of the retention (counted back from the latest fact, or from the lowest source watermark when
+ * that is behind it: a lagging partition's facts may still come) are finished (a fact for them is too late from then on)
  * and are emitted to `analyticsHistory`; the checkpoint covering them stores them in PostgreSQL,
  * where they stay ANALYTICS_HISTORY_DAYS, so that windows longer than the memory can be answered
  * (analytics_window.ts). The boundary, `memoryFrom`, never moves back, even if the retention grows.
@@ -185,14 +186,21 @@ function handle(state: GlobalState, fact: AnalyticsFact, ctx: ActorContext, s: D
   }
   const clock = clockTimeOfFact(fact);
   const latest = Math.max(state.lastEventAt ?? clock, clock);
-  // Minute-aligned and monotonic, so a finished (stored) minute is never re-created in memory.
-  const floor = Math.max(state.memoryFrom ?? -Infinity, minuteOf(latest) - minutesMs(s.ANALYTICS_RETENTION_MINUTES));
+  // Retention and sketch ageing only move when the latest minute does.
+  const moved = state.lastEventAt === null || minuteOf(latest) !== minuteOf(state.lastEventAt);
+  // Minute-aligned and monotonic, so a finished (stored) minute is never re-created in memory; counted back from the
+  // lowest source watermark when that is behind the latest fact, since that partition's facts may still come.
+  const floor = moved
+    ? Math.max(
+      state.memoryFrom ?? -Infinity,
+      minuteOf(Math.min(latest, lowestWatermark(state.sources))) - minutesMs(s.ANALYTICS_RETENTION_MINUTES),
+    )
+    : state.memoryFrom ?? -Infinity;
   if (fact.at < floor) return { ...state, dedupe, tooLate: state.tooLate + 1 };
 
-  // Retention and sketch ageing only move when the latest minute does.
   let minutes = state.minutes;
   let memoryFrom = state.memoryFrom;
-  if (state.lastEventAt === null || minuteOf(latest) !== minuteOf(state.lastEventAt)) {
+  if (moved) {
     const sketchFloor = minuteOf(latest) - ACTIVE_SKETCH_MINUTES * MINUTE;
     const hashFloor = minuteOf(latest) - ABANDONMENT_DEDUPE_MINUTES * MINUTE;
     // Minutes before the previous boundary were emitted last round and are dropped now; of those
@@ -204,7 +212,8 @@ function handle(state: GlobalState, fact: AnalyticsFact, ctx: ActorContext, s: D
     minutes = minutes
       .filter((m) => m.minute >= floor || (m.minute >= held && m.minute >= keepFrom))
       .map((m) => m.minute < sketchFloor ? freeze(m) : m.minute < hashFloor ? forgetAbandonments(m) : m);
-    memoryFrom = floor;
+    // Null while a source partition not heard of yet holds every minute.
+    if (floor > -Infinity) memoryFrom = floor;
   }
   const minute = minuteOf(fact.at);
   let i = minutes.length;
@@ -285,7 +294,11 @@ function onWatermark(state: GlobalState, mark: SourceWatermark, ctx: ActorContex
  * an idle one that never had a record holds nothing), or the engine's idle advance if later; Infinity without sources.
  */
 function releasedTo(state: GlobalState, ctx: ActorContext): number {
-  const sources = state.sources;
+  return Math.max(lowestWatermark(state.sources), ctx.sourcesWatermark?.() ?? -Infinity);
+}
+
+/** The lowest source watermark: -Infinity while a partition is not heard of, Infinity without sources (or records). */
+function lowestWatermark(sources: SourceClocks | null): number {
   if (sources === null) return Infinity;
   let lowest = Infinity;
   for (let partition = 0; partition < sources.partitions && lowest > -Infinity; partition++) {
@@ -293,7 +306,7 @@ function releasedTo(state: GlobalState, ctx: ActorContext): number {
     if (clock === undefined) lowest = -Infinity;
     else if (clock !== null) lowest = Math.min(lowest, clock);
   }
-  return Math.max(lowest, ctx.sourcesWatermark?.() ?? -Infinity);
+  return lowest;
 }
 
 /**

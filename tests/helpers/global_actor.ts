@@ -1,5 +1,5 @@
 /** The global actor driven directly, without a runtime, on a clock that follows its messages. */
-import type { AnalyticsFact, GlobalMessage } from "../../actors/facts.ts";
+import type { GlobalMessage } from "../../actors/facts.ts";
 import {
   type AnalyticsHistoryBatch,
   createGlobalLogic,
@@ -22,10 +22,10 @@ export function contextAt(clock: number, emitted: { topic: string; value: unknow
   };
 }
 
-/** The global actor's handler applied to `facts` in order; what it emitted to `analyticsHistory`. */
+/** The global actor's handler applied to `facts` (and watermarks) in order; what it emitted to `analyticsHistory`. */
 export function runGlobal(
   settings: DomainSettings,
-  facts: readonly AnalyticsFact[],
+  facts: readonly GlobalMessage[],
   from?: GlobalState,
 ): { state: GlobalState; history: AnalyticsHistoryBatch[]; logic: ActorLogic<GlobalState, GlobalMessage> } {
   const logic = createGlobalLogic(settings);
@@ -33,7 +33,7 @@ export function runGlobal(
   const emitted: { topic: string; value: unknown }[] = [];
   let clock = 0;
   for (const fact of facts) {
-    clock = Math.max(clock, fact.at);
+    clock = Math.max(clock, logic.eventTime(fact));
     state = logic.handle(state, fact, contextAt(clock, emitted)) as GlobalState;
   }
   const history = emitted.filter((e) => e.topic === "analyticsHistory").map((e) => e.value as AnalyticsHistoryBatch);
