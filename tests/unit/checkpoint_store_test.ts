@@ -469,3 +469,27 @@ Deno.test("a checkpoint adds its product minutes once: not again when its landed
     assert.deepEqual(await sums(), ["3,4,2,4,6000,shoes,acme"]);
   });
 });
+
+Deno.test("alerts are pruned by when they were first stored, oldest first, whatever order they were inserted in; a replay does not store them anew", async () => {
+  await withDatabase(async (sql) => {
+    const store = new SqlCheckpointStore(sql);
+    const { epoch } = await store.claim(tp, "g", "me");
+    const alert = (id: string): Alert => ({
+      alertId: id,
+      type: "cart_abandoned",
+      severity: "warning",
+      subject: { kind: "user", id },
+      occurredAt: "2026-01-01T00:00:00.000Z",
+      details: {},
+    });
+    const projections = { ...NO_PROJECTIONS, alerts: ["a", "b", "c"].map(alert) };
+    await store.commit(write(epoch, 1, { projections }));
+    // Stored in the order a, b, c; by time c is the oldest.
+    await sql`update alerts set created_at = now() - interval '3 days' + (ascii(alert_id) - ascii('a')) * interval '-1 hour'`;
+    // A replay re-commits all three: they keep the time they were first stored.
+    await store.commit(write(epoch, 2, { projections }));
+    assert.equal(await store.pruneAlerts(DAY, 1), 1);
+    assert.deepEqual((await sql`select alert_id from alerts order by alert_id`).map((r) => r.alert_id), ["a", "b"]);
+    assert.equal(await store.pruneAlerts(DAY, ALERT_PRUNE_BATCH), 2);
+  });
+});
