@@ -8,7 +8,7 @@ import { connectDatabase } from "../../engine/database.ts";
 import { type AnalyticsMinute, NO_PROJECTIONS } from "../../engine/outputs.ts";
 import { sumAnalyticsMinutes } from "../../sql/analytics_minutes.ts";
 import { advanceCheckpoint } from "../../sql/checkpoints.ts";
-import { migrate } from "../../sql/migrations.ts";
+import { migrate, readMigrations } from "../../sql/migrations.ts";
 import { claimStateOwner, stateOwner } from "../../sql/state_owner.ts";
 import { eventually, freshDatabase, within } from "../helpers/services.ts";
 import { onlyOn } from "../helpers/modes.ts";
@@ -65,6 +65,25 @@ onlyOn("postgresql", "migrate() applies every migration once and records it", as
     await db.drop();
   }
 });
+
+onlyOn(
+  "postgresql",
+  "instances starting at once on a fresh database: one applies the migrations, the others none",
+  async () => {
+    const db = await freshDatabase();
+    const sql = connectDatabase({ url: db.url, maxConnections: 4 });
+    try {
+      const runs = await Promise.all([migrate(sql), migrate(sql), migrate(sql)]);
+      const all = (await readMigrations()).map((m) => m.name);
+      assert.deepEqual(runs.map((names) => names.length).sort(), [0, 0, all.length]);
+      assert.deepEqual(runs.find((names) => names.length > 0), all, "in order");
+      assert.equal((await sql`select id from schema_migrations`).length, all.length);
+    } finally {
+      await sql.end();
+      await db.drop();
+    }
+  },
+);
 
 onlyOn(
   "postgresql",

@@ -14,9 +14,10 @@ import {
   SqlCheckpointStore,
 } from "../../engine/checkpoint.ts";
 import type { Sql } from "../../engine/database.ts";
-import { type Alert, NO_PROJECTIONS, type Recommendation } from "../../engine/outputs.ts";
+import { type Alert, NO_PROJECTIONS, type ProductMinute, type Recommendation } from "../../engine/outputs.ts";
 import { migrate, readMigrations } from "../../sql/migrations.ts";
 import { encodeStates, loadState, loadStates, saveStates } from "../../sql/checkpoints.ts";
+import { partitionOwner, upsertInstance } from "../../sql/instances.ts";
 
 Deno.test("checkpointed states come back with their own names, also ids that differ by an escape", async () => {
   const dir = await Deno.makeTempDir({ prefix: "checkpoint-names-" });
@@ -291,4 +292,204 @@ async function checkReleaseKept(store: CheckpointStore): Promise<void> {
 Deno.test("a fed partition's release is stored with its clock and read back by a claim, a settled read and a diverged commit (migration 013)", async () => {
   await withDatabase((sql) => checkReleaseKept(new SqlCheckpointStore(sql)));
   await checkReleaseKept(new MemoryCheckpointStore());
+});
+
+/** A former owner's commits are fenced off whatever offset it names: they write nothing and tell it nothing to resume. */
+async function checkFormerOwnerFenced(store: CheckpointStore): Promise<void> {
+  const alice = (n: number) => ({ key: "alice", state: { n }, timers: {}, lastActiveAt: n });
+  const old = await store.claim(tp, "g", "old-owner");
+  assert.equal((await store.commit(write(old.epoch, 5, { previousOffset: 0, upserts: [alice(1)] }))).committed, true);
+  const current = await store.claim(tp, "g", "new-owner");
+  // The former owner, still believing it stands at 5, checkpoints what it handled since.
+  const fenced = { committed: false, expired: 0 };
+  assert.deepEqual(await store.commit(write(old.epoch, 8, { previousOffset: 5, upserts: [alice(99)] })), fenced);
+  assert.equal(
+    (await store.commit(write(current.epoch, 8, { previousOffset: 5, upserts: [alice(2)] }))).committed,
+    true,
+  );
+  // The new owner now stands where the former one would go: that is not the former one's commit having landed.
+  assert.deepEqual(await store.commit(write(old.epoch, 8, { previousOffset: 5, upserts: [alice(99)] })), fenced);
+  assert.deepEqual(await store.stored(tp, "g"), { epoch: current.epoch, nextOffset: 8, clock: 8 });
+  assert.deepEqual((await store.read("user", "alice"))?.state, { n: 2 });
+}
+
+Deno.test("a fenced-off owner's commit is refused also when it names the offset it advances from: nothing written, nothing to resume from", async () => {
+  await withDatabase((sql) => checkFormerOwnerFenced(new SqlCheckpointStore(sql)));
+  await checkFormerOwnerFenced(new MemoryCheckpointStore());
+});
+
+Deno.test("a later checkpoint of an actor replaces its whole row: state, timers, activity and partition; timer loads, expiry and asOf follow it", async () => {
+  await withDatabase(async (sql) => {
+    const store = new SqlCheckpointStore(sql);
+    const other = { topic: tp.topic, partition: 1 };
+    const e0 = (await store.claim(tp, "g", "me")).epoch;
+    const e1 = (await store.claim(other, "g", "me")).epoch;
+    const updatedAt = async (key: string) =>
+      (await sql<
+        { at: string }[]
+      >`select updated_at::text as at from actor_states where kind = 'user' and key = ${key}`)[0].at;
+    await store.commit(write(e0, 1, {
+      upserts: [
+        { key: "armed-later", state: { v: 1 }, timers: {}, lastActiveAt: 1_000 },
+        { key: "active-later", state: { v: 1 }, timers: { cart: 5_000 }, lastActiveAt: 1_000 },
+        { key: "moved", state: { v: 1 }, timers: { cart: 7_000 }, lastActiveAt: 9_000 },
+      ],
+    }));
+    const firstAt = await updatedAt("armed-later");
+    await store.commit(write(e0, 2, {
+      upserts: [
+        // A timer armed since (a cart filled again by a timer-only message), no record.
+        { key: "armed-later", state: { v: 2 }, timers: { cart: 9_000 }, lastActiveAt: 1_000 },
+        // A record since, and its timer fired.
+        { key: "active-later", state: { v: 2 }, timers: {}, lastActiveAt: 8_000 },
+      ],
+      expireBefore: 5_000,
+    }));
+    // The partition count grew: the key is now another partition's, and its timers with it.
+    await store.commit({
+      ...write(e1, 1, { upserts: [{ key: "moved", state: { v: 2 }, timers: { cart: 7_000 }, lastActiveAt: 9_000 }] }),
+      tp: other,
+    });
+    const loaded = await store.load("user", ["armed-later", "active-later", "moved"]);
+    assert.deepEqual(
+      [...loaded].sort(([a], [b]) => a.localeCompare(b)).map(([key, a]) => [key, a.state, a.timers, a.lastActiveAt]),
+      [
+        ["active-later", { v: 2 }, {}, 8_000],
+        ["armed-later", { v: 2 }, { cart: 9_000 }, 1_000],
+        ["moved", { v: 2 }, { cart: 7_000 }, 9_000],
+      ],
+      "neither expired by the sweep, each as last written",
+    );
+    assert.deepEqual([...await store.loadTimers("user", 0)], [["armed-later", { cart: 9_000 }]]);
+    assert.deepEqual([...await store.loadTimers("user", 1)], [["moved", { cart: 7_000 }]]);
+    assert.ok((await updatedAt("armed-later")) > firstAt, "asOf is the latest checkpoint's time");
+  });
+});
+
+Deno.test("loads, reads and expiry stay within their actor kind and partition", async () => {
+  await withDatabase(async (sql) => {
+    const store = new SqlCheckpointStore(sql);
+    const other = { topic: tp.topic, partition: 1 };
+    const e0 = (await store.claim(tp, "g", "me")).epoch;
+    const e1 = (await store.claim(other, "g", "me")).epoch;
+    // A user and a product with the same key, and users of two partitions, all quiet since 1,000.
+    await store.commit(write(e0, 1, {
+      upserts: [
+        { key: "k", state: { user: true }, timers: { cart: 9 }, lastActiveAt: 1_000 },
+        { key: "at-cutoff", state: {}, timers: {}, lastActiveAt: 5_000 },
+        { key: "quiet", state: {}, timers: {}, lastActiveAt: 1_000 },
+      ],
+      projections: { ...NO_PROJECTIONS, recommendations: [recommendation("k")] },
+    }));
+    await store.commit(write(e0, 2, {
+      kind: "product",
+      upserts: [{ key: "k", state: { product: true }, timers: {}, lastActiveAt: 1_000 }],
+    }));
+    await store.commit({
+      ...write(e1, 1, { upserts: [{ key: "elsewhere", state: {}, timers: { cart: 7 }, lastActiveAt: 1_000 }] }),
+      tp: other,
+    });
+    await store.commit({
+      ...write(e1, 2, { upserts: [{ key: "quiet-elsewhere", state: {}, timers: {}, lastActiveAt: 1_000 }] }),
+      tp: other,
+    });
+    assert.deepEqual((await store.load("user", ["k"])).get("k")?.state, { user: true });
+    assert.deepEqual((await store.load("product", ["k"])).get("k")?.state, { product: true });
+    assert.deepEqual((await store.read("user", "k"))?.state, { user: true });
+    assert.deepEqual((await store.read("product", "k"))?.state, { product: true });
+    assert.deepEqual([...await store.loadTimers("user", 0)], [["k", { cart: 9 }]]);
+    assert.deepEqual([...await store.loadTimers("product", 0)], []);
+    const users = ["at-cutoff", "elsewhere", "k", "quiet", "quiet-elsewhere"];
+    // The product partition's sweep expires the product alone; the users keep their states and recommendations.
+    assert.equal((await store.commit(write(e0, 3, { kind: "product", expireBefore: 5_000 }))).expired, 1);
+    assert.equal(await store.read("product", "k"), null);
+    assert.deepEqual([...(await store.load("user", users)).keys()].sort(), users);
+    assert.equal((await sql`select 1 from latest_recommendations where user_id = 'k'`).length, 1);
+    // Partition 0's user sweep takes its quiet user only: not partition 1's (its owner's to judge), nor one last active
+    // at the cutoff itself (memory keeps it too), nor one with a pending timer.
+    assert.equal((await store.commit(write(e0, 4, { expireBefore: 5_000 }))).expired, 1);
+    assert.deepEqual([...(await store.load("user", users)).keys()].sort(), users.filter((u) => u !== "quiet"));
+  });
+});
+
+Deno.test("a partition's owner is the instance that claimed it last", async () => {
+  await withDatabase(async (sql) => {
+    const store = new SqlCheckpointStore(sql);
+    await upsertInstance(sql, "a", "http://a:3000");
+    await upsertInstance(sql, "b", "http://b:3000");
+    await store.claim(tp, "g", "a");
+    assert.deepEqual(await partitionOwner(sql, "g", tp.topic, tp.partition, 60_000), {
+      instanceId: "a",
+      httpUrl: "http://a:3000",
+    });
+    await store.claim(tp, "g", "b");
+    assert.deepEqual(await partitionOwner(sql, "g", tp.topic, tp.partition, 60_000), {
+      instanceId: "b",
+      httpUrl: "http://b:3000",
+    });
+  });
+});
+
+Deno.test("a checkpoint adds its product minutes once: not again when its landed attempt is retried, not at all when fenced", async () => {
+  await withDatabase(async (sql) => {
+    const store = new SqlCheckpointStore(sql);
+    const products = { topic: "product-events", partition: 0 };
+    const T0 = Date.UTC(2026, 10, 1, 10);
+    const minute = (views: number, cartAdds: number, category: string | null): ProductMinute => ({
+      productId: "p1",
+      minute: T0,
+      category,
+      brand: category === null ? null : "acme",
+      views,
+      cartAdds,
+      orders: 1,
+      units: 2,
+      revenueMillis: 3_000,
+      keepFrom: T0 - DAY,
+    });
+    const commit = (epoch: number, from: number, to: number, delta: ProductMinute) =>
+      store.commit({
+        ...write(epoch, to, { kind: "product", previousOffset: from }),
+        tp: products,
+        projections: { ...NO_PROJECTIONS, productMinutes: [delta] },
+      });
+    const sums = async () =>
+      (await sql<{ sums: string }[]>`
+        select concat_ws(',', views, cart_adds, orders, units, revenue_millis, category, brand) as sums
+          from product_minutes`).map((r) => r.sums);
+    const old = await store.claim(products, "g", "old-owner");
+    assert.equal((await commit(old.epoch, 0, 4, minute(1, 1, "shoes"))).committed, true);
+    // The same checkpoint again (its reply was lost): acknowledged, and its deltas are not added twice.
+    assert.equal((await commit(old.epoch, 0, 4, minute(1, 1, "shoes"))).committed, true);
+    assert.deepEqual(await sums(), ["1,1,1,2,3000,shoes,acme"]);
+    const current = await store.claim(products, "g", "new-owner");
+    assert.equal((await commit(old.epoch, 4, 9, minute(50, 50, "fenced"))).committed, false);
+    // A later fact of the minute without a category (none known any more) keeps the one stored.
+    assert.equal((await commit(current.epoch, 4, 6, minute(2, 3, null))).committed, true);
+    assert.deepEqual(await sums(), ["3,4,2,4,6000,shoes,acme"]);
+  });
+});
+
+Deno.test("alerts are pruned by when they were first stored, oldest first, whatever order they were inserted in; a replay does not store them anew", async () => {
+  await withDatabase(async (sql) => {
+    const store = new SqlCheckpointStore(sql);
+    const { epoch } = await store.claim(tp, "g", "me");
+    const alert = (id: string): Alert => ({
+      alertId: id,
+      type: "cart_abandoned",
+      severity: "warning",
+      subject: { kind: "user", id },
+      occurredAt: "2026-01-01T00:00:00.000Z",
+      details: {},
+    });
+    const projections = { ...NO_PROJECTIONS, alerts: ["a", "b", "c"].map(alert) };
+    await store.commit(write(epoch, 1, { projections }));
+    // Stored in the order a, b, c; by time c is the oldest.
+    await sql`update alerts set created_at = now() - interval '3 days' + (ascii(alert_id) - ascii('a')) * interval '-1 hour'`;
+    // A replay re-commits all three: they keep the time they were first stored.
+    await store.commit(write(epoch, 2, { projections }));
+    assert.equal(await store.pruneAlerts(DAY, 1), 1);
+    assert.deepEqual((await sql`select alert_id from alerts order by alert_id`).map((r) => r.alert_id), ["a", "b"]);
+    assert.equal(await store.pruneAlerts(DAY, ALERT_PRUNE_BATCH), 2);
+  });
 });

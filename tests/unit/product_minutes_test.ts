@@ -259,3 +259,37 @@ Deno.test("ProductMinuteDeltas keeps the latest category and brand reported, and
   assert.deepEqual([sum.category, sum.brand, sum.views], ["tablets", "globex", 3]);
   assert.equal(sum.keepFrom, T0 + MINUTE - 30 * 86_400_000, "the bound of the latest fact: older minutes go");
 });
+
+Deno.test("a checkpoint prunes its own partition's product minutes before the newest history bound of its deltas, no others (PostgreSQL, via PGlite)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "product-minutes-" });
+  const db = await openEmbeddedDatabase(dir, { logger: silentLogger, vacuumIntervalMs: 0 });
+  try {
+    await migrate(db.sql);
+    const delta = (productId: string, minute: number, keepFrom: number) => ({
+      ...countMinute(initialProduct(productId), minute, { views: 1 }, 30),
+      keepFrom,
+    });
+    const bound = T0 + 10 * MINUTE;
+    // Partition 1, replaying a backlog, still counts minutes that partition 0's clock has left behind.
+    await db.sql.begin((tx) => storeProductMinutes(tx, 1, [delta("p9", T0, T0)]));
+    await db.sql.begin((tx) =>
+      storeProductMinutes(tx, 0, [delta("p1", T0, T0), delta("p1", bound - MINUTE, T0), delta("p2", bound, T0)])
+    );
+    // A late fact's delta carries an older bound than the fact after it: the newest one counts.
+    await db.sql.begin((tx) =>
+      storeProductMinutes(tx, 0, [delta("p3", bound + MINUTE, bound - MINUTE), delta("p3", bound + 2 * MINUTE, bound)])
+    );
+    const rows = await db.sql<{ product_id: string; ms: string }[]>`
+      select product_id, (extract(epoch from minute) * 1000)::bigint as ms from product_minutes
+       order by product_id, minute`;
+    assert.deepEqual(rows.map((r) => [r.product_id, Number(r.ms)]), [
+      ["p2", bound],
+      ["p3", bound + MINUTE],
+      ["p3", bound + 2 * MINUTE],
+      ["p9", T0],
+    ]);
+  } finally {
+    await db.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -112,3 +112,55 @@ Deno.test("an unpacked __proto__ key is an ordinary own property, as JSON.parse 
   assert.equal(delete unpacked["__proto__"], true);
   assert.deepEqual(Object.keys(unpacked), ["a"]);
 });
+
+Deno.test("edge values come back exactly: text in every UTF-16 range, empty strings, number extremes, -0, Maps and nested arrays", () => {
+  const packer = new StatePacker();
+  const texts = [
+    "",
+    "ascii",
+    "caf\u00e9 \u00ff", // Latin-1 beyond ASCII
+    "\u0100\u0142\u00f3d\u017a", // Latin Extended: Łódź
+    "\u041f\u0440\u0438\u0432\u0435\u0442", // Cyrillic
+    "\u05e9\u05dc\u05d5\u05dd \u0645\u0631\u062d\u0628\u0627", // Hebrew, Arabic
+    "\u4e2d\u6587 \u65e5\u672c\u8a9e \ud55c\uad6d\uc5b4", // CJK, Hangul
+    "\ud83d\uded2 \ud83d\udc5f\ud83c\udffd", // emoji: surrogate pairs, a modifier
+    "\ud800 lone \udfff", // unpaired surrogates
+    '\u0001\u0000\t\n"\\', // control characters, quote, backslash
+    "\uffff\ufeff",
+  ];
+  const value = {
+    texts,
+    again: texts, // the second time as back-references
+    keyed: Object.fromEntries(texts.map((t, i) => [t, i])),
+    numbers: [
+      0,
+      -0,
+      1,
+      -1,
+      0xef,
+      0xf0,
+      127,
+      128,
+      2 ** 31,
+      -(2 ** 31) - 1,
+      Number.MAX_SAFE_INTEGER,
+      Number.MIN_SAFE_INTEGER,
+      2 ** 53,
+      -(2 ** 53) - 2,
+      1e21,
+      Number.MAX_VALUE,
+      -Number.MAX_VALUE,
+      Number.MIN_VALUE,
+      0.1 + 0.2,
+      -1.5e-300,
+    ],
+    map: new Map([["a", 1]]),
+    set: new Set([1]),
+    nested: [[], [[]], [[1, [2, ["three", [null, [true, [false]]]]]]], [{}], [{ a: [{ b: [] }] }]],
+  };
+  const unpacked = packer.unpack(packer.pack(value)) as typeof value;
+  assert.deepEqual(unpacked, viaJson(value));
+  assert.ok(Object.is(unpacked.numbers[1], 0), "JSON writes -0 as 0");
+  assert.deepEqual(unpacked.texts, texts);
+  assert.equal(packer.unpack(packer.pack("")), "");
+});
