@@ -186,35 +186,11 @@ function handle(state: GlobalState, fact: AnalyticsFact, ctx: ActorContext, s: D
   }
   const clock = clockTimeOfFact(fact);
   const latest = Math.max(state.lastEventAt ?? clock, clock);
-  // Retention and sketch ageing only move when the latest minute does.
+  // Retention and sketch ageing only move when the latest minute does (or a watermark releases minutes).
   const moved = state.lastEventAt === null || minuteOf(latest) !== minuteOf(state.lastEventAt);
-  // Minute-aligned and monotonic, so a finished (stored) minute is never re-created in memory; counted back from the
-  // lowest source watermark when that is behind the latest fact, since that partition's facts may still come.
-  const floor = moved
-    ? Math.max(
-      state.memoryFrom ?? -Infinity,
-      minuteOf(Math.min(latest, lowestWatermark(state.sources))) - minutesMs(s.ANALYTICS_RETENTION_MINUTES),
-    )
-    : state.memoryFrom ?? -Infinity;
+  const floor = moved ? memoryFloor(state, latest, s) : state.memoryFrom ?? -Infinity;
   if (fact.at < floor) return { ...state, dedupe, tooLate: state.tooLate + 1 };
-
-  let minutes = state.minutes;
-  let memoryFrom = state.memoryFrom;
-  if (moved) {
-    const sketchFloor = minuteOf(latest) - ACTIVE_SKETCH_MINUTES * MINUTE;
-    const hashFloor = minuteOf(latest) - ABANDONMENT_DEDUPE_MINUTES * MINUTE;
-    // Minutes before the previous boundary were emitted last round and are dropped now; of those
-    // finished now, only the ones the history keeps are held (the others are stored nowhere).
-    const held = state.memoryFrom ?? -Infinity;
-    const keepFrom = minuteOf(latest) - s.ANALYTICS_HISTORY_DAYS * DAY;
-    const finished = minutes.filter((m) => m.minute < floor && m.minute >= held);
-    if (finished.length > 0) emitHistory(ctx, state.key, finished, keepFrom);
-    minutes = minutes
-      .filter((m) => m.minute >= floor || (m.minute >= held && m.minute >= keepFrom))
-      .map((m) => m.minute < sketchFloor ? freeze(m) : m.minute < hashFloor ? forgetAbandonments(m) : m);
-    // Null while a source partition not heard of yet holds every minute.
-    if (floor > -Infinity) memoryFrom = floor;
-  }
+  const { minutes, memoryFrom } = moved ? retire(state, ctx, s, latest, floor) : state;
   const minute = minuteOf(fact.at);
   let i = minutes.length;
   while (i > 0 && minutes[i - 1].minute > minute) i--;
@@ -239,6 +215,42 @@ function handle(state: GlobalState, fact: AnalyticsFact, ctx: ActorContext, s: D
     lastEventAt: latest,
     pageViewsSeen: state.pageViewsSeen || (fact.fact === "activity" && fact.type === "page_viewed"),
   };
+}
+
+/**
+ * The oldest minute kept in memory for `latest`: minute-aligned and monotonic, so a finished (stored) minute is never
+ * re-created there; counted back from the lowest source watermark when that is behind the latest fact, since that
+ * partition's facts may still come (-Infinity while a source partition is not heard of: it holds every minute).
+ */
+function memoryFloor(state: GlobalState, latest: number, s: DomainSettings): number {
+  const lowest = Math.min(latest, lowestWatermark(state.sources));
+  return Math.max(state.memoryFrom ?? -Infinity, minuteOf(lowest) - minutesMs(s.ANALYTICS_RETENTION_MINUTES));
+}
+
+/**
+ * Moves the memory's boundary to `floor`: the minutes it leaves are emitted to the history, and those older than the
+ * active sketches or the abandonment hashes lose them.
+ */
+function retire(
+  state: GlobalState,
+  ctx: ActorContext,
+  s: DomainSettings,
+  latest: number,
+  floor: number,
+): Pick<GlobalState, "minutes" | "memoryFrom"> {
+  const sketchFloor = minuteOf(latest) - ACTIVE_SKETCH_MINUTES * MINUTE;
+  const hashFloor = minuteOf(latest) - ABANDONMENT_DEDUPE_MINUTES * MINUTE;
+  // Minutes before the previous boundary were emitted last round and are dropped now; of those
+  // finished now, only the ones the history keeps are held (the others are stored nowhere).
+  const held = state.memoryFrom ?? -Infinity;
+  const keepFrom = minuteOf(latest) - s.ANALYTICS_HISTORY_DAYS * DAY;
+  const finished = state.minutes.filter((m) => m.minute < floor && m.minute >= held);
+  if (finished.length > 0) emitHistory(ctx, state.key, finished, keepFrom);
+  const minutes = state.minutes
+    .filter((m) => m.minute >= floor || (m.minute >= held && m.minute >= keepFrom))
+    .map((m) => m.minute < sketchFloor ? freeze(m) : m.minute < hashFloor ? forgetAbandonments(m) : m);
+  // Null while a source partition not heard of yet holds every minute.
+  return { minutes, memoryFrom: floor > -Infinity ? floor : state.memoryFrom };
 }
 
 /** Whether an abandonment fact was already counted in its minute (known while the minute keeps its hashes). */
@@ -280,7 +292,12 @@ function onWatermark(state: GlobalState, mark: SourceWatermark, ctx: ActorContex
   const clocks = { ...state.sources?.clocks, [String(mark.partition)]: mark.clock };
   // A topic's partitions are never removed: a smaller count is an instance not restarted since some were added.
   const partitions = Math.max(state.sources?.partitions ?? 0, mark.partitions);
-  const next = { ...state, sources: { partitions, clocks } };
+  let next: GlobalState = { ...state, sources: { partitions, clocks } };
+  // A lagging partition catching up releases the minutes it held in memory (a historical import's last partition).
+  if (next.lastEventAt !== null) {
+    const floor = memoryFloor(next, next.lastEventAt, s);
+    if (floor > (state.memoryFrom ?? -Infinity)) next = { ...next, ...retire(next, ctx, s, next.lastEventAt, floor) };
+  }
   const from = next.heldFrom ?? ctx.timer(EVALUATE_TIMER);
   if (from === undefined) return next;
   const now = ctx.now();
