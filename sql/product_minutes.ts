@@ -89,7 +89,7 @@ type ProductRow = {
 
 const orNull = (value: string | null): number | null => value === null ? null : Number(value);
 
-/** The `limit` products with the largest `measure` in [from, to) (epoch ms), ties broken by product id. */
+/** The `limit` products with the largest `measure` in [from, to) (epoch ms), ties broken by product id; none of it, left out. */
 export async function rankProductsInWindow(
   sql: Sql,
   measure: WindowMeasure,
@@ -106,6 +106,7 @@ export async function rankProductsInWindow(
         from product_minutes
        where minute >= ${new Date(from)} and minute < ${new Date(to)}
        group by product_id
+      having sum(${sql(COLUMNS[measure])}) > 0
        order by sum(${sql(COLUMNS[measure])}) desc, product_id
        limit ${limit}
     )
@@ -155,9 +156,9 @@ export interface TrendMeasure {
 const MAX_HALVINGS = 1_000;
 
 /**
- * The `limit` categories with the largest `measure` in [from, to) (epoch ms), ties broken by name. A
- * trend measure sums each minute's weighted views, cart adds and orders decayed to `at`: the
- * products' trending score, at minute rather than bucket resolution, given as `trendingScore`.
+ * The `limit` categories with the largest `measure` in [from, to) (epoch ms), ties broken by name (none of it: left
+ * out). A trend measure sums each minute's weighted views, cart adds and orders decayed to `at`: the products'
+ * trending score, at minute rather than bucket resolution, given as `trendingScore`.
  */
 export async function rankCategoriesInWindow(
   sql: Sql,
@@ -179,6 +180,7 @@ export async function rankCategoriesInWindow(
       from product_minutes
      where minute >= ${new Date(from)} and minute < ${new Date(to)} and category is not null
      group by category
+    having ${score} > 0
      order by ${score} desc, category
      limit ${limit}`;
   return rows.map((r) => ({

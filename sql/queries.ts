@@ -52,7 +52,8 @@ const MAX_DOUBLINGS = 64;
 /**
  * The `limit` checkpointed products with the highest `field` (all-time totals, or the trending score
  * decayed from each product's last event to `trending.at`), ties broken by product id; with
- * `activeIn` (epoch ms, [from, to)), only products with a fact in that range (`product_minutes`).
+ * `activeIn` (epoch ms, [from, to)), only products with a fact in that range (`product_minutes`). A total ranks
+ * only the products with some of it: a list of best sellers does not fill up with products never sold.
  */
 export async function topProducts(
   sql: Sql,
@@ -78,6 +79,7 @@ export async function topProducts(
       select key, ${score} as score
         from actor_states
        where kind = 'product'
+         ${field === "trendingScore" ? sql`` : sql`and ${score} > 0`}
          ${
     activeIn === undefined ? sql`` : sql`and key in (select product_id from product_minutes
                         where minute >= ${new Date(activeIn.from)} and minute < ${new Date(activeIn.to)})`

@@ -123,6 +123,13 @@ forEachLog(
         (b) => b.items[0]?.revenue === 120,
       );
       assert.deepEqual(byRevenue.items.map((p: Json) => p.productId), ["p9"]);
+      // A ranking by a measure lists only products with some of it: p9 was never viewed, pB and pC never sold.
+      const ids = async (path: string) => (await get(path)).body.items.map((p: Json) => p.productId);
+      assert.deepEqual(await ids("/v1/analytics/top-products?by=views&limit=100"), ["pA", "pB", "pC"]);
+      assert.deepEqual(await ids("/v1/analytics/top-products?by=purchases&limit=100"), ["p9", "pA"]);
+      assert.deepEqual(await ids("/v1/analytics/top-products?by=revenue&limit=100"), ["p9", "pA"]);
+      assert.deepEqual(await ids("/v1/analytics/top-products?by=views&window=all&limit=100"), ["pA", "pB", "pC"]);
+      assert.deepEqual(await ids("/v1/analytics/top-products?by=purchases&window=all&limit=100"), ["p9", "pA"]);
       const trending = await get("/v1/analytics/top-products?by=trending&limit=100");
       assert.equal(trending.status, 200);
       assert.equal(trending.body.items.length, 4);
@@ -478,6 +485,12 @@ onlyOn("kafka", {
       assert.deepEqual(trending.items.map((p: Json) => p.productId), ["pNew"]);
       assert.deepEqual(ids(await get("/v1/analytics/top-categories?window=5m")), [["toys", 2]]);
       assert.deepEqual(ids(await get("/v1/analytics/top-categories?window=24h")), [["garden", 6], ["toys", 2]]);
+      // Nothing was sold: rankings by purchases or revenue list nothing rather than unsold products.
+      for (
+        const path of ["top-products?by=purchases", "top-categories?by=revenue", "top-products?by=revenue&window=all"]
+      ) {
+        assert.deepEqual((await get(`/v1/analytics/${path}`)).items, [], path);
+      }
       const trendingCategories = (await get("/v1/analytics/top-categories?by=trending&window=24h")).items;
       assert.deepEqual(trendingCategories.map((c: Json) => c.category).sort(), ["garden", "toys"]);
       const categoryScores = trendingCategories.map((c: Json) => c.trendingScore);
