@@ -4,83 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { MemoryCheckpointStore } from "../../engine/checkpoint.ts";
-import { topicNames } from "../../engine/config.ts";
-import type { LogConsumer, LogRecord, RecordBatch, TopicPartition } from "../../engine/log.ts";
-import { silentLogger } from "../../engine/logger.ts";
-import { MemoryLog } from "../../engine/memory_log.ts";
-import { PartitionWorker } from "../../engine/partition_worker.ts";
-import { type Recorded, recorderLogic } from "../helpers/runtime.ts";
-
-const T0 = Date.UTC(2026, 0, 1);
-const topics = topicNames({ TOPIC_PREFIX: "" });
-const tp = { topic: topics.events, partition: 0 };
-const noHeartbeat = () => Promise.resolve();
-
-/** A consumer that delivers nothing by itself (the test hands the batches) and records the seeks asked of it. */
-class InertConsumer implements LogConsumer {
-  readonly seeks: number[] = [];
-  /** The log's start offset (records before it deleted). */
-  earliest = 0;
-  start(): Promise<void> {
-    return Promise.resolve();
-  }
-  seek(_tp: TopicPartition, offset: number): void {
-    this.seeks.push(offset);
-  }
-  commit(): Promise<void> {
-    return Promise.resolve();
-  }
-  earliestOffset(): Promise<number> {
-    return Promise.resolve(this.earliest);
-  }
-  endOffset(): Promise<number> {
-    return Promise.resolve(0);
-  }
-  endOffsets(): Promise<ReadonlyMap<number, number>> {
-    return Promise.resolve(new Map());
-  }
-  pause(): void {}
-  resume(): void {}
-  stop(): Promise<void> {
-    return Promise.resolve();
-  }
-}
-
-/** Record `offset` of partition 0, for key `u`, carrying `n = offset`. */
-function record(offset: number): LogRecord {
-  return {
-    ...tp,
-    offset,
-    key: "u",
-    value: new TextEncoder().encode(JSON.stringify({ n: offset, at: T0 })),
-    headers: {},
-    timestamp: T0,
-  };
-}
-
-/** A batch of the records `[first, last]` that covers `[from, end)`. */
-function batch(first: number, last: number, from: number, end: number): RecordBatch {
-  const records = Array.from({ length: last - first + 1 }, (_, i) => record(first + i));
-  return { ...tp, records, highWatermark: end, from, end };
-}
-
-/** A worker on `consumer` and a fresh store, its wall clock at `wall()`. */
-function claim(consumer: LogConsumer, wall: () => number, store = new MemoryCheckpointStore(wall)) {
-  return PartitionWorker.claim(tp, {
-    store,
-    producer: new MemoryLog(wall).producer(),
-    consumer,
-    logic: recorderLogic(),
-    topics,
-    groupId: "group",
-    owner: "me",
-    logger: silentLogger,
-    checkpointMaxMessages: 1_000,
-    idleClockMs: 1_000,
-    retryBackoffMs: { initial: 1, max: 1 },
-    wallClock: wall,
-  });
-}
+import type { Recorded } from "../helpers/runtime.ts";
+import { batch, claim, InertConsumer, noHeartbeat, T0, tp } from "../helpers/partition_worker.ts";
 
 Deno.test("records deleted before they were handled, then only offsets with nothing to handle: the end is reached", async () => {
   const consumer = new InertConsumer();

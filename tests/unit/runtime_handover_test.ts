@@ -1,0 +1,46 @@
+/**
+ * Partitions changing hands: what the next owner resumes from when this instance gives one up, or gets one again.
+ * (A graceful stop's checkpoint before leaving the group: tests/unit/kafka_assignment_test.ts.)
+ */
+import assert from "node:assert/strict";
+import { Harness, type Recorded, recorderLogic, until } from "../helpers/runtime.ts";
+
+/** A one-partition harness that checkpoints only when asked (or on its way out), with five records handled. */
+async function handled(): Promise<Harness> {
+  const h = new Harness(recorderLogic(), 1, 1_000, { checkpointIntervalMs: 3_600_000 });
+  await h.start();
+  for (let n = 0; n < 5; n++) h.send("k", { n });
+  await until(() => (h.runtime.lookup("recorder", "k")?.state as Recorded | undefined)?.values.length === 5, "handled");
+  return h;
+}
+
+function checkpointed(h: Harness): number | undefined {
+  return h.store.partitions.get(`group/${h.topics.events}:0`)?.nextOffset;
+}
+
+Deno.test("a revoked partition is checkpointed on its way out: the next owner resumes after every record handled here", async () => {
+  const h = await handled();
+  await h.runtime.revoked([{ topic: h.topics.events, partition: 0 }]);
+  assert.deepEqual(h.runtime.owned(), []);
+  assert.equal(checkpointed(h), 5, "the final checkpoint");
+  assert.deepEqual((await h.stored("k"))?.values, [0, 1, 2, 3, 4]);
+  await h.stop();
+});
+
+Deno.test("a partition whose claim failed and that a later assignment claimed is not claimed again by the retry", async () => {
+  // Housekeeping by hand; a failed claim may be retried at once.
+  const options = { checkpointIntervalMs: 3_600_000, retryBackoffMs: { initial: 0, max: 0 } };
+  const h = new Harness(recorderLogic(), 1, 1_000, options as ConstructorParameters<typeof Harness>[3]);
+  h.store.failWith = new Error("database starting up");
+  await h.start(); // the assignment's claim fails: housekeeping is to retry it
+  h.store.failWith = null;
+  const tp = { topic: h.topics.events, partition: 0 };
+  await h.runtime.assigned([tp]); // a rebalance assigns it again, and this claim succeeds
+  const epoch = h.store.partitions.get(`group/${h.topics.events}:0`)?.epoch;
+  h.send("k", { n: 1 });
+  await until(() => h.runtime.lookup("recorder", "k") !== undefined, "handled");
+  await h.runtime.housekeep();
+  assert.equal(h.store.partitions.get(`group/${h.topics.events}:0`)?.epoch, epoch, "claimed once: no owner fenced off");
+  await h.stop();
+  assert.deepEqual((await h.stored("k"))?.values, [1]);
+});
