@@ -2,10 +2,16 @@ import assert from "node:assert/strict";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
-/** The processes of process group `pgid` still alive, as `pid command` lines. */
+/**
+ * The processes of process group `pgid` still alive, as `pid command` lines. A zombie (state Z: exited, not yet reaped
+ * by init, which adopted it when its parent exited) is not one: it runs nothing and holds nothing.
+ */
 async function group(pgid: number): Promise<string[]> {
-  const ps = await new Deno.Command("ps", { args: ["-o", "pid=,args=", "-g", String(pgid)], stdout: "piped" }).output();
-  return new TextDecoder().decode(ps.stdout).split("\n").map((line) => line.trim()).filter((line) => line !== "");
+  const ps = await new Deno.Command("ps", { args: ["-o", "stat=,pid=,args=", "-g", String(pgid)], stdout: "piped" })
+    .output();
+  return new TextDecoder().decode(ps.stdout).split("\n").map((line) => line.trim())
+    .filter((line) => line !== "" && !line.startsWith("Z"))
+    .map((line) => line.replace(/^\S+\s+/, ""));
 }
 
 Deno.test("services.sh up stopped by Ctrl-C (SIGINT to its process group) leaves no process behind", async () => {
