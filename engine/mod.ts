@@ -17,6 +17,8 @@
  *     · handlers emit outputs through ctx
  *     · pending timers live in a TimerTable (timer_table.ts); idle actors are packed into compact
  *       strings (state_packer.ts) and unpacked by their next message
+ *     · beyond MAX_ACTORS the instance's least recently used clean actors are passivated, wherever
+ *       they are (lru_cut.ts merges the partitions' use orders, reading only as far as the excess)
  *   Facts for product and global actors are published in bundles, one record per target partition
  *     per checkpoint (fact_bundle.ts), and expanded back into one message each when consumed.
  *   Checkpoint: outputs appended and acknowledged first (the "publish" phase of

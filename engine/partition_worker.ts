@@ -34,6 +34,7 @@ import {
   recommendationSchema,
 } from "./outputs.ts";
 import { BUNDLE_INDEX_HEADER, expandBundle, isBundle, OutputBundler } from "./fact_bundle.ts";
+import { type LruCut, NO_CUT } from "./lru_cut.ts";
 import { partitionForKey } from "./partitioner.ts";
 import { ProductMinuteDeltas } from "./product_minutes.ts";
 import { safeParseFast } from "./schema_check.ts";
@@ -487,16 +488,25 @@ export class PartitionWorker {
     });
   }
 
+  /** The use times (wall ms) of the clean actors, least recently used first: what `lruCuts` merges across workers. */
+  *cleanUseTimes(): Generator<number> {
+    for (const cell of this.#cells.values()) if (!cell.dirty) yield cell.usedAt;
+  }
+
   /**
-   * Evicts checkpointed (clean) actors: those unused since before `idleBefore` (wall ms), and then
-   * up to `atLeast` more, least recently used first. Their timers stay armed. Returns how many.
+   * Evicts checkpointed (clean) actors: those unused since before `idleBefore` (wall ms), and those within `cut` (the
+   * instance's least recently used beyond MAX_ACTORS). An actor used since the cut was found is past it and stays.
+   * Their timers stay armed. Returns how many.
    */
-  passivate(idleBefore: number, atLeast: number): Promise<number> {
+  passivate(idleBefore: number, cut: LruCut = NO_CUT): Promise<number> {
     return this.#serial(() => {
       let evicted = 0;
+      let ties = cut.ties;
       for (const [key, cell] of this.#cells) {
-        if (evicted >= atLeast && cell.usedAt >= idleBefore) break;
+        const { usedAt } = cell;
+        if (usedAt >= idleBefore && (usedAt > cut.usedAt || (usedAt === cut.usedAt && ties === 0))) break;
         if (cell.dirty) continue;
+        if (usedAt >= idleBefore && usedAt === cut.usedAt) ties--;
         this.#cells.delete(key);
         evicted++;
       }

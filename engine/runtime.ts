@@ -9,6 +9,7 @@ import { ensureError } from "./errors.ts";
 import type { PartitionListener, RecordBatch, TopicPartition } from "./log.ts";
 import { tpKey } from "./log.ts";
 import type { Logger } from "./logger.ts";
+import { lruCuts } from "./lru_cut.ts";
 import { DEFAULT_BACKOFF, PartitionWorker, type WorkerDeps } from "./partition_worker.ts";
 import type { ClockSource } from "./source_watermark.ts";
 import { StatePacker } from "./state_packer.ts";
@@ -119,7 +120,9 @@ export class ActorRuntime implements PartitionListener {
     const excess = Math.max(0, total - (this.#deps.maxActors ?? Number.MAX_SAFE_INTEGER));
     const wall = (this.#deps.wallClock ?? Date.now)();
     const idleBefore = wall - (this.#deps.actorIdleMs ?? DEFAULT_ACTOR_IDLE_MS);
-    await Promise.all(workers.map((w) => w.passivate(idleBefore, total > 0 ? Math.ceil(excess * w.size / total) : 0)));
+    // Beyond MAX_ACTORS, the instance's least recently used clean actors, wherever they are.
+    const cuts = excess > 0 ? lruCuts(workers.map((w) => w.cleanUseTimes()), excess) : undefined;
+    await Promise.all(workers.map((w, i) => w.passivate(idleBefore, cuts?.[i])));
     const packMs = this.#deps.actorPackMs ?? 0;
     for (const worker of packMs > 0 ? workers : []) {
       await worker.pack(wall - packMs, PACK_BUDGET_MS);
@@ -170,7 +173,7 @@ export class ActorRuntime implements PartitionListener {
   async passivateAll(): Promise<number> {
     const workers = [...this.#workers.values()];
     await Promise.all(workers.map((w) => w.checkpoint()));
-    const counts = await Promise.all(workers.map((w) => w.passivate(Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER)));
+    const counts = await Promise.all(workers.map((w) => w.passivate(Number.MAX_SAFE_INTEGER)));
     return counts.reduce((a, b) => a + b, 0);
   }
 

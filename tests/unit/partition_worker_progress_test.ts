@@ -7,6 +7,7 @@ import type { ActorLogic } from "../../engine/actor.ts";
 import { MemoryCheckpointStore } from "../../engine/checkpoint.ts";
 import { bundleRecords } from "../../engine/fact_bundle.ts";
 import { createLogger } from "../../engine/logger.ts";
+import { lruCuts } from "../../engine/lru_cut.ts";
 import { emitTestAlert, type Recorded } from "../helpers/runtime.ts";
 
 import {
@@ -163,7 +164,7 @@ Deno.test("a passivated actor whose first record of a batch comes within the TTL
   const worker = await claim(new InertConsumer(), () => wall, store, { stateTtlMs: DAY });
   await worker.handleBatch(batch(0, 0, 0, 1), noHeartbeat);
   await worker.checkpoint();
-  assert.equal(await worker.passivate(Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER), 1);
+  assert.equal(await worker.passivate(Number.MAX_SAFE_INTEGER), 1);
   // Both records come in one batch: the first a minute within the TTL of the actor's last one, the second a day later.
   wall = T0 + 3 * DAY;
   const within = { ...record(1), timestamp: T0 + DAY - MIN };
@@ -334,4 +335,27 @@ Deno.test("a rewind to a later checkpoint resumes that checkpoint's clock: a rep
   await worker.handleBatch({ ...tp, records: [late], highWatermark: 2 }, noHeartbeat);
   await worker.checkpoint();
   assert.deepEqual((await store.read("clocked", "u"))?.state, [T0 + 10 * MIN, T0 + 10 * MIN]);
+});
+
+Deno.test("passivation beyond MAX_ACTORS spares an actor used since its cut was found", async () => {
+  let wall = T0;
+  const worker = await claim(new InertConsumer(), () => wall);
+  const handle = (offset: number, key: string) =>
+    worker.handleBatch(
+      { ...tp, records: [record(offset, { n: offset, at: T0 }, key)], highWatermark: offset + 1 },
+      noHeartbeat,
+    );
+  for (const [offset, key] of ["a", "b", "c", "d"].entries()) {
+    await handle(offset, key);
+    wall += 1_000;
+  }
+  await worker.checkpoint();
+  // The runtime found the cut (a, b and c, the instance's least recently used); then a is used again, and checkpointed.
+  const cut = lruCuts([worker.cleanUseTimes()], 3)[0];
+  await handle(4, "a");
+  await worker.checkpoint();
+  assert.equal(await worker.passivate(0, cut), 2, "b and c: a was used since, and is past the cut");
+  assert.notEqual(worker.peek("a"), undefined);
+  assert.notEqual(worker.peek("d"), undefined);
+  assert.equal(worker.size, 2);
 });

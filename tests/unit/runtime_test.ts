@@ -93,6 +93,38 @@ Deno.test("beyond MAX_ACTORS the least recently used checkpointed actors are pas
   await h.stop();
 });
 
+Deno.test("beyond MAX_ACTORS the least recently used across the instance go, not each partition's share", async () => {
+  const h = new Harness(recorderLogic(), 2, 1_000, { maxActors: 4, checkpointIntervalMs: 3_600_000 });
+  const keysOf = (p: number) =>
+    Array.from({ length: 40 }, (_, n) => `u${n}`).filter((k) => partitionForKey(k, 2) === p);
+  const [older, newer] = [keysOf(0).slice(0, 4), keysOf(1).slice(0, 4)];
+  const live = (keys: string[]) => keys.filter((key) => h.runtime.lookup("recorder", key) !== undefined);
+  await h.start();
+  older.forEach((key, n) => h.send(key, { n }));
+  await until(() => live(older).length === 4, "partition 0's actors are handled");
+  h.wall += 60_000; // partition 1's actors are used a minute later
+  newer.forEach((key, n) => h.send(key, { n }));
+  await until(() => live(newer).length === 4, "partition 1's actors are handled");
+  await h.runtime.housekeep(); // checkpoints all eight, then passivates the four used least recently
+  assert.deepEqual(live(older), [], "partition 0's older actors are passivated");
+  assert.deepEqual(live(newer), newer, "partition 1's newer actors stay");
+  await h.stop();
+});
+
+Deno.test("beyond MAX_ACTORS actors used at the same time share the passivations out exactly", async () => {
+  const h = new Harness(recorderLogic(), 2, 1_000, { maxActors: 5, checkpointIntervalMs: 3_600_000 });
+  const keysOf = (p: number) =>
+    Array.from({ length: 40 }, (_, n) => `u${n}`).filter((k) => partitionForKey(k, 2) === p);
+  const keys = [...keysOf(0).slice(0, 4), ...keysOf(1).slice(0, 4)];
+  const live = () => keys.filter((key) => h.runtime.lookup("recorder", key) !== undefined);
+  await h.start();
+  keys.forEach((key, n) => h.send(key, { n })); // all used at the same wall time
+  await until(() => live().length === 8, "every actor is handled");
+  await h.runtime.housekeep();
+  assert.equal(h.runtime.actorCount, 5, "exactly MAX_ACTORS stay, not fewer");
+  await h.stop();
+});
+
 Deno.test("ActorRuntime resumes from the checkpoint after a crash: every message counted exactly once", async () => {
   const h = new Harness(recorderLogic(), 3, 40);
   await h.start();
