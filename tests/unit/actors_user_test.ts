@@ -1062,3 +1062,18 @@ Deno.test("events arriving after the partition clock passed their deadlines rais
   const alerts = h.log.all(h.topics.alerts).map((r) => JSON.parse(new TextDecoder().decode(r.value!)));
   assert.deepEqual(abandonments(alerts), expected);
 });
+
+Deno.test("a late event past two waiting deadlines raises both before itself, earliest first, as the timers would", async () => {
+  const b = new EventBuilder();
+  const events = [
+    b.event("page_viewed", "x", 60 * MIN, { url: "/" }), // the clock is an hour ahead
+    b.event("product_added_to_cart", "u", 10 * MIN, { productId: "a", quantity: 1, price: 4 }), // deadline 40 min
+    b.event("checkout_started", "u", 5 * MIN, {}), // dated before that change: takes no cart; deadline 35 min
+    b.event("page_viewed", "u", 50 * MIN, { url: "/" }), // past both
+  ];
+  const folded = await fold(events, { partitions: 1 });
+  const raised = (alerts: { type: string; subject: { id: string }; occurredAt: string }[]) =>
+    alerts.filter((a) => a.subject.id === "u").map((a) => [a.type, a.occurredAt.slice(11, 16)]);
+  assert.deepEqual(raised(folded.alerts), [["checkout_abandoned", "10:35"], ["cart_abandoned", "10:40"]]);
+  assert.deepEqual(folded.users.get("u")!.alerts.map((a) => a.type), ["cart_abandoned", "checkout_abandoned"]);
+});
