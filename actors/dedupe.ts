@@ -3,7 +3,9 @@
  * checkpoint and re-produces its outputs with identical ids, so product and global actors can
  * receive the same fact twice. Output ids of messages have the form
  * `<topic>-<partition>-<offset>-<rule>` (engine/partition_worker.ts), and an actor receives at
- * most one fact per input message, so a fact is identified by its source partition and offset.
+ * most one fact per input message under a rule without a dash, so such a fact is identified by its
+ * source partition and offset. (The abandonments a late user event raises before itself, besides its
+ * activity fact, have rules with a dash, `a-cart` and `a-checkout`: their ids go to the ring below.)
  *
  * Per source partition we keep the offsets already seen as runs, within a window of the last
  * `window` offsets: an offset inside the window is a duplicate if seen, an offset below it is a

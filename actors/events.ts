@@ -178,7 +178,8 @@ export const eventSchemas = {
       orderId: id,
       items: z.array(lineItem).min(1).max(1000),
       total: money,
-      currency: z.string().regex(/^[A-Z]{3}$/, "an ISO 4217 code such as USD").default("USD"),
+      currency: z.string().regex(/^[A-Z]{3}$/, "an ISO 4217 code such as USD").default("USD")
+        .describe("ISO 4217 code (the HTTP edge refuses three letters that are none: actors/currency.ts)"),
       paymentMethod: storableText(0, 64).optional(),
       shippingCountry: storableText(0, 64).optional(),
     }),

@@ -12,6 +12,7 @@ import {
   type StoredEvent,
   upperCaseTime,
 } from "../actors/events.ts";
+import { isIso4217 } from "../actors/currency.ts";
 import { zodProblems } from "../actors/problems.ts";
 import type { Topics } from "./config.ts";
 import {
@@ -127,8 +128,15 @@ function prepareOne(
   if (!result.success) return withTooFar(zodProblems(result.error, prefix, raw));
   if (tooFar) return [tooFar];
   const event = result.data;
-  const unaddressable = dotSegmentIds(event).map((path) => ({ path: at(path), message: DOT_SEGMENT_MESSAGE }));
-  if (unaddressable.length > 0) return unaddressable;
+  // Checked here only, not in the schema records are decoded with: events already in the log keep being handled.
+  const edgeProblems = dotSegmentIds(event).map((path) => ({ path: at(path), message: DOT_SEGMENT_MESSAGE }));
+  if (event.type === "order_completed" && !isIso4217(event.properties.currency)) {
+    edgeProblems.push({
+      path: at("properties.currency"),
+      message: `is not an ISO 4217 currency code: ${JSON.stringify(event.properties.currency)}`,
+    });
+  }
+  if (edgeProblems.length > 0) return edgeProblems;
   let occurredAt = context.receivedAt;
   if (event.occurredAt !== undefined) {
     if (!Number.isFinite(occurredMs)) return [{ path: at("occurredAt"), message: "is not a representable date" }];

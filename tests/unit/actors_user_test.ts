@@ -996,3 +996,84 @@ Deno.test("user counters and bounded lists: page views, searches, recent product
   const last = productFacts(r).at(-1)!;
   assert.deepEqual(last.fact === "product_viewed" && last.recommend, { exclude: ["c2", "x"] });
 });
+
+Deno.test("events arriving after the partition clock passed their deadlines raise no abandonment their own later events cancel", async () => {
+  // The partition's clock is an hour ahead (another user's event, or an idle partition following the wall) when a
+  // shopper's buffered events arrive: an offline client flushing its queue, a producer back from an outage. The cart
+  // add's deadline (30 min) has passed by the clock, yet its checkout and order, 5 and 8 minutes after it, come next.
+  const b = new EventBuilder();
+  const ahead = b.event("page_viewed", "x", 60 * MIN, { url: "/" });
+  const add = (user: string) => b.event("product_added_to_cart", user, 0, { productId: "a", quantity: 1, price: 4 });
+  const checkout = (user: string) => b.event("checkout_started", user, 5 * MIN, {});
+  const order = (user: string) =>
+    b.event("order_completed", user, 8 * MIN, {
+      orderId: `o-${user}`,
+      items: [{ productId: "a", quantity: 1, price: 4 }],
+      total: 4,
+    });
+  // And what event time says was abandoned still is: a checkout 40 minutes after the cart change, an order 45 minutes
+  // after the checkout. Both used to be cancelled by those late events once the timers waited for the clock.
+  const late = (type: "checkout_started" | "order_completed", user: string, minute: number) =>
+    type === "checkout_started" ? b.event(type, user, minute * MIN, {}) : b.event(type, user, minute * MIN, {
+      orderId: `o-${user}`,
+      items: [{ productId: "a", quantity: 1, price: 4 }],
+      total: 4,
+    });
+  const events = [
+    ahead,
+    add("bought"),
+    checkout("bought"),
+    order("bought"),
+    add("checkedOut"),
+    checkout("checkedOut"),
+    add("left"),
+    add("slow"),
+    late("checkout_started", "slow", 40),
+    late("order_completed", "slow", 50), // within the checkout's 30 minutes
+    b.event("checkout_started", "slower", 0, {}),
+    late("order_completed", "slower", 45),
+    b.event("page_viewed", "x", 61 * MIN, { url: "/" }), // the clock moves on: what is still due fires
+  ];
+  const abandonments = (alerts: { type: string; subject: { id: string }; occurredAt: string }[]) =>
+    alerts.filter((a) => a.type.endsWith("_abandoned")).map((a) => [a.type, a.subject.id, a.occurredAt]).sort();
+  // Each at its event-time deadline, as in a run where the events came in time; nothing for the shopper who bought.
+  const expected = [
+    ["cart_abandoned", "left", new Date(b.time(30 * MIN)).toISOString()],
+    ["cart_abandoned", "slow", new Date(b.time(30 * MIN)).toISOString()],
+    ["checkout_abandoned", "checkedOut", new Date(b.time(35 * MIN)).toISOString()],
+    ["checkout_abandoned", "slower", new Date(b.time(30 * MIN)).toISOString()],
+  ];
+  const folded = await fold(events, { partitions: 1 });
+  assert.deepEqual(abandonments(folded.alerts), expected);
+  assert.equal(folded.users.get("bought")!.abandonedCarts, 0);
+  assert.equal(folded.global!.minutes.reduce((n, m) => n + m.cartsAbandoned, 0), 2);
+  assert.equal(folded.global!.minutes.reduce((n, m) => n + m.checkoutsAbandoned, 0), 2);
+  // The event those abandonments were raised before is counted too, under a fact id of its own.
+  assert.equal(folded.global!.minutes.reduce((n, m) => n + m.checkouts, 0), 4);
+  assert.equal(folded.global!.minutes.reduce((n, m) => n + m.orders, 0), 3);
+  assert.deepEqual([folded.users.get("slow")!.cart.units, folded.users.get("slow")!.checkout], [0, null]);
+
+  const h = new Harness(userLogic, 1, 1_000, { idleClockMs: 3_600_000 });
+  h.wall = b.time(61 * MIN);
+  await h.start();
+  for (const event of events) h.send(event.userId as string, event);
+  await h.drained();
+  await h.stop();
+  const alerts = h.log.all(h.topics.alerts).map((r) => JSON.parse(new TextDecoder().decode(r.value!)));
+  assert.deepEqual(abandonments(alerts), expected);
+});
+
+Deno.test("a late event past two waiting deadlines raises both before itself, earliest first, as the timers would", async () => {
+  const b = new EventBuilder();
+  const events = [
+    b.event("page_viewed", "x", 60 * MIN, { url: "/" }), // the clock is an hour ahead
+    b.event("product_added_to_cart", "u", 10 * MIN, { productId: "a", quantity: 1, price: 4 }), // deadline 40 min
+    b.event("checkout_started", "u", 5 * MIN, {}), // dated before that change: takes no cart; deadline 35 min
+    b.event("page_viewed", "u", 50 * MIN, { url: "/" }), // past both
+  ];
+  const folded = await fold(events, { partitions: 1 });
+  const raised = (alerts: { type: string; subject: { id: string }; occurredAt: string }[]) =>
+    alerts.filter((a) => a.subject.id === "u").map((a) => [a.type, a.occurredAt.slice(11, 16)]);
+  assert.deepEqual(raised(folded.alerts), [["checkout_abandoned", "10:35"], ["cart_abandoned", "10:40"]]);
+  assert.deepEqual(folded.users.get("u")!.alerts.map((a) => a.type), ["cart_abandoned", "checkout_abandoned"]);
+});

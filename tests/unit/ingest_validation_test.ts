@@ -171,6 +171,9 @@ const PROPERTY_BOUNDS: BoundCase[] = [
   { type: "order_completed", path: "properties.currency", value: "usd", why: "lower-case currency" },
   { type: "order_completed", path: "properties.currency", value: "US", why: "two-letter currency" },
   { type: "order_completed", path: "properties.currency", value: "EURO", why: "four-letter currency" },
+  // Three capital letters but no ISO 4217 code: accepted, and stored in the user's order history as a currency.
+  { type: "order_completed", path: "properties.currency", value: "XYZ", why: "not an ISO 4217 code" },
+  { type: "order_completed", path: "properties.currency", value: "EUS", why: "a typo of EUR or USD" },
   { type: "inventory_updated", path: "properties.stock", value: -1, why: "stock -1" },
   { type: "inventory_updated", path: "properties.stock", value: 2.5, why: "fractional stock" },
   { type: "inventory_updated", path: "properties.productId", value: "", why: "empty productId" },
@@ -255,6 +258,17 @@ Deno.test("prepareEvents() accepts values exactly on the bounds", () => {
     edit(FULL.page_viewed, "occurredAt", "1970-01-01T00:00:00Z"),
   ];
   assert.equal(prepare(edge).events.length, edge.length);
+});
+
+Deno.test("prepareEvents() takes ISO 4217 codes, current and recently withdrawn, and names the currency of one that is none", () => {
+  const codes = ["USD", "EUR", "GBP", "JPY", "CHF", "SLE", "VES", "ZWG", "XCG", "XAU", "XXX", "HRK", "SLL", "ANG"];
+  const accepted = prepare(codes.map((currency) => edit(FULL.order_completed, "properties.currency", currency)));
+  assert.deepEqual(accepted.events.map((e) => e.type === "order_completed" && e.properties.currency), codes);
+  const error = rejection([FULL.order_completed, edit(FULL.order_completed, "properties.currency", "XYZ")]);
+  assert.deepEqual(error.problems, [{
+    path: "1.properties.currency",
+    message: 'is not an ISO 4217 currency code: "XYZ"',
+  }]);
 });
 
 Deno.test("prepareEvents() rejects an event dated more than 5 minutes ahead, of every type", () => {
