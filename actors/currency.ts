@@ -5,7 +5,10 @@
  * is still handled, never dead-lettered by a replay after an upgrade.
  */
 
-/** ISO 4217 list one (2025), funds and precious metals included, plus the codes withdrawn since 2020. */
+/**
+ * ISO 4217 list one (checked against pycountry 26.2.16's, 2026-12-05: the same but XAD, added here), funds and precious
+ * metals included, plus the codes withdrawn since 2020 (ANG, BGN, CUC, HRK, SLL, ZWL: orders in them still come).
+ */
 const CODES = [
   "AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BOV BRL BSD BTN BWP BYN BZD",
   "CAD CDF CHE CHF CHW CLF CLP CNY COP COU CRC CUC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP",
@@ -14,7 +17,7 @@ const CODES = [
   "MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MXV MYR MZN NAD NGN NIO NOK NPR NZD OMR",
   "PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SLL SOS SRD SSP STN SVC SYP SZL",
   "THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD USN UYI UYU UYW UZS VED VES VND VUV WST",
-  "XAF XAG XAU XBA XBB XBC XBD XCD XCG XDR XOF XPD XPF XPT XSU XTS XUA XXX YER ZAR ZMW ZWG ZWL",
+  "XAD XAF XAG XAU XBA XBB XBC XBD XCD XCG XDR XOF XPD XPF XPT XSU XTS XUA XXX YER ZAR ZMW ZWG ZWL",
 ].join(" ").split(" ");
 
 const ISO_4217 = new Set(CODES);

@@ -261,7 +261,24 @@ Deno.test("prepareEvents() accepts values exactly on the bounds", () => {
 });
 
 Deno.test("prepareEvents() takes ISO 4217 codes, current and recently withdrawn, and names the currency of one that is none", () => {
-  const codes = ["USD", "EUR", "GBP", "JPY", "CHF", "SLE", "VES", "ZWG", "XCG", "XAU", "XXX", "HRK", "SLL", "ANG"];
+  const codes = [
+    "USD",
+    "EUR",
+    "GBP",
+    "JPY",
+    "CHF",
+    "SLE",
+    "VES",
+    "ZWG",
+    "XCG",
+    "XAD",
+    "XAU",
+    "XXX",
+    "HRK",
+    "SLL",
+    "ANG",
+    "BGN",
+  ];
   const accepted = prepare(codes.map((currency) => edit(FULL.order_completed, "properties.currency", currency)));
   assert.deepEqual(accepted.events.map((e) => e.type === "order_completed" && e.properties.currency), codes);
   const error = rejection([FULL.order_completed, edit(FULL.order_completed, "properties.currency", "XYZ")]);
