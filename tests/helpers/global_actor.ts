@@ -45,6 +45,8 @@ export interface DrivenAlert {
   readonly alertId: string;
   readonly type: string;
   readonly occurredAt: string;
+  /** The figures of its window. */
+  readonly details: Readonly<Record<string, number>>;
 }
 
 /** The global actor under `driveGlobal`: its logic, evaluation timer, collected alerts and current state. */

@@ -4,8 +4,9 @@
  * the end, the partitions interleaved arbitrarily, some replaying after a failed checkpoint. Whatever the lag, it must
  * count what delivering the same facts in time order counts: no fact too late, none lost or counted twice, no minute
  * stored twice with different content, persist/restore at any point changing nothing, and memory back to the retention
- * once every partition has caught up. Active users and sessions of minutes whose facts came after the sketches' 30
- * minutes keep only the estimate of the facts before (README): at most the in-order run's.
+ * once every partition has caught up; and every business alert's figures are those of its whole window. Active users
+ * and sessions of minutes whose facts came after the sketches' 30 minutes keep only the estimate of the facts before
+ * (README): at most the in-order run's.
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
@@ -208,6 +209,46 @@ function everyMinute(
   return minutes;
 }
 
+/**
+ * Each business alert's figures are its window's, counted from every fact: a boundary is evaluated once every partition
+ * has published its facts before it, and over its whole window.
+ */
+function assertAlertFigures(driver: GlobalDriver, facts: readonly AnalyticsFact[], s: DomainSettings): void {
+  if (driver.alerts.length === 0) return;
+  // Per minute: what each alert counts.
+  const tally = new Map<number, Record<string, number>>();
+  for (const f of facts) {
+    const counts = tally.get(minuteOf(f.at)) ?? {};
+    tally.set(minuteOf(f.at), counts);
+    const add = (key: string) => void (counts[key] = (counts[key] ?? 0) + 1);
+    if (f.fact === "abandonment") {
+      if (f.stage === "cart") add("abandoned");
+      continue;
+    }
+    if (f.type === "page_viewed") add("pageViews");
+    if (f.type === "page_viewed" && f.loadTime !== undefined) add("samples");
+    if (f.type === "order_completed") add("orders");
+    if (f.type === "checkout_started") add("checkouts");
+    if (f.cartConverted) add("converted");
+  }
+  const windows: Record<string, [minutes: number, figures: string[]]> = {
+    low_traffic: [s.LOW_TRAFFIC_WINDOW_MINUTES, ["pageViews"]],
+    low_conversion: [s.LOW_CONVERSION_WINDOW_MINUTES, ["orders", "checkouts"]],
+    high_cart_abandonment: [s.HIGH_ABANDONMENT_WINDOW_MINUTES, ["abandoned", "converted"]],
+    slow_pages: [s.SLOW_PAGES_WINDOW_MINUTES, ["samples"]],
+  };
+  for (const alert of driver.alerts) {
+    const to = Date.parse(alert.occurredAt);
+    const [minutes, keys] = windows[alert.type];
+    const want: Record<string, number> = Object.fromEntries(keys.map((key) => [key, 0]));
+    for (let m = to - minutes * MIN; m < to; m += MIN) {
+      for (const key of keys) want[key] += tally.get(m)?.[key] ?? 0;
+    }
+    const got = Object.fromEntries(keys.map((key) => [key, alert.details[key]]));
+    assert.deepEqual(got, want, `${alert.type} at ${alert.occurredAt}`);
+  }
+}
+
 const countsOf = ({ activeUsers: _u, activeSessions: _s, ...counts }: StoredMinute) => counts;
 
 Deno.test("partitions lagging each other arbitrarily: every fact counts as in time order, no minute is stored twice, a restore changes nothing, memory returns to the retention", () => {
@@ -232,6 +273,10 @@ Deno.test("partitions lagging each other arbitrarily: every fact counts as in ti
         // Minutes whose facts came after their sketches' 30 minutes keep only the estimate of the facts before.
         assert.ok(have.activeUsers <= want.activeUsers && have.activeSessions <= want.activeSessions);
       }
+
+      // Business alerts: each over its whole window, whatever the lag.
+      assertAlertFigures(reference, inOrder, settings);
+      assertAlertFigures(behind, inOrder, settings);
 
       // (c) Persisted and restored at arbitrary points: the same outputs and the same state.
       const reloads = new Set(s.reloads.map((n) => n % lagged.length));
