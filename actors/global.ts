@@ -286,24 +286,25 @@ function onEvaluate(state: GlobalState, ctx: ActorContext, s: DomainSettings): G
 
 /**
  * A source partition's watermark: evaluates the boundaries (held, or the timer's) it releases, even ahead of the
- * clock, which a quiet shop's facts no longer move.
+ * clock, which a quiet shop's facts no longer move; then releases the minutes it held in memory.
  */
 function onWatermark(state: GlobalState, mark: SourceWatermark, ctx: ActorContext, s: DomainSettings): GlobalState {
   const clocks = { ...state.sources?.clocks, [String(mark.partition)]: mark.clock };
   // A topic's partitions are never removed: a smaller count is an instance not restarted since some were added.
   const partitions = Math.max(state.sources?.partitions ?? 0, mark.partitions);
   let next: GlobalState = { ...state, sources: { partitions, clocks } };
-  // A lagging partition catching up releases the minutes it held in memory (a historical import's last partition).
-  if (next.lastEventAt !== null) {
-    const floor = memoryFloor(next, next.lastEventAt, s);
-    if (floor > (state.memoryFrom ?? -Infinity)) next = { ...next, ...retire(next, ctx, s, next.lastEventAt, floor) };
-  }
   const from = next.heldFrom ?? ctx.timer(EVALUATE_TIMER);
-  if (from === undefined) return next;
-  const now = ctx.now();
-  // Ahead of the clock only as far as a partition's clock: none holding anything back (Infinity) is not a time.
-  const released = releasedTo(next, ctx);
-  return advance(next, ctx, s, from, released === Infinity ? now : Math.max(now, released), minuteOf(now) + MINUTE);
+  if (from !== undefined) {
+    const now = ctx.now();
+    // Ahead of the clock only as far as a partition's clock: none holding anything back (Infinity) is not a time.
+    const released = releasedTo(next, ctx);
+    next = advance(next, ctx, s, from, released === Infinity ? now : Math.max(now, released), minuteOf(now) + MINUTE);
+  }
+  // A lagging partition catching up releases the minutes it held in memory (a historical import's last partition);
+  // only now: the boundaries it released above were evaluated over their whole windows, not over what is left of them.
+  if (next.lastEventAt === null) return next;
+  const floor = memoryFloor(next, next.lastEventAt, s);
+  return floor > (state.memoryFrom ?? -Infinity) ? { ...next, ...retire(next, ctx, s, next.lastEventAt, floor) } : next;
 }
 
 /**

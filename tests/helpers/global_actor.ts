@@ -45,6 +45,8 @@ export interface DrivenAlert {
   readonly alertId: string;
   readonly type: string;
   readonly occurredAt: string;
+  /** The figures of its window. */
+  readonly details: Readonly<Record<string, number>>;
 }
 
 /** The global actor under `driveGlobal`: its logic, evaluation timer, collected alerts and current state. */
@@ -52,6 +54,8 @@ export interface GlobalDriver {
   readonly logic: ActorLogic<GlobalState, GlobalMessage>;
   readonly timers: Map<string, number>;
   readonly alerts: DrivenAlert[];
+  /** What it emitted to `analyticsHistory` (JSON round-tripped), in order. */
+  readonly history: AnalyticsHistoryBatch[];
   readonly state: GlobalState;
   /** How many messages were sent: the last one's id is `analytics-0-<sent - 1>`. */
   readonly sent: number;
@@ -59,12 +63,14 @@ export interface GlobalDriver {
   advanceTo(to: number): void;
   /** Handles `message` at the clock its event time moves to, with the timer fired before and after. */
   send(message: GlobalMessage): void;
+  /** Replaces the state with its persisted form (JSON round-tripped) restored, as a restart from a checkpoint does. */
+  reload(): void;
 }
 
 /**
  * The global actor driven as the runtime drives its partition: the clock follows the messages' event time, its
  * evaluation timer fires while due on the clock (ctx.now() its deadline, ids `timer-<deadline>`) before and after
- * each message (ids `analytics-0-<n>`, n counting the messages), and its alerts are collected.
+ * each message (ids `analytics-0-<n>`, n counting the messages), and its alerts and history batches are collected.
  */
 export function driveGlobal(
   settings: DomainSettings,
@@ -74,12 +80,16 @@ export function driveGlobal(
   let state = logic.initial(GLOBAL_KEY);
   const timers = new Map<string, number>();
   const alerts: DrivenAlert[] = [];
+  const history: AnalyticsHistoryBatch[] = [];
   let clock = 0;
   let sent = 0;
   const sourcesWatermark = options.sourcesWatermark ?? (() => -Infinity);
   const ctx = (now: number, id: string): ActorContext => ({
     now: () => now,
-    emit: (topic, _key, value) => void (topic === "alerts" && alerts.push(value as DrivenAlert)),
+    emit: (topic, _key, value) => {
+      if (topic === "alerts") alerts.push(value as DrivenAlert);
+      if (topic === "analyticsHistory") history.push(JSON.parse(JSON.stringify(value)));
+    },
     outputId: (rule) => `${id}-${rule}`,
     setTimer: (name, at) => void timers.set(name, at),
     cancelTimer: (name) => void timers.delete(name),
@@ -97,6 +107,7 @@ export function driveGlobal(
     logic,
     timers,
     alerts,
+    history,
     get state(): GlobalState {
       return state;
     },
@@ -108,6 +119,9 @@ export function driveGlobal(
       advanceTo(logic.eventTime(message));
       state = logic.handle(state, message, ctx(clock, `analytics-0-${sent++}`)) as GlobalState;
       advanceTo(clock);
+    },
+    reload(): void {
+      state = logic.restore(JSON.parse(JSON.stringify(logic.persist(state))));
     },
   };
 }

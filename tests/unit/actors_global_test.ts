@@ -589,3 +589,48 @@ Deno.test("a watermark naming fewer `events` partitions than one before it does 
   assert.equal(g.state.sources?.partitions, 2);
   assert.equal(g.state.heldFrom, held, "partition 1 (at 10:05) still holds the minutes after it back");
 });
+
+Deno.test("a watermark that both releases held minute boundaries and moves the memory evaluates them over their whole windows (a partition's checkpoint covering hours: low_traffic fired on 120 page views in 10 minutes)", () => {
+  // Two partitions with 6 page views a minute each for 3 hours; partition 1 publishes its watermark every minute,
+  // partition 0 (a historical import's checkpoint covering hours) once at the end. Its watermark releases the boundaries
+  // held since 08:01 and moves the memory to 09:59 - 60 minutes: evaluated over what was left of their windows, the
+  // boundaries before it saw no page views.
+  const minute = 60_000;
+  const start = Date.UTC(2026, 0, 5, 8, 0, 0);
+  const settings = domainSettings({ ANALYTICS_RETENTION_MINUTES: 60 });
+  const of: AnalyticsFact[][] = [[], []];
+  for (let m = 0; m < 180; m++) {
+    for (let i = 0; i < 12; i++) {
+      const p = i % 2;
+      const at = start + m * minute + i * 1000;
+      of[p].push({
+        fact: "activity",
+        factId: `events-${p}-${of[p].length}-a`,
+        at,
+        userId: `u${i}`,
+        session: `s${i}`,
+        type: "page_viewed",
+      });
+    }
+  }
+  const inOrder = driveGlobal(settings);
+  for (const fact of [...of[0], ...of[1]].sort((a, b) => a.at - b.at)) inOrder.send(fact);
+  assert.deepEqual(inOrder.alerts, [], "120 page views in every 10 minutes");
+
+  const lagged = driveGlobal(settings);
+  const mark = (partition: number, clock: number) =>
+    lagged.send({ fact: "watermark", partition, partitions: 2, clock });
+  mark(0, 0);
+  mark(1, 0);
+  for (const fact of of[1]) {
+    lagged.send(fact);
+    if (fact.at % minute === 11_000) mark(1, fact.at); // after the minute's last fact
+  }
+  for (const fact of of[0]) lagged.send(fact);
+  assert.ok(lagged.state.heldFrom !== null && lagged.state.heldFrom <= start + minute, "partition 0 holds 08:01 on");
+  mark(0, of[0].at(-1)!.at);
+  assert.equal(lagged.state.memoryFrom, inOrder.state.memoryFrom, "the watermark moved the memory");
+  assert.equal(lagged.state.evaluatedTo, inOrder.state.evaluatedTo, "and released every boundary");
+  assert.deepEqual(lagged.alerts, [], "no low_traffic on boundaries whose windows had left memory");
+  assert.equal(lagged.state.tooLate, 0);
+});
