@@ -107,8 +107,11 @@ function fakeKafka() {
 
 const settle = () => new Promise((r) => setTimeout(r, 50));
 
-/** A runtime of member "A" on a KafkaConsumer over the stand-in kafkajs, one partition, a checkpoint per batch by default. */
-async function memberA(checkpointMaxMessages = 1) {
+/**
+ * A runtime of member "A" on a KafkaConsumer over the stand-in kafkajs, one partition, a checkpoint per batch by default;
+ * `watermarks`: the events partition publishes its clock to analytics, as the engine wires it.
+ */
+async function memberA(checkpointMaxMessages = 1, { watermarks = false } = {}) {
   const topics = topicNames({ TOPIC_PREFIX: "" });
   const log = new MemoryLog();
   await log.ensureTopics(Object.values(topics).map((topic) => ({ topic, partitions: 1 })));
@@ -124,6 +127,7 @@ async function memberA(checkpointMaxMessages = 1) {
     owner: "A",
     logger: silentLogger,
     logics: new Map([[topics.events, recorderLogic()]]),
+    ...(watermarks ? { partitionCounts: new Map([[topics.events, 1]]) } : {}),
     checkpointIntervalMs: 3_600_000,
     checkpointMaxMessages,
     retryBackoffMs: { initial: 5, max: 20 },
@@ -318,27 +322,8 @@ Deno.test("a graceful stop writes its final checkpoints before it leaves the gro
 });
 
 Deno.test("a stopping member runs no housekeeping round once its final checkpoints are written: nothing is published or checkpointed after them", async () => {
-  const topics = topicNames({ TOPIC_PREFIX: "" });
-  const log = new MemoryLog();
-  await log.ensureTopics(Object.values(topics).map((topic) => ({ topic, partitions: 1 })));
-  const store = new MemoryCheckpointStore();
-  const fake = fakeKafka();
-  const consumer = new KafkaConsumer(fake.kafka as Any, { groupId: "group" }, silentLogger);
-  const runtime = new ActorRuntime({
-    store,
-    producer: log.producer(),
-    consumer,
-    topics,
-    groupId: "group",
-    owner: "A",
-    logger: silentLogger,
-    logics: new Map([[topics.events, recorderLogic()]]),
-    // As the engine wires it: the events partition publishes its clock to analytics (a watermark record).
-    partitionCounts: new Map([[topics.events, 1]]),
-    checkpointIntervalMs: 3_600_000,
-    checkpointMaxMessages: 1_000,
-    retryBackoffMs: { initial: 5, max: 20 },
-  });
+  // As the engine wires it: the events partition publishes its clock to analytics (a watermark record).
+  const { topics, log, store, fake, consumer, runtime } = await memberA(1_000, { watermarks: true });
   await consumer.start([topics.events], runtime);
   // Claimed just before the stop (the group handed it the partitions of a member that left), not ticked yet: its
   // first housekeeping round would queue the watermark a claim announces, and checkpoint it.
