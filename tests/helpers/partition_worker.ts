@@ -2,6 +2,7 @@
 import type { ActorLogic, AnyActorLogic } from "../../engine/actor.ts";
 import { MemoryCheckpointStore } from "../../engine/checkpoint.ts";
 import { topicNames } from "../../engine/config.ts";
+import { bundleRecords } from "../../engine/fact_bundle.ts";
 import type { LogConsumer, LogRecord, RecordBatch, TopicPartition } from "../../engine/log.ts";
 import { silentLogger } from "../../engine/logger.ts";
 import { MemoryLog } from "../../engine/memory_log.ts";
@@ -53,6 +54,20 @@ export class InertConsumer implements LogConsumer {
 /** Record `offset` of partition 0 for key `key`, carrying `value` (by default `n = offset` at T0). */
 export function record(offset: number, value: unknown = { n: offset, at: T0 }, key = "u"): LogRecord {
   return { ...tp, offset, key, value: new TextEncoder().encode(JSON.stringify(value)), headers: {}, timestamp: T0 };
+}
+
+/** Record 0 of partition 0: one bundle of `values` for key `key` (engine/fact_bundle.ts), as the internal topics carry facts. */
+export function bundledRecord(values: readonly unknown[], key: string): LogRecord {
+  const facts = values.map((value) => ({ topic: tp.topic, key, value: JSON.stringify(value) }));
+  const [bundle] = bundleRecords(facts, new Map([[tp.topic, 1]]));
+  return {
+    ...tp,
+    offset: 0,
+    key: bundle.key,
+    value: bundle.value as Uint8Array,
+    headers: bundle.headers!,
+    timestamp: T0,
+  };
 }
 
 /** A batch of the records `[first, last]` that covers `[from, end)`. */

@@ -6,11 +6,11 @@ import assert from "node:assert/strict";
 import type { ActorLogic } from "../../engine/actor.ts";
 import { type Claim, MemoryCheckpointStore } from "../../engine/checkpoint.ts";
 import type { TopicPartition } from "../../engine/log.ts";
-import { bundleRecords } from "../../engine/fact_bundle.ts";
 import { MemoryLog } from "../../engine/memory_log.ts";
 import {
   alarmLogic,
   type Alarms,
+  bundledRecord,
   claim,
   InertConsumer,
   noHeartbeat,
@@ -146,16 +146,7 @@ Deno.test("outputs of the facts of one bundle get ids of their own: two alerts o
   };
   const worker = await claim(new InertConsumer(), () => T0, store, { logic });
   // One record of product-events: a bundle of two orders' facts (engine/fact_bundle.ts), each raising the alert.
-  const facts = [0, 1].map(() => ({ topic: tp.topic, key: "p", value: JSON.stringify({ at: T0 }) }));
-  const [bundle] = bundleRecords(facts, new Map([[tp.topic, 1]]));
-  const read = {
-    ...tp,
-    offset: 0,
-    key: bundle.key,
-    value: bundle.value as Uint8Array,
-    headers: bundle.headers!,
-    timestamp: T0,
-  };
+  const read = bundledRecord([{ at: T0 }, { at: T0 }], "p");
   await worker.handleBatch({ ...tp, records: [read], highWatermark: 1 }, noHeartbeat);
   await worker.checkpoint();
   assert.equal(store.alerts.size, 2, `ids: ${[...store.alerts.keys()]}`);

@@ -5,7 +5,6 @@
 import assert from "node:assert/strict";
 import type { ActorLogic } from "../../engine/actor.ts";
 import { MemoryCheckpointStore } from "../../engine/checkpoint.ts";
-import { bundleRecords } from "../../engine/fact_bundle.ts";
 import { createLogger } from "../../engine/logger.ts";
 import { lruCuts } from "../../engine/lru_cut.ts";
 import { emitTestAlert, type Recorded } from "../helpers/runtime.ts";
@@ -14,6 +13,7 @@ import {
   alarmLogic,
   type Alarms,
   batch,
+  bundledRecord,
   claim,
   InertConsumer,
   noHeartbeat,
@@ -238,19 +238,7 @@ Deno.test("a checkpoint is due after CHECKPOINT_MAX_MESSAGES messages, the entri
   const consumer = new InertConsumer();
   const worker = await claim(consumer, () => T0, undefined, { checkpointMaxMessages: 5 });
   // One record of the log: a bundle of five facts (engine/fact_bundle.ts), as the internal topics carry them.
-  const facts = Array.from(
-    { length: 5 },
-    (_, n) => ({ topic: tp.topic, key: "u", value: JSON.stringify({ n, at: T0 }) }),
-  );
-  const [bundle] = bundleRecords(facts, new Map([[tp.topic, 1]]));
-  const read = {
-    ...tp,
-    offset: 0,
-    key: bundle.key,
-    value: bundle.value as Uint8Array,
-    headers: bundle.headers!,
-    timestamp: T0,
-  };
+  const read = bundledRecord(Array.from({ length: 5 }, (_, n) => ({ n, at: T0 })), "u");
   await worker.handleBatch({ ...tp, records: [read], highWatermark: 1 }, noHeartbeat);
   assert.equal(worker.checkpointedOffset, 1, "five messages handled: checkpointed without waiting for the interval");
 });
