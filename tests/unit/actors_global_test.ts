@@ -98,16 +98,19 @@ Deno.test("low_conversion: orders / checkouts below 2% over 15 minutes with enou
   assert.deepEqual(typesOf(few.alerts, "low_conversion"), []);
 });
 
+/** Ten users add to their carts, one a second from T0; the first `converted` start a checkout from `checkoutAt` on. */
+function tenCarts(b: EventBuilder, converted: number, checkoutAt: number) {
+  const events = Array.from(
+    { length: 10 },
+    (_, i) => b.event("product_added_to_cart", `u${i}`, i, { productId: "p", quantity: 1, price: 1 }),
+  );
+  for (let i = 0; i < converted; i++) events.push(b.event("checkout_started", `u${i}`, checkoutAt + i, {}));
+  return events;
+}
+
 Deno.test("high_cart_abandonment: more than 80% of cart outcomes abandoned over 15 minutes", async () => {
   const b = new EventBuilder(T0);
-  const carts = (converted: number) => {
-    const events = Array.from(
-      { length: 10 },
-      (_, i) => b.event("product_added_to_cart", `u${i}`, i, { productId: "p", quantity: 1, price: 1 }),
-    );
-    for (let i = 0; i < converted; i++) events.push(b.event("checkout_started", `u${i}`, 60 + i, {}));
-    return events;
-  };
+  const carts = (converted: number) => tenCarts(b, converted, 60);
   const all = await fold(carts(0), { until: T0 + 2 * HOUR * 1000 });
   assert.deepEqual(typesOf(all.alerts, "high_cart_abandonment"), [iso(T0 + 31 * 60_000)]);
   assert.deepEqual(all.alerts.find((a) => a.type === "high_cart_abandonment")!.details, {
@@ -491,14 +494,7 @@ Deno.test("watermarks of partitions that never had a record release nothing past
 Deno.test("high_cart_abandonment: exactly 80% of 10 outcomes in the window is not more than 80%; 90% is", async () => {
   const b = new EventBuilder(T0);
   // Ten carts; `converted` of them reach checkout at 29 minutes, so all ten outcomes fall in the window ending at 31.
-  const carts = (converted: number) => {
-    const events = Array.from(
-      { length: 10 },
-      (_, i) => b.event("product_added_to_cart", `u${i}`, i, { productId: "p", quantity: 1, price: 1 }),
-    );
-    for (let i = 0; i < converted; i++) events.push(b.event("checkout_started", `u${i}`, 29 * MIN + i, {}));
-    return events;
-  };
+  const carts = (converted: number) => tenCarts(b, converted, 29 * MIN);
   // One partition: the fold advances idle partitions one after another, and without watermarks a partition whose
   // clock ran ahead would have the global actor evaluate the minutes before the others' abandonments arrive.
   const exact = await fold(carts(2), { partitions: 1, until: T0 + 2 * HOUR * 1000 });
