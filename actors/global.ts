@@ -17,7 +17,7 @@
  * |---|---|
  * | `low_conversion` | orders / checkouts < LOW_CONVERSION_RATIO, with ≥ LOW_CONVERSION_MIN_CHECKOUTS checkouts |
  * | `high_cart_abandonment` | abandoned / (abandoned + converted) carts > HIGH_ABANDONMENT_RATIO, with ≥ HIGH_ABANDONMENT_MIN_CARTS outcomes |
- * | `low_traffic` | fewer than LOW_TRAFFIC_PAGE_VIEWS page views, once page views were ever seen and the history covers the window |
+ * | `low_traffic` | fewer than LOW_TRAFFIC_PAGE_VIEWS page views, once a page view dated before the boundary was seen and the history covers the window |
  * | `slow_pages` | average loadTime > SLOW_PAGES_SECONDS, with ≥ SLOW_PAGES_MIN_SAMPLES samples |
  *
  * A minute is evaluated only once every `events` partition has published its facts up to it: each one's checkpoints
@@ -98,7 +98,8 @@ export interface GlobalState {
   readonly firstEventAt: number | null;
   /** The latest event time, each taken no later than its receipt (clockTimeOfFact): where windows end. */
   readonly lastEventAt: number | null;
-  readonly pageViewsSeen: boolean;
+  /** The earliest page view's time: `low_traffic` is evaluated only after one (not at its arrival: partitions lag). */
+  readonly firstPageViewAt: number | null;
   readonly facts: number;
   readonly duplicates: number;
   /** Facts for minutes before `memoryFrom` when they arrived (not counted). */
@@ -136,7 +137,7 @@ export function initialGlobal(key: string = GLOBAL_KEY): GlobalState {
     memoryFrom: null,
     firstEventAt: null,
     lastEventAt: null,
-    pageViewsSeen: false,
+    firstPageViewAt: null,
     facts: 0,
     duplicates: 0,
     tooLate: 0,
@@ -173,9 +174,11 @@ export const globalLogic: ActorLogic<GlobalState, GlobalMessage> = createGlobalL
 
 function handle(state: GlobalState, fact: AnalyticsFact, ctx: ActorContext, s: DomainSettings): GlobalState {
   // Not before the first boundary not evaluated yet: a watermark may have evaluated minutes ahead of the clock.
-  const next = Math.max(minuteOf(ctx.now()), state.evaluatedTo ?? -Infinity) + MINUTE;
+  // From the fact's own minute: in time order it would have come before the boundaries after it were evaluated.
+  const next = Math.max(minuteOf(Math.min(ctx.now(), fact.at)), state.evaluatedTo ?? -Infinity) + MINUTE;
   const due = ctx.timer(EVALUATE_TIMER);
   if (due === undefined || due > next) ctx.setTimer(EVALUATE_TIMER, next);
+  if (state.heldFrom !== null && state.heldFrom > next) state = { ...state, heldFrom: next };
 
   const dedupe = admit(state.dedupe, fact.factId, {
     window: s.FACT_DEDUPE_WINDOW,
@@ -213,7 +216,9 @@ function handle(state: GlobalState, fact: AnalyticsFact, ctx: ActorContext, s: D
     facts: state.facts + 1,
     firstEventAt: state.firstEventAt === null ? fact.at : Math.min(state.firstEventAt, fact.at),
     lastEventAt: latest,
-    pageViewsSeen: state.pageViewsSeen || (fact.fact === "activity" && fact.type === "page_viewed"),
+    firstPageViewAt: fact.fact === "activity" && fact.type === "page_viewed"
+      ? Math.min(state.firstPageViewAt ?? fact.at, fact.at)
+      : state.firstPageViewAt,
   };
 }
 
@@ -392,7 +397,7 @@ function evaluate(state: GlobalState, at: number, ctx: ActorContext, s: DomainSe
   }
 
   const trafficFrom = at - s.LOW_TRAFFIC_WINDOW_MINUTES * MINUTE;
-  if (state.pageViewsSeen && state.firstEventAt !== null && state.firstEventAt <= trafficFrom) {
+  if (pageViewBefore(state, at) && state.firstEventAt !== null && state.firstEventAt <= trafficFrom) {
     const traffic = window(s.LOW_TRAFFIC_WINDOW_MINUTES);
     if (traffic.pageViews < s.LOW_TRAFFIC_PAGE_VIEWS) {
       candidates.push(["low_traffic", {
@@ -426,20 +431,40 @@ function evaluate(state: GlobalState, at: number, ctx: ActorContext, s: DomainSe
   return { ...state, lastAlertAt, alerts, evaluatedTo: at };
 }
 
-/** The boundary after `at` to evaluate: every minute while facts are recent, then per cooldown, then none. */
+/**
+ * The boundary after `at` to evaluate: every minute while facts before it are recent, then per cooldown, then none;
+ * and no later than the minute after the next fact's. Only minutes of facts decide, never the order they came in: a
+ * faster partition's later facts, already here when a watermark releases `at`, count as they would have on arrival.
+ */
 function nextEvaluation(state: GlobalState, at: number, s: DomainSettings): number | undefined {
-  if (state.lastEventAt === null) return undefined;
+  const { minutes } = state;
+  // The first minute at or after `at` (binary search: a lagging partition may hold days of minutes in memory).
+  let i = 0;
+  for (let hi = minutes.length; i < hi;) {
+    const mid = (i + hi) >>> 1;
+    if (minutes[mid].minute < at) i = mid + 1;
+    else hi = mid;
+  }
+  // Memory reaches back the retention from every source's watermark, so a minute that decides here is in it.
+  const before = i > 0 ? minutes[i - 1].minute : -Infinity;
+  const rearm = i < minutes.length ? minutes[i].minute + MINUTE : Infinity;
   const longest = Math.max(
     s.LOW_CONVERSION_WINDOW_MINUTES,
     s.HIGH_ABANDONMENT_WINDOW_MINUTES,
     s.LOW_TRAFFIC_WINDOW_MINUTES,
     s.SLOW_PAGES_WINDOW_MINUTES,
   );
-  if (at < state.lastEventAt + (longest + 1) * MINUTE) return at + MINUTE;
-  if (state.pageViewsSeen && at < state.lastEventAt + minutesMs(s.ANALYTICS_RETENTION_MINUTES)) {
-    return at + minutesMs(s.BUSINESS_ALERT_COOLDOWN_MINUTES);
+  let next = rearm;
+  if (at <= before + (longest + 1) * MINUTE) next = at + MINUTE;
+  else if (pageViewBefore(state, at) && at <= before + minutesMs(s.ANALYTICS_RETENTION_MINUTES)) {
+    next = Math.min(rearm, at + minutesMs(s.BUSINESS_ALERT_COOLDOWN_MINUTES));
   }
-  return undefined;
+  return next === Infinity ? undefined : next;
+}
+
+/** Whether a page view dated before `at` was seen: `low_traffic` waits for one (a shop not tracking pages has none). */
+function pageViewBefore(state: GlobalState, at: number): boolean {
+  return state.firstPageViewAt !== null && state.firstPageViewAt < at;
 }
 
 /** Totals of the `minutes` minutes before the latest fact's minute boundary. */
@@ -466,6 +491,20 @@ function persistGlobal(state: GlobalState, s: DomainSettings): PersistedGlobal {
 }
 
 function restoreGlobal(data: unknown): GlobalState {
-  const { realtime: _r, revenueByCategory: _c, minutes, dedupe, ...rest } = data as PersistedGlobal;
-  return { ...initialGlobal(), ...rest, minutes: (minutes ?? []).map(restoreRollup), dedupe: restoreDedupe(dedupe) };
+  const { realtime: _r, revenueByCategory: _c, minutes, dedupe, pageViewsSeen, ...rest } = data as
+    & PersistedGlobal
+    & { readonly pageViewsSeen?: boolean };
+  // States persisted before firstPageViewAt was kept said only whether a page view had arrived.
+  const firstPageViewAt = rest.firstPageViewAt !== undefined
+    ? rest.firstPageViewAt
+    : pageViewsSeen
+    ? rest.firstEventAt
+    : null;
+  return {
+    ...initialGlobal(),
+    ...rest,
+    firstPageViewAt,
+    minutes: (minutes ?? []).map(restoreRollup),
+    dedupe: restoreDedupe(dedupe),
+  };
 }

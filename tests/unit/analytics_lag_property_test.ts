@@ -4,9 +4,9 @@
  * the end, the partitions interleaved arbitrarily, some replaying after a failed checkpoint. Whatever the lag, it must
  * count what delivering the same facts in time order counts: no fact too late, none lost or counted twice, no minute
  * stored twice with different content, persist/restore at any point changing nothing, and memory back to the retention
- * once every partition has caught up; and every business alert's figures are those of its whole window. Active users
- * and sessions of minutes whose facts came after the sketches' 30 minutes keep only the estimate of the facts before
- * (README): at most the in-order run's.
+ * once every partition has caught up; and the business alerts are the in-order run's (types, minutes, figures), each
+ * over its whole window. Active users and sessions of minutes whose facts came after the sketches' 30 minutes keep only
+ * the estimate of the facts before (README): at most the in-order run's.
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
@@ -277,6 +277,9 @@ Deno.test("partitions lagging each other arbitrarily: every fact counts as in ti
       // Business alerts: each over its whole window, whatever the lag.
       assertAlertFigures(reference, inOrder, settings);
       assertAlertFigures(behind, inOrder, settings);
+      const raised = (d: GlobalDriver) =>
+        d.alerts.map(({ type, occurredAt, details }) => ({ type, occurredAt, details }));
+      assert.deepEqual(raised(behind), raised(reference), "the same alerts as in time order");
 
       // (c) Persisted and restored at arbitrary points: the same outputs and the same state.
       const reloads = new Set(s.reloads.map((n) => n % lagged.length));
@@ -315,4 +318,71 @@ Deno.test("partitions lagging each other arbitrarily: every fact counts as in ti
     }),
     { numRuns: 60 },
   );
+});
+
+// Examples of the alerts' part of the property, each of which once depended on the lag.
+
+/** A page (or product) view of user `u<partition>` at `at`, the `offset`th record of its partition. */
+function viewAt(at: number, partition: number, offset: number, type: "page_viewed" | "product_viewed"): AnalyticsFact {
+  const id = `events-${partition}-${offset}-activity`;
+  return { fact: "activity", factId: id, at, userId: `u${partition}`, session: `s${partition}`, type };
+}
+
+const mark = (partition: number, clock: number | null): GlobalMessage => ({
+  fact: "watermark",
+  partition,
+  partitions: 2,
+  clock,
+});
+
+/** The alerts a fresh global actor raises for `messages`: type, boundary and page views. */
+function lowTraffic(messages: readonly GlobalMessage[]): [string, string, number][] {
+  return deliver(domainSettings({}), messages).alerts.map((a) => [a.type, a.occurredAt, a.details.pageViews]);
+}
+
+const at = (minute: number) => new Date(T0 + minute * MIN).toISOString();
+
+Deno.test("boundaries are evaluated from the earliest fact's minute, not from that of the first fact to arrive", () => {
+  const early = viewAt(T0, 0, 0, "page_viewed");
+  const later = viewAt(T0 + 10 * MIN, 1, 0, "page_viewed");
+  const inOrder = lowTraffic([early, later]);
+  assert.deepEqual(inOrder, [["low_traffic", at(10), 1]]);
+  // Partition 1 checkpoints first: its 08:10 fact came before partition 0's 08:00 one.
+  const lagged = [mark(1, 0), later, mark(1, later.at), mark(0, 0), early, mark(0, early.at), mark(0, later.at)];
+  assert.deepEqual(lowTraffic(lagged), inOrder);
+});
+
+Deno.test("a quiet hour is evaluated per cooldown even when a watermark releases it after the next hour's facts came", () => {
+  const first = viewAt(T0, 0, 0, "page_viewed");
+  const next = viewAt(T0 + 70 * MIN, 0, 1, "page_viewed");
+  const last = viewAt(T0 + 90 * MIN, 0, 2, "product_viewed");
+  const inOrder = lowTraffic([first, next, last]);
+  // 08:10 over the first view; at 08:11 the hour's cooldown starts, and 09:11 (re-armed by the next view) is over it.
+  assert.deepEqual(inOrder, [["low_traffic", at(10), 1], ["low_traffic", at(71), 1]]);
+  // Partition 0 publishes its watermarks late: every fact is here when they release the boundaries from 08:01.
+  const lagged = [mark(1, null), mark(0, 0), first, next, last, mark(0, first.at), mark(0, next.at), mark(0, last.at)];
+  assert.deepEqual(lowTraffic(lagged), inOrder);
+});
+
+Deno.test("low_traffic waits for a page view dated before its boundary, not for one that came early from a faster partition", () => {
+  const products = Array.from({ length: 21 }, (_, m) => viewAt(T0 + m * MIN, 0, m, "product_viewed"));
+  const page = viewAt(T0 + 15 * MIN, 1, 0, "page_viewed");
+  const inOrder = lowTraffic([...products.slice(0, 16), page, ...products.slice(16)]);
+  assert.deepEqual(inOrder, [["low_traffic", at(16), 1]]);
+  // Partition 1's page view comes after partition 0's first view and before the rest; then partition 1's idle clock.
+  const [first, ...rest] = products.flatMap((p) => [p, mark(0, p.at)]);
+  const lagged = [mark(0, 0), mark(1, 0), first, page, mark(1, page.at), ...rest];
+  assert.deepEqual(lowTraffic([...lagged, mark(1, products.at(-1)!.at)]), inOrder);
+});
+
+Deno.test("a state persisted when only whether a page view had arrived was kept restores with page views from its first event", () => {
+  const driver = deliver(domainSettings({}), [
+    viewAt(T0, 0, 0, "product_viewed"),
+    viewAt(T0 + 5 * MIN, 0, 1, "page_viewed"),
+  ]);
+  assert.equal(driver.state.firstPageViewAt, T0 + 5 * MIN);
+  const { firstPageViewAt: _, ...persisted } = JSON.parse(JSON.stringify(driver.logic.persist(driver.state)));
+  assert.equal(driver.logic.restore({ ...persisted, pageViewsSeen: true }).firstPageViewAt, T0);
+  assert.equal(driver.logic.restore({ ...persisted, pageViewsSeen: false }).firstPageViewAt, null);
+  assert.equal("pageViewsSeen" in driver.logic.restore({ ...persisted, pageViewsSeen: true }), false);
 });
