@@ -320,6 +320,43 @@ Deno.test("prepareEvents() lists a time too far ahead with the event's other pro
   assert.deepEqual(paths(rejection([{ type: "stock_changed", properties: {} }])), ["type"]);
 });
 
+Deno.test("prepareEvents() lists the edge's own problems (a currency no ISO 4217 code, an id of . or ..) with every other", () => {
+  const ahead = new Date(NOW + 6 * MINUTE_MS).toISOString();
+  const badCurrency = edit(FULL.order_completed, "properties.currency", "XYZ");
+  // With a problem the schema finds, and with a time too far ahead: one answer lists them all.
+  assert.deepEqual(paths(rejection([edit(badCurrency, "properties.total", -1)])).sort(), [
+    "properties.currency",
+    "properties.total",
+  ]);
+  assert.deepEqual(paths(rejection([edit(badCurrency, "occurredAt", ahead)])).sort(), [
+    "occurredAt",
+    "properties.currency",
+  ]);
+  const dots = edit(edit(FULL.order_completed, "userId", ".."), "properties.items.1.productId", ".");
+  assert.deepEqual(paths(rejection([edit(edit(dots, "properties.total", -1), "occurredAt", ahead)])).sort(), [
+    "occurredAt",
+    "properties.items.1.productId",
+    "properties.total",
+    "userId",
+  ]);
+  assert.deepEqual(
+    paths(rejection([edit(edit(FULL.product_viewed, "properties.productId", "."), "properties.price", -1)])).sort(),
+    ["properties.price", "properties.productId"],
+  );
+  // A type without a product id drops one as an unknown field, whatever its value.
+  assert.equal(prepare([edit(MINIMAL.page_viewed, "properties.productId", "..")]).events.length, 1);
+  // An unknown type: its envelope's user id too.
+  assert.deepEqual(paths(rejection([{ type: "product_view", userId: "..", properties: {} }])).sort(), [
+    "type",
+    "userId",
+  ]);
+  // In a batch, each event's own, prefixed by its index.
+  assert.deepEqual(paths(rejection([MINIMAL.page_viewed, edit(badCurrency, "properties.total", -1)])).sort(), [
+    "1.properties.currency",
+    "1.properties.total",
+  ]);
+});
+
 Deno.test("prepareEvents() rejects values that are not JSON objects", () => {
   for (const value of [null, 42, "page_viewed", [], true]) {
     assert.deepEqual(paths(rejection([value], false)), ["(root)"], JSON.stringify(value));
