@@ -25,9 +25,11 @@ const decoder = new TextDecoder("utf-8", { fatal: true });
  * as UTF-8 and refused, or misread, as text.
  */
 export function bodyFormat(request: Request): BodyFormat {
-  const encoding = (request.headers.get("content-encoding") ?? "identity").trim().toLowerCase();
-  if (encoding !== "identity") {
-    throw new UnsupportedMediaTypeError(`content encoding '${encoding}' is not accepted; send the body uncompressed`);
+  // A list (RFC 9110): empty elements, and an empty value, name no coding.
+  const codings = (request.headers.get("content-encoding") ?? "").split(",").map((c) => c.trim().toLowerCase());
+  const coding = codings.find((c) => c !== "" && c !== "identity");
+  if (coding !== undefined) {
+    throw new UnsupportedMediaTypeError(`content encoding '${coding}' is not accepted; send the body uncompressed`);
   }
   const [media, ...parameters] = (request.headers.get("content-type") ?? "").split(";");
   const charset = parameters.map((p) => p.trim().toLowerCase()).find((p) => p.startsWith("charset="));

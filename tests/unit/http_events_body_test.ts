@@ -124,6 +124,27 @@ Deno.test("POST /v1/events reads media types case-insensitively and takes `utf8`
   assert.equal(log.all(topics.events).length, 5);
 });
 
+Deno.test("POST /v1/events reads Content-Encoding as the list RFC 9110 makes it: empty, or identity, is no coding", async () => {
+  const { handle, log, topics } = await httpFixture();
+  const json = JSON.stringify(pageView("alice"));
+  const withEncoding = (encoding: string) => {
+    const request = postEvents(json);
+    request.headers.set("content-encoding", encoding);
+    return request;
+  };
+  for (const encoding of ["", "identity", "Identity", " , identity,"]) {
+    assert.equal(await status(await handle(withEncoding(encoding))), 202, `'${encoding}'`);
+  }
+  assert.equal(log.all(topics.events).length, 4);
+  // Any coding in the list is one the body is in: refused, named, whatever else the list holds.
+  for (const [encoding, named] of [["gzip", "gzip"], ["identity, br", "br"], ["gzip, identity", "gzip"]]) {
+    const response = await handle(withEncoding(encoding));
+    assert.equal(response.status, 415, encoding);
+    assert.match(String((await response.json()).detail), new RegExp(`content encoding '${named}'`), encoding);
+  }
+  assert.equal(log.all(topics.events).length, 4);
+});
+
 Deno.test("a body that breaks off (the client went away mid-upload) is a 400 naming the body, not a 500", async () => {
   const lines: string[] = [];
   const { routes, log, topics } = await httpFixture();
