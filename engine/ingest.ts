@@ -18,6 +18,7 @@ import {
   ensureError,
   type FieldProblem,
   LogUnavailableError,
+  MAX_LISTED_PROBLEMS,
   PayloadTooLargeError,
   ValidationError,
 } from "./errors.ts";
@@ -45,7 +46,9 @@ const TYPE_SET = new Set<string>(EVENT_TYPES);
 
 /**
  * Validates every event; if any is invalid, throws one ValidationError listing all problems
- * (paths prefixed by the event's index when `batch` is true). Nothing is partially accepted.
+ * (paths prefixed by the event's index when `batch` is true). Nothing is partially accepted. Past
+ * MAX_LISTED_PROBLEMS the list is cut there, and the events after the one that reached it are not
+ * checked: their problems could only make the answer longer.
  */
 export function prepareEvents(
   raw: readonly unknown[],
@@ -54,16 +57,27 @@ export function prepareEvents(
   const problems: FieldProblem[] = [];
   const events: StoredEvent[] = [];
   const context = { ...options, receivedAt: new Date(options.nowMs).toISOString() };
-  raw.forEach((input, index) => {
-    const prepared = prepareOne(input, options.batch ? [index] : [], context);
+  let checked = 0;
+  while (checked < raw.length && problems.length < MAX_LISTED_PROBLEMS) {
+    const prepared = prepareOne(raw[checked], options.batch ? [checked] : [], context);
     if (Array.isArray(prepared)) problems.push(...prepared);
     else events.push(prepared);
-  });
+    checked++;
+  }
   if (problems.length > 0) {
     const count = new Set(problems.map((p) => p.path.split(".")[0])).size;
+    const cut = problems.length > MAX_LISTED_PROBLEMS || checked < raw.length;
+    const invalid = options.batch
+      ? `${checked < raw.length ? "at least " : ""}${count} of ${raw.length} events are invalid; none was accepted`
+      : "the event is invalid";
+    const unchecked = checked === raw.length
+      ? ""
+      : `, and event${
+        raw.length - checked > 1 ? `s ${checked}–${raw.length - 1} were` : ` ${checked} was`
+      } not checked`;
     throw new ValidationError(
-      options.batch ? `${count} of ${raw.length} events are invalid; none was accepted` : "the event is invalid",
-      problems,
+      cut ? `${invalid}; only the first ${MAX_LISTED_PROBLEMS} problems are listed${unchecked}` : invalid,
+      problems.slice(0, MAX_LISTED_PROBLEMS),
     );
   }
   const records = events.map((event) => ({

@@ -1,6 +1,7 @@
 /** Request bodies: content-type negotiation, a hard byte limit, and strict UTF-8 JSON / NDJSON parsing. */
 import {
   type FieldProblem,
+  MAX_LISTED_PROBLEMS,
   PayloadTooLargeError,
   UnsupportedMediaTypeError,
   ValidationError,
@@ -120,7 +121,11 @@ export function parseBody(
       }
     });
     if (problems.length > 0) {
-      throw new ValidationError(`${problems.length} line(s) are not valid JSON; none was accepted`, problems);
+      const cut = problems.length > MAX_LISTED_PROBLEMS ? `; only the first ${MAX_LISTED_PROBLEMS} are listed` : "";
+      throw new ValidationError(
+        `${problems.length} line(s) are not valid JSON; none was accepted${cut}`,
+        problems.slice(0, MAX_LISTED_PROBLEMS),
+      );
     }
     return { values, batch: true };
   }

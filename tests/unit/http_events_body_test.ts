@@ -5,6 +5,7 @@
  * batch of one still reported by index: each a boundary the README states.
  */
 import assert from "node:assert/strict";
+import { MAX_LISTED_PROBLEMS } from "../../engine/errors.ts";
 import { createLogger } from "../../engine/logger.ts";
 import { createHandler } from "../../http/server.ts";
 import { BASE, FIXTURE_LIMITS, httpFixture, pageView, postEvents } from "./http_fixture.ts";
@@ -86,6 +87,24 @@ Deno.test("NDJSON over MAX_BATCH_EVENTS is a 413 before any line is parsed; blan
   assert.equal(accepted.status, 202);
   assert.equal((await accepted.json()).accepted, max);
   assert.equal(log.all(topics.events).length, max);
+});
+
+Deno.test("NDJSON lines that are not JSON are listed up to MAX_LISTED_PROBLEMS, saying so", async () => {
+  // MAX_BATCH_EVENTS may be 100,000: as many broken lines made an answer of some 10 MB.
+  const { handle, log, topics } = await httpFixture(undefined, { maxEvents: 3000, maxBodyBytes: 64 * 1024 });
+  const broken = Array.from({ length: MAX_LISTED_PROBLEMS + 500 }, () => "{").join("\n");
+  const response = await handle(postEvents(broken, "application/x-ndjson"));
+  assert.equal(response.status, 400);
+  const body = await response.json();
+  assert.equal(body.errors.length, MAX_LISTED_PROBLEMS);
+  assert.deepEqual(body.errors.slice(0, 2).map((e: { path: string }) => e.path), ["line 1", "line 2"]);
+  assert.equal(
+    body.detail,
+    `${
+      MAX_LISTED_PROBLEMS + 500
+    } line(s) are not valid JSON; none was accepted; only the first ${MAX_LISTED_PROBLEMS} are listed`,
+  );
+  assert.equal(log.all(topics.events).length, 0);
 });
 
 Deno.test("a JSON array of one event, and NDJSON of one line, are batches: problems are prefixed by the index", async () => {

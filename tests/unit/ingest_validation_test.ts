@@ -12,7 +12,7 @@ import {
   type StoredEvent,
 } from "../../actors/events.ts";
 import { topicNames } from "../../engine/config.ts";
-import { PayloadTooLargeError, ValidationError } from "../../engine/errors.ts";
+import { MAX_LISTED_PROBLEMS, PayloadTooLargeError, ValidationError } from "../../engine/errors.ts";
 import { MAX_EVENT_RECORD_BYTES, type PreparedEvents, prepareEvents } from "../../engine/ingest.ts";
 
 const NOW = Date.parse("2026-11-22T12:00:00.000Z");
@@ -355,6 +355,27 @@ Deno.test("prepareEvents() lists the edge's own problems (a currency no ISO 4217
     "1.properties.currency",
     "1.properties.total",
   ]);
+});
+
+Deno.test("prepareEvents() lists at most MAX_LISTED_PROBLEMS problems, saying so, and checks no event after that", () => {
+  const items = (n: number) => edit(FULL.order_completed, "properties.items", Array.from({ length: n }, () => ({})));
+  // One event: 999 items of `{}` are 2,997 problems (product, quantity and price of each).
+  const one = rejection([items(999)], false);
+  assert.equal(one.problems.length, MAX_LISTED_PROBLEMS);
+  assert.equal(one.message, `the event is invalid; only the first ${MAX_LISTED_PROBLEMS} problems are listed`);
+  // Exactly MAX_LISTED_PROBLEMS over the whole batch: every one listed, nothing said.
+  const exact = rejection([MINIMAL.page_viewed, items(333), edit(MINIMAL.page_viewed, "userId", "")]);
+  assert.equal(exact.problems.length, MAX_LISTED_PROBLEMS);
+  assert.equal(exact.message, "2 of 3 events are invalid; none was accepted");
+  // Reached before the end: the rest is not checked, and the answer says which events those are.
+  const cut = rejection([items(334), MINIMAL.page_viewed, edit(MINIMAL.page_viewed, "userId", "")]);
+  assert.equal(cut.problems.length, MAX_LISTED_PROBLEMS);
+  assert.ok(cut.problems.every((p) => p.path.startsWith("0.")));
+  assert.equal(
+    cut.message,
+    `at least 1 of 3 events are invalid; none was accepted; only the first ${MAX_LISTED_PROBLEMS} problems are listed, ` +
+      "and events 1–2 were not checked",
+  );
 });
 
 Deno.test("prepareEvents() rejects values that are not JSON objects", () => {
