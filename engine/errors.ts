@@ -49,6 +49,12 @@ export interface FieldProblem {
   readonly message: string;
 }
 
+/**
+ * Most problems a ValidationError of a request lists: each costs some 100–250 bytes of answer, and a body can make
+ * one per 1–3 bytes of its own (order items of `{}`), so that 1 MiB of them answered 100 MB after seconds of work.
+ */
+export const MAX_LISTED_PROBLEMS = 1000;
+
 /** Input that can never succeed as sent (HTTP 400, or a DLQ record with the reason). */
 export class ValidationError extends EngineError {
   readonly code = "validation_failed";

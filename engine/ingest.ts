@@ -6,7 +6,6 @@ import {
   EVENT_TYPES,
   eventEnvelope,
   type EventType,
-  type IncomingEvent,
   incomingEvent,
   partitionKey,
   type StoredEvent,
@@ -19,6 +18,7 @@ import {
   ensureError,
   type FieldProblem,
   LogUnavailableError,
+  MAX_LISTED_PROBLEMS,
   PayloadTooLargeError,
   ValidationError,
 } from "./errors.ts";
@@ -46,7 +46,9 @@ const TYPE_SET = new Set<string>(EVENT_TYPES);
 
 /**
  * Validates every event; if any is invalid, throws one ValidationError listing all problems
- * (paths prefixed by the event's index when `batch` is true). Nothing is partially accepted.
+ * (paths prefixed by the event's index when `batch` is true). Nothing is partially accepted. Past
+ * MAX_LISTED_PROBLEMS the list is cut there, and the events after the one that reached it are not
+ * checked: their problems could only make the answer longer.
  */
 export function prepareEvents(
   raw: readonly unknown[],
@@ -55,16 +57,27 @@ export function prepareEvents(
   const problems: FieldProblem[] = [];
   const events: StoredEvent[] = [];
   const context = { ...options, receivedAt: new Date(options.nowMs).toISOString() };
-  raw.forEach((input, index) => {
-    const prepared = prepareOne(input, options.batch ? [index] : [], context);
+  let checked = 0;
+  while (checked < raw.length && problems.length < MAX_LISTED_PROBLEMS) {
+    const prepared = prepareOne(raw[checked], options.batch ? [checked] : [], context);
     if (Array.isArray(prepared)) problems.push(...prepared);
     else events.push(prepared);
-  });
+    checked++;
+  }
   if (problems.length > 0) {
     const count = new Set(problems.map((p) => p.path.split(".")[0])).size;
+    const cut = problems.length > MAX_LISTED_PROBLEMS || checked < raw.length;
+    const invalid = options.batch
+      ? `${checked < raw.length ? "at least " : ""}${count} of ${raw.length} events are invalid; none was accepted`
+      : "the event is invalid";
+    const unchecked = checked === raw.length
+      ? ""
+      : `, and event${
+        raw.length - checked > 1 ? `s ${checked}–${raw.length - 1} were` : ` ${checked} was`
+      } not checked`;
     throw new ValidationError(
-      options.batch ? `${count} of ${raw.length} events are invalid; none was accepted` : "the event is invalid",
-      problems,
+      cut ? `${invalid}; only the first ${MAX_LISTED_PROBLEMS} problems are listed${unchecked}` : invalid,
+      problems.slice(0, MAX_LISTED_PROBLEMS),
     );
   }
   const records = events.map((event) => ({
@@ -112,31 +125,30 @@ function prepareOne(
   const tooFar = occurredMs > context.nowMs + context.rules.maxFutureMs
     ? { path: at("occurredAt"), message: `is more than ${context.rules.maxFutureMs / 1000} s in the future` }
     : null;
-  /** The schema's problems, and a time too far ahead unless its form is already one of them: one answer lists all. */
-  const withTooFar = (problems: FieldProblem[]): FieldProblem[] =>
-    tooFar && !problems.some((p) => p.path === tooFar.path) ? [...problems, tooFar] : problems;
+  // The edge's own checks read the input as sent, so that they are listed with the schema's problems, not after them.
+  const edge = edgeProblems(raw).map((problem) => ({ path: at(problem.path), message: problem.message }));
+  /** The schema's problems, the edge's, and a time too far ahead unless already named: one answer lists every problem. */
+  const withOthers = (problems: FieldProblem[]): FieldProblem[] => {
+    const all = [...problems];
+    for (const problem of tooFar ? [...edge, tooFar] : edge) {
+      if (!all.some((p) => p.path === problem.path)) all.push(problem);
+    }
+    return all;
+  };
   const type = (raw as { type?: unknown }).type;
   if (typeof type !== "string" || !TYPE_SET.has(type)) {
     // The envelope is still checked, so that one answer lists every problem.
     const envelope = safeParseFast(eventEnvelope, raw);
-    return withTooFar([
+    return withOthers([
       { path: at("type"), message: `must be one of: ${EVENT_TYPES.join(", ")}` },
       ...(envelope.success ? [] : zodProblems(envelope.error, prefix, raw)),
     ]);
   }
   const result = safeParseFast(incomingEvent, raw);
-  if (!result.success) return withTooFar(zodProblems(result.error, prefix, raw));
-  if (tooFar) return [tooFar];
+  if (!result.success) return withOthers(zodProblems(result.error, prefix, raw));
+  const problems = withOthers([]);
+  if (problems.length > 0) return problems;
   const event = result.data;
-  // Checked here only, not in the schema records are decoded with: events already in the log keep being handled.
-  const edgeProblems = dotSegmentIds(event).map((path) => ({ path: at(path), message: DOT_SEGMENT_MESSAGE }));
-  if (event.type === "order_completed" && !isIso4217(event.properties.currency)) {
-    edgeProblems.push({
-      path: at("properties.currency"),
-      message: `is not an ISO 4217 currency code: ${JSON.stringify(event.properties.currency)}`,
-    });
-  }
-  if (edgeProblems.length > 0) return edgeProblems;
   let occurredAt = context.receivedAt;
   if (event.occurredAt !== undefined) {
     if (!Number.isFinite(occurredMs)) return [{ path: at("occurredAt"), message: "is not a representable date" }];
@@ -158,19 +170,50 @@ function prepareOne(
 const DOT_SEGMENTS = new Set([".", ".."]);
 const DOT_SEGMENT_MESSAGE = 'must not be "." or "..": a URL path cannot name it';
 
-/** Paths of the user and product ids of `event` that are dot segments. */
-function dotSegmentIds(event: IncomingEvent): string[] {
-  const paths: string[] = [];
-  if (event.userId !== undefined && DOT_SEGMENTS.has(event.userId)) paths.push("userId");
-  const properties = event.properties as { productId?: unknown; items?: readonly { productId: string }[] };
-  if (typeof properties.productId === "string" && DOT_SEGMENTS.has(properties.productId)) {
-    paths.push("properties.productId");
+/**
+ * The checks made at the edge only, on the event as sent (any shape): ids of "." or "..", and an order's currency of
+ * three capital letters that is no ISO 4217 code (other forms are the schema's problem). Paths are the event's own.
+ */
+function edgeProblems(input: object): FieldProblem[] {
+  const event = input as { type?: unknown; userId?: unknown; properties?: unknown };
+  const problems: FieldProblem[] = [];
+  const dotSegment = (value: unknown, path: string) => {
+    if (typeof value === "string" && DOT_SEGMENTS.has(value)) problems.push({ path, message: DOT_SEGMENT_MESSAGE });
+  };
+  dotSegment(event.userId, "userId");
+  if (typeof event.properties !== "object" || event.properties === null) return problems;
+  const properties = event.properties as { productId?: unknown; items?: unknown; currency?: unknown };
+  if (WITH_PRODUCT_ID.has(event.type)) dotSegment(properties.productId, "properties.productId");
+  if (event.type !== "order_completed") return problems;
+  if (Array.isArray(properties.items)) {
+    properties.items.forEach((item: unknown, index) => {
+      if (typeof item === "object" && item !== null) {
+        dotSegment((item as { productId?: unknown }).productId, `properties.items.${index}.productId`);
+      }
+    });
   }
-  properties.items?.forEach((item, index) => {
-    if (DOT_SEGMENTS.has(item.productId)) paths.push(`properties.items.${index}.productId`);
-  });
-  return paths;
+  const currency = properties.currency;
+  if (typeof currency === "string" && CURRENCY_FORM.test(currency) && !isIso4217(currency)) {
+    problems.push({
+      path: "properties.currency",
+      message: `is not an ISO 4217 currency code: ${JSON.stringify(currency)}`,
+    });
+  }
+  return problems;
 }
+
+/** Types whose properties name one product (other types drop a `productId` as an unknown field). */
+const WITH_PRODUCT_ID = new Set<unknown>(
+  [
+    "product_viewed",
+    "product_added_to_cart",
+    "product_removed_from_cart",
+    "inventory_updated",
+  ] satisfies EventType[],
+);
+
+/** The form the schema takes a currency in; only such a code is looked up in ISO 4217's list here. */
+const CURRENCY_FORM = /^[A-Z]{3}$/;
 
 /** User events go to `events`, inventory to `product-events`. */
 function topicFor(type: EventType, topics: Topics): string {

@@ -1,6 +1,7 @@
 /** Request bodies: content-type negotiation, a hard byte limit, and strict UTF-8 JSON / NDJSON parsing. */
 import {
   type FieldProblem,
+  MAX_LISTED_PROBLEMS,
   PayloadTooLargeError,
   UnsupportedMediaTypeError,
   ValidationError,
@@ -25,9 +26,11 @@ const decoder = new TextDecoder("utf-8", { fatal: true });
  * as UTF-8 and refused, or misread, as text.
  */
 export function bodyFormat(request: Request): BodyFormat {
-  const encoding = (request.headers.get("content-encoding") ?? "identity").trim().toLowerCase();
-  if (encoding !== "identity") {
-    throw new UnsupportedMediaTypeError(`content encoding '${encoding}' is not accepted; send the body uncompressed`);
+  // A list (RFC 9110): empty elements, and an empty value, name no coding.
+  const codings = (request.headers.get("content-encoding") ?? "").split(",").map((c) => c.trim().toLowerCase());
+  const coding = codings.find((c) => c !== "" && c !== "identity");
+  if (coding !== undefined) {
+    throw new UnsupportedMediaTypeError(`content encoding '${coding}' is not accepted; send the body uncompressed`);
   }
   const [media, ...parameters] = (request.headers.get("content-type") ?? "").split(";");
   const charset = parameters.map((p) => p.trim().toLowerCase()).find((p) => p.startsWith("charset="));
@@ -118,7 +121,11 @@ export function parseBody(
       }
     });
     if (problems.length > 0) {
-      throw new ValidationError(`${problems.length} line(s) are not valid JSON; none was accepted`, problems);
+      const cut = problems.length > MAX_LISTED_PROBLEMS ? `; only the first ${MAX_LISTED_PROBLEMS} are listed` : "";
+      throw new ValidationError(
+        `${problems.length} line(s) are not valid JSON; none was accepted${cut}`,
+        problems.slice(0, MAX_LISTED_PROBLEMS),
+      );
     }
     return { values, batch: true };
   }

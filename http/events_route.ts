@@ -2,7 +2,7 @@
 import { z } from "zod";
 import { incomingEvent, MAX_AMOUNT } from "../actors/events.ts";
 import type { Topics } from "../engine/config.ts";
-import { IngestOverloadedError, PayloadTooLargeError, ValidationError } from "../engine/errors.ts";
+import { IngestOverloadedError, MAX_LISTED_PROBLEMS, PayloadTooLargeError, ValidationError } from "../engine/errors.ts";
 import { type IngestRules, prepareEvents, publishEvents } from "../engine/ingest.ts";
 import { IngestAdmission } from "../engine/ingest_admission.ts";
 import type { Instrumentation } from "../engine/instrumentation.ts";
@@ -94,7 +94,8 @@ export function eventsRouteDoc(
     description: [
       `At most ${limits.maxEvents} events and ${limits.maxBodyBytes} bytes per request.`,
       "Every event is validated before any is stored: one invalid event rejects the whole request (400),",
-      "listing every offending field as `errors[].path` (prefixed by the event's index for a batch).",
+      "listing every offending field as `errors[].path` (prefixed by the event's index for a batch),",
+      `up to ${MAX_LISTED_PROBLEMS} problems (\`detail\` says when the list stops there).`,
       `Events dated more than ${limits.rules.maxFutureMs / 1000} s in the future are rejected.`,
       // Checks the JSON Schema below cannot express (zod refinements are left out of it).
       "Beyond the schema: times must fall between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z once in UTC;",

@@ -5,6 +5,7 @@
  * batch of one still reported by index: each a boundary the README states.
  */
 import assert from "node:assert/strict";
+import { MAX_LISTED_PROBLEMS } from "../../engine/errors.ts";
 import { createLogger } from "../../engine/logger.ts";
 import { createHandler } from "../../http/server.ts";
 import { BASE, FIXTURE_LIMITS, httpFixture, pageView, postEvents } from "./http_fixture.ts";
@@ -88,6 +89,24 @@ Deno.test("NDJSON over MAX_BATCH_EVENTS is a 413 before any line is parsed; blan
   assert.equal(log.all(topics.events).length, max);
 });
 
+Deno.test("NDJSON lines that are not JSON are listed up to MAX_LISTED_PROBLEMS, saying so", async () => {
+  // MAX_BATCH_EVENTS may be 100,000: as many broken lines made an answer of some 10 MB.
+  const { handle, log, topics } = await httpFixture(undefined, { maxEvents: 3000, maxBodyBytes: 64 * 1024 });
+  const broken = Array.from({ length: MAX_LISTED_PROBLEMS + 500 }, () => "{").join("\n");
+  const response = await handle(postEvents(broken, "application/x-ndjson"));
+  assert.equal(response.status, 400);
+  const body = await response.json();
+  assert.equal(body.errors.length, MAX_LISTED_PROBLEMS);
+  assert.deepEqual(body.errors.slice(0, 2).map((e: { path: string }) => e.path), ["line 1", "line 2"]);
+  assert.equal(
+    body.detail,
+    `${
+      MAX_LISTED_PROBLEMS + 500
+    } line(s) are not valid JSON; none was accepted; only the first ${MAX_LISTED_PROBLEMS} are listed`,
+  );
+  assert.equal(log.all(topics.events).length, 0);
+});
+
 Deno.test("a JSON array of one event, and NDJSON of one line, are batches: problems are prefixed by the index", async () => {
   const { handle } = await httpFixture();
   const bad = { type: "page_viewed", userId: "alice", properties: {} };
@@ -122,6 +141,27 @@ Deno.test("POST /v1/events reads media types case-insensitively and takes `utf8`
     assert.equal(await status(await handle(postEvents(json, type))), 202, type);
   }
   assert.equal(log.all(topics.events).length, 5);
+});
+
+Deno.test("POST /v1/events reads Content-Encoding as the list RFC 9110 makes it: empty, or identity, is no coding", async () => {
+  const { handle, log, topics } = await httpFixture();
+  const json = JSON.stringify(pageView("alice"));
+  const withEncoding = (encoding: string) => {
+    const request = postEvents(json);
+    request.headers.set("content-encoding", encoding);
+    return request;
+  };
+  for (const encoding of ["", "identity", "Identity", " , identity,"]) {
+    assert.equal(await status(await handle(withEncoding(encoding))), 202, `'${encoding}'`);
+  }
+  assert.equal(log.all(topics.events).length, 4);
+  // Any coding in the list is one the body is in: refused, named, whatever else the list holds.
+  for (const [encoding, named] of [["gzip", "gzip"], ["identity, br", "br"], ["gzip, identity", "gzip"]]) {
+    const response = await handle(withEncoding(encoding));
+    assert.equal(response.status, 415, encoding);
+    assert.match(String((await response.json()).detail), new RegExp(`content encoding '${named}'`), encoding);
+  }
+  assert.equal(log.all(topics.events).length, 4);
 });
 
 Deno.test("a body that breaks off (the client went away mid-upload) is a 400 naming the body, not a 500", async () => {

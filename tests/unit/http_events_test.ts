@@ -3,7 +3,7 @@
  * bodies and headers of every outcome, and that nothing is reported accepted that is not stored.
  */
 import assert from "node:assert/strict";
-import { LogUnavailableError } from "../../engine/errors.ts";
+import { LogUnavailableError, MAX_LISTED_PROBLEMS } from "../../engine/errors.ts";
 import { Metrics } from "../../engine/metrics.ts";
 import { MemoryLog } from "../../engine/memory_log.ts";
 import { topicNames } from "../../engine/config.ts";
@@ -162,6 +162,33 @@ Deno.test("POST /v1/events answers 400 listing every problem, and stores nothing
   assert.match(String(body.detail), /3 of 4 events are invalid; none was accepted/);
   assert.equal(body.type, "urn:actor-engine:problem:validation_failed");
   assert.equal(log.all(topics.events).length + log.all(topics.productEvents).length, 0);
+});
+
+Deno.test("POST /v1/events lists at most MAX_LISTED_PROBLEMS problems: a small body cannot make a huge answer", async () => {
+  const { handle, log, topics } = await httpFixture();
+  // Items of `{}` cost 3 bytes each and make 3 problems each (~250 bytes of answer): within the fixture's 64 KiB
+  // body, 18 orders of 999 such items made an answer of some 50,000 problems and 5 MB, a 1 MiB body one of 100 MB.
+  const order = (i: number) => ({
+    type: "order_completed",
+    userId: `u${i}`,
+    properties: { orderId: `o${i}`, total: 1, items: Array.from({ length: 999 }, () => ({})) },
+  });
+  const batch = [pageView("ok"), ...Array.from({ length: 18 }, (_, i) => order(i))];
+  const text = JSON.stringify(batch);
+  assert.ok(text.length <= FIXTURE_LIMITS.maxBodyBytes);
+  const response = await handle(postEvents(text));
+  const answer = await response.text();
+  const body = await problem(new Response(answer, response), 400);
+  assert.equal((body.errors as unknown[]).length, MAX_LISTED_PROBLEMS);
+  assert.ok(answer.length < 200 * MAX_LISTED_PROBLEMS, `${answer.length} bytes`);
+  // The first problems, in order, and the answer says the list is cut short.
+  assert.equal(errorPaths(body)[0], "1.properties.items.0.productId");
+  assert.match(
+    String(body.detail),
+    new RegExp(`^at least 1 of 19 events are invalid; none was accepted; only the first ${MAX_LISTED_PROBLEMS} `),
+  );
+  assert.match(String(body.detail), /problems are listed, and events 2–18 were not checked$/);
+  assert.equal(log.all(topics.events).length, 0);
 });
 
 Deno.test("POST /v1/events names the key a missing field was sent under in another case", async () => {

@@ -12,7 +12,7 @@ import {
   type StoredEvent,
 } from "../../actors/events.ts";
 import { topicNames } from "../../engine/config.ts";
-import { PayloadTooLargeError, ValidationError } from "../../engine/errors.ts";
+import { MAX_LISTED_PROBLEMS, PayloadTooLargeError, ValidationError } from "../../engine/errors.ts";
 import { MAX_EVENT_RECORD_BYTES, type PreparedEvents, prepareEvents } from "../../engine/ingest.ts";
 
 const NOW = Date.parse("2026-11-22T12:00:00.000Z");
@@ -318,6 +318,64 @@ Deno.test("prepareEvents() lists a time too far ahead with the event's other pro
   assert.deepEqual(paths(unknown).sort(), ["eventId", "occurredAt", "type", "userId"]);
   // The envelope of an unknown type is checked, not required: a user id may be what is missing.
   assert.deepEqual(paths(rejection([{ type: "stock_changed", properties: {} }])), ["type"]);
+});
+
+Deno.test("prepareEvents() lists the edge's own problems (a currency no ISO 4217 code, an id of . or ..) with every other", () => {
+  const ahead = new Date(NOW + 6 * MINUTE_MS).toISOString();
+  const badCurrency = edit(FULL.order_completed, "properties.currency", "XYZ");
+  // With a problem the schema finds, and with a time too far ahead: one answer lists them all.
+  assert.deepEqual(paths(rejection([edit(badCurrency, "properties.total", -1)])).sort(), [
+    "properties.currency",
+    "properties.total",
+  ]);
+  assert.deepEqual(paths(rejection([edit(badCurrency, "occurredAt", ahead)])).sort(), [
+    "occurredAt",
+    "properties.currency",
+  ]);
+  const dots = edit(edit(FULL.order_completed, "userId", ".."), "properties.items.1.productId", ".");
+  assert.deepEqual(paths(rejection([edit(edit(dots, "properties.total", -1), "occurredAt", ahead)])).sort(), [
+    "occurredAt",
+    "properties.items.1.productId",
+    "properties.total",
+    "userId",
+  ]);
+  assert.deepEqual(
+    paths(rejection([edit(edit(FULL.product_viewed, "properties.productId", "."), "properties.price", -1)])).sort(),
+    ["properties.price", "properties.productId"],
+  );
+  // A type without a product id drops one as an unknown field, whatever its value.
+  assert.equal(prepare([edit(MINIMAL.page_viewed, "properties.productId", "..")]).events.length, 1);
+  // An unknown type: its envelope's user id too.
+  assert.deepEqual(paths(rejection([{ type: "product_view", userId: "..", properties: {} }])).sort(), [
+    "type",
+    "userId",
+  ]);
+  // In a batch, each event's own, prefixed by its index.
+  assert.deepEqual(paths(rejection([MINIMAL.page_viewed, edit(badCurrency, "properties.total", -1)])).sort(), [
+    "1.properties.currency",
+    "1.properties.total",
+  ]);
+});
+
+Deno.test("prepareEvents() lists at most MAX_LISTED_PROBLEMS problems, saying so, and checks no event after that", () => {
+  const items = (n: number) => edit(FULL.order_completed, "properties.items", Array.from({ length: n }, () => ({})));
+  // One event: 999 items of `{}` are 2,997 problems (product, quantity and price of each).
+  const one = rejection([items(999)], false);
+  assert.equal(one.problems.length, MAX_LISTED_PROBLEMS);
+  assert.equal(one.message, `the event is invalid; only the first ${MAX_LISTED_PROBLEMS} problems are listed`);
+  // Exactly MAX_LISTED_PROBLEMS over the whole batch: every one listed, nothing said.
+  const exact = rejection([MINIMAL.page_viewed, items(333), edit(MINIMAL.page_viewed, "userId", "")]);
+  assert.equal(exact.problems.length, MAX_LISTED_PROBLEMS);
+  assert.equal(exact.message, "2 of 3 events are invalid; none was accepted");
+  // Reached before the end: the rest is not checked, and the answer says which events those are.
+  const cut = rejection([items(334), MINIMAL.page_viewed, edit(MINIMAL.page_viewed, "userId", "")]);
+  assert.equal(cut.problems.length, MAX_LISTED_PROBLEMS);
+  assert.ok(cut.problems.every((p) => p.path.startsWith("0.")));
+  assert.equal(
+    cut.message,
+    `at least 1 of 3 events are invalid; none was accepted; only the first ${MAX_LISTED_PROBLEMS} problems are listed, ` +
+      "and events 1–2 were not checked",
+  );
 });
 
 Deno.test("prepareEvents() rejects values that are not JSON objects", () => {
