@@ -3,7 +3,8 @@
  * the funnel, the cart, checkout, order history, fraud score, recent alerts and recommendation
  * requests; raises `cart_abandoned` / `checkout_abandoned` through durable timers and
  * `fraud_suspected` on orders; forwards product-side facts to `product-events` and activity to
- * `analytics`. Pure logic: state in, state out; effects only through the context.
+ * `analytics` (and an `inventory_updated` a service produced to `events` on to its product). Pure logic: state in,
+ * state out; effects only through the context.
  *
  * A repeated eventId (within the last USER_DEDUPE_EVENTS of the user, remembered as 52-bit hashes)
  * or a repeated orderId (within the last USER_RECENT_ORDERS orders) is counted once and emits nothing.
@@ -63,7 +64,12 @@ export function createUserLogic(
 export const userLogic: ActorLogic<UserState, StoredEvent> = createUserLogic();
 
 function handle(state: UserState, event: StoredEvent, ctx: ActorContext, s: DomainSettings): UserState {
-  if (event.type === "inventory_updated") return state;
+  if (event.type === "inventory_updated") {
+    // Produced straight to `events` (keyed by its product, as decoding checks): forwarded as it is to the product's
+    // owner, which dedupes it by eventId on a replay. Ignored here, it was lost and the stock never saw it.
+    ctx.emit("productEvents", event.properties.productId, event);
+    return state;
+  }
   const remembered = admitHash(state.seenEventHashes, hash52(event.eventId), s.USER_DEDUPE_EVENTS);
   const repeatedEvent = remembered === null;
   const seenEventHashes = remembered ?? state.seenEventHashes;

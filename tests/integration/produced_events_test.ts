@@ -60,3 +60,30 @@ forEachLog(
     }
   },
 );
+
+forEachLog(
+  "an inventory_updated produced straight to `events`, keyed by its product, reaches the product's stock",
+  async ({ config, topics }) => {
+    const engine = await startEngine(config, silentLogger);
+    try {
+      await engine.clients.producer.append([{
+        topic: topics.events,
+        key: "sku-9",
+        value: JSON.stringify({ type: "inventory_updated", properties: { productId: "sku-9", stock: 3 } }),
+      }]);
+      const product = await eventually("sku-9's stock", async () => {
+        const response = await fetch(`${engine.url}/v1/products/sku-9`);
+        const body = response.status === 200 ? await response.json() : (await response.body?.cancel(), undefined);
+        return body?.stock === 3 ? body : undefined;
+      });
+      assert.equal(product.eventCount, 1);
+      const alerts = await eventually("its low_inventory alert", async () => {
+        const body = await (await fetch(`${engine.url}/v1/alerts?type=low_inventory`)).json();
+        return body.items?.length > 0 ? body.items : undefined;
+      });
+      assert.deepEqual(alerts.map((a: { subject: { id: string } }) => a.subject.id), ["sku-9"]);
+    } finally {
+      await engine.stop();
+    }
+  },
+);

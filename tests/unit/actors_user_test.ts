@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { createUserLogic, RECENT_PRODUCTS_LIMIT, userLogic } from "../../actors/user.ts";
+import { productLogic } from "../../actors/product.ts";
 import type { ProductFact } from "../../actors/facts.ts";
 import { domainSettings } from "../../actors/settings.ts";
 import { iso } from "../../actors/alerts.ts";
@@ -1076,4 +1077,39 @@ Deno.test("a late event past two waiting deadlines raises both before itself, ea
     alerts.filter((a) => a.subject.id === "u").map((a) => [a.type, a.occurredAt.slice(11, 16)]);
   assert.deepEqual(raised(folded.alerts), [["checkout_abandoned", "10:35"], ["cart_abandoned", "10:40"]]);
   assert.deepEqual(folded.users.get("u")!.alerts.map((a) => a.type), ["cart_abandoned", "checkout_abandoned"]);
+});
+
+Deno.test("an inventory_updated produced straight to `events` (keyed by its product) reaches the product's stock", async () => {
+  const b = new EventBuilder();
+  const update = b.inventory("sku-1", 4, 0);
+  const onEvents = { ...record(update), key: "sku-1", offset: 7 };
+  const emitted: { topic: string; key: string; value: unknown }[] = [];
+  const ctx = {
+    now: () => b.time(0),
+    emit: (topic: string, key: string, value: unknown) => emitted.push({ topic, key, value }),
+    outputId: (rule: string) => `events-0-7-${rule}`,
+    setTimer: () => {},
+    cancelTimer: () => {},
+    timer: () => undefined,
+  };
+  const state = userLogic.handle(userLogic.initial("sku-1"), userLogic.decode(onEvents), ctx);
+  // It was dropped: the user actor keyed by the product id ignored it, and the stock stayed unknown.
+  assert.deepEqual(emitted.map((o) => [o.topic, o.key]), [["productEvents", "sku-1"]]);
+  assert.deepEqual(state, userLogic.initial("sku-1"), "no user is counted for it");
+  const forwarded = {
+    ...onEvents,
+    topic: "product-events",
+    value: new TextEncoder().encode(JSON.stringify(emitted[0].value)),
+  };
+  const product = await productLogic.handle(
+    productLogic.initial("sku-1"),
+    productLogic.decode(forwarded),
+    { ...ctx, outputId: (rule: string) => `product-events-0-0-${rule}` },
+  );
+  assert.equal(product.stock, 4);
+  assert.deepEqual(emitted.slice(1).map((o) => (o.value as { type: string }).type), ["low_inventory"]);
+  // Forwarded again by a replay of `events`, it is the same event (eventId), counted once.
+  const again = await productLogic.handle(product, productLogic.decode(forwarded), ctx);
+  assert.equal(again.eventCount, 1);
+  assert.equal(again.duplicates, 1);
 });

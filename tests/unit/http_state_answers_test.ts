@@ -145,6 +145,18 @@ Deno.test("GET /v1/products/{id} answers the documented Product, the same from m
   assert.deepEqual(view(found.forwarded), view(found.memory));
 });
 
+Deno.test("GET /v1/products/{id} of a product never seen answers 404, from memory, the checkpoint and the owner", async () => {
+  for (const [name, reader] of Object.entries(readers("product", "p1", folded.persisted("product", "p1")))) {
+    const { handle } = await httpFixture(reader);
+    const response = await handle(new Request(`${BASE}/v1/products/never-seen`));
+    assert.equal(response.status, 404, name);
+    assert.equal(response.headers.get("content-type"), "application/problem+json", name);
+    const problem = await response.json();
+    assert.equal(problem.status, 404, name);
+    assert.match(problem.detail, /never-seen/, name);
+  }
+});
+
 Deno.test("related products forwarded to the owner are still ranked from all the candidates it counts", async () => {
   // q0 viewed again after each of 14 other products in one session: more candidates than its short `related` list.
   const many = await fold(
