@@ -3,7 +3,7 @@
  * kept in PGlite on disk under DATA_DIR (embedded_log.ts, embedded_database.ts), which one engine
  * at a time may open (data_dir_lock.ts). Everything above this module sees only the interfaces.
  */
-import { type Config, consumedTopics, type Topics, topicSpecs } from "./config.ts";
+import { type Config, type Topics, topicSpecs } from "./config.ts";
 import { lockDataDir } from "./data_dir_lock.ts";
 import { startStallWatchdog } from "./stall_watchdog.ts";
 import { connectDatabase, type Sql } from "./database.ts";
@@ -33,6 +33,12 @@ export interface Backend {
   readonly consumer: LogConsumer;
   /** Another consumer, in its own group (tools such as the DLQ replay). */
   createConsumer(groupId: string): LogConsumer;
+  /**
+   * Declares `groupId` the consumer of `topics`, once start-up has checked that it may consume them (a GROUP_ID
+   * refused for another group's state must not hold the log): the embedded log keeps from then on every record the
+   * group has not committed past, and its retention starts. Nothing to do on Kafka.
+   */
+  registerGroup(groupId: string, topics: readonly string[]): Promise<void>;
   /** Where the data lives, for the start-up banner. */
   readonly describe: string;
   /** Closes the log clients and the database, in that order. */
@@ -99,6 +105,7 @@ async function openProductionBackend(config: Config, topics: Topics, logger: Log
     producer,
     consumer,
     createConsumer: (groupId) => new KafkaConsumer(kafka, { groupId }, logger),
+    registerGroup: () => Promise.resolve(),
     describe: `Kafka at ${config.KAFKA_BROKERS}, PostgreSQL at ${redactUrl(config.DATABASE_URL)}`,
     async close() {
       await producer.close();
@@ -147,10 +154,10 @@ function perItemReasons(error: unknown): string | undefined {
 
 /**
  * PGlite under DATA_DIR with the embedded log in it: locks DATA_DIR (failing at once if another
- * engine holds it), opens the database, creates the topics, registers the engine's group on the
- * topics it consumes (so that retention never deletes what it has not consumed, even before its
- * first commit), and starts the log's retention unless EMBEDDED_LOG_RETENTION_HOURS is 0.
- * Whatever was opened is closed again if a later step fails.
+ * engine holds it), opens the database and creates the topics. `registerGroup` registers the
+ * engine's group on the topics it consumes (so that retention never deletes what it has not
+ * consumed, even before its first commit), then starts the log's retention unless
+ * EMBEDDED_LOG_RETENTION_HOURS is 0. Whatever was opened is closed again if a later step fails.
  */
 async function openEmbeddedBackend(
   config: Config,
@@ -165,7 +172,6 @@ async function openEmbeddedBackend(
     database = await openEmbeddedDatabase(lock.dir, { logger });
     const log = await EmbeddedLog.open(database.sql, { logger, appendTimeoutMs: config.PUBLISH_TIMEOUT_MS });
     await log.ensureTopics(topicSpecs(config, topics));
-    await log.registerGroup(config.GROUP_ID, consumedTopics(topics));
     const producer = log.producer();
     const consumer = log.consumer({ groupId: config.GROUP_ID });
     const db = database;
@@ -176,13 +182,19 @@ async function openEmbeddedBackend(
         instrumentation: options.instrumentation,
       })
       : undefined;
-    retention?.start();
+    let retaining = false;
     return {
       sql: db.sql,
       admin: log,
       producer,
       consumer,
       createConsumer: (groupId) => log.consumer({ groupId }),
+      async registerGroup(groupId, consumed) {
+        await log.registerGroup(groupId, consumed);
+        if (retaining) return;
+        retaining = true;
+        retention?.start();
+      },
       describe: `embedded log and PGlite in ${db.pgdata}`,
       async close() {
         try {

@@ -27,6 +27,8 @@ export interface EmbeddedConsumerOptions {
   readonly logger: Logger;
   /** Most records per batch. */
   readonly maxBatch?: number;
+  /** Most bytes of keys and values per batch (a single larger record comes alone), as Kafka's per-partition fetch. */
+  readonly maxBatchBytes?: number;
   /** Longest wait between fetches when nothing wakes the consumer (appends from other processes, retries). */
   readonly pollIntervalMs?: number;
   /** Delay before a failed fetch or batch is retried; doubles up to the maximum. */
@@ -41,7 +43,13 @@ export interface AppendSource {
   track(write: Promise<unknown>): void;
 }
 
-const DEFAULTS = { maxBatch: 500, pollIntervalMs: 250, retryBackoffMs: { initial: 100, max: 5_000 } } as const;
+/** 1 MiB a batch, kafkajs's maxBytesPerPartition: 500 records of big events made one fetch of gigabytes. */
+const DEFAULTS = {
+  maxBatch: 500,
+  maxBatchBytes: 1_048_576,
+  pollIntervalMs: 250,
+  retryBackoffMs: { initial: 100, max: 5_000 },
+} as const;
 
 interface PartitionState {
   readonly tp: TopicPartition;
@@ -191,6 +199,7 @@ export class EmbeddedConsumer implements LogConsumer {
       this.#sql,
       ready.map((p) => ({ ...p.tp, position: p.position })),
       this.#options.maxBatch ?? DEFAULTS.maxBatch,
+      this.#options.maxBatchBytes ?? DEFAULTS.maxBatchBytes,
     );
     for (const [key, batch] of groupByPartition(rows)) {
       const state = this.#partitions.get(key);

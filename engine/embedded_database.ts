@@ -91,6 +91,15 @@ export async function openEmbeddedDatabase(
     );
   }
   if (initialised) await checkPgdataOwner(dataDir, pgdata);
+  if (initialised && (await Deno.stat(pgdata)).isDirectory && !(await exists(`${pgdata}/PG_VERSION`))) {
+    // PGlite runs initdb in a folder without PG_VERSION: an emptied pgdata (or an empty volume mounted there) would
+    // start on an empty log just the same.
+    throw new ConfigError(
+      `Cannot start: DATA_DIR ${dataDir} holds ${INITIALISED_MARKER} but ${pgdata} holds no database (no ` +
+        `PG_VERSION): the files of the embedded database that was initialised there were moved or deleted. Restore ` +
+        `them, or, to start with an empty database (and an empty log), delete ${marker} too`,
+    );
+  }
   let db: PGlite | undefined;
   let server: PGLiteSocketServer | undefined;
   let fromTemplate = false;

@@ -128,8 +128,18 @@ export interface FetchedRow {
   readonly appended_at: string;
 }
 
-/** Up to `max` records of each partition from its position on, in one query; partitions at their end return nothing. */
-export async function fetchRecords(sql: Sql, positions: readonly FetchPosition[], max: number): Promise<FetchedRow[]> {
+/**
+ * Up to `max` records of each partition from its position on, in one query; partitions at their end return nothing.
+ * A partition's records stop before their keys and values pass `maxBytes`, as Kafka's fetch does per partition, but
+ * its first record always comes, however large. The sizes are read from the rows (octet_length does not detoast), so
+ * only the records handed out are loaded.
+ */
+export async function fetchRecords(
+  sql: Sql,
+  positions: readonly FetchPosition[],
+  max: number,
+  maxBytes: number,
+): Promise<FetchedRow[]> {
   if (positions.length === 0) return [];
   return await sql<FetchedRow[]>`
     select q.topic, q.partition, p.next_offset as high_watermark,
@@ -139,10 +149,15 @@ export async function fetchRecords(sql: Sql, positions: readonly FetchPosition[]
       join embedded_log_partitions p
         on p.topic = q.topic and p.partition = q.partition and p.next_offset > q.position
       cross join lateral (
-        select record_offset, key, value, headers, appended_at from embedded_log_records x
-         where x.topic = q.topic and x.partition = q.partition and x.record_offset >= q.position
-         order by x.record_offset
-         limit ${max}) r
+        select s.record_offset, s.key, s.value, s.headers, s.appended_at from (
+          select y.*, sum(y.bytes) over (order by y.record_offset) as through from (
+            select x.record_offset, x.key, x.value, x.headers, x.appended_at,
+                   coalesce(octet_length(x.key), 0) + coalesce(octet_length(x.value), 0) as bytes
+              from embedded_log_records x
+             where x.topic = q.topic and x.partition = q.partition and x.record_offset >= q.position
+             order by x.record_offset
+             limit ${max}) y) s
+         where s.through <= ${maxBytes} or s.through = s.bytes) r
      order by q.topic, q.partition, r.record_offset`;
 }
 

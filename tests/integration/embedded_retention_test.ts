@@ -107,3 +107,47 @@ onlyOn("embedded", {
     }
   },
 });
+
+onlyOn("embedded", {
+  name: "a start-up refused for another GROUP_ID leaves no group behind to hold the log from retention",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const { deployment: d, remove } = await deploy("embedded", { EMBEDDED_LOG_RETENTION_HOURS: "24" });
+    const { topics } = d;
+    try {
+      let engine = await startEngine(d.config, silentLogger);
+      try {
+        await post(engine, 40, "sku-old");
+        await counted(engine, 10);
+      } finally {
+        await engine.stop();
+      }
+      // A mistyped GROUP_ID is refused: the database holds the state of the engine's group.
+      await assert.rejects(
+        startEngine({ ...d.config, GROUP_ID: `${d.config.GROUP_ID}-typo` }, silentLogger),
+        /Cannot start with GROUP_ID=/,
+      );
+      await d.inspect(async ({ sql }) => {
+        // It used to be registered at offset 0 before the refusal, holding every record of its topics for ever.
+        const groups = await sql<{ group_id: string }[]>`select distinct group_id from embedded_log_group_offsets`;
+        assert.deepEqual(groups.map((g) => g.group_id), [d.config.GROUP_ID]);
+        await sql`update embedded_log_records set appended_at = appended_at - ${48 * HOUR}`;
+      });
+      engine = await startEngine(d.config, silentLogger);
+      try {
+        const purged = await eventually("the purge at start", async () => {
+          const text = (await engine.metrics.render()).body;
+          const line = new RegExp(`^engine_log_records_purged_total\\{topic="${topics.events}"\\} (\\d+)`, "m");
+          const n = Number(line.exec(text)?.[1] ?? 0);
+          return n >= 40 ? n : undefined;
+        });
+        assert.equal(Number(purged), 40, "every event was consumed and old");
+      } finally {
+        await engine.stop();
+      }
+    } finally {
+      await remove();
+    }
+  },
+});

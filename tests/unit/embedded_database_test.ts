@@ -46,6 +46,28 @@ Deno.test("an initialised DATA_DIR whose pgdata is gone is refused, naming it an
   }
 });
 
+Deno.test("an initialised DATA_DIR whose pgdata holds no database is refused, not initialised afresh", async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "embedded-database-" });
+  try {
+    // The folder is there but its files are not (emptied, or an empty volume mounted in its place): PGlite would run
+    // initdb in it and the engine would start on an empty log, as if nothing had ever been accepted.
+    await Deno.writeTextFile(`${dataDir}/pgdata.initialised`, "2026-12-05T00:00:00.000Z\n");
+    await Deno.mkdir(`${dataDir}/pgdata`);
+    const error = await openEmbeddedDatabase(dataDir, { logger: silentLogger, templateDir: null, vacuumIntervalMs: 0 })
+      .then(async (db) => (await db.close(), undefined), (e) => e);
+    assert.ok(error instanceof ConfigError, String(error));
+    assert.equal(
+      error.message,
+      `Cannot start: DATA_DIR ${dataDir} holds pgdata.initialised but ${dataDir}/pgdata holds no database (no ` +
+        `PG_VERSION): the files of the embedded database that was initialised there were moved or deleted. Restore ` +
+        `them, or, to start with an empty database (and an empty log), delete ${dataDir}/pgdata.initialised too`,
+    );
+    assert.deepEqual([...Deno.readDirSync(`${dataDir}/pgdata`)], [], "nothing written");
+  } finally {
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});
+
 Deno.test("an interrupted first start is set aside, and only the latest of those set aside is kept", async () => {
   const dataDir = await Deno.makeTempDir({ prefix: "embedded-database-" });
   try {

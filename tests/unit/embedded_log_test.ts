@@ -351,6 +351,25 @@ Deno.test("EmbeddedLog", async (t) => {
       assert.deepEqual(recorder.records().map((r) => r.offset), [0, 1, 2, 3, 4], "nothing skipped, nothing twice");
     });
 
+    await t.step("a batch holds at most 1 MiB of keys and values, but a larger record still comes alone", async () => {
+      // One 500-record fetch of big events per partition held gigabytes: 4 partitions of 900 KB records took one 33 s
+      // query and 6 GB of memory, during which the engine answered nothing.
+      await log.ensureTopics([{ topic: "big", partitions: 2 }]);
+      const sizes = [400_000, 400_000, 400_000, 1_500_000, 10, 10];
+      for (const partition of [0, 1]) {
+        await log.append(sizes.map((n, i) => ({ topic: "big", key: "k", partition, value: `${i}`.padEnd(n, "x") })));
+      }
+      const recorder = new Recorder();
+      const c = consumer();
+      await c.start(["big"], recorder);
+      await recorder.waitFor(sizes.length * 2);
+      await c.stop();
+      for (const partition of [0, 1]) {
+        const batches = recorder.batches.filter((b) => b.partition === partition);
+        assert.deepEqual(batches.map((b) => b.records.map((r) => r.offset)), [[0, 1], [2], [3], [4, 5]]);
+      }
+    });
+
     await t.step("stop waits for the batch being handled", async () => {
       await log.ensureTopics([{ topic: "draining", partitions: 1 }]);
       let finished = false;
