@@ -12,6 +12,7 @@ import { ConfigError, DataDirInUseError } from "../engine/errors.ts";
 import { DEAD_LETTER_CODES } from "../engine/dead_letter.ts";
 import { createLogger } from "../engine/logger.ts";
 import { migrate } from "../sql/migrations.ts";
+import { stateOwner } from "../sql/state_owner.ts";
 
 const USAGE = "usage: deno task dlq replay [--error CODE] [--dry-run]";
 
@@ -84,6 +85,19 @@ try {
 }
 try {
   await migrate(backend.sql);
+  // What was replayed is recorded per group: under another GROUP_ID (a shell without the engine's) every record
+  // re-injected before would go in again, as the engine refuses to fold the log again under another group.
+  const owner = await stateOwner(backend.sql);
+  if (owner !== null && owner !== config.GROUP_ID) {
+    console.error(
+      `dlq: GROUP_ID=${JSON.stringify(config.GROUP_ID)} is not the group that owns ${
+        config.mode === "embedded" ? "DATA_DIR" : "DATABASE_URL"
+      }'s state (${JSON.stringify(owner)}): set GROUP_ID to the engine's (the records already replayed are recorded ` +
+        "under it)",
+    );
+    await backend.close();
+    Deno.exit(2);
+  }
   const summary = await replayDlq({
     consumer: backend.createConsumer(`${config.GROUP_ID}.dlq-replay`),
     producer: backend.producer,

@@ -1,16 +1,27 @@
 import assert from "node:assert/strict";
+import { openBackend } from "../../engine/backend.ts";
+import { consumedTopics, parseConfig, topicNames } from "../../engine/config.ts";
 import { lockDataDir } from "../../engine/data_dir_lock.ts";
+import { deadLetter } from "../../engine/dead_letter.ts";
+import { ValidationError } from "../../engine/errors.ts";
+import { silentLogger } from "../../engine/logger.ts";
+import { migrate } from "../../sql/migrations.ts";
+import { claimStateOwner } from "../../sql/state_owner.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
 /** Runs scripts/dlq.ts (`deno task dlq`) with `args` in embedded mode on `dataDir` (no broker, no database URL inherited). */
-async function runDlq(dataDir: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+async function runDlq(
+  dataDir: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   const inherited = Deno.env.toObject();
-  for (const name of ["KAFKA_BROKERS", "DATABASE_URL", "DATA_DIR"]) delete inherited[name];
+  for (const name of ["KAFKA_BROKERS", "DATABASE_URL", "DATA_DIR", "GROUP_ID", "TOPIC_PREFIX"]) delete inherited[name];
   const output = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "--quiet", "scripts/dlq.ts", ...args],
     cwd: ROOT,
-    env: { ...inherited, DATA_DIR: dataDir },
+    env: { ...inherited, ...env, DATA_DIR: dataDir },
     clearEnv: true,
     stdin: "null",
     stdout: "piped",
@@ -59,5 +70,45 @@ Deno.test("dlq replay on a DATA_DIR no engine has run on refuses, naming it, ins
     assert.deepEqual([...Deno.readDirSync(empty)], [], "no database was created in the empty folder");
   } finally {
     await Deno.remove(parent, { recursive: true });
+  }
+});
+
+Deno.test("dlq replay with a GROUP_ID other than the one owning DATA_DIR's state refuses instead of re-injecting again", async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "dlq-command-" });
+  try {
+    // An engine ran with GROUP_ID=shop and dead-lettered one record.
+    const config = parseConfig({ DATA_DIR: dataDir, GROUP_ID: "shop" });
+    const topics = topicNames(config);
+    const backend = await openBackend(config, topics, silentLogger);
+    try {
+      await migrate(backend.sql);
+      assert.deepEqual(await claimStateOwner(backend.sql, "shop", consumedTopics(topics)), []);
+      const source = {
+        topic: topics.events,
+        partition: 0,
+        offset: 0,
+        key: "ann",
+        value: new TextEncoder().encode("{oops"),
+        headers: {},
+        timestamp: Date.now(),
+      };
+      await backend.producer.append([deadLetter(topics.dlq, source, new ValidationError("invalid JSON"))]);
+    } finally {
+      await backend.close();
+    }
+    const first = await runDlq(dataDir, ["replay"], { GROUP_ID: "shop" });
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stdout, /^replayed 1 record\(s\)/);
+    // The operator's shell lacks the engine's GROUP_ID: the record replayed under "shop" must not go in again.
+    const second = await runDlq(dataDir, ["replay"]);
+    assert.equal(second.code, 2, `${second.stdout}\n${second.stderr}`);
+    assert.equal(second.stdout, "", "nothing re-injected");
+    assert.equal(
+      second.stderr.split("\n").at(-1), // after the log lines of opening the database
+      `dlq: GROUP_ID="actor-engine" is not the group that owns DATA_DIR's state ("shop"): set GROUP_ID to the engine's ` +
+        "(the records already replayed are recorded under it)",
+    );
+  } finally {
+    await Deno.remove(dataDir, { recursive: true });
   }
 });
