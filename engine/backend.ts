@@ -33,6 +33,12 @@ export interface Backend {
   readonly consumer: LogConsumer;
   /** Another consumer, in its own group (tools such as the DLQ replay). */
   createConsumer(groupId: string): LogConsumer;
+  /**
+   * Declares GROUP_ID a consumer of the topics it reads, so that embedded log retention keeps what it has not
+   * committed past, from before its first commit; called once start-up found the group owns the state: a group
+   * refused (a typo) would otherwise hold those topics' records for good.
+   */
+  registerGroup(): Promise<void>;
   /** Where the data lives, for the start-up banner. */
   readonly describe: string;
   /** Closes the log clients and the database, in that order. */
@@ -99,6 +105,7 @@ async function openProductionBackend(config: Config, topics: Topics, logger: Log
     producer,
     consumer,
     createConsumer: (groupId) => new KafkaConsumer(kafka, { groupId }, logger),
+    registerGroup: () => Promise.resolve(), // Kafka keeps records by age alone
     describe: `Kafka at ${config.KAFKA_BROKERS}, PostgreSQL at ${redactUrl(config.DATABASE_URL)}`,
     async close() {
       await producer.close();
@@ -147,9 +154,8 @@ function perItemReasons(error: unknown): string | undefined {
 
 /**
  * PGlite under DATA_DIR with the embedded log in it: locks DATA_DIR (failing at once if another
- * engine holds it), opens the database, creates the topics, registers the engine's group on the
- * topics it consumes (so that retention never deletes what it has not consumed, even before its
- * first commit), and starts the log's retention unless EMBEDDED_LOG_RETENTION_HOURS is 0.
+ * engine holds it), opens the database, creates the topics, and starts the log's retention unless
+ * EMBEDDED_LOG_RETENTION_HOURS is 0; the engine's group is registered later (Backend.registerGroup).
  * Whatever was opened is closed again if a later step fails.
  */
 async function openEmbeddedBackend(
@@ -165,7 +171,6 @@ async function openEmbeddedBackend(
     database = await openEmbeddedDatabase(lock.dir, { logger });
     const log = await EmbeddedLog.open(database.sql, { logger, appendTimeoutMs: config.PUBLISH_TIMEOUT_MS });
     await log.ensureTopics(topicSpecs(config, topics));
-    await log.registerGroup(config.GROUP_ID, consumedTopics(topics));
     const producer = log.producer();
     const consumer = log.consumer({ groupId: config.GROUP_ID });
     const db = database;
@@ -183,6 +188,7 @@ async function openEmbeddedBackend(
       producer,
       consumer,
       createConsumer: (groupId) => log.consumer({ groupId }),
+      registerGroup: () => log.registerGroup(config.GROUP_ID, consumedTopics(topics)),
       describe: `embedded log and PGlite in ${db.pgdata}`,
       async close() {
         try {

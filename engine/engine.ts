@@ -124,7 +124,10 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
     stillWanted();
     const applied = await migrate(backend.sql);
     log.info("database ready", { migrationsApplied: applied });
-    if (config.ROLE === "all") await refuseAnotherGroupsState(backend.sql, config.GROUP_ID, consumedTopics(topics));
+    if (config.ROLE === "all") {
+      await refuseAnotherGroupsState(backend.sql, config.GROUP_ID, consumedTopics(topics));
+      await backend.registerGroup();
+    }
     stillWanted();
 
     const store = new SqlCheckpointStore(backend.sql);

@@ -3,6 +3,7 @@ import { openBackend } from "../../engine/backend.ts";
 import { consumedTopics, parseConfig, topicNames } from "../../engine/config.ts";
 import { lockDataDir } from "../../engine/data_dir_lock.ts";
 import { deadLetter } from "../../engine/dead_letter.ts";
+import { openEmbeddedDatabase } from "../../engine/embedded_database.ts";
 import { ValidationError } from "../../engine/errors.ts";
 import { silentLogger } from "../../engine/logger.ts";
 import { migrate } from "../../sql/migrations.ts";
@@ -108,6 +109,14 @@ Deno.test("dlq replay with a GROUP_ID other than the one owning DATA_DIR's state
       `dlq: GROUP_ID="actor-engine" is not the group that owns DATA_DIR's state ("shop"): set GROUP_ID to the engine's ` +
         "(the records already replayed are recorded under it)",
     );
+    // Nor did the refused run leave its group registered on the engine's topics, holding them from retention.
+    const db = await openEmbeddedDatabase(dataDir, { logger: silentLogger, vacuumIntervalMs: 0 });
+    try {
+      const groups = await db.sql<{ group_id: string }[]>`select distinct group_id from embedded_log_group_offsets`;
+      assert.deepEqual(groups.map((g) => g.group_id), [], "only the engine registers its group");
+    } finally {
+      await db.close();
+    }
   } finally {
     await Deno.remove(dataDir, { recursive: true });
   }
