@@ -78,6 +78,9 @@ try {
       `dlq: an engine${error.holder ? ` (pid ${error.holder})` : ""} holds DATA_DIR ${error.dir}: stop it first, ` +
         "then run the replay (it re-injects into that DATA_DIR's log, which one process at a time may open)",
     );
+  } else if (error instanceof ConfigError) {
+    // A setting found unusable when used (DATA_DIR's database gone, PostgreSQL or Kafka refusing): as the engine says it.
+    Deno.exit(await reportConfigError(error));
   } else {
     console.error(`cannot open the log and database: ${error instanceof Error ? error.message : String(error)}`);
   }

@@ -121,3 +121,17 @@ Deno.test("dlq replay with a GROUP_ID other than the one owning DATA_DIR's state
     await Deno.remove(dataDir, { recursive: true });
   }
 });
+
+Deno.test("dlq replay on a DATA_DIR the engine would refuse reports it as the engine does, exit code 2", async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "dlq-command-" });
+  try {
+    // Initialised once, then its pgdata moved away (left out of a restore).
+    await Deno.writeTextFile(`${dataDir}/pgdata.initialised`, "2026-12-01T00:00:00.000Z\n");
+    const { code, stdout, stderr } = await runDlq(dataDir, ["replay"]);
+    assert.equal(stdout, "");
+    assert.equal(code, 2, stderr);
+    assert.match(stderr, new RegExp(`^Cannot start: DATA_DIR ${dataDir} holds pgdata.initialised but no pgdata`));
+  } finally {
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});
