@@ -34,7 +34,9 @@ if (command !== "replay") fail(command === undefined ? "missing command" : `unkn
 let errorCode: string | undefined;
 let dryRun = false;
 for (let i = 0; i < rest.length; i++) {
-  const [name, inline] = rest[i].split("=", 2);
+  // At the first "=" only: split("=", 2) dropped what followed a second one (--error=terminal=x ran as terminal).
+  const at = rest[i].indexOf("=");
+  const [name, inline] = at < 0 ? [rest[i], undefined] : [rest[i].slice(0, at), rest[i].slice(at + 1)];
   if (name === "--dry-run" && inline === undefined) {
     dryRun = true;
   } else if (name === "--error") {

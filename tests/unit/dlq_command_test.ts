@@ -135,3 +135,13 @@ Deno.test("dlq replay on a DATA_DIR the engine would refuse reports it as the en
     await Deno.remove(dataDir, { recursive: true });
   }
 });
+
+Deno.test("dlq replay takes an inline --error value whole: a value with '=' in it is not cut to a known code", async () => {
+  const { code, stdout, stderr } = await runDlq("/nonexistent-dlq-data-dir", ["replay", "--error=terminal=x"]);
+  assert.equal(stdout, "");
+  assert.equal(code, 2, stderr);
+  assert.equal(
+    stderr.split("\n")[0],
+    "--error terminal=x is not an error code of dead letters: validation_failed or terminal",
+  );
+});
