@@ -4,13 +4,17 @@
  * runs it (a consumer in `<GROUP_ID>.dlq-replay`, the log's producer, the engine's database).
  */
 import assert from "node:assert/strict";
-import { DLQ_HEADERS } from "../../engine/dead_letter.ts";
+import { Kafka, logLevel } from "kafkajs";
+import { openBackend } from "../../engine/backend.ts";
+import { deadLetter, DLQ_HEADERS } from "../../engine/dead_letter.ts";
 import { replayDlq, REPLAYED_FROM_HEADER } from "../../engine/dlq_replay.ts";
 import { startEngine } from "../../engine/engine.ts";
+import { ValidationError } from "../../engine/errors.ts";
 import { silentLogger } from "../../engine/logger.ts";
 import { collect, type Collector } from "../helpers/collector.ts";
-import { forEachLog } from "../helpers/modes.ts";
+import { deploy, forEachLog, onlyOn } from "../helpers/modes.ts";
 import { eventually } from "../helpers/services.ts";
+import { migrate } from "../../sql/migrations.ts";
 
 forEachLog(
   "bad records go to the DLQ with their reason; dlq replay re-injects them once, optionally by error code",
@@ -177,3 +181,58 @@ forEachLog(
     }
   },
 );
+
+onlyOn("kafka", {
+  name: "dlq replay reads a DLQ partition from where retention left its records, and is done with one it emptied",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const { deployment: d, remove } = await deploy("kafka");
+    const { config, topics } = d;
+    const backend = await openBackend(config, topics, silentLogger);
+    const admin = new Kafka({ brokers: [d.kafkaBrokers!], logLevel: logLevel.NOTHING }).admin();
+    try {
+      await migrate(backend.sql);
+      const source = (key: string, offset: number) => ({
+        topic: topics.events,
+        partition: 0,
+        offset,
+        key,
+        value: new TextEncoder().encode("{oops"),
+        headers: {},
+        timestamp: Date.now(),
+      });
+      // Three dead letters in partition 0 and one in partition 1 of the DLQ.
+      await backend.producer.append([
+        ...[0, 1, 2].map((offset) => ({
+          ...deadLetter(topics.dlq, source(`a${offset}`, offset), new ValidationError("invalid JSON")),
+          partition: 0,
+        })),
+        { ...deadLetter(topics.dlq, source("b", 3), new ValidationError("invalid JSON")), partition: 1 },
+      ]);
+      // Retention (here DeleteRecords) took the two oldest of partition 0 and all of partition 1.
+      await admin.connect();
+      await admin.fetchTopicMetadata({ topics: [topics.dlq] });
+      await admin.deleteTopicRecords({
+        topic: topics.dlq,
+        partitions: [{ partition: 0, offset: "2" }, { partition: 1, offset: "1" }],
+      });
+      const summary = await replayDlq({
+        consumer: backend.createConsumer(`${config.GROUP_ID}.dlq-replay`),
+        producer: backend.producer,
+        sql: backend.sql,
+        dlqTopic: topics.dlq,
+        groupId: config.GROUP_ID,
+        dryRun: true,
+        idleMs: 5_000,
+      });
+      assert.equal(summary.replayed, 1, "the one record left");
+      // Partition 1 delivers nothing: it used to be waited for, and the run said it stopped short (exit code 1).
+      assert.equal(summary.complete, true);
+    } finally {
+      await admin.disconnect();
+      await backend.close();
+      await remove();
+    }
+  },
+});
