@@ -72,7 +72,7 @@ if (config.mode === "embedded" && !(await engineHasRunIn(config.DATA_DIR))) {
 }
 let backend: Awaited<ReturnType<typeof openBackend>>;
 try {
-  backend = await openBackend(config, topics, logger);
+  backend = await openBackend(config, topics, logger, { createTopics: false });
 } catch (error) {
   if (error instanceof DataDirInUseError) {
     // Another DATA_DIR would be another log: the remedy is to stop the engine.
@@ -89,6 +89,17 @@ try {
   Deno.exit(1);
 }
 try {
+  // A TOPIC_PREFIX no engine used (a shell without the engine's) used to create a set of empty topics and report
+  // "replayed 0 record(s)", as if the DLQ were empty.
+  if ((await backend.admin.missingTopics([topics.dlq])).length > 0) {
+    const prefix = JSON.stringify(config.TOPIC_PREFIX);
+    console.error(
+      `dlq: the log has no topic ${JSON.stringify(topics.dlq)} (TOPIC_PREFIX=${prefix}): no engine ran with this ` +
+        "TOPIC_PREFIX on it; set TOPIC_PREFIX to the engine's",
+    );
+    await backend.close();
+    Deno.exit(2);
+  }
   await migrate(backend.sql);
   // What was replayed is recorded per group: under another GROUP_ID (a shell without the engine's) every record
   // re-injected before would go in again, as the engine refuses to fold the log again under another group.

@@ -236,3 +236,48 @@ onlyOn("kafka", {
     }
   },
 });
+
+onlyOn("kafka", {
+  name: "`deno task dlq replay` with a TOPIC_PREFIX no engine used refuses, naming it, and creates no topics",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const { deployment: d, remove } = await deploy("kafka");
+    const admin = new Kafka({ brokers: [d.kafkaBrokers!], logLevel: logLevel.NOTHING }).admin();
+    const run = async (prefix: string) => {
+      const output = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", "--quiet", "scripts/dlq.ts", "replay"],
+        cwd: new URL("../../", import.meta.url).pathname,
+        env: { ...d.env, TOPIC_PREFIX: prefix, LOG_LEVEL: "warn" },
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+        signal: AbortSignal.timeout(60_000),
+      }).output();
+      const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes).trim();
+      return { code: output.code, stdout: text(output.stdout), stderr: text(output.stderr) };
+    };
+    try {
+      const engine = await startEngine(d.config, silentLogger); // creates the deployment's topics
+      await engine.stop();
+      const right = await run(d.config.TOPIC_PREFIX);
+      assert.equal(right.code, 0, right.stderr);
+      assert.equal(right.stdout, `replayed 0 record(s) from ${d.topics.dlq}`);
+
+      const wrong = `${d.config.TOPIC_PREFIX}typo.`;
+      const refused = await run(wrong);
+      assert.equal(refused.code, 2, refused.stderr);
+      assert.equal(refused.stdout, "");
+      assert.equal(
+        refused.stderr.split("\n").at(-1),
+        `dlq: the log has no topic "${wrong}events.dlq" (TOPIC_PREFIX="${wrong}"): no engine ran with this ` +
+          "TOPIC_PREFIX on it; set TOPIC_PREFIX to the engine's",
+      );
+      await admin.connect();
+      assert.deepEqual((await admin.listTopics()).filter((t) => t.startsWith(wrong)), [], "no topic was created");
+    } finally {
+      await admin.disconnect();
+      await remove();
+    }
+  },
+});

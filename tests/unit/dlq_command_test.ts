@@ -145,3 +145,32 @@ Deno.test("dlq replay takes an inline --error value whole: a value with '=' in i
     "--error terminal=x is not an error code of dead letters: validation_failed or terminal",
   );
 });
+
+Deno.test("dlq replay with a TOPIC_PREFIX no engine used refuses, naming it, instead of creating empty topics", async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "dlq-command-" });
+  try {
+    // An engine ran with TOPIC_PREFIX=shop. (its DLQ is shop.events.dlq).
+    const config = parseConfig({ DATA_DIR: dataDir, TOPIC_PREFIX: "shop." });
+    const backend = await openBackend(config, topicNames(config), silentLogger);
+    await backend.close();
+    // The operator's shell lacks it.
+    const { code, stdout, stderr } = await runDlq(dataDir, ["replay"]);
+    assert.equal(stdout, "", "nothing reported as replayed");
+    assert.equal(code, 2, stderr);
+    assert.equal(
+      stderr.split("\n").at(-1), // after the log lines of opening the database
+      'dlq: the log has no topic "events.dlq" (TOPIC_PREFIX=""): no engine ran with this TOPIC_PREFIX on it; set ' +
+        "TOPIC_PREFIX to the engine's",
+    );
+    const db = await openEmbeddedDatabase(dataDir, { logger: silentLogger, vacuumIntervalMs: 0 });
+    try {
+      const created = await db.sql<{ topic: string }[]>`
+        select distinct topic from embedded_log_partitions where topic not like 'shop.%'`;
+      assert.deepEqual([...created], [], "no topics were created for the mistaken prefix");
+    } finally {
+      await db.close();
+    }
+  } finally {
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});
