@@ -51,6 +51,11 @@ export interface BackendOptions {
   readonly instrumentation?: Instrumentation;
   /** Fields of the process's log lines (instance), for the lines the embedded stall watchdog writes from its thread. */
   readonly logFields?: LogFields;
+  /**
+   * False: missing topics are not created (a tool beside the engine, which reports a missing one: created under a
+   * mistyped TOPIC_PREFIX, they looked like an empty log). Default true.
+   */
+  readonly createTopics?: boolean;
 }
 
 /** Opens the backend for the configured mode; topics are created when missing. */
@@ -62,11 +67,16 @@ export function openBackend(
 ): Promise<Backend> {
   return config.mode === "embedded"
     ? openEmbeddedBackend(config, topics, logger, options)
-    : openProductionBackend(config, topics, logger);
+    : openProductionBackend(config, topics, logger, options);
 }
 
 /** Kafka and PostgreSQL. */
-async function openProductionBackend(config: Config, topics: Topics, logger: Logger): Promise<Backend> {
+async function openProductionBackend(
+  config: Config,
+  topics: Topics,
+  logger: Logger,
+  options: BackendOptions,
+): Promise<Backend> {
   if (!config.KAFKA_BROKERS || !config.DATABASE_URL) {
     throw new ConfigError("Cannot start in production mode: KAFKA_BROKERS and DATABASE_URL must both be set");
   }
@@ -88,7 +98,9 @@ async function openProductionBackend(config: Config, topics: Topics, logger: Log
     // The database first: it fails at once, where the broker is retried for half a minute.
     await usable(sql`select 1`, `PostgreSQL at DATABASE_URL="${redactUrl(config.DATABASE_URL)}"`);
     await usable(
-      admin.ensureTopics(topicSpecs(config, topics), config.REPLICATION_FACTOR),
+      options.createTopics === false
+        ? admin.missingTopics([]) // the broker answers: usable
+        : admin.ensureTopics(topicSpecs(config, topics), config.REPLICATION_FACTOR),
       `Kafka at KAFKA_BROKERS="${config.KAFKA_BROKERS}"`,
       `the missing topics are created with PARTITIONS=${config.PARTITIONS}, REPLICATION_FACTOR=${config.REPLICATION_FACTOR}`,
     );
@@ -171,7 +183,7 @@ async function openEmbeddedBackend(
   try {
     database = await openEmbeddedDatabase(lock.dir, { logger });
     const log = await EmbeddedLog.open(database.sql, { logger, appendTimeoutMs: config.PUBLISH_TIMEOUT_MS });
-    await log.ensureTopics(topicSpecs(config, topics));
+    if (options.createTopics !== false) await log.ensureTopics(topicSpecs(config, topics));
     const producer = log.producer();
     const consumer = log.consumer({ groupId: config.GROUP_ID });
     const db = database;

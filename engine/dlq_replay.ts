@@ -75,17 +75,23 @@ export async function replayDlq(options: ReplayOptions): Promise<ReplaySummary> 
       assignedOnce = true;
       lastActivity = Date.now();
       // A partition with records must be read to its end for the run to be complete, even if it never delivers a
-      // batch (the log failing): an empty one, which delivers none, is not waited for.
+      // batch (the log failing): an empty one, which delivers none, is not waited for, nor one whose records
+      // retention deleted (the DLQ is trimmed by age alone), read from where its records start.
+      const starts = new Map<string, number>();
       await Promise.all(tps.map(async (tp) => {
         try {
-          const end = await options.consumer.endOffset(tp);
-          if (end > 0) ends.set(tpKey(tp), end);
-          else pending.delete(tpKey(tp));
+          const [start, end] = await Promise.all([options.consumer.earliestOffset(tp), options.consumer.endOffset(tp)]);
+          if (end > start) {
+            ends.set(tpKey(tp), end);
+            starts.set(tpKey(tp), start);
+          } else {
+            pending.delete(tpKey(tp));
+          }
         } catch {
           failing.add(tpKey(tp)); // its end is unknown: the run cannot say it is complete unless a batch gets through
         }
       }));
-      return new Map(tps.map((tp) => [tpKey(tp), 0]));
+      return new Map(tps.map((tp) => [tpKey(tp), starts.get(tpKey(tp)) ?? 0]));
     },
     revoked: () => Promise.resolve(),
     batch: (batch: RecordBatch) =>

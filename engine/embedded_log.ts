@@ -79,6 +79,11 @@ export class EmbeddedLog implements LogAdmin {
     await registerGroup(this.#sql, groupId, topics);
   }
 
+  async missingTopics(topics: readonly string[]): Promise<string[]> {
+    const existing = await loadTopics(this.#sql);
+    return topics.filter((topic) => !existing.has(topic));
+  }
+
   partitionCount(topic: string): Promise<number> {
     const count = this.#partitions.get(topic);
     if (count === undefined) return Promise.reject(new Error(`Cannot find topic ${topic}: it was never created`));

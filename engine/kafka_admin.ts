@@ -39,6 +39,12 @@ export class KafkaAdmin implements LogAdmin {
     });
   }
 
+  async missingTopics(topics: readonly string[]): Promise<string[]> {
+    await this.#connect();
+    const existing = new Set(await this.#admin.listTopics());
+    return topics.filter((topic) => !existing.has(topic));
+  }
+
   async partitionCount(topic: string): Promise<number> {
     await this.#connect();
     const metadata = await this.#admin.fetchTopicMetadata({ topics: [topic] });

@@ -131,6 +131,8 @@ export interface LogAdmin {
   ensureTopics(topics: readonly TopicSpec[], replicationFactor: number): Promise<void>;
   /** Number of partitions of a topic, for computing a key's partition. */
   partitionCount(topic: string): Promise<number>;
+  /** Those of `topics` the log does not have: a tool beside the engine checks, rather than creates, what it reads. */
+  missingTopics(topics: readonly string[]): Promise<string[]>;
   close(): Promise<void>;
 }
 

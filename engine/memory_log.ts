@@ -43,6 +43,10 @@ export class MemoryLog implements LogAdmin {
     return Promise.resolve();
   }
 
+  missingTopics(topics: readonly string[]): Promise<string[]> {
+    return Promise.resolve(topics.filter((topic) => !this.#topics.has(topic)));
+  }
+
   partitionCount(topic: string): Promise<number> {
     return Promise.resolve(this.#partitions(topic).length);
   }

@@ -12,6 +12,7 @@ import { ConfigError, DataDirInUseError } from "../engine/errors.ts";
 import { DEAD_LETTER_CODES } from "../engine/dead_letter.ts";
 import { createLogger } from "../engine/logger.ts";
 import { migrate } from "../sql/migrations.ts";
+import { stateOwner } from "../sql/state_owner.ts";
 
 const USAGE = "usage: deno task dlq replay [--error CODE] [--dry-run]";
 
@@ -33,7 +34,9 @@ if (command !== "replay") fail(command === undefined ? "missing command" : `unkn
 let errorCode: string | undefined;
 let dryRun = false;
 for (let i = 0; i < rest.length; i++) {
-  const [name, inline] = rest[i].split("=", 2);
+  // At the first "=" only: split("=", 2) dropped what followed a second one (--error=terminal=x ran as terminal).
+  const at = rest[i].indexOf("=");
+  const [name, inline] = at < 0 ? [rest[i], undefined] : [rest[i].slice(0, at), rest[i].slice(at + 1)];
   if (name === "--dry-run" && inline === undefined) {
     dryRun = true;
   } else if (name === "--error") {
@@ -69,7 +72,7 @@ if (config.mode === "embedded" && !(await engineHasRunIn(config.DATA_DIR))) {
 }
 let backend: Awaited<ReturnType<typeof openBackend>>;
 try {
-  backend = await openBackend(config, topics, logger);
+  backend = await openBackend(config, topics, logger, { createTopics: false });
 } catch (error) {
   if (error instanceof DataDirInUseError) {
     // Another DATA_DIR would be another log: the remedy is to stop the engine.
@@ -77,13 +80,40 @@ try {
       `dlq: an engine${error.holder ? ` (pid ${error.holder})` : ""} holds DATA_DIR ${error.dir}: stop it first, ` +
         "then run the replay (it re-injects into that DATA_DIR's log, which one process at a time may open)",
     );
+  } else if (error instanceof ConfigError) {
+    // A setting found unusable when used (DATA_DIR's database gone, PostgreSQL or Kafka refusing): as the engine says it.
+    Deno.exit(await reportConfigError(error));
   } else {
     console.error(`cannot open the log and database: ${error instanceof Error ? error.message : String(error)}`);
   }
   Deno.exit(1);
 }
 try {
+  // A TOPIC_PREFIX no engine used (a shell without the engine's) used to create a set of empty topics and report
+  // "replayed 0 record(s)", as if the DLQ were empty.
+  if ((await backend.admin.missingTopics([topics.dlq])).length > 0) {
+    const prefix = JSON.stringify(config.TOPIC_PREFIX);
+    console.error(
+      `dlq: the log has no topic ${JSON.stringify(topics.dlq)} (TOPIC_PREFIX=${prefix}): no engine ran with this ` +
+        "TOPIC_PREFIX on it; set TOPIC_PREFIX to the engine's",
+    );
+    await backend.close();
+    Deno.exit(2);
+  }
   await migrate(backend.sql);
+  // What was replayed is recorded per group: under another GROUP_ID (a shell without the engine's) every record
+  // re-injected before would go in again, as the engine refuses to fold the log again under another group.
+  const owner = await stateOwner(backend.sql);
+  if (owner !== null && owner !== config.GROUP_ID) {
+    console.error(
+      `dlq: GROUP_ID=${JSON.stringify(config.GROUP_ID)} is not the group that owns ${
+        config.mode === "embedded" ? "DATA_DIR" : "DATABASE_URL"
+      }'s state (${JSON.stringify(owner)}): set GROUP_ID to the engine's (the records already replayed are recorded ` +
+        "under it)",
+    );
+    await backend.close();
+    Deno.exit(2);
+  }
   const summary = await replayDlq({
     consumer: backend.createConsumer(`${config.GROUP_ID}.dlq-replay`),
     producer: backend.producer,

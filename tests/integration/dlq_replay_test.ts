@@ -4,13 +4,17 @@
  * runs it (a consumer in `<GROUP_ID>.dlq-replay`, the log's producer, the engine's database).
  */
 import assert from "node:assert/strict";
-import { DLQ_HEADERS } from "../../engine/dead_letter.ts";
+import { Kafka, logLevel } from "kafkajs";
+import { openBackend } from "../../engine/backend.ts";
+import { deadLetter, DLQ_HEADERS } from "../../engine/dead_letter.ts";
 import { replayDlq, REPLAYED_FROM_HEADER } from "../../engine/dlq_replay.ts";
 import { startEngine } from "../../engine/engine.ts";
+import { ValidationError } from "../../engine/errors.ts";
 import { silentLogger } from "../../engine/logger.ts";
 import { collect, type Collector } from "../helpers/collector.ts";
-import { forEachLog } from "../helpers/modes.ts";
+import { deploy, forEachLog, onlyOn } from "../helpers/modes.ts";
 import { eventually } from "../helpers/services.ts";
+import { migrate } from "../../sql/migrations.ts";
 
 forEachLog(
   "bad records go to the DLQ with their reason; dlq replay re-injects them once, optionally by error code",
@@ -177,3 +181,103 @@ forEachLog(
     }
   },
 );
+
+onlyOn("kafka", {
+  name: "dlq replay reads a DLQ partition from where retention left its records, and is done with one it emptied",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const { deployment: d, remove } = await deploy("kafka");
+    const { config, topics } = d;
+    const backend = await openBackend(config, topics, silentLogger);
+    const admin = new Kafka({ brokers: [d.kafkaBrokers!], logLevel: logLevel.NOTHING }).admin();
+    try {
+      await migrate(backend.sql);
+      const source = (key: string, offset: number) => ({
+        topic: topics.events,
+        partition: 0,
+        offset,
+        key,
+        value: new TextEncoder().encode("{oops"),
+        headers: {},
+        timestamp: Date.now(),
+      });
+      // Three dead letters in partition 0 and one in partition 1 of the DLQ.
+      await backend.producer.append([
+        ...[0, 1, 2].map((offset) => ({
+          ...deadLetter(topics.dlq, source(`a${offset}`, offset), new ValidationError("invalid JSON")),
+          partition: 0,
+        })),
+        { ...deadLetter(topics.dlq, source("b", 3), new ValidationError("invalid JSON")), partition: 1 },
+      ]);
+      // Retention (here DeleteRecords) took the two oldest of partition 0 and all of partition 1.
+      await admin.connect();
+      await admin.fetchTopicMetadata({ topics: [topics.dlq] });
+      await admin.deleteTopicRecords({
+        topic: topics.dlq,
+        partitions: [{ partition: 0, offset: "2" }, { partition: 1, offset: "1" }],
+      });
+      const summary = await replayDlq({
+        consumer: backend.createConsumer(`${config.GROUP_ID}.dlq-replay`),
+        producer: backend.producer,
+        sql: backend.sql,
+        dlqTopic: topics.dlq,
+        groupId: config.GROUP_ID,
+        dryRun: true,
+        idleMs: 5_000,
+      });
+      assert.equal(summary.replayed, 1, "the one record left");
+      // Partition 1 delivers nothing: it used to be waited for, and the run said it stopped short (exit code 1).
+      assert.equal(summary.complete, true);
+    } finally {
+      await admin.disconnect();
+      await backend.close();
+      await remove();
+    }
+  },
+});
+
+onlyOn("kafka", {
+  name: "`deno task dlq replay` with a TOPIC_PREFIX no engine used refuses, naming it, and creates no topics",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const { deployment: d, remove } = await deploy("kafka");
+    const admin = new Kafka({ brokers: [d.kafkaBrokers!], logLevel: logLevel.NOTHING }).admin();
+    const run = async (prefix: string) => {
+      const output = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", "--quiet", "scripts/dlq.ts", "replay"],
+        cwd: new URL("../../", import.meta.url).pathname,
+        env: { ...d.env, TOPIC_PREFIX: prefix, LOG_LEVEL: "warn" },
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+        signal: AbortSignal.timeout(60_000),
+      }).output();
+      const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes).trim();
+      return { code: output.code, stdout: text(output.stdout), stderr: text(output.stderr) };
+    };
+    try {
+      const engine = await startEngine(d.config, silentLogger); // creates the deployment's topics
+      await engine.stop();
+      const right = await run(d.config.TOPIC_PREFIX);
+      assert.equal(right.code, 0, right.stderr);
+      assert.equal(right.stdout, `replayed 0 record(s) from ${d.topics.dlq}`);
+
+      const wrong = `${d.config.TOPIC_PREFIX}typo.`;
+      const refused = await run(wrong);
+      assert.equal(refused.code, 2, refused.stderr);
+      assert.equal(refused.stdout, "");
+      assert.equal(
+        refused.stderr.split("\n").at(-1),
+        `dlq: the log has no topic "${wrong}events.dlq" (TOPIC_PREFIX="${wrong}"): no engine ran with this ` +
+          "TOPIC_PREFIX on it; set TOPIC_PREFIX to the engine's",
+      );
+      await admin.connect();
+      assert.deepEqual((await admin.listTopics()).filter((t) => t.startsWith(wrong)), [], "no topic was created");
+    } finally {
+      await admin.disconnect();
+      await remove();
+    }
+  },
+});

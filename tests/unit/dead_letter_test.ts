@@ -14,6 +14,7 @@ import { ValidationError } from "../../engine/errors.ts";
 import type { LogConsumer, LogProducer, LogRecord, OutgoingRecord, PartitionListener } from "../../engine/log.ts";
 import { partitionForKey } from "../../engine/partitioner.ts";
 import { silentLogger } from "../../engine/logger.ts";
+import { purgeOldestRecords } from "../../sql/embedded_log.ts";
 import { migrate } from "../../sql/migrations.ts";
 import type { Sql } from "../../engine/database.ts";
 
@@ -319,4 +320,35 @@ Deno.test("dlq replay is not complete when a partition's end could not be read a
   const summary = await replayDlq({ consumer, producer, sql, dlqTopic: "dlq", groupId: "g", idleMs: 300 });
   assert.equal(summary.replayed, 0);
   assert.equal(summary.complete, false, "it may hold records: the run cannot say it replayed them all");
+});
+
+Deno.test("dlq replay is complete when retention deleted every record of a DLQ partition", async () => {
+  await withEmbeddedLog(async (log, sql) => {
+    await log.ensureTopics([{ topic: "events", partitions: 1 }, { topic: "dlq", partitions: 1 }]);
+    const source = (offset: number) => ({
+      topic: "events",
+      partition: 0,
+      offset,
+      key: "ann",
+      value: new TextEncoder().encode("{oops"),
+      headers: {},
+      timestamp: Date.now(),
+    });
+    await log.append([0, 1].map((offset) => deadLetter("dlq", source(offset), new ValidationError("invalid JSON"))));
+    // A week later: trimmed by age (nothing commits on the DLQ), its end offset stays at 2.
+    const purged = await purgeOldestRecords(sql, { topic: "dlq", partition: 0, floor: 2 }, Date.now() + 1, 2_000);
+    assert.equal(purged, 2);
+    const summary = await replayDlq({
+      consumer: log.consumer({ groupId: "g.dlq-replay", pollIntervalMs: 20 }),
+      producer: log.producer(),
+      sql,
+      dlqTopic: "dlq",
+      groupId: "g",
+      idleMs: 1_000,
+    });
+    assert.equal(summary.replayed, 0);
+    // Nothing is left to read: the run used to wait for the deleted records and say it stopped short (exit code 1),
+    // at every run, once the DLQ's records had aged out.
+    assert.equal(summary.complete, true);
+  });
 });
