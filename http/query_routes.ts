@@ -374,11 +374,26 @@ function topCategoriesRoute(deps: QueryDeps): QueryHandler<typeof querySchemas.t
   };
 }
 
+/** Digits of an RFC 3339 time past the millisecond, which Date.parse drops. */
+const SUB_MILLISECOND = /\.\d{3}\d*[1-9]/;
+
+/**
+ * The first whole millisecond at or after the RFC 3339 time `text`: alerts are stored to the millisecond, so one at
+ * 10:00:00.000 occurred before `since=10:00:00.0005Z`, which Date.parse alone would have made 10:00:00.000.
+ */
+export function millisecondAtOrAfter(text: string): number {
+  const ms = Date.parse(text);
+  return SUB_MILLISECOND.test(text) ? ms + 1 : ms;
+}
+
 function alertsRoute({ sql }: QueryDeps): QueryHandler<typeof querySchemas.alerts> {
   return async (_request, _params, { type, since, limit }) => {
+    const from = since === undefined ? undefined : millisecondAtOrAfter(since);
+    // No alert occurs after the last storable instant (nor can PostgreSQL be asked about year 10000).
+    if (from !== undefined && from > LATEST_TIME_MS) return Response.json({ items: [] });
     const items = await query(
       "alerts",
-      () => listAlerts(sql, { type, since: since === undefined ? undefined : new Date(since), limit }),
+      () => listAlerts(sql, { type, since: from === undefined ? undefined : new Date(from), limit }),
     );
     return Response.json({ items });
   };
