@@ -50,7 +50,7 @@ import {
 import { type RankingSpan, rankingSpan } from "./ranking_window.ts";
 import { NO_QUERY, type QueryHandler, routeWithQuery } from "./query_params.ts";
 import type { Route } from "./router.ts";
-import { routedRead } from "./state_route.ts";
+import { idPathParam, MALFORMED_ID, routedRead } from "./state_route.ts";
 
 /** What the query routes need. */
 export interface QueryDeps {
@@ -410,12 +410,14 @@ function doc(
   description: string,
   extra: Record<number, string>,
   answer?: z.ZodType,
+  pathParams?: OperationDoc["pathParams"],
 ): OperationDoc {
   return {
     operationId,
     summary,
     description,
     tags: ["queries"],
+    ...(pathParams ? { pathParams } : {}),
     responses: {
       200: json(summary, answer),
       ...Object.fromEntries(Object.entries(extra).map(([status, what]) => [status, problemDoc(Number(status), what)])),
@@ -441,8 +443,9 @@ export function queryRoutes(deps: QueryDeps): Route[] {
         "getUserRecommendations",
         "A user's latest recommendations",
         "`items` is empty for a known user without recommendations yet.",
-        { 400: "A query parameter was given (this route takes none)", 404: "No user with this id" },
+        { 400: `${MALFORMED_ID}, or a query parameter was given (this route takes none)`, 404: "No user with this id" },
         recommendationsAnswer,
+        idPathParam("user"),
       ),
     }),
     routeWithQuery({
@@ -454,8 +457,12 @@ export function queryRoutes(deps: QueryDeps): Route[] {
         "getRelatedProducts",
         "Products related to a product (co-viewed and co-bought)",
         "Ranked by co-occurrence score (co-views + RECS_CO_BOUGHT_WEIGHT × co-buys), best first, from every candidate the product counts (RELATED_CANDIDATES co-viewed and as many co-bought).",
-        { 400: "Invalid `limit`, or a repeated or unknown parameter", 404: "No product with this id" },
+        {
+          400: `${MALFORMED_ID}, or an invalid \`limit\`, or a repeated or unknown parameter`,
+          404: "No product with this id",
+        },
         relatedAnswer,
+        idPathParam("product"),
       ),
     }),
     routeWithQuery({
