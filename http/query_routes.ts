@@ -50,7 +50,7 @@ import {
 import { type RankingSpan, rankingSpan } from "./ranking_window.ts";
 import { NO_QUERY, type QueryHandler, routeWithQuery } from "./query_params.ts";
 import type { Route } from "./router.ts";
-import { routedRead } from "./state_route.ts";
+import { idPathParam, MALFORMED_ID, routedRead } from "./state_route.ts";
 
 /** What the query routes need. */
 export interface QueryDeps {
@@ -374,11 +374,26 @@ function topCategoriesRoute(deps: QueryDeps): QueryHandler<typeof querySchemas.t
   };
 }
 
+/** Digits of an RFC 3339 time past the millisecond, which Date.parse drops. */
+const SUB_MILLISECOND = /\.\d{3}\d*[1-9]/;
+
+/**
+ * The first whole millisecond at or after the RFC 3339 time `text`: alerts are stored to the millisecond, so one at
+ * 10:00:00.000 occurred before `since=10:00:00.0005Z`, which Date.parse alone would have made 10:00:00.000.
+ */
+export function millisecondAtOrAfter(text: string): number {
+  const ms = Date.parse(text);
+  return SUB_MILLISECOND.test(text) ? ms + 1 : ms;
+}
+
 function alertsRoute({ sql }: QueryDeps): QueryHandler<typeof querySchemas.alerts> {
   return async (_request, _params, { type, since, limit }) => {
+    const from = since === undefined ? undefined : millisecondAtOrAfter(since);
+    // No alert occurs after the last storable instant (nor can PostgreSQL be asked about year 10000).
+    if (from !== undefined && from > LATEST_TIME_MS) return Response.json({ items: [] });
     const items = await query(
       "alerts",
-      () => listAlerts(sql, { type, since: since === undefined ? undefined : new Date(since), limit }),
+      () => listAlerts(sql, { type, since: from === undefined ? undefined : new Date(from), limit }),
     );
     return Response.json({ items });
   };
@@ -395,12 +410,14 @@ function doc(
   description: string,
   extra: Record<number, string>,
   answer?: z.ZodType,
+  pathParams?: OperationDoc["pathParams"],
 ): OperationDoc {
   return {
     operationId,
     summary,
     description,
     tags: ["queries"],
+    ...(pathParams ? { pathParams } : {}),
     responses: {
       200: json(summary, answer),
       ...Object.fromEntries(Object.entries(extra).map(([status, what]) => [status, problemDoc(Number(status), what)])),
@@ -426,8 +443,9 @@ export function queryRoutes(deps: QueryDeps): Route[] {
         "getUserRecommendations",
         "A user's latest recommendations",
         "`items` is empty for a known user without recommendations yet.",
-        { 400: "A query parameter was given (this route takes none)", 404: "No user with this id" },
+        { 400: `${MALFORMED_ID}, or a query parameter was given (this route takes none)`, 404: "No user with this id" },
         recommendationsAnswer,
+        idPathParam("user"),
       ),
     }),
     routeWithQuery({
@@ -439,8 +457,12 @@ export function queryRoutes(deps: QueryDeps): Route[] {
         "getRelatedProducts",
         "Products related to a product (co-viewed and co-bought)",
         "Ranked by co-occurrence score (co-views + RECS_CO_BOUGHT_WEIGHT × co-buys), best first, from every candidate the product counts (RELATED_CANDIDATES co-viewed and as many co-bought).",
-        { 400: "Invalid `limit`, or a repeated or unknown parameter", 404: "No product with this id" },
+        {
+          400: `${MALFORMED_ID}, or an invalid \`limit\`, or a repeated or unknown parameter`,
+          404: "No product with this id",
+        },
         relatedAnswer,
+        idPathParam("product"),
       ),
     }),
     routeWithQuery({

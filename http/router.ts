@@ -27,7 +27,8 @@ export function createRouter(routes: readonly Route[]): (request: Request) => Pr
       const match = route.pattern.exec(request.url);
       if (!match) continue;
       if (route.method !== request.method && !(route.method === "GET" && request.method === "HEAD")) {
-        allowed.push(route.method);
+        // A GET route answers HEAD too (RFC 9110), so Allow names it: clients read Allow as all a path takes.
+        allowed.push(...(route.method === "GET" ? ["GET", "HEAD"] : [route.method]));
         continue;
       }
       return await route.handler(request, decodeParams(match.pathname.groups));

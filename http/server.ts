@@ -13,6 +13,26 @@ const UNMATCHED_ROUTE = "(unmatched)";
 /** Methods a metric label names; any other a client sends (any token is a method) is "other", not a new series. */
 const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
 
+/**
+ * Cache-Control of every answer: each is the state of its moment (a user's live state, the latest figures, readiness),
+ * so no cache, a proxy's included, may keep one and serve it again.
+ */
+export const CACHE_CONTROL = "no-store";
+
+/** `response` with a Cache-Control header, unless its handler gave it one. */
+function uncached(response: Response): Response {
+  if (response.headers.has("cache-control")) return response;
+  try {
+    response.headers.set("cache-control", CACHE_CONTROL);
+    return response;
+  } catch {
+    // Immutable headers (a fetched response passed on as it came): copied into a response of our own.
+    const headers = new Headers(response.headers);
+    headers.set("cache-control", CACHE_CONTROL);
+    return new Response(response.body, { status: response.status, statusText: response.statusText, headers });
+  }
+}
+
 /** Turns routes into a fetch handler that never throws; reports each request to `instrumentation`. */
 export function createHandler(
   routes: readonly Route[],
@@ -45,6 +65,7 @@ export function createHandler(
         });
       }
     }
+    response = uncached(response);
     instrumentation?.emit({
       type: "http_request",
       route: matched.get(request) ?? UNMATCHED_ROUTE,

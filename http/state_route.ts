@@ -62,6 +62,14 @@ export function stateRoute(reader: StateReader, kind: StateKind): RouteHandler {
   };
 }
 
+/** The `id` path parameter of a route about a `kind`, as the router takes it (decoded, non-empty), for OpenAPI. */
+export function idPathParam(kind: string): NonNullable<OperationDoc["pathParams"]> {
+  return { id: { description: `The ${kind} id (percent-encoded)`, schema: z.string().min(1) } };
+}
+
+/** Why a route with an `id` in its path answers 400 whatever its parameters: the router cannot decode the id. */
+export const MALFORMED_ID = "The id is not valid percent-encoded UTF-8 (or holds U+0000)";
+
 /** The route's OpenAPI operation. */
 export function stateRouteDoc(kind: StateKind): OperationDoc {
   const { title, what, answer } = KINDS[kind];
@@ -71,10 +79,10 @@ export function stateRouteDoc(kind: StateKind): OperationDoc {
     description: "Answered from live memory, or by the instance owning the key's partition, or else from the " +
       "last checkpoint and then marked with `asOf`. `instance` names the instance that answered.",
     tags: ["queries"],
-    pathParams: { id: { description: `The ${kind} id (percent-encoded)`, schema: z.string().min(1) } },
+    pathParams: idPathParam(kind),
     responses: {
       200: { description: `The ${kind}'s state`, content: { [JSON_CONTENT_TYPE]: { schema: answer } } },
-      400: problemDoc(400, "The id is not valid percent-encoded UTF-8, or a query parameter was given (none is taken)"),
+      400: problemDoc(400, `${MALFORMED_ID}, or a query parameter was given (none is taken)`),
       404: problemDoc(404, `No ${kind} with this id`),
       503: problemDoc(503, "The database is unavailable; retry later"),
     },

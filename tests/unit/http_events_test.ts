@@ -300,7 +300,7 @@ Deno.test("unknown routes answer 404, wrong methods 405 with Allow, both as prob
   assert.equal(wrong.headers.get("allow"), "POST");
   await problem(wrong, 405);
   const put = await handle(new Request(`${BASE}/v1/users/alice`, { method: "PUT", body: "{}" }));
-  assert.equal(put.headers.get("allow"), "GET");
+  assert.equal(put.headers.get("allow"), "GET, HEAD");
   await problem(put, 405);
 });
 
@@ -319,6 +319,19 @@ Deno.test("a GET route answers HEAD as it answers GET (RFC 9110), and HEAD is no
   const events = await handle(new Request(`${BASE}/v1/events`, { method: "HEAD" }));
   assert.equal(events.headers.get("allow"), "POST");
   await problem(events, 405);
+});
+
+Deno.test("a 405 on a GET route lists HEAD in Allow, since it answers HEAD; OPTIONS is refused naming both", async () => {
+  const { handle } = await httpFixture();
+  for (
+    const path of ["/v1/users/alice", "/v1/users/alice/recommendations", "/v1/analytics/realtime", "/openapi.json"]
+  ) {
+    for (const method of ["OPTIONS", "PUT", "DELETE"]) {
+      const response = await handle(new Request(`${BASE}${path}`, { method }));
+      assert.equal(response.headers.get("allow"), "GET, HEAD", `${method} ${path}`);
+      await problem(response, 405);
+    }
+  }
 });
 
 Deno.test("GET /v1/users/{id} decodes the id, answers 404 for an unknown one and 400 for bad percent-encoding or NUL", async () => {

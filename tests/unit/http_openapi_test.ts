@@ -299,3 +299,16 @@ Deno.test("GET /v1/alerts, /v1/users/{id}/recommendations and /v1/products/{id}/
   const related = answer("/v1/products/{id}/related");
   assert.deepEqual(related.required, ["productId", "items", "source"]);
 });
+
+Deno.test("every path's `id` is documented as the routes take it: percent-encoded, non-empty, a 400 when malformed", async () => {
+  const doc = await fetchDocument();
+  const withId = Object.entries(doc.paths).filter(([path]) => path.includes("{id}"));
+  assert.ok(withId.length >= 4, "users, products, recommendations and related products");
+  for (const [path, operations] of withId) {
+    const get = (operations as Json).get;
+    const id = get.parameters.find((p: Json) => p.in === "path" && p.name === "id");
+    assert.equal(id.schema.minLength, 1, `${path}: an empty id matches no route`);
+    assert.match(id.description ?? "", /percent-encoded/, path);
+    assert.match(get.responses["400"].description, /percent-encoded/, `${path}: a malformed id is a 400`);
+  }
+});

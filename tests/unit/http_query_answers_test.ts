@@ -72,3 +72,33 @@ Deno.test("GET /v1/products/{id}/related answers the documented RelatedProducts"
   // p3: one co-view and one co-buy (weight 3) = 4, ahead of p2's three co-views.
   assert.deepEqual(body.items, [{ productId: "p3", score: 4 }, { productId: "p2", score: 3 }]);
 });
+
+Deno.test("query answers, their problems and the operations' answers tell caches not to keep them (no-store)", async () => {
+  // Live state and figures change with every event: a proxy's cache must not serve a user or product from minutes ago.
+  const { handle } = await httpFixture(reader, undefined, sqlAnswering([]));
+  for (
+    const [path, status] of [
+      ["/v1/users/alice", 200],
+      ["/v1/users/alice/recommendations", 200],
+      ["/v1/products/nobody", 404],
+      ["/v1/products/p1/related", 200],
+      ["/v1/analytics/realtime", 200],
+      ["/v1/analytics/funnel?window=1h", 200],
+      ["/v1/analytics/top-products?window=all", 200],
+      ["/v1/alerts", 200],
+      ["/v1/users/nobody", 404],
+      ["/v1/alerts?limit=0", 400],
+      ["/v1/nothing", 404],
+      ["/healthz", 200],
+      ["/readyz", 200],
+      ["/openapi.json", 200],
+    ] as const
+  ) {
+    for (const method of ["GET", "HEAD"]) {
+      const response = await handle(new Request(`${BASE}${path}`, { method }));
+      await response.body?.cancel();
+      assert.equal(response.status, status, `${method} ${path}`);
+      assert.equal(response.headers.get("cache-control"), "no-store", `${method} ${path}`);
+    }
+  }
+});

@@ -116,3 +116,24 @@ Deno.test("before any event, rankings end at the wall clock and say so (`referen
     assert.equal(body.to, new Date(NOW).toISOString(), path);
   }
 });
+
+Deno.test("GET /v1/alerts sends a `since` with digits past the millisecond rounded up, so no earlier alert is listed", async () => {
+  // Alerts are stored to the millisecond: one at 10:10:00.000 occurred before 10:10:00.0005 and must not be listed.
+  for (
+    const [since, sent] of [
+      ["2026-11-22T10:10:00.0005Z", "2026-11-22T10:10:00.001Z"],
+      ["2026-11-22T10:10:00.999001Z", "2026-11-22T10:10:01.000Z"],
+      ["2026-11-22T11:10:00.0000001%2B01:00", "2026-11-22T10:10:00.001Z"],
+      ["2026-11-22T10:10:00.123000Z", "2026-11-22T10:10:00.123Z"],
+      ["2026-11-22T10:10:00Z", "2026-11-22T10:10:00.000Z"],
+    ]
+  ) {
+    const { status, values } = await get(`/v1/alerts?since=${since}`);
+    assert.equal(status, 200, since);
+    const dates = values.filter((v): v is Date => v instanceof Date).map((d) => d.toISOString());
+    assert.deepEqual(dates, [sent], since);
+  }
+  // Rounded up past the last storable instant: no alert can be that late, and PostgreSQL is not asked about year 10000.
+  const last = await get("/v1/alerts?since=9999-12-31T23:59:59.9995Z");
+  assert.deepEqual([last.status, last.body, last.values], [200, { items: [] }, []]);
+});
