@@ -105,7 +105,9 @@ function handle(state: UserState, event: StoredEvent, ctx: ActorContext, s: Doma
     reached = stagesBetween(placement === "new" ? null : state.session!.stage, session.stage);
     next = { ...next, session, funnelStage: session.stage };
   }
-  const sessionName = `${state.userId}/${late ? "late" : next.session!.id}`;
+  // By number, fixed when the session opens and unique per user: its id changes when a session opened without a
+  // sessionId adopts the client's, and a client id can come back after another (a new session each time).
+  const sessionName = `${state.userId}/${late ? "late" : next.session!.number}`;
   const step = new UserStep(ctx, s, state.userId, at, sessionName, late, reached, Date.parse(event.receivedAt));
 
   switch (event.type) {

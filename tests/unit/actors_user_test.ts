@@ -5,6 +5,7 @@ import type { ProductFact } from "../../actors/facts.ts";
 import { domainSettings } from "../../actors/settings.ts";
 import { iso } from "../../actors/alerts.ts";
 import { UserStep } from "../../actors/user_step.ts";
+import { recentTotals } from "../../actors/global.ts";
 import { EventBuilder, fold } from "../helpers/fold.ts";
 import { parseJson } from "../../engine/json_parse.ts";
 import { Harness } from "../helpers/runtime.ts";
@@ -336,7 +337,7 @@ Deno.test("user facts: a view goes to its product with the session's co-viewed p
     recommend: { exclude: [] },
     factId: views[0].factId,
     userId: "u",
-    session: "u/auto-1",
+    session: "u/1",
     at: b.time(0),
     productId: "p1",
   });
@@ -383,7 +384,7 @@ Deno.test("user analytics: one activity fact per distinct event, with page load 
   const first = activity[0].value as Record<string, unknown>;
   assert.equal(first.type, "page_viewed");
   assert.equal(first.loadTime, 1.25);
-  assert.equal(first.session, "u/s");
+  assert.equal(first.session, "u/1", "the user's first session");
 });
 
 Deno.test("createUserLogic(settings) applies its settings; userLogic uses the defaults", async () => {
@@ -609,6 +610,28 @@ Deno.test("a change of client sessionId starts a new session, even between ids t
   ]);
   assert.equal(r.users.get("u")!.sessionCount, 1);
   assert.equal(r.users.get("u")!.session!.id, "tab-a");
+});
+
+Deno.test("user facts name each session once: one that adopts the client's id, and ids that come back, as the user counts them", async () => {
+  const b = new EventBuilder();
+  // One session: its first page view came before the storefront had a sessionId, the next events carry one.
+  const adopted = await fold([
+    b.event("page_viewed", "u", 0, { url: "/" }),
+    b.event("product_viewed", "u", 10, { productId: "p1" }, { sessionId: "tab-a" }),
+    b.event("product_added_to_cart", "u", 20, { productId: "p1", price: 5 }, { sessionId: "tab-a" }),
+  ]);
+  assert.equal(adopted.users.get("u")!.sessionCount, 1);
+  assert.equal(new Set(activities(adopted).map((f) => f.session)).size, 1);
+  assert.equal(recentTotals(adopted.global!, 15)!.activeSessions, 1, "one session, counted twice");
+  // Three sessions (SPEC: a new one when the sessionId changes), two of them with the same client id.
+  const back = await fold([
+    b.event("page_viewed", "v", 0, { url: "/" }, { sessionId: "tab-a" }),
+    b.event("page_viewed", "v", 10, { url: "/" }, { sessionId: "tab-b" }),
+    b.event("page_viewed", "v", 20, { url: "/" }, { sessionId: "tab-a" }),
+  ]);
+  assert.equal(back.users.get("v")!.sessionCount, 3);
+  assert.equal(new Set(activities(back).map((f) => f.session)).size, 3);
+  assert.equal(recentTotals(back.global!, 15)!.activeSessions, 3, "the third session taken for the first");
 });
 
 Deno.test("the runtime, like the fold, lets a checkout at exactly the cart's deadline cancel its abandonment", async () => {
