@@ -922,6 +922,36 @@ Deno.test("user orders: a late order keeps the latest as lastOrder, moves firstO
   assert.equal(productFacts(r).filter((f) => f.fact === "co_occurrence").length, 0);
 });
 
+Deno.test("user orders: a late order is scored and alerted, but the view's fraud stays the latest order's, as lastOrder", async () => {
+  const b = new EventBuilder(Date.UTC(2026, 0, 5, 3, 0, 0)); // 03:00 UTC: night_time
+  const order = (id: string, seconds: number, total: number) =>
+    b.event("order_completed", "u", seconds, {
+      orderId: id,
+      items: [{ productId: "p1", quantity: 1, price: total }],
+      total,
+    });
+  const settings = domainSettings({ FRAUD_ALERT_THRESHOLD: 0.5 });
+  const r = await fold([order("o2", 4 * HOUR, 1200), order("o1", 0, 600)], { partitions: 1, settings });
+  const u = r.users.get("u")!;
+  assert.equal(u.orders.lastOrder?.orderId, "o2");
+  assert.deepEqual(u.fraud, {
+    orderId: "o2",
+    score: 0.6,
+    signals: ["high_total", "first_order_high"],
+    suspected: true,
+  });
+  // The late order is still scored against the orders dated before it, and its alert raised.
+  const alerts = r.alerts.map((a) => [a.details.orderId, a.details.score, a.details.signals]);
+  assert.deepEqual(alerts, [["o2", 0.6, ["high_total", "first_order_high"]], ["o1", 0.5, [
+    "night_time",
+    "first_order_high",
+  ]]]);
+  // Orders of the same instant follow their arrival order: the later arrival is the latest.
+  const tie = await fold([order("o3", 0, 10), order("o4", 0, 20)], { partitions: 1 });
+  assert.equal(tie.users.get("u")!.fraud?.orderId, "o4");
+  assert.equal(tie.users.get("u")!.orders.lastOrder?.orderId, "o4");
+});
+
 Deno.test("user orders: the average order value is rounded to the thousandth; the kept history is bounded", async () => {
   const b = new EventBuilder();
   const order = (id: string, seconds: number, total: number) =>
