@@ -10,7 +10,7 @@
  * | `night_time` | placed between FRAUD_NIGHT_START_HOUR and FRAUD_NIGHT_END_HOUR, in UTC shifted by FRAUD_NIGHT_UTC_OFFSET_MINUTES (the event's occurredAt; the store's time zone is a setting, not a guess) |
  * | `first_order_high` | the user's first order and total > FRAUD_FIRST_ORDER_TOTAL |
  * | `aov_spike` | after FRAUD_AOV_MIN_ORDERS or more orders, total ≥ FRAUD_AOV_MULTIPLIER × the average order value |
- * | `distinct_payment_or_country` | FRAUD_DISTINCT_LIMIT or more distinct payment methods, or shipping countries, among the orders of the last FRAUD_DISTINCT_HOURS (this one included) |
+ * | `distinct_payment_or_country` | FRAUD_DISTINCT_LIMIT or more distinct payment methods, or shipping countries (blank ones are none), among the orders of the last FRAUD_DISTINCT_HOURS (this one included) |
  */
 import { atLeastTimes, toMillis } from "./money.ts";
 import type { DomainSettings } from "./settings.ts";
@@ -98,8 +98,8 @@ export function assessFraud(order: ScoredOrder, history: OrderHistoryView, s: Do
 
   const distinctFrom = order.at - minutesMs(s.FRAUD_DISTINCT_HOURS * 60);
   const window = [order, ...history.recent.filter((_, i) => times[i] >= distinctFrom && times[i] <= order.at)];
-  const methods = new Set(window.map((o) => o.paymentMethod).filter((m) => m !== undefined));
-  const countries = new Set(window.map((o) => o.shippingCountry).filter((c) => c !== undefined));
+  const methods = new Set(window.map((o) => o.paymentMethod).filter(isGiven));
+  const countries = new Set(window.map((o) => o.shippingCountry).filter(isGiven));
   if (methods.size >= s.FRAUD_DISTINCT_LIMIT || countries.size >= s.FRAUD_DISTINCT_LIMIT) {
     fired.push(["distinct_payment_or_country", s.FRAUD_DISTINCT_WEIGHT]);
   }
@@ -107,6 +107,11 @@ export function assessFraud(order: ScoredOrder, history: OrderHistoryView, s: Do
   const sum = fired.reduce((total, [, weight]) => total + weight, 0);
   const score = Math.round(Math.min(1, sum) * 1e6) / 1e6;
   return { score, signals: fired.map(([signal]) => signal), suspected: score >= s.FRAUD_ALERT_THRESHOLD };
+}
+
+/** A payment method or shipping country the order names: a blank one ("", a storefront's unknown) is none. */
+function isGiven(value: string | undefined): value is string {
+  return value !== undefined && value.trim() !== "";
 }
 
 /** Whether `at` falls in the night window, in the configured offset from UTC. */
