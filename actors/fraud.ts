@@ -12,6 +12,7 @@
  * | `aov_spike` | after FRAUD_AOV_MIN_ORDERS or more orders, total ≥ FRAUD_AOV_MULTIPLIER × the average order value |
  * | `distinct_payment_or_country` | FRAUD_DISTINCT_LIMIT or more distinct payment methods, or shipping countries (blank ones are none), among the orders of the last FRAUD_DISTINCT_HOURS (this one included) |
  */
+import { givenLabel } from "./labels.ts";
 import { atLeastTimes, toMillis } from "./money.ts";
 import type { DomainSettings } from "./settings.ts";
 import { minutesMs } from "./settings.ts";
@@ -98,8 +99,8 @@ export function assessFraud(order: ScoredOrder, history: OrderHistoryView, s: Do
 
   const distinctFrom = order.at - minutesMs(s.FRAUD_DISTINCT_HOURS * 60);
   const window = [order, ...history.recent.filter((_, i) => times[i] >= distinctFrom && times[i] <= order.at)];
-  const methods = new Set(window.map((o) => o.paymentMethod).filter(isGiven));
-  const countries = new Set(window.map((o) => o.shippingCountry).filter(isGiven));
+  const methods = new Set(window.map((o) => o.paymentMethod).map(givenLabel).filter((v) => v !== undefined));
+  const countries = new Set(window.map((o) => o.shippingCountry).map(givenLabel).filter((v) => v !== undefined));
   if (methods.size >= s.FRAUD_DISTINCT_LIMIT || countries.size >= s.FRAUD_DISTINCT_LIMIT) {
     fired.push(["distinct_payment_or_country", s.FRAUD_DISTINCT_WEIGHT]);
   }
@@ -107,11 +108,6 @@ export function assessFraud(order: ScoredOrder, history: OrderHistoryView, s: Do
   const sum = fired.reduce((total, [, weight]) => total + weight, 0);
   const score = Math.round(Math.min(1, sum) * 1e6) / 1e6;
   return { score, signals: fired.map(([signal]) => signal), suspected: score >= s.FRAUD_ALERT_THRESHOLD };
-}
-
-/** A payment method or shipping country the order names: a blank one ("", a storefront's unknown) is none. */
-function isGiven(value: string | undefined): value is string {
-  return value !== undefined && value.trim() !== "";
 }
 
 /** Whether `at` falls in the night window, in the configured offset from UTC. */

@@ -11,6 +11,7 @@ import { clearCart, isEmpty } from "./cart.ts";
 import type { StoredEventOf } from "./events.ts";
 import { MAX_FACT_LIST } from "./facts.ts";
 import { assessFraud, type PastOrder } from "./fraud.ts";
+import { givenLabel } from "./labels.ts";
 import { fromMillis, toMillis } from "./money.ts";
 import { addTo, get } from "./records.ts";
 import { pushRecent } from "./session.ts";
@@ -44,7 +45,7 @@ export function applyOrder(state: UserState, event: StoredEventOf<"order_complet
     const line = lines.get(item.productId) ?? { quantity: 0, revenueMillis: 0 };
     line.quantity += item.quantity;
     line.revenueMillis += toMillis(item.quantity * item.price);
-    line.category ??= item.category ?? get(state.cart.items, item.productId)?.category;
+    line.category ??= givenLabel(item.category) ?? givenLabel(get(state.cart.items, item.productId)?.category);
     lines.set(item.productId, line);
   }
   const products = [...lines.keys()];

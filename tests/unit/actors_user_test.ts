@@ -987,6 +987,31 @@ Deno.test("user orders: co-bought neighbours within RECS_SESSION_ITEMS positions
   assert.deepEqual(activities(r)[1].categoryRevenue, { shoes: 4000, unknown: 8000 });
 });
 
+Deno.test('user orders: a blank category is none given: revenue by category has no category named ""', async () => {
+  // Storefronts send "" for a product they have not categorised; the product actor already takes it for none.
+  const b = new EventBuilder();
+  const r = await fold([
+    b.event("product_added_to_cart", "u", 0, { productId: "a", quantity: 1, price: 4, category: "shoes" }),
+    b.event("product_added_to_cart", "u", 10, { productId: "a", quantity: 1, price: 4, category: "" }),
+    b.event("order_completed", "u", 60, {
+      orderId: "o",
+      items: [
+        { productId: "a", quantity: 2, price: 4, category: "" }, // the cart's category
+        { productId: "b", quantity: 1, price: 4, category: "" }, // none at all
+      ],
+      total: 12,
+    }),
+  ]);
+  assert.equal(r.users.get("u")!.orders.count, 1);
+  assert.deepEqual(activities(r)[2].categoryRevenue, { shoes: 8000, unknown: 4000 });
+  assert.deepEqual(recentTotals(r.global!, 15)!.revenueByCategory, { shoes: 8, unknown: 4 });
+  const ordered = productFacts(r).filter((f) => f.fact === "product_ordered");
+  assert.deepEqual(ordered.map((f) => f.fact === "product_ordered" && [f.productId, f.category ?? null]), [
+    ["a", "shoes"],
+    ["b", null],
+  ]);
+});
+
 Deno.test("user facts: a late product view pairs with nothing in the current session and leaves its list alone", async () => {
   const b = new EventBuilder();
   const r = await fold([
