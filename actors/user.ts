@@ -15,6 +15,7 @@ import { addToCart, type Cart, closedByOrder, convertCart, isEmpty, removeFromCa
 import { decodeEvent } from "./decode.ts";
 import { admitHash } from "./dedupe.ts";
 import { hash52 } from "./hash.ts";
+import { givenLabel } from "./labels.ts";
 import { MAX_FACT_LIST } from "./facts.ts";
 import { clockTimeOf, type StoredEvent, type StoredEventOf } from "./events.ts";
 import { toMillis } from "./money.ts";
@@ -134,7 +135,9 @@ function handle(state: UserState, event: StoredEvent, ctx: ActorContext, s: Doma
 }
 
 function viewProduct(state: UserState, event: StoredEventOf<"product_viewed">, step: UserStep): UserState {
-  const { productId, price, category, brand } = event.properties;
+  const { productId, price } = event.properties;
+  const category = givenLabel(event.properties.category);
+  const brand = givenLabel(event.properties.brand);
   const s = step.settings;
   let session = state.session;
   let coViewed: string[] = [];
@@ -165,7 +168,9 @@ function viewProduct(state: UserState, event: StoredEventOf<"product_viewed">, s
 }
 
 function addProduct(state: UserState, event: StoredEventOf<"product_added_to_cart">, step: UserStep): UserState {
-  const { productId, quantity, price, category, brand } = event.properties;
+  const { productId, quantity, price } = event.properties;
+  const category = givenLabel(event.properties.category);
+  const brand = givenLabel(event.properties.brand);
   const cart = closedByOrder(state.cart, step.at)
     ? state.cart
     : addToCart(state.cart, productId, { quantity, price, category, brand }, step.at);

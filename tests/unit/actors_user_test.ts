@@ -1010,6 +1010,15 @@ Deno.test('user orders: a blank category is none given: revenue by category has 
     ["a", "shoes"],
     ["b", null],
   ]);
+  // Nor does a product hear of a blank category or brand from a view or a cart add (it ignored "", not spaces).
+  const spaces = await fold([
+    b.event("product_viewed", "u", 0, { productId: "c", category: " ", brand: "  " }),
+    b.event("product_added_to_cart", "u", 10, { productId: "d", price: 1, category: " ", brand: " " }),
+  ]);
+  for (const id of ["c", "d"]) {
+    const product = spaces.persisted("product", id) as { category: string | null; brand: string | null };
+    assert.deepEqual([product.category, product.brand], [null, null], id);
+  }
 });
 
 Deno.test("user facts: a late product view pairs with nothing in the current session and leaves its list alone", async () => {
