@@ -5,6 +5,7 @@
  * all of it, removing what is not in the cart changes nothing.
  */
 import { iso } from "./alerts.ts";
+import { givenLabel } from "./labels.ts";
 import { fromMillis, toMillis } from "./money.ts";
 import { get, put, withEntry } from "./records.ts";
 
@@ -64,8 +65,8 @@ export function addToCart(
   at: number,
 ): Cart {
   const previous = get(cart.items, productId);
-  const category = line.category ?? previous?.category;
-  const brand = line.brand ?? previous?.brand;
+  const category = givenLabel(line.category) ?? previous?.category;
+  const brand = givenLabel(line.brand) ?? previous?.brand;
   const item: CartItem = {
     quantity: (previous?.quantity ?? 0) + line.quantity,
     price: line.price,

@@ -140,14 +140,42 @@ const BUSINESS_ALERT_WINDOWS = [
 /**
  * Problems between domain settings that each pass alone, as messages naming both settings; the
  * configuration (engine/config.ts) refuses to start with any. A business alert's window longer than
- * ANALYTICS_RETENTION_MINUTES was silently cut to the retention (actors/global.ts, `evaluate`).
+ * ANALYTICS_RETENTION_MINUTES was silently cut to the retention (actors/global.ts, `evaluate`), and a
+ * fraud threshold beyond the kept order history silently never fired.
  */
 export function domainSettingsConflicts(s: DomainSettings): string[] {
-  return BUSINESS_ALERT_WINDOWS.filter((name) => s[name] > s.ANALYTICS_RETENTION_MINUTES).map((name) =>
+  const windows = BUSINESS_ALERT_WINDOWS.filter((name) => s[name] > s.ANALYTICS_RETENTION_MINUTES).map((name) =>
     `Cannot evaluate ${name} over minutes the global actor no longer keeps: current value is ${s[name]}, ` +
     `above ANALYTICS_RETENTION_MINUTES (${s.ANALYTICS_RETENTION_MINUTES}); lower ${name} or raise ` +
     "ANALYTICS_RETENTION_MINUTES"
   );
+  return [...windows, ...orderHistoryConflicts(s)];
+}
+
+/**
+ * Fraud signals that count a user's kept earlier orders (actors/fraud.ts) and so never fire when the history kept
+ * (USER_RECENT_ORDERS) is too short to reach their threshold: order_velocity needs more than FRAUD_VELOCITY_ORDERS
+ * earlier orders, distinct_payment_or_country FRAUD_DISTINCT_LIMIT orders counting the one scored.
+ */
+function orderHistoryConflicts(s: DomainSettings): string[] {
+  const kept = s.USER_RECENT_ORDERS;
+  const conflicts: string[] = [];
+  if (s.FRAUD_VELOCITY_ORDERS >= kept) {
+    conflicts.push(
+      `Cannot fire order_velocity: FRAUD_VELOCITY_ORDERS is ${s.FRAUD_VELOCITY_ORDERS}, but USER_RECENT_ORDERS ` +
+        `(${kept}) keeps at most ${kept} earlier orders, and the signal needs more than FRAUD_VELOCITY_ORDERS; ` +
+        `raise USER_RECENT_ORDERS above ${s.FRAUD_VELOCITY_ORDERS} or lower FRAUD_VELOCITY_ORDERS`,
+    );
+  }
+  if (s.FRAUD_DISTINCT_LIMIT > kept + 1) {
+    conflicts.push(
+      `Cannot fire distinct_payment_or_country: FRAUD_DISTINCT_LIMIT is ${s.FRAUD_DISTINCT_LIMIT}, but ` +
+        `USER_RECENT_ORDERS (${kept}) keeps at most ${kept} earlier orders, so an order is compared with at most ` +
+        `${kept + 1} payment methods or countries; raise USER_RECENT_ORDERS to at least ` +
+        `${s.FRAUD_DISTINCT_LIMIT - 1} or lower FRAUD_DISTINCT_LIMIT`,
+    );
+  }
+  return conflicts;
 }
 
 /** Names of every domain setting, for documentation and the configuration module. */

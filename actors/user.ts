@@ -15,6 +15,7 @@ import { addToCart, type Cart, closedByOrder, convertCart, isEmpty, removeFromCa
 import { decodeEvent } from "./decode.ts";
 import { admitHash } from "./dedupe.ts";
 import { hash52 } from "./hash.ts";
+import { givenLabel } from "./labels.ts";
 import { MAX_FACT_LIST } from "./facts.ts";
 import { clockTimeOf, type StoredEvent, type StoredEventOf } from "./events.ts";
 import { toMillis } from "./money.ts";
@@ -105,7 +106,9 @@ function handle(state: UserState, event: StoredEvent, ctx: ActorContext, s: Doma
     reached = stagesBetween(placement === "new" ? null : state.session!.stage, session.stage);
     next = { ...next, session, funnelStage: session.stage };
   }
-  const sessionName = `${state.userId}/${late ? "late" : next.session!.id}`;
+  // By number, fixed when the session opens and unique per user: its id changes when a session opened without a
+  // sessionId adopts the client's, and a client id can come back after another (a new session each time).
+  const sessionName = `${state.userId}/${late ? "late" : next.session!.number}`;
   const step = new UserStep(ctx, s, state.userId, at, sessionName, late, reached, Date.parse(event.receivedAt));
 
   switch (event.type) {
@@ -132,7 +135,9 @@ function handle(state: UserState, event: StoredEvent, ctx: ActorContext, s: Doma
 }
 
 function viewProduct(state: UserState, event: StoredEventOf<"product_viewed">, step: UserStep): UserState {
-  const { productId, price, category, brand } = event.properties;
+  const { productId, price } = event.properties;
+  const category = givenLabel(event.properties.category);
+  const brand = givenLabel(event.properties.brand);
   const s = step.settings;
   let session = state.session;
   let coViewed: string[] = [];
@@ -163,7 +168,9 @@ function viewProduct(state: UserState, event: StoredEventOf<"product_viewed">, s
 }
 
 function addProduct(state: UserState, event: StoredEventOf<"product_added_to_cart">, step: UserStep): UserState {
-  const { productId, quantity, price, category, brand } = event.properties;
+  const { productId, quantity, price } = event.properties;
+  const category = givenLabel(event.properties.category);
+  const brand = givenLabel(event.properties.brand);
   const cart = closedByOrder(state.cart, step.at)
     ? state.cart
     : addToCart(state.cart, productId, { quantity, price, category, brand }, step.at);

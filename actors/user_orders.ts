@@ -11,6 +11,7 @@ import { clearCart, isEmpty } from "./cart.ts";
 import type { StoredEventOf } from "./events.ts";
 import { MAX_FACT_LIST } from "./facts.ts";
 import { assessFraud, type PastOrder } from "./fraud.ts";
+import { givenLabel } from "./labels.ts";
 import { fromMillis, toMillis } from "./money.ts";
 import { addTo, get } from "./records.ts";
 import { pushRecent } from "./session.ts";
@@ -44,7 +45,7 @@ export function applyOrder(state: UserState, event: StoredEventOf<"order_complet
     const line = lines.get(item.productId) ?? { quantity: 0, revenueMillis: 0 };
     line.quantity += item.quantity;
     line.revenueMillis += toMillis(item.quantity * item.price);
-    line.category ??= item.category ?? get(state.cart.items, item.productId)?.category;
+    line.category ??= givenLabel(item.category) ?? givenLabel(get(state.cart.items, item.productId)?.category);
     lines.set(item.productId, line);
   }
   const products = [...lines.keys()];
@@ -91,6 +92,8 @@ export function applyOrder(state: UserState, event: StoredEventOf<"order_complet
   const units = [...lines.values()].reduce((n, l) => n + l.quantity, 0);
   const summary = { orderId: p.orderId, at: iso(at), total: p.total, currency: p.currency, items: lines.size, units };
   const first = state.orders.firstOrderAt;
+  // A late order (event time) is scored and alerted, but the latest order stays the one summarised, fraud included.
+  const latest = !(last && Date.parse(last.at) > at);
 
   let alerts = state.alerts;
   if (fraud.suspected) {
@@ -118,11 +121,11 @@ export function applyOrder(state: UserState, event: StoredEventOf<"order_complet
       revenueMillis,
       averageOrderValue: Math.round(revenueMillis / count) / 1000,
       firstOrderAt: first && Date.parse(first) <= at ? first : iso(at),
-      lastOrder: last && Date.parse(last.at) > at ? last : summary,
+      lastOrder: latest ? summary : last,
       recent: [past, ...state.orders.recent].slice(0, s.USER_RECENT_ORDERS),
     },
     purchasedProducts: pushRecent(state.purchasedProducts, products, s.RECS_EXCLUDE_LIMIT),
-    fraud: { ...fraud, orderId: p.orderId },
+    fraud: latest ? { ...fraud, orderId: p.orderId } : state.fraud,
     alerts,
   };
 }

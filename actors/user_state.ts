@@ -75,7 +75,7 @@ export interface UserState {
   readonly orders: OrderHistory;
   /** Products bought, most recent first, at most RECS_EXCLUDE_LIMIT: excluded from recommendations. */
   readonly purchasedProducts: readonly string[];
-  /** The fraud assessment of the latest order. */
+  /** The fraud assessment of the latest order (event time, as `orders.lastOrder`). */
   readonly fraud: (FraudAssessment & { readonly orderId: string }) | null;
   readonly abandonedCarts: number;
   /**

@@ -5,6 +5,7 @@ import type { ProductFact } from "../../actors/facts.ts";
 import { domainSettings } from "../../actors/settings.ts";
 import { iso } from "../../actors/alerts.ts";
 import { UserStep } from "../../actors/user_step.ts";
+import { recentTotals } from "../../actors/global.ts";
 import { EventBuilder, fold } from "../helpers/fold.ts";
 import { parseJson } from "../../engine/json_parse.ts";
 import { Harness } from "../helpers/runtime.ts";
@@ -336,7 +337,7 @@ Deno.test("user facts: a view goes to its product with the session's co-viewed p
     recommend: { exclude: [] },
     factId: views[0].factId,
     userId: "u",
-    session: "u/auto-1",
+    session: "u/1",
     at: b.time(0),
     productId: "p1",
   });
@@ -383,7 +384,7 @@ Deno.test("user analytics: one activity fact per distinct event, with page load 
   const first = activity[0].value as Record<string, unknown>;
   assert.equal(first.type, "page_viewed");
   assert.equal(first.loadTime, 1.25);
-  assert.equal(first.session, "u/s");
+  assert.equal(first.session, "u/1", "the user's first session");
 });
 
 Deno.test("createUserLogic(settings) applies its settings; userLogic uses the defaults", async () => {
@@ -609,6 +610,28 @@ Deno.test("a change of client sessionId starts a new session, even between ids t
   ]);
   assert.equal(r.users.get("u")!.sessionCount, 1);
   assert.equal(r.users.get("u")!.session!.id, "tab-a");
+});
+
+Deno.test("user facts name each session once: one that adopts the client's id, and ids that come back, as the user counts them", async () => {
+  const b = new EventBuilder();
+  // One session: its first page view came before the storefront had a sessionId, the next events carry one.
+  const adopted = await fold([
+    b.event("page_viewed", "u", 0, { url: "/" }),
+    b.event("product_viewed", "u", 10, { productId: "p1" }, { sessionId: "tab-a" }),
+    b.event("product_added_to_cart", "u", 20, { productId: "p1", price: 5 }, { sessionId: "tab-a" }),
+  ]);
+  assert.equal(adopted.users.get("u")!.sessionCount, 1);
+  assert.equal(new Set(activities(adopted).map((f) => f.session)).size, 1);
+  assert.equal(recentTotals(adopted.global!, 15)!.activeSessions, 1, "one session, counted twice");
+  // Three sessions (SPEC: a new one when the sessionId changes), two of them with the same client id.
+  const back = await fold([
+    b.event("page_viewed", "v", 0, { url: "/" }, { sessionId: "tab-a" }),
+    b.event("page_viewed", "v", 10, { url: "/" }, { sessionId: "tab-b" }),
+    b.event("page_viewed", "v", 20, { url: "/" }, { sessionId: "tab-a" }),
+  ]);
+  assert.equal(back.users.get("v")!.sessionCount, 3);
+  assert.equal(new Set(activities(back).map((f) => f.session)).size, 3);
+  assert.equal(recentTotals(back.global!, 15)!.activeSessions, 3, "the third session taken for the first");
 });
 
 Deno.test("the runtime, like the fold, lets a checkout at exactly the cart's deadline cancel its abandonment", async () => {
@@ -899,6 +922,36 @@ Deno.test("user orders: a late order keeps the latest as lastOrder, moves firstO
   assert.equal(productFacts(r).filter((f) => f.fact === "co_occurrence").length, 0);
 });
 
+Deno.test("user orders: a late order is scored and alerted, but the view's fraud stays the latest order's, as lastOrder", async () => {
+  const b = new EventBuilder(Date.UTC(2026, 0, 5, 3, 0, 0)); // 03:00 UTC: night_time
+  const order = (id: string, seconds: number, total: number) =>
+    b.event("order_completed", "u", seconds, {
+      orderId: id,
+      items: [{ productId: "p1", quantity: 1, price: total }],
+      total,
+    });
+  const settings = domainSettings({ FRAUD_ALERT_THRESHOLD: 0.5 });
+  const r = await fold([order("o2", 4 * HOUR, 1200), order("o1", 0, 600)], { partitions: 1, settings });
+  const u = r.users.get("u")!;
+  assert.equal(u.orders.lastOrder?.orderId, "o2");
+  assert.deepEqual(u.fraud, {
+    orderId: "o2",
+    score: 0.6,
+    signals: ["high_total", "first_order_high"],
+    suspected: true,
+  });
+  // The late order is still scored against the orders dated before it, and its alert raised.
+  const alerts = r.alerts.map((a) => [a.details.orderId, a.details.score, a.details.signals]);
+  assert.deepEqual(alerts, [["o2", 0.6, ["high_total", "first_order_high"]], ["o1", 0.5, [
+    "night_time",
+    "first_order_high",
+  ]]]);
+  // Orders of the same instant follow their arrival order: the later arrival is the latest.
+  const tie = await fold([order("o3", 0, 10), order("o4", 0, 20)], { partitions: 1 });
+  assert.equal(tie.users.get("u")!.fraud?.orderId, "o4");
+  assert.equal(tie.users.get("u")!.orders.lastOrder?.orderId, "o4");
+});
+
 Deno.test("user orders: the average order value is rounded to the thousandth; the kept history is bounded", async () => {
   const b = new EventBuilder();
   const order = (id: string, seconds: number, total: number) =>
@@ -932,6 +985,40 @@ Deno.test("user orders: co-bought neighbours within RECS_SESSION_ITEMS positions
     [["a", ["b"], "shoes"], ["b", ["a", "c"], null], ["c", ["b"], null]],
   );
   assert.deepEqual(activities(r)[1].categoryRevenue, { shoes: 4000, unknown: 8000 });
+});
+
+Deno.test('user orders: a blank category is none given: revenue by category has no category named ""', async () => {
+  // Storefronts send "" for a product they have not categorised; the product actor already takes it for none.
+  const b = new EventBuilder();
+  const r = await fold([
+    b.event("product_added_to_cart", "u", 0, { productId: "a", quantity: 1, price: 4, category: "shoes" }),
+    b.event("product_added_to_cart", "u", 10, { productId: "a", quantity: 1, price: 4, category: "" }),
+    b.event("order_completed", "u", 60, {
+      orderId: "o",
+      items: [
+        { productId: "a", quantity: 2, price: 4, category: "" }, // the cart's category
+        { productId: "b", quantity: 1, price: 4, category: "" }, // none at all
+      ],
+      total: 12,
+    }),
+  ]);
+  assert.equal(r.users.get("u")!.orders.count, 1);
+  assert.deepEqual(activities(r)[2].categoryRevenue, { shoes: 8000, unknown: 4000 });
+  assert.deepEqual(recentTotals(r.global!, 15)!.revenueByCategory, { shoes: 8, unknown: 4 });
+  const ordered = productFacts(r).filter((f) => f.fact === "product_ordered");
+  assert.deepEqual(ordered.map((f) => f.fact === "product_ordered" && [f.productId, f.category ?? null]), [
+    ["a", "shoes"],
+    ["b", null],
+  ]);
+  // Nor does a product hear of a blank category or brand from a view or a cart add (it ignored "", not spaces).
+  const spaces = await fold([
+    b.event("product_viewed", "u", 0, { productId: "c", category: " ", brand: "  " }),
+    b.event("product_added_to_cart", "u", 10, { productId: "d", price: 1, category: " ", brand: " " }),
+  ]);
+  for (const id of ["c", "d"]) {
+    const product = spaces.persisted("product", id) as { category: string | null; brand: string | null };
+    assert.deepEqual([product.category, product.brand], [null, null], id);
+  }
 });
 
 Deno.test("user facts: a late product view pairs with nothing in the current session and leaves its list alone", async () => {

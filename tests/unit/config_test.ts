@@ -611,3 +611,34 @@ Deno.test("parseLogClientConfig() (deno task tail) applies the engine's rules to
     (error) => error instanceof ConfigError && /TOPIC_PREFIX="shop\/"/.test(error.message),
   );
 });
+
+Deno.test("parseConfig() refuses fraud thresholds the kept order history can never reach (the signal never fired)", () => {
+  // order_velocity counts the earlier orders of USER_RECENT_ORDERS: more than FRAUD_VELOCITY_ORDERS needs one more.
+  assert.equal(parseConfig({ USER_RECENT_ORDERS: "3", FRAUD_VELOCITY_ORDERS: "2" }).USER_RECENT_ORDERS, 3);
+  // distinct_payment_or_country counts the order and its kept earlier ones: FRAUD_DISTINCT_LIMIT at most one more.
+  assert.equal(parseConfig({ USER_RECENT_ORDERS: "3", FRAUD_DISTINCT_LIMIT: "4" }).FRAUD_DISTINCT_LIMIT, 4);
+  const refused = (env: Record<string, string>, ...names: RegExp[]) =>
+    assert.throws(
+      () => parseConfig(env),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        for (const name of names) assert.match(error.message, name);
+        return true;
+      },
+      JSON.stringify(env),
+    );
+  refused(
+    { USER_RECENT_ORDERS: "2" },
+    /Cannot fire order_velocity: FRAUD_VELOCITY_ORDERS is 2, but USER_RECENT_ORDERS \(2\) keeps at most 2 earlier orders/,
+  );
+  refused(
+    { USER_RECENT_ORDERS: "50", FRAUD_VELOCITY_ORDERS: "50" },
+    /FRAUD_VELOCITY_ORDERS is 50, but USER_RECENT_ORDERS \(50\)/,
+  );
+  refused(
+    { USER_RECENT_ORDERS: "3", FRAUD_DISTINCT_LIMIT: "5" },
+    /Cannot fire distinct_payment_or_country: FRAUD_DISTINCT_LIMIT is 5, but USER_RECENT_ORDERS \(3\)/,
+  );
+  // Both at once.
+  refused({ USER_RECENT_ORDERS: "1" }, /FRAUD_VELOCITY_ORDERS/, /FRAUD_DISTINCT_LIMIT/);
+});

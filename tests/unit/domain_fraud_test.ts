@@ -249,3 +249,18 @@ Deno.test("fraud: orders of one instant are earlier in arrival order, for every 
   assert.deepEqual(spike.users.get("u")!.fraud?.signals, ["order_velocity", "aov_spike"]);
   assert.equal(spike.alerts.length, 1, "velocity 0.4 + average spike 0.4");
 });
+
+Deno.test("fraud: a blank payment method or shipping country is none given, not a third one within 24 hours", () => {
+  // Storefronts send "" for a field they do not know (the product actor ignores a blank category or brand too).
+  for (const blank of ["", " "]) {
+    const methods = history(2, 10, NOON, 60, [{ paymentMethod: "paypal" }, { paymentMethod: blank }]);
+    assert.deepEqual(assessFraud({ at: NOON, total: 10, paymentMethod: "card" }, methods, s).signals, [], "method");
+    const countries = history(2, 10, NOON, 60, [{ shippingCountry: "DE" }, { shippingCountry: "US" }]);
+    assert.deepEqual(assessFraud({ at: NOON, total: 10, shippingCountry: blank }, countries, s).signals, [], "country");
+  }
+  // Three given ones still fire.
+  const three = history(2, 10, NOON, 60, [{ paymentMethod: "paypal" }, { paymentMethod: "crypto" }]);
+  assert.deepEqual(assessFraud({ at: NOON, total: 10, paymentMethod: "card" }, three, s).signals, [
+    "distinct_payment_or_country",
+  ]);
+});

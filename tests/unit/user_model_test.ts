@@ -307,7 +307,10 @@ class UserModel {
     const sum = signals.reduce((a, [, w]) => a + Math.round(w * 1e6), 0);
     const score = Math.min(1e6, sum) / 1e6;
     const suspected = Math.min(1e6, sum) >= Math.round(s.FRAUD_ALERT_THRESHOLD * 1e6);
-    this.lastFraud = { score, signals: signals.map(([n]) => n), suspected, orderId: p.orderId as string };
+    // The view's fraud is the latest order's (event time; of one instant, the later arrival), as lastOrder is.
+    if (this.orders.every((o) => o.at <= at)) {
+      this.lastFraud = { score, signals: signals.map(([n]) => n), suspected, orderId: p.orderId as string };
+    }
     if (suspected) {
       this.alerts.push({
         type: "fraud_suspected",
