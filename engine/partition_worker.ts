@@ -308,6 +308,7 @@ export class PartitionWorker {
       }
       if (this.#needsResync) await this.#guarded(() => this.#resync());
       if (this.#needsResync || this.#closed) return;
+      if (batch.highWatermark < this.#position) await this.#restartOnShorterLog();
       const records = batch.records.filter((r) => r.offset >= this.#position);
       // Offsets the log left out before the first record (Kafka: a transaction marker) are no gap; a batch with no
       // record to handle may still cover offsets past the position (only a transaction's marker, say).
@@ -352,6 +353,29 @@ export class PartitionWorker {
     if (from === undefined || end === undefined || from > this.#position || end <= this.#position) return false;
     this.#position = end;
     return true;
+  }
+
+  /**
+   * After a batch of a log that ends before the position: if the log's end says so too (a batch's high watermark may
+   * be older than the position), the log no longer holds what this partition handled (the broker lost its data, or the
+   * topic was deleted and created again), and the records it holds below the position were never handled here. They
+   * were skipped as handled, every event accepted since lost until the new log reached the old position, with a lag
+   * of 0; the partition now reads the new log from its start, as the consumer does with a position out of its range.
+   */
+  async #restartOnShorterLog(): Promise<void> {
+    const { consumer } = this.#deps;
+    // Unanswered (the broker unreachable), the batch fails and is read again after a backoff: not taken for handled.
+    const [end, earliest] = await Promise.all([consumer.endOffset(this.#tp), consumer.earliestOffset(this.#tp)]);
+    if (end >= this.#position) return;
+    this.#log.error(
+      "the log ends before this partition's position (its records lost, or its topic created again); reading it from its start",
+      {
+        position: this.#position,
+        end,
+        from: earliest,
+      },
+    );
+    this.#position = earliest;
   }
 
   /**
