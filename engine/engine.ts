@@ -16,9 +16,10 @@ import { type Backend, openBackend } from "./backend.ts";
 import { SqlCheckpointStore } from "./checkpoint.ts";
 import type { Sql } from "./database.ts";
 import { ConfigError } from "./errors.ts";
-import { type Config, consumedTopics, topicNames, type Topics, topicSpecs } from "./config.ts";
+import { type Config, consumedTopics, topicNames } from "./config.ts";
 import { StartAbortedError } from "./errors.ts";
 import { listenHttp } from "./http_listener.ts";
+import { warnOfIgnoredPartitions } from "./partition_count_warning.ts";
 import { InstanceRegistry } from "./instance_registry.ts";
 import type { Instrumentation } from "./instrumentation.ts";
 import type { Logger } from "./logger.ts";
@@ -317,25 +318,4 @@ async function refuseAnotherGroupsState(sql: Sql, groupId: string, topics: reado
       others.map((g) => `"${g}"`).join(", ")
     }, and a new group would fold the whole log into it again; use that GROUP_ID, or a new database (and TOPIC_PREFIX)`,
   );
-}
-
-/**
- * PARTITIONS applies only to topics created at start-up: a topic that already exists keeps its count (changing it
- * would move keys away from their checkpointed state), so a changed setting is named instead of silently ignored.
- */
-function warnOfIgnoredPartitions(
-  log: Logger,
-  config: Config,
-  topics: Topics,
-  counts: ReadonlyMap<string, number>,
-): void {
-  for (const { topic, partitions } of topicSpecs(config, topics)) {
-    const existing = counts.get(topic);
-    if (existing === undefined || existing === partitions) continue;
-    log.warn("topic exists with another partition count than PARTITIONS; it keeps its own", {
-      topic,
-      partitions: existing,
-      PARTITIONS: config.PARTITIONS,
-    });
-  }
 }

@@ -76,6 +76,14 @@ export class KafkaAdmin implements LogAdmin {
     return this.#ends.of(topic);
   }
 
+  /** `groupId`'s committed offset of the partition; undefined if it has none (kafkajs lists -1). */
+  async committedOffset(groupId: string, tp: TopicPartition): Promise<number | undefined> {
+    await this.#connect();
+    const [listed] = await this.#admin.fetchOffsets({ groupId, topics: [tp.topic] });
+    const offset = Number(listed?.partitions.find((p) => p.partition === tp.partition)?.offset ?? -1);
+    return offset >= 0 ? offset : undefined;
+  }
+
   async close(): Promise<void> {
     await this.#ends.close();
     if (this.#connected) await this.#admin.disconnect();

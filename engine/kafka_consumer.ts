@@ -344,6 +344,10 @@ export class KafkaConsumer implements LogConsumer {
     return this.#admin.endOffsets(topic);
   }
 
+  committedOffset(tp: TopicPartition): Promise<number | undefined> {
+    return this.#admin.committedOffset(this.options.groupId, tp);
+  }
+
   failure(): Error | undefined {
     return this.#failure;
   }

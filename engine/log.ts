@@ -88,6 +88,11 @@ export interface LogConsumer {
    * watermark, past the records of a transaction still open: the reader gets them, or past them, once it ends.
    */
   endOffset(tp: TopicPartition): Promise<number>;
+  /**
+   * The group's committed offset of a partition, undefined if it has none: a log the group never committed on is new
+   * to it (Kafka drops a deleted topic's offsets). Logs that cannot lose records once handled need not say.
+   */
+  committedOffset?(tp: TopicPartition): Promise<number | undefined>;
   /** Every partition's end offset of `topic`, in one read of the log; a partition never appended to may be absent (0). */
   endOffsets(topic: string): Promise<ReadonlyMap<number, number>>;
   /**

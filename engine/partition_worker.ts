@@ -197,6 +197,8 @@ export class PartitionWorker {
   #logTime = 0;
   #lock: Promise<unknown> = Promise.resolve();
   #closed = false;
+  /** The highest high watermark of the batches handed to this worker (-1: none yet). */
+  #logEndSeen = -1;
   /** Consecutive failures, for exponential backoff. */
   #failures = 0;
   /** Wall time of the last expiry sweep of stored actors. */
@@ -308,6 +310,8 @@ export class PartitionWorker {
       }
       if (this.#needsResync) await this.#guarded(() => this.#resync());
       if (this.#needsResync || this.#closed) return;
+      if (batch.highWatermark < this.#position) await this.#restartOnShorterLog();
+      this.#logEndSeen = Math.max(this.#logEndSeen, batch.highWatermark);
       const records = batch.records.filter((r) => r.offset >= this.#position);
       // Offsets the log left out before the first record (Kafka: a transaction marker) are no gap; a batch with no
       // record to handle may still cover offsets past the position (only a transaction's marker, say).
@@ -352,6 +356,31 @@ export class PartitionWorker {
     if (from === undefined || end === undefined || from > this.#position || end <= this.#position) return false;
     this.#position = end;
     return true;
+  }
+
+  /**
+   * After a batch of a log that ends before the position: if the log's end says so too (a batch's high watermark may
+   * be older than the position), the log no longer holds what this partition handled. A log the group has no committed
+   * offset on is new (the broker lost its data, or the topic was deleted and created again): its records were accepted
+   * since and never handled, and are read from its start; they used to be taken for handled, every event accepted lost
+   * until the new log reached the old position, with a lag of 0. A log the group committed on lost its tail (a broker
+   * that lost unflushed records, an unclean leader election): the records before its end were handled, and it is
+   * resumed at its end (reading it from its start would handle them again).
+   */
+  async #restartOnShorterLog(): Promise<void> {
+    const { consumer } = this.#deps;
+    // Unanswered (the broker unreachable), the batch fails and is read again after a backoff: not taken for handled.
+    const [end, earliest] = await Promise.all([consumer.endOffset(this.#tp), consumer.earliestOffset(this.#tp)]);
+    if (end >= this.#position) return;
+    const committed = await consumer.committedOffset?.(this.#tp);
+    const from = committed === undefined ? earliest : end;
+    this.#log.error(
+      committed === undefined
+        ? "the log ends before this partition's position and the group never committed on it (its topic created again, its records lost); reading it from its start"
+        : "the log ends before this partition's position (it lost records the partition had handled); resuming at its end",
+      { position: this.#position, end, committed, from },
+    );
+    this.#position = from;
   }
 
   /**
@@ -1133,7 +1162,11 @@ export class PartitionWorker {
       expired: result.expired,
       ms: Math.round(performance.now() - started),
     });
-    this.#deps.consumer.commit(this.#tp, position).catch((error) => {
+    // Not past the end of the log as its batches have shown it: a commit there would tell #restartOnShorterLog that the
+    // group committed on a log that is new to it (a topic created again under the checkpoints), read as a lost tail.
+    const { consumer } = this.#deps;
+    if (consumer.committedOffset !== undefined && position > this.#logEndSeen) return;
+    consumer.commit(this.#tp, position).catch((error) => {
       this.#log.debug("committing the group offset failed (lag reporting only)", { error });
     });
   }

@@ -21,6 +21,8 @@ export class InertConsumer implements LogConsumer {
   earliest = 0;
   /** The log's end offset. */
   end = 0;
+  /** The group's committed offset (undefined: none, the log is new to the group). */
+  committed: number | undefined = undefined;
   /** Wall time of the consumer's latest read of the log (Infinity: reading now). */
   lastRead = Infinity;
   start(): Promise<void> {
@@ -37,6 +39,9 @@ export class InertConsumer implements LogConsumer {
   }
   endOffset(): Promise<number> {
     return Promise.resolve(this.end);
+  }
+  committedOffset(): Promise<number | undefined> {
+    return Promise.resolve(this.committed);
   }
   endOffsets(): Promise<ReadonlyMap<number, number>> {
     return Promise.resolve(new Map());

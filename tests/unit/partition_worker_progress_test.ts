@@ -347,3 +347,38 @@ Deno.test("passivation beyond MAX_ACTORS spares an actor used since its cut was 
   assert.notEqual(worker.peek("d"), undefined);
   assert.equal(worker.size, 2);
 });
+
+Deno.test("a partition whose log ends before its checkpoint (its topic deleted and created again) reads the new log from its start", async () => {
+  const store = new MemoryCheckpointStore(() => T0);
+  // Checkpointed at offset 100 of a log that is gone: the broker's data was lost, or the topic deleted and created again.
+  store.partitions.set(`group/${tp.topic}:0`, { epoch: 1, nextOffset: 100, clock: T0, owner: "old" });
+  const consumer = new InertConsumer();
+  consumer.end = 3; // and the group has no committed offset on the new log
+  const worker = await claim(consumer, () => T0, store);
+  // kafkajs finds offset 100 out of range and reads the new log from its start: three events accepted since.
+  await worker.handleBatch(batch(0, 2, 0, 3), noHeartbeat);
+  await worker.checkpoint();
+  const state = (await store.read("recorder", "u"))?.state as Recorded | undefined;
+  // They were ignored as if handled already, with a lag of 0, until the new log reached offset 100.
+  assert.deepEqual(state?.values, [0, 1, 2]);
+  assert.equal(worker.checkpointedOffset, 3);
+});
+
+Deno.test("a partition whose log lost its tail below its checkpoint (the group committed on it) resumes at the log's end", async () => {
+  const store = new MemoryCheckpointStore(() => T0);
+  store.partitions.set(`group/${tp.topic}:0`, { epoch: 1, nextOffset: 100, clock: T0, owner: "old" });
+  const consumer = new InertConsumer();
+  // A single broker lost its unflushed records past offset 3 (a power cut); offsets 0-2 were handled before.
+  consumer.end = 3;
+  consumer.committed = 100;
+  const worker = await claim(consumer, () => T0, store);
+  await worker.handleBatch(batch(0, 2, 0, 3), noHeartbeat);
+  assert.equal(worker.position, 3, "offsets 0-2 are not handled a second time");
+  // Offset 3 onwards is appended after the loss: handled, where it was taken for handled up to offset 100.
+  consumer.end = 5;
+  await worker.handleBatch(batch(3, 4, 3, 5), noHeartbeat);
+  await worker.checkpoint();
+  const state = (await store.read("recorder", "u"))?.state as Recorded | undefined;
+  assert.deepEqual(state?.values, [3, 4]);
+  assert.equal(worker.checkpointedOffset, 5);
+});
