@@ -5,6 +5,7 @@
  * the next offsets.
  */
 import assert from "node:assert/strict";
+import type { Config } from "../../engine/config.ts";
 import { type RunningEngine, startEngine } from "../../engine/engine.ts";
 import { silentLogger } from "../../engine/logger.ts";
 import { deploy, onlyOn } from "../helpers/modes.ts";
@@ -27,6 +28,17 @@ async function post(engine: RunningEngine, views: number, productId: string): Pr
   assert.equal(response.status, 202, await response.text());
 }
 
+/** Runs an engine until it has handled 40 views of `sku-old` (10 per user), then stops it gracefully. */
+async function handleOldViews(config: Config): Promise<void> {
+  const engine = await startEngine(config, silentLogger);
+  try {
+    await post(engine, 40, "sku-old");
+    await counted(engine, 10);
+  } finally {
+    await engine.stop();
+  }
+}
+
 /** Waits until every user shows `views` product views. */
 function counted(engine: RunningEngine, views: number): Promise<true> {
   return eventually(`${views} views per user`, async () => {
@@ -47,13 +59,7 @@ onlyOn("embedded", {
     const { deployment: d, remove } = await deploy("embedded", { EMBEDDED_LOG_RETENTION_HOURS: "24" });
     const { topics } = d;
     try {
-      let engine = await startEngine(d.config, silentLogger);
-      try {
-        await post(engine, 40, "sku-old");
-        await counted(engine, 10);
-      } finally {
-        await engine.stop();
-      }
+      await handleOldViews(d.config);
       const before = await d.inspect(async ({ sql, records }) => {
         // A graceful stop leaves the group's offsets at the checkpoints: retention's floor is where the engine resumes.
         const lagging = await sql`
@@ -70,7 +76,7 @@ onlyOn("embedded", {
       });
       assert.equal([...before.values()].reduce((a, b) => a + b, 0), 40);
 
-      engine = await startEngine(d.config, silentLogger);
+      const engine = await startEngine(d.config, silentLogger);
       try {
         const purged = await eventually("the purge at start", async () => {
           const text = (await engine.metrics.render()).body;
@@ -116,13 +122,7 @@ onlyOn("embedded", {
     const { deployment: d, remove } = await deploy("embedded", { EMBEDDED_LOG_RETENTION_HOURS: "24" });
     const { topics } = d;
     try {
-      let engine = await startEngine(d.config, silentLogger);
-      try {
-        await post(engine, 40, "sku-old");
-        await counted(engine, 10);
-      } finally {
-        await engine.stop();
-      }
+      await handleOldViews(d.config);
       // A mistyped GROUP_ID is refused: the database holds the state of the engine's group.
       await assert.rejects(
         startEngine({ ...d.config, GROUP_ID: `${d.config.GROUP_ID}-typo` }, silentLogger),
@@ -134,7 +134,7 @@ onlyOn("embedded", {
         assert.deepEqual(groups.map((g) => g.group_id), [d.config.GROUP_ID]);
         await sql`update embedded_log_records set appended_at = appended_at - ${48 * HOUR}`;
       });
-      engine = await startEngine(d.config, silentLogger);
+      const engine = await startEngine(d.config, silentLogger);
       try {
         const purged = await eventually("the purge at start", async () => {
           const text = (await engine.metrics.render()).body;
