@@ -250,7 +250,10 @@ function armAbandonment(ctx: ActorContext, name: string, deadline: number): void
   ctx.setTimer(name, Math.max(deadline, ctx.now())); // due once the clock is past it: at its next move
 }
 
-/** The rate-limited recommendation request for a view or cart add, and the updated request log. */
+/**
+ * The rate-limited recommendation request for a view or cart add, and the updated request log. The limit is the
+ * event-time distance to each remembered request, before or after: a late event far from them asks too.
+ */
 function requestRecommendations(
   state: UserState,
   basedOn: string,
@@ -259,16 +262,27 @@ function requestRecommendations(
 ): [{ recommend?: { exclude: string[] } }, UserState["recommendations"]] {
   const s = step.settings;
   const log = state.recommendations;
-  const last = log.lastRequestedAt === null ? null : Date.parse(log.lastRequestedAt);
-  if (last !== null && step.at - last < s.RECS_MIN_INTERVAL_SECONDS * 1000) return [{}, log];
+  const interval = s.RECS_MIN_INTERVAL_SECONDS * 1000;
+  const last = log.lastRequestedAt === null ? -Infinity : Date.parse(log.lastRequestedAt);
+  const near = (at: string | number) => Math.abs(step.at - (typeof at === "string" ? Date.parse(at) : at)) < interval;
+  // In order (the common case) only the latest request can be near; a late event is compared with all remembered.
+  if (near(last) || (step.at < last && log.recent.some((r) => near(r.at)))) return [{}, log];
   const exclude = [...new Set([...Object.keys(cart.items).sort(), ...state.purchasedProducts])]
     .slice(0, Math.min(s.RECS_EXCLUDE_LIMIT, MAX_FACT_LIST));
   const time = iso(step.at);
+  const request = { basedOn, at: time };
+  const late = step.at < last;
+  const recent = late ? [...log.recent, request].sort(newestFirst) : [request, ...log.recent];
   return [{ recommend: { exclude } }, {
     count: log.count + 1,
-    lastRequestedAt: time,
-    recent: [{ basedOn, at: time }, ...log.recent].slice(0, RECENT_RECOMMENDATION_REQUESTS),
+    lastRequestedAt: late ? log.lastRequestedAt : time,
+    recent: recent.slice(0, RECENT_RECOMMENDATION_REQUESTS),
   }];
+}
+
+/** Requests by event time, the latest first. */
+function newestFirst(a: { at: string }, b: { at: string }): number {
+  return Date.parse(b.at) - Date.parse(a.at);
 }
 
 function onTimer(state: UserState, name: string, ctx: ActorContext, s: DomainSettings): UserState {

@@ -56,6 +56,14 @@ function scriptedDay(t0: number): Record<string, unknown>[] {
     items: [{ productId: "p9", quantity: 9, price: 10 }],
     total: 90,
   });
+  // frank bought p1 and has p2 in his cart when he views p3, whose best co-viewed products include both.
+  add("order_completed", "frank", t0 + 150 * MIN, {
+    orderId: "f1",
+    items: [{ productId: "p1", quantity: 1, price: 25 }],
+    total: 25,
+  });
+  add("product_added_to_cart", "frank", t0 + 152 * MIN, { productId: "p2", price: 25 });
+  add("product_viewed", "frank", t0 + 155 * MIN, { productId: "p3", price: 25 });
   return events.sort((a, b) => String(a.occurredAt).localeCompare(String(b.occurredAt)));
 }
 
@@ -119,6 +127,24 @@ forEachLog(
         assert.ok(rec.items.length > 0);
         assert.ok(rec.items.every((item) => !basedOn.includes(`"${item.productId}"`)), "never recommends its basis");
       }
+
+      // frank's view of p3 is answered without what he bought (p1) or has in his cart (p2), and the answer
+      // GET /v1/users/frank/recommendations serves is the one published, under the same id.
+      const franks = recs.filter((r) => r.userId === "frank");
+      assert.deepEqual(franks.map((r) => r.basedOn).sort(), ["p2", "p3"]);
+      for (const rec of franks) {
+        const ids = rec.items.map((item) => item.productId);
+        assert.ok(ids.length > 0 && !ids.includes("p1") && !ids.includes("p2"), JSON.stringify(rec));
+      }
+      const onP3 = franks.find((r) => r.basedOn === "p3")!;
+      let served: { recommendationId?: string; basedOn?: unknown; items: unknown[] } = { items: [] };
+      while (Date.now() < deadline + 60_000 && served.recommendationId !== onP3.recommendationId) {
+        const got = await fetch(`${engine.url}/v1/users/frank/recommendations`);
+        served = await got.json();
+        if (served.recommendationId !== onP3.recommendationId) await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      assert.equal(served.recommendationId, onP3.recommendationId, JSON.stringify(served));
+      assert.deepEqual(served.items, onP3.items);
     } finally {
       await reader?.stop();
       await engine.stop();

@@ -512,6 +512,35 @@ Deno.test("trending: a view older than the horizon behind the newest activity is
   assert.deepEqual(inOrder.map(([start]) => start), [b.time(12 * 3600)]);
 });
 
+Deno.test("a recommendation is the top RECS_TOP_K left after the exclusions; one they empty is not sent, though asked", async () => {
+  const b = new EventBuilder();
+  const events = [];
+  // base's co-views: q1 3, q2 2, q3 1.
+  for (const [user, viewed] of [["a", ["q1", "q2", "q3"]], ["b", ["q1", "q2"]], ["c", ["q1"]]] as const) {
+    events.push(b.event("product_viewed", user, 0, { productId: "base" }));
+    viewed.forEach((productId, i) => events.push(b.event("product_viewed", user, 1 + i, { productId })));
+  }
+  events.push(
+    b.event("product_viewed", "z", 600, { productId: "base" }),
+    b.event("product_added_to_cart", "y", 600, { productId: "q1", quantity: 1, price: 1 }),
+    b.event("product_viewed", "y", 700, { productId: "base" }),
+    b.event("order_completed", "x", 600, {
+      orderId: "ox",
+      items: ["q1", "q2", "q3"].map((productId) => ({ productId, quantity: 1, price: 1 })),
+      total: 3,
+    }),
+    b.event("product_viewed", "x", 700, { productId: "base" }),
+  );
+  const r = await fold(events, { settings: domainSettings({ RECS_TOP_K: 2 }) });
+  const on = (userId: string) => r.recommendations.filter((x) => x.userId === userId && x.basedOn === "base");
+  assert.deepEqual(on("z").map((x) => x.items), [[{ productId: "q1", score: 3 }, { productId: "q2", score: 2 }]]);
+  assert.deepEqual(on("y").map((x) => x.items), [[{ productId: "q2", score: 2 }, { productId: "q3", score: 1 }]]);
+  // Everything base relates to was bought: no message; the request still counts in the user's state (asked for).
+  assert.deepEqual(on("x"), []);
+  assert.equal(r.users.get("x")!.recommendations.count, 1);
+  assert.equal(r.users.get("x")!.recommendations.lastRequestedAt, new Date(b.time(700)).toISOString());
+});
+
 Deno.test("a product's related list holds twice RECS_TOP_K products", async () => {
   const b = new EventBuilder();
   const views = ["p1", "p2", "p3", "p4"].map((productId, i) => b.event("product_viewed", "u", i, { productId }));

@@ -374,6 +374,31 @@ Deno.test("user recommendations: requested at most once per RECS_MIN_INTERVAL_SE
   assert.equal(unlimited.users.get("w")!.recommendations.count, 3);
 });
 
+Deno.test("user recommendations: a late view or cart add asks when no remembered request is within RECS_MIN_INTERVAL_SECONDS of it", async () => {
+  const b = new EventBuilder();
+  const asked = (r: Awaited<ReturnType<typeof fold>>) =>
+    productFacts(r).filter((f) => "recommend" in f && f.recommend).map((f) => f.productId);
+  const r = await fold([
+    b.event("product_viewed", "u", 600, { productId: "v1" }),
+    b.event("product_viewed", "u", 1000, { productId: "v2" }),
+    b.event("product_viewed", "u", 100, { productId: "v0" }), // late: 500 s before the request on v1
+    b.event("product_added_to_cart", "u", 650, { productId: "vx", quantity: 1, price: 1 }), // late: 50 s after it
+  ]);
+  assert.deepEqual(asked(r), ["v1", "v2", "v0"]);
+  const u = r.users.get("u")!.recommendations;
+  assert.equal(u.count, 3);
+  assert.equal(u.lastRequestedAt, new Date(b.time(1000)).toISOString(), "the latest request, whatever the arrival");
+  assert.deepEqual(u.recent.map((x) => x.basedOn), ["v2", "v1", "v0"], "most recent first, by event time");
+
+  // With no least interval every view asks, one dated before the last request too.
+  const unlimited = await fold([
+    b.event("product_viewed", "w", 10, { productId: "p1" }),
+    b.event("product_viewed", "w", 5, { productId: "p2" }),
+  ], { settings: domainSettings({ RECS_MIN_INTERVAL_SECONDS: 0 }) });
+  assert.deepEqual(asked(unlimited), ["p1", "p2"]);
+  assert.equal(unlimited.users.get("w")!.recommendations.count, 2);
+});
+
 Deno.test("user analytics: one activity fact per distinct event, with page load time and the session", async () => {
   const b = new EventBuilder();
   const view = b.event("page_viewed", "u", 0, { url: "/", loadTime: 1.25 }, { sessionId: "s" });
