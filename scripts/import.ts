@@ -30,9 +30,13 @@ const MAX_RETRIES = 8;
 /** Refusals printed one by one; the rest are only counted. */
 const SHOWN_REFUSALS = 10;
 
+/** Once rows are being read, what the import had done by a stop (it used to stop naming the cause alone). */
+let doneSoFar: (() => string) | undefined;
+
 function fail(message: string, code = 2): never {
   console.error(`import: ${message}`);
   if (code === 2) console.error(USAGE);
+  if (doneSoFar) console.error(`import: stopped ${doneSoFar()}`);
   Deno.exit(code);
 }
 
@@ -282,6 +286,11 @@ async function main(): Promise<void> {
   };
   const limit: BatchLimit = { size: options.batch, largestAccepted: 0, splitting: 0, timeoutMs: options.timeoutMs };
   let batch: StoredEvent[] = [];
+  doneSoFar = () => {
+    const pending = batch.length === 1 ? "the 1 event read since was" : `the ${batch.length} events read since were`;
+    return `after ${summary.rows} rows: the engine accepted ${accepted} events before this; ${pending} not posted ` +
+      "(run the import again once this is fixed: the events already accepted come again with the same eventIds)";
+  };
   try {
     for await (const event of events) {
       batch.push(event);
@@ -303,6 +312,7 @@ async function main(): Promise<void> {
     console.error("");
     fail((error as Error).message, 1);
   }
+  doneSoFar = undefined;
   progress(true);
 
   const seconds = (performance.now() - started) / 1000;

@@ -615,3 +615,45 @@ onlyOn(
     assert.match(last, new RegExp(`^tail: cannot read alerts from Kafka at KAFKA_BROKERS="${broker}": .*ECONNREFUSED`));
   },
 );
+
+onlyOn("no log", "import stopped half-way by the file says how much the engine had accepted before it", async () => {
+  const batches: unknown[][] = [];
+  const engine = mockEngine(async (request) => {
+    if (request.method === "GET") return Response.json({ status: "ok" });
+    const events = await request.json() as unknown[];
+    batches.push(events);
+    return Response.json({ accepted: events.length, eventIds: [] }, { status: 202 });
+  });
+  const file = await Deno.makeTempFile({ suffix: ".csv" });
+  try {
+    const row = (second: number) => `2019-10-01 00:00:0${second} UTC,view,p1,1,,b,35.79,u1,s1`;
+    await Deno.writeTextFile(
+      file,
+      [
+        "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session",
+        ...[0, 1, 2, 3, 4].map(row),
+        '2019-10-01 00:00:05 UTC,view,p1,1,"never closed,b,35.79,u1,s1',
+      ].join("\n"),
+    );
+    const { code, stdout, stderr } = await runScript("import.ts", [
+      "rees46",
+      file,
+      "--url",
+      engine.url,
+      "--batch",
+      "2",
+    ]);
+    assert.equal(code, 1, stderr);
+    assert.equal(batches.flat().length, 4);
+    assert.match(stderr, /import: a quoted field is not closed before the end of the file \(record 7\)/);
+    // It used to stop with that line alone: two batches in the engine, a third never posted, and nothing said either.
+    assert.match(
+      stderr,
+      /import: stopped after 5 rows: the engine accepted 4 events before this; the 1 event read since was not posted/,
+    );
+    assert.equal(stdout, "");
+  } finally {
+    await engine.stop();
+    await Deno.remove(file);
+  }
+});
