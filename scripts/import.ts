@@ -245,10 +245,12 @@ async function main(): Promise<void> {
     fail(`cannot open ${options.file}: ${(error as Error).message}`, 1);
   }
   try {
-    const health = await fetch(`${options.url}/healthz`);
+    // --timeout here too: a server that took the connection and never answered used to hang the import for good.
+    const health = await fetch(`${options.url}/healthz`, { signal: AbortSignal.timeout(options.timeoutMs) });
     await health.body?.cancel();
-  } catch {
-    fail(`no engine answers at ${options.url} (start one with \`deno task start\`, or pass --url)`, 1);
+  } catch (error) {
+    const within = (error as Error).name === "TimeoutError" ? ` within ${options.timeoutMs / 1000} s (--timeout)` : "";
+    fail(`no engine answers at ${options.url}${within} (start one with \`deno task start\`, or pass --url)`, 1);
   }
 
   const records = parseCsv(textChunks(file.readable, { gzip: options.file.endsWith(".gz") }));

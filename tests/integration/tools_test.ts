@@ -657,3 +657,39 @@ onlyOn("no log", "import stopped half-way by the file says how much the engine h
     await Deno.remove(file);
   }
 });
+
+onlyOn(
+  "no log",
+  "import: an engine that takes the connection but never answers its first probe is reported",
+  async () => {
+    // Accepts connections and reads nothing: the import's GET /healthz before the first batch had no timeout.
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const held: Deno.Conn[] = [];
+    const accepting = (async () => {
+      for await (const conn of listener) held.push(conn);
+    })();
+    try {
+      const env = Deno.env.toObject();
+      delete env.KAFKA_BROKERS;
+      delete env.DATABASE_URL;
+      const url = `http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`;
+      const output = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", "--quiet", "scripts/import.ts", "rees46", SAMPLE, "--url", url, "--timeout", "1"],
+        cwd: ROOT,
+        env,
+        clearEnv: true,
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+        signal: AbortSignal.timeout(30_000), // it used to wait for ever
+      }).output();
+      const stderr = new TextDecoder().decode(output.stderr);
+      assert.equal(output.code, 1, stderr);
+      assert.match(stderr, new RegExp(`import: no engine answers at ${url} within 1 s \\(--timeout\\)`));
+    } finally {
+      listener.close();
+      await accepting.catch(() => {});
+      for (const conn of held) conn.close();
+    }
+  },
+);
