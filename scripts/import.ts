@@ -288,18 +288,30 @@ async function main(): Promise<void> {
   };
   const limit: BatchLimit = { size: options.batch, largestAccepted: 0, splitting: 0, timeoutMs: options.timeoutMs };
   let batch: StoredEvent[] = [];
+  /** A batch is out to the engine (the events of `batch` are then posted, not yet accepted). */
+  let posting = false;
   doneSoFar = () => {
     const pending = batch.length === 1 ? "the 1 event read since was" : `the ${batch.length} events read since were`;
-    return `after ${summary.rows} rows: the engine accepted ${accepted} events before this; ${pending} not posted ` +
-      "(run the import again once this is fixed: the events already accepted come again with the same eventIds)";
+    return `after ${summary.rows} rows: the engine accepted ${accepted} events before this; ${pending} ` +
+      `${posting ? "being posted, not accepted" : "not posted"} (run the import again once this is fixed: the events ` +
+      "already accepted come again with the same eventIds)";
   };
+  // Ctrl-C used to end the import at once, saying nothing of what the engine had by then.
+  const interrupted = (signal: "SIGINT" | "SIGTERM") => () => {
+    console.error("");
+    fail(`interrupted (${signal})`, signal === "SIGINT" ? 130 : 143);
+  };
+  const onSignal = { SIGINT: interrupted("SIGINT"), SIGTERM: interrupted("SIGTERM") };
+  for (const [signal, listener] of Object.entries(onSignal)) Deno.addSignalListener(signal as Deno.Signal, listener);
   try {
     for await (const event of events) {
       batch.push(event);
       // REES46 yields each event as soon as its row is read: that row is the latest record.
       if (options.kind === "rees46") recordOf.set(event, summary.rows + 1);
       if (batch.length >= limit.size) {
+        posting = true;
         accepted += await post(options.url, batch, onRefused, limit);
+        posting = false;
         posted += batch.length;
         batch = [];
         recordOf.clear();
@@ -307,7 +319,9 @@ async function main(): Promise<void> {
       progress();
     }
     if (batch.length > 0) {
+      posting = true;
       accepted += await post(options.url, batch, onRefused, limit);
+      posting = false;
       posted += batch.length;
     }
   } catch (error) {
@@ -315,6 +329,7 @@ async function main(): Promise<void> {
     fail((error as Error).message, 1);
   }
   doneSoFar = undefined;
+  for (const [signal, listener] of Object.entries(onSignal)) Deno.removeSignalListener(signal as Deno.Signal, listener);
   progress(true);
 
   const seconds = (performance.now() - started) / 1000;

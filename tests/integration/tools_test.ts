@@ -693,3 +693,45 @@ onlyOn(
     }
   },
 );
+
+onlyOn("no log", "import interrupted by Ctrl-C says how much the engine had accepted", async () => {
+  let posts = 0;
+  let secondArrived = () => {};
+  const second = new Promise<void>((resolve) => secondArrived = resolve);
+  let release = () => {};
+  const engine = mockEngine(async (request) => {
+    if (request.method === "GET") return Response.json({ status: "ok" });
+    const events = await request.json() as unknown[];
+    if (++posts === 1) return Response.json({ accepted: events.length, eventIds: [] }, { status: 202 });
+    secondArrived();
+    // The second batch is still unanswered when the user presses Ctrl-C.
+    return await new Promise<Response>((resolve) => release = () => resolve(new Response(null, { status: 503 })));
+  });
+  const env = Deno.env.toObject();
+  delete env.KAFKA_BROKERS;
+  delete env.DATABASE_URL;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", "scripts/import.ts", "rees46", SAMPLE, "--url", engine.url, "--batch", "100"],
+    cwd: ROOT,
+    env,
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  try {
+    await second;
+    child.kill("SIGINT");
+    const output = await child.output();
+    const stderr = new TextDecoder().decode(output.stderr);
+    assert.equal(output.code, 130, stderr);
+    // It used to die at once, saying nothing of the batch accepted before, nor of the one in flight.
+    assert.match(
+      stderr,
+      /import: stopped after \d+ rows: the engine accepted 100 events before this; the 100 events read since were being posted, not accepted/,
+    );
+  } finally {
+    release();
+    await engine.stop();
+  }
+});
