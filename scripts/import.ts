@@ -244,6 +244,8 @@ async function main(): Promise<void> {
   } catch (error) {
     fail(`cannot open ${options.file}: ${(error as Error).message}`, 1);
   }
+  // A directory opens, and only its first read failed, naming no path (a pipe, `<(gunzip -c …)`, is fine).
+  if ((await file.stat()).isDirectory) fail(`cannot open ${options.file}: it is a directory, not a CSV file`, 1);
   try {
     // --timeout here too: a server that took the connection and never answered used to hang the import for good.
     const health = await fetch(`${options.url}/healthz`, { signal: AbortSignal.timeout(options.timeoutMs) });

@@ -735,3 +735,17 @@ onlyOn("no log", "import interrupted by Ctrl-C says how much the engine had acce
     await engine.stop();
   }
 });
+
+onlyOn("no log", "import of a directory names it, before asking the engine", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "import-dir-" });
+  const engine = mockEngine(() => Response.json({ status: "ok" }));
+  try {
+    const { code, stderr } = await runScript("import.ts", ["rees46", dir, "--url", engine.url]);
+    assert.equal(code, 1, stderr);
+    // It used to say "import: Is a directory (os error 21)", naming no path, once it began to read.
+    assert.match(stderr, new RegExp(`^import: cannot open ${dir}: it is a directory, not a CSV file$`, "m"));
+  } finally {
+    await engine.stop();
+    await Deno.remove(dir);
+  }
+});
