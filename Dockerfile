@@ -28,7 +28,7 @@ COPY --chown=deno:deno actors/ ./actors/
 COPY --chown=deno:deno http/ ./http/
 COPY --chown=deno:deno sql/ ./sql/
 COPY --chown=deno:deno scripts/ ./scripts/
-RUN deno cache --frozen main.ts
+RUN deno cache --frozen main.ts scripts/healthcheck.ts
 # Save PGlite's initialised data directory once, so a container starting on an empty DATA_DIR
 # unpacks it (~0.3 s) instead of running initdb (~2.5 s).
 RUN deno run -A --frozen scripts/pglite_template.ts
@@ -37,9 +37,10 @@ ENV PORT=8080 \
     DATA_DIR=/app/data
 EXPOSE 8080
 
-# No curl in the image: probe /healthz with Deno's fetch (a refused connection throws -> exit 1).
+# No curl in the image: scripts/healthcheck.ts probes /healthz with Deno's fetch at the address PORT and HOST bind,
+# read as the engine reads them (a fixed 127.0.0.1 failed with HOST bound to one address, and PORT=" 8080 ").
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
-  CMD ["deno", "eval", "--no-config", "const r=await fetch('http://127.0.0.1:'+(Deno.env.get('PORT')||'8080')+'/healthz');Deno.exit(r.ok?0:1)"]
+  CMD ["deno", "run", "-A", "--frozen", "scripts/healthcheck.ts"]
 
 # The image's entrypoint runs under tini; `deno task` forwards SIGTERM to `deno run`, so
 # main.ts's graceful shutdown runs on `docker stop`.

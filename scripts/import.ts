@@ -30,9 +30,13 @@ const MAX_RETRIES = 8;
 /** Refusals printed one by one; the rest are only counted. */
 const SHOWN_REFUSALS = 10;
 
+/** Once rows are being read, what the import had done by a stop (it used to stop naming the cause alone). */
+let doneSoFar: (() => string) | undefined;
+
 function fail(message: string, code = 2): never {
   console.error(`import: ${message}`);
   if (code === 2) console.error(USAGE);
+  if (doneSoFar) console.error(`import: stopped ${doneSoFar()}`);
   Deno.exit(code);
 }
 
@@ -240,11 +244,15 @@ async function main(): Promise<void> {
   } catch (error) {
     fail(`cannot open ${options.file}: ${(error as Error).message}`, 1);
   }
+  // A directory opens, and only its first read failed, naming no path (a pipe, `<(gunzip -c …)`, is fine).
+  if ((await file.stat()).isDirectory) fail(`cannot open ${options.file}: it is a directory, not a CSV file`, 1);
   try {
-    const health = await fetch(`${options.url}/healthz`);
+    // --timeout here too: a server that took the connection and never answered used to hang the import for good.
+    const health = await fetch(`${options.url}/healthz`, { signal: AbortSignal.timeout(options.timeoutMs) });
     await health.body?.cancel();
-  } catch {
-    fail(`no engine answers at ${options.url} (start one with \`deno task start\`, or pass --url)`, 1);
+  } catch (error) {
+    const within = (error as Error).name === "TimeoutError" ? ` within ${options.timeoutMs / 1000} s (--timeout)` : "";
+    fail(`no engine answers at ${options.url}${within} (start one with \`deno task start\`, or pass --url)`, 1);
   }
 
   const records = parseCsv(textChunks(file.readable, { gzip: options.file.endsWith(".gz") }));
@@ -282,13 +290,30 @@ async function main(): Promise<void> {
   };
   const limit: BatchLimit = { size: options.batch, largestAccepted: 0, splitting: 0, timeoutMs: options.timeoutMs };
   let batch: StoredEvent[] = [];
+  /** A batch is out to the engine (the events of `batch` are then posted, not yet accepted). */
+  let posting = false;
+  doneSoFar = () => {
+    const pending = batch.length === 1 ? "the 1 event read since was" : `the ${batch.length} events read since were`;
+    return `after ${summary.rows} rows: the engine accepted ${accepted} events before this; ${pending} ` +
+      `${posting ? "being posted, not accepted" : "not posted"} (run the import again once this is fixed: the events ` +
+      "already accepted come again with the same eventIds)";
+  };
+  // Ctrl-C used to end the import at once, saying nothing of what the engine had by then.
+  const interrupted = (signal: "SIGINT" | "SIGTERM") => () => {
+    console.error("");
+    fail(`interrupted (${signal})`, signal === "SIGINT" ? 130 : 143);
+  };
+  const onSignal = { SIGINT: interrupted("SIGINT"), SIGTERM: interrupted("SIGTERM") };
+  for (const [signal, listener] of Object.entries(onSignal)) Deno.addSignalListener(signal as Deno.Signal, listener);
   try {
     for await (const event of events) {
       batch.push(event);
       // REES46 yields each event as soon as its row is read: that row is the latest record.
       if (options.kind === "rees46") recordOf.set(event, summary.rows + 1);
       if (batch.length >= limit.size) {
+        posting = true;
         accepted += await post(options.url, batch, onRefused, limit);
+        posting = false;
         posted += batch.length;
         batch = [];
         recordOf.clear();
@@ -296,13 +321,17 @@ async function main(): Promise<void> {
       progress();
     }
     if (batch.length > 0) {
+      posting = true;
       accepted += await post(options.url, batch, onRefused, limit);
+      posting = false;
       posted += batch.length;
     }
   } catch (error) {
     console.error("");
     fail((error as Error).message, 1);
   }
+  doneSoFar = undefined;
+  for (const [signal, listener] of Object.entries(onSignal)) Deno.removeSignalListener(signal as Deno.Signal, listener);
   progress(true);
 
   const seconds = (performance.now() - started) / 1000;

@@ -48,7 +48,8 @@ export function mapRees46Row(row: readonly string[], line: number): StoredEvent 
   if (!time) return { skip: "invalid_time" };
   const occurredAt = `${time[1]}T${time[2]}.000Z`;
   const at = Date.parse(occurredAt);
-  if (Number.isNaN(at)) return { skip: "invalid_time" };
+  // Date.parse takes 30 February (as 2 March) and 24:00: a time that does not exist is a bad time, not a bad event.
+  if (Number.isNaN(at) || new Date(at).toISOString() !== occurredAt) return { skip: "invalid_time" };
   if (!["view", "cart", "remove_from_cart", "purchase"].includes(type)) return { skip: "unknown_event_type" };
   if (userId === "") return { skip: "missing_user" };
   if (productId === "") return { skip: "missing_product" };

@@ -11,8 +11,9 @@
  * October) in UTC, receivedAt = occurredAt, eventId = a name-based UUID of the orderId.
  *
  * Each line is kept or skipped for the first reason that applies, in this order, and counted:
- * `invalid_row` (column count, unparsable number or date, a date before 1970, no StockCode or one
- * over 256 characters, a quantity or quantity × price beyond what an order line may carry),
+ * `invalid_row` (column count, unparsable number or date, a day or time that does not exist, a date
+ * before 1970, no StockCode or one over 256 characters, a quantity or quantity × price beyond what an
+ * order line may carry),
  * `cancellation` (InvoiceNo starting with C: returns are not orders), `missing_customer` (no
  * CustomerID: nobody to attribute it to), `invalid_customer` (a CustomerID that is not a number of
  * at most 128 digits), `non_positive_quantity` (stock adjustments), `non_positive_price` (free
@@ -207,13 +208,18 @@ function toOrder(group: OpenInvoice): StoredEvent | undefined {
   return checked.success ? checked.data as StoredEvent : undefined;
 }
 
-/** A UK local "YYYY-MM-DD HH:MM[:SS]" as epoch ms (NaN if unparsable). */
+/** A UK local "YYYY-MM-DD HH:MM[:SS]" as epoch ms (NaN if unparsable or no such date or time). */
 export function londonToUtc(text: string): number {
   const m = DATE.exec(text ?? "");
   if (!m) return NaN;
   const [y, mo, d, h, mi, s] = m.slice(1).map((x) => Number(x ?? 0));
   const local = Date.UTC(y, mo - 1, d, h, mi, s);
-  if (Number.isNaN(local)) return NaN;
+  // Date.UTC rolls 30 February over to 2 March and 25:00 to the next day: a corrupt date would be imported as another.
+  const back = new Date(local);
+  if (
+    Number.isNaN(local) || back.getUTCFullYear() !== y || back.getUTCMonth() !== mo - 1 || back.getUTCDate() !== d ||
+    back.getUTCHours() !== h || back.getUTCMinutes() !== mi || back.getUTCSeconds() !== s
+  ) return NaN;
   const bstStart = lastSundayAt1Utc(y, 2);
   const bstEnd = lastSundayAt1Utc(y, 9);
   const summer = local - 3_600_000;

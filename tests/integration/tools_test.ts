@@ -615,3 +615,137 @@ onlyOn(
     assert.match(last, new RegExp(`^tail: cannot read alerts from Kafka at KAFKA_BROKERS="${broker}": .*ECONNREFUSED`));
   },
 );
+
+onlyOn("no log", "import stopped half-way by the file says how much the engine had accepted before it", async () => {
+  const batches: unknown[][] = [];
+  const engine = mockEngine(async (request) => {
+    if (request.method === "GET") return Response.json({ status: "ok" });
+    const events = await request.json() as unknown[];
+    batches.push(events);
+    return Response.json({ accepted: events.length, eventIds: [] }, { status: 202 });
+  });
+  const file = await Deno.makeTempFile({ suffix: ".csv" });
+  try {
+    const row = (second: number) => `2019-10-01 00:00:0${second} UTC,view,p1,1,,b,35.79,u1,s1`;
+    await Deno.writeTextFile(
+      file,
+      [
+        "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session",
+        ...[0, 1, 2, 3, 4].map(row),
+        '2019-10-01 00:00:05 UTC,view,p1,1,"never closed,b,35.79,u1,s1',
+      ].join("\n"),
+    );
+    const { code, stdout, stderr } = await runScript("import.ts", [
+      "rees46",
+      file,
+      "--url",
+      engine.url,
+      "--batch",
+      "2",
+    ]);
+    assert.equal(code, 1, stderr);
+    assert.equal(batches.flat().length, 4);
+    assert.match(stderr, /import: a quoted field is not closed before the end of the file \(record 7\)/);
+    // It used to stop with that line alone: two batches in the engine, a third never posted, and nothing said either.
+    assert.match(
+      stderr,
+      /import: stopped after 5 rows: the engine accepted 4 events before this; the 1 event read since was not posted/,
+    );
+    assert.equal(stdout, "");
+  } finally {
+    await engine.stop();
+    await Deno.remove(file);
+  }
+});
+
+onlyOn(
+  "no log",
+  "import: an engine that takes the connection but never answers its first probe is reported",
+  async () => {
+    // Accepts connections and reads nothing: the import's GET /healthz before the first batch had no timeout.
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const held: Deno.Conn[] = [];
+    const accepting = (async () => {
+      for await (const conn of listener) held.push(conn);
+    })();
+    try {
+      const env = Deno.env.toObject();
+      delete env.KAFKA_BROKERS;
+      delete env.DATABASE_URL;
+      const url = `http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`;
+      const output = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", "--quiet", "scripts/import.ts", "rees46", SAMPLE, "--url", url, "--timeout", "1"],
+        cwd: ROOT,
+        env,
+        clearEnv: true,
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+        signal: AbortSignal.timeout(30_000), // it used to wait for ever
+      }).output();
+      const stderr = new TextDecoder().decode(output.stderr);
+      assert.equal(output.code, 1, stderr);
+      assert.match(stderr, new RegExp(`import: no engine answers at ${url} within 1 s \\(--timeout\\)`));
+    } finally {
+      listener.close();
+      await accepting.catch(() => {});
+      for (const conn of held) conn.close();
+    }
+  },
+);
+
+onlyOn("no log", "import interrupted by Ctrl-C says how much the engine had accepted", async () => {
+  let posts = 0;
+  let secondArrived = () => {};
+  const second = new Promise<void>((resolve) => secondArrived = resolve);
+  let release = () => {};
+  const engine = mockEngine(async (request) => {
+    if (request.method === "GET") return Response.json({ status: "ok" });
+    const events = await request.json() as unknown[];
+    if (++posts === 1) return Response.json({ accepted: events.length, eventIds: [] }, { status: 202 });
+    secondArrived();
+    // The second batch is still unanswered when the user presses Ctrl-C.
+    return await new Promise<Response>((resolve) => release = () => resolve(new Response(null, { status: 503 })));
+  });
+  const env = Deno.env.toObject();
+  delete env.KAFKA_BROKERS;
+  delete env.DATABASE_URL;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", "scripts/import.ts", "rees46", SAMPLE, "--url", engine.url, "--batch", "100"],
+    cwd: ROOT,
+    env,
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  try {
+    await second;
+    child.kill("SIGINT");
+    const output = await child.output();
+    const stderr = new TextDecoder().decode(output.stderr);
+    assert.equal(output.code, 130, stderr);
+    // It used to die at once, saying nothing of the batch accepted before, nor of the one in flight.
+    assert.match(
+      stderr,
+      /import: stopped after \d+ rows: the engine accepted 100 events before this; the 100 events read since were being posted, not accepted/,
+    );
+  } finally {
+    release();
+    await engine.stop();
+  }
+});
+
+onlyOn("no log", "import of a directory names it, before asking the engine", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "import-dir-" });
+  const engine = mockEngine(() => Response.json({ status: "ok" }));
+  try {
+    const { code, stderr } = await runScript("import.ts", ["rees46", dir, "--url", engine.url]);
+    assert.equal(code, 1, stderr);
+    // It used to say "import: Is a directory (os error 21)", naming no path, once it began to read.
+    assert.match(stderr, new RegExp(`^import: cannot open ${dir}: it is a directory, not a CSV file$`, "m"));
+  } finally {
+    await engine.stop();
+    await Deno.remove(dir);
+  }
+});

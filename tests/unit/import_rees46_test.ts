@@ -67,6 +67,9 @@ Deno.test("mapRees46Row() maps each event type and names what it skips", () => {
   assert.deepEqual(mapRees46Row(row("view", "-1"), 2), { skip: "invalid_price" });
   assert.deepEqual(mapRees46Row(row("view", "abc"), 2), { skip: "invalid_price" });
   assert.deepEqual(mapRees46Row(row("view", "1", { 0: "2019-10-01T00:00:05Z" }), 2), { skip: "invalid_time" });
+  // A day or hour that does not exist is a bad time, not an event the schema refuses ("invalid_event").
+  assert.deepEqual(mapRees46Row(row("view", "1", { 0: "2019-02-30 00:00:05 UTC" }), 2), { skip: "invalid_time" });
+  assert.deepEqual(mapRees46Row(row("view", "1", { 0: "2019-10-01 24:00:05 UTC" }), 2), { skip: "invalid_time" });
   assert.deepEqual(mapRees46Row(row("view", "1", { 7: "" }), 2), { skip: "missing_user" });
   assert.deepEqual(mapRees46Row(row("view", "1", { 2: "" }), 2), { skip: "missing_product" });
   assert.deepEqual(mapRees46Row(row("view", "1", { 7: "x".repeat(200) }), 2), { skip: "invalid_event" });

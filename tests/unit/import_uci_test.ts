@@ -38,6 +38,30 @@ Deno.test("londonToUtc() reads UK local time: GMT in winter, BST (UTC+1) in summ
   assert.ok(Number.isNaN(londonToUtc("12/1/2010 8:26")));
 });
 
+Deno.test("londonToUtc() refuses a date or time that does not exist, rather than rolling it over", () => {
+  // Date.UTC rolls 30 February over to 2 March and 25:00 to the next day: the order was imported days or hours off.
+  for (
+    const text of ["2011-02-30 10:00", "2011-12-32 10:00", "2011-13-01 10:00", "2011-06-10 25:00", "2011-06-10 10:75"]
+  ) {
+    assert.ok(Number.isNaN(londonToUtc(text)), text);
+  }
+  assert.equal(new Date(londonToUtc("2012-02-29 10:00")).toISOString(), "2012-02-29T10:00:00.000Z");
+});
+
+Deno.test("a UCI line dated on a day that does not exist is skipped as invalid_row, not imported on another day", async () => {
+  const csv = [
+    "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country",
+    "536365,A,ITEM A,6,2011-02-30 08:26:00,2.55,17850.0,United Kingdom",
+    "536366,A,ITEM A,6,2011-03-02 08:26:00,2.55,17850.0,United Kingdom",
+  ].join("\n");
+  const summary = newUciSummary();
+  const events: StoredEvent[] = [];
+  for await (const e of importUci(parseCsv([csv]), summary)) events.push(e);
+  assert.deepEqual(events.map((e) => (e as StoredEventOf<"order_completed">).properties.orderId), ["536366"]);
+  assert.deepEqual(summary.skipped, { invalid_row: 1 });
+  assert.deepEqual(summary.firstSkipped, { invalid_row: 2 });
+});
+
 Deno.test("UCI invoice lines group into orders; cancellations, missing customers, bad quantities and prices, fees and duplicates are counted", async () => {
   const header = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country";
   const csv = [

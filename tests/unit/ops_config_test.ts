@@ -5,6 +5,7 @@
  * Prometheus scrapes both engine replicas. No YAML parser: the YAML files are checked line by line.
  */
 import assert from "node:assert/strict";
+import { parseConfig, SETTING_NAMES } from "../../engine/config.ts";
 
 const read = (path: string) => Deno.readTextFile(new URL(`../../${path}`, import.meta.url));
 
@@ -170,4 +171,38 @@ Deno.test("compose: two engine replicas, an ingest instance, Prometheus and Graf
   const datasource = await read("ops/grafana/provisioning/datasources/datasource.yml");
   assert.match(datasource, new RegExp(`^\\s*uid:\\s*${DATASOURCE_UID}\\s*$`, "m"));
   assert.match(datasource, /^\s*url:\s*http:\/\/prometheus:9090\s*$/m);
+});
+
+/** `KEY: "value"` lines of the block that starts at `header` (a line of its own), at the block's indentation. */
+function yamlBlock(text: string, header: RegExp): Record<string, string> {
+  const lines = text.split("\n");
+  const start = lines.findIndex((line) => header.test(line));
+  assert.ok(start >= 0, `no ${header}`);
+  const indent = lines[start + 1].match(/^ */)![0].length;
+  const entries: Record<string, string> = {};
+  for (const line of lines.slice(start + 1)) {
+    if (line.trim() === "" || line.trim().startsWith("#")) continue;
+    if (line.match(/^ */)![0].length < indent) break;
+    const entry = /^\s*([A-Z][A-Z0-9_]*):\s*"(.*)"\s*$/.exec(line);
+    if (entry) entries[entry[1]] = entry[2];
+  }
+  return entries;
+}
+
+Deno.test("compose: each engine service's environment is settings the engine knows, with values it accepts", async () => {
+  const compose = await read("docker-compose.yml");
+  const shared = yamlBlock(compose, /^ {2}environment: &engine-environment\s*$/);
+  const known = new Set<string>([...SETTING_NAMES, "DENO_V8_FLAGS"]);
+  for (const service of ["engine-1", "engine-2", "engine-ingest"]) {
+    const section = compose.slice(compose.search(new RegExp(`^  ${service}:\\s*$`, "m")));
+    const env = { ...shared, ...yamlBlock(section, /^ {4}environment:\s*$/) };
+    for (const name of Object.keys(env)) assert.ok(known.has(name), `${service}: ${name} is not a setting`);
+    // A typo in a value would stop the service at start-up, which no one here can see (no Docker engine).
+    const config = parseConfig(env);
+    assert.equal(config.mode, "production", service);
+    const [, published, target] = /^\s*- "(\d+):(\d+)"\s*$/m.exec(section.slice(0, section.indexOf("\n\n"))) ?? [];
+    assert.equal(Number(target), config.PORT, `${service} publishes a port the engine does not listen on`);
+    assert.ok(published, service);
+    assert.equal(config.ADVERTISED_URL, `http://${service}:${config.PORT}`, service);
+  }
 });
