@@ -286,8 +286,16 @@ function remembered(state: GlobalState): readonly MinuteRollup[] {
 /** The evaluation timer: the boundaries due up to its deadline, as far as the sources have published. */
 function onEvaluate(state: GlobalState, ctx: ActorContext, s: DomainSettings): GlobalState {
   const at = ctx.now();
-  return advance(state, ctx, s, state.heldFrom ?? at, at, at + MINUTE, at);
+  // Held, it looks again after the latest fact's minute, backing off while the hold lasts: a minute after its own
+  // deadline was due at once when a faster partition's facts had moved the clock days ahead, so it fired minute by
+  // minute up to the clock before every fact (an import: 17,000 warnings of a timer re-arming itself).
+  const backoff = Math.min(Math.max(MINUTE, at - (state.heldFrom ?? at)), HELD_POLL_MAX_MS);
+  const poll = Math.max(at + backoff, minuteOf(state.lastEventAt ?? at) + MINUTE);
+  return advance(state, ctx, s, state.heldFrom ?? at, at, poll, at);
 }
+
+/** The longest a held evaluation waits between looks at the sources (the clock's time; watermarks release at once). */
+const HELD_POLL_MAX_MS = 10 * MINUTE;
 
 /**
  * A source partition's watermark: evaluates the boundaries (held, or the timer's) it releases, even ahead of the

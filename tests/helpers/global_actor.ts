@@ -59,6 +59,8 @@ export interface GlobalDriver {
   readonly state: GlobalState;
   /** How many messages were sent: the last one's id is `analytics-0-<sent - 1>`. */
   readonly sent: number;
+  /** How many times the evaluation timer fired. */
+  readonly fired: number;
   /** Moves the clock to `to` (never back) and fires the evaluation timer while it is due. */
   advanceTo(to: number): void;
   /** Handles `message` at the clock its event time moves to, with the timer fired before and after. */
@@ -83,6 +85,7 @@ export function driveGlobal(
   const history: AnalyticsHistoryBatch[] = [];
   let clock = 0;
   let sent = 0;
+  let fired = 0;
   const sourcesWatermark = options.sourcesWatermark ?? (() => -Infinity);
   const ctx = (now: number, id: string): ActorContext => ({
     now: () => now,
@@ -100,6 +103,7 @@ export function driveGlobal(
     clock = Math.max(clock, to);
     for (let at = timers.get(EVALUATE_TIMER); at !== undefined && at <= clock; at = timers.get(EVALUATE_TIMER)) {
       timers.delete(EVALUATE_TIMER);
+      fired++;
       state = logic.onTimer!(state, EVALUATE_TIMER, ctx(at, `timer-${at}`)) as GlobalState;
     }
   };
@@ -113,6 +117,9 @@ export function driveGlobal(
     },
     get sent(): number {
       return sent;
+    },
+    get fired(): number {
+      return fired;
     },
     advanceTo,
     send(message: GlobalMessage): void {
