@@ -23,6 +23,14 @@ export class AssignmentConfirmation {
     this.#heartbeats.length = 0;
   }
 
+  /**
+   * The member's consumer crashed: it is out of the group until kafkajs joins it again (if it restarts at all), so
+   * heartbeats answered just before confirm nothing; only a new assignment's do.
+   */
+  left(): void {
+    this.rebalancing();
+  }
+
   /** The group handed the member a new assignment (it reaches the listener later). */
   assignmentReceived(): void {
     this.#rebalancing = false;

@@ -159,6 +159,8 @@ export class KafkaConsumer implements LogConsumer {
     });
     consumer.on(consumer.events.CRASH, (event) => {
       const { error, restart } = event.payload;
+      // Out of the group now: the heartbeats answered before the crash no longer confirm its assignment.
+      this.#confirmation.left();
       if (!restart) this.#failure = ensureError(error);
       this.#logger.error(
         restart ? "consumer crashed; kafkajs restarts it" : "consumer crashed for good; consuming nothing",

@@ -96,3 +96,27 @@ Deno.test("only the latest heartbeat need be recent; an assignment still pending
   confirmation.assignmentHandled();
   assert.equal(confirmation.confirmedSince(fenced), true);
 });
+
+Deno.test("a crash leaves the group: heartbeats answered before it confirm nothing, only a new assignment's do", () => {
+  const { confirmation, advance, now } = setup();
+  confirmation.assignmentReceived();
+  confirmation.assignmentHandled();
+  const fenced = now();
+  confirmation.heartbeat(4);
+  advance(1_000);
+  confirmation.heartbeat(4);
+  assert.equal(confirmation.confirmedSince(fenced), true);
+  // The consumer crashes; within the stale window, its last two heartbeats used to still confirm the assignment.
+  confirmation.left();
+  advance(500);
+  assert.equal(confirmation.confirmedSince(fenced), false, "out of the group");
+  confirmation.heartbeat(4); // a late answer to a heartbeat asked before the crash
+  assert.equal(confirmation.confirmedSince(fenced), false, "no assignment since the crash");
+  // kafkajs joins again and the group hands it an assignment.
+  confirmation.assignmentReceived();
+  confirmation.assignmentHandled();
+  confirmation.heartbeat(5);
+  advance(1_000);
+  confirmation.heartbeat(5);
+  assert.equal(confirmation.confirmedSince(fenced), true);
+});
