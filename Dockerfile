@@ -35,6 +35,10 @@ RUN deno run -A --frozen scripts/pglite_template.ts
 
 ENV PORT=8080 \
     DATA_DIR=/app/data
+# An embedded engine's log and database live in DATA_DIR: a volume keeps them when the container is removed or
+# replaced (`docker run -v engine-data:/app/data ...`; a new named volume starts as a copy of this empty, deno-owned
+# directory). Without a mount, Docker gives each container an anonymous volume of its own.
+VOLUME ["/app/data"]
 EXPOSE 8080
 
 # No curl in the image: scripts/healthcheck.ts probes /healthz with Deno's fetch at the address PORT and HOST bind,
