@@ -97,6 +97,14 @@ interface Cell {
   usedAt: number;
 }
 
+/**
+ * An actor in its initial state that no message has changed and nothing has stored: it is not an actor yet for queries
+ * or checkpoints. A stored one always has an activity time (its records' append times are after 1970).
+ */
+function untouched(cell: Cell): boolean {
+  return !cell.dirty && cell.lastActiveAt === 0 && cell.packed === undefined;
+}
+
 interface Item {
   readonly record: LogRecord;
   readonly message: unknown;
@@ -561,7 +569,7 @@ export class PartitionWorker {
       const deadline = performance.now() + budgetMs;
       for (const cell of this.#cells.values()) {
         if (cell.usedAt >= idleBefore || (packed % 16 === 15 && performance.now() > deadline)) break;
-        if (cell.dirty || cell.packed !== undefined) continue;
+        if (cell.dirty || cell.packed !== undefined || untouched(cell)) continue;
         cell.packed = packer.pack(this.#deps.logic.persist(cell.state));
         cell.state = undefined;
         packed++;
@@ -593,7 +601,7 @@ export class PartitionWorker {
   /** The persisted form of a key's live state, if this partition holds it in memory. */
   peek(key: string): unknown | undefined {
     const cell = this.#cells.get(key);
-    if (!cell) return undefined;
+    if (!cell || untouched(cell)) return undefined;
     return cell.packed !== undefined ? this.#deps.packer!.unpack(cell.packed) : this.#deps.logic.persist(cell.state);
   }
 
@@ -817,9 +825,14 @@ export class PartitionWorker {
       const ctx = this.#context(key, cell, emitted, () => item.clock, (rule) => outputId(item.record, rule), undo);
       try {
         const next = logic.handle(cell.state, item.message, ctx);
-        cell.state = typeof (next as PromiseLike<unknown> | null)?.then === "function" ? await next : next;
-        cell.dirty = true;
-        cell.lastActiveAt = Math.max(cell.lastActiveAt, item.record.timestamp);
+        const state = typeof (next as PromiseLike<unknown> | null)?.then === "function" ? await next : next;
+        // A new actor the message left as it was (the user actor forwarding an inventory_updated keyed by its
+        // product) stays untouched: nothing to persist, and no actor to show to queries.
+        if (state !== cell.state || !untouched(cell)) {
+          cell.state = state;
+          cell.dirty = true;
+          cell.lastActiveAt = Math.max(cell.lastActiveAt, item.record.timestamp);
+        }
         if (item.record.timestamp > this.#logTime) this.#logTime = item.record.timestamp;
         this.#publish(emitted);
         this.#events.emit({

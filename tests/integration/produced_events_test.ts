@@ -82,6 +82,10 @@ forEachLog(
         return body.items?.length > 0 ? body.items : undefined;
       });
       assert.deepEqual(alerts.map((a: { subject: { id: string } }) => a.subject.id), ["sku-9"]);
+      // The user key it passed through (its outputs are published, so that partition has checkpointed) keeps no user.
+      const user = await fetch(`${engine.url}/v1/users/sku-9`);
+      await user.body?.cancel();
+      assert.equal(user.status, 404);
     } finally {
       await engine.stop();
     }

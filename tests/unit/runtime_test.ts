@@ -920,3 +920,27 @@ Deno.test("outputs are stored by their topic's contract: an alert without detail
   assert.deepEqual([...h.store.productMinutes.keys()], ["p/120000"]);
   assert.equal(h.log.all(h.topics.alerts).length, 2, "both published as they were: the topic is the actor's");
 });
+
+Deno.test("ActorRuntime keeps no state for a key whose messages never changed its initial state", async () => {
+  // The user actor forwards an inventory_updated produced to `events` (keyed by its product) and keeps no user for it:
+  // it returns the state it was given. Every key a record reached was persisted, and answered as an empty actor.
+  const passThrough: ActorLogic<Recorded, RecorderMessage> = {
+    ...recorderLogic(),
+    handle: (state, message) => message.n < 0 ? state : { ...state, values: [...state.values, message.n] },
+  };
+  const h = new Harness(passThrough, 1);
+  await h.start();
+  h.send("forwarded", { n: -1 });
+  h.send("kept", { n: -1 });
+  h.send("kept", { n: 2 });
+  await h.drained();
+  assert.equal(h.runtime.lookup("recorder", "forwarded"), undefined, "a query finds no such actor in memory");
+  assert.deepEqual(h.runtime.lookup("recorder", "kept")?.state, { key: "kept", values: [2] });
+  await h.runtime.passivateAll();
+  assert.equal(h.runtime.lookup("recorder", "forwarded"), undefined, "nor after passivation");
+  h.send("kept", { n: -1 }); // unchanged, but a stored actor's activity still counts for its TTL
+  await h.drained();
+  await h.stop();
+  assert.equal(await h.stored("forwarded"), undefined);
+  assert.deepEqual(await h.stored("kept"), { key: "kept", values: [2] });
+});
