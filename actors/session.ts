@@ -88,10 +88,36 @@ export function placeEvent(
 }
 
 /**
+ * The number of the remembered past session a late event at `at` belongs to: the one with the client's id if it sent
+ * one, else the one whose span holds `at`, or failing that the nearest within `gapMs` of it. Undefined when none is (a
+ * session older than the user's recent history, or a client id it never sent).
+ */
+export function pastSessionOf(
+  sessions: readonly SessionSummary[],
+  at: number,
+  clientId: string | undefined,
+  gapMs: number,
+): number | undefined {
+  let best: number | undefined;
+  let bestDistance = Infinity;
+  for (const session of sessions) {
+    if (clientId !== undefined && !isGenerated(session) && clientId !== session.id) continue;
+    const start = Date.parse(session.startedAt);
+    const last = Date.parse(session.lastEventAt);
+    const distance = at < start ? start - at : at > last ? at - last : 0;
+    if (distance <= gapMs && distance < bestDistance) {
+      best = session.number;
+      bestDistance = distance;
+    }
+  }
+  return best;
+}
+
+/**
  * Whether the session's id is the one the engine made up (`auto-<number>`, no client id yet): the
  * exact form, so that a client's own `auto-a` and `auto-b` are two sessions like any other ids.
  */
-function isGenerated(session: Session): boolean {
+function isGenerated(session: SessionSummary): boolean {
   return session.id === `auto-${session.number}`;
 }
 

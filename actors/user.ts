@@ -22,6 +22,7 @@ import { toMillis } from "./money.ts";
 import {
   NO_STAGES,
   openSession,
+  pastSessionOf,
   placeEvent,
   pushRecent,
   recordInSession,
@@ -108,7 +109,12 @@ function handle(state: UserState, event: StoredEvent, ctx: ActorContext, s: Doma
   }
   // By number, fixed when the session opens and unique per user: its id changes when a session opened without a
   // sessionId adopts the client's, and a client id can come back after another (a new session each time).
-  const sessionName = `${state.userId}/${late ? "late" : next.session!.number}`;
+  // A late event is named by the past session it belongs to, which was active in its minute: as a session of its own
+  // (`late`) it counted twice there. One older than the user's recent sessions has no number to go by.
+  const number = late
+    ? pastSessionOf(state.recentSessions, at, event.sessionId, minutesMs(s.SESSION_GAP_MINUTES)) ?? "late"
+    : next.session!.number;
+  const sessionName = `${state.userId}/${number}`;
   const step = new UserStep(ctx, s, state.userId, at, sessionName, late, reached, Date.parse(event.receivedAt));
 
   switch (event.type) {

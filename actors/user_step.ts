@@ -31,7 +31,7 @@ export class UserStep {
     readonly userId: string,
     /** Event time, epoch ms. */
     readonly at: number,
-    /** `<userId>/<session number>`, or `<userId>/late` for an event of a past session. */
+    /** `<userId>/<session number>` (a late event's past session), or `<userId>/late` for one older than those remembered. */
     readonly session: string,
     /** The event belongs to a past session (arrived out of order): it does not touch the current one. */
     readonly late: boolean,

@@ -1227,3 +1227,23 @@ Deno.test("an inventory_updated produced straight to `events` (keyed by its prod
   assert.equal(again.eventCount, 1);
   assert.equal(again.duplicates, 1);
 });
+
+Deno.test("a late event of a past session is counted under that session's name, not as a session of its own", async () => {
+  const b = new EventBuilder();
+  const r = await fold([
+    b.event("page_viewed", "u", 0, { url: "/" }), // session 1: 10:00–10:05
+    b.event("page_viewed", "u", 300, { url: "/" }),
+    b.event("page_viewed", "u", 3_600, { url: "/" }), // session 2: 11:00
+    b.event("page_viewed", "u", 240, { url: "/" }), // late, 10:04: session 1's (it was active then)
+    b.event("page_viewed", "v", 0, { url: "/" }, { sessionId: "tab-a" }), // session 1
+    b.event("page_viewed", "v", 60, { url: "/" }, { sessionId: "tab-b" }), // session 2
+    b.event("page_viewed", "v", 30, { url: "/" }, { sessionId: "tab-a" }), // late, by its id: session 1's
+    b.event("page_viewed", "w", 36_000, { url: "/" }),
+    b.event("page_viewed", "w", 0, { url: "/" }), // late, and of no session the user remembers
+  ]);
+  const names = activities(r).map((f) => f.session);
+  // `u/late` and `v/late` were extra active sessions in 10:04 and 10:00, beside `u/1` and `v/1`.
+  assert.deepEqual(names, ["u/1", "u/1", "u/2", "u/1", "v/1", "v/2", "v/1", "w/1", "w/late"]);
+  assert.equal(r.users.get("u")!.session!.number, 2, "the current session stays the current one");
+  assert.equal(r.users.get("u")!.recentSessions[0].events, 2, "a late event leaves past sessions as they were");
+});
