@@ -2,8 +2,9 @@
  * Exactly-once for messages that may arrive twice. After a crash a partition replays from its
  * checkpoint and re-produces its outputs with identical ids, so product and global actors can
  * receive the same fact twice. Output ids of messages have the form
- * `<topic>-<partition>-<offset>-<rule>` (engine/partition_worker.ts), and an actor receives at
- * most one fact per input message under a rule without a dash, so such a fact is identified by its
+ * `<topic>-<partition>-<offset>-<rule>` (engine/partition_worker.ts; the topic reads `<topic>~<generation>` once
+ * the partition's log started again below its checkpoint, so that the new log is a source of its own), and an actor
+ * receives at most one fact per input message under a rule without a dash, so such a fact is identified by its
  * source partition and offset. (The abandonments a late user event raises before itself, besides its
  * activity fact, have rules with a dash, `a-cart` and `a-checkout`: their ids go to the ring below.)
  *

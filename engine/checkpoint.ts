@@ -19,6 +19,7 @@ import {
   readCheckpoints,
   readSettledCheckpoint,
   RECOMMENDED_KIND,
+  restartLog,
   saveStates,
   type StoredActor,
   upsertRecommendations,
@@ -44,6 +45,12 @@ export interface Claim {
    * published (engine/source_watermark.ts); absent: none. A new owner resumes it, as a rewind does.
    */
   readonly sourcesPublished?: number;
+  /**
+   * Times the partition's log was found to start again below the checkpoint (its topic created again, or its tail
+   * lost); absent: 0. Output ids name it (engine/partition_worker.ts outputId), so that the new log's offsets do not
+   * repeat the old log's ids.
+   */
+  readonly logGeneration?: number;
 }
 
 /** Everything one checkpoint writes, atomically. */
@@ -101,6 +108,11 @@ export interface CheckpointStore {
   loadTimers(kind: string, partition: number): Promise<Map<string, Record<string, number>>>;
   /** Writes the checkpoint in one transaction. */
   commit(write: CheckpointWrite): Promise<CommitResult>;
+  /**
+   * The partition's log starts again below its checkpoint: moves the checkpoint back to `nextOffset` and raises its
+   * log generation (Claim.logGeneration), at once, if `epoch` still owns it. Returns the new generation; null: fenced.
+   */
+  restartLog(tp: TopicPartition, groupId: string, epoch: number, nextOffset: number): Promise<number | null>;
   /** Where the partition's checkpoint stands now: for the epoch check before a checkpoint's outputs are appended. */
   stored(tp: TopicPartition, groupId: string): Promise<Claim | null>;
   /**
@@ -169,6 +181,10 @@ export class SqlCheckpointStore implements CheckpointStore {
     return pruneAlerts(this.sql, retentionMs, limit);
   }
 
+  restartLog(tp: TopicPartition, groupId: string, epoch: number, nextOffset: number): Promise<number | null> {
+    return restartLog(this.sql, groupId, tp.topic, tp.partition, epoch, nextOffset);
+  }
+
   read(kind: string, key: string): Promise<{ state: unknown; updatedAt: Date } | null> {
     return loadState(this.sql, kind, key);
   }
@@ -186,10 +202,15 @@ export class SqlCheckpointStore implements CheckpointStore {
   }
 }
 
-/** A memory partition row as the SQL store reads it back: `sourcesPublished` only when one is stored. */
-function claimOf(row: { epoch: number; nextOffset: number; clock: number; sourcesPublished?: number }): Claim {
+/** A memory partition row as the SQL store reads it back: `sourcesPublished` only when one is stored, `logGeneration` above 0. */
+function claimOf(
+  row: { epoch: number; nextOffset: number; clock: number; sourcesPublished?: number; logGeneration?: number },
+): Claim {
   const claim = { epoch: row.epoch, nextOffset: row.nextOffset, clock: row.clock };
-  return row.sourcesPublished === undefined ? claim : { ...claim, sourcesPublished: row.sourcesPublished };
+  const withGeneration = row.logGeneration ? { ...claim, logGeneration: row.logGeneration } : claim;
+  return row.sourcesPublished === undefined
+    ? withGeneration
+    : { ...withGeneration, sourcesPublished: row.sourcesPublished };
 }
 
 interface MemoryRow extends StoredActor {
@@ -201,7 +222,14 @@ interface MemoryRow extends StoredActor {
 export class MemoryCheckpointStore implements CheckpointStore {
   readonly partitions = new Map<
     string,
-    { epoch: number; nextOffset: number; clock: number; sourcesPublished?: number; owner: string }
+    {
+      epoch: number;
+      nextOffset: number;
+      clock: number;
+      sourcesPublished?: number;
+      logGeneration?: number;
+      owner: string;
+    }
   >();
   readonly rows = new Map<string, MemoryRow>();
   readonly alerts = new Map<string, Alert>();
@@ -267,6 +295,15 @@ export class MemoryCheckpointStore implements CheckpointStore {
       out.set(Number(id.slice(at + 1)), claimOf(row));
     }
     return Promise.resolve(out);
+  }
+
+  restartLog(tp: TopicPartition, groupId: string, epoch: number, nextOffset: number): Promise<number | null> {
+    this.#check();
+    const row = this.partitions.get(`${groupId}/${tpKey(tp)}`);
+    if (!row || row.epoch !== epoch) return Promise.resolve(null);
+    row.nextOffset = nextOffset;
+    row.logGeneration = (row.logGeneration ?? 0) + 1;
+    return Promise.resolve(row.logGeneration);
   }
 
   /** Commits here are applied at once, so nothing is ever still in flight. */

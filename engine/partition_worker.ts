@@ -196,6 +196,8 @@ export class PartitionWorker {
   #sourcesPublished: number;
   /** `#sourcesPublished` as of the last committed checkpoint. */
   #checkpointedSourcesPublished: number;
+  /** Times this partition's log started again below its checkpoint (stored at once): named by output ids above 0. */
+  #logGeneration: number;
   /**
    * Wall time spent since then in this worker's own steps, during which no record could be delivered:
    * the partition is idle only after `idleClockMs` of listening without records, not of being stuck.
@@ -226,6 +228,7 @@ export class PartitionWorker {
     this.#clock = claim.clock;
     this.#checkpointedClock = claim.clock;
     this.#sourcesPublished = this.#checkpointedSourcesPublished = claim.sourcesPublished ?? Number.NEGATIVE_INFINITY;
+    this.#logGeneration = claim.logGeneration ?? 0;
     this.#timers.load(timers);
     this.#wall = deps.wallClock ?? Date.now;
     this.#events = deps.instrumentation ?? noInstrumentation;
@@ -244,6 +247,7 @@ export class PartitionWorker {
       nextOffset: claimed.nextOffset,
       clock: claimed.clock,
       sourcesPublished: claimed.sourcesPublished,
+      logGeneration: claimed.logGeneration,
       timers: worker.pendingTimers,
     });
     return worker;
@@ -319,6 +323,7 @@ export class PartitionWorker {
       if (this.#needsResync) await this.#guarded(() => this.#resync());
       if (this.#needsResync || this.#closed) return;
       if (batch.highWatermark < this.#position) await this.#restartOnShorterLog();
+      if (this.#closed) return;
       this.#logEndSeen = Math.max(this.#logEndSeen, batch.highWatermark);
       const records = batch.records.filter((r) => r.offset >= this.#position);
       // Offsets the log left out before the first record (Kafka: a transaction marker) are no gap; a batch with no
@@ -382,13 +387,22 @@ export class PartitionWorker {
     if (end >= this.#position) return;
     const committed = await consumer.committedOffset?.(this.#tp);
     const from = committed === undefined ? earliest : end;
+    // Stored before anything of the new log is handled: its offsets repeat the old log's, and so would the ids of their
+    // outputs (product and global actors took its facts for replays, the alerts table kept the old alerts), unless they
+    // name a new generation; stored with the offset, so that a restart before the next checkpoint replays the same ids.
+    const generation = await this.#deps.store.restartLog(this.#tp, this.#deps.groupId, this.#epoch, from);
+    if (generation === null) {
+      this.#release();
+      return;
+    }
     this.#log.error(
       committed === undefined
         ? "the log ends before this partition's position and the group never committed on it (its topic created again, its records lost); reading it from its start"
         : "the log ends before this partition's position (it lost records the partition had handled); resuming at its end",
-      { position: this.#position, end, committed, from },
+      { position: this.#position, end, committed, from, logGeneration: generation },
     );
-    this.#position = from;
+    this.#position = this.#checkpointed = from;
+    this.#logGeneration = generation;
   }
 
   /**
@@ -822,7 +836,14 @@ export class PartitionWorker {
       if (this.#timers.has(key)) await this.#fireKeyTimers(key, cell, item.clock);
       const emitted: Emitted[] = [];
       const undo: TimerUndo = [];
-      const ctx = this.#context(key, cell, emitted, () => item.clock, (rule) => outputId(item.record, rule), undo);
+      const ctx = this.#context(
+        key,
+        cell,
+        emitted,
+        () => item.clock,
+        (rule) => outputId(item.record, rule, this.#logGeneration),
+        undo,
+      );
       try {
         const next = logic.handle(cell.state, item.message, ctx);
         const state = typeof (next as PromiseLike<unknown> | null)?.then === "function" ? await next : next;
@@ -1195,9 +1216,14 @@ async function settleAll(runs: readonly Promise<void>[]): Promise<void> {
   if (failed) throw failed.reason;
 }
 
-/** Output ids derive from the input's position (and index in its bundle), so a replay re-produces the same id. */
-export function outputId(record: LogRecord, rule: string): string {
+/**
+ * Output ids derive from the input's position (and index in its bundle), so a replay re-produces the same id; after the
+ * log started again below its checkpoint (`generation` above 0), the topic is named with it (`events~1-0-5-a`), a source
+ * apart from the old log's same offsets.
+ */
+export function outputId(record: LogRecord, rule: string, generation = 0): string {
   const index = record.headers[BUNDLE_INDEX_HEADER];
   const position = index === undefined ? record.offset : `${record.offset}.${index}`;
-  return `${record.topic}-${record.partition}-${position}-${rule}`;
+  const topic = generation > 0 ? `${record.topic}~${generation}` : record.topic;
+  return `${topic}-${record.partition}-${position}-${rule}`;
 }

@@ -10,6 +10,8 @@ export interface ClaimedPartition {
   readonly epoch: number;
   /** A fed partition's release as of `nextOffset` (engine/checkpoint.ts Claim); absent: none. */
   readonly sourcesPublished?: number;
+  /** Times the log started again below the checkpoint (engine/checkpoint.ts Claim); absent: 0. */
+  readonly logGeneration?: number;
 }
 
 /** A partition_checkpoints row as the queries below read it. */
@@ -18,12 +20,17 @@ interface CheckpointRow {
   readonly clock: string;
   readonly epoch: string;
   readonly sources_published: string | null;
+  readonly log_generation: number;
 }
 
-/** A row read back as a claim; `sourcesPublished` only when one is stored. */
+/** A row read back as a claim; `sourcesPublished` only when one is stored, `logGeneration` only above 0. */
 function claimOf(row: CheckpointRow): ClaimedPartition {
   const claim = { nextOffset: Number(row.next_offset), clock: Number(row.clock), epoch: Number(row.epoch) };
-  return row.sources_published === null ? claim : { ...claim, sourcesPublished: Number(row.sources_published) };
+  const generation = Number(row.log_generation);
+  const withGeneration = generation > 0 ? { ...claim, logGeneration: generation } : claim;
+  return row.sources_published === null
+    ? withGeneration
+    : { ...withGeneration, sourcesPublished: Number(row.sources_published) };
 }
 
 /** An actor's persisted row. */
@@ -77,7 +84,7 @@ export async function claimPartition(
       values (${groupId}, ${topic}, ${partition}, 1, ${owner})
       on conflict (group_id, topic, partition) do update
         set epoch = partition_checkpoints.epoch + 1, owner = excluded.owner, updated_at = now()
-      returning next_offset, clock, epoch, sources_published`;
+      returning next_offset, clock, epoch, sources_published, log_generation`;
     return claimOf(row);
   });
 }
@@ -98,7 +105,7 @@ export async function readSettledCheckpoint(
   return await sql.begin(async (tx) => {
     await tx`select set_config('lock_timeout', ${CLAIM_LOCK_TIMEOUT}, true)`;
     const [row] = await tx<CheckpointRow[]>`
-      select next_offset, clock, epoch, sources_published from partition_checkpoints
+      select next_offset, clock, epoch, sources_published, log_generation from partition_checkpoints
        where group_id = ${groupId} and topic = ${topic} and partition = ${partition}
          for share`;
     return row ? claimOf(row) : null;
@@ -113,7 +120,7 @@ export async function readCheckpoint(
   partition: number,
 ): Promise<ClaimedPartition | null> {
   const [row] = await sql<CheckpointRow[]>`
-    select next_offset, clock, epoch, sources_published from partition_checkpoints
+    select next_offset, clock, epoch, sources_published, log_generation from partition_checkpoints
      where group_id = ${groupId} and topic = ${topic} and partition = ${partition}`;
   return row ? claimOf(row) : null;
 }
@@ -125,9 +132,31 @@ export async function readCheckpoints(
   topic: string,
 ): Promise<Map<number, ClaimedPartition>> {
   const rows = await sql<(CheckpointRow & { partition: number })[]>`
-    select partition, next_offset, clock, epoch, sources_published from partition_checkpoints
+    select partition, next_offset, clock, epoch, sources_published, log_generation from partition_checkpoints
      where group_id = ${groupId} and topic = ${topic}`;
   return new Map(rows.map((row) => [Number(row.partition), claimOf(row)]));
+}
+
+/**
+ * The log of a partition starts again below its checkpoint (its topic created again, or its tail lost): moves the
+ * checkpoint back to `nextOffset` and raises the log generation, in one statement, if `epoch` still owns it. Returns
+ * the new generation, or null if fenced off. Both at once: a restart in between would find the log short again and
+ * raise the generation a second time, and the replay's outputs would not have the ids of the first run's.
+ */
+export async function restartLog(
+  sql: Sql,
+  groupId: string,
+  topic: string,
+  partition: number,
+  epoch: number,
+  nextOffset: number,
+): Promise<number | null> {
+  const [row] = await sql<{ log_generation: number }[]>`
+    update partition_checkpoints
+       set next_offset = ${nextOffset}, log_generation = log_generation + 1, updated_at = now()
+     where group_id = ${groupId} and topic = ${topic} and partition = ${partition} and epoch = ${epoch}
+    returning log_generation`;
+  return row ? Number(row.log_generation) : null;
 }
 
 /**
@@ -172,7 +201,7 @@ export async function advanceCheckpoint(
   if (rows.length === 1) return { outcome: "advanced" };
   if (previousOffset === undefined) return { outcome: "fenced" };
   const [row] = await tx<CheckpointRow[]>`
-    select epoch, next_offset, clock, sources_published from partition_checkpoints
+    select epoch, next_offset, clock, sources_published, log_generation from partition_checkpoints
      where group_id = ${groupId} and topic = ${topic} and partition = ${partition}`;
   if (!row || Number(row.epoch) !== epoch) return { outcome: "fenced" };
   const stored = claimOf(row);

@@ -493,3 +493,24 @@ Deno.test("alerts are pruned by when they were first stored, oldest first, whate
     assert.equal(await store.pruneAlerts(DAY, ALERT_PRUNE_BATCH), 2);
   });
 });
+
+/** A log started again below the checkpoint: the offset moves back with a new generation, read back by claims (014). */
+async function checkLogRestart(store: CheckpointStore): Promise<void> {
+  const old = await store.claim(tp, "g", "old-owner");
+  assert.equal((await store.commit(write(old.epoch, 20, { previousOffset: 0 }))).committed, true);
+  assert.equal((await store.claim(tp, "g", "old-owner")).logGeneration, undefined, "0: never restarted");
+  const current = await store.claim(tp, "g", "me");
+  assert.equal(await store.restartLog(tp, "g", old.epoch, 0), null, "a former owner is fenced off");
+  assert.equal(await store.restartLog(tp, "g", current.epoch, 0), 1);
+  assert.deepEqual(await store.stored(tp, "g"), { epoch: current.epoch, nextOffset: 0, clock: 20, logGeneration: 1 });
+  assert.equal((await store.commit(write(current.epoch, 3, { previousOffset: 0 }))).committed, true);
+  const next = await store.claim(tp, "g", "next-owner");
+  assert.deepEqual(next, { epoch: current.epoch + 1, nextOffset: 3, clock: 3, logGeneration: 1 });
+  assert.equal(await store.restartLog(tp, "g", next.epoch, 1), 2);
+  assert.equal((await store.settled(tp, "g"))?.logGeneration, 2);
+}
+
+Deno.test("a log started again below its checkpoint moves it back and raises its generation at once, fenced by epoch (migration 014)", async () => {
+  await withDatabase((sql) => checkLogRestart(new SqlCheckpointStore(sql)));
+  await checkLogRestart(new MemoryCheckpointStore());
+});

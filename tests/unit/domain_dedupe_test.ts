@@ -111,3 +111,13 @@ Deno.test("encodeRuns keeps numbers of any size, however many, past its first bu
   const many = Array.from({ length: 5_000 }, (_, i) => i * 1_000_003);
   assert.deepEqual(decodeRuns(encodeRuns(many)), many);
 });
+
+Deno.test("admit(): the facts of a log started again (its generation in the id) are a source apart from the old log's", () => {
+  assert.deepEqual(factSource("events~1-3-0-p0"), { source: "events~1-3", offset: 0 });
+  let state = admit(EMPTY_DEDUPE, "events-3-0-p0", bounds)!;
+  state = admit(state, "events-3-1-p0", bounds)!;
+  assert.equal(admit(state, "events-3-0-p0", bounds), null, "the old log's offset 0 again: a replay");
+  state = admit(state, "events~1-3-0-p0", bounds)!;
+  assert.ok(state !== null, "the new log's offset 0 is new");
+  assert.equal(admit(state, "events~1-3-0-p0", bounds), null, "and its replay is one");
+});

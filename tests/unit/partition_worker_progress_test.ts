@@ -382,3 +382,41 @@ Deno.test("a partition whose log lost its tail below its checkpoint (the group c
   assert.deepEqual(state?.values, [3, 4]);
   assert.equal(worker.checkpointedOffset, 5);
 });
+
+/** An actor that keeps the output id each of its messages was given, as facts and alerts carry them. */
+function idLogic(): ActorLogic<{ key: string; ids: string[] }, { n: number; at: number }> {
+  return {
+    kind: "ids",
+    initial: (key) => ({ key, ids: [] }),
+    decode: (record) => JSON.parse(new TextDecoder().decode(record.value!)),
+    eventTime: (m) => m.at,
+    handle: (state, _message, ctx) => ({ ...state, ids: [...state.ids, ctx.outputId("x")] }),
+    persist: (state) => state,
+    restore: (data) => data as { key: string; ids: string[] },
+  };
+}
+
+Deno.test("the records of a log started again below the checkpoint give outputs other ids than the old log's same offsets, the same on a replay", async () => {
+  const store = new MemoryCheckpointStore(() => T0);
+  const consumer = new InertConsumer();
+  consumer.end = 3;
+  const first = await claim(consumer, () => T0, store, { logic: idLogic() });
+  await first.handleBatch(batch(0, 2, 0, 3), noHeartbeat);
+  await first.checkpoint();
+  const ids = async () => ((await store.read("ids", "u"))?.state as { ids: string[] }).ids;
+  const old = await ids();
+  assert.deepEqual(old, [0, 1, 2].map((n) => `${tp.topic}-0-${n}-x`));
+  // The topic is deleted and created again: two records in the new log, the group never committed on it.
+  consumer.end = 2;
+  await first.handleBatch(batch(0, 1, 0, 2), noHeartbeat);
+  const handled = (first.peek("u") as { ids: string[] }).ids.slice(3);
+  // Their ids were the old log's: a product or the global actor dropped their facts, the alerts table their alerts.
+  assert.equal(handled.length, 2);
+  for (const id of handled) assert.ok(!old.includes(id), `${id} is new`);
+  // A restart before the next checkpoint replays the new log under the same ids.
+  const second = await claim(consumer, () => T0, store, { logic: idLogic() });
+  assert.equal(second.checkpointedOffset, 0, "the checkpoint moved back with the generation");
+  await second.handleBatch(batch(0, 1, 0, 2), noHeartbeat);
+  await second.checkpoint();
+  assert.deepEqual((await ids()).slice(3), handled);
+});
