@@ -124,6 +124,12 @@ const EXPIRY_SWEEP_MS = 60_000;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** An output's kind for the metrics: an alert's type or an event's, else a fact's kind (`product_viewed`, `abandonment`). */
+function outputSubtype(value: unknown): string {
+  const { type, fact } = (value ?? {}) as { type?: unknown; fact?: unknown };
+  return typeof type === "string" ? type : typeof fact === "string" ? fact : "";
+}
+
 /** Adds one to `key`'s count. */
 function tally(counts: Map<string, number>, key: string): void {
   counts.set(key, (counts.get(key) ?? 0) + 1);
@@ -884,8 +890,8 @@ export class PartitionWorker {
         continue;
       }
       this.#outputs.add({ topic: names[topic], key, value: JSON.stringify(value) });
-      const subtype = (value as { type?: unknown } | null)?.type;
-      tally(this.#outputCounts, `${topic}\u0000${typeof subtype === "string" ? subtype : ""}`);
+      // Under the log's topic name, as every other metric's `topic` label (not the table's `productEvents`).
+      tally(this.#outputCounts, `${names[topic]}\u0000${outputSubtype(value)}`);
       const schema = topic === "alerts" ? alertSchema : topic === "recommendations" ? recommendationSchema : null;
       if (!schema) continue;
       const parsed = safeParseFast(schema, value);
