@@ -625,7 +625,6 @@ export class PartitionWorker {
         return;
       } catch (error) {
         const delay = this.#backoff();
-        this.#events.emit({ type: "checkpoint", topic: this.#tp.topic, seconds: 0, states: 0, ok: false });
         this.#log.error("checkpoint failed; retrying", { error: ensureError(error), delay });
         await sleep(delay);
         await heartbeat().catch(() => {});
@@ -1050,8 +1049,21 @@ export class PartitionWorker {
     if (this.#clockAhead) await this.#checkpoint(true);
   }
 
-  /** `clockOnly`: write even if only the clock moved (periodic checkpoints leave an idle advance for later). */
+  /**
+   * A checkpoint attempt; one that fails is counted (engine_checkpoint_failures_total) whoever asked for it: the
+   * periodic and final checkpoints too, not only those forced by CHECKPOINT_MAX_MESSAGES.
+   */
   async #checkpoint(clockOnly = false): Promise<void> {
+    try {
+      await this.#writeCheckpoint(clockOnly);
+    } catch (error) {
+      this.#events.emit({ type: "checkpoint", topic: this.#tp.topic, seconds: 0, states: 0, ok: false });
+      throw error;
+    }
+  }
+
+  /** `clockOnly`: write even if only the clock moved (periodic checkpoints leave an idle advance for later). */
+  async #writeCheckpoint(clockOnly: boolean): Promise<void> {
     if (this.#closed) return;
     // Not with an idle advance's checkpoint: the timers due at that clock have not fired yet, and their facts go first.
     if (!clockOnly && this.#watermarkQueued !== undefined) this.#queueWatermark();

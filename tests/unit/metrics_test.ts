@@ -131,3 +131,26 @@ Deno.test("outputs are counted under the log's topic name and the kind of each f
     await h.stop();
   }
 });
+
+Deno.test("a periodic checkpoint that fails is counted in engine_checkpoint_failures_total, once per attempt", async () => {
+  const metrics = new Metrics({ defaultMetrics: false });
+  // Checkpoints only from housekeeping (the interval), as under light traffic: CHECKPOINT_MAX_MESSAGES is never reached.
+  const h = new Harness(recorderLogic(), 1, 1_000, { checkpointIntervalMs: 3_600_000 });
+  h.instrumentation = metrics;
+  await h.start();
+  try {
+    h.send("a", { n: 1 });
+    await until(() => h.runtime.lookup("recorder", "a") !== undefined, "the record handled");
+    h.store.failWith = new Error("database down");
+    await h.runtime.housekeep();
+    await h.runtime.housekeep();
+    const text = (await metrics.render()).body;
+    assert.match(text, /engine_checkpoint_failures_total\{topic="events"\} 2/, text);
+    h.store.failWith = null;
+    await h.runtime.housekeep();
+    assert.match((await metrics.render()).body, /engine_checkpoint_failures_total\{topic="events"\} 2/);
+  } finally {
+    h.store.failWith = null;
+    await h.stop();
+  }
+});
