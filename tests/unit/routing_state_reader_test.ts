@@ -15,6 +15,7 @@ import {
 } from "../../engine/state_reader.ts";
 import { errorResponse, problemResponse } from "../../http/problem.ts";
 import { stateRoute } from "../../http/state_route.ts";
+import { BASE, httpFixture } from "./http_fixture.ts";
 
 const TOPIC = "events";
 const UPDATED = new Date("2026-11-01T00:00:00Z");
@@ -451,4 +452,35 @@ Deno.test("routing: a 404 that an owner address leading back here answers is a f
   }, (line) => lines.push(JSON.parse(line)));
   assert.equal(await asker.read("user", "u1", { forwarded: false }), null);
   assert.equal(lines.length, 1);
+});
+
+Deno.test("routing: ids with reserved characters reach the owner's route as the same id, and its answer comes back", async () => {
+  const ids = ["a/b", "a?b#c", "100% off", "x+y=z&w", "ü 😀", "%2F", "a\\b", "..."];
+  const kinds = await routedKinds({ events: "events", productEvents: "product-events", analytics: "analytics" }, {
+    partitionCount: () => Promise.resolve(6),
+  });
+  const asked: string[] = [];
+  // The owner: the real routes over a reader that holds every id in memory.
+  const owner = await httpFixture({
+    instance: "owner",
+    read: (kind, key) => {
+      asked.push(`${kind} ${key}`);
+      return Promise.resolve({ state: { userId: key, eventCount: 1 }, source: "memory", instance: "owner" });
+    },
+  });
+  const asker = createStateReader(
+    { lookup: () => undefined, owned: () => [] } as unknown as ActorRuntime,
+    { read: () => Promise.reject(new Error("the owner answers")) } as unknown as CheckpointStore,
+    {
+      registry: { instanceId: "self", owner: () => Promise.resolve({ instanceId: "owner", httpUrl: BASE }) },
+      kinds,
+      fetch: (input, init) => owner.handle(new Request(input, init)),
+    },
+  );
+  for (const id of ids) {
+    const found = await asker.read("user", id, { forwarded: false });
+    assert.deepEqual(found?.state, { userId: id, eventCount: 1 }, id);
+    assert.equal(found?.instance, "owner");
+  }
+  assert.deepEqual(asked, ids.map((id) => `user ${id}`));
 });
