@@ -132,7 +132,7 @@ export async function run(args: string[]): Promise<void> {
   const checkpointsByTopic = new Map<string, number[]>();
   /** Checkpoint steps (publish, persist, commit) by topic: "<topic> <phase>" → seconds. */
   const phasesByTopic = new Map<string, number[]>();
-  /** Published outputs by logical topic: the work an event causes beyond its own handling. */
+  /** Published outputs by topic: the work an event causes beyond its own handling. */
   const outputs = new Map<string, number>();
   // The services' CPU over the same span, when they run on this machine: what an event costs beside the engine.
   const services = [

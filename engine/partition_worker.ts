@@ -132,6 +132,12 @@ const EXPIRY_SWEEP_MS = 60_000;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** An output's kind for the metrics: an alert's type or an event's, else a fact's kind (`product_viewed`, `abandonment`). */
+function outputSubtype(value: unknown): string {
+  const { type, fact } = (value ?? {}) as { type?: unknown; fact?: unknown };
+  return typeof type === "string" ? type : typeof fact === "string" ? fact : "";
+}
+
 /** Adds one to `key`'s count. */
 function tally(counts: Map<string, number>, key: string): void {
   counts.set(key, (counts.get(key) ?? 0) + 1);
@@ -641,7 +647,6 @@ export class PartitionWorker {
         return;
       } catch (error) {
         const delay = this.#backoff();
-        this.#events.emit({ type: "checkpoint", topic: this.#tp.topic, seconds: 0, states: 0, ok: false });
         this.#log.error("checkpoint failed; retrying", { error: ensureError(error), delay });
         await sleep(delay);
         await heartbeat().catch(() => {});
@@ -918,8 +923,8 @@ export class PartitionWorker {
         continue;
       }
       this.#outputs.add({ topic: names[topic], key, value: JSON.stringify(value) });
-      const subtype = (value as { type?: unknown } | null)?.type;
-      tally(this.#outputCounts, `${topic}\u0000${typeof subtype === "string" ? subtype : ""}`);
+      // Under the log's topic name, as every other metric's `topic` label (not the table's `productEvents`).
+      tally(this.#outputCounts, `${names[topic]}\u0000${outputSubtype(value)}`);
       const schema = topic === "alerts" ? alertSchema : topic === "recommendations" ? recommendationSchema : null;
       if (!schema) continue;
       const parsed = safeParseFast(schema, value);
@@ -1078,8 +1083,21 @@ export class PartitionWorker {
     if (this.#clockAhead) await this.#checkpoint(true);
   }
 
-  /** `clockOnly`: write even if only the clock moved (periodic checkpoints leave an idle advance for later). */
+  /**
+   * A checkpoint attempt; one that fails is counted (engine_checkpoint_failures_total) whoever asked for it: the
+   * periodic and final checkpoints too, not only those forced by CHECKPOINT_MAX_MESSAGES.
+   */
   async #checkpoint(clockOnly = false): Promise<void> {
+    try {
+      await this.#writeCheckpoint(clockOnly);
+    } catch (error) {
+      this.#events.emit({ type: "checkpoint", topic: this.#tp.topic, seconds: 0, states: 0, ok: false });
+      throw error;
+    }
+  }
+
+  /** `clockOnly`: write even if only the clock moved (periodic checkpoints leave an idle advance for later). */
+  async #writeCheckpoint(clockOnly: boolean): Promise<void> {
     if (this.#closed) return;
     // Not with an idle advance's checkpoint: the timers due at that clock have not fired yet, and their facts go first.
     if (!clockOnly && this.#watermarkQueued !== undefined) this.#queueWatermark();

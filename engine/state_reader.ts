@@ -1,6 +1,7 @@
 /**
- * Read-only access to actor state for queries: live memory first; then, for a key whose partition
- * another instance owns, that instance's answer (the query is forwarded once); else the last checkpoint.
+ * Read-only access to actor state for queries: live memory first (unless another instance has claimed the key's
+ * partition since); then, for a key whose partition another instance owns, that instance's answer (the query is
+ * forwarded once); else the last checkpoint.
  * The analytics queries, computed from the global actor's memory, are routed whole (`QueryRouter`)
  * to the owner of its partition, by the same means: one forward, the same header, timeout and limits.
  */
@@ -137,6 +138,27 @@ export function createStateReader(
   const failures = routing ? failureLog(routing) : undefined;
   const maxForwards = routing?.maxForwards ?? MAX_FORWARDS_IN_FLIGHT;
   let forwarding = 0;
+  /**
+   * Whether PostgreSQL names another instance as the owner of a partition this runtime still holds: another claimed it
+   * while this one stalled (a pause, Kafka out of reach past the session timeout), and this one has not heard of it
+   * yet. Its memory is then stale: it used to answer from it, as `memory`, for as long as the stall's news took. The
+   * latest owner found is used without waiting for the database (a memory answer must not stall with it); one other
+   * than this instance is looked up again (this one may have claimed the partition since). A database that fails or
+   * does not answer within the forward timeout leaves the runtime's word.
+   */
+  const claimedElsewhere = async (topic: string, partition: number): Promise<boolean> => {
+    const elsewhere = (owner: PartitionOwnerRow | null | undefined) => !!owner && owner.instanceId !== self;
+    const timeoutMs = routing!.timeoutMs ?? FORWARD_TIMEOUT_MS;
+    // Looked up again when due, for this answer if none has answered yet, else for the next ones.
+    const lookup = owners!.get(topic, partition);
+    const known = owners!.latest(topic, partition) ?? await within(lookup, timeoutMs);
+    if (!elsewhere(known)) return false;
+    owners!.forget(topic, partition);
+    return elsewhere(await within(owners!.get(topic, partition), timeoutMs));
+  };
+  /** Whether this instance owns `topic`'s `partition`: its runtime holds it, and no later claim took it elsewhere. */
+  const ownsHere = async (topic: string, partition: number): Promise<boolean> =>
+    runtime.owned().includes(tpKey({ topic, partition })) && !(await claimedElsewhere(topic, partition));
   /** `ask` run against the owner of `key`'s partition, if another instance owns it and a forward is allowed. */
   const viaOwner = async <T>(
     routed: RoutedKind,
@@ -144,9 +166,7 @@ export function createStateReader(
     ask: (to: Forward) => Promise<T | undefined>,
   ): Promise<T | undefined> => {
     const partition = partitionForKey(key, routed.partitions);
-    if (runtime.owned().includes(tpKey({ topic: routed.topic, partition })) || forwarding >= maxForwards) {
-      return undefined;
-    }
+    if (forwarding >= maxForwards || await ownsHere(routed.topic, partition)) return undefined;
     forwarding++;
     try {
       return await ask({ routing: routing!, owners: owners!, failed: failures!, topic: routed.topic, partition });
@@ -157,11 +177,15 @@ export function createStateReader(
   return {
     instance: self,
     async read(kind, key, options) {
-      const live = runtime.lookup(kind, key);
-      if (live) return { state: live.state, source: "memory", instance: self };
       const routed = routing?.kinds[kind];
       const path = routed?.path;
-      if (routed && path && options && !options.forwarded) {
+      const routable = routed && path && options && !options.forwarded;
+      const live = runtime.lookup(kind, key);
+      // Not from the memory of a partition claimed elsewhere since: its owner, or else the checkpoint, answers.
+      if (live && !(routable && await claimedElsewhere(routed.topic, live.partition))) {
+        return { state: live.state, source: "memory", instance: self };
+      }
+      if (routable) {
         const answer = await viaOwner(routed, key, (to) => forwardRead(to, path(key)));
         if (answer !== undefined) return answer;
       }
@@ -187,6 +211,8 @@ export function createStateReader(
 /** Partition owners looked up in PostgreSQL, each reused for `ownerCacheMs`. */
 interface OwnerCache {
   get(topic: string, partition: number): Promise<PartitionOwnerRow | null>;
+  /** The owner the latest lookup that answered found (undefined before any did), without waiting for one. */
+  latest(topic: string, partition: number): PartitionOwnerRow | null | undefined;
   /** Forgets an owner that could not be reached, so the next query looks again. */
   forget(topic: string, partition: number): void;
 }
@@ -197,6 +223,7 @@ type PartitionOwner = NonNullable<PartitionOwnerRow>;
 function ownerCache(routing: StateRouting): OwnerCache {
   const ttl = routing.ownerCacheMs ?? OWNER_CACHE_MS;
   const entries = new Map<string, { owner: Promise<PartitionOwnerRow | null>; at: number }>();
+  const answered = new Map<string, PartitionOwnerRow | null>();
   return {
     get(topic, partition) {
       const k = tpKey({ topic, partition });
@@ -205,13 +232,27 @@ function ownerCache(routing: StateRouting): OwnerCache {
       if (hit && now - hit.at < ttl) return hit.owner;
       const owner = routing.registry.owner(topic, partition);
       entries.set(k, { owner, at: now });
-      owner.catch(() => entries.delete(k));
+      owner.then((found) => answered.set(k, found), () => entries.delete(k));
       return owner;
+    },
+    latest(topic, partition) {
+      return answered.get(tpKey({ topic, partition }));
     },
     forget(topic, partition) {
       entries.delete(tpKey({ topic, partition }));
     },
   };
+}
+
+/** `promise`'s value, or undefined if it fails or takes longer than `ms`. */
+async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<undefined>((resolve) => timer = setTimeout(() => resolve(undefined), ms));
+  try {
+    return await Promise.race([promise.catch(() => undefined), late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Reports a forward that failed, at most once per owner per FORWARD_FAILURE_LOG_MS. */

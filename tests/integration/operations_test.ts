@@ -27,6 +27,19 @@ onlyOn("kafka", {
         status: 200,
         body: { status: "ready", checks: { database: "ok", log: "ok", consumer: "ok" } },
       });
+      // A user in memory before the outage (activating one needs the database).
+      const first = await fetch(`${engine.url}/v1/events`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ type: "page_viewed", userId: "outage-user", properties: { url: "/" } }),
+      });
+      assert.equal(first.status, 202);
+      await first.body?.cancel();
+      await eventually("the user in memory", async () => {
+        const response = await fetch(`${engine.url}/v1/users/outage-user`);
+        const body = response.status === 200 ? await response.json() : (await response.body?.cancel(), undefined);
+        return body?.source === "memory" ? true : undefined;
+      });
       proxy.cut();
       const down = await eventually("503 from /readyz", async () => {
         const r = await ready();
@@ -34,6 +47,19 @@ onlyOn("kafka", {
       });
       assert.notEqual(down.body.checks.database, "ok");
       assert.equal(down.body.checks.log, "ok");
+      // A user already in memory handles an event while the database is out: its periodic checkpoints fail, counted.
+      const view = { type: "page_viewed", userId: "outage-user", properties: { url: "/" } };
+      const posted = await fetch(`${engine.url}/v1/events`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(view),
+      });
+      assert.equal(posted.status, 202);
+      await posted.body?.cancel();
+      await eventually("a failed checkpoint counted", async () => {
+        const body = await (await fetch(`${engine.url}/metrics`)).text();
+        return /engine_checkpoint_failures_total\{topic="[^"]*events"\} [1-9]/.test(body) ? true : undefined;
+      });
       proxy.restore();
       await eventually("200 from /readyz", async () => ((await ready()).status === 200 ? true : undefined), 30_000);
     } finally {
@@ -73,9 +99,16 @@ forEachLog("metrics count what a scripted workload did", { sanitizeOps: true, sa
     });
     assert.equal(invalid.status, 400);
     await invalid.body?.cancel();
-    const text = await eventually("processed counts", async () => {
+    // Outputs are counted once checkpointed: the 7 views' product facts, under their topic's name and their kind.
+    const productFacts = new RegExp(
+      `engine_outputs_total\\{topic="${d.config.TOPIC_PREFIX.replaceAll(".", "\\.")}product-events",` +
+        `subtype="product_viewed"\\} 7\\b`,
+    );
+    const text = await eventually("processed and output counts", async () => {
       const body = await (await fetch(`${engine.url}/metrics`)).text();
-      return /engine_events_processed_total\{kind="user",type="page_viewed"\} 4/.test(body) ? body : undefined;
+      return /engine_events_processed_total\{kind="user",type="page_viewed"\} 4/.test(body) && productFacts.test(body)
+        ? body
+        : undefined;
     });
     assert.match(text, /engine_events_processed_total\{kind="user",type="product_viewed"\} 7/);
     assert.match(text, /engine_events_ingested_total\{type="product_viewed",outcome="accepted"\} 7/);

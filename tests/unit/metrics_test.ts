@@ -3,7 +3,7 @@ import { Counter, Histogram, Registry } from "prom-client";
 import { LocalHistogram, TalliedCounter } from "../../engine/hot_metrics.ts";
 import { Metrics } from "../../engine/metrics.ts";
 import { prng } from "../helpers/prng.ts";
-import { Harness, recorderLogic, until } from "../helpers/runtime.ts";
+import { emitTestAlert, Harness, recorderLogic, until } from "../helpers/runtime.ts";
 
 Deno.test("metrics count what the runtime did, and a released partition stops reporting lag", async () => {
   const metrics = new Metrics({ defaultMetrics: false });
@@ -101,6 +101,56 @@ Deno.test("a partition fenced off by another owner's claim when a batch arrives 
     assert.doesNotMatch(text, /engine_timers_pending\{/, "and its timers");
     assert.match(text, /engine_partitions_owned 0/);
   } finally {
+    await h.stop();
+  }
+});
+
+Deno.test("outputs are counted under the log's topic name and the kind of each fact, not under one blank subtype", async () => {
+  const metrics = new Metrics({ defaultMetrics: false });
+  const logic = recorderLogic();
+  // A user actor's outputs: a product fact to product-events, an abandonment to analytics, an alert.
+  const h = new Harness({
+    ...logic,
+    handle: async (state, message, ctx) => {
+      ctx.emit("productEvents", "p1", { fact: "product_viewed", factId: ctx.outputId("p"), productId: "p1" });
+      ctx.emit("analytics", "global", { fact: "abandonment", factId: ctx.outputId("a"), stage: "cart" });
+      emitTestAlert(ctx, "cart_abandoned", state.key);
+      return await logic.handle(state, message, ctx);
+    },
+  }, 1);
+  h.instrumentation = metrics;
+  await h.start();
+  try {
+    for (let n = 0; n < 3; n++) h.send("u1", { n });
+    await h.drained();
+    const text = (await metrics.render()).body;
+    assert.match(text, /engine_outputs_total\{topic="product-events",subtype="product_viewed"\} 3/, text);
+    assert.match(text, /engine_outputs_total\{topic="analytics",subtype="abandonment"\} 3/, text);
+    assert.match(text, /engine_outputs_total\{topic="alerts",subtype="cart_abandoned"\} 3/, text);
+  } finally {
+    await h.stop();
+  }
+});
+
+Deno.test("a periodic checkpoint that fails is counted in engine_checkpoint_failures_total, once per attempt", async () => {
+  const metrics = new Metrics({ defaultMetrics: false });
+  // Checkpoints only from housekeeping (the interval), as under light traffic: CHECKPOINT_MAX_MESSAGES is never reached.
+  const h = new Harness(recorderLogic(), 1, 1_000, { checkpointIntervalMs: 3_600_000 });
+  h.instrumentation = metrics;
+  await h.start();
+  try {
+    h.send("a", { n: 1 });
+    await until(() => h.runtime.lookup("recorder", "a") !== undefined, "the record handled");
+    h.store.failWith = new Error("database down");
+    await h.runtime.housekeep();
+    await h.runtime.housekeep();
+    const text = (await metrics.render()).body;
+    assert.match(text, /engine_checkpoint_failures_total\{topic="events"\} 2/, text);
+    h.store.failWith = null;
+    await h.runtime.housekeep();
+    assert.match((await metrics.render()).body, /engine_checkpoint_failures_total\{topic="events"\} 2/);
+  } finally {
+    h.store.failWith = null;
     await h.stop();
   }
 });

@@ -15,19 +15,31 @@ import {
 } from "../../engine/state_reader.ts";
 import { errorResponse, problemResponse } from "../../http/problem.ts";
 import { stateRoute } from "../../http/state_route.ts";
+import { BASE, httpFixture } from "./http_fixture.ts";
 
 const TOPIC = "events";
 const UPDATED = new Date("2026-11-01T00:00:00Z");
 
-/** A reader for a user `u1` that is not in memory, whose partition `ownsIt` or not, owned by `owner`. */
+/**
+ * A reader for a user `u1`, in memory with the state `live` or not, whose partition `ownsIt` or not, owned by `owner`
+ * in PostgreSQL (by default as the runtime has it: this instance if it owns the partition, else another).
+ */
 function setup(
-  options: { ownsIt?: boolean; owner?: PartitionOwner | null; answer?: () => Promise<Response> },
+  options: {
+    ownsIt?: boolean;
+    live?: unknown;
+    owner?: PartitionOwner | null;
+    ownerFails?: boolean;
+    answer?: () => Promise<Response>;
+  },
   log?: LogSink,
 ) {
   const calls: Request[] = [];
+  const partition = partitionForKey("u1", 6);
   const runtime = {
-    lookup: () => undefined,
-    owned: () => options.ownsIt ? [`${TOPIC}:${partitionForKey("u1", 6)}`] : [],
+    lookup: (_kind: string, key: string) =>
+      options.live !== undefined && key === "u1" ? { state: options.live, partition } : undefined,
+    owned: () => options.ownsIt ? [`${TOPIC}:${partition}`] : [],
   } as unknown as ActorRuntime;
   const store = {
     read: () => Promise.resolve({ state: { userId: "u1", n: 1 }, updatedAt: UPDATED }),
@@ -36,7 +48,13 @@ function setup(
     registry: {
       instanceId: "self",
       owner: () =>
-        Promise.resolve(options.owner === undefined ? { instanceId: "other", httpUrl: "http://o" } : options.owner),
+        options.ownerFails ? Promise.reject(new Error("database down")) : Promise.resolve(
+          options.owner !== undefined
+            ? options.owner
+            : options.ownsIt
+            ? { instanceId: "self", httpUrl: "http://self" }
+            : { instanceId: "other", httpUrl: "http://o" },
+        ),
     },
     kinds: { user: { topic: TOPIC, partitions: 6, path: (key) => `/v1/users/${key}` } },
     fetch: (input, init) => {
@@ -76,6 +94,63 @@ Deno.test("routing: a forwarded request, a local read, or an owned partition is 
     assert.deepEqual(await reader.read("user", "u1", read), fromCheckpoint);
     assert.equal(calls.length, 0);
   }
+});
+
+Deno.test("routing: a key in memory here whose partition another instance has claimed since is not answered from this memory", async () => {
+  // This instance stalled (a pause, Kafka out of reach) while the group gave the partition to another, which claimed it
+  // and handled more: until this one hears of it, its memory is stale, yet it still holds the partition's worker.
+  const other = { instanceId: "other", httpUrl: "http://o" };
+  const { reader, calls } = setup({ ownsIt: true, live: { userId: "u1", n: 0 }, owner: other });
+  assert.deepEqual(await reader.read("user", "u1", { forwarded: false }), {
+    state: { userId: "u1", n: 2 },
+    source: "memory",
+    instance: "other",
+  });
+  assert.equal(calls.length, 1);
+  // The new owner out of reach: the checkpoint (which it writes now) answers, marked, rather than the stale memory.
+  const unreachable = setup({ ownsIt: true, live: { userId: "u1", n: 0 }, owner: { ...other, httpUrl: null } });
+  assert.deepEqual(await unreachable.reader.read("user", "u1", { forwarded: false }), fromCheckpoint);
+  // Still the owner, or PostgreSQL unreadable, or a query forwarded here: the memory answers, with no forward.
+  const live = { state: { userId: "u1", n: 0 }, source: "memory", instance: "self" };
+  for (
+    const [options, read] of [
+      [{}, { forwarded: false }],
+      [{ ownerFails: true }, { forwarded: false }],
+      [{ owner: other }, { forwarded: true }],
+      [{ owner: other }, undefined],
+    ] as const
+  ) {
+    const { reader, calls } = setup({ ownsIt: true, live: { userId: "u1", n: 0 }, ...options });
+    assert.deepEqual(await reader.read("user", "u1", read), live, JSON.stringify(options));
+    assert.equal(calls.length, 0);
+  }
+});
+
+Deno.test("routing: a key in memory is answered at once while PostgreSQL stalls, as before the ownership check", async () => {
+  const live = { userId: "u1", n: 0 };
+  const partition = partitionForKey("u1", 6);
+  let lookups = 0;
+  const reader = createStateReader(
+    { lookup: () => ({ state: live, partition }), owned: () => [`${TOPIC}:${partition}`] } as unknown as ActorRuntime,
+    {} as CheckpointStore,
+    {
+      registry: {
+        instanceId: "self",
+        // The first lookup answers; every later one never does (a database that stopped answering).
+        owner: () =>
+          lookups++ === 0 ? Promise.resolve({ instanceId: "self", httpUrl: "http://self" }) : new Promise(() => {}),
+      },
+      kinds: { user: { topic: TOPIC, partitions: 6, path: (key) => `/v1/users/${key}` } },
+      ownerCacheMs: 0,
+      fetch: () => Promise.reject(new Error("no forward expected")),
+    },
+  );
+  const expected = { state: live, source: "memory", instance: "self" };
+  assert.deepEqual(await reader.read("user", "u1", { forwarded: false }), expected);
+  const started = performance.now();
+  assert.deepEqual(await reader.read("user", "u1", { forwarded: false }), expected);
+  assert.deepEqual(await reader.read("user", "u1", { forwarded: false }), expected);
+  assert.ok(performance.now() - started < 500, `memory answers waited ${performance.now() - started} ms`);
 });
 
 Deno.test("routing: an unreachable, stale, failing or absent owner falls back to the checkpoint", async () => {
@@ -193,7 +268,13 @@ Deno.test("queries are routed by the partition count the log has for a topic, no
 
 /** A router for the global actor's analytics, whose partition `ownsIt` or not; the owner answers `answer`. */
 function analyticsSetup(
-  options: { ownsIt?: boolean; answer?: (init?: RequestInit) => Promise<Response>; timeoutMs?: number },
+  options: {
+    ownsIt?: boolean;
+    /** The partition's owner in PostgreSQL; by default as the runtime has it. */
+    owner?: PartitionOwner;
+    answer?: (init?: RequestInit) => Promise<Response>;
+    timeoutMs?: number;
+  },
 ) {
   const calls: Request[] = [];
   const runtime = {
@@ -204,7 +285,16 @@ function analyticsSetup(
     read: () => Promise.resolve({ state: { lastEventAt: 1 }, updatedAt: UPDATED }),
   } as unknown as CheckpointStore;
   const routing: StateRouting = {
-    registry: { instanceId: "self", owner: () => Promise.resolve({ instanceId: "other", httpUrl: "http://o" }) },
+    registry: {
+      instanceId: "self",
+      owner: () =>
+        Promise.resolve(
+          options.owner ??
+            (options.ownsIt
+              ? { instanceId: "self", httpUrl: "http://self" }
+              : { instanceId: "other", httpUrl: "http://o" }),
+        ),
+    },
     kinds: { global: { topic: "analytics", partitions: 1 } },
     timeoutMs: options.timeoutMs,
     fetch: (input, init) => {
@@ -256,6 +346,13 @@ Deno.test("routing: an analytics query forwarded here, or whose partition is own
     {} as CheckpointStore,
   );
   assert.equal(await unrouted.route("global", "global", analyticsQuery()), undefined, "no routing at all");
+});
+
+Deno.test("routing: an analytics query whose partition this instance holds but another has claimed since goes to that one", async () => {
+  const { router, calls } = analyticsSetup({ ownsIt: true, owner: { instanceId: "other", httpUrl: "http://o" } });
+  const answer = await router.route("global", "global", analyticsQuery());
+  assert.equal(answer?.headers.get(INSTANCE_HEADER), "other");
+  assert.equal(calls.length, 1);
 });
 
 Deno.test("routing: an analytics owner that is unreachable, failing, not JSON or stalled mid-answer is not the answer", async () => {
@@ -355,4 +452,35 @@ Deno.test("routing: a 404 that an owner address leading back here answers is a f
   }, (line) => lines.push(JSON.parse(line)));
   assert.equal(await asker.read("user", "u1", { forwarded: false }), null);
   assert.equal(lines.length, 1);
+});
+
+Deno.test("routing: ids with reserved characters reach the owner's route as the same id, and its answer comes back", async () => {
+  const ids = ["a/b", "a?b#c", "100% off", "x+y=z&w", "ü 😀", "%2F", "a\\b", "..."];
+  const kinds = await routedKinds({ events: "events", productEvents: "product-events", analytics: "analytics" }, {
+    partitionCount: () => Promise.resolve(6),
+  });
+  const asked: string[] = [];
+  // The owner: the real routes over a reader that holds every id in memory.
+  const owner = await httpFixture({
+    instance: "owner",
+    read: (kind, key) => {
+      asked.push(`${kind} ${key}`);
+      return Promise.resolve({ state: { userId: key, eventCount: 1 }, source: "memory", instance: "owner" });
+    },
+  });
+  const asker = createStateReader(
+    { lookup: () => undefined, owned: () => [] } as unknown as ActorRuntime,
+    { read: () => Promise.reject(new Error("the owner answers")) } as unknown as CheckpointStore,
+    {
+      registry: { instanceId: "self", owner: () => Promise.resolve({ instanceId: "owner", httpUrl: BASE }) },
+      kinds,
+      fetch: (input, init) => owner.handle(new Request(input, init)),
+    },
+  );
+  for (const id of ids) {
+    const found = await asker.read("user", id, { forwarded: false });
+    assert.deepEqual(found?.state, { userId: id, eventCount: 1 }, id);
+    assert.equal(found?.instance, "owner");
+  }
+  assert.deepEqual(asked, ids.map((id) => `user ${id}`));
 });
