@@ -213,6 +213,8 @@ export class PartitionWorker {
   #logTime = 0;
   #lock: Promise<unknown> = Promise.resolve();
   #closed = false;
+  /** Set once the partition is being given up (revoked, or the engine stopping): failures are no longer waited out. */
+  #leaving = false;
   /** The highest high watermark of the batches handed to this worker (-1: none yet). */
   #logEndSeen = -1;
   /** Consecutive failures, for exponential backoff. */
@@ -601,8 +603,18 @@ export class PartitionWorker {
     });
   }
 
+  /**
+   * Stops retrying or backing off after failures, at once (not behind the step in progress): the partition is being
+   * given up, and its next owner resumes from the last checkpoint. A checkpoint retried until the database came back
+   * held up a revocation (and the group's assignment behind it) or a graceful stop for the whole outage.
+   */
+  stopRetrying(): void {
+    this.#leaving = true;
+  }
+
   /** Final checkpoint (best effort), then forgets the partition's actors. */
   close(): Promise<void> {
+    this.stopRetrying();
     return this.#serial(async () => {
       if (this.#closed) return;
       try {
@@ -634,11 +646,14 @@ export class PartitionWorker {
       const delay = this.#backoff();
       this.#log.error("handling failed; rewinding to the last checkpoint", { error: ensureError(error), delay });
       await this.#rewind();
-      await sleep(delay);
+      if (!this.#leaving) await sleep(delay);
     }
   }
 
-  /** Checkpoints until it succeeds or the partition is lost; consumption of this partition waits meanwhile. */
+  /**
+   * Checkpoints until it succeeds, the partition is lost, or it is being given up (then its final checkpoint tries
+   * again once); consumption of this partition waits meanwhile.
+   */
   async #checkpointUntilDone(heartbeat: () => Promise<void>): Promise<void> {
     while (!this.#closed) {
       try {
@@ -647,14 +662,18 @@ export class PartitionWorker {
         return;
       } catch (error) {
         const delay = this.#backoff();
-        this.#log.error("checkpoint failed; retrying", { error: ensureError(error), delay });
-        await sleep(delay);
-        await heartbeat().catch(() => {});
+        const next = this.#leaving ? "the partition is being given up" : "retrying";
+        this.#log.error(`checkpoint failed; ${next}`, { error: ensureError(error), delay });
+        if (!this.#leaving) {
+          await sleep(delay);
+          await heartbeat().catch(() => {});
+        }
         if (this.#commitUncertain) {
           // It may have committed: continue from whatever the store holds, replaying what it lacks.
           await this.#rewind();
           return;
         }
+        if (this.#leaving) return;
       }
     }
   }

@@ -385,6 +385,7 @@ export class ActorRuntime implements PartitionListener {
    * interval); then the group left and every partition released.
    */
   async shutdown(): Promise<void> {
+    this.#stopRetrying();
     await this.stopClaiming();
     await this.#stopHousekeeping();
     const { consumer } = this.#deps;
@@ -417,9 +418,18 @@ export class ActorRuntime implements PartitionListener {
     await this.#round;
   }
 
+  /**
+   * Every partition is about to be released: none waits out a failure any longer (the housekeeping round and the
+   * batches a stop waits for would otherwise wait for the end of a database outage).
+   */
+  #stopRetrying(): void {
+    for (const worker of this.#workers.values()) worker.stopRetrying();
+  }
+
   /** Stops checkpointing on a timer and releases every partition with a final checkpoint. */
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#stopRetrying();
     this.#unclaimed.clear();
     await this.#stopHousekeeping();
     const workers = [...this.#workers.values()];

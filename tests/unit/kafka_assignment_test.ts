@@ -487,3 +487,27 @@ Deno.test("quiesce() waits for the batch being handled and skips those queued or
   assert.deepEqual(handled.flat(), [0]);
   await consumer.stop();
 });
+
+Deno.test("a graceful stop while the database is down does not wait for it: a partition retrying its checkpoint gives up, and the member leaves the group", async () => {
+  const { topics, store, fake, consumer, runtime } = await memberA(1);
+  await consumer.start([topics.events], runtime);
+  fake.join({ [topics.events]: [0] });
+  await settle();
+  store.failWith = new Error("connection refused");
+  // Dead-lettered without loading an actor: its checkpoint, due at once, has an output to publish and fails at the
+  // epoch check before it, again and again while the database is down.
+  await fake.deliver(topics.events, 0, [0], { value: JSON.stringify({ n: "not a number" }) });
+  await settle();
+  let left = false;
+  fake.left.then(() => left = true);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const outcome = await Promise.race([
+    runtime.shutdown().then(() => "stopped"),
+    new Promise((resolve) => timer = setTimeout(() => resolve("waiting for the database"), 2_000)),
+  ]);
+  clearTimeout(timer);
+  store.failWith = null;
+  assert.equal(outcome, "stopped", "the stop waited for the outage (the engine's deadline ends it without leaving)");
+  assert.ok(left, "the member left the group: its partitions go to the others at once");
+  assert.equal(store.partitions.get(`group/${topics.events}:0`)?.nextOffset, 0, "nothing checkpointed: replayed");
+});

@@ -3,7 +3,7 @@
  * (A graceful stop's checkpoint before leaving the group: tests/unit/kafka_assignment_test.ts.)
  */
 import assert from "node:assert/strict";
-import { Harness, type Recorded, recorderLogic, until } from "../helpers/runtime.ts";
+import { Harness, OutageStore, type Recorded, recorderLogic, until } from "../helpers/runtime.ts";
 
 /** A one-partition harness that checkpoints only when asked (or on its way out), with five records handled. */
 async function handled(): Promise<Harness> {
@@ -43,4 +43,32 @@ Deno.test("a partition whose claim failed and that a later assignment claimed is
   assert.equal(h.store.partitions.get(`group/${h.topics.events}:0`)?.epoch, epoch, "claimed once: no owner fenced off");
   await h.stop();
   assert.deepEqual((await h.stored("k"))?.values, [1]);
+});
+
+Deno.test("a partition revoked while its checkpoint keeps failing (the database down) is given up at once, not after the outage", async () => {
+  const store = new OutageStore();
+  const h = new Harness(recorderLogic(), 1, 1, { checkpointIntervalMs: 3_600_000, store });
+  await h.start();
+  store.failWith = new Error("connection refused");
+  // Dead-lettered without loading an actor: its checkpoint, due at once, has an output to publish and fails at the
+  // epoch check before it, again and again while the database is down.
+  h.send("k", { n: "not a number" });
+  await until(() => store.refused("stored") >= 2, "the checkpoint is being retried");
+  const tp = { topic: h.topics.events, partition: 0 };
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const outcome = await Promise.race([
+    h.runtime.revoked([tp]).then(() => "revoked"),
+    new Promise((resolve) => timer = setTimeout(() => resolve("waiting for the database"), 2_000)),
+  ]);
+  clearTimeout(timer);
+  assert.equal(outcome, "revoked", "the revocation (and the group's whole assignment behind it) waited for the outage");
+  // Nothing was checkpointed: the next owner (here, once the database is back) handles the record again.
+  store.failWith = null;
+  assert.equal(checkpointed(h), 0);
+  assert.equal(h.log.all(h.topics.dlq).length, 0);
+  const offsets = await h.runtime.assigned([tp]);
+  h.consumer.seek(tp, offsets.get(`${tp.topic}:${tp.partition}`)!);
+  await h.drained();
+  assert.equal(h.log.all(h.topics.dlq).length, 1);
+  await h.stop();
 });
