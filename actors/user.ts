@@ -292,16 +292,22 @@ function newestFirst(a: { at: string }, b: { at: string }): number {
 }
 
 function onTimer(state: UserState, name: string, ctx: ActorContext, s: DomainSettings): UserState {
+  const deadline = name === USER_TIMERS.cart
+    ? cartDeadline(state, s)
+    : name === USER_TIMERS.checkout
+    ? checkoutDeadline(state, s)
+    : null;
+  if (deadline === null) return state;
+  // A timer armed before its threshold was raised (a restart with a larger CART_ or CHECKOUT_ABANDON_MINUTES) waits
+  // for the deadline the settings give now: it raised the abandonment at the old one.
+  if (deadline > ctx.now()) {
+    ctx.setTimer(name, deadline);
+    return state;
+  }
   // At the deadline itself, also when a late change's timer waited for the clock to move (armAbandonment).
-  if (name === USER_TIMERS.cart) {
-    const deadline = cartDeadline(state, s);
-    return deadline === null ? state : abandonCart(state, ctx, s, Math.min(ctx.now(), deadline), "a");
-  }
-  if (name === USER_TIMERS.checkout) {
-    const deadline = checkoutDeadline(state, s);
-    return deadline === null ? state : abandonCheckout(state, ctx, s, Math.min(ctx.now(), deadline), "a");
-  }
-  return state;
+  return name === USER_TIMERS.cart
+    ? abandonCart(state, ctx, s, deadline, "a")
+    : abandonCheckout(state, ctx, s, deadline, "a");
 }
 
 /** When the cart is abandoned unless it changes or converts first; null: nothing to abandon. */

@@ -104,8 +104,11 @@ export interface CheckpointStore {
   claim(tp: TopicPartition, groupId: string, owner: string): Promise<Claim>;
   /** Persisted actors for `keys` (absent keys are missing from the map), in one round trip. */
   load(kind: string, keys: readonly string[]): Promise<Map<string, StoredActor>>;
-  /** Pending timers of a partition's actors, whether or not they are in memory. */
-  loadTimers(kind: string, partition: number): Promise<Map<string, Record<string, number>>>;
+  /**
+   * Pending timers of a partition's actors, whether or not they are in memory, by the partition their rows name;
+   * `partition` undefined: of every partition.
+   */
+  loadTimers(kind: string, partition?: number): Promise<Map<string, Record<string, number>>>;
   /** Writes the checkpoint in one transaction. */
   commit(write: CheckpointWrite): Promise<CommitResult>;
   /**
@@ -143,7 +146,7 @@ export class SqlCheckpointStore implements CheckpointStore {
     return loadStates(this.sql, kind, keys);
   }
 
-  loadTimers(kind: string, partition: number): Promise<Map<string, Record<string, number>>> {
+  loadTimers(kind: string, partition?: number): Promise<Map<string, Record<string, number>>> {
     return loadTimers(this.sql, kind, partition);
   }
 
@@ -311,11 +314,12 @@ export class MemoryCheckpointStore implements CheckpointStore {
     return this.stored(tp, groupId);
   }
 
-  loadTimers(kind: string, partition: number): Promise<Map<string, Record<string, number>>> {
+  loadTimers(kind: string, partition?: number): Promise<Map<string, Record<string, number>>> {
     this.#check();
     const out = new Map<string, Record<string, number>>();
     for (const [id, row] of this.rows) {
-      if (id.startsWith(`${kind}/`) && row.partition === partition && Object.keys(row.timers).length > 0) {
+      const inPartition = partition === undefined || row.partition === partition;
+      if (id.startsWith(`${kind}/`) && inPartition && Object.keys(row.timers).length > 0) {
         out.set(row.key, { ...row.timers });
       }
     }

@@ -248,7 +248,7 @@ export class PartitionWorker {
   /** Claims the partition (fencing any previous owner), loads its pending timers, and resumes at its checkpoint. */
   static async claim(tp: TopicPartition, deps: WorkerDeps): Promise<PartitionWorker> {
     const claimed = await deps.store.claim(tp, deps.groupId, deps.owner);
-    const timers = await deps.store.loadTimers(deps.logic.kind, tp.partition);
+    const timers = await ownTimers(deps, tp);
     const worker = new PartitionWorker(tp, deps, claimed, timers);
     worker.#log.info("partition claimed", {
       epoch: claimed.epoch,
@@ -465,12 +465,13 @@ export class PartitionWorker {
       await this.#guarded(async () => {
         await this.#resync();
         if (this.#needsResync || this.#closed) return;
-        // A partition that has never had a record has no timers to fire; leaving its clock unset lets a
-        // historical import into a fresh engine follow its own event time (see README, "late events").
+        // A partition that has never had a record has no timers to fire (unless keys moved to it, partitions added to
+        // the topic, with theirs); leaving its clock unset lets a historical import into a fresh engine follow its own
+        // event time (see README, "late events").
         // Never past the consumer's last read of the log: a record appended while it could not read
         // (a broker unreachable) may be waiting there with an earlier time.
         let idleClock = Math.min(wall - grace, this.#deps.consumer.lastReadAt?.() ?? Infinity);
-        if (this.#clock > 0 && this.#isIdle(wall) && idleClock > this.#clock) {
+        if ((this.#clock > 0 || this.#timers.count > 0) && this.#isIdle(wall) && idleClock > this.#clock) {
           idleClock = Math.min(idleClock, await this.#sourceWatermark());
           // Not past records still to come: a transaction still open is handed to no read_committed consumer (nor
           // anything after it) until it ends, however long the partition looks idle. (A fed partition's own records
@@ -718,7 +719,7 @@ export class PartitionWorker {
    */
   async #resync(): Promise<void> {
     if (!this.#needsResync) return;
-    const { store, logic, groupId, consumer } = this.#deps;
+    const { store, groupId, consumer } = this.#deps;
     if (this.#commitUncertain) {
       const stored = await store.settled(this.#tp, groupId);
       if (!stored || stored.epoch !== this.#epoch) {
@@ -732,7 +733,7 @@ export class PartitionWorker {
       consumer.seek(this.#tp, stored.nextOffset);
       this.#commitUncertain = false;
     }
-    this.#timers.load(await store.loadTimers(logic.kind, this.#tp.partition));
+    this.#timers.load(await ownTimers(this.#deps, this.#tp));
     this.#needsResync = false;
   }
 
@@ -1241,6 +1242,20 @@ export class PartitionWorker {
       this.#log.debug("committing the group offset failed (lag reporting only)", { error });
     });
   }
+}
+
+/**
+ * The pending timers of the keys `tp` holds. Placed by the topic's partition count when known, not by the partition a
+ * key's row names: after partitions were added to the topic, a key that moved keeps the old one in its row until its
+ * new partition writes it, and its timers are the new partition's (the old one fired them, so that a cancel on the new
+ * one cancelled nothing, and both wrote the actor). Every partition's rows are read for it: timers are few.
+ */
+async function ownTimers(deps: WorkerDeps, tp: TopicPartition): Promise<Map<string, Record<string, number>>> {
+  const partitions = deps.partitionCounts?.get(tp.topic);
+  if (partitions === undefined) return await deps.store.loadTimers(deps.logic.kind, tp.partition);
+  const timers = await deps.store.loadTimers(deps.logic.kind);
+  for (const key of timers.keys()) if (partitionForKey(key, partitions) !== tp.partition) timers.delete(key);
+  return timers;
 }
 
 /**

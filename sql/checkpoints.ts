@@ -349,15 +349,18 @@ export async function loadStates(sql: Sql, kind: string, keys: readonly string[]
   return out;
 }
 
-/** The pending timers of a partition's actors, without their states. */
+/** The pending timers of a partition's actors (every partition's: `partition` undefined), without their states. */
 export async function loadTimers(
   sql: Sql,
   kind: string,
-  partition: number,
+  partition?: number,
 ): Promise<Map<string, Record<string, number>>> {
-  const rows = await sql<{ key: string; timers: Record<string, number> }[]>`
-    select key, timers from actor_states
-     where kind = ${kind} and partition = ${partition} and next_timer_at is not null`;
+  type Row = { key: string; timers: Record<string, number> };
+  const rows = partition === undefined
+    ? await sql<Row[]>`select key, timers from actor_states where kind = ${kind} and next_timer_at is not null`
+    : await sql<Row[]>`
+      select key, timers from actor_states
+       where kind = ${kind} and partition = ${partition} and next_timer_at is not null`;
   return new Map(rows.map((r) => [r.key, r.timers]));
 }
 

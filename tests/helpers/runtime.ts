@@ -201,7 +201,7 @@ export class OutageStore extends MemoryCheckpointStore {
     return super.load(kind, keys);
   }
 
-  override loadTimers(kind: string, partition: number): Promise<Map<string, Record<string, number>>> {
+  override loadTimers(kind: string, partition?: number): Promise<Map<string, Record<string, number>>> {
     this.#note("loadTimers");
     return super.loadTimers(kind, partition);
   }

@@ -674,6 +674,34 @@ Deno.test("the runtime, like the fold, lets a checkout at exactly the cart's dea
   assert.deepEqual(alerts.filter((a) => a.type === "cart_abandoned").map((a) => a.subject.id), ["v"]);
 });
 
+Deno.test("abandonment thresholds raised across a restart apply to the carts and checkouts already waiting", async () => {
+  const b = new EventBuilder();
+  const before = new Harness(userLogic, 1, 1_000, { idleClockMs: 10_000 });
+  before.wall = b.t0;
+  await before.start();
+  before.send("u", b.event("product_added_to_cart", "u", 0, { productId: "a", quantity: 1, price: 4 }));
+  before.send("v", b.event("checkout_started", "v", 0, {}));
+  await before.drained();
+  await before.stop(); // both timers armed 30 minutes ahead, the defaults
+  const raised = createUserLogic(domainSettings({ CART_ABANDON_MINUTES: 60, CHECKOUT_ABANDON_MINUTES: 60 }));
+  const after = new Harness(raised, 1, 1_000, { idleClockMs: 10_000, store: before.store });
+  after.wall = b.time(45 * MIN);
+  await after.start();
+  after.wall += 11_000; // idle: the clock follows the wall, 45 minutes after the cart add and the checkout
+  await after.runtime.housekeep();
+  const alerts = () =>
+    after.log.all(after.topics.alerts).map((r) => JSON.parse(new TextDecoder().decode(r.value!)))
+      .map((a) => [a.type, a.subject.id, a.occurredAt]);
+  assert.deepEqual(alerts(), [], "not 30 minutes after: the settings say 60");
+  after.wall = b.time(61 * MIN);
+  await after.runtime.housekeep();
+  await after.stop();
+  assert.deepEqual(alerts().sort(), [
+    ["cart_abandoned", "u", new Date(b.time(60 * MIN)).toISOString()],
+    ["checkout_abandoned", "v", new Date(b.time(60 * MIN)).toISOString()],
+  ]);
+});
+
 Deno.test("an event dated ahead of its receipt moves the partition clock only to its receipt: other carts keep their 30 minutes", async () => {
   const b = new EventBuilder();
   const fast = (seconds: number, received: number): Record<string, unknown> => ({

@@ -362,6 +362,11 @@ Deno.test("a later checkpoint of an actor replaces its whole row: state, timers,
     );
     assert.deepEqual([...await store.loadTimers("user", 0)], [["armed-later", { cart: 9_000 }]]);
     assert.deepEqual([...await store.loadTimers("user", 1)], [["moved", { cart: 7_000 }]]);
+    assert.deepEqual(
+      [...await store.loadTimers("user")].sort(([a], [b]) => a.localeCompare(b)),
+      [["armed-later", { cart: 9_000 }], ["moved", { cart: 7_000 }]],
+      "every partition's, for a worker that places keys by the partition count",
+    );
     assert.ok((await updatedAt("armed-later")) > firstAt, "asOf is the latest checkpoint's time");
   });
 });

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import type { ActorLogic } from "../../engine/actor.ts";
 import { type CheckpointWrite, type CommitResult, MemoryCheckpointStore } from "../../engine/checkpoint.ts";
 import { MAX_FIRINGS_PER_KEY } from "../../engine/partition_worker.ts";
+import { partitionForKey } from "../../engine/partitioner.ts";
 import { emitTestAlert, Harness, OutageStore, recorderLogic, until } from "../helpers/runtime.ts";
 import { replayPartition } from "../helpers/replay.ts";
 
@@ -131,6 +132,33 @@ Deno.test("timers are durable: a new owner after a crash fires a timer set befor
   await h.stop();
   assert.deepEqual((await stored(h, "a"))?.fired, [T0 + 30 * MIN]);
   assert.equal(h.log.all(h.topics.alerts).length, 1);
+});
+
+Deno.test("after partitions are added, a moved key's pending timer is its new partition's: cancelled there, fired there once", async () => {
+  // d moves to partition 2, which gets its cancel; a to partition 1, which never gets a record.
+  const [cancelled, kept] = ["d", "a"];
+  assert.deepEqual([partitionForKey(cancelled, 3), partitionForKey(kept, 3)], [2, 1]);
+  const before = new Harness(reminderLogic, 1, 1_000, { idleClockMs: 10_000 });
+  before.wall = T0;
+  await before.start();
+  before.send(cancelled, { at: T0, remind: 30 * MIN });
+  before.send(kept, { at: T0, remind: 30 * MIN });
+  await settle(before);
+  await before.stop();
+  // Partitions added to the topic, and the engine restarted (README): the rows still name partition 0.
+  const after = new Harness(reminderLogic, 3, 1_000, { idleClockMs: 10_000, store: before.store });
+  after.wall = T0 + MIN;
+  await after.start();
+  after.send(cancelled, { at: T0 + MIN, cancel: true });
+  await settle(after);
+  after.wall = T0 + 40 * MIN; // every partition idle past the deadline
+  await after.runtime.housekeep();
+  await after.runtime.housekeep();
+  await after.stop();
+  assert.deepEqual((await stored(after, cancelled))?.fired, [], "the cancel on its new partition cancelled it");
+  assert.deepEqual((await stored(after, kept))?.fired, [T0 + 30 * MIN], "fired by an idle partition without records");
+  assert.deepEqual(after.log.all(after.topics.alerts).map((r) => r.key), [kept]);
+  assert.equal(after.store.rows.get(`reminder/${kept}`)?.partition, 1, "fired by its new partition");
 });
 
 Deno.test("a replay after a crash re-produces identical output ids", async () => {
@@ -553,7 +581,7 @@ const pairLogic: ActorLogic<{ key: string; fired: readonly string[] }, { at: num
 
 /** Returns each key's timers in reverse order, as a store that does not keep insertion order may. */
 class ReorderingStore extends MemoryCheckpointStore {
-  override async loadTimers(kind: string, partition: number): Promise<Map<string, Record<string, number>>> {
+  override async loadTimers(kind: string, partition?: number): Promise<Map<string, Record<string, number>>> {
     const timers = await super.loadTimers(kind, partition);
     return new Map([...timers].map(([key, t]) => [key, Object.fromEntries(Object.entries(t).reverse())]));
   }
@@ -693,7 +721,7 @@ Deno.test("a record just handled keeps its partition from being idle: the next r
 Deno.test("nothing is handled while a rewind's re-read of the timers keeps failing: a timer that had fired fires again in the replay", async () => {
   let failing = 0; // loadTimers calls still to refuse
   class FlakyTimersStore extends MemoryCheckpointStore {
-    override loadTimers(kind: string, partition: number): Promise<Map<string, Record<string, number>>> {
+    override loadTimers(kind: string, partition?: number): Promise<Map<string, Record<string, number>>> {
       if (failing > 0) {
         failing--;
         return Promise.reject(new Error("database down"));
