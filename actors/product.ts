@@ -50,11 +50,13 @@ function handle(state: ProductState, message: ProductMessage, ctx: ActorContext,
     : admitId(state.dedupe, message.eventId, bounds);
   if (!dedupe) return { ...state, duplicates: state.duplicates + 1 };
   const at = "fact" in message ? message.at : Date.parse(message.occurredAt);
+  // A co-occurrence is another product's event (viewed or bought beside this one): not one of this product's events.
+  const own = !("fact" in message) || message.fact !== "co_occurrence";
   const counted: ProductState = {
     ...state,
     dedupe,
-    eventCount: state.eventCount + 1,
-    lastEventAt: state.lastEventAt === null ? at : Math.max(state.lastEventAt, at),
+    eventCount: own ? state.eventCount + 1 : state.eventCount,
+    lastEventAt: !own ? state.lastEventAt : state.lastEventAt === null ? at : Math.max(state.lastEventAt, at),
   };
   if (!("fact" in message)) {
     return withInventory(counted, applyUpdate(counted.inventory, message.properties.stock, at), at, ctx, s);

@@ -558,3 +558,31 @@ Deno.test("stock: sales are kept in event-time order whatever their arrival, so 
   // An update at 1 already holds the sale at 1: the sales after it (2…) are subtracted, the folded one not again.
   assert.equal(applyUpdate(inventory, 500, 1).level, 500 - SALES_MEMORY);
 });
+
+Deno.test("a product's eventCount and lastEventAt are its own events', not the co-occurrences other products send it", async () => {
+  const b = new EventBuilder();
+  const r = await fold([
+    b.event("product_viewed", "u", 0, { productId: "p1" }),
+    b.event("product_viewed", "u", 10, { productId: "p2" }), // p1 hears it was co-viewed with p2
+    b.event("product_viewed", "u", 20, { productId: "p3" }), // and with p3
+    b.event("order_completed", "u", 30, {
+      orderId: "o1",
+      items: [{ productId: "p2", quantity: 1, price: 5 }],
+      total: 5,
+    }),
+    b.event("order_completed", "u", 40, {
+      orderId: "o2",
+      items: [{ productId: "p3", quantity: 1, price: 5 }],
+      total: 5,
+    }),
+  ], { partitions: 1 });
+  const p1 = r.products.get("p1")!;
+  assert.ok(p1.coViewed.size > 0, "p1 did hear of its co-views");
+  // It counted 3 events for one view, and its last event was another product's.
+  assert.equal(p1.eventCount, 1);
+  assert.equal(p1.lastEventAt, b.time(0));
+  const p2 = r.products.get("p2")!;
+  assert.ok(p2.coBought.size > 0, "p2 did hear of p3 bought after it in the session");
+  assert.equal(p2.eventCount, 2, "its view and its order");
+  assert.equal(p2.lastEventAt, b.time(30));
+});
