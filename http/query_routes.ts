@@ -114,9 +114,13 @@ export const DEFAULT_RANKING_WINDOW = "24h";
 export const REALTIME_TOP_PRODUCTS = 10;
 export const REALTIME_TOP_WINDOW = "15m";
 
-/** `limit`: an integer in decimal digits (query_params.ts refuses `0x10`, `1e1` before coercion). */
+/**
+ * `limit`: an integer in decimal digits (query_params.ts refuses `0x10`, `1e1` before coercion). The range is checked
+ * first, and alone when it fails: a number past 2^53 is not also refused as "expected int to be <=9007199254740991".
+ */
 const limit = (max: number, fallback: number) =>
-  z.coerce.number().int().min(1).max(max).default(fallback).describe(`How many items to return, 1..${max}`);
+  z.coerce.number().min(1, { abort: true }).max(max, { abort: true }).int().default(fallback)
+    .describe(`How many items to return, 1..${max}`);
 
 /** Query parameter schemas, one per route: they validate the parameters and document them. */
 export const querySchemas = {
