@@ -114,9 +114,13 @@ export const DEFAULT_RANKING_WINDOW = "24h";
 export const REALTIME_TOP_PRODUCTS = 10;
 export const REALTIME_TOP_WINDOW = "15m";
 
-/** `limit`: an integer in decimal digits (query_params.ts refuses `0x10`, `1e1` before coercion). */
+/**
+ * `limit`: an integer in decimal digits (query_params.ts refuses `0x10`, `1e1` before coercion). The range is checked
+ * first, and alone when it fails: a number past 2^53 is not also refused as "expected int to be <=9007199254740991".
+ */
 const limit = (max: number, fallback: number) =>
-  z.coerce.number().int().min(1).max(max).default(fallback).describe(`How many items to return, 1..${max}`);
+  z.coerce.number().min(1, { abort: true }).max(max, { abort: true }).int().default(fallback)
+    .describe(`How many items to return, 1..${max}`);
 
 /** Query parameter schemas, one per route: they validate the parameters and document them. */
 export const querySchemas = {
@@ -264,6 +268,7 @@ function relatedRoute({ reader, coBoughtWeight }: QueryDeps): QueryHandler<typeo
 // products' window ends at its latest event.
 function realtimeRoute(deps: QueryDeps): QueryHandler<typeof querySchemas.realtime> {
   const { reader, sql, now } = deps;
+  const { halfLifeMs } = deps.trending ?? trendSettings(DEFAULT_DOMAIN_SETTINGS);
   return async (request) => {
     const routed = await ownersAnswer(deps, request);
     if (routed) return routed;
@@ -272,9 +277,10 @@ function realtimeRoute(deps: QueryDeps): QueryHandler<typeof querySchemas.realti
     const window = (minutes: number) => readAnalyticsWindow(found, minutes, historyOf(deps), at);
     const [last1, last5, last15] = await Promise.all([window(1), window(5), window(15)]);
     const span = rankingSpan(found, FUNNEL_WINDOWS[REALTIME_TOP_WINDOW], at);
+    const trending = { at: span.to, halfLifeMs };
     const top = await query(
       "top products",
-      () => rankProductsInWindow(sql, "views", span.from, span.to, REALTIME_TOP_PRODUCTS),
+      () => rankProductsInWindow(sql, "views", span.from, span.to, REALTIME_TOP_PRODUCTS, trending),
     );
     return analyticsAnswer(found, {
       last1: windowView(last1),
@@ -352,7 +358,7 @@ function topProductsRoute(deps: QueryDeps): QueryHandler<typeof querySchemas.top
       () =>
         by === "trending"
           ? topProducts(sql, RANK_FIELDS[by], limit, span, trending)
-          : rankProductsInWindow(sql, WINDOW_MEASURES[by], span.from, span.to, limit),
+          : rankProductsInWindow(sql, WINDOW_MEASURES[by], span.from, span.to, limit, trending),
     );
     return analyticsAnswer(found, { by, window, minutes, ...spanView(span), items });
   };
@@ -506,8 +512,9 @@ export function queryRoutes(deps: QueryDeps): Route[] {
         "getTopProducts",
         "Products ranked by views, purchases, revenue or trending score over a window",
         "Sums over the window's minutes (`from`, `to`: the window, ending at the minute of the latest event; " +
-          "`reference`: `latestEvent`, or `wallClock` before any event). `uniqueViewers`, `trendingScore` and " +
-          "`stock` are the product's current figures as of its last checkpoint (`asOf`), not windowed. " +
+          "`reference`: `latestEvent`, or `wallClock` before any event). `uniqueViewers` and `stock` are the " +
+          "product's current figures as of its last checkpoint (`asOf`), not windowed; `trendingScore` is its " +
+          "score at the window's end (`window=all` by views, purchases or revenue: as of its `trendingAt`). " +
           "`window=all` ranks all-time totals as of the last checkpoints. Ties are broken by product id. " +
           ROUTED,
         { 400: "Invalid `by`, `window` or `limit`, or a repeated or unknown parameter" },

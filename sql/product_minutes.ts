@@ -2,6 +2,7 @@
 import { fromMillis } from "../actors/money.ts";
 import type { Sql, TransactionSql } from "../engine/database.ts";
 import type { ProductMinute } from "../engine/outputs.ts";
+import { decayedTrendingScore, roundedScore, type TrendingReference } from "./trending_score.ts";
 
 /**
  * Adds a checkpoint's deltas (one per product and minute) to the stored minutes, then deletes the
@@ -67,6 +68,7 @@ export interface WindowedProduct {
   readonly brand: string | null;
   /** From the product's last checkpoint (not windowed); null when it has none. */
   readonly uniqueViewers: number | null;
+  /** Its checkpointed trending score decayed to the ranking's `trending.at`; null without a checkpoint. */
   readonly trendingScore: number | null;
   readonly stock: number | null;
   readonly asOf: string | null;
@@ -89,13 +91,17 @@ type ProductRow = {
 
 const orNull = (value: string | null): number | null => value === null ? null : Number(value);
 
-/** The `limit` products with the largest `measure` in [from, to) (epoch ms), ties broken by product id; none of it, left out. */
+/**
+ * The `limit` products with the largest `measure` in [from, to) (epoch ms), ties broken by product id; none of it, left
+ * out. Each one's trending score is given at `trending.at` (the window's end), as a ranking by trend compares them.
+ */
 export async function rankProductsInWindow(
   sql: Sql,
   measure: WindowMeasure,
   from: number,
   to: number,
   limit: number,
+  trending: TrendingReference,
 ): Promise<WindowedProduct[]> {
   const rows = await sql<ProductRow[]>`
     with ranked as (
@@ -110,7 +116,8 @@ export async function rankProductsInWindow(
        order by sum(${sql(COLUMNS[measure])}) desc, product_id
        limit ${limit}
     )
-    select r.*, s.state->>'uniqueViewers' as unique_viewers, s.state->>'trendingScore' as trending_score,
+    select r.*, s.state->>'uniqueViewers' as unique_viewers,
+           case when s.key is null then null else ${decayedTrendingScore(sql, trending)}::text end as trending_score,
            s.state->>'stock' as stock, s.updated_at
       from ranked r
       left join actor_states s on s.kind = 'product' and s.key = r.product_id
@@ -125,7 +132,7 @@ export async function rankProductsInWindow(
     category: r.category,
     brand: r.brand,
     uniqueViewers: orNull(r.unique_viewers),
-    trendingScore: orNull(r.trending_score),
+    trendingScore: r.trending_score === null ? null : roundedScore(Number(r.trending_score)),
     stock: orNull(r.stock),
     asOf: r.updated_at?.toISOString() ?? null,
   }));

@@ -1,5 +1,6 @@
 /** Read-only queries behind the HTTP query routes. Tagged templates only. */
 import type { Sql } from "../engine/database.ts";
+import { decayedTrendingScore, roundedScore, type TrendingReference } from "./trending_score.ts";
 
 /** Persisted product-state fields that products can be ranked by. */
 export type ProductRankField = "views" | "unitsSold" | "revenue" | "trendingScore";
@@ -38,17 +39,6 @@ type RankedRow = {
 
 const num = (value: string | null): number => value === null ? 0 : Number(value);
 
-/** The time trending scores are compared at, and their half-life: each stored score is as of its product's last event. */
-export interface TrendingReference {
-  readonly at: number;
-  readonly halfLifeMs: number;
-}
-
-/** Halvings past which a decayed score is 0 (2^−1000 is still a normal double; PostgreSQL refuses an underflow). */
-const MAX_HALVINGS = 1_000;
-/** Doublings a score is brought back by at most: a guard against overflow (2^64 times any score is a finite double). */
-const MAX_DOUBLINGS = 64;
-
 /**
  * The `limit` checkpointed products with the highest `field` (all-time totals, or the trending score
  * decayed from each product's last event to `trending.at`), ties broken by product id; with
@@ -62,14 +52,9 @@ export async function topProducts(
   activeIn?: { readonly from: number; readonly to: number },
   trending?: TrendingReference,
 ): Promise<RankedProduct[]> {
-  // A product quiet for a day must not outrank one busy now with the score it had a day ago. The
-  // decay runs both ways: a product whose last event (a restock, say) came after `at` has its score
-  // brought back to `at`, exactly as long as its activity came before.
+  // A product quiet for a day must not outrank one busy now with the score it had a day ago (trending_score.ts).
   const score = field === "trendingScore" && trending
-    ? sql`coalesce((state->>'trendingScore')::float8 * power(2::float8, least(${MAX_DOUBLINGS}::float8,
-            greatest(-${MAX_HALVINGS}::float8,
-              (extract(epoch from (state->>'trendingAt')::timestamptz) * 1000 - ${trending.at}::float8)
-              / ${trending.halfLifeMs}::float8))), 0)`
+    ? decayedTrendingScore(sql, trending)
     : sql`coalesce((state->>${field}::text)::numeric, 0)`;
   // Ranked on the one field first, the others read for the winners only: each `->>` reads the whole
   // (often TOASTed) state again, and eleven of them per product made a 20,000-product ranking 6 to 9
@@ -102,7 +87,7 @@ export async function topProducts(
     orders: num(r.orders),
     unitsSold: num(r.units_sold),
     revenue: num(r.revenue),
-    trendingScore: trending && field === "trendingScore" ? Math.round(num(r.score) * 1e6) / 1e6 : num(r.trending_score),
+    trendingScore: trending && field === "trendingScore" ? roundedScore(num(r.score)) : num(r.trending_score),
     category: r.category,
     brand: r.brand,
     stock: r.stock === null ? null : Number(r.stock),

@@ -139,6 +139,23 @@ Deno.test("integer parameters must be plain decimal digits: 0x10, 1e1, +5, 5.0, 
   assert.equal((leadingZero.body.items as unknown[]).length, 2, "02 is 2");
 });
 
+Deno.test("a `limit` past every integer's exact range is refused once, with the route's own range", async () => {
+  for (
+    const [path, max] of [
+      ["/v1/analytics/top-products", 100],
+      ["/v1/analytics/top-categories", 100],
+      ["/v1/alerts", 500],
+      ["/v1/products/p1/related", 100],
+    ] as const
+  ) {
+    for (const limit of ["9007199254740993", "99999999999999999999999"]) {
+      const { body } = await assertRefused(`${path}?limit=${limit}`, ["limit"]);
+      // Not also "expected int to be <=9007199254740991": the route takes 1..max.
+      assert.deepEqual(body.errors!.map((e) => e.message), [`Too big: expected number to be <=${max}`], path);
+    }
+  }
+});
+
 Deno.test("a parameter given more than once is refused naming it, whatever the values", async () => {
   for (
     const [path, name] of [

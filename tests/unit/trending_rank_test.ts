@@ -140,3 +140,27 @@ async function restockedAndPlain(hours: number): Promise<void> {
     }
   });
 }
+
+Deno.test("top products by views, purchases or revenue give each item's trending score at the window's end, as the ranking by trend does", async () => {
+  // "old" is viewed 100 times at t0 and never since, "hot" 10 times 23 hours later: a 24-hour window holds both.
+  const b = new EventBuilder();
+  const r = await fold([
+    ...Array.from({ length: 100 }, (_, i) => b.event("product_viewed", `a${i}`, i, { productId: "old" })),
+    ...Array.from({ length: 10 }, (_, i) => b.event("product_viewed", `b${i}`, 23 * HOUR + i, { productId: "hot" })),
+  ]);
+  await withRanking(r.persisted("global", "global"), b.time(23 * HOUR + 60), async (sql) => {
+    await saveProducts(sql, r, ["old", "hot"]);
+    await minuteOf(sql, { product: "old", at: b.time(0), views: 100 });
+    await minuteOf(sql, { product: "hot", at: b.time(23 * HOUR), views: 10 });
+  }, async (get) => {
+    const byTrend = scoresOf((await get("/v1/analytics/top-products?by=trending&window=24h")).items);
+    assert.equal(byTrend.old, Math.round(100 * 2 ** -23 * 1e6) / 1e6, "old: 100 views 23 half-lives back");
+    const byViews = await get("/v1/analytics/top-products?by=views&window=24h");
+    assert.deepEqual(byViews.items.map((i) => i.productId), ["old", "hot"]);
+    // Not the score stored as of old's own last view (100), 23 hours before the window's end.
+    assert.deepEqual(scoresOf(byViews.items), byTrend);
+    // The realtime top products (15 minutes: hot alone) likewise.
+    const realtime = await get("/v1/analytics/realtime") as unknown as { topProducts: Record<string, unknown>[] };
+    assert.deepEqual(scoresOf(realtime.topProducts), { hot: byTrend.hot });
+  });
+});
