@@ -182,6 +182,24 @@ Deno.test("parseConfig() rejects an ADVERTISED_URL on a wildcard address, which 
   assert.equal(parseConfig({ ADVERTISED_URL: "http://127.0.0.1:8080" }).ADVERTISED_URL, "http://127.0.0.1:8080");
 });
 
+Deno.test("parseConfig() rejects an ADVERTISED_URL on port 0, which no other instance can dial", () => {
+  // PORT=0 binds a free port; an advertised port 0 was accepted, and every query forwarded to it failed.
+  for (const value of ["http://engine-1:0", "https://engine-1:00", "http://[fd00::7]:0"]) {
+    assert.throws(
+      () => parseConfig({ ADVERTISED_URL: value }),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.ok(error.message.includes(`ADVERTISED_URL=${JSON.stringify(value)}`), error.message);
+        assert.match(error.message, /port from 1 to 65535/);
+        return true;
+      },
+      value,
+    );
+  }
+  assert.equal(parseConfig({ ADVERTISED_URL: "http://engine-1:1" }).ADVERTISED_URL, "http://engine-1:1");
+  assert.equal(parseConfig({ ADVERTISED_URL: "http://engine-1:80" }).ADVERTISED_URL, "http://engine-1");
+});
+
 Deno.test("parseConfig() keeps the embedded log a week by default; 0 keeps it forever, negatives are refused", () => {
   assert.equal(parseConfig({}).EMBEDDED_LOG_RETENTION_HOURS, 168);
   assert.equal(parseConfig({ EMBEDDED_LOG_RETENTION_HOURS: "0" }).EMBEDDED_LOG_RETENTION_HOURS, 0);
