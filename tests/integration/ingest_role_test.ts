@@ -116,3 +116,41 @@ onlyOn("kafka", {
     }
   },
 });
+
+onlyOn("kafka", {
+  name: "an ingest-only instance with another TOPIC_PREFIX than its group processes is refused at start-up",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    // It created its own topics and answered 202 to events appended where no instance of the group reads: never
+    // processed, and never seen in any query.
+    const db = await freshDatabase();
+    const processing = testConfig(db.url);
+    const worker = await startEngine(processing, silentLogger);
+    const env = Object.fromEntries(Object.entries(processing).map(([k, v]) => [k, String(v)]));
+    try {
+      await eventually(
+        "the processing instance to own every partition",
+        () => Promise.resolve(worker.runtime.owned().length >= processing.PARTITIONS * 2 ? true : undefined),
+      );
+      const typo = parseConfig({ ...env, ROLE: "ingest", TOPIC_PREFIX: `${processing.TOPIC_PREFIX}typo.` });
+      await assert.rejects(
+        async () => {
+          const started = await startEngine(typo, silentLogger);
+          await started.stop();
+        },
+        (error: unknown) => {
+          assert.ok(error instanceof ConfigError, String(error));
+          assert.ok(error.message.includes(`TOPIC_PREFIX="${typo.TOPIC_PREFIX}"`), error.message);
+          assert.ok(error.message.includes(`"${processing.TOPIC_PREFIX}events"`), error.message);
+          return true;
+        },
+      );
+      const ingest = await startEngine(parseConfig({ ...env, ROLE: "ingest" }), silentLogger);
+      await ingest.stop();
+    } finally {
+      await worker.stop();
+      await db.drop();
+    }
+  },
+});
