@@ -3,6 +3,7 @@ import {
   LARGEST_BATCH_RECORDS,
   parseConfig,
   parseLogClientConfig,
+  SETTING_NAMES,
   topicNames,
   topicSpecs,
 } from "../../engine/config.ts";
@@ -286,6 +287,24 @@ Deno.test("parseConfig() refuses hexadecimal, exponent, fractional and other non
       },
       `${name}=${value}`,
     );
+  }
+});
+
+Deno.test("every numeric setting, present and future, refuses the forms Number() would read, naming the variable", () => {
+  // A table over the whole schema: a setting added with z.coerce or Number() instead of the decimal readers would read
+  // "0x10" as 16, "1e3" as 1000, "Infinity" as a number and "٣" as nothing in particular.
+  const defaults = parseConfig({}) as unknown as Record<string, unknown>;
+  const numeric = SETTING_NAMES.filter((name) => typeof defaults[name] === "number");
+  assert.ok(numeric.length >= 70, `${numeric.length} numeric settings`);
+  for (const name of numeric) {
+    for (const value of ["0x10", "1e3", "1_000", "+5", "Infinity", "NaN", "\u0663", "5 5", "5,0"]) {
+      assert.throws(
+        () => parseConfig({ [name]: value }),
+        (error: unknown) =>
+          error instanceof ConfigError && error.message.includes(`${name}=${JSON.stringify(value)}: `),
+        `${name}=${value}`,
+      );
+    }
   }
 });
 
