@@ -52,6 +52,14 @@ function isDialable(value: string): boolean {
   return !URL.canParse(value) || !WILDCARD_HOSTS.has(new URL(value).hostname);
 }
 
+const ADVERTISED_PORT_RULE = "must name a port from 1 to 65535 that other instances can dial, not 0 " +
+  "(PORT=0 binds a free port, which only the bound address knows); e.g. http://engine-1:8080";
+
+/** Whether an http(s) origin names a port other than 0, which no connection reaches (a malformed one: see above). */
+function hasDialablePort(value: string): boolean {
+  return !URL.canParse(value) || new URL(value).port !== "0";
+}
+
 /**
  * A session idle this long inside a transaction is ended by the server. Under a second ends the
  * engine's own checkpoints between two statements (a pause for a slow append or a garbage
@@ -86,6 +94,7 @@ const settings = {
   HOST: z.string().trim().refine(isHost, { error: HOST_RULE }).default("0.0.0.0"),
   ADVERTISED_URL: z.string().trim().refine(isHttpOrigin, { error: ADVERTISED_URL_RULE })
     .refine(isDialable, { error: ADVERTISED_WILDCARD_RULE })
+    .refine(hasDialablePort, { error: ADVERTISED_PORT_RULE })
     .transform((value) => new URL(value).origin).optional(),
   KAFKA_BROKERS: z.string().trim().refine(isBrokerList, { error: BROKERS_RULE })
     .transform((value) => value.split(",").map((broker) => broker.trim()).join(",")).optional(),

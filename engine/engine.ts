@@ -9,14 +9,15 @@ import { queryRoutes, trendSettings } from "../http/query_routes.ts";
 import { buildRoutes, startingRoutes } from "../http/routes.ts";
 import { createHandler } from "../http/server.ts";
 import { migrate } from "../sql/migrations.ts";
-import { claimStateOwner } from "../sql/state_owner.ts";
+import { claimedTopics } from "../sql/checkpoints.ts";
+import { claimStateOwner, otherOwners } from "../sql/state_owner.ts";
 import { guardStrayNetworkErrors } from "./stray_errors.ts";
 import { advertisedUrl } from "./advertised_url.ts";
 import { type Backend, openBackend } from "./backend.ts";
 import { SqlCheckpointStore } from "./checkpoint.ts";
 import type { Sql } from "./database.ts";
 import { ConfigError } from "./errors.ts";
-import { type Config, consumedTopics, topicNames } from "./config.ts";
+import { type Config, consumedTopics, topicNames, type Topics } from "./config.ts";
 import { StartAbortedError } from "./errors.ts";
 import { listenHttp } from "./http_listener.ts";
 import { warnOfIgnoredPartitions } from "./partition_count_warning.ts";
@@ -128,6 +129,9 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
     if (config.ROLE === "all") {
       await refuseAnotherGroupsState(backend.sql, config.GROUP_ID, consumedTopics(topics));
       await backend.registerGroup(config.GROUP_ID, consumedTopics(topics));
+    } else {
+      await refuseIngestForAnotherGroup(backend.sql, config.GROUP_ID, consumedTopics(topics));
+      await refuseIngestOnOtherTopics(backend.sql, config, topics);
     }
     stillWanted();
 
@@ -317,5 +321,39 @@ async function refuseAnotherGroupsState(sql: Sql, groupId: string, topics: reado
     `Cannot start with GROUP_ID="${groupId}": the database holds the state built by group ${
       others.map((g) => `"${g}"`).join(", ")
     }, and a new group would fold the whole log into it again; use that GROUP_ID, or a new database (and TOPIC_PREFIX)`,
+  );
+}
+
+/**
+ * Refuses an ingest-only instance whose GROUP_ID is not the group that owns the database's state: it finds the owners
+ * of partitions under its own group, so under another one it found none and answered every query from the last
+ * checkpoint instead of forwarding it. Records nothing: an ingest instance started first on a fresh database passes.
+ */
+async function refuseIngestForAnotherGroup(sql: Sql, groupId: string, topics: readonly string[]): Promise<void> {
+  const others = await otherOwners(sql, groupId, topics);
+  if (others.length === 0) return;
+  throw new ConfigError(
+    `Cannot start with ROLE="ingest" and GROUP_ID="${groupId}": the database holds the state built by group ${
+      others.map((g) => `"${g}"`).join(", ")
+    }, whose instances own the partitions; queries would never be forwarded to them. Use that GROUP_ID`,
+  );
+}
+
+/**
+ * Refuses an ingest-only instance whose TOPIC_PREFIX is not the one its group processes: it created topics of its own
+ * and acknowledged events that no instance would ever read. Passes while the group has claimed no partition yet.
+ */
+async function refuseIngestOnOtherTopics(
+  sql: Sql,
+  config: Pick<Config, "GROUP_ID" | "TOPIC_PREFIX">,
+  topics: Topics,
+): Promise<void> {
+  const processed = await claimedTopics(sql, config.GROUP_ID);
+  if (processed.length === 0 || processed.includes(topics.events)) return;
+  throw new ConfigError(
+    `Cannot start with ROLE="ingest" and TOPIC_PREFIX="${config.TOPIC_PREFIX}": group "${config.GROUP_ID}" reads ${
+      processed.map((topic) => `"${topic}"`).join(", ")
+    }, not "${topics.events}"; events accepted here would never be processed. Use the processing instances' ` +
+      "TOPIC_PREFIX (to move to new topics, start the processing instances with it first)",
   );
 }

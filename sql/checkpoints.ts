@@ -65,6 +65,13 @@ export async function otherStateOwners(sql: Sql, groupId: string, topics: readon
   return rows.map((row) => row.group_id);
 }
 
+/** The topics `groupId` has claimed partitions of, in name order: where its instances read. */
+export async function claimedTopics(sql: Sql, groupId: string): Promise<string[]> {
+  const rows = await sql<{ topic: string }[]>`
+    select distinct topic from partition_checkpoints where group_id = ${groupId} order by topic`;
+  return rows.map((row) => row.topic);
+}
+
 /**
  * Takes ownership of a partition: bumps its epoch so that any checkpoint still in flight from
  * a previous owner is rejected, and returns where to resume. Throws (lock_not_available) if the

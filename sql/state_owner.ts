@@ -22,6 +22,16 @@ export async function claimStateOwner(sql: Sql, groupId: string, topics: readonl
   return await claimStateOwner(sql, groupId, topics);
 }
 
+/**
+ * The groups other than `groupId` that own the database's state, as claimStateOwner finds them, recording nothing: for
+ * an ingest-only instance, which consumes nothing and must not become the owner of a fresh database.
+ */
+export async function otherOwners(sql: Sql, groupId: string, topics: readonly string[]): Promise<string[]> {
+  const recorded = await stateOwner(sql);
+  if (recorded !== null) return recorded === groupId ? [] : [recorded];
+  return await otherStateOwners(sql, groupId, topics);
+}
+
 /** The group recorded as the owner of the database's state, or null if none is yet. */
 export async function stateOwner(sql: Sql): Promise<string | null> {
   const [row] = await sql<{ group_id: string }[]>`select group_id from state_owner`;

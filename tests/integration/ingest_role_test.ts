@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { parseConfig } from "../../engine/config.ts";
 import { startEngine } from "../../engine/engine.ts";
+import { ConfigError } from "../../engine/errors.ts";
 import { silentLogger } from "../../engine/logger.ts";
 import { onlyOn } from "../helpers/modes.ts";
 import { eventually, freshDatabase, testConfig } from "../helpers/services.ts";
@@ -68,6 +69,86 @@ onlyOn("kafka", {
       await ready.body?.cancel();
     } finally {
       await ingest.stop();
+      await worker.stop();
+      await db.drop();
+    }
+  },
+});
+
+onlyOn("kafka", {
+  name: "an ingest-only instance with another GROUP_ID than the state's owner is refused at start-up, naming both",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    // It found no owner under its own group for any partition, so it never forwarded a query: every user, product and
+    // analytics answer came from the last checkpoint (`source: checkpoint`), however far the owner's memory was ahead.
+    const db = await freshDatabase();
+    const processing = testConfig(db.url);
+    const worker = await startEngine(processing, silentLogger);
+    try {
+      const typo = parseConfig({
+        ...Object.fromEntries(Object.entries(processing).map(([k, v]) => [k, String(v)])),
+        ROLE: "ingest",
+        GROUP_ID: `${processing.GROUP_ID}-typo`,
+      });
+      await assert.rejects(
+        async () => {
+          const started = await startEngine(typo, silentLogger);
+          await started.stop();
+        },
+        (error: unknown) => {
+          assert.ok(error instanceof ConfigError, String(error));
+          assert.ok(error.message.includes(`GROUP_ID="${typo.GROUP_ID}"`), error.message);
+          assert.ok(error.message.includes(`"${processing.GROUP_ID}"`), error.message);
+          return true;
+        },
+      );
+      // The processing group's own ingest instance still starts.
+      const same = parseConfig({
+        ...Object.fromEntries(Object.entries(processing).map(([k, v]) => [k, String(v)])),
+        ROLE: "ingest",
+      });
+      const ingest = await startEngine(same, silentLogger);
+      await ingest.stop();
+    } finally {
+      await worker.stop();
+      await db.drop();
+    }
+  },
+});
+
+onlyOn("kafka", {
+  name: "an ingest-only instance with another TOPIC_PREFIX than its group processes is refused at start-up",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    // It created its own topics and answered 202 to events appended where no instance of the group reads: never
+    // processed, and never seen in any query.
+    const db = await freshDatabase();
+    const processing = testConfig(db.url);
+    const worker = await startEngine(processing, silentLogger);
+    const env = Object.fromEntries(Object.entries(processing).map(([k, v]) => [k, String(v)]));
+    try {
+      await eventually(
+        "the processing instance to own every partition",
+        () => Promise.resolve(worker.runtime.owned().length >= processing.PARTITIONS * 2 ? true : undefined),
+      );
+      const typo = parseConfig({ ...env, ROLE: "ingest", TOPIC_PREFIX: `${processing.TOPIC_PREFIX}typo.` });
+      await assert.rejects(
+        async () => {
+          const started = await startEngine(typo, silentLogger);
+          await started.stop();
+        },
+        (error: unknown) => {
+          assert.ok(error instanceof ConfigError, String(error));
+          assert.ok(error.message.includes(`TOPIC_PREFIX="${typo.TOPIC_PREFIX}"`), error.message);
+          assert.ok(error.message.includes(`"${processing.TOPIC_PREFIX}events"`), error.message);
+          return true;
+        },
+      );
+      const ingest = await startEngine(parseConfig({ ...env, ROLE: "ingest" }), silentLogger);
+      await ingest.stop();
+    } finally {
       await worker.stop();
       await db.drop();
     }

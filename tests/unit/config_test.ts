@@ -3,6 +3,7 @@ import {
   LARGEST_BATCH_RECORDS,
   parseConfig,
   parseLogClientConfig,
+  SETTING_NAMES,
   topicNames,
   topicSpecs,
 } from "../../engine/config.ts";
@@ -182,6 +183,24 @@ Deno.test("parseConfig() rejects an ADVERTISED_URL on a wildcard address, which 
   assert.equal(parseConfig({ ADVERTISED_URL: "http://127.0.0.1:8080" }).ADVERTISED_URL, "http://127.0.0.1:8080");
 });
 
+Deno.test("parseConfig() rejects an ADVERTISED_URL on port 0, which no other instance can dial", () => {
+  // PORT=0 binds a free port; an advertised port 0 was accepted, and every query forwarded to it failed.
+  for (const value of ["http://engine-1:0", "https://engine-1:00", "http://[fd00::7]:0"]) {
+    assert.throws(
+      () => parseConfig({ ADVERTISED_URL: value }),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.ok(error.message.includes(`ADVERTISED_URL=${JSON.stringify(value)}`), error.message);
+        assert.match(error.message, /port from 1 to 65535/);
+        return true;
+      },
+      value,
+    );
+  }
+  assert.equal(parseConfig({ ADVERTISED_URL: "http://engine-1:1" }).ADVERTISED_URL, "http://engine-1:1");
+  assert.equal(parseConfig({ ADVERTISED_URL: "http://engine-1:80" }).ADVERTISED_URL, "http://engine-1");
+});
+
 Deno.test("parseConfig() keeps the embedded log a week by default; 0 keeps it forever, negatives are refused", () => {
   assert.equal(parseConfig({}).EMBEDDED_LOG_RETENTION_HOURS, 168);
   assert.equal(parseConfig({ EMBEDDED_LOG_RETENTION_HOURS: "0" }).EMBEDDED_LOG_RETENTION_HOURS, 0);
@@ -268,6 +287,24 @@ Deno.test("parseConfig() refuses hexadecimal, exponent, fractional and other non
       },
       `${name}=${value}`,
     );
+  }
+});
+
+Deno.test("every numeric setting, present and future, refuses the forms Number() would read, naming the variable", () => {
+  // A table over the whole schema: a setting added with z.coerce or Number() instead of the decimal readers would read
+  // "0x10" as 16, "1e3" as 1000, "Infinity" as a number and "٣" as nothing in particular.
+  const defaults = parseConfig({}) as unknown as Record<string, unknown>;
+  const numeric = SETTING_NAMES.filter((name) => typeof defaults[name] === "number");
+  assert.ok(numeric.length >= 70, `${numeric.length} numeric settings`);
+  for (const name of numeric) {
+    for (const value of ["0x10", "1e3", "1_000", "+5", "Infinity", "NaN", "\u0663", "5 5", "5,0"]) {
+      assert.throws(
+        () => parseConfig({ [name]: value }),
+        (error: unknown) =>
+          error instanceof ConfigError && error.message.includes(`${name}=${JSON.stringify(value)}: `),
+        `${name}=${value}`,
+      );
+    }
   }
 });
 
