@@ -679,3 +679,18 @@ Deno.test("parseConfig() refuses fraud thresholds the kept order history can nev
   // Both at once.
   refused({ USER_RECENT_ORDERS: "1" }, /FRAUD_VELOCITY_ORDERS/, /FRAUD_DISTINCT_LIMIT/);
 });
+
+Deno.test("parseConfig() takes a fully qualified name with its trailing dot in HOST, KAFKA_BROKERS and DATABASE_URL", () => {
+  // `kafka.svc.cluster.local.` is how Kubernetes users skip the resolver's search list; it was refused in all three.
+  const config = parseConfig({
+    HOST: "engine-1.svc.cluster.local.",
+    KAFKA_BROKERS: "kafka.svc.cluster.local.:9092",
+    DATABASE_URL: "postgres://u@db.svc.cluster.local.:5432/engine",
+  });
+  assert.equal(config.HOST, "engine-1.svc.cluster.local.");
+  assert.equal(config.KAFKA_BROKERS, "kafka.svc.cluster.local.:9092");
+  // Still refused: a lone dot, an empty label before the dot, two dots.
+  for (const host of [".", "a..", "engine..", "1.2.3.4."]) {
+    assert.throws(() => parseConfig({ HOST: host }), ConfigError, host);
+  }
+});
