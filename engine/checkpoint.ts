@@ -368,7 +368,11 @@ export class MemoryCheckpointStore implements CheckpointStore {
       this.alerts.set(a.alertId, a);
       this.alertsStoredAt.set(a.alertId, this.now());
     }
-    for (const r of w.projections.recommendations) this.recommendations.set(r.userId, r);
+    // The newest by generatedAt, of one instant the last emitted, as `upsertRecommendations` keeps.
+    for (const r of w.projections.recommendations) {
+      const kept = this.recommendations.get(r.userId);
+      if (!kept || Date.parse(kept.generatedAt) <= Date.parse(r.generatedAt)) this.recommendations.set(r.userId, r);
+    }
     for (const batch of w.projections.analyticsHistory) {
       for (const m of batch.minutes) this.analyticsMinutes.set(m.minute, structuredClone(m));
     }

@@ -402,15 +402,20 @@ export async function insertAlerts(tx: TransactionSql, alerts: readonly Alert[])
     on conflict (alert_id) do nothing`;
 }
 
-/** Keeps each user's newest recommendations (by generatedAt). */
+/**
+ * Keeps each user's newest recommendations (by generatedAt; of one instant, the one emitted last, as a later
+ * checkpoint's replaces an earlier one's: `distinct on` kept the first of a checkpoint's).
+ */
 export async function upsertRecommendations(tx: TransactionSql, recs: readonly Recommendation[]): Promise<void> {
   if (recs.length === 0) return;
   const rows = recs.map((r) => ({ user_id: r.userId, payload: JSON.stringify(r), generated_at: r.generatedAt }));
   await tx`
     insert into latest_recommendations (user_id, payload, generated_at)
     select distinct on (r.user_id) r.user_id, r.payload::jsonb, r.generated_at::timestamptz
-      from json_to_recordset(${JSON.stringify(rows)}::text::json) as r(user_id text, payload text, generated_at text)
-     order by r.user_id, r.generated_at::timestamptz desc
+      from rows from (json_to_recordset(${JSON.stringify(rows)}::text::json)
+             as (user_id text, payload text, generated_at text))
+           with ordinality as r(user_id, payload, generated_at, n)
+     order by r.user_id, r.generated_at::timestamptz desc, r.n desc
     on conflict (user_id) do update set payload = excluded.payload, generated_at = excluded.generated_at
      where latest_recommendations.generated_at <= excluded.generated_at`;
 }

@@ -134,6 +134,42 @@ Deno.test("an expired user's latest recommendations are deleted with its state, 
   });
 });
 
+/**
+ * A user's latest recommendations: the newest by generatedAt, whenever stored; of one instant, the one emitted last,
+ * in one checkpoint as in two (RECS_MIN_INTERVAL_SECONDS=0 and views of p1 then p2 posted together, one receive time).
+ */
+async function checkLatestRecommendations(
+  store: CheckpointStore,
+  basedOn: (userId: string) => Promise<unknown>,
+): Promise<void> {
+  const { epoch } = await store.claim(tp, "g", "me");
+  const rec = (userId: string, on: string, generatedAt = "2026-01-01T00:00:00.000Z"): Recommendation => ({
+    ...recommendation(userId),
+    basedOn: on,
+    generatedAt,
+  });
+  const commit = (offset: number, recommendations: Recommendation[]) =>
+    store.commit(write(epoch, offset, { projections: { ...NO_PROJECTIONS, recommendations } }));
+  await commit(1, [rec("together", "p1"), rec("together", "p2")]);
+  await commit(2, [rec("apart", "p1")]);
+  await commit(3, [rec("apart", "p2")]);
+  // An older one stored later (another product partition behind) does not replace it.
+  await commit(4, [rec("apart", "old", "2025-12-31T23:00:00.000Z")]);
+  assert.deepEqual([await basedOn("together"), await basedOn("apart")], ["p2", "p2"]);
+}
+
+Deno.test("of a user's recommendations of one instant, the one emitted last is kept, in one checkpoint as in two", async () => {
+  await withDatabase(async (sql) => {
+    await checkLatestRecommendations(new SqlCheckpointStore(sql), async (userId) => {
+      const [row] = await sql<{ based_on: string }[]>`
+        select payload->>'basedOn' as based_on from latest_recommendations where user_id = ${userId}`;
+      return row?.based_on;
+    });
+  });
+  const memory = new MemoryCheckpointStore();
+  await checkLatestRecommendations(memory, (userId) => Promise.resolve(memory.recommendations.get(userId)?.basedOn));
+});
+
 Deno.test("progress: where every claimed partition of one topic and group stands, read without claiming", async () => {
   await withDatabase(async (sql) => {
     const store = new SqlCheckpointStore(sql);
