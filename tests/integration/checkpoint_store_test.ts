@@ -14,6 +14,7 @@ import { claimStateOwner, stateOwner } from "../../sql/state_owner.ts";
 import { eventually, freshDatabase, within } from "../helpers/services.ts";
 import { onlyOn } from "../helpers/modes.ts";
 import { startTcpProxy } from "../helpers/tcp_proxy.ts";
+import { checkUpgraded, upgradePopulated } from "../helpers/upgrade.ts";
 
 const tp = { topic: "events", partition: 2 };
 const alert = (id: string) => ({
@@ -66,6 +67,24 @@ onlyOn("postgresql", "migrate() applies every migration once and records it", as
     await db.drop();
   }
 });
+
+for (const from of ["007_", "013_"]) {
+  onlyOn(
+    "postgresql",
+    `a database populated at migration ${from.slice(0, 3)} migrates to the latest and keeps its rows`,
+    async () => {
+      const db = await freshDatabase();
+      const sql = connectDatabase({ url: db.url, maxConnections: 4 });
+      try {
+        await upgradePopulated(sql, from);
+        await checkUpgraded(sql, from);
+      } finally {
+        await sql.end();
+        await db.drop();
+      }
+    },
+  );
+}
 
 onlyOn(
   "postgresql",
