@@ -107,6 +107,32 @@ onlyOn(
 
 onlyOn(
   "postgresql",
+  "instances starting at once on a fresh database whose transactions default to repeatable read or serializable",
+  async () => {
+    for (const isolation of ["repeatable read", "serializable"]) {
+      const db = await freshDatabase();
+      const admin = connectDatabase({ url: db.url, maxConnections: 1 });
+      const [{ name }] = await admin<{ name: string }[]>`select current_database() as name`;
+      await admin.unsafe(`alter database ${name} set default_transaction_isolation = '${isolation}'`);
+      await admin.end();
+      const sql = connectDatabase({ url: db.url, maxConnections: 4 });
+      try {
+        // Each start-up waits for the migration lock with a snapshot taken before the first one committed: read in
+        // that snapshot, schema_migrations was empty, and the second start-up applied 001 again and failed.
+        const runs = await Promise.all([migrate(sql), migrate(sql), migrate(sql)]);
+        const all = (await readMigrations()).map((m) => m.name);
+        assert.deepEqual(runs.map((names) => names.length).sort(), [0, 0, all.length], isolation);
+        assert.equal((await sql`select id from schema_migrations`).length, all.length);
+      } finally {
+        await sql.end();
+        await db.drop();
+      }
+    }
+  },
+);
+
+onlyOn(
+  "postgresql",
   "a commit writes states, timers, the next offset and the clock together; a fenced epoch writes nothing",
   async () => {
     await withStore(async (store) => {

@@ -122,6 +122,7 @@ Deno.test("databaseClientOptions(): every option from the URL or the engine, non
     TimeZone: "UTC",
     idle_in_transaction_session_timeout: 10_000,
     DateStyle: "ISO, MDY",
+    default_transaction_isolation: "read committed",
   });
   // The keys postgres.js's parseOptions fills from PG* variables when they are absent.
   for (
@@ -143,7 +144,12 @@ Deno.test("databaseClientOptions(): a socket URL gives postgres.js its socket fi
   assert.equal(socket.path, "/cloudsql/p:r:i/.s.PGSQL.5432");
   assert.equal(socket.connect_timeout, 10);
   assert.equal(socket.ssl, false);
-  assert.deepEqual(socket.connection, { application_name: "postgres.js", TimeZone: "UTC", DateStyle: "ISO, MDY" });
+  assert.deepEqual(socket.connection, {
+    application_name: "postgres.js",
+    TimeZone: "UTC",
+    DateStyle: "ISO, MDY",
+    default_transaction_isolation: "read committed",
+  });
   const tcp = databaseClientOptions({ url: "postgres://app@db/shop", maxConnections: 1 }) as Record<string, unknown>;
   assert.equal(tcp.path, false);
   assert.equal(tcp.connect_timeout, 5);
@@ -177,9 +183,10 @@ Deno.test("connectDatabase(): queries PostgreSQL (PGlite) on a Unix socket, both
   }
 });
 
-Deno.test("databaseClientOptions(): timestamps are read in ISO 8601 whatever the URL says; its time zone is kept", () => {
+Deno.test("databaseClientOptions(): ISO timestamps and read committed whatever the URL says; its time zone is kept", () => {
   const options = databaseClientOptions({
-    url: "postgres://app@db/shop?datestyle=SQL,DMY&DATESTYLE=German&timezone=Europe/Paris",
+    url: "postgres://app@db/shop?datestyle=SQL,DMY&DATESTYLE=German&timezone=Europe/Paris" +
+      "&default_transaction_isolation=serializable",
     maxConnections: 1,
   }) as { connection: Record<string, unknown> };
   // The server applies the startup settings in order: the last spelling of a name wins.
@@ -187,4 +194,5 @@ Deno.test("databaseClientOptions(): timestamps are read in ISO 8601 whatever the
     Object.entries(options.connection).findLast(([key]) => key.toLowerCase() === name)?.[1];
   assert.equal(last("datestyle"), "ISO, MDY");
   assert.equal(last("timezone"), "Europe/Paris");
+  assert.equal(last("default_transaction_isolation"), "read committed");
 });
