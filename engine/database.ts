@@ -37,6 +37,23 @@ export function reconnectDelayS(failures: number): number {
   return Math.min(RECONNECT_INITIAL_S * 2 ** failures, RECONNECT_MAX_S);
 }
 
+/**
+ * Session settings the engine's SQL is written for, which a server, database or role configured otherwise must not
+ * change: pinned, after the URL's settings. postgres.js turns timestamps into Dates with `new Date(text)`, which reads
+ * PostgreSQL's ISO output only (`SQL, DMY` output, `01/11/2026 11:30:00 CET`, is an Invalid Date, or day and month
+ * swapped). Migrations, claims and checkpoints read rows after waiting for a lock, which READ COMMITTED reads as
+ * committed meanwhile and a transaction-wide snapshot (repeatable read, serializable) does not. TimeZone UTC is a
+ * default the URL may change (ISO output names the offset).
+ */
+const PINNED_SESSION = { DateStyle: "ISO, MDY", default_transaction_isolation: "read committed" };
+const DEFAULT_SESSION = { TimeZone: "UTC" };
+
+/** The URL's server settings without any spelling of the pinned ones (GUC names ignore case). */
+function unpinned(settings: Readonly<Record<string, string>>): Record<string, string> {
+  const pinned = new Set(Object.keys(PINNED_SESSION).map((name) => name.toLowerCase()));
+  return Object.fromEntries(Object.entries(settings).filter(([name]) => !pinned.has(name.toLowerCase())));
+}
+
 /** postgres.js's own default lifetime of a connection: 30 to 60 minutes, drawn per connection. */
 const connectionLifetimeS = () => 60 * (30 + Math.random() * 30);
 
@@ -80,10 +97,12 @@ export function databaseClientOptions(
     // Server settings from the URL come last, as postgres.js orders them.
     connection: {
       application_name: "postgres.js",
+      ...DEFAULT_SESSION,
       ...(options.idleInTransactionTimeoutMs
         ? { idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMs }
         : {}),
-      ...address.serverSettings,
+      ...unpinned(address.serverSettings),
+      ...PINNED_SESSION,
     },
     onnotice: () => {},
     // json and jsonb columns (states, timers, alert details) hold client-supplied ids as names.

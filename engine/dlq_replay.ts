@@ -1,7 +1,8 @@
 /**
  * Re-injects dead-lettered records into the topic they came from, after a fix: all of them, or
  * only those that failed with one error code. Each DLQ record is re-injected at most once across
- * runs (recorded in `dlq_replays` after the append is acknowledged; a crash between the two can
+ * runs (recorded in `dlq_replays` by topic, partition, offset and append time, so that a DLQ created again is
+ * not taken for the one replayed before, after the append is acknowledged; a crash between the two can
  * re-inject a record twice, which the actors absorb because events keep their eventId; so can two
  * replays run at once, which nothing prevents: run one at a time). A record that fails again is
  * dead-lettered again, as a new DLQ record.
@@ -56,7 +57,12 @@ const DEFAULT_IDLE_MS = 3_000;
 
 /** Replays the DLQ up to its current end and returns what was done. */
 export async function replayDlq(options: ReplayOptions): Promise<ReplaySummary> {
-  const done = await loadReplayed(options.sql, options.groupId);
+  const done = await loadReplayed(options.sql, options.groupId, options.dlqTopic);
+  /** Whether an earlier run re-injected this very record: same offset, and same append time unless not recorded. */
+  const replayedBefore = (id: string, timestamp: number) => {
+    const time = done.get(id);
+    return time === null || time === timestamp;
+  };
   const summary = { replayed: 0, skipped: 0, alreadyReplayed: 0, unusable: 0, byCode: {} as Record<string, number> };
   let lastActivity = Date.now();
   let assignedOnce = false;
@@ -108,11 +114,12 @@ export async function replayDlq(options: ReplayOptions): Promise<ReplaySummary> 
     const records = batch.records.filter((r) => r.offset < end);
     const out: OutgoingRecord[] = [];
     const offsets: number[] = [];
+    const times: number[] = [];
     // Counted into the summary once the batch is through: a failed batch is delivered again.
     const tally = { skipped: 0, alreadyReplayed: 0, unusable: 0, byCode: {} as Record<string, number> };
     for (const record of records) {
       const id = `${record.partition}/${record.offset}`;
-      if (done.has(id)) {
+      if (replayedBefore(id, record.timestamp)) {
         tally.alreadyReplayed++;
         continue;
       }
@@ -120,6 +127,7 @@ export async function replayDlq(options: ReplayOptions): Promise<ReplaySummary> 
       if (appended.has(id)) {
         // Appended by an earlier delivery of this batch whose recording failed: record it, do not append it again.
         offsets.push(record.offset);
+        times.push(record.timestamp);
         tally.byCode[code] = (tally.byCode[code] ?? 0) + 1;
         continue;
       }
@@ -160,13 +168,14 @@ export async function replayDlq(options: ReplayOptions): Promise<ReplaySummary> 
         ...partition,
       });
       offsets.push(record.offset);
+      times.push(record.timestamp);
       tally.byCode[code] = (tally.byCode[code] ?? 0) + 1;
     }
     if (!options.dryRun) {
       await options.producer.append(out);
       for (const offset of offsets) appended.add(`${batch.partition}/${offset}`);
-      await markReplayed(options.sql, options.groupId, batch.partition, offsets);
-      for (const offset of offsets) done.add(`${batch.partition}/${offset}`);
+      await markReplayed(options.sql, options.groupId, batch.partition, offsets, options.dlqTopic, times);
+      offsets.forEach((offset, i) => done.set(`${batch.partition}/${offset}`, times[i]));
     }
     summary.replayed += offsets.length;
     summary.skipped += tally.skipped;

@@ -40,7 +40,10 @@ export async function readMigrations(dir: URL = MIGRATIONS_DIR): Promise<Migrati
  */
 export async function migrate(sql: Sql, migrations?: readonly Migration[]): Promise<string[]> {
   const all = migrations ?? await readMigrations();
-  return await sql.begin(async (tx) => {
+  // Read committed whatever the session's default: schema_migrations is read after waiting for the lock, and a
+  // snapshot taken before the wait missed the migrations another start-up committed meanwhile, applied them again
+  // and failed (`relation "actor_states" already exists`).
+  return await sql.begin("isolation level read committed", async (tx) => {
     await tx`select pg_advisory_xact_lock(${MIGRATION_LOCK_ID})`;
     await tx`create table if not exists schema_migrations (
       id integer primary key, name text not null, applied_at timestamptz not null default now())`;

@@ -7,12 +7,14 @@ import { type CheckpointWrite, SqlCheckpointStore } from "../../engine/checkpoin
 import { connectDatabase } from "../../engine/database.ts";
 import { type AnalyticsMinute, NO_PROJECTIONS } from "../../engine/outputs.ts";
 import { sumAnalyticsMinutes } from "../../sql/analytics_minutes.ts";
-import { advanceCheckpoint } from "../../sql/checkpoints.ts";
+import { advanceCheckpoint, loadState } from "../../sql/checkpoints.ts";
+import { latestRecommendations, listAlerts } from "../../sql/queries.ts";
 import { migrate, readMigrations } from "../../sql/migrations.ts";
 import { claimStateOwner, stateOwner } from "../../sql/state_owner.ts";
 import { eventually, freshDatabase, within } from "../helpers/services.ts";
 import { onlyOn } from "../helpers/modes.ts";
 import { startTcpProxy } from "../helpers/tcp_proxy.ts";
+import { checkUpgraded, upgradePopulated } from "../helpers/upgrade.ts";
 
 const tp = { topic: "events", partition: 2 };
 const alert = (id: string) => ({
@@ -66,6 +68,24 @@ onlyOn("postgresql", "migrate() applies every migration once and records it", as
   }
 });
 
+for (const from of ["007_", "013_"]) {
+  onlyOn(
+    "postgresql",
+    `a database populated at migration ${from.slice(0, 3)} migrates to the latest and keeps its rows`,
+    async () => {
+      const db = await freshDatabase();
+      const sql = connectDatabase({ url: db.url, maxConnections: 4 });
+      try {
+        await upgradePopulated(sql, from);
+        await checkUpgraded(sql, from);
+      } finally {
+        await sql.end();
+        await db.drop();
+      }
+    },
+  );
+}
+
 onlyOn(
   "postgresql",
   "instances starting at once on a fresh database: one applies the migrations, the others none",
@@ -81,6 +101,32 @@ onlyOn(
     } finally {
       await sql.end();
       await db.drop();
+    }
+  },
+);
+
+onlyOn(
+  "postgresql",
+  "instances starting at once on a fresh database whose transactions default to repeatable read or serializable",
+  async () => {
+    for (const isolation of ["repeatable read", "serializable"]) {
+      const db = await freshDatabase();
+      const admin = connectDatabase({ url: db.url, maxConnections: 1 });
+      const [{ name }] = await admin<{ name: string }[]>`select current_database() as name`;
+      await admin.unsafe(`alter database ${name} set default_transaction_isolation = '${isolation}'`);
+      await admin.end();
+      const sql = connectDatabase({ url: db.url, maxConnections: 4 });
+      try {
+        // Each start-up waits for the migration lock with a snapshot taken before the first one committed: read in
+        // that snapshot, schema_migrations was empty, and the second start-up applied 001 again and failed.
+        const runs = await Promise.all([migrate(sql), migrate(sql), migrate(sql)]);
+        const all = (await readMigrations()).map((m) => m.name);
+        assert.deepEqual(runs.map((names) => names.length).sort(), [0, 0, all.length], isolation);
+        assert.equal((await sql`select id from schema_migrations`).length, all.length);
+      } finally {
+        await sql.end();
+        await db.drop();
+      }
     }
   },
 );
@@ -539,6 +585,39 @@ onlyOn(
         storedSourcesPublished: at + 60_000,
         expired: 0,
       });
+    });
+  },
+);
+
+onlyOn(
+  "postgresql",
+  "a database whose own DateStyle and TimeZone are not ISO and UTC still reads back the times it stored",
+  async () => {
+    await withStore(async (store, sql, url) => {
+      // A server (or database, or role) configured for its region: PostgreSQL then writes timestamps as
+      // `01/11/2026 10:30:00 CET`, which JavaScript's Date cannot read, or reads with day and month swapped.
+      const [{ name }] = await sql<{ name: string }[]>`select current_database() as name`;
+      await sql.unsafe(`alter database ${name} set datestyle = 'SQL, DMY'`);
+      await sql.unsafe(`alter database ${name} set timezone = 'Europe/Paris'`);
+      const { epoch } = await store.claim(tp, "g", "a");
+      const rec = { userId: "alice", basedOn: { productId: "p" }, items: [], generatedAt: "2026-11-02T11:00:00.000Z" };
+      await store.commit(write(epoch, 1, {
+        upserts: [{ key: "alice", state: { views: 1 }, timers: {}, lastActiveAt: 1 }],
+        projections: { ...NO_PROJECTIONS, alerts: [alert("x-1")], recommendations: [rec] },
+      }));
+      const fresh = connectDatabase({ url, maxConnections: 1 });
+      try {
+        const alerts = await listAlerts(fresh, { limit: 10 });
+        assert.deepEqual(alerts.map((a) => a.occurredAt), ["2026-11-01T10:30:00.000Z"]);
+        assert.equal((await latestRecommendations(fresh, "alice"))?.generatedAt, "2026-11-02T11:00:00.000Z");
+        const [{ stored }] = await fresh<{ stored: Date }[]>`select now() - interval '1 second' as stored`;
+        const state = await loadState(fresh, "user", "alice");
+        assert.ok(state && Math.abs(state.updatedAt.getTime() - stored.getTime()) < 60_000, "asOf is the commit time");
+        const [{ datestyle }] = await fresh<{ datestyle: string }[]>`select current_setting('datestyle') as datestyle`;
+        assert.equal(datestyle, "ISO, MDY", "the engine's sessions write timestamps in ISO 8601");
+      } finally {
+        await fresh.end();
+      }
     });
   },
 );

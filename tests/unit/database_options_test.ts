@@ -117,7 +117,13 @@ Deno.test("databaseClientOptions(): every option from the URL or the engine, non
   assert.equal(options.ssl, "require");
   assert.equal(options.sslnegotiation, "direct");
   assert.equal(options.target_session_attrs, null);
-  assert.deepEqual(options.connection, { application_name: "engine-1", idle_in_transaction_session_timeout: 10_000 });
+  assert.deepEqual(options.connection, {
+    application_name: "engine-1",
+    TimeZone: "UTC",
+    idle_in_transaction_session_timeout: 10_000,
+    DateStyle: "ISO, MDY",
+    default_transaction_isolation: "read committed",
+  });
   // The keys postgres.js's parseOptions fills from PG* variables when they are absent.
   for (
     const key of ["ssl", "sslnegotiation", "idle_timeout", "connect_timeout", "max_lifetime", "max_pipeline", "backoff"]
@@ -138,7 +144,12 @@ Deno.test("databaseClientOptions(): a socket URL gives postgres.js its socket fi
   assert.equal(socket.path, "/cloudsql/p:r:i/.s.PGSQL.5432");
   assert.equal(socket.connect_timeout, 10);
   assert.equal(socket.ssl, false);
-  assert.deepEqual(socket.connection, { application_name: "postgres.js" });
+  assert.deepEqual(socket.connection, {
+    application_name: "postgres.js",
+    TimeZone: "UTC",
+    DateStyle: "ISO, MDY",
+    default_transaction_isolation: "read committed",
+  });
   const tcp = databaseClientOptions({ url: "postgres://app@db/shop", maxConnections: 1 }) as Record<string, unknown>;
   assert.equal(tcp.path, false);
   assert.equal(tcp.connect_timeout, 5);
@@ -170,4 +181,18 @@ Deno.test("connectDatabase(): queries PostgreSQL (PGlite) on a Unix socket, both
     await db.close();
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("databaseClientOptions(): ISO timestamps and read committed whatever the URL says; its time zone is kept", () => {
+  const options = databaseClientOptions({
+    url: "postgres://app@db/shop?datestyle=SQL,DMY&DATESTYLE=German&timezone=Europe/Paris" +
+      "&default_transaction_isolation=serializable",
+    maxConnections: 1,
+  }) as { connection: Record<string, unknown> };
+  // The server applies the startup settings in order: the last spelling of a name wins.
+  const last = (name: string) =>
+    Object.entries(options.connection).findLast(([key]) => key.toLowerCase() === name)?.[1];
+  assert.equal(last("datestyle"), "ISO, MDY");
+  assert.equal(last("timezone"), "Europe/Paris");
+  assert.equal(last("default_transaction_isolation"), "read committed");
 });
