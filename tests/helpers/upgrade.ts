@@ -87,7 +87,10 @@ export async function checkUpgraded(sql: Sql, fromName: string): Promise<void> {
   assert.equal(history.count, 1);
   assert.equal(history.total.revenueMillis, 19_980);
   assert.deepEqual(history.total.sessionsReached, {}, "minutes stored before 010 count no sessions");
-  const windowed = await rankProductsInWindow(sql, "views", MINUTE, MINUTE + 60_000, 10);
+  const windowed = await rankProductsInWindow(sql, "views", MINUTE, MINUTE + 60_000, 10, {
+    at: MINUTE + 60_000,
+    halfLifeMs: 3_600_000,
+  });
   assert.deepEqual(windowed.map((p) => [p.productId, p.views, p.revenue, p.category]), [["p1", 7, 19.98, "toys"]]);
   assert.deepEqual((await topProducts(sql, "revenue", 10)).map((p) => [p.productId, p.revenue]), [["p1", 19.98]]);
 
