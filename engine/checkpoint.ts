@@ -30,6 +30,7 @@ import type { Alert, AnalyticsMinute, ProductMinute, Projections, Recommendation
 import type { Sql } from "./database.ts";
 import type { TopicPartition } from "./log.ts";
 import { tpKey } from "./log.ts";
+import { READ_COMMITTED } from "../sql/isolation.ts";
 
 export type { StoredActor };
 export { ALERT_PRUNE_BATCH };
@@ -152,7 +153,7 @@ export class SqlCheckpointStore implements CheckpointStore {
 
   async commit(w: CheckpointWrite): Promise<CommitResult> {
     const states = encodeStates(w.kind, w.upserts);
-    return await this.sql.begin(async (tx) => {
+    return await this.sql.begin(READ_COMMITTED, async (tx) => {
       const advance = await advanceCheckpoint(
         tx,
         w.groupId,

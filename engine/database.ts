@@ -41,11 +41,10 @@ export function reconnectDelayS(failures: number): number {
  * Session settings the engine's SQL is written for, which a server, database or role configured otherwise must not
  * change: pinned, after the URL's settings. postgres.js turns timestamps into Dates with `new Date(text)`, which reads
  * PostgreSQL's ISO output only (`SQL, DMY` output, `01/11/2026 11:30:00 CET`, is an Invalid Date, or day and month
- * swapped). Migrations, claims and checkpoints read rows after waiting for a lock, which READ COMMITTED reads as
- * committed meanwhile and a transaction-wide snapshot (repeatable read, serializable) does not. TimeZone UTC is a
- * default the URL may change (ISO output names the offset).
+ * swapped). PgBouncer tracks both DateStyle and TimeZone, so it passes them on. TimeZone UTC is a default the URL may
+ * change (ISO output names the offset). Isolation is stated by each transaction (sql/isolation.ts), not pinned here.
  */
-const PINNED_SESSION = { DateStyle: "ISO, MDY", default_transaction_isolation: "read committed" };
+const PINNED_SESSION = { DateStyle: "ISO, MDY" };
 const DEFAULT_SESSION = { TimeZone: "UTC" };
 
 /** The URL's server settings without any spelling of the pinned ones (GUC names ignore case). */

@@ -1,6 +1,7 @@
 /** Queries on partition checkpoints and actor states. Tagged templates only. */
 import type { Sql, TransactionSql } from "../engine/database.ts";
 import type { Alert, Recommendation } from "../engine/outputs.ts";
+import { READ_COMMITTED } from "./isolation.ts";
 
 /** A partition's checkpoint row after this owner claimed it. */
 export interface ClaimedPartition {
@@ -84,7 +85,7 @@ export async function claimPartition(
   partition: number,
   owner: string,
 ): Promise<ClaimedPartition> {
-  return await sql.begin(async (tx) => {
+  return await sql.begin(READ_COMMITTED, async (tx) => {
     await tx`select set_config('lock_timeout', ${CLAIM_LOCK_TIMEOUT}, true)`;
     const [row] = await tx<CheckpointRow[]>`
       insert into partition_checkpoints (group_id, topic, partition, epoch, owner)
@@ -109,7 +110,7 @@ export async function readSettledCheckpoint(
   topic: string,
   partition: number,
 ): Promise<ClaimedPartition | null> {
-  return await sql.begin(async (tx) => {
+  return await sql.begin(READ_COMMITTED, async (tx) => {
     await tx`select set_config('lock_timeout', ${CLAIM_LOCK_TIMEOUT}, true)`;
     const [row] = await tx<CheckpointRow[]>`
       select next_offset, clock, epoch, sources_published, log_generation from partition_checkpoints

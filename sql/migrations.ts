@@ -1,5 +1,6 @@
 /** Applies the numbered migrations in sql/migrations/ once each, in order, recording them. */
 import type { Sql } from "../engine/database.ts";
+import { READ_COMMITTED } from "./isolation.ts";
 
 const MIGRATIONS_DIR = new URL("./migrations/", import.meta.url);
 /** Serialises concurrent start-ups of several instances on one database. */
@@ -43,7 +44,7 @@ export async function migrate(sql: Sql, migrations?: readonly Migration[]): Prom
   // Read committed whatever the session's default: schema_migrations is read after waiting for the lock, and a
   // snapshot taken before the wait missed the migrations another start-up committed meanwhile, applied them again
   // and failed (`relation "actor_states" already exists`).
-  return await sql.begin("isolation level read committed", async (tx) => {
+  return await sql.begin(READ_COMMITTED, async (tx) => {
     await tx`select pg_advisory_xact_lock(${MIGRATION_LOCK_ID})`;
     await tx`create table if not exists schema_migrations (
       id integer primary key, name text not null, applied_at timestamptz not null default now())`;

@@ -123,6 +123,11 @@ onlyOn(
         const all = (await readMigrations()).map((m) => m.name);
         assert.deepEqual(runs.map((names) => names.length).sort(), [0, 0, all.length], isolation);
         assert.equal((await sql`select id from schema_migrations`).length, all.length);
+        // Two instances claiming one partition at once (a rebalance): the second waits for the first's row and bumps
+        // the epoch it committed; in a snapshot taken before, it failed ("could not serialize access").
+        const store = new SqlCheckpointStore(sql);
+        const claims = await Promise.all([store.claim(tp, "g", "a"), store.claim(tp, "g", "b")]);
+        assert.deepEqual(claims.map((c) => c.epoch).sort(), [1, 2], isolation);
       } finally {
         await sql.end();
         await db.drop();
