@@ -652,3 +652,26 @@ Deno.test("low_traffic: a quiet spell whose cooldown ends before traffic resumes
     threshold: 100,
   });
 });
+
+Deno.test("business alerts: each is a warning about the global subject, with an id naming its boundary's timer and its type", async () => {
+  const b = new EventBuilder(T0);
+  const events = [
+    ...Array.from({ length: 10 }, (_, i) => b.event("page_viewed", `u${i}`, i, { url: "/", loadTime: 3.5 })),
+    ...tenCarts(b, 0, 60),
+    ...checkoutsAndAnOrder(b, 20 * MIN, 51),
+  ];
+  // One `events` partition: the fold has no watermarks, and a partition whose clock ran ahead (the checkouts' own
+  // abandonments at minute 50) would bring its facts before the others' cart abandonments of minute 30.
+  const r = await fold(events, { until: T0 + 2 * HOUR * 1000, partitions: 1 });
+  const global = r.alerts.filter((a) => a.subject.kind === "global");
+  assert.deepEqual(
+    [...new Set(global.map((a) => a.type))].sort(),
+    ["high_cart_abandonment", "low_conversion", "low_traffic", "slow_pages"],
+  );
+  for (const alert of global) {
+    assert.equal(alert.severity, "warning", alert.type);
+    assert.deepEqual(alert.subject, { kind: "global", id: "global" });
+    assert.equal(alert.alertId, `timer-global-global-evaluate-${Date.parse(alert.occurredAt)}-${alert.type}`);
+  }
+  assert.equal(new Set(global.map((a) => a.alertId)).size, global.length);
+});
