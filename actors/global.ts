@@ -28,8 +28,8 @@
  * clock, which stops at every source with records left (engine/source_watermark.ts), also releases what it passes.
  *
  * Each at most once per BUSINESS_ALERT_COOLDOWN_MINUTES. While facts are recent the timer fires
- * every minute; once the newest fact is older than the longest window it fires once per cooldown
- * (for `low_traffic`) and stops after the retention, so a long idle gap costs a bounded number of
+ * every minute; once the newest fact is older than the longest window it fires when `low_traffic`'s cooldown ends
+ * (the only alert empty windows raise) and stops after the retention, so a long idle gap costs a bounded number of
  * firings; the next fact re-arms it.
  */
 import type { ActorContext, ActorLogic } from "../engine/actor.ts";
@@ -440,8 +440,8 @@ function evaluate(state: GlobalState, at: number, ctx: ActorContext, s: DomainSe
 }
 
 /**
- * The boundary after `at` to evaluate: every minute while facts before it are recent, then per cooldown, then none;
- * and no later than the minute after the next fact's. Only minutes of facts decide, never the order they came in: a
+ * The boundary after `at` to evaluate: every minute while facts before it are recent, then where low_traffic's cooldown
+ * ends, then none; and no later than the minute after the next fact's. Only minutes of facts decide, never the order they came in: a
  * faster partition's later facts, already here when a watermark releases `at`, count as they would have on arrival.
  */
 function nextEvaluation(state: GlobalState, at: number, s: DomainSettings): number | undefined {
@@ -465,7 +465,11 @@ function nextEvaluation(state: GlobalState, at: number, s: DomainSettings): numb
   let next = rearm;
   if (at <= before + (longest + 1) * MINUTE) next = at + MINUTE;
   else if (pageViewBefore(state, at) && at <= before + minutesMs(s.ANALYTICS_RETENTION_MINUTES)) {
-    next = Math.min(rearm, at + minutesMs(s.BUSINESS_ALERT_COOLDOWN_MINUTES));
+    // Every window is empty from here to the next fact, so only low_traffic can be raised, and only its cooldown
+    // decides when: the boundary it ends at. A cadence counted from `at` skipped it (a quiet spell whose cooldown
+    // ended before traffic resumed raised nothing).
+    const last = state.lastAlertAt["low_traffic"] ?? -Infinity;
+    next = Math.min(rearm, Math.max(at + MINUTE, last + minutesMs(s.BUSINESS_ALERT_COOLDOWN_MINUTES)));
   }
   return next === Infinity ? undefined : next;
 }

@@ -4,6 +4,7 @@
  * this schema into its own; the actors only ever receive the parsed, frozen object.
  */
 import { z } from "zod";
+import { MAX_LOAD_TIME_SECONDS } from "./events.ts";
 
 /**
  * Environment text in plain decimal digits (spaces around ignored) as a number; any other text stays
@@ -149,7 +150,34 @@ export function domainSettingsConflicts(s: DomainSettings): string[] {
     `above ANALYTICS_RETENTION_MINUTES (${s.ANALYTICS_RETENTION_MINUTES}); lower ${name} or raise ` +
     "ANALYTICS_RETENTION_MINUTES"
   );
-  return [...windows, ...orderHistoryConflicts(s)];
+  return [...windows, ...unreachableThresholds(s), ...orderHistoryConflicts(s)];
+}
+
+/**
+ * Business alert thresholds no window can cross, so the alert was silently off: a ratio is never below 0 nor above 1,
+ * and no average loadTime is above MAX_LOAD_TIME_SECONDS, the longest an event may carry.
+ */
+function unreachableThresholds(s: DomainSettings): string[] {
+  const conflicts: string[] = [];
+  if (s.LOW_CONVERSION_RATIO <= 0) {
+    conflicts.push(
+      `Cannot fire low_conversion: LOW_CONVERSION_RATIO is ${s.LOW_CONVERSION_RATIO}, and orders / checkouts is never ` +
+        "below 0; raise LOW_CONVERSION_RATIO above 0",
+    );
+  }
+  if (s.HIGH_ABANDONMENT_RATIO >= 1) {
+    conflicts.push(
+      `Cannot fire high_cart_abandonment: HIGH_ABANDONMENT_RATIO is ${s.HIGH_ABANDONMENT_RATIO}, and abandoned / ` +
+        "(abandoned + converted) carts is never above 1; lower HIGH_ABANDONMENT_RATIO below 1",
+    );
+  }
+  if (s.SLOW_PAGES_SECONDS >= MAX_LOAD_TIME_SECONDS) {
+    conflicts.push(
+      `Cannot fire slow_pages: SLOW_PAGES_SECONDS is ${s.SLOW_PAGES_SECONDS}, and no page's loadTime is accepted ` +
+        `above ${MAX_LOAD_TIME_SECONDS} s; lower SLOW_PAGES_SECONDS below ${MAX_LOAD_TIME_SECONDS}`,
+    );
+  }
+  return conflicts;
 }
 
 /**

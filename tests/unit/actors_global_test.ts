@@ -130,10 +130,12 @@ Deno.test("low_traffic: fewer than 100 page views in 10 minutes; hourly while id
   const r = await fold(views, { until: T0 + 48 * HOUR * 1000 });
   const lows = typesOf(r.alerts, "low_traffic");
   assert.equal(lows[0], iso(T0 + 10 * 60_000));
-  // Every minute until the longest window (15 min) has passed the last view, then hourly.
-  assert.equal(lows[1], iso(T0 + 77 * 60_000));
+  // Every minute until the longest window (15 min) has passed the last view, then when each hour's cooldown ends (the
+  // boundary minute-by-minute evaluation raises it at; it came at 77, an hour after the evaluation of minute 17).
+  assert.equal(lows[1], iso(T0 + 70 * 60_000));
   assert.equal(lows.length, 25, "one per hour for the retention (24 h), then the timer stops");
-  assert.equal(lows.at(-1), iso(T0 + (24 * 60 + 17) * 60_000));
+  assert.equal(lows.at(-1), iso(T0 + (24 * 60 + 10) * 60_000));
+  assert.deepEqual(lows, Array.from({ length: 25 }, (_, k) => iso(T0 + (10 + 60 * k) * 60_000)));
   const busy = Array.from({ length: 120 }, (_, i) => b.event("page_viewed", `u${i}`, i * 5, { url: "/" }));
   const fine = await fold(busy, { until: T0 + 10 * 60_000 });
   assert.deepEqual(typesOf(fine.alerts, "low_traffic"), []);
@@ -629,4 +631,47 @@ Deno.test("a watermark that both releases held minute boundaries and moves the m
   assert.equal(lagged.state.evaluatedTo, inOrder.state.evaluatedTo, "and released every boundary");
   assert.deepEqual(lagged.alerts, [], "no low_traffic on boundaries whose windows had left memory");
   assert.equal(lagged.state.tooLate, 0);
+});
+
+Deno.test("low_traffic: a quiet spell whose cooldown ends before traffic resumes raises it when the cooldown ends, as minute-by-minute evaluation does", async () => {
+  const b = new EventBuilder(T0);
+  /** 150 page views in `minute` (above the 100 of low_traffic in any window holding it). */
+  const burst = (minute: number) =>
+    Array.from({ length: 150 }, (_, i) => b.event("page_viewed", `u${i % 30}`, minute * MIN + i * 0.2, { url: "/" }));
+  const events = [
+    ...burst(0), // windows ending at 1..10 hold it; [1, 11) is empty: low_traffic at 11, then not before 71
+    ...burst(45), // windows ending at 46..55 hold it; [46, 56) to [64, 74) are empty: low over 56..74
+    ...Array.from({ length: 10 }, (_, k) => burst(74 + k)).flat(), // busy from minute 74 on: not low from 75
+  ];
+  const r = await fold(events, { until: T0 + 84 * MIN * 1000 });
+  // Evaluated minute by minute, 71 is the first boundary both low (nothing in [61, 71)) and past the cooldown.
+  assert.deepEqual(typesOf(r.alerts, "low_traffic"), [iso(T0 + 11 * 60_000), iso(T0 + 71 * 60_000)]);
+  assert.deepEqual(r.alerts.filter((a) => a.type === "low_traffic")[1].details, {
+    windowMinutes: 10,
+    pageViews: 0,
+    threshold: 100,
+  });
+});
+
+Deno.test("business alerts: each is a warning about the global subject, with an id naming its boundary's timer and its type", async () => {
+  const b = new EventBuilder(T0);
+  const events = [
+    ...Array.from({ length: 10 }, (_, i) => b.event("page_viewed", `u${i}`, i, { url: "/", loadTime: 3.5 })),
+    ...tenCarts(b, 0, 60),
+    ...checkoutsAndAnOrder(b, 20 * MIN, 51),
+  ];
+  // One `events` partition: the fold has no watermarks, and a partition whose clock ran ahead (the checkouts' own
+  // abandonments at minute 50) would bring its facts before the others' cart abandonments of minute 30.
+  const r = await fold(events, { until: T0 + 2 * HOUR * 1000, partitions: 1 });
+  const global = r.alerts.filter((a) => a.subject.kind === "global");
+  assert.deepEqual(
+    [...new Set(global.map((a) => a.type))].sort(),
+    ["high_cart_abandonment", "low_conversion", "low_traffic", "slow_pages"],
+  );
+  for (const alert of global) {
+    assert.equal(alert.severity, "warning", alert.type);
+    assert.deepEqual(alert.subject, { kind: "global", id: "global" });
+    assert.equal(alert.alertId, `timer-global-global-evaluate-${Date.parse(alert.occurredAt)}-${alert.type}`);
+  }
+  assert.equal(new Set(global.map((a) => a.alertId)).size, global.length);
 });

@@ -680,6 +680,43 @@ Deno.test("parseConfig() refuses fraud thresholds the kept order history can nev
   refused({ USER_RECENT_ORDERS: "1" }, /FRAUD_VELOCITY_ORDERS/, /FRAUD_DISTINCT_LIMIT/);
 });
 
+Deno.test("parseConfig() refuses business alert thresholds that can never fire (the alert was silently off)", () => {
+  // A ratio is never below 0 nor above 1, and no average loadTime is above the longest accepted (3600 s).
+  assert.equal(parseConfig({ LOW_CONVERSION_RATIO: "0.001" }).LOW_CONVERSION_RATIO, 0.001);
+  assert.equal(parseConfig({ HIGH_ABANDONMENT_RATIO: "0.999" }).HIGH_ABANDONMENT_RATIO, 0.999);
+  assert.equal(parseConfig({ SLOW_PAGES_SECONDS: "3599.999" }).SLOW_PAGES_SECONDS, 3599.999);
+  const refused = (env: Record<string, string>, ...messages: RegExp[]) =>
+    assert.throws(
+      () => parseConfig(env),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        for (const message of messages) assert.match(error.message, message);
+        return true;
+      },
+      JSON.stringify(env),
+    );
+  refused(
+    { LOW_CONVERSION_RATIO: "0" },
+    /Cannot fire low_conversion: LOW_CONVERSION_RATIO is 0, and orders \/ checkouts is never below 0; raise LOW_CONVERSION_RATIO above 0/,
+  );
+  refused(
+    { HIGH_ABANDONMENT_RATIO: "1" },
+    /Cannot fire high_cart_abandonment: HIGH_ABANDONMENT_RATIO is 1, and abandoned \/ \(abandoned \+ converted\) carts is never above 1; lower HIGH_ABANDONMENT_RATIO below 1/,
+  );
+  refused(
+    { SLOW_PAGES_SECONDS: "3600" },
+    /Cannot fire slow_pages: SLOW_PAGES_SECONDS is 3600, and no page's loadTime is accepted above 3600 s; lower SLOW_PAGES_SECONDS below 3600/,
+  );
+  refused({ SLOW_PAGES_SECONDS: "86400" }, /SLOW_PAGES_SECONDS is 86400/);
+  // Every one at once.
+  refused(
+    { LOW_CONVERSION_RATIO: "0", HIGH_ABANDONMENT_RATIO: "1", SLOW_PAGES_SECONDS: "5000" },
+    /LOW_CONVERSION_RATIO is 0/,
+    /HIGH_ABANDONMENT_RATIO is 1/,
+    /SLOW_PAGES_SECONDS is 5000/,
+  );
+});
+
 Deno.test("parseConfig() takes a fully qualified name with its trailing dot in HOST, KAFKA_BROKERS and DATABASE_URL", () => {
   // `kafka.svc.cluster.local.` is how Kubernetes users skip the resolver's search list; it was refused in all three.
   const config = parseConfig({
