@@ -2,7 +2,8 @@
 # Local Apache Kafka (single KRaft node) and PostgreSQL (throwaway cluster) for tests and development.
 #
 #   scripts/services.sh run CMD [ARGS...]   start both, run CMD with KAFKA_BROKERS and DATABASE_URL
-#                                           exported, stop both and delete their data, exit with CMD's status
+#                                           exported, stop both and delete their data, exit with CMD's status;
+#                                           a SIGTERM or Ctrl-C stops CMD (SIGTERM, 10 s, then SIGKILL) and both
 #   scripts/services.sh up                  start both, print the variables, keep running until Ctrl-C
 #
 # A service whose variable is already set (KAFKA_BROKERS, DATABASE_URL) is used as it is, not started.
@@ -17,6 +18,8 @@ STARTUP_TIMEOUT_S=${SERVICES_STARTUP_TIMEOUT_S:-90}
 
 WORK=""
 SLEEP_PID=""
+CMD_PID=""
+CMD_NAME=""
 KAFKA_PID=""
 PG_DATA=""
 PG_BIN=""
@@ -48,6 +51,13 @@ cleanup() {
   trap - EXIT
   trap '' INT TERM
   if [ -n "$SLEEP_PID" ]; then kill "$SLEEP_PID" 2>/dev/null || true; fi
+  # The command first (it uses the services), given 10 s to stop. SIGTERM: as a background job it ignores SIGINT.
+  if [ -n "$CMD_PID" ] && kill -0 "$CMD_PID" 2>/dev/null; then
+    say "stopping $CMD_NAME (pid $CMD_PID)"
+    kill -TERM "$CMD_PID" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$CMD_PID" 2>/dev/null || break; sleep 0.2; done
+    kill -9 "$CMD_PID" 2>/dev/null || true
+  fi
   if [ -n "$PG_DATA" ] && [ -f "$PG_DATA/postmaster.pid" ]; then
     say "stopping PostgreSQL"
     as_pg_user "$PG_BIN/pg_ctl" -D "$PG_DATA" -m immediate -w stop >/dev/null 2>&1 || true
@@ -194,10 +204,16 @@ case "${1:-}" in
     shift
     [ $# -gt 0 ] || die "usage: scripts/services.sh run CMD [ARGS...]"
     start_services
+    # In the background (with this script's stdin), so that a SIGTERM or Ctrl-C to this script runs the cleanup trap
+    # now: bash runs no trap while a foreground command runs, and a hung command kept Kafka and PostgreSQL up for ever.
+    CMD_NAME=$1
+    "$@" <&0 &
+    CMD_PID=$!
     set +e
-    "$@"
+    wait "$CMD_PID"
     status=$?
     set -e
+    CMD_PID=""
     exit "$status"
     ;;
   up)
