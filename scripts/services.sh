@@ -20,6 +20,7 @@ WORK=""
 SLEEP_PID=""
 CMD_PID=""
 CMD_NAME=""
+BACKGROUND="" # "run" or "up" once the script starts its command or its sleeps in the background
 KAFKA_PID=""
 PG_DATA=""
 PG_BIN=""
@@ -50,13 +51,23 @@ cleanup() {
   # terminal and from the task runner), and a second one must not leave the servers running.
   trap - EXIT
   trap '' INT TERM
-  if [ -n "$SLEEP_PID" ]; then kill "$SLEEP_PID" 2>/dev/null || true; fi
+  # A signal handled between a `… &` and the saving of its `$!` left that pid unknown: it is the latest job started.
+  if [ -n "$BACKGROUND" ] && [ -n "$!" ] && [ "$!" != "$KAFKA_PID" ]; then
+    if [ "$BACKGROUND" = "up" ]; then SLEEP_PID=$!; else CMD_PID=${CMD_PID:-$!}; fi
+  fi
+  # SIGKILL and reaped: a SIGTERM reaching the sleep's process between fork and exec (a Ctrl-C right after start-up)
+  # went to bash's trap in that copy and was lost with the exec, and the sleep stayed for an hour.
+  if [ -n "$SLEEP_PID" ]; then
+    kill -9 "$SLEEP_PID" 2>/dev/null || true
+    wait "$SLEEP_PID" 2>/dev/null || true
+  fi
   # The command first (it uses the services), given 10 s to stop. SIGTERM: as a background job it ignores SIGINT.
   if [ -n "$CMD_PID" ] && kill -0 "$CMD_PID" 2>/dev/null; then
     say "stopping $CMD_NAME (pid $CMD_PID)"
     kill -TERM "$CMD_PID" 2>/dev/null || true
     for _ in $(seq 1 50); do kill -0 "$CMD_PID" 2>/dev/null || break; sleep 0.2; done
     kill -9 "$CMD_PID" 2>/dev/null || true
+    wait "$CMD_PID" 2>/dev/null || true
   fi
   if [ -n "$PG_DATA" ] && [ -f "$PG_DATA/postmaster.pid" ]; then
     say "stopping PostgreSQL"
@@ -207,6 +218,7 @@ case "${1:-}" in
     # In the background (with this script's stdin), so that a SIGTERM or Ctrl-C to this script runs the cleanup trap
     # now: bash runs no trap while a foreground command runs, and a hung command kept Kafka and PostgreSQL up for ever.
     CMD_NAME=$1
+    BACKGROUND=run
     "$@" <&0 &
     CMD_PID=$!
     set +e
@@ -214,6 +226,7 @@ case "${1:-}" in
     status=$?
     set -e
     CMD_PID=""
+    BACKGROUND=""
     exit "$status"
     ;;
   up)
@@ -223,6 +236,7 @@ case "${1:-}" in
     # In the background, so that a SIGTERM runs the cleanup trap now, not when the sleep ends.
     # The cleanup trap ends it: a background job of a non-interactive shell ignores Ctrl-C's SIGINT, and used to stay
     # for up to an hour.
+    BACKGROUND=up
     while true; do sleep 3600 & SLEEP_PID=$!; wait "$SLEEP_PID"; done
     ;;
   *)
