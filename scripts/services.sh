@@ -61,7 +61,7 @@ cleanup() {
     kill -9 "$SLEEP_PID" 2>/dev/null || true
     wait "$SLEEP_PID" 2>/dev/null || true
   fi
-  # The command first (it uses the services), given 10 s to stop. SIGTERM: as a background job it ignores SIGINT.
+  # The command first (it uses the services), given 10 s to stop (a Ctrl-C reached it too).
   if [ -n "$CMD_PID" ] && kill -0 "$CMD_PID" 2>/dev/null; then
     say "stopping $CMD_NAME (pid $CMD_PID)"
     kill -TERM "$CMD_PID" 2>/dev/null || true
@@ -217,9 +217,14 @@ case "${1:-}" in
     start_services
     # In the background (with this script's stdin), so that a SIGTERM or Ctrl-C to this script runs the cleanup trap
     # now: bash runs no trap while a foreground command runs, and a hung command kept Kafka and PostgreSQL up for ever.
+    # SIGINT and SIGQUIT as they would be in the foreground (bash ignores them in a background job): the command and
+    # whatever it starts still hear Ctrl-C.
     CMD_NAME=$1
     BACKGROUND=run
-    "$@" <&0 &
+    (
+      trap - INT QUIT
+      exec "$@"
+    ) <&0 &
     CMD_PID=$!
     set +e
     wait "$CMD_PID"

@@ -107,6 +107,20 @@ Deno.test("services.sh run stopped by Ctrl-C (SIGINT to its process group) stops
     // none left
   }
   assert.equal(status.code, 130);
-  // Run in the background, the command ignores SIGINT: the script must stop it.
   assert.deepEqual(left, []);
+});
+
+Deno.test("services.sh run leaves its command SIGINT and SIGQUIT as in the foreground, so that it hears Ctrl-C", async () => {
+  const output = await new Deno.Command("bash", {
+    args: ["scripts/services.sh", "run", "grep", "SigIgn", "/proc/self/status"],
+    cwd: ROOT,
+    env: { KAFKA_BROKERS: "127.0.0.1:9", DATABASE_URL: "postgres://u@127.0.0.1:9/db" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  const ignored = BigInt(`0x${new TextDecoder().decode(output.stdout).replace("SigIgn:", "").trim()}`);
+  // Bits 1 and 2: signals 2 (SIGINT) and 3 (SIGQUIT). A background job of bash ignores both, and so does everything
+  // it starts (deno test, the tools and engines the tests spawn).
+  assert.equal(ignored & 0b110n, 0n, `ignored signals: ${ignored.toString(16)}`);
 });
