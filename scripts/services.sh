@@ -2,7 +2,8 @@
 # Local Apache Kafka (single KRaft node) and PostgreSQL (throwaway cluster) for tests and development.
 #
 #   scripts/services.sh run CMD [ARGS...]   start both, run CMD with KAFKA_BROKERS and DATABASE_URL
-#                                           exported, stop both and delete their data, exit with CMD's status
+#                                           exported, stop both and delete their data, exit with CMD's status;
+#                                           a SIGTERM or Ctrl-C stops CMD (SIGTERM, 10 s, then SIGKILL) and both
 #   scripts/services.sh up                  start both, print the variables, keep running until Ctrl-C
 #
 # A service whose variable is already set (KAFKA_BROKERS, DATABASE_URL) is used as it is, not started.
@@ -17,6 +18,9 @@ STARTUP_TIMEOUT_S=${SERVICES_STARTUP_TIMEOUT_S:-90}
 
 WORK=""
 SLEEP_PID=""
+CMD_PID=""
+CMD_NAME=""
+BACKGROUND="" # "run" or "up" once the script starts its command or its sleeps in the background
 KAFKA_PID=""
 PG_DATA=""
 PG_BIN=""
@@ -47,7 +51,24 @@ cleanup() {
   # terminal and from the task runner), and a second one must not leave the servers running.
   trap - EXIT
   trap '' INT TERM
-  if [ -n "$SLEEP_PID" ]; then kill "$SLEEP_PID" 2>/dev/null || true; fi
+  # A signal handled between a `… &` and the saving of its `$!` left that pid unknown: it is the latest job started.
+  if [ -n "$BACKGROUND" ] && [ -n "$!" ] && [ "$!" != "$KAFKA_PID" ]; then
+    if [ "$BACKGROUND" = "up" ]; then SLEEP_PID=$!; else CMD_PID=${CMD_PID:-$!}; fi
+  fi
+  # SIGKILL and reaped: a SIGTERM reaching the sleep's process between fork and exec (a Ctrl-C right after start-up)
+  # went to bash's trap in that copy and was lost with the exec, and the sleep stayed for an hour.
+  if [ -n "$SLEEP_PID" ]; then
+    kill -9 "$SLEEP_PID" 2>/dev/null || true
+    wait "$SLEEP_PID" 2>/dev/null || true
+  fi
+  # The command first (it uses the services), given 10 s to stop (a Ctrl-C reached it too).
+  if [ -n "$CMD_PID" ] && kill -0 "$CMD_PID" 2>/dev/null; then
+    say "stopping $CMD_NAME (pid $CMD_PID)"
+    kill -TERM "$CMD_PID" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$CMD_PID" 2>/dev/null || break; sleep 0.2; done
+    kill -9 "$CMD_PID" 2>/dev/null || true
+    wait "$CMD_PID" 2>/dev/null || true
+  fi
   if [ -n "$PG_DATA" ] && [ -f "$PG_DATA/postmaster.pid" ]; then
     say "stopping PostgreSQL"
     as_pg_user "$PG_BIN/pg_ctl" -D "$PG_DATA" -m immediate -w stop >/dev/null 2>&1 || true
@@ -194,10 +215,23 @@ case "${1:-}" in
     shift
     [ $# -gt 0 ] || die "usage: scripts/services.sh run CMD [ARGS...]"
     start_services
+    # In the background (with this script's stdin), so that a SIGTERM or Ctrl-C to this script runs the cleanup trap
+    # now: bash runs no trap while a foreground command runs, and a hung command kept Kafka and PostgreSQL up for ever.
+    # SIGINT and SIGQUIT as they would be in the foreground (bash ignores them in a background job): the command and
+    # whatever it starts still hear Ctrl-C.
+    CMD_NAME=$1
+    BACKGROUND=run
+    (
+      trap - INT QUIT
+      exec "$@"
+    ) <&0 &
+    CMD_PID=$!
     set +e
-    "$@"
+    wait "$CMD_PID"
     status=$?
     set -e
+    CMD_PID=""
+    BACKGROUND=""
     exit "$status"
     ;;
   up)
@@ -207,6 +241,7 @@ case "${1:-}" in
     # In the background, so that a SIGTERM runs the cleanup trap now, not when the sleep ends.
     # The cleanup trap ends it: a background job of a non-interactive shell ignores Ctrl-C's SIGINT, and used to stay
     # for up to an hour.
+    BACKGROUND=up
     while true; do sleep 3600 & SLEEP_PID=$!; wait "$SLEEP_PID"; done
     ;;
   *)

@@ -58,7 +58,14 @@ forEachLog(
       }
     })();
     try {
-      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      // SIGTERM once the load is flowing (a fixed 2 s sleep could end before the first answer on a loaded machine, and
+      // the test then failed on "nothing acknowledged"); the load goes on meanwhile.
+      await eventually(
+        "five acknowledged batches",
+        () => Promise.resolve([...acknowledged.values()].reduce((sum, v) => sum + v, 0) >= 100 || undefined),
+        60_000,
+        20,
+      );
       const signalled = Date.now();
       const status = await engine.kill("SIGTERM");
       const took = Date.now() - signalled;

@@ -47,3 +47,80 @@ Deno.test("services.sh up stopped by Ctrl-C (SIGINT to its process group) leaves
   }
   assert.deepEqual(left, []);
 });
+
+Deno.test("services.sh run stopped by SIGTERM stops its command first, instead of waiting for it to end", async () => {
+  // The command says when it runs, and how it ended: stopped by SIGTERM, or on its own after 20 s.
+  const command =
+    'trap \'kill "$s"; echo terminated; exit 143\' TERM; echo started; sleep 20 & s=$!; wait "$s"; echo finished';
+  const child = new Deno.Command("bash", {
+    args: ["scripts/services.sh", "run", "bash", "-c", command],
+    cwd: ROOT,
+    env: { KAFKA_BROKERS: "127.0.0.1:9", DATABASE_URL: "postgres://u@127.0.0.1:9/db" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let stdout = "";
+  while (!stdout.includes("started")) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    stdout += value;
+  }
+  child.kill("SIGTERM"); // a CI job cancelled, `kill` of the script: the script alone gets the signal
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    stdout += value;
+  }
+  const status = await child.status;
+  // Bash ran no trap while its command ran in the foreground: the command ran to its end (for ever, if it hung) and
+  // Kafka and PostgreSQL with it.
+  assert.deepEqual(stdout.trim().split("\n"), ["started", "terminated"]);
+  assert.equal(status.code, 143);
+});
+
+Deno.test("services.sh run stopped by Ctrl-C (SIGINT to its process group) stops its command and leaves no process", async () => {
+  const child = new Deno.Command("setsid", {
+    args: ["bash", "scripts/services.sh", "run", "bash", "-c", "echo started; exec sleep 20"],
+    cwd: ROOT,
+    env: { KAFKA_BROKERS: "127.0.0.1:9", DATABASE_URL: "postgres://u@127.0.0.1:9/db" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const pgid = child.pid;
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let stdout = "";
+  while (!stdout.includes("started")) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    stdout += value;
+  }
+  Deno.kill(-pgid, "SIGINT");
+  const status = await child.status;
+  await reader.cancel();
+  const left = await group(pgid);
+  try {
+    Deno.kill(-pgid, "SIGKILL"); // not to leave them behind when the assertion fails
+  } catch {
+    // none left
+  }
+  assert.equal(status.code, 130);
+  assert.deepEqual(left, []);
+});
+
+Deno.test("services.sh run leaves its command SIGINT and SIGQUIT as in the foreground, so that it hears Ctrl-C", async () => {
+  const output = await new Deno.Command("bash", {
+    args: ["scripts/services.sh", "run", "grep", "SigIgn", "/proc/self/status"],
+    cwd: ROOT,
+    env: { KAFKA_BROKERS: "127.0.0.1:9", DATABASE_URL: "postgres://u@127.0.0.1:9/db" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  const ignored = BigInt(`0x${new TextDecoder().decode(output.stdout).replace("SigIgn:", "").trim()}`);
+  // Bits 1 and 2: signals 2 (SIGINT) and 3 (SIGQUIT). A background job of bash ignores both, and so does everything
+  // it starts (deno test, the tools and engines the tests spawn).
+  assert.equal(ignored & 0b110n, 0n, `ignored signals: ${ignored.toString(16)}`);
+});
