@@ -3,6 +3,7 @@
  * never with PGlite's bare errno ("undefined").
  */
 import assert from "node:assert/strict";
+import { lockDataDir } from "../../engine/data_dir_lock.ts";
 import { openEmbeddedDatabase } from "../../engine/embedded_database.ts";
 import { ConfigError, DatabaseUnavailableError } from "../../engine/errors.ts";
 import { silentLogger } from "../../engine/logger.ts";
@@ -92,5 +93,40 @@ Deno.test("an interrupted first start is set aside, and only the latest of those
     assert.ok(names.includes("pgdata.initialised"));
   } finally {
     await Deno.remove(dataDir, { recursive: true });
+  }
+});
+
+Deno.test("a DATA_DIR whose path has spaces and non-ASCII letters is locked, opened and reopened with its data", async () => {
+  const base = await Deno.makeTempDir({ prefix: "embedded-database-" });
+  const dataDir = `${base}/my data/dätä 日本`;
+  try {
+    const lock = await lockDataDir(dataDir);
+    try {
+      assert.equal(lock.dir, await Deno.realPath(dataDir));
+      const options = { logger: silentLogger, vacuumIntervalMs: 0 };
+      let db = await openEmbeddedDatabase(lock.dir, options);
+      assert.equal(db.pgdata, `${lock.dir}/pgdata`);
+      try {
+        await db.sql`create table kept (v text)`;
+        await db.sql`insert into kept values ('Grüße')`;
+      } finally {
+        await db.close();
+      }
+      db = await openEmbeddedDatabase(lock.dir, options);
+      try {
+        assert.deepEqual([...await db.sql`select v from kept`], [{ v: "Grüße" }], "reopened on its own files");
+      } finally {
+        await db.close();
+      }
+    } finally {
+      lock.release();
+    }
+    assert.deepEqual(
+      [...Deno.readDirSync(dataDir)].map((e) => e.name).sort(),
+      ["engine.lock", "pgdata", "pgdata.initialised"],
+      "everything under the path as written",
+    );
+  } finally {
+    await Deno.remove(base, { recursive: true });
   }
 });
