@@ -21,6 +21,11 @@ export interface DatabaseOptions {
    * (`idle_in_transaction_session_timeout`); 0 or unset: never.
    */
   readonly idleInTransactionTimeoutMs?: number;
+  /**
+   * False: a connection is kept for good instead of being replaced after postgres.js's lifetime (30 to 60 minutes).
+   * PGlite serves every connection from its one backend, where a replaced connection's prepared statements stay.
+   */
+  readonly replaceConnections?: boolean;
 }
 
 /** First and longest wait before a closed connection connects again (postgres.js's `backoff`, in seconds). */
@@ -86,7 +91,7 @@ export function databaseClientOptions(
     connect_timeout: address.connectTimeoutS ?? options.connectTimeoutS ?? 5,
     backoff: reconnectDelayS,
     idle_timeout: null,
-    max_lifetime: connectionLifetimeS,
+    max_lifetime: options.replaceConnections === false ? null : connectionLifetimeS,
     max_pipeline: 100,
     keep_alive: 60,
     prepare: true,

@@ -39,6 +39,8 @@ export interface EmbeddedConsumerOptions {
 export interface AppendSource {
   partitionCount(topic: string): Promise<number>;
   onAppend(wake: () => void): () => void;
+  /** Admits the group's only member, throwing if it has one already; returns the function that lets it leave. */
+  join(groupId: string): () => void;
   /** Keeps `write` until it settles, so that closing the log waits for it. */
   track(write: Promise<unknown>): void;
 }
@@ -75,6 +77,7 @@ export class EmbeddedConsumer implements LogConsumer {
   #loop: Promise<void> | null = null;
   #signal = Promise.withResolvers<void>();
   #unsubscribe: () => void = () => {};
+  #leave: () => void = () => {};
   #fetchFailures = 0;
 
   constructor(sql: Sql, source: AppendSource, options: EmbeddedConsumerOptions) {
@@ -86,14 +89,24 @@ export class EmbeddedConsumer implements LogConsumer {
 
   async start(topics: readonly string[], listener: PartitionListener): Promise<void> {
     if (this.#running) throw new Error("Cannot start the consumer: it is already running");
+    // Before anything is awaited, so that two starts at once cannot both be admitted.
+    const leave = this.#source.join(this.#options.groupId);
     const owned: TopicPartition[] = [];
-    for (const topic of topics) {
-      const count = await this.#source.partitionCount(topic);
-      for (let partition = 0; partition < count; partition++) owned.push({ topic, partition });
+    let offsets: Map<string, number>;
+    let committed: Map<string, number>;
+    try {
+      for (const topic of topics) {
+        const count = await this.#source.partitionCount(topic);
+        for (let partition = 0; partition < count; partition++) owned.push({ topic, partition });
+      }
+      this.#listener = listener;
+      committed = await loadGroupOffsets(this.#sql, this.#options.groupId);
+      offsets = await listener.assigned(owned);
+    } catch (error) {
+      leave();
+      throw error;
     }
-    this.#listener = listener;
-    const committed = await loadGroupOffsets(this.#sql, this.#options.groupId);
-    const offsets = await listener.assigned(owned);
+    this.#leave = leave;
     for (const tp of owned) {
       const key = tpKey(tp);
       const position = offsets.get(key) ?? committed.get(key) ?? 0;
@@ -159,6 +172,7 @@ export class EmbeddedConsumer implements LogConsumer {
     await this.#loop;
     await Promise.allSettled([...this.#batches]);
     this.#partitions.clear();
+    this.#leave();
   }
 
   #wake(): void {

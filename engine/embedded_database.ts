@@ -120,7 +120,8 @@ export async function openEmbeddedDatabase(
     );
   }
   const url = `postgres://postgres@${server.getServerConn()}/postgres`;
-  const sql = connectDatabase({ url, maxConnections: 1 });
+  // One connection for good: a replaced one would leave its prepared statements in PGlite's only backend.
+  const sql = connectDatabase({ url, maxConnections: 1, replaceConnections: false });
   log.info("embedded database open", {
     pgdata,
     created: !initialised,

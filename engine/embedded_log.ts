@@ -40,6 +40,8 @@ export class EmbeddedLog implements LogAdmin {
   readonly #log: Logger;
   #partitions = new Map<string, number>();
   readonly #listeners = new Set<() => void>();
+  /** Groups with a started consumer: the embedded log's groups have one member, which owns every partition. */
+  readonly #members = new Set<string>();
   /** Appends and group-offset commits in flight, awaited by close(). */
   readonly #writing = new Set<Promise<unknown>>();
 
@@ -112,6 +114,26 @@ export class EmbeddedLog implements LogAdmin {
   /** A consumer owning every partition of the topics it starts on. */
   consumer(options: Omit<EmbeddedConsumerOptions, "logger"> & { logger?: Logger }): EmbeddedConsumer {
     return new EmbeddedConsumer(this.#sql, this, { logger: this.#options.logger, ...options });
+  }
+
+  /**
+   * Admits `groupId`'s member; returns the function that lets it leave. A second member of a group is refused: it would
+   * be handed every partition too, and every record would be handled twice.
+   */
+  join(groupId: string): () => void {
+    if (this.#members.has(groupId)) {
+      throw new Error(
+        `Cannot start the consumer: group ${groupId} already has a member in this process, and a group of the ` +
+          "embedded log has one member (stop it first, or use another group id)",
+      );
+    }
+    this.#members.add(groupId);
+    let left = false;
+    return () => {
+      if (left) return;
+      left = true;
+      this.#members.delete(groupId);
+    };
   }
 
   /** Calls `wake` after every committed append; returns the unsubscribe function. */

@@ -3,6 +3,7 @@
  * never with PGlite's bare errno ("undefined").
  */
 import assert from "node:assert/strict";
+import { lockDataDir } from "../../engine/data_dir_lock.ts";
 import { openEmbeddedDatabase } from "../../engine/embedded_database.ts";
 import { ConfigError, DatabaseUnavailableError } from "../../engine/errors.ts";
 import { silentLogger } from "../../engine/logger.ts";
@@ -90,6 +91,61 @@ Deno.test("an interrupted first start is set aside, and only the latest of those
     assert.notEqual(asides[0], "pgdata.incomplete-1");
     assert.equal(await Deno.readTextFile(`${dataDir}/${asides[0]}/PG_VERSION`), "17\n");
     assert.ok(names.includes("pgdata.initialised"));
+  } finally {
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});
+
+Deno.test("a DATA_DIR whose path has spaces and non-ASCII letters is locked, opened and reopened with its data", async () => {
+  const base = await Deno.makeTempDir({ prefix: "embedded-database-" });
+  const dataDir = `${base}/my data/dätä 日本`;
+  try {
+    const lock = await lockDataDir(dataDir);
+    try {
+      assert.equal(lock.dir, await Deno.realPath(dataDir));
+      const options = { logger: silentLogger, vacuumIntervalMs: 0 };
+      let db = await openEmbeddedDatabase(lock.dir, options);
+      assert.equal(db.pgdata, `${lock.dir}/pgdata`);
+      try {
+        await db.sql`create table kept (v text)`;
+        await db.sql`insert into kept values ('Grüße')`;
+      } finally {
+        await db.close();
+      }
+      db = await openEmbeddedDatabase(lock.dir, options);
+      try {
+        assert.deepEqual([...await db.sql`select v from kept`], [{ v: "Grüße" }], "reopened on its own files");
+      } finally {
+        await db.close();
+      }
+    } finally {
+      lock.release();
+    }
+    assert.deepEqual(
+      [...Deno.readDirSync(dataDir)].map((e) => e.name).sort(),
+      ["engine.lock", "pgdata", "pgdata.initialised"],
+      "everything under the path as written",
+    );
+  } finally {
+    await Deno.remove(base, { recursive: true });
+  }
+});
+
+Deno.test("the embedded database's client keeps its one connection for good, never replacing it on a lifetime", async () => {
+  // PGlite serves every connection from its one backend: a connection postgres.js replaced (every 30–60 minutes by
+  // default) left its prepared statements there (42 of them, 0.9 MB of cached plans, in an engine under a mixed load),
+  // and each new one prepared them again, so that a long-running engine's PGlite memory grew by that much each time.
+  const dataDir = await Deno.makeTempDir({ prefix: "embedded-database-" });
+  try {
+    const db = await openEmbeddedDatabase(dataDir, { logger: silentLogger, vacuumIntervalMs: 0 });
+    try {
+      const options = (db.sql as unknown as { options: { max: number; max_lifetime: unknown } }).options;
+      assert.equal(options.max, 1);
+      assert.equal(options.max_lifetime, null, "a connection is not replaced when it has lived long");
+      await db.sql`select 1`;
+    } finally {
+      await db.close();
+    }
   } finally {
     await Deno.remove(dataDir, { recursive: true });
   }

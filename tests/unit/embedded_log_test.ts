@@ -489,6 +489,35 @@ Deno.test("EmbeddedLog", async (t) => {
       assert.deepEqual(checkpointed.records().map((r) => r.offset), [1, 2, 3, 4]);
     });
 
+    await t.step("a second member of a consuming group is refused, not handed every partition again", async () => {
+      await log.ensureTopics([{ topic: "members", partitions: 2 }]);
+      await log.append(Array.from({ length: 6 }, (_, i) => ({ topic: "members", key: `k${i}`, value: `${i}` })));
+      const first = new Recorder();
+      const member = consumer();
+      await member.start(["members"], first);
+      await first.waitFor(6);
+      // Kafka would split the partitions between two members; the embedded group has one, so a second one is refused.
+      const second = new Recorder();
+      const intruder = consumer();
+      await assert.rejects(intruder.start(["members"], second), /group g already has a member in this process/);
+      await log.append([{ topic: "members", key: "k0", value: "6" }]);
+      await first.waitFor(7);
+      assert.equal(second.records().length, 0, "no record is delivered twice in one group");
+      // Another group reads alongside, and the group takes a member again once the first one stopped.
+      const other = log.consumer({ groupId: "g-other", pollIntervalMs: 50 });
+      consumers.push(other);
+      const alongside = new Recorder();
+      await other.start(["members"], alongside);
+      await alongside.waitFor(7);
+      await other.stop();
+      await member.stop();
+      const next = new Recorder(new Map([["members:0", 0], ["members:1", 0]]));
+      const successor = consumer();
+      await successor.start(["members"], next);
+      await next.waitFor(7);
+      await successor.stop();
+    });
+
     await t.step("vacuums the database periodically (PGlite runs no autovacuum)", async () => {
       await eventually(
         "a vacuum",
