@@ -1,7 +1,8 @@
 /**
  * The embedded database: PGlite (PostgreSQL compiled to WASM) on disk under DATA_DIR, served on a
- * loopback port by PGlite's socket server, so that the engine talks to it with postgres.js exactly
- * as it talks to PostgreSQL in production. PGlite runs one backend, so the pool has exactly one
+ * Unix socket in a directory only the engine's user can enter (PGlite asks no password: on a loopback
+ * port any local user could connect) by PGlite's socket server, so that the engine talks to it with
+ * postgres.js exactly as it talks to PostgreSQL in production. PGlite runs one backend, so the pool has exactly one
  * connection and the socket server accepts one.
  *
  * Durability (PGlite 0.5.16, verified by reading its source and by kill -9 tests): PostgreSQL runs
@@ -23,6 +24,8 @@ import { DEFAULT_TEMPLATE_DIR, readTemplate, saveTemplate, templatePath } from "
 
 /** Subdirectory of DATA_DIR holding PostgreSQL's files. */
 export const PGDATA_DIR = "pgdata";
+/** The socket's file name in its directory: PostgreSQL's, for the default port the URL implies. */
+const SOCKET_FILE = ".s.PGSQL.5432";
 /** Written next to PGDATA_DIR once the database was initialised completely. */
 const INITIALISED_MARKER = "pgdata.initialised";
 /** Names a database set aside because its initialisation did not finish (followed by the time). */
@@ -43,7 +46,7 @@ export interface EmbeddedDatabaseOptions {
 export interface EmbeddedDatabase {
   /** postgres.js client with one connection to PGlite. */
   readonly sql: Sql;
-  /** The loopback URL the socket server listens on (it accepts one connection: the engine's). */
+  /** The URL of the socket server's Unix socket, in a private directory (it accepts one connection: the engine's). */
   readonly url: string;
   /** Where PostgreSQL's files are. */
   readonly pgdata: string;
@@ -103,15 +106,19 @@ export async function openEmbeddedDatabase(
   let db: PGlite | undefined;
   let server: PGLiteSocketServer | undefined;
   let fromTemplate = false;
+  let socketDir: string | undefined;
   try {
     const templateDir = options.templateDir === undefined ? DEFAULT_TEMPLATE_DIR : options.templateDir;
     ({ db, fromTemplate } = await startPGlite(pgdata, initialised ? null : templateDir, log));
     if (!initialised) await Deno.writeTextFile(marker, `${new Date().toISOString()}\n`);
-    server = new PGLiteSocketServer({ db, host: "127.0.0.1", port: 0, maxConnections: 1 });
+    socketDir = await Deno.makeTempDir({ prefix: "actor-engine-pg-" });
+    await Deno.chmod(socketDir, 0o700);
+    server = new PGLiteSocketServer({ db, path: `${socketDir}/${SOCKET_FILE}`, maxConnections: 1 });
     await server.start();
   } catch (error) {
     await server?.stop().catch(() => {});
     await db?.close().catch(() => {});
+    if (socketDir) await Deno.remove(socketDir, { recursive: true }).catch(() => {});
     const foreign = initialised ? await foreignFileError(dataDir, pgdata).catch(() => null) : null;
     if (foreign) throw foreign;
     throw new DatabaseUnavailableError(
@@ -119,7 +126,7 @@ export async function openEmbeddedDatabase(
       { cause: error },
     );
   }
-  const url = `postgres://postgres@${server.getServerConn()}/postgres`;
+  const url = `postgres://postgres@/postgres?host=${encodeURIComponent(socketDir!)}`;
   // One connection for good: a replaced one would leave its prepared statements in PGlite's only backend.
   const sql = connectDatabase({ url, maxConnections: 1, replaceConnections: false });
   log.info("embedded database open", {
@@ -130,7 +137,7 @@ export async function openEmbeddedDatabase(
   });
   const stopVacuum = scheduleVacuum(sql, options.vacuumIntervalMs ?? DEFAULT_VACUUM_INTERVAL_MS, log);
   let closing: Promise<void> | null = null;
-  const [pg, socketServer] = [db, server];
+  const [pg, socketServer, socketHome] = [db, server, socketDir!];
   return {
     sql,
     url,
@@ -142,6 +149,7 @@ export async function openEmbeddedDatabase(
         await sql.end({ timeout: 5 });
         await socketServer.stop();
         await pg.close();
+        await Deno.remove(socketHome, { recursive: true }).catch(() => {});
       })();
       return closing;
     },

@@ -150,3 +150,28 @@ Deno.test("the embedded database's client keeps its one connection for good, nev
     await Deno.remove(dataDir, { recursive: true });
   }
 });
+
+Deno.test("the embedded database listens on a socket only the engine's user can reach, not on a loopback port", async () => {
+  // PGlite's socket server takes no password: on 127.0.0.1 any local user could read or change the engine's state, or
+  // take its one connection and lock the engine out.
+  const dataDir = await Deno.makeTempDir({ prefix: "embedded-database-" });
+  try {
+    const db = await openEmbeddedDatabase(dataDir, { logger: silentLogger, vacuumIntervalMs: 0 });
+    let socketDir: string;
+    try {
+      // libpq's form for a socket: no host before the database, its directory as `host` (WHATWG URL refuses it).
+      const [address, query] = db.url.split("?");
+      assert.equal(address, "postgres://postgres@/postgres", `a TCP address: ${db.url}`);
+      socketDir = new URLSearchParams(query).get("host")!;
+      assert.ok(socketDir?.startsWith("/"), db.url);
+      assert.equal((await Deno.stat(socketDir)).mode! & 0o777, 0o700);
+      assert.ok((await Deno.lstat(`${socketDir}/.s.PGSQL.5432`)).isSocket);
+      assert.deepEqual([...await db.sql`select 1 as one`], [{ one: 1 }]);
+    } finally {
+      await db.close();
+    }
+    await assert.rejects(Deno.stat(socketDir), Deno.errors.NotFound, "the socket's directory is removed on close");
+  } finally {
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});
