@@ -4,7 +4,7 @@
  * partition and holds the state, and the ingest instance forwards queries to it.
  */
 import assert from "node:assert/strict";
-import { parseConfig } from "../../engine/config.ts";
+import { type Config, parseConfig } from "../../engine/config.ts";
 import { startEngine } from "../../engine/engine.ts";
 import { ConfigError } from "../../engine/errors.ts";
 import { silentLogger } from "../../engine/logger.ts";
@@ -14,6 +14,26 @@ import { eventually, freshDatabase, testConfig } from "../helpers/services.ts";
 const USERS = 20;
 const VIEWS_PER_USER = 3;
 
+/** `config` as the environment it was parsed from, with `changes`: another instance of the same deployment. */
+function variant(config: Config, changes: Record<string, string>): Config {
+  return parseConfig({ ...Object.fromEntries(Object.entries(config).map(([k, v]) => [k, String(v)])), ...changes });
+}
+
+/** Asserts that an engine with `config` does not start, with a ConfigError naming every one of `named`. */
+async function refusedAtStart(config: Config, named: readonly string[]): Promise<void> {
+  await assert.rejects(
+    async () => {
+      const started = await startEngine(config, silentLogger);
+      await started.stop();
+    },
+    (error: unknown) => {
+      assert.ok(error instanceof ConfigError, String(error));
+      for (const text of named) assert.ok(error.message.includes(text), error.message);
+      return true;
+    },
+  );
+}
+
 onlyOn("kafka", {
   name: "an ingest-only instance publishes events and forwards queries; the processing instance owns the state",
   sanitizeOps: false,
@@ -21,10 +41,7 @@ onlyOn("kafka", {
   fn: async () => {
     const db = await freshDatabase();
     const processing = testConfig(db.url);
-    const ingestConfig = parseConfig({
-      ...Object.fromEntries(Object.entries(processing).map(([k, v]) => [k, String(v)])),
-      ROLE: "ingest",
-    });
+    const ingestConfig = variant(processing, { ROLE: "ingest" });
     const worker = await startEngine(processing, silentLogger);
     const ingest = await startEngine(ingestConfig, silentLogger);
     try {
@@ -86,29 +103,10 @@ onlyOn("kafka", {
     const processing = testConfig(db.url);
     const worker = await startEngine(processing, silentLogger);
     try {
-      const typo = parseConfig({
-        ...Object.fromEntries(Object.entries(processing).map(([k, v]) => [k, String(v)])),
-        ROLE: "ingest",
-        GROUP_ID: `${processing.GROUP_ID}-typo`,
-      });
-      await assert.rejects(
-        async () => {
-          const started = await startEngine(typo, silentLogger);
-          await started.stop();
-        },
-        (error: unknown) => {
-          assert.ok(error instanceof ConfigError, String(error));
-          assert.ok(error.message.includes(`GROUP_ID="${typo.GROUP_ID}"`), error.message);
-          assert.ok(error.message.includes(`"${processing.GROUP_ID}"`), error.message);
-          return true;
-        },
-      );
+      const typo = variant(processing, { ROLE: "ingest", GROUP_ID: `${processing.GROUP_ID}-typo` });
+      await refusedAtStart(typo, [`GROUP_ID="${typo.GROUP_ID}"`, `"${processing.GROUP_ID}"`]);
       // The processing group's own ingest instance still starts.
-      const same = parseConfig({
-        ...Object.fromEntries(Object.entries(processing).map(([k, v]) => [k, String(v)])),
-        ROLE: "ingest",
-      });
-      const ingest = await startEngine(same, silentLogger);
+      const ingest = await startEngine(variant(processing, { ROLE: "ingest" }), silentLogger);
       await ingest.stop();
     } finally {
       await worker.stop();
@@ -127,26 +125,14 @@ onlyOn("kafka", {
     const db = await freshDatabase();
     const processing = testConfig(db.url);
     const worker = await startEngine(processing, silentLogger);
-    const env = Object.fromEntries(Object.entries(processing).map(([k, v]) => [k, String(v)]));
     try {
       await eventually(
         "the processing instance to own every partition",
         () => Promise.resolve(worker.runtime.owned().length >= processing.PARTITIONS * 2 ? true : undefined),
       );
-      const typo = parseConfig({ ...env, ROLE: "ingest", TOPIC_PREFIX: `${processing.TOPIC_PREFIX}typo.` });
-      await assert.rejects(
-        async () => {
-          const started = await startEngine(typo, silentLogger);
-          await started.stop();
-        },
-        (error: unknown) => {
-          assert.ok(error instanceof ConfigError, String(error));
-          assert.ok(error.message.includes(`TOPIC_PREFIX="${typo.TOPIC_PREFIX}"`), error.message);
-          assert.ok(error.message.includes(`"${processing.TOPIC_PREFIX}events"`), error.message);
-          return true;
-        },
-      );
-      const ingest = await startEngine(parseConfig({ ...env, ROLE: "ingest" }), silentLogger);
+      const typo = variant(processing, { ROLE: "ingest", TOPIC_PREFIX: `${processing.TOPIC_PREFIX}typo.` });
+      await refusedAtStart(typo, [`TOPIC_PREFIX="${typo.TOPIC_PREFIX}"`, `"${processing.TOPIC_PREFIX}events"`]);
+      const ingest = await startEngine(variant(processing, { ROLE: "ingest" }), silentLogger);
       await ingest.stop();
     } finally {
       await worker.stop();

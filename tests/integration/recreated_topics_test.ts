@@ -39,6 +39,22 @@ async function views(url: string, productId: string): Promise<number | undefined
 }
 
 /** Deletes the engine's topics (the engine stopped) and waits until the broker no longer lists them. */
+/** Starts an engine once the broker lets it create its topics again (it may still be deleting the old ones). */
+function startOnNewTopics(config: Parameters<typeof startEngine>[0]): ReturnType<typeof startEngine> {
+  return eventually(
+    "engine started on the new topics",
+    async () => {
+      try {
+        return await startEngine(config, silentLogger);
+      } catch {
+        return undefined;
+      }
+    },
+    30_000,
+    500,
+  );
+}
+
 async function deleteTopics(names: readonly string[]): Promise<void> {
   const kafka = new Kafka({ brokers: services().kafkaBrokers.split(","), logLevel: logLevel.NOTHING });
   const admin = kafka.admin();
@@ -81,18 +97,7 @@ onlyOn("kafka", {
         await admin.disconnect();
       }
       // The engine creates its topics again; the user's checkpointed state (20 events, partition at offset 20) stays.
-      engine = await eventually(
-        "engine started on the new topics",
-        async () => {
-          try {
-            return await startEngine(config, silentLogger);
-          } catch {
-            return undefined; // the broker may still be deleting the old topics
-          }
-        },
-        30_000,
-        500,
-      );
+      engine = await startOnNewTopics(config);
       await post(engine.url, "u1", 3);
       // Offsets 0-2 of the new log were taken for handled (below the checkpoint's 20) and never reached the actor.
       await eventually("the 3 events of the new log handled", async () => {
@@ -122,18 +127,7 @@ onlyOn("kafka", {
       }
       await engine.stop();
       await deleteTopics(Object.values(topicNames(config)));
-      engine = await eventually(
-        "engine started on the new topics",
-        async () => {
-          try {
-            return await startEngine(config, silentLogger);
-          } catch {
-            return undefined; // the broker may still be deleting the old topics
-          }
-        },
-        30_000,
-        500,
-      );
+      engine = await startOnNewTopics(config);
       await post(engine.url, "u1", 3, "sku-1");
       // The new log's views have the old log's first offsets: their facts had the ids of views 1-3, and were dropped.
       await eventually("the 3 views of the new log counted", async () => {
