@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { type Config, parseConfig } from "../../engine/config.ts";
-import { startEngine } from "../../engine/engine.ts";
+import { type RunningEngine, startEngine } from "../../engine/engine.ts";
 import { ConfigError } from "../../engine/errors.ts";
 import { silentLogger } from "../../engine/logger.ts";
 import { onlyOn } from "../helpers/modes.ts";
@@ -32,6 +32,19 @@ async function refusedAtStart(config: Config, named: readonly string[]): Promise
       return true;
     },
   );
+}
+
+/** Runs `fn` beside a processing instance (ROLE=all) on a fresh database, then stops it and drops the database. */
+async function withProcessing(fn: (processing: Config, worker: RunningEngine) => Promise<void>): Promise<void> {
+  const db = await freshDatabase();
+  const processing = testConfig(db.url);
+  const worker = await startEngine(processing, silentLogger);
+  try {
+    await fn(processing, worker);
+  } finally {
+    await worker.stop();
+    await db.drop();
+  }
 }
 
 onlyOn("kafka", {
@@ -99,19 +112,13 @@ onlyOn("kafka", {
   fn: async () => {
     // It found no owner under its own group for any partition, so it never forwarded a query: every user, product and
     // analytics answer came from the last checkpoint (`source: checkpoint`), however far the owner's memory was ahead.
-    const db = await freshDatabase();
-    const processing = testConfig(db.url);
-    const worker = await startEngine(processing, silentLogger);
-    try {
+    await withProcessing(async (processing) => {
       const typo = variant(processing, { ROLE: "ingest", GROUP_ID: `${processing.GROUP_ID}-typo` });
       await refusedAtStart(typo, [`GROUP_ID="${typo.GROUP_ID}"`, `"${processing.GROUP_ID}"`]);
       // The processing group's own ingest instance still starts.
       const ingest = await startEngine(variant(processing, { ROLE: "ingest" }), silentLogger);
       await ingest.stop();
-    } finally {
-      await worker.stop();
-      await db.drop();
-    }
+    });
   },
 });
 
@@ -122,10 +129,7 @@ onlyOn("kafka", {
   fn: async () => {
     // It created its own topics and answered 202 to events appended where no instance of the group reads: never
     // processed, and never seen in any query.
-    const db = await freshDatabase();
-    const processing = testConfig(db.url);
-    const worker = await startEngine(processing, silentLogger);
-    try {
+    await withProcessing(async (processing, worker) => {
       await eventually(
         "the processing instance to own every partition",
         () => Promise.resolve(worker.runtime.owned().length >= processing.PARTITIONS * 2 ? true : undefined),
@@ -134,9 +138,6 @@ onlyOn("kafka", {
       await refusedAtStart(typo, [`TOPIC_PREFIX="${typo.TOPIC_PREFIX}"`, `"${processing.TOPIC_PREFIX}events"`]);
       const ingest = await startEngine(variant(processing, { ROLE: "ingest" }), silentLogger);
       await ingest.stop();
-    } finally {
-      await worker.stop();
-      await db.drop();
-    }
+    });
   },
 });
