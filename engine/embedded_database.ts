@@ -30,6 +30,10 @@ const SOCKET_FILE = ".s.PGSQL.5432";
 const INITIALISED_MARKER = "pgdata.initialised";
 /** Names a database set aside because its initialisation did not finish (followed by the time). */
 const INCOMPLETE_SUFFIX = ".incomplete-";
+/** Names, in DATA_DIR, the socket directory of the engine running on it: the next start removes one a SIGKILL left. */
+const SOCKET_DIR_RECORD = "socket-dir";
+/** Prefix of the socket directories under the temp dir (a recorded path without it is never removed). */
+const SOCKET_DIR_PREFIX = "actor-engine-pg-";
 /** PGlite runs no autovacuum (single-user PostgreSQL), so the engine vacuums this often. */
 const DEFAULT_VACUUM_INTERVAL_MS = 10 * 60_000;
 
@@ -111,14 +115,16 @@ export async function openEmbeddedDatabase(
     const templateDir = options.templateDir === undefined ? DEFAULT_TEMPLATE_DIR : options.templateDir;
     ({ db, fromTemplate } = await startPGlite(pgdata, initialised ? null : templateDir, log));
     if (!initialised) await Deno.writeTextFile(marker, `${new Date().toISOString()}\n`);
-    socketDir = await Deno.makeTempDir({ prefix: "actor-engine-pg-" });
+    await removeLeftSocketDir(dataDir, log);
+    socketDir = await Deno.makeTempDir({ prefix: SOCKET_DIR_PREFIX });
     await Deno.chmod(socketDir, 0o700);
+    await Deno.writeTextFile(`${dataDir}/${SOCKET_DIR_RECORD}`, `${socketDir}\n`);
     server = new PGLiteSocketServer({ db, path: `${socketDir}/${SOCKET_FILE}`, maxConnections: 1 });
     await server.start();
   } catch (error) {
     await server?.stop().catch(() => {});
     await db?.close().catch(() => {});
-    if (socketDir) await Deno.remove(socketDir, { recursive: true }).catch(() => {});
+    if (socketDir) await removeSocketDir(dataDir, socketDir);
     const foreign = initialised ? await foreignFileError(dataDir, pgdata).catch(() => null) : null;
     if (foreign) throw foreign;
     throw new DatabaseUnavailableError(
@@ -149,7 +155,7 @@ export async function openEmbeddedDatabase(
         await sql.end({ timeout: 5 });
         await socketServer.stop();
         await pg.close();
-        await Deno.remove(socketHome, { recursive: true }).catch(() => {});
+        await removeSocketDir(dataDir, socketHome);
       })();
       return closing;
     },
@@ -217,6 +223,49 @@ async function exists(path: string): Promise<boolean> {
     if (error instanceof Deno.errors.NotFound) return false;
     throw error;
   }
+}
+
+/**
+ * Removes the socket directory an earlier engine on this DATA_DIR recorded and did not remove (it was killed): the
+ * caller holds DATA_DIR's lock, so no running engine uses it. Only a directory named like ours and holding nothing but
+ * a socket file is removed: the record is a plain file anyone with access to DATA_DIR could have edited.
+ */
+async function removeLeftSocketDir(dataDir: string, log: Logger): Promise<void> {
+  const record = `${dataDir}/${SOCKET_DIR_RECORD}`;
+  let path: string;
+  try {
+    path = (await Deno.readTextFile(record)).trim();
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return;
+    throw error;
+  }
+  const name = path.slice(path.lastIndexOf("/") + 1);
+  const ours = path.startsWith("/") && name.startsWith(SOCKET_DIR_PREFIX) && !name.includes("..");
+  if (ours && await holdsOnlySocketFiles(path)) {
+    log.info("removing the socket directory an engine stopped without removing", { path });
+    await Deno.remove(path, { recursive: true }).catch(() => {});
+  }
+  await Deno.remove(record).catch(() => {});
+}
+
+/** Whether `path` is a directory (not a link) whose entries are all PostgreSQL socket files; false if it is gone. */
+async function holdsOnlySocketFiles(path: string): Promise<boolean> {
+  try {
+    if (!(await Deno.lstat(path)).isDirectory) return false;
+    for await (const entry of Deno.readDir(path)) {
+      if (!entry.name.startsWith(SOCKET_FILE)) return false;
+    }
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}
+
+/** Removes this engine's socket directory and its record in DATA_DIR (best effort: nothing else depends on them). */
+async function removeSocketDir(dataDir: string, socketDir: string): Promise<void> {
+  await Deno.remove(socketDir, { recursive: true }).catch(() => {});
+  await Deno.remove(`${dataDir}/${SOCKET_DIR_RECORD}`).catch(() => {});
 }
 
 /**

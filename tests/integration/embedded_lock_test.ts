@@ -43,3 +43,33 @@ onlyOn("embedded", "a second engine on a DATA_DIR in use exits non-zero at once,
     await Deno.remove(dataDir, { recursive: true });
   }
 });
+
+onlyOn(
+  "embedded",
+  "an engine killed with SIGKILL leaves no socket directory behind once the next one starts",
+  async () => {
+    const dataDir = await Deno.makeTempDir({ prefix: "embedded-lock-" });
+    let engine: EngineProcess | undefined;
+    try {
+      engine = await startEngineProcess({ dataDir });
+      const killed = (await Deno.readTextFile(`${dataDir}/socket-dir`)).trim();
+      assert.ok(
+        (await Deno.lstat(`${killed}/.s.PGSQL.5432`)).isSocket,
+        "the record names the serving socket's directory",
+      );
+      await engine.kill("SIGKILL");
+      assert.ok((await Deno.stat(killed)).isDirectory, "SIGKILL leaves the directory (nothing could remove it)");
+
+      engine = await startEngineProcess({ dataDir });
+      await assert.rejects(Deno.stat(killed), Deno.errors.NotFound, "the next start removes it");
+      const own = (await Deno.readTextFile(`${dataDir}/socket-dir`)).trim();
+      assert.notEqual(own, killed);
+      assert.equal((await engine.kill("SIGTERM")).code, 0, engine.logs());
+      await assert.rejects(Deno.stat(own), Deno.errors.NotFound, "a graceful stop removes its own");
+      engine = undefined;
+    } finally {
+      await engine?.kill("SIGKILL");
+      await Deno.remove(dataDir, { recursive: true });
+    }
+  },
+);

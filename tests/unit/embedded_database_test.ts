@@ -175,3 +175,37 @@ Deno.test("the embedded database listens on a socket only the engine's user can 
     await Deno.remove(dataDir, { recursive: true });
   }
 });
+
+Deno.test("the socket directory an engine killed before closing left is removed by the next start on its DATA_DIR", async () => {
+  // A SIGKILLed engine cannot remove its socket directory: each such start used to leave one in the temp directory.
+  const dataDir = await Deno.makeTempDir({ prefix: "embedded-database-" });
+  const lockedDir = await Deno.makeTempDir({ prefix: "actor-engine-pg-" });
+  try {
+    const first = await openEmbeddedDatabase(dataDir, { logger: silentLogger, vacuumIntervalMs: 0 });
+    const left = new URLSearchParams(first.url.split("?")[1]).get("host")!;
+    // What SIGKILL leaves: the directory and its socket file (closing the database also removes them: copy them back).
+    await first.close();
+    await Deno.mkdir(left, { mode: 0o700 });
+    await Deno.writeTextFile(`${left}/.s.PGSQL.5432`, "");
+    await Deno.writeTextFile(`${dataDir}/socket-dir`, `${left}\n`);
+    const second = await openEmbeddedDatabase(dataDir, { logger: silentLogger, vacuumIntervalMs: 0 });
+    const own = new URLSearchParams(second.url.split("?")[1]).get("host")!;
+    try {
+      await assert.rejects(Deno.stat(left), Deno.errors.NotFound, "the killed engine's socket directory is removed");
+      assert.ok((await Deno.lstat(`${own}/.s.PGSQL.5432`)).isSocket, "the new one serves");
+    } finally {
+      await second.close();
+    }
+    await assert.rejects(Deno.stat(own), Deno.errors.NotFound);
+
+    // A recorded directory holding anything but a socket is not ours to remove, whatever its name.
+    await Deno.writeTextFile(`${lockedDir}/keep.txt`, "someone's");
+    await Deno.writeTextFile(`${dataDir}/socket-dir`, `${lockedDir}\n`);
+    const third = await openEmbeddedDatabase(dataDir, { logger: silentLogger, vacuumIntervalMs: 0 });
+    await third.close();
+    assert.equal(await Deno.readTextFile(`${lockedDir}/keep.txt`), "someone's");
+  } finally {
+    await Deno.remove(dataDir, { recursive: true });
+    await Deno.remove(lockedDir, { recursive: true }).catch(() => {});
+  }
+});
