@@ -11,6 +11,8 @@ export type EngineEvent =
     readonly method: string;
     readonly status: number;
     readonly seconds: number;
+    /** `instance`: forwarded by another instance (which counts it as its client's), so sums over instances can omit it. */
+    readonly source: "client" | "instance";
   }
   | {
     readonly type: "events_ingested";

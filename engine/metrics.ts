@@ -15,14 +15,14 @@ export class Metrics implements Instrumentation {
   readonly registry = new Registry();
   readonly #httpRequests = new Counter({
     name: `${PREFIX}http_requests_total`,
-    help: "HTTP requests by route, method and status",
-    labelNames: ["route", "method", "status"],
+    help: "HTTP requests by route, method, status and source (client, or instance: forwarded by another instance)",
+    labelNames: ["route", "method", "status", "source"],
     registers: [this.registry],
   });
   readonly #httpSeconds = new Histogram({
     name: `${PREFIX}http_request_duration_seconds`,
-    help: "HTTP request latency by route",
-    labelNames: ["route", "method"],
+    help: "HTTP request latency by route and source (client, or instance: forwarded by another instance)",
+    labelNames: ["route", "method", "source"],
     buckets: LATENCY_BUCKETS,
     registers: [this.registry],
   });
@@ -149,8 +149,8 @@ export class Metrics implements Instrumentation {
   emit(e: EngineEvent): void {
     switch (e.type) {
       case "http_request":
-        this.#httpRequests.inc({ route: e.route, method: e.method, status: String(e.status) });
-        this.#httpSeconds.observe({ route: e.route, method: e.method }, e.seconds);
+        this.#httpRequests.inc({ route: e.route, method: e.method, status: String(e.status), source: e.source });
+        this.#httpSeconds.observe({ route: e.route, method: e.method, source: e.source }, e.seconds);
         return;
       case "events_ingested":
         this.#ingested.inc({ type: e.eventType, outcome: e.outcome }, e.count);

@@ -3,6 +3,7 @@
  * Handlers throw typed errors; only `errorResponse` turns them into statuses.
  */
 import type { Instrumentation } from "../engine/instrumentation.ts";
+import { FORWARDED_HEADER } from "../engine/state_reader.ts";
 import type { Logger } from "../engine/logger.ts";
 import { errorResponse } from "./problem.ts";
 import { createRouter, type Route } from "./router.ts";
@@ -72,6 +73,7 @@ export function createHandler(
       method: METHODS.has(request.method) ? request.method : "other",
       status: response.status,
       seconds: (performance.now() - started) / 1000,
+      source: request.headers.has(FORWARDED_HEADER) ? "instance" : "client",
     });
     log.debug("request", {
       method: request.method,

@@ -113,8 +113,14 @@ forEachLog("metrics count what a scripted workload did", { sanitizeOps: true, sa
     assert.match(text, /engine_events_processed_total\{kind="user",type="product_viewed"\} 7/);
     assert.match(text, /engine_events_ingested_total\{type="product_viewed",outcome="accepted"\} 7/);
     assert.match(text, /engine_events_ingested_total\{type="\(batch\)",outcome="rejected"\} 2/);
-    assert.match(text, /engine_http_requests_total\{route="\/v1\/events",method="POST",status="202"\} 1/);
-    assert.match(text, /engine_http_requests_total\{route="\/v1\/events",method="POST",status="400"\} 1/);
+    assert.match(
+      text,
+      /engine_http_requests_total\{route="\/v1\/events",method="POST",status="202",source="client"\} 1/,
+    );
+    assert.match(
+      text,
+      /engine_http_requests_total\{route="\/v1\/events",method="POST",status="400",source="client"\} 1/,
+    );
     assert.match(text, /engine_actors_total\{kind="user",change="activated"\} [1-9]/);
     assert.match(text, /engine_process_cpu_seconds_total/, "runtime default metrics");
   } finally {

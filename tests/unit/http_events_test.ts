@@ -414,6 +414,25 @@ Deno.test("the route label of request metrics is the route's pattern, or (unmatc
   assert.deepEqual(seen, ["/v1/users/:id", "/v1/users/:id", "(unmatched)", "(unmatched)"]);
 });
 
+Deno.test("request metrics tell a query another instance forwarded from a client's, so sums over instances count it once", async () => {
+  const { routes } = await httpFixture();
+  const metrics = new Metrics({ defaultMetrics: false });
+  const handle = createHandler(routes, silentLogger, metrics);
+  await (await handle(new Request(`${BASE}/v1/users/alice`))).body?.cancel();
+  await (await handle(new Request(`${BASE}/v1/users/alice`, { headers: { [FORWARDED_HEADER]: "1" } }))).body
+    ?.cancel();
+  const text = await metrics.registry.metrics();
+  // Both were counted alike: the receiving instance counted its client's request, and the owner the forwarded one.
+  const series = (source: string) =>
+    new RegExp(`engine_http_requests_total\\{route="/v1/users/:id",method="GET",status="\\d+",source="${source}"\\} 1`);
+  assert.match(text, series("client"));
+  assert.match(text, series("instance"));
+  assert.match(
+    text,
+    /engine_http_request_duration_seconds_count\{route="\/v1\/users\/:id",method="GET",source="instance"\} 1/,
+  );
+});
+
 Deno.test("a log that is down is logged as a warning (expected, retryable); an unexpected failure as an error", async () => {
   const { routes, log } = await httpFixture();
   const lines: { level: string; status: number }[] = [];

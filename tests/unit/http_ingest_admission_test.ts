@@ -189,7 +189,10 @@ Deno.test("POST /v1/events admits requests while their records waiting for the l
 
   const exposition = (await metrics.render()).body;
   assert.match(exposition, new RegExp(`engine_ingest_refused_requests_total ${n - admitted}\\b`));
-  assert.match(exposition, /engine_http_requests_total\{route="\/v1\/events",method="POST",status="429"\}/);
+  assert.match(
+    exposition,
+    /engine_http_requests_total\{route="\/v1\/events",method="POST",status="429",source="client"\}/,
+  );
   assert.match(
     exposition,
     new RegExp(
