@@ -927,6 +927,43 @@ Deno.test("cart_abandoned: a late change dated before the last one does not move
   ]);
 });
 
+Deno.test("user cart: a late add dated before the product's latest add adds its units at the newer price and labels", async () => {
+  const b = new EventBuilder();
+  const newer = b.event("product_added_to_cart", "u", 5 * MIN, {
+    productId: "a",
+    quantity: 1,
+    price: 12,
+    category: "boots",
+  });
+  const older = b.event("product_added_to_cart", "u", 0, { productId: "a", quantity: 1, price: 10, category: "shoes" });
+  const brand = b.event("product_added_to_cart", "u", 1 * MIN, {
+    productId: "a",
+    quantity: 1,
+    price: 9,
+    brand: "acme",
+  });
+  const options = { partitions: 1, until: b.time(3 * HOUR) };
+  const cartOf = (r: Awaited<ReturnType<typeof fold>>) => {
+    const cart = r.users.get("u")!.cart;
+    const abandoned = r.alerts.filter((a) => a.type === "cart_abandoned").map((
+      a,
+    ) => [a.occurredAt, a.details.cartValue]);
+    return { items: cart.items, value: cart.value, units: cart.units, abandoned };
+  };
+  const inTime = cartOf(await fold([older, brand, newer], options));
+  assert.deepEqual(inTime.items, { a: { quantity: 3, price: 12, category: "boots", brand: "acme" } });
+  assert.equal(inTime.value, 36);
+  // Arriving after the newer add, the older ones used to set the price (10, then 9) for all the units, and their
+  // category: the view's cart and the cart_abandoned alert said 27 where event-time order says 36.
+  assert.deepEqual(cartOf(await fold([newer, older, brand], options)), inTime);
+  assert.deepEqual(cartOf(await fold([newer, brand, older], options)), inTime);
+  // Of one instant, arrival order: the second add's price is the latest.
+  const same = b.event("product_added_to_cart", "u", 5 * MIN, { productId: "a", quantity: 1, price: 7 });
+  assert.deepEqual(cartOf(await fold([newer, same], options)).items, {
+    a: { quantity: 2, price: 7, category: "boots" },
+  });
+});
+
 Deno.test("a cart converts once: a second checkout or the order after a checkout counts no second converted cart", async () => {
   const b = new EventBuilder();
   const r = await fold([
