@@ -49,7 +49,7 @@ export interface AlertSummary {
   readonly occurredAt: string;
 }
 
-/** Builds an alert, emits it on `alerts`, and returns it. */
+/** Builds an alert, emits it on `alerts`, and returns it; `rule` names its id when one input raises two of a type. */
 export function raiseAlert(
   ctx: ActorContext,
   type: AlertType,
@@ -57,8 +57,9 @@ export function raiseAlert(
   subject: AlertSubject,
   at: number,
   details: Readonly<Record<string, unknown>>,
+  rule: string = type,
 ): Alert {
-  const alert: Alert = { alertId: ctx.outputId(type), type, severity, subject, occurredAt: iso(at), details };
+  const alert: Alert = { alertId: ctx.outputId(rule), type, severity, subject, occurredAt: iso(at), details };
   ctx.emit("alerts", subject.id, alert);
   return alert;
 }

@@ -1,5 +1,5 @@
 /**
- * The cart: items with quantities and the price they were added at; value = Σ quantity × price,
+ * The cart: items with quantities and the price of their latest add (event time); value = Σ quantity × price,
  * computed in integer millis so it is exact and never drifts below zero. Removals never go below
  * zero: removing more than is in the cart removes the item, removing without a quantity removes
  * all of it, removing what is not in the cart changes nothing.
@@ -12,7 +12,7 @@ import { get, put, withEntry } from "./records.ts";
 /** One product in the cart. */
 export interface CartItem {
   readonly quantity: number;
-  /** Unit price of the latest add. */
+  /** Unit price of the latest add (event time; of one instant, the last to arrive). */
   readonly price: number;
   readonly category?: string;
   readonly brand?: string;
@@ -40,6 +40,11 @@ export interface Cart {
    * cart that order closed, so it changes nothing here (one of the same instant came after it). Absent before any.
    */
   readonly orderedAt?: string;
+  /**
+   * Event time of the add whose price and labels each item carries, by productId: a late add dated before it adds its
+   * units at that newer price. Bookkeeping, not shown; absent in carts checkpointed before it was kept.
+   */
+  readonly pricedAt?: Readonly<Record<string, string>>;
 }
 
 /** An empty cart. */
@@ -65,15 +70,22 @@ export function addToCart(
   at: number,
 ): Cart {
   const previous = get(cart.items, productId);
-  const category = givenLabel(line.category) ?? previous?.category;
-  const brand = givenLabel(line.brand) ?? previous?.brand;
+  const pricedAt = previous && cart.pricedAt ? get(cart.pricedAt, productId) : undefined;
+  // Dated before the add that priced the item (arrived late): its units join at the newer price, and its labels fill
+  // only what the newer add left out, as event-time order would have it.
+  const late = pricedAt !== undefined && at < Date.parse(pricedAt);
+  const category = late
+    ? previous!.category ?? givenLabel(line.category)
+    : givenLabel(line.category) ?? previous?.category;
+  const brand = late ? previous!.brand ?? givenLabel(line.brand) : givenLabel(line.brand) ?? previous?.brand;
   const item: CartItem = {
     quantity: (previous?.quantity ?? 0) + line.quantity,
-    price: line.price,
+    price: late ? previous!.price : line.price,
     ...(category !== undefined ? { category } : {}),
     ...(brand !== undefined ? { brand } : {}),
   };
-  return changed(cart, withEntry(cart.items, productId, item), at);
+  const stamps = late ? cart.pricedAt : withEntry(cart.pricedAt ?? {}, productId, iso(at));
+  return changed(cart, withEntry(cart.items, productId, item), at, stamps);
 }
 
 /** Removes up to `quantity` (all when undefined); returns the cart and the units actually removed. */
@@ -87,14 +99,20 @@ export function removeFromCart(
   if (!item) return { cart, removed: 0 };
   const removed = Math.min(item.quantity, quantity ?? item.quantity);
   const items = { ...cart.items };
-  if (removed === item.quantity) delete items[productId];
-  else put(items, productId, { ...item, quantity: item.quantity - removed });
-  return { cart: changed(cart, items, at), removed };
+  let stamps = cart.pricedAt;
+  if (removed === item.quantity) {
+    delete items[productId];
+    if (stamps && Object.hasOwn(stamps, productId)) {
+      stamps = { ...stamps };
+      delete (stamps as Record<string, string>)[productId];
+    }
+  } else put(items, productId, { ...item, quantity: item.quantity - removed });
+  return { cart: changed(cart, items, at, stamps), removed };
 }
 
 /** The cart after an order at `at`: empty, keeping its history counters; later-arriving changes dated before `at` belong to it. */
 export function clearCart(cart: Cart, at: number): Cart {
-  const emptied = isEmpty(cart) ? cart : changed(cart, {}, at);
+  const emptied = isEmpty(cart) ? cart : changed(cart, {}, at, undefined);
   return cart.orderedAt !== undefined && Date.parse(cart.orderedAt) >= at
     ? emptied
     : { ...emptied, orderedAt: iso(at) };
@@ -115,7 +133,12 @@ export function closedByOrder(cart: Cart, at: number): boolean {
   return cart.orderedAt !== undefined && at < Date.parse(cart.orderedAt);
 }
 
-function changed(cart: Cart, items: Record<string, CartItem>, at: number): Cart {
+function changed(
+  cart: Cart,
+  items: Record<string, CartItem>,
+  at: number,
+  pricedAt: Readonly<Record<string, string>> | undefined,
+): Cart {
   let valueMillis = 0;
   let units = 0;
   for (const item of Object.values(items)) {
@@ -135,5 +158,6 @@ function changed(cart: Cart, items: Record<string, CartItem>, at: number): Cart 
     converted,
     ...(cart.convertedAt !== undefined ? { convertedAt: cart.convertedAt } : {}),
     ...(cart.orderedAt !== undefined ? { orderedAt: cart.orderedAt } : {}),
+    ...(pricedAt !== undefined && Object.keys(pricedAt).length > 0 ? { pricedAt } : {}),
   };
 }

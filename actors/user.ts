@@ -33,6 +33,7 @@ import { DEFAULT_DOMAIN_SETTINGS, type DomainSettings, minutesMs } from "./setti
 import { applyOrder, isRepeatedOrder } from "./user_orders.ts";
 import {
   initialUser,
+  RECENT_CHECKOUTS,
   RECENT_PRODUCTS_LIMIT,
   RECENT_RECOMMENDATION_REQUESTS,
   restoreUser,
@@ -209,6 +210,7 @@ function removeProduct(state: UserState, event: StoredEventOf<"product_removed_f
 function startCheckout(state: UserState, event: StoredEventOf<"checkout_started">, step: UserStep): UserState {
   const lastOrder = state.orders.lastOrder;
   const started = state.checkout === null ? -Infinity : Date.parse(state.checkout.startedAt);
+  const recentCheckouts = rememberCheckout(state.recentCheckouts, step.at);
   if (
     (lastOrder !== null && Date.parse(lastOrder.at) > step.at) || started > step.at ||
     (started === step.at && state.checkout!.abandoned)
@@ -217,7 +219,7 @@ function startCheckout(state: UserState, event: StoredEventOf<"checkout_started"
     // was reported abandoned (its deadline has passed): no new checkout to watch. Events of one instant follow their
     // arrival order: after an order or an open checkout of the same instant, this checkout is the one to watch.
     step.toAnalytics({ type: event.type, cartConverted: false });
-    return state;
+    return abandonLateCheckout({ ...state, recentCheckouts }, state, event, step);
   }
   // A late checkout (event time) takes only the cart as it was then: a cart changed after it stays open, with its
   // abandonment timer, as an order does (applyOrder).
@@ -231,6 +233,58 @@ function startCheckout(state: UserState, event: StoredEventOf<"checkout_started"
     // An empty cart is marked too: a change dated before this checkout that arrives later is part of what it took.
     cart: takesCart ? convertCart(state.cart, step.at) : state.cart,
     checkout: { startedAt: iso(step.at), cartValue: event.properties.cartValue ?? state.cart.value, abandoned: false },
+    recentCheckouts,
+  };
+}
+
+/** The remembered checkout start times with `at` in its place (latest first, bounded); unchanged if already there. */
+function rememberCheckout(times: readonly string[], at: number): readonly string[] {
+  const time = iso(at);
+  if (times.includes(time)) return times;
+  const later = times.filter((t) => Date.parse(t) > at);
+  return [...later, time, ...times.slice(later.length)].slice(0, RECENT_CHECKOUTS);
+}
+
+/**
+ * A late checkout (one opening nothing: an order or a checkout dated after it was handled first) is reported abandoned
+ * at its deadline as event-time order reports it: when no order and no other checkout (remembered: RECENT_CHECKOUTS,
+ * USER_RECENT_ORDERS) came within CHECKOUT_ABANDON_MINUTES after it, or at its instant, and the partition clock has
+ * passed that deadline. It used to be dropped, and with it the abandonment of a checkout an hour before the next one.
+ */
+function abandonLateCheckout(
+  state: UserState,
+  before: UserState,
+  event: StoredEventOf<"checkout_started">,
+  step: UserStep,
+): UserState {
+  const { ctx, at } = step;
+  const deadline = at + minutesMs(step.settings.CHECKOUT_ABANDON_MINUTES);
+  if (deadline >= ctx.now()) return state;
+  const within = (time: string) => {
+    const t = Date.parse(time);
+    return t >= at && t <= deadline;
+  };
+  const lastOrder = before.orders.lastOrder;
+  if (
+    before.recentCheckouts.some(within) || (before.checkout !== null && within(before.checkout.startedAt)) ||
+    before.orders.recent.some((o) => within(o.at)) || (lastOrder !== null && within(lastOrder.at))
+  ) return state;
+  // Its cart as it was is not known when it changed since: the value the event gives, else the cart's now.
+  const alert = raiseAlert(ctx, "checkout_abandoned", "warning", { kind: "user", id: state.userId }, deadline, {
+    startedAt: iso(at),
+    cartValue: event.properties.cartValue ?? state.cart.value,
+  }, "checkout_abandoned-late");
+  ctx.emit("analytics", "global", {
+    fact: "abandonment",
+    factId: ctx.outputId("a-late-checkout"),
+    at: deadline,
+    userId: state.userId,
+    stage: "checkout",
+  });
+  return {
+    ...state,
+    abandonedCheckouts: state.abandonedCheckouts + 1,
+    alerts: rememberAlert(state.alerts, alert, step.settings.USER_RECENT_ALERTS),
   };
 }
 

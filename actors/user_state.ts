@@ -9,6 +9,8 @@ import type { FunnelStage, Session, SessionSummary } from "./session.ts";
 export const RECENT_PRODUCTS_LIMIT = 20;
 /** How many recommendation requests a user's state remembers. */
 export const RECENT_RECOMMENDATION_REQUESTS = 10;
+/** How many checkout start times a user's state remembers: what a late checkout is compared with. */
+export const RECENT_CHECKOUTS = 10;
 
 /** The latest order, for the order history summary. */
 export interface OrderSummary {
@@ -72,6 +74,11 @@ export interface UserState {
   readonly funnelStage: FunnelStage | null;
   readonly cart: Cart;
   readonly checkout: Checkout | null;
+  /**
+   * Start times of the latest checkouts (event time, latest first, at most RECENT_CHECKOUTS): a late checkout followed
+   * within CHECKOUT_ABANDON_MINUTES by one of them was taken over by it, not abandoned.
+   */
+  readonly recentCheckouts: readonly string[];
   readonly orders: OrderHistory;
   /** Products bought, most recent first, at most RECS_EXCLUDE_LIMIT: excluded from recommendations. */
   readonly purchasedProducts: readonly string[];
@@ -113,6 +120,7 @@ export function initialUser(userId: string): UserState {
     funnelStage: null,
     cart: EMPTY_CART,
     checkout: null,
+    recentCheckouts: [],
     orders: {
       count: 0,
       revenue: 0,

@@ -576,6 +576,55 @@ Deno.test("a late cart change or checkout raises the abandonment alerts (and lea
   }
 });
 
+Deno.test("a late checkout with no order or checkout within 30 minutes after it is reported abandoned, as in event-time order", async () => {
+  const b = new EventBuilder();
+  const checkout = (minute: number) => b.event("checkout_started", "u", minute * MIN, {});
+  let orders = 0;
+  const order = (minute: number) =>
+    b.event("order_completed", "u", minute * MIN, {
+      orderId: `o${++orders}`,
+      items: [{ productId: "p1", quantity: 1, price: 10 }],
+      total: 10,
+    });
+  const abandonments = (r: Awaited<ReturnType<typeof fold>>) =>
+    r.alerts.filter((a) => a.type.endsWith("_abandoned")).map((a) => `${a.type} ${a.occurredAt.slice(11, 16)}`);
+  const scenarios = [
+    // A later checkout an hour after it, already handled: it used to be dropped, its abandonment never reported.
+    { arrival: [checkout(60), checkout(0)], alerts: ["checkout_abandoned 10:30", "checkout_abandoned 11:30"] },
+    // The order came an hour after it: it had been abandoned by then (the late checkout still opens nothing).
+    { arrival: [order(60), checkout(0)], alerts: ["checkout_abandoned 10:30"] },
+    // Within 30 minutes of it, a checkout took over from it, or an order closed it: nothing to report for it.
+    { arrival: [checkout(20), checkout(0)], alerts: ["checkout_abandoned 10:50"] },
+    {
+      arrival: [checkout(10), checkout(70), checkout(0)],
+      alerts: ["checkout_abandoned 10:40", "checkout_abandoned 11:40"],
+    },
+    { arrival: [order(20), order(60), checkout(0)], alerts: [] },
+    { arrival: [order(30), checkout(0)], alerts: [] },
+    // Two late ones: the second-to-arrive's successor is the first late one.
+    {
+      arrival: [checkout(90), checkout(45), checkout(30)],
+      alerts: ["checkout_abandoned 11:15", "checkout_abandoned 12:00"],
+    },
+  ];
+  const options = { partitions: 1, until: b.time(6 * HOUR) };
+  for (const { arrival, alerts } of scenarios) {
+    const at = (e: { occurredAt?: unknown }) => Date.parse(String(e.occurredAt));
+    const byTime = [...arrival].sort((x, y) => at(x) - at(y));
+    for (const events of [byTime, arrival]) {
+      const r = await fold(events, options);
+      const what = JSON.stringify(events.map((e) => [e.type, e.occurredAt]));
+      assert.deepEqual(abandonments(r).sort(), alerts, what);
+      const user = r.users.get("u")!;
+      assert.equal(user.abandonedCheckouts, alerts.length, what);
+      assert.equal(user.alerts.length, alerts.length, what);
+      const facts = r.outputs.filter((o) => (o.value as { fact?: string }).fact === "abandonment");
+      assert.equal(facts.length, alerts.length, what);
+      assert.equal(new Set(r.alerts.map((a) => a.alertId)).size, r.alerts.length, what);
+    }
+  }
+});
+
 Deno.test("a late change to a cart already reported abandoned raises no second alert under the same id", async () => {
   const MIN = 60;
   const b = new EventBuilder();
@@ -925,6 +974,43 @@ Deno.test("cart_abandoned: a late change dated before the last one does not move
   assert.deepEqual(abandoned.map((a) => [a.occurredAt, a.details.lastChangeAt, a.details.cartValue]), [
     [new Date(b.time(50 * MIN)).toISOString(), new Date(b.time(20 * MIN)).toISOString(), 10],
   ]);
+});
+
+Deno.test("user cart: a late add dated before the product's latest add adds its units at the newer price and labels", async () => {
+  const b = new EventBuilder();
+  const newer = b.event("product_added_to_cart", "u", 5 * MIN, {
+    productId: "a",
+    quantity: 1,
+    price: 12,
+    category: "boots",
+  });
+  const older = b.event("product_added_to_cart", "u", 0, { productId: "a", quantity: 1, price: 10, category: "shoes" });
+  const brand = b.event("product_added_to_cart", "u", 1 * MIN, {
+    productId: "a",
+    quantity: 1,
+    price: 9,
+    brand: "acme",
+  });
+  const options = { partitions: 1, until: b.time(3 * HOUR) };
+  const cartOf = (r: Awaited<ReturnType<typeof fold>>) => {
+    const cart = r.users.get("u")!.cart;
+    const abandoned = r.alerts.filter((a) => a.type === "cart_abandoned").map((
+      a,
+    ) => [a.occurredAt, a.details.cartValue]);
+    return { items: cart.items, value: cart.value, units: cart.units, abandoned };
+  };
+  const inTime = cartOf(await fold([older, brand, newer], options));
+  assert.deepEqual(inTime.items, { a: { quantity: 3, price: 12, category: "boots", brand: "acme" } });
+  assert.equal(inTime.value, 36);
+  // Arriving after the newer add, the older ones used to set the price (10, then 9) for all the units, and their
+  // category: the view's cart and the cart_abandoned alert said 27 where event-time order says 36.
+  assert.deepEqual(cartOf(await fold([newer, older, brand], options)), inTime);
+  assert.deepEqual(cartOf(await fold([newer, brand, older], options)), inTime);
+  // Of one instant, arrival order: the second add's price is the latest.
+  const same = b.event("product_added_to_cart", "u", 5 * MIN, { productId: "a", quantity: 1, price: 7 });
+  assert.deepEqual(cartOf(await fold([newer, same], options)).items, {
+    a: { quantity: 2, price: 7, category: "boots" },
+  });
 });
 
 Deno.test("a cart converts once: a second checkout or the order after a checkout counts no second converted cart", async () => {
