@@ -10,7 +10,7 @@
  * | `night_time` | placed between FRAUD_NIGHT_START_HOUR and FRAUD_NIGHT_END_HOUR, in UTC shifted by FRAUD_NIGHT_UTC_OFFSET_MINUTES (the event's occurredAt; the store's time zone is a setting, not a guess) |
  * | `first_order_high` | the user's first order and total > FRAUD_FIRST_ORDER_TOTAL |
  * | `aov_spike` | after FRAUD_AOV_MIN_ORDERS or more orders, total ≥ FRAUD_AOV_MULTIPLIER × the average order value |
- * | `distinct_payment_or_country` | FRAUD_DISTINCT_LIMIT or more distinct payment methods, or shipping countries (blank ones are none), among the orders of the last FRAUD_DISTINCT_HOURS (this one included) |
+ * | `distinct_payment_or_country` | FRAUD_DISTINCT_LIMIT or more distinct payment methods, or shipping countries (blank ones are none, case and surrounding spaces ignored), among the orders of the last FRAUD_DISTINCT_HOURS (this one included) |
  */
 import { givenLabel } from "./labels.ts";
 import { atLeastTimes, toMillis } from "./money.ts";
@@ -99,8 +99,8 @@ export function assessFraud(order: ScoredOrder, history: OrderHistoryView, s: Do
 
   const distinctFrom = order.at - minutesMs(s.FRAUD_DISTINCT_HOURS * 60);
   const window = [order, ...history.recent.filter((_, i) => times[i] >= distinctFrom && times[i] <= order.at)];
-  const methods = new Set(window.map((o) => o.paymentMethod).map(givenLabel).filter((v) => v !== undefined));
-  const countries = new Set(window.map((o) => o.shippingCountry).map(givenLabel).filter((v) => v !== undefined));
+  const methods = distinctLabels(window.map((o) => o.paymentMethod));
+  const countries = distinctLabels(window.map((o) => o.shippingCountry));
   if (methods.size >= s.FRAUD_DISTINCT_LIMIT || countries.size >= s.FRAUD_DISTINCT_LIMIT) {
     fired.push(["distinct_payment_or_country", s.FRAUD_DISTINCT_WEIGHT]);
   }
@@ -116,4 +116,17 @@ export function isNight(at: number, s: DomainSettings): boolean {
   const hour = local.getUTCHours();
   const { FRAUD_NIGHT_START_HOUR: start, FRAUD_NIGHT_END_HOUR: end } = s;
   return start <= end ? hour >= start && hour < end : hour >= start || hour < end;
+}
+
+/**
+ * The distinct given labels among `values`, told apart as people read them: one method or country spelled by different
+ * clients (`card`, `Card`, ` CARD `) is one, not a signal.
+ */
+function distinctLabels(values: readonly (string | undefined)[]): Set<string> {
+  const labels = new Set<string>();
+  for (const value of values) {
+    const label = givenLabel(value);
+    if (label !== undefined) labels.add(label.trim().toLowerCase());
+  }
+  return labels;
 }

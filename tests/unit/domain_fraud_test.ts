@@ -96,6 +96,19 @@ Deno.test("fraud: each signal alone, at its edge", () => {
       history(2, 10, NOON, 60, [{ shippingCountry: "DE" }, { shippingCountry: "US" }]),
       ["distinct_payment_or_country"],
     ],
+    // One method or country spelled by different clients: case and surrounding spaces make no other.
+    [
+      "one payment method in three spellings",
+      { at: NOON, total: 10, paymentMethod: "card" },
+      history(2, 10, NOON, 60, [{ paymentMethod: "Card" }, { paymentMethod: " CARD " }]),
+      [],
+    ],
+    [
+      "one shipping country in three spellings",
+      { at: NOON, total: 10, shippingCountry: "fr" },
+      history(2, 10, NOON, 60, [{ shippingCountry: "FR" }, { shippingCountry: "Fr " }]),
+      [],
+    ],
     // A late order: the orders already handled are dated after it, so they are not within the 24 h before it.
     [
       "two other payment methods only on orders dated after it",
