@@ -68,6 +68,11 @@ export class PayloadTooLargeError extends EngineError {
   readonly code = "payload_too_large";
 }
 
+/** The client stopped sending the request body before its end, without closing the connection (HTTP 408). */
+export class RequestTimeoutError extends EngineError {
+  readonly code = "request_timeout";
+}
+
 /** The request's content type is not one the route accepts (HTTP 415). */
 export class UnsupportedMediaTypeError extends EngineError {
   readonly code = "unsupported_media_type";
