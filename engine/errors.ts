@@ -76,6 +76,15 @@ export class RequestTimeoutError extends EngineError {
 /** The request's content type is not one the route accepts (HTTP 415). */
 export class UnsupportedMediaTypeError extends EngineError {
   readonly code = "unsupported_media_type";
+  /**
+   * For a body in a content coding the route does not read: the codings it does, which the answer names in
+   * Accept-Encoding (RFC 9110 §15.5.16), so that a client that compresses by default knows to send it as is.
+   */
+  readonly acceptEncoding?: string;
+  constructor(message: string, options?: { acceptEncoding?: string }) {
+    super(message);
+    this.acceptEncoding = options?.acceptEncoding;
+  }
 }
 
 /** The key or resource does not exist (HTTP 404). */

@@ -38,7 +38,9 @@ export function bodyFormat(request: Request): BodyFormat {
   const codings = (request.headers.get("content-encoding") ?? "").split(",").map((c) => c.trim().toLowerCase());
   const coding = codings.find((c) => c !== "" && c !== "identity");
   if (coding !== undefined) {
-    throw new UnsupportedMediaTypeError(`content encoding '${coding}' is not accepted; send the body uncompressed`);
+    throw new UnsupportedMediaTypeError(`content encoding '${coding}' is not accepted; send the body uncompressed`, {
+      acceptEncoding: "identity",
+    });
   }
   const [media, ...parameters] = (request.headers.get("content-type") ?? "").split(";");
   const charset = parameters.map((p) => p.trim().toLowerCase()).find((p) => p.startsWith("charset="));

@@ -145,7 +145,10 @@ export function eventsRouteDoc(
         `No byte of the body arrived for ${BODY_IDLE_TIMEOUT_MS / 1000} s (the upload paused): nothing was stored`,
       ),
       413: problemDoc(413, "The body exceeds the byte limit, or the request holds too many events"),
-      415: problemDoc(415, "The content type is missing or not JSON / NDJSON"),
+      415: problemDoc(
+        415,
+        "The content type is missing or not JSON / NDJSON, or the body is compressed (then Accept-Encoding: identity)",
+      ),
       429: problemDoc(
         429,
         `The events waiting for the log's acknowledgement would pass ${limits.maxPendingBytes} bytes ` +

@@ -129,8 +129,10 @@ export function errorResponse(error: unknown): Response {
     detail: mapping.detail ?? engineError.message,
     ...(error instanceof ValidationError && error.problems.length > 0 ? { errors: [...error.problems] } : {}),
   };
-  return problemResponse(
-    body,
-    RETRYABLE_STATUSES.has(mapping.status) ? { "retry-after": String(mapping.retryAfterS ?? RETRY_AFTER_S) } : {},
-  );
+  return problemResponse(body, {
+    ...(RETRYABLE_STATUSES.has(mapping.status) ? { "retry-after": String(mapping.retryAfterS ?? RETRY_AFTER_S) } : {}),
+    ...(error instanceof UnsupportedMediaTypeError && error.acceptEncoding !== undefined
+      ? { "accept-encoding": error.acceptEncoding }
+      : {}),
+  });
 }

@@ -159,8 +159,15 @@ Deno.test("POST /v1/events reads Content-Encoding as the list RFC 9110 makes it:
   for (const [encoding, named] of [["gzip", "gzip"], ["identity, br", "br"], ["gzip, identity", "gzip"]]) {
     const response = await handle(withEncoding(encoding));
     assert.equal(response.status, 415, encoding);
+    // RFC 9110 §15.5.16: a 415 for a content coding says in Accept-Encoding which codings would do (RFC 7694).
+    assert.equal(response.headers.get("accept-encoding"), "identity", encoding);
     assert.match(String((await response.json()).detail), new RegExp(`content encoding '${named}'`), encoding);
   }
+  // A 415 for the media type is not about codings.
+  const wrongType = await handle(postEvents(json, "text/plain"));
+  assert.equal(wrongType.status, 415);
+  assert.equal(wrongType.headers.get("accept-encoding"), null);
+  await wrongType.body?.cancel();
   assert.equal(log.all(topics.events).length, 4);
 });
 
