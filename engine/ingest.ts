@@ -171,12 +171,24 @@ const DOT_SEGMENTS = new Set([".", ".."]);
 const DOT_SEGMENT_MESSAGE = 'must not be "." or "..": a URL path cannot name it';
 
 /**
- * The checks made at the edge only, on the event as sent (any shape): ids of "." or "..", and an order's currency of
- * three capital letters that is no ISO 4217 code (other forms are the schema's problem). Paths are the event's own.
+ * UUIDs that name no event of their own: the nil UUID is what a client that leaves an id unset often sends (a default
+ * Guid), so every such event of a user, or of a product's stock, after the first was counted as a repeat of it and lost.
+ */
+const SHARED_UUIDS = new Set(["00000000-0000-0000-0000-000000000000", "ffffffff-ffff-ffff-ffff-ffffffffffff"]);
+const SHARED_UUID_MESSAGE = "must identify the event: the nil and the max UUID are not an event's own id " +
+  "(events sharing an id count once); leave eventId out and the server assigns one";
+
+/**
+ * The checks made at the edge only, on the event as sent (any shape): an eventId of the nil or the max UUID, ids of
+ * "." or "..", and an order's currency of three capital letters that is no ISO 4217 code (other forms are the schema's
+ * problem). Paths are the event's own.
  */
 function edgeProblems(input: object): FieldProblem[] {
-  const event = input as { type?: unknown; userId?: unknown; properties?: unknown };
+  const event = input as { type?: unknown; eventId?: unknown; userId?: unknown; properties?: unknown };
   const problems: FieldProblem[] = [];
+  if (typeof event.eventId === "string" && SHARED_UUIDS.has(event.eventId.toLowerCase())) {
+    problems.push({ path: "eventId", message: SHARED_UUID_MESSAGE });
+  }
   const dotSegment = (value: unknown, path: string) => {
     if (typeof value === "string" && DOT_SEGMENTS.has(value)) problems.push({ path, message: DOT_SEGMENT_MESSAGE });
   };

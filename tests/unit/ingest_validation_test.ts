@@ -357,6 +357,26 @@ Deno.test("prepareEvents() lists the edge's own problems (a currency no ISO 4217
   ]);
 });
 
+Deno.test("prepareEvents() refuses the nil and the max UUID as an eventId: shared by every event, all but one were dropped", () => {
+  // A client that leaves an id unset often sends the nil UUID (a default Guid): every such event of a user, or of a
+  // product's stock, after the first was counted as a repeat of it, and silently lost.
+  for (const id of ["00000000-0000-0000-0000-000000000000", "ffffffff-ffff-ffff-ffff-ffffffffffff"]) {
+    for (const type of EVENT_TYPES) {
+      const problems = rejection([{ ...MINIMAL[type], eventId: id }]).problems;
+      assert.deepEqual(problems.map((p) => p.path), ["eventId"], `${type} ${id}`);
+      assert.match(problems[0].message, /leave eventId out/);
+    }
+  }
+  // Listed with the event's other problems, as every edge check is.
+  assert.deepEqual(
+    paths(rejection([{ ...edit(MINIMAL.page_viewed, "userId", ""), eventId: "00000000-0000-0000-0000-000000000000" }]))
+      .sort(),
+    ["eventId", "userId"],
+  );
+  // Any other UUID is still an id of its own.
+  assert.equal(prepare([{ ...MINIMAL.page_viewed, eventId: "00000000-0000-4000-8000-000000000001" }]).events.length, 1);
+});
+
 Deno.test("prepareEvents() lists at most MAX_LISTED_PROBLEMS problems, saying so, and checks no event after that", () => {
   const items = (n: number) => edit(FULL.order_completed, "properties.items", Array.from({ length: n }, () => ({})));
   // One event: 999 items of `{}` are 2,997 problems (product, quantity and price of each).
