@@ -113,7 +113,8 @@ export function eventsRouteDoc(
       // Checks the JSON Schema below cannot express (zod refinements are left out of it).
       "Beyond the schema: times must fall between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z once in UTC;",
       "text must not hold U+0000 or an unpaired UTF-16 surrogate; a line's price × quantity (a cart add, an order",
-      `item) must be at most ${MAX_AMOUNT}; an eventId must not be the nil or the max UUID (leave it out instead).`,
+      `item) must be at most ${MAX_AMOUNT}; an eventId must not be the nil or the max UUID (leave it out instead),`,
+      "nor be given to two events of the request with different content.",
       "202 is sent only after the log acknowledged every event (Kafka: acks=all). A 503 means they were not",
       "acknowledged (some may still have been stored): retry with the same `eventId`s to stay idempotent.",
       `A 429 means the instance already holds ${limits.maxPendingBytes} bytes of events waiting for the log`,
