@@ -68,9 +68,23 @@ export class PayloadTooLargeError extends EngineError {
   readonly code = "payload_too_large";
 }
 
+/** The client stopped sending the request body before its end, without closing the connection (HTTP 408). */
+export class RequestTimeoutError extends EngineError {
+  readonly code = "request_timeout";
+}
+
 /** The request's content type is not one the route accepts (HTTP 415). */
 export class UnsupportedMediaTypeError extends EngineError {
   readonly code = "unsupported_media_type";
+  /**
+   * For a body in a content coding the route does not read: the codings it does, which the answer names in
+   * Accept-Encoding (RFC 9110 §15.5.16), so that a client that compresses by default knows to send it as is.
+   */
+  readonly acceptEncoding?: string;
+  constructor(message: string, options?: { acceptEncoding?: string }) {
+    super(message);
+    this.acceptEncoding = options?.acceptEncoding;
+  }
 }
 
 /** The key or resource does not exist (HTTP 404). */

@@ -57,11 +57,17 @@ export function prepareEvents(
   const problems: FieldProblem[] = [];
   const events: StoredEvent[] = [];
   const context = { ...options, receivedAt: new Date(options.nowMs).toISOString() };
+  /** The first event of the request with each id, to find an id given to two different events. */
+  const byId = new Map<string, FirstWithId>();
   let checked = 0;
   while (checked < raw.length && problems.length < MAX_LISTED_PROBLEMS) {
     const prepared = prepareOne(raw[checked], options.batch ? [checked] : [], context);
     if (Array.isArray(prepared)) problems.push(...prepared);
-    else events.push(prepared);
+    else {
+      const repeat = repeatedId(byId, prepared, checked);
+      if (repeat) problems.push(repeat);
+      events.push(prepared);
+    }
     checked++;
   }
   if (problems.length > 0) {
@@ -98,6 +104,45 @@ export function prepareEvents(
     }
   });
   return { events, records, bytes: total };
+}
+
+/** The first event of a request with a given id, its index, and its content once compared. */
+interface FirstWithId {
+  readonly index: number;
+  readonly event: StoredEvent;
+  content?: string;
+}
+
+/**
+ * A problem if `event` (the request's `index`th) has the id of an earlier event of the request with other content: one
+ * of them would be dropped as a repeat of the other after a 202 (an id is one event), so the client reused an id. The
+ * same event sent twice is kept, as any repeat is. Only given ids can meet: server-assigned ones are new.
+ */
+function repeatedId(byId: Map<string, FirstWithId>, event: StoredEvent, index: number): FieldProblem | null {
+  const first = byId.get(event.eventId);
+  if (first === undefined) {
+    byId.set(event.eventId, { index, event });
+    return null;
+  }
+  // Content is compared only on a repeat: most requests have none.
+  first.content ??= canonicalJson(first.event);
+  if (canonicalJson(event) === first.content) return null;
+  return {
+    path: `${index}.eventId`,
+    message: `repeats the eventId of event ${first.index} with other content: events sharing an id are one event, ` +
+      "so one of them would be dropped; give each event its own id",
+  };
+}
+
+/** JSON with every object's keys sorted: the same content whatever order the client wrote its fields in. */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(
+    value,
+    (_key, v) =>
+      typeof v === "object" && v !== null && !Array.isArray(v)
+        ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, v[k]]))
+        : v,
+  );
 }
 
 /**
@@ -171,12 +216,24 @@ const DOT_SEGMENTS = new Set([".", ".."]);
 const DOT_SEGMENT_MESSAGE = 'must not be "." or "..": a URL path cannot name it';
 
 /**
- * The checks made at the edge only, on the event as sent (any shape): ids of "." or "..", and an order's currency of
- * three capital letters that is no ISO 4217 code (other forms are the schema's problem). Paths are the event's own.
+ * UUIDs that name no event of their own: the nil UUID is what a client that leaves an id unset often sends (a default
+ * Guid), so every such event of a user, or of a product's stock, after the first was counted as a repeat of it and lost.
+ */
+const SHARED_UUIDS = new Set(["00000000-0000-0000-0000-000000000000", "ffffffff-ffff-ffff-ffff-ffffffffffff"]);
+const SHARED_UUID_MESSAGE = "must identify the event: the nil and the max UUID are not an event's own id " +
+  "(events sharing an id count once); leave eventId out and the server assigns one";
+
+/**
+ * The checks made at the edge only, on the event as sent (any shape): an eventId of the nil or the max UUID, ids of
+ * "." or "..", and an order's currency of three capital letters that is no ISO 4217 code (other forms are the schema's
+ * problem). Paths are the event's own.
  */
 function edgeProblems(input: object): FieldProblem[] {
-  const event = input as { type?: unknown; userId?: unknown; properties?: unknown };
+  const event = input as { type?: unknown; eventId?: unknown; userId?: unknown; properties?: unknown };
   const problems: FieldProblem[] = [];
+  if (typeof event.eventId === "string" && SHARED_UUIDS.has(event.eventId.toLowerCase())) {
+    problems.push({ path: "eventId", message: SHARED_UUID_MESSAGE });
+  }
   const dotSegment = (value: unknown, path: string) => {
     if (typeof value === "string" && DOT_SEGMENTS.has(value)) problems.push({ path, message: DOT_SEGMENT_MESSAGE });
   };

@@ -3,6 +3,7 @@ import {
   type FieldProblem,
   MAX_LISTED_PROBLEMS,
   PayloadTooLargeError,
+  RequestTimeoutError,
   UnsupportedMediaTypeError,
   ValidationError,
 } from "../engine/errors.ts";
@@ -15,6 +16,13 @@ export type BodyFormat = "json" | "ndjson";
 export const JSON_CONTENT_TYPE = "application/json";
 /** Media types read as newline-delimited JSON, the preferred one first. */
 export const NDJSON_CONTENT_TYPES = ["application/x-ndjson", "application/ndjson", "application/jsonl"] as const;
+
+/**
+ * Longest wait for the next bytes of a request body: a client that stops sending mid-upload without
+ * closing its connection is answered 408, rather than holding its request (and what it sent) for ever.
+ * Between chunks, not for the whole body, so that a slow but steady upload is not cut.
+ */
+export const BODY_IDLE_TIMEOUT_MS = 30_000;
 
 const JSON_SUFFIX = "+json";
 const NDJSON_SET = new Set<string>(NDJSON_CONTENT_TYPES);
@@ -30,7 +38,9 @@ export function bodyFormat(request: Request): BodyFormat {
   const codings = (request.headers.get("content-encoding") ?? "").split(",").map((c) => c.trim().toLowerCase());
   const coding = codings.find((c) => c !== "" && c !== "identity");
   if (coding !== undefined) {
-    throw new UnsupportedMediaTypeError(`content encoding '${coding}' is not accepted; send the body uncompressed`);
+    throw new UnsupportedMediaTypeError(`content encoding '${coding}' is not accepted; send the body uncompressed`, {
+      acceptEncoding: "identity",
+    });
   }
   const [media, ...parameters] = (request.headers.get("content-type") ?? "").split(";");
   const charset = parameters.map((p) => p.trim().toLowerCase()).find((p) => p.startsWith("charset="));
@@ -48,8 +58,15 @@ export function bodyFormat(request: Request): BodyFormat {
   );
 }
 
-/** Reads at most `maxBytes` of the body; larger bodies are refused without reading them whole. */
-export async function readBody(request: Request, maxBytes: number): Promise<string> {
+/**
+ * Reads at most `maxBytes` of the body; larger bodies are refused without reading them whole, and a body
+ * none of whose bytes arrive for `idleTimeoutMs` is refused as timed out (RequestTimeoutError).
+ */
+export async function readBody(
+  request: Request,
+  maxBytes: number,
+  idleTimeoutMs: number = BODY_IDLE_TIMEOUT_MS,
+): Promise<string> {
   const declared = Number(request.headers.get("content-length") ?? NaN);
   if (declared > maxBytes) throw new PayloadTooLargeError(`body of ${declared} bytes exceeds the limit of ${maxBytes}`);
   if (!request.body) return "";
@@ -57,7 +74,7 @@ export async function readBody(request: Request, maxBytes: number): Promise<stri
   let size = 0;
   const reader = request.body.getReader();
   while (true) {
-    const { done, value } = await nextChunk(reader);
+    const { done, value } = await nextChunk(reader, idleTimeoutMs);
     if (done) break;
     size += value.byteLength;
     if (size > maxBytes) {
@@ -82,17 +99,28 @@ export async function readBody(request: Request, maxBytes: number): Promise<stri
 /**
  * The next chunk of a body, or a ValidationError (400) when it cannot be read to its end: the client closed the
  * connection mid-upload, or sent less than it declared. Its fault, not the server's: no 500 and no error log.
+ * A RequestTimeoutError (408), the body cancelled, when nothing arrives within `idleTimeoutMs`.
  */
 async function nextChunk(
   reader: ReadableStreamDefaultReader<Uint8Array>,
+  idleTimeoutMs: number,
 ): Promise<ReadableStreamReadResult<Uint8Array>> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const idle = new Promise<null>((resolve) => timer = setTimeout(() => resolve(null), idleTimeoutMs));
   try {
-    return await reader.read();
+    const chunk = await Promise.race([reader.read(), idle]);
+    if (chunk !== null) return chunk;
   } catch {
     throw new ValidationError("the request body could not be read to its end", [
       { path: "(body)", message: "incomplete: the connection closed before the body ended" },
     ]);
+  } finally {
+    clearTimeout(timer);
   }
+  await reader.cancel().catch(() => {});
+  throw new RequestTimeoutError(
+    `no byte of the request body arrived for ${idleTimeoutMs / 1000} s; send the whole body without pausing`,
+  );
 }
 
 /**

@@ -7,7 +7,14 @@ import { type IngestRules, prepareEvents, publishEvents } from "../engine/ingest
 import { IngestAdmission } from "../engine/ingest_admission.ts";
 import type { Instrumentation } from "../engine/instrumentation.ts";
 import type { LogProducer } from "../engine/log.ts";
-import { bodyFormat, JSON_CONTENT_TYPE, NDJSON_CONTENT_TYPES, parseBody, readBody } from "./body.ts";
+import {
+  BODY_IDLE_TIMEOUT_MS,
+  bodyFormat,
+  JSON_CONTENT_TYPE,
+  NDJSON_CONTENT_TYPES,
+  parseBody,
+  readBody,
+} from "./body.ts";
 import type { OperationDoc } from "./openapi.ts";
 import { problemDoc } from "./problem.ts";
 import type { RouteHandler } from "./router.ts";
@@ -19,6 +26,8 @@ export interface EventsRouteDeps {
   readonly rules: IngestRules;
   readonly maxEvents: number;
   readonly maxBodyBytes: number;
+  /** Longest pause in a body's upload before it is refused (408); defaults to BODY_IDLE_TIMEOUT_MS. */
+  readonly bodyIdleTimeoutMs?: number;
   /** Most bytes of records waiting for the log's acknowledgement at once (MAX_INGEST_PENDING_BYTES). */
   readonly maxPendingBytes: number;
   readonly now: () => number;
@@ -40,7 +49,11 @@ export function eventsRoute(deps: EventsRouteDeps): RouteHandler {
   const admission = new IngestAdmission(deps.maxPendingBytes);
   return async (request) => {
     const format = bodyFormat(request);
-    const { values, batch } = parseBody(await readBody(request, deps.maxBodyBytes), format, deps.maxEvents);
+    const { values, batch } = parseBody(
+      await readBody(request, deps.maxBodyBytes, deps.bodyIdleTimeoutMs),
+      format,
+      deps.maxEvents,
+    );
     if (values.length === 0) throw new ValidationError("no events in the body", [{ path: "(body)", message: "empty" }]);
     if (values.length > deps.maxEvents) {
       throw new PayloadTooLargeError(`${values.length} events exceed the limit of ${deps.maxEvents} per request`);
@@ -100,7 +113,8 @@ export function eventsRouteDoc(
       // Checks the JSON Schema below cannot express (zod refinements are left out of it).
       "Beyond the schema: times must fall between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z once in UTC;",
       "text must not hold U+0000 or an unpaired UTF-16 surrogate; a line's price × quantity (a cart add, an order",
-      `item) must be at most ${MAX_AMOUNT}.`,
+      `item) must be at most ${MAX_AMOUNT}; an eventId must not be the nil or the max UUID (leave it out instead),`,
+      "nor be given to two events of the request with different content.",
       "202 is sent only after the log acknowledged every event (Kafka: acks=all). A 503 means they were not",
       "acknowledged (some may still have been stored): retry with the same `eventId`s to stay idempotent.",
       `A 429 means the instance already holds ${limits.maxPendingBytes} bytes of events waiting for the log`,
@@ -127,8 +141,15 @@ export function eventsRouteDoc(
         content: { [JSON_CONTENT_TYPE]: { schema: acceptedSchema } },
       },
       400: problemDoc(400, "Malformed JSON, invalid UTF-8, or invalid events (every problem listed)"),
+      408: problemDoc(
+        408,
+        `No byte of the body arrived for ${BODY_IDLE_TIMEOUT_MS / 1000} s (the upload paused): nothing was stored`,
+      ),
       413: problemDoc(413, "The body exceeds the byte limit, or the request holds too many events"),
-      415: problemDoc(415, "The content type is missing or not JSON / NDJSON"),
+      415: problemDoc(
+        415,
+        "The content type is missing or not JSON / NDJSON, or the body is compressed (then Accept-Encoding: identity)",
+      ),
       429: problemDoc(
         429,
         `The events waiting for the log's acknowledgement would pass ${limits.maxPendingBytes} bytes ` +

@@ -13,6 +13,7 @@ import {
   NotFoundError,
   PayloadTooLargeError,
   problemType,
+  RequestTimeoutError,
   UnsupportedMediaTypeError,
   ValidationError,
 } from "../engine/errors.ts";
@@ -87,6 +88,7 @@ interface ErrorMapping {
 const STATUS_BY_ERROR: readonly ErrorMapping[] = [
   { type: ValidationError, status: 400, title: "Invalid request" },
   { type: NotFoundError, status: 404, title: "Not found" },
+  { type: RequestTimeoutError, status: 408, title: "Request timeout" },
   { type: PayloadTooLargeError, status: 413, title: "Payload too large" },
   { type: UnsupportedMediaTypeError, status: 415, title: "Unsupported media type" },
   {
@@ -127,8 +129,10 @@ export function errorResponse(error: unknown): Response {
     detail: mapping.detail ?? engineError.message,
     ...(error instanceof ValidationError && error.problems.length > 0 ? { errors: [...error.problems] } : {}),
   };
-  return problemResponse(
-    body,
-    RETRYABLE_STATUSES.has(mapping.status) ? { "retry-after": String(mapping.retryAfterS ?? RETRY_AFTER_S) } : {},
-  );
+  return problemResponse(body, {
+    ...(RETRYABLE_STATUSES.has(mapping.status) ? { "retry-after": String(mapping.retryAfterS ?? RETRY_AFTER_S) } : {}),
+    ...(error instanceof UnsupportedMediaTypeError && error.acceptEncoding !== undefined
+      ? { "accept-encoding": error.acceptEncoding }
+      : {}),
+  });
 }

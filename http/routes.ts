@@ -23,6 +23,8 @@ export interface RouteDeps {
     readonly rules: IngestRules;
     readonly maxEvents: number;
     readonly maxBodyBytes: number;
+    /** Longest pause in a body's upload before it is refused (408); tests shorten it. */
+    readonly bodyIdleTimeoutMs?: number;
     /** Most bytes of records waiting for the log's acknowledgement at once (MAX_INGEST_PENDING_BYTES). */
     readonly maxPendingBytes: number;
   };

@@ -159,9 +159,54 @@ Deno.test("POST /v1/events reads Content-Encoding as the list RFC 9110 makes it:
   for (const [encoding, named] of [["gzip", "gzip"], ["identity, br", "br"], ["gzip, identity", "gzip"]]) {
     const response = await handle(withEncoding(encoding));
     assert.equal(response.status, 415, encoding);
+    // RFC 9110 §15.5.16: a 415 for a content coding says in Accept-Encoding which codings would do (RFC 7694).
+    assert.equal(response.headers.get("accept-encoding"), "identity", encoding);
     assert.match(String((await response.json()).detail), new RegExp(`content encoding '${named}'`), encoding);
   }
+  // A 415 for the media type is not about codings.
+  const wrongType = await handle(postEvents(json, "text/plain"));
+  assert.equal(wrongType.status, 415);
+  assert.equal(wrongType.headers.get("accept-encoding"), null);
+  await wrongType.body?.cancel();
   assert.equal(log.all(topics.events).length, 4);
+});
+
+Deno.test("a body that stalls mid-upload is a 408 once no byte came for the idle timeout, not a request held for ever", async () => {
+  const { handle, log, topics } = await httpFixture(undefined, { ...FIXTURE_LIMITS, bodyIdleTimeoutMs: 50 });
+  let cancelled = false;
+  let sent = false;
+  // Half an event, then nothing: the client neither sends the rest nor closes the connection.
+  const body = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (sent) return new Promise<void>(() => {});
+      sent = true;
+      controller.enqueue(encoder.encode('{"type":"page_viewed",'));
+    },
+    cancel() {
+      cancelled = true;
+    },
+  }, { highWaterMark: 0 });
+  const request = new Request(`${BASE}/v1/events`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body,
+  });
+  // A bound on the test, far above the idle timeout: without one, the request was never answered.
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const answer = await Promise.race([
+    handle(request),
+    new Promise<null>((resolve) => timer = setTimeout(() => resolve(null), 10_000)),
+  ]);
+  clearTimeout(timer);
+  if (answer === null) await body.cancel().catch(() => {});
+  assert.ok(answer, "the stalled request was answered");
+  assert.equal(answer.status, 408);
+  assert.equal(answer.headers.get("content-type"), "application/problem+json");
+  const problem = await answer.json();
+  assert.equal(problem.type, "urn:actor-engine:problem:request_timeout");
+  assert.match(problem.detail, /no byte of the request body arrived for 0\.05 s/);
+  assert.ok(cancelled, "the body stream was cancelled");
+  assert.equal(log.all(topics.events).length, 0);
 });
 
 Deno.test("a body that breaks off (the client went away mid-upload) is a 400 naming the body, not a 500", async () => {

@@ -45,7 +45,7 @@ export interface HttpFixture {
 /** Builds the handler; `reader` defaults to one that knows user "alice" only, `sql` to one that must not be reached. */
 export async function httpFixture(
   reader: StateReader = aliceOnly,
-  limits: { maxEvents: number; maxBodyBytes: number } = FIXTURE_LIMITS,
+  limits: { maxEvents: number; maxBodyBytes: number; bodyIdleTimeoutMs?: number } = FIXTURE_LIMITS,
   sql: Sql = noSql,
   /** Query settings of the engine's own (engine.ts passes them from the configuration). */
   query: Partial<Pick<QueryDeps, "coBoughtWeight" | "trending">> = {},

@@ -357,6 +357,47 @@ Deno.test("prepareEvents() lists the edge's own problems (a currency no ISO 4217
   ]);
 });
 
+Deno.test("prepareEvents() refuses the nil and the max UUID as an eventId: shared by every event, all but one were dropped", () => {
+  // A client that leaves an id unset often sends the nil UUID (a default Guid): every such event of a user, or of a
+  // product's stock, after the first was counted as a repeat of it, and silently lost.
+  for (const id of ["00000000-0000-0000-0000-000000000000", "ffffffff-ffff-ffff-ffff-ffffffffffff"]) {
+    for (const type of EVENT_TYPES) {
+      const problems = rejection([{ ...MINIMAL[type], eventId: id }]).problems;
+      assert.deepEqual(problems.map((p) => p.path), ["eventId"], `${type} ${id}`);
+      assert.match(problems[0].message, /leave eventId out/);
+    }
+  }
+  // Listed with the event's other problems, as every edge check is.
+  assert.deepEqual(
+    paths(rejection([{ ...edit(MINIMAL.page_viewed, "userId", ""), eventId: "00000000-0000-0000-0000-000000000000" }]))
+      .sort(),
+    ["eventId", "userId"],
+  );
+  // Any other UUID is still an id of its own.
+  assert.equal(prepare([{ ...MINIMAL.page_viewed, eventId: "00000000-0000-4000-8000-000000000001" }]).events.length, 1);
+});
+
+Deno.test("prepareEvents() refuses two events of one request sharing an eventId with different content; a repeat is kept", () => {
+  const id = { eventId: UUID_V4 };
+  const view = { ...MINIMAL.product_viewed, ...id };
+  // Events sharing an id are one event: the second, another product's view, was answered 202 and then dropped.
+  const other = edit(view, "properties.productId", "sku-2");
+  const error = rejection([MINIMAL.page_viewed, view, other]);
+  assert.deepEqual(paths(error), ["2.eventId"]);
+  assert.match(error.problems[0].message, /repeats the eventId of event 1/);
+  // The id in upper case is the same id; listed with the batch's other problems.
+  assert.deepEqual(
+    paths(rejection([view, { ...other, eventId: UUID_V4.toUpperCase() }, edit(MINIMAL.page_viewed, "userId", "")])),
+    ["1.eventId", "2.userId"],
+  );
+  // The same event twice (a client's queue that sent it again), keys in another order included: one event, accepted.
+  const reordered = { properties: { productId: "sku-1" }, userId: "u1", ...id, type: "product_viewed" };
+  const { events } = prepare([view, MINIMAL.page_viewed, reordered]);
+  assert.deepEqual(events.map((e) => e.eventId), [UUID_V4, events[1].eventId, UUID_V4]);
+  // Ids given to no other event, and server-assigned ones, are never repeats.
+  assert.equal(prepare([MINIMAL.page_viewed, MINIMAL.page_viewed, view]).events.length, 3);
+});
+
 Deno.test("prepareEvents() lists at most MAX_LISTED_PROBLEMS problems, saying so, and checks no event after that", () => {
   const items = (n: number) => edit(FULL.order_completed, "properties.items", Array.from({ length: n }, () => ({})));
   // One event: 999 items of `{}` are 2,997 problems (product, quantity and price of each).
