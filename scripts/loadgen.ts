@@ -1,6 +1,6 @@
 // deno-lint-ignore-file no-console
 /**
- * `deno task loadgen [--url URL] [--rate 50] [--users 200] [--duration 30] [--seed N] [--batch 50]`:
+ * `deno task loadgen [--url URL] [--rate 50] [--users 200] [--duration 30] [--seed N] [--batch 50] [--timeout 10]`:
  * a shopper simulator that posts realistic storefront traffic to a running engine over HTTP.
  * Shoppers browse in sessions (page views, searches, product views in a catalog of 200 products),
  * add and remove cart items, drop off, start checkouts (some abandoned) and place orders (now and
@@ -9,17 +9,20 @@
  * and prints what was sent, accepted and rejected. Several batches may be in flight at once, but a
  * shopper's events always go through one lane whose batches are posted one after another, so they
  * reach the log in the order the shopper made them. A batch answered 429 or 503 is posted again in
- * its lane after the answer's Retry-After.
+ * its lane after the answer's Retry-After; one not answered within --timeout is given up (counted
+ * as failed). Ctrl-C stops the run and waits for the requests in flight; a second one gives them up.
  */
 
 const USAGE = `usage: deno task loadgen [--url URL] [--rate N] [--users N] [--duration S] [--seed N] [--batch N]
+                          [--timeout S]
 
   --url URL       the running engine (default http://127.0.0.1:8080)
   --rate N        events per second, 0.1..100000 (default 50)
   --users N       simulated shoppers, 1..1000000 (default 200)
   --duration S    seconds to run, 0.1..86400 (default 30)
   --seed N        PRNG seed (integer) for a reproducible run (default: random)
-  --batch N       maximum events per POST, 1..1000 (default 50)`;
+  --batch N       maximum events per POST, 1..1000 (default 50)
+  --timeout S     seconds to wait for each POST's answer before giving it up, 1..3600 (default 10)`;
 
 function fail(message: string): never {
   console.error(`loadgen: ${message}\n${USAGE}`);
@@ -33,6 +36,8 @@ interface Options {
   duration: number;
   seed: number;
   batch: number;
+  /** A request the engine never answers used to hold loadgen for good, Ctrl-C included. */
+  timeoutMs: number;
 }
 
 function parseArgs(args: readonly string[]): Options {
@@ -43,6 +48,7 @@ function parseArgs(args: readonly string[]): Options {
     duration: 30,
     seed: Math.floor(Math.random() * 2 ** 31),
     batch: 50,
+    timeoutMs: 10_000,
   };
   const number = (name: string, value: string, min: number, max: number, integer: boolean): number => {
     const n = Number(value);
@@ -85,6 +91,9 @@ function parseArgs(args: readonly string[]): Options {
         break;
       case "--batch":
         options.batch = number(name, value, 1, 1000, true);
+        break;
+      case "--timeout":
+        options.timeoutMs = number(name, value, 1, 3600, false) * 1000;
         break;
       default:
         fail(`unknown option ${name}`);
@@ -315,6 +324,8 @@ interface Stats {
   /** Posts answered 429 or 503 and posted again. */
   retried: number;
   failed: number;
+  /** Events of the requests a second Ctrl-C gave up before they were posted. */
+  notPosted: number;
   lastProblem?: string;
 }
 
@@ -332,8 +343,36 @@ function retryDelayMs(retryAfter: string | null, attempt: number): number {
     : Math.min(1000 * 2 ** attempt, 60_000);
 }
 
-/** Posts one batch; a 429 or 503 is retried in its lane (so the shopper's order holds) after Retry-After. */
-async function send(url: string, events: readonly Event[], stats: Stats): Promise<void> {
+/** Waits `ms`, or less if `signal` aborts first. */
+function delay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done);
+  });
+}
+
+/**
+ * Posts one batch; a 429 or 503 is retried in its lane (so the shopper's order holds) after Retry-After. A request
+ * not answered within `timeoutMs` is given up, not posted again (its events have no eventId to deduplicate them by),
+ * and so is every request once `abandon` aborts (a second Ctrl-C).
+ */
+async function send(
+  url: string,
+  events: readonly Event[],
+  stats: Stats,
+  timeoutMs: number,
+  abandon: AbortSignal,
+): Promise<void> {
+  if (abandon.aborted) {
+    stats.notPosted += events.length;
+    return;
+  }
   stats.requests++;
   try {
     const body = JSON.stringify(events);
@@ -344,11 +383,12 @@ async function send(url: string, events: readonly Event[], stats: Stats): Promis
         method: "POST",
         headers: { "content-type": "application/json" },
         body,
+        signal: AbortSignal.any([abandon, AbortSignal.timeout(timeoutMs)]),
       });
       text = await response.text();
       if ((response.status !== 429 && response.status !== 503) || attempt >= MAX_RETRIES) break;
       stats.retried++;
-      await new Promise((resolve) => setTimeout(resolve, retryDelayMs(response.headers.get("retry-after"), attempt)));
+      await delay(retryDelayMs(response.headers.get("retry-after"), attempt), abandon);
     }
     stats.sent += events.length;
     if (response.status === 202) {
@@ -360,7 +400,12 @@ async function send(url: string, events: readonly Event[], stats: Stats): Promis
     }
   } catch (error) {
     stats.failed++;
-    stats.lastProblem = `request failed: ${(error as Error).message}`;
+    const reason = abandon.aborted
+      ? "given up (Ctrl-C twice)"
+      : (error as Error).name === "TimeoutError"
+      ? `no answer within ${timeoutMs / 1000} s (--timeout)`
+      : (error as Error).message;
+    stats.lastProblem = `request failed: ${reason}`;
   }
 }
 
@@ -376,14 +421,26 @@ export function laneOf(event: { userId?: string }, lanes: number): number {
 async function main(): Promise<void> {
   const options = parseArgs(Deno.args);
   try {
-    const health = await fetch(`${options.url}/healthz`);
+    const health = await fetch(`${options.url}/healthz`, { signal: AbortSignal.timeout(options.timeoutMs) });
     await health.body?.cancel();
-  } catch {
-    console.error(`loadgen: no engine answers at ${options.url} (start one with \`deno task start\`, or pass --url)`);
+  } catch (error) {
+    const within = (error as Error).name === "TimeoutError" ? ` within ${options.timeoutMs / 1000} s (--timeout)` : "";
+    console.error(
+      `loadgen: no engine answers at ${options.url}${within} (start one with \`deno task start\`, or pass --url)`,
+    );
     Deno.exit(1);
   }
   const store = new Store(prng(options.seed), options.users);
-  const stats: Stats = { generated: {}, sent: 0, accepted: 0, requests: 0, rejected: {}, retried: 0, failed: 0 };
+  const stats: Stats = {
+    generated: {},
+    sent: 0,
+    accepted: 0,
+    requests: 0,
+    rejected: {},
+    retried: 0,
+    failed: 0,
+    notPosted: 0,
+  };
   console.error(
     `loadgen: ${options.rate} events/s from ${options.users} shoppers for ${options.duration} s to ${options.url} ` +
       `(seed ${options.seed})`,
@@ -403,7 +460,18 @@ async function main(): Promise<void> {
   const laneTails: Promise<void>[] = Array.from({ length: lanes }, () => Promise.resolve());
   const inFlight = new Set<Promise<void>>();
   let stopping = false;
-  const onSignal = () => stopping = true;
+  /** Aborted by a second Ctrl-C: the requests in flight (and those queued behind them) are given up. */
+  const abandon = new AbortController();
+  const onSignal = () => {
+    if (!stopping) {
+      stopping = true;
+      console.error(
+        `loadgen: stopping; waiting for ${inFlight.size} request(s) in flight (Ctrl-C again to give them up)`,
+      );
+    } else {
+      abandon.abort();
+    }
+  };
   Deno.addSignalListener("SIGINT", onSignal);
 
   while (!stopping) {
@@ -425,9 +493,9 @@ async function main(): Promise<void> {
         while (inFlight.size >= MAX_IN_FLIGHT) await Promise.race(inFlight);
         const batch = byLane[lane].slice(i, i + options.batch);
         // send() never rejects: it counts failures in stats.
-        const request: Promise<void> = laneTails[lane].then(() => send(options.url, batch, stats)).finally(() =>
-          inFlight.delete(request)
-        );
+        const request: Promise<void> = laneTails[lane].then(() =>
+          send(options.url, batch, stats, options.timeoutMs, abandon.signal)
+        ).finally(() => inFlight.delete(request));
         laneTails[lane] = request;
         inFlight.add(request);
       }
@@ -458,7 +526,9 @@ async function main(): Promise<void> {
   for (const [status, count] of rejected) console.log(`  rejected requests with status ${status}: ${count}`);
   if (stats.retried > 0) console.log(`  requests answered 429 or 503 and posted again: ${stats.retried}`);
   if (stats.failed > 0) console.log(`  failed requests (no answer): ${stats.failed}`);
+  if (stats.notPosted > 0) console.log(`  events not posted (Ctrl-C twice): ${stats.notPosted}`);
   if (stats.lastProblem) console.log(`  last problem: ${stats.lastProblem}`);
+  if (abandon.signal.aborted) Deno.exit(130);
   if (stats.accepted === 0 && stats.sent > 0) Deno.exit(1);
 }
 
