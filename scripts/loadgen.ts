@@ -529,7 +529,8 @@ async function main(): Promise<void> {
   if (stats.notPosted > 0) console.log(`  events not posted (Ctrl-C twice): ${stats.notPosted}`);
   if (stats.lastProblem) console.log(`  last problem: ${stats.lastProblem}`);
   if (abandon.signal.aborted) Deno.exit(130);
-  if (stats.accepted === 0 && stats.sent > 0) Deno.exit(1);
+  // Nothing accepted of any request, answered or not (one whose requests all went unanswered used to exit 0).
+  if (stats.accepted === 0 && stats.requests > 0) Deno.exit(1);
 }
 
 if (import.meta.main) await main();

@@ -795,6 +795,8 @@ onlyOn(
       const stdout = new TextDecoder().decode(output.stdout);
       const stderr = new TextDecoder().decode(output.stderr);
       assert.equal(output.signal, null, `ended by ${output.signal} (the guard), not by itself:\n${stdout}\n${stderr}`);
+    // Nothing was accepted: a failure for a script that runs it (it exited 0 when no request had any answer).
+    assert.equal(output.code, 1, `${stdout}\n${stderr}`);
       assert.match(stdout, /failed requests \(no answer\): [1-9]/);
       assert.match(stdout, /last problem: request failed: no answer within 1 s \(--timeout\)/);
     } finally {
