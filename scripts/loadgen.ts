@@ -4,7 +4,7 @@
  * a shopper simulator that posts realistic storefront traffic to a running engine over HTTP.
  * Shoppers browse in sessions (page views, searches, product views in a catalog of 200 products),
  * add and remove cart items, drop off, start checkouts (some abandoned) and place orders (now and
- * then a suspiciously large one); the store posts `inventory_updated` every few seconds. Events go
+ * then a fraudster's, followed by two more with other cards, the last far too large); the store posts `inventory_updated` every few seconds. Events go
  * out in batches (JSON arrays) at about `--rate` events/s; the run stops after `--duration` seconds
  * and prints what was sent, accepted and rejected. Several batches may be in flight at once, but a
  * shopper's events always go through one lane whose batches are posted one after another, so they
@@ -150,6 +150,8 @@ interface Shopper {
   cart: Map<string, { product: Product; quantity: number }>;
   checkingOut: boolean;
   sessions: number;
+  /** Events already decided, given out before any other (a fraudster's orders after the first). */
+  queued: Event[];
 }
 
 /** The simulation: `next()` gives the next event of a random shopper. */
@@ -168,6 +170,7 @@ export class Store {
       cart: new Map(),
       checkingOut: false,
       sessions: 0,
+      queued: [],
     }));
   }
 
@@ -190,6 +193,8 @@ export class Store {
 
   next(): Event {
     const shopper = this.#pick(this.#shoppers);
+    const queued = shopper.queued.shift();
+    if (queued) return queued;
     const base = () => ({ userId: shopper.userId, sessionId: shopper.session! });
     if (shopper.session === undefined) {
       shopper.sessions++;
@@ -272,41 +277,104 @@ export class Store {
   }
 
   #order(shopper: Shopper): Event {
-    this.#orders++;
     const items = [...shopper.cart.values()].map(({ product, quantity }) => ({
       productId: product.productId,
       quantity,
       price: product.price,
       category: product.category,
     }));
-    // now and then an order big enough to look fraudulent
-    if (this.#random() < 0.03) {
-      const product = this.#products.reduce((a, b) => (a.price > b.price ? a : b));
-      items.push({
-        productId: product.productId,
-        quantity: 5 + Math.floor(this.#random() * 10),
-        price: product.price,
-        category: product.category,
-      });
-    }
     shopper.cart.clear();
-    const total = Math.round(items.reduce((sum, i) => sum + i.quantity * i.price, 0) * 100) / 100;
-    const event: Event = {
+    const session = shopper.session;
+    shopper.session = undefined;
+    if (this.#random() >= 0.03) {
+      return this.#orderEvent(
+        shopper,
+        session,
+        items,
+        this.#pick(["card", "card", "paypal", "gift_card"]),
+        this.#pick(["US", "GB", "DE", "FR", "PL"]),
+      );
+    }
+    // Now and then a fraudster: this order, then a small one in a session of its own, then one far too large in a
+    // third, each with another payment method and shipping country. The three within minutes and the large total
+    // score 0.7 under the default rules, at any hour; a large order alone scored 0.6 at most (a first order), and so
+    // raised nothing by day.
+    const methods = this.#shuffled(["card", "paypal", "gift_card"]);
+    const countries = this.#shuffled(["US", "GB", "DE", "FR", "PL"]);
+    const cheapest = this.#products.reduce((a, b) => (a.price < b.price ? a : b));
+    const dearest = this.#products.reduce((a, b) => (a.price > b.price ? a : b));
+    const line = (product: Product, quantity: number) => ({
+      productId: product.productId,
+      quantity,
+      price: product.price,
+      category: product.category,
+    });
+    const visit = (lines: ReturnType<typeof line>[], i: number): Event[] => {
+      shopper.sessions++;
+      const sessionId = `${shopper.userId}-s${shopper.sessions}`;
+      const base = { userId: shopper.userId, sessionId };
+      const products = lines.map((l) => this.#products.find((p) => p.productId === l.productId)!);
+      return [
+        { ...base, type: "page_viewed", properties: { url: "https://shop.example/" } },
+        ...lines.flatMap((l, j): Event[] => {
+          const { productId, price, category, brand } = products[j];
+          return [
+            { ...base, type: "product_viewed", properties: { productId, price, category, brand } },
+            {
+              ...base,
+              type: "product_added_to_cart",
+              properties: { productId, quantity: l.quantity, price, category, brand },
+            },
+          ];
+        }),
+        { ...base, type: "checkout_started", properties: { cartValue: total(lines) } },
+        this.#orderEvent(shopper, sessionId, lines, methods[i], countries[i]),
+      ];
+    };
+    shopper.queued.push(
+      ...visit([line(cheapest, 1)], 1),
+      ...visit([line(dearest, 5 + Math.floor(this.#random() * 10))], 2),
+    );
+    return this.#orderEvent(shopper, session, items, methods[0], countries[0]);
+  }
+
+  #orderEvent(
+    shopper: Shopper,
+    session: string | undefined,
+    items: { productId: string; quantity: number; price: number; category: string }[],
+    paymentMethod: string,
+    shippingCountry: string,
+  ): Event {
+    this.#orders++;
+    return {
       userId: shopper.userId,
-      sessionId: shopper.session,
+      sessionId: session,
       type: "order_completed",
       properties: {
         orderId: `loadgen-${shopper.userId}-${Date.now().toString(36)}-${this.#orders}`,
         items,
-        total,
+        total: total(items),
         currency: "USD",
-        paymentMethod: this.#pick(["card", "card", "paypal", "gift_card"]),
-        shippingCountry: this.#pick(["US", "GB", "DE", "FR", "PL"]),
+        paymentMethod,
+        shippingCountry,
       },
     };
-    shopper.session = undefined;
-    return event;
   }
+
+  /** The items in a random order (Fisher–Yates). */
+  #shuffled<T>(items: readonly T[]): T[] {
+    const out = [...items];
+    for (let i = out.length - 1; i > 0; i--) {
+      const j = Math.floor(this.#random() * (i + 1));
+      [out[i], out[j]] = [out[j], out[i]];
+    }
+    return out;
+  }
+}
+
+/** The value of order lines, to the cent. */
+function total(lines: readonly { quantity: number; price: number }[]): number {
+  return Math.round(lines.reduce((sum, l) => sum + l.quantity * l.price, 0) * 100) / 100;
 }
 
 function cartValue(shopper: Shopper): number {
