@@ -427,7 +427,7 @@ function doc(
     responses: {
       200: json(summary, answer),
       ...Object.fromEntries(Object.entries(extra).map(([status, what]) => [status, problemDoc(Number(status), what)])),
-      503: problemDoc(503, "The database is unavailable; retry later"),
+      503: problemDoc(503, "The database is unavailable, or the engine is still starting; retry later"),
     },
   };
 }
