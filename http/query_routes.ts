@@ -528,7 +528,7 @@ export function queryRoutes(deps: QueryDeps): Route[] {
       handler: topCategoriesRoute(deps),
       doc: doc(
         "getTopCategories",
-        "Categories ranked by views, purchases or revenue over a window",
+        "Categories ranked by views, purchases, revenue or trending score over a window",
         "Sums over the window's minutes of the products of each category (as reported by their latest fact in " +
           "each minute); products without a category are left out. Ties are broken by category name. " + ROUTED,
         { 400: "Invalid `by`, `window` or `limit`, or a repeated or unknown parameter" },

@@ -368,3 +368,13 @@ Deno.test("every problem type the server answers is named in the document", asyn
   // path (both 404), without the types: the document named none of them.
   for (const type of types) assert.ok(described.includes(`\`${type}\``), `${type} is not named in Problem.type`);
 });
+
+Deno.test("the rankings' 200 answers name every `by` they take", async () => {
+  const doc = await fetchDocument();
+  for (const path of ["/v1/analytics/top-products", "/v1/analytics/top-categories"]) {
+    const get = doc.paths[path].get;
+    const by = get.parameters.find((p: Json) => p.name === "by").schema.enum as string[];
+    // top-categories took `trending` but its answer said "by views, purchases or revenue".
+    for (const name of by) assert.match(get.responses["200"].description, new RegExp(name), `${path}: ${name}`);
+  }
+});
