@@ -795,8 +795,8 @@ onlyOn(
       const stdout = new TextDecoder().decode(output.stdout);
       const stderr = new TextDecoder().decode(output.stderr);
       assert.equal(output.signal, null, `ended by ${output.signal} (the guard), not by itself:\n${stdout}\n${stderr}`);
-    // Nothing was accepted: a failure for a script that runs it (it exited 0 when no request had any answer).
-    assert.equal(output.code, 1, `${stdout}\n${stderr}`);
+      // Nothing was accepted: a failure for a script that runs it (it exited 0 when no request had any answer).
+      assert.equal(output.code, 1, `${stdout}\n${stderr}`);
       assert.match(stdout, /failed requests \(no answer\): [1-9]/);
       assert.match(stdout, /last problem: request failed: no answer within 1 s \(--timeout\)/);
     } finally {
@@ -860,5 +860,43 @@ onlyOn(
       clearTimeout(guard);
       await engine.stop();
     }
+  },
+);
+
+onlyOn(
+  "no log",
+  "tail alerts gives up a poll the engine does not answer after --timeout, and goes on polling",
+  async () => {
+    const alert = { alertId: "a-1", type: "cart_abandoned", occurredAt: "2026-11-01T10:00:00.000Z" };
+    const hung: (() => void)[] = [];
+    let calls = 0;
+    const engine = mockEngine(() =>
+      ++calls === 1
+        // The first poll is never answered (an engine frozen, a connection lost without a reset).
+        ? new Promise<Response>((resolve) => hung.push(() => resolve(Response.json({ items: [] }))))
+        : Response.json({ items: [alert] })
+    );
+    const tail = spawnTail(["alerts", "--url", engine.url, "--interval", "100", "--timeout", "1", "--from-beginning"]);
+    const guard = setTimeout(() => tail.kill("SIGKILL"), 30_000); // it used to wait for that answer for ever
+    const stderr = new Response(tail.stderr).text();
+    let stdout = "";
+    try {
+      for await (const chunk of tail.stdout.pipeThrough(new TextDecoderStream())) {
+        stdout += chunk;
+        if (stdout.includes("\n")) break;
+      }
+    } finally {
+      clearTimeout(guard);
+      try {
+        tail.kill("SIGTERM");
+      } catch {
+        // it exited already: its output says why
+      }
+      await tail.status;
+      for (const release of hung) release();
+      await engine.stop();
+    }
+    assert.deepEqual(JSON.parse(stdout.trim() || "null"), alert, await stderr);
+    assert.match(await stderr, /unavailable \(no answer within 1 s \(--timeout\)\); retrying/);
   },
 );
