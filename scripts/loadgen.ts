@@ -1,6 +1,6 @@
 // deno-lint-ignore-file no-console
 /**
- * `deno task loadgen [--url URL] [--rate 50] [--users 200] [--duration 30] [--seed N] [--batch 50] [--timeout 10]`:
+ * `deno task loadgen [--url URL] [--rate 50] [--users 200] [--duration 30] [--seed N] [--batch 50] [--timeout 30]`:
  * a shopper simulator that posts realistic storefront traffic to a running engine over HTTP.
  * Shoppers browse in sessions (page views, searches, product views in a catalog of 200 products),
  * add and remove cart items, drop off, start checkouts (some abandoned) and place orders (now and
@@ -22,7 +22,7 @@ const USAGE = `usage: deno task loadgen [--url URL] [--rate N] [--users N] [--du
   --duration S    seconds to run, 0.1..86400 (default 30)
   --seed N        PRNG seed (integer) for a reproducible run (default: random)
   --batch N       maximum events per POST, 1..1000 (default 50)
-  --timeout S     seconds to wait for each POST's answer before giving it up, 1..3600 (default 10)`;
+  --timeout S     seconds to wait for each POST's answer before giving it up, 1..3600 (default 30)`;
 
 function fail(message: string): never {
   console.error(`loadgen: ${message}\n${USAGE}`);
@@ -48,7 +48,7 @@ function parseArgs(args: readonly string[]): Options {
     duration: 30,
     seed: Math.floor(Math.random() * 2 ** 31),
     batch: 50,
-    timeoutMs: 10_000,
+    timeoutMs: 30_000, // well above the engine's PUBLISH_TIMEOUT_MS (5 s), after which it answers 503
   };
   const number = (name: string, value: string, min: number, max: number, integer: boolean): number => {
     const n = Number(value);
