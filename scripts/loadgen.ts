@@ -4,13 +4,14 @@
  * a shopper simulator that posts realistic storefront traffic to a running engine over HTTP.
  * Shoppers browse in sessions (page views, searches, product views in a catalog of 200 products),
  * add and remove cart items, drop off, start checkouts (some abandoned) and place orders (now and
- * then a fraudster's, followed by two more with other cards, the last far too large); the store posts `inventory_updated` every few seconds. Events go
- * out in batches (JSON arrays) at about `--rate` events/s; the run stops after `--duration` seconds
- * and prints what was sent, accepted and rejected. Several batches may be in flight at once, but a
- * shopper's events always go through one lane whose batches are posted one after another, so they
- * reach the log in the order the shopper made them. A batch answered 429 or 503 is posted again in
- * its lane after the answer's Retry-After; one not answered within --timeout is given up (counted
- * as failed). Ctrl-C stops the run and waits for the requests in flight; a second one gives them up.
+ * then a fraudster's, followed by two more with other cards, the last far too large); the store
+ * posts `inventory_updated` every few seconds. Events go out in batches (JSON arrays) at about
+ * `--rate` events/s; the run stops after `--duration` seconds and prints what was sent, accepted
+ * and rejected. Several batches may be in flight at once, but a shopper's events always go
+ * through one lane whose batches are posted one after another, so they reach the log in the order
+ * the shopper made them. A batch answered 429 or 503 is posted again in its lane after the
+ * answer's Retry-After; one not answered within --timeout is given up (counted as failed). Ctrl-C
+ * stops the run and waits for the requests in flight; a second one gives them up.
  */
 
 const USAGE = `usage: deno task loadgen [--url URL] [--rate N] [--users N] [--duration S] [--seed N] [--batch N]
@@ -296,9 +297,9 @@ export class Store {
       );
     }
     // Now and then a fraudster: this order, then a small one in a session of its own, then one far too large in a
-    // third, each with another payment method and shipping country. The three within minutes and the large total
-    // score 0.7 under the default rules, at any hour; a large order alone scored 0.6 at most (a first order), and so
-    // raised nothing by day.
+    // third, each with another payment method and shipping country. The three within FRAUD_DISTINCT_HOURS and the
+    // large total score 0.7 under the default rules, at any hour; a large order alone scored 0.6 at most (a first
+    // order), and so raised nothing by day.
     const methods = this.#shuffled(["card", "paypal", "gift_card"]);
     const countries = this.#shuffled(["US", "GB", "DE", "FR", "PL"]);
     const cheapest = this.#products.reduce((a, b) => (a.price < b.price ? a : b));
