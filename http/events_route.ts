@@ -155,7 +155,10 @@ export function eventsRouteDoc(
         `The events waiting for the log's acknowledgement would pass ${limits.maxPendingBytes} bytes ` +
           "(MAX_INGEST_PENDING_BYTES) with this request's: nothing of it was stored, retry after Retry-After",
       ),
-      503: problemDoc(503, "The log did not acknowledge in time; nothing is reported accepted, retry later"),
+      503: problemDoc(
+        503,
+        "The log did not acknowledge in time, or the engine is still starting; nothing is reported accepted, retry later",
+      ),
     },
   };
 }

@@ -39,42 +39,6 @@ export const fieldProblemSchema = z.object({
   message: z.string().describe("What is wrong with it"),
 }).meta({ id: "FieldProblem" }) satisfies z.ZodType<FieldProblem>;
 
-/** Body of an application/problem+json response; the schema documents it in the OpenAPI document. */
-export const problemSchema = z.looseObject({
-  type: z.string().default("about:blank").describe("URI naming the kind of problem"),
-  title: z.string().describe("Short summary of the kind of problem"),
-  status: z.number().int().min(400).max(599).describe("The HTTP status code"),
-  detail: z.string().optional().describe("What went wrong with this request"),
-  errors: z.array(fieldProblemSchema).optional().describe("Every offending field (validation problems only)"),
-}).meta({ id: "Problem", description: "An RFC 9457 problem; no stack traces or internal details" });
-
-/** Body of an application/problem+json response. */
-export type Problem = z.input<typeof problemSchema>;
-
-/** Statuses after which the client should retry later; they carry Retry-After. */
-const RETRYABLE_STATUSES = new Set([429, 503]);
-
-/** OpenAPI description of a problem response with `status`; retryable ones document Retry-After. */
-export function problemDoc(status: number, description: string): ResponseDoc {
-  return {
-    description,
-    content: { [PROBLEM_CONTENT_TYPE]: { schema: problemSchema } },
-    ...(RETRYABLE_STATUSES.has(status)
-      ? {
-        headers: { "Retry-After": { description: "Seconds to wait before retrying", schema: z.number().int().min(0) } },
-      }
-      : {}),
-  };
-}
-
-/** Builds a problem response. */
-export function problemResponse(problem: Problem, headers: HeadersInit = {}): Response {
-  return new Response(JSON.stringify({ type: "about:blank", ...problem }), {
-    status: problem.status,
-    headers: { "content-type": PROBLEM_CONTENT_TYPE, ...headers },
-  });
-}
-
 /** How one error class is answered; `detail` replaces the message where it may name internals. */
 interface ErrorMapping {
   readonly type: new (...args: never[]) => EngineError;
@@ -116,6 +80,54 @@ const STATUS_BY_ERROR: readonly ErrorMapping[] = [
     detail: "The engine is still starting (opening its log and database, joining its consumer group). Retry later.",
   },
 ];
+
+/**
+ * The problem types the API answers, each with its status, for the document: a client tells a starting engine from a
+ * database outage (both 503), or an unknown id from an unknown path (both 404), by the type alone.
+ */
+function problemTypesDoc(): string {
+  const engine = STATUS_BY_ERROR.map((m) =>
+    `\`${problemType((Reflect.construct(m.type, [""]) as EngineError).code)}\` (${m.status})`
+  );
+  return `URI naming the kind of problem: ${engine.join(", ")}; \`about:blank\` for a path no route serves (404), ` +
+    "a method the path does not take (405, with `Allow`) or an unexpected error (500)";
+}
+
+/** Body of an application/problem+json response; the schema documents it in the OpenAPI document. */
+export const problemSchema = z.looseObject({
+  type: z.string().default("about:blank").describe(problemTypesDoc()),
+  title: z.string().describe("Short summary of the kind of problem"),
+  status: z.number().int().min(400).max(599).describe("The HTTP status code"),
+  detail: z.string().optional().describe("What went wrong with this request"),
+  errors: z.array(fieldProblemSchema).optional().describe("Every offending field (validation problems only)"),
+}).meta({ id: "Problem", description: "An RFC 9457 problem; no stack traces or internal details" });
+
+/** Body of an application/problem+json response. */
+export type Problem = z.input<typeof problemSchema>;
+
+/** Statuses after which the client should retry later; they carry Retry-After. */
+const RETRYABLE_STATUSES = new Set([429, 503]);
+
+/** OpenAPI description of a problem response with `status`; retryable ones document Retry-After. */
+export function problemDoc(status: number, description: string): ResponseDoc {
+  return {
+    description,
+    content: { [PROBLEM_CONTENT_TYPE]: { schema: problemSchema } },
+    ...(RETRYABLE_STATUSES.has(status)
+      ? {
+        headers: { "Retry-After": { description: "Seconds to wait before retrying", schema: z.number().int().min(0) } },
+      }
+      : {}),
+  };
+}
+
+/** Builds a problem response. */
+export function problemResponse(problem: Problem, headers: HeadersInit = {}): Response {
+  return new Response(JSON.stringify({ type: "about:blank", ...problem }), {
+    status: problem.status,
+    headers: { "content-type": PROBLEM_CONTENT_TYPE, ...headers },
+  });
+}
 
 /** Maps any error to a problem response; unknown errors become a bare 500. */
 export function errorResponse(error: unknown): Response {

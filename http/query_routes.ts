@@ -427,7 +427,7 @@ function doc(
     responses: {
       200: json(summary, answer),
       ...Object.fromEntries(Object.entries(extra).map(([status, what]) => [status, problemDoc(Number(status), what)])),
-      503: problemDoc(503, "The database is unavailable; retry later"),
+      503: problemDoc(503, "The database is unavailable, or the engine is still starting; retry later"),
     },
   };
 }
@@ -528,7 +528,7 @@ export function queryRoutes(deps: QueryDeps): Route[] {
       handler: topCategoriesRoute(deps),
       doc: doc(
         "getTopCategories",
-        "Categories ranked by views, purchases or revenue over a window",
+        "Categories ranked by views, purchases, revenue or trending score over a window",
         "Sums over the window's minutes of the products of each category (as reported by their latest fact in " +
           "each minute); products without a category are left out. Ties are broken by category name. " + ROUTED,
         { 400: "Invalid `by`, `window` or `limit`, or a repeated or unknown parameter" },

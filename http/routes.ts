@@ -10,6 +10,7 @@ import { JSON_CONTENT_TYPE } from "./body.ts";
 import { eventsRoute, eventsRouteDoc } from "./events_route.ts";
 import { healthRoute, healthRouteDoc } from "./health_route.ts";
 import { type ApiInfo, OPENAPI_VERSION, openApiDocument } from "./openapi.ts";
+import { problemDoc } from "./problem.ts";
 import { NO_QUERY, routeWithQuery } from "./query_params.ts";
 import type { Route } from "./router.ts";
 import { stateRoute, stateRouteDoc } from "./state_route.ts";
@@ -93,7 +94,11 @@ export function buildRoutes(deps: RouteDeps): Route[] {
       operationId: "getOpenApi",
       summary: "This API's OpenAPI 3.1 document, generated from the validation schemas",
       tags: ["operations"],
-      responses: { 200: { description: "The document", content: { [JSON_CONTENT_TYPE]: { schema: openApiSchema } } } },
+      responses: {
+        200: { description: "The document", content: { [JSON_CONTENT_TYPE]: { schema: openApiSchema } } },
+        // Served once the engine is ready: before, every route but /healthz, /readyz and /metrics answers 503.
+        503: problemDoc(503, "The engine is still starting; retry later"),
+      },
     },
   });
   // Generated once from the finished table (this row included), so a bad schema fails at start-up.

@@ -84,7 +84,7 @@ export function stateRouteDoc(kind: StateKind): OperationDoc {
       200: { description: `The ${kind}'s state`, content: { [JSON_CONTENT_TYPE]: { schema: answer } } },
       400: problemDoc(400, `${MALFORMED_ID}, or a query parameter was given (none is taken)`),
       404: problemDoc(404, `No ${kind} with this id`),
-      503: problemDoc(503, "The database is unavailable; retry later"),
+      503: problemDoc(503, "The database is unavailable, or the engine is still starting; retry later"),
     },
   };
 }

@@ -1,25 +1,29 @@
 // deno-lint-ignore-file no-console
 /**
- * `deno task loadgen [--url URL] [--rate 50] [--users 200] [--duration 30] [--seed N] [--batch 50]`:
+ * `deno task loadgen [--url URL] [--rate 50] [--users 200] [--duration 30] [--seed N] [--batch 50] [--timeout 30]`:
  * a shopper simulator that posts realistic storefront traffic to a running engine over HTTP.
  * Shoppers browse in sessions (page views, searches, product views in a catalog of 200 products),
  * add and remove cart items, drop off, start checkouts (some abandoned) and place orders (now and
- * then a suspiciously large one); the store posts `inventory_updated` every few seconds. Events go
- * out in batches (JSON arrays) at about `--rate` events/s; the run stops after `--duration` seconds
- * and prints what was sent, accepted and rejected. Several batches may be in flight at once, but a
- * shopper's events always go through one lane whose batches are posted one after another, so they
- * reach the log in the order the shopper made them. A batch answered 429 or 503 is posted again in
- * its lane after the answer's Retry-After.
+ * then a fraudster's, followed by two more with other cards, the last far too large); the store
+ * posts `inventory_updated` every few seconds. Events go out in batches (JSON arrays) at about
+ * `--rate` events/s; the run stops after `--duration` seconds and prints what was sent, accepted
+ * and rejected. Several batches may be in flight at once, but a shopper's events always go
+ * through one lane whose batches are posted one after another, so they reach the log in the order
+ * the shopper made them. A batch answered 429 or 503 is posted again in its lane after the
+ * answer's Retry-After; one not answered within --timeout is given up (counted as failed). Ctrl-C
+ * stops the run and waits for the requests in flight; a second one gives them up.
  */
 
 const USAGE = `usage: deno task loadgen [--url URL] [--rate N] [--users N] [--duration S] [--seed N] [--batch N]
+                          [--timeout S]
 
   --url URL       the running engine (default http://127.0.0.1:8080)
   --rate N        events per second, 0.1..100000 (default 50)
   --users N       simulated shoppers, 1..1000000 (default 200)
   --duration S    seconds to run, 0.1..86400 (default 30)
   --seed N        PRNG seed (integer) for a reproducible run (default: random)
-  --batch N       maximum events per POST, 1..1000 (default 50)`;
+  --batch N       maximum events per POST, 1..1000 (default 50)
+  --timeout S     seconds to wait for each POST's answer before giving it up, 1..3600 (default 30)`;
 
 function fail(message: string): never {
   console.error(`loadgen: ${message}\n${USAGE}`);
@@ -33,6 +37,8 @@ interface Options {
   duration: number;
   seed: number;
   batch: number;
+  /** A request the engine never answers used to hold loadgen for good, Ctrl-C included. */
+  timeoutMs: number;
 }
 
 function parseArgs(args: readonly string[]): Options {
@@ -43,6 +49,7 @@ function parseArgs(args: readonly string[]): Options {
     duration: 30,
     seed: Math.floor(Math.random() * 2 ** 31),
     batch: 50,
+    timeoutMs: 30_000, // well above the engine's PUBLISH_TIMEOUT_MS (5 s), after which it answers 503
   };
   const number = (name: string, value: string, min: number, max: number, integer: boolean): number => {
     const n = Number(value);
@@ -85,6 +92,9 @@ function parseArgs(args: readonly string[]): Options {
         break;
       case "--batch":
         options.batch = number(name, value, 1, 1000, true);
+        break;
+      case "--timeout":
+        options.timeoutMs = number(name, value, 1, 3600, false) * 1000;
         break;
       default:
         fail(`unknown option ${name}`);
@@ -141,6 +151,8 @@ interface Shopper {
   cart: Map<string, { product: Product; quantity: number }>;
   checkingOut: boolean;
   sessions: number;
+  /** Events already decided, given out before any other (a fraudster's orders after the first). */
+  queued: Event[];
 }
 
 /** The simulation: `next()` gives the next event of a random shopper. */
@@ -159,6 +171,7 @@ export class Store {
       cart: new Map(),
       checkingOut: false,
       sessions: 0,
+      queued: [],
     }));
   }
 
@@ -181,6 +194,8 @@ export class Store {
 
   next(): Event {
     const shopper = this.#pick(this.#shoppers);
+    const queued = shopper.queued.shift();
+    if (queued) return queued;
     const base = () => ({ userId: shopper.userId, sessionId: shopper.session! });
     if (shopper.session === undefined) {
       shopper.sessions++;
@@ -263,41 +278,104 @@ export class Store {
   }
 
   #order(shopper: Shopper): Event {
-    this.#orders++;
     const items = [...shopper.cart.values()].map(({ product, quantity }) => ({
       productId: product.productId,
       quantity,
       price: product.price,
       category: product.category,
     }));
-    // now and then an order big enough to look fraudulent
-    if (this.#random() < 0.03) {
-      const product = this.#products.reduce((a, b) => (a.price > b.price ? a : b));
-      items.push({
-        productId: product.productId,
-        quantity: 5 + Math.floor(this.#random() * 10),
-        price: product.price,
-        category: product.category,
-      });
-    }
     shopper.cart.clear();
-    const total = Math.round(items.reduce((sum, i) => sum + i.quantity * i.price, 0) * 100) / 100;
-    const event: Event = {
+    const session = shopper.session;
+    shopper.session = undefined;
+    if (this.#random() >= 0.03) {
+      return this.#orderEvent(
+        shopper,
+        session,
+        items,
+        this.#pick(["card", "card", "paypal", "gift_card"]),
+        this.#pick(["US", "GB", "DE", "FR", "PL"]),
+      );
+    }
+    // Now and then a fraudster: this order, then a small one in a session of its own, then one far too large in a
+    // third, each with another payment method and shipping country. The three within FRAUD_DISTINCT_HOURS and the
+    // large total score 0.7 under the default rules, at any hour; a large order alone scored 0.6 at most (a first
+    // order), and so raised nothing by day.
+    const methods = this.#shuffled(["card", "paypal", "gift_card"]);
+    const countries = this.#shuffled(["US", "GB", "DE", "FR", "PL"]);
+    const cheapest = this.#products.reduce((a, b) => (a.price < b.price ? a : b));
+    const dearest = this.#products.reduce((a, b) => (a.price > b.price ? a : b));
+    const line = (product: Product, quantity: number) => ({
+      productId: product.productId,
+      quantity,
+      price: product.price,
+      category: product.category,
+    });
+    const visit = (lines: ReturnType<typeof line>[], i: number): Event[] => {
+      shopper.sessions++;
+      const sessionId = `${shopper.userId}-s${shopper.sessions}`;
+      const base = { userId: shopper.userId, sessionId };
+      const products = lines.map((l) => this.#products.find((p) => p.productId === l.productId)!);
+      return [
+        { ...base, type: "page_viewed", properties: { url: "https://shop.example/" } },
+        ...lines.flatMap((l, j): Event[] => {
+          const { productId, price, category, brand } = products[j];
+          return [
+            { ...base, type: "product_viewed", properties: { productId, price, category, brand } },
+            {
+              ...base,
+              type: "product_added_to_cart",
+              properties: { productId, quantity: l.quantity, price, category, brand },
+            },
+          ];
+        }),
+        { ...base, type: "checkout_started", properties: { cartValue: total(lines) } },
+        this.#orderEvent(shopper, sessionId, lines, methods[i], countries[i]),
+      ];
+    };
+    shopper.queued.push(
+      ...visit([line(cheapest, 1)], 1),
+      ...visit([line(dearest, 5 + Math.floor(this.#random() * 10))], 2),
+    );
+    return this.#orderEvent(shopper, session, items, methods[0], countries[0]);
+  }
+
+  #orderEvent(
+    shopper: Shopper,
+    session: string | undefined,
+    items: { productId: string; quantity: number; price: number; category: string }[],
+    paymentMethod: string,
+    shippingCountry: string,
+  ): Event {
+    this.#orders++;
+    return {
       userId: shopper.userId,
-      sessionId: shopper.session,
+      sessionId: session,
       type: "order_completed",
       properties: {
         orderId: `loadgen-${shopper.userId}-${Date.now().toString(36)}-${this.#orders}`,
         items,
-        total,
+        total: total(items),
         currency: "USD",
-        paymentMethod: this.#pick(["card", "card", "paypal", "gift_card"]),
-        shippingCountry: this.#pick(["US", "GB", "DE", "FR", "PL"]),
+        paymentMethod,
+        shippingCountry,
       },
     };
-    shopper.session = undefined;
-    return event;
   }
+
+  /** The items in a random order (Fisher–Yates). */
+  #shuffled<T>(items: readonly T[]): T[] {
+    const out = [...items];
+    for (let i = out.length - 1; i > 0; i--) {
+      const j = Math.floor(this.#random() * (i + 1));
+      [out[i], out[j]] = [out[j], out[i]];
+    }
+    return out;
+  }
+}
+
+/** The value of order lines, to the cent. */
+function total(lines: readonly { quantity: number; price: number }[]): number {
+  return Math.round(lines.reduce((sum, l) => sum + l.quantity * l.price, 0) * 100) / 100;
 }
 
 function cartValue(shopper: Shopper): number {
@@ -315,6 +393,8 @@ interface Stats {
   /** Posts answered 429 or 503 and posted again. */
   retried: number;
   failed: number;
+  /** Events of the requests a second Ctrl-C gave up before they were posted. */
+  notPosted: number;
   lastProblem?: string;
 }
 
@@ -332,8 +412,36 @@ function retryDelayMs(retryAfter: string | null, attempt: number): number {
     : Math.min(1000 * 2 ** attempt, 60_000);
 }
 
-/** Posts one batch; a 429 or 503 is retried in its lane (so the shopper's order holds) after Retry-After. */
-async function send(url: string, events: readonly Event[], stats: Stats): Promise<void> {
+/** Waits `ms`, or less if `signal` aborts first. */
+function delay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done);
+  });
+}
+
+/**
+ * Posts one batch; a 429 or 503 is retried in its lane (so the shopper's order holds) after Retry-After. A request
+ * not answered within `timeoutMs` is given up, not posted again (its events have no eventId to deduplicate them by),
+ * and so is every request once `abandon` aborts (a second Ctrl-C).
+ */
+async function send(
+  url: string,
+  events: readonly Event[],
+  stats: Stats,
+  timeoutMs: number,
+  abandon: AbortSignal,
+): Promise<void> {
+  if (abandon.aborted) {
+    stats.notPosted += events.length;
+    return;
+  }
   stats.requests++;
   try {
     const body = JSON.stringify(events);
@@ -344,11 +452,12 @@ async function send(url: string, events: readonly Event[], stats: Stats): Promis
         method: "POST",
         headers: { "content-type": "application/json" },
         body,
+        signal: AbortSignal.any([abandon, AbortSignal.timeout(timeoutMs)]),
       });
       text = await response.text();
       if ((response.status !== 429 && response.status !== 503) || attempt >= MAX_RETRIES) break;
       stats.retried++;
-      await new Promise((resolve) => setTimeout(resolve, retryDelayMs(response.headers.get("retry-after"), attempt)));
+      await delay(retryDelayMs(response.headers.get("retry-after"), attempt), abandon);
     }
     stats.sent += events.length;
     if (response.status === 202) {
@@ -360,7 +469,12 @@ async function send(url: string, events: readonly Event[], stats: Stats): Promis
     }
   } catch (error) {
     stats.failed++;
-    stats.lastProblem = `request failed: ${(error as Error).message}`;
+    const reason = abandon.aborted
+      ? "given up (Ctrl-C twice)"
+      : (error as Error).name === "TimeoutError"
+      ? `no answer within ${timeoutMs / 1000} s (--timeout)`
+      : (error as Error).message;
+    stats.lastProblem = `request failed: ${reason}`;
   }
 }
 
@@ -376,14 +490,26 @@ export function laneOf(event: { userId?: string }, lanes: number): number {
 async function main(): Promise<void> {
   const options = parseArgs(Deno.args);
   try {
-    const health = await fetch(`${options.url}/healthz`);
+    const health = await fetch(`${options.url}/healthz`, { signal: AbortSignal.timeout(options.timeoutMs) });
     await health.body?.cancel();
-  } catch {
-    console.error(`loadgen: no engine answers at ${options.url} (start one with \`deno task start\`, or pass --url)`);
+  } catch (error) {
+    const within = (error as Error).name === "TimeoutError" ? ` within ${options.timeoutMs / 1000} s (--timeout)` : "";
+    console.error(
+      `loadgen: no engine answers at ${options.url}${within} (start one with \`deno task start\`, or pass --url)`,
+    );
     Deno.exit(1);
   }
   const store = new Store(prng(options.seed), options.users);
-  const stats: Stats = { generated: {}, sent: 0, accepted: 0, requests: 0, rejected: {}, retried: 0, failed: 0 };
+  const stats: Stats = {
+    generated: {},
+    sent: 0,
+    accepted: 0,
+    requests: 0,
+    rejected: {},
+    retried: 0,
+    failed: 0,
+    notPosted: 0,
+  };
   console.error(
     `loadgen: ${options.rate} events/s from ${options.users} shoppers for ${options.duration} s to ${options.url} ` +
       `(seed ${options.seed})`,
@@ -403,7 +529,18 @@ async function main(): Promise<void> {
   const laneTails: Promise<void>[] = Array.from({ length: lanes }, () => Promise.resolve());
   const inFlight = new Set<Promise<void>>();
   let stopping = false;
-  const onSignal = () => stopping = true;
+  /** Aborted by a second Ctrl-C: the requests in flight (and those queued behind them) are given up. */
+  const abandon = new AbortController();
+  const onSignal = () => {
+    if (!stopping) {
+      stopping = true;
+      console.error(
+        `loadgen: stopping; waiting for ${inFlight.size} request(s) in flight (Ctrl-C again to give them up)`,
+      );
+    } else {
+      abandon.abort();
+    }
+  };
   Deno.addSignalListener("SIGINT", onSignal);
 
   while (!stopping) {
@@ -425,9 +562,9 @@ async function main(): Promise<void> {
         while (inFlight.size >= MAX_IN_FLIGHT) await Promise.race(inFlight);
         const batch = byLane[lane].slice(i, i + options.batch);
         // send() never rejects: it counts failures in stats.
-        const request: Promise<void> = laneTails[lane].then(() => send(options.url, batch, stats)).finally(() =>
-          inFlight.delete(request)
-        );
+        const request: Promise<void> = laneTails[lane].then(() =>
+          send(options.url, batch, stats, options.timeoutMs, abandon.signal)
+        ).finally(() => inFlight.delete(request));
         laneTails[lane] = request;
         inFlight.add(request);
       }
@@ -458,8 +595,11 @@ async function main(): Promise<void> {
   for (const [status, count] of rejected) console.log(`  rejected requests with status ${status}: ${count}`);
   if (stats.retried > 0) console.log(`  requests answered 429 or 503 and posted again: ${stats.retried}`);
   if (stats.failed > 0) console.log(`  failed requests (no answer): ${stats.failed}`);
+  if (stats.notPosted > 0) console.log(`  events not posted (Ctrl-C twice): ${stats.notPosted}`);
   if (stats.lastProblem) console.log(`  last problem: ${stats.lastProblem}`);
-  if (stats.accepted === 0 && stats.sent > 0) Deno.exit(1);
+  if (abandon.signal.aborted) Deno.exit(130);
+  // Nothing accepted of any request, answered or not (one whose requests all went unanswered used to exit 0).
+  if (stats.accepted === 0 && stats.requests > 0) Deno.exit(1);
 }
 
 if (import.meta.main) await main();

@@ -1,6 +1,6 @@
 // deno-lint-ignore-file no-console
 /**
- * `deno task tail alerts|recommendations [--from-beginning] [--url URL] [--interval MS]`: prints an
+ * `deno task tail alerts|recommendations [--from-beginning] [--url URL] [--interval MS] [--timeout S]`: prints an
  * output stream as it arrives, one JSON line per message, until Ctrl-C.
  *
  * - Production mode (KAFKA_BROKERS set): consumes the topic itself (TOPIC_PREFIX applied) with a
@@ -8,7 +8,8 @@
  *   --from-beginning it starts at the end of the topic.
  * - Embedded mode (KAFKA_BROKERS unset): never opens DATA_DIR (the running engine holds its lock);
  *   polls `GET /v1/alerts` of the running engine. Alerts only: the HTTP API serves recommendations
- *   per user (`GET /v1/users/{id}/recommendations`), not as a stream.
+ *   per user (`GET /v1/users/{id}/recommendations`), not as a stream. A poll not answered within --timeout is
+ *   given up and retried like a lost connection.
  */
 import { Kafka, logLevel } from "kafkajs";
 import { loadLogClientConfig, type LogClientConfig, reportConfigError, topicNames } from "../engine/config.ts";
@@ -17,12 +18,14 @@ import { parseJson } from "../engine/json_parse.ts";
 import { installRequestQueueFix } from "../engine/kafkajs_request_queue.ts";
 
 const USAGE = `usage: deno task tail alerts|recommendations [--from-beginning] [--url URL] [--interval MS]
+                       [--timeout S]
 
   Prints each message as one JSON line until Ctrl-C.
   Production mode (KAFKA_BROKERS set): reads the Kafka topic directly (alerts or recommendations)
     with a throwaway consumer group \${GROUP_ID}.tail-<random>.
   Embedded mode (KAFKA_BROKERS unset): polls GET /v1/alerts of the running engine at --url
-    (default http://127.0.0.1:8080) every --interval ms (default 1000); alerts only.
+    (default http://127.0.0.1:8080) every --interval ms (default 1000); alerts only. A poll not answered
+    within --timeout seconds (default 10, 1..3600) is given up and retried.
   --from-beginning  also print what is already there (embedded: the 500 newest stored alerts, oldest first)`;
 
 function fail(message: string, code = 2): never {
@@ -36,10 +39,17 @@ interface Options {
   fromBeginning: boolean;
   url: string;
   interval: number;
+  /** A poll the engine never answered (frozen, or the connection lost without a reset) used to stop tail for good. */
+  timeoutMs: number;
 }
 
 function parseArgs(args: readonly string[]): Options {
-  const options: Partial<Options> = { fromBeginning: false, url: "http://127.0.0.1:8080", interval: 1000 };
+  const options: Partial<Options> = {
+    fromBeginning: false,
+    url: "http://127.0.0.1:8080",
+    interval: 1000,
+    timeoutMs: 10_000,
+  };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
     if (arg === "--help" || arg === "-h") {
@@ -63,6 +73,12 @@ function parseArgs(args: readonly string[]): Options {
         const n = Number(value);
         if (!Number.isInteger(n) || n < 100 || n > 60_000) fail(`--interval must be 100..60000 ms, got ${value}`);
         options.interval = n;
+      } else if (name === "--timeout") {
+        const seconds = Number(value);
+        if (!/^\d+$/.test(value) || seconds < 1 || seconds > 3600) {
+          fail(`--timeout must be whole seconds 1..3600, got ${JSON.stringify(value)}`);
+        }
+        options.timeoutMs = seconds * 1000;
       } else {
         fail(`unknown option ${name}`);
       }
@@ -154,7 +170,9 @@ async function tailHttp(options: Options): Promise<void> {
   console.error(`tail: alerts from ${options.url} (polling every ${options.interval} ms); Ctrl-C to stop`);
   while (!stopping) {
     try {
-      const response = await fetch(`${options.url}/v1/alerts?limit=500`);
+      const response = await fetch(`${options.url}/v1/alerts?limit=500`, {
+        signal: AbortSignal.timeout(options.timeoutMs),
+      });
       if (!response.ok) {
         const text = await response.text();
         // A 5xx (a database briefly unavailable: 503) passes like a lost connection; a 4xx will not.
@@ -175,7 +193,10 @@ async function tailHttp(options: Options): Promise<void> {
       first = false;
       warned = false;
     } catch (error) {
-      if (!warned) console.error(`tail: ${options.url} is unavailable (${(error as Error).message}); retrying`);
+      const reason = (error as Error).name === "TimeoutError"
+        ? `no answer within ${options.timeoutMs / 1000} s (--timeout)`
+        : (error as Error).message;
+      if (!warned) console.error(`tail: ${options.url} is unavailable (${reason}); retrying`);
       warned = true;
     }
     await new Promise((resolve) => setTimeout(resolve, options.interval));

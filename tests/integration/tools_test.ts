@@ -749,3 +749,154 @@ onlyOn("no log", "import of a directory names it, before asking the engine", asy
     await Deno.remove(dir);
   }
 });
+
+/** A server that answers GET /healthz and never answers a POST; `posted` resolves at the first POST. */
+function silentEngine(): { url: string; posted: Promise<void>; stop: () => Promise<void> } {
+  let firstPost = () => {};
+  const posted = new Promise<void>((resolve) => firstPost = resolve);
+  const hung: (() => void)[] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (request) => {
+    if (request.method === "GET") return Response.json({ status: "ok" });
+    firstPost();
+    return new Promise<Response>((resolve) => hung.push(() => resolve(new Response(null, { status: 503 }))));
+  });
+  return {
+    url: `http://127.0.0.1:${server.addr.port}`,
+    posted,
+    stop: async () => {
+      for (const release of hung) release();
+      await server.shutdown();
+    },
+  };
+}
+
+onlyOn(
+  "no log",
+  "loadgen against an engine that stops answering ends after --duration, each POST given up after --timeout",
+  async () => {
+    const engine = silentEngine();
+    try {
+      const env = Deno.env.toObject();
+      delete env.KAFKA_BROKERS;
+      delete env.DATABASE_URL;
+      const output = await new Deno.Command(Deno.execPath(), {
+        args: [
+          ...["run", "-A", "--quiet", "scripts/loadgen.ts", "--url", engine.url],
+          ...["--rate", "20", "--duration", "0.5", "--timeout", "1"],
+        ],
+        cwd: ROOT,
+        env,
+        clearEnv: true,
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+        signal: AbortSignal.timeout(60_000), // it used to wait for ever (fetch has no timeout of its own)
+      }).output();
+      const stdout = new TextDecoder().decode(output.stdout);
+      const stderr = new TextDecoder().decode(output.stderr);
+      assert.equal(output.signal, null, `ended by ${output.signal} (the guard), not by itself:\n${stdout}\n${stderr}`);
+      // Nothing was accepted: a failure for a script that runs it (it exited 0 when no request had any answer).
+      assert.equal(output.code, 1, `${stdout}\n${stderr}`);
+      assert.match(stdout, /failed requests \(no answer\): [1-9]/);
+      assert.match(stdout, /last problem: request failed: no answer within 1 s \(--timeout\)/);
+    } finally {
+      await engine.stop();
+    }
+  },
+);
+
+onlyOn(
+  "no log",
+  "loadgen: a second Ctrl-C gives up the requests the engine does not answer, and still prints the summary",
+  async () => {
+    const engine = silentEngine();
+    const env = Deno.env.toObject();
+    delete env.KAFKA_BROKERS;
+    delete env.DATABASE_URL;
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--quiet", "scripts/loadgen.ts", "--url", engine.url, "--rate", "20", "--duration", "600"],
+      cwd: ROOT,
+      env,
+      clearEnv: true,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const decoder = new TextDecoder();
+    let stderr = "";
+    let stderrChanged = () => {};
+    const stderrDone = child.stderr.pipeTo(
+      new WritableStream({
+        write: (chunk) => {
+          stderr += decoder.decode(chunk, { stream: true });
+          stderrChanged();
+        },
+      }),
+    );
+    const stdoutText = new Response(child.stdout).text();
+    /** Resolves once stderr matches `pattern`, or rejects when the process ends first. */
+    const stderrMatches = async (pattern: RegExp) => {
+      while (!pattern.test(stderr)) {
+        const changed = new Promise<void>((resolve) => stderrChanged = resolve);
+        const ended = child.status.then((status) => {
+          throw new Error(`loadgen ended (${status.code}) before printing ${pattern}:\n${stderr}`);
+        });
+        await Promise.race([changed, ended]);
+      }
+    };
+    const guard = setTimeout(() => child.kill("SIGKILL"), 60_000); // it used to ignore every Ctrl-C while a POST hung
+    try {
+      await engine.posted;
+      child.kill("SIGINT");
+      await stderrMatches(/Ctrl-C again/);
+      child.kill("SIGINT");
+      const status = await child.status;
+      const stdout = await stdoutText;
+      await stderrDone;
+      assert.equal(status.code, 130, `${status.signal}:\n${stdout}\n${stderr}`);
+      assert.match(stdout, /^loadgen: sent \d+ events in \d+ requests/m);
+      assert.match(stdout, /failed requests \(no answer\): [1-9]/);
+    } finally {
+      clearTimeout(guard);
+      await engine.stop();
+    }
+  },
+);
+
+onlyOn(
+  "no log",
+  "tail alerts gives up a poll the engine does not answer after --timeout, and goes on polling",
+  async () => {
+    const alert = { alertId: "a-1", type: "cart_abandoned", occurredAt: "2026-11-01T10:00:00.000Z" };
+    const hung: (() => void)[] = [];
+    let calls = 0;
+    const engine = mockEngine(() =>
+      ++calls === 1
+        // The first poll is never answered (an engine frozen, a connection lost without a reset).
+        ? new Promise<Response>((resolve) => hung.push(() => resolve(Response.json({ items: [] }))))
+        : Response.json({ items: [alert] })
+    );
+    const tail = spawnTail(["alerts", "--url", engine.url, "--interval", "100", "--timeout", "1", "--from-beginning"]);
+    const guard = setTimeout(() => tail.kill("SIGKILL"), 30_000); // it used to wait for that answer for ever
+    const stderr = new Response(tail.stderr).text();
+    let stdout = "";
+    try {
+      for await (const chunk of tail.stdout.pipeThrough(new TextDecoderStream())) {
+        stdout += chunk;
+        if (stdout.includes("\n")) break;
+      }
+    } finally {
+      clearTimeout(guard);
+      try {
+        tail.kill("SIGTERM");
+      } catch {
+        // it exited already: its output says why
+      }
+      await tail.status;
+      for (const release of hung) release();
+      await engine.stop();
+    }
+    assert.deepEqual(JSON.parse(stdout.trim() || "null"), alert, await stderr);
+    assert.match(await stderr, /unavailable \(no answer within 1 s \(--timeout\)\); retrying/);
+  },
+);

@@ -5,8 +5,11 @@
  */
 import assert from "node:assert/strict";
 import { EVENT_TYPES, MAX_USER_ID_LENGTH } from "../../actors/events.ts";
+import { silentLogger } from "../../engine/logger.ts";
 import { FUNNEL_WINDOWS } from "../../http/query_routes.ts";
-import { BASE, FIXTURE_LIMITS, httpFixture } from "./http_fixture.ts";
+import { startingRoutes } from "../../http/routes.ts";
+import { createHandler } from "../../http/server.ts";
+import { BASE, FIXTURE_LIMITS, httpFixture, pageView, postEvents } from "./http_fixture.ts";
 
 /** Parsed JSON, navigated freely by the assertions. */
 // deno-lint-ignore no-explicit-any
@@ -310,5 +313,68 @@ Deno.test("every path's `id` is documented as the routes take it: percent-encode
     assert.equal(id.schema.minLength, 1, `${path}: an empty id matches no route`);
     assert.match(id.description ?? "", /percent-encoded/, path);
     assert.match(get.responses["400"].description, /percent-encoded/, `${path}: a malformed id is a 400`);
+  }
+});
+
+/** The handler of the engine while it starts, with the fixture's /readyz and /metrics. */
+async function startingHandler(): Promise<(request: Request) => Promise<Response>> {
+  const { routes } = await httpFixture();
+  const operations = routes.filter((route) => route.path === "/readyz" || route.path === "/metrics");
+  return createHandler(startingRoutes(operations), silentLogger);
+}
+
+Deno.test("every status a documented operation answers while the engine starts is documented for it", async () => {
+  const doc = await fetchDocument();
+  const handle = await startingHandler();
+  for (const [path, operations] of Object.entries(doc.paths as Json)) {
+    for (const [method, operation] of Object.entries(operations as Json)) {
+      const request = new Request(`${BASE}${path.replace(/\{\w+\}/g, "alice")}`, {
+        method: method.toUpperCase(),
+        ...(method === "post" ? { headers: { "content-type": "application/json" }, body: "[]" } : {}),
+      });
+      const response = await handle(request);
+      await response.body?.cancel();
+      // GET /openapi.json answered an undocumented 503 until the engine was ready.
+      assert.ok(
+        operation.responses[String(response.status)],
+        `${method.toUpperCase()} ${path} answers ${response.status} while the engine starts, which it does not document`,
+      );
+    }
+  }
+});
+
+Deno.test("every problem type the server answers is named in the document", async () => {
+  const { handle } = await httpFixture();
+  const doc = await fetchDocument();
+  const starting = await startingHandler();
+  const problems = [
+    await handle(new Request(`${BASE}/v1/nowhere`)), // no route: about:blank
+    await handle(new Request(`${BASE}/v1/users/alice`, { method: "DELETE" })), // 405
+    await handle(postEvents(JSON.stringify({ type: "page_viewed" }))),
+    await handle(new Request(`${BASE}/v1/users/bob`)),
+    await handle(postEvents(JSON.stringify(Array.from({ length: FIXTURE_LIMITS.maxEvents + 1 }, () => pageView("a"))))),
+    await handle(postEvents("{}", "text/plain")),
+    await handle(new Request(`${BASE}/v1/alerts`)), // the fixture's database fails
+    await starting(new Request(`${BASE}/v1/users/alice`)),
+  ];
+  const types = new Set<string>();
+  for (const response of problems) {
+    assert.equal(response.headers.get("content-type"), "application/problem+json", String(response.status));
+    types.add((await response.json()).type);
+  }
+  assert.equal(types.size, 7, [...types].join(", "));
+  const described = component(doc, `${REF_PREFIX}Problem`).properties.type.description as string;
+  // A client could not tell a starting engine from a database outage (both 503), nor an unknown id from an unknown
+  // path (both 404), without the types: the document named none of them.
+  for (const type of types) assert.ok(described.includes(`\`${type}\``), `${type} is not named in Problem.type`);
+});
+
+Deno.test("the rankings' 200 answers name every `by` they take", async () => {
+  const doc = await fetchDocument();
+  for (const path of ["/v1/analytics/top-products", "/v1/analytics/top-categories"]) {
+    const get = doc.paths[path].get;
+    const by = get.parameters.find((p: Json) => p.name === "by").schema.enum as string[];
+    // top-categories took `trending` but its answer said "by views, purchases or revenue".
+    for (const name of by) assert.match(get.responses["200"].description, new RegExp(name), `${path}: ${name}`);
   }
 });

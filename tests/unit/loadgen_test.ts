@@ -1,7 +1,10 @@
 import assert from "node:assert/strict";
-import { incomingEvent } from "../../actors/events.ts";
+import { incomingEvent, type StoredEvent, storedEvent } from "../../actors/events.ts";
+import { userLogic } from "../../actors/user.ts";
+import type { LogRecord } from "../../engine/log.ts";
 import { Store } from "../../scripts/loadgen.ts";
 import { prng } from "../helpers/prng.ts";
+import { replayPartition } from "../helpers/replay.ts";
 
 Deno.test("loadgen's simulated events are valid, with page load times in seconds (SPEC), not milliseconds", () => {
   const store = new Store(prng(7), 50);
@@ -18,4 +21,34 @@ Deno.test("loadgen's simulated events are valid, with page load times in seconds
     Math.min(...loadTimes) >= 0.2 && Math.max(...loadTimes) <= 2,
     `${Math.min(...loadTimes)}–${Math.max(...loadTimes)}`,
   );
+});
+
+Deno.test("loadgen's fraudulent-looking orders raise fraud_suspected under the default rules, by day too", async () => {
+  // A run of the README's `--rate 100 --duration 60`, dated from 12:00 UTC, outside the night window (00:00–06:00).
+  const store = new Store(prng(11), 200);
+  const start = Date.UTC(2026, 11, 7, 12);
+  const records: LogRecord[] = [];
+  const large = new Set<string>();
+  for (let i = 0; i < 6_000; i++) {
+    const event = store.next();
+    const at = new Date(start + i * 10).toISOString();
+    const stored = storedEvent.parse({
+      ...event,
+      eventId: crypto.randomUUID(),
+      occurredAt: at,
+      receivedAt: at,
+    }) as StoredEvent;
+    if (stored.type === "order_completed" && stored.properties.total > 10_000) large.add(stored.properties.orderId);
+    const value = new TextEncoder().encode(JSON.stringify(stored));
+    records.push({ topic: "events", partition: 0, offset: i, key: stored.userId!, value, headers: {}, timestamp: 0 });
+  }
+  const { outputs } = await replayPartition(userLogic, records);
+  const suspected = new Set(
+    outputs.map((o) => o.value as { type?: string; details?: { orderId?: string } })
+      .filter((alert) => alert.type === "fraud_suspected").map((alert) => alert.details!.orderId!),
+  );
+  assert.ok(large.size > 0, "the run has orders large enough to look fraudulent");
+  // Only by night, or from a shopper with 3+ orders, did they reach 0.7: a large first order scores 0.6 by day.
+  const missed = [...large].filter((orderId) => !suspected.has(orderId));
+  assert.deepEqual(missed, [], `${missed.length} of ${large.size} large orders raised no fraud_suspected`);
 });

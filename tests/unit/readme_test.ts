@@ -190,8 +190,16 @@ Deno.test("README's tools example imports into a fresh DATA_DIR, not the quick s
   // whose order follows (head5k: 50 cart_abandoned instead of 24).
   const block = [...readme.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]).find((b) => b.includes("task import"));
   assert.ok(block, "README has a shell example running deno task import");
-  const start = block.split("\n").find((line) => /\bdeno task start\b/.test(line));
+  const lines = block.split("\n");
+  /** The port a command posts to (--url), or the one an engine listens on (PORT): 8080 by default. */
+  const port = (line: string) => line.match(/--url \S+:(\d+)/)?.[1] ?? line.match(/\bPORT=(\d+)/)?.[1] ?? "8080";
+  const importPort = port(lines.find((line) => /\bdeno task import\b/.test(line))!);
+  const start = lines.find((line) => /\bdeno task start\b/.test(line) && port(line) === importPort);
   assert.ok(start, "the example starts the engine it imports into");
+  // The live load goes elsewhere: into the imported history it was the mix the separate DATA_DIR avoids.
+  for (const line of lines.filter((line) => /\bdeno task loadgen\b/.test(line))) {
+    assert.notEqual(port(line), importPort, `loadgen posts to the import's engine: ${line}`);
+  }
   const dataDir = start.match(/\bDATA_DIR=(\S+)/)?.[1];
   assert.ok(dataDir, `the example's engine runs on a DATA_DIR of its own: ${start}`);
   assert.ok(!["data", "./data", "data/", "./data/"].includes(dataDir), `${dataDir} is the quick start's DATA_DIR`);
