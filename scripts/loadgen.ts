@@ -142,7 +142,13 @@ function catalog(random: () => number): Product[] {
   });
 }
 
-type Event = { type: string; userId?: string; sessionId?: string; properties: Record<string, unknown> };
+type Event = {
+  eventId?: string;
+  type: string;
+  userId?: string;
+  sessionId?: string;
+  properties: Record<string, unknown>;
+};
 
 interface Shopper {
   readonly userId: string;
@@ -187,12 +193,21 @@ export class Store {
   inventory(): Event {
     const product = this.#product();
     return {
+      eventId: crypto.randomUUID(),
       type: "inventory_updated",
       properties: { productId: product.productId, stock: Math.floor(this.#random() * 40) },
     };
   }
 
+  /**
+   * The next event, with an eventId of its own: a batch answered 503 may have landed in part, and posting it again
+   * must not count its events twice (random, not from the seed: a second run with one seed is not a repeat).
+   */
   next(): Event {
+    return { eventId: crypto.randomUUID(), ...this.#draw() };
+  }
+
+  #draw(): Event {
     const shopper = this.#pick(this.#shoppers);
     const queued = shopper.queued.shift();
     if (queued) return queued;
@@ -224,7 +239,7 @@ export class Store {
     if (r < 0.04) {
       // drop-off: the session ends (the cart, if any, stays and may be reported abandoned later)
       shopper.session = undefined;
-      return this.next();
+      return this.#draw();
     }
     if (r < 0.2) {
       const product = this.#product();
@@ -428,7 +443,7 @@ function delay(ms: number, signal: AbortSignal): Promise<void> {
 
 /**
  * Posts one batch; a 429 or 503 is retried in its lane (so the shopper's order holds) after Retry-After. A request
- * not answered within `timeoutMs` is given up, not posted again (its events have no eventId to deduplicate them by),
+ * not answered within `timeoutMs` is given up, not posted again (it may still land, after later ones),
  * and so is every request once `abandon` aborts (a second Ctrl-C).
  */
 async function send(

@@ -52,3 +52,37 @@ Deno.test("loadgen's fraudulent-looking orders raise fraud_suspected under the d
   const missed = [...large].filter((orderId) => !suspected.has(orderId));
   assert.deepEqual(missed, [], `${missed.length} of ${large.size} large orders raised no fraud_suspected`);
 });
+
+Deno.test("loadgen's events carry eventIds of their own, so that a batch posted again after a 503 counts once", async () => {
+  const store = new Store(prng(11), 300);
+  const events = [...Array.from({ length: 5_000 }, () => store.next()), store.inventory(), store.inventory()];
+  const ids = events.map((e) => e.eventId);
+  assert.ok(ids.every((id) => typeof id === "string" && /^[0-9a-f]{8}-[0-9a-f]{4}-4/.test(id)), "a v4 UUID each");
+  assert.equal(new Set(ids).size, events.length, "no id given twice");
+  // Another run with the same seed is not a repeat of this one: its events would be dropped as duplicates.
+  assert.notEqual(new Store(prng(11), 300).next().eventId, ids[0]);
+
+  // What the user actor makes of a shopper's batch posted twice (a 503 after it landed): each event counts once.
+  const userId = events[0].userId!;
+  const start = Date.UTC(2026, 11, 7, 12);
+  const mine = events.filter((e) => e.userId === userId).map((event, i) => {
+    const at = new Date(start + i * 1000).toISOString();
+    return storedEvent.parse({ ...event, occurredAt: at, receivedAt: at }) as StoredEvent;
+  });
+  const records = (input: StoredEvent[]): LogRecord[] =>
+    input.map((stored, offset) => ({
+      topic: "events",
+      partition: 0,
+      offset,
+      key: userId,
+      value: new TextEncoder().encode(JSON.stringify(stored)),
+      headers: {},
+      timestamp: 0,
+    }));
+  const once = await replayPartition(userLogic, records(mine));
+  const twice = await replayPartition(userLogic, records([...mine, ...mine]));
+  const state = twice.states.get(userId) as { eventCount: number; duplicateEvents: number };
+  assert.equal(state.eventCount, mine.length);
+  assert.equal(state.duplicateEvents, mine.length);
+  assert.deepEqual({ ...state, duplicateEvents: 0 }, { ...(once.states.get(userId) as object), duplicateEvents: 0 });
+});
