@@ -27,6 +27,11 @@ const USAGE = `usage: deno task import rees46|uci FILE [--url URL] [--batch N] [
   --timeout S   seconds to wait for each POST's answer before posting it again, 1..3600 (default 60)`;
 
 const MAX_RETRIES = 8;
+/** What each layout's rows look like, for the message of an import that took none. */
+const FORMATS = {
+  rees46: "event_time like `2019-10-01 00:00:00 UTC`, event_type view, cart, remove_from_cart or purchase",
+  uci: "InvoiceDate like `2010-12-01 08:26:00`, UK local time",
+} as const;
 /** Refusals printed one by one; the rest are only counted. */
 const SHOWN_REFUSALS = 10;
 
@@ -352,6 +357,15 @@ async function main(): Promise<void> {
   }
   for (const [reason, count] of skipped) {
     console.log(`  skipped ${reason}: ${count} (first at record ${summary.firstSkipped[reason]})`);
+  }
+  // A file of another layout (the UCI data as re-exported with `12/1/2010 8:26` dates, say) skips every row: that is
+  // no import, though each row alone is only skipped.
+  if (summary.rows > 0 && accepted === 0) {
+    fail(
+      `nothing was imported: every one of the ${summary.rows} rows was skipped or refused (reasons above). Is this ` +
+        `the ${options.kind} layout the README describes (${FORMATS[options.kind]})?`,
+      1,
+    );
   }
 }
 

@@ -548,6 +548,54 @@ onlyOn("no log", "import names the record where each skip reason first occurred"
   }
 });
 
+onlyOn(
+  "no log",
+  "import of a file none of whose rows maps to an event exits 1, naming the layout it expects",
+  async () => {
+    let posts = 0;
+    const engine = mockEngine(async (request) => {
+      if (request.method === "GET") return Response.json({ status: "ok" });
+      posts++;
+      const events = await request.json() as unknown[];
+      return Response.json({ accepted: events.length, eventIds: [] }, { status: 202 });
+    });
+    const file = await Deno.makeTempFile({ suffix: ".csv" });
+    try {
+      // The UCI data as often re-exported: month/day/year dates, which the importer does not read.
+      await Deno.writeTextFile(
+        file,
+        [
+          "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country",
+          "536365,85123A,WHITE HANGING HEART T-LIGHT HOLDER,6,12/1/2010 8:26,2.55,17850,United Kingdom",
+          "536365,71053,WHITE METAL LANTERN,6,12/1/2010 8:26,3.39,17850,United Kingdom",
+        ].join("\n"),
+      );
+      const empty = await runScript("import.ts", ["uci", file, "--url", engine.url]);
+      // It used to exit 0, the summary's "skipped invalid_row: 2" the only sign that nothing was imported.
+      assert.equal(empty.code, 1, empty.stderr);
+      assert.match(empty.stdout, /skipped invalid_row: 2 \(first at record 2\)/);
+      assert.match(empty.stderr, /nothing was imported: every one of the 2 rows was skipped or refused/);
+      assert.match(empty.stderr, /InvoiceDate like `2010-12-01 08:26:00`/);
+      assert.equal(posts, 0);
+
+      // One row the engine takes is an import (the rest skipped, as ever): exit 0.
+      await Deno.writeTextFile(
+        file,
+        "\n536366,22633,HAND WARMER UNION JACK,6,2010-12-01 08:28:00,1.85,17850,United Kingdom",
+        {
+          append: true,
+        },
+      );
+      const one = await runScript("import.ts", ["uci", file, "--url", engine.url]);
+      assert.equal(one.code, 0, one.stderr);
+      assert.match(one.stdout, /1 accepted/);
+    } finally {
+      await engine.stop();
+      await Deno.remove(file);
+    }
+  },
+);
+
 onlyOn("embedded", "import: a request the engine never answers is posted again after --timeout", async () => {
   // A hung engine used to hang the import for good (fetch has no timeout of its own).
   let posts = 0;
