@@ -62,6 +62,12 @@ const HEARTBEATS_STALE_AFTER = 3;
 const MAX_BATCHES_PER_PARTITION = 2;
 /** Wait before a batch whose handler threw is read again: doubles from `initial` up to `max`. */
 const HANDLER_RETRY_MS = { initial: 100, max: 2_000 } as const;
+/**
+ * Most stop() waits for kafkajs to leave the group and disconnect. With the broker unreachable its disconnect waits
+ * for the fetch in flight, which retries for about 25 s: a stop then passed main.ts's 10 s deadline (exit code 1).
+ * The group drops a member that could not leave after its session timeout, as it drops a crashed one.
+ */
+export const LEAVE_TIMEOUT_MS = 2_000;
 
 /**
  * Consumer-group member. kafkajs reports a new assignment only after the rebalance (GROUP_JOIN),
@@ -364,10 +370,19 @@ export class KafkaConsumer implements LogConsumer {
     await Promise.all([...this.#lanes.values()].map((lane) => lane.tail));
   }
 
-  /** Quiesces, then leaves the group. */
+  /** Quiesces, then leaves the group (waiting LEAVE_TIMEOUT_MS at most for kafkajs). */
   async stop(): Promise<void> {
     await this.quiesce();
-    await this.#consumer.disconnect();
+    const leaving = this.#consumer.disconnect();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const left = await Promise.race([
+      leaving.then(() => true),
+      new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), LEAVE_TIMEOUT_MS)),
+    ]).finally(() => clearTimeout(timer));
+    if (!left) {
+      leaving.catch(() => {});
+      this.#logger.warn("leaving the group did not finish in time; stopping anyway", { timeoutMs: LEAVE_TIMEOUT_MS });
+    }
     await this.#ready;
     this.#owned.clear();
     this.#lanes.clear();
