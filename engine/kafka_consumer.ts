@@ -97,6 +97,10 @@ export class KafkaConsumer implements LogConsumer {
   #memberId: string | undefined;
   /** Set when kafkajs stopped the consumer after an error and will not restart it. */
   #failure: Error | undefined;
+  /** Per partition, the commit kafkajs is making (see commit()). */
+  readonly #commitsInFlight = new Map<string, Promise<void>>();
+  /** Per partition, the commit to make once the one in flight settles: the latest offset asked for. */
+  readonly #commitsWaiting = new Map<string, { offset: number; done: Promise<void> }>();
 
   constructor(kafka: Kafka, private readonly options: KafkaConsumerOptions, logger: Logger) {
     this.#logger = logger.child({ component: "kafka-consumer" });
@@ -318,8 +322,33 @@ export class KafkaConsumer implements LogConsumer {
     );
   }
 
-  async commit(tp: TopicPartition, nextOffset: number): Promise<void> {
-    await this.#consumer.commitOffsets([{ topic: tp.topic, partition: tp.partition, offset: String(nextOffset) }]);
+  /**
+   * Commits one partition's offsets one at a time, the latest asked for once the one in flight settles (those asked
+   * for meanwhile are skipped). kafkajs retries a failed commit for about 25 s, so commits made while the broker or the
+   * group's coordinator was briefly away landed in any order, and the group's committed offset could stay behind the
+   * partition's checkpoint (an idle partition commits no more) for tools that read the group's lag.
+   */
+  commit(tp: TopicPartition, nextOffset: number): Promise<void> {
+    const key = tpKey(tp);
+    const waiting = this.#commitsWaiting.get(key);
+    if (waiting) {
+      waiting.offset = nextOffset;
+      return waiting.done;
+    }
+    const next = { offset: nextOffset, done: Promise.resolve() };
+    this.#commitsWaiting.set(key, next);
+    const previous = this.#commitsInFlight.get(key) ?? Promise.resolve();
+    next.done = previous.catch(() => {}).then(() => {
+      this.#commitsWaiting.delete(key);
+      const committing = this.#consumer.commitOffsets([
+        { topic: tp.topic, partition: tp.partition, offset: String(next.offset) },
+      ]);
+      this.#commitsInFlight.set(key, committing);
+      return committing.finally(() => {
+        if (this.#commitsInFlight.get(key) === committing) this.#commitsInFlight.delete(key);
+      });
+    });
+    return next.done;
   }
 
   lastReadAt(): number {
