@@ -62,6 +62,12 @@ const HEARTBEATS_STALE_AFTER = 3;
 const MAX_BATCHES_PER_PARTITION = 2;
 /** Wait before a batch whose handler threw is read again: doubles from `initial` up to `max`. */
 const HANDLER_RETRY_MS = { initial: 100, max: 2_000 } as const;
+/**
+ * Most stop() waits for kafkajs to leave the group and disconnect. With the broker unreachable its disconnect waits
+ * for the fetch in flight, which retries for about 25 s: a stop then passed main.ts's 10 s deadline (exit code 1).
+ * The group drops a member that could not leave after its session timeout, as it drops a crashed one.
+ */
+export const LEAVE_TIMEOUT_MS = 2_000;
 
 /**
  * Consumer-group member. kafkajs reports a new assignment only after the rebalance (GROUP_JOIN),
@@ -91,6 +97,10 @@ export class KafkaConsumer implements LogConsumer {
   #memberId: string | undefined;
   /** Set when kafkajs stopped the consumer after an error and will not restart it. */
   #failure: Error | undefined;
+  /** Per partition, the commit kafkajs is making (see commit()). */
+  readonly #commitsInFlight = new Map<string, Promise<void>>();
+  /** Per partition, the commit to make once the one in flight settles: the latest offset asked for. */
+  readonly #commitsWaiting = new Map<string, { offset: number; done: Promise<void> }>();
 
   constructor(kafka: Kafka, private readonly options: KafkaConsumerOptions, logger: Logger) {
     this.#logger = logger.child({ component: "kafka-consumer" });
@@ -312,8 +322,33 @@ export class KafkaConsumer implements LogConsumer {
     );
   }
 
-  async commit(tp: TopicPartition, nextOffset: number): Promise<void> {
-    await this.#consumer.commitOffsets([{ topic: tp.topic, partition: tp.partition, offset: String(nextOffset) }]);
+  /**
+   * Commits one partition's offsets one at a time, the latest asked for once the one in flight settles (those asked
+   * for meanwhile are skipped). kafkajs retries a failed commit for about 25 s, so commits made while the broker or the
+   * group's coordinator was briefly away landed in any order, and the group's committed offset could stay behind the
+   * partition's checkpoint (an idle partition commits no more) for tools that read the group's lag.
+   */
+  commit(tp: TopicPartition, nextOffset: number): Promise<void> {
+    const key = tpKey(tp);
+    const waiting = this.#commitsWaiting.get(key);
+    if (waiting) {
+      waiting.offset = nextOffset;
+      return waiting.done;
+    }
+    const next = { offset: nextOffset, done: Promise.resolve() };
+    this.#commitsWaiting.set(key, next);
+    const previous = this.#commitsInFlight.get(key) ?? Promise.resolve();
+    next.done = previous.catch(() => {}).then(() => {
+      this.#commitsWaiting.delete(key);
+      const committing = this.#consumer.commitOffsets([
+        { topic: tp.topic, partition: tp.partition, offset: String(next.offset) },
+      ]);
+      this.#commitsInFlight.set(key, committing);
+      return committing.finally(() => {
+        if (this.#commitsInFlight.get(key) === committing) this.#commitsInFlight.delete(key);
+      });
+    });
+    return next.done;
   }
 
   lastReadAt(): number {
@@ -364,10 +399,19 @@ export class KafkaConsumer implements LogConsumer {
     await Promise.all([...this.#lanes.values()].map((lane) => lane.tail));
   }
 
-  /** Quiesces, then leaves the group. */
+  /** Quiesces, then leaves the group (waiting LEAVE_TIMEOUT_MS at most for kafkajs). */
   async stop(): Promise<void> {
     await this.quiesce();
-    await this.#consumer.disconnect();
+    const leaving = this.#consumer.disconnect();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const left = await Promise.race([
+      leaving.then(() => true),
+      new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), LEAVE_TIMEOUT_MS)),
+    ]).finally(() => clearTimeout(timer));
+    if (!left) {
+      leaving.catch(() => {});
+      this.#logger.warn("leaving the group did not finish in time; stopping anyway", { timeoutMs: LEAVE_TIMEOUT_MS });
+    }
     await this.#ready;
     this.#owned.clear();
     this.#lanes.clear();

@@ -12,12 +12,19 @@
  * tests/integration/kafka_transactions_test.ts that the end covers an open transaction.
  */
 import type { Kafka } from "kafkajs";
-import { KafkaClientMismatchError } from "./errors.ts";
+import { KafkaClientMismatchError, LogUnavailableError } from "./errors.ts";
 
 /** kafkajs's ISOLATION_LEVEL.READ_UNCOMMITTED (src/protocol/isolationLevel.js). */
 const READ_UNCOMMITTED = 0;
 /** The description of kafkajs's PRIVATE.CREATE_CLUSTER symbol (src/index.js). */
 const CREATE_CLUSTER = "private:Kafka:createCluster";
+
+/**
+ * Most an ask waits for its answer. kafkajs retries an unreachable broker for about 25 s; every caller takes a failed
+ * ask for "unknown" (an idle clock waits, a batch is read again), and the housekeeping round a stop waits for used to
+ * wait that long, past main.ts's 10 s deadline. The request itself goes on, and asks meanwhile share it.
+ */
+export const LIST_OFFSETS_TIMEOUT_MS = 2_000;
 
 /** The part of kafkajs's Cluster (src/cluster/index.js) the lister uses. */
 export interface OffsetCluster {
@@ -49,7 +56,7 @@ export function readUncommittedCluster(kafka: Kafka): OffsetCluster {
 /**
  * Lists topics' high watermarks, and their log start offsets (the same whatever the isolation level: one request, where
  * kafkajs's admin lists the ends and then the starts); concurrent asks for one topic share one request (a housekeeping
- * round's ticks).
+ * round's ticks), and each waits LIST_OFFSETS_TIMEOUT_MS at most.
  */
 export class HighWatermarks {
   /** Makes the cluster at the first ask (a client that cannot fails that ask, and the next ones, with the reason). */
@@ -61,9 +68,12 @@ export class HighWatermarks {
   readonly #startsInFlight = new Map<string, Promise<ReadonlyMap<number, number>>>();
   /** A request failed: the next one reads the metadata afresh first (a leader may have moved). */
   #stale = false;
+  /** Most an ask waits for its answer (LIST_OFFSETS_TIMEOUT_MS unless a test says otherwise). */
+  readonly #timeoutMs: number;
 
-  constructor(makeCluster: () => OffsetCluster) {
+  constructor(makeCluster: () => OffsetCluster, timeoutMs = LIST_OFFSETS_TIMEOUT_MS) {
     this.#makeCluster = makeCluster;
+    this.#timeoutMs = timeoutMs;
   }
 
   /** Every partition's high watermark of `topic` (the offset its next record will get). */
@@ -86,7 +96,22 @@ export class HighWatermarks {
       pending = this.#list(topic, fromBeginning).finally(() => inFlight.delete(topic));
       inFlight.set(topic, pending);
     }
-    return pending;
+    return this.#bounded(pending, topic);
+  }
+
+  /**
+   * `listing`, or a LogUnavailableError once the ask has waited #timeoutMs. The request stays shared until kafkajs
+   * settles it, so that an outage does not pile up one retrying request per ask.
+   */
+  #bounded<T>(listing: Promise<T>, topic: string): Promise<T> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        reject(new LogUnavailableError(`offsets of ${topic} not listed within ${this.#timeoutMs} ms`));
+      }, this.#timeoutMs);
+    });
+    listing.catch(() => {});
+    return Promise.race([listing, late]).finally(() => clearTimeout(timer));
   }
 
   async #list(topic: string, fromBeginning: boolean): Promise<ReadonlyMap<number, number>> {

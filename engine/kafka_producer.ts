@@ -229,12 +229,14 @@ export class KafkaProducer implements LogProducer {
       // appended meanwhile joins.
       const request = this.#nextRequest();
       if (request.parts.length === 0) continue;
+      let unanswered: ReadonlyMap<string, string>;
       try {
-        await this.#sendRequest(request);
+        unanswered = await this.#sendRequest(request);
       } catch (error) {
         this.#fail(request, error, error instanceof AbandonedRequest ? error.unfinished : undefined);
         continue;
       }
+      if (unanswered.size > 0) this.#refuseUnanswered(request, unanswered);
       for (const { append, sentAfter } of request.parts) {
         if (sentAfter === append.records.length) settle(append);
       }
@@ -253,6 +255,24 @@ export class KafkaProducer implements LogProducer {
       if (queued >= 0) this.#queue.splice(queued, 1);
     }
     this.#resetProducer(unfinished);
+  }
+
+  /**
+   * Rejects the appends of a request with records for partitions kafkajs sent nothing for (`unanswered`, keyed by
+   * `topic:partition`), and replaces the producer, whose next connect reads the topics' partitions afresh. kafkajs
+   * leaves a partition its metadata does not list out of its requests and resolves the send all the same: such records
+   * were acknowledged without being stored (a fact bundle for a partition of a topic created again with fewer, or one
+   * `dlq replay` sends back to its partition, then recorded as replayed). The request's other appends were stored.
+   */
+  #refuseUnanswered(request: Request, unanswered: ReadonlyMap<string, string>): void {
+    const refused = request.parts.filter(({ append }) =>
+      append.records.some((r) => r.partition !== undefined && unanswered.has(`${r.topic}:${r.partition}`))
+    );
+    const which = [...unanswered.values()].join(", ");
+    const error = new LogUnavailableError(
+      `Kafka has no ${which} as far as the producer knows; nothing was appended there`,
+    );
+    this.#fail({ records: [], parts: refused }, error);
   }
 
   /**
@@ -295,9 +315,10 @@ export class KafkaProducer implements LogProducer {
    * Sends one request and waits for kafkajs to be done with it, past every deadline if need be, but
    * once every append it carries is answered, for ABANDONED_REQUEST_WAIT_MS at most (none once
    * close() is called); then throws AbandonedRequest. The broker may wait for replicas until the
-   * latest deadline among the appends it carries, and less than kafkajs waits for its answer.
+   * latest deadline among the appends it carries, and less than kafkajs waits for its answer. Returns the partitions
+   * (`topic:partition`, and a label) records were given for that the answer does not name: kafkajs sent nothing there.
    */
-  async #sendRequest({ records, parts }: Request): Promise<void> {
+  async #sendRequest({ records, parts }: Request): Promise<ReadonlyMap<string, string>> {
     const latest = Math.max(...parts.map((p) => p.append.deadline));
     const timeout = Math.max(
       1,
@@ -333,11 +354,21 @@ export class KafkaProducer implements LogProducer {
     // Every append it carries is answered at the latest deadline among them.
     const timer = setTimeout(abandonIfAnswered, Math.max(0, latest - performance.now()) + ABANDONED_REQUEST_WAIT_MS);
     try {
-      const finished = await Promise.race([sending.then(() => true), abandoned.promise.then(() => false)]);
-      if (!finished) {
+      const answered = await Promise.race([sending, abandoned.promise.then((): typeof ABANDONED => ABANDONED)]);
+      if (answered === ABANDONED) {
         sending.catch(() => {});
         throw new AbandonedRequest(sending);
       }
+      // Bundles of facts (and records `dlq replay` sends back) name their partition; other records are placed by kafkajs.
+      let named: Set<string> | undefined;
+      const unanswered = new Map<string, string>();
+      for (const r of records) {
+        if (r.partition === undefined) continue;
+        named ??= new Set(answered.map((m) => `${m.topicName}:${m.partition}`));
+        const key = `${r.topic}:${r.partition}`;
+        if (!named.has(key)) unanswered.set(key, `partition ${r.partition} of ${r.topic}`);
+      }
+      return unanswered;
     } finally {
       clearTimeout(timer);
       this.#abandonIfAnswered = null;
@@ -379,6 +410,9 @@ export class KafkaProducer implements LogProducer {
     if (late) this.options.logger.warn("Kafka producer closed before it finished", { timeoutMs: CLOSE_TIMEOUT_MS });
   }
 }
+
+/** What #sendRequest's wait ends with when it stops waiting for kafkajs. */
+const ABANDONED = Symbol("abandoned");
 
 /** A request still with kafkajs after every append it carried was answered, no longer waited for. */
 class AbandonedRequest extends LogUnavailableError {

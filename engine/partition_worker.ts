@@ -20,8 +20,8 @@ import type { ActorContext, AnyActorLogic, Emitted } from "./actor.ts";
 import type { CheckpointStore, Claim, CommitResult, StoredActor } from "./checkpoint.ts";
 import type { Topics } from "./config.ts";
 import { deadLetter } from "./dead_letter.ts";
-import { EngineError, ensureError, TerminalError, ValidationError } from "./errors.ts";
-import type { LogConsumer, LogProducer, LogRecord, RecordBatch, TopicPartition } from "./log.ts";
+import { EngineError, ensureError, LogUnavailableError, TerminalError, ValidationError } from "./errors.ts";
+import type { LogConsumer, LogProducer, LogRecord, OutgoingRecord, RecordBatch, TopicPartition } from "./log.ts";
 import { type Instrumentation, noInstrumentation } from "./instrumentation.ts";
 import type { Logger } from "./logger.ts";
 import {
@@ -127,6 +127,12 @@ type TimerUndo = [name: string, previous: number | undefined][];
 export const MAX_FIRINGS_PER_KEY = 1_000;
 /** Outputs of a checkpoint may be megabytes after a catch-up; they get longer than an HTTP request. */
 const OUTPUT_APPEND_TIMEOUT_MS = 60_000;
+/**
+ * Once the partition is being given up (revoked, or the engine stopping), its appends get this long in all, counted
+ * from then: with the broker down, a checkpoint's append (OUTPUT_APPEND_TIMEOUT_MS) held a stop for a minute, past
+ * main.ts's 10 s deadline. The next owner resumes from the checkpoint before, and publishes the same outputs.
+ */
+export const LEAVING_APPEND_MS = 2_000;
 /** How often a partition's stored actors are swept for expiry. */
 const EXPIRY_SWEEP_MS = 60_000;
 
@@ -215,6 +221,10 @@ export class PartitionWorker {
   #closed = false;
   /** Set once the partition is being given up (revoked, or the engine stopping): failures are no longer waited out. */
   #leaving = false;
+  /** Aborted when the partition starts being given up: cuts short an append in flight (see LEAVING_APPEND_MS). */
+  readonly #leavingNow = new AbortController();
+  /** performance.now() by which every append must be answered once the partition is being given up. */
+  #appendsEnd = Infinity;
   /** The highest high watermark of the batches handed to this worker (-1: none yet). */
   #logEndSeen = -1;
   /** Consecutive failures, for exponential backoff. */
@@ -610,7 +620,32 @@ export class PartitionWorker {
    * held up a revocation (and the group's assignment behind it) or a graceful stop for the whole outage.
    */
   stopRetrying(): void {
+    if (this.#leaving) return;
     this.#leaving = true;
+    this.#appendsEnd = performance.now() + LEAVING_APPEND_MS;
+    this.#leavingNow.abort();
+  }
+
+  /** Appends a checkpoint's outputs; once the partition is being given up, no later than `#appendsEnd`. */
+  async #append(records: readonly OutgoingRecord[]): Promise<void> {
+    const appending = this.#deps.producer.append(records, { timeoutMs: OUTPUT_APPEND_TIMEOUT_MS });
+    appending.catch(() => {});
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const cut = Promise.withResolvers<never>();
+    const onLeaving = () => {
+      timer = setTimeout(
+        () => cut.reject(new LogUnavailableError("the partition is being given up; its outputs were not acknowledged")),
+        Math.max(0, this.#appendsEnd - performance.now()),
+      );
+    };
+    if (this.#leaving) onLeaving();
+    else this.#leavingNow.signal.addEventListener("abort", onLeaving, { once: true });
+    try {
+      await Promise.race([appending, cut.promise]);
+    } finally {
+      clearTimeout(timer);
+      this.#leavingNow.signal.removeEventListener("abort", onLeaving);
+    }
   }
 
   /** Final checkpoint (best effort), then forgets the partition's actors. */
@@ -1127,7 +1162,7 @@ export class PartitionWorker {
     const nothingNew = dirty.length === 0 && this.#expired.size === 0 && this.#outputs.length === 0;
     if (nothingNew && this.#position === this.#checkpointed && !sweep && !(clockOnly && this.#clockAhead)) return;
     const started = performance.now();
-    const { store, producer, logic, groupId } = this.#deps;
+    const { store, logic, groupId } = this.#deps;
     if (this.#outputs.length > 0) {
       // An owner that lost the partition without noticing must not publish outputs computed from
       // states the new owner may have written since. Every state and timer these outputs came from
@@ -1140,7 +1175,7 @@ export class PartitionWorker {
         return;
       }
     }
-    await producer.append(this.#outputs.records(), { timeoutMs: OUTPUT_APPEND_TIMEOUT_MS });
+    await this.#append(this.#outputs.records());
     this.#outputs.clear();
     // Counted as the log takes them, so the counts match the topics: a commit that fails after this
     // does not append them again, and a replay after a rewind appends (and counts) them again.

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { Kafka, logLevel } from "kafkajs";
 import { deadLetter } from "../../engine/dead_letter.ts";
-import { ValidationError } from "../../engine/errors.ts";
+import { LogUnavailableError, ValidationError } from "../../engine/errors.ts";
 import { KafkaAdmin } from "../../engine/kafka_admin.ts";
 import { createKafka } from "../../engine/kafka_client.ts";
 import { KafkaConsumer } from "../../engine/kafka_consumer.ts";
@@ -125,6 +125,41 @@ onlyOn("kafka", {
     } finally {
       await producer.close();
       await consumer.stop().catch(() => {});
+    }
+  },
+});
+
+onlyOn("kafka", {
+  name: "an append to a partition its topic does not have is refused, not acknowledged (kafkajs sends nothing for it)",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    // A fact bundle goes to the partition the engine computed with the partition count it read at start-up, and
+    // `dlq replay` sends a bundle back to the partition it came from: a topic created again with fewer partitions, or
+    // a producer whose metadata predates partitions added since, has no such partition. kafkajs leaves it out of its
+    // requests and resolves the send as acknowledged.
+    const { topic, producer, kafka } = await producerOnNewTopic(2);
+    try {
+      await assert.rejects(
+        producer.append([{ topic, key: "k", value: "lost", partition: 2 }]),
+        (error: unknown) => error instanceof LogUnavailableError && /partition 2/.test(error.message),
+      );
+      await assert.rejects(
+        producer.append([
+          { topic, key: "a", value: "kept", partition: 0 },
+          { topic, key: "b", value: "lost", partition: 5 },
+        ]),
+        LogUnavailableError,
+      );
+      await producer.append([{ topic, key: "k", value: "stored", partition: 1 }]);
+      const stored = new KafkaConsumer(kafka, { groupId: uniqueName("g") }, silentLogger);
+      try {
+        assert.deepEqual([...await stored.endOffsets(topic)].sort(), [[0, 1], [1, 1]]);
+      } finally {
+        await stored.stop().catch(() => {});
+      }
+    } finally {
+      await producer.close();
     }
   },
 });

@@ -1,7 +1,7 @@
 /** The high watermark lister: a READ_UNCOMMITTED kafkajs cluster, one request shared by concurrent asks of a topic. */
 import assert from "node:assert/strict";
 import { Kafka, logLevel } from "kafkajs";
-import { KafkaClientMismatchError } from "../../engine/errors.ts";
+import { KafkaClientMismatchError, LogUnavailableError } from "../../engine/errors.ts";
 import { KafkaAdmin } from "../../engine/kafka_admin.ts";
 import { HighWatermarks, type OffsetCluster, readUncommittedCluster } from "../../engine/kafka_high_watermarks.ts";
 
@@ -75,6 +75,24 @@ Deno.test("a failed request fails every ask sharing it, and the next one reads t
   await release();
   assert.deepEqual([...await next], [[0, 5]]);
   assert.equal(counts.refreshed, 1, "metadata read afresh after the failure (a leader may have moved)");
+});
+
+Deno.test("an ask the broker does not answer (kafkajs retrying an unreachable one) fails at its deadline; later asks share the request", async () => {
+  // kafkajs retries an unreachable broker for about 25 s; the housekeeping round a stop waits for waited as long.
+  const { fake, counts, release } = cluster({ 0: 5 });
+  const ends = new HighWatermarks(() => fake, 50);
+  await assert.rejects(
+    ends.of("events"),
+    (error: unknown) => error instanceof LogUnavailableError && /not listed within 50 ms/.test(error.message),
+  );
+  await assert.rejects(ends.of("events"), LogUnavailableError);
+  assert.equal(counts.listed, 1, "no second request while the first is still retrying");
+  await release(); // answered, too late for those asks
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  const next = ends.of("events");
+  await release();
+  assert.deepEqual([...await next], [[0, 5]]);
+  assert.equal(counts.listed, 2, "an ask after the request settled sends another");
 });
 
 Deno.test("a client without the private factory fails each ask for an end offset with the reason, not the constructor", async () => {

@@ -3,6 +3,8 @@
  * (A graceful stop's checkpoint before leaving the group: tests/unit/kafka_assignment_test.ts.)
  */
 import assert from "node:assert/strict";
+import type { LogProducer } from "../../engine/log.ts";
+import { LEAVING_APPEND_MS } from "../../engine/partition_worker.ts";
 import { Harness, OutageStore, type Recorded, recorderLogic, until } from "../helpers/runtime.ts";
 
 /** A one-partition harness that checkpoints only when asked (or on its way out), with five records handled. */
@@ -70,5 +72,28 @@ Deno.test("a partition revoked while its checkpoint keeps failing (the database 
   h.consumer.seek(tp, offsets.get(`${tp.topic}:${tp.partition}`)!);
   await h.drained();
   assert.equal(h.log.all(h.topics.dlq).length, 1);
+  await h.stop();
+});
+
+Deno.test("a partition revoked while its checkpoint's append goes unanswered (the broker down) is given up within LEAVING_APPEND_MS", async () => {
+  // kafkajs retrying an unreachable broker: the append is answered at its deadline, a minute for a checkpoint's outputs.
+  let appends = 0;
+  const unanswered: LogProducer = {
+    append: () => (appends++, new Promise<void>(() => {})),
+    close: () => Promise.resolve(),
+  };
+  const options = { checkpointIntervalMs: 3_600_000, producer: unanswered };
+  const h = new Harness(recorderLogic(), 1, 1, options as ConstructorParameters<typeof Harness>[3]);
+  await h.start();
+  h.send("k", { n: "not a number" }); // dead-lettered: its checkpoint, due at once, has an output to publish
+  await until(() => appends >= 1, "the checkpoint is appending its output");
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const outcome = await Promise.race([
+    h.runtime.revoked([{ topic: h.topics.events, partition: 0 }]).then(() => "revoked"),
+    new Promise((resolve) => timer = setTimeout(() => resolve("waiting for the broker"), LEAVING_APPEND_MS + 3_000)),
+  ]);
+  clearTimeout(timer);
+  assert.equal(outcome, "revoked", "the revocation (or a stop) waited for the append's own deadline");
+  assert.equal(checkpointed(h), 0, "nothing checkpointed past outputs the log did not take");
   await h.stop();
 });
