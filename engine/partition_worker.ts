@@ -128,9 +128,10 @@ export const MAX_FIRINGS_PER_KEY = 1_000;
 /** Outputs of a checkpoint may be megabytes after a catch-up; they get longer than an HTTP request. */
 const OUTPUT_APPEND_TIMEOUT_MS = 60_000;
 /**
- * Once the partition is being given up (revoked, or the engine stopping), its appends get this long in all, counted
- * from then: with the broker down, a checkpoint's append (OUTPUT_APPEND_TIMEOUT_MS) held a stop for a minute, past
- * main.ts's 10 s deadline. The next owner resumes from the checkpoint before, and publishes the same outputs.
+ * Once the partition is being given up (revoked, or the engine stopping), an append gets this long, counted from then
+ * or from its own start if later: with the broker down, a checkpoint's append (OUTPUT_APPEND_TIMEOUT_MS) held a stop
+ * for a minute, past main.ts's 10 s deadline. After one was cut, the partition's later appends fail at once (the log is
+ * not answering). The next owner resumes from the checkpoint before, and publishes the same outputs.
  */
 export const LEAVING_APPEND_MS = 2_000;
 /** How often a partition's stored actors are swept for expiry. */
@@ -223,8 +224,8 @@ export class PartitionWorker {
   #leaving = false;
   /** Aborted when the partition starts being given up: cuts short an append in flight (see LEAVING_APPEND_MS). */
   readonly #leavingNow = new AbortController();
-  /** performance.now() by which every append must be answered once the partition is being given up. */
-  #appendsEnd = Infinity;
+  /** An append was cut short while the partition was being given up: the log is not answering, later ones fail at once. */
+  #leavingAppendCut = false;
   /** The highest high watermark of the batches handed to this worker (-1: none yet). */
   #logEndSeen = -1;
   /** Consecutive failures, for exponential backoff. */
@@ -622,21 +623,22 @@ export class PartitionWorker {
   stopRetrying(): void {
     if (this.#leaving) return;
     this.#leaving = true;
-    this.#appendsEnd = performance.now() + LEAVING_APPEND_MS;
     this.#leavingNow.abort();
   }
 
-  /** Appends a checkpoint's outputs; once the partition is being given up, no later than `#appendsEnd`. */
+  /** Appends a checkpoint's outputs; once the partition is being given up, within LEAVING_APPEND_MS. */
   async #append(records: readonly OutgoingRecord[]): Promise<void> {
+    const unacknowledged = "the partition is being given up; its outputs were not acknowledged";
+    if (this.#leavingAppendCut) throw new LogUnavailableError(`${unacknowledged} (the log did not answer)`);
     const appending = this.#deps.producer.append(records, { timeoutMs: OUTPUT_APPEND_TIMEOUT_MS });
     appending.catch(() => {});
     let timer: ReturnType<typeof setTimeout> | undefined;
     const cut = Promise.withResolvers<never>();
     const onLeaving = () => {
-      timer = setTimeout(
-        () => cut.reject(new LogUnavailableError("the partition is being given up; its outputs were not acknowledged")),
-        Math.max(0, this.#appendsEnd - performance.now()),
-      );
+      timer = setTimeout(() => {
+        this.#leavingAppendCut = true;
+        cut.reject(new LogUnavailableError(unacknowledged));
+      }, LEAVING_APPEND_MS);
     };
     if (this.#leaving) onLeaving();
     else this.#leavingNow.signal.addEventListener("abort", onLeaving, { once: true });

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import type { LogProducer } from "../../engine/log.ts";
 import { LEAVING_APPEND_MS } from "../../engine/partition_worker.ts";
+import { MemoryLog } from "../../engine/memory_log.ts";
 import { Harness, OutageStore, type Recorded, recorderLogic, until } from "../helpers/runtime.ts";
 
 /** A one-partition harness that checkpoints only when asked (or on its way out), with five records handled. */
@@ -96,4 +97,39 @@ Deno.test("a partition revoked while its checkpoint's append goes unanswered (th
   assert.equal(outcome, "revoked", "the revocation (or a stop) waited for the append's own deadline");
   assert.equal(checkpointed(h), 0, "nothing checkpointed past outputs the log did not take");
   await h.stop();
+});
+
+Deno.test("a stop whose last batch takes longer than LEAVING_APPEND_MS to finish still publishes its final checkpoint", async () => {
+  // The window for a leaving partition's appends used to be counted from the start of the stop: a final checkpoint
+  // that began after a long drain had none left, was cut at once, and the next start replayed what it held.
+  const log = new MemoryLog(() => Date.UTC(2026, 0, 1));
+  const inner = log.producer();
+  const slow: LogProducer = {
+    append: async (records, options) => {
+      await new Promise((resolve) => setTimeout(resolve, 100)); // a broker that answers, a little slowly
+      return await inner.append(records, options);
+    },
+    close: () => inner.close(),
+  };
+  const gate = Promise.withResolvers<void>();
+  let blocked = false;
+  const logic = recorderLogic({
+    handle: async (_key, message) => {
+      if (message.n !== 1) return;
+      blocked = true;
+      await gate.promise;
+    },
+  });
+  const options = { checkpointIntervalMs: 3_600_000, log, producer: slow };
+  const h = new Harness(logic, 1, 1_000, options as ConstructorParameters<typeof Harness>[3]);
+  await h.start();
+  h.send("a", { n: 1 }); // its handler waits for the gate
+  h.send("b", { n: "not a number" }); // dead-lettered: an output for the checkpoint to publish
+  await until(() => blocked, "the first record is being handled");
+  const stopping = h.runtime.shutdown().then(() => h.consumer.stop());
+  await new Promise((resolve) => setTimeout(resolve, LEAVING_APPEND_MS + 500));
+  gate.resolve();
+  await stopping;
+  assert.equal(checkpointed(h), 2, "the final checkpoint, after both records");
+  assert.equal(log.all(h.topics.dlq).length, 1);
 });
