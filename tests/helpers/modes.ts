@@ -42,6 +42,8 @@
  *   - embedded_retention_test.ts: the embedded log's retention (Kafka's belongs to the broker).
  *   - tools_test.ts: import and loadgen only talk HTTP, so one log is enough; `tail` is tested in its
  *     embedded form (polling GET /v1/alerts), its Kafka form (a consumer) is not.
+ *   - import_recount_test.ts: the real data imported over HTTP and recounted; the same actors, partitioner and
+ *     global actor run on Kafka, so one log is enough.
  *   - engine_stop_test.ts: the engine's own shutdown (a second signal, a stalled upload) and its URL.
  *   - startup_test.ts's in-process scenarios: a start-up that fails or is aborted releases DATA_DIR (its lock and
  *     PGlite) and the port, so that the same process starts on them again; the Kafka counterpart is the group.
