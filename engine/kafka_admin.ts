@@ -4,6 +4,16 @@ import { LogUnavailableError } from "./errors.ts";
 import { HighWatermarks, readUncommittedCluster } from "./kafka_high_watermarks.ts";
 import type { LogAdmin, TopicPartition, TopicSpec } from "./log.ts";
 
+/**
+ * `min.insync.replicas` of the topics the engine creates: with Kafka's default of 1, `acks=all` is answered by the
+ * leader alone once the other replicas fell out of sync, and a 202 could rest on one disk. Two whenever there are three
+ * replicas or more (one broker may be down, as Kafka's own guidance has it); with two, one, so that losing either broker
+ * does not stop ingestion.
+ */
+export function minInsyncReplicas(replicationFactor: number): number {
+  return replicationFactor >= 3 ? 2 : 1;
+}
+
 /** Topic administration. */
 export class KafkaAdmin implements LogAdmin {
   #admin;
@@ -35,7 +45,12 @@ export class KafkaAdmin implements LogAdmin {
     if (missing.length === 0) return;
     await this.#admin.createTopics({
       waitForLeaders: true,
-      topics: missing.map((t) => ({ topic: t.topic, numPartitions: t.partitions, replicationFactor })),
+      topics: missing.map((t) => ({
+        topic: t.topic,
+        numPartitions: t.partitions,
+        replicationFactor,
+        configEntries: [{ name: "min.insync.replicas", value: String(minInsyncReplicas(replicationFactor)) }],
+      })),
     });
   }
 
