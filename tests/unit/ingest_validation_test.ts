@@ -596,3 +596,19 @@ Deno.test("prepareEvents() takes an event whose log record (key and value) is ex
     return true;
   });
 });
+
+Deno.test("prepareEvents() refuses null for an optional field, naming it, for every type (left out is how it has no value)", () => {
+  let checked = 0;
+  for (const type of EVENT_TYPES) {
+    const full = { ...FULL[type], ...ENVELOPE } as Record<string, unknown>;
+    const properties = Object.keys(full.properties as Record<string, unknown>).map((key) => `properties.${key}`);
+    const optional = [...Object.keys(full).filter((key) => key !== "type" && key !== "properties"), ...properties]
+      .filter((path) => !REQUIRED[type].includes(path));
+    for (const path of optional) {
+      const error = rejection([edit(full as Json, path, null)]);
+      assert.deepEqual(paths(error), [path], `${type} with ${path}: null`);
+      checked++;
+    }
+  }
+  assert.ok(checked >= 20, `${checked} optional fields`);
+});
