@@ -113,7 +113,7 @@ export async function rankProductsInWindow(
        where minute >= ${new Date(from)} and minute < ${new Date(to)}
        group by product_id
       having sum(${sql(COLUMNS[measure])}) > 0
-       order by sum(${sql(COLUMNS[measure])}) desc, product_id
+       order by sum(${sql(COLUMNS[measure])}) desc, product_id collate "C"
        limit ${limit}
     )
     select r.*, s.state->>'uniqueViewers' as unique_viewers,
@@ -121,7 +121,7 @@ export async function rankProductsInWindow(
            s.state->>'stock' as stock, s.updated_at
       from ranked r
       left join actor_states s on s.kind = 'product' and s.key = r.product_id
-     order by r.${sql(COLUMNS[measure])} desc, r.product_id`;
+     order by r.${sql(COLUMNS[measure])} desc, r.product_id collate "C"`;
   return rows.map((r) => ({
     productId: r.product_id,
     views: Number(r.views),
@@ -188,7 +188,7 @@ export async function rankCategoriesInWindow(
      where minute >= ${new Date(from)} and minute < ${new Date(to)} and category is not null
      group by category
     having ${score} > 0
-     order by ${score} desc, category
+     order by ${score} desc, category collate "C"
      limit ${limit}`;
   return rows.map((r) => ({
     ...(typeof measure === "string" ? {} : { trendingScore: Math.round(Number(r.score) * 1e6) / 1e6 }),

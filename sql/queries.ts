@@ -69,7 +69,7 @@ export async function topProducts(
     activeIn === undefined ? sql`` : sql`and key in (select product_id from product_minutes
                         where minute >= ${new Date(activeIn.from)} and minute < ${new Date(activeIn.to)})`
   }
-       order by score desc, key
+       order by score desc, key collate "C"
        limit ${limit}
     )
     select s.key, s.state->>'views' as views, s.state->>'uniqueViewers' as unique_viewers,
@@ -78,7 +78,7 @@ export async function topProducts(
            s.state->>'category' as category, s.state->>'brand' as brand, s.state->>'stock' as stock, s.updated_at,
            r.score::text as score
       from ranked r join actor_states s on s.kind = 'product' and s.key = r.key
-     order by r.score desc, r.key`;
+     order by r.score desc, r.key collate "C"`;
   return rows.map((r) => ({
     productId: r.key,
     views: num(r.views),
@@ -131,7 +131,7 @@ export async function listAlerts(sql: Sql, filter: AlertFilter): Promise<StoredA
      where true
        ${filter.type === undefined ? sql`` : sql`and type = ${filter.type}`}
        ${filter.since === undefined ? sql`` : sql`and occurred_at >= ${filter.since}`}
-     order by occurred_at desc, alert_id
+     order by occurred_at desc, alert_id collate "C"
      limit ${filter.limit}`;
   return rows.map((r) => ({
     alertId: r.alert_id,

@@ -8,10 +8,12 @@ import { connectDatabase } from "../../engine/database.ts";
 import { type AnalyticsMinute, NO_PROJECTIONS } from "../../engine/outputs.ts";
 import { sumAnalyticsMinutes } from "../../sql/analytics_minutes.ts";
 import { advanceCheckpoint, loadState } from "../../sql/checkpoints.ts";
-import { latestRecommendations, listAlerts } from "../../sql/queries.ts";
+import { latestRecommendations, listAlerts, topProducts } from "../../sql/queries.ts";
+import { rankCategoriesInWindow, rankProductsInWindow } from "../../sql/product_minutes.ts";
+import postgres from "postgres";
 import { migrate, readMigrations } from "../../sql/migrations.ts";
 import { claimStateOwner, stateOwner } from "../../sql/state_owner.ts";
-import { eventually, freshDatabase, within } from "../helpers/services.ts";
+import { eventually, freshDatabase, services, uniqueName, within } from "../helpers/services.ts";
 import { onlyOn } from "../helpers/modes.ts";
 import { startTcpProxy } from "../helpers/tcp_proxy.ts";
 import { checkUpgraded, upgradePopulated } from "../helpers/upgrade.ts";
@@ -624,5 +626,52 @@ onlyOn(
         await fresh.end();
       }
     });
+  },
+);
+
+onlyOn(
+  "postgresql",
+  "rankings and the alert list break ties in code-point order whatever the database's collation (an ICU en-US database)",
+  async () => {
+    // Ties went by the database's collation: the same data ranked `a…` before `B…` on an en-US server and after it on a
+    // C one (PGlite, `initdb --no-locale`), so instances of one deployment, or a migration to another server, disagreed.
+    const { databaseUrl } = services();
+    const name = uniqueName("icu");
+    const admin = postgres(databaseUrl, { max: 1, onnotice: () => {} });
+    await admin.unsafe(
+      `create database ${name} template template0 encoding 'UTF8' locale_provider icu icu_locale 'en-US' locale 'C'`,
+    );
+    const url = new URL(databaseUrl);
+    url.pathname = `/${name}`;
+    const sql = connectDatabase({ url: url.toString(), maxConnections: 2 });
+    try {
+      await migrate(sql);
+      const [{ icu }] = await sql<{ icu: boolean }[]>`select 'a' < 'B' as icu`;
+      assert.ok(icu, "the database collates as en-US (a before B)");
+      const minute = new Date(Date.UTC(2026, 11, 6, 10));
+      for (const key of ["a-sku", "B-sku"]) {
+        await sql`insert into actor_states (kind, key, partition, state, timers, last_active_at, updated_at)
+                  values ('product', ${key}, 0, ${sql.json({ views: 5, category: `${key[0]}-cat` })}, '{}', 0, now())`;
+        await sql`insert into product_minutes (product_id, minute, partition, category, views, cart_adds, orders, units,
+                  revenue_millis) values (${key}, ${minute}, 0, ${`${key[0]}-cat`}, 5, 0, 0, 0, 0)`;
+        await sql`insert into alerts (alert_id, type, severity, subject_kind, subject_id, occurred_at)
+                  values (${`${key}-alert`}, 'low_inventory', 'warning', 'product', ${key}, ${minute})`;
+      }
+      const codePoints = ["B-sku", "a-sku"];
+      const all = await topProducts(sql, "views", 10);
+      assert.deepEqual(all.map((p) => p.productId), codePoints, "window=all");
+      const span = { from: minute.getTime(), to: minute.getTime() + 60_000 };
+      const trending = { at: span.to, halfLifeMs: 3_600_000 };
+      const windowed = await rankProductsInWindow(sql, "views", span.from, span.to, 10, trending);
+      assert.deepEqual(windowed.map((p) => p.productId), codePoints, "a window");
+      const categories = await rankCategoriesInWindow(sql, "views", span.from, span.to, 10);
+      assert.deepEqual(categories.map((c) => c.category), ["B-cat", "a-cat"], "categories");
+      const alerts = await listAlerts(sql, { limit: 10 });
+      assert.deepEqual(alerts.map((a) => a.alertId), ["B-sku-alert", "a-sku-alert"], "alerts of one instant");
+    } finally {
+      await sql.end();
+      await admin.unsafe(`drop database if exists ${name} with (force)`);
+      await admin.end();
+    }
   },
 );
