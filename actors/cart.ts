@@ -45,6 +45,12 @@ export interface Cart {
    * units at that newer price. Bookkeeping, not shown; absent in carts checkpointed before it was kept.
    */
   readonly pricedAt?: Readonly<Record<string, string>>;
+  /**
+   * Event time of the earliest add of each item, by productId, since it was last gone from the cart: a removal dated
+   * before it (arrived late) removes none of its units, which were not in the cart then. Bookkeeping, not shown; absent
+   * for items added before it was kept (a late removal then takes them as it always did).
+   */
+  readonly addedAt?: Readonly<Record<string, string>>;
 }
 
 /** An empty cart. */
@@ -85,7 +91,14 @@ export function addToCart(
     ...(brand !== undefined ? { brand } : {}),
   };
   const stamps = late ? cart.pricedAt : withEntry(cart.pricedAt ?? {}, productId, iso(at));
-  return changed(cart, withEntry(cart.items, productId, item), at, stamps);
+  // Known only for items whose every add was stamped: one added before it was kept has no earliest add to go by.
+  const added = previous ? (cart.addedAt ? get(cart.addedAt, productId) : undefined) : null;
+  const firsts = added === undefined
+    ? cart.addedAt
+    : added !== null && Date.parse(added) <= at
+    ? cart.addedAt
+    : withEntry(cart.addedAt ?? {}, productId, iso(at));
+  return changed(cart, withEntry(cart.items, productId, item), at, stamps, firsts);
 }
 
 /** Removes up to `quantity` (all when undefined); returns the cart and the units actually removed. */
@@ -97,22 +110,25 @@ export function removeFromCart(
 ): { cart: Cart; removed: number } {
   const item = get(cart.items, productId);
   if (!item) return { cart, removed: 0 };
+  const added = cart.addedAt ? get(cart.addedAt, productId) : undefined;
+  // Dated before the item's first add (arrived after it): in event-time order it found none of these units.
+  if (added !== undefined && at < Date.parse(added)) return { cart, removed: 0 };
   const removed = Math.min(item.quantity, quantity ?? item.quantity);
   const items = { ...cart.items };
-  let stamps = cart.pricedAt;
-  if (removed === item.quantity) {
-    delete items[productId];
-    if (stamps && Object.hasOwn(stamps, productId)) {
-      stamps = { ...stamps };
-      delete (stamps as Record<string, string>)[productId];
-    }
-  } else put(items, productId, { ...item, quantity: item.quantity - removed });
-  return { cart: changed(cart, items, at, stamps), removed };
+  if (removed !== item.quantity) {
+    put(items, productId, { ...item, quantity: item.quantity - removed });
+    return { cart: changed(cart, items, at, cart.pricedAt, cart.addedAt), removed };
+  }
+  delete items[productId];
+  return {
+    cart: changed(cart, items, at, without(cart.pricedAt, productId), without(cart.addedAt, productId)),
+    removed,
+  };
 }
 
 /** The cart after an order at `at`: empty, keeping its history counters; later-arriving changes dated before `at` belong to it. */
 export function clearCart(cart: Cart, at: number): Cart {
-  const emptied = isEmpty(cart) ? cart : changed(cart, {}, at, undefined);
+  const emptied = isEmpty(cart) ? cart : changed(cart, {}, at, undefined, undefined);
   return cart.orderedAt !== undefined && Date.parse(cart.orderedAt) >= at
     ? emptied
     : { ...emptied, orderedAt: iso(at) };
@@ -138,6 +154,7 @@ function changed(
   items: Record<string, CartItem>,
   at: number,
   pricedAt: Readonly<Record<string, string>> | undefined,
+  addedAt: Readonly<Record<string, string>> | undefined,
 ): Cart {
   let valueMillis = 0;
   let units = 0;
@@ -159,5 +176,17 @@ function changed(
     ...(cart.convertedAt !== undefined ? { convertedAt: cart.convertedAt } : {}),
     ...(cart.orderedAt !== undefined ? { orderedAt: cart.orderedAt } : {}),
     ...(pricedAt !== undefined && Object.keys(pricedAt).length > 0 ? { pricedAt } : {}),
+    ...(addedAt !== undefined && Object.keys(addedAt).length > 0 ? { addedAt } : {}),
   };
+}
+
+/** `stamps` without `productId`'s entry (the same object when it has none). */
+function without(
+  stamps: Readonly<Record<string, string>> | undefined,
+  productId: string,
+): Readonly<Record<string, string>> | undefined {
+  if (!stamps || !Object.hasOwn(stamps, productId)) return stamps;
+  const rest = { ...stamps };
+  delete (rest as Record<string, string>)[productId];
+  return rest;
 }

@@ -1013,6 +1013,38 @@ Deno.test("user cart: a late add dated before the product's latest add adds its 
   });
 });
 
+Deno.test("user cart: a late removal dated before the product was added to the cart removes none of those units", async () => {
+  const b = new EventBuilder();
+  const early = b.event("product_added_to_cart", "u", 0, { productId: "a", quantity: 1, price: 10 });
+  const order = b.event("order_completed", "u", 20 * MIN, {
+    orderId: "o1",
+    items: [{ productId: "a", quantity: 1, price: 10 }],
+    total: 10,
+  });
+  const removal = b.event("product_removed_from_cart", "u", 21 * MIN, { productId: "a" });
+  const again = b.event("product_added_to_cart", "u", 31 * MIN, { productId: "a", quantity: 2, price: 11 });
+  const options = { partitions: 1, until: b.time(3 * HOUR) };
+  const cartOf = (r: Awaited<ReturnType<typeof fold>>) => {
+    const cart = r.users.get("u")!.cart;
+    const abandoned = r.alerts.filter((a) => a.type === "cart_abandoned").map((
+      a,
+    ) => [a.occurredAt, a.details.cartValue]);
+    return { items: cart.items, value: cart.value, units: cart.units, abandoned };
+  };
+  // In event-time order the removal finds the cart the order emptied, and the later add is left: abandoned at +30 min.
+  const inTime = cartOf(await fold([early, order, removal, again], options));
+  assert.deepEqual(inTime.items, { a: { quantity: 2, price: 11 } });
+  assert.equal(inTime.abandoned.length, 1);
+  // Arriving after the later add, the removal took its units: an empty cart, and no cart_abandoned.
+  assert.deepEqual(cartOf(await fold([early, order, again, removal], options)), inTime);
+  // A removal dated after the add still removes it, late or not.
+  const after = b.event("product_removed_from_cart", "u", 32 * MIN, { productId: "a", quantity: 1 });
+  const later = b.event("product_added_to_cart", "u", 33 * MIN, { productId: "b", quantity: 1, price: 1 });
+  const removed = cartOf(await fold([early, order, again, later, after], options));
+  assert.deepEqual(removed.items, { a: { quantity: 1, price: 11 }, b: { quantity: 1, price: 1 } });
+  assert.deepEqual(removed, cartOf(await fold([early, order, again, after, later], options)));
+});
+
 Deno.test("a cart converts once: a second checkout or the order after a checkout counts no second converted cart", async () => {
   const b = new EventBuilder();
   const r = await fold([
