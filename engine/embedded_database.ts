@@ -21,6 +21,7 @@ import type { Logger } from "./logger.ts";
 import { describePGliteError } from "./pglite_error.ts";
 import { checkPgdataOwner, foreignFileError } from "./pgdata_owner.ts";
 import { DEFAULT_TEMPLATE_DIR, readTemplate, saveTemplate, templatePath } from "./pglite_template.ts";
+import { installSocketFraming } from "./pglite_socket_framing.ts";
 
 /** Subdirectory of DATA_DIR holding PostgreSQL's files. */
 export const PGDATA_DIR = "pgdata";
@@ -119,6 +120,7 @@ export async function openEmbeddedDatabase(
     socketDir = await Deno.makeTempDir({ prefix: SOCKET_DIR_PREFIX });
     await Deno.chmod(socketDir, 0o700);
     await Deno.writeTextFile(`${dataDir}/${SOCKET_DIR_RECORD}`, `${socketDir}\n`);
+    installSocketFraming();
     server = new PGLiteSocketServer({ db, path: `${socketDir}/${SOCKET_FILE}`, maxConnections: 1 });
     await server.start();
   } catch (error) {
