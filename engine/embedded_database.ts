@@ -22,6 +22,7 @@ import { describePGliteError } from "./pglite_error.ts";
 import { checkPgdataOwner, foreignFileError } from "./pgdata_owner.ts";
 import { DEFAULT_TEMPLATE_DIR, readTemplate, saveTemplate, templatePath } from "./pglite_template.ts";
 import { installSocketFraming } from "./pglite_socket_framing.ts";
+import { CHECKPOINT_WAL_BYTES, DEFAULT_WAL_CHECK_INTERVAL_MS, scheduleWalCheckpoints } from "./embedded_wal.ts";
 
 /** Subdirectory of DATA_DIR holding PostgreSQL's files. */
 export const PGDATA_DIR = "pgdata";
@@ -43,6 +44,10 @@ export interface EmbeddedDatabaseOptions {
   readonly logger: Logger;
   /** How often to run VACUUM (ANALYZE); 0 disables it. */
   readonly vacuumIntervalMs?: number;
+  /** How often to look at the WAL written since the last checkpoint (embedded_wal.ts); 0 disables checkpoints. */
+  readonly walCheckIntervalMs?: number;
+  /** WAL since the last checkpoint that makes a look checkpoint. */
+  readonly checkpointWalBytes?: number;
   /** Folder of the machine-wide template that makes a first start fast (pglite_template.ts); null: none. */
   readonly templateDir?: string | null;
 }
@@ -144,6 +149,12 @@ export async function openEmbeddedDatabase(
     ms: Math.round(performance.now() - started),
   });
   const stopVacuum = scheduleVacuum(sql, options.vacuumIntervalMs ?? DEFAULT_VACUUM_INTERVAL_MS, log);
+  const stopCheckpoints = scheduleWalCheckpoints(
+    sql,
+    options.walCheckIntervalMs ?? DEFAULT_WAL_CHECK_INTERVAL_MS,
+    log,
+    options.checkpointWalBytes ?? CHECKPOINT_WAL_BYTES,
+  );
   let closing: Promise<void> | null = null;
   const [pg, socketServer, socketHome] = [db, server, socketDir!];
   return {
@@ -154,6 +165,7 @@ export async function openEmbeddedDatabase(
     close() {
       closing ??= (async () => {
         await stopVacuum();
+        await stopCheckpoints();
         await sql.end({ timeout: 5 });
         await socketServer.stop();
         await pg.close();
