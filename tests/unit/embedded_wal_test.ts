@@ -9,11 +9,16 @@ import { silentLogger } from "../../engine/logger.ts";
 
 const MB = 1024 * 1024;
 
-/** Bytes of the WAL segment files in `pgdata`. */
+/** Bytes of the WAL segment files in `pgdata` (a segment a checkpoint removes while they are counted is left out). */
 async function walBytes(pgdata: string): Promise<number> {
   let bytes = 0;
   for await (const entry of Deno.readDir(`${pgdata}/pg_wal`)) {
-    if (entry.isFile) bytes += (await Deno.stat(`${pgdata}/pg_wal/${entry.name}`)).size;
+    if (!entry.isFile) continue;
+    try {
+      bytes += (await Deno.stat(`${pgdata}/pg_wal/${entry.name}`)).size;
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
   }
   return bytes;
 }
