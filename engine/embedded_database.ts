@@ -18,6 +18,7 @@ import { connectDatabase, type Sql } from "./database.ts";
 import { LOCK_FILE } from "./data_dir_lock.ts";
 import { ConfigError, DatabaseUnavailableError } from "./errors.ts";
 import type { Logger } from "./logger.ts";
+import { runPeriodically } from "./periodic_task.ts";
 import { describePGliteError } from "./pglite_error.ts";
 import { checkPgdataOwner, foreignFileError } from "./pgdata_owner.ts";
 import { DEFAULT_TEMPLATE_DIR, readTemplate, saveTemplate, templatePath } from "./pglite_template.ts";
@@ -237,22 +238,13 @@ function scheduleVacuum(
   log: Logger,
   vacuum: () => Promise<unknown> = () => sql`vacuum (analyze)`,
 ): () => Promise<void> {
-  if (intervalMs <= 0) return () => Promise.resolve();
-  let running: Promise<void> | null = null;
-  const timer = setInterval(() => {
-    if (running) return;
+  return runPeriodically(intervalMs, () => {
     const started = performance.now();
-    running = vacuum().then(
+    return vacuum().then(
       () => log.debug("vacuumed", { ms: Math.round(performance.now() - started) }),
       (error) => log.warn("vacuum failed", { error }),
-    ).finally(() => {
-      running = null;
-    });
-  }, intervalMs);
-  return async () => {
-    clearInterval(timer);
-    await running;
-  };
+    );
+  });
 }
 
 async function exists(path: string): Promise<boolean> {

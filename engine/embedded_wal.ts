@@ -9,6 +9,7 @@
 import type { Sql } from "./database.ts";
 import { ensureError } from "./errors.ts";
 import type { Logger } from "./logger.ts";
+import { runPeriodically } from "./periodic_task.ts";
 
 /** WAL since the last checkpoint that makes the next look checkpoint: a quarter of PostgreSQL's max_wal_size (1 GB). */
 export const CHECKPOINT_WAL_BYTES = 256 * 1024 * 1024;
@@ -32,24 +33,15 @@ export function scheduleWalCheckpoints(
   log: Logger,
   walBytes: number = CHECKPOINT_WAL_BYTES,
 ): () => Promise<void> {
-  if (intervalMs <= 0) return () => Promise.resolve();
-  let running: Promise<void> | null = null;
-  const timer = setInterval(() => {
-    if (running) return;
+  return runPeriodically(intervalMs, () => {
     const started = performance.now();
-    running = checkpointIfDue(sql, walBytes).then(
+    return checkpointIfDue(sql, walBytes).then(
       (written) => {
         if (written !== null) {
           log.debug("checkpointed", { walBytes: written, ms: Math.round(performance.now() - started) });
         }
       },
       (error) => log.warn("checkpoint failed; trying again at the next look", { error: ensureError(error) }),
-    ).finally(() => {
-      running = null;
-    });
-  }, intervalMs);
-  return async () => {
-    clearInterval(timer);
-    await running;
-  };
+    );
+  });
 }

@@ -273,6 +273,16 @@ function mockEngine(
   return { url: `http://127.0.0.1:${server.addr.port}`, stop: () => server.shutdown() };
 }
 
+/** A stand-in engine that answers its health probe and accepts every batch, handing each to `onBatch`. */
+function acceptingEngine(onBatch: (events: unknown[]) => void = () => {}): { url: string; stop: () => Promise<void> } {
+  return mockEngine(async (request) => {
+    if (request.method === "GET") return Response.json({ status: "ok" });
+    const events = await request.json() as unknown[];
+    onBatch(events);
+    return Response.json({ accepted: events.length, eventIds: [] }, { status: 202 });
+  });
+}
+
 onlyOn("no log", "tail alerts retries an engine answering 503, and prints the alert once it answers", async () => {
   const alert = { alertId: "a-1", type: "cart_abandoned", occurredAt: "2026-11-01T10:00:00.000Z" };
   let calls = 0;
@@ -520,11 +530,7 @@ onlyOn("no log", "import: after a 413, the rest of the import posts batches of t
 });
 
 onlyOn("no log", "import names the record where each skip reason first occurred", async () => {
-  const engine = mockEngine(async (request) => {
-    if (request.method === "GET") return Response.json({ status: "ok" });
-    const events = await request.json() as unknown[];
-    return Response.json({ accepted: events.length, eventIds: [] }, { status: 202 });
-  });
+  const engine = acceptingEngine();
   const file = await Deno.makeTempFile({ suffix: ".csv" });
   try {
     await Deno.writeTextFile(
@@ -553,12 +559,7 @@ onlyOn(
   "import of a file none of whose rows maps to an event exits 1, naming the layout it expects",
   async () => {
     let posts = 0;
-    const engine = mockEngine(async (request) => {
-      if (request.method === "GET") return Response.json({ status: "ok" });
-      posts++;
-      const events = await request.json() as unknown[];
-      return Response.json({ accepted: events.length, eventIds: [] }, { status: 202 });
-    });
+    const engine = acceptingEngine(() => posts++);
     const file = await Deno.makeTempFile({ suffix: ".csv" });
     try {
       // The UCI data as often re-exported: month/day/year dates, which the importer does not read.
@@ -666,12 +667,7 @@ onlyOn(
 
 onlyOn("no log", "import stopped half-way by the file says how much the engine had accepted before it", async () => {
   const batches: unknown[][] = [];
-  const engine = mockEngine(async (request) => {
-    if (request.method === "GET") return Response.json({ status: "ok" });
-    const events = await request.json() as unknown[];
-    batches.push(events);
-    return Response.json({ accepted: events.length, eventIds: [] }, { status: 202 });
-  });
+  const engine = acceptingEngine((events) => batches.push(events));
   const file = await Deno.makeTempFile({ suffix: ".csv" });
   try {
     const row = (second: number) => `2019-10-01 00:00:0${second} UTC,view,p1,1,,b,35.79,u1,s1`;

@@ -976,6 +976,13 @@ Deno.test("cart_abandoned: a late change dated before the last one does not move
   ]);
 });
 
+/** User u's cart after a fold, and its cart_abandoned alerts (time and value): what arrival order must not change. */
+function cartOf(r: Awaited<ReturnType<typeof fold>>) {
+  const cart = r.users.get("u")!.cart;
+  const abandoned = r.alerts.filter((a) => a.type === "cart_abandoned").map((a) => [a.occurredAt, a.details.cartValue]);
+  return { items: cart.items, value: cart.value, units: cart.units, abandoned };
+}
+
 Deno.test("user cart: a late add dated before the product's latest add adds its units at the newer price and labels", async () => {
   const b = new EventBuilder();
   const newer = b.event("product_added_to_cart", "u", 5 * MIN, {
@@ -992,13 +999,6 @@ Deno.test("user cart: a late add dated before the product's latest add adds its 
     brand: "acme",
   });
   const options = { partitions: 1, until: b.time(3 * HOUR) };
-  const cartOf = (r: Awaited<ReturnType<typeof fold>>) => {
-    const cart = r.users.get("u")!.cart;
-    const abandoned = r.alerts.filter((a) => a.type === "cart_abandoned").map((
-      a,
-    ) => [a.occurredAt, a.details.cartValue]);
-    return { items: cart.items, value: cart.value, units: cart.units, abandoned };
-  };
   const inTime = cartOf(await fold([older, brand, newer], options));
   assert.deepEqual(inTime.items, { a: { quantity: 3, price: 12, category: "boots", brand: "acme" } });
   assert.equal(inTime.value, 36);
@@ -1024,13 +1024,6 @@ Deno.test("user cart: a late removal dated before the product was added to the c
   const removal = b.event("product_removed_from_cart", "u", 21 * MIN, { productId: "a" });
   const again = b.event("product_added_to_cart", "u", 31 * MIN, { productId: "a", quantity: 2, price: 11 });
   const options = { partitions: 1, until: b.time(3 * HOUR) };
-  const cartOf = (r: Awaited<ReturnType<typeof fold>>) => {
-    const cart = r.users.get("u")!.cart;
-    const abandoned = r.alerts.filter((a) => a.type === "cart_abandoned").map((
-      a,
-    ) => [a.occurredAt, a.details.cartValue]);
-    return { items: cart.items, value: cart.value, units: cart.units, abandoned };
-  };
   // In event-time order the removal finds the cart the order emptied, and the later add is left: abandoned at +30 min.
   const inTime = cartOf(await fold([early, order, removal, again], options));
   assert.deepEqual(inTime.items, { a: { quantity: 2, price: 11 } });
