@@ -243,7 +243,7 @@ Deno.test("a record on a partition its key does not hash to is dead-lettered: on
   assert.match(dlq[0].headers[DLQ_HEADERS.errorMessage]!, new RegExp(`belongs to partition ${home} of 2`));
 });
 
-Deno.test("a record whose handler throws a TerminalError leaves no timer change behind: it is dead-lettered whole", async () => {
+Deno.test("a record whose handler throws a TerminalError leaves no timer change and no output behind: it is dead-lettered whole", async () => {
   type Armed = { key: string; seen: number };
   const logic: ActorLogic<Armed, { n: number }> = {
     kind: "armed",
@@ -256,6 +256,7 @@ Deno.test("a record whose handler throws a TerminalError leaves no timer change 
         ctx.setTimer("stray", 2_000); // set, then the record is rejected
         ctx.cancelTimer("keep");
         ctx.setTimer("keep", 5_000);
+        emitTestAlert(ctx, "stray", state.key); // emitted, then the record is rejected
         throw new TerminalError("rejected after arming");
       }
       return { ...state, seen: state.seen + 1 };
@@ -274,6 +275,8 @@ Deno.test("a record whose handler throws a TerminalError leaves no timer change 
   const row = await h.store.read("armed", "a");
   assert.equal((row?.state as Armed).seen, 2);
   assert.deepEqual(h.store.rows.get("armed/a")?.timers, { keep: 1_000 }, "the rejected record's timer changes stayed");
+  assert.deepEqual(h.log.all(h.topics.alerts), [], "the rejected record's output was published");
+  assert.equal(h.store.alerts.size, 0, "the rejected record's alert was stored");
 });
 
 Deno.test("ActorRuntime retries a transient handler failure without skipping or double-counting", async () => {

@@ -259,6 +259,41 @@ Deno.test("an idle clock advance is checkpointed before a record is handled at i
   assert.match(published[1], /"occurredAt":"2026-01-01T10:59:50.000Z"/);
 });
 
+Deno.test("an idle clock advance within the minute (no watermark to publish) is checkpointed before a record is handled at it", async () => {
+  // As above, but the advance stays within the minute of the last watermark: the periodic checkpoint has nothing of
+  // its own to write, so only the checkpoint before the batch makes the advance durable.
+  const logic: ActorLogic<Reminders, ReminderMessage> = {
+    ...reminderLogic,
+    handle: (state, _m, ctx) => {
+      emitTestAlert(ctx, "echo", state.key);
+      return { ...state, seen: state.seen + 1 };
+    },
+  };
+  const h = new Harness(logic, 1, 1_000, { idleClockMs: 10_000 });
+  h.wall = T0;
+  await h.start();
+  h.send("a", { at: T0 });
+  await settle(h);
+  h.wall = T0 + 40_000; // idle: the clock follows the wall to T0 + 30 s, still in the minute of a's watermark
+  await h.runtime.housekeep();
+  h.store.failCommitWhen = (write) => write.upserts.length > 0;
+  h.send("b", { at: T0 + 1_000 });
+  const deadline = Date.now() + 5_000;
+  while (h.log.all(h.topics.alerts).length < 2 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  const published = h.log.all(h.topics.alerts).map((r) => new TextDecoder().decode(r.value!));
+  assert.equal(published.length, 2, "b's alert went out before the failed commit");
+  assert.match(published[1], /"occurredAt":"2026-01-01T10:00:30.000Z"/);
+  await h.crash();
+  h.store.failCommitWhen = null;
+  await h.start("another-instance");
+  await settle(h);
+  await h.stop();
+  const alerts = h.log.all(h.topics.alerts).map((r) => new TextDecoder().decode(r.value!));
+  assert.deepEqual([...new Set(alerts)], published, "the new owner re-published b's alert byte for byte");
+});
+
 /** A store whose commits wait on a gate while it is set (a slow database). */
 class SlowStore extends MemoryCheckpointStore {
   gate: PromiseWithResolvers<void> | null = null;

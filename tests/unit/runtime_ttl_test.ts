@@ -36,6 +36,26 @@ Deno.test("an actor expired in memory whose delete's checkpoint failed starts af
   assert.deepEqual((await h.stored("k"))?.values, [2]);
 });
 
+Deno.test("an actor expired in memory whose delete has not committed starts afresh also for a record appended before it expired", async () => {
+  const h = harness({ stateTtlMs: 60 * SECOND });
+  await h.start();
+  h.send("k", { n: 1 });
+  await h.drained();
+  await h.runtime.housekeep();
+  h.consumer.readable = false; // the log cannot be read: what is appended now waits
+  h.wall += 50 * SECOND;
+  h.send("k", { n: 2 }); // 50 s after k's last record, within the TTL
+  h.wall += 20 * SECOND; // idle, past the TTL by the wall: the next round expires k in memory
+  h.store.failCommitWhen = (write) => write.deletes.length > 0; // and the checkpoint carrying its delete fails
+  await h.runtime.housekeep();
+  assert.deepEqual((await h.stored("k"))?.values, [1], "the stored row is still there");
+  h.store.failCommitWhen = null;
+  h.consumer.readable = true;
+  await h.drained();
+  await h.stop();
+  assert.deepEqual((await h.stored("k"))?.values, [2], "k came back from the row its expiry was deleting");
+});
+
 Deno.test("an actor expired in memory is deleted by the next checkpoint that commits, when the one carrying its delete failed", async () => {
   const h = harness({ stateTtlMs: SECOND });
   await h.start();
