@@ -33,12 +33,13 @@ async function runScript(
   return { code: output.code, stdout: decoder.decode(output.stdout), stderr: decoder.decode(output.stderr) };
 }
 
-/** `deno task tail` in embedded mode (KAFKA_BROKERS unset), its output piped. */
-function spawnTail(args: string[]): Deno.ChildProcess {
+/** A script of scripts/ in embedded mode (KAFKA_BROKERS and DATABASE_URL unset), its output piped. */
+function spawnScript(script: string, args: string[]): Deno.ChildProcess {
   const env = Deno.env.toObject();
   delete env.KAFKA_BROKERS;
+  delete env.DATABASE_URL;
   return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", "scripts/tail.ts", ...args],
+    args: ["run", "-A", "--quiet", `scripts/${script}`, ...args],
     cwd: ROOT,
     env,
     clearEnv: true,
@@ -46,6 +47,11 @@ function spawnTail(args: string[]): Deno.ChildProcess {
     stdout: "piped",
     stderr: "piped",
   }).spawn();
+}
+
+/** `deno task tail` in embedded mode, its output piped. */
+function spawnTail(args: string[]): Deno.ChildProcess {
+  return spawnScript("tail.ts", args);
 }
 
 /** Views per product in the CSV, counted independently of the importer. */
@@ -820,22 +826,12 @@ onlyOn(
   async () => {
     const engine = silentEngine();
     try {
-      const env = Deno.env.toObject();
-      delete env.KAFKA_BROKERS;
-      delete env.DATABASE_URL;
-      const output = await new Deno.Command(Deno.execPath(), {
-        args: [
-          ...["run", "-A", "--quiet", "scripts/loadgen.ts", "--url", engine.url],
-          ...["--rate", "20", "--duration", "0.5", "--timeout", "1"],
-        ],
-        cwd: ROOT,
-        env,
-        clearEnv: true,
-        stdin: "null",
-        stdout: "piped",
-        stderr: "piped",
-        signal: AbortSignal.timeout(60_000), // it used to wait for ever (fetch has no timeout of its own)
-      }).output();
+      const child = spawnScript("loadgen.ts", [
+        ...["--url", engine.url, "--rate", "20", "--duration", "0.5", "--timeout", "1"],
+      ]);
+      // It used to wait for ever (fetch has no timeout of its own).
+      const guard = setTimeout(() => child.kill("SIGKILL"), 60_000);
+      const output = await child.output().finally(() => clearTimeout(guard));
       const stdout = new TextDecoder().decode(output.stdout);
       const stderr = new TextDecoder().decode(output.stderr);
       assert.equal(output.signal, null, `ended by ${output.signal} (the guard), not by itself:\n${stdout}\n${stderr}`);
@@ -854,18 +850,7 @@ onlyOn(
   "loadgen: a second Ctrl-C gives up the requests the engine does not answer, and still prints the summary",
   async () => {
     const engine = silentEngine();
-    const env = Deno.env.toObject();
-    delete env.KAFKA_BROKERS;
-    delete env.DATABASE_URL;
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--quiet", "scripts/loadgen.ts", "--url", engine.url, "--rate", "20", "--duration", "600"],
-      cwd: ROOT,
-      env,
-      clearEnv: true,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    const child = spawnScript("loadgen.ts", ["--url", engine.url, "--rate", "20", "--duration", "600"]);
     const decoder = new TextDecoder();
     let stderr = "";
     let stderrChanged = () => {};
