@@ -36,23 +36,57 @@ async function getUser(engine: EngineProcess, userId: string): Promise<{ status:
   return { status: response.status, body };
 }
 
+/** The settings both instances of a test share: a group and topics of their own, checkpoints every 200 ms, no idle clock. */
+function groupEnv(id: string, dbUrl: string, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    KAFKA_BROKERS: services().kafkaBrokers,
+    DATABASE_URL: dbUrl,
+    TOPIC_PREFIX: `${id}.`,
+    GROUP_ID: `${id}-group`,
+    PARTITIONS: String(PARTITIONS),
+    CHECKPOINT_INTERVAL_MS: "200",
+    CLOCK_IDLE_MS: String(86_400_000),
+    ...extra,
+  };
+}
+
+/**
+ * `read`'s answer once it gives the same twice, two seconds apart: two members joining one after the other may take the
+ * group through more than one rebalance, so the owners are those that stay put.
+ */
+function settled<T>(label: string, read: () => Promise<T | undefined>, same: (a: T, b: T) => boolean): Promise<T> {
+  return eventually(
+    label,
+    async () => {
+      const first = await read();
+      if (first === undefined) return undefined;
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      const second = await read();
+      return second !== undefined && same(first, second) ? second : undefined;
+    },
+    60_000,
+    200,
+  );
+}
+
+/** Whether two partition → owner maps agree on every partition of the first. */
+const sameOwners = <K>(first: Map<K, string>, second: Map<K, string>) =>
+  [...first].every(([p, o]) => second.get(p) === o);
+
+/** `error` with the last lines of each instance's log. */
+function withLogs(error: unknown, a?: EngineProcess, b?: EngineProcess): Error {
+  const tail = (e?: EngineProcess) => e?.logs().split("\n").slice(-20).join("\n") ?? "";
+  return new Error(`${(error as Error).message}\nA logs:\n${tail(a)}\nB logs:\n${tail(b)}`, { cause: error });
+}
+
 onlyOn("kafka", {
   name: "routing: either instance answers with the owner's state; a dead owner's keys fall back to the checkpoint",
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    const { kafkaBrokers } = services();
     const db = await freshDatabase();
     const id = uniqueName("rt");
-    const env = {
-      KAFKA_BROKERS: kafkaBrokers,
-      DATABASE_URL: db.url,
-      TOPIC_PREFIX: `${id}.`,
-      GROUP_ID: `${id}-group`,
-      PARTITIONS: String(PARTITIONS),
-      CHECKPOINT_INTERVAL_MS: "200",
-      CLOCK_IDLE_MS: String(86_400_000),
-    };
+    const env = groupEnv(id, db.url);
     const topics = topicNames(parseConfig(env));
     const sql = postgres(db.url, { max: 1, onnotice: () => {} });
     let a: EngineProcess | undefined;
@@ -76,20 +110,7 @@ onlyOn("kafka", {
           ? new Map(rows.map((r) => [r.partition, r.owner]))
           : undefined;
       };
-      // Two members joining one after the other may take the group through more than one rebalance:
-      // the owners are those that stay put for two seconds.
-      const owners = await eventually(
-        "both instances own partitions of the events topic, the same for two seconds",
-        async () => {
-          const first = await claims();
-          if (!first) return undefined;
-          await new Promise((resolve) => setTimeout(resolve, 2_000));
-          const second = await claims();
-          return second && [...first].every(([p, o]) => second.get(p) === o) ? second : undefined;
-        },
-        60_000,
-        200,
-      );
+      const owners = await settled("both instances own partitions of the events topic", claims, sameOwners);
 
       const users = Array.from({ length: USERS }, (_, i) => `rt-user-${i}`);
       const at = Date.now() - 60_000;
@@ -190,8 +211,7 @@ onlyOn("kafka", {
            and partition = ${partitionForKey(revived, PARTITIONS)}`;
       assert.equal(row.owner, ids.a, "A now owns the partition");
     } catch (error) {
-      const tail = (e?: EngineProcess) => e?.logs().split("\n").slice(-20).join("\n") ?? "";
-      throw new Error(`${(error as Error).message}\nA logs:\n${tail(a)}\nB logs:\n${tail(b)}`, { cause: error });
+      throw withLogs(error, a, b);
     } finally {
       await a?.kill("SIGTERM");
       await b?.kill("SIGKILL");
@@ -214,18 +234,9 @@ onlyOn("kafka", {
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    const { kafkaBrokers } = services();
     const db = await freshDatabase();
     const id = uniqueName("zb");
-    const env = {
-      KAFKA_BROKERS: kafkaBrokers,
-      DATABASE_URL: db.url,
-      TOPIC_PREFIX: `${id}.`,
-      GROUP_ID: `${id}-group`,
-      PARTITIONS: String(PARTITIONS),
-      CHECKPOINT_INTERVAL_MS: "200",
-      CLOCK_IDLE_MS: String(86_400_000),
-    };
+    const env = groupEnv(id, db.url);
     const topics = topicNames(parseConfig(env));
     const sql = postgres(db.url, { max: 1, onnotice: () => {} });
     const owners = async () =>
@@ -336,8 +347,7 @@ onlyOn("kafka", {
         100,
       );
     } catch (error) {
-      const tail = (e?: EngineProcess) => e?.logs().split("\n").slice(-20).join("\n") ?? "";
-      throw new Error(`${(error as Error).message}\nA logs:\n${tail(a)}\nB logs:\n${tail(b)}`, { cause: error });
+      throw withLogs(error, a, b);
     } finally {
       await a?.kill("SIGKILL");
       await b?.kill("SIGTERM");
@@ -353,18 +363,9 @@ onlyOn("kafka", {
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    const { kafkaBrokers } = services();
     const db = await freshDatabase();
     const id = uniqueName("ua");
-    const env = {
-      KAFKA_BROKERS: kafkaBrokers,
-      DATABASE_URL: db.url,
-      TOPIC_PREFIX: `${id}.`,
-      GROUP_ID: `${id}-group`,
-      PARTITIONS: String(PARTITIONS),
-      CHECKPOINT_INTERVAL_MS: "200",
-      CLOCK_IDLE_MS: String(86_400_000),
-    };
+    const env = groupEnv(id, db.url);
     const topics = topicNames(parseConfig(env));
     const sql = postgres(db.url, { max: 1, onnotice: () => {} });
     // B advertises an address nothing listens on (an ADVERTISED_URL set wrong).
@@ -381,23 +382,14 @@ onlyOn("kafka", {
         return row?.instance_id;
       });
       const users = Array.from({ length: 50 }, (_, i) => `ua-user-${i}`);
-      const userId = await eventually(
-        "a user whose partition B owns, for two seconds",
-        async () => {
-          const owned = async () => {
-            const rows = await sql<{ partition: number; owner: string }[]>`
-            select partition, owner from partition_checkpoints where group_id = ${env.GROUP_ID} and topic = ${topics.events}`;
-            return rows.length === PARTITIONS
-              ? users.find((u) => rows.find((r) => r.partition === partitionForKey(u, PARTITIONS))?.owner === bId)
-              : undefined;
-          };
-          const first = await owned();
-          await new Promise((resolve) => setTimeout(resolve, 2_000));
-          return first !== undefined && (await owned()) === first ? first : undefined;
-        },
-        60_000,
-        200,
-      );
+      const owned = async () => {
+        const rows = await sql<{ partition: number; owner: string }[]>`
+          select partition, owner from partition_checkpoints where group_id = ${env.GROUP_ID} and topic = ${topics.events}`;
+        return rows.length === PARTITIONS
+          ? users.find((u) => rows.find((r) => r.partition === partitionForKey(u, PARTITIONS))?.owner === bId)
+          : undefined;
+      };
+      const userId = await settled("a user whose partition B owns", owned, (first, second) => first === second);
       await post(a, [{ type: "product_viewed", userId, properties: { productId: "p1" } }]);
       await eventually(
         "B checkpointed the view",
@@ -424,8 +416,7 @@ onlyOn("kafka", {
       assert.equal(warnings[0].level, "warn");
       assert.equal(warnings[0].owner, bId);
     } catch (error) {
-      const tail = (e?: EngineProcess) => e?.logs().split("\n").slice(-20).join("\n") ?? "";
-      throw new Error(`${(error as Error).message}\nA logs:\n${tail(a)}\nB logs:\n${tail(b)}`, { cause: error });
+      throw withLogs(error, a, b);
     } finally {
       await a?.kill("SIGTERM");
       await b?.kill("SIGTERM");
@@ -457,21 +448,11 @@ onlyOn("kafka", {
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    const { kafkaBrokers } = services();
     const db = await freshDatabase();
     const id = uniqueName("an");
     // Checkpoints only every 10 messages of a partition (never by time): the global actor's checkpoint
     // then stays behind its memory, deterministically, once it has handled fewer than 10 facts since.
-    const env = {
-      KAFKA_BROKERS: kafkaBrokers,
-      DATABASE_URL: db.url,
-      TOPIC_PREFIX: `${id}.`,
-      GROUP_ID: `${id}-group`,
-      PARTITIONS: String(PARTITIONS),
-      CHECKPOINT_INTERVAL_MS: "3600000",
-      CHECKPOINT_MAX_MESSAGES: "10",
-      CLOCK_IDLE_MS: String(86_400_000),
-    };
+    const env = groupEnv(id, db.url, { CHECKPOINT_INTERVAL_MS: "3600000", CHECKPOINT_MAX_MESSAGES: "10" });
     const topics = topicNames(parseConfig(env));
     const sql = postgres(db.url, { max: 1, onnotice: () => {} });
     let a: EngineProcess | undefined;
@@ -500,18 +481,7 @@ onlyOn("kafka", {
           ? new Map(rows.map((r) => [`${r.topic}:${r.partition}`, r.owner]))
           : undefined;
       };
-      const owners = await eventually(
-        "both processing instances own partitions, the same for two seconds",
-        async () => {
-          const first = await claims();
-          if (!first) return undefined;
-          await new Promise((resolve) => setTimeout(resolve, 2_000));
-          const second = await claims();
-          return second && [...first].every(([p, o]) => second.get(p) === o) ? second : undefined;
-        },
-        60_000,
-        200,
-      );
+      const owners = await settled("both processing instances own partitions", claims, sameOwners);
       const ownerId = owners.get(`${topics.analytics}:0`)!;
       const [owner, other] = ownerId === ids[0] ? [a, b] : [b, a];
       const otherId = ownerId === ids[0] ? ids[1] : ids[0];
