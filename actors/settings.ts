@@ -130,22 +130,26 @@ export const domainSettingsSchema = z.object(domainSettingsShape);
 /** The validated domain settings. */
 export type DomainSettings = Readonly<z.output<typeof domainSettingsSchema>>;
 
-/** The business alerts' windows: the global actor evaluates each over the minutes it keeps in memory. */
-const BUSINESS_ALERT_WINDOWS = [
+/**
+ * Windows the global actor sums over the minutes it keeps in memory: the business alerts' and the realtime revenue by
+ * category's (actors/rollups.ts, `revenueByCategoryWindows`, which a wider window left summing only the memory).
+ */
+const MEMORY_WINDOWS = [
   "LOW_CONVERSION_WINDOW_MINUTES",
   "HIGH_ABANDONMENT_WINDOW_MINUTES",
   "LOW_TRAFFIC_WINDOW_MINUTES",
   "SLOW_PAGES_WINDOW_MINUTES",
+  "CATEGORY_WINDOW_MINUTES",
 ] as const;
 
 /**
  * Problems between domain settings that each pass alone, as messages naming both settings; the
- * configuration (engine/config.ts) refuses to start with any. A business alert's window longer than
- * ANALYTICS_RETENTION_MINUTES was silently cut to the retention (actors/global.ts, `evaluate`), and a
+ * configuration (engine/config.ts) refuses to start with any. A business alert's or revenue-by-category window longer
+ * than ANALYTICS_RETENTION_MINUTES was silently cut to the retention (actors/global.ts, `evaluate`), and a
  * fraud threshold beyond the kept order history silently never fired.
  */
 export function domainSettingsConflicts(s: DomainSettings): string[] {
-  const windows = BUSINESS_ALERT_WINDOWS.filter((name) => s[name] > s.ANALYTICS_RETENTION_MINUTES).map((name) =>
+  const windows = MEMORY_WINDOWS.filter((name) => s[name] > s.ANALYTICS_RETENTION_MINUTES).map((name) =>
     `Cannot evaluate ${name} over minutes the global actor no longer keeps: current value is ${s[name]}, ` +
     `above ANALYTICS_RETENTION_MINUTES (${s.ANALYTICS_RETENTION_MINUTES}); lower ${name} or raise ` +
     "ANALYTICS_RETENTION_MINUTES"

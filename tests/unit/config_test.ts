@@ -622,6 +622,39 @@ Deno.test("parseConfig() refuses a business-alert window longer than ANALYTICS_R
   );
 });
 
+Deno.test("parseConfig() refuses revenue-by-category windows wider than ANALYTICS_RETENTION_MINUTES (they were cut)", () => {
+  // The realtime revenueByCategory sums the global actor's minutes in memory: a wider window summed only the last
+  // ANALYTICS_RETENTION_MINUTES of it, under a windowStart that said otherwise.
+  assert.equal(
+    parseConfig({ ANALYTICS_RETENTION_MINUTES: "60", CATEGORY_WINDOW_MINUTES: "60" }).CATEGORY_WINDOW_MINUTES,
+    60,
+  );
+  assert.equal(parseConfig({ CATEGORY_WINDOW_MINUTES: "1440" }).CATEGORY_WINDOW_MINUTES, 1440);
+  for (
+    const env of [{ CATEGORY_WINDOW_MINUTES: "10080" }, {
+      ANALYTICS_RETENTION_MINUTES: "60",
+      CATEGORY_WINDOW_MINUTES: "61",
+    }]
+  ) {
+    assert.throws(
+      () => parseConfig(env),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        const retention = env.ANALYTICS_RETENTION_MINUTES ?? "1440";
+        assert.ok(
+          error.message.includes(
+            `Cannot evaluate CATEGORY_WINDOW_MINUTES over minutes the global actor no longer keeps: current value is ` +
+              `${env.CATEGORY_WINDOW_MINUTES}, above ANALYTICS_RETENTION_MINUTES (${retention})`,
+          ),
+          error.message,
+        );
+        return true;
+      },
+      JSON.stringify(env),
+    );
+  }
+});
+
 Deno.test("parseLogClientConfig() (deno task tail) applies the engine's rules to the broker list, group and topic prefix", () => {
   const client = parseLogClientConfig({
     KAFKA_BROKERS: " kafka-1:9092 , kafka-2:9092 ",
