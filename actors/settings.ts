@@ -154,7 +154,19 @@ export function domainSettingsConflicts(s: DomainSettings): string[] {
     `above ANALYTICS_RETENTION_MINUTES (${s.ANALYTICS_RETENTION_MINUTES}); lower ${name} or raise ` +
     "ANALYTICS_RETENTION_MINUTES"
   );
-  return [...windows, ...unreachableThresholds(s), ...orderHistoryConflicts(s)];
+  return [...windows, ...unreachableThresholds(s), ...orderHistoryConflicts(s), ...alwaysFiring(s)];
+}
+
+/**
+ * Thresholds every input crosses: a fraud score is never below 0, so FRAUD_ALERT_THRESHOLD=0 raised fraud_suspected on
+ * every order, listing no signal when none fired (the SPEC's alert lists the signals that fired).
+ */
+function alwaysFiring(s: DomainSettings): string[] {
+  if (s.FRAUD_ALERT_THRESHOLD > 0) return [];
+  return [
+    `Cannot tell suspected orders from others: FRAUD_ALERT_THRESHOLD is ${s.FRAUD_ALERT_THRESHOLD}, so every order ` +
+    "would raise fraud_suspected, even one no signal fired on; raise FRAUD_ALERT_THRESHOLD above 0",
+  ];
 }
 
 /**

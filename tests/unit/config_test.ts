@@ -713,6 +713,25 @@ Deno.test("parseConfig() refuses fraud thresholds the kept order history can nev
   refused({ USER_RECENT_ORDERS: "1" }, /FRAUD_VELOCITY_ORDERS/, /FRAUD_DISTINCT_LIMIT/);
 });
 
+Deno.test("parseConfig() refuses FRAUD_ALERT_THRESHOLD=0, which raised fraud_suspected on every order, with no signal", () => {
+  // Every score is at least 0: an order no signal fired on scored 0 and was reported as suspected, listing nothing.
+  assert.equal(parseConfig({ FRAUD_ALERT_THRESHOLD: "0.01" }).FRAUD_ALERT_THRESHOLD, 0.01);
+  for (const value of ["0", "0.0", " 0 "]) {
+    assert.throws(
+      () => parseConfig({ FRAUD_ALERT_THRESHOLD: value }),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.match(
+          error.message,
+          /FRAUD_ALERT_THRESHOLD is 0, so every order would raise fraud_suspected, even one no signal fired on; raise FRAUD_ALERT_THRESHOLD above 0/,
+        );
+        return true;
+      },
+      value,
+    );
+  }
+});
+
 Deno.test("parseConfig() refuses business alert thresholds that can never fire (the alert was silently off)", () => {
   // A ratio is never below 0 nor above 1, and no average loadTime is above the longest accepted (3600 s).
   assert.equal(parseConfig({ LOW_CONVERSION_RATIO: "0.001" }).LOW_CONVERSION_RATIO, 0.001);
