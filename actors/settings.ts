@@ -154,7 +154,35 @@ export function domainSettingsConflicts(s: DomainSettings): string[] {
     `above ANALYTICS_RETENTION_MINUTES (${s.ANALYTICS_RETENTION_MINUTES}); lower ${name} or raise ` +
     "ANALYTICS_RETENTION_MINUTES"
   );
-  return [...windows, ...unreachableThresholds(s), ...orderHistoryConflicts(s), ...alwaysFiring(s)];
+  return [
+    ...windows,
+    ...unreachableThresholds(s),
+    ...orderHistoryConflicts(s),
+    ...alwaysFiring(s),
+    ...emptyNightWindow(s),
+  ];
+}
+
+/** Whether `hour` (0–23, store time) is in the night window from `start` (inclusive) to `end` (exclusive), wrapping past midnight. */
+export function isNightHour(hour: number, start: number, end: number): boolean {
+  return start <= end ? hour >= start && hour < end : hour >= start || hour < end;
+}
+
+/**
+ * A night window holding no hour (start equal to end, or 24 to 0) while night_time weighs something: the signal never
+ * fired, and nothing said so. A weight of 0 is the way to turn it off.
+ */
+function emptyNightWindow(s: DomainSettings): string[] {
+  const { FRAUD_NIGHT_START_HOUR: start, FRAUD_NIGHT_END_HOUR: end } = s;
+  if (
+    s.FRAUD_NIGHT_WEIGHT === 0 || Array.from({ length: 24 }, (_, hour) => hour).some((h) => isNightHour(h, start, end))
+  ) {
+    return [];
+  }
+  return [
+    `Cannot fire night_time: FRAUD_NIGHT_START_HOUR (${start}) to FRAUD_NIGHT_END_HOUR (${end}) holds no hour; ` +
+    "set them apart (e.g. 0 and 6, or 22 and 6 across midnight) or set FRAUD_NIGHT_WEIGHT=0 to turn night_time off",
+  ];
 }
 
 /**

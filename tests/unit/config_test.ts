@@ -732,6 +732,37 @@ Deno.test("parseConfig() refuses FRAUD_ALERT_THRESHOLD=0, which raised fraud_sus
   }
 });
 
+Deno.test("parseConfig() refuses an empty night_time window, which silently never fired", () => {
+  const night = (start: string, end: string, weight?: string) =>
+    parseConfig({
+      FRAUD_NIGHT_START_HOUR: start,
+      FRAUD_NIGHT_END_HOUR: end,
+      ...(weight === undefined ? {} : { FRAUD_NIGHT_WEIGHT: weight }),
+    });
+  // Wrapping past midnight, the whole day, and an hour of 24 read as midnight: each holds at least one hour.
+  assert.equal(night("22", "6").FRAUD_NIGHT_START_HOUR, 22);
+  assert.equal(night("0", "24").FRAUD_NIGHT_END_HOUR, 24);
+  assert.equal(night("24", "6").FRAUD_NIGHT_START_HOUR, 24);
+  // An empty window with the signal weighed 0 is the signal turned off, as asked.
+  assert.equal(night("3", "3", "0").FRAUD_NIGHT_WEIGHT, 0);
+  for (const [start, end] of [["3", "3"], ["0", "0"], ["24", "24"], ["24", "0"]]) {
+    assert.throws(
+      () => night(start, end),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.ok(
+          error.message.includes(
+            `Cannot fire night_time: FRAUD_NIGHT_START_HOUR (${start}) to FRAUD_NIGHT_END_HOUR (${end}) holds no hour`,
+          ),
+          error.message,
+        );
+        return true;
+      },
+      `${start}-${end}`,
+    );
+  }
+});
+
 Deno.test("parseConfig() refuses business alert thresholds that can never fire (the alert was silently off)", () => {
   // A ratio is never below 0 nor above 1, and no average loadTime is above the longest accepted (3600 s).
   assert.equal(parseConfig({ LOW_CONVERSION_RATIO: "0.001" }).LOW_CONVERSION_RATIO, 0.001);
