@@ -158,7 +158,7 @@ export function domainSettingsConflicts(s: DomainSettings): string[] {
     ...windows,
     ...unreachableThresholds(s),
     ...orderHistoryConflicts(s),
-    ...alwaysFiring(s),
+    ...fraudThresholdConflicts(s),
     ...emptyNightWindow(s),
   ];
 }
@@ -185,15 +185,36 @@ function emptyNightWindow(s: DomainSettings): string[] {
   ];
 }
 
+/** The fraud signals' weights: the score is their sum over the signals that fired, capped at 1 (actors/fraud.ts). */
+const FRAUD_WEIGHTS = [
+  "FRAUD_HIGH_TOTAL_WEIGHT",
+  "FRAUD_VELOCITY_WEIGHT",
+  "FRAUD_NIGHT_WEIGHT",
+  "FRAUD_FIRST_ORDER_WEIGHT",
+  "FRAUD_AOV_WEIGHT",
+  "FRAUD_DISTINCT_WEIGHT",
+] as const;
+
 /**
- * Thresholds every input crosses: a fraud score is never below 0, so FRAUD_ALERT_THRESHOLD=0 raised fraud_suspected on
- * every order, listing no signal when none fired (the SPEC's alert lists the signals that fired).
+ * A FRAUD_ALERT_THRESHOLD every order crosses or none can. A score is never below 0, so 0 raised fraud_suspected on
+ * every order, listing no signal when none fired (the SPEC's alert lists the signals that fired); one above every weight
+ * together (rounded as the score is) was never raised, and nothing said so. Every weight 0 turns the alert off.
  */
-function alwaysFiring(s: DomainSettings): string[] {
-  if (s.FRAUD_ALERT_THRESHOLD > 0) return [];
+function fraudThresholdConflicts(s: DomainSettings): string[] {
+  const threshold = s.FRAUD_ALERT_THRESHOLD;
+  if (threshold <= 0) {
+    return [
+      `Cannot tell suspected orders from others: FRAUD_ALERT_THRESHOLD is ${threshold}, so every order would raise ` +
+      "fraud_suspected, even one no signal fired on; raise FRAUD_ALERT_THRESHOLD above 0",
+    ];
+  }
+  const sum = FRAUD_WEIGHTS.reduce((total, name) => total + s[name], 0);
+  const highest = Math.round(Math.min(1, sum) * 1e6) / 1e6;
+  if (sum === 0 || threshold <= highest) return [];
   return [
-    `Cannot tell suspected orders from others: FRAUD_ALERT_THRESHOLD is ${s.FRAUD_ALERT_THRESHOLD}, so every order ` +
-    "would raise fraud_suspected, even one no signal fired on; raise FRAUD_ALERT_THRESHOLD above 0",
+    `Cannot fire fraud_suspected: FRAUD_ALERT_THRESHOLD is ${threshold}, above ${highest}, the score of every signal ` +
+    `firing at once (${FRAUD_WEIGHTS.join(" + ")}); lower FRAUD_ALERT_THRESHOLD or raise the weights ` +
+    "(every weight 0 turns fraud alerts off)",
   ];
 }
 

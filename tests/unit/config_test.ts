@@ -732,6 +732,33 @@ Deno.test("parseConfig() refuses FRAUD_ALERT_THRESHOLD=0, which raised fraud_sus
   }
 });
 
+Deno.test("parseConfig() refuses a FRAUD_ALERT_THRESHOLD above every signal's weight together (it never fired)", () => {
+  const weights = {
+    FRAUD_HIGH_TOTAL_WEIGHT: "0.1",
+    FRAUD_VELOCITY_WEIGHT: "0.1",
+    FRAUD_NIGHT_WEIGHT: "0.1",
+    FRAUD_FIRST_ORDER_WEIGHT: "0.1",
+    FRAUD_AOV_WEIGHT: "0.1",
+    FRAUD_DISTINCT_WEIGHT: "0.1",
+  };
+  // Lowered weights that still reach the threshold, and every weight 0: fraud alerts turned off, as asked.
+  assert.equal(parseConfig({ ...weights, FRAUD_ALERT_THRESHOLD: "0.6" }).FRAUD_ALERT_THRESHOLD, 0.6);
+  const off = Object.fromEntries(Object.keys(weights).map((name) => [name, "0"]));
+  assert.equal(parseConfig({ ...off, FRAUD_ALERT_THRESHOLD: "0.7" }).FRAUD_HIGH_TOTAL_WEIGHT, 0);
+  // Six weights of 0.1 add up to 0.6 at most: an alert at 0.7 was never raised, and nothing said so.
+  assert.throws(
+    () => parseConfig({ ...weights, FRAUD_ALERT_THRESHOLD: "0.7" }),
+    (error: unknown) => {
+      assert.ok(error instanceof ConfigError);
+      assert.match(
+        error.message,
+        /Cannot fire fraud_suspected: FRAUD_ALERT_THRESHOLD is 0\.7, above 0\.6, the score of every signal firing at once/,
+      );
+      return true;
+    },
+  );
+});
+
 Deno.test("parseConfig() refuses an empty night_time window, which silently never fired", () => {
   const night = (start: string, end: string, weight?: string) =>
     parseConfig({
