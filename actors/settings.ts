@@ -163,7 +163,7 @@ export function domainSettingsConflicts(s: DomainSettings): string[] {
   ];
 }
 
-/** Whether `hour` (0–23, store time) is in the night window from `start` (inclusive) to `end` (exclusive), wrapping past midnight. */
+/** Whether `hour` (0–23, store time) is in the night window from `start` (inclusive) to `end` (exclusive), wrapping. */
 export function isNightHour(hour: number, start: number, end: number): boolean {
   return start <= end ? hour >= start && hour < end : hour >= start || hour < end;
 }
@@ -174,11 +174,8 @@ export function isNightHour(hour: number, start: number, end: number): boolean {
  */
 function emptyNightWindow(s: DomainSettings): string[] {
   const { FRAUD_NIGHT_START_HOUR: start, FRAUD_NIGHT_END_HOUR: end } = s;
-  if (
-    s.FRAUD_NIGHT_WEIGHT === 0 || Array.from({ length: 24 }, (_, hour) => hour).some((h) => isNightHour(h, start, end))
-  ) {
-    return [];
-  }
+  const hours = Array.from({ length: 24 }, (_, hour) => isNightHour(hour, start, end));
+  if (s.FRAUD_NIGHT_WEIGHT === 0 || hours.some(Boolean)) return [];
   return [
     `Cannot fire night_time: FRAUD_NIGHT_START_HOUR (${start}) to FRAUD_NIGHT_END_HOUR (${end}) holds no hour; ` +
     "set them apart (e.g. 0 and 6, or 22 and 6 across midnight) or set FRAUD_NIGHT_WEIGHT=0 to turn night_time off",
