@@ -15,7 +15,7 @@
 import { givenLabel } from "./labels.ts";
 import { atLeastTimes, toMillis } from "./money.ts";
 import type { DomainSettings } from "./settings.ts";
-import { minutesMs } from "./settings.ts";
+import { isNightHour, minutesMs } from "./settings.ts";
 
 /** The names of the fraud signals. */
 export type FraudSignal =
@@ -113,9 +113,7 @@ export function assessFraud(order: ScoredOrder, history: OrderHistoryView, s: Do
 /** Whether `at` falls in the night window, in the configured offset from UTC. */
 export function isNight(at: number, s: DomainSettings): boolean {
   const local = new Date(at + s.FRAUD_NIGHT_UTC_OFFSET_MINUTES * 60_000);
-  const hour = local.getUTCHours();
-  const { FRAUD_NIGHT_START_HOUR: start, FRAUD_NIGHT_END_HOUR: end } = s;
-  return start <= end ? hour >= start && hour < end : hour >= start || hour < end;
+  return isNightHour(local.getUTCHours(), s.FRAUD_NIGHT_START_HOUR, s.FRAUD_NIGHT_END_HOUR);
 }
 
 /**

@@ -130,27 +130,89 @@ export const domainSettingsSchema = z.object(domainSettingsShape);
 /** The validated domain settings. */
 export type DomainSettings = Readonly<z.output<typeof domainSettingsSchema>>;
 
-/** The business alerts' windows: the global actor evaluates each over the minutes it keeps in memory. */
-const BUSINESS_ALERT_WINDOWS = [
+/**
+ * Windows the global actor sums over the minutes it keeps in memory: the business alerts' and the realtime revenue by
+ * category's (actors/rollups.ts, `revenueByCategoryWindows`, which a wider window left summing only the memory).
+ */
+const MEMORY_WINDOWS = [
   "LOW_CONVERSION_WINDOW_MINUTES",
   "HIGH_ABANDONMENT_WINDOW_MINUTES",
   "LOW_TRAFFIC_WINDOW_MINUTES",
   "SLOW_PAGES_WINDOW_MINUTES",
+  "CATEGORY_WINDOW_MINUTES",
 ] as const;
 
 /**
  * Problems between domain settings that each pass alone, as messages naming both settings; the
- * configuration (engine/config.ts) refuses to start with any. A business alert's window longer than
- * ANALYTICS_RETENTION_MINUTES was silently cut to the retention (actors/global.ts, `evaluate`), and a
+ * configuration (engine/config.ts) refuses to start with any. A business alert's or revenue-by-category window longer
+ * than ANALYTICS_RETENTION_MINUTES was silently cut to the retention (actors/global.ts, `evaluate`), and a
  * fraud threshold beyond the kept order history silently never fired.
  */
 export function domainSettingsConflicts(s: DomainSettings): string[] {
-  const windows = BUSINESS_ALERT_WINDOWS.filter((name) => s[name] > s.ANALYTICS_RETENTION_MINUTES).map((name) =>
+  const windows = MEMORY_WINDOWS.filter((name) => s[name] > s.ANALYTICS_RETENTION_MINUTES).map((name) =>
     `Cannot evaluate ${name} over minutes the global actor no longer keeps: current value is ${s[name]}, ` +
     `above ANALYTICS_RETENTION_MINUTES (${s.ANALYTICS_RETENTION_MINUTES}); lower ${name} or raise ` +
     "ANALYTICS_RETENTION_MINUTES"
   );
-  return [...windows, ...unreachableThresholds(s), ...orderHistoryConflicts(s)];
+  return [
+    ...windows,
+    ...unreachableThresholds(s),
+    ...orderHistoryConflicts(s),
+    ...fraudThresholdConflicts(s),
+    ...emptyNightWindow(s),
+  ];
+}
+
+/** Whether `hour` (0–23, store time) is in the night window from `start` (inclusive) to `end` (exclusive), wrapping. */
+export function isNightHour(hour: number, start: number, end: number): boolean {
+  return start <= end ? hour >= start && hour < end : hour >= start || hour < end;
+}
+
+/**
+ * A night window holding no hour (start equal to end, or 24 to 0) while night_time weighs something: the signal never
+ * fired, and nothing said so. A weight of 0 is the way to turn it off.
+ */
+function emptyNightWindow(s: DomainSettings): string[] {
+  const { FRAUD_NIGHT_START_HOUR: start, FRAUD_NIGHT_END_HOUR: end } = s;
+  const hours = Array.from({ length: 24 }, (_, hour) => isNightHour(hour, start, end));
+  if (s.FRAUD_NIGHT_WEIGHT === 0 || hours.some(Boolean)) return [];
+  return [
+    `Cannot fire night_time: FRAUD_NIGHT_START_HOUR (${start}) to FRAUD_NIGHT_END_HOUR (${end}) holds no hour; ` +
+    "set them apart (e.g. 0 and 6, or 22 and 6 across midnight) or set FRAUD_NIGHT_WEIGHT=0 to turn night_time off",
+  ];
+}
+
+/** The fraud signals' weights: the score is their sum over the signals that fired, capped at 1 (actors/fraud.ts). */
+const FRAUD_WEIGHTS = [
+  "FRAUD_HIGH_TOTAL_WEIGHT",
+  "FRAUD_VELOCITY_WEIGHT",
+  "FRAUD_NIGHT_WEIGHT",
+  "FRAUD_FIRST_ORDER_WEIGHT",
+  "FRAUD_AOV_WEIGHT",
+  "FRAUD_DISTINCT_WEIGHT",
+] as const;
+
+/**
+ * A FRAUD_ALERT_THRESHOLD every order crosses or none can. A score is never below 0, so 0 raised fraud_suspected on
+ * every order, listing no signal when none fired (the SPEC's alert lists the signals that fired); one above every weight
+ * together (rounded as the score is) was never raised, and nothing said so. Every weight 0 turns the alert off.
+ */
+function fraudThresholdConflicts(s: DomainSettings): string[] {
+  const threshold = s.FRAUD_ALERT_THRESHOLD;
+  if (threshold <= 0) {
+    return [
+      `Cannot tell suspected orders from others: FRAUD_ALERT_THRESHOLD is ${threshold}, so every order would raise ` +
+      "fraud_suspected, even one no signal fired on; raise FRAUD_ALERT_THRESHOLD above 0",
+    ];
+  }
+  const sum = FRAUD_WEIGHTS.reduce((total, name) => total + s[name], 0);
+  const highest = Math.round(Math.min(1, sum) * 1e6) / 1e6;
+  if (sum === 0 || threshold <= highest) return [];
+  return [
+    `Cannot fire fraud_suspected: FRAUD_ALERT_THRESHOLD is ${threshold}, above ${highest}, the score of every signal ` +
+    `firing at once (${FRAUD_WEIGHTS.join(" + ")}); lower FRAUD_ALERT_THRESHOLD or raise the weights ` +
+    "(every weight 0 turns fraud alerts off)",
+  ];
 }
 
 /**

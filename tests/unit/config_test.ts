@@ -622,6 +622,39 @@ Deno.test("parseConfig() refuses a business-alert window longer than ANALYTICS_R
   );
 });
 
+Deno.test("parseConfig() refuses revenue-by-category windows wider than ANALYTICS_RETENTION_MINUTES (they were cut)", () => {
+  // The realtime revenueByCategory sums the global actor's minutes in memory: a wider window summed only the last
+  // ANALYTICS_RETENTION_MINUTES of it, under a windowStart that said otherwise.
+  assert.equal(
+    parseConfig({ ANALYTICS_RETENTION_MINUTES: "60", CATEGORY_WINDOW_MINUTES: "60" }).CATEGORY_WINDOW_MINUTES,
+    60,
+  );
+  assert.equal(parseConfig({ CATEGORY_WINDOW_MINUTES: "1440" }).CATEGORY_WINDOW_MINUTES, 1440);
+  for (
+    const env of [{ CATEGORY_WINDOW_MINUTES: "10080" }, {
+      ANALYTICS_RETENTION_MINUTES: "60",
+      CATEGORY_WINDOW_MINUTES: "61",
+    }]
+  ) {
+    assert.throws(
+      () => parseConfig(env),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        const retention = env.ANALYTICS_RETENTION_MINUTES ?? "1440";
+        assert.ok(
+          error.message.includes(
+            `Cannot evaluate CATEGORY_WINDOW_MINUTES over minutes the global actor no longer keeps: current value is ` +
+              `${env.CATEGORY_WINDOW_MINUTES}, above ANALYTICS_RETENTION_MINUTES (${retention})`,
+          ),
+          error.message,
+        );
+        return true;
+      },
+      JSON.stringify(env),
+    );
+  }
+});
+
 Deno.test("parseLogClientConfig() (deno task tail) applies the engine's rules to the broker list, group and topic prefix", () => {
   const client = parseLogClientConfig({
     KAFKA_BROKERS: " kafka-1:9092 , kafka-2:9092 ",
@@ -678,6 +711,83 @@ Deno.test("parseConfig() refuses fraud thresholds the kept order history can nev
   );
   // Both at once.
   refused({ USER_RECENT_ORDERS: "1" }, /FRAUD_VELOCITY_ORDERS/, /FRAUD_DISTINCT_LIMIT/);
+});
+
+Deno.test("parseConfig() refuses FRAUD_ALERT_THRESHOLD=0, which raised fraud_suspected on every order, with no signal", () => {
+  // Every score is at least 0: an order no signal fired on scored 0 and was reported as suspected, listing nothing.
+  assert.equal(parseConfig({ FRAUD_ALERT_THRESHOLD: "0.01" }).FRAUD_ALERT_THRESHOLD, 0.01);
+  for (const value of ["0", "0.0", " 0 "]) {
+    assert.throws(
+      () => parseConfig({ FRAUD_ALERT_THRESHOLD: value }),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.match(
+          error.message,
+          /FRAUD_ALERT_THRESHOLD is 0, so every order would raise fraud_suspected, even one no signal fired on; raise FRAUD_ALERT_THRESHOLD above 0/,
+        );
+        return true;
+      },
+      value,
+    );
+  }
+});
+
+Deno.test("parseConfig() refuses a FRAUD_ALERT_THRESHOLD above every signal's weight together (it never fired)", () => {
+  const weights = {
+    FRAUD_HIGH_TOTAL_WEIGHT: "0.1",
+    FRAUD_VELOCITY_WEIGHT: "0.1",
+    FRAUD_NIGHT_WEIGHT: "0.1",
+    FRAUD_FIRST_ORDER_WEIGHT: "0.1",
+    FRAUD_AOV_WEIGHT: "0.1",
+    FRAUD_DISTINCT_WEIGHT: "0.1",
+  };
+  // Lowered weights that still reach the threshold, and every weight 0: fraud alerts turned off, as asked.
+  assert.equal(parseConfig({ ...weights, FRAUD_ALERT_THRESHOLD: "0.6" }).FRAUD_ALERT_THRESHOLD, 0.6);
+  const off = Object.fromEntries(Object.keys(weights).map((name) => [name, "0"]));
+  assert.equal(parseConfig({ ...off, FRAUD_ALERT_THRESHOLD: "0.7" }).FRAUD_HIGH_TOTAL_WEIGHT, 0);
+  // Six weights of 0.1 add up to 0.6 at most: an alert at 0.7 was never raised, and nothing said so.
+  assert.throws(
+    () => parseConfig({ ...weights, FRAUD_ALERT_THRESHOLD: "0.7" }),
+    (error: unknown) => {
+      assert.ok(error instanceof ConfigError);
+      assert.match(
+        error.message,
+        /Cannot fire fraud_suspected: FRAUD_ALERT_THRESHOLD is 0\.7, above 0\.6, the score of every signal firing at once/,
+      );
+      return true;
+    },
+  );
+});
+
+Deno.test("parseConfig() refuses an empty night_time window, which silently never fired", () => {
+  const night = (start: string, end: string, weight?: string) =>
+    parseConfig({
+      FRAUD_NIGHT_START_HOUR: start,
+      FRAUD_NIGHT_END_HOUR: end,
+      ...(weight === undefined ? {} : { FRAUD_NIGHT_WEIGHT: weight }),
+    });
+  // Wrapping past midnight, the whole day, and an hour of 24 read as midnight: each holds at least one hour.
+  assert.equal(night("22", "6").FRAUD_NIGHT_START_HOUR, 22);
+  assert.equal(night("0", "24").FRAUD_NIGHT_END_HOUR, 24);
+  assert.equal(night("24", "6").FRAUD_NIGHT_START_HOUR, 24);
+  // An empty window with the signal weighed 0 is the signal turned off, as asked.
+  assert.equal(night("3", "3", "0").FRAUD_NIGHT_WEIGHT, 0);
+  for (const [start, end] of [["3", "3"], ["0", "0"], ["24", "24"], ["24", "0"]]) {
+    assert.throws(
+      () => night(start, end),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.ok(
+          error.message.includes(
+            `Cannot fire night_time: FRAUD_NIGHT_START_HOUR (${start}) to FRAUD_NIGHT_END_HOUR (${end}) holds no hour`,
+          ),
+          error.message,
+        );
+        return true;
+      },
+      `${start}-${end}`,
+    );
+  }
 });
 
 Deno.test("parseConfig() refuses business alert thresholds that can never fire (the alert was silently off)", () => {

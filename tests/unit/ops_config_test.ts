@@ -2,7 +2,8 @@
  * Checks the monitoring configuration of the compose stack (ops/, docker-compose.yml) against the
  * engine: every dashboard query names metrics that engine/metrics.ts defines, every panel uses the
  * provisioned Prometheus datasource, panels tile the 24-column grid without overlapping, and
- * Prometheus scrapes both engine replicas. No YAML parser: the YAML files are checked line by line.
+ * Prometheus scrapes both engine replicas, and README's Docker table names compose's images and host ports. No YAML
+ * parser: the YAML files are checked line by line.
  */
 import assert from "node:assert/strict";
 import { parseConfig, SETTING_NAMES } from "../../engine/config.ts";
@@ -204,5 +205,30 @@ Deno.test("compose: each engine service's environment is settings the engine kno
     assert.equal(Number(target), config.PORT, `${service} publishes a port the engine does not listen on`);
     assert.ok(published, service);
     assert.equal(config.ADVERTISED_URL, `http://${service}:${config.PORT}`, service);
+  }
+});
+
+/** A compose service's block: from its `  name:` line to the next service's or the file's next top-level key. */
+function serviceSection(compose: string, service: string): string {
+  const start = compose.search(new RegExp(`^  ${service}:\\s*$`, "m"));
+  assert.ok(start >= 0, `service ${service} missing`);
+  const rest = compose.slice(start + 1);
+  const end = rest.search(/^ {2}[a-z][\w-]*:\s*$|^\S/m);
+  return end < 0 ? rest : rest.slice(0, end);
+}
+
+Deno.test("README's Docker table gives each service the image and host port docker-compose.yml does", async () => {
+  const compose = await read("docker-compose.yml");
+  const readme = await read("README.md");
+  const table = readme.slice(readme.indexOf("## Docker and observability"));
+  const rows = [...table.matchAll(/^\| `([\w-]+)`\s*\|([^|]*)\|([^|]*)\|/gm)];
+  assert.ok(rows.length >= 7, "README's Docker table lists fewer than 7 services");
+  for (const [, service, imageCell, portCell] of rows) {
+    const section = serviceSection(compose, service);
+    const image = section.match(/^ {4}image:\s*"?([^"\s]+)"?\s*$/m)?.[1];
+    if (image) assert.match(imageCell, new RegExp(`\`${image.replaceAll(".", "\\.")}\``), `${service}: ${image}`);
+    else assert.match(imageCell, /built from `Dockerfile`/, `${service} has no image and README names one`);
+    const published = [...section.matchAll(/^\s*- "(\d+):\d+"\s*$/gm)].map((match) => match[1]);
+    assert.equal(portCell.trim(), published.length > 0 ? published.join(", ") : "—", `${service}'s host port`);
   }
 });
