@@ -29,7 +29,7 @@ const base = {
   /** The user's session the fact belongs to. */
   session: storableText(1, 512),
   at: time,
-  /** When the event was received, present only if before `at` (a fast client clock): product minutes are pruned from here. */
+  /** When the event was received, only if before `at` (a fast client clock): product minutes are pruned from here. */
   receivedAt: time.optional(),
 };
 

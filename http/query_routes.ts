@@ -146,7 +146,8 @@ export const querySchemas = {
     window: z.enum(RANKING_WINDOWS).default(DEFAULT_RANKING_WINDOW)
       .describe(
         "Length of the window, ending at the minute of the latest event (as the funnel's); at most " +
-          "ANALYTICS_HISTORY_DAYS back (`historyDays` and `from` then say where it was cut). `all`: the products' all-time totals as of their last checkpoint",
+          "ANALYTICS_HISTORY_DAYS back (`historyDays` and `from` then say where it was cut). `all`: the products' " +
+          "all-time totals as of their last checkpoint",
       ),
     limit: limit(100, 10),
   }),

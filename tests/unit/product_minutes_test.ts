@@ -313,7 +313,7 @@ Deno.test("a fact dated ahead of its receipt prunes its partition's product minu
     coViewed: [],
   });
   await h.drained();
-  // p2's view from a client clock five minutes fast (accepted up to MAX_EVENT_FUTURE_MS), as the user actor forwards it.
+  // p2 viewed on a client clock five minutes fast (accepted up to MAX_EVENT_FUTURE_MS), as the user actor forwards it.
   h.send("p2", {
     fact: "product_viewed",
     factId: "f2",
