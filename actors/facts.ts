@@ -29,6 +29,8 @@ const base = {
   /** The user's session the fact belongs to. */
   session: storableText(1, 512),
   at: time,
+  /** When the event was received, only if before `at` (a fast client clock): product minutes are pruned from here. */
+  receivedAt: time.optional(),
 };
 
 /** Present when the user asks for recommendations based on this product (rate-limited by the user actor). */
@@ -143,6 +145,11 @@ export function clockTimeOfFact(fact: AnalyticsFact): number {
   return fact.fact === "activity" && fact.receivedAt !== undefined && fact.receivedAt < fact.at
     ? fact.receivedAt
     : fact.at;
+}
+
+/** A product fact's time taken no later than its event's receipt, as clockTimeOfFact takes an activity's. */
+export function clockTimeOfProductFact(fact: ProductFact): number {
+  return fact.receivedAt !== undefined && fact.receivedAt < fact.at ? fact.receivedAt : fact.at;
 }
 
 /** What the product actor handles: canonical inventory updates and product-side facts. */

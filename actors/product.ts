@@ -13,7 +13,7 @@ import type { ActorContext, ActorLogic } from "../engine/actor.ts";
 import { iso, raiseAlert } from "./alerts.ts";
 import { admit, admitId } from "./dedupe.ts";
 import { clockTimeOf } from "./events.ts";
-import { decodeProductMessage, type ProductFact, type ProductMessage } from "./facts.ts";
+import { clockTimeOfProductFact, decodeProductMessage, type ProductFact, type ProductMessage } from "./facts.ts";
 import { applySale, applyUpdate, type Inventory, stockAlerts } from "./inventory.ts";
 import { fromMillis } from "./money.ts";
 import { bump, rankRelated, type Recommendation } from "./recommendations.ts";
@@ -77,7 +77,7 @@ function applyFact(state: ProductState, fact: ProductFact, ctx: ActorContext, s:
           ? bump(state.coViewed, fact.coViewed, state.productId, limit)
           : state.coViewed,
       };
-      counted(next, fact.at, { views: 1 }, ctx, s);
+      counted(next, fact, { views: 1 }, ctx, s);
       return recommend(next, fact, ctx, s);
     }
     case "product_added_to_cart": {
@@ -87,7 +87,7 @@ function applyFact(state: ProductState, fact: ProductFact, ctx: ActorContext, s:
         cartUnitsAdded: state.cartUnitsAdded + fact.quantity,
         trend: trend(state, "cart", fact.at, s),
       };
-      counted(next, fact.at, { cartAdds: 1 }, ctx, s);
+      counted(next, fact, { cartAdds: 1 }, ctx, s);
       return recommend(next, fact, ctx, s);
     }
     case "product_removed_from_cart":
@@ -107,7 +107,7 @@ function applyFact(state: ProductState, fact: ProductFact, ctx: ActorContext, s:
           ? bump(state.coBought, fact.coBought, state.productId, limit)
           : state.coBought,
       };
-      counted(next, fact.at, { orders: 1, units: fact.quantity, revenueMillis: fact.revenueMillis }, ctx, s);
+      counted(next, fact, { orders: 1, units: fact.quantity, revenueMillis: fact.revenueMillis }, ctx, s);
       return withInventory(next, applySale(next.inventory, fact.quantity, fact.at), fact.at, ctx, s);
     }
     case "co_occurrence":
@@ -118,8 +118,15 @@ function applyFact(state: ProductState, fact: ProductFact, ctx: ActorContext, s:
 }
 
 /** Emits what a fact adds to its product's minute (a stored output, for windowed rankings). */
-function counted(state: ProductState, at: number, counts: Partial<MinuteCounts>, ctx: ActorContext, s: DomainSettings) {
-  ctx.emit("productMinutes", state.productId, countMinute(state, at, counts, s.ANALYTICS_HISTORY_DAYS));
+function counted(
+  state: ProductState,
+  fact: ProductFact,
+  counts: Partial<MinuteCounts>,
+  ctx: ActorContext,
+  s: DomainSettings,
+) {
+  const delta = countMinute(state, fact.at, counts, s.ANALYTICS_HISTORY_DAYS, clockTimeOfProductFact(fact));
+  ctx.emit("productMinutes", state.productId, delta);
 }
 
 /** Applies a stock change and raises the crossing alerts. */

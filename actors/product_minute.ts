@@ -19,16 +19,18 @@ export interface MinuteCounts {
 }
 
 /**
- * The delta of a fact at `at` counted into `state` (category and brand as they now are); stored
- * minutes more than `historyDays` before the product's latest event are to be deleted.
+ * The delta of a fact at `at` counted into `state` (category and brand as they now are); stored minutes more than
+ * `historyDays` before `clock`, the fact's time taken no later than its receipt, are to be deleted. Not from the
+ * product's latest event time: an event dated ahead of its receipt (up to a day) deleted minutes the windows, which end
+ * at the latest receipt, still held.
  */
 export function countMinute(
   state: ProductState,
   at: number,
   counts: Partial<MinuteCounts>,
   historyDays: number,
+  clock: number = at,
 ): ProductMinute {
-  const latest = Math.max(state.lastEventAt ?? at, at);
   return {
     productId: state.productId,
     minute: minuteOf(at),
@@ -39,6 +41,6 @@ export function countMinute(
     orders: counts.orders ?? 0,
     units: counts.units ?? 0,
     revenueMillis: counts.revenueMillis ?? 0,
-    keepFrom: minuteOf(latest) - historyDays * DAY,
+    keepFrom: minuteOf(clock) - historyDays * DAY,
   };
 }

@@ -324,7 +324,8 @@ export const DOMAIN_SETTING_DOCS: Readonly<Record<keyof typeof domainSettingsSha
   RECS_CO_BOUGHT_WEIGHT: "a co-buy counts this many co-views in the recommendation score",
   ANALYTICS_RETENTION_MINUTES:
     "minutes of rollups the global actor keeps in memory; older finished minutes are stored in PostgreSQL",
-  ANALYTICS_HISTORY_DAYS: "days of finished minute rollups kept in PostgreSQL for windows beyond the memory",
+  ANALYTICS_HISTORY_DAYS:
+    "days of minute rollups kept in PostgreSQL for windows beyond the memory; no window reaches further back",
   CATEGORY_WINDOW_MINUTES: "width of the revenue-by-category windows",
   LOW_CONVERSION_RATIO: "orders / checkouts below this raises low_conversion",
   LOW_CONVERSION_WINDOW_MINUTES: "window of low_conversion",

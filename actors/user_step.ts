@@ -54,6 +54,7 @@ export class UserStep {
       userId: this.userId,
       session: this.session,
       at: this.at,
+      ...(this.receivedAt < this.at ? { receivedAt: this.receivedAt } : {}),
       productId,
     };
     this.ctx.emit("productEvents", productId, fact);

@@ -378,7 +378,7 @@ export class MemoryCheckpointStore implements CheckpointStore {
       for (const m of batch.minutes) this.analyticsMinutes.set(m.minute, structuredClone(m));
     }
     if (w.projections.analyticsHistory.length > 0) {
-      const keepFrom = Math.max(...w.projections.analyticsHistory.map((b) => b.keepFrom));
+      const keepFrom = w.projections.analyticsHistory.reduce((newest, b) => Math.max(newest, b.keepFrom), -Infinity);
       for (const minute of this.analyticsMinutes.keys()) if (minute < keepFrom) this.analyticsMinutes.delete(minute);
     }
     this.#addProductMinutes(w.tp.partition, w.projections.productMinutes);
@@ -426,7 +426,7 @@ export class MemoryCheckpointStore implements CheckpointStore {
         revenueMillis: (sum?.revenueMillis ?? 0) + d.revenueMillis,
       });
     }
-    const keepFrom = Math.max(...deltas.map((d) => d.keepFrom));
+    const keepFrom = deltas.reduce((newest, d) => Math.max(newest, d.keepFrom), -Infinity);
     for (const [id, m] of this.productMinutes) {
       if (m.partition === partition && m.minute < keepFrom) this.productMinutes.delete(id);
     }

@@ -200,6 +200,7 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
           now: Date.now,
           trending: trendSettings(config),
           coBoughtWeight: config.RECS_CO_BOUGHT_WEIGHT,
+          historyDays: config.ANALYTICS_HISTORY_DAYS,
           router: reader,
         }),
         ...operations,

@@ -64,6 +64,10 @@ const analyticsFields = {
     "The engine instance that answered: the owner of the `analytics` partition unless it could not be asked " +
       "(also the `x-engine-instance` header)",
   ),
+  historyDays: z.number().int().optional().describe(
+    "ANALYTICS_HISTORY_DAYS, present when the `window` asked reaches further back than that history: the figures " +
+      "then cover only its last days, from `from`",
+  ),
 };
 
 /** GET /v1/analytics/realtime, /funnel and /top-categories: figures of the global actor's state, and where it was read. */

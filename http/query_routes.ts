@@ -63,6 +63,8 @@ export interface QueryDeps {
   readonly trending?: TrendSettings;
   /** RECS_CO_BOUGHT_WEIGHT, to rank a product's related candidates as its actor does; defaults to the default. */
   readonly coBoughtWeight?: number;
+  /** ANALYTICS_HISTORY_DAYS: no window reaches further back than the history kept; defaults to the default. */
+  readonly historyDays?: number;
   /**
    * Routes the analytics queries that read the global actor's memory to the owner of its partition (once; answered
    * here from its checkpoint, marked with `asOf`, when the owner cannot be asked); without it, answered here.
@@ -131,7 +133,8 @@ export const querySchemas = {
     window: z.enum(Object.keys(FUNNEL_WINDOWS) as [keyof typeof FUNNEL_WINDOWS]).default("15m")
       .describe(
         "Length of the window, ending at the minute of the latest event; the part older than the global " +
-          "actor's memory (ANALYTICS_RETENTION_MINUTES) is read from PostgreSQL (`fromStorage`)",
+          "actor's memory (ANALYTICS_RETENTION_MINUTES) is read from PostgreSQL (`fromStorage`); at most " +
+          "ANALYTICS_HISTORY_DAYS back (`historyDays` and `from` then say where it was cut)",
       ),
   }),
   topProducts: z.object({
@@ -143,7 +146,8 @@ export const querySchemas = {
     window: z.enum(RANKING_WINDOWS).default(DEFAULT_RANKING_WINDOW)
       .describe(
         "Length of the window, ending at the minute of the latest event (as the funnel's); at most " +
-          "ANALYTICS_HISTORY_DAYS back. `all`: the products' all-time totals as of their last checkpoint",
+          "ANALYTICS_HISTORY_DAYS back (`historyDays` and `from` then say where it was cut). `all`: the products' " +
+          "all-time totals as of their last checkpoint",
       ),
     limit: limit(100, 10),
   }),
@@ -154,7 +158,10 @@ export const querySchemas = {
           "orders weighted and decayed as the products' trending score, to the window's end",
       ),
     window: z.enum(Object.keys(FUNNEL_WINDOWS) as [keyof typeof FUNNEL_WINDOWS]).default(DEFAULT_RANKING_WINDOW)
-      .describe("Length of the window, ending at the minute of the latest event; at most ANALYTICS_HISTORY_DAYS back"),
+      .describe(
+        "Length of the window, ending at the minute of the latest event; at most ANALYTICS_HISTORY_DAYS back " +
+          "(`historyDays` and `from` then say where it was cut)",
+      ),
     limit: limit(100, 10),
   }),
   alerts: z.object({
@@ -207,6 +214,17 @@ function analyticsAnswer(found: ReadState | null, body: Record<string, unknown>)
 /** The stored-minutes reader of `deps`: its own, else `analytics_minutes` through its `sql`. */
 function historyOf(deps: QueryDeps): HistoryReader {
   return deps.history ?? ((from, to) => sumAnalyticsMinutes(deps.sql, from, to));
+}
+
+/**
+ * The window a `window` of `minutes` covers: at most the ANALYTICS_HISTORY_DAYS kept, counted back from its end, and
+ * `historyDays` to say so when it was cut. Before that, PostgreSQL holds only what is left: the minutes of a product
+ * partition whose checkpoints stopped pruning (it went quiet), or the global actor's memory when it is longer.
+ */
+function covered(deps: QueryDeps, minutes: number): { minutes: number; cut: { historyDays?: number } } {
+  const days = deps.historyDays ?? DEFAULT_DOMAIN_SETTINGS.ANALYTICS_HISTORY_DAYS;
+  const kept = days * 1440;
+  return minutes > kept ? { minutes: kept, cut: { historyDays: days } } : { minutes, cut: {} };
 }
 
 /** A window's figures as the analytics routes present them. */
@@ -301,8 +319,9 @@ function funnelRoute(deps: QueryDeps): QueryHandler<typeof querySchemas.funnel> 
     const routed = await ownersAnswer(deps, request);
     if (routed) return routed;
     const minutes = FUNNEL_WINDOWS[window];
+    const { minutes: span, cut } = covered(deps, minutes);
     const found = await deps.reader.read("global", GLOBAL_KEY);
-    const read = await readAnalyticsWindow(found, minutes, historyOf(deps), deps.now());
+    const read = await readAnalyticsWindow(found, span, historyOf(deps), deps.now());
     const t = read.totals;
     const n = (type: string) => t.events[type] ?? 0;
     return analyticsAnswer(found, {
@@ -310,6 +329,7 @@ function funnelRoute(deps: QueryDeps): QueryHandler<typeof querySchemas.funnel> 
       minutes,
       from: t.from,
       to: t.to,
+      ...cut,
       steps: {
         productViewed: n("product_viewed"),
         addedToCart: n("product_added_to_cart"),
@@ -344,7 +364,8 @@ function topProductsRoute(deps: QueryDeps): QueryHandler<typeof querySchemas.top
     if (routed) return routed;
     const found = readsGlobal ? await reader.read("global", GLOBAL_KEY) : null;
     // Trending scores are compared at the end of the window (for `all`, of the minute of the latest event).
-    const span = rankingSpan(found, window === "all" ? 1 : FUNNEL_WINDOWS[window], now());
+    const { minutes: spanned, cut } = covered(deps, window === "all" ? 1 : FUNNEL_WINDOWS[window]);
+    const span = rankingSpan(found, spanned, now());
     const trending = { at: span.to, halfLifeMs };
     if (window === "all") {
       const items = await query("top products", () => topProducts(sql, RANK_FIELDS[by], limit, undefined, trending));
@@ -360,7 +381,7 @@ function topProductsRoute(deps: QueryDeps): QueryHandler<typeof querySchemas.top
           ? topProducts(sql, RANK_FIELDS[by], limit, span, trending)
           : rankProductsInWindow(sql, WINDOW_MEASURES[by], span.from, span.to, limit, trending),
     );
-    return analyticsAnswer(found, { by, window, minutes, ...spanView(span), items });
+    return analyticsAnswer(found, { by, window, minutes, ...spanView(span), ...cut, items });
   };
 }
 
@@ -372,11 +393,12 @@ function topCategoriesRoute(deps: QueryDeps): QueryHandler<typeof querySchemas.t
     const routed = await ownersAnswer(deps, request);
     if (routed) return routed;
     const minutes = FUNNEL_WINDOWS[window];
+    const { minutes: spanned, cut } = covered(deps, minutes);
     const found = await reader.read("global", GLOBAL_KEY);
-    const span = rankingSpan(found, minutes, now());
+    const span = rankingSpan(found, spanned, now());
     const measure = by === "trending" ? { ...trend, at: span.to } : WINDOW_MEASURES[by];
     const items = await query("top categories", () => rankCategoriesInWindow(sql, measure, span.from, span.to, limit));
-    return analyticsAnswer(found, { by, window, minutes, ...spanView(span), items });
+    return analyticsAnswer(found, { by, window, minutes, ...spanView(span), ...cut, items });
   };
 }
 

@@ -9,6 +9,7 @@ import type { ActorLogic } from "../../engine/actor.ts";
 import type { ProductMessage } from "../../actors/facts.ts";
 import { productLogic, type ProductState } from "../../actors/product.ts";
 import { countMinute } from "../../actors/product_minute.ts";
+import { minuteOf as minuteOfMs } from "../../actors/rollups.ts";
 import { initialProduct } from "../../actors/product_state.ts";
 import { ProductMinuteDeltas } from "../../engine/product_minutes.ts";
 import { openEmbeddedDatabase } from "../../engine/embedded_database.ts";
@@ -16,6 +17,7 @@ import { silentLogger } from "../../engine/logger.ts";
 import { migrate } from "../../sql/migrations.ts";
 import { storeProductMinutes } from "../../sql/product_minutes.ts";
 import { Harness } from "../helpers/runtime.ts";
+import { EventBuilder, fold } from "../helpers/fold.ts";
 import { prng } from "../helpers/prng.ts";
 
 const MINUTE = 60_000;
@@ -292,4 +294,58 @@ Deno.test("a checkpoint prunes its own partition's product minutes before the ne
     await db.close();
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("a fact dated ahead of its receipt prunes its partition's product minutes only from its receipt: a minute inside the 30-day window stays", async () => {
+  const DAY = 86_400_000;
+  const received = T0;
+  const h = new Harness(productLogic, 1);
+  await h.start();
+  // p1's view 29 days 23 h 58 min before the latest receipt: inside the 30d window ending at the minute after it.
+  const old = received - 30 * DAY + 2 * MINUTE;
+  h.send("p1", {
+    fact: "product_viewed",
+    factId: "f1",
+    productId: "p1",
+    userId: "u1",
+    session: "s1",
+    at: old,
+    coViewed: [],
+  });
+  await h.drained();
+  // p2 viewed on a client clock five minutes fast (accepted up to MAX_EVENT_FUTURE_MS), as the user actor forwards it.
+  h.send("p2", {
+    fact: "product_viewed",
+    factId: "f2",
+    productId: "p2",
+    userId: "u2",
+    session: "s2",
+    at: received + 5 * MINUTE,
+    receivedAt: received,
+    coViewed: [],
+  });
+  await h.drained();
+  await h.stop();
+  const windowFrom = received + MINUTE - 30 * DAY;
+  assert.ok(minuteOfMs(old) >= windowFrom);
+  assert.deepEqual(
+    [...h.store.productMinutes.values()].map((m) => [m.productId, m.minute]).sort(),
+    [["p1", minuteOfMs(old)], ["p2", received + 5 * MINUTE]].sort(),
+  );
+});
+
+Deno.test("the user actor forwards a fast client's receipt time with its product facts, and their history bound follows it", async () => {
+  const b = new EventBuilder(T0);
+  const folded = await fold([{
+    ...b.event("product_viewed", "u1", 600, { productId: "p1" }),
+    receivedAt: new Date(b.time(300)).toISOString(), // the client's clock is five minutes fast
+  }]);
+  const facts = folded.outputs.filter((o) => o.topic === "productEvents").map((o) =>
+    o.value as Record<string, unknown>
+  );
+  assert.deepEqual(facts.map((f) => [f.at, f.receivedAt]), [[b.time(600), b.time(300)]]);
+  const minutes = folded.outputs.filter((o) => o.topic === "productMinutes").map((o) =>
+    o.value as { keepFrom: number }
+  );
+  assert.deepEqual(minutes.map((m) => m.keepFrom), [minuteOfMs(b.time(300)) - 30 * 86_400_000]);
 });
