@@ -5,10 +5,11 @@
  * not taken for the one replayed before, after the append is acknowledged; a crash between the two can
  * re-inject a record twice, which the actors absorb because events keep their eventId; so can two
  * replays run at once, which nothing prevents: run one at a time). A record that fails again is
- * dead-lettered again, as a new DLQ record.
+ * dead-lettered again, as a new DLQ record. The rows of records retention deleted are forgotten at the next run, and a
+ * run reads only the rows of the offsets it reads, so that neither grows with the deployment's age.
  */
 import { BUNDLE_INDEX_HEADER } from "./fact_bundle.ts";
-import { loadReplayed, markReplayed } from "../sql/dlq.ts";
+import { forgetDeletedReplays, loadReplayed, markReplayed } from "../sql/dlq.ts";
 import type { Sql } from "./database.ts";
 import { DLQ_HEADERS, ORIGIN_HEADERS } from "./dead_letter.ts";
 import type {
@@ -57,7 +58,10 @@ const DEFAULT_IDLE_MS = 3_000;
 
 /** Replays the DLQ up to its current end and returns what was done. */
 export async function replayDlq(options: ReplayOptions): Promise<ReplaySummary> {
-  const done = await loadReplayed(options.sql, options.groupId, options.dlqTopic);
+  /** Per "partition/offset", the append time of the record re-injected there, filled per partition as it is read. */
+  const done = new Map<string, number | null>();
+  /** Partitions whose rows of `dlq_replays` are in `done`, read at their first batch (its range only). */
+  const loaded = new Set<string>();
   /** Whether an earlier run re-injected this very record: same offset, and same append time unless not recorded. */
   const replayedBefore = (id: string, timestamp: number) => {
     const time = done.get(id);
@@ -74,6 +78,8 @@ export async function replayDlq(options: ReplayOptions): Promise<ReplaySummary> 
   const ends = new Map<string, number>();
   /** Appended by this run but not yet recorded in `dlq_replays` (the recording failed): recorded, not appended, again. */
   const appended = new Set<string>();
+  /** Per partition, its first offset when assigned: the rows below it are of records retention deleted. */
+  const starts = new Map<string, number>();
 
   const listener: PartitionListener = {
     async assigned(tps: readonly TopicPartition[]) {
@@ -83,10 +89,11 @@ export async function replayDlq(options: ReplayOptions): Promise<ReplaySummary> 
       // A partition with records must be read to its end for the run to be complete, even if it never delivers a
       // batch (the log failing): an empty one, which delivers none, is not waited for, nor one whose records
       // retention deleted (the DLQ is trimmed by age alone), read from where its records start.
-      const starts = new Map<string, number>();
+      const firsts = new Map<number, number>();
       await Promise.all(tps.map(async (tp) => {
         try {
           const [start, end] = await Promise.all([options.consumer.earliestOffset(tp), options.consumer.endOffset(tp)]);
+          firsts.set(tp.partition, start);
           if (end > start) {
             ends.set(tpKey(tp), end);
             starts.set(tpKey(tp), start);
@@ -97,6 +104,10 @@ export async function replayDlq(options: ReplayOptions): Promise<ReplaySummary> 
           failing.add(tpKey(tp)); // its end is unknown: the run cannot say it is complete unless a batch gets through
         }
       }));
+      if (!options.dryRun) {
+        // Housekeeping: a run that cannot do it leaves it to the next, the rows it keeps still being right.
+        await forgetDeletedReplays(options.sql, options.groupId, options.dlqTopic, firsts).catch(() => {});
+      }
       return new Map(tps.map((tp) => [tpKey(tp), starts.get(tpKey(tp)) ?? 0]));
     },
     revoked: () => Promise.resolve(),
@@ -111,6 +122,13 @@ export async function replayDlq(options: ReplayOptions): Promise<ReplaySummary> 
     lastActivity = Date.now();
     if (!ends.has(tpKey(batch))) ends.set(tpKey(batch), batch.highWatermark);
     const end = ends.get(tpKey(batch))!;
+    if (!loaded.has(tpKey(batch))) {
+      // Its rows from where it is read to its end (from 0 when its start is unknown); failing, the batch fails.
+      const from = starts.get(tpKey(batch)) ?? 0;
+      const rows = await loadReplayed(options.sql, options.groupId, options.dlqTopic, batch.partition, from, end);
+      for (const [id, time] of rows) done.set(id, time);
+      loaded.add(tpKey(batch));
+    }
     const records = batch.records.filter((r) => r.offset < end);
     const out: OutgoingRecord[] = [];
     const offsets: number[] = [];
