@@ -38,6 +38,11 @@ export interface ReplayOptions {
   readonly idleMs?: number;
   /** Count what would be replayed without appending anything or recording progress. */
   readonly dryRun?: boolean;
+  /**
+   * Aborted (Ctrl-C): the run stops once the batches in hand are appended and recorded, delivering no more, so that the
+   * next run re-injects none of them again (killed between an append and its recording, it did).
+   */
+  readonly signal?: AbortSignal;
 }
 
 /** Outcome of a replay. */
@@ -52,6 +57,8 @@ export interface ReplaySummary {
   readonly byCode: Readonly<Record<string, number>>;
   /** False when the replay stopped (idle for `idleMs`, e.g. the log kept failing) before the DLQ's end. */
   readonly complete: boolean;
+  /** Stopped before the DLQ's end by `signal`. */
+  readonly interrupted: boolean;
 }
 
 const DEFAULT_IDLE_MS = 3_000;
@@ -119,6 +126,7 @@ export async function replayDlq(options: ReplayOptions): Promise<ReplaySummary> 
   };
 
   async function handle(batch: RecordBatch): Promise<void> {
+    if (options.signal?.aborted) return; // left for the next run, which reads the DLQ from its start again
     lastActivity = Date.now();
     if (!ends.has(tpKey(batch))) ends.set(tpKey(batch), batch.highWatermark);
     const end = ends.get(tpKey(batch))!;
@@ -209,12 +217,13 @@ export async function replayDlq(options: ReplayOptions): Promise<ReplaySummary> 
 
   await options.consumer.start([options.dlqTopic], listener);
   const idleMs = options.idleMs ?? DEFAULT_IDLE_MS;
-  while ((!assignedOnce || pending.size > 0) && Date.now() - lastActivity < idleMs) {
+  while (!options.signal?.aborted && (!assignedOnce || pending.size > 0) && Date.now() - lastActivity < idleMs) {
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   await options.consumer.stop();
   // Complete unless a partition's last batch failed, or one that showed records stopped short of them
   // (an empty partition delivers no batch: it is not waited for).
   const shortOfEnd = [...pending].some((key) => ends.has(key));
-  return { ...summary, complete: assignedOnce && failing.size === 0 && !shortOfEnd };
+  const complete = assignedOnce && failing.size === 0 && !shortOfEnd;
+  return { ...summary, complete, interrupted: !complete && options.signal?.aborted === true };
 }
