@@ -27,7 +27,8 @@ if (command === "--help" || command === "-h" || rest.includes("--help") || rest.
   console.log(`${USAGE}
   Re-injects the records of the DLQ topic into the topics they came from (all, or those whose
   error code is CODE), each once; --dry-run counts them without re-injecting. Reads the engine's
-  configuration from the environment; in embedded mode, stop the engine first.`);
+  configuration from the environment; in embedded mode, stop the engine first. Ctrl-C stops it
+  once the records in hand are recorded (exit code 130): run it again for the rest.`);
   Deno.exit(0);
 }
 if (command !== "replay") fail(command === undefined ? "missing command" : `unknown command ${command}`);
