@@ -5,10 +5,11 @@
  * not taken for the one replayed before, after the append is acknowledged; a crash between the two can
  * re-inject a record twice, which the actors absorb because events keep their eventId; so can two
  * replays run at once, which nothing prevents: run one at a time). A record that fails again is
- * dead-lettered again, as a new DLQ record.
+ * dead-lettered again, as a new DLQ record. The rows of records retention deleted are forgotten at the next run, and a
+ * run reads only the rows of the offsets it reads, so that neither grows with the deployment's age.
  */
 import { BUNDLE_INDEX_HEADER } from "./fact_bundle.ts";
-import { loadReplayed, markReplayed } from "../sql/dlq.ts";
+import { forgetDeletedReplays, loadReplayed, markReplayed } from "../sql/dlq.ts";
 import type { Sql } from "./database.ts";
 import { DLQ_HEADERS, ORIGIN_HEADERS } from "./dead_letter.ts";
 import type {
@@ -37,6 +38,11 @@ export interface ReplayOptions {
   readonly idleMs?: number;
   /** Count what would be replayed without appending anything or recording progress. */
   readonly dryRun?: boolean;
+  /**
+   * Aborted (Ctrl-C): the run stops once the batches in hand are appended and recorded, delivering no more, so that the
+   * next run re-injects none of them again (killed between an append and its recording, it did).
+   */
+  readonly signal?: AbortSignal;
 }
 
 /** Outcome of a replay. */
@@ -51,13 +57,18 @@ export interface ReplaySummary {
   readonly byCode: Readonly<Record<string, number>>;
   /** False when the replay stopped (idle for `idleMs`, e.g. the log kept failing) before the DLQ's end. */
   readonly complete: boolean;
+  /** Stopped before the DLQ's end by `signal`. */
+  readonly interrupted: boolean;
 }
 
 const DEFAULT_IDLE_MS = 3_000;
 
 /** Replays the DLQ up to its current end and returns what was done. */
 export async function replayDlq(options: ReplayOptions): Promise<ReplaySummary> {
-  const done = await loadReplayed(options.sql, options.groupId, options.dlqTopic);
+  /** Per "partition/offset", the append time of the record re-injected there, filled per partition as it is read. */
+  const done = new Map<string, number | null>();
+  /** Partitions whose rows of `dlq_replays` are in `done`, read at their first batch (its range only). */
+  const loaded = new Set<string>();
   /** Whether an earlier run re-injected this very record: same offset, and same append time unless not recorded. */
   const replayedBefore = (id: string, timestamp: number) => {
     const time = done.get(id);
@@ -74,6 +85,8 @@ export async function replayDlq(options: ReplayOptions): Promise<ReplaySummary> 
   const ends = new Map<string, number>();
   /** Appended by this run but not yet recorded in `dlq_replays` (the recording failed): recorded, not appended, again. */
   const appended = new Set<string>();
+  /** Per partition, its first offset when assigned: the rows below it are of records retention deleted. */
+  const starts = new Map<string, number>();
 
   const listener: PartitionListener = {
     async assigned(tps: readonly TopicPartition[]) {
@@ -83,10 +96,11 @@ export async function replayDlq(options: ReplayOptions): Promise<ReplaySummary> 
       // A partition with records must be read to its end for the run to be complete, even if it never delivers a
       // batch (the log failing): an empty one, which delivers none, is not waited for, nor one whose records
       // retention deleted (the DLQ is trimmed by age alone), read from where its records start.
-      const starts = new Map<string, number>();
+      const firsts = new Map<number, number>();
       await Promise.all(tps.map(async (tp) => {
         try {
           const [start, end] = await Promise.all([options.consumer.earliestOffset(tp), options.consumer.endOffset(tp)]);
+          firsts.set(tp.partition, start);
           if (end > start) {
             ends.set(tpKey(tp), end);
             starts.set(tpKey(tp), start);
@@ -97,6 +111,10 @@ export async function replayDlq(options: ReplayOptions): Promise<ReplaySummary> 
           failing.add(tpKey(tp)); // its end is unknown: the run cannot say it is complete unless a batch gets through
         }
       }));
+      if (!options.dryRun) {
+        // Housekeeping: a run that cannot do it leaves it to the next, the rows it keeps still being right.
+        await forgetDeletedReplays(options.sql, options.groupId, options.dlqTopic, firsts).catch(() => {});
+      }
       return new Map(tps.map((tp) => [tpKey(tp), starts.get(tpKey(tp)) ?? 0]));
     },
     revoked: () => Promise.resolve(),
@@ -108,9 +126,17 @@ export async function replayDlq(options: ReplayOptions): Promise<ReplaySummary> 
   };
 
   async function handle(batch: RecordBatch): Promise<void> {
+    if (options.signal?.aborted) return; // left for the next run, which reads the DLQ from its start again
     lastActivity = Date.now();
     if (!ends.has(tpKey(batch))) ends.set(tpKey(batch), batch.highWatermark);
     const end = ends.get(tpKey(batch))!;
+    if (!loaded.has(tpKey(batch))) {
+      // Its rows from where it is read to its end (from 0 when its start is unknown); failing, the batch fails.
+      const from = starts.get(tpKey(batch)) ?? 0;
+      const rows = await loadReplayed(options.sql, options.groupId, options.dlqTopic, batch.partition, from, end);
+      for (const [id, time] of rows) done.set(id, time);
+      loaded.add(tpKey(batch));
+    }
     const records = batch.records.filter((r) => r.offset < end);
     const out: OutgoingRecord[] = [];
     const offsets: number[] = [];
@@ -191,12 +217,13 @@ export async function replayDlq(options: ReplayOptions): Promise<ReplaySummary> 
 
   await options.consumer.start([options.dlqTopic], listener);
   const idleMs = options.idleMs ?? DEFAULT_IDLE_MS;
-  while ((!assignedOnce || pending.size > 0) && Date.now() - lastActivity < idleMs) {
+  while (!options.signal?.aborted && (!assignedOnce || pending.size > 0) && Date.now() - lastActivity < idleMs) {
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   await options.consumer.stop();
   // Complete unless a partition's last batch failed, or one that showed records stopped short of them
   // (an empty partition delivers no batch: it is not waited for).
   const shortOfEnd = [...pending].some((key) => ends.has(key));
-  return { ...summary, complete: assignedOnce && failing.size === 0 && !shortOfEnd };
+  const complete = assignedOnce && failing.size === 0 && !shortOfEnd;
+  return { ...summary, complete, interrupted: !complete && options.signal?.aborted === true };
 }

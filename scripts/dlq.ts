@@ -27,7 +27,8 @@ if (command === "--help" || command === "-h" || rest.includes("--help") || rest.
   console.log(`${USAGE}
   Re-injects the records of the DLQ topic into the topics they came from (all, or those whose
   error code is CODE), each once; --dry-run counts them without re-injecting. Reads the engine's
-  configuration from the environment; in embedded mode, stop the engine first.`);
+  configuration from the environment; in embedded mode, stop the engine first. Ctrl-C stops it
+  once the records in hand are recorded (exit code 130): run it again for the rest.`);
   Deno.exit(0);
 }
 if (command !== "replay") fail(command === undefined ? "missing command" : `unknown command ${command}`);
@@ -114,6 +115,18 @@ try {
     await backend.close();
     Deno.exit(2);
   }
+  // Ctrl-C (or SIGTERM) stops the run once the records in hand are re-injected and recorded: killed between an append
+  // and its recording, the next run re-injected them again. A second one stops at once.
+  const stop = new AbortController();
+  let signalled: Deno.Signal | undefined;
+  const onSignal = (signal: Deno.Signal) => () => {
+    if (signalled !== undefined) Deno.exit(signal === "SIGINT" ? 130 : 143);
+    signalled = signal;
+    console.error(`dlq: ${signal}: stopping once the records in hand are recorded (again to stop at once)`);
+    stop.abort();
+  };
+  const listeners = (["SIGINT", "SIGTERM"] as const).map((signal) => [signal, onSignal(signal)] as const);
+  for (const [signal, listener] of listeners) Deno.addSignalListener(signal, listener);
   const summary = await replayDlq({
     consumer: backend.createConsumer(`${config.GROUP_ID}.dlq-replay`),
     producer: backend.producer,
@@ -122,13 +135,19 @@ try {
     groupId: config.GROUP_ID,
     errorCode,
     dryRun,
+    signal: stop.signal,
+  }).finally(() => {
+    for (const [signal, listener] of listeners) Deno.removeSignalListener(signal, listener);
   });
   console.log(`${dryRun ? "would replay" : "replayed"} ${summary.replayed} record(s) from ${topics.dlq}`);
   for (const [code, count] of Object.entries(summary.byCode)) console.log(`  ${code}: ${count}`);
   if (summary.skipped > 0) console.log(`  skipped (other error codes): ${summary.skipped}`);
   if (summary.alreadyReplayed > 0) console.log(`  already replayed earlier: ${summary.alreadyReplayed}`);
   if (summary.unusable > 0) console.log(`  without a source topic header: ${summary.unusable}`);
-  if (!summary.complete) {
+  if (summary.interrupted) {
+    console.error(`interrupted before the end of ${topics.dlq}: run it again to replay the rest`);
+    Deno.exitCode = signalled === "SIGTERM" ? 143 : 130;
+  } else if (!summary.complete) {
     console.error(`stopped before the end of ${topics.dlq} (the log or database kept failing); run it again`);
     Deno.exitCode = 1;
   }

@@ -238,6 +238,69 @@ onlyOn("kafka", {
 });
 
 onlyOn("kafka", {
+  name: "dlq replay forgets what it re-injected once retention deleted it from the DLQ, and re-injects nothing again",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const { deployment: d, remove } = await deploy("kafka");
+    const { config, topics } = d;
+    const backend = await openBackend(config, topics, silentLogger);
+    const admin = new Kafka({ brokers: [d.kafkaBrokers!], logLevel: logLevel.NOTHING }).admin();
+    const replay = () =>
+      replayDlq({
+        consumer: backend.createConsumer(`${config.GROUP_ID}.dlq-replay`),
+        producer: backend.producer,
+        sql: backend.sql,
+        dlqTopic: topics.dlq,
+        groupId: config.GROUP_ID,
+        idleMs: 5_000,
+      });
+    const rows = async () =>
+      (await backend.sql<{ partition: number; offset: string }[]>`
+        select partition, "offset" from dlq_replays order by partition, "offset"`).map((r) =>
+        `${r.partition}/${r.offset}`
+      );
+    try {
+      await migrate(backend.sql);
+      const source = (key: string, offset: number) => ({
+        topic: topics.events,
+        partition: 0,
+        offset,
+        key,
+        value: new TextEncoder().encode("{oops"),
+        headers: {},
+        timestamp: Date.now(),
+      });
+      await backend.producer.append([
+        ...[0, 1, 2].map((offset) => ({
+          ...deadLetter(topics.dlq, source(`a${offset}`, offset), new ValidationError("invalid JSON")),
+          partition: 0,
+        })),
+        { ...deadLetter(topics.dlq, source("b", 3), new ValidationError("invalid JSON")), partition: 1 },
+      ]);
+      assert.equal((await replay()).replayed, 4);
+      assert.deepEqual(await rows(), ["0/0", "0/1", "0/2", "1/0"]);
+      // Retention (here DeleteRecords) took the two oldest of partition 0 and all of partition 1.
+      await admin.connect();
+      await admin.fetchTopicMetadata({ topics: [topics.dlq] });
+      await admin.deleteTopicRecords({
+        topic: topics.dlq,
+        partitions: [{ partition: 0, offset: "2" }, { partition: 1, offset: "1" }],
+      });
+      const again = await replay();
+      assert.equal(again.replayed, 0, "the record still in the DLQ is not re-injected again");
+      assert.equal(again.alreadyReplayed, 1);
+      assert.equal(again.complete, true);
+      assert.deepEqual(await rows(), ["0/2"], "the rows of the deleted records are gone");
+    } finally {
+      await admin.disconnect();
+      await backend.close();
+      await remove();
+    }
+  },
+});
+
+onlyOn("kafka", {
   name: "`deno task dlq replay` with a TOPIC_PREFIX no engine used refuses, naming it, and creates no topics",
   sanitizeOps: false,
   sanitizeResources: false,

@@ -158,7 +158,12 @@ Deno.test("the runtime handles bundled records one by one: distinct output ids, 
   entries.splice(3, 0, { topic: h.topics.events, key: "a", value: "{not json" });
   const [bundle] = bundleRecords(entries, new Map([[h.topics.events, 1]]));
   h.send("a", { n: 0 });
-  h.log.appendNow([bundle, { topic: h.topics.events, key: "", value: "\u0005", headers: { [BUNDLE_HEADER]: "1" } }]);
+  const [read, broken] = h.log.appendNow([bundle, {
+    topic: h.topics.events,
+    key: "",
+    value: "\u0005",
+    headers: { [BUNDLE_HEADER]: "1" },
+  }]);
   h.send("b", { n: 4 });
   await h.drained();
   await h.stop();
@@ -170,6 +175,24 @@ Deno.test("the runtime handles bundled records one by one: distinct output ids, 
     [["1", "3", "{not json"], ["2", undefined, "\u0005"], ["1", "2", '{"n":13}']],
     "entries are dead-lettered with their bytes and index; a broken bundle as a whole",
   );
+  // Each names its error and its source as any dead letter does: the bundle's topic, partition and append time.
+  assert.deepEqual(
+    dlq.map((r) => [
+      r.key,
+      r.headers[DLQ_HEADERS.errorCode],
+      r.headers[DLQ_HEADERS.topic],
+      r.headers[DLQ_HEADERS.partition],
+      r.headers[DLQ_HEADERS.timestamp],
+    ]),
+    [
+      ["a", "validation_failed", h.topics.events, "0", String(read.timestamp)],
+      ["", "validation_failed", h.topics.events, "0", String(broken.timestamp)],
+      ["a", "terminal", h.topics.events, "0", String(read.timestamp)],
+    ],
+  );
+  assert.match(dlq[0].headers[DLQ_HEADERS.errorMessage], /JSON/);
+  assert.match(dlq[1].headers[DLQ_HEADERS.errorMessage], /bundle truncated/);
+  assert.match(dlq[2].headers[DLQ_HEADERS.errorMessage], /13 is unlucky/);
 });
 
 Deno.test("a key that starts with U+FEFF comes out of its bundle as it went in", () => {
