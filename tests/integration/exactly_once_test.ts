@@ -5,7 +5,9 @@
  * - every actor's checkpointed state equals a sequential fold of the same logic over its
  *   partition's records (tests/helpers/replay.ts), and every checkpoint is at its partition's end;
  * - every output the fold publishes (alerts, recommendations, facts) is on its topic with the fold's payload;
- * - no output id was published with two different payloads.
+ * - no output id was published with two different payloads;
+ * - each product's views, cart adds, orders and units, and each minute's events by type, equal a recount from the
+ *   events themselves by code of the test's own (the fold runs the engine's actor logic, dedupe of facts included).
  * Every other kill is aimed at a checkpoint that has appended its outputs and not yet committed (its debug log line),
  * until one lands there; that checkpoint's outputs must be on their topics twice, from before the kill and the replay.
  *
@@ -463,6 +465,10 @@ async function verify(
   );
   const expected = new Map<string, unknown>();
   const inLog = new Map<string, number>();
+  /** Each product's counts recounted from the events themselves, by `recountEvent`. */
+  const recount = new Map<string, string>();
+  /** The events of each minute of event time (epoch ms) by type, recounted from the log. */
+  const eventMinutes = new Map<number, Record<string, number>>();
   /** Every output the reference fold publishes, by id: the engine must have published each, with that payload. */
   const folded = new Map<string, string>();
   for (const [topic, logic] of consumed) {
@@ -480,6 +486,11 @@ async function verify(
         for (const record of records) {
           const event = JSON.parse(new TextDecoder().decode(record.value!));
           inLog.set(event.eventId, (inLog.get(event.eventId) ?? 0) + 1);
+          recountEvent(recount, event);
+          const minute = Math.floor(Date.parse(event.occurredAt) / 60_000) * 60_000;
+          const byType = eventMinutes.get(minute) ?? {};
+          byType[event.type] = (byType[event.type] ?? 0) + 1;
+          eventMinutes.set(minute, byType);
         }
       }
       const { states, outputs } = await replayPartition(logic, records);
@@ -520,6 +531,32 @@ async function verify(
     "product minutes add up to the products' totals, each fact once",
   );
 
+  // Each fact counted once by its product, by a recount that shares no code with the engine or the fold (both drop a
+  // replayed fact in the product actor's logic: were that wrong, states would still equal the fold).
+  for (const [id, state] of actual) {
+    if (!id.startsWith("product/")) continue;
+    const p = state as { views: number; cartAdds: number; orders: number; unitsSold: number };
+    const counts = recount.get(id.slice("product/".length)) ?? "0,0,0,0";
+    assert.equal(
+      [p.views, p.cartAdds, p.orders, p.unitsSold].join(","),
+      counts,
+      `${id}: views, cart adds, orders, units`,
+    );
+  }
+  for (const productId of recount.keys()) assert.ok(actual.has(`product/${productId}`), `product ${productId} exists`);
+  // Each event counted once in the global actor's minutes (in its state, else as stored once finished), recounted the
+  // same way: by type, in the minute of its event time.
+  const global = actual.get("global/global") as { minutes: { minute: number; events: Record<string, number> }[] };
+  const finished = await view.sql<{ minute: Date; events: Record<string, number> }[]>`
+    select minute, events from analytics_minutes`;
+  const counted = new Map(finished.map((r) => [new Date(r.minute).getTime(), countsOf(r.events)]));
+  for (const m of global?.minutes ?? []) counted.set(m.minute, countsOf(m.events));
+  assert.deepEqual(
+    counted,
+    new Map([...eventMinutes].map(([minute, events]) => [minute, countsOf(events)])),
+    "events by minute",
+  );
+
   // No output id with two different payloads, across every output topic.
   const payloads = new Map<string, string>();
   /** Times each output id is on its topic: more than once after a replay. */
@@ -545,6 +582,36 @@ async function verify(
     assert.equal(payloads.get(id), text, `output ${id} of the reference fold is published, with the fold's payload`);
   }
   return { actors: actual.size, outputs, events: inLog.size, published };
+}
+
+/**
+ * Adds an event of the load to its products' counts (`views,cartAdds,orders,unitsSold`), as SPEC.md defines them: every
+ * view and cart add of the product, every order with it (the load's order ids are unique) and the units it sold.
+ */
+function recountEvent(
+  recount: Map<string, string>,
+  event: { type: string; properties: Record<string, unknown> },
+): void {
+  const add = (productId: string, delta: readonly number[]) => {
+    const counts = (recount.get(productId) ?? "0,0,0,0").split(",").map(Number);
+    recount.set(productId, counts.map((n, i) => n + delta[i]).join(","));
+  };
+  const { type, properties } = event;
+  if (type === "product_viewed") add(properties.productId as string, [1, 0, 0, 0]);
+  else if (type === "product_added_to_cart") add(properties.productId as string, [0, 1, 0, 0]);
+  else if (type === "order_completed") {
+    const units = new Map<string, number>();
+    for (const item of properties.items as { productId: string; quantity: number }[]) {
+      units.set(item.productId, (units.get(item.productId) ?? 0) + item.quantity);
+    }
+    for (const [productId, n] of units) add(productId, [0, 0, 1, n]);
+  }
+}
+
+/** Counts by type as one string, types in order, zeros left out: the same counts compare equal however stored. */
+function countsOf(events: Readonly<Record<string, number>>): string {
+  return Object.entries(events).filter(([, n]) => n > 0).sort(([a], [b]) => a < b ? -1 : 1).map(([t, n]) => `${t}:${n}`)
+    .join(",");
 }
 
 /** Whether an output id derives from a record of `topic:partition` at an offset in [from, to) (engine outputId). */
