@@ -125,12 +125,13 @@ async function packedActors(engine: EngineProcess): Promise<number> {
 
 /**
  * What a checkpoint logs (LOG_LEVEL=debug) once its outputs are appended, before its transaction commits; aimed at
- * only when it covers records (not only a watermark, whose checkpoint resumes at the same offset committed or not).
+ * only when it covers records (not only a watermark, whose checkpoint resumes at the same offset committed or not), and
+ * only on `topics`, whose outputs have ids naming their records (the global actor's alerts name its timer instead).
  */
-function outputsAppended(line: string): boolean {
+function outputsAppended(line: string, topics: readonly string[]): boolean {
   if (!line.includes('"msg":"checkpoint outputs appended"')) return false;
-  const { from, nextOffset } = JSON.parse(line);
-  return from < nextOffset;
+  const { topic, from, nextOffset } = JSON.parse(line);
+  return topics.includes(topic) && from < nextOffset;
 }
 
 /** How long an aimed kill waits for a checkpoint with outputs before the process is killed anyway. */
@@ -201,11 +202,11 @@ class Current {
   async restart(start: () => Promise<EngineProcess>): Promise<void> {
     await this.#replace(start, (engine) => engine.kill("SIGKILL"));
   }
-  /** Kills the current process with SIGKILL as it logs a checkpoint's appended outputs, and starts the next one. */
-  async restartMidCheckpoint(start: () => Promise<EngineProcess>): Promise<void> {
+  /** Kills the current process with SIGKILL as it logs a checkpoint of `topics` that appended outputs; starts the next. */
+  async restartMidCheckpoint(start: () => Promise<EngineProcess>, topics: readonly string[]): Promise<void> {
     let line: string | undefined;
     await this.#replace(start, async (engine) => {
-      const hit = engine.killOnLog(outputsAppended);
+      const hit = engine.killOnLog((line) => outputsAppended(line, topics));
       const timer = setTimeout(() => engine.kill("SIGKILL"), AIM_TIMEOUT_MS);
       line = await hit.catch(() => undefined);
       clearTimeout(timer);
@@ -644,6 +645,7 @@ forEachLog(
     // At debug level, for the line each checkpoint logs between its appended outputs and its commit.
     const start = () => startEngineProcess({ dataDir: d.dataDir, env: { ...d.env, LOG_LEVEL: "debug" } });
     const current = new Current(await start());
+    const aimedTopics = [d.topics.events, d.topics.productEvents];
     try {
       const writing = write(d, current, load, scale.seconds);
       for (let k = 0; k < scale.kills; k++) {
@@ -653,12 +655,12 @@ forEachLog(
           setTimeout(resolve, k % 2 === 1 ? 300 + random() * 700 : 1_500 + random() * 3_000)
         );
         if (k % 2 === 1) await current.restart(start);
-        else await current.restartMidCheckpoint(start);
+        else await current.restartMidCheckpoint(start, aimedTopics);
       }
       // An aimed kill races the commit: aimed again (the next process replays, so it checkpoints outputs at once) until
       // one has come before it.
       for (let a = 0; (await current.midCheckpoint()).length === 0 && a < MAX_AIMED_KILLS; a++) {
-        await current.restartMidCheckpoint(start);
+        await current.restartMidCheckpoint(start, aimedTopics);
       }
       const acknowledged = await writing;
       const engine = await current.get();
