@@ -1177,11 +1177,20 @@ export class PartitionWorker {
         return;
       }
     }
-    await this.#append(this.#outputs.records());
+    const outgoing = this.#outputs.records();
+    await this.#append(outgoing);
     this.#outputs.clear();
     // Counted as the log takes them, so the counts match the topics: a commit that fails after this
     // does not append them again, and a replay after a rewind appends (and counts) them again.
     this.#reportCounts();
+    // Where exactly-once is hardest (outputs out, their checkpoint not yet): the kill test aims its SIGKILL here.
+    if (outgoing.length > 0) {
+      this.#log.debug("checkpoint outputs appended", {
+        records: outgoing.length,
+        from: this.#checkpointed,
+        nextOffset: this.#position,
+      });
+    }
     const published = performance.now();
     const position = this.#position;
     const clock = this.#clock;

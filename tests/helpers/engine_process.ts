@@ -36,6 +36,11 @@ export interface EngineProcess {
   logs(): string;
   /** Sends a signal and waits for the process to end. */
   kill(signal: "SIGKILL" | "SIGTERM"): Promise<Deno.CommandStatus>;
+  /**
+   * Sends SIGKILL as soon as the process writes a log line `matches` accepts (from the pipe's reader, with no timer
+   * between), and resolves with that line: a kill aimed at a moment only a log line shows (a checkpoint in progress).
+   */
+  killOnLog(matches: (line: string) => boolean): Promise<string>;
 }
 
 /** Spawns the engine; does not wait for it to serve (see `waitReady`). */
@@ -60,12 +65,35 @@ export function spawnEngine(options: EngineProcessOptions): EngineProcess {
     stderr: "piped",
   }).spawn();
   let stderr = "";
+  /** Where the line being written starts in `stderr`. */
+  let lineStart = 0;
+  let aim: { matches: (line: string) => boolean; hit: PromiseWithResolvers<string> } | undefined;
   const decoder = new TextDecoder();
   const drained = child.stderr.pipeTo(
-    new WritableStream({ write: (chunk) => void (stderr += decoder.decode(chunk, { stream: true })) }),
+    new WritableStream({
+      write: (chunk) => {
+        stderr += decoder.decode(chunk, { stream: true });
+        const end = stderr.lastIndexOf("\n");
+        if (end < lineStart) return;
+        const lines = stderr.slice(lineStart, end);
+        lineStart = end + 1;
+        const line = aim && lines.split("\n").find((l) => aim!.matches(l));
+        if (!aim || line === undefined) return;
+        try {
+          child.kill("SIGKILL");
+        } catch {
+          // already exited
+        }
+        aim.hit.resolve(line);
+        aim = undefined;
+      },
+    }),
   ).catch(() => {});
   const exited = child.status.then(async (status) => {
     await drained;
+    aim?.hit.reject(
+      new Error(`the engine exited (${JSON.stringify(status)}) before a log line matched`),
+    );
     return status;
   });
   return {
@@ -80,6 +108,11 @@ export function spawnEngine(options: EngineProcessOptions): EngineProcess {
         // already exited
       }
       return await exited;
+    },
+    killOnLog(matches) {
+      aim?.hit.reject(new Error("another kill was aimed"));
+      aim = { matches, hit: Promise.withResolvers<string>() };
+      return aim.hit.promise;
     },
   };
 }

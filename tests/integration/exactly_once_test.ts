@@ -5,7 +5,11 @@
  * - every actor's checkpointed state equals a sequential fold of the same logic over its
  *   partition's records (tests/helpers/replay.ts), and every checkpoint is at its partition's end;
  * - every output the fold publishes (alerts, recommendations, facts) is on its topic with the fold's payload;
- * - no output id was published with two different payloads.
+ * - no output id was published with two different payloads;
+ * - each product's views, cart adds, orders and units, and each minute's events by type, equal a recount from the
+ *   events themselves by code of the test's own (the fold runs the engine's actor logic, dedupe of facts included).
+ * Every other kill is aimed at a checkpoint that has appended its outputs and not yet committed (its debug log line),
+ * until one lands there; that checkpoint's outputs must be on their topics twice, from before the kill and the replay.
  *
  * The load is written the way each log allows: on Kafka by a producer beside the engine (the kills
  * then only hit consumption); the embedded log can only be written through the engine, so it is
@@ -119,27 +123,113 @@ async function packedActors(engine: EngineProcess): Promise<number> {
   }
 }
 
+/**
+ * What a checkpoint logs (LOG_LEVEL=debug) once its outputs are appended, before its transaction commits; aimed at
+ * only when it covers records (not only a watermark, whose checkpoint resumes at the same offset committed or not), and
+ * only on `topics`, whose outputs have ids naming their records (the global actor's alerts name its timer instead).
+ */
+function outputsAppended(line: string, topics: readonly string[]): boolean {
+  if (!line.includes('"msg":"checkpoint outputs appended"')) return false;
+  const { topic, from, nextOffset } = JSON.parse(line);
+  return topics.includes(topic) && from < nextOffset;
+}
+
+/** How long an aimed kill waits for a checkpoint with outputs before the process is killed anyway. */
+const AIM_TIMEOUT_MS = 30_000;
+
+/** Aimed kills per run at most, until one lands between a checkpoint's appended outputs and its commit. */
+const MAX_AIMED_KILLS = 8;
+
+/** A SIGKILL aimed at a checkpoint that had appended the outputs of `topic:partition`'s `from` → `nextOffset`. */
+interface AimedKill {
+  readonly topic: string;
+  readonly partition: number;
+  readonly from: number;
+  readonly nextOffset: number;
+  readonly records: number;
+  /** The process started after the kill, by its index in `Current`'s processes. */
+  readonly next: number;
+}
+
+/** The offset a process's first claim of `topic:partition` resumed from, from its logs; undefined before that claim. */
+function claimedOffset(engine: EngineProcess, topic: string, partition: number): number | undefined {
+  for (const line of engine.logs().split("\n")) {
+    if (!line.includes('"msg":"partition claimed"')) continue;
+    const entry = JSON.parse(line);
+    if (entry.topic === topic && entry.partition === partition) return entry.nextOffset;
+  }
+  return undefined;
+}
+
 /** The engine process of the moment: replaced at every restart, awaited while it restarts. */
 class Current {
   #engine: Promise<EngineProcess>;
+  /** Every process started, in order. */
+  readonly #processes: EngineProcess[];
   /** Actors packed by the processes killed so far (read just before each kill). */
   packedBefore = 0;
+  /** Kills aimed between a checkpoint's appended outputs and its commit, whether they landed there or later. */
+  readonly aimed: AimedKill[] = [];
   constructor(first: EngineProcess) {
     this.#engine = Promise.resolve(first);
+    this.#processes = [first];
   }
   get(): Promise<EngineProcess> {
     return this.#engine;
   }
+  /** Where an aimed kill's partition resumed: at the first claim of it by a later process; undefined before. */
+  resumedAt(kill: AimedKill): number | undefined {
+    for (const engine of this.#processes.slice(kill.next)) {
+      const at = claimedOffset(engine, kill.topic, kill.partition);
+      if (at !== undefined) return at;
+    }
+    return undefined;
+  }
+  /**
+   * Once every aimed kill's partition was claimed again, those that landed before their checkpoint's commit: the
+   * partition resumed where that checkpoint started, not where it would have committed.
+   */
+  async midCheckpoint(): Promise<AimedKill[]> {
+    await eventually(
+      "each partition an aimed kill hit to be claimed again",
+      () => Promise.resolve(this.aimed.every((k) => this.resumedAt(k) !== undefined) ? true : undefined),
+      90_000,
+      100,
+    );
+    return this.aimed.filter((k) => this.resumedAt(k) === k.from);
+  }
   /** Kills the current process with SIGKILL and starts the next one. */
   async restart(start: () => Promise<EngineProcess>): Promise<void> {
+    await this.#replace(start, (engine) => engine.kill("SIGKILL"));
+  }
+  /** Kills the current process with SIGKILL as it logs a checkpoint of `topics` that appended outputs; starts the next. */
+  async restartMidCheckpoint(start: () => Promise<EngineProcess>, topics: readonly string[]): Promise<void> {
+    let line: string | undefined;
+    await this.#replace(start, async (engine) => {
+      const hit = engine.killOnLog((line) => outputsAppended(line, topics));
+      const timer = setTimeout(() => engine.kill("SIGKILL"), AIM_TIMEOUT_MS);
+      line = await hit.catch(() => undefined);
+      clearTimeout(timer);
+      await engine.exited;
+    }, true);
+    if (line === undefined) return;
+    const { topic, partition, from, nextOffset, records } = JSON.parse(line);
+    this.aimed.push({ topic, partition, from, nextOffset, records, next: this.#processes.length - 1 });
+  }
+  /** `aimed`: the writer goes on with the old process until it is killed, so that its checkpoints have outputs. */
+  async #replace(
+    start: () => Promise<EngineProcess>,
+    kill: (engine: EngineProcess) => Promise<unknown>,
+    aimed = false,
+  ): Promise<void> {
     const next = Promise.withResolvers<EngineProcess>();
-    const previous = this.#engine;
-    this.#engine = next.promise;
-    const engine = await previous;
+    const engine = await this.#engine;
+    if (!aimed) this.#engine = next.promise;
     this.packedBefore += await packedActors(engine);
-    await engine.kill("SIGKILL");
+    await kill(engine);
+    this.#engine = next.promise;
     start().then(next.resolve, next.reject);
-    await next.promise;
+    this.#processes.push(await next.promise);
   }
 }
 
@@ -361,7 +451,7 @@ async function verify(
   view: LogView,
   acknowledged: Set<string>,
   claimedAfterSettle: ReadonlySet<number> = new Set(),
-): Promise<{ actors: number; outputs: number; events: number }> {
+): Promise<{ actors: number; outputs: number; events: number; published: ReadonlyMap<string, number> }> {
   const logics = createDomainLogics();
   const consumed: [string, AnyActorLogic][] = [
     [d.topics.events, logics.user],
@@ -376,6 +466,10 @@ async function verify(
   );
   const expected = new Map<string, unknown>();
   const inLog = new Map<string, number>();
+  /** Each product's counts recounted from the events themselves, by `recountEvent`. */
+  const recount = new Map<string, string>();
+  /** The events of each minute of event time (epoch ms) by type, recounted from the log. */
+  const eventMinutes = new Map<number, Record<string, number>>();
   /** Every output the reference fold publishes, by id: the engine must have published each, with that payload. */
   const folded = new Map<string, string>();
   for (const [topic, logic] of consumed) {
@@ -391,8 +485,13 @@ async function verify(
       }
       if (topic === d.topics.events) {
         for (const record of records) {
-          const { eventId } = JSON.parse(new TextDecoder().decode(record.value!));
-          inLog.set(eventId, (inLog.get(eventId) ?? 0) + 1);
+          const event = JSON.parse(new TextDecoder().decode(record.value!));
+          inLog.set(event.eventId, (inLog.get(event.eventId) ?? 0) + 1);
+          recountEvent(recount, event);
+          const minute = Math.floor(Date.parse(event.occurredAt) / 60_000) * 60_000;
+          const byType = eventMinutes.get(minute) ?? {};
+          byType[event.type] = (byType[event.type] ?? 0) + 1;
+          eventMinutes.set(minute, byType);
         }
       }
       const { states, outputs } = await replayPartition(logic, records);
@@ -433,8 +532,36 @@ async function verify(
     "product minutes add up to the products' totals, each fact once",
   );
 
+  // Each fact counted once by its product, by a recount that shares no code with the engine or the fold (both drop a
+  // replayed fact in the product actor's logic: were that wrong, states would still equal the fold).
+  for (const [id, state] of actual) {
+    if (!id.startsWith("product/")) continue;
+    const p = state as { views: number; cartAdds: number; orders: number; unitsSold: number };
+    const counts = recount.get(id.slice("product/".length)) ?? "0,0,0,0";
+    assert.equal(
+      [p.views, p.cartAdds, p.orders, p.unitsSold].join(","),
+      counts,
+      `${id}: views, cart adds, orders, units`,
+    );
+  }
+  for (const productId of recount.keys()) assert.ok(actual.has(`product/${productId}`), `product ${productId} exists`);
+  // Each event counted once in the global actor's minutes (in its state, else as stored once finished), recounted the
+  // same way: by type, in the minute of its event time.
+  const global = actual.get("global/global") as { minutes: { minute: number; events: Record<string, number> }[] };
+  const finished = await view.sql<{ minute: Date; events: Record<string, number> }[]>`
+    select minute, events from analytics_minutes`;
+  const counted = new Map(finished.map((r) => [new Date(r.minute).getTime(), countsOf(r.events)]));
+  for (const m of global?.minutes ?? []) counted.set(m.minute, countsOf(m.events));
+  assert.deepEqual(
+    counted,
+    new Map([...eventMinutes].map(([minute, events]) => [minute, countsOf(events)])),
+    "events by minute",
+  );
+
   // No output id with two different payloads, across every output topic.
   const payloads = new Map<string, string>();
+  /** Times each output id is on its topic: more than once after a replay. */
+  const published = new Map<string, number>();
   let outputs = 0;
   for (const topic of [d.topics.alerts, d.topics.recommendations, d.topics.productEvents, d.topics.analytics]) {
     for (const records of (await view.records(topic)).values()) {
@@ -446,6 +573,7 @@ async function verify(
         const seen = payloads.get(id);
         if (seen !== undefined) assert.equal(text, seen, `output ${id} re-published with a different payload`);
         payloads.set(id, text);
+        published.set(id, (published.get(id) ?? 0) + 1);
       }
     }
   }
@@ -454,7 +582,45 @@ async function verify(
   for (const [id, text] of folded) {
     assert.equal(payloads.get(id), text, `output ${id} of the reference fold is published, with the fold's payload`);
   }
-  return { actors: actual.size, outputs, events: inLog.size };
+  return { actors: actual.size, outputs, events: inLog.size, published };
+}
+
+/**
+ * Adds an event of the load to its products' counts (`views,cartAdds,orders,unitsSold`), as SPEC.md defines them: every
+ * view and cart add of the product, every order with it (the load's order ids are unique) and the units it sold.
+ */
+function recountEvent(
+  recount: Map<string, string>,
+  event: { type: string; properties: Record<string, unknown> },
+): void {
+  const add = (productId: string, delta: readonly number[]) => {
+    const counts = (recount.get(productId) ?? "0,0,0,0").split(",").map(Number);
+    recount.set(productId, counts.map((n, i) => n + delta[i]).join(","));
+  };
+  const { type, properties } = event;
+  if (type === "product_viewed") add(properties.productId as string, [1, 0, 0, 0]);
+  else if (type === "product_added_to_cart") add(properties.productId as string, [0, 1, 0, 0]);
+  else if (type === "order_completed") {
+    const units = new Map<string, number>();
+    for (const item of properties.items as { productId: string; quantity: number }[]) {
+      units.set(item.productId, (units.get(item.productId) ?? 0) + item.quantity);
+    }
+    for (const [productId, n] of units) add(productId, [0, 0, 1, n]);
+  }
+}
+
+/** Counts by type as one string, types in order, zeros left out: the same counts compare equal however stored. */
+function countsOf(events: Readonly<Record<string, number>>): string {
+  return Object.entries(events).filter(([, n]) => n > 0).sort(([a], [b]) => a < b ? -1 : 1).map(([t, n]) => `${t}:${n}`)
+    .join(",");
+}
+
+/** Whether an output id derives from a record of `topic:partition` at an offset in [from, to) (engine outputId). */
+function sourcedIn(id: string, topic: string, partition: number, from: number, to: number): boolean {
+  const prefix = `${topic}-${partition}-`;
+  if (!id.startsWith(prefix)) return false;
+  const offset = Number(/^\d+/.exec(id.slice(prefix.length))?.[0] ?? -1);
+  return offset >= from && offset < to;
 }
 
 /** The topics (by their name in the topic table) whose outputs are published with an id, not stored only. */
@@ -476,16 +642,25 @@ forEachLog(
     const scale = SCALE[d.log];
     const total = Number(Deno.env.get("EXACTLY_ONCE_EVENTS") ?? scale.events);
     const load = workload(total, scale.users, random);
-    const start = () => startEngineProcess({ dataDir: d.dataDir, env: d.env });
+    // At debug level, for the line each checkpoint logs between its appended outputs and its commit.
+    const start = () => startEngineProcess({ dataDir: d.dataDir, env: { ...d.env, LOG_LEVEL: "debug" } });
     const current = new Current(await start());
+    const aimedTopics = [d.topics.events, d.topics.productEvents];
     try {
       const writing = write(d, current, load, scale.seconds);
       for (let k = 0; k < scale.kills; k++) {
-        // Every other kill comes soon after a restart, while the engine is catching up.
+        // Every other kill comes soon after a restart, while the engine is catching up; the others are aimed between a
+        // checkpoint's appended outputs and its commit.
         await new Promise((resolve) =>
           setTimeout(resolve, k % 2 === 1 ? 300 + random() * 700 : 1_500 + random() * 3_000)
         );
-        await current.restart(start);
+        if (k % 2 === 1) await current.restart(start);
+        else await current.restartMidCheckpoint(start, aimedTopics);
+      }
+      // An aimed kill races the commit: aimed again (the next process replays, so it checkpoints outputs at once) until
+      // one has come before it.
+      for (let a = 0; (await current.midCheckpoint()).length === 0 && a < MAX_AIMED_KILLS; a++) {
+        await current.restartMidCheckpoint(start, aimedTopics);
       }
       const acknowledged = await writing;
       const engine = await current.get();
@@ -494,9 +669,22 @@ forEachLog(
       await new Promise((resolve) => setTimeout(resolve, Number(SETTINGS.ACTOR_PACK_MS) + 1_000));
       const packed = current.packedBefore + await packedActors(engine);
       assert.ok(packed > 0, "idle actors were packed (ACTOR_PACK_MS) while the load ran");
+      const landed = await current.midCheckpoint();
       const stopped = await engine.kill("SIGTERM");
       assert.equal(stopped.code, 0, "a graceful stop");
-      const { actors, outputs, events } = await d.inspect((view) => verify(d, view, acknowledged));
+      const { actors, outputs, events, published } = await d.inspect((view) => verify(d, view, acknowledged));
+      const aimed = current.aimed.map((k) =>
+        `${k.topic}:${k.partition} ${k.from}→${k.nextOffset} resumed at ${current.resumedAt(k)}`
+      ).join("; ");
+      assert.ok(landed.length > 0, `a kill landed between a checkpoint's appended outputs and its commit: ${aimed}`);
+      for (const k of landed) {
+        // Out before the kill, out again from the replay (with the fold's payload, as verify checks), counted once.
+        const replayed = [...published].filter(([id]) => sourcedIn(id, k.topic, k.partition, k.from, k.nextOffset));
+        assert.ok(replayed.length > 0, `outputs of ${k.topic}:${k.partition} ${k.from}→${k.nextOffset} are published`);
+        for (const [id, times] of replayed) {
+          assert.ok(times >= 2, `output ${id}, appended before the kill, is published again by the replay (${times})`);
+        }
+      }
       assert.ok(acknowledged.size >= total / 2, `most of the load was acknowledged (${acknowledged.size} of ${total})`);
       assert.ok(events >= acknowledged.size);
       const users = new Set(load.filter((p) => acknowledged.has(p.event.eventId)).map((p) => p.key)).size;
