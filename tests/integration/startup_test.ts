@@ -13,7 +13,7 @@ import { ConfigError, StartAbortedError } from "../../engine/errors.ts";
 import { createLogger, type Logger, silentLogger } from "../../engine/logger.ts";
 import { freePort, spawnEngine } from "../helpers/engine_process.ts";
 import { deploy, type Deployment, forEachLog, onlyOn } from "../helpers/modes.ts";
-import { eventually, services, uniqueName } from "../helpers/services.ts";
+import { eventually, services, uniqueName, within } from "../helpers/services.ts";
 
 /** A logger that calls `onMessage` with the message of every entry at info level and above. */
 function watchingLogger(onMessage: (msg: string) => void): Logger {
@@ -141,6 +141,39 @@ onlyOn(
       silent.close();
       await accepting.catch(() => {});
       for (const conn of held) conn.close();
+      await Deno.remove(dataDir, { recursive: true });
+    }
+  },
+);
+
+onlyOn(
+  "no log",
+  "a DATABASE_URL at a server that is not PostgreSQL (it closes the connection) stops start-up naming DATABASE_URL",
+  async () => {
+    const dataDir = await Deno.makeTempDir({ prefix: "startup-" });
+    // An HTTP server answers PostgreSQL's start-up message with a 400 and closes the connection; the engine used to
+    // connect to it again at once, for ever, and never exited.
+    const http = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => new Response("hello"));
+    const engine = spawnEngine({
+      dataDir,
+      env: {
+        KAFKA_BROKERS: `127.0.0.1:${freePort()}`,
+        DATABASE_URL: `postgres://u:secret@127.0.0.1:${http.addr.port}/db`,
+      },
+    });
+    try {
+      const status = await within(20_000, "the engine's exit", engine.exited);
+      assert.equal(status.code, 2, engine.logs());
+      assert.match(
+        engine.logs(),
+        new RegExp(
+          `Cannot start: PostgreSQL at DATABASE_URL="postgres://u:\\*\\*\\*@127\\.0\\.0\\.1:${http.addr.port}/db" ` +
+            `cannot be used: write CONNECTION_CLOSED 127\\.0\\.0\\.1:${http.addr.port}`,
+        ),
+      );
+    } finally {
+      await engine.kill("SIGKILL");
+      await http.shutdown();
       await Deno.remove(dataDir, { recursive: true });
     }
   },
