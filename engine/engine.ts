@@ -124,7 +124,7 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
     backend = opening;
     opened.push({ what: "backend", close: () => opening.close() });
     stillWanted();
-    const applied = await migrate(backend.sql);
+    const applied = await migrate(backend.sql, undefined, { lockTimeoutMs: config.MIGRATION_LOCK_TIMEOUT_MS });
     log.info("database ready", { migrationsApplied: applied });
     if (config.ROLE === "all") {
       await refuseAnotherGroupsState(backend.sql, config.GROUP_ID, consumedTopics(topics));
