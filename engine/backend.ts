@@ -39,6 +39,12 @@ export interface Backend {
    * group has not committed past, and its retention starts. Nothing to do on Kafka.
    */
   registerGroup(groupId: string, topics: readonly string[]): Promise<void>;
+  /**
+   * `step`, a start-up's later ask of the log (partition counts): its failure stops start-up naming the log's setting,
+   * as opening the log does (a ConfigError; kafkajs's bare "Request Metadata(key: 3, version: 6) timed out" of a broker
+   * that hung after the topics were created said neither, exit code 1).
+   */
+  startupStep<T>(step: Promise<T>): Promise<T>;
   /** Where the data lives, for the start-up banner. */
   readonly describe: string;
   /** Closes the log clients and the database, in that order. */
@@ -94,14 +100,15 @@ async function openProductionBackend(
   };
   const kafka = createKafka(kafkaOptions);
   const admin = new KafkaAdmin(kafka);
+  const broker = `Kafka at KAFKA_BROKERS="${config.KAFKA_BROKERS}"`;
   try {
     // The database first: it fails at once, where the broker is retried for half a minute.
     await usable(sql`select 1`, `PostgreSQL at DATABASE_URL="${redactUrl(config.DATABASE_URL)}"`);
-    await usable(
+    await usable<unknown>(
       options.createTopics === false
         ? admin.missingTopics([]) // the broker answers: usable
         : admin.ensureTopics(topicSpecs(config, topics), config.REPLICATION_FACTOR),
-      `Kafka at KAFKA_BROKERS="${config.KAFKA_BROKERS}"`,
+      broker,
       `the missing topics are created with PARTITIONS=${config.PARTITIONS}, REPLICATION_FACTOR=${config.REPLICATION_FACTOR}`,
     );
   } catch (error) {
@@ -118,6 +125,7 @@ async function openProductionBackend(
     consumer,
     createConsumer: (groupId) => new KafkaConsumer(kafka, { groupId }, logger),
     registerGroup: () => Promise.resolve(),
+    startupStep: (step) => usable(step, broker),
     describe: `Kafka at ${config.KAFKA_BROKERS}, PostgreSQL at ${redactUrl(config.DATABASE_URL)}`,
     async close() {
       await producer.close();
@@ -132,9 +140,9 @@ async function openProductionBackend(
  * error, e.g. `connect ECONNREFUSED 127.0.0.1:5432`, said neither), and stops start-up as a bad
  * setting does (ConfigError: exit code 2, plain text).
  */
-async function usable(first: Promise<unknown>, service: string, itemsMade = ""): Promise<void> {
+async function usable<T>(first: Promise<T>, service: string, itemsMade = ""): Promise<T> {
   try {
-    await first;
+    return await first;
   } catch (error) {
     const items = perItemReasons(error);
     const why = items ? `${(error as Error).message}: ${items}${itemsMade && ` (${itemsMade})`}` : message(error);
@@ -207,6 +215,7 @@ async function openEmbeddedBackend(
         retaining = true;
         retention?.start();
       },
+      startupStep: (step) => step,
       describe: `embedded log and PGlite in ${db.pgdata}`,
       async close() {
         try {

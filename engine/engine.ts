@@ -142,9 +142,9 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
     // partition, so it needs no counts.
     const admin = backend.admin;
     const partitionCounts = config.ROLE !== "all" ? undefined : new Map(
-      await Promise.all(
+      await opening.startupStep(Promise.all(
         consumedTopics(topics).map(async (topic) => [topic, await admin.partitionCount(topic)] as const),
-      ),
+      )),
     );
     if (partitionCounts) warnOfIgnoredPartitions(log, config, topics, partitionCounts);
     const bundledTopics = partitionCounts &&
@@ -185,7 +185,7 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
     const registry = new InstanceRegistry(backend.sql, config.GROUP_ID, instanceId, log);
     const reader = createStateReader(runtime, store, {
       registry,
-      kinds: await routedKinds(topics, admin),
+      kinds: await opening.startupStep(routedKinds(topics, admin)),
       logger: log,
     });
     const routes = buildRoutes({

@@ -12,8 +12,9 @@ import { type RunningEngine, startEngine } from "../../engine/engine.ts";
 import { ConfigError, StartAbortedError } from "../../engine/errors.ts";
 import { createLogger, type Logger, silentLogger } from "../../engine/logger.ts";
 import { freePort, spawnEngine } from "../helpers/engine_process.ts";
-import { deploy, type Deployment, forEachLog, onlyOn } from "../helpers/modes.ts";
-import { eventually, services, uniqueName, within } from "../helpers/services.ts";
+import { startPrivateBroker } from "../helpers/kafka_broker.ts";
+import { deploy, type Deployment, deployOnServers, forEachLog, onlyOn } from "../helpers/modes.ts";
+import { eventually, freshDatabase, services, uniqueName, within } from "../helpers/services.ts";
 
 /** A logger that calls `onMessage` with the message of every entry at info level and above. */
 function watchingLogger(onMessage: (msg: string) => void): Logger {
@@ -426,4 +427,40 @@ forEachLog("a changed PARTITIONS on existing topics is named in a warning; the t
     named.map((w) => [w.topic, w.partitions, w.PARTITIONS]).sort(),
     [d.topics.events, d.topics.productEvents].map((topic) => [topic, d.config.PARTITIONS, changed.PARTITIONS]).sort(),
   );
+});
+
+onlyOn("kafka", {
+  name: "a broker that hangs after start-up created the topics stops start-up naming KAFKA_BROKERS",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const broker = await startPrivateBroker();
+    const database = await freshDatabase();
+    const { deployment: d, remove } = await deployOnServers({
+      kafkaBrokers: broker.brokers,
+      databaseUrl: database.url,
+    });
+    try {
+      // Frozen once the database is migrated: the topics exist, and the broker's next answers never come.
+      const logger = watchingLogger((msg) => msg === "database ready" && broker.freeze());
+      let started: RunningEngine | undefined;
+      const failure = await within(
+        90_000,
+        "the start-up",
+        startEngine(d.config, logger).then((engine) => (started = engine, undefined), (error: Error) => error),
+      );
+      await started?.stop();
+      assert.ok(failure instanceof ConfigError, `kafkajs's bare error, exit code 1: ${failure}`);
+      // It used to end with kafkajs's "Request Metadata(key: 3, version: 6) timed out", naming neither.
+      assert.match(
+        failure.message,
+        new RegExp(`^Cannot start: Kafka at KAFKA_BROKERS="${broker.brokers}" cannot be used: .*timed out`),
+      );
+    } finally {
+      broker.thaw();
+      await remove();
+      await database.drop();
+      await broker.destroy();
+    }
+  },
 });
