@@ -13,6 +13,7 @@ import { ConfigError, StartAbortedError } from "../../engine/errors.ts";
 import { createLogger, type Logger, silentLogger } from "../../engine/logger.ts";
 import { freePort, spawnEngine } from "../helpers/engine_process.ts";
 import { startPrivateBroker } from "../helpers/kafka_broker.ts";
+import { startTcpProxy } from "../helpers/tcp_proxy.ts";
 import { deploy, type Deployment, deployOnServers, forEachLog, onlyOn } from "../helpers/modes.ts";
 import { eventually, freshDatabase, services, uniqueName, within } from "../helpers/services.ts";
 
@@ -175,6 +176,43 @@ onlyOn(
     } finally {
       await engine.kill("SIGKILL");
       await http.shutdown();
+      await Deno.remove(dataDir, { recursive: true });
+    }
+  },
+);
+
+onlyOn(
+  "postgresql",
+  "a PostgreSQL that accepts connections but never completes their start-up stops start-up after connect_timeout",
+  async () => {
+    const dataDir = await Deno.makeTempDir({ prefix: "startup-" });
+    const url = new URL(services().databaseUrl);
+    // The real server behind a proxy that delivers none of its answers: the TCP connection is made, the
+    // authentication never completes.
+    const proxy = startTcpProxy({ hostname: url.hostname, port: Number(url.port) });
+    proxy.freeze();
+    url.port = String(proxy.port);
+    const engine = spawnEngine({
+      dataDir,
+      env: { KAFKA_BROKERS: `127.0.0.1:${freePort()}`, DATABASE_URL: url.toString() },
+    });
+    try {
+      const started = performance.now();
+      const status = await within(20_000, "the engine's exit", engine.exited);
+      const ms = performance.now() - started;
+      assert.equal(status.code, 2, engine.logs());
+      assert.match(
+        engine.logs(),
+        new RegExp(
+          `Cannot start: PostgreSQL at DATABASE_URL="[^"]*127\\.0\\.0\\.1:${proxy.port}[^"]*" cannot be used: ` +
+            `write CONNECT_TIMEOUT 127\\.0\\.0\\.1:${proxy.port}`,
+        ),
+      );
+      // The URL's connect_timeout, 5 s by default, and the process's own start.
+      assert.ok(ms >= 5_000, `exited ${Math.round(ms)} ms after its start, before connect_timeout`);
+    } finally {
+      await engine.kill("SIGKILL");
+      proxy.close();
       await Deno.remove(dataDir, { recursive: true });
     }
   },
