@@ -7,6 +7,7 @@ import { type Config, type Topics, topicSpecs } from "./config.ts";
 import { lockDataDir } from "./data_dir_lock.ts";
 import { startStallWatchdog } from "./stall_watchdog.ts";
 import { connectDatabase, type Sql } from "./database.ts";
+import { whileDatabaseAnswers } from "./database_probe.ts";
 import { redactUrl } from "./database_url.ts";
 import { openEmbeddedDatabase } from "./embedded_database.ts";
 import { EmbeddedLog } from "./embedded_log.ts";
@@ -45,6 +46,11 @@ export interface Backend {
    * that hung after the topics were created said neither, exit code 1).
    */
   startupStep<T>(step: Promise<T>): Promise<T>;
+  /**
+   * `step`, a start-up's step on the database (`what`: migrations, say): on PostgreSQL, while the server answers a
+   * probe (engine/database_probe.ts); one that stops answering stops start-up naming DATABASE_URL.
+   */
+  databaseStep<T>(step: Promise<T>, what: string): Promise<T>;
   /** Where the data lives, for the start-up banner. */
   readonly describe: string;
   /** Closes the log clients and the database, in that order. */
@@ -101,9 +107,10 @@ async function openProductionBackend(
   const kafka = createKafka(kafkaOptions);
   const admin = new KafkaAdmin(kafka);
   const broker = `Kafka at KAFKA_BROKERS="${config.KAFKA_BROKERS}"`;
+  const database = `PostgreSQL at DATABASE_URL="${redactUrl(config.DATABASE_URL)}"`;
   try {
     // The database first: it fails at once, where the broker is retried for half a minute.
-    await usable(sql`select 1`, `PostgreSQL at DATABASE_URL="${redactUrl(config.DATABASE_URL)}"`);
+    await usable(sql`select 1`, database);
     await usable<unknown>(
       options.createTopics === false
         ? admin.missingTopics([]) // the broker answers: usable
@@ -126,6 +133,7 @@ async function openProductionBackend(
     createConsumer: (groupId) => new KafkaConsumer(kafka, { groupId }, logger),
     registerGroup: () => Promise.resolve(),
     startupStep: (step) => usable(step, broker),
+    databaseStep: (step, what) => whileDatabaseAnswers(sql, step, database, what),
     describe: `Kafka at ${config.KAFKA_BROKERS}, PostgreSQL at ${redactUrl(config.DATABASE_URL)}`,
     async close() {
       await producer.close();
@@ -216,6 +224,7 @@ async function openEmbeddedBackend(
         retention?.start();
       },
       startupStep: (step) => step,
+      databaseStep: (step) => step,
       describe: `embedded log and PGlite in ${db.pgdata}`,
       async close() {
         try {

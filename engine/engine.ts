@@ -124,14 +124,23 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
     backend = opening;
     opened.push({ what: "backend", close: () => opening.close() });
     stillWanted();
-    const applied = await migrate(backend.sql, undefined, { lockTimeoutMs: config.MIGRATION_LOCK_TIMEOUT_MS });
+    const sql = backend.sql;
+    const applied = await opening.databaseStep(
+      migrate(sql, undefined, { lockTimeoutMs: config.MIGRATION_LOCK_TIMEOUT_MS }),
+      "migrations",
+    );
     log.info("database ready", { migrationsApplied: applied });
     if (config.ROLE === "all") {
-      await refuseAnotherGroupsState(backend.sql, config.GROUP_ID, consumedTopics(topics));
+      await opening.databaseStep(refuseAnotherGroupsState(sql, config.GROUP_ID, consumedTopics(topics)), "state owner");
       await backend.registerGroup(config.GROUP_ID, consumedTopics(topics));
     } else {
-      await refuseIngestForAnotherGroup(backend.sql, config.GROUP_ID, consumedTopics(topics));
-      await refuseIngestOnOtherTopics(backend.sql, config, topics);
+      await opening.databaseStep(
+        (async () => {
+          await refuseIngestForAnotherGroup(sql, config.GROUP_ID, consumedTopics(topics));
+          await refuseIngestOnOtherTopics(sql, config, topics);
+        })(),
+        "state owner",
+      );
     }
     stillWanted();
 

@@ -11,7 +11,7 @@ import { ConfigError } from "../../engine/errors.ts";
 import { silentLogger } from "../../engine/logger.ts";
 import { migrate, readMigrations } from "../../sql/migrations.ts";
 import { deploy, type Deployment, onlyOn } from "../helpers/modes.ts";
-import { within } from "../helpers/services.ts";
+import { eventually, within } from "../helpers/services.ts";
 
 /** The migration lock's key (sql/migrations.ts). */
 const MIGRATION_LOCK_ID = 7_341_001;
@@ -115,6 +115,36 @@ onlyOn("postgresql", {
         failure.message,
         /^Cannot start: migrations waited MIGRATION_LOCK_TIMEOUT_MS=1000 for the migration lock \(advisory lock 7341001, held while an instance migrates\) held by another PostgreSQL session: pid \d+ \(lock-holder, /,
       );
+    } finally {
+      await remove();
+    }
+  },
+});
+
+onlyOn("postgresql", {
+  name: "a start-up waiting for the migration lock, its server answering, goes on once the lock is released",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const { deployment: d, remove } = await deploy("kafka", { MIGRATION_LOCK_TIMEOUT_MS: "60000" });
+    try {
+      const release = await holdingSession(d, (tx) => tx`select pg_advisory_xact_lock(${MIGRATION_LOCK_ID})`);
+      let engine: RunningEngine | undefined;
+      const starting = startEngine(d.config, silentLogger).then((started) => engine = started);
+      try {
+        await eventually("the start-up to wait for the migration lock", async () => {
+          const [waiting] = await d.inspect(({ sql }) =>
+            sql`select count(*)::int as n from pg_locks where locktype = 'advisory' and not granted`
+          );
+          return waiting.n === 1 || undefined;
+        });
+        // Several probes of engine/database_probe.ts (every 2 s) pass meanwhile: the server answers them.
+        await new Promise((resolve) => setTimeout(resolve, 5_000));
+      } finally {
+        await release();
+      }
+      await within(20_000, "the start-up", starting);
+      await engine?.stop();
     } finally {
       await remove();
     }

@@ -13,9 +13,9 @@ import { ConfigError, StartAbortedError } from "../../engine/errors.ts";
 import { createLogger, type Logger, silentLogger } from "../../engine/logger.ts";
 import { freePort, spawnEngine } from "../helpers/engine_process.ts";
 import { startPrivateBroker } from "../helpers/kafka_broker.ts";
-import { startTcpProxy } from "../helpers/tcp_proxy.ts";
+import { startTcpProxy, type TcpProxy } from "../helpers/tcp_proxy.ts";
 import { deploy, type Deployment, deployOnServers, forEachLog, onlyOn } from "../helpers/modes.ts";
-import { eventually, freshDatabase, services, uniqueName, within } from "../helpers/services.ts";
+import { eventually, freshDatabase, services, testConfig, uniqueName, within } from "../helpers/services.ts";
 
 /** A logger that calls `onMessage` with the message of every entry at info level and above. */
 function watchingLogger(onMessage: (msg: string) => void): Logger {
@@ -217,6 +217,46 @@ onlyOn(
     }
   },
 );
+
+onlyOn("postgresql", {
+  name: "a PostgreSQL that stops answering during the migrations stops start-up naming DATABASE_URL",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const database = await freshDatabase();
+    const url = new URL(database.url);
+    // The real server behind a proxy that holds back all its answers from the migration lock's statement on, as a
+    // server frozen (or a network path gone silent) just after start-up's first query.
+    const text = new TextDecoder();
+    const proxy: TcpProxy = startTcpProxy({ hostname: url.hostname, port: Number(url.port) }, (chunk) => {
+      if (text.decode(chunk).includes("pg_advisory_xact_lock")) proxy.freeze();
+      return { action: "forward" };
+    });
+    url.port = String(proxy.port);
+    const config = testConfig(url.toString());
+    try {
+      let started: RunningEngine | undefined;
+      const failure = await within(
+        60_000,
+        "the start-up",
+        startEngine(config, silentLogger).then((engine) => (started = engine, undefined), (error: Error) => error),
+      );
+      await started?.stop();
+      assert.ok(failure instanceof ConfigError, String(failure));
+      // It used to wait for good.
+      assert.match(
+        failure.message,
+        new RegExp(
+          `^Cannot start: PostgreSQL at DATABASE_URL="[^"]*127\\.0\\.0\\.1:${proxy.port}[^"]*" stopped answering ` +
+            "during start-up \\(migrations\\)",
+        ),
+      );
+    } finally {
+      proxy.close();
+      await database.drop();
+    }
+  },
+});
 
 /** Runs `fn` on a fresh embedded deployment, removed afterwards. */
 async function onEmbedded(fn: (d: Deployment) => Promise<void>): Promise<void> {
