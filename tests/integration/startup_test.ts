@@ -258,6 +258,43 @@ onlyOn("postgresql", {
   },
 });
 
+onlyOn("kafka", {
+  name: "a KAFKA_BROKERS that never answers, or that is not Kafka, stops start-up in bounded time naming it",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const { kafkaBrokers } = services();
+    const [hostname, port] = kafkaBrokers.split(",")[0].split(":");
+    // The real broker behind a proxy that delivers none of its answers, and an HTTP server (it answers 400 and closes).
+    const silent = startTcpProxy({ hostname, port: Number(port) });
+    silent.freeze();
+    const http = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => new Response("hello"));
+    const database = await freshDatabase();
+    const dataDir = await Deno.makeTempDir({ prefix: "startup-" });
+    const engines = [`127.0.0.1:${silent.port}`, `127.0.0.1:${http.addr.port}`].map((brokers) => ({
+      brokers,
+      engine: spawnEngine({ dataDir, env: { KAFKA_BROKERS: brokers, DATABASE_URL: database.url } }),
+    }));
+    try {
+      // kafkajs's 30 s request timeout, or its retries of a closed connection (about 25–45 s).
+      const statuses = await within(90_000, "the engines' exits", Promise.all(engines.map((e) => e.engine.exited)));
+      engines.forEach(({ brokers, engine }, i) => {
+        assert.equal(statuses[i].code, 2, engine.logs());
+        assert.ok(
+          engine.logs().includes(`Cannot start: Kafka at KAFKA_BROKERS="${brokers}" cannot be used: `),
+          engine.logs(),
+        );
+      });
+    } finally {
+      for (const { engine } of engines) await engine.kill("SIGKILL");
+      silent.close();
+      await http.shutdown();
+      await database.drop();
+      await Deno.remove(dataDir, { recursive: true });
+    }
+  },
+});
+
 /** Runs `fn` on a fresh embedded deployment, removed afterwards. */
 async function onEmbedded(fn: (d: Deployment) => Promise<void>): Promise<void> {
   const { deployment, remove } = await deploy("embedded");
