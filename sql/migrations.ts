@@ -59,22 +59,28 @@ export async function migrate(
 ): Promise<string[]> {
   const all = migrations ?? await readMigrations();
   const lockTimeoutMs = options.lockTimeoutMs ?? 0;
-  /** What the transaction is waiting for: the migration lock, or the migration being applied. */
-  let step: Migration | undefined;
+  /** What the transaction may be waiting for a table lock on; undefined: the migration lock. */
+  let step: TableStep | undefined;
   try {
-    return await migrateLocked(sql, all, lockTimeoutMs, (m) => step = m);
+    return await migrateLocked(sql, all, lockTimeoutMs, (next) => step = next);
   } catch (error) {
     if ((error as { code?: unknown }).code !== LOCK_NOT_AVAILABLE || lockTimeoutMs <= 0) throw error;
     throw await lockTimeoutError(sql, step, lockTimeoutMs, error);
   }
 }
 
-/** migrate() in its transaction; `applying` is told each migration before it runs. */
+/** A step of migrate() that locks tables: what it is, and the SQL naming them. */
+interface TableStep {
+  readonly what: string;
+  readonly sql: string;
+}
+
+/** migrate() in its transaction; `stepping` is told each step that locks tables before it runs. */
 function migrateLocked(
   sql: Sql,
   all: readonly Migration[],
   lockTimeoutMs: number,
-  applying: (m: Migration) => void,
+  stepping: (step: TableStep) => void,
 ): Promise<string[]> {
   // Read committed whatever the session's default: schema_migrations is read after waiting for the lock, and a
   // snapshot taken before the wait missed the migrations another start-up committed meanwhile, applied them again
@@ -83,6 +89,7 @@ function migrateLocked(
     // For this transaction only: the pool's connection goes back to the server's setting.
     if (lockTimeoutMs > 0) await tx`select set_config('lock_timeout', ${`${lockTimeoutMs}ms`}, true)`;
     await tx`select pg_advisory_xact_lock(${MIGRATION_LOCK_ID})`;
+    stepping({ what: "reading schema_migrations", sql: "schema_migrations" });
     await tx`create table if not exists schema_migrations (
       id integer primary key, name text not null, applied_at timestamptz not null default now())`;
     const recorded = await tx<{ id: number; name: string }[]>`select id, name from schema_migrations order by id`;
@@ -98,7 +105,7 @@ function migrateLocked(
     const applied: string[] = [];
     for (const m of all) {
       if (done.has(m.id)) continue;
-      applying(m);
+      stepping({ what: `migration ${m.name}`, sql: m.sql });
       await tx.unsafe(m.sql);
       await tx`insert into schema_migrations (id, name) values (${m.id}, ${m.name})`;
       applied.push(m.name);
@@ -123,11 +130,11 @@ interface LockHolder {
  */
 async function lockTimeoutError(
   sql: Sql,
-  step: Migration | undefined,
+  step: TableStep | undefined,
   lockTimeoutMs: number,
   cause: unknown,
 ): Promise<MigrationLockTimeoutError> {
-  const waited = `${step ? `migration ${step.name}` : "migrations"} waited MIGRATION_LOCK_TIMEOUT_MS=${lockTimeoutMs}`;
+  const waited = `${step?.what ?? "migrations"} waited MIGRATION_LOCK_TIMEOUT_MS=${lockTimeoutMs}`;
   let holders: LockHolder[] = [];
   try {
     holders = step ? await tableHolders(sql, step) : await migrationLockHolders(sql);
@@ -155,8 +162,8 @@ function describeHolder(h: LockHolder): string {
     `last statement: ${statement.length > 120 ? `${statement.slice(0, 117)}...` : statement})`;
 }
 
-/** Other sessions holding a lock on a table of this database that `m` names. */
-async function tableHolders(sql: Sql, m: Migration): Promise<LockHolder[]> {
+/** Other sessions holding a lock on a table of this database that `step` names. */
+async function tableHolders(sql: Sql, step: TableStep): Promise<LockHolder[]> {
   const rows = await sql<(Omit<LockHolder, "tables"> & { table: string })[]>`
     select a.pid, a.application_name as application, a.state, a.xact_start as since, a.query as statement,
            c.relname as table
@@ -167,7 +174,7 @@ async function tableHolders(sql: Sql, m: Migration): Promise<LockHolder[]> {
       and l.database = (select oid from pg_database where datname = current_database())
       and c.relkind in ('r', 'p') and c.relnamespace = current_schema()::regnamespace
     order by a.pid, c.relname`;
-  const words = new Set(m.sql.toLowerCase().match(/[a-z_][a-z0-9_$]*/g));
+  const words = new Set(step.sql.toLowerCase().match(/[a-z_][a-z0-9_$]*/g));
   const named = rows.filter((r) => words.has(r.table));
   const byPid = new Map<number, LockHolder>();
   for (const { table, ...session } of named) {

@@ -96,6 +96,32 @@ onlyOn("postgresql", {
 });
 
 onlyOn("postgresql", {
+  name: "with nothing to migrate, a session holding schema_migrations stops start-up after the timeout, naming it",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const { deployment: d, remove } = await deploy("kafka", { MIGRATION_LOCK_TIMEOUT_MS: "1000" });
+    try {
+      await d.inspect(({ sql }) => migrate(sql));
+      const release = await holdingSession(d, (tx) => tx`lock table schema_migrations in access exclusive mode`);
+      let failure: Error;
+      try {
+        failure = await failedStart(d);
+      } finally {
+        await release();
+      }
+      assert.ok(failure instanceof ConfigError, String(failure));
+      assert.match(
+        failure.message,
+        /^Cannot start: reading schema_migrations waited MIGRATION_LOCK_TIMEOUT_MS=1000 for a lock on schema_migrations held by another PostgreSQL session: pid \d+ \(lock-holder, idle in transaction since .+, last statement: lock table schema_migrations in access exclusive mode\)/,
+      );
+    } finally {
+      await remove();
+    }
+  },
+});
+
+onlyOn("postgresql", {
   name: "another session holding the migration lock stops start-up after MIGRATION_LOCK_TIMEOUT_MS, naming it",
   sanitizeOps: false,
   sanitizeResources: false,
