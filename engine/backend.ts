@@ -7,6 +7,7 @@ import { type Config, type Topics, topicSpecs } from "./config.ts";
 import { lockDataDir } from "./data_dir_lock.ts";
 import { startStallWatchdog } from "./stall_watchdog.ts";
 import { connectDatabase, type Sql } from "./database.ts";
+import { whileDatabaseAnswers } from "./database_probe.ts";
 import { redactUrl } from "./database_url.ts";
 import { openEmbeddedDatabase } from "./embedded_database.ts";
 import { EmbeddedLog } from "./embedded_log.ts";
@@ -39,6 +40,17 @@ export interface Backend {
    * group has not committed past, and its retention starts. Nothing to do on Kafka.
    */
   registerGroup(groupId: string, topics: readonly string[]): Promise<void>;
+  /**
+   * `step`, a start-up's later ask of the log (partition counts): its failure stops start-up naming the log's setting,
+   * as opening the log does (a ConfigError; kafkajs's bare "Request Metadata(key: 3, version: 6) timed out" of a broker
+   * that hung after the topics were created said neither, exit code 1).
+   */
+  startupStep<T>(step: Promise<T>): Promise<T>;
+  /**
+   * `step`, a start-up's step on the database (`what`: migrations, say): on PostgreSQL, while the server answers a
+   * probe (engine/database_probe.ts); one that stops answering stops start-up naming DATABASE_URL.
+   */
+  databaseStep<T>(step: Promise<T>, what: string): Promise<T>;
   /** Where the data lives, for the start-up banner. */
   readonly describe: string;
   /** Closes the log clients and the database, in that order. */
@@ -94,14 +106,16 @@ async function openProductionBackend(
   };
   const kafka = createKafka(kafkaOptions);
   const admin = new KafkaAdmin(kafka);
+  const broker = `Kafka at KAFKA_BROKERS="${config.KAFKA_BROKERS}"`;
+  const database = `PostgreSQL at DATABASE_URL="${redactUrl(config.DATABASE_URL)}"`;
   try {
     // The database first: it fails at once, where the broker is retried for half a minute.
-    await usable(sql`select 1`, `PostgreSQL at DATABASE_URL="${redactUrl(config.DATABASE_URL)}"`);
-    await usable(
+    await usable(sql`select 1`, database);
+    await usable<unknown>(
       options.createTopics === false
         ? admin.missingTopics([]) // the broker answers: usable
         : admin.ensureTopics(topicSpecs(config, topics), config.REPLICATION_FACTOR),
-      `Kafka at KAFKA_BROKERS="${config.KAFKA_BROKERS}"`,
+      broker,
       `the missing topics are created with PARTITIONS=${config.PARTITIONS}, REPLICATION_FACTOR=${config.REPLICATION_FACTOR}`,
     );
   } catch (error) {
@@ -118,6 +132,8 @@ async function openProductionBackend(
     consumer,
     createConsumer: (groupId) => new KafkaConsumer(kafka, { groupId }, logger),
     registerGroup: () => Promise.resolve(),
+    startupStep: (step) => usable(step, broker),
+    databaseStep: (step, what) => whileDatabaseAnswers(sql, step, database, what),
     describe: `Kafka at ${config.KAFKA_BROKERS}, PostgreSQL at ${redactUrl(config.DATABASE_URL)}`,
     async close() {
       await producer.close();
@@ -132,9 +148,9 @@ async function openProductionBackend(
  * error, e.g. `connect ECONNREFUSED 127.0.0.1:5432`, said neither), and stops start-up as a bad
  * setting does (ConfigError: exit code 2, plain text).
  */
-async function usable(first: Promise<unknown>, service: string, itemsMade = ""): Promise<void> {
+async function usable<T>(first: Promise<T>, service: string, itemsMade = ""): Promise<T> {
   try {
-    await first;
+    return await first;
   } catch (error) {
     const items = perItemReasons(error);
     const why = items ? `${(error as Error).message}: ${items}${itemsMade && ` (${itemsMade})`}` : message(error);
@@ -207,6 +223,8 @@ async function openEmbeddedBackend(
         retaining = true;
         retention?.start();
       },
+      startupStep: (step) => step,
+      databaseStep: (step) => step,
       describe: `embedded log and PGlite in ${db.pgdata}`,
       async close() {
         try {

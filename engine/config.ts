@@ -124,6 +124,7 @@ const settings = {
     z.number({ error: IDLE_TIMEOUT_RULE }).int({ error: IDLE_TIMEOUT_RULE })
       .refine((ms) => ms === 0 || (ms >= 1000 && ms <= 86_400_000), { error: IDLE_TIMEOUT_RULE }),
   ).default(10_000),
+  MIGRATION_LOCK_TIMEOUT_MS: int(100, 86_400_000).default(30_000),
   MAX_BATCH_EVENTS: int(1, 100_000).default(1000),
   MAX_BODY_BYTES: int(1024, 64 * 1024 * 1024).default(1024 * 1024),
   MAX_INGEST_PENDING_BYTES: int(1024, 64 * 1024 * 1024 * 1024).default(DEFAULT_MAX_INGEST_PENDING_BYTES),

@@ -124,14 +124,23 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
     backend = opening;
     opened.push({ what: "backend", close: () => opening.close() });
     stillWanted();
-    const applied = await migrate(backend.sql);
+    const sql = backend.sql;
+    const applied = await opening.databaseStep(
+      migrate(sql, undefined, { lockTimeoutMs: config.MIGRATION_LOCK_TIMEOUT_MS }),
+      "migrations",
+    );
     log.info("database ready", { migrationsApplied: applied });
     if (config.ROLE === "all") {
-      await refuseAnotherGroupsState(backend.sql, config.GROUP_ID, consumedTopics(topics));
+      await opening.databaseStep(refuseAnotherGroupsState(sql, config.GROUP_ID, consumedTopics(topics)), "state owner");
       await backend.registerGroup(config.GROUP_ID, consumedTopics(topics));
     } else {
-      await refuseIngestForAnotherGroup(backend.sql, config.GROUP_ID, consumedTopics(topics));
-      await refuseIngestOnOtherTopics(backend.sql, config, topics);
+      await opening.databaseStep(
+        (async () => {
+          await refuseIngestForAnotherGroup(sql, config.GROUP_ID, consumedTopics(topics));
+          await refuseIngestOnOtherTopics(sql, config, topics);
+        })(),
+        "state owner",
+      );
     }
     stillWanted();
 
@@ -142,9 +151,9 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
     // partition, so it needs no counts.
     const admin = backend.admin;
     const partitionCounts = config.ROLE !== "all" ? undefined : new Map(
-      await Promise.all(
+      await opening.startupStep(Promise.all(
         consumedTopics(topics).map(async (topic) => [topic, await admin.partitionCount(topic)] as const),
-      ),
+      )),
     );
     if (partitionCounts) warnOfIgnoredPartitions(log, config, topics, partitionCounts);
     const bundledTopics = partitionCounts &&
@@ -185,7 +194,7 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
     const registry = new InstanceRegistry(backend.sql, config.GROUP_ID, instanceId, log);
     const reader = createStateReader(runtime, store, {
       registry,
-      kinds: await routedKinds(topics, admin),
+      kinds: await opening.startupStep(routedKinds(topics, admin)),
       logger: log,
     });
     const routes = buildRoutes({

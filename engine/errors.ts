@@ -33,6 +33,12 @@ export class DataDirInUseError extends ConfigError {
   }
 }
 
+/**
+ * Start-up's migrations waited MIGRATION_LOCK_TIMEOUT_MS for a lock another PostgreSQL session holds (the migration
+ * lock of another start-up, or a table a migration changes); start-up stops with this message, naming the sessions.
+ */
+export class MigrationLockTimeoutError extends ConfigError {}
+
 /** The engine was asked to stop (a signal) while it was starting; what it had opened is closed again. */
 export class StartAbortedError extends EngineError {
   readonly code = "start_aborted";

@@ -1,7 +1,7 @@
 /** Kafka topic administration and offsets (the LogAdmin of log.ts). */
 import type { Kafka } from "kafkajs";
 import { LogUnavailableError } from "./errors.ts";
-import { HighWatermarks, readUncommittedCluster } from "./kafka_high_watermarks.ts";
+import { HighWatermarks, LIST_OFFSETS_TIMEOUT_MS, readUncommittedCluster } from "./kafka_high_watermarks.ts";
 import type { LogAdmin, TopicPartition, TopicSpec } from "./log.ts";
 
 /**
@@ -13,6 +13,14 @@ import type { LogAdmin, TopicPartition, TopicSpec } from "./log.ts";
 export function minInsyncReplicas(replicationFactor: number): number {
   return replicationFactor >= 3 ? 2 : 1;
 }
+
+/**
+ * Most `committedOffset` waits for the group's offsets: it is read beside the partition's start and end
+ * (LIST_OFFSETS_TIMEOUT_MS each) while a batch is handled, which a hung broker held for kafkajs's 30 s request timeout
+ * (and with it a stop, which waits for the batches being handled, past main.ts's 10 s deadline). A failed ask fails the
+ * batch, which is read again after a backoff.
+ */
+export const FETCH_OFFSETS_TIMEOUT_MS = LIST_OFFSETS_TIMEOUT_MS;
 
 /** Topic administration. */
 export class KafkaAdmin implements LogAdmin {
@@ -93,8 +101,12 @@ export class KafkaAdmin implements LogAdmin {
 
   /** `groupId`'s committed offset of the partition; undefined if it has none (kafkajs lists -1). */
   async committedOffset(groupId: string, tp: TopicPartition): Promise<number | undefined> {
-    await this.#connect();
-    const [listed] = await this.#admin.fetchOffsets({ groupId, topics: [tp.topic] });
+    const fetching = this.#connect().then(() => this.#admin.fetchOffsets({ groupId, topics: [tp.topic] }));
+    const [listed] = await bounded(
+      fetching,
+      FETCH_OFFSETS_TIMEOUT_MS,
+      `committed offsets of ${groupId} on ${tp.topic} not listed within ${FETCH_OFFSETS_TIMEOUT_MS} ms`,
+    );
     const offset = Number(listed?.partitions.find((p) => p.partition === tp.partition)?.offset ?? -1);
     return offset >= 0 ? offset : undefined;
   }
@@ -103,4 +115,14 @@ export class KafkaAdmin implements LogAdmin {
     await this.#ends.close();
     if (this.#connected) await this.#admin.disconnect();
   }
+}
+
+/** `asked`, or a LogUnavailableError saying `late` after `ms`; the request itself goes on, its outcome ignored. */
+function bounded<T>(asked: Promise<T>, ms: number, late: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new LogUnavailableError(late)), ms);
+  });
+  asked.catch(() => {});
+  return Promise.race([asked, timeout]).finally(() => clearTimeout(timer));
 }

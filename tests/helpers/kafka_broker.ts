@@ -27,6 +27,12 @@ export interface PrivateBroker {
   readonly running: boolean;
   /** Stops the broker: SIGTERM (controlled shutdown, SIGKILL after a grace period) or SIGKILL (a crash). */
   stop(signal?: "SIGTERM" | "SIGKILL"): Promise<void>;
+  /**
+   * Stops the broker's process (SIGSTOP) without closing anything: a hung broker, whose kernel still accepts connections
+   * and requests, which nothing answers until `thaw` (SIGCONT).
+   */
+  freeze(): void;
+  thaw(): void;
   /** Starts it again on the same ports and data dir; resolves once it answers metadata requests. */
   start(): Promise<void>;
   /** Stops it and deletes its data. */
@@ -197,11 +203,19 @@ export async function startPrivateBroker(): Promise<PrivateBroker> {
         await new Promise((resolve) => setTimeout(resolve, READY_POLL_MS));
       }
     },
+    freeze() {
+      child?.kill("SIGSTOP");
+    },
+    thaw() {
+      child?.kill("SIGCONT");
+    },
     async stop(signal = "SIGTERM") {
       if (!child || !exited) return;
       const process = child;
       child = null;
       try {
+        // A frozen broker handles no SIGTERM until it runs again.
+        process.kill("SIGCONT");
         process.kill(signal);
       } catch {
         // Already gone.

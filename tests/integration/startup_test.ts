@@ -12,8 +12,10 @@ import { type RunningEngine, startEngine } from "../../engine/engine.ts";
 import { ConfigError, StartAbortedError } from "../../engine/errors.ts";
 import { createLogger, type Logger, silentLogger } from "../../engine/logger.ts";
 import { freePort, spawnEngine } from "../helpers/engine_process.ts";
-import { deploy, type Deployment, forEachLog, onlyOn } from "../helpers/modes.ts";
-import { eventually, services, uniqueName } from "../helpers/services.ts";
+import { startPrivateBroker } from "../helpers/kafka_broker.ts";
+import { startTcpProxy, type TcpProxy } from "../helpers/tcp_proxy.ts";
+import { deploy, type Deployment, deployOnServers, forEachLog, onlyOn } from "../helpers/modes.ts";
+import { eventually, freshDatabase, services, testConfig, uniqueName, within } from "../helpers/services.ts";
 
 /** A logger that calls `onMessage` with the message of every entry at info level and above. */
 function watchingLogger(onMessage: (msg: string) => void): Logger {
@@ -145,6 +147,153 @@ onlyOn(
     }
   },
 );
+
+onlyOn(
+  "no log",
+  "a DATABASE_URL at a server that is not PostgreSQL (it closes the connection) stops start-up naming DATABASE_URL",
+  async () => {
+    const dataDir = await Deno.makeTempDir({ prefix: "startup-" });
+    // An HTTP server answers PostgreSQL's start-up message with a 400 and closes the connection; the engine used to
+    // connect to it again at once, for ever, and never exited.
+    const http = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => new Response("hello"));
+    const engine = spawnEngine({
+      dataDir,
+      env: {
+        KAFKA_BROKERS: `127.0.0.1:${freePort()}`,
+        DATABASE_URL: `postgres://u:secret@127.0.0.1:${http.addr.port}/db`,
+      },
+    });
+    try {
+      const status = await within(20_000, "the engine's exit", engine.exited);
+      assert.equal(status.code, 2, engine.logs());
+      assert.match(
+        engine.logs(),
+        new RegExp(
+          `Cannot start: PostgreSQL at DATABASE_URL="postgres://u:\\*\\*\\*@127\\.0\\.0\\.1:${http.addr.port}/db" ` +
+            `cannot be used: write CONNECTION_CLOSED 127\\.0\\.0\\.1:${http.addr.port}`,
+        ),
+      );
+    } finally {
+      await engine.kill("SIGKILL");
+      await http.shutdown();
+      await Deno.remove(dataDir, { recursive: true });
+    }
+  },
+);
+
+onlyOn(
+  "postgresql",
+  "a PostgreSQL that accepts connections but never completes their start-up stops start-up after connect_timeout",
+  async () => {
+    const dataDir = await Deno.makeTempDir({ prefix: "startup-" });
+    const url = new URL(services().databaseUrl);
+    // The real server behind a proxy that delivers none of its answers: the TCP connection is made, the
+    // authentication never completes.
+    const proxy = startTcpProxy({ hostname: url.hostname, port: Number(url.port) });
+    proxy.freeze();
+    url.port = String(proxy.port);
+    const engine = spawnEngine({
+      dataDir,
+      env: { KAFKA_BROKERS: `127.0.0.1:${freePort()}`, DATABASE_URL: url.toString() },
+    });
+    try {
+      const started = performance.now();
+      const status = await within(20_000, "the engine's exit", engine.exited);
+      const ms = performance.now() - started;
+      assert.equal(status.code, 2, engine.logs());
+      assert.match(
+        engine.logs(),
+        new RegExp(
+          `Cannot start: PostgreSQL at DATABASE_URL="[^"]*127\\.0\\.0\\.1:${proxy.port}[^"]*" cannot be used: ` +
+            `write CONNECT_TIMEOUT 127\\.0\\.0\\.1:${proxy.port}`,
+        ),
+      );
+      // The URL's connect_timeout, 5 s by default, and the process's own start.
+      assert.ok(ms >= 5_000, `exited ${Math.round(ms)} ms after its start, before connect_timeout`);
+    } finally {
+      await engine.kill("SIGKILL");
+      proxy.close();
+      await Deno.remove(dataDir, { recursive: true });
+    }
+  },
+);
+
+onlyOn("postgresql", {
+  name: "a PostgreSQL that stops answering during the migrations stops start-up naming DATABASE_URL",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const database = await freshDatabase();
+    const url = new URL(database.url);
+    // The real server behind a proxy that holds back all its answers from the migration lock's statement on, as a
+    // server frozen (or a network path gone silent) just after start-up's first query.
+    const text = new TextDecoder();
+    const proxy: TcpProxy = startTcpProxy({ hostname: url.hostname, port: Number(url.port) }, (chunk) => {
+      if (text.decode(chunk).includes("pg_advisory_xact_lock")) proxy.freeze();
+      return { action: "forward" };
+    });
+    url.port = String(proxy.port);
+    const config = testConfig(url.toString());
+    try {
+      let started: RunningEngine | undefined;
+      const failure = await within(
+        60_000,
+        "the start-up",
+        startEngine(config, silentLogger).then((engine) => (started = engine, undefined), (error: Error) => error),
+      );
+      await started?.stop();
+      assert.ok(failure instanceof ConfigError, String(failure));
+      // It used to wait for good.
+      assert.match(
+        failure.message,
+        new RegExp(
+          `^Cannot start: PostgreSQL at DATABASE_URL="[^"]*127\\.0\\.0\\.1:${proxy.port}[^"]*" stopped answering ` +
+            "during start-up \\(migrations\\)",
+        ),
+      );
+    } finally {
+      proxy.close();
+      await database.drop();
+    }
+  },
+});
+
+onlyOn("kafka", {
+  name: "a KAFKA_BROKERS that never answers, or that is not Kafka, stops start-up in bounded time naming it",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const { kafkaBrokers } = services();
+    const [hostname, port] = kafkaBrokers.split(",")[0].split(":");
+    // The real broker behind a proxy that delivers none of its answers, and an HTTP server (it answers 400 and closes).
+    const silent = startTcpProxy({ hostname, port: Number(port) });
+    silent.freeze();
+    const http = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => new Response("hello"));
+    const database = await freshDatabase();
+    const dataDir = await Deno.makeTempDir({ prefix: "startup-" });
+    const engines = [`127.0.0.1:${silent.port}`, `127.0.0.1:${http.addr.port}`].map((brokers) => ({
+      brokers,
+      engine: spawnEngine({ dataDir, env: { KAFKA_BROKERS: brokers, DATABASE_URL: database.url } }),
+    }));
+    try {
+      // kafkajs's 30 s request timeout, or its retries of a closed connection (about 25–45 s).
+      const statuses = await within(90_000, "the engines' exits", Promise.all(engines.map((e) => e.engine.exited)));
+      engines.forEach(({ brokers, engine }, i) => {
+        assert.equal(statuses[i].code, 2, engine.logs());
+        assert.ok(
+          engine.logs().includes(`Cannot start: Kafka at KAFKA_BROKERS="${brokers}" cannot be used: `),
+          engine.logs(),
+        );
+      });
+    } finally {
+      for (const { engine } of engines) await engine.kill("SIGKILL");
+      silent.close();
+      await http.shutdown();
+      await database.drop();
+      await Deno.remove(dataDir, { recursive: true });
+    }
+  },
+});
 
 /** Runs `fn` on a fresh embedded deployment, removed afterwards. */
 async function onEmbedded(fn: (d: Deployment) => Promise<void>): Promise<void> {
@@ -393,4 +542,40 @@ forEachLog("a changed PARTITIONS on existing topics is named in a warning; the t
     named.map((w) => [w.topic, w.partitions, w.PARTITIONS]).sort(),
     [d.topics.events, d.topics.productEvents].map((topic) => [topic, d.config.PARTITIONS, changed.PARTITIONS]).sort(),
   );
+});
+
+onlyOn("kafka", {
+  name: "a broker that hangs after start-up created the topics stops start-up naming KAFKA_BROKERS",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const broker = await startPrivateBroker();
+    const database = await freshDatabase();
+    const { deployment: d, remove } = await deployOnServers({
+      kafkaBrokers: broker.brokers,
+      databaseUrl: database.url,
+    });
+    try {
+      // Frozen once the database is migrated: the topics exist, and the broker's next answers never come.
+      const logger = watchingLogger((msg) => msg === "database ready" && broker.freeze());
+      let started: RunningEngine | undefined;
+      const failure = await within(
+        90_000,
+        "the start-up",
+        startEngine(d.config, logger).then((engine) => (started = engine, undefined), (error: Error) => error),
+      );
+      await started?.stop();
+      assert.ok(failure instanceof ConfigError, `kafkajs's bare error, exit code 1: ${failure}`);
+      // It used to end with kafkajs's "Request Metadata(key: 3, version: 6) timed out", naming neither.
+      assert.match(
+        failure.message,
+        new RegExp(`^Cannot start: Kafka at KAFKA_BROKERS="${broker.brokers}" cannot be used: .*timed out`),
+      );
+    } finally {
+      broker.thaw();
+      await remove();
+      await database.drop();
+      await broker.destroy();
+    }
+  },
 });

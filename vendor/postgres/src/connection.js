@@ -98,6 +98,9 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     , serverSignature = null
     , nextWriteTimer = null
     , terminated = false
+    , serverReady = false // PATCHED (see PATCHED.md)
+    , hostsLeft = 0 // PATCHED (see PATCHED.md)
+    , connectError = null // PATCHED (see PATCHED.md)
     , incomings = null
     , results = null
     , initial = null
@@ -114,6 +117,7 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     idleTimer,
     connect(query) {
       initial = query
+      hostsLeft = host.length // PATCHED (see PATCHED.md)
       reconnect()
     },
     terminate,
@@ -343,6 +347,9 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
 
   async function connect() {
     terminated = false
+    serverReady = false // PATCHED (see PATCHED.md)
+    connectError = null // PATCHED (see PATCHED.md)
+    hostsLeft-- // PATCHED (see PATCHED.md)
     backendParameters = {}
     socket || (socket = await createSocket())
 
@@ -389,7 +396,7 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
 
   function error(err) {
     if (connection.queue === queues.connecting && options.host[retries + 1])
-      return
+      return (connectError = err) // PATCHED (see PATCHED.md): the error the initial query fails with after the last host
 
     errored(err)
     while (sent.length)
@@ -456,6 +463,7 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     connectTimer.cancel()
 
     socket.removeAllListeners()
+    const closedSocket = socket // PATCHED (see PATCHED.md)
     socket = null
 
     // PATCHED (see PATCHED.md): whatever was sent on the dead socket fails, after an error too (a query
@@ -476,8 +484,15 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     result = new Result()
     rows = 0
 
-    if (initial)
+    // PATCHED (see PATCHED.md): a connection that closed before the server was ready (it never completed PostgreSQL's
+    // start-up) tries the next host, and after the last one fails its initial query, as a refused one does; it used
+    // to connect again at once, for ever (thousands of connections a second to a server that is not PostgreSQL).
+    if (initial && (serverReady || hostsLeft > 0))
       return reconnect()
+    if (initial) {
+      queryError(initial, connectError || Errors.connection('CONNECTION_CLOSED', options, closedSocket))
+      initial = null
+    }
 
     closedTime = performance.now()
     hadError && options.shared.retries++
@@ -561,6 +576,7 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
   }
 
   function ReadyForQuery(x) {
+    serverReady = true // PATCHED (see PATCHED.md)
     // PATCHED (see PATCHED.md): the ReadyForQuery of a statement's describe; its Bind, Execute and Sync are sent.
     if (query && query.describeSynced && !errorResponse)
       return (query.describeSynced = false)
