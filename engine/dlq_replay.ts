@@ -112,26 +112,36 @@ export async function replayDlq(options: ReplayOptions): Promise<ReplaySummary> 
   const appended = new Set<string>();
   /** Per partition, its first offset when assigned: the rows below it are of records retention deleted. */
   const starts = new Map<string, number>();
+  /** Per partition, the offset after the last batch this run got through: assigned again, it goes on from there. */
+  const through = new Map<string, number>();
+  /** Where a partition is read from: where this run got, else where its records start. */
+  const resumeAt = (key: string) => through.get(key) ?? starts.get(key) ?? 0;
 
   const listener: PartitionListener = {
     async assigned(tps: readonly TopicPartition[]) {
-      for (const tp of tps) pending.add(tpKey(tp));
+      // Assigned again (Kafka: the group dropped this member and took it back, revoking everything): on from where
+      // this run got, to the end it read first. Read from its start again, a dry run counted its records twice, a real
+      // run took those it had re-injected for an earlier run's, and re-injected those dead-lettered since.
+      const known = tps.filter((tp) => ends.has(tpKey(tp)));
+      for (const tp of known) {
+        if (resumeAt(tpKey(tp)) < ends.get(tpKey(tp))!) pending.add(tpKey(tp));
+        else pending.delete(tpKey(tp));
+      }
+      const fresh = tps.filter((tp) => !ends.has(tpKey(tp)));
+      for (const tp of fresh) pending.add(tpKey(tp));
       assignedOnce = true;
       lastActivity = Date.now();
       // A partition with records must be read to its end for the run to be complete, even if it never delivers a
       // batch (the log failing): an empty one, which delivers none, is not waited for, nor one whose records
       // retention deleted (the DLQ is trimmed by age alone), read from where its records start.
       const firsts = new Map<number, number>();
-      await Promise.all(tps.map(async (tp) => {
+      await Promise.all(fresh.map(async (tp) => {
         try {
           const [start, end] = await Promise.all([options.consumer.earliestOffset(tp), options.consumer.endOffset(tp)]);
           firsts.set(tp.partition, start);
-          if (end > start) {
-            ends.set(tpKey(tp), end);
-            starts.set(tpKey(tp), start);
-          } else {
-            pending.delete(tpKey(tp));
-          }
+          ends.set(tpKey(tp), end);
+          starts.set(tpKey(tp), start);
+          if (end <= start) pending.delete(tpKey(tp));
         } catch {
           failing.add(tpKey(tp)); // its end is unknown: the run cannot say it is complete unless a batch gets through
         }
@@ -140,7 +150,7 @@ export async function replayDlq(options: ReplayOptions): Promise<ReplaySummary> 
         // Housekeeping: a run that cannot do it leaves it to the next, the rows it keeps still being right.
         await forgetDeletedReplays(options.sql, options.groupId, options.dlqTopic, firsts).catch(() => {});
       }
-      return new Map(tps.map((tp) => [tpKey(tp), starts.get(tpKey(tp)) ?? 0]));
+      return new Map(tps.map((tp) => [tpKey(tp), resumeAt(tpKey(tp))]));
     },
     revoked: () => Promise.resolve(),
     batch: (batch: RecordBatch) =>
@@ -163,6 +173,8 @@ export async function replayDlq(options: ReplayOptions): Promise<ReplaySummary> 
       loaded.add(tpKey(batch));
     }
     const records = batch.records.filter((r) => r.offset < end);
+    // Records of a batch this run got through already (in flight when the partition was assigned again) count once.
+    const seen = through.get(tpKey(batch)) ?? 0;
     const out: OutgoingRecord[] = [];
     const offsets: number[] = [];
     const times: number[] = [];
@@ -174,6 +186,7 @@ export async function replayDlq(options: ReplayOptions): Promise<ReplaySummary> 
       byCode: {} as Record<string, number>,
     };
     for (const record of records) {
+      if (record.offset < seen) continue;
       const id = `${record.partition}/${record.offset}`;
       if (replayedBefore(id, record.timestamp)) {
         tally.alreadyReplayed++;
@@ -240,6 +253,7 @@ export async function replayDlq(options: ReplayOptions): Promise<ReplaySummary> 
     for (const [code, n] of Object.entries(tally.byCode)) summary.byCode[code] = (summary.byCode[code] ?? 0) + n;
     // Past the records, a batch may cover offsets that hold none (Kafka: transaction markers): RecordBatch.
     const next = batch.end ?? (batch.records.at(-1)?.offset ?? -1) + 1;
+    through.set(tpKey(batch), Math.max(seen, next));
     if (records.length < batch.records.length || next >= end) {
       pending.delete(tpKey(batch));
     }
