@@ -5,13 +5,17 @@
  * not taken for the one replayed before, after the append is acknowledged; a crash between the two can
  * re-inject a record twice, which the actors absorb because events keep their eventId; so can two
  * replays run at once, which nothing prevents: run one at a time). A record that fails again is
- * dead-lettered again, as a new DLQ record. The rows of records retention deleted are forgotten at the next run, and a
- * run reads only the rows of the offsets it reads, so that neither grows with the deployment's age.
+ * dead-lettered again, as a new DLQ record. A record that cannot be placed (no source topic header, a topic the engine
+ * does not read in this log, a record without a key whose source partition its topic lacks) is reported, counted and
+ * left, not recorded: a later run places it once the log has its topic or partition again. The rows of records
+ * retention deleted are forgotten at the next run, and a run reads only the rows of the offsets it reads, so that
+ * neither grows with the deployment's age.
  */
 import { BUNDLE_INDEX_HEADER } from "./fact_bundle.ts";
 import { forgetDeletedReplays, loadReplayed, markReplayed } from "../sql/dlq.ts";
 import type { Sql } from "./database.ts";
 import { DLQ_HEADERS, ORIGIN_HEADERS } from "./dead_letter.ts";
+import { placeDeadLetter, type ReplayTargets } from "./dlq_placement.ts";
 import type {
   LogConsumer,
   LogProducer,
@@ -32,6 +36,8 @@ export interface ReplayOptions {
   readonly sql: Sql;
   readonly dlqTopic: string;
   readonly groupId: string;
+  /** The topics records may be re-injected into, with their partition counts; any source topic when undefined. */
+  readonly targets?: ReplayTargets;
   /** Only records whose error code is this; all when undefined. */
   readonly errorCode?: string;
   /** The replay ends when no record arrived for this long (ms). */
@@ -45,6 +51,16 @@ export interface ReplayOptions {
   readonly signal?: AbortSignal;
 }
 
+/** A DLQ record that cannot be re-injected, and why. */
+export interface UnusableRecord {
+  readonly partition: number;
+  readonly offset: number;
+  readonly reason: string;
+}
+
+/** How many unusable records a summary names: a DLQ full of them must not fill the memory or the terminal. */
+export const UNUSABLE_LISTED = 20;
+
 /** Outcome of a replay. */
 export interface ReplaySummary {
   readonly replayed: number;
@@ -52,8 +68,10 @@ export interface ReplaySummary {
   readonly skipped: number;
   /** Records re-injected by an earlier run. */
   readonly alreadyReplayed: number;
-  /** Records without a source topic header (not written by the engine). */
+  /** Records that cannot be re-injected (see placeDeadLetter), left in the DLQ. */
   readonly unusable: number;
+  /** The first UNUSABLE_LISTED of them, by DLQ partition and offset. */
+  readonly unusableListed: readonly UnusableRecord[];
   readonly byCode: Readonly<Record<string, number>>;
   /** False when the replay stopped (idle for `idleMs`, e.g. the log kept failing) before the DLQ's end. */
   readonly complete: boolean;
@@ -74,7 +92,14 @@ export async function replayDlq(options: ReplayOptions): Promise<ReplaySummary> 
     const time = done.get(id);
     return time === null || time === timestamp;
   };
-  const summary = { replayed: 0, skipped: 0, alreadyReplayed: 0, unusable: 0, byCode: {} as Record<string, number> };
+  const summary = {
+    replayed: 0,
+    skipped: 0,
+    alreadyReplayed: 0,
+    unusable: 0,
+    unusableListed: [] as UnusableRecord[],
+    byCode: {} as Record<string, number>,
+  };
   let lastActivity = Date.now();
   let assignedOnce = false;
   const pending = new Set<string>();
@@ -87,26 +112,36 @@ export async function replayDlq(options: ReplayOptions): Promise<ReplaySummary> 
   const appended = new Set<string>();
   /** Per partition, its first offset when assigned: the rows below it are of records retention deleted. */
   const starts = new Map<string, number>();
+  /** Per partition, the offset after the last batch this run got through: assigned again, it goes on from there. */
+  const through = new Map<string, number>();
+  /** Where a partition is read from: where this run got, else where its records start. */
+  const resumeAt = (key: string) => through.get(key) ?? starts.get(key) ?? 0;
 
   const listener: PartitionListener = {
     async assigned(tps: readonly TopicPartition[]) {
-      for (const tp of tps) pending.add(tpKey(tp));
+      // Assigned again (Kafka: the group dropped this member and took it back, revoking everything): on from where
+      // this run got, to the end it read first. Read from its start again, a dry run counted its records twice, a real
+      // run took those it had re-injected for an earlier run's, and re-injected those dead-lettered since.
+      const known = tps.filter((tp) => ends.has(tpKey(tp)));
+      for (const tp of known) {
+        if (resumeAt(tpKey(tp)) < ends.get(tpKey(tp))!) pending.add(tpKey(tp));
+        else pending.delete(tpKey(tp));
+      }
+      const fresh = tps.filter((tp) => !ends.has(tpKey(tp)));
+      for (const tp of fresh) pending.add(tpKey(tp));
       assignedOnce = true;
       lastActivity = Date.now();
       // A partition with records must be read to its end for the run to be complete, even if it never delivers a
       // batch (the log failing): an empty one, which delivers none, is not waited for, nor one whose records
       // retention deleted (the DLQ is trimmed by age alone), read from where its records start.
       const firsts = new Map<number, number>();
-      await Promise.all(tps.map(async (tp) => {
+      await Promise.all(fresh.map(async (tp) => {
         try {
           const [start, end] = await Promise.all([options.consumer.earliestOffset(tp), options.consumer.endOffset(tp)]);
           firsts.set(tp.partition, start);
-          if (end > start) {
-            ends.set(tpKey(tp), end);
-            starts.set(tpKey(tp), start);
-          } else {
-            pending.delete(tpKey(tp));
-          }
+          ends.set(tpKey(tp), end);
+          starts.set(tpKey(tp), start);
+          if (end <= start) pending.delete(tpKey(tp));
         } catch {
           failing.add(tpKey(tp)); // its end is unknown: the run cannot say it is complete unless a batch gets through
         }
@@ -115,7 +150,7 @@ export async function replayDlq(options: ReplayOptions): Promise<ReplaySummary> 
         // Housekeeping: a run that cannot do it leaves it to the next, the rows it keeps still being right.
         await forgetDeletedReplays(options.sql, options.groupId, options.dlqTopic, firsts).catch(() => {});
       }
-      return new Map(tps.map((tp) => [tpKey(tp), starts.get(tpKey(tp)) ?? 0]));
+      return new Map(tps.map((tp) => [tpKey(tp), resumeAt(tpKey(tp))]));
     },
     revoked: () => Promise.resolve(),
     batch: (batch: RecordBatch) =>
@@ -138,12 +173,20 @@ export async function replayDlq(options: ReplayOptions): Promise<ReplaySummary> 
       loaded.add(tpKey(batch));
     }
     const records = batch.records.filter((r) => r.offset < end);
+    // Records of a batch this run got through already (in flight when the partition was assigned again) count once.
+    const seen = through.get(tpKey(batch)) ?? 0;
     const out: OutgoingRecord[] = [];
     const offsets: number[] = [];
     const times: number[] = [];
     // Counted into the summary once the batch is through: a failed batch is delivered again.
-    const tally = { skipped: 0, alreadyReplayed: 0, unusable: 0, byCode: {} as Record<string, number> };
+    const tally = {
+      skipped: 0,
+      alreadyReplayed: 0,
+      unusable: [] as UnusableRecord[],
+      byCode: {} as Record<string, number>,
+    };
     for (const record of records) {
+      if (record.offset < seen) continue;
       const id = `${record.partition}/${record.offset}`;
       if (replayedBefore(id, record.timestamp)) {
         tally.alreadyReplayed++;
@@ -157,15 +200,16 @@ export async function replayDlq(options: ReplayOptions): Promise<ReplaySummary> 
         tally.byCode[code] = (tally.byCode[code] ?? 0) + 1;
         continue;
       }
-      const source = record.headers[DLQ_HEADERS.topic];
       if (options.errorCode !== undefined && code !== options.errorCode) {
         tally.skipped++;
         continue;
       }
-      if (!source) {
-        tally.unusable++;
+      const place = placeDeadLetter(record, options.targets);
+      if (place.reason !== undefined) {
+        tally.unusable.push({ partition: record.partition, offset: record.offset, reason: place.reason });
         continue;
       }
+      const source = place.topic;
       const headers: Record<string, string> = {};
       for (const [name, value] of Object.entries(record.headers)) {
         // A bundle entry's index named its place in the bundle; replayed, it is a record of its own.
@@ -182,10 +226,8 @@ export async function replayDlq(options: ReplayOptions): Promise<ReplaySummary> 
         ? `${source}:${sourcePartition}:${sourceOffset}`
         : `${record.topic}:${record.partition}:${record.offset}`; // the DLQ record's own: still one per record
       headers[ORIGIN_HEADERS.time] ??= record.headers[DLQ_HEADERS.timestamp] ?? String(record.timestamp);
-      // A keyed record goes where its key leads, as any append. A record without a key (a fact bundle,
-      // whose entries all belong to the partition it was written to) goes back to its partition: by
-      // its empty key it would land on another, whose worker would handle keys it does not own.
-      const partition = !record.key && Number.isInteger(sourcePartition) ? { partition: sourcePartition } : {};
+      // A keyed record goes where its key leads, a record without a key back to its partition (placeDeadLetter).
+      const partition = place.partition === undefined ? {} : { partition: place.partition };
       out.push({
         topic: source,
         key: record.key ?? "",
@@ -206,10 +248,12 @@ export async function replayDlq(options: ReplayOptions): Promise<ReplaySummary> 
     summary.replayed += offsets.length;
     summary.skipped += tally.skipped;
     summary.alreadyReplayed += tally.alreadyReplayed;
-    summary.unusable += tally.unusable;
+    summary.unusable += tally.unusable.length;
+    summary.unusableListed.push(...tally.unusable.slice(0, UNUSABLE_LISTED - summary.unusableListed.length));
     for (const [code, n] of Object.entries(tally.byCode)) summary.byCode[code] = (summary.byCode[code] ?? 0) + n;
     // Past the records, a batch may cover offsets that hold none (Kafka: transaction markers): RecordBatch.
     const next = batch.end ?? (batch.records.at(-1)?.offset ?? -1) + 1;
+    through.set(tpKey(batch), Math.max(seen, next));
     if (records.length < batch.records.length || next >= end) {
       pending.delete(tpKey(batch));
     }

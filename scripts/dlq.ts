@@ -4,7 +4,7 @@
  * topic they came from, after a fix. Uses the same configuration as the engine (environment);
  * in embedded mode, stop the engine first (it holds DATA_DIR).
  */
-import { loadConfig, reportConfigError, topicNames } from "../engine/config.ts";
+import { consumedTopics, loadConfig, reportConfigError, topicNames } from "../engine/config.ts";
 import { openBackend } from "../engine/backend.ts";
 import { engineHasRunIn } from "../engine/embedded_database.ts";
 import { replayDlq } from "../engine/dlq_replay.ts";
@@ -28,7 +28,8 @@ if (command === "--help" || command === "-h" || rest.includes("--help") || rest.
   Re-injects the records of the DLQ topic into the topics they came from (all, or those whose
   error code is CODE), each once; --dry-run counts them without re-injecting. Reads the engine's
   configuration from the environment; in embedded mode, stop the engine first. Ctrl-C stops it
-  once the records in hand are recorded (exit code 130): run it again for the rest.`);
+  once the records in hand are recorded (exit code 130): run it again for the rest. Records it
+  cannot place (no source topic, or one the log lacks) are listed and left (exit code 3).`);
   Deno.exit(0);
 }
 if (command !== "replay") fail(command === undefined ? "missing command" : `unknown command ${command}`);
@@ -115,6 +116,13 @@ try {
     await backend.close();
     Deno.exit(2);
   }
+  // Records go back only to the topics the engine reads, and a record without a key only to a partition its topic has:
+  // one naming another failed its whole batch, and every run stopped short of the records behind it.
+  const readable = consumedTopics(topics);
+  const missing = new Set(await backend.admin.missingTopics(readable));
+  const present = readable.filter((topic) => !missing.has(topic));
+  const counts = await Promise.all(present.map((topic) => backend.admin.partitionCount(topic)));
+  const targets = new Map(present.map((topic, i) => [topic, counts[i]]));
   // Ctrl-C (or SIGTERM) stops the run once the records in hand are re-injected and recorded: killed between an append
   // and its recording, the next run re-injected them again. A second one stops at once.
   const stop = new AbortController();
@@ -133,6 +141,7 @@ try {
     sql: backend.sql,
     dlqTopic: topics.dlq,
     groupId: config.GROUP_ID,
+    targets,
     errorCode,
     dryRun,
     signal: stop.signal,
@@ -143,13 +152,28 @@ try {
   for (const [code, count] of Object.entries(summary.byCode)) console.log(`  ${code}: ${count}`);
   if (summary.skipped > 0) console.log(`  skipped (other error codes): ${summary.skipped}`);
   if (summary.alreadyReplayed > 0) console.log(`  already replayed earlier: ${summary.alreadyReplayed}`);
-  if (summary.unusable > 0) console.log(`  without a source topic header: ${summary.unusable}`);
+  if (summary.unusable > 0) {
+    console.log(`  cannot be re-injected: ${summary.unusable} (left in ${topics.dlq})`);
+    for (const { partition, offset, reason } of summary.unusableListed) {
+      console.log(`    ${topics.dlq}:${partition}:${offset}: ${reason}`);
+    }
+    const unlisted = summary.unusable - summary.unusableListed.length;
+    if (unlisted > 0) console.log(`    and ${unlisted} more`);
+  }
   if (summary.interrupted) {
     console.error(`interrupted before the end of ${topics.dlq}: run it again to replay the rest`);
     Deno.exitCode = signalled === "SIGTERM" ? 143 : 130;
   } else if (!summary.complete) {
     console.error(`stopped before the end of ${topics.dlq} (the log or database kept failing); run it again`);
     Deno.exitCode = 1;
+  } else if (summary.unusable > 0) {
+    // Every other record went in: running again re-injects none of them twice, and reports these again.
+    console.error(
+      `dlq: ${summary.unusable} record(s) of ${topics.dlq} cannot be re-injected (listed above), every other ` +
+        `${dryRun ? "would be" : "was"}; they stay in ${topics.dlq} and are reported at each run, until the log has ` +
+        "their topic or partition again or retention deletes them",
+    );
+    Deno.exitCode = 3;
   }
 } finally {
   await backend.close();

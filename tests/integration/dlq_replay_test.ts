@@ -10,6 +10,7 @@ import { deadLetter, DLQ_HEADERS } from "../../engine/dead_letter.ts";
 import { replayDlq, REPLAYED_FROM_HEADER } from "../../engine/dlq_replay.ts";
 import { startEngine } from "../../engine/engine.ts";
 import { ValidationError } from "../../engine/errors.ts";
+import type { OutgoingRecord } from "../../engine/log.ts";
 import { silentLogger } from "../../engine/logger.ts";
 import { collect, type Collector } from "../helpers/collector.ts";
 import { deploy, forEachLog, onlyOn } from "../helpers/modes.ts";
@@ -344,3 +345,68 @@ onlyOn("kafka", {
     }
   },
 });
+
+forEachLog(
+  "`deno task dlq replay` leaves the records it cannot place, lists them, and re-injects every other once",
+  async ({ config, topics, env, dataDir, inspect }) => {
+    // An engine's topics, and a DLQ holding, in one partition and in this order, records good and unplaceable.
+    const backend = await openBackend(config, topics, silentLogger);
+    try {
+      const letter = (key: string | null, topic: string, partition: number): OutgoingRecord => ({
+        ...deadLetter(topics.dlq, {
+          topic,
+          partition,
+          offset: 5,
+          key,
+          value: new TextEncoder().encode("{oops"),
+          headers: {},
+          timestamp: Date.now(),
+        }, new ValidationError("invalid JSON")),
+        partition: 0,
+      });
+      await backend.producer.append([
+        letter("u1", topics.events, 0),
+        letter("u2", `${topics.events}-gone`, 0), // a topic the log does not have
+        letter(null, topics.events, 9), // a bundle of a partition events no longer has (3)
+        letter("u3", topics.events, 1),
+        letter(null, topics.events, 2), // a bundle, back to its partition
+      ]);
+    } finally {
+      await backend.close();
+    }
+    const run = async (args: string[]) => {
+      const output = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", "--quiet", "scripts/dlq.ts", "replay", ...args],
+        cwd: new URL("../../", import.meta.url).pathname,
+        env: { ...env, DATA_DIR: dataDir, PATH: Deno.env.get("PATH") ?? "" },
+        clearEnv: true,
+        stdin: "null",
+        signal: AbortSignal.timeout(120_000),
+      }).output();
+      const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+      return { code: output.code, stdout: text(output.stdout), stderr: text(output.stderr) };
+    };
+    const replayed = () =>
+      inspect(async (view) =>
+        [...(await view.records(topics.events)).entries()].flatMap(([partition, records]) =>
+          records.map((r) => `${partition}:${r.key}`)
+        ).sort()
+      );
+
+    const dry = await run(["--dry-run"]);
+    assert.equal(dry.code, 3, `${dry.stdout}\n${dry.stderr}`);
+    assert.match(dry.stdout, /^would replay 3 record\(s\)/);
+    assert.deepEqual(await replayed(), []);
+    for (const attempt of [1, 2]) {
+      const { code, stdout, stderr } = await run([]);
+      assert.equal(code, 3, `run ${attempt}: ${stdout}\n${stderr}`);
+      assert.match(stdout, attempt === 1 ? /^replayed 3 record\(s\)/ : /^replayed 0 record\(s\)/);
+      assert.match(stdout, /cannot be re-injected: 2 /);
+      assert.match(stdout, new RegExp(`${topics.dlq.replaceAll(".", "\\.")}:0:1: source topic .*-gone"`));
+      assert.match(stdout, new RegExp(`${topics.dlq.replaceAll(".", "\\.")}:0:2: no key, .*partition 9 `));
+      const keys = await replayed();
+      assert.equal(keys.length, 3, `run ${attempt}: each placeable record once: ${keys}`);
+      assert.ok(keys.includes("2:") || keys.includes("2:null"), `the bundle went back to partition 2: ${keys}`);
+    }
+  },
+);
