@@ -175,6 +175,13 @@ try {
     );
     Deno.exitCode = 3;
   }
+} catch (error) {
+  // A message, not an uncaught stack trace: a migration behind a lock names the setting and the session holding it.
+  if (error instanceof ConfigError) Deno.exitCode = await reportConfigError(error);
+  else {
+    console.error(`dlq: stopped: ${error instanceof Error ? error.message : String(error)}; run it again`);
+    Deno.exitCode = 1;
+  }
 } finally {
   await backend.close();
 }

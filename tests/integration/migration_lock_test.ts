@@ -176,3 +176,39 @@ onlyOn("postgresql", {
     }
   },
 });
+
+onlyOn("postgresql", {
+  name:
+    "`deno task dlq replay` behind a session holding schema_migrations stops naming MIGRATION_LOCK_TIMEOUT_MS, exit 2",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const { deployment: d, remove } = await deploy("kafka", { MIGRATION_LOCK_TIMEOUT_MS: "1000" });
+    try {
+      // The engine ran once: its topics and state exist, as for any replay.
+      await (await startEngine(d.config, silentLogger)).stop();
+      const release = await holdingSession(d, (tx) => tx`lock table schema_migrations in access exclusive mode`);
+      let output: Deno.CommandOutput;
+      try {
+        output = await new Deno.Command(Deno.execPath(), {
+          args: ["run", "-A", "--quiet", "scripts/dlq.ts", "replay", "--dry-run"],
+          cwd: new URL("../../", import.meta.url).pathname,
+          env: { ...d.env, PATH: Deno.env.get("PATH") ?? "" },
+          clearEnv: true,
+          stdin: "null",
+        }).output();
+      } finally {
+        await release();
+      }
+      const stderr = new TextDecoder().decode(output.stderr);
+      assert.equal(output.code, 2, stderr);
+      assert.match(
+        stderr,
+        /reading schema_migrations waited MIGRATION_LOCK_TIMEOUT_MS=1000 for a lock on schema_migrations/,
+      );
+      assert.doesNotMatch(stderr, /^\s+at /m, "a message, not a stack trace");
+    } finally {
+      await remove();
+    }
+  },
+});
