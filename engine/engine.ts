@@ -125,10 +125,18 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
     opened.push({ what: "backend", close: () => opening.close() });
     stillWanted();
     const sql = backend.sql;
+    // A signal cancels a wait for another session's lock (the migration lock, a table), which used to run into the
+    // shutdown deadline; the embedded database has no other session to wait for.
     const applied = await opening.databaseStep(
-      migrate(sql, undefined, { lockTimeoutMs: config.MIGRATION_LOCK_TIMEOUT_MS }),
+      migrate(sql, undefined, {
+        lockTimeoutMs: config.MIGRATION_LOCK_TIMEOUT_MS,
+        signal: config.mode === "embedded" ? undefined : signal,
+      }),
       "migrations",
-    );
+    ).catch((error) => {
+      stillWanted();
+      throw error;
+    });
     log.info("database ready", { migrationsApplied: applied });
     if (config.ROLE === "all") {
       await opening.databaseStep(refuseAnotherGroupsState(sql, config.GROUP_ID, consumedTopics(topics)), "state owner");

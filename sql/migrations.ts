@@ -1,5 +1,5 @@
 /** Applies the numbered migrations in sql/migrations/ once each, in order, recording them. */
-import type { Sql } from "../engine/database.ts";
+import type { Sql, TransactionSql } from "../engine/database.ts";
 import { MigrationLockTimeoutError } from "../engine/errors.ts";
 import { READ_COMMITTED } from "./isolation.ts";
 
@@ -17,6 +17,11 @@ export interface MigrateOptions {
    * which migrate() rejects with a MigrationLockTimeoutError naming the lock and its holders; unset or 0: no limit.
    */
   readonly lockTimeoutMs?: number;
+  /**
+   * Aborted (a SIGTERM during start-up): the transaction's statement in progress is cancelled, so that a wait for a
+   * lock ends at once rather than at the shutdown deadline, and migrate() rejects; nothing is applied.
+   */
+  readonly signal?: AbortSignal;
 }
 
 /** A migration file: `NNN_name.sql`. */
@@ -62,8 +67,9 @@ export async function migrate(
   /** What the transaction may be waiting for a table lock on; undefined: the migration lock. */
   let step: TableStep | undefined;
   try {
-    return await migrateLocked(sql, all, lockTimeoutMs, (next) => step = next);
+    return await migrateLocked(sql, all, lockTimeoutMs, (next) => step = next, options.signal);
   } catch (error) {
+    if (options.signal?.aborted) throw error;
     if ((error as { code?: unknown }).code !== LOCK_NOT_AVAILABLE || lockTimeoutMs <= 0) throw error;
     throw await lockTimeoutError(sql, step, lockTimeoutMs, error);
   }
@@ -81,6 +87,7 @@ function migrateLocked(
   all: readonly Migration[],
   lockTimeoutMs: number,
   stepping: (step: TableStep) => void,
+  signal: AbortSignal | undefined,
 ): Promise<string[]> {
   // Read committed whatever the session's default: schema_migrations is read after waiting for the lock, and a
   // snapshot taken before the wait missed the migrations another start-up committed meanwhile, applied them again
@@ -88,30 +95,57 @@ function migrateLocked(
   return sql.begin(READ_COMMITTED, async (tx) => {
     // For this transaction only: the pool's connection goes back to the server's setting.
     if (lockTimeoutMs > 0) await tx`select set_config('lock_timeout', ${`${lockTimeoutMs}ms`}, true)`;
-    await tx`select pg_advisory_xact_lock(${MIGRATION_LOCK_ID})`;
-    stepping({ what: "reading schema_migrations", sql: "schema_migrations" });
-    await tx`create table if not exists schema_migrations (
-      id integer primary key, name text not null, applied_at timestamptz not null default now())`;
-    const recorded = await tx<{ id: number; name: string }[]>`select id, name from schema_migrations order by id`;
-    const known = all.reduce<Migration | undefined>((a, m) => (a && a.id > m.id ? a : m), undefined);
-    const newest = recorded.at(-1);
-    if (newest && newest.id > (known?.id ?? 0)) {
-      throw new Error(
-        `Cannot start: the database was migrated by a newer version (its latest migration is ${newest.name}, this ` +
-          `version knows up to ${known?.name ?? "none"}); run that version or a later one`,
-      );
+    const stop = await cancelledOnAbort(sql, tx, signal);
+    try {
+      return await applyLocked(tx, all, stepping);
+    } finally {
+      stop();
     }
-    const done = new Set(recorded.map((r) => r.id));
-    const applied: string[] = [];
-    for (const m of all) {
-      if (done.has(m.id)) continue;
-      stepping({ what: `migration ${m.name}`, sql: m.sql });
-      await tx.unsafe(m.sql);
-      await tx`insert into schema_migrations (id, name) values (${m.id}, ${m.name})`;
-      applied.push(m.name);
-    }
-    return applied;
   });
+}
+
+/**
+ * Cancels the transaction's statement in progress (from another connection of `sql`) when `signal` is aborted: a
+ * statement waiting for a lock neither notices its client leave nor ends before lock_timeout. Returns the unhooking.
+ */
+async function cancelledOnAbort(sql: Sql, tx: TransactionSql, signal: AbortSignal | undefined): Promise<() => void> {
+  if (!signal) return () => {};
+  signal.throwIfAborted();
+  const [{ pid }] = await tx<{ pid: number }[]>`select pg_backend_pid() as pid`;
+  const cancel = () => void sql`select pg_cancel_backend(${pid})`.catch(() => {});
+  signal.addEventListener("abort", cancel, { once: true });
+  return () => signal.removeEventListener("abort", cancel);
+}
+
+/** migrate()'s steps once its transaction is open: the migration lock, then each migration not yet recorded. */
+async function applyLocked(
+  tx: TransactionSql,
+  all: readonly Migration[],
+  stepping: (step: TableStep) => void,
+): Promise<string[]> {
+  await tx`select pg_advisory_xact_lock(${MIGRATION_LOCK_ID})`;
+  stepping({ what: "reading schema_migrations", sql: "schema_migrations" });
+  await tx`create table if not exists schema_migrations (
+    id integer primary key, name text not null, applied_at timestamptz not null default now())`;
+  const recorded = await tx<{ id: number; name: string }[]>`select id, name from schema_migrations order by id`;
+  const known = all.reduce<Migration | undefined>((a, m) => (a && a.id > m.id ? a : m), undefined);
+  const newest = recorded.at(-1);
+  if (newest && newest.id > (known?.id ?? 0)) {
+    throw new Error(
+      `Cannot start: the database was migrated by a newer version (its latest migration is ${newest.name}, this ` +
+        `version knows up to ${known?.name ?? "none"}); run that version or a later one`,
+    );
+  }
+  const done = new Set(recorded.map((r) => r.id));
+  const applied: string[] = [];
+  for (const m of all) {
+    if (done.has(m.id)) continue;
+    stepping({ what: `migration ${m.name}`, sql: m.sql });
+    await tx.unsafe(m.sql);
+    await tx`insert into schema_migrations (id, name) values (${m.id}, ${m.name})`;
+    applied.push(m.name);
+  }
+  return applied;
 }
 
 /** A session holding a lock a migration waited for, as pg_stat_activity shows it. */

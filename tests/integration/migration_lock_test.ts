@@ -12,6 +12,7 @@ import { silentLogger } from "../../engine/logger.ts";
 import { migrate, readMigrations } from "../../sql/migrations.ts";
 import { deploy, type Deployment, onlyOn } from "../helpers/modes.ts";
 import { eventually, within } from "../helpers/services.ts";
+import { type EngineProcess, spawnEngine } from "../helpers/engine_process.ts";
 
 /** The migration lock's key (sql/migrations.ts). */
 const MIGRATION_LOCK_ID = 7_341_001;
@@ -208,6 +209,46 @@ onlyOn("postgresql", {
       );
       assert.doesNotMatch(stderr, /^\s+at /m, "a message, not a stack trace");
     } finally {
+      await remove();
+    }
+  },
+});
+
+onlyOn("postgresql", {
+  name:
+    "SIGTERM while start-up's migrations wait for a lock stops it at once: exit 0, nothing applied, no lock waited for",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const { deployment: d, remove } = await deploy("kafka", { MIGRATION_LOCK_TIMEOUT_MS: "60000", LOG_LEVEL: "info" });
+    let engine: EngineProcess | undefined;
+    try {
+      const release = await holdingSession(d, (tx) => tx`select pg_advisory_xact_lock(${MIGRATION_LOCK_ID})`);
+      try {
+        engine = spawnEngine({ dataDir: d.dataDir, env: d.env });
+        await eventually("the start-up to wait for the migration lock", async () => {
+          const [waiting] = await d.inspect(({ sql }) =>
+            sql`select count(*)::int as n from pg_locks where locktype = 'advisory' and not granted`
+          );
+          return waiting.n === 1 || undefined;
+        }, 30_000);
+        // It used to wait on until the shutdown deadline (10 s) ended it with exit code 1.
+        const status = await engine.kill("SIGTERM");
+        assert.equal(status.code, 0, engine.logs());
+        assert.match(engine.logs(), /start-up stopped by the signal/);
+        const [waiting] = await d.inspect(({ sql }) =>
+          sql`select count(*)::int as n from pg_locks where locktype = 'advisory' and not granted`
+        );
+        assert.equal(waiting.n, 0, "the engine's session no longer waits for the lock");
+      } finally {
+        await release();
+      }
+      const recorded = await d.inspect(({ sql }) =>
+        sql`select count(*)::int as n from pg_tables where tablename = 'schema_migrations'`
+      );
+      assert.equal(recorded[0].n, 0, "no migration was applied");
+    } finally {
+      await engine?.kill("SIGKILL");
       await remove();
     }
   },
