@@ -68,7 +68,10 @@ export interface ReadOptions {
 export interface StateReader {
   /** The instance this reader answers as (none without routing): a forwarded query's 404 names it (see forwardRead). */
   readonly instance?: string;
-  /** Without `options` the read is local (memory, then checkpoint); with them it may be forwarded. */
+  /**
+   * Without `options` the read is local (memory, then checkpoint); with them a client's read is not answered from the
+   * memory of a partition claimed elsewhere since, and may be forwarded (a kind with a `path`).
+   */
   read(kind: string, key: string, options?: ReadOptions): Promise<ReadState | null>;
 }
 
@@ -189,12 +192,16 @@ export function createStateReader(
     async read(kind, key, options) {
       const routed = routing?.kinds[kind];
       const path = routed?.path;
-      const routable = routed && path && options && !options.forwarded;
+      // A client's query (not one another instance forwarded here) about a routed kind: its owner is checked.
+      const checked = routed && options && !options.forwarded ? routed : undefined;
       const live = runtime.lookup(kind, key);
-      // Not from the memory of a partition claimed elsewhere since: its owner, or else the checkpoint, answers.
-      if (live && !(routable && await claimedElsewhere(routed.topic, live.partition))) {
+      // Not from the memory of a partition claimed elsewhere since: its owner, or else the checkpoint, answers. So for
+      // the global actor too, whose queries are routed whole (`route`): one its owner did not answer used to be
+      // answered from that stale memory.
+      if (live && !(checked && await claimedElsewhere(checked.topic, live.partition))) {
         return { state: live.state, source: "memory", instance: self };
       }
+      const routable = checked && path;
       if (routable) {
         const answer = await viaOwner(routed, key, (to) => forwardRead(to, path(key)));
         if (answer !== undefined) return answer;

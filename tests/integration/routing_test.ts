@@ -685,3 +685,113 @@ onlyOn("kafka", {
     }
   },
 });
+
+onlyOn("kafka", {
+  name:
+    "routing: analytics asked of an instance woken from a stall, whose analytics partition the group gave away, are not its stale memory",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const db = await freshDatabase();
+    const id = uniqueName("wa");
+    // Checkpoints after every batch, never by time: the woken instance's global actor, clean, finds no fence at once.
+    const env = groupEnv(id, db.url, { CHECKPOINT_INTERVAL_MS: "3600000", CHECKPOINT_MAX_MESSAGES: "1" });
+    const topics = topicNames(parseConfig(env));
+    const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+    const analyticsOwner = async () => {
+      const [row] = await sql<{ owner: string }[]>`
+        select owner from partition_checkpoints
+         where group_id = ${env.GROUP_ID} and topic = ${topics.analytics} and partition = 0`;
+      return row?.owner;
+    };
+    const checkpointedViews = async () => {
+      const [row] = await sql<{ views: string | null }[]>`
+        select state #>> '{realtime,last15,events,page_viewed}' as views from actor_states
+         where kind = 'global' and key = 'global'`;
+      return row ? Number(row.views) : undefined;
+    };
+    const views = (n: number, at: number) =>
+      Array.from({ length: n }, (_, i) => ({
+        type: "page_viewed",
+        userId: `wa-user-${i}`,
+        occurredAt: new Date(at + i).toISOString(),
+        properties: { url: "/" },
+      }));
+    const pageViews = (body: Json) => body.last15?.eventsByType?.page_viewed;
+    let engines: EngineProcess[] = [];
+    let stopped: EngineProcess | undefined;
+    try {
+      engines = await Promise.all(
+        [0, 1].map(async () => startEngineProcess({ dataDir: await Deno.makeTempDir(), env })),
+      );
+      const ids = await eventually("both instances registered", async () => {
+        const rows = await sql<
+          { instance_id: string; http_url: string }[]
+        >`select instance_id, http_url from instances`;
+        const byUrl = new Map(rows.map((r) => [r.http_url, r.instance_id]));
+        const found = engines.map((e) => byUrl.get(e.url));
+        return found.every((i) => i !== undefined) ? found as string[] : undefined;
+      });
+      const ownerId = await settled(
+        "the analytics partition's owner",
+        async () => {
+          const owners = await sql<{ owner: string }[]>`
+            select distinct owner from partition_checkpoints where group_id = ${env.GROUP_ID}`;
+          return owners.length === 2 ? await analyticsOwner() : undefined;
+        },
+        (first, second) => first === second,
+      );
+      const [owner, other] = ownerId === ids[0] ? engines : [engines[1], engines[0]];
+      const otherId = ownerId === ids[0] ? ids[1] : ids[0];
+
+      await post(other, views(10, Date.now() - 5 * 60_000));
+      await eventually(
+        "the owner's live analytics count 10 views",
+        async () => {
+          const { status, body } = await getJson(owner, "/v1/analytics/realtime");
+          return status === 200 && body.source === "memory" && pageViews(body) === 10 ? true : undefined;
+        },
+        30_000,
+        200,
+      );
+      await eventually(
+        "the owner checkpointed the 10 views",
+        async () => await checkpointedViews() === 10 ? true : undefined,
+        30_000,
+        200,
+      );
+
+      // The owner stalls past the session timeout: the other instance claims the analytics partition, then dies (its
+      // registry row still fresh, nothing listening at its address).
+      Deno.kill(owner.pid, "SIGSTOP");
+      stopped = owner;
+      await eventually(
+        "the other instance claimed the analytics partition",
+        async () => await analyticsOwner() === otherId ? true : undefined,
+        60_000,
+        200,
+      );
+      await other.kill("SIGKILL");
+
+      // Asked while stopped, answered first thing on waking, before the woken instance hears of the rebalance: the
+      // owner PostgreSQL names cannot be reached, so the answer is the last checkpoint's (`asOf`), as on any instance
+      // but the owner, not the memory of a partition the woken instance no longer owns.
+      const first = getJson(owner, "/v1/analytics/realtime");
+      Deno.kill(owner.pid, "SIGCONT");
+      stopped = undefined;
+      const { status, body } = await first;
+      assert.equal(status, 200, JSON.stringify(body));
+      assert.equal(body.source, "checkpoint", `answered from the checkpoint: ${JSON.stringify(body)}`);
+      assert.equal(typeof body.asOf, "string");
+      assert.equal(pageViews(body), 10, JSON.stringify(body));
+      assert.equal(body.instance, ownerId);
+    } catch (error) {
+      throw withLogs(error, engines[0], engines[1]);
+    } finally {
+      if (stopped) Deno.kill(stopped.pid, "SIGCONT");
+      for (const engine of engines) await engine.kill("SIGKILL");
+      await sql.end();
+      await db.drop();
+    }
+  },
+});

@@ -204,6 +204,40 @@ Deno.test("routing: an owner found longer ago than it is trusted is looked up ag
   assert.equal(calls.length, 1);
 });
 
+Deno.test("routing: the global actor's memory, its partition claimed elsewhere since, is not a client's answer", async () => {
+  // Analytics are routed whole (`route`); one the owner did not answer is read here, from the checkpoint, not from the
+  // memory of a partition another instance has claimed (it used to be, as `source: memory`).
+  const partition = partitionForKey("global", 1);
+  const reader = createStateReader(
+    {
+      lookup: () => ({ state: { n: 0 }, partition }),
+      owned: () => [`analytics:${partition}`],
+    } as unknown as ActorRuntime,
+    { read: () => Promise.resolve({ state: { n: 1 }, updatedAt: UPDATED }) } as unknown as CheckpointStore,
+    {
+      registry: { instanceId: "self", owner: () => Promise.resolve({ instanceId: "other", httpUrl: "http://o" }) },
+      kinds: { global: { topic: "analytics", partitions: 1 } },
+      fetch: () => Promise.reject(new TypeError("connection refused")),
+    },
+  );
+  const request = new Request("http://self/v1/analytics/realtime");
+  assert.equal(await reader.route("global", "global", request), undefined);
+  assert.deepEqual(await reader.read("global", "global", { forwarded: false }), {
+    state: { n: 1 },
+    source: "checkpoint",
+    asOf: UPDATED.toISOString(),
+    instance: "self",
+  });
+  // A query another instance forwarded here, or a local read, still reads the memory.
+  for (const options of [{ forwarded: true }, undefined]) {
+    assert.deepEqual(await reader.read("global", "global", options), {
+      state: { n: 0 },
+      source: "memory",
+      instance: "self",
+    });
+  }
+});
+
 Deno.test("routing: an unreachable, stale, failing or absent owner falls back to the checkpoint", async () => {
   const cases = [
     { owner: null },
