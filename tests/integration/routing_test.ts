@@ -694,8 +694,7 @@ onlyOn("kafka", {
   fn: async () => {
     const db = await freshDatabase();
     const id = uniqueName("wa");
-    // Checkpoints after every batch, never by time: the woken instance's global actor, clean, finds no fence at once.
-    const env = groupEnv(id, db.url, { CHECKPOINT_INTERVAL_MS: "3600000", CHECKPOINT_MAX_MESSAGES: "1" });
+    const env = groupEnv(id, db.url);
     const topics = topicNames(parseConfig(env));
     const sql = postgres(db.url, { max: 1, onnotice: () => {} });
     const analyticsOwner = async () => {
@@ -732,15 +731,17 @@ onlyOn("kafka", {
         const found = engines.map((e) => byUrl.get(e.url));
         return found.every((i) => i !== undefined) ? found as string[] : undefined;
       });
-      const ownerId = await settled(
-        "the analytics partition's owner",
+      const claims = await settled(
+        "both instances own partitions, the analytics one included",
         async () => {
-          const owners = await sql<{ owner: string }[]>`
-            select distinct owner from partition_checkpoints where group_id = ${env.GROUP_ID}`;
-          return owners.length === 2 ? await analyticsOwner() : undefined;
+          const rows = await sql<{ topic: string; partition: number; owner: string }[]>`
+            select topic, partition, owner from partition_checkpoints where group_id = ${env.GROUP_ID}`;
+          const owners = new Map(rows.map((r) => [`${r.topic}:${r.partition}`, r.owner]));
+          return rows.length === 2 * PARTITIONS + 1 && new Set(owners.values()).size === 2 ? owners : undefined;
         },
-        (first, second) => first === second,
+        sameOwners,
       );
+      const ownerId = claims.get(`${topics.analytics}:0`)!;
       const [owner, other] = ownerId === ids[0] ? engines : [engines[1], engines[0]];
       const otherId = ownerId === ids[0] ? ids[1] : ids[0];
 
