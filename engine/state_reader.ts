@@ -31,6 +31,13 @@ export const FORWARD_TIMEOUT_MS = 1_000;
  */
 export const OWNER_CACHE_MS = 1_000;
 /**
+ * How long the owner a lookup found confirms a memory answer without waiting for the next lookup. Well under the
+ * group's session timeout: an instance idle or frozen (SIGSTOP, a paused VM) for longer may have lost the partition
+ * meanwhile, so its next memory answer waits for PostgreSQL's word (within the forward timeout); the owner found
+ * before the stall used to be trusted, and the first answers after waking were the stale memory.
+ */
+export const OWNER_TRUSTED_MS = 5_000;
+/**
  * Forwarded queries in flight at most; beyond it a query is answered from the checkpoint. Each
  * forward holds a connection to the owner, so a slow owner must not pile up connections until
  * the process runs out of file descriptors.
@@ -61,7 +68,10 @@ export interface ReadOptions {
 export interface StateReader {
   /** The instance this reader answers as (none without routing): a forwarded query's 404 names it (see forwardRead). */
   readonly instance?: string;
-  /** Without `options` the read is local (memory, then checkpoint); with them it may be forwarded. */
+  /**
+   * Without `options` the read is local (memory, then checkpoint); with them a client's read is not answered from the
+   * memory of a partition claimed elsewhere since, and may be forwarded (a kind with a `path`).
+   */
   read(kind: string, key: string, options?: ReadOptions): Promise<ReadState | null>;
 }
 
@@ -116,6 +126,8 @@ export interface StateRouting {
   readonly timeoutMs?: number;
   /** Defaults to OWNER_CACHE_MS; 0 looks the owner up for every query. */
   readonly ownerCacheMs?: number;
+  /** Defaults to OWNER_TRUSTED_MS; 0 makes every memory answer wait for a lookup. */
+  readonly ownerTrustedMs?: number;
   /** Defaults to MAX_FORWARDS_IN_FLIGHT. */
   readonly maxForwards?: number;
   /** Injected in unit tests. */
@@ -142,7 +154,8 @@ export function createStateReader(
    * Whether PostgreSQL names another instance as the owner of a partition this runtime still holds: another claimed it
    * while this one stalled (a pause, Kafka out of reach past the session timeout), and this one has not heard of it
    * yet. Its memory is then stale: it used to answer from it, as `memory`, for as long as the stall's news took. The
-   * latest owner found is used without waiting for the database (a memory answer must not stall with it); one other
+   * latest owner found, if found within OWNER_TRUSTED_MS, is used without waiting for the database (a memory answer
+   * must not stall with it); an older one is looked up again first (this instance may have stalled since); one other
    * than this instance is looked up again (this one may have claimed the partition since). A database that fails or
    * does not answer within the forward timeout leaves the runtime's word.
    */
@@ -179,12 +192,16 @@ export function createStateReader(
     async read(kind, key, options) {
       const routed = routing?.kinds[kind];
       const path = routed?.path;
-      const routable = routed && path && options && !options.forwarded;
+      // A client's query (not one another instance forwarded here) about a routed kind: its owner is checked.
+      const checked = routed && options && !options.forwarded ? routed : undefined;
       const live = runtime.lookup(kind, key);
-      // Not from the memory of a partition claimed elsewhere since: its owner, or else the checkpoint, answers.
-      if (live && !(routable && await claimedElsewhere(routed.topic, live.partition))) {
+      // Not from the memory of a partition claimed elsewhere since: its owner, or else the checkpoint, answers. So for
+      // the global actor too, whose queries are routed whole (`route`): one its owner did not answer used to be
+      // answered from that stale memory.
+      if (live && !(checked && await claimedElsewhere(checked.topic, live.partition))) {
         return { state: live.state, source: "memory", instance: self };
       }
+      const routable = checked && path;
       if (routable) {
         const answer = await viaOwner(routed, key, (to) => forwardRead(to, path(key)));
         if (answer !== undefined) return answer;
@@ -211,7 +228,10 @@ export function createStateReader(
 /** Partition owners looked up in PostgreSQL, each reused for `ownerCacheMs`. */
 interface OwnerCache {
   get(topic: string, partition: number): Promise<PartitionOwnerRow | null>;
-  /** The owner the latest lookup that answered found (undefined before any did), without waiting for one. */
+  /**
+   * The owner the latest lookup that answered found, without waiting for one; undefined before any did, or when that
+   * lookup began more than `ownerTrustedMs` ago.
+   */
   latest(topic: string, partition: number): PartitionOwnerRow | null | undefined;
   /** Forgets an owner that could not be reached, so the next query looks again. */
   forget(topic: string, partition: number): void;
@@ -222,8 +242,10 @@ type PartitionOwner = NonNullable<PartitionOwnerRow>;
 
 function ownerCache(routing: StateRouting): OwnerCache {
   const ttl = routing.ownerCacheMs ?? OWNER_CACHE_MS;
+  const trusted = routing.ownerTrustedMs ?? OWNER_TRUSTED_MS;
   const entries = new Map<string, { owner: Promise<PartitionOwnerRow | null>; at: number }>();
-  const answered = new Map<string, PartitionOwnerRow | null>();
+  /** Each partition's latest owner found, with when the lookup that found it began. */
+  const answered = new Map<string, { owner: PartitionOwnerRow | null; at: number }>();
   return {
     get(topic, partition) {
       const k = tpKey({ topic, partition });
@@ -232,11 +254,15 @@ function ownerCache(routing: StateRouting): OwnerCache {
       if (hit && now - hit.at < ttl) return hit.owner;
       const owner = routing.registry.owner(topic, partition);
       entries.set(k, { owner, at: now });
-      owner.then((found) => answered.set(k, found), () => entries.delete(k));
+      owner.then((found) => {
+        // Only a newer lookup's answer replaces one: lookups may answer out of order.
+        if ((answered.get(k)?.at ?? -Infinity) <= now) answered.set(k, { owner: found, at: now });
+      }, () => entries.delete(k));
       return owner;
     },
     latest(topic, partition) {
-      return answered.get(tpKey({ topic, partition }));
+      const found = answered.get(tpKey({ topic, partition }));
+      return found && performance.now() - found.at < trusted ? found.owner : undefined;
     },
     forget(topic, partition) {
       entries.delete(tpKey({ topic, partition }));

@@ -290,7 +290,7 @@ function realtimeRoute(deps: QueryDeps): QueryHandler<typeof querySchemas.realti
   return async (request) => {
     const routed = await ownersAnswer(deps, request);
     if (routed) return routed;
-    const found = await reader.read("global", GLOBAL_KEY);
+    const found = await reader.read("global", GLOBAL_KEY, routedRead(request));
     const at = now();
     const window = (minutes: number) => readAnalyticsWindow(found, minutes, historyOf(deps), at);
     const [last1, last5, last15] = await Promise.all([window(1), window(5), window(15)]);
@@ -320,7 +320,7 @@ function funnelRoute(deps: QueryDeps): QueryHandler<typeof querySchemas.funnel> 
     if (routed) return routed;
     const minutes = FUNNEL_WINDOWS[window];
     const { minutes: span, cut } = covered(deps, minutes);
-    const found = await deps.reader.read("global", GLOBAL_KEY);
+    const found = await deps.reader.read("global", GLOBAL_KEY, routedRead(request));
     const read = await readAnalyticsWindow(found, span, historyOf(deps), deps.now());
     const t = read.totals;
     const n = (type: string) => t.events[type] ?? 0;
@@ -362,7 +362,7 @@ function topProductsRoute(deps: QueryDeps): QueryHandler<typeof querySchemas.top
     const readsGlobal = by === "trending" || window !== "all";
     const routed = readsGlobal ? await ownersAnswer(deps, request) : undefined;
     if (routed) return routed;
-    const found = readsGlobal ? await reader.read("global", GLOBAL_KEY) : null;
+    const found = readsGlobal ? await reader.read("global", GLOBAL_KEY, routedRead(request)) : null;
     // Trending scores are compared at the end of the window (for `all`, of the minute of the latest event).
     const { minutes: spanned, cut } = covered(deps, window === "all" ? 1 : FUNNEL_WINDOWS[window]);
     const span = rankingSpan(found, spanned, now());
@@ -394,7 +394,7 @@ function topCategoriesRoute(deps: QueryDeps): QueryHandler<typeof querySchemas.t
     if (routed) return routed;
     const minutes = FUNNEL_WINDOWS[window];
     const { minutes: spanned, cut } = covered(deps, minutes);
-    const found = await reader.read("global", GLOBAL_KEY);
+    const found = await reader.read("global", GLOBAL_KEY, routedRead(request));
     const span = rankingSpan(found, spanned, now());
     const measure = by === "trending" ? { ...trend, at: span.to } : WINDOW_MEASURES[by];
     const items = await query("top categories", () => rankCategoriesInWindow(sql, measure, span.from, span.to, limit));

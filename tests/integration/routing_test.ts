@@ -359,6 +359,106 @@ onlyOn("kafka", {
 
 onlyOn("kafka", {
   name:
+    "routing: the first query an instance answers once woken from a stall past the session timeout is the new owner's, not its memory",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const db = await freshDatabase();
+    const id = uniqueName("wq");
+    const env = groupEnv(id, db.url);
+    const topics = topicNames(parseConfig(env));
+    const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+    const ownerOf = async (partition: number) => {
+      const [row] = await sql<{ owner: string }[]>`
+        select owner from partition_checkpoints
+         where group_id = ${env.GROUP_ID} and topic = ${topics.events} and partition = ${partition}`;
+      return row?.owner;
+    };
+    const view = (userId: string) => ({ type: "product_viewed", userId, properties: { productId: "p1" } });
+    let a: EngineProcess | undefined;
+    let b: EngineProcess | undefined;
+    let stopped = false;
+    try {
+      [a, b] = await Promise.all(
+        [0, 1].map(async () => startEngineProcess({ dataDir: await Deno.makeTempDir(), env })),
+      );
+      const ids = await eventually("both instances registered", async () => {
+        const rows = await sql<
+          { instance_id: string; http_url: string }[]
+        >`select instance_id, http_url from instances`;
+        const byUrl = new Map(rows.map((r) => [r.http_url, r.instance_id]));
+        const [ia, ib] = [byUrl.get(a!.url), byUrl.get(b!.url)];
+        return ia && ib ? { a: ia, b: ib } : undefined;
+      });
+      const userId = await settled(
+        "a user whose partition B owns",
+        async () => {
+          for (let i = 0; i < 50; i++) {
+            const u = `wq-user-${i}`;
+            if (await ownerOf(partitionForKey(u, PARTITIONS)) === ids.b) return u;
+          }
+          return undefined;
+        },
+        (first, second) => first === second,
+      );
+      const partition = partitionForKey(userId, PARTITIONS);
+      await post(a, [view(userId)]);
+      // B answers from its memory (and so has looked the partition's owner up: itself).
+      await eventually(
+        "B holds the first view in memory",
+        async () => {
+          const { status, body } = await getUser(b!, userId);
+          return status === 200 && body.source === "memory" && body.instance === ids.b && body.productViews === 1
+            ? true
+            : undefined;
+        },
+        30_000,
+        100,
+      );
+
+      // B stalls past the session timeout: A claims B's partitions and handles two more views.
+      Deno.kill(b.pid, "SIGSTOP");
+      stopped = true;
+      await eventually(
+        "A claimed B's partition",
+        async () => await ownerOf(partition) === ids.a ? true : undefined,
+        60_000,
+        200,
+      );
+      await post(a, [view(userId), view(userId)]);
+      await eventually(
+        "A handled the views",
+        async () => {
+          const { status, body } = await getUser(a!, userId);
+          return status === 200 && body.source === "memory" && body.productViews === 3 ? true : undefined;
+        },
+        30_000,
+        100,
+      );
+
+      // A query reaches B while it is stopped (the kernel accepts the connection) and is the first thing B reads on
+      // waking, before it hears of the rebalance: PostgreSQL names A as the owner, so B's memory is no answer.
+      const first = getUser(b, userId);
+      Deno.kill(b.pid, "SIGCONT");
+      stopped = false;
+      const { status, body } = await first;
+      assert.equal(status, 200, JSON.stringify(body));
+      assert.equal(body.productViews, 3, `B's first answer once woken has A's 3 views: ${JSON.stringify(body)}`);
+      assert.equal(body.instance, ids.a, JSON.stringify(body));
+    } catch (error) {
+      throw withLogs(error, a, b);
+    } finally {
+      if (stopped && b) Deno.kill(b.pid, "SIGCONT");
+      await a?.kill("SIGKILL");
+      await b?.kill("SIGKILL");
+      await sql.end();
+      await db.drop();
+    }
+  },
+});
+
+onlyOn("kafka", {
+  name:
     "routing: an owner that cannot be reached at its registered address is named in a warning, not silently skipped",
   sanitizeOps: false,
   sanitizeResources: false,
@@ -580,6 +680,117 @@ onlyOn("kafka", {
       await c?.kill("SIGTERM");
       await a?.kill("SIGKILL");
       await b?.kill("SIGKILL");
+      await sql.end();
+      await db.drop();
+    }
+  },
+});
+
+onlyOn("kafka", {
+  name:
+    "routing: analytics asked of an instance woken from a stall, whose analytics partition the group gave away, are not its stale memory",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const db = await freshDatabase();
+    const id = uniqueName("wa");
+    const env = groupEnv(id, db.url);
+    const topics = topicNames(parseConfig(env));
+    const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+    const analyticsOwner = async () => {
+      const [row] = await sql<{ owner: string }[]>`
+        select owner from partition_checkpoints
+         where group_id = ${env.GROUP_ID} and topic = ${topics.analytics} and partition = 0`;
+      return row?.owner;
+    };
+    const checkpointedViews = async () => {
+      const [row] = await sql<{ views: string | null }[]>`
+        select state #>> '{realtime,last15,events,page_viewed}' as views from actor_states
+         where kind = 'global' and key = 'global'`;
+      return row ? Number(row.views) : undefined;
+    };
+    const views = (n: number, at: number) =>
+      Array.from({ length: n }, (_, i) => ({
+        type: "page_viewed",
+        userId: `wa-user-${i}`,
+        occurredAt: new Date(at + i).toISOString(),
+        properties: { url: "/" },
+      }));
+    const pageViews = (body: Json) => body.last15?.eventsByType?.page_viewed;
+    let engines: EngineProcess[] = [];
+    let stopped: EngineProcess | undefined;
+    try {
+      engines = await Promise.all(
+        [0, 1].map(async () => startEngineProcess({ dataDir: await Deno.makeTempDir(), env })),
+      );
+      const ids = await eventually("both instances registered", async () => {
+        const rows = await sql<
+          { instance_id: string; http_url: string }[]
+        >`select instance_id, http_url from instances`;
+        const byUrl = new Map(rows.map((r) => [r.http_url, r.instance_id]));
+        const found = engines.map((e) => byUrl.get(e.url));
+        return found.every((i) => i !== undefined) ? found as string[] : undefined;
+      });
+      const claims = await settled(
+        "both instances own partitions, the analytics one included",
+        async () => {
+          const rows = await sql<{ topic: string; partition: number; owner: string }[]>`
+            select topic, partition, owner from partition_checkpoints where group_id = ${env.GROUP_ID}`;
+          const owners = new Map(rows.map((r) => [`${r.topic}:${r.partition}`, r.owner]));
+          return rows.length === 2 * PARTITIONS + 1 && new Set(owners.values()).size === 2 ? owners : undefined;
+        },
+        sameOwners,
+      );
+      const ownerId = claims.get(`${topics.analytics}:0`)!;
+      const [owner, other] = ownerId === ids[0] ? engines : [engines[1], engines[0]];
+      const otherId = ownerId === ids[0] ? ids[1] : ids[0];
+
+      await post(other, views(10, Date.now() - 5 * 60_000));
+      await eventually(
+        "the owner's live analytics count 10 views",
+        async () => {
+          const { status, body } = await getJson(owner, "/v1/analytics/realtime");
+          return status === 200 && body.source === "memory" && pageViews(body) === 10 ? true : undefined;
+        },
+        30_000,
+        200,
+      );
+      await eventually(
+        "the owner checkpointed the 10 views",
+        async () => await checkpointedViews() === 10 ? true : undefined,
+        30_000,
+        200,
+      );
+
+      // The owner stalls past the session timeout: the other instance claims the analytics partition, then dies (its
+      // registry row still fresh, nothing listening at its address).
+      Deno.kill(owner.pid, "SIGSTOP");
+      stopped = owner;
+      await eventually(
+        "the other instance claimed the analytics partition",
+        async () => await analyticsOwner() === otherId ? true : undefined,
+        60_000,
+        200,
+      );
+      await other.kill("SIGKILL");
+
+      // Asked while stopped, answered first thing on waking, before the woken instance hears of the rebalance: the
+      // owner PostgreSQL names cannot be reached, so the answer is the last checkpoint's (`asOf`), as on any instance
+      // but the owner, not the memory of a partition the woken instance no longer owns.
+      const first = getJson(owner, "/v1/analytics/realtime");
+      Deno.kill(owner.pid, "SIGCONT");
+      stopped = undefined;
+      const { status, body } = await first;
+      assert.equal(status, 200, JSON.stringify(body));
+      assert.equal(body.source, "checkpoint", `answered from the checkpoint: ${JSON.stringify(body)}`);
+      assert.equal(typeof body.asOf, "string");
+      assert.equal(pageViews(body), 10, JSON.stringify(body));
+      assert.equal(body.instance, ownerId);
+    } catch (error) {
+      throw withLogs(error, engines[0], engines[1]);
+    } finally {
+      if (stopped) Deno.kill(stopped.pid, "SIGCONT");
+      for (const engine of engines) await engine.kill("SIGKILL");
       await sql.end();
       await db.drop();
     }

@@ -162,6 +162,82 @@ Deno.test("routing: a key in memory is answered at once while PostgreSQL stalls,
   assert.deepEqual(await answers, [expected, expected]);
 });
 
+Deno.test("routing: an owner found longer ago than it is trusted is looked up again before a memory answer", async () => {
+  // This instance found itself the owner, then stalled (SIGSTOP, a paused VM) past the session timeout while another
+  // claimed the partition: on waking, the owner found before the stall is too old to vouch for its memory.
+  const live = { userId: "u1", n: 0 };
+  const partition = partitionForKey("u1", 6);
+  let lookups = 0;
+  const calls: Request[] = [];
+  const reader = createStateReader(
+    { lookup: () => ({ state: live, partition }), owned: () => [`${TOPIC}:${partition}`] } as unknown as ActorRuntime,
+    {} as CheckpointStore,
+    {
+      registry: {
+        instanceId: "self",
+        owner: () =>
+          Promise.resolve(
+            lookups++ === 0
+              ? { instanceId: "self", httpUrl: "http://self" }
+              : { instanceId: "other", httpUrl: "http://o" },
+          ),
+      },
+      kinds: { user: { topic: TOPIC, partitions: 6, path: (key) => `/v1/users/${key}` } },
+      ownerCacheMs: 0,
+      ownerTrustedMs: 0,
+      fetch: (input, init) => {
+        calls.push(new Request(input, init));
+        return Promise.resolve(Response.json({ userId: "u1", n: 2, source: "memory" }));
+      },
+    },
+  );
+  assert.deepEqual(await reader.read("user", "u1", { forwarded: false }), {
+    state: live,
+    source: "memory",
+    instance: "self",
+  });
+  assert.deepEqual(await reader.read("user", "u1", { forwarded: false }), {
+    state: { userId: "u1", n: 2 },
+    source: "memory",
+    instance: "other",
+  });
+  assert.equal(calls.length, 1);
+});
+
+Deno.test("routing: the global actor's memory, its partition claimed elsewhere since, is not a client's answer", async () => {
+  // Analytics are routed whole (`route`); one the owner did not answer is read here, from the checkpoint, not from the
+  // memory of a partition another instance has claimed (it used to be, as `source: memory`).
+  const partition = partitionForKey("global", 1);
+  const reader = createStateReader(
+    {
+      lookup: () => ({ state: { n: 0 }, partition }),
+      owned: () => [`analytics:${partition}`],
+    } as unknown as ActorRuntime,
+    { read: () => Promise.resolve({ state: { n: 1 }, updatedAt: UPDATED }) } as unknown as CheckpointStore,
+    {
+      registry: { instanceId: "self", owner: () => Promise.resolve({ instanceId: "other", httpUrl: "http://o" }) },
+      kinds: { global: { topic: "analytics", partitions: 1 } },
+      fetch: () => Promise.reject(new TypeError("connection refused")),
+    },
+  );
+  const request = new Request("http://self/v1/analytics/realtime");
+  assert.equal(await reader.route("global", "global", request), undefined);
+  assert.deepEqual(await reader.read("global", "global", { forwarded: false }), {
+    state: { n: 1 },
+    source: "checkpoint",
+    asOf: UPDATED.toISOString(),
+    instance: "self",
+  });
+  // A query another instance forwarded here, or a local read, still reads the memory.
+  for (const options of [{ forwarded: true }, undefined]) {
+    assert.deepEqual(await reader.read("global", "global", options), {
+      state: { n: 0 },
+      source: "memory",
+      instance: "self",
+    });
+  }
+});
+
 Deno.test("routing: an unreachable, stale, failing or absent owner falls back to the checkpoint", async () => {
   const cases = [
     { owner: null },
