@@ -9,7 +9,13 @@ import { deadLetter } from "../../engine/dead_letter.ts";
 import { replayDlq, REPLAYED_FROM_HEADER } from "../../engine/dlq_replay.ts";
 import { openEmbeddedDatabase } from "../../engine/embedded_database.ts";
 import { ValidationError } from "../../engine/errors.ts";
-import { type LogConsumer, type PartitionListener, tpKey } from "../../engine/log.ts";
+import {
+  type AppendOptions,
+  type LogConsumer,
+  type OutgoingRecord,
+  type PartitionListener,
+  tpKey,
+} from "../../engine/log.ts";
 import { silentLogger } from "../../engine/logger.ts";
 import { MemoryLog } from "../../engine/memory_log.ts";
 import { migrate } from "../../sql/migrations.ts";
@@ -99,6 +105,90 @@ Deno.test("dlq replay whose consumer rejoins mid-run counts and re-injects each 
       replayed,
       ["u0", "u1", "u2", "u3", "u4", "u5"],
       "each record re-injected once, and the one dead-lettered since left for a later run",
+    );
+  } finally {
+    await db.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/**
+ * As KafkaConsumer on a rejoin: the lane of the batch in hand is dropped, not waited for, so the partition assigned
+ * again delivers its next batch while that one's append is still pending (until `release`).
+ */
+function rejoiningMidAppendConsumer(log: MemoryLog, appending: Promise<void>, release: () => void): LogConsumer {
+  let stopped = false;
+  return {
+    async start(_topics: readonly string[], listener: PartitionListener) {
+      const deliver = (position: number) =>
+        listener.batch(
+          { ...DLQ, records: log.read(DLQ, position, 2), highWatermark: log.endOffset(DLQ) },
+          () => Promise.resolve(),
+        );
+      let position = (await listener.assigned([DLQ])).get(tpKey(DLQ)) ?? 0;
+      await deliver(position);
+      position += 2;
+      const inHand = deliver(position).catch(() => {});
+      await appending;
+      await listener.revoked([DLQ]);
+      position = (await listener.assigned([DLQ])).get(tpKey(DLQ)) ?? 0;
+      const next = deliver(position).catch(() => {});
+      release();
+      await Promise.all([inHand, next]);
+      (async () => {
+        for (position = log.read(DLQ, position, 2).at(-1)!.offset + 1; !stopped && position < log.endOffset(DLQ);) {
+          const records = log.read(DLQ, position, 2);
+          await listener.batch({ ...DLQ, records, highWatermark: log.endOffset(DLQ) }, () => Promise.resolve());
+          position = records.at(-1)!.offset + 1;
+        }
+      })();
+    },
+    seek: () => {},
+    commit: () => Promise.resolve(),
+    earliestOffset: (tp) => Promise.resolve(log.earliest(tp)),
+    endOffset: (tp) => Promise.resolve(log.endOffset(tp)),
+    endOffsets: () => Promise.resolve(new Map([[0, log.endOffset(DLQ)]])),
+    pause: () => {},
+    resume: () => {},
+    stop: () => (stopped = true, Promise.resolve()),
+  };
+}
+
+Deno.test("dlq replay whose consumer rejoins while a batch's append is pending re-injects that batch's records once", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "dlq-rejoin-" });
+  const db = await openEmbeddedDatabase(dir, { logger: silentLogger, vacuumIntervalMs: 0 });
+  try {
+    await migrate(db.sql);
+    const log = await logWithDeadLetters(6);
+    const inner = log.producer();
+    const appending = Promise.withResolvers<void>();
+    const gate = Promise.withResolvers<void>();
+    let held = false;
+    // The append of the second batch (u2, u3) waits for the rejoin.
+    const producer = {
+      async append(records: readonly OutgoingRecord[], options?: AppendOptions) {
+        if (!held && records.some((r) => r.key === "u2")) {
+          held = true;
+          appending.resolve();
+          await gate.promise;
+        }
+        return inner.append(records, options);
+      },
+      close: () => inner.close(),
+    };
+    const summary = await replayDlq({
+      consumer: rejoiningMidAppendConsumer(log, appending.promise, gate.resolve),
+      producer,
+      sql: db.sql,
+      dlqTopic: "dlq",
+      groupId: "g",
+      idleMs: 1_000,
+    });
+    const replayed = log.all("events").filter((r) => r.headers[REPLAYED_FROM_HEADER] !== undefined).map((r) => r.key);
+    assert.deepEqual(replayed, ["u0", "u1", "u2", "u3", "u4", "u5"], "each record re-injected once");
+    assert.deepEqual(
+      { replayed: summary.replayed, alreadyReplayed: summary.alreadyReplayed, complete: summary.complete },
+      { replayed: 6, alreadyReplayed: 0, complete: true },
     );
   } finally {
     await db.close();
