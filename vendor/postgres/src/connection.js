@@ -118,6 +118,7 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     connect(query) {
       initial = query
       hostsLeft = host.length // PATCHED (see PATCHED.md)
+      hostIndex = 0 // PATCHED (see PATCHED.md, 8): each new connection starts at the first host, as libpq's do
       reconnect()
     },
     terminate,
