@@ -103,9 +103,9 @@ Deno.test("connectDatabase(): of several hosts, the first that completes Postgre
 });
 
 /** A PGlite socket server on a loopback port whose table `host` names it. */
-async function namedServer(name: string): Promise<{ port: number; stop: () => Promise<void> }> {
+async function namedServer(name: string, settings = ""): Promise<{ port: number; stop: () => Promise<void> }> {
   const db = await PGlite.create();
-  await db.exec(`create table host as select '${name}' as name`);
+  await db.exec(`create table host as select '${name}' as name; ${settings}`);
   const port = refusedPort();
   // Two connections: the closed one may still count when the pool connects again.
   const server = new PGLiteSocketServer({ db, host: "127.0.0.1", port, maxConnections: 2 });
@@ -142,6 +142,29 @@ Deno.test("connectDatabase(): a connection made again goes to the URL's first ho
   } finally {
     await sql.end();
     proxy.close();
+    await first.stop();
+    await second.stop();
+  }
+});
+
+Deno.test("connectDatabase(): target_session_attrs moves on from a server it does not accept, and fails after the last", async () => {
+  // PGlite's one backend serves every connection: the first host's sessions are read-only.
+  const first = await namedServer("first", "set default_transaction_read_only = on");
+  const second = await namedServer("second");
+  const url = (attrs: string) =>
+    `postgres://postgres@127.0.0.1:${first.port},127.0.0.1:${second.port}/postgres?target_session_attrs=${attrs}`;
+  const sql = connectDatabase({ url: url("read-write"), maxConnections: 1 });
+  try {
+    const [row] = await within(10_000, "read-write", sql<{ name: string }[]>`select name from host`);
+    assert.equal(row.name, "second");
+    // Neither is in recovery. It used to connect again for ever, the query waiting.
+    const error = await failure(url("standby"));
+    assert.equal(
+      error.message,
+      `TARGET_SESSION_ATTRS: 127.0.0.1:${second.port} is not a server target_session_attrs=standby accepts`,
+    );
+  } finally {
+    await sql.end();
     await first.stop();
     await second.stop();
   }
