@@ -3,15 +3,16 @@
  * silent): no timeout of PostgreSQL's own applies to a server that does not run, and TCP keepalives are answered by its
  * kernel, so start-up waited for good. While such a step runs, a probe (`select 1`, on another connection of the pool)
  * asks the server every DATABASE_PROBE_INTERVAL_MS whether it still answers; one left without an answer for
- * DATABASE_PROBE_TIMEOUT_MS, or failed without one (a new connection timed out), stops start-up. A step that is only
- * slow (a long migration) goes on: the server answers the probes meanwhile.
+ * DATABASE_PROBE_TIMEOUT_MS (or twice the URL's connect_timeout, when longer), or failed without one (a new connection
+ * timed out), stops start-up. A step that is only slow (a long migration) goes on: the server answers the probes
+ * meanwhile.
  */
 import type { Sql } from "./database.ts";
 import { ConfigError } from "./errors.ts";
 
 /** How often a step's probe asks the server whether it still answers. */
 export const DATABASE_PROBE_INTERVAL_MS = 2_000;
-/** Most a probe waits for the server's answer: twice the default connect_timeout. */
+/** Most a probe waits for the server's answer: twice the default connect_timeout (a longer one lengthens it). */
 export const DATABASE_PROBE_TIMEOUT_MS = 10_000;
 
 /** How a step is probed (tests shorten it). */
@@ -33,6 +34,9 @@ export async function whileDatabaseAnswers<T>(
   what: string,
   timing: ProbeTiming = DEFAULT_TIMING,
 ): Promise<T> {
+  // A probe may open a new connection, which may take up to connect_timeout: the URL's 30 s against a server slow to
+  // accept used to stop a healthy start-up after 10 s.
+  const timeoutMs = Math.max(timing.timeoutMs, 2 * sql.options.connect_timeout * 1_000);
   let timer: ReturnType<typeof setTimeout> | undefined;
   let done = false;
   const silent = new Promise<never>((_, reject) => {
@@ -41,7 +45,7 @@ export async function whileDatabaseAnswers<T>(
       const unanswered = await Promise.race([
         sql`select 1`.then(() => undefined, (error: unknown) => isServerError(error) ? undefined : message(error)),
         new Promise<string>((resolve) => {
-          limit = setTimeout(() => resolve(`no answer within ${timing.timeoutMs} ms`), timing.timeoutMs);
+          limit = setTimeout(() => resolve(`no answer within ${timeoutMs} ms`), timeoutMs);
         }),
       ]);
       clearTimeout(limit);

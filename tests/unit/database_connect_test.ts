@@ -9,6 +9,7 @@ import { PGlite } from "@electric-sql/pglite";
 import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
 import { connectDatabase } from "../../engine/database.ts";
 import { within } from "../helpers/services.ts";
+import { startTcpProxy } from "../helpers/tcp_proxy.ts";
 
 /** A loopback server that accepts connections and closes each at once; counts them. */
 function closingServer(): { port: number; accepted: () => number; close: () => void } {
@@ -98,5 +99,73 @@ Deno.test("connectDatabase(): of several hosts, the first that completes Postgre
     await pglite.stop();
     await db.close();
     server.close();
+  }
+});
+
+/** A PGlite socket server on a loopback port whose table `host` names it. */
+async function namedServer(name: string, settings = ""): Promise<{ port: number; stop: () => Promise<void> }> {
+  const db = await PGlite.create();
+  await db.exec(`create table host as select '${name}' as name; ${settings}`);
+  const port = refusedPort();
+  // Two connections: the closed one may still count when the pool connects again.
+  const server = new PGLiteSocketServer({ db, host: "127.0.0.1", port, maxConnections: 2 });
+  await server.start();
+  return {
+    port,
+    stop: async () => {
+      await server.stop();
+      await db.close();
+    },
+  };
+}
+
+Deno.test("connectDatabase(): a connection made again goes to the URL's first host again, not on to the next", async () => {
+  const first = await namedServer("first");
+  const second = await namedServer("second");
+  // Closes one connection, at the next query it is sent, as a restart or the end of the connection's lifetime does.
+  let closeOne = false;
+  const proxy = startTcpProxy({ hostname: "127.0.0.1", port: first.port }, () => {
+    if (!closeOne) return { action: "forward" };
+    closeOne = false;
+    return { action: "close" };
+  });
+  const sql = connectDatabase({
+    url: `postgres://postgres@127.0.0.1:${proxy.port},127.0.0.1:${second.port}/postgres`,
+    maxConnections: 1,
+  });
+  const host = async () => (await within(10_000, "a query", sql<{ name: string }[]>`select name from host`))[0].name;
+  try {
+    assert.equal(await host(), "first");
+    closeOne = true;
+    await within(10_000, "the failed query", sql`select 1`.catch(() => undefined));
+    assert.equal(await host(), "first", "the new connection went to the second host while the first one served");
+  } finally {
+    await sql.end();
+    proxy.close();
+    await first.stop();
+    await second.stop();
+  }
+});
+
+Deno.test("connectDatabase(): target_session_attrs moves on from a server it does not accept, and fails after the last", async () => {
+  // PGlite's one backend serves every connection: the first host's sessions are read-only.
+  const first = await namedServer("first", "set default_transaction_read_only = on");
+  const second = await namedServer("second");
+  const url = (attrs: string) =>
+    `postgres://postgres@127.0.0.1:${first.port},127.0.0.1:${second.port}/postgres?target_session_attrs=${attrs}`;
+  const sql = connectDatabase({ url: url("read-write"), maxConnections: 1 });
+  try {
+    const [row] = await within(10_000, "read-write", sql<{ name: string }[]>`select name from host`);
+    assert.equal(row.name, "second");
+    // Neither is in recovery. It used to connect again for ever, the query waiting.
+    const error = await failure(url("standby"));
+    assert.equal(
+      error.message,
+      `TARGET_SESSION_ATTRS: 127.0.0.1:${second.port} is not a server target_session_attrs=standby accepts`,
+    );
+  } finally {
+    await sql.end();
+    await first.stop();
+    await second.stop();
   }
 });

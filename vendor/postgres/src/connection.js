@@ -118,6 +118,7 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     connect(query) {
       initial = query
       hostsLeft = host.length // PATCHED (see PATCHED.md)
+      hostIndex = 0 // PATCHED (see PATCHED.md, 8): each new connection starts at the first host, as libpq's do
       reconnect()
     },
     terminate,
@@ -604,7 +605,7 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
         if (!backendParameters.in_hot_standby || !backendParameters.default_transaction_read_only)
           return fetchState()
         else if (tryNext(target_session_attrs, backendParameters))
-          return terminate()
+          return wrongServer() // PATCHED (see PATCHED.md, 9)
       }
 
       if (needsTypes) {
@@ -835,6 +836,22 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     options.parsers[typarray] = (xs) => arrayParser(xs, parser, typarray)
     options.parsers[typarray].array = true
     options.serializers[typarray] = (xs) => arraySerializer(xs, options.serializers[oid], options, typarray)
+  }
+
+  // PATCHED (see PATCHED.md, 9): a server target_session_attrs does not accept moves on to the next host only while the
+  // URL has one left for this query; after the last, the query fails naming the server. It used to count as a server
+  // closed after it was ready (the query sent again), so a URL with no such server connected again for ever.
+  function wrongServer() {
+    serverReady = false
+    const err = Errors.generic('TARGET_SESSION_ATTRS', (options.path || (socket.host + ':' + socket.port)) +
+      ' is not a server target_session_attrs=' + target_session_attrs + ' accepts')
+    if (hostsLeft > 0) {
+      terminate()
+      return (connectError = err)
+    }
+    initial && queryError(initial, err)
+    initial = null
+    terminate()
   }
 
   function tryNext(x, xs) {
