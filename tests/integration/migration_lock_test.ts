@@ -45,6 +45,14 @@ async function holdingSession(
   };
 }
 
+/** Sessions waiting for an advisory lock (the migration lock) on `d`'s database. */
+async function waitingForMigrationLock(d: Deployment): Promise<number> {
+  const [row] = await d.inspect(({ sql }) =>
+    sql`select count(*)::int as n from pg_locks where locktype = 'advisory' and not granted`
+  );
+  return row.n;
+}
+
 /** Starts an engine on `d` that must fail within 20 s; returns its error. */
 async function failedStart(d: Deployment): Promise<Error> {
   let started: RunningEngine | undefined;
@@ -159,12 +167,10 @@ onlyOn("postgresql", {
       let engine: RunningEngine | undefined;
       const starting = startEngine(d.config, silentLogger).then((started) => engine = started);
       try {
-        await eventually("the start-up to wait for the migration lock", async () => {
-          const [waiting] = await d.inspect(({ sql }) =>
-            sql`select count(*)::int as n from pg_locks where locktype = 'advisory' and not granted`
-          );
-          return waiting.n === 1 || undefined;
-        });
+        await eventually(
+          "the start-up to wait for the migration lock",
+          async () => await waitingForMigrationLock(d) === 1 || undefined,
+        );
         // Several probes of engine/database_probe.ts (every 2 s) pass meanwhile: the server answers them.
         await new Promise((resolve) => setTimeout(resolve, 5_000));
       } finally {
@@ -226,20 +232,16 @@ onlyOn("postgresql", {
       const release = await holdingSession(d, (tx) => tx`select pg_advisory_xact_lock(${MIGRATION_LOCK_ID})`);
       try {
         engine = spawnEngine({ dataDir: d.dataDir, env: d.env });
-        await eventually("the start-up to wait for the migration lock", async () => {
-          const [waiting] = await d.inspect(({ sql }) =>
-            sql`select count(*)::int as n from pg_locks where locktype = 'advisory' and not granted`
-          );
-          return waiting.n === 1 || undefined;
-        }, 30_000);
+        await eventually(
+          "the start-up to wait for the migration lock",
+          async () => await waitingForMigrationLock(d) === 1 || undefined,
+          30_000,
+        );
         // It used to wait on until the shutdown deadline (10 s) ended it with exit code 1.
         const status = await engine.kill("SIGTERM");
         assert.equal(status.code, 0, engine.logs());
         assert.match(engine.logs(), /start-up stopped by the signal/);
-        const [waiting] = await d.inspect(({ sql }) =>
-          sql`select count(*)::int as n from pg_locks where locktype = 'advisory' and not granted`
-        );
-        assert.equal(waiting.n, 0, "the engine's session no longer waits for the lock");
+        assert.equal(await waitingForMigrationLock(d), 0, "the engine's session no longer waits for the lock");
       } finally {
         await release();
       }

@@ -69,6 +69,16 @@ function settled<T>(label: string, read: () => Promise<T | undefined>, same: (a:
   );
 }
 
+/** The registry's instance id of each engine (by its URL), once every one has registered. */
+function registeredIds(sql: postgres.Sql, engines: readonly EngineProcess[]): Promise<string[]> {
+  return eventually(`${engines.length} instances registered`, async () => {
+    const rows = await sql<{ instance_id: string; http_url: string }[]>`select instance_id, http_url from instances`;
+    const byUrl = new Map(rows.map((r) => [r.http_url, r.instance_id]));
+    const found = engines.map((e) => byUrl.get(e.url));
+    return found.every((i) => i !== undefined) ? found as string[] : undefined;
+  });
+}
+
 /** Whether two partition → owner maps agree on every partition of the first. */
 const sameOwners = <K>(first: Map<K, string>, second: Map<K, string>) =>
   [...first].every(([p, o]) => second.get(p) === o);
@@ -94,14 +104,8 @@ onlyOn("kafka", {
     try {
       a = await startEngineProcess({ dataDir: await Deno.makeTempDir(), env });
       b = await startEngineProcess({ dataDir: await Deno.makeTempDir(), env });
-      const ids = await eventually("both instances registered", async () => {
-        const rows = await sql<
-          { instance_id: string; http_url: string }[]
-        >`select instance_id, http_url from instances`;
-        const byUrl = new Map(rows.map((r) => [r.http_url, r.instance_id]));
-        const [ia, ib] = [byUrl.get(a!.url), byUrl.get(b!.url)];
-        return ia && ib ? { a: ia, b: ib } : undefined;
-      });
+      const [idA, idB] = await registeredIds(sql, [a, b]);
+      const ids = { a: idA, b: idB };
       const claims = async () => {
         const rows = await sql<{ partition: number; owner: string }[]>`
           select partition, owner from partition_checkpoints where group_id = ${env.GROUP_ID} and topic = ${topics.events}`;
@@ -382,14 +386,8 @@ onlyOn("kafka", {
       [a, b] = await Promise.all(
         [0, 1].map(async () => startEngineProcess({ dataDir: await Deno.makeTempDir(), env })),
       );
-      const ids = await eventually("both instances registered", async () => {
-        const rows = await sql<
-          { instance_id: string; http_url: string }[]
-        >`select instance_id, http_url from instances`;
-        const byUrl = new Map(rows.map((r) => [r.http_url, r.instance_id]));
-        const [ia, ib] = [byUrl.get(a!.url), byUrl.get(b!.url)];
-        return ia && ib ? { a: ia, b: ib } : undefined;
-      });
+      const [idA, idB] = await registeredIds(sql, [a, b]);
+      const ids = { a: idA, b: idB };
       const userId = await settled(
         "a user whose partition B owns",
         async () => {
@@ -565,14 +563,7 @@ onlyOn("kafka", {
         startEngineProcess({ dataDir: await Deno.makeTempDir(), env: { ...env, ROLE: "ingest" } }),
       ]);
       const engines = [a, b, c];
-      const ids = await eventually("three instances registered", async () => {
-        const rows = await sql<
-          { instance_id: string; http_url: string }[]
-        >`select instance_id, http_url from instances`;
-        const byUrl = new Map(rows.map((r) => [r.http_url, r.instance_id]));
-        const found = engines.map((e) => byUrl.get(e.url));
-        return found.every((i) => i !== undefined) ? found as string[] : undefined;
-      });
+      const ids = await registeredIds(sql, engines);
       const claims = async () => {
         const rows = await sql<{ topic: string; partition: number; owner: string }[]>`
           select topic, partition, owner from partition_checkpoints where group_id = ${env.GROUP_ID}`;
@@ -723,14 +714,7 @@ onlyOn("kafka", {
       engines = await Promise.all(
         [0, 1].map(async () => startEngineProcess({ dataDir: await Deno.makeTempDir(), env })),
       );
-      const ids = await eventually("both instances registered", async () => {
-        const rows = await sql<
-          { instance_id: string; http_url: string }[]
-        >`select instance_id, http_url from instances`;
-        const byUrl = new Map(rows.map((r) => [r.http_url, r.instance_id]));
-        const found = engines.map((e) => byUrl.get(e.url));
-        return found.every((i) => i !== undefined) ? found as string[] : undefined;
-      });
+      const ids = await registeredIds(sql, engines);
       const claims = await settled(
         "both instances own partitions, the analytics one included",
         async () => {
