@@ -9,31 +9,13 @@ import { startEngine } from "../../engine/engine.ts";
 import { silentLogger } from "../../engine/logger.ts";
 import { type JsonSchema, schemaProblems } from "../helpers/json_schema.ts";
 import { forEachLog } from "../helpers/modes.ts";
+import { ODD_IDS } from "../helpers/odd_ids.ts";
 import { eventually } from "../helpers/services.ts";
 
 // deno-lint-ignore no-explicit-any
 type Json = Record<string, any>;
 
 const MIN = 60_000;
-
-/** Ids a storefront may well send, each a key of its own. */
-export const ODD_IDS: readonly string[] = [
-  "with space",
-  "100%",
-  "a/b",
-  "what?",
-  "#hash",
-  "a+b",
-  "caf\u00e9", // NFC
-  "cafe\u0301", // NFD: the same text to a reader, another key to the engine
-  "Bob",
-  "bob",
-  "ユーザー😀",
-  "x".repeat(128),
-  "\u{1F600}".repeat(128), // 128 characters, 256 UTF-16 code units
-  "__proto__",
-  "constructor",
-];
 
 /** `id`'s path segment, as a client library percent-encodes it. */
 const segment = (id: string) => encodeURIComponent(id);
