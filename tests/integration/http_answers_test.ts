@@ -70,6 +70,31 @@ forEachLog(
         properties: { orderId: "o/1", items: [{ productId: "a/b", quantity: 1, price: 10 }], total: 10 },
       });
       batch.push({ type: "inventory_updated", occurredAt: at(33), properties: { productId: "a+b", stock: 0 } });
+      // One user of each other kind of event, so that the answers hold a checkout awaiting its order, a search, a
+      // session with a client id and a removal too.
+      const shopper = "with space";
+      batch.push(
+        { type: "page_viewed", userId: shopper, sessionId: "s 1", occurredAt: at(40), properties: { url: "/?q=%" } },
+        {
+          type: "search_performed",
+          userId: shopper,
+          occurredAt: at(41),
+          properties: { query: "a/b?", resultsCount: 2 },
+        },
+        {
+          type: "product_added_to_cart",
+          userId: shopper,
+          occurredAt: at(42),
+          properties: { productId: "#hash", price: 2.5, quantity: 3, category: "odd", brand: "b" },
+        },
+        {
+          type: "product_removed_from_cart",
+          userId: shopper,
+          occurredAt: at(43),
+          properties: { productId: "#hash", quantity: 1 },
+        },
+        { type: "checkout_started", userId: shopper, occurredAt: at(44), properties: { cartValue: 5 } },
+      );
       const posted = await fetch(`${engine.url}/v1/events`, {
         method: "POST",
         headers: { "content-type": "application/json" },
@@ -123,6 +148,13 @@ forEachLog(
         );
         assert.equal(recommendations.userId, id);
       }
+      const withCheckout = await eventually("the shopper's checkout", async () => {
+        const body = await conforms("/v1/users/{id}", await get(`/v1/users/${segment(shopper)}`));
+        return body.checkout ? body : undefined;
+      });
+      assert.equal(withCheckout.checkout.cartValue, 5);
+      assert.equal(withCheckout.cart.items["#hash"].quantity, 2);
+      assert.equal(withCheckout.searches, 1);
       // An id never posted is a 404 problem, under every route about an id.
       for (const path of ["/v1/users/{id}", "/v1/products/{id}", "/v1/users/{id}/recommendations"]) {
         const response = await get(path.replace("{id}", segment("BOB")));
