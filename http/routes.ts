@@ -107,9 +107,28 @@ export function buildRoutes(deps: RouteDeps): Route[] {
 }
 
 /**
+ * Every route the running engine serves but /healthz and the operations' (which answer from the start), by method and
+ * path: while it starts, these answer 503, and any other path or method is refused as once started (404, or 405 with
+ * the path's own Allow), not told to retry. tests/unit/http_starting_methods_test.ts holds it to the running table.
+ */
+export const API_ROUTES: readonly Pick<Route, "method" | "path">[] = [
+  { method: "POST", path: "/v1/events" },
+  { method: "GET", path: "/v1/users/:id" },
+  { method: "GET", path: "/v1/users/:id/recommendations" },
+  { method: "GET", path: "/v1/products/:id" },
+  { method: "GET", path: "/v1/products/:id/related" },
+  { method: "GET", path: "/v1/analytics/realtime" },
+  { method: "GET", path: "/v1/analytics/funnel" },
+  { method: "GET", path: "/v1/analytics/top-products" },
+  { method: "GET", path: "/v1/analytics/top-categories" },
+  { method: "GET", path: "/v1/alerts" },
+  { method: "GET", path: OPENAPI_PATH },
+];
+
+/**
  * The route table while the engine starts: it serves from before its log and database are open, so
  * /healthz (alive), `operations` (/readyz, 503 until the engine is ready; /metrics) answer, and every
- * other request is a 503 with Retry-After (EngineStartingError).
+ * route of API_ROUTES is a 503 with Retry-After (EngineStartingError).
  */
 export function startingRoutes(operations: readonly Route[]): Route[] {
   const starting = () => {
@@ -118,6 +137,6 @@ export function startingRoutes(operations: readonly Route[]): Route[] {
   return [
     { method: "GET", path: "/healthz", handler: healthRoute },
     ...operations,
-    ...(["GET", "POST", "DELETE"] as const).map((method) => ({ method, path: "/*", handler: starting })),
+    ...API_ROUTES.map((route) => ({ ...route, handler: starting })),
   ];
 }

@@ -9,6 +9,7 @@ import { type RunningEngine, startEngine } from "../../engine/engine.ts";
 import { ConfigError } from "../../engine/errors.ts";
 import { silentLogger } from "../../engine/logger.ts";
 import { onlyOn } from "../helpers/modes.ts";
+import { ODD_IDS } from "../helpers/odd_ids.ts";
 import { eventually, freshDatabase, testConfig } from "../helpers/services.ts";
 
 const USERS = 20;
@@ -139,5 +140,61 @@ onlyOn("kafka", {
       const ingest = await startEngine(variant(processing, { ROLE: "ingest" }), silentLogger);
       await ingest.stop();
     });
+  },
+});
+
+onlyOn("kafka", {
+  name: "an ingest-only instance forwards queries for ids with unusual characters to the same key on the owner",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const db = await freshDatabase();
+    const processing = testConfig(db.url);
+    const worker = await startEngine(processing, silentLogger);
+    const ingest = await startEngine(variant(processing, { ROLE: "ingest" }), silentLogger);
+    try {
+      await eventually(
+        "the processing instance to own every partition",
+        () => Promise.resolve(worker.runtime.owned().length >= processing.PARTITIONS * 2 ? true : undefined),
+      );
+      const at = new Date(Date.now() - 60_000).toISOString();
+      // Each user views the product of its own id as many times as its place in the list plus one, so that `Bob` and
+      // `bob`, or the NFC and NFD forms of one text, each show their own count.
+      const events = ODD_IDS.flatMap((id, i) =>
+        Array.from({ length: i + 1 }, () => ({
+          type: "product_viewed",
+          userId: id,
+          occurredAt: at,
+          properties: { productId: id, price: 5 },
+        }))
+      );
+      const posted = await fetch(`${ingest.url}/v1/events`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(events),
+      });
+      assert.equal(posted.status, 202, await posted.text());
+      for (const [i, id] of ODD_IDS.entries()) {
+        for (const kind of ["users", "products"] as const) {
+          const body = await eventually(`${kind} ${JSON.stringify(id)} through the ingest instance`, async () => {
+            const response = await fetch(`${ingest.url}/v1/${kind}/${encodeURIComponent(id)}`);
+            const json = await response.json();
+            const count = kind === "users" ? json.productViews : json.views;
+            return response.status === 200 && count === i + 1 ? json : undefined;
+          });
+          assert.equal(kind === "users" ? body.userId : body.productId, id);
+          assert.equal(body.instance, worker.instanceId, `${kind} ${id} answered by the owner`);
+        }
+        assert.ok(worker.runtime.lookup("user", id), `user ${id} lives on the processing instance`);
+      }
+      // A key the owner does not hold is the owner's 404, passed on: not another key's state.
+      const unknown = await fetch(`${ingest.url}/v1/users/${encodeURIComponent("BOB")}`);
+      assert.equal(unknown.status, 404);
+      assert.equal((await unknown.json()).type, "urn:actor-engine:problem:not_found");
+    } finally {
+      await ingest.stop();
+      await worker.stop();
+      await db.drop();
+    }
   },
 });

@@ -131,6 +131,14 @@ onlyOn(
         assert.equal(response.headers.get("retry-after"), "5");
         assert.equal((await response.json()).type, "urn:actor-engine:problem:starting");
       }
+      // What the running engine refuses is refused alike, not told to retry: a wrong method, a path no route serves.
+      const wrongMethod = await fetch(`${engine.url}/v1/users/u1`, { method: "DELETE" });
+      assert.equal(wrongMethod.status, 405);
+      assert.equal(wrongMethod.headers.get("allow"), "GET, HEAD");
+      await wrongMethod.body?.cancel();
+      const noRoute = await fetch(`${engine.url}/v1/user/u1`);
+      assert.equal(noRoute.status, 404);
+      assert.equal((await noRoute.json()).type, "about:blank");
 
       const signalled = performance.now();
       const status = await engine.kill("SIGTERM");

@@ -539,33 +539,75 @@ Deno.test("routing: a 404 that an owner address leading back here answers is a f
   assert.equal(lines.length, 1);
 });
 
-Deno.test("routing: ids with reserved characters reach the owner's route as the same id, and its answer comes back", async () => {
-  const ids = ["a/b", "a?b#c", "100% off", "x+y=z&w", "ü 😀", "%2F", "a\\b", "..."];
+/** Ids a query carries to the owner: reserved characters, unicode forms, case, length. */
+const ROUTED_IDS = [
+  "a/b",
+  "a?b#c",
+  "100% off",
+  "x+y=z&w",
+  "ü 😀",
+  "%2F",
+  "a\\b",
+  "...",
+  // The same text in NFC and NFD, and ids that differ in case alone: each its own key, as posted.
+  "caf\u00e9",
+  "cafe\u0301",
+  "Bob",
+  "bob",
+  "x".repeat(128),
+  "\u{1F600}".repeat(128),
+  "%2E",
+  " lead and trail ",
+];
+
+/** Asks for every id of ROUTED_IDS, as a user and as a product, through a reader whose owner is `owner` at `httpUrl`. */
+async function forwardsEveryId(httpUrl: string, transport: StateRouting["fetch"], owner: { asked: string[] }) {
   const kinds = await routedKinds({ events: "events", productEvents: "product-events", analytics: "analytics" }, {
     partitionCount: () => Promise.resolve(6),
-  });
-  const asked: string[] = [];
-  // The owner: the real routes over a reader that holds every id in memory.
-  const owner = await httpFixture({
-    instance: "owner",
-    read: (kind, key) => {
-      asked.push(`${kind} ${key}`);
-      return Promise.resolve({ state: { userId: key, eventCount: 1 }, source: "memory", instance: "owner" });
-    },
   });
   const asker = createStateReader(
     { lookup: () => undefined, owned: () => [] } as unknown as ActorRuntime,
     { read: () => Promise.reject(new Error("the owner answers")) } as unknown as CheckpointStore,
     {
-      registry: { instanceId: "self", owner: () => Promise.resolve({ instanceId: "owner", httpUrl: BASE }) },
+      registry: { instanceId: "self", owner: () => Promise.resolve({ instanceId: "owner", httpUrl }) },
       kinds,
-      fetch: (input, init) => owner.handle(new Request(input, init)),
+      ...(transport ? { fetch: transport } : {}),
     },
   );
-  for (const id of ids) {
-    const found = await asker.read("user", id, { forwarded: false });
-    assert.deepEqual(found?.state, { userId: id, eventCount: 1 }, id);
-    assert.equal(found?.instance, "owner");
+  for (const kind of ["user", "product"] as const) {
+    for (const id of ROUTED_IDS) {
+      const found = await asker.read(kind, id, { forwarded: false });
+      assert.deepEqual(found?.state, { [`${kind}Id`]: id, eventCount: 1 }, `${kind} ${id}`);
+      assert.equal(found?.instance, "owner");
+    }
   }
-  assert.deepEqual(asked, ids.map((id) => `user ${id}`));
+  assert.deepEqual(owner.asked, ["user", "product"].flatMap((kind) => ROUTED_IDS.map((id) => `${kind} ${id}`)));
+}
+
+/** The owner: the real routes over a reader that holds every id in memory, noting each asked for. */
+async function ownerOfEveryId() {
+  const asked: string[] = [];
+  const fixture = await httpFixture({
+    instance: "owner",
+    read: (kind, key) => {
+      asked.push(`${kind} ${key}`);
+      return Promise.resolve({ state: { [`${kind}Id`]: key, eventCount: 1 }, source: "memory", instance: "owner" });
+    },
+  });
+  return { asked, handle: fixture.handle };
+}
+
+Deno.test("routing: ids with reserved characters reach the owner's route as the same id, and its answer comes back", async () => {
+  const owner = await ownerOfEveryId();
+  await forwardsEveryId(BASE, (input, init) => owner.handle(new Request(input, init)), owner);
+});
+
+Deno.test("routing: every id reaches the owner's route as the same id over a real listener and fetch", async () => {
+  const owner = await ownerOfEveryId();
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, owner.handle);
+  try {
+    await forwardsEveryId(`http://127.0.0.1:${server.addr.port}`, undefined, owner);
+  } finally {
+    await server.shutdown();
+  }
 });
