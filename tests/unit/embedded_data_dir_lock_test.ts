@@ -12,8 +12,20 @@ Deno.test("lockDataDir() creates DATA_DIR and refuses a second lock while the fi
     const lock = await lockDataDir(dir);
     assert.equal(await Deno.readTextFile(`${dir}/engine.lock`), `${Deno.pid}\n`);
     assert.equal(lock.dir, await Deno.realPath(dir));
-    const openFiles = () => Deno.build.os === "linux" ? [...Deno.readDirSync("/proc/self/fd")].length : 0;
+    // Descriptors open on the lock file only: other test files running beside this one (`--parallel`) open theirs.
+    const lockFile = `${lock.dir}/engine.lock`;
+    const openFiles = () =>
+      Deno.build.os === "linux"
+        ? [...Deno.readDirSync("/proc/self/fd")].filter((entry) => {
+          try {
+            return Deno.readLinkSync(`/proc/self/fd/${entry.name}`) === lockFile;
+          } catch {
+            return false; // closed meanwhile
+          }
+        }).length
+        : 0;
     const before = openFiles();
+    assert.equal(before, Deno.build.os === "linux" ? 1 : 0, "the held lock's file is open once");
     await assert.rejects(() => lockDataDir(dir), (error: unknown) => {
       assert.ok(error instanceof ConfigError);
       assert.match(error.message, new RegExp(`DATA_DIR ${lock.dir} is in use by another engine \\(pid ${Deno.pid}\\)`));
