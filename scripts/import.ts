@@ -17,6 +17,7 @@ import { importRees46 } from "../actors/import/rees46.ts";
 import { importUci, newUciSummary, type UciSummary } from "../actors/import/uci.ts";
 import { type ImportSummary, newSummary } from "../actors/import/summary.ts";
 import type { StoredEvent } from "../actors/events.ts";
+import { badUrlMessage, engineBaseUrl } from "./engine_url.ts";
 
 const USAGE = `usage: deno task import rees46|uci FILE [--url URL] [--batch N] [--timeout SECONDS]
 
@@ -69,13 +70,7 @@ function parseArgs(args: readonly string[]): Options {
       const value = inline ?? args[++i];
       if (value === undefined) fail(`${name} needs a value`);
       if (name === "--url") {
-        try {
-          const parsed = new URL(value);
-          if (parsed.protocol !== "http:" && parsed.protocol !== "https:") throw new Error();
-        } catch {
-          fail(`--url must be an http(s) URL, got ${JSON.stringify(value)}`);
-        }
-        url = value.replace(/\/+$/, "");
+        url = engineBaseUrl(value) ?? fail(badUrlMessage(value));
       } else if (name === "--batch") {
         batch = Number(value);
         if (!Number.isInteger(batch) || batch < 1 || batch > 500) {

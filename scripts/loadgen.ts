@@ -13,6 +13,7 @@
  * answer's Retry-After; one not answered within --timeout is given up (counted as failed). Ctrl-C
  * stops the run and waits for the requests in flight; a second one gives them up.
  */
+import { badUrlMessage, engineBaseUrl } from "./engine_url.ts";
 
 const USAGE = `usage: deno task loadgen [--url URL] [--rate N] [--users N] [--duration S] [--seed N] [--batch N]
                           [--timeout S]
@@ -70,13 +71,7 @@ function parseArgs(args: readonly string[]): Options {
     if (value === undefined) fail(`${name} needs a value`);
     switch (name) {
       case "--url":
-        try {
-          const parsed = new URL(value);
-          if (parsed.protocol !== "http:" && parsed.protocol !== "https:") throw new Error();
-        } catch {
-          fail(`--url must be an http(s) URL, got ${JSON.stringify(value)}`);
-        }
-        options.url = value.replace(/\/+$/, "");
+        options.url = engineBaseUrl(value) ?? fail(badUrlMessage(value));
         break;
       case "--rate":
         options.rate = number(name, value, 0.1, 100_000, false);

@@ -16,6 +16,7 @@ import { loadLogClientConfig, type LogClientConfig, reportConfigError, topicName
 import { ConfigError } from "../engine/errors.ts";
 import { parseJson } from "../engine/json_parse.ts";
 import { installRequestQueueFix } from "../engine/kafkajs_request_queue.ts";
+import { badUrlMessage, engineBaseUrl } from "./engine_url.ts";
 
 const USAGE = `usage: deno task tail alerts|recommendations [--from-beginning] [--url URL] [--interval MS]
                        [--timeout S]
@@ -62,13 +63,7 @@ function parseArgs(args: readonly string[]): Options {
       const value = inline ?? args[++i];
       if (value === undefined) fail(`${name} needs a value`);
       if (name === "--url") {
-        try {
-          const parsed = new URL(value);
-          if (parsed.protocol !== "http:" && parsed.protocol !== "https:") throw new Error();
-        } catch {
-          fail(`--url must be an http(s) URL, got ${JSON.stringify(value)}`);
-        }
-        options.url = value.replace(/\/+$/, "");
+        options.url = engineBaseUrl(value) ?? fail(badUrlMessage(value));
       } else if (name === "--interval") {
         const n = Number(value);
         if (!Number.isInteger(n) || n < 100 || n > 60_000) fail(`--interval must be 100..60000 ms, got ${value}`);
