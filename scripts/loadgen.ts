@@ -14,6 +14,7 @@
  * stops the run and waits for the requests in flight; a second one gives them up.
  */
 import { badUrlMessage, engineBaseUrl } from "./engine_url.ts";
+import { prng } from "./prng.ts";
 
 const USAGE = `usage: deno task loadgen [--url URL] [--rate N] [--users N] [--duration S] [--seed N] [--batch N]
                           [--timeout S]
@@ -96,18 +97,6 @@ function parseArgs(args: readonly string[]): Options {
     }
   }
   return options;
-}
-
-/** mulberry32: a small seeded PRNG. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 interface Product {
