@@ -2,12 +2,11 @@
 import { z } from "zod";
 import type { Topics } from "../engine/config.ts";
 import { EngineStartingError } from "../engine/errors.ts";
-import type { IngestRules } from "../engine/ingest.ts";
 import type { Instrumentation } from "../engine/instrumentation.ts";
 import type { LogProducer } from "../engine/log.ts";
 import type { StateReader } from "../engine/state_reader.ts";
 import { JSON_CONTENT_TYPE } from "./body.ts";
-import { eventsRoute, eventsRouteDoc } from "./events_route.ts";
+import { eventsRoute, type EventsRouteDeps, eventsRouteDoc } from "./events_route.ts";
 import { healthRoute, healthRouteDoc } from "./health_route.ts";
 import { type ApiInfo, OPENAPI_VERSION, openApiDocument } from "./openapi.ts";
 import { problemDoc } from "./problem.ts";
@@ -20,15 +19,8 @@ export interface RouteDeps {
   readonly producer: LogProducer;
   readonly topics: Topics;
   readonly reader: StateReader;
-  readonly ingest: {
-    readonly rules: IngestRules;
-    readonly maxEvents: number;
-    readonly maxBodyBytes: number;
-    /** Longest pause in a body's upload before it is refused (408); tests shorten it. */
-    readonly bodyIdleTimeoutMs?: number;
-    /** Most bytes of records waiting for the log's acknowledgement at once (MAX_INGEST_PENDING_BYTES). */
-    readonly maxPendingBytes: number;
-  };
+  /** The ingestion route's limits and rules (EventsRouteDeps less what the engine passes to every route). */
+  readonly ingest: Omit<EventsRouteDeps, "producer" | "topics" | "now" | "instrumentation">;
   readonly now: () => number;
   /** Receives ingestion outcomes (metrics). */
   readonly instrumentation?: Instrumentation;
