@@ -30,6 +30,9 @@ export const alertsAnswer = z.object({
       details: z.record(z.string(), z.unknown()).describe("The rule's figures, per alert type"),
     }).meta({ id: "Alert" }),
   ),
+  next: z.string().optional().describe(
+    "Given when the page is full (`limit` alerts): pass it as `cursor` for the next page; absent on the last page",
+  ),
 }).meta({ id: "AlertList" });
 
 /** GET /v1/users/{id}/recommendations: the latest recommendations, as published on `recommendations`. */

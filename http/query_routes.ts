@@ -36,6 +36,7 @@ import {
   type WindowMeasure,
 } from "../sql/product_minutes.ts";
 import { latestRecommendations, listAlerts, type ProductRankField, topProducts } from "../sql/queries.ts";
+import { alertCursor, encodeAlertCursor } from "./alerts_cursor.ts";
 import { type AnalyticsWindow, type HistoryReader, readAnalyticsWindow, storageFields } from "./analytics_window.ts";
 import { JSON_CONTENT_TYPE } from "./body.ts";
 import type { OperationDoc } from "./openapi.ts";
@@ -172,6 +173,11 @@ export const querySchemas = {
           `${new Date(EARLIEST_TIME_MS).toISOString()} and ${new Date(LATEST_TIME_MS).toISOString()})`,
       ),
     limit: limit(500, 50),
+    cursor: alertCursor.optional()
+      .describe(
+        "Where the previous page ended: its `next`, as given; the page lists the alerts after it in the same order " +
+          "(give the same `type` and `since`)",
+      ),
   }),
 } as const;
 
@@ -415,15 +421,19 @@ export function millisecondAtOrAfter(text: string): number {
 }
 
 function alertsRoute({ sql }: QueryDeps): QueryHandler<typeof querySchemas.alerts> {
-  return async (_request, _params, { type, since, limit }) => {
+  return async (_request, _params, { type, since, limit, cursor }) => {
     const from = since === undefined ? undefined : millisecondAtOrAfter(since);
     // No alert occurs after the last storable instant (nor can PostgreSQL be asked about year 10000).
     if (from !== undefined && from > LATEST_TIME_MS) return Response.json({ items: [] });
+    const after = cursor === undefined ? undefined : { occurredAt: new Date(cursor.at), alertId: cursor.alertId };
     const items = await query(
       "alerts",
-      () => listAlerts(sql, { type, since: from === undefined ? undefined : new Date(from), limit }),
+      () => listAlerts(sql, { type, since: from === undefined ? undefined : new Date(from), after, limit }),
     );
-    return Response.json({ items });
+    // A full page may have more after it; a short one is the last (a page after a full last one is empty).
+    const last = items.length === limit ? items[items.length - 1] : undefined;
+    const next = last && encodeAlertCursor({ at: Date.parse(last.occurredAt), alertId: last.alertId });
+    return Response.json(next ? { items, next } : { items });
   };
 }
 
@@ -565,8 +575,11 @@ export function queryRoutes(deps: QueryDeps): Route[] {
       doc: doc(
         "listAlerts",
         "Stored alerts, newest first",
-        "Alerts are stored by the checkpoint that covers the event that raised them.",
-        { 400: "Invalid `type`, `since` or `limit`, or a repeated or unknown parameter" },
+        "Alerts are stored by the checkpoint that covers the event that raised them. Newest first by `occurredAt`, " +
+          "those of one instant by `alertId` in code-point order. A full page (`limit` alerts) has `next`: give it " +
+          "as `cursor` for the following page; reading page after page lists every alert stored when it began " +
+          "exactly once, whatever is stored or deleted meanwhile. A page without `next` is the last.",
+        { 400: "Invalid `type`, `since`, `limit` or `cursor`, or a repeated or unknown parameter" },
         alertsAnswer,
       ),
     }),

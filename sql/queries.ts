@@ -110,10 +110,12 @@ export interface AlertFilter {
   readonly type?: string;
   /** Only alerts that occurred at or after this time. */
   readonly since?: Date;
+  /** Only alerts listed after this one (a page's last): older, or of its instant with a greater id (code points). */
+  readonly after?: { readonly occurredAt: Date; readonly alertId: string };
   readonly limit: number;
 }
 
-/** Stored alerts, newest first. */
+/** Stored alerts, newest first; of one instant, by alertId in code-point order (as `after` continues them). */
 export async function listAlerts(sql: Sql, filter: AlertFilter): Promise<StoredAlert[]> {
   const rows = await sql<
     {
@@ -131,6 +133,10 @@ export async function listAlerts(sql: Sql, filter: AlertFilter): Promise<StoredA
      where true
        ${filter.type === undefined ? sql`` : sql`and type = ${filter.type}`}
        ${filter.since === undefined ? sql`` : sql`and occurred_at >= ${filter.since}`}
+       ${
+    filter.after === undefined ? sql`` : sql`and occurred_at <= ${filter.after.occurredAt}
+       and (occurred_at < ${filter.after.occurredAt} or alert_id collate "C" > ${filter.after.alertId})`
+  }
      order by occurred_at desc, alert_id collate "C"
      limit ${filter.limit}`;
   return rows.map((r) => ({
