@@ -1296,7 +1296,10 @@ export class PartitionWorker {
  * new partition writes it, and its timers are the new partition's (the old one fired them, so that a cancel on the new
  * one cancelled nothing, and both wrote the actor). Every partition's rows are read for it: timers are few.
  */
-async function ownTimers(deps: WorkerDeps, tp: TopicPartition): Promise<Map<string, Record<string, number>>> {
+export async function ownTimers(
+  deps: Pick<WorkerDeps, "store" | "logic" | "partitionCounts">,
+  tp: TopicPartition,
+): Promise<Map<string, Record<string, number>>> {
   const partitions = deps.partitionCounts?.get(tp.topic);
   if (partitions === undefined) return await deps.store.loadTimers(deps.logic.kind, tp.partition);
   const timers = await deps.store.loadTimers(deps.logic.kind);
