@@ -107,6 +107,7 @@ export async function run(args: string[]): Promise<void> {
           nextOffset: at + upserts.length,
           clock: T0,
           kind: "user",
+          partitions: count,
           upserts,
           deletes: [],
           projections: NO_PROJECTIONS,
@@ -118,6 +119,12 @@ export async function run(args: string[]): Promise<void> {
     await admin`vacuum analyze actor_states`;
     const fillS = (performance.now() - fillStarted) / 1000;
     const [{ size }] = await admin`select pg_total_relation_size('actor_states') as size`;
+    const plan = await admin.unsafe(
+      `explain select key, timers, partition_count from actor_states
+        where kind = 'user' and next_timer_at is not null
+          and ((partition_count = ${count} and partition = 0)
+               or partition_count is null or partition_count < ${count} or partition_count > ${count})`,
+    );
     const all = [...Array(count).keys()];
     const scenarios: [string, number[]][] = [
       ["one partition", [0]],
@@ -131,6 +138,7 @@ export async function run(args: string[]): Promise<void> {
         (Number(size) / 1e6).toFixed(0)
       } MB`,
     );
+    console.log(`plan of one partition's timer read:\n  ${plan.map((r) => r["QUERY PLAN"]).join("\n  ")}`);
     for (const [name, partitions] of scenarios) {
       const runs = [];
       for (let round = 0; round < rounds; round++) runs.push(await claimAll(url, admin, partitions, count));
