@@ -1,11 +1,12 @@
 // deno-lint-ignore-file no-console
 /**
- * `deno task bench claim [--users N] [--partitions N] [--rounds N]`: what claiming partitions costs with many actors
- * waiting on a timer. Fills a database of its own with N users (default 100,000), each with a checkpointed state of
- * about 1.6 KB and a pending abandonment timer, spread over the partitions (default 12) by Kafka's partitioner as the
- * engine writes them; then times, through the engine's own claim path (the claim, then the partition's pending timers),
- * claiming one partition, every partition at once (a start-up) and half of them at once (a failover: a second instance
- * takes half), and counts the rows PostgreSQL read from `actor_states` for each (pg_stat_user_tables).
+ * `deno task bench claim [--users N] [--partitions N] [--placed-by N] [--rounds N]`: what claiming partitions costs with
+ * many actors waiting on a timer. Fills a database of its own with N users (default 100,000), each with a checkpointed
+ * state of about 1.6 KB and a pending abandonment timer, spread over the partitions (default 12; `--placed-by`: over
+ * that many, as before partitions were added to the topic) by Kafka's partitioner as the engine writes them; then
+ * times, through the engine's own claim path (the claim, then the partition's pending timers), claiming one partition,
+ * every partition at once (a start-up) and half of them at once (a failover: a second instance takes half), and counts
+ * the rows PostgreSQL read from `actor_states` for each (pg_stat_user_tables).
  */
 import postgres from "postgres";
 import { SqlCheckpointStore } from "../engine/checkpoint.ts";
@@ -75,6 +76,7 @@ async function claimAll(url: string, admin: postgres.Sql, partitions: readonly n
 export async function run(args: string[]): Promise<void> {
   const users = flag(args, "users", 100_000);
   const count = flag(args, "partitions", 12);
+  const placedBy = flag(args, "placed-by", count);
   const rounds = flag(args, "rounds", 3);
   const database = await benchDatabase(Deno.env.get("DATABASE_URL"));
   if (!database.url) throw new Error("DATABASE_URL is not set: run under `deno task bench` (scripts/services.sh)");
@@ -84,7 +86,7 @@ export async function run(args: string[]): Promise<void> {
     await migrate(admin);
     const byPartition = new Map<number, number[]>();
     for (let n = 0; n < users; n++) {
-      const p = partitionForKey(`user-${n}`, count);
+      const p = partitionForKey(`user-${n}`, placedBy);
       byPartition.set(p, [...(byPartition.get(p) ?? []), n]);
     }
     const fillStarted = performance.now();
@@ -107,7 +109,7 @@ export async function run(args: string[]): Promise<void> {
           nextOffset: at + upserts.length,
           clock: T0,
           kind: "user",
-          partitions: count,
+          partitions: placedBy,
           upserts,
           deletes: [],
           projections: NO_PROJECTIONS,
@@ -132,9 +134,11 @@ export async function run(args: string[]): Promise<void> {
       [`half, ${Math.ceil(count / 2)} at once (failover)`, all.filter((p) => p % 2 === 1)],
     ];
     console.log(`\nmachine: ${await machine()}`);
-    console.log(`command: deno task bench claim --users ${users} --partitions ${count} --rounds ${rounds}`);
     console.log(
-      `filled ${users} users with a pending timer over ${count} partitions in ${fillS.toFixed(1)} s; actor_states ${
+      `command: deno task bench claim --users ${users} --partitions ${count} --placed-by ${placedBy} --rounds ${rounds}`,
+    );
+    console.log(
+      `filled ${users} users with a pending timer over ${placedBy} partitions in ${fillS.toFixed(1)} s; actor_states ${
         (Number(size) / 1e6).toFixed(0)
       } MB`,
     );
