@@ -9,6 +9,7 @@ const BENCHMARKS: Record<string, string> = {
   domain: "./domain.ts",
   produce: "./produce.ts",
   store: "./store.ts",
+  claim: "./claim.ts",
   query: "./query.ts",
 };
 

@@ -30,6 +30,7 @@ import type { Alert, AnalyticsMinute, ProductMinute, Projections, Recommendation
 import type { Sql } from "./database.ts";
 import type { TopicPartition } from "./log.ts";
 import { tpKey } from "./log.ts";
+import { partitionForKey } from "./partitioner.ts";
 import { READ_COMMITTED } from "../sql/isolation.ts";
 
 export type { StoredActor };
@@ -70,6 +71,11 @@ export interface CheckpointWrite {
   /** A fed partition's release as of `nextOffset` (Claim.sourcesPublished); absent: none. */
   readonly sourcesPublished?: number;
   readonly kind: string;
+  /**
+   * The topic's partition count that placed the upserted keys on this partition (absent: unknown), stored with their
+   * rows: `loadTimers` then reads a partition's own rows only, and the others' just when the count changed.
+   */
+  readonly partitions?: number;
   readonly upserts: readonly StoredActor[];
   /**
    * Keys whose state is removed (expired in memory), users' latest recommendations with it; removed before the
@@ -107,9 +113,12 @@ export interface CheckpointStore {
   load(kind: string, keys: readonly string[]): Promise<Map<string, StoredActor>>;
   /**
    * Pending timers of a partition's actors, whether or not they are in memory, by the partition their rows name;
-   * `partition` undefined: of every partition.
+   * `partition` undefined: of every partition. With `partitions` (the topic's partition count), of the keys that count
+   * places on `partition`, whichever partition their rows name: after partitions were added to the topic, a key that
+   * moved keeps its old partition in its row until its new one writes it. Reads the partition's own rows, and only the
+   * rows written under another count (or none recorded) besides.
    */
-  loadTimers(kind: string, partition?: number): Promise<Map<string, Record<string, number>>>;
+  loadTimers(kind: string, partition?: number, partitions?: number): Promise<Map<string, Record<string, number>>>;
   /** Writes the checkpoint in one transaction. */
   commit(write: CheckpointWrite): Promise<CommitResult>;
   /**
@@ -147,8 +156,8 @@ export class SqlCheckpointStore implements CheckpointStore {
     return loadStates(this.sql, kind, keys);
   }
 
-  loadTimers(kind: string, partition?: number): Promise<Map<string, Record<string, number>>> {
-    return loadTimers(this.sql, kind, partition);
+  loadTimers(kind: string, partition?: number, partitions?: number): Promise<Map<string, Record<string, number>>> {
+    return loadTimers(this.sql, kind, partition, partitions);
   }
 
   async commit(w: CheckpointWrite): Promise<CommitResult> {
@@ -171,7 +180,7 @@ export class SqlCheckpointStore implements CheckpointStore {
       }
       if (advance.outcome !== "advanced") return { committed: advance.outcome === "alreadyCommitted", expired: 0 };
       await deleteStates(tx, w.kind, w.deletes);
-      await saveStates(tx, w.kind, w.tp.partition, states);
+      await saveStates(tx, w.kind, w.tp.partition, states, w.partitions);
       await insertAlerts(tx, w.projections.alerts);
       await upsertRecommendations(tx, w.projections.recommendations);
       await storeAnalyticsHistory(tx, w.projections.analyticsHistory);
@@ -219,6 +228,8 @@ function claimOf(
 
 interface MemoryRow extends StoredActor {
   readonly partition: number;
+  /** The partition count that placed the key on `partition`, as `actor_states.partition_count` (absent: unknown). */
+  readonly partitionCount?: number;
   readonly updatedAt: Date;
 }
 
@@ -315,11 +326,14 @@ export class MemoryCheckpointStore implements CheckpointStore {
     return this.stored(tp, groupId);
   }
 
-  loadTimers(kind: string, partition?: number): Promise<Map<string, Record<string, number>>> {
+  loadTimers(kind: string, partition?: number, partitions?: number): Promise<Map<string, Record<string, number>>> {
     this.#check();
     const out = new Map<string, Record<string, number>>();
     for (const [id, row] of this.rows) {
-      const inPartition = partition === undefined || row.partition === partition;
+      const inPartition = partition === undefined ||
+        (partitions === undefined || row.partitionCount === partitions
+          ? row.partition === partition
+          : partitionForKey(row.key, partitions) === partition);
       if (id.startsWith(`${kind}/`) && inPartition && Object.keys(row.timers).length > 0) {
         out.set(row.key, { ...row.timers });
       }
@@ -350,7 +364,12 @@ export class MemoryCheckpointStore implements CheckpointStore {
     const now = new Date();
     for (const key of w.deletes) this.#deleteActor(w.kind, key);
     for (const a of w.upserts) {
-      this.rows.set(`${w.kind}/${a.key}`, { ...structuredClone(a), partition: w.tp.partition, updatedAt: now });
+      this.rows.set(`${w.kind}/${a.key}`, {
+        ...structuredClone(a),
+        partition: w.tp.partition,
+        ...(w.partitions === undefined ? {} : { partitionCount: w.partitions }),
+        updatedAt: now,
+      });
     }
     let expired = 0;
     if (w.expireBefore !== undefined) {

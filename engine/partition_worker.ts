@@ -1214,6 +1214,7 @@ export class PartitionWorker {
         clock,
         sourcesPublished: sourcesPublished === Number.NEGATIVE_INFINITY ? undefined : sourcesPublished,
         kind: logic.kind,
+        partitions: this.#deps.partitionCounts?.get(this.#tp.topic),
         upserts,
         deletes,
         expireBefore: sweep ? this.#ttlNow(this.#wall()) - ttl : undefined,
@@ -1294,14 +1295,14 @@ export class PartitionWorker {
  * The pending timers of the keys `tp` holds. Placed by the topic's partition count when known, not by the partition a
  * key's row names: after partitions were added to the topic, a key that moved keeps the old one in its row until its
  * new partition writes it, and its timers are the new partition's (the old one fired them, so that a cancel on the new
- * one cancelled nothing, and both wrote the actor). Every partition's rows are read for it: timers are few.
+ * one cancelled nothing, and both wrote the actor). The store reads the partition's own rows, and every partition's
+ * only among rows placed by another count (it used to read them all: 100,000 rows per claim, docs/performance.md).
  */
-async function ownTimers(deps: WorkerDeps, tp: TopicPartition): Promise<Map<string, Record<string, number>>> {
-  const partitions = deps.partitionCounts?.get(tp.topic);
-  if (partitions === undefined) return await deps.store.loadTimers(deps.logic.kind, tp.partition);
-  const timers = await deps.store.loadTimers(deps.logic.kind);
-  for (const key of timers.keys()) if (partitionForKey(key, partitions) !== tp.partition) timers.delete(key);
-  return timers;
+export function ownTimers(
+  deps: Pick<WorkerDeps, "store" | "logic" | "partitionCounts">,
+  tp: TopicPartition,
+): Promise<Map<string, Record<string, number>>> {
+  return deps.store.loadTimers(deps.logic.kind, tp.partition, deps.partitionCounts?.get(tp.topic));
 }
 
 /**

@@ -1,6 +1,7 @@
 /** Queries on partition checkpoints and actor states. Tagged templates only. */
 import type { Sql, TransactionSql } from "../engine/database.ts";
 import type { Alert, Recommendation } from "../engine/outputs.ts";
+import { partitionForKey } from "../engine/partitioner.ts";
 import { READ_COMMITTED } from "./isolation.ts";
 
 /** A partition's checkpoint row after this owner claimed it. */
@@ -256,23 +257,29 @@ export function encodeStates(kind: string, actors: readonly StoredActor[]): Enco
   return { count: actors.length, states, rows };
 }
 
-/** Upserts many actor rows of one partition in one statement. */
+/**
+ * Upserts many actor rows of one partition in one statement; `partitionCount`: the topic's partition count that placed
+ * their keys on it (absent: unknown), which `loadTimers` reads back.
+ */
 export async function saveStates(
   tx: TransactionSql,
   kind: string,
   partition: number,
   { count, states, rows }: EncodedStates,
+  partitionCount?: number,
 ): Promise<void> {
   if (count === 0) return;
   await tx`
-    insert into actor_states (kind, key, partition, state, timers, next_timer_at, last_active_at, updated_at)
-    select ${kind}, t.key, ${partition}, s.state::jsonb, t.timers, t.next, t.active, now()
+    insert into actor_states (
+      kind, key, partition, partition_count, state, timers, next_timer_at, last_active_at, updated_at)
+    select ${kind}, t.key, ${partition}, ${partitionCount ?? null}::integer, s.state::jsonb, t.timers, t.next, t.active,
+           now()
       from rows from (json_to_recordset(${rows}::text::json) as (key text, timers jsonb, next bigint, active bigint))
            with ordinality as t(key, timers, next, active, n)
       join unnest(string_to_array(${states}::text, chr(1))) with ordinality as s(state, n) using (n)
     on conflict (kind, key) do update
-      set partition = excluded.partition, state = excluded.state, timers = excluded.timers,
-          next_timer_at = excluded.next_timer_at, last_active_at = excluded.last_active_at,
+      set partition = excluded.partition, partition_count = excluded.partition_count, state = excluded.state,
+          timers = excluded.timers, next_timer_at = excluded.next_timer_at, last_active_at = excluded.last_active_at,
           updated_at = excluded.updated_at`;
 }
 
@@ -357,19 +364,45 @@ export async function loadStates(sql: Sql, kind: string, keys: readonly string[]
   return out;
 }
 
-/** The pending timers of a partition's actors (every partition's: `partition` undefined), without their states. */
+/**
+ * The pending timers of a partition's actors (every partition's: `partition` undefined), without their states. With
+ * `partitionCount`, the topic's partition count, those of the keys it places on `partition`: the partition's rows
+ * placed by that count, and of the rows placed by another count (partitions added since; or unknown) those whose key
+ * it places there, whichever partition they name. Only those rows are read (actor_states_placed_timers), not every
+ * partition's.
+ */
 export async function loadTimers(
   sql: Sql,
   kind: string,
   partition?: number,
+  partitionCount?: number,
 ): Promise<Map<string, Record<string, number>>> {
-  type Row = { key: string; timers: Record<string, number> };
-  const rows = partition === undefined
-    ? await sql<Row[]>`select key, timers from actor_states where kind = ${kind} and next_timer_at is not null`
-    : await sql<Row[]>`
+  type Row = { key: string; timers: Record<string, number>; partition_count: number | null };
+  if (partition === undefined) {
+    const rows = await sql<
+      Row[]
+    >`select key, timers from actor_states where kind = ${kind} and next_timer_at is not null`;
+    return new Map(rows.map((r) => [r.key, r.timers]));
+  }
+  if (partitionCount === undefined) {
+    const rows = await sql<Row[]>`
       select key, timers from actor_states
        where kind = ${kind} and partition = ${partition} and next_timer_at is not null`;
-  return new Map(rows.map((r) => [r.key, r.timers]));
+    return new Map(rows.map((r) => [r.key, r.timers]));
+  }
+  // `<` and `>` rather than `<>`: each arm of the `or` is then a range of the index.
+  const rows = await sql<Row[]>`
+    select key, timers, partition_count from actor_states
+     where kind = ${kind} and next_timer_at is not null
+       and ((partition_count = ${partitionCount} and partition = ${partition})
+            or partition_count is null or partition_count < ${partitionCount} or partition_count > ${partitionCount})`;
+  const out = new Map<string, Record<string, number>>();
+  for (const r of rows) {
+    if (r.partition_count === partitionCount || partitionForKey(r.key, partitionCount) === partition) {
+      out.set(r.key, r.timers);
+    }
+  }
+  return out;
 }
 
 /** One persisted actor state with the time it was checkpointed. */

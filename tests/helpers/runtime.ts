@@ -201,9 +201,13 @@ export class OutageStore extends MemoryCheckpointStore {
     return super.load(kind, keys);
   }
 
-  override loadTimers(kind: string, partition?: number): Promise<Map<string, Record<string, number>>> {
+  override loadTimers(
+    kind: string,
+    partition?: number,
+    partitions?: number,
+  ): Promise<Map<string, Record<string, number>>> {
     this.#note("loadTimers");
-    return super.loadTimers(kind, partition);
+    return super.loadTimers(kind, partition, partitions);
   }
 
   override commit(write: CheckpointWrite): Promise<CommitResult> {

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { SqlCheckpointStore } from "../../engine/checkpoint.ts";
 import type { Sql } from "../../engine/database.ts";
 import { NO_PROJECTIONS } from "../../engine/outputs.ts";
+import { partitionForKey } from "../../engine/partitioner.ts";
 import { sumAnalyticsMinutes } from "../../sql/analytics_minutes.ts";
 import { loadState } from "../../sql/checkpoints.ts";
 import { loadReplayed } from "../../sql/dlq.ts";
@@ -73,6 +74,18 @@ export async function checkUpgraded(sql: Sql, fromName: string): Promise<void> {
     lastActiveAt: MINUTE,
   });
   assert.deepEqual(await store.loadTimers("user", 3), new Map([["alice", { cart: MINUTE + 1_800_000 }]]));
+  // Rows written before 016 record no partition count: a claim finds alice's timer on the partition the count places
+  // her on, whichever that is, and on no other.
+  for (const count of [4, 8]) {
+    const home = partitionForKey("alice", count);
+    for (let partition = 0; partition < count; partition++) {
+      assert.deepEqual(
+        [...(await store.loadTimers("user", partition, count)).keys()],
+        partition === home ? ["alice"] : [],
+        `partition ${partition} of ${count}`,
+      );
+    }
+  }
   assert.deepEqual((await listAlerts(sql, { limit: 10 })).map((a) => [a.alertId, a.occurredAt, a.details]), [
     ["a-1", new Date(MINUTE).toISOString(), { cartValue: 5 }],
   ]);

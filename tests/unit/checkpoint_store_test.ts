@@ -18,6 +18,7 @@ import { type Alert, NO_PROJECTIONS, type ProductMinute, type Recommendation } f
 import { migrate, readMigrations } from "../../sql/migrations.ts";
 import { encodeStates, loadState, loadStates, saveStates } from "../../sql/checkpoints.ts";
 import { partitionOwner, upsertInstance } from "../../sql/instances.ts";
+import { partitionForKey } from "../../engine/partitioner.ts";
 
 Deno.test("checkpointed states come back with their own names, also ids that differ by an escape", async () => {
   const dir = await Deno.makeTempDir({ prefix: "checkpoint-names-" });
@@ -352,6 +353,43 @@ async function checkFormerOwnerFenced(store: CheckpointStore): Promise<void> {
 Deno.test("a fenced-off owner's commit is refused also when it names the offset it advances from: nothing written, nothing to resume from", async () => {
   await withDatabase((sql) => checkFormerOwnerFenced(new SqlCheckpointStore(sql)));
   await checkFormerOwnerFenced(new MemoryCheckpointStore());
+});
+
+/**
+ * Timers by the partition count that placed their keys: a partition's own rows under the current count, and the rows
+ * placed by another count (or by none recorded: written before migration 016) wherever their key now goes.
+ */
+async function checkTimersPlacedByCount(store: CheckpointStore): Promise<void> {
+  const at = (partition: number) => ({ topic: tp.topic, partition });
+  const epochs = await Promise.all([0, 1, 2].map(async (p) => (await store.claim(at(p), "g", "me")).epoch));
+  const armed = (key: string, deadline: number) => ({ key, state: {}, timers: { cart: deadline }, lastActiveAt: 1 });
+  // Of 3 partitions, f goes to 0, a and c to 1, b and d to 2.
+  assert.deepEqual(["f", "a", "c", "b", "d"].map((key) => partitionForKey(key, 3)), [0, 1, 1, 2, 2]);
+  await store.commit(write(epochs[0], 1, { upserts: [armed("a", 1)] })); // no count recorded
+  await store.commit(write(epochs[0], 2, { partitions: 1, upserts: [armed("b", 2)] })); // before partitions were added
+  await store.commit(write(epochs[0], 3, {
+    partitions: 3,
+    upserts: [armed("f", 3), { key: "quiet", state: {}, timers: {}, lastActiveAt: 1 }],
+  }));
+  await store.commit({ ...write(epochs[1], 1, { partitions: 3, upserts: [armed("c", 4)] }), tp: at(1) });
+  await store.commit({ ...write(epochs[2], 1, { partitions: 3, upserts: [armed("d", 5)] }), tp: at(2) });
+  const keys = async (partition: number, partitions?: number) =>
+    [...(await store.loadTimers("user", partition, partitions)).keys()].sort();
+  assert.deepEqual(await keys(0, 3), ["f"]);
+  assert.deepEqual(await keys(1, 3), ["a", "c"], "a's row names partition 0, with no count");
+  assert.deepEqual(await keys(2, 3), ["b", "d"], "b's row names partition 0, placed by 1");
+  assert.deepEqual((await store.loadTimers("user", 2, 3)).get("b"), { cart: 2 });
+  assert.deepEqual(await keys(0), ["a", "b", "f"], "without a count: by the partition rows name");
+  // b's new partition writes it: its row now names partition 2, placed by 3.
+  await store.commit({ ...write(epochs[2], 2, { partitions: 3, upserts: [armed("b", 6)] }), tp: at(2) });
+  assert.deepEqual(await keys(2, 3), ["b", "d"]);
+  assert.deepEqual((await store.loadTimers("user", 2, 3)).get("b"), { cart: 6 });
+  assert.deepEqual(await keys(0), ["a", "f"]);
+}
+
+Deno.test("a partition's pending timers are its own rows' under the current partition count, and those moved to it by a raised count", async () => {
+  await withDatabase((sql) => checkTimersPlacedByCount(new SqlCheckpointStore(sql)));
+  await checkTimersPlacedByCount(new MemoryCheckpointStore());
 });
 
 Deno.test("a later checkpoint of an actor replaces its whole row: state, timers, activity and partition; timer loads, expiry and asOf follow it", async () => {

@@ -161,6 +161,46 @@ Deno.test("after partitions are added, a moved key's pending timer is its new pa
   assert.equal(after.store.rows.get(`reminder/${kept}`)?.partition, 1, "fired by its new partition");
 });
 
+/** Records, for each read of pending timers, the partition it asked for and the keys it got. */
+class TimerReadsStore extends MemoryCheckpointStore {
+  readonly reads: { partition?: number; keys: string[] }[] = [];
+
+  override async loadTimers(
+    kind: string,
+    partition?: number,
+    partitions?: number,
+  ): Promise<Map<string, Record<string, number>>> {
+    const timers = await super.loadTimers(kind, partition, partitions);
+    this.reads.push({ partition, keys: [...timers.keys()] });
+    return timers;
+  }
+}
+
+Deno.test("a claim reads the pending timers of its own partition's keys, not every partition's", async () => {
+  // A claim used to read every partition's timers and drop the other partitions' keys itself: with 100,000 users
+  // waiting on a timer over 12 partitions, 100,000 rows for each partition claimed (docs/performance.md).
+  const keys = ["a", "b", "c", "d", "e", "f"]; // over partitions 1, 2, 1, 2, 2, 0 of 3
+  const store = new TimerReadsStore();
+  const h = new Harness(reminderLogic, 3, 1_000, { idleClockMs: 3_600_000, store });
+  h.wall = T0;
+  await h.start();
+  for (const key of keys) h.send(key, { at: T0, remind: 30 * MIN });
+  await settle(h);
+  await h.crash();
+  store.reads.length = 0;
+  await h.start("another-instance"); // claims the three partitions again, and reads their timers
+  h.send("f", { at: T0 + 40 * MIN }); // partition 0's clock passes the deadline: its timer fires
+  await settle(h);
+  await h.stop();
+  assert.deepEqual(store.reads.map((r) => r.partition).sort(), [0, 1, 2], "one read per claim, naming its partition");
+  for (const { partition, keys } of store.reads) {
+    assert.deepEqual(keys.filter((key) => partitionForKey(key, 3) !== partition), [], `partition ${partition}'s read`);
+  }
+  assert.equal(store.reads.flatMap((r) => r.keys).length, keys.length, "every pending timer read once");
+  assert.deepEqual((await stored(h, "f"))?.fired, [T0 + 30 * MIN], "fired by its partition");
+  assert.deepEqual((await stored(h, "a"))?.fired, [], "the other partitions' clocks stayed before the deadline");
+});
+
 Deno.test("a replay after a crash re-produces identical output ids", async () => {
   // Housekeeping (checkpoints) only when the test calls it.
   const h = new Harness(reminderLogic, 1, 1_000, { idleClockMs: 3_600_000, checkpointIntervalMs: 3_600_000 });
@@ -599,8 +639,12 @@ const pairLogic: ActorLogic<{ key: string; fired: readonly string[] }, { at: num
 
 /** Returns each key's timers in reverse order, as a store that does not keep insertion order may. */
 class ReorderingStore extends MemoryCheckpointStore {
-  override async loadTimers(kind: string, partition?: number): Promise<Map<string, Record<string, number>>> {
-    const timers = await super.loadTimers(kind, partition);
+  override async loadTimers(
+    kind: string,
+    partition?: number,
+    partitions?: number,
+  ): Promise<Map<string, Record<string, number>>> {
+    const timers = await super.loadTimers(kind, partition, partitions);
     return new Map([...timers].map(([key, t]) => [key, Object.fromEntries(Object.entries(t).reverse())]));
   }
 }
@@ -739,12 +783,16 @@ Deno.test("a record just handled keeps its partition from being idle: the next r
 Deno.test("nothing is handled while a rewind's re-read of the timers keeps failing: a timer that had fired fires again in the replay", async () => {
   let failing = 0; // loadTimers calls still to refuse
   class FlakyTimersStore extends MemoryCheckpointStore {
-    override loadTimers(kind: string, partition?: number): Promise<Map<string, Record<string, number>>> {
+    override loadTimers(
+      kind: string,
+      partition?: number,
+      partitions?: number,
+    ): Promise<Map<string, Record<string, number>>> {
       if (failing > 0) {
         failing--;
         return Promise.reject(new Error("database down"));
       }
-      return super.loadTimers(kind, partition);
+      return super.loadTimers(kind, partition, partitions);
     }
   }
   let failBoom = false;
