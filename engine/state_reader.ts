@@ -12,14 +12,15 @@ import type { InstanceRegistry } from "./instance_registry.ts";
 import { type LogAdmin, tpKey } from "./log.ts";
 import type { Logger } from "./logger.ts";
 import type { Topics } from "./config.ts";
+import { FORWARDED_HEADER } from "./forward_secret.ts";
 import { partitionForKey } from "./partitioner.ts";
 import type { ActorRuntime } from "./runtime.ts";
 
 /**
- * Request header marking a query forwarded by another instance: such a query is never forwarded again, and is
- * answered with the stored state (the asking instance makes the public view of it).
+ * Request header marking a query forwarded by another instance (engine/forward_secret.ts): such a query is never
+ * forwarded again, and is answered with the stored state (the asking instance makes the public view of it).
  */
-export const FORWARDED_HEADER = "x-engine-forwarded";
+export { FORWARDED_HEADER } from "./forward_secret.ts";
 /** Response header naming the instance that answered a state query. */
 export const INSTANCE_HEADER = "x-engine-instance";
 /** A forwarded query slower than this is answered from the checkpoint instead. */
@@ -123,6 +124,8 @@ export async function routedKinds(
 export interface StateRouting {
   readonly registry: Pick<InstanceRegistry, "instanceId" | "owner">;
   readonly kinds: Readonly<Record<string, RoutedKind>>;
+  /** The group's forward secret, the header's value: the owner takes the query as forwarded only with it. */
+  readonly forwardSecret: string;
   readonly timeoutMs?: number;
   /** Defaults to OWNER_CACHE_MS; 0 looks the owner up for every query. */
   readonly ownerCacheMs?: number;
@@ -330,7 +333,7 @@ async function askOwner<T>(
   if (!owner?.httpUrl || owner.instanceId === routing.registry.instanceId) return undefined;
   try {
     const response = await (routing.fetch ?? fetch)(new URL(path, owner.httpUrl), {
-      headers: { [FORWARDED_HEADER]: "1", accept: "application/json" },
+      headers: { [FORWARDED_HEADER]: routing.forwardSecret, accept: "application/json" },
       signal: AbortSignal.timeout(routing.timeoutMs ?? FORWARD_TIMEOUT_MS),
     });
     // The body is read under the same timeout: an owner stalling mid-answer is a failure too.

@@ -780,3 +780,82 @@ onlyOn("kafka", {
     }
   },
 });
+
+onlyOn("kafka", {
+  name:
+    "routing: a client's query carrying x-engine-forwarded is routed to the owner and answered in the documented view",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const db = await freshDatabase();
+    const id = uniqueName("sf");
+    const env = groupEnv(id, db.url);
+    const topics = topicNames(parseConfig(env));
+    const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+    let a: EngineProcess | undefined;
+    let b: EngineProcess | undefined;
+    try {
+      [a, b] = await Promise.all(
+        [0, 1].map(async () => startEngineProcess({ dataDir: await Deno.makeTempDir(), env })),
+      );
+      const ids = await registeredIds(sql, [a, b]);
+      const claims = await settled(
+        "both instances own partitions, the analytics one included",
+        async () => {
+          const rows = await sql<{ topic: string; partition: number; owner: string }[]>`
+            select topic, partition, owner from partition_checkpoints where group_id = ${env.GROUP_ID}`;
+          const owners = new Map(rows.map((r) => [`${r.topic}:${r.partition}`, r.owner]));
+          return rows.length === 2 * PARTITIONS + 1 && new Set(owners.values()).size === 2 ? owners : undefined;
+        },
+        sameOwners,
+      );
+      // A user B owns, asked of A: A must forward it.
+      const userId = Array.from({ length: 50 }, (_, i) => `sf-user-${i}`)
+        .find((u) => claims.get(`${topics.events}:${partitionForKey(u, PARTITIONS)}`) === ids[1])!;
+      await post(a, [{ type: "product_viewed", userId, properties: { productId: "p1" } }]);
+      const direct = await eventually(
+        "B holds the view in memory, and A forwards a client's query to it",
+        async () => {
+          const { status, body } = await getUser(a!, userId);
+          return status === 200 && body.source === "memory" && body.instance === ids[1] && body.productViews === 1
+            ? body
+            : undefined;
+        },
+        30_000,
+        100,
+      );
+      // A client sending the header itself (any value but the group's secret) is a client: its query is routed to the
+      // owner and answered in the view. It used to be answered by A from its checkpoint, in the stored form.
+      for (const value of ["1", "true", ""]) {
+        const response: Response = await fetch(`${a!.url}/v1/users/${encodeURIComponent(userId)}`, {
+          headers: { "x-engine-forwarded": value },
+        });
+        const body: Json = await response.json();
+        assert.equal(response.status, 200, JSON.stringify(body));
+        assert.equal(body.instance, ids[1], `header ${JSON.stringify(value)}: answered by the owner`);
+        assert.equal(body.source, "memory", JSON.stringify(body));
+        assert.equal("seenEventHashes" in body, false, `the view, not the stored state: ${JSON.stringify(body)}`);
+        assert.deepEqual(body, direct, `header ${JSON.stringify(value)}: the answer a client gets without it`);
+      }
+      // Analytics alike: asked of the instance not owning the analytics partition, answered by its owner.
+      const ownerId = claims.get(`${topics.analytics}:0`)!;
+      const other = ownerId === ids[0] ? b : a;
+      const analytics = await fetch(`${other.url}/v1/analytics/realtime`, { headers: { "x-engine-forwarded": "1" } });
+      const figures: Json = await analytics.json();
+      assert.equal(analytics.status, 200, JSON.stringify(figures));
+      assert.equal(
+        analytics.headers.get("x-engine-instance"),
+        ownerId,
+        `the owner answers: ${JSON.stringify(figures)}`,
+      );
+      assert.equal(figures.source, "memory", JSON.stringify(figures));
+    } catch (error) {
+      throw withLogs(error, a, b);
+    } finally {
+      await a?.kill("SIGKILL");
+      await b?.kill("SIGKILL");
+      await sql.end();
+      await db.drop();
+    }
+  },
+});

@@ -15,10 +15,12 @@ import {
 } from "../../engine/state_reader.ts";
 import { errorResponse, problemResponse } from "../../http/problem.ts";
 import { stateRoute } from "../../http/state_route.ts";
-import { BASE, httpFixture } from "./http_fixture.ts";
+import { BASE, FIXTURE_FORWARD_SECRET, httpFixture } from "./http_fixture.ts";
 
 const TOPIC = "events";
 const UPDATED = new Date("2026-11-01T00:00:00Z");
+/** The group's forward secret, sent as the header's value. */
+const SECRET = "group-secret";
 
 /**
  * A reader for a user `u1`, in memory with the state `live` or not, whose partition `ownsIt` or not, owned by `owner`
@@ -56,6 +58,7 @@ function setup(
             : { instanceId: "other", httpUrl: "http://o" },
         ),
     },
+    forwardSecret: SECRET,
     kinds: { user: { topic: TOPIC, partitions: 6, path: (key) => `/v1/users/${key}` } },
     fetch: (input, init) => {
       calls.push(new Request(input, init));
@@ -79,7 +82,7 @@ Deno.test("routing: a key owned elsewhere is answered by its owner, marked as fo
   assert.deepEqual(found, { state: { userId: "u1", n: 2 }, source: "memory", instance: "other" });
   assert.equal(calls.length, 1);
   assert.equal(calls[0].url, "http://o/v1/users/u1");
-  assert.equal(calls[0].headers.get(FORWARDED_HEADER), "1");
+  assert.equal(calls[0].headers.get(FORWARDED_HEADER), SECRET);
 });
 
 Deno.test("routing: a forwarded request, a local read, or an owned partition is never forwarded", async () => {
@@ -141,6 +144,7 @@ Deno.test("routing: a key in memory is answered at once while PostgreSQL stalls,
         owner: () =>
           lookups++ === 0 ? Promise.resolve({ instanceId: "self", httpUrl: "http://self" }) : stalled.promise,
       },
+      forwardSecret: SECRET,
       kinds: { user: { topic: TOPIC, partitions: 6, path: (key) => `/v1/users/${key}` } },
       ownerCacheMs: 0,
       fetch: () => Promise.reject(new Error("no forward expected")),
@@ -182,6 +186,7 @@ Deno.test("routing: an owner found longer ago than it is trusted is looked up ag
               : { instanceId: "other", httpUrl: "http://o" },
           ),
       },
+      forwardSecret: SECRET,
       kinds: { user: { topic: TOPIC, partitions: 6, path: (key) => `/v1/users/${key}` } },
       ownerCacheMs: 0,
       ownerTrustedMs: 0,
@@ -216,6 +221,7 @@ Deno.test("routing: the global actor's memory, its partition claimed elsewhere s
     { read: () => Promise.resolve({ state: { n: 1 }, updatedAt: UPDATED }) } as unknown as CheckpointStore,
     {
       registry: { instanceId: "self", owner: () => Promise.resolve({ instanceId: "other", httpUrl: "http://o" }) },
+      forwardSecret: SECRET,
       kinds: { global: { topic: "analytics", partitions: 1 } },
       fetch: () => Promise.reject(new TypeError("connection refused")),
     },
@@ -288,6 +294,7 @@ Deno.test("routing: a partition's owner is looked up once per cache period, and 
       instanceId: "self",
       owner: () => (lookups++, Promise.resolve({ instanceId: "other", httpUrl: "http://o" })),
     },
+    forwardSecret: SECRET,
     kinds: { user: { topic: TOPIC, partitions: 6, path: (key) => `/v1/users/${key}` } },
     ownerCacheMs,
     fetch: () =>
@@ -319,6 +326,7 @@ Deno.test("routing: beyond the forwards in flight allowed, queries are answered 
   } as unknown as CheckpointStore;
   const reader = createStateReader(runtime, store, {
     registry: { instanceId: "self", owner: () => Promise.resolve({ instanceId: "other", httpUrl: "http://o" }) },
+    forwardSecret: SECRET,
     kinds: { user: { topic: TOPIC, partitions: 6, path: (key) => `/v1/users/${key}` } },
     maxForwards: 2,
     fetch: async () => {
@@ -380,6 +388,7 @@ function analyticsSetup(
               : { instanceId: "other", httpUrl: "http://o" }),
         ),
     },
+    forwardSecret: SECRET,
     kinds: { global: { topic: "analytics", partitions: 1 } },
     timeoutMs: options.timeoutMs,
     fetch: (input, init) => {
@@ -404,7 +413,7 @@ Deno.test("routing: an analytics query is answered by the global actor's owner, 
   assert.deepEqual(await answer?.json(), { views: 15, source: "memory", instance: "other" });
   assert.equal(calls.length, 1);
   assert.equal(calls[0].url, "http://o/v1/analytics/funnel?window=7d");
-  assert.equal(calls[0].headers.get(FORWARDED_HEADER), "1");
+  assert.equal(calls[0].headers.get(FORWARDED_HEADER), SECRET);
 });
 
 Deno.test("routing: an analytics query forwarded here, or whose partition is owned here, is answered here", async () => {
@@ -507,6 +516,7 @@ Deno.test("routing: a 404 that an owner address leading back here answers is a f
   } as unknown as CheckpointStore;
   const reader = createStateReader(runtime, store, {
     registry: { instanceId: "self", owner: () => Promise.resolve({ instanceId: "other", httpUrl: "http://o" }) },
+    forwardSecret: SECRET,
     kinds: { user: { topic: TOPIC, partitions: 6, path: (key) => `/v1/users/${encodeURIComponent(key)}` } },
     // The owner's address reaches this very instance: its own route answers.
     fetch: async (input, init) => {
@@ -525,6 +535,7 @@ Deno.test("routing: a 404 that an owner address leading back here answers is a f
   // A 404 from the real owner is still the answer, and is not logged.
   const owner = createStateReader(runtime, store, {
     registry: { instanceId: "other", owner: () => Promise.resolve(null) },
+    forwardSecret: SECRET,
     kinds: {},
   });
   const { reader: asker } = setup({
@@ -570,6 +581,7 @@ async function forwardsEveryId(httpUrl: string, transport: StateRouting["fetch"]
     { read: () => Promise.reject(new Error("the owner answers")) } as unknown as CheckpointStore,
     {
       registry: { instanceId: "self", owner: () => Promise.resolve({ instanceId: "owner", httpUrl }) },
+      forwardSecret: FIXTURE_FORWARD_SECRET,
       kinds,
       ...(transport ? { fetch: transport } : {}),
     },
