@@ -859,3 +859,104 @@ onlyOn("kafka", {
     }
   },
 });
+
+onlyOn("kafka", {
+  name:
+    "routing: a query forwarded to an instance that lost the key's partition while stalled is not answered from its stale memory",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const db = await freshDatabase();
+    const id = uniqueName("fs");
+    const env = groupEnv(id, db.url);
+    const topics = topicNames(parseConfig(env));
+    const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+    const ownerOf = async (partition: number) => {
+      const [row] = await sql<{ owner: string }[]>`
+        select owner from partition_checkpoints
+         where group_id = ${env.GROUP_ID} and topic = ${topics.events} and partition = ${partition}`;
+      return row?.owner;
+    };
+    const view = (userId: string) => ({ type: "product_viewed", userId, properties: { productId: "p1" } });
+    let a: EngineProcess | undefined;
+    let b: EngineProcess | undefined;
+    let stopped = false;
+    try {
+      [a, b] = await Promise.all(
+        [0, 1].map(async () => startEngineProcess({ dataDir: await Deno.makeTempDir(), env })),
+      );
+      const [idA, idB] = await registeredIds(sql, [a, b]);
+      const userId = await settled(
+        "a user whose partition B owns",
+        async () => {
+          for (let i = 0; i < 50; i++) {
+            const u = `fs-user-${i}`;
+            if (await ownerOf(partitionForKey(u, PARTITIONS)) === idB) return u;
+          }
+          return undefined;
+        },
+        (first, second) => first === second,
+      );
+      const partition = partitionForKey(userId, PARTITIONS);
+      await post(a, [view(userId)]);
+      await eventually(
+        "B holds the first view in memory",
+        async () => {
+          const { status, body } = await getUser(b!, userId);
+          return status === 200 && body.source === "memory" && body.instance === idB && body.productViews === 1
+            ? true
+            : undefined;
+        },
+        30_000,
+        100,
+      );
+
+      // B stalls past the session timeout: A claims B's partitions, handles two more views and checkpoints them.
+      Deno.kill(b.pid, "SIGSTOP");
+      stopped = true;
+      await eventually(
+        "A claimed B's partition",
+        async () => await ownerOf(partition) === idA ? true : undefined,
+        60_000,
+        200,
+      );
+      await post(a, [view(userId), view(userId)]);
+      await eventually(
+        "A checkpointed the three views",
+        async () => {
+          const [row] = await sql<{ views: string | null }[]>`
+            select state ->> 'productViews' as views from actor_states where kind = 'user' and key = ${userId}`;
+          return row && Number(row.views) === 3 ? true : undefined;
+        },
+        30_000,
+        100,
+      );
+
+      // A query forwarded to B by an instance whose owner cache (OWNER_CACHE_MS) still names B, carrying the group's
+      // secret as any instance's forward does, read first thing on waking: B no longer owns the partition, so its
+      // memory (one view) is no answer; it used to be, as `source: memory`, since a forwarded query skipped the check.
+      const [{ secret }] = await sql<{ secret: string }[]>`
+        select secret from forward_secrets where group_id = ${env.GROUP_ID}`;
+      const forwarded = fetch(`${b.url}/v1/users/${encodeURIComponent(userId)}`, {
+        headers: { "x-engine-forwarded": secret },
+      });
+      Deno.kill(b.pid, "SIGCONT");
+      stopped = false;
+      const response = await forwarded;
+      const body: Json = await response.json();
+      assert.equal(response.status, 200, JSON.stringify(body));
+      assert.equal(body.source, "checkpoint", `not B's stale memory: ${JSON.stringify(body)}`);
+      assert.equal(typeof body.asOf, "string", JSON.stringify(body));
+      assert.equal(body.productViews, 3, `the checkpoint A wrote: ${JSON.stringify(body)}`);
+      assert.equal(body.instance, idB);
+    } catch (error) {
+      throw withLogs(error, a, b);
+    } finally {
+      if (stopped && b) Deno.kill(b.pid, "SIGCONT");
+      await a?.kill("SIGKILL");
+      await b?.kill("SIGKILL");
+      await sql.end();
+      await db.drop();
+    }
+  },
+});

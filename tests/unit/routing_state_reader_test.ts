@@ -113,13 +113,20 @@ Deno.test("routing: a key in memory here whose partition another instance has cl
   // The new owner out of reach: the checkpoint (which it writes now) answers, marked, rather than the stale memory.
   const unreachable = setup({ ownsIt: true, live: { userId: "u1", n: 0 }, owner: { ...other, httpUrl: null } });
   assert.deepEqual(await unreachable.reader.read("user", "u1", { forwarded: false }), fromCheckpoint);
-  // Still the owner, or PostgreSQL unreadable, or a query forwarded here: the memory answers, with no forward.
+  // A query forwarded here by an instance whose owner cache still named this one: the checkpoint answers, marked, not
+  // the stale memory (it used to), and it is not forwarded again.
+  const forwardedHere = setup({ ownsIt: true, live: { userId: "u1", n: 0 }, owner: other });
+  assert.deepEqual(await forwardedHere.reader.read("user", "u1", { forwarded: true }), fromCheckpoint);
+  assert.equal(forwardedHere.calls.length, 0);
+  // Still the owner (asked by a client or forwarded here), or PostgreSQL unreadable, or a local read: the memory
+  // answers, with no forward.
   const live = { state: { userId: "u1", n: 0 }, source: "memory", instance: "self" };
   for (
     const [options, read] of [
       [{}, { forwarded: false }],
+      [{}, { forwarded: true }],
       [{ ownerFails: true }, { forwarded: false }],
-      [{ owner: other }, { forwarded: true }],
+      [{ ownerFails: true }, { forwarded: true }],
       [{ owner: other }, undefined],
     ] as const
   ) {
@@ -209,7 +216,7 @@ Deno.test("routing: an owner found longer ago than it is trusted is looked up ag
   assert.equal(calls.length, 1);
 });
 
-Deno.test("routing: the global actor's memory, its partition claimed elsewhere since, is not a client's answer", async () => {
+Deno.test("routing: the global actor's memory, its partition claimed elsewhere since, is not a client's nor a forwarded query's answer", async () => {
   // Analytics are routed whole (`route`); one the owner did not answer is read here, from the checkpoint, not from the
   // memory of a partition another instance has claimed (it used to be, as `source: memory`).
   const partition = partitionForKey("global", 1);
@@ -228,20 +235,17 @@ Deno.test("routing: the global actor's memory, its partition claimed elsewhere s
   );
   const request = new Request("http://self/v1/analytics/realtime");
   assert.equal(await reader.route("global", "global", request), undefined);
-  assert.deepEqual(await reader.read("global", "global", { forwarded: false }), {
-    state: { n: 1 },
-    source: "checkpoint",
-    asOf: UPDATED.toISOString(),
-    instance: "self",
-  });
-  // A query another instance forwarded here, or a local read, still reads the memory.
-  for (const options of [{ forwarded: true }, undefined]) {
-    assert.deepEqual(await reader.read("global", "global", options), {
-      state: { n: 0 },
-      source: "memory",
+  // Nor is a query another instance forwarded here, its owner cache naming this one still (it used to be).
+  for (const forwarded of [false, true]) {
+    assert.deepEqual(await reader.read("global", "global", { forwarded }), {
+      state: { n: 1 },
+      source: "checkpoint",
+      asOf: UPDATED.toISOString(),
       instance: "self",
-    });
+    }, `forwarded: ${forwarded}`);
   }
+  // A local read still reads the memory.
+  assert.deepEqual(await reader.read("global", "global"), { state: { n: 0 }, source: "memory", instance: "self" });
 });
 
 Deno.test("routing: an unreachable, stale, failing or absent owner falls back to the checkpoint", async () => {
