@@ -21,6 +21,7 @@ import { type Config, consumedTopics, topicNames, type Topics } from "./config.t
 import { StartAbortedError } from "./errors.ts";
 import { listenHttp } from "./http_listener.ts";
 import { warnOfIgnoredPartitions } from "./partition_count_warning.ts";
+import { loadForwardSecret } from "./forward_secret.ts";
 import { InstanceRegistry } from "./instance_registry.ts";
 import type { Instrumentation } from "./instrumentation.ts";
 import type { Logger } from "./logger.ts";
@@ -200,8 +201,10 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
     }
 
     const registry = new InstanceRegistry(backend.sql, config.GROUP_ID, instanceId, log);
+    const forwardSecret = await opening.databaseStep(loadForwardSecret(backend.sql, config.GROUP_ID), "forward secret");
     const reader = createStateReader(runtime, store, {
       registry,
+      forwardSecret,
       kinds: await opening.startupStep(routedKinds(topics, admin)),
       logger: log,
     });
@@ -238,7 +241,7 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
     opened.push({ what: "instance registration", close: () => registry.unregister() });
     await registry.register(advertised);
     stillWanted();
-    handle = createHandler(routes, log, instrumentation);
+    handle = createHandler(routes, log, instrumentation, forwardSecret);
     phase = "running";
     log.info("engine started", { mode: config.mode, role: config.ROLE, url, advertised, backend: backend.describe });
     // Installed once started, removed when the stop ends, however it ends (a start that failed never installed it).

@@ -12,14 +12,15 @@ import type { InstanceRegistry } from "./instance_registry.ts";
 import { type LogAdmin, tpKey } from "./log.ts";
 import type { Logger } from "./logger.ts";
 import type { Topics } from "./config.ts";
+import { FORWARDED_HEADER } from "./forward_secret.ts";
 import { partitionForKey } from "./partitioner.ts";
 import type { ActorRuntime } from "./runtime.ts";
 
 /**
- * Request header marking a query forwarded by another instance: such a query is never forwarded again, and is
- * answered with the stored state (the asking instance makes the public view of it).
+ * Request header marking a query forwarded by another instance (engine/forward_secret.ts): such a query is never
+ * forwarded again, and is answered with the stored state (the asking instance makes the public view of it).
  */
-export const FORWARDED_HEADER = "x-engine-forwarded";
+export { FORWARDED_HEADER } from "./forward_secret.ts";
 /** Response header naming the instance that answered a state query. */
 export const INSTANCE_HEADER = "x-engine-instance";
 /** A forwarded query slower than this is answered from the checkpoint instead. */
@@ -27,7 +28,8 @@ export const FORWARD_TIMEOUT_MS = 1_000;
 /**
  * How long a partition's owner, once looked up, is reused before asking PostgreSQL again. Saves a
  * database round trip per routed query; after a rebalance a query may reach the previous owner
- * for this long, which then answers from the checkpoint (with `asOf`), never with stale live state.
+ * for this long, which then answers from the checkpoint (with `asOf`), never with stale live state: it checks that
+ * it still owns the key, as for a client's query.
  */
 export const OWNER_CACHE_MS = 1_000;
 /**
@@ -69,8 +71,9 @@ export interface StateReader {
   /** The instance this reader answers as (none without routing): a forwarded query's 404 names it (see forwardRead). */
   readonly instance?: string;
   /**
-   * Without `options` the read is local (memory, then checkpoint); with them a client's read is not answered from the
-   * memory of a partition claimed elsewhere since, and may be forwarded (a kind with a `path`).
+   * Without `options` the read is local (memory, then checkpoint); with them a read is not answered from the memory of
+   * a partition claimed elsewhere since (its checkpoint answers a forwarded one), and a client's may be forwarded (a
+   * kind with a `path`).
    */
   read(kind: string, key: string, options?: ReadOptions): Promise<ReadState | null>;
 }
@@ -123,6 +126,8 @@ export async function routedKinds(
 export interface StateRouting {
   readonly registry: Pick<InstanceRegistry, "instanceId" | "owner">;
   readonly kinds: Readonly<Record<string, RoutedKind>>;
+  /** The group's forward secret, the header's value: the owner takes the query as forwarded only with it. */
+  readonly forwardSecret: string;
   readonly timeoutMs?: number;
   /** Defaults to OWNER_CACHE_MS; 0 looks the owner up for every query. */
   readonly ownerCacheMs?: number;
@@ -192,8 +197,10 @@ export function createStateReader(
     async read(kind, key, options) {
       const routed = routing?.kinds[kind];
       const path = routed?.path;
-      // A client's query (not one another instance forwarded here) about a routed kind: its owner is checked.
-      const checked = routed && options && !options.forwarded ? routed : undefined;
+      // A routed kind's owner is checked for a client's query and for one another instance forwarded here: the
+      // forwarder's owner, reused for OWNER_CACHE_MS, may name this instance after the partition left it, and its stale
+      // memory answered such a query. Only a client's query is forwarded.
+      const checked = routed && options ? routed : undefined;
       const live = runtime.lookup(kind, key);
       // Not from the memory of a partition claimed elsewhere since: its owner, or else the checkpoint, answers. So for
       // the global actor too, whose queries are routed whole (`route`): one its owner did not answer used to be
@@ -201,7 +208,7 @@ export function createStateReader(
       if (live && !(checked && await claimedElsewhere(checked.topic, live.partition))) {
         return { state: live.state, source: "memory", instance: self };
       }
-      const routable = checked && path;
+      const routable = checked && path && !options?.forwarded;
       if (routable) {
         const answer = await viaOwner(routed, key, (to) => forwardRead(to, path(key)));
         if (answer !== undefined) return answer;
@@ -330,7 +337,7 @@ async function askOwner<T>(
   if (!owner?.httpUrl || owner.instanceId === routing.registry.instanceId) return undefined;
   try {
     const response = await (routing.fetch ?? fetch)(new URL(path, owner.httpUrl), {
-      headers: { [FORWARDED_HEADER]: "1", accept: "application/json" },
+      headers: { [FORWARDED_HEADER]: routing.forwardSecret, accept: "application/json" },
       signal: AbortSignal.timeout(routing.timeoutMs ?? FORWARD_TIMEOUT_MS),
     });
     // The body is read under the same timeout: an owner stalling mid-answer is a failure too.

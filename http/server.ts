@@ -3,7 +3,7 @@
  * Handlers throw typed errors; only `errorResponse` turns them into statuses.
  */
 import type { Instrumentation } from "../engine/instrumentation.ts";
-import { FORWARDED_HEADER } from "../engine/state_reader.ts";
+import { FORWARDED_HEADER, isForwarded } from "../engine/forward_secret.ts";
 import type { Logger } from "../engine/logger.ts";
 import { errorResponse } from "./problem.ts";
 import { createRouter, type Route } from "./router.ts";
@@ -34,11 +34,27 @@ function uncached(response: Response): Response {
   }
 }
 
-/** Turns routes into a fetch handler that never throws; reports each request to `instrumentation`. */
+/**
+ * `request` as the routes see it: without its `x-engine-forwarded` header unless the header carries the group's
+ * `forwardSecret` (none: no request is another instance's), so that a client's copy of it is a client's request.
+ */
+function asRouted(request: Request, forwardSecret: string | undefined): Request {
+  if (!request.headers.has(FORWARDED_HEADER)) return request;
+  if (forwardSecret !== undefined && isForwarded(request, forwardSecret)) return request;
+  const headers = new Headers(request.headers);
+  headers.delete(FORWARDED_HEADER);
+  return new Request(request, { headers });
+}
+
+/**
+ * Turns routes into a fetch handler that never throws; reports each request to `instrumentation`. A request is taken
+ * as forwarded by another instance only when its header carries `forwardSecret` (engine/forward_secret.ts).
+ */
 export function createHandler(
   routes: readonly Route[],
   logger: Logger,
   instrumentation?: Instrumentation,
+  forwardSecret?: string,
 ): (request: Request) => Promise<Response> {
   const matched = new WeakMap<Request, string>();
   const route = createRouter(routes.map((r) => ({
@@ -49,8 +65,9 @@ export function createHandler(
     },
   })));
   const log = logger.child({ component: "http" });
-  return async (request) => {
+  return async (received) => {
     const started = performance.now();
+    const request = asRouted(received, forwardSecret);
     let response: Response;
     try {
       response = await route(request);

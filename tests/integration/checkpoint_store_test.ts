@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { type CheckpointWrite, SqlCheckpointStore } from "../../engine/checkpoint.ts";
 import { connectDatabase } from "../../engine/database.ts";
+import { loadForwardSecret } from "../../engine/forward_secret.ts";
 import { type AnalyticsMinute, NO_PROJECTIONS } from "../../engine/outputs.ts";
 import { sumAnalyticsMinutes } from "../../sql/analytics_minutes.ts";
 import { advanceCheckpoint, loadState } from "../../sql/checkpoints.ts";
@@ -130,6 +131,25 @@ onlyOn(
         const store = new SqlCheckpointStore(sql);
         const claims = await Promise.all([store.claim(tp, "g", "a"), store.claim(tp, "g", "b")]);
         assert.deepEqual(claims.map((c) => c.epoch).sort(), [1, 2], isolation);
+        // Two instances reading their group's forward secret at once: the second's insert waits for the first's row
+        // and returns its secret; in a snapshot taken before, it failed ("could not serialize access").
+        const inserted = Promise.withResolvers<void>();
+        const release = Promise.withResolvers<void>();
+        const first = sql.begin(async (tx) => {
+          await tx`insert into forward_secrets (group_id, secret) values ('g', 'first')`;
+          inserted.resolve();
+          await release.promise;
+        });
+        await inserted.promise;
+        const second = loadForwardSecret(sql, "g");
+        second.catch(() => {});
+        await eventually("the second insert waits for the first", async () => {
+          const [row] = await sql<{ n: number }[]>`select count(*)::int as n from pg_locks where not granted`;
+          return row.n > 0 ? true : undefined;
+        });
+        release.resolve();
+        await first;
+        assert.equal(await second, "first", isolation);
       } finally {
         await sql.end();
         await db.drop();

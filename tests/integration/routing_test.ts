@@ -780,3 +780,183 @@ onlyOn("kafka", {
     }
   },
 });
+
+onlyOn("kafka", {
+  name:
+    "routing: a client's query carrying x-engine-forwarded is routed to the owner and answered in the documented view",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const db = await freshDatabase();
+    const id = uniqueName("sf");
+    const env = groupEnv(id, db.url);
+    const topics = topicNames(parseConfig(env));
+    const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+    let a: EngineProcess | undefined;
+    let b: EngineProcess | undefined;
+    try {
+      [a, b] = await Promise.all(
+        [0, 1].map(async () => startEngineProcess({ dataDir: await Deno.makeTempDir(), env })),
+      );
+      const ids = await registeredIds(sql, [a, b]);
+      const claims = await settled(
+        "both instances own partitions, the analytics one included",
+        async () => {
+          const rows = await sql<{ topic: string; partition: number; owner: string }[]>`
+            select topic, partition, owner from partition_checkpoints where group_id = ${env.GROUP_ID}`;
+          const owners = new Map(rows.map((r) => [`${r.topic}:${r.partition}`, r.owner]));
+          return rows.length === 2 * PARTITIONS + 1 && new Set(owners.values()).size === 2 ? owners : undefined;
+        },
+        sameOwners,
+      );
+      // A user B owns, asked of A: A must forward it.
+      const userId = Array.from({ length: 50 }, (_, i) => `sf-user-${i}`)
+        .find((u) => claims.get(`${topics.events}:${partitionForKey(u, PARTITIONS)}`) === ids[1])!;
+      await post(a, [{ type: "product_viewed", userId, properties: { productId: "p1" } }]);
+      const direct = await eventually(
+        "B holds the view in memory, and A forwards a client's query to it",
+        async () => {
+          const { status, body } = await getUser(a!, userId);
+          return status === 200 && body.source === "memory" && body.instance === ids[1] && body.productViews === 1
+            ? body
+            : undefined;
+        },
+        30_000,
+        100,
+      );
+      // A client sending the header itself (any value but the group's secret) is a client: its query is routed to the
+      // owner and answered in the view. It used to be answered by A from its checkpoint, in the stored form.
+      for (const value of ["1", "true", ""]) {
+        const response: Response = await fetch(`${a!.url}/v1/users/${encodeURIComponent(userId)}`, {
+          headers: { "x-engine-forwarded": value },
+        });
+        const body: Json = await response.json();
+        assert.equal(response.status, 200, JSON.stringify(body));
+        assert.equal(body.instance, ids[1], `header ${JSON.stringify(value)}: answered by the owner`);
+        assert.equal(body.source, "memory", JSON.stringify(body));
+        assert.equal("seenEventHashes" in body, false, `the view, not the stored state: ${JSON.stringify(body)}`);
+        assert.deepEqual(body, direct, `header ${JSON.stringify(value)}: the answer a client gets without it`);
+      }
+      // Analytics alike: asked of the instance not owning the analytics partition, answered by its owner.
+      const ownerId = claims.get(`${topics.analytics}:0`)!;
+      const other = ownerId === ids[0] ? b : a;
+      const analytics = await fetch(`${other.url}/v1/analytics/realtime`, { headers: { "x-engine-forwarded": "1" } });
+      const figures: Json = await analytics.json();
+      assert.equal(analytics.status, 200, JSON.stringify(figures));
+      assert.equal(
+        analytics.headers.get("x-engine-instance"),
+        ownerId,
+        `the owner answers: ${JSON.stringify(figures)}`,
+      );
+      assert.equal(figures.source, "memory", JSON.stringify(figures));
+    } catch (error) {
+      throw withLogs(error, a, b);
+    } finally {
+      await a?.kill("SIGKILL");
+      await b?.kill("SIGKILL");
+      await sql.end();
+      await db.drop();
+    }
+  },
+});
+
+onlyOn("kafka", {
+  name:
+    "routing: a query forwarded to an instance that lost the key's partition while stalled is not answered from its stale memory",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const db = await freshDatabase();
+    const id = uniqueName("fs");
+    const env = groupEnv(id, db.url);
+    const topics = topicNames(parseConfig(env));
+    const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+    const ownerOf = async (partition: number) => {
+      const [row] = await sql<{ owner: string }[]>`
+        select owner from partition_checkpoints
+         where group_id = ${env.GROUP_ID} and topic = ${topics.events} and partition = ${partition}`;
+      return row?.owner;
+    };
+    const view = (userId: string) => ({ type: "product_viewed", userId, properties: { productId: "p1" } });
+    let a: EngineProcess | undefined;
+    let b: EngineProcess | undefined;
+    let stopped = false;
+    try {
+      [a, b] = await Promise.all(
+        [0, 1].map(async () => startEngineProcess({ dataDir: await Deno.makeTempDir(), env })),
+      );
+      const [idA, idB] = await registeredIds(sql, [a, b]);
+      const userId = await settled(
+        "a user whose partition B owns",
+        async () => {
+          for (let i = 0; i < 50; i++) {
+            const u = `fs-user-${i}`;
+            if (await ownerOf(partitionForKey(u, PARTITIONS)) === idB) return u;
+          }
+          return undefined;
+        },
+        (first, second) => first === second,
+      );
+      const partition = partitionForKey(userId, PARTITIONS);
+      await post(a, [view(userId)]);
+      await eventually(
+        "B holds the first view in memory",
+        async () => {
+          const { status, body } = await getUser(b!, userId);
+          return status === 200 && body.source === "memory" && body.instance === idB && body.productViews === 1
+            ? true
+            : undefined;
+        },
+        30_000,
+        100,
+      );
+
+      // B stalls past the session timeout: A claims B's partitions, handles two more views and checkpoints them.
+      Deno.kill(b.pid, "SIGSTOP");
+      stopped = true;
+      await eventually(
+        "A claimed B's partition",
+        async () => await ownerOf(partition) === idA ? true : undefined,
+        60_000,
+        200,
+      );
+      await post(a, [view(userId), view(userId)]);
+      await eventually(
+        "A checkpointed the three views",
+        async () => {
+          const [row] = await sql<{ views: string | null }[]>`
+            select state ->> 'productViews' as views from actor_states where kind = 'user' and key = ${userId}`;
+          return row && Number(row.views) === 3 ? true : undefined;
+        },
+        30_000,
+        100,
+      );
+
+      // A query forwarded to B by an instance whose owner cache (OWNER_CACHE_MS) still names B, carrying the group's
+      // secret as any instance's forward does, read first thing on waking: B no longer owns the partition, so its
+      // memory (one view) is no answer; it used to be, as `source: memory`, since a forwarded query skipped the check.
+      const [{ secret }] = await sql<{ secret: string }[]>`
+        select secret from forward_secrets where group_id = ${env.GROUP_ID}`;
+      const forwarded = fetch(`${b.url}/v1/users/${encodeURIComponent(userId)}`, {
+        headers: { "x-engine-forwarded": secret },
+      });
+      Deno.kill(b.pid, "SIGCONT");
+      stopped = false;
+      const response = await forwarded;
+      const body: Json = await response.json();
+      assert.equal(response.status, 200, JSON.stringify(body));
+      assert.equal(body.source, "checkpoint", `not B's stale memory: ${JSON.stringify(body)}`);
+      assert.equal(typeof body.asOf, "string", JSON.stringify(body));
+      assert.equal(body.productViews, 3, `the checkpoint A wrote: ${JSON.stringify(body)}`);
+      assert.equal(body.instance, idB);
+    } catch (error) {
+      throw withLogs(error, a, b);
+    } finally {
+      if (stopped && b) Deno.kill(b.pid, "SIGCONT");
+      await a?.kill("SIGKILL");
+      await b?.kill("SIGKILL");
+      await sql.end();
+      await db.drop();
+    }
+  },
+});

@@ -11,7 +11,15 @@ import { buildRoutes } from "../../http/routes.ts";
 import { FORWARDED_HEADER, type StateReader } from "../../engine/state_reader.ts";
 import { createLogger, silentLogger } from "../../engine/logger.ts";
 import { createHandler } from "../../http/server.ts";
-import { BASE, FIXTURE_LIMITS, FIXTURE_NOW, httpFixture, pageView, postEvents } from "./http_fixture.ts";
+import {
+  BASE,
+  FIXTURE_FORWARD_SECRET,
+  FIXTURE_LIMITS,
+  FIXTURE_NOW,
+  httpFixture,
+  pageView,
+  postEvents,
+} from "./http_fixture.ts";
 
 const PROBLEM_KEYS = new Set(["type", "title", "status", "detail", "errors"]);
 
@@ -377,16 +385,18 @@ Deno.test("related products read their key through the owner, as the state route
     },
   };
   const { handle } = await httpFixture(reader);
-  for (const forwarded of [false, true]) {
-    const headers = forwarded ? { [FORWARDED_HEADER]: "1" } : undefined;
+  for (const header of [undefined, FIXTURE_FORWARD_SECRET, "1"]) {
+    const headers = header === undefined ? undefined : { [FORWARDED_HEADER]: header };
     const response = await handle(new Request(`${BASE}/v1/products/p1/related`, { headers }));
     assert.equal(response.status, 200);
     await response.body?.cancel();
   }
-  // It used to read locally only (memory, else the checkpoint), never asking the key's owner.
+  // It used to read locally only (memory, else the checkpoint), never asking the key's owner. A header without the
+  // group's secret is a client's: it was taken as another instance's, and the key read unrouted.
   assert.deepEqual(reads, [
     { kind: "product", key: "p1", forwarded: false },
     { kind: "product", key: "p1", forwarded: true },
+    { kind: "product", key: "p1", forwarded: false },
   ]);
 });
 
@@ -417,16 +427,25 @@ Deno.test("the route label of request metrics is the route's pattern, or (unmatc
 Deno.test("request metrics tell a query another instance forwarded from a client's, so sums over instances count it once", async () => {
   const { routes } = await httpFixture();
   const metrics = new Metrics({ defaultMetrics: false });
-  const handle = createHandler(routes, silentLogger, metrics);
+  const handle = createHandler(routes, silentLogger, metrics, FIXTURE_FORWARD_SECRET);
   await (await handle(new Request(`${BASE}/v1/users/alice`))).body?.cancel();
-  await (await handle(new Request(`${BASE}/v1/users/alice`, { headers: { [FORWARDED_HEADER]: "1" } }))).body
+  await (await handle(
+    new Request(`${BASE}/v1/users/alice`, { headers: { [FORWARDED_HEADER]: FIXTURE_FORWARD_SECRET } }),
+  ))
+    .body
     ?.cancel();
   const text = await metrics.registry.metrics();
   // Both were counted alike: the receiving instance counted its client's request, and the owner the forwarded one.
-  const series = (source: string) =>
-    new RegExp(`engine_http_requests_total\\{route="/v1/users/:id",method="GET",status="\\d+",source="${source}"\\} 1`);
+  const series = (source: string, n = 1) =>
+    new RegExp(
+      `engine_http_requests_total\\{route="/v1/users/:id",method="GET",status="\\d+",source="${source}"\\} ${n}`,
+    );
   assert.match(text, series("client"));
   assert.match(text, series("instance"));
+  // A client's copy of the header, without the group's secret, is a client's request.
+  await (await handle(new Request(`${BASE}/v1/users/alice`, { headers: { [FORWARDED_HEADER]: "1" } }))).body
+    ?.cancel();
+  assert.match(await metrics.registry.metrics(), series("client", 2));
   assert.match(
     text,
     /engine_http_request_duration_seconds_count\{route="\/v1\/users\/:id",method="GET",source="instance"\} 1/,

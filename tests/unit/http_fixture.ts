@@ -21,6 +21,8 @@ export const FIXTURE_LIMITS = { maxEvents: 50, maxBodyBytes: 64 * 1024 } as cons
 export const FIXTURE_MAX_PENDING_BYTES = 32 * 1024 * 1024;
 /** Partitions per topic of the in-memory log. */
 export const FIXTURE_PARTITIONS = 3;
+/** The group's forward secret of the fixture's handler: a request is forwarded when its header carries it. */
+export const FIXTURE_FORWARD_SECRET = "fixture-forward-secret";
 /** Base URL of requests; the handler never listens on it. */
 export const BASE = "http://engine.test";
 
@@ -67,7 +69,7 @@ export async function httpFixture(
       }),
     ],
   });
-  return { log, topics, routes, handle: createHandler(routes, silentLogger) };
+  return { log, topics, routes, handle: createHandler(routes, silentLogger, undefined, FIXTURE_FORWARD_SECRET) };
 }
 
 const aliceOnly: StateReader = {

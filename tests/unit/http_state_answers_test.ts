@@ -10,7 +10,7 @@ import type { ActorRuntime } from "../../engine/runtime.ts";
 import { createStateReader, INSTANCE_HEADER, type StateReader } from "../../engine/state_reader.ts";
 import { productAnswer, userAnswer } from "../../http/state_answers.ts";
 import { EventBuilder, fold } from "../helpers/fold.ts";
-import { BASE, httpFixture } from "./http_fixture.ts";
+import { BASE, FIXTURE_FORWARD_SECRET, httpFixture } from "./http_fixture.ts";
 
 const b = new EventBuilder();
 const order = {
@@ -50,6 +50,7 @@ function readers(kind: string, key: string, state: unknown): Record<string, Stat
       instanceId: "asker",
       owner: () => Promise.resolve({ instanceId: "owner", httpUrl: BASE }),
     },
+    forwardSecret: FIXTURE_FORWARD_SECRET,
     kinds: {
       [kind]: { topic: "t", partitions: 1, path: (id: string) => `/v1/${kind}s/${encodeURIComponent(id)}` },
     },

@@ -15,10 +15,12 @@ import {
 } from "../../engine/state_reader.ts";
 import { errorResponse, problemResponse } from "../../http/problem.ts";
 import { stateRoute } from "../../http/state_route.ts";
-import { BASE, httpFixture } from "./http_fixture.ts";
+import { BASE, FIXTURE_FORWARD_SECRET, httpFixture } from "./http_fixture.ts";
 
 const TOPIC = "events";
 const UPDATED = new Date("2026-11-01T00:00:00Z");
+/** The group's forward secret, sent as the header's value. */
+const SECRET = "group-secret";
 
 /**
  * A reader for a user `u1`, in memory with the state `live` or not, whose partition `ownsIt` or not, owned by `owner`
@@ -56,6 +58,7 @@ function setup(
             : { instanceId: "other", httpUrl: "http://o" },
         ),
     },
+    forwardSecret: SECRET,
     kinds: { user: { topic: TOPIC, partitions: 6, path: (key) => `/v1/users/${key}` } },
     fetch: (input, init) => {
       calls.push(new Request(input, init));
@@ -79,7 +82,7 @@ Deno.test("routing: a key owned elsewhere is answered by its owner, marked as fo
   assert.deepEqual(found, { state: { userId: "u1", n: 2 }, source: "memory", instance: "other" });
   assert.equal(calls.length, 1);
   assert.equal(calls[0].url, "http://o/v1/users/u1");
-  assert.equal(calls[0].headers.get(FORWARDED_HEADER), "1");
+  assert.equal(calls[0].headers.get(FORWARDED_HEADER), SECRET);
 });
 
 Deno.test("routing: a forwarded request, a local read, or an owned partition is never forwarded", async () => {
@@ -110,13 +113,20 @@ Deno.test("routing: a key in memory here whose partition another instance has cl
   // The new owner out of reach: the checkpoint (which it writes now) answers, marked, rather than the stale memory.
   const unreachable = setup({ ownsIt: true, live: { userId: "u1", n: 0 }, owner: { ...other, httpUrl: null } });
   assert.deepEqual(await unreachable.reader.read("user", "u1", { forwarded: false }), fromCheckpoint);
-  // Still the owner, or PostgreSQL unreadable, or a query forwarded here: the memory answers, with no forward.
+  // A query forwarded here by an instance whose owner cache still named this one: the checkpoint answers, marked, not
+  // the stale memory (it used to), and it is not forwarded again.
+  const forwardedHere = setup({ ownsIt: true, live: { userId: "u1", n: 0 }, owner: other });
+  assert.deepEqual(await forwardedHere.reader.read("user", "u1", { forwarded: true }), fromCheckpoint);
+  assert.equal(forwardedHere.calls.length, 0);
+  // Still the owner (asked by a client or forwarded here), or PostgreSQL unreadable, or a local read: the memory
+  // answers, with no forward.
   const live = { state: { userId: "u1", n: 0 }, source: "memory", instance: "self" };
   for (
     const [options, read] of [
       [{}, { forwarded: false }],
+      [{}, { forwarded: true }],
       [{ ownerFails: true }, { forwarded: false }],
-      [{ owner: other }, { forwarded: true }],
+      [{ ownerFails: true }, { forwarded: true }],
       [{ owner: other }, undefined],
     ] as const
   ) {
@@ -141,6 +151,7 @@ Deno.test("routing: a key in memory is answered at once while PostgreSQL stalls,
         owner: () =>
           lookups++ === 0 ? Promise.resolve({ instanceId: "self", httpUrl: "http://self" }) : stalled.promise,
       },
+      forwardSecret: SECRET,
       kinds: { user: { topic: TOPIC, partitions: 6, path: (key) => `/v1/users/${key}` } },
       ownerCacheMs: 0,
       fetch: () => Promise.reject(new Error("no forward expected")),
@@ -182,6 +193,7 @@ Deno.test("routing: an owner found longer ago than it is trusted is looked up ag
               : { instanceId: "other", httpUrl: "http://o" },
           ),
       },
+      forwardSecret: SECRET,
       kinds: { user: { topic: TOPIC, partitions: 6, path: (key) => `/v1/users/${key}` } },
       ownerCacheMs: 0,
       ownerTrustedMs: 0,
@@ -204,7 +216,7 @@ Deno.test("routing: an owner found longer ago than it is trusted is looked up ag
   assert.equal(calls.length, 1);
 });
 
-Deno.test("routing: the global actor's memory, its partition claimed elsewhere since, is not a client's answer", async () => {
+Deno.test("routing: the global actor's memory, its partition claimed elsewhere since, is not a client's nor a forwarded query's answer", async () => {
   // Analytics are routed whole (`route`); one the owner did not answer is read here, from the checkpoint, not from the
   // memory of a partition another instance has claimed (it used to be, as `source: memory`).
   const partition = partitionForKey("global", 1);
@@ -216,26 +228,24 @@ Deno.test("routing: the global actor's memory, its partition claimed elsewhere s
     { read: () => Promise.resolve({ state: { n: 1 }, updatedAt: UPDATED }) } as unknown as CheckpointStore,
     {
       registry: { instanceId: "self", owner: () => Promise.resolve({ instanceId: "other", httpUrl: "http://o" }) },
+      forwardSecret: SECRET,
       kinds: { global: { topic: "analytics", partitions: 1 } },
       fetch: () => Promise.reject(new TypeError("connection refused")),
     },
   );
   const request = new Request("http://self/v1/analytics/realtime");
   assert.equal(await reader.route("global", "global", request), undefined);
-  assert.deepEqual(await reader.read("global", "global", { forwarded: false }), {
-    state: { n: 1 },
-    source: "checkpoint",
-    asOf: UPDATED.toISOString(),
-    instance: "self",
-  });
-  // A query another instance forwarded here, or a local read, still reads the memory.
-  for (const options of [{ forwarded: true }, undefined]) {
-    assert.deepEqual(await reader.read("global", "global", options), {
-      state: { n: 0 },
-      source: "memory",
+  // Nor is a query another instance forwarded here, its owner cache naming this one still (it used to be).
+  for (const forwarded of [false, true]) {
+    assert.deepEqual(await reader.read("global", "global", { forwarded }), {
+      state: { n: 1 },
+      source: "checkpoint",
+      asOf: UPDATED.toISOString(),
       instance: "self",
-    });
+    }, `forwarded: ${forwarded}`);
   }
+  // A local read still reads the memory.
+  assert.deepEqual(await reader.read("global", "global"), { state: { n: 0 }, source: "memory", instance: "self" });
 });
 
 Deno.test("routing: an unreachable, stale, failing or absent owner falls back to the checkpoint", async () => {
@@ -288,6 +298,7 @@ Deno.test("routing: a partition's owner is looked up once per cache period, and 
       instanceId: "self",
       owner: () => (lookups++, Promise.resolve({ instanceId: "other", httpUrl: "http://o" })),
     },
+    forwardSecret: SECRET,
     kinds: { user: { topic: TOPIC, partitions: 6, path: (key) => `/v1/users/${key}` } },
     ownerCacheMs,
     fetch: () =>
@@ -319,6 +330,7 @@ Deno.test("routing: beyond the forwards in flight allowed, queries are answered 
   } as unknown as CheckpointStore;
   const reader = createStateReader(runtime, store, {
     registry: { instanceId: "self", owner: () => Promise.resolve({ instanceId: "other", httpUrl: "http://o" }) },
+    forwardSecret: SECRET,
     kinds: { user: { topic: TOPIC, partitions: 6, path: (key) => `/v1/users/${key}` } },
     maxForwards: 2,
     fetch: async () => {
@@ -380,6 +392,7 @@ function analyticsSetup(
               : { instanceId: "other", httpUrl: "http://o" }),
         ),
     },
+    forwardSecret: SECRET,
     kinds: { global: { topic: "analytics", partitions: 1 } },
     timeoutMs: options.timeoutMs,
     fetch: (input, init) => {
@@ -404,7 +417,7 @@ Deno.test("routing: an analytics query is answered by the global actor's owner, 
   assert.deepEqual(await answer?.json(), { views: 15, source: "memory", instance: "other" });
   assert.equal(calls.length, 1);
   assert.equal(calls[0].url, "http://o/v1/analytics/funnel?window=7d");
-  assert.equal(calls[0].headers.get(FORWARDED_HEADER), "1");
+  assert.equal(calls[0].headers.get(FORWARDED_HEADER), SECRET);
 });
 
 Deno.test("routing: an analytics query forwarded here, or whose partition is owned here, is answered here", async () => {
@@ -507,6 +520,7 @@ Deno.test("routing: a 404 that an owner address leading back here answers is a f
   } as unknown as CheckpointStore;
   const reader = createStateReader(runtime, store, {
     registry: { instanceId: "self", owner: () => Promise.resolve({ instanceId: "other", httpUrl: "http://o" }) },
+    forwardSecret: SECRET,
     kinds: { user: { topic: TOPIC, partitions: 6, path: (key) => `/v1/users/${encodeURIComponent(key)}` } },
     // The owner's address reaches this very instance: its own route answers.
     fetch: async (input, init) => {
@@ -525,6 +539,7 @@ Deno.test("routing: a 404 that an owner address leading back here answers is a f
   // A 404 from the real owner is still the answer, and is not logged.
   const owner = createStateReader(runtime, store, {
     registry: { instanceId: "other", owner: () => Promise.resolve(null) },
+    forwardSecret: SECRET,
     kinds: {},
   });
   const { reader: asker } = setup({
@@ -570,6 +585,7 @@ async function forwardsEveryId(httpUrl: string, transport: StateRouting["fetch"]
     { read: () => Promise.reject(new Error("the owner answers")) } as unknown as CheckpointStore,
     {
       registry: { instanceId: "self", owner: () => Promise.resolve({ instanceId: "owner", httpUrl }) },
+      forwardSecret: FIXTURE_FORWARD_SECRET,
       kinds,
       ...(transport ? { fetch: transport } : {}),
     },
