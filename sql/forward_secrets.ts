@@ -1,4 +1,4 @@
-/** The per-group secret of forwarded queries (sql/migrations/016_forward_secrets.sql). Tagged templates only. */
+/** The per-group secret of forwarded queries (sql/migrations/017_forward_secrets.sql). Tagged templates only. */
 import type { Sql } from "../engine/database.ts";
 import { READ_COMMITTED } from "./isolation.ts";
 
