@@ -340,7 +340,12 @@ export class PartitionWorker {
         this.#busySinceRecord = 0;
       }
       if (this.#needsResync) await this.#guarded(() => this.#resync());
-      if (this.#needsResync || this.#closed) return;
+      if (this.#closed) return;
+      if (this.#needsResync) {
+        // Still waiting for the store (an outage) while the log grows: the lag says how far behind it has fallen.
+        this.#emitLag(batch);
+        return;
+      }
       if (batch.highWatermark < this.#position) await this.#restartOnShorterLog();
       if (this.#closed) return;
       this.#logEndSeen = Math.max(this.#logEndSeen, batch.highWatermark);
@@ -348,7 +353,11 @@ export class PartitionWorker {
       // Offsets the log left out before the first record (Kafka: a transaction marker) are no gap; a batch with no
       // record to handle may still cover offsets past the position (only a transaction's marker, say).
       const first = records.length > 0 ? Math.min(batch.from ?? records[0].offset, records[0].offset) : batch.from;
-      if (first !== undefined && first > this.#position && !(await this.#skipDeletedRecords(first))) return;
+      if (first !== undefined && first > this.#position && !(await this.#skipDeletedRecords(first))) {
+        // Sought back (or on past deleted records): the lag is the log's end less the position still.
+        if (!this.#closed) this.#emitLag(batch);
+        return;
+      }
       if (records.length === 0) {
         // Nothing to handle: pass the offsets it covers that hold nothing to handle either.
         if (this.#passLeftOut(batch)) this.#emitLag(batch);

@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { Counter, Histogram, Registry } from "prom-client";
 import { LocalHistogram, TalliedCounter } from "../../engine/hot_metrics.ts";
+import { MemoryCheckpointStore } from "../../engine/checkpoint.ts";
 import { Metrics } from "../../engine/metrics.ts";
+import { claim, InertConsumer, noHeartbeat, record, T0, tp } from "../helpers/partition_worker.ts";
 import { prng } from "../helpers/prng.ts";
 import { emitTestAlert, Harness, recorderLogic, until } from "../helpers/runtime.ts";
 
@@ -153,4 +155,33 @@ Deno.test("a periodic checkpoint that fails is counted in engine_checkpoint_fail
     h.store.failWith = null;
     await h.stop();
   }
+});
+
+Deno.test("a partition's consumer lag keeps up with the log while the database is down, not frozen at the outage's start", async () => {
+  const store = new MemoryCheckpointStore(() => T0);
+  const lags: number[] = [];
+  const worker = await claim(new InertConsumer(), () => T0, store, {
+    instrumentation: { emit: (e) => e.type === "consumer_lag" && lags.push(e.lag) },
+  });
+  // Records of a key not in memory yet: handling them needs the database (its state is loaded).
+  const batchOf = (from: number, end: number) => ({
+    ...tp,
+    records: Array.from({ length: end - from }, (_, i) => record(from + i, { n: from + i, at: T0 }, `k${from + i}`)),
+    highWatermark: end,
+    from,
+    end,
+  });
+  await worker.handleBatch(batchOf(0, 5), noHeartbeat);
+  await worker.checkpoint();
+  assert.deepEqual(lags, [0]);
+  store.failWith = new Error("database down");
+  // Handling fails and rewinds to the checkpoint (offset 5); the log is read again from there as it grows.
+  await worker.handleBatch(batchOf(5, 10), noHeartbeat);
+  await worker.handleBatch(batchOf(5, 20), noHeartbeat);
+  await worker.handleBatch(batchOf(5, 40), noHeartbeat);
+  assert.equal(worker.checkpointedOffset, 5);
+  assert.deepEqual(lags, [0, 5, 15, 35], "records between the log's end and the next record to handle");
+  store.failWith = null;
+  await worker.handleBatch(batchOf(5, 40), noHeartbeat);
+  assert.equal(lags.at(-1), 0);
 });
