@@ -185,3 +185,16 @@ Deno.test("a partition's consumer lag keeps up with the log while the database i
   await worker.handleBatch(batchOf(5, 40), noHeartbeat);
   assert.equal(lags.at(-1), 0);
 });
+
+Deno.test("processing lag observes the messages that have an event time only, not a watermark's as 0 s", async () => {
+  const metrics = new Metrics({ defaultMetrics: false });
+  const worker = await claim(new InertConsumer(), () => T0, undefined, { instrumentation: metrics });
+  // Two events 5 s old, and a message without an event time (as the global actor's watermarks have none).
+  const records = [record(0, { n: 0, at: T0 - 5_000 }), record(1, { n: 1 }), record(2, { n: 2, at: T0 - 5_000 })];
+  await worker.handleBatch({ ...tp, records, highWatermark: 3, from: 0, end: 3 }, noHeartbeat);
+  const text = (await metrics.render()).body;
+  assert.match(text, /engine_events_processed_total\{kind="recorder",type="recorder"\} 3\n/);
+  assert.match(text, /engine_processing_lag_seconds_count\{kind="recorder"\} 2\n/, text);
+  assert.match(text, /engine_processing_lag_seconds_sum\{kind="recorder"\} 10\n/);
+  assert.match(text, /engine_processing_lag_seconds_bucket\{le="1",kind="recorder"\} 0\n/);
+});
