@@ -714,6 +714,7 @@ export class PartitionWorker {
         if (!this.#leaving) {
           await sleep(delay);
           await heartbeat().catch(() => {});
+          await this.#emitLagFromEnd();
         }
         if (this.#commitUncertain) {
           // It may have committed: continue from whatever the store holds, replaying what it lacks.
@@ -722,6 +723,26 @@ export class PartitionWorker {
         }
         if (this.#leaving) return;
       }
+    }
+  }
+
+  /**
+   * Reports the lag from the log's end while this partition's consumption waits (no batch comes to report it), so that
+   * it rises with the log during an outage instead of staying at its value from before.
+   */
+  async #emitLagFromEnd(): Promise<void> {
+    // Not waited for once the partition is being given up (a hung broker answers the end after 2 s).
+    const leaving = Promise.withResolvers<undefined>();
+    const onLeaving = () => leaving.resolve(undefined);
+    this.#leavingNow.signal.addEventListener("abort", onLeaving, { once: true });
+    try {
+      const end = await Promise.race([this.#deps.consumer.endOffset(this.#tp), leaving.promise]);
+      if (end === undefined || this.#closed || this.#leaving) return;
+      this.#events.emit({ ...this.#tp, type: "consumer_lag", lag: Math.max(0, end - this.#position) });
+    } catch {
+      // The end unknown (the broker unreachable too): the lag stays as last reported.
+    } finally {
+      this.#leavingNow.signal.removeEventListener("abort", onLeaving);
     }
   }
 

@@ -3,7 +3,7 @@ import { Counter, Histogram, Registry } from "prom-client";
 import { LocalHistogram, TalliedCounter } from "../../engine/hot_metrics.ts";
 import { MemoryCheckpointStore } from "../../engine/checkpoint.ts";
 import { Metrics } from "../../engine/metrics.ts";
-import { claim, InertConsumer, noHeartbeat, record, T0, tp } from "../helpers/partition_worker.ts";
+import { batch, claim, InertConsumer, noHeartbeat, record, T0, tp } from "../helpers/partition_worker.ts";
 import { prng } from "../helpers/prng.ts";
 import { emitTestAlert, Harness, recorderLogic, until } from "../helpers/runtime.ts";
 
@@ -197,4 +197,42 @@ Deno.test("processing lag observes the messages that have an event time only, no
   assert.match(text, /engine_processing_lag_seconds_count\{kind="recorder"\} 2\n/, text);
   assert.match(text, /engine_processing_lag_seconds_sum\{kind="recorder"\} 10\n/);
   assert.match(text, /engine_processing_lag_seconds_bucket\{le="1",kind="recorder"\} 0\n/);
+});
+
+Deno.test("a partition waiting for a forced checkpoint while the database is down reports its lag as the log grows", async () => {
+  const store = new MemoryCheckpointStore(() => T0);
+  const consumer = new InertConsumer();
+  const lags: number[] = [];
+  // Each message has an output, as the engine's user actors' have (their product facts): a checkpoint checks its epoch
+  // in the store before it appends them, which fails while the database is down.
+  const logic = recorderLogic();
+  const worker = await claim(consumer, () => T0, store, {
+    logic: {
+      ...logic,
+      handle: async (state, message, ctx) => {
+        emitTestAlert(ctx, "test", state.key);
+        return await logic.handle(state, message, ctx);
+      },
+    },
+    checkpointMaxMessages: 5,
+    instrumentation: { emit: (e) => e.type === "consumer_lag" && lags.push(e.lag) },
+  });
+  consumer.end = 5;
+  await worker.handleBatch(batch(0, 4, 0, 5), noHeartbeat);
+  assert.equal(worker.checkpointedOffset, 5);
+  store.failWith = new Error("database down");
+  // Its actor is in memory: the batch is handled, and its forced checkpoint retried until the database is back,
+  // the partition's consumption waiting meanwhile.
+  consumer.end = 10;
+  const handling = worker.handleBatch(batch(5, 9, 5, 10), noHeartbeat);
+  try {
+    await until(() => lags.length >= 2, "the lag of the batch handled");
+    // Records appended since: nothing reads them while the checkpoint is retried.
+    consumer.end = 40;
+    await until(() => lags.at(-1) === 30, `the lag to follow the log's end (reported: ${lags.join(", ")})`);
+  } finally {
+    store.failWith = null;
+    await handling;
+  }
+  assert.equal(worker.checkpointedOffset, 10);
 });
