@@ -714,7 +714,8 @@ export class PartitionWorker {
         if (!this.#leaving) {
           await sleep(delay);
           await heartbeat().catch(() => {});
-          await this.#emitLagFromEnd();
+          // Not after a commit that may have landed: the position is about to be the store's.
+          if (!this.#commitUncertain) await this.#emitLagFromEnd();
         }
         if (this.#commitUncertain) {
           // It may have committed: continue from whatever the store holds, replaying what it lacks.
