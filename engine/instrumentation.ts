@@ -22,7 +22,13 @@ export type EngineEvent =
   }
   /** A request refused (HTTP 429) because its events would pass MAX_INGEST_PENDING_BYTES. */
   | { readonly type: "ingest_refused"; readonly events: number }
-  | { readonly type: "message_processed"; readonly kind: string; readonly label: string; readonly lagSeconds: number }
+  | {
+    readonly type: "message_processed";
+    readonly kind: string;
+    readonly label: string;
+    /** Event time to handling time; NaN for a message without an event time (a watermark), which has no lag. */
+    readonly lagSeconds: number;
+  }
   | { readonly type: "consumer_lag"; readonly topic: string; readonly partition: number; readonly lag: number }
   | {
     readonly type: "checkpoint";

@@ -160,6 +160,7 @@ export class Metrics implements Instrumentation {
         return;
       case "message_processed":
         this.#processed.inc(e.kind, e.label);
+        // Not a message without an event time (NaN), nor one dated ahead of this clock.
         if (e.lagSeconds >= 0) this.#lag.observe(e.kind, e.lagSeconds);
         return;
       case "consumer_lag":

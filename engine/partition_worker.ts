@@ -340,7 +340,12 @@ export class PartitionWorker {
         this.#busySinceRecord = 0;
       }
       if (this.#needsResync) await this.#guarded(() => this.#resync());
-      if (this.#needsResync || this.#closed) return;
+      if (this.#closed) return;
+      if (this.#needsResync) {
+        // Still waiting for the store (an outage) while the log grows: the lag says how far behind it has fallen.
+        this.#emitLag(batch);
+        return;
+      }
       if (batch.highWatermark < this.#position) await this.#restartOnShorterLog();
       if (this.#closed) return;
       this.#logEndSeen = Math.max(this.#logEndSeen, batch.highWatermark);
@@ -348,7 +353,11 @@ export class PartitionWorker {
       // Offsets the log left out before the first record (Kafka: a transaction marker) are no gap; a batch with no
       // record to handle may still cover offsets past the position (only a transaction's marker, say).
       const first = records.length > 0 ? Math.min(batch.from ?? records[0].offset, records[0].offset) : batch.from;
-      if (first !== undefined && first > this.#position && !(await this.#skipDeletedRecords(first))) return;
+      if (first !== undefined && first > this.#position && !(await this.#skipDeletedRecords(first))) {
+        // Sought back (or on past deleted records): the lag is the log's end less the position still.
+        if (!this.#closed) this.#emitLag(batch);
+        return;
+      }
       if (records.length === 0) {
         // Nothing to handle: pass the offsets it covers that hold nothing to handle either.
         if (this.#passLeftOut(batch)) this.#emitLag(batch);
@@ -705,6 +714,8 @@ export class PartitionWorker {
         if (!this.#leaving) {
           await sleep(delay);
           await heartbeat().catch(() => {});
+          // Not after a commit that may have landed: the position is about to be the store's.
+          if (!this.#commitUncertain) await this.#emitLagFromEnd();
         }
         if (this.#commitUncertain) {
           // It may have committed: continue from whatever the store holds, replaying what it lacks.
@@ -713,6 +724,26 @@ export class PartitionWorker {
         }
         if (this.#leaving) return;
       }
+    }
+  }
+
+  /**
+   * Reports the lag from the log's end while this partition's consumption waits (no batch comes to report it), so that
+   * it rises with the log during an outage instead of staying at its value from before.
+   */
+  async #emitLagFromEnd(): Promise<void> {
+    // Not waited for once the partition is being given up (a hung broker answers the end after 2 s).
+    const leaving = Promise.withResolvers<undefined>();
+    const onLeaving = () => leaving.resolve(undefined);
+    this.#leavingNow.signal.addEventListener("abort", onLeaving, { once: true });
+    try {
+      const end = await Promise.race([this.#deps.consumer.endOffset(this.#tp), leaving.promise]);
+      if (end === undefined || this.#closed || this.#leaving) return;
+      this.#events.emit({ ...this.#tp, type: "consumer_lag", lag: Math.max(0, end - this.#position) });
+    } catch {
+      // The end unknown (the broker unreachable too): the lag stays as last reported.
+    } finally {
+      this.#leavingNow.signal.removeEventListener("abort", onLeaving);
     }
   }
 
@@ -922,7 +953,8 @@ export class PartitionWorker {
           type: "message_processed",
           kind: logic.kind,
           label: logic.label?.(item.message) ?? logic.kind,
-          lagSeconds: item.at ? (this.#wall() - item.at) / 1000 : 0,
+          // A message without an event time (a watermark) has no lag: observed as 0 s, it pulled the quantiles down.
+          lagSeconds: item.at > 0 ? (this.#wall() - item.at) / 1000 : Number.NaN,
         });
       } catch (error) {
         if (!(error instanceof TerminalError)) throw error;

@@ -217,7 +217,7 @@ onlyOn(
 );
 
 onlyOn("kafka", {
-  name: "with the broker down POST /v1/events answers 503 + Retry-After, and recovers by itself when it returns",
+  name: "with the broker down POST /v1/events and /readyz answer 503, and recover by themselves when it returns",
   // kafkajs keeps retrying the timed-out sends in the background for a while after the 503s.
   sanitizeOps: false,
   sanitizeResources: false,
@@ -258,7 +258,20 @@ onlyOn("kafka", {
         assert.ok(elapsed < PUBLISH_TIMEOUT_MS * 3, `answered within the publish deadline (${Math.round(elapsed)} ms)`);
       }
 
+      // /readyz names the log while it is down, and is ready again by itself once it is back.
+      const readiness = async () => {
+        const response = await fetch(`${engine.url}/readyz`);
+        return { status: response.status, body: await response.json() };
+      };
+      const down = await eventually("503 from /readyz", async () => {
+        const r = await readiness();
+        return r.status === 503 ? r : undefined;
+      });
+      assert.notEqual(down.body.checks.log, "ok", JSON.stringify(down.body));
+      assert.equal(down.body.checks.database, "ok");
+
       await broker.start();
+      await eventually("200 from /readyz", async () => ((await readiness()).status === 200 ? true : undefined), 30_000);
       const recovered = await eventually(
         "ingestion to recover",
         async () => {

@@ -8,7 +8,8 @@ import { eventually, freshDatabase, services, testConfig } from "../helpers/serv
 import { startTcpProxy } from "../helpers/tcp_proxy.ts";
 
 onlyOn("kafka", {
-  name: "/readyz is 503 naming the database while PostgreSQL is unreachable, and 200 again once it returns",
+  name:
+    "/readyz is 503 naming the database while PostgreSQL is unreachable, and 200 again once it returns; the lag rises meanwhile",
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
@@ -60,8 +61,25 @@ onlyOn("kafka", {
         const body = await (await fetch(`${engine.url}/metrics`)).text();
         return /engine_checkpoint_failures_total\{topic="[^"]*events"\} [1-9]/.test(body) ? true : undefined;
       });
+      // Events of a user not in memory cannot be handled (its state is loaded): the consumer lag rises with each one.
+      const eventsLag = async () => {
+        const body = await (await fetch(`${engine.url}/metrics`)).text();
+        return [...body.matchAll(/^engine_consumer_lag_records\{topic="[^"]*events",partition="\d+"\} (\d+)$/gm)]
+          .reduce((sum, m) => sum + Number(m[1]), 0);
+      };
+      for (let n = 1; n <= 3; n++) {
+        const lagging = await fetch(`${engine.url}/v1/events`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ type: "page_viewed", userId: "lagging-user", properties: { url: `/${n}` } }),
+        });
+        assert.equal(lagging.status, 202);
+        await lagging.body?.cancel();
+        await eventually(`a consumer lag of ${n}`, async () => (await eventsLag()) >= n ? true : undefined);
+      }
       proxy.restore();
       await eventually("200 from /readyz", async () => ((await ready()).status === 200 ? true : undefined), 30_000);
+      await eventually("the lag worked off", async () => (await eventsLag()) === 0 ? true : undefined, 30_000);
     } finally {
       proxy.restore();
       await engine.stop();

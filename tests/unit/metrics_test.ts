@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { Counter, Histogram, Registry } from "prom-client";
 import { LocalHistogram, TalliedCounter } from "../../engine/hot_metrics.ts";
+import { MemoryCheckpointStore } from "../../engine/checkpoint.ts";
 import { Metrics } from "../../engine/metrics.ts";
+import { batch, claim, InertConsumer, noHeartbeat, record, T0, tp } from "../helpers/partition_worker.ts";
 import { prng } from "../helpers/prng.ts";
 import { emitTestAlert, Harness, recorderLogic, until } from "../helpers/runtime.ts";
 
@@ -153,4 +155,84 @@ Deno.test("a periodic checkpoint that fails is counted in engine_checkpoint_fail
     h.store.failWith = null;
     await h.stop();
   }
+});
+
+Deno.test("a partition's consumer lag keeps up with the log while the database is down, not frozen at the outage's start", async () => {
+  const store = new MemoryCheckpointStore(() => T0);
+  const lags: number[] = [];
+  const worker = await claim(new InertConsumer(), () => T0, store, {
+    instrumentation: { emit: (e) => e.type === "consumer_lag" && lags.push(e.lag) },
+  });
+  // Records of a key not in memory yet: handling them needs the database (its state is loaded).
+  const batchOf = (from: number, end: number) => ({
+    ...tp,
+    records: Array.from({ length: end - from }, (_, i) => record(from + i, { n: from + i, at: T0 }, `k${from + i}`)),
+    highWatermark: end,
+    from,
+    end,
+  });
+  await worker.handleBatch(batchOf(0, 5), noHeartbeat);
+  await worker.checkpoint();
+  assert.deepEqual(lags, [0]);
+  store.failWith = new Error("database down");
+  // Handling fails and rewinds to the checkpoint (offset 5); the log is read again from there as it grows.
+  await worker.handleBatch(batchOf(5, 10), noHeartbeat);
+  await worker.handleBatch(batchOf(5, 20), noHeartbeat);
+  await worker.handleBatch(batchOf(5, 40), noHeartbeat);
+  assert.equal(worker.checkpointedOffset, 5);
+  assert.deepEqual(lags, [0, 5, 15, 35], "records between the log's end and the next record to handle");
+  store.failWith = null;
+  await worker.handleBatch(batchOf(5, 40), noHeartbeat);
+  assert.equal(lags.at(-1), 0);
+});
+
+Deno.test("processing lag observes the messages that have an event time only, not a watermark's as 0 s", async () => {
+  const metrics = new Metrics({ defaultMetrics: false });
+  const worker = await claim(new InertConsumer(), () => T0, undefined, { instrumentation: metrics });
+  // Two events 5 s old, and a message without an event time (as the global actor's watermarks have none).
+  const records = [record(0, { n: 0, at: T0 - 5_000 }), record(1, { n: 1 }), record(2, { n: 2, at: T0 - 5_000 })];
+  await worker.handleBatch({ ...tp, records, highWatermark: 3, from: 0, end: 3 }, noHeartbeat);
+  const text = (await metrics.render()).body;
+  assert.match(text, /engine_events_processed_total\{kind="recorder",type="recorder"\} 3\n/);
+  assert.match(text, /engine_processing_lag_seconds_count\{kind="recorder"\} 2\n/, text);
+  assert.match(text, /engine_processing_lag_seconds_sum\{kind="recorder"\} 10\n/);
+  assert.match(text, /engine_processing_lag_seconds_bucket\{le="1",kind="recorder"\} 0\n/);
+});
+
+Deno.test("a partition waiting for a forced checkpoint while the database is down reports its lag as the log grows", async () => {
+  const store = new MemoryCheckpointStore(() => T0);
+  const consumer = new InertConsumer();
+  const lags: number[] = [];
+  // Each message has an output, as the engine's user actors' have (their product facts): a checkpoint checks its epoch
+  // in the store before it appends them, which fails while the database is down.
+  const logic = recorderLogic();
+  const worker = await claim(consumer, () => T0, store, {
+    logic: {
+      ...logic,
+      handle: async (state, message, ctx) => {
+        emitTestAlert(ctx, "test", state.key);
+        return await logic.handle(state, message, ctx);
+      },
+    },
+    checkpointMaxMessages: 5,
+    instrumentation: { emit: (e) => e.type === "consumer_lag" && lags.push(e.lag) },
+  });
+  consumer.end = 5;
+  await worker.handleBatch(batch(0, 4, 0, 5), noHeartbeat);
+  assert.equal(worker.checkpointedOffset, 5);
+  store.failWith = new Error("database down");
+  // Its actor is in memory: the batch is handled, and its forced checkpoint retried until the database is back,
+  // the partition's consumption waiting meanwhile.
+  consumer.end = 10;
+  const handling = worker.handleBatch(batch(5, 9, 5, 10), noHeartbeat);
+  try {
+    await until(() => lags.length >= 2, "the lag of the batch handled");
+    // Records appended since: nothing reads them while the checkpoint is retried.
+    consumer.end = 40;
+    await until(() => lags.at(-1) === 30, `the lag to follow the log's end (reported: ${lags.join(", ")})`);
+  } finally {
+    store.failWith = null;
+    await handling;
+  }
+  assert.equal(worker.checkpointedOffset, 10);
 });
