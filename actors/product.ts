@@ -117,7 +117,7 @@ function applyFact(state: ProductState, fact: ProductFact, ctx: ActorContext, s:
   }
 }
 
-/** Emits what a fact adds to its product's minute (a stored output, for windowed rankings). */
+/** Emits what a fact adds to its product's minute (a stored output, for windowed rankings), under its own category. */
 function counted(
   state: ProductState,
   fact: ProductFact,
@@ -125,7 +125,8 @@ function counted(
   ctx: ActorContext,
   s: DomainSettings,
 ) {
-  const delta = countMinute(state, fact.at, counts, s.ANALYTICS_HISTORY_DAYS, clockTimeOfProductFact(fact));
+  const stated = "category" in fact ? fact.category : undefined;
+  const delta = countMinute(state, fact.at, counts, s.ANALYTICS_HISTORY_DAYS, clockTimeOfProductFact(fact), stated);
   ctx.emit("productMinutes", state.productId, delta);
 }
 

@@ -5,7 +5,7 @@ import type { ProductMinute } from "../engine/outputs.ts";
 import { decayedTrendingScore, roundedScore, type TrendingReference } from "./trending_score.ts";
 
 /**
- * Adds a checkpoint's deltas (one per product and minute) to the stored minutes, then deletes the
+ * Adds a checkpoint's deltas (one per product, minute and category) to the stored minutes, then deletes the
  * partition's minutes before the newest `keepFrom`. NOT idempotent on purpose: it must run only in
  * the checkpoint transaction that advances the partition's offset past the facts the deltas count.
  */
@@ -34,9 +34,8 @@ export async function storeProductMinutes(
            r.units, r.revenue_millis
       from json_to_recordset(${JSON.stringify(rows)}::text::json) as r(product_id text, minute bigint, category text,
         brand text, views bigint, cart_adds bigint, orders bigint, units bigint, revenue_millis bigint)
-    on conflict (product_id, minute) do update set
+    on conflict (product_id, minute, (coalesce(category, ''))) do update set
       partition = excluded.partition,
-      category = coalesce(excluded.category, product_minutes.category),
       brand = coalesce(excluded.brand, product_minutes.brand),
       views = product_minutes.views + excluded.views,
       cart_adds = product_minutes.cart_adds + excluded.cart_adds,
@@ -108,7 +107,8 @@ export async function rankProductsInWindow(
     with ranked as (
       select product_id, sum(views) as views, sum(cart_adds) as cart_adds, sum(orders) as orders,
              sum(units) as units, sum(revenue_millis) as revenue_millis,
-             (array_agg(category order by minute desc) filter (where category is not null))[1] as category,
+             (array_agg(category order by minute desc, category collate "C") filter (where category is not null))[1]
+               as category,
              (array_agg(brand order by minute desc) filter (where brand is not null))[1] as brand
         from product_minutes
        where minute >= ${new Date(from)} and minute < ${new Date(to)}
@@ -117,7 +117,9 @@ export async function rankProductsInWindow(
        order by sum(${sql(COLUMNS[measure])}) desc, product_id collate "C"
        limit ${limit}
     )
-    select r.*, s.state->>'uniqueViewers' as unique_viewers,
+    -- The product's category as its answer gives it (the latest reported); without a checkpoint, its window's latest.
+    select r.product_id, r.views, r.cart_adds, r.orders, r.units, r.revenue_millis,
+           coalesce(s.state->>'category', r.category) as category, r.brand, s.state->>'uniqueViewers' as unique_viewers,
            case when s.key is null then null else ${decayedTrendingScore(sql, trending)}::text end as trending_score,
            s.state->>'stock' as stock, s.updated_at
       from ranked r
