@@ -70,6 +70,8 @@ export const productFactSchemas = {
     quantity: z.number().int().min(1),
     revenueMillis: millis,
     category: label,
+    /** An earlier line of the same order has the same category: the order already counts in its category's orders. */
+    repeatsCategory: z.boolean().optional(),
     /** Other products bought in the same order or earlier in the same session. */
     coBought: ids,
   }),

@@ -107,7 +107,14 @@ function applyFact(state: ProductState, fact: ProductFact, ctx: ActorContext, s:
           ? bump(state.coBought, fact.coBought, state.productId, limit)
           : state.coBought,
       };
-      counted(next, fact, { orders: 1, units: fact.quantity, revenueMillis: fact.revenueMillis }, ctx, s);
+      const categoryOrders = fact.repeatsCategory ? 0 : 1;
+      counted(
+        next,
+        fact,
+        { orders: 1, categoryOrders, units: fact.quantity, revenueMillis: fact.revenueMillis },
+        ctx,
+        s,
+      );
       return withInventory(next, applySale(next.inventory, fact.quantity, fact.at), fact.at, ctx, s);
     }
     case "co_occurrence":

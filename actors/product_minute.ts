@@ -15,6 +15,7 @@ export interface MinuteCounts {
   readonly views: number;
   readonly cartAdds: number;
   readonly orders: number;
+  readonly categoryOrders: number;
   readonly units: number;
   readonly revenueMillis: number;
 }
@@ -43,6 +44,7 @@ export function countMinute(
     views: counts.views ?? 0,
     cartAdds: counts.cartAdds ?? 0,
     orders: counts.orders ?? 0,
+    categoryOrders: counts.categoryOrders ?? counts.orders ?? 0,
     units: counts.units ?? 0,
     revenueMillis: counts.revenueMillis ?? 0,
     keepFrom: minuteOf(clock) - historyDays * DAY,

@@ -51,15 +51,19 @@ export function applyOrder(state: UserState, event: StoredEventOf<"order_complet
   const products = [...lines.keys()];
   const earlier = (step.late ? [] : state.session?.bought ?? []).filter((id) => !lines.has(id));
   const window = s.RECS_SESSION_ITEMS;
+  const categories = new Set<string>();
   products.forEach((productId, i) => {
     const line = lines.get(productId)!;
     const neighbours = products.filter((_, j) => j !== i && Math.abs(i - j) <= window);
+    const repeatsCategory = line.category !== undefined && categories.has(line.category);
+    if (line.category !== undefined) categories.add(line.category);
     step.toProduct(productId, {
       fact: "product_ordered",
       orderId: p.orderId,
       quantity: line.quantity,
       revenueMillis: line.revenueMillis,
       ...(line.category !== undefined ? { category: line.category } : {}),
+      ...(repeatsCategory ? { repeatsCategory } : {}),
       coBought: [...neighbours, ...earlier].slice(0, MAX_FACT_LIST),
     });
   });

@@ -424,6 +424,7 @@ export class MemoryCheckpointStore implements CheckpointStore {
         views: (sum?.views ?? 0) + d.views,
         cartAdds: (sum?.cartAdds ?? 0) + d.cartAdds,
         orders: (sum?.orders ?? 0) + d.orders,
+        categoryOrders: (sum ? sum.categoryOrders ?? sum.orders : 0) + (d.categoryOrders ?? d.orders),
         units: (sum?.units ?? 0) + d.units,
         revenueMillis: (sum?.revenueMillis ?? 0) + d.revenueMillis,
       });

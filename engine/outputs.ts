@@ -79,6 +79,11 @@ export const productMinuteSchema = z.object({
   cartAdds: count,
   /** Orders containing the product. */
   orders: count,
+  /**
+   * Of those, the orders counted in the category's orders: not one whose earlier line was of the same category, so
+   * that an order counts once per category (absent: all of `orders`).
+   */
+  categoryOrders: count.optional(),
   /** Units sold. */
   units: count,
   revenueMillis: millis,

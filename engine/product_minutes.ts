@@ -38,6 +38,7 @@ export class ProductMinuteDeltas {
     sum.brand = delta.brand ?? sum.brand;
     sum.views += delta.views;
     sum.cartAdds += delta.cartAdds;
+    sum.categoryOrders = (sum.categoryOrders ?? sum.orders) + (delta.categoryOrders ?? delta.orders);
     sum.orders += delta.orders;
     sum.units += delta.units;
     sum.revenueMillis += delta.revenueMillis;

@@ -24,22 +24,25 @@ export async function storeProductMinutes(
     views: d.views,
     cart_adds: d.cartAdds,
     orders: d.orders,
+    category_orders: d.categoryOrders ?? d.orders,
     units: d.units,
     revenue_millis: d.revenueMillis,
   }));
   await tx`
-    insert into product_minutes (product_id, minute, partition, category, brand, views, cart_adds, orders, units,
-      revenue_millis)
+    insert into product_minutes (product_id, minute, partition, category, brand, views, cart_adds, orders,
+      category_orders, units, revenue_millis)
     select r.product_id, to_timestamp(r.minute / 1000.0), ${partition}, r.category, r.brand, r.views, r.cart_adds, r.orders,
-           r.units, r.revenue_millis
+           r.category_orders, r.units, r.revenue_millis
       from json_to_recordset(${JSON.stringify(rows)}::text::json) as r(product_id text, minute bigint, category text,
-        brand text, views bigint, cart_adds bigint, orders bigint, units bigint, revenue_millis bigint)
+        brand text, views bigint, cart_adds bigint, orders bigint, category_orders bigint, units bigint,
+        revenue_millis bigint)
     on conflict (product_id, minute, (coalesce(category, ''))) do update set
       partition = excluded.partition,
       brand = coalesce(excluded.brand, product_minutes.brand),
       views = product_minutes.views + excluded.views,
       cart_adds = product_minutes.cart_adds + excluded.cart_adds,
       orders = product_minutes.orders + excluded.orders,
+      category_orders = coalesce(product_minutes.category_orders, product_minutes.orders) + excluded.category_orders,
       units = product_minutes.units + excluded.units,
       revenue_millis = product_minutes.revenue_millis + excluded.revenue_millis`;
   // Not Math.max(...deltas): V8 refuses a call of more than about 125,000 arguments, and a checkpoint may hold more.
@@ -146,6 +149,7 @@ export interface WindowedCategory {
   readonly category: string;
   readonly views: number;
   readonly cartAdds: number;
+  /** Orders holding a product of the category, each counted once however many of its products it holds. */
   readonly orders: number;
   readonly unitsSold: number;
   readonly revenue: number;
@@ -185,7 +189,8 @@ export async function rankCategoriesInWindow(
   const rows = await sql<
     (Omit<ProductRow, "product_id" | "brand"> & { category: string; products: string; score: string })[]
   >`
-    select category, sum(views) as views, sum(cart_adds) as cart_adds, sum(orders) as orders, sum(units) as units,
+    select category, sum(views) as views, sum(cart_adds) as cart_adds,
+           sum(coalesce(category_orders, orders)) as orders, sum(units) as units,
            sum(revenue_millis) as revenue_millis, count(distinct product_id) as products, ${score}::text as score
       from product_minutes
      where minute >= ${new Date(from)} and minute < ${new Date(to)} and category is not null

@@ -35,10 +35,12 @@ function expectedByCategory(events: readonly Json[]) {
       carts.set(`${e.userId}/${p.productId}`, p.category);
     }
     if (e.type === "order_completed") {
+      const counted = new Set<string>(); // an order counts once in each category it holds
       for (const line of p.items as Line[]) {
         const category = line.category || carts.get(`${e.userId}/${line.productId}`);
         if (!category) continue;
-        at(category).orders++;
+        if (!counted.has(category)) at(category).orders++;
+        counted.add(category);
         at(category).unitsSold += line.quantity;
         at(category).revenue += line.quantity * line.price;
       }
@@ -155,3 +157,36 @@ for (const perCheckpoint of [1, 100]) {
     assert.equal(p1.category, "phones");
   });
 }
+
+Deno.test("an order of several products of one category counts once in that category's orders, as it does in the realtime orders", async () => {
+  const b = new EventBuilder();
+  const events = [
+    b.event("product_added_to_cart", "u1", 0, { productId: "shirt", price: 20, category: "apparel" }),
+    b.event("order_completed", "u1", 10, {
+      orderId: "o1",
+      items: [
+        { productId: "shirt", quantity: 1, price: 20 }, // apparel, from the cart
+        { productId: "socks", quantity: 2, price: 5, category: "apparel" },
+        { productId: "cap", quantity: 1, price: 15, category: "apparel" },
+        { productId: "mug", quantity: 1, price: 8, category: "kitchen" },
+      ],
+      total: 63,
+    }),
+    b.event("order_completed", "u2", 20, {
+      orderId: "o2",
+      items: [{ productId: "socks", quantity: 1, price: 5, category: "apparel" }],
+      total: 5,
+    }),
+  ];
+  const expected = expectedByCategory(events);
+  assert.deepEqual([expected.apparel.orders, expected.kitchen.orders], [2, 1], "the test's own counts");
+  for (const perCheckpoint of [1, 100]) {
+    const a = await answers(events, b.time(30), perCheckpoint);
+    assert.equal(a.realtime.last15.orders, 2);
+    assert.deepEqual(sortedKeys(a.byRevenue), sortedKeys(expected), `top-categories (checkpoints of ${perCheckpoint})`);
+    assert.deepEqual(sortedKeys(revenues(a.byRevenue)), sortedKeys(a.realtime.last15.revenueByCategory));
+    // Each product still counts the orders holding it.
+    const products = Object.fromEntries(a.products.items.map((i: Json) => [i.productId, i.orders]));
+    assert.deepEqual(products, { shirt: 1, socks: 2, cap: 1, mug: 1 });
+  }
+});

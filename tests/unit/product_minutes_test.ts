@@ -126,6 +126,7 @@ Deno.test("the product actor emits one minute delta per counted fact, and none f
     views: 1,
     cartAdds: 0,
     orders: 0,
+    categoryOrders: 0,
     units: 0,
     revenueMillis: 0,
     keepFrom: T0 + MINUTE - 30 * 86_400_000,
