@@ -98,7 +98,7 @@ function applyFact(state: ProductState, fact: ProductFact, ctx: ActorContext, s:
       };
     case "product_ordered": {
       const next: ProductState = {
-        ...attributes(state, fact),
+        ...attributes(state, fact.categoryFromCart ? { at: fact.at } : fact),
         orders: state.orders + 1,
         unitsSold: state.unitsSold + fact.quantity,
         revenueMillis: state.revenueMillis + fact.revenueMillis,

@@ -22,6 +22,8 @@ interface Line {
   quantity: number;
   revenueMillis: number;
   category?: string;
+  /** The category is the cart item's: its add reported it to the product, at the add's time. */
+  fromCart?: boolean;
 }
 
 /** Whether the user already has an order with this id (a retried order under a new eventId). */
@@ -45,7 +47,11 @@ export function applyOrder(state: UserState, event: StoredEventOf<"order_complet
     const line = lines.get(item.productId) ?? { quantity: 0, revenueMillis: 0 };
     line.quantity += item.quantity;
     line.revenueMillis += toMillis(item.quantity * item.price);
-    line.category ??= givenLabel(item.category) ?? givenLabel(get(state.cart.items, item.productId)?.category);
+    if (line.category === undefined) {
+      const stated = givenLabel(item.category);
+      line.category = stated ?? givenLabel(get(state.cart.items, item.productId)?.category);
+      line.fromCart = stated === undefined;
+    }
     lines.set(item.productId, line);
   }
   const products = [...lines.keys()];
@@ -64,6 +70,7 @@ export function applyOrder(state: UserState, event: StoredEventOf<"order_complet
       revenueMillis: line.revenueMillis,
       ...(line.category !== undefined ? { category: line.category } : {}),
       ...(repeatsCategory ? { repeatsCategory } : {}),
+      ...(line.category !== undefined && line.fromCart ? { categoryFromCart: true } : {}),
       coBought: [...neighbours, ...earlier].slice(0, MAX_FACT_LIST),
     });
   });

@@ -190,3 +190,24 @@ Deno.test("an order of several products of one category counts once in that cate
     assert.deepEqual(products, { shirt: 1, socks: 2, cap: 1, mug: 1 });
   }
 });
+
+Deno.test("an order line taking its category from the cart does not report it as the product's category at the order's time", async () => {
+  const b = new EventBuilder();
+  const events = [
+    b.event("product_added_to_cart", "u1", 0, { productId: "p1", price: 100, category: "phones" }),
+    // The storefront recategorises p1 while it is in u1's cart; u1's order states no category.
+    b.event("product_viewed", "u2", 60, { productId: "p1", category: "tablets" }),
+    b.event("order_completed", "u1", 120, {
+      orderId: "o1",
+      items: [{ productId: "p1", quantity: 1, price: 100 }],
+      total: 100,
+    }),
+  ];
+  const a = await answers(events, b.time(130), 100);
+  // The line's revenue is the cart item's category's, in both answers ...
+  assert.deepEqual(a.realtime.last15.revenueByCategory, { phones: 100 });
+  assert.deepEqual(revenues(a.byRevenue), { phones: 100 });
+  // ... but the storefront's latest report of the product is still tablets: the cart's phones dates from the add.
+  assert.equal(a.product("p1").category, "tablets");
+  assert.equal(a.products.items[0].category, "tablets");
+});
