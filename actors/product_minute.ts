@@ -21,12 +21,11 @@ export interface MinuteCounts {
 }
 
 /**
- * The delta of a fact at `at` counted into `state`, under `category`, the one the fact states (else the product's, as it
- * now is: the realtime revenue by category counts each order line under its own, so the rankings must too); brand as
- * it now is. Stored minutes more than
- * `historyDays` before `clock`, the fact's time taken no later than its receipt, are to be deleted. Not from the
- * product's latest event time: an event dated ahead of its receipt (up to a day) deleted minutes the windows, which end
- * at the latest receipt, still held.
+ * The delta of a fact at `at` counted into `state`, under `category`, the one the fact came with (else the product's as
+ * it now is: the realtime revenue by category counts each order line under its own, so the rankings must too), with
+ * the product's brand as it now is. Stored minutes more than `historyDays` before `clock`, the fact's time taken no
+ * later than its receipt, are to be deleted. Not from the product's latest event time: an event dated ahead of its
+ * receipt (up to a day) deleted minutes the windows, which end at the latest receipt, still held.
  */
 export function countMinute(
   state: ProductState,
