@@ -70,6 +70,13 @@ export const productFactSchemas = {
     quantity: z.number().int().min(1),
     revenueMillis: millis,
     category: label,
+    /** An earlier line of the same order has the same category: the order already counts in its category's orders. */
+    repeatsCategory: z.boolean().optional(),
+    /**
+     * The category is the user's cart item's, not one the order states: the line counts under it, but it is no report
+     * of the product's category at the order's time (the cart add reported it, at its own time).
+     */
+    categoryFromCart: z.boolean().optional(),
     /** Other products bought in the same order or earlier in the same session. */
     coBought: ids,
   }),

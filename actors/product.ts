@@ -98,7 +98,7 @@ function applyFact(state: ProductState, fact: ProductFact, ctx: ActorContext, s:
       };
     case "product_ordered": {
       const next: ProductState = {
-        ...attributes(state, fact),
+        ...attributes(state, fact.categoryFromCart ? { at: fact.at } : fact),
         orders: state.orders + 1,
         unitsSold: state.unitsSold + fact.quantity,
         revenueMillis: state.revenueMillis + fact.revenueMillis,
@@ -107,7 +107,14 @@ function applyFact(state: ProductState, fact: ProductFact, ctx: ActorContext, s:
           ? bump(state.coBought, fact.coBought, state.productId, limit)
           : state.coBought,
       };
-      counted(next, fact, { orders: 1, units: fact.quantity, revenueMillis: fact.revenueMillis }, ctx, s);
+      const categoryOrders = fact.repeatsCategory ? 0 : 1;
+      counted(
+        next,
+        fact,
+        { orders: 1, categoryOrders, units: fact.quantity, revenueMillis: fact.revenueMillis },
+        ctx,
+        s,
+      );
       return withInventory(next, applySale(next.inventory, fact.quantity, fact.at), fact.at, ctx, s);
     }
     case "co_occurrence":
@@ -117,7 +124,7 @@ function applyFact(state: ProductState, fact: ProductFact, ctx: ActorContext, s:
   }
 }
 
-/** Emits what a fact adds to its product's minute (a stored output, for windowed rankings). */
+/** Emits what a fact adds to its product's minute (a stored output, for windowed rankings), under its own category. */
 function counted(
   state: ProductState,
   fact: ProductFact,
@@ -125,7 +132,8 @@ function counted(
   ctx: ActorContext,
   s: DomainSettings,
 ) {
-  const delta = countMinute(state, fact.at, counts, s.ANALYTICS_HISTORY_DAYS, clockTimeOfProductFact(fact));
+  const stated = "category" in fact ? fact.category : undefined;
+  const delta = countMinute(state, fact.at, counts, s.ANALYTICS_HISTORY_DAYS, clockTimeOfProductFact(fact), stated);
   ctx.emit("productMinutes", state.productId, delta);
 }
 

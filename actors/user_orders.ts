@@ -22,6 +22,8 @@ interface Line {
   quantity: number;
   revenueMillis: number;
   category?: string;
+  /** The category is the cart item's: its add reported it to the product, at the add's time. */
+  fromCart?: boolean;
 }
 
 /** Whether the user already has an order with this id (a retried order under a new eventId). */
@@ -45,21 +47,30 @@ export function applyOrder(state: UserState, event: StoredEventOf<"order_complet
     const line = lines.get(item.productId) ?? { quantity: 0, revenueMillis: 0 };
     line.quantity += item.quantity;
     line.revenueMillis += toMillis(item.quantity * item.price);
-    line.category ??= givenLabel(item.category) ?? givenLabel(get(state.cart.items, item.productId)?.category);
+    if (line.category === undefined) {
+      const stated = givenLabel(item.category);
+      line.category = stated ?? givenLabel(get(state.cart.items, item.productId)?.category);
+      line.fromCart = stated === undefined;
+    }
     lines.set(item.productId, line);
   }
   const products = [...lines.keys()];
   const earlier = (step.late ? [] : state.session?.bought ?? []).filter((id) => !lines.has(id));
   const window = s.RECS_SESSION_ITEMS;
+  const categories = new Set<string>();
   products.forEach((productId, i) => {
     const line = lines.get(productId)!;
     const neighbours = products.filter((_, j) => j !== i && Math.abs(i - j) <= window);
+    const repeatsCategory = line.category !== undefined && categories.has(line.category);
+    if (line.category !== undefined) categories.add(line.category);
     step.toProduct(productId, {
       fact: "product_ordered",
       orderId: p.orderId,
       quantity: line.quantity,
       revenueMillis: line.revenueMillis,
       ...(line.category !== undefined ? { category: line.category } : {}),
+      ...(repeatsCategory ? { repeatsCategory } : {}),
+      ...(line.category !== undefined && line.fromCart ? { categoryFromCart: true } : {}),
       coBought: [...neighbours, ...earlier].slice(0, MAX_FACT_LIST),
     });
   });

@@ -253,7 +253,10 @@ export class MemoryCheckpointStore implements CheckpointStore {
   readonly recommendations = new Map<string, Recommendation>();
   /** Stored analytics minutes by minute (epoch ms), as `analytics_minutes` holds them. */
   readonly analyticsMinutes = new Map<number, AnalyticsMinute>();
-  /** Stored product minutes by `productId/minute`, added up as `product_minutes` holds them (keepFrom unused). */
+  /**
+   * Stored product minutes by `productId/minute`, and `/category` when there is one, added up as `product_minutes`
+   * holds them (keepFrom unused).
+   */
   readonly productMinutes = new Map<string, ProductMinute & { partition: number }>();
   /** When set, every call fails with this error (to simulate a database outage). */
   failWith: Error | null = null;
@@ -431,16 +434,16 @@ export class MemoryCheckpointStore implements CheckpointStore {
   #addProductMinutes(partition: number, deltas: readonly ProductMinute[]): void {
     if (deltas.length === 0) return;
     for (const d of deltas) {
-      const id = `${d.productId}/${d.minute}`;
+      const id = d.category === null ? `${d.productId}/${d.minute}` : `${d.productId}/${d.minute}/${d.category}`;
       const sum = this.productMinutes.get(id);
       this.productMinutes.set(id, {
         ...d,
         partition,
-        category: d.category ?? sum?.category ?? null,
         brand: d.brand ?? sum?.brand ?? null,
         views: (sum?.views ?? 0) + d.views,
         cartAdds: (sum?.cartAdds ?? 0) + d.cartAdds,
         orders: (sum?.orders ?? 0) + d.orders,
+        categoryOrders: (sum ? sum.categoryOrders ?? sum.orders : 0) + (d.categoryOrders ?? d.orders),
         units: (sum?.units ?? 0) + d.units,
         revenueMillis: (sum?.revenueMillis ?? 0) + d.revenueMillis,
       });

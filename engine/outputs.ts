@@ -66,19 +66,24 @@ export type AnalyticsHistory = z.output<typeof analyticsHistorySchema>;
 
 /**
  * What one product fact adds to its product's minute in `product_minutes` (a delta, not a total);
- * the partition worker adds up the deltas of a checkpoint per product and minute (product_minutes.ts).
+ * the partition worker adds up the deltas of a checkpoint per product, minute and category (product_minutes.ts).
  */
 export const productMinuteSchema = z.object({
   productId: z.string().min(1),
   /** Start of the minute of the fact's event time, epoch ms. */
   minute: z.number().int().multipleOf(60_000),
-  /** The product's category and brand after the fact (null: not known yet). */
+  /** The category the fact came with, else the product's; the product's brand after the fact (null: not known yet). */
   category: z.string().nullable(),
   brand: z.string().nullable(),
   views: count,
   cartAdds: count,
   /** Orders containing the product. */
   orders: count,
+  /**
+   * Of those, the orders counted in the category's orders: not one whose earlier line was of the same category, so
+   * that an order counts once per category (absent: all of `orders`).
+   */
+  categoryOrders: count.optional(),
   /** Units sold. */
   units: count,
   revenueMillis: millis,

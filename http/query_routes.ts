@@ -561,8 +561,9 @@ export function queryRoutes(deps: QueryDeps): Route[] {
       doc: doc(
         "getTopCategories",
         "Categories ranked by views, purchases, revenue or trending score over a window",
-        "Sums over the window's minutes of the products of each category (as reported by their latest fact in " +
-          "each minute); products without a category are left out. Ties are broken by category name. " + ROUTED,
+        "Sums over the window's minutes of each category's views, cart adds and order lines, each counted under the " +
+          "category it came with (else its product's latest), as the realtime revenue by category counts order " +
+          "lines; facts of products without a category are left out. Ties are broken by category name. " + ROUTED,
         { 400: "Invalid `by`, `window` or `limit`, or a repeated or unknown parameter" },
         analyticsAnswerSchema,
       ),

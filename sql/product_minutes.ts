@@ -5,7 +5,7 @@ import type { ProductMinute } from "../engine/outputs.ts";
 import { decayedTrendingScore, roundedScore, type TrendingReference } from "./trending_score.ts";
 
 /**
- * Adds a checkpoint's deltas (one per product and minute) to the stored minutes, then deletes the
+ * Adds a checkpoint's deltas (one per product, minute and category) to the stored minutes, then deletes the
  * partition's minutes before the newest `keepFrom`. NOT idempotent on purpose: it must run only in
  * the checkpoint transaction that advances the partition's offset past the facts the deltas count.
  */
@@ -24,23 +24,25 @@ export async function storeProductMinutes(
     views: d.views,
     cart_adds: d.cartAdds,
     orders: d.orders,
+    category_orders: d.categoryOrders ?? d.orders,
     units: d.units,
     revenue_millis: d.revenueMillis,
   }));
   await tx`
-    insert into product_minutes (product_id, minute, partition, category, brand, views, cart_adds, orders, units,
-      revenue_millis)
+    insert into product_minutes (product_id, minute, partition, category, brand, views, cart_adds, orders,
+      category_orders, units, revenue_millis)
     select r.product_id, to_timestamp(r.minute / 1000.0), ${partition}, r.category, r.brand, r.views, r.cart_adds, r.orders,
-           r.units, r.revenue_millis
+           r.category_orders, r.units, r.revenue_millis
       from json_to_recordset(${JSON.stringify(rows)}::text::json) as r(product_id text, minute bigint, category text,
-        brand text, views bigint, cart_adds bigint, orders bigint, units bigint, revenue_millis bigint)
-    on conflict (product_id, minute) do update set
+        brand text, views bigint, cart_adds bigint, orders bigint, category_orders bigint, units bigint,
+        revenue_millis bigint)
+    on conflict (product_id, minute, (coalesce(category, ''))) do update set
       partition = excluded.partition,
-      category = coalesce(excluded.category, product_minutes.category),
       brand = coalesce(excluded.brand, product_minutes.brand),
       views = product_minutes.views + excluded.views,
       cart_adds = product_minutes.cart_adds + excluded.cart_adds,
       orders = product_minutes.orders + excluded.orders,
+      category_orders = coalesce(product_minutes.category_orders, product_minutes.orders) + excluded.category_orders,
       units = product_minutes.units + excluded.units,
       revenue_millis = product_minutes.revenue_millis + excluded.revenue_millis`;
   // Not Math.max(...deltas): V8 refuses a call of more than about 125,000 arguments, and a checkpoint may hold more.
@@ -108,7 +110,8 @@ export async function rankProductsInWindow(
     with ranked as (
       select product_id, sum(views) as views, sum(cart_adds) as cart_adds, sum(orders) as orders,
              sum(units) as units, sum(revenue_millis) as revenue_millis,
-             (array_agg(category order by minute desc) filter (where category is not null))[1] as category,
+             (array_agg(category order by minute desc, category collate "C") filter (where category is not null))[1]
+               as category,
              (array_agg(brand order by minute desc) filter (where brand is not null))[1] as brand
         from product_minutes
        where minute >= ${new Date(from)} and minute < ${new Date(to)}
@@ -117,7 +120,9 @@ export async function rankProductsInWindow(
        order by sum(${sql(COLUMNS[measure])}) desc, product_id collate "C"
        limit ${limit}
     )
-    select r.*, s.state->>'uniqueViewers' as unique_viewers,
+    -- The product's category as its answer gives it (the latest reported); without a checkpoint, its window's latest.
+    select r.product_id, r.views, r.cart_adds, r.orders, r.units, r.revenue_millis,
+           coalesce(s.state->>'category', r.category) as category, r.brand, s.state->>'uniqueViewers' as unique_viewers,
            case when s.key is null then null else ${decayedTrendingScore(sql, trending)}::text end as trending_score,
            s.state->>'stock' as stock, s.updated_at
       from ranked r
@@ -144,6 +149,7 @@ export interface WindowedCategory {
   readonly category: string;
   readonly views: number;
   readonly cartAdds: number;
+  /** Orders holding a product of the category, each counted once however many of its products it holds. */
   readonly orders: number;
   readonly unitsSold: number;
   readonly revenue: number;
@@ -183,7 +189,8 @@ export async function rankCategoriesInWindow(
   const rows = await sql<
     (Omit<ProductRow, "product_id" | "brand"> & { category: string; products: string; score: string })[]
   >`
-    select category, sum(views) as views, sum(cart_adds) as cart_adds, sum(orders) as orders, sum(units) as units,
+    select category, sum(views) as views, sum(cart_adds) as cart_adds,
+           sum(coalesce(category_orders, orders)) as orders, sum(units) as units,
            sum(revenue_millis) as revenue_millis, count(distinct product_id) as products, ${score}::text as score
       from product_minutes
      where minute >= ${new Date(from)} and minute < ${new Date(to)} and category is not null

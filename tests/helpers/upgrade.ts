@@ -13,7 +13,7 @@ import { loadState } from "../../sql/checkpoints.ts";
 import { loadReplayed } from "../../sql/dlq.ts";
 import { partitionOwner } from "../../sql/instances.ts";
 import { migrate, readMigrations } from "../../sql/migrations.ts";
-import { rankProductsInWindow } from "../../sql/product_minutes.ts";
+import { rankCategoriesInWindow, rankProductsInWindow, storeProductMinutes } from "../../sql/product_minutes.ts";
 import { latestRecommendations, listAlerts, topProducts } from "../../sql/queries.ts";
 import { claimStateOwner, stateOwner } from "../../sql/state_owner.ts";
 
@@ -106,6 +106,26 @@ export async function checkUpgraded(sql: Sql, fromName: string): Promise<void> {
   });
   assert.deepEqual(windowed.map((p) => [p.productId, p.views, p.revenue, p.category]), [["p1", 7, 19.98, "toys"]]);
   assert.deepEqual((await topProducts(sql, "revenue", 10)).map((p) => [p.productId, p.revenue]), [["p1", 19.98]]);
+  // A checkpoint adds to the minute stored before 016 under its category, and another category's facts to a row of
+  // their own (016: one row per product, minute and category).
+  const delta = (category: string, views: number) => ({
+    productId: "p1",
+    minute: MINUTE,
+    category,
+    brand: null,
+    views,
+    cartAdds: 0,
+    orders: 0,
+    units: 0,
+    revenueMillis: 0,
+    keepFrom: 0,
+  });
+  await sql.begin((tx) => storeProductMinutes(tx, 1, [delta("toys", 1), delta("games", 2)]));
+  const categories = await rankCategoriesInWindow(sql, "views", MINUTE, MINUTE + 60_000, 10);
+  assert.deepEqual(categories.map((c) => [c.category, c.views, c.orders, c.revenue]), [
+    ["toys", 8, 1, 19.98], // the order stored before 017 (no category_orders) still counts
+    ["games", 2, 0, 0],
+  ]);
 
   // The group that built the state owns it once it starts (012); another group is refused.
   assert.deepEqual(await claimStateOwner(sql, "other", TOPICS), ["g"]);

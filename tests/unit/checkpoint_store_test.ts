@@ -543,9 +543,12 @@ Deno.test("a checkpoint adds its product minutes once: not again when its landed
     assert.deepEqual(await sums(), ["1,1,1,2,3000,shoes,acme"]);
     const current = await store.claim(products, "g", "new-owner");
     assert.equal((await commit(old.epoch, 4, 9, minute(50, 50, "fenced"))).committed, false);
-    // A later fact of the minute without a category (none known any more) keeps the one stored.
+    // A later fact of the minute without a category (none known any more) is added to a row of its own: it moves
+    // nothing into or out of the category already stored.
     assert.equal((await commit(current.epoch, 4, 6, minute(2, 3, null))).committed, true);
-    assert.deepEqual(await sums(), ["3,4,2,4,6000,shoes,acme"]);
+    assert.deepEqual((await sums()).sort(), ["1,1,1,2,3000,shoes,acme", "2,3,1,2,3000"]);
+    assert.equal((await commit(current.epoch, 6, 8, minute(1, 0, "shoes"))).committed, true);
+    assert.deepEqual((await sums()).sort(), ["2,1,2,4,6000,shoes,acme", "2,3,1,2,3000"]);
   });
 });
 

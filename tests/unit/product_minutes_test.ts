@@ -126,6 +126,7 @@ Deno.test("the product actor emits one minute delta per counted fact, and none f
     views: 1,
     cartAdds: 0,
     orders: 0,
+    categoryOrders: 0,
     units: 0,
     revenueMillis: 0,
     keepFrom: T0 + MINUTE - 30 * 86_400_000,
@@ -239,7 +240,7 @@ Deno.test("a checkpoint whose earlier attempt committed (lost reply) adds nothin
   assert.deepEqual([...h.store.productMinutes], before);
 });
 
-Deno.test("ProductMinuteDeltas keeps the latest category and brand reported, and the latest history bound", () => {
+Deno.test("ProductMinuteDeltas sums each category of a product's minute apart, keeping the latest brand and history bound", () => {
   const deltas = new ProductMinuteDeltas();
   const delta = (category: string | null, brand: string | null, keepFrom: number) => ({
     productId: "p1",
@@ -254,12 +255,16 @@ Deno.test("ProductMinuteDeltas keeps the latest category and brand reported, and
     keepFrom,
   });
   deltas.add(delta("phones", "acme", T0 - 30 * 86_400_000));
-  // The product was recategorised, then a fact came without a category; the partition's clock moved on a minute.
+  // The product was recategorised within the minute: its views count in each category, as the realtime revenue does.
   deltas.add(delta("tablets", "globex", T0 + MINUTE - 30 * 86_400_000));
-  deltas.add(delta(null, null, T0 + MINUTE - 30 * 86_400_000));
-  const [sum] = deltas.values();
-  assert.deepEqual([sum.category, sum.brand, sum.views], ["tablets", "globex", 3]);
-  assert.equal(sum.keepFrom, T0 + MINUTE - 30 * 86_400_000, "the bound of the latest fact: older minutes go");
+  deltas.add(delta("tablets", null, T0 + MINUTE - 30 * 86_400_000));
+  deltas.add(delta("phones", "initech", T0 - 30 * 86_400_000));
+  const sums = Object.fromEntries(deltas.values().map((d) => [d.category, [d.brand, d.views, d.keepFrom]]));
+  assert.deepEqual(sums, {
+    phones: ["initech", 2, T0 - 30 * 86_400_000],
+    tablets: ["globex", 2, T0 + MINUTE - 30 * 86_400_000],
+  }, "the latest brand reported, and the bound of the latest fact: older minutes go");
+  assert.equal(deltas.size, 2);
 });
 
 Deno.test("a checkpoint prunes its own partition's product minutes before the newest history bound of its deltas, no others (PostgreSQL, via PGlite)", async () => {
@@ -348,4 +353,43 @@ Deno.test("the user actor forwards a fast client's receipt time with its product
     o.value as { keepFrom: number }
   );
   assert.deepEqual(minutes.map((m) => m.keepFrom), [minuteOfMs(b.time(300)) - 30 * 86_400_000]);
+});
+
+Deno.test("stored product minutes sum each fact under its own category when products change category mid-minute, through rewinds and a crash", async () => {
+  // Every fact states one of three categories, whatever its product's earlier or later facts said.
+  const random = prng(11);
+  const facts: Fact[] = randomFacts(5, 400).map((f) => ({
+    ...f,
+    category: ["phones", "tablets", "toys"][Math.floor(random() * 3)],
+  }));
+  const h = new Harness(flakyProductLogic(new Set(["f20", "f250"])), 2, 30);
+  await h.start();
+  for (const f of facts.slice(0, 200)) h.send(f.productId, f);
+  await h.drained();
+  await h.crash();
+  for (const f of facts.slice(200)) h.send(f.productId, f);
+  await h.start("second-instance");
+  await h.drained();
+  await h.stop();
+
+  const byCategory = (rows: Iterable<{ category?: unknown; views: number; units: number; revenue: number }>) => {
+    const out: Record<string, [number, number, number]> = {};
+    for (const r of rows) {
+      const s = out[r.category as string] ??= [0, 0, 0];
+      s[0] += r.views;
+      s[1] += r.units;
+      s[2] += r.revenue;
+    }
+    return Object.fromEntries(Object.entries(out).sort(([a], [b]) => (a < b ? -1 : 1)));
+  };
+  const expected = byCategory(facts.map((f) => ({
+    category: f.category,
+    views: f.fact === "product_viewed" ? 1 : 0,
+    units: f.fact === "product_ordered" ? f.quantity as number : 0,
+    revenue: f.fact === "product_ordered" ? f.revenueMillis as number : 0,
+  })));
+  const stored = byCategory(
+    [...h.store.productMinutes.values()].map((m) => ({ ...m, revenue: m.revenueMillis })),
+  );
+  assert.deepEqual(stored, expected);
 });
