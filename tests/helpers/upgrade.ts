@@ -106,8 +106,8 @@ export async function checkUpgraded(sql: Sql, fromName: string): Promise<void> {
   });
   assert.deepEqual(windowed.map((p) => [p.productId, p.views, p.revenue, p.category]), [["p1", 7, 19.98, "toys"]]);
   assert.deepEqual((await topProducts(sql, "revenue", 10)).map((p) => [p.productId, p.revenue]), [["p1", 19.98]]);
-  // A checkpoint adds to the minute stored before 016 under its category, and another category's facts to a row of
-  // their own (016: one row per product, minute and category).
+  // A checkpoint adds to the minute stored before 018 under its category, and another category's facts to a row of
+  // their own (018: one row per product, minute and category).
   const delta = (category: string, views: number) => ({
     productId: "p1",
     minute: MINUTE,
@@ -123,7 +123,7 @@ export async function checkUpgraded(sql: Sql, fromName: string): Promise<void> {
   await sql.begin((tx) => storeProductMinutes(tx, 1, [delta("toys", 1), delta("games", 2)]));
   const categories = await rankCategoriesInWindow(sql, "views", MINUTE, MINUTE + 60_000, 10);
   assert.deepEqual(categories.map((c) => [c.category, c.views, c.orders, c.revenue]), [
-    ["toys", 8, 1, 19.98], // the order stored before 017 (no category_orders) still counts
+    ["toys", 8, 1, 19.98], // the order stored before 019 (no category_orders) still counts
     ["games", 2, 0, 0],
   ]);
 
