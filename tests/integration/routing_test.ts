@@ -89,6 +89,105 @@ function withLogs(error: unknown, a?: EngineProcess, b?: EngineProcess): Error {
   return new Error(`${(error as Error).message}\nA logs:\n${tail(a)}\nB logs:\n${tail(b)}`, { cause: error });
 }
 
+/** Two instances of one group, B stopped (SIGSTOP) after holding a user's first view, its partition claimed by A. */
+interface StalledOwner {
+  readonly a: EngineProcess;
+  readonly b: EngineProcess;
+  readonly ids: { readonly a: string; readonly b: string };
+  readonly userId: string;
+  readonly env: Record<string, string>;
+  readonly sql: postgres.Sql;
+  readonly view: (userId: string) => Record<string, unknown>;
+  /** Resumes B (SIGCONT), once. */
+  wake(): void;
+}
+
+/**
+ * Runs `body` on two instances where B answered a user's first view from its memory, then stalled past the session
+ * timeout until A claimed its partition: what B answers on waking is what the caller checks. Cleans everything up.
+ */
+async function withStalledOwner(prefix: string, body: (setup: StalledOwner) => Promise<void>): Promise<void> {
+  const db = await freshDatabase();
+  const id = uniqueName(prefix);
+  const env = groupEnv(id, db.url);
+  const topics = topicNames(parseConfig(env));
+  const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+  const ownerOf = async (partition: number) => {
+    const [row] = await sql<{ owner: string }[]>`
+      select owner from partition_checkpoints
+       where group_id = ${env.GROUP_ID} and topic = ${topics.events} and partition = ${partition}`;
+    return row?.owner;
+  };
+  const view = (userId: string) => ({ type: "product_viewed", userId, properties: { productId: "p1" } });
+  let a: EngineProcess | undefined;
+  let b: EngineProcess | undefined;
+  let stopped = false;
+  try {
+    [a, b] = await Promise.all(
+      [0, 1].map(async () => startEngineProcess({ dataDir: await Deno.makeTempDir(), env })),
+    );
+    const [idA, idB] = await registeredIds(sql, [a, b]);
+    const userId = await settled(
+      "a user whose partition B owns",
+      async () => {
+        for (let i = 0; i < 50; i++) {
+          const u = `${prefix}-user-${i}`;
+          if (await ownerOf(partitionForKey(u, PARTITIONS)) === idB) return u;
+        }
+        return undefined;
+      },
+      (first, second) => first === second,
+    );
+    const partition = partitionForKey(userId, PARTITIONS);
+    await post(a, [view(userId)]);
+    // B answers from its memory (and so has looked the partition's owner up: itself).
+    await eventually(
+      "B holds the first view in memory",
+      async () => {
+        const { status, body } = await getUser(b!, userId);
+        return status === 200 && body.source === "memory" && body.instance === idB && body.productViews === 1
+          ? true
+          : undefined;
+      },
+      30_000,
+      100,
+    );
+
+    // B stalls past the session timeout: A claims B's partitions.
+    Deno.kill(b.pid, "SIGSTOP");
+    stopped = true;
+    await eventually(
+      "A claimed B's partition",
+      async () => await ownerOf(partition) === idA ? true : undefined,
+      60_000,
+      200,
+    );
+    const stalledB = b;
+    await body({
+      a,
+      b,
+      ids: { a: idA, b: idB },
+      userId,
+      env,
+      sql,
+      view,
+      wake: () => {
+        if (!stopped) return;
+        Deno.kill(stalledB.pid, "SIGCONT");
+        stopped = false;
+      },
+    });
+  } catch (error) {
+    throw withLogs(error, a, b);
+  } finally {
+    if (stopped && b) Deno.kill(b.pid, "SIGCONT");
+    await a?.kill("SIGKILL");
+    await b?.kill("SIGKILL");
+    await sql.end();
+    await db.drop();
+  }
+}
+
 onlyOn("kafka", {
   name: "routing: either instance answers with the owner's state; a dead owner's keys fall back to the checkpoint",
   sanitizeOps: false,
@@ -366,68 +465,13 @@ onlyOn("kafka", {
     "routing: the first query an instance answers once woken from a stall past the session timeout is the new owner's, not its memory",
   sanitizeOps: false,
   sanitizeResources: false,
-  fn: async () => {
-    const db = await freshDatabase();
-    const id = uniqueName("wq");
-    const env = groupEnv(id, db.url);
-    const topics = topicNames(parseConfig(env));
-    const sql = postgres(db.url, { max: 1, onnotice: () => {} });
-    const ownerOf = async (partition: number) => {
-      const [row] = await sql<{ owner: string }[]>`
-        select owner from partition_checkpoints
-         where group_id = ${env.GROUP_ID} and topic = ${topics.events} and partition = ${partition}`;
-      return row?.owner;
-    };
-    const view = (userId: string) => ({ type: "product_viewed", userId, properties: { productId: "p1" } });
-    let a: EngineProcess | undefined;
-    let b: EngineProcess | undefined;
-    let stopped = false;
-    try {
-      [a, b] = await Promise.all(
-        [0, 1].map(async () => startEngineProcess({ dataDir: await Deno.makeTempDir(), env })),
-      );
-      const [idA, idB] = await registeredIds(sql, [a, b]);
-      const ids = { a: idA, b: idB };
-      const userId = await settled(
-        "a user whose partition B owns",
-        async () => {
-          for (let i = 0; i < 50; i++) {
-            const u = `wq-user-${i}`;
-            if (await ownerOf(partitionForKey(u, PARTITIONS)) === ids.b) return u;
-          }
-          return undefined;
-        },
-        (first, second) => first === second,
-      );
-      const partition = partitionForKey(userId, PARTITIONS);
-      await post(a, [view(userId)]);
-      // B answers from its memory (and so has looked the partition's owner up: itself).
-      await eventually(
-        "B holds the first view in memory",
-        async () => {
-          const { status, body } = await getUser(b!, userId);
-          return status === 200 && body.source === "memory" && body.instance === ids.b && body.productViews === 1
-            ? true
-            : undefined;
-        },
-        30_000,
-        100,
-      );
-
-      // B stalls past the session timeout: A claims B's partitions and handles two more views.
-      Deno.kill(b.pid, "SIGSTOP");
-      stopped = true;
-      await eventually(
-        "A claimed B's partition",
-        async () => await ownerOf(partition) === ids.a ? true : undefined,
-        60_000,
-        200,
-      );
+  fn: () =>
+    withStalledOwner("wq", async ({ a, b, ids, userId, view, wake }) => {
       await post(a, [view(userId), view(userId)]);
       await eventually(
         "A handled the views",
         async () => {
-          const { status, body } = await getUser(a!, userId);
+          const { status, body } = await getUser(a, userId);
           return status === 200 && body.source === "memory" && body.productViews === 3 ? true : undefined;
         },
         30_000,
@@ -437,22 +481,12 @@ onlyOn("kafka", {
       // A query reaches B while it is stopped (the kernel accepts the connection) and is the first thing B reads on
       // waking, before it hears of the rebalance: PostgreSQL names A as the owner, so B's memory is no answer.
       const first = getUser(b, userId);
-      Deno.kill(b.pid, "SIGCONT");
-      stopped = false;
+      wake();
       const { status, body } = await first;
       assert.equal(status, 200, JSON.stringify(body));
       assert.equal(body.productViews, 3, `B's first answer once woken has A's 3 views: ${JSON.stringify(body)}`);
       assert.equal(body.instance, ids.a, JSON.stringify(body));
-    } catch (error) {
-      throw withLogs(error, a, b);
-    } finally {
-      if (stopped && b) Deno.kill(b.pid, "SIGCONT");
-      await a?.kill("SIGKILL");
-      await b?.kill("SIGKILL");
-      await sql.end();
-      await db.drop();
-    }
-  },
+    }),
 });
 
 onlyOn("kafka", {
@@ -865,61 +899,8 @@ onlyOn("kafka", {
     "routing: a query forwarded to an instance that lost the key's partition while stalled is not answered from its stale memory",
   sanitizeOps: false,
   sanitizeResources: false,
-  fn: async () => {
-    const db = await freshDatabase();
-    const id = uniqueName("fs");
-    const env = groupEnv(id, db.url);
-    const topics = topicNames(parseConfig(env));
-    const sql = postgres(db.url, { max: 1, onnotice: () => {} });
-    const ownerOf = async (partition: number) => {
-      const [row] = await sql<{ owner: string }[]>`
-        select owner from partition_checkpoints
-         where group_id = ${env.GROUP_ID} and topic = ${topics.events} and partition = ${partition}`;
-      return row?.owner;
-    };
-    const view = (userId: string) => ({ type: "product_viewed", userId, properties: { productId: "p1" } });
-    let a: EngineProcess | undefined;
-    let b: EngineProcess | undefined;
-    let stopped = false;
-    try {
-      [a, b] = await Promise.all(
-        [0, 1].map(async () => startEngineProcess({ dataDir: await Deno.makeTempDir(), env })),
-      );
-      const [idA, idB] = await registeredIds(sql, [a, b]);
-      const userId = await settled(
-        "a user whose partition B owns",
-        async () => {
-          for (let i = 0; i < 50; i++) {
-            const u = `fs-user-${i}`;
-            if (await ownerOf(partitionForKey(u, PARTITIONS)) === idB) return u;
-          }
-          return undefined;
-        },
-        (first, second) => first === second,
-      );
-      const partition = partitionForKey(userId, PARTITIONS);
-      await post(a, [view(userId)]);
-      await eventually(
-        "B holds the first view in memory",
-        async () => {
-          const { status, body } = await getUser(b!, userId);
-          return status === 200 && body.source === "memory" && body.instance === idB && body.productViews === 1
-            ? true
-            : undefined;
-        },
-        30_000,
-        100,
-      );
-
-      // B stalls past the session timeout: A claims B's partitions, handles two more views and checkpoints them.
-      Deno.kill(b.pid, "SIGSTOP");
-      stopped = true;
-      await eventually(
-        "A claimed B's partition",
-        async () => await ownerOf(partition) === idA ? true : undefined,
-        60_000,
-        200,
-      );
+  fn: () =>
+    withStalledOwner("fs", async ({ a, b, ids, userId, env, sql, view, wake }) => {
       await post(a, [view(userId), view(userId)]);
       await eventually(
         "A checkpointed the three views",
@@ -940,23 +921,13 @@ onlyOn("kafka", {
       const forwarded = fetch(`${b.url}/v1/users/${encodeURIComponent(userId)}`, {
         headers: { "x-engine-forwarded": secret },
       });
-      Deno.kill(b.pid, "SIGCONT");
-      stopped = false;
+      wake();
       const response = await forwarded;
       const body: Json = await response.json();
       assert.equal(response.status, 200, JSON.stringify(body));
       assert.equal(body.source, "checkpoint", `not B's stale memory: ${JSON.stringify(body)}`);
       assert.equal(typeof body.asOf, "string", JSON.stringify(body));
       assert.equal(body.productViews, 3, `the checkpoint A wrote: ${JSON.stringify(body)}`);
-      assert.equal(body.instance, idB);
-    } catch (error) {
-      throw withLogs(error, a, b);
-    } finally {
-      if (stopped && b) Deno.kill(b.pid, "SIGCONT");
-      await a?.kill("SIGKILL");
-      await b?.kill("SIGKILL");
-      await sql.end();
-      await db.drop();
-    }
-  },
+      assert.equal(body.instance, ids.b);
+    }),
 });
