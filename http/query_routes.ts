@@ -20,6 +20,7 @@ import { coCountsFromJSON, type PersistedCoCounts, rankRelated } from "../actors
 import { DEFAULT_DOMAIN_SETTINGS, type DomainSettings, minutesMs } from "../actors/settings.ts";
 import type { WindowTotals } from "../actors/rollups.ts";
 import type { Sql } from "../engine/database.ts";
+import { DEFAULT_ALERT_RETENTION_DAYS } from "../engine/config.ts";
 import { DatabaseUnavailableError, NotFoundError, ValidationError } from "../engine/errors.ts";
 import {
   FORWARD_TIMEOUT_MS,
@@ -76,6 +77,8 @@ export interface QueryDeps {
   readonly trending?: TrendSettings;
   /** RECS_CO_BOUGHT_WEIGHT, to rank a product's related candidates as its actor does; defaults to the default. */
   readonly coBoughtWeight?: number;
+  /** ALERT_RETENTION_DAYS (0: kept): alerts older are not listed, pruned yet or not; defaults to the default. */
+  readonly alertRetentionDays?: number;
   /** ANALYTICS_HISTORY_DAYS: no window reaches further back than the history kept; defaults to the default. */
   readonly historyDays?: number;
   /**
@@ -450,12 +453,13 @@ function mismatch(path: string, message: string): ValidationError {
 /** GET /v1/alerts?order=stored: oldest stored first; `next` always, where the alerts stored later begin. */
 async function storedAlerts(
   sql: Sql,
-  { type, from, limit, cursor, start }: {
+  { type, from, limit, cursor, start, retentionMs }: {
     type?: string;
     from?: number;
     limit: number;
     cursor?: StoredPosition;
     start?: "beginning" | "end";
+    retentionMs: number;
   },
 ): Promise<Response> {
   const since = from === undefined || from > LATEST_TIME_MS ? undefined : new Date(from);
@@ -466,6 +470,7 @@ async function storedAlerts(
       since,
       after: cursor,
       limit: start === "end" || (from !== undefined && from > LATEST_TIME_MS) ? 0 : limit,
+      retentionMs,
     }));
   const items = page.items.map(({ storedXid: _, ...alert }) => alert);
   const last = page.items.length === limit ? page.items[page.items.length - 1] : undefined;
@@ -478,7 +483,8 @@ async function storedAlerts(
   return Response.json({ items, next: encodeAlertCursor(next) });
 }
 
-function alertsRoute({ sql }: QueryDeps): QueryHandler<typeof querySchemas.alerts> {
+function alertsRoute({ sql, alertRetentionDays }: QueryDeps): QueryHandler<typeof querySchemas.alerts> {
+  const retentionMs = (alertRetentionDays ?? DEFAULT_ALERT_RETENTION_DAYS) * 86_400_000;
   return async (_request, _params, { type, since, limit, cursor, order, from: start }) => {
     const from = since === undefined ? undefined : millisecondAtOrAfter(since);
     if (cursor !== undefined && isStoredPosition(cursor) !== (order === "stored")) {
@@ -487,7 +493,7 @@ function alertsRoute({ sql }: QueryDeps): QueryHandler<typeof querySchemas.alert
     if (start !== undefined && order !== "stored") throw mismatch("from", "is only for order=stored");
     if (start !== undefined && cursor !== undefined) throw mismatch("from", "give either `from` or `cursor`");
     if (order === "stored") {
-      return storedAlerts(sql, { type, from, limit, cursor: cursor as StoredPosition | undefined, start });
+      return storedAlerts(sql, { type, from, limit, cursor: cursor as StoredPosition | undefined, start, retentionMs });
     }
     // No alert occurs after the last storable instant (nor can PostgreSQL be asked about year 10000).
     if (from !== undefined && from > LATEST_TIME_MS) return Response.json({ items: [] });
@@ -495,7 +501,8 @@ function alertsRoute({ sql }: QueryDeps): QueryHandler<typeof querySchemas.alert
     const after = position === undefined ? undefined : { occurredAt: new Date(position.at), alertId: position.alertId };
     const items = await query(
       "alerts",
-      () => listAlerts(sql, { type, since: from === undefined ? undefined : new Date(from), after, limit }),
+      () =>
+        listAlerts(sql, { type, since: from === undefined ? undefined : new Date(from), after, limit, retentionMs }),
     );
     // A full page may have more after it; a short one is the last (a page after a full last one is empty).
     const last = items.length === limit ? items[items.length - 1] : undefined;

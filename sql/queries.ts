@@ -113,6 +113,13 @@ export interface AlertFilter {
   /** Only alerts listed after this one (a page's last): older, or of its instant with a greater id (code points). */
   readonly after?: { readonly occurredAt: Date; readonly alertId: string };
   readonly limit: number;
+  /** ALERT_RETENTION_DAYS in ms (0: all): alerts stored longer ago are not listed, whether pruned yet or not. */
+  readonly retentionMs?: number;
+}
+
+/** The condition on alerts kept for `retentionMs` (stored then or later, by the database's clock, as pruneAlerts). */
+function retained(sql: Sql, retentionMs = 0) {
+  return retentionMs > 0 ? sql`and created_at >= now() - make_interval(secs => ${retentionMs / 1000}::float8)` : sql``;
 }
 
 /** Stored alerts, newest first; of one instant, by alertId in code-point order (as `after` continues them). */
@@ -133,6 +140,7 @@ export async function listAlerts(sql: Sql, filter: AlertFilter): Promise<StoredA
      where true
        ${filter.type === undefined ? sql`` : sql`and type = ${filter.type}`}
        ${filter.since === undefined ? sql`` : sql`and occurred_at >= ${filter.since}`}
+       ${retained(sql, filter.retentionMs)}
        ${
     filter.after === undefined ? sql`` : sql`and occurred_at <= ${filter.after.occurredAt}
        and (occurred_at < ${filter.after.occurredAt} or alert_id collate "C" > ${filter.after.alertId})`
@@ -157,6 +165,8 @@ export interface StoredAlertFilter {
   /** Only alerts listed after this position (a page's last, or the horizon of a page that listed all there was). */
   readonly after?: { readonly xid: string; readonly alertId: string };
   readonly limit: number;
+  /** ALERT_RETENTION_DAYS in ms (0: all): alerts stored longer ago are not listed, whether pruned yet or not. */
+  readonly retentionMs?: number;
 }
 
 /** A page of `listStoredAlerts`. */
@@ -195,6 +205,7 @@ export async function listStoredAlerts(sql: Sql, filter: StoredAlertFilter): Pro
          where stored_xid < h.horizon
            ${filter.type === undefined ? sql`` : sql`and type = ${filter.type}`}
            ${filter.since === undefined ? sql`` : sql`and occurred_at >= ${filter.since}`}
+       ${retained(sql, filter.retentionMs)}
            ${
     filter.after === undefined ? sql`` : sql`and stored_xid >= ${filter.after.xid}::xid8
            and (stored_xid > ${filter.after.xid}::xid8 or alert_id collate "C" > ${filter.after.alertId})`

@@ -28,12 +28,15 @@ async function store(sql: Sql, alerts: readonly [id: string, at: number][]): Pro
   });
 }
 
-async function withFeed(fn: (sql: Sql, get: (path: string) => Promise<Json>) => Promise<void>): Promise<void> {
+async function withFeed(
+  fn: (sql: Sql, get: (path: string) => Promise<Json>) => Promise<void>,
+  query: { alertRetentionDays?: number } = {},
+): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "alerts-stored-" });
   const db = await openEmbeddedDatabase(dir, { logger: silentLogger, vacuumIntervalMs: 0 });
   try {
     await migrate(db.sql);
-    const { handle } = await httpFixture(undefined, undefined, db.sql);
+    const { handle } = await httpFixture(undefined, undefined, db.sql, query);
     const doc: Json = await (await handle(new Request(`${BASE}/openapi.json`))).json();
     const get = async (path: string) => {
       const response = await handle(new Request(`${BASE}${path}`));
@@ -120,4 +123,27 @@ Deno.test("GET /v1/alerts refuses a cursor of the other order, and `from` where 
       assert.deepEqual([...new Set(body.errors.map((e: Json) => e.path))], [named], path);
     }
   });
+});
+
+/** The ids GET /v1/alerts lists in both orders. */
+async function listed(get: (path: string) => Promise<Json>): Promise<string[][]> {
+  return [
+    (await get("/v1/alerts?limit=500")).items.map((a: Json) => a.alertId),
+    (await get("/v1/alerts?order=stored&limit=500")).items.map((a: Json) => a.alertId),
+  ];
+}
+
+Deno.test("GET /v1/alerts leaves out alerts stored more than ALERT_RETENTION_DAYS ago, pruned or not yet", async () => {
+  const expire = (sql: Sql) => sql`update alerts set created_at = now() - interval '91 days' where alert_id = 'old'`;
+  await withFeed(async (sql, get) => {
+    await store(sql, [["old", T], ["kept", T - DAY]]);
+    await expire(sql);
+    // No prune has run (none runs without a processing instance): it used to be listed until one did.
+    assert.deepEqual(await listed(get), [["kept"], ["kept"]]);
+  }, { alertRetentionDays: 90 });
+  await withFeed(async (sql, get) => {
+    await store(sql, [["old", T], ["kept", T - DAY]]);
+    await expire(sql);
+    assert.deepEqual(await listed(get), [["old", "kept"], ["kept", "old"]], "0 keeps them");
+  }, { alertRetentionDays: 0 });
 });
