@@ -462,16 +462,14 @@ async function storedAlerts(
     retentionMs: number;
   },
 ): Promise<Response> {
-  const since = from === undefined || from > LATEST_TIME_MS ? undefined : new Date(from);
-  const page = await query("alerts", () =>
-    listStoredAlerts(sql, {
-      type,
-      // No alert occurs after the last storable instant: list none, but still say where the feed stands.
-      since,
-      after: cursor,
-      limit: start === "end" || (from !== undefined && from > LATEST_TIME_MS) ? 0 : limit,
-      retentionMs,
-    }));
+  // No alert occurs after the last storable instant: list none, but still say where the feed stands.
+  const beyond = from !== undefined && from > LATEST_TIME_MS;
+  const since = from === undefined || beyond ? undefined : new Date(from);
+  const listed = start === "end" || beyond ? 0 : limit;
+  const page = await query(
+    "alerts",
+    () => listStoredAlerts(sql, { type, since, after: cursor, limit: listed, retentionMs }),
+  );
   const items = page.items.map(({ storedXid: _, ...alert }) => alert);
   const last = page.items.length === limit ? page.items[page.items.length - 1] : undefined;
   // A short page listed every alert stored before the horizon: the next one starts there (never before the cursor).
