@@ -89,6 +89,9 @@ function isBrokerList(value: string): boolean {
 const DEFAULT_MAX_INGEST_PENDING_BYTES = 32 * 1024 * 1024;
 
 /** One table of settings: environment variable name → schema with its default. */
+/** ALERT_RETENTION_DAYS unset: also what GET /v1/alerts lists when not told (tests' routes). */
+export const DEFAULT_ALERT_RETENTION_DAYS = 90;
+
 const settings = {
   PORT: int(0, 65535).default(8080),
   HOST: z.string().trim().refine(isHost, { error: HOST_RULE }).default("0.0.0.0"),
@@ -116,7 +119,7 @@ const settings = {
   ACTOR_IDLE_MS: int(1000, TEN_YEARS_MS).default(5 * 60_000),
   ACTOR_PACK_MS: int(0, TEN_YEARS_MS).default(30_000),
   STATE_TTL_DAYS: int(0, 36_500).default(90),
-  ALERT_RETENTION_DAYS: int(0, 36_500).default(90),
+  ALERT_RETENTION_DAYS: int(0, 36_500).default(DEFAULT_ALERT_RETENTION_DAYS),
   CLOCK_IDLE_MS: int(100, TEN_YEARS_MS).default(10_000),
   PUBLISH_TIMEOUT_MS: int(100, 120_000).default(5000),
   TRANSACTION_IDLE_TIMEOUT_MS: z.preprocess(

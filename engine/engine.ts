@@ -221,6 +221,7 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
           trending: trendSettings(config),
           coBoughtWeight: config.RECS_CO_BOUGHT_WEIGHT,
           historyDays: config.ANALYTICS_HISTORY_DAYS,
+          alertRetentionDays: config.ALERT_RETENTION_DAYS,
           router: reader,
         }),
         ...operations,

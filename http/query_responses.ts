@@ -31,7 +31,8 @@ export const alertsAnswer = z.object({
     }).meta({ id: "Alert" }),
   ),
   next: z.string().optional().describe(
-    "Given when the page is full (`limit` alerts): pass it as `cursor` for the next page; absent on the last page",
+    "Given when the page is full (`limit` alerts): pass it as `cursor` for the next page; absent on the last page. " +
+      "With `order=stored`, on every page: where the alerts stored after this page's begin",
   ),
 }).meta({ id: "AlertList" });
 

@@ -20,7 +20,8 @@ import { coCountsFromJSON, type PersistedCoCounts, rankRelated } from "../actors
 import { DEFAULT_DOMAIN_SETTINGS, type DomainSettings, minutesMs } from "../actors/settings.ts";
 import type { WindowTotals } from "../actors/rollups.ts";
 import type { Sql } from "../engine/database.ts";
-import { DatabaseUnavailableError, NotFoundError } from "../engine/errors.ts";
+import { DEFAULT_ALERT_RETENTION_DAYS } from "../engine/config.ts";
+import { DatabaseUnavailableError, NotFoundError, ValidationError } from "../engine/errors.ts";
 import {
   FORWARD_TIMEOUT_MS,
   INSTANCE_HEADER,
@@ -35,8 +36,20 @@ import {
   type TrendMeasure,
   type WindowMeasure,
 } from "../sql/product_minutes.ts";
-import { latestRecommendations, listAlerts, type ProductRankField, topProducts } from "../sql/queries.ts";
-import { alertCursor, encodeAlertCursor } from "./alerts_cursor.ts";
+import {
+  latestRecommendations,
+  listAlerts,
+  listStoredAlerts,
+  type ProductRankField,
+  topProducts,
+} from "../sql/queries.ts";
+import {
+  alertCursor,
+  type AlertPosition,
+  encodeAlertCursor,
+  isStoredPosition,
+  type StoredPosition,
+} from "./alerts_cursor.ts";
 import { type AnalyticsWindow, type HistoryReader, readAnalyticsWindow, storageFields } from "./analytics_window.ts";
 import { JSON_CONTENT_TYPE } from "./body.ts";
 import type { OperationDoc } from "./openapi.ts";
@@ -64,6 +77,8 @@ export interface QueryDeps {
   readonly trending?: TrendSettings;
   /** RECS_CO_BOUGHT_WEIGHT, to rank a product's related candidates as its actor does; defaults to the default. */
   readonly coBoughtWeight?: number;
+  /** ALERT_RETENTION_DAYS (0: kept): alerts older are not listed, pruned yet or not; defaults to the default. */
+  readonly alertRetentionDays?: number;
   /** ANALYTICS_HISTORY_DAYS: no window reaches further back than the history kept; defaults to the default. */
   readonly historyDays?: number;
   /**
@@ -176,7 +191,17 @@ export const querySchemas = {
     cursor: alertCursor.optional()
       .describe(
         "Where the previous page ended: its `next`, as given; the page lists the alerts after it in the same order " +
-          "(give the same `type` and `since`)",
+          "(give the same `order`, `type` and `since`)",
+      ),
+    order: z.enum(["occurred", "stored"]).default("occurred")
+      .describe(
+        "`occurred`: newest first by `occurredAt`; `stored`: oldest first in the order the alerts were stored, " +
+          "every page with `next` to read those stored since (a feed: `deno task tail alerts` reads it)",
+      ),
+    from: z.enum(["beginning", "end"]).optional()
+      .describe(
+        "With `order=stored` and no `cursor`: `beginning` (the default) lists from the first alert stored; `end` " +
+          "lists none and gives as `next` where the alerts stored from now on begin",
       ),
   }),
 } as const;
@@ -420,15 +445,62 @@ export function millisecondAtOrAfter(text: string): number {
   return SUB_MILLISECOND.test(text) ? ms + 1 : ms;
 }
 
-function alertsRoute({ sql }: QueryDeps): QueryHandler<typeof querySchemas.alerts> {
-  return async (_request, _params, { type, since, limit, cursor }) => {
+/** A 400 naming `path`: parameters that are each valid but do not go together. */
+function mismatch(path: string, message: string): ValidationError {
+  return new ValidationError(`Cannot answer the query: invalid parameter(s) ${path}`, [{ path, message }]);
+}
+
+/** GET /v1/alerts?order=stored: oldest stored first; `next` always, where the alerts stored later begin. */
+async function storedAlerts(
+  sql: Sql,
+  { type, from, limit, cursor, start, retentionMs }: {
+    type?: string;
+    from?: number;
+    limit: number;
+    cursor?: StoredPosition;
+    start?: "beginning" | "end";
+    retentionMs: number;
+  },
+): Promise<Response> {
+  // No alert occurs after the last storable instant: list none, but still say where the feed stands.
+  const beyond = from !== undefined && from > LATEST_TIME_MS;
+  const since = from === undefined || beyond ? undefined : new Date(from);
+  const listed = start === "end" || beyond ? 0 : limit;
+  const page = await query(
+    "alerts",
+    () => listStoredAlerts(sql, { type, since, after: cursor, limit: listed, retentionMs }),
+  );
+  const items = page.items.map(({ storedXid: _, ...alert }) => alert);
+  const last = page.items.length === limit ? page.items[page.items.length - 1] : undefined;
+  // A short page listed every alert stored before the horizon: the next one starts there (never before the cursor).
+  const next: StoredPosition = last
+    ? { xid: last.storedXid, alertId: last.alertId }
+    : cursor && BigInt(cursor.xid) >= BigInt(page.horizon)
+    ? cursor
+    : { xid: page.horizon, alertId: "" };
+  return Response.json({ items, next: encodeAlertCursor(next) });
+}
+
+function alertsRoute({ sql, alertRetentionDays }: QueryDeps): QueryHandler<typeof querySchemas.alerts> {
+  const retentionMs = (alertRetentionDays ?? DEFAULT_ALERT_RETENTION_DAYS) * 86_400_000;
+  return async (_request, _params, { type, since, limit, cursor, order, from: start }) => {
     const from = since === undefined ? undefined : millisecondAtOrAfter(since);
+    if (cursor !== undefined && isStoredPosition(cursor) !== (order === "stored")) {
+      throw mismatch("cursor", `is a cursor of order=${isStoredPosition(cursor) ? "stored" : "occurred"}`);
+    }
+    if (start !== undefined && order !== "stored") throw mismatch("from", "is only for order=stored");
+    if (start !== undefined && cursor !== undefined) throw mismatch("from", "give either `from` or `cursor`");
+    if (order === "stored") {
+      return storedAlerts(sql, { type, from, limit, cursor: cursor as StoredPosition | undefined, start, retentionMs });
+    }
     // No alert occurs after the last storable instant (nor can PostgreSQL be asked about year 10000).
     if (from !== undefined && from > LATEST_TIME_MS) return Response.json({ items: [] });
-    const after = cursor === undefined ? undefined : { occurredAt: new Date(cursor.at), alertId: cursor.alertId };
+    const position = cursor as AlertPosition | undefined;
+    const after = position === undefined ? undefined : { occurredAt: new Date(position.at), alertId: position.alertId };
     const items = await query(
       "alerts",
-      () => listAlerts(sql, { type, since: from === undefined ? undefined : new Date(from), after, limit }),
+      () =>
+        listAlerts(sql, { type, since: from === undefined ? undefined : new Date(from), after, limit, retentionMs }),
     );
     // A full page may have more after it; a short one is the last (a page after a full last one is empty).
     const last = items.length === limit ? items[items.length - 1] : undefined;
@@ -575,12 +647,19 @@ export function queryRoutes(deps: QueryDeps): Route[] {
       handler: alertsRoute(deps),
       doc: doc(
         "listAlerts",
-        "Stored alerts, newest first",
+        "Stored alerts, newest first, or in the order stored",
         "Alerts are stored by the checkpoint that covers the event that raised them. Newest first by `occurredAt`, " +
           "those of one instant by `alertId` in code-point order. A full page (`limit` alerts) has `next`: give it " +
           "as `cursor` for the following page; reading page after page lists every alert stored when it began " +
-          "exactly once, whatever is stored or deleted meanwhile. A page without `next` is the last.",
-        { 400: "Invalid `type`, `since`, `limit` or `cursor`, or a repeated or unknown parameter" },
+          "exactly once, whatever is stored or deleted meanwhile. A page without `next` is the last. " +
+          "With `order=stored`: oldest stored first (those of one checkpoint by `alertId` in code-point order), and " +
+          "every page has `next`: following it lists every alert ever stored exactly once, those stored later " +
+          "included, late events and imports too. An alert is listed once every transaction that was running when " +
+          "it was stored has ended (a checkpoint in progress holds back those stored after it began).",
+        {
+          400: "Invalid `type`, `since`, `limit`, `cursor`, `order` or `from`, a `cursor` of the other `order`, " +
+            "`from` with `cursor` or without `order=stored`, or a repeated or unknown parameter",
+        },
         alertsAnswer,
       ),
     }),

@@ -7,7 +7,8 @@
  *   throwaway consumer group `${GROUP_ID}.tail-<random>`; alerts and recommendations. Without
  *   --from-beginning it starts at the end of the topic.
  * - Embedded mode (KAFKA_BROKERS unset): never opens DATA_DIR (the running engine holds its lock);
- *   polls `GET /v1/alerts` of the running engine. Alerts only: the HTTP API serves recommendations
+ *   polls `GET /v1/alerts?order=stored` of the running engine, going on from where the last answer ended (every alert
+ *   stored printed once, in the order stored, whatever its event time). Alerts only: the HTTP API serves recommendations
  *   per user (`GET /v1/users/{id}/recommendations`), not as a stream. A poll not answered within --timeout is
  *   given up and retried like a lost connection.
  */
@@ -27,7 +28,7 @@ const USAGE = `usage: deno task tail alerts|recommendations [--from-beginning] [
   Embedded mode (KAFKA_BROKERS unset): polls GET /v1/alerts of the running engine at --url
     (default http://127.0.0.1:8080) every --interval ms (default 1000); alerts only. A poll not answered
     within --timeout seconds (default 10, 1..3600) is given up and retried.
-  --from-beginning  also print what is already there (embedded: the 500 newest stored alerts, oldest first)`;
+  --from-beginning  also print what is already there (embedded: every stored alert, in the order stored)`;
 
 function fail(message: string, code = 2): never {
   console.error(`tail: ${message}`);
@@ -139,10 +140,14 @@ async function tailKafka(options: Options, config: LogClientConfig, brokers: str
   await new Promise(() => {}); // runs until a signal
 }
 
-interface Alert {
-  alertId: string;
-  occurredAt: string;
+/** A page of GET /v1/alerts?order=stored: oldest stored first, and where the alerts stored after them begin. */
+interface StoredPage {
+  items: unknown[];
+  next: string;
 }
+
+/** Alerts read per poll: a backlog (--from-beginning, an import's alerts) is read page after page without waiting. */
+const PAGE = 500;
 
 async function tailHttp(options: Options): Promise<void> {
   if (options.stream !== "alerts") {
@@ -159,13 +164,15 @@ async function tailHttp(options: Options): Promise<void> {
   };
   Deno.addSignalListener("SIGINT", stop);
   Deno.addSignalListener("SIGTERM", stop);
-  const seen = new Set<string>();
-  let first = true;
+  // In the order alerts were stored, from where the last page ended: none missed (a late event's, an import's), none
+  // printed twice, across restarts of the engine; without --from-beginning, from the end of what is stored.
+  let position = options.fromBeginning ? "" : "&from=end";
   let warned = false;
   console.error(`tail: alerts from ${options.url} (polling every ${options.interval} ms); Ctrl-C to stop`);
   while (!stopping) {
+    let full = false;
     try {
-      const response = await fetch(`${options.url}/v1/alerts?limit=500`, {
+      const response = await fetch(`${options.url}/v1/alerts?order=stored&limit=${PAGE}${position}`, {
         signal: AbortSignal.timeout(options.timeoutMs),
       });
       if (!response.ok) {
@@ -174,18 +181,10 @@ async function tailHttp(options: Options): Promise<void> {
         if (response.status >= 500) throw new Error(`it answered ${response.status}`);
         fail(`GET ${options.url}/v1/alerts answered ${response.status}: ${text}`, 1);
       }
-      const { items } = parseJson(await response.text()) as { items: Alert[] };
-      // newest first: print the unseen ones oldest first
-      for (const alert of [...items].reverse()) {
-        if (seen.has(alert.alertId)) continue;
-        seen.add(alert.alertId);
-        if (!first || options.fromBeginning) console.log(JSON.stringify(alert));
-      }
-      if (seen.size > 100_000) {
-        seen.clear();
-        for (const alert of items) seen.add(alert.alertId);
-      }
-      first = false;
+      const page = parseJson(await response.text()) as StoredPage;
+      for (const alert of page.items) console.log(JSON.stringify(alert));
+      position = `&cursor=${encodeURIComponent(page.next)}`;
+      full = page.items.length === PAGE;
       warned = false;
     } catch (error) {
       const reason = (error as Error).name === "TimeoutError"
@@ -194,7 +193,7 @@ async function tailHttp(options: Options): Promise<void> {
       if (!warned) console.error(`tail: ${options.url} is unavailable (${reason}); retrying`);
       warned = true;
     }
-    await new Promise((resolve) => setTimeout(resolve, options.interval));
+    if (!full) await new Promise((resolve) => setTimeout(resolve, options.interval));
   }
 }
 

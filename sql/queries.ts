@@ -113,6 +113,13 @@ export interface AlertFilter {
   /** Only alerts listed after this one (a page's last): older, or of its instant with a greater id (code points). */
   readonly after?: { readonly occurredAt: Date; readonly alertId: string };
   readonly limit: number;
+  /** ALERT_RETENTION_DAYS in ms (0: all): alerts stored longer ago are not listed, whether pruned yet or not. */
+  readonly retentionMs?: number;
+}
+
+/** The condition on alerts kept for `retentionMs` (stored then or later, by the database's clock, as pruneAlerts). */
+function retained(sql: Sql, retentionMs = 0) {
+  return retentionMs > 0 ? sql`and created_at >= now() - make_interval(secs => ${retentionMs / 1000}::float8)` : sql``;
 }
 
 /** Stored alerts, newest first; of one instant, by alertId in code-point order (as `after` continues them). */
@@ -133,6 +140,7 @@ export async function listAlerts(sql: Sql, filter: AlertFilter): Promise<StoredA
      where true
        ${filter.type === undefined ? sql`` : sql`and type = ${filter.type}`}
        ${filter.since === undefined ? sql`` : sql`and occurred_at >= ${filter.since}`}
+       ${retained(sql, filter.retentionMs)}
        ${
     filter.after === undefined ? sql`` : sql`and occurred_at <= ${filter.after.occurredAt}
        and (occurred_at < ${filter.after.occurredAt} or alert_id collate "C" > ${filter.after.alertId})`
@@ -147,6 +155,77 @@ export async function listAlerts(sql: Sql, filter: AlertFilter): Promise<StoredA
     occurredAt: r.occurred_at.toISOString(),
     details: r.details,
   }));
+}
+
+/** Filters of `listStoredAlerts`. */
+export interface StoredAlertFilter {
+  readonly type?: string;
+  /** Only alerts that occurred at or after this time. */
+  readonly since?: Date;
+  /** Only alerts listed after this position (a page's last, or the horizon of a page that listed all there was). */
+  readonly after?: { readonly xid: string; readonly alertId: string };
+  readonly limit: number;
+  /** ALERT_RETENTION_DAYS in ms (0: all): alerts stored longer ago are not listed, whether pruned yet or not. */
+  readonly retentionMs?: number;
+}
+
+/** A page of `listStoredAlerts`. */
+export interface StoredAlertPage {
+  /** The alerts, oldest stored first, each with the id of the transaction that stored it. */
+  readonly items: readonly (StoredAlert & { readonly storedXid: string })[];
+  /** The oldest transaction still running when the page was read: every alert stored before it was listable. */
+  readonly horizon: string;
+}
+
+/**
+ * Stored alerts in the order they were stored (by the storing transaction's id; of one transaction, by alertId in
+ * code-point order), only those of transactions older than every one still running: one that commits later has a
+ * greater id than the horizon, so a reader that goes on from where it stopped never misses an alert nor reads one twice.
+ */
+export async function listStoredAlerts(sql: Sql, filter: StoredAlertFilter): Promise<StoredAlertPage> {
+  const rows = await sql<
+    {
+      horizon: string;
+      stored_xid: string | null;
+      alert_id: string;
+      type: string;
+      severity: string;
+      subject_kind: string;
+      subject_id: string;
+      occurred_at: Date;
+      details: unknown;
+    }[]
+  >`
+    with h as (select pg_snapshot_xmin(pg_current_snapshot()) as horizon)
+    select h.horizon::text as horizon, a.stored_xid::text as stored_xid, a.alert_id, a.type, a.severity,
+           a.subject_kind, a.subject_id, a.occurred_at, a.details
+      from h left join lateral (
+        select stored_xid, alert_id, type, severity, subject_kind, subject_id, occurred_at, details
+          from alerts
+         where stored_xid < h.horizon
+           ${filter.type === undefined ? sql`` : sql`and type = ${filter.type}`}
+           ${filter.since === undefined ? sql`` : sql`and occurred_at >= ${filter.since}`}
+       ${retained(sql, filter.retentionMs)}
+           ${
+    filter.after === undefined ? sql`` : sql`and stored_xid >= ${filter.after.xid}::xid8
+           and (stored_xid > ${filter.after.xid}::xid8 or alert_id collate "C" > ${filter.after.alertId})`
+  }
+         order by stored_xid, alert_id collate "C"
+         limit ${filter.limit}
+      ) a on true
+     order by a.stored_xid, a.alert_id collate "C"`;
+  return {
+    horizon: rows[0].horizon,
+    items: rows.filter((r) => r.stored_xid !== null).map((r) => ({
+      alertId: r.alert_id,
+      type: r.type,
+      severity: r.severity,
+      subject: { kind: r.subject_kind, id: r.subject_id },
+      occurredAt: r.occurred_at.toISOString(),
+      details: r.details,
+      storedXid: r.stored_xid!,
+    })),
+  };
 }
 
 /** A user's latest stored recommendations (the `recommendations` topic payload), or null. */

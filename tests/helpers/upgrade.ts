@@ -14,7 +14,7 @@ import { loadReplayed } from "../../sql/dlq.ts";
 import { partitionOwner } from "../../sql/instances.ts";
 import { migrate, readMigrations } from "../../sql/migrations.ts";
 import { rankCategoriesInWindow, rankProductsInWindow, storeProductMinutes } from "../../sql/product_minutes.ts";
-import { latestRecommendations, listAlerts, topProducts } from "../../sql/queries.ts";
+import { latestRecommendations, listAlerts, listStoredAlerts, topProducts } from "../../sql/queries.ts";
 import { claimStateOwner, stateOwner } from "../../sql/state_owner.ts";
 
 const MINUTE = Date.parse("2026-11-20T10:00:00.000Z");
@@ -89,6 +89,8 @@ export async function checkUpgraded(sql: Sql, fromName: string): Promise<void> {
   assert.deepEqual((await listAlerts(sql, { limit: 10 })).map((a) => [a.alertId, a.occurredAt, a.details]), [
     ["a-1", new Date(MINUTE).toISOString(), { cartValue: 5 }],
   ]);
+  // An alert stored before 020 is in the order=stored feed too (with 020's transaction id).
+  assert.deepEqual((await listStoredAlerts(sql, { limit: 10 })).items.map((a) => a.alertId), ["a-1"]);
   assert.equal((await latestRecommendations(sql, "alice"))?.generatedAt, new Date(MINUTE).toISOString());
   // A DLQ record replayed before 015 names no topic nor time: it still matches its offset in any DLQ topic.
   assert.deepEqual(await loadReplayed(sql, "g", "events.dlq", 0, 0, 18), new Map([["0/17", null]]));

@@ -292,8 +292,11 @@ function acceptingEngine(onBatch: (events: unknown[]) => void = () => {}): { url
 onlyOn("no log", "tail alerts retries an engine answering 503, and prints the alert once it answers", async () => {
   const alert = { alertId: "a-1", type: "cart_abandoned", occurredAt: "2026-11-01T10:00:00.000Z" };
   let calls = 0;
-  const engine = mockEngine(() =>
-    ++calls <= 2 ? new Response("database unavailable", { status: 503 }) : Response.json({ items: [alert] })
+  // Answers as GET /v1/alerts?order=stored: the alert on the first page, none after the `next` it gave.
+  const engine = mockEngine((request) =>
+    ++calls <= 2
+      ? new Response("database unavailable", { status: 503 })
+      : Response.json({ items: new URL(request.url).searchParams.has("cursor") ? [] : [alert], next: "c1" })
   );
   const tail = spawnTail(["alerts", "--url", engine.url, "--interval", "100", "--from-beginning"]);
   const deadline = Date.now() + 10_000;
@@ -902,8 +905,8 @@ onlyOn(
     const engine = mockEngine(() =>
       ++calls === 1
         // The first poll is never answered (an engine frozen, a connection lost without a reset).
-        ? new Promise<Response>((resolve) => hung.push(() => resolve(Response.json({ items: [] }))))
-        : Response.json({ items: [alert] })
+        ? new Promise<Response>((resolve) => hung.push(() => resolve(Response.json({ items: [], next: "c0" }))))
+        : Response.json({ items: [alert], next: "c1" })
     );
     const tail = spawnTail(["alerts", "--url", engine.url, "--interval", "100", "--timeout", "1", "--from-beginning"]);
     const guard = setTimeout(() => tail.kill("SIGKILL"), 30_000); // it used to wait for that answer for ever
@@ -927,5 +930,135 @@ onlyOn(
     }
     assert.deepEqual(JSON.parse(stdout.trim() || "null"), alert, await stderr);
     assert.match(await stderr, /unavailable \(no answer within 1 s \(--timeout\)\); retrying/);
+  },
+);
+
+/** A cart left at `at` for each of `userIds`: the engine's idle clock raises a cart_abandoned alert for each. */
+async function leaveCarts(url: string, userIds: readonly string[], at: number): Promise<void> {
+  const events = userIds.map((userId) => ({
+    type: "product_added_to_cart",
+    userId,
+    occurredAt: new Date(at).toISOString(),
+    properties: { productId: "sku-feed", price: 3 },
+  }));
+  const response = await fetch(`${url}/v1/events`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(events),
+  });
+  assert.equal(response.status, 202, await response.text());
+}
+
+/** Every stored alert's id, read page after page (newest first by occurredAt). */
+async function storedAlertIds(url: string): Promise<string[]> {
+  const ids: string[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await (await fetch(`${url}/v1/alerts?limit=500${cursor ? `&cursor=${cursor}` : ""}`)).json() as {
+      items: { alertId: string }[];
+      next?: string;
+    };
+    ids.push(...page.items.map((a) => a.alertId));
+    cursor = page.next;
+  } while (cursor);
+  return ids;
+}
+
+/** A running `deno task tail alerts` whose stdout lines are collected as they come. */
+function tailLines(args: string[]): { lines: string[]; stderr: () => string; stop: () => Promise<Deno.CommandStatus> } {
+  const tail = spawnTail(["alerts", ...args]);
+  const decoder = new TextDecoder();
+  const lines: string[] = [];
+  let pending = "";
+  let stderr = "";
+  const stdoutDone = tail.stdout.pipeTo(
+    new WritableStream({
+      write: (chunk) => {
+        pending += decoder.decode(chunk, { stream: true });
+        const parts = pending.split("\n");
+        pending = parts.pop()!;
+        lines.push(...parts);
+      },
+    }),
+  );
+  const stderrDone = tail.stderr.pipeTo(
+    new WritableStream({ write: (chunk) => void (stderr += new TextDecoder().decode(chunk)) }),
+  );
+  return {
+    lines,
+    stderr: () => stderr,
+    stop: async () => {
+      tail.kill("SIGINT");
+      const status = await tail.status;
+      await Promise.all([stdoutDone, stderrDone]).catch(() => {});
+      return status;
+    },
+  };
+}
+
+onlyOn(
+  "embedded",
+  "tail alerts prints every alert stored while it runs exactly once, late ones and a restart included; " +
+    "--from-beginning every stored alert, in the order stored",
+  async () => {
+    const dataDir = await Deno.makeTempDir({ prefix: "tools-tail-feed-" });
+    const port = freePort();
+    const env = { CLOCK_IDLE_MS: "500", CHECKPOINT_INTERVAL_MS: "200" };
+    let engine: EngineProcess | undefined = await startEngineProcess({ dataDir, port, env });
+    const url = engine.url;
+    const tail = tailLines(["--url", url, "--interval", "200"]);
+    const ids = (lines: readonly string[]) => lines.map((l) => (JSON.parse(l) as { alertId: string }).alertId);
+    try {
+      const before = new Set(await storedAlertIds(url));
+      await eventually("tail to start polling", () => Promise.resolve(/polling/.test(tail.stderr()) || undefined));
+      const now = Date.now();
+      // A recent abandonment, printed first.
+      await leaveCarts(url, ["feed-recent"], now - 31 * 60_000);
+      await eventually("the recent alert printed", () => Promise.resolve(tail.lines.length >= 1 || undefined), 20_000);
+      // Late: 600 carts left two days ago (one batch, their alerts dated before the one printed), more than a page.
+      const late = Array.from({ length: 600 }, (_, i) => `feed-late-${String(i).padStart(3, "0")}`);
+      await leaveCarts(url, late, now - 2 * 86_400_000);
+      await eventually("the late alerts stored", async () => (await storedAlertIds(url)).length >= 601 || undefined);
+      // A restart while tail polls; then alerts of one instant, stored after it.
+      await engine.kill("SIGTERM");
+      engine = await startEngineProcess({ dataDir, port, env });
+      await leaveCarts(url, ["feed-after-a", "feed-after-b", "feed-after-c"], now - 3 * 86_400_000);
+      const stored = (await eventually(
+        "every alert stored",
+        async () => {
+          const all = await storedAlertIds(url);
+          return all.length >= before.size + 604 ? all : undefined;
+        },
+        30_000,
+      )).filter((id) => !before.has(id));
+      await eventually(
+        "tail to print every alert stored",
+        () => Promise.resolve(tail.lines.length >= stored.length || undefined),
+        20_000,
+      ).catch(() => {});
+      const printed = ids(tail.lines);
+      // It printed the recent alert only: the late ones were dated before it, and never shown.
+      assert.equal(printed.length, stored.length, `printed ${printed.length} of ${stored.length}:\n${tail.stderr()}`);
+      assert.deepEqual([...printed].sort(), [...stored].sort());
+
+      // --from-beginning: every stored alert (it printed the 500 newest by event time), in the order tail saw them.
+      const all = tailLines(["--url", url, "--interval", "200", "--from-beginning"]);
+      try {
+        await eventually(
+          "every alert from the beginning",
+          () => Promise.resolve(all.lines.length >= before.size + stored.length || undefined),
+          20_000,
+        ).catch(() => {});
+        const fromStart = ids(all.lines);
+        assert.equal(fromStart.length, before.size + stored.length, all.stderr());
+        assert.deepEqual(fromStart.slice(before.size), printed);
+      } finally {
+        assert.equal((await all.stop()).code, 0);
+      }
+    } finally {
+      await tail.stop();
+      await engine?.kill("SIGTERM");
+      await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+    }
   },
 );

@@ -235,11 +235,14 @@ Deno.test("alerts are pruned by an index on created_at; GET /v1/alerts keeps its
        order by indexname`;
     assert.deepEqual(rows.map((r) => r.indexname), [
       "alerts_by_created",
+      "alerts_by_stored",
       "alerts_by_subject",
       "alerts_by_time",
       "alerts_by_type",
     ]);
     assert.match(rows[0].indexdef, /\(created_at\)$/);
+    // GET /v1/alerts?order=stored reads by it (migration 020).
+    assert.match(rows[1].indexdef, /\(stored_xid, alert_id COLLATE "C"\)$/);
   });
 });
 

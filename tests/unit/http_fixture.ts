@@ -50,7 +50,7 @@ export async function httpFixture(
   limits: { maxEvents: number; maxBodyBytes: number; bodyIdleTimeoutMs?: number } = FIXTURE_LIMITS,
   sql: Sql = noSql,
   /** Query settings of the engine's own (engine.ts passes them from the configuration). */
-  query: Partial<Pick<QueryDeps, "coBoughtWeight" | "trending">> = {},
+  query: Partial<Pick<QueryDeps, "coBoughtWeight" | "trending" | "alertRetentionDays">> = {},
 ): Promise<HttpFixture> {
   const log = new MemoryLog(() => FIXTURE_NOW);
   const topics = topicNames({ TOPIC_PREFIX: "" });
