@@ -274,6 +274,7 @@ export class ActorRuntime implements PartitionListener {
         packer: this.#packer,
         source: this.#sourceOf(tp),
         watermarks: this.#watermarksOf(tp),
+        ...this.#timerBounds(),
       });
     } catch (error) {
       this.#log.warn("cannot claim the partition; housekeeping tries again", { partition: key, error });
@@ -287,6 +288,19 @@ export class ActorRuntime implements PartitionListener {
     this.#workers.set(key, worker);
     await displaced?.close();
     return worker;
+  }
+
+  /**
+   * Timers due at once fire in slices of each partition's share of MAX_ACTORS, so that partitions firing together stay
+   * within about twice it; between slices, the actors a slice loaded go again while the instance is beyond it.
+   */
+  #timerBounds(): Pick<WorkerDeps, "timerSlice" | "actorExcess"> {
+    const max = this.#deps.maxActors;
+    if (max === undefined) return {};
+    return {
+      timerSlice: () => Math.max(1, Math.floor(max / Math.max(1, this.#workers.size))),
+      actorExcess: () => this.actorCount - max,
+    };
   }
 
   /**
