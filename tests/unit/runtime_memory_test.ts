@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { ActorLogic } from "../../engine/actor.ts";
-import { emitTestAlert, Harness } from "../helpers/runtime.ts";
+import { emitTestAlert, Harness, recorderLogic, until } from "../helpers/runtime.ts";
 
 /** A reminder actor that notes, at every firing, how many actors the instance holds in memory then. */
 interface Reminded {
@@ -124,4 +124,22 @@ Deno.test("a slice's checkpoint failing midway rewinds; the next round fires the
   assert.ok(Math.max(...seen) <= 2 * MAX_ACTORS, `at most MAX_ACTORS plus a slice, got ${Math.max(...seen)}`);
   await h.stop();
   await assertFiredOnce(h);
+});
+
+Deno.test("a backlog of new keys keeps at most MAX_ACTORS checkpointed actors between housekeeping rounds", async () => {
+  let peak = 0;
+  const h: Harness = new Harness(
+    recorderLogic({ handle: () => void (peak = Math.max(peak, h.runtime.actorCount)) }),
+    1,
+    100, // checkpointed every 100 messages, at the end of a batch (of up to 50)
+    { maxActors: MAX_ACTORS, actorIdleMs: 3_600_000, checkpointIntervalMs: 3_600_000 }, // no round meanwhile
+  );
+  await h.start();
+  for (let i = 0; i < 2_000; i++) h.send(`new${i}`, { n: i });
+  await h.drained();
+  // Before: every one of the 2,000 stayed until the next round, however long CHECKPOINT_INTERVAL_MS.
+  assert.ok(peak <= MAX_ACTORS + 100 + 50, `MAX_ACTORS plus the actors not checkpointed yet, got ${peak}`);
+  await until(() => h.runtime.actorCount <= MAX_ACTORS, "MAX_ACTORS once checkpointed, before any round");
+  await h.stop();
+  for (const i of [0, 999, 1_999]) assert.deepEqual((await h.stored(`new${i}`))?.values, [i]);
 });
