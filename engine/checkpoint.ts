@@ -82,7 +82,10 @@ export interface CheckpointWrite {
    * upserts are written, so a key in both (expired, then back with a new record) keeps only its new state.
    */
   readonly deletes: readonly string[];
-  /** Also remove this partition's stored actors last active before this time (epoch ms), users' recommendations too. */
+  /**
+   * Also remove this partition's stored actors last active before this time (epoch ms), users' recommendations too;
+   * partition 0's also those of partitions numbered `partitions` or above, which the topic no longer has.
+   */
   readonly expireBefore?: number;
   /** Alerts, recommendations, analytics history and product minutes since the last checkpoint, for the query tables. */
   readonly projections: Projections;
@@ -185,7 +188,9 @@ export class SqlCheckpointStore implements CheckpointStore {
       await upsertRecommendations(tx, w.projections.recommendations);
       await storeAnalyticsHistory(tx, w.projections.analyticsHistory);
       await storeProductMinutes(tx, w.tp.partition, w.projections.productMinutes);
-      const expired = w.expireBefore === undefined ? 0 : await expireStates(tx, w.kind, w.tp.partition, w.expireBefore);
+      const expired = w.expireBefore === undefined
+        ? 0
+        : await expireStates(tx, w.kind, w.tp.partition, w.expireBefore, w.partitions);
       return { committed: true, expired };
     });
   }
@@ -378,9 +383,10 @@ export class MemoryCheckpointStore implements CheckpointStore {
     if (w.expireBefore !== undefined) {
       for (const [id, r] of this.rows) {
         const armed = Object.keys(r.timers).length > 0;
-        if (
-          id.startsWith(`${w.kind}/`) && r.partition === w.tp.partition && r.lastActiveAt < w.expireBefore && !armed
-        ) {
+        // Partition 0's sweep takes the rows of partitions the topic no longer has too, as `expireStates` does.
+        const swept = r.partition === w.tp.partition ||
+          (w.tp.partition === 0 && w.partitions !== undefined && r.partition >= w.partitions);
+        if (id.startsWith(`${w.kind}/`) && swept && r.lastActiveAt < w.expireBefore && !armed) {
           this.#deleteActor(w.kind, r.key);
           expired++;
         }

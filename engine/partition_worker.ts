@@ -83,6 +83,13 @@ export interface WorkerDeps {
    * a minute of its clock, so that the fed partition evaluates a minute only once every source has published up to it.
    */
   readonly watermarks?: { readonly topic: string; readonly key: string; readonly partitions: number };
+  /**
+   * Keys whose due timers fire together at most (the partition's share of MAX_ACTORS); absent: all at once. Between such
+   * slices the fired actors are checkpointed, so that a clock passing many deadlines at once does not load them all.
+   */
+  readonly timerSlice?: () => number;
+  /** How many actors the instance holds beyond MAX_ACTORS (0 or less: none): those a timer slice loaded go again. */
+  readonly actorExcess?: () => number;
 }
 
 interface Cell {
@@ -232,6 +239,8 @@ export class PartitionWorker {
   #failures = 0;
   /** Wall time of the last expiry sweep of stored actors. */
   #sweptAt = 0;
+  /** Rewinds so far: a step that checkpoints midway stops if one came in between (its clock and actors are gone). */
+  #rewinds = 0;
 
   private constructor(
     tp: TopicPartition,
@@ -754,6 +763,7 @@ export class PartitionWorker {
 
   /** Drops uncheckpointed work (states, timers, outputs) and re-reads the log from the checkpoint. */
   async #rewind(): Promise<void> {
+    this.#rewinds++;
     this.#cells.clear();
     this.#outputs.clear();
     this.#outputCounts.clear();
@@ -869,9 +879,10 @@ export class PartitionWorker {
     await this.#activate([...byKey.keys()], firstAppended);
     await settleAll([...byKey].map(([key, items]) => this.#runKey(key, items)));
     this.#clock = clock;
-    await this.#fireDue(clock);
+    // Past the batch before the other keys' timers fire: a slice's checkpoint then covers the whole batch.
     this.#position = records[records.length - 1].offset + 1;
     this.#sinceCheckpoint += messages;
+    await this.#fireDue(clock);
   }
 
   /** Dead-letters a record that can never be handled (decoding is pure: whatever it throws stays). */
@@ -970,11 +981,45 @@ export class PartitionWorker {
     }
   }
 
-  /** Fires every timer due at `clock`, activating the actors that own them. */
-  async #fireDue(clock: number, due = this.#timers.keysDue(clock)): Promise<void> {
-    if (due.length === 0) return;
-    await this.#activate(due);
-    await settleAll(due.map((key) => this.#fireKeyTimers(key, this.#cells.get(key)!, clock)));
+  /**
+   * Fires every timer due at `clock`, activating the actors that own them, a slice of keys at a time
+   * (WorkerDeps.timerSlice). Each slice but the last is checkpointed before the next (without the partition's watermark:
+   * timers due at that clock are still to fire), and the actors it loaded go again as far as the instance is beyond
+   * MAX_ACTORS: a clock passing many deadlines at once (an idle advance after downtime, a claim) loaded every such actor,
+   * and kept them until the round's checkpoint. A replay from a slice's checkpoint fires the rest, as after an idle
+   * advance's checkpoint.
+   */
+  async #fireDue(clock: number): Promise<void> {
+    const due = this.#timers.keysDue(clock);
+    const slice = Math.max(1, Math.floor(this.#deps.timerSlice?.() ?? Infinity));
+    const rewinds = this.#rewinds;
+    for (let from = 0; from < due.length; from += slice) {
+      const keys = due.slice(from, from + slice);
+      const loaded = keys.filter((key) => !this.#cells.has(key));
+      await this.#activate(keys);
+      await settleAll(keys.map((key) => this.#fireKeyTimers(key, this.#cells.get(key)!, clock)));
+      if (from + slice >= due.length) return;
+      await this.#checkpoint(true);
+      if (this.#closed || this.#rewinds !== rewinds) return;
+      this.#evictLoaded(loaded);
+    }
+  }
+
+  /** Passivates actors a timer slice loaded, now checkpointed, as many as the instance holds beyond MAX_ACTORS. */
+  #evictLoaded(keys: readonly string[]): void {
+    let excess = this.#deps.actorExcess?.() ?? 0;
+    let evicted = 0;
+    for (const key of keys) {
+      if (excess <= 0) break;
+      const cell = this.#cells.get(key);
+      if (!cell || cell.dirty) continue;
+      this.#cells.delete(key);
+      excess--;
+      evicted++;
+    }
+    if (evicted > 0) {
+      this.#events.emit({ type: "actors", kind: this.#deps.logic.kind, change: "passivated", count: evicted });
+    }
   }
 
   /** Fires `key`'s timers due at `clock`, earliest first (ties by name); `ctx.now()` is each timer's deadline. */

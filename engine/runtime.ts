@@ -86,6 +86,8 @@ export class ActorRuntime implements PartitionListener {
   #pruning: Promise<void> | undefined;
   /** Wall time the last alert pruning started. */
   #alertsPrunedAt = Number.NEGATIVE_INFINITY;
+  /** The passivation beyond MAX_ACTORS a batch started, while it runs (one at a time). */
+  #passivating: Promise<unknown> | undefined;
 
   constructor(deps: RuntimeDeps) {
     this.#deps = deps;
@@ -231,6 +233,23 @@ export class ActorRuntime implements PartitionListener {
     const worker = this.#workers.get(tpKey(batch));
     if (!worker || !worker.active) return;
     await worker.handleBatch(batch, heartbeat);
+    this.#passivateExcess();
+  }
+
+  /**
+   * Beyond MAX_ACTORS after a batch, starts passivating the instance's least recently used checkpointed actors (as the
+   * round does) without waiting for the next round: a backlog of new keys, checkpointed every CHECKPOINT_MAX_MESSAGES,
+   * otherwise kept every actor it activated until then, however long CHECKPOINT_INTERVAL_MS. Not waited for: another
+   * partition's passivation waits for its step in progress (a checkpoint retried through an outage, say).
+   */
+  #passivateExcess(): void {
+    const max = this.#deps.maxActors;
+    if (max === undefined || this.#passivating || this.actorCount <= max) return;
+    const workers = [...this.#workers.values()];
+    const cuts = lruCuts(workers.map((w) => w.cleanUseTimes()), this.actorCount - max);
+    if (cuts.every((cut) => cut.usedAt === Number.NEGATIVE_INFINITY)) return; // none checkpointed yet
+    this.#passivating = Promise.all(workers.map((w, i) => w.passivate(Number.NEGATIVE_INFINITY, cuts[i])))
+      .finally(() => this.#passivating = undefined);
   }
 
   /** Finds a key's state in memory, across the partitions of the topic that feeds `kind`. */
@@ -274,6 +293,7 @@ export class ActorRuntime implements PartitionListener {
         packer: this.#packer,
         source: this.#sourceOf(tp),
         watermarks: this.#watermarksOf(tp),
+        ...this.#timerBounds(),
       });
     } catch (error) {
       this.#log.warn("cannot claim the partition; housekeeping tries again", { partition: key, error });
@@ -287,6 +307,19 @@ export class ActorRuntime implements PartitionListener {
     this.#workers.set(key, worker);
     await displaced?.close();
     return worker;
+  }
+
+  /**
+   * Timers due at once fire in slices of each partition's share of MAX_ACTORS, so that partitions firing together stay
+   * within about twice it; between slices, the actors a slice loaded go again while the instance is beyond it.
+   */
+  #timerBounds(): Pick<WorkerDeps, "timerSlice" | "actorExcess"> {
+    const max = this.#deps.maxActors;
+    if (max === undefined) return {};
+    return {
+      timerSlice: () => Math.max(1, Math.floor(max / Math.max(1, this.#workers.size))),
+      actorExcess: () => this.actorCount - max,
+    };
   }
 
   /**

@@ -299,18 +299,22 @@ export async function deleteStates(tx: TransactionSql, kind: string, keys: reado
 
 /**
  * Deletes a partition's actors inactive since before `cutoff` (epoch ms) with no pending timer, and the latest
- * recommendations of the users among them; returns how many actors.
+ * recommendations of the users among them; returns how many actors. Partition 0, given the topic's `partitionCount`,
+ * also those of rows naming a partition the topic no longer has.
  */
 export async function expireStates(
   tx: TransactionSql,
   kind: string,
   partition: number,
   cutoff: number,
+  partitionCount?: number,
 ): Promise<number> {
+  // Partition 0 also sweeps rows naming a partition the topic no longer has (created again with fewer): no owner would.
+  const orphansFrom = partition === 0 && partitionCount !== undefined ? partitionCount : 2_147_483_647;
   const [{ expired }] = await tx<{ expired: number }[]>`
     with gone as (
       delete from actor_states
-       where kind = ${kind} and partition = ${partition} and last_active_at < ${cutoff}
+       where kind = ${kind} and (partition = ${partition} or partition >= ${orphansFrom}) and last_active_at < ${cutoff}
          and next_timer_at is null
       returning key
     ), recommendations as (

@@ -494,6 +494,33 @@ Deno.test("loads, reads and expiry stay within their actor kind and partition", 
   });
 });
 
+/** Rows of partitions 1 and 2 written under 3 partitions; the topic now has 2: partition 0's sweep takes 2's, not 1's. */
+async function checkOrphansSwept(store: CheckpointStore): Promise<void> {
+  const at = (partition: number) => ({ topic: tp.topic, partition });
+  const epochs = [];
+  for (const partition of [0, 1, 2]) epochs.push((await store.claim(at(partition), "g", "me")).epoch);
+  const quiet = (key: string, timers = {}) => ({ key, state: {}, timers, lastActiveAt: 1_000 });
+  await store.commit({ ...write(epochs[1], 1, { partitions: 3, upserts: [quiet("one")] }), tp: at(1) });
+  await store.commit({
+    ...write(epochs[2], 1, { partitions: 3, upserts: [quiet("two"), quiet("two-armed", { cart: 9 })] }),
+    tp: at(2),
+  });
+  const keys = ["one", "two", "two-armed"];
+  // Without a partition count, partition 0 takes none of them; partition 1 takes its own row, not partition 2's.
+  assert.equal((await store.commit(write(epochs[0], 1, { expireBefore: 5_000 }))).expired, 0);
+  const sweep1 = write(epochs[1], 2, { partitions: 2, expireBefore: 5_000 });
+  assert.equal((await store.commit({ ...sweep1, tp: at(1) })).expired, 1);
+  assert.deepEqual([...(await store.load("user", keys)).keys()].sort(), ["two", "two-armed"]);
+  // Partition 0 takes partition 2's quiet row; not one with a pending timer (its keys' new partition loads it).
+  assert.equal((await store.commit(write(epochs[0], 2, { partitions: 2, expireBefore: 5_000 }))).expired, 1);
+  assert.deepEqual([...(await store.load("user", keys)).keys()].sort(), ["two-armed"]);
+}
+
+Deno.test("partition 0's sweep also expires rows of partitions the topic no longer has (created again with fewer)", async () => {
+  await withDatabase((sql) => checkOrphansSwept(new SqlCheckpointStore(sql)));
+  await checkOrphansSwept(new MemoryCheckpointStore());
+});
+
 Deno.test("a partition's owner is the instance that claimed it last", async () => {
   await withDatabase(async (sql) => {
     const store = new SqlCheckpointStore(sql);

@@ -8,6 +8,7 @@ import type { ActorLogic } from "../../engine/actor.ts";
 import { ALERT_PRUNE_BATCH, MemoryCheckpointStore } from "../../engine/checkpoint.ts";
 import type { Alert } from "../../engine/outputs.ts";
 import { MemoryLog } from "../../engine/memory_log.ts";
+import { partitionForKey } from "../../engine/partitioner.ts";
 import { emitTestAlert, Harness, type Recorded, recorderLogic, type RecorderMessage } from "../helpers/runtime.ts";
 
 const SECOND = 1_000;
@@ -262,4 +263,24 @@ Deno.test("an actor exactly the TTL after its last record is not expired: not wh
   await h.drained();
   await h.stop();
   assert.deepEqual((await h.stored("k"))?.values, [1, 2, 3]);
+});
+
+Deno.test("stored actors of a partition the topic no longer has (created again with fewer) are swept past the TTL too", async () => {
+  const store = new MemoryCheckpointStore();
+  const before = new Harness(recorderLogic(), 3, 1, { store, stateTtlMs: 60 * SECOND, checkpointIntervalMs: 1e9 });
+  const key = ["a", "b", "c", "d", "e", "f"].find((k) => partitionForKey(k, 3) === 2)!;
+  before.wall = Date.UTC(2026, 0, 1);
+  await before.start();
+  before.send(key, { n: 1 });
+  await before.drained();
+  await before.stop();
+  assert.equal(store.rows.get(`recorder/${key}`)?.partition, 2);
+  // The topic created again with one partition: nothing names partition 2 any more.
+  const after = new Harness(recorderLogic(), 1, 1, { store, stateTtlMs: 60 * SECOND, checkpointIntervalMs: 1e9 });
+  after.wall = before.wall + 5 * 60 * SECOND; // past the TTL and the sweep interval
+  await after.start();
+  after.wall += 20 * SECOND; // idle: the TTL is judged by the wall
+  await after.runtime.housekeep();
+  await after.stop();
+  assert.equal(await after.stored(key), undefined, "its row was swept as partition 0's would be");
 });
