@@ -122,11 +122,15 @@ export async function checkUpgraded(sql: Sql, fromName: string): Promise<void> {
     revenueMillis: 0,
     keepFrom: 0,
   });
-  await sql.begin((tx) => storeProductMinutes(tx, 1, [delta("toys", 1), delta("games", 2)]));
+  // An order line of the new version on the old row, of an order an earlier line already counted in toys: its units
+  // and revenue add up, its order does not; the row's stored orders (no category_orders before 019) stand in for the
+  // orders per category it held (a null category_orders left after the update would count the product's 2 orders).
+  const line = { ...delta("toys", 1), orders: 1, categoryOrders: 0, units: 1, revenueMillis: 5_000 };
+  await sql.begin((tx) => storeProductMinutes(tx, 1, [line, delta("games", 2)]));
   const categories = await rankCategoriesInWindow(sql, "views", MINUTE, MINUTE + 60_000, 10);
-  assert.deepEqual(categories.map((c) => [c.category, c.views, c.orders, c.revenue]), [
-    ["toys", 8, 1, 19.98], // the order stored before 019 (no category_orders) still counts
-    ["games", 2, 0, 0],
+  assert.deepEqual(categories.map((c) => [c.category, c.views, c.orders, c.unitsSold, c.revenue]), [
+    ["toys", 8, 1, 3, 24.98], // the order stored before 019 (no category_orders) still counts, the repeat not
+    ["games", 2, 0, 0, 0],
   ]);
 
   // The group that built the state owns it once it starts (012); another group is refused.

@@ -7,7 +7,7 @@ import { openEmbeddedDatabase } from "../../engine/embedded_database.ts";
 import { silentLogger } from "../../engine/logger.ts";
 import { checkUpgraded, upgradePopulated } from "../helpers/upgrade.ts";
 
-for (const from of ["007_", "013_"]) {
+for (const from of ["007_", "013_", "015_"]) {
   Deno.test(`a database populated at migration ${from.slice(0, 3)} migrates to the latest and keeps its rows`, async () => {
     const dir = await Deno.makeTempDir({ prefix: "migration-upgrade-" });
     const db = await openEmbeddedDatabase(dir, { logger: silentLogger, vacuumIntervalMs: 0 });
