@@ -97,6 +97,8 @@ export class KafkaConsumer implements LogConsumer {
   #memberId: string | undefined;
   /** Set when kafkajs stopped the consumer after an error and will not restart it. */
   #failure: Error | undefined;
+  /** Settled with `#failure` when it is set: see LogConsumer.failed. */
+  readonly #failed = Promise.withResolvers<Error>();
   /** Per partition, the commit kafkajs is making (see commit()). */
   readonly #commitsInFlight = new Map<string, Promise<void>>();
   /** Per partition, the commit to make once the one in flight settles: the latest offset asked for. */
@@ -171,7 +173,10 @@ export class KafkaConsumer implements LogConsumer {
       const { error, restart } = event.payload;
       // Out of the group now: the heartbeats answered before the crash no longer confirm its assignment.
       this.#confirmation.left();
-      if (!restart) this.#failure = ensureError(error);
+      if (!restart && !this.#failure) {
+        this.#failure = ensureError(error);
+        this.#failed.resolve(this.#failure);
+      }
       this.#logger.error(
         restart ? "consumer crashed; kafkajs restarts it" : "consumer crashed for good; consuming nothing",
         {
@@ -387,6 +392,10 @@ export class KafkaConsumer implements LogConsumer {
 
   failure(): Error | undefined {
     return this.#failure;
+  }
+
+  failed(): Promise<Error> {
+    return this.#failed.promise;
   }
 
   assignmentConfirmedSince(since: number): boolean {
