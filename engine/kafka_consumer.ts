@@ -6,6 +6,7 @@ import { tpKey } from "./log.ts";
 import type { Logger } from "./logger.ts";
 import { AssignmentConfirmation } from "./assignment_confirmation.ts";
 import { KafkaAdmin } from "./kafka_admin.ts";
+import { settledWithin } from "./settled_within.ts";
 
 /** Consumer-group settings. */
 export interface KafkaConsumerOptions {
@@ -410,18 +411,16 @@ export class KafkaConsumer implements LogConsumer {
 
   /** Quiesces, then leaves the group (waiting LEAVE_TIMEOUT_MS at most for kafkajs). */
   async stop(): Promise<void> {
-    await this.quiesce();
+    // The batches being handled and the assignment being handled wait for the database: one that stopped answering
+    // held the stop, which never left the group, until main.ts's deadline ended the process.
+    const deadline = Date.now() + LEAVE_TIMEOUT_MS;
+    const remaining = () => Math.max(0, deadline - Date.now());
+    await settledWithin(this.quiesce(), remaining());
     const leaving = this.#consumer.disconnect();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const left = await Promise.race([
-      leaving.then(() => true),
-      new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), LEAVE_TIMEOUT_MS)),
-    ]).finally(() => clearTimeout(timer));
-    if (!left) {
-      leaving.catch(() => {});
+    if (!await settledWithin(leaving, remaining())) {
       this.#logger.warn("leaving the group did not finish in time; stopping anyway", { timeoutMs: LEAVE_TIMEOUT_MS });
     }
-    await this.#ready;
+    await settledWithin(this.#ready, remaining());
     this.#owned.clear();
     this.#lanes.clear();
     await this.#admin.close();
