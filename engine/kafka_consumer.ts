@@ -64,7 +64,7 @@ const MAX_BATCHES_PER_PARTITION = 2;
 /** Wait before a batch whose handler threw is read again: doubles from `initial` up to `max`. */
 const HANDLER_RETRY_MS = { initial: 100, max: 2_000 } as const;
 /**
- * Most stop() waits for kafkajs to leave the group and disconnect. With the broker unreachable its disconnect waits
+ * Most stop() waits for the batches being handled, then kafkajs to leave the group and disconnect, together. With the broker unreachable its disconnect waits
  * for the fetch in flight, which retries for about 25 s: a stop then passed main.ts's 10 s deadline (exit code 1).
  * The group drops a member that could not leave after its session timeout, as it drops a crashed one.
  */
@@ -409,7 +409,7 @@ export class KafkaConsumer implements LogConsumer {
     await Promise.all([...this.#lanes.values()].map((lane) => lane.tail));
   }
 
-  /** Quiesces, then leaves the group (waiting LEAVE_TIMEOUT_MS at most for kafkajs). */
+  /** Quiesces, then leaves the group (waiting LEAVE_TIMEOUT_MS at most for both). */
   async stop(): Promise<void> {
     // The batches being handled and the assignment being handled wait for the database: one that stopped answering
     // held the stop, which never left the group, until main.ts's deadline ended the process.
