@@ -20,14 +20,18 @@ async function main(): Promise<number> {
   // Listening from before start-up: a signal while starting aborts it (the engine closes what it opened and leaves
   // the consumer group if it joined); once started, it stops the engine. The deadline covers both.
   const signalled = new AbortController();
+  let deadline: ReturnType<typeof setTimeout> | undefined;
+  const armDeadline = () => {
+    deadline ??= setTimeout(() => {
+      logger.error("shutdown deadline passed; exiting", { deadlineMs: SHUTDOWN_DEADLINE_MS });
+      Deno.exit(1);
+    }, SHUTDOWN_DEADLINE_MS);
+  };
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     Deno.addSignalListener(signal, () => {
       logger.info("signal received; shutting down", { signal });
       if (signalled.signal.aborted) return;
-      setTimeout(() => {
-        logger.error("shutdown deadline passed; exiting", { deadlineMs: SHUTDOWN_DEADLINE_MS });
-        Deno.exit(1);
-      }, SHUTDOWN_DEADLINE_MS);
+      armDeadline();
       signalled.abort(signal);
     });
   }
@@ -45,13 +49,22 @@ async function main(): Promise<number> {
     return 1;
   }
   Deno.stdout.writeSync(new TextEncoder().encode(banner(engine) + "\n"));
-  await new Promise((resolve) => {
-    if (signalled.signal.aborted) resolve(undefined);
-    signalled.signal.addEventListener("abort", resolve, { once: true });
-  });
+  // Stopped by a signal, or by a failure it cannot recover from: then it releases what it holds (its partitions, to
+  // their new owners) and exits 1 naming the cause, for a supervisor to restart it; it used to stay up, unready.
+  const failure = await Promise.race([
+    new Promise<undefined>((resolve) => {
+      if (signalled.signal.aborted) resolve(undefined);
+      signalled.signal.addEventListener("abort", () => resolve(undefined), { once: true });
+    }),
+    engine.failed,
+  ]);
+  if (failure) {
+    logger.error(`${failure.message}; stopping, to be restarted`, { error: failure });
+    armDeadline();
+  }
   try {
     await engine.stop();
-    return 0;
+    return failure ? 1 : 0;
   } catch (error) {
     logger.error("shutdown failed", { error });
     return 1;

@@ -24,6 +24,8 @@ import type { LogFields, Logger } from "./logger.ts";
 /** Connections the engine keeps open to PostgreSQL. */
 const DATABASE_POOL_SIZE = 10;
 const MS_PER_HOUR = 3_600_000;
+/** Seconds a closing backend gives the database queries still running (postgres.js `end({ timeout })`). */
+const CLOSE_QUERIES_S = 1;
 
 /** The log and database of one running engine. */
 export interface Backend {
@@ -138,7 +140,9 @@ async function openProductionBackend(
     async close() {
       await producer.close();
       await admin.close();
-      await sql.end({ timeout: 5 });
+      // Seconds for the queries still running: none that matter once the runtime and HTTP stopped, and a database
+      // that stopped answering held the stop for 5 s, into main.ts's deadline.
+      await sql.end({ timeout: CLOSE_QUERIES_S });
     },
   };
 }

@@ -16,7 +16,7 @@ import { advertisedUrl } from "./advertised_url.ts";
 import { type Backend, openBackend } from "./backend.ts";
 import { SqlCheckpointStore } from "./checkpoint.ts";
 import type { Sql } from "./database.ts";
-import { ConfigError } from "./errors.ts";
+import { ConfigError, EngineFailedError } from "./errors.ts";
 import { type Config, consumedTopics, topicNames, type Topics } from "./config.ts";
 import { StartAbortedError } from "./errors.ts";
 import { listenHttp } from "./http_listener.ts";
@@ -48,6 +48,11 @@ export interface RunningEngine {
   readonly backend: string;
   /** The engine's own database and log clients, for code in the same process (tests, benchmarks). */
   readonly clients: Pick<Backend, "sql" | "producer" | "createConsumer">;
+  /**
+   * Settles with an EngineFailedError once the engine can no longer work (its consumer stopped for good): it must then
+   * be stopped, releasing what it holds, and started again (main.ts exits with code 1). Never settles otherwise.
+   */
+  readonly failed: Promise<EngineFailedError>;
   /** Graceful shutdown: stop HTTP, leave the group, final checkpoints, close connections. */
   stop(): Promise<void>;
 }
@@ -250,6 +255,13 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
 
     const started = backend;
     let stopped: Promise<void> | undefined;
+    // Also a consumer that failed while joining the group, during start-up: it settles at once then.
+    const consumerFailed = config.ROLE === "all" ? started.consumer.failed?.() : undefined;
+    const failed = consumerFailed
+      ? consumerFailed.then((error) =>
+        new EngineFailedError(`the log's consumer stopped for good: ${error.message}`, { cause: error })
+      )
+      : new Promise<never>(() => {});
     return {
       url,
       instanceId,
@@ -257,6 +269,7 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
       metrics,
       mode: config.mode,
       backend: started.describe,
+      failed,
       clients: {
         sql: started.sql,
         producer: started.producer,

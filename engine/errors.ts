@@ -44,6 +44,14 @@ export class StartAbortedError extends EngineError {
   readonly code = "start_aborted";
 }
 
+/**
+ * The running engine can no longer do its work and stops (main.ts exits with code 1, for a supervisor to restart it):
+ * the log's consumer stopped for good (kafkajs gave up on it), so that the partitions it held belong to others now.
+ */
+export class EngineFailedError extends EngineError {
+  readonly code = "engine_failed";
+}
+
 /** A request arrived while the engine is still starting, before it serves the API (HTTP 503). */
 export class EngineStartingError extends EngineError {
   readonly code = "starting";

@@ -26,6 +26,9 @@ export const INSTANCE_STALE_MS = 3 * INSTANCE_HEARTBEAT_MS;
  */
 export const INSTANCE_FORGET_MS = 60 * 60 * 1_000;
 
+/** Longest a stop waits to delete this instance's row (see `unregister`). */
+export const UNREGISTER_TIMEOUT_MS = 1_000;
+
 export type { PartitionOwner };
 
 /** Registers this instance, heartbeats it, and looks up partition owners. */
@@ -77,13 +80,25 @@ export class InstanceRegistry {
     return await partitionOwner(this.#sql, this.#groupId, topic, partition, INSTANCE_STALE_MS);
   }
 
-  /** Stops the heartbeat and deletes this instance's row (graceful stop). */
+  /**
+   * Stops the heartbeat and deletes this instance's row (graceful stop), waiting UNREGISTER_TIMEOUT_MS at most: the
+   * row only speeds up routing around this instance (its heartbeat goes stale anyway), and a database that does not
+   * answer held the whole stop, which then ran into main.ts's deadline without leaving the consumer group.
+   */
   async unregister(): Promise<void> {
     clearInterval(this.#timer);
     this.#timer = undefined;
-    await this.#beat;
-    await deleteInstance(this.#sql, this.instanceId).catch((error) =>
-      this.#log.warn("cannot unregister the instance", { error })
-    );
+    const deleting = this.#beat.then(() => deleteInstance(this.#sql, this.instanceId));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const done = await Promise.race([
+      deleting.then(() => true, (error) => (this.#log.warn("cannot unregister the instance", { error }), true)),
+      new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), UNREGISTER_TIMEOUT_MS)),
+    ]).finally(() => clearTimeout(timer));
+    if (!done) {
+      deleting.catch(() => {});
+      this.#log.warn("unregistering the instance did not finish in time; stopping anyway", {
+        timeoutMs: UNREGISTER_TIMEOUT_MS,
+      });
+    }
   }
 }

@@ -6,6 +6,7 @@ import { tpKey } from "./log.ts";
 import type { Logger } from "./logger.ts";
 import { AssignmentConfirmation } from "./assignment_confirmation.ts";
 import { KafkaAdmin } from "./kafka_admin.ts";
+import { settledWithin } from "./settled_within.ts";
 
 /** Consumer-group settings. */
 export interface KafkaConsumerOptions {
@@ -63,7 +64,7 @@ const MAX_BATCHES_PER_PARTITION = 2;
 /** Wait before a batch whose handler threw is read again: doubles from `initial` up to `max`. */
 const HANDLER_RETRY_MS = { initial: 100, max: 2_000 } as const;
 /**
- * Most stop() waits for kafkajs to leave the group and disconnect. With the broker unreachable its disconnect waits
+ * Most stop() waits for the batches being handled, then kafkajs to leave the group and disconnect, together. With the broker unreachable its disconnect waits
  * for the fetch in flight, which retries for about 25 s: a stop then passed main.ts's 10 s deadline (exit code 1).
  * The group drops a member that could not leave after its session timeout, as it drops a crashed one.
  */
@@ -97,6 +98,8 @@ export class KafkaConsumer implements LogConsumer {
   #memberId: string | undefined;
   /** Set when kafkajs stopped the consumer after an error and will not restart it. */
   #failure: Error | undefined;
+  /** Settled with `#failure` when it is set: see LogConsumer.failed. */
+  readonly #failed = Promise.withResolvers<Error>();
   /** Per partition, the commit kafkajs is making (see commit()). */
   readonly #commitsInFlight = new Map<string, Promise<void>>();
   /** Per partition, the commit to make once the one in flight settles: the latest offset asked for. */
@@ -171,7 +174,10 @@ export class KafkaConsumer implements LogConsumer {
       const { error, restart } = event.payload;
       // Out of the group now: the heartbeats answered before the crash no longer confirm its assignment.
       this.#confirmation.left();
-      if (!restart) this.#failure = ensureError(error);
+      if (!restart && !this.#failure) {
+        this.#failure = ensureError(error);
+        this.#failed.resolve(this.#failure);
+      }
       this.#logger.error(
         restart ? "consumer crashed; kafkajs restarts it" : "consumer crashed for good; consuming nothing",
         {
@@ -389,6 +395,10 @@ export class KafkaConsumer implements LogConsumer {
     return this.#failure;
   }
 
+  failed(): Promise<Error> {
+    return this.#failed.promise;
+  }
+
   assignmentConfirmedSince(since: number): boolean {
     return this.#confirmation.confirmedSince(since);
   }
@@ -399,20 +409,18 @@ export class KafkaConsumer implements LogConsumer {
     await Promise.all([...this.#lanes.values()].map((lane) => lane.tail));
   }
 
-  /** Quiesces, then leaves the group (waiting LEAVE_TIMEOUT_MS at most for kafkajs). */
+  /** Quiesces, then leaves the group (waiting LEAVE_TIMEOUT_MS at most for both). */
   async stop(): Promise<void> {
-    await this.quiesce();
+    // The batches being handled and the assignment being handled wait for the database: one that stopped answering
+    // held the stop, which never left the group, until main.ts's deadline ended the process.
+    const deadline = Date.now() + LEAVE_TIMEOUT_MS;
+    const remaining = () => Math.max(0, deadline - Date.now());
+    await settledWithin(this.quiesce(), remaining());
     const leaving = this.#consumer.disconnect();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const left = await Promise.race([
-      leaving.then(() => true),
-      new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), LEAVE_TIMEOUT_MS)),
-    ]).finally(() => clearTimeout(timer));
-    if (!left) {
-      leaving.catch(() => {});
+    if (!await settledWithin(leaving, remaining())) {
       this.#logger.warn("leaving the group did not finish in time; stopping anyway", { timeoutMs: LEAVE_TIMEOUT_MS });
     }
-    await this.#ready;
+    await settledWithin(this.#ready, remaining());
     this.#owned.clear();
     this.#lanes.clear();
     await this.#admin.close();

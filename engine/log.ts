@@ -121,6 +121,11 @@ export interface LogConsumer {
    * does not retry), if any: the instance then owns nothing and consumes nothing. Absent: never.
    */
   failure?(): Error | undefined;
+  /**
+   * Settles with `failure()` once the consumer stopped for good, so that the engine stops instead of holding its
+   * partitions while their new owners handle them. Absent: never.
+   */
+  failed?(): Promise<Error>;
   /** Stops delivering (as `quiesce`), then leaves the group. */
   stop(): Promise<void>;
 }

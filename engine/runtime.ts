@@ -13,6 +13,7 @@ import { lruCuts } from "./lru_cut.ts";
 import { DEFAULT_BACKOFF, PartitionWorker, type WorkerDeps } from "./partition_worker.ts";
 import type { ClockSource } from "./source_watermark.ts";
 import { StatePacker } from "./state_packer.ts";
+import { settledWithin } from "./settled_within.ts";
 
 /** Runtime settings and collaborators; `logics` maps each consumed topic to its actor type. */
 export interface RuntimeDeps extends Omit<WorkerDeps, "logic" | "source" | "watermarks"> {
@@ -30,6 +31,13 @@ export interface RuntimeDeps extends Omit<WorkerDeps, "logic" | "source" | "wate
 }
 
 const DEFAULT_ACTOR_IDLE_MS = 5 * 60_000;
+/**
+ * Longest a stop waits, before leaving the group, for the claims, housekeeping round and batches in progress and the
+ * final checkpoints; within main.ts's 10 s deadline with the HTTP drain and the group's leave.
+ */
+export const FINAL_CHECKPOINTS_MS = 3_000;
+/** Longest a stop waits, once the group is left, for the partitions' release (their last checkpoint attempts). */
+export const RELEASE_MS = 1_000;
 /** Packing time per partition per housekeeping round; other work runs between partitions. */
 const PACK_BUDGET_MS = 10;
 /** How often housekeeping starts a pruning of the stored alerts past their retention. */
@@ -419,10 +427,11 @@ export class ActorRuntime implements PartitionListener {
    */
   async shutdown(): Promise<void> {
     this.#stopRetrying();
-    await this.stopClaiming();
-    await this.#stopHousekeeping();
     const { consumer } = this.#deps;
-    if (consumer.quiesce) {
+    const beforeLeaving = (async () => {
+      await this.stopClaiming();
+      await this.#stopHousekeeping();
+      if (!consumer.quiesce) return;
       await consumer.quiesce();
       await Promise.all(
         [...this.#workers].map(([key, worker]) =>
@@ -434,9 +443,18 @@ export class ActorRuntime implements PartitionListener {
           )
         ),
       );
+    })();
+    // A database that stops answering held every one of these steps (claims, the housekeeping round, the batches
+    // being handled, the checkpoints) and the stop ran into main.ts's deadline without leaving the group.
+    if (!await settledWithin(beforeLeaving, FINAL_CHECKPOINTS_MS)) {
+      this.#log.warn("final checkpoints did not finish in time; leaving the group without them", {
+        timeoutMs: FINAL_CHECKPOINTS_MS,
+      });
     }
     await consumer.stop();
-    await this.stop();
+    if (!await settledWithin(this.stop(), RELEASE_MS)) {
+      this.#log.warn("releasing the partitions did not finish in time; stopping anyway", { timeoutMs: RELEASE_MS });
+    }
   }
 
   /**

@@ -218,13 +218,20 @@ Deno.test("a member taken back under a new member id while the database is down 
   await runtime.stop();
 });
 
-Deno.test("the consumer reports a crash kafkajs gives up on (readiness names it), not one kafkajs restarts from", async () => {
+Deno.test("the consumer reports a crash kafkajs gives up on (readiness names it, failed() settles), not one kafkajs restarts from", async () => {
   const { topics, fake, consumer, runtime } = await memberA();
   await consumer.start([topics.events], runtime);
+  let failed: Error | undefined;
+  consumer.failed().then((error) => failed = error);
   fake.crash(new Error("The coordinator is not aware of this member"), true);
+  await settle();
   assert.equal(consumer.failure(), undefined, "kafkajs restarts the consumer: it is not stopped");
+  assert.equal(failed, undefined, "a crash kafkajs restarts from does not stop the engine");
   fake.crash(new Error("The group member's supported protocols are incompatible"), false);
   assert.match(consumer.failure()?.message ?? "none", /incompatible/);
+  // The engine stops on it (main.ts exits 1): it used to stay up for good, holding its partitions.
+  await settle();
+  assert.equal(failed, consumer.failure());
   await consumer.stop();
   await runtime.stop();
 });
