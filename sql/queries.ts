@@ -117,6 +117,29 @@ export interface AlertFilter {
   readonly retentionMs?: number;
 }
 
+/** An `alerts` row as both listings read it. */
+interface AlertRow {
+  alert_id: string;
+  type: string;
+  severity: string;
+  subject_kind: string;
+  subject_id: string;
+  occurred_at: Date;
+  details: unknown;
+}
+
+/** An alert as the API gives it. */
+function storedAlert(r: AlertRow): StoredAlert {
+  return {
+    alertId: r.alert_id,
+    type: r.type,
+    severity: r.severity,
+    subject: { kind: r.subject_kind, id: r.subject_id },
+    occurredAt: r.occurred_at.toISOString(),
+    details: r.details,
+  };
+}
+
 /** The condition on alerts kept for `retentionMs` (stored then or later, by the database's clock, as pruneAlerts). */
 function retained(sql: Sql, retentionMs = 0) {
   return retentionMs > 0 ? sql`and created_at >= now() - make_interval(secs => ${retentionMs / 1000}::float8)` : sql``;
@@ -124,17 +147,7 @@ function retained(sql: Sql, retentionMs = 0) {
 
 /** Stored alerts, newest first; of one instant, by alertId in code-point order (as `after` continues them). */
 export async function listAlerts(sql: Sql, filter: AlertFilter): Promise<StoredAlert[]> {
-  const rows = await sql<
-    {
-      alert_id: string;
-      type: string;
-      severity: string;
-      subject_kind: string;
-      subject_id: string;
-      occurred_at: Date;
-      details: unknown;
-    }[]
-  >`
+  const rows = await sql<AlertRow[]>`
     select alert_id, type, severity, subject_kind, subject_id, occurred_at, details
       from alerts
      where true
@@ -147,14 +160,7 @@ export async function listAlerts(sql: Sql, filter: AlertFilter): Promise<StoredA
   }
      order by occurred_at desc, alert_id collate "C"
      limit ${filter.limit}`;
-  return rows.map((r) => ({
-    alertId: r.alert_id,
-    type: r.type,
-    severity: r.severity,
-    subject: { kind: r.subject_kind, id: r.subject_id },
-    occurredAt: r.occurred_at.toISOString(),
-    details: r.details,
-  }));
+  return rows.map(storedAlert);
 }
 
 /** Filters of `listStoredAlerts`. */
@@ -183,19 +189,7 @@ export interface StoredAlertPage {
  * greater id than the horizon, so a reader that goes on from where it stopped never misses an alert nor reads one twice.
  */
 export async function listStoredAlerts(sql: Sql, filter: StoredAlertFilter): Promise<StoredAlertPage> {
-  const rows = await sql<
-    {
-      horizon: string;
-      stored_xid: string | null;
-      alert_id: string;
-      type: string;
-      severity: string;
-      subject_kind: string;
-      subject_id: string;
-      occurred_at: Date;
-      details: unknown;
-    }[]
-  >`
+  const rows = await sql<(AlertRow & { horizon: string; stored_xid: string | null })[]>`
     with h as (select pg_snapshot_xmin(pg_current_snapshot()) as horizon)
     select h.horizon::text as horizon, a.stored_xid::text as stored_xid, a.alert_id, a.type, a.severity,
            a.subject_kind, a.subject_id, a.occurred_at, a.details
@@ -216,15 +210,7 @@ export async function listStoredAlerts(sql: Sql, filter: StoredAlertFilter): Pro
      order by a.stored_xid, a.alert_id collate "C"`;
   return {
     horizon: rows[0].horizon,
-    items: rows.filter((r) => r.stored_xid !== null).map((r) => ({
-      alertId: r.alert_id,
-      type: r.type,
-      severity: r.severity,
-      subject: { kind: r.subject_kind, id: r.subject_id },
-      occurredAt: r.occurred_at.toISOString(),
-      details: r.details,
-      storedXid: r.stored_xid!,
-    })),
+    items: rows.filter((r) => r.stored_xid !== null).map((r) => ({ ...storedAlert(r), storedXid: r.stored_xid! })),
   };
 }
 
