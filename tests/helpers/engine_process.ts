@@ -4,6 +4,7 @@
  * By default the process is in embedded mode: KAFKA_BROKERS and DATABASE_URL, which
  * scripts/services.sh exports, are removed from its environment.
  */
+import { eventually } from "./services.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const READY_TIMEOUT_MS = 30_000;
@@ -145,4 +146,22 @@ export async function startEngineProcess(options: EngineProcessOptions): Promise
   const engine = spawnEngine(options);
   await waitReady(engine);
   return engine;
+}
+
+/** Posts one page view for each of `users` users (u0, u1, …) and waits until u7's state answers: the engine is at work. */
+export async function postPageViewsHandled(engine: EngineProcess, users = 30): Promise<void> {
+  const posted = await fetch(`${engine.url}/v1/events`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(
+      Array.from({ length: users }, (_, i) => ({ type: "page_viewed", userId: `u${i}`, properties: { url: "/" } })),
+    ),
+  });
+  if (posted.status !== 202) throw new Error(`POST /v1/events answered ${posted.status}: ${await posted.text()}`);
+  await posted.body?.cancel();
+  await eventually("the events handled", async () => {
+    const response = await fetch(`${engine.url}/v1/users/u7`);
+    await response.body?.cancel();
+    return response.status === 200 ? true : undefined;
+  });
 }

@@ -6,7 +6,7 @@
  * 25 s) and the housekeeping round's end-offset read (retried as long; the stop waits for the round).
  */
 import assert from "node:assert/strict";
-import { startEngineProcess } from "../helpers/engine_process.ts";
+import { postPageViewsHandled, startEngineProcess } from "../helpers/engine_process.ts";
 import { startPrivateBroker } from "../helpers/kafka_broker.ts";
 import { deployOnServers, onlyOn } from "../helpers/modes.ts";
 import { eventually, freshDatabase } from "../helpers/services.ts";
@@ -25,20 +25,7 @@ onlyOn("kafka", {
     );
     const engine = await startEngineProcess({ dataDir: await Deno.makeTempDir(), env: d.env });
     try {
-      const posted = await fetch(`${engine.url}/v1/events`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify(
-          Array.from({ length: 30 }, (_, i) => ({ type: "page_viewed", userId: `u${i}`, properties: { url: "/" } })),
-        ),
-      });
-      assert.equal(posted.status, 202);
-      await posted.body?.cancel();
-      await eventually("the events handled", async () => {
-        const response = await fetch(`${engine.url}/v1/users/u7`);
-        await response.body?.cancel();
-        return response.status === 200 ? true : undefined;
-      });
+      await postPageViewsHandled(engine);
 
       await broker.stop("SIGKILL");
       // The engine's clients are retrying the unreachable broker (kafkajs logs each refused connection).

@@ -5,9 +5,8 @@
  * draining HTTP or leaving the group, whose partitions then waited for the session timeout.
  */
 import assert from "node:assert/strict";
-import { startEngineProcess } from "../helpers/engine_process.ts";
+import { postPageViewsHandled, startEngineProcess } from "../helpers/engine_process.ts";
 import { deploy, onlyOn } from "../helpers/modes.ts";
-import { eventually } from "../helpers/services.ts";
 import { startTcpProxy } from "../helpers/tcp_proxy.ts";
 
 onlyOn("kafka", {
@@ -25,20 +24,7 @@ onlyOn("kafka", {
       env: { ...d.env, DATABASE_URL: viaProxy.toString(), LOG_LEVEL: "info" },
     });
     try {
-      const posted = await fetch(`${engine.url}/v1/events`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify(
-          Array.from({ length: 30 }, (_, i) => ({ type: "page_viewed", userId: `u${i}`, properties: { url: "/" } })),
-        ),
-      });
-      assert.equal(posted.status, 202);
-      await posted.body?.cancel();
-      await eventually("the events handled", async () => {
-        const response = await fetch(`${engine.url}/v1/users/u7`);
-        await response.body?.cancel();
-        return response.status === 200 ? true : undefined;
-      });
+      await postPageViewsHandled(engine);
       // Every answer of PostgreSQL held back from now on: its queries neither succeed nor fail.
       proxy.freeze();
       const status = await engine.kill("SIGTERM");

@@ -6,13 +6,9 @@
  * The same on PostgreSQL with another collation: tests/integration/alerts_paging_test.ts.
  */
 import assert from "node:assert/strict";
-import { openEmbeddedDatabase } from "../../engine/embedded_database.ts";
-import { silentLogger } from "../../engine/logger.ts";
 import { ALERT_PRUNE_BATCH, pruneAlerts } from "../../sql/checkpoints.ts";
-import { migrate } from "../../sql/migrations.ts";
 import { listAlerts } from "../../sql/queries.ts";
-import { type JsonSchema, schemaProblems } from "../helpers/json_schema.ts";
-import { BASE, httpFixture } from "./http_fixture.ts";
+import { type AlertsGet, withAlertsRoute } from "./alerts_route_fixture.ts";
 import type { Sql } from "../../engine/database.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -29,31 +25,13 @@ async function insert(sql: Sql, id: string, type: string, at: number): Promise<v
             values (${id}, ${type}, 'warning', 'product', 'p1', ${new Date(at)}, '{"n":1}')`;
 }
 
-async function withAlerts(fn: (sql: Sql, get: (path: string) => Promise<Json>) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "alerts-paging-" });
-  const db = await openEmbeddedDatabase(dir, { logger: silentLogger, vacuumIntervalMs: 0 });
-  try {
-    await migrate(db.sql);
-    for (const [i, id] of ODD.entries()) await insert(db.sql, id, i % 2 ? "low_inventory" : "out_of_stock", T);
-    for (let k = 1; k <= 6; k++) await insert(db.sql, `m${k}`, "cart_abandoned", T - k * MIN);
-    for (const id of ["y", "x"]) await insert(db.sql, id, "low_inventory", T + MIN);
-    const { handle } = await httpFixture(undefined, undefined, db.sql);
-    const doc: Json = await (await handle(new Request(`${BASE}/openapi.json`))).json();
-    const get = async (path: string) => {
-      const response = await handle(new Request(`${BASE}${path}`));
-      const body = await response.json();
-      const media = doc.paths["/v1/alerts"].get.responses[String(response.status)]?.content?.[
-        (response.headers.get("content-type") ?? "").split(";")[0]
-      ];
-      assert.ok(media, `${path} answered ${response.status}, undocumented: ${JSON.stringify(body)}`);
-      assert.deepEqual(schemaProblems(body, media.schema as JsonSchema, doc), [], `${path}: ${JSON.stringify(body)}`);
-      return { status: response.status, ...body };
-    };
-    await fn(db.sql, get);
-  } finally {
-    await db.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+function withAlerts(fn: (sql: Sql, get: AlertsGet) => Promise<void>): Promise<void> {
+  const arrange = async (sql: Sql) => {
+    for (const [i, id] of ODD.entries()) await insert(sql, id, i % 2 ? "low_inventory" : "out_of_stock", T);
+    for (let k = 1; k <= 6; k++) await insert(sql, `m${k}`, "cart_abandoned", T - k * MIN);
+    for (const id of ["y", "x"]) await insert(sql, id, "low_inventory", T + MIN);
+  };
+  return withAlertsRoute({ arrange }, fn);
 }
 
 /** The ids of every page of `query`, following `next`; `between` runs after each page but the last. */

@@ -5,11 +5,7 @@
  * /openapi.json, and a cursor of the other order or `from` where it does not apply is a 400 naming it.
  */
 import assert from "node:assert/strict";
-import { openEmbeddedDatabase } from "../../engine/embedded_database.ts";
-import { silentLogger } from "../../engine/logger.ts";
-import { migrate } from "../../sql/migrations.ts";
-import { type JsonSchema, schemaProblems } from "../helpers/json_schema.ts";
-import { BASE, httpFixture } from "./http_fixture.ts";
+import { type AlertsGet, withAlertsRoute } from "./alerts_route_fixture.ts";
 import type { Sql } from "../../engine/database.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -28,31 +24,11 @@ async function store(sql: Sql, alerts: readonly [id: string, at: number][]): Pro
   });
 }
 
-async function withFeed(
-  fn: (sql: Sql, get: (path: string) => Promise<Json>) => Promise<void>,
+function withFeed(
+  fn: (sql: Sql, get: AlertsGet) => Promise<void>,
   query: { alertRetentionDays?: number } = {},
 ): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "alerts-stored-" });
-  const db = await openEmbeddedDatabase(dir, { logger: silentLogger, vacuumIntervalMs: 0 });
-  try {
-    await migrate(db.sql);
-    const { handle } = await httpFixture(undefined, undefined, db.sql, query);
-    const doc: Json = await (await handle(new Request(`${BASE}/openapi.json`))).json();
-    const get = async (path: string) => {
-      const response = await handle(new Request(`${BASE}${path}`));
-      const body = await response.json();
-      const media = doc.paths["/v1/alerts"].get.responses[String(response.status)]?.content?.[
-        (response.headers.get("content-type") ?? "").split(";")[0]
-      ];
-      assert.ok(media, `${path} answered ${response.status}, undocumented: ${JSON.stringify(body)}`);
-      assert.deepEqual(schemaProblems(body, media.schema as JsonSchema, doc), [], `${path}: ${JSON.stringify(body)}`);
-      return { status: response.status, ...body };
-    };
-    await fn(db.sql, get);
-  } finally {
-    await db.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  return withAlertsRoute({ query }, fn);
 }
 
 /** Reads the feed from `start` until a page lists nothing; returns the ids and the `next` to go on from. */
