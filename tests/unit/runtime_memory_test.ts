@@ -64,14 +64,20 @@ async function assertFiredOnce(h: Harness): Promise<void> {
   assert.equal(new Set(ids).size, KEYS, "one alert per key");
 }
 
-Deno.test("timers due at once on an idle advance load at most a slice of MAX_ACTORS actors at a time", async () => {
+/** A one-partition harness bounded by MAX_ACTORS, recording in `seen` how many actors it held at each firing. */
+function observedHarness(idleClockMs: number): { h: Harness; seen: number[] } {
   const seen: number[] = [];
   const h: Harness = new Harness(observingLogic(() => h, seen), 1, 1_000, {
     maxActors: MAX_ACTORS,
     actorIdleMs: 3_600_000,
-    idleClockMs: 10_000,
+    idleClockMs,
     checkpointIntervalMs: 3_600_000,
   });
+  return { h, seen };
+}
+
+Deno.test("timers due at once on an idle advance load at most a slice of MAX_ACTORS actors at a time", async () => {
+  const { h, seen } = observedHarness(10_000);
   await waitingKeys(h);
   h.wall = T0 + 31 * MIN; // idle: the clock follows the wall past every deadline at once
   await h.runtime.housekeep();
@@ -86,13 +92,7 @@ Deno.test("timers due at once on an idle advance load at most a slice of MAX_ACT
 });
 
 Deno.test("timers due at once when a record moves the clock load at most a slice of MAX_ACTORS actors at a time", async () => {
-  const seen: number[] = [];
-  const h: Harness = new Harness(observingLogic(() => h, seen), 1, 1_000, {
-    maxActors: MAX_ACTORS,
-    actorIdleMs: 3_600_000,
-    idleClockMs: 3_600_000,
-    checkpointIntervalMs: 3_600_000,
-  });
+  const { h, seen } = observedHarness(3_600_000);
   await waitingKeys(h);
   h.send("mover", { at: T0 + 31 * MIN }); // one record past every deadline
   await caughtUp(h);
@@ -105,13 +105,7 @@ Deno.test("timers due at once when a record moves the clock load at most a slice
 });
 
 Deno.test("a slice's checkpoint failing midway rewinds; the next round fires the rest, each timer once", async () => {
-  const seen: number[] = [];
-  const h: Harness = new Harness(observingLogic(() => h, seen), 1, 1_000, {
-    maxActors: MAX_ACTORS,
-    actorIdleMs: 3_600_000,
-    idleClockMs: 10_000,
-    checkpointIntervalMs: 3_600_000,
-  });
+  const { h, seen } = observedHarness(10_000);
   await waitingKeys(h);
   let commits = 0;
   h.store.failCommitWhen = () => ++commits === 4; // the idle advance's, two slices', then the third slice's fails
