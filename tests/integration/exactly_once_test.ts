@@ -557,6 +557,9 @@ async function verify(
     select minute, events from analytics_minutes`;
   const counted = new Map(finished.map((r) => [new Date(r.minute).getTime(), countsOf(r.events)]));
   for (const m of global?.minutes ?? []) counted.set(m.minute, countsOf(m.events));
+  // A minute without events (an abandonment dated in a minute whose events the log never got: posted while the engine
+  // was down, and given up) counts no event, as the recount does by not listing it.
+  for (const [minute, counts] of counted) if (counts === "") counted.delete(minute);
   assert.deepEqual(
     counted,
     new Map([...eventMinutes].map(([minute, events]) => [minute, countsOf(events)])),

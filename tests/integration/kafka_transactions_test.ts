@@ -11,6 +11,7 @@ import postgres from "postgres";
 import { startEngine } from "../../engine/engine.ts";
 import { expandBundle, isBundle } from "../../engine/fact_bundle.ts";
 import { KafkaConsumer } from "../../engine/kafka_consumer.ts";
+import { HighWatermarks, readUncommittedCluster } from "../../engine/kafka_high_watermarks.ts";
 import { silentLogger } from "../../engine/logger.ts";
 import { partitionForKey } from "../../engine/partitioner.ts";
 import { deploy, type Deployment, onlyOn } from "../helpers/modes.ts";
@@ -123,7 +124,17 @@ async function checkpointedToTheEnd(d: Deployment, kafka: Kafka): Promise<Map<nu
   await admin.connect();
   const sql = postgres(d.config.DATABASE_URL!, { max: 1, onnotice: () => {} });
   try {
-    const ends = new Map((await admin.fetchTopicOffsets(d.topics.events)).map((o) => [o.partition, Number(o.high)]));
+    // The ends once no transaction is open: the coordinator writes a transaction's markers after commit() or abort()
+    // returned, and until then the admin's ends (read_committed: the last stable offset) stop before the transaction,
+    // below the high watermark (read_uncommitted) (seen under load: partition 0 taken as checkpointed at 2 of 4).
+    const highs = new HighWatermarks(() => readUncommittedCluster(kafka));
+    const ends = await eventually("no transaction open on any events partition", async () => {
+      const stable = new Map(
+        (await admin.fetchTopicOffsets(d.topics.events)).map((o) => [o.partition, Number(o.high)]),
+      );
+      const high = await highs.of(d.topics.events);
+      return [...stable].every(([p, end]) => high.get(p) === end) ? stable : undefined;
+    }).finally(() => highs.close());
     let last = "";
     return await eventually("every events partition checkpointed at its end offset", async () => {
       const rows = await sql<{ partition: number; next_offset: string }[]>`
