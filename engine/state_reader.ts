@@ -309,6 +309,12 @@ function failureLog(routing: StateRouting): FailureLog {
   };
 }
 
+/**
+ * Why a redirect is no owner's answer: an instance's routes never redirect, so its address leads to something else (a
+ * proxy, another server); not followed, since the forward carries the group's secret, which only instances may hold.
+ */
+const OWNER_REDIRECTED = "the owner's address answered with a redirect, not followed; check the owner's ADVERTISED_URL";
+
 /** One forward: to the owner of `topic`'s `partition`, with what it needs to find it and report a failure. */
 interface Forward {
   readonly routing: StateRouting;
@@ -339,7 +345,13 @@ async function askOwner<T>(
     const response = await (routing.fetch ?? fetch)(new URL(path, owner.httpUrl), {
       headers: { [FORWARDED_HEADER]: routing.forwardSecret, accept: "application/json" },
       signal: AbortSignal.timeout(routing.timeoutMs ?? FORWARD_TIMEOUT_MS),
+      // Followed, a redirect would carry the group's secret to wherever it points (fetch keeps custom headers).
+      redirect: "manual",
     });
+    if (response.type === "opaqueredirect" || (response.status >= 300 && response.status < 400)) {
+      await response.body?.cancel();
+      throw new Error(`${OWNER_REDIRECTED} (${response.status} to ${response.headers.get("location") ?? "?"})`);
+    }
     // The body is read under the same timeout: an owner stalling mid-answer is a failure too.
     return await answer(response, owner);
   } catch (error) {

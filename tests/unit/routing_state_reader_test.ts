@@ -627,3 +627,49 @@ Deno.test("routing: every id reaches the owner's route as the same id over a rea
     await server.shutdown();
   }
 });
+
+Deno.test("routing: an owner address that redirects is a failed forward, the secret never sent where it leads", async () => {
+  // Where the redirect leads: any server, which must not learn the group's secret (with it, a client's query is taken
+  // as another instance's).
+  const seen: (string | null)[] = [];
+  const elsewhere = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (request) => {
+    seen.push(request.headers.get(FORWARDED_HEADER));
+    return Response.json({ userId: "u1", n: 2, source: "memory" });
+  });
+  const redirects = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    (request) => Response.redirect(`http://127.0.0.1:${elsewhere.addr.port}${new URL(request.url).pathname}`, 307),
+  );
+  const runtime = { lookup: () => undefined, owned: () => [] } as unknown as ActorRuntime;
+  const store = {
+    read: () => Promise.resolve({ state: { userId: "u1", n: 1 }, updatedAt: UPDATED }),
+  } as unknown as CheckpointStore;
+  const lines: Record<string, unknown>[] = [];
+  try {
+    for (const asked of ["user", "analytics"] as const) {
+      const reader = createStateReader(runtime, store, {
+        registry: {
+          instanceId: "self",
+          owner: () => Promise.resolve({ instanceId: "other", httpUrl: `http://127.0.0.1:${redirects.addr.port}` }),
+        },
+        forwardSecret: SECRET,
+        kinds: {
+          user: { topic: TOPIC, partitions: 6, path: (key) => `/v1/users/${key}` },
+          global: { topic: "analytics", partitions: 1 },
+        },
+        logger: createLogger("warn", (line) => lines.push(JSON.parse(line))),
+      });
+      if (asked === "user") {
+        assert.deepEqual(await reader.read("user", "u1", { forwarded: false }), fromCheckpoint);
+      } else {
+        assert.equal(await reader.route("global", "global", new Request("http://x/v1/analytics/realtime")), undefined);
+      }
+    }
+  } finally {
+    await redirects.shutdown();
+    await elsewhere.shutdown();
+  }
+  assert.deepEqual(seen, []);
+  assert.equal(lines.length, 2);
+  for (const line of lines) assert.match(JSON.stringify(line.error), /redirect, not followed/);
+});
