@@ -3,11 +3,12 @@
  * documents them in the OpenAPI document, so the published parameters cannot drift from the accepted ones.
  * The query string as a whole is checked here too, the same way for every route: a parameter the route
  * does not declare, a parameter given more than once, and a number not written in plain decimal digits
- * (`0x10`, `1e1`, ` 5`, which `Number()` would accept) are each a 400 as well.
+ * (`0x10`, `1e1`, ` 5`, which `Number()` would accept) are each a 400 as well; its problems are listed up to
+ * MAX_LISTED_PROBLEMS, as ingestion's.
  */
 import { z } from "zod";
 import { upperCaseTime } from "../actors/events.ts";
-import { type FieldProblem, ValidationError } from "../engine/errors.ts";
+import { type FieldProblem, MAX_LISTED_PROBLEMS, ValidationError } from "../engine/errors.ts";
 import type { Route, RouteHandler } from "./router.ts";
 
 /** A route's query parameters: one field per parameter; `.describe()` becomes its documentation. */
@@ -106,13 +107,19 @@ export function parseQuery<S extends QuerySchema>(schema: S, request: Request): 
   }
   if (parsed.success && problems.length === 0) return parsed.data;
   const invalid = [...new Set(problems.filter((p) => p.path !== QUERY_PATH).map((p) => p.path))];
+  // A query string of thousands of names made an answer ten times its size: listed as far as ingestion lists.
+  const listed = problems.slice(0, MAX_LISTED_PROBLEMS);
+  const named = unknown.slice(0, Math.max(0, MAX_LISTED_PROBLEMS - (problems.length - unknown.length)));
+  const cut = listed.length < problems.length
+    ? [`${unknown.length} unknown parameters; only the first ${MAX_LISTED_PROBLEMS} problems are listed`]
+    : [];
   const parts = [
     ...(invalid.length > 0 ? [`invalid parameter(s) ${invalid.join(", ")}`] : []),
     ...(unknown.length > 0
-      ? [`unknown parameter(s) ${unknown.map((n) => `'${n}'`).join(", ")} (${acceptedText})`]
+      ? [`unknown parameter(s) ${named.map((n) => `'${n}'`).join(", ")} (${acceptedText})`, ...cut]
       : []),
   ];
-  throw new ValidationError(`Cannot answer the query: ${parts.join("; ") || "invalid query string"}`, problems);
+  throw new ValidationError(`Cannot answer the query: ${parts.join("; ") || "invalid query string"}`, listed);
 }
 
 /** The query of a route that takes no parameters: any given is refused, naming it. */

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { ALERT_TYPES } from "../../actors/alerts.ts";
 import { isStorableTime, LATEST_TIME_MS } from "../../actors/events.ts";
 import type { Sql } from "../../engine/database.ts";
+import { MAX_LISTED_PROBLEMS } from "../../engine/errors.ts";
 import { silentLogger } from "../../engine/logger.ts";
 import type { StateReader } from "../../engine/state_reader.ts";
 import { queryRoutes } from "../../http/query_routes.ts";
@@ -173,6 +174,25 @@ Deno.test("a parameter given more than once is refused naming it, whatever the v
   }
   // Every offending parameter is listed, not just the first.
   await assertRefused("/v1/analytics/top-products?by=clicks&limit=1&limit=2&window=1h", ["by", "limit"]);
+});
+
+Deno.test("a query string of thousands of unknown parameters is refused listing at most MAX_LISTED_PROBLEMS", async () => {
+  // A 60 KB query string of 6,000 names: each used to be a problem, and named again in `detail` (a 0.7 MB answer).
+  const names = Array.from({ length: 6_000 }, (_, i) => `p${i}`);
+  const path = `/v1/analytics/top-products?window=1h&${names.map((n) => `${n}=1`).join("&")}&limit=x`;
+  const { handle } = handlerWith();
+  const response = await handle(new Request(`${BASE}${path}`));
+  const text = await response.text();
+  assert.equal(response.status, 400);
+  const body = JSON.parse(text) as Answer["body"];
+  assert.equal(body.errors!.length, MAX_LISTED_PROBLEMS);
+  // The parameter the route takes comes first; then the unknown ones, in the order given.
+  assert.equal(body.errors![0].path, "limit");
+  assert.match(body.errors![1].message, /'p0'/);
+  assert.match(body.detail ?? "", /invalid parameter\(s\) limit; unknown parameter\(s\) 'p0', 'p1'/);
+  assert.match(body.detail ?? "", /6000 unknown parameters; only the first 1000 problems are listed/);
+  assert.doesNotMatch(body.detail ?? "", new RegExp(`'p${MAX_LISTED_PROBLEMS}'`));
+  assert.ok(text.length < 150_000, `${text.length} bytes`);
 });
 
 Deno.test("unknown or misspelled parameters are refused, each named, with the accepted ones listed", async () => {
