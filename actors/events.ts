@@ -6,6 +6,8 @@ import { z } from "zod";
 
 /** Longest accepted user id, per the specification. */
 export const MAX_USER_ID_LENGTH = 128;
+/** Longest accepted product (and order) id. */
+export const MAX_ID_LENGTH = 256;
 /** Events dated further than this into the future are rejected at ingestion. */
 export const DEFAULT_MAX_FUTURE_MS = 5 * 60_000;
 /**
@@ -33,7 +35,7 @@ export function storableText(min: number, max: number): z.ZodString {
     .refine((value) => value.isWellFormed(), { message: "must not contain an unpaired UTF-16 surrogate" });
 }
 
-const id = storableText(1, 256);
+const id = storableText(1, MAX_ID_LENGTH);
 /** A category name: it becomes a key of revenue by category, where `__proto__` would be dropped on the way. */
 const category = storableText(0, 256).refine((value) => value !== "__proto__", {
   message: 'must not be "__proto__" (categories are keys of revenue by category)',

@@ -9,14 +9,14 @@
 import { z } from "zod";
 import type { LogRecord } from "../engine/log.ts";
 import { recordJson, storedEventOf, validate } from "./decode.ts";
-import { EVENT_TYPES, storableText, type StoredEventOf } from "./events.ts";
+import { EVENT_TYPES, MAX_ID_LENGTH, storableText, type StoredEventOf } from "./events.ts";
 import { FUNNEL_STAGES } from "./session.ts";
 import { ValidationError } from "../engine/errors.ts";
 
 /** Longest list of product ids a fact carries (co-occurrence, exclusions). */
 export const MAX_FACT_LIST = 1000;
 
-const id = storableText(1, 256);
+const id = storableText(1, MAX_ID_LENGTH);
 const ids = z.array(id).max(MAX_FACT_LIST);
 const millis = z.number().int().min(0);
 const time = z.number().int();

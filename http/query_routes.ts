@@ -64,7 +64,7 @@ import {
 import { type RankingSpan, rankingSpan } from "./ranking_window.ts";
 import { NO_QUERY, type QueryHandler, routeWithQuery } from "./query_params.ts";
 import type { Route } from "./router.ts";
-import { idPathParam, MALFORMED_ID, routedRead } from "./state_route.ts";
+import { canBeKey, idPathParam, MALFORMED_ID, routedRead } from "./state_route.ts";
 
 /** What the query routes need. */
 export interface QueryDeps {
@@ -281,6 +281,7 @@ function figures(t: WindowTotals) {
 
 function recommendationsRoute({ reader, sql }: QueryDeps): QueryHandler<typeof querySchemas.recommendations> {
   return async (request, params) => {
+    if (!canBeKey("user", params.id)) throw new NotFoundError(`no user with id '${params.id}'`);
     const stored = await query("recommendations", () => latestRecommendations(sql, params.id));
     if (stored) {
       const payload = stored.payload as { items?: unknown[]; basedOn?: unknown; recommendationId?: string };
@@ -302,7 +303,7 @@ function recommendationsRoute({ reader, sql }: QueryDeps): QueryHandler<typeof q
 function relatedRoute({ reader, coBoughtWeight }: QueryDeps): QueryHandler<typeof querySchemas.related> {
   const weight = coBoughtWeight ?? DEFAULT_DOMAIN_SETTINGS.RECS_CO_BOUGHT_WEIGHT;
   return async (request, params, { limit }) => {
-    const found = await reader.read("product", params.id, routedRead(request));
+    const found = canBeKey("product", params.id) ? await reader.read("product", params.id, routedRead(request)) : null;
     if (!found) throw new NotFoundError(`no product with id '${params.id}'`);
     const state = found.state as { related?: unknown[]; coViewed?: PersistedCoCounts; coBought?: PersistedCoCounts };
     // Ranked from all the counted candidates: the state's `related` is only the short list of GET /v1/products/{id}.

@@ -4,6 +4,7 @@
  * names the instance that gave it.
  */
 import { z } from "zod";
+import { MAX_ID_LENGTH, MAX_USER_ID_LENGTH } from "../actors/events.ts";
 import { NotFoundError } from "../engine/errors.ts";
 import { FORWARDED_HEADER, INSTANCE_HEADER, type ReadOptions, type StateReader } from "../engine/state_reader.ts";
 import { JSON_CONTENT_TYPE } from "./body.ts";
@@ -31,6 +32,21 @@ const KINDS = {
 /** Actor kinds served by this route. */
 export type StateKind = keyof typeof KINDS;
 
+/** The length a key of each kind can have: its events' id limit (since the first version), measured as they measure it. */
+const KEY_LENGTH: Readonly<Record<StateKind, z.ZodString>> = {
+  user: z.string().max(MAX_USER_ID_LENGTH),
+  product: z.string().max(MAX_ID_LENGTH),
+};
+
+/**
+ * Whether `id` can name a `kind`'s actor. A longer one names none: unknown (404) without asking the database or the
+ * owner, to whom it could not even be forwarded (fetch refuses a URL over 64 KiB, and the refusal was logged as the
+ * owner's failure, the whole URL in the line).
+ */
+export function canBeKey(kind: StateKind, id: string): boolean {
+  return KEY_LENGTH[kind].safeParse(id).success;
+}
+
 /** Read options for a key in a request: routed to the key's owner, unless another instance forwarded it here. */
 export function routedRead(request: Request): ReadOptions {
   return { forwarded: request.headers.get(FORWARDED_HEADER) !== null };
@@ -41,7 +57,7 @@ export function stateRoute(reader: StateReader, kind: StateKind): RouteHandler {
   const { view } = KINDS[kind];
   return async (request, params) => {
     const options = routedRead(request);
-    const found = await reader.read(kind, params.id, options);
+    const found = canBeKey(kind, params.id) ? await reader.read(kind, params.id, options) : null;
     if (!found) {
       const error = new NotFoundError(`no ${kind} with id '${params.id}'`);
       if (!options.forwarded || !reader.instance) throw error;

@@ -9,7 +9,7 @@ import { API_INFO } from "../../http/routes.ts";
 import { openApiDocument } from "../../http/openapi.ts";
 import { queryRoutes } from "../../http/query_routes.ts";
 import { createHandler } from "../../http/server.ts";
-import { noSql } from "./http_fixture.ts";
+import { httpFixture, noSql } from "./http_fixture.ts";
 
 const BASE = "http://engine.test";
 const NOW = Date.parse("2026-11-22T12:00:00.000Z");
@@ -139,4 +139,30 @@ Deno.test("the query routes document themselves in the OpenAPI document", () => 
       "/v1/alerts",
     ]
   ) assert.ok(document.paths[path]?.get, `documents GET ${path}`);
+});
+
+Deno.test("an id longer than any user or product id can be is a 404 on every route, without a read or a query", async () => {
+  const reads: string[] = [];
+  const { handle } = await httpFixture({
+    read: (kind, key) => (reads.push(`${kind} ${key.length}`), Promise.resolve(null)),
+  });
+  const paths = [
+    `/v1/users/${"u".repeat(129)}`,
+    `/v1/users/${"u".repeat(129)}/recommendations`,
+    `/v1/products/${"p".repeat(257)}`,
+    `/v1/products/${"p".repeat(257)}/related`,
+    `/v1/users/${"%3A".repeat(20_000)}`,
+  ];
+  for (const path of paths) {
+    const response = await handle(new Request(`${BASE}${path}`));
+    assert.equal(response.status, 404, path.slice(0, 40));
+    assert.equal((await response.json()).type, "urn:actor-engine:problem:not_found");
+  }
+  // The database (which the fixture's SQL refuses) is not queried, nor the state read.
+  assert.deepEqual(reads, []);
+  // At the longest an id can be, the state is read.
+  for (const path of [`/v1/users/${"u".repeat(128)}`, `/v1/products/${"p".repeat(256)}/related`]) {
+    assert.equal((await handle(new Request(`${BASE}${path}`))).status, 404);
+  }
+  assert.deepEqual(reads, ["user 128", "product 256"]);
 });

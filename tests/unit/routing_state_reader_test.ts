@@ -673,3 +673,54 @@ Deno.test("routing: an owner address that redirects is a failed forward, the sec
   assert.equal(lines.length, 2);
   for (const line of lines) assert.match(JSON.stringify(line.error), /redirect, not followed/);
 });
+
+Deno.test("routing: an id longer than any key is unknown at once, never forwarded nor logged as the owner's failure", async () => {
+  // 25,000 ':' (sent as is in a path) make a forward URL of 75,000 bytes, which fetch refuses: the client's id was
+  // logged as a forward the owner failed, and its cached owner forgotten.
+  const asked: string[] = [];
+  const owner = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (request) => {
+    asked.push(new URL(request.url).pathname);
+    return errorResponse(new NotFoundError("no such key"));
+  });
+  const lines: Record<string, unknown>[] = [];
+  const reads: string[] = [];
+  const reader = createStateReader(
+    { lookup: () => undefined, owned: () => [] } as unknown as ActorRuntime,
+    { read: (_kind: string, key: string) => (reads.push(key), Promise.resolve(null)) } as unknown as CheckpointStore,
+    {
+      registry: {
+        instanceId: "self",
+        owner: () => Promise.resolve({ instanceId: "other", httpUrl: `http://127.0.0.1:${owner.addr.port}` }),
+      },
+      forwardSecret: SECRET,
+      kinds: await routedKinds({ events: "events", productEvents: "product-events", analytics: "analytics" }, {
+        partitionCount: () => Promise.resolve(6),
+      }),
+      logger: createLogger("warn", (line) => lines.push(JSON.parse(line))),
+    },
+  );
+  try {
+    for (const kind of ["user", "product"] as const) {
+      const route = stateRoute(reader, kind);
+      const request = new Request(`${BASE}/v1/${kind}s/x`);
+      // Lengths as the events' ids are measured: in code points.
+      for (const id of [":".repeat(25_000), "x".repeat(kind === "user" ? 129 : 257), "\u{1F600}".repeat(257)]) {
+        await assert.rejects(async () => await route(request, { id }), NotFoundError, `${kind} of ${id.length}`);
+      }
+      // At the longest a key can be, the owner is asked as for any other.
+      await assert.rejects(async () => await route(request, { id: "x".repeat(kind === "user" ? 128 : 256) }));
+      await assert.rejects(async () => await route(request, { id: "\u{1F600}".repeat(kind === "user" ? 128 : 256) }));
+    }
+  } finally {
+    await owner.shutdown();
+  }
+  assert.deepEqual(lines, []);
+  const emoji = encodeURIComponent("\u{1F600}").length;
+  assert.deepEqual(asked.map((path) => path.length), [
+    "/v1/users/".length + 128,
+    "/v1/users/".length + 128 * emoji,
+    "/v1/products/".length + 256,
+    "/v1/products/".length + 256 * emoji,
+  ]);
+  assert.deepEqual(reads, []);
+});
