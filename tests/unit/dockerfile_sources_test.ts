@@ -96,3 +96,20 @@ Deno.test("dockerfile: dependencies come from the lockfile in a layer before the
     lines.findLastIndex((line) => line.startsWith("USER ")) < lines.findIndex((line) => line.startsWith("CMD ")),
   );
 });
+
+Deno.test("dockerfile: every path it copies exists and is in the build context", async () => {
+  const copied = await copiedPaths();
+  assert.ok(copied.length >= 5, copied.join(", "));
+  const ignored = (await Deno.readTextFile(`${ROOT}.dockerignore`)).split("\n").map((line) => line.trim())
+    .filter((line) => line !== "" && !line.startsWith("#")).map((line) =>
+      line.replace(/^\.?\//, "").replace(/\/$/, "")
+    );
+  const wrong: string[] = [];
+  for (const path of copied) {
+    if (!await Deno.stat(`${ROOT}${path}`).then(() => true, () => false)) wrong.push(`${path} does not exist`);
+    // A source .dockerignore leaves out fails the build ("not found"), as a missing one does.
+    const excluding = ignored.find((pattern) => path === pattern || path.startsWith(`${pattern}/`));
+    if (excluding) wrong.push(`${path} is left out by .dockerignore's ${excluding}`);
+  }
+  assert.deepEqual(wrong, []);
+});
