@@ -17,6 +17,7 @@ import { importRees46 } from "../actors/import/rees46.ts";
 import { importUci, newUciSummary, type UciSummary } from "../actors/import/uci.ts";
 import { type ImportSummary, newSummary } from "../actors/import/summary.ts";
 import type { StoredEvent } from "../actors/events.ts";
+import { isAbsolute } from "node:path";
 import { badUrlMessage, engineBaseUrl } from "./engine_url.ts";
 
 const USAGE = `usage: deno task import rees46|uci FILE [--url URL] [--batch N] [--timeout SECONDS]
@@ -242,7 +243,16 @@ async function main(): Promise<void> {
   try {
     file = await Deno.open(options.file);
   } catch (error) {
-    fail(`cannot open ${options.file}: ${(error as Error).message}`, 1);
+    // `deno task` runs in the folder of deno.json wherever it is typed, so a relative FILE typed in a subfolder is
+    // looked for there: say where, or "No such file" reads as wrong for a file in the folder the user is in.
+    const relative = error instanceof Deno.errors.NotFound && !isAbsolute(options.file);
+    fail(
+      relative
+        ? `cannot open ${options.file}: not found in ${Deno.cwd()} (a relative path starts there, and \`deno task\` ` +
+          "runs in the repository's folder wherever it is typed: give the path from there, or an absolute one)"
+        : `cannot open ${options.file}: ${(error as Error).message}`,
+      1,
+    );
   }
   // A directory opens, and only its first read failed, naming no path (a pipe, `<(gunzip -c …)`, is fine).
   if ((await file.stat()).isDirectory) fail(`cannot open ${options.file}: it is a directory, not a CSV file`, 1);

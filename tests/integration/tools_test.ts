@@ -789,6 +789,37 @@ onlyOn("no log", "import interrupted by Ctrl-C says how much the engine had acce
   }
 });
 
+onlyOn(
+  "no log",
+  "import of a relative FILE not found says where deno task looked: the repository's folder",
+  async () => {
+    // `deno task` runs its command in the folder of deno.json, wherever it is typed: `deno task import rees46 mine.csv`
+    // typed in a subfolder holding mine.csv looked in the repository's folder, and said only "No such file or directory".
+    await Deno.mkdir(`${ROOT}.cache`, { recursive: true });
+    const sub = await Deno.makeTempDir({ dir: `${ROOT}.cache`, prefix: "import-cwd-" });
+    const name = "import-cwd-sample.csv";
+    await Deno.writeTextFile(`${sub}/${name}`, "event_time,event_type,product_id\n");
+    try {
+      const output = await new Deno.Command(Deno.execPath(), {
+        args: ["task", "--quiet", "import", "rees46", name, "--url", "http://127.0.0.1:9"],
+        cwd: sub,
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const stderr = new TextDecoder().decode(output.stderr);
+      assert.equal(output.code, 1, stderr);
+      const root = ROOT.replace(/\/$/, "");
+      assert.ok(
+        stderr.includes(`import: cannot open ${name}: not found in ${root} (a relative path starts there`),
+        stderr,
+      );
+    } finally {
+      await Deno.remove(sub, { recursive: true });
+    }
+  },
+);
+
 onlyOn("no log", "import of a directory names it, before asking the engine", async () => {
   const dir = await Deno.makeTempDir({ prefix: "import-dir-" });
   const engine = mockEngine(() => Response.json({ status: "ok" }));

@@ -1,7 +1,8 @@
 /**
  * What the image holds, checked without a Docker engine: every local module the image's commands load is copied
  * into it (a new top-level folder imported by main.ts would pass every test here and fail only in the container,
- * at start-up or at `deno cache`), and its Deno is the version CI, deno.lock and README use.
+ * at start-up or at `deno cache`), its Deno is the version CI, deno.lock and README use, its dependencies are
+ * installed from deno.lock in a layer of their own, and it runs as a non-root user, as README's Docker section says.
  */
 import assert from "node:assert/strict";
 
@@ -74,4 +75,41 @@ Deno.test("dockerfile: the image's Deno is the version CI installs and README's 
   const npx = [...readme.matchAll(/npx --yes deno@(\S+?)[` ]/g)].map((match) => match[1]);
   assert.ok(npx.length > 0, "README gives no npx command");
   for (const version of npx) assert.equal(version, image, "README's npx command fetches another Deno");
+});
+
+Deno.test("dockerfile: dependencies come from the lockfile in a layer before the source, and the engine runs as non-root", async () => {
+  const lines = await instructions();
+  const install = lines.findIndex((line) => /^RUN deno install --frozen\b/.test(line));
+  assert.ok(install >= 0, "no `RUN deno install --frozen`: dependencies would resolve past deno.lock");
+  const copiedBefore = lines.slice(0, install).filter((line) => line.startsWith("COPY ")).join(" ");
+  for (const file of ["deno.json", "deno.lock"]) assert.match(copiedBefore, new RegExp(`\\s${file}\\s`), file);
+  // The source comes after: a change to it does not download the dependencies again.
+  const firstSource = lines.findIndex((line) => line.startsWith("COPY ") && /\smain\.ts\s/.test(line));
+  assert.ok(firstSource > install, "main.ts is copied before the dependencies are installed");
+  for (const line of lines.filter((line) => /^(RUN|HEALTHCHECK .*CMD).*\bdeno (cache|run)\b/.test(line))) {
+    assert.match(line, /--frozen/, `${line} may update deno.lock`);
+  }
+  const users = lines.filter((line) => line.startsWith("USER ")).map((line) => line.slice("USER ".length).trim());
+  const user = users.at(-1);
+  assert.ok(user && !["root", "0"].includes(user.split(":")[0]), `the engine runs as ${user ?? "root"}`);
+  assert.ok(
+    lines.findLastIndex((line) => line.startsWith("USER ")) < lines.findIndex((line) => line.startsWith("CMD ")),
+  );
+});
+
+Deno.test("dockerfile: every path it copies exists and is in the build context", async () => {
+  const copied = await copiedPaths();
+  assert.ok(copied.length >= 5, copied.join(", "));
+  const ignored = (await Deno.readTextFile(`${ROOT}.dockerignore`)).split("\n").map((line) => line.trim())
+    .filter((line) => line !== "" && !line.startsWith("#")).map((line) =>
+      line.replace(/^\.?\//, "").replace(/\/$/, "")
+    );
+  const wrong: string[] = [];
+  for (const path of copied) {
+    if (!await Deno.stat(`${ROOT}${path}`).then(() => true, () => false)) wrong.push(`${path} does not exist`);
+    // A source .dockerignore leaves out fails the build ("not found"), as a missing one does.
+    const excluding = ignored.find((pattern) => path === pattern || path.startsWith(`${pattern}/`));
+    if (excluding) wrong.push(`${path} is left out by .dockerignore's ${excluding}`);
+  }
+  assert.deepEqual(wrong, []);
 });

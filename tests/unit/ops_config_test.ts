@@ -2,8 +2,9 @@
  * Checks the monitoring configuration of the compose stack (ops/, docker-compose.yml) against the
  * engine: every dashboard query names metrics that engine/metrics.ts defines, every panel uses the
  * provisioned Prometheus datasource, panels tile the 24-column grid without overlapping, and
- * Prometheus scrapes both engine replicas, and README's Docker table names compose's images and host ports. No YAML
- * parser: the YAML files are checked line by line.
+ * Prometheus scrapes both engine replicas, README's Docker table names compose's images and host ports, and the
+ * engines' KAFKA_BROKERS and DATABASE_URL match the Kafka and PostgreSQL services. No YAML parser: the YAML files are
+ * checked line by line.
  */
 import assert from "node:assert/strict";
 import { parseConfig, SETTING_NAMES } from "../../engine/config.ts";
@@ -230,5 +231,74 @@ Deno.test("README's Docker table gives each service the image and host port dock
     else assert.match(imageCell, /built from `Dockerfile`/, `${service} has no image and README names one`);
     const published = [...section.matchAll(/^\s*- "(\d+):\d+"\s*$/gm)].map((match) => match[1]);
     assert.equal(portCell.trim(), published.length > 0 ? published.join(", ") : "—", `${service}'s host port`);
+  }
+});
+
+/** `KEY: value` lines (quoted or not) of a compose service's `environment:` block. */
+function serviceEnvironment(section: string): Record<string, string> {
+  const lines = section.split("\n");
+  const start = lines.findIndex((line) => /^ {4}environment:/.test(line));
+  assert.ok(start >= 0, "no environment block");
+  const entries: Record<string, string> = {};
+  for (const line of lines.slice(start + 1)) {
+    if (line.trim() === "" || line.trim().startsWith("#")) continue;
+    const entry = /^ {6}([A-Z][A-Z0-9_]*):\s*"?([^"]*?)"?\s*$/.exec(line);
+    if (!entry) break;
+    entries[entry[1]] = entry[2];
+  }
+  return entries;
+}
+
+Deno.test("compose: the engines reach Kafka and PostgreSQL as those services are configured", async () => {
+  const compose = await read("docker-compose.yml");
+  const engine = parseConfig(yamlBlock(compose, /^ {2}environment: &engine-environment\s*$/));
+  // Kafka: every broker the engines dial is an advertised PLAINTEXT address whose port a listener binds, and the
+  // broker's healthcheck probes that port.
+  const kafkaSection = serviceSection(compose, "kafka");
+  const kafka = serviceEnvironment(kafkaSection);
+  const advertised = kafka.KAFKA_ADVERTISED_LISTENERS.split(",").map((listener) => listener.split("://"));
+  const listeners = new Map(
+    kafka.KAFKA_LISTENERS.split(",").map((listener) => {
+      const [name, address] = listener.split("://");
+      return [name, address.slice(address.lastIndexOf(":") + 1)];
+    }),
+  );
+  for (const broker of engine.KAFKA_BROKERS!.split(",")) {
+    const listener = advertised.find(([, address]) => address === broker);
+    assert.ok(listener, `KAFKA_BROKERS names ${broker}, which Kafka does not advertise`);
+    assert.equal(listeners.get(listener[0]), broker.split(":")[1], `no listener binds ${broker}'s port`);
+    assert.match(kafka.KAFKA_LISTENER_SECURITY_PROTOCOL_MAP, new RegExp(`(^|,)${listener[0]}:PLAINTEXT(,|$)`));
+    assert.match(kafkaSection, new RegExp(`--bootstrap-server localhost:${broker.split(":")[1]}\\b`));
+  }
+  // A single node: topics the engine creates cannot have more replicas, nor the broker's internal ones.
+  const nodes = kafka.KAFKA_CONTROLLER_QUORUM_VOTERS.split(",").length;
+  assert.ok(engine.REPLICATION_FACTOR <= nodes, `REPLICATION_FACTOR ${engine.REPLICATION_FACTOR} > ${nodes} node(s)`);
+  for (const name of ["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"]) {
+    assert.ok(Number(kafka[name]) <= nodes, `${name} ${kafka[name]} > ${nodes} node(s)`);
+  }
+  // README: the engines create their topics themselves, broker-side auto-creation is off.
+  assert.equal(kafka.KAFKA_AUTO_CREATE_TOPICS_ENABLE, "false");
+  // PostgreSQL: DATABASE_URL names the service, the user, password and database its image creates, and the
+  // healthcheck asks for that user and database.
+  const postgresSection = serviceSection(compose, "postgres");
+  const postgres = serviceEnvironment(postgresSection);
+  const url = new URL(engine.DATABASE_URL!);
+  assert.equal(url.hostname, "postgres");
+  assert.equal(url.port || "5432", "5432");
+  assert.equal(decodeURIComponent(url.username), postgres.POSTGRES_USER);
+  assert.equal(decodeURIComponent(url.password), postgres.POSTGRES_PASSWORD);
+  assert.equal(url.pathname.slice(1), postgres.POSTGRES_DB);
+  const probe = postgresSection.match(/"(pg_isready [^"]*)"/)?.[1];
+  assert.ok(probe, "the postgres service has no pg_isready healthcheck");
+  assert.match(probe, new RegExp(`(^| )-U ${postgres.POSTGRES_USER}( |$)`));
+  assert.match(probe, new RegExp(`(^| )-d ${postgres.POSTGRES_DB}( |$)`));
+  // Over TCP, as the engines connect: on a fresh volume the image's entrypoint first runs a temporary server that
+  // listens on the Unix socket alone (to create POSTGRES_DB), which a socket probe took for the real one; the engines
+  // it released were refused (ECONNREFUSED, exit code 2) and restarted.
+  assert.match(probe, /(^| )-h (127\.0\.0\.1|localhost)( |$)/, `${probe} probes the Unix socket`);
+  // The engines start once both answer their healthchecks.
+  const shared = compose.slice(compose.indexOf("x-engine: &engine"), compose.indexOf("\nservices:"));
+  for (const service of ["kafka", "postgres"]) {
+    assert.match(shared, new RegExp(`^ {4}${service}:\\n {6}condition: service_healthy$`, "m"), service);
   }
 });

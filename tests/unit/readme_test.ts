@@ -206,3 +206,16 @@ Deno.test("README's tools example imports into a fresh DATA_DIR, not the quick s
   const ignored = await Deno.readTextFile(new URL("../../.gitignore", import.meta.url));
   assert.ok(ignored.split("\n").includes(`${dataDir.replace(/^\.\//, "")}/`), `.gitignore keeps ${dataDir} out of git`);
 });
+
+Deno.test("README's `deno task bench a|b|…` list names exactly the benchmarks bench/main.ts runs", async () => {
+  const main = await Deno.readTextFile(new URL("../../bench/main.ts", import.meta.url));
+  const table = main.slice(main.indexOf("const BENCHMARKS"), main.indexOf("};"));
+  const runs = [...table.matchAll(/^\s*([a-z]+): "\.\/[a-z_]+\.ts",$/gm)].map((m) => m[1]).sort();
+  assert.ok(runs.length >= 5, runs.join(", "));
+  const lists = [...readme.matchAll(/deno task bench ([a-z]+(?:\|[a-z]+)+)/g)].map((m) => m[1].split("|").sort());
+  assert.ok(lists.length > 0, "README lists no benchmarks");
+  for (const listed of lists) assert.deepEqual(listed, runs);
+  // Each is also described where the benchmarks are.
+  const section = readme.slice(readme.indexOf("## Benchmarks"), readme.indexOf("## Configuration"));
+  assert.deepEqual(runs.filter((name) => !section.includes(`deno task bench ${name}`)), []);
+});
