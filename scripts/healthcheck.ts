@@ -18,6 +18,7 @@ async function probe(): Promise<number> {
   let url: string;
   try {
     url = healthzUrl(loadConfig());
+    bypassProxy(new URL(url).hostname);
     const response = await fetch(url, { signal: AbortSignal.timeout(4000) });
     await response.body?.cancel();
     if (response.ok) return 0;
@@ -26,6 +27,15 @@ async function probe(): Promise<number> {
     await report(`healthcheck: ${(error as Error).message}`);
   }
   return 1;
+}
+
+/**
+ * Adds the probed host to NO_PROXY: Deno's fetch honours HTTP_PROXY, which Docker's proxy settings put in a
+ * container's environment, and a proxy cannot reach the container's own loopback (an up engine read as unhealthy).
+ */
+function bypassProxy(hostname: string): void {
+  const hosts = [Deno.env.get("NO_PROXY") ?? Deno.env.get("no_proxy"), hostname, hostname.replace(/^\[|\]$/g, "")];
+  Deno.env.set("NO_PROXY", hosts.filter(Boolean).join(","));
 }
 
 /** One line on stderr, which Docker keeps in the container's health log. */

@@ -57,6 +57,22 @@ Deno.test("healthcheck: the default HOST is probed on loopback", async () => {
   }
 });
 
+Deno.test("healthcheck: an HTTP_PROXY in the container's environment is not used for the engine's own address", async () => {
+  const closed = serveHealthz("127.0.0.1");
+  const proxyPort = closed.addr.port;
+  await closed.shutdown();
+  for (const hostname of ["127.0.0.1", "::1"]) {
+    const server = serveHealthz(hostname);
+    try {
+      const proxy = `http://127.0.0.1:${proxyPort}`;
+      const env = { HOST: hostname, PORT: String(server.addr.port), HTTP_PROXY: proxy, http_proxy: proxy };
+      assert.equal(await runHealthcheck({ ...env, NO_PROXY: "example.com" }), 0, hostname);
+    } finally {
+      await server.shutdown();
+    }
+  }
+});
+
 Deno.test("healthcheck: an engine that does not answer is unhealthy", async () => {
   const server = serveHealthz("127.0.0.1");
   const port = server.addr.port;
