@@ -651,6 +651,40 @@ Deno.test("a late change to a cart already reported abandoned raises no second a
   assert.equal(new Set(ids).size, 2);
 });
 
+Deno.test("a checkpoint from before cartAbandonedAt was kept: a late change to the cart it reported abandoned raises no second alert", async () => {
+  const MIN = 60;
+  const b = new EventBuilder();
+  const add = b.event("product_added_to_cart", "u", 20 * MIN, { productId: "p1", quantity: 1, price: 5 });
+  const passed = b.event("page_viewed", "u", 55 * MIN, { url: "/" }); // the clock passes 50 min: cart_abandoned
+  const { users, alerts } = await fold([add, passed], { partitions: 1 });
+  assert.deepEqual(alerts.map((a) => [a.type, a.occurredAt]), [[
+    "cart_abandoned",
+    new Date(b.time(50 * MIN)).toISOString(),
+  ]]);
+  // The same user as checkpointed before 2026-12-04, which kept no cartAbandonedAt (its alert is in `alerts`).
+  const { cartAbandonedAt: _kept, ...rest } = users.get("u")!;
+  const old = userLogic.restore(parseJson(JSON.stringify(rest)));
+  assert.equal(old.cartAbandonedAt, new Date(b.time(50 * MIN)).toISOString(), "taken from the alert it raised");
+  // A buffered add dated before the abandoned cart's last change arrives: it belongs to that abandonment.
+  const timers = new Map<string, number>();
+  const emitted: { topic: string; value: unknown }[] = [];
+  const ctx = {
+    now: () => b.time(55 * MIN),
+    emit: (topic: string, _key: string, value: unknown) => emitted.push({ topic, value }),
+    outputId: (r: string) => `events-0-2-${r}`,
+    setTimer: (name: string, at: number) => timers.set(name, at),
+    cancelTimer: (name: string) => timers.delete(name),
+    timer: (name: string) => timers.get(name),
+  };
+  const late = b.event("product_added_to_cart", "u", 10 * MIN, { productId: "p2", quantity: 1, price: 7 });
+  let state = await userLogic.handle(old, userLogic.decode({ ...record(late), offset: 2 }), ctx);
+  // It armed the cart's timer again, which raised a second cart_abandoned under an id of its own.
+  for (const [name] of timers) state = await userLogic.onTimer!(state, name, { ...ctx, now: () => b.time(56 * MIN) });
+  assert.deepEqual(emitted.filter((o) => o.topic === "alerts"), []);
+  assert.equal(state.abandonedCarts, 1);
+  assert.equal(state.cart.units, 2);
+});
+
 Deno.test("a cart's value and an order's revenue round each line as a whole, not its unit price", async () => {
   const b = new EventBuilder();
   const r = await fold([
