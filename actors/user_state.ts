@@ -1,7 +1,7 @@
 /** The user actor's state: plain JSON, persisted as is and served by GET /v1/users/{id}. */
 import type { AlertSummary } from "./alerts.ts";
 import { hash52 } from "./hash.ts";
-import { type Cart, EMPTY_CART } from "./cart.ts";
+import { type Cart, EMPTY_CART, restoreCart } from "./cart.ts";
 import type { FraudAssessment, PastOrder } from "./fraud.ts";
 import type { FunnelStage, Session, SessionSummary } from "./session.ts";
 
@@ -145,9 +145,10 @@ export function initialUser(userId: string): UserState {
 export function restoreUser(data: unknown): UserState {
   // Checkpoints written before 2026-12-03 kept the eventIds themselves.
   const { seenEventIds, ...stored } = data as Partial<UserState> & { userId: string; seenEventIds?: string[] };
+  const base = { ...initialUser(stored.userId), ...stored };
   const restored = {
-    ...initialUser(stored.userId),
-    ...stored,
+    ...base,
+    cart: restoreCart(base.cart, base.orders.lastOrder?.at ?? null, base.checkout?.startedAt ?? null),
     cartAbandonedAt: stored.cartAbandonedAt !== undefined
       ? stored.cartAbandonedAt
       : lastCartAbandonment(stored.alerts ?? []),
