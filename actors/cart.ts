@@ -141,6 +141,24 @@ export function convertCart(cart: Cart, at: number): Cart {
 }
 
 /**
+ * A cart checkpointed before 2026-12-05 (no `orderedAt`, nor `convertedAt` when converted), given them from the user's
+ * latest order and checkout when no change came after it, as a cart written since has them: a late change dated before
+ * either is then part of what it closed (it went into the next cart, or unconverted the cart, and raised cart_abandoned).
+ */
+export function restoreCart(cart: Cart, lastOrderAt: string | null, checkoutAt: string | null): Cart {
+  const unchangedSince = (at: string) => cart.updatedAt === null || Date.parse(cart.updatedAt) <= Date.parse(at);
+  const orderedAt = cart.orderedAt ?? (lastOrderAt !== null && unchangedSince(lastOrderAt) ? lastOrderAt : null);
+  const convertedAt = cart.convertedAt ??
+    (cart.converted && checkoutAt !== null && unchangedSince(checkoutAt) ? checkoutAt : null);
+  if (orderedAt === (cart.orderedAt ?? null) && convertedAt === (cart.convertedAt ?? null)) return cart;
+  return {
+    ...cart,
+    ...(convertedAt !== null ? { convertedAt } : {}),
+    ...(orderedAt !== null ? { orderedAt } : {}),
+  };
+}
+
+/**
  * Whether a change dated `at`, arriving now, belongs to a cart an order has already emptied (it changes nothing): one
  * dated before the order. One of the same instant arrived after it and goes to the next cart (events of one instant,
  * a batch posted without occurredAt, follow their arrival order).

@@ -516,7 +516,18 @@ function restoreGlobal(data: unknown): GlobalState {
     ...initialGlobal(),
     ...rest,
     firstPageViewAt,
+    evaluatedTo: rest.evaluatedTo !== undefined ? rest.evaluatedTo : evaluatedBefore(rest.lastEventAt, rest.heldFrom),
     minutes: (minutes ?? []).map(restoreRollup),
     dedupe: restoreDedupe(dedupe),
   };
+}
+
+/**
+ * For a state persisted before evaluatedTo was kept (2026-12-05): the latest boundary before the latest fact, which
+ * the clock had passed, unless held. Null there let the first late fact set the timer back and evaluate minutes again.
+ */
+function evaluatedBefore(lastEventAt: number | null | undefined, heldFrom: number | null | undefined): number | null {
+  if (lastEventAt === null || lastEventAt === undefined) return null;
+  const passed = minuteOf(lastEventAt - 1);
+  return heldFrom === null || heldFrom === undefined ? passed : Math.min(passed, heldFrom - MINUTE);
 }

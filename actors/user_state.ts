@@ -1,7 +1,7 @@
 /** The user actor's state: plain JSON, persisted as is and served by GET /v1/users/{id}. */
 import type { AlertSummary } from "./alerts.ts";
 import { hash52 } from "./hash.ts";
-import { type Cart, EMPTY_CART } from "./cart.ts";
+import { type Cart, EMPTY_CART, restoreCart } from "./cart.ts";
 import type { FraudAssessment, PastOrder } from "./fraud.ts";
 import type { FunnelStage, Session, SessionSummary } from "./session.ts";
 
@@ -145,7 +145,28 @@ export function initialUser(userId: string): UserState {
 export function restoreUser(data: unknown): UserState {
   // Checkpoints written before 2026-12-03 kept the eventIds themselves.
   const { seenEventIds, ...stored } = data as Partial<UserState> & { userId: string; seenEventIds?: string[] };
-  const restored = { ...initialUser(stored.userId), ...stored };
+  const base = { ...initialUser(stored.userId), ...stored };
+  const restored = {
+    ...base,
+    cart: restoreCart(base.cart, base.orders.lastOrder?.at ?? null, base.checkout?.startedAt ?? null),
+    cartAbandonedAt: stored.cartAbandonedAt !== undefined
+      ? stored.cartAbandonedAt
+      : lastCartAbandonment(stored.alerts ?? []),
+  };
   if (seenEventIds === undefined || stored.seenEventHashes !== undefined) return restored;
   return { ...restored, seenEventHashes: seenEventIds.map(hash52) };
+}
+
+/**
+ * The deadline of the latest `cart_abandoned` among the remembered alerts, for a checkpoint written before 2026-12-04
+ * (no `cartAbandonedAt`): without it a late change to the cart it reported re-armed the timer, a second alert.
+ */
+function lastCartAbandonment(alerts: readonly AlertSummary[]): string | null {
+  let latest: string | null = null;
+  for (const alert of alerts) {
+    if (alert.type === "cart_abandoned" && (latest === null || Date.parse(alert.occurredAt) > Date.parse(latest))) {
+      latest = alert.occurredAt;
+    }
+  }
+  return latest;
 }

@@ -65,8 +65,11 @@ export interface GlobalDriver {
   advanceTo(to: number): void;
   /** Handles `message` at the clock its event time moves to, with the timer fired before and after. */
   send(message: GlobalMessage): void;
-  /** Replaces the state with its persisted form (JSON round-tripped) restored, as a restart from a checkpoint does. */
-  reload(): void;
+  /**
+   * Replaces the state with its persisted form (JSON round-tripped) restored, as a restart from a checkpoint does;
+   * `edit` changes the persisted form first (a checkpoint an older version wrote).
+   */
+  reload(edit?: (persisted: Record<string, unknown>) => Record<string, unknown>): void;
 }
 
 /**
@@ -127,8 +130,8 @@ export function driveGlobal(
       state = logic.handle(state, message, ctx(clock, `analytics-0-${sent++}`)) as GlobalState;
       advanceTo(clock);
     },
-    reload(): void {
-      state = logic.restore(JSON.parse(JSON.stringify(logic.persist(state))));
+    reload(edit = (persisted) => persisted): void {
+      state = logic.restore(edit(JSON.parse(JSON.stringify(logic.persist(state)))));
     },
   };
 }

@@ -479,6 +479,28 @@ Deno.test("a late fact after watermarks released minutes ahead of the analytics 
   assert.equal(timers.get(EVALUATE_TIMER), minute(15));
 });
 
+Deno.test("a checkpoint from before evaluatedTo was kept: a late fact does not evaluate the minutes evaluated before it again", () => {
+  const g = driveGlobal(domainSettings({}));
+  const minute = (n: number) => T0 + n * 60_000;
+  let n = 0;
+  const view = (at: number, loadTime: number) =>
+    g.send({ fact: "activity", factId: `f-${n++}`, at, userId: "u", session: "s", type: "page_viewed", loadTime });
+  // 12 page views a minute for 10 minutes, each loading in 1 s, and one at 10:14: the minutes up to 10:14 are evaluated.
+  for (let s = 0; s < 10 * MIN; s += 5) view(T0 + s * 1000, 1);
+  view(minute(14) + 1_000, 1);
+  const before = g.alerts.map((a) => [a.type, a.occurredAt]);
+  assert.deepEqual(before, [["low_traffic", iso(minute(12))]]);
+  assert.equal(g.state.evaluatedTo, minute(14));
+  // Restarted from a checkpoint written before 2026-12-05, which kept no evaluatedTo.
+  g.reload(({ evaluatedTo: _kept, ...older }) => older);
+  assert.equal(g.state.evaluatedTo, minute(14), "the minutes before the latest fact's were evaluated");
+  // 30 late page views dated 10:08, loading in 60 s: the windows that hold their minute were evaluated already. With
+  // no evaluatedTo the first set the timer back to 10:09, and 10:09 to 10:14 were evaluated again: slow_pages for 10:13.
+  for (let i = 0; i < 30; i++) view(minute(8), 60);
+  assert.deepEqual(g.alerts.map((a) => [a.type, a.occurredAt]), before);
+  assert.equal(g.timers.get(EVALUATE_TIMER), minute(15));
+});
+
 Deno.test("watermarks of partitions that never had a record release nothing past the analytics clock", () => {
   // Facts fed to `analytics` directly, beside an `events` topic none of whose partitions has had a record: every
   // watermark is null (holds nothing back), and the minutes are evaluated on the clock, not ahead of it.

@@ -651,6 +651,78 @@ Deno.test("a late change to a cart already reported abandoned raises no second a
   assert.equal(new Set(ids).size, 2);
 });
 
+Deno.test("a checkpoint from before cartAbandonedAt was kept: a late change to the cart it reported abandoned raises no second alert", async () => {
+  const MIN = 60;
+  const b = new EventBuilder();
+  const add = b.event("product_added_to_cart", "u", 20 * MIN, { productId: "p1", quantity: 1, price: 5 });
+  const passed = b.event("page_viewed", "u", 55 * MIN, { url: "/" }); // the clock passes 50 min: cart_abandoned
+  const { users, alerts } = await fold([add, passed], { partitions: 1 });
+  assert.deepEqual(alerts.map((a) => [a.type, a.occurredAt]), [[
+    "cart_abandoned",
+    new Date(b.time(50 * MIN)).toISOString(),
+  ]]);
+  // The same user as checkpointed before 2026-12-04, which kept no cartAbandonedAt (its alert is in `alerts`).
+  const { cartAbandonedAt: _kept, ...rest } = users.get("u")!;
+  const old = userLogic.restore(parseJson(JSON.stringify(rest)));
+  assert.equal(old.cartAbandonedAt, new Date(b.time(50 * MIN)).toISOString(), "taken from the alert it raised");
+  // A buffered add dated before the abandoned cart's last change arrives: it belongs to that abandonment.
+  const timers = new Map<string, number>();
+  const emitted: { topic: string; value: unknown }[] = [];
+  const ctx = {
+    now: () => b.time(55 * MIN),
+    emit: (topic: string, _key: string, value: unknown) => emitted.push({ topic, value }),
+    outputId: (r: string) => `events-0-2-${r}`,
+    setTimer: (name: string, at: number) => timers.set(name, at),
+    cancelTimer: (name: string) => timers.delete(name),
+    timer: (name: string) => timers.get(name),
+  };
+  const late = b.event("product_added_to_cart", "u", 10 * MIN, { productId: "p2", quantity: 1, price: 7 });
+  let state = await userLogic.handle(old, userLogic.decode({ ...record(late), offset: 2 }), ctx);
+  // It armed the cart's timer again, which raised a second cart_abandoned under an id of its own.
+  for (const [name] of timers) state = await userLogic.onTimer!(state, name, { ...ctx, now: () => b.time(56 * MIN) });
+  assert.deepEqual(emitted.filter((o) => o.topic === "alerts"), []);
+  assert.equal(state.abandonedCarts, 1);
+  assert.equal(state.cart.units, 2);
+});
+
+Deno.test("a checkpoint from before convertedAt and orderedAt were kept: a late change to a cart ordered or checked out is still part of it", async () => {
+  const MIN = 60;
+  const b = new EventBuilder();
+  const add = b.event("product_added_to_cart", "u", 0, { productId: "p1", quantity: 1, price: 5 });
+  const order = b.event("order_completed", "u", 10 * MIN, {
+    orderId: "o1",
+    items: [{ productId: "p1", quantity: 1, price: 5 }],
+    total: 5,
+  });
+  const checkout = b.event("checkout_started", "u", 10 * MIN, {});
+  for (const [closing, field] of [[order, "orderedAt"], [checkout, "convertedAt"]] as const) {
+    const { users } = await fold([add, closing], { partitions: 1 });
+    // The same user as checkpointed before 2026-12-05, whose cart kept neither time.
+    const { cart, ...rest } = users.get("u")!;
+    assert.equal(cart[field], new Date(b.time(10 * MIN)).toISOString());
+    const { [field]: _kept, ...olderCart } = cart;
+    const old = userLogic.restore(parseJson(JSON.stringify({ ...rest, cart: olderCart })));
+    assert.equal(old.cart[field], cart[field], `${field}: taken from the ${closing.type} that closed the cart`);
+    // A buffered add dated before the order or checkout arrives: in event time it was part of the cart that closed.
+    const timers = new Map<string, number>();
+    const alerts: { type: string }[] = [];
+    const ctx = {
+      now: () => b.time(12 * MIN),
+      emit: (topic: string, _key: string, value: unknown) => void (topic === "alerts" && alerts.push(value as never)),
+      outputId: (r: string) => `events-0-2-${r}`,
+      setTimer: (name: string, at: number) => timers.set(name, at),
+      cancelTimer: (name: string) => timers.delete(name),
+      timer: (name: string) => timers.get(name),
+    };
+    const late = b.event("product_added_to_cart", "u", 5 * MIN, { productId: "p2", quantity: 1, price: 7 });
+    let state = await userLogic.handle(old, userLogic.decode({ ...record(late), offset: 2 }), ctx);
+    for (const [name] of timers) state = await userLogic.onTimer!(state, name, { ...ctx, now: () => b.time(90 * MIN) });
+    // It went into the next cart (after the order) or unconverted the cart (after the checkout): cart_abandoned.
+    assert.deepEqual(alerts.map((a) => a.type).filter((t) => t === "cart_abandoned"), [], field);
+    assert.equal(state.abandonedCarts, 0, field);
+  }
+});
+
 Deno.test("a cart's value and an order's revenue round each line as a whole, not its unit price", async () => {
   const b = new EventBuilder();
   const r = await fold([
