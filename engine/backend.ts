@@ -8,6 +8,7 @@ import { lockDataDir } from "./data_dir_lock.ts";
 import { startStallWatchdog } from "./stall_watchdog.ts";
 import { connectDatabase, type Sql } from "./database.ts";
 import { whileDatabaseAnswers } from "./database_probe.ts";
+import { refusedDatabaseStep } from "./database_refusal.ts";
 import { redactUrl } from "./database_url.ts";
 import { openEmbeddedDatabase } from "./embedded_database.ts";
 import { EmbeddedLog } from "./embedded_log.ts";
@@ -135,7 +136,10 @@ async function openProductionBackend(
     createConsumer: (groupId) => new KafkaConsumer(kafka, { groupId }, logger),
     registerGroup: () => Promise.resolve(),
     startupStep: (step) => usable(step, broker),
-    databaseStep: (step, what) => whileDatabaseAnswers(sql, step, database, what),
+    databaseStep: (step, what) =>
+      whileDatabaseAnswers(sql, step, database, what).catch((error) => {
+        throw refusedDatabaseStep(error, database, what);
+      }),
     describe: `Kafka at ${config.KAFKA_BROKERS}, PostgreSQL at ${redactUrl(config.DATABASE_URL)}`,
     async close() {
       await producer.close();
