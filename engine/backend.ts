@@ -15,6 +15,7 @@ import { EmbeddedLog } from "./embedded_log.ts";
 import { EmbeddedLogRetention } from "./embedded_log_retention.ts";
 import { ConfigError } from "./errors.ts";
 import { KafkaAdmin } from "./kafka_admin.ts";
+import { explainUnansweredBroker } from "./kafka_unanswered.ts";
 import { createKafka } from "./kafka_client.ts";
 import { KafkaConsumer } from "./kafka_consumer.ts";
 import { KafkaProducer } from "./kafka_producer.ts";
@@ -115,9 +116,11 @@ async function openProductionBackend(
     // The database first: it fails at once, where the broker is retried for half a minute.
     await usable(sql`select 1`, database);
     await usable<unknown>(
-      options.createTopics === false
+      (options.createTopics === false
         ? admin.missingTopics([]) // the broker answers: usable
-        : admin.ensureTopics(topicSpecs(config, topics), config.REPLICATION_FACTOR),
+        : admin.ensureTopics(topicSpecs(config, topics), config.REPLICATION_FACTOR)).catch((error) => {
+          throw explainUnansweredBroker(error);
+        }),
       broker,
       `the missing topics are created with PARTITIONS=${config.PARTITIONS}, REPLICATION_FACTOR=${config.REPLICATION_FACTOR}`,
     );

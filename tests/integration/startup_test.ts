@@ -368,6 +368,14 @@ async function brokerNeverAnswers(): Promise<void> {
         engine.logs().includes(`Cannot start: Kafka at KAFKA_BROKERS="${brokers}" cannot be used: `),
         engine.logs(),
       );
+      // The silent one: what happened, where kafkajs's own error said only "Broker not connected" (of a broker that did
+      // connect). The HTTP server closes the connection: "Closed connection".
+      assert.match(
+        engine.logs(),
+        i === 0
+          ? /cannot be used: the broker took the connection but did not answer its first request \(ApiVersions\) within 30000 ms/
+          : /cannot be used: Closed connection/,
+      );
     });
   } finally {
     for (const { engine } of engines) await engine.kill("SIGKILL");
