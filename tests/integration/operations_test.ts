@@ -5,7 +5,7 @@ import { Kafka, logLevel, type PartitionAssigner, PartitionAssigners } from "kaf
 import postgres from "postgres";
 import { silentLogger } from "../../engine/logger.ts";
 import { forEachLog, onlyOn } from "../helpers/modes.ts";
-import { eventually, freshDatabase, services, testConfig } from "../helpers/services.ts";
+import { eventually, freshDatabase, services, testConfig, uniqueName } from "../helpers/services.ts";
 import { startTcpProxy } from "../helpers/tcp_proxy.ts";
 
 onlyOn("kafka", {
@@ -245,6 +245,56 @@ onlyOn("kafka", {
       await admin.unsafe(`alter database ${name} reset default_transaction_read_only`).catch(() => {});
       await admin.end();
       await db.drop();
+    }
+  },
+});
+
+onlyOn("kafka", {
+  name: "/readyz is 503 naming the database while DATABASE_URL's role may not write the checkpoint's tables",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const db = await freshDatabase();
+    const name = new URL(db.url).pathname.slice(1);
+    const role = uniqueName("owner");
+    const superuser = postgres(services().databaseUrl, { max: 1, onnotice: () => {} });
+    await superuser.unsafe(`create role ${role} login`);
+    await superuser.unsafe(`alter database ${name} owner to ${role}`);
+    const inDatabase = postgres(db.url, { max: 1, onnotice: () => {} });
+    await inDatabase.unsafe(`alter schema public owner to ${role}`);
+    const url = new URL(db.url);
+    url.username = role;
+    const engine = await startEngine(testConfig(url.toString()), silentLogger);
+    const ready = async () => {
+      const response = await fetch(`${engine.url}/readyz`);
+      return { status: response.status, body: await response.json() };
+    };
+    try {
+      assert.equal((await ready()).status, 200);
+      // Another role takes the table over (a DBA's change of owners): the engine's role may no longer write it.
+      await inDatabase.unsafe(`alter table partition_checkpoints owner to postgres`);
+      const posted = await fetch(`${engine.url}/v1/events`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ type: "page_viewed", userId: "no-rights-user", properties: { url: "/" } }),
+      });
+      assert.equal(posted.status, 202);
+      await posted.body?.cancel();
+      await eventually("a failed checkpoint counted", async () => {
+        const body = await (await fetch(`${engine.url}/metrics`)).text();
+        return /engine_checkpoint_failures_total\{topic="[^"]*events"\} [1-9]/.test(body) ? true : undefined;
+      });
+      const down = await ready();
+      assert.equal(down.status, 503, `/readyz while the role may not write: ${JSON.stringify(down.body)}`);
+      assert.match(down.body.checks.database, /may not write.*partition_checkpoints/);
+      await inDatabase.unsafe(`alter table partition_checkpoints owner to ${role}`);
+      assert.equal((await ready()).status, 200);
+    } finally {
+      await engine.stop();
+      await inDatabase.end();
+      await db.drop();
+      await superuser.unsafe(`drop role if exists ${role}`);
+      await superuser.end();
     }
   },
 });
