@@ -8,12 +8,14 @@ import { lockDataDir } from "./data_dir_lock.ts";
 import { startStallWatchdog } from "./stall_watchdog.ts";
 import { connectDatabase, type Sql } from "./database.ts";
 import { whileDatabaseAnswers } from "./database_probe.ts";
+import { refusedDatabaseStep } from "./database_refusal.ts";
 import { redactUrl } from "./database_url.ts";
 import { openEmbeddedDatabase } from "./embedded_database.ts";
 import { EmbeddedLog } from "./embedded_log.ts";
 import { EmbeddedLogRetention } from "./embedded_log_retention.ts";
 import { ConfigError } from "./errors.ts";
 import { KafkaAdmin } from "./kafka_admin.ts";
+import { explainUnansweredBroker } from "./kafka_unanswered.ts";
 import { createKafka } from "./kafka_client.ts";
 import { KafkaConsumer } from "./kafka_consumer.ts";
 import { KafkaProducer } from "./kafka_producer.ts";
@@ -114,9 +116,11 @@ async function openProductionBackend(
     // The database first: it fails at once, where the broker is retried for half a minute.
     await usable(sql`select 1`, database);
     await usable<unknown>(
-      options.createTopics === false
+      (options.createTopics === false
         ? admin.missingTopics([]) // the broker answers: usable
-        : admin.ensureTopics(topicSpecs(config, topics), config.REPLICATION_FACTOR),
+        : admin.ensureTopics(topicSpecs(config, topics), config.REPLICATION_FACTOR)).catch((error) => {
+          throw explainUnansweredBroker(error);
+        }),
       broker,
       `the missing topics are created with PARTITIONS=${config.PARTITIONS}, REPLICATION_FACTOR=${config.REPLICATION_FACTOR}`,
     );
@@ -135,7 +139,10 @@ async function openProductionBackend(
     createConsumer: (groupId) => new KafkaConsumer(kafka, { groupId }, logger),
     registerGroup: () => Promise.resolve(),
     startupStep: (step) => usable(step, broker),
-    databaseStep: (step, what) => whileDatabaseAnswers(sql, step, database, what),
+    databaseStep: (step, what) =>
+      whileDatabaseAnswers(sql, step, database, what).catch((error) => {
+        throw refusedDatabaseStep(error, database, what);
+      }),
     describe: `Kafka at ${config.KAFKA_BROKERS}, PostgreSQL at ${redactUrl(config.DATABASE_URL)}`,
     async close() {
       await producer.close();

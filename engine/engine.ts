@@ -16,6 +16,7 @@ import { advertisedUrl } from "./advertised_url.ts";
 import { type Backend, openBackend } from "./backend.ts";
 import { SqlCheckpointStore } from "./checkpoint.ts";
 import type { Sql } from "./database.ts";
+import { databaseReadiness } from "./database_readiness.ts";
 import { ConfigError, EngineFailedError } from "./errors.ts";
 import { type Config, consumedTopics, topicNames, type Topics } from "./config.ts";
 import { StartAbortedError } from "./errors.ts";
@@ -101,7 +102,7 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
   let phase: "starting" | "running" | "stopping" = "starting";
   const notOpen: CheckResult = { ok: false, reason: "not open yet (starting up)" };
   const checks: ReadinessChecks = {
-    database: async () => backend ? (await backend.sql`select 1`, READY) : notOpen,
+    database: () => backend ? databaseReadiness(backend.sql) : Promise.resolve(notOpen),
     log: async () => backend ? (await backend.admin.partitionCount(topics.events), READY) : notOpen,
     consumer: () => {
       if (phase !== "running") {

@@ -102,7 +102,11 @@ try {
     await backend.close();
     Deno.exit(2);
   }
-  await migrate(backend.sql, undefined, { lockTimeoutMs: config.MIGRATION_LOCK_TIMEOUT_MS });
+  // As start-up does: a database refusing them for good (a role without rights, a server taking no writes) is named.
+  await backend.databaseStep(
+    migrate(backend.sql, undefined, { lockTimeoutMs: config.MIGRATION_LOCK_TIMEOUT_MS }),
+    "migrations",
+  );
   // What was replayed is recorded per group: under another GROUP_ID (a shell without the engine's) every record
   // re-injected before would go in again, as the engine refuses to fold the log again under another group.
   const owner = await stateOwner(backend.sql);

@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { Kafka, logLevel } from "kafkajs";
+import postgres from "postgres";
 import { openBackend } from "../../engine/backend.ts";
 import { deadLetter, DLQ_HEADERS } from "../../engine/dead_letter.ts";
 import { replayDlq, REPLAYED_FROM_HEADER } from "../../engine/dlq_replay.ts";
@@ -14,7 +15,7 @@ import type { OutgoingRecord } from "../../engine/log.ts";
 import { silentLogger } from "../../engine/logger.ts";
 import { collect, type Collector } from "../helpers/collector.ts";
 import { deploy, forEachLog, onlyOn } from "../helpers/modes.ts";
-import { eventually } from "../helpers/services.ts";
+import { eventually, services } from "../helpers/services.ts";
 import { migrate } from "../../sql/migrations.ts";
 
 forEachLog(
@@ -410,3 +411,38 @@ forEachLog(
     }
   },
 );
+
+onlyOn("postgresql", {
+  name: "`deno task dlq replay` on a PostgreSQL that takes no writes stops with the engine's message, exit 2",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const { deployment: d, remove } = await deploy("kafka");
+    const database = new URL(d.env.DATABASE_URL);
+    const name = database.pathname.slice(1);
+    const admin = postgres(services().databaseUrl, { max: 1, onnotice: () => {} });
+    try {
+      // The engine ran once: its topics and state exist, as for any replay. Then the database takes no more writes.
+      await (await startEngine(d.config, silentLogger)).stop();
+      await admin.unsafe(`alter database ${name} set default_transaction_read_only = on`);
+      const output = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", "--quiet", "scripts/dlq.ts", "replay", "--dry-run"],
+        cwd: new URL("../../", import.meta.url).pathname,
+        env: { ...d.env, PATH: Deno.env.get("PATH") ?? "" },
+        clearEnv: true,
+        stdin: "null",
+      }).output();
+      const stderr = new TextDecoder().decode(output.stderr);
+      // It used to say `dlq: stopped: cannot execute CREATE TABLE in a read-only transaction; run it again`, exit 1.
+      assert.equal(output.code, 2, stderr);
+      assert.match(
+        stderr,
+        /PostgreSQL at DATABASE_URL="[^"]*" refused start-up \(migrations\): cannot execute .* in a read-only transaction/,
+      );
+    } finally {
+      await admin.unsafe(`alter database ${name} reset default_transaction_read_only`);
+      await admin.end();
+      await remove();
+    }
+  },
+});

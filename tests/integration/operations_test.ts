@@ -2,9 +2,10 @@
 import assert from "node:assert/strict";
 import { startEngine } from "../../engine/engine.ts";
 import { Kafka, logLevel, type PartitionAssigner, PartitionAssigners } from "kafkajs";
+import postgres from "postgres";
 import { silentLogger } from "../../engine/logger.ts";
 import { forEachLog, onlyOn } from "../helpers/modes.ts";
-import { eventually, freshDatabase, services, testConfig } from "../helpers/services.ts";
+import { eventually, freshDatabase, services, testConfig, uniqueName } from "../helpers/services.ts";
 import { startTcpProxy } from "../helpers/tcp_proxy.ts";
 
 onlyOn("kafka", {
@@ -194,6 +195,106 @@ onlyOn("kafka", {
       await engine.stop();
       await foreign.disconnect();
       await db.drop();
+    }
+  },
+});
+
+onlyOn("kafka", {
+  name:
+    "/readyz is 503 naming the database while PostgreSQL takes no writes (default_transaction_read_only), and 200 again once it does",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const db = await freshDatabase();
+    const name = new URL(db.url).pathname.slice(1);
+    const admin = postgres(services().databaseUrl, { max: 1, onnotice: () => {} });
+    // The setting applies to new sessions: the engine's are ended, and its pool connects again (a failover to a
+    // standby, or an operator turning writes off, looks so to the engine).
+    const reconnectEngine = () =>
+      admin`select pg_terminate_backend(pid) from pg_stat_activity where datname = ${name} and pid <> pg_backend_pid()`;
+    const engine = await startEngine(testConfig(db.url), silentLogger);
+    const ready = async () => {
+      const response = await fetch(`${engine.url}/readyz`);
+      return { status: response.status, body: await response.json() };
+    };
+    try {
+      assert.equal((await ready()).status, 200);
+      await admin.unsafe(`alter database ${name} set default_transaction_read_only = on`);
+      await reconnectEngine();
+      const posted = await fetch(`${engine.url}/v1/events`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ type: "page_viewed", userId: "read-only-user", properties: { url: "/" } }),
+      });
+      assert.equal(posted.status, 202);
+      await posted.body?.cancel();
+      // The server answers every read, but no checkpoint commits: the engine is of no use until writes come back.
+      await eventually("a failed checkpoint counted", async () => {
+        const body = await (await fetch(`${engine.url}/metrics`)).text();
+        return /engine_checkpoint_failures_total\{topic="[^"]*events"\} [1-9]/.test(body) ? true : undefined;
+      });
+      const down = await ready();
+      assert.equal(down.status, 503, `/readyz while the database is read-only: ${JSON.stringify(down.body)}`);
+      assert.match(down.body.checks.database, /read-only.*default_transaction_read_only/);
+      assert.equal(down.body.checks.log, "ok");
+      await admin.unsafe(`alter database ${name} reset default_transaction_read_only`);
+      await reconnectEngine();
+      await eventually("200 from /readyz", async () => ((await ready()).status === 200 ? true : undefined), 30_000);
+    } finally {
+      await engine.stop();
+      await admin.unsafe(`alter database ${name} reset default_transaction_read_only`).catch(() => {});
+      await admin.end();
+      await db.drop();
+    }
+  },
+});
+
+onlyOn("kafka", {
+  name: "/readyz is 503 naming the database while DATABASE_URL's role may not write the checkpoint's tables",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const db = await freshDatabase();
+    const name = new URL(db.url).pathname.slice(1);
+    const role = uniqueName("owner");
+    const superuser = postgres(services().databaseUrl, { max: 1, onnotice: () => {} });
+    await superuser.unsafe(`create role ${role} login`);
+    await superuser.unsafe(`alter database ${name} owner to ${role}`);
+    const inDatabase = postgres(db.url, { max: 1, onnotice: () => {} });
+    await inDatabase.unsafe(`alter schema public owner to ${role}`);
+    const url = new URL(db.url);
+    url.username = role;
+    const engine = await startEngine(testConfig(url.toString()), silentLogger);
+    const ready = async () => {
+      const response = await fetch(`${engine.url}/readyz`);
+      return { status: response.status, body: await response.json() };
+    };
+    try {
+      assert.equal((await ready()).status, 200);
+      // Another role takes the table over (a DBA's change of owners): the engine's role may no longer write it.
+      await inDatabase.unsafe(`alter table partition_checkpoints owner to postgres`);
+      const posted = await fetch(`${engine.url}/v1/events`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ type: "page_viewed", userId: "no-rights-user", properties: { url: "/" } }),
+      });
+      assert.equal(posted.status, 202);
+      await posted.body?.cancel();
+      await eventually("a failed checkpoint counted", async () => {
+        const body = await (await fetch(`${engine.url}/metrics`)).text();
+        return /engine_checkpoint_failures_total\{topic="[^"]*events"\} [1-9]/.test(body) ? true : undefined;
+      });
+      const down = await ready();
+      assert.equal(down.status, 503, `/readyz while the role may not write: ${JSON.stringify(down.body)}`);
+      assert.match(down.body.checks.database, /may not write.*partition_checkpoints/);
+      await inDatabase.unsafe(`alter table partition_checkpoints owner to ${role}`);
+      assert.equal((await ready()).status, 200);
+    } finally {
+      await engine.stop();
+      await inDatabase.end();
+      await db.drop();
+      await superuser.unsafe(`drop role if exists ${role}`);
+      await superuser.end();
     }
   },
 });

@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { AssignerProtocol, Kafka, logLevel } from "kafkajs";
+import postgres from "postgres";
 import { type Config, consumedTopics } from "../../engine/config.ts";
 import { type RunningEngine, startEngine } from "../../engine/engine.ts";
 import { ConfigError, StartAbortedError } from "../../engine/errors.ts";
@@ -226,6 +227,81 @@ onlyOn(
   },
 );
 
+/** A fresh database, made refusable by `prepare` (as its superuser), that the engine is started on; its logs and status. */
+async function startOnDatabase(
+  prepare: (admin: postgres.Sql, name: string, url: URL) => Promise<URL>,
+): Promise<{ code: number; logs: string; url: URL }> {
+  const dataDir = await Deno.makeTempDir({ prefix: "startup-" });
+  const db = await freshDatabase();
+  const name = new URL(db.url).pathname.slice(1);
+  const admin = postgres(services().databaseUrl, { max: 1, onnotice: () => {} });
+  const url = await prepare(admin, name, new URL(db.url));
+  const id = uniqueName("t");
+  const engine = spawnEngine({
+    dataDir,
+    env: {
+      KAFKA_BROKERS: services().kafkaBrokers,
+      DATABASE_URL: url.toString(),
+      TOPIC_PREFIX: `${id}.`,
+      GROUP_ID: `${id}-group`,
+      PARTITIONS: "1",
+    },
+  });
+  try {
+    const status = await within(60_000, "the engine's exit", engine.exited);
+    return { code: status.code, logs: engine.logs(), url };
+  } finally {
+    await engine.kill("SIGKILL");
+    await db.drop();
+    await admin.end();
+    await Deno.remove(dataDir, { recursive: true });
+  }
+}
+
+onlyOn(
+  "postgresql",
+  "a DATABASE_URL whose role may not create the engine's tables stops start-up naming DATABASE_URL (exit code 2)",
+  async () => {
+    const role = uniqueName("reader");
+    const { code, logs, url } = await startOnDatabase(async (admin, _name, url) => {
+      // PostgreSQL 15 and later: only the database's owner creates tables in its public schema.
+      await admin.unsafe(`create role ${role} login`);
+      url.username = role;
+      return url;
+    });
+    try {
+      assert.equal(code, 2, logs);
+      assert.match(
+        logs,
+        new RegExp(
+          `Cannot start: PostgreSQL at DATABASE_URL="${url.toString().replaceAll(".", "\\.")}" refused start-up ` +
+            `\\(migrations\\): permission denied for schema public \\(the role of DATABASE_URL must own the database`,
+        ),
+      );
+    } finally {
+      const admin = postgres(services().databaseUrl, { max: 1, onnotice: () => {} });
+      await admin.unsafe(`drop role if exists ${role}`);
+      await admin.end();
+    }
+  },
+);
+
+onlyOn(
+  "postgresql",
+  "a DATABASE_URL at a PostgreSQL that takes no writes stops start-up naming DATABASE_URL (exit code 2)",
+  async () => {
+    const { code, logs } = await startOnDatabase(async (admin, name, url) => {
+      await admin.unsafe(`alter database ${name} set default_transaction_read_only = on`);
+      return url;
+    });
+    assert.equal(code, 2, logs);
+    assert.match(
+      logs,
+      /Cannot start: PostgreSQL at DATABASE_URL="[^"]*" refused start-up \(migrations\): cannot execute .* in a read-only transaction \(the server takes no writes/,
+    );
+  },
+);
+
 onlyOn("postgresql", {
   name: "a PostgreSQL that stops answering during the migrations stops start-up naming DATABASE_URL",
   sanitizeOps: false,
@@ -291,6 +367,14 @@ async function brokerNeverAnswers(): Promise<void> {
       assert.ok(
         engine.logs().includes(`Cannot start: Kafka at KAFKA_BROKERS="${brokers}" cannot be used: `),
         engine.logs(),
+      );
+      // The silent one: what happened, where kafkajs's own error said only "Broker not connected" (of a broker that did
+      // connect). The HTTP server closes the connection: "Closed connection".
+      assert.match(
+        engine.logs(),
+        i === 0
+          ? /cannot be used: the broker took the connection but did not answer its first request \(ApiVersions\) within 30000 ms/
+          : /cannot be used: Closed connection/,
       );
     });
   } finally {
