@@ -25,6 +25,8 @@ export interface EngineProcessOptions {
   readonly port?: number;
   /** Extra environment variables (configuration). */
   readonly env?: Record<string, string>;
+  /** The checkout whose main.ts runs (an older release's worktree, for an upgrade drill); defaults to this one. */
+  readonly root?: string;
 }
 
 /** A running (or exited) engine process. */
@@ -51,7 +53,7 @@ export function spawnEngine(options: EngineProcessOptions): EngineProcess {
   for (const name of ["KAFKA_BROKERS", "DATABASE_URL", "PORT", "HOST", "DATA_DIR"]) delete env[name];
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "--quiet", "main.ts"],
-    cwd: ROOT,
+    cwd: options.root ?? ROOT,
     env: {
       ...env,
       DATA_DIR: options.dataDir,

@@ -1,0 +1,106 @@
+/**
+ * The upgrade drill: an engine of an earlier release (a checkout of it at OLD_ENGINE_ROOT, its `deno` on PATH or the
+ * same one) runs under a load, is stopped (SIGTERM) or killed (SIGKILL) in the middle of it, and this version starts on
+ * the same log, database and DATA_DIR (its migrations applied at start-up) while the load goes on. Afterwards the
+ * exactly-once proof's checks hold (tests/helpers/exactly_once.ts: every state equals the reference fold of its
+ * partition, every output the fold publishes is on its topic with the fold's payload, product minutes and events by
+ * minute recounted), timers left pending by the old engine fired once, and the alerts table, GET /v1/alerts?order=stored
+ * (read to its end, each alert once) and the alerts topic name the same alerts.
+ *
+ * Skipped unless OLD_ENGINE_ROOT is set, e.g. at the release before 016 (actor logic as this one's, so the fold applies
+ * to what either engine handled):
+ *   git worktree add /tmp/old b0567d5 && (cd /tmp/old && deno cache main.ts)
+ *   OLD_ENGINE_ROOT=/tmp/old bash scripts/services.sh run deno test -A tests/integration/upgrade_drill_test.ts
+ * An older release's actor logic differs in bookkeeping (the fold of today's logic is no reference for its states).
+ */
+import assert from "node:assert/strict";
+import { type EngineProcess, startEngineProcess } from "../helpers/engine_process.ts";
+import { Current, SETTINGS, settled, verify, workload, write } from "../helpers/exactly_once.ts";
+import { type Deployment, forEachLog } from "../helpers/modes.ts";
+import { prng } from "../helpers/prng.ts";
+
+const OLD_ROOT = Deno.env.get("OLD_ENGINE_ROOT");
+
+/** The load on each log: the embedded one is posted over HTTP, through whichever engine runs. */
+const SCALE = {
+  kafka: { events: 30_000, users: 2_000, seconds: 12 },
+  embedded: { events: 12_000, users: 1_500, seconds: 10 },
+};
+
+/** Every alert id `GET /v1/alerts?order=stored` lists, page after page, in order. */
+async function storedAlertIds(engine: EngineProcess): Promise<string[]> {
+  const ids: string[] = [];
+  let cursor: string | undefined;
+  do {
+    const query = `order=stored&limit=500${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`;
+    const response = await fetch(`${engine.url}/v1/alerts?${query}`);
+    assert.equal(response.status, 200);
+    const page = await response.json() as { items: { alertId: string }[]; next?: string };
+    ids.push(...page.items.map((a) => a.alertId));
+    cursor = page.items.length > 0 ? page.next : undefined;
+  } while (cursor);
+  return ids;
+}
+
+/** The old engine under the load, replaced by this version after `signal` about 40% into it; then every check. */
+async function drill(d: Deployment, signal: "SIGTERM" | "SIGKILL"): Promise<void> {
+  const scale = SCALE[d.log];
+  const load = workload(scale.events, scale.users, prng(5));
+  const old = await startEngineProcess({ root: OLD_ROOT, dataDir: d.dataDir, env: d.env });
+  const current = new Current(old);
+  let next: EngineProcess | undefined;
+  try {
+    const writing = write(d, current, load, scale.seconds);
+    await new Promise((resolve) => setTimeout(resolve, scale.seconds * 400));
+    /** The alerts the timers left pending by the old engine raise when they fire. */
+    let pendingAlerts: string[] = [];
+    await current.replaceWith(async () => {
+      await old.kill(signal);
+      const rows = await d.inspect((view) =>
+        view.sql<{ key: string; timers: Record<string, number> }[]>`
+          select key, timers from actor_states where kind = 'user' and next_timer_at is not null`
+      );
+      pendingAlerts = rows.flatMap((r) =>
+        Object.entries(r.timers).map(([name, at]) => `timer-user-${r.key}-${name}-${at}-${name}_abandoned`)
+      );
+      next = await startEngineProcess({ dataDir: d.dataDir, env: d.env });
+      return next;
+    });
+    const acknowledged = await writing;
+    await settled(d, next!);
+    const listed = await storedAlertIds(next!);
+    const stopped = await next!.kill("SIGTERM");
+    assert.equal(stopped.code, 0, "a graceful stop");
+    await d.inspect(async (view) => {
+      const { events } = await verify(d, view, acknowledged);
+      assert.ok(events >= acknowledged.size && acknowledged.size >= scale.events / 2, `${events} events`);
+      const stored = (await view.sql<{ alert_id: string }[]>`select alert_id from alerts`).map((r) => r.alert_id);
+      const fired = pendingAlerts.filter((id) => stored.includes(id));
+      assert.ok(
+        fired.length > 0,
+        `timers the old engine left pending fired (${fired.length} of ${pendingAlerts.length})`,
+      );
+      assert.deepEqual(new Set(listed), new Set(stored), "GET /v1/alerts?order=stored lists every stored alert");
+      assert.equal(listed.length, new Set(listed).size, "each once");
+      const published = new Set<string>();
+      for (const records of (await view.records(d.topics.alerts)).values()) {
+        for (const r of records) published.add(JSON.parse(new TextDecoder().decode(r.value!)).alertId);
+      }
+      assert.deepEqual(published, new Set(stored), "the alerts topic holds the stored alerts");
+    });
+  } catch (error) {
+    const logs = (next ?? old).logs().split("\n").slice(-40).join("\n");
+    throw new Error(`${(error as Error).message}\nengine logs:\n${logs}`, { cause: error });
+  } finally {
+    await old.kill("SIGKILL");
+    await next?.kill("SIGKILL");
+  }
+}
+
+for (const signal of ["SIGTERM", "SIGKILL"] as const) {
+  const name = `upgrade drill: an earlier release's engine ${
+    signal === "SIGTERM" ? "stopped" : "killed"
+  } (${signal}) under a load, this version started on its log, database and DATA_DIR: states, timers, outputs exact`;
+  if (OLD_ROOT) forEachLog(name, { settings: { ...SETTINGS, ACTOR_PACK_MS: "60000" } }, (d) => drill(d, signal));
+  else Deno.test({ name: `${name} (set OLD_ENGINE_ROOT)`, ignore: true, fn() {} });
+}
