@@ -18,6 +18,7 @@ import { ConfigError } from "../engine/errors.ts";
 import { parseJson } from "../engine/json_parse.ts";
 import { installRequestQueueFix } from "../engine/kafkajs_request_queue.ts";
 import { badUrlMessage, engineBaseUrl } from "./engine_url.ts";
+import { printLine } from "./stdout_line.ts";
 
 const USAGE = `usage: deno task tail alerts|recommendations [--from-beginning] [--url URL] [--interval MS]
                        [--timeout S]
@@ -130,7 +131,7 @@ async function tailKafka(options: Options, config: LogClientConfig, brokers: str
     await consumer.run({
       autoCommit: false,
       eachMessage: ({ message }) => {
-        if (message.value) console.log(line(new TextDecoder().decode(message.value)));
+        if (message.value) printLine(line(new TextDecoder().decode(message.value)));
         return Promise.resolve();
       },
     });
@@ -182,7 +183,7 @@ async function tailHttp(options: Options): Promise<void> {
         fail(`GET ${options.url}/v1/alerts answered ${response.status}: ${text}`, 1);
       }
       const page = parseJson(await response.text()) as StoredPage;
-      for (const alert of page.items) console.log(JSON.stringify(alert));
+      for (const alert of page.items) printLine(JSON.stringify(alert));
       position = `&cursor=${encodeURIComponent(page.next)}`;
       full = page.items.length === PAGE;
       warned = false;

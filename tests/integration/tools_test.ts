@@ -933,6 +933,36 @@ onlyOn(
   },
 );
 
+onlyOn("no log", "tail alerts piped into a reader that closes (`| head -1`) exits quietly with 0", async () => {
+  // Full pages, one after another without waiting: tail writes on after the reader has gone.
+  let next = 0;
+  const engine = mockEngine(() => {
+    const items = Array.from({ length: 500 }, () => ({ alertId: `a-${next++}`, type: "cart_abandoned" }));
+    return Response.json({ items, next: `c${next}` });
+  });
+  const tail = spawnTail(["alerts", "--url", engine.url, "--interval", "100", "--from-beginning"]);
+  const stderr = new Response(tail.stderr).text();
+  let killed = false;
+  // Writes to a closed pipe used to fail silently (console.log), so tail polled on for ever, holding the pipeline.
+  const guard = setTimeout(() => {
+    killed = true;
+    tail.kill("SIGKILL");
+  }, 30_000);
+  try {
+    const reader = tail.stdout.getReader();
+    const { value } = await reader.read();
+    assert.match(new TextDecoder().decode(value), /^\{"alertId":"a-0"/);
+    await reader.cancel(); // as `head -1` exits
+    const status = await tail.status;
+    assert.equal(killed, false, `tail went on after its reader closed: ${await stderr}`);
+    assert.equal(status.code, 0, await stderr);
+    assert.doesNotMatch(await stderr, /Uncaught|BrokenPipe|Broken pipe/);
+  } finally {
+    clearTimeout(guard);
+    await engine.stop();
+  }
+});
+
 /** A cart left at `at` for each of `userIds`: the engine's idle clock raises a cart_abandoned alert for each. */
 async function leaveCarts(url: string, userIds: readonly string[], at: number): Promise<void> {
   const events = userIds.map((userId) => ({
