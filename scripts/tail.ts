@@ -19,6 +19,7 @@ import { parseJson } from "../engine/json_parse.ts";
 import { installRequestQueueFix } from "../engine/kafkajs_request_queue.ts";
 import { badUrlMessage, engineBaseUrl } from "./engine_url.ts";
 import { printLine } from "./stdout_line.ts";
+import { escapeControls } from "./terminal_text.ts";
 
 const USAGE = `usage: deno task tail alerts|recommendations [--from-beginning] [--url URL] [--interval MS]
                        [--timeout S]
@@ -89,12 +90,20 @@ function parseArgs(args: readonly string[]): Options {
   return options as Options;
 }
 
-/** One line of JSON (re-serialized when the payload is JSON, else the raw text). */
-function line(text: string): string {
+/**
+ * One line of JSON (re-serialized when the payload is JSON, else the raw text), its control characters escaped:
+ * JSON.stringify leaves DEL, C1 (a CSI, U+009B) and bidi overrides of a client's userId raw for the terminal.
+ */
+function line(value: unknown): string {
+  return escapeControls(JSON.stringify(value));
+}
+
+/** A Kafka message's value as one line (see line()). */
+function messageLine(text: string): string {
   try {
-    return JSON.stringify(parseJson(text));
+    return line(parseJson(text));
   } catch {
-    return JSON.stringify({ raw: text });
+    return line({ raw: text });
   }
 }
 
@@ -131,7 +140,7 @@ async function tailKafka(options: Options, config: LogClientConfig, brokers: str
     await consumer.run({
       autoCommit: false,
       eachMessage: ({ message }) => {
-        if (message.value) printLine(line(new TextDecoder().decode(message.value)));
+        if (message.value) printLine(messageLine(new TextDecoder().decode(message.value)));
         return Promise.resolve();
       },
     });
@@ -183,7 +192,7 @@ async function tailHttp(options: Options): Promise<void> {
         fail(`GET ${options.url}/v1/alerts answered ${response.status}: ${text}`, 1);
       }
       const page = parseJson(await response.text()) as StoredPage;
-      for (const alert of page.items) printLine(JSON.stringify(alert));
+      for (const alert of page.items) printLine(line(alert));
       position = `&cursor=${encodeURIComponent(page.next)}`;
       full = page.items.length === PAGE;
       warned = false;

@@ -963,6 +963,40 @@ onlyOn("no log", "tail alerts piped into a reader that closes (`| head -1`) exit
   }
 });
 
+onlyOn(
+  "no log",
+  "tail alerts prints an alert's control characters escaped, its line still the alert's JSON",
+  async () => {
+    // A userId is the client's: C1's CSI (U+009B), DEL and a right-to-left override pass JSON.stringify raw.
+    const userId = "u\u009b2J\u007f\u202egnp.exe\u001b]0;x\u0007";
+    const alert = { alertId: "a-1", type: "cart_abandoned", subject: { kind: "user", id: userId } };
+    const engine = mockEngine((request) =>
+      Response.json({ items: new URL(request.url).searchParams.has("cursor") ? [] : [alert], next: "c1" })
+    );
+    const tail = spawnTail(["alerts", "--url", engine.url, "--interval", "100", "--from-beginning"]);
+    const guard = setTimeout(() => tail.kill("SIGKILL"), 30_000);
+    let stdout = "";
+    try {
+      for await (const chunk of tail.stdout.pipeThrough(new TextDecoderStream())) {
+        stdout += chunk;
+        if (stdout.includes("\n")) break;
+      }
+    } finally {
+      clearTimeout(guard);
+      try {
+        tail.kill("SIGTERM");
+      } catch {
+        // it exited already
+      }
+      await tail.status;
+      await tail.stderr.cancel();
+      await engine.stop();
+    }
+    assert.doesNotMatch(stdout, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e]/u, JSON.stringify(stdout));
+    assert.deepEqual(JSON.parse(stdout), alert);
+  },
+);
+
 /** A cart left at `at` for each of `userIds`: the engine's idle clock raises a cart_abandoned alert for each. */
 async function leaveCarts(url: string, userIds: readonly string[], at: number): Promise<void> {
   const events = userIds.map((userId) => ({
