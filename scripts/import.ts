@@ -18,6 +18,7 @@ import { importUci, newUciSummary, type UciSummary } from "../actors/import/uci.
 import { type ImportSummary, newSummary } from "../actors/import/summary.ts";
 import type { StoredEvent } from "../actors/events.ts";
 import { badUrlMessage, engineBaseUrl } from "./engine_url.ts";
+import { escapeControls } from "./terminal_text.ts";
 
 const USAGE = `usage: deno task import rees46|uci FILE [--url URL] [--batch N] [--timeout SECONDS]
 
@@ -40,7 +41,8 @@ const SHOWN_REFUSALS = 10;
 let doneSoFar: (() => string) | undefined;
 
 function fail(message: string, code = 2): never {
-  console.error(`import: ${message}`);
+  // A message may quote the file (its header) or the engine's answer: their control characters stay off the terminal.
+  console.error(`import: ${message.split("\n").map(escapeControls).join("\n")}`);
   if (code === 2) console.error(USAGE);
   if (doneSoFar) console.error(`import: stopped ${doneSoFar()}`);
   Deno.exit(code);

@@ -803,6 +803,33 @@ onlyOn("no log", "import of a directory names it, before asking the engine", asy
   }
 });
 
+onlyOn(
+  "no log",
+  "import of a binary file (the UCI data as its .xlsx) says so, its bytes kept off the terminal",
+  async () => {
+    const engine = acceptingEngine();
+    const file = await Deno.makeTempFile({ suffix: ".xlsx" });
+    try {
+      // A zip's first bytes, as the UCI site's "Online Retail.xlsx" starts, then deflated data: NULs, ESCs, C1 bytes.
+      const bytes = new Uint8Array(4000);
+      for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7919 + 13) % 256;
+      bytes.set(new TextEncoder().encode("PK\u0003\u0004\u0014\u0000\u001b]0;x\u0007\u001b[2J\u00c2\u009b"), 0);
+      await Deno.writeFile(file, bytes);
+      const { code, stdout, stderr } = await runScript("import.ts", ["uci", file, "--url", engine.url]);
+      assert.equal(code, 1, stderr);
+      assert.equal(stdout, "");
+      // Its header used to be printed whole and raw: 1.4 KB of binary, ESC and NUL bytes included, to the terminal.
+      assert.doesNotMatch(stderr, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/u, JSON.stringify(stderr));
+      const first = stderr.split("\n").find((line) => line.startsWith("import:")) ?? "";
+      assert.match(first, /^import: Cannot import UCI Online Retail CSV: it is not CSV text \(a binary file: /);
+      assert.ok(first.length < 400, first);
+    } finally {
+      await engine.stop();
+      await Deno.remove(file);
+    }
+  },
+);
+
 /** A server that answers GET /healthz and never answers a POST; `posted` resolves at the first POST. */
 function silentEngine(): { url: string; posted: Promise<void>; stop: () => Promise<void> } {
   let firstPost = () => {};
