@@ -924,6 +924,39 @@ onlyOn(
 
 onlyOn(
   "no log",
+  "loadgen stopped by SIGTERM (a container's stop, `timeout`) stops as on Ctrl-C, printing its summary",
+  async () => {
+    let firstBatch = () => {};
+    const posted = new Promise<void>((resolve) => firstBatch = resolve);
+    let accepted = 0;
+    const engine = acceptingEngine((events) => {
+      accepted += events.length;
+      firstBatch();
+    });
+    const child = spawnScript("loadgen.ts", ["--url", engine.url, "--rate", "20", "--duration", "600"]);
+    const stdoutText = new Response(child.stdout).text();
+    const stderrText = new Response(child.stderr).text();
+    const guard = setTimeout(() => child.kill("SIGKILL"), 60_000);
+    try {
+      await posted;
+      child.kill("SIGTERM");
+      const status = await child.status;
+      const [stdout, stderr] = [await stdoutText, await stderrText];
+      // It used to die at once: no summary, the requests in flight dropped.
+      assert.equal(status.code, 0, `${status.signal}:\n${stdout}\n${stderr}`);
+      assert.match(stderr, /loadgen: stopping; waiting for \d+ request\(s\) in flight/);
+      const summary = /^loadgen: sent (\d+) events in \d+ requests .*; accepted (\d+)$/m.exec(stdout);
+      assert.ok(summary, stdout);
+      assert.equal(Number(summary[2]), accepted);
+    } finally {
+      clearTimeout(guard);
+      await engine.stop();
+    }
+  },
+);
+
+onlyOn(
+  "no log",
   "tail alerts gives up a poll the engine does not answer after --timeout, and goes on polling",
   async () => {
     const alert = { alertId: "a-1", type: "cart_abandoned", occurredAt: "2026-11-01T10:00:00.000Z" };
