@@ -17,6 +17,7 @@ import { importRees46 } from "../actors/import/rees46.ts";
 import { importUci, newUciSummary, type UciSummary } from "../actors/import/uci.ts";
 import { type ImportSummary, newSummary } from "../actors/import/summary.ts";
 import type { StoredEvent } from "../actors/events.ts";
+import { optionParts } from "./cli_option.ts";
 import { badUrlMessage, engineBaseUrl } from "./engine_url.ts";
 import { escapeControls } from "./terminal_text.ts";
 
@@ -68,7 +69,7 @@ function parseArgs(args: readonly string[]): Options {
       Deno.exit(0);
     }
     if (arg.startsWith("--")) {
-      const [name, inline] = arg.split("=", 2);
+      const [name, inline] = optionParts(arg);
       const value = inline ?? args[++i];
       if (value === undefined) fail(`${name} needs a value`);
       if (name === "--url") {

@@ -13,6 +13,7 @@
  * answer's Retry-After; one not answered within --timeout is given up (counted as failed). Ctrl-C
  * (or SIGTERM) stops the run and waits for the requests in flight; a second one gives them up.
  */
+import { optionParts } from "./cli_option.ts";
 import { badUrlMessage, engineBaseUrl } from "./engine_url.ts";
 import { prng } from "./prng.ts";
 
@@ -67,7 +68,7 @@ function parseArgs(args: readonly string[]): Options {
       Deno.exit(0);
     }
     if (!arg.startsWith("--")) fail(`unexpected argument ${JSON.stringify(arg)}`);
-    const [name, inline] = arg.split("=", 2);
+    const [name, inline] = optionParts(arg);
     const value = inline ?? args[++i];
     if (value === undefined) fail(`${name} needs a value`);
     switch (name) {

@@ -17,6 +17,7 @@ import { loadLogClientConfig, type LogClientConfig, reportConfigError, topicName
 import { ConfigError } from "../engine/errors.ts";
 import { parseJson } from "../engine/json_parse.ts";
 import { installRequestQueueFix } from "../engine/kafkajs_request_queue.ts";
+import { optionParts } from "./cli_option.ts";
 import { badUrlMessage, engineBaseUrl } from "./engine_url.ts";
 import { printLine } from "./stdout_line.ts";
 import { escapeControls } from "./terminal_text.ts";
@@ -62,7 +63,7 @@ function parseArgs(args: readonly string[]): Options {
     } else if (arg === "--from-beginning") {
       options.fromBeginning = true;
     } else if (arg.startsWith("--")) {
-      const [name, inline] = arg.split("=", 2);
+      const [name, inline] = optionParts(arg);
       const value = inline ?? args[++i];
       if (value === undefined) fail(`${name} needs a value`);
       if (name === "--url") {

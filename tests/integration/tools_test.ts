@@ -271,6 +271,25 @@ onlyOn(
   },
 );
 
+onlyOn(
+  "no log",
+  "tail, import and loadgen take an inline option value whole: one with '=' in it is not cut short",
+  async () => {
+    // split("=", 2) dropped what followed a second "=": --timeout=5=x ran as --timeout=5 (dlq replay was fixed alone).
+    for (
+      const [script, args] of [
+        ["tail.ts", ["--timeout=5=x"]],
+        ["import.ts", ["--timeout=5=x"]],
+        ["loadgen.ts", ["--timeout=5=x", "--rate=none"]],
+      ] as const
+    ) {
+      const { code, stderr } = await runScript(script, [...args]);
+      assert.equal(code, 2, `${script}: ${stderr}`);
+      assert.match(stderr.split("\n")[0], /^\w+: --timeout must be .*, got "5=x"$/, script);
+    }
+  },
+);
+
 /** A stand-in engine on a free loopback port, answering with `answer`; stopped by the returned function. */
 function mockEngine(
   answer: (request: Request) => Response | Promise<Response>,
