@@ -19,7 +19,7 @@ import { type ImportSummary, newSummary } from "../actors/import/summary.ts";
 import type { StoredEvent } from "../actors/events.ts";
 import { optionParts } from "./cli_option.ts";
 import { badUrlMessage, engineBaseUrl } from "./engine_url.ts";
-import { escapeControls } from "./terminal_text.ts";
+import { escapeControls, shownName } from "./terminal_text.ts";
 
 const USAGE = `usage: deno task import rees46|uci FILE [--url URL] [--batch N] [--timeout SECONDS]
 
@@ -285,10 +285,13 @@ async function main(): Promise<void> {
   const onRefused = ({ event, message }: Refused) => {
     if (refused++ < SHOWN_REFUSALS) {
       // The eventId alone did not say which row of the file to look at.
+      // The invoice is the file's and the message the engine's: their control characters used to reach the terminal.
       const where = event.type === "order_completed" && options.kind === "uci"
-        ? `invoice ${event.properties.orderId}`
+        ? `invoice ${shownName(event.properties.orderId)}`
         : `record ${recordOf.get(event)}`;
-      console.error(`\nrefused by the engine: ${where} (event ${event.eventId}, ${event.type}): ${message}`);
+      console.error(
+        `\nrefused by the engine: ${where} (event ${event.eventId}, ${event.type}): ${escapeControls(message)}`,
+      );
     }
   };
   const limit: BatchLimit = { size: options.batch, largestAccepted: 0, splitting: 0, timeoutMs: options.timeoutMs };

@@ -428,6 +428,45 @@ onlyOn("no log", "import leaves out the events the engine refuses and posts the 
   }
 });
 
+onlyOn("no log", "import names a refused order whose invoice holds terminal escapes with them escaped", async () => {
+  const invoice = "5\u001b]0;x\u0007\u001b[2J\u009b1m";
+  const engine = mockEngine(async (request) => {
+    if (request.method === "GET") return Response.json({ status: "ok" });
+    const events = await request.json() as { properties: { orderId: string } }[];
+    const refused = events.findIndex((e) => e.properties.orderId === invoice);
+    if (refused < 0) return Response.json({ accepted: events.length, eventIds: [] }, { status: 202 });
+    return Response.json({
+      type: "about:blank",
+      title: "Invalid request",
+      status: 400,
+      errors: [{ path: `${refused}.occurredAt`, message: "is more than 300 s in the future \u001b[2J" }],
+    }, { status: 400, headers: { "content-type": "application/problem+json" } });
+  });
+  const file = await Deno.makeTempFile({ suffix: ".csv" });
+  try {
+    await Deno.writeTextFile(
+      file,
+      [
+        "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country",
+        "536365,A,ITEM A,6,2010-12-01 08:26:00,2.55,17850.0,United Kingdom",
+        `${invoice},85123A,ITEM B,2,2010-12-01 08:28:00,3.39,17851.0,United Kingdom`,
+      ].join("\n"),
+    );
+    const { code, stdout, stderr } = await runScript("import.ts", ["uci", file, "--url", engine.url]);
+    assert.equal(code, 0, stderr);
+    // The invoice (the file's) and the engine's message used to reach the terminal raw.
+    assert.doesNotMatch(stderr, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/u, JSON.stringify(stderr));
+    assert.match(
+      stderr,
+      /refused by the engine: invoice "5\\u001b\]0;x\\u0007\\u001b\[2J\\u009b1m" \(event [0-9a-f-]+, order_completed\): occurredAt: is more than 300 s in the future \\u001b\[2J$/m,
+    );
+    assert.match(stdout, /refused by the engine \(400[^)]*\): 1 event\(s\)/);
+  } finally {
+    await engine.stop();
+    await Deno.remove(file);
+  }
+});
+
 onlyOn("no log", "import uci names an order the engine refuses by its invoice", async () => {
   const engine = mockEngine(async (request) => {
     if (request.method === "GET") return Response.json({ status: "ok" });
