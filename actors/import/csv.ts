@@ -104,7 +104,7 @@ export function expectHeader(header: readonly string[] | undefined, columns: rea
   if (got.length !== columns.length || got.some((name, i) => name !== columns[i])) {
     const expected = `expected "${columns.join(",")}"`;
     const text = got.join(",");
-    if (/[\u0000\uFFFD]/.test(text)) {
+    if (text.includes("\u0000") || text.includes("\uFFFD")) {
       throw new Error(
         `Cannot import ${source}: it is not CSV text (a binary file: a spreadsheet such as an .xlsx? save it as CSV ` +
           `first); header ${expected}`,
