@@ -19,7 +19,7 @@ import { type ImportSummary, newSummary } from "../actors/import/summary.ts";
 import type { StoredEvent } from "../actors/events.ts";
 import { optionParts } from "./cli_option.ts";
 import { badUrlMessage, engineBaseUrl } from "./engine_url.ts";
-import { escapeControls, shownName } from "./terminal_text.ts";
+import { escapeControls, quotedBody, shownName } from "./terminal_text.ts";
 
 const USAGE = `usage: deno task import rees46|uci FILE [--url URL] [--batch N] [--timeout SECONDS]
 
@@ -235,7 +235,10 @@ async function post(
       continue;
     }
     console.error("");
-    fail(`POST ${url}/v1/events answered ${response.status} (after ${attempt + 1} attempt(s)):\n${text}`, 1);
+    fail(
+      `POST ${url}/v1/events answered ${response.status} (after ${attempt + 1} attempt(s)):\n${quotedBody(text)}`,
+      1,
+    );
   }
 }
 

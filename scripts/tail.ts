@@ -20,7 +20,7 @@ import { installRequestQueueFix } from "../engine/kafkajs_request_queue.ts";
 import { optionParts } from "./cli_option.ts";
 import { badUrlMessage, engineBaseUrl } from "./engine_url.ts";
 import { printLine } from "./stdout_line.ts";
-import { escapeControls } from "./terminal_text.ts";
+import { escapeControls, quotedBody } from "./terminal_text.ts";
 
 const USAGE = `usage: deno task tail alerts|recommendations [--from-beginning] [--url URL] [--interval MS]
                        [--timeout S]
@@ -34,7 +34,7 @@ const USAGE = `usage: deno task tail alerts|recommendations [--from-beginning] [
   --from-beginning  also print what is already there (embedded: every stored alert, in the order stored)`;
 
 function fail(message: string, code = 2): never {
-  console.error(`tail: ${message}`);
+  console.error(`tail: ${escapeControls(message)}`); // it may quote the engine's answer
   if (code === 2) console.error(USAGE);
   Deno.exit(code);
 }
@@ -190,7 +190,7 @@ async function tailHttp(options: Options): Promise<void> {
         const text = await response.text();
         // A 5xx (a database briefly unavailable: 503) passes like a lost connection; a 4xx will not.
         if (response.status >= 500) throw new Error(`it answered ${response.status}`);
-        fail(`GET ${options.url}/v1/alerts answered ${response.status}: ${text}`, 1);
+        fail(`GET ${options.url}/v1/alerts answered ${response.status}: ${quotedBody(text)}`, 1);
       }
       const page = parseJson(await response.text()) as StoredPage;
       for (const alert of page.items) printLine(line(alert));

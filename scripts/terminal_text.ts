@@ -19,3 +19,13 @@ export function escapeControls(text: string): string {
 export function shownName(text: string): string {
   return /^[\w.-]+$/.test(text) ? text : escapeControls(JSON.stringify(text));
 }
+
+/** The most of an answer's body a tool quotes: another server's page (a wrong --url, a proxy) ran to megabytes. */
+const QUOTED_BODY_CHARS = 2000;
+
+/** `text` cut to what a message quotes, saying how much was left out. */
+export function quotedBody(text: string): string {
+  return text.length > QUOTED_BODY_CHARS
+    ? `${text.slice(0, QUOTED_BODY_CHARS)}… (${text.length - QUOTED_BODY_CHARS} more characters)`
+    : text;
+}

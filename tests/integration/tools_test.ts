@@ -467,6 +467,36 @@ onlyOn("no log", "import names a refused order whose invoice holds terminal esca
   }
 });
 
+onlyOn(
+  "no log",
+  "import and tail stopped by an unexpected answer quote its body cut short, not a megabyte of it",
+  async () => {
+    // What a wrong --url (another web server) or a proxy's error page answers.
+    const page = `<html>${"<p>not the engine</p>\n".repeat(50_000)}</html>`;
+    const engine = mockEngine((request) =>
+      request.method === "GET" && new URL(request.url).pathname === "/healthz"
+        ? Response.json({ status: "ok" })
+        : new Response(page, { status: request.method === "POST" ? 500 : 404 })
+    );
+    try {
+      const imported = await runScript("import.ts", ["rees46", SAMPLE, "--url", engine.url]);
+      assert.equal(imported.code, 1, imported.stderr.slice(0, 2000));
+      assert.match(
+        imported.stderr,
+        /import: POST http:\/\/[^ ]+\/v1\/events answered 500 \(after 1 attempt\(s\)\):\n<html>/,
+      );
+      assert.match(imported.stderr, /… \(\d+ more characters\)/);
+      assert.ok(imported.stderr.length < 5000, `stderr of ${imported.stderr.length} characters`);
+      const tailed = await runScript("tail.ts", ["alerts", "--url", engine.url]);
+      assert.equal(tailed.code, 1, tailed.stderr.slice(0, 2000));
+      assert.match(tailed.stderr, /tail: GET http:\/\/[^ ]+\/v1\/alerts answered 404: <html>/);
+      assert.ok(tailed.stderr.length < 5000, `stderr of ${tailed.stderr.length} characters`);
+    } finally {
+      await engine.stop();
+    }
+  },
+);
+
 onlyOn("no log", "import uci names an order the engine refuses by its invoice", async () => {
   const engine = mockEngine(async (request) => {
     if (request.method === "GET") return Response.json({ status: "ok" });
