@@ -13,6 +13,7 @@ import { DEAD_LETTER_CODES } from "../engine/dead_letter.ts";
 import { createLogger } from "../engine/logger.ts";
 import { migrate } from "../sql/migrations.ts";
 import { stateOwner } from "../sql/state_owner.ts";
+import { escapeControls, shownName } from "./terminal_text.ts";
 
 const USAGE = "usage: deno task dlq replay [--error CODE] [--dry-run]";
 
@@ -153,13 +154,14 @@ try {
     for (const [signal, listener] of listeners) Deno.removeSignalListener(signal, listener);
   });
   console.log(`${dryRun ? "would replay" : "replayed"} ${summary.replayed} record(s) from ${topics.dlq}`);
-  for (const [code, count] of Object.entries(summary.byCode)) console.log(`  ${code}: ${count}`);
+  // The code is a header anyone producing to the DLQ sets: its escapes used to reach the terminal raw.
+  for (const [code, count] of Object.entries(summary.byCode)) console.log(`  ${shownName(code)}: ${count}`);
   if (summary.skipped > 0) console.log(`  skipped (other error codes): ${summary.skipped}`);
   if (summary.alreadyReplayed > 0) console.log(`  already replayed earlier: ${summary.alreadyReplayed}`);
   if (summary.unusable > 0) {
     console.log(`  cannot be re-injected: ${summary.unusable} (left in ${topics.dlq})`);
     for (const { partition, offset, reason } of summary.unusableListed) {
-      console.log(`    ${topics.dlq}:${partition}:${offset}: ${reason}`);
+      console.log(`    ${topics.dlq}:${partition}:${offset}: ${escapeControls(reason)}`); // quotes header values
     }
     const unlisted = summary.unusable - summary.unusableListed.length;
     if (unlisted > 0) console.log(`    and ${unlisted} more`);

@@ -3,7 +3,10 @@
  * and refuse the same addresses.
  */
 
-/** The engine's base URL without trailing slashes, or null when the value is not an http(s) URL. */
+/**
+ * The engine's base URL without trailing slashes, or null when the value is not an http(s) URL, or has a query or
+ * fragment: the tools append their paths (`/v1/events`) to it, which landed inside the query, every request astray.
+ */
 export function engineBaseUrl(value: string): string | null {
   let parsed: URL;
   try {
@@ -12,10 +15,12 @@ export function engineBaseUrl(value: string): string | null {
     return null;
   }
   if (parsed.protocol !== "http:" && parsed.protocol !== "https:") return null;
+  if (value.includes("?") || value.includes("#")) return null;
   return value.replace(/\/+$/, "");
 }
 
 /** The refusal the tools print for a bad `--url`. */
 export function badUrlMessage(value: string): string {
-  return `--url must be an http(s) URL, got ${JSON.stringify(value)}`;
+  return `--url must be an http(s) URL without a query or fragment (the engine's base, such as ` +
+    `http://127.0.0.1:8080), got ${JSON.stringify(value)}`;
 }

@@ -18,7 +18,9 @@ import { importUci, newUciSummary, type UciSummary } from "../actors/import/uci.
 import { type ImportSummary, newSummary } from "../actors/import/summary.ts";
 import type { StoredEvent } from "../actors/events.ts";
 import { isAbsolute } from "node:path";
+import { optionParts } from "./cli_option.ts";
 import { badUrlMessage, engineBaseUrl } from "./engine_url.ts";
+import { escapeControls, quotedBody, shownName } from "./terminal_text.ts";
 
 const USAGE = `usage: deno task import rees46|uci FILE [--url URL] [--batch N] [--timeout SECONDS]
 
@@ -41,7 +43,8 @@ const SHOWN_REFUSALS = 10;
 let doneSoFar: (() => string) | undefined;
 
 function fail(message: string, code = 2): never {
-  console.error(`import: ${message}`);
+  // A message may quote the file (its header) or the engine's answer: their control characters stay off the terminal.
+  console.error(`import: ${message.split("\n").map(escapeControls).join("\n")}`);
   if (code === 2) console.error(USAGE);
   if (doneSoFar) console.error(`import: stopped ${doneSoFar()}`);
   Deno.exit(code);
@@ -67,7 +70,7 @@ function parseArgs(args: readonly string[]): Options {
       Deno.exit(0);
     }
     if (arg.startsWith("--")) {
-      const [name, inline] = arg.split("=", 2);
+      const [name, inline] = optionParts(arg);
       const value = inline ?? args[++i];
       if (value === undefined) fail(`${name} needs a value`);
       if (name === "--url") {
@@ -233,7 +236,10 @@ async function post(
       continue;
     }
     console.error("");
-    fail(`POST ${url}/v1/events answered ${response.status} (after ${attempt + 1} attempt(s)):\n${text}`, 1);
+    fail(
+      `POST ${url}/v1/events answered ${response.status} (after ${attempt + 1} attempt(s)):\n${quotedBody(text)}`,
+      1,
+    );
   }
 }
 
@@ -292,10 +298,13 @@ async function main(): Promise<void> {
   const onRefused = ({ event, message }: Refused) => {
     if (refused++ < SHOWN_REFUSALS) {
       // The eventId alone did not say which row of the file to look at.
+      // The invoice is the file's and the message the engine's: their control characters used to reach the terminal.
       const where = event.type === "order_completed" && options.kind === "uci"
-        ? `invoice ${event.properties.orderId}`
+        ? `invoice ${shownName(event.properties.orderId)}`
         : `record ${recordOf.get(event)}`;
-      console.error(`\nrefused by the engine: ${where} (event ${event.eventId}, ${event.type}): ${message}`);
+      console.error(
+        `\nrefused by the engine: ${where} (event ${event.eventId}, ${event.type}): ${escapeControls(message)}`,
+      );
     }
   };
   const limit: BatchLimit = { size: options.batch, largestAccepted: 0, splitting: 0, timeoutMs: options.timeoutMs };

@@ -11,8 +11,9 @@
  * through one lane whose batches are posted one after another, so they reach the log in the order
  * the shopper made them. A batch answered 429 or 503 is posted again in its lane after the
  * answer's Retry-After; one not answered within --timeout is given up (counted as failed). Ctrl-C
- * stops the run and waits for the requests in flight; a second one gives them up.
+ * (or SIGTERM) stops the run and waits for the requests in flight; a second one gives them up.
  */
+import { optionParts } from "./cli_option.ts";
 import { badUrlMessage, engineBaseUrl } from "./engine_url.ts";
 import { prng } from "./prng.ts";
 
@@ -67,7 +68,7 @@ function parseArgs(args: readonly string[]): Options {
       Deno.exit(0);
     }
     if (!arg.startsWith("--")) fail(`unexpected argument ${JSON.stringify(arg)}`);
-    const [name, inline] = arg.split("=", 2);
+    const [name, inline] = optionParts(arg);
     const value = inline ?? args[++i];
     if (value === undefined) fail(`${name} needs a value`);
     switch (name) {
@@ -530,17 +531,22 @@ async function main(): Promise<void> {
   let stopping = false;
   /** Aborted by a second Ctrl-C: the requests in flight (and those queued behind them) are given up. */
   const abandon = new AbortController();
-  const onSignal = () => {
+  /** The signal that gave up the requests in flight, for the exit code (130 for SIGINT, 143 for SIGTERM). */
+  let abandonedBy: Deno.Signal | undefined;
+  // SIGTERM (a container's stop, `timeout`) as Ctrl-C: it used to kill loadgen at once, without its summary.
+  const onSignal = (signal: Deno.Signal) => () => {
     if (!stopping) {
       stopping = true;
       console.error(
         `loadgen: stopping; waiting for ${inFlight.size} request(s) in flight (Ctrl-C again to give them up)`,
       );
     } else {
+      abandonedBy ??= signal;
       abandon.abort();
     }
   };
-  Deno.addSignalListener("SIGINT", onSignal);
+  const listeners = (["SIGINT", "SIGTERM"] as const).map((signal) => [signal, onSignal(signal)] as const);
+  for (const [signal, listener] of listeners) Deno.addSignalListener(signal, listener);
 
   while (!stopping) {
     const now = performance.now();
@@ -580,7 +586,7 @@ async function main(): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, TICK_MS));
   }
   await Promise.all(inFlight);
-  Deno.removeSignalListener("SIGINT", onSignal);
+  for (const [signal, listener] of listeners) Deno.removeSignalListener(signal, listener);
 
   const seconds = (performance.now() - started) / 1000;
   const rejected = Object.entries(stats.rejected);
@@ -596,7 +602,7 @@ async function main(): Promise<void> {
   if (stats.failed > 0) console.log(`  failed requests (no answer): ${stats.failed}`);
   if (stats.notPosted > 0) console.log(`  events not posted (Ctrl-C twice): ${stats.notPosted}`);
   if (stats.lastProblem) console.log(`  last problem: ${stats.lastProblem}`);
-  if (abandon.signal.aborted) Deno.exit(130);
+  if (abandon.signal.aborted) Deno.exit(abandonedBy === "SIGTERM" ? 143 : 130);
   // Nothing accepted of any request, answered or not (one whose requests all went unanswered used to exit 0).
   if (stats.accepted === 0 && stats.requests > 0) Deno.exit(1);
 }

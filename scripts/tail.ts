@@ -17,7 +17,10 @@ import { loadLogClientConfig, type LogClientConfig, reportConfigError, topicName
 import { ConfigError } from "../engine/errors.ts";
 import { parseJson } from "../engine/json_parse.ts";
 import { installRequestQueueFix } from "../engine/kafkajs_request_queue.ts";
+import { optionParts } from "./cli_option.ts";
 import { badUrlMessage, engineBaseUrl } from "./engine_url.ts";
+import { printLine } from "./stdout_line.ts";
+import { escapeControls, quotedBody } from "./terminal_text.ts";
 
 const USAGE = `usage: deno task tail alerts|recommendations [--from-beginning] [--url URL] [--interval MS]
                        [--timeout S]
@@ -31,7 +34,7 @@ const USAGE = `usage: deno task tail alerts|recommendations [--from-beginning] [
   --from-beginning  also print what is already there (embedded: every stored alert, in the order stored)`;
 
 function fail(message: string, code = 2): never {
-  console.error(`tail: ${message}`);
+  console.error(`tail: ${escapeControls(message)}`); // it may quote the engine's answer
   if (code === 2) console.error(USAGE);
   Deno.exit(code);
 }
@@ -60,7 +63,7 @@ function parseArgs(args: readonly string[]): Options {
     } else if (arg === "--from-beginning") {
       options.fromBeginning = true;
     } else if (arg.startsWith("--")) {
-      const [name, inline] = arg.split("=", 2);
+      const [name, inline] = optionParts(arg);
       const value = inline ?? args[++i];
       if (value === undefined) fail(`${name} needs a value`);
       if (name === "--url") {
@@ -88,12 +91,20 @@ function parseArgs(args: readonly string[]): Options {
   return options as Options;
 }
 
-/** One line of JSON (re-serialized when the payload is JSON, else the raw text). */
-function line(text: string): string {
+/**
+ * One line of JSON (re-serialized when the payload is JSON, else the raw text), its control characters escaped:
+ * JSON.stringify leaves DEL, C1 (a CSI, U+009B) and bidi overrides of a client's userId raw for the terminal.
+ */
+function line(value: unknown): string {
+  return escapeControls(JSON.stringify(value));
+}
+
+/** A Kafka message's value as one line (see line()). */
+function messageLine(text: string): string {
   try {
-    return JSON.stringify(parseJson(text));
+    return line(parseJson(text));
   } catch {
-    return JSON.stringify({ raw: text });
+    return line({ raw: text });
   }
 }
 
@@ -130,7 +141,7 @@ async function tailKafka(options: Options, config: LogClientConfig, brokers: str
     await consumer.run({
       autoCommit: false,
       eachMessage: ({ message }) => {
-        if (message.value) console.log(line(new TextDecoder().decode(message.value)));
+        if (message.value) printLine(messageLine(new TextDecoder().decode(message.value)));
         return Promise.resolve();
       },
     });
@@ -179,10 +190,10 @@ async function tailHttp(options: Options): Promise<void> {
         const text = await response.text();
         // A 5xx (a database briefly unavailable: 503) passes like a lost connection; a 4xx will not.
         if (response.status >= 500) throw new Error(`it answered ${response.status}`);
-        fail(`GET ${options.url}/v1/alerts answered ${response.status}: ${text}`, 1);
+        fail(`GET ${options.url}/v1/alerts answered ${response.status}: ${quotedBody(text)}`, 1);
       }
       const page = parseJson(await response.text()) as StoredPage;
-      for (const alert of page.items) console.log(JSON.stringify(alert));
+      for (const alert of page.items) printLine(line(alert));
       position = `&cursor=${encodeURIComponent(page.next)}`;
       full = page.items.length === PAGE;
       warned = false;

@@ -92,10 +92,25 @@ export function textChunks(
   return raw.pipeThrough(new TextDecoderStream());
 }
 
-/** Checks a header record against the expected column names; throws naming the difference. */
+/** The most of a wrong header a refusal shows: a binary file's first "record" ran to kilobytes. */
+const SHOWN_HEADER_CHARS = 200;
+
+/**
+ * Checks a header record against the expected column names; throws naming the difference, the header quoted as JSON
+ * (its control characters escaped) and cut short, or saying the file is binary (NUL bytes, or bytes that are not UTF-8).
+ */
 export function expectHeader(header: readonly string[] | undefined, columns: readonly string[], source: string): void {
   const got = (header ?? []).map((h) => h.trim().replace(/^\uFEFF/, ""));
   if (got.length !== columns.length || got.some((name, i) => name !== columns[i])) {
-    throw new Error(`Cannot import ${source}: header is "${got.join(",")}", expected "${columns.join(",")}"`);
+    const expected = `expected "${columns.join(",")}"`;
+    const text = got.join(",");
+    if (text.includes("\u0000") || text.includes("\uFFFD")) {
+      throw new Error(
+        `Cannot import ${source}: it is not CSV text (a binary file: a spreadsheet such as an .xlsx? save it as CSV ` +
+          `first); header ${expected}`,
+      );
+    }
+    const shown = text.length > SHOWN_HEADER_CHARS ? `${text.slice(0, SHOWN_HEADER_CHARS)}…` : text;
+    throw new Error(`Cannot import ${source}: header is ${JSON.stringify(shown)}, ${expected}`);
   }
 }

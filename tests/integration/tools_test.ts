@@ -271,6 +271,25 @@ onlyOn(
   },
 );
 
+onlyOn(
+  "no log",
+  "tail, import and loadgen take an inline option value whole: one with '=' in it is not cut short",
+  async () => {
+    // split("=", 2) dropped what followed a second "=": --timeout=5=x ran as --timeout=5 (dlq replay was fixed alone).
+    for (
+      const [script, args] of [
+        ["tail.ts", ["--timeout=5=x"]],
+        ["import.ts", ["--timeout=5=x"]],
+        ["loadgen.ts", ["--timeout=5=x", "--rate=none"]],
+      ] as const
+    ) {
+      const { code, stderr } = await runScript(script, [...args]);
+      assert.equal(code, 2, `${script}: ${stderr}`);
+      assert.match(stderr.split("\n")[0], /^\w+: --timeout must be .*, got "5=x"$/, script);
+    }
+  },
+);
+
 /** A stand-in engine on a free loopback port, answering with `answer`; stopped by the returned function. */
 function mockEngine(
   answer: (request: Request) => Response | Promise<Response>,
@@ -408,6 +427,75 @@ onlyOn("no log", "import leaves out the events the engine refuses and posts the 
     await engine.stop();
   }
 });
+
+onlyOn("no log", "import names a refused order whose invoice holds terminal escapes with them escaped", async () => {
+  const invoice = "5\u001b]0;x\u0007\u001b[2J\u009b1m";
+  const engine = mockEngine(async (request) => {
+    if (request.method === "GET") return Response.json({ status: "ok" });
+    const events = await request.json() as { properties: { orderId: string } }[];
+    const refused = events.findIndex((e) => e.properties.orderId === invoice);
+    if (refused < 0) return Response.json({ accepted: events.length, eventIds: [] }, { status: 202 });
+    return Response.json({
+      type: "about:blank",
+      title: "Invalid request",
+      status: 400,
+      errors: [{ path: `${refused}.occurredAt`, message: "is more than 300 s in the future \u001b[2J" }],
+    }, { status: 400, headers: { "content-type": "application/problem+json" } });
+  });
+  const file = await Deno.makeTempFile({ suffix: ".csv" });
+  try {
+    await Deno.writeTextFile(
+      file,
+      [
+        "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country",
+        "536365,A,ITEM A,6,2010-12-01 08:26:00,2.55,17850.0,United Kingdom",
+        `${invoice},85123A,ITEM B,2,2010-12-01 08:28:00,3.39,17851.0,United Kingdom`,
+      ].join("\n"),
+    );
+    const { code, stdout, stderr } = await runScript("import.ts", ["uci", file, "--url", engine.url]);
+    assert.equal(code, 0, stderr);
+    // The invoice (the file's) and the engine's message used to reach the terminal raw.
+    assert.doesNotMatch(stderr, /(?!\n)\p{Cc}/u, JSON.stringify(stderr));
+    assert.match(
+      stderr,
+      /refused by the engine: invoice "5\\u001b\]0;x\\u0007\\u001b\[2J\\u009b1m" \(event [0-9a-f-]+, order_completed\): occurredAt: is more than 300 s in the future \\u001b\[2J$/m,
+    );
+    assert.match(stdout, /refused by the engine \(400[^)]*\): 1 event\(s\)/);
+  } finally {
+    await engine.stop();
+    await Deno.remove(file);
+  }
+});
+
+onlyOn(
+  "no log",
+  "import and tail stopped by an unexpected answer quote its body cut short, not a megabyte of it",
+  async () => {
+    // What a wrong --url (another web server) or a proxy's error page answers.
+    const page = `<html>${"<p>not the engine</p>\n".repeat(50_000)}</html>`;
+    const engine = mockEngine((request) =>
+      request.method === "GET" && new URL(request.url).pathname === "/healthz"
+        ? Response.json({ status: "ok" })
+        : new Response(page, { status: request.method === "POST" ? 500 : 404 })
+    );
+    try {
+      const imported = await runScript("import.ts", ["rees46", SAMPLE, "--url", engine.url]);
+      assert.equal(imported.code, 1, imported.stderr.slice(0, 2000));
+      assert.match(
+        imported.stderr,
+        /import: POST http:\/\/[^ ]+\/v1\/events answered 500 \(after 1 attempt\(s\)\):\n<html>/,
+      );
+      assert.match(imported.stderr, /… \(\d+ more characters\)/);
+      assert.ok(imported.stderr.length < 5000, `stderr of ${imported.stderr.length} characters`);
+      const tailed = await runScript("tail.ts", ["alerts", "--url", engine.url]);
+      assert.equal(tailed.code, 1, tailed.stderr.slice(0, 2000));
+      assert.match(tailed.stderr, /tail: GET http:\/\/[^ ]+\/v1\/alerts answered 404: <html>/);
+      assert.ok(tailed.stderr.length < 5000, `stderr of ${tailed.stderr.length} characters`);
+    } finally {
+      await engine.stop();
+    }
+  },
+);
 
 onlyOn("no log", "import uci names an order the engine refuses by its invoice", async () => {
   const engine = mockEngine(async (request) => {
@@ -834,6 +922,33 @@ onlyOn("no log", "import of a directory names it, before asking the engine", asy
   }
 });
 
+onlyOn(
+  "no log",
+  "import of a binary file (the UCI data as its .xlsx) says so, its bytes kept off the terminal",
+  async () => {
+    const engine = acceptingEngine();
+    const file = await Deno.makeTempFile({ suffix: ".xlsx" });
+    try {
+      // A zip's first bytes, as the UCI site's "Online Retail.xlsx" starts, then deflated data: NULs, ESCs, C1 bytes.
+      const bytes = new Uint8Array(4000);
+      for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7919 + 13) % 256;
+      bytes.set(new TextEncoder().encode("PK\u0003\u0004\u0014\u0000\u001b]0;x\u0007\u001b[2J\u00c2\u009b"), 0);
+      await Deno.writeFile(file, bytes);
+      const { code, stdout, stderr } = await runScript("import.ts", ["uci", file, "--url", engine.url]);
+      assert.equal(code, 1, stderr);
+      assert.equal(stdout, "");
+      // Its header used to be printed whole and raw: 1.4 KB of binary, ESC and NUL bytes included, to the terminal.
+      assert.doesNotMatch(stderr, /(?!\n)\p{Cc}/u, JSON.stringify(stderr));
+      const first = stderr.split("\n").find((line) => line.startsWith("import:")) ?? "";
+      assert.match(first, /^import: Cannot import UCI Online Retail CSV: it is not CSV text \(a binary file: /);
+      assert.ok(first.length < 400, first);
+    } finally {
+      await engine.stop();
+      await Deno.remove(file);
+    }
+  },
+);
+
 /** A server that answers GET /healthz and never answers a POST; `posted` resolves at the first POST. */
 function silentEngine(): { url: string; posted: Promise<void>; stop: () => Promise<void> } {
   let firstPost = () => {};
@@ -928,6 +1043,39 @@ onlyOn(
 
 onlyOn(
   "no log",
+  "loadgen stopped by SIGTERM (a container's stop, `timeout`) stops as on Ctrl-C, printing its summary",
+  async () => {
+    let firstBatch = () => {};
+    const posted = new Promise<void>((resolve) => firstBatch = resolve);
+    let accepted = 0;
+    const engine = acceptingEngine((events) => {
+      accepted += events.length;
+      firstBatch();
+    });
+    const child = spawnScript("loadgen.ts", ["--url", engine.url, "--rate", "20", "--duration", "600"]);
+    const stdoutText = new Response(child.stdout).text();
+    const stderrText = new Response(child.stderr).text();
+    const guard = setTimeout(() => child.kill("SIGKILL"), 60_000);
+    try {
+      await posted;
+      child.kill("SIGTERM");
+      const status = await child.status;
+      const [stdout, stderr] = [await stdoutText, await stderrText];
+      // It used to die at once: no summary, the requests in flight dropped.
+      assert.equal(status.code, 0, `${status.signal}:\n${stdout}\n${stderr}`);
+      assert.match(stderr, /loadgen: stopping; waiting for \d+ request\(s\) in flight/);
+      const summary = /^loadgen: sent (\d+) events in \d+ requests .*; accepted (\d+)$/m.exec(stdout);
+      assert.ok(summary, stdout);
+      assert.equal(Number(summary[2]), accepted);
+    } finally {
+      clearTimeout(guard);
+      await engine.stop();
+    }
+  },
+);
+
+onlyOn(
+  "no log",
   "tail alerts gives up a poll the engine does not answer after --timeout, and goes on polling",
   async () => {
     const alert = { alertId: "a-1", type: "cart_abandoned", occurredAt: "2026-11-01T10:00:00.000Z" };
@@ -961,6 +1109,70 @@ onlyOn(
     }
     assert.deepEqual(JSON.parse(stdout.trim() || "null"), alert, await stderr);
     assert.match(await stderr, /unavailable \(no answer within 1 s \(--timeout\)\); retrying/);
+  },
+);
+
+onlyOn("no log", "tail alerts piped into a reader that closes (`| head -1`) exits quietly with 0", async () => {
+  // Full pages, one after another without waiting: tail writes on after the reader has gone.
+  let next = 0;
+  const engine = mockEngine(() => {
+    const items = Array.from({ length: 500 }, () => ({ alertId: `a-${next++}`, type: "cart_abandoned" }));
+    return Response.json({ items, next: `c${next}` });
+  });
+  const tail = spawnTail(["alerts", "--url", engine.url, "--interval", "100", "--from-beginning"]);
+  const stderr = new Response(tail.stderr).text();
+  let killed = false;
+  // Writes to a closed pipe used to fail silently (console.log), so tail polled on for ever, holding the pipeline.
+  const guard = setTimeout(() => {
+    killed = true;
+    tail.kill("SIGKILL");
+  }, 30_000);
+  try {
+    const reader = tail.stdout.getReader();
+    const { value } = await reader.read();
+    assert.match(new TextDecoder().decode(value), /^\{"alertId":"a-0"/);
+    await reader.cancel(); // as `head -1` exits
+    const status = await tail.status;
+    assert.equal(killed, false, `tail went on after its reader closed: ${await stderr}`);
+    assert.equal(status.code, 0, await stderr);
+    assert.doesNotMatch(await stderr, /Uncaught|BrokenPipe|Broken pipe/);
+  } finally {
+    clearTimeout(guard);
+    await engine.stop();
+  }
+});
+
+onlyOn(
+  "no log",
+  "tail alerts prints an alert's control characters escaped, its line still the alert's JSON",
+  async () => {
+    // A userId is the client's: C1's CSI (U+009B), DEL and a right-to-left override pass JSON.stringify raw.
+    const userId = "u\u009b2J\u007f\u202egnp.exe\u001b]0;x\u0007";
+    const alert = { alertId: "a-1", type: "cart_abandoned", subject: { kind: "user", id: userId } };
+    const engine = mockEngine((request) =>
+      Response.json({ items: new URL(request.url).searchParams.has("cursor") ? [] : [alert], next: "c1" })
+    );
+    const tail = spawnTail(["alerts", "--url", engine.url, "--interval", "100", "--from-beginning"]);
+    const guard = setTimeout(() => tail.kill("SIGKILL"), 30_000);
+    let stdout = "";
+    try {
+      for await (const chunk of tail.stdout.pipeThrough(new TextDecoderStream())) {
+        stdout += chunk;
+        if (stdout.includes("\n")) break;
+      }
+    } finally {
+      clearTimeout(guard);
+      try {
+        tail.kill("SIGTERM");
+      } catch {
+        // it exited already
+      }
+      await tail.status;
+      await tail.stderr.cancel();
+      await engine.stop();
+    }
+    assert.doesNotMatch(stdout, /(?!\n)[\p{Cc}\u202e]/u, JSON.stringify(stdout));
+    assert.deepEqual(JSON.parse(stdout), alert);
   },
 );
 

@@ -174,3 +174,46 @@ Deno.test("dlq replay with a TOPIC_PREFIX no engine used refuses, naming it, ins
     await Deno.remove(dataDir, { recursive: true });
   }
 });
+
+Deno.test("dlq replay prints a DLQ record's error code with its terminal escapes escaped, not sent to the terminal", async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "dlq-command-" });
+  // Anyone who can produce to events.dlq sets its headers: a title change, a screen clear, a C1 CSI.
+  const hostile = "\u001b]0;owned\u0007\u001b[2J\u009b31m";
+  try {
+    const config = parseConfig({ DATA_DIR: dataDir });
+    const topics = topicNames(config);
+    const backend = await openBackend(config, topics, silentLogger);
+    try {
+      await migrate(backend.sql);
+      assert.deepEqual(await claimStateOwner(backend.sql, config.GROUP_ID, consumedTopics(topics)), []);
+      const source = {
+        topic: topics.events,
+        partition: 0,
+        offset: 0,
+        key: "ann",
+        value: new TextEncoder().encode("{oops"),
+        headers: {},
+        timestamp: Date.now(),
+      };
+      const record = deadLetter(topics.dlq, source, new ValidationError("invalid JSON"));
+      await backend.producer.append([
+        { ...record, headers: { ...record.headers, "dlq-error-code": hostile } },
+        { ...record, headers: { ...record.headers, "dlq-source-topic": `evnts${hostile}` } },
+      ]);
+    } finally {
+      await backend.close();
+    }
+    const { code, stdout, stderr } = await runDlq(dataDir, ["replay", "--dry-run"]);
+    assert.equal(code, 3, stderr); // the record naming no topic the engine reads is left
+    // Every control character (C0, DEL, C1) stays out of what reaches the terminal; the code is shown escaped.
+    assert.doesNotMatch(stdout, /(?!\n)\p{Cc}/u, JSON.stringify(stdout));
+    const lines = stdout.split("\n");
+    assert.equal(lines[1], '  "\\u001b]0;owned\\u0007\\u001b[2J\\u009b31m": 1');
+    assert.match(
+      lines.at(-2)!,
+      /^ {4}events\.dlq:\d+:1: source topic "evnts\\u001b\]0;owned\\u0007\\u001b\[2J\\u009b31m" /,
+    );
+  } finally {
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});

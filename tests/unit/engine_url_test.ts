@@ -10,6 +10,15 @@ Deno.test("engineBaseUrl takes http(s) URLs without their trailing slashes and r
   }
 });
 
+Deno.test("engineBaseUrl refuses a query or fragment, which the tools' paths would land inside", () => {
+  // "http://127.0.0.1:8080?x=1" + "/v1/events" asked for "/" with the query "x=1/v1/events": every request went astray,
+  // refused as a 404 (tail, import) or counted as rejected (loadgen), the URL itself never named.
+  for (const bad of ["http://127.0.0.1:8080?x=1", "http://127.0.0.1:8080/?", "http://127.0.0.1:8080/#top"]) {
+    assert.equal(engineBaseUrl(bad), null, bad);
+  }
+  assert.match(badUrlMessage("http://h?x=1"), /without a query or fragment/);
+});
+
 /** Runs one tool with a bad --url and returns its exit code and stderr. */
 async function refuse(script: string, args: string[]): Promise<{ code: number; stderr: string }> {
   const out = await new Deno.Command(Deno.execPath(), {

@@ -32,6 +32,20 @@ Deno.test("expectHeader() names the header it got and the one it expected", () =
   assert.throws(() => expectHeader(["a", "c"], ["a", "b"], "X"), /Cannot import X: header is "a,c", expected "a,b"/);
 });
 
+Deno.test("expectHeader() quotes a wrong header cut short, escaped, and calls a binary file binary", () => {
+  // A file without a line break in its first kilobytes used to be quoted whole, control characters raw.
+  const long = ["x\u001b[2J".repeat(1000)];
+  assert.throws(() => expectHeader(long, ["a", "b"], "X"), (error: Error) => {
+    assert.ok(error.message.length < 500, error.message);
+    assert.match(error.message, /^Cannot import X: header is "(x\\u001b\[2J)+…", expected "a,b"$/);
+    return true;
+  });
+  assert.throws(
+    () => expectHeader(["PK\u0003\u0004\u0000\uFFFD"], ["a", "b"], "X"),
+    /^Error: Cannot import X: it is not CSV text \(a binary file: .*\); header expected "a,b"$/,
+  );
+});
+
 Deno.test("parseCsv() refuses a quoted field left open at the end of the file, naming the record", async () => {
   // Everything after the quote used to become one field of one record, counted as one bad row.
   const text = 'a,b\n1,2\n3,"open\n4,5\n6,7\n';

@@ -1,0 +1,17 @@
+/**
+ * One line to stdout for a tool that prints until stopped (`deno task tail`): a reader that went away (`| head -1`)
+ * ends the tool quietly with exit code 0, as SIGPIPE ends a Unix filter. console.log drops the write's error, so tail
+ * used to poll on for ever into a closed pipe, holding the shell's pipeline open.
+ */
+const encoder = new TextEncoder();
+
+/** Writes `text` and a newline to stdout whole; exits 0 when stdout is a pipe whose reader has closed. */
+export function printLine(text: string): void {
+  const bytes = encoder.encode(`${text}\n`);
+  try {
+    for (let written = 0; written < bytes.length;) written += Deno.stdout.writeSync(bytes.subarray(written));
+  } catch (error) {
+    if (error instanceof Deno.errors.BrokenPipe) Deno.exit(0);
+    throw error;
+  }
+}
