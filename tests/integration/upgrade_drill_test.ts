@@ -7,19 +7,60 @@
  * minute recounted), timers left pending by the old engine fired once, and the alerts table, GET /v1/alerts?order=stored
  * (read to its end, each alert once) and the alerts topic name the same alerts.
  *
- * Skipped unless OLD_ENGINE_ROOT is set, e.g. at the release before 016 (actor logic as this one's, so the fold applies
- * to what either engine handled):
+ * The earlier release is OLD_ENGINE_REV (the last at migration 015; actor logic as this one's, so the fold applies to
+ * what either engine handled), unpacked from this repository's history with `git archive` into a temporary folder; or
+ * a checkout named by OLD_ENGINE_ROOT, e.g. where the history is not at hand (a shallow clone, a tarball):
  *   git worktree add /tmp/old b0567d5 && (cd /tmp/old && deno cache main.ts)
  *   OLD_ENGINE_ROOT=/tmp/old bash scripts/services.sh run deno test -A tests/integration/upgrade_drill_test.ts
  * An older release's actor logic differs in bookkeeping (the fold of today's logic is no reference for its states).
  */
 import assert from "node:assert/strict";
+import { join } from "node:path";
 import { type EngineProcess, startEngineProcess } from "../helpers/engine_process.ts";
 import { Current, SETTINGS, settled, verify, workload, write } from "../helpers/exactly_once.ts";
 import { type Deployment, forEachLog } from "../helpers/modes.ts";
 import { prng } from "../helpers/prng.ts";
 
-const OLD_ROOT = Deno.env.get("OLD_ENGINE_ROOT");
+/** The release the drill upgrades from: the last before migration 016. */
+const OLD_ENGINE_REV = "b0567d527b1edbb839c4b598244969ee7c69c70b";
+const REPO = new URL("../../", import.meta.url).pathname;
+
+/** Runs `command` (git, deno) in `cwd`; its stdout, or an error naming the command and its stderr. */
+async function run(command: string, args: string[], cwd: string): Promise<Uint8Array> {
+  const output = await new Deno.Command(command, { args, cwd, stdin: "null", stdout: "piped", stderr: "piped" })
+    .output();
+  if (!output.success) {
+    throw new Error(`${command} ${args.join(" ")}: ${new TextDecoder().decode(output.stderr).trim()}`);
+  }
+  return output.stdout;
+}
+
+/**
+ * The earlier release's checkout: OLD_ENGINE_ROOT, or OLD_ENGINE_REV unpacked from this repository's history (removed
+ * with the test's process), its dependencies cached.
+ */
+async function oldEngineRoot(): Promise<string> {
+  const given = Deno.env.get("OLD_ENGINE_ROOT");
+  if (given) return given;
+  try {
+    await run("git", ["cat-file", "-e", `${OLD_ENGINE_REV}^{commit}`], REPO);
+  } catch (error) {
+    throw new Error(
+      `the upgrade drill needs the release ${OLD_ENGINE_REV} from this repository's history (a full clone), or ` +
+        `OLD_ENGINE_ROOT naming a checkout of it: ${(error as Error).message}`,
+    );
+  }
+  const root = await Deno.makeTempDir({ prefix: "engine-old-release-" });
+  globalThis.addEventListener("unload", () => Deno.removeSync(root, { recursive: true }));
+  const archive = join(root, "release.tar");
+  await run("git", ["archive", "--format=tar", `--output=${archive}`, OLD_ENGINE_REV], REPO);
+  await run("tar", ["-xf", archive], root);
+  await Deno.remove(archive);
+  await run(Deno.execPath(), ["cache", "--quiet", "main.ts"], root);
+  return root;
+}
+
+let oldRoot: Promise<string> | undefined;
 
 /** The load on each log: the embedded one is posted over HTTP, through whichever engine runs. */
 const SCALE = {
@@ -46,7 +87,8 @@ async function storedAlertIds(engine: EngineProcess): Promise<string[]> {
 async function drill(d: Deployment, signal: "SIGTERM" | "SIGKILL"): Promise<void> {
   const scale = SCALE[d.log];
   const load = workload(scale.events, scale.users, prng(5));
-  const old = await startEngineProcess({ root: OLD_ROOT, dataDir: d.dataDir, env: d.env });
+  oldRoot ??= oldEngineRoot();
+  const old = await startEngineProcess({ root: await oldRoot, dataDir: d.dataDir, env: d.env });
   const current = new Current(old);
   let next: EngineProcess | undefined;
   try {
@@ -101,6 +143,5 @@ for (const signal of ["SIGTERM", "SIGKILL"] as const) {
   const name = `upgrade drill: an earlier release's engine ${
     signal === "SIGTERM" ? "stopped" : "killed"
   } (${signal}) under a load, this version started on its log, database and DATA_DIR: states, timers, outputs exact`;
-  if (OLD_ROOT) forEachLog(name, { settings: { ...SETTINGS, ACTOR_PACK_MS: "60000" } }, (d) => drill(d, signal));
-  else Deno.test({ name: `${name} (set OLD_ENGINE_ROOT)`, ignore: true, fn() {} });
+  forEachLog(name, { settings: { ...SETTINGS, ACTOR_PACK_MS: "60000" } }, (d) => drill(d, signal));
 }
