@@ -22,6 +22,54 @@ export function minInsyncReplicas(replicationFactor: number): number {
  */
 export const FETCH_OFFSETS_TIMEOUT_MS = LIST_OFFSETS_TIMEOUT_MS;
 
+/** How long topic creation waits for every new partition to have a leader in the broker's metadata. */
+export const TOPIC_LEADERS_TIMEOUT_MS = 30_000;
+/** Pause between two reads of the new topics' metadata. */
+const TOPIC_LEADERS_POLL_MS = 100;
+
+/** What `waitForLeaders` reads: kafkajs admin's fetchTopicMetadata. */
+export type FetchTopicMetadata = (
+  topics: readonly string[],
+) => Promise<{ topics: { name: string; partitions: { partitionId: number; leader: number }[] }[] }>;
+
+/** kafkajs error types meaning the broker's metadata does not have a new topic's leaders yet. */
+const NOT_YET = new Set(["UNKNOWN_TOPIC_OR_PARTITION", "LEADER_NOT_AVAILABLE"]);
+
+/**
+ * Waits until every partition of `topics` has a leader, reading metadata again while the broker does not know them yet
+ * (UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE, or a leader of -1); a LogUnavailableError after `timeoutMs`.
+ */
+export async function waitForLeaders(
+  fetch: FetchTopicMetadata,
+  topics: readonly string[],
+  timeoutMs: number,
+  pollMs = TOPIC_LEADERS_POLL_MS,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let waitingFor = "";
+  for (;;) {
+    try {
+      const metadata = await fetch(topics);
+      const leaderless = metadata.topics.filter((t) =>
+        t.partitions.length === 0 || t.partitions.some((p) => p.leader < 0)
+      );
+      if (leaderless.length === 0 && metadata.topics.length === topics.length) return;
+      waitingFor = `no leader yet for ${leaderless.map((t) => t.name).join(", ") || "every topic"}`;
+    } catch (error) {
+      if (!NOT_YET.has((error as { type?: string }).type ?? "")) throw error;
+      waitingFor = (error as Error).message;
+    }
+    if (Date.now() + pollMs > deadline) {
+      throw new LogUnavailableError(
+        `topics created, but their partitions had no leader within ${timeoutMs} ms (${waitingFor}): ${
+          topics.join(", ")
+        }`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, pollMs));
+  }
+}
+
 /** Topic administration. */
 export class KafkaAdmin implements LogAdmin {
   #admin;
@@ -52,7 +100,9 @@ export class KafkaAdmin implements LogAdmin {
     const missing = topics.filter((t) => !existing.has(t.topic));
     if (missing.length === 0) return;
     await this.#admin.createTopics({
-      waitForLeaders: true,
+      // kafkajs's own wait gives up on the first UNKNOWN_TOPIC_OR_PARTITION, which a broker answers until its
+      // metadata has the new topics: start-up failed that way for 35 of 36 engines creating their topics at once.
+      waitForLeaders: false,
       topics: missing.map((t) => ({
         topic: t.topic,
         numPartitions: t.partitions,
@@ -60,6 +110,11 @@ export class KafkaAdmin implements LogAdmin {
         configEntries: [{ name: "min.insync.replicas", value: String(minInsyncReplicas(replicationFactor)) }],
       })),
     });
+    await waitForLeaders(
+      (topics) => this.#admin.fetchTopicMetadata({ topics: [...topics] }),
+      missing.map((t) => t.topic),
+      TOPIC_LEADERS_TIMEOUT_MS,
+    );
   }
 
   async missingTopics(topics: readonly string[]): Promise<string[]> {
