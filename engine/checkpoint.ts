@@ -49,7 +49,7 @@ export interface Claim {
   readonly sourcesPublished?: number;
   /**
    * Times the partition's log was found to start again below the checkpoint (its topic created again, or its tail
-   * lost); absent: 0. Output ids name it (engine/partition_worker.ts outputId), so that the new log's offsets do not
+   * lost); absent: 0. Output ids name it (engine/output_id.ts), so that the new log's offsets do not
    * repeat the old log's ids.
    */
   readonly logGeneration?: number;
