@@ -130,7 +130,7 @@ export function applyOrder(state: UserState, event: StoredEventOf<"order_complet
       count,
       revenue: fromMillis(revenueMillis),
       revenueMillis,
-      averageOrderValue: Math.round(revenueMillis / count) / 1000,
+      averageOrderValue: fromMillis(Math.round(revenueMillis / count)),
       firstOrderAt: first && Date.parse(first) <= at ? first : iso(at),
       lastOrder: latest ? summary : last,
       recent: [past, ...state.orders.recent].slice(0, s.USER_RECENT_ORDERS),

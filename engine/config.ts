@@ -88,10 +88,10 @@ function isBrokerList(value: string): boolean {
  */
 const DEFAULT_MAX_INGEST_PENDING_BYTES = 32 * 1024 * 1024;
 
-/** One table of settings: environment variable name → schema with its default. */
 /** ALERT_RETENTION_DAYS unset: also what GET /v1/alerts lists when not told (tests' routes). */
 export const DEFAULT_ALERT_RETENTION_DAYS = 90;
 
+/** One table of settings: environment variable name → schema with its default. */
 const settings = {
   PORT: int(0, 65535).default(8080),
   HOST: z.string().trim().refine(isHost, { error: HOST_RULE }).default("0.0.0.0"),

@@ -39,6 +39,12 @@ export class DataDirInUseError extends ConfigError {
  */
 export class MigrationLockTimeoutError extends ConfigError {}
 
+/**
+ * The database was migrated by a newer version than this one (a rollback): this version must not run on that schema;
+ * start-up stops with this message, as for any database it cannot use.
+ */
+export class DatabaseTooNewError extends ConfigError {}
+
 /** The engine was asked to stop (a signal) while it was starting; what it had opened is closed again. */
 export class StartAbortedError extends EngineError {
   readonly code = "start_aborted";

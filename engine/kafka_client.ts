@@ -68,6 +68,12 @@ export function patchKafkajs(): boolean {
  */
 export const KAFKA_REQUEST_TIMEOUT_MS = 30_000;
 
+/**
+ * kafkajs's retries of a failed request, 8 from 100 ms doubling (with jitter): how long an unreachable broker is tried,
+ * about 25–45 s (README), before start-up stops naming KAFKA_BROKERS.
+ */
+const KAFKA_RETRY = { initialRetryTime: 100, retries: 8 };
+
 /** Creates a kafkajs client whose own logs go through our structured logger. */
 export function createKafka(options: KafkaOptions): Kafka {
   const log = options.logger.child({ component: "kafkajs" });
@@ -77,7 +83,7 @@ export function createKafka(options: KafkaOptions): Kafka {
     brokers: [...options.brokers],
     logLevel: logLevel.WARN,
     requestTimeout: KAFKA_REQUEST_TIMEOUT_MS,
-    retry: { initialRetryTime: 100, retries: 8 },
+    retry: KAFKA_RETRY,
     logCreator: () => ({ namespace, level, log: entry }) => {
       const { message, ...fields } = entry;
       const expected = EXPECTED_KAFKAJS_WARNINGS.has(String(message)) ||

@@ -33,8 +33,9 @@ import {
   type Recommendation,
   recommendationSchema,
 } from "./outputs.ts";
-import { BUNDLE_INDEX_HEADER, expandBundle, isBundle, OutputBundler } from "./fact_bundle.ts";
+import { expandBundle, isBundle, OutputBundler } from "./fact_bundle.ts";
 import { type LruCut, NO_CUT } from "./lru_cut.ts";
+import { outputId } from "./output_id.ts";
 import { partitionForKey } from "./partitioner.ts";
 import { ProductMinuteDeltas } from "./product_minutes.ts";
 import { safeParseFast } from "./schema_check.ts";
@@ -1390,16 +1391,4 @@ export function ownTimers(
 async function settleAll(runs: readonly Promise<void>[]): Promise<void> {
   const failed = (await Promise.allSettled(runs)).find((r) => r.status === "rejected");
   if (failed) throw failed.reason;
-}
-
-/**
- * Output ids derive from the input's position (and index in its bundle), so a replay re-produces the same id; after the
- * log started again below its checkpoint (`generation` above 0), the topic is named with it (`events~1-0-5-a`), a source
- * apart from the old log's same offsets.
- */
-export function outputId(record: LogRecord, rule: string, generation = 0): string {
-  const index = record.headers[BUNDLE_INDEX_HEADER];
-  const position = index === undefined ? record.offset : `${record.offset}.${index}`;
-  const topic = generation > 0 ? `${record.topic}~${generation}` : record.topic;
-  return `${topic}-${record.partition}-${position}-${rule}`;
 }

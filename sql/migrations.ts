@@ -1,6 +1,6 @@
 /** Applies the numbered migrations in sql/migrations/ once each, in order, recording them. */
 import type { Sql, TransactionSql } from "../engine/database.ts";
-import { MigrationLockTimeoutError } from "../engine/errors.ts";
+import { DatabaseTooNewError, MigrationLockTimeoutError } from "../engine/errors.ts";
 import { READ_COMMITTED } from "./isolation.ts";
 
 const MIGRATIONS_DIR = new URL("./migrations/", import.meta.url);
@@ -131,7 +131,7 @@ async function applyLocked(
   const known = all.reduce<Migration | undefined>((a, m) => (a && a.id > m.id ? a : m), undefined);
   const newest = recorded.at(-1);
   if (newest && newest.id > (known?.id ?? 0)) {
-    throw new Error(
+    throw new DatabaseTooNewError(
       `Cannot start: the database was migrated by a newer version (its latest migration is ${newest.name}, this ` +
         `version knows up to ${known?.name ?? "none"}); run that version or a later one`,
     );

@@ -1,6 +1,6 @@
 /** A lone PartitionWorker fed batches by hand, for tests of how it moves through a partition's offsets and clock. */
 import type { ActorLogic, AnyActorLogic } from "../../engine/actor.ts";
-import { MemoryCheckpointStore } from "../../engine/checkpoint.ts";
+import { MemoryCheckpointStore } from "../../engine/memory_checkpoint_store.ts";
 import { topicNames } from "../../engine/config.ts";
 import { bundleRecords } from "../../engine/fact_bundle.ts";
 import type { LogConsumer, LogRecord, RecordBatch, TopicPartition } from "../../engine/log.ts";

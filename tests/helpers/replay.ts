@@ -10,7 +10,8 @@ import type { ActorContext, AnyActorLogic, Emitted } from "../../engine/actor.ts
 import { TerminalError } from "../../engine/errors.ts";
 import type { LogRecord } from "../../engine/log.ts";
 import { expandBundle, isBundle } from "../../engine/fact_bundle.ts";
-import { MAX_FIRINGS_PER_KEY, outputId } from "../../engine/partition_worker.ts";
+import { outputId } from "../../engine/output_id.ts";
+import { MAX_FIRINGS_PER_KEY } from "../../engine/partition_worker.ts";
 import { firesBefore } from "../../engine/timer_table.ts";
 import { parseJson } from "../../engine/json_parse.ts";
 

@@ -1,13 +1,8 @@
 /** A runtime on the in-memory log and checkpoint store, for unit tests. */
 import type { ActorContext, ActorLogic, AnyActorLogic } from "../../engine/actor.ts";
 import assert from "node:assert/strict";
-import {
-  type CheckpointWrite,
-  type Claim,
-  type CommitResult,
-  MemoryCheckpointStore,
-  type StoredActor,
-} from "../../engine/checkpoint.ts";
+import type { CheckpointWrite, Claim, CommitResult, StoredActor } from "../../engine/checkpoint.ts";
+import { MemoryCheckpointStore } from "../../engine/memory_checkpoint_store.ts";
 import { topicNames } from "../../engine/config.ts";
 import { ValidationError } from "../../engine/errors.ts";
 import type { Instrumentation } from "../../engine/instrumentation.ts";

@@ -4,7 +4,7 @@
  * states as tests/helpers/fold.ts.
  */
 import assert from "node:assert/strict";
-import { MemoryCheckpointStore } from "../../engine/checkpoint.ts";
+import { MemoryCheckpointStore } from "../../engine/memory_checkpoint_store.ts";
 import { topicNames, topicSpecs } from "../../engine/config.ts";
 import { silentLogger } from "../../engine/logger.ts";
 import { MemoryLog } from "../../engine/memory_log.ts";

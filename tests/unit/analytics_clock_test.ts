@@ -4,7 +4,8 @@
  * `events` and `product-events` partitions.
  */
 import assert from "node:assert/strict";
-import { MemoryCheckpointStore, type StoredActor } from "../../engine/checkpoint.ts";
+import type { StoredActor } from "../../engine/checkpoint.ts";
+import { MemoryCheckpointStore } from "../../engine/memory_checkpoint_store.ts";
 import { consumedTopics, topicNames, topicSpecs } from "../../engine/config.ts";
 import { silentLogger } from "../../engine/logger.ts";
 import type { LogConsumer, TopicPartition } from "../../engine/log.ts";

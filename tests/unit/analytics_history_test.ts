@@ -11,7 +11,7 @@ import type { AnalyticsFact, GlobalMessage } from "../../actors/facts.ts";
 import { createGlobalLogic, GLOBAL_KEY, type GlobalState, recentTotals } from "../../actors/global.ts";
 import { minuteOf, type StoredMinute, storedMinute } from "../../actors/rollups.ts";
 import { domainSettings } from "../../actors/settings.ts";
-import { MemoryCheckpointStore } from "../../engine/checkpoint.ts";
+import { MemoryCheckpointStore } from "../../engine/memory_checkpoint_store.ts";
 import { topicNames, topicSpecs } from "../../engine/config.ts";
 import { silentLogger } from "../../engine/logger.ts";
 import { MemoryLog } from "../../engine/memory_log.ts";

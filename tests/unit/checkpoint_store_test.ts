@@ -10,9 +10,9 @@ import {
   ALERT_PRUNE_BATCH,
   type CheckpointStore,
   type CheckpointWrite,
-  MemoryCheckpointStore,
   SqlCheckpointStore,
 } from "../../engine/checkpoint.ts";
+import { MemoryCheckpointStore } from "../../engine/memory_checkpoint_store.ts";
 import type { Sql } from "../../engine/database.ts";
 import { type Alert, NO_PROJECTIONS, type ProductMinute, type Recommendation } from "../../engine/outputs.ts";
 import { migrate, readMigrations } from "../../sql/migrations.ts";

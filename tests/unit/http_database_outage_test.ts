@@ -4,7 +4,7 @@
  * reaches the response. The state reader is the engine's own, over a checkpoint store that fails.
  */
 import assert from "node:assert/strict";
-import { MemoryCheckpointStore } from "../../engine/checkpoint.ts";
+import { MemoryCheckpointStore } from "../../engine/memory_checkpoint_store.ts";
 import type { Sql } from "../../engine/database.ts";
 import type { ActorRuntime } from "../../engine/runtime.ts";
 import { createStateReader, type StateReader } from "../../engine/state_reader.ts";

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { MemoryCheckpointStore } from "../../engine/checkpoint.ts";
+import { MemoryCheckpointStore } from "../../engine/memory_checkpoint_store.ts";
 import { topicNames } from "../../engine/config.ts";
 import { DLQ_HEADERS } from "../../engine/dead_letter.ts";
 import { KafkaConsumer } from "../../engine/kafka_consumer.ts";

@@ -1,4 +1,7 @@
 import assert from "node:assert/strict";
+import { openEmbeddedDatabase } from "../../engine/embedded_database.ts";
+import { silentLogger } from "../../engine/logger.ts";
+import { migrate, readMigrations } from "../../sql/migrations.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
@@ -69,4 +72,27 @@ Deno.test("main.ts: a PostgreSQL it cannot reach stops production start-up at on
   );
   assert.ok(!stderr.includes("s3cret"), stderr);
   assert.ok(performance.now() - started < 20_000, "not after the broker's retries");
+});
+
+Deno.test("main.ts: a database a newer version migrated (a rollback) stops start-up with exit 2 and a plain-text line", async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "main-rollback-" });
+  try {
+    const db = await openEmbeddedDatabase(dataDir, { logger: silentLogger, vacuumIntervalMs: 0 });
+    try {
+      const known = await readMigrations();
+      await migrate(db.sql, known);
+      // A newer version applied one more; this version, started again on it, must not run on that schema.
+      await db.sql`insert into schema_migrations (id, name) values (${known.length + 1}, 'from_the_future.sql')`;
+    } finally {
+      await db.close();
+    }
+    const { code, stderr } = await runMain({ DATA_DIR: dataDir });
+    // Was a JSON log line and exit code 1, unlike every other refusal of the database start-up finds.
+    assert.equal(code, 2, stderr);
+    // The start-up's own log lines come first; the refusal is the last line, in plain text.
+    const last = stderr.trim().split("\n").at(-1)!;
+    assert.match(last, /^Cannot start: the database was migrated by a newer version \(its latest migration is from_/);
+  } finally {
+    await Deno.remove(dataDir, { recursive: true });
+  }
 });

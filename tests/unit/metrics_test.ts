@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { Counter, Histogram, Registry } from "prom-client";
 import { LocalHistogram, TalliedCounter } from "../../engine/hot_metrics.ts";
-import { MemoryCheckpointStore } from "../../engine/checkpoint.ts";
+import { MemoryCheckpointStore } from "../../engine/memory_checkpoint_store.ts";
 import { Metrics } from "../../engine/metrics.ts";
 import { batch, claim, InertConsumer, noHeartbeat, record, T0, tp } from "../helpers/partition_worker.ts";
 import { prng } from "../helpers/prng.ts";

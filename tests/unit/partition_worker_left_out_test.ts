@@ -3,7 +3,7 @@
  * aborted records the consumer is not handed). The worker passes those offsets, but never a record it has not handled.
  */
 import assert from "node:assert/strict";
-import { MemoryCheckpointStore } from "../../engine/checkpoint.ts";
+import { MemoryCheckpointStore } from "../../engine/memory_checkpoint_store.ts";
 import type { Recorded } from "../helpers/runtime.ts";
 import { batch, claim, InertConsumer, noHeartbeat, T0, tp } from "../helpers/partition_worker.ts";
 

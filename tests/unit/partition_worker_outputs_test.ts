@@ -4,7 +4,8 @@
  */
 import assert from "node:assert/strict";
 import type { ActorLogic } from "../../engine/actor.ts";
-import { type Claim, MemoryCheckpointStore } from "../../engine/checkpoint.ts";
+import type { Claim } from "../../engine/checkpoint.ts";
+import { MemoryCheckpointStore } from "../../engine/memory_checkpoint_store.ts";
 import type { TopicPartition } from "../../engine/log.ts";
 import { MemoryLog } from "../../engine/memory_log.ts";
 import {

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import type { ActorLogic } from "../../engine/actor.ts";
-import { MemoryCheckpointStore } from "../../engine/checkpoint.ts";
+import { MemoryCheckpointStore } from "../../engine/memory_checkpoint_store.ts";
 import { createLogger } from "../../engine/logger.ts";
 import { lruCuts } from "../../engine/lru_cut.ts";
 import { emitTestAlert, type Recorded } from "../helpers/runtime.ts";

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import type { ActorLogic } from "../../engine/actor.ts";
-import { type CheckpointWrite, type CommitResult, MemoryCheckpointStore } from "../../engine/checkpoint.ts";
+import type { CheckpointWrite, CommitResult } from "../../engine/checkpoint.ts";
+import { MemoryCheckpointStore } from "../../engine/memory_checkpoint_store.ts";
 import { MAX_FIRINGS_PER_KEY } from "../../engine/partition_worker.ts";
 import { partitionForKey } from "../../engine/partitioner.ts";
 import { emitTestAlert, Harness, OutageStore, recorderLogic, until } from "../helpers/runtime.ts";

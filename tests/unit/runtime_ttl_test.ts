@@ -5,7 +5,8 @@
  */
 import assert from "node:assert/strict";
 import type { ActorLogic } from "../../engine/actor.ts";
-import { ALERT_PRUNE_BATCH, MemoryCheckpointStore } from "../../engine/checkpoint.ts";
+import { ALERT_PRUNE_BATCH } from "../../engine/checkpoint.ts";
+import { MemoryCheckpointStore } from "../../engine/memory_checkpoint_store.ts";
 import type { Alert } from "../../engine/outputs.ts";
 import { MemoryLog } from "../../engine/memory_log.ts";
 import { partitionForKey } from "../../engine/partitioner.ts";
