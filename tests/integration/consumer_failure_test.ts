@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { AssignerProtocol, Kafka, logLevel, PartitionAssigners } from "kafkajs";
+import { TOPIC_LEADERS_TIMEOUT_MS, waitForLeaders } from "../../engine/kafka_admin.ts";
 import { type EngineProcess, spawnEngine } from "../helpers/engine_process.ts";
 import { deploy, onlyOn } from "../helpers/modes.ts";
 import { eventually, within } from "../helpers/services.ts";
@@ -37,7 +38,12 @@ onlyOn("kafka", {
     let engine: EngineProcess | undefined;
     try {
       await admin.connect();
-      await admin.createTopics({ topics: [{ topic: foreignTopic, numPartitions: 1 }], waitForLeaders: true });
+      await admin.createTopics({ topics: [{ topic: foreignTopic, numPartitions: 1 }], waitForLeaders: false });
+      await waitForLeaders(
+        (topics) => admin.fetchTopicMetadata({ topics: [...topics] }),
+        [foreignTopic],
+        TOPIC_LEADERS_TIMEOUT_MS,
+      );
       let joined = false;
       foreign.on(foreign.events.GROUP_JOIN, () => joined = true);
       await foreign.connect();

@@ -1,6 +1,7 @@
 /** Readiness and metrics of a running engine: metrics on each log, readiness with PostgreSQL cut (Kafka only). */
 import assert from "node:assert/strict";
 import { startEngine } from "../../engine/engine.ts";
+import { TOPIC_LEADERS_TIMEOUT_MS, waitForLeaders } from "../../engine/kafka_admin.ts";
 import { Kafka, logLevel, type PartitionAssigner, PartitionAssigners } from "kafkajs";
 import postgres from "postgres";
 import { silentLogger } from "../../engine/logger.ts";
@@ -172,7 +173,12 @@ onlyOn("kafka", {
     const topic = `${config.TOPIC_PREFIX}foreign`;
     const admin = kafka.admin();
     await admin.connect();
-    await admin.createTopics({ topics: [{ topic, numPartitions: 1 }] });
+    await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: false });
+    await waitForLeaders(
+      (topics) => admin.fetchTopicMetadata({ topics: [...topics] }),
+      [topic],
+      TOPIC_LEADERS_TIMEOUT_MS,
+    );
     await admin.disconnect();
     const foreign = kafka.consumer({ groupId: config.GROUP_ID, partitionAssigners: [foreignAssigner] });
     const joined = Promise.withResolvers<void>();

@@ -10,6 +10,9 @@ function recordingKafka(existing: string[]) {
     connect: () => Promise.resolve(),
     listTopics: () => Promise.resolve(existing),
     createTopics: (request: { topics: unknown[] }) => (created.push(...request.topics), Promise.resolve(true)),
+    // Every partition led at once: what the broker's metadata says once the topics exist.
+    fetchTopicMetadata: ({ topics }: { topics: string[] }) =>
+      Promise.resolve({ topics: topics.map((name) => ({ name, partitions: [{ partitionId: 0, leader: 1 }] })) }),
   };
   return { kafka: { admin: () => admin } as unknown as Kafka, created };
 }
