@@ -41,6 +41,7 @@ import { prng } from "../helpers/prng.ts";
 import { replayPartition } from "../helpers/replay.ts";
 import { eventually } from "../helpers/services.ts";
 import { parseJson } from "../../engine/json_parse.ts";
+import { wholeState } from "../../sql/checkpoints.ts";
 
 const PARTITIONS = 6;
 /** events and product-events have PARTITIONS partitions, the analytics feed one. */
@@ -511,7 +512,7 @@ async function verify(
 
   const rows = await view.sql<
     { kind: string; key: string; state: unknown }[]
-  >`select kind, key, state from actor_states`;
+  >`select a.kind, a.key, ${wholeState(view.sql)} as state from actor_states a`;
   // Product minutes are added to by checkpoints: their sums must equal the fold's totals exactly. Orders per category
   // too: each order of this load has one line, so it counts once in its category's orders.
   const minutes = await view.sql<{ product_id: string; sums: string }[]>`
