@@ -156,14 +156,26 @@ export function estimates(rollup: MinuteRollup): { activeUsers: number; activeSe
   };
 }
 
-/** Persisted form of a rollup. */
+/**
+ * Persisted forms of the rollups persisted so far: a rollup is never changed (a fact makes a new one), so a minute that
+ * did not change persists to the very same object, which tells a checkpoint not to write it again (engine/actor.ts
+ * PersistedParts), and persisting a day of minutes costs only those that changed.
+ */
+const persisted = new WeakMap<MinuteRollup, PersistedRollup>();
+
+/** Persisted form of a rollup; the same (frozen) object for the same rollup. */
 export function persistRollup(rollup: MinuteRollup): PersistedRollup {
-  return {
-    ...rollup,
-    ...estimates(rollup),
-    users: rollup.users?.toJSON() ?? null,
-    sessions: rollup.sessions?.toJSON() ?? null,
-  };
+  let data = persisted.get(rollup);
+  if (data === undefined) {
+    data = Object.freeze({
+      ...rollup,
+      ...estimates(rollup),
+      users: rollup.users?.toJSON() ?? null,
+      sessions: rollup.sessions?.toJSON() ?? null,
+    });
+    persisted.set(rollup, data);
+  }
+  return data;
 }
 
 /** Inverse of `persistRollup`. */

@@ -5,9 +5,10 @@
  * DATABASE_URL is set). Builds the state by feeding the actor a day of synthetic facts (a few hundred per minute,
  * dense sketches in the newest minutes), then times each step over repeated checkpoints, one new fact between them,
  * as under load. `restore` is what a query answered from memory adds (the engine hands it the persisted form, which
- * http/analytics_window.ts restores). VARIANT=recent persists only the sketched minutes, VARIANT=tuples the frozen
- * minutes as arrays of their values: what the upsert would cost if the frozen minutes were left out or packed (neither
- * restores; figures only).
+ * http/analytics_window.ts restores). The engine writes the minutes as parts (ActorLogic.persistedParts, migration 021):
+ * only those that changed since the previous checkpoint, the rest of the state in its row. VARIANT=whole writes the whole
+ * persisted form in the row, as before 021; VARIANT=recent (only the sketched minutes) and VARIANT=tuples (the frozen
+ * minutes as arrays of their values) are one-row forms too, for their figures only (neither restores).
  *
  *   deno run -A bench/global_checkpoint.ts                 # PGlite in a temporary directory
  *   KAFKA_BROKERS=none bash scripts/services.sh run deno run -A bench/global_checkpoint.ts   # PostgreSQL
@@ -20,6 +21,7 @@ import type { ActorContext } from "../engine/actor.ts";
 import { connectDatabase, type Sql } from "../engine/database.ts";
 import { openEmbeddedDatabase } from "../engine/embedded_database.ts";
 import { silentLogger } from "../engine/logger.ts";
+import { splitParts, type WrittenParts } from "../engine/persisted_parts.ts";
 import { encodeStates, saveStates } from "../sql/checkpoints.ts";
 import { migrate } from "../sql/migrations.ts";
 
@@ -77,7 +79,7 @@ const embedded = dir ? await openEmbeddedDatabase(dir, { logger: silentLogger, v
 const sql: Sql = embedded?.sql ?? connectDatabase({ url: url!, maxConnections: 1 });
 await migrate(sql);
 
-const VARIANT = Deno.env.get("VARIANT") ?? "current";
+const VARIANT = Deno.env.get("VARIANT") ?? "parts";
 /** Experimental persisted forms: `tuples`, frozen minutes as arrays of their values; `recent`, only sketched minutes. */
 function variant(p: { minutes: Record<string, unknown>[] }): unknown {
   if (VARIANT === "recent") return { ...p, minutes: p.minutes.filter((m) => m.users !== null) };
@@ -97,7 +99,9 @@ const times = {
   upsert: [] as number[],
   restore: [] as number[],
 };
-let bytes = 0;
+/** Per checkpoint: the JSON bytes written (the row, and the minutes written as parts), and how many minutes. */
+const writes = { bytes: [] as number[], parts: [] as number[] };
+let written: WrittenParts | undefined;
 const lsn = async () => (await sql<{ lsn: string }[]>`select pg_current_wal_lsn()::text as lsn`)[0].lsn;
 const walFrom = await lsn();
 let at = T0 + MINUTES * MINUTE;
@@ -105,12 +109,23 @@ for (let round = 0; round < ROUNDS; round++) {
   at += 1_000;
   state = logic.handle(state, fact(at), ctx(at)) as GlobalState;
   const t0 = performance.now();
-  const persisted = variant(logic.persist(state) as { minutes: Record<string, unknown>[] });
+  const persisted = VARIANT === "parts"
+    ? logic.persist(state)
+    : variant(logic.persist(state) as { minutes: Record<string, unknown>[] });
+  // The engine's path (engine/partition_worker.ts): the minutes that changed since the last checkpoint, and the rest.
+  const split = VARIANT === "parts" ? splitParts(logic.persistedParts!, persisted, written) : null;
   const t1 = performance.now();
-  bytes = JSON.stringify(persisted).length;
+  const row = { key: GLOBAL_KEY, state: split?.state ?? persisted, timers: {}, lastActiveAt: at };
+  const actor = split ? { ...row, parts: split.parts } : row;
+  writes.bytes.push(
+    JSON.stringify(actor.state).length +
+      (split?.parts.upserts ?? []).reduce((sum, u) => sum + JSON.stringify(u.data).length, 0),
+  );
   const t2 = performance.now();
-  const encoded = encodeStates("global", [{ key: GLOBAL_KEY, state: persisted, timers: {}, lastActiveAt: at }]);
+  const encoded = encodeStates("global", [actor]);
   await sql.begin((tx) => saveStates(tx, "global", 0, encoded));
+  written = split?.written;
+  writes.parts.push(split?.parts.upserts.length ?? 0);
   const t3 = performance.now();
   // What a query answered from memory adds: the persisted form restored (engine peek, http/analytics_window.ts).
   logic.restore(JSON.parse(JSON.stringify(persisted)));
@@ -126,9 +141,11 @@ const [{ wal }] = await sql<{ wal: string }[]>`select pg_wal_lsn_diff(pg_current
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 console.log(JSON.stringify({
   database: url ? "postgresql" : "pglite",
+  variant: VARIANT,
   minutes: state.minutes.length,
   sketched: state.minutes.filter((m) => m.users !== null).length,
-  bytes,
+  medianBytes: median(writes.bytes),
+  medianPartsWritten: median(writes.parts),
   walBytesPerCheckpoint: Math.round(Number(wal) / ROUNDS),
   medianMs: Object.fromEntries(Object.entries(times).map(([k, v]) => [k, Number(median(v).toFixed(2))])),
 }));

@@ -74,6 +74,22 @@ export interface ActorLogic<S, M> {
   persist(state: S): unknown;
   /** Inverse of `persist`. */
   restore(data: unknown): S;
+  /**
+   * Optional: a field of the persisted form stored as rows of its own, so that a checkpoint writes only its elements that
+   * changed (a large state, most of which no longer changes). Read back whole: `restore` and readers never see parts.
+   */
+  readonly persistedParts?: PersistedParts;
+}
+
+/**
+ * A field of the persisted form that is an array of objects ascending by a numeric field, `key`, unique among them. An
+ * element is written when `persist` returns another object for its key than at the last checkpoint (so `persist` must
+ * return the very same object for an element that did not change, or every checkpoint writes them all again), and its
+ * row deleted when its key is gone from the array.
+ */
+export interface PersistedParts {
+  readonly field: string;
+  readonly key: string;
 }
 
 /** An ActorLogic with its type parameters erased, for registries. */

@@ -13,9 +13,8 @@ const READY: CheckResult = { ok: true };
 const CHECKPOINT_WRITES: readonly (readonly [table: string, privilege: string])[] = [
   ["partition_checkpoints", "INSERT"],
   ["partition_checkpoints", "UPDATE"],
-  ...["actor_states", "alerts", "latest_recommendations", "analytics_minutes", "product_minutes"].flatMap((table) =>
-    ["INSERT", "DELETE"].map((privilege) => [table, privilege] as const)
-  ),
+  ...["actor_states", "actor_state_parts", "alerts", "latest_recommendations", "analytics_minutes", "product_minutes"]
+    .flatMap((table) => ["INSERT", "DELETE"].map((privilege) => [table, privilege] as const)),
 ];
 
 /** Ready when the server answers and a transaction of this session may write the checkpoint's tables; else why not. */

@@ -163,8 +163,11 @@ export async function openEmbeddedDatabase(
     log,
     async () => {
       // Tools open the database before (or without) the migrations that create it.
-      const [table] = await sql<{ present: boolean }[]>`select to_regclass('actor_states') is not null as present`;
-      if (table.present) await sql`vacuum actor_states`;
+      const [table] = await sql<{ present: boolean; parts: boolean }[]>`
+        select to_regclass('actor_states') is not null as present, to_regclass('actor_state_parts') is not null as parts`;
+      // The global actor's newest minutes, rewritten by every checkpoint, are rows of actor_state_parts (migration 021).
+      if (table.parts) await sql`vacuum actor_states, actor_state_parts`;
+      else if (table.present) await sql`vacuum actor_states`;
     },
   );
   const stopCheckpoints = scheduleWalCheckpoints(

@@ -7,7 +7,7 @@ import type { Alert, AnalyticsMinute, ProductMinute, Recommendation } from "./ou
 import type { TopicPartition } from "./log.ts";
 import { tpKey } from "./log.ts";
 import { partitionForKey } from "./partitioner.ts";
-import { RECOMMENDED_KIND } from "../sql/checkpoints.ts";
+import { RECOMMENDED_KIND, type StoredParts } from "../sql/checkpoints.ts";
 
 /** A memory partition row as the SQL store reads it back: `sourcesPublished` only when one is stored, `logGeneration` above 0. */
 function claimOf(
@@ -20,7 +20,30 @@ function claimOf(
     : { ...withGeneration, sourcesPublished: row.sourcesPublished };
 }
 
-interface MemoryRow extends StoredActor {
+/** An actor's parts field as the memory store holds it: its elements by key, as `actor_state_parts` does. */
+interface MemoryParts {
+  readonly field: string;
+  readonly elements: ReadonlyMap<number, unknown>;
+}
+
+/** The stored parts after a checkpoint wrote `parts` over `before`, as `saveStates` leaves them. */
+function writeParts(before: MemoryParts | undefined, parts: StoredParts): MemoryParts {
+  const elements = new Map(parts.replace || before?.field !== parts.field ? [] : before.elements);
+  for (const key of parts.deletes) elements.delete(key);
+  for (const { key, data } of parts.upserts) elements.set(key, structuredClone(data));
+  return { field: parts.field, elements };
+}
+
+/** A memory row's persisted form whole, its parts put back in key order, as `loadStates` reads it. */
+function wholeState(row: MemoryRow): unknown {
+  if (!row.parts) return structuredClone(row.state);
+  const elements = [...row.parts.elements].sort(([a], [b]) => a - b).map(([, data]) => data);
+  return structuredClone({ ...(row.state as Record<string, unknown>), [row.parts.field]: elements });
+}
+
+interface MemoryRow extends Omit<StoredActor, "parts"> {
+  /** A field of the state stored apart (`state` lacks it), as written by checkpoints with parts. */
+  readonly parts?: MemoryParts;
   readonly partition: number;
   /** The partition count that placed the key on `partition`, as `actor_states.partition_count` (absent: unknown). */
   readonly partitionCount?: number;
@@ -62,6 +85,8 @@ export class MemoryCheckpointStore implements CheckpointStore {
   commits = 0;
   /** Number of `load` calls, for asserting that activation is batched. */
   loads = 0;
+  /** Number of parts elements written (upserted), for asserting that checkpoints write only those that changed. */
+  partsWritten = 0;
 
   /** `now`: the store's clock (epoch ms), PostgreSQL's `now()` for the SQL store: when alerts are stored. */
   constructor(readonly now: () => number = Date.now) {}
@@ -86,7 +111,7 @@ export class MemoryCheckpointStore implements CheckpointStore {
     for (const key of keys) {
       const row = this.rows.get(`${kind}/${key}`);
       if (row) {
-        out.set(key, structuredClone({ key, state: row.state, timers: row.timers, lastActiveAt: row.lastActiveAt }));
+        out.set(key, { key, state: wholeState(row), timers: { ...row.timers }, lastActiveAt: row.lastActiveAt });
       }
     }
     return Promise.resolve(out);
@@ -160,9 +185,13 @@ export class MemoryCheckpointStore implements CheckpointStore {
     else row.sourcesPublished = w.sourcesPublished;
     const now = new Date();
     for (const key of w.deletes) this.#deleteActor(w.kind, key);
-    for (const a of w.upserts) {
-      this.rows.set(`${w.kind}/${a.key}`, {
+    for (const { parts, ...a } of w.upserts) {
+      const id = `${w.kind}/${a.key}`;
+      const before = this.rows.get(id)?.parts;
+      this.partsWritten += parts?.upserts.length ?? 0;
+      this.rows.set(id, {
         ...structuredClone(a),
+        ...(parts ? { parts: writeParts(before, parts) } : {}),
         partition: w.tp.partition,
         ...(w.partitions === undefined ? {} : { partitionCount: w.partitions }),
         updatedAt: now,
@@ -252,6 +281,6 @@ export class MemoryCheckpointStore implements CheckpointStore {
   read(kind: string, key: string): Promise<{ state: unknown; updatedAt: Date } | null> {
     this.#check();
     const row = this.rows.get(`${kind}/${key}`);
-    return Promise.resolve(row ? { state: row.state, updatedAt: row.updatedAt } : null);
+    return Promise.resolve(row ? { state: wholeState(row), updatedAt: row.updatedAt } : null);
   }
 }

@@ -42,6 +42,7 @@ import { safeParseFast } from "./schema_check.ts";
 import { type ClockSource, sourceWatermark } from "./source_watermark.ts";
 import { TimerTable } from "./timer_table.ts";
 import type { StatePacker } from "./state_packer.ts";
+import { splitParts, type WrittenParts } from "./persisted_parts.ts";
 
 /** What a worker needs from the engine. */
 export interface WorkerDeps {
@@ -103,6 +104,8 @@ interface Cell {
   lastActiveAt: number;
   /** Wall time of the last activation, for idle passivation. */
   usedAt: number;
+  /** With a parts field (ActorLogic.persistedParts): its elements as the last checkpoint wrote them; absent: not known. */
+  parts?: WrittenParts;
 }
 
 /**
@@ -1274,12 +1277,19 @@ export class PartitionWorker {
     const clock = this.#clock;
     const sourcesPublished = this.#sourcesPublished;
     const deletes = [...this.#expired];
-    const upserts = dirty.map(([key, cell]) => ({
-      key,
-      state: logic.persist(cell.state),
-      timers: this.#timers.of(key),
-      lastActiveAt: cell.lastActiveAt,
-    }));
+    const written: [Cell, WrittenParts][] = [];
+    const upserts = dirty.map(([key, cell]) => {
+      const row = {
+        key,
+        state: logic.persist(cell.state),
+        timers: this.#timers.of(key),
+        lastActiveAt: cell.lastActiveAt,
+      };
+      if (!logic.persistedParts) return row;
+      const split = splitParts(logic.persistedParts, row.state, cell.parts);
+      written.push([cell, split.written]);
+      return { ...row, state: split.state, parts: split.parts };
+    });
     const persisted = performance.now();
     let result: CommitResult;
     try {
@@ -1333,6 +1343,7 @@ export class PartitionWorker {
       return;
     }
     for (const [, cell] of dirty) cell.dirty = false;
+    for (const [cell, parts] of written) cell.parts = parts;
     for (const key of deletes) this.#expired.delete(key);
     this.#alerts = [];
     this.#recommendations = [];

@@ -1,4 +1,5 @@
 /** Queries on partition checkpoints and actor states. Tagged templates only. */
+import type postgres from "postgres";
 import type { Sql, TransactionSql } from "../engine/database.ts";
 import type { Alert, Recommendation } from "../engine/outputs.ts";
 import { partitionForKey } from "../engine/partitioner.ts";
@@ -35,10 +36,27 @@ function claimOf(row: CheckpointRow): ClaimedPartition {
     : { ...withGeneration, sourcesPublished: Number(row.sources_published) };
 }
 
+/**
+ * What a checkpoint writes of an actor's parts field (engine/actor.ts PersistedParts), stored as rows of their own; its
+ * `state` is then the persisted form without that field. Loads and reads give the state back whole.
+ */
+export interface StoredParts {
+  readonly field: string;
+  /** Elements added or changed since the last checkpoint, by their key. */
+  readonly upserts: readonly { readonly key: number; readonly data: unknown }[];
+  /** Keys of stored elements that are gone. */
+  readonly deletes: readonly number[];
+  /** The stored elements are not known (a state restored, or never written): every one not in `upserts` goes. */
+  readonly replace: boolean;
+}
+
 /** An actor's persisted row. */
 export interface StoredActor {
   readonly key: string;
+  /** The persisted form; with `parts`, without their field. */
   readonly state: unknown;
+  /** Written only: a field of the state stored as rows of its own. */
+  readonly parts?: StoredParts;
   /** Pending timers: name → deadline (epoch ms). */
   readonly timers: Record<string, number>;
   /** Event time of the actor's last message (epoch ms). */
@@ -229,8 +247,41 @@ export interface EncodedStates {
   readonly count: number;
   /** The states' JSON texts joined by STATE_SEPARATOR. */
   readonly states: string;
-  /** The rows' small fields (key, timers, next deadline, last activity) as one JSON array. */
+  /** The rows' small fields (key, timers, next deadline, last activity, parts field) as one JSON array. */
   readonly rows: string;
+  /** The actors' parts to write, for those that have them. */
+  readonly parts: readonly EncodedParts[];
+}
+
+/** One actor's parts as `saveStates` sends them. */
+interface EncodedParts {
+  readonly key: string;
+  readonly replace: boolean;
+  /** Keys of the stored elements to delete, joined by commas. */
+  readonly deletes: string;
+  /** Keys of the elements to upsert, joined by commas. */
+  readonly upserts: string;
+  /** Their JSON texts joined by STATE_SEPARATOR, in the same order. */
+  readonly data: string;
+}
+
+/** Encodes an actor's parts; keys must be integers (epoch ms, counts): they are stored as bigint. */
+function encodeParts(kind: string, key: string, parts: StoredParts): EncodedParts {
+  for (const k of [...parts.deletes, ...parts.upserts.map((u) => u.key)]) {
+    if (!Number.isSafeInteger(k)) throw new Error(`actor ${kind}/${key}: part key ${k} is not an integer`);
+  }
+  const data = parts.upserts.map((u) => {
+    const text = JSON.stringify(u.data);
+    if (text === undefined) throw new Error(`actor ${kind}/${key}: part ${u.key} persisted to nothing`);
+    return text;
+  });
+  return {
+    key,
+    replace: parts.replace,
+    deletes: parts.deletes.join(","),
+    upserts: parts.upserts.map((u) => u.key).join(","),
+    data: data.join(STATE_SEPARATOR),
+  };
 }
 
 /** Encodes actor rows for `saveStates`. */
@@ -252,9 +303,11 @@ export function encodeStates(kind: string, actors: readonly StoredActor[]): Enco
       timers: a.timers,
       next: deadlines.length > 0 ? Math.min(...deadlines) : null,
       active: a.lastActiveAt,
+      parts: a.parts?.field ?? null,
     };
   }));
-  return { count: actors.length, states, rows };
+  const parts = actors.flatMap((a) => a.parts ? [encodeParts(kind, a.key, a.parts)] : []);
+  return { count: actors.length, states, rows, parts };
 }
 
 /**
@@ -265,22 +318,51 @@ export async function saveStates(
   tx: TransactionSql,
   kind: string,
   partition: number,
-  { count, states, rows }: EncodedStates,
+  { count, states, rows, parts }: EncodedStates,
   partitionCount?: number,
 ): Promise<void> {
   if (count === 0) return;
   await tx`
     insert into actor_states (
-      kind, key, partition, partition_count, state, timers, next_timer_at, last_active_at, updated_at)
+      kind, key, partition, partition_count, state, timers, next_timer_at, last_active_at, parts_field, updated_at)
     select ${kind}, t.key, ${partition}, ${partitionCount ?? null}::integer, s.state::jsonb, t.timers, t.next, t.active,
-           now()
-      from rows from (json_to_recordset(${rows}::text::json) as (key text, timers jsonb, next bigint, active bigint))
-           with ordinality as t(key, timers, next, active, n)
+           t.parts, now()
+      from rows from (json_to_recordset(${rows}::text::json)
+             as (key text, timers jsonb, next bigint, active bigint, parts text))
+           with ordinality as t(key, timers, next, active, parts, n)
       join unnest(string_to_array(${states}::text, chr(1))) with ordinality as s(state, n) using (n)
     on conflict (kind, key) do update
       set partition = excluded.partition, partition_count = excluded.partition_count, state = excluded.state,
           timers = excluded.timers, next_timer_at = excluded.next_timer_at, last_active_at = excluded.last_active_at,
-          updated_at = excluded.updated_at`;
+          parts_field = excluded.parts_field, updated_at = excluded.updated_at`;
+  for (const p of parts) await saveParts(tx, kind, p);
+}
+
+/** Writes an actor's changed parts and deletes its gone ones (all others too when `replace`); after its row. */
+async function saveParts(tx: TransactionSql, kind: string, p: EncodedParts): Promise<void> {
+  if (p.replace || p.deletes !== "") {
+    await tx`
+      delete from actor_state_parts
+       where kind = ${kind} and key = ${p.key}
+         and (${p.replace}::boolean or part = any(string_to_array(${p.deletes}::text, ',')::bigint[]))`;
+  }
+  if (p.upserts === "") return;
+  await tx`
+    insert into actor_state_parts (kind, key, part, data)
+    select ${kind}, ${p.key}, k.part::bigint, d.data::jsonb
+      from unnest(string_to_array(${p.upserts}::text, ',')) with ordinality as k(part, n)
+      join unnest(string_to_array(${p.data}::text, chr(1))) with ordinality as d(data, n) using (n)
+    on conflict (kind, key, part) do update set data = excluded.data`;
+}
+
+/**
+ * A row's persisted form whole, as loads and reads give it: with a parts field (actor_states.parts_field), its stored
+ * elements put back under it in key order. `a` names the actor_states row.
+ */
+export function wholeState(sql: Sql): postgres.Fragment {
+  return sql`case when a.parts_field is null then a.state else a.state || jsonb_build_object(a.parts_field,
+    coalesce((select jsonb_agg(p.data order by p.part) from actor_state_parts p where p.kind = a.kind and p.key = a.key),
+             '[]'::jsonb)) end`;
 }
 
 /**
@@ -362,8 +444,8 @@ export async function loadStates(sql: Sql, kind: string, keys: readonly string[]
   const out = new Map<string, StoredActor>();
   if (keys.length === 0) return out;
   const rows = await sql<ActorRow[]>`
-    select key, state, timers, last_active_at from actor_states
-     where kind = ${kind} and key = any(${keys as string[]}::text[])`;
+    select a.key, ${wholeState(sql)} as state, a.timers, a.last_active_at from actor_states a
+     where a.kind = ${kind} and a.key = any(${keys as string[]}::text[])`;
   for (const row of rows) out.set(row.key, toStored(row));
   return out;
 }
@@ -416,7 +498,7 @@ export async function loadState(
   key: string,
 ): Promise<{ state: unknown; updatedAt: Date } | null> {
   const [row] = await sql<{ state: unknown; updated_at: Date }[]>`
-    select state, updated_at from actor_states where kind = ${kind} and key = ${key}`;
+    select ${wholeState(sql)} as state, a.updated_at from actor_states a where a.kind = ${kind} and a.key = ${key}`;
   return row ? { state: row.state, updatedAt: row.updated_at } : null;
 }
 

@@ -14,6 +14,7 @@ import type { Deployment, LogName, LogView } from "./modes.ts";
 import { replayPartition } from "./replay.ts";
 import { eventually } from "./services.ts";
 import { parseJson } from "../../engine/json_parse.ts";
+import { wholeState } from "../../sql/checkpoints.ts";
 
 const PARTITIONS = 6;
 /** events and product-events have PARTITIONS partitions, the analytics feed one. */
@@ -491,7 +492,7 @@ export async function verify(
 
   const rows = await view.sql<
     { kind: string; key: string; state: unknown }[]
-  >`select kind, key, state from actor_states`;
+  >`select a.kind, a.key, ${wholeState(view.sql)} as state from actor_states a`;
   // Product minutes are added to by checkpoints: their sums must equal the fold's totals exactly. Orders per category
   // too: each order of this load has one line, so it counts once in its category's orders.
   const minutes = await view.sql<{ product_id: string; sums: string }[]>`
