@@ -9,12 +9,16 @@ import type { Sql } from "./database.ts";
 
 const READY: CheckResult = { ok: true };
 
-/** The tables a checkpoint writes (sql/checkpoints.ts and the minutes it stores), each with the privileges it uses. */
+/**
+ * The tables a checkpoint writes (sql/checkpoints.ts and the minutes it stores), each with the privileges it uses: an
+ * upsert (ON CONFLICT DO UPDATE) needs UPDATE, and an UPDATE or DELETE choosing its rows by a column needs SELECT.
+ */
 const CHECKPOINT_WRITES: readonly (readonly [table: string, privilege: string])[] = [
-  ["partition_checkpoints", "INSERT"],
-  ["partition_checkpoints", "UPDATE"],
-  ...["actor_states", "alerts", "latest_recommendations", "analytics_minutes", "product_minutes"].flatMap((table) =>
-    ["INSERT", "DELETE"].map((privilege) => [table, privilege] as const)
+  ...["SELECT", "INSERT", "UPDATE"].map((privilege) => ["partition_checkpoints", privilege] as const),
+  ["alerts", "INSERT"],
+  ["alerts", "DELETE"],
+  ...["actor_states", "latest_recommendations", "analytics_minutes", "product_minutes"].flatMap((table) =>
+    ["SELECT", "INSERT", "UPDATE", "DELETE"].map((privilege) => [table, privilege] as const)
   ),
 ];
 
