@@ -9,19 +9,34 @@ import type { Sql } from "./database.ts";
 
 const READY: CheckResult = { ok: true };
 
-/** The tables a checkpoint writes (sql/checkpoints.ts and the minutes it stores), each with the privileges it uses. */
+/**
+ * The tables a checkpoint writes (sql/checkpoints.ts and the minutes it stores), each with the privileges it uses: an
+ * upsert (ON CONFLICT DO UPDATE) needs UPDATE, and an UPDATE or DELETE choosing its rows by a column needs SELECT.
+ */
 const CHECKPOINT_WRITES: readonly (readonly [table: string, privilege: string])[] = [
-  ["partition_checkpoints", "INSERT"],
-  ["partition_checkpoints", "UPDATE"],
-  ...["actor_states", "actor_state_parts", "alerts", "latest_recommendations", "analytics_minutes", "product_minutes"]
-    .flatMap((table) => ["INSERT", "DELETE"].map((privilege) => [table, privilege] as const)),
+  ...["SELECT", "INSERT", "UPDATE"].map((privilege) => ["partition_checkpoints", privilege] as const),
+  ["alerts", "INSERT"],
+  ["alerts", "DELETE"],
+  ...["actor_states", "actor_state_parts", "latest_recommendations", "analytics_minutes", "product_minutes"].flatMap((
+    table,
+  ) => ["SELECT", "INSERT", "UPDATE", "DELETE"].map((privilege) => [table, privilege] as const)),
 ];
+
+/** The checkpoint's tables, each once. */
+const CHECKPOINT_TABLES: readonly string[] = [...new Set(CHECKPOINT_WRITES.map(([table]) => table))];
 
 /** Ready when the server answers and a transaction of this session may write the checkpoint's tables; else why not. */
 export async function databaseReadiness(sql: Sql): Promise<CheckResult> {
-  // A table not created yet (start-up before the migrations) is left out: has_table_privilege(null, …) is null.
-  const [row] = await sql<{ standby: boolean; read_only: string; unwritable: string | null; role: string }[]>`
+  // A table not created yet (start-up before the migrations) is left out: has_table_privilege(null, …) is null. One that
+  // exists but that to_regclass does not find (its schema out of the search_path, or not the role's to use) is not.
+  const [row] = await sql<
+    { standby: boolean; read_only: string; unreachable: string | null; unwritable: string | null; role: string }[]
+  >`
     select pg_is_in_recovery() as standby, current_setting('transaction_read_only') as read_only, current_user as role,
+      (select string_agg(t.name, ', ' order by t.name)
+         from unnest(${CHECKPOINT_TABLES}::text[]) as t(name)
+        where to_regclass(t.name) is null
+          and exists (select 1 from pg_class c where c.relname = t.name and c.relkind in ('r', 'p'))) as unreachable,
       (select string_agg(w.name || ' (' || w.privilege || ')', ', ' order by w.name, w.privilege)
          from unnest(${CHECKPOINT_WRITES.map(([table]) => table)}::text[],
                      ${CHECKPOINT_WRITES.map(([, privilege]) => privilege)}::text[]) as w(name, privilege)
@@ -33,6 +48,14 @@ export async function databaseReadiness(sql: Sql): Promise<CheckResult> {
     return {
       ok: false,
       reason: "read-only: transactions are read-only (default_transaction_read_only = on); no checkpoint can commit",
+    };
+  }
+  if (row.unreachable !== null) {
+    return {
+      ok: false,
+      reason:
+        `the role "${row.role}" cannot reach ${row.unreachable}: their schema is not in its search_path, or it may ` +
+        `not use it (USAGE); no checkpoint can commit`,
     };
   }
   if (row.unwritable !== null) {

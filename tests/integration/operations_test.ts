@@ -304,3 +304,109 @@ onlyOn("kafka", {
     }
   },
 });
+
+// A checkpoint upserts its states, recommendations and minutes (ON CONFLICT DO UPDATE: UPDATE) and deletes and updates
+// rows it selects by key (SELECT): a role lacking either failed every checkpoint while /readyz said ready.
+for (const [table, privilege] of [["actor_states", "UPDATE"], ["partition_checkpoints", "SELECT"]] as const) {
+  onlyOn("kafka", {
+    name: `/readyz is 503 naming ${table} (${privilege}) while DATABASE_URL's role may not ${privilege} it`,
+    sanitizeOps: false,
+    sanitizeResources: false,
+    fn: async () => {
+      const db = await freshDatabase();
+      const name = new URL(db.url).pathname.slice(1);
+      const role = uniqueName("owner");
+      const superuser = postgres(services().databaseUrl, { max: 1, onnotice: () => {} });
+      await superuser.unsafe(`create role ${role} login`);
+      await superuser.unsafe(`alter database ${name} owner to ${role}`);
+      const inDatabase = postgres(db.url, { max: 1, onnotice: () => {} });
+      await inDatabase.unsafe(`alter schema public owner to ${role}`);
+      const url = new URL(db.url);
+      url.username = role;
+      const engine = await startEngine(testConfig(url.toString()), silentLogger);
+      const ready = async () => {
+        const response = await fetch(`${engine.url}/readyz`);
+        return { status: response.status, body: await response.json() };
+      };
+      try {
+        assert.equal((await ready()).status, 200);
+        await inDatabase.unsafe(`alter table ${table} owner to ${role}`);
+        await inDatabase.unsafe(`revoke ${privilege} on ${table} from ${role}`);
+        const posted = await fetch(`${engine.url}/v1/events`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ type: "page_viewed", userId: "no-rights-user", properties: { url: "/" } }),
+        });
+        assert.equal(posted.status, 202);
+        await posted.body?.cancel();
+        await eventually("a failed checkpoint counted", async () => {
+          const body = await (await fetch(`${engine.url}/metrics`)).text();
+          return /engine_checkpoint_failures_total\{topic="[^"]*events"\} [1-9]/.test(body) ? true : undefined;
+        });
+        const down = await ready();
+        assert.equal(down.status, 503, `/readyz while the role may not ${privilege}: ${JSON.stringify(down.body)}`);
+        assert.match(down.body.checks.database, new RegExp(`may not write.*${table} \\(${privilege}\\)`));
+        await inDatabase.unsafe(`grant ${privilege} on ${table} to ${role}`);
+        assert.equal((await ready()).status, 200);
+      } finally {
+        await engine.stop();
+        await inDatabase.end();
+        await db.drop();
+        await superuser.unsafe(`drop role if exists ${role}`);
+        await superuser.end();
+      }
+    },
+  });
+}
+
+onlyOn("kafka", {
+  name: "/readyz is 503 naming the tables while DATABASE_URL's role may not use the schema that holds them",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const db = await freshDatabase();
+    const name = new URL(db.url).pathname.slice(1);
+    const role = uniqueName("owner");
+    const superuser = postgres(services().databaseUrl, { max: 1, onnotice: () => {} });
+    await superuser.unsafe(`create role ${role} login`);
+    await superuser.unsafe(`alter database ${name} owner to ${role}`);
+    const inDatabase = postgres(db.url, { max: 1, onnotice: () => {} });
+    await inDatabase.unsafe(`alter schema public owner to ${role}`);
+    const url = new URL(db.url);
+    url.username = role;
+    const engine = await startEngine(testConfig(url.toString()), silentLogger);
+    const ready = async () => {
+      const response = await fetch(`${engine.url}/readyz`);
+      return { status: response.status, body: await response.json() };
+    };
+    try {
+      assert.equal((await ready()).status, 200);
+      // The schema goes to another owner and is no one else's to use (a DBA's hardening): its tables still exist, but
+      // are out of the role's search_path, and to_regclass finds none of them, as before their migrations.
+      await inDatabase.unsafe(`alter schema public owner to postgres`);
+      await inDatabase.unsafe(`revoke all on schema public from public`);
+      const posted = await fetch(`${engine.url}/v1/events`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ type: "page_viewed", userId: "no-schema-user", properties: { url: "/" } }),
+      });
+      assert.equal(posted.status, 202);
+      await posted.body?.cancel();
+      await eventually("a failed checkpoint counted", async () => {
+        const body = await (await fetch(`${engine.url}/metrics`)).text();
+        return /engine_checkpoint_failures_total\{topic="[^"]*events"\} [1-9]/.test(body) ? true : undefined;
+      });
+      const down = await ready();
+      assert.equal(down.status, 503, `/readyz while the role may not use the schema: ${JSON.stringify(down.body)}`);
+      assert.match(down.body.checks.database, /cannot reach .*partition_checkpoints/);
+      await inDatabase.unsafe(`alter schema public owner to ${role}`);
+      assert.equal((await ready()).status, 200);
+    } finally {
+      await engine.stop();
+      await inDatabase.end();
+      await db.drop();
+      await superuser.unsafe(`drop role if exists ${role}`);
+      await superuser.end();
+    }
+  },
+});

@@ -8,7 +8,8 @@
  * (read to its end, each alert once) and the alerts topic name the same alerts.
  *
  * The earlier release is OLD_ENGINE_REV (the last at migration 015; actor logic as this one's, so the fold applies to
- * what either engine handled), unpacked from this repository's history with `git archive` into a temporary folder; or
+ * what either engine handled), unpacked from this repository's history with `git archive` into .cache/old-release/ once
+ * and reused; or
  * a checkout named by OLD_ENGINE_ROOT, e.g. where the history is not at hand (a shallow clone, a tarball):
  *   git worktree add /tmp/old b0567d5 && (cd /tmp/old && deno cache main.ts)
  *   OLD_ENGINE_ROOT=/tmp/old bash scripts/services.sh run deno test -A tests/integration/upgrade_drill_test.ts
@@ -36,12 +37,22 @@ async function run(command: string, args: string[], cwd: string): Promise<Uint8A
 }
 
 /**
- * The earlier release's checkout: OLD_ENGINE_ROOT, or OLD_ENGINE_REV unpacked from this repository's history (removed
- * with the test's process), its dependencies cached.
+ * The earlier release's checkout: OLD_ENGINE_ROOT, or OLD_ENGINE_REV unpacked from this repository's history into
+ * .cache/old-release/<rev> once and reused, its dependencies cached. A temporary folder removed at exit was left behind
+ * (49 MB each time) by a run stopped with Ctrl-C or SIGTERM, which skip the exit's handlers.
  */
 async function oldEngineRoot(): Promise<string> {
   const given = Deno.env.get("OLD_ENGINE_ROOT");
   if (given) return given;
+  const releases = join(REPO, ".cache", "old-release");
+  const root = join(releases, OLD_ENGINE_REV);
+  if (!await isFile(join(root, "main.ts"))) await unpackRelease(releases, root);
+  await run(Deno.execPath(), ["cache", "--quiet", "main.ts"], root);
+  return root;
+}
+
+/** Unpacks OLD_ENGINE_REV into a folder beside `root`, renamed to `root` once whole: no half release under its name. */
+async function unpackRelease(releases: string, root: string): Promise<void> {
   try {
     await run("git", ["cat-file", "-e", `${OLD_ENGINE_REV}^{commit}`], REPO);
   } catch (error) {
@@ -50,14 +61,29 @@ async function oldEngineRoot(): Promise<string> {
         `OLD_ENGINE_ROOT naming a checkout of it: ${(error as Error).message}`,
     );
   }
-  const root = await Deno.makeTempDir({ prefix: "engine-old-release-" });
-  globalThis.addEventListener("unload", () => Deno.removeSync(root, { recursive: true }));
-  const archive = join(root, "release.tar");
-  await run("git", ["archive", "--format=tar", `--output=${archive}`, OLD_ENGINE_REV], REPO);
-  await run("tar", ["-xf", archive], root);
-  await Deno.remove(archive);
-  await run(Deno.execPath(), ["cache", "--quiet", "main.ts"], root);
-  return root;
+  await Deno.mkdir(releases, { recursive: true });
+  const unpacking = await Deno.makeTempDir({ dir: releases, prefix: `${OLD_ENGINE_REV}.unpacking-` });
+  try {
+    const archive = join(unpacking, "release.tar");
+    await run("git", ["archive", "--format=tar", `--output=${archive}`, OLD_ENGINE_REV], REPO);
+    await run("tar", ["-xf", archive], unpacking);
+    await Deno.remove(archive);
+    await Deno.rename(unpacking, root);
+  } catch (error) {
+    await Deno.remove(unpacking, { recursive: true }).catch(() => {});
+    // Another run of the drill unpacked it first.
+    if (!await isFile(join(root, "main.ts"))) throw error;
+  }
+}
+
+/** Whether `path` is a file. */
+async function isFile(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isFile;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
 }
 
 let oldRoot: Promise<string> | undefined;

@@ -56,3 +56,10 @@ Deno.test("actor logic reads no clock, draws no random numbers and does no I/O: 
 Deno.test("SQL text is built only by tagged templates: `unsafe` runs the migration files and nothing else", async () => {
   assert.deepEqual(offenders(await engineSources(), /\.unsafe\(/, ["sql/migrations.ts"]), []);
 });
+
+Deno.test("actor logic imports no Node built-in: node:crypto, node:fs or node:timers would pass the search above", async () => {
+  assert.deepEqual(
+    offenders(await sources("actors"), /\bfrom\s*["']node:|\bimport\s*\(\s*["']node:|\brequire\s*\(/),
+    [],
+  );
+});
