@@ -27,6 +27,8 @@ export interface EngineProcessOptions {
   readonly env?: Record<string, string>;
   /** The checkout whose main.ts runs (an older release's worktree, for an upgrade drill); defaults to this one. */
   readonly root?: string;
+  /** How long `startEngineProcess` waits for /readyz 200 (default READY_TIMEOUT_MS). */
+  readonly readyTimeoutMs?: number;
 }
 
 /** A running (or exited) engine process. */
@@ -146,7 +148,7 @@ export async function waitReady(engine: EngineProcess, timeoutMs = READY_TIMEOUT
 /** Spawns the engine and waits until it is ready. */
 export async function startEngineProcess(options: EngineProcessOptions): Promise<EngineProcess> {
   const engine = spawnEngine(options);
-  await waitReady(engine);
+  await waitReady(engine, options.readyTimeoutMs);
   return engine;
 }
 
