@@ -46,28 +46,43 @@ export async function waitForLeaders(
   pollMs = TOPIC_LEADERS_POLL_MS,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  let waitingFor = "";
+  let waitingFor = "no answer yet";
+  const late = () =>
+    new LogUnavailableError(
+      `topics created, but their partitions had no leader within ${timeoutMs} ms (${waitingFor}): ${topics.join(", ")}`,
+    );
   for (;;) {
+    let metadata;
     try {
-      const metadata = await fetch(topics);
+      // kafkajs retries a metadata request itself for up to ~45 s: the wait's own bound holds over it.
+      metadata = await bounded(fetch(topics), Math.max(0, deadline - Date.now()), LEADERS_LATE);
+    } catch (error) {
+      if (error instanceof LogUnavailableError && error.message === LEADERS_LATE) throw late();
+      if (!NOT_YET.has(errorType(error) ?? "")) throw error;
+      waitingFor = (error as Error).message;
+    }
+    if (metadata) {
       const leaderless = metadata.topics.filter((t) =>
         t.partitions.length === 0 || t.partitions.some((p) => p.leader < 0)
       );
       if (leaderless.length === 0 && metadata.topics.length === topics.length) return;
       waitingFor = `no leader yet for ${leaderless.map((t) => t.name).join(", ") || "every topic"}`;
-    } catch (error) {
-      if (!NOT_YET.has((error as { type?: string }).type ?? "")) throw error;
-      waitingFor = (error as Error).message;
     }
-    if (Date.now() + pollMs > deadline) {
-      throw new LogUnavailableError(
-        `topics created, but their partitions had no leader within ${timeoutMs} ms (${waitingFor}): ${
-          topics.join(", ")
-        }`,
-      );
-    }
+    if (Date.now() + pollMs > deadline) throw late();
     await new Promise((resolve) => setTimeout(resolve, pollMs));
   }
+}
+
+/** `bounded`'s message when a metadata read outlasts the wait. */
+const LEADERS_LATE = "metadata not read within the wait for leaders";
+
+/** The kafkajs protocol error type of `error` or of what it wraps (kafkajs's retrier wraps the last one it met). */
+function errorType(error: unknown): string | undefined {
+  for (let e = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const type = (e as { type?: unknown }).type;
+    if (typeof type === "string") return type;
+  }
+  return undefined;
 }
 
 /** Topic administration. */

@@ -48,3 +48,19 @@ Deno.test("waitForLeaders: partitions without a leader past the timeout are a Lo
   assert.ok(error instanceof LogUnavailableError, String(error));
   assert.match(error.message, /no leader within 30 ms \(no leader yet for b\): a, b/);
 });
+
+Deno.test("waitForLeaders: kafkajs's wrapped error (retries exceeded) of a topic not known yet is waited on too", async () => {
+  const wrapped = new Error("retries exceeded", { cause: protocolError("LEADER_NOT_AVAILABLE") });
+  const fetch = scripted([wrapped, { a: [1] }]);
+  await waitForLeaders(fetch, ["a"], 5_000, 1);
+  assert.equal(fetch.calls, 2);
+});
+
+Deno.test("waitForLeaders: a metadata request kafkajs keeps retrying past the timeout does not hold the wait", async () => {
+  const never: FetchTopicMetadata = () => new Promise(() => {});
+  const started = performance.now();
+  const error = await waitForLeaders(never, ["a"], 50, 1).then(() => undefined, (e: Error) => e);
+  assert.ok(error instanceof LogUnavailableError, String(error));
+  assert.match(error.message, /no leader within 50 ms \(no answer yet\)/);
+  assert.ok(performance.now() - started < 5_000);
+});
