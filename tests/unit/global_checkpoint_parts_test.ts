@@ -7,15 +7,11 @@ import assert from "node:assert/strict";
 import type { AnalyticsFact } from "../../actors/facts.ts";
 import { GLOBAL_KEY, type GlobalState } from "../../actors/global.ts";
 import { domainSettings } from "../../actors/settings.ts";
-import {
-  type CheckpointStore,
-  type CheckpointWrite,
-  MemoryCheckpointStore,
-  SqlCheckpointStore,
-} from "../../engine/checkpoint.ts";
+import { type CheckpointStore, type CheckpointWrite, SqlCheckpointStore } from "../../engine/checkpoint.ts";
 import type { Sql } from "../../engine/database.ts";
 import { openEmbeddedDatabase } from "../../engine/embedded_database.ts";
 import { silentLogger } from "../../engine/logger.ts";
+import { MemoryCheckpointStore } from "../../engine/memory_checkpoint_store.ts";
 import { NO_PROJECTIONS } from "../../engine/outputs.ts";
 import { splitParts, type WrittenParts } from "../../engine/persisted_parts.ts";
 import { migrate, readMigrations } from "../../sql/migrations.ts";

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import type { ActorLogic } from "../../engine/actor.ts";
-import { MemoryCheckpointStore } from "../../engine/checkpoint.ts";
+import { MemoryCheckpointStore } from "../../engine/memory_checkpoint_store.ts";
 import type { RecordBatch } from "../../engine/log.ts";
 import { claim, InertConsumer, noHeartbeat, record, T0, tp } from "../helpers/partition_worker.ts";
 
