@@ -9,12 +9,22 @@ import type { Sql } from "./database.ts";
 
 const READY: CheckResult = { ok: true };
 
+/** The tables a checkpoint upserts (`on conflict do update`, which needs UPDATE too) and deletes from. */
+const UPSERTED = [
+  "actor_states",
+  "actor_state_parts",
+  "latest_recommendations",
+  "analytics_minutes",
+  "product_minutes",
+];
+
 /** The tables a checkpoint writes (sql/checkpoints.ts and the minutes it stores), each with the privileges it uses. */
 const CHECKPOINT_WRITES: readonly (readonly [table: string, privilege: string])[] = [
   ["partition_checkpoints", "INSERT"],
   ["partition_checkpoints", "UPDATE"],
-  ...["actor_states", "actor_state_parts", "alerts", "latest_recommendations", "analytics_minutes", "product_minutes"]
-    .flatMap((table) => ["INSERT", "DELETE"].map((privilege) => [table, privilege] as const)),
+  ["alerts", "INSERT"],
+  ["alerts", "DELETE"],
+  ...UPSERTED.flatMap((table) => ["INSERT", "UPDATE", "DELETE"].map((privilege) => [table, privilege] as const)),
 ];
 
 /** Ready when the server answers and a transaction of this session may write the checkpoint's tables; else why not. */
