@@ -1180,6 +1180,20 @@ export class PartitionWorker {
   }
 
   /**
+   * Drops from memory the actors a checkpoint's sweep just deleted from the store (inactive since before `cutoff`, no
+   * pending timer; all clean now), as the housekeeping round would: kept until then, a record for one revived it in
+   * memory and its next checkpoint wrote it onto no row, with a parts field only the parts that changed (lost minutes).
+   */
+  #forgetSwept(cutoff: number): void {
+    for (const [key, cell] of this.#cells) {
+      if (cell.lastActiveAt < cutoff && !cell.dirty && !this.#timers.has(key)) {
+        this.#cells.delete(key);
+        this.#expired.add(key);
+      }
+    }
+  }
+
+  /**
    * Queues this partition's watermark after the outputs so far (WorkerDeps.watermarks): first, since its claim or
    * rewind, before the facts of its first records or at its first tick, at the clock it resumes from; then when the
    * clock has reached another minute; `empty`: idle without ever a record, once. A watermark of an idle advance makes
@@ -1291,6 +1305,7 @@ export class PartitionWorker {
       return { ...row, state: split.state, parts: split.parts };
     });
     const persisted = performance.now();
+    const expireBefore = sweep ? this.#ttlNow(this.#wall()) - ttl : undefined;
     let result: CommitResult;
     try {
       result = await store.commit({
@@ -1305,7 +1320,7 @@ export class PartitionWorker {
         partitions: this.#deps.partitionCounts?.get(this.#tp.topic),
         upserts,
         deletes,
-        expireBefore: sweep ? this.#ttlNow(this.#wall()) - ttl : undefined,
+        expireBefore,
         projections: {
           alerts: this.#alerts,
           recommendations: this.#recommendations,
@@ -1345,6 +1360,7 @@ export class PartitionWorker {
     for (const [, cell] of dirty) cell.dirty = false;
     for (const [cell, parts] of written) cell.parts = parts;
     for (const key of deletes) this.#expired.delete(key);
+    if (expireBefore !== undefined) this.#forgetSwept(expireBefore);
     this.#alerts = [];
     this.#recommendations = [];
     this.#analyticsHistory = [];
