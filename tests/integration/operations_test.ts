@@ -255,61 +255,26 @@ onlyOn("kafka", {
   },
 });
 
-onlyOn("kafka", {
-  name: "/readyz is 503 naming the database while DATABASE_URL's role may not write the checkpoint's tables",
-  sanitizeOps: false,
-  sanitizeResources: false,
-  fn: async () => {
-    const db = await freshDatabase();
-    const name = new URL(db.url).pathname.slice(1);
-    const role = uniqueName("owner");
-    const superuser = postgres(services().databaseUrl, { max: 1, onnotice: () => {} });
-    await superuser.unsafe(`create role ${role} login`);
-    await superuser.unsafe(`alter database ${name} owner to ${role}`);
-    const inDatabase = postgres(db.url, { max: 1, onnotice: () => {} });
-    await inDatabase.unsafe(`alter schema public owner to ${role}`);
-    const url = new URL(db.url);
-    url.username = role;
-    const engine = await startEngine(testConfig(url.toString()), silentLogger);
-    const ready = async () => {
-      const response = await fetch(`${engine.url}/readyz`);
-      return { status: response.status, body: await response.json() };
-    };
-    try {
-      assert.equal((await ready()).status, 200);
-      // Another role takes the table over (a DBA's change of owners): the engine's role may no longer write it.
-      await inDatabase.unsafe(`alter table partition_checkpoints owner to postgres`);
-      const posted = await fetch(`${engine.url}/v1/events`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ type: "page_viewed", userId: "no-rights-user", properties: { url: "/" } }),
-      });
-      assert.equal(posted.status, 202);
-      await posted.body?.cancel();
-      await eventually("a failed checkpoint counted", async () => {
-        const body = await (await fetch(`${engine.url}/metrics`)).text();
-        return /engine_checkpoint_failures_total\{topic="[^"]*events"\} [1-9]/.test(body) ? true : undefined;
-      });
-      const down = await ready();
-      assert.equal(down.status, 503, `/readyz while the role may not write: ${JSON.stringify(down.body)}`);
-      assert.match(down.body.checks.database, /may not write.*partition_checkpoints/);
-      await inDatabase.unsafe(`alter table partition_checkpoints owner to ${role}`);
-      assert.equal((await ready()).status, 200);
-    } finally {
-      await engine.stop();
-      await inDatabase.end();
-      await db.drop();
-      await superuser.unsafe(`drop role if exists ${role}`);
-      await superuser.end();
-    }
-  },
-});
+/** What a readiness scenario does to the database under a running engine whose role owns it, and how it undoes it. */
+interface RoleChange {
+  /** The test's name: what /readyz is 503 naming, while what. */
+  readonly name: string;
+  /** Takes something a checkpoint needs away from `role` (`inDatabase`: the superuser in the engine's database). */
+  readonly take: (inDatabase: postgres.Sql, role: string) => Promise<void>;
+  /** What /readyz's database check says meanwhile. */
+  readonly reason: RegExp;
+  /** Gives it back. */
+  readonly giveBack: (inDatabase: postgres.Sql, role: string) => Promise<void>;
+}
 
-// A checkpoint upserts its states, recommendations and minutes (ON CONFLICT DO UPDATE: UPDATE) and deletes and updates
-// rows it selects by key (SELECT): a role lacking either failed every checkpoint while /readyz said ready.
-for (const [table, privilege] of [["actor_states", "UPDATE"], ["partition_checkpoints", "SELECT"]] as const) {
+/**
+ * A running engine whose DATABASE_URL role owns its database and schema; `change` takes something a checkpoint needs
+ * away from it: a posted event's checkpoint fails, /readyz is 503 with `change.reason`, then 200 once given back. Its
+ * `select 1` answered ready meanwhile.
+ */
+function readinessWhileRoleLacks(change: RoleChange): void {
   onlyOn("kafka", {
-    name: `/readyz is 503 naming ${table} (${privilege}) while DATABASE_URL's role may not ${privilege} it`,
+    name: change.name,
     sanitizeOps: false,
     sanitizeResources: false,
     fn: async () => {
@@ -330,8 +295,7 @@ for (const [table, privilege] of [["actor_states", "UPDATE"], ["partition_checkp
       };
       try {
         assert.equal((await ready()).status, 200);
-        await inDatabase.unsafe(`alter table ${table} owner to ${role}`);
-        await inDatabase.unsafe(`revoke ${privilege} on ${table} from ${role}`);
+        await change.take(inDatabase, role);
         const posted = await fetch(`${engine.url}/v1/events`, {
           method: "POST",
           headers: { "content-type": "application/json" },
@@ -344,9 +308,9 @@ for (const [table, privilege] of [["actor_states", "UPDATE"], ["partition_checkp
           return /engine_checkpoint_failures_total\{topic="[^"]*events"\} [1-9]/.test(body) ? true : undefined;
         });
         const down = await ready();
-        assert.equal(down.status, 503, `/readyz while the role may not ${privilege}: ${JSON.stringify(down.body)}`);
-        assert.match(down.body.checks.database, new RegExp(`may not write.*${table} \\(${privilege}\\)`));
-        await inDatabase.unsafe(`grant ${privilege} on ${table} to ${role}`);
+        assert.equal(down.status, 503, `/readyz meanwhile: ${JSON.stringify(down.body)}`);
+        assert.match(down.body.checks.database, change.reason);
+        await change.giveBack(inDatabase, role);
         assert.equal((await ready()).status, 200);
       } finally {
         await engine.stop();
@@ -359,54 +323,36 @@ for (const [table, privilege] of [["actor_states", "UPDATE"], ["partition_checkp
   });
 }
 
-onlyOn("kafka", {
+readinessWhileRoleLacks({
+  name: "/readyz is 503 naming the database while DATABASE_URL's role may not write the checkpoint's tables",
+  // Another role takes the table over (a DBA's change of owners): the engine's role may no longer write it.
+  take: (db) => db.unsafe(`alter table partition_checkpoints owner to postgres`).then(() => {}),
+  reason: /may not write.*partition_checkpoints/,
+  giveBack: (db, role) => db.unsafe(`alter table partition_checkpoints owner to ${role}`).then(() => {}),
+});
+
+// A checkpoint upserts its states, recommendations and minutes (ON CONFLICT DO UPDATE: UPDATE) and deletes and updates
+// rows it selects by key (SELECT): a role lacking either failed every checkpoint while /readyz said ready.
+for (const [table, privilege] of [["actor_states", "UPDATE"], ["partition_checkpoints", "SELECT"]] as const) {
+  readinessWhileRoleLacks({
+    name: `/readyz is 503 naming ${table} (${privilege}) while DATABASE_URL's role may not ${privilege} it`,
+    take: async (db, role) => {
+      await db.unsafe(`alter table ${table} owner to ${role}`);
+      await db.unsafe(`revoke ${privilege} on ${table} from ${role}`);
+    },
+    reason: new RegExp(`may not write.*${table} \\(${privilege}\\)`),
+    giveBack: (db, role) => db.unsafe(`grant ${privilege} on ${table} to ${role}`).then(() => {}),
+  });
+}
+
+readinessWhileRoleLacks({
   name: "/readyz is 503 naming the tables while DATABASE_URL's role may not use the schema that holds them",
-  sanitizeOps: false,
-  sanitizeResources: false,
-  fn: async () => {
-    const db = await freshDatabase();
-    const name = new URL(db.url).pathname.slice(1);
-    const role = uniqueName("owner");
-    const superuser = postgres(services().databaseUrl, { max: 1, onnotice: () => {} });
-    await superuser.unsafe(`create role ${role} login`);
-    await superuser.unsafe(`alter database ${name} owner to ${role}`);
-    const inDatabase = postgres(db.url, { max: 1, onnotice: () => {} });
-    await inDatabase.unsafe(`alter schema public owner to ${role}`);
-    const url = new URL(db.url);
-    url.username = role;
-    const engine = await startEngine(testConfig(url.toString()), silentLogger);
-    const ready = async () => {
-      const response = await fetch(`${engine.url}/readyz`);
-      return { status: response.status, body: await response.json() };
-    };
-    try {
-      assert.equal((await ready()).status, 200);
-      // The schema goes to another owner and is no one else's to use (a DBA's hardening): its tables still exist, but
-      // are out of the role's search_path, and to_regclass finds none of them, as before their migrations.
-      await inDatabase.unsafe(`alter schema public owner to postgres`);
-      await inDatabase.unsafe(`revoke all on schema public from public`);
-      const posted = await fetch(`${engine.url}/v1/events`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ type: "page_viewed", userId: "no-schema-user", properties: { url: "/" } }),
-      });
-      assert.equal(posted.status, 202);
-      await posted.body?.cancel();
-      await eventually("a failed checkpoint counted", async () => {
-        const body = await (await fetch(`${engine.url}/metrics`)).text();
-        return /engine_checkpoint_failures_total\{topic="[^"]*events"\} [1-9]/.test(body) ? true : undefined;
-      });
-      const down = await ready();
-      assert.equal(down.status, 503, `/readyz while the role may not use the schema: ${JSON.stringify(down.body)}`);
-      assert.match(down.body.checks.database, /cannot reach .*partition_checkpoints/);
-      await inDatabase.unsafe(`alter schema public owner to ${role}`);
-      assert.equal((await ready()).status, 200);
-    } finally {
-      await engine.stop();
-      await inDatabase.end();
-      await db.drop();
-      await superuser.unsafe(`drop role if exists ${role}`);
-      await superuser.end();
-    }
+  // The schema goes to another owner and is no one else's to use (a DBA's hardening): its tables still exist, but are
+  // out of the role's search_path, and to_regclass finds none of them, as before their migrations.
+  take: async (db) => {
+    await db.unsafe(`alter schema public owner to postgres`);
+    await db.unsafe(`revoke all on schema public from public`);
   },
+  reason: /cannot reach .*partition_checkpoints/,
+  giveBack: (db, role) => db.unsafe(`alter schema public owner to ${role}`).then(() => {}),
 });
