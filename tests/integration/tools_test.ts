@@ -428,9 +428,9 @@ onlyOn("no log", "import leaves out the events the engine refuses and posts the 
   }
 });
 
-onlyOn("no log", "import names a refused order whose invoice holds terminal escapes with them escaped", async () => {
-  const invoice = "5\u001b]0;x\u0007\u001b[2J\u009b1m";
-  const engine = mockEngine(async (request) => {
+/** A stand-in engine that accepts every batch but one holding an order of `invoice`, refused for its occurredAt. */
+function engineRefusingInvoice(invoice: string, message: string): ReturnType<typeof mockEngine> {
+  return mockEngine(async (request) => {
     if (request.method === "GET") return Response.json({ status: "ok" });
     const events = await request.json() as { properties: { orderId: string } }[];
     const refused = events.findIndex((e) => e.properties.orderId === invoice);
@@ -439,9 +439,14 @@ onlyOn("no log", "import names a refused order whose invoice holds terminal esca
       type: "about:blank",
       title: "Invalid request",
       status: 400,
-      errors: [{ path: `${refused}.occurredAt`, message: "is more than 300 s in the future \u001b[2J" }],
+      errors: [{ path: `${refused}.occurredAt`, message }],
     }, { status: 400, headers: { "content-type": "application/problem+json" } });
   });
+}
+
+onlyOn("no log", "import names a refused order whose invoice holds terminal escapes with them escaped", async () => {
+  const invoice = "5\u001b]0;x\u0007\u001b[2J\u009b1m";
+  const engine = engineRefusingInvoice(invoice, "is more than 300 s in the future \u001b[2J");
   const file = await Deno.makeTempFile({ suffix: ".csv" });
   try {
     await Deno.writeTextFile(
@@ -498,18 +503,7 @@ onlyOn(
 );
 
 onlyOn("no log", "import uci names an order the engine refuses by its invoice", async () => {
-  const engine = mockEngine(async (request) => {
-    if (request.method === "GET") return Response.json({ status: "ok" });
-    const events = await request.json() as { properties: { orderId: string } }[];
-    const refused = events.findIndex((e) => e.properties.orderId === "536366");
-    if (refused < 0) return Response.json({ accepted: events.length, eventIds: [] }, { status: 202 });
-    return Response.json({
-      type: "about:blank",
-      title: "Invalid request",
-      status: 400,
-      errors: [{ path: `${refused}.occurredAt`, message: "is more than 300 s in the future" }],
-    }, { status: 400, headers: { "content-type": "application/problem+json" } });
-  });
+  const engine = engineRefusingInvoice("536366", "is more than 300 s in the future");
   const file = await Deno.makeTempFile({ suffix: ".csv" });
   try {
     await Deno.writeTextFile(
