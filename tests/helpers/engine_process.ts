@@ -7,7 +7,12 @@
 import { eventually } from "./services.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
-const READY_TIMEOUT_MS = 30_000;
+/**
+ * Bounds the wait for /readyz, which ends as soon as it answers 200 or the process exits: generous, because a first
+ * embedded start (PGlite's WASM, its template unpacked, the migrations checked) took 14.6 s beside two busy loops, and
+ * more than 30 s (the bound before) with two test files running beside it under `--parallel`.
+ */
+const READY_TIMEOUT_MS = 120_000;
 const READY_POLL_MS = 25;
 
 /** A free loopback TCP port (the OS picks one; it is released before it is returned). */

@@ -45,10 +45,15 @@ async function holdingSession(
   };
 }
 
-/** Sessions waiting for an advisory lock (the migration lock) on `d`'s database. */
+/**
+ * Sessions waiting for the migration lock on `d`'s database. pg_locks lists the whole server: the start-ups of other
+ * test files (on their own databases, under `--parallel`) waiting for theirs were counted too.
+ */
 async function waitingForMigrationLock(d: Deployment): Promise<number> {
   const [row] = await d.inspect(({ sql }) =>
-    sql`select count(*)::int as n from pg_locks where locktype = 'advisory' and not granted`
+    sql`select count(*)::int as n from pg_locks
+         where locktype = 'advisory' and not granted and classid = 0 and objid = ${MIGRATION_LOCK_ID} and objsubid = 1
+           and database = (select oid from pg_database where datname = current_database())`
   );
   return row.n;
 }
