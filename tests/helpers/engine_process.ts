@@ -32,8 +32,6 @@ export interface EngineProcessOptions {
   readonly env?: Record<string, string>;
   /** The checkout whose main.ts runs (an older release's worktree, for an upgrade drill); defaults to this one. */
   readonly root?: string;
-  /** How long `startEngineProcess` waits for /readyz 200 (default READY_TIMEOUT_MS). */
-  readonly readyTimeoutMs?: number;
 }
 
 /** A running (or exited) engine process. */
@@ -153,7 +151,7 @@ export async function waitReady(engine: EngineProcess, timeoutMs = READY_TIMEOUT
 /** Spawns the engine and waits until it is ready. */
 export async function startEngineProcess(options: EngineProcessOptions): Promise<EngineProcess> {
   const engine = spawnEngine(options);
-  await waitReady(engine, options.readyTimeoutMs);
+  await waitReady(engine);
   return engine;
 }
 
