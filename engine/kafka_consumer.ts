@@ -69,6 +69,12 @@ const HANDLER_RETRY_MS = { initial: 100, max: 2_000 } as const;
  * The group drops a member that could not leave after its session timeout, as it drops a crashed one.
  */
 export const LEAVE_TIMEOUT_MS = 2_000;
+/**
+ * Of LEAVE_TIMEOUT_MS, the most stop() waits for the batches being handled before it leaves the group anyway: a batch
+ * waiting on a database that stopped answering took the whole of it, and the group was never left (its partitions then
+ * waited for the session timeout). What is still handled after the leave is fenced off by the next owner's claim.
+ */
+export const QUIESCE_TIMEOUT_MS = 500;
 
 /**
  * Consumer-group member. kafkajs reports a new assignment only after the rebalance (GROUP_JOIN),
@@ -409,13 +415,13 @@ export class KafkaConsumer implements LogConsumer {
     await Promise.all([...this.#lanes.values()].map((lane) => lane.tail));
   }
 
-  /** Quiesces, then leaves the group (waiting LEAVE_TIMEOUT_MS at most for both). */
+  /** Quiesces (QUIESCE_TIMEOUT_MS at most), then leaves the group (LEAVE_TIMEOUT_MS at most for both). */
   async stop(): Promise<void> {
     // The batches being handled and the assignment being handled wait for the database: one that stopped answering
     // held the stop, which never left the group, until main.ts's deadline ended the process.
     const deadline = Date.now() + LEAVE_TIMEOUT_MS;
     const remaining = () => Math.max(0, deadline - Date.now());
-    await settledWithin(this.quiesce(), remaining());
+    await settledWithin(this.quiesce(), QUIESCE_TIMEOUT_MS);
     const leaving = this.#consumer.disconnect();
     if (!await settledWithin(leaving, remaining())) {
       this.#logger.warn("leaving the group did not finish in time; stopping anyway", { timeoutMs: LEAVE_TIMEOUT_MS });
