@@ -11,15 +11,16 @@ const READY: CheckResult = { ok: true };
 
 /**
  * The tables a checkpoint writes (sql/checkpoints.ts and the minutes it stores), each with the privileges it uses: an
- * upsert (ON CONFLICT DO UPDATE) needs UPDATE, and an UPDATE or DELETE choosing its rows by a column needs SELECT.
+ * upsert (ON CONFLICT DO UPDATE) needs UPDATE, and an UPDATE or DELETE choosing its rows by a column needs SELECT; so
+ * does an insert naming a conflict column (the alerts' ON CONFLICT DO NOTHING), and the alerts' pruning locks the rows
+ * it deletes (FOR UPDATE), which needs UPDATE.
  */
 const CHECKPOINT_WRITES: readonly (readonly [table: string, privilege: string])[] = [
   ...["SELECT", "INSERT", "UPDATE"].map((privilege) => ["partition_checkpoints", privilege] as const),
-  ["alerts", "INSERT"],
-  ["alerts", "DELETE"],
-  ...["actor_states", "actor_state_parts", "latest_recommendations", "analytics_minutes", "product_minutes"].flatMap((
-    table,
-  ) => ["SELECT", "INSERT", "UPDATE", "DELETE"].map((privilege) => [table, privilege] as const)),
+  ...["alerts", "actor_states", "actor_state_parts", "latest_recommendations", "analytics_minutes", "product_minutes"]
+    .flatMap((
+      table,
+    ) => ["SELECT", "INSERT", "UPDATE", "DELETE"].map((privilege) => [table, privilege] as const)),
 ];
 
 /** The checkpoint's tables, each once. */
