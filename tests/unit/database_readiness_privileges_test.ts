@@ -1,0 +1,123 @@
+/**
+ * /readyz's database check asks for every privilege the checkpoint's statements use, not only INSERT and DELETE: its
+ * upserts (`insert … on conflict do update`, actor_states and the global actor's minutes in actor_state_parts among
+ * them) need UPDATE; its alert insert (`on conflict (alert_id) do nothing`) reads the conflict column, SELECT; and the
+ * retention's pruning locks the rows it deletes (`for update skip locked`), UPDATE. A role without one was reported
+ * ready while every such checkpoint (or pruning) failed. On PGlite, with a role.
+ */
+import assert from "node:assert/strict";
+import { GLOBAL_KEY } from "../../actors/global.ts";
+import { SqlCheckpointStore } from "../../engine/checkpoint.ts";
+import { databaseReadiness } from "../../engine/database_readiness.ts";
+import { openEmbeddedDatabase } from "../../engine/embedded_database.ts";
+import { silentLogger } from "../../engine/logger.ts";
+import { NO_PROJECTIONS } from "../../engine/outputs.ts";
+import { migrate } from "../../sql/migrations.ts";
+import type { Sql } from "../../engine/database.ts";
+
+/**
+ * A PGlite database migrated, its session in a role with every privilege but `revoked` on `table` while `test` runs;
+ * the check is ready again once it is granted back.
+ */
+async function withRoleLacking(
+  revoked: string,
+  table: string,
+  test: (sql: Sql) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "readiness-privileges-" });
+  const db = await openEmbeddedDatabase(dir, { logger: silentLogger, vacuumIntervalMs: 0 });
+  const { sql } = db;
+  try {
+    await migrate(sql);
+    await sql.unsafe(`create role engine_role`);
+    await sql.unsafe(`grant usage on schema public to engine_role`);
+    await sql.unsafe(`grant all on all tables in schema public to engine_role`);
+    await sql.unsafe(`revoke ${revoked} on ${table} from engine_role`);
+    await sql.unsafe(`set role engine_role`);
+    await test(sql);
+    await sql.unsafe(`reset role`);
+    await sql.unsafe(`grant ${revoked} on ${table} to engine_role`);
+    await sql.unsafe(`set role engine_role`);
+    assert.deepEqual(await databaseReadiness(sql), { ok: true });
+  } finally {
+    await db.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** The check is not ready, naming `reason`. */
+async function assertNotReady(sql: Sql, reason: RegExp): Promise<void> {
+  const check = await databaseReadiness(sql);
+  assert.equal(check.ok, false, JSON.stringify(check));
+  assert.match(String(check.reason), reason);
+}
+
+Deno.test("/readyz's database check is not ready while the role may not update a table a checkpoint upserts", async () => {
+  await withRoleLacking("update", "actor_state_parts", async (sql) => {
+    // What the check is for: a checkpoint of the global actor (its minutes as parts) cannot commit.
+    const tp = { topic: "analytics", partition: 0 };
+    const store = new SqlCheckpointStore(sql);
+    const { epoch } = await store.claim(tp, "g", "me");
+    await assert.rejects(
+      store.commit({
+        tp,
+        groupId: "g",
+        epoch,
+        previousOffset: 0,
+        nextOffset: 1,
+        clock: 1,
+        kind: "global",
+        upserts: [{
+          key: GLOBAL_KEY,
+          state: {},
+          parts: { field: "minutes", upserts: [{ key: 60_000, data: { minute: 60_000 } }], deletes: [], replace: true },
+          timers: {},
+          lastActiveAt: 1,
+        }],
+        deletes: [],
+        projections: NO_PROJECTIONS,
+      }),
+      /permission denied for table actor_state_parts/,
+    );
+    await assertNotReady(sql, /may not write actor_state_parts \(UPDATE\)/);
+  });
+});
+
+Deno.test("/readyz's database check is not ready while the role may not select from alerts (a checkpoint's insert)", async () => {
+  await withRoleLacking("select", "alerts", async (sql) => {
+    const tp = { topic: "users", partition: 0 };
+    const store = new SqlCheckpointStore(sql);
+    const { epoch } = await store.claim(tp, "g", "me");
+    const alert = {
+      alertId: "a1",
+      type: "fraud",
+      severity: "high",
+      subject: { kind: "user", id: "u1" },
+      occurredAt: "2026-12-06T12:00:00.000Z",
+      details: {},
+    };
+    await assert.rejects(
+      store.commit({
+        tp,
+        groupId: "g",
+        epoch,
+        previousOffset: 0,
+        nextOffset: 1,
+        clock: 1,
+        kind: "user",
+        upserts: [],
+        deletes: [],
+        projections: { ...NO_PROJECTIONS, alerts: [alert] },
+      }),
+      /permission denied for table alerts/,
+    );
+    await assertNotReady(sql, /may not write alerts \(SELECT\)/);
+  });
+});
+
+Deno.test("/readyz's database check is not ready while the role may not update alerts (the pruning's row locks)", async () => {
+  await withRoleLacking("update", "alerts", async (sql) => {
+    await assert.rejects(new SqlCheckpointStore(sql).pruneAlerts(1_000, 10), /permission denied for table alerts/);
+    await assertNotReady(sql, /may not write alerts \(UPDATE\)/);
+  });
+});
