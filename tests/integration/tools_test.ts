@@ -54,6 +54,27 @@ function spawnTail(args: string[]): Deno.ChildProcess {
   return spawnScript("tail.ts", args);
 }
 
+/** tail's output up to its first line (SIGKILL if none comes within 30 s), then tail stopped with SIGTERM. */
+async function firstLineThenStop(tail: Deno.ChildProcess): Promise<string> {
+  const guard = setTimeout(() => tail.kill("SIGKILL"), 30_000);
+  let stdout = "";
+  try {
+    for await (const chunk of tail.stdout.pipeThrough(new TextDecoderStream())) {
+      stdout += chunk;
+      if (stdout.includes("\n")) break;
+    }
+  } finally {
+    clearTimeout(guard);
+    try {
+      tail.kill("SIGTERM");
+    } catch {
+      // it exited already: its output says why
+    }
+    await tail.status;
+  }
+  return stdout;
+}
+
 /** Views per product in the CSV, counted independently of the importer. */
 function expectedViews(csv: string): Map<string, number> {
   const views = new Map<string, number>();
@@ -1082,22 +1103,11 @@ onlyOn(
         : Response.json({ items: [alert], next: "c1" })
     );
     const tail = spawnTail(["alerts", "--url", engine.url, "--interval", "100", "--timeout", "1", "--from-beginning"]);
-    const guard = setTimeout(() => tail.kill("SIGKILL"), 30_000); // it used to wait for that answer for ever
     const stderr = new Response(tail.stderr).text();
-    let stdout = "";
+    let stdout: string;
     try {
-      for await (const chunk of tail.stdout.pipeThrough(new TextDecoderStream())) {
-        stdout += chunk;
-        if (stdout.includes("\n")) break;
-      }
+      stdout = await firstLineThenStop(tail); // it used to wait for that answer for ever
     } finally {
-      clearTimeout(guard);
-      try {
-        tail.kill("SIGTERM");
-      } catch {
-        // it exited already: its output says why
-      }
-      await tail.status;
       for (const release of hung) release();
       await engine.stop();
     }
@@ -1147,22 +1157,12 @@ onlyOn(
       Response.json({ items: new URL(request.url).searchParams.has("cursor") ? [] : [alert], next: "c1" })
     );
     const tail = spawnTail(["alerts", "--url", engine.url, "--interval", "100", "--from-beginning"]);
-    const guard = setTimeout(() => tail.kill("SIGKILL"), 30_000);
-    let stdout = "";
+    const stderr = tail.stderr.cancel();
+    let stdout: string;
     try {
-      for await (const chunk of tail.stdout.pipeThrough(new TextDecoderStream())) {
-        stdout += chunk;
-        if (stdout.includes("\n")) break;
-      }
+      stdout = await firstLineThenStop(tail);
     } finally {
-      clearTimeout(guard);
-      try {
-        tail.kill("SIGTERM");
-      } catch {
-        // it exited already
-      }
-      await tail.status;
-      await tail.stderr.cancel();
+      await stderr;
       await engine.stop();
     }
     assert.doesNotMatch(stdout, /(?!\n)[\p{Cc}\u202e]/u, JSON.stringify(stdout));
