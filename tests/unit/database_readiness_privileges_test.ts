@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { GLOBAL_KEY } from "../../actors/global.ts";
-import { SqlCheckpointStore } from "../../engine/checkpoint.ts";
+import { type CheckpointWrite, SqlCheckpointStore } from "../../engine/checkpoint.ts";
 import { databaseReadiness } from "../../engine/database_readiness.ts";
 import { openEmbeddedDatabase } from "../../engine/embedded_database.ts";
 import { silentLogger } from "../../engine/logger.ts";
@@ -52,20 +52,23 @@ async function assertNotReady(sql: Sql, reason: RegExp): Promise<void> {
   assert.match(String(check.reason), reason);
 }
 
+/** The first checkpoint of partition 0 of `topic`, claimed for it, writing `write`'s actors and projections. */
+async function firstCommit(
+  sql: Sql,
+  topic: string,
+  write: Pick<CheckpointWrite, "kind" | "upserts" | "projections">,
+): Promise<unknown> {
+  const tp = { topic, partition: 0 };
+  const store = new SqlCheckpointStore(sql);
+  const { epoch } = await store.claim(tp, "g", "me");
+  return store.commit({ tp, groupId: "g", epoch, previousOffset: 0, nextOffset: 1, clock: 1, deletes: [], ...write });
+}
+
 Deno.test("/readyz's database check is not ready while the role may not update a table a checkpoint upserts", async () => {
   await withRoleLacking("update", "actor_state_parts", async (sql) => {
     // What the check is for: a checkpoint of the global actor (its minutes as parts) cannot commit.
-    const tp = { topic: "analytics", partition: 0 };
-    const store = new SqlCheckpointStore(sql);
-    const { epoch } = await store.claim(tp, "g", "me");
     await assert.rejects(
-      store.commit({
-        tp,
-        groupId: "g",
-        epoch,
-        previousOffset: 0,
-        nextOffset: 1,
-        clock: 1,
+      firstCommit(sql, "analytics", {
         kind: "global",
         upserts: [{
           key: GLOBAL_KEY,
@@ -74,7 +77,6 @@ Deno.test("/readyz's database check is not ready while the role may not update a
           timers: {},
           lastActiveAt: 1,
         }],
-        deletes: [],
         projections: NO_PROJECTIONS,
       }),
       /permission denied for table actor_state_parts/,
@@ -85,9 +87,6 @@ Deno.test("/readyz's database check is not ready while the role may not update a
 
 Deno.test("/readyz's database check is not ready while the role may not select from alerts (a checkpoint's insert)", async () => {
   await withRoleLacking("select", "alerts", async (sql) => {
-    const tp = { topic: "users", partition: 0 };
-    const store = new SqlCheckpointStore(sql);
-    const { epoch } = await store.claim(tp, "g", "me");
     const alert = {
       alertId: "a1",
       type: "fraud",
@@ -97,18 +96,7 @@ Deno.test("/readyz's database check is not ready while the role may not select f
       details: {},
     };
     await assert.rejects(
-      store.commit({
-        tp,
-        groupId: "g",
-        epoch,
-        previousOffset: 0,
-        nextOffset: 1,
-        clock: 1,
-        kind: "user",
-        upserts: [],
-        deletes: [],
-        projections: { ...NO_PROJECTIONS, alerts: [alert] },
-      }),
+      firstCommit(sql, "users", { kind: "user", upserts: [], projections: { ...NO_PROJECTIONS, alerts: [alert] } }),
       /permission denied for table alerts/,
     );
     await assertNotReady(sql, /may not write alerts \(SELECT\)/);
