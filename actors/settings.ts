@@ -58,6 +58,11 @@ const hours = (value: number) =>
 const seconds = (value: number) =>
   read(decimal().finite().min(0).max(TEN_YEARS.seconds, atMostTenYears(TEN_YEARS.seconds))).default(value);
 const ratio = (value: number) => read(decimal().finite().min(0).max(1)).default(value);
+/**
+ * Most products a recommendation request excludes: the product ids one fact carries (MAX_FACT_LIST, actors/facts.ts,
+ * which cannot be imported here without a cycle; tests/unit/actors_user_test.ts keeps the two equal).
+ */
+const MAX_EXCLUDED_PRODUCTS = 1000;
 const hour = (value: number) => readInteger(integer().min(0).max(24)).default(value);
 
 /** Every domain setting: environment variable name → schema with its default. */
@@ -104,7 +109,12 @@ export const domainSettingsShape = {
   RECS_TOP_K: count(5),
   RECS_MIN_INTERVAL_SECONDS: seconds(60),
   RECS_SESSION_ITEMS: count(10),
-  RECS_EXCLUDE_LIMIT: count(100),
+  // Above what a request carries, the older purchases remembered were recommended again.
+  RECS_EXCLUDE_LIMIT: readInteger(
+    integer().min(1).max(MAX_EXCLUDED_PRODUCTS, {
+      error: `must be at most ${MAX_EXCLUDED_PRODUCTS}, the most product ids a recommendation request carries`,
+    }),
+  ).default(100),
   RECS_CO_BOUGHT_WEIGHT: nonNegative(3),
   // Global analytics and business alerts.
   ANALYTICS_RETENTION_MINUTES: wholeMinutes(1440, 60),

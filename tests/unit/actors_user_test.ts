@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { createUserLogic, RECENT_PRODUCTS_LIMIT, userLogic } from "../../actors/user.ts";
 import { productLogic } from "../../actors/product.ts";
-import type { ProductFact } from "../../actors/facts.ts";
+import { MAX_FACT_LIST, type ProductFact } from "../../actors/facts.ts";
 import { domainSettings } from "../../actors/settings.ts";
 import { iso } from "../../actors/alerts.ts";
 import { UserStep } from "../../actors/user_step.ts";
@@ -372,6 +372,36 @@ Deno.test("user recommendations: requested at most once per RECS_MIN_INTERVAL_SE
     { settings: domainSettings({ RECS_MIN_INTERVAL_SECONDS: 0 }) },
   );
   assert.equal(unlimited.users.get("w")!.recommendations.count, 3);
+});
+
+Deno.test("RECS_EXCLUDE_LIMIT goes up to what a recommendation request carries (MAX_FACT_LIST): every purchase it remembers is excluded, a larger value is refused", async () => {
+  // Above MAX_FACT_LIST the user remembered that many purchases, but its request carried only the latest
+  // MAX_FACT_LIST of them: the older ones were recommended again, though the setting said they were excluded.
+  assert.throws(() => domainSettings({ RECS_EXCLUDE_LIMIT: MAX_FACT_LIST + 1 }), /RECS_EXCLUDE_LIMIT[\s\S]*1000/);
+  assert.equal(domainSettings({ RECS_EXCLUDE_LIMIT: MAX_FACT_LIST }).RECS_EXCLUDE_LIMIT, MAX_FACT_LIST);
+
+  const b = new EventBuilder();
+  const settings = domainSettings({ RECS_EXCLUDE_LIMIT: MAX_FACT_LIST, RECS_MIN_INTERVAL_SECONDS: 0 });
+  const line = (productId: string) => ({ productId, quantity: 1, price: 1 });
+  const others = Array.from({ length: MAX_FACT_LIST - 1 }, (_, i) => `b${i}`);
+  const r = await fold([
+    // Another user's session relates "old" and "fresh" to "base".
+    b.event("product_viewed", "v", 0, { productId: "base" }),
+    b.event("product_viewed", "v", 1, { productId: "old" }),
+    b.event("product_viewed", "v", 2, { productId: "fresh" }),
+    // The user's first purchase is "old", then MAX_FACT_LIST - 1 others: every one is remembered.
+    b.event("order_completed", "u", 10, { orderId: "o1", items: [line("old")], total: 1 }),
+    b.event("order_completed", "u", 20, { orderId: "o2", items: others.map(line), total: others.length }),
+    b.event("product_viewed", "u", 30, { productId: "base" }),
+  ], { settings });
+  assert.equal(r.users.get("u")!.purchasedProducts.length, MAX_FACT_LIST);
+  const asked = productFacts(r).find((f) => f.userId === "u" && "recommend" in f && f.recommend) as {
+    recommend: { exclude: string[] };
+  };
+  assert.equal(asked.recommend.exclude.length, MAX_FACT_LIST);
+  assert.ok(asked.recommend.exclude.includes("old"));
+  const forU = r.recommendations.filter((x) => x.userId === "u");
+  assert.deepEqual(forU.map((x) => x.items.map((i) => i.productId)), [["fresh"]]);
 });
 
 Deno.test("user recommendations: a late view or cart add asks when no remembered request is within RECS_MIN_INTERVAL_SECONDS of it", async () => {

@@ -312,6 +312,31 @@ Deno.test("unknown routes answer 404, wrong methods 405 with Allow, both as prob
   await problem(put, 405);
 });
 
+Deno.test("the compatibility inputs, not built yet, answer 404 as problems and store nothing (README: HTTP API)", async () => {
+  const { handle, log, topics } = await httpFixture();
+  const posts = [
+    ["/v1/track", { type: "track", event: "Product Viewed", userId: "u", properties: { product_id: "p" } }],
+    ["/v1/batch", { batch: [{ type: "page", userId: "u", name: "Home" }] }],
+    ["/mp/collect", { client_id: "c", events: [{ name: "view_item", params: { items: [{ item_id: "p" }] } }] }],
+    ["/api/events/product-view", { user_id: "u", product_id: "p" }],
+    ["/api/events/purchase", { user_id: "u", order_id: "o", product_ids: ["p"], total_amount: 1 }],
+    ["/api/v1/events/purchase", { orderId: "o", productId: "p", customerId: "u", amount: 1, timestamp: 0 }],
+    ["/orders", { orderId: "o", customerId: "u", items: [], totalAmount: 0, orderTimestamp: 0 }],
+  ] as const;
+  for (const [path, body] of posts) {
+    const response = await handle(
+      new Request(`${BASE}${path}`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      }),
+    );
+    assert.match(String((await problem(response, 404)).detail), new RegExp(path.replaceAll("/", "\\/")), path);
+  }
+  await problem(await handle(new Request(`${BASE}/api/analytics/real-time`)), 404);
+  assert.equal(log.all(topics.events).length + log.all(topics.productEvents).length, 0, "nothing stored");
+});
+
 Deno.test("a GET route answers HEAD as it answers GET (RFC 9110), and HEAD is no method of POST /v1/events", async () => {
   const { handle } = await httpFixture();
   for (const path of ["/v1/users/alice", "/healthz", "/openapi.json"]) {
