@@ -1001,7 +1001,7 @@ export class PartitionWorker {
 
   /**
    * Fires every timer due at `clock`, activating the actors that own them, a slice of keys at a time
-   * (WorkerDeps.timerSlice). Each slice but the last is checkpointed before the next (without the partition's watermark:
+   * (WorkerDeps.timerSlice), each loaded in the room checkpointed actors make as far as MAX_ACTORS needs. Each slice but the last is checkpointed before the next (without the partition's watermark:
    * timers due at that clock are still to fire), and the actors it loaded go again as far as the instance is beyond
    * MAX_ACTORS: a clock passing many deadlines at once (an idle advance after downtime, a claim) loaded every such actor,
    * and kept them until the round's checkpoint. A replay from a slice's checkpoint fires the rest, as after an idle
@@ -1014,6 +1014,7 @@ export class PartitionWorker {
     for (let from = 0; from < due.length; from += slice) {
       const keys = due.slice(from, from + slice);
       const loaded = keys.filter((key) => !this.#cells.has(key));
+      this.#makeRoom(loaded.length, new Set(keys));
       await this.#activate(keys);
       await settleAll(keys.map((key) => this.#fireKeyTimers(key, this.#cells.get(key)!, clock)));
       if (from + slice >= due.length) return;
@@ -1025,7 +1026,28 @@ export class PartitionWorker {
 
   /** Passivates actors a timer slice loaded, now checkpointed, as many as the instance holds beyond MAX_ACTORS. */
   #evictLoaded(keys: readonly string[]): void {
-    let excess = this.#deps.actorExcess?.() ?? 0;
+    this.#evict(keys, this.#deps.actorExcess?.() ?? 0);
+  }
+
+  /**
+   * Before a timer slice loads `loading` actors, passivates this partition's least recently used checkpointed ones but
+   * the slice's, as many as the instance would then hold beyond MAX_ACTORS: loaded beside a full memory, each slice
+   * held MAX_ACTORS and a slice, twice MAX_ACTORS, until the next checkpoint.
+   */
+  #makeRoom(loading: number, slice: ReadonlySet<string>): void {
+    const excess = (this.#deps.actorExcess?.() ?? Number.NEGATIVE_INFINITY) + loading;
+    if (excess <= 0) return;
+    const cells = this.#cells;
+    this.#evict(
+      (function* () {
+        for (const key of cells.keys()) if (!slice.has(key)) yield key;
+      })(),
+      excess,
+    );
+  }
+
+  /** Passivates up to `excess` of `keys` (those in memory and checkpointed), in their order. */
+  #evict(keys: Iterable<string>, excess: number): void {
     let evicted = 0;
     for (const key of keys) {
       if (excess <= 0) break;
