@@ -106,6 +106,8 @@ interface Cell {
   usedAt: number;
   /** With a parts field (ActorLogic.persistedParts): its elements as the last checkpoint wrote them; absent: not known. */
   parts?: WrittenParts;
+  /** Packed with `parts` known: the store holds the packed form's elements, taken as written again once unpacked. */
+  packedParts?: boolean;
 }
 
 /**
@@ -628,6 +630,12 @@ export class PartitionWorker {
         if (cell.dirty || cell.packed !== undefined || untouched(cell)) continue;
         cell.packed = packer.pack(this.#deps.logic.persist(cell.state));
         cell.state = undefined;
+        // The written elements would keep the live objects packing frees; which are stored is known again at unpack.
+        // (Only cells with parts get the field: every packed actor is counted in bytes.)
+        if (cell.parts !== undefined) {
+          cell.packedParts = true;
+          cell.parts = undefined;
+        }
         packed++;
       }
       if (packed > 0) {
@@ -916,6 +924,12 @@ export class PartitionWorker {
         if (cell.packed !== undefined) {
           cell.state = logic.restore(this.#deps.packer!.unpack(cell.packed));
           cell.packed = undefined;
+          // Packed clean, its elements are the stored ones: the next checkpoint writes those that change from here, not
+          // every one (the global actor's day of minutes, about 1 MB, after each idle spell).
+          if (cell.packedParts) {
+            cell.parts = splitParts(logic.persistedParts!, logic.persist(cell.state), undefined).written;
+            cell.packedParts = false;
+          }
           unpacked++;
         }
       } else {
@@ -987,7 +1001,7 @@ export class PartitionWorker {
 
   /**
    * Fires every timer due at `clock`, activating the actors that own them, a slice of keys at a time
-   * (WorkerDeps.timerSlice). Each slice but the last is checkpointed before the next (without the partition's watermark:
+   * (WorkerDeps.timerSlice), each loaded in the room checkpointed actors make as far as MAX_ACTORS needs. Each slice but the last is checkpointed before the next (without the partition's watermark:
    * timers due at that clock are still to fire), and the actors it loaded go again as far as the instance is beyond
    * MAX_ACTORS: a clock passing many deadlines at once (an idle advance after downtime, a claim) loaded every such actor,
    * and kept them until the round's checkpoint. A replay from a slice's checkpoint fires the rest, as after an idle
@@ -1000,6 +1014,7 @@ export class PartitionWorker {
     for (let from = 0; from < due.length; from += slice) {
       const keys = due.slice(from, from + slice);
       const loaded = keys.filter((key) => !this.#cells.has(key));
+      this.#makeRoom(loaded.length, new Set(keys));
       await this.#activate(keys);
       await settleAll(keys.map((key) => this.#fireKeyTimers(key, this.#cells.get(key)!, clock)));
       if (from + slice >= due.length) return;
@@ -1011,7 +1026,28 @@ export class PartitionWorker {
 
   /** Passivates actors a timer slice loaded, now checkpointed, as many as the instance holds beyond MAX_ACTORS. */
   #evictLoaded(keys: readonly string[]): void {
-    let excess = this.#deps.actorExcess?.() ?? 0;
+    this.#evict(keys, this.#deps.actorExcess?.() ?? 0);
+  }
+
+  /**
+   * Before a timer slice loads `loading` actors, passivates this partition's least recently used checkpointed ones but
+   * the slice's, as many as the instance would then hold beyond MAX_ACTORS: loaded beside a full memory, each slice
+   * held MAX_ACTORS and a slice, twice MAX_ACTORS, until the next checkpoint.
+   */
+  #makeRoom(loading: number, slice: ReadonlySet<string>): void {
+    const excess = (this.#deps.actorExcess?.() ?? Number.NEGATIVE_INFINITY) + loading;
+    if (excess <= 0) return;
+    const cells = this.#cells;
+    this.#evict(
+      (function* () {
+        for (const key of cells.keys()) if (!slice.has(key)) yield key;
+      })(),
+      excess,
+    );
+  }
+
+  /** Passivates up to `excess` of `keys` (those in memory and checkpointed), in their order. */
+  #evict(keys: Iterable<string>, excess: number): void {
     let evicted = 0;
     for (const key of keys) {
       if (excess <= 0) break;

@@ -319,7 +319,8 @@ export class ActorRuntime implements PartitionListener {
 
   /**
    * Timers due at once fire in slices of each partition's share of MAX_ACTORS, so that partitions firing together stay
-   * within about twice it; between slices, the actors a slice loaded go again while the instance is beyond it.
+   * within about twice it; before each slice the partition's least recently used checkpointed actors make room for it,
+   * and after it the actors it loaded go again while the instance is beyond it.
    */
   #timerBounds(): Pick<WorkerDeps, "timerSlice" | "actorExcess"> {
     const max = this.#deps.maxActors;

@@ -14,6 +14,7 @@ import { openEmbeddedDatabase } from "../../engine/embedded_database.ts";
 import { silentLogger } from "../../engine/logger.ts";
 import { NO_PROJECTIONS } from "../../engine/outputs.ts";
 import { splitParts, type WrittenParts } from "../../engine/persisted_parts.ts";
+import { StatePacker } from "../../engine/state_packer.ts";
 import { migrate, readMigrations } from "../../sql/migrations.ts";
 import { runGlobal } from "../helpers/global_actor.ts";
 
@@ -184,4 +185,18 @@ Deno.test("a state restored from stored parts has its minutes written whole agai
     const back = (await store.load("global", [GLOBAL_KEY])).get(GLOBAL_KEY)!;
     assert.equal((back.state as { minutes: unknown[] }).minutes.length, 40, "the minutes it lacked are gone");
   });
+});
+
+Deno.test("a global state unpacked (restored from its packed form) writes only its changed minutes next", () => {
+  const logic = runGlobal(SETTINGS, []).logic;
+  const spec = logic.persistedParts!;
+  const { state } = runGlobal(SETTINGS, facts(0, 100));
+  // As the partition worker packs a clean actor and unpacks it: what it takes as written is the restored state's.
+  const packer = new StatePacker();
+  const restored = logic.restore(packer.unpack(packer.pack(logic.persist(state))));
+  const written = splitParts(spec, logic.persist(restored), undefined).written;
+  const next = runGlobal(SETTINGS, facts(99, 1).map((f) => ({ ...f, factId: `${f.factId}-again` })), restored).state;
+  const split = splitParts(spec, logic.persist(next), written);
+  assert.equal(split.parts.upserts.length, 1, "the minute the fact changed, not all 100");
+  assert.deepEqual(split.parts.deletes, []);
 });

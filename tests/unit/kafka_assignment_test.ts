@@ -7,6 +7,8 @@
  */
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
+import type { ActorLogic } from "../../engine/actor.ts";
+import type { CheckpointWrite, CommitResult } from "../../engine/checkpoint.ts";
 import { MemoryCheckpointStore } from "../../engine/memory_checkpoint_store.ts";
 import { topicNames } from "../../engine/config.ts";
 import { DLQ_HEADERS } from "../../engine/dead_letter.ts";
@@ -14,8 +16,8 @@ import { KafkaConsumer } from "../../engine/kafka_consumer.ts";
 import { tpKey } from "../../engine/log.ts";
 import { silentLogger } from "../../engine/logger.ts";
 import { MemoryLog } from "../../engine/memory_log.ts";
-import { ActorRuntime } from "../../engine/runtime.ts";
-import { recorderLogic } from "../helpers/runtime.ts";
+import { ActorRuntime, FINAL_CHECKPOINTS_MS, RELEASE_MS } from "../../engine/runtime.ts";
+import { emitTestAlert, Harness, type Recorded, recorderLogic } from "../helpers/runtime.ts";
 
 // deno-lint-ignore no-explicit-any
 type Any = any;
@@ -517,4 +519,89 @@ Deno.test("a graceful stop while the database is down does not wait for it: a pa
   assert.equal(outcome, "stopped", "the stop waited for the outage (the engine's deadline ends it without leaving)");
   assert.ok(left, "the member left the group: its partitions go to the others at once");
   assert.equal(store.partitions.get(`group/${topics.events}:0`)?.nextOffset, 0, "nothing checkpointed: replayed");
+});
+
+/** A store whose commits of epoch `hangEpoch` wait for `land()` (a database that stops answering mid-commit), then apply. */
+class HangingCommitStore extends MemoryCheckpointStore {
+  hangEpoch: number | null = null;
+  readonly #landing = Promise.withResolvers<void>();
+  /** The commits that hung, as they settle once landed. */
+  readonly hung: Promise<CommitResult>[] = [];
+
+  land(): void {
+    this.#landing.resolve();
+  }
+
+  override commit(write: CheckpointWrite): Promise<CommitResult> {
+    if (write.epoch !== this.hangEpoch) return super.commit(write);
+    const landed = this.#landing.promise.then(() => super.commit(write));
+    this.hung.push(landed);
+    return landed;
+  }
+}
+
+/** Records each message's `n` and raises an alert for it (its id from its record), at clock 0: outputs a replay repeats. */
+const echoLogic: ActorLogic<Recorded, { n: number }> = {
+  kind: "recorder",
+  initial: (key) => ({ key, values: [] }),
+  decode: (record) => ({ n: JSON.parse(new TextDecoder().decode(record.value!)).n }),
+  eventTime: () => 0,
+  handle: (state, message, ctx) => {
+    emitTestAlert(ctx, "echo", state.key, { n: message.n });
+    return { ...state, values: [...state.values, message.n] };
+  },
+  persist: (state) => state,
+  restore: (data) => data as Recorded,
+};
+
+Deno.test("a final checkpoint cut by FINAL_CHECKPOINTS_MS loses and applies twice nothing: the next owner replays to identical outputs, the late commit is refused", async () => {
+  const topics = topicNames({ TOPIC_PREFIX: "" });
+  const log = new MemoryLog();
+  await log.ensureTopics(Object.values(topics).map((topic) => ({ topic, partitions: 1 })));
+  // The log holds what the stand-in delivers to A: key k, {n: offset}.
+  log.appendNow([0, 1, 2].map((n) => ({ topic: topics.events, key: "k", value: JSON.stringify({ n }) })));
+  const store = new HangingCommitStore();
+  const fake = fakeKafka();
+  const consumer = new KafkaConsumer(fake.kafka as Any, { groupId: "group" }, silentLogger);
+  const runtime = new ActorRuntime({
+    store,
+    producer: log.producer(),
+    consumer,
+    topics,
+    groupId: "group",
+    owner: "A",
+    logger: silentLogger,
+    logics: new Map([[topics.events, echoLogic]]),
+    checkpointIntervalMs: 3_600_000,
+    checkpointMaxMessages: 1_000,
+    retryBackoffMs: { initial: 5, max: 20 },
+  });
+  await consumer.start([topics.events], runtime);
+  fake.join({ [topics.events]: [0] });
+  await settle();
+  await fake.deliver(topics.events, 0, [0, 1, 2]);
+  await settle();
+  // A's final checkpoint appends its three alerts, then its commit does not answer.
+  store.hangEpoch = store.partitions.get(`group/${topics.events}:0`)!.epoch;
+  const started = performance.now();
+  await runtime.shutdown();
+  const took = performance.now() - started;
+  assert.ok(took < FINAL_CHECKPOINTS_MS + RELEASE_MS + 1_000, `the stop is bounded, took ${Math.round(took)} ms`);
+  assert.equal(store.hung.length, 1, "the final checkpoint's commit hung");
+  assert.equal(store.partitions.get(`group/${topics.events}:0`)!.nextOffset, 0, "nothing committed");
+  const alerts = () => log.all(topics.alerts).map((r) => new TextDecoder().decode(r.value!));
+  assert.equal(alerts().length, 3, "A's outputs were appended before its commit");
+
+  // The next owner resumes from the checkpoint before and handles the three records again.
+  const next = new Harness(echoLogic, 1, 1_000, { store, log });
+  await next.start("B");
+  await next.drained();
+  // A's commit lands at last: B's claim fenced it off, so the records are not applied a second time.
+  store.land();
+  assert.equal((await store.hung[0]).committed, false, "the late commit is refused");
+  await next.stop();
+  assert.deepEqual((await next.stored("k"))?.values, [0, 1, 2], "each record applied once");
+  const published = alerts();
+  assert.equal(published.length, 6, "B published them again");
+  assert.deepEqual(published.slice(3), published.slice(0, 3), "identical to A's: same ids, same content");
 });

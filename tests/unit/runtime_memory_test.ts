@@ -137,3 +137,26 @@ Deno.test("a backlog of new keys keeps at most MAX_ACTORS checkpointed actors be
   await h.stop();
   for (const i of [0, 999, 1_999]) assert.deepEqual((await h.stored(`new${i}`))?.values, [i]);
 });
+
+Deno.test("timers due at once hold no more than MAX_ACTORS while checkpointed actors can make room for each slice", async () => {
+  const idle = observedHarness(10_000);
+  await waitingKeys(idle.h);
+  assert.equal(idle.h.runtime.actorCount, MAX_ACTORS, "MAX_ACTORS checkpointed actors in memory before");
+  idle.h.wall = T0 + 31 * MIN; // idle: the clock follows the wall past every deadline at once
+  await idle.h.runtime.housekeep();
+  assert.equal(idle.seen.length, KEYS);
+  // Before: each slice was loaded beside the MAX_ACTORS checkpointed actors already in memory, twice MAX_ACTORS.
+  assert.ok(Math.max(...idle.seen) <= MAX_ACTORS, `MAX_ACTORS at most while firing, got ${Math.max(...idle.seen)}`);
+  await idle.h.stop();
+  await assertFiredOnce(idle.h);
+
+  const moved = observedHarness(3_600_000);
+  await waitingKeys(moved.h);
+  moved.h.send("mover", { at: T0 + 31 * MIN }); // one record past every deadline
+  await caughtUp(moved.h);
+  assert.equal(moved.seen.length, KEYS);
+  // Plus the record's own actor, not checkpointed yet.
+  assert.ok(Math.max(...moved.seen) <= MAX_ACTORS + 1, `MAX_ACTORS + 1 at most, got ${Math.max(...moved.seen)}`);
+  await moved.h.stop();
+  await assertFiredOnce(moved.h);
+});
