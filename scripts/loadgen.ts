@@ -16,6 +16,7 @@
 import { optionParts } from "./cli_option.ts";
 import { badUrlMessage, engineBaseUrl } from "./engine_url.ts";
 import { prng } from "./prng.ts";
+import { escapeControls } from "./terminal_text.ts";
 
 const USAGE = `usage: deno task loadgen [--url URL] [--rate N] [--users N] [--duration S] [--seed N] [--batch N]
                           [--timeout S]
@@ -601,7 +602,9 @@ async function main(): Promise<void> {
   if (stats.retried > 0) console.log(`  requests answered 429 or 503 and posted again: ${stats.retried}`);
   if (stats.failed > 0) console.log(`  failed requests (no answer): ${stats.failed}`);
   if (stats.notPosted > 0) console.log(`  events not posted (Ctrl-C twice): ${stats.notPosted}`);
-  if (stats.lastProblem) console.log(`  last problem: ${stats.lastProblem}`);
+  // The engine's answer may quote a client's field (or be a proxy's page): its control characters used to reach the
+  // terminal raw (a C1 CSI, a right-to-left override), as the other tools' quotes no longer do.
+  if (stats.lastProblem) console.log(`  last problem: ${escapeControls(stats.lastProblem)}`);
   if (abandon.signal.aborted) Deno.exit(abandonedBy === "SIGTERM" ? 143 : 130);
   // Nothing accepted of any request, answered or not (one whose requests all went unanswered used to exit 0).
   if (stats.accepted === 0 && stats.requests > 0) Deno.exit(1);

@@ -465,6 +465,35 @@ function engineRefusingInvoice(invoice: string, message: string): ReturnType<typ
   });
 }
 
+onlyOn("no log", "loadgen's last problem quotes the engine's answer with its terminal escapes escaped", async () => {
+  // A 400 naming a client's field that holds escape sequences (the engine's problem text quotes what it was sent).
+  const detail = "userId \u001b]0;x\u0007\u001b[2J\u009b1m\u202e is bad";
+  const engine = mockEngine((request) =>
+    request.method === "GET" ? Response.json({ status: "ok" }) : new Response(
+      JSON.stringify({ type: "about:blank", title: "Invalid request", status: 400, detail }),
+      { status: 400, headers: { "content-type": "application/problem+json" } },
+    )
+  );
+  try {
+    const { code, stdout, stderr } = await runScript("loadgen.ts", [
+      "--url",
+      engine.url,
+      "--rate",
+      "20",
+      "--duration",
+      "0.3",
+      "--seed",
+      "3",
+    ]);
+    assert.equal(code, 1, `${stdout}\n${stderr}`);
+    // It used to print the answer raw: the escapes reached the terminal (a title set, the screen cleared).
+    assert.doesNotMatch(stdout, /(?!\n)[\p{Cc}\p{Cf}]/u, JSON.stringify(stdout));
+    assert.match(stdout, /last problem: 400: .*userId \\u001b\]0;x\\u0007\\u001b\[2J\\u009b1m\\u202e is bad/);
+  } finally {
+    await engine.stop();
+  }
+});
+
 onlyOn("no log", "import names a refused order whose invoice holds terminal escapes with them escaped", async () => {
   const invoice = "5\u001b]0;x\u0007\u001b[2J\u009b1m";
   const engine = engineRefusingInvoice(invoice, "is more than 300 s in the future \u001b[2J");
