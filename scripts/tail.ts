@@ -141,7 +141,11 @@ async function tailKafka(options: Options, config: LogClientConfig, brokers: str
     await consumer.run({
       autoCommit: false,
       eachMessage: ({ message }) => {
-        if (message.value) printLine(messageLine(new TextDecoder().decode(message.value)));
+        // A reader that closed (`| head`) stops tail as Ctrl-C does: it used to exit at once, its member left in the
+        // group until the session timeout. Not awaited: disconnect() waits for this handler to return.
+        if (message.value && !stopping) {
+          printLine(messageLine(new TextDecoder().decode(message.value)), () => void stop());
+        }
         return Promise.resolve();
       },
     });

@@ -5,7 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { type EngineProcess, freePort, startEngineProcess } from "../helpers/engine_process.ts";
-import { eventually } from "../helpers/services.ts";
+import { Kafka, logLevel } from "kafkajs";
+import { eventually, services, uniqueName } from "../helpers/services.ts";
 import { onlyOn } from "../helpers/modes.ts";
 import { readEmbeddedTopic } from "../helpers/read_topic.ts";
 import { openEmbeddedDatabase } from "../../engine/embedded_database.ts";
@@ -1144,6 +1145,60 @@ onlyOn(
     assert.match(await stderr, /unavailable \(no answer within 1 s \(--timeout\)\); retrying/);
   },
 );
+
+onlyOn("kafka", "tail alerts from Kafka piped into a reader that closes leaves its consumer group first", async () => {
+  const { kafkaBrokers } = services();
+  const prefix = `${uniqueName("tail")}.`;
+  const kafka = new Kafka({ clientId: "tools-test", brokers: kafkaBrokers.split(","), logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  const producer = kafka.producer();
+  await admin.connect();
+  await producer.connect();
+  const topic = `${prefix}alerts`;
+  const env = Deno.env.toObject();
+  delete env.DATABASE_URL;
+  const tail = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", "scripts/tail.ts", "alerts", "--from-beginning"],
+    cwd: ROOT,
+    env: { ...env, KAFKA_BROKERS: kafkaBrokers, TOPIC_PREFIX: prefix, GROUP_ID: uniqueName("tail_group") },
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  });
+  let child: Deno.ChildProcess | undefined;
+  let killed = false;
+  const guard = setTimeout(() => {
+    killed = true;
+    child?.kill("SIGKILL");
+  }, 90_000);
+  try {
+    await admin.createTopics({ topics: [{ topic, numPartitions: 1 }] });
+    await producer.send({ topic, messages: [{ key: "a-1", value: JSON.stringify({ alertId: "a-1" }) }] });
+    child = tail.spawn();
+    const stderr = new Response(child.stderr).text();
+    const reader = child.stdout.getReader();
+    const { value } = await reader.read();
+    assert.match(new TextDecoder().decode(value), /^\{"alertId":"a-1"\}/);
+    await reader.cancel(); // as `head -1` exits
+    // The next alert is written into the closed pipe.
+    await producer.send({ topic, messages: [{ key: "a-2", value: JSON.stringify({ alertId: "a-2" }) }] });
+    const status = await child.status;
+    const said = await stderr;
+    assert.equal(killed, false, `tail went on after its reader closed: ${said}`);
+    assert.equal(status.code, 0, said);
+    const groupId = /\(group ([^)]+)\)/.exec(said)?.[1];
+    assert.ok(groupId, said);
+    // It used to exit without leaving: the broker kept its member (and the group) until the session timeout.
+    const { groups: [group] } = await admin.describeGroups([groupId]);
+    assert.deepEqual(group.members.map((m) => m.clientId), [], `group ${groupId} is ${group.state}`);
+  } finally {
+    clearTimeout(guard);
+    await producer.disconnect();
+    await admin.deleteTopics({ topics: [topic] }).catch(() => {});
+    await admin.disconnect();
+  }
+});
 
 onlyOn("no log", "tail alerts piped into a reader that closes (`| head -1`) exits quietly with 0", async () => {
   // Full pages, one after another without waiting: tail writes on after the reader has gone.
