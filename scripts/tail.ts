@@ -161,6 +161,20 @@ interface StoredPage {
   next: string;
 }
 
+/** The page of alerts `text` holds, or undefined when it is not one (not JSON, or without `items` and `next`). */
+function storedPage(text: string): StoredPage | undefined {
+  let value: unknown;
+  try {
+    value = parseJson(text);
+  } catch {
+    return undefined;
+  }
+  const page = value as Partial<StoredPage> | null;
+  return typeof page === "object" && page !== null && Array.isArray(page.items) && typeof page.next === "string"
+    ? page as StoredPage
+    : undefined;
+}
+
 /** Alerts read per poll: a backlog (--from-beginning, an import's alerts) is read page after page without waiting. */
 const PAGE = 500;
 
@@ -196,7 +210,13 @@ async function tailHttp(options: Options): Promise<void> {
         if (response.status >= 500) throw new Error(`it answered ${response.status}`);
         fail(`GET ${options.url}/v1/alerts answered ${response.status}: ${quotedBody(text)}`, 1);
       }
-      const page = parseJson(await response.text()) as StoredPage;
+      const text = await response.text(); // a connection lost mid-answer throws here: retried below
+      const page = storedPage(text);
+      // Another server at a wrong --url (a web app serving its page on every path) is no lost connection: it was
+      // retried for ever, tail silent after one "unavailable" line.
+      if (!page) {
+        fail(`GET ${options.url}/v1/alerts answered ${response.status} with no page of alerts: ${quotedBody(text)}`, 1);
+      }
       for (const alert of page.items) printLine(line(alert));
       position = `&cursor=${encodeURIComponent(page.next)}`;
       full = page.items.length === PAGE;

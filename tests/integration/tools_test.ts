@@ -553,6 +553,37 @@ onlyOn(
   },
 );
 
+onlyOn(
+  "no log",
+  "tail stops, quoting the answer, at a wrong --url whose server answers 200 with another page",
+  async () => {
+    // A web app that serves its page for every path (200), and another JSON API: neither is the engine's alert feed.
+    for (const answer of [() => new Response("<!doctype html><p>shop</p>"), () => Response.json({ status: "ok" })]) {
+      const engine = mockEngine(answer);
+      const tail = spawnTail(["alerts", "--url", engine.url, "--interval", "100"]);
+      let killed = false;
+      const guard = setTimeout(() => {
+        killed = true;
+        tail.kill("SIGKILL");
+      }, 15_000);
+      try {
+        const output = await tail.output();
+        const stderr = new TextDecoder().decode(output.stderr);
+        // It took the page for a lost connection ("is unavailable (…); retrying") and polled it for ever, silent.
+        assert.equal(killed, false, `tail went on polling another server's page: ${stderr}`);
+        assert.equal(output.code, 1, stderr);
+        assert.match(
+          stderr,
+          /tail: GET http:\/\/[^ ]+\/v1\/alerts answered 200 with no page of alerts: (<!doctype|\{)/,
+        );
+      } finally {
+        clearTimeout(guard);
+        await engine.stop();
+      }
+    }
+  },
+);
+
 onlyOn("no log", "import uci names an order the engine refuses by its invoice", async () => {
   const engine = engineRefusingInvoice("536366", "is more than 300 s in the future");
   const file = await Deno.makeTempFile({ suffix: ".csv" });
