@@ -119,14 +119,20 @@ async function tailKafka(options: Options, config: LogClientConfig, brokers: str
   });
   const consumer = kafka.consumer({ groupId });
   let stopping = false;
-  const stop = async () => {
-    if (stopping) return;
+  /** Leaves the group, then exits 0; a signal while leaving exits at once (130, 143 for SIGTERM). */
+  const stop = async (signal?: Deno.Signal) => {
+    // A broker that does not answer held the leave for kafkajs's request timeout (30 s), and a second Ctrl-C was ignored.
+    if (stopping) {
+      if (signal) Deno.exit(signal === "SIGINT" ? 130 : 143);
+      return;
+    }
     stopping = true;
+    if (signal) console.error("tail: stopping: leaving the consumer group (Ctrl-C again to stop at once)");
     await consumer.disconnect().catch(() => {});
     Deno.exit(0);
   };
-  Deno.addSignalListener("SIGINT", stop);
-  Deno.addSignalListener("SIGTERM", stop);
+  Deno.addSignalListener("SIGINT", () => void stop("SIGINT"));
+  Deno.addSignalListener("SIGTERM", () => void stop("SIGTERM"));
   // kafkajs gives up on an unreachable broker after its retries (about 20 s): name the setting, not a stack trace.
   const unusable = (error: unknown): never =>
     fail(`cannot read ${topic} from Kafka at KAFKA_BROKERS="${brokers}": ${(error as Error).message ?? error}`, 1);
@@ -150,7 +156,7 @@ async function tailKafka(options: Options, config: LogClientConfig, brokers: str
       },
     });
   } catch (error) {
-    unusable(error);
+    if (!stopping) unusable(error); // a Ctrl-C while connecting is no unusable broker
   }
   await new Promise(() => {}); // runs until a signal
 }

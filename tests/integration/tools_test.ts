@@ -838,6 +838,69 @@ onlyOn(
   },
 );
 
+onlyOn(
+  "no log",
+  "tail in production mode stops at a second Ctrl-C while it leaves a broker that does not answer",
+  async () => {
+    // A broker that takes connections and requests and answers nothing (frozen, or another service at that port).
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const connections: Deno.Conn[] = [];
+    let requested!: () => void;
+    const firstRequest = new Promise<void>((resolve) => requested = resolve);
+    const accepting = (async () => {
+      for await (const conn of listener) {
+        connections.push(conn);
+        conn.readable.pipeTo(new WritableStream({ write: () => requested() })).catch(() => {});
+      }
+    })();
+    const env = Deno.env.toObject();
+    delete env.DATABASE_URL;
+    const tail = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--quiet", "scripts/tail.ts", "alerts"],
+      cwd: ROOT,
+      env: { ...env, KAFKA_BROKERS: `127.0.0.1:${listener.addr.port}` },
+      clearEnv: true,
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    let killed = false;
+    const guard = setTimeout(() => {
+      killed = true;
+      tail.kill("SIGKILL");
+    }, 20_000);
+    try {
+      await firstRequest;
+      tail.kill("SIGINT");
+      let stderr = "";
+      const reader = tail.stderr.pipeThrough(new TextDecoderStream()).getReader();
+      while (!/stopping/.test(stderr)) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        stderr += value;
+      }
+      tail.kill("SIGINT"); // the first waits for kafkajs's request timeout (30 s): the second stops at once
+      for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) stderr += chunk.value;
+      const status = await tail.status;
+      // The second Ctrl-C used to be ignored: tail held on until the broker's silence timed out.
+      assert.equal(killed, false, `tail was still running 20 s after Ctrl-C: ${stderr}`);
+      assert.match(stderr, /tail: stopping: leaving the consumer group \(Ctrl-C again to stop at once\)/);
+      assert.equal(status.code, 130, stderr);
+    } finally {
+      clearTimeout(guard);
+      listener.close();
+      await accepting.catch(() => {});
+      for (const conn of connections) {
+        try {
+          conn.close();
+        } catch {
+          // closed with tail's end
+        }
+      }
+    }
+  },
+);
+
 onlyOn("no log", "import stopped half-way by the file says how much the engine had accepted before it", async () => {
   const batches: unknown[][] = [];
   const engine = acceptingEngine((events) => batches.push(events));
