@@ -13,7 +13,7 @@
  * answer's Retry-After; one not answered within --timeout is given up (counted as failed). Ctrl-C
  * (or SIGTERM) stops the run and waits for the requests in flight; a second one gives them up.
  */
-import { optionParts } from "./cli_option.ts";
+import { optionNumber, optionParts } from "./cli_option.ts";
 import { badUrlMessage, engineBaseUrl } from "./engine_url.ts";
 import { prng } from "./prng.ts";
 import { escapeControls } from "./terminal_text.ts";
@@ -56,8 +56,8 @@ function parseArgs(args: readonly string[]): Options {
     timeoutMs: 30_000, // well above the engine's PUBLISH_TIMEOUT_MS (5 s), after which it answers 503
   };
   const number = (name: string, value: string, min: number, max: number, integer: boolean): number => {
-    const n = Number(value);
-    if (value.trim() === "" || !Number.isFinite(n) || n < min || n > max || (integer && !Number.isInteger(n))) {
+    const n = optionNumber(value);
+    if (!Number.isFinite(n) || n < min || n > max || (integer && !Number.isInteger(n))) {
       fail(`${name} must be ${integer ? "an integer" : "a number"} in ${min}..${max}, got ${JSON.stringify(value)}`);
     }
     return n;

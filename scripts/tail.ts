@@ -17,7 +17,7 @@ import { loadLogClientConfig, type LogClientConfig, reportConfigError, topicName
 import { ConfigError } from "../engine/errors.ts";
 import { parseJson } from "../engine/json_parse.ts";
 import { installRequestQueueFix } from "../engine/kafkajs_request_queue.ts";
-import { optionParts } from "./cli_option.ts";
+import { optionNumber, optionParts } from "./cli_option.ts";
 import { badUrlMessage, engineBaseUrl } from "./engine_url.ts";
 import { printLine } from "./stdout_line.ts";
 import { escapeControls, quotedBody } from "./terminal_text.ts";
@@ -69,8 +69,10 @@ function parseArgs(args: readonly string[]): Options {
       if (name === "--url") {
         options.url = engineBaseUrl(value) ?? fail(badUrlMessage(value));
       } else if (name === "--interval") {
-        const n = Number(value);
-        if (!Number.isInteger(n) || n < 100 || n > 60_000) fail(`--interval must be 100..60000 ms, got ${value}`);
+        const n = optionNumber(value);
+        if (!Number.isInteger(n) || n < 100 || n > 60_000) {
+          fail(`--interval must be an integer 100..60000 (ms), got ${JSON.stringify(value)}`);
+        }
         options.interval = n;
       } else if (name === "--timeout") {
         const seconds = Number(value);

@@ -295,6 +295,45 @@ onlyOn(
 
 onlyOn(
   "no log",
+  "tail, import and loadgen refuse a number option not in plain decimal digits, naming it, as the engine's settings",
+  async () => {
+    const nowhere = `http://127.0.0.1:${freePort()}`; // were the option taken, the tool would find no engine there
+    for (
+      const [script, args, message] of [
+        ["loadgen.ts", ["--rate", "1e3"], /^loadgen: --rate must be a number .*, got "1e3"$/],
+        ["loadgen.ts", ["--users", "0x10"], /^loadgen: --users must be an integer .*, got "0x10"$/],
+        ["loadgen.ts", ["--duration", ".5"], /^loadgen: --duration must be a number .*, got "\.5"$/],
+        [
+          "import.ts",
+          ["rees46", "missing.csv", "--batch", "0x10"],
+          /^import: --batch must be an integer .*, got "0x10"$/,
+        ],
+        ["tail.ts", ["alerts", "--interval", "1e3"], /^tail: --interval must be .*, got "1e3"$/],
+      ] as const
+    ) {
+      const env = Deno.env.toObject();
+      delete env.KAFKA_BROKERS;
+      delete env.DATABASE_URL;
+      const output = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", "--quiet", `scripts/${script}`, ...args, "--url", nowhere],
+        cwd: ROOT,
+        env,
+        clearEnv: true,
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+        signal: AbortSignal.timeout(20_000), // tail, had it taken the option, would poll on
+      }).output();
+      const stderr = new TextDecoder().decode(output.stderr);
+      // Number() read them as 1000, 16 and 0.5: the run went ahead with a value the user may not have meant.
+      assert.equal(output.code, 2, `${script} ${args.join(" ")}: ${stderr}`);
+      assert.match(stderr.split("\n")[0], message, script);
+    }
+  },
+);
+
+onlyOn(
+  "no log",
   "tail, import and loadgen take an inline option value whole: one with '=' in it is not cut short",
   async () => {
     // split("=", 2) dropped what followed a second "=": --timeout=5=x ran as --timeout=5 (dlq replay was fixed alone).
