@@ -111,8 +111,15 @@ Deno.test("a REES46 price not written in plain decimal digits is skipped as inva
   for (const price of ["0x10", "1e3", "1E-2", ".5", "5.", "+5", "0b1", "0o7", "1_000", "12abc", "Infinity", "1,5"]) {
     assert.deepEqual(mapRees46Row(row(price), 2), { skip: "invalid_price" }, price);
   }
+  // Over what the API takes as a price (MAX_AMOUNT): it was skipped as invalid_event, which named no field.
+  assert.deepEqual(mapRees46Row(row("1000000000.01"), 2), { skip: "invalid_price" });
   // The dataset's own forms; spaces around a field are trimmed, as for every field of the row.
-  for (const [price, value] of [["35.79", 35.79], ["0", 0], ["0.00", 0], ["1000", 1000], [" 12 ", 12]] as const) {
+  for (
+    const [price, value] of [["35.79", 35.79], ["0", 0], ["0.00", 0], ["1000", 1000], [" 12 ", 12], [
+      "1000000000",
+      1e9,
+    ]] as const
+  ) {
     const order = mapRees46Row(row(price), 2) as StoredEventOf<"order_completed">;
     assert.equal(order.properties.total, value, price);
   }
