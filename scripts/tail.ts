@@ -64,6 +64,8 @@ function parseArgs(args: readonly string[]): Options {
       options.fromBeginning = true;
     } else if (arg.startsWith("--")) {
       const [name, inline] = optionParts(arg);
+      // It said "unknown option --from-beginning", an option tail knows.
+      if (name === "--from-beginning") fail(`--from-beginning takes no value, got ${JSON.stringify(arg)}`);
       const value = inline ?? args[++i];
       if (value === undefined) fail(`${name} needs a value`);
       if (name === "--url") {

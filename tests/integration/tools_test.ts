@@ -332,6 +332,13 @@ onlyOn(
   },
 );
 
+onlyOn("no log", "tail refuses --from-beginning given a value, saying it takes none", async () => {
+  const { code, stderr } = await runScript("tail.ts", ["alerts", "--from-beginning=yes"]);
+  assert.equal(code, 2, stderr);
+  // It said "unknown option --from-beginning", an option tail knows.
+  assert.match(stderr.split("\n")[0], /^tail: --from-beginning takes no value, got "--from-beginning=yes"$/);
+});
+
 onlyOn(
   "no log",
   "tail, import and loadgen take an inline option value whole: one with '=' in it is not cut short",
