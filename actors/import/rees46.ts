@@ -121,4 +121,5 @@ export async function* importRees46(
     summary.rowsMapped++;
     yield mapped;
   }
+  if (line === 0) expectHeader(undefined, REES46_COLUMNS, "REES46 CSV");
 }

@@ -184,6 +184,7 @@ export async function* importUci(
     group.customer ||= customer!;
     group.lines.push({ stockCode, quantity, price });
   }
+  if (header) expectHeader(undefined, UCI_COLUMNS, "UCI Online Retail CSV");
   yield* flush(Infinity);
 }
 

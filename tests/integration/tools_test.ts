@@ -1093,6 +1093,29 @@ onlyOn(
   },
 );
 
+onlyOn("no log", "import of an empty file (no header) is refused, not reported as an import of 0 rows", async () => {
+  const posted: unknown[] = [];
+  const engine = acceptingEngine((events) => posted.push(...events));
+  const empty = await Deno.makeTempFile({ suffix: ".csv" });
+  const gzipped = await Deno.makeTempFile({ suffix: ".csv.gz" });
+  try {
+    // A download cut short, or a file emptied by mistake; gzipped too.
+    const gzip = new Blob([]).stream().pipeThrough(new CompressionStream("gzip"));
+    await Deno.writeFile(gzipped, new Uint8Array(await new Response(gzip).arrayBuffer()));
+    for (const [kind, file] of [["rees46", empty], ["uci", gzipped]]) {
+      const { code, stdout, stderr } = await runScript("import.ts", [kind, file, "--url", engine.url]);
+      // It said "imported rees46: 0 rows, …" and exited 0, as if the file had been imported.
+      assert.equal(code, 1, `${stdout}\n${stderr}`);
+      assert.match(stderr, /^import: Cannot import (REES46|UCI Online Retail) CSV: the file is empty \(no header\)/m);
+    }
+    assert.equal(posted.length, 0);
+  } finally {
+    await engine.stop();
+    await Deno.remove(empty);
+    await Deno.remove(gzipped);
+  }
+});
+
 onlyOn("no log", "import of a directory names it, before asking the engine", async () => {
   const dir = await Deno.makeTempDir({ prefix: "import-dir-" });
   const engine = mockEngine(() => Response.json({ status: "ok" }));
