@@ -18,7 +18,7 @@ import { importUci, newUciSummary, type UciSummary } from "../actors/import/uci.
 import { type ImportSummary, newSummary } from "../actors/import/summary.ts";
 import type { StoredEvent } from "../actors/events.ts";
 import { isAbsolute } from "node:path";
-import { optionParts } from "./cli_option.ts";
+import { optionNumber, optionParts } from "./cli_option.ts";
 import { badUrlMessage, engineBaseUrl } from "./engine_url.ts";
 import { escapeControls, quotedBody, shownName } from "./terminal_text.ts";
 
@@ -76,7 +76,7 @@ function parseArgs(args: readonly string[]): Options {
       if (name === "--url") {
         url = engineBaseUrl(value) ?? fail(badUrlMessage(value));
       } else if (name === "--batch") {
-        batch = Number(value);
+        batch = optionNumber(value);
         if (!Number.isInteger(batch) || batch < 1 || batch > 500) {
           fail(`--batch must be an integer 1..500, got ${JSON.stringify(value)}`);
         }

@@ -13,9 +13,10 @@
  * answer's Retry-After; one not answered within --timeout is given up (counted as failed). Ctrl-C
  * (or SIGTERM) stops the run and waits for the requests in flight; a second one gives them up.
  */
-import { optionParts } from "./cli_option.ts";
+import { optionNumber, optionParts } from "./cli_option.ts";
 import { badUrlMessage, engineBaseUrl } from "./engine_url.ts";
 import { prng } from "./prng.ts";
+import { escapeControls } from "./terminal_text.ts";
 
 const USAGE = `usage: deno task loadgen [--url URL] [--rate N] [--users N] [--duration S] [--seed N] [--batch N]
                           [--timeout S]
@@ -55,8 +56,8 @@ function parseArgs(args: readonly string[]): Options {
     timeoutMs: 30_000, // well above the engine's PUBLISH_TIMEOUT_MS (5 s), after which it answers 503
   };
   const number = (name: string, value: string, min: number, max: number, integer: boolean): number => {
-    const n = Number(value);
-    if (value.trim() === "" || !Number.isFinite(n) || n < min || n > max || (integer && !Number.isInteger(n))) {
+    const n = optionNumber(value);
+    if (!Number.isFinite(n) || n < min || n > max || (integer && !Number.isInteger(n))) {
       fail(`${name} must be ${integer ? "an integer" : "a number"} in ${min}..${max}, got ${JSON.stringify(value)}`);
     }
     return n;
@@ -601,7 +602,9 @@ async function main(): Promise<void> {
   if (stats.retried > 0) console.log(`  requests answered 429 or 503 and posted again: ${stats.retried}`);
   if (stats.failed > 0) console.log(`  failed requests (no answer): ${stats.failed}`);
   if (stats.notPosted > 0) console.log(`  events not posted (Ctrl-C twice): ${stats.notPosted}`);
-  if (stats.lastProblem) console.log(`  last problem: ${stats.lastProblem}`);
+  // The engine's answer may quote a client's field (or be a proxy's page): its control characters used to reach the
+  // terminal raw (a C1 CSI, a right-to-left override), as the other tools' quotes no longer do.
+  if (stats.lastProblem) console.log(`  last problem: ${escapeControls(stats.lastProblem)}`);
   if (abandon.signal.aborted) Deno.exit(abandonedBy === "SIGTERM" ? 143 : 130);
   // Nothing accepted of any request, answered or not (one whose requests all went unanswered used to exit 0).
   if (stats.accepted === 0 && stats.requests > 0) Deno.exit(1);

@@ -5,13 +5,16 @@
  */
 const encoder = new TextEncoder();
 
-/** Writes `text` and a newline to stdout whole; exits 0 when stdout is a pipe whose reader has closed. */
-export function printLine(text: string): void {
+/**
+ * Writes `text` and a newline to stdout whole; when stdout is a pipe whose reader has closed, calls `onClosed` (by
+ * default: exits 0), which a tool holding a resource (tail's Kafka consumer group) uses to release it before exiting.
+ */
+export function printLine(text: string, onClosed: () => void = () => Deno.exit(0)): void {
   const bytes = encoder.encode(`${text}\n`);
   try {
     for (let written = 0; written < bytes.length;) written += Deno.stdout.writeSync(bytes.subarray(written));
   } catch (error) {
-    if (error instanceof Deno.errors.BrokenPipe) Deno.exit(0);
-    throw error;
+    if (!(error instanceof Deno.errors.BrokenPipe)) throw error;
+    onClosed();
   }
 }

@@ -17,7 +17,7 @@ import { loadLogClientConfig, type LogClientConfig, reportConfigError, topicName
 import { ConfigError } from "../engine/errors.ts";
 import { parseJson } from "../engine/json_parse.ts";
 import { installRequestQueueFix } from "../engine/kafkajs_request_queue.ts";
-import { optionParts } from "./cli_option.ts";
+import { optionNumber, optionParts } from "./cli_option.ts";
 import { badUrlMessage, engineBaseUrl } from "./engine_url.ts";
 import { printLine } from "./stdout_line.ts";
 import { escapeControls, quotedBody } from "./terminal_text.ts";
@@ -64,13 +64,17 @@ function parseArgs(args: readonly string[]): Options {
       options.fromBeginning = true;
     } else if (arg.startsWith("--")) {
       const [name, inline] = optionParts(arg);
+      // It said "unknown option --from-beginning", an option tail knows.
+      if (name === "--from-beginning") fail(`--from-beginning takes no value, got ${JSON.stringify(arg)}`);
       const value = inline ?? args[++i];
       if (value === undefined) fail(`${name} needs a value`);
       if (name === "--url") {
         options.url = engineBaseUrl(value) ?? fail(badUrlMessage(value));
       } else if (name === "--interval") {
-        const n = Number(value);
-        if (!Number.isInteger(n) || n < 100 || n > 60_000) fail(`--interval must be 100..60000 ms, got ${value}`);
+        const n = optionNumber(value);
+        if (!Number.isInteger(n) || n < 100 || n > 60_000) {
+          fail(`--interval must be an integer 100..60000 (ms), got ${JSON.stringify(value)}`);
+        }
         options.interval = n;
       } else if (name === "--timeout") {
         const seconds = Number(value);
@@ -119,14 +123,20 @@ async function tailKafka(options: Options, config: LogClientConfig, brokers: str
   });
   const consumer = kafka.consumer({ groupId });
   let stopping = false;
-  const stop = async () => {
-    if (stopping) return;
+  /** Leaves the group, then exits 0; a signal while leaving exits at once (130, 143 for SIGTERM). */
+  const stop = async (signal?: Deno.Signal) => {
+    // A broker that does not answer held the leave for kafkajs's request timeout (30 s), and a second Ctrl-C was ignored.
+    if (stopping) {
+      if (signal) Deno.exit(signal === "SIGINT" ? 130 : 143);
+      return;
+    }
     stopping = true;
+    if (signal) console.error("tail: stopping: leaving the consumer group (Ctrl-C again to stop at once)");
     await consumer.disconnect().catch(() => {});
     Deno.exit(0);
   };
-  Deno.addSignalListener("SIGINT", stop);
-  Deno.addSignalListener("SIGTERM", stop);
+  Deno.addSignalListener("SIGINT", () => void stop("SIGINT"));
+  Deno.addSignalListener("SIGTERM", () => void stop("SIGTERM"));
   // kafkajs gives up on an unreachable broker after its retries (about 20 s): name the setting, not a stack trace.
   const unusable = (error: unknown): never =>
     fail(`cannot read ${topic} from Kafka at KAFKA_BROKERS="${brokers}": ${(error as Error).message ?? error}`, 1);
@@ -141,12 +151,16 @@ async function tailKafka(options: Options, config: LogClientConfig, brokers: str
     await consumer.run({
       autoCommit: false,
       eachMessage: ({ message }) => {
-        if (message.value) printLine(messageLine(new TextDecoder().decode(message.value)));
+        // A reader that closed (`| head`) stops tail as Ctrl-C does: it used to exit at once, its member left in the
+        // group until the session timeout. Not awaited: disconnect() waits for this handler to return.
+        if (message.value && !stopping) {
+          printLine(messageLine(new TextDecoder().decode(message.value)), () => void stop());
+        }
         return Promise.resolve();
       },
     });
   } catch (error) {
-    unusable(error);
+    if (!stopping) unusable(error); // a Ctrl-C while connecting is no unusable broker
   }
   await new Promise(() => {}); // runs until a signal
 }
@@ -155,6 +169,20 @@ async function tailKafka(options: Options, config: LogClientConfig, brokers: str
 interface StoredPage {
   items: unknown[];
   next: string;
+}
+
+/** The page of alerts `text` holds, or undefined when it is not one (not JSON, or without `items` and `next`). */
+function storedPage(text: string): StoredPage | undefined {
+  let value: unknown;
+  try {
+    value = parseJson(text);
+  } catch {
+    return undefined;
+  }
+  const page = value as Partial<StoredPage> | null;
+  return typeof page === "object" && page !== null && Array.isArray(page.items) && typeof page.next === "string"
+    ? page as StoredPage
+    : undefined;
 }
 
 /** Alerts read per poll: a backlog (--from-beginning, an import's alerts) is read page after page without waiting. */
@@ -192,7 +220,13 @@ async function tailHttp(options: Options): Promise<void> {
         if (response.status >= 500) throw new Error(`it answered ${response.status}`);
         fail(`GET ${options.url}/v1/alerts answered ${response.status}: ${quotedBody(text)}`, 1);
       }
-      const page = parseJson(await response.text()) as StoredPage;
+      const text = await response.text(); // a connection lost mid-answer throws here: retried below
+      const page = storedPage(text);
+      // Another server at a wrong --url (a web app serving its page on every path) is no lost connection: it was
+      // retried for ever, tail silent after one "unavailable" line.
+      if (!page) {
+        fail(`GET ${options.url}/v1/alerts answered ${response.status} with no page of alerts: ${quotedBody(text)}`, 1);
+      }
       for (const alert of page.items) printLine(line(alert));
       position = `&cursor=${encodeURIComponent(page.next)}`;
       full = page.items.length === PAGE;

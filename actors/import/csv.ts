@@ -100,7 +100,11 @@ const SHOWN_HEADER_CHARS = 200;
  * (its control characters escaped) and cut short, or saying the file is binary (NUL bytes, or bytes that are not UTF-8).
  */
 export function expectHeader(header: readonly string[] | undefined, columns: readonly string[], source: string): void {
-  const got = (header ?? []).map((h) => h.trim().replace(/^\uFEFF/, ""));
+  // An empty file (a download cut short) was imported as 0 rows, exit code 0, as if it had been imported.
+  if (header === undefined) {
+    throw new Error(`Cannot import ${source}: the file is empty (no header), expected "${columns.join(",")}"`);
+  }
+  const got = header.map((h) => h.trim().replace(/^\uFEFF/, ""));
   if (got.length !== columns.length || got.some((name, i) => name !== columns[i])) {
     const expected = `expected "${columns.join(",")}"`;
     const text = got.join(",");

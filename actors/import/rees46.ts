@@ -17,12 +17,14 @@
  * same second would be one order, deduplicated by orderId).
  *
  * Skipped and counted: `unknown_event_type`, `invalid_time`, `missing_user`, `missing_product`,
- * `invalid_price` (not a number or negative), `invalid_row` (wrong column count), and
+ * `invalid_price` (not a number in plain decimal digits, such as `0x10` or `1e3`, negative, or over
+ * MAX_AMOUNT), `invalid_row` (wrong column count), and
  * `invalid_event` (the result fails the canonical schema, e.g. an id over its length limit).
  */
-import { type StoredEvent, storedEvent } from "../events.ts";
+import { MAX_AMOUNT, type StoredEvent, storedEvent } from "../events.ts";
 import { nameUuid } from "../hash.ts";
 import { expectHeader } from "./csv.ts";
+import { decimalField } from "./decimal.ts";
 import { type ImportSummary, newSummary, skip } from "./summary.ts";
 
 /** The REES46 header. */
@@ -53,8 +55,9 @@ export function mapRees46Row(row: readonly string[], line: number): StoredEvent 
   if (!["view", "cart", "remove_from_cart", "purchase"].includes(type)) return { skip: "unknown_event_type" };
   if (userId === "") return { skip: "missing_user" };
   if (productId === "") return { skip: "missing_product" };
-  const price = Number(priceText);
-  if (priceText === "" || !Number.isFinite(price) || price < 0) return { skip: "invalid_price" };
+  const price = decimalField(priceText);
+  // Over MAX_AMOUNT the schema refused the event as a whole (invalid_event), naming no field.
+  if (!(price >= 0 && price <= MAX_AMOUNT)) return { skip: "invalid_price" };
 
   const category = categoryCode !== "" ? { category: categoryCode } : {};
   const brand = brandName !== "" ? { brand: brandName } : {};
@@ -118,4 +121,5 @@ export async function* importRees46(
     summary.rowsMapped++;
     yield mapped;
   }
+  if (line === 0) expectHeader(undefined, REES46_COLUMNS, "REES46 CSV");
 }

@@ -11,7 +11,7 @@
  * October) in UTC, receivedAt = occurredAt, eventId = a name-based UUID of the orderId.
  *
  * Each line is kept or skipped for the first reason that applies, in this order, and counted:
- * `invalid_row` (column count, unparsable number or date, a day or time that does not exist, a date
+ * `invalid_row` (column count, a number not in plain decimal digits (`0x10`, `1e3`), an unparsable date, a day or time that does not exist, a date
  * before 1970, no StockCode or one over 256 characters, a quantity or quantity × price beyond what an
  * order line may carry),
  * `cancellation` (InvoiceNo starting with C: returns are not orders), `missing_customer` (no
@@ -34,6 +34,7 @@ import {
 import { nameUuid } from "../hash.ts";
 import { fromMillis, toMillis } from "../money.ts";
 import { expectHeader } from "./csv.ts";
+import { decimalField, integerField } from "./decimal.ts";
 import { type ImportSummary, newSummary, skip } from "./summary.ts";
 
 /** The UCI header. */
@@ -137,10 +138,10 @@ export async function* importUci(
     const fields = row.map((f) => f.trim());
     const [invoice, stockCode, , quantityText, dateText, priceText, customerText, country] = fields;
     const at = row.length === UCI_COLUMNS.length ? londonToUtc(dateText) : NaN;
-    const quantity = Number(quantityText);
-    const price = Number(priceText);
+    const quantity = integerField(quantityText ?? "");
+    const price = decimalField(priceText ?? "");
     if (
-      !isStorableTime(at) || !Number.isInteger(quantity) || priceText === "" || !Number.isFinite(price) || !invoice ||
+      !isStorableTime(at) || !Number.isSafeInteger(quantity) || !Number.isFinite(price) || !invoice ||
       stockCode === "" || stockCode.length > MAX_STOCK_CODE_LENGTH || quantity > MAX_QUANTITY ||
       quantity * price > MAX_AMOUNT
     ) {
@@ -183,6 +184,7 @@ export async function* importUci(
     group.customer ||= customer!;
     group.lines.push({ stockCode, quantity, price });
   }
+  if (header) expectHeader(undefined, UCI_COLUMNS, "UCI Online Retail CSV");
   yield* flush(Infinity);
 }
 

@@ -41,7 +41,8 @@
  *   - embedded_lock_test.ts: one engine per DATA_DIR.
  *   - embedded_retention_test.ts: the embedded log's retention (Kafka's belongs to the broker).
  *   - tools_test.ts: import and loadgen only talk HTTP, so one log is enough; `tail` is tested in its
- *     embedded form (polling GET /v1/alerts), its Kafka form (a consumer) is not.
+ *     embedded form (polling GET /v1/alerts), its Kafka form (a consumer) only for leaving its group when its
+ *     output pipe closes ([kafka]).
  *   - import_recount_test.ts: the real data imported over HTTP and recounted; the same actors, partitioner and
  *     global actor run on Kafka, so one log is enough.
  *   - engine_stop_test.ts: the engine's own shutdown (a second signal, a stalled upload) and its URL.

@@ -5,7 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { type EngineProcess, freePort, startEngineProcess } from "../helpers/engine_process.ts";
-import { eventually } from "../helpers/services.ts";
+import { Kafka, logLevel } from "kafkajs";
+import { eventually, services, uniqueName } from "../helpers/services.ts";
 import { onlyOn } from "../helpers/modes.ts";
 import { readEmbeddedTopic } from "../helpers/read_topic.ts";
 import { openEmbeddedDatabase } from "../../engine/embedded_database.ts";
@@ -294,6 +295,52 @@ onlyOn(
 
 onlyOn(
   "no log",
+  "tail, import and loadgen refuse a number option not in plain decimal digits, naming it, as the engine's settings",
+  async () => {
+    const nowhere = `http://127.0.0.1:${freePort()}`; // were the option taken, the tool would find no engine there
+    for (
+      const [script, args, message] of [
+        ["loadgen.ts", ["--rate", "1e3"], /^loadgen: --rate must be a number .*, got "1e3"$/],
+        ["loadgen.ts", ["--users", "0x10"], /^loadgen: --users must be an integer .*, got "0x10"$/],
+        ["loadgen.ts", ["--duration", ".5"], /^loadgen: --duration must be a number .*, got "\.5"$/],
+        [
+          "import.ts",
+          ["rees46", "missing.csv", "--batch", "0x10"],
+          /^import: --batch must be an integer .*, got "0x10"$/,
+        ],
+        ["tail.ts", ["alerts", "--interval", "1e3"], /^tail: --interval must be .*, got "1e3"$/],
+      ] as const
+    ) {
+      const env = Deno.env.toObject();
+      delete env.KAFKA_BROKERS;
+      delete env.DATABASE_URL;
+      const output = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", "--quiet", `scripts/${script}`, ...args, "--url", nowhere],
+        cwd: ROOT,
+        env,
+        clearEnv: true,
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+        signal: AbortSignal.timeout(20_000), // tail, had it taken the option, would poll on
+      }).output();
+      const stderr = new TextDecoder().decode(output.stderr);
+      // Number() read them as 1000, 16 and 0.5: the run went ahead with a value the user may not have meant.
+      assert.equal(output.code, 2, `${script} ${args.join(" ")}: ${stderr}`);
+      assert.match(stderr.split("\n")[0], message, script);
+    }
+  },
+);
+
+onlyOn("no log", "tail refuses --from-beginning given a value, saying it takes none", async () => {
+  const { code, stderr } = await runScript("tail.ts", ["alerts", "--from-beginning=yes"]);
+  assert.equal(code, 2, stderr);
+  // It said "unknown option --from-beginning", an option tail knows.
+  assert.match(stderr.split("\n")[0], /^tail: --from-beginning takes no value, got "--from-beginning=yes"$/);
+});
+
+onlyOn(
+  "no log",
   "tail, import and loadgen take an inline option value whole: one with '=' in it is not cut short",
   async () => {
     // split("=", 2) dropped what followed a second "=": --timeout=5=x ran as --timeout=5 (dlq replay was fixed alone).
@@ -465,6 +512,35 @@ function engineRefusingInvoice(invoice: string, message: string): ReturnType<typ
   });
 }
 
+onlyOn("no log", "loadgen's last problem quotes the engine's answer with its terminal escapes escaped", async () => {
+  // A 400 naming a client's field that holds escape sequences (the engine's problem text quotes what it was sent).
+  const detail = "userId \u001b]0;x\u0007\u001b[2J\u009b1m\u202e is bad";
+  const engine = mockEngine((request) =>
+    request.method === "GET" ? Response.json({ status: "ok" }) : new Response(
+      JSON.stringify({ type: "about:blank", title: "Invalid request", status: 400, detail }),
+      { status: 400, headers: { "content-type": "application/problem+json" } },
+    )
+  );
+  try {
+    const { code, stdout, stderr } = await runScript("loadgen.ts", [
+      "--url",
+      engine.url,
+      "--rate",
+      "20",
+      "--duration",
+      "0.3",
+      "--seed",
+      "3",
+    ]);
+    assert.equal(code, 1, `${stdout}\n${stderr}`);
+    // It used to print the answer raw: the escapes reached the terminal (a title set, the screen cleared).
+    assert.doesNotMatch(stdout, /(?!\n)[\p{Cc}\p{Cf}]/u, JSON.stringify(stdout));
+    assert.match(stdout, /last problem: 400: .*userId \\u001b\]0;x\\u0007\\u001b\[2J\\u009b1m\\u202e is bad/);
+  } finally {
+    await engine.stop();
+  }
+});
+
 onlyOn("no log", "import names a refused order whose invoice holds terminal escapes with them escaped", async () => {
   const invoice = "5\u001b]0;x\u0007\u001b[2J\u009b1m";
   const engine = engineRefusingInvoice(invoice, "is more than 300 s in the future \u001b[2J");
@@ -519,6 +595,37 @@ onlyOn(
       assert.ok(tailed.stderr.length < 5000, `stderr of ${tailed.stderr.length} characters`);
     } finally {
       await engine.stop();
+    }
+  },
+);
+
+onlyOn(
+  "no log",
+  "tail stops, quoting the answer, at a wrong --url whose server answers 200 with another page",
+  async () => {
+    // A web app that serves its page for every path (200), and another JSON API: neither is the engine's alert feed.
+    for (const answer of [() => new Response("<!doctype html><p>shop</p>"), () => Response.json({ status: "ok" })]) {
+      const engine = mockEngine(answer);
+      const tail = spawnTail(["alerts", "--url", engine.url, "--interval", "100"]);
+      let killed = false;
+      const guard = setTimeout(() => {
+        killed = true;
+        tail.kill("SIGKILL");
+      }, 15_000);
+      try {
+        const output = await tail.output();
+        const stderr = new TextDecoder().decode(output.stderr);
+        // It took the page for a lost connection ("is unavailable (…); retrying") and polled it for ever, silent.
+        assert.equal(killed, false, `tail went on polling another server's page: ${stderr}`);
+        assert.equal(output.code, 1, stderr);
+        assert.match(
+          stderr,
+          /tail: GET http:\/\/[^ ]+\/v1\/alerts answered 200 with no page of alerts: (<!doctype|\{)/,
+        );
+      } finally {
+        clearTimeout(guard);
+        await engine.stop();
+      }
     }
   },
 );
@@ -777,6 +884,69 @@ onlyOn(
   },
 );
 
+onlyOn(
+  "no log",
+  "tail in production mode stops at a second Ctrl-C while it leaves a broker that does not answer",
+  async () => {
+    // A broker that takes connections and requests and answers nothing (frozen, or another service at that port).
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const connections: Deno.Conn[] = [];
+    let requested!: () => void;
+    const firstRequest = new Promise<void>((resolve) => requested = resolve);
+    const accepting = (async () => {
+      for await (const conn of listener) {
+        connections.push(conn);
+        conn.readable.pipeTo(new WritableStream({ write: () => requested() })).catch(() => {});
+      }
+    })();
+    const env = Deno.env.toObject();
+    delete env.DATABASE_URL;
+    const tail = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--quiet", "scripts/tail.ts", "alerts"],
+      cwd: ROOT,
+      env: { ...env, KAFKA_BROKERS: `127.0.0.1:${listener.addr.port}` },
+      clearEnv: true,
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    let killed = false;
+    const guard = setTimeout(() => {
+      killed = true;
+      tail.kill("SIGKILL");
+    }, 20_000);
+    try {
+      await firstRequest;
+      tail.kill("SIGINT");
+      let stderr = "";
+      const reader = tail.stderr.pipeThrough(new TextDecoderStream()).getReader();
+      while (!/stopping/.test(stderr)) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        stderr += value;
+      }
+      tail.kill("SIGINT"); // the first waits for kafkajs's request timeout (30 s): the second stops at once
+      for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) stderr += chunk.value;
+      const status = await tail.status;
+      // The second Ctrl-C used to be ignored: tail held on until the broker's silence timed out.
+      assert.equal(killed, false, `tail was still running 20 s after Ctrl-C: ${stderr}`);
+      assert.match(stderr, /tail: stopping: leaving the consumer group \(Ctrl-C again to stop at once\)/);
+      assert.equal(status.code, 130, stderr);
+    } finally {
+      clearTimeout(guard);
+      listener.close();
+      await accepting.catch(() => {});
+      for (const conn of connections) {
+        try {
+          conn.close();
+        } catch {
+          // closed with tail's end
+        }
+      }
+    }
+  },
+);
+
 onlyOn("no log", "import stopped half-way by the file says how much the engine had accepted before it", async () => {
   const batches: unknown[][] = [];
   const engine = acceptingEngine((events) => batches.push(events));
@@ -922,6 +1092,29 @@ onlyOn(
     }
   },
 );
+
+onlyOn("no log", "import of an empty file (no header) is refused, not reported as an import of 0 rows", async () => {
+  const posted: unknown[] = [];
+  const engine = acceptingEngine((events) => posted.push(...events));
+  const empty = await Deno.makeTempFile({ suffix: ".csv" });
+  const gzipped = await Deno.makeTempFile({ suffix: ".csv.gz" });
+  try {
+    // A download cut short, or a file emptied by mistake; gzipped too.
+    const gzip = new Blob([]).stream().pipeThrough(new CompressionStream("gzip"));
+    await Deno.writeFile(gzipped, new Uint8Array(await new Response(gzip).arrayBuffer()));
+    for (const [kind, file] of [["rees46", empty], ["uci", gzipped]]) {
+      const { code, stdout, stderr } = await runScript("import.ts", [kind, file, "--url", engine.url]);
+      // It said "imported rees46: 0 rows, …" and exited 0, as if the file had been imported.
+      assert.equal(code, 1, `${stdout}\n${stderr}`);
+      assert.match(stderr, /^import: Cannot import (REES46|UCI Online Retail) CSV: the file is empty \(no header\)/m);
+    }
+    assert.equal(posted.length, 0);
+  } finally {
+    await engine.stop();
+    await Deno.remove(empty);
+    await Deno.remove(gzipped);
+  }
+});
 
 onlyOn("no log", "import of a directory names it, before asking the engine", async () => {
   const dir = await Deno.makeTempDir({ prefix: "import-dir-" });
@@ -1115,6 +1308,60 @@ onlyOn(
     assert.match(await stderr, /unavailable \(no answer within 1 s \(--timeout\)\); retrying/);
   },
 );
+
+onlyOn("kafka", "tail alerts from Kafka piped into a reader that closes leaves its consumer group first", async () => {
+  const { kafkaBrokers } = services();
+  const prefix = `${uniqueName("tail")}.`;
+  const kafka = new Kafka({ clientId: "tools-test", brokers: kafkaBrokers.split(","), logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  const producer = kafka.producer();
+  await admin.connect();
+  await producer.connect();
+  const topic = `${prefix}alerts`;
+  const env = Deno.env.toObject();
+  delete env.DATABASE_URL;
+  const tail = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", "scripts/tail.ts", "alerts", "--from-beginning"],
+    cwd: ROOT,
+    env: { ...env, KAFKA_BROKERS: kafkaBrokers, TOPIC_PREFIX: prefix, GROUP_ID: uniqueName("tail_group") },
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  });
+  let child: Deno.ChildProcess | undefined;
+  let killed = false;
+  const guard = setTimeout(() => {
+    killed = true;
+    child?.kill("SIGKILL");
+  }, 90_000);
+  try {
+    await admin.createTopics({ topics: [{ topic, numPartitions: 1 }] });
+    await producer.send({ topic, messages: [{ key: "a-1", value: JSON.stringify({ alertId: "a-1" }) }] });
+    child = tail.spawn();
+    const stderr = new Response(child.stderr).text();
+    const reader = child.stdout.getReader();
+    const { value } = await reader.read();
+    assert.match(new TextDecoder().decode(value), /^\{"alertId":"a-1"\}/);
+    await reader.cancel(); // as `head -1` exits
+    // The next alert is written into the closed pipe.
+    await producer.send({ topic, messages: [{ key: "a-2", value: JSON.stringify({ alertId: "a-2" }) }] });
+    const status = await child.status;
+    const said = await stderr;
+    assert.equal(killed, false, `tail went on after its reader closed: ${said}`);
+    assert.equal(status.code, 0, said);
+    const groupId = /\(group ([^)]+)\)/.exec(said)?.[1];
+    assert.ok(groupId, said);
+    // It used to exit without leaving: the broker kept its member (and the group) until the session timeout.
+    const { groups: [group] } = await admin.describeGroups([groupId]);
+    assert.deepEqual(group.members.map((m) => m.clientId), [], `group ${groupId} is ${group.state}`);
+  } finally {
+    clearTimeout(guard);
+    await producer.disconnect();
+    await admin.deleteTopics({ topics: [topic] }).catch(() => {});
+    await admin.disconnect();
+  }
+});
 
 onlyOn("no log", "tail alerts piped into a reader that closes (`| head -1`) exits quietly with 0", async () => {
   // Full pages, one after another without waiting: tail writes on after the reader has gone.

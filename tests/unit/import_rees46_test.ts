@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { importRees46, mapRees46Row } from "../../actors/import/rees46.ts";
 import { parseCsv, textChunks } from "../../actors/import/csv.ts";
 import { newSummary } from "../../actors/import/summary.ts";
-import type { StoredEvent } from "../../actors/events.ts";
+import type { StoredEvent, StoredEventOf } from "../../actors/events.ts";
 import { fold } from "../helpers/fold.ts";
 
 /** The shared data folder next to the repository (/work/shared/data). */
@@ -93,6 +93,36 @@ Deno.test("importRees46() counts skipped rows by reason and names the record whe
   assert.deepEqual(summary.skipped, { unknown_event_type: 1, invalid_price: 2, invalid_row: 1 });
   // Records, header = 1 (the quoted newline makes the file one line longer than its records).
   assert.deepEqual(summary.firstSkipped, { unknown_event_type: 3, invalid_price: 4, invalid_row: 7 });
+});
+
+Deno.test("a REES46 price not written in plain decimal digits is skipped as invalid_price, as the API refuses it", () => {
+  const row = (price: string) => [
+    "2019-10-01 00:00:05 UTC",
+    "purchase",
+    "44600062",
+    "2103807459595387724",
+    "beauty.skin",
+    "shiseido",
+    price,
+    "541312140",
+    "72d7",
+  ];
+  // Number() read these as 16, 1000, 0.5, 5, 12 and so on: a corrupt field became an order of another amount.
+  for (const price of ["0x10", "1e3", "1E-2", ".5", "5.", "+5", "0b1", "0o7", "1_000", "12abc", "Infinity", "1,5"]) {
+    assert.deepEqual(mapRees46Row(row(price), 2), { skip: "invalid_price" }, price);
+  }
+  // Over what the API takes as a price (MAX_AMOUNT): it was skipped as invalid_event, which named no field.
+  assert.deepEqual(mapRees46Row(row("1000000000.01"), 2), { skip: "invalid_price" });
+  // The dataset's own forms; spaces around a field are trimmed, as for every field of the row.
+  for (
+    const [price, value] of [["35.79", 35.79], ["0", 0], ["0.00", 0], ["1000", 1000], [" 12 ", 12], [
+      "1000000000",
+      1e9,
+    ]] as const
+  ) {
+    const order = mapRees46Row(row(price), 2) as StoredEventOf<"order_completed">;
+    assert.equal(order.properties.total, value, price);
+  }
 });
 
 Deno.test("REES46 head5k replayed through the actors matches an independent aggregation of the CSV", async () => {

@@ -62,6 +62,28 @@ Deno.test("a UCI line dated on a day that does not exist is skipped as invalid_r
   assert.deepEqual(summary.firstSkipped, { invalid_row: 2 });
 });
 
+Deno.test("a UCI Quantity or UnitPrice not written in plain decimal digits is skipped as invalid_row", async () => {
+  const header = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country";
+  // Number() read 0x10 as 16 and 1e3 as 1000: a corrupt field became an order of another amount.
+  const bad = [["0x10", "2.55"], ["1e1", "2.55"], ["+6", "2.55"], ["6", "1e3"], ["6", "0x10"], ["6", ".5"], [
+    "6",
+    "5.",
+  ]];
+  const csv = [
+    header,
+    ...bad.map(([quantity, price], i) =>
+      `5364${10 + i},A,ITEM A,${quantity},2010-12-01 08:26:00,${price},17850.0,United Kingdom`
+    ),
+    "536500,A,ITEM A,6,2010-12-01 08:27:00,2.55,17850.0,United Kingdom",
+  ].join("\n");
+  const summary = newUciSummary();
+  const events: StoredEvent[] = [];
+  for await (const e of importUci(parseCsv([csv]), summary)) events.push(e);
+  assert.deepEqual(events.map((e) => (e as StoredEventOf<"order_completed">).properties.orderId), ["536500"]);
+  assert.deepEqual(summary.skipped, { invalid_row: bad.length });
+  assert.deepEqual(summary.firstSkipped, { invalid_row: 2 });
+});
+
 Deno.test("UCI invoice lines group into orders; cancellations, missing customers, bad quantities and prices, fees and duplicates are counted", async () => {
   const header = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country";
   const csv = [
