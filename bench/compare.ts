@@ -1,12 +1,14 @@
 // deno-lint-ignore-file no-console
 /**
- * `deno run -A bench/main.ts domain-ab --base DIR [--events N] [--users N] [--products N] [--spacing-ms N]
+ * `deno task bench compare --base DIR [--events N] [--users N] [--products N] [--spacing-ms N]
  * [--rounds N]`: the domain logic of another checkout of this repository (DIR, e.g. `git worktree add DIR <commit>`)
- * against this one's, per actor kind, in CPU time; no services needed. The records each kind receives in one reference
+ * against this one's, per actor kind, in CPU time; it needs no services (`deno run -A bench/main.ts compare` runs it
+ * without them). The records each kind receives in one reference
  * fold of the engine benchmark's input are replayed through either side's `decode` + `handle` alone (emit a no-op,
  * timers not fired), the sides alternating round by round in one process. `bench domain` times calls by the wall
  * clock, which on a shared VM under load counts other processes' turns; the CPU time of a whole replay does not, so
- * changes of a few percent show here (the same code on both sides: within ±2%).
+ * changes of a few percent show here (the same code on both sides: medians within ±2% in one run, up to 7% in
+ * another).
  */
 import process from "node:process";
 import type { ActorContext, AnyActorLogic } from "../engine/actor.ts";
@@ -76,6 +78,8 @@ export async function run(args: string[]): Promise<void> {
   });
 
   const base: DomainLogics = (await import(new URL("actors/domain.ts", baseDir).href)).createDomainLogics();
+  // The base's handlers go through the same fold, so that both sides' compiled code has seen the same calls.
+  await fold(input, { logics: base });
   const sides = { base, current: createDomainLogics() };
   for (const kind of KINDS) {
     for (const side of Object.values(sides)) replay(side[kind] as AnyActorLogic, records[kind].slice(0, 5_000));
@@ -90,7 +94,7 @@ export async function run(args: string[]): Promise<void> {
 
   console.log(`\nmachine: ${await machine()}`);
   console.log(
-    `command: deno run -A bench/main.ts domain-ab --base ${
+    `command: deno task bench compare --base ${
       args[baseAt + 1]
     } --events ${events} --users ${users} --products ${products} --spacing-ms ${spacingMs} --rounds ${rounds}`,
   );
