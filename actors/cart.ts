@@ -8,6 +8,7 @@ import { iso } from "./alerts.ts";
 import { givenLabel } from "./labels.ts";
 import { fromMillis, toMillis } from "./money.ts";
 import { get, put, withEntry } from "./records.ts";
+import { parseTime } from "./time_parse.ts";
 
 /** One product in the cart. */
 export interface CartItem {
@@ -79,7 +80,7 @@ export function addToCart(
   const pricedAt = previous && cart.pricedAt ? get(cart.pricedAt, productId) : undefined;
   // Dated before the add that priced the item (arrived late): its units join at the newer price, and its labels fill
   // only what the newer add left out, as event-time order would have it.
-  const late = pricedAt !== undefined && at < Date.parse(pricedAt);
+  const late = pricedAt !== undefined && at < parseTime(pricedAt);
   const category = late
     ? previous!.category ?? givenLabel(line.category)
     : givenLabel(line.category) ?? previous?.category;
@@ -95,7 +96,7 @@ export function addToCart(
   const added = previous ? (cart.addedAt ? get(cart.addedAt, productId) : undefined) : null;
   const firsts = added === undefined
     ? cart.addedAt
-    : added !== null && Date.parse(added) <= at
+    : added !== null && parseTime(added) <= at
     ? cart.addedAt
     : withEntry(cart.addedAt ?? {}, productId, iso(at));
   return changed(cart, withEntry(cart.items, productId, item), at, stamps, firsts);
@@ -112,7 +113,7 @@ export function removeFromCart(
   if (!item) return { cart, removed: 0 };
   const added = cart.addedAt ? get(cart.addedAt, productId) : undefined;
   // Dated before the item's first add (arrived after it): in event-time order it found none of these units.
-  if (added !== undefined && at < Date.parse(added)) return { cart, removed: 0 };
+  if (added !== undefined && at < parseTime(added)) return { cart, removed: 0 };
   const removed = Math.min(item.quantity, quantity ?? item.quantity);
   const items = { ...cart.items };
   if (removed !== item.quantity) {
@@ -129,14 +130,12 @@ export function removeFromCart(
 /** The cart after an order at `at`: empty, keeping its history counters; later-arriving changes dated before `at` belong to it. */
 export function clearCart(cart: Cart, at: number): Cart {
   const emptied = isEmpty(cart) ? cart : changed(cart, {}, at, undefined, undefined);
-  return cart.orderedAt !== undefined && Date.parse(cart.orderedAt) >= at
-    ? emptied
-    : { ...emptied, orderedAt: iso(at) };
+  return cart.orderedAt !== undefined && parseTime(cart.orderedAt) >= at ? emptied : { ...emptied, orderedAt: iso(at) };
 }
 
 /** The cart after a checkout at `at` that took it as it was (no change after `at`): converted. */
 export function convertCart(cart: Cart, at: number): Cart {
-  const convertedAt = cart.convertedAt !== undefined && Date.parse(cart.convertedAt) >= at ? cart.convertedAt : iso(at);
+  const convertedAt = cart.convertedAt !== undefined && parseTime(cart.convertedAt) >= at ? cart.convertedAt : iso(at);
   return { ...cart, converted: true, convertedAt };
 }
 
@@ -146,7 +145,7 @@ export function convertCart(cart: Cart, at: number): Cart {
  * either is then part of what it closed (it went into the next cart, or unconverted the cart, and raised cart_abandoned).
  */
 export function restoreCart(cart: Cart, lastOrderAt: string | null, checkoutAt: string | null): Cart {
-  const unchangedSince = (at: string) => cart.updatedAt === null || Date.parse(cart.updatedAt) <= Date.parse(at);
+  const unchangedSince = (at: string) => cart.updatedAt === null || parseTime(cart.updatedAt) <= parseTime(at);
   const orderedAt = cart.orderedAt ?? (lastOrderAt !== null && unchangedSince(lastOrderAt) ? lastOrderAt : null);
   const convertedAt = cart.convertedAt ??
     (cart.converted && checkoutAt !== null && unchangedSince(checkoutAt) ? checkoutAt : null);
@@ -164,7 +163,7 @@ export function restoreCart(cart: Cart, lastOrderAt: string | null, checkoutAt: 
  * a batch posted without occurredAt, follow their arrival order).
  */
 export function closedByOrder(cart: Cart, at: number): boolean {
-  return cart.orderedAt !== undefined && at < Date.parse(cart.orderedAt);
+  return cart.orderedAt !== undefined && at < parseTime(cart.orderedAt);
 }
 
 function changed(
@@ -180,10 +179,10 @@ function changed(
     valueMillis += toMillis(item.quantity * item.price);
     units += item.quantity;
   }
-  const updated = cart.updatedAt && Date.parse(cart.updatedAt) > at ? cart.updatedAt : iso(at);
+  const updated = cart.updatedAt && parseTime(cart.updatedAt) > at ? cart.updatedAt : iso(at);
   // A change dated before the checkout that converted the cart is part of what that checkout took (one of the same
   // instant arrived after it).
-  const converted = cart.converted && cart.convertedAt !== undefined && at < Date.parse(cart.convertedAt);
+  const converted = cart.converted && cart.convertedAt !== undefined && at < parseTime(cart.convertedAt);
   return {
     items,
     value: fromMillis(valueMillis),

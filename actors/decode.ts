@@ -18,6 +18,7 @@ import { ORIGIN_HEADERS } from "../engine/dead_letter.ts";
 import { zodProblems } from "./problems.ts";
 import { safeParseFast } from "../engine/schema_check.ts";
 import { parseJson } from "../engine/json_parse.ts";
+import { parseTime } from "./time_parse.ts";
 
 const strict = new TextDecoder("utf-8", { fatal: true });
 const lenient = new TextDecoder("utf-8");
@@ -64,10 +65,10 @@ export function validate<T extends z.ZodType>(schema: T, json: unknown, what: st
  */
 export function storedEventOf(json: unknown, record: LogRecord): StoredEvent {
   const event = validate(storedEvent, recordDefaults(json, record), "event") as StoredEvent;
-  const occurredAt = Date.parse(event.occurredAt);
+  const occurredAt = parseTime(event.occurredAt);
   const invalidOccurredAt = (message: string) =>
     new ValidationError(`invalid event: occurredAt: ${message}`, [{ path: "occurredAt", message }]);
-  if (occurredAt - Date.parse(event.receivedAt) > MAX_AHEAD_OF_RECEIPT_MS) {
+  if (occurredAt - parseTime(event.receivedAt) > MAX_AHEAD_OF_RECEIPT_MS) {
     throw invalidOccurredAt(`is more than ${MAX_AHEAD_OF_RECEIPT_MS / 3_600_000} h after receivedAt`);
   }
   if (occurredAt > LATEST_EVENT_TIME_MS) {

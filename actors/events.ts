@@ -3,6 +3,7 @@
  * validation at the HTTP edge, for decoding records in the actors, and for TypeScript types.
  */
 import { z } from "zod";
+import { parseTime } from "./time_parse.ts";
 
 /** Longest accepted user id, per the specification. */
 export const MAX_USER_ID_LENGTH = 128;
@@ -87,7 +88,7 @@ function notRfc3339(input: unknown): string {
  * not RFC 3339 gets that one problem (`abort`), not also the range's: its Date.parse is NaN.
  */
 export const timestamp = z.iso.datetime({ offset: true, abort: true, error: (issue) => notRfc3339(issue.input) })
-  .refine((text) => isStorableTime(Date.parse(text)), {
+  .refine((text) => isStorableTime(parseTime(text)), {
     message: "must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z",
   });
 
@@ -242,8 +243,8 @@ export type StoredEventOf<T extends EventType> = Extract<StoredEvent, { type: T 
  * carry every other key of the partition past their timers' deadlines early.
  */
 export function clockTimeOf(event: StoredEvent): number {
-  const occurred = Date.parse(event.occurredAt);
-  const received = Date.parse(event.receivedAt);
+  const occurred = parseTime(event.occurredAt);
+  const received = parseTime(event.receivedAt);
   return occurred < received ? occurred : received;
 }
 

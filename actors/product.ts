@@ -21,6 +21,7 @@ import { DEFAULT_DOMAIN_SETTINGS, type DomainSettings, minutesMs } from "./setti
 import { countMinute, type MinuteCounts } from "./product_minute.ts";
 import { initialProduct, persistProduct, type ProductState, restoreProduct, type Stamped } from "./product_state.ts";
 import { bucketStart, recordTrend, type TrendKind } from "./trending.ts";
+import { parseTime } from "./time_parse.ts";
 
 export { type PersistedProduct, type ProductState } from "./product_state.ts";
 
@@ -49,7 +50,7 @@ function handle(state: ProductState, message: ProductMessage, ctx: ActorContext,
     ? admit(state.dedupe, message.factId, bounds)
     : admitId(state.dedupe, message.eventId, bounds);
   if (!dedupe) return { ...state, duplicates: state.duplicates + 1 };
-  const at = "fact" in message ? message.at : Date.parse(message.occurredAt);
+  const at = "fact" in message ? message.at : parseTime(message.occurredAt);
   // A co-occurrence is another product's event (viewed or bought beside this one): not one of this product's events.
   const own = !("fact" in message) || message.fact !== "co_occurrence";
   const counted: ProductState = {

@@ -6,6 +6,7 @@
  * session and leaves the current one alone.
  */
 import { iso } from "./alerts.ts";
+import { parseTime } from "./time_parse.ts";
 
 /** Funnel stages, in order. */
 export const FUNNEL_STAGES = ["visited", "viewed_product", "added_to_cart", "started_checkout", "purchased"] as const;
@@ -77,8 +78,8 @@ export function placeEvent(
   gapMs: number,
 ): Placement {
   if (!session) return "new";
-  const start = Date.parse(session.startedAt);
-  const last = Date.parse(session.lastEventAt);
+  const start = parseTime(session.startedAt);
+  const last = parseTime(session.lastEventAt);
   if (clientId !== undefined && !isGenerated(session) && clientId !== session.id) {
     return at < start ? "late" : "new";
   }
@@ -102,8 +103,8 @@ export function pastSessionOf(
   let bestDistance = Infinity;
   for (const session of sessions) {
     if (clientId !== undefined && !isGenerated(session) && clientId !== session.id) continue;
-    const start = Date.parse(session.startedAt);
-    const last = Date.parse(session.lastEventAt);
+    const start = parseTime(session.startedAt);
+    const last = parseTime(session.lastEventAt);
     const distance = at < start ? start - at : at > last ? at - last : 0;
     if (distance <= gapMs && distance < bestDistance) {
       best = session.number;
@@ -141,8 +142,8 @@ export function openSession(number: number, at: number, clientId: string | undef
 
 /** Counts an event of `type` at `at` into the session. */
 export function recordInSession(session: Session, type: string, at: number, clientId: string | undefined): Session {
-  const startedAt = Date.parse(session.startedAt);
-  const lastEventAt = Date.parse(session.lastEventAt);
+  const startedAt = parseTime(session.startedAt);
+  const lastEventAt = parseTime(session.lastEventAt);
   const start = Math.min(startedAt, at);
   const last = Math.max(lastEventAt, at);
   return {

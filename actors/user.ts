@@ -40,6 +40,7 @@ import {
   type UserState,
 } from "./user_state.ts";
 import { UserStep } from "./user_step.ts";
+import { parseTime } from "./time_parse.ts";
 
 export { RECENT_PRODUCTS_LIMIT, type UserState } from "./user_state.ts";
 
@@ -80,15 +81,15 @@ function handle(state: UserState, event: StoredEvent, ctx: ActorContext, s: Doma
     return { ...state, duplicateEvents: state.duplicateEvents + 1, seenEventHashes };
   }
 
-  const at = Date.parse(event.occurredAt);
+  const at = parseTime(event.occurredAt);
   state = raiseOverdue(state, clockTimeOf(event), ctx, s);
   const time = iso(at);
   let next: UserState = {
     ...state,
     eventCount: state.eventCount + 1,
     seenEventHashes,
-    firstSeenAt: state.firstSeenAt && Date.parse(state.firstSeenAt) <= at ? state.firstSeenAt : time,
-    lastSeenAt: state.lastSeenAt && Date.parse(state.lastSeenAt) >= at ? state.lastSeenAt : time,
+    firstSeenAt: state.firstSeenAt && parseTime(state.firstSeenAt) <= at ? state.firstSeenAt : time,
+    lastSeenAt: state.lastSeenAt && parseTime(state.lastSeenAt) >= at ? state.lastSeenAt : time,
   };
 
   const placement = placeEvent(state.session, at, event.sessionId, minutesMs(s.SESSION_GAP_MINUTES));
@@ -116,7 +117,7 @@ function handle(state: UserState, event: StoredEvent, ctx: ActorContext, s: Doma
     ? pastSessionOf(state.recentSessions, at, event.sessionId, minutesMs(s.SESSION_GAP_MINUTES)) ?? "late"
     : next.session!.number;
   const sessionName = `${state.userId}/${number}`;
-  const step = new UserStep(ctx, s, state.userId, at, sessionName, late, reached, Date.parse(event.receivedAt));
+  const step = new UserStep(ctx, s, state.userId, at, sessionName, late, reached, parseTime(event.receivedAt));
 
   switch (event.type) {
     case "page_viewed":
@@ -209,10 +210,10 @@ function removeProduct(state: UserState, event: StoredEventOf<"product_removed_f
 
 function startCheckout(state: UserState, event: StoredEventOf<"checkout_started">, step: UserStep): UserState {
   const lastOrder = state.orders.lastOrder;
-  const started = state.checkout === null ? -Infinity : Date.parse(state.checkout.startedAt);
+  const started = state.checkout === null ? -Infinity : parseTime(state.checkout.startedAt);
   const recentCheckouts = rememberCheckout(state.recentCheckouts, step.at);
   if (
-    (lastOrder !== null && Date.parse(lastOrder.at) > step.at) || started > step.at ||
+    (lastOrder !== null && parseTime(lastOrder.at) > step.at) || started > step.at ||
     (started === step.at && state.checkout!.abandoned)
   ) {
     // Late: an order already followed this checkout (event time), or a later checkout is open, or one of this instant
@@ -223,7 +224,7 @@ function startCheckout(state: UserState, event: StoredEventOf<"checkout_started"
   }
   // A late checkout (event time) takes only the cart as it was then: a cart changed after it stays open, with its
   // abandonment timer, as an order does (applyOrder).
-  const takesCart = state.cart.updatedAt === null || Date.parse(state.cart.updatedAt) <= step.at;
+  const takesCart = state.cart.updatedAt === null || parseTime(state.cart.updatedAt) <= step.at;
   const cartConverted = takesCart && !isEmpty(state.cart) && !state.cart.converted;
   if (takesCart) step.ctx.cancelTimer(USER_TIMERS.cart);
   armAbandonment(step.ctx, USER_TIMERS.checkout, step.at + minutesMs(step.settings.CHECKOUT_ABANDON_MINUTES));
@@ -241,7 +242,7 @@ function startCheckout(state: UserState, event: StoredEventOf<"checkout_started"
 function rememberCheckout(times: readonly string[], at: number): readonly string[] {
   const time = iso(at);
   if (times.includes(time)) return times;
-  const later = times.filter((t) => Date.parse(t) > at);
+  const later = times.filter((t) => parseTime(t) > at);
   return [...later, time, ...times.slice(later.length)].slice(0, RECENT_CHECKOUTS);
 }
 
@@ -261,7 +262,7 @@ function abandonLateCheckout(
   const deadline = at + minutesMs(step.settings.CHECKOUT_ABANDON_MINUTES);
   if (deadline >= ctx.now()) return state;
   const within = (time: string) => {
-    const t = Date.parse(time);
+    const t = parseTime(time);
     return t >= at && t <= deadline;
   };
   const lastOrder = before.orders.lastOrder;
@@ -294,8 +295,8 @@ function abandonLateCheckout(
  * would be a second alert under the same id, which derives from the deadline).
  */
 function armCartTimer(state: UserState, cart: Cart, step: UserStep): void {
-  const deadline = Date.parse(cart.updatedAt!) + minutesMs(step.settings.CART_ABANDON_MINUTES);
-  const reported = state.cartAbandonedAt === null ? -Infinity : Date.parse(state.cartAbandonedAt);
+  const deadline = parseTime(cart.updatedAt!) + minutesMs(step.settings.CART_ABANDON_MINUTES);
+  const reported = state.cartAbandonedAt === null ? -Infinity : parseTime(state.cartAbandonedAt);
   if (isEmpty(cart) || cart.converted || deadline <= reported) step.ctx.cancelTimer(USER_TIMERS.cart);
   else armAbandonment(step.ctx, USER_TIMERS.cart, deadline);
 }
@@ -323,8 +324,8 @@ function requestRecommendations(
   const s = step.settings;
   const log = state.recommendations;
   const interval = s.RECS_MIN_INTERVAL_SECONDS * 1000;
-  const last = log.lastRequestedAt === null ? -Infinity : Date.parse(log.lastRequestedAt);
-  const near = (at: string | number) => Math.abs(step.at - (typeof at === "string" ? Date.parse(at) : at)) < interval;
+  const last = log.lastRequestedAt === null ? -Infinity : parseTime(log.lastRequestedAt);
+  const near = (at: string | number) => Math.abs(step.at - (typeof at === "string" ? parseTime(at) : at)) < interval;
   // In order (the common case) only the latest request can be near; a late event is compared with all remembered.
   if (near(last) || (step.at < last && log.recent.some((r) => near(r.at)))) return [{}, log];
   const exclude = [...new Set([...Object.keys(cart.items).sort(), ...state.purchasedProducts])]
@@ -342,7 +343,7 @@ function requestRecommendations(
 
 /** Requests by event time, the latest first. */
 function newestFirst(a: { at: string }, b: { at: string }): number {
-  return Date.parse(b.at) - Date.parse(a.at);
+  return parseTime(b.at) - parseTime(a.at);
 }
 
 function onTimer(state: UserState, name: string, ctx: ActorContext, s: DomainSettings): UserState {
@@ -367,13 +368,13 @@ function onTimer(state: UserState, name: string, ctx: ActorContext, s: DomainSet
 /** When the cart is abandoned unless it changes or converts first; null: nothing to abandon. */
 function cartDeadline(state: UserState, s: DomainSettings): number | null {
   if (isEmpty(state.cart) || state.cart.converted) return null;
-  return Date.parse(state.cart.updatedAt!) + minutesMs(s.CART_ABANDON_MINUTES);
+  return parseTime(state.cart.updatedAt!) + minutesMs(s.CART_ABANDON_MINUTES);
 }
 
 /** When the open checkout is abandoned unless an order comes first; null: none open. */
 function checkoutDeadline(state: UserState, s: DomainSettings): number | null {
   if (!state.checkout || state.checkout.abandoned) return null;
-  return Date.parse(state.checkout.startedAt) + minutesMs(s.CHECKOUT_ABANDON_MINUTES);
+  return parseTime(state.checkout.startedAt) + minutesMs(s.CHECKOUT_ABANDON_MINUTES);
 }
 
 /**

@@ -17,6 +17,7 @@ import { addTo, get } from "./records.ts";
 import { pushRecent } from "./session.ts";
 import type { UserState } from "./user_state.ts";
 import type { UserStep } from "./user_step.ts";
+import { parseTime } from "./time_parse.ts";
 
 interface Line {
   quantity: number;
@@ -83,8 +84,8 @@ export function applyOrder(state: UserState, event: StoredEventOf<"order_complet
   for (const line of lines.values()) addTo(categoryRevenue, line.category ?? "unknown", line.revenueMillis);
   // A late order (event time) closes only the cart and checkout as they were when it was placed:
   // a cart changed or a checkout started after it stays open, with its abandonment timer.
-  const closesCart = state.cart.updatedAt === null || Date.parse(state.cart.updatedAt) <= at;
-  const closesCheckout = state.checkout === null || Date.parse(state.checkout.startedAt) <= at;
+  const closesCart = state.cart.updatedAt === null || parseTime(state.cart.updatedAt) <= at;
+  const closesCheckout = state.checkout === null || parseTime(state.checkout.startedAt) <= at;
   const cartConverted = closesCart && !isEmpty(state.cart) && !state.cart.converted;
   step.toAnalytics({ type: "order_completed", revenueMillis: totalMillis, categoryRevenue, cartConverted });
   if (closesCart) ctx.cancelTimer("cart");
@@ -104,7 +105,7 @@ export function applyOrder(state: UserState, event: StoredEventOf<"order_complet
   const summary = { orderId: p.orderId, at: iso(at), total: p.total, currency: p.currency, items: lines.size, units };
   const first = state.orders.firstOrderAt;
   // A late order (event time) is scored and alerted, but the latest order stays the one summarised, fraud included.
-  const latest = !(last && Date.parse(last.at) > at);
+  const latest = !(last && parseTime(last.at) > at);
 
   let alerts = state.alerts;
   if (fraud.suspected) {
@@ -131,7 +132,7 @@ export function applyOrder(state: UserState, event: StoredEventOf<"order_complet
       revenue: fromMillis(revenueMillis),
       revenueMillis,
       averageOrderValue: fromMillis(Math.round(revenueMillis / count)),
-      firstOrderAt: first && Date.parse(first) <= at ? first : iso(at),
+      firstOrderAt: first && parseTime(first) <= at ? first : iso(at),
       lastOrder: latest ? summary : last,
       recent: [past, ...state.orders.recent].slice(0, s.USER_RECENT_ORDERS),
     },

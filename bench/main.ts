@@ -7,6 +7,7 @@ const BENCHMARKS: Record<string, string> = {
   ingest: "./ingest.ts",
   engine: "./engine.ts",
   domain: "./domain.ts",
+  compare: "./compare.ts",
   produce: "./produce.ts",
   store: "./store.ts",
   claim: "./claim.ts",
