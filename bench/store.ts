@@ -11,6 +11,7 @@
 import postgres from "postgres";
 import { encodeStates, saveStates } from "../sql/checkpoints.ts";
 import { migrate } from "../sql/migrations.ts";
+import { listenerPid, portOf, treeCpuSeconds } from "./process_cpu.ts";
 import { flag, machine } from "./workload.ts";
 
 const PARTITIONS = 4;
@@ -48,6 +49,8 @@ export async function run(args: string[]): Promise<void> {
   if (fillfactor > 0) await sql.unsafe(`alter table actor_states set (fillfactor = ${Math.trunc(fillfactor)})`);
   const [{ reloptions }] = await sql`select reloptions from pg_class where relname = 'actor_states'`;
   let walBytes = 0;
+  const server = listenerPid(portOf(Deno.env.get("DATABASE_URL")!) ?? -1) ?? -1;
+  let serverCpu = 0;
   const times: number[] = [];
   for (let round = 0; round < rounds; round++) {
     for (let partition = 0; partition < PARTITIONS; partition++) {
@@ -61,10 +64,12 @@ export async function run(args: string[]): Promise<void> {
         };
       });
       const [{ lsn: before }] = await sql`select pg_current_wal_insert_lsn() as lsn`;
+      const cpuBefore = treeCpuSeconds(server);
       const started = performance.now();
       await sql.begin((tx) => saveStates(tx, "user", partition, encodeStates("user", rows), PARTITIONS));
       if (round < WARM_UP_ROUNDS) continue;
       times.push(performance.now() - started);
+      serverCpu += treeCpuSeconds(server) - cpuBefore;
       const [{ bytes }] = await sql`select pg_wal_lsn_diff(pg_current_wal_insert_lsn(), ${before}::pg_lsn) as bytes`;
       walBytes += Number(bytes);
     }
@@ -89,6 +94,8 @@ export async function run(args: string[]): Promise<void> {
       (Number(size) / 1e6).toFixed(0)
     } MB after ${rounds} rounds; ${hot} of ${updated} updates heap-only (${
       (100 * Number(hot) / Math.max(1, Number(updated))).toFixed(0)
-    }%), WAL ${(walBytes / times.length / states).toFixed(0)} B per state`,
+    }%), WAL ${(walBytes / times.length / states).toFixed(0)} B and PostgreSQL's CPU ${
+      (1e6 * serverCpu / times.length / states).toFixed(0)
+    } µs per state`,
   );
 }
