@@ -216,6 +216,10 @@ export async function run(args: string[]): Promise<void> {
   gc();
   const heapWithout = Deno.memoryUsage().heapUsed;
   await engine.stop();
+  // After the engine's sessions closed, which flushes their table statistics (a live session reports them now and then).
+  const rowWrites = await sql<{ relname: string; ins: string; upd: string; hot: string }[]>`
+    select relname, n_tup_ins as ins, n_tup_upd as upd, n_tup_hot_upd as hot from pg_stat_user_tables
+     where relname in ('actor_states', 'product_minutes') order by relname`;
   await sql.end();
   await database.drop();
   await admin.deleteTopics({ topics: Object.values(topics) }).catch(() => {});
@@ -280,6 +284,15 @@ export async function run(args: string[]): Promise<void> {
       }% of one core over the run; 100,000 events/s would take ${(perEvent(machineSeconds) / 10).toFixed(1)} cores)`,
     );
   }
+  console.log(
+    `PostgreSQL row writes: ${
+      rowWrites.map((r) =>
+        `${r.relname} ${Number(r.ins).toLocaleString("en")} inserted, ${Number(r.upd).toLocaleString("en")} updated (${
+          (100 * Number(r.hot) / Math.max(1, Number(r.upd))).toFixed(0)
+        }% of them heap-only)`
+      ).join("; ")
+    }`,
+  );
   if (instances > 1) {
     console.log("heap and checkpoint figures below are this process's alone (its share of partitions)");
   }

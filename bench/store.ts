@@ -2,16 +2,30 @@
 /**
  * `deno task bench store [--states N] [--rounds N] [--fillfactor N]`: PostgreSQL's side of a user partition's checkpoint
  * alone: `saveStates` of N user-sized states (1.6 KB of JSON) per transaction, four partitions, every state rewritten
- * each round as in a busy engine, on the migrated schema. `--fillfactor` sets `actor_states` to another fill factor
- * first (the schema's is 70, sql/migrations/009_fillfactor.sql), to compare.
+ * each round as in a busy engine, on the migrated schema: each row's `last_active_at` moves every round (the event time
+ * of the user's latest event), a third of the users have a pending timer whose deadline moves every round, and one in
+ * twenty gains or loses its timer every round (a cart filled, then ordered). `--fillfactor` sets `actor_states` to
+ * another fill factor first (the schema's is 70, sql/migrations/009_fillfactor.sql), to compare. Prints the share of
+ * updates PostgreSQL made heap-only (HOT: no index entry written) and the WAL written per state.
  */
 import postgres from "postgres";
 import { encodeStates, saveStates } from "../sql/checkpoints.ts";
 import { migrate } from "../sql/migrations.ts";
+import { listenerPid, portOf, treeCpuSeconds } from "./process_cpu.ts";
 import { flag, machine } from "./workload.ts";
 
 const PARTITIONS = 4;
 const WARM_UP_ROUNDS = 2;
+/** Noon (UTC) of a day: a run's event times stay within that day, as the engine benchmark's do. */
+const EVENT_TIME_BASE = Date.UTC(2026, 10, 1, 12);
+/** Event time between rounds: the engine's checkpoint interval's worth of a user's events. */
+const ROUND_MS = 60_000;
+
+/** A user's pending timers in a round, as the user actor's cart timer sets and clears them. */
+function userTimers(i: number, round: number, lastActiveAt: number): Record<string, number> {
+  const pending = i % 3 === 0 || (i % 20 === 1 && round % 2 === 1);
+  return pending ? { cart: lastActiveAt + 30 * 60_000 } : {};
+}
 
 /** A stand-in for a user state: its size, and a part that changes every round. */
 function userState(key: number, round: number) {
@@ -31,25 +45,42 @@ export async function run(args: string[]): Promise<void> {
   const fillfactor = flag(args, "fillfactor", 0);
   const sql = postgres(Deno.env.get("DATABASE_URL")!, { max: 2, onnotice: () => {} });
   await migrate(sql);
-  await sql`truncate actor_states`;
+  await sql`truncate actor_states cascade`; // actor_state_parts refers to it (migration 021)
   if (fillfactor > 0) await sql.unsafe(`alter table actor_states set (fillfactor = ${Math.trunc(fillfactor)})`);
   const [{ reloptions }] = await sql`select reloptions from pg_class where relname = 'actor_states'`;
+  let walBytes = 0;
+  const server = listenerPid(portOf(Deno.env.get("DATABASE_URL")!) ?? -1) ?? -1;
+  let serverCpu = 0;
   const times: number[] = [];
   for (let round = 0; round < rounds; round++) {
     for (let partition = 0; partition < PARTITIONS; partition++) {
-      const rows = Array.from({ length: states }, (_, i) => ({
-        key: `user-${partition}-${i}`,
-        state: userState(i, round),
-        timers: {},
-        lastActiveAt: 1_700_000_000_000 + round * 1_000,
-      }));
+      const rows = Array.from({ length: states }, (_, i) => {
+        const lastActiveAt = EVENT_TIME_BASE + round * ROUND_MS + i;
+        return {
+          key: `user-${partition}-${i}`,
+          state: userState(i, round),
+          timers: userTimers(i, round, lastActiveAt),
+          lastActiveAt,
+        };
+      });
+      const [{ lsn: before }] = await sql`select pg_current_wal_insert_lsn() as lsn`;
+      const cpuBefore = treeCpuSeconds(server);
       const started = performance.now();
-      await sql.begin((tx) => saveStates(tx, "user", partition, encodeStates("user", rows)));
-      if (round >= WARM_UP_ROUNDS) times.push(performance.now() - started);
+      await sql.begin((tx) => saveStates(tx, "user", partition, encodeStates("user", rows), PARTITIONS));
+      if (round < WARM_UP_ROUNDS) continue;
+      times.push(performance.now() - started);
+      serverCpu += treeCpuSeconds(server) - cpuBefore;
+      const [{ bytes }] = await sql`select pg_wal_lsn_diff(pg_current_wal_insert_lsn(), ${before}::pg_lsn) as bytes`;
+      walBytes += Number(bytes);
     }
   }
   const [{ size }] = await sql`select pg_total_relation_size('actor_states') as size`;
+  // Closing the pool's sessions flushes their table statistics, which a live session reports only now and then.
   await sql.end();
+  const stats = postgres(Deno.env.get("DATABASE_URL")!, { max: 1, onnotice: () => {} });
+  const [{ updated, hot }] = await stats<{ updated: string; hot: string }[]>`
+    select n_tup_upd as updated, n_tup_hot_upd as hot from pg_stat_user_tables where relname = 'actor_states'`;
+  await stats.end();
   times.sort((a, b) => a - b);
   const mean = times.reduce((a, b) => a + b, 0) / times.length;
   console.log(`\nmachine: ${await machine()}`);
@@ -61,6 +92,10 @@ export async function run(args: string[]): Promise<void> {
       mean.toFixed(0)
     } ms (${times.length} transactions after ${WARM_UP_ROUNDS} warm-up rounds); table and indexes ${
       (Number(size) / 1e6).toFixed(0)
-    } MB after ${rounds} rounds`,
+    } MB after ${rounds} rounds; ${hot} of ${updated} updates heap-only (${
+      (100 * Number(hot) / Math.max(1, Number(updated))).toFixed(0)
+    }%), WAL ${(walBytes / times.length / states).toFixed(0)} B and PostgreSQL's CPU ${
+      (1e6 * serverCpu / times.length / states).toFixed(0)
+    } µs per state`,
   );
 }

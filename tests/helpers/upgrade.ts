@@ -9,7 +9,7 @@ import type { Sql } from "../../engine/database.ts";
 import { NO_PROJECTIONS } from "../../engine/outputs.ts";
 import { partitionForKey } from "../../engine/partitioner.ts";
 import { sumAnalyticsMinutes } from "../../sql/analytics_minutes.ts";
-import { loadState } from "../../sql/checkpoints.ts";
+import { expireStates, loadState } from "../../sql/checkpoints.ts";
 import { loadReplayed } from "../../sql/dlq.ts";
 import { partitionOwner } from "../../sql/instances.ts";
 import { migrate, readMigrations } from "../../sql/migrations.ts";
@@ -164,4 +164,8 @@ export async function checkUpgraded(sql: Sql, fromName: string): Promise<void> {
     nextOffset: 50,
     clock: MINUTE + 60_000,
   });
+  // A row stored by the old release is swept by STATE_TTL_DAYS like any other: the product quiet since MINUTE goes at a
+  // cutoff past it, not at MINUTE itself.
+  assert.equal(await sql.begin((tx) => expireStates(tx, "product", 1, MINUTE)), 0);
+  assert.equal(await sql.begin((tx) => expireStates(tx, "product", 1, MINUTE + 1)), 1);
 }
