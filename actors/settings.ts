@@ -59,10 +59,10 @@ const seconds = (value: number) =>
   read(decimal().finite().min(0).max(TEN_YEARS.seconds, atMostTenYears(TEN_YEARS.seconds))).default(value);
 const ratio = (value: number) => read(decimal().finite().min(0).max(1)).default(value);
 /**
- * Most products a recommendation request excludes: the product ids one fact carries (MAX_FACT_LIST, actors/facts.ts,
- * which cannot be imported here without a cycle; tests/unit/actors_user_test.ts keeps the two equal).
+ * The most product ids one fact carries (MAX_FACT_LIST, actors/facts.ts, which cannot be imported here without a cycle;
+ * tests/unit/actors_user_test.ts keeps the two equal): it bounds RECS_EXCLUDE_LIMIT and RECS_SESSION_ITEMS.
  */
-const MAX_EXCLUDED_PRODUCTS = 1000;
+const FACT_PRODUCT_IDS = 1000;
 const hour = (value: number) => readInteger(integer().min(0).max(24)).default(value);
 
 /** Every domain setting: environment variable name → schema with its default. */
@@ -108,11 +108,18 @@ export const domainSettingsShape = {
   // Recommendations.
   RECS_TOP_K: count(5),
   RECS_MIN_INTERVAL_SECONDS: seconds(60),
-  RECS_SESSION_ITEMS: count(10),
+  // An order product's fact pairs it with this many order neighbours each side and the session's earlier purchases.
+  RECS_SESSION_ITEMS: readInteger(
+    integer().min(1).max(Math.floor(FACT_PRODUCT_IDS / 3), {
+      error: `must be at most ${
+        Math.floor(FACT_PRODUCT_IDS / 3)
+      }, a third of the most product ids a fact carries (an order product's neighbours on both sides and the session's earlier purchases)`,
+    }),
+  ).default(10),
   // Above what a request carries, the older purchases remembered were recommended again.
   RECS_EXCLUDE_LIMIT: readInteger(
-    integer().min(1).max(MAX_EXCLUDED_PRODUCTS, {
-      error: `must be at most ${MAX_EXCLUDED_PRODUCTS}, the most product ids a recommendation request carries`,
+    integer().min(1).max(FACT_PRODUCT_IDS, {
+      error: `must be at most ${FACT_PRODUCT_IDS}, the most product ids a recommendation request carries`,
     }),
   ).default(100),
   RECS_CO_BOUGHT_WEIGHT: nonNegative(3),

@@ -404,6 +404,27 @@ Deno.test("RECS_EXCLUDE_LIMIT goes up to what a recommendation request carries (
   assert.deepEqual(forU.map((x) => x.items.map((i) => i.productId)), [["fresh"]]);
 });
 
+Deno.test("RECS_SESSION_ITEMS goes up to a third of what a fact carries (MAX_FACT_LIST): an order product's co-bought pairs are all sent, a larger value is refused", async () => {
+  // A product of an order is paired with up to RECS_SESSION_ITEMS order neighbours on each side and the session's
+  // RECS_SESSION_ITEMS earlier purchases; above a third of MAX_FACT_LIST its fact cut the pairs without a word.
+  const most = Math.floor(MAX_FACT_LIST / 3);
+  assert.throws(() => domainSettings({ RECS_SESSION_ITEMS: most + 1 }), /RECS_SESSION_ITEMS[\s\S]*333/);
+  const settings = domainSettings({ RECS_SESSION_ITEMS: most });
+  const b = new EventBuilder();
+  const line = (productId: string) => ({ productId, quantity: 1, price: 1 });
+  const earlier = Array.from({ length: most }, (_, i) => `e${i}`);
+  const order = Array.from({ length: 2 * most + 1 }, (_, i) => `o${i}`);
+  const r = await fold([
+    b.event("order_completed", "u", 0, { orderId: "first", items: earlier.map(line), total: earlier.length }),
+    b.event("order_completed", "u", 1, { orderId: "second", items: order.map(line), total: order.length }),
+  ], { settings });
+  const middle = productFacts(r).find((f) => f.fact === "product_ordered" && f.productId === order[most]) as {
+    coBought: string[];
+  };
+  assert.equal(middle.coBought.length, 3 * most);
+  assert.deepEqual(new Set(middle.coBought), new Set([...order.filter((id) => id !== order[most]), ...earlier]));
+});
+
 Deno.test("user recommendations: a late view or cart add asks when no remembered request is within RECS_MIN_INTERVAL_SECONDS of it", async () => {
   const b = new EventBuilder();
   const asked = (r: Awaited<ReturnType<typeof fold>>) =>
