@@ -160,3 +160,17 @@ Deno.test("timers due at once hold no more than MAX_ACTORS while checkpointed ac
   await moved.h.stop();
   await assertFiredOnce(moved.h);
 });
+
+Deno.test("a timer slice makes room with checkpointed actors only: the moving record's actor, not checkpointed yet, stays and its timer is stored", async () => {
+  const { h } = observedHarness(3_600_000);
+  await waitingKeys(h);
+  // One record past every deadline that arms a timer of its own: its actor is the only one not checkpointed when the
+  // first slice makes room, and the most recently used (the room is made from the least recently used).
+  h.send("mover", { at: T0 + 31 * MIN, remind: 60 * MIN });
+  await caughtUp(h);
+  await h.stop();
+  await assertFiredOnce(h);
+  // Passivated before its checkpoint, its row (and the timer it armed) would never be written.
+  const mover = (await h.store.load("reminder", ["mover"])).get("mover");
+  assert.deepEqual(mover?.timers, { remind: T0 + 91 * MIN }, "the record's actor and its timer are checkpointed");
+});
