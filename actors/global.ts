@@ -91,7 +91,10 @@ export interface SourceClocks {
 /** The analytics state. */
 export interface GlobalState {
   readonly key: string;
-  /** Ascending by minute; those before `memoryFrom` are finished (emitted for storage) and kept one more round. */
+  /**
+   * Ascending by minute; those before `memoryFrom` are finished (emitted for storage) and kept one more round. The
+   * logic's states read it through an accessor (MinuteParts): a fact does not copy a day of minutes.
+   */
   readonly minutes: readonly MinuteRollup[];
   /** Minutes before this (epoch ms) have left memory for storage, and their facts are too late; null before any fact. */
   readonly memoryFrom: number | null;
@@ -129,11 +132,87 @@ export interface PersistedGlobal extends Omit<GlobalState, "minutes" | "dedupe">
 /** Windows of revenue by category in the state (and `GET /v1/analytics/realtime`): an hour at the default 5 minutes. */
 const CATEGORY_WINDOWS_SHOWN = 12;
 
+/** A state without its minutes: the logic keeps those in MinuteParts. */
+type GlobalFields = Omit<GlobalState, "minutes">;
+
+/**
+ * The minutes of a state in two parts, so that a fact copies only the recent ones: those older (frozen, nearly all of a
+ * day) are shared by every version until the latest minute next moves, and keep their identity for the checkpoint.
+ */
+interface MinuteParts {
+  /** Ascending: the minutes up to the recent ones; a fact for one of them (late) copies them all. */
+  readonly settled: readonly MinuteRollup[];
+  /** Ascending, after the settled ones: those within ACTIVE_SKETCH_MINUTES of the latest fact, new ones, restored ones. */
+  readonly recent: readonly MinuteRollup[];
+  /** Both, concatenated at the first read of `minutes` (the evaluation's once a minute, a checkpoint's). */
+  all?: readonly MinuteRollup[];
+}
+
+/** A state of this logic: its fields, and `minutes` read from its parts (not copied by a spread: it is private). */
+class Analytics implements GlobalFields {
+  // Declared so that an instance has a slot for each (Object.assign then writes in place, as into a literal).
+  readonly key!: string;
+  readonly memoryFrom!: number | null;
+  readonly firstEventAt!: number | null;
+  readonly lastEventAt!: number | null;
+  readonly firstPageViewAt!: number | null;
+  readonly facts!: number;
+  readonly duplicates!: number;
+  readonly tooLate!: number;
+  readonly lastAlertAt!: Readonly<Record<string, number>>;
+  readonly alerts!: readonly AlertSummary[];
+  readonly dedupe!: DedupeState;
+  readonly sources!: SourceClocks | null;
+  readonly heldFrom!: number | null;
+  readonly evaluatedTo!: number | null;
+  readonly #parts: MinuteParts;
+
+  private constructor(parts: MinuteParts) {
+    this.#parts = parts;
+  }
+
+  /** The state with `fields` and minutes `parts`. */
+  static of(fields: GlobalFields, parts: MinuteParts, changes?: Partial<GlobalFields>): GlobalState {
+    return Object.assign(new Analytics(parts), fields, changes) as Analytics & GlobalFields;
+  }
+
+  /** `state`'s minutes in parts; those of a state built elsewhere (a caller's spread) are all recent. */
+  static partsOf(state: GlobalState): MinuteParts {
+    return #parts in state ? state.#parts : unsettled(state.minutes);
+  }
+
+  get minutes(): readonly MinuteRollup[] {
+    const { settled, recent } = this.#parts;
+    return this.#parts.all ??= recent.length === 0 ? settled : settled.length === 0 ? recent : [...settled, ...recent];
+  }
+}
+
+/** A new version of `state` with `changes`, and `parts` for minutes (by default its own: the same objects). */
+function version(state: GlobalState, changes: Partial<GlobalFields>, parts = Analytics.partsOf(state)): GlobalState {
+  return Analytics.of(fieldsOf(state), parts, changes);
+}
+
+/** The state's fields: an Analytics' own ones (`minutes` is its accessor), or a plain state's without `minutes`. */
+function fieldsOf(state: GlobalState): GlobalFields {
+  if (state instanceof Analytics) return state;
+  const { minutes: _, ...fields } = state;
+  return fields;
+}
+
+/** The state as this logic's own (a caller may hand it a plain object it spread), so that its parts are kept. */
+function own(state: GlobalState): GlobalState {
+  return state instanceof Analytics ? state : version(state, {});
+}
+
+/** Minutes all recent: only `retire` settles them, frozen (a restored state's facts copy them all until it runs). */
+function unsettled(minutes: readonly MinuteRollup[]): MinuteParts {
+  return { settled: [], recent: minutes };
+}
+
 /** The analytics state before any fact. */
 export function initialGlobal(key: string = GLOBAL_KEY): GlobalState {
-  return {
+  return Analytics.of({
     key,
-    minutes: [],
     memoryFrom: null,
     firstEventAt: null,
     lastEventAt: null,
@@ -147,7 +226,7 @@ export function initialGlobal(key: string = GLOBAL_KEY): GlobalState {
     sources: null,
     heldFrom: null,
     evaluatedTo: null,
-  };
+  }, { settled: [], recent: [] });
 }
 
 /** The global actor's logic with the given settings. */
@@ -162,8 +241,10 @@ export function createGlobalLogic(
     eventTime: (message) => message.fact === "watermark" ? 0 : clockTimeOfFact(message),
     label: (message) => message.fact,
     handle: (state, message, ctx) =>
-      message.fact === "watermark" ? onWatermark(state, message, ctx, settings) : handle(state, message, ctx, settings),
-    onTimer: (state, name, ctx) => name === EVALUATE_TIMER ? onEvaluate(state, ctx, settings) : state,
+      message.fact === "watermark"
+        ? onWatermark(own(state), message, ctx, settings)
+        : handle(own(state), message, ctx, settings),
+    onTimer: (state, name, ctx) => name === EVALUATE_TIMER ? onEvaluate(own(state), ctx, settings) : state,
     persist: (state) => persistGlobal(state, settings),
     restore: restoreGlobal,
     // Nearly all of a day of minutes are finished: a checkpoint writes only those that changed, not 1 MB each time.
@@ -180,22 +261,43 @@ function handle(state: GlobalState, fact: AnalyticsFact, ctx: ActorContext, s: D
   const next = Math.max(minuteOf(Math.min(ctx.now(), fact.at)), state.evaluatedTo ?? -Infinity) + MINUTE;
   const due = ctx.timer(EVALUATE_TIMER);
   if (due === undefined || due > next) ctx.setTimer(EVALUATE_TIMER, next);
-  if (state.heldFrom !== null && state.heldFrom > next) state = { ...state, heldFrom: next };
+  if (state.heldFrom !== null && state.heldFrom > next) state = version(state, { heldFrom: next });
 
   const dedupe = admit(state.dedupe, fact.factId, {
     window: s.FACT_DEDUPE_WINDOW,
     recentLimit: s.FACT_DEDUPE_RECENT_IDS,
   });
-  if (!dedupe || (fact.fact === "abandonment" && countedInItsMinute(state.minutes, fact))) {
-    return { ...state, duplicates: state.duplicates + 1 };
+  if (!dedupe || (fact.fact === "abandonment" && countedInItsMinute(Analytics.partsOf(state), fact))) {
+    return version(state, { duplicates: state.duplicates + 1 });
   }
   const clock = clockTimeOfFact(fact);
   const latest = Math.max(state.lastEventAt ?? clock, clock);
   // Retention and sketch ageing only move when the latest minute does (or a watermark releases minutes).
   const moved = state.lastEventAt === null || minuteOf(latest) !== minuteOf(state.lastEventAt);
   const floor = moved ? memoryFloor(state, latest, s) : state.memoryFrom ?? -Infinity;
-  if (fact.at < floor) return { ...state, dedupe, tooLate: state.tooLate + 1 };
-  const { minutes, memoryFrom } = moved ? retire(state, ctx, s, latest, floor) : state;
+  if (fact.at < floor) return version(state, { dedupe, tooLate: state.tooLate + 1 });
+  const { parts, memoryFrom } = moved
+    ? retire(state, ctx, s, latest, floor)
+    : { parts: Analytics.partsOf(state), memoryFrom: state.memoryFrom };
+  const { settled, recent } = parts;
+  // Only a late fact, for a minute before the recent ones, copies the settled minutes.
+  const updated = settled.length === 0 || settled[settled.length - 1].minute < minuteOf(fact.at)
+    ? { settled, recent: withFact(recent, fact, latest) }
+    : { settled: withFact(settled, fact, latest), recent };
+  return version(state, {
+    dedupe,
+    memoryFrom,
+    facts: state.facts + 1,
+    firstEventAt: state.firstEventAt === null ? fact.at : Math.min(state.firstEventAt, fact.at),
+    lastEventAt: latest,
+    firstPageViewAt: fact.fact === "activity" && fact.type === "page_viewed"
+      ? Math.min(state.firstPageViewAt ?? fact.at, fact.at)
+      : state.firstPageViewAt,
+  }, updated);
+}
+
+/** A copy of ascending `minutes` with the fact counted in its minute (new, and aged as the latest fact says, if none). */
+function withFact(minutes: readonly MinuteRollup[], fact: AnalyticsFact, latest: number): MinuteRollup[] {
   const minute = minuteOf(fact.at);
   let i = minutes.length;
   while (i > 0 && minutes[i - 1].minute > minute) i--;
@@ -210,18 +312,7 @@ function handle(state: GlobalState, fact: AnalyticsFact, ctx: ActorContext, s: D
       : fresh;
     updated.splice(i, 0, addFact(aged, fact));
   }
-  return {
-    ...state,
-    dedupe,
-    minutes: updated,
-    memoryFrom,
-    facts: state.facts + 1,
-    firstEventAt: state.firstEventAt === null ? fact.at : Math.min(state.firstEventAt, fact.at),
-    lastEventAt: latest,
-    firstPageViewAt: fact.fact === "activity" && fact.type === "page_viewed"
-      ? Math.min(state.firstPageViewAt ?? fact.at, fact.at)
-      : state.firstPageViewAt,
-  };
+  return updated;
 }
 
 /**
@@ -244,27 +335,46 @@ function retire(
   s: DomainSettings,
   latest: number,
   floor: number,
-): Pick<GlobalState, "minutes" | "memoryFrom"> {
+): { parts: MinuteParts; memoryFrom: number | null } {
   const sketchFloor = minuteOf(latest) - ACTIVE_SKETCH_MINUTES * MINUTE;
   const hashFloor = minuteOf(latest) - ABANDONMENT_DEDUPE_MINUTES * MINUTE;
   // Minutes before the previous boundary were emitted last round and are dropped now; of those
   // finished now, only the ones the history keeps are held (the others are stored nowhere).
   const held = state.memoryFrom ?? -Infinity;
   const keepFrom = minuteOf(latest) - s.ANALYTICS_HISTORY_DAYS * DAY;
-  const finished = state.minutes.filter((m) => m.minute < floor && m.minute >= held);
+  const kept = (m: MinuteRollup) => m.minute >= floor || (m.minute >= held && m.minute >= keepFrom);
+  const { settled, recent } = Analytics.partsOf(state);
+  // Ascending: the finished minutes, and those dropped, are at the front; the rest of the settled ones is not visited.
+  const finished: MinuteRollup[] = [];
+  for (const minutes of [settled, recent]) {
+    for (let i = 0; i < minutes.length && minutes[i].minute < floor; i++) {
+      if (minutes[i].minute >= held) finished.push(minutes[i]);
+    }
+  }
   if (finished.length > 0) emitHistory(ctx, state.key, finished, keepFrom);
-  const minutes = state.minutes
-    .filter((m) => m.minute >= floor || (m.minute >= held && m.minute >= keepFrom))
+  let dropped = 0;
+  while (dropped < settled.length && !kept(settled[dropped])) dropped++;
+  // The settled minutes are frozen already (a late fact's too): only the recent ones age, and the frozen ones settle.
+  const aged = recent
+    .filter(kept)
     .map((m) => m.minute < sketchFloor ? freeze(m) : m.minute < hashFloor ? forgetAbandonments(m) : m);
+  let settling = 0;
+  while (settling < aged.length && aged[settling].minute < sketchFloor) settling++;
+  const parts = {
+    settled: dropped === 0 && settling === 0 ? settled : [...settled.slice(dropped), ...aged.slice(0, settling)],
+    recent: settling === 0 ? aged : aged.slice(settling),
+  };
   // Null while a source partition not heard of yet holds every minute.
-  return { minutes, memoryFrom: floor > -Infinity ? floor : state.memoryFrom };
+  return { parts, memoryFrom: floor > -Infinity ? floor : state.memoryFrom };
 }
 
 /** Whether an abandonment fact was already counted in its minute (known while the minute keeps its hashes). */
-function countedInItsMinute(minutes: readonly MinuteRollup[], fact: AnalyticsFact): boolean {
+function countedInItsMinute({ settled, recent }: MinuteParts, fact: AnalyticsFact): boolean {
   const minute = minuteOf(fact.at);
-  for (let i = minutes.length - 1; i >= 0 && minutes[i].minute >= minute; i--) {
-    if (minutes[i].minute === minute) return countedAbandonment(minutes[i], fact.factId);
+  for (const minutes of [recent, settled]) {
+    for (let i = minutes.length - 1; i >= 0 && minutes[i].minute >= minute; i--) {
+      if (minutes[i].minute === minute) return countedAbandonment(minutes[i], fact.factId);
+    }
   }
   return false;
 }
@@ -307,7 +417,7 @@ function onWatermark(state: GlobalState, mark: SourceWatermark, ctx: ActorContex
   const clocks = { ...state.sources?.clocks, [String(mark.partition)]: mark.clock };
   // A topic's partitions are never removed: a smaller count is an instance not restarted since some were added.
   const partitions = Math.max(state.sources?.partitions ?? 0, mark.partitions);
-  let next: GlobalState = { ...state, sources: { partitions, clocks } };
+  let next: GlobalState = version(state, { sources: { partitions, clocks } });
   const from = next.heldFrom ?? ctx.timer(EVALUATE_TIMER);
   if (from !== undefined) {
     const now = ctx.now();
@@ -319,7 +429,9 @@ function onWatermark(state: GlobalState, mark: SourceWatermark, ctx: ActorContex
   // only now: the boundaries it released above were evaluated over their whole windows, not over what is left of them.
   if (next.lastEventAt === null) return next;
   const floor = memoryFloor(next, next.lastEventAt, s);
-  return floor > (state.memoryFrom ?? -Infinity) ? { ...next, ...retire(next, ctx, s, next.lastEventAt, floor) } : next;
+  if (floor <= (state.memoryFrom ?? -Infinity)) return next;
+  const { parts, memoryFrom } = retire(next, ctx, s, next.lastEventAt, floor);
+  return version(next, { memoryFrom }, parts);
 }
 
 /**
@@ -365,13 +477,13 @@ function advance(
     state = evaluate(state, boundary, ids, s);
     at = nextEvaluation(state, at, s);
   }
-  if (at === undefined) return state.heldFrom === null ? state : { ...state, heldFrom: null };
+  if (at === undefined) return state.heldFrom === null ? state : version(state, { heldFrom: null });
   if (at <= dueTo) {
     ctx.setTimer(EVALUATE_TIMER, poll);
-    return state.heldFrom === at ? state : { ...state, heldFrom: at };
+    return state.heldFrom === at ? state : version(state, { heldFrom: at });
   }
   ctx.setTimer(EVALUATE_TIMER, at);
-  return state.heldFrom === null ? state : { ...state, heldFrom: null };
+  return state.heldFrom === null ? state : version(state, { heldFrom: null });
 }
 
 /** Evaluates the business alerts over their windows ending at the minute boundary `at`. */
@@ -438,7 +550,7 @@ function evaluate(state: GlobalState, at: number, ctx: ActorContext, s: DomainSe
     alerts = rememberAlert(alerts, alert, GLOBAL_RECENT_ALERTS);
   }
 
-  return { ...state, lastAlertAt, alerts, evaluatedTo: at };
+  return version(state, { lastAlertAt, alerts, evaluatedTo: at });
 }
 
 /**
@@ -490,9 +602,11 @@ export function recentTotals(state: GlobalState, minutes: number): WindowTotals 
 
 function persistGlobal(state: GlobalState, s: DomainSettings): PersistedGlobal {
   const last = (n: number) => recentTotals(state, n)!;
+  const { key, ...fields } = fieldsOf(state);
   return {
-    ...state,
+    key,
     minutes: state.minutes.map(persistRollup),
+    ...fields,
     dedupe: persistDedupe(state.dedupe),
     realtime: state.lastEventAt === null ? null : { last1: last(1), last5: last(5), last15: last(15) },
     revenueByCategory: state.lastEventAt === null ? [] : revenueByCategoryWindows(
@@ -514,14 +628,13 @@ function restoreGlobal(data: unknown): GlobalState {
     : pageViewsSeen
     ? rest.firstEventAt
     : null;
-  return {
-    ...initialGlobal(),
+  const state = version(initialGlobal(), {
     ...rest,
     firstPageViewAt,
     evaluatedTo: rest.evaluatedTo !== undefined ? rest.evaluatedTo : evaluatedBefore(rest.lastEventAt, rest.heldFrom),
-    minutes: (minutes ?? []).map(restoreRollup),
     dedupe: restoreDedupe(dedupe),
-  };
+  });
+  return version(state, {}, unsettled((minutes ?? []).map(restoreRollup)));
 }
 
 /**

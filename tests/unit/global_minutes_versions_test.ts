@@ -1,0 +1,79 @@
+/**
+ * The global actor's states are versions sharing their unchanged minutes: after a fact, an older version still reads
+ * as it was, every minute the fact did not change is the very same object (the checkpoint writes only changed ones,
+ * engine/persisted_parts.ts), and a late fact into a minute long past the sketches counts there like any other.
+ */
+import assert from "node:assert/strict";
+import type { AnalyticsFact } from "../../actors/facts.ts";
+import { createGlobalLogic, GLOBAL_KEY, type GlobalState } from "../../actors/global.ts";
+import type { MinuteRollup } from "../../actors/rollups.ts";
+import { domainSettings } from "../../actors/settings.ts";
+import { contextAt } from "../helpers/global_actor.ts";
+
+const MIN = 60_000;
+const T0 = Date.UTC(2026, 0, 5, 8, 0, 0);
+const logic = createGlobalLogic(domainSettings({ ANALYTICS_RETENTION_MINUTES: 120 }));
+
+/** A page view `n` at `at`. */
+function pageView(n: number, at: number): AnalyticsFact {
+  return {
+    fact: "activity",
+    factId: `events-0-${n}-activity`,
+    at,
+    userId: `u${n % 7}`,
+    session: `s${n % 7}`,
+    type: "page_viewed",
+  };
+}
+
+/** Asserts that `after` holds `before`'s minutes, the same objects, but for the one of `changed`. */
+function assertShared(before: GlobalState, after: GlobalState, changed: number, what: string): void {
+  const previous = new Map<number, MinuteRollup>(before.minutes.map((m) => [m.minute, m]));
+  const others = after.minutes.filter((m) => m.minute !== changed);
+  assert.equal(others.length, previous.size - (previous.has(changed) ? 1 : 0), `${what}: no minute gone or added`);
+  for (const m of others) assert.ok(previous.get(m.minute) === m, `${what}: minute ${m.minute} is not the same object`);
+}
+
+Deno.test("a fact replaces its minute only: older states read as they were, the other minutes keep their identity, a late fact counts", () => {
+  let state = logic.initial(GLOBAL_KEY);
+  let n = 0;
+  const handle = (at: number) => {
+    const before = state;
+    state = logic.handle(state, pageView(n++, at), contextAt(Math.max(at, before.lastEventAt ?? at))) as GlobalState;
+    return before;
+  };
+  // Kept versions (each after its minute's first fact) are not read before the end: a first read then must see what
+  // was there when they were returned, not the facts of their minute that came after.
+  const kept: { state: GlobalState; minute: number }[] = [];
+  for (let m = 0; m < 180; m++) {
+    const check = m % 7 === 0 ? () => {} : assertShared;
+    handle(T0 + m * MIN);
+    if (m % 7 === 0) kept.push({ state, minute: m });
+    for (const second of [10, 20]) check(handle(T0 + m * MIN + second * 1000), state, T0 + m * MIN, `minute ${m}`);
+    // An hour back: past the sketches (30 minutes), within the retention (120).
+    if (m >= 60 && m % 10 === 0) {
+      check(handle(T0 + (m - 60) * MIN + 30_000), state, T0 + (m - 60) * MIN, `late into minute ${m - 60}`);
+    }
+  }
+  /** Page views in minute `index` once minute `to` is over: 3, and the late one an hour on. */
+  const expected = (index: number, to: number) => 3 + (index % 10 === 0 && index + 60 <= to ? 1 : 0);
+  for (const { state: older, minute } of kept) {
+    assert.equal(older.minutes.at(-1)!.minute, T0 + minute * MIN, `version after minute ${minute}`);
+    for (const m of older.minutes) {
+      const index = (m.minute - T0) / MIN;
+      const views = index === minute ? 1 : expected(index, minute - 1);
+      assert.equal(m.events.page_viewed, views, `version after minute ${minute}'s first fact: minute ${index}`);
+    }
+  }
+
+  assert.equal(state.tooLate, 0);
+  assert.ok(state.minutes.length >= 120, `${state.minutes.length} minutes in memory`);
+  for (const m of state.minutes) assert.equal(m.events.page_viewed, expected((m.minute - T0) / MIN, 179));
+
+  // A state restored, or spread by a caller, takes the next fact as the state itself does.
+  const next = (from: GlobalState) =>
+    logic.persist(logic.handle(from, pageView(n, T0 + 150 * MIN), contextAt(T0 + 180 * MIN)) as GlobalState);
+  const once = next(state);
+  assert.deepEqual(next(logic.restore(JSON.parse(JSON.stringify(logic.persist(state))))), once);
+  assert.deepEqual(next({ ...state, minutes: state.minutes }), once);
+});
