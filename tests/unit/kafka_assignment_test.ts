@@ -111,13 +111,20 @@ const settle = () => new Promise((r) => setTimeout(r, 50));
 
 /**
  * A runtime of member "A" on a KafkaConsumer over the stand-in kafkajs, one partition, a checkpoint per batch by default;
- * `watermarks`: the events partition publishes its clock to analytics, as the engine wires it.
+ * `watermarks`: the events partition publishes its clock to analytics, as the engine wires it; `store` and `logic`
+ * replace the in-memory store and the recorder.
  */
-async function memberA(checkpointMaxMessages = 1, { watermarks = false } = {}) {
+async function memberA<S extends MemoryCheckpointStore = MemoryCheckpointStore>(
+  checkpointMaxMessages = 1,
+  {
+    watermarks = false,
+    store = new MemoryCheckpointStore() as S,
+    logic = recorderLogic() as ActorLogic<Recorded, Any>,
+  }: { watermarks?: boolean; store?: S; logic?: ActorLogic<Recorded, Any> } = {},
+) {
   const topics = topicNames({ TOPIC_PREFIX: "" });
   const log = new MemoryLog();
   await log.ensureTopics(Object.values(topics).map((topic) => ({ topic, partitions: 1 })));
-  const store = new MemoryCheckpointStore();
   const fake = fakeKafka();
   const consumer = new KafkaConsumer(fake.kafka as Any, { groupId: "group" }, silentLogger);
   const runtime = new ActorRuntime({
@@ -128,7 +135,7 @@ async function memberA(checkpointMaxMessages = 1, { watermarks = false } = {}) {
     groupId: "group",
     owner: "A",
     logger: silentLogger,
-    logics: new Map([[topics.events, recorderLogic()]]),
+    logics: new Map([[topics.events, logic]]),
     ...(watermarks ? { partitionCounts: new Map([[topics.events, 1]]) } : {}),
     checkpointIntervalMs: 3_600_000,
     checkpointMaxMessages,
@@ -555,27 +562,12 @@ const echoLogic: ActorLogic<Recorded, { n: number }> = {
 };
 
 Deno.test("a final checkpoint cut by FINAL_CHECKPOINTS_MS loses and applies twice nothing: the next owner replays to identical outputs, the late commit is refused", async () => {
-  const topics = topicNames({ TOPIC_PREFIX: "" });
-  const log = new MemoryLog();
-  await log.ensureTopics(Object.values(topics).map((topic) => ({ topic, partitions: 1 })));
+  const { topics, log, store, fake, consumer, runtime } = await memberA(1_000, {
+    store: new HangingCommitStore(),
+    logic: echoLogic,
+  });
   // The log holds what the stand-in delivers to A: key k, {n: offset}.
   log.appendNow([0, 1, 2].map((n) => ({ topic: topics.events, key: "k", value: JSON.stringify({ n }) })));
-  const store = new HangingCommitStore();
-  const fake = fakeKafka();
-  const consumer = new KafkaConsumer(fake.kafka as Any, { groupId: "group" }, silentLogger);
-  const runtime = new ActorRuntime({
-    store,
-    producer: log.producer(),
-    consumer,
-    topics,
-    groupId: "group",
-    owner: "A",
-    logger: silentLogger,
-    logics: new Map([[topics.events, echoLogic]]),
-    checkpointIntervalMs: 3_600_000,
-    checkpointMaxMessages: 1_000,
-    retryBackoffMs: { initial: 5, max: 20 },
-  });
   await consumer.start([topics.events], runtime);
   fake.join({ [topics.events]: [0] });
   await settle();
