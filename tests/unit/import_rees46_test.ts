@@ -16,22 +16,24 @@ async function load(): Promise<{ events: StoredEvent[]; summary: ReturnType<type
   return { events, summary };
 }
 
+/** A REES46 row (the file's nine columns, a purchase of 35.79 by default); `extra` replaces columns by index. */
+function row(type: string, price = "35.79", extra: Partial<Record<number, string>> = {}): string[] {
+  const r = [
+    "2019-10-01 00:00:05 UTC",
+    type,
+    "44600062",
+    "2103807459595387724",
+    "beauty.skin",
+    "shiseido",
+    price,
+    "541312140",
+    "72d7",
+  ];
+  for (const [i, v] of Object.entries(extra)) r[Number(i)] = v!;
+  return r;
+}
+
 Deno.test("mapRees46Row() maps each event type and names what it skips", () => {
-  const row = (type: string, price = "35.79", extra: Partial<Record<number, string>> = {}) => {
-    const r = [
-      "2019-10-01 00:00:05 UTC",
-      type,
-      "44600062",
-      "2103807459595387724",
-      "beauty.skin",
-      "shiseido",
-      price,
-      "541312140",
-      "72d7",
-    ];
-    for (const [i, v] of Object.entries(extra)) r[Number(i)] = v!;
-    return r;
-  };
   const view = mapRees46Row(row("view"), 2) as StoredEvent;
   assert.equal(view.type, "product_viewed");
   assert.equal(view.userId, "541312140");
@@ -96,23 +98,12 @@ Deno.test("importRees46() counts skipped rows by reason and names the record whe
 });
 
 Deno.test("a REES46 price not written in plain decimal digits is skipped as invalid_price, as the API refuses it", () => {
-  const row = (price: string) => [
-    "2019-10-01 00:00:05 UTC",
-    "purchase",
-    "44600062",
-    "2103807459595387724",
-    "beauty.skin",
-    "shiseido",
-    price,
-    "541312140",
-    "72d7",
-  ];
   // Number() read these as 16, 1000, 0.5, 5, 12 and so on: a corrupt field became an order of another amount.
   for (const price of ["0x10", "1e3", "1E-2", ".5", "5.", "+5", "0b1", "0o7", "1_000", "12abc", "Infinity", "1,5"]) {
-    assert.deepEqual(mapRees46Row(row(price), 2), { skip: "invalid_price" }, price);
+    assert.deepEqual(mapRees46Row(row("purchase", price), 2), { skip: "invalid_price" }, price);
   }
   // Over what the API takes as a price (MAX_AMOUNT): it was skipped as invalid_event, which named no field.
-  assert.deepEqual(mapRees46Row(row("1000000000.01"), 2), { skip: "invalid_price" });
+  assert.deepEqual(mapRees46Row(row("purchase", "1000000000.01"), 2), { skip: "invalid_price" });
   // The dataset's own forms; spaces around a field are trimmed, as for every field of the row.
   for (
     const [price, value] of [["35.79", 35.79], ["0", 0], ["0.00", 0], ["1000", 1000], [" 12 ", 12], [
@@ -120,7 +111,7 @@ Deno.test("a REES46 price not written in plain decimal digits is skipped as inva
       1e9,
     ]] as const
   ) {
-    const order = mapRees46Row(row(price), 2) as StoredEventOf<"order_completed">;
+    const order = mapRees46Row(row("purchase", price), 2) as StoredEventOf<"order_completed">;
     assert.equal(order.properties.total, value, price);
   }
 });
