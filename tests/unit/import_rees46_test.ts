@@ -16,7 +16,7 @@ async function load(): Promise<{ events: StoredEvent[]; summary: ReturnType<type
   return { events, summary };
 }
 
-/** A REES46 row (the file's nine columns, a purchase of 35.79 by default); `extra` replaces columns by index. */
+/** A REES46 row (the file's nine columns, price 35.79 by default); `extra` replaces columns by index. */
 function row(type: string, price = "35.79", extra: Partial<Record<number, string>> = {}): string[] {
   const r = [
     "2019-10-01 00:00:05 UTC",
