@@ -76,6 +76,38 @@ async function firstLineThenStop(tail: Deno.ChildProcess): Promise<string> {
   return stdout;
 }
 
+/**
+ * A TCP peer that takes connections and answers nothing (a frozen broker or engine, or another service at that port);
+ * `firstRequest` resolves when a connection first sends bytes.
+ */
+function silentPeer(): { port: number; firstRequest: Promise<void>; close: () => Promise<void> } {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const connections: Deno.Conn[] = [];
+  let requested!: () => void;
+  const firstRequest = new Promise<void>((resolve) => requested = resolve);
+  const accepting = (async () => {
+    for await (const conn of listener) {
+      connections.push(conn);
+      conn.readable.pipeTo(new WritableStream({ write: () => requested() })).catch(() => {});
+    }
+  })();
+  return {
+    port: listener.addr.port,
+    firstRequest,
+    close: async () => {
+      listener.close();
+      await accepting.catch(() => {});
+      for (const conn of connections) {
+        try {
+          conn.close();
+        } catch {
+          // closed by the other side's end
+        }
+      }
+    },
+  };
+}
+
 /** Views per product in the CSV, counted independently of the importer. */
 function expectedViews(csv: string): Map<string, number> {
   const views = new Map<string, number>();
@@ -889,22 +921,13 @@ onlyOn(
   "tail in production mode stops at a second Ctrl-C while it leaves a broker that does not answer",
   async () => {
     // A broker that takes connections and requests and answers nothing (frozen, or another service at that port).
-    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const connections: Deno.Conn[] = [];
-    let requested!: () => void;
-    const firstRequest = new Promise<void>((resolve) => requested = resolve);
-    const accepting = (async () => {
-      for await (const conn of listener) {
-        connections.push(conn);
-        conn.readable.pipeTo(new WritableStream({ write: () => requested() })).catch(() => {});
-      }
-    })();
+    const broker = silentPeer();
     const env = Deno.env.toObject();
     delete env.DATABASE_URL;
     const tail = new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", "--quiet", "scripts/tail.ts", "alerts"],
       cwd: ROOT,
-      env: { ...env, KAFKA_BROKERS: `127.0.0.1:${listener.addr.port}` },
+      env: { ...env, KAFKA_BROKERS: `127.0.0.1:${broker.port}` },
       clearEnv: true,
       stdin: "null",
       stdout: "null",
@@ -916,7 +939,7 @@ onlyOn(
       tail.kill("SIGKILL");
     }, 20_000);
     try {
-      await firstRequest;
+      await broker.firstRequest;
       tail.kill("SIGINT");
       let stderr = "";
       const reader = tail.stderr.pipeThrough(new TextDecoderStream()).getReader();
@@ -934,15 +957,7 @@ onlyOn(
       assert.equal(status.code, 130, stderr);
     } finally {
       clearTimeout(guard);
-      listener.close();
-      await accepting.catch(() => {});
-      for (const conn of connections) {
-        try {
-          conn.close();
-        } catch {
-          // closed with tail's end
-        }
-      }
+      await broker.close();
     }
   },
 );
@@ -988,17 +1003,13 @@ onlyOn(
   "no log",
   "import: an engine that takes the connection but never answers its first probe is reported",
   async () => {
-    // Accepts connections and reads nothing: the import's GET /healthz before the first batch had no timeout.
-    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const held: Deno.Conn[] = [];
-    const accepting = (async () => {
-      for await (const conn of listener) held.push(conn);
-    })();
+    // Accepts connections and answers nothing: the import's GET /healthz before the first batch had no timeout.
+    const engine = silentPeer();
     try {
       const env = Deno.env.toObject();
       delete env.KAFKA_BROKERS;
       delete env.DATABASE_URL;
-      const url = `http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`;
+      const url = `http://127.0.0.1:${engine.port}`;
       const output = await new Deno.Command(Deno.execPath(), {
         args: ["run", "-A", "--quiet", "scripts/import.ts", "rees46", SAMPLE, "--url", url, "--timeout", "1"],
         cwd: ROOT,
@@ -1013,9 +1024,7 @@ onlyOn(
       assert.equal(output.code, 1, stderr);
       assert.match(stderr, new RegExp(`import: no engine answers at ${url} within 1 s \\(--timeout\\)`));
     } finally {
-      listener.close();
-      await accepting.catch(() => {});
-      for (const conn of held) conn.close();
+      await engine.close();
     }
   },
 );
