@@ -14,22 +14,55 @@ export type ReadinessChecks = Readonly<Record<string, () => Promise<CheckResult>
 /** Longest a single readiness check may take before it counts as failed. */
 export const READINESS_CHECK_TIMEOUT_MS = 2_000;
 
-async function runCheck(check: () => Promise<CheckResult>): Promise<CheckResult> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<CheckResult>((resolve) => {
-    timer = setTimeout(
-      () => resolve({ ok: false, reason: `no answer within ${READINESS_CHECK_TIMEOUT_MS} ms` }),
-      READINESS_CHECK_TIMEOUT_MS,
-    );
-  });
-  try {
-    return await Promise.race([
-      check().catch((error): CheckResult => ({ ok: false, reason: (error as Error).message })),
-      timeout,
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
+/** How long a readiness check may take, and the clock that times it (tests set both). */
+export interface CheckTiming {
+  readonly timeoutMs: number;
+  readonly now: () => number;
+}
+
+const DEFAULT_TIMING: CheckTiming = { timeoutMs: READINESS_CHECK_TIMEOUT_MS, now: () => Date.now() };
+
+/** A check's run that has not answered yet, with when it was asked. */
+interface CheckInFlight {
+  readonly answer: Promise<CheckResult>;
+  readonly since: number;
+}
+
+/**
+ * Runs each check one at a time: a probe arriving while the check's last run is unanswered waits for that run (at most
+ * the deadline) instead of asking again. Each probe on a frozen PostgreSQL used to queue one more query on the pool,
+ * all run once it answered, in front of the checkpoints; a load balancer probing every second piled them up.
+ */
+function checkRunner(checks: ReadinessChecks, timing: CheckTiming): (name: string) => Promise<CheckResult> {
+  const inFlight = new Map<string, CheckInFlight>();
+  return async (name) => {
+    let run = inFlight.get(name);
+    if (run === undefined) {
+      const answer = Promise.resolve()
+        .then(checks[name])
+        .catch((error): CheckResult => ({ ok: false, reason: (error as Error).message }));
+      const started: CheckInFlight = { answer, since: timing.now() };
+      inFlight.set(name, started);
+      answer.finally(() => {
+        if (inFlight.get(name) === started) inFlight.delete(name);
+      });
+      run = started;
+    }
+    const since = run.since;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<CheckResult>((resolve) => {
+      // The time the run has gone unanswered: a probe that joined it late says how long the check has waited.
+      timer = setTimeout(
+        () => resolve({ ok: false, reason: `no answer within ${Math.max(timing.now() - since, timing.timeoutMs)} ms` }),
+        timing.timeoutMs,
+      );
+    });
+    try {
+      return await Promise.race([run.answer, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
 }
 
 /** Body of a readiness answer, 200 or 503 alike. */
@@ -71,14 +104,16 @@ const metricsDoc: OperationDoc = {
 export function operationsRoutes(deps: {
   readonly checks: ReadinessChecks;
   readonly metrics: () => Promise<{ body: string; contentType: string }>;
+  readonly checkTiming?: CheckTiming;
 }): Route[] {
+  const runCheck = checkRunner(deps.checks, deps.checkTiming ?? DEFAULT_TIMING);
   return [
     {
       method: "GET",
       path: "/readyz",
       handler: async () => {
         const names = Object.keys(deps.checks);
-        const results = await Promise.all(names.map((name) => runCheck(deps.checks[name])));
+        const results = await Promise.all(names.map(runCheck));
         const checks = Object.fromEntries(names.map((name, i) => [name, results[i].ok ? "ok" : results[i].reason]));
         const ready = results.every((r) => r.ok);
         return Response.json(

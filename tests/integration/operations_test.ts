@@ -5,8 +5,9 @@ import { TOPIC_LEADERS_TIMEOUT_MS, waitForLeaders } from "../../engine/kafka_adm
 import { Kafka, logLevel, type PartitionAssigner, PartitionAssigners } from "kafkajs";
 import postgres from "postgres";
 import { silentLogger } from "../../engine/logger.ts";
+import { READINESS_CHECK_TIMEOUT_MS } from "../../http/operations_routes.ts";
 import { forEachLog, onlyOn } from "../helpers/modes.ts";
-import { eventually, freshDatabase, services, testConfig, uniqueName } from "../helpers/services.ts";
+import { eventually, freshDatabase, services, testConfig, uniqueName, within } from "../helpers/services.ts";
 import { startTcpProxy } from "../helpers/tcp_proxy.ts";
 
 onlyOn("kafka", {
@@ -84,6 +85,64 @@ onlyOn("kafka", {
       await eventually("the lag worked off", async () => (await eventsLag()) === 0 ? true : undefined, 30_000);
     } finally {
       proxy.restore();
+      await engine.stop();
+      proxy.close();
+      await db.drop();
+    }
+  },
+});
+
+onlyOn("kafka", {
+  name:
+    "/readyz while PostgreSQL does not answer: each probe a 503 naming the database within the deadline, and one query for them all",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const db = await freshDatabase();
+    const real = new URL(db.url);
+    // The readiness query's first parameter, as postgres.js binds it (once per execution, prepared or not): counts the
+    // readiness queries the server runs.
+    const marker = '{"partition_checkpoints","alerts","actor_states"';
+    let readinessQueries = 0;
+    const proxy = startTcpProxy({ hostname: real.hostname, port: Number(real.port) }, (chunk) => {
+      readinessQueries += new TextDecoder().decode(chunk).split(marker).length - 1;
+      return { action: "forward" };
+    });
+    const viaProxy = new URL(db.url);
+    viaProxy.port = String(proxy.port);
+    const engine = await startEngine(testConfig(viaProxy.toString()), silentLogger);
+    let probes = 0;
+    const ready = async () => {
+      probes++;
+      const response = await fetch(`${engine.url}/readyz`);
+      return { status: response.status, body: await response.json() };
+    };
+    try {
+      assert.equal((await ready()).status, 200);
+      assert.ok(readinessQueries >= 1, "the readiness query is seen on its way to the server");
+      // Every answer of PostgreSQL held back from now on: its queries neither succeed nor fail.
+      proxy.freeze();
+      const [queriesBefore, probesBefore] = [readinessQueries, probes];
+      const frozenProbes = 4;
+      for (let n = 1; n <= frozenProbes; n++) {
+        const answer = await within(READINESS_CHECK_TIMEOUT_MS + 3_000, `probe ${n}`, ready());
+        assert.equal(answer.status, 503, `probe ${n}: ${JSON.stringify(answer.body)}`);
+        assert.match(answer.body.checks.database, /^no answer within \d+ ms$/, `probe ${n}`);
+        assert.equal(answer.body.checks.log, "ok");
+      }
+      proxy.thaw();
+      await eventually("200 from /readyz", async () => ((await ready()).status === 200 ? true : undefined), 30_000);
+      // Each probe used to queue a query of its own, every one of them waiting on the frozen server (on a pool whose
+      // connections all waited, in front of the checkpoints) and run once it answered: a load balancer's probes piled
+      // up. Now the frozen probes share one, and each later probe runs at most one.
+      const laterProbes = probes - probesBefore - frozenProbes;
+      assert.ok(
+        readinessQueries - queriesBefore <= 1 + laterProbes,
+        `${readinessQueries - queriesBefore} readiness queries run for ${frozenProbes} probes while frozen and ` +
+          `${laterProbes} after`,
+      );
+    } finally {
+      proxy.thaw();
       await engine.stop();
       proxy.close();
       await db.drop();
