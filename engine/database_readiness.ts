@@ -28,8 +28,10 @@ const CHECKPOINT_TABLES: readonly string[] = [...new Set(CHECKPOINT_WRITES.map((
 
 /** Ready when the server answers and a transaction of this session may write the checkpoint's tables; else why not. */
 export async function databaseReadiness(sql: Sql): Promise<CheckResult> {
-  // A table not created yet (start-up before the migrations) is left out: has_table_privilege(null, …) is null. One that
-  // exists but that to_regclass does not find (its schema out of the search_path, or not the role's to use) is not.
+  // A table not created yet (start-up before the migrations) is left out: has_table_privilege(null, …) is null, and it
+  // has no columns. One that exists but that to_regclass does not find (its schema out of the search_path, or not the
+  // role's to use) is not. SELECT, INSERT and UPDATE may be granted on every column instead of the table (then
+  // has_table_privilege is false while every checkpoint commits): each column needs it, from either grant.
   const [row] = await sql<
     { standby: boolean; read_only: string; unreachable: string | null; unwritable: string | null; role: string }[]
   >`
@@ -41,7 +43,10 @@ export async function databaseReadiness(sql: Sql): Promise<CheckResult> {
       (select string_agg(w.name || ' (' || w.privilege || ')', ', ' order by w.name, w.privilege)
          from unnest(${CHECKPOINT_WRITES.map(([table]) => table)}::text[],
                      ${CHECKPOINT_WRITES.map(([, privilege]) => privilege)}::text[]) as w(name, privilege)
-        where not has_table_privilege(to_regclass(w.name), w.privilege)) as unwritable`;
+        where case when w.privilege = 'DELETE' then not has_table_privilege(to_regclass(w.name), w.privilege)
+                   else exists (select 1 from pg_attribute a
+                                 where a.attrelid = to_regclass(w.name) and a.attnum > 0 and not a.attisdropped
+                                   and not has_column_privilege(a.attrelid, a.attnum, w.privilege)) end) as unwritable`;
   if (row.standby) {
     return { ok: false, reason: "read-only: the server is a standby (pg_is_in_recovery()); no checkpoint can commit" };
   }
