@@ -129,7 +129,7 @@ export interface StateRouting {
   /** The group's forward secret, the header's value: the owner takes the query as forwarded only with it. */
   readonly forwardSecret: string;
   readonly timeoutMs?: number;
-  /** Defaults to OWNER_CACHE_MS; 0 looks the owner up for every query. */
+  /** Defaults to OWNER_CACHE_MS; 0 looks the owner up for every query (but shares a lookup still unanswered). */
   readonly ownerCacheMs?: number;
   /** Defaults to OWNER_TRUSTED_MS; 0 makes every memory answer wait for a lookup. */
   readonly ownerTrustedMs?: number;
@@ -240,7 +240,7 @@ interface OwnerCache {
    * lookup began more than `ownerTrustedMs` ago.
    */
   latest(topic: string, partition: number): PartitionOwnerRow | null | undefined;
-  /** Forgets an owner that could not be reached, so the next query looks again. */
+  /** Forgets an owner that could not be reached, so the next query looks again (or shares the look in flight). */
   forget(topic: string, partition: number): void;
 }
 
@@ -250,7 +250,7 @@ type PartitionOwner = NonNullable<PartitionOwnerRow>;
 function ownerCache(routing: StateRouting): OwnerCache {
   const ttl = routing.ownerCacheMs ?? OWNER_CACHE_MS;
   const trusted = routing.ownerTrustedMs ?? OWNER_TRUSTED_MS;
-  const entries = new Map<string, { owner: Promise<PartitionOwnerRow | null>; at: number }>();
+  const entries = new Map<string, { owner: Promise<PartitionOwnerRow | null>; at: number; pending: boolean }>();
   /** Each partition's latest owner found, with when the lookup that found it began. */
   const answered = new Map<string, { owner: PartitionOwnerRow | null; at: number }>();
   return {
@@ -258,13 +258,20 @@ function ownerCache(routing: StateRouting): OwnerCache {
       const k = tpKey({ topic, partition });
       const now = performance.now();
       const hit = entries.get(k);
-      if (hit && now - hit.at < ttl) return hit.owner;
+      // One still unanswered is shared, however old: each is a query on the pool, and one asked per period while
+      // PostgreSQL was frozen queued one more per partition for every period, all run once it answered.
+      if (hit && (hit.pending || now - hit.at < ttl)) return hit.owner;
       const owner = routing.registry.owner(topic, partition);
-      entries.set(k, { owner, at: now });
+      const entry = { owner, at: now, pending: true };
+      entries.set(k, entry);
       owner.then((found) => {
+        entry.pending = false;
         // Only a newer lookup's answer replaces one: lookups may answer out of order.
         if ((answered.get(k)?.at ?? -Infinity) <= now) answered.set(k, { owner: found, at: now });
-      }, () => entries.delete(k));
+      }, () => {
+        entry.pending = false;
+        if (entries.get(k) === entry) entries.delete(k);
+      });
       return owner;
     },
     latest(topic, partition) {
@@ -272,7 +279,9 @@ function ownerCache(routing: StateRouting): OwnerCache {
       return found && performance.now() - found.at < trusted ? found.owner : undefined;
     },
     forget(topic, partition) {
-      entries.delete(tpKey({ topic, partition }));
+      // A lookup still unanswered began after the owner being forgotten was found: it is the next look already.
+      const k = tpKey({ topic, partition });
+      if (!entries.get(k)?.pending) entries.delete(k);
     },
   };
 }

@@ -321,6 +321,36 @@ Deno.test("routing: a partition's owner is looked up once per cache period, and 
   assert.equal(lookups, 3);
 });
 
+Deno.test("routing: an owner lookup still unanswered is shared, not asked again, however long PostgreSQL stalls", async () => {
+  // Each lookup is a query on the pool: asked again once the cache period passed while the last was unanswered (a
+  // database frozen), every routed query queued one more per partition, all run once it answered, before the
+  // checkpoints.
+  let lookups = 0;
+  const stalled = Promise.withResolvers<PartitionOwner>();
+  const reader = createStateReader(
+    { lookup: () => undefined, owned: () => [] } as unknown as ActorRuntime,
+    {
+      read: () => Promise.resolve({ state: { userId: "u1", n: 1 }, updatedAt: UPDATED }),
+    } as unknown as CheckpointStore,
+    {
+      registry: { instanceId: "self", owner: () => (lookups++, stalled.promise) },
+      forwardSecret: SECRET,
+      kinds: { user: { topic: TOPIC, partitions: 6, path: (key) => `/v1/users/${key}` } },
+      // Every lookup's period over at once: as when the queries come a second or more apart.
+      ownerCacheMs: 0,
+      fetch: () => Promise.resolve(Response.json({ userId: "u1", n: 2, source: "memory" })),
+    },
+  );
+  const reads = [1, 2, 3].map(() => reader.read("user", "u1", { forwarded: false }));
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.equal(lookups, 1, "one lookup in flight for three queries");
+  stalled.resolve({ instanceId: "other", httpUrl: "http://o" });
+  for (const read of await Promise.all(reads)) assert.equal(read?.instance, "other");
+  // Answered, the next query looks again (the period is over).
+  await reader.read("user", "u1", { forwarded: false });
+  assert.equal(lookups, 2);
+});
+
 Deno.test("routing: beyond the forwards in flight allowed, queries are answered from the checkpoint", async () => {
   const release = Promise.withResolvers<void>();
   let fetched = 0;
