@@ -19,6 +19,9 @@ export interface KafkaConsumerOptions {
   readonly maxWaitTimeMs?: number;
 }
 
+/** kafkajs's retries of a consumer's failed request (its default when no `retry` is given). */
+const CONSUMER_RETRIES = 5;
+
 const CONSUMER_DEFAULTS = {
   partitionsConsumedConcurrently: 12,
   sessionTimeoutMs: 10_000,
@@ -122,6 +125,9 @@ export class KafkaConsumer implements LogConsumer {
       heartbeatInterval: heartbeatMs,
       maxWaitTimeInMs: options.maxWaitTimeMs ?? CONSUMER_DEFAULTS.maxWaitTimeMs,
       allowAutoTopicCreation: false,
+      // kafkajs's default for a consumer (5 retries), and no restart once stopping: a join the stop cut short crashes
+      // the consumer, which kafkajs then restarted, joining the group again after the stop.
+      retry: { retries: CONSUMER_RETRIES, restartOnFailure: () => Promise.resolve(!this.#stopping) },
     });
   }
 
@@ -180,6 +186,11 @@ export class KafkaConsumer implements LogConsumer {
       const { error, restart } = event.payload;
       // Out of the group now: the heartbeats answered before the crash no longer confirm its assignment.
       this.#confirmation.left();
+      // Stopping, it is no failure: the stop cut a join short, and kafkajs does not restart it (restartOnFailure).
+      if (this.#stopping) {
+        this.#logger.info("consumer ended while stopping", { error });
+        return;
+      }
       if (!restart && !this.#failure) {
         this.#failure = ensureError(error);
         this.#failed.resolve(this.#failure);
@@ -192,8 +203,11 @@ export class KafkaConsumer implements LogConsumer {
         },
       );
     });
+    // A stop while connecting or subscribing (a signal during start-up) must not be followed by a join.
     await consumer.connect();
+    if (this.#stopping) return;
     await consumer.subscribe({ topics: [...topics], fromBeginning: true });
+    if (this.#stopping) return;
     await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
