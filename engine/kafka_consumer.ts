@@ -6,6 +6,7 @@ import { tpKey } from "./log.ts";
 import type { Logger } from "./logger.ts";
 import { AssignmentConfirmation } from "./assignment_confirmation.ts";
 import { KafkaAdmin } from "./kafka_admin.ts";
+import { consumerRefusingJoins, leaveFromAside } from "./kafka_group_leave.ts";
 import { settledWithin } from "./settled_within.ts";
 
 /** Consumer-group settings. */
@@ -105,6 +106,11 @@ export class KafkaConsumer implements LogConsumer {
   #lastReadAt = Date.now();
   /** The member id of the last join: a new one means the group dropped this member in between. */
   #memberId: string | undefined;
+  /** The member id of the join in progress after a rebalance began (a join after a crash has none yet). */
+  #joiningAs: string | undefined;
+  /** Set when stop() leaves the group: kafkajs's consumer may not join again (see kafka_group_leave.ts). */
+  #leaving = false;
+  readonly #kafka: Kafka;
   /** Set when kafkajs stopped the consumer after an error and will not restart it. */
   #failure: Error | undefined;
   /** Settled with `#failure` when it is set: see LogConsumer.failed. */
@@ -116,10 +122,11 @@ export class KafkaConsumer implements LogConsumer {
 
   constructor(kafka: Kafka, private readonly options: KafkaConsumerOptions, logger: Logger) {
     this.#logger = logger.child({ component: "kafka-consumer" });
+    this.#kafka = kafka;
     this.#admin = new KafkaAdmin(kafka);
     const heartbeatMs = options.heartbeatIntervalMs ?? CONSUMER_DEFAULTS.heartbeatIntervalMs;
     this.#confirmation = new AssignmentConfirmation(HEARTBEATS_STALE_AFTER * heartbeatMs);
-    this.#consumer = kafka.consumer({
+    this.#consumer = consumerRefusingJoins(kafka, {
       groupId: options.groupId,
       sessionTimeout: options.sessionTimeoutMs ?? CONSUMER_DEFAULTS.sessionTimeoutMs,
       heartbeatInterval: heartbeatMs,
@@ -128,7 +135,7 @@ export class KafkaConsumer implements LogConsumer {
       // kafkajs's default for a consumer (5 retries), and no restart once stopping: a join the stop cut short crashes
       // the consumer, which kafkajs then restarted, joining the group again after the stop.
       retry: { retries: CONSUMER_RETRIES, restartOnFailure: () => Promise.resolve(!this.#stopping) },
-    });
+    }, () => this.#leaving);
   }
 
   async start(topics: readonly string[], listener: PartitionListener): Promise<void> {
@@ -141,6 +148,7 @@ export class KafkaConsumer implements LogConsumer {
       // checkpointed records since. What this instance holds of them is stale even where the new
       // assignment lists them again: they are all revoked and claimed afresh.
       const memberId = String(event.payload.memberId);
+      this.#joiningAs = undefined;
       const rejoined = this.#memberId !== undefined && memberId !== this.#memberId;
       this.#memberId = memberId;
       // Batches queued for partitions this member no longer has are dropped at once, not after the
@@ -158,7 +166,11 @@ export class KafkaConsumer implements LogConsumer {
         this.#logger.error("handling a new assignment failed", { error });
       }).finally(() => this.#confirmation.assignmentHandled());
     });
-    consumer.on(consumer.events.REBALANCING, () => this.#confirmation.rebalancing());
+    consumer.on(consumer.events.REBALANCING, () => {
+      this.#confirmation.rebalancing();
+      // kafkajs joins again with the member id it has.
+      this.#joiningAs = this.#memberId;
+    });
     consumer.on(
       consumer.events.HEARTBEAT,
       (event) => this.#confirmation.heartbeat(Number(event.payload.groupGenerationId)),
@@ -186,6 +198,7 @@ export class KafkaConsumer implements LogConsumer {
       const { error, restart } = event.payload;
       // Out of the group now: the heartbeats answered before the crash no longer confirm its assignment.
       this.#confirmation.left();
+      this.#joiningAs = undefined;
       // Stopping, it is no failure: the stop cut a join short, and kafkajs does not restart it (restartOnFailure).
       if (this.#stopping) {
         this.#logger.info("consumer ended while stopping", { error });
@@ -436,7 +449,18 @@ export class KafkaConsumer implements LogConsumer {
     const deadline = Date.now() + LEAVE_TIMEOUT_MS;
     const remaining = () => Math.max(0, deadline - Date.now());
     await settledWithin(this.quiesce(), QUIESCE_TIMEOUT_MS);
-    const leaving = this.#consumer.disconnect();
+    this.#leaving = true;
+    // kafkajs leaves only once its join in progress ends, which waits for every member of the group (one that stopped
+    // answering holds it until its session timeout): the member is left from another connection, or the process
+    // exited still in the join, and the group completed the join with it and waited for it again.
+    const joiningAs = this.#joiningAs;
+    const leaving = Promise.all([
+      this.#consumer.disconnect(),
+      joiningAs &&
+      leaveFromAside(this.#kafka, this.options.groupId, joiningAs).catch((error) =>
+        this.#logger.warn("leaving the group during its join failed", { error: ensureError(error) })
+      ),
+    ]);
     if (!await settledWithin(leaving, remaining())) {
       this.#logger.warn("leaving the group did not finish in time; stopping anyway", { timeoutMs: LEAVE_TIMEOUT_MS });
     }
