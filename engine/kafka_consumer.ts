@@ -6,7 +6,7 @@ import { tpKey } from "./log.ts";
 import type { Logger } from "./logger.ts";
 import { AssignmentConfirmation } from "./assignment_confirmation.ts";
 import { KafkaAdmin } from "./kafka_admin.ts";
-import { consumerRefusingJoins, leaveFromAside } from "./kafka_group_leave.ts";
+import { consumerForLeaving, leaveFromAside } from "./kafka_group_leave.ts";
 import { settledWithin } from "./settled_within.ts";
 
 /** Consumer-group settings. */
@@ -106,7 +106,7 @@ export class KafkaConsumer implements LogConsumer {
   #lastReadAt = Date.now();
   /** The member id of the last join: a new one means the group dropped this member in between. */
   #memberId: string | undefined;
-  /** The member id of the join in progress after a rebalance began (a join after a crash has none yet). */
+  /** The member id of the join in progress: the last one after a rebalance began, or the one the broker handed out. */
   #joiningAs: string | undefined;
   /** Set when stop() leaves the group: kafkajs's consumer may not join again (see kafka_group_leave.ts). */
   #leaving = false;
@@ -126,7 +126,7 @@ export class KafkaConsumer implements LogConsumer {
     this.#admin = new KafkaAdmin(kafka);
     const heartbeatMs = options.heartbeatIntervalMs ?? CONSUMER_DEFAULTS.heartbeatIntervalMs;
     this.#confirmation = new AssignmentConfirmation(HEARTBEATS_STALE_AFTER * heartbeatMs);
-    this.#consumer = consumerRefusingJoins(kafka, {
+    this.#consumer = consumerForLeaving(kafka, {
       groupId: options.groupId,
       sessionTimeout: options.sessionTimeoutMs ?? CONSUMER_DEFAULTS.sessionTimeoutMs,
       heartbeatInterval: heartbeatMs,
@@ -135,7 +135,11 @@ export class KafkaConsumer implements LogConsumer {
       // kafkajs's default for a consumer (5 retries), and no restart once stopping: a join the stop cut short crashes
       // the consumer, which kafkajs then restarted, joining the group again after the stop.
       retry: { retries: CONSUMER_RETRIES, restartOnFailure: () => Promise.resolve(!this.#stopping) },
-    }, () => this.#leaving);
+    }, {
+      refused: () => this.#leaving,
+      // A first join (or one after a crash) is told its member id before it waits for the group.
+      memberIdAssigned: (memberId) => this.#joiningAs = memberId,
+    });
   }
 
   async start(topics: readonly string[], listener: PartitionListener): Promise<void> {
