@@ -202,7 +202,9 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
       // Also after a join that failed half-way: the consumer leaves (or never stays in) the group,
       // claimed partitions get their final checkpoint, and the housekeeping timer stops.
       opened.push({ what: "runtime and consumer", close: () => runtime.shutdown() });
-      await backend.consumer.start(consumedTopics(topics), runtime);
+      // Joining waits for every member of the group: one that stopped answering (a frozen process) holds the join
+      // until its session times out (30 s by kafkajs's default), and a signal waited for it past main.ts's deadline.
+      await abandonedOnAbort(backend.consumer.start(consumedTopics(topics), runtime), signal, aborted);
       stillWanted();
     }
 
@@ -312,18 +314,18 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
 
 /**
  * `step`, or a rejection with `aborted()` as soon as `signal` is aborted; a backend the abandoned step
- * opens later is closed then.
+ * opens later is closed then (what else it started is closed by start-up's own clean-up).
  */
-function abandonedOnAbort(
-  step: Promise<Backend>,
+function abandonedOnAbort<T extends Backend | void>(
+  step: Promise<T>,
   signal: AbortSignal | undefined,
   aborted: () => Error,
-): Promise<Backend> {
+): Promise<T> {
   if (!signal) return step;
   return new Promise((resolve, reject) => {
     const onAbort = () => {
       reject(aborted());
-      step.then((late) => late.close()).catch(() => {});
+      step.then((late) => late?.close()).catch(() => {});
     };
     if (signal.aborted) return onAbort();
     signal.addEventListener("abort", onAbort, { once: true });

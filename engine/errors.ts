@@ -117,6 +117,15 @@ export class LogUnavailableError extends EngineError {
   readonly code = "log_unavailable";
 }
 
+/**
+ * The consumer is leaving its group (a stop), so kafkajs may not join it again; `retriable: false` makes kafkajs give
+ * the join up instead of retrying it (engine/kafka_group_leave.ts).
+ */
+export class ConsumerLeavingError extends EngineError {
+  readonly code = "consumer_leaving";
+  readonly retriable = false;
+}
+
 /** The installed kafkajs lacks an internal the Kafka adapter relies on (it is written for kafkajs 2.2.4); start-up stops. */
 export class KafkaClientMismatchError extends EngineError {
   readonly code = "kafka_client_mismatch";

@@ -6,6 +6,7 @@ import { tpKey } from "./log.ts";
 import type { Logger } from "./logger.ts";
 import { AssignmentConfirmation } from "./assignment_confirmation.ts";
 import { KafkaAdmin } from "./kafka_admin.ts";
+import { consumerForLeaving, leaveFromAside } from "./kafka_group_leave.ts";
 import { settledWithin } from "./settled_within.ts";
 
 /** Consumer-group settings. */
@@ -18,6 +19,9 @@ export interface KafkaConsumerOptions {
   /** Longest time the broker holds a fetch open when there is nothing new; bounds idle latency. */
   readonly maxWaitTimeMs?: number;
 }
+
+/** kafkajs's retries of a consumer's failed request (its default when no `retry` is given). */
+const CONSUMER_RETRIES = 5;
 
 const CONSUMER_DEFAULTS = {
   partitionsConsumedConcurrently: 12,
@@ -102,6 +106,11 @@ export class KafkaConsumer implements LogConsumer {
   #lastReadAt = Date.now();
   /** The member id of the last join: a new one means the group dropped this member in between. */
   #memberId: string | undefined;
+  /** The member id of the join in progress: the last one after a rebalance began, or the one the broker handed out. */
+  #joiningAs: string | undefined;
+  /** Set when stop() leaves the group: kafkajs's consumer may not join again (see kafka_group_leave.ts). */
+  #leaving = false;
+  readonly #kafka: Kafka;
   /** Set when kafkajs stopped the consumer after an error and will not restart it. */
   #failure: Error | undefined;
   /** Settled with `#failure` when it is set: see LogConsumer.failed. */
@@ -113,15 +122,23 @@ export class KafkaConsumer implements LogConsumer {
 
   constructor(kafka: Kafka, private readonly options: KafkaConsumerOptions, logger: Logger) {
     this.#logger = logger.child({ component: "kafka-consumer" });
+    this.#kafka = kafka;
     this.#admin = new KafkaAdmin(kafka);
     const heartbeatMs = options.heartbeatIntervalMs ?? CONSUMER_DEFAULTS.heartbeatIntervalMs;
     this.#confirmation = new AssignmentConfirmation(HEARTBEATS_STALE_AFTER * heartbeatMs);
-    this.#consumer = kafka.consumer({
+    this.#consumer = consumerForLeaving(kafka, {
       groupId: options.groupId,
       sessionTimeout: options.sessionTimeoutMs ?? CONSUMER_DEFAULTS.sessionTimeoutMs,
       heartbeatInterval: heartbeatMs,
       maxWaitTimeInMs: options.maxWaitTimeMs ?? CONSUMER_DEFAULTS.maxWaitTimeMs,
       allowAutoTopicCreation: false,
+      // kafkajs's default for a consumer (5 retries), and no restart once stopping: a join the stop cut short crashes
+      // the consumer, which kafkajs then restarted, joining the group again after the stop.
+      retry: { retries: CONSUMER_RETRIES, restartOnFailure: () => Promise.resolve(!this.#stopping) },
+    }, {
+      refused: () => this.#leaving,
+      // A first join (or one after a crash) is told its member id before it waits for the group.
+      memberIdAssigned: (memberId) => this.#joiningAs = memberId,
     });
   }
 
@@ -135,6 +152,7 @@ export class KafkaConsumer implements LogConsumer {
       // checkpointed records since. What this instance holds of them is stale even where the new
       // assignment lists them again: they are all revoked and claimed afresh.
       const memberId = String(event.payload.memberId);
+      this.#joiningAs = undefined;
       const rejoined = this.#memberId !== undefined && memberId !== this.#memberId;
       this.#memberId = memberId;
       // Batches queued for partitions this member no longer has are dropped at once, not after the
@@ -152,7 +170,11 @@ export class KafkaConsumer implements LogConsumer {
         this.#logger.error("handling a new assignment failed", { error });
       }).finally(() => this.#confirmation.assignmentHandled());
     });
-    consumer.on(consumer.events.REBALANCING, () => this.#confirmation.rebalancing());
+    consumer.on(consumer.events.REBALANCING, () => {
+      this.#confirmation.rebalancing();
+      // kafkajs joins again with the member id it has.
+      this.#joiningAs = this.#memberId;
+    });
     consumer.on(
       consumer.events.HEARTBEAT,
       (event) => this.#confirmation.heartbeat(Number(event.payload.groupGenerationId)),
@@ -180,6 +202,12 @@ export class KafkaConsumer implements LogConsumer {
       const { error, restart } = event.payload;
       // Out of the group now: the heartbeats answered before the crash no longer confirm its assignment.
       this.#confirmation.left();
+      this.#joiningAs = undefined;
+      // Stopping, it is no failure: the stop cut a join short, and kafkajs does not restart it (restartOnFailure).
+      if (this.#stopping) {
+        this.#logger.info("consumer ended while stopping", { error });
+        return;
+      }
       if (!restart && !this.#failure) {
         this.#failure = ensureError(error);
         this.#failed.resolve(this.#failure);
@@ -192,8 +220,11 @@ export class KafkaConsumer implements LogConsumer {
         },
       );
     });
+    // A stop while connecting or subscribing (a signal during start-up) must not be followed by a join.
     await consumer.connect();
+    if (this.#stopping) return;
     await consumer.subscribe({ topics: [...topics], fromBeginning: true });
+    if (this.#stopping) return;
     await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
@@ -422,7 +453,18 @@ export class KafkaConsumer implements LogConsumer {
     const deadline = Date.now() + LEAVE_TIMEOUT_MS;
     const remaining = () => Math.max(0, deadline - Date.now());
     await settledWithin(this.quiesce(), QUIESCE_TIMEOUT_MS);
-    const leaving = this.#consumer.disconnect();
+    this.#leaving = true;
+    // kafkajs leaves only once its join in progress ends, which waits for every member of the group (one that stopped
+    // answering holds it until its session timeout): the member is left from another connection, or the process
+    // exited still in the join, and the group completed the join with it and waited for it again.
+    const joiningAs = this.#joiningAs;
+    const leaving = Promise.all([
+      this.#consumer.disconnect(),
+      joiningAs &&
+      leaveFromAside(this.#kafka, this.options.groupId, joiningAs).catch((error) =>
+        this.#logger.warn("leaving the group during its join failed", { error: ensureError(error) })
+      ),
+    ]);
     if (!await settledWithin(leaving, remaining())) {
       this.#logger.warn("leaving the group did not finish in time; stopping anyway", { timeoutMs: LEAVE_TIMEOUT_MS });
     }
