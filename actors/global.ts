@@ -142,7 +142,7 @@ type GlobalFields = Omit<GlobalState, "minutes">;
 interface MinuteParts {
   /** Ascending: the minutes up to the recent ones; a fact for one of them (late) copies them all. */
   readonly settled: readonly MinuteRollup[];
-  /** Ascending, after the settled ones: those within ACTIVE_SKETCH_MINUTES of the latest fact, new ones, restored ones. */
+  /** Ascending, after the settled ones: those within ACTIVE_SKETCH_MINUTES of the latest fact, and new ones. */
   readonly recent: readonly MinuteRollup[];
   /** Both, concatenated at the first read of `minutes` (the evaluation's once a minute, a checkpoint's). */
   all?: readonly MinuteRollup[];
@@ -176,9 +176,9 @@ class Analytics implements GlobalFields {
     return Object.assign(new Analytics(parts), fields, changes) as Analytics & GlobalFields;
   }
 
-  /** `state`'s minutes in parts; those of a state built elsewhere (a caller's spread) are all recent. */
+  /** `state`'s minutes in parts; those of a state built elsewhere (a caller's spread) split as `retire` would. */
   static partsOf(state: GlobalState): MinuteParts {
-    return #parts in state ? state.#parts : unsettled(state.minutes);
+    return #parts in state ? state.#parts : split(state.minutes, state.lastEventAt);
   }
 
   get minutes(): readonly MinuteRollup[] {
@@ -204,9 +204,22 @@ function own(state: GlobalState): GlobalState {
   return state instanceof Analytics ? state : version(state, {});
 }
 
-/** Minutes all recent: only `retire` settles them, frozen (a restored state's facts copy them all until it runs). */
-function unsettled(minutes: readonly MinuteRollup[]): MinuteParts {
-  return { settled: [], recent: minutes };
+/**
+ * Ascending minutes of a state built elsewhere (restored, unpacked, a caller's spread) in parts as `retire` leaves them:
+ * the frozen ones before the active sketches are settled, so that its facts copy the recent ones only, not the day.
+ */
+function split(minutes: readonly MinuteRollup[], lastEventAt: number | null): MinuteParts {
+  const sketchFloor = lastEventAt === null ? -Infinity : minuteOf(lastEventAt) - ACTIVE_SKETCH_MINUTES * MINUTE;
+  let settling = 0;
+  while (settling < minutes.length && minutes[settling].minute < sketchFloor && isFrozen(minutes[settling])) settling++;
+  return settling === 0
+    ? { settled: [], recent: minutes }
+    : { settled: minutes.slice(0, settling), recent: minutes.slice(settling) };
+}
+
+/** Whether a minute has no sketches nor hashes left (only those may settle: `retire` ages only the recent ones). */
+function isFrozen(minute: MinuteRollup): boolean {
+  return freeze(minute) === minute;
 }
 
 /** The analytics state before any fact. */
@@ -634,7 +647,7 @@ function restoreGlobal(data: unknown): GlobalState {
     evaluatedTo: rest.evaluatedTo !== undefined ? rest.evaluatedTo : evaluatedBefore(rest.lastEventAt, rest.heldFrom),
     dedupe: restoreDedupe(dedupe),
   });
-  return version(state, {}, unsettled((minutes ?? []).map(restoreRollup)));
+  return version(state, {}, split((minutes ?? []).map(restoreRollup), state.lastEventAt));
 }
 
 /**
