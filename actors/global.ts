@@ -62,6 +62,16 @@ import {
   windowTotals,
 } from "./rollups.ts";
 import { DEFAULT_DOMAIN_SETTINGS, type DomainSettings, minutesMs } from "./settings.ts";
+import {
+  changedAt,
+  chunked,
+  chunkOf,
+  type Chunks,
+  flattened,
+  lastMinute,
+  leadingCount,
+  shifted,
+} from "./settled_minutes.ts";
 
 /** The single key of the global actor. */
 export const GLOBAL_KEY = "global";
@@ -137,12 +147,12 @@ type GlobalFields = Omit<GlobalState, "minutes">;
 
 /**
  * The minutes of a state in two parts, so that a fact copies only the recent ones: those older (frozen, nearly all of a
- * day) are shared by every version until the latest minute next moves, and keep their identity for the checkpoint.
+ * day) are shared by every version, in chunks, and keep their identity for the checkpoint.
  */
 interface MinuteParts {
-  /** Ascending: the minutes up to the recent ones; a fact for one of them (late) copies them all. */
-  readonly settled: readonly MinuteRollup[];
-  /** Ascending, after the settled ones: those within ACTIVE_SKETCH_MINUTES of the latest fact, new ones, restored ones. */
+  /** Ascending chunks of the minutes up to the recent ones, all frozen; a fact for one of them (late) copies its chunk. */
+  readonly settled: Chunks<MinuteRollup>;
+  /** Ascending, after the settled ones: those within ACTIVE_SKETCH_MINUTES of the latest fact, and new ones. */
   readonly recent: readonly MinuteRollup[];
   /** Both, concatenated at the first read of `minutes` (the evaluation's once a minute, a checkpoint's). */
   all?: readonly MinuteRollup[];
@@ -176,14 +186,14 @@ class Analytics implements GlobalFields {
     return Object.assign(new Analytics(parts), fields, changes) as Analytics & GlobalFields;
   }
 
-  /** `state`'s minutes in parts; those of a state built elsewhere (a caller's spread) are all recent. */
+  /** `state`'s minutes in parts; those of a state built elsewhere (a caller's spread) split as `retire` would. */
   static partsOf(state: GlobalState): MinuteParts {
-    return #parts in state ? state.#parts : unsettled(state.minutes);
+    return #parts in state ? state.#parts : split(state.minutes, state.lastEventAt);
   }
 
   get minutes(): readonly MinuteRollup[] {
     const { settled, recent } = this.#parts;
-    return this.#parts.all ??= recent.length === 0 ? settled : settled.length === 0 ? recent : [...settled, ...recent];
+    return this.#parts.all ??= flattened(settled, recent);
   }
 }
 
@@ -204,9 +214,22 @@ function own(state: GlobalState): GlobalState {
   return state instanceof Analytics ? state : version(state, {});
 }
 
-/** Minutes all recent: only `retire` settles them, frozen (a restored state's facts copy them all until it runs). */
-function unsettled(minutes: readonly MinuteRollup[]): MinuteParts {
-  return { settled: [], recent: minutes };
+/**
+ * Ascending minutes of a state built elsewhere (restored, unpacked, a caller's spread) in parts as `retire` leaves them:
+ * the frozen ones before the active sketches are settled, so that its facts copy the recent ones only, not the day.
+ */
+function split(minutes: readonly MinuteRollup[], lastEventAt: number | null): MinuteParts {
+  const sketchFloor = lastEventAt === null ? -Infinity : minuteOf(lastEventAt) - ACTIVE_SKETCH_MINUTES * MINUTE;
+  let settling = 0;
+  while (settling < minutes.length && minutes[settling].minute < sketchFloor && isFrozen(minutes[settling])) settling++;
+  return settling === 0
+    ? { settled: [], recent: minutes }
+    : { settled: chunked(minutes.slice(0, settling)), recent: minutes.slice(settling) };
+}
+
+/** Whether a minute has no sketches nor hashes left (only those may settle: `retire` ages only the recent ones). */
+function isFrozen(minute: MinuteRollup): boolean {
+  return freeze(minute) === minute;
 }
 
 /** The analytics state before any fact. */
@@ -280,10 +303,11 @@ function handle(state: GlobalState, fact: AnalyticsFact, ctx: ActorContext, s: D
     ? retire(state, ctx, s, latest, floor)
     : { parts: Analytics.partsOf(state), memoryFrom: state.memoryFrom };
   const { settled, recent } = parts;
-  // Only a late fact, for a minute before the recent ones, copies the settled minutes.
-  const updated = settled.length === 0 || settled[settled.length - 1].minute < minuteOf(fact.at)
+  // Only a late fact, for a minute before the recent ones, copies settled minutes: those of its chunk.
+  const minute = minuteOf(fact.at);
+  const updated = lastMinute(settled) < minute
     ? { settled, recent: withFact(recent, fact, latest) }
-    : { settled: withFact(settled, fact, latest), recent };
+    : { settled: changedAt(settled, minute, (chunk) => withFact(chunk, fact, latest)), recent };
   return version(state, {
     dedupe,
     memoryFrom,
@@ -346,14 +370,13 @@ function retire(
   const { settled, recent } = Analytics.partsOf(state);
   // Ascending: the finished minutes, and those dropped, are at the front; the rest of the settled ones is not visited.
   const finished: MinuteRollup[] = [];
-  for (const minutes of [settled, recent]) {
+  for (const minutes of [...settled, recent]) {
     for (let i = 0; i < minutes.length && minutes[i].minute < floor; i++) {
       if (minutes[i].minute >= held) finished.push(minutes[i]);
     }
   }
   if (finished.length > 0) emitHistory(ctx, state.key, finished, keepFrom);
-  let dropped = 0;
-  while (dropped < settled.length && !kept(settled[dropped])) dropped++;
+  const dropped = leadingCount(settled, (m) => !kept(m));
   // The settled minutes are frozen already (a late fact's too): only the recent ones age, and the frozen ones settle.
   const aged = recent
     .filter(kept)
@@ -361,7 +384,7 @@ function retire(
   let settling = 0;
   while (settling < aged.length && aged[settling].minute < sketchFloor) settling++;
   const parts = {
-    settled: dropped === 0 && settling === 0 ? settled : [...settled.slice(dropped), ...aged.slice(0, settling)],
+    settled: shifted(settled, dropped, aged.slice(0, settling)),
     recent: settling === 0 ? aged : aged.slice(settling),
   };
   // Null while a source partition not heard of yet holds every minute.
@@ -371,7 +394,7 @@ function retire(
 /** Whether an abandonment fact was already counted in its minute (known while the minute keeps its hashes). */
 function countedInItsMinute({ settled, recent }: MinuteParts, fact: AnalyticsFact): boolean {
   const minute = minuteOf(fact.at);
-  for (const minutes of [recent, settled]) {
+  for (const minutes of [recent, settled[chunkOf(settled, minute)] ?? []]) {
     for (let i = minutes.length - 1; i >= 0 && minutes[i].minute >= minute; i--) {
       if (minutes[i].minute === minute) return countedAbandonment(minutes[i], fact.factId);
     }
@@ -634,7 +657,7 @@ function restoreGlobal(data: unknown): GlobalState {
     evaluatedTo: rest.evaluatedTo !== undefined ? rest.evaluatedTo : evaluatedBefore(rest.lastEventAt, rest.heldFrom),
     dedupe: restoreDedupe(dedupe),
   });
-  return version(state, {}, unsettled((minutes ?? []).map(restoreRollup)));
+  return version(state, {}, split((minutes ?? []).map(restoreRollup), state.lastEventAt));
 }
 
 /**

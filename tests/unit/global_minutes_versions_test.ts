@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import type { AnalyticsFact } from "../../actors/facts.ts";
 import { createGlobalLogic, GLOBAL_KEY, type GlobalState } from "../../actors/global.ts";
-import type { MinuteRollup } from "../../actors/rollups.ts";
+import { minuteOf, type MinuteRollup } from "../../actors/rollups.ts";
 import { domainSettings } from "../../actors/settings.ts";
 import { contextAt } from "../helpers/global_actor.ts";
 
@@ -76,4 +76,99 @@ Deno.test("a fact replaces its minute only: older states read as they were, the 
   const once = next(state);
   assert.deepEqual(next(logic.restore(JSON.parse(JSON.stringify(logic.persist(state))))), once);
   assert.deepEqual(next({ ...state, minutes: state.minutes }), once);
+});
+
+/** Minute rollups `fn` copies by spreading arrays of them (counted through the array iterator, patched meanwhile). */
+function minutesCopied(fn: () => void): number {
+  const iterator = Array.prototype[Symbol.iterator];
+  let copied = 0;
+  Array.prototype[Symbol.iterator] = function (this: unknown[]) {
+    const first = this[0];
+    if (typeof first === "object" && first !== null && "pageViews" in first) copied += this.length;
+    return iterator.call(this);
+  };
+  try {
+    fn();
+  } finally {
+    Array.prototype[Symbol.iterator] = iterator;
+  }
+  return copied;
+}
+
+Deno.test("a restored, unpacked or spread state with a day of minutes: a fact copies the recent minutes only, not the day", () => {
+  const day = createGlobalLogic();
+  let state = day.initial(GLOBAL_KEY);
+  const minutes = 1500;
+  for (let m = 0; m < minutes; m++) {
+    state = day.handle(state, pageView(m, T0 + m * MIN), contextAt(T0 + m * MIN)) as GlobalState;
+  }
+  assert.ok(state.minutes.length > 1400, `${state.minutes.length} minutes in memory`);
+  const now = T0 + (minutes - 1) * MIN + 30_000;
+  const restored = day.restore(JSON.parse(JSON.stringify(day.persist(state))));
+  for (
+    const [what, from] of [["live", state], ["restored", restored], ["spread", {
+      ...state,
+      minutes: state.minutes,
+    }]] as const
+  ) {
+    let after = from;
+    const copied = minutesCopied(() => {
+      after = day.handle(from, pageView(minutes, now), contextAt(now)) as GlobalState;
+    });
+    assert.ok(copied <= 40, `${what}: a fact in the latest minute copied ${copied} minutes`);
+    // The minutes it did not change are the very objects before it (the parts checkpoint writes none of them again).
+    assertShared(from, after, minuteOf(now), what);
+    const expected = day.handle(state, pageView(minutes, now), contextAt(now)) as GlobalState;
+    assert.deepEqual(day.persist(after), day.persist(expected), `${what}: the same state as the live one's`);
+  }
+});
+
+Deno.test("a lagging partition's fact for a minute long past the sketches copies a few dozen minutes, not the day", () => {
+  const day = createGlobalLogic();
+  let state = day.initial(GLOBAL_KEY);
+  const minutes = 1500;
+  for (let m = 0; m < minutes; m++) {
+    state = day.handle(state, pageView(m, T0 + m * MIN), contextAt(T0 + m * MIN)) as GlobalState;
+  }
+  const now = T0 + (minutes - 1) * MIN + 30_000;
+  const restored = day.restore(JSON.parse(JSON.stringify(day.persist(state))));
+  for (const [what, from] of [["live", state], ["restored", restored]] as const) {
+    // Two and three hours back: past the sketches' half-hour, within the day.
+    for (const late of [T0 + (minutes - 120) * MIN + 40_000, T0 + (minutes - 180) * MIN + 50_000]) {
+      let after = from;
+      const copied = minutesCopied(() => {
+        after = day.handle(from, pageView(minutes, late), contextAt(now)) as GlobalState;
+      });
+      assert.ok(copied <= 150, `${what}: a fact ${(now - late) / MIN | 0} minutes late copied ${copied} minutes`);
+      assertShared(from, after, minuteOf(late), what);
+      const minute = after.minutes.find((m) => m.minute === minuteOf(late))!;
+      assert.equal(minute.events.page_viewed, 2, `${what}: the late fact counts in its minute`);
+    }
+  }
+});
+
+Deno.test("late facts filling every gap of sparse settled minutes count in their own minutes, ascending, and restore the same", () => {
+  const day = createGlobalLogic();
+  let state = day.initial(GLOBAL_KEY);
+  const end = T0 + 1400 * MIN;
+  let n = 0;
+  // A page view every ten minutes for a day, then one for each minute of the six hours before the sketches' half-hour.
+  for (let at = T0; at <= end; at += 10 * MIN) {
+    state = day.handle(state, pageView(n++, at), contextAt(at)) as GlobalState;
+  }
+  for (let at = end - 400 * MIN; at < end - 40 * MIN; at += MIN) {
+    state = day.handle(state, pageView(n++, at + 5_000), contextAt(end)) as GlobalState;
+  }
+  const minutes = state.minutes.map((m) => m.minute);
+  assert.deepEqual(minutes, [...new Set(minutes)].sort((a, b) => a - b), "minutes ascending, each once");
+  for (const m of state.minutes) {
+    const index = (m.minute - T0) / MIN;
+    const expected = (index % 10 === 0 ? 1 : 0) + (m.minute >= end - 400 * MIN && m.minute < end - 40 * MIN ? 1 : 0);
+    assert.equal(m.events.page_viewed, expected, `minute ${index}`);
+  }
+  assert.equal(state.facts, n);
+  const restored = day.restore(JSON.parse(JSON.stringify(day.persist(state))));
+  const next = (from: GlobalState) =>
+    day.persist(day.handle(from, pageView(n, end - 200 * MIN + 7_000), contextAt(end)) as GlobalState);
+  assert.deepEqual(next(restored), next(state));
 });
