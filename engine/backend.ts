@@ -217,6 +217,7 @@ async function openEmbeddedBackend(
     const retention = config.EMBEDDED_LOG_RETENTION_HOURS > 0
       ? new EmbeddedLogRetention(db.sql, {
         retentionMs: config.EMBEDDED_LOG_RETENTION_HOURS * MS_PER_HOUR,
+        checkpointedTopics: [topics.productEvents, topics.analytics],
         logger,
         instrumentation: options.instrumentation,
       })

@@ -5,10 +5,19 @@
  * stopped engine has not consumed yet, and those must survive. Offsets never change: the remaining
  * records keep theirs, and each partition's counter goes on from where it was.
  *
+ * The internal topics (`checkpointedTopics`: product-events, analytics) are read by the engine alone and never again
+ * below a partition's checkpoint, so their records go as soon as every consuming group's checkpoint and committed
+ * offset have passed them, whatever their age, as Kafka Streams purges its repartition topics once committed.
+ *
  * Deletion goes in small chunks, each its own statement, so that appends and checkpoints on the
  * one PGlite connection wait for a chunk at most, never for a whole pass.
  */
-import { purgeablePartitions, purgeOldestRecords } from "../sql/embedded_log.ts";
+import {
+  checkpointedPartitions,
+  purgeablePartitions,
+  purgeCheckpointedRecords,
+  purgeOldestRecords,
+} from "../sql/embedded_log.ts";
 import type { Sql } from "./database.ts";
 import { ensureError } from "./errors.ts";
 import { type Instrumentation, noInstrumentation } from "./instrumentation.ts";
@@ -23,6 +32,8 @@ export interface RetentionOptions {
   readonly intervalMs?: number;
   /** Most offsets of one partition one statement deletes. */
   readonly chunkRecords?: number;
+  /** Topics whose records are deleted once every consuming group's checkpoint passed them, however recent. */
+  readonly checkpointedTopics?: readonly string[];
   /** Wall clock (epoch ms), compared with the records' append time; injectable for tests. */
   readonly clock?: () => number;
   readonly instrumentation?: Instrumentation;
@@ -56,12 +67,19 @@ export class EmbeddedLogRetention {
     const before = (this.#options.clock ?? Date.now)() - this.#options.retentionMs;
     const chunk = this.#options.chunkRecords ?? DEFAULT_CHUNK_RECORDS;
     const events = this.#options.instrumentation ?? noInstrumentation;
+    const checkpointed = this.#options.checkpointedTopics ?? [];
     const deleted = new Map<string, number>();
-    for (const target of await purgeablePartitions(this.#sql)) {
+    const targets = [
+      ...(await checkpointedPartitions(this.#sql, checkpointed)).map((target) => ({ target, anyAge: true })),
+      ...(await purgeablePartitions(this.#sql, checkpointed)).map((target) => ({ target, anyAge: false })),
+    ];
+    for (const { target, anyAge } of targets) {
       let n: number;
       do {
         if (this.#stopped) return deleted;
-        n = await purgeOldestRecords(this.#sql, target, before, chunk);
+        n = anyAge
+          ? await purgeCheckpointedRecords(this.#sql, target, chunk)
+          : await purgeOldestRecords(this.#sql, target, before, chunk);
         if (n > 0) {
           deleted.set(target.topic, (deleted.get(target.topic) ?? 0) + n);
           events.emit({ type: "log_records_purged", topic: target.topic, count: n });

@@ -207,8 +207,12 @@ export interface PurgeablePartition {
  * (committed or registered) on any of its partitions; a partition's floor is the least of their
  * offsets there, 0 for a group with none on it (it has passed nothing). A topic no group has an
  * offset on (alerts, recommendations, the DLQ) has its end as floor: retention trims it by age alone.
+ * Topics of `checkpointed` that a group consumes are left out: checkpointedPartitions bounds them.
  */
-export async function purgeablePartitions(sql: Sql): Promise<PurgeablePartition[]> {
+export async function purgeablePartitions(
+  sql: Sql,
+  checkpointed: readonly string[] = [],
+): Promise<PurgeablePartition[]> {
   const rows = await sql<{ topic: string; partition: number; floor: string }[]>`
     with consumers as (
       select distinct group_id, topic from embedded_log_group_offsets
@@ -221,6 +225,37 @@ export async function purgeablePartitions(sql: Sql): Promise<PurgeablePartition[
         left join consumers c on c.topic = p.topic
         left join embedded_log_group_offsets g
           on g.group_id = c.group_id and g.topic = p.topic and g.partition = p.partition
+       group by p.topic, p.partition, p.next_offset
+    )
+    select f.topic, f.partition, f.floor from floors f
+     where exists (select 1 from embedded_log_records r
+                    where r.topic = f.topic and r.partition = f.partition and r.record_offset < f.floor)
+       and not (f.topic = any(${checkpointed}::text[]) and exists (select 1 from consumers c where c.topic = f.topic))
+     order by f.topic, f.partition`;
+  return rows.map((r) => ({ topic: r.topic, partition: r.partition, floor: Number(r.floor) }));
+}
+
+/**
+ * Partitions of `topics` (internal topics only the engine reads) with records below every consuming group's
+ * checkpoint and committed offset there, whatever their age. The checkpoint (partition_checkpoints, migration 001) is
+ * where a partition resumes after a crash; the committed offset only follows it, and may be ahead of it or behind.
+ * A group with no checkpoint or offset on a partition has passed nothing there; a topic no group consumes is not
+ * listed (purgeablePartitions trims it by age).
+ */
+export async function checkpointedPartitions(sql: Sql, topics: readonly string[]): Promise<PurgeablePartition[]> {
+  if (topics.length === 0) return [];
+  const rows = await sql<{ topic: string; partition: number; floor: string }[]>`
+    with consumers as (
+      select distinct group_id, topic from embedded_log_group_offsets where topic = any(${topics}::text[])
+    ), floors as (
+      select p.topic, p.partition,
+             least(p.next_offset, min(least(coalesce(g.next_offset, 0), coalesce(k.next_offset, 0)))) as floor
+        from embedded_log_partitions p
+        join consumers c on c.topic = p.topic
+        left join embedded_log_group_offsets g
+          on g.group_id = c.group_id and g.topic = p.topic and g.partition = p.partition
+        left join partition_checkpoints k
+          on k.group_id = c.group_id and k.topic = p.topic and k.partition = p.partition
        group by p.topic, p.partition, p.next_offset
     )
     select f.topic, f.partition, f.floor from floors f
@@ -248,6 +283,29 @@ export async function purgeOldestRecords(
        and record_offset < least(${floor}::bigint, (
              select min(record_offset) from embedded_log_records
               where topic = ${topic} and partition = ${partition}) + ${limit}::bigint)`;
+  return result.count;
+}
+
+/**
+ * Deletes a partition's oldest records below `floor`, whatever their age, at most `limit` offsets from the oldest
+ * remaining one; returns how many were deleted. The statement bounds itself by every consuming group's checkpoint and
+ * committed offset as they stand when it runs (none: nothing is deleted), so that a floor read before a checkpoint
+ * moved back never deletes a record a resumed partition would read.
+ */
+export async function purgeCheckpointedRecords(sql: Sql, target: PurgeablePartition, limit: number): Promise<number> {
+  const { topic, partition, floor } = target;
+  const result = await sql`
+    delete from embedded_log_records
+     where topic = ${topic} and partition = ${partition}
+       and record_offset < least(${floor}::bigint, (
+             select min(record_offset) from embedded_log_records
+              where topic = ${topic} and partition = ${partition}) + ${limit}::bigint, (
+             select coalesce(min(least(coalesce(g.next_offset, 0), coalesce(k.next_offset, 0))), 0)
+               from (select distinct group_id from embedded_log_group_offsets where topic = ${topic}) c
+               left join embedded_log_group_offsets g
+                 on g.group_id = c.group_id and g.topic = ${topic} and g.partition = ${partition}
+               left join partition_checkpoints k
+                 on k.group_id = c.group_id and k.topic = ${topic} and k.partition = ${partition}))`;
   return result.count;
 }
 

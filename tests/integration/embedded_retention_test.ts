@@ -151,3 +151,86 @@ onlyOn("embedded", {
     }
   },
 });
+
+onlyOn("embedded", {
+  name: "internal topics lose their records once the checkpoints passed them, however recent, and none at or past them",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const { deployment: d, remove } = await deploy("embedded", { EMBEDDED_LOG_RETENTION_HOURS: "24" });
+    const { topics } = d;
+    const internal = [topics.productEvents, topics.analytics];
+    /** Per internal partition (`topic:partition`): its checkpoint, its end, and the offsets it still holds. */
+    const partitions = () =>
+      d.inspect(async ({ sql }) => {
+        const rows = await sql<{ topic: string; partition: number; checkpoint: string; end: string }[]>`
+          select p.topic, p.partition, coalesce(c.next_offset, 0) as checkpoint, p.next_offset as end
+            from embedded_log_partitions p left join partition_checkpoints c
+              on c.group_id = ${d.config.GROUP_ID} and c.topic = p.topic and c.partition = p.partition
+           where p.topic = any(${internal}::text[])`;
+        const held = await sql<{ topic: string; partition: number; offsets: string[] }[]>`
+          select topic, partition, array_agg(record_offset order by record_offset) as offsets
+            from embedded_log_records where topic = any(${internal}::text[]) group by topic, partition`;
+        const kept = new Map(held.map((h) => [`${h.topic}:${h.partition}`, h.offsets.map(Number)]));
+        return new Map(rows.map((r) => {
+          const key = `${r.topic}:${r.partition}`;
+          return [key, { checkpoint: Number(r.checkpoint), end: Number(r.end), kept: kept.get(key) ?? [] }];
+        }));
+      });
+    try {
+      const first = await startEngine(d.config, silentLogger);
+      try {
+        await post(first, 40, "sku-old");
+        await counted(first, 10);
+        await eventually("sku-old's views", async () => {
+          const response = await fetch(`${first.url}/v1/products/sku-old`);
+          const body = response.status === 200 ? await response.json() : (await response.body?.cancel(), undefined);
+          return body?.views === 40 ? true : undefined;
+        });
+      } finally {
+        await first.stop();
+      }
+      const before = await partitions();
+      const passed = [...before.values()].reduce((n, p) => n + p.kept.filter((o) => o < p.checkpoint).length, 0);
+      assert.ok(passed > 0, "the first engine checkpointed some of the internal topics' records");
+
+      // Nothing is old: the records the checkpoints passed go at the start-up's pass all the same; events stay.
+      const engine = await startEngine(d.config, silentLogger);
+      try {
+        await eventually("the purge at start", async () => {
+          const text = (await engine.metrics.render()).body;
+          const purged = internal.map((topic) => {
+            const line = new RegExp(`^engine_log_records_purged_total\\{topic="${topic}"\\} (\\d+)`, "m");
+            return Number(line.exec(text)?.[1] ?? 0);
+          });
+          return purged.reduce((a, b) => a + b, 0) >= passed ? true : undefined;
+        });
+        await post(engine, 8, "sku-new");
+        await counted(engine, 12);
+        const product = await eventually("sku-old's views after the purge", async () => {
+          const response = await fetch(`${engine.url}/v1/products/sku-old`);
+          const body = response.status === 200 ? await response.json() : (await response.body?.cancel(), undefined);
+          return body?.views === 40 ? body : undefined;
+        });
+        assert.equal(product.views, 40, "nothing the purge deleted was counted again or lost");
+      } finally {
+        await engine.stop();
+      }
+
+      const after = await partitions();
+      for (const [key, { checkpoint, end, kept }] of after) {
+        const was = before.get(key)!;
+        // Every record at or past the checkpoint as it stood before the purge, or now, is still there.
+        const from = Math.min(was.checkpoint, checkpoint);
+        assert.deepEqual(kept.filter((o) => o >= from), Array.from({ length: end - from }, (_, i) => from + i), key);
+        assert.ok(kept.every((o) => o >= was.checkpoint), `${key}: ${kept} keeps records the first checkpoint passed`);
+      }
+      await d.inspect(async ({ records }) => {
+        const events = [...(await records(topics.events)).values()].reduce((n, list) => n + list.length, 0);
+        assert.equal(events, 48, "events are kept for EMBEDDED_LOG_RETENTION_HOURS");
+      });
+    } finally {
+      await remove();
+    }
+  },
+});
