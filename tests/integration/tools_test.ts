@@ -9,6 +9,7 @@ import { Kafka, logLevel } from "kafkajs";
 import { eventually, services, uniqueName } from "../helpers/services.ts";
 import { onlyOn } from "../helpers/modes.ts";
 import { readEmbeddedTopic } from "../helpers/read_topic.ts";
+import { silentPeer } from "../helpers/silent_peer.ts";
 import { openEmbeddedDatabase } from "../../engine/embedded_database.ts";
 import { silentLogger } from "../../engine/logger.ts";
 
@@ -74,38 +75,6 @@ async function firstLineThenStop(tail: Deno.ChildProcess): Promise<string> {
     await tail.status;
   }
   return stdout;
-}
-
-/**
- * A TCP peer that takes connections and answers nothing (a frozen broker or engine, or another service at that port);
- * `firstRequest` resolves when a connection first sends bytes.
- */
-function silentPeer(): { port: number; firstRequest: Promise<void>; close: () => Promise<void> } {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const connections: Deno.Conn[] = [];
-  let requested!: () => void;
-  const firstRequest = new Promise<void>((resolve) => requested = resolve);
-  const accepting = (async () => {
-    for await (const conn of listener) {
-      connections.push(conn);
-      conn.readable.pipeTo(new WritableStream({ write: () => requested() })).catch(() => {});
-    }
-  })();
-  return {
-    port: listener.addr.port,
-    firstRequest,
-    close: async () => {
-      listener.close();
-      await accepting.catch(() => {});
-      for (const conn of connections) {
-        try {
-          conn.close();
-        } catch {
-          // closed by the other side's end
-        }
-      }
-    },
-  };
 }
 
 /** Views per product in the CSV, counted independently of the importer. */
