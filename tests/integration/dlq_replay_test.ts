@@ -16,6 +16,7 @@ import { silentLogger } from "../../engine/logger.ts";
 import { collect, type Collector } from "../helpers/collector.ts";
 import { deploy, forEachLog, onlyOn } from "../helpers/modes.ts";
 import { eventually, services } from "../helpers/services.ts";
+import { undecodable } from "../helpers/undecodable.ts";
 import { migrate } from "../../sql/migrations.ts";
 
 forEachLog(
@@ -201,15 +202,7 @@ async function withFourDeadLetters(fn: (d: DeadLetters) => Promise<void>): Promi
   const admin = new Kafka({ brokers: [d.kafkaBrokers!], logLevel: logLevel.NOTHING }).admin();
   try {
     await migrate(backend.sql);
-    const source = (key: string, offset: number) => ({
-      topic: topics.events,
-      partition: 0,
-      offset,
-      key,
-      value: new TextEncoder().encode("{oops"),
-      headers: {},
-      timestamp: Date.now(),
-    });
+    const source = (key: string, offset: number) => undecodable(topics.events, { offset, key });
     await backend.producer.append([
       ...[0, 1, 2].map((offset) => ({
         ...deadLetter(topics.dlq, source(`a${offset}`, offset), new ValidationError("invalid JSON")),
@@ -333,15 +326,11 @@ forEachLog(
     const backend = await openBackend(config, topics, silentLogger);
     try {
       const letter = (key: string | null, topic: string, partition: number): OutgoingRecord => ({
-        ...deadLetter(topics.dlq, {
-          topic,
-          partition,
-          offset: 5,
-          key,
-          value: new TextEncoder().encode("{oops"),
-          headers: {},
-          timestamp: Date.now(),
-        }, new ValidationError("invalid JSON")),
+        ...deadLetter(
+          topics.dlq,
+          undecodable(topic, { partition, offset: 5, key }),
+          new ValidationError("invalid JSON"),
+        ),
         partition: 0,
       });
       await backend.producer.append([
