@@ -6,9 +6,9 @@
 import assert from "node:assert/strict";
 import { Kafka, logLevel } from "kafkajs";
 import postgres from "postgres";
-import { openBackend } from "../../engine/backend.ts";
+import { type Backend, openBackend } from "../../engine/backend.ts";
 import { deadLetter, DLQ_HEADERS } from "../../engine/dead_letter.ts";
-import { replayDlq, REPLAYED_FROM_HEADER } from "../../engine/dlq_replay.ts";
+import { replayDlq, REPLAYED_FROM_HEADER, type ReplaySummary } from "../../engine/dlq_replay.ts";
 import { startEngine } from "../../engine/engine.ts";
 import { ValidationError } from "../../engine/errors.ts";
 import type { OutgoingRecord } from "../../engine/log.ts";
@@ -16,6 +16,7 @@ import { silentLogger } from "../../engine/logger.ts";
 import { collect, type Collector } from "../helpers/collector.ts";
 import { deploy, forEachLog, onlyOn } from "../helpers/modes.ts";
 import { eventually, services } from "../helpers/services.ts";
+import { undecodable } from "../helpers/undecodable.ts";
 import { migrate } from "../../sql/migrations.ts";
 
 forEachLog(
@@ -184,122 +185,93 @@ forEachLog(
   },
 );
 
+/** What the retention tests see of a Kafka deployment whose DLQ holds four dead letters. */
+interface DeadLetters {
+  readonly backend: Backend;
+  /** `dlq replay` as the command runs it, in the deployment's replay group. */
+  readonly replay: (dryRun?: boolean) => Promise<ReplaySummary>;
+  /** Retention (here DeleteRecords) takes the two oldest of partition 0 and all of partition 1. */
+  readonly retention: () => Promise<void>;
+}
+
+/** A fresh Kafka deployment, migrated, whose DLQ holds three dead letters in partition 0 and one in partition 1. */
+async function withFourDeadLetters(fn: (d: DeadLetters) => Promise<void>): Promise<void> {
+  const { deployment: d, remove } = await deploy("kafka");
+  const { config, topics } = d;
+  const backend = await openBackend(config, topics, silentLogger);
+  const admin = new Kafka({ brokers: [d.kafkaBrokers!], logLevel: logLevel.NOTHING }).admin();
+  try {
+    await migrate(backend.sql);
+    const source = (key: string, offset: number) => undecodable(topics.events, { offset, key });
+    await backend.producer.append([
+      ...[0, 1, 2].map((offset) => ({
+        ...deadLetter(topics.dlq, source(`a${offset}`, offset), new ValidationError("invalid JSON")),
+        partition: 0,
+      })),
+      { ...deadLetter(topics.dlq, source("b", 3), new ValidationError("invalid JSON")), partition: 1 },
+    ]);
+    await fn({
+      backend,
+      replay: (dryRun) =>
+        replayDlq({
+          consumer: backend.createConsumer(`${config.GROUP_ID}.dlq-replay`),
+          producer: backend.producer,
+          sql: backend.sql,
+          dlqTopic: topics.dlq,
+          groupId: config.GROUP_ID,
+          dryRun,
+          idleMs: 5_000,
+        }),
+      retention: async () => {
+        await admin.connect();
+        await admin.fetchTopicMetadata({ topics: [topics.dlq] });
+        await admin.deleteTopicRecords({
+          topic: topics.dlq,
+          partitions: [{ partition: 0, offset: "2" }, { partition: 1, offset: "1" }],
+        });
+      },
+    });
+  } finally {
+    await admin.disconnect();
+    await backend.close();
+    await remove();
+  }
+}
+
 onlyOn("kafka", {
   name: "dlq replay reads a DLQ partition from where retention left its records, and is done with one it emptied",
   sanitizeOps: false,
   sanitizeResources: false,
-  fn: async () => {
-    const { deployment: d, remove } = await deploy("kafka");
-    const { config, topics } = d;
-    const backend = await openBackend(config, topics, silentLogger);
-    const admin = new Kafka({ brokers: [d.kafkaBrokers!], logLevel: logLevel.NOTHING }).admin();
-    try {
-      await migrate(backend.sql);
-      const source = (key: string, offset: number) => ({
-        topic: topics.events,
-        partition: 0,
-        offset,
-        key,
-        value: new TextEncoder().encode("{oops"),
-        headers: {},
-        timestamp: Date.now(),
-      });
-      // Three dead letters in partition 0 and one in partition 1 of the DLQ.
-      await backend.producer.append([
-        ...[0, 1, 2].map((offset) => ({
-          ...deadLetter(topics.dlq, source(`a${offset}`, offset), new ValidationError("invalid JSON")),
-          partition: 0,
-        })),
-        { ...deadLetter(topics.dlq, source("b", 3), new ValidationError("invalid JSON")), partition: 1 },
-      ]);
-      // Retention (here DeleteRecords) took the two oldest of partition 0 and all of partition 1.
-      await admin.connect();
-      await admin.fetchTopicMetadata({ topics: [topics.dlq] });
-      await admin.deleteTopicRecords({
-        topic: topics.dlq,
-        partitions: [{ partition: 0, offset: "2" }, { partition: 1, offset: "1" }],
-      });
-      const summary = await replayDlq({
-        consumer: backend.createConsumer(`${config.GROUP_ID}.dlq-replay`),
-        producer: backend.producer,
-        sql: backend.sql,
-        dlqTopic: topics.dlq,
-        groupId: config.GROUP_ID,
-        dryRun: true,
-        idleMs: 5_000,
-      });
+  fn: () =>
+    withFourDeadLetters(async ({ replay, retention }) => {
+      await retention();
+      const summary = await replay(true);
       assert.equal(summary.replayed, 1, "the one record left");
       // Partition 1 delivers nothing: it used to be waited for, and the run said it stopped short (exit code 1).
       assert.equal(summary.complete, true);
-    } finally {
-      await admin.disconnect();
-      await backend.close();
-      await remove();
-    }
-  },
+    }),
 });
 
 onlyOn("kafka", {
   name: "dlq replay forgets what it re-injected once retention deleted it from the DLQ, and re-injects nothing again",
   sanitizeOps: false,
   sanitizeResources: false,
-  fn: async () => {
-    const { deployment: d, remove } = await deploy("kafka");
-    const { config, topics } = d;
-    const backend = await openBackend(config, topics, silentLogger);
-    const admin = new Kafka({ brokers: [d.kafkaBrokers!], logLevel: logLevel.NOTHING }).admin();
-    const replay = () =>
-      replayDlq({
-        consumer: backend.createConsumer(`${config.GROUP_ID}.dlq-replay`),
-        producer: backend.producer,
-        sql: backend.sql,
-        dlqTopic: topics.dlq,
-        groupId: config.GROUP_ID,
-        idleMs: 5_000,
-      });
-    const rows = async () =>
-      (await backend.sql<{ partition: number; offset: string }[]>`
-        select partition, "offset" from dlq_replays order by partition, "offset"`).map((r) =>
-        `${r.partition}/${r.offset}`
-      );
-    try {
-      await migrate(backend.sql);
-      const source = (key: string, offset: number) => ({
-        topic: topics.events,
-        partition: 0,
-        offset,
-        key,
-        value: new TextEncoder().encode("{oops"),
-        headers: {},
-        timestamp: Date.now(),
-      });
-      await backend.producer.append([
-        ...[0, 1, 2].map((offset) => ({
-          ...deadLetter(topics.dlq, source(`a${offset}`, offset), new ValidationError("invalid JSON")),
-          partition: 0,
-        })),
-        { ...deadLetter(topics.dlq, source("b", 3), new ValidationError("invalid JSON")), partition: 1 },
-      ]);
+  fn: () =>
+    withFourDeadLetters(async ({ backend, replay, retention }) => {
+      const rows = async () =>
+        (await backend.sql<{ partition: number; offset: string }[]>`
+          select partition, "offset" from dlq_replays order by partition, "offset"`).map((r) =>
+          `${r.partition}/${r.offset}`
+        );
       assert.equal((await replay()).replayed, 4);
       assert.deepEqual(await rows(), ["0/0", "0/1", "0/2", "1/0"]);
-      // Retention (here DeleteRecords) took the two oldest of partition 0 and all of partition 1.
-      await admin.connect();
-      await admin.fetchTopicMetadata({ topics: [topics.dlq] });
-      await admin.deleteTopicRecords({
-        topic: topics.dlq,
-        partitions: [{ partition: 0, offset: "2" }, { partition: 1, offset: "1" }],
-      });
+      await retention();
       const again = await replay();
       assert.equal(again.replayed, 0, "the record still in the DLQ is not re-injected again");
       assert.equal(again.alreadyReplayed, 1);
       assert.equal(again.complete, true);
       assert.deepEqual(await rows(), ["0/2"], "the rows of the deleted records are gone");
-    } finally {
-      await admin.disconnect();
-      await backend.close();
-      await remove();
-    }
-  },
+    }),
 });
 
 onlyOn("kafka", {
@@ -354,15 +326,11 @@ forEachLog(
     const backend = await openBackend(config, topics, silentLogger);
     try {
       const letter = (key: string | null, topic: string, partition: number): OutgoingRecord => ({
-        ...deadLetter(topics.dlq, {
-          topic,
-          partition,
-          offset: 5,
-          key,
-          value: new TextEncoder().encode("{oops"),
-          headers: {},
-          timestamp: Date.now(),
-        }, new ValidationError("invalid JSON")),
+        ...deadLetter(
+          topics.dlq,
+          undecodable(topic, { partition, offset: 5, key }),
+          new ValidationError("invalid JSON"),
+        ),
         partition: 0,
       });
       await backend.producer.append([

@@ -10,6 +10,29 @@ import { forEachLog, onlyOn } from "../helpers/modes.ts";
 import { eventually, freshDatabase, services, testConfig, uniqueName, within } from "../helpers/services.ts";
 import { startTcpProxy } from "../helpers/tcp_proxy.ts";
 
+/** The engine's /readyz answer: its status and its body. */
+async function readiness(
+  engineUrl: string,
+): Promise<{ status: number; body: { status: string; checks: Record<string, string> } }> {
+  const response = await fetch(`${engineUrl}/readyz`);
+  return { status: response.status, body: await response.json() };
+}
+
+/** Posts a page view of `userId` (taken: 202) and waits until /metrics counts a failed checkpoint of the events. */
+async function viewUntilCheckpointFails(engineUrl: string, userId: string): Promise<void> {
+  const posted = await fetch(`${engineUrl}/v1/events`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ type: "page_viewed", userId, properties: { url: "/" } }),
+  });
+  assert.equal(posted.status, 202);
+  await posted.body?.cancel();
+  await eventually("a failed checkpoint counted", async () => {
+    const body = await (await fetch(`${engineUrl}/metrics`)).text();
+    return /engine_checkpoint_failures_total\{topic="[^"]*events"\} [1-9]/.test(body) ? true : undefined;
+  });
+}
+
 onlyOn("kafka", {
   name:
     "/readyz is 503 naming the database while PostgreSQL is unreachable, and 200 again once it returns; the lag rises meanwhile",
@@ -22,10 +45,7 @@ onlyOn("kafka", {
     const viaProxy = new URL(db.url);
     viaProxy.port = String(proxy.port);
     const engine = await startEngine(testConfig(viaProxy.toString()), silentLogger);
-    const ready = async () => {
-      const response = await fetch(`${engine.url}/readyz`);
-      return { status: response.status, body: await response.json() };
-    };
+    const ready = () => readiness(engine.url);
     try {
       assert.deepEqual(await ready(), {
         status: 200,
@@ -52,18 +72,7 @@ onlyOn("kafka", {
       assert.notEqual(down.body.checks.database, "ok");
       assert.equal(down.body.checks.log, "ok");
       // A user already in memory handles an event while the database is out: its periodic checkpoints fail, counted.
-      const view = { type: "page_viewed", userId: "outage-user", properties: { url: "/" } };
-      const posted = await fetch(`${engine.url}/v1/events`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify(view),
-      });
-      assert.equal(posted.status, 202);
-      await posted.body?.cancel();
-      await eventually("a failed checkpoint counted", async () => {
-        const body = await (await fetch(`${engine.url}/metrics`)).text();
-        return /engine_checkpoint_failures_total\{topic="[^"]*events"\} [1-9]/.test(body) ? true : undefined;
-      });
+      await viewUntilCheckpointFails(engine.url, "outage-user");
       // Events of a user not in memory cannot be handled (its state is loaded): the consumer lag rises with each one.
       const eventsLag = async () => {
         const body = await (await fetch(`${engine.url}/metrics`)).text();
@@ -278,26 +287,13 @@ onlyOn("kafka", {
     const reconnectEngine = () =>
       admin`select pg_terminate_backend(pid) from pg_stat_activity where datname = ${name} and pid <> pg_backend_pid()`;
     const engine = await startEngine(testConfig(db.url), silentLogger);
-    const ready = async () => {
-      const response = await fetch(`${engine.url}/readyz`);
-      return { status: response.status, body: await response.json() };
-    };
+    const ready = () => readiness(engine.url);
     try {
       assert.equal((await ready()).status, 200);
       await admin.unsafe(`alter database ${name} set default_transaction_read_only = on`);
       await reconnectEngine();
-      const posted = await fetch(`${engine.url}/v1/events`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ type: "page_viewed", userId: "read-only-user", properties: { url: "/" } }),
-      });
-      assert.equal(posted.status, 202);
-      await posted.body?.cancel();
       // The server answers every read, but no checkpoint commits: the engine is of no use until writes come back.
-      await eventually("a failed checkpoint counted", async () => {
-        const body = await (await fetch(`${engine.url}/metrics`)).text();
-        return /engine_checkpoint_failures_total\{topic="[^"]*events"\} [1-9]/.test(body) ? true : undefined;
-      });
+      await viewUntilCheckpointFails(engine.url, "read-only-user");
       const down = await ready();
       assert.equal(down.status, 503, `/readyz while the database is read-only: ${JSON.stringify(down.body)}`);
       assert.match(down.body.checks.database, /read-only.*default_transaction_read_only/);
@@ -348,24 +344,11 @@ function readinessWhileRoleLacks(change: RoleChange): void {
       const url = new URL(db.url);
       url.username = role;
       const engine = await startEngine(testConfig(url.toString()), silentLogger);
-      const ready = async () => {
-        const response = await fetch(`${engine.url}/readyz`);
-        return { status: response.status, body: await response.json() };
-      };
+      const ready = () => readiness(engine.url);
       try {
         assert.equal((await ready()).status, 200);
         await change.take(inDatabase, role);
-        const posted = await fetch(`${engine.url}/v1/events`, {
-          method: "POST",
-          headers: { "content-type": "application/json" },
-          body: JSON.stringify({ type: "page_viewed", userId: "no-rights-user", properties: { url: "/" } }),
-        });
-        assert.equal(posted.status, 202);
-        await posted.body?.cancel();
-        await eventually("a failed checkpoint counted", async () => {
-          const body = await (await fetch(`${engine.url}/metrics`)).text();
-          return /engine_checkpoint_failures_total\{topic="[^"]*events"\} [1-9]/.test(body) ? true : undefined;
-        });
+        await viewUntilCheckpointFails(engine.url, "no-rights-user");
         const down = await ready();
         assert.equal(down.status, 503, `/readyz meanwhile: ${JSON.stringify(down.body)}`);
         assert.match(down.body.checks.database, change.reason);

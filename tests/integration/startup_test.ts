@@ -14,6 +14,7 @@ import { ConfigError, StartAbortedError } from "../../engine/errors.ts";
 import { createLogger, type Logger, silentLogger } from "../../engine/logger.ts";
 import { freePort, spawnEngine } from "../helpers/engine_process.ts";
 import { startPrivateBroker } from "../helpers/kafka_broker.ts";
+import { silentPeer } from "../helpers/silent_peer.ts";
 import { startTcpProxy, type TcpProxy } from "../helpers/tcp_proxy.ts";
 import { deploy, type Deployment, deployOnServers, forEachLog, onlyOn } from "../helpers/modes.ts";
 import { eventually, freshDatabase, services, testConfig, uniqueName, within } from "../helpers/services.ts";
@@ -86,16 +87,12 @@ onlyOn(
     const dataDir = await Deno.makeTempDir({ prefix: "startup-" });
     // A "database" that accepts connections and never answers: start-up waits on it (up to the URL's
     // connect_timeout) before it tries the broker, on which nothing listens.
-    const silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const held: Deno.Conn[] = [];
-    const accepting = (async () => {
-      for await (const conn of silent) held.push(conn);
-    })();
+    const silent = silentPeer();
     const engine = spawnEngine({
       dataDir,
       env: {
         KAFKA_BROKERS: `127.0.0.1:${freePort()}`,
-        DATABASE_URL: `postgres://u:p@127.0.0.1:${silent.addr.port}/db?connect_timeout=120`,
+        DATABASE_URL: `postgres://u:p@127.0.0.1:${silent.port}/db?connect_timeout=120`,
         LOG_LEVEL: "info",
       },
     });
@@ -149,9 +146,7 @@ onlyOn(
       assert.match(engine.logs(), /start-up stopped by the signal/);
     } finally {
       await engine.kill("SIGKILL");
-      silent.close();
-      await accepting.catch(() => {});
-      for (const conn of held) conn.close();
+      await silent.close();
       await Deno.remove(dataDir, { recursive: true });
     }
   },

@@ -9,6 +9,7 @@ import { Kafka, logLevel } from "kafkajs";
 import { eventually, services, uniqueName } from "../helpers/services.ts";
 import { onlyOn } from "../helpers/modes.ts";
 import { readEmbeddedTopic } from "../helpers/read_topic.ts";
+import { silentPeer } from "../helpers/silent_peer.ts";
 import { openEmbeddedDatabase } from "../../engine/embedded_database.ts";
 import { silentLogger } from "../../engine/logger.ts";
 
@@ -74,38 +75,6 @@ async function firstLineThenStop(tail: Deno.ChildProcess): Promise<string> {
     await tail.status;
   }
   return stdout;
-}
-
-/**
- * A TCP peer that takes connections and answers nothing (a frozen broker or engine, or another service at that port);
- * `firstRequest` resolves when a connection first sends bytes.
- */
-function silentPeer(): { port: number; firstRequest: Promise<void>; close: () => Promise<void> } {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const connections: Deno.Conn[] = [];
-  let requested!: () => void;
-  const firstRequest = new Promise<void>((resolve) => requested = resolve);
-  const accepting = (async () => {
-    for await (const conn of listener) {
-      connections.push(conn);
-      conn.readable.pipeTo(new WritableStream({ write: () => requested() })).catch(() => {});
-    }
-  })();
-  return {
-    port: listener.addr.port,
-    firstRequest,
-    close: async () => {
-      listener.close();
-      await accepting.catch(() => {});
-      for (const conn of connections) {
-        try {
-          conn.close();
-        } catch {
-          // closed by the other side's end
-        }
-      }
-    },
-  };
 }
 
 /** Views per product in the CSV, counted independently of the importer. */
@@ -544,6 +513,26 @@ function engineRefusingInvoice(invoice: string, message: string): ReturnType<typ
   });
 }
 
+/** `import uci` of `lines` (below the file's header) to an engine refusing the order of `invoice` with `message`. */
+async function importUciRefusing(
+  invoice: string,
+  message: string,
+  lines: string[],
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const engine = engineRefusingInvoice(invoice, message);
+  const file = await Deno.makeTempFile({ suffix: ".csv" });
+  try {
+    await Deno.writeTextFile(
+      file,
+      ["InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country", ...lines].join("\n"),
+    );
+    return await runScript("import.ts", ["uci", file, "--url", engine.url]);
+  } finally {
+    await engine.stop();
+    await Deno.remove(file);
+  }
+}
+
 onlyOn("no log", "loadgen's last problem quotes the engine's answer with its terminal escapes escaped", async () => {
   // A 400 naming a client's field that holds escape sequences (the engine's problem text quotes what it was sent).
   const detail = "userId \u001b]0;x\u0007\u001b[2J\u009b1m\u202e is bad";
@@ -575,30 +564,18 @@ onlyOn("no log", "loadgen's last problem quotes the engine's answer with its ter
 
 onlyOn("no log", "import names a refused order whose invoice holds terminal escapes with them escaped", async () => {
   const invoice = "5\u001b]0;x\u0007\u001b[2J\u009b1m";
-  const engine = engineRefusingInvoice(invoice, "is more than 300 s in the future \u001b[2J");
-  const file = await Deno.makeTempFile({ suffix: ".csv" });
-  try {
-    await Deno.writeTextFile(
-      file,
-      [
-        "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country",
-        "536365,A,ITEM A,6,2010-12-01 08:26:00,2.55,17850.0,United Kingdom",
-        `${invoice},85123A,ITEM B,2,2010-12-01 08:28:00,3.39,17851.0,United Kingdom`,
-      ].join("\n"),
-    );
-    const { code, stdout, stderr } = await runScript("import.ts", ["uci", file, "--url", engine.url]);
-    assert.equal(code, 0, stderr);
-    // The invoice (the file's) and the engine's message used to reach the terminal raw.
-    assert.doesNotMatch(stderr, /(?!\n)\p{Cc}/u, JSON.stringify(stderr));
-    assert.match(
-      stderr,
-      /refused by the engine: invoice "5\\u001b\]0;x\\u0007\\u001b\[2J\\u009b1m" \(event [0-9a-f-]+, order_completed\): occurredAt: is more than 300 s in the future \\u001b\[2J$/m,
-    );
-    assert.match(stdout, /refused by the engine \(400[^)]*\): 1 event\(s\)/);
-  } finally {
-    await engine.stop();
-    await Deno.remove(file);
-  }
+  const { code, stdout, stderr } = await importUciRefusing(invoice, "is more than 300 s in the future \u001b[2J", [
+    "536365,A,ITEM A,6,2010-12-01 08:26:00,2.55,17850.0,United Kingdom",
+    `${invoice},85123A,ITEM B,2,2010-12-01 08:28:00,3.39,17851.0,United Kingdom`,
+  ]);
+  assert.equal(code, 0, stderr);
+  // The invoice (the file's) and the engine's message used to reach the terminal raw.
+  assert.doesNotMatch(stderr, /(?!\n)\p{Cc}/u, JSON.stringify(stderr));
+  assert.match(
+    stderr,
+    /refused by the engine: invoice "5\\u001b\]0;x\\u0007\\u001b\[2J\\u009b1m" \(event [0-9a-f-]+, order_completed\): occurredAt: is more than 300 s in the future \\u001b\[2J$/m,
+  );
+  assert.match(stdout, /refused by the engine \(400[^)]*\): 1 event\(s\)/);
 });
 
 onlyOn(
@@ -663,30 +640,18 @@ onlyOn(
 );
 
 onlyOn("no log", "import uci names an order the engine refuses by its invoice", async () => {
-  const engine = engineRefusingInvoice("536366", "is more than 300 s in the future");
-  const file = await Deno.makeTempFile({ suffix: ".csv" });
-  try {
-    await Deno.writeTextFile(
-      file,
-      [
-        "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country",
-        "536365,A,ITEM A,6,2010-12-01 08:26:00,2.55,17850.0,United Kingdom",
-        "536366,B,ITEM B,2,2010-12-01 08:28:00,3.39,17851.0,United Kingdom",
-        "536366,C,ITEM C,1,2010-12-01 08:28:00,1.25,17851.0,United Kingdom",
-      ].join("\n"),
-    );
-    const { code, stdout, stderr } = await runScript("import.ts", ["uci", file, "--url", engine.url]);
-    assert.equal(code, 0, stderr);
-    // An order is made of an invoice's lines: its invoice is what to look for in the file, not a record number.
-    assert.match(
-      stderr,
-      /refused by the engine: invoice 536366 \(event [0-9a-f-]+, order_completed\): occurredAt: is more/,
-    );
-    assert.match(stdout, /refused by the engine \(400[^)]*\): 1 event\(s\)/);
-  } finally {
-    await engine.stop();
-    await Deno.remove(file);
-  }
+  const { code, stdout, stderr } = await importUciRefusing("536366", "is more than 300 s in the future", [
+    "536365,A,ITEM A,6,2010-12-01 08:26:00,2.55,17850.0,United Kingdom",
+    "536366,B,ITEM B,2,2010-12-01 08:28:00,3.39,17851.0,United Kingdom",
+    "536366,C,ITEM C,1,2010-12-01 08:28:00,1.25,17851.0,United Kingdom",
+  ]);
+  assert.equal(code, 0, stderr);
+  // An order is made of an invoice's lines: its invoice is what to look for in the file, not a record number.
+  assert.match(
+    stderr,
+    /refused by the engine: invoice 536366 \(event [0-9a-f-]+, order_completed\): occurredAt: is more/,
+  );
+  assert.match(stdout, /refused by the engine \(400[^)]*\): 1 event\(s\)/);
 });
 
 onlyOn(

@@ -17,6 +17,7 @@ import { silentLogger } from "../../engine/logger.ts";
 import { purgeOldestRecords } from "../../sql/embedded_log.ts";
 import { migrate } from "../../sql/migrations.ts";
 import type { Sql } from "../../engine/database.ts";
+import { undecodable } from "../helpers/undecodable.ts";
 
 /** Runs `fn` on a fresh embedded log (and its database) in a temporary DATA_DIR, removed afterwards. */
 async function withEmbeddedLog(fn: (log: EmbeddedLog, sql: Sql) => Promise<void>): Promise<void> {
@@ -115,15 +116,7 @@ Deno.test("dlq replay counts a batch once when its append failed and was retried
   await withEmbeddedLog(async (log, sql) => {
     // Four DLQ partitions for three records: one at least stays empty, and delivers no batch.
     await log.ensureTopics([{ topic: "events", partitions: 1 }, { topic: "dlq", partitions: 4 }]);
-    const read = (offset: number) => ({
-      topic: "events",
-      partition: 0,
-      offset,
-      key: `u${offset}`,
-      value: new TextEncoder().encode("{oops"),
-      headers: {},
-      timestamp: 0,
-    });
+    const read = (offset: number) => undecodable("events", { offset, key: `u${offset}`, timestamp: 0 });
     await log.append([0, 1, 2].map((n) => deadLetter("dlq", read(n), new ValidationError("bad JSON"))));
     const real = log.producer();
     let failures = 1;
@@ -325,15 +318,7 @@ Deno.test("dlq replay is not complete when a partition's end could not be read a
 Deno.test("dlq replay is complete when retention deleted every record of a DLQ partition", async () => {
   await withEmbeddedLog(async (log, sql) => {
     await log.ensureTopics([{ topic: "events", partitions: 1 }, { topic: "dlq", partitions: 1 }]);
-    const source = (offset: number) => ({
-      topic: "events",
-      partition: 0,
-      offset,
-      key: "ann",
-      value: new TextEncoder().encode("{oops"),
-      headers: {},
-      timestamp: Date.now(),
-    });
+    const source = (offset: number) => undecodable("events", { offset });
     await log.append([0, 1].map((offset) => deadLetter("dlq", source(offset), new ValidationError("invalid JSON"))));
     // A week later: trimmed by age (nothing commits on the DLQ), its end offset stays at 2.
     const purged = await purgeOldestRecords(sql, { topic: "dlq", partition: 0, floor: 2 }, Date.now() + 1, 2_000);

@@ -8,6 +8,7 @@ import { ValidationError } from "../../engine/errors.ts";
 import { silentLogger } from "../../engine/logger.ts";
 import { migrate } from "../../sql/migrations.ts";
 import { claimStateOwner } from "../../sql/state_owner.ts";
+import { undecodable } from "../helpers/undecodable.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
@@ -84,15 +85,7 @@ Deno.test("dlq replay with a GROUP_ID other than the one owning DATA_DIR's state
     try {
       await migrate(backend.sql);
       assert.deepEqual(await claimStateOwner(backend.sql, "shop", consumedTopics(topics)), []);
-      const source = {
-        topic: topics.events,
-        partition: 0,
-        offset: 0,
-        key: "ann",
-        value: new TextEncoder().encode("{oops"),
-        headers: {},
-        timestamp: Date.now(),
-      };
+      const source = undecodable(topics.events);
       await backend.producer.append([deadLetter(topics.dlq, source, new ValidationError("invalid JSON"))]);
     } finally {
       await backend.close();
@@ -186,15 +179,7 @@ Deno.test("dlq replay prints a DLQ record's error code with its terminal escapes
     try {
       await migrate(backend.sql);
       assert.deepEqual(await claimStateOwner(backend.sql, config.GROUP_ID, consumedTopics(topics)), []);
-      const source = {
-        topic: topics.events,
-        partition: 0,
-        offset: 0,
-        key: "ann",
-        value: new TextEncoder().encode("{oops"),
-        headers: {},
-        timestamp: Date.now(),
-      };
+      const source = undecodable(topics.events);
       const record = deadLetter(topics.dlq, source, new ValidationError("invalid JSON"));
       await backend.producer.append([
         { ...record, headers: { ...record.headers, "dlq-error-code": hostile } },

@@ -17,6 +17,7 @@ import {
   tpKey,
 } from "../../engine/log.ts";
 import { silentLogger } from "../../engine/logger.ts";
+import type { Sql } from "../../engine/database.ts";
 import { MemoryLog } from "../../engine/memory_log.ts";
 import { migrate } from "../../sql/migrations.ts";
 
@@ -34,29 +35,27 @@ async function logWithDeadLetters(count: number): Promise<MemoryLog> {
   return log;
 }
 
-/**
- * Reads DLQ partition 0 in batches of two; after the second, the group drops the member and assigns the partition
- * again, as KafkaConsumer reports a rejoin (revoked, then assigned: it seeks to the offset the listener returns).
- * `onRejoin` runs in between.
- */
-function rejoiningConsumer(log: MemoryLog, onRejoin: () => void = () => {}): LogConsumer {
+/** Runs `fn` on a migrated embedded database in a temporary folder and a DLQ of six dead letters (logWithDeadLetters). */
+async function withDeadLetters(fn: (log: MemoryLog, sql: Sql) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "dlq-rejoin-" });
+  const db = await openEmbeddedDatabase(dir, { logger: silentLogger, vacuumIntervalMs: 0 });
+  try {
+    await migrate(db.sql);
+    await fn(await logWithDeadLetters(6), db.sql);
+  } finally {
+    await db.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** A consumer of DLQ partition 0 of `log` whose `start` is `deliver` (`stopped` says whether it was stopped since). */
+function dlqConsumer(
+  log: MemoryLog,
+  deliver: (listener: PartitionListener, stopped: () => boolean) => Promise<void>,
+): LogConsumer {
   let stopped = false;
   return {
-    async start(_topics: readonly string[], listener: PartitionListener) {
-      let position = (await listener.assigned([DLQ])).get(tpKey(DLQ)) ?? 0;
-      (async () => {
-        for (let delivered = 1; !stopped && position < log.endOffset(DLQ); delivered++) {
-          const records = log.read(DLQ, position, 2);
-          await listener.batch({ ...DLQ, records, highWatermark: log.endOffset(DLQ) }, () => Promise.resolve());
-          position = records.at(-1)!.offset + 1;
-          if (delivered === 2) {
-            onRejoin();
-            await listener.revoked([DLQ]);
-            position = (await listener.assigned([DLQ])).get(tpKey(DLQ)) ?? 0;
-          }
-        }
-      })();
-    },
+    start: (_topics: readonly string[], listener: PartitionListener) => deliver(listener, () => stopped),
     seek: () => {},
     commit: () => Promise.resolve(),
     earliestOffset: (tp) => Promise.resolve(log.earliest(tp)),
@@ -68,13 +67,32 @@ function rejoiningConsumer(log: MemoryLog, onRejoin: () => void = () => {}): Log
   };
 }
 
+/**
+ * Reads DLQ partition 0 in batches of two; after the second, the group drops the member and assigns the partition
+ * again, as KafkaConsumer reports a rejoin (revoked, then assigned: it seeks to the offset the listener returns).
+ * `onRejoin` runs in between.
+ */
+function rejoiningConsumer(log: MemoryLog, onRejoin: () => void = () => {}): LogConsumer {
+  return dlqConsumer(log, async (listener, stopped) => {
+    let position = (await listener.assigned([DLQ])).get(tpKey(DLQ)) ?? 0;
+    (async () => {
+      for (let delivered = 1; !stopped() && position < log.endOffset(DLQ); delivered++) {
+        const records = log.read(DLQ, position, 2);
+        await listener.batch({ ...DLQ, records, highWatermark: log.endOffset(DLQ) }, () => Promise.resolve());
+        position = records.at(-1)!.offset + 1;
+        if (delivered === 2) {
+          onRejoin();
+          await listener.revoked([DLQ]);
+          position = (await listener.assigned([DLQ])).get(tpKey(DLQ)) ?? 0;
+        }
+      }
+    })();
+  });
+}
+
 Deno.test("dlq replay whose consumer rejoins mid-run counts and re-injects each record once, and none dead-lettered since", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "dlq-rejoin-" });
-  const db = await openEmbeddedDatabase(dir, { logger: silentLogger, vacuumIntervalMs: 0 });
-  try {
-    await migrate(db.sql);
-    const log = await logWithDeadLetters(6);
-    const options = { producer: log.producer(), sql: db.sql, dlqTopic: "dlq", groupId: "g", idleMs: 1_000 };
+  await withDeadLetters(async (log, sql) => {
+    const options = { producer: log.producer(), sql, dlqTopic: "dlq", groupId: "g", idleMs: 1_000 };
 
     const dry = await replayDlq({ ...options, consumer: rejoiningConsumer(log), dryRun: true });
     assert.deepEqual(
@@ -106,10 +124,7 @@ Deno.test("dlq replay whose consumer rejoins mid-run counts and re-injects each 
       ["u0", "u1", "u2", "u3", "u4", "u5"],
       "each record re-injected once, and the one dead-lettered since left for a later run",
     );
-  } finally {
-    await db.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 /**
@@ -117,49 +132,34 @@ Deno.test("dlq replay whose consumer rejoins mid-run counts and re-injects each 
  * again delivers its next batch while that one's append is still pending (until `release`).
  */
 function rejoiningMidAppendConsumer(log: MemoryLog, appending: Promise<void>, release: () => void): LogConsumer {
-  let stopped = false;
-  return {
-    async start(_topics: readonly string[], listener: PartitionListener) {
-      const deliver = (position: number) =>
-        listener.batch(
-          { ...DLQ, records: log.read(DLQ, position, 2), highWatermark: log.endOffset(DLQ) },
-          () => Promise.resolve(),
-        );
-      let position = (await listener.assigned([DLQ])).get(tpKey(DLQ)) ?? 0;
-      await deliver(position);
-      position += 2;
-      const inHand = deliver(position).catch(() => {});
-      await appending;
-      await listener.revoked([DLQ]);
-      position = (await listener.assigned([DLQ])).get(tpKey(DLQ)) ?? 0;
-      const next = deliver(position).catch(() => {});
-      release();
-      await Promise.all([inHand, next]);
-      (async () => {
-        for (position = log.read(DLQ, position, 2).at(-1)!.offset + 1; !stopped && position < log.endOffset(DLQ);) {
-          const records = log.read(DLQ, position, 2);
-          await listener.batch({ ...DLQ, records, highWatermark: log.endOffset(DLQ) }, () => Promise.resolve());
-          position = records.at(-1)!.offset + 1;
-        }
-      })();
-    },
-    seek: () => {},
-    commit: () => Promise.resolve(),
-    earliestOffset: (tp) => Promise.resolve(log.earliest(tp)),
-    endOffset: (tp) => Promise.resolve(log.endOffset(tp)),
-    endOffsets: () => Promise.resolve(new Map([[0, log.endOffset(DLQ)]])),
-    pause: () => {},
-    resume: () => {},
-    stop: () => (stopped = true, Promise.resolve()),
-  };
+  return dlqConsumer(log, async (listener, stopped) => {
+    const deliver = (position: number) =>
+      listener.batch(
+        { ...DLQ, records: log.read(DLQ, position, 2), highWatermark: log.endOffset(DLQ) },
+        () => Promise.resolve(),
+      );
+    let position = (await listener.assigned([DLQ])).get(tpKey(DLQ)) ?? 0;
+    await deliver(position);
+    position += 2;
+    const inHand = deliver(position).catch(() => {});
+    await appending;
+    await listener.revoked([DLQ]);
+    position = (await listener.assigned([DLQ])).get(tpKey(DLQ)) ?? 0;
+    const next = deliver(position).catch(() => {});
+    release();
+    await Promise.all([inHand, next]);
+    (async () => {
+      for (position = log.read(DLQ, position, 2).at(-1)!.offset + 1; !stopped() && position < log.endOffset(DLQ);) {
+        const records = log.read(DLQ, position, 2);
+        await listener.batch({ ...DLQ, records, highWatermark: log.endOffset(DLQ) }, () => Promise.resolve());
+        position = records.at(-1)!.offset + 1;
+      }
+    })();
+  });
 }
 
 Deno.test("dlq replay whose consumer rejoins while a batch's append is pending re-injects that batch's records once", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "dlq-rejoin-" });
-  const db = await openEmbeddedDatabase(dir, { logger: silentLogger, vacuumIntervalMs: 0 });
-  try {
-    await migrate(db.sql);
-    const log = await logWithDeadLetters(6);
+  await withDeadLetters(async (log, sql) => {
     const inner = log.producer();
     const appending = Promise.withResolvers<void>();
     const gate = Promise.withResolvers<void>();
@@ -179,7 +179,7 @@ Deno.test("dlq replay whose consumer rejoins while a batch's append is pending r
     const summary = await replayDlq({
       consumer: rejoiningMidAppendConsumer(log, appending.promise, gate.resolve),
       producer,
-      sql: db.sql,
+      sql,
       dlqTopic: "dlq",
       groupId: "g",
       idleMs: 1_000,
@@ -190,8 +190,5 @@ Deno.test("dlq replay whose consumer rejoins while a batch's append is pending r
       { replayed: summary.replayed, alreadyReplayed: summary.alreadyReplayed, complete: summary.complete },
       { replayed: 6, alreadyReplayed: 0, complete: true },
     );
-  } finally {
-    await db.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });

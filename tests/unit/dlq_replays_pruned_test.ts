@@ -14,6 +14,7 @@ import { silentLogger } from "../../engine/logger.ts";
 import type { Sql } from "../../engine/database.ts";
 import { purgeOldestRecords } from "../../sql/embedded_log.ts";
 import { migrate } from "../../sql/migrations.ts";
+import { undecodable } from "../helpers/undecodable.ts";
 
 /** `sql`, counting the rows its reads of `dlq_replays` returned. */
 function countingReads(sql: Sql): { sql: Sql; rowsRead: () => number } {
@@ -39,15 +40,7 @@ Deno.test("dlq replay forgets the records retention deleted, never one still in 
     const log = await EmbeddedLog.open(db.sql, { logger: silentLogger });
     try {
       await log.ensureTopics([{ topic: "events", partitions: 1 }, { topic: "dlq", partitions: 2 }]);
-      const source = (key: string, offset: number) => ({
-        topic: "events",
-        partition: 0,
-        offset,
-        key,
-        value: new TextEncoder().encode("{oops"),
-        headers: {},
-        timestamp: Date.now(),
-      });
+      const source = (key: string, offset: number) => undecodable("events", { offset, key });
       // Four dead letters in partition 0 of the DLQ (offsets 0-3), one in partition 1.
       await log.append([
         ...[0, 1, 2, 3].map((i) => ({

@@ -16,6 +16,7 @@ import type { LogRecord, OutgoingRecord } from "../../engine/log.ts";
 import { silentLogger } from "../../engine/logger.ts";
 import { migrate } from "../../sql/migrations.ts";
 import { claimStateOwner } from "../../sql/state_owner.ts";
+import { undecodable } from "../helpers/undecodable.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const ENV = { PARTITIONS: "4" };
@@ -61,15 +62,8 @@ Deno.test("dlq replay reports, counts and leaves the records it cannot place, an
     try {
       await migrate(backend.sql);
       await claimStateOwner(backend.sql, config.GROUP_ID, consumedTopics(topics));
-      const source = (key: string | null, partition: number, topic = topics.events): LogRecord => ({
-        topic,
-        partition,
-        offset: 7,
-        key,
-        value: new TextEncoder().encode("{oops"),
-        headers: {},
-        timestamp: Date.now(),
-      });
+      const source = (key: string | null, partition: number, topic = topics.events): LogRecord =>
+        undecodable(topic, { partition, offset: 7, key });
       const dead = (record: LogRecord, headers: Record<string, string> = {}): OutgoingRecord => {
         const letter = deadLetter(topics.dlq, record, new ValidationError("invalid JSON"));
         return { ...letter, headers: { ...letter.headers, ...headers }, partition: 0 }; // one DLQ partition, in order

@@ -29,6 +29,19 @@ async function rawLines(): Promise<string[][]> {
 
 const FEES = new Set(["POST", "DOT", "M", "m", "D", "S", "C2", "B", "BANK CHARGES", "AMAZONFEE", "CRUK", "PADS"]);
 
+/** The UCI file's header line. */
+const HEADER = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country";
+
+/** `lines` under the file's header, imported as the importer reads a file: its events and its summary. */
+async function importLines(
+  lines: string[],
+): Promise<{ events: StoredEvent[]; summary: ReturnType<typeof newUciSummary> }> {
+  const summary = newUciSummary();
+  const events: StoredEvent[] = [];
+  for await (const e of importUci(parseCsv([[HEADER, ...lines].join("\n")]), summary)) events.push(e);
+  return { events, summary };
+}
+
 Deno.test("londonToUtc() reads UK local time: GMT in winter, BST (UTC+1) in summer", () => {
   assert.equal(new Date(londonToUtc("2010-12-01 08:26:00")).toISOString(), "2010-12-01T08:26:00.000Z");
   assert.equal(new Date(londonToUtc("2011-06-15 10:00")).toISOString(), "2011-06-15T09:00:00.000Z");
@@ -49,45 +62,34 @@ Deno.test("londonToUtc() refuses a date or time that does not exist, rather than
 });
 
 Deno.test("a UCI line dated on a day that does not exist is skipped as invalid_row, not imported on another day", async () => {
-  const csv = [
-    "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country",
+  const { events, summary } = await importLines([
     "536365,A,ITEM A,6,2011-02-30 08:26:00,2.55,17850.0,United Kingdom",
     "536366,A,ITEM A,6,2011-03-02 08:26:00,2.55,17850.0,United Kingdom",
-  ].join("\n");
-  const summary = newUciSummary();
-  const events: StoredEvent[] = [];
-  for await (const e of importUci(parseCsv([csv]), summary)) events.push(e);
+  ]);
   assert.deepEqual(events.map((e) => (e as StoredEventOf<"order_completed">).properties.orderId), ["536366"]);
   assert.deepEqual(summary.skipped, { invalid_row: 1 });
   assert.deepEqual(summary.firstSkipped, { invalid_row: 2 });
 });
 
 Deno.test("a UCI Quantity or UnitPrice not written in plain decimal digits is skipped as invalid_row", async () => {
-  const header = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country";
   // Number() read 0x10 as 16 and 1e3 as 1000: a corrupt field became an order of another amount.
   const bad = [["0x10", "2.55"], ["1e1", "2.55"], ["+6", "2.55"], ["6", "1e3"], ["6", "0x10"], ["6", ".5"], [
     "6",
     "5.",
   ]];
-  const csv = [
-    header,
+  const { events, summary } = await importLines([
     ...bad.map(([quantity, price], i) =>
       `5364${10 + i},A,ITEM A,${quantity},2010-12-01 08:26:00,${price},17850.0,United Kingdom`
     ),
     "536500,A,ITEM A,6,2010-12-01 08:27:00,2.55,17850.0,United Kingdom",
-  ].join("\n");
-  const summary = newUciSummary();
-  const events: StoredEvent[] = [];
-  for await (const e of importUci(parseCsv([csv]), summary)) events.push(e);
+  ]);
   assert.deepEqual(events.map((e) => (e as StoredEventOf<"order_completed">).properties.orderId), ["536500"]);
   assert.deepEqual(summary.skipped, { invalid_row: bad.length });
   assert.deepEqual(summary.firstSkipped, { invalid_row: 2 });
 });
 
 Deno.test("UCI invoice lines group into orders; cancellations, missing customers, bad quantities and prices, fees and duplicates are counted", async () => {
-  const header = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country";
-  const csv = [
-    header,
+  const { events, summary } = await importLines([
     "536365,A,ITEM A,6,2010-12-01 08:26:00,2.55,17850.0,United Kingdom",
     "536366,X,OTHER,1,2010-12-01 08:27:00,1.00,12000.0,France",
     '536365,BB,"ITEM, B",2,2010-12-01 08:27:00,3.39,17850.0,United Kingdom', // interleaved with 536366
@@ -99,10 +101,7 @@ Deno.test("UCI invoice lines group into orders; cancellations, missing customers
     "536382,A,ITEM A,1,2010-12-01 09:44:00,0.00,14000.0,United Kingdom",
     "536383,A,ITEM A,1,not a date,1.00,14000.0,United Kingdom",
     "536366,Y,LATE LINE,1,2010-12-01 10:30:00,1.00,12000.0,France", // more than an hour later: a second order
-  ].join("\n");
-  const summary = newUciSummary();
-  const events: StoredEvent[] = [];
-  for await (const e of importUci(parseCsv([csv]), summary)) events.push(e);
+  ]);
   assert.deepEqual(summary, {
     rows: 11,
     mapped: 3,
@@ -219,15 +218,11 @@ Deno.test("UCI December 2010 replayed through the actors matches an independent 
 });
 
 Deno.test("a UCI invoice whose first line has no customer takes the customer of its later lines", async () => {
-  const csv = [
-    "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country",
+  // It used to fail the whole import with a raw validation error (an order without a userId).
+  const { events, summary } = await importLines([
     "540001,85123A,HANGING HEART,2,2011-01-04 10:00:00,1.25,,United Kingdom",
     "540001,71053,LANTERN,1,2011-01-04 10:00:00,3.00,13047.0,United Kingdom",
-  ].join("\n");
-  const summary = newUciSummary();
-  const events: StoredEvent[] = [];
-  // It used to fail the whole import with a raw validation error (an order without a userId).
-  for await (const e of importUci(parseCsv([csv]), summary)) events.push(e);
+  ]);
   assert.equal(events.length, 1);
   const order = events[0] as StoredEventOf<"order_completed">;
   assert.equal(order.userId, "13047");
@@ -236,8 +231,8 @@ Deno.test("a UCI invoice whose first line has no customer takes the customer of 
 });
 
 Deno.test("a UCI line the canonical schema cannot carry is skipped with a reason; the import goes on", async () => {
-  const csv = [
-    "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country",
+  // Each of these lines used to stop the whole import with a raw ZodError, losing the invoices still open.
+  const { events, summary } = await importLines([
     "536365,A,ITEM A,6,2010-12-01 08:26:00,2.55,17850.0,United Kingdom",
     "536366,X,GOOD,1,2010-12-01 08:27:00,1.00,12000.0,France",
     "536366,HUGE,PRICE,1,2010-12-01 08:27:00,2000000000,12000.0,France", // price × quantity over MAX_AMOUNT
@@ -250,11 +245,7 @@ Deno.test("a UCI line the canonical schema cannot carry is skipped with a reason
     "536370,BB,ITEM B,600000,2010-12-01 08:30:00,900.00,14000.0,France",
     `536371,A,ITEM A,1,2010-12-01 08:31:00,1.00,14000.0,${"F".repeat(80)}`, // shippingCountry over 64
     "536372,A,ITEM A,2,2010-12-01 09:40:00,1.50,15000.0,United Kingdom",
-  ].join("\n");
-  const summary = newUciSummary();
-  const events: StoredEvent[] = [];
-  // Each of these lines used to stop the whole import with a raw ZodError, losing the invoices still open.
-  for await (const e of importUci(parseCsv([csv]), summary)) events.push(e);
+  ]);
   const orders = events as StoredEventOf<"order_completed">[];
   assert.deepEqual(orders.map((o) => [o.properties.orderId, o.userId, o.properties.total]), [
     ["536365", "17850", 15.3],
