@@ -283,7 +283,9 @@ function handle(state: GlobalState, fact: AnalyticsFact, ctx: ActorContext, s: D
   // From the fact's own minute: in time order it would have come before the boundaries after it were evaluated.
   const next = Math.max(minuteOf(Math.min(ctx.now(), fact.at)), state.evaluatedTo ?? -Infinity) + MINUTE;
   const due = ctx.timer(EVALUATE_TIMER);
-  if (due === undefined || due > next) ctx.setTimer(EVALUATE_TIMER, next);
+  // Held, the sources decide, not the facts: watermarks evaluate at once and the poll looks again. A fact of a partition
+  // behind the others re-armed it to a boundary already passed, so the next fact fired it, once per such fact.
+  if (due === undefined || (due > next && state.heldFrom === null)) ctx.setTimer(EVALUATE_TIMER, next);
   if (state.heldFrom !== null && state.heldFrom > next) state = version(state, { heldFrom: next });
 
   const dedupe = admit(state.dedupe, fact.factId, {

@@ -247,6 +247,11 @@ export class PartitionWorker {
   #sweptAt = 0;
   /** Rewinds so far: a step that checkpoints midway stops if one came in between (its clock and actors are gone). */
   #rewinds = 0;
+  /**
+   * Timers fired since the last "timers" event: reported once per batch and per tick (`#reportTimers`), not per firing,
+   * whose event (a labelled counter and gauge in prom-client) cost about 0.5 µs each, one or more per user event.
+   */
+  #timersFired = 0;
 
   private constructor(
     tp: TopicPartition,
@@ -531,13 +536,7 @@ export class PartitionWorker {
       });
       if (this.#closed) return;
       this.#expireInMemory(wall);
-      this.#events.emit({
-        ...this.#tp,
-        type: "timers",
-        kind: this.#deps.logic.kind,
-        fired: 0,
-        pending: this.pendingTimers,
-      });
+      this.#reportTimers();
     });
   }
 
@@ -895,6 +894,14 @@ export class PartitionWorker {
     this.#position = records[records.length - 1].offset + 1;
     this.#sinceCheckpoint += messages;
     await this.#fireDue(clock);
+    if (this.#timersFired > 0) this.#reportTimers();
+  }
+
+  /** Reports the timers fired since the last report, and how many are pending. */
+  #reportTimers(): void {
+    const fired = this.#timersFired;
+    this.#timersFired = 0;
+    this.#events.emit({ ...this.#tp, type: "timers", kind: this.#deps.logic.kind, fired, pending: this.pendingTimers });
   }
 
   /** Dead-letters a record that can never be handled (decoding is pure: whatever it throws stays). */
@@ -1071,7 +1078,7 @@ export class PartitionWorker {
       const [name, at] = next;
       this.#timers.delete(key, name);
       cell.dirty = true;
-      this.#events.emit({ ...this.#tp, type: "timers", kind: logic.kind, fired: 1, pending: this.pendingTimers });
+      this.#timersFired++;
       if (!logic.onTimer) continue;
       const emitted: Emitted[] = [];
       const ctx = this.#context(

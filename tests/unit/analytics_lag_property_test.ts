@@ -402,3 +402,24 @@ Deno.test("a held evaluation does not fire minute by minute up to a clock a fast
   assert.equal(driver.state.heldFrom, null);
   assert.equal(driver.state.evaluatedTo, ahead + 99 * MIN);
 });
+
+Deno.test("a held evaluation is not looked at again for every fact from a partition behind the others", () => {
+  const driver = deliver(domainSettings({}), [mark(0, 0), mark(1, 0), viewAt(T0, 0, 0, "page_viewed"), mark(0, T0)]);
+  // Both partitions' facts, five a second each for five minutes, partition 1's four minutes ahead of partition 0's, and
+  // none of partition 0's watermarks yet: 08:01 stays held.
+  const facts = Array.from({ length: 1_500 }, (_, i) => [
+    viewAt(T0 + 5 * MIN + i * 200, 1, i, "page_viewed"),
+    viewAt(T0 + MIN + i * 200, 0, i + 1, "page_viewed"),
+  ]).flat();
+  for (const fact of facts) driver.send(fact);
+  assert.equal(driver.state.heldFrom, T0 + MIN, "still held");
+  // The poll (after the latest fact's minute) looks again. Each of partition 0's facts re-armed the timer to its own
+  // minute's boundary, passed already, so that the next fact fired it: 1,508 firings, each evaluating nothing.
+  assert.ok(driver.fired <= 20, `fired ${driver.fired} times`);
+  // Released, every boundary from 08:01 is evaluated, as in time order.
+  const last = T0 + 5 * MIN + 1_499 * 200;
+  driver.send(mark(0, last));
+  driver.send(mark(1, last));
+  assert.equal(driver.state.heldFrom, null);
+  assert.equal(driver.state.evaluatedTo, minuteOf(last));
+});
