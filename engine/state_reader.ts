@@ -40,6 +40,11 @@ export const OWNER_CACHE_MS = 1_000;
  */
 export const OWNER_TRUSTED_MS = 5_000;
 /**
+ * How long a query waits for PostgreSQL (its key's partition owner, its checkpoint) before answering 503 naming the
+ * database: on a frozen database (connections open, no answers) it used to wait until the database answered.
+ */
+export const QUERY_DATABASE_TIMEOUT_MS = 2_000;
+/**
  * Forwarded queries in flight at most; beyond it a query is answered from the checkpoint. Each
  * forward holds a connection to the owner, so a slow owner must not pile up connections until
  * the process runs out of file descriptors.
@@ -83,7 +88,8 @@ export interface QueryRouter {
   /**
    * The owner's answer to the GET `request` about `kind`'s `key`, asked once; undefined when this instance answers
    * it: it owns the key's partition, the request was forwarded here, or the owner cannot be asked or failed (the
-   * caller then answers from the checkpoint, marked with `asOf`).
+   * caller then answers from the checkpoint, marked with `asOf`). DatabaseUnavailableError when PostgreSQL does not
+   * name the owner within QUERY_DATABASE_TIMEOUT_MS.
    */
   route(kind: string, key: string, request: Request): Promise<Response | undefined>;
 }
@@ -192,6 +198,31 @@ export function createStateReader(
       forwarding--;
     }
   };
+  /** Checkpoint reads in flight, by kind and key: a query abandoned on a frozen database leaves its read to the next. */
+  const reading = new Map<string, ReturnType<CheckpointStore["read"]>>();
+  /**
+   * `kind`'s `key` as last checkpointed, sharing a read still unanswered (each is a query on the pool: one per client
+   * query piled up on a frozen database, all run once it answered); DatabaseUnavailableError if it fails or takes
+   * longer than QUERY_DATABASE_TIMEOUT_MS.
+   */
+  const readCheckpoint = async (kind: string, key: string) => {
+    const k = JSON.stringify([kind, key]);
+    let read = reading.get(k);
+    if (!read) {
+      // A store that throws at once (not in its promise) fails this read, as one that rejects.
+      const started = (async () => await store.read(kind, key))();
+      read = started;
+      reading.set(k, started);
+      const done = () => void (reading.get(k) === started && reading.delete(k));
+      started.then(done, done);
+    }
+    try {
+      return await answeredWithin(read, QUERY_DATABASE_TIMEOUT_MS, "the checkpoint");
+    } catch (error) {
+      if (error instanceof DatabaseUnavailableError) throw error;
+      throw new DatabaseUnavailableError("cannot read the checkpoint", { cause: error });
+    }
+  };
   return {
     instance: self,
     async read(kind, key, options) {
@@ -213,12 +244,7 @@ export function createStateReader(
         const answer = await viaOwner(routed, key, (to) => forwardRead(to, path(key)));
         if (answer !== undefined) return answer;
       }
-      let stored;
-      try {
-        stored = await store.read(kind, key);
-      } catch (error) {
-        throw new DatabaseUnavailableError("cannot read the checkpoint", { cause: error });
-      }
+      const stored = await readCheckpoint(kind, key);
       return stored
         ? { state: stored.state, source: "checkpoint", asOf: stored.updatedAt.toISOString(), instance: self }
         : null;
@@ -297,6 +323,22 @@ async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined
   }
 }
 
+/**
+ * `promise`'s value or failure, or a DatabaseUnavailableError saying `what` had no answer if it takes longer than `ms`
+ * (the query itself is left in flight: PostgreSQL frozen does not fail it).
+ */
+async function answeredWithin<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) =>
+    timer = setTimeout(() => reject(new DatabaseUnavailableError(`${what}: no answer within ${ms} ms`)), ms)
+  );
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Reports a forward that failed, at most once per owner per FORWARD_FAILURE_LOG_MS. */
 type FailureLog = (owner: PartitionOwner, topic: string, partition: number, reason: unknown) => void;
 
@@ -344,8 +386,10 @@ async function askOwner<T>(
 ): Promise<T | undefined> {
   let owner: PartitionOwner | null;
   try {
-    owner = await owners.get(topic, partition);
-  } catch {
+    owner = await answeredWithin(owners.get(topic, partition), QUERY_DATABASE_TIMEOUT_MS, "the partition's owner");
+  } catch (error) {
+    // No answer in time (PostgreSQL frozen): a 503 now, not after the checkpoint's read has waited as long again.
+    if (error instanceof DatabaseUnavailableError) throw error;
     // The database is unavailable: so is the checkpoint, whose read reports it.
     return undefined;
   }
