@@ -33,6 +33,7 @@ import { DEFAULT_DOMAIN_SETTINGS, type DomainSettings, minutesMs } from "./setti
 import { applyOrder, isRepeatedOrder } from "./user_orders.ts";
 import {
   initialUser,
+  persistUser,
   RECENT_CHECKOUTS,
   RECENT_PRODUCTS_LIMIT,
   RECENT_RECOMMENDATION_REQUESTS,
@@ -59,7 +60,7 @@ export function createUserLogic(
     label: (event) => event.type,
     handle: (state, event, ctx) => handle(state, event, ctx, settings),
     onTimer: (state, name, ctx) => onTimer(state, name, ctx, settings),
-    persist: (state) => state,
+    persist: persistUser,
     restore: restoreUser,
   };
 }

@@ -1509,3 +1509,28 @@ Deno.test("a late event of a past session is counted under that session's name, 
   assert.equal(r.users.get("u")!.session!.number, 2, "the current session stays the current one");
   assert.equal(r.users.get("u")!.recentSessions[0].events, 2, "a late event leaves past sessions as they were");
 });
+
+Deno.test("a user's checkpoint leaves out the top-level fields at their initial value, and restores them", async () => {
+  const b = new EventBuilder();
+  const { users } = await fold([b.event("product_viewed", "u", 0, { productId: "p1" })]);
+  const state = users.get("u")!;
+  const persisted = parseJson(JSON.stringify(userLogic.persist(state))) as Record<string, unknown>;
+  for (const field of ["cart", "orders", "checkout", "fraud", "alerts", "pageViews", "cartAbandonedAt"]) {
+    assert.ok(!(field in persisted), `${field} left out`);
+  }
+  assert.deepEqual(userLogic.restore(persisted), state, "restored whole");
+  // What an engine from before this form restores of it: the stored fields over a new user's (actors/user_state.ts).
+  assert.deepEqual({ ...userLogic.initial("u"), ...persisted }, state, "an older engine restores it whole too");
+
+  // A cart abandoned leaves its time in the checkpoint (restoring would otherwise take it from the alerts), and a
+  // cart that has changed is kept whole, emptied or not.
+  const abandoned = await fold([
+    b.event("product_added_to_cart", "w", 0, { productId: "p1", quantity: 1, price: 2 }),
+    b.event("product_removed_from_cart", "w", 60 * 60, { productId: "p1" }),
+  ]);
+  const w = abandoned.users.get("w")!;
+  assert.equal(w.abandonedCarts, 1);
+  const kept = parseJson(JSON.stringify(userLogic.persist(w))) as Record<string, unknown>;
+  assert.ok("cartAbandonedAt" in kept && "cart" in kept);
+  assert.deepEqual(userLogic.restore(kept), w);
+});
