@@ -51,8 +51,11 @@ export interface Checkout {
 export interface RecommendationRequests {
   readonly count: number;
   readonly lastRequestedAt: string | null;
-  /** Most recent first. */
-  readonly recent: readonly { readonly basedOn: string; readonly at: string }[];
+  /**
+   * Their event times, most recent first: the rate limit compares a late view with each. What each was based on is on
+   * the topic, and no reader of the state needs it here (requests checkpointed before 2026-12-06 carry it, `basedOn`).
+   */
+  readonly recent: readonly { readonly at: string }[];
 }
 
 /** Everything the engine knows about one user. */
