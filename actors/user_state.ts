@@ -188,8 +188,11 @@ function isInitialCart(cart: Cart): boolean {
 /** The persisted form of a user: its state without the top-level fields at their initial value (see AT_INITIAL). */
 export function persistUser(state: UserState): Partial<UserState> & { readonly userId: string } {
   const persisted: Record<string, unknown> = {};
-  for (const [field, value] of Object.entries(state)) {
-    const atInitial = AT_INITIAL[field as keyof UserState] as ((v: unknown, s: UserState) => boolean) | undefined;
+  for (const field in state) {
+    const value = state[field as keyof UserState];
+    const atInitial = Object.hasOwn(AT_INITIAL, field)
+      ? AT_INITIAL[field as keyof UserState] as (v: unknown, s: UserState) => boolean
+      : undefined;
     if (atInitial === undefined || !atInitial(value, state)) persisted[field] = value;
   }
   return persisted as Partial<UserState> & { readonly userId: string };
