@@ -33,6 +33,7 @@ import { DEFAULT_DOMAIN_SETTINGS, type DomainSettings, minutesMs } from "./setti
 import { applyOrder, isRepeatedOrder } from "./user_orders.ts";
 import {
   initialUser,
+  persistUser,
   RECENT_CHECKOUTS,
   RECENT_PRODUCTS_LIMIT,
   RECENT_RECOMMENDATION_REQUESTS,
@@ -59,7 +60,7 @@ export function createUserLogic(
     label: (event) => event.type,
     handle: (state, event, ctx) => handle(state, event, ctx, settings),
     onTimer: (state, name, ctx) => onTimer(state, name, ctx, settings),
-    persist: (state) => state,
+    persist: persistUser,
     restore: restoreUser,
   };
 }
@@ -153,7 +154,7 @@ function viewProduct(state: UserState, event: StoredEventOf<"product_viewed">, s
     if (!session.viewed.includes(productId)) coViewed = session.viewed.slice(0, MAX_FACT_LIST);
     session = { ...session, viewed: pushRecent(session.viewed, [productId], s.RECS_SESSION_ITEMS) };
   }
-  const [recommend, recommendations] = requestRecommendations(state, productId, state.cart, step);
+  const [recommend, recommendations] = requestRecommendations(state, state.cart, step);
   step.toProduct(productId, {
     fact: "product_viewed",
     ...(price !== undefined ? { priceMillis: toMillis(price) } : {}),
@@ -183,7 +184,7 @@ function addProduct(state: UserState, event: StoredEventOf<"product_added_to_car
     ? state.cart
     : addToCart(state.cart, productId, { quantity, price, category, brand }, step.at);
   if (cart !== state.cart) armCartTimer(state, cart, step);
-  const [recommend, recommendations] = requestRecommendations(state, productId, cart, step);
+  const [recommend, recommendations] = requestRecommendations(state, cart, step);
   step.toProduct(productId, {
     fact: "product_added_to_cart",
     quantity,
@@ -317,7 +318,6 @@ function armAbandonment(ctx: ActorContext, name: string, deadline: number): void
  */
 function requestRecommendations(
   state: UserState,
-  basedOn: string,
   cart: Cart,
   step: UserStep,
 ): [{ recommend?: { exclude: string[] } }, UserState["recommendations"]] {
@@ -331,7 +331,7 @@ function requestRecommendations(
   const exclude = [...new Set([...Object.keys(cart.items).sort(), ...state.purchasedProducts])]
     .slice(0, Math.min(s.RECS_EXCLUDE_LIMIT, MAX_FACT_LIST));
   const time = iso(step.at);
-  const request = { basedOn, at: time };
+  const request = { at: time };
   const late = step.at < last;
   const recent = late ? [...log.recent, request].sort(newestFirst) : [request, ...log.recent];
   return [{ recommend: { exclude } }, {

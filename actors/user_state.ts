@@ -1,4 +1,7 @@
-/** The user actor's state: plain JSON, persisted as is and served by GET /v1/users/{id}. */
+/**
+ * The user actor's state: plain JSON, served by GET /v1/users/{id}; persisted without the top-level fields still at
+ * their initial value, which restoring fills (as it does for checkpoints written before a field existed).
+ */
 import type { AlertSummary } from "./alerts.ts";
 import { hash52 } from "./hash.ts";
 import { type Cart, EMPTY_CART, restoreCart } from "./cart.ts";
@@ -48,8 +51,11 @@ export interface Checkout {
 export interface RecommendationRequests {
   readonly count: number;
   readonly lastRequestedAt: string | null;
-  /** Most recent first. */
-  readonly recent: readonly { readonly basedOn: string; readonly at: string }[];
+  /**
+   * Their event times, most recent first: the rate limit compares a late view with each. What each was based on is on
+   * the topic, and no reader of the state needs it here (requests checkpointed before 2026-12-06 carry it, `basedOn`).
+   */
+  readonly recent: readonly { readonly at: string }[];
 }
 
 /** Everything the engine knows about one user. */
@@ -141,7 +147,58 @@ export function initialUser(userId: string): UserState {
   };
 }
 
-/** Restores a persisted user, filling fields that older checkpoints lack. */
+/**
+ * Whether a top-level field holds its initial value, for each field `persistUser` may leave out: a new user's checkpoint
+ * was mostly such fields (1,705 bytes of JSON, 2,218 as jsonb: above the 2 KB at which PostgreSQL compresses a row).
+ * `cartAbandonedAt` only with no `cart_abandoned` among the alerts, from which restoring would otherwise take it.
+ */
+const AT_INITIAL: { readonly [K in keyof UserState]?: (value: UserState[K], state: UserState) => boolean } = {
+  duplicateEvents: (n) => n === 0,
+  pageViews: (n) => n === 0,
+  productViews: (n) => n === 0,
+  searches: (n) => n === 0,
+  recentProducts: (list) => list.length === 0,
+  sessionCount: (n) => n === 0,
+  session: (session) => session === null,
+  recentSessions: (list) => list.length === 0,
+  funnelStage: (stage) => stage === null,
+  cart: (cart) => cart === EMPTY_CART || isInitialCart(cart),
+  checkout: (checkout) => checkout === null,
+  recentCheckouts: (list) => list.length === 0,
+  orders: (o) =>
+    o.count === 0 && o.recent.length === 0 && o.lastOrder === null && o.firstOrderAt === null && o.revenue === 0 &&
+    o.revenueMillis === 0 && o.averageOrderValue === 0 && Object.keys(o).length === 7,
+  purchasedProducts: (list) => list.length === 0,
+  fraud: (fraud) => fraud === null,
+  abandonedCarts: (n) => n === 0,
+  cartAbandonedAt: (at, state) => at === null && !state.alerts.some((a) => a.type === "cart_abandoned"),
+  abandonedCheckouts: (n) => n === 0,
+  alerts: (list) => list.length === 0,
+  recommendations: (r) =>
+    r.count === 0 && r.lastRequestedAt === null && r.recent.length === 0 && Object.keys(r).length === 3,
+  seenEventHashes: (list) => list.length === 0,
+};
+
+/** A cart equal to EMPTY_CART, with none of the optional fields a cart gains once changed. */
+function isInitialCart(cart: Cart): boolean {
+  return cart.units === 0 && cart.value === 0 && cart.version === 0 && cart.updatedAt === null && !cart.converted &&
+    Object.keys(cart.items).length === 0 && Object.keys(cart).length === 6;
+}
+
+/** The persisted form of a user: its state without the top-level fields at their initial value (see AT_INITIAL). */
+export function persistUser(state: UserState): Partial<UserState> & { readonly userId: string } {
+  const persisted: Record<string, unknown> = {};
+  for (const field in state) {
+    const value = state[field as keyof UserState];
+    const atInitial = Object.hasOwn(AT_INITIAL, field)
+      ? AT_INITIAL[field as keyof UserState] as (v: unknown, s: UserState) => boolean
+      : undefined;
+    if (atInitial === undefined || !atInitial(value, state)) persisted[field] = value;
+  }
+  return persisted as Partial<UserState> & { readonly userId: string };
+}
+
+/** Restores a persisted user, filling fields that older checkpoints lack and those `persistUser` leaves out. */
 export function restoreUser(data: unknown): UserState {
   // Checkpoints written before 2026-12-03 kept the eventIds themselves.
   const { seenEventIds, ...stored } = data as Partial<UserState> & { userId: string; seenEventIds?: string[] };

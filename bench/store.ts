@@ -1,10 +1,12 @@
 // deno-lint-ignore-file no-console
 /**
  * `deno task bench store [--states N] [--rounds N] [--fillfactor N]`: PostgreSQL's side of a user partition's checkpoint
- * alone: `saveStates` of N user-sized states (1.6 KB of JSON) per transaction, four partitions, every state rewritten
- * each round as in a busy engine, on the migrated schema: each row's `last_active_at` moves every round (the event time
- * of the user's latest event), a third of the users have a pending timer whose deadline moves every round, and one in
- * twenty gains or loses its timer every round (a cart filled, then ordered). `--fillfactor` sets `actor_states` to
+ * alone: `saveStates` of N user states per transaction, four partitions, every state rewritten each round as in a busy
+ * engine, on the migrated schema. The states are the user actor's persisted form over the benchmarks' input
+ * (bench/workload.ts): each round hands every user its next product view, so a state grows from one event to `rounds`
+ * as the engine benchmark's do. Each row's `last_active_at` moves every round (the event time of the user's latest
+ * event), a third of the users have a pending timer whose deadline moves every round, and one in twenty gains or loses
+ * its timer every round (a cart filled, then ordered). `--fillfactor` sets `actor_states` to
  * another fill factor first (the schema's is 70, sql/migrations/009_fillfactor.sql), to compare. Prints the share of
  * updates PostgreSQL made heap-only (HOT: no index entry written) and the WAL written per state.
  */
@@ -12,14 +14,13 @@ import postgres from "postgres";
 import { encodeStates, saveStates } from "../sql/checkpoints.ts";
 import { migrate } from "../sql/migrations.ts";
 import { listenerPid, portOf, treeCpuSeconds } from "./process_cpu.ts";
-import { flag, machine } from "./workload.ts";
+import { benchEvent, DEFAULT_PRODUCTS, flag, machine } from "./workload.ts";
+import type { ActorContext } from "../engine/actor.ts";
+import type { StoredEvent } from "../actors/events.ts";
+import { userLogic, type UserState } from "../actors/user.ts";
 
 const PARTITIONS = 4;
 const WARM_UP_ROUNDS = 2;
-/** Noon (UTC) of a day: a run's event times stay within that day, as the engine benchmark's do. */
-const EVENT_TIME_BASE = Date.UTC(2026, 10, 1, 12);
-/** Event time between rounds: the engine's checkpoint interval's worth of a user's events. */
-const ROUND_MS = 60_000;
 
 /** A user's pending timers in a round, as the user actor's cart timer sets and clears them. */
 function userTimers(i: number, round: number, lastActiveAt: number): Record<string, number> {
@@ -27,15 +28,22 @@ function userTimers(i: number, round: number, lastActiveAt: number): Record<stri
   return pending ? { cart: lastActiveAt + 30 * 60_000 } : {};
 }
 
-/** A stand-in for a user state: its size, and a part that changes every round. */
-function userState(key: number, round: number) {
-  return {
-    userId: `user-${key}`,
-    round,
-    seenEventHashes: Array.from({ length: 170 }, (_, i) => (key * 7919 + i * 104729 + round) % 2 ** 52),
-    session: { id: `s-${key}-${Math.floor(round / 4)}`, startedAt: "2026-11-01T00:00:00.000Z", views: round },
-    cart: { items: {} },
-  };
+/** A context for the user actor that keeps nothing it emits: the benchmark measures only the states it leaves. */
+const QUIET: ActorContext = {
+  now: () => 0,
+  emit: () => {},
+  outputId: (rule) => rule,
+  setTimer: () => {},
+  cancelTimer: () => {},
+  timer: () => undefined,
+};
+
+/** Every user's state after its next event of the benchmarks' input (user n's k-th event is event k · users + n). */
+async function nextStates(states: UserState[], round: number): Promise<void> {
+  for (let n = 0; n < states.length; n++) {
+    const event = benchEvent(round * states.length + n, states.length, DEFAULT_PRODUCTS) as StoredEvent;
+    states[n] = await userLogic.handle(states[n], event, QUIET);
+  }
 }
 
 /** Runs the benchmark and prints its figures. */
@@ -52,22 +60,28 @@ export async function run(args: string[]): Promise<void> {
   const server = listenerPid(portOf(Deno.env.get("DATABASE_URL")!) ?? -1) ?? -1;
   let serverCpu = 0;
   const times: number[] = [];
+  const users = Array.from({ length: PARTITIONS * states }, (_, n) => userLogic.initial(`user-${n}`));
+  let jsonBytes = 0;
   for (let round = 0; round < rounds; round++) {
+    await nextStates(users, round);
     for (let partition = 0; partition < PARTITIONS; partition++) {
       const rows = Array.from({ length: states }, (_, i) => {
-        const lastActiveAt = EVENT_TIME_BASE + round * ROUND_MS + i;
+        const user = users[partition * states + i];
+        const lastActiveAt = Date.parse(user.lastSeenAt!);
         return {
-          key: `user-${partition}-${i}`,
-          state: userState(i, round),
+          key: user.userId,
+          state: userLogic.persist(user),
           timers: userTimers(i, round, lastActiveAt),
           lastActiveAt,
         };
       });
+      const encoded = encodeStates("user", rows);
       const [{ lsn: before }] = await sql`select pg_current_wal_insert_lsn() as lsn`;
       const cpuBefore = treeCpuSeconds(server);
       const started = performance.now();
-      await sql.begin((tx) => saveStates(tx, "user", partition, encodeStates("user", rows), PARTITIONS));
+      await sql.begin((tx) => saveStates(tx, "user", partition, encoded, PARTITIONS));
       if (round < WARM_UP_ROUNDS) continue;
+      jsonBytes += encoded.states.length - (states - 1);
       times.push(performance.now() - started);
       serverCpu += treeCpuSeconds(server) - cpuBefore;
       const [{ bytes }] = await sql`select pg_wal_lsn_diff(pg_current_wal_insert_lsn(), ${before}::pg_lsn) as bytes`;
@@ -75,6 +89,8 @@ export async function run(args: string[]): Promise<void> {
     }
   }
   const [{ size }] = await sql`select pg_total_relation_size('actor_states') as size`;
+  const [{ stored }] =
+    await sql`select avg(pg_column_size(state))::int as stored from actor_states where kind = 'user'`;
   // Closing the pool's sessions flushes their table statistics, which a live session reports only now and then.
   await sql.end();
   const stats = postgres(Deno.env.get("DATABASE_URL")!, { max: 1, onnotice: () => {} });
@@ -87,8 +103,10 @@ export async function run(args: string[]): Promise<void> {
   console.log(`command: deno task bench store --states ${states} --rounds ${rounds} --fillfactor ${fillfactor}`);
   console.log(
     `actor_states ${JSON.stringify(reloptions ?? [])}: ${states} states of ${
-      JSON.stringify(userState(1, 1)).length
-    } B per transaction, p50 ${times[Math.floor(times.length / 2)].toFixed(0)} ms, mean ${
+      (jsonBytes / times.length / states).toFixed(0)
+    } B of JSON (${stored} B stored at the end) per transaction, p50 ${
+      times[Math.floor(times.length / 2)].toFixed(0)
+    } ms, mean ${
       mean.toFixed(0)
     } ms (${times.length} transactions after ${WARM_UP_ROUNDS} warm-up rounds); table and indexes ${
       (Number(size) / 1e6).toFixed(0)

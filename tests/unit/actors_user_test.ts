@@ -365,7 +365,7 @@ Deno.test("user recommendations: requested at most once per RECS_MIN_INTERVAL_SE
   assert.deepEqual(asks, [["c1", ["c1", "bought"]], ["v2", ["c1", "bought"]]]);
   const u = r.users.get("u")!;
   assert.equal(u.recommendations.count, 2);
-  assert.deepEqual(u.recommendations.recent.map((x) => x.basedOn), ["v2", "c1"]);
+  assert.deepEqual(u.recommendations.recent.map((x) => x.at), [b.time(70), b.time(10)].map(iso));
 
   const unlimited = await fold(
     [0, 1, 2].map((i) => b.event("product_viewed", "w", i, { productId: `p${i}` })),
@@ -439,7 +439,7 @@ Deno.test("user recommendations: a late view or cart add asks when no remembered
   const u = r.users.get("u")!.recommendations;
   assert.equal(u.count, 3);
   assert.equal(u.lastRequestedAt, new Date(b.time(1000)).toISOString(), "the latest request, whatever the arrival");
-  assert.deepEqual(u.recent.map((x) => x.basedOn), ["v2", "v1", "v0"], "most recent first, by event time");
+  assert.deepEqual(u.recent.map((x) => x.at), [b.time(1000), b.time(600), b.time(100)].map(iso), "most recent first");
 
   // With no least interval every view asks, one dated before the last request too.
   const unlimited = await fold([
@@ -1508,4 +1508,30 @@ Deno.test("a late event of a past session is counted under that session's name, 
   assert.deepEqual(names, ["u/1", "u/1", "u/2", "u/1", "v/1", "v/2", "v/1", "w/1", "w/late"]);
   assert.equal(r.users.get("u")!.session!.number, 2, "the current session stays the current one");
   assert.equal(r.users.get("u")!.recentSessions[0].events, 2, "a late event leaves past sessions as they were");
+});
+
+Deno.test("a user's checkpoint leaves out the top-level fields at their initial value, and restores them", async () => {
+  const b = new EventBuilder();
+  const { users } = await fold([b.event("product_viewed", "u", 0, { productId: "p1" })]);
+  const state = users.get("u")!;
+  const persisted = parseJson(JSON.stringify(userLogic.persist(state))) as Record<string, unknown>;
+  for (const field of ["cart", "orders", "checkout", "fraud", "alerts", "pageViews", "cartAbandonedAt"]) {
+    assert.ok(!(field in persisted), `${field} left out`);
+  }
+  assert.deepEqual(userLogic.restore(persisted), state, "restored whole");
+  assert.ok(!JSON.stringify(persisted).includes("basedOn"), "a recommendation request is kept by its time alone");
+  // What an engine from before this form restores of it: the stored fields over a new user's (actors/user_state.ts).
+  assert.deepEqual({ ...userLogic.initial("u"), ...persisted }, state, "an older engine restores it whole too");
+
+  // A cart abandoned leaves its time in the checkpoint (restoring would otherwise take it from the alerts), and a
+  // cart that has changed is kept whole, emptied or not.
+  const abandoned = await fold([
+    b.event("product_added_to_cart", "w", 0, { productId: "p1", quantity: 1, price: 2 }),
+    b.event("product_removed_from_cart", "w", 60 * 60, { productId: "p1" }),
+  ]);
+  const w = abandoned.users.get("w")!;
+  assert.equal(w.abandonedCarts, 1);
+  const kept = parseJson(JSON.stringify(userLogic.persist(w))) as Record<string, unknown>;
+  assert.ok("cartAbandonedAt" in kept && "cart" in kept);
+  assert.deepEqual(userLogic.restore(kept), w);
 });
