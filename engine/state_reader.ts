@@ -5,6 +5,7 @@
  * The analytics queries, computed from the global actor's memory, are routed whole (`QueryRouter`)
  * to the owner of its partition, by the same means: one forward, the same header, timeout and limits.
  */
+import { answeredWithin, sharedRuns } from "./bounded_query.ts";
 import type { CheckpointStore } from "./checkpoint.ts";
 import { DatabaseUnavailableError, NotFoundError, problemType } from "./errors.ts";
 import { parseJson } from "./json_parse.ts";
@@ -199,23 +200,14 @@ export function createStateReader(
     }
   };
   /** Checkpoint reads in flight, by kind and key: a query abandoned on a frozen database leaves its read to the next. */
-  const reading = new Map<string, ReturnType<CheckpointStore["read"]>>();
+  const reading = sharedRuns();
   /**
    * `kind`'s `key` as last checkpointed, sharing a read still unanswered (each is a query on the pool: one per client
    * query piled up on a frozen database, all run once it answered); DatabaseUnavailableError if it fails or takes
    * longer than QUERY_DATABASE_TIMEOUT_MS.
    */
   const readCheckpoint = async (kind: string, key: string) => {
-    const k = JSON.stringify([kind, key]);
-    let read = reading.get(k);
-    if (!read) {
-      // A store that throws at once (not in its promise) fails this read, as one that rejects.
-      const started = (async () => await store.read(kind, key))();
-      read = started;
-      reading.set(k, started);
-      const done = () => void (reading.get(k) === started && reading.delete(k));
-      started.then(done, done);
-    }
+    const read = reading(JSON.stringify([kind, key]), () => store.read(kind, key));
     try {
       return await answeredWithin(read, QUERY_DATABASE_TIMEOUT_MS, "the checkpoint");
     } catch (error) {
@@ -318,22 +310,6 @@ async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined
   const late = new Promise<undefined>((resolve) => timer = setTimeout(() => resolve(undefined), ms));
   try {
     return await Promise.race([promise.catch(() => undefined), late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/**
- * `promise`'s value or failure, or a DatabaseUnavailableError saying `what` had no answer if it takes longer than `ms`
- * (the query itself is left in flight: PostgreSQL frozen does not fail it).
- */
-async function answeredWithin<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) =>
-    timer = setTimeout(() => reject(new DatabaseUnavailableError(`${what}: no answer within ${ms} ms`)), ms)
-  );
-  try {
-    return await Promise.race([promise, late]);
   } finally {
     clearTimeout(timer);
   }

@@ -45,6 +45,7 @@ export async function readAnalyticsWindow(
   try {
     stored = await history(from, to);
   } catch (error) {
+    if (error instanceof DatabaseUnavailableError) throw error;
     throw new DatabaseUnavailableError("cannot read the analytics history", { cause: error });
   }
   return {

@@ -22,9 +22,11 @@ import type { WindowTotals } from "../actors/rollups.ts";
 import type { Sql } from "../engine/database.ts";
 import { DEFAULT_ALERT_RETENTION_DAYS } from "../engine/config.ts";
 import { DatabaseUnavailableError, NotFoundError, ValidationError } from "../engine/errors.ts";
+import { answeredWithin, sharedRuns } from "../engine/bounded_query.ts";
 import {
   FORWARD_TIMEOUT_MS,
   INSTANCE_HEADER,
+  QUERY_DATABASE_TIMEOUT_MS,
   type QueryRouter,
   type ReadState,
   type StateReader,
@@ -206,13 +208,33 @@ export const querySchemas = {
   }),
 } as const;
 
-/** Runs a query, turning database failures into DatabaseUnavailableError (503). */
-async function query<T>(what: string, run: () => Promise<T>): Promise<T> {
-  try {
-    return await run();
-  } catch (error) {
-    throw new DatabaseUnavailableError(`cannot read ${what}`, { cause: error });
-  }
+/**
+ * Runs the query `run` reading `what` with the parameters `args`, sharing one of the same still unanswered, turning
+ * database failures, and no answer within QUERY_DATABASE_TIMEOUT_MS, into DatabaseUnavailableError (503): on a frozen
+ * PostgreSQL each request used to wait until it answered, and each one given up on left one more query on the pool.
+ */
+type Query = <T>(what: string, args: readonly unknown[], run: () => Promise<T>) => Promise<T>;
+
+/** The routes' Query, its shared runs their own. */
+function boundedQuery(): Query {
+  const share = sharedRuns();
+  return async (what, args, run) => {
+    try {
+      return await answeredWithin(
+        share(JSON.stringify([what, ...args]), run),
+        QUERY_DATABASE_TIMEOUT_MS,
+        `cannot read ${what}`,
+      );
+    } catch (error) {
+      if (error instanceof DatabaseUnavailableError) throw error;
+      throw new DatabaseUnavailableError(`cannot read ${what}`, { cause: error });
+    }
+  };
+}
+
+/** What each route is built from: the deps and the routes' one Query. */
+interface RouteDeps extends QueryDeps {
+  readonly query: Query;
 }
 
 /** `source` and, for checkpoints, `asOf` of a read state. */
@@ -242,9 +264,10 @@ function analyticsAnswer(found: ReadState | null, body: Record<string, unknown>)
   );
 }
 
-/** The stored-minutes reader of `deps`: its own, else `analytics_minutes` through its `sql`. */
-function historyOf(deps: QueryDeps): HistoryReader {
-  return deps.history ?? ((from, to) => sumAnalyticsMinutes(deps.sql, from, to));
+/** The stored-minutes reader of `deps` (its own, else `analytics_minutes` through its `sql`), through its Query. */
+function historyOf(deps: RouteDeps): HistoryReader {
+  const read = deps.history ?? ((from, to) => sumAnalyticsMinutes(deps.sql, from, to));
+  return (from, to) => deps.query("the analytics history", [from, to], () => read(from, to));
 }
 
 /**
@@ -279,10 +302,10 @@ function figures(t: WindowTotals) {
   };
 }
 
-function recommendationsRoute({ reader, sql }: QueryDeps): QueryHandler<typeof querySchemas.recommendations> {
+function recommendationsRoute({ reader, sql, query }: RouteDeps): QueryHandler<typeof querySchemas.recommendations> {
   return async (request, params) => {
     if (!canBeKey("user", params.id)) throw new NotFoundError(`no user with id '${params.id}'`);
-    const stored = await query("recommendations", () => latestRecommendations(sql, params.id));
+    const stored = await query("recommendations", [params.id], () => latestRecommendations(sql, params.id));
     if (stored) {
       const payload = stored.payload as { items?: unknown[]; basedOn?: unknown; recommendationId?: string };
       return Response.json({
@@ -316,8 +339,8 @@ function relatedRoute({ reader, coBoughtWeight }: QueryDeps): QueryHandler<typeo
 
 // Routed: every figure is the global actor's memory (its windows and revenue by category), and the top
 // products' window ends at its latest event.
-function realtimeRoute(deps: QueryDeps): QueryHandler<typeof querySchemas.realtime> {
-  const { reader, sql, now } = deps;
+function realtimeRoute(deps: RouteDeps): QueryHandler<typeof querySchemas.realtime> {
+  const { reader, sql, now, query } = deps;
   const { halfLifeMs } = deps.trending ?? trendSettings(DEFAULT_DOMAIN_SETTINGS);
   return async (request) => {
     const routed = await ownersAnswer(deps, request);
@@ -330,6 +353,7 @@ function realtimeRoute(deps: QueryDeps): QueryHandler<typeof querySchemas.realti
     const trending = { at: span.to, halfLifeMs };
     const top = await query(
       "top products",
+      [spanKey(span)],
       () => rankProductsInWindow(sql, "views", span.from, span.to, REALTIME_TOP_PRODUCTS, trending),
     );
     return analyticsAnswer(found, {
@@ -346,7 +370,7 @@ function realtimeRoute(deps: QueryDeps): QueryHandler<typeof querySchemas.realti
 
 // Routed, whatever the window: a window reaching before the memory (`fromStorage`) reads only that part from
 // PostgreSQL; the rest of it, and its end (the latest event's minute), are the global actor's memory.
-function funnelRoute(deps: QueryDeps): QueryHandler<typeof querySchemas.funnel> {
+function funnelRoute(deps: RouteDeps): QueryHandler<typeof querySchemas.funnel> {
   return async (request, _params, { window }) => {
     const routed = await ownersAnswer(deps, request);
     if (routed) return routed;
@@ -379,6 +403,14 @@ function funnelRoute(deps: QueryDeps): QueryHandler<typeof querySchemas.funnel> 
   };
 }
 
+/**
+ * A ranking window as part of a shared query's key: before any event its end is the wall clock, which identical
+ * requests a moment apart would each read differently (one more query each on a frozen database); they share the first.
+ */
+function spanKey(span: RankingSpan): unknown {
+  return span.reference === "wallClock" ? "wallClock" : [span.from, span.to];
+}
+
 /** The response fields of a ranking window. */
 function spanView(span: RankingSpan) {
   return { from: new Date(span.from).toISOString(), to: new Date(span.to).toISOString(), reference: span.reference };
@@ -387,8 +419,8 @@ function spanView(span: RankingSpan) {
 // Routed when the ranking reads the global state: a window ends at its latest event, and trending scores are
 // compared at that time. `window=all` by views, purchases or revenue ranks the products' checkpointed totals in
 // PostgreSQL alone, the same on every instance: answered where it arrives.
-function topProductsRoute(deps: QueryDeps): QueryHandler<typeof querySchemas.topProducts> {
-  const { sql, reader, now } = deps;
+function topProductsRoute(deps: RouteDeps): QueryHandler<typeof querySchemas.topProducts> {
+  const { sql, reader, now, query } = deps;
   const { halfLifeMs } = deps.trending ?? trendSettings(DEFAULT_DOMAIN_SETTINGS);
   return async (request, _params, { by, window, limit }) => {
     const readsGlobal = by === "trending" || window !== "all";
@@ -400,7 +432,11 @@ function topProductsRoute(deps: QueryDeps): QueryHandler<typeof querySchemas.top
     const span = rankingSpan(found, spanned, now());
     const trending = { at: span.to, halfLifeMs };
     if (window === "all") {
-      const items = await query("top products", () => topProducts(sql, RANK_FIELDS[by], limit, undefined, trending));
+      const items = await query(
+        "top products",
+        [by, window, limit, spanKey(span)],
+        () => topProducts(sql, RANK_FIELDS[by], limit, undefined, trending),
+      );
       return by === "trending"
         ? analyticsAnswer(found, { by, window, trendingAt: spanView(span).to, items })
         : Response.json({ by, window, items });
@@ -408,6 +444,7 @@ function topProductsRoute(deps: QueryDeps): QueryHandler<typeof querySchemas.top
     const minutes = FUNNEL_WINDOWS[window];
     const items = await query(
       "top products",
+      [by, window, limit, spanKey(span)],
       () =>
         by === "trending"
           ? topProducts(sql, RANK_FIELDS[by], limit, span, trending)
@@ -418,8 +455,8 @@ function topProductsRoute(deps: QueryDeps): QueryHandler<typeof querySchemas.top
 }
 
 // Routed: the window ends at the global actor's latest event.
-function topCategoriesRoute(deps: QueryDeps): QueryHandler<typeof querySchemas.topCategories> {
-  const { sql, reader, now } = deps;
+function topCategoriesRoute(deps: RouteDeps): QueryHandler<typeof querySchemas.topCategories> {
+  const { sql, reader, now, query } = deps;
   const trend = deps.trending ?? trendSettings(DEFAULT_DOMAIN_SETTINGS);
   return async (request, _params, { by, window, limit }) => {
     const routed = await ownersAnswer(deps, request);
@@ -429,7 +466,11 @@ function topCategoriesRoute(deps: QueryDeps): QueryHandler<typeof querySchemas.t
     const found = await reader.read("global", GLOBAL_KEY, routedRead(request));
     const span = rankingSpan(found, spanned, now());
     const measure = by === "trending" ? { ...trend, at: span.to } : WINDOW_MEASURES[by];
-    const items = await query("top categories", () => rankCategoriesInWindow(sql, measure, span.from, span.to, limit));
+    const items = await query(
+      "top categories",
+      [by, window, limit, spanKey(span)],
+      () => rankCategoriesInWindow(sql, measure, span.from, span.to, limit),
+    );
     return analyticsAnswer(found, { by, window, minutes, ...spanView(span), ...cut, items });
   };
 }
@@ -453,7 +494,7 @@ function mismatch(path: string, message: string): ValidationError {
 
 /** GET /v1/alerts?order=stored: oldest stored first; `next` always, where the alerts stored later begin. */
 async function storedAlerts(
-  sql: Sql,
+  { sql, query }: RouteDeps,
   { type, from, limit, cursor, start, retentionMs }: {
     type?: string;
     from?: number;
@@ -468,7 +509,8 @@ async function storedAlerts(
   const since = from === undefined || beyond ? undefined : new Date(from);
   const listed = start === "end" || beyond ? 0 : limit;
   const page = await query(
-    "alerts",
+    "stored alerts",
+    [type, since, cursor, listed, retentionMs],
     () => listStoredAlerts(sql, { type, since, after: cursor, limit: listed, retentionMs }),
   );
   const items = page.items.map(({ storedXid: _, ...alert }) => alert);
@@ -482,8 +524,9 @@ async function storedAlerts(
   return Response.json({ items, next: encodeAlertCursor(next) });
 }
 
-function alertsRoute({ sql, alertRetentionDays }: QueryDeps): QueryHandler<typeof querySchemas.alerts> {
-  const retentionMs = (alertRetentionDays ?? DEFAULT_ALERT_RETENTION_DAYS) * 86_400_000;
+function alertsRoute(deps: RouteDeps): QueryHandler<typeof querySchemas.alerts> {
+  const { sql, query } = deps;
+  const retentionMs = (deps.alertRetentionDays ?? DEFAULT_ALERT_RETENTION_DAYS) * 86_400_000;
   return async (_request, _params, { type, since, limit, cursor, order, from: start }) => {
     const from = since === undefined ? undefined : millisecondAtOrAfter(since);
     if (cursor !== undefined && isStoredPosition(cursor) !== (order === "stored")) {
@@ -492,17 +535,15 @@ function alertsRoute({ sql, alertRetentionDays }: QueryDeps): QueryHandler<typeo
     if (start !== undefined && order !== "stored") throw mismatch("from", "is only for order=stored");
     if (start !== undefined && cursor !== undefined) throw mismatch("from", "give either `from` or `cursor`");
     if (order === "stored") {
-      return storedAlerts(sql, { type, from, limit, cursor: cursor as StoredPosition | undefined, start, retentionMs });
+      const storedAt = cursor as StoredPosition | undefined;
+      return storedAlerts(deps, { type, from, limit, cursor: storedAt, start, retentionMs });
     }
     // No alert occurs after the last storable instant (nor can PostgreSQL be asked about year 10000).
     if (from !== undefined && from > LATEST_TIME_MS) return Response.json({ items: [] });
     const position = cursor as AlertPosition | undefined;
     const after = position === undefined ? undefined : { occurredAt: new Date(position.at), alertId: position.alertId };
-    const items = await query(
-      "alerts",
-      () =>
-        listAlerts(sql, { type, since: from === undefined ? undefined : new Date(from), after, limit, retentionMs }),
-    );
+    const filter = { type, since: from === undefined ? undefined : new Date(from), after, limit, retentionMs };
+    const items = await query("alerts", [filter], () => listAlerts(sql, filter));
     // A full page may have more after it; a short one is the last (a page after a full last one is empty).
     const last = items.length === limit ? items[items.length - 1] : undefined;
     const next = last && encodeAlertCursor({ at: Date.parse(last.occurredAt), alertId: last.alertId });
@@ -543,7 +584,8 @@ const ROUTED = "Any instance answers with the live figures of the instance ownin
   "global actor's last checkpoint (`source: checkpoint`, `asOf`). `instance` names the instance that answered.";
 
 /** The query routes, as rows for the route table. */
-export function queryRoutes(deps: QueryDeps): Route[] {
+export function queryRoutes(queryDeps: QueryDeps): Route[] {
+  const deps: RouteDeps = { ...queryDeps, query: boundedQuery() };
   return [
     routeWithQuery({
       method: "GET",
