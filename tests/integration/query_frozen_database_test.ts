@@ -1,7 +1,8 @@
 /**
  * State queries while PostgreSQL is frozen (connections open, no answers), on real Kafka and PostgreSQL behind
  * tests/helpers/tcp_proxy.ts: a 503 naming the database within QUERY_DATABASE_TIMEOUT_MS, and the queries abandoned
- * meanwhile share one owner lookup and one checkpoint read instead of queueing one each.
+ * meanwhile share one owner lookup and one checkpoint read instead of queueing one each; the routes' own SQL (alerts,
+ * rankings) is bounded alike.
  */
 import assert from "node:assert/strict";
 import { topicNames } from "../../engine/config.ts";
@@ -94,3 +95,46 @@ for (const role of ["ingest", "all"] as const) {
     },
   });
 }
+
+onlyOn("kafka", {
+  name: "alerts and all-time top products, PostgreSQL frozen: 503s naming the database in bounded time",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const db = await freshDatabase();
+    const real = new URL(db.url);
+    // The routes' own SQL, not a state read: each used to wait until PostgreSQL answered.
+    const proxy = startTcpProxy({ hostname: real.hostname, port: Number(real.port) }, () => ({ action: "forward" }));
+    const viaProxy = new URL(db.url);
+    viaProxy.port = String(proxy.port);
+    const engine = await startEngine(testConfig(viaProxy.toString()), silentLogger);
+    const paths = ["/v1/alerts", "/v1/alerts?order=stored", "/v1/analytics/top-products?window=all"];
+    const ask = async (path: string) => {
+      const response = await fetch(`${engine.url}${path}`);
+      return { status: response.status, retryAfter: response.headers.get("retry-after"), body: await response.json() };
+    };
+    try {
+      for (const path of paths) assert.equal((await ask(path)).status, 200, `${path}, PostgreSQL answering`);
+      proxy.freeze();
+      for (const path of paths) {
+        const answer = await within(QUERY_DATABASE_TIMEOUT_MS + 3_000, path, ask(path));
+        assert.equal(answer.status, 503, `${path}: ${JSON.stringify(answer.body)}`);
+        assert.match(answer.retryAfter ?? "", /^[1-9]\d*$/, `${path}: Retry-After`);
+        assert.equal(answer.body.type, "urn:actor-engine:problem:database_unavailable", path);
+      }
+      proxy.thaw();
+      for (const path of paths) {
+        await eventually(
+          `${path} answered again`,
+          async () => ((await ask(path)).status === 200 ? true : undefined),
+          30_000,
+        );
+      }
+    } finally {
+      proxy.thaw();
+      await engine.stop();
+      proxy.close();
+      await db.drop();
+    }
+  },
+});
