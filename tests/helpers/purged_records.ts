@@ -5,9 +5,9 @@
  * runs unchanged; the trigger only copies what its deletions remove.
  */
 import type { Sql } from "../../engine/database.ts";
-import type { LogRecord } from "../../engine/log.ts";
 import { createEmbeddedLogSchema } from "../../sql/embedded_log.ts";
 import type { LogView } from "./modes.ts";
+import { embeddedRecord, type EmbeddedRecordRow } from "./read_topic.ts";
 
 /** Installs the trigger; run on the deployment's database before the first engine starts. */
 export async function keepPurgedRecords(sql: Sql): Promise<void> {
@@ -51,28 +51,12 @@ export function withPurgedRecords(view: LogView): LogView {
     async records(topic) {
       const byPartition = await view.records(topic);
       const rows = await view.sql<
-        {
-          partition: number;
-          record_offset: string;
-          key: string | null;
-          value: Uint8Array | null;
-          headers: Record<string, string>;
-          appended_at: string;
-        }[]
+        EmbeddedRecordRow[]
       >`select partition, record_offset, key, value, headers, appended_at from purged_log_records
          where topic = ${topic}`;
       for (const row of rows) {
-        const record: LogRecord = {
-          topic,
-          partition: row.partition,
-          offset: Number(row.record_offset),
-          key: row.key,
-          value: row.value ? new Uint8Array(row.value) : null,
-          headers: row.headers ?? {},
-          timestamp: Number(row.appended_at),
-        };
         const list = byPartition.get(row.partition) ?? [];
-        list.push(record);
+        list.push(embeddedRecord(topic, row));
         byPartition.set(row.partition, list);
       }
       for (const list of byPartition.values()) list.sort((a, b) => a.offset - b.offset);

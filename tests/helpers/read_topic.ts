@@ -4,6 +4,29 @@ import type { Sql } from "../../engine/database.ts";
 import type { LogRecord } from "../../engine/log.ts";
 import { uniqueName } from "./services.ts";
 
+/** A row of the embedded log's records table (or of a copy of it), as a test reads it. */
+export interface EmbeddedRecordRow {
+  partition: number;
+  record_offset: string;
+  key: string | null;
+  value: Uint8Array | null;
+  headers: Record<string, string>;
+  appended_at: string;
+}
+
+/** The log record a row of `topic` holds. */
+export function embeddedRecord(topic: string, row: EmbeddedRecordRow): LogRecord {
+  return {
+    topic,
+    partition: row.partition,
+    offset: Number(row.record_offset),
+    key: row.key,
+    value: row.value ? new Uint8Array(row.value) : null,
+    headers: row.headers ?? {},
+    timestamp: Number(row.appended_at),
+  };
+}
+
 /** Every record of an embedded-log topic, by partition. */
 export async function readEmbeddedTopic(sql: Sql, topic: string): Promise<Map<number, LogRecord[]>> {
   const [partitions] = await sql<
@@ -11,27 +34,12 @@ export async function readEmbeddedTopic(sql: Sql, topic: string): Promise<Map<nu
   >`select partitions as n from embedded_log_topics where topic = ${topic}`;
   if (!partitions) throw new Error(`the embedded log has no topic ${topic}`);
   const rows = await sql<
-    {
-      partition: number;
-      record_offset: string;
-      key: string | null;
-      value: Uint8Array | null;
-      headers: Record<string, string>;
-      appended_at: string;
-    }[]
+    EmbeddedRecordRow[]
   >`select partition, record_offset, key, value, headers, appended_at from embedded_log_records
      where topic = ${topic} order by partition, record_offset`;
   const byPartition = new Map<number, LogRecord[]>(Array.from({ length: partitions.n }, (_, p) => [p, []]));
   for (const row of rows) {
-    byPartition.get(row.partition)!.push({
-      topic,
-      partition: row.partition,
-      offset: Number(row.record_offset),
-      key: row.key,
-      value: row.value ? new Uint8Array(row.value) : null,
-      headers: row.headers ?? {},
-      timestamp: Number(row.appended_at),
-    });
+    byPartition.get(row.partition)!.push(embeddedRecord(topic, row));
   }
   return byPartition;
 }
