@@ -53,7 +53,8 @@ export interface RecommendationRequests {
   readonly lastRequestedAt: string | null;
   /**
    * Their event times, most recent first: the rate limit compares a late view with each. What each was based on is on
-   * the topic, and no reader of the state needs it here (requests checkpointed before 2026-12-06 carry it, `basedOn`).
+   * the topic, and no reader of the state needs it here (restoring drops the `basedOn` of requests checkpointed
+   * before 2026-12-06).
    */
   readonly recent: readonly { readonly at: string }[];
 }
@@ -209,9 +210,19 @@ export function restoreUser(data: unknown): UserState {
     cartAbandonedAt: stored.cartAbandonedAt !== undefined
       ? stored.cartAbandonedAt
       : lastCartAbandonment(stored.alerts ?? []),
+    recommendations: requestsByTime(base.recommendations),
   };
   if (seenEventIds === undefined || stored.seenEventHashes !== undefined) return restored;
   return { ...restored, seenEventHashes: seenEventIds.map(hash52) };
+}
+
+/**
+ * Recommendation requests as this release keeps them, by their time alone: a checkpoint written before 2026-12-06 kept
+ * `basedOn` beside each time, which this release's checkpoints would otherwise carry until the requests aged out.
+ */
+function requestsByTime(requests: RecommendationRequests): RecommendationRequests {
+  if (!requests.recent.some((r) => "basedOn" in r)) return requests;
+  return { ...requests, recent: requests.recent.map((r) => ({ at: r.at })) };
 }
 
 /**

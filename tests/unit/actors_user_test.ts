@@ -9,6 +9,7 @@ import { recentTotals } from "../../actors/global.ts";
 import { EventBuilder, fold } from "../helpers/fold.ts";
 import { parseJson } from "../../engine/json_parse.ts";
 import { Harness } from "../helpers/runtime.ts";
+import type { UserState } from "../../actors/user_state.ts";
 
 const MIN = 60;
 const HOUR = 3600;
@@ -1534,4 +1535,26 @@ Deno.test("a user's checkpoint leaves out the top-level fields at their initial 
   const kept = parseJson(JSON.stringify(userLogic.persist(w))) as Record<string, unknown>;
   assert.ok("cartAbandonedAt" in kept && "cart" in kept);
   assert.deepEqual(userLogic.restore(kept), w);
+});
+
+Deno.test("recommendation requests checkpointed with what they were based on restore as this release keeps them", async () => {
+  const b = new EventBuilder();
+  const { users } = await fold([
+    b.event("product_viewed", "u", 0, { productId: "p1" }),
+    b.event("product_viewed", "u", 600, { productId: "p2" }),
+  ]);
+  const state = users.get("u")!;
+  assert.equal(state.recommendations.recent.length, 2);
+  // A checkpoint of a release before 2026-12-06 kept `basedOn` beside each request's time.
+  const older = parseJson(JSON.stringify(state)) as UserState;
+  const withBasis = {
+    ...older,
+    recommendations: {
+      ...older.recommendations,
+      recent: older.recommendations.recent.map((r, i) => ({ ...r, basedOn: `p${2 - i}` })),
+    },
+  };
+  const restored = userLogic.restore(withBasis);
+  assert.deepEqual(restored, state, "restored as the fold of this release holds it");
+  assert.deepEqual(userLogic.persist(restored), userLogic.persist(state));
 });
