@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { Kafka, logLevel } from "kafkajs";
 import postgres from "postgres";
 import { type Backend, openBackend } from "../../engine/backend.ts";
+import { restoreUser } from "../../actors/user_state.ts";
 import { deadLetter, DLQ_HEADERS } from "../../engine/dead_letter.ts";
 import { replayDlq, REPLAYED_FROM_HEADER, type ReplaySummary } from "../../engine/dlq_replay.ts";
 import { startEngine } from "../../engine/engine.ts";
@@ -169,7 +170,8 @@ forEachLog(
       // Only a checkpoint past the bad records writes these states.
       const carol = await eventually("carol's checkpointed state", async () => (await stored("user", "carol"))[0]);
       assert.equal(carol.state.productViews, 1);
-      assert.deepEqual((carol.state.orders as { count: number }).count, 0);
+      // A checkpoint leaves out the fields at their initial value (no order yet): restoring fills them.
+      assert.deepEqual(restoreUser(carol.state).orders.count, 0);
       const product = await eventually("sku-0's checkpointed state", async () => (await stored("product", "sku-0"))[0]);
       assert.equal(product.state.stock, 7);
       await new Promise((resolve) => setTimeout(resolve, 1_500));
