@@ -136,7 +136,13 @@ onlyOn("kafka", {
       for (let n = 1; n <= frozenProbes; n++) {
         const answer = await within(READINESS_CHECK_TIMEOUT_MS + 3_000, `probe ${n}`, ready());
         assert.equal(answer.status, 503, `probe ${n}: ${JSON.stringify(answer.body)}`);
-        assert.match(answer.body.checks.database, /^no answer within \d+ ms$/, `probe ${n}`);
+        // The run a probe joins may also end first in the pool's connect timeout (5 s), when its query waited for a new
+        // connection (the others held by checkpoints, frozen too): that failure is then the database's reason.
+        assert.match(
+          answer.body.checks.database,
+          /^(no answer within \d+ ms|write CONNECT_TIMEOUT \S+)$/,
+          `probe ${n}: ${JSON.stringify(answer.body)}`,
+        );
         assert.equal(answer.body.checks.log, "ok");
       }
       proxy.thaw();
