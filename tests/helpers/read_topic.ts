@@ -44,6 +44,15 @@ export async function readEmbeddedTopic(sql: Sql, topic: string): Promise<Map<nu
   return byPartition;
 }
 
+/** Offsets of the records left in each partition of an embedded-log topic (retention tests). */
+export async function remainingOffsets(sql: Sql, topic: string): Promise<Record<number, number[]>> {
+  const rows = await sql<{ partition: number; record_offset: string }[]>`
+    select partition, record_offset from embedded_log_records where topic = ${topic} order by partition, record_offset`;
+  const out: Record<number, number[]> = {};
+  for (const r of rows) (out[r.partition] ??= []).push(Number(r.record_offset));
+  return out;
+}
+
 /** Every record of a Kafka topic up to its end offsets at call time, by partition. */
 export async function readKafkaTopic(kafka: Kafka, topic: string): Promise<Map<number, LogRecord[]>> {
   const admin = kafka.admin();

@@ -13,20 +13,12 @@ import type { EngineEvent } from "../../engine/instrumentation.ts";
 import { silentLogger } from "../../engine/logger.ts";
 import { purgeCheckpointedRecords, saveGroupOffset } from "../../sql/embedded_log.ts";
 import { migrate } from "../../sql/migrations.ts";
+import { remainingOffsets as offsets } from "../helpers/read_topic.ts";
 
 const HOUR = 3_600_000;
 const T0 = Date.UTC(2026, 10, 1);
 
 const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
-
-/** Offsets of the records left in each partition of `topic`. */
-async function offsets(sql: Sql, topic: string): Promise<Record<number, number[]>> {
-  const rows = await sql<{ partition: number; record_offset: string }[]>`
-    select partition, record_offset from embedded_log_records where topic = ${topic} order by partition, record_offset`;
-  const out: Record<number, number[]> = {};
-  for (const r of rows) (out[r.partition] ??= []).push(Number(r.record_offset));
-  return out;
-}
 
 /** Sets `groupId`'s checkpoint of a partition, as a checkpoint's commit leaves it. */
 async function checkpoint(sql: Sql, groupId: string, topic: string, partition: number, nextOffset: number) {

@@ -3,7 +3,6 @@
  * consuming group), what stays, and that offsets, appends and consumers carry on unchanged.
  */
 import assert from "node:assert/strict";
-import type { Sql } from "../../engine/database.ts";
 import { type EmbeddedDatabase, openEmbeddedDatabase } from "../../engine/embedded_database.ts";
 import { EmbeddedLog } from "../../engine/embedded_log.ts";
 import { EmbeddedLogRetention } from "../../engine/embedded_log_retention.ts";
@@ -12,18 +11,10 @@ import type { LogRecord, PartitionListener, TopicPartition } from "../../engine/
 import { silentLogger } from "../../engine/logger.ts";
 import { saveGroupOffset } from "../../sql/embedded_log.ts";
 import { eventually } from "../helpers/services.ts";
+import { remainingOffsets as offsets } from "../helpers/read_topic.ts";
 
 const HOUR = 3_600_000;
 const T0 = Date.UTC(2026, 10, 1);
-
-/** Offsets of the records left in each partition of `topic`. */
-async function offsets(sql: Sql, topic: string): Promise<Record<number, number[]>> {
-  const rows = await sql<{ partition: number; record_offset: string }[]>`
-    select partition, record_offset from embedded_log_records where topic = ${topic} order by partition, record_offset`;
-  const out: Record<number, number[]> = {};
-  for (const r of rows) (out[r.partition] ??= []).push(Number(r.record_offset));
-  return out;
-}
 
 const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
 
