@@ -335,11 +335,17 @@ export class KafkaConsumer implements LogConsumer {
         held: [...this.#owned.keys()],
       });
     }
-    this.#logger.info("assignment changed", {
-      revoked: revoked.map(tpKey),
-      assigned: added.map(tpKey),
-      owned: [...next.keys()],
-    });
+    if (revoked.length === 0 && added.length === 0) {
+      // A rebalance that moved nothing of this member's (another member joined and took nothing,
+      // or kafkajs rejoined for new topic metadata): no change to announce at info.
+      this.#logger.debug("assignment unchanged", { owned: [...next.keys()] });
+    } else {
+      this.#logger.info("assignment changed", {
+        revoked: revoked.map(tpKey),
+        assigned: added.map(tpKey),
+        owned: [...next.keys()],
+      });
+    }
     if (revoked.length > 0) {
       // Their lanes were dropped when the group was joined; their pauses are lifted, so that a
       // partition assigned again later starts afresh.
