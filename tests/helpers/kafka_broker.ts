@@ -5,6 +5,7 @@
  * the same ports and data, so that clients see the same broker come back.
  */
 import { Kafka, logLevel } from "kafkajs";
+import { freePort } from "./engine_process.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const READY_TIMEOUT_MS = 60_000;
@@ -59,13 +60,6 @@ function kafkaLibs(version: string): string {
         "Run the tests through `deno task test` (scripts/services.sh resolves the jars with mvn once).",
     );
   }
-}
-
-async function freePort(): Promise<number> {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return await Promise.resolve(port);
 }
 
 /** A KRaft cluster id: 16 random bytes, URL-safe base64 without padding, as Kafka's Uuid prints it. */
@@ -142,8 +136,8 @@ export async function startPrivateBroker(): Promise<PrivateBroker> {
   const libs = kafkaLibs(kafkaVersion());
   const dir = await Deno.makeTempDir({ prefix: "kafka-broker-" });
   await Deno.mkdir(`${dir}/logs`);
-  const port = await freePort();
-  const controller = await freePort();
+  const port = freePort();
+  const controller = freePort();
   const brokers = `127.0.0.1:${port}`;
   await Deno.writeTextFile(`${dir}/server.properties`, serverProperties(dir, port, controller));
   await Deno.writeTextFile(`${dir}/log4j.properties`, log4jProperties(dir));
