@@ -40,7 +40,7 @@ export interface ReplayOptions {
   readonly targets?: ReplayTargets;
   /** Only records whose error code is this; all when undefined. */
   readonly errorCode?: string;
-  /** The replay ends when no record arrived for this long (ms). */
+  /** The replay ends when no record arrived for this long (ms) and none is being re-injected. */
   readonly idleMs?: number;
   /** Count what would be replayed without appending anything or recording progress. */
   readonly dryRun?: boolean;
@@ -101,6 +101,8 @@ export async function replayDlq(options: ReplayOptions): Promise<ReplaySummary> 
     byCode: {} as Record<string, number>,
   };
   let lastActivity = Date.now();
+  /** Batches delivered and not yet through: the run is not idle while it re-injects one, however long that takes. */
+  let handling = 0;
   let assignedOnce = false;
   const pending = new Set<string>();
   /** Partitions whose last batch failed: records there may be left (an empty partition delivers none). */
@@ -125,53 +127,69 @@ export async function replayDlq(options: ReplayOptions): Promise<ReplaySummary> 
 
   const listener: PartitionListener = {
     async assigned(tps: readonly TopicPartition[]) {
-      // Assigned again (Kafka: the group dropped this member and took it back, revoking everything): on from where
-      // this run got, to the end it read first. Read from its start again, a dry run counted its records twice, a real
-      // run took those it had re-injected for an earlier run's, and re-injected those dead-lettered since.
-      const known = tps.filter((tp) => ends.has(tpKey(tp)));
-      for (const tp of known) {
-        if (resumeAt(tpKey(tp)) < ends.get(tpKey(tp))!) pending.add(tpKey(tp));
-        else pending.delete(tpKey(tp));
+      // Reading the partitions' ends and the housekeeping below count as work, not idle time.
+      handling++;
+      try {
+        return await claim(tps);
+      } finally {
+        handling--;
+        lastActivity = Date.now();
       }
-      const fresh = tps.filter((tp) => !ends.has(tpKey(tp)));
-      for (const tp of fresh) pending.add(tpKey(tp));
-      assignedOnce = true;
-      lastActivity = Date.now();
-      // A partition with records must be read to its end for the run to be complete, even if it never delivers a
-      // batch (the log failing): an empty one, which delivers none, is not waited for, nor one whose records
-      // retention deleted (the DLQ is trimmed by age alone), read from where its records start.
-      const firsts = new Map<number, number>();
-      await Promise.all(fresh.map(async (tp) => {
-        try {
-          const [start, end] = await Promise.all([options.consumer.earliestOffset(tp), options.consumer.endOffset(tp)]);
-          firsts.set(tp.partition, start);
-          ends.set(tpKey(tp), end);
-          starts.set(tpKey(tp), start);
-          if (end <= start) pending.delete(tpKey(tp));
-        } catch {
-          failing.add(tpKey(tp)); // its end is unknown: the run cannot say it is complete unless a batch gets through
-        }
-      }));
-      if (!options.dryRun) {
-        // Housekeeping: a run that cannot do it leaves it to the next, the rows it keeps still being right.
-        await forgetDeletedReplays(options.sql, options.groupId, options.dlqTopic, firsts).catch(() => {});
-      }
-      return new Map(tps.map((tp) => [tpKey(tp), resumeAt(tpKey(tp))]));
     },
     revoked: () => Promise.resolve(),
     batch(batch: RecordBatch) {
       const key = tpKey(batch);
+      handling++;
       const turn = (inHand.get(key) ?? Promise.resolve()).then(() => handle(batch)).then(
         () => void failing.delete(key),
         (error) => {
           failing.add(key);
           throw error;
         },
-      );
+      ).finally(() => {
+        handling--;
+        lastActivity = Date.now();
+      });
       inHand.set(key, turn.catch(() => {}));
       return turn;
     },
   };
+
+  /** Takes newly assigned partitions: where each is read from, and to what end. */
+  async function claim(tps: readonly TopicPartition[]): Promise<Map<string, number>> {
+    // Assigned again (Kafka: the group dropped this member and took it back, revoking everything): on from where
+    // this run got, to the end it read first. Read from its start again, a dry run counted its records twice, a real
+    // run took those it had re-injected for an earlier run's, and re-injected those dead-lettered since.
+    const known = tps.filter((tp) => ends.has(tpKey(tp)));
+    for (const tp of known) {
+      if (resumeAt(tpKey(tp)) < ends.get(tpKey(tp))!) pending.add(tpKey(tp));
+      else pending.delete(tpKey(tp));
+    }
+    const fresh = tps.filter((tp) => !ends.has(tpKey(tp)));
+    for (const tp of fresh) pending.add(tpKey(tp));
+    assignedOnce = true;
+    lastActivity = Date.now();
+    // A partition with records must be read to its end for the run to be complete, even if it never delivers a
+    // batch (the log failing): an empty one, which delivers none, is not waited for, nor one whose records
+    // retention deleted (the DLQ is trimmed by age alone), read from where its records start.
+    const firsts = new Map<number, number>();
+    await Promise.all(fresh.map(async (tp) => {
+      try {
+        const [start, end] = await Promise.all([options.consumer.earliestOffset(tp), options.consumer.endOffset(tp)]);
+        firsts.set(tp.partition, start);
+        ends.set(tpKey(tp), end);
+        starts.set(tpKey(tp), start);
+        if (end <= start) pending.delete(tpKey(tp));
+      } catch {
+        failing.add(tpKey(tp)); // its end is unknown: the run cannot say it is complete unless a batch gets through
+      }
+    }));
+    if (!options.dryRun) {
+      // Housekeeping: a run that cannot do it leaves it to the next, the rows it keeps still being right.
+      await forgetDeletedReplays(options.sql, options.groupId, options.dlqTopic, firsts).catch(() => {});
+    }
+    return new Map(tps.map((tp) => [tpKey(tp), resumeAt(tpKey(tp))]));
+  }
 
   async function handle(batch: RecordBatch): Promise<void> {
     if (options.signal?.aborted) return; // left for the next run, which reads the DLQ from its start again
@@ -273,8 +291,10 @@ export async function replayDlq(options: ReplayOptions): Promise<ReplaySummary> 
   }
 
   await options.consumer.start([options.dlqTopic], listener);
+  lastActivity = Math.max(lastActivity, Date.now()); // joining the group is no idle time either
   const idleMs = options.idleMs ?? DEFAULT_IDLE_MS;
-  while (!options.signal?.aborted && (!assignedOnce || pending.size > 0) && Date.now() - lastActivity < idleMs) {
+  const idle = () => handling === 0 && Date.now() - lastActivity >= idleMs;
+  while (!options.signal?.aborted && (!assignedOnce || pending.size > 0) && !idle()) {
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   await options.consumer.stop();
