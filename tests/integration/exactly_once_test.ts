@@ -102,6 +102,7 @@ forEachLog(
       });
       if (d.log === "embedded") {
         assert.ok((purged.get(d.topics.productEvents) ?? 0) > 0, "retention deleted checkpointed product-events");
+        assert.ok((purged.get(d.topics.analytics) ?? 0) > 0, "retention deleted checkpointed analytics records");
       }
       const aimed = current.aimed.map((k) =>
         `${k.topic}:${k.partition} ${k.from}→${k.nextOffset} resumed at ${current.resumedAt(k)}`

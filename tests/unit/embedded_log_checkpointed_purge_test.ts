@@ -126,6 +126,17 @@ Deno.test("EmbeddedLogRetention of checkpointed topics", async (t) => {
       const consumer = log.consumer({ groupId: "g" });
       assert.equal(await consumer.earliestOffset({ topic: "facts", partition: 2 }), 10);
     });
+
+    await t.step(
+      "a group whose offsets were deleted (stopped for good) holds nothing, whatever its checkpoints",
+      async () => {
+        // README, Retention: a group that stops for good holds its topics' records until its rows leave
+        // embedded_log_group_offsets. h's checkpoints stay in partition_checkpoints; only g bounds the purge now.
+        await db.sql`delete from embedded_log_group_offsets where group_id = 'h'`;
+        assert.deepEqual(Object.fromEntries(await retention().purge()), { facts: 1 });
+        assert.deepEqual(await offsets(db.sql, "facts"), { 0: [9], 1: [10, 11] }, "g's checkpoints: 9 and 10");
+      },
+    );
   } finally {
     await log.close();
     await db.close();
