@@ -423,3 +423,59 @@ Deno.test("a held evaluation is not looked at again for every fact from a partit
   assert.equal(driver.state.heldFrom, null);
   assert.equal(driver.state.evaluatedTo, minuteOf(last));
 });
+
+Deno.test("a held evaluation is released by the engine's idle advance once the facts stop: within the poll's 10 minutes of clock, with the alerts of time order", () => {
+  // Partition 0 publishes two page views a minute for 40 minutes and its watermark each minute; partition 1 had one
+  // page view at 08:00:01, and the idle advance passes its watermark before its next checkpoint publishes one.
+  const pageView = (partition: number, offset: number, at: number): AnalyticsFact => ({
+    ...viewAt(at, partition, offset, "page_viewed"),
+    userId: `u${partition}-${offset}`,
+  });
+  const first = pageView(1, 0, T0 + 1_000);
+  const busy = Array.from({ length: 80 }, (_, i) => pageView(0, i, T0 + i * 30_000));
+  const end = T0 + 120 * MIN;
+  /** The partition's clock moving idle from `from` to `to` in steps of 10 s, `idle` told each step's clock first. */
+  const idleTo = (driver: GlobalDriver, from: number, to: number, idle: (clock: number) => void = () => {}) => {
+    for (let clock = from; clock <= to; clock += 10_000) {
+      idle(clock);
+      driver.advanceTo(clock);
+    }
+  };
+  const raised = (d: GlobalDriver) => d.alerts.map(({ type, occurredAt, details }) => ({ type, occurredAt, details }));
+
+  // In time order on one partition, nothing holds the evaluations back.
+  const reference = deliver(domainSettings({}), [first, ...busy].sort((a, b) => a.at - b.at));
+  const quietFrom = T0 + 40 * MIN;
+  idleTo(reference, quietFrom, end);
+  assert.deepEqual(reference.alerts.map((a) => [a.type, a.occurredAt, a.details.pageViews]), [
+    ["low_traffic", at(10), 21],
+    ["low_traffic", at(70), 0],
+  ]);
+
+  let idle = -Infinity;
+  const driver = driveGlobal(domainSettings({}), { sourcesWatermark: () => idle });
+  for (const message of [mark(0, 0), mark(1, 0), first, mark(1, first.at)]) driver.send(message);
+  busy.forEach((fact, i) => {
+    driver.send(fact);
+    if (i % 2 === 1) driver.send(mark(0, fact.at));
+  });
+  assert.equal(driver.state.heldFrom, T0 + MIN, "held by partition 1's watermark");
+  // Idle, while partition 1 still has records to handle: the idle advance releases nothing, the poll backs off.
+  const idleFrom = T0 + 81 * MIN;
+  idleTo(driver, quietFrom, idleFrom);
+  assert.equal(driver.state.heldFrom, T0 + MIN, "still held");
+  assert.deepEqual(driver.alerts, []);
+  // Partition 1 has nothing left: the idle advance follows the clock, and the next poll (at most 10 minutes of clock
+  // apart) evaluates every boundary since.
+  let released: number | undefined;
+  idleTo(driver, idleFrom + 10_000, end, (clock) => {
+    idle = clock;
+    if (released === undefined && driver.state.heldFrom === null) released = clock - 10_000;
+  });
+  assert.ok(
+    released !== undefined && released <= idleFrom + 10 * MIN,
+    `released at ${new Date(released!).toISOString()}`,
+  );
+  assert.equal(driver.state.heldFrom, null);
+  assert.deepEqual(raised(driver), raised(reference), "the alerts of time order");
+});
