@@ -3,9 +3,9 @@
  * its own time order, its watermark after its facts up to that clock (at most once a minute of it) and a final one at
  * the end, the partitions interleaved arbitrarily, some replaying after a failed checkpoint. Whatever the lag, it must
  * count what delivering the same facts in time order counts: no fact too late, none lost or counted twice, no minute
- * stored twice with different content, persist/restore at any point changing nothing, and memory back to the retention
- * once every partition has caught up; and the business alerts are the in-order run's (types, minutes, figures), each
- * over its whole window. Active users and sessions of minutes whose facts came after the sketches' 30 minutes keep only
+ * stored twice with different content, persist/restore (or pack/unpack) at any point changing nothing, and memory back
+ * to the retention once every partition has caught up; and the business alerts are the in-order run's (types, minutes,
+ * figures), each over its whole window. Active users and sessions of minutes whose facts came after the sketches' 30 minutes keep only
  * the estimate of the facts before (README): at most the in-order run's.
  */
 import assert from "node:assert/strict";
@@ -14,6 +14,7 @@ import type { AnalyticsFact, GlobalMessage } from "../../actors/facts.ts";
 import type { AnalyticsHistoryBatch, GlobalState } from "../../actors/global.ts";
 import { minuteOf, type StoredMinute, storedMinute } from "../../actors/rollups.ts";
 import { type DomainSettings, domainSettings } from "../../actors/settings.ts";
+import { StatePacker } from "../../engine/state_packer.ts";
 import { driveGlobal, type GlobalDriver } from "../helpers/global_actor.ts";
 
 const MIN = 60_000;
@@ -156,16 +157,23 @@ function deliveries(s: Scenario): { inOrder: AnalyticsFact[]; lagged: GlobalMess
   return { inOrder, lagged, end };
 }
 
-/** Delivers `messages` to a fresh global actor, restoring it from its persisted state after the `reloads`. */
+/**
+ * Delivers `messages` to a fresh global actor, restoring it from its persisted state after the `reloads`: every other
+ * one through the packing of idle actors (engine/state_packer.ts), as an unpack restores it, the others as a checkpoint.
+ */
 function deliver(
   settings: DomainSettings,
   messages: readonly GlobalMessage[],
   reloads: ReadonlySet<number> = new Set(),
 ): GlobalDriver {
   const driver = driveGlobal(settings);
+  const packer = new StatePacker();
+  const unpacked = (persisted: Record<string, unknown>) =>
+    packer.unpack(packer.pack(persisted)) as Record<string, unknown>;
+  let restarts = 0;
   messages.forEach((message, i) => {
     driver.send(message);
-    if (reloads.has(i)) driver.reload();
+    if (reloads.has(i)) driver.reload(restarts++ % 2 === 1 ? unpacked : undefined);
   });
   return driver;
 }
@@ -281,7 +289,7 @@ Deno.test("partitions lagging each other arbitrarily: every fact counts as in ti
         d.alerts.map(({ type, occurredAt, details }) => ({ type, occurredAt, details }));
       assert.deepEqual(raised(behind), raised(reference), "the same alerts as in time order");
 
-      // (c) Persisted and restored at arbitrary points: the same outputs and the same state.
+      // (c) Persisted and restored (or packed and unpacked) at arbitrary points: the same outputs and the same state.
       const reloads = new Set(s.reloads.map((n) => n % lagged.length));
       const restarted = deliver(settings, lagged, reloads);
       assert.deepEqual(restarted.history, behind.history, "the same history");
