@@ -3,9 +3,9 @@
  * its own time order, its watermark after its facts up to that clock (at most once a minute of it) and a final one at
  * the end, the partitions interleaved arbitrarily, some replaying after a failed checkpoint. Whatever the lag, it must
  * count what delivering the same facts in time order counts: no fact too late, none lost or counted twice, no minute
- * stored twice with different content, persist/restore at any point changing nothing, and memory back to the retention
- * once every partition has caught up; and the business alerts are the in-order run's (types, minutes, figures), each
- * over its whole window. Active users and sessions of minutes whose facts came after the sketches' 30 minutes keep only
+ * stored twice with different content, persist/restore (or pack/unpack) at any point changing nothing, and memory back
+ * to the retention once every partition has caught up; and the business alerts are the in-order run's (types, minutes,
+ * figures), each over its whole window. Active users and sessions of minutes whose facts came after the sketches' 30 minutes keep only
  * the estimate of the facts before (README): at most the in-order run's.
  */
 import assert from "node:assert/strict";
@@ -14,6 +14,7 @@ import type { AnalyticsFact, GlobalMessage } from "../../actors/facts.ts";
 import type { AnalyticsHistoryBatch, GlobalState } from "../../actors/global.ts";
 import { minuteOf, type StoredMinute, storedMinute } from "../../actors/rollups.ts";
 import { type DomainSettings, domainSettings } from "../../actors/settings.ts";
+import { StatePacker } from "../../engine/state_packer.ts";
 import { driveGlobal, type GlobalDriver } from "../helpers/global_actor.ts";
 
 const MIN = 60_000;
@@ -156,16 +157,23 @@ function deliveries(s: Scenario): { inOrder: AnalyticsFact[]; lagged: GlobalMess
   return { inOrder, lagged, end };
 }
 
-/** Delivers `messages` to a fresh global actor, restoring it from its persisted state after the `reloads`. */
+/**
+ * Delivers `messages` to a fresh global actor, restoring it from its persisted state after the `reloads`: every other
+ * one through the packing of idle actors (engine/state_packer.ts), as an unpack restores it, the others as a checkpoint.
+ */
 function deliver(
   settings: DomainSettings,
   messages: readonly GlobalMessage[],
   reloads: ReadonlySet<number> = new Set(),
 ): GlobalDriver {
   const driver = driveGlobal(settings);
+  const packer = new StatePacker();
+  const unpacked = (persisted: Record<string, unknown>) =>
+    packer.unpack(packer.pack(persisted)) as Record<string, unknown>;
+  let restarts = 0;
   messages.forEach((message, i) => {
     driver.send(message);
-    if (reloads.has(i)) driver.reload();
+    if (reloads.has(i)) driver.reload(restarts++ % 2 === 1 ? unpacked : undefined);
   });
   return driver;
 }
@@ -281,7 +289,7 @@ Deno.test("partitions lagging each other arbitrarily: every fact counts as in ti
         d.alerts.map(({ type, occurredAt, details }) => ({ type, occurredAt, details }));
       assert.deepEqual(raised(behind), raised(reference), "the same alerts as in time order");
 
-      // (c) Persisted and restored at arbitrary points: the same outputs and the same state.
+      // (c) Persisted and restored (or packed and unpacked) at arbitrary points: the same outputs and the same state.
       const reloads = new Set(s.reloads.map((n) => n % lagged.length));
       const restarted = deliver(settings, lagged, reloads);
       assert.deepEqual(restarted.history, behind.history, "the same history");
@@ -422,4 +430,60 @@ Deno.test("a held evaluation is not looked at again for every fact from a partit
   driver.send(mark(1, last));
   assert.equal(driver.state.heldFrom, null);
   assert.equal(driver.state.evaluatedTo, minuteOf(last));
+});
+
+Deno.test("a held evaluation is released by the engine's idle advance once the facts stop: within the poll's 10 minutes of clock, with the alerts of time order", () => {
+  // Partition 0 publishes two page views a minute for 40 minutes and its watermark each minute; partition 1 had one
+  // page view at 08:00:01, and the idle advance passes its watermark before its next checkpoint publishes one.
+  const pageView = (partition: number, offset: number, at: number): AnalyticsFact => ({
+    ...viewAt(at, partition, offset, "page_viewed"),
+    userId: `u${partition}-${offset}`,
+  });
+  const first = pageView(1, 0, T0 + 1_000);
+  const busy = Array.from({ length: 80 }, (_, i) => pageView(0, i, T0 + i * 30_000));
+  const end = T0 + 120 * MIN;
+  /** The partition's clock moving idle from `from` to `to` in steps of 10 s, `idle` told each step's clock first. */
+  const idleTo = (driver: GlobalDriver, from: number, to: number, idle: (clock: number) => void = () => {}) => {
+    for (let clock = from; clock <= to; clock += 10_000) {
+      idle(clock);
+      driver.advanceTo(clock);
+    }
+  };
+  const raised = (d: GlobalDriver) => d.alerts.map(({ type, occurredAt, details }) => ({ type, occurredAt, details }));
+
+  // In time order on one partition, nothing holds the evaluations back.
+  const reference = deliver(domainSettings({}), [first, ...busy].sort((a, b) => a.at - b.at));
+  const quietFrom = T0 + 40 * MIN;
+  idleTo(reference, quietFrom, end);
+  assert.deepEqual(reference.alerts.map((a) => [a.type, a.occurredAt, a.details.pageViews]), [
+    ["low_traffic", at(10), 21],
+    ["low_traffic", at(70), 0],
+  ]);
+
+  let idle = -Infinity;
+  const driver = driveGlobal(domainSettings({}), { sourcesWatermark: () => idle });
+  for (const message of [mark(0, 0), mark(1, 0), first, mark(1, first.at)]) driver.send(message);
+  busy.forEach((fact, i) => {
+    driver.send(fact);
+    if (i % 2 === 1) driver.send(mark(0, fact.at));
+  });
+  assert.equal(driver.state.heldFrom, T0 + MIN, "held by partition 1's watermark");
+  // Idle, while partition 1 still has records to handle: the idle advance releases nothing, the poll backs off.
+  const idleFrom = T0 + 81 * MIN;
+  idleTo(driver, quietFrom, idleFrom);
+  assert.equal(driver.state.heldFrom, T0 + MIN, "still held");
+  assert.deepEqual(driver.alerts, []);
+  // Partition 1 has nothing left: the idle advance follows the clock, and the next poll (at most 10 minutes of clock
+  // apart) evaluates every boundary since.
+  let released: number | undefined;
+  idleTo(driver, idleFrom + 10_000, end, (clock) => {
+    idle = clock;
+    if (released === undefined && driver.state.heldFrom === null) released = clock - 10_000;
+  });
+  assert.ok(
+    released !== undefined && released <= idleFrom + 10 * MIN,
+    `released at ${new Date(released!).toISOString()}`,
+  );
+  assert.equal(driver.state.heldFrom, null);
+  assert.deepEqual(raised(driver), raised(reference), "the alerts of time order");
 });

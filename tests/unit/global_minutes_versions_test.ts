@@ -4,10 +4,12 @@
  * engine/persisted_parts.ts), and a late fact into a minute long past the sketches counts there like any other.
  */
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import type { AnalyticsFact } from "../../actors/facts.ts";
 import { createGlobalLogic, GLOBAL_KEY, type GlobalState } from "../../actors/global.ts";
 import { minuteOf, type MinuteRollup } from "../../actors/rollups.ts";
 import { domainSettings } from "../../actors/settings.ts";
+import { SETTLED_CHUNK } from "../../actors/settled_minutes.ts";
 import { contextAt } from "../helpers/global_actor.ts";
 
 const MIN = 60_000;
@@ -171,4 +173,58 @@ Deno.test("late facts filling every gap of sparse settled minutes count in their
   const next = (from: GlobalState) =>
     day.persist(day.handle(from, pageView(n, end - 200 * MIN + 7_000), contextAt(end)) as GlobalState);
   assert.deepEqual(next(restored), next(state));
+});
+
+Deno.test("late facts at the edges of the settled chunks, in their gaps and past the last one count once each, restored or not", () => {
+  const day = createGlobalLogic();
+  /** A late fact's minute: around a chunk's first one (as a restore cuts them), any minute, or a run filling a gap. */
+  type Late = { chunk: number; offset: number } | { minute: number } | { run: number; length: number };
+  const late: fc.Arbitrary<Late> = fc.oneof(
+    fc.record({ chunk: fc.integer({ min: 0, max: 35 }), offset: fc.integer({ min: -2, max: 2 }) }),
+    fc.record({ minute: fc.integer({ min: 0, max: 1_409 }) }),
+    fc.record({ run: fc.integer({ min: 0, max: 1_409 }), length: fc.integer({ min: 1, max: 90 }) }),
+  );
+  fc.assert(
+    fc.property(
+      // Runs of minutes of the day without a page view (gaps that late facts may fill, growing a chunk past twice its size).
+      fc.array(fc.tuple(fc.integer({ min: 0, max: 1_399 }), fc.integer({ min: 1, max: 90 })), { maxLength: 12 }),
+      fc.array(late, { minLength: 1, maxLength: 30 }),
+      fc.array(fc.nat(), { maxLength: 4 }),
+      (gaps, lates, restarts) => {
+        const end = T0 + 1_439 * MIN;
+        const tally = new Map<number, number>();
+        let state = day.initial(GLOBAL_KEY);
+        let reference = state;
+        let n = 0;
+        const send = (at: number, now: number) => {
+          const fact = pageView(n++, at);
+          state = day.handle(state, fact, contextAt(now)) as GlobalState;
+          reference = day.handle(reference, fact, contextAt(now)) as GlobalState;
+          tally.set(minuteOf(at), (tally.get(minuteOf(at)) ?? 0) + 1);
+        };
+        const skipped = new Set(gaps.flatMap(([from, length]) => Array.from({ length }, (_, i) => from + i)));
+        for (let m = 0; m < 1_440; m++) if (!skipped.has(m)) send(T0 + m * MIN + 1_000, T0 + m * MIN + 1_000);
+        // Restored, the settled minutes are cut into chunks from the first; live, as they settled. Either way a late fact
+        // for a chunk's first or last minute, one beside it (perhaps in a gap) or after the last counts in its minute.
+        const starts = day.restore(JSON.parse(JSON.stringify(day.persist(state)))).minutes.map((m) => m.minute);
+        const restartAt = new Set(restarts.map((r) => r % lates.length));
+        const settledTo = end - 31 * MIN;
+        lates.forEach((l, i) => {
+          const minutes = "run" in l
+            ? Array.from({ length: l.length }, (_, k) => T0 + (l.run + k) * MIN)
+            : ["minute" in l ? T0 + l.minute * MIN : (starts[l.chunk * SETTLED_CHUNK] ?? T0) + l.offset * MIN];
+          for (const minute of minutes) send(Math.max(T0, Math.min(settledTo, minute)) + 7_000, end + 2_000);
+          if (restartAt.has(i)) state = day.restore(JSON.parse(JSON.stringify(day.persist(state))));
+        });
+        const counted = state.minutes.map((m) => [m.minute, m.events.page_viewed ?? 0]);
+        assert.deepEqual(
+          counted,
+          [...tally].sort(([a], [b]) => a - b),
+          "each minute once, ascending, every fact in it",
+        );
+        assert.deepEqual(day.persist(state), day.persist(reference), "restored or not, the same state");
+      },
+    ),
+    { numRuns: 20 },
+  );
 });
