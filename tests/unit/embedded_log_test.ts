@@ -57,7 +57,8 @@ class Recorder implements PartitionListener {
     return this.batches.filter((b) => !tp || tpKey(b) === tpKey(tp)).flatMap((b) => b.records);
   }
 
-  async waitFor(count: number, timeoutMs = 5_000): Promise<void> {
+  /** A bound for delivery, not a latency check: a loaded machine (CI) took over 5 s for 3 MB of big records. */
+  async waitFor(count: number, timeoutMs = 30_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (this.records().length < count) {
       if (Date.now() > deadline) throw new Error(`expected ${count} records, got ${this.records().length}`);
@@ -103,8 +104,18 @@ Deno.test("EmbeddedLog", async (t) => {
     consumers.push(c);
     return c;
   };
+  /** A step whose consumers are stopped even when it fails: one left running held group g, failing every later step. */
+  const step = (name: string, fn: () => Promise<void>) =>
+    t.step(name, async () => {
+      const before = consumers.length;
+      try {
+        await fn();
+      } finally {
+        await Promise.all(consumers.slice(before).map((c) => c.stop()));
+      }
+    });
   try {
-    await t.step("puts a keyed record in the partition Kafka's default partitioner picks", async () => {
+    await step("puts a keyed record in the partition Kafka's default partitioner picks", async () => {
       await log.ensureTopics([{ topic: "keyed", partitions: 7 }]);
       const keys = Array.from({ length: 200 }, (_, i) => `user-${i}`);
       await log.append(keys.map((key) => ({ topic: "keyed", key, value: key })));
@@ -118,7 +129,7 @@ Deno.test("EmbeddedLog", async (t) => {
       assert.equal(await log.partitionCount("keyed"), 7);
     });
 
-    await t.step(
+    await step(
       "an append's own deadline overrides the log's (a checkpoint's outputs get more time than ingestion)",
       async () => {
         await log.ensureTopics([{ topic: "deadline", partitions: 2 }]);
@@ -139,7 +150,7 @@ Deno.test("EmbeddedLog", async (t) => {
       },
     );
 
-    await t.step("allocates dense, ordered offsets per partition under concurrent appends", async () => {
+    await step("allocates dense, ordered offsets per partition under concurrent appends", async () => {
       await log.ensureTopics([{ topic: "dense", partitions: 3 }]);
       await Promise.all(Array.from({ length: 40 }, (_, call) =>
         log.append(Array.from({ length: 10 }, (_, seq) => ({
@@ -174,7 +185,7 @@ Deno.test("EmbeddedLog", async (t) => {
       );
     });
 
-    await t.step("round-trips binary values, headers and append time", async () => {
+    await step("round-trips binary values, headers and append time", async () => {
       await log.ensureTopics([{ topic: "bytes", partitions: 1 }]);
       const value = new Uint8Array([0, 255, 1, 128, 10, 13, 92, 39]);
       const appendedAt = Date.UTC(2026, 0, 2, 3, 4, 5, 6);
@@ -198,7 +209,7 @@ Deno.test("EmbeddedLog", async (t) => {
       assert.equal(record.timestamp, appendedAt, "the append time, not the delivery time");
     });
 
-    await t.step("rejects an append to a missing topic and stores nothing of it", async () => {
+    await step("rejects an append to a missing topic and stores nothing of it", async () => {
       await log.ensureTopics([{ topic: "exists", partitions: 2 }]);
       await assert.rejects(() =>
         log.append([{ topic: "exists", key: "a", value: "1" }, { topic: "missing", key: "b", value: "2" }])
@@ -213,7 +224,7 @@ Deno.test("EmbeddedLog", async (t) => {
       assert.equal(Number(n), 0);
     });
 
-    await t.step(
+    await step(
       "refuses a partition outside the topic as a programmer error, not an outage, storing nothing",
       async () => {
         await log.ensureTopics([{ topic: "bounds", partitions: 3 }]);
@@ -238,7 +249,7 @@ Deno.test("EmbeddedLog", async (t) => {
       },
     );
 
-    await t.step("keeps an existing topic's partition count when asked for another", async () => {
+    await step("keeps an existing topic's partition count when asked for another", async () => {
       await log.ensureTopics([{ topic: "fixed", partitions: 2 }]);
       await log.ensureTopics([{ topic: "fixed", partitions: 5 }]);
       assert.equal(await log.partitionCount("fixed"), 2);
@@ -251,7 +262,7 @@ Deno.test("EmbeddedLog", async (t) => {
       for (const row of rows) assert.equal(row.partition, partitionForKey(row.key, 2), row.key);
     });
 
-    await t.step("delivers every partition in offset order, one batch of a partition at a time", async () => {
+    await step("delivers every partition in offset order, one batch of a partition at a time", async () => {
       await log.ensureTopics([{ topic: "ordered", partitions: 3 }]);
       const recorder = new Recorder(new Map(), () => sleep(2));
       const c = consumer({ maxBatch: 7 });
@@ -279,7 +290,7 @@ Deno.test("EmbeddedLog", async (t) => {
       }
     });
 
-    await t.step("starts each partition at the offset the listener returns", async () => {
+    await step("starts each partition at the offset the listener returns", async () => {
       await log.ensureTopics([{ topic: "resume", partitions: 1 }]);
       await log.append(Array.from({ length: 10 }, (_, i) => ({ topic: "resume", key: "k", value: `${i}` })));
       const recorder = new Recorder(new Map([["resume:0", 6]]));
@@ -292,7 +303,7 @@ Deno.test("EmbeddedLog", async (t) => {
       assert.equal(recorder.batches[0].highWatermark, 10, "the partition's end when fetched, for lag");
     });
 
-    await t.step("a seek during a batch wins over the batch's natural advance", async () => {
+    await step("a seek during a batch wins over the batch's natural advance", async () => {
       await log.ensureTopics([{ topic: "seek", partitions: 1 }]);
       await log.append(Array.from({ length: 10 }, (_, i) => ({ topic: "seek", key: "k", value: `${i}` })));
       const tp = { topic: "seek", partition: 0 };
@@ -312,7 +323,7 @@ Deno.test("EmbeddedLog", async (t) => {
       assert.deepEqual(recorder.records().map((r) => r.offset), [0, 1, 2, 3, 4, 2, 3, 4, 5, 6, 7, 8, 9]);
     });
 
-    await t.step("a paused partition gets nothing until it is resumed; the others go on", async () => {
+    await step("a paused partition gets nothing until it is resumed; the others go on", async () => {
       await log.ensureTopics([{ topic: "pause", partitions: 2 }]);
       const recorder = new Recorder();
       const c = consumer();
@@ -334,7 +345,7 @@ Deno.test("EmbeddedLog", async (t) => {
       assert.deepEqual(recorder.records().map((r) => r.partition), [1, 0]);
     });
 
-    await t.step("a batch whose handler fails is delivered again from its first record", async () => {
+    await step("a batch whose handler fails is delivered again from its first record", async () => {
       await log.ensureTopics([{ topic: "failing", partitions: 1 }]);
       await log.append(Array.from({ length: 5 }, (_, i) => ({ topic: "failing", key: "k", value: `${i}` })));
       let attempts = 0;
@@ -351,7 +362,7 @@ Deno.test("EmbeddedLog", async (t) => {
       assert.deepEqual(recorder.records().map((r) => r.offset), [0, 1, 2, 3, 4], "nothing skipped, nothing twice");
     });
 
-    await t.step("a batch holds at most 1 MiB of keys and values, but a larger record still comes alone", async () => {
+    await step("a batch holds at most 1 MiB of keys and values, but a larger record still comes alone", async () => {
       // One 500-record fetch of big events per partition held gigabytes: 4 partitions of 900 KB records took one 33 s
       // query and 6 GB of memory, during which the engine answered nothing.
       await log.ensureTopics([{ topic: "big", partitions: 2 }]);
@@ -370,7 +381,7 @@ Deno.test("EmbeddedLog", async (t) => {
       }
     });
 
-    await t.step("stop waits for the batch being handled", async () => {
+    await step("stop waits for the batch being handled", async () => {
       await log.ensureTopics([{ topic: "draining", partitions: 1 }]);
       let finished = false;
       const recorder = new Recorder(new Map(), async () => {
@@ -383,33 +394,34 @@ Deno.test("EmbeddedLog", async (t) => {
       await eventually(
         "a batch in flight",
         () => Promise.resolve(recorder.inFlight.get("draining:0") || undefined),
-        5_000,
+        30_000,
         5,
       );
       await c.stop();
       assert.equal(finished, true, "stop resolved while the batch was still being handled");
     });
 
-    await t.step("a seek or a resume takes effect at once, not at the next poll", async () => {
+    await step("a seek or a resume takes effect at once, not at the next poll", async () => {
       await log.ensureTopics([{ topic: "prompt", partitions: 1 }]);
       const tp = { topic: "prompt", partition: 0 };
       await log.append(Array.from({ length: 3 }, (_, i) => ({ topic: "prompt", key: "k", value: `${i}` })));
       const recorder = new Recorder();
-      const c = consumer({ pollIntervalMs: 60_000 });
+      // Its next poll is an hour away: only the seek's and the resume's own wake-ups deliver within the waits below.
+      const c = consumer({ pollIntervalMs: 3_600_000 });
       await c.start(["prompt"], recorder);
       await recorder.waitFor(3);
       c.seek(tp, 1);
-      await recorder.waitFor(5, 2_000);
+      await recorder.waitFor(5);
       c.pause([tp]);
       await log.append([{ topic: "prompt", key: "k", value: "3" }]);
       await sleep(100); // the append's wake-up finds the partition paused; the consumer waits again
       c.resume([tp]);
-      await recorder.waitFor(6, 2_000);
+      await recorder.waitFor(6);
       await c.stop();
       assert.deepEqual(recorder.records().map((r) => r.offset), [0, 1, 2, 1, 2, 3]);
     });
 
-    await t.step(
+    await step(
       "a fetch that returns after its partition was paused, or the consumer stopped, hands nothing over",
       async () => {
         await log.ensureTopics([{ topic: "racing", partitions: 1 }]);
@@ -433,7 +445,7 @@ Deno.test("EmbeddedLog", async (t) => {
         await sleep(20);
         assert.deepEqual(handed, [], "paused while fetching");
         c.resume([tp]);
-        await eventually("offset 0", () => Promise.resolve(handed.length === 1 ? true : undefined), 5_000, 5);
+        await eventually("offset 0", () => Promise.resolve(handed.length === 1 ? true : undefined), 30_000, 5);
         gated.shut();
         await log.append([{ topic: "racing", key: "k", value: "1" }]);
         ({ query: fetch } = await gated.held());
@@ -445,7 +457,7 @@ Deno.test("EmbeddedLog", async (t) => {
       },
     );
 
-    await t.step("an append in this process wakes an idle consumer at once", async () => {
+    await step("an append in this process wakes an idle consumer at once", async () => {
       await log.ensureTopics([{ topic: "wake", partitions: 1 }]);
       const recorder = new Recorder();
       // Its next poll is an hour away: only the append's wake-up can deliver within the wait below, however loaded
@@ -464,7 +476,7 @@ Deno.test("EmbeddedLog", async (t) => {
       assert.deepEqual(recorder.records().map(text), ["v1", "v2"]);
     });
 
-    await t.step("commit records the group's offset, used when the listener returns none", async () => {
+    await step("commit records the group's offset, used when the listener returns none", async () => {
       await log.ensureTopics([{ topic: "committed", partitions: 1 }]);
       await log.append(Array.from({ length: 5 }, (_, i) => ({ topic: "committed", key: "k", value: `${i}` })));
       const first = consumer();
@@ -489,7 +501,7 @@ Deno.test("EmbeddedLog", async (t) => {
       assert.deepEqual(checkpointed.records().map((r) => r.offset), [1, 2, 3, 4]);
     });
 
-    await t.step("a second member of a consuming group is refused, not handed every partition again", async () => {
+    await step("a second member of a consuming group is refused, not handed every partition again", async () => {
       await log.ensureTopics([{ topic: "members", partitions: 2 }]);
       await log.append(Array.from({ length: 6 }, (_, i) => ({ topic: "members", key: `k${i}`, value: `${i}` })));
       const first = new Recorder();
@@ -518,7 +530,7 @@ Deno.test("EmbeddedLog", async (t) => {
       await successor.stop();
     });
 
-    await t.step("vacuums the database periodically (PGlite runs no autovacuum)", async () => {
+    await step("vacuums the database periodically (PGlite runs no autovacuum)", async () => {
       await eventually(
         "a vacuum",
         async () => {
@@ -526,12 +538,12 @@ Deno.test("EmbeddedLog", async (t) => {
           select last_vacuum from pg_stat_user_tables where relname = 'embedded_log_partitions'`;
           return row?.last_vacuum ?? undefined;
         },
-        5_000,
+        30_000,
         50,
       );
     });
 
-    await t.step("keeps topics, records and offsets across close and reopen", async () => {
+    await step("keeps topics, records and offsets across close and reopen", async () => {
       await log.ensureTopics([{ topic: "durable", partitions: 2 }]);
       await log.append(Array.from({ length: 20 }, (_, i) => ({ topic: "durable", key: `k${i}`, value: `${i}` })));
       await log.close();
