@@ -492,19 +492,33 @@ for (const when of ["database ready", "partitions assigned"]) {
   );
 }
 
-/** The members of `groupId` with the partitions of each (decoded), by member id. */
-async function groupMembers(kafka: Kafka, groupId: string): Promise<Map<string, Record<string, number[]>>> {
+/**
+ * The state of `groupId` and its members with the partitions of each (decoded), by member id. Kafka describes the
+ * assignments of a Stable group only: during a rebalance every member is listed with none.
+ */
+async function describeGroup(
+  kafka: Kafka,
+  groupId: string,
+): Promise<{ state: string; members: Map<string, Record<string, number[]>> }> {
   const admin = kafka.admin();
   await admin.connect();
   try {
     const { groups: [group] } = await admin.describeGroups([groupId]);
-    return new Map(group.members.map((m) => [
-      m.memberId,
-      m.memberAssignment.length > 0 ? AssignerProtocol.MemberAssignment.decode(m.memberAssignment)!.assignment : {},
-    ]));
+    return {
+      state: group.state,
+      members: new Map(group.members.map((m) => [
+        m.memberId,
+        m.memberAssignment.length > 0 ? AssignerProtocol.MemberAssignment.decode(m.memberAssignment)!.assignment : {},
+      ])),
+    };
   } finally {
     await admin.disconnect();
   }
+}
+
+/** The members of `groupId` with the partitions of each (decoded), by member id. */
+async function groupMembers(kafka: Kafka, groupId: string): Promise<Map<string, Record<string, number[]>>> {
+  return (await describeGroup(kafka, groupId)).members;
 }
 
 /** Settles once `member` is the group's only member and holds every partition of `topics` (`partitions` each). */
@@ -536,16 +550,23 @@ onlyOn("kafka", {
       const second = spawnEngine({ dataDir: d.dataDir, port, env: d.env });
       let exited = false;
       const status = second.exited.finally(() => exited = true);
-      const seen: Map<string, Record<string, number[]>>[] = [];
+      const seen: { state: string; members: Map<string, Record<string, number[]>> }[] = [];
       // Watched while the second instance runs and for 2 s after: it used to join, take some partitions, and
       // exit without leaving, so that they stalled until the session timeout.
       let after = Infinity;
       while (performance.now() < after) {
-        seen.push(await groupMembers(kafka, d.config.GROUP_ID));
+        seen.push(await describeGroup(kafka, d.config.GROUP_ID));
         if (exited && after === Infinity) after = performance.now() + 2_000;
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
-      for (const members of seen) assert.deepEqual(members, new Map([[before.member, before.assignment]]));
+      for (const { state, members } of seen) {
+        assert.deepEqual([...members.keys()], [before.member], `no other member, ever (${state})`);
+        // kafkajs may rejoin on its own (for fresh topics' metadata: CI at 2af78aa saw one 34 ms after an assignment):
+        // that rebalance moves nothing, but while it runs Kafka describes no assignment, so only a Stable one is read.
+        if (state === "Stable") assert.deepEqual(members.get(before.member), before.assignment, "the same assignment");
+      }
+      const settled = await soleOwner(kafka, d.config.GROUP_ID, topics, counts);
+      assert.deepEqual(settled, before, "the first instance still holds every partition");
       assert.notEqual((await status).code, 0);
       assert.equal(BUSY_PORT.exec(second.logs())?.[1], String(port), second.logs());
     } finally {
