@@ -106,7 +106,10 @@ export class KafkaConsumer implements LogConsumer {
   #lastReadAt = Date.now();
   /** The member id of the last join: a new one means the group dropped this member in between. */
   #memberId: string | undefined;
-  /** The member id of the join in progress: the last one after a rebalance began, or the one the broker handed out. */
+  /**
+   * The member id of the join in progress: the last one once a rebalance began, then that of each JoinGroup sent (kafkajs
+   * also joins again on its own, announcing no rebalance), or the one the broker handed out to a new member.
+   */
   #joiningAs: string | undefined;
   /** Set when stop() leaves the group: kafkajs's consumer may not join again (see kafka_group_leave.ts). */
   #leaving = false;
@@ -137,6 +140,8 @@ export class KafkaConsumer implements LogConsumer {
       retry: { retries: CONSUMER_RETRIES, restartOnFailure: () => Promise.resolve(!this.#stopping) },
     }, {
       refused: () => this.#leaving,
+      // A new member's ("") is handed out by the broker next (memberIdAssigned); one it dropped is no longer to leave.
+      joinSent: (memberId) => this.#joiningAs = memberId === "" ? undefined : memberId,
       // A first join (or one after a crash) is told its member id before it waits for the group.
       memberIdAssigned: (memberId) => this.#joiningAs = memberId,
     });
