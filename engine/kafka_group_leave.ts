@@ -31,6 +31,9 @@ interface GroupCoordinator {
   leaveGroup(request: { groupId: string; memberId: string }): Promise<unknown>;
 }
 
+/** The message of the error a refused join fails with (kafkajs logs it as the consumer's crash). */
+export const JOIN_REFUSED = "the consumer is leaving the group: no join";
+
 /** What a consumer made by consumerForLeaving asks of its owner. */
 export interface LeavingHooks {
   /** Once true, the consumer's joins are refused. */
@@ -67,7 +70,7 @@ export function consumerForLeaving(kafka: Kafka, config: ConsumerConfig, hooks: 
     const cluster = factory(options);
     const find = cluster.findGroupCoordinator.bind(cluster);
     cluster.findGroupCoordinator = async (request) => {
-      if (hooks.refused()) throw new ConsumerLeavingError("the consumer is leaving the group: no join");
+      if (hooks.refused()) throw new ConsumerLeavingError(JOIN_REFUSED);
       const coordinator = await find(request);
       joinsReported(coordinator, hooks);
       return coordinator;
