@@ -238,7 +238,13 @@ export class KafkaConsumer implements LogConsumer {
       eachBatch: async ({ batch, resolveOffset, heartbeat, isStale, isRunning }) => {
         await this.#ready;
         const { topic, partition } = batch;
-        if (this.#stopping || !isRunning() || isStale() || !this.#owned.has(tpKey(batch))) return;
+        if (this.#stopping) {
+          // Unresolved, it would be fetched again at once, and again, until the group is left (the final checkpoints
+          // run meanwhile): the partition is fetched no more.
+          this.pause([{ topic, partition }]);
+          return;
+        }
+        if (!isRunning() || isStale() || !this.#owned.has(tpKey(batch))) return;
         const records = batch.messages.map((m) => toLogRecord(topic, partition, m));
         if (records.length === 0) return;
         // kafkajs's position moves on at once; where a partition resumes after a crash is the
