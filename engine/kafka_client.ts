@@ -9,6 +9,7 @@ import type { Logger } from "./logger.ts";
 import { installFastCrc32c } from "./kafkajs_crc32c.ts";
 import { installFastEncoder } from "./kafkajs_encoder.ts";
 import { installRequestQueueFix } from "./kafkajs_request_queue.ts";
+import { JOIN_REFUSED } from "./kafka_group_leave.ts";
 
 /** Settings the Kafka adapter needs, taken from the engine's Config. */
 export interface KafkaOptions {
@@ -53,6 +54,17 @@ const RETRIED_KAFKAJS_ERRORS = new Set([
 ]);
 
 /**
+ * What kafkajs logs at error level when a stop leaves the group during a join (engine/kafka_group_leave.ts): the
+ * LeaveGroup sent from aside has the waiting JoinGroup answered as an unknown member, and the join kafkajs tries next is
+ * refused, which ends its consumer. A SIGTERM during a rolling restart's rebalance logged both, though it exits 0.
+ * A heartbeat answered "not aware of this member" (a member dropped after a stall) stays an error.
+ */
+function causedByLeavingDuringJoin(message: string, error: unknown): boolean {
+  return (message.startsWith("Response JoinGroup") && error === "The coordinator is not aware of this member") ||
+    message.includes(JOIN_REFUSED);
+}
+
+/**
  * Patches kafkajs (idempotent; before creating clients): faster varints and CRC-32C, no idle 1 ms
  * polling loop. Returns false if the CRC-32C came too late (kafkajs then keeps its own).
  */
@@ -86,8 +98,9 @@ export function createKafka(options: KafkaOptions): Kafka {
     retry: KAFKA_RETRY,
     logCreator: () => ({ namespace, level, log: entry }) => {
       const { message, ...fields } = entry;
-      const expected = EXPECTED_KAFKAJS_WARNINGS.has(String(message)) ||
-        RETRIED_KAFKAJS_ERRORS.has(String((fields as { error?: unknown }).error));
+      const error = (fields as { error?: unknown }).error;
+      const expected = EXPECTED_KAFKAJS_WARNINGS.has(String(message)) || RETRIED_KAFKAJS_ERRORS.has(String(error)) ||
+        causedByLeavingDuringJoin(String(message), error);
       const name = expected ? "debug" : KAFKAJS_LEVEL_NAMES[level] ?? "info";
       log[name](String(message), { namespace, ...fields });
     },

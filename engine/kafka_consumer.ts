@@ -106,7 +106,10 @@ export class KafkaConsumer implements LogConsumer {
   #lastReadAt = Date.now();
   /** The member id of the last join: a new one means the group dropped this member in between. */
   #memberId: string | undefined;
-  /** The member id of the join in progress: the last one after a rebalance began, or the one the broker handed out. */
+  /**
+   * The member id of the join in progress: the last one once a rebalance began, then that of each JoinGroup sent (kafkajs
+   * also joins again on its own, announcing no rebalance), or the one the broker handed out to a new member.
+   */
   #joiningAs: string | undefined;
   /** Set when stop() leaves the group: kafkajs's consumer may not join again (see kafka_group_leave.ts). */
   #leaving = false;
@@ -137,6 +140,8 @@ export class KafkaConsumer implements LogConsumer {
       retry: { retries: CONSUMER_RETRIES, restartOnFailure: () => Promise.resolve(!this.#stopping) },
     }, {
       refused: () => this.#leaving,
+      // A new member's ("") is handed out by the broker next (memberIdAssigned); one it dropped is no longer to leave.
+      joinSent: (memberId) => this.#joiningAs = memberId === "" ? undefined : memberId,
       // A first join (or one after a crash) is told its member id before it waits for the group.
       memberIdAssigned: (memberId) => this.#joiningAs = memberId,
     });
@@ -233,7 +238,13 @@ export class KafkaConsumer implements LogConsumer {
       eachBatch: async ({ batch, resolveOffset, heartbeat, isStale, isRunning }) => {
         await this.#ready;
         const { topic, partition } = batch;
-        if (this.#stopping || !isRunning() || isStale() || !this.#owned.has(tpKey(batch))) return;
+        if (this.#stopping) {
+          // Unresolved, it would be fetched again at once, and again, until the group is left (the final checkpoints
+          // run meanwhile): the partition is fetched no more.
+          this.pause([{ topic, partition }]);
+          return;
+        }
+        if (!isRunning() || isStale() || !this.#owned.has(tpKey(batch))) return;
         const records = batch.messages.map((m) => toLogRecord(topic, partition, m));
         if (records.length === 0) return;
         // kafkajs's position moves on at once; where a partition resumes after a crash is the

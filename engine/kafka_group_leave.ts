@@ -5,8 +5,10 @@
  * until its session timeout. The leave is therefore sent from a connection of its own (a kafkajs Cluster made with the
  * Kafka client's private factory, as engine/kafka_high_watermarks.ts does), and the member's own next join is refused:
  * the broker answers the waiting JoinGroup with UNKNOWN_MEMBER_ID, after which kafkajs would join again as a new member.
- * A first join's member id is the one the broker hands out with MEMBER_ID_REQUIRED (KIP-394) before the join waits;
- * kafkajs keeps it to itself until the join ends, so it is read off that answer.
+ * Every JoinGroup the consumer sends is reported with its member id (kafkajs also joins again on its own, after a fetch
+ * met stale metadata or a topic with partitions added, announcing no rebalance); a first join's member id is the one
+ * the broker hands out with MEMBER_ID_REQUIRED (KIP-394) before the join waits, which kafkajs keeps to itself until the
+ * join ends, so it is read off that answer.
  */
 import type { Consumer, ConsumerConfig, Kafka } from "kafkajs";
 import { ConsumerLeavingError, KafkaClientMismatchError } from "./errors.ts";
@@ -25,13 +27,19 @@ interface GroupCluster {
 
 /** The part of kafkajs's Broker (src/broker/index.js) a leave uses. */
 interface GroupCoordinator {
+  joinGroup(request: { groupId: string; memberId: string }): Promise<unknown>;
   leaveGroup(request: { groupId: string; memberId: string }): Promise<unknown>;
 }
+
+/** The message of the error a refused join fails with (kafkajs logs it as the consumer's crash). */
+export const JOIN_REFUSED = "the consumer is leaving the group: no join";
 
 /** What a consumer made by consumerForLeaving asks of its owner. */
 export interface LeavingHooks {
   /** Once true, the consumer's joins are refused. */
   refused(): boolean;
+  /** A JoinGroup goes out as `memberId` ("" for a new member: the broker hands it one, see memberIdAssigned). */
+  joinSent(memberId: string): void;
   /** The member id the broker handed out for a join that now waits (MEMBER_ID_REQUIRED). */
   memberIdAssigned(memberId: string): void;
 }
@@ -51,7 +59,7 @@ function clusterFactory(kafka: Kafka): { symbol: symbol; factory: ClusterFactory
  * kafka.consumer(config), whose joins are refused once `hooks.refused()` is true: its join first looks up the group's
  * coordinator, which then fails for good (kafkajs bails out of the join; with restartOnFailure refusing, the consumer
  * ends). Nothing else of the consumer looks the coordinator up (its heartbeats, commits and leave use the one it joined).
- * The coordinator found reports the member ids it hands out (see `memberIdsReported`).
+ * The coordinator found reports the joins sent to it and the member ids it hands out (see `joinsReported`).
  */
 export function consumerForLeaving(kafka: Kafka, config: ConsumerConfig, hooks: LeavingHooks): Consumer {
   const found = clusterFactory(kafka);
@@ -62,9 +70,9 @@ export function consumerForLeaving(kafka: Kafka, config: ConsumerConfig, hooks: 
     const cluster = factory(options);
     const find = cluster.findGroupCoordinator.bind(cluster);
     cluster.findGroupCoordinator = async (request) => {
-      if (hooks.refused()) throw new ConsumerLeavingError("the consumer is leaving the group: no join");
+      if (hooks.refused()) throw new ConsumerLeavingError(JOIN_REFUSED);
       const coordinator = await find(request);
-      memberIdsReported(coordinator, hooks.memberIdAssigned);
+      joinsReported(coordinator, hooks);
       return coordinator;
     };
     return cluster;
@@ -79,9 +87,18 @@ export function consumerForLeaving(kafka: Kafka, config: ConsumerConfig, hooks: 
 /** Coordinators (kafkajs Broker objects) whose answers are already watched. */
 const watched = new WeakSet<object>();
 
-/** Watches `coordinator`'s answers for a MEMBER_ID_REQUIRED, whose member id goes to `report` (once per coordinator). */
-function memberIdsReported(coordinator: GroupCoordinator, report: (memberId: string) => void): void {
+/**
+ * Watches `coordinator` (once): each JoinGroup sent goes to `hooks.joinSent`, and a MEMBER_ID_REQUIRED answer's member id
+ * to `hooks.memberIdAssigned`.
+ */
+function joinsReported(coordinator: GroupCoordinator, hooks: LeavingHooks): void {
   if (watched.has(coordinator)) return;
+  watched.add(coordinator);
+  const join = coordinator.joinGroup;
+  coordinator.joinGroup = function (this: unknown, request) {
+    hooks.joinSent(request.memberId ?? "");
+    return join.call(this, request);
+  };
   let proto: object | null = coordinator;
   let symbol: symbol | undefined;
   while (proto && !symbol) {
@@ -92,13 +109,12 @@ function memberIdsReported(coordinator: GroupCoordinator, report: (memberId: str
   const send = symbol === undefined ? undefined : slot[symbol];
   // Without it (another kafkajs) a first join is not left, as before: the group drops the member after its session.
   if (symbol === undefined || typeof send !== "function") return;
-  watched.add(coordinator);
   slot[symbol] = async function (this: unknown, ...args: unknown[]) {
     try {
       return await send.apply(this, args);
     } catch (error) {
       const { name, memberId } = error as { name?: unknown; memberId?: unknown };
-      if (name === "KafkaJSMemberIdRequired" && typeof memberId === "string") report(memberId);
+      if (name === "KafkaJSMemberIdRequired" && typeof memberId === "string") hooks.memberIdAssigned(memberId);
       throw error;
     }
   };

@@ -32,6 +32,11 @@ function engineMembers(members: readonly string[], clientId: string): string[] {
   return members.filter((m) => m.startsWith(`${clientId}-`));
 }
 
+/** The lines of `logs` logged at error level. */
+function errorLines(logs: string): string[] {
+  return logs.split("\n").filter((l) => l.includes('"level":"error"'));
+}
+
 /** A member of the group that joins, then is frozen (SIGSTOP) so that the next join waits for its session timeout. */
 async function frozenMember(brokers: string, groupId: string, topics: readonly string[]): Promise<GroupMember> {
   const member = spawnGroupMember({ brokers, groupId, topics, sessionTimeoutMs: STOPPED_MEMBER_SESSION_MS });
@@ -95,6 +100,7 @@ onlyOn("kafka", {
         const after = await describe(kafka, groupId);
         assert.deepEqual(engineMembers(after.members, d.config.KAFKA_CLIENT_ID), [], JSON.stringify(after));
         assert.doesNotMatch(starting.logs(), /leaving the group did not finish in time/, starting.logs());
+        assert.deepEqual(errorLines(starting.logs()), [], "a stop during a join is no error");
       } finally {
         await engine?.kill("SIGKILL");
       }
@@ -158,6 +164,7 @@ onlyOn("kafka", {
         // Nor did kafkajs, its join answered "unknown member", join again as a new member before the process ended.
         assert.deepEqual(engineMembers(after.members, d.config.KAFKA_CLIENT_ID), [], JSON.stringify(after));
         assert.doesNotMatch(engine.logs(), /leaving the group did not finish in time/, ownLogs.join("\n"));
+        assert.deepEqual(errorLines(engine.logs()), [], "a stop during a rebalance is no error");
       } finally {
         await engine.kill("SIGKILL");
       }

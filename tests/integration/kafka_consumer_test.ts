@@ -252,16 +252,15 @@ groupTest(
   async ({ topic, first, second, owned, logged, listener }) => {
     await first.start([topic], listener);
     await until("the first member owns the partition", () => owned() === 1);
+    // Counted from before each step: kafkajs may join again on its own just after a first assignment (CI at 2af78aa,
+    // 34 ms after it), one "assignment unchanged" more, which an exact count waited past for ever.
+    const unchanged = () => logged("assignment unchanged").length;
+    const beforeJoin = unchanged();
     await second.start([topic], new Recorder());
-    await until(
-      "the first member's assignment once the second joined",
-      () => logged("assignment unchanged").length === 1,
-    );
+    await until("the first member's assignment once the second joined", () => unchanged() > beforeJoin);
+    const beforeLeave = unchanged();
     await second.stop();
-    await until(
-      "the first member's assignment once the second left",
-      () => logged("assignment unchanged").length === 2,
-    );
+    await until("the first member's assignment once the second left", () => unchanged() > beforeLeave);
     assert.equal(owned(), 1);
     // CI at 2af78aa logged a rebalance with nothing revoked or assigned as a fourth "assignment changed" at info.
     const changes = logged("assignment changed");

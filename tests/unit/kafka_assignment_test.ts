@@ -597,3 +597,19 @@ Deno.test("a final checkpoint cut by FINAL_CHECKPOINTS_MS loses and applies twic
   assert.equal(published.length, 6, "B published them again");
   assert.deepEqual(published.slice(3), published.slice(0, 3), "identical to A's: same ids, same content");
 });
+
+Deno.test("once quiesced, a batch fetched is dropped and its partition paused: kafkajs fetched it again and again", async () => {
+  const { fake, consumer, handled, gate } = await gatedMember();
+  await fake.deliver("t", 0, [0]);
+  const quiescing = consumer.quiesce();
+  gate.resolve();
+  await quiescing;
+  const before = fake.calls.length;
+  // Fetched after the quiesce (the final checkpoints run meanwhile, up to FINAL_CHECKPOINTS_MS): dropped unresolved, so
+  // kafkajs's next fetch asks for the same offsets, and the broker, holding them, answers at once, until the group is
+  // left (18 fetches in 2 s of a 10,000-record backlog, measured on this machine's broker).
+  await fake.deliver("t", 0, [1, 2]);
+  assert.deepEqual(fake.calls.slice(before), ["pause 0"], "the partition is still fetched while the member stops");
+  assert.deepEqual(handled.flat(), [0]);
+  await consumer.stop();
+});

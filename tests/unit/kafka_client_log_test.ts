@@ -56,3 +56,31 @@ Deno.test("kafkajs: its warning about the producer's bounded retries is at debug
     ["warn", "Failed to send messages"],
   ]);
 });
+
+Deno.test("kafkajs: what a stop during a join makes it log (the join answered as an unknown member, its refused retry) is at debug", () => {
+  const { log, lines } = kafkajsLines();
+  // The stop's LeaveGroup from aside (engine/kafka_group_leave.ts) answers the waiting JoinGroup so, and kafkajs's next
+  // join is refused, ending the consumer: a SIGTERM during a rolling restart's rebalance logged both at error.
+  log.namespace("Connection").error("Response JoinGroup(key: 11, version: 5)", {
+    error: "The coordinator is not aware of this member",
+    correlationId: 29,
+    size: 24,
+  });
+  log.namespace("Consumer").error(
+    "Crash: KafkaJSNonRetriableError: the consumer is leaving the group: no join",
+    { groupId: "g", stack: "KafkaJSNonRetriableError: the consumer is leaving the group: no join\n    at …" },
+  );
+  log.namespace("Consumer").error("Crash: ConsumerLeavingError: the consumer is leaving the group: no join", {
+    groupId: "g",
+  });
+  // A heartbeat answered so is a member the group dropped (a stall past the session timeout): still an error.
+  log.namespace("Connection").error("Response Heartbeat(key: 12, version: 3)", {
+    error: "The coordinator is not aware of this member",
+  });
+  assert.deepEqual(lines.map((line) => [line.level, line.msg]), [
+    ["debug", "Response JoinGroup(key: 11, version: 5)"],
+    ["debug", "Crash: KafkaJSNonRetriableError: the consumer is leaving the group: no join"],
+    ["debug", "Crash: ConsumerLeavingError: the consumer is leaving the group: no join"],
+    ["error", "Response Heartbeat(key: 12, version: 3)"],
+  ]);
+});
