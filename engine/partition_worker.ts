@@ -16,7 +16,7 @@
  * partitions (events) publish their clock to it after their facts, as watermark records (WorkerDeps.watermarks).
  */
 import type { SourceWatermark } from "../actors/facts.ts";
-import type { ActorContext, AnyActorLogic, Emitted } from "./actor.ts";
+import type { AnyActorLogic, Emitted } from "./actor.ts";
 import type { CheckpointStore, Claim, CommitResult, StoredActor } from "./checkpoint.ts";
 import type { Topics } from "./config.ts";
 import { deadLetter } from "./dead_letter.ts";
@@ -35,7 +35,7 @@ import {
 } from "./outputs.ts";
 import { expandBundle, isBundle, OutputBundler } from "./fact_bundle.ts";
 import { type LruCut, NO_CUT } from "./lru_cut.ts";
-import { outputId } from "./output_id.ts";
+import { RecordContext, TimerContext } from "./handler_context.ts";
 import { partitionForKey } from "./partitioner.ts";
 import { ProductMinuteDeltas } from "./product_minutes.ts";
 import { safeParseFast } from "./schema_check.ts";
@@ -132,9 +132,6 @@ export const DEFAULT_BACKOFF = { initial: 100, max: 5_000 };
 const DEFAULT_IDLE_CLOCK_MS = 10_000;
 /** A source partition publishes its clock once per minute of it: evaluations are per minute. */
 const WATERMARK_MS = 60_000;
-
-/** A handler's timer changes, each with the deadline it replaced (undefined: none), to undo if it rejects its record. */
-type TimerUndo = [name: string, previous: number | undefined][];
 
 /** A timer handler that keeps re-arming an already-due timer is cut off after this many firings (per key and call). */
 export const MAX_FIRINGS_PER_KEY = 1_000;
@@ -252,6 +249,8 @@ export class PartitionWorker {
    * whose event (a labelled counter and gauge in prom-client) cost about 0.5 µs each, one or more per user event.
    */
   #timersFired = 0;
+  /** `ctx.sourcesWatermark()` of every handler call: made once, not per message. */
+  readonly #sourcesWatermark = (): number => this.#sourcesPublished;
 
   private constructor(
     tp: TopicPartition,
@@ -963,15 +962,14 @@ export class PartitionWorker {
     for (const item of items) {
       // Awaiting only what is a promise: most keys have no timers and most handlers are synchronous.
       if (this.#timers.has(key)) await this.#fireKeyTimers(key, cell, item.clock);
-      const emitted: Emitted[] = [];
-      const undo: TimerUndo = [];
-      const ctx = this.#context(
+      const ctx = new RecordContext(
+        this.#timers,
         key,
         cell,
-        emitted,
-        () => item.clock,
-        (rule) => outputId(item.record, rule, this.#logGeneration),
-        undo,
+        item.clock,
+        this.#sourcesWatermark,
+        item.record,
+        this.#logGeneration,
       );
       try {
         const next = logic.handle(cell.state, item.message, ctx);
@@ -984,7 +982,7 @@ export class PartitionWorker {
           cell.lastActiveAt = Math.max(cell.lastActiveAt, item.record.timestamp);
         }
         if (item.record.timestamp > this.#logTime) this.#logTime = item.record.timestamp;
-        this.#publish(emitted);
+        this.#publish(ctx.emitted);
         this.#events.emit({
           type: "message_processed",
           kind: logic.kind,
@@ -995,7 +993,7 @@ export class PartitionWorker {
       } catch (error) {
         if (!(error instanceof TerminalError)) throw error;
         // Nothing of a rejected record stays: its outputs were never queued, and its timer changes are undone.
-        for (const [name, previous] of undo.reverse()) {
+        for (const [name, previous] of (ctx.undo ?? []).reverse()) {
           if (previous === undefined) this.#timers.delete(key, name);
           else this.#timers.set(key, name, previous);
         }
@@ -1080,16 +1078,9 @@ export class PartitionWorker {
       cell.dirty = true;
       this.#timersFired++;
       if (!logic.onTimer) continue;
-      const emitted: Emitted[] = [];
-      const ctx = this.#context(
-        key,
-        cell,
-        emitted,
-        () => at,
-        (rule) => `timer-${logic.kind}-${key}-${name}-${at}-${rule}`,
-      );
+      const ctx = new TimerContext(this.#timers, key, cell, at, this.#sourcesWatermark, logic.kind, name);
       cell.state = await logic.onTimer(cell.state, name, ctx);
-      this.#publish(emitted);
+      this.#publish(ctx.emitted);
     }
     this.#log.warn("timer handler keeps re-arming due timers; deferring the rest", { key });
   }
@@ -1144,32 +1135,6 @@ export class PartitionWorker {
     const parsed = safeParseFast(analyticsHistorySchema, value);
     if (parsed.success) this.#analyticsHistory.push(parsed.data);
     else this.#log.warn("analytics history does not match its contract; not stored", { key });
-  }
-
-  #context(
-    key: string,
-    cell: Cell,
-    emitted: Emitted[],
-    now: () => number,
-    id: (rule: string) => string,
-    undo?: TimerUndo,
-  ): ActorContext {
-    return {
-      now,
-      emit: (topic, outKey, value) => emitted.push({ topic, key: outKey, value }),
-      outputId: id,
-      setTimer: (name, at) => {
-        undo?.push([name, this.#timers.get(key, name)]);
-        this.#timers.set(key, name, at);
-        cell.dirty = true;
-      },
-      cancelTimer: (name) => {
-        undo?.push([name, this.#timers.get(key, name)]);
-        if (this.#timers.delete(key, name)) cell.dirty = true;
-      },
-      timer: (name) => this.#timers.get(key, name),
-      sourcesWatermark: () => this.#sourcesPublished,
-    };
   }
 
   /**
