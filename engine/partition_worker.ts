@@ -155,9 +155,14 @@ function outputSubtype(value: unknown): string {
   return typeof type === "string" ? type : typeof fact === "string" ? fact : "";
 }
 
-/** Adds one to `key`'s count. */
-function tally(counts: Map<string, number>, key: string): void {
-  counts.set(key, (counts.get(key) ?? 0) + 1);
+/** Counts by two labels, nested: no `first\u0000second` string to build and hash per output (two or more per event). */
+type Tallies = Map<string, Map<string, number>>;
+
+/** Adds one to the count of (`first`, `second`). */
+function tally(counts: Tallies, first: string, second: string): void {
+  let inner = counts.get(first);
+  if (inner === undefined) counts.set(first, inner = new Map());
+  inner.set(second, (inner.get(second) ?? 0) + 1);
 }
 
 /** The actors and progress of one owned partition. */
@@ -199,11 +204,11 @@ export class PartitionWorker {
   readonly #productMinutes = new ProductMinuteDeltas();
   #sinceCheckpoint = 0;
   /**
-   * Outputs and dead letters queued since the last checkpoint, by `topic\u0000subtype` or `topic\u0000code`:
-   * reported once the log acknowledges the checkpoint's append; a rewind before that drops them with the outputs.
+   * Outputs and dead letters queued since the last checkpoint, by topic and subtype or topic and code: reported once
+   * the log acknowledges the checkpoint's append; a rewind before that drops them with the outputs.
    */
-  readonly #outputCounts = new Map<string, number>();
-  readonly #deadLetterCounts = new Map<string, number>();
+  readonly #outputCounts: Tallies = new Map();
+  readonly #deadLetterCounts: Tallies = new Map();
   #clock: number;
   /** The clock was advanced by wall time (idle) since the last checkpoint, which does not hold it yet. */
   #clockAhead = false;
@@ -848,7 +853,8 @@ export class PartitionWorker {
     let clock = this.#clock;
     let messages = 0;
     for (const read of records) {
-      let entries: readonly LogRecord[] = [read];
+      // A plain record is its own only entry (no array made for it: one per event).
+      let entries: readonly LogRecord[] | undefined;
       if (isBundle(read)) {
         try {
           entries = expandBundle(read);
@@ -857,8 +863,10 @@ export class PartitionWorker {
           continue;
         }
       }
-      messages += entries.length;
-      for (const record of entries) {
+      const count = entries === undefined ? 1 : entries.length;
+      messages += count;
+      for (let i = 0; i < count; i++) {
+        const record = entries === undefined ? read : entries[i];
         let message: unknown;
         try {
           if (record.key === null) throw new ValidationError("record has no key");
@@ -887,7 +895,9 @@ export class PartitionWorker {
       }
     }
     await this.#activate([...byKey.keys()], firstAppended);
-    await settleAll([...byKey].map(([key, items]) => this.#runKey(key, items)));
+    const runs: Promise<void>[] = [];
+    byKey.forEach((items, key) => runs.push(this.#runKey(key, items)));
+    await settleAll(runs);
     this.#clock = clock;
     // Past the batch before the other keys' timers fire: a slice's checkpoint then covers the whole batch.
     this.#position = records[records.length - 1].offset + 1;
@@ -907,7 +917,7 @@ export class PartitionWorker {
   #reject(record: LogRecord, error: unknown): void {
     const reason = error instanceof EngineError ? error : new ValidationError(ensureError(error).message);
     this.#outputs.add(deadLetter(this.#deps.topics.dlq, record, reason));
-    tally(this.#deadLetterCounts, `${record.topic}\u0000${reason.code}`);
+    tally(this.#deadLetterCounts, record.topic, reason.code);
     this.#log.warn("record dead-lettered", { offset: record.offset, error: reason });
   }
 
@@ -998,7 +1008,7 @@ export class PartitionWorker {
           else this.#timers.set(key, name, previous);
         }
         this.#outputs.add(deadLetter(this.#deps.topics.dlq, item.record, error));
-        tally(this.#deadLetterCounts, `${item.record.topic}\u0000${error.code}`);
+        tally(this.#deadLetterCounts, item.record.topic, error.code);
         this.#log.warn("handler rejected record", { key, offset: item.record.offset, error });
       }
     }
@@ -1096,7 +1106,7 @@ export class PartitionWorker {
       }
       this.#outputs.add({ topic: names[topic], key, value: JSON.stringify(value) });
       // Under the log's topic name, as every other metric's `topic` label (not the table's `productEvents`).
-      tally(this.#outputCounts, `${names[topic]}\u0000${outputSubtype(value)}`);
+      tally(this.#outputCounts, names[topic], outputSubtype(value));
       const schema = topic === "alerts" ? alertSchema : topic === "recommendations" ? recommendationSchema : null;
       if (!schema) continue;
       const parsed = safeParseFast(schema, value);
@@ -1112,13 +1122,11 @@ export class PartitionWorker {
 
   /** Reports the outputs and dead letters the log has just acknowledged. */
   #reportCounts(): void {
-    for (const [key, count] of this.#outputCounts) {
-      const [topic, subtype] = key.split("\u0000");
-      this.#events.emit({ type: "output", topic, subtype, count });
+    for (const [topic, counts] of this.#outputCounts) {
+      for (const [subtype, count] of counts) this.#events.emit({ type: "output", topic, subtype, count });
     }
-    for (const [key, count] of this.#deadLetterCounts) {
-      const [topic, code] = key.split("\u0000");
-      this.#events.emit({ type: "dead_lettered", topic, code, count });
+    for (const [topic, counts] of this.#deadLetterCounts) {
+      for (const [code, count] of counts) this.#events.emit({ type: "dead_lettered", topic, code, count });
     }
     this.#outputCounts.clear();
     this.#deadLetterCounts.clear();
@@ -1261,7 +1269,11 @@ export class PartitionWorker {
     if (this.#closed) return;
     // Not with an idle advance's checkpoint: the timers due at that clock have not fired yet, and their facts go first.
     if (!clockOnly && this.#watermarkQueued !== undefined) this.#queueWatermark();
-    const dirty = [...this.#cells].filter(([, cell]) => cell.dirty);
+    // Not `[...cells].filter`: that made a [key, cell] pair for every actor in memory (all of them clean but these).
+    const dirty: [string, Cell][] = [];
+    this.#cells.forEach((cell, key) => {
+      if (cell.dirty) dirty.push([key, cell]);
+    });
     const ttl = this.#deps.stateTtlMs ?? 0;
     const sweep = ttl > 0 && this.#wall() - this.#sweptAt >= EXPIRY_SWEEP_MS;
     const nothingNew = dirty.length === 0 && this.#expired.size === 0 && this.#outputs.length === 0;
