@@ -66,8 +66,6 @@ export function validate<T extends z.ZodType>(schema: T, json: unknown, what: st
 export function storedEventOf(json: unknown, record: LogRecord): StoredEvent {
   const event = validate(storedEvent, recordDefaults(json, record), "event") as StoredEvent;
   const occurredAt = parseTime(event.occurredAt);
-  const invalidOccurredAt = (message: string) =>
-    new ValidationError(`invalid event: occurredAt: ${message}`, [{ path: "occurredAt", message }]);
   if (occurredAt - parseTime(event.receivedAt) > MAX_AHEAD_OF_RECEIPT_MS) {
     throw invalidOccurredAt(`is more than ${MAX_AHEAD_OF_RECEIPT_MS / 3_600_000} h after receivedAt`);
   }
@@ -87,6 +85,11 @@ export function storedEventOf(json: unknown, record: LogRecord): StoredEvent {
     throw new ValidationError(`invalid event: ${field}: ${message}`, [{ path: field, message }]);
   }
   return canonical(event);
+}
+
+/** The error for an event's `occurredAt` out of bounds (a function of the module: a closure made per event before). */
+function invalidOccurredAt(message: string): ValidationError {
+  return new ValidationError(`invalid event: occurredAt: ${message}`, [{ path: "occurredAt", message }]);
 }
 
 /**

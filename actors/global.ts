@@ -498,7 +498,7 @@ function advance(
   let at: number | undefined = from;
   while (at !== undefined && at <= dueTo && at <= released) {
     const boundary: number = at;
-    const ids = boundary === ownAt ? ctx : { ...ctx, outputId: (rule: string) => ctx.outputId(`${rule}-${boundary}`) };
+    const ids = boundary === ownAt ? ctx : boundaryIds(ctx, boundary);
     state = evaluate(state, boundary, ids, s);
     at = nextEvaluation(state, at, s);
   }
@@ -509,6 +509,22 @@ function advance(
   }
   ctx.setTimer(EVALUATE_TIMER, at);
   return state.heldFrom === null ? state : version(state, { heldFrom: null });
+}
+
+/**
+ * `ctx` with output ids naming `boundary`. Delegating, not a spread copy: the runtime's contexts keep their methods on
+ * their class (engine/handler_context.ts), which a spread leaves behind.
+ */
+function boundaryIds(ctx: ActorContext, boundary: number): ActorContext {
+  return {
+    now: () => ctx.now(),
+    emit: (topic, key, value) => ctx.emit(topic, key, value),
+    outputId: (rule) => ctx.outputId(`${rule}-${boundary}`),
+    setTimer: (name, at) => ctx.setTimer(name, at),
+    cancelTimer: (name) => ctx.cancelTimer(name),
+    timer: (name) => ctx.timer(name),
+    sourcesWatermark: () => ctx.sourcesWatermark?.() ?? Number.NEGATIVE_INFINITY,
+  };
 }
 
 /** Evaluates the business alerts over their windows ending at the minute boundary `at`. */

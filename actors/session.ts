@@ -168,6 +168,13 @@ export function summarize(session: Session): SessionSummary {
 
 /** Puts `ids` at the front of a most-recent-first distinct list, bounded to `limit`. */
 export function pushRecent(list: readonly string[], ids: readonly string[], limit: number): string[] {
+  // One id (every product view, twice): the same list built in one pass, not through a Set and four arrays.
+  if (ids.length === 1 && Number.isInteger(limit) && limit >= 0) {
+    const id = ids[0];
+    const out: string[] = limit > 0 ? [id] : [];
+    for (let i = 0; i < list.length && out.length < limit; i++) if (list[i] !== id) out.push(list[i]);
+    return out;
+  }
   const fresh = [...new Set(ids)];
   return [...fresh, ...list.filter((p) => !fresh.includes(p))].slice(0, limit);
 }

@@ -328,8 +328,7 @@ function requestRecommendations(
   const near = (at: string | number) => Math.abs(step.at - (typeof at === "string" ? parseTime(at) : at)) < interval;
   // In order (the common case) only the latest request can be near; a late event is compared with all remembered.
   if (near(last) || (step.at < last && log.recent.some((r) => near(r.at)))) return [{}, log];
-  const exclude = [...new Set([...Object.keys(cart.items).sort(), ...state.purchasedProducts])]
-    .slice(0, Math.min(s.RECS_EXCLUDE_LIMIT, MAX_FACT_LIST));
+  const exclude = excluded(cart, state.purchasedProducts, Math.min(s.RECS_EXCLUDE_LIMIT, MAX_FACT_LIST));
   const time = iso(step.at);
   const request = { at: time };
   const late = step.at < last;
@@ -339,6 +338,16 @@ function requestRecommendations(
     lastRequestedAt: late ? log.lastRequestedAt : time,
     recent: recent.slice(0, RECENT_RECOMMENDATION_REQUESTS),
   }];
+}
+
+/**
+ * The products a recommendation request excludes: the cart's (sorted), then those bought, each once, at most `limit`.
+ * Without purchases, the cart's keys alone (already distinct): a Set and two copies per product view, for nothing.
+ */
+function excluded(cart: Cart, purchased: readonly string[], limit: number): string[] {
+  const inCart = Object.keys(cart.items).sort();
+  if (purchased.length === 0) return inCart.length > limit ? inCart.slice(0, limit) : inCart;
+  return [...new Set([...inCart, ...purchased])].slice(0, limit);
 }
 
 /** Requests by event time, the latest first. */

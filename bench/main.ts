@@ -8,6 +8,7 @@ const BENCHMARKS: Record<string, string> = {
   engine: "./engine.ts",
   domain: "./domain.ts",
   compare: "./compare.ts",
+  worker: "./worker.ts",
   produce: "./produce.ts",
   store: "./store.ts",
   claim: "./claim.ts",

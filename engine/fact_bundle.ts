@@ -65,8 +65,8 @@ export class OutputBundler {
   readonly #maxBytes: number;
   /** Records and bundles in output order. */
   #out: (OutgoingRecord | OpenBundle)[] = [];
-  /** Bundles still taking entries, by topic and partition. */
-  readonly #open = new Map<string, OpenBundle>();
+  /** Bundles still taking entries, by topic, then partition: no `topic\u0000partition` string built per entry. */
+  readonly #open = new Map<string, (OpenBundle | undefined)[]>();
 
   constructor(partitionsOf: ReadonlyMap<string, number> = new Map(), maxBytes = MAX_BUNDLE_BYTES) {
     this.#partitionsOf = partitionsOf;
@@ -86,10 +86,11 @@ export class OutputBundler {
       return;
     }
     const partition = record.partition ?? partitionForKey(record.key, partitions);
-    const id = `${record.topic}\u0000${partition}`;
+    let open = this.#open.get(record.topic);
+    if (open === undefined) this.#open.set(record.topic, open = []);
     if (record.headers !== undefined) {
       // Headers cannot ride in a bundle: the record goes alone, and later ones start a new bundle after it.
-      this.#open.delete(id);
+      open[partition] = undefined;
       this.#out.push(record);
       return;
     }
@@ -113,7 +114,7 @@ export class OutputBundler {
       value = typeof record.value === "string" ? encoder.encode(record.value) : record.value;
     }
     const size = varintLength(key.length) + key.length + varintLength(value.length) + value.length;
-    let bundle = this.#open.get(id);
+    let bundle = open[partition];
     if (!bundle || (bundle.bytes > 0 && bundle.bytes + size > this.#maxBytes)) {
       bundle = {
         topic: record.topic,
@@ -121,7 +122,7 @@ export class OutputBundler {
         buffer: new Uint8Array(Math.max(size, Math.min(this.#maxBytes, INITIAL_BUNDLE_CAPACITY))),
         bytes: 0,
       };
-      this.#open.set(id, bundle);
+      open[partition] = bundle;
       this.#out.push(bundle);
     }
     if (bundle.bytes + size > bundle.buffer.length) {
@@ -178,6 +179,13 @@ function close(bundle: OpenBundle): OutgoingRecord {
   };
 }
 
+/** An entry's headers by its index, made once each and shared (frozen): two facts per event read each made one. */
+const INDEX_HEADERS: Readonly<Record<string, string>>[] = [];
+
+function indexHeaders(index: number): Readonly<Record<string, string>> {
+  return INDEX_HEADERS[index] ??= Object.freeze({ [BUNDLE_INDEX_HEADER]: String(index) });
+}
+
 /** Whether a record read from the log is a bundle. */
 export function isBundle(record: LogRecord): boolean {
   return record.headers[BUNDLE_HEADER] !== undefined;
@@ -213,7 +221,7 @@ export function expandBundle(record: LogRecord): LogRecord[] {
       offset: record.offset,
       key,
       value,
-      headers: { [BUNDLE_INDEX_HEADER]: String(entries.length) },
+      headers: indexHeaders(entries.length),
       timestamp: record.timestamp,
     });
   }

@@ -30,10 +30,15 @@ const CONSUMER_DEFAULTS = {
   maxWaitTimeMs: 100,
 } as const;
 
+/** The headers of a record that has none (most of them), shared: an object and an entries array per record before. */
+const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
+
 function toLogRecord(topic: string, partition: number, m: EachBatchPayload["batch"]["messages"][number]): LogRecord {
-  const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(m.headers ?? {})) {
-    if (value !== undefined) headers[name] = String(value);
+  let headers: Record<string, string> | undefined;
+  const given = m.headers;
+  for (const name in given) {
+    const value = given[name];
+    if (Object.hasOwn(given, name) && value !== undefined) (headers ??= {})[name] = String(value);
   }
   return {
     topic,
@@ -41,7 +46,7 @@ function toLogRecord(topic: string, partition: number, m: EachBatchPayload["batc
     offset: Number(m.offset),
     key: m.key ? m.key.toString("utf8") : null,
     value: m.value ? new Uint8Array(m.value.buffer, m.value.byteOffset, m.value.byteLength) : null,
-    headers,
+    headers: headers ?? NO_HEADERS,
     timestamp: Number(m.timestamp),
   };
 }

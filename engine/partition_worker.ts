@@ -16,7 +16,7 @@
  * partitions (events) publish their clock to it after their facts, as watermark records (WorkerDeps.watermarks).
  */
 import type { SourceWatermark } from "../actors/facts.ts";
-import type { ActorContext, AnyActorLogic, Emitted } from "./actor.ts";
+import type { AnyActorLogic, Emitted } from "./actor.ts";
 import type { CheckpointStore, Claim, CommitResult, StoredActor } from "./checkpoint.ts";
 import type { Topics } from "./config.ts";
 import { deadLetter } from "./dead_letter.ts";
@@ -35,7 +35,7 @@ import {
 } from "./outputs.ts";
 import { expandBundle, isBundle, OutputBundler } from "./fact_bundle.ts";
 import { type LruCut, NO_CUT } from "./lru_cut.ts";
-import { outputId } from "./output_id.ts";
+import { RecordContext, TimerContext } from "./handler_context.ts";
 import { partitionForKey } from "./partitioner.ts";
 import { ProductMinuteDeltas } from "./product_minutes.ts";
 import { safeParseFast } from "./schema_check.ts";
@@ -133,9 +133,6 @@ const DEFAULT_IDLE_CLOCK_MS = 10_000;
 /** A source partition publishes its clock once per minute of it: evaluations are per minute. */
 const WATERMARK_MS = 60_000;
 
-/** A handler's timer changes, each with the deadline it replaced (undefined: none), to undo if it rejects its record. */
-type TimerUndo = [name: string, previous: number | undefined][];
-
 /** A timer handler that keeps re-arming an already-due timer is cut off after this many firings (per key and call). */
 export const MAX_FIRINGS_PER_KEY = 1_000;
 /** Outputs of a checkpoint may be megabytes after a catch-up; they get longer than an HTTP request. */
@@ -158,9 +155,14 @@ function outputSubtype(value: unknown): string {
   return typeof type === "string" ? type : typeof fact === "string" ? fact : "";
 }
 
-/** Adds one to `key`'s count. */
-function tally(counts: Map<string, number>, key: string): void {
-  counts.set(key, (counts.get(key) ?? 0) + 1);
+/** Counts by two labels, nested: no `first\u0000second` string to build and hash per output (two or more per event). */
+type Tallies = Map<string, Map<string, number>>;
+
+/** Adds one to the count of (`first`, `second`). */
+function tally(counts: Tallies, first: string, second: string): void {
+  let inner = counts.get(first);
+  if (inner === undefined) counts.set(first, inner = new Map());
+  inner.set(second, (inner.get(second) ?? 0) + 1);
 }
 
 /** The actors and progress of one owned partition. */
@@ -202,11 +204,11 @@ export class PartitionWorker {
   readonly #productMinutes = new ProductMinuteDeltas();
   #sinceCheckpoint = 0;
   /**
-   * Outputs and dead letters queued since the last checkpoint, by `topic\u0000subtype` or `topic\u0000code`:
-   * reported once the log acknowledges the checkpoint's append; a rewind before that drops them with the outputs.
+   * Outputs and dead letters queued since the last checkpoint, by topic and subtype or topic and code: reported once
+   * the log acknowledges the checkpoint's append; a rewind before that drops them with the outputs.
    */
-  readonly #outputCounts = new Map<string, number>();
-  readonly #deadLetterCounts = new Map<string, number>();
+  readonly #outputCounts: Tallies = new Map();
+  readonly #deadLetterCounts: Tallies = new Map();
   #clock: number;
   /** The clock was advanced by wall time (idle) since the last checkpoint, which does not hold it yet. */
   #clockAhead = false;
@@ -252,6 +254,8 @@ export class PartitionWorker {
    * whose event (a labelled counter and gauge in prom-client) cost about 0.5 µs each, one or more per user event.
    */
   #timersFired = 0;
+  /** `ctx.sourcesWatermark()` of every handler call: made once, not per message. */
+  readonly #sourcesWatermark = (): number => this.#sourcesPublished;
 
   private constructor(
     tp: TopicPartition,
@@ -849,7 +853,8 @@ export class PartitionWorker {
     let clock = this.#clock;
     let messages = 0;
     for (const read of records) {
-      let entries: readonly LogRecord[] = [read];
+      // A plain record is its own only entry (no array made for it: one per event).
+      let entries: readonly LogRecord[] | undefined;
       if (isBundle(read)) {
         try {
           entries = expandBundle(read);
@@ -858,8 +863,10 @@ export class PartitionWorker {
           continue;
         }
       }
-      messages += entries.length;
-      for (const record of entries) {
+      const count = entries === undefined ? 1 : entries.length;
+      messages += count;
+      for (let i = 0; i < count; i++) {
+        const record = entries === undefined ? read : entries[i];
         let message: unknown;
         try {
           if (record.key === null) throw new ValidationError("record has no key");
@@ -888,7 +895,9 @@ export class PartitionWorker {
       }
     }
     await this.#activate([...byKey.keys()], firstAppended);
-    await settleAll([...byKey].map(([key, items]) => this.#runKey(key, items)));
+    const runs: Promise<void>[] = [];
+    byKey.forEach((items, key) => runs.push(this.#runKey(key, items)));
+    await settleAll(runs);
     this.#clock = clock;
     // Past the batch before the other keys' timers fire: a slice's checkpoint then covers the whole batch.
     this.#position = records[records.length - 1].offset + 1;
@@ -908,7 +917,7 @@ export class PartitionWorker {
   #reject(record: LogRecord, error: unknown): void {
     const reason = error instanceof EngineError ? error : new ValidationError(ensureError(error).message);
     this.#outputs.add(deadLetter(this.#deps.topics.dlq, record, reason));
-    tally(this.#deadLetterCounts, `${record.topic}\u0000${reason.code}`);
+    tally(this.#deadLetterCounts, record.topic, reason.code);
     this.#log.warn("record dead-lettered", { offset: record.offset, error: reason });
   }
 
@@ -963,15 +972,14 @@ export class PartitionWorker {
     for (const item of items) {
       // Awaiting only what is a promise: most keys have no timers and most handlers are synchronous.
       if (this.#timers.has(key)) await this.#fireKeyTimers(key, cell, item.clock);
-      const emitted: Emitted[] = [];
-      const undo: TimerUndo = [];
-      const ctx = this.#context(
+      const ctx = new RecordContext(
+        this.#timers,
         key,
         cell,
-        emitted,
-        () => item.clock,
-        (rule) => outputId(item.record, rule, this.#logGeneration),
-        undo,
+        item.clock,
+        this.#sourcesWatermark,
+        item.record,
+        this.#logGeneration,
       );
       try {
         const next = logic.handle(cell.state, item.message, ctx);
@@ -984,7 +992,7 @@ export class PartitionWorker {
           cell.lastActiveAt = Math.max(cell.lastActiveAt, item.record.timestamp);
         }
         if (item.record.timestamp > this.#logTime) this.#logTime = item.record.timestamp;
-        this.#publish(emitted);
+        this.#publish(ctx.emitted);
         this.#events.emit({
           type: "message_processed",
           kind: logic.kind,
@@ -995,12 +1003,12 @@ export class PartitionWorker {
       } catch (error) {
         if (!(error instanceof TerminalError)) throw error;
         // Nothing of a rejected record stays: its outputs were never queued, and its timer changes are undone.
-        for (const [name, previous] of undo.reverse()) {
+        for (const [name, previous] of (ctx.undo ?? []).reverse()) {
           if (previous === undefined) this.#timers.delete(key, name);
           else this.#timers.set(key, name, previous);
         }
         this.#outputs.add(deadLetter(this.#deps.topics.dlq, item.record, error));
-        tally(this.#deadLetterCounts, `${item.record.topic}\u0000${error.code}`);
+        tally(this.#deadLetterCounts, item.record.topic, error.code);
         this.#log.warn("handler rejected record", { key, offset: item.record.offset, error });
       }
     }
@@ -1080,16 +1088,9 @@ export class PartitionWorker {
       cell.dirty = true;
       this.#timersFired++;
       if (!logic.onTimer) continue;
-      const emitted: Emitted[] = [];
-      const ctx = this.#context(
-        key,
-        cell,
-        emitted,
-        () => at,
-        (rule) => `timer-${logic.kind}-${key}-${name}-${at}-${rule}`,
-      );
+      const ctx = new TimerContext(this.#timers, key, cell, at, this.#sourcesWatermark, logic.kind, name);
       cell.state = await logic.onTimer(cell.state, name, ctx);
-      this.#publish(emitted);
+      this.#publish(ctx.emitted);
     }
     this.#log.warn("timer handler keeps re-arming due timers; deferring the rest", { key });
   }
@@ -1105,7 +1106,7 @@ export class PartitionWorker {
       }
       this.#outputs.add({ topic: names[topic], key, value: JSON.stringify(value) });
       // Under the log's topic name, as every other metric's `topic` label (not the table's `productEvents`).
-      tally(this.#outputCounts, `${names[topic]}\u0000${outputSubtype(value)}`);
+      tally(this.#outputCounts, names[topic], outputSubtype(value));
       const schema = topic === "alerts" ? alertSchema : topic === "recommendations" ? recommendationSchema : null;
       if (!schema) continue;
       const parsed = safeParseFast(schema, value);
@@ -1121,13 +1122,11 @@ export class PartitionWorker {
 
   /** Reports the outputs and dead letters the log has just acknowledged. */
   #reportCounts(): void {
-    for (const [key, count] of this.#outputCounts) {
-      const [topic, subtype] = key.split("\u0000");
-      this.#events.emit({ type: "output", topic, subtype, count });
+    for (const [topic, counts] of this.#outputCounts) {
+      for (const [subtype, count] of counts) this.#events.emit({ type: "output", topic, subtype, count });
     }
-    for (const [key, count] of this.#deadLetterCounts) {
-      const [topic, code] = key.split("\u0000");
-      this.#events.emit({ type: "dead_lettered", topic, code, count });
+    for (const [topic, counts] of this.#deadLetterCounts) {
+      for (const [code, count] of counts) this.#events.emit({ type: "dead_lettered", topic, code, count });
     }
     this.#outputCounts.clear();
     this.#deadLetterCounts.clear();
@@ -1144,32 +1143,6 @@ export class PartitionWorker {
     const parsed = safeParseFast(analyticsHistorySchema, value);
     if (parsed.success) this.#analyticsHistory.push(parsed.data);
     else this.#log.warn("analytics history does not match its contract; not stored", { key });
-  }
-
-  #context(
-    key: string,
-    cell: Cell,
-    emitted: Emitted[],
-    now: () => number,
-    id: (rule: string) => string,
-    undo?: TimerUndo,
-  ): ActorContext {
-    return {
-      now,
-      emit: (topic, outKey, value) => emitted.push({ topic, key: outKey, value }),
-      outputId: id,
-      setTimer: (name, at) => {
-        undo?.push([name, this.#timers.get(key, name)]);
-        this.#timers.set(key, name, at);
-        cell.dirty = true;
-      },
-      cancelTimer: (name) => {
-        undo?.push([name, this.#timers.get(key, name)]);
-        if (this.#timers.delete(key, name)) cell.dirty = true;
-      },
-      timer: (name) => this.#timers.get(key, name),
-      sourcesWatermark: () => this.#sourcesPublished,
-    };
   }
 
   /**
@@ -1296,7 +1269,11 @@ export class PartitionWorker {
     if (this.#closed) return;
     // Not with an idle advance's checkpoint: the timers due at that clock have not fired yet, and their facts go first.
     if (!clockOnly && this.#watermarkQueued !== undefined) this.#queueWatermark();
-    const dirty = [...this.#cells].filter(([, cell]) => cell.dirty);
+    // Not `[...cells].filter`: that made a [key, cell] pair for every actor in memory (all of them clean but these).
+    const dirty: [string, Cell][] = [];
+    this.#cells.forEach((cell, key) => {
+      if (cell.dirty) dirty.push([key, cell]);
+    });
     const ttl = this.#deps.stateTtlMs ?? 0;
     const sweep = ttl > 0 && this.#wall() - this.#sweptAt >= EXPIRY_SWEEP_MS;
     const nothingNew = dirty.length === 0 && this.#expired.size === 0 && this.#outputs.length === 0;
