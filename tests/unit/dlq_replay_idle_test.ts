@@ -11,14 +11,25 @@ import type { LogProducer } from "../../engine/log.ts";
 import { silentLogger } from "../../engine/logger.ts";
 import { MemoryLog } from "../../engine/memory_log.ts";
 import { migrate } from "../../sql/migrations.ts";
+import type { Sql } from "../../engine/database.ts";
 
-Deno.test("dlq replay: a batch whose append takes longer than idleMs does not end the run short of the DLQ's end", async () => {
+/** A migrated database and an in-memory log with `events` and `dlq`, both dropped after `fn`. */
+async function withDlq(fn: (log: MemoryLog, sql: Sql) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "dlq-idle-" });
   const db = await openEmbeddedDatabase(dir, { logger: silentLogger, vacuumIntervalMs: 0 });
   try {
     await migrate(db.sql);
     const log = new MemoryLog();
     await log.ensureTopics([{ topic: "events", partitions: 1 }, { topic: "dlq", partitions: 1 }]);
+    await fn(log, db.sql);
+  } finally {
+    await db.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("dlq replay: a batch whose append takes longer than idleMs does not end the run short of the DLQ's end", () =>
+  withDlq(async (log, sql) => {
     for (let i = 0; i < 6; i++) {
       const [source] = log.appendNow([{ topic: "events", key: `u${i}`, value: "{oops" }]);
       log.appendNow([deadLetter("dlq", source, new ValidationError("invalid JSON"))]);
@@ -36,7 +47,7 @@ Deno.test("dlq replay: a batch whose append takes longer than idleMs does not en
     const summary = await replayDlq({
       consumer: log.consumer({ maxBatch: 2 }),
       producer,
-      sql: db.sql,
+      sql,
       dlqTopic: "dlq",
       groupId: "g",
       idleMs: IDLE_MS,
@@ -44,19 +55,10 @@ Deno.test("dlq replay: a batch whose append takes longer than idleMs does not en
     assert.equal(summary.complete, true, JSON.stringify(summary));
     assert.equal(summary.replayed, 6);
     assert.deepEqual(log.all("events").slice(6).map((r) => r.key), ["u0", "u1", "u2", "u3", "u4", "u5"]);
-  } finally {
-    await db.close();
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+  }));
 
-Deno.test("dlq replay: a log that delivers nothing for idleMs still ends the run, as incomplete", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "dlq-idle-" });
-  const db = await openEmbeddedDatabase(dir, { logger: silentLogger, vacuumIntervalMs: 0 });
-  try {
-    await migrate(db.sql);
-    const log = new MemoryLog();
-    await log.ensureTopics([{ topic: "events", partitions: 1 }, { topic: "dlq", partitions: 1 }]);
+Deno.test("dlq replay: a log that delivers nothing for idleMs still ends the run, as incomplete", () =>
+  withDlq(async (log, sql) => {
     const [source] = log.appendNow([{ topic: "events", key: "u0", value: "{oops" }]);
     log.appendNow([deadLetter("dlq", source, new ValidationError("invalid JSON"))]);
     const consumer = log.consumer();
@@ -65,7 +67,7 @@ Deno.test("dlq replay: a log that delivers nothing for idleMs still ends the run
     const summary = await replayDlq({
       consumer,
       producer: log.producer(),
-      sql: db.sql,
+      sql,
       dlqTopic: "dlq",
       groupId: "g",
       idleMs: 200,
@@ -73,8 +75,4 @@ Deno.test("dlq replay: a log that delivers nothing for idleMs still ends the run
     assert.equal(summary.complete, false);
     assert.equal(summary.replayed, 0);
     assert.ok(Date.now() - started < 10_000, "it gave up");
-  } finally {
-    await db.close();
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+  }));
