@@ -18,6 +18,7 @@ import { silentLogger } from "../../engine/logger.ts";
 import { MemoryLog } from "../../engine/memory_log.ts";
 import { ActorRuntime, FINAL_CHECKPOINTS_MS, RELEASE_MS } from "../../engine/runtime.ts";
 import { emitTestAlert, Harness, type Recorded, recorderLogic } from "../helpers/runtime.ts";
+import { CONSUMER_EVENTS } from "../helpers/fake_kafkajs.ts";
 
 // deno-lint-ignore no-explicit-any
 type Any = any;
@@ -27,14 +28,7 @@ function fakeKafka() {
   const handlers = new Map<string, (e: Any) => void>();
   let eachBatch: ((payload: Any) => Promise<void>) | undefined;
   const consumer = {
-    events: {
-      GROUP_JOIN: "group_join",
-      CRASH: "crash",
-      HEARTBEAT: "heartbeat",
-      REBALANCING: "rebalancing",
-      REQUEST: "request",
-      START_BATCH_PROCESS: "start_batch_process",
-    },
+    events: CONSUMER_EVENTS,
     on: (name: string, fn: (e: Any) => void) => handlers.set(name, fn),
     connect: () => Promise.resolve(),
     subscribe: () => Promise.resolve(),

@@ -8,6 +8,7 @@ import type { Kafka } from "kafkajs";
 import { KafkaConsumer } from "../../engine/kafka_consumer.ts";
 import type { PartitionListener } from "../../engine/log.ts";
 import { silentLogger } from "../../engine/logger.ts";
+import { CONSUMER_EVENTS } from "../helpers/fake_kafkajs.ts";
 
 // deno-lint-ignore no-explicit-any
 type Any = any;
@@ -50,14 +51,7 @@ function fakeKafka() {
   const handlers = new Map<string, (e: Any) => void>();
   let consumerCluster: Any;
   const consumer = {
-    events: {
-      GROUP_JOIN: "group_join",
-      CRASH: "crash",
-      HEARTBEAT: "heartbeat",
-      REBALANCING: "rebalancing",
-      REQUEST: "request",
-      START_BATCH_PROCESS: "start_batch_process",
-    },
+    events: CONSUMER_EVENTS,
     on: (name: string, fn: (e: Any) => void) => handlers.set(name, fn),
     connect: () => Promise.resolve(),
     subscribe: () => Promise.resolve(),
