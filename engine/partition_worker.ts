@@ -895,9 +895,8 @@ export class PartitionWorker {
       }
     }
     await this.#activate([...byKey.keys()], firstAppended);
-    const runs: Promise<void>[] = [];
-    byKey.forEach((items, key) => runs.push(this.#runKey(key, items)));
-    await settleAll(runs);
+    const awaiting = settleAll(byKey, (items, key) => this.#runKey(key, items));
+    if (awaiting !== undefined) await awaiting;
     this.#clock = clock;
     // Past the batch before the other keys' timers fire: a slice's checkpoint then covers the whole batch.
     this.#position = records[records.length - 1].offset + 1;
@@ -966,52 +965,101 @@ export class PartitionWorker {
     if (unpacked > 0) this.#events.emit({ type: "actors", kind: logic.kind, change: "unpacked", count: unpacked });
   }
 
-  async #runKey(key: string, items: readonly Item[]): Promise<void> {
-    const { logic } = this.#deps;
+  /**
+   * Runs a key's items in order, synchronously while nothing awaits (most handlers and timers do not): a promise for
+   * the rest only from the first item that does. Undefined: the run is done; a throw: it failed.
+   */
+  #runKey(key: string, items: readonly Item[]): Promise<void> | undefined {
     const cell = this.#cells.get(key)!;
-    for (const item of items) {
-      // Awaiting only what is a promise: most keys have no timers and most handlers are synchronous.
-      if (this.#timers.has(key)) await this.#fireKeyTimers(key, cell, item.clock);
-      const ctx = new RecordContext(
-        this.#timers,
-        key,
-        cell,
-        item.clock,
-        this.#sourcesWatermark,
-        item.record,
-        this.#logGeneration,
-      );
-      try {
-        const next = logic.handle(cell.state, item.message, ctx);
-        const state = typeof (next as PromiseLike<unknown> | null)?.then === "function" ? await next : next;
-        // A new actor the message left as it was (the user actor forwarding an inventory_updated keyed by its
-        // product) stays untouched: nothing to persist, and no actor to show to queries.
-        if (state !== cell.state || !untouched(cell)) {
-          cell.state = state;
-          cell.dirty = true;
-          cell.lastActiveAt = Math.max(cell.lastActiveAt, item.record.timestamp);
-        }
-        if (item.record.timestamp > this.#logTime) this.#logTime = item.record.timestamp;
-        this.#publish(ctx.emitted);
-        this.#events.emit({
-          type: "message_processed",
-          kind: logic.kind,
-          label: logic.label?.(item.message) ?? logic.kind,
-          // A message without an event time (a watermark) has no lag: observed as 0 s, it pulled the quantiles down.
-          lagSeconds: item.at > 0 ? (this.#wall() - item.at) / 1000 : Number.NaN,
-        });
-      } catch (error) {
-        if (!(error instanceof TerminalError)) throw error;
-        // Nothing of a rejected record stays: its outputs were never queued, and its timer changes are undone.
-        for (const [name, previous] of (ctx.undo ?? []).reverse()) {
-          if (previous === undefined) this.#timers.delete(key, name);
-          else this.#timers.set(key, name, previous);
-        }
-        this.#outputs.add(deadLetter(this.#deps.topics.dlq, item.record, error));
-        tally(this.#deadLetterCounts, item.record.topic, error.code);
-        this.#log.warn("handler rejected record", { key, offset: item.record.offset, error });
-      }
+    for (let i = 0; i < items.length; i++) {
+      const awaiting = this.#runItem(key, cell, items[i]);
+      if (awaiting !== undefined) return this.#runKeyRest(key, cell, items, i + 1, awaiting);
     }
+    return undefined;
+  }
+
+  /** The rest of a key's run once item `from - 1` awaits (`awaiting`). */
+  async #runKeyRest(key: string, cell: Cell, items: readonly Item[], from: number, awaiting: Promise<void>) {
+    await awaiting;
+    for (let i = from; i < items.length; i++) {
+      const next = this.#runItem(key, cell, items[i]);
+      if (next !== undefined) await next;
+    }
+  }
+
+  /** Fires the key's timers due at the item's clock, then handles it; a promise only if one of them awaits. */
+  #runItem(key: string, cell: Cell, item: Item): Promise<void> | undefined {
+    if (!this.#timers.has(key)) return this.#handleItem(key, cell, item);
+    const firing = this.#fireKeyTimers(key, cell, item.clock);
+    return firing === undefined
+      ? this.#handleItem(key, cell, item)
+      : firing.then(() => this.#handleItem(key, cell, item));
+  }
+
+  /** Handles one message; a promise only if its handler returned one. */
+  #handleItem(key: string, cell: Cell, item: Item): Promise<void> | undefined {
+    const ctx = new RecordContext(
+      this.#timers,
+      key,
+      cell,
+      item.clock,
+      this.#sourcesWatermark,
+      item.record,
+      this.#logGeneration,
+    );
+    try {
+      const next = this.#deps.logic.handle(cell.state, item.message, ctx);
+      if (typeof (next as PromiseLike<unknown> | null)?.then === "function") {
+        return this.#handledLater(key, cell, item, ctx, next as PromiseLike<unknown>);
+      }
+      this.#handled(cell, item, ctx, next);
+    } catch (error) {
+      this.#handlerFailed(key, item, ctx, error);
+    }
+    return undefined;
+  }
+
+  /** Completes a message whose handler returned a promise. */
+  async #handledLater(key: string, cell: Cell, item: Item, ctx: RecordContext, next: PromiseLike<unknown>) {
+    try {
+      this.#handled(cell, item, ctx, await next);
+    } catch (error) {
+      this.#handlerFailed(key, item, ctx, error);
+    }
+  }
+
+  /** Takes a handled message's new state and queues its outputs. */
+  #handled(cell: Cell, item: Item, ctx: RecordContext, state: unknown): void {
+    const { logic } = this.#deps;
+    // A new actor the message left as it was (the user actor forwarding an inventory_updated keyed by its
+    // product) stays untouched: nothing to persist, and no actor to show to queries.
+    if (state !== cell.state || !untouched(cell)) {
+      cell.state = state;
+      cell.dirty = true;
+      cell.lastActiveAt = Math.max(cell.lastActiveAt, item.record.timestamp);
+    }
+    if (item.record.timestamp > this.#logTime) this.#logTime = item.record.timestamp;
+    this.#publish(ctx.emitted);
+    this.#events.emit({
+      type: "message_processed",
+      kind: logic.kind,
+      label: logic.label?.(item.message) ?? logic.kind,
+      // A message without an event time (a watermark) has no lag: observed as 0 s, it pulled the quantiles down.
+      lagSeconds: item.at > 0 ? (this.#wall() - item.at) / 1000 : Number.NaN,
+    });
+  }
+
+  /** A TerminalError dead-letters the message (the key goes on); any other failure is thrown (the batch rewinds). */
+  #handlerFailed(key: string, item: Item, ctx: RecordContext, error: unknown): void {
+    if (!(error instanceof TerminalError)) throw error;
+    // Nothing of a rejected record stays: its outputs were never queued, and its timer changes are undone.
+    for (const [name, previous] of (ctx.undo ?? []).reverse()) {
+      if (previous === undefined) this.#timers.delete(key, name);
+      else this.#timers.set(key, name, previous);
+    }
+    this.#outputs.add(deadLetter(this.#deps.topics.dlq, item.record, error));
+    tally(this.#deadLetterCounts, item.record.topic, error.code);
+    this.#log.warn("handler rejected record", { key, offset: item.record.offset, error });
   }
 
   /**
@@ -1031,7 +1079,8 @@ export class PartitionWorker {
       const loaded = keys.filter((key) => !this.#cells.has(key));
       this.#makeRoom(loaded.length, new Set(keys));
       await this.#activate(keys);
-      await settleAll(keys.map((key) => this.#fireKeyTimers(key, this.#cells.get(key)!, clock)));
+      const awaiting = settleAll(keys, (key) => this.#fireKeyTimers(key, this.#cells.get(key)!, clock));
+      if (awaiting !== undefined) await awaiting;
       if (from + slice >= due.length) return;
       await this.#checkpoint(true);
       if (this.#closed || this.#rewinds !== rewinds) return;
@@ -1077,22 +1126,45 @@ export class PartitionWorker {
     }
   }
 
-  /** Fires `key`'s timers due at `clock`, earliest first (ties by name); `ctx.now()` is each timer's deadline. */
-  async #fireKeyTimers(key: string, cell: Cell, clock: number): Promise<void> {
+  /**
+   * Fires `key`'s timers due at `clock`, earliest first (ties by name); `ctx.now()` is each timer's deadline. Synchronous
+   * while the timer handlers are: a promise (of the rest) only from the first that returns one.
+   */
+  #fireKeyTimers(key: string, cell: Cell, clock: number, firedBefore = 0): Promise<void> | undefined {
     const { logic } = this.#deps;
-    for (let fired = 0; fired < MAX_FIRINGS_PER_KEY; fired++) {
+    for (let fired = firedBefore; fired < MAX_FIRINGS_PER_KEY; fired++) {
       const next = this.#timers.nextDue(key, clock);
-      if (!next) return;
+      if (!next) return undefined;
       const [name, at] = next;
       this.#timers.delete(key, name);
       cell.dirty = true;
       this.#timersFired++;
       if (!logic.onTimer) continue;
       const ctx = new TimerContext(this.#timers, key, cell, at, this.#sourcesWatermark, logic.kind, name);
-      cell.state = await logic.onTimer(cell.state, name, ctx);
+      const state = logic.onTimer(cell.state, name, ctx);
+      if (typeof (state as PromiseLike<unknown> | null)?.then === "function") {
+        return this.#firedLater(key, cell, clock, fired + 1, ctx, state as PromiseLike<unknown>);
+      }
+      cell.state = state;
       this.#publish(ctx.emitted);
     }
     this.#log.warn("timer handler keeps re-arming due timers; deferring the rest", { key });
+    return undefined;
+  }
+
+  /** Completes a timer whose handler returned a promise, then fires the key's other due timers. */
+  async #firedLater(
+    key: string,
+    cell: Cell,
+    clock: number,
+    fired: number,
+    ctx: TimerContext,
+    state: PromiseLike<unknown>,
+  ) {
+    cell.state = await state;
+    this.#publish(ctx.emitted);
+    const rest = this.#fireKeyTimers(key, cell, clock, fired);
+    if (rest !== undefined) await rest;
   }
 
   /** Queues a handler's outputs for the next checkpoint, and their query projections. */
@@ -1431,11 +1503,37 @@ export function ownTimers(
 }
 
 /**
- * Waits for every key's run, then throws the first failure: a rewind must not start while other
- * keys still emit, or their outputs (and additive product minute deltas) would outlive it and be
- * emitted again by the replay.
+ * Starts every key's run (`run` of each entry, in order): a run returns a promise only if it awaits, or throws at once.
+ * Waits for every run that awaits, then throws the first failure in key order, as if each run were a promise: a rewind
+ * must not start while other keys still emit, or their outputs (and additive product minute deltas) would outlive it and
+ * be emitted again by the replay. Undefined (no promise per batch) if no run awaited or failed.
  */
-async function settleAll(runs: readonly Promise<void>[]): Promise<void> {
-  const failed = (await Promise.allSettled(runs)).find((r) => r.status === "rejected");
-  if (failed) throw failed.reason;
+function settleAll<V, K>(
+  entries: { forEach(each: (value: V, key: K) => void): void },
+  run: (value: V, key: K) => Promise<void> | undefined,
+): Promise<void> | undefined {
+  /** A failure thrown before any run awaited: the first in key order whatever the awaiting runs do. */
+  let failedFirst: { error: unknown } | undefined;
+  /** The runs that await, in key order, with any failure thrown after the first of them (as a rejected promise). */
+  let awaiting: Promise<void>[] | undefined;
+  entries.forEach((value, key) => {
+    let running: Promise<void> | undefined;
+    try {
+      running = run(value, key);
+    } catch (error) {
+      if (awaiting === undefined) failedFirst ??= { error };
+      else awaiting.push(Promise.reject(error));
+      return;
+    }
+    if (running !== undefined) (awaiting ??= []).push(running);
+  });
+  if (awaiting === undefined) {
+    if (failedFirst !== undefined) throw failedFirst.error;
+    return undefined;
+  }
+  return Promise.allSettled(awaiting).then((settled) => {
+    if (failedFirst !== undefined) throw failedFirst.error;
+    const failed = settled.find((r) => r.status === "rejected");
+    if (failed) throw failed.reason;
+  });
 }
