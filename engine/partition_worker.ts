@@ -1171,7 +1171,9 @@ export class PartitionWorker {
   #publish(emitted: readonly Emitted[]): void {
     // Actors emit to a topic by its name in the configuration's topic table (LogTopic ⊂ keyof Topics).
     const names = this.#deps.topics;
-    for (const { topic, key, value } of emitted) {
+    // Indexed, not `for…of`: the array iterator and its result objects cost ~160 bytes per event (sampled heap profile).
+    for (let i = 0; i < emitted.length; i++) {
+      const { topic, key, value } = emitted[i];
       if (topic === "analyticsHistory" || topic === "productMinutes") {
         this.#store(topic, key, value);
         continue;
