@@ -846,8 +846,6 @@ export class PartitionWorker {
     const { logic } = this.#deps;
     const partitions = this.#deps.partitionCounts?.get(this.#tp.topic);
     const byKey = new Map<string, Item[]>();
-    /** Each key's first record's append time: the TTL is judged by it when the key is activated. */
-    const firstAppended = new Map<string, number>();
     // Announced before the facts of this worker's first records, so that the fed partition waits for it.
     if (this.#watermarkQueued === undefined) this.#queueWatermark();
     let clock = this.#clock;
@@ -887,14 +885,11 @@ export class PartitionWorker {
         const at = logic.eventTime(message);
         clock = Math.max(clock, at || 0);
         let list = byKey.get(record.key!);
-        if (!list) {
-          byKey.set(record.key!, list = []);
-          firstAppended.set(record.key!, record.timestamp);
-        }
+        if (!list) byKey.set(record.key!, list = []);
         list.push({ record, message, clock, at });
       }
     }
-    await this.#activate([...byKey.keys()], firstAppended);
+    await this.#activate([...byKey.keys()], byKey);
     const awaiting = settleAll(byKey, (items, key) => this.#runKey(key, items));
     if (awaiting !== undefined) await awaiting;
     this.#clock = clock;
@@ -921,10 +916,10 @@ export class PartitionWorker {
   }
 
   /**
-   * Brings keys into memory (most recently used), loading the missing ones with one query. `recordAt` gives the append
-   * time of the record each key is activated for (none: a timer): the TTL applies at load (see `#pastTtl`).
+   * Brings keys into memory (most recently used), loading the missing ones with one query. `items` gives the records
+   * each key is activated for (none: a timer): the TTL applies at load by its first one's append time (see `#pastTtl`).
    */
-  async #activate(keys: readonly string[], recordAt?: ReadonlyMap<string, number>): Promise<void> {
+  async #activate(keys: readonly string[], items?: ReadonlyMap<string, readonly Item[]>): Promise<void> {
     const { logic, store } = this.#deps;
     const missing = keys.filter((key) => !this.#cells.has(key));
     const stored = missing.length > 0 ? await store.load(logic.kind, missing) : new Map<string, StoredActor>();
@@ -949,7 +944,7 @@ export class PartitionWorker {
         }
       } else {
         const data = stored.get(key);
-        cell = data && !this.#pastTtl(key, data, recordAt?.get(key))
+        cell = data && !this.#pastTtl(key, data, items?.get(key)?.[0].record.timestamp)
           ? {
             state: logic.restore(data.state),
             packed: undefined,
