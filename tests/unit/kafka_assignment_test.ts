@@ -50,13 +50,31 @@ function fakeKafka() {
   };
   /** Runs while kafkajs leaves the group, before its disconnect returns. */
   let whileLeaving: (() => Promise<unknown>) | undefined;
-  const kafka = { consumer: () => consumer, admin: () => ({}) };
+  /** The group's committed offsets as kafkajs's admin lists them (partition → offset), and how often they were read. */
+  const groupOffsets = new Map<number, number>();
+  let offsetsRead = 0;
+  const admin = {
+    connect: () => Promise.resolve(),
+    disconnect: () => Promise.resolve(),
+    fetchOffsets: ({ topics }: { topics: string[] }) => {
+      offsetsRead++;
+      return Promise.resolve(topics.map((topic) => ({
+        topic,
+        partitions: [...groupOffsets].map(([partition, offset]) => ({ partition, offset: String(offset) })),
+      })));
+    },
+  };
+  const kafka = { consumer: () => consumer, admin: () => admin };
   const left = Promise.withResolvers<void>();
   /** What KafkaConsumer asked of kafkajs: `seek P@O`, `pause P`, `resume P`, `commit P@O`. */
   const calls: string[] = [];
   return {
     kafka,
     calls,
+    /** Sets the group's committed offsets (those another member committed, say). */
+    groupOffsets,
+    /** How often the group's committed offsets were read. */
+    offsetsRead: () => offsetsRead,
     /** Settles when the member leaves the group (kafkajs's disconnect). */
     left: left.promise,
     /** Sets what runs while the member leaves the group (kafkajs's disconnect in progress). */
@@ -699,6 +717,31 @@ Deno.test("a batch fetched before a rebalance reaches the old worker of a partit
   const byId = alertPayloads(log, topics.alerts);
   assert.equal(byId.size, 5, "one alert per record");
   for (const [id, payloads] of byId) assert.equal(payloads.size, 1, `alert ${id} was published with two payloads`);
+  await consumer.stop();
+  await runtime.stop();
+});
+
+Deno.test("a partition resumes from its checkpoint row, from offset 0 without one, never from the group's committed offset", async () => {
+  const { topics, store, fake, consumer, runtime } = await memberA();
+  const row = (partition: number) => store.partitions.get(`group/${topics.events}:${partition}`);
+  // The group's committed offsets are not the checkpoints: a commit kafkajs retried across a rebalance can land after
+  // the new owner's (kafkajs sends each retry with the member's current generation) and move them back; a database
+  // started afresh beside a group that consumed before has no row at all.
+  fake.groupOffsets.set(0, 7);
+  fake.groupOffsets.set(1, 2);
+  store.partitions.set(`group/${topics.events}:1`, { epoch: 1, nextOffset: 5, clock: 0, owner: "B" });
+  await consumer.start([topics.events], runtime);
+  fake.join({ [topics.events]: [0, 1] });
+  await settle();
+  // Without the seeks, kafkajs reads from the group's committed offsets: offsets 0 to 6 of partition 0 never handled,
+  // offsets 2 to 4 of partition 1 handled twice.
+  assert.deepEqual(fake.calls.toSorted(), ["seek 0@0", "seek 1@5"]);
+  assert.equal(row(0)?.nextOffset, 0);
+  assert.equal(fake.offsetsRead(), 0, "a claim read the group's committed offsets");
+  await fake.deliver(topics.events, 0, [0, 1]);
+  await settle();
+  assert.equal(row(0)?.nextOffset, 2);
+  assert.deepEqual(runtime.lookup("recorder", "k")?.state, { key: "k", values: [0, 1] });
   await consumer.stop();
   await runtime.stop();
 });
