@@ -64,6 +64,9 @@ export interface Session {
   readonly bought: readonly string[];
 }
 
+/** A session one step has just copied (recordInSession): the step writes its lists in place, not in another copy. */
+export type SessionDraft = { -readonly [K in keyof Session]: Session[K] };
+
 /** A finished session as kept in the user's recent history. */
 export type SessionSummary = Omit<Session, "viewed" | "bought">;
 
@@ -141,7 +144,12 @@ export function openSession(number: number, at: number, clientId: string | undef
 }
 
 /** Counts an event of `type` at `at` into the session. */
-export function recordInSession(session: Session, type: string, at: number, clientId: string | undefined): Session {
+export function recordInSession(
+  session: Session,
+  type: string,
+  at: number,
+  clientId: string | undefined,
+): SessionDraft {
   const startedAt = parseTime(session.startedAt);
   const lastEventAt = parseTime(session.lastEventAt);
   const start = Math.min(startedAt, at);
