@@ -1,6 +1,6 @@
 /**
  * The user actor builds a step's state in one copy (actors/user.ts): the same states, outputs and timers as the
- * definition before it (tests/helpers/user_reference/, a copy of actors/user.ts and user_orders.ts as of d46a5bc),
+ * definition before it (tests/helpers/reference_actors/, a copy of actors/user.ts and user_orders.ts as of d46a5bc),
  * over random histories of every event type (the product-keyed inventory update too), repeated eventIds and orderIds,
  * out-of-order and ahead-of-receipt times, changing client session ids, timers fired when due or not, and restores
  * from a checkpoint's JSON. Every state handed to either side is deep-frozen first, so a step that wrote into the
@@ -13,7 +13,7 @@ import type { LogRecord } from "../../engine/log.ts";
 import type { StoredEvent } from "../../actors/events.ts";
 import { createUserLogic, USER_TIMERS, type UserState } from "../../actors/user.ts";
 import { domainSettings } from "../../actors/settings.ts";
-import { createUserLogic as createReferenceLogic } from "../helpers/user_reference/user.ts";
+import { createUserLogic as createReferenceLogic } from "../helpers/reference_actors/user.ts";
 
 const MINUTE = 60_000;
 const BASE = Date.UTC(2026, 0, 5, 23, 0); // an hour before midnight: the fraud rule's night hours are reached
