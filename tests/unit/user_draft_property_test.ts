@@ -13,6 +13,7 @@ import type { LogRecord } from "../../engine/log.ts";
 import type { StoredEvent } from "../../actors/events.ts";
 import { createUserLogic, USER_TIMERS, type UserState } from "../../actors/user.ts";
 import { domainSettings } from "../../actors/settings.ts";
+import { RECENT_RECOMMENDATION_REQUESTS } from "../../actors/user_state.ts";
 import { createUserLogic as createReferenceLogic } from "../helpers/reference_actors/user.ts";
 
 const MINUTE = 60_000;
@@ -26,6 +27,7 @@ const settings = domainSettings({
   RECS_SESSION_ITEMS: 2,
   RECS_EXCLUDE_LIMIT: 2,
   FRAUD_AOV_MIN_ORDERS: 1,
+  RECS_MIN_INTERVAL_SECONDS: 30, // events a minute apart ask, those of one minute's first seconds are rate-limited
 });
 const current = createUserLogic(settings);
 const reference = createReferenceLogic(settings);
@@ -197,7 +199,7 @@ class Side {
 
 Deno.test("user actor: a step built in one copy gives the old definition's states, outputs and timers, and never writes into the state it was given", () => {
   fc.assert(
-    fc.property(fc.array(step, { minLength: 1, maxLength: 60 }), (steps) => {
+    fc.property(fc.array(step, { minLength: 1, maxLength: 80, size: "max" }), (steps) => {
       const now = new Side(current);
       const then = new Side(reference);
       steps.forEach((s, i) => {
@@ -207,10 +209,12 @@ Deno.test("user actor: a step built in one copy gives the old definition's state
         // The same fields in the same order: a checkpoint's JSON is the same bytes.
         assert.equal(JSON.stringify(now.state), JSON.stringify(then.state), `state's JSON after step ${i}`);
         assert.deepStrictEqual(now.outputs, then.outputs, `outputs and timer calls up to step ${i}`);
+        // Their fields in the same order too: what the log gets is the same bytes.
+        assert.equal(JSON.stringify(now.outputs), JSON.stringify(then.outputs), `outputs' JSON up to step ${i}`);
         assert.deepStrictEqual([...now.timers], [...then.timers], `timers after step ${i}`);
       });
     }),
-    { numRuns: 1000 },
+    { numRuns: 300 },
   );
 });
 
@@ -218,7 +222,7 @@ Deno.test("user actor: the property above reaches abandonments, late checkouts, 
   // Guards the generator: a history that never raised these would compare little.
   const seen = new Set<string>();
   fc.assert(
-    fc.property(fc.array(step, { minLength: 1, maxLength: 60 }), (steps) => {
+    fc.property(fc.array(step, { minLength: 1, maxLength: 80, size: "max" }), (steps) => {
       const side = new Side(current);
       for (const s of steps) side.apply(s);
       const st = side.state;
@@ -228,7 +232,12 @@ Deno.test("user actor: the property above reaches abandonments, late checkouts, 
       if (st.alerts.some((a) => a.type === "fraud_suspected")) seen.add("fraud");
       if (st.orders.count > 0) seen.add("order");
       if (st.recentSessions.length > 0) seen.add("past sessions");
+      if (st.recommendations.recent.length === RECENT_RECOMMENDATION_REQUESTS) seen.add("recommendation log full");
+      if (st.orders.recent.length === settings.USER_RECENT_ORDERS) seen.add("order log full");
       if (side.outputs.some((o) => (o as { key?: string }).key === "__proto__")) seen.add("__proto__ product");
+      const views = side.outputs.filter((o) => (o as { value?: { fact?: string } }).value?.fact === "product_viewed");
+      if (views.some((o) => "recommend" in (o as { value: object }).value)) seen.add("view asking");
+      if (views.some((o) => !("recommend" in (o as { value: object }).value))) seen.add("view rate-limited");
       if (
         side.outputs.some((o) =>
           (o as { value?: { fact?: string; at?: number } }).value?.fact === "abandonment" &&
@@ -246,6 +255,10 @@ Deno.test("user actor: the property above reaches abandonments, late checkouts, 
     "fraud",
     "late checkout abandoned",
     "order",
+    "order log full",
     "past sessions",
+    "recommendation log full",
+    "view asking",
+    "view rate-limited",
   ]);
 });
