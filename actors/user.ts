@@ -24,6 +24,7 @@ import {
   openSession,
   pastSessionOf,
   placeEvent,
+  prependBounded,
   pushRecent,
   recordInSession,
   type SessionDraft,
@@ -102,7 +103,7 @@ function handle(state: UserState, event: StoredEvent, ctx: ActorContext, s: Doma
   if (placement === "new") {
     const previous = state.session ? [summarize(state.session), ...state.recentSessions] : state.recentSessions;
     next.sessionCount = state.sessionCount + 1;
-    current = openSession(state.sessionCount + 1, at, event.sessionId);
+    current = openSession(state.sessionCount + 1, at, event.sessionId, time);
     next.recentSessions = previous.slice(0, s.USER_RECENT_SESSIONS);
   }
   const late = placement === "late";
@@ -110,7 +111,7 @@ function handle(state: UserState, event: StoredEvent, ctx: ActorContext, s: Doma
   // The session this step recorded the event in, its own copy; null for a late event, which leaves it alone.
   let session: SessionDraft | null = null;
   if (!late) {
-    session = recordInSession(current!, event.type, at, event.sessionId);
+    session = recordInSession(current!, event.type, at, event.sessionId, time);
     reached = stagesBetween(placement === "new" ? null : state.session!.stage, session.stage);
     next.session = session;
     next.funnelStage = session.stage;
@@ -172,7 +173,7 @@ function viewProduct(
     if (!session.viewed.includes(productId)) coViewed = session.viewed.slice(0, MAX_FACT_LIST);
     session.viewed = pushRecent(session.viewed, [productId], s.RECS_SESSION_ITEMS);
   }
-  const [recommend, recommendations] = requestRecommendations(state, state.cart, step);
+  const recommend = requestRecommendations(state, state.cart, step);
   step.toProduct(productId, {
     fact: "product_viewed",
     ...(price !== undefined ? { priceMillis: toMillis(price) } : {}),
@@ -187,7 +188,6 @@ function viewProduct(
   step.toAnalytics({ type: event.type });
   state.productViews++;
   state.recentProducts = pushRecent(state.recentProducts, [productId], RECENT_PRODUCTS_LIMIT);
-  state.recommendations = recommendations;
 }
 
 /** A cart add, into the step's draft. */
@@ -199,7 +199,7 @@ function addProduct(state: UserDraft, event: StoredEventOf<"product_added_to_car
     ? state.cart
     : addToCart(state.cart, productId, { quantity, price, category, brand }, step.at);
   if (cart !== state.cart) armCartTimer(state, cart, step);
-  const [recommend, recommendations] = requestRecommendations(state, cart, step);
+  const recommend = requestRecommendations(state, cart, step);
   step.toProduct(productId, {
     fact: "product_added_to_cart",
     quantity,
@@ -210,7 +210,6 @@ function addProduct(state: UserDraft, event: StoredEventOf<"product_added_to_car
   });
   step.toAnalytics({ type: event.type });
   state.cart = cart;
-  state.recommendations = recommendations;
 }
 
 /** A cart removal, into the step's draft. */
@@ -325,32 +324,33 @@ function armAbandonment(ctx: ActorContext, name: string, deadline: number): void
   ctx.setTimer(name, Math.max(deadline, ctx.now())); // due once the clock is past it: at its next move
 }
 
+/** No recommendation request: spread into a fact as the request would be, shared (most views ask for none). */
+const NO_REQUEST: { recommend?: { exclude: string[] } } = Object.freeze({});
+
 /**
- * The rate-limited recommendation request for a view or cart add, and the updated request log. The limit is the
- * event-time distance to each remembered request, before or after: a late event far from them asks too.
+ * The rate-limited recommendation request for a view or cart add, the request log updated in the step's draft. The
+ * limit is the event-time distance to each remembered request, before or after: a late event far from them asks too.
  */
-function requestRecommendations(
-  state: UserState,
-  cart: Cart,
-  step: UserStep,
-): [{ recommend?: { exclude: string[] } }, UserState["recommendations"]] {
+function requestRecommendations(state: UserDraft, cart: Cart, step: UserStep): { recommend?: { exclude: string[] } } {
   const s = step.settings;
   const log = state.recommendations;
   const interval = s.RECS_MIN_INTERVAL_SECONDS * 1000;
   const last = log.lastRequestedAt === null ? -Infinity : parseTime(log.lastRequestedAt);
   const near = (at: string | number) => Math.abs(step.at - (typeof at === "string" ? parseTime(at) : at)) < interval;
   // In order (the common case) only the latest request can be near; a late event is compared with all remembered.
-  if (near(last) || (step.at < last && log.recent.some((r) => near(r.at)))) return [{}, log];
+  if (near(last) || (step.at < last && log.recent.some((r) => near(r.at)))) return NO_REQUEST;
   const exclude = excluded(cart, state.purchasedProducts, Math.min(s.RECS_EXCLUDE_LIMIT, MAX_FACT_LIST));
   const time = iso(step.at);
   const request = { at: time };
   const late = step.at < last;
-  const recent = late ? [...log.recent, request].sort(newestFirst) : [request, ...log.recent];
-  return [{ recommend: { exclude } }, {
+  state.recommendations = {
     count: log.count + 1,
     lastRequestedAt: late ? log.lastRequestedAt : time,
-    recent: recent.slice(0, RECENT_RECOMMENDATION_REQUESTS),
-  }];
+    recent: late
+      ? [...log.recent, request].sort(newestFirst).slice(0, RECENT_RECOMMENDATION_REQUESTS)
+      : prependBounded(request, log.recent, RECENT_RECOMMENDATION_REQUESTS),
+  };
+  return { recommend: { exclude } };
 }
 
 /**

@@ -14,7 +14,7 @@ import { assessFraud, type PastOrder } from "./fraud.ts";
 import { givenLabel } from "./labels.ts";
 import { fromMillis, toMillis } from "./money.ts";
 import { addTo, get } from "./records.ts";
-import { pushRecent, type SessionDraft } from "./session.ts";
+import { prependBounded, pushRecent, type SessionDraft } from "./session.ts";
 import type { UserDraft, UserState } from "./user_state.ts";
 import type { UserStep } from "./user_step.ts";
 import { parseTime } from "./time_parse.ts";
@@ -136,7 +136,7 @@ export function applyOrder(
     averageOrderValue: fromMillis(Math.round(revenueMillis / count)),
     firstOrderAt: first && parseTime(first) <= at ? first : iso(at),
     lastOrder: latest ? summary : last,
-    recent: [past, ...state.orders.recent].slice(0, s.USER_RECENT_ORDERS),
+    recent: prependBounded(past, state.orders.recent, s.USER_RECENT_ORDERS),
   };
   state.purchasedProducts = pushRecent(state.purchasedProducts, products, s.RECS_EXCLUDE_LIMIT);
   if (latest) state.fraud = { ...fraud, orderId: p.orderId };
