@@ -19,7 +19,14 @@ import { fromMillis } from "./money.ts";
 import { bump, rankRelated, type Recommendation } from "./recommendations.ts";
 import { DEFAULT_DOMAIN_SETTINGS, type DomainSettings, minutesMs } from "./settings.ts";
 import { countMinute, type MinuteCounts } from "./product_minute.ts";
-import { initialProduct, persistProduct, type ProductState, restoreProduct, type Stamped } from "./product_state.ts";
+import {
+  initialProduct,
+  persistProduct,
+  type ProductDraft,
+  type ProductState,
+  restoreProduct,
+  type Stamped,
+} from "./product_state.ts";
 import { bucketStart, recordTrend, type TrendKind } from "./trending.ts";
 import { parseTime } from "./time_parse.ts";
 
@@ -44,6 +51,10 @@ export function createProductLogic(
 /** The product actor's logic with the default settings. */
 export const productLogic: ActorLogic<ProductState, ProductMessage> = createProductLogic();
 
+/**
+ * One message: the state is copied once into a draft that this step's helpers write in place; a view copied the ~24
+ * fields three times (the count, the attributes, the view) and a fourth when it sent recommendations.
+ */
 function handle(state: ProductState, message: ProductMessage, ctx: ActorContext, s: DomainSettings): ProductState {
   const bounds = { window: s.FACT_DEDUPE_WINDOW, recentLimit: s.FACT_DEDUPE_RECENT_IDS };
   const dedupe = "fact" in message
@@ -53,75 +64,66 @@ function handle(state: ProductState, message: ProductMessage, ctx: ActorContext,
   const at = "fact" in message ? message.at : parseTime(message.occurredAt);
   // A co-occurrence is another product's event (viewed or bought beside this one): not one of this product's events.
   const own = !("fact" in message) || message.fact !== "co_occurrence";
-  const counted: ProductState = {
-    ...state,
-    dedupe,
-    eventCount: own ? state.eventCount + 1 : state.eventCount,
-    lastEventAt: !own ? state.lastEventAt : state.lastEventAt === null ? at : Math.max(state.lastEventAt, at),
-  };
-  if (!("fact" in message)) {
-    return withInventory(counted, applyUpdate(counted.inventory, message.properties.stock, at), at, ctx, s);
+  const next: ProductDraft = { ...state };
+  next.dedupe = dedupe;
+  if (own) {
+    next.eventCount = state.eventCount + 1;
+    next.lastEventAt = state.lastEventAt === null ? at : Math.max(state.lastEventAt, at);
   }
-  return applyFact(counted, message, ctx, s);
+  if (!("fact" in message)) withInventory(next, applyUpdate(next.inventory, message.properties.stock, at), at, ctx, s);
+  else applyFact(next, message, ctx, s);
+  return next;
 }
 
-function applyFact(state: ProductState, fact: ProductFact, ctx: ActorContext, s: DomainSettings): ProductState {
+/** A product fact, into the step's draft. */
+function applyFact(state: ProductDraft, fact: ProductFact, ctx: ActorContext, s: DomainSettings): void {
   const limit = s.RELATED_CANDIDATES;
   switch (fact.fact) {
     case "product_viewed": {
-      const next: ProductState = {
-        ...attributes(state, fact),
-        views: state.views + 1,
-        viewers: state.viewers.add(fact.userId),
-        trend: trend(state, "view", fact.at, s),
-        coViewed: fact.coViewed.length > 0
-          ? bump(state.coViewed, fact.coViewed, state.productId, limit)
-          : state.coViewed,
-      };
-      counted(next, fact, { views: 1 }, ctx, s);
-      return recommend(next, fact, ctx, s);
+      attributes(state, fact);
+      state.views++;
+      state.viewers = state.viewers.add(fact.userId);
+      state.trend = trend(state, "view", fact.at, s);
+      if (fact.coViewed.length > 0) state.coViewed = bump(state.coViewed, fact.coViewed, state.productId, limit);
+      counted(state, fact, { views: 1 }, ctx, s);
+      recommend(state, fact, ctx, s);
+      return;
     }
     case "product_added_to_cart": {
-      const next: ProductState = {
-        ...attributes(state, fact),
-        cartAdds: state.cartAdds + 1,
-        cartUnitsAdded: state.cartUnitsAdded + fact.quantity,
-        trend: trend(state, "cart", fact.at, s),
-      };
-      counted(next, fact, { cartAdds: 1 }, ctx, s);
-      return recommend(next, fact, ctx, s);
+      attributes(state, fact);
+      state.cartAdds++;
+      state.cartUnitsAdded += fact.quantity;
+      state.trend = trend(state, "cart", fact.at, s);
+      counted(state, fact, { cartAdds: 1 }, ctx, s);
+      recommend(state, fact, ctx, s);
+      return;
     }
     case "product_removed_from_cart":
-      return {
-        ...state,
-        cartRemovals: state.cartRemovals + 1,
-        cartUnitsRemoved: state.cartUnitsRemoved + fact.quantity,
-      };
+      state.cartRemovals++;
+      state.cartUnitsRemoved += fact.quantity;
+      return;
     case "product_ordered": {
-      const next: ProductState = {
-        ...attributes(state, fact.categoryFromCart ? { at: fact.at } : fact),
-        orders: state.orders + 1,
-        unitsSold: state.unitsSold + fact.quantity,
-        revenueMillis: state.revenueMillis + fact.revenueMillis,
-        trend: trend(state, "purchase", fact.at, s),
-        coBought: fact.coBought.length > 0
-          ? bump(state.coBought, fact.coBought, state.productId, limit)
-          : state.coBought,
-      };
+      attributes(state, fact.categoryFromCart ? { at: fact.at } : fact);
+      state.orders++;
+      state.unitsSold += fact.quantity;
+      state.revenueMillis += fact.revenueMillis;
+      state.trend = trend(state, "purchase", fact.at, s);
+      if (fact.coBought.length > 0) state.coBought = bump(state.coBought, fact.coBought, state.productId, limit);
       const categoryOrders = fact.repeatsCategory ? 0 : 1;
       counted(
-        next,
+        state,
         fact,
         { orders: 1, categoryOrders, units: fact.quantity, revenueMillis: fact.revenueMillis },
         ctx,
         s,
       );
-      return withInventory(next, applySale(next.inventory, fact.quantity, fact.at), fact.at, ctx, s);
+      withInventory(state, applySale(state.inventory, fact.quantity, fact.at), fact.at, ctx, s);
+      return;
     }
     case "co_occurrence":
-      return fact.relation === "viewed"
-        ? { ...state, coViewed: bump(state.coViewed, fact.related, state.productId, limit) }
-        : { ...state, coBought: bump(state.coBought, fact.related, state.productId, limit) };
+      if (fact.relation === "viewed") state.coViewed = bump(state.coViewed, fact.related, state.productId, limit);
+      else state.coBought = bump(state.coBought, fact.related, state.productId, limit);
+      return;
   }
 }
 
@@ -138,14 +140,14 @@ function counted(
   ctx.emit("productMinutes", state.productId, delta);
 }
 
-/** Applies a stock change and raises the crossing alerts. */
+/** Applies a stock change and raises the crossing alerts, into the step's draft. */
 function withInventory(
-  state: ProductState,
+  state: ProductDraft,
   inventory: Inventory,
   at: number,
   ctx: ActorContext,
   s: DomainSettings,
-): ProductState {
+): void {
   const { inventory: checked, raised } = stockAlerts(inventory, s.LOW_STOCK_THRESHOLD);
   for (const type of raised) {
     raiseAlert(
@@ -161,25 +163,22 @@ function withInventory(
       },
     );
   }
-  return {
-    ...state,
-    inventory: checked,
-    stock: checked.level,
-    stockUpdatedAt: checked.reportedAt === null ? null : iso(checked.reportedAt),
-  };
+  state.inventory = checked;
+  state.stock = checked.level;
+  state.stockUpdatedAt = checked.reportedAt === null ? null : iso(checked.reportedAt);
 }
 
-/** Emits the recommendations a view or cart add asked for. */
+/** Emits the recommendations a view or cart add asked for, counted into the step's draft. */
 function recommend(
-  state: ProductState,
+  state: ProductDraft,
   fact: Extract<ProductFact, { recommend?: unknown }>,
   ctx: ActorContext,
   s: DomainSettings,
-): ProductState {
-  if (!fact.recommend) return state;
+): void {
+  if (!fact.recommend) return;
   const exclude = new Set([state.productId, ...fact.recommend.exclude]);
   const items = rankRelated(state.coViewed, state.coBought, s.RECS_CO_BOUGHT_WEIGHT, s.RECS_TOP_K, exclude);
-  if (items.length === 0) return state;
+  if (items.length === 0) return;
   const recommendation: Recommendation = {
     recommendationId: ctx.outputId("rec"),
     userId: fact.userId,
@@ -188,20 +187,17 @@ function recommend(
     generatedAt: iso(fact.at),
   };
   ctx.emit("recommendations", fact.userId, recommendation);
-  return { ...state, recommendationsSent: state.recommendationsSent + 1 };
+  state.recommendationsSent++;
 }
 
-/** Category, brand and price: the value with the latest event time wins (ties: the larger value). */
+/** Category, brand and price, into the step's draft: the value with the latest event time wins (ties: the larger). */
 function attributes(
-  state: ProductState,
+  state: ProductDraft,
   fact: { at: number; category?: string; brand?: string; priceMillis?: number },
-): ProductState {
-  return {
-    ...state,
-    category: latest(state.category, fact.category, fact.at),
-    brand: latest(state.brand, fact.brand, fact.at),
-    price: latest(state.price, fact.priceMillis === undefined ? undefined : fromMillis(fact.priceMillis), fact.at),
-  };
+): void {
+  state.category = latest(state.category, fact.category, fact.at);
+  state.brand = latest(state.brand, fact.brand, fact.at);
+  state.price = latest(state.price, fact.priceMillis === undefined ? undefined : fromMillis(fact.priceMillis), fact.at);
 }
 
 function latest<T extends string | number>(

@@ -81,6 +81,12 @@ export interface PersistedProduct
   readonly related: readonly ScoredProduct[];
 }
 
+/**
+ * A product state one step is building: its own copy of the state it was given, written in place until the step
+ * returns it, so that a fact copies the ~24 fields once instead of once per helper (the state given is never written).
+ */
+export type ProductDraft = { -readonly [K in keyof ProductState]: ProductState[K] };
+
 /** The state of a product never seen. */
 export function initialProduct(productId: string): ProductState {
   return {

@@ -64,6 +64,9 @@ export interface Session {
   readonly bought: readonly string[];
 }
 
+/** A session one step has just copied (recordInSession): the step writes its lists in place, not in another copy. */
+export type SessionDraft = { -readonly [K in keyof Session]: Session[K] };
+
 /** A finished session as kept in the user's recent history. */
 export type SessionSummary = Omit<Session, "viewed" | "bought">;
 
@@ -122,9 +125,8 @@ function isGenerated(session: SessionSummary): boolean {
   return session.id === `auto-${session.number}`;
 }
 
-/** A new session opened by an event. */
-export function openSession(number: number, at: number, clientId: string | undefined): Session {
-  const time = iso(at);
+/** A new session opened by an event at `at` (`time`: its text, when the caller has it already). */
+export function openSession(number: number, at: number, clientId: string | undefined, time: string = iso(at)): Session {
   return {
     id: clientId ?? `auto-${number}`,
     number,
@@ -140,8 +142,14 @@ export function openSession(number: number, at: number, clientId: string | undef
   };
 }
 
-/** Counts an event of `type` at `at` into the session. */
-export function recordInSession(session: Session, type: string, at: number, clientId: string | undefined): Session {
+/** Counts an event of `type` at `at` into the session (`time`: `at` as text, when the caller has it already). */
+export function recordInSession(
+  session: Session,
+  type: string,
+  at: number,
+  clientId: string | undefined,
+  time?: string,
+): SessionDraft {
   const startedAt = parseTime(session.startedAt);
   const lastEventAt = parseTime(session.lastEventAt);
   const start = Math.min(startedAt, at);
@@ -150,8 +158,9 @@ export function recordInSession(session: Session, type: string, at: number, clie
     ...session,
     id: isGenerated(session) && clientId !== undefined ? clientId : session.id,
     // An unchanged time keeps its string: a new one per event outlived the young generation with the state.
-    startedAt: start === startedAt ? session.startedAt : iso(start),
-    lastEventAt: last === lastEventAt ? session.lastEventAt : iso(last),
+    // A moved time is the event's: its text, when given, is not made a second time.
+    startedAt: start === startedAt ? session.startedAt : time ?? iso(start),
+    lastEventAt: last === lastEventAt ? session.lastEventAt : time ?? iso(last),
     durationSeconds: (last - start) / 1000,
     events: session.events + 1,
     pageViews: session.pageViews + (type === "page_viewed" ? 1 : 0),
@@ -164,6 +173,14 @@ export function recordInSession(session: Session, type: string, at: number, clie
 export function summarize(session: Session): SessionSummary {
   const { viewed: _viewed, bought: _bought, ...summary } = session;
   return summary;
+}
+
+/** `item` followed by the first `limit - 1` items of `list`, built in one array (not a spread and a slice). */
+export function prependBounded<T>(item: T, list: readonly T[], limit: number): T[] {
+  if (limit <= 0) return [];
+  const out = [item];
+  for (let i = 0; i < list.length && out.length < limit; i++) out.push(list[i]);
+  return out;
 }
 
 /** Puts `ids` at the front of a most-recent-first distinct list, bounded to `limit`. */

@@ -24,8 +24,10 @@ import {
   openSession,
   pastSessionOf,
   placeEvent,
+  prependBounded,
   pushRecent,
   recordInSession,
+  type SessionDraft,
   stagesBetween,
   summarize,
 } from "./session.ts";
@@ -38,6 +40,7 @@ import {
   RECENT_PRODUCTS_LIMIT,
   RECENT_RECOMMENDATION_REQUESTS,
   restoreUser,
+  type UserDraft,
   type UserState,
 } from "./user_state.ts";
 import { UserStep } from "./user_step.ts";
@@ -68,6 +71,10 @@ export function createUserLogic(
 /** The user actor's logic with the default settings. */
 export const userLogic: ActorLogic<UserState, StoredEvent> = createUserLogic();
 
+/**
+ * One event: the state is copied once into a draft that this step's helpers write in place (the session the step
+ * records, once more); three copies of the ~30 fields per product view were ~900 bytes the collector went through.
+ */
 function handle(state: UserState, event: StoredEvent, ctx: ActorContext, s: DomainSettings): UserState {
   if (event.type === "inventory_updated") {
     // Produced straight to `events` (keyed by its product, as decoding checks): forwarded as it is to the product's
@@ -83,32 +90,31 @@ function handle(state: UserState, event: StoredEvent, ctx: ActorContext, s: Doma
   }
 
   const at = parseTime(event.occurredAt);
-  state = raiseOverdue(state, clockTimeOf(event), ctx, s);
+  const next: UserDraft = { ...state };
+  raiseOverdue(next, clockTimeOf(event), ctx, s);
   const time = iso(at);
-  let next: UserState = {
-    ...state,
-    eventCount: state.eventCount + 1,
-    seenEventHashes,
-    firstSeenAt: state.firstSeenAt && parseTime(state.firstSeenAt) <= at ? state.firstSeenAt : time,
-    lastSeenAt: state.lastSeenAt && parseTime(state.lastSeenAt) >= at ? state.lastSeenAt : time,
-  };
+  next.eventCount = state.eventCount + 1;
+  next.seenEventHashes = seenEventHashes;
+  next.firstSeenAt = state.firstSeenAt && parseTime(state.firstSeenAt) <= at ? state.firstSeenAt : time;
+  next.lastSeenAt = state.lastSeenAt && parseTime(state.lastSeenAt) >= at ? state.lastSeenAt : time;
 
   const placement = placeEvent(state.session, at, event.sessionId, minutesMs(s.SESSION_GAP_MINUTES));
+  let current = state.session;
   if (placement === "new") {
     const previous = state.session ? [summarize(state.session), ...state.recentSessions] : state.recentSessions;
-    next = {
-      ...next,
-      sessionCount: state.sessionCount + 1,
-      session: openSession(state.sessionCount + 1, at, event.sessionId),
-      recentSessions: previous.slice(0, s.USER_RECENT_SESSIONS),
-    };
+    next.sessionCount = state.sessionCount + 1;
+    current = openSession(state.sessionCount + 1, at, event.sessionId, time);
+    next.recentSessions = previous.slice(0, s.USER_RECENT_SESSIONS);
   }
   const late = placement === "late";
   let reached = NO_STAGES;
+  // The session this step recorded the event in, its own copy; null for a late event, which leaves it alone.
+  let session: SessionDraft | null = null;
   if (!late) {
-    const session = recordInSession(next.session!, event.type, at, event.sessionId);
+    session = recordInSession(current!, event.type, at, event.sessionId, time);
     reached = stagesBetween(placement === "new" ? null : state.session!.stage, session.stage);
-    next = { ...next, session, funnelStage: session.stage };
+    next.session = session;
+    next.funnelStage = session.stage;
   }
   // By number, fixed when the session opens and unique per user: its id changes when a session opened without a
   // sessionId adopts the client's, and a client id can come back after another (a new session each time).
@@ -116,7 +122,7 @@ function handle(state: UserState, event: StoredEvent, ctx: ActorContext, s: Doma
   // (`late`) it counted twice there. One older than the user's recent sessions has no number to go by.
   const number = late
     ? pastSessionOf(state.recentSessions, at, event.sessionId, minutesMs(s.SESSION_GAP_MINUTES)) ?? "late"
-    : next.session!.number;
+    : session!.number;
   const sessionName = `${state.userId}/${number}`;
   const step = new UserStep(ctx, s, state.userId, at, sessionName, late, reached, parseTime(event.receivedAt));
 
@@ -126,35 +132,48 @@ function handle(state: UserState, event: StoredEvent, ctx: ActorContext, s: Doma
         type: event.type,
         ...(event.properties.loadTime !== undefined ? { loadTime: event.properties.loadTime } : {}),
       });
-      return { ...next, pageViews: next.pageViews + 1 };
+      next.pageViews++;
+      break;
     case "search_performed":
       step.toAnalytics({ type: event.type });
-      return { ...next, searches: next.searches + 1 };
+      next.searches++;
+      break;
     case "product_viewed":
-      return viewProduct(next, event, step);
+      viewProduct(next, session, event, step);
+      break;
     case "product_added_to_cart":
-      return addProduct(next, event, step);
+      addProduct(next, event, step);
+      break;
     case "product_removed_from_cart":
-      return removeProduct(next, event, step);
+      removeProduct(next, event, step);
+      break;
     case "checkout_started":
-      return startCheckout(next, event, step);
+      startCheckout(next, event, step);
+      break;
     case "order_completed":
-      return applyOrder(next, event, step);
+      applyOrder(next, session, event, step);
+      break;
   }
+  return next;
 }
 
-function viewProduct(state: UserState, event: StoredEventOf<"product_viewed">, step: UserStep): UserState {
+/** A product view, into the step's draft and its session's (null: a late event, which leaves the session alone). */
+function viewProduct(
+  state: UserDraft,
+  session: SessionDraft | null,
+  event: StoredEventOf<"product_viewed">,
+  step: UserStep,
+): void {
   const { productId, price } = event.properties;
   const category = givenLabel(event.properties.category);
   const brand = givenLabel(event.properties.brand);
   const s = step.settings;
-  let session = state.session;
   let coViewed: string[] = [];
-  if (!step.late && session) {
+  if (session) {
     if (!session.viewed.includes(productId)) coViewed = session.viewed.slice(0, MAX_FACT_LIST);
-    session = { ...session, viewed: pushRecent(session.viewed, [productId], s.RECS_SESSION_ITEMS) };
+    session.viewed = pushRecent(session.viewed, [productId], s.RECS_SESSION_ITEMS);
   }
-  const [recommend, recommendations] = requestRecommendations(state, state.cart, step);
+  const recommend = requestRecommendations(state, state.cart, step);
   step.toProduct(productId, {
     fact: "product_viewed",
     ...(price !== undefined ? { priceMillis: toMillis(price) } : {}),
@@ -167,16 +186,12 @@ function viewProduct(state: UserState, event: StoredEventOf<"product_viewed">, s
     step.toProduct(other, { fact: "co_occurrence", relation: "viewed", related: [productId] });
   }
   step.toAnalytics({ type: event.type });
-  return {
-    ...state,
-    session,
-    productViews: state.productViews + 1,
-    recentProducts: pushRecent(state.recentProducts, [productId], RECENT_PRODUCTS_LIMIT),
-    recommendations,
-  };
+  state.productViews++;
+  state.recentProducts = pushRecent(state.recentProducts, [productId], RECENT_PRODUCTS_LIMIT);
 }
 
-function addProduct(state: UserState, event: StoredEventOf<"product_added_to_cart">, step: UserStep): UserState {
+/** A cart add, into the step's draft. */
+function addProduct(state: UserDraft, event: StoredEventOf<"product_added_to_cart">, step: UserStep): void {
   const { productId, quantity, price } = event.properties;
   const category = givenLabel(event.properties.category);
   const brand = givenLabel(event.properties.brand);
@@ -184,7 +199,7 @@ function addProduct(state: UserState, event: StoredEventOf<"product_added_to_car
     ? state.cart
     : addToCart(state.cart, productId, { quantity, price, category, brand }, step.at);
   if (cart !== state.cart) armCartTimer(state, cart, step);
-  const [recommend, recommendations] = requestRecommendations(state, cart, step);
+  const recommend = requestRecommendations(state, cart, step);
   step.toProduct(productId, {
     fact: "product_added_to_cart",
     quantity,
@@ -194,22 +209,24 @@ function addProduct(state: UserState, event: StoredEventOf<"product_added_to_car
     ...recommend,
   });
   step.toAnalytics({ type: event.type });
-  return { ...state, cart, recommendations };
+  state.cart = cart;
 }
 
-function removeProduct(state: UserState, event: StoredEventOf<"product_removed_from_cart">, step: UserStep): UserState {
+/** A cart removal, into the step's draft. */
+function removeProduct(state: UserDraft, event: StoredEventOf<"product_removed_from_cart">, step: UserStep): void {
   const { productId, quantity } = event.properties;
   const { cart, removed } = closedByOrder(state.cart, step.at)
     ? { cart: state.cart, removed: 0 }
     : removeFromCart(state.cart, productId, quantity, step.at);
   step.toAnalytics({ type: event.type });
-  if (removed === 0) return state;
+  if (removed === 0) return;
   armCartTimer(state, cart, step);
   step.toProduct(productId, { fact: "product_removed_from_cart", quantity: removed });
-  return { ...state, cart };
+  state.cart = cart;
 }
 
-function startCheckout(state: UserState, event: StoredEventOf<"checkout_started">, step: UserStep): UserState {
+/** A checkout start, into the step's draft. */
+function startCheckout(state: UserDraft, event: StoredEventOf<"checkout_started">, step: UserStep): void {
   const lastOrder = state.orders.lastOrder;
   const started = state.checkout === null ? -Infinity : parseTime(state.checkout.startedAt);
   const recentCheckouts = rememberCheckout(state.recentCheckouts, step.at);
@@ -221,7 +238,9 @@ function startCheckout(state: UserState, event: StoredEventOf<"checkout_started"
     // was reported abandoned (its deadline has passed): no new checkout to watch. Events of one instant follow their
     // arrival order: after an order or an open checkout of the same instant, this checkout is the one to watch.
     step.toAnalytics({ type: event.type, cartConverted: false });
-    return abandonLateCheckout({ ...state, recentCheckouts }, state, event, step);
+    abandonLateCheckout(state, event, step); // before the draft remembers this checkout: it compares with the others
+    state.recentCheckouts = recentCheckouts;
+    return;
   }
   // A late checkout (event time) takes only the cart as it was then: a cart changed after it stays open, with its
   // abandonment timer, as an order does (applyOrder).
@@ -230,13 +249,14 @@ function startCheckout(state: UserState, event: StoredEventOf<"checkout_started"
   if (takesCart) step.ctx.cancelTimer(USER_TIMERS.cart);
   armAbandonment(step.ctx, USER_TIMERS.checkout, step.at + minutesMs(step.settings.CHECKOUT_ABANDON_MINUTES));
   step.toAnalytics({ type: event.type, cartConverted });
-  return {
-    ...state,
-    // An empty cart is marked too: a change dated before this checkout that arrives later is part of what it took.
-    cart: takesCart ? convertCart(state.cart, step.at) : state.cart,
-    checkout: { startedAt: iso(step.at), cartValue: event.properties.cartValue ?? state.cart.value, abandoned: false },
-    recentCheckouts,
+  state.checkout = {
+    startedAt: iso(step.at),
+    cartValue: event.properties.cartValue ?? state.cart.value,
+    abandoned: false,
   };
+  // An empty cart is marked too: a change dated before this checkout that arrives later is part of what it took.
+  if (takesCart) state.cart = convertCart(state.cart, step.at);
+  state.recentCheckouts = recentCheckouts;
 }
 
 /** The remembered checkout start times with `at` in its place (latest first, bounded); unchanged if already there. */
@@ -253,24 +273,19 @@ function rememberCheckout(times: readonly string[], at: number): readonly string
  * USER_RECENT_ORDERS) came within CHECKOUT_ABANDON_MINUTES after it, or at its instant, and the partition clock has
  * passed that deadline. It used to be dropped, and with it the abandonment of a checkout an hour before the next one.
  */
-function abandonLateCheckout(
-  state: UserState,
-  before: UserState,
-  event: StoredEventOf<"checkout_started">,
-  step: UserStep,
-): UserState {
+function abandonLateCheckout(state: UserDraft, event: StoredEventOf<"checkout_started">, step: UserStep): void {
   const { ctx, at } = step;
   const deadline = at + minutesMs(step.settings.CHECKOUT_ABANDON_MINUTES);
-  if (deadline >= ctx.now()) return state;
+  if (deadline >= ctx.now()) return;
   const within = (time: string) => {
     const t = parseTime(time);
     return t >= at && t <= deadline;
   };
-  const lastOrder = before.orders.lastOrder;
+  const lastOrder = state.orders.lastOrder;
   if (
-    before.recentCheckouts.some(within) || (before.checkout !== null && within(before.checkout.startedAt)) ||
-    before.orders.recent.some((o) => within(o.at)) || (lastOrder !== null && within(lastOrder.at))
-  ) return state;
+    state.recentCheckouts.some(within) || (state.checkout !== null && within(state.checkout.startedAt)) ||
+    state.orders.recent.some((o) => within(o.at)) || (lastOrder !== null && within(lastOrder.at))
+  ) return;
   // Its cart as it was is not known when it changed since: the value the event gives, else the cart's now.
   const alert = raiseAlert(ctx, "checkout_abandoned", "warning", { kind: "user", id: state.userId }, deadline, {
     startedAt: iso(at),
@@ -283,11 +298,8 @@ function abandonLateCheckout(
     userId: state.userId,
     stage: "checkout",
   });
-  return {
-    ...state,
-    abandonedCheckouts: state.abandonedCheckouts + 1,
-    alerts: rememberAlert(state.alerts, alert, step.settings.USER_RECENT_ALERTS),
-  };
+  state.abandonedCheckouts++;
+  state.alerts = rememberAlert(state.alerts, alert, step.settings.USER_RECENT_ALERTS);
 }
 
 /**
@@ -312,32 +324,33 @@ function armAbandonment(ctx: ActorContext, name: string, deadline: number): void
   ctx.setTimer(name, Math.max(deadline, ctx.now())); // due once the clock is past it: at its next move
 }
 
+/** No recommendation request: spread into a fact as the request would be, shared (most views ask for none). */
+const NO_REQUEST: { recommend?: { exclude: string[] } } = Object.freeze({});
+
 /**
- * The rate-limited recommendation request for a view or cart add, and the updated request log. The limit is the
- * event-time distance to each remembered request, before or after: a late event far from them asks too.
+ * The rate-limited recommendation request for a view or cart add, the request log updated in the step's draft. The
+ * limit is the event-time distance to each remembered request, before or after: a late event far from them asks too.
  */
-function requestRecommendations(
-  state: UserState,
-  cart: Cart,
-  step: UserStep,
-): [{ recommend?: { exclude: string[] } }, UserState["recommendations"]] {
+function requestRecommendations(state: UserDraft, cart: Cart, step: UserStep): { recommend?: { exclude: string[] } } {
   const s = step.settings;
   const log = state.recommendations;
   const interval = s.RECS_MIN_INTERVAL_SECONDS * 1000;
   const last = log.lastRequestedAt === null ? -Infinity : parseTime(log.lastRequestedAt);
   const near = (at: string | number) => Math.abs(step.at - (typeof at === "string" ? parseTime(at) : at)) < interval;
   // In order (the common case) only the latest request can be near; a late event is compared with all remembered.
-  if (near(last) || (step.at < last && log.recent.some((r) => near(r.at)))) return [{}, log];
+  if (near(last) || (step.at < last && log.recent.some((r) => near(r.at)))) return NO_REQUEST;
   const exclude = excluded(cart, state.purchasedProducts, Math.min(s.RECS_EXCLUDE_LIMIT, MAX_FACT_LIST));
   const time = iso(step.at);
   const request = { at: time };
   const late = step.at < last;
-  const recent = late ? [...log.recent, request].sort(newestFirst) : [request, ...log.recent];
-  return [{ recommend: { exclude } }, {
+  state.recommendations = {
     count: log.count + 1,
     lastRequestedAt: late ? log.lastRequestedAt : time,
-    recent: recent.slice(0, RECENT_RECOMMENDATION_REQUESTS),
-  }];
+    recent: late
+      ? [...log.recent, request].sort(newestFirst).slice(0, RECENT_RECOMMENDATION_REQUESTS)
+      : prependBounded(request, log.recent, RECENT_RECOMMENDATION_REQUESTS),
+  };
+  return { recommend: { exclude } };
 }
 
 /**
@@ -369,9 +382,10 @@ function onTimer(state: UserState, name: string, ctx: ActorContext, s: DomainSet
     return state;
   }
   // At the deadline itself, also when a late change's timer waited for the clock to move (armAbandonment).
-  return name === USER_TIMERS.cart
-    ? abandonCart(state, ctx, s, deadline, "a")
-    : abandonCheckout(state, ctx, s, deadline, "a");
+  const next: UserDraft = { ...state };
+  if (name === USER_TIMERS.cart) abandonCart(next, ctx, s, deadline, "a");
+  else abandonCheckout(next, ctx, s, deadline, "a");
+  return next;
 }
 
 /** When the cart is abandoned unless it changes or converts first; null: nothing to abandon. */
@@ -392,29 +406,37 @@ function checkoutDeadline(state: UserState, s: DomainSettings): number | null {
  * time (earliest first, the cart on a tie): an order 45 minutes after a cart change, both late, still leaves that cart
  * abandoned. Only such timers can be pending here: the runtime fires every other timer due before that time first.
  */
-function raiseOverdue(state: UserState, at: number, ctx: ActorContext, s: DomainSettings): UserState {
+function raiseOverdue(state: UserDraft, at: number, ctx: ActorContext, s: DomainSettings): void {
   const cart = ctx.timer(USER_TIMERS.cart) === undefined ? null : cartDeadline(state, s);
   const checkout = ctx.timer(USER_TIMERS.checkout) === undefined ? null : checkoutDeadline(state, s);
   const cartDue = cart !== null && cart < at;
   const checkoutDue = checkout !== null && checkout < at;
-  if (!cartDue && !checkoutDue) return state;
+  if (!cartDue && !checkoutDue) return;
   // Rules with a dash: output ids without a source offset, so that the global actor does not take these facts for a
   // replay of this event's activity fact (actors/dedupe.ts).
-  const abandonCartNow = (from: UserState) => {
+  const abandonCartNow = () => {
     ctx.cancelTimer(USER_TIMERS.cart);
-    return abandonCart(from, ctx, s, cart!, "a-cart");
+    abandonCart(state, ctx, s, cart!, "a-cart");
   };
-  const abandonCheckoutNow = (from: UserState) => {
+  const abandonCheckoutNow = () => {
     ctx.cancelTimer(USER_TIMERS.checkout);
-    return abandonCheckout(from, ctx, s, checkout!, "a-checkout");
+    abandonCheckout(state, ctx, s, checkout!, "a-checkout");
   };
   if (cartDue && checkoutDue) {
-    return cart! <= checkout! ? abandonCheckoutNow(abandonCartNow(state)) : abandonCartNow(abandonCheckoutNow(state));
-  }
-  return cartDue ? abandonCartNow(state) : abandonCheckoutNow(state);
+    // Earliest first, the cart on a tie.
+    if (cart! <= checkout!) {
+      abandonCartNow();
+      abandonCheckoutNow();
+    } else {
+      abandonCheckoutNow();
+      abandonCartNow();
+    }
+  } else if (cartDue) abandonCartNow();
+  else abandonCheckoutNow();
 }
 
-function abandonCart(state: UserState, ctx: ActorContext, s: DomainSettings, at: number, factRule: string): UserState {
+/** Raises `cart_abandoned` at `at`, into a step's draft. */
+function abandonCart(state: UserDraft, ctx: ActorContext, s: DomainSettings, at: number, factRule: string): void {
   const alert = raiseAlert(ctx, "cart_abandoned", "info", { kind: "user", id: state.userId }, at, {
     cartValue: state.cart.value,
     units: state.cart.units,
@@ -428,21 +450,13 @@ function abandonCart(state: UserState, ctx: ActorContext, s: DomainSettings, at:
     userId: state.userId,
     stage: "cart",
   });
-  return {
-    ...state,
-    abandonedCarts: state.abandonedCarts + 1,
-    cartAbandonedAt: iso(at),
-    alerts: rememberAlert(state.alerts, alert, s.USER_RECENT_ALERTS),
-  };
+  state.abandonedCarts++;
+  state.cartAbandonedAt = iso(at);
+  state.alerts = rememberAlert(state.alerts, alert, s.USER_RECENT_ALERTS);
 }
 
-function abandonCheckout(
-  state: UserState,
-  ctx: ActorContext,
-  s: DomainSettings,
-  at: number,
-  factRule: string,
-): UserState {
+/** Raises `checkout_abandoned` at `at`, into a step's draft. */
+function abandonCheckout(state: UserDraft, ctx: ActorContext, s: DomainSettings, at: number, factRule: string): void {
   const checkout = state.checkout!;
   const alert = raiseAlert(ctx, "checkout_abandoned", "warning", { kind: "user", id: state.userId }, at, {
     startedAt: checkout.startedAt,
@@ -455,10 +469,7 @@ function abandonCheckout(
     userId: state.userId,
     stage: "checkout",
   });
-  return {
-    ...state,
-    checkout: { ...checkout, abandoned: true },
-    abandonedCheckouts: state.abandonedCheckouts + 1,
-    alerts: rememberAlert(state.alerts, alert, s.USER_RECENT_ALERTS),
-  };
+  state.checkout = { ...checkout, abandoned: true };
+  state.abandonedCheckouts++;
+  state.alerts = rememberAlert(state.alerts, alert, s.USER_RECENT_ALERTS);
 }

@@ -14,8 +14,8 @@ import { assessFraud, type PastOrder } from "./fraud.ts";
 import { givenLabel } from "./labels.ts";
 import { fromMillis, toMillis } from "./money.ts";
 import { addTo, get } from "./records.ts";
-import { pushRecent } from "./session.ts";
-import type { UserState } from "./user_state.ts";
+import { prependBounded, pushRecent, type SessionDraft } from "./session.ts";
+import type { UserDraft, UserState } from "./user_state.ts";
 import type { UserStep } from "./user_step.ts";
 import { parseTime } from "./time_parse.ts";
 
@@ -32,8 +32,15 @@ export function isRepeatedOrder(state: UserState, orderId: string): boolean {
   return state.orders.recent.some((o) => o.orderId === orderId);
 }
 
-/** Applies an order. */
-export function applyOrder(state: UserState, event: StoredEventOf<"order_completed">, step: UserStep): UserState {
+/**
+ * Applies an order, into the step's draft and its session's (null: a late event, which leaves the session alone).
+ */
+export function applyOrder(
+  state: UserDraft,
+  session: SessionDraft | null,
+  event: StoredEventOf<"order_completed">,
+  step: UserStep,
+): void {
   const { ctx, settings: s, at } = step;
   const p = event.properties;
   const fraud = assessFraud(
@@ -56,7 +63,7 @@ export function applyOrder(state: UserState, event: StoredEventOf<"order_complet
     lines.set(item.productId, line);
   }
   const products = [...lines.keys()];
-  const earlier = (step.late ? [] : state.session?.bought ?? []).filter((id) => !lines.has(id));
+  const earlier = (session?.bought ?? []).filter((id) => !lines.has(id));
   const window = s.RECS_SESSION_ITEMS;
   const categories = new Set<string>();
   products.forEach((productId, i) => {
@@ -119,25 +126,19 @@ export function applyOrder(state: UserState, event: StoredEventOf<"order_complet
     alerts = rememberAlert(alerts, alert, s.USER_RECENT_ALERTS);
   }
 
-  const session = state.session && !step.late
-    ? { ...state.session, bought: pushRecent(state.session.bought, products, s.RECS_SESSION_ITEMS) }
-    : state.session;
-  return {
-    ...state,
-    session,
-    cart: closesCart ? clearCart(state.cart, at) : state.cart,
-    checkout: closesCheckout ? null : state.checkout,
-    orders: {
-      count,
-      revenue: fromMillis(revenueMillis),
-      revenueMillis,
-      averageOrderValue: fromMillis(Math.round(revenueMillis / count)),
-      firstOrderAt: first && parseTime(first) <= at ? first : iso(at),
-      lastOrder: latest ? summary : last,
-      recent: [past, ...state.orders.recent].slice(0, s.USER_RECENT_ORDERS),
-    },
-    purchasedProducts: pushRecent(state.purchasedProducts, products, s.RECS_EXCLUDE_LIMIT),
-    fraud: latest ? { ...fraud, orderId: p.orderId } : state.fraud,
-    alerts,
+  if (session) session.bought = pushRecent(session.bought, products, s.RECS_SESSION_ITEMS);
+  if (closesCart) state.cart = clearCart(state.cart, at);
+  if (closesCheckout) state.checkout = null;
+  state.orders = {
+    count,
+    revenue: fromMillis(revenueMillis),
+    revenueMillis,
+    averageOrderValue: fromMillis(Math.round(revenueMillis / count)),
+    firstOrderAt: first && parseTime(first) <= at ? first : iso(at),
+    lastOrder: latest ? summary : last,
+    recent: prependBounded(past, state.orders.recent, s.USER_RECENT_ORDERS),
   };
+  state.purchasedProducts = pushRecent(state.purchasedProducts, products, s.RECS_EXCLUDE_LIMIT);
+  if (latest) state.fraud = { ...fraud, orderId: p.orderId };
+  state.alerts = alerts;
 }

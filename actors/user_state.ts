@@ -109,6 +109,12 @@ export interface UserState {
   readonly seenEventHashes: readonly number[];
 }
 
+/**
+ * A user state one step is building: its own copy of the state it was given, written in place until the step returns
+ * it, so that an event copies the ~30 fields once instead of once per helper (the state given is never written).
+ */
+export type UserDraft = { -readonly [K in keyof UserState]: UserState[K] };
+
 /** The state of a user never seen. */
 export function initialUser(userId: string): UserState {
   return {

@@ -2,7 +2,7 @@
 /**
  * `deno task bench compare --base DIR [--events N] [--users N] [--products N] [--spacing-ms N]
  * [--rounds N] [--restored-minutes N [--ahead-minutes N]]`: the domain logic of another checkout of this repository (DIR, e.g. `git worktree add DIR <commit>`)
- * against this one's, per actor kind, in CPU time; it needs no services (`deno run -A bench/main.ts compare` runs it
+ * against this one's, per actor kind, in CPU time and bytes allocated; it needs no services (`deno run -A bench/main.ts compare` runs it
  * without them). The records each kind receives in one reference
  * fold of the engine benchmark's input are replayed through either side's `decode` + `handle` alone (emit a no-op,
  * timers not fired), the sides alternating round by round in one process. `bench domain` times calls by the wall
@@ -14,6 +14,7 @@
  * M minutes behind the latest fact.
  */
 import process from "node:process";
+import v8 from "node:v8";
 import type { ActorContext, AnyActorLogic } from "../engine/actor.ts";
 import type { LogRecord } from "../engine/log.ts";
 import { createDomainLogics, type DomainLogics } from "../actors/domain.ts";
@@ -25,11 +26,14 @@ import { benchEvent, DEFAULT_PRODUCTS, DEFAULT_SPACING_MS, flag, machine } from 
 const KINDS = ["user", "product", "global"] as const;
 type Kind = typeof KINDS[number];
 
+/** V8's count of bytes allocated so far (Deno's typings of `node:v8` do not list it). */
+const allocated = () => (v8.getHeapStatistics() as unknown as { total_allocated_bytes: number }).total_allocated_bytes;
+
 /**
- * CPU µs per message of `records` through `logic`, states kept per key (from `start`'s, or the initial one), the clock
- * the largest event time so far.
+ * CPU µs and bytes allocated per message of `records` through `logic`, states kept per key (from `start`'s, or the
+ * initial one), the clock the largest event time so far. Bytes do not move with other processes' load, as CPU does.
  */
-function replay(logic: AnyActorLogic, records: readonly LogRecord[], start?: unknown): number {
+function replay(logic: AnyActorLogic, records: readonly LogRecord[], start?: unknown): [number, number] {
   const states = new Map<string, unknown>();
   if (start !== undefined) states.set(records[0]?.key ?? "", start);
   let clock = 0;
@@ -42,6 +46,7 @@ function replay(logic: AnyActorLogic, records: readonly LogRecord[], start?: unk
     cancelTimer: () => {},
     timer: () => undefined,
   };
+  const before = allocated();
   const started = process.cpuUsage();
   for (const record of records) {
     current = record;
@@ -51,7 +56,7 @@ function replay(logic: AnyActorLogic, records: readonly LogRecord[], start?: unk
     states.set(key, logic.handle(states.get(key) ?? logic.initial(key), message, ctx));
   }
   const used = process.cpuUsage(started);
-  return (used.user + used.system) / records.length;
+  return [(used.user + used.system) / records.length, (allocated() - before) / records.length];
 }
 
 /** A page view fact for the global actor at `at` (what a user actor emits for one). */
@@ -144,11 +149,14 @@ export async function run(args: string[]): Promise<void> {
     }
   }
   const spent: Record<string, number[]> = {};
+  const bytes: Record<string, number[]> = {};
   for (let round = 0; round < rounds; round++) {
     const order = round % 2 === 0 ? (["base", "current"] as const) : (["current", "base"] as const);
     for (const kind of KINDS) {
       for (const side of order) {
-        (spent[`${kind} ${side}`] ??= []).push(replay(sides[side][kind], records[kind], starts[side][kind]));
+        const [cpu, allocatedBytes] = replay(sides[side][kind], records[kind], starts[side][kind]);
+        (spent[`${kind} ${side}`] ??= []).push(cpu);
+        (bytes[`${kind} ${side}`] ??= []).push(allocatedBytes);
       }
     }
   }
@@ -161,9 +169,14 @@ export async function run(args: string[]): Promise<void> {
       restoredMinutes > 0 ? ` --restored-minutes ${restoredMinutes} --ahead-minutes ${aheadMinutes}` : ""
     }`,
   );
-  console.log("kind      messages   base CPU µs/msg (range)   this CPU µs/msg (range)   this/base (median of rounds)");
+  console.log(
+    "kind      messages   base CPU µs/msg (range)   this CPU µs/msg (range)   this/base (median of rounds)" +
+      "   bytes allocated/msg base → this (range)",
+  );
   const range = (xs: number[]) =>
     `${median(xs).toFixed(2)} (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)})`;
+  const bytesRange = (xs: number[]) =>
+    `${median(xs).toFixed(0)} (${Math.min(...xs).toFixed(0)}–${Math.max(...xs).toFixed(0)})`;
   for (const kind of KINDS) {
     const before = spent[`${kind} base`];
     const after = spent[`${kind} current`];
@@ -174,6 +187,7 @@ export async function run(args: string[]): Promise<void> {
         range(before).padStart(25),
         range(after).padStart(25),
         median(before.map((b, i) => after[i] / b)).toFixed(3).padStart(30),
+        `${bytesRange(bytes[`${kind} base`])} → ${bytesRange(bytes[`${kind} current`])}`.padStart(44),
       ].join(" "),
     );
   }

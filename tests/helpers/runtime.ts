@@ -62,6 +62,21 @@ export function emitTestAlert(
   });
 }
 
+/** Each alert carries the running total: a payload that depends on the state it was computed from. */
+export const totalsLogic: ActorLogic<{ key: string; total: number }, { n: number }> = {
+  kind: "totals",
+  initial: (key) => ({ key, total: 0 }),
+  decode: (record) => JSON.parse(new TextDecoder().decode(record.value!)),
+  eventTime: () => 0,
+  handle: (state, message, ctx) => {
+    const total = state.total + message.n;
+    emitTestAlert(ctx, "totals", state.key, { n: message.n, total });
+    return { ...state, total };
+  },
+  persist: (state) => state,
+  restore: (data) => data as { key: string; total: number },
+};
+
 /** An engine-shaped harness: log, store, runtime and consumer, restartable over the same log and store. */
 export class Harness {
   readonly topics = topicNames({ TOPIC_PREFIX: "" });

@@ -8,16 +8,16 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import type { ActorLogic } from "../../engine/actor.ts";
-import type { CheckpointWrite, CommitResult } from "../../engine/checkpoint.ts";
+import type { CheckpointWrite, Claim, CommitResult } from "../../engine/checkpoint.ts";
 import { MemoryCheckpointStore } from "../../engine/memory_checkpoint_store.ts";
 import { topicNames } from "../../engine/config.ts";
 import { DLQ_HEADERS } from "../../engine/dead_letter.ts";
 import { KafkaConsumer } from "../../engine/kafka_consumer.ts";
-import { tpKey } from "../../engine/log.ts";
+import { type TopicPartition, tpKey } from "../../engine/log.ts";
 import { silentLogger } from "../../engine/logger.ts";
 import { MemoryLog } from "../../engine/memory_log.ts";
 import { ActorRuntime, FINAL_CHECKPOINTS_MS, RELEASE_MS } from "../../engine/runtime.ts";
-import { emitTestAlert, Harness, type Recorded, recorderLogic } from "../helpers/runtime.ts";
+import { emitTestAlert, Harness, type Recorded, recorderLogic, totalsLogic } from "../helpers/runtime.ts";
 import { CONSUMER_EVENTS } from "../helpers/fake_kafkajs.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -50,13 +50,31 @@ function fakeKafka() {
   };
   /** Runs while kafkajs leaves the group, before its disconnect returns. */
   let whileLeaving: (() => Promise<unknown>) | undefined;
-  const kafka = { consumer: () => consumer, admin: () => ({}) };
+  /** The group's committed offsets as kafkajs's admin lists them (partition → offset), and how often they were read. */
+  const groupOffsets = new Map<number, number>();
+  let offsetsRead = 0;
+  const admin = {
+    connect: () => Promise.resolve(),
+    disconnect: () => Promise.resolve(),
+    fetchOffsets: ({ topics }: { topics: string[] }) => {
+      offsetsRead++;
+      return Promise.resolve(topics.map((topic) => ({
+        topic,
+        partitions: [...groupOffsets].map(([partition, offset]) => ({ partition, offset: String(offset) })),
+      })));
+    },
+  };
+  const kafka = { consumer: () => consumer, admin: () => admin };
   const left = Promise.withResolvers<void>();
   /** What KafkaConsumer asked of kafkajs: `seek P@O`, `pause P`, `resume P`, `commit P@O`. */
   const calls: string[] = [];
   return {
     kafka,
     calls,
+    /** Sets the group's committed offsets (those another member committed, say). */
+    groupOffsets,
+    /** How often the group's committed offsets were read. */
+    offsetsRead: () => offsetsRead,
     /** Settles when the member leaves the group (kafkajs's disconnect). */
     left: left.promise,
     /** Sets what runs while the member leaves the group (kafkajs's disconnect in progress). */
@@ -606,4 +624,124 @@ Deno.test("once quiesced, a batch fetched is dropped and its partition paused: k
   assert.deepEqual(fake.calls.slice(before), ["pause 0"], "the partition is still fetched while the member stops");
   assert.deepEqual(handled.flat(), [0]);
   await consumer.stop();
+});
+
+/** Holds back the claims of the partitions given to `hold` until `release` is called: assignments slow to handle. */
+class SlowClaimStore extends MemoryCheckpointStore {
+  readonly #held = new Map<number, PromiseWithResolvers<void>>();
+  hold(partition: number): void {
+    this.#held.set(partition, Promise.withResolvers<void>());
+  }
+  release(partition: number): void {
+    this.#held.get(partition)?.resolve();
+    this.#held.delete(partition);
+  }
+  override async claim(tp: TopicPartition, groupId: string, owner: string): Promise<Claim> {
+    await this.#held.get(tp.partition)?.promise;
+    return super.claim(tp, groupId, owner);
+  }
+}
+
+/** Each alert's payloads by id, as the alerts topic holds them. */
+function alertPayloads(log: MemoryLog, topic: string): Map<string, Set<string>> {
+  const byId = new Map<string, Set<string>>();
+  for (const record of log.all(topic)) {
+    const text = new TextDecoder().decode(record.value!);
+    const id = JSON.parse(text).alertId as string;
+    byId.set(id, (byId.get(id) ?? new Set()).add(text));
+  }
+  return byId;
+}
+
+Deno.test("a batch fetched before a rebalance reaches the old worker of a partition that moved: fenced, it publishes no output the new owner would not", async () => {
+  const store = new SlowClaimStore();
+  /** Offsets of partition 0 this member's actors handled. */
+  const handledHere: number[] = [];
+  const logic: Any = {
+    ...totalsLogic,
+    handle: (state: Any, message: Any, ctx: Any) => {
+      handledHere.push(message.n);
+      return totalsLogic.handle(state, message, ctx);
+    },
+  };
+  const { topics, log, fake, consumer, runtime } = await memberA(1, { store, logic });
+  const tp = { topic: topics.events, partition: 0 };
+  const row = () => store.partitions.get(`group/${topics.events}:0`)!;
+  // The log the batches come from (each record's n is its offset) and the new owner reads.
+  for (let n = 0; n < 4; n++) log.appendNow([{ topic: topics.events, key: "k", value: JSON.stringify({ n }) }]);
+  await consumer.start([topics.events], runtime);
+  fake.join({ [topics.events]: [0] });
+  await settle();
+  await fake.deliver(tp.topic, 0, [0]);
+  await settle();
+  assert.equal(row().nextOffset, 1);
+  await runtime.passivateAll(); // "k" leaves memory: the old worker's next record reads it from the store
+
+  // A rebalance adds partition 1, whose claim takes long; a batch of partition 0 waits behind that assignment. The
+  // next one adds partition 2, slow too; the one after moves partition 0 to B, which claims it, handles offsets 1 to 3
+  // and publishes. Only the assignments before the move are handled when the batch goes on: it reaches the old worker.
+  store.hold(1);
+  store.hold(2);
+  fake.join({ [topics.events]: [0, 1] });
+  await settle();
+  const stale = fake.deliver(tp.topic, 0, [1]);
+  fake.join({ [topics.events]: [0, 1, 2] });
+  fake.join({ [topics.events]: [1, 2] });
+  const b = new Harness(totalsLogic, 1, 1, { store, log });
+  await b.start("B");
+  await b.drained();
+  assert.equal(row().owner, "B");
+  // The first slow assignment ends: the batch fetched before the move reaches the old worker of partition 0, which
+  // reads "k" as B wrote it (offset 3). Its checkpoint finds B's epoch before appending, and gives the partition up.
+  store.release(1);
+  await stale;
+  await settle();
+  assert.deepEqual(handledHere, [0, 1], "the batch did not reach the old worker (the test no longer races it)");
+  store.release(2);
+  await settle();
+  await b.stop();
+
+  // The group hands partition 0 back: a worker created again resumes from B's checkpoint, a batch fetched before
+  // handles nothing twice, and the next record goes on from B's state.
+  fake.join({ [topics.events]: [0, 1, 2] });
+  await settle();
+  await fake.deliver(tp.topic, 0, [1, 2, 3]);
+  log.appendNow([{ topic: topics.events, key: "k", value: JSON.stringify({ n: 4 }) }]);
+  await fake.deliver(tp.topic, 0, [4]);
+  await settle();
+  assert.deepEqual(handledHere, [0, 1, 4]);
+  assert.equal(row().owner, "A");
+  assert.equal(row().nextOffset, 5);
+  assert.equal(((await store.read("totals", "k"))?.state as { total: number }).total, 0 + 1 + 2 + 3 + 4);
+
+  const byId = alertPayloads(log, topics.alerts);
+  assert.equal(byId.size, 5, "one alert per record");
+  for (const [id, payloads] of byId) assert.equal(payloads.size, 1, `alert ${id} was published with two payloads`);
+  await consumer.stop();
+  await runtime.stop();
+});
+
+Deno.test("a partition resumes from its checkpoint row, from offset 0 without one, never from the group's committed offset", async () => {
+  const { topics, store, fake, consumer, runtime } = await memberA();
+  const row = (partition: number) => store.partitions.get(`group/${topics.events}:${partition}`);
+  // The group's committed offsets are not the checkpoints: a commit kafkajs retried across a rebalance can land after
+  // the new owner's (kafkajs sends each retry with the member's current generation) and move them back; a database
+  // started afresh beside a group that consumed before has no row at all.
+  fake.groupOffsets.set(0, 7);
+  fake.groupOffsets.set(1, 2);
+  store.partitions.set(`group/${topics.events}:1`, { epoch: 1, nextOffset: 5, clock: 0, owner: "B" });
+  await consumer.start([topics.events], runtime);
+  fake.join({ [topics.events]: [0, 1] });
+  await settle();
+  // Without the seeks, kafkajs reads from the group's committed offsets: offsets 0 to 6 of partition 0 never handled,
+  // offsets 2 to 4 of partition 1 handled twice.
+  assert.deepEqual(fake.calls.toSorted(), ["seek 0@0", "seek 1@5"]);
+  assert.equal(row(0)?.nextOffset, 0);
+  assert.equal(fake.offsetsRead(), 0, "a claim read the group's committed offsets");
+  await fake.deliver(topics.events, 0, [0, 1]);
+  await settle();
+  assert.equal(row(0)?.nextOffset, 2);
+  assert.deepEqual(runtime.lookup("recorder", "k")?.state, { key: "k", values: [0, 1] });
+  await consumer.stop();
+  await runtime.stop();
 });

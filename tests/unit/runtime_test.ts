@@ -17,6 +17,7 @@ import {
   type Recorded,
   recorderLogic,
   type RecorderMessage,
+  totalsLogic as totals,
   until,
 } from "../helpers/runtime.ts";
 
@@ -557,21 +558,6 @@ async function fencedAndClaimingAgain() {
   await until(() => store.waiting > 0, "the partition is claimed again");
   return { store, h, tp, release, released: () => released };
 }
-
-/** Each alert carries the running total: a payload that depends on the state it was computed from. */
-const totals: ActorLogic<{ key: string; total: number }, { n: number }> = {
-  kind: "totals",
-  initial: (key) => ({ key, total: 0 }),
-  decode: (record) => JSON.parse(new TextDecoder().decode(record.value!)),
-  eventTime: () => 0,
-  handle: (state, message, ctx) => {
-    const total = state.total + message.n;
-    emitTestAlert(ctx, "totals", state.key, { n: message.n, total });
-    return { ...state, total };
-  },
-  persist: (state) => state,
-  restore: (data) => data as { key: string; total: number },
-};
 
 Deno.test("a claim landing between a stalled owner's epoch check and its append: what it lets out is the new owner's outputs, byte for byte", async () => {
   /** Runs `afterCheck` once, between answering an epoch check and returning it: the claim races the append. */
