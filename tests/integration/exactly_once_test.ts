@@ -85,9 +85,14 @@ forEachLog(
         engine = await current.get();
         await settled(d, engine);
       }
-      // The last process may have had nothing left to handle: count what every process packed.
-      await new Promise((resolve) => setTimeout(resolve, Number(SETTINGS.ACTOR_PACK_MS) + 1_000));
-      const packed = current.packedBefore + await packedActors(engine);
+      // The last process may have had nothing left to handle: count what every process packed, waiting for the last
+      // one's packing (its actors idle ACTOR_PACK_MS, and a second) only while none has packed yet.
+      let packed = current.packedBefore + await packedActors(engine);
+      const until = Date.now() + Number(SETTINGS.ACTOR_PACK_MS) + 1_000;
+      while (packed === 0 && Date.now() < until) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        packed = current.packedBefore + await packedActors(engine);
+      }
       assert.ok(packed > 0, "idle actors were packed (ACTOR_PACK_MS) while the load ran");
       const landed = await current.midCheckpoint();
       const stopped = await engine.kill("SIGTERM");
