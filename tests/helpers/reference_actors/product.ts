@@ -1,4 +1,5 @@
 // Reference copy of actors/product.ts as of d46a5bc (before a step built its state in one copy), for tests/unit/product_draft_property_test.ts.
+// A deliberate change of the actor's behaviour must be made here too (or the property test retired): it pins the behaviour, not the code.
 /**
  * The product actor: one per productId, fed by the `product-events` topic, so that each product
  * has exactly one owner. It handles canonical `inventory_updated` events and the product-side

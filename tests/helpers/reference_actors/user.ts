@@ -1,4 +1,5 @@
 // Reference copy of actors/user.ts as of d46a5bc (before a step built its state in one copy), for tests/unit/user_draft_property_test.ts.
+// A deliberate change of the actor's behaviour must be made here too (or the property test retired): it pins the behaviour, not the code.
 /**
  * The user actor: one per userId, fed by the `events` topic in partition order. Keeps sessions,
  * the funnel, the cart, checkout, order history, fraud score, recent alerts and recommendation

@@ -1,4 +1,5 @@
 // Reference copy of actors/user_orders.ts as of d46a5bc (before a step built its state in one copy), for tests/unit/user_draft_property_test.ts.
+// A deliberate change of the actor's behaviour must be made here too (or the property test retired): it pins the behaviour, not the code.
 /**
  * A user's `order_completed`: order history, fraud score, the cart and checkout it closes, and the
  * product-side facts (units, revenue, co-bought pairs) forwarded to each product's owner.
