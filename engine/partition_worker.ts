@@ -243,6 +243,8 @@ export class PartitionWorker {
   #leavingAppendCut = false;
   /** The highest high watermark of the batches handed to this worker (-1: none yet). */
   #logEndSeen = -1;
+  /** The offset this worker last asked the group to commit (undefined: none since its claim); see alignGroupOffset. */
+  #groupOffsetAsked: number | undefined;
   /** Consecutive failures, for exponential backoff. */
   #failures = 0;
   /** Wall time of the last expiry sweep of stored actors. */
@@ -756,16 +758,23 @@ export class PartitionWorker {
    * it rises with the log during an outage instead of staying at its value from before.
    */
   async #emitLagFromEnd(): Promise<void> {
-    // Not waited for once the partition is being given up (a hung broker answers the end after 2 s).
-    const leaving = Promise.withResolvers<undefined>();
-    const onLeaving = () => leaving.resolve(undefined);
-    this.#leavingNow.signal.addEventListener("abort", onLeaving, { once: true });
     try {
-      const end = await Promise.race([this.#deps.consumer.endOffset(this.#tp), leaving.promise]);
+      const end = await this.#endUnlessLeaving();
       if (end === undefined || this.#closed || this.#leaving) return;
       this.#events.emit({ ...this.#tp, type: "consumer_lag", lag: Math.max(0, end - this.#position) });
     } catch {
       // The end unknown (the broker unreachable too): the lag stays as last reported.
+    }
+  }
+
+  /** The log's end, or undefined once the partition is being given up (a hung broker answers the end after 2 s). */
+  async #endUnlessLeaving(): Promise<number | undefined> {
+    if (this.#leaving) return undefined;
+    const leaving = Promise.withResolvers<undefined>();
+    const onLeaving = () => leaving.resolve(undefined);
+    this.#leavingNow.signal.addEventListener("abort", onLeaving, { once: true });
+    try {
+      return await Promise.race([this.#deps.consumer.endOffset(this.#tp), leaving.promise]);
     } finally {
       this.#leavingNow.signal.removeEventListener("abort", onLeaving);
     }
@@ -1477,10 +1486,47 @@ export class PartitionWorker {
     });
     // Not past the end of the log as its batches have shown it: a commit there would tell #restartOnShorterLog that the
     // group committed on a log that is new to it (a topic created again under the checkpoints), read as a lost tail.
-    const { consumer } = this.#deps;
-    if (consumer.committedOffset !== undefined && position > this.#logEndSeen) return;
-    consumer.commit(this.#tp, position).catch((error) => {
+    if (this.#deps.consumer.committedOffset !== undefined && position > this.#logEndSeen) return;
+    this.#commitGroupOffset(position);
+  }
+
+  /** Asks the group to commit `offset` (lag reporting only), without waiting. */
+  #commitGroupOffset(offset: number): void {
+    this.#groupOffsetAsked = offset;
+    this.#deps.consumer.commit(this.#tp, offset).catch((error) => {
       this.#log.debug("committing the group offset failed (lag reporting only)", { error });
+    });
+  }
+
+  /**
+   * Brings the group's committed offset to the checkpoint if this worker has not asked for it since its claim: a
+   * partition commits with each checkpoint that moves it, so one that moved here while idle kept the offset its old
+   * owner's last landed commit left, and tools reading the group's lag showed it behind for as long as no record came.
+   * Never past the log's end (see #writeCheckpoint), which is read outside the worker's lock, and not waited for once
+   * the partition is being given up; a failed read waits for the next call. Once per claim: the group's offset is not
+   * read (asking it costs a request, as the commit does).
+   */
+  async alignGroupOffset(): Promise<void> {
+    if (this.#closed || this.#leaving || this.#groupOffsetAsked === this.#checkpointed) return;
+    let end = Infinity;
+    if (this.#deps.consumer.committedOffset !== undefined && this.#checkpointed > this.#logEndSeen) {
+      try {
+        const listed = await this.#endUnlessLeaving();
+        if (listed === undefined) return;
+        end = listed;
+      } catch (error) {
+        this.#log.debug("cannot read the partition's end offset; the group's offset is aligned later", { error });
+        return;
+      }
+    }
+    // In the lock, so that no checkpoint's commit can be overtaken by this one (commits land in the order asked for).
+    await this.#serial(() => {
+      const offset = this.#checkpointed;
+      const unsure = this.#needsResync || this.#commitUncertain;
+      if (!this.#closed && !this.#leaving && !unsure && this.#groupOffsetAsked !== offset && offset <= end) {
+        this.#commitGroupOffset(offset);
+      }
+      return Promise.resolve();
     });
   }
 }

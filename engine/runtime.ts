@@ -124,6 +124,7 @@ export class ActorRuntime implements PartitionListener {
     await Promise.all(workers.map(async (worker) => {
       await worker.tick();
       await worker.checkpoint().catch((error) => this.#log.warn("periodic checkpoint failed", { error }));
+      await worker.alignGroupOffset();
     }));
     this.#requeueFenced();
     const total = workers.reduce((n, w) => n + w.size, 0);

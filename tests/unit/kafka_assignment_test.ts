@@ -18,7 +18,7 @@ import { silentLogger } from "../../engine/logger.ts";
 import { MemoryLog } from "../../engine/memory_log.ts";
 import { ActorRuntime, FINAL_CHECKPOINTS_MS, RELEASE_MS } from "../../engine/runtime.ts";
 import { emitTestAlert, Harness, type Recorded, recorderLogic, totalsLogic } from "../helpers/runtime.ts";
-import { CONSUMER_EVENTS } from "../helpers/fake_kafkajs.ts";
+import { CONSUMER_EVENTS, CREATE_CLUSTER, fakeOffsetCluster } from "../helpers/fake_kafkajs.ts";
 
 // deno-lint-ignore no-explicit-any
 type Any = any;
@@ -41,6 +41,7 @@ function fakeKafka() {
     resume: (tps: { partitions: number[] }[]) => void calls.push(...tps.map((tp) => `resume ${tp.partitions}`)),
     commitOffsets: (offsets: { partition: number; offset: string }[]) => {
       calls.push(...offsets.map((o) => `commit ${o.partition}@${o.offset}`));
+      for (const { partition, offset } of offsets) groupOffsets.set(partition, Number(offset));
       return Promise.resolve();
     },
     disconnect: async () => {
@@ -64,7 +65,9 @@ function fakeKafka() {
       })));
     },
   };
-  const kafka = { consumer: () => consumer, admin: () => admin };
+  /** Where each partition's log ends (partition → offset), as a broker lists it; unlisted if missing. */
+  const logEnds = new Map<number, number>();
+  const kafka = { consumer: () => consumer, admin: () => admin, [CREATE_CLUSTER]: () => fakeOffsetCluster(logEnds) };
   const left = Promise.withResolvers<void>();
   /** What KafkaConsumer asked of kafkajs: `seek P@O`, `pause P`, `resume P`, `commit P@O`. */
   const calls: string[] = [];
@@ -73,6 +76,8 @@ function fakeKafka() {
     calls,
     /** Sets the group's committed offsets (those another member committed, say). */
     groupOffsets,
+    /** Sets where partitions' logs end. */
+    logEnds,
     /** How often the group's committed offsets were read. */
     offsetsRead: () => offsetsRead,
     /** Settles when the member leaves the group (kafkajs's disconnect). */
@@ -742,6 +747,33 @@ Deno.test("a partition resumes from its checkpoint row, from offset 0 without on
   await settle();
   assert.equal(row(0)?.nextOffset, 2);
   assert.deepEqual(runtime.lookup("recorder", "k")?.state, { key: "k", values: [0, 1] });
+  await consumer.stop();
+  await runtime.stop();
+});
+
+Deno.test("a claimed partition that gets no record brings the group's committed offset to its checkpoint, once, never past its log's end", async () => {
+  const { topics, store, fake, consumer, runtime } = await memberA();
+  // B checkpointed partition 0 up to offset 5, and the group's offset stands at 2 (B's commit of 5 never landed, or an
+  // older one kafkajs retried landed after it); nothing was appended since. Partition 1's log ends before its
+  // checkpoint (its topic created again): a commit there would read as a lost tail (#restartOnShorterLog). Partition 2
+  // has no checkpoint row and its log is empty.
+  store.partitions.set(`group/${topics.events}:0`, { epoch: 1, nextOffset: 5, clock: 0, owner: "B" });
+  store.partitions.set(`group/${topics.events}:1`, { epoch: 1, nextOffset: 9, clock: 0, owner: "B" });
+  fake.groupOffsets.set(0, 2);
+  fake.logEnds.set(0, 5).set(1, 4).set(2, 0);
+  await consumer.start([topics.events], runtime);
+  fake.join({ [topics.events]: [0, 1, 2] });
+  await settle();
+  assert.deepEqual(fake.calls.toSorted(), ["seek 0@5", "seek 1@9", "seek 2@0"]);
+  // No record comes: the housekeeping rounds are all that runs.
+  await runtime.housekeep();
+  await settle();
+  assert.equal(fake.groupOffsets.get(0), 5, "the group's offset stayed behind the idle partition's checkpoint");
+  assert.equal(fake.groupOffsets.get(2), 0);
+  assert.equal(fake.groupOffsets.has(1), false, "a commit past the log's end");
+  await runtime.housekeep();
+  await settle();
+  assert.deepEqual(fake.calls.filter((call) => call.startsWith("commit")).toSorted(), ["commit 0@5", "commit 2@0"]);
   await consumer.stop();
   await runtime.stop();
 });
