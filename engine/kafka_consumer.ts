@@ -100,6 +100,8 @@ export class KafkaConsumer implements LogConsumer {
   #consumer: Consumer;
   #owned = new Map<string, TopicPartition>();
   #ready: Promise<void> = Promise.resolve();
+  /** Assignments queued on `#ready` and not handled yet: while there are, a batch waits for them (see #untilReady). */
+  #assignmentsPending = 0;
   #logger: Logger;
   readonly #lanes = new Map<string, Lane>();
   #stopping = false;
@@ -176,9 +178,13 @@ export class KafkaConsumer implements LogConsumer {
       );
       for (const key of [...this.#lanes.keys()]) if (!kept.has(key)) this.#lanes.delete(key);
       this.#confirmation.assignmentReceived();
+      this.#assignmentsPending++;
       this.#ready = this.#ready.then(() => this.#onAssignment(assignment, listener, rejoined)).catch((error) => {
         this.#logger.error("handling a new assignment failed", { error });
-      }).finally(() => this.#confirmation.assignmentHandled());
+      }).finally(() => {
+        this.#assignmentsPending--;
+        this.#confirmation.assignmentHandled();
+      });
     });
     consumer.on(consumer.events.REBALANCING, () => {
       this.#confirmation.rebalancing();
@@ -241,7 +247,7 @@ export class KafkaConsumer implements LogConsumer {
       partitionsConsumedConcurrently: this.options.partitionsConsumedConcurrently ??
         CONSUMER_DEFAULTS.partitionsConsumedConcurrently,
       eachBatch: async ({ batch, resolveOffset, heartbeat, isStale, isRunning }) => {
-        await this.#ready;
+        await this.#untilReady(heartbeat);
         const { topic, partition } = batch;
         if (this.#stopping) {
           // Unresolved, it would be fetched again at once, and again, until the group is left (the final checkpoints
@@ -262,6 +268,28 @@ export class KafkaConsumer implements LogConsumer {
         this.#handOff(listener, { topic, partition, records, highWatermark, from, end: Number(last) + 1 }, heartbeat);
       },
     });
+  }
+
+  /**
+   * Waits for the assignment being handled, heartbeating every heartbeat interval meanwhile. kafkajs heartbeats only
+   * from its fetch loop (after a fetch that found nothing, after each batch) and fetches again only once every batch of
+   * its last fetch is handled: a revoked partition's final checkpoint behind a slow batch held the batches fetched for
+   * the other partitions, and with them every heartbeat, and the group dropped the member past its session timeout
+   * (tests/integration/kafka_consumer_test.ts). A heartbeat that finds the group rebalancing throws, and kafkajs, the
+   * batch unresolved, joins again as after its own heartbeat.
+   */
+  async #untilReady(heartbeat: () => Promise<void>): Promise<void> {
+    if (this.#assignmentsPending === 0) return;
+    const ready = this.#ready.then(() => true);
+    const intervalMs = this.options.heartbeatIntervalMs ?? CONSUMER_DEFAULTS.heartbeatIntervalMs;
+    for (;;) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const interval = new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), intervalMs));
+      const handled = await Promise.race([ready, interval]);
+      clearTimeout(timer);
+      if (handled) return;
+      if (!this.#stopping) await heartbeat();
+    }
   }
 
   /** Queues a batch in its partition's lane, pausing the partition while the lane is full. */

@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { KafkaAdmin } from "../../engine/kafka_admin.ts";
 import { createKafka } from "../../engine/kafka_client.ts";
-import { KafkaConsumer } from "../../engine/kafka_consumer.ts";
+import { KafkaConsumer, type KafkaConsumerOptions } from "../../engine/kafka_consumer.ts";
 import type { PartitionListener, RecordBatch, TopicPartition } from "../../engine/log.ts";
 import { createLogger, silentLogger } from "../../engine/logger.ts";
 import { onlyOn } from "../helpers/modes.ts";
@@ -189,10 +189,20 @@ interface Group {
   readonly logged: (msg: string) => Record<string, unknown>[];
   /** The first member's listener. */
   readonly listener: PartitionListener;
+  /** Appends `count` records to `partition`. */
+  readonly send: (partition: number, count: number) => Promise<void>;
 }
 
-/** A rebalance test on the broker with a topic of `partitions` partitions; both members are stopped however it ends. */
-function groupTest(name: string, partitions: number, fn: (g: Group) => Promise<void>): void {
+/**
+ * A rebalance test on the broker with a topic of `partitions` partitions, both members with `options` (beside their
+ * group and a 50 ms fetch wait); both members are stopped however it ends.
+ */
+function groupTest(
+  name: string,
+  partitions: number,
+  fn: (g: Group) => Promise<void>,
+  options: Partial<KafkaConsumerOptions> = {},
+): void {
   onlyOn("kafka", {
     name,
     sanitizeOps: false,
@@ -208,8 +218,17 @@ function groupTest(name: string, partitions: number, fn: (g: Group) => Promise<v
       await admin.ensureTopics([{ topic, partitions }], 1);
       await admin.close();
       const groupId = uniqueName("group");
-      const first = new KafkaConsumer(client("first", logger), { groupId, maxWaitTimeMs: 50 }, logger);
-      const second = new KafkaConsumer(client("second"), { groupId, maxWaitTimeMs: 50 }, silentLogger);
+      const first = new KafkaConsumer(client("first", logger), { ...options, groupId, maxWaitTimeMs: 50 }, logger);
+      const second = new KafkaConsumer(client("second"), { ...options, groupId, maxWaitTimeMs: 50 }, silentLogger);
+      const producer = client("rebalance-producer").producer();
+      await producer.connect();
+      const send = async (partition: number, count: number) => {
+        await producer.send({
+          topic,
+          acks: -1,
+          messages: Array.from({ length: count }, (_, i) => ({ key: `k${i}`, value: String(i), partition })),
+        });
+      };
       const recorder = new Recorder();
       let owned = 0;
       const listener: PartitionListener = {
@@ -219,12 +238,13 @@ function groupTest(name: string, partitions: number, fn: (g: Group) => Promise<v
       };
       const logged = (msg: string) => lines.filter((l) => l.msg === msg);
       try {
-        await fn({ topic, first, second, owned: () => owned, logged, listener });
+        await fn({ topic, first, second, owned: () => owned, logged, listener, send });
         const errors = lines.filter((l) => l.level === "error");
         assert.deepEqual(errors, [], "a routine rebalance is no error");
       } finally {
         await second.stop();
         await first.stop();
+        await producer.disconnect();
       }
     },
   });
@@ -268,4 +288,54 @@ groupTest(
     assert.deepEqual(changes[0].assigned, [`${topic}:0`]);
     assert.ok(logged("assignment unchanged").every((l) => l.level === "debug"));
   },
+);
+
+/** The broker's least session timeout (Kafka's default `group.min.session.timeout.ms`), so that the test is short. */
+const SESSION_TIMEOUT_MS = 6_000;
+/** How long the first member's revocation is held: past two session timeouts. */
+const REVOCATION_MS = 2 * SESSION_TIMEOUT_MS + 1_000;
+
+groupTest(
+  "a member whose revocation outlasts the session timeout (a final checkpoint behind a slow batch) stays in the group while its kept partition's batches wait",
+  2,
+  async ({ topic, first, second, owned, logged, listener, send }) => {
+    // The revoked partition's final checkpoint waits for the batch being handled (a slow handler, a slow database):
+    // the assignment is handled only after it, and every batch fetched meanwhile waits for the assignment.
+    const slowRevocation: PartitionListener = {
+      ...listener,
+      revoked: async (tps) => {
+        await listener.revoked(tps);
+        await new Promise((resolve) => setTimeout(resolve, REVOCATION_MS));
+      },
+    };
+    await first.start([topic], slowRevocation);
+    await until("the first member owns both partitions", () => owned() === 2);
+    // Records keep coming to both partitions, so that the partition the first member keeps has batches to fetch.
+    let sending = true;
+    const feeding = (async () => {
+      while (sending) {
+        await send(0, 1);
+        await send(1, 1);
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    })();
+    try {
+      await second.start([topic], new Recorder());
+      await until("the first member gave a partition to the second", () => owned() === 1);
+      // The revocation is held; then time for a member the group dropped meanwhile to find out and join again.
+      await new Promise((resolve) => setTimeout(resolve, REVOCATION_MS + 5_000));
+    } finally {
+      sending = false;
+      await feeding;
+    }
+    assert.deepEqual(
+      logged("the group dropped this member and it joined again; its partitions are claimed afresh"),
+      [],
+      "the group dropped the first member while its revocation was held",
+    );
+    const changes = logged("assignment changed");
+    assert.equal(changes.length, 2, JSON.stringify(changes));
+    assert.equal(owned(), 1);
+  },
+  { sessionTimeoutMs: SESSION_TIMEOUT_MS, heartbeatIntervalMs: 500 },
 );

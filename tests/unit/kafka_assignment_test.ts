@@ -100,6 +100,7 @@ function fakeKafka() {
       partition: number,
       offsets: number[],
       record: { key?: string; value?: string; timestamp?: number } = {},
+      heartbeat: () => Promise<void> = () => Promise.resolve(),
     ) =>
       eachBatch!({
         batch: {
@@ -117,7 +118,7 @@ function fakeKafka() {
           })),
         },
         resolveOffset: () => {},
-        heartbeat: () => Promise.resolve(),
+        heartbeat,
         isStale: () => false,
         isRunning: () => true,
       }),
@@ -776,4 +777,52 @@ Deno.test("a claimed partition that gets no record brings the group's committed 
   assert.deepEqual(fake.calls.filter((call) => call.startsWith("commit")).toSorted(), ["commit 0@5", "commit 2@0"]);
   await consumer.stop();
   await runtime.stop();
+});
+
+Deno.test("a batch waiting for an assignment being handled heartbeats meanwhile, and a heartbeat that finds the group rebalancing ends the wait", async () => {
+  // kafkajs heartbeats only between batches, and fetches again only once every batch of its last fetch is handled: a
+  // batch held behind a long assignment (a revoked partition's final checkpoint) held the member's heartbeats past its
+  // session timeout (tests/integration/kafka_consumer_test.ts shows the group dropping it).
+  const fake = fakeKafka();
+  const consumer = new KafkaConsumer(fake.kafka as Any, { groupId: "group", heartbeatIntervalMs: 20 }, silentLogger);
+  const claims = Promise.withResolvers<void>();
+  const handled: number[] = [];
+  const listener = {
+    assigned: async (tps: readonly TopicPartition[]) => {
+      await claims.promise;
+      return new Map(tps.map((tp) => [tpKey(tp), 0]));
+    },
+    revoked: () => Promise.resolve(),
+    batch: (batch: { records: readonly { offset: number }[] }) => {
+      handled.push(...batch.records.map((r) => r.offset));
+      return Promise.resolve();
+    },
+  };
+  await consumer.start(["events"], listener as Any);
+  fake.join({ events: [0, 1] });
+  let heartbeats = 0;
+  const waiting = fake.deliver("events", 1, [0], {}, () => (heartbeats++, Promise.resolve()));
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  assert.ok(heartbeats >= 3, `${heartbeats} heartbeats in 200 ms of waiting`);
+  claims.resolve();
+  await waiting;
+  await settle();
+  assert.deepEqual(handled, [0]);
+  const afterwards = heartbeats;
+  await fake.deliver("events", 1, [1], {}, () => (heartbeats++, Promise.resolve()));
+  assert.equal(heartbeats, afterwards, "a batch with no assignment pending heartbeats (kafkajs does after it)");
+
+  // Another assignment held: kafkajs's heartbeat finds the group rebalancing and throws; kafkajs joins again once the
+  // batch's eachBatch settles (with it, the batch is left unresolved and fetched again).
+  const held = Promise.withResolvers<void>();
+  listener.assigned = async (tps) => {
+    await held.promise;
+    return new Map(tps.map((tp) => [tpKey(tp), 0]));
+  };
+  fake.join({ events: [0, 1, 2] });
+  const rebalancing = Object.assign(new Error("The group is rebalancing"), { type: "REBALANCE_IN_PROGRESS" });
+  await assert.rejects(fake.deliver("events", 1, [2], {}, () => Promise.reject(rebalancing)), /rebalancing/);
+  assert.deepEqual(handled, [0, 1], "the batch whose wait ended was handled");
+  held.resolve();
+  await consumer.stop();
 });
