@@ -29,8 +29,8 @@ COPY --chown=deno:deno http/ ./http/
 COPY --chown=deno:deno sql/ ./sql/
 COPY --chown=deno:deno scripts/ ./scripts/
 RUN deno cache --frozen main.ts scripts/healthcheck.ts
-# Save PGlite's initialised data directory once, so a container starting on an empty DATA_DIR
-# unpacks it (~0.3 s) instead of running initdb (~2.5 s).
+# Save PGlite's initialised data directory once (39 MB), so a container starting on an empty DATA_DIR
+# copies it (~0.5 s) instead of running initdb (~3 s).
 RUN deno run -A --frozen scripts/pglite_template.ts
 
 ENV PORT=8080 \

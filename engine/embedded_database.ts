@@ -21,7 +21,7 @@ import type { Logger } from "./logger.ts";
 import { runPeriodically } from "./periodic_task.ts";
 import { describePGliteError } from "./pglite_error.ts";
 import { checkPgdataOwner, foreignFileError } from "./pgdata_owner.ts";
-import { DEFAULT_TEMPLATE_DIR, readTemplate, saveTemplate, templatePath } from "./pglite_template.ts";
+import { copyTemplate, DEFAULT_TEMPLATE_DIR, discardTemplate, saveTemplate, templatePath } from "./pglite_template.ts";
 import { installSocketFraming } from "./pglite_socket_framing.ts";
 import { CHECKPOINT_WAL_BYTES, DEFAULT_WAL_CHECK_INTERVAL_MS, scheduleWalCheckpoints } from "./embedded_wal.ts";
 
@@ -33,6 +33,8 @@ const SOCKET_FILE = ".s.PGSQL.5432";
 const INITIALISED_MARKER = "pgdata.initialised";
 /** Names a database set aside because its initialisation did not finish (followed by the time). */
 const INCOMPLETE_SUFFIX = ".incomplete-";
+/** Where the template is copied, in DATA_DIR, before it is renamed to PGDATA_DIR: a copy cut short stays here. */
+const TEMPLATE_COPY_DIR = "pgdata.copying";
 /** Names, in DATA_DIR, the socket directory of the engine running on it: the next start removes one a SIGKILL left. */
 const SOCKET_DIR_RECORD = "socket-dir";
 /** Prefix of the socket directories under the temp dir (a recorded path without it is never removed). */
@@ -68,7 +70,7 @@ export interface EmbeddedDatabase {
   readonly url: string;
   /** Where PostgreSQL's files are. */
   readonly pgdata: string;
-  /** Whether this start unpacked the machine-wide template instead of running initdb. */
+  /** Whether this start copied the machine-wide template instead of running initdb. */
   readonly fromTemplate: boolean;
   /** Closes the client, the socket server and PGlite, in that order. */
   close(): Promise<void>;
@@ -102,6 +104,7 @@ export async function openEmbeddedDatabase(
     log.warn("setting aside a database whose initialisation did not finish", { from: pgdata, to: aside });
     await Deno.rename(pgdata, aside);
   }
+  if (!initialised) await Deno.remove(`${dataDir}/${TEMPLATE_COPY_DIR}`, { recursive: true }).catch(() => {});
   if (initialised && !(await exists(pgdata))) {
     // PGlite would initialise an empty database there, as if nothing had ever been accepted: PostgreSQL too refuses
     // a data directory that is gone.
@@ -127,7 +130,7 @@ export async function openEmbeddedDatabase(
   let socketDir: string | undefined;
   try {
     const templateDir = options.templateDir === undefined ? DEFAULT_TEMPLATE_DIR : options.templateDir;
-    ({ db, fromTemplate } = await startPGlite(pgdata, initialised ? null : templateDir, log));
+    ({ db, fromTemplate } = await startPGlite(dataDir, initialised ? null : templateDir, log));
     if (!initialised) await Deno.writeTextFile(marker, `${new Date().toISOString()}\n`);
     await removeLeftSocketDir(dataDir, log);
     socketDir = await Deno.makeTempDir({ prefix: SOCKET_DIR_PREFIX });
@@ -199,36 +202,45 @@ export async function openEmbeddedDatabase(
 }
 
 /**
- * Starts PGlite on `pgdata`. A new directory (templateDir given) is unpacked from the template when
- * there is one, and otherwise initialised and saved as the template. A template that cannot be
- * unpacked is deleted and the directory initialised from scratch.
+ * Starts PGlite on DATA_DIR's pgdata. A new directory (templateDir given) is copied from the template when there is
+ * one, and otherwise initialised and saved as the template (PGlite closes it first, so that the copy is of a database
+ * shut down cleanly). A template that cannot be copied or opened is deleted and the directory initialised from scratch.
  */
 async function startPGlite(
-  pgdata: string,
+  dataDir: string,
   templateDir: string | null,
   log: Logger,
 ): Promise<{ db: PGlite; fromTemplate: boolean }> {
+  const pgdata = `${dataDir}/${PGDATA_DIR}`;
   const template = templateDir ? await templatePath(templateDir) : undefined;
-  const loadDataDir = template ? await readTemplate(template, log) : undefined;
-  if (template && loadDataDir) {
-    const db = new PGlite(pgdata, { loadDataDir });
+  if (template && await copyTemplate(template, pgdata, `${dataDir}/${TEMPLATE_COPY_DIR}`, log)) {
+    const db = new PGlite(pgdata);
     try {
       await db.waitReady;
       return { db, fromTemplate: true };
     } catch (error) {
-      log.warn("the PGlite template cannot be unpacked; deleting it and initialising from scratch", {
+      log.warn("PGlite cannot open a copy of the template; deleting it and initialising from scratch", {
         template,
         error,
       });
       await db.close().catch(() => {});
-      await Deno.remove(template).catch(() => {});
+      await discardTemplate(template);
       await Deno.remove(pgdata, { recursive: true }).catch(() => {});
     }
   }
   const db = new PGlite(pgdata);
   await db.waitReady;
-  if (template) await saveTemplate(db, template, log);
-  return { db, fromTemplate: false };
+  if (!template) return { db, fromTemplate: false };
+  await db.close();
+  await saveTemplate(pgdata, template, log);
+  const reopened = new PGlite(pgdata);
+  try {
+    await reopened.waitReady;
+  } catch (error) {
+    await reopened.close().catch(() => {});
+    throw error;
+  }
+  return { db: reopened, fromTemplate: false };
 }
 
 /**

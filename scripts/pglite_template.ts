@@ -7,7 +7,7 @@
  */
 import { openEmbeddedDatabase } from "../engine/embedded_database.ts";
 import { createLogger } from "../engine/logger.ts";
-import { DEFAULT_TEMPLATE_DIR, templatePath } from "../engine/pglite_template.ts";
+import { DEFAULT_TEMPLATE_DIR, readManifest, templatePath } from "../engine/pglite_template.ts";
 
 const logger = createLogger("warn");
 const dir = await Deno.makeTempDir({ prefix: "pglite-template-" });
@@ -15,8 +15,9 @@ try {
   const db = await openEmbeddedDatabase(dir, { logger, vacuumIntervalMs: 0 });
   await db.close();
   const path = await templatePath(DEFAULT_TEMPLATE_DIR);
-  const { size } = await Deno.stat(path);
-  Deno.stdout.writeSync(new TextEncoder().encode(`PGlite template: ${path} (${size} bytes)\n`));
+  // Throws (exit code 1) when no whole template was saved: a build must not ship without one.
+  const { files, bytes } = await readManifest(path);
+  Deno.stdout.writeSync(new TextEncoder().encode(`PGlite template: ${path} (${files} files, ${bytes} bytes)\n`));
 } finally {
   await Deno.remove(dir, { recursive: true });
 }
