@@ -35,6 +35,12 @@ const INITIALISED_MARKER = "pgdata.initialised";
 const INCOMPLETE_SUFFIX = ".incomplete-";
 /** Where the template is copied, in DATA_DIR, before it is renamed to PGDATA_DIR: a copy cut short stays here. */
 const TEMPLATE_COPY_DIR = "pgdata.copying";
+/**
+ * pgdata's mode. PGlite (through Deno's node:fs) creates its files readable and writable by everyone (0666, whatever
+ * the umask) in directories of 0755: any local user could have read or rewritten the database. Like PostgreSQL, which
+ * refuses a data directory others can enter, only the engine's user may enter it.
+ */
+const PGDATA_MODE = 0o700;
 /** Names, in DATA_DIR, the socket directory of the engine running on it: the next start removes one a SIGKILL left. */
 const SOCKET_DIR_RECORD = "socket-dir";
 /** Prefix of the socket directories under the temp dir (a recorded path without it is never removed). */
@@ -131,6 +137,8 @@ export async function openEmbeddedDatabase(
   try {
     const templateDir = options.templateDir === undefined ? DEFAULT_TEMPLATE_DIR : options.templateDir;
     ({ db, fromTemplate } = await startPGlite(dataDir, initialised ? null : templateDir, log));
+    // Also a database an earlier release left open to others (before anything is read from it over the socket).
+    if (Deno.build.os !== "windows") await Deno.chmod(pgdata, PGDATA_MODE);
     if (!initialised) await Deno.writeTextFile(marker, `${new Date().toISOString()}\n`);
     await removeLeftSocketDir(dataDir, log);
     socketDir = await Deno.makeTempDir({ prefix: SOCKET_DIR_PREFIX });

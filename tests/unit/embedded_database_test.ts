@@ -209,3 +209,31 @@ Deno.test("the socket directory an engine killed before closing left is removed 
     await Deno.remove(lockedDir, { recursive: true }).catch(() => {});
   }
 });
+
+Deno.test("pgdata is reachable by the engine's user alone, new (from the template or initdb) or left open by a release before", async (t) => {
+  for (const templateDir of [undefined, null]) {
+    await t.step(templateDir === null ? "initdb" : "template", async () => {
+      const dataDir = await Deno.makeTempDir({ prefix: "embedded-database-" });
+      try {
+        await Deno.chmod(dataDir, 0o755);
+        const options = { logger: silentLogger, templateDir, vacuumIntervalMs: 0 };
+        let db = await openEmbeddedDatabase(dataDir, options);
+        await db.sql`create table kept (n int)`;
+        await db.sql`insert into kept values (7)`;
+        await db.close();
+        assert.equal((await Deno.stat(`${dataDir}/pgdata`)).mode! & 0o777, 0o700);
+
+        await Deno.chmod(`${dataDir}/pgdata`, 0o755);
+        db = await openEmbeddedDatabase(dataDir, options);
+        try {
+          assert.equal((await Deno.stat(`${dataDir}/pgdata`)).mode! & 0o777, 0o700);
+          assert.deepEqual([...await db.sql`select n from kept`], [{ n: 7 }]);
+        } finally {
+          await db.close();
+        }
+      } finally {
+        await Deno.remove(dataDir, { recursive: true });
+      }
+    });
+  }
+});
