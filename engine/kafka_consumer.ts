@@ -5,6 +5,7 @@ import type { LogConsumer, LogRecord, PartitionListener, RecordBatch, TopicParti
 import { tpKey } from "./log.ts";
 import type { Logger } from "./logger.ts";
 import { AssignmentConfirmation } from "./assignment_confirmation.ts";
+import { confirmationStaleAfterMs, DEFAULT_SESSION_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS } from "./kafka_session.ts";
 import { KafkaAdmin } from "./kafka_admin.ts";
 import { consumerForLeaving, leaveFromAside } from "./kafka_group_leave.ts";
 import { settledWithin } from "./settled_within.ts";
@@ -14,8 +15,8 @@ export interface KafkaConsumerOptions {
   readonly groupId: string;
   /** How many partitions are handled at the same time. */
   readonly partitionsConsumedConcurrently?: number;
+  /** How long the group waits for a silent member before handing its partitions to others (KAFKA_SESSION_TIMEOUT_MS). */
   readonly sessionTimeoutMs?: number;
-  readonly heartbeatIntervalMs?: number;
   /** Longest time the broker holds a fetch open when there is nothing new; bounds idle latency. */
   readonly maxWaitTimeMs?: number;
 }
@@ -25,8 +26,7 @@ const CONSUMER_RETRIES = 5;
 
 const CONSUMER_DEFAULTS = {
   partitionsConsumedConcurrently: 12,
-  sessionTimeoutMs: 10_000,
-  heartbeatIntervalMs: 1_000,
+  sessionTimeoutMs: DEFAULT_SESSION_TIMEOUT_MS,
   maxWaitTimeMs: 100,
 } as const;
 
@@ -66,8 +66,6 @@ interface Lane {
   tail: Promise<void>;
 }
 
-/** Heartbeat intervals after which the last answered heartbeat no longer confirms the assignment. */
-const HEARTBEATS_STALE_AFTER = 3;
 /** Batches of one partition handed off at a time; the partition is paused at this many, resumed below. */
 const MAX_BATCHES_PER_PARTITION = 2;
 /** Wait before a batch whose handler threw is read again: doubles from `initial` up to `max`. */
@@ -132,12 +130,12 @@ export class KafkaConsumer implements LogConsumer {
     this.#logger = logger.child({ component: "kafka-consumer" });
     this.#kafka = kafka;
     this.#admin = new KafkaAdmin(kafka);
-    const heartbeatMs = options.heartbeatIntervalMs ?? CONSUMER_DEFAULTS.heartbeatIntervalMs;
-    this.#confirmation = new AssignmentConfirmation(HEARTBEATS_STALE_AFTER * heartbeatMs);
+    const sessionTimeoutMs = options.sessionTimeoutMs ?? CONSUMER_DEFAULTS.sessionTimeoutMs;
+    this.#confirmation = new AssignmentConfirmation(confirmationStaleAfterMs(sessionTimeoutMs));
     this.#consumer = consumerForLeaving(kafka, {
       groupId: options.groupId,
-      sessionTimeout: options.sessionTimeoutMs ?? CONSUMER_DEFAULTS.sessionTimeoutMs,
-      heartbeatInterval: heartbeatMs,
+      sessionTimeout: sessionTimeoutMs,
+      heartbeatInterval: HEARTBEAT_INTERVAL_MS,
       maxWaitTimeInMs: options.maxWaitTimeMs ?? CONSUMER_DEFAULTS.maxWaitTimeMs,
       allowAutoTopicCreation: false,
       // kafkajs's default for a consumer (5 retries), and no restart once stopping: a join the stop cut short crashes
