@@ -130,13 +130,14 @@ async function openProductionBackend(
     throw error;
   }
   const producer = new KafkaProducer(kafka, kafkaOptions);
-  const consumer = new KafkaConsumer(kafka, { groupId: config.GROUP_ID }, logger);
+  const sessionTimeoutMs = config.KAFKA_SESSION_TIMEOUT_MS;
+  const consumer = new KafkaConsumer(kafka, { groupId: config.GROUP_ID, sessionTimeoutMs }, logger);
   return {
     sql,
     admin,
     producer,
     consumer,
-    createConsumer: (groupId) => new KafkaConsumer(kafka, { groupId }, logger),
+    createConsumer: (groupId) => new KafkaConsumer(kafka, { groupId, sessionTimeoutMs }, logger),
     registerGroup: () => Promise.resolve(),
     startupStep: (step) => usable(step, broker),
     databaseStep: (step, what) =>

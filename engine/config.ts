@@ -10,6 +10,7 @@ import { domainSettingsConflicts, domainSettingsShape, fromDigits, TEN_YEARS } f
 import { databaseUrlProblem, parsePort, redactUrl } from "./database_url.ts";
 import { isHostNameOrIpv4, isIpv6 } from "./host.ts";
 import { ConfigError } from "./errors.ts";
+import { DEFAULT_SESSION_TIMEOUT_MS, MAX_SESSION_TIMEOUT_MS, MIN_SESSION_TIMEOUT_MS } from "./kafka_session.ts";
 
 const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
 /** The longest duration in milliseconds a setting may have: ten years, as the domain's durations. */
@@ -103,6 +104,7 @@ const settings = {
     .transform((value) => value.split(",").map((broker) => broker.trim()).join(",")).optional(),
   KAFKA_CLIENT_ID: z.string().trim().min(1).default("actor-engine"),
   GROUP_ID: z.string().trim().min(1).default("actor-engine"),
+  KAFKA_SESSION_TIMEOUT_MS: int(MIN_SESSION_TIMEOUT_MS, MAX_SESSION_TIMEOUT_MS).default(DEFAULT_SESSION_TIMEOUT_MS),
   TOPIC_PREFIX: z.string().trim().regex(/^[A-Za-z0-9._-]*$/, "only letters, digits, '.', '_' and '-'")
     .max(200, "at most 200 characters: Kafka refuses topic names over 249").default(""),
   PARTITIONS: int(1, 10_000).default(12),

@@ -28,7 +28,8 @@ import type { Instrumentation } from "./instrumentation.ts";
 import type { Logger } from "./logger.ts";
 import { Metrics } from "./metrics.ts";
 import { ActorRuntime } from "./runtime.ts";
-import { createStateReader, routedKinds } from "./state_reader.ts";
+import { BROKER_MIN_SESSION_TIMEOUT_MS, isSessionTimeoutRefusal, MAX_SESSION_TIMEOUT_MS } from "./kafka_session.ts";
+import { createStateReader, ownerTrustedMs, routedKinds } from "./state_reader.ts";
 
 const MS_PER_DAY = 86_400_000;
 /** How long a stop waits for requests in progress before it goes on to leave the group and checkpoint. */
@@ -206,6 +207,7 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
       // until its session times out (30 s by kafkajs's default), and a signal waited for it past main.ts's deadline.
       await abandonedOnAbort(backend.consumer.start(consumedTopics(topics), runtime), signal, aborted);
       stillWanted();
+      refusedSessionTimeout(config, backend.consumer.failure?.());
     }
 
     const registry = new InstanceRegistry(backend.sql, config.GROUP_ID, instanceId, log);
@@ -213,6 +215,7 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
     const reader = createStateReader(runtime, store, {
       registry,
       forwardSecret,
+      ownerTrustedMs: ownerTrustedMs(config.KAFKA_SESSION_TIMEOUT_MS),
       kinds: await opening.startupStep(routedKinds(topics, admin)),
       logger: log,
     });
@@ -310,6 +313,24 @@ export async function startEngine(config: Config, logger: Logger, options: Engin
     }
     throw error;
   }
+}
+
+/**
+ * Stops start-up as a bad setting does (exit code 2, plain text) when the broker refused to let the consumer join with
+ * KAFKA_SESSION_TIMEOUT_MS: kafkajs gives such a join up, and the engine used to start and then fail (exit code 1)
+ * with the broker's words, which name neither the setting nor its value.
+ */
+function refusedSessionTimeout(config: Config, failure: Error | undefined): void {
+  if (!isSessionTimeoutRefusal(failure)) return;
+  throw new ConfigError(
+    `Cannot start: Kafka at KAFKA_BROKERS="${config.KAFKA_BROKERS}" refused ` +
+      `KAFKA_SESSION_TIMEOUT_MS=${config.KAFKA_SESSION_TIMEOUT_MS}: ${
+        failure!.message
+      }; set KAFKA_SESSION_TIMEOUT_MS ` +
+      `within the broker's range (${BROKER_MIN_SESSION_TIMEOUT_MS} to ${MAX_SESSION_TIMEOUT_MS} unless its settings ` +
+      "change it)",
+    { cause: failure },
+  );
 }
 
 /**

@@ -5,6 +5,7 @@ import type { LogConsumer, LogRecord, PartitionListener, RecordBatch, TopicParti
 import { tpKey } from "./log.ts";
 import type { Logger } from "./logger.ts";
 import { AssignmentConfirmation } from "./assignment_confirmation.ts";
+import { confirmationStaleAfterMs, DEFAULT_SESSION_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS } from "./kafka_session.ts";
 import { KafkaAdmin } from "./kafka_admin.ts";
 import { consumerForLeaving, leaveFromAside } from "./kafka_group_leave.ts";
 import { settledWithin } from "./settled_within.ts";
@@ -14,7 +15,9 @@ export interface KafkaConsumerOptions {
   readonly groupId: string;
   /** How many partitions are handled at the same time. */
   readonly partitionsConsumedConcurrently?: number;
+  /** How long the group waits for a silent member before handing its partitions to others (KAFKA_SESSION_TIMEOUT_MS). */
   readonly sessionTimeoutMs?: number;
+  /** How often to heartbeat the group (HEARTBEAT_INTERVAL_MS unless a test needs heartbeats closer together). */
   readonly heartbeatIntervalMs?: number;
   /** Longest time the broker holds a fetch open when there is nothing new; bounds idle latency. */
   readonly maxWaitTimeMs?: number;
@@ -25,8 +28,7 @@ const CONSUMER_RETRIES = 5;
 
 const CONSUMER_DEFAULTS = {
   partitionsConsumedConcurrently: 12,
-  sessionTimeoutMs: 10_000,
-  heartbeatIntervalMs: 1_000,
+  sessionTimeoutMs: DEFAULT_SESSION_TIMEOUT_MS,
   maxWaitTimeMs: 100,
 } as const;
 
@@ -66,8 +68,6 @@ interface Lane {
   tail: Promise<void>;
 }
 
-/** Heartbeat intervals after which the last answered heartbeat no longer confirms the assignment. */
-const HEARTBEATS_STALE_AFTER = 3;
 /** Batches of one partition handed off at a time; the partition is paused at this many, resumed below. */
 const MAX_BATCHES_PER_PARTITION = 2;
 /** Wait before a batch whose handler threw is read again: doubles from `initial` up to `max`. */
@@ -134,11 +134,12 @@ export class KafkaConsumer implements LogConsumer {
     this.#logger = logger.child({ component: "kafka-consumer" });
     this.#kafka = kafka;
     this.#admin = new KafkaAdmin(kafka);
-    const heartbeatMs = options.heartbeatIntervalMs ?? CONSUMER_DEFAULTS.heartbeatIntervalMs;
-    this.#confirmation = new AssignmentConfirmation(HEARTBEATS_STALE_AFTER * heartbeatMs);
+    const sessionTimeoutMs = options.sessionTimeoutMs ?? CONSUMER_DEFAULTS.sessionTimeoutMs;
+    const heartbeatMs = options.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_MS;
+    this.#confirmation = new AssignmentConfirmation(confirmationStaleAfterMs(sessionTimeoutMs, heartbeatMs));
     this.#consumer = consumerForLeaving(kafka, {
       groupId: options.groupId,
-      sessionTimeout: options.sessionTimeoutMs ?? CONSUMER_DEFAULTS.sessionTimeoutMs,
+      sessionTimeout: sessionTimeoutMs,
       heartbeatInterval: heartbeatMs,
       maxWaitTimeInMs: options.maxWaitTimeMs ?? CONSUMER_DEFAULTS.maxWaitTimeMs,
       allowAutoTopicCreation: false,
@@ -281,7 +282,7 @@ export class KafkaConsumer implements LogConsumer {
   async #untilReady(heartbeat: () => Promise<void>): Promise<void> {
     if (this.#assignmentsPending === 0) return;
     const ready = this.#ready.then(() => true);
-    const intervalMs = this.options.heartbeatIntervalMs ?? CONSUMER_DEFAULTS.heartbeatIntervalMs;
+    const intervalMs = this.options.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_MS;
     for (;;) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       const interval = new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), intervalMs));

@@ -40,6 +40,14 @@ export const OWNER_CACHE_MS = 1_000;
  * before the stall used to be trusted, and the first answers after waking were the stale memory.
  */
 export const OWNER_TRUSTED_MS = 5_000;
+
+/**
+ * OWNER_TRUSTED_MS for a group whose session times out after `sessionTimeoutMs`: at most half of it, so that a stall
+ * long enough to lose the partition (a session timeout at least) always outlasts the trust in the owner found before.
+ */
+export function ownerTrustedMs(sessionTimeoutMs: number): number {
+  return Math.min(OWNER_TRUSTED_MS, Math.floor(sessionTimeoutMs / 2));
+}
 /**
  * How long a query waits for PostgreSQL (its key's partition owner, its checkpoint) before answering 503 naming the
  * database: on a frozen database (connections open, no answers) it used to wait until the database answered.

@@ -12,7 +12,7 @@ import { uuidv7 } from "../../engine/uuid.ts";
 import type { EngineProcess } from "./engine_process.ts";
 import type { Deployment, LogName, LogView } from "./modes.ts";
 import { replayPartition } from "./replay.ts";
-import { eventually } from "./services.ts";
+import { eventually, FAILOVER_SESSION } from "./services.ts";
 import { parseJson } from "../../engine/json_parse.ts";
 import { wholeState } from "../../sql/checkpoints.ts";
 
@@ -27,6 +27,8 @@ export const SETTINGS = {
   CLOCK_IDLE_MS: String(86_400_000),
   // Actors idle for a second are packed, so the kills also land on actors being packed and unpacked.
   ACTOR_PACK_MS: "1000",
+  // Each start after a kill joins the group, which waits for the killed member's session to time out.
+  ...FAILOVER_SESSION,
 };
 
 /**

@@ -9,7 +9,7 @@ import postgres from "postgres";
 import { parseConfig, topicNames } from "../../engine/config.ts";
 import { partitionForKey } from "../../engine/partitioner.ts";
 import { type EngineProcess, freePort, startEngineProcess } from "../helpers/engine_process.ts";
-import { eventually, freshDatabase, services, uniqueName } from "../helpers/services.ts";
+import { eventually, FAILOVER_SESSION, freshDatabase, services, uniqueName } from "../helpers/services.ts";
 import { onlyOn } from "../helpers/modes.ts";
 
 const PARTITIONS = 6;
@@ -46,6 +46,8 @@ function groupEnv(id: string, dbUrl: string, extra: Record<string, string> = {})
     PARTITIONS: String(PARTITIONS),
     CHECKPOINT_INTERVAL_MS: "200",
     CLOCK_IDLE_MS: String(86_400_000),
+    // The stalls and kills wait for the session to time out.
+    ...FAILOVER_SESSION,
     ...extra,
   };
 }

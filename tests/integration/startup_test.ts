@@ -674,6 +674,45 @@ onlyOn(
   },
 );
 
+onlyOn(
+  "kafka",
+  "a KAFKA_SESSION_TIMEOUT_MS the broker refuses stops start-up naming the setting and its value",
+  async () => {
+    const dataDir = await Deno.makeTempDir({ prefix: "startup-" });
+    const database = await freshDatabase();
+    const { kafkaBrokers } = services();
+    // Under the broker's group.min.session.timeout.ms (6000 by default): its JoinGroup is refused.
+    const engine = spawnEngine({
+      dataDir,
+      env: {
+        KAFKA_BROKERS: kafkaBrokers,
+        DATABASE_URL: database.url,
+        TOPIC_PREFIX: `${uniqueName("session")}.`,
+        GROUP_ID: uniqueName("session"),
+        KAFKA_SESSION_TIMEOUT_MS: "3000",
+      },
+    });
+    try {
+      const status = await within(60_000, "the engine's exit", engine.exited);
+      // It used to start, then exit 1 with kafkajs's words, naming neither the setting nor its value.
+      assert.equal(status.code, 2, engine.logs());
+      assert.match(
+        engine.logs(),
+        new RegExp(
+          `^Cannot start: Kafka at KAFKA_BROKERS="${kafkaBrokers}" refused KAFKA_SESSION_TIMEOUT_MS=3000: ` +
+            "The session timeout is not within the range allowed by the broker .*; set KAFKA_SESSION_TIMEOUT_MS " +
+            "within the broker's range \\(6000 to 1800000 unless its settings change it\\)$",
+          "m",
+        ),
+      );
+    } finally {
+      await engine.kill("SIGKILL");
+      await database.drop();
+      await Deno.remove(dataDir, { recursive: true });
+    }
+  },
+);
+
 forEachLog("a changed PARTITIONS on existing topics is named in a warning; the topics keep their count", async (d) => {
   await startsAndServes(d.config, "first");
   const changed = { ...d.config, PARTITIONS: d.config.PARTITIONS + 2 };

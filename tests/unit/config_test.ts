@@ -225,6 +225,24 @@ Deno.test("parseConfig() ends idle transactions after 10 s by default; 0 never, 
   assert.throws(() => parseConfig({ TRANSACTION_IDLE_TIMEOUT_MS: "10s" }), /TRANSACTION_IDLE_TIMEOUT_MS="10s"/);
 });
 
+Deno.test("parseConfig() gives the consumer group a 10 s session by default; 3000–1800000 ms, anything else named", () => {
+  assert.equal(parseConfig({}).KAFKA_SESSION_TIMEOUT_MS, 10_000);
+  assert.equal(parseConfig({ KAFKA_SESSION_TIMEOUT_MS: "6000" }).KAFKA_SESSION_TIMEOUT_MS, 6000);
+  // Three heartbeats (one a second) at least; at most what a broker allows by default (group.max.session.timeout.ms).
+  assert.equal(parseConfig({ KAFKA_SESSION_TIMEOUT_MS: "3000" }).KAFKA_SESSION_TIMEOUT_MS, 3000);
+  assert.equal(parseConfig({ KAFKA_SESSION_TIMEOUT_MS: "1800000" }).KAFKA_SESSION_TIMEOUT_MS, 1_800_000);
+  for (const value of ["0", "1000", "2999", "1800001", "6000.5", "6s", "-6000"]) {
+    assert.throws(
+      () => parseConfig({ KAFKA_SESSION_TIMEOUT_MS: value }),
+      new RegExp(
+        `Cannot start: invalid configuration: KAFKA_SESSION_TIMEOUT_MS="${value}": must be an integer from ` +
+          "3000 to 1800000, in decimal digits$",
+      ),
+      value,
+    );
+  }
+});
+
 Deno.test("parseConfig() treats a value of only whitespace like an empty one: unset, so the default applies", () => {
   const config = parseConfig({ PORT: "  ", MAX_EVENT_FUTURE_MS: "\t", STATE_TTL_DAYS: " ", HOST: " ", LOG_LEVEL: " " });
   assert.equal(config.PORT, 8080);

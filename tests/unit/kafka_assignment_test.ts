@@ -67,13 +67,20 @@ function fakeKafka() {
   };
   /** Where each partition's log ends (partition → offset), as a broker lists it; unlisted if missing. */
   const logEnds = new Map<number, number>();
-  const kafka = { consumer: () => consumer, admin: () => admin, [CREATE_CLUSTER]: () => fakeOffsetCluster(logEnds) };
+  /** The settings KafkaConsumer gave kafkajs's consumer. */
+  let consumerConfig: Any;
+  const kafka = {
+    consumer: (config: Any) => (consumerConfig = config, consumer),
+    admin: () => admin,
+    [CREATE_CLUSTER]: () => fakeOffsetCluster(logEnds),
+  };
   const left = Promise.withResolvers<void>();
   /** What KafkaConsumer asked of kafkajs: `seek P@O`, `pause P`, `resume P`, `commit P@O`. */
   const calls: string[] = [];
   return {
     kafka,
     calls,
+    consumerConfig: () => consumerConfig,
     /** Sets the group's committed offsets (those another member committed, say). */
     groupOffsets,
     /** Sets where partitions' logs end. */
@@ -825,4 +832,44 @@ Deno.test("a batch waiting for an assignment being handled heartbeats meanwhile,
   assert.deepEqual(handled, [0, 1], "the batch whose wait ended was handled");
   held.resolve();
   await consumer.stop();
+});
+
+Deno.test("a shorter session timeout reaches kafkajs, and an answered heartbeat confirms the assignment for less long", async () => {
+  const member = async (sessionTimeoutMs?: number) => {
+    const fake = fakeKafka();
+    const consumer = new KafkaConsumer(fake.kafka as Any, { groupId: "group", sessionTimeoutMs }, silentLogger);
+    await consumer.start(["t"], {
+      assigned: (tps) => Promise.resolve(new Map(tps.map((tp) => [tpKey(tp), 0]))),
+      revoked: () => Promise.resolve(),
+      batch: () => Promise.resolve(),
+    });
+    fake.join({ t: [0] });
+    await settle();
+    return { fake, consumer };
+  };
+  const short = await member(3_000);
+  const usual = await member();
+  try {
+    assert.deepEqual(
+      [short, usual].map(({ fake }) => [fake.consumerConfig().sessionTimeout, fake.consumerConfig().heartbeatInterval]),
+      [[3_000, 1_000], [10_000, 1_000]],
+    );
+    const since = performance.now();
+    for (const { fake } of [short, usual]) {
+      fake.heartbeat();
+      fake.heartbeat();
+    }
+    assert.ok(short.consumer.assignmentConfirmedSince(since));
+    // The coordinator drops a silent member a session timeout after the last heartbeat it received, which is before
+    // its answer came back: three heartbeat intervals (3 s) would confirm a member a 3 s session may have lost.
+    await new Promise((resolve) => setTimeout(resolve, 2_200));
+    assert.equal(short.consumer.assignmentConfirmedSince(since), false, "2.2 s on, a 3 s session confirms nothing");
+    // Unless a loaded machine woke the test late, past the 3 s a 10 s session's heartbeats confirm for.
+    if (performance.now() - since < 2_900) {
+      assert.equal(usual.consumer.assignmentConfirmedSince(since), true, "2.2 s on, a 10 s session still confirms");
+    }
+  } finally {
+    await short.consumer.stop();
+    await usual.consumer.stop();
+  }
 });
