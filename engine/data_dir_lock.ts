@@ -26,8 +26,10 @@ export async function lockDataDir(dir: string): Promise<DataDirLock> {
   const path = `${absolute}/${LOCK_FILE}`;
   let file: Deno.FsFile;
   try {
+    refuseLink(path, await Deno.lstat(path).catch(() => null), absolute);
     file = await Deno.open(path, { read: true, write: true, create: true });
   } catch (error) {
+    if (error instanceof ConfigError) throw error;
     throw new ConfigError(
       `Cannot create the lock file ${LOCK_FILE} in DATA_DIR: current value is ${JSON.stringify(dir)} ` +
         `(${(error as Error).message})`,
@@ -36,6 +38,11 @@ export async function lockDataDir(dir: string): Promise<DataDirLock> {
   }
   let locked = false;
   try {
+    // Checked again on what was opened: a link put in its place since the first check is refused before any write.
+    const opened = await file.stat();
+    const named = await Deno.lstat(path);
+    if (named.ino !== opened.ino || named.dev !== opened.dev) throw linkError(path, absolute);
+    refuseLink(path, named, absolute);
     locked = await file.tryLock(true);
   } finally {
     if (!locked) file.close();
@@ -55,6 +62,23 @@ export async function lockDataDir(dir: string): Promise<DataDirLock> {
       file.close();
     },
   };
+}
+
+/**
+ * Refuses (ConfigError) a lock file that is not a regular file of its own: one who can write DATA_DIR without being the
+ * engine's user (its owner, when the engine runs as root) could link it to any file the engine can write, which the
+ * lock used to truncate and write its pid in. `found` is its lstat (null: there is none yet).
+ */
+function refuseLink(path: string, found: Deno.FileInfo | null, dataDir: string): void {
+  if (found === null || (found.isFile && (found.nlink ?? 1) === 1)) return;
+  throw linkError(path, dataDir);
+}
+
+function linkError(path: string, dataDir: string): ConfigError {
+  return new ConfigError(
+    `Cannot lock DATA_DIR: ${LOCK_FILE} in DATA_DIR ${dataDir} is not a regular file of its own (a symbolic link, a ` +
+      `hard link or a special file: someone who can write DATA_DIR made it so); delete ${path} and start again`,
+  );
 }
 
 async function ensureDir(dir: string): Promise<string> {

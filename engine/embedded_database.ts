@@ -103,6 +103,15 @@ export async function openEmbeddedDatabase(
   const started = performance.now();
   const pgdata = `${dataDir}/${PGDATA_DIR}`;
   const marker = `${dataDir}/${INITIALISED_MARKER}`;
+  if ((await Deno.lstat(marker).catch(() => null))?.isSymlink) {
+    // Written through, it would create or rewrite the file it points to (as root, for an engine run as root on a DATA_DIR
+    // another user can write).
+    throw new ConfigError(
+      `Cannot start: ${INITIALISED_MARKER} in DATA_DIR ${dataDir} is a symbolic link (someone who can write DATA_DIR ` +
+        `made it so); the engine writes it itself. Delete ${marker} if the database was never initialised, else ` +
+        `replace it by a regular file`,
+    );
+  }
   const initialised = await exists(marker);
   if (!initialised && await exists(pgdata)) {
     await removeEarlierAsides(dataDir, log);
@@ -139,11 +148,13 @@ export async function openEmbeddedDatabase(
     ({ db, fromTemplate } = await startPGlite(dataDir, initialised ? null : templateDir, log));
     // Also a database an earlier release left open to others (before anything is read from it over the socket).
     if (Deno.build.os !== "windows") await Deno.chmod(pgdata, PGDATA_MODE);
-    if (!initialised) await Deno.writeTextFile(marker, `${new Date().toISOString()}\n`);
+    // A new file (O_EXCL): never through a link put there since it was checked.
+    if (!initialised) await Deno.writeTextFile(marker, `${new Date().toISOString()}\n`, { createNew: true });
     await removeLeftSocketDir(dataDir, log);
     socketDir = await Deno.makeTempDir({ prefix: SOCKET_DIR_PREFIX });
     await Deno.chmod(socketDir, 0o700);
-    await Deno.writeTextFile(`${dataDir}/${SOCKET_DIR_RECORD}`, `${socketDir}\n`);
+    // A new file (removeLeftSocketDir removed the one before): never through a link put in its place.
+    await Deno.writeTextFile(`${dataDir}/${SOCKET_DIR_RECORD}`, `${socketDir}\n`, { createNew: true });
     installSocketFraming();
     server = new PGLiteSocketServer({ db, path: `${socketDir}/${SOCKET_FILE}`, maxConnections: 1 });
     await server.start();

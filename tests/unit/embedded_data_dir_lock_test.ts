@@ -95,3 +95,38 @@ Deno.test({
     });
   },
 });
+
+Deno.test("lockDataDir() refuses an engine.lock that is a symbolic link or a hard link, and leaves its target alone", async () => {
+  // Whoever can write DATA_DIR but is not the engine's user (the owner of a DATA_DIR an engine run as root opens) could
+  // otherwise make the engine truncate any file it can write, and write its pid in it.
+  const parent = await Deno.makeTempDir({ prefix: "data-dir-lock-link-" });
+  const dir = `${parent}/data`;
+  const victim = `${parent}/victim`;
+  try {
+    await Deno.mkdir(dir);
+    await Deno.writeTextFile(victim, "not the engine's\n");
+    await Deno.symlink(victim, `${dir}/engine.lock`);
+    const refused = (error: unknown) => {
+      assert.ok(error instanceof ConfigError, String(error));
+      assert.match(error.message, /engine\.lock in DATA_DIR .* is not a regular file of its own/);
+      return true;
+    };
+    await assert.rejects(() => lockDataDir(dir), refused);
+    assert.equal(await Deno.readTextFile(victim), "not the engine's\n");
+    // A dangling link: nothing is created where it points.
+    await Deno.remove(`${dir}/engine.lock`);
+    await Deno.symlink(`${parent}/created`, `${dir}/engine.lock`);
+    await assert.rejects(() => lockDataDir(dir), refused);
+    assert.equal(await Deno.lstat(`${parent}/created`).catch(() => null), null);
+    // A hard link to another file.
+    await Deno.remove(`${dir}/engine.lock`);
+    await Deno.link(victim, `${dir}/engine.lock`);
+    await assert.rejects(() => lockDataDir(dir), refused);
+    assert.equal(await Deno.readTextFile(victim), "not the engine's\n");
+    // A regular file of its own is taken as before.
+    await Deno.remove(`${dir}/engine.lock`);
+    (await lockDataDir(dir)).release();
+  } finally {
+    await Deno.remove(parent, { recursive: true });
+  }
+});

@@ -237,3 +237,22 @@ Deno.test("pgdata is reachable by the engine's user alone, new (from the templat
     });
   }
 });
+
+Deno.test("a pgdata.initialised that is a symbolic link is refused, and nothing is written where it points", async () => {
+  // Whoever can write DATA_DIR without being the engine's user (its owner, for an engine run as root) could otherwise
+  // have the first start create a file wherever the link points, as the engine's user.
+  const parent = await Deno.makeTempDir({ prefix: "embedded-database-marker-" });
+  const dataDir = `${parent}/data`;
+  try {
+    await Deno.mkdir(dataDir);
+    await Deno.symlink(`${parent}/elsewhere`, `${dataDir}/pgdata.initialised`);
+    const error = await openEmbeddedDatabase(dataDir, { logger: silentLogger, vacuumIntervalMs: 0 })
+      .then(async (db) => (await db.close(), undefined), (e) => e);
+    assert.equal(await Deno.lstat(`${parent}/elsewhere`).catch(() => null), null, "nothing written through the link");
+    assert.ok(error instanceof ConfigError, String(error));
+    assert.match(error.message, /pgdata\.initialised in DATA_DIR .* is a symbolic link/);
+    assert.equal(await Deno.lstat(`${dataDir}/pgdata`).catch(() => null), null, "refused before any database is made");
+  } finally {
+    await Deno.remove(parent, { recursive: true });
+  }
+});
