@@ -24,6 +24,7 @@ import { checkPgdataOwner, foreignFileError } from "./pgdata_owner.ts";
 import { copyTemplate, DEFAULT_TEMPLATE_DIR, discardTemplate, saveTemplate, templatePath } from "./pglite_template.ts";
 import { installSocketFraming } from "./pglite_socket_framing.ts";
 import { CHECKPOINT_WAL_BYTES, DEFAULT_WAL_CHECK_INTERVAL_MS, scheduleWalCheckpoints } from "./embedded_wal.ts";
+import { pathExists } from "./path_exists.ts";
 
 /** Subdirectory of DATA_DIR holding PostgreSQL's files. */
 export const PGDATA_DIR = "pgdata";
@@ -87,7 +88,7 @@ export interface EmbeddedDatabase {
  * initialising it): tools that must not create a database where none is ask first.
  */
 export async function engineHasRunIn(dataDir: string): Promise<boolean> {
-  return await exists(`${dataDir}/${INITIALISED_MARKER}`) || await exists(`${dataDir}/${LOCK_FILE}`);
+  return await pathExists(`${dataDir}/${INITIALISED_MARKER}`) || await pathExists(`${dataDir}/${LOCK_FILE}`);
 }
 
 /**
@@ -112,15 +113,15 @@ export async function openEmbeddedDatabase(
         `replace it by a regular file`,
     );
   }
-  const initialised = await exists(marker);
-  if (!initialised && await exists(pgdata)) {
+  const initialised = await pathExists(marker);
+  if (!initialised && await pathExists(pgdata)) {
     await removeEarlierAsides(dataDir, log);
     const aside = `${pgdata}${INCOMPLETE_SUFFIX}${Date.now()}`;
     log.warn("setting aside a database whose initialisation did not finish", { from: pgdata, to: aside });
     await Deno.rename(pgdata, aside);
   }
   if (!initialised) await Deno.remove(`${dataDir}/${TEMPLATE_COPY_DIR}`, { recursive: true }).catch(() => {});
-  if (initialised && !(await exists(pgdata))) {
+  if (initialised && !(await pathExists(pgdata))) {
     // PGlite would initialise an empty database there, as if nothing had ever been accepted: PostgreSQL too refuses
     // a data directory that is gone.
     throw new ConfigError(
@@ -130,7 +131,7 @@ export async function openEmbeddedDatabase(
     );
   }
   if (initialised) await checkPgdataOwner(dataDir, pgdata);
-  if (initialised && (await Deno.stat(pgdata)).isDirectory && !(await exists(`${pgdata}/PG_VERSION`))) {
+  if (initialised && (await Deno.stat(pgdata)).isDirectory && !(await pathExists(`${pgdata}/PG_VERSION`))) {
     // PGlite runs initdb in a folder without PG_VERSION: an emptied pgdata (or an empty volume mounted there) would
     // start on an empty log just the same.
     throw new ConfigError(
@@ -279,16 +280,6 @@ function scheduleVacuum(
       (error) => log.warn("vacuum failed", { error }),
     );
   });
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
 }
 
 /**

@@ -8,6 +8,7 @@
  */
 import type { Logger } from "./logger.ts";
 import { EngineError } from "./errors.ts";
+import { pathExists } from "./path_exists.ts";
 
 /** Default folder for templates: the project's git-ignored cache, next to the engine's source. */
 export const DEFAULT_TEMPLATE_DIR = new URL("../.cache/pglite-template/", import.meta.url).pathname;
@@ -47,7 +48,7 @@ export async function copyTemplate(path: string, target: string, staging: string
   try {
     manifest = await readManifest(path);
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound && !(await exists(path))) return false;
+    if (error instanceof Deno.errors.NotFound && !(await pathExists(path))) return false;
     log.warn("the PGlite template is damaged; deleting it and initialising from scratch", { path, error });
     await discardTemplate(path);
     return false;
@@ -88,7 +89,7 @@ export async function saveTemplate(pgdata: string, path: string, log: Logger): P
       await Deno.rename(temporary, path);
     } catch (error) {
       // rename(2) does not replace a directory that holds files: another process saved the template first.
-      if (await exists(`${path}/${MANIFEST_FILE}`)) {
+      if (await pathExists(`${path}/${MANIFEST_FILE}`)) {
         log.debug("another process saved the PGlite template first; dropping ours", { path });
         await Deno.remove(temporary, { recursive: true });
         return;
@@ -171,14 +172,4 @@ async function copyTree(
   };
   await Promise.all(Array.from({ length: Math.min(COPY_CONCURRENCY, files.length) }, worker));
   return { files: files.length, bytes };
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
 }
