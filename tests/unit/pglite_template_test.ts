@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { openEmbeddedDatabase } from "../../engine/embedded_database.ts";
 import { silentLogger } from "../../engine/logger.ts";
-import { readManifest, saveTemplate, templatePath } from "../../engine/pglite_template.ts";
+import { copyTemplate, readManifest, saveTemplate, templatePath } from "../../engine/pglite_template.ts";
 
 const open = (dataDir: string, templateDir: string) =>
   openEmbeddedDatabase(dataDir, { logger: silentLogger, templateDir, vacuumIntervalMs: 0 });
@@ -85,10 +85,16 @@ Deno.test("a damaged or incomplete template is deleted, and that start initialis
     await Deno.mkdir(`${root}/first`);
     await (await open(`${root}/first`, templateDir)).close();
     const saved = await readManifest(path);
+    // A whole data directory like the template, to put the template back after each damage without an initdb.
+    assert.equal(await copyTemplate(path, `${root}/pristine`, `${root}/pristine.copying`, silentLogger), true);
+    const onlyTheTemplate = async () => {
+      const left = (await Array.fromAsync(Deno.readDir(templateDir))).map((entry) => entry.name);
+      assert.deepEqual(left, [path.slice(path.lastIndexOf("/") + 1)], "no temporary or damaged copies left");
+    };
 
-    /** Damages the template with `damage`, then starts on a new DATA_DIR, which must initialise and replace it. */
+    /** Damages the template, then starts on a new DATA_DIR, which must initialise and replace it (an initdb: ~5 s). */
     const startsAfter = async (name: string, damage: () => Promise<void>) => {
-      await t.step(name, async () => {
+      await t.step(`${name}: the start initialises, the next copies the new template`, async () => {
         await damage();
         await Deno.mkdir(`${root}/${name}`);
         const db = await open(`${root}/${name}`, templateDir);
@@ -101,8 +107,7 @@ Deno.test("a damaged or incomplete template is deleted, and that start initialis
           await db.close();
         }
         assert.deepEqual(await readManifest(path), saved, "a whole template was saved in its place");
-        const leftovers = (await Array.fromAsync(Deno.readDir(templateDir))).map((entry) => entry.name);
-        assert.deepEqual(leftovers, [path.slice(path.lastIndexOf("/") + 1)], "no temporary or damaged copies left");
+        await onlyTheTemplate();
         assert.equal(await exists(`${root}/${name}/pgdata.copying`), false);
         // The replacement is used by the next start.
         await Deno.mkdir(`${root}/${name}-next`);
@@ -111,24 +116,41 @@ Deno.test("a damaged or incomplete template is deleted, and that start initialis
         await next.close();
       });
     };
+    /** Damages the template, then copies it as a start would: refused and deleted, nothing left at the target. */
+    const refusedAfter = async (name: string, damage: () => Promise<void>) => {
+      await t.step(`${name}: the copy is refused and the template deleted`, async () => {
+        await damage();
+        const target = `${root}/${name}/pgdata`;
+        await Deno.mkdir(`${root}/${name}`);
+        assert.equal(await copyTemplate(path, target, `${target}.copying`, silentLogger), false);
+        assert.equal(await exists(path), false, "the damaged template was deleted");
+        assert.deepEqual(await Array.fromAsync(Deno.readDir(`${root}/${name}`)), [], "nothing left in DATA_DIR");
+        await saveTemplate(`${root}/pristine`, path, silentLogger);
+        assert.deepEqual(await readManifest(path), saved);
+        await onlyTheTemplate();
+      });
+    };
 
-    await startsAfter("no-pg-version", () => Deno.remove(`${path}/PG_VERSION`));
-    await startsAfter("no-manifest", () => Deno.remove(`${path}/pglite-template.json`));
-    await startsAfter("bad-manifest", () => Deno.writeTextFile(`${path}/pglite-template.json`, "not json"));
+    await refusedAfter("no-pg-version", () => Deno.remove(`${path}/PG_VERSION`));
+    await refusedAfter("no-manifest", () => Deno.remove(`${path}/pglite-template.json`));
+    await refusedAfter("bad-manifest", () => Deno.writeTextFile(`${path}/pglite-template.json`, "not json"));
     // Cut short (a `cp -r` of .cache interrupted): files missing that PGlite opens without (template1's, base/1), and
     // that `create database` would only miss later.
-    await startsAfter("files-missing", async () => {
+    const filesMissing = async () => {
       for (const name of await filesUnder(path, "base/1")) await Deno.remove(`${path}/${name}`);
-    });
-    await startsAfter("file-cut-short", async () => {
+    };
+    await refusedAfter("files-missing", filesMissing);
+    await refusedAfter("file-cut-short", async () => {
       const [biggest] = (await Promise.all(
         (await filesUnder(path)).map(async (name) => ({ name, size: (await Deno.stat(`${path}/${name}`)).size })),
       )).sort((a, b) => b.size - a.size);
       await Deno.truncate(`${path}/${biggest.name}`, Math.floor(biggest.size / 2));
     });
     // A copy that fails: the template holds something that is neither a file nor a directory.
-    await startsAfter("copy-fails", () => Deno.symlink("/nonexistent", `${path}/base/dangling`));
-    // Whole by its counts, but PGlite cannot open it (its control file is garbage of the same size).
+    await refusedAfter("copy-fails", () => Deno.symlink("/nonexistent", `${path}/base/dangling`));
+    // Through a start, a refused copy and a copy PGlite cannot open (its control file garbage of the same size, whole
+    // by its counts).
+    await startsAfter("files-missing-start", filesMissing);
     await startsAfter("pglite-refuses", async () => {
       const control = `${path}/global/pg_control`;
       await Deno.writeFile(control, new Uint8Array((await Deno.stat(control)).size).fill(7));
