@@ -7,6 +7,7 @@
  * gets its batch again, after a backoff.
  */
 import assert from "node:assert/strict";
+import type { Producer } from "kafkajs";
 import { KafkaAdmin } from "../../engine/kafka_admin.ts";
 import { createKafka } from "../../engine/kafka_client.ts";
 import { KafkaConsumer, type KafkaConsumerOptions } from "../../engine/kafka_consumer.ts";
@@ -88,13 +89,7 @@ function consumerTest(name: string, fn: (f: Fixture) => Promise<void>): void {
       await admin.close();
       const producer = kafka.producer();
       await producer.connect();
-      const send = async (partition: number, count: number) => {
-        await producer.send({
-          topic,
-          acks: -1,
-          messages: Array.from({ length: count }, (_, i) => ({ key: `k${i}`, value: String(i), partition })),
-        });
-      };
+      const send = sender(producer, topic);
       const consumer = new KafkaConsumer(kafka, { groupId: uniqueName("group"), maxWaitTimeMs: 50 }, silentLogger);
       const recorder = new Recorder();
       try {
@@ -119,6 +114,17 @@ function quiet(): Promise<void> {
 }
 
 const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
+
+/** Sends `count` records (keys k0…, values "0"…) to one partition of `topic`, acknowledged by every replica. */
+function sender(producer: Producer, topic: string): (partition: number, count: number) => Promise<void> {
+  return async (partition, count) => {
+    await producer.send({
+      topic,
+      acks: -1,
+      messages: Array.from({ length: count }, (_, i) => ({ key: `k${i}`, value: String(i), partition })),
+    });
+  };
+}
 
 consumerTest(
   "a partition stuck in its handler does not hold up the others, and gets its records once each, in order",
@@ -222,13 +228,7 @@ function groupTest(
       const second = new KafkaConsumer(client("second"), { ...options, groupId, maxWaitTimeMs: 50 }, silentLogger);
       const producer = client("rebalance-producer").producer();
       await producer.connect();
-      const send = async (partition: number, count: number) => {
-        await producer.send({
-          topic,
-          acks: -1,
-          messages: Array.from({ length: count }, (_, i) => ({ key: `k${i}`, value: String(i), partition })),
-        });
-      };
+      const send = sender(producer, topic);
       const recorder = new Recorder();
       let owned = 0;
       const listener: PartitionListener = {
